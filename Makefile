@@ -1,0 +1,30 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.tailor-installed
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test test-unit clean-state
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml infra/constraints.txt infra/install.sh
+	bash infra/install.sh
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest tests
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+demo: setup
+	bash infra/demo.sh
+
+clean-state:
+	-$(VENV)/bin/tailor store stop
+	rm -rf .tailor

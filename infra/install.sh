@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv and install Tailor. Idempotent and quick when nothing changed.
+# torch is installed first, then the project under infra/constraints.txt, so the resolver can
+# never replace the CPU build with a multi-GB CUDA one (see README, "GPU hosts").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+if ! .venv/bin/python -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
+  echo "setup: installing torch 2.13.0"
+  .venv/bin/pip install --quiet --progress-bar off "torch==2.13.0" -c infra/constraints.txt
+fi
+echo "setup: installing tailor and its dependencies"
+.venv/bin/pip install --quiet --progress-bar off -e '.[test]' -c infra/constraints.txt
+.venv/bin/pip check
+echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,59 @@
+"""The `tailor` command: a small Typer app, one module per command group.
+
+Exit codes: 0 success, 1 a check failed or a request was refused, 2 usage or configuration error.
+Errors are one line on stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from pipelines.cli import store
+from pipelines.cli.state import state
+from registry.errors import TailorError
+
+app = typer.Typer(
+    name="tailor",
+    help="Fit LoRA adapters to small, noisy labeled data and govern them from training to production.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(store.app, name="store")
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors")) -> None:
+    state.debug = debug
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and map errors to exit codes."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        # Without standalone mode Click returns a `typer.Exit` code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+    except TailorError as err:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.TyperException as err:  # usage errors from Typer's bundled Click: bad option, missing argument
+        err.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    run()

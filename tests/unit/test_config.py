@@ -1,0 +1,107 @@
+"""Settings come from tailor.toml and TAILOR_* variables, and every bad value names its key."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import load_settings
+from registry.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for key in list(__import__("os").environ):
+        if key.startswith("TAILOR_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_point_at_the_embedded_store_and_the_shipped_base_model():
+    s = load_settings()
+    assert s.bucket == "tailor"
+    assert s.role == "admin"
+    assert s.embedded_store().endpoint == "http://127.0.0.1:8333"
+    assert (s.base_model_dir / "config.json").is_file()
+    assert s.prefect_dir == Path(".tailor/prefect")
+
+
+def test_environment_overrides_the_config_file(monkeypatch, tmp_path):
+    (tmp_path / "tailor.toml").write_text('bucket = "from-file"\nrole = "reader"\n')
+    monkeypatch.setenv("TAILOR_ROLE", "trainer")
+    s = load_settings()
+    assert s.bucket == "from-file"
+    assert s.role == "trainer"
+
+
+def test_any_s3_endpoint_works_by_configuration_alone(monkeypatch):
+    monkeypatch.setenv("TAILOR_ENDPOINT", "https://minio.internal:9000/")
+    monkeypatch.setenv("TAILOR_ACCESS_KEY", "AK")
+    monkeypatch.setenv("TAILOR_SECRET_KEY", "SK")
+    monkeypatch.setenv("TAILOR_ROLE", "approver")
+    monkeypatch.setenv("TAILOR_ACTOR", "alice")
+    store = load_settings().store()
+    assert store.endpoint == "https://minio.internal:9000"
+    assert (store.access_key, store.secret_key, store.role, store.actor) == ("AK", "SK", "approver", "alice")
+    assert "SK" not in repr(store)
+
+
+def test_credentials_come_from_the_identities_file_for_the_chosen_role(monkeypatch, tmp_path):
+    ids = {"identities": [{"name": "reader", "credentials": [{"accessKey": "RA", "secretKey": "RS"}], "actions": []}]}
+    (tmp_path / "ids.json").write_text(json.dumps(ids))
+    monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
+    monkeypatch.setenv("TAILOR_ROLE", "reader")
+    assert load_settings().store().access_key == "RA"
+    with pytest.raises(ConfigError, match="no identity named 'trainer'"):
+        load_settings().store("trainer")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TAILOR_ROLE": "root"}, "role: Input should be 'admin', 'trainer', 'approver' or 'reader'"),
+        ({"TAILOR_ENDPOINT": "ftp://x"}, "endpoint: Value error, must start with http:// or https://"),
+        ({"TAILOR_BUCKET": "Bad_Bucket"}, "bucket: String should match pattern"),
+        ({"TAILOR_STORE_PORT": "80"}, "store_port: Input should be greater than or equal to 1024"),
+        ({"TAILOR_STORE_PORT": "eighty"}, "store_port: Input should be a valid integer"),
+        ({"TAILOR_ACCESS_KEY": "only-one"}, "access_key and secret_key must be given together"),
+        ({"TAILOR_OBJECT_LOCK_DAYS": "-1"}, "object_lock_days: Input should be greater than 0"),
+    ],
+)
+def test_a_bad_environment_value_is_refused_naming_the_key(monkeypatch, env, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match="invalid configuration") as err:
+        load_settings()
+    assert message in str(err.value)
+
+
+def test_an_unknown_key_in_the_config_file_is_refused_by_name(tmp_path):
+    (tmp_path / "tailor.toml").write_text('buckett = "typo"\n')
+    with pytest.raises(ConfigError, match="buckett: unknown key"):
+        load_settings()
+
+
+def test_a_config_file_that_is_not_toml_is_refused(tmp_path):
+    (tmp_path / "tailor.toml").write_text("bucket = [\n")
+    with pytest.raises(ConfigError, match="config file"):
+        load_settings()
+
+
+def test_an_explicit_config_file_that_does_not_exist_is_refused(monkeypatch):
+    monkeypatch.setenv("TAILOR_CONFIG", "/nonexistent/tailor.toml")
+    with pytest.raises(ConfigError, match="TAILOR_CONFIG: config file /nonexistent/tailor.toml does not exist"):
+        load_settings()
+
+
+def test_a_missing_identities_file_says_how_to_create_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "nothing-here"))
+    with pytest.raises(ConfigError, match="run `tailor store start` once"):
+        load_settings().store()
+
+
+def test_a_damaged_identities_file_is_refused(monkeypatch, tmp_path):
+    (tmp_path / "ids.json").write_text('{"identities": [{"name": "admin"}]}')
+    monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
+    with pytest.raises(ConfigError, match="not in SeaweedFS identities format"):
+        load_settings().store()

