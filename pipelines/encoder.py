@@ -1,0 +1,84 @@
+"""The base encoder, loaded offline and safely, and its frozen mean-pooled sentence embeddings.
+
+Used wherever a step needs the base model's view of text without an adapter: the label-noise
+audit, embedding drift, the frozen-encoder baseline and head initialisation.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from registry.errors import ConfigError, NotFoundError, RefusedError
+
+PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt", "flax_model.msgpack")
+
+
+def check_model_dir(model_dir: Path) -> Path:
+    """Refuse a base-model folder we must not or cannot load.
+
+    Raises:
+        NotFoundError: the folder, its config.json or its safetensors weights are missing.
+        RefusedError: the model needs remote code, or ships only pickle weights.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise NotFoundError(f"base model folder {model_dir} does not exist")
+    config_file = model_dir / "config.json"
+    if not config_file.is_file():
+        raise NotFoundError(f"base model folder {model_dir} has no config.json (not a Hugging Face model folder)")
+    try:
+        config = json.loads(config_file.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"base model {config_file} is not valid JSON: {err}") from None
+    if "auto_map" in config:
+        raise RefusedError(f"base model {model_dir} needs remote code (auto_map in config.json); Tailor never runs it")
+    if not list(model_dir.glob("*.safetensors")):
+        pickles = [p.name for p in model_dir.iterdir() if p.name in PICKLE_WEIGHTS or p.suffix in (".bin", ".pt", ".pth")]
+        if pickles:
+            raise RefusedError(
+                f"base model {model_dir} has only pickle weights ({', '.join(sorted(pickles))}); "
+                "Tailor loads safetensors only: convert them first"
+            )
+        raise NotFoundError(f"base model folder {model_dir} holds no *.safetensors weights")
+    return model_dir
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(check_model_dir(model_dir)), local_files_only=True, trust_remote_code=False)
+
+
+@lru_cache(maxsize=2)
+def _encoder(model_dir: str, device: str):
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(
+        model_dir, local_files_only=True, trust_remote_code=False, use_safetensors=True
+    )
+    model.eval().to(torch.device(device))
+    return load_tokenizer(Path(model_dir)), model
+
+
+def embed(texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length: int = 128,
+          device: str = "cpu") -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings (how all-MiniLM-L6-v2 was trained), shape (n, hidden)."""
+    import torch
+
+    tokenizer, model = _encoder(str(check_model_dir(model_dir)), device)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="pt").to(model.device)  # fmt: skip
+            hidden = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+    hidden_size = model.config.hidden_size
+    return np.concatenate(out) if out else np.zeros((0, hidden_size), dtype=np.float32)

@@ -1,0 +1,61 @@
+"""Base-model folders are refused when unsafe, and identified by content, not path."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from pipelines.config import load_settings
+from pipelines.encoder import check_model_dir, embed
+from registry.errors import NotFoundError, RefusedError
+from registry.fingerprint import base_model_fingerprint
+
+
+@pytest.fixture(scope="module")
+def base_dir():
+    return load_settings().base_model_dir
+
+
+def test_a_folder_that_needs_remote_code_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "x.Model"}}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(RefusedError, match="needs remote code"):
+        check_model_dir(tmp_path)
+
+
+def test_a_folder_with_only_pickle_weights_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(RefusedError, match="only pickle weights \\(pytorch_model.bin\\)"):
+        check_model_dir(tmp_path)
+
+
+@pytest.mark.parametrize("make", ["nothing", "no-config", "no-weights"])
+def test_missing_folder_config_or_weights_are_named(tmp_path, make):
+    target = tmp_path / "model"
+    if make != "nothing":
+        target.mkdir()
+    if make == "no-weights":
+        (target / "config.json").write_text("{}")
+    with pytest.raises(NotFoundError, match="does not exist|no config.json|no \\*.safetensors"):
+        check_model_dir(target)
+
+
+def test_embeddings_are_normalised_and_similar_texts_are_close(base_dir):
+    vecs = embed(["my card has not arrived", "my card still hasn't come", "what is the exchange rate"], base_dir)
+    assert vecs.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.2
+
+
+def test_the_fingerprint_follows_content_not_path(base_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(base_dir, copy)
+    a = base_model_fingerprint(base_dir, "m")
+    b = base_model_fingerprint(copy, "m", cache_dir=tmp_path / "cache")
+    assert a == b
+    (copy / "vocab.txt").write_text((copy / "vocab.txt").read_text() + "extra\n")
+    c = base_model_fingerprint(copy, "m", cache_dir=tmp_path / "cache")
+    assert c.weights_sha256 == a.weights_sha256 and c.tokenizer_sha256 != a.tokenizer_sha256
+    assert not c.matches(a)
