@@ -1,0 +1,109 @@
+"""The promotion policy (policy.yaml) as a typed record that checks itself on load."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+
+from registry.errors import ConfigError
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataPolicy(_Section):
+    min_examples_per_class: PositiveInt = 8
+    max_imbalance_ratio: float = Field(10.0, ge=1.0)
+    max_noise_rate: float = Field(0.30, ge=0.0, le=1.0)
+    max_file_mb: PositiveFloat = 50.0
+    min_text_chars: int = Field(2, ge=0)
+    max_text_chars: PositiveInt = 2000
+
+
+class QualityPolicy(_Section):
+    min_macro_f1: float = Field(0.60, ge=0.0, le=1.0)
+    max_regression: float = Field(0.02, ge=0.0, le=1.0)
+    min_holdout_size: PositiveInt = 30
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    bootstrap_samples: PositiveInt = 1000
+
+
+class DriftPolicy(_Section):
+    max_drifted_share: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class BiasPolicy(_Section):
+    max_gap: float = Field(0.25, ge=0.0, le=1.0)
+    min_group_size: PositiveInt = 10
+
+
+class CostPolicy(_Section):
+    max_train_seconds: PositiveFloat = 900
+    max_peak_rss_mb: PositiveFloat = 4096
+    max_money: float = Field(1.0, ge=0.0)
+
+
+class LoadPolicy(_Section):
+    max_p95_ms: PositiveFloat = 250
+    max_rss_mb: PositiveFloat = 2048
+    max_adapter_mb: PositiveFloat = 20
+
+
+class PromotionPolicy(_Section):
+    four_eyes_production: bool = True
+    auto_promote_staging: bool = True
+    auto_promote_production: bool = False
+
+
+class Policy(_Section):
+    version: str = Field(min_length=1)
+    data: DataPolicy = DataPolicy()
+    quality: QualityPolicy = QualityPolicy()
+    drift: DriftPolicy = DriftPolicy()
+    bias: BiasPolicy = BiasPolicy()
+    cost: CostPolicy = CostPolicy()
+    load: LoadPolicy = LoadPolicy()
+    promotion: PromotionPolicy = PromotionPolicy()
+    # Filled by load_policy from the file's bytes, not read from the file.
+    sha256: str = Field("", exclude=True)
+    source: str = Field("", exclude=True)
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read and check a policy file.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a key is unknown, mistyped or out of range
+            (every problem is listed, each naming its key, e.g. ``quality.min_macro_f1``).
+    """
+    path = Path(path) if path else DEFAULT_POLICY
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"policy file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"policy file {path} is a directory") from None
+    try:
+        doc = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"policy file {path} is not valid YAML: {err}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"policy file {path} must be a mapping of sections, got {type(doc).__name__}")
+    if "sha256" in doc or "source" in doc:
+        raise ConfigError(f"policy file {path}: sha256/source are computed, not set")
+    try:
+        policy = Policy.model_validate(doc)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            problems.append(f"{key}: {msg}")
+        raise ConfigError(f"policy file {path}: " + "; ".join(problems)) from None
+    return policy.model_copy(update={"sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})

@@ -1,0 +1,41 @@
+"""policy.yaml loads as a typed record, and a malformed policy is refused naming the key."""
+
+import hashlib
+
+import pytest
+
+from pipelines.policy import DEFAULT_POLICY, load_policy
+from registry.errors import ConfigError
+
+
+def test_the_shipped_policy_loads_and_carries_the_hash_of_its_bytes():
+    policy = load_policy()
+    assert policy.sha256 == hashlib.sha256(DEFAULT_POLICY.read_bytes()).hexdigest()
+    assert policy.promotion.four_eyes_production is True
+    assert 0 < policy.quality.min_macro_f1 < 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('version: "1"\nquality:\n  min_macro_f1x: 0.5\n', "quality.min_macro_f1x: unknown key"),
+        ('version: "1"\nload:\n  max_p95_ms: fast\n', "load.max_p95_ms: Input should be a valid number"),
+        ('version: "1"\ncost:\n  max_money: -1\n', "cost.max_money: Input should be greater than or equal to 0"),
+        ('version: "1"\nbias:\n  max_gap: 2\n', "bias.max_gap: Input should be less than or equal to 1"),
+        ('version: "1"\nsurprise: {}\n', "surprise: unknown key"),
+        ("quality: {}\n", "version: Field required"),
+        ("- just\n- a list\n", "must be a mapping of sections"),
+        ("version: [\n", "is not valid YAML"),
+    ],
+)
+def test_a_malformed_policy_is_refused_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_policy(path)
+    assert message in str(err.value)
+
+
+def test_a_missing_policy_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_policy(tmp_path / "nope.yaml")
