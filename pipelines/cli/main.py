@@ -11,7 +11,7 @@ import traceback
 
 import typer
 
-from pipelines.cli import store
+from pipelines.cli import prefect, store
 from pipelines.cli.state import state
 from registry.errors import TailorError
 
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(store.app, name="store")
+app.add_typer(prefect.app, name="prefect")
 
 
 @app.callback()

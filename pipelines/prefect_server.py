@@ -1,0 +1,225 @@
+"""Start, stop and inspect a persistent local Prefect server, and point Prefect clients at it.
+
+Schedules only fire against a persistent server (Prefect's temporary per-run server cannot
+schedule and costs ~8 s per run to start), so `tailor prefect start` runs one on 127.0.0.1 with
+its home (SQLite database, logs) in the project folder and analytics off.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.errors import NotFoundError, TailorError
+
+HOST = "127.0.0.1"
+# Prefect's temporary server has a 20 s start-up limit that a loaded 2-core machine can hit.
+EPHEMERAL_STARTUP_TIMEOUT_S = "90"
+
+
+class PrefectServerError(TailorError):
+    """The Prefect server could not be started, or its port belongs to another process."""
+
+
+@dataclass(frozen=True)
+class PrefectServerConfig:
+    """Where the server keeps its state and which port it answers on."""
+
+    home: Path
+    port: int = 4200
+
+    def __post_init__(self) -> None:
+        # The server runs with its own working directory: its home must be absolute.
+        object.__setattr__(self, "home", Path(self.home).resolve())
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.port}/api"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "server.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "server.log"
+
+
+@dataclass(frozen=True)
+class PrefectServerStatus:
+    api_url: str
+    ui_url: str
+    pid: int | None
+    healthy: bool
+    home: str
+    log_file: str
+
+
+def base_env(cfg: PrefectServerConfig) -> dict[str, str]:
+    """Prefect settings every Tailor process uses: project-local home, no phoning home."""
+    return {
+        "PREFECT_HOME": str(cfg.home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": EPHEMERAL_STARTUP_TIMEOUT_S,
+    }
+
+
+def client_env(cfg: PrefectServerConfig) -> dict[str, str]:
+    """Environment for a process that must talk to the persistent server (workers, `serve`)."""
+    return {**base_env(cfg), "PREFECT_API_URL": cfg.api_url}
+
+
+def use_server(cfg: PrefectServerConfig) -> str | None:
+    """Point this process's Prefect client at the persistent server when it is up.
+
+    Call before Prefect is imported. An explicit ``PREFECT_API_URL`` in the environment wins
+    (a remote server, or a test harness). Without a running server, flows run on Prefect's
+    temporary local server (slower, no schedules). Returns the API URL in use, or None.
+    """
+    for key, value in base_env(cfg).items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    if _healthy(cfg):
+        os.environ["PREFECT_API_URL"] = cfg.api_url
+        return cfg.api_url
+    return None
+
+
+def prefect_binary() -> Path:
+    """The `prefect` executable installed beside this interpreter.
+
+    Raises:
+        NotFoundError: Prefect is not installed in this environment.
+    """
+    beside = Path(sys.executable).parent / "prefect"
+    if not beside.exists():
+        raise NotFoundError(f"`prefect` not found beside {sys.executable}: install the project (make setup)")
+    return beside
+
+
+def _pid(cfg: PrefectServerConfig) -> int | None:
+    """The recorded server pid, if that process is alive and is a Prefect server."""
+    try:
+        pid = int(cfg.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if b"prefect" not in cmdline or b"server" not in cmdline:
+        return None
+    return pid
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _healthy(cfg: PrefectServerConfig) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{cfg.api_url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def status(cfg: PrefectServerConfig) -> PrefectServerStatus:
+    pid = _pid(cfg)
+    return PrefectServerStatus(
+        api_url=cfg.api_url,
+        ui_url=f"http://{HOST}:{cfg.port}",
+        pid=pid,
+        healthy=pid is not None and _healthy(cfg),
+        home=str(cfg.home),
+        log_file=str(cfg.log_file),
+    )
+
+
+def start(cfg: PrefectServerConfig, timeout: float = 90.0) -> tuple[PrefectServerStatus, bool]:
+    """Start the server unless it runs already and wait until its API answers.
+
+    Returns the status and whether this call started it.
+
+    Raises:
+        PrefectServerError: the port belongs to another process, the server exited, or it did
+            not answer within ``timeout`` seconds (it is stopped again then).
+        NotFoundError: Prefect is not installed.
+    """
+    if _pid(cfg) is not None:
+        return status(cfg), False
+    if _port_in_use(cfg.port):
+        raise PrefectServerError(
+            f"port {cfg.port} on {HOST} is in use by another process, not Tailor's Prefect server; "
+            "free it or set TAILOR_PREFECT_PORT"
+        )
+    binary = prefect_binary()
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(base_env(cfg))
+    args = [str(binary), "server", "start", "--host", HOST, "--port", str(cfg.port), "--analytics-off"]
+    with open(cfg.log_file, "ab") as log:
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            cwd=cfg.home, start_new_session=True,
+        )  # fmt: skip
+    cfg.pid_file.write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            cfg.pid_file.unlink(missing_ok=True)
+            raise PrefectServerError(f"Prefect server exited with code {proc.returncode} at start; see {cfg.log_file}")
+        if _healthy(cfg):
+            return status(cfg), True
+        time.sleep(0.5)
+    stop(cfg)
+    raise PrefectServerError(f"Prefect server did not answer on {cfg.api_url} within {timeout:.0f}s; see {cfg.log_file}")
+
+
+def stop(cfg: PrefectServerConfig, timeout: float = 30.0) -> bool:
+    """SIGTERM the server's process group and wait for it to exit. Returns False when not running."""
+    pid = _pid(cfg)
+    if pid is None:
+        cfg.pid_file.unlink(missing_ok=True)
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        _alive(pid)  # reaps it
+    cfg.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    # The server was started in its own session: signal the group so no uvicorn child is orphaned.
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Reap the server if it is our own exited child, then say whether it still runs."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
