@@ -1,0 +1,266 @@
+"""Read a labeled batch (CSV, JSONL or Parquet) into a `LabeledBatch`, refusing unreadable files.
+
+Validation, training and evaluation all read data through `read_batch`, so every step sees the same
+rows and the same refusals. It only reads: no file is written, moved or cached.
+
+Labels are kept as the strings in the file ("1" and "01" stay distinct); judging them (unknown,
+missing, numeric mixed with words) is validation's job, not the reader's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from pipelines.records import LabeledBatch
+from registry.errors import NotFoundError, RefusedError
+
+REQUIRED_COLUMNS = ("text", "label")
+OPTIONAL_COLUMNS = ("group", "id")
+CSV_SUFFIXES = (".csv",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SUPPORTED_SUFFIXES = CSV_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
+_OTHER_DELIMITERS = (";", "\t", "|")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Control bytes other than tab/newline/carriage return never occur in exported text; a few percent
+# of them in the first block means an archive, image or database file was saved under a text name.
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
+_SNIFF_BYTES = 8192
+_MAX_CONTROL_SHARE = 0.05
+
+
+class BatchReadError(RefusedError):
+    """A batch file cannot be read as a labeled batch; the message says what is wrong and where."""
+
+
+class NotAFileError(BatchReadError):
+    """The batch path is a directory or another non-regular file."""
+
+
+class UnsupportedFormatError(BatchReadError):
+    """The file extension is not one of CSV, JSONL or Parquet."""
+
+
+class BatchTooLargeError(BatchReadError):
+    """The file is over the size limit; refused from its size alone, before reading it."""
+
+
+class EmptyBatchError(BatchReadError):
+    """The file is empty, or has a header but no data rows."""
+
+
+class BinaryFileError(BatchReadError):
+    """A text format (CSV/JSONL) holds binary content."""
+
+
+class EncodingError(BatchReadError):
+    """A text format holds bytes that are not UTF-8."""
+
+
+class MissingColumnError(BatchReadError):
+    """A required column (text, label) is absent; a wrong CSV delimiter is named when it is the cause."""
+
+
+class MalformedBatchError(BatchReadError):
+    """The content does not parse in its format (bad CSV quoting, invalid JSON line, broken Parquet)."""
+
+
+def default_max_bytes() -> int:
+    """The size limit from the policy's ``data.max_file_mb`` (1 MB = 1,000,000 bytes).
+
+    Raises:
+        ConfigError: the policy file is missing or invalid.
+    """
+    from pipelines.policy import load_policy
+
+    return int(load_policy().data.max_file_mb * 1_000_000)
+
+
+def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:
+    """Read a labeled batch file with columns ``text``, ``label`` and optional ``group``, ``id``.
+
+    Args:
+        path: a ``.csv`` (comma-separated, UTF-8, a BOM is accepted), ``.jsonl``/``.ndjson`` (one JSON
+            object per line) or ``.parquet``/``.pq`` file. Other columns are ignored.
+        max_bytes: refuse larger files before reading them; None takes the policy's ``data.max_file_mb``.
+
+    Returns:
+        The rows in file order. Ids are the file's ``id`` column, else the 1-based row number. Missing
+        values (empty cells, JSON null) become empty strings.
+
+    Raises:
+        NotFoundError: the path does not exist.
+        NotAFileError: the path is a directory (or another non-regular file).
+        UnsupportedFormatError: the extension is not a supported format.
+        BatchTooLargeError: the file is over ``max_bytes``.
+        EmptyBatchError: the file is empty or has no data rows.
+        BinaryFileError: a CSV/JSONL file holds binary content.
+        EncodingError: a CSV/JSONL file is not UTF-8 (the message names byte offset and line).
+        MissingColumnError: ``text`` or ``label`` is missing (a wrong CSV delimiter is named).
+        MalformedBatchError: the content does not parse.
+        ConfigError: ``max_bytes`` is None and the policy file is invalid.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"batch file {path} does not exist")
+    if path.is_dir():
+        raise NotAFileError(f"batch path {path} is a directory, not a file; give one CSV, JSONL or Parquet file")
+    if not path.is_file():
+        raise NotAFileError(f"batch path {path} is not a regular file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnsupportedFormatError(
+            f"batch file {path} has unsupported extension '{path.suffix}'; "
+            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    limit = default_max_bytes() if max_bytes is None else max_bytes
+    size = path.stat().st_size
+    if size > limit:
+        raise BatchTooLargeError(
+            f"batch file {path} is {size:,} bytes, over the limit of {limit:,} bytes "
+            "(policy data.max_file_mb); split it into smaller batches"
+        )
+    if size == 0:
+        raise EmptyBatchError(f"batch file {path} is empty (0 bytes)")
+    with path.open("rb") as handle:
+        # Read at most one byte past the limit: a file that grew after stat() is still refused.
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise BatchTooLargeError(f"batch file {path} grew past the limit of {limit:,} bytes while being read")
+
+    if suffix in PARQUET_SUFFIXES:
+        columns = _parse_parquet(path, raw)
+    else:
+        content = _decode(path, raw)
+        columns = _parse_csv(path, content) if suffix in CSV_SUFFIXES else _parse_jsonl(path, content)
+    return _to_batch(path, columns)
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    if raw.startswith(_UTF16_BOMS):
+        raise EncodingError(f"batch file {path} is UTF-16 encoded; re-export it as UTF-8")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise BinaryFileError(
+            f"batch file {path} looks binary (NUL byte at offset {nul}), not {path.suffix.lower()} text"
+        )
+    head = raw[:_SNIFF_BYTES]
+    control = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if control > _MAX_CONTROL_SHARE * len(head):
+        raise BinaryFileError(
+            f"batch file {path} looks binary ({control} control bytes in its first {len(head)}), "
+            f"not {path.suffix.lower()} text"
+        )
+    try:
+        # utf-8-sig drops a leading byte-order mark, which spreadsheet exports add.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise EncodingError(
+            f"batch file {path} is not valid UTF-8: byte 0x{raw[err.start]:02x} at offset {err.start} "
+            f"(line {line}); re-export it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise EmptyBatchError(f"batch file {path} holds only whitespace")
+    return text
+
+
+def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:
+    import pandas as pd
+
+    try:
+        # Everything as strings, nothing turned into NaN: "01" stays "01" and "NA" stays a label.
+        frame = pd.read_csv(
+            io.StringIO(content), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True
+        )
+    except pd.errors.EmptyDataError:
+        raise EmptyBatchError(f"batch file {path} has no header and no rows") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        raise MalformedBatchError(f"batch file {path} is not valid CSV: {err}") from None
+    names = [str(c).strip() for c in frame.columns]
+    frame.columns = names
+    _require_columns(path, names)
+    if len(frame) == 0:
+        raise EmptyBatchError(f"batch file {path} has a header ({', '.join(names)}) but no data rows")
+    # Short rows leave NaN even with na_filter off.
+    return {name: frame[name].fillna("").tolist() for name in _wanted(names)}
+
+
+def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
+    rows: list[dict] = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise MalformedBatchError(f"batch file {path} line {number} is not valid JSON: {err.msg}") from None
+        if not isinstance(row, dict):
+            raise MalformedBatchError(
+                f"batch file {path} line {number} is a JSON {type(row).__name__}, expected an object"
+            )
+        rows.append(row)
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    _require_columns(path, names)
+    return {name: [_as_text(row.get(name)) for row in rows] for name in _wanted(names)}
+
+
+def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+    except (pa.ArrowException, OSError) as err:
+        raise MalformedBatchError(f"batch file {path} is not a valid Parquet file: {err}") from None
+    names = list(table.column_names)
+    _require_columns(path, names)
+    if table.num_rows == 0:
+        raise EmptyBatchError(f"batch file {path} has columns ({', '.join(names)}) but no rows")
+    return {name: [_as_text(v) for v in table.column(name).to_pylist()] for name in _wanted(names)}
+
+
+def _wanted(names: list[str]) -> list[str]:
+    return [n for n in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if n in names]
+
+
+def _require_columns(path: Path, names: list[str]) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if not missing:
+        return
+    found = ", ".join(repr(n) for n in names) or "none"
+    message = f"batch file {path} lacks required column(s) {', '.join(missing)} (columns found: {found})"
+    if len(names) == 1:
+        delimiter = next((d for d in _OTHER_DELIMITERS if d in names[0]), None)
+        if delimiter is not None:
+            message += (
+                f"; the delimiter looks wrong: the header splits on {delimiter!r}, "
+                "but Tailor reads comma-separated CSV"
+            )
+    raise MissingColumnError(message)
+
+
+def _as_text(value: object) -> str:
+    """A JSON/Parquet cell as the string it would be in a CSV; null and float NaN are missing ("")."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _to_batch(path: Path, columns: dict[str, list[str]]) -> LabeledBatch:
+    texts = columns["text"]
+    return LabeledBatch(
+        source=str(path),
+        texts=texts,
+        labels=columns["label"],
+        groups=columns.get("group"),
+        ids=columns.get("id") or [str(i) for i in range(1, len(texts) + 1)],
+    )
