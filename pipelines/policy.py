@@ -74,6 +74,19 @@ class Policy(_Section):
     sha256: str = Field("", exclude=True)
     source: str = Field("", exclude=True)
 
+    def limit(self, key: str) -> float:
+        """The numeric limit at ``section.name`` (e.g. ``load.max_p95_ms``).
+
+        Raises:
+            ConfigError: the key names no numeric limit of this policy.
+        """
+        section_name, _, name = key.partition(".")
+        section = getattr(self, section_name, None)
+        value = getattr(section, name, None) if isinstance(section, _Section) and name else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"policy has no numeric limit {key!r}")
+        return float(value)
+
 
 def load_policy(path: Path | None = None) -> Policy:
     """Read and check a policy file.

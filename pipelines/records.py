@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,8 +109,47 @@ class TrainResult(Record):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+Comparison = Literal[">=", "<=", ">", "<"]
+
+_HOLDS = {">=": lambda v, lim: v >= lim, "<=": lambda v, lim: v <= lim,
+          ">": lambda v, lim: v > lim, "<": lambda v, lim: v < lim}  # fmt: skip
+
+
+def holds(value: float | None, comparison: Comparison, limit: float) -> bool:
+    """Whether ``value <comparison> limit``; a value that was not measured (None, NaN) never holds."""
+    if value is None or value != value:
+        return False
+    return _HOLDS[comparison](value, limit)
+
+
+class Threshold(Record):
+    """One policy limit applied to one measured value.
+
+    ``policy_key`` names the policy.yaml entry the limit comes from (``load.max_p95_ms``), so the gate can
+    re-judge the value against whichever policy it is given and a reviewer knows what to edit.
+    """
+
+    metric: str
+    policy_key: str
+    value: float | None
+    limit: float
+    comparison: Comparison
+    passed: bool
+
+    @classmethod
+    def judge(cls, metric: str, policy_key: str, value: float | None, comparison: Comparison,
+              limit: float) -> "Threshold":
+        return cls(metric=metric, policy_key=policy_key, value=value, limit=limit, comparison=comparison,
+                   passed=holds(value, comparison, limit))  # fmt: skip
+
+
 class CheckResult(Record):
-    """Every check has this shape; the gate loops over them."""
+    """Every check has this shape; the gate loops over them.
+
+    ``value``/``limit`` are the headline (the first threshold); ``thresholds`` holds every limit the check
+    applied. A check with no thresholds was reported but not judged (``details`` says why); a check that
+    could not run carries ``error`` and always fails the gate.
+    """
 
     name: str
     passed: bool
@@ -118,6 +157,22 @@ class CheckResult(Record):
     limit: float | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     evidence: list[str] = Field(default_factory=list)
+    thresholds: list[Threshold] = Field(default_factory=list)
+    error: str | None = None
+
+    @classmethod
+    def judged(cls, name: str, thresholds: list[Threshold], *, details: dict[str, Any] | None = None,
+               evidence: list[str] | None = None) -> "CheckResult":
+        """A result that passes when every threshold holds."""
+        head = thresholds[0] if thresholds else None
+        return cls(name=name, passed=all(t.passed for t in thresholds), value=head.value if head else None,
+                   limit=head.limit if head else None, details=details or {}, evidence=evidence or [],
+                   thresholds=thresholds)  # fmt: skip
+
+    @classmethod
+    def failed(cls, name: str, error: str, *, details: dict[str, Any] | None = None) -> "CheckResult":
+        """A check that could not run: the gate counts it as failed, with ``error`` as the reason."""
+        return cls(name=name, passed=False, error=error, details=details or {})
 
 
 class GateFailure(Record):
@@ -127,6 +182,20 @@ class GateFailure(Record):
     limit: float | str | None
     comparison: str  # e.g. ">=", "<=": the relation that should have held
     evidence: list[str] = Field(default_factory=list)
+    policy_key: str | None = None
+    reason: str = ""  # why, in words: set for every failure, not only errors and missing checks
+
+    def describe(self) -> str:
+        if self.policy_key is None:
+            return f"{self.check}: {self.reason}"
+        return (f"{self.check}: {self.metric} = {_fmt(self.value)}, policy {self.policy_key} requires "
+                f"{self.comparison} {_fmt(self.limit)}")  # fmt: skip
+
+
+def _fmt(value: float | str | None) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "not measured" if value is None else str(value)
 
 
 class GateDecision(Record):
@@ -135,4 +204,6 @@ class GateDecision(Record):
     policy_version: str
     failures: list[GateFailure] = Field(default_factory=list)
     checks: list[CheckResult] = Field(default_factory=list)
+    adapter: str | None = None  # the candidate judged (folder or name:version)
+    against: str | None = None  # the production version it was compared with, if any
     decided_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,95 @@
+"""The promotion gate: every check result judged against the policy, every failure listed.
+
+Pure: no files, no clock beyond the decision's timestamp, no model. The gate re-judges each measured value
+against the limit the given policy holds (not the limit the check happened to use), so the same
+measurements can be judged under a stricter or looser policy and the decision always matches the policy
+whose sha256 it records.
+"""
+
+from __future__ import annotations
+
+from pipelines.policy import Policy
+from pipelines.records import CheckResult, GateDecision, GateFailure, holds
+from registry.errors import ConfigError
+
+# The checks every candidate must pass; a missing one fails the gate rather than passing by omission.
+REQUIRED_CHECKS = ("quality", "drift", "bias", "cost", "load")
+
+
+def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = None,
+           against: str | None = None) -> GateDecision:  # fmt: skip
+    """Judge ``checks`` under ``policy``.
+
+    A check that errored, is missing, was given twice, or names a policy key the policy lacks counts as
+    failed with a reason; every failed threshold is listed with its value, limit and comparison.
+    """
+    failures: list[GateFailure] = []
+    seen: dict[str, int] = {}
+    for check in checks:
+        seen[check.name] = seen.get(check.name, 0) + 1
+    for name in REQUIRED_CHECKS:
+        if name not in seen:
+            failures.append(_reason(name, "check did not run (missing result)"))
+    for name, count in seen.items():
+        if count > 1:
+            failures.append(_reason(name, f"check reported {count} results; exactly one is expected"))
+    for check in checks:
+        failures.extend(_judge(policy, check))
+    return GateDecision(
+        passed=not failures,
+        policy_sha256=policy.sha256,
+        policy_version=policy.version,
+        failures=failures,
+        checks=list(checks),
+        adapter=adapter,
+        against=against,
+    )
+
+
+def _judge(policy: Policy, check: CheckResult) -> list[GateFailure]:
+    if check.error is not None:
+        return [_reason(check.name, f"check errored: {check.error}", evidence=check.evidence)]
+    if not check.thresholds:
+        # Reported but not judged (e.g. no groups for the bias check): its own verdict stands.
+        return [] if check.passed else [_reason(check.name, "check failed without a measured threshold",
+                                                evidence=check.evidence)]  # fmt: skip
+    failures = []
+    for t in check.thresholds:
+        try:
+            limit = policy.limit(t.policy_key)
+        except ConfigError as err:
+            failures.append(_reason(check.name, f"{t.metric}: {err}", evidence=check.evidence))
+            continue
+        if not holds(t.value, t.comparison, limit):
+            failures.append(GateFailure(
+                check=check.name, metric=t.metric, value=t.value, limit=limit, comparison=t.comparison,
+                policy_key=t.policy_key, evidence=check.evidence,
+                reason=(f"{t.metric} was not measured" if t.value is None or t.value != t.value
+                        else f"{t.metric} {t.value:.4g} is not {t.comparison} {limit:.4g}"),
+            ))  # fmt: skip
+    return failures
+
+
+def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> GateFailure:
+    return GateFailure(check=check, metric="check", value=None, limit=None, comparison="ran",
+                       evidence=evidence or [], reason=reason)  # fmt: skip
+
+
+def describe(decision: GateDecision) -> str:
+    """A few lines for people: the verdict, then one line per failure."""
+    head = (f"gate {'PASSED' if decision.passed else 'FAILED'} under policy {decision.policy_version} "
+            f"(sha256 {decision.policy_sha256[:12]})")  # fmt: skip
+    if decision.adapter:
+        head += f" for {decision.adapter}"
+    if decision.against:
+        head += f" against {decision.against}"
+    lines = [head]
+    failed = {f.check for f in decision.failures}
+    for check in decision.checks:
+        verdict = "error" if check.error else ("FAIL" if check.name in failed else "pass")
+        if not check.thresholds and not check.error:
+            verdict += " (not judged)"
+        value = f" {check.value:.4g}" if isinstance(check.value, float) else ""
+        lines.append(f"  {check.name:<8} {verdict}{value}  {check.details.get('summary', '')}".rstrip())
+    lines += [f"  failed: {f.describe()}" for f in decision.failures]
+    return "\n".join(lines)
