@@ -12,6 +12,7 @@ import traceback
 import typer
 
 from pipelines.cli import prefect, store
+from pipelines.cli import serve as serve_cli
 from pipelines.cli.state import state
 from registry.errors import TailorError
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(store.app, name="store")
 app.add_typer(prefect.app, name="prefect")
+serve_cli.attach(app)
 
 
 @app.callback()

@@ -1,0 +1,86 @@
+"""`tailor serve`: answer predictions over HTTP with the adapters an alias names, following the registry."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+from registry.errors import RefusedError
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def _check_host(host: str, allow_remote: bool) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host in LOOPBACK_NAMES
+    if not loopback and not allow_remote:
+        raise RefusedError(
+            f"--host {host} is not a loopback address and the predictor has no authentication: "
+            "put it behind a proxy that authenticates, then pass --allow-remote"
+        )
+
+
+def serve(
+    names: list[str] = typer.Option(..., "--name", help="adapter to serve; repeat for several (one base model)"),
+    alias: str = typer.Option("production", help="alias to follow"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8080, min=1, max=65535),
+    poll_seconds: float = typer.Option(2.0, min=0.1, help="seconds between checks of the registry's audit log"),
+    max_batch: int = typer.Option(64, min=1, help="most texts in one request"),
+    max_chars: int = typer.Option(2000, min=1, help="most characters in one text"),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="listen on a non-loopback address"),
+    as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
+) -> None:
+    """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
+
+    Loads the base model once and every adapter beside it (hashes verified), then polls the
+    registry every few seconds. A version that fails to load is not swapped in: the old one keeps
+    answering and GET /healthz says why.
+    """
+    _check_host(host, allow_remote)
+    started = time.perf_counter()
+    import psutil
+    import uvicorn
+
+    from pipelines.model import load_base, load_classifier
+    from registry.fingerprint import base_model_fingerprint
+    from registry.registry import Registry
+    from registry.store import S3ObjectStore
+    from serving.app import create_app
+    from serving.follower import Follower
+    from serving.schemas import Limits
+
+    settings = state.settings()
+    store_settings = settings.store()
+    fingerprint = base_model_fingerprint(settings.base_model_dir, settings.base_model_id, cache_dir=settings.home)
+    registry = Registry(S3ObjectStore(store_settings), store_settings, base_model=fingerprint)
+    base = load_base(settings.base_model_dir)
+    follower = Follower(registry, lambda folder: load_classifier(folder, base), names, alias=alias,
+                        poll_seconds=poll_seconds)  # fmt: skip
+    served = follower.load()
+    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars))
+    record = {
+        "url": f"http://{host}:{port}",
+        "alias": alias,
+        "adapters": [s.describe() for s in served],
+        "startup_seconds": round(time.perf_counter() - started, 3),
+        "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+    }
+    text = f"serving {', '.join(f'{s.name} {s.version}' for s in served)} ({alias}) on {record['url']} " \
+           f"(ready in {record['startup_seconds']} s, {record['rss_mb']} MB)"  # fmt: skip
+    emit(record, as_json=as_json, text=text)
+    # Swaps and load failures are worth a line in the server log.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("serving").setLevel(logging.INFO)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)).run()
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("serve")(serve)

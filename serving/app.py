@@ -1,0 +1,176 @@
+"""The HTTP predictor: ``POST /predict``, ``GET /version``, ``GET /healthz``.
+
+Every adapter the follower keeps loaded shares one base model. A request reads the follower's
+current version once and answers entirely from it, so a swap never mixes two versions in one
+answer. Bad input is always a 4xx with a message that says what to change; never a 500.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.follower import Follower
+from serving.schemas import (ErrorResponse, HealthResponse, Limits, Prediction, PredictRequest, PredictResponse,
+                             VersionResponse)  # fmt: skip
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": why}
+    for code, why in [(400, "malformed JSON"), (404, "unknown adapter"), (411, "no Content-Length"),
+                      (413, "body too large"), (415, "not JSON"), (422, "invalid request")]  # fmt: skip
+}
+JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", type(None): "null", dict: "an object",
+              list: "an array", str: "a string"}  # fmt: skip
+
+
+class ApiError(Exception):
+    """A request we refuse, with the status and the message the client sees."""
+
+    def __init__(self, status: int, error: str, problems: list[str] | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.problems = status, error, problems or []
+
+
+def _error(status: int, error: str, problems: list[str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorResponse(error=error, problems=problems or []).model_dump(), status_code=status)
+
+
+def _where(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if part == "body":
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """One pydantic validation error in words a client can act on."""
+    where, kind, given = _where(tuple(err["loc"])), err["type"], err.get("input")
+    got = JSON_TYPES.get(type(given), type(given).__name__)
+    if kind == "missing":
+        return f"{where}: required" if where != "body" else 'the body is empty: send {"texts": ["..."]}'
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field (accepted: texts, adapter)"
+    if kind == "string_type":
+        return f"{where}: must be a string, got {got}"
+    if kind == "list_type":
+        return f"{where}: must be an array of strings, got {got}"
+    if kind in ("model_attributes_type", "dict_type"):
+        return f'the body must be a JSON object like {{"texts": ["..."]}}, got {got}'
+    return f"{where}: {err['msg']}"
+
+
+class PostGuard:
+    """Refuse a POST that is not JSON, or larger than any valid request can be, before reading it.
+
+    Without a declared length the body would have to be read to learn its size, so a POST must
+    declare it (every common HTTP client does for a JSON body).
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _refusal(self, headers: dict[bytes, bytes]) -> JSONResponse | None:
+        kind = headers.get(b"content-type", b"").decode(errors="replace").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return _error(415, f"send JSON with Content-Type: application/json (got '{kind or 'none'}')")
+        declared = headers.get(b"content-length")
+        if declared is None:
+            return _error(411, "send a Content-Length header (chunked request bodies are not accepted)")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return _error(413, f"the body is {declared.decode(errors='replace')} bytes, the limit is "
+                               f"{self.max_bytes}: send fewer or shorter texts")  # fmt: skip
+        return None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            refusal = self._refusal(dict(scope["headers"]))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
+    """The FastAPI app over a follower that has loaded its adapters (``Follower.load``).
+
+    The app's lifespan starts the follower's polling thread and closes it on shutdown.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        follower.start()
+        try:
+            yield
+        finally:
+            follower.close()
+
+    app = FastAPI(title="Tailor predictor", lifespan=lifespan, responses=ERRORS)
+    app.add_middleware(PostGuard, max_bytes=limits.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, err: ApiError) -> JSONResponse:
+        return _error(err.status, err.error, err.problems)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
+        errors = list(err.errors())
+        broken = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if broken is not None:
+            reason, at = broken.get("ctx", {}).get("error", "cannot parse"), broken["loc"][-1]
+            return _error(400, f"malformed JSON: {reason}" + (f" at character {at}" if isinstance(at, int) else ""))
+        problems = [_describe(e) for e in errors]
+        return _error(422, "; ".join(problems), problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return _error(err.status_code, str(err.detail))
+
+    def _pick(adapter: str | None):
+        if adapter is None:
+            if len(follower.names) > 1:
+                raise ApiError(422, f"adapter: required when several adapters are served ({', '.join(follower.names)})")
+            adapter = follower.names[0]
+        try:
+            return follower.current(adapter)
+        except KeyError:
+            raise ApiError(404, f"adapter '{adapter}' is not served here; served: {', '.join(follower.names)}") from None
+
+    @app.post("/predict", response_model=PredictResponse)
+    def predict(request: PredictRequest) -> PredictResponse:
+        """Labels and class probabilities for each text, all from one adapter version."""
+        problems = limits.problems(request.texts)
+        if problems:
+            raise ApiError(422, "; ".join(problems), problems)
+        served = _pick(request.adapter)  # read once: the whole answer comes from this version
+        labels = served.classifier.labels
+        probs = served.classifier.predict_proba(request.texts)
+        return PredictResponse(
+            adapter=served.name,
+            version=served.version,
+            predictions=[
+                Prediction(label=labels[int(row.argmax())], probabilities=dict(zip(labels, map(float, row))))
+                for row in probs
+            ],
+        )
+
+    @app.get("/version", response_model=VersionResponse)
+    def version() -> VersionResponse:
+        """Which version of each adapter answers, its content hash, the alias followed, and since when."""
+        return VersionResponse(adapters=[served.describe() for served in follower.served()])
+
+    @app.get("/healthz", response_model=HealthResponse)
+    def healthz() -> HealthResponse:
+        """``ok`` when every adapter serves what its alias names; ``degraded`` (still answering) otherwise."""
+        adapters = follower.health()
+        degraded = any(a.failure is not None or a.alias_target != a.serving for a in adapters)
+        return HealthResponse(status="degraded" if degraded else "ok", alias=follower.alias,
+                              poll_seconds=follower.poll_seconds, adapters=adapters)  # fmt: skip
+
+    return app

@@ -1,0 +1,256 @@
+"""Follow an alias in the registry and keep the adapter it names loaded, swapping without pauses.
+
+One background thread polls the registry's newest audit sequence number (one small listing per
+adapter name). When it moves, the thread resolves the alias, downloads the named version into a
+fresh folder (the registry verifies every sha256), loads it next to the one being served, and
+then replaces a single reference. Requests read that reference once, so a request in flight
+finishes on the version it started with. A version that fails to download, verify or load is
+never swapped in: the old one keeps answering and the failure is reported by ``health()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from registry.errors import NotFoundError, StoreError, TailorError
+from serving.schemas import AdapterHealth, AdapterVersion, Failure
+
+log = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    labels: list[str]
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+
+class AdapterSource(Protocol):
+    """What the follower needs from the registry (``registry.registry.Registry`` has it)."""
+
+    def head_seq(self, name: str) -> int: ...
+
+    def resolve(self, name: str, alias: str = "production") -> Any: ...
+
+    def download(self, name: str, ref: str, dest: Path) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded adapter version; immutable, so a request can hold it while a swap happens."""
+
+    name: str
+    version: str
+    sha256: str
+    alias: str
+    since: datetime
+    classifier: Classifier
+    directory: Path
+
+    def describe(self) -> AdapterVersion:
+        return AdapterVersion(name=self.name, version=self.version, sha256=self.sha256, alias=self.alias,
+                              since=self.since)  # fmt: skip
+
+
+@dataclass
+class _Tracking:
+    """What the polling thread knows about one name; only that thread writes it."""
+
+    seq: int | None = None
+    alias_target: str | None = None
+    last_poll: datetime | None = None
+    failure: Failure | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _content_hash(manifest: Any) -> str:
+    return manifest.content_sha256
+
+
+class Follower:
+    """Keeps, for each adapter name, the version an alias names loaded and ready to answer.
+
+    Args:
+        source: the registry (or anything with ``head_seq``, ``resolve``, ``download``).
+        load: builds a classifier from a downloaded adapter folder (serving passes
+            ``lambda d: load_classifier(d, base)`` so every adapter shares one base model).
+        names: the adapter names to serve.
+        alias: the alias to follow, ``production`` by default.
+        poll_seconds: seconds between polls.
+    """
+
+    def __init__(self, source: AdapterSource, load: Callable[[Path], Classifier], names: Sequence[str], *,
+                 alias: str = "production", poll_seconds: float = 2.0) -> None:  # fmt: skip
+        if not names:
+            raise ValueError("at least one adapter name is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"adapter names repeat: {list(names)}")
+        if poll_seconds <= 0:
+            raise ValueError(f"poll_seconds must be positive, got {poll_seconds}")
+        self._source = source
+        self._load = load
+        self.names = tuple(names)
+        self.alias = alias
+        self.poll_seconds = poll_seconds
+        # Replaced whole on every swap, never mutated: readers need no lock.
+        self._served: Mapping[str, Served] = MappingProxyType({})
+        self._tracking = {name: _Tracking() for name in self.names}
+        self._work_dir: Path | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def load(self) -> list[Served]:
+        """Load, for every name, the version the alias names now. Call once, before serving.
+
+        Raises:
+            NotFoundError: a name has no version under the alias.
+            IntegrityError: a downloaded file does not match its recorded sha256.
+            RefusedError: the adapter was trained on another base model.
+            StoreError: the store cannot be reached.
+        """
+        self._work_dir = Path(tempfile.mkdtemp(prefix="tailor-serve-"))
+        try:
+            for name in self.names:
+                track = self._tracking[name]
+                # Read the sequence number first: a change that lands while we load is seen by the next poll.
+                track.seq = self._source.head_seq(name)
+                manifest = self._source.resolve(name, self.alias)
+                if manifest is None:
+                    raise NotFoundError(
+                        f"no version of '{name}' holds the alias '{self.alias}': promote one first "
+                        f"(`tailor promote {name} VERSION --to {self.alias}`)"
+                    )
+                track.alias_target = manifest.version
+                track.last_poll = _now()
+                self._swap(self._fetch(name, manifest.version))
+        except BaseException:
+            self.close()
+            raise
+        return self.served()
+
+    def current(self, name: str) -> Served:
+        """The version answering for ``name`` right now. Raises KeyError for a name not served."""
+        return self._served[name]
+
+    def served(self) -> list[Served]:
+        snapshot = self._served
+        return [snapshot[name] for name in self.names if name in snapshot]
+
+    def health(self) -> list[AdapterHealth]:
+        snapshot = self._served
+        return [
+            AdapterHealth(name=name, serving=snapshot[name].version, alias_target=track.alias_target,
+                          last_poll=track.last_poll, failure=track.failure)  # fmt: skip
+            for name, track in self._tracking.items()
+            if name in snapshot
+        ]
+
+    def start(self) -> None:
+        """Start polling in a daemon thread (after ``load``)."""
+        if not self._served:
+            raise RuntimeError("load() must succeed before start()")
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="tailor-follower", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop polling and remove the downloaded folders (the loaded models stay usable)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        """One round over every name: cheap when nothing changed, a verified swap when the alias moved."""
+        for name in self.names:
+            if self._stop.is_set():
+                return
+            try:
+                self._follow(name)
+            except Exception as err:  # noqa: BLE001 - the thread must outlive any one bad version or hiccup
+                log.exception("following %s failed", name)
+                self._tracking[name].failure = Failure(version=None, error=f"{type(err).__name__}: {err}", at=_now())
+
+    def _follow(self, name: str) -> None:
+        track = self._tracking[name]
+        try:
+            seq = self._source.head_seq(name)
+            if seq == track.seq:
+                track.last_poll = _now()
+                return
+            manifest = self._source.resolve(name, self.alias)
+        except TailorError as err:
+            # Transient (store down, network): keep the old sequence number so the next poll retries.
+            track.failure = Failure(version=None, error=f"cannot read the registry: {err}", at=_now())
+            return
+        track.last_poll = _now()
+        serving = self._served[name].version
+        if manifest is None:
+            track.seq, track.alias_target = seq, None
+            track.failure = Failure(version=None, at=_now(),
+                                    error=f"the alias '{self.alias}' names no version of '{name}' any more; "
+                                          f"still serving {serving}")  # fmt: skip
+            return
+        track.alias_target = manifest.version
+        if manifest.version == serving:
+            track.seq, track.failure = seq, None
+            return
+        try:
+            fetched = self._fetch(name, manifest.version)
+        except StoreError as err:
+            track.failure = Failure(version=manifest.version, at=_now(),
+                                    error=f"cannot download {manifest.version} (will retry): {err}")  # fmt: skip
+            return
+        except Exception as err:  # noqa: BLE001 - a broken version (hash, base model, format) must not stop serving
+            # This version will not get better by retrying: wait for the alias to move again.
+            track.seq = seq
+            track.failure = Failure(version=manifest.version, at=_now(),
+                                    error=f"kept {serving}: {manifest.version} did not load: "
+                                          f"{type(err).__name__}: {err}")  # fmt: skip
+            log.warning("kept %s %s: %s did not load: %s", name, serving, manifest.version, err)
+            return
+        old = self._swap(fetched)
+        track.seq, track.failure = seq, None
+        log.info("%s: now serving %s (was %s)", name, fetched.version, serving)
+        if old is not None:
+            # Requests still running on the old model hold it in memory; its folder is no longer read.
+            shutil.rmtree(old.directory, ignore_errors=True)
+
+    def _fetch(self, name: str, version: str) -> Served:
+        assert self._work_dir is not None
+        dest = Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=self._work_dir))
+        try:
+            manifest = self._source.download(name, version, dest)
+            classifier = self._load(dest)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        return Served(name=name, version=manifest.version, sha256=_content_hash(manifest), alias=self.alias,
+                      since=_now(), classifier=classifier, directory=dest)  # fmt: skip
+
+    def _swap(self, served: Served) -> Served | None:
+        old = self._served.get(served.name)
+        served = replace(served, since=_now())
+        self._served = MappingProxyType({**self._served, served.name: served})
+        return old

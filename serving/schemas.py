@@ -1,0 +1,103 @@
+"""What the predictor accepts and answers, and the limits a request must stay within."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits: they bound the CPU time and memory one request can take.
+
+    The body limit follows from the other two (every character escaped as ``\\uXXXX`` plus
+    JSON punctuation), so a request within the text limits is never refused for its size.
+    """
+
+    max_batch: int = 64
+    max_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
+        if self.max_chars < 1:
+            raise ValueError(f"max_chars must be at least 1, got {self.max_chars}")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_batch * (self.max_chars * 6 + 8) + 1024
+
+    def problems(self, texts: list[str]) -> list[str]:
+        """Every way ``texts`` breaks the limits, one message each (empty when it is fine)."""
+        if not texts:
+            return ["texts: the list is empty; send at least one text"]
+        found = []
+        if len(texts) > self.max_batch:
+            found.append(f"texts: {len(texts)} texts in one request, the limit is {self.max_batch}; split the batch")
+        for i, text in enumerate(texts):
+            if not text.strip():
+                found.append(f"texts[{i}]: empty or only whitespace")
+            elif len(text) > self.max_chars:
+                found.append(f"texts[{i}]: {len(text)} characters, the limit is {self.max_chars}")
+        return found
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[StrictStr] = Field(description="the texts to classify, in order")
+    adapter: StrictStr | None = Field(None, description="adapter name; may be left out when one adapter is served")
+
+
+class Prediction(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    adapter: str
+    version: str = Field(description="the adapter version that answered the whole request")
+    predictions: list[Prediction]
+
+
+class AdapterVersion(BaseModel):
+    name: str
+    version: str
+    sha256: str = Field(description="the version's content hash from its manifest")
+    alias: str
+    since: datetime = Field(description="when this server started answering with this version (UTC)")
+
+
+class VersionResponse(BaseModel):
+    adapters: list[AdapterVersion]
+
+
+class Failure(BaseModel):
+    """A follow step that did not work; the server kept answering with the version it had."""
+
+    version: str | None = Field(description="the version that failed to load, if one was being loaded")
+    error: str
+    at: datetime
+
+
+class AdapterHealth(BaseModel):
+    name: str
+    serving: str = Field(description="the version answering requests")
+    alias_target: str | None = Field(description="the version the alias named at the last successful poll")
+    last_poll: datetime | None
+    failure: Failure | None = Field(description="why the server is not on the alias's version, if it is not")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"] = Field(description="degraded: answering, but not with what the alias names")
+    alias: str
+    poll_seconds: float
+    adapters: list[AdapterHealth]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    problems: list[str] = Field(default_factory=list)

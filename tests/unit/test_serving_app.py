@@ -1,0 +1,160 @@
+"""The HTTP contract: answers, versions, health, and a clear 4xx for every bad request.
+
+The app runs in-process over a real follower whose registry and model are fakes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from serving.follower import Follower
+from serving.schemas import Limits
+from tests.unit.test_serving_follower import FakeRegistry, load_fake
+
+LIMITS = Limits(max_batch=4, max_chars=50)
+
+
+@pytest.fixture
+def registry() -> FakeRegistry:
+    reg = FakeRegistry()
+    reg.promote("tickets", "v1")
+    reg.promote("emails", "v2")
+    return reg
+
+
+def _client(registry: FakeRegistry, names: list[str]):
+    follower = Follower(registry, load_fake, names, poll_seconds=60)
+    follower.load()
+    return TestClient(create_app(follower, LIMITS)), follower
+
+
+@pytest.fixture
+def client(registry):
+    test_client, follower = _client(registry, ["tickets", "emails"])
+    with test_client:
+        yield test_client
+
+
+def test_predict_answers_each_text_with_label_probabilities_and_version(client):
+    r = client.post("/predict", json={"texts": ["printer broken", "refund please"], "adapter": "tickets"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["adapter"], body["version"]) == ("tickets", "v1")
+    assert [p["label"] for p in body["predictions"]] == ["a", "a"]
+    assert body["predictions"][0]["probabilities"] == pytest.approx({"a": 0.9, "b": 0.1})
+
+
+def test_each_adapter_answers_with_its_own_version(client):
+    emails = client.post("/predict", json={"texts": ["hi"], "adapter": "emails"}).json()
+    assert (emails["version"], emails["predictions"][0]["label"]) == ("v2", "b")
+
+
+def test_version_lists_name_version_hash_alias_and_since(client):
+    adapters = {a["name"]: a for a in client.get("/version").json()["adapters"]}
+    assert adapters["tickets"]["version"] == "v1"
+    assert adapters["tickets"]["sha256"] == "sha-v1"
+    assert adapters["tickets"]["alias"] == "production"
+    assert adapters["tickets"]["since"].startswith("20")
+
+
+def test_healthz_is_ok_when_every_adapter_serves_its_alias(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert {a["name"]: a["serving"] for a in body["adapters"]} == {"tickets": "v1", "emails": "v2"}
+
+
+def test_healthz_reports_a_version_that_failed_to_load_while_the_old_one_answers(registry):
+    test_client, follower = _client(registry, ["tickets"])
+    with test_client:
+        registry.broken.add("v3")
+        registry.promote("tickets", "v3")
+        follower.poll_once()
+        health = test_client.get("/healthz").json()
+        answer = test_client.post("/predict", json={"texts": ["x"]}).json()
+    assert health["status"] == "degraded"
+    assert health["adapters"][0]["failure"]["version"] == "v3"
+    assert "sha256 mismatch" in health["adapters"][0]["failure"]["error"]
+    assert answer["version"] == "v1"
+
+
+def test_the_adapter_may_be_left_out_when_one_is_served(registry):
+    test_client, _ = _client(registry, ["tickets"])
+    with test_client:
+        assert test_client.post("/predict", json={"texts": ["x"]}).json()["adapter"] == "tickets"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"texts": []}, 422, "texts: the list is empty"),
+        ({"texts": ["ok", 7]}, 422, "texts[1]: must be a string, got a number"),
+        ({"texts": ["ok", None]}, 422, "texts[1]: must be a string, got null"),
+        ({"texts": "just one"}, 422, "texts: must be an array of strings, got a string"),
+        ({"texts": ["x" * 51]}, 422, "texts[0]: 51 characters, the limit is 50"),
+        ({"texts": ["a", "b", "c", "d", "e"]}, 422, "5 texts in one request, the limit is 4"),
+        ({"texts": ["  "]}, 422, "texts[0]: empty or only whitespace"),
+        ({}, 422, "texts: required"),
+        ({"texts": ["x"], "adapter": "tickets", "extra": 1}, 422, "extra: unknown field"),
+        (["x"], 422, "the body must be a JSON object"),
+        ({"texts": ["x"], "adapter": "nope"}, 404, "adapter 'nope' is not served here; served: tickets, emails"),
+        ({"texts": ["x"]}, 422, "adapter: required when several adapters are served (tickets, emails)"),
+    ],
+)
+def test_a_bad_request_gets_a_4xx_with_a_message(client, body, status, message):
+    r = client.post("/predict", json=body)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_every_problem_of_a_request_is_listed_at_once(client):
+    r = client.post("/predict", json={"texts": ["", "x" * 60], "adapter": "tickets"})
+    assert r.status_code == 422
+    assert r.json()["problems"] == ["texts[0]: empty or only whitespace", "texts[1]: 60 characters, the limit is 50"]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "message"),
+    [
+        (b'{"texts": ["a",', {"content-type": "application/json"}, 400, "malformed JSON"),
+        (b"", {"content-type": "application/json"}, 422, "the body is empty"),
+        (b"texts=a", {"content-type": "application/x-www-form-urlencoded"}, 415, "Content-Type: application/json"),
+        (b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "got 'text/plain'"),
+        (b"x" * (LIMITS.max_body_bytes + 1), {"content-type": "application/json"}, 413, "the limit is"),
+    ],
+)
+def test_a_body_that_is_not_valid_json_gets_a_4xx_with_a_message(client, content, headers, status, message):
+    r = client.post("/predict", content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_a_chunked_body_without_length_is_refused(client):
+    r = client.post("/predict", content=iter([b'{"texts": ["a"]}']), headers={"content-type": "application/json"})
+    assert r.status_code == 411
+    assert "Content-Length" in r.json()["error"]
+
+
+def test_an_unknown_path_or_method_is_a_4xx_in_the_same_shape(client):
+    assert client.get("/nope").json() == {"error": "Not Found", "problems": []}
+    assert client.get("/predict").status_code == 405
+
+
+def test_the_largest_valid_request_fits_the_body_limit(client):
+    texts = ["\u00e9" * LIMITS.max_chars] * LIMITS.max_batch
+    r = client.post("/predict", json={"texts": texts, "adapter": "tickets"})
+    assert r.status_code == 200, r.text
+
+
+def test_importing_the_app_pulls_in_no_orchestration_or_data_check_library():
+    code = (
+        "import sys, serving.app, serving.follower, pipelines.cli.serve\n"
+        "heavy = [m for m in ('prefect', 'great_expectations', 'evidently', 'dvc') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == ""
