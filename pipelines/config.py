@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     credentials_file: Path | None = Field(None, description="SeaweedFS identities file; default = the embedded store's")
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE", "NONE"] = "GOVERNANCE"
     object_lock_days: int = Field(3650, gt=0)
+    four_eyes_production: bool = Field(True, description="whoever registered a version cannot promote it to production")
 
     store_port: int = Field(8333, ge=1024, le=55535)
     store_master_port: int = Field(9333, ge=1024, le=55535)

@@ -13,6 +13,7 @@ import typer
 
 from pipelines.cli import prefect, store
 from pipelines.cli import serve as serve_cli
+from pipelines.cli import audit, registry_cmds, report
 from pipelines.cli.state import state
 from registry.errors import TailorError
 
@@ -26,6 +27,9 @@ app = typer.Typer(
 app.add_typer(store.app, name="store")
 app.add_typer(prefect.app, name="prefect")
 serve_cli.attach(app)
+registry_cmds.attach(app)
+report.attach(app)
+app.add_typer(audit.app, name="audit")
 
 
 @app.callback()

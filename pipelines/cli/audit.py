@@ -1,0 +1,45 @@
+"""`tailor audit log|verify|at`: read and prove the hash-chained audit log of an adapter name."""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.registry_cmds import JSON, event_line, open_registry
+
+app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.", no_args_is_help=True)
+
+
+@app.command("log")
+def log(
+    name: str = typer.Argument(..., help="adapter name"),
+    version: str = typer.Option(None, "--version", help="only the events about this version"),
+    as_json: bool = JSON,
+) -> None:
+    """Print every event of NAME, oldest first (the chain is checked while reading)."""
+    events = [e for e in open_registry().events(name) if version is None or e.version == version]
+    emit(events, as_json=as_json, text="\n".join(event_line(e) for e in events) or f"'{name}' has no events")
+
+
+@app.command("verify")
+def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
+    """Prove the whole chain and every manifest; exit 1 naming the first modified, deleted or inserted event."""
+    result = open_registry().verify(name)
+    aliases = ", ".join(f"{a}={v}" for a, v in sorted(result.aliases.items())) or "no aliases"
+    incomplete = f"; unfinished uploads (no manifest): {', '.join(result.incomplete)}" if result.incomplete else ""
+    emit(result, as_json=as_json, text=f"audit log of '{name}' verified: {result.events} events, head "
+         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}")  # fmt: skip
+
+
+@app.command("at")
+def at(
+    name: str = typer.Argument(..., help="adapter name"),
+    alias: str = typer.Option("production", "--alias"),
+    when: str = typer.Option(..., "--time", help="ISO 8601, e.g. 2026-11-27T23:00:00Z"),
+    as_json: bool = JSON,
+) -> None:
+    """Which version held ALIAS at a given time (replaying the log up to then)."""
+    version, event = open_registry().alias_at(name, alias, when)
+    record = {"name": name, "alias": alias, "time": when, "version": version, "event": event}
+    text = f"{alias} of {name} at {when}: {version or 'unset'}" + (f" (since event {event.key_name})" if event else "")
+    emit(record, as_json=as_json, text=text)

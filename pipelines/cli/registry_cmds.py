@@ -1,0 +1,154 @@
+"""`tailor register|list|show|download|promote|rollback|archive`: adapter versions and their aliases.
+
+Who acts comes from the settings: ``TAILOR_ROLE`` picks the store credentials and the registry's
+role rules, ``TAILOR_ACTOR`` (else the OS user) is the name written into the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+from registry.audit import AuditEvent
+from registry.registry import Registry, RegistryRules
+
+JSON = typer.Option(False, "--json", help="machine-readable output")
+REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
+
+
+def open_registry(*, with_base: bool = False) -> Registry:
+    """The registry as the configured role and actor; ``with_base`` hashes the base model (cached)."""
+    from registry.fingerprint import base_model_fingerprint
+    from registry.store import S3ObjectStore
+
+    settings = state.settings()
+    store_settings = settings.store()
+    base = (
+        base_model_fingerprint(settings.base_model_dir, settings.base_model_id, cache_dir=settings.home)
+        if with_base
+        else None
+    )
+    return Registry(
+        S3ObjectStore(store_settings), store_settings, base_model=base,
+        rules=RegistryRules(four_eyes_production=settings.four_eyes_production), cache_dir=settings.home,
+    )  # fmt: skip
+
+
+def event_line(event: AuditEvent) -> str:
+    """One audit event as a line a person can read."""
+    alias = f" {event.alias}: {event.alias_before or '-'} → {event.alias_after}" if event.alias else ""
+    override = " OVERRIDE" if event.override else ""
+    return (
+        f"{event.key_name}  {event.time}  {event.actor} ({event.role})  {event.action} {event.version}"
+        f"{alias}{override}  \"{event.reason}\""
+    )
+
+
+def register(
+    adapter_dir: Path = typer.Argument(..., help="PEFT adapter folder written by `tailor train`"),
+    name: str = typer.Option(..., "--name", help="adapter name: letters, digits, '.', '_' or '-'"),
+    reason: str = typer.Option("", "--reason", help="why: recorded in the audit log"),
+    as_json: bool = JSON,
+) -> None:
+    """Upload an adapter folder as the next immutable version (v1, v2, …) of NAME."""
+    manifest = open_registry(with_base=True).register(adapter_dir, name, reason=reason)
+    emit(manifest, as_json=as_json, text=f"registered {manifest.name} {manifest.version} "
+         f"({len(manifest.files)} files, content sha256 {manifest.content_sha256[:16]}…)")  # fmt: skip
+
+
+def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
+    """List the versions of NAME with their aliases, gate result and archived flag."""
+    registry = open_registry()
+    current = registry.state(name)
+    rows = [
+        {
+            "version": m.version,
+            "created_by": m.created_by,
+            "created_at": m.created_at,
+            "aliases": sorted(a for a, v in current.aliases.items() if v == m.version),
+            "archived": m.version in current.archived,
+            "gate_passed": m.gate.passed if m.gate else None,
+            "content_sha256": m.content_sha256,
+        }
+        for m in registry.versions(name)
+    ]
+    lines = [
+        f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
+        f"gate={'-' if r['gate_passed'] is None else ('passed' if r['gate_passed'] else 'FAILED')}"
+        f"{'  ARCHIVED' if r['archived'] else ''}{'  [' + ', '.join(r['aliases']) + ']' if r['aliases'] else ''}"
+        for r in rows
+    ]
+    emit(rows, as_json=as_json, text="\n".join(lines) or f"'{name}' has no versions yet")
+
+
+def show(name: str = typer.Argument(...), version: str = typer.Argument(..., help="v1, v2, …"),
+         as_json: bool = JSON) -> None:  # fmt: skip
+    """Show a version's manifest: files and hashes, base model, PEFT config, metrics, gate."""
+    registry = open_registry()
+    manifest = registry.manifest(name, version)
+    current = registry.state(name)
+    record = {
+        **asdict(manifest),
+        "aliases": sorted(a for a, v in current.aliases.items() if v == version),
+        "archived": version in current.archived,
+    }
+    emit(record, as_json=as_json)
+
+
+def download(
+    name: str = typer.Argument(...),
+    ref: str = typer.Argument(..., help="version (v3) or alias (production, staging)"),
+    dest: Path = typer.Argument(..., help="new folder to write the adapter into"),
+    as_json: bool = JSON,
+) -> None:
+    """Download a version or the version an alias names; every file's sha256 is checked first."""
+    manifest = open_registry().download(name, ref, dest)
+    emit({"name": name, "version": manifest.version, "dest": dest, "files": sorted(manifest.files)},
+         as_json=as_json, text=f"downloaded {name} {manifest.version} into {dest} ({len(manifest.files)} files verified)")  # fmt: skip
+
+
+def promote(
+    name: str = typer.Argument(...),
+    version: str = typer.Argument(..., help="v1, v2, …"),
+    to: str = typer.Option(..., "--to", help="staging or production"),
+    reason: str = REASON,
+    override: bool = typer.Option(False, "--override", help="approver only: promote past a failed gate"),
+    as_json: bool = JSON,
+) -> None:
+    """Point an alias at a version (production: gate passed, four-eyes, not archived)."""
+    event = open_registry(with_base=True).promote(name, version, to, reason=reason, override=override)
+    emit(event, as_json=as_json, text=f"promoted {name} {version} to {to} (was {event.alias_before or 'unset'}; "
+         f"audit event {event.key_name})")  # fmt: skip
+
+
+def rollback(
+    name: str = typer.Argument(...),
+    alias: str = typer.Option("production", "--alias", help="alias to roll back"),
+    reason: str = REASON,
+    as_json: bool = JSON,
+) -> None:
+    """Point an alias back at the version it held before, once that version's files are proven."""
+    event = open_registry(with_base=True).rollback(name, alias=alias, reason=reason)
+    emit(event, as_json=as_json, text=f"rolled {alias} of {name} back from {event.alias_before} to "
+         f"{event.alias_after} (audit event {event.key_name})")  # fmt: skip
+
+
+def archive(name: str = typer.Argument(...), version: str = typer.Argument(...), reason: str = REASON,
+            as_json: bool = JSON) -> None:  # fmt: skip
+    """Archive a version: it stays stored and listed but can never be promoted again."""
+    event = open_registry().archive(name, version, reason=reason)
+    emit(event, as_json=as_json, text=f"archived {name} {version} (audit event {event.key_name})")
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("register")(register)
+    app.command("list")(list_versions)
+    app.command("show")(show)
+    app.command("download")(download)
+    app.command("promote")(promote)
+    app.command("rollback")(rollback)
+    app.command("archive")(archive)

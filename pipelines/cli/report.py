@@ -1,0 +1,30 @@
+"""`tailor report NAME VERSION --out FILE.html`: the self-contained audit report of one version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.registry_cmds import JSON, open_registry
+
+
+def report(
+    name: str = typer.Argument(..., help="adapter name"),
+    version: str = typer.Argument(..., help="v1, v2, …"),
+    out: Path = typer.Option(..., "--out", help="HTML file to write"),
+    as_json: bool = JSON,
+) -> None:
+    """Write a model card with every piece of evidence and the version's audit trail (opens offline)."""
+    from registry.report import gather, render
+
+    inputs = gather(open_registry(), name, version)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(inputs), encoding="utf-8")
+    emit({"name": name, "version": version, "out": out, "events": len(inputs.trail),
+          "evidence": sorted(inputs.evidence)}, as_json=as_json, text=f"wrote {out}")  # fmt: skip
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("report")(report)

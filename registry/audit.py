@@ -1,0 +1,370 @@
+"""The append-only audit log: one hash-chained event per object, and alias state as its fold.
+
+Layout: ``audit/<name>/<seq:012d>.json``, sequence numbers from 1 with no gaps. Each event holds
+the sha256 of the event before it and its own sha256 (canonical JSON), and is written
+create-only: two writers racing for the same sequence number cannot both win, and the loser
+re-reads the log and retries. The fold checks every event it reads (hash, link, sequence and
+meaning), so state is never built on a broken chain; a cache only saves re-reading old events.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import random
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from registry.canonical import canonical_json, canonical_sha256
+from registry.errors import AccessDeniedError, AlreadyExistsError, IntegrityError, StoreError
+from registry.store import ObjectStore
+
+GENESIS = "0" * 64
+ACTIONS = ("register", "promote", "rollback", "archive")
+MAX_APPEND_ATTEMPTS = 100
+_FETCH_THREADS = 8
+
+
+def audit_prefix(name: str) -> str:
+    return f"audit/{name}/"
+
+
+def event_key(name: str, seq: int) -> str:
+    return f"{audit_prefix(name)}{seq:012d}.json"
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_time(value: str) -> dt.datetime:
+    """ISO 8601 → aware UTC datetime; a time without zone is taken as UTC.
+
+    Raises:
+        ValueError: not ISO 8601.
+    """
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One change. ``seq``, ``time``, ``prev_sha256`` and ``sha256`` are filled in when appended."""
+
+    action: str
+    name: str
+    version: str
+    actor: str
+    role: str
+    reason: str
+    content_sha256: str | None = None
+    alias: str | None = None
+    alias_before: str | None = None
+    alias_after: str | None = None
+    override: bool = False
+    policy_sha256: str | None = None
+    gate: dict[str, Any] | None = None
+    seq: int = 0
+    time: str = ""
+    prev_sha256: str = ""
+    sha256: str = ""
+
+    def body(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("sha256")
+        return data
+
+    def sealed(self) -> "AuditEvent":
+        return replace(self, sha256=canonical_sha256(self.body()))
+
+    def to_json(self) -> bytes:
+        return canonical_json(asdict(self))
+
+    @property
+    def key_name(self) -> str:
+        return f"{self.seq:012d}"
+
+
+@dataclass
+class AliasState:
+    """What the log says now: aliases, each alias's history, registered and archived versions."""
+
+    name: str
+    head_seq: int = 0
+    head_sha256: str = GENESIS
+    head_time: str = ""
+    aliases: dict[str, str] = field(default_factory=dict)
+    history: dict[str, list[str]] = field(default_factory=dict)  # versions each alias held, newest last
+    versions: dict[str, str] = field(default_factory=dict)  # registered version → manifest content hash
+    archived: list[str] = field(default_factory=list)
+
+    def previous(self, alias: str) -> str | None:
+        """The version ``alias`` held before its current one (what a rollback returns to)."""
+        held = self.history.get(alias, [])
+        return held[-2] if len(held) >= 2 else None
+
+    def apply(self, event: AuditEvent) -> None:
+        """Fold one event in, after checking that it follows the log and makes sense there.
+
+        Raises:
+            IntegrityError: wrong hash, wrong link, wrong sequence, or an event the log cannot explain.
+        """
+        label = f"event {event.key_name} of '{self.name}'"
+        if canonical_sha256(event.body()) != event.sha256:
+            raise IntegrityError(f"{label} was modified: its content does not match its sha256")
+        if event.prev_sha256 != self.head_sha256:
+            before = f"{self.head_seq:012d}"
+            raise IntegrityError(
+                f"{label} does not follow event {before}: its prev_sha256 is not that event's hash, so event "
+                f"{before} was replaced or inserted (or {event.key_name} was rewritten)"
+            )
+        if event.seq != self.head_seq + 1 or event.name != self.name:
+            raise IntegrityError(
+                f"{label} records seq {event.seq} of '{event.name}': events were inserted, moved or copied"
+            )
+        problem = self._meaning_problem(event)
+        if problem:
+            raise IntegrityError(f"{label} ({event.action} {event.version}) is inconsistent with the log: {problem}")
+        if event.action == "register":
+            self.versions[event.version] = event.content_sha256 or ""
+        elif event.action == "archive":
+            self.archived.append(event.version)
+        elif event.action == "promote":
+            self.history.setdefault(event.alias, []).append(event.version)
+            self.aliases[event.alias] = event.version
+        else:  # rollback
+            self.history[event.alias].pop()
+            self.aliases[event.alias] = event.alias_after
+        self.head_seq, self.head_sha256, self.head_time = event.seq, event.sha256, event.time
+
+    def _meaning_problem(self, event: AuditEvent) -> str | None:
+        if event.action not in ACTIONS:
+            return f"unknown action {event.action!r}"
+        if event.action == "register":
+            return f"{event.version} was registered before" if event.version in self.versions else None
+        if event.version not in self.versions:
+            return f"{event.version} was never registered"
+        if event.version in self.archived and event.action in ("archive", "promote"):
+            return f"{event.version} was archived before"
+        if event.action == "archive":
+            holders = [a for a, v in self.aliases.items() if v == event.version]
+            return f"{event.version} is held by {', '.join(holders)}" if holders else None
+        current = self.aliases.get(event.alias or "")
+        if event.alias_before != current:
+            return f"alias_before is {event.alias_before!r} but '{event.alias}' held {current!r}"
+        if event.action == "promote":
+            return None if event.alias_after == event.version else "alias_after is not the promoted version"
+        previous = self.previous(event.alias or "")
+        if previous is None or event.alias_after != previous or event.version != previous:
+            return f"a rollback of '{event.alias}' must return to {previous!r}"
+        return None
+
+    def to_json(self) -> bytes:
+        return canonical_json(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "AliasState":
+        return cls(**json.loads(data))
+
+
+def parse_event(key: str, data: bytes) -> AuditEvent:
+    """Raises IntegrityError when the object is not an audit event."""
+    try:
+        return AuditEvent(**json.loads(data))
+    except (ValueError, TypeError, UnicodeDecodeError) as err:
+        raise IntegrityError(f"{key} is not an audit event (modified or inserted): {err}") from None
+
+
+def sequence_of(name: str, keys: list[str], after: int = 0) -> list[int]:
+    """Sequence numbers of the listed event keys, checked to run from 1 without gaps or strangers.
+
+    Raises:
+        IntegrityError: an object that is not ``<seq:012d>.json``, or a missing sequence number.
+    """
+    pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
+    seqs = []
+    for key in keys:
+        match = pattern.fullmatch(key)
+        if not match:
+            raise IntegrityError(f"unexpected object {key} in the audit log of '{name}' (inserted?)")
+        seqs.append(int(match.group(1)))
+    seqs.sort()
+    for expected, seq in enumerate(seqs, start=1):
+        if seq != expected:
+            raise IntegrityError(
+                f"event {expected:012d} of '{name}' is missing (deleted): the log jumps from "
+                f"{expected - 1:012d} to {seq:012d}"
+            )
+    return [s for s in seqs if s > after]
+
+
+def fold(state: AliasState, events: list[AuditEvent]) -> AliasState:
+    """A new state: ``state`` with ``events`` applied in order (``state`` itself is left alone)."""
+    new = copy.deepcopy(state)
+    for event in events:
+        new.apply(event)
+    return new
+
+
+class AuditLog:
+    """The log of every adapter name on one bucket, with an incremental, self-checking fold.
+
+    ``cache_dir`` keeps each name's folded state between processes; it is only a shortcut: the
+    first new event must link to the cached head, and a log shorter than the cache is refused.
+    """
+
+    def __init__(self, store: ObjectStore, *, actor: str, role: str, cache_dir: Path | None = None,
+                 cache_scope: str = ""):  # fmt: skip
+        self.store = store
+        self.actor = actor
+        self.role = role
+        self._memory: dict[str, AliasState] = {}
+        scope = hashlib.sha256(cache_scope.encode()).hexdigest()[:16]
+        self._cache_dir = Path(cache_dir) / "registry-cache" / scope if cache_dir else None
+
+    def sequence(self, name: str, after: int = 0) -> list[int]:
+        return sequence_of(name, [o.key for o in self.store.list(audit_prefix(name))], after)
+
+    def head_seq(self, name: str) -> int:
+        """Newest sequence number (0 for an empty log): one LIST, no event read."""
+        seqs = self.sequence(name)
+        return seqs[-1] if seqs else 0
+
+    def read(self, name: str, seqs: list[int]) -> list[AuditEvent]:
+        """Fetch events in parallel (a log of 1,000 events is 1,000 GETs)."""
+        keys = [event_key(name, s) for s in seqs]
+        if len(keys) <= 2:
+            blobs = [self.store.get(k) for k in keys]
+        else:
+            with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
+                blobs = list(pool.map(self.store.get, keys))
+        return [parse_event(k, b) for k, b in zip(keys, blobs)]
+
+    def events(self, name: str) -> list[AuditEvent]:
+        """Every event, checked from the first (hash, link, sequence, meaning).
+
+        Raises:
+            IntegrityError: naming the first bad event.
+        """
+        events = self.read(name, self.sequence(name))
+        fold(AliasState(name=name), events)
+        return events
+
+    def verify(self, name: str) -> AliasState:
+        """Fold the whole log from the first event, trusting nothing cached.
+
+        Raises:
+            IntegrityError: naming the first bad event; or the log is shorter than what this
+                machine has already seen (newest events deleted).
+        """
+        state = fold(AliasState(name=name), self.read(name, self.sequence(name)))
+        seen = self._cached(name)
+        if seen is not None and seen.head_seq > state.head_seq:
+            raise IntegrityError(
+                f"the audit log of '{name}' ends at event {state.head_seq:012d} but this machine has seen event "
+                f"{seen.head_seq:012d}: the newest events were deleted"
+            )
+        self._remember(state)
+        return state
+
+    def state(self, name: str) -> AliasState:
+        """The folded state now: cached events are not re-read, new ones are checked and applied.
+
+        Raises:
+            IntegrityError: the log is broken where it was read, or shorter than the cache.
+        """
+        seqs = self.sequence(name)
+        head = seqs[-1] if seqs else 0
+        cached = self._cached(name)
+        if cached is not None and cached.head_seq > head:
+            raise IntegrityError(
+                f"the audit log of '{name}' ends at event {head:012d} but this machine has seen event "
+                f"{cached.head_seq:012d}: the newest events were deleted (run `tailor audit verify {name}`)"
+            )
+        if cached is not None and cached.head_seq == head and head > 0:
+            # Nothing new: prove the cached head is still the stored one (one GET, not the whole log).
+            (newest,) = self.read(name, [head])
+            if newest.sha256 == cached.head_sha256 and canonical_sha256(newest.body()) == newest.sha256:
+                return cached
+            cached = None
+        start = cached or AliasState(name=name)
+        state = fold(start, self.read(name, [s for s in seqs if s > start.head_seq]))
+        self._remember(state)
+        return state
+
+    def append(self, name: str, make: Callable[[AliasState], AuditEvent]) -> AuditEvent:
+        """Append the event ``make`` builds from the current state, at the next sequence number.
+
+        ``make`` runs again after every lost race, against the state that won, so rules are
+        always judged on the log as it is when the event lands.
+
+        Raises:
+            RefusedError: whatever ``make`` refuses.
+            StoreError: lost the race ``MAX_APPEND_ATTEMPTS`` times in a row.
+        """
+        for attempt in range(MAX_APPEND_ATTEMPTS):
+            state = self.state(name)
+            draft = make(state)
+            now = utc_now()
+            event = replace(
+                draft, actor=self.actor, role=self.role, seq=state.head_seq + 1, prev_sha256=state.head_sha256,
+                # Client clocks differ: keep times non-decreasing so `audit at` can read the log in order.
+                time=max(now, state.head_time) if state.head_time else now,
+            ).sealed()  # fmt: skip
+            new_state = fold(state, [event])
+            try:
+                self._put_event(event_key(name, event.seq), event.to_json())
+            except AlreadyExistsError:
+                time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
+                continue
+            self._remember(new_state)
+            return event
+        raise StoreError(
+            f"lost the race for the next audit event of '{name}' {MAX_APPEND_ATTEMPTS} times in a row: try again"
+        )
+
+    def _put_event(self, key: str, data: bytes) -> None:
+        """Create-only, with Object Lock retention where the role may set it.
+
+        Identities made before roles got ``PutObjectRetention`` on ``audit/*`` refuse the
+        retention header; the event is then still written create-only, and the bucket's
+        versioning keeps every overwritten or deleted original.
+        """
+        try:
+            self.store.put(key, data, create_only=True, retain=True)
+        except AccessDeniedError:
+            self.store.put(key, data, create_only=True)
+
+    def _cache_file(self, name: str) -> Path | None:
+        return self._cache_dir / f"{name}.json" if self._cache_dir else None
+
+    def _cached(self, name: str) -> AliasState | None:
+        if name in self._memory:
+            return copy.deepcopy(self._memory[name])
+        path = self._cache_file(name)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return AliasState.from_json(path.read_bytes())
+        except (OSError, ValueError, TypeError):
+            return None  # a damaged cache is only a cache: fold from the log
+
+    def _remember(self, state: AliasState) -> None:
+        self._memory[state.name] = copy.deepcopy(state)
+        path = self._cache_file(state.name)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Several processes may write the same cache at once: write aside, then rename.
+            tmp = path.with_name(f".{path.name}.{random.getrandbits(48):012x}")
+            tmp.write_bytes(state.to_json())
+            tmp.replace(path)
+        except OSError:
+            pass  # the cache only saves time; failing to write it loses nothing

@@ -1,0 +1,346 @@
+"""What a registered adapter version is: its files' hashes, base model, PEFT summary and evidence.
+
+The manifest is built from the adapter folder's own JSON files (read as plain JSON: the registry
+never imports ``pipelines``). Its ``content_sha256`` is the hash of everything else in it, so a
+manifest edited on the store no longer matches the hash its ``register`` audit event recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from registry.canonical import canonical_json, canonical_sha256
+from registry.errors import IntegrityError, NotFoundError, RefusedError
+from registry.fingerprint import BaseModelFingerprint, file_sha256
+
+MANIFEST_FORMAT = 1
+MANIFEST_FILE = "manifest.json"
+REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors", "tailor_adapter.json")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+# A safetensors header is a small JSON document; a larger "length" means the file is something else.
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_VERSION = re.compile(r"v([1-9][0-9]{0,8})")
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` when it is safe as one path segment of an object key.
+
+    Raises:
+        RefusedError: path characters, spaces, '..', or more than 64 characters.
+    """
+    if not _NAME.fullmatch(name or "") or ".." in name:
+        raise RefusedError(
+            f"adapter name {name!r} is refused: use 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (no path characters, spaces or '..')"
+        )
+    return name
+
+
+def version_number(version: str) -> int:
+    """``"v3"`` → 3.
+
+    Raises:
+        RefusedError: not of the form v1, v2, …
+    """
+    match = _VERSION.fullmatch(version or "")
+    if not match:
+        raise RefusedError(f"version {version!r} is not a version id (v1, v2, …)")
+    return int(match.group(1))
+
+
+def is_version(ref: str) -> bool:
+    return _VERSION.fullmatch(ref or "") is not None
+
+
+def safe_relpath(path: str) -> str:
+    """A manifest path must stay inside the version folder wherever it is written.
+
+    Raises:
+        IntegrityError: absolute, backslashes, empty segments or '..'.
+    """
+    parts = PurePosixPath(path).parts
+    if not path or "\\" in path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise IntegrityError(f"manifest lists an unsafe file path {path!r}")
+    return path
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PeftSummary:
+    peft_type: str | None
+    r: int | None
+    lora_alpha: float | None
+    target_modules: list[str]
+    modules_to_save: list[str]
+    task_type: str | None
+
+
+@dataclass(frozen=True)
+class GateSummary:
+    """The gate decision in brief; the full decision stays in the version's gate_decision.json."""
+
+    passed: bool
+    policy_sha256: str | None
+    policy_version: str | None
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    files: dict[str, FileEntry]
+    base_model: BaseModelFingerprint
+    peft: PeftSummary
+    labels: list[str]
+    max_length: int | None
+    intended_use: str | None
+    data_version: str | None
+    metrics: dict[str, Any]
+    cost: dict[str, Any] | None
+    gate: GateSummary | None
+    created_by: str
+    created_role: str
+    created_at: str
+    reason: str
+    content_sha256: str = ""
+    format: int = MANIFEST_FORMAT
+
+    def body(self) -> dict[str, Any]:
+        """Everything but the content hash: what the hash is computed over."""
+        data = asdict(self)
+        data.pop("content_sha256")
+        return data
+
+    def to_json(self) -> bytes:
+        return canonical_json(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> "Manifest":
+        """Parse a stored manifest and prove its content hash.
+
+        Raises:
+            IntegrityError: not a manifest, or its content no longer matches its hash.
+        """
+        try:
+            raw = json.loads(data)
+            manifest = cls(
+                **{
+                    **raw,
+                    "files": {safe_relpath(p): FileEntry(**e) for p, e in raw["files"].items()},
+                    "base_model": BaseModelFingerprint(**raw["base_model"]),
+                    "peft": PeftSummary(**raw["peft"]),
+                    "gate": GateSummary(**raw["gate"]) if raw.get("gate") is not None else None,
+                }
+            )
+        except IntegrityError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise IntegrityError(f"{where} is not a valid manifest: {err}") from None
+        if canonical_sha256(manifest.body()) != manifest.content_sha256:
+            raise IntegrityError(f"{where} was modified: its content does not match its content_sha256")
+        return manifest
+
+
+@dataclass(frozen=True)
+class AdapterFolder:
+    """An adapter folder that passed every check, with its files hashed and its JSON parsed."""
+
+    root: Path
+    files: dict[str, FileEntry]
+    adapter: dict[str, Any]
+    adapter_config: dict[str, Any]
+    train_result: dict[str, Any] | None
+    gate_decision: dict[str, Any] | None
+
+    def base_model(self) -> BaseModelFingerprint:
+        return BaseModelFingerprint(
+            model_id=str(self.adapter.get("base_model_id")),
+            weights_sha256=str(self.adapter.get("base_model_weights_sha256")),
+            tokenizer_sha256=str(self.adapter.get("base_model_tokenizer_sha256")),
+        )
+
+
+def _safetensors_problem(path: Path, rel: str) -> str | None:
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            return f"{rel} is not a safetensors file (too short)"
+        (length,) = struct.unpack("<Q", head)
+        if length > min(size - 8, MAX_SAFETENSORS_HEADER):
+            return f"{rel} is not a safetensors file (bad header length)"
+        try:
+            header = json.loads(fh.read(length))
+        except (ValueError, UnicodeDecodeError):
+            return f"{rel} is not a safetensors file (header is not JSON)"
+    return None if isinstance(header, dict) else f"{rel} is not a safetensors file (header is not a JSON object)"
+
+
+def _read_json(path: Path, rel: str, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        problems.append(f"{rel} is not readable JSON ({err})")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{rel} must hold a JSON object")
+        return None
+    return value
+
+
+def _walk(root: Path, problems: list[str]) -> list[str]:
+    """Every regular file under ``root`` as a POSIX relative path; odd entries become problems."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for entry in sorted(dirnames + filenames):
+            full = Path(dirpath) / entry
+            rel = full.relative_to(root).as_posix()
+            if full.is_symlink():
+                problems.append(f"{rel} is a symbolic link: the registry stores real files only")
+                if entry in dirnames:
+                    dirnames.remove(entry)
+            elif entry in filenames:
+                if not full.is_file():
+                    problems.append(f"{rel} is not a regular file")
+                elif rel.lower().endswith(PICKLE_SUFFIXES):
+                    problems.append(
+                        f"{rel} is a pickle file ({', '.join('*' + s for s in PICKLE_SUFFIXES)}): "
+                        "pickle runs code when loaded; save weights as safetensors"
+                    )
+                else:
+                    found.append(rel)
+    return sorted(found)
+
+
+def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> AdapterFolder:
+    """Check an adapter folder for registration and hash its files; report every problem at once.
+
+    Raises:
+        NotFoundError: the folder does not exist.
+        RefusedError: missing files, weights that are not safetensors, a pickle file anywhere,
+            unreadable JSON, or a base model other than ``base_model`` (id or hashes).
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise NotFoundError(f"adapter folder {root} does not exist or is not a folder")
+    problems: list[str] = []
+    files = _walk(root, problems)
+    for required in REQUIRED_FILES:
+        if required not in files:
+            why = " (weights must be safetensors)" if required.endswith(".safetensors") else ""
+            problems.append(f"missing {required}{why}")
+    if MANIFEST_FILE in files:
+        problems.append(f"{MANIFEST_FILE} is reserved: the registry writes it")
+    for rel in files:
+        if rel.endswith(".safetensors") and (problem := _safetensors_problem(root / rel, rel)):
+            problems.append(problem)
+    parsed = {
+        rel: _read_json(root / rel, rel, problems)
+        for rel in ("adapter_config.json", "tailor_adapter.json", "train_result.json", "gate_decision.json")
+        if rel in files
+    }
+    adapter = parsed.get("tailor_adapter.json")
+    if adapter is not None:
+        problems.extend(_adapter_problems(adapter, base_model))
+    if problems:
+        raise RefusedError(f"refused adapter folder {root}: " + "; ".join(problems))
+    return AdapterFolder(
+        root=root,
+        files={rel: FileEntry(sha256=file_sha256(root / rel), size=(root / rel).stat().st_size) for rel in files},
+        adapter=adapter or {},
+        adapter_config=parsed["adapter_config.json"] or {},
+        train_result=parsed.get("train_result.json"),
+        gate_decision=parsed.get("gate_decision.json"),
+    )
+
+
+def _adapter_problems(adapter: dict[str, Any], base: BaseModelFingerprint) -> list[str]:
+    problems = []
+    labels = adapter.get("labels")
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        problems.append("tailor_adapter.json: 'labels' must be a non-empty list of strings")
+    keys = ("base_model_id", "base_model_weights_sha256", "base_model_tokenizer_sha256")
+    missing = [k for k in keys if not isinstance(adapter.get(k), str)]
+    if missing:
+        problems.append(f"tailor_adapter.json: missing {', '.join(missing)}")
+        return problems
+    trained_on = BaseModelFingerprint(*(adapter[k] for k in keys))
+    if trained_on.model_id != base.model_id or not trained_on.matches(base):
+        problems.append(
+            f"base model mismatch: the adapter was trained on '{trained_on.model_id}' (weights "
+            f"{trained_on.weights_sha256[:12]}, tokenizer {trained_on.tokenizer_sha256[:12]}) but the configured "
+            f"base is '{base.model_id}' (weights {base.weights_sha256[:12]}, tokenizer {base.tokenizer_sha256[:12]})"
+        )
+    return problems
+
+
+def peft_summary(config: dict[str, Any]) -> PeftSummary:
+    def names(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        return sorted(str(v) for v in value) if isinstance(value, (list, tuple)) else []
+
+    return PeftSummary(
+        peft_type=config.get("peft_type"),
+        r=config.get("r"),
+        lora_alpha=config.get("lora_alpha"),
+        target_modules=names(config.get("target_modules")),
+        modules_to_save=names(config.get("modules_to_save")),
+        task_type=config.get("task_type"),
+    )
+
+
+def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
+    """Brief form of a GateDecision JSON: every failed threshold as one readable line."""
+    if decision is None:
+        return None
+    failures = [
+        f"{f.get('check')}.{f.get('metric')} = {f.get('value')}, needs {f.get('comparison')} {f.get('limit')}"
+        for f in decision.get("failures", [])
+        if isinstance(f, dict)
+    ]
+    return GateSummary(
+        passed=decision.get("passed") is True,
+        policy_sha256=decision.get("policy_sha256"),
+        policy_version=decision.get("policy_version"),
+        failures=failures,
+    )
+
+
+def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by: str, created_role: str,
+                   created_at: str, reason: str) -> Manifest:  # fmt: skip
+    """The manifest of ``folder`` registered as ``name``/``version``, its content hash filled in."""
+    train = folder.train_result or {}
+    max_length = folder.adapter.get("max_length")
+    manifest = Manifest(
+        name=validate_name(name),
+        version=version,
+        files=dict(sorted(folder.files.items())),
+        base_model=folder.base_model(),
+        peft=peft_summary(folder.adapter_config),
+        labels=list(folder.adapter["labels"]),
+        max_length=max_length if isinstance(max_length, int) else None,
+        intended_use=folder.adapter.get("intended_use"),
+        data_version=train.get("data_version") or folder.adapter.get("data_version"),
+        metrics=dict(train.get("metrics") or {}),
+        cost=train.get("cost"),
+        gate=gate_summary(folder.gate_decision),
+        created_by=created_by,
+        created_role=created_role,
+        created_at=created_at,
+        reason=reason,
+    )
+    return replace(manifest, content_sha256=canonical_sha256(manifest.body()))

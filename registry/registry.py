@@ -1,0 +1,424 @@
+"""The adapter registry: immutable versions on the object store, aliases governed by the audit log.
+
+Layout on the bucket::
+
+    adapters/<name>/claims/<version>.json             create-only: who took the version number
+    adapters/<name>/versions/<version>/<files…>       the adapter folder as registered
+    adapters/<name>/versions/<version>/manifest.json  written last: a version exists iff this exists
+    audit/<name>/<seq:012d>.json                      the hash-chained log (see ``registry.audit``)
+
+Every rule is judged here, whatever the store's identities allow, because a role's S3
+permissions cannot tell a staging promotion from a production one (both are audit events).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+from registry.audit import AliasState, AuditEvent, AuditLog, fold, parse_time, utc_now
+from registry.canonical import canonical_json
+from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
+from registry.fingerprint import BaseModelFingerprint
+from registry.manifest import (
+    MANIFEST_FILE,
+    Manifest,
+    build_manifest,
+    inspect_adapter_folder,
+    is_version,
+    validate_name,
+    version_number,
+)
+from registry.store import ObjectStore, sha256_hex
+from registry.settings import StoreSettings
+
+_FETCH_THREADS = 8
+
+
+@dataclass(frozen=True)
+class RegistryRules:
+    """Governance rules that are configuration, not code."""
+
+    four_eyes_production: bool = True  # whoever registered a version cannot promote it to production
+    aliases: tuple[str, ...] = ("staging", "production")
+    production_alias: str = "production"
+    override_roles: tuple[str, ...] = ("approver",)  # who may promote past a failed gate, with a reason
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What `audit verify` proved: the whole chain, and every manifest against its register event."""
+
+    name: str
+    events: int
+    head_sha256: str
+    aliases: dict[str, str]
+    versions: list[str]
+    incomplete: list[str]  # registered in the log, but the upload never finished (no manifest)
+
+
+_WRITERS = {
+    "register": ("admin", "trainer"),
+    "promote": ("admin", "approver", "trainer"),
+    "rollback": ("admin", "approver", "trainer"),
+    "archive": ("admin", "approver", "trainer"),
+}
+
+
+def versions_prefix(name: str) -> str:
+    return f"adapters/{name}/versions/"
+
+
+def file_key(name: str, version: str, rel: str) -> str:
+    return f"{versions_prefix(name)}{version}/{rel}"
+
+
+class Registry:
+    """Register, list, download, promote, roll back and archive adapter versions.
+
+    Args:
+        store: where everything lives.
+        settings: the store settings; ``role`` and ``actor`` say who acts.
+        base_model: the configured base model's fingerprint; needed to register and to roll back.
+        rules: governance rules.
+        cache_dir: where folded alias state may be cached between processes (optional).
+    """
+
+    def __init__(self, store: ObjectStore, settings: StoreSettings, *, base_model: BaseModelFingerprint | None = None,
+                 rules: RegistryRules = RegistryRules(), cache_dir: Path | None = None):  # fmt: skip
+        self.store = store
+        self.settings = settings
+        self.base_model = base_model
+        self.rules = rules
+        self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir,
+                            cache_scope=f"{settings.endpoint}|{settings.bucket}")  # fmt: skip
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def state(self, name: str) -> AliasState:
+        """The log's fold for ``name``: aliases, their history, registered and archived versions."""
+        return self.log.state(validate_name(name))
+
+    def head_seq(self, name: str) -> int:
+        return self.log.head_seq(validate_name(name))
+
+    def aliases(self, name: str) -> dict[str, str]:
+        return dict(self.state(name).aliases)
+
+    def events(self, name: str) -> list[AuditEvent]:
+        return self.log.events(validate_name(name))
+
+    def manifest(self, name: str, version: str) -> Manifest:
+        """The manifest of ``version``, proven against its content hash and its register event.
+
+        Raises:
+            NotFoundError: no such version (or its upload never finished).
+            IntegrityError: the manifest was modified.
+        """
+        return self._checked_manifest(name, version, self.state(name))
+
+    def versions(self, name: str) -> list[Manifest]:
+        """Every complete version, oldest first (archived ones included; see ``state().archived``)."""
+        state = self.state(name)
+        keys = [o.key for o in self.store.list(versions_prefix(name)) if o.key.endswith("/" + MANIFEST_FILE)]
+        found = sorted((k.split("/")[-2] for k in keys if is_version(k.split("/")[-2])), key=version_number)
+        with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
+            return list(pool.map(lambda v: self._checked_manifest(name, v, state), found))
+
+    def resolve(self, name: str, alias: str = "production") -> Manifest | None:
+        """The manifest ``alias`` points at, or None when the alias was never set."""
+        state = self.state(name)
+        version = state.aliases.get(alias)
+        return self._checked_manifest(name, version, state) if version else None
+
+    def download(self, name: str, ref: str, dest: Path) -> Manifest:
+        """Write the files of a version (``v3``) or alias (``production``) into the new folder ``dest``.
+
+        Every file is checked against its sha256 before anything appears at ``dest``.
+
+        Raises:
+            NotFoundError: unknown version or unset alias.
+            IntegrityError: a stored file does not match its hash (named).
+            RefusedError: ``dest`` exists and is not an empty folder.
+        """
+        state = self.state(name)
+        version = ref if is_version(ref) else state.aliases.get(ref)
+        if version is None:
+            raise NotFoundError(f"'{name}' has no version {ref!r} and no alias of that name is set")
+        manifest = self._checked_manifest(name, version, state)
+        dest = Path(dest)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise RefusedError(f"download destination {dest} exists and is not an empty folder")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
+        try:
+            for rel, data in self.verified_files(manifest):
+                target = partial / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            partial.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                dest.rmdir()
+            partial.rename(dest)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return manifest
+
+    def verify(self, name: str) -> VerifyResult:
+        """Check the whole audit chain and every manifest against its register event.
+
+        Raises:
+            IntegrityError: naming the first bad event or the modified manifest.
+        """
+        state = self.log.verify(validate_name(name))
+        complete = []
+        incomplete = []
+        for version in sorted(state.versions, key=version_number):
+            try:
+                self._checked_manifest(name, version, state)
+                complete.append(version)
+            except NotFoundError:
+                incomplete.append(version)
+        return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
+                            aliases=dict(state.aliases), versions=complete, incomplete=incomplete)  # fmt: skip
+
+    def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
+        """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.
+
+        Raises:
+            RefusedError: ``when`` is not ISO 8601.
+        """
+        try:
+            moment = parse_time(when)
+        except ValueError:
+            raise RefusedError(f"time {when!r} is not ISO 8601 (e.g. 2026-11-27T23:00:00Z)") from None
+        events = self.events(name)
+        before = [e for e in events if parse_time(e.time) <= moment]
+        state = fold(AliasState(name=name), before)
+        setter = next((e for e in reversed(before) if e.alias == alias), None)
+        return state.aliases.get(alias), setter
+
+    # ---- changing --------------------------------------------------------------------------------
+
+    def register(self, adapter_dir: Path, name: str, *, reason: str = "") -> Manifest:
+        """Upload an adapter folder as the next version of ``name``; nothing is written if it is refused.
+
+        Raises:
+            RefusedError: role, name or folder refused (every problem listed).
+            NotFoundError: the folder does not exist.
+            ConfigError: no base model fingerprint was configured.
+        """
+        self._require_role("register")
+        validate_name(name)
+        if self.base_model is None:
+            raise ConfigError("base_model: registering needs the configured base model's fingerprint")
+        folder = inspect_adapter_folder(Path(adapter_dir), self.base_model)
+        version = self._claim_version(name)
+        manifest = build_manifest(folder, name, version, created_by=self.settings.actor,
+                                  created_role=self.settings.role, created_at=utc_now(), reason=reason)  # fmt: skip
+        for rel, entry in manifest.files.items():
+            data = (folder.root / rel).read_bytes()
+            if sha256_hex(data) != entry.sha256:
+                raise IntegrityError(f"{folder.root / rel} changed while it was being registered: register again")
+            self.store.put(file_key(name, version, rel), data)
+        self.log.append(name, lambda state: AuditEvent(
+            action="register", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
+            reason=reason, content_sha256=manifest.content_sha256,
+            policy_sha256=manifest.gate.policy_sha256 if manifest.gate else None,
+            gate=asdict(manifest.gate) if manifest.gate else None,
+        ))  # fmt: skip
+        # Last: only now does the version exist for readers.
+        self.store.put(file_key(name, version, MANIFEST_FILE), manifest.to_json(), create_only=True)
+        return manifest
+
+    def promote(self, name: str, version: str, to: str, *, reason: str, override: bool = False) -> AuditEvent:
+        """Point alias ``to`` at ``version``.
+
+        Production needs a complete, unarchived version on today's base model whose gate (when
+        present) passed, promoted by someone other than who registered it (four-eyes rule). Only
+        the roles in ``rules.override_roles`` may pass a failed gate, with ``override`` and a reason.
+
+        Raises:
+            RefusedError: the rule that refused, with what to do.
+            NotFoundError: no such version.
+        """
+        self._require_role("promote", alias=to)
+        self._require_reason(reason, "promote")
+        if to not in self.rules.aliases:
+            raise RefusedError(f"alias {to!r} is not one of {', '.join(self.rules.aliases)}")
+        if override and self.settings.role not in self.rules.override_roles:
+            raise RefusedError(
+                f"--override is reserved to the {' or '.join(self.rules.override_roles)} role; "
+                f"you act as '{self.settings.role}'"
+            )
+        manifest = self.manifest(name, version)
+        self._require_same_base(manifest)
+        bypassed = False
+        if to == self.rules.production_alias:
+            if self.rules.four_eyes_production and manifest.created_by == self.settings.actor:
+                raise RefusedError(
+                    f"four-eyes rule: {self.settings.actor} registered {name} {version} and cannot also promote it "
+                    f"to {to}; another person must"
+                )
+            if manifest.gate is not None and not manifest.gate.passed:
+                if not override:
+                    raise RefusedError(
+                        f"{name} {version} failed its gate: {'; '.join(manifest.gate.failures) or 'no details'}; "
+                        "only an approver may promote it, with --override and a reason"
+                    )
+                bypassed = True
+
+        def make(state: AliasState) -> AuditEvent:
+            if version in state.archived:
+                raise RefusedError(f"{name} {version} is archived and cannot be promoted")
+            current = state.aliases.get(to)
+            if current == version:
+                raise RefusedError(f"{to} already holds {name} {version}")
+            return AuditEvent(
+                action="promote", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
+                reason=reason, content_sha256=manifest.content_sha256, alias=to, alias_before=current,
+                alias_after=version, override=bypassed, policy_sha256=manifest.gate.policy_sha256 if manifest.gate else None,
+                gate=asdict(manifest.gate) if manifest.gate else None,
+            )  # fmt: skip
+
+        return self.log.append(name, make)
+
+    def rollback(self, name: str, *, alias: str = "production", reason: str) -> AuditEvent:
+        """Point ``alias`` back at the version it held before, after proving that version's files.
+
+        Raises:
+            RefusedError: no earlier version, it is archived, or it was trained on another base model.
+            IntegrityError: one of its stored files does not match its hash.
+        """
+        self._require_role("rollback", alias=alias)
+        self._require_reason(reason, "roll back")
+        if self.base_model is None:
+            raise ConfigError("base_model: rolling back needs the configured base model's fingerprint")
+        proven: dict[str, Manifest] = {}
+
+        def make(state: AliasState) -> AuditEvent:
+            target = state.previous(alias)
+            if target is None:
+                raise RefusedError(f"'{alias}' of '{name}' has no earlier version to roll back to")
+            if target in state.archived:
+                raise RefusedError(f"cannot roll back '{alias}' to {name} {target}: it is archived")
+            if target not in proven:
+                manifest = self._checked_manifest(name, target, state)
+                self._require_same_base(manifest)
+                for _ in self.verified_files(manifest):
+                    pass  # reading proves every file; the bytes are not needed
+                proven[target] = manifest
+            manifest = proven[target]
+            return AuditEvent(
+                action="rollback", name=name, version=target, actor=self.settings.actor, role=self.settings.role,
+                reason=reason, content_sha256=manifest.content_sha256, alias=alias,
+                alias_before=state.aliases.get(alias), alias_after=target,
+                policy_sha256=manifest.gate.policy_sha256 if manifest.gate else None,
+                gate=asdict(manifest.gate) if manifest.gate else None,
+            )  # fmt: skip
+
+        return self.log.append(validate_name(name), make)
+
+    def archive(self, name: str, version: str, *, reason: str) -> AuditEvent:
+        """Mark a version as never to be promoted again (its files stay, for the record).
+
+        Raises:
+            RefusedError: already archived, or an alias still points at it.
+            NotFoundError: no such version.
+        """
+        self._require_role("archive")
+        self._require_reason(reason, "archive")
+        manifest = self.manifest(name, version)
+
+        def make(state: AliasState) -> AuditEvent:
+            if version in state.archived:
+                raise RefusedError(f"{name} {version} is archived already")
+            holders = sorted(a for a, v in state.aliases.items() if v == version)
+            if holders:
+                raise RefusedError(
+                    f"{name} {version} is {' and '.join(holders)}: promote or roll back to another version first"
+                )
+            return AuditEvent(action="archive", name=name, version=version, actor=self.settings.actor,
+                              role=self.settings.role, reason=reason, content_sha256=manifest.content_sha256)  # fmt: skip
+
+        return self.log.append(name, make)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def _require_role(self, action: str, alias: str | None = None) -> None:
+        role = self.settings.role
+        if role not in _WRITERS[action]:
+            can = "only read" if role == "reader" else "not " + action
+            raise RefusedError(f"role '{role}' may {can}; {action} needs one of: {', '.join(_WRITERS[action])}")
+        if role == "trainer" and alias == self.rules.production_alias:
+            raise RefusedError(f"role 'trainer' cannot move '{alias}': an approver (or admin) must")
+
+    @staticmethod
+    def _require_reason(reason: str, what: str) -> None:
+        if not reason.strip():
+            raise RefusedError(f"a reason is required to {what} (--reason TEXT): it goes into the audit log")
+
+    def _require_same_base(self, manifest: Manifest) -> None:
+        base = self.base_model
+        if base is not None and (manifest.base_model.model_id != base.model_id or not manifest.base_model.matches(base)):
+            raise RefusedError(
+                f"{manifest.name} {manifest.version} was trained on base model '{manifest.base_model.model_id}' "
+                f"(weights {manifest.base_model.weights_sha256[:12]}) but the configured base is '{base.model_id}' "
+                f"(weights {base.weights_sha256[:12]})"
+            )
+
+    def _checked_manifest(self, name: str, version: str, state: AliasState) -> Manifest:
+        version_number(version)
+        key = file_key(validate_name(name), version, MANIFEST_FILE)
+        try:
+            data = self.store.get(key)
+        except NotFoundError:
+            raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)") from None
+        manifest = Manifest.from_json(data, key)
+        if (manifest.name, manifest.version) != (name, version):
+            raise IntegrityError(f"{key} describes {manifest.name} {manifest.version}, not {name} {version}")
+        if state.versions.get(version) != manifest.content_sha256:
+            raise IntegrityError(
+                f"{key} does not match the content hash its register event recorded: the manifest was replaced"
+            )
+        return manifest
+
+    def verified_files(self, manifest: Manifest, only: set[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """Each stored file of ``manifest`` (or those in ``only``) with its bytes, size and sha256 checked.
+
+        Raises:
+            IntegrityError: naming the first file that does not match.
+        """
+        for rel, entry in manifest.files.items():
+            if only is not None and rel not in only:
+                continue
+            try:
+                data = self.store.get(file_key(manifest.name, manifest.version, rel))
+            except NotFoundError:
+                raise IntegrityError(f"{manifest.name} {manifest.version}: stored file {rel} is missing") from None
+            digest = sha256_hex(data)
+            if len(data) != entry.size or digest != entry.sha256:
+                raise IntegrityError(
+                    f"{manifest.name} {manifest.version}: stored file {rel} is corrupted (sha256 {digest[:12]}…, "
+                    f"manifest says {entry.sha256[:12]}…); refusing it"
+                )
+            yield rel, data
+
+    def _claim_version(self, name: str) -> str:
+        """Take the next version number with a create-only claim: racing registers get distinct ones."""
+        prefix = f"adapters/{name}/claims/"
+        claimed = [o.key[len(prefix):].removesuffix(".json") for o in self.store.list(prefix)]
+        taken = [version_number(v) for v in claimed if is_version(v)]
+        number = max(taken, default=0) + 1
+        while True:
+            version = f"v{number}"
+            claim = canonical_json({"version": version, "actor": self.settings.actor, "time": utc_now()})
+            try:
+                self.store.put(f"{prefix}{version}.json", claim, create_only=True)
+                return version
+            except AlreadyExistsError:
+                number += 1
