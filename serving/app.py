@@ -7,6 +7,7 @@ answer. Bad input is always a 4xx with a message that says what to change; never
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving.follower import Follower
 from serving.schemas import (ErrorResponse, HealthResponse, Limits, Prediction, PredictRequest, PredictResponse,
                              VersionResponse)  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": why}
@@ -110,6 +113,7 @@ def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
             yield
         finally:
             follower.close()
+            log.info("stopped following %s", ", ".join(follower.names))
 
     app = FastAPI(title="Tailor predictor", lifespan=lifespan, responses=ERRORS)
     app.add_middleware(PostGuard, max_bytes=limits.max_body_bytes)

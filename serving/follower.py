@@ -114,26 +114,30 @@ class Follower:
     def load(self) -> list[Served]:
         """Load, for every name, the version the alias names now. Call once, before serving.
 
+        Every alias is resolved before anything is loaded, so a missing one fails fast.
+
         Raises:
-            NotFoundError: a name has no version under the alias.
+            NotFoundError: names with no version under the alias (all of them, named).
             IntegrityError: a downloaded file does not match its recorded sha256.
             RefusedError: the adapter was trained on another base model.
             StoreError: the store cannot be reached.
         """
+        targets = {}
+        for name in self.names:
+            # Read the sequence number first: a change that lands while we load is seen by the next poll.
+            self._tracking[name].seq = self._source.head_seq(name)
+            targets[name] = self._source.resolve(name, self.alias)
+        missing = [name for name, manifest in targets.items() if manifest is None]
+        if missing:
+            raise NotFoundError(
+                f"no version of {', '.join(repr(n) for n in missing)} holds the alias '{self.alias}': promote one "
+                f"first (`tailor promote NAME VERSION --to {self.alias}`)"
+            )
         self._work_dir = Path(tempfile.mkdtemp(prefix="tailor-serve-"))
         try:
-            for name in self.names:
-                track = self._tracking[name]
-                # Read the sequence number first: a change that lands while we load is seen by the next poll.
-                track.seq = self._source.head_seq(name)
-                manifest = self._source.resolve(name, self.alias)
-                if manifest is None:
-                    raise NotFoundError(
-                        f"no version of '{name}' holds the alias '{self.alias}': promote one first "
-                        f"(`tailor promote {name} VERSION --to {self.alias}`)"
-                    )
-                track.alias_target = manifest.version
-                track.last_poll = _now()
+            for name, manifest in targets.items():
+                self._tracking[name].alias_target = manifest.version
+                self._tracking[name].last_poll = _now()
                 self._swap(self._fetch(name, manifest.version))
         except BaseException:
             self.close()

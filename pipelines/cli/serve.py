@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -61,8 +62,13 @@ def serve(
     store_settings = settings.store()
     fingerprint = base_model_fingerprint(settings.base_model_dir, settings.base_model_id, cache_dir=settings.home)
     registry = Registry(S3ObjectStore(store_settings), store_settings, base_model=fingerprint)
-    base = load_base(settings.base_model_dir)
-    follower = Follower(registry, lambda folder: load_classifier(folder, base), names, alias=alias,
+
+    @functools.cache
+    def base():
+        # Loaded on the first adapter, after every alias resolved: a missing one fails before this cost.
+        return load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=settings.home)
+
+    follower = Follower(registry, lambda folder: load_classifier(folder, base()), names, alias=alias,
                         poll_seconds=poll_seconds)  # fmt: skip
     served = follower.load()
     app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars))

@@ -150,11 +150,28 @@ def test_the_largest_valid_request_fits_the_body_limit(client):
     assert r.status_code == 200, r.text
 
 
-def test_importing_the_app_pulls_in_no_orchestration_or_data_check_library():
+def _heavy_modules_after(imports: str) -> list[str]:
     code = (
-        "import sys, serving.app, serving.follower, pipelines.cli.serve\n"
-        "heavy = [m for m in ('prefect', 'great_expectations', 'evidently', 'dvc') if m in sys.modules]\n"
-        "print(','.join(heavy))"
+        f"import sys, {imports}\n"
+        "print(','.join(m for m in ('prefect', 'great_expectations', 'evidently', 'dvc') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip() == ""
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_the_predictor_imports_no_orchestration_or_data_check_library():
+    assert _heavy_modules_after("serving.app, serving.follower, pipelines.model") == []
+
+
+def test_the_tailor_command_that_runs_serve_imports_none_of_them_either():
+    assert _heavy_modules_after("pipelines.cli.main, pipelines.cli.serve") == []
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "example.org", "::"])
+def test_serve_refuses_a_non_loopback_host_unless_allowed(host, capsys):
+    from pipelines.cli.main import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(["serve", "--name", "tickets", "--host", host])
+    assert exit_info.value.code == 1
+    assert f"--host {host} is not a loopback address" in capsys.readouterr().err
