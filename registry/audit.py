@@ -263,8 +263,8 @@ class AuditLog:
             IntegrityError: naming the first bad event; or the log is shorter than what this
                 machine has already seen (newest events deleted).
         """
+        seen = self._cached(name)  # before listing: a cache written meanwhile by a racing writer is not "ahead"
         state = fold(AliasState(name=name), self.read(name, self.sequence(name)))
-        seen = self._cached(name)
         if seen is not None and seen.head_seq > state.head_seq:
             raise IntegrityError(
                 f"the audit log of '{name}' ends at event {state.head_seq:012d} but this machine has seen event "
@@ -279,9 +279,9 @@ class AuditLog:
         Raises:
             IntegrityError: the log is broken where it was read, or shorter than the cache.
         """
+        cached = self._cached(name)  # before listing: a cache written meanwhile by a racing writer is not "ahead"
         seqs = self.sequence(name)
         head = seqs[-1] if seqs else 0
-        cached = self._cached(name)
         if cached is not None and cached.head_seq > head:
             raise IntegrityError(
                 f"the audit log of '{name}' ends at event {head:012d} but this machine has seen event "

@@ -12,7 +12,7 @@ import os
 import re
 import struct
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from registry.canonical import canonical_json, canonical_sha256
@@ -65,8 +65,7 @@ def safe_relpath(path: str) -> str:
     Raises:
         IntegrityError: absolute, backslashes, empty segments or '..'.
     """
-    parts = PurePosixPath(path).parts
-    if not path or "\\" in path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if not path or "\\" in path or any(part in ("", ".", "..") for part in path.split("/")):
         raise IntegrityError(f"manifest lists an unsafe file path {path!r}")
     return path
 

@@ -1,0 +1,64 @@
+"""An admin tampers with the stored audit log (overwrite, delete, insert): `tailor audit verify` names each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from registry.audit import AuditEvent, event_key
+from registry.fingerprint import BaseModelFingerprint
+from registry.registry import Registry, RegistryRules
+from registry.store import S3ObjectStore
+from tests.registry_helpers import make_adapter_folder, run_cli_parallel
+
+pytestmark = pytest.mark.integration
+
+BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
+
+
+def _history(s3_server, name: str, tmp_path) -> None:
+    """Six events: three registers, three promotions."""
+    settings = s3_server.settings("admin", "alice")
+    registry = Registry(S3ObjectStore(settings), settings, base_model=BASE,
+                        rules=RegistryRules(four_eyes_production=False))  # fmt: skip
+    for i in range(3):
+        registry.register(make_adapter_folder(tmp_path / name / str(i), BASE, seed=i), name)
+    for v in ("v1", "v2", "v3"):
+        registry.promote(name, v, "production", reason=f"ship {v}")
+    assert registry.verify(name).events == 6
+
+
+def test_verify_names_an_overwritten_a_deleted_and_an_inserted_event(s3_server, unique_name, tmp_path):
+    modified, deleted, inserted = (f"{unique_name}-{k}" for k in ("mod", "del", "ins"))
+    for name in (modified, deleted, inserted):
+        _history(s3_server, name, tmp_path)
+    admin = S3ObjectStore(s3_server.settings("admin"))
+
+    raw = json.loads(admin.get(event_key(modified, 5)))
+    raw["reason"] = "approved by the board"
+    admin.put(event_key(modified, 5), json.dumps(raw).encode())  # a new object version over the locked one
+
+    admin.delete(event_key(deleted, 4))  # a delete marker; the locked version stays underneath
+
+    five = AuditEvent(**json.loads(admin.get(event_key(inserted, 5))))
+    old_six = admin.get(event_key(inserted, 6))
+    forged = AuditEvent(action="promote", name=inserted, version="v1", actor="mallory", role="admin", reason="x",
+                        alias="production", alias_before="v2", alias_after="v1", seq=6, time=five.time,
+                        prev_sha256=five.sha256).sealed()  # fmt: skip
+    admin.put(event_key(inserted, 6), forged.to_json())
+    admin.put(event_key(inserted, 7), old_six)
+
+    env = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="auditor")
+    results = run_cli_parallel([(["audit", "verify", name], env) for name in (modified, deleted, inserted)])
+    assert [r.returncode for r in results] == [1, 1, 1]
+    assert f"event 000000000005 of '{modified}' was modified" in results[0].stderr
+    assert f"event 000000000004 of '{deleted}' is missing (deleted)" in results[1].stderr
+    assert "000000000006 was replaced or inserted" in results[2].stderr
+    assert all("Traceback" not in r.stderr for r in results)
+
+    # Object Lock keeps what was overwritten or deleted: the originals are still there to restore.
+    versions = admin.client.list_object_versions(Bucket=admin.bucket, Prefix=event_key(modified, 5))
+    assert len(versions.get("Versions", [])) == 2
+    markers = admin.client.list_object_versions(Bucket=admin.bucket, Prefix=event_key(deleted, 4))
+    assert markers.get("DeleteMarkers") and markers.get("Versions")

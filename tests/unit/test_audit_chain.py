@@ -1,0 +1,169 @@
+"""The hash-chained audit log on an in-memory store: append, fold, races, and every kind of tampering."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+
+import pytest
+
+from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, sequence_of
+from registry.canonical import canonical_json
+from registry.errors import IntegrityError
+from tests.unit.fake_store import FakeStore
+
+NAME = "tickets"
+
+
+def _register(version: str):
+    return lambda state: AuditEvent(action="register", name=NAME, version=version, actor="", role="",
+                                    reason="", content_sha256="c" * 64)  # fmt: skip
+
+
+def _promote(version: str, alias: str = "production"):
+    return lambda state: AuditEvent(action="promote", name=NAME, version=version, actor="", role="", reason="go",
+                                    alias=alias, alias_before=state.aliases.get(alias), alias_after=version)  # fmt: skip
+
+
+def _log(store: FakeStore, **kw) -> AuditLog:
+    return AuditLog(store, actor="bob", role="approver", **kw)
+
+
+def _filled(store: FakeStore, registered: int = 3, promoted: int = 3) -> AuditLog:
+    log = _log(store)
+    for i in range(1, registered + 1):
+        log.append(NAME, _register(f"v{i}"))
+    for i in range(1, promoted + 1):
+        log.append(NAME, _promote(f"v{i}"))
+    return log
+
+
+def test_events_chain_from_genesis_and_the_fold_gives_the_aliases():
+    store = FakeStore()
+    log = _filled(store)
+    events = log.events(NAME)
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
+    assert events[0].prev_sha256 == "0" * 64
+    assert all(b.prev_sha256 == a.sha256 for a, b in zip(events, events[1:]))
+    assert all(e.actor == "bob" and e.role == "approver" for e in events)
+    state = log.verify(NAME)
+    assert state.aliases == {"production": "v3"} and state.previous("production") == "v2"
+    assert all(store.objects[event_key(NAME, e.seq)] == canonical_json(json.loads(e.to_json())) for e in events)
+
+
+def test_a_fresh_log_object_reads_the_same_state_as_the_writer():
+    store = FakeStore()
+    writer = _filled(store)
+    assert _log(store).state(NAME).to_json() == writer.state(NAME).to_json()
+
+
+def test_a_modified_event_is_named():
+    store = FakeStore()
+    _filled(store)
+    raw = json.loads(store.objects[event_key(NAME, 4)])
+    raw["reason"] = "nothing to see"
+    store.objects[event_key(NAME, 4)] = canonical_json(raw)
+    with pytest.raises(IntegrityError, match="event 000000000004 of 'tickets' was modified"):
+        _log(store).verify(NAME)
+
+
+def test_a_modified_event_with_a_recomputed_hash_is_caught_by_the_next_link():
+    store = FakeStore()
+    _filled(store)
+    forged = replace(AuditEvent(**json.loads(store.objects[event_key(NAME, 4)])), version="v3", alias_after="v3").sealed()
+    store.objects[event_key(NAME, 4)] = forged.to_json()
+    with pytest.raises(IntegrityError, match="does not follow event 000000000004: .* 000000000004 was replaced or inserted"):
+        _log(store).verify(NAME)
+
+
+def test_a_deleted_event_is_named():
+    store = FakeStore()
+    _filled(store)
+    del store.objects[event_key(NAME, 3)]
+    with pytest.raises(IntegrityError, match="event 000000000003 of 'tickets' is missing \\(deleted\\)"):
+        _log(store).verify(NAME)
+
+
+def test_an_inserted_event_is_named():
+    store = FakeStore()
+    _filled(store)
+    # A careful forger: a well-formed event linked to event 5, the old event 6 pushed to seq 7.
+    old6 = store.objects[event_key(NAME, 6)]
+    five = AuditEvent(**json.loads(store.objects[event_key(NAME, 5)]))
+    forged = AuditEvent(action="promote", name=NAME, version="v1", actor="mallory", role="admin", reason="x",
+                        alias="production", alias_before="v2", alias_after="v1", seq=6, time=five.time,
+                        prev_sha256=five.sha256).sealed()  # fmt: skip
+    store.objects[event_key(NAME, 6)] = forged.to_json()
+    store.objects[event_key(NAME, 7)] = old6
+    with pytest.raises(IntegrityError, match="does not follow event 000000000006: .*000000000006 was replaced or inserted"):
+        _log(store).verify(NAME)
+
+
+def test_a_stranger_object_in_the_log_is_named():
+    store = FakeStore()
+    _filled(store)
+    store.objects[f"audit/{NAME}/000000000003.json.bak"] = b"{}"
+    with pytest.raises(IntegrityError, match="unexpected object audit/tickets/000000000003.json.bak"):
+        _log(store).verify(NAME)
+
+
+def test_an_event_the_log_cannot_explain_is_refused_even_with_good_hashes():
+    store = FakeStore()
+    log = _filled(store, registered=1, promoted=0)
+    state = log.state(NAME)
+    bogus = AuditEvent(action="promote", name=NAME, version="v9", actor="m", role="admin", reason="",
+                       alias="production", alias_after="v9", seq=2, time="t", prev_sha256=state.head_sha256).sealed()
+    with pytest.raises(IntegrityError, match="v9 was never registered"):
+        fold(state, [bogus])
+
+
+def test_the_newest_events_deleted_are_caught_by_what_this_machine_saw(tmp_path):
+    store = FakeStore()
+    _filled(store, registered=1, promoted=1)
+    _log(store, cache_dir=tmp_path).state(NAME)
+    del store.objects[event_key(NAME, 2)]
+    with pytest.raises(IntegrityError, match="ends at event 000000000001 but this machine has seen event 000000000002"):
+        _log(store, cache_dir=tmp_path).verify(NAME)
+
+
+def test_the_cache_is_never_trusted_over_the_log(tmp_path):
+    store = FakeStore()
+    log = _filled(store, registered=2, promoted=1)
+    log.state(NAME)
+    # Another process appends; a stale cache still yields the log's state.
+    _log(store).append(NAME, _promote("v2"))
+    assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
+    # A cache that disagrees with the stored head is thrown away, not believed.
+    cached = tmp_path.glob("registry-cache/*/tickets.json")
+    for path in cached:
+        state = AliasState.from_json(path.read_bytes())
+        state.aliases = {"production": "v1"}
+        state.head_sha256 = "f" * 64
+        path.write_bytes(state.to_json())
+    assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
+
+
+def test_racing_appenders_never_overwrite_each_other():
+    store = FakeStore()
+    _filled(store, registered=8, promoted=0)
+    logs = [_log(store) for _ in range(8)]
+    threads = [threading.Thread(target=log.append, args=(NAME, _promote(f"v{i + 1}"))) for i, log in enumerate(logs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state = _log(store).verify(NAME)
+    events = _log(store).events(NAME)
+    assert state.head_seq == 16 and [e.seq for e in events] == list(range(1, 17))
+    assert state.aliases["production"] == events[-1].version
+    assert sorted(e.version for e in events[8:]) == [f"v{i}" for i in range(1, 9)]
+    # Every promotion recorded what it really replaced: the chain of alias_before → alias_after is unbroken.
+    assert all(b.alias_before == a.alias_after for a, b in zip(events[8:], events[9:]))
+
+
+def test_sequence_numbers_must_start_at_one_without_gaps():
+    keys = [event_key(NAME, s) for s in (1, 2, 4)]
+    with pytest.raises(IntegrityError, match="event 000000000003 of 'tickets' is missing"):
+        sequence_of(NAME, keys)
+    assert sequence_of(NAME, [event_key(NAME, s) for s in (2, 1, 3)], after=1) == [2, 3]

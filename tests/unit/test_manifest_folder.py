@@ -1,0 +1,121 @@
+"""Adapter folder checks and manifest building: every refusal names its reason, and nothing is hashed twice wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from registry.errors import IntegrityError, NotFoundError, RefusedError
+from registry.fingerprint import BaseModelFingerprint
+from registry.manifest import Manifest, build_manifest, inspect_adapter_folder, safe_relpath, validate_name
+from tests.registry_helpers import failed_gate, make_adapter_folder
+
+BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
+
+
+@pytest.mark.parametrize("name", ["tickets", "tickets-v2", "a.b_c", "X1"])
+def test_plain_names_are_accepted(name):
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "a b", "..", "a..b", "../x", "a\\b", "-lead", "x" * 65, "é"])
+def test_names_with_path_characters_or_spaces_are_refused(name):
+    with pytest.raises(RefusedError, match="no path characters, spaces or '..'"):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../x", "a/../b", "a\\b", "", "a//b"])
+def test_unsafe_manifest_paths_are_refused(path):
+    with pytest.raises(IntegrityError, match="unsafe file path"):
+        safe_relpath(path)
+
+
+def test_a_valid_folder_is_hashed_file_by_file(tmp_path):
+    folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE), BASE)
+    assert sorted(folder.files) == ["adapter_config.json", "adapter_model.safetensors", "reference.csv",
+                                    "reports/validation.json", "tailor_adapter.json", "train_result.json"]
+    assert all(len(e.sha256) == 64 and e.size > 0 for e in folder.files.values())
+
+
+def test_the_manifest_records_base_peft_labels_data_metrics_and_gate(tmp_path):
+    folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE, seed=3, gate=failed_gate()), BASE)
+    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
+                       created_at="2026-01-01T00:00:00+00:00", reason="first")
+    assert m.base_model == BASE
+    assert (m.peft.r, m.peft.lora_alpha, m.peft.target_modules) == (8, 16, ["query", "value"])
+    assert m.labels == ["billing", "bug", "feature", "other"] and m.max_length == 128
+    assert m.data_version == "md5-0003" and m.metrics["macro_f1"] == 0.9
+    assert m.gate.passed is False and m.gate.failures == ["quality.macro_f1 = 0.61, needs >= 0.8"]
+    # The local base path PEFT writes into adapter_config.json is never part of the identity.
+    assert "/somewhere/local" not in m.to_json().decode()
+    assert Manifest.from_json(m.to_json(), "x") == m
+
+
+def test_a_manifest_edited_on_the_store_no_longer_matches_its_content_hash(tmp_path):
+    folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE), BASE)
+    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
+                       created_at="2026-01-01T00:00:00+00:00", reason="")
+    raw = json.loads(m.to_json())
+    raw["metrics"]["macro_f1"] = 0.99
+    with pytest.raises(IntegrityError, match="was modified"):
+        Manifest.from_json(json.dumps(raw).encode(), "adapters/tickets/versions/v1/manifest.json")
+
+
+def _refusal(path) -> str:
+    with pytest.raises(RefusedError) as err:
+        inspect_adapter_folder(path, BASE)
+    return str(err.value)
+
+
+def test_missing_files_are_each_named(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    (folder / "adapter_config.json").unlink()
+    (folder / "tailor_adapter.json").unlink()
+    message = _refusal(folder)
+    assert "missing adapter_config.json" in message and "missing tailor_adapter.json" in message
+
+
+def test_pickle_weights_instead_of_safetensors_are_refused(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    (folder / "adapter_model.safetensors").rename(folder / "adapter_model.bin")
+    message = _refusal(folder)
+    assert "adapter_model.bin is a pickle file" in message
+    assert "missing adapter_model.safetensors (weights must be safetensors)" in message
+
+
+def test_a_pickle_file_anywhere_in_the_folder_is_refused(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    (folder / "reports" / "extra.pkl").write_bytes(b"\x80\x04K\x01.")
+    assert "reports/extra.pkl is a pickle file" in _refusal(folder)
+
+
+def test_a_file_named_safetensors_that_is_not_safetensors_is_refused(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    (folder / "adapter_model.safetensors").write_bytes(b"\x80\x04\x95" + b"\0" * 40)
+    assert "adapter_model.safetensors is not a safetensors file" in _refusal(folder)
+
+
+def test_a_symbolic_link_is_refused(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    (folder / "reports" / "link.json").symlink_to("/etc/hostname")
+    assert "reports/link.json is a symbolic link" in _refusal(folder)
+
+
+def test_an_adapter_trained_on_another_base_model_is_refused(tmp_path):
+    other = BaseModelFingerprint(BASE.model_id, "c" * 64, BASE.tokenizer_sha256)
+    folder = make_adapter_folder(tmp_path / "a", other)
+    assert "base model mismatch: the adapter was trained on" in _refusal(folder)
+    renamed = make_adapter_folder(tmp_path / "b", BaseModelFingerprint("other/model", "a" * 64, "b" * 64))
+    assert "trained on 'other/model'" in _refusal(renamed)
+
+
+def test_unreadable_json_is_named(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    (folder / "train_result.json").write_text("{not json")
+    assert "train_result.json is not readable JSON" in _refusal(folder)
+
+
+def test_a_folder_that_does_not_exist_is_not_found(tmp_path):
+    with pytest.raises(NotFoundError, match="does not exist"):
+        inspect_adapter_folder(tmp_path / "nope", BASE)

@@ -1,0 +1,207 @@
+"""Registry rules on an in-memory store: roles, four-eyes, gates, archive, rollback, downloads, version ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
+from registry.fingerprint import BaseModelFingerprint
+from registry.registry import Registry, RegistryRules, file_key
+from registry.settings import StoreSettings
+from tests.registry_helpers import failed_gate, make_adapter_folder
+from tests.unit.fake_store import FakeStore
+
+BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
+
+
+def _reg(store, role="trainer", actor="alice", base=BASE, **rules) -> Registry:
+    settings = StoreSettings(endpoint=None, bucket="b", access_key="k", secret_key="s", role=role, actor=actor)
+    return Registry(store, settings, base_model=base, rules=RegistryRules(**rules))
+
+
+@pytest.fixture
+def store():
+    return FakeStore()
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return [make_adapter_folder(tmp_path / f"a{i}", BASE, seed=i) for i in range(3)]
+
+
+def test_versions_are_numbered_per_name_and_the_manifest_is_written_last(store, folders):
+    trainer = _reg(store)
+    assert [trainer.register(f, "tickets").version for f in folders[:2]] == ["v1", "v2"]
+    assert trainer.register(folders[2], "other").version == "v1"
+    v1_keys = [k for k in store.puts if k.startswith("adapters/tickets/versions/v1/")]
+    assert v1_keys[-1] == "adapters/tickets/versions/v1/manifest.json"
+    assert [m.version for m in trainer.versions("tickets")] == ["v1", "v2"]
+    assert [e.action for e in trainer.events("tickets")] == ["register", "register"]
+
+
+def test_a_refused_register_writes_nothing(store, tmp_path):
+    bad = make_adapter_folder(tmp_path / "bad", BaseModelFingerprint("other/model", "a" * 64, "b" * 64))
+    with pytest.raises(RefusedError, match="base model mismatch"):
+        _reg(store).register(bad, "tickets")
+    with pytest.raises(RefusedError, match="no path characters"):
+        _reg(store).register(bad, "a/b")
+    assert store.objects == {}
+
+
+def test_a_lost_version_claim_moves_on_to_the_next_number(store, folders):
+    store.put("adapters/tickets/claims/v1.json", b"{}", create_only=True)  # a register that died mid-upload
+    assert _reg(store).register(folders[0], "tickets").version == "v2"
+    with pytest.raises(NotFoundError, match="'tickets' has no version v1"):
+        _reg(store).manifest("tickets", "v1")
+
+
+def test_reader_writes_nothing_and_approver_cannot_register(store, folders):
+    _reg(store).register(folders[0], "tickets")
+    before = dict(store.objects)
+    reader = _reg(store, role="reader", actor="rita")
+    for attempt in (lambda: reader.register(folders[1], "tickets"),
+                    lambda: reader.promote("tickets", "v1", "staging", reason="r"),
+                    lambda: reader.archive("tickets", "v1", reason="r"),
+                    lambda: reader.rollback("tickets", reason="r")):  # fmt: skip
+        with pytest.raises(RefusedError, match="role 'reader' may only read"):
+            attempt()
+    with pytest.raises(RefusedError, match="role 'approver' may not register"):
+        _reg(store, role="approver", actor="bob").register(folders[1], "tickets")
+    assert store.objects == before
+    assert reader.manifest("tickets", "v1").created_by == "alice"
+
+
+def test_trainer_may_stage_but_never_move_production(store, folders):
+    trainer = _reg(store)
+    trainer.register(folders[0], "tickets")
+    trainer.promote("tickets", "v1", "staging", reason="try it")
+    colleague = _reg(store, actor="carol")
+    with pytest.raises(RefusedError, match="role 'trainer' cannot move 'production'"):
+        colleague.promote("tickets", "v1", "production", reason="ship")
+    with pytest.raises(RefusedError, match="role 'trainer' cannot move 'production'"):
+        colleague.rollback("tickets", reason="undo")
+    assert trainer.aliases("tickets") == {"staging": "v1"}
+
+
+def test_four_eyes_refuses_the_registrant_and_can_be_turned_off(store, folders):
+    _reg(store, role="admin", actor="alice").register(folders[0], "tickets")
+    with pytest.raises(RefusedError, match="four-eyes rule: alice registered tickets v1"):
+        _reg(store, role="admin", actor="alice").promote("tickets", "v1", "production", reason="mine")
+    event = _reg(store, role="admin", actor="alice", four_eyes_production=False).promote(
+        "tickets", "v1", "production", reason="solo team")
+    assert (event.alias_before, event.alias_after) == (None, "v1")
+
+
+def test_a_failed_gate_blocks_production_unless_an_approver_overrides(store, tmp_path):
+    _reg(store).register(make_adapter_folder(tmp_path / "g", BASE, gate=failed_gate()), "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    with pytest.raises(RefusedError, match="failed its gate: quality.macro_f1 = 0.61, needs >= 0.8"):
+        approver.promote("tickets", "v1", "production", reason="ship")
+    with pytest.raises(RefusedError, match="--override is reserved to the approver role"):
+        _reg(store, role="admin", actor="root").promote("tickets", "v1", "production", reason="x", override=True)
+    event = approver.promote("tickets", "v1", "production", reason="known gap, hotfix", override=True)
+    assert event.override is True and event.gate["passed"] is False and event.policy_sha256 == "a" * 64
+    # The gate never blocks staging.
+    assert _reg(store).promote("tickets", "v1", "staging", reason="try").override is False
+
+
+def test_promote_needs_a_reason_a_known_alias_and_an_existing_version(store, folders):
+    _reg(store).register(folders[0], "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    with pytest.raises(RefusedError, match="a reason is required"):
+        approver.promote("tickets", "v1", "production", reason=" ")
+    with pytest.raises(RefusedError, match="alias 'canary' is not one of staging, production"):
+        approver.promote("tickets", "v1", "canary", reason="r")
+    with pytest.raises(NotFoundError, match="'tickets' has no version v7"):
+        approver.promote("tickets", "v7", "production", reason="r")
+    with pytest.raises(RefusedError, match="'v 1' is not a version id"):
+        approver.promote("tickets", "v 1", "production", reason="r")
+    approver.promote("tickets", "v1", "production", reason="r")
+    with pytest.raises(RefusedError, match="production already holds tickets v1"):
+        approver.promote("tickets", "v1", "production", reason="r")
+
+
+def test_archived_versions_cannot_be_promoted_and_held_ones_cannot_be_archived(store, folders):
+    for f in folders[:2]:
+        _reg(store).register(f, "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    approver.promote("tickets", "v1", "production", reason="r")
+    with pytest.raises(RefusedError, match="tickets v1 is production: promote or roll back"):
+        approver.archive("tickets", "v1", reason="old")
+    approver.archive("tickets", "v2", reason="bad data")
+    with pytest.raises(RefusedError, match="tickets v2 is archived and cannot be promoted"):
+        approver.promote("tickets", "v2", "production", reason="r")
+    with pytest.raises(RefusedError, match="archived already"):
+        approver.archive("tickets", "v2", reason="again")
+    assert approver.state("tickets").archived == ["v2"]
+
+
+def test_rollback_returns_to_the_previous_holder_step_by_step(store, folders):
+    for f in folders:
+        _reg(store).register(f, "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    with pytest.raises(RefusedError, match="no earlier version to roll back to"):
+        approver.rollback("tickets", reason="r")
+    for v in ("v1", "v2", "v3"):
+        approver.promote("tickets", v, "production", reason="r")
+    assert approver.rollback("tickets", reason="v3 misbehaves").alias_after == "v2"
+    assert approver.rollback("tickets", reason="v2 too").alias_after == "v1"
+    assert approver.aliases("tickets") == {"production": "v1"}
+    with pytest.raises(RefusedError, match="no earlier version"):
+        approver.rollback("tickets", reason="r")
+
+
+def test_rollback_refuses_a_target_whose_files_do_not_verify_or_whose_base_changed(store, folders):
+    for f in folders[:2]:
+        _reg(store).register(f, "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    approver.promote("tickets", "v1", "production", reason="r")
+    approver.promote("tickets", "v2", "production", reason="r")
+    key = file_key("tickets", "v1", "adapter_model.safetensors")
+    good = store.objects[key]
+    store.objects[key] = good[:-1] + bytes([good[-1] ^ 1])
+    with pytest.raises(IntegrityError, match="stored file adapter_model.safetensors is corrupted"):
+        approver.rollback("tickets", reason="r")
+    store.objects[key] = good
+    moved = _reg(store, role="approver", actor="bob", base=BaseModelFingerprint(BASE.model_id, "d" * 64, "b" * 64))
+    with pytest.raises(RefusedError, match="was trained on base model"):
+        moved.rollback("tickets", reason="r")
+    with pytest.raises(ConfigError, match="needs the configured base model"):
+        _reg(store, role="approver", actor="bob", base=None).rollback("tickets", reason="r")
+    assert approver.aliases("tickets") == {"production": "v2"}
+
+
+def test_download_checks_every_file_and_leaves_nothing_on_a_corrupt_one(store, folders, tmp_path):
+    _reg(store).register(folders[0], "tickets")
+    _reg(store, role="approver", actor="bob").promote("tickets", "v1", "production", reason="r")
+    manifest = _reg(store, role="reader").download("tickets", "production", tmp_path / "out")
+    assert (tmp_path / "out" / "adapter_model.safetensors").read_bytes() == (folders[0] / "adapter_model.safetensors").read_bytes()
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file()) == sorted(manifest.files)
+    key = file_key("tickets", "v1", "adapter_model.safetensors")
+    store.objects[key] = store.objects[key][:-1] + b"\0"
+    with pytest.raises(IntegrityError, match="stored file adapter_model.safetensors is corrupted"):
+        _reg(store, role="reader").download("tickets", "v1", tmp_path / "out2")
+    assert not (tmp_path / "out2").exists() and not list(tmp_path.glob(".out2.partial-*"))
+    with pytest.raises(RefusedError, match="exists and is not an empty folder"):
+        _reg(store, role="reader").download("tickets", "v1", tmp_path / "out")
+
+
+def test_a_replaced_manifest_is_caught_against_its_register_event(store, folders):
+    _reg(store).register(folders[0], "tickets")
+    _reg(store).register(folders[1], "tickets")
+    store.objects["adapters/tickets/versions/v1/manifest.json"] = store.objects["adapters/tickets/versions/v2/manifest.json"]
+    with pytest.raises(IntegrityError, match="describes tickets v2, not tickets v1"):
+        _reg(store).manifest("tickets", "v1")
+
+
+def test_alias_at_replays_the_log_up_to_a_time(store, folders):
+    for f in folders[:2]:
+        _reg(store).register(f, "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    first = approver.promote("tickets", "v1", "production", reason="r")
+    second = approver.promote("tickets", "v2", "production", reason="r")
+    assert approver.alias_at("tickets", "production", "2000-01-01T00:00:00Z") == (None, None)
+    assert approver.alias_at("tickets", "production", first.time) == ("v1", first)
+    assert approver.alias_at("tickets", "production", second.time)[0] == "v2"
+    with pytest.raises(RefusedError, match="is not ISO 8601"):
+        approver.alias_at("tickets", "production", "yesterday")
