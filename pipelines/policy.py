@@ -24,6 +24,7 @@ class DataPolicy(_Section):
     max_file_mb: PositiveFloat = 50.0
     min_text_chars: int = Field(2, ge=0)
     max_text_chars: PositiveInt = 2000
+    max_duplicate_share: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class QualityPolicy(_Section):
@@ -36,6 +37,8 @@ class QualityPolicy(_Section):
 
 class DriftPolicy(_Section):
     max_drifted_share: float = Field(0.5, ge=0.0, le=1.0)
+    # At least 2: the embedding domain classifier is cross-validated on each side's rows.
+    min_rows: int = Field(10, ge=2)
 
 
 class BiasPolicy(_Section):

@@ -1,0 +1,91 @@
+"""Run every check on a candidate adapter and decide the gate: the ``evaluate`` step.
+
+The candidate (and production, when there is one) predict the holdout once; each check then judges its
+own slice of evidence. A check that raises is recorded as errored, never skipped, so the gate fails it
+with the error as the reason while the other checks still report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines import gate
+from pipelines.batch_io import read_batch
+from pipelines.checks import bias, cost, drift, load, quality
+from pipelines.policy import Policy
+from pipelines.records import CheckResult, GateDecision, LabeledBatch
+from registry.errors import TailorError
+
+REFERENCE_FILE = "reference.csv"
+GATE_DECISION_FILE = "gate_decision.json"
+GATE_REPORT_FILE = "reports/gate.md"
+
+
+def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_model_dir: Path,
+             production_dir: Path | None = None, production_ref: str | None = None, adapter_ref: str | None = None,
+             out_dir: Path | None = None) -> GateDecision:  # fmt: skip
+    """Judge the adapter in ``adapter_dir`` on ``holdout`` under ``policy``.
+
+    Args:
+        adapter_dir: the candidate's folder.
+        holdout: the labeled holdout.
+        policy: the promotion policy.
+        base_model_dir: the base model both adapters were trained on.
+        production_dir: the folder of the version holding ``production`` (downloaded), or None.
+        production_ref: how production is named in reports (``name:version``).
+        adapter_ref: how the candidate is named in reports (default: its folder).
+        out_dir: where ``gate_decision.json`` and ``reports/`` go (normally ``adapter_dir``); None writes nothing.
+
+    Raises:
+        NotFoundError, RefusedError, ConfigError: the candidate adapter cannot be loaded at all.
+    """
+    from pipelines.model import load_base, load_classifier
+
+    base = load_base(base_model_dir)
+    candidate = load_classifier(adapter_dir, base)
+    candidate_pred = candidate.predict(holdout.texts)
+    production_pred: list[str] | None = None
+    production_error: str | None = None
+    if production_dir is not None:
+        try:
+            production_pred = load_classifier(production_dir, base).predict(holdout.texts)
+        except TailorError as err:
+            production_error = f"production {production_ref} cannot be loaded for the comparison: {err}"
+
+    def production_reference() -> LabeledBatch | None:
+        return read_batch(Path(production_dir) / REFERENCE_FILE) if production_dir is not None else None
+
+    def quality_check() -> CheckResult:
+        if production_error:
+            raise TailorError(production_error)
+        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality, production_pred=production_pred,
+                           production=production_ref, out_dir=out_dir)  # fmt: skip
+
+    checks = [
+        _guarded(quality.NAME, quality_check),
+        _guarded(drift.NAME, lambda: drift.run(read_batch(Path(adapter_dir) / REFERENCE_FILE), production_reference(),
+                                               base_model_dir, policy.drift, reference_name=production_ref,
+                                               out_dir=out_dir)),  # fmt: skip
+        _guarded(bias.NAME, lambda: bias.run(holdout, candidate_pred, candidate.labels, policy.bias, out_dir=out_dir)),
+        _guarded(cost.NAME, lambda: cost.run(cost.read_train_result(adapter_dir), policy.cost, out_dir=out_dir)),
+        _guarded(load.NAME, lambda: load.run(load.measure(adapter_dir, base_model_dir, holdout.texts), policy.load,
+                                             out_dir=out_dir)),  # fmt: skip
+    ]
+    decision = gate.decide(policy, checks, adapter=adapter_ref or str(adapter_dir), against=production_ref)
+    if out_dir is not None:
+        decision.write_json(Path(out_dir) / GATE_DECISION_FILE)
+        report = Path(out_dir) / GATE_REPORT_FILE
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(gate.describe(decision) + "\n")
+    return decision
+
+
+def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+    """Run one check; whatever it raises becomes an errored result that the gate fails with a reason."""
+    try:
+        return check()
+    except TailorError as err:
+        return CheckResult.failed(name, str(err))
+    except Exception as err:  # noqa: BLE001 - a crashing check must fail the gate, not hide the other checks
+        return CheckResult.failed(name, f"{type(err).__name__}: {err}")
