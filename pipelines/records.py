@@ -51,6 +51,7 @@ class ExpectationFailure(Record):
 
     name: str
     why: str
+    expectation: str = ""  # the GE expectation class, or "tailor:<check>" for a check GE lacks
     count: int = 0
     examples: list[str] = Field(default_factory=list)
 
@@ -58,10 +59,13 @@ class ExpectationFailure(Record):
 class NoiseAudit(Record):
     """Confident-learning estimate of label noise (cleanlab on frozen-embedding probabilities)."""
 
-    estimated_rate: float
+    estimated_rate: float | None  # None when the batch is too small to audit (see notes)
     flagged: int
     max_rate: float
     review_file: str | None = None
+    audited_rows: int = 0
+    folds: int = 0
+    notes: list[str] = Field(default_factory=list)
 
 
 class ValidationReport(Record):
@@ -75,6 +79,13 @@ class ValidationReport(Record):
     report_json: str | None = None
     report_html: str | None = None
     quarantined_to: str | None = None
+    checked: list[str] = Field(default_factory=list)  # every expectation/check that ran, failed or not
+    notes: list[str] = Field(default_factory=list)  # what was skipped and why, DVC tracking notes
+    class_counts: dict[str, int] = Field(default_factory=dict)
+    policy_sha256: str | None = None
+    report_markdown: str | None = None
+    review_file: str | None = None  # CSV of suspected mislabels (noise audit)
+    tracked_file: str | None = None  # the .dvc file of an accepted batch
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -1,0 +1,117 @@
+"""Track accepted batches with DVC, its remote on the project's object store.
+
+The data version written into reports and manifests is DVC's md5 of the file. The remote is named
+`REMOTE` (``s3://<bucket>/dvc``); its endpoint and credentials come from the settings and are written
+with DVC's ``local`` config level (``.dvc/config.local``, git-ignored by DVC itself), so secrets and
+per-machine endpoints never land in git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.errors import ConfigError, StoreError
+from registry.settings import StoreSettings
+
+REMOTE = "tailor"
+
+
+@dataclass(frozen=True)
+class TrackedBatch:
+    """The outcome of tracking one file."""
+
+    md5: str  # DVC's md5 of the file: the data version
+    dvc_file: Path | None  # the .dvc file written next to the batch; None when DVC could not track it
+    pushed: bool
+    note: str | None = None  # why it is not tracked or not pushed
+
+
+def dvc_md5(path: Path) -> str:
+    """The md5 DVC 3 records for a single file (of its raw bytes)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def find_dvc_root(path: Path) -> Path | None:
+    """The closest folder at or above ``path`` holding a ``.dvc/`` folder, or None."""
+    for folder in [Path(path).resolve(), *Path(path).resolve().parents]:
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def configure_remote(root: Path, store: StoreSettings) -> None:
+    """Point remote `REMOTE` at ``s3://<bucket>/dvc`` on the configured store and make it the default.
+
+    Written at the ``local`` level only where it differs, so the committed ``.dvc/config`` stays as is.
+
+    Raises:
+        ConfigError: the DVC config cannot be read or written.
+    """
+    from dvc.config import ConfigError as DvcConfigError
+    from dvc.repo import Repo
+
+    wanted = {"url": f"s3://{store.bucket}/dvc", "access_key_id": store.access_key,
+              "secret_access_key": store.secret_key, "region": store.region}  # fmt: skip
+    if store.endpoint:
+        wanted["endpointurl"] = store.endpoint
+    try:
+        with Repo(str(root)) as repo:
+            current = repo.config["remote"].get(REMOTE, {})
+            changes = {k: v for k, v in wanted.items() if current.get(k) != v}
+            if not changes and repo.config["core"].get("remote") == REMOTE:
+                return
+            with repo.config.edit("local") as local:
+                local.setdefault("remote", {}).setdefault(REMOTE, {}).update(changes)
+                local.setdefault("core", {})["remote"] = REMOTE
+    except DvcConfigError as err:
+        raise ConfigError(f"DVC config in {root}/.dvc: {err}") from None
+
+
+def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatch:
+    """``dvc add`` the file and ``dvc push`` it to the object store; return its data version.
+
+    A file outside any DVC repository, or already tracked by git (e.g. the shipped samples), still
+    gets its md5 as data version, with a note saying why DVC does not track it.
+
+    Raises:
+        StoreError: ``dvc push`` failed (store down, bucket missing, credentials refused); the file
+            stays tracked locally and ``dvc push`` can be rerun.
+        ConfigError: the DVC config cannot be read or written.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.output import OutputAlreadyTrackedError
+    from dvc.repo import Repo
+
+    # DVC reads this at import and on every command; it must never phone home from a pipeline.
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    path = Path(path).resolve()
+    md5 = dvc_md5(path)
+    root = find_dvc_root(path.parent)
+    if root is None:
+        return TrackedBatch(md5, None, False, f"{path} is not inside a DVC repository (run `dvc init`); not tracked")
+    configure_remote(root, store)
+    with Repo(str(root)) as repo:
+        # DVC would print its "git add …" hint on stdout, breaking --json; the report names the .dvc file.
+        repo.scm_context.quiet = True
+        try:
+            repo.add(str(path))
+        except OutputAlreadyTrackedError:
+            return TrackedBatch(md5, None, False, f"{path} is tracked by git, not DVC; data version is its md5")
+        dvc_file = path.with_name(path.name + ".dvc")
+        if not push:
+            return TrackedBatch(md5, dvc_file, False, "not pushed (push disabled)")
+        try:
+            repo.push(targets=[str(dvc_file)], remote=REMOTE)
+        except DvcException as err:
+            raise StoreError(
+                f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
+                f"'{REMOTE}' ({store.endpoint}) failed: {err}; rerun `dvc push` when the store answers"
+            ) from None
+    return TrackedBatch(md5, dvc_file, True)

@@ -1,0 +1,177 @@
+"""Label-noise audit: confident learning (cleanlab) on out-of-sample probabilities.
+
+The probabilities come from a logistic regression on the frozen base model's sentence embeddings,
+predicted by cross-validation so that no row is scored by a model that saw its own label. Confident
+learning then estimates the joint distribution of given and true labels (its off-diagonal mass is
+the noise rate) and lists the rows whose given label is most likely wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.records import NoiseAudit, Record
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Inverse regularisation for the probe. Embeddings are L2-normalised (norm 1), so sklearn's default
+# C=1 shrinks every class towards the prior and flattens the probabilities confident learning
+# thresholds on; 10 is stronger yet still stable at 8 examples per class (bench/noise_audit.py).
+PROBE_C = 10.0
+DEFAULT_FOLDS = 5
+REVIEW_COLUMNS = ("id", "text", "given_label", "suggested_label", "confidence", "given_label_probability")
+
+
+class SuspectedMislabel(Record):
+    """One row whose given label confident learning doubts, for a person to review."""
+
+    id: str
+    text: str
+    given_label: str
+    suggested_label: str
+    confidence: float  # out-of-sample probability of the suggested label
+    given_label_probability: float
+
+
+def audit_label_noise(
+    texts: list[str],
+    labels: list[str],
+    ids: list[str],
+    *,
+    model_dir: Path,
+    max_rate: float,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+) -> tuple[NoiseAudit, list[SuspectedMislabel]]:
+    """Embed the texts with the frozen base model, then run `audit_embeddings`.
+
+    Rows with an empty label are left out (validation reports them as missing labels).
+
+    Raises:
+        NotFoundError: the base model folder is missing or incomplete.
+        RefusedError: the base model would need remote code or pickle weights.
+    """
+    from pipelines.encoder import embed
+
+    keep = [i for i, label in enumerate(labels) if label.strip()]
+    embeddings = embed([texts[i] for i in keep], model_dir)
+    return audit_embeddings(
+        embeddings,
+        [labels[i] for i in keep],
+        [ids[i] for i in keep],
+        [texts[i] for i in keep],
+        max_rate=max_rate,
+        folds=folds,
+        seed=seed,
+    )
+
+
+def audit_embeddings(
+    embeddings: np.ndarray,
+    labels: list[str],
+    ids: list[str],
+    texts: list[str],
+    *,
+    max_rate: float,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+) -> tuple[NoiseAudit, list[SuspectedMislabel]]:
+    """Estimate the noise rate and list suspected mislabels from precomputed embeddings.
+
+    Classes with fewer than two rows cannot be cross-validated: they are left out with a note; with
+    fewer than two classes left the audit is skipped (``estimated_rate`` None) with a note saying why.
+    The number of folds drops to the smallest class size when a class has fewer rows than ``folds``.
+
+    Returns:
+        The audit summary and the suspects, most doubtful first.
+    """
+    import numpy as np
+
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    notes: list[str] = []
+    too_small = sorted(label for label, n in counts.items() if n < 2)
+    if too_small:
+        notes.append(
+            f"left out of the noise audit: {len(too_small)} class(es) with a single example "
+            f"({', '.join(too_small[:10])}{', …' if len(too_small) > 10 else ''}); cross-validation needs two"
+        )
+    classes = sorted(label for label, n in counts.items() if n >= 2)
+    rows = [i for i, label in enumerate(labels) if counts[label] >= 2]
+    if len(classes) < 2:
+        notes.append("noise audit skipped: fewer than two classes with at least two examples each")
+        return NoiseAudit(estimated_rate=None, flagged=0, max_rate=max_rate, audited_rows=len(rows), notes=notes), []
+    smallest = min(counts[c] for c in classes)
+    used_folds = min(folds, smallest)
+    if used_folds < folds:
+        notes.append(
+            f"cross-validation used {used_folds} folds instead of {folds}: the smallest class has {smallest} examples"
+        )
+
+    index = {label: k for k, label in enumerate(classes)}
+    y = np.array([index[labels[i]] for i in rows])
+    pred_probs = _out_of_sample_probabilities(embeddings[rows], y, used_folds, seed)
+    rate, issues = _confident_learning(y, pred_probs)
+
+    suspects = []
+    for r in issues:
+        row = rows[r]
+        suggested = int(np.argmax(pred_probs[r]))
+        suspects.append(
+            SuspectedMislabel(
+                id=ids[row],
+                text=texts[row],
+                given_label=labels[row],
+                suggested_label=classes[suggested],
+                confidence=round(float(pred_probs[r, suggested]), 4),
+                given_label_probability=round(float(pred_probs[r, y[r]]), 4),
+            )
+        )
+    audit = NoiseAudit(
+        estimated_rate=round(rate, 4),
+        flagged=len(suspects),
+        max_rate=max_rate,
+        audited_rows=len(rows),
+        folds=used_folds,
+        notes=notes,
+    )
+    return audit, suspects
+
+
+def _out_of_sample_probabilities(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    probe = LogisticRegression(C=PROBE_C, max_iter=1000)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return cross_val_predict(probe, x, y, cv=splitter, method="predict_proba")
+
+
+def _confident_learning(y: np.ndarray, pred_probs: np.ndarray) -> tuple[float, list[int]]:
+    """(estimated noise rate, indices of label issues ranked most doubtful first)."""
+    import numpy as np
+    from cleanlab.count import estimate_joint
+    from cleanlab.filter import find_label_issues
+
+    # The joint's off-diagonal mass: the estimated share of rows whose given label is not the true one.
+    joint = estimate_joint(y, pred_probs)
+    rate = float(1.0 - np.trace(joint))
+    # n_jobs=1: the batches are small and forking workers costs more than it saves on two cores.
+    issues = find_label_issues(y, pred_probs, return_indices_ranked_by="self_confidence", n_jobs=1)
+    return rate, [int(i) for i in issues]
+
+
+def write_review(suspects: list[SuspectedMislabel], path: Path) -> Path:
+    """Write the suspects as a CSV a reviewer opens in a spreadsheet (columns `REVIEW_COLUMNS`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=REVIEW_COLUMNS)
+        writer.writeheader()
+        for suspect in suspects:
+            writer.writerow(suspect.model_dump())
+    return path

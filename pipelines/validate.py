@@ -1,0 +1,471 @@
+"""Validate an incoming labeled batch: the expectation suite, then the label-noise audit.
+
+The suite lives in ``data/expectations/batch.yaml``: Great Expectations 1.x expectations run on an
+ephemeral context with a pandas data source, plus the few checks GE has no expectation for
+(computed here in pandas, reported in the same `ExpectationFailure` shape). Thresholds come from
+the policy's ``data`` section. `validate_batch` only judges; `validate_and_route` also files the
+batch (quarantine or DVC).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from pipelines.batch_io import BatchReadError, NotAFileError, read_batch
+from pipelines.policy import DataPolicy, Policy
+from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
+from registry.errors import ConfigError, NotFoundError, StoreError
+from registry.settings import StoreSettings
+
+SUITE_FILE = Path(__file__).resolve().parents[1] / "data" / "expectations" / "batch.yaml"
+# Labels that spreadsheet and pandas exports write for "no value".
+NULL_LABELS = frozenset({"nan", "null", "none", "n/a"})
+NUMERIC_LABEL = re.compile(r"^[+-]?\d+(\.\d+)?$")
+MAX_EXAMPLES = 5
+MAX_EXAMPLE_CHARS = 120
+READABLE = ExpectationFailure(
+    name="readable batch file",
+    why="the file must exist, be CSV/JSONL/Parquet, be under data.max_file_mb, be UTF-8 text with "
+    "`text` and `label` columns and have at least one row; anything else is not a batch we can judge",
+)
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One line of the suite: a GE expectation (``expectation``) or a Tailor check (``check``)."""
+
+    name: str
+    why: str
+    expectation: str | None = None
+    check: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    needs: str | None = None  # "labels" | "holdout": run only when that input was given
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    failures: list[ExpectationFailure]
+    checked: list[str]
+    notes: list[str]
+
+
+def load_labels(path: Path) -> list[str]:
+    """Read a labels file: one label per line; blank lines and ``#`` comments are skipped.
+
+    Raises:
+        NotFoundError: the file does not exist.
+        ConfigError: the file holds no labels or repeats one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"labels file {path} does not exist")
+    labels = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    labels = [label for label in labels if label and not label.startswith("#")]
+    if not labels:
+        raise ConfigError(f"labels file {path} holds no labels")
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"labels file {path} repeats {', '.join(repeated)}")
+    return labels
+
+
+def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
+    """Read and check the suite file: every entry names a known GE expectation or Tailor check.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or an entry is malformed or unknown.
+    """
+    import great_expectations as gx
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"expectation suite {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"expectation suite {path} is not valid YAML: {err}") from None
+    raw = doc.get("suite") if isinstance(doc, dict) else None
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"expectation suite {path} must have a non-empty `suite:` list")
+    entries = []
+    for number, item in enumerate(raw, start=1):
+        try:
+            entry = SuiteEntry(**item)
+        except TypeError as err:
+            raise ConfigError(f"expectation suite {path} entry {number}: {err}") from None
+        if (entry.expectation is None) == (entry.check is None):
+            raise ConfigError(f"expectation suite {path} entry {number} ({entry.name}): give one of expectation/check")
+        if entry.expectation and not hasattr(gx.expectations, entry.expectation):
+            raise ConfigError(f"expectation suite {path} entry {number}: unknown GE expectation {entry.expectation}")
+        if entry.check and entry.check not in CHECKS:
+            raise ConfigError(f"expectation suite {path} entry {number}: unknown check {entry.check}")
+        if entry.needs not in (None, "labels", "holdout"):
+            raise ConfigError(f"expectation suite {path} entry {number}: needs must be labels or holdout")
+        if not entry.why.strip():
+            raise ConfigError(f"expectation suite {path} entry {number} ({entry.name}) has no why")
+        entries.append(entry)
+    return entries
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case, accents and punctuation removed, whitespace collapsed: near-copies compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    kept = "".join(ch if ch.isalnum() else " " for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(kept.split())
+
+
+def batch_frame(batch: LabeledBatch):
+    """The batch as the suite sees it: empty cells and null-like labels as nulls, plus text_normalised."""
+    import pandas as pd
+
+    texts = [t if t.strip() else None for t in batch.texts]
+    labels = [None if (not x.strip() or x.strip().lower() in NULL_LABELS) else x for x in batch.labels]
+    return pd.DataFrame(
+        {
+            "id": batch.ids,
+            "text": texts,
+            "label": labels,
+            "group": batch.groups if batch.groups is not None else [None] * len(batch),
+            "text_normalised": [normalise_text(t) if t is not None else None for t in texts],
+        }
+    )
+
+
+def run_suite(
+    batch: LabeledBatch,
+    policy: DataPolicy,
+    *,
+    labels: list[str] | None = None,
+    holdout: LabeledBatch | None = None,
+    suite: list[SuiteEntry] | None = None,
+) -> SuiteResult:
+    """Run every suite entry on the batch and collect every failure (not just the first).
+
+    Raises:
+        ConfigError: the suite file is invalid.
+    """
+    entries = suite if suite is not None else load_suite()
+    frame = batch_frame(batch)
+    given = {"labels": labels is not None, "holdout": holdout is not None}
+    active = [e for e in entries if e.needs is None or given[e.needs]]
+    notes = [
+        f"skipped '{e.name}': no {e.needs} given" + (" (--labels FILE or --adapter NAME)" if e.needs == "labels" else "")
+        for e in entries
+        if e.needs is not None and not given[e.needs]
+    ]
+    parameters = {
+        "min_text_chars": policy.min_text_chars,
+        "max_text_chars": policy.max_text_chars,
+        "duplicates_mostly": 1.0 - policy.max_duplicate_share,
+        "labels": list(labels or []),
+        "holdout_texts": sorted(set(holdout.texts)) if holdout else [],
+        "holdout_normalised": sorted({normalise_text(t) for t in holdout.texts}) if holdout else [],
+    }
+    failures = _run_expectations([e for e in active if e.expectation], frame, parameters)
+    for entry in active:
+        if entry.check:
+            failure = CHECKS[entry.check](frame, policy, labels)
+            if failure is not None:
+                count, examples = failure
+                failures.append(_failure(entry, count, examples))
+    order = {e.name: i for i, e in enumerate(active)}
+    failures.sort(key=lambda f: order[f.name])
+    return SuiteResult(failures=failures, checked=[e.name for e in active], notes=notes)
+
+
+def validate_batch(
+    path: Path,
+    policy: Policy,
+    *,
+    labels: list[str] | None = None,
+    holdout: Path | None = None,
+    model_dir: Path | None = None,
+) -> tuple[ValidationReport, list]:
+    """Judge a batch file: readable, the suite, then (with ``model_dir``) the label-noise audit.
+
+    A file that exists but cannot be read is a failed batch (``readable batch file``), not an error:
+    it is reported and quarantined like any other rejected batch.
+
+    Returns:
+        The report (``accepted`` is False when anything failed) and the suspected mislabels
+        (`SuspectedMislabel`, empty without the audit).
+
+    Raises:
+        NotFoundError: the batch or holdout path does not exist.
+        NotAFileError: the batch path is a directory.
+        BatchReadError: the holdout file cannot be read.
+        ConfigError: the suite file or the policy is invalid.
+    """
+    max_bytes = int(policy.data.max_file_mb * 1_000_000)
+    holdout_batch = read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None
+    base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None}
+    try:
+        batch = read_batch(path, max_bytes=max_bytes)
+    except (NotFoundError, NotAFileError):
+        raise
+    except BatchReadError as err:
+        failure = READABLE.model_copy(update={"count": 1, "examples": [str(err)]})
+        return ValidationReport(**base, rows=0, accepted=False, failures=[failure], checked=[READABLE.name]), []
+    result = run_suite(batch, policy.data, labels=labels, holdout=holdout_batch)
+    failures, notes = list(result.failures), list(result.notes)
+    noise, suspects = None, []
+    if model_dir is not None:
+        from pipelines.noise_audit import audit_label_noise
+
+        noise, suspects = audit_label_noise(
+            batch.texts, batch.labels, batch.ids, model_dir=model_dir, max_rate=policy.data.max_noise_rate
+        )
+        if noise.estimated_rate is not None and noise.estimated_rate > policy.data.max_noise_rate:
+            failures.append(
+                ExpectationFailure(
+                    name="label noise under the limit",
+                    why="confident learning estimates this share of rows carries a wrong label; above "
+                    "data.max_noise_rate the batch is more likely a broken export than honest mistakes",
+                    count=noise.flagged,
+                    examples=[f"estimated noise rate {noise.estimated_rate:.3f} > limit {policy.data.max_noise_rate}"]
+                    + [_example(f"id {s.id}: {s.given_label} → {s.suggested_label}", s.text) for s in suspects[:4]],
+                )
+            )
+    else:
+        notes.append("label-noise audit not run (--no-noise-audit)")
+    report = ValidationReport(
+        **base,
+        rows=len(batch),
+        accepted=not failures,
+        failures=failures,
+        noise=noise,
+        checked=[READABLE.name, *result.checked] + (["label noise under the limit"] if noise else []),
+        notes=notes,
+        class_counts=_class_counts(batch),
+    )
+    return report, suspects
+
+
+def validate_and_route(
+    path: Path,
+    policy: Policy,
+    *,
+    data_dir: Path,
+    labels_file: Path | None = None,
+    labels: list[str] | None = None,
+    holdout: Path | None = None,
+    model_dir: Path | None = None,
+    report_dir: Path | None = None,
+    track: bool = True,
+    store: StoreSettings | None = None,
+) -> ValidationReport:
+    """Validate a batch file, then route it: quarantine when rejected, DVC-track when accepted.
+
+    `tailor validate`, the ``validate`` stage of ``dvc.yaml`` and the retraining flow all call this,
+    so a batch is judged and filed the same way whoever brings it in.
+
+    Args:
+        data_dir: holds ``quarantine/<UTC time>-<name>/`` and the default ``reports/<UTC time>-<name>/``.
+        labels_file: the allowed labels, one per line (read with `load_labels`); or pass ``labels``.
+        model_dir: the base model for the label-noise audit; None skips the audit.
+        report_dir: where an accepted batch's report goes (a rejected batch's report always goes
+            next to it in quarantine).
+        track: ``dvc add`` + ``dvc push`` an accepted batch; False only records its md5.
+        store: the DVC remote's store; None means the configured one (``load_settings().store()``).
+
+    Returns:
+        The report, with the paths of its files and ``quarantined_to`` or ``data_version`` filled in.
+
+    Raises:
+        NotFoundError: the batch, holdout or labels path does not exist (nothing is moved).
+        NotAFileError: the batch path is a directory (nothing is moved).
+        StoreError: the batch was accepted and tracked but ``dvc push`` failed (the report is written).
+        IntegrityError: a cross-filesystem move did not verify (the original is kept).
+        ConfigError: labels file, policy, suite or DVC configuration is invalid.
+    """
+    from pipelines.data_version import dvc_md5, track as dvc_track
+    from pipelines.quarantine import move_into, quarantine_folder
+    from pipelines.validation_report import write_reports
+
+    path = Path(path)
+    if labels_file is not None:
+        labels = load_labels(labels_file)
+    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, model_dir=model_dir)
+    now = datetime.now(timezone.utc)
+    if not report.accepted:
+        folder = quarantine_folder(Path(data_dir) / "quarantine", path, now=now)
+        target = move_into(path, folder)
+        return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
+
+    folder = Path(report_dir) if report_dir else Path(data_dir) / "reports" / f"{now:%Y%m%dT%H%M%SZ}-{path.name}"
+    if not track:
+        update = {"data_version": dvc_md5(path), "notes": [*report.notes, "not tracked by DVC (--no-track); data version is the md5"]}
+        return write_reports(report.model_copy(update=update), suspects, folder)
+    if store is None:
+        from pipelines.config import load_settings
+
+        store = load_settings().store()
+    try:
+        tracked = dvc_track(path, store)
+    except StoreError:
+        # The batch passed: its report must exist even when the push fails; then the error is raised.
+        write_reports(report.model_copy(update={"data_version": dvc_md5(path)}), suspects, folder)
+        raise
+    update = {
+        "data_version": tracked.md5,
+        "tracked_file": str(tracked.dvc_file) if tracked.dvc_file else None,
+        "notes": [*report.notes, *([tracked.note] if tracked.note else [])],
+    }
+    return write_reports(report.model_copy(update=update), suspects, folder)
+
+
+def _class_counts(batch: LabeledBatch) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for label in batch.labels:
+        counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# --- Great Expectations -------------------------------------------------------------------------
+
+
+def _run_expectations(entries: list[SuiteEntry], frame, parameters: dict[str, Any]) -> list[ExpectationFailure]:
+    import logging
+
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    # GE logs every step at INFO and draws progress bars: noise in a CLI whose output is the report.
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    definition = context.data_sources.add_pandas("tailor").add_dataframe_asset("batch").add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(name="batch"))
+    by_id = {}
+    for entry in entries:
+        expectation = suite.add_expectation(getattr(gx.expectations, entry.expectation)(**entry.kwargs))
+        by_id[expectation.id] = entry
+    validation = context.validation_definitions.add(gx.ValidationDefinition(name="batch", data=definition, suite=suite))
+    outcome = validation.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters,
+        result_format={
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": ["id"],
+            "partial_unexpected_count": MAX_EXAMPLES,
+        },
+    )
+    failures = []
+    for result in outcome.results:
+        if result.success:
+            continue
+        entry = by_id[result.expectation_config.id]
+        info = result.exception_info or {}
+        if info.get("raised_exception"):
+            failures.append(_failure(entry, 0, [f"could not be evaluated: {info.get('exception_message')}"]))
+            continue
+        failures.append(_failure(entry, *_evidence(result.result)))
+    return failures
+
+
+def _evidence(result: dict[str, Any]) -> tuple[int, list[str]]:
+    """(count, examples) from a GE result: the unexpected rows by id, or the observed value."""
+    if "unexpected_count" in result:
+        examples = []
+        for row in result.get("partial_unexpected_index_list") or []:
+            row = dict(row)
+            row_id = row.pop("id", "?")
+            examples.append(f"id {row_id}: " + ", ".join(f"{k}={_short(v)}" for k, v in row.items()))
+        return int(result["unexpected_count"]), examples
+    return 1, [f"observed {_short(result.get('observed_value'))}"]
+
+
+# --- Tailor checks GE has no expectation for (nulls excluded, like GE's column-map expectations) ---
+
+Check = Callable[[Any, DataPolicy, "list[str] | None"], "tuple[int, list[str]] | None"]
+
+
+def _conflicting_duplicates(frame, policy: DataPolicy, labels: list[str] | None):
+    rows = frame.dropna(subset=["text", "label"])
+    per_text = rows.groupby("text")["label"].nunique()
+    conflicted = per_text[per_text > 1].index
+    if len(conflicted) == 0:
+        return None
+    involved = rows[rows["text"].isin(conflicted)]
+    examples = []
+    for text, group in list(involved.groupby("text", sort=False))[:MAX_EXAMPLES]:
+        parts = "; ".join(f"{label} (id {', '.join(g['id'].head(3))})" for label, g in group.groupby("label"))
+        examples.append(_example(parts, text))
+    return len(involved), examples
+
+
+def _mixed_label_types(frame, policy: DataPolicy, labels: list[str] | None):
+    present = frame["label"].dropna()
+    numeric = present[present.str.match(NUMERIC_LABEL)]
+    words = present[~present.str.match(NUMERIC_LABEL)]
+    if numeric.empty or words.empty:
+        return None
+    minority = numeric if len(numeric) <= len(words) else words
+    return len(minority), [
+        f"numeric labels: {', '.join(sorted(numeric.unique())[:MAX_EXAMPLES])}",
+        f"word labels: {', '.join(sorted(words.unique())[:MAX_EXAMPLES])}",
+    ]
+
+
+def _min_examples_per_class(frame, policy: DataPolicy, labels: list[str] | None):
+    counts = frame["label"].value_counts()
+    for label in labels or []:
+        counts[label] = counts.get(label, 0)
+    short = counts[counts < policy.min_examples_per_class].sort_values()
+    if short.empty:
+        return None
+    return len(short), [f"{label}: {n} < {policy.min_examples_per_class}" for label, n in short.head(MAX_EXAMPLES).items()]
+
+
+def _class_imbalance(frame, policy: DataPolicy, labels: list[str] | None):
+    counts = frame["label"].value_counts()
+    if len(counts) < 2:
+        return None
+    ratio = counts.iloc[0] / counts.iloc[-1]
+    if ratio <= policy.max_imbalance_ratio:
+        return None
+    return 1, [
+        f"largest {counts.index[0]}: {counts.iloc[0]}, smallest {counts.index[-1]}: {counts.iloc[-1]}, "
+        f"ratio {ratio:.1f} > {policy.max_imbalance_ratio}"
+    ]
+
+
+CHECKS: dict[str, Check] = {
+    "conflicting_duplicates": _conflicting_duplicates,
+    "mixed_label_types": _mixed_label_types,
+    "min_examples_per_class": _min_examples_per_class,
+    "class_imbalance": _class_imbalance,
+}
+
+
+def _failure(entry: SuiteEntry, count: int, examples: list[str]) -> ExpectationFailure:
+    return ExpectationFailure(
+        name=entry.name,
+        why=" ".join(entry.why.split()),
+        expectation=entry.expectation or f"tailor:{entry.check}",
+        count=count,
+        examples=examples,
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_EXAMPLE_CHARS else f"{text[:MAX_EXAMPLE_CHARS]}… ({len(text):,} chars)"
+
+
+def _example(prefix: str, text: str) -> str:
+    return f"{prefix}: {_short(text)}"
