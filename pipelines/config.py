@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     prefect_port: int = Field(4200, ge=1024, le=65535)
     webhooks: list[str] = Field(default_factory=list, description="URLs that receive signed promotion events")
     webhook_secret: str | None = Field(None, repr=False)
+    cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
+    cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")
+    cost_currency: str = Field("EUR", min_length=1, description="currency of the cost_per_hour_* rates")
 
     @classmethod
     def settings_customise_sources(

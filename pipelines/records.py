@@ -112,7 +112,8 @@ class TrainResult(Record):
     params: dict[str, Any]
     seed: int
     device: str
-    train_examples: int
+    train_examples: int  # rows actually trained on (after the label-noise filter)
+    dropped_examples: int = 0  # rows the label-noise filter left out as probably mislabelled
     data_version: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport

@@ -1,0 +1,297 @@
+"""The classifier Tailor trains and serves: a frozen base encoder, LoRA adapters, a mean-pooled head.
+
+One base model is loaded once (:func:`load_base`); every adapter becomes an
+:class:`AdapterClassifier` whose module tree is its own but whose base weights are the very same
+tensors as the base's, so serving several adapters side by side costs only their LoRA weights and
+no request ever switches a global "active adapter".
+
+Why a mean-pooled head instead of ``AutoModelForSequenceClassification``: that head sits on
+[CLS] + BERT's pooler, while sentence encoders such as all-MiniLM-L6-v2 were trained for mean
+pooling. The mean-pooled, L2-normalised embedding is already a strong feature (a frozen probe on
+it beats plain LoRA on tiny data), so the head starts from there.
+
+Adapter folder (see CONTRACTS.md): PEFT's ``adapter_config.json`` + ``adapter_model.safetensors``
+(LoRA weights and the ``classifier`` head as ``modules_to_save``) and ``tailor_adapter.json``
+(:class:`AdapterMeta`). Weights are read and written as safetensors only.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipelines.encoder import check_model_dir, load_tokenizer
+from registry.errors import ConfigError, NotFoundError, RefusedError
+from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
+
+ADAPTER_META_FILE = "tailor_adapter.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+HEAD_MODULE = "classifier"
+META_FORMAT = 1
+
+
+class AdapterMeta(BaseModel):
+    """``tailor_adapter.json``: what is needed to rebuild the classifier besides PEFT's own files."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    format: int = META_FORMAT
+    base_model_id: str
+    base_model_weights_sha256: str
+    base_model_tokenizer_sha256: str
+    labels: list[str]
+    max_length: int
+    pooling: str = "mean"
+    normalize: bool = True
+
+    def write(self, adapter_dir: Path) -> Path:
+        path = Path(adapter_dir) / ADAPTER_META_FILE
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def read(cls, adapter_dir: Path) -> "AdapterMeta":
+        """Read and check ``tailor_adapter.json``.
+
+        Raises:
+            NotFoundError: the file is missing.
+            ConfigError: it is not valid JSON or lacks a field.
+        """
+        path = Path(adapter_dir) / ADAPTER_META_FILE
+        if not path.is_file():
+            raise NotFoundError(f"{adapter_dir} is not a Tailor adapter folder: {ADAPTER_META_FILE} is missing")
+        try:
+            meta = cls.model_validate_json(path.read_text())
+        except ValidationError as err:
+            raise ConfigError(f"{path} is invalid: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}") from None
+        if meta.format != META_FORMAT:
+            raise RefusedError(f"{path}: format {meta.format} is not supported (this Tailor reads format {META_FORMAT})")
+        return meta
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average over real tokens only, as all-MiniLM-L6-v2 was trained (padding must not dilute it)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class MeanPoolClassifier(torch.nn.Module):
+    """Encoder → mean pooling → L2 normalisation → linear head.
+
+    Normalising before the head makes it a cosine classifier: initialised from class-mean
+    embeddings it starts as a nearest-class-mean classifier, i.e. already as good as a frozen
+    probe before the first optimiser step, so a short training run can only refine it.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, num_labels: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def layers(self) -> torch.nn.ModuleList:
+        """The transformer blocks, for training that starts from cached lower-layer states.
+
+        Raises:
+            RefusedError: the encoder is not laid out like BERT (``encoder.layer``).
+        """
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if not isinstance(layers, torch.nn.ModuleList):
+            raise RefusedError(f"{type(self.encoder).__name__} has no encoder.layer blocks; Tailor supports BERT-like encoders")
+        return layers
+
+    def embed_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
+        """Run blocks ``start..`` on hidden states that enter block ``start``; pooled, normalised output."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        for layer in self.layers()[start:]:
+            hidden = layer(hidden, mask)
+        return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+    def hidden_before(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
+        """Hidden states entering block ``start`` (embeddings + blocks ``0..start-1``)."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        for layer in self.layers()[:start]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
+        return self.classifier(self.embed(input_ids, attention_mask))
+
+
+@dataclass
+class LoadedBase:
+    """The frozen base encoder and its tokenizer, loaded once and shared by every adapter."""
+
+    model_dir: Path
+    device: str
+    tokenizer: object
+    encoder: torch.nn.Module
+    fingerprint: BaseModelFingerprint
+    # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+        # Pad to the longest text of the batch, not to max_length: short texts are the norm and
+        # attention cost grows with the padded length.
+        with self.tokenizer_lock:
+            enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                                 return_tensors="pt")  # fmt: skip
+        return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
+
+    def shared_copy(self) -> torch.nn.Module:
+        """A new module tree over the SAME base tensors: adapters injected into it leave the base untouched."""
+        memo = {id(t): t for t in itertools.chain(self.encoder.parameters(), self.encoder.buffers())}
+        return copy.deepcopy(self.encoder, memo)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → cuda when available else cpu; ``cuda`` only when CUDA is really there.
+
+    Raises:
+        ConfigError: an unknown device name.
+        RefusedError: CUDA asked for but not available.
+    """
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu or cuda")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RefusedError(f"--device cuda asked for but CUDA is not available (torch {torch.__version__}); use --device cpu")
+    return device
+
+
+def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None = None,
+              cache_dir: Path | None = None) -> LoadedBase:  # fmt: skip
+    """Load the frozen base encoder offline, once.
+
+    Args:
+        base_model_dir: local Hugging Face encoder folder (safetensors weights, no remote code).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        model_id: the name recorded with adapters; default the configured ``base_model_id``.
+        cache_dir: where the content fingerprint is cached; default the configured ``home``.
+
+    Raises:
+        NotFoundError: the folder or its weights are missing.
+        RefusedError: remote code, pickle-only weights, or CUDA asked for but absent.
+        ConfigError: an unknown device.
+    """
+    from transformers import AutoModel
+
+    model_dir = check_model_dir(Path(base_model_dir))
+    device = resolve_device(device)
+    if model_id is None or cache_dir is None:
+        from pipelines.config import load_settings
+
+        settings = load_settings()
+        model_id = model_id or settings.base_model_id
+        cache_dir = cache_dir or settings.home
+    encoder = AutoModel.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False,
+                                        use_safetensors=True)  # fmt: skip
+    encoder.requires_grad_(False)
+    encoder.eval().to(torch.device(device))
+    return LoadedBase(
+        model_dir=model_dir,
+        device=device,
+        tokenizer=load_tokenizer(model_dir),
+        encoder=encoder,
+        fingerprint=base_model_fingerprint(model_dir, model_id, cache_dir=cache_dir),
+    )
+
+
+def check_adapter_files(adapter_dir: Path) -> None:
+    """Refuse a folder we must not load: missing safetensors weights, or any pickle file in it.
+
+    PEFT falls back to ``torch.load`` of ``adapter_model.bin`` when the safetensors file is absent,
+    so the pickle check comes before PEFT ever sees the folder.
+
+    Raises:
+        NotFoundError: folder, adapter_config.json or adapter_model.safetensors missing.
+        RefusedError: a pickle file anywhere in the folder.
+    """
+    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.is_dir():
+        raise NotFoundError(f"adapter folder {adapter_dir} does not exist")
+    pickles = sorted(str(p.relative_to(adapter_dir)) for p in adapter_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise RefusedError(f"adapter folder {adapter_dir} holds pickle files ({', '.join(pickles)}); Tailor loads safetensors only")
+    for name in (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE):
+        if not (adapter_dir / name).is_file():
+            raise NotFoundError(f"adapter folder {adapter_dir} has no {name}")
+
+
+class AdapterClassifier:
+    """One adapter on a shared base: ``predict_proba`` is safe to call from several threads."""
+
+    def __init__(self, adapter_dir: Path, base: LoadedBase, meta: AdapterMeta, model: torch.nn.Module) -> None:
+        self.adapter_dir = Path(adapter_dir)
+        self.base = base
+        self.meta = meta
+        self.labels: list[str] = list(meta.labels)
+        self._model = model
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Class probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""
+        out = []
+        # inference_mode keeps forward passes free of autograd state, so threads never share any.
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                enc = self.base.tokenize(texts[start:start + batch_size], self.meta.max_length)
+                out.append(torch.softmax(self._model(**enc).float(), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
+        proba = self.predict_proba(texts, batch_size=batch_size)
+        return [self.labels[i] for i in proba.argmax(axis=1)]
+
+
+def load_classifier(adapter_dir: Path, base: LoadedBase | Path, *, device: str = "cpu") -> AdapterClassifier:
+    """Attach the adapter in ``adapter_dir`` to ``base`` (a loaded base, or a folder to load).
+
+    The base is passed to PEFT explicitly: ``base_model_name_or_path`` in adapter_config.json is
+    somebody's local path and is never followed.
+
+    Raises:
+        NotFoundError: missing folder or files.
+        RefusedError: pickle files, or the adapter was trained on a different base model.
+        ConfigError: a malformed tailor_adapter.json.
+    """
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    check_adapter_files(adapter_dir)
+    meta = AdapterMeta.read(adapter_dir)
+    if not isinstance(base, LoadedBase):
+        base = load_base(Path(base), device=device)
+    fp = base.fingerprint
+    if (meta.base_model_weights_sha256, meta.base_model_tokenizer_sha256) != (fp.weights_sha256, fp.tokenizer_sha256):
+        raise RefusedError(
+            f"adapter {adapter_dir} was trained on base model {meta.base_model_id} "
+            f"(weights {meta.base_model_weights_sha256[:12]}…, tokenizer {meta.base_model_tokenizer_sha256[:12]}…) "
+            f"but the loaded base {fp.model_id} has weights {fp.weights_sha256[:12]}…, "
+            f"tokenizer {fp.tokenizer_sha256[:12]}…"
+        )
+    skeleton = MeanPoolClassifier(base.shared_copy(), len(meta.labels)).to(torch.device(base.device))
+    try:
+        model = PeftModel.from_pretrained(skeleton, str(adapter_dir), is_trainable=False)
+    except (ValueError, RuntimeError, KeyError, json.JSONDecodeError) as err:
+        raise ConfigError(f"adapter {adapter_dir} does not fit its tailor_adapter.json: {err}") from None
+    model.eval()
+    return AdapterClassifier(adapter_dir, base, meta, model)

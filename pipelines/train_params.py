@@ -1,0 +1,83 @@
+"""Training parameters: typed, checked on creation, read from the ``train:`` section of params.yaml.
+
+The defaults here are the measured ones (bench/train.py); params.yaml repeats them with the
+trade-offs so DVC can track changes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from registry.errors import ConfigError, NotFoundError
+
+DEFAULT_PARAMS_FILE = Path("params.yaml")
+
+
+class TrainParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lora_r: int = Field(8, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"], min_length=1)
+    lora_layers: int = Field(2, ge=1, description="adapt only the upper N blocks; the lower ones run once, cached")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate of the LoRA weights")
+    head_lr: float = Field(2e-3, gt=0, description="peak learning rate of the classifier head")
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(16, ge=1)
+    epochs: float = Field(8.0, gt=0, description="budget in passes over the data, turned into optimiser steps")
+    min_steps: int = Field(60, ge=1)
+    max_steps: int = Field(600, ge=1)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    max_length: int = Field(64, ge=8, le=512, description="tokens kept per text")
+    head_scale: float = Field(20.0, gt=0, description="logit scale of the cosine head at initialisation")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    noise_filter: Literal["none", "cleanlab"] = "cleanlab"
+    min_per_class: int = Field(2, ge=2, description="fewest examples a class may have")
+
+    @model_validator(mode="after")
+    def _steps_ordered(self) -> "TrainParams":
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
+        return self
+
+    def steps_for(self, examples: int) -> int:
+        """Optimiser steps for a data set: ``epochs`` passes, clamped to [min_steps, max_steps].
+
+        Steps, not epochs, because tiny data sets would otherwise get a handful of updates
+        (the under-training that makes plain LoRA lose) and large ones far more than they need.
+        """
+        return max(self.min_steps, min(self.max_steps, math.ceil(self.epochs * examples / self.batch_size)))
+
+
+def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
+    """The ``train:`` section of params.yaml (default ./params.yaml when it exists, else defaults).
+
+    Raises:
+        NotFoundError: an explicit ``path`` does not exist.
+        ConfigError: invalid YAML, unknown keys or out-of-range values (every problem named).
+    """
+    values: dict = {}
+    if path is not None and not Path(path).is_file():
+        raise NotFoundError(f"params file {path} does not exist")
+    source = Path(path) if path is not None else DEFAULT_PARAMS_FILE
+    if source.is_file():
+        try:
+            document = yaml.safe_load(source.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{source} is not valid YAML: {err}") from None
+        if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
+            raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
+        values = dict(document.get("train") or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainParams(**values)
+    except ValidationError as err:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'train'}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
+                    for e in err.errors()]  # fmt: skip
+        raise ConfigError(f"{source} train parameters invalid: " + "; ".join(problems)) from None
