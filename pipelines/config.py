@@ -8,7 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from registry.embedded import EmbeddedStoreConfig, read_identities
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
+
+if TYPE_CHECKING:
+    from registry.registry import Registry
 
 CONFIG_ENV = "TAILOR_CONFIG"
 DEFAULT_CONFIG_FILE = "tailor.toml"
@@ -110,6 +113,23 @@ class Settings(BaseSettings):
             volume_port=self.store_volume_port,
             filer_port=self.store_filer_port,
         )
+
+    def open_registry(self, *, with_base: bool = False) -> "Registry":
+        """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
+
+        Raises:
+            ConfigError: no credentials can be found for the configured role.
+        """
+        from registry.fingerprint import base_model_fingerprint
+        from registry.registry import Registry, RegistryRules
+        from registry.store import S3ObjectStore
+
+        store_settings = self.store()
+        base = base_model_fingerprint(self.base_model_dir, self.base_model_id, cache_dir=self.home) if with_base else None
+        return Registry(
+            S3ObjectStore(store_settings), store_settings, base_model=base,
+            rules=RegistryRules(four_eyes_production=self.four_eyes_production), cache_dir=self.home,
+        )  # fmt: skip
 
     def store(self, role: Role | None = None) -> StoreSettings:
         """The store settings for ``role`` (default: the configured one), credentials resolved.

@@ -16,13 +16,17 @@ import json
 import time
 import uuid
 from datetime import datetime
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.records import utcnow
 from registry.errors import AlreadyExistsError, ConfigError
 from registry.store import ObjectStore
+
+if TYPE_CHECKING:
+    from pipelines.config import Settings
+    from registry.audit import AuditEvent
 
 SIGNATURE_HEADER = "X-Tailor-Signature"
 EVENT_HEADER = "X-Tailor-Event"
@@ -76,6 +80,26 @@ def verify(secret: str, body: bytes, header: str) -> bool:
 
 def log_key(event: PromotionEvent, url: str) -> str:
     return f"deliveries/{event.name}/{event.seq:012d}-{hashlib.sha256(url.encode()).hexdigest()[:16]}.json"
+
+
+def announce_audit_event(event: "AuditEvent", settings: "Settings") -> list[Delivery]:
+    """Announce a promote or rollback from the audit log to the configured webhooks, logged in the store.
+
+    Raises:
+        ConfigError: webhooks are configured but no ``webhook_secret`` is set.
+    """
+    from registry.audit import parse_time
+    from registry.store import S3ObjectStore
+
+    if not settings.webhooks:
+        return []
+    promotion = PromotionEvent(
+        action=event.action, name=event.name, version=event.version, alias=event.alias or "",
+        previous_version=event.alias_before, actor=event.actor, reason=event.reason, seq=event.seq,
+        event_hash=event.sha256, at=parse_time(event.time),
+    )  # fmt: skip
+    return announce(promotion, urls=settings.webhooks, secret=settings.webhook_secret,
+                    store=S3ObjectStore(settings.store()))  # fmt: skip
 
 
 def announce(

@@ -14,7 +14,7 @@ import typer
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry.audit import AuditEvent
-from registry.registry import Registry, RegistryRules
+from registry.registry import Registry
 
 JSON = typer.Option(False, "--json", help="machine-readable output")
 REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
@@ -22,20 +22,16 @@ REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
 
 def open_registry(*, with_base: bool = False) -> Registry:
     """The registry as the configured role and actor; ``with_base`` hashes the base model (cached)."""
-    from registry.fingerprint import base_model_fingerprint
-    from registry.store import S3ObjectStore
+    return state.settings().open_registry(with_base=with_base)
 
-    settings = state.settings()
-    store_settings = settings.store()
-    base = (
-        base_model_fingerprint(settings.base_model_dir, settings.base_model_id, cache_dir=settings.home)
-        if with_base
-        else None
-    )
-    return Registry(
-        S3ObjectStore(store_settings), store_settings, base_model=base,
-        rules=RegistryRules(four_eyes_production=settings.four_eyes_production), cache_dir=settings.home,
-    )  # fmt: skip
+
+def announce(event: AuditEvent) -> None:
+    """Send the promotion event to the configured webhooks (signed, retried, logged in the store)."""
+    from pipelines.webhooks import announce_audit_event
+
+    for delivery in announce_audit_event(event, state.settings()):
+        if not delivery.delivered:
+            typer.echo(f"warning: webhook {delivery.url} not reached after {len(delivery.attempts)} attempts", err=True)
 
 
 def event_line(event: AuditEvent) -> str:
@@ -121,6 +117,7 @@ def promote(
 ) -> None:
     """Point an alias at a version (production: gate passed, four-eyes, not archived)."""
     event = open_registry(with_base=True).promote(name, version, to, reason=reason, override=override)
+    announce(event)
     emit(event, as_json=as_json, text=f"promoted {name} {version} to {to} (was {event.alias_before or 'unset'}; "
          f"audit event {event.key_name})")  # fmt: skip
 
@@ -133,6 +130,7 @@ def rollback(
 ) -> None:
     """Point an alias back at the version it held before, once that version's files are proven."""
     event = open_registry(with_base=True).rollback(name, alias=alias, reason=reason)
+    announce(event)
     emit(event, as_json=as_json, text=f"rolled {alias} of {name} back from {event.alias_before} to "
          f"{event.alias_after} (audit event {event.key_name})")  # fmt: skip
 

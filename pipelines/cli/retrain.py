@@ -1,0 +1,63 @@
+"""`tailor retrain`: the whole retrain flow (validate → train → evaluate → gate → register → promote) on one batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+
+JSON = typer.Option(False, "--json", help="machine-readable output")
+
+
+def connect_prefect() -> str | None:
+    """Use the persistent Prefect server when it runs (else Prefect's temporary one); before importing flows."""
+    from pipelines import prefect_server
+
+    settings = state.settings()
+    return prefect_server.use_server(prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port))
+
+
+def retrain(
+    data: Path = typer.Option(..., "--data", help="labeled batch: CSV, JSONL or Parquet (text, label[, group, id])"),
+    name: str = typer.Option(..., "--name", help="adapter name in the registry"),
+    holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
+    labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
+    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: the repository's policy.yaml)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (training and checks)"),
+    as_json: bool = JSON,
+) -> None:
+    """Retrain NAME on a batch. Exit 1 when the batch or the gate rejects the candidate."""
+    connect_prefect()
+    from pipelines.flows import retrain as retrain_flow
+
+    final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(),
+                          policy_file=policy and policy.resolve(), device=device, return_state=True)  # fmt: skip
+    outcome = final.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):  # the flow crashed (not a rejection): surface the error itself
+        raise outcome
+    emit(outcome, as_json=as_json, text=describe(outcome))
+    if outcome.status.startswith("rejected"):
+        raise typer.Exit(1)
+
+
+def describe(outcome) -> str:
+    """A few lines a person reads after a retrain."""
+    lines = [f"{outcome.name}: {outcome.status.replace('_', ' ')} ({outcome.total_seconds:.0f}s)"]
+    if outcome.status == "rejected_data":
+        lines += [f"  validation failed: {f.name} ({f.count})" for f in outcome.validation.failures]
+    if outcome.version:
+        gate = "passed" if outcome.gate and outcome.gate.passed else "FAILED"
+        lines.append(f"  registered {outcome.name} {outcome.version}, gate {gate}")
+        if outcome.gate and not outcome.gate.passed:
+            lines += [f"  gate: {f.check} {f.metric} = {f.value} (needs {f.comparison} {f.limit})" for f in outcome.gate.failures]
+    if outcome.promoted_to:
+        lines.append(f"  promoted to {', '.join(outcome.promoted_to)}")
+    lines += [f"  {note}" for note in outcome.notes]
+    return "\n".join(lines)
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("retrain")(retrain)

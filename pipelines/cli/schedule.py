@@ -1,0 +1,60 @@
+"""`tailor schedule`: serve the scheduled `watch` deployment (plus `promote` and `rollback`) on the Prefect server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+from registry.errors import ConfigError
+
+
+def schedule(
+    name: str = typer.Option(..., "--name", help="adapter name in the registry"),
+    cron: str = typer.Option(..., "--cron", help="cron expression, e.g. '0 * * * *' (hourly)"),
+    watch: Path = typer.Option(Path("data/incoming"), "--watch", help="folder where new batches arrive"),
+    holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
+    labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
+    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: policy.yaml)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable start-up line"),
+) -> None:
+    """Retrain NAME on CRON whenever a new batch has arrived in WATCH. Runs until stopped (Ctrl-C / SIGTERM).
+
+    Also serves the `promote` and `rollback` flows, so that a promotion started from the Prefect UI
+    or API goes through the same registry rules and audit log as `tailor promote`.
+    """
+    from pipelines import prefect_server
+
+    settings = state.settings()
+    cfg = prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port)
+    api = prefect_server.use_server(cfg)
+    if api is None:
+        raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
+                          "(schedules need a persistent server)")  # fmt: skip
+    for label, path in (("--watch", watch), ("--holdout", holdout)):
+        if not path.exists():
+            raise ConfigError(f"{label}: {path} does not exist")
+    from prefect import serve
+    from prefect.types.entrypoint import EntrypointType
+
+    from pipelines import flows
+
+    module = EntrypointType.MODULE_PATH  # runs from the installed package, whatever the working directory
+    parameters = {"watch_dir": str(watch.resolve()), "name": name, "holdout": str(holdout.resolve()),
+                  "labels": labels and str(labels.resolve()), "policy_file": policy and str(policy.resolve())}  # fmt: skip
+    deployments = [
+        flows.watch.to_deployment(name=name, cron=cron, parameters=parameters, entrypoint_type=module,
+                                  description=f"retrain {name} on new batches in {watch}"),  # fmt: skip
+        flows.promote.to_deployment(name=name, entrypoint_type=module, parameters={"name": name}),
+        flows.rollback.to_deployment(name=name, entrypoint_type=module, parameters={"name": name}),
+    ]
+    emit({"api_url": api, "name": name, "cron": cron, "watch": watch.resolve(),
+          "deployments": [f"{d.flow_name}/{d.name}" for d in deployments]}, as_json=as_json,
+         text=f"serving watch/{name} ({cron}, watching {watch}), promote/{name}, rollback/{name} on {api}")  # fmt: skip
+    serve(*deployments, print_starting_message=False)
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("schedule")(schedule)

@@ -1,0 +1,314 @@
+"""Prefect flows: ``retrain`` (validate → train → evaluate → gate → register → promote), ``promote``,
+``rollback`` and ``watch`` (the scheduled one: retrain on every batch that arrived since the last run).
+
+Thin on purpose: each task calls one step from ``pipelines/`` or one registry operation, so the flow
+reads top to bottom and the DVC stages and CLI commands run the very same code. Tasks that touch the
+object store retry on store errors only; a refusal (a rule, a bad file) is final and never retried.
+
+A gate-rejected candidate is still registered, with its failed gate decision in the manifest and in
+the register event of the audit log: the evidence stays reviewable (`tailor report`) and the
+registry refuses to promote it to production without an approver's override.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.config import Settings, load_settings
+from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
+from registry.audit import AuditEvent
+from registry.errors import RefusedError, StoreError
+
+BATCH_SUFFIXES = (".csv", ".jsonl", ".parquet")
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry only what a retry can fix: the store being briefly unreachable, not a refused rule."""
+    try:
+        state.result()
+    except StoreError:
+        return True
+    except Exception:  # noqa: BLE001 - every other failure is final
+        return False
+    return False
+
+
+# Store-touching tasks: a few quick retries cover a restarting gateway or a dropped connection.
+store_task = task(retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_transient, cache_policy=NO_CACHE)
+
+
+class RetrainOutcome(BaseModel):
+    """What one retrain run did; the CLI prints it and the schedule's state keeps it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    batch: str
+    status: Literal["rejected_data", "rejected_gate", "registered", "promoted"]
+    version: str | None = None
+    promoted_to: list[str] = Field(default_factory=list)
+    validation: ValidationReport
+    gate: GateDecision | None = None
+    adapter_dir: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    train_seconds: float | None = None
+    total_seconds: float
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+# ---- steps ----------------------------------------------------------------------------------------
+
+
+@store_task
+def production_labels(name: str) -> list[str] | None:
+    """The label set of the version ``production`` holds: a new batch may not invent labels."""
+    manifest = load_settings().open_registry().resolve(name, "production")
+    return list(manifest.labels) if manifest else None
+
+
+@task(cache_policy=NO_CACHE)
+def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[str] | None,
+             policy_file: Path | None, report_dir: Path) -> ValidationReport:  # fmt: skip
+    """Judge the batch; a rejected one is moved to quarantine, an accepted one tracked by DVC."""
+    from pipelines.policy import load_policy
+    from pipelines.validate import validate_and_route
+
+    settings = load_settings()
+    return validate_and_route(batch, load_policy(policy_file), data_dir=settings.data_dir, labels_file=labels_file,
+                              labels=None if labels_file else labels, holdout=holdout,
+                              model_dir=settings.base_model_dir, report_dir=report_dir)  # fmt: skip
+
+
+@task(cache_policy=NO_CACHE)
+def train(batch: Path, out_dir: Path, data_version: str | None, device: str) -> TrainResult:
+    from pipelines.batch_io import read_batch
+    from pipelines.model import load_base
+    from pipelines.train import Pricing, train as train_adapter
+    from pipelines.train_params import load_params
+
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, device=device, model_id=settings.base_model_id)
+    rate = settings.cost_per_hour_gpu if base.device == "cuda" else settings.cost_per_hour_cpu
+    return train_adapter(read_batch(batch), out_dir, base=base, params=load_params(),
+                         pricing=Pricing(rate, settings.cost_currency), data_version=data_version)  # fmt: skip
+
+
+@store_task
+def download_production(name: str, dest: Path) -> str | None:
+    """Fetch the version ``production`` holds (hashes checked) for the comparison; None when unset."""
+    registry = load_settings().open_registry()
+    if registry.resolve(name, "production") is None:
+        return None
+    return registry.download(name, "production", dest).version
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate(adapter_dir: Path, holdout: Path, policy_file: Path | None, production_dir: Path | None,
+             production_ref: str | None, adapter_ref: str) -> GateDecision:  # fmt: skip
+    """Every check, then the gate; the decision and evidence land in the adapter folder for the registry."""
+    from pipelines.batch_io import read_batch
+    from pipelines.checks.suite import evaluate as run_checks
+    from pipelines.policy import load_policy
+
+    return run_checks(adapter_dir, read_batch(holdout), load_policy(policy_file),
+                      base_model_dir=load_settings().base_model_dir, production_dir=production_dir,
+                      production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
+
+
+@store_task
+def register(adapter_dir: Path, name: str, reason: str) -> str:
+    # The registry uploads every file before it writes the manifest, so a failure here leaves no
+    # half-written version: a version exists only once its manifest does.
+    return load_settings().open_registry(with_base=True).register(adapter_dir, name, reason=reason).version
+
+
+@store_task
+def move_alias(name: str, version: str, to: str, reason: str) -> AuditEvent:
+    return load_settings().open_registry(with_base=True).promote(name, version, to, reason=reason)
+
+
+@store_task
+def move_back(name: str, alias: str, reason: str) -> AuditEvent:
+    return load_settings().open_registry(with_base=True).rollback(name, alias=alias, reason=reason)
+
+
+@store_task
+def announce(event: AuditEvent) -> int:
+    """Send the signed promotion event to every configured webhook; returns how many got it."""
+    from pipelines.webhooks import announce_audit_event
+
+    deliveries = announce_audit_event(event, load_settings())
+    failed = [d.url for d in deliveries if not d.delivered]
+    if failed:
+        get_run_logger().warning("webhook delivery failed after retries: %s (see deliveries/%s/)", failed, event.name)
+    return len(deliveries) - len(failed)
+
+
+# ---- flows ----------------------------------------------------------------------------------------
+
+
+@flow(name="promote")
+def promote(name: str, version: str, to: str, reason: str) -> AuditEvent:
+    """Point an alias at a version, exactly as `tailor promote` does, then announce it."""
+    event = move_alias(name, version, to, reason)
+    announce(event)
+    return event
+
+
+@flow(name="rollback")
+def rollback(name: str, reason: str, alias: str = "production") -> AuditEvent:
+    """Point an alias back at the version it held before, exactly as `tailor rollback` does, then announce it."""
+    event = move_back(name, alias, reason)
+    announce(event)
+    return event
+
+
+@flow(name="retrain")
+def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, policy_file: Path | None = None,
+            workdir: Path | None = None, device: str = "auto") -> RetrainOutcome:  # fmt: skip
+    """validate → train → evaluate → gate → register → promote to staging (production only if the policy says so).
+
+    A rejected batch or candidate ends the run in a Failed state (visible as such in the Prefect UI)
+    that still carries the ``RetrainOutcome``: call with ``return_state=True`` and read
+    ``state.result(raise_on_failure=False)``.
+    """
+    import time
+
+    from pipelines.policy import load_policy
+
+    started = time.monotonic()
+    settings = load_settings()
+    policy = load_policy(policy_file)
+    run_dir = Path(workdir or Path("runs") / name / utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
+    adapter_dir = run_dir / "adapter"
+
+    def outcome(status, **fields) -> RetrainOutcome:
+        return RetrainOutcome(name=name, batch=str(batch), status=status, total_seconds=time.monotonic() - started,
+                              **fields)  # fmt: skip
+
+    def rejected(status, **fields) -> Failed:
+        result = outcome(status, **fields)
+        return Failed(message=f"{status}: {'; '.join(result.notes)}", data=result)
+
+    allowed = None if labels else production_labels(name)
+    report = validate(batch, holdout, labels, allowed, policy_file, run_dir / "validation")
+    if not report.accepted:
+        return rejected("rejected_data", validation=report, notes=[f"batch quarantined to {report.quarantined_to}"])
+
+    trained = train(batch, adapter_dir, report.data_version, device)
+    _attach_validation_evidence(report, adapter_dir)
+    production_version = download_production(name, run_dir / "production")
+    decision = evaluate(adapter_dir, holdout, policy_file, run_dir / "production" if production_version else None,
+                        f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
+    version = register(adapter_dir, name, f"retrain on {Path(batch).name}: gate {'passed' if decision.passed else 'failed'}")
+    common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
+                  train_seconds=trained.cost.wall_seconds)  # fmt: skip
+    if not decision.passed:
+        return rejected("rejected_gate", **common, notes=["gate failed: registered for the record, not promoted"])
+
+    promoted, notes = [], []
+    if policy.promotion.auto_promote_staging:
+        promote(name, version, "staging", f"gate passed under policy {policy.version}")
+        promoted.append("staging")
+    if policy.promotion.auto_promote_production:
+        try:
+            promote(name, version, "production", f"automatic: gate passed under policy {policy.version}")
+            promoted.append("production")
+        except RefusedError as err:  # the four-eyes rule: a person other than the trainer must promote
+            notes.append(f"production not promoted automatically: {err}")
+    else:
+        notes.append(f"production needs a person: tailor promote {name} {version} --to production --reason ...")
+    return outcome("promoted" if promoted else "registered", **common, promoted_to=promoted, notes=notes)
+
+
+def _attach_validation_evidence(report: ValidationReport, adapter_dir: Path) -> None:
+    """Copy the validation report files into the adapter's reports/ so they are stored with the version."""
+    reports = adapter_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    for path in (report.report_json, report.report_html):
+        if path and Path(path).is_file():
+            shutil.copy2(path, reports / f"validation{Path(path).suffix}")
+
+
+# ---- the scheduled flow ---------------------------------------------------------------------------
+
+
+class ProcessedBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: str
+    file: str
+    status: str
+    version: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+def state_file(settings: Settings, name: str) -> Path:
+    return settings.home / "schedule" / f"{name}.json"
+
+
+def processed_batches(path: Path) -> list[ProcessedBatch]:
+    if not path.is_file():
+        return []
+    return [ProcessedBatch.model_validate(item) for item in json.loads(path.read_text())]
+
+
+def _record(path: Path, entry: ProcessedBatch) -> None:
+    entries = processed_batches(path) + [entry]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+    tmp.replace(path)  # atomic: a crash never leaves a half-written state file
+
+
+def new_batches(watch_dir: Path, seen: set[str]) -> list[tuple[Path, str]]:
+    """Batch files in ``watch_dir`` whose content was never processed, oldest first."""
+    found = sorted((p for p in Path(watch_dir).iterdir() if p.suffix in BATCH_SUFFIXES and p.is_file()),
+                   key=lambda p: (p.stat().st_mtime, p.name))  # fmt: skip
+    fresh = []
+    for path in found:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in seen:
+            fresh.append((path, digest))
+    return fresh
+
+
+@flow(name="watch")
+def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None, policy_file: Path | None = None,
+          retrain_deployment: str | None = None) -> list[ProcessedBatch]:  # fmt: skip
+    """Retrain on each batch that arrived in ``watch_dir`` since the last run; do nothing otherwise.
+
+    With ``retrain_deployment`` (e.g. ``retrain/gpu``) each retrain runs on that deployment's work
+    pool (a GPU host) and this run waits for it; otherwise it runs here as a subflow.
+    """
+    settings = load_settings()
+    state = state_file(settings, name)
+    seen = {entry.sha256 for entry in processed_batches(state)}
+    done = []
+    for path, digest in new_batches(watch_dir, seen):
+        if retrain_deployment:
+            from prefect.deployments import run_deployment
+
+            run = run_deployment(retrain_deployment, parameters={
+                "batch": str(path), "name": name, "holdout": str(holdout),
+                "labels": labels and str(labels), "policy_file": policy_file and str(policy_file)})  # fmt: skip
+            entry = ProcessedBatch(sha256=digest, file=path.name, status=f"{run.name}: {run.state.message or run.state.name}")
+        else:
+            result = retrain(path, name, holdout, labels=labels, policy_file=policy_file,
+                             return_state=True).result(raise_on_failure=False)  # fmt: skip
+            entry = ProcessedBatch(sha256=digest, file=path.name, status=result.status, version=result.version)
+        _record(state, entry)
+        done.append(entry)
+    if not done:
+        get_run_logger().info("no new batch in %s since the last run", watch_dir)
+    return done
