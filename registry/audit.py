@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from registry.canonical import canonical_json, canonical_sha256
-from registry.errors import AccessDeniedError, AlreadyExistsError, IntegrityError, StoreError
+from registry.errors import AccessDeniedError, AlreadyExistsError, IntegrityError, NotFoundError, StoreError
 from registry.store import ObjectStore
 
 GENESIS = "0" * 64
 ACTIONS = ("register", "promote", "rollback", "archive")
 MAX_APPEND_ATTEMPTS = 100
 _FETCH_THREADS = 8
+_PROBE_LIMIT = 8  # new events read key by key before listing instead
 
 
 def audit_prefix(name: str) -> str:
@@ -232,7 +233,13 @@ class AuditLog:
         return sequence_of(name, [o.key for o in self.store.list(audit_prefix(name))], after)
 
     def head_seq(self, name: str) -> int:
-        """Newest sequence number (0 for an empty log): one LIST, no event read."""
+        """Newest sequence number (0 for an empty log).
+
+        With a cached state this is one or two small GETs (the next key, the cached head);
+        without, one LIST.
+        """
+        if self._cached(name) is not None:
+            return self.state(name).head_seq
         seqs = self.sequence(name)
         return seqs[-1] if seqs else 0
 
@@ -279,24 +286,47 @@ class AuditLog:
         Raises:
             IntegrityError: the log is broken where it was read, or shorter than the cache.
         """
-        cached = self._cached(name)  # before listing: a cache written meanwhile by a racing writer is not "ahead"
-        seqs = self.sequence(name)
-        head = seqs[-1] if seqs else 0
-        if cached is not None and cached.head_seq > head:
-            raise IntegrityError(
-                f"the audit log of '{name}' ends at event {head:012d} but this machine has seen event "
-                f"{cached.head_seq:012d}: the newest events were deleted (run `tailor audit verify {name}`)"
-            )
-        if cached is not None and cached.head_seq == head and head > 0:
-            # Nothing new: prove the cached head is still the stored one (one GET, not the whole log).
-            (newest,) = self.read(name, [head])
-            if newest.sha256 == cached.head_sha256 and canonical_sha256(newest.body()) == newest.sha256:
-                return cached
-            cached = None
-        start = cached or AliasState(name=name)
-        state = fold(start, self.read(name, [s for s in seqs if s > start.head_seq]))
+        cached = self._cached(name)  # before reading the store: a cache a racing writer updates is not "ahead"
+        state = self._advance(name, cached) if cached is not None and cached.head_seq > 0 else None
+        if state is None:
+            seqs = self.sequence(name)
+            head = seqs[-1] if seqs else 0
+            if cached is not None and cached.head_seq > head:
+                raise IntegrityError(
+                    f"the audit log of '{name}' ends at event {head:012d} but this machine has seen event "
+                    f"{cached.head_seq:012d}: the newest events were deleted (run `tailor audit verify {name}`)"
+                )
+            state = fold(AliasState(name=name), self.read(name, seqs))
         self._remember(state)
         return state
+
+    def _advance(self, name: str, cached: AliasState) -> AliasState | None:
+        """``cached`` brought up to date by reading the keys after its head, without a LIST.
+
+        Returns None when the cache cannot be proven against the store (its head is gone or
+        differs, or a new event does not link to it): the caller then folds the whole log.
+        """
+        new: list[AuditEvent] = []
+        seq = cached.head_seq + 1
+        while len(new) < _PROBE_LIMIT:
+            try:
+                new.append(parse_event(event_key(name, seq), self.store.get(event_key(name, seq))))
+            except NotFoundError:
+                break
+            seq += 1
+        else:  # many new events: list the rest and fetch them in parallel
+            new += self.read(name, self.sequence(name, after=seq - 1))
+        if not new:
+            try:
+                newest = parse_event(event_key(name, cached.head_seq), self.store.get(event_key(name, cached.head_seq)))
+            except NotFoundError:
+                return None
+            proven = newest.sha256 == cached.head_sha256 and canonical_sha256(newest.body()) == newest.sha256
+            return cached if proven else None
+        try:
+            return fold(cached, new)
+        except IntegrityError:
+            return None
 
     def append(self, name: str, make: Callable[[AliasState], AuditEvent]) -> AuditEvent:
         """Append the event ``make`` builds from the current state, at the next sequence number.

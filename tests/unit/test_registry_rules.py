@@ -205,3 +205,34 @@ def test_alias_at_replays_the_log_up_to_a_time(store, folders):
     assert approver.alias_at("tickets", "production", second.time)[0] == "v2"
     with pytest.raises(RefusedError, match="is not ISO 8601"):
         approver.alias_at("tickets", "production", "yesterday")
+
+
+def test_rollback_to_an_archived_version_is_refused(store, folders):
+    for f in folders[:2]:
+        _reg(store).register(f, "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    approver.promote("tickets", "v1", "production", reason="r")
+    approver.promote("tickets", "v2", "production", reason="r")
+    approver.archive("tickets", "v1", reason="leaked data")
+    with pytest.raises(RefusedError, match="cannot roll back 'production' to tickets v1: it is archived"):
+        approver.rollback("tickets", reason="r")
+    assert approver.aliases("tickets") == {"production": "v2"}
+
+
+class _DiesBeforeManifest(FakeStore):
+    def put(self, key, data, *, create_only=False, retain=False):
+        if key.endswith("/manifest.json"):
+            raise KeyboardInterrupt  # the process dies between its register event and its manifest
+        super().put(key, data, create_only=create_only, retain=retain)
+
+
+def test_a_register_that_dies_before_its_manifest_is_invisible_and_reported_by_verify(folders):
+    store = _DiesBeforeManifest()
+    with pytest.raises(KeyboardInterrupt):
+        _reg(store).register(folders[0], "tickets")
+    reader = _reg(store, role="reader", actor="rita")
+    assert reader.versions("tickets") == []
+    result = reader.verify("tickets")
+    assert (result.events, result.versions, result.incomplete) == (1, [], ["v1"])
+    with pytest.raises(NotFoundError, match="'tickets' has no version v1"):
+        _reg(store, role="approver", actor="bob").promote("tickets", "v1", "production", reason="r")
