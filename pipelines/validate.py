@@ -295,7 +295,7 @@ def validate_and_route(
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = quarantine_folder(Path(data_dir) / "quarantine", path, now=now)
-        target = move_into(path, folder)
+        target = move_into(path, folder).resolve()
         return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
 
     folder = Path(report_dir) if report_dir else Path(data_dir) / "reports" / f"{now:%Y%m%dT%H%M%SZ}-{path.name}"

@@ -16,7 +16,8 @@ REVIEW_CSV = "noise_review.csv"
 
 def write_reports(report: ValidationReport, suspects: list[SuspectedMislabel], folder: Path) -> ValidationReport:
     """Write ``validation.json``, ``validation.md`` and (after a noise audit) ``noise_review.csv`` into ``folder``."""
-    folder = Path(folder)
+    # Absolute paths: the report is read from other working directories (flows, the registry upload).
+    folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     update: dict = {"report_json": str(folder / REPORT_JSON), "report_markdown": str(folder / REPORT_MARKDOWN)}
     if report.noise is not None:

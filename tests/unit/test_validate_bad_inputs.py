@@ -1,0 +1,218 @@
+"""Every bad batch from the issue, through validate_and_route as `tailor validate` runs it (no noise
+audit, no DVC): the report names the specific problem, and the batch is quarantined byte-for-byte
+with its report beside it — nothing is lost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.batch_io import NotAFileError
+from pipelines.policy import load_policy
+from pipelines.records import ValidationReport
+from pipelines.validate import validate_and_route
+from registry.errors import NotFoundError
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = REPO / "data" / "sample" / "labels.txt"
+HOLDOUT = REPO / "data" / "sample" / "holdout.csv"
+CLASSES = ["card_lost", "refund_request", "login_problem", "delivery_delay"]
+
+
+def _rows(per_class: int = 10) -> list[tuple[str, str]]:
+    return [(f"customer message number {i} about {label.replace('_', ' ')}", label)
+            for label in CLASSES for i in range(per_class)]  # fmt: skip
+
+
+def _csv(rows: list[tuple[str, str]]) -> bytes:
+    lines = ["text,label"] + [f'"{text}",{label}' for text, label in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _route(tmp_path: Path, name: str, content: bytes, **kwargs) -> tuple[ValidationReport, Path, str]:
+    batch = tmp_path / "incoming" / name
+    batch.parent.mkdir(parents=True, exist_ok=True)
+    batch.write_bytes(content)
+    digest = hashlib.sha256(content).hexdigest()
+    kwargs.setdefault("labels_file", LABELS)
+    report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", track=False, **kwargs)
+    return report, batch, digest
+
+
+def _quarantined(report: ValidationReport, batch: Path, digest: str) -> Path:
+    """The batch left its place, sits whole in data/quarantine/<time>-<name>/, with its report."""
+    assert not report.accepted
+    assert not batch.exists()
+    moved = Path(report.quarantined_to)
+    assert moved.name == batch.name
+    assert moved.parent.parent.name == "quarantine"
+    assert moved.parent.name.endswith(f"-{batch.name}")
+    assert hashlib.sha256(moved.read_bytes()).hexdigest() == digest
+    on_disk = ValidationReport.read_json(moved.parent / "validation.json")
+    assert on_disk.quarantined_to == str(moved)
+    assert "REJECTED" in (moved.parent / "validation.md").read_text()
+    return moved
+
+
+def _failure(report: ValidationReport, name: str):
+    matches = [f for f in report.failures if f.name == name]
+    assert matches, f"no failure named {name!r} in {[f.name for f in report.failures]}"
+    return matches[0]
+
+
+def test_a_clean_batch_is_accepted_with_its_md5_and_stays_in_place(tmp_path):
+    content = _csv(_rows())
+    report, batch, digest = _route(tmp_path, "clean.csv", content, holdout=HOLDOUT)
+    assert report.accepted, report.failures
+    assert batch.read_bytes() == content
+    assert report.data_version == hashlib.md5(content).hexdigest()
+    assert report.quarantined_to is None
+    assert Path(report.report_json).parent.parent == tmp_path / "data" / "reports"
+    assert "labels in the allowed set" in report.checked and "no near-copy of a holdout text" in report.checked
+
+
+UNREADABLE = {
+    "an empty file": ("empty.csv", b"", "is empty (0 bytes)"),
+    "a header only": ("header.csv", b"text,label\n", "has a header (text, label) but no data rows"),
+    "a semicolon file": ("semi.csv", b"text;label\nmy card is gone;card_lost\n", "delimiter looks wrong"),
+    "a missing label column": ("nolabel.csv", b"text,category\nmy card is gone,card_lost\n",
+                               "lacks required column(s) label"),
+    "a binary file": ("photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "looks binary"),
+    "non-UTF-8 bytes": ("cp1252.csv", "text,label\ncaf\u00e9 order is late,delivery_delay\n".encode("cp1252"),
+                        "byte 0xe9 at offset 14 (line 2)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+def test_an_unreadable_file_is_quarantined_naming_its_problem(tmp_path, case):
+    name, content, message = UNREADABLE[case]
+    report, batch, digest = _route(tmp_path, name, content)
+    _quarantined(report, batch, digest)
+    assert report.failures == [_failure(report, "readable batch file")]
+    assert message in report.failures[0].examples[0]
+
+
+def test_a_utf8_bom_file_is_accepted(tmp_path):
+    content = b"\xef\xbb\xbf" + _csv(_rows())
+    report, batch, _ = _route(tmp_path, "bom.csv", content)
+    assert report.accepted, report.failures
+    assert batch.read_bytes() == content
+
+
+def test_one_class_only_is_quarantined(tmp_path):
+    rows = [(text, "card_lost") for text, _ in _rows()]
+    report, batch, digest = _route(tmp_path, "oneclass.csv", _csv(rows))
+    _quarantined(report, batch, digest)
+    assert _failure(report, "at least two classes").examples == ["observed 1"]
+    assert "login_problem: 0 < 8" in _failure(report, "enough examples per class").examples
+
+
+def test_unknown_labels_are_quarantined_with_their_ids(tmp_path):
+    rows = _rows() + [("please help me with my crypto wallet", "crypto"), ("where is my parcel now", "delivery_delayy")]
+    report, batch, digest = _route(tmp_path, "unknown.csv", _csv(rows))
+    _quarantined(report, batch, digest)
+    failure = _failure(report, "labels in the allowed set")
+    assert failure.count == 2
+    assert failure.examples == ["id 41: label='crypto'", "id 42: label='delivery_delayy'"]
+
+
+def test_ten_thousand_duplicate_rows_are_quarantined(tmp_path):
+    rows = _rows() + [("the very same text", "card_lost")] * 10_000
+    report, batch, digest = _route(tmp_path, "dups.csv", _csv(rows))
+    _quarantined(report, batch, digest)
+    assert _failure(report, "no duplicate rows").count == 10_000
+    assert "ratio 1001.0 > 10.0" in _failure(report, "classes balanced enough").examples[0]
+
+
+def test_a_one_megabyte_text_cell_is_quarantined_with_a_short_example(tmp_path):
+    rows = _rows() + [("word " * 200_000, "card_lost")]
+    report, batch, digest = _route(tmp_path, "hugecell.csv", _csv(rows))
+    _quarantined(report, batch, digest)
+    failure = _failure(report, "text length within bounds")
+    assert failure.count == 1
+    assert failure.examples[0].startswith("id 41: text='word word")
+    assert "(1,000,002 chars)" in failure.examples[0]
+    assert len(failure.examples[0]) < 200
+
+
+def test_nan_labels_are_quarantined_as_missing_labels(tmp_path):
+    rows = _rows() + [("my card got swallowed by the machine", "NaN"), ("refund for the broken kettle", "")]
+    report, batch, digest = _route(tmp_path, "nan.csv", _csv(rows))
+    _quarantined(report, batch, digest)
+    failure = _failure(report, "every row has a label")
+    assert failure.count == 2
+    assert [e.split(":")[0] for e in failure.examples] == ["id 41", "id 42"]
+
+
+def test_numeric_and_string_labels_mixed_are_quarantined_without_a_crash(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    rows = [{"text": t, "label": label} for t, label in _rows()] + [{"text": "code three complaint", "label": 3}]
+    report, batch, digest = _route(tmp_path, "mixed.jsonl", "\n".join(json.dumps(r) for r in rows).encode())
+    assert not path.exists()
+    _quarantined(report, batch, digest)
+    failure = _failure(report, "labels not mixed numbers and words")
+    assert failure.count == 1
+    assert failure.examples[0] == "numeric labels: 3"
+
+
+def test_conflicting_duplicates_are_named_with_both_labels(tmp_path):
+    rows = _rows() + [("my card is gone", "card_lost"), ("my card is gone", "refund_request")]
+    report, batch, digest = _route(tmp_path, "conflict.csv", _csv(rows))
+    _quarantined(report, batch, digest)
+    failure = _failure(report, "no conflicting duplicates")
+    assert failure.count == 2
+    assert failure.examples == ["card_lost (id 41); refund_request (id 42): 'my card is gone'"]
+
+
+def test_holdout_leaks_are_found_exactly_and_after_normalising(tmp_path):
+    rows = _rows() + [
+        ("Tracking says delivered but there's nothing at my door", "delivery_delay"),
+        ("TRACKING says delivered, but there’s nothing at my door!!", "delivery_delay"),
+    ]
+    report, batch, digest = _route(tmp_path, "leak.csv", _csv(rows), holdout=HOLDOUT)
+    _quarantined(report, batch, digest)
+    assert _failure(report, "no text in the holdout").count == 1
+    assert _failure(report, "no near-copy of a holdout text").count == 2
+
+
+def test_a_file_over_the_size_limit_is_quarantined_without_being_read(tmp_path, monkeypatch):
+    policy = load_policy()
+    limit = int(policy.data.max_file_mb * 1_000_000)
+    batch = tmp_path / "incoming" / "big.csv"
+    batch.parent.mkdir()
+    with batch.open("wb") as handle:  # sparse: over the limit on paper, nothing to read
+        handle.truncate(limit + 1)
+
+    real_open = Path.open
+
+    def guarded_open(self, *args, **kwargs):
+        if self.name == batch.name:
+            raise AssertionError("the oversized batch was opened")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", guarded_open)
+    report = validate_and_route(batch, policy, data_dir=tmp_path / "data", track=False)
+    monkeypatch.undo()
+    assert not report.accepted and not batch.exists()
+    moved = Path(report.quarantined_to)
+    assert moved.stat().st_size == limit + 1
+    assert f"over the limit of {limit:,} bytes" in _failure(report, "readable batch file").examples[0]
+
+
+def test_a_path_that_does_not_exist_is_an_error_and_nothing_is_created(tmp_path):
+    with pytest.raises(NotFoundError, match="does not exist"):
+        validate_and_route(tmp_path / "nope.csv", load_policy(), data_dir=tmp_path / "data", track=False)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_directory_is_an_error_and_stays_untouched(tmp_path):
+    folder = tmp_path / "incoming.csv"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(_csv(_rows()))
+    with pytest.raises(NotAFileError, match="is a directory"):
+        validate_and_route(folder, load_policy(), data_dir=tmp_path / "data", track=False)
+    assert (folder / "a.csv").read_bytes() == _csv(_rows())
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,80 @@
+"""Quarantine moves: atomic rename on one filesystem, copy + fsync + verify across filesystems, and
+never a lost or half-moved batch."""
+
+from __future__ import annotations
+
+import errno
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from pipelines import quarantine
+from pipelines.quarantine import move_into, quarantine_folder
+from registry.errors import AlreadyExistsError, IntegrityError
+
+NOW = datetime(2026, 11, 27, 23, 0, 0, tzinfo=timezone.utc)
+
+
+def _batch(tmp_path, content: bytes = b"text,label\nhello there,a\n"):
+    batch = tmp_path / "incoming" / "b.csv"
+    batch.parent.mkdir(exist_ok=True)
+    batch.write_bytes(content)
+    return batch
+
+
+def _cross_device(monkeypatch):
+    def rename(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(quarantine.os, "rename", rename)
+
+
+def test_folders_are_named_by_utc_time_and_batch_and_never_reused(tmp_path):
+    batch = _batch(tmp_path)
+    first = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    second = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    assert first.name == "20261127T230000Z-b.csv"
+    assert second.name == "20261127T230000Z-b.csv-1"
+
+
+def test_a_batch_on_the_same_filesystem_is_renamed(tmp_path):
+    batch = _batch(tmp_path)
+    inode = batch.stat().st_ino
+    moved = move_into(batch, quarantine_folder(tmp_path / "q", batch, now=NOW))
+    assert not batch.exists()
+    assert moved.stat().st_ino == inode
+    assert moved.read_bytes() == b"text,label\nhello there,a\n"
+
+
+def test_across_filesystems_the_batch_is_copied_verified_then_removed(tmp_path, monkeypatch):
+    content = os.urandom(3 << 20)
+    batch = _batch(tmp_path, content)
+    folder = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    _cross_device(monkeypatch)
+    moved = move_into(batch, folder)
+    assert not batch.exists()
+    assert moved.read_bytes() == content
+    assert sorted(p.name for p in folder.iterdir()) == ["b.csv"]
+
+
+def test_a_copy_that_does_not_verify_keeps_the_original_and_leaves_no_partial(tmp_path, monkeypatch):
+    batch = _batch(tmp_path)
+    folder = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    _cross_device(monkeypatch)
+    digests = iter(["aaaa", "bbbb"])
+    monkeypatch.setattr(quarantine, "sha256_file", lambda path: next(digests))
+    with pytest.raises(IntegrityError, match="does not match the original; the original is kept"):
+        move_into(batch, folder)
+    assert batch.read_bytes() == b"text,label\nhello there,a\n"
+    assert list(folder.iterdir()) == []
+
+
+def test_an_occupied_target_moves_nothing(tmp_path):
+    batch = _batch(tmp_path)
+    folder = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    (folder / "b.csv").write_bytes(b"older batch")
+    with pytest.raises(AlreadyExistsError, match="nothing was moved"):
+        move_into(batch, folder)
+    assert batch.read_bytes() == b"text,label\nhello there,a\n"
+    assert (folder / "b.csv").read_bytes() == b"older batch"
