@@ -87,8 +87,8 @@ class Roles:
             settings = s3_server.settings(role, actor=actor)
             return Registry(S3ObjectStore(settings), settings, base_model=base.fingerprint)
 
-        self.trainer = registry("admin", "alice")
-        self.approver = registry("admin", "bob")
+        self.trainer = registry("trainer", "alice")
+        self.approver = registry("approver", "bob")
         self.admin_store = S3ObjectStore(s3_server.settings("admin", actor="root"))
 
 

@@ -175,3 +175,18 @@ def test_serve_refuses_a_non_loopback_host_unless_allowed(host, capsys):
         run(["serve", "--name", "tickets", "--host", host])
     assert exit_info.value.code == 1
     assert f"--host {host} is not a loopback address" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_port_in_use_before_loading_anything(capsys):
+    import socket
+
+    from pipelines.cli.main import run
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            run(["serve", "--name", "tickets", "--port", str(port)])
+    assert exit_info.value.code == 1
+    assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in capsys.readouterr().err
