@@ -1,0 +1,71 @@
+"""DVC tracking without a store: the data version is DVC's md5, and files DVC cannot track (outside a
+DVC project, or already in git) keep their md5 with a note instead of failing the batch."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.data_version import REMOTE, configure_remote, dvc_md5, find_dvc_root, track
+from registry.settings import StoreSettings
+
+DVC = str(Path(sys.executable).parent / "dvc")
+STORE = StoreSettings(endpoint="http://127.0.0.1:1", bucket="bkt", access_key="AK", secret_key="SECRET-xyz")
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([DVC, "init", "-q"], cwd=tmp_path, check=True, env={"DVC_NO_ANALYTICS": "1", "PATH": "/usr/bin:/bin"})
+    (tmp_path / "data").mkdir()
+    return tmp_path
+
+
+def test_dvc_md5_is_the_md5_of_the_bytes(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_bytes(b"text,label\r\nhello,a\r\n")
+    assert dvc_md5(path) == hashlib.md5(b"text,label\r\nhello,a\r\n").hexdigest()
+
+
+def test_a_file_outside_any_dvc_project_keeps_its_md5_with_a_note(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_bytes(b"text,label\nhello,a\n")
+    assert find_dvc_root(tmp_path) is None
+    tracked = track(path, STORE)
+    assert tracked.md5 == dvc_md5(path) and tracked.dvc_file is None and not tracked.pushed
+    assert "not inside a DVC repository" in tracked.note
+
+
+def test_a_batch_is_added_with_a_dvc_file_and_secrets_only_in_the_local_config(project):
+    path = project / "data" / "b.csv"
+    path.write_bytes(b"text,label\nhello,a\n")
+    tracked = track(path, STORE, push=False)
+    assert tracked.dvc_file == project / "data" / "b.csv.dvc"
+    assert f"md5: {tracked.md5}" in tracked.dvc_file.read_text()
+    local = (project / ".dvc" / "config.local").read_text()
+    assert "SECRET-xyz" in local and "endpointurl = http://127.0.0.1:1" in local and f"remote = {REMOTE}" in local
+    assert "SECRET-xyz" not in (project / ".dvc" / "config").read_text()
+    ignored = subprocess.run(["git", "check-ignore", ".dvc/config.local"], cwd=project, capture_output=True)
+    assert ignored.returncode == 0
+
+
+def test_a_file_already_in_git_keeps_its_md5_with_a_note(project):
+    path = project / "data" / "sample.csv"
+    path.write_bytes(b"text,label\nhello,a\n")
+    subprocess.run(["git", "add", "data/sample.csv"], cwd=project, check=True)
+    tracked = track(path, STORE, push=False)
+    assert tracked.dvc_file is None and tracked.md5 == dvc_md5(path)
+    assert "tracked by git, not DVC" in tracked.note
+    assert path.read_bytes() == b"text,label\nhello,a\n"
+
+
+def test_configuring_the_remote_twice_changes_nothing(project):
+    configure_remote(project, STORE)
+    local = project / ".dvc" / "config.local"
+    before = local.stat().st_mtime_ns, local.read_text()
+    configure_remote(project, STORE)
+    assert (local.stat().st_mtime_ns, local.read_text()) == before
