@@ -233,11 +233,8 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
 
 def _attach_validation_evidence(report: ValidationReport, adapter_dir: Path) -> None:
     """Copy the validation report files into the adapter's reports/ so they are stored with the version."""
-    reports = adapter_dir / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    for path in (report.report_json, report.report_html):
-        if path and Path(path).is_file():
-            shutil.copy2(path, reports / f"validation{Path(path).suffix}")
+    if report.report_json:
+        shutil.copytree(Path(report.report_json).parent, adapter_dir / "reports" / "validation", dirs_exist_ok=True)
 
 
 # ---- the scheduled flow ---------------------------------------------------------------------------

@@ -1,0 +1,192 @@
+"""The retrain, promote and rollback flows end to end: real SeaweedFS, Prefect's test harness,
+the real base model trained on tiny data, a real webhook receiver on loopback.
+
+One adapter name runs through the module in order: a passing retrain (v1 → staging), a human
+promotion to production, a rejected batch, a gate-rejected candidate (v2), a rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_cli
+from tests.integration.test_webhooks import Receiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SAMPLE = REPO / "data" / "sample"
+SECRET = "e2e-webhook-secret"
+# Tiny training so the module stays within a few minutes on 2 cores; every other default stays.
+TINY_PARAMS = {"train": {"min_steps": 12, "max_steps": 12, "noise_filter": "none"}}
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = Receiver(failures=1)  # the first POST fails: every announcement goes through a retry
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def world(s3_server, tmp_path_factory, receiver):
+    """A project folder with tiny params, relaxed and strict policies, and the env pointing at the test store."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    root = tmp_path_factory.mktemp("flow-project")
+    (root / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
+    policy = yaml.safe_load((REPO / "policy.yaml").read_text())
+    # Latency and memory on a shared 2-core test machine say nothing about production hardware.
+    policy["load"].update(max_p95_ms=60_000, max_rss_mb=16_384)
+    (root / "policy.yaml").write_text(yaml.safe_dump(policy))
+    policy["load"]["max_p95_ms"] = 0.001  # no adapter can pass this: the gate must reject
+    (root / "strict.yaml").write_text(yaml.safe_dump(policy))
+    batch = root / "incoming" / "train.csv"
+    batch.parent.mkdir()
+    lines = (SAMPLE / "train.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    # 12 rows per class, without the deliberate label errors (this test is about the flow, not noise).
+    keep, per_class = [], {}
+    for row in rows:
+        label = row.rsplit(",", 2)[-2]
+        if row.split(",", 1)[0] not in {"t0009", "t0023", "t0040", "t0071", "t0102"} and per_class.get(label, 0) < 12:
+            per_class[label] = per_class.get(label, 0) + 1
+            keep.append(row)
+    batch.write_text("\n".join([header, *keep]) + "\n")
+    env = {k: v for k, v in s3_server.env().items() if k.startswith("TAILOR_")}
+    env.update(TAILOR_DATA_DIR=str(root / "data"), TAILOR_ACTOR="trainer-tom", TAILOR_ROLE="trainer",
+               TAILOR_WEBHOOKS=json.dumps([receiver.url]), TAILOR_WEBHOOK_SECRET=SECRET)  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.chdir(root)
+        with prefect_test_harness(server_startup_timeout=120):
+            from prefect.settings import PREFECT_API_URL
+
+            yield {"root": root, "batch": batch, "env": env, "api": PREFECT_API_URL.value()}
+
+
+@pytest.fixture(scope="module")
+def name():
+    import uuid
+
+    return f"flow{uuid.uuid4().hex[:8]}"
+
+
+def registry():
+    from pipelines.config import load_settings
+
+    return load_settings().open_registry()
+
+
+def retrain(world, name, batch, policy="policy.yaml"):
+    from pipelines import flows
+
+    state = flows.retrain(batch, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt",
+                          policy_file=world["root"] / policy, return_state=True)  # fmt: skip
+    return state, state.result(raise_on_failure=False)
+
+
+@pytest.fixture(scope="module")
+def first(world, name):
+    return retrain(world, name, world["batch"])
+
+
+def test_a_passing_retrain_registers_the_candidate_and_promotes_it_to_staging_only(world, name, first):
+    state, outcome = first
+
+    assert state.is_completed(), state.message
+    assert outcome.status == "promoted" and outcome.version == "v1" and outcome.promoted_to == ["staging"]
+    assert outcome.gate.passed
+    assert registry().aliases(name) == {"staging": "v1"}  # production needs a person (policy + four-eyes)
+    manifest = registry().manifest(name, "v1")
+    assert manifest.gate.passed and manifest.created_by == "trainer-tom"
+    assert "reports/validation/validation.json" in manifest.files and "gate_decision.json" in manifest.files
+    assert 0 < outcome.train_seconds < outcome.total_seconds
+
+
+def test_a_promotion_through_the_flow_is_audited_and_announced_like_one_from_the_cli(
+    world, name, first, receiver, monkeypatch
+):
+    from pipelines import flows, webhooks
+
+    monkeypatch.setenv("TAILOR_ACTOR", "approver-ann")  # four-eyes: not the trainer
+    monkeypatch.setenv("TAILOR_ROLE", "approver")
+
+    event = flows.promote(name, "v1", "production", "reviewed the v1 report")
+
+    assert registry().aliases(name)["production"] == "v1"
+    last = registry().events(name)[-1]
+    assert (last.action, last.actor, last.role, last.alias_after, last.reason) == (
+        "promote", "approver-ann", "approver", "v1", "reviewed the v1 report")  # fmt: skip
+    assert last.sha256 == event.sha256
+    headers, body = receiver.requests[-1]
+    assert webhooks.verify(SECRET, body, headers[webhooks.SIGNATURE_HEADER])
+    assert json.loads(body)["alias"] == "production" and json.loads(body)["actor"] == "approver-ann"
+    [delivery] = [d for d in webhooks.delivery_log(registry().store, name) if d.event.seq == event.seq]
+    assert delivery.delivered and len(delivery.attempts) >= 1
+
+
+def test_a_rejected_batch_is_quarantined_and_nothing_is_registered_or_promoted(world, name, first):
+    bad = world["root"] / "incoming" / "bad.csv"
+    original = (SAMPLE / "train.csv").read_text().replace(",card_lost,", ",pizza_order,")
+    bad.write_text(original)
+    before = registry().state(name)
+
+    state, outcome = retrain(world, name, bad)
+
+    assert state.is_failed() and outcome.status == "rejected_data"
+    assert "labels in the allowed set" in [f.name for f in outcome.validation.failures]
+    assert not bad.exists()
+    quarantined = Path(outcome.validation.quarantined_to)
+    assert quarantined.is_file() and quarantined.read_text() == original  # moved whole, nothing lost
+    after = registry().state(name)
+    assert after.aliases == before.aliases and after.head_seq == before.head_seq
+    assert [m.version for m in registry().versions(name)] == ["v1"]
+
+
+def test_a_gate_rejected_candidate_is_registered_as_failed_and_production_is_unchanged(world, name, first):
+    state, outcome = retrain(world, name, world["batch"], policy="strict.yaml")
+
+    assert state.is_failed() and outcome.status == "rejected_gate"
+    assert outcome.version == "v2" and outcome.promoted_to == []
+    assert [f.check for f in outcome.gate.failures] == ["load"]
+    assert registry().aliases(name) == {"staging": "v1", "production": "v1"}
+    manifest = registry().manifest(name, "v2")
+    assert manifest.gate is not None and not manifest.gate.passed  # the decision is recorded with the version
+    register_event = [e for e in registry().events(name) if e.action == "register" and e.version == "v2"][0]
+    assert register_event.gate["passed"] is False
+
+
+def test_a_rollback_through_the_flow_restores_the_previous_version_and_is_announced(world, name, first, receiver):
+    from pipelines import flows
+
+    registry_ = registry()
+    if registry_.aliases(name).get("staging") != "v2":
+        flows.promote(name, "v2", "staging", "try v2 on staging")
+
+    event = flows.rollback(name, "v2 misbehaves on staging", alias="staging")
+
+    assert (event.action, event.alias_before, event.alias_after) == ("rollback", "v2", "v1")
+    assert registry().aliases(name)["staging"] == "v1"
+    assert json.loads(receiver.requests[-1][1])["action"] == "rollback"
+
+
+def test_tailor_retrain_exits_1_and_names_the_failure_for_a_batch_it_cannot_read(world, name):
+    empty = world["root"] / "incoming" / "empty.csv"
+    empty.write_text("")
+    env = {**os.environ, **world["env"], "PREFECT_API_URL": world["api"]}
+
+    result = run_cli("retrain", "--data", str(empty), "--name", name, "--holdout", str(SAMPLE / "holdout.csv"),
+                     "--labels", str(SAMPLE / "labels.txt"), "--json", env=env, cwd=world["root"])  # fmt: skip
+
+    assert result.returncode == 1, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["status"] == "rejected_data" and outcome["version"] is None
+    assert not empty.exists() and Path(outcome["validation"]["quarantined_to"]).read_text() == ""
+    shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
