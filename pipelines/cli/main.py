@@ -11,7 +11,7 @@ import traceback
 
 import typer
 
-from pipelines.cli import prefect, store
+from pipelines.cli import prefect, retrain, schedule, store
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import audit, registry_cmds, report
 from pipelines.cli import validate as validate_cli
@@ -28,6 +28,8 @@ app = typer.Typer(
 app.add_typer(store.app, name="store")
 validate_cli.attach(app)
 app.add_typer(prefect.app, name="prefect")
+retrain.attach(app)
+schedule.attach(app)
 serve_cli.attach(app)
 registry_cmds.attach(app)
 report.attach(app)
