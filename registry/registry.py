@@ -342,6 +342,13 @@ class Registry:
                 raise RefusedError(
                     f"{name} {version} is {' and '.join(holders)}: promote or roll back to another version first"
                 )
+            production = self.rules.production_alias
+            if self.settings.role == "trainer" and version in state.history.get(production, []):
+                # Archiving a former production version would take away a rollback target.
+                raise RefusedError(
+                    f"role 'trainer' cannot archive {name} {version}: '{production}' held it and may roll back to it; "
+                    "an approver (or admin) must"
+                )
             return AuditEvent(action="archive", name=name, version=version, actor=self.settings.actor,
                               role=self.settings.role, reason=reason, content_sha256=manifest.content_sha256)  # fmt: skip
 

@@ -236,3 +236,15 @@ def test_a_register_that_dies_before_its_manifest_is_invisible_and_reported_by_v
     assert (result.events, result.versions, result.incomplete) == (1, [], ["v1"])
     with pytest.raises(NotFoundError, match="'tickets' has no version v1"):
         _reg(store, role="approver", actor="bob").promote("tickets", "v1", "production", reason="r")
+
+
+def test_a_trainer_cannot_archive_a_version_production_may_roll_back_to(store, folders):
+    for f in folders:
+        _reg(store).register(f, "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    approver.promote("tickets", "v1", "production", reason="r")
+    approver.promote("tickets", "v2", "production", reason="r")
+    with pytest.raises(RefusedError, match="role 'trainer' cannot archive tickets v1: 'production' held it"):
+        _reg(store).archive("tickets", "v1", reason="tidy up")
+    assert _reg(store).archive("tickets", "v3", reason="failed experiment").action == "archive"
+    assert approver.archive("tickets", "v1", reason="superseded").role == "approver"
