@@ -1,0 +1,108 @@
+"""`tailor evaluate`: every check on a candidate adapter (quality vs production, drift, bias, cost,
+operating load), then the gate under policy.yaml. Exit 1 when the gate fails, listing every failure."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+from registry.errors import ConfigError, NotFoundError
+
+JSON = typer.Option(False, "--json", help="machine-readable output")
+NONE = "none"
+
+
+def _split_ref(ref: str) -> tuple[str, str] | None:
+    """``NAME:VERSION`` / ``NAME:ALIAS`` → (name, ref); anything else → None."""
+    name, sep, version = ref.partition(":")
+    return (name, version) if sep and name and version else None
+
+
+def evaluate(
+    adapter: str = typer.Option(..., "--adapter", help="adapter folder, or NAME:VERSION from the registry"),
+    data: Path = typer.Option(..., "--data", help="labeled holdout (CSV, JSONL or Parquet)"),
+    against: str | None = typer.Option(
+        None, "--against",
+        help="what to compare with: an alias of NAME (production), NAME:VERSION, NAME:ALIAS, a folder, or 'none'; "
+             "default: NAME's production when NAME is known (--name, or NAME:VERSION)"),
+    name: str | None = typer.Option(None, "--name", help="registry name of a folder candidate (to find its production)"),
+    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the repository's policy.yaml)"),
+    out: Path | None = typer.Option(
+        None, "--out",
+        help="where gate_decision.json and reports/ go (default: the adapter folder; for NAME:VERSION "
+             "<home>/evaluations/NAME-VERSION, since a registered version never changes)"),
+    as_json: bool = JSON,
+) -> None:
+    """Run every check on an adapter and decide the gate. Exit 1 when the gate fails."""
+    from pipelines.batch_io import read_batch
+    from pipelines.checks.suite import GATE_DECISION_FILE, evaluate as run_checks
+    from pipelines.gate import describe
+    from pipelines.policy import load_policy
+
+    # The policy and the holdout first: a malformed policy is refused before any model is loaded.
+    policy = load_policy(policy_file)
+    holdout = read_batch(data)
+    settings = state.settings()
+    with tempfile.TemporaryDirectory(prefix="tailor-evaluate-") as tmp:
+        adapter_dir, adapter_ref, name, default_out = _candidate(adapter, name, Path(tmp) / "candidate",
+                                                                 settings.home)  # fmt: skip
+        production_dir, production_ref, note = _production(against, name, Path(tmp) / "production")
+        out_dir = out or default_out
+        decision = run_checks(adapter_dir, holdout, policy, base_model_dir=settings.base_model_dir,
+                              production_dir=production_dir, production_ref=production_ref, adapter_ref=adapter_ref,
+                              out_dir=out_dir)  # fmt: skip
+    where = f"gate decision and evidence written to {out_dir} ({GATE_DECISION_FILE}, reports/)"
+    emit({**decision.model_dump(mode="json"), "out_dir": str(out_dir), "note": note}, as_json=as_json,
+         text="\n".join(line for line in (describe(decision), note, where) if line))  # fmt: skip
+    if not decision.passed:
+        raise typer.Exit(1)
+
+
+def _candidate(adapter: str, name: str | None, download_to: Path, home: Path) -> tuple[Path, str, str | None, Path]:
+    """The candidate's folder, how to name it, its registry name (if known) and the default --out."""
+    if Path(adapter).is_dir():
+        return Path(adapter), str(adapter), name, Path(adapter)
+    ref = _split_ref(adapter)
+    if ref is None:
+        raise NotFoundError(f"--adapter {adapter!r} is neither an adapter folder nor NAME:VERSION")
+    manifest = _registry().download(ref[0], ref[1], download_to)
+    return download_to, f"{manifest.name}:{manifest.version}", manifest.name, home / "evaluations" / (
+        f"{manifest.name}-{manifest.version}")
+
+
+def _production(against: str | None, name: str | None, download_to: Path) -> tuple[Path | None, str | None, str]:
+    """The folder to compare with, how to name it, and a note for the reader."""
+    from registry.manifest import is_version
+
+    if against is not None and against.lower() == NONE:
+        return None, None, "not compared with production (--against none)"
+    if against is not None and Path(against).is_dir():
+        return Path(against), str(against), f"compared with the folder {against}"
+    split = _split_ref(against) if against is not None else None
+    if split is not None:
+        name, ref = split
+    elif name is None:
+        if against is not None:
+            raise ConfigError(f"--against {against} needs the adapter's registry name: give --name NAME "
+                              "(or --against NAME:VERSION, a folder, or none)")  # fmt: skip
+        return None, None, "no registry name (--name): not compared with production; quality judged on the floor only"
+    else:
+        ref = against or "production"
+    registry = _registry()
+    if not is_version(ref) and registry.resolve(name, ref) is None:
+        # The first version of a name has nothing to be compared with; a misspelt version is an error.
+        return None, None, f"{name} has no {ref} version yet: quality judged on the floor only"
+    manifest = registry.download(name, ref, download_to)
+    return download_to, f"{manifest.name}:{manifest.version}", f"compared with {manifest.name}:{manifest.version} ({ref})"
+
+
+def _registry():
+    return state.settings().open_registry()
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
