@@ -71,7 +71,8 @@ def _judge(policy: Policy, check: CheckResult) -> list[GateFailure]:
 
 
 def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> GateFailure:
-    return GateFailure(check=check, metric="check", value=None, limit=None, comparison="ran",
+    # Shaped like a threshold (status == ok) so that one-line summaries built from value/limit still read.
+    return GateFailure(check=check, metric="status", value=reason, limit="ok", comparison="==",
                        evidence=evidence or [], reason=reason)  # fmt: skip
 
 

@@ -110,6 +110,8 @@ def test_a_check_that_errored_fails_with_its_error_even_if_it_claims_nothing_els
     failure = decision.failures[0]
     assert failure.check == "drift"
     assert failure.reason == "check errored: production reference.csv is unreadable"
+    # Shaped like a threshold, so one-line summaries built from value and limit (the manifest's) still read.
+    assert (failure.metric, failure.value, failure.comparison, failure.limit) == ("status", failure.reason, "==", "ok")
     assert "production reference.csv is unreadable" in failure.describe()
 
 
