@@ -266,6 +266,11 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
     )
 
 
+def same_base(trained_on: BaseModelFingerprint, base: BaseModelFingerprint) -> bool:
+    """Same model id and the same weights and tokenizer content."""
+    return trained_on.model_id == base.model_id and trained_on.matches(base)
+
+
 def _adapter_problems(adapter: dict[str, Any], base: BaseModelFingerprint) -> list[str]:
     problems = []
     labels = adapter.get("labels")
@@ -277,7 +282,7 @@ def _adapter_problems(adapter: dict[str, Any], base: BaseModelFingerprint) -> li
         problems.append(f"tailor_adapter.json: missing {', '.join(missing)}")
         return problems
     trained_on = BaseModelFingerprint(*(adapter[k] for k in keys))
-    if trained_on.model_id != base.model_id or not trained_on.matches(base):
+    if not same_base(trained_on, base):
         problems.append(
             f"base model mismatch: the adapter was trained on '{trained_on.model_id}' (weights "
             f"{trained_on.weights_sha256[:12]}, tokenizer {trained_on.tokenizer_sha256[:12]}) but the configured "

@@ -30,6 +30,7 @@ from registry.manifest import (
     build_manifest,
     inspect_adapter_folder,
     is_version,
+    same_base,
     validate_name,
     version_number,
 )
@@ -67,6 +68,12 @@ _WRITERS = {
     "rollback": ("admin", "approver", "trainer"),
     "archive": ("admin", "approver", "trainer"),
 }
+
+
+def _gate_fields(manifest: Manifest) -> dict:
+    """What an audit event records of a version's gate decision."""
+    gate = manifest.gate
+    return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
 
 
 def versions_prefix(name: str) -> str:
@@ -227,9 +234,7 @@ class Registry:
             self.store.put(file_key(name, version, rel), data)
         self.log.append(name, lambda state: AuditEvent(
             action="register", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
-            reason=reason, content_sha256=manifest.content_sha256,
-            policy_sha256=manifest.gate.policy_sha256 if manifest.gate else None,
-            gate=asdict(manifest.gate) if manifest.gate else None,
+            reason=reason, content_sha256=manifest.content_sha256, **_gate_fields(manifest),
         ))  # fmt: skip
         # Last: only now does the version exist for readers.
         self.store.put(file_key(name, version, MANIFEST_FILE), manifest.to_json(), create_only=True)
@@ -281,8 +286,7 @@ class Registry:
             return AuditEvent(
                 action="promote", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
                 reason=reason, content_sha256=manifest.content_sha256, alias=to, alias_before=current,
-                alias_after=version, override=bypassed, policy_sha256=manifest.gate.policy_sha256 if manifest.gate else None,
-                gate=asdict(manifest.gate) if manifest.gate else None,
+                alias_after=version, override=bypassed, **_gate_fields(manifest),
             )  # fmt: skip
 
         return self.log.append(name, make)
@@ -316,9 +320,7 @@ class Registry:
             return AuditEvent(
                 action="rollback", name=name, version=target, actor=self.settings.actor, role=self.settings.role,
                 reason=reason, content_sha256=manifest.content_sha256, alias=alias,
-                alias_before=state.aliases.get(alias), alias_after=target,
-                policy_sha256=manifest.gate.policy_sha256 if manifest.gate else None,
-                gate=asdict(manifest.gate) if manifest.gate else None,
+                alias_before=state.aliases.get(alias), alias_after=target, **_gate_fields(manifest),
             )  # fmt: skip
 
         return self.log.append(validate_name(name), make)
@@ -371,7 +373,7 @@ class Registry:
 
     def _require_same_base(self, manifest: Manifest) -> None:
         base = self.base_model
-        if base is not None and (manifest.base_model.model_id != base.model_id or not manifest.base_model.matches(base)):
+        if base is not None and not same_base(manifest.base_model, base):
             raise RefusedError(
                 f"{manifest.name} {manifest.version} was trained on base model '{manifest.base_model.model_id}' "
                 f"(weights {manifest.base_model.weights_sha256[:12]}) but the configured base is '{base.model_id}' "

@@ -103,8 +103,9 @@ def download(
 ) -> None:
     """Download a version or the version an alias names; every file's sha256 is checked first."""
     manifest = open_registry().download(name, ref, dest)
+    text = f"downloaded {name} {manifest.version} into {dest} ({len(manifest.files)} files verified)"
     emit({"name": name, "version": manifest.version, "dest": dest, "files": sorted(manifest.files)},
-         as_json=as_json, text=f"downloaded {name} {manifest.version} into {dest} ({len(manifest.files)} files verified)")  # fmt: skip
+         as_json=as_json, text=text)  # fmt: skip
 
 
 def promote(

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
-from registry.registry import file_key
+from registry.registry import Registry, file_key
 from registry.store import S3ObjectStore
 from tests.conftest import run_cli
 from tests.registry_helpers import failed_gate, make_adapter_folder, run_cli_parallel
@@ -35,27 +35,34 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
     approver = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
     reader = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
-    for i in (1, 2):
-        done = run_cli("register", str(make_adapter_folder(tmp_path / f"a{i}", base, seed=i)), "--name", name,
-                       "--reason", f"batch {i}", "--json", env=trainer)  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        manifest = json.loads(done.stdout)
-        assert manifest["version"] == f"v{i}" and manifest["created_by"] == "alice"
-        assert manifest["base_model"] == {"model_id": base.model_id, "weights_sha256": base.weights_sha256,
-                                          "tokenizer_sha256": base.tokenizer_sha256}  # fmt: skip
-        assert manifest["peft"]["r"] == 8 and manifest["files"]["adapter_model.safetensors"]["size"] > 0
+    done = run_cli("register", str(make_adapter_folder(tmp_path / "a1", base, seed=1)), "--name", name,
+                   "--reason", "batch 1", "--json", env=trainer)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(done.stdout)
+    assert manifest["version"] == "v1" and manifest["created_by"] == "alice"
+    assert manifest["base_model"] == {"model_id": base.model_id, "weights_sha256": base.weights_sha256,
+                                      "tokenizer_sha256": base.tokenizer_sha256}  # fmt: skip
+    assert manifest["peft"]["r"] == 8 and manifest["files"]["adapter_model.safetensors"]["size"] > 0
+    alice = s3_server.settings("trainer", "alice")
+    library = Registry(S3ObjectStore(alice), alice, base_model=base)
+    library.register(make_adapter_folder(tmp_path / "a2", base, seed=2), name, reason="batch 2")
+    library.register(make_adapter_folder(tmp_path / "a3", base, seed=3, gate=failed_gate()), name, reason="batch 3")
 
-    staged, trainer_prod, own_prod, reader_promote, first = run_cli_parallel([
+    staged, trainer_prod, own_prod, reader_promote, gate_failed, admin_override, first = run_cli_parallel([
         (["promote", name, "v1", "--to", "staging", "--reason", "try"], trainer),
         (["promote", name, "v1", "--to", "production", "--reason", "ship"], trainer),
         (["promote", name, "v1", "--to", "production", "--reason", "ship"], s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="alice")),
         (["promote", name, "v1", "--to", "production", "--reason", "ship"], reader),
+        (["promote", name, "v3", "--to", "production", "--reason", "ship"], approver),
+        (["promote", name, "v3", "--to", "production", "--reason", "ship", "--override"], s3_server.env(TAILOR_ROLE="admin", TAILOR_ACTOR="root")),
         (["promote", name, "v1", "--to", "production", "--reason", "ship v1"], approver),
     ])  # fmt: skip
     assert staged.returncode == 0 and first.returncode == 0, staged.stderr + first.stderr
     assert trainer_prod.returncode == 1 and "role 'trainer' cannot move 'production'" in trainer_prod.stderr
     assert own_prod.returncode == 1 and "four-eyes rule: alice registered" in own_prod.stderr
     assert reader_promote.returncode == 1 and "role 'reader' may only read" in reader_promote.stderr
+    assert gate_failed.returncode == 1 and "failed its gate: quality.macro_f1 = 0.61, needs >= 0.8" in gate_failed.stderr
+    assert admin_override.returncode == 1 and "--override is reserved to the approver role" in admin_override.stderr
 
     second = run_cli("promote", name, "v2", "--to", "production", "--reason", "ship v2", "--json", env=approver)
     assert second.returncode == 0, second.stderr
@@ -65,7 +72,7 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     assert (json.loads(back.stdout)["alias_before"], json.loads(back.stdout)["alias_after"]) == ("v2", "v1")
 
     report_file = tmp_path / "card" / "report.html"
-    listing, shown, log, got, at_start, at_v2, trainer_rollback, report = run_cli_parallel([
+    listing, shown, log, got, at_start, at_v2, trainer_rollback, held, report = run_cli_parallel([
         (["list", name, "--json"], reader),
         (["show", name, "v1", "--json"], reader),
         (["audit", "log", name, "--json"], reader),
@@ -73,22 +80,25 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
         (["audit", "at", name, "--alias", "production", "--time", "2000-01-01T00:00:00Z", "--json"], reader),
         (["audit", "at", name, "--alias", "production", "--time", v2_since], reader),
         (["rollback", name, "--reason", "x"], trainer),
+        (["archive", name, "v1", "--reason", "x"], approver),
         (["report", name, "v1", "--out", str(report_file)], reader),
     ])  # fmt: skip
     rows = json.loads(listing.stdout)
-    assert [(r["version"], r["aliases"]) for r in rows] == [("v1", ["production", "staging"]), ("v2", [])]
+    assert [(r["version"], r["aliases"], r["gate_passed"]) for r in rows] == [
+        ("v1", ["production", "staging"], None), ("v2", [], None), ("v3", [], False)]  # fmt: skip
     assert json.loads(shown.stdout)["aliases"] == ["production", "staging"]
     events = json.loads(log.stdout)
-    assert sorted((e["action"], e["version"], e["actor"], e["role"]) for e in events[2:4]) == [
+    assert sorted((e["action"], e["version"], e["actor"], e["role"]) for e in events[3:5]) == [
         ("promote", "v1", "alice", "trainer"), ("promote", "v1", "bob", "approver")]  # fmt: skip
-    assert [(e["action"], e["version"]) for e in events[:2] + events[4:]] == [
-        ("register", "v1"), ("register", "v2"), ("promote", "v2"), ("rollback", "v1")]  # fmt: skip
+    assert [(e["action"], e["version"]) for e in events[:3] + events[5:]] == [
+        ("register", "v1"), ("register", "v2"), ("register", "v3"), ("promote", "v2"), ("rollback", "v1")]  # fmt: skip
     assert events[-1]["reason"] == "v2 misroutes billing" and events[-1]["actor"] == "bob"
     assert got.returncode == 0 and json.loads(got.stdout)["version"] == "v1"
     assert (tmp_path / "got" / "adapter_model.safetensors").read_bytes() == (tmp_path / "a1" / "adapter_model.safetensors").read_bytes()
     assert json.loads(at_start.stdout)["version"] is None
     assert at_v2.returncode == 0 and f"production of {name} at {v2_since}: v2" in at_v2.stdout
     assert trainer_rollback.returncode == 1 and "role 'trainer' cannot move 'production'" in trainer_rollback.stderr
+    assert held.returncode == 1 and f"{name} v1 is production and staging: promote or roll back" in held.stderr
 
     assert report.returncode == 0, report.stderr
     html = report_file.read_text()
@@ -130,8 +140,9 @@ def test_every_refused_register_says_why_and_writes_nothing(s3_server, base, uni
 
 
 def test_a_flipped_byte_in_stored_weights_is_refused_on_download(s3_server, base, unique_name, tmp_path):
-    env = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
-    assert run_cli("register", str(make_adapter_folder(tmp_path / "a", base)), "--name", unique_name, env=env).returncode == 0
+    env = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
+    trainer = s3_server.settings("trainer", "alice")
+    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(make_adapter_folder(tmp_path / "a", base), unique_name)
     admin = S3ObjectStore(s3_server.settings("admin"))
     key = file_key(unique_name, "v1", "adapter_model.safetensors")
     weights = bytearray(admin.get(key))

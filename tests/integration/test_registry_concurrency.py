@@ -68,13 +68,13 @@ def test_kill_9_during_a_register_upload_leaves_no_version_and_the_next_register
     assert not admin.exists(f"adapters/{unique_name}/versions/v1/manifest.json")
     assert not admin.exists(event_key(unique_name, 1))
 
-    listing = run_cli("list", unique_name, "--json", env=env)
+    listing, show = run_cli_parallel([(["list", unique_name, "--json"], env), (["show", unique_name, "v1"], env)])
     assert listing.returncode == 0 and json.loads(listing.stdout) == []
-    show = run_cli("show", unique_name, "v1", env=env)
     assert show.returncode == 1 and f"'{unique_name}' has no version v1" in show.stderr
 
     small = make_adapter_folder(tmp_path / "small", base, seed=2)
     again = run_cli("register", str(small), "--name", unique_name, "--json", env=env)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["version"] == "v2"
-    assert [v["version"] for v in json.loads(run_cli("list", unique_name, "--json", env=env).stdout)] == ["v2"]
+    reader = Registry(admin, s3_server.settings("reader"))
+    assert [m.version for m in reader.versions(unique_name)] == ["v2"]
