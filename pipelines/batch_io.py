@@ -67,15 +67,20 @@ class MalformedBatchError(BatchReadError):
     """The content does not parse in its format (bad CSV quoting, invalid JSON line, broken Parquet)."""
 
 
+def megabytes(max_file_mb: float) -> int:
+    """The policy's ``data.max_file_mb`` in bytes (1 MB = 1,000,000 bytes)."""
+    return int(max_file_mb * 1_000_000)
+
+
 def default_max_bytes() -> int:
-    """The size limit from the policy's ``data.max_file_mb`` (1 MB = 1,000,000 bytes).
+    """The size limit from the policy file's ``data.max_file_mb``.
 
     Raises:
         ConfigError: the policy file is missing or invalid.
     """
     from pipelines.policy import load_policy
 
-    return int(load_policy().data.max_file_mb * 1_000_000)
+    return megabytes(load_policy().data.max_file_mb)
 
 
 def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:

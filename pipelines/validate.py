@@ -14,15 +14,18 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from pipelines.batch_io import BatchReadError, NotAFileError, read_batch
+from pipelines.batch_io import BatchReadError, NotAFileError, megabytes, read_batch
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
 from registry.errors import ConfigError, NotFoundError, StoreError
 from registry.settings import StoreSettings
+
+if TYPE_CHECKING:
+    from pipelines.noise_audit import SuspectedMislabel
 
 SUITE_FILE = Path(__file__).resolve().parents[1] / "data" / "expectations" / "batch.yaml"
 # Labels that spreadsheet and pandas exports write for "no value".
@@ -186,7 +189,7 @@ def validate_batch(
     labels: list[str] | None = None,
     holdout: Path | None = None,
     model_dir: Path | None = None,
-) -> tuple[ValidationReport, list]:
+) -> tuple[ValidationReport, list[SuspectedMislabel]]:
     """Judge a batch file: readable, the suite, then (with ``model_dir``) the label-noise audit.
 
     A file that exists but cannot be read is a failed batch (``readable batch file``), not an error:
@@ -194,7 +197,7 @@ def validate_batch(
 
     Returns:
         The report (``accepted`` is False when anything failed) and the suspected mislabels
-        (`SuspectedMislabel`, empty without the audit).
+        (empty without the audit).
 
     Raises:
         NotFoundError: the batch or holdout path does not exist.
@@ -202,12 +205,12 @@ def validate_batch(
         BatchReadError: the holdout file cannot be read.
         ConfigError: the suite file or the policy is invalid.
     """
-    max_bytes = int(policy.data.max_file_mb * 1_000_000)
+    max_bytes = megabytes(policy.data.max_file_mb)
     holdout_batch = read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None
     base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None}
     try:
         batch = read_batch(path, max_bytes=max_bytes)
-    except (NotFoundError, NotAFileError):
+    except NotAFileError:
         raise
     except BatchReadError as err:
         failure = READABLE.model_copy(update={"count": 1, "examples": [str(err)]})

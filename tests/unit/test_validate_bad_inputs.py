@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.batch_io import NotAFileError
+from pipelines.batch_io import NotAFileError, megabytes
 from pipelines.policy import load_policy
 from pipelines.records import ValidationReport
 from pipelines.validate import validate_and_route
@@ -180,7 +180,7 @@ def test_holdout_leaks_are_found_exactly_and_after_normalising(tmp_path):
 
 def test_a_file_over_the_size_limit_is_quarantined_without_being_read(tmp_path, monkeypatch):
     policy = load_policy()
-    limit = int(policy.data.max_file_mb * 1_000_000)
+    limit = megabytes(policy.data.max_file_mb)
     batch = tmp_path / "incoming" / "big.csv"
     batch.parent.mkdir()
     with batch.open("wb") as handle:  # sparse: over the limit on paper, nothing to read
