@@ -180,6 +180,11 @@ def noise_keep_mask(embeddings: np.ndarray, y: np.ndarray, num_labels: int, para
 
     proba = out_of_sample_proba(embeddings, y, num_labels, seed)
     issues = find_label_issues(y, proba, filter_by="prune_by_noise_rate", min_examples_per_class=params.min_per_class)
+    # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
+    # 8-16 per class is worth more than the little noise removed. "auto" prunes only when the
+    # flagged share says the batch is really noisy.
+    if params.noise_filter == "auto" and issues.mean() < params.noise_auto_fraction:
+        return keep
     keep &= ~issues
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
@@ -306,12 +311,16 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         peft_model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        peft_model.save_pretrained(str(staging), safe_serialization=True)
-        fp = base.fingerprint
-        AdapterMeta(base_model_id=fp.model_id, base_model_weights_sha256=fp.weights_sha256,
-                    base_model_tokenizer_sha256=fp.tokenizer_sha256, labels=labels,
-                    max_length=params.max_length).write(staging)  # fmt: skip
-        write_reference(staging / REFERENCE_FILE, batch, rows)
+        try:
+            peft_model.save_pretrained(str(staging), safe_serialization=True)
+            fp = base.fingerprint
+            AdapterMeta(base_model_id=fp.model_id, base_model_weights_sha256=fp.weights_sha256,
+                        base_model_tokenizer_sha256=fp.tokenizer_sha256, labels=labels,
+                        max_length=params.max_length).write(staging)  # fmt: skip
+            write_reference(staging / REFERENCE_FILE, batch, rows)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     trainable = sum(p.numel() for p in lora_params + head_params)
     adapter_bytes = (staging / ADAPTER_WEIGHTS_FILE).stat().st_size
     result = TrainResult(
@@ -330,6 +339,10 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
         adapter_sha256=sha256_file(staging / ADAPTER_WEIGHTS_FILE),
     )
-    result.write_json(staging / TRAIN_RESULT_FILE)
-    _publish(staging, out_dir)
+    try:
+        result.write_json(staging / TRAIN_RESULT_FILE)
+        _publish(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return result

@@ -37,7 +37,9 @@ class TrainParams(BaseModel):
     max_length: int = Field(64, ge=8, le=512, description="tokens kept per text")
     head_scale: float = Field(20.0, gt=0, description="logit scale of the cosine head at initialisation")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    noise_filter: Literal["none", "cleanlab"] = "cleanlab"
+    noise_filter: Literal["auto", "cleanlab", "none"] = Field(
+        "auto", description="cleanlab: always drop flagged rows; auto: only when at least noise_auto_fraction are flagged")
+    noise_auto_fraction: float = Field(0.1, ge=0, le=1, description="flagged share above which auto drops them")
     min_per_class: int = Field(2, ge=2, description="fewest examples a class may have")
 
     @model_validator(mode="after")

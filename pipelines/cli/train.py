@@ -1,0 +1,61 @@
+"""`tailor train`: fit a LoRA adapter to a labeled batch and write the adapter folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+
+JSON = typer.Option(False, "--json", help="machine-readable output (no progress bar)")
+
+
+def train(
+    data: Path = typer.Option(..., "--data", help="labeled batch: CSV, JSONL or Parquet with columns text,label"),
+    out: Path = typer.Option(..., "--out", help="adapter folder to create"),
+    base_model: Path | None = typer.Option(None, "--base-model", help="local Hugging Face encoder folder (default: configured base_model)"),
+    seed: int = typer.Option(0, "--seed", help="same data, seed and settings give the same adapter on CPU"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    params_file: Path | None = typer.Option(None, "--params", help="params file with a train: section (default ./params.yaml)"),
+    noise_filter: str | None = typer.Option(None, "--noise-filter", help="cleanlab | none (overrides params)"),
+    force: bool = typer.Option(False, "--force", help="replace --out if it holds a previous adapter"),
+    as_json: bool = JSON,
+) -> None:
+    """Train a LoRA adapter; writes the adapter folder with train_result.json and reference.csv."""
+    from pipelines.batch_io import read_batch
+    from pipelines.model import load_base, resolve_device
+    from pipelines.train import Pricing, check_batch, prepare_output, train as train_adapter
+    from pipelines.train_params import load_params
+
+    settings = state.settings()
+    params = load_params(params_file, noise_filter=noise_filter)
+    resolved = resolve_device(device)
+    batch = read_batch(data)
+    # Cheap refusals before the model is loaded (seconds): bad data, an existing folder.
+    check_batch(batch, params)
+    prepare_output(out, force)
+    progress = not as_json and sys.stderr.isatty()
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would break the promise of a quiet --json
+    base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=settings.base_model_id,
+                     cache_dir=settings.home)  # fmt: skip
+    rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
+    result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
+                           pricing=Pricing(rate, settings.cost_currency),
+                           progress=progress)  # fmt: skip
+    c = result.cost
+    text = (f"adapter written to {out} ({len(result.labels)} classes, {result.train_examples} examples trained on, "
+            f"{result.dropped_examples} dropped as probably mislabelled)\n"
+            f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
+            f"{c.trainable_params} trainable parameters, adapter {c.adapter_bytes / 1e6:.2f} MB, "
+            f"{c.money:.4f} {c.currency}\nadapter sha256 {result.adapter_sha256}")  # fmt: skip
+    emit(result, as_json=as_json, text=text)
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("train")(train)

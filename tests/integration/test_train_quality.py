@@ -1,0 +1,76 @@
+"""The behaviour the training defaults rely on, on a small slice of real data (Banking77).
+
+Small enough for CI: 6 intents x 8 examples for training; 8 intents x 16 for the noise filter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BANKING77 = Path("/work/shared/datasets/banking77")
+INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed", "Refund_not_showing_up",
+           "cash_withdrawal_charge", "age_limit"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def frames():
+    if not (BANKING77 / "train.csv").is_file():
+        pytest.skip(f"Banking77 not found at {BANKING77}")
+    import pandas as pd
+
+    train = pd.read_csv(BANKING77 / "train.csv")
+    test = pd.read_csv(BANKING77 / "test.csv")
+    return train[train.category.isin(INTENTS)], test[test.category.isin(INTENTS)]
+
+
+def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames, tmp_path):
+    from pipelines.config import load_settings
+    from pipelines.metrics import quality_metrics
+    from pipelines.model import load_base, load_classifier
+    from pipelines.records import LabeledBatch
+    from pipelines.train import train
+    from pipelines.train_params import TrainParams
+
+    train_df, test_df = frames
+    train_df = train_df[train_df.category.isin(INTENTS[:6])].groupby("category").sample(8, random_state=0)
+    test_df = test_df[test_df.category.isin(INTENTS[:6])]
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=tmp_path)
+    batch = LabeledBatch(source="banking77-slice", texts=train_df.text.tolist(), labels=train_df.category.tolist(),
+                         ids=[str(i) for i in range(len(train_df))])  # fmt: skip
+    result = train(batch, tmp_path / "adapter", base=base, params=TrainParams(), seed=0)
+    clf = load_classifier(tmp_path / "adapter", base)
+    quality = quality_metrics(test_df.category.tolist(), clf.predict(test_df.text.tolist()), clf.labels)
+    assert result.params["steps"] == TrainParams().min_steps  # the floor, not 8 epochs of 3 steps
+    assert result.dropped_examples == 0  # clean data: the auto noise filter keeps every row
+    assert quality.macro_f1 > 0.75, quality.macro_f1  # chance is 1/6
+
+
+def test_the_noise_filter_drops_mostly_flipped_labels_and_nothing_on_clean_data(frames):
+    from pipelines.config import load_settings
+    from pipelines.encoder import embed
+    from pipelines.train import noise_keep_mask
+    from pipelines.train_params import TrainParams
+
+    train_df = frames[0].groupby("category").sample(16, random_state=1)
+    labels = sorted(set(train_df.category))
+    y_clean = np.array([labels.index(c) for c in train_df.category])
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(len(y_clean), size=int(0.4 * len(y_clean)), replace=False)
+    y_noisy = y_clean.copy()
+    y_noisy[flipped] = (y_clean[flipped] + rng.integers(1, len(labels), size=len(flipped))) % len(labels)
+    emb = embed(train_df.text.tolist(), load_settings().base_model_dir)
+    params = TrainParams()  # noise_filter=auto
+
+    assert noise_keep_mask(emb, y_clean, len(labels), params, seed=0).all()
+    dropped = ~noise_keep_mask(emb, y_noisy, len(labels), params, seed=0)
+    is_flipped = np.zeros(len(y_clean), dtype=bool)
+    is_flipped[flipped] = True
+    precision = (dropped & is_flipped).sum() / max(1, dropped.sum())
+    recall = (dropped & is_flipped).sum() / is_flipped.sum()
+    assert precision > 0.8 and recall > 0.6, (precision, recall)

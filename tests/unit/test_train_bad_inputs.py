@@ -1,0 +1,111 @@
+"""`tailor train` refuses bad inputs with a message a user can act on, before any training, and
+never touches data that is already there."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def write_batch(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+GOOD = [(f"my card {w} number {i}", "card") for i, w in enumerate("abcd")] + \
+       [(f"refund for order {w} {i}", "refund") for i, w in enumerate("abcd")]  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    home = tmp_path / "home"
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("TAILOR_")}, "TAILOR_HOME": str(home)}
+
+
+def train(tmp_path, env, *args: str):
+    return run_cli("train", *args, env=env, cwd=tmp_path, timeout=180)
+
+
+def test_a_single_class_is_refused_and_nothing_is_written(tmp_path, env):
+    data = write_batch(tmp_path / "one.csv", [(f"text {i}", "only") for i in range(6)])
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
+    assert res.returncode == 1
+    assert "at least 2 classes" in res.stderr and "'only'" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_examples_names_the_class_and_the_minimum(tmp_path, env):
+    data = write_batch(tmp_path / "few.csv", GOOD + [("lonely text", "rare")])
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
+    assert res.returncode == 1
+    assert "every class needs at least 2" in res.stderr and "'rare' has 1" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_output_folder_is_refused_without_force_and_kept(tmp_path, env):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    res = train(tmp_path, env, "--data", str(data), "--out", str(out))
+    assert res.returncode == 1
+    assert "already exists" in res.stderr and "--force" in res.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_force_does_not_replace_a_folder_holding_user_files(tmp_path, env):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "thesis.docx").write_text("years of work")
+    res = train(tmp_path, env, "--data", str(data), "--out", str(out), "--force")
+    assert res.returncode == 1
+    assert "--force refused" in res.stderr and "thesis.docx" in res.stderr
+    assert (out / "thesis.docx").read_text() == "years of work"
+
+
+def test_an_unknown_device_is_a_usage_error(tmp_path, env):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--device", "tpu")
+    assert res.returncode == 2
+    assert "unknown device 'tpu'" in res.stderr and "auto, cpu or cuda" in res.stderr
+
+
+def test_cuda_asked_for_without_cuda_is_refused(tmp_path, env):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--device", "cuda")
+    assert res.returncode == 1
+    assert "CUDA is not available" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_base_model_folder_is_named(tmp_path, env):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"),
+                "--base-model", str(tmp_path / "no-such-model"))  # fmt: skip
+    assert res.returncode == 1
+    assert "no-such-model does not exist" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_base_model_folder_without_weights_is_refused(tmp_path, env):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    model = tmp_path / "empty-model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "bert"}')
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--base-model", str(model))
+    assert res.returncode == 1
+    assert "holds no *.safetensors weights" in res.stderr
+    assert not (tmp_path / "out").exists()
