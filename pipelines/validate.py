@@ -9,9 +9,11 @@ batch (quarantine or DVC).
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -334,6 +336,39 @@ def _class_counts(batch: LabeledBatch) -> dict[str, int]:
 
 
 def _run_expectations(entries: list[SuiteEntry], frame, parameters: dict[str, Any]) -> list[ExpectationFailure]:
+    if not entries:
+        return []
+    key = json.dumps([asdict(entry) for entry in entries], sort_keys=True)
+    outcome = _validation_definition(key).run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters,
+        result_format={
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": ["id"],
+            "partial_unexpected_count": MAX_EXAMPLES,
+        },
+    )
+    by_name = {entry.name: entry for entry in entries}
+    failures = []
+    for result in outcome.results:
+        if result.success:
+            continue
+        entry = by_name[result.expectation_config.meta["name"]]
+        info = result.exception_info or {}
+        if info.get("raised_exception"):
+            failures.append(_failure(entry, 0, [f"could not be evaluated: {info.get('exception_message')}"]))
+            continue
+        failures.append(_failure(entry, *_evidence(result.result)))
+    return failures
+
+
+@lru_cache(maxsize=4)
+def _validation_definition(suite_json: str):
+    """The GE context, suite and validation definition, built once per process and suite (JSON key).
+
+    Building them costs more than validating a 1,000-row batch (GE serialises every expectation
+    through its store); batches and parameters change per run, so the definition is reused.
+    """
     import logging
 
     import great_expectations as gx
@@ -351,33 +386,15 @@ def _run_expectations(entries: list[SuiteEntry], frame, parameters: dict[str, An
         progress_bars=ProgressBarsConfig(globally=False),
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
-    definition = context.data_sources.add_pandas("tailor").add_dataframe_asset("batch").add_batch_definition_whole_dataframe("all")
-    suite = context.suites.add(gx.ExpectationSuite(name="batch"))
-    by_id = {}
-    for entry in entries:
-        expectation = suite.add_expectation(getattr(gx.expectations, entry.expectation)(**entry.kwargs))
-        by_id[expectation.id] = entry
-    validation = context.validation_definitions.add(gx.ValidationDefinition(name="batch", data=definition, suite=suite))
-    outcome = validation.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=parameters,
-        result_format={
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": ["id"],
-            "partial_unexpected_count": MAX_EXAMPLES,
-        },
+    batch = context.data_sources.add_pandas("tailor").add_dataframe_asset("batch")
+    entries = [SuiteEntry(**item) for item in json.loads(suite_json)]
+    expectations = [
+        getattr(gx.expectations, entry.expectation)(**entry.kwargs, meta={"name": entry.name}) for entry in entries
+    ]
+    suite = context.suites.add(gx.ExpectationSuite(name="batch", expectations=expectations))
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name="batch", data=batch.add_batch_definition_whole_dataframe("all"), suite=suite)
     )
-    failures = []
-    for result in outcome.results:
-        if result.success:
-            continue
-        entry = by_id[result.expectation_config.id]
-        info = result.exception_info or {}
-        if info.get("raised_exception"):
-            failures.append(_failure(entry, 0, [f"could not be evaluated: {info.get('exception_message')}"]))
-            continue
-        failures.append(_failure(entry, *_evidence(result.result)))
-    return failures
 
 
 def _evidence(result: dict[str, Any]) -> tuple[int, list[str]]:
