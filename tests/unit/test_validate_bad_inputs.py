@@ -216,3 +216,26 @@ def test_a_directory_is_an_error_and_stays_untouched(tmp_path):
         validate_and_route(folder, load_policy(), data_dir=tmp_path / "data", track=False)
     assert (folder / "a.csv").read_bytes() == _csv(_rows())
     assert not (tmp_path / "data").exists()
+
+
+def test_a_batch_noisier_than_the_policy_allows_is_quarantined_with_its_review_file(tmp_path, monkeypatch):
+    from pipelines import noise_audit
+    from pipelines.noise_audit import SuspectedMislabel
+    from pipelines.records import NoiseAudit
+
+    suspect = SuspectedMislabel(id="3", text="customer message number 2 about card lost", given_label="card_lost",
+                                suggested_label="refund_request", confidence=0.9, given_label_probability=0.05)  # fmt: skip
+
+    def noisy_audit(texts, labels, ids, *, model_dir, max_rate):
+        assert model_dir == tmp_path / "model"
+        return NoiseAudit(estimated_rate=0.45, flagged=1, max_rate=max_rate, audited_rows=len(texts), folds=5), [suspect]
+
+    monkeypatch.setattr(noise_audit, "audit_label_noise", noisy_audit)
+    report, batch, digest = _route(tmp_path, "noisy.csv", _csv(_rows()), model_dir=tmp_path / "model")
+    moved = _quarantined(report, batch, digest)
+    failure = _failure(report, "label noise under the limit")
+    assert failure.examples[0] == "estimated noise rate 0.450 > limit 0.3"
+    assert failure.examples[1].startswith("id 3: card_lost → refund_request")
+    review = (moved.parent / "noise_review.csv").read_text().splitlines()
+    assert review[0] == "id,text,given_label,suggested_label,confidence,given_label_probability"
+    assert review[1].startswith("3,customer message number 2 about card lost,card_lost,refund_request,0.9")
