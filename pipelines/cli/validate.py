@@ -49,9 +49,7 @@ def validate(
 
 
 def _production_labels(adapter: str) -> list[str]:
-    from pipelines.cli.registry_cmds import open_registry
-
-    manifest = open_registry().resolve(adapter)
+    manifest = state.settings().open_registry().resolve(adapter)
     if manifest is None:
         raise NotFoundError(f"adapter {adapter} has no production version to take labels from; pass --labels FILE")
     return list(manifest.labels)
