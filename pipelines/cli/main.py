@@ -11,7 +11,7 @@ import traceback
 
 import typer
 
-from pipelines.cli import prefect, retrain, schedule, store
+from pipelines.cli import gate, prefect, retrain, schedule, store
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import audit, registry_cmds, report
 from pipelines.cli import validate as validate_cli
@@ -33,6 +33,7 @@ train_cli.attach(app)
 evaluate_cli.attach(app)
 app.add_typer(prefect.app, name="prefect")
 retrain.attach(app)
+gate.attach(app)
 schedule.attach(app)
 serve_cli.attach(app)
 registry_cmds.attach(app)

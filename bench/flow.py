@@ -1,0 +1,114 @@
+"""Orchestration and checks overhead of the retrain flow: its wall time minus the training's, same run.
+
+    .venv/bin/python -m bench.flow [--quick] [--per-class 16]
+
+Runs the whole `retrain` flow (validate → train → evaluate → gate → register → promote to staging)
+against a throw-away embedded SeaweedFS and Prefect's local test server, once on the shipped
+sample set and once on Banking77 (16 examples per class from its train split, 5 per class of its
+test split as the holdout; read in place from ../shared/datasets/banking77). Training wall time is
+the cost meter's, measured inside the training step of the same run; everything else the flow
+does (validation with the noise audit, the five checks, registering, promoting, Prefect's own
+bookkeeping) is the overhead. Prints a table and saves bench/results/flow.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"
+SAMPLE = REPO / "data" / "sample"
+
+
+def banking77(folder: Path, per_class: int, holdout_per_class: int, seed: int = 0) -> tuple[Path, Path, Path]:
+    """Write a train batch, a holdout and a labels file sampled per class from Banking77."""
+
+    def sample(split: str, k: int) -> list[dict[str, str]]:
+        by_label: dict[str, list[dict[str, str]]] = {}
+        with open(BANKING77 / f"{split}.csv", newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                by_label.setdefault(row["category"], []).append(row)
+        rng = random.Random(seed)
+        return [r for label in sorted(by_label) for r in rng.sample(by_label[label], k)]
+
+    def write(path: Path, rows: list[dict[str, str]], prefix: str) -> Path:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "text", "label"])
+            writer.writerows([f"{prefix}{i}", r["text"], r["category"]] for i, r in enumerate(rows))
+        return path
+
+    train = write(folder / "banking77_train.csv", sample("train", per_class), "b")
+    holdout = write(folder / "banking77_holdout.csv", sample("test", holdout_per_class), "h")
+    labels = folder / "banking77_labels.txt"
+    labels.write_text("\n".join(sorted({r["category"] for r in sample("test", 1)})) + "\n")
+    return train, holdout, labels
+
+
+def run(name: str, batch: Path, holdout: Path, labels: Path, workdir: Path) -> dict:
+    from pipelines import flows
+
+    started = time.perf_counter()
+    state = flows.retrain(batch, name, holdout, labels=labels, workdir=workdir, return_state=True)
+    wall = time.perf_counter() - started
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    train_s = outcome.train_seconds or 0.0
+    return {
+        "data": name, "rows": len(batch.read_text().splitlines()) - 1, "status": outcome.status,
+        "version": outcome.version, "gate_failures": [f.describe() for f in (outcome.gate.failures if outcome.gate else [])],
+        "retrain_wall_s": round(wall, 2), "train_wall_s": round(train_s, 2),
+        "overhead_s": round(wall - train_s, 2), "overhead_share": round((wall - train_s) / wall, 3),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=16, help="Banking77 training examples per class")
+    parser.add_argument("--quick", action="store_true", help="the sample set only")
+    args = parser.parse_args()
+
+    from bench.embedded_store import cli_env, temporary_store
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tailor-bench-flow-") as tmp:
+        root = Path(tmp)
+        with temporary_store(root, "bench-flow") as cfg:
+            os.environ.update({k: v for k, v in cli_env(cfg, root, TAILOR_DATA_DIR=str(root / "data")).items()
+                               if k.startswith("TAILOR_")})  # fmt: skip
+            os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+            from prefect.testing.utilities import prefect_test_harness
+
+            with prefect_test_harness(server_startup_timeout=180):
+                sample_batch = root / "sample_train.csv"  # a copy: validation may move a batch into quarantine
+                sample_batch.write_bytes((SAMPLE / "train.csv").read_bytes())
+                cases = [("sample", sample_batch, SAMPLE / "holdout.csv", SAMPLE / "labels.txt")]
+                if not args.quick:
+                    cases.append((f"banking77-{args.per_class}pc", *banking77(root, args.per_class, 5)))
+                for name, batch, holdout, labels in cases:
+                    results.append(run(name, batch, holdout, labels, root / "runs" / name))
+                    print(json.dumps(results[-1]), flush=True)
+
+    print(f"\n| data | rows | status | retrain s | train s | overhead s | overhead share |\n|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['data']} | {r['rows']} | {r['status']} | {r['retrain_wall_s']} | {r['train_wall_s']} | "
+              f"{r['overhead_s']} | {r['overhead_share']:.0%} |")  # fmt: skip
+    out = REPO / "bench" / "results" / "flow.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                           "load_avg_1m": os.getloadavg()[0]},
+                               "results": results}, indent=2))  # fmt: skip
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()

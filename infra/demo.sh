@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `make demo`: the main job on the sample data, as a person would run it.
+# store → Prefect server → retrain (validate → train → evaluate → gate → register → staging)
+# → a second person promotes to production → the HTML audit report → how to roll back.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PREFECT_SERVER_ANALYTICS_ENABLED=false DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+tailor=.venv/bin/tailor
+py=.venv/bin/python
+name="${DEMO_NAME:-support-desk}"
+started=$(date +%s)
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1/5 object store (embedded SeaweedFS on 127.0.0.1) and Prefect server"
+$tailor store start
+$tailor prefect start
+
+step "2/5 a new batch arrives: data/sample/train.csv (4 classes, 112 rows, 5 deliberate label errors)"
+batch="data/incoming/demo-$(date -u +%Y%m%dT%H%M%SZ).csv"
+mkdir -p data/incoming
+cp data/sample/train.csv "$batch"
+echo "copied to $batch (a rejected batch is moved to data/quarantine/; the sample itself stays put)"
+
+step "3/5 retrain as the trainer: validate → train → evaluate → gate → register → promote to staging"
+set +e
+TAILOR_ROLE=trainer TAILOR_ACTOR=demo-trainer $tailor retrain --data "$batch" --name "$name" \
+  --holdout data/sample/holdout.csv --labels data/sample/labels.txt --json > .tailor/demo-retrain.json
+code=$?
+set -e
+$py - .tailor/demo-retrain.json <<'PY'
+import json, sys
+from pipelines.cli.retrain import describe
+from pipelines.flows import RetrainOutcome
+print(describe(RetrainOutcome.model_validate(json.load(open(sys.argv[1])))))
+PY
+version=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"] or "")' .tailor/demo-retrain.json)
+status=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' .tailor/demo-retrain.json)
+
+if [ "$status" = "promoted" ]; then
+  step "4/5 a second person (four-eyes) promotes $name $version to production"
+  TAILOR_ROLE=approver TAILOR_ACTOR=demo-approver $tailor promote "$name" "$version" --to production \
+    --reason "demo: gate passed, report reviewed"
+else
+  step "4/5 not promoted: $status (exit $code); production is unchanged"
+  [ -n "$version" ] && echo "an approver may still override: TAILOR_ROLE=approver $tailor promote $name $version --to production --override --reason '…'"
+fi
+
+if [ -n "$version" ]; then
+  step "5/5 audit report"
+  mkdir -p reports
+  report="reports/$name-$version.html"
+  $tailor report "$name" "$version" --out "$report"
+  cat <<EOF
+
+Done in $(( $(date +%s) - started )) s.
+  audit report (opens offline):  $(pwd)/$report
+  versions and aliases:          $tailor list $name
+  audit trail, verified:         $tailor audit log $name && $tailor audit verify $name
+  roll production back:          TAILOR_ROLE=approver $tailor rollback $name --reason "why"
+  Prefect UI (runs, schedules):  http://127.0.0.1:4200
+  stop everything:               $tailor prefect stop && $tailor store stop
+EOF
+fi
+exit "$code"

@@ -1,0 +1,42 @@
+"""`tailor gate`: judge recorded check results under a policy, the `gate` step of dvc.yaml.
+
+`tailor evaluate` already decides the gate when it runs the checks; this command re-judges the same
+measurements under the policy given now (`gate.decide` is pure), so a change to policy.yaml's
+limits re-runs only this cheap stage, and the decision it records names that policy's sha256.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.output import emit
+
+
+def gate(
+    decision_file: Path = typer.Option(..., "--decision", help="gate_decision.json written by `tailor evaluate`"),
+    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the repository's policy.yaml)"),
+    out: Path | None = typer.Option(None, "--out", help="where to write the new decision (JSON)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""
+    from pipelines import gate as gate_step
+    from pipelines.policy import load_policy
+    from pipelines.records import GateDecision
+    from registry.errors import NotFoundError
+
+    if not decision_file.is_file():
+        raise NotFoundError(f"--decision: {decision_file} does not exist (run `tailor evaluate` first)")
+    recorded = GateDecision.read_json(decision_file)
+    decision = gate_step.decide(load_policy(policy_file), recorded.checks, adapter=recorded.adapter,
+                                against=recorded.against)  # fmt: skip
+    if out is not None:
+        decision.write_json(out)
+    emit(decision, as_json=as_json, text=gate_step.describe(decision))
+    if not decision.passed:
+        raise typer.Exit(1)
+
+
+def attach(app: typer.Typer) -> None:
+    app.command("gate")(gate)
