@@ -260,7 +260,7 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
     return [ProcessedBatch.model_validate(item) for item in json.loads(path.read_text())]
 
 
-def _record(path: Path, entry: ProcessedBatch) -> None:
+def record_processed(path: Path, entry: ProcessedBatch) -> None:
     entries = processed_batches(path) + [entry]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -304,7 +304,7 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
             result = retrain(path, name, holdout, labels=labels, policy_file=policy_file,
                              return_state=True).result(raise_on_failure=False)  # fmt: skip
             entry = ProcessedBatch(sha256=digest, file=path.name, status=result.status, version=result.version)
-        _record(state, entry)
+        record_processed(state, entry)
         done.append(entry)
     if not done:
         get_run_logger().info("no new batch in %s since the last run", watch_dir)

@@ -1,0 +1,45 @@
+"""The scheduled `watch` flow's memory of processed batches (pure file logic, no Prefect run)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from pipelines.flows import ProcessedBatch, new_batches, processed_batches, record_processed
+
+
+def test_only_batch_files_whose_content_was_never_processed_are_new_oldest_first(tmp_path):
+    old, new, seen, other = tmp_path / "a.csv", tmp_path / "b.jsonl", tmp_path / "c.parquet", tmp_path / "notes.txt"
+    for i, path in enumerate((old, new, seen, other)):
+        path.write_text(f"content {i}")
+        os.utime(path, (1000 + i, 1000 + i))
+    os.utime(old, (5000, 5000))  # arrived last although written first
+    seen_digest = hashlib.sha256(seen.read_bytes()).hexdigest()
+
+    fresh = new_batches(tmp_path, {seen_digest})
+
+    assert [p.name for p, _ in fresh] == ["b.jsonl", "a.csv"]
+    assert fresh[1][1] == hashlib.sha256(b"content 0").hexdigest()
+
+
+def test_a_renamed_batch_with_the_same_content_is_not_new_but_an_edited_one_is(tmp_path):
+    batch = tmp_path / "batch.csv"
+    batch.write_text("text,label\nhi,a\n")
+    digest = new_batches(tmp_path, set())[0][1]
+    batch.rename(tmp_path / "renamed.csv")
+
+    assert new_batches(tmp_path, {digest}) == []
+    (tmp_path / "renamed.csv").write_text("text,label\nhi,b\n")
+    assert len(new_batches(tmp_path, {digest})) == 1
+
+
+def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
+    state = tmp_path / "schedule" / "support.json"
+    assert processed_batches(state) == []
+
+    record_processed(state, ProcessedBatch(sha256="1" * 64, file="a.csv", status="promoted", version="v1"))
+    record_processed(state, ProcessedBatch(sha256="2" * 64, file="b.csv", status="rejected_data"))
+
+    assert [(e.file, e.status, e.version) for e in processed_batches(state)] == [
+        ("a.csv", "promoted", "v1"), ("b.csv", "rejected_data", None)]  # fmt: skip
+    assert not state.with_suffix(".tmp").exists()
