@@ -28,6 +28,7 @@ def base(s3_server):
                                   cache_dir=s3_server.home)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_promote_processes_leave_a_contiguous_verified_chain(s3_server, base, unique_name, tmp_path):
     trainer = Registry(S3ObjectStore(s3_server.settings("trainer", "alice")), s3_server.settings("trainer", "alice"),
                        base_model=base)  # fmt: skip
