@@ -2,8 +2,9 @@
 
 The probabilities come from a logistic regression on the frozen base model's sentence embeddings,
 predicted by cross-validation so that no row is scored by a model that saw its own label. Confident
-learning then estimates the joint distribution of given and true labels (its off-diagonal mass is
-the noise rate) and lists the rows whose given label is most likely wrong.
+learning then counts the rows whose given label disagrees with a confidently predicted one (the
+off-diagonal of the calibrated confident joint: the noise rate) and lists the rows whose given
+label is most likely wrong.
 """
 
 from __future__ import annotations
@@ -153,13 +154,13 @@ def _out_of_sample_probabilities(x: np.ndarray, y: np.ndarray, folds: int, seed:
 
 def _confident_learning(y: np.ndarray, pred_probs: np.ndarray) -> tuple[float, list[int]]:
     """(estimated noise rate, indices of label issues ranked most doubtful first)."""
-    import numpy as np
-    from cleanlab.count import estimate_joint
+    from cleanlab.count import num_label_issues
     from cleanlab.filter import find_label_issues
 
-    # The joint's off-diagonal mass: the estimated share of rows whose given label is not the true one.
-    joint = estimate_joint(y, pred_probs)
-    rate = float(1.0 - np.trace(joint))
+    # Off-diagonal count of the calibrated confident joint (cleanlab's own estimate of how many labels
+    # are wrong). On Banking77 it tracked the true flip rate more closely than 1 - trace of the
+    # estimated joint, which over-counted at 20-40 % noise (bench/noise_audit.py).
+    rate = num_label_issues(y, pred_probs) / len(y)
     # n_jobs=1: the batches are small and forking workers costs more than it saves on two cores.
     issues = find_label_issues(y, pred_probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     return rate, [int(i) for i in issues]
