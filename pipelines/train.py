@@ -179,7 +179,10 @@ def noise_keep_mask(embeddings: np.ndarray, y: np.ndarray, num_labels: int, para
     from cleanlab.filter import find_label_issues
 
     proba = out_of_sample_proba(embeddings, y, num_labels, seed)
-    issues = find_label_issues(y, proba, filter_by="prune_by_noise_rate", min_examples_per_class=params.min_per_class)
+    # n_jobs=1: cleanlab's worker pool costs more than it saves on small batches, and its workers,
+    # forked inside a Prefect task, die with a TerminationSignal traceback when the pool is closed.
+    issues = find_label_issues(y, proba, filter_by="prune_by_noise_rate", min_examples_per_class=params.min_per_class,
+                               n_jobs=1)  # fmt: skip
     # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
     # 8-16 per class is worth more than the little noise removed. "auto" prunes only when the
     # flagged share says the batch is really noisy.
