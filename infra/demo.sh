@@ -14,7 +14,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "1/5 object store (embedded SeaweedFS on 127.0.0.1) and Prefect server"
 $tailor store start
-$tailor prefect start
+$tailor prefect start --timeout 300
 
 step "2/5 a new batch arrives: data/sample/train.csv (4 classes, 112 rows, 5 deliberate label errors)"
 batch="data/incoming/demo-$(date -u +%Y%m%dT%H%M%SZ).csv"
@@ -28,6 +28,9 @@ TAILOR_ROLE=trainer TAILOR_ACTOR=demo-trainer $tailor retrain --data "$batch" --
   --holdout data/sample/holdout.csv --labels data/sample/labels.txt --json > .tailor/demo-retrain.json
 code=$?
 set -e
+# 0 = promoted, 1 = rejected by validation or the gate (a valid outcome, explained below);
+# anything else, or no JSON at all, is a failure of the demo itself.
+[ "$code" -le 1 ] && [ -s .tailor/demo-retrain.json ] || { echo "retrain failed (exit $code)" >&2; exit $(( code > 1 ? code : 1 )); }
 $py - .tailor/demo-retrain.json <<'PY'
 import json, sys
 from pipelines.cli.retrain import describe
@@ -42,8 +45,10 @@ if [ "$status" = "promoted" ]; then
   TAILOR_ROLE=approver TAILOR_ACTOR=demo-approver $tailor promote "$name" "$version" --to production \
     --reason "demo: gate passed, report reviewed"
 else
-  step "4/5 not promoted: $status (exit $code); production is unchanged"
-  [ -n "$version" ] && echo "an approver may still override: TAILOR_ROLE=approver $tailor promote $name $version --to production --override --reason '…'"
+  step "4/5 not promoted: $status; production is unchanged"
+  if [ -n "$version" ]; then
+    echo "an approver may still override: TAILOR_ROLE=approver $tailor promote $name $version --to production --override --reason '…'"
+  fi
 fi
 
 if [ -n "$version" ]; then
@@ -57,9 +62,8 @@ Done in $(( $(date +%s) - started )) s.
   audit report (opens offline):  $(pwd)/$report
   versions and aliases:          $tailor list $name
   audit trail, verified:         $tailor audit log $name && $tailor audit verify $name
-  roll production back:          TAILOR_ROLE=approver $tailor rollback $name --reason "why"
+  roll production back:          TAILOR_ROLE=approver $tailor rollback $name --reason "why"  (once production has held two versions)
   Prefect UI (runs, schedules):  http://127.0.0.1:4200
   stop everything:               $tailor prefect stop && $tailor store stop
 EOF
 fi
-exit "$code"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -182,12 +183,9 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
     that still carries the ``RetrainOutcome``: call with ``return_state=True`` and read
     ``state.result(raise_on_failure=False)``.
     """
-    import time
-
     from pipelines.policy import load_policy
 
     started = time.monotonic()
-    settings = load_settings()
     policy = load_policy(policy_file)
     run_dir = Path(workdir or Path("runs") / name / utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
     adapter_dir = run_dir / "adapter"

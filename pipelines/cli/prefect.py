@@ -19,7 +19,7 @@ def server_config() -> prefect_server.PrefectServerConfig:
 
 
 @app.command()
-def start(as_json: bool = JSON, timeout: float = typer.Option(90.0, min=1, help="seconds to wait for the API")) -> None:
+def start(as_json: bool = JSON, timeout: float = typer.Option(180.0, min=1, help="seconds to wait for the API")) -> None:
     """Start the server (idempotent) and wait until its API answers."""
     status, started = prefect_server.start(server_config(), timeout=timeout)
     text = (
