@@ -45,6 +45,10 @@ def run(current: LabeledBatch, reference: LabeledBatch | None, base_model_dir: P
 
     Not judged (passes, the reason in ``details``) when there is no reference or either side has fewer
     than ``drift.min_rows`` rows: a test on a handful of rows has no power to see drift.
+
+    Raises:
+        NotFoundError, RefusedError: the base model folder cannot be loaded.
+        TailorError: Evidently's report lacks a per-column verdict (an Evidently version this code does not know).
     """
     details: dict = {"reference": reference_name, "current_rows": len(current),
                      "reference_rows": len(reference) if reference is not None else 0,
