@@ -23,6 +23,8 @@ def test_the_shipped_policy_loads_and_carries_the_hash_of_its_bytes():
         ('version: "1"\ncost:\n  max_money: -1\n', "cost.max_money: Input should be greater than or equal to 0"),
         ('version: "1"\nbias:\n  max_gap: 2\n', "bias.max_gap: Input should be less than or equal to 1"),
         ('version: "1"\nsurprise: {}\n', "surprise: unknown key"),
+        ('version: "1"\ndrift:\n  min_rows: 1\n', "drift.min_rows: Input should be greater than or equal to 2"),
+        ('version: "1"\nload:\n  max_rss_mb: -5\n', "load.max_rss_mb: Input should be greater than 0"),
         ("quality: {}\n", "version: Field required"),
         ("- just\n- a list\n", "must be a mapping of sections"),
         ("version: [\n", "is not valid YAML"),
