@@ -75,10 +75,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _content_hash(manifest: Any) -> str:
-    return manifest.content_sha256
-
-
 class Follower:
     """Keeps, for each adapter name, the version an alias names loaded and ready to answer.
 
@@ -250,7 +246,7 @@ class Follower:
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
-        return Served(name=name, version=manifest.version, sha256=_content_hash(manifest), alias=self.alias,
+        return Served(name=name, version=manifest.version, sha256=manifest.content_sha256, alias=self.alias,
                       since=_now(), classifier=classifier, directory=dest)  # fmt: skip
 
     def _swap(self, served: Served) -> Served | None:
