@@ -154,8 +154,10 @@ def main() -> None:
     ap.add_argument("--noise", type=float, nargs="*", default=None)
     ap.add_argument("--noise-seeds", type=int, default=None)
     ap.add_argument("--test-per-class", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument("--full-lr", type=float, default=5e-5)
     ap.add_argument("--no-full", action="store_true", help="skip full fine-tuning (tuning runs)")
+    ap.add_argument("--no-probe", action="store_true", help="skip the frozen-encoder probe (tuning runs)")
     ap.add_argument("--set", nargs="*", default=[], help="override train params, KEY=VALUE (YAML values)")
     args = ap.parse_args()
     import torch
@@ -192,7 +194,8 @@ def main() -> None:
             df = sample(train_df, per_class, seed)
             texts, labels = df.text.tolist(), df.category.tolist()
             common = {"experiment": "size", "per_class": per_class, "seed": seed}
-            log({**common, "method": "probe", **run_probe(df, labels, test_emb, test_labels, settings.base_model_dir)})
+            if not args.no_probe:
+                log({**common, "method": "probe", **run_probe(df, labels, test_emb, test_labels, settings.base_model_dir)})
             log({**common, "method": "lora", **run_lora(texts, labels, test_texts, test_labels, base, params, seed)})
             if not args.no_full:
                 log({**common, "method": "full", **run_full(texts, labels, test_texts, test_labels, base, params, seed,
@@ -207,10 +210,10 @@ def main() -> None:
                 log({**common, "method": f"lora/{mode}", **run_lora(df.text.tolist(), noisy, test_texts, test_labels,
                                                                     base, p, seed)})  # fmt: skip
     total = time.perf_counter() - started
-    report(rows, params, args, total)
+    report(rows, params, args, total, args.out)
 
 
-def report(rows: list[dict], params, args, total: float) -> None:
+def report(rows: list[dict], params, args, total: float, out: Path) -> None:
     def pick(**kw):
         return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
 
@@ -244,10 +247,10 @@ def report(rows: list[dict], params, args, total: float) -> None:
                 vals[f"{mode}_kept_of_clean"] = vals[mode] / clean0[mode]
     table = "\n".join(lines)
     print("\n" + table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"params": params.model_dump(mode="json"), "args": vars(args), "total_s": total,
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"params": params.model_dump(mode="json"), "args": vars(args), "total_s": total,
                                    "summary": summary, "rows": rows, "table": table}, indent=2))  # fmt: skip
-    print(f"\nsaved {RESULTS}")
+    print(f"\nsaved {out}")
 
 
 if __name__ == "__main__":
