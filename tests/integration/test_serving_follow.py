@@ -35,7 +35,7 @@ from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import TAILOR, run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOPICS = {
     "billing": ["I was charged twice on my invoice", "refund my payment please", "my card was billed wrong",
