@@ -85,6 +85,7 @@ def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatc
             stays tracked locally and ``dvc push`` can be rerun.
         ConfigError: the DVC config cannot be read or written.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
     from dvc.exceptions import DvcException
     from dvc.output import OutputAlreadyTrackedError
     from dvc.repo import Repo
@@ -109,7 +110,7 @@ def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatc
             return TrackedBatch(md5, dvc_file, False, "not pushed (push disabled)")
         try:
             repo.push(targets=[str(dvc_file)], remote=REMOTE)
-        except DvcException as err:
+        except (DvcException, BotoCoreError, ClientError) as err:  # DVC lets boto's connection errors through
             raise StoreError(
                 f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
                 f"'{REMOTE}' ({store.endpoint}) failed: {err}; rerun `dvc push` when the store answers"

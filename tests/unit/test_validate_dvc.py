@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.data_version import REMOTE, configure_remote, dvc_md5, find_dvc_root, track
+from registry.errors import StoreError
 from registry.settings import StoreSettings
 
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -69,3 +70,28 @@ def test_configuring_the_remote_twice_changes_nothing(project):
     before = local.stat().st_mtime_ns, local.read_text()
     configure_remote(project, STORE)
     assert (local.stat().st_mtime_ns, local.read_text()) == before
+
+
+def test_a_push_to_an_unreachable_store_is_a_store_error_and_the_batch_stays_tracked(project):
+    path = project / "data" / "b.csv"
+    path.write_bytes(b"text,label\nhello,a\n")
+    with pytest.raises(StoreError, match=r"tracked by DVC \(b.csv.dvc, md5 [0-9a-f]{32}\) but `dvc push` .* failed"):
+        track(path, STORE)
+    assert (project / "data" / "b.csv.dvc").is_file()
+    assert path.read_bytes() == b"text,label\nhello,a\n"
+
+
+def test_an_accepted_batch_whose_push_fails_still_gets_its_report(project):
+    from pipelines.policy import load_policy
+    from pipelines.records import ValidationReport
+    from pipelines.validate import validate_and_route
+
+    path = project / "data" / "b.csv"
+    rows = [f"message {i} about {label}" for label in ("cards", "refunds") for i in range(10)]
+    path.write_text("text,label\n" + "\n".join(f"{t},{t.split()[-1]}" for t in rows) + "\n")
+    with pytest.raises(StoreError, match="dvc push"):
+        validate_and_route(path, load_policy(), data_dir=project / "data", store=STORE)
+    (written,) = (project / "data" / "reports").glob("*-b.csv/validation.json")
+    report = ValidationReport.read_json(written)
+    assert report.accepted and report.data_version == dvc_md5(path)
+    assert path.is_file()
