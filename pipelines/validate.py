@@ -13,8 +13,8 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -114,6 +114,9 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
             raise ConfigError(f"expectation suite {path} entry {number}: needs must be labels or holdout")
         if not entry.why.strip():
             raise ConfigError(f"expectation suite {path} entry {number} ({entry.name}) has no why")
+        # Results are matched back to entries by name, and the report lists failures by name.
+        if any(entry.name == seen.name for seen in entries):
+            raise ConfigError(f"expectation suite {path} entry {number}: name '{entry.name}' is used twice")
         entries.append(entry)
     return entries
 

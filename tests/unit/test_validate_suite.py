@@ -25,6 +25,8 @@ def test_the_shipped_suite_loads_and_every_entry_says_why():
         ("suite:\n  - {name: x, why: '', check: class_imbalance}\n", "entry 1 (x) has no why"),
         ("suite:\n  - {name: x, why: w, check: class_imbalance, expectation: ExpectColumnToExist}\n", "give one of"),
         ("suite:\n  - {name: x, why: w, colour: red}\n", "entry 1"),
+        ("suite:\n  - {name: x, why: w, check: class_imbalance}\n  - {name: x, why: w, check: mixed_label_types}\n",
+         "name 'x' is used twice"),
         ("suite: []\n", "non-empty `suite:` list"),
         ("suite: [unclosed\n", "not valid YAML"),
     ],
