@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--full-lr", type=float, default=5e-5)
     ap.add_argument("--no-full", action="store_true", help="skip full fine-tuning (tuning runs)")
     ap.add_argument("--no-probe", action="store_true", help="skip the frozen-encoder probe (tuning runs)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on a crowded machine)")
     ap.add_argument("--set", nargs="*", default=[], help="override train params, KEY=VALUE (YAML values)")
     args = ap.parse_args()
     import torch
@@ -167,14 +168,14 @@ def main() -> None:
     from pipelines.model import load_base
     from pipelines.train_params import load_params
 
-    sizes = args.sizes or ([8, 16] if args.quick else [8, 16, 64])
+    sizes = args.sizes if args.sizes is not None else ([8, 16] if args.quick else [8, 16, 64])
     seeds = args.seeds or (1 if args.quick else 3)
     seeds_64 = args.seeds_64 or min(seeds, 2)
     noise_rates = args.noise if args.noise is not None else ([0.0, 0.4] if args.quick else [0.0, 0.2, 0.4])
     noise_seeds = args.noise_seeds or (1 if args.quick else 2)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     params = load_params(REPO / "params.yaml", **overrides)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads)
 
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=settings.home)
