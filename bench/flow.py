@@ -64,7 +64,7 @@ def run(name: str, batch: Path, holdout: Path, labels: Path, workdir: Path) -> d
         raise outcome
     train_s = outcome.train_seconds or 0.0
     return {
-        "data": name, "rows": len(batch.read_text().splitlines()) - 1, "status": outcome.status,
+        "data": name, "rows": outcome.validation.rows, "status": outcome.status,
         "version": outcome.version, "gate_failures": [f.describe() for f in (outcome.gate.failures if outcome.gate else [])],
         "retrain_wall_s": round(wall, 2), "train_wall_s": round(train_s, 2),
         "overhead_s": round(wall - train_s, 2), "overhead_share": round((wall - train_s) / wall, 3),
