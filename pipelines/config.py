@@ -18,6 +18,7 @@ from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
 
 if TYPE_CHECKING:
+    from pipelines.policy import Policy
     from registry.registry import Registry
 
 CONFIG_ENV = "TAILOR_CONFIG"
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     credentials_file: Path | None = Field(None, description="SeaweedFS identities file; default = the embedded store's")
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE", "NONE"] = "GOVERNANCE"
     object_lock_days: int = Field(3650, gt=0)
-    four_eyes_production: bool = Field(True, description="whoever registered a version cannot promote it to production")
+    policy: Path | None = Field(None, description="promotion policy file; empty = the repository's policy.yaml")
 
     store_port: int = Field(8333, ge=1024, le=55535)
     store_master_port: int = Field(9333, ge=1024, le=55535)
@@ -114,11 +115,24 @@ class Settings(BaseSettings):
             filer_port=self.store_filer_port,
         )
 
-    def open_registry(self, *, with_base: bool = False) -> "Registry":
-        """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
+    def load_policy(self, override: Path | None = None) -> "Policy":
+        """The promotion policy: ``override`` (a command's --policy) wins over the configured file.
 
         Raises:
-            ConfigError: no credentials can be found for the configured role.
+            ConfigError: the policy file is missing or malformed (naming the key).
+        """
+        from pipelines.policy import load_policy
+
+        return load_policy(override or self.policy)
+
+    def open_registry(self, *, with_base: bool = False, policy_file: Path | None = None) -> "Registry":
+        """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
+
+        Its governance rules (four-eyes) come from the promotion policy, so the rule that judged a
+        promotion is the one whose sha256 the gate decisions record.
+
+        Raises:
+            ConfigError: no credentials for the configured role, or a malformed policy.
         """
         from registry.fingerprint import base_model_fingerprint
         from registry.registry import Registry, RegistryRules
@@ -128,7 +142,7 @@ class Settings(BaseSettings):
         base = base_model_fingerprint(self.base_model_dir, self.base_model_id, cache_dir=self.home) if with_base else None
         return Registry(
             S3ObjectStore(store_settings), store_settings, base_model=base,
-            rules=RegistryRules(four_eyes_production=self.four_eyes_production), cache_dir=self.home,
+            rules=RegistryRules(four_eyes_production=self.load_policy(policy_file).promotion.four_eyes_production), cache_dir=self.home,
         )  # fmt: skip
 
     def store(self, role: Role | None = None) -> StoreSettings:

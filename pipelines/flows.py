@@ -81,11 +81,10 @@ def production_labels(name: str) -> list[str] | None:
 def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[str] | None,
              policy_file: Path | None, report_dir: Path) -> ValidationReport:  # fmt: skip
     """Judge the batch; a rejected one is moved to quarantine, an accepted one tracked by DVC."""
-    from pipelines.policy import load_policy
     from pipelines.validate import validate_and_route
 
     settings = load_settings()
-    return validate_and_route(batch, load_policy(policy_file), data_dir=settings.data_dir, labels_file=labels_file,
+    return validate_and_route(batch, settings.load_policy(policy_file), data_dir=settings.data_dir, labels_file=labels_file,
                               labels=None if labels_file else labels, holdout=holdout,
                               model_dir=settings.base_model_dir, report_dir=report_dir)  # fmt: skip
 
@@ -119,9 +118,8 @@ def evaluate(adapter_dir: Path, holdout: Path, policy_file: Path | None, product
     """Every check, then the gate; the decision and evidence land in the adapter folder for the registry."""
     from pipelines.batch_io import read_batch
     from pipelines.checks.suite import evaluate as run_checks
-    from pipelines.policy import load_policy
 
-    return run_checks(adapter_dir, read_batch(holdout), load_policy(policy_file),
+    return run_checks(adapter_dir, read_batch(holdout), load_settings().load_policy(policy_file),
                       base_model_dir=load_settings().base_model_dir, production_dir=production_dir,
                       production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
 
@@ -134,8 +132,9 @@ def register(adapter_dir: Path, name: str, reason: str) -> str:
 
 
 @store_task
-def move_alias(name: str, version: str, to: str, reason: str) -> AuditEvent:
-    return load_settings().open_registry(with_base=True).promote(name, version, to, reason=reason)
+def move_alias(name: str, version: str, to: str, reason: str, policy_file: Path | None = None) -> AuditEvent:
+    registry = load_settings().open_registry(with_base=True, policy_file=policy_file)
+    return registry.promote(name, version, to, reason=reason)
 
 
 @store_task
@@ -159,9 +158,9 @@ def announce(event: AuditEvent) -> int:
 
 
 @flow(name="promote")
-def promote(name: str, version: str, to: str, reason: str) -> AuditEvent:
+def promote(name: str, version: str, to: str, reason: str, policy_file: Path | None = None) -> AuditEvent:
     """Point an alias at a version, exactly as `tailor promote` does, then announce it."""
-    event = move_alias(name, version, to, reason)
+    event = move_alias(name, version, to, reason, policy_file)
     announce(event)
     return event
 
@@ -183,10 +182,8 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
     that still carries the ``RetrainOutcome``: call with ``return_state=True`` and read
     ``state.result(raise_on_failure=False)``.
     """
-    from pipelines.policy import load_policy
-
     started = time.monotonic()
-    policy = load_policy(policy_file)
+    policy = load_settings().load_policy(policy_file)
     run_dir = Path(workdir or Path("runs") / name / utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
     adapter_dir = run_dir / "adapter"
 
@@ -216,11 +213,11 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
 
     promoted, notes = [], []
     if policy.promotion.auto_promote_staging:
-        promote(name, version, "staging", f"gate passed under policy {policy.version}")
+        promote(name, version, "staging", f"gate passed under policy {policy.version}", policy_file)
         promoted.append("staging")
     if policy.promotion.auto_promote_production:
         try:
-            promote(name, version, "production", f"automatic: gate passed under policy {policy.version}")
+            promote(name, version, "production", f"automatic: gate passed under policy {policy.version}", policy_file)
             promoted.append("production")
         except RefusedError as err:  # the four-eyes rule: a person other than the trainer must promote
             notes.append(f"production not promoted automatically: {err}")

@@ -41,10 +41,9 @@ def evaluate(
     from pipelines.batch_io import read_batch
     from pipelines.checks.suite import GATE_DECISION_FILE, evaluate as run_checks
     from pipelines.gate import describe
-    from pipelines.policy import load_policy
 
     # The policy and the holdout first: a malformed policy is refused before any model is loaded.
-    policy = load_policy(policy_file)
+    policy = state.settings().load_policy(policy_file)
     holdout = read_batch(data)
     settings = state.settings()
     with tempfile.TemporaryDirectory(prefix="tailor-evaluate-") as tmp:

@@ -22,14 +22,13 @@ def gate(
 ) -> None:
     """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""
     from pipelines import gate as gate_step
-    from pipelines.policy import load_policy
     from pipelines.records import GateDecision
     from registry.errors import NotFoundError
 
     if not decision_file.is_file():
         raise NotFoundError(f"--decision: {decision_file} does not exist (run `tailor evaluate` first)")
     recorded = GateDecision.read_json(decision_file)
-    decision = gate_step.decide(load_policy(policy_file), recorded.checks, adapter=recorded.adapter,
+    decision = gate_step.decide(state.settings().load_policy(policy_file), recorded.checks, adapter=recorded.adapter,
                                 against=recorded.against)  # fmt: skip
     if out is not None:
         decision.write_json(out)

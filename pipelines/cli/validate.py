@@ -25,7 +25,6 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected."""
-    from pipelines.policy import load_policy
     from pipelines.validate import validate_and_route
 
     if labels is not None and adapter is not None:
@@ -33,7 +32,7 @@ def validate(
     settings = state.settings()
     report = validate_and_route(
         batch,
-        load_policy(policy_file),
+        state.settings().load_policy(policy_file),
         data_dir=settings.data_dir,
         labels_file=labels,
         labels=_production_labels(adapter) if adapter else None,

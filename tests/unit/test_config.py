@@ -105,3 +105,25 @@ def test_a_damaged_identities_file_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
     with pytest.raises(ConfigError, match="not in SeaweedFS identities format"):
         load_settings().store()
+
+
+def test_the_four_eyes_rule_comes_from_the_configured_policy(monkeypatch, tmp_path):
+    from pipelines.policy import DEFAULT_POLICY
+
+    relaxed = tmp_path / "relaxed.yaml"
+    relaxed.write_text(DEFAULT_POLICY.read_text().replace("four_eyes_production: true", "four_eyes_production: false"))
+    monkeypatch.setenv("TAILOR_ACCESS_KEY", "AK")
+    monkeypatch.setenv("TAILOR_SECRET_KEY", "SK")
+    assert load_settings().open_registry().rules.four_eyes_production is True
+    monkeypatch.setenv("TAILOR_POLICY", str(relaxed))
+    assert load_settings().load_policy().sha256 != load_settings().load_policy(DEFAULT_POLICY).sha256
+    assert load_settings().open_registry().rules.four_eyes_production is False
+    assert load_settings().open_registry(policy_file=DEFAULT_POLICY).rules.four_eyes_production is True
+
+
+def test_a_configured_policy_file_that_is_malformed_is_refused_naming_the_key(monkeypatch, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('version: "1"\npromotion:\n  four_eyes: false\n')
+    monkeypatch.setenv("TAILOR_POLICY", str(bad))
+    with pytest.raises(ConfigError, match="promotion.four_eyes: unknown key"):
+        load_settings().load_policy()
