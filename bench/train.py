@@ -249,7 +249,7 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
     table = "\n".join(lines)
     print("\n" + table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"params": params.model_dump(mode="json"), "args": vars(args), "total_s": total,
+    out.write_text(json.dumps({"params": params.model_dump(mode="json"), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "total_s": total,
                                    "summary": summary, "rows": rows, "table": table}, indent=2))  # fmt: skip
     print(f"\nsaved {out}")
 
