@@ -8,17 +8,13 @@ its home (SQLite database, logs) in the project folder and analytics off.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.daemon import HOST, Daemon
 from registry.errors import NotFoundError, TailorError
 
-HOST = "127.0.0.1"
 # Prefect's temporary server has a 20 s start-up limit that a loaded 2-core machine can hit.
 EPHEMERAL_STARTUP_TIMEOUT_S = "90"
 
@@ -104,25 +100,9 @@ def prefect_binary() -> Path:
     return beside
 
 
-def _pid(cfg: PrefectServerConfig) -> int | None:
-    """The recorded server pid, if that process is alive and is a Prefect server."""
-    try:
-        pid = int(cfg.pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    if b"prefect" not in cmdline or b"server" not in cmdline:
-        return None
-    return pid
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((HOST, port)) == 0
+def _daemon(cfg: PrefectServerConfig) -> Daemon:
+    return Daemon(label="Prefect server", pid_file=cfg.pid_file, log_file=cfg.log_file,
+                  cmdline_marks=(b"prefect", b"server", str(cfg.port).encode()), error=PrefectServerError)  # fmt: skip
 
 
 def _healthy(cfg: PrefectServerConfig) -> bool:
@@ -135,7 +115,7 @@ def _healthy(cfg: PrefectServerConfig) -> bool:
 
 
 def status(cfg: PrefectServerConfig) -> PrefectServerStatus:
-    pid = _pid(cfg)
+    pid = _daemon(cfg).pid()
     return PrefectServerStatus(
         api_url=cfg.api_url,
         ui_url=f"http://{HOST}:{cfg.port}",
@@ -156,70 +136,19 @@ def start(cfg: PrefectServerConfig, timeout: float = 90.0) -> tuple[PrefectServe
             not answer within ``timeout`` seconds (it is stopped again then).
         NotFoundError: Prefect is not installed.
     """
-    if _pid(cfg) is not None:
+    daemon = _daemon(cfg)
+    if daemon.pid() is not None:
         return status(cfg), False
-    if _port_in_use(cfg.port):
-        raise PrefectServerError(
-            f"port {cfg.port} on {HOST} is in use by another process, not Tailor's Prefect server; "
-            "free it or set TAILOR_PREFECT_PORT"
-        )
+    daemon.refuse_busy_ports([cfg.port], "free it or set TAILOR_PREFECT_PORT")
     binary = prefect_binary()
     cfg.home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(base_env(cfg))
     args = [str(binary), "server", "start", "--host", HOST, "--port", str(cfg.port), "--analytics-off"]
-    with open(cfg.log_file, "ab") as log:
-        proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=cfg.home, start_new_session=True,
-        )  # fmt: skip
-    cfg.pid_file.write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            cfg.pid_file.unlink(missing_ok=True)
-            raise PrefectServerError(f"Prefect server exited with code {proc.returncode} at start; see {cfg.log_file}")
-        if _healthy(cfg):
-            return status(cfg), True
-        time.sleep(0.5)
-    stop(cfg)
-    raise PrefectServerError(f"Prefect server did not answer on {cfg.api_url} within {timeout:.0f}s; see {cfg.log_file}")
+    daemon.spawn(args, env=env, cwd=cfg.home, healthy=lambda: _healthy(cfg), timeout=timeout, poll=0.5)
+    return status(cfg), True
 
 
 def stop(cfg: PrefectServerConfig, timeout: float = 30.0) -> bool:
     """SIGTERM the server's process group and wait for it to exit. Returns False when not running."""
-    pid = _pid(cfg)
-    if pid is None:
-        cfg.pid_file.unlink(missing_ok=True)
-        return False
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.2)
-    if _alive(pid):
-        _signal_group(pid, signal.SIGKILL)
-        time.sleep(0.5)
-        _alive(pid)  # reaps it
-    cfg.pid_file.unlink(missing_ok=True)
-    return True
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    # The server was started in its own session: signal the group so no uvicorn child is orphaned.
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    """Reap the server if it is our own exited child, then say whether it still runs."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    return _daemon(cfg).stop(timeout)

