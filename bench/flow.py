@@ -77,13 +77,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the sample set only")
     args = parser.parse_args()
 
-    from bench.embedded_store import cli_env, temporary_store
+    from bench.embedded_store import temporary_store
+    from pipelines.config import store_env
 
     results = []
     with tempfile.TemporaryDirectory(prefix="tailor-bench-flow-") as tmp:
         root = Path(tmp)
         with temporary_store(root, "bench-flow") as cfg:
-            os.environ.update({k: v for k, v in cli_env(cfg, root, TAILOR_DATA_DIR=str(root / "data")).items()
+            os.environ.update({k: v for k, v in store_env(cfg, root, TAILOR_DATA_DIR=str(root / "data")).items()
                                if k.startswith("TAILOR_")})  # fmt: skip
             os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
             from prefect.testing.utilities import prefect_test_harness

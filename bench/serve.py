@@ -185,7 +185,8 @@ def main() -> None:
     from registry import embedded
     from registry.registry import Registry
     from registry.store import S3ObjectStore
-    from tests.conftest import env_for, store_config
+    from bench.embedded_store import temporary_store
+    from pipelines.config import store_env
 
     settings = load_settings()
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-serve-"))
@@ -200,9 +201,7 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "load_average_at_start": os.getloadavg()[0]},
                      "requests": args.requests, "batches_of_32": args.batches}  # fmt: skip
-    cfg = store_config(work / "home" / "store", bucket="bench-serve")
-    embedded.start(cfg)
-    try:
+    with temporary_store(work / "home", "bench-serve") as cfg:
         def registry(role: str, actor: str) -> Registry:
             store_settings = embedded.admin_settings(cfg, role=role, actor=actor)
             return Registry(S3ObjectStore(store_settings), store_settings, base_model=base.fingerprint)
@@ -212,7 +211,7 @@ def main() -> None:
         for name in names:
             trainer.register(adapter_dir, name, reason="benchmark")
             approver.promote(name, "v1", "production", reason="benchmark")
-        env = env_for(cfg, work / "home", TAILOR_ROLE="reader")
+        env = store_env(cfg, work / "home", TAILOR_ROLE="reader")
 
         proc, url, ready_s, record = start_server(names[:1], env, work)
         try:
@@ -226,8 +225,6 @@ def main() -> None:
         proc, url, ready_s, record = start_server(names, env, work)
         stop_server(proc)
         four = {"ready_s": ready_s, "startup_seconds": record["startup_seconds"], "rss_at_start_mb": record["rss_mb"]}
-    finally:
-        embedded.stop(cfg)
 
     bare = speed["bare_base"]
     results.update(

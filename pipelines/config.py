@@ -195,6 +195,21 @@ def _config_file() -> Path | None:
     return default if default.is_file() else None
 
 
+def store_env(cfg: EmbeddedStoreConfig, home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment, repointed so a `tailor` subprocess uses the embedded store ``cfg``.
+
+    ``cfg.data_dir`` must be ``<home>/store``. Other TAILOR_* and stray AWS_* variables are dropped
+    so nothing from the caller's own configuration leaks into the child.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILOR_", "AWS_"))}
+    env.update(
+        TAILOR_HOME=str(home), TAILOR_BUCKET=cfg.bucket, TAILOR_STORE_PORT=str(cfg.s3_port),
+        TAILOR_STORE_MASTER_PORT=str(cfg.master_port), TAILOR_STORE_VOLUME_PORT=str(cfg.volume_port),
+        TAILOR_STORE_FILER_PORT=str(cfg.filer_port), **extra,
+    )  # fmt: skip
+    return env
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning every validation problem into one ConfigError naming the keys.
 

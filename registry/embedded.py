@@ -7,15 +7,17 @@ runs with an identities file holding random secrets for the four roles.
 from __future__ import annotations
 
 import json
+import random
 import os
 import secrets
+import socket
 import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.daemon import HOST, Daemon
+from registry.daemon import HOST, Daemon, port_in_use
 from registry.errors import ConfigError, NotFoundError, StoreError
 from registry.settings import ROLES, Role, StoreSettings
 
@@ -63,9 +65,38 @@ class EmbeddedStoreConfig:
         # The server runs with its own working directory: every path it is given must be absolute.
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
 
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, bucket: str = "tailor") -> "EmbeddedStoreConfig":
+        """A config whose four ports are free now, together with their +10000 gRPC twins.
+
+        For throw-away stores (tests, benchmarks). Another process may still take a port before
+        the server starts; ``start`` then refuses it with a clear message.
+        """
+        ports: list[int] = []
+        while len(ports) < 4:
+            port = _free_port()
+            taken = set(ports) | {p + 10000 for p in ports}
+            if port not in taken and port + 10000 not in taken and not port_in_use(port + 10000):
+                ports.append(port)
+        s3, master, volume, filer = ports
+        return cls(data_dir=data_dir, bucket=bucket, s3_port=s3, master_port=master, volume_port=volume, filer_port=filer)
+
     def ports(self) -> list[int]:
         base = [self.s3_port, self.master_port, self.volume_port, self.filer_port]
         return base + [p + 10000 for p in base]
+
+
+def _free_port() -> int:
+    """A random port that can be bound now, drawn below Linux's ephemeral range (32768+) with its
+    +10000 twin, so outgoing connections cannot take it between this check and the server's start."""
+    while True:
+        port = random.randrange(10000, 22700)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+                return port
+            except OSError:
+                continue
 
 
 @dataclass(frozen=True)

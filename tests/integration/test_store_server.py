@@ -16,7 +16,9 @@ import pytest
 from registry.errors import AccessDeniedError
 from registry.settings import StoreSettings
 from registry.store import S3ObjectStore
-from tests.conftest import env_for, run_cli, store_config
+from pipelines.config import store_env
+from registry.embedded import EmbeddedStoreConfig
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +26,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def own_store(tmp_path):
     """A server of this test's own (lifecycle tests stop and kill it)."""
-    cfg = store_config(tmp_path / "store", bucket="lifecycle")
-    env = env_for(cfg, tmp_path)
+    cfg = EmbeddedStoreConfig.on_free_ports(tmp_path / "store", bucket="lifecycle")
+    env = store_env(cfg, tmp_path)
     yield cfg, env
     run_cli("store", "stop", env=env)
 

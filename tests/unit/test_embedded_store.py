@@ -41,3 +41,10 @@ def test_a_missing_weed_binary_is_named_with_the_fix(monkeypatch, tmp_path):
 def test_the_data_dir_is_made_absolute_because_the_server_runs_elsewhere(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert EmbeddedStoreConfig(data_dir="rel/store").data_dir == tmp_path / "rel" / "store"
+
+
+def test_free_ports_avoid_the_ephemeral_range_and_never_collide_with_a_twin(tmp_path):
+    for _ in range(50):
+        ports = EmbeddedStoreConfig.on_free_ports(tmp_path).ports()
+        assert len(set(ports)) == 8
+        assert all(1024 < p < 32768 for p in ports)
