@@ -99,7 +99,7 @@ def main() -> None:
                     results.append(run(name, batch, holdout, labels, root / "runs" / name))
                     print(json.dumps(results[-1]), flush=True)
 
-    print(f"\n| data | rows | status | retrain s | train s | overhead s | overhead share |\n|---|---|---|---|---|---|---|")
+    print("\n| data | rows | status | retrain s | train s | overhead s | overhead share |\n|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['data']} | {r['rows']} | {r['status']} | {r['retrain_wall_s']} | {r['train_wall_s']} | "
               f"{r['overhead_s']} | {r['overhead_share']:.0%} |")  # fmt: skip

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 import shutil
 import tempfile
 from collections import Counter

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.output import emit
+from pipelines.cli.state import state
 
 
 def gate(

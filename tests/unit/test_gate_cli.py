@@ -1,0 +1,49 @@
+"""`tailor gate` (the dvc.yaml gate stage) re-judges recorded checks under the policy given now."""
+
+import json
+
+from pipelines.gate import decide
+from pipelines.policy import DEFAULT_POLICY, load_policy
+from tests.conftest import run_cli
+from tests.unit.test_gate import passing_checks
+
+
+def _recorded(tmp_path):
+    decision = decide(load_policy(), passing_checks(load_policy()), adapter="tickets:candidate", against=None)
+    return decision.write_json(tmp_path / "gate_decision.json")
+
+
+def _strict(tmp_path):
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(DEFAULT_POLICY.read_text().replace("max_p95_ms: 250", "max_p95_ms: 1"))
+    return strict
+
+
+def test_the_gate_passes_recorded_checks_under_the_shipped_policy_and_writes_its_decision(tmp_path):
+    done = run_cli("gate", "--decision", str(_recorded(tmp_path)), "--out", str(tmp_path / "out.json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["passed"] is True
+
+
+def test_a_stricter_policy_fails_the_same_measurements_naming_the_limit(tmp_path):
+    recorded = _recorded(tmp_path)
+    done = run_cli("gate", "--decision", str(recorded), "--policy", str(_strict(tmp_path)), "--json")
+    assert done.returncode == 1
+    decision = json.loads(done.stdout)
+    assert decision["passed"] is False
+    assert [f["policy_key"] for f in decision["failures"]] == ["load.max_p95_ms"]
+
+
+def test_the_configured_policy_file_is_used_when_no_option_is_given(tmp_path):
+    import os
+
+    env = {**os.environ, "TAILOR_POLICY": str(_strict(tmp_path))}
+    done = run_cli("gate", "--decision", str(_recorded(tmp_path)), env=env)
+    assert done.returncode == 1
+    assert "load.max_p95_ms" in done.stdout
+
+
+def test_a_missing_decision_file_says_to_run_evaluate_first(tmp_path):
+    done = run_cli("gate", "--decision", str(tmp_path / "nope.json"))
+    assert done.returncode == 1
+    assert "run `tailor evaluate` first" in done.stderr and "Traceback" not in done.stderr
