@@ -210,6 +210,17 @@ def store_env(cfg: EmbeddedStoreConfig, home: Path, **extra: str) -> dict[str, s
     return env
 
 
+def validation_problems(err: ValidationError, root: str = "") -> str:
+    """Every problem pydantic found, each as ``dotted.key: message``, so a user can find the key.
+
+    ``root`` names a problem with the whole document rather than one key.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or root}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
+        for e in err.errors()
+    )
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning every validation problem into one ConfigError naming the keys.
 
@@ -219,12 +230,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "config"
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            problems.append(f"{key}: {msg}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+        raise ConfigError("invalid configuration: " + validation_problems(err, root="config")) from None
     except ConfigError:
         raise
     except (OSError, ValueError) as err:  # a tailor.toml that is not valid TOML

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
+from pipelines.config import validation_problems
 from registry.errors import ConfigError
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
@@ -116,10 +117,5 @@ def load_policy(path: Path | None = None) -> Policy:
     try:
         policy = Policy.model_validate(doc)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            problems.append(f"{key}: {msg}")
-        raise ConfigError(f"policy file {path}: " + "; ".join(problems)) from None
+        raise ConfigError(f"policy file {path}: " + validation_problems(err)) from None
     return policy.model_copy(update={"sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})

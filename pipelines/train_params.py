@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipelines.config import validation_problems
 from registry.errors import ConfigError, NotFoundError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
@@ -80,6 +81,4 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     try:
         return TrainParams(**values)
     except ValidationError as err:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'train'}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
-                    for e in err.errors()]  # fmt: skip
-        raise ConfigError(f"{source} train parameters invalid: " + "; ".join(problems)) from None
+        raise ConfigError(f"{source} train parameters invalid: " + validation_problems(err, root="train")) from None
