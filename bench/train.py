@@ -5,14 +5,14 @@ Not a test. Prints a Markdown table and saves JSON to bench/results/train.json.
     .venv/bin/python bench/train.py            # 8/16/64 per class x seeds, noise 0/20/40 % at 16/class
     .venv/bin/python bench/train.py --quick    # a subset for tuning (1 seed, 8/16 per class, noise 0/40 %)
 
-Method notes (also printed with the table):
+Method notes:
 - Evaluation on a fixed, stratified subset of Banking77's test split (``--test-per-class``,
   default 20 of the ~40 per class) to keep a full run within the time budget on 2 shared cores.
 - LoRA = ``pipelines.train.train`` with the defaults of params.yaml, evaluated through the saved
   adapter folder (``pipelines.model.load_classifier``, full forward pass), i.e. exactly as served.
-- Full fine-tuning gets the same mean-pooled cosine head initialised from class means, the same
-  step budget, batch size, schedule and dynamic padding; encoder LR ``--full-lr`` (5e-5, the usual
-  BERT fine-tuning LR; higher LRs wreck the pretrained sentence geometry on a few hundred steps).
+- Full fine-tuning gets the same mean-pooled head started from the same logistic-regression probe,
+  the same loss, step budget, batch size, schedule and dynamic padding; every encoder weight
+  trains at ``--full-lr`` (5e-5, the usual BERT fine-tuning LR; see the note's LR check).
 - Probe = mean-pooled frozen embeddings (``pipelines.encoder.embed``) + scikit-learn logistic regression.
 - Cost ratios (LoRA / full fine-tuning) come from runs on the same data in the same process.
 - Noise: a fraction of the training labels is replaced by a different random class.
@@ -101,7 +101,7 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
     import torch
 
     from pipelines.model import MeanPoolClassifier
-    from pipelines.train import batch_order, check_batch, class_mean_head, lr_lambda, seed_everything
+    from pipelines.train import batch_order, check_batch, logreg_head, lr_lambda, loss_function, seed_everything
 
     labels = check_batch(to_batch(train_texts, train_labels), params)
     index = {label: i for i, label in enumerate(labels)}
@@ -113,17 +113,18 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
         with torch.inference_mode():
             emb = np.concatenate([model.embed(**base.tokenize(train_texts[i:i + 64], params.max_length)).numpy()
                                   for i in range(0, len(train_texts), 64)])  # fmt: skip
-        class_mean_head(model.classifier, emb, y, params.head_scale)
+        logreg_head(model.classifier, emb, y, params.head_C, seed)
         steps = params.steps_for(len(train_texts))
         optimiser = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": lr},
                                        {"params": model.classifier.parameters(), "lr": params.head_lr}],
                                       weight_decay=params.weight_decay)  # fmt: skip
         schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
         target = torch.from_numpy(y)
+        loss_fn = loss_function(params)
         model.train()
         for idx in batch_order(len(train_texts), steps, params.batch_size, generator):
             enc = base.tokenize([train_texts[i] for i in idx], params.max_length)
-            loss = torch.nn.functional.cross_entropy(model(**enc), target[idx])
+            loss = loss_fn(model(**enc), target[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -137,12 +138,86 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
             "peak_rss_mb": meter.usage.peak_rss_mb, "steps": steps}  # fmt: skip
 
 
-def mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float], *, signed: bool = False, percent: bool = False) -> str:
     if not values:
         return "–"
+    fmt = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:+.3f}" if signed else f"{v:.3f}")
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return fmt(values[0])
+    sd = statistics.stdev(values)
+    return f"{fmt(statistics.mean(values))} ± {f'{sd:.1%}' if percent else f'{sd:.3f}'}"
+
+
+class Context:
+    """What every experiment unit needs, loaded once per worker process."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
+
+        from pipelines.encoder import embed
+        from pipelines.model import load_base
+
+        torch.set_num_threads(args.threads)
+        self.args = args
+        self.params = load_params_for(args)
+        self.settings = load_settings()
+        self.base = load_base(self.settings.base_model_dir, model_id=self.settings.base_model_id, cache_dir=self.settings.home)
+        self.train_df = pd.read_csv(DATA / "train.csv")
+        test_df = sample(pd.read_csv(DATA / "test.csv"), args.test_per_class, seed=0)
+        self.test_texts, self.test_labels = test_df.text.tolist(), test_df.category.tolist()
+        self.test_emb = embed(self.test_texts, self.settings.base_model_dir)
+
+
+CONTEXT: Context | None = None
+
+
+def start_worker(args: argparse.Namespace) -> None:
+    global CONTEXT
+    CONTEXT = Context(args)
+
+
+def run_unit(unit: tuple) -> list[dict]:
+    """One experiment unit, in one process: LoRA and full fine-tuning of the same data run side by
+    side here, so their wall-time and memory ratios share the process and its load."""
+    ctx, args = CONTEXT, CONTEXT.args
+    kind, key, seed = unit
+    rows = []
+    if kind == "size":
+        df = sample(ctx.train_df, key, seed)
+        texts, labels = df.text.tolist(), df.category.tolist()
+        common = {"experiment": "size", "per_class": key, "seed": seed}
+        if not args.no_probe:
+            rows.append({**common, "method": "probe",
+                         **run_probe(df, labels, ctx.test_emb, ctx.test_labels, ctx.settings.base_model_dir)})  # fmt: skip
+        rows.append({**common, "method": "lora",
+                     **run_lora(texts, labels, ctx.test_texts, ctx.test_labels, ctx.base, ctx.params, seed)})  # fmt: skip
+        if not args.no_full:
+            rows.append({**common, "method": "full", **run_full(texts, labels, ctx.test_texts, ctx.test_labels, ctx.base,
+                                                                ctx.params, seed, args.full_lr)})  # fmt: skip
+        return rows
+    df = sample(ctx.train_df, 16, seed)
+    noisy, flipped = flip(df.category.tolist(), key, seed)
+    common = {"experiment": "noise", "per_class": 16, "noise": key, "seed": seed, "flipped": flipped}
+    for mode in unit_modes(args, key, seed):
+        p = ctx.params.model_copy(update={"noise_filter": mode})
+        rows.append({**common, "method": f"lora/{mode}",
+                     **run_lora(df.text.tolist(), noisy, ctx.test_texts, ctx.test_labels, ctx.base, p, seed)})  # fmt: skip
+    return rows
+
+
+def unit_modes(args: argparse.Namespace, rate: float, seed: int) -> list[str]:
+    """Training is deterministic: the default on clean 16/class data IS the size run of that seed."""
+    covered = rate == 0.0 and 16 in args.sizes and seed < args.seeds
+    return [m for m in args.noise_modes if not (m == "auto" and covered)]
+
+
+def reuse_clean_runs(rows: list[dict], args: argparse.Namespace) -> list[dict]:
+    extra = []
+    for r in rows:
+        if r["experiment"] == "size" and r["per_class"] == 16 and r["method"] == "lora" and 0.0 in args.noise \
+                and "auto" in args.noise_modes and r["seed"] < args.noise_seeds:  # fmt: skip
+            extra.append({**r, "experiment": "noise", "noise": 0.0, "flipped": 0, "method": "lora/auto", "reused": True})
+    return rows + extra
 
 
 def main() -> None:
@@ -152,105 +227,103 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None, help="seeds per size (default 3, quick 1)")
     ap.add_argument("--seeds-64", type=int, default=None, help="seeds at 64 per class (default 2: time budget)")
     ap.add_argument("--noise", type=float, nargs="*", default=None)
-    ap.add_argument("--noise-seeds", type=int, default=None)
+    ap.add_argument("--noise-seeds", type=int, default=None, help="seeds per noise rate (default 2, quick 1)")
+    ap.add_argument("--noise-modes", nargs="*", default=["none", "auto"], choices=["none", "auto"],
+                    help="noise_filter settings compared in the noise experiment (default both)")
     ap.add_argument("--test-per-class", type=int, default=20)
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument("--full-lr", type=float, default=5e-5)
     ap.add_argument("--no-full", action="store_true", help="skip full fine-tuning (tuning runs)")
     ap.add_argument("--no-probe", action="store_true", help="skip the frozen-encoder probe (tuning runs)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on a crowded machine)")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one experiment unit each at a time")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--set", nargs="*", default=[], help="override train params, KEY=VALUE (YAML values)")
     args = ap.parse_args()
-    import torch
-    import yaml
-
-    from pipelines.encoder import embed
-    from pipelines.model import load_base
-    from pipelines.train_params import load_params
-
-    sizes = args.sizes if args.sizes is not None else ([8, 16] if args.quick else [8, 16, 64])
-    seeds = args.seeds or (1 if args.quick else 3)
-    seeds_64 = args.seeds_64 or min(seeds, 2)
-    noise_rates = args.noise if args.noise is not None else ([0.0, 0.4] if args.quick else [0.0, 0.2, 0.4])
-    noise_seeds = args.noise_seeds or (1 if args.quick else 2)
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    params = load_params(REPO / "params.yaml", **overrides)
-    torch.set_num_threads(args.threads)
-
-    settings = load_settings()
-    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=settings.home)
-    train_df = pd.read_csv(DATA / "train.csv")
-    test_df = sample(pd.read_csv(DATA / "test.csv"), args.test_per_class, seed=0)
-    test_texts, test_labels = test_df.text.tolist(), test_df.category.tolist()
-    test_emb = embed(test_texts, settings.base_model_dir)
+    args.sizes = args.sizes if args.sizes is not None else ([8, 16] if args.quick else [8, 16, 64])
+    args.seeds = args.seeds or (1 if args.quick else 3)
+    args.seeds_64 = args.seeds_64 or min(args.seeds, 2)
+    args.noise = args.noise if args.noise is not None else ([0.0, 0.4] if args.quick else [0.0, 0.2, 0.4])
+    args.noise_seeds = args.noise_seeds or (1 if args.quick else 2)
+    units = [("size", n, seed) for n in args.sizes for seed in range(args.seeds_64 if n >= 64 else args.seeds)]
+    units += [("noise", rate, seed) for rate in args.noise for seed in range(args.noise_seeds)
+              if unit_modes(args, rate, seed)]  # fmt: skip
+    units.sort(key=lambda u: (u[0] != "size", -u[1]))  # the longest first, so the workers finish together
     started = time.perf_counter()
     rows: list[dict] = []
+    if args.jobs == 1:
+        start_worker(args)
+        results = map(run_unit, units)
+    else:
+        import multiprocessing
 
-    def log(row: dict) -> None:
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-
-    for per_class in sizes:
-        for seed in range(seeds_64 if per_class >= 64 else seeds):
-            df = sample(train_df, per_class, seed)
-            texts, labels = df.text.tolist(), df.category.tolist()
-            common = {"experiment": "size", "per_class": per_class, "seed": seed}
-            if not args.no_probe:
-                log({**common, "method": "probe", **run_probe(df, labels, test_emb, test_labels, settings.base_model_dir)})
-            log({**common, "method": "lora", **run_lora(texts, labels, test_texts, test_labels, base, params, seed)})
-            if not args.no_full:
-                log({**common, "method": "full", **run_full(texts, labels, test_texts, test_labels, base, params, seed,
-                                                            args.full_lr)})  # fmt: skip
-    for rate in noise_rates:
-        for seed in range(noise_seeds):
-            df = sample(train_df, 16, seed)
-            noisy, flipped = flip(df.category.tolist(), rate, seed)
-            common = {"experiment": "noise", "per_class": 16, "noise": rate, "seed": seed, "flipped": flipped}
-            for mode in ("none", "auto"):
-                p = params.model_copy(update={"noise_filter": mode})
-                log({**common, "method": f"lora/{mode}", **run_lora(df.text.tolist(), noisy, test_texts, test_labels,
-                                                                    base, p, seed)})  # fmt: skip
+        pool = multiprocessing.get_context("spawn").Pool(args.jobs, initializer=start_worker, initargs=(args,))
+        results = pool.imap_unordered(run_unit, units)
+    for unit_rows in results:
+        for row in unit_rows:
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     total = time.perf_counter() - started
-    report(rows, params, args, total, args.out)
+    report(reuse_clean_runs(rows, args), load_params_for(args), args, total, args.out)
+
+
+def load_params_for(args: argparse.Namespace):
+    import yaml
+
+    from pipelines.train_params import load_params
+
+    return load_params(REPO / "params.yaml", **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
+
+
+def mean_of(rows: list[dict], key: str = "macro_f1") -> float | None:
+    return statistics.mean(r[key] for r in rows) if rows else None
 
 
 def report(rows: list[dict], params, args, total: float, out: Path) -> None:
     def pick(**kw):
         return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
 
-    lines = [f"Banking77, 77 classes, test subset {args.test_per_class}/class; macro-F1 mean ± sd over seeds; "
-             f"total {total / 60:.1f} min", "",
-             "| per class | seeds | probe | full FT | LoRA (default) | LoRA wall / full wall | LoRA peak RSS / full |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    def paired(a: list[dict], b: list[dict], fn) -> list[float]:
+        by_seed = {r["seed"]: r for r in b}
+        return [fn(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed]
+
+    lines = [f"Banking77, 77 classes, test subset {args.test_per_class}/class ({77 * args.test_per_class} rows); "
+             f"macro-F1 mean ± sd over seeds; total {total / 60:.1f} min", "",
+             "| per class | seeds | probe | full FT | LoRA (default) | LoRA − full | LoRA − probe "
+             "| LoRA wall / full wall | LoRA peak RSS / full |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     summary: dict = {"size": {}, "noise": {}}
     for per_class in sorted({r["per_class"] for r in pick(experiment="size")}):
         probe, lora, full = (pick(experiment="size", per_class=per_class, method=m) for m in ("probe", "lora", "full"))
-        walls = [lr["wall_s"] / fr["wall_s"] for lr, fr in zip(lora, full)]
-        rss = [lr["peak_rss_mb"] / fr["peak_rss_mb"] for lr, fr in zip(lora, full)]
+        walls = paired(lora, full, lambda a, b: a["wall_s"] / b["wall_s"])
+        rss = paired(lora, full, lambda a, b: a["peak_rss_mb"] / b["peak_rss_mb"])
+        vs_full = paired(lora, full, lambda a, b: a["macro_f1"] - b["macro_f1"])
+        vs_probe = paired(lora, probe, lambda a, b: a["macro_f1"] - b["macro_f1"])
         lines.append(f"| {per_class} | {len(lora)} | {mean_sd([r['macro_f1'] for r in probe])} | "
                      f"{mean_sd([r['macro_f1'] for r in full])} | {mean_sd([r['macro_f1'] for r in lora])} | "
-                     f"{mean_sd(walls)} | {mean_sd(rss)} |")  # fmt: skip
-        summary["size"][per_class] = {m: statistics.mean([r["macro_f1"] for r in rs]) if rs else None
-                                      for m, rs in (("probe", probe), ("full", full), ("lora", lora))}  # fmt: skip
-        summary["size"][per_class]["wall_ratio"] = statistics.mean(walls) if walls else None
-        summary["size"][per_class]["rss_ratio"] = statistics.mean(rss) if rss else None
-    lines += ["", "| noise (16/class) | seeds | LoRA, no filter | LoRA default (noise_filter auto) | rows dropped by auto |",
-              "|---|---|---|---|---|"]
-    for rate in sorted({r["noise"] for r in pick(experiment="noise")}):
+                     f"{mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | {mean_sd(walls)} | {mean_sd(rss)} |")  # fmt: skip
+        summary["size"][per_class] = {"seeds": len(lora), "probe": mean_of(probe), "full": mean_of(full), "lora": mean_of(lora),
+                                      "lora_minus_full": statistics.mean(vs_full) if vs_full else None,
+                                      "lora_minus_probe": statistics.mean(vs_probe) if vs_probe else None,
+                                      "wall_ratio": statistics.mean(walls) if walls else None,
+                                      "rss_ratio": statistics.mean(rss) if rss else None}  # fmt: skip
+    lines += ["", "| labels flipped (16/class) | seeds | LoRA, noise_filter none | LoRA default (auto) | default, share of its clean F1 "
+              "| rows dropped by auto |", "|---|---|---|---|---|---|"]  # fmt: skip
+    noise = pick(experiment="noise")
+    clean = {r["seed"]: r for r in pick(experiment="noise", noise=0.0, method="lora/auto")}
+    for rate in sorted({r["noise"] for r in noise}):
         plain, auto = pick(experiment="noise", noise=rate, method="lora/none"), pick(experiment="noise", noise=rate, method="lora/auto")
-        lines.append(f"| {rate:.0%} | {len(plain)} | {mean_sd([r['macro_f1'] for r in plain])} | "
-                     f"{mean_sd([r['macro_f1'] for r in auto])} | {statistics.mean([r['dropped'] for r in auto]):.0f} |")
-        summary["noise"][rate] = {m: statistics.mean([r["macro_f1"] for r in rs]) for m, rs in (("none", plain), ("auto", auto))}
-    clean0 = summary["noise"].get(0.0, {})
-    for rate, vals in summary["noise"].items():
-        for mode in ("none", "auto"):
-            if clean0.get(mode):
-                vals[f"{mode}_kept_of_clean"] = vals[mode] / clean0[mode]
+        kept = [r["macro_f1"] / clean[r["seed"]]["macro_f1"] for r in auto if r["seed"] in clean]
+        lines.append(f"| {rate:.0%} | {len(auto) or len(plain)} | {mean_sd([r['macro_f1'] for r in plain])} | "
+                     f"{mean_sd([r['macro_f1'] for r in auto])} | {mean_sd(kept, percent=True)} | "
+                     f"{mean_of(auto, 'dropped') or 0:.0f} |")  # fmt: skip
+        summary["noise"][rate] = {"none": mean_of(plain), "auto": mean_of(auto),
+                                  "auto_kept_of_clean": statistics.mean(kept) if kept else None}  # fmt: skip
     table = "\n".join(lines)
     print("\n" + table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"params": params.model_dump(mode="json"), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "total_s": total,
-                                   "summary": summary, "rows": rows, "table": table}, indent=2))  # fmt: skip
+    out.write_text(json.dumps({"params": params.model_dump(mode="json"),
+                               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                               "total_s": total, "summary": summary, "rows": rows, "table": table}, indent=2))  # fmt: skip
     print(f"\nsaved {out}")
 
 

@@ -88,9 +88,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 class MeanPoolClassifier(torch.nn.Module):
     """Encoder → mean pooling → L2 normalisation → linear head.
 
-    Normalising before the head makes it a cosine classifier: initialised from class-mean
-    embeddings it starts as a nearest-class-mean classifier, i.e. already as good as a frozen
-    probe before the first optimiser step, so a short training run can only refine it.
+    The head sees the same normalised embedding a frozen probe would, so training can start from
+    a probe fitted on it (``pipelines.train.logreg_head``) and only refine it.
     """
 
     def __init__(self, encoder: torch.nn.Module, num_labels: int) -> None:
