@@ -52,7 +52,9 @@ RESULTS = REPO / "bench" / "results" / "train.json"
 
 
 def sample(df: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
-    return df.groupby("category", group_keys=False).sample(per_class, random_state=seed).reset_index(drop=True)
+    """``per_class`` rows of every intent, or all of them where it has fewer (4 intents have 35–61)."""
+    rows = [g.sample(min(per_class, len(g)), random_state=seed) for _, g in df.groupby("category")]
+    return pd.concat(rows).reset_index(drop=True)
 
 
 def flip(labels: list[str], rate: float, seed: int) -> tuple[list[str], int]:

@@ -167,7 +167,8 @@ def out_of_sample_proba(embeddings: np.ndarray, y: np.ndarray, num_labels: int, 
     folds = int(min(5, np.bincount(y, minlength=num_labels)[np.unique(y)].min()))
     proba = np.zeros((len(y), num_labels))
     for train_idx, test_idx in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(embeddings, y):
-        clf = LogisticRegression(C=10.0, max_iter=300).fit(embeddings[train_idx], y[train_idx])
+        # tol 1e-3: the same noise estimate as 1e-4 for a third of the CPU time (pipelines/noise_audit.py).
+        clf = LogisticRegression(C=10.0, tol=1e-3, max_iter=1000).fit(embeddings[train_idx], y[train_idx])
         proba[np.ix_(test_idx, clf.classes_)] = clf.predict_proba(embeddings[test_idx]) / 2
         proba[np.ix_(test_idx, clf.classes_)] += class_mean_proba(embeddings[train_idx], y[train_idx], clf.classes_,
                                                                   embeddings[test_idx]) / 2  # fmt: skip
