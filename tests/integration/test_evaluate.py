@@ -100,7 +100,9 @@ def test_an_adapter_trained_on_shuffled_labels_fails_quality_and_cannot_be_promo
     assert out["passed"] is False and out["against"] == f"{production}:v1"
     failed = {(f["check"], f["metric"]) for f in out["failures"]}
     assert {("quality", "macro_f1"), ("quality", "macro_f1_drop_upper")} <= failed
-    assert {check for check, _ in failed} == {"quality"}
+    # Only the label-dependent checks may fail: a near-random model can also have an arbitrary gap
+    # between groups (bias), but the data, the cost and the operating load are those of the good one.
+    assert {check for check, _ in failed} <= {"quality", "bias"}
     # The decision and its evidence sit in the adapter folder, where `tailor register` picks them up.
     stored = GateDecision.read_json(shuffled / "gate_decision.json")
     assert stored.passed is False and stored.policy_sha256 == load_policy(policies["relaxed"]).sha256
