@@ -257,18 +257,21 @@ def main() -> None:
     rows: list[dict] = []
     if args.jobs == 1:
         start_worker(args)
-        results = map(run_unit, units)
+        collect(map(run_unit, units), rows)
     else:
         import multiprocessing
 
-        pool = multiprocessing.get_context("spawn").Pool(args.jobs, initializer=start_worker, initargs=(args,))
-        results = pool.imap_unordered(run_unit, units)
+        with multiprocessing.get_context("spawn").Pool(args.jobs, initializer=start_worker, initargs=(args,)) as pool:
+            collect(pool.imap_unordered(run_unit, units), rows)
+    total = time.perf_counter() - started
+    report(reuse_clean_runs(rows, args), load_params_for(args), args, total, args.out)
+
+
+def collect(results, rows: list[dict]) -> None:
     for unit_rows in results:
         for row in unit_rows:
             rows.append(row)
             print(json.dumps(row), flush=True)
-    total = time.perf_counter() - started
-    report(reuse_clean_runs(rows, args), load_params_for(args), args, total, args.out)
 
 
 def load_params_for(args: argparse.Namespace):

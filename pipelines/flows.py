@@ -119,8 +119,9 @@ def evaluate(adapter_dir: Path, holdout: Path, policy_file: Path | None, product
     from pipelines.batch_io import read_batch
     from pipelines.checks.suite import evaluate as run_checks
 
-    return run_checks(adapter_dir, read_batch(holdout), load_settings().load_policy(policy_file),
-                      base_model_dir=load_settings().base_model_dir, production_dir=production_dir,
+    settings = load_settings()
+    return run_checks(adapter_dir, read_batch(holdout), settings.load_policy(policy_file),
+                      base_model_dir=settings.base_model_dir, production_dir=production_dir,
                       production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
 
 

@@ -7,11 +7,11 @@ runs with an identities file holding random secrets for the four roles.
 from __future__ import annotations
 
 import json
-import random
 import os
+import random
 import secrets
-import socket
 import shutil
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +20,6 @@ from pathlib import Path
 from registry.daemon import HOST, Daemon, port_in_use
 from registry.errors import ConfigError, NotFoundError, StoreError
 from registry.settings import ROLES, Role, StoreSettings
-
 
 
 @dataclass(frozen=True)

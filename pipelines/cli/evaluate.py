@@ -43,9 +43,9 @@ def evaluate(
     from pipelines.gate import describe
 
     # The policy and the holdout first: a malformed policy is refused before any model is loaded.
-    policy = state.settings().load_policy(policy_file)
-    holdout = read_batch(data)
     settings = state.settings()
+    policy = settings.load_policy(policy_file)
+    holdout = read_batch(data)
     with tempfile.TemporaryDirectory(prefix="tailor-evaluate-") as tmp:
         adapter_dir, adapter_ref, name, default_out = _candidate(adapter, name, Path(tmp) / "candidate",
                                                                  settings.home)  # fmt: skip

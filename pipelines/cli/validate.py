@@ -32,7 +32,7 @@ def validate(
     settings = state.settings()
     report = validate_and_route(
         batch,
-        state.settings().load_policy(policy_file),
+        settings.load_policy(policy_file),
         data_dir=settings.data_dir,
         labels_file=labels,
         labels=_production_labels(adapter) if adapter else None,
