@@ -111,11 +111,11 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[label] for label in train_labels])
     generator = seed_everything(seed)
-    with CostMeter() as meter:
+    with CostMeter(base.device) as meter:
         model = MeanPoolClassifier(copy.deepcopy(base.encoder), len(labels))
         model.requires_grad_(True)
         with torch.inference_mode():
-            emb = np.concatenate([model.embed(**base.tokenize(train_texts[i:i + 64], params.max_length)).numpy()
+            emb = np.concatenate([model.embed(**base.tokenize(train_texts[i:i + 64], params.max_length)).cpu().numpy()
                                   for i in range(0, len(train_texts), 64)])  # fmt: skip
         logreg_head(model.classifier, emb, y, params.head_C, seed)
         steps = params.steps_for(len(train_texts))
@@ -123,7 +123,7 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
                                        {"params": model.classifier.parameters(), "lr": params.head_lr}],
                                       weight_decay=params.weight_decay)  # fmt: skip
         schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
-        target = torch.from_numpy(y)
+        target = torch.from_numpy(y).to(base.device)
         loss_fn = loss_function(params)
         model.train()
         for idx in batch_order(len(train_texts), steps, params.batch_size, generator):
@@ -165,9 +165,10 @@ class Context:
         self.args = args
         self.params = load_params_for(args)
         self.settings = load_settings()
-        self.base = load_base(self.settings.base_model_dir, model_id=self.settings.base_model_id, cache_dir=self.settings.home)
-        self.train_df = pd.read_csv(DATA / "train.csv")
-        test_df = sample(pd.read_csv(DATA / "test.csv"), args.test_per_class, seed=0)
+        self.base = load_base(self.settings.base_model_dir, device=args.device, model_id=self.settings.base_model_id,
+                              cache_dir=self.settings.home)  # fmt: skip
+        self.train_df = pd.read_csv(args.data / "train.csv")
+        test_df = sample(pd.read_csv(args.data / "test.csv"), args.test_per_class, seed=0)
         self.test_texts, self.test_labels = test_df.text.tolist(), test_df.category.tolist()
         self.test_emb = embed(self.test_texts, self.settings.base_model_dir)
 
@@ -235,6 +236,9 @@ def main() -> None:
     ap.add_argument("--noise-modes", nargs="*", default=["none", "auto"], choices=["none", "auto"],
                     help="noise_filter settings compared in the noise experiment (default both)")
     ap.add_argument("--test-per-class", type=int, default=20)
+    ap.add_argument("--data", type=Path, default=DATA, help="Banking77 folder (train.csv, test.csv)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="where LoRA and full fine-tuning train (the probe always runs on CPU); cost ratios are for CPU")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     ap.add_argument("--full-lr", type=float, default=2e-4,
                     help="encoder LR of full fine-tuning: the best of 2e-5/5e-5/1e-4/2e-4/5e-4 at 8/class, seed 0")
