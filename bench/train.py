@@ -203,28 +203,31 @@ def run_unit(unit: tuple) -> list[dict]:
     df = sample(ctx.train_df, 16, seed)
     noisy, flipped = flip(df.category.tolist(), key, seed)
     common = {"experiment": "noise", "per_class": 16, "noise": key, "seed": seed, "flipped": flipped}
-    for mode in unit_modes(args, key, seed):
+    for mode in unit_modes(args, ctx.params, key, seed):
         p = ctx.params.model_copy(update={"noise_filter": mode})
         rows.append({**common, "method": f"lora/{mode}",
                      **run_lora(df.text.tolist(), noisy, ctx.test_texts, ctx.test_labels, ctx.base, p, seed)})  # fmt: skip
     return rows
 
 
-def unit_modes(args: argparse.Namespace, rate: float, seed: int) -> list[str]:
-    """Training is deterministic: the default on clean 16/class data IS the size run of that seed,
-    and so is ``none`` whenever that run's filter dropped nothing (see reuse_clean_runs): the three
-    0 % ``none`` runs of 2026-11-28 equalled their size runs to the last digit, at ~2 min each."""
-    covered = rate == 0.0 and 16 in args.sizes and seed < args.seeds and load_params_for(args).noise_filter == "auto"
-    return [] if covered else list(args.noise_modes)
+def reuses_size_run(args: argparse.Namespace, params, rate: float, seed: int) -> bool:
+    """Training is deterministic: with the default filter (auto) on clean 16/class data, the noise
+    run of a seed IS its size run, and so is ``none`` whenever that run's filter dropped nothing
+    (the three 0 % ``none`` runs of 2026-11-28 equalled their size runs to the last digit, at ~2 min each)."""
+    return rate == 0.0 and 16 in args.sizes and seed < args.seeds and params.noise_filter == "auto"
 
 
-def reuse_clean_runs(rows: list[dict], args: argparse.Namespace) -> list[dict]:
-    """The 0 % noise rows, copied from the size-16 runs. ``none`` only where ``auto`` dropped no
-    row (then both trained on the same rows, identically); otherwise its cell stays empty."""
+def unit_modes(args: argparse.Namespace, params, rate: float, seed: int) -> list[str]:
+    return [] if reuses_size_run(args, params, rate, seed) else list(args.noise_modes)
+
+
+def reuse_clean_runs(rows: list[dict], args: argparse.Namespace, params) -> list[dict]:
+    """The 0 % noise rows that ``unit_modes`` skipped, copied from the size-16 runs: ``none`` only
+    where ``auto`` dropped no row (then both trained on the same rows); otherwise its cell stays empty."""
     extra = []
     for r in rows:
         if r["experiment"] == "size" and r["per_class"] == 16 and r["method"] == "lora" and 0.0 in args.noise \
-                and r["seed"] < args.noise_seeds:  # fmt: skip
+                and r["seed"] < args.noise_seeds and reuses_size_run(args, params, 0.0, r["seed"]):  # fmt: skip
             modes = [m for m in args.noise_modes if m == "auto" or r["dropped"] == 0]
             extra += [{**r, "experiment": "noise", "noise": 0.0, "flipped": 0, "method": f"lora/{m}", "reused": True}
                       for m in modes]  # fmt: skip
@@ -259,9 +262,10 @@ def main() -> None:
     args.seeds_64 = args.seeds_64 or min(args.seeds, 2)
     args.noise = args.noise if args.noise is not None else ([0.0, 0.4] if args.quick else [0.0, 0.2, 0.4])
     args.noise_seeds = args.noise_seeds or (1 if args.quick else 3)
+    params = load_params_for(args)
     units = [("size", n, seed) for n in args.sizes for seed in range(args.seeds_64 if n >= 64 else args.seeds)]
     units += [("noise", rate, seed) for rate in args.noise for seed in range(args.noise_seeds)
-              if unit_modes(args, rate, seed)]  # fmt: skip
+              if unit_modes(args, params, rate, seed)]  # fmt: skip
     units.sort(key=lambda u: (u[0] != "size", -u[1]))  # the longest first, so the workers finish together
     started = time.perf_counter()
     rows: list[dict] = []
@@ -274,7 +278,7 @@ def main() -> None:
         with multiprocessing.get_context("spawn").Pool(args.jobs, initializer=start_worker, initargs=(args,)) as pool:
             collect(pool.imap_unordered(run_unit, units), rows)
     total = time.perf_counter() - started
-    report(reuse_clean_runs(rows, args), load_params_for(args), args, total, args.out)
+    report(reuse_clean_runs(rows, args, params), params, args, total, args.out)
 
 
 def collect(results, rows: list[dict]) -> None:
