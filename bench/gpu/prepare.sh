@@ -2,7 +2,7 @@
 # Builds .gpu/, the payload that bench/gpu/device.sh needs on a bare GPU machine with no network
 # (its image has torch but not our other dependencies, the base model or Banking77).
 # The device tool carries at most 64 MiB, so the base model travels as fp16 and
-# bench/gpu/upcast.py widens it back to fp32 safetensors there.
+# bench/gpu/cast_weights.py widens it back to fp32 safetensors there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
@@ -12,14 +12,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 python-dotenv typing-inspection annotated-types \
   cleanlab==2.9.0 termcolor peft==0.21.2 pydot transformers==5.24.0
 cp "${BANKING77:-../shared/datasets/banking77}"/{train,test}.csv .gpu/b77/
-.venv/bin/python - <<'PY'
-import shutil
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-from pipelines.config import load_settings
-src, dst = load_settings().base_model_dir, Path(".gpu/base16")
-shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("model.safetensors", "*.md", ".git*"))
-weights = load_file(src / "model.safetensors")
-save_file({k: v.half().contiguous() for k, v in weights.items()}, dst / "model.safetensors", metadata={"format": "pt"})
-PY
+.venv/bin/python bench/gpu/cast_weights.py "$(.venv/bin/python -c 'from pipelines.config import load_settings; print(load_settings().base_model_dir)')" .gpu/base16 float16
 du -sh .gpu
