@@ -11,10 +11,10 @@ Method notes:
 - LoRA = ``pipelines.train.train`` with the defaults of params.yaml, evaluated through the saved
   adapter folder (``pipelines.model.load_classifier``, full forward pass), i.e. exactly as served.
 - Full fine-tuning gets the same mean-pooled head started from the same logistic-regression probe,
-  the same loss, step budget, batch size, schedule and dynamic padding; every encoder weight
-  trains at ``--full-lr``. Its default 2e-4 is the best of an LR sweep at 8/class, seed 0, scored
-  on this same test subset (2e-5 0.856, 5e-5 0.860, 1e-4 0.861, 2e-4 0.867, 5e-4 0.860), which
-  if anything favours the baseline.
+  the same loss, step budget, batch size, schedule, dynamic padding and length-sorted parts
+  (``pipelines.train.backward_in_parts``); every encoder weight trains at ``--full-lr``. Its
+  default 2e-4 is the best of an LR sweep at 8/class, seed 0, scored on this same test subset
+  (2e-5 0.856, 5e-5 0.860, 1e-4 0.861, 2e-4 0.867, 5e-4 0.860), which if anything favours the baseline.
 - Probe = mean-pooled frozen embeddings (``pipelines.encoder.embed``) + scikit-learn logistic regression.
 - Cost ratios (LoRA / full fine-tuning) come from runs on the same data in the same process.
 - Noise: a fraction of the training labels is replaced by a different random class.
@@ -95,6 +95,7 @@ def run_lora(train_texts, train_labels, test_texts, test_labels, base, params, s
         pred = clf.predict(test_texts, batch_size=64)
     return {"macro_f1": quality_metrics(test_labels, pred, clf.labels).macro_f1, "wall_s": result.cost.wall_seconds,
             "peak_rss_mb": result.cost.peak_rss_mb, "steps": result.params["steps"], "dropped": result.dropped_examples,
+            "downweighted": result.downweighted_examples,
             "trainable": result.cost.trainable_params, "adapter_bytes": result.cost.adapter_bytes}  # fmt: skip
 
 
@@ -105,7 +106,8 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
     import torch
 
     from pipelines.model import MeanPoolClassifier
-    from pipelines.train import batch_order, check_batch, logreg_head, lr_lambda, loss_function, seed_everything
+    from pipelines.train import (backward_in_parts, batch_order, check_batch, logreg_head, loss_function, lr_lambda,
+                                 seed_everything)
 
     labels = check_batch(to_batch(train_texts, train_labels), params)
     index = {label: i for i, label in enumerate(labels)}
@@ -125,12 +127,14 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
         schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
         target = torch.from_numpy(y).to(base.device)
         loss_fn = loss_function(params)
+        lengths = [len(ids) for ids in base.tokenizer(train_texts, truncation=True, max_length=params.max_length)["input_ids"]]
+        weight = torch.ones(len(train_texts), device=base.device)
         model.train()
         for idx in batch_order(len(train_texts), steps, params.batch_size, generator):
-            enc = base.tokenize([train_texts[i] for i in idx], params.max_length)
-            loss = loss_fn(model(**enc), target[idx])
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            backward_in_parts(idx, lengths, lambda part: model(**base.tokenize([train_texts[i] for i in part],
+                                                                               params.max_length)),
+                              loss_fn, target, weight)  # fmt: skip
             optimiser.step()
             schedule.step()
     model.eval()
@@ -212,7 +216,7 @@ def run_unit(unit: tuple) -> list[dict]:
 
 def reuses_size_run(args: argparse.Namespace, params, rate: float, seed: int) -> bool:
     """Training is deterministic: with the default filter (auto) on clean 16/class data, the noise
-    run of a seed IS its size run, and so is ``none`` whenever that run's filter dropped nothing
+    run of a seed IS its size run, and so is ``none`` whenever that run's filter flagged nothing
     (the three 0 % ``none`` runs of 2026-11-28 equalled their size runs to the last digit, at ~2 min each)."""
     return rate == 0.0 and 16 in args.sizes and seed < args.seeds and params.noise_filter == "auto"
 
@@ -223,12 +227,12 @@ def unit_modes(args: argparse.Namespace, params, rate: float, seed: int) -> list
 
 def reuse_clean_runs(rows: list[dict], args: argparse.Namespace, params) -> list[dict]:
     """The 0 % noise rows that ``unit_modes`` skipped, copied from the size-16 runs: ``none`` only
-    where ``auto`` dropped no row (then both trained on the same rows); otherwise its cell stays empty."""
+    where ``auto`` flagged no row (then both trained alike); otherwise its cell stays empty."""
     extra = []
     for r in rows:
         if r["experiment"] == "size" and r["per_class"] == 16 and r["method"] == "lora" and 0.0 in args.noise \
                 and r["seed"] < args.noise_seeds and reuses_size_run(args, params, 0.0, r["seed"]):  # fmt: skip
-            modes = [m for m in args.noise_modes if m == "auto" or r["dropped"] == 0]
+            modes = [m for m in args.noise_modes if m == "auto" or r["dropped"] + r["downweighted"] == 0]
             extra += [{**r, "experiment": "noise", "noise": 0.0, "flipped": 0, "method": f"lora/{m}", "reused": True}
                       for m in modes]  # fmt: skip
     return rows + extra
@@ -329,7 +333,7 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
                                       "wall_ratio": statistics.mean(walls) if walls else None,
                                       "rss_ratio": statistics.mean(rss) if rss else None}  # fmt: skip
     lines += ["", "| labels flipped (16/class) | seeds | LoRA, noise_filter none | LoRA default (auto) | default, share of its clean F1 "
-              "| rows dropped by auto |", "|---|---|---|---|---|---|"]  # fmt: skip
+              "| rows auto dropped / down-weighted |", "|---|---|---|---|---|---|"]  # fmt: skip
     noise = pick(experiment="noise")
     clean = {r["seed"]: r for r in pick(experiment="noise", noise=0.0, method="lora/auto")}
     for rate in sorted({r["noise"] for r in noise}):
@@ -337,7 +341,7 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
         kept = [r["macro_f1"] / clean[r["seed"]]["macro_f1"] for r in auto if r["seed"] in clean]
         lines.append(f"| {rate:.0%} | {len(auto) or len(plain)} | {mean_sd([r['macro_f1'] for r in plain])} | "
                      f"{mean_sd([r['macro_f1'] for r in auto])} | {mean_sd(kept, percent=True)} | "
-                     f"{mean_of(auto, 'dropped') or 0:.0f} |")  # fmt: skip
+                     f"{mean_of(auto, 'dropped') or 0:.0f} / {mean_of(auto, 'downweighted') or 0:.0f} |")  # fmt: skip
         summary["noise"][rate] = {"none": mean_of(plain), "auto": mean_of(auto),
                                   "auto_kept_of_clean": statistics.mean(kept) if kept else None}  # fmt: skip
     table = "\n".join(lines)

@@ -114,6 +114,7 @@ class TrainResult(Record):
     device: str
     train_examples: int  # rows actually trained on (after the label-noise filter)
     dropped_examples: int = 0  # rows the label-noise filter left out as probably mislabelled
+    downweighted_examples: int = 0  # rows it kept at a weight below 1 instead (noise_action weight)
     data_version: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport

@@ -13,9 +13,12 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
   back-propagates through the upper blocks only. That is where the saving against full
   fine-tuning comes from, and adapting fewer layers also memorises fewer wrong labels.
 - Label noise, twice: confident learning (cleanlab) on out-of-sample probabilities of a logistic
-  regression over the frozen embeddings (from the same single pass as the cache) drops the rows
-  whose label is most likely wrong, and generalized cross-entropy keeps the wrong labels that
-  survive the filter from being memorised (cross-entropy pulls hardest on exactly those).
+  regression over the frozen embeddings (from the same single pass as the cache) flags the rows
+  whose label is most likely wrong and weights them down by how implausible their label is, in the
+  head's probe and in the loss. Down-weighting, not dropping: the rows a filter keeps are the easy
+  ones, and the hard-but-right rows it would drop are the ones a few-shot model learns most from.
+  Generalized cross-entropy then keeps the wrong labels from being memorised (cross-entropy pulls
+  hardest on exactly those).
 
 The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
 :func:`pipelines.model.load_classifier`, which runs the full forward pass.
@@ -43,6 +46,7 @@ from registry.errors import AlreadyExistsError, RefusedError
 REFERENCE_FILE = "reference.csv"
 TRAIN_RESULT_FILE = "train_result.json"
 ENCODE_BATCH = 64
+MICRO_BATCH = 8
 ADAPTER_FILES = {ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, "adapter_config.json", REFERENCE_FILE, TRAIN_RESULT_FILE,
                  "README.md", "gate_decision.json", "reports"}  # fmt: skip
 
@@ -184,15 +188,16 @@ def class_mean_proba(embeddings: np.ndarray, y: np.ndarray, classes: np.ndarray,
     return softmax(scale * queries @ means.T, axis=1)
 
 
-def noise_keep_mask(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int) -> np.ndarray:
-    """Which examples to train on: all, or those cleanlab does not flag as probably mislabelled.
+def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int) -> np.ndarray:
+    """Each example's training weight: 1, or less (0 = dropped) where cleanlab flags its label as probably wrong.
 
-    A class is never pruned below ``min_per_class``: with so few examples a dropped class would
-    be worse than a noisy one.
+    ``noise_action`` drop: flagged rows get 0, but a class is never pruned below ``min_per_class``
+    (with so few examples a dropped class would be worse than a noisy one). weight: a flagged row
+    keeps p^``noise_weight_power``, p being the out-of-sample probability of its own label.
     """
-    keep = np.ones(len(y), dtype=bool)
+    weights = np.ones(len(y))
     if params.noise_filter == "none":
-        return keep
+        return weights
     from cleanlab.filter import find_label_issues
 
     proba = out_of_sample_proba(embeddings, y, num_labels, seed)
@@ -201,19 +206,23 @@ def noise_keep_mask(embeddings: np.ndarray, y: np.ndarray, num_labels: int, para
     issues = find_label_issues(y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class,
                                n_jobs=1)  # fmt: skip
     # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
-    # 8-16 per class is worth more than the little noise removed. "auto" prunes only when the
+    # 8-16 per class is worth more than the little noise removed. "auto" acts only when the
     # flagged share says the batch is really noisy.
     if params.noise_filter == "auto" and issues.mean() < params.noise_auto_fraction:
-        return keep
-    keep &= ~issues
+        return weights
+    if params.noise_action == "weight":
+        weights[issues] = proba[issues, y[issues]] ** params.noise_weight_power
+        return weights
+    weights[issues] = 0.0
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
-        if keep[members].sum() < params.min_per_class:
-            keep[members] = True
-    return keep
+        if (weights[members] > 0).sum() < params.min_per_class:
+            weights[members] = 1.0
+    return weights
 
 
-def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C: float, seed: int) -> None:
+def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C: float, seed: int,
+                sample_weight: np.ndarray | None = None) -> None:  # fmt: skip
     """Head = a logistic-regression probe fit on the frozen embeddings ("linear probe, then fine-tune").
 
     The model then starts exactly where a frozen probe ends, so LoRA spends its steps on features
@@ -223,7 +232,8 @@ def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C:
     from sklearn.linear_model import LogisticRegression
 
     # balanced: after noise filtering the classes are uneven, and an unweighted probe starves the small ones.
-    clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=seed).fit(embeddings, y)
+    clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=seed)
+    clf.fit(embeddings, y, sample_weight=sample_weight)
     weight, bias = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2:  # sklearn keeps one logit z for two classes; softmax([-z/2, z/2]) = sigmoid(z)
         weight, bias = np.concatenate([-weight / 2, weight / 2]), np.concatenate([-bias / 2, bias / 2])
@@ -248,15 +258,16 @@ def lr_lambda(steps: int, warmup_fraction: float):
 def generalized_cross_entropy(logits: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
     """(1 - p_y^q) / q (Zhang & Sabuncu, 2018): the gradient of each example is scaled by p_y^q, so
     examples the model finds implausible (mostly the wrong labels) pull far less than under
-    cross-entropy, whose gradient grows as p_y shrinks."""
+    cross-entropy, whose gradient grows as p_y shrinks. One loss per example."""
     p_y = torch.softmax(logits, dim=-1).gather(1, target.unsqueeze(1)).squeeze(1)
-    return ((1 - p_y.clamp(min=1e-7) ** q) / q).mean()
+    return (1 - p_y.clamp(min=1e-7) ** q) / q
 
 
 def loss_function(params: TrainParams):
+    """``(logits, target) -> one loss per example``, so callers can weight examples and split batches."""
     if params.loss == "gce":
         return lambda logits, target: generalized_cross_entropy(logits, target, params.gce_q)
-    return torch.nn.CrossEntropyLoss()
+    return torch.nn.CrossEntropyLoss(reduction="none")
 
 
 def batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
@@ -265,6 +276,30 @@ def batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator)
     while len(flat) < steps * batch_size:
         flat.extend(torch.randperm(n, generator=generator).tolist())
     return [flat[s * batch_size:(s + 1) * batch_size] for s in range(steps)]
+
+
+def micro_batches(idx: list[int], lengths: list[int], size: int = MICRO_BATCH) -> list[list[int]]:
+    """One optimiser batch cut into length-sorted parts of ``size``."""
+    ordered = sorted(idx, key=lambda i: lengths[i])
+    return [ordered[s:s + size] for s in range(0, len(ordered), size)]
+
+
+def backward_in_parts(idx: list[int], lengths: list[int], forward, loss_fn, target: torch.Tensor,
+                      weight: torch.Tensor) -> float:  # fmt: skip
+    """Accumulate the gradient of batch ``idx``'s weighted mean loss, running it in length-sorted parts.
+
+    A random batch of short support messages pads to its longest text, so most of each matrix
+    product would be padding. Losses are per example and mean pooling ignores padding, so the
+    parts' weighted loss sums, divided by the batch size, give exactly the whole batch's gradient
+    for about half the arithmetic (bench/train.py, both LoRA and full fine-tuning).
+    ``forward(part) -> logits``; returns the batch loss.
+    """
+    total = 0.0
+    for part in micro_batches(idx, lengths):
+        loss = (loss_fn(forward(part), target[part]) * weight[part]).sum() / len(idx)
+        loss.backward()
+        total += loss.item()
+    return total
 
 
 def lora_config(params: TrainParams, num_layers: int):
@@ -324,10 +359,12 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         bar = tqdm(total=len(batch) + steps, desc="train", unit="step", disable=not progress, leave=False)
         bar.set_postfix_str("encoding")
         data = encode_frozen(model, base, batch.texts, start, params.max_length, progress=bar)
-        keep = noise_keep_mask(data.embeddings, y_all, len(labels), params, seed)
-        rows = np.flatnonzero(keep)
+        weights = noise_weights(data.embeddings, y_all, len(labels), params, seed)
+        rows = np.flatnonzero(weights > 0)
         y = torch.from_numpy(y_all[rows]).to(base.device)
-        logreg_head(model.classifier, data.embeddings[rows], y_all[rows], params.head_C, seed)
+        # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
+        row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(base.device)
+        logreg_head(model.classifier, data.embeddings[rows], y_all[rows], params.head_C, seed, sample_weight=weights[rows])
         steps = params.steps_for(len(rows))
         bar.total = len(batch) + steps
         peft_model = get_peft_model(model, lora_config(params, num_layers))
@@ -341,16 +378,19 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         loss_fn = loss_function(params)
         peft_model.train()
         bar.set_postfix_str("training")
+        lengths = [data.hidden[r].shape[0] for r in rows]
+
+        def forward(part: list[int]) -> torch.Tensor:
+            hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
+            return inner.classifier(inner.embed_from(hidden, mask, start))
+
         for idx in batch_order(len(rows), steps, params.batch_size, generator):
-            hidden, mask = pad_batch([data.hidden[rows[i]] for i in idx])
-            logits = inner.classifier(inner.embed_from(hidden, mask, start))
-            loss = loss_fn(logits, y[idx])
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
             optimiser.step()
             schedule.step()
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}")
         bar.close()
         peft_model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -377,8 +417,9 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         device=base.device,
         train_examples=len(rows),
         dropped_examples=int(len(batch) - len(rows)),
+        downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
         data_version=data_version,
-        metrics={"final_train_loss": round(float(loss.item()), 6)},
+        metrics={"final_train_loss": round(loss, 6)},
         cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
         adapter_sha256=sha256_file(staging / ADAPTER_WEIGHTS_FILE),

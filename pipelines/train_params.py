@@ -40,9 +40,13 @@ class TrainParams(BaseModel):
     loss: Literal["gce", "ce"] = Field("gce", description="gce: generalized cross-entropy, robust to wrong labels; ce: cross-entropy")
     gce_q: float = Field(0.7, gt=0, le=1, description="gce exponent: 1 = mean absolute error (most robust), towards 0 = cross-entropy")
     noise_filter: Literal["auto", "cleanlab", "none"] = Field(
-        "auto", description="cleanlab: always drop flagged rows; auto: only when at least noise_auto_fraction are flagged")
+        "auto", description="cleanlab: always act on flagged rows (noise_action); auto: only when at least "
+                            "noise_auto_fraction are flagged")
     noise_filter_by: Literal["both", "prune_by_noise_rate", "prune_by_class", "confident_learning"] = Field(
         "both", description="cleanlab's find_label_issues filter_by")
+    noise_action: Literal["weight", "drop"] = Field(
+        "weight", description="what happens to flagged rows: weight them by p(label)^noise_weight_power, or drop them")
+    noise_weight_power: float = Field(0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger")
     noise_auto_fraction: float = Field(0.1, ge=0, le=1, description="flagged share above which auto drops them")
     min_per_class: int = Field(2, ge=2, description="fewest examples a class may have")
 

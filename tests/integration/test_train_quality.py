@@ -47,14 +47,14 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
     clf = load_classifier(tmp_path / "adapter", base)
     quality = quality_metrics(test_df.category.tolist(), clf.predict(test_df.text.tolist()), clf.labels)
     assert result.params["steps"] == TrainParams().min_steps  # the floor, not 8 epochs of 3 steps
-    assert result.dropped_examples == 0  # clean data: the auto noise filter keeps every row
+    assert result.dropped_examples == result.downweighted_examples == 0  # clean data: auto leaves every row be
     assert quality.macro_f1 > 0.75, quality.macro_f1  # chance is 1/6
 
 
-def test_the_noise_filter_drops_mostly_flipped_labels_and_nothing_on_clean_data(frames):
+def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(frames):
     from pipelines.config import load_settings
     from pipelines.encoder import embed
-    from pipelines.train import noise_keep_mask
+    from pipelines.train import noise_weights
     from pipelines.train_params import TrainParams
 
     train_df = frames[0].groupby("category").sample(16, random_state=1)
@@ -65,12 +65,17 @@ def test_the_noise_filter_drops_mostly_flipped_labels_and_nothing_on_clean_data(
     y_noisy = y_clean.copy()
     y_noisy[flipped] = (y_clean[flipped] + rng.integers(1, len(labels), size=len(flipped))) % len(labels)
     emb = embed(train_df.text.tolist(), load_settings().base_model_dir)
-    params = TrainParams()  # noise_filter=auto
-
-    assert noise_keep_mask(emb, y_clean, len(labels), params, seed=0).all()
-    dropped = ~noise_keep_mask(emb, y_noisy, len(labels), params, seed=0)
     is_flipped = np.zeros(len(y_clean), dtype=bool)
     is_flipped[flipped] = True
-    precision = (dropped & is_flipped).sum() / max(1, dropped.sum())
-    recall = (dropped & is_flipped).sum() / is_flipped.sum()
-    assert precision > 0.8 and recall > 0.6, (precision, recall)
+
+    for action in ("drop", "weight"):  # noise_filter=auto
+        params = TrainParams(noise_action=action)
+        assert (noise_weights(emb, y_clean, len(labels), params, seed=0) == 1).all(), action
+        flagged = noise_weights(emb, y_noisy, len(labels), params, seed=0) < 1
+        precision = (flagged & is_flipped).sum() / max(1, flagged.sum())
+        recall = (flagged & is_flipped).sum() / is_flipped.sum()
+        assert precision > 0.8 and recall > 0.6, (action, precision, recall)
+
+    weights = noise_weights(emb, y_noisy, len(labels), TrainParams(noise_action="weight"), seed=0)
+    assert (weights > 0).all()  # nothing dropped: a flagged but right label still teaches, a little
+    assert np.median(weights[is_flipped]) < 0.5 * np.median(weights[~is_flipped])

@@ -1,4 +1,5 @@
-"""The two pieces of the training objective that the defaults rest on: the probe-initialised head and GCE."""
+"""The pieces of the training objective the defaults rest on: the probe-initialised head, GCE, and per-example
+weights applied to a batch run in length-sorted parts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.train import generalized_cross_entropy, logreg_head
+from pipelines.model import mean_pool
+from pipelines.train import backward_in_parts, generalized_cross_entropy, logreg_head, micro_batches, pad_batch
 
 
 @pytest.mark.parametrize("classes", [2, 5])
@@ -31,10 +33,10 @@ def test_gce_scales_each_examples_cross_entropy_gradient_by_its_probability_to_t
     q = 0.7
     logits = torch.tensor([[4.0, 0.0, 0.0], [0.0, 0.0, 4.0]], requires_grad=True)
     target = torch.tensor([0, 0])  # the first plausible, the second implausible
-    generalized_cross_entropy(logits, target, q).backward()
+    generalized_cross_entropy(logits, target, q).mean().backward()
     gce_grad = logits.grad.clone()
     logits.grad = None
-    torch.nn.functional.cross_entropy(logits, target).backward()
+    torch.nn.functional.cross_entropy(logits, target).mean().backward()
     p_y = torch.softmax(logits, dim=-1)[[0, 1], target].detach()
 
     torch.testing.assert_close(gce_grad, logits.grad * (p_y**q).unsqueeze(1))
@@ -45,3 +47,63 @@ def test_gce_is_zero_for_a_certain_correct_prediction_and_bounded_by_one_over_q(
     target = torch.tensor([0])
     assert generalized_cross_entropy(torch.tensor([[50.0, 0.0]]), target, 0.7).item() == pytest.approx(0.0, abs=1e-6)
     assert generalized_cross_entropy(torch.tensor([[-50.0, 0.0]]), target, 0.7).item() == pytest.approx(1 / 0.7, rel=1e-4)
+
+
+def _toy_batch():
+    torch.manual_seed(0)
+    lengths = [3, 17, 5, 9, 2, 30, 11, 4, 8, 21, 6, 13]
+    states = [torch.randn(n, 6) for n in lengths]
+    layer, head = torch.nn.Linear(6, 6), torch.nn.Linear(6, 3)
+
+    def forward(part):
+        hidden, mask = pad_batch([states[i] for i in part])
+        return head(mean_pool(torch.tanh(layer(hidden)), mask))
+
+    return lengths, forward, [layer, head], torch.tensor([0, 1, 2] * 4)
+
+
+def _grads(modules):
+    grads = [p.grad.clone() for m in modules for p in m.parameters()]
+    for m in modules:
+        m.zero_grad(set_to_none=True)
+    return grads
+
+
+def test_micro_batches_split_a_batch_into_length_sorted_parts_holding_each_example_once():
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    parts = micro_batches([6, 0, 2, 4, 1], lengths, size=2)
+    assert parts == [[1, 0], [4, 6], [2]]
+
+
+@pytest.mark.parametrize("loss", ["gce", "ce"])
+def test_running_a_batch_in_parts_gives_the_whole_batchs_weighted_mean_gradient(loss):
+    from pipelines.train import loss_function
+    from pipelines.train_params import TrainParams
+
+    lengths, forward, modules, target = _toy_batch()
+    loss_fn = loss_function(TrainParams(loss=loss))
+    weight = torch.tensor([1.0, 0.5, 0.0, 2.0] * 3)
+    idx = list(range(len(lengths)))
+
+    total = backward_in_parts(idx, lengths, forward, loss_fn, target, weight)
+    parts = _grads(modules)
+    whole = (loss_fn(forward(idx), target) * weight).mean()
+    whole.backward()
+
+    assert total == pytest.approx(whole.item(), rel=1e-5)
+    for a, b in zip(parts, _grads(modules)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_example_of_weight_zero_does_not_move_the_model():
+    lengths, forward, modules, target = _toy_batch()
+    loss_fn = generalized_cross_entropy
+    weight = torch.ones(len(lengths))
+    weight[5] = 0.0
+    with_zero = list(range(len(lengths)))
+    backward_in_parts(with_zero, lengths, forward, lambda lo, t: loss_fn(lo, t, 0.7), target, weight)
+    a = _grads(modules)
+    without = [i for i in with_zero if i != 5]
+    backward_in_parts(without, lengths, forward, lambda lo, t: loss_fn(lo, t, 0.7), target, weight)
+    for ga, gb in zip(a, _grads(modules)):  # same sum over the other examples; the mean divides by 12 vs 11
+        torch.testing.assert_close(ga * 12, gb * 11, rtol=1e-5, atol=1e-6)
