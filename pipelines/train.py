@@ -290,8 +290,8 @@ def backward_in_parts(idx: list[int], lengths: list[int], forward, loss_fn, targ
 
     A random batch of short support messages pads to its longest text, so most of each matrix
     product would be padding. Losses are per example and mean pooling ignores padding, so the
-    parts' weighted loss sums, divided by the batch size, give exactly the whole batch's gradient
-    for about half the arithmetic (bench/train.py, both LoRA and full fine-tuning).
+    parts' weighted loss sums, divided by the batch size, give the whole batch's gradient (up to
+    rounding) for about half the arithmetic (bench/train.py, both LoRA and full fine-tuning).
     ``forward(part) -> logits``; returns the batch loss.
     """
     total = 0.0
