@@ -127,7 +127,7 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
         schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
         target = torch.from_numpy(y).to(base.device)
         loss_fn = loss_function(params)
-        lengths = [len(ids) for ids in base.tokenizer(train_texts, truncation=True, max_length=params.max_length)["input_ids"]]
+        lengths = base.token_lengths(train_texts, params.max_length)
         weight = torch.ones(len(train_texts), device=base.device)
         model.train()
         for idx in batch_order(len(train_texts), steps, params.batch_size, generator):

@@ -155,6 +155,12 @@ class LoadedBase:
                                  return_tensors="pt")  # fmt: skip
         return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
 
+    def token_lengths(self, texts: list[str], max_length: int) -> list[int]:
+        """Tokens per text after truncation, as :meth:`tokenize` would keep them (for length-sorted batches)."""
+        with self.tokenizer_lock:
+            ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return [len(i) for i in ids]
+
     def shared_copy(self) -> torch.nn.Module:
         """A new module tree over the SAME base tensors: adapters injected into it leave the base untouched."""
         memo = {id(t): t for t in itertools.chain(self.encoder.parameters(), self.encoder.buffers())}

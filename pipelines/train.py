@@ -127,7 +127,7 @@ def encode_frozen(model: MeanPoolClassifier, base: LoadedBase, texts: list[str],
 
     Texts are sorted by length so each encoding batch pads little; results go back in input order.
     """
-    lengths = [len(ids) for ids in base.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    lengths = base.token_lengths(texts, max_length)
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     hidden: list[torch.Tensor | None] = [None] * len(texts)
     embeddings = np.zeros((len(texts), model.encoder.config.hidden_size), dtype=np.float32)
