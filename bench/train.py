@@ -47,7 +47,7 @@ from pipelines.cost_meter import CostMeter  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
 
-DATA = Path("/work/shared/datasets/banking77")
+DATA = REPO.parent / "shared" / "datasets" / "banking77"  # read in place, beside the checkout
 RESULTS = REPO / "bench" / "results" / "train.json"
 
 

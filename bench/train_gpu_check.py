@@ -28,7 +28,7 @@ from pipelines.records import LabeledBatch  # noqa: E402
 from pipelines.train import train  # noqa: E402
 from pipelines.train_params import TrainParams  # noqa: E402
 
-DATA = Path("/work/shared/datasets/banking77")
+DATA = REPO.parent / "shared" / "datasets" / "banking77"  # read in place, beside the checkout
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-BANKING77 = Path("/work/shared/datasets/banking77")
+REPO = Path(__file__).resolve().parents[2]
+BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"  # read in place, beside the checkout
 INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed", "Refund_not_showing_up",
            "cash_withdrawal_charge", "age_limit"]  # fmt: skip
 
