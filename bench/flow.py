@@ -14,42 +14,32 @@ bookkeeping) is the overhead. Prints a table and saves bench/results/flow.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
-import random
 import tempfile
 import time
 from pathlib import Path
 
+from bench.banking77 import read, sample
+
 REPO = Path(__file__).resolve().parents[1]
-BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"
 SAMPLE = REPO / "data" / "sample"
 
 
-def banking77(folder: Path, per_class: int, holdout_per_class: int, seed: int = 0) -> tuple[Path, Path, Path]:
+def banking77_batches(folder: Path, per_class: int, holdout_per_class: int, seed: int = 0) -> tuple[Path, Path, Path]:
     """Write a train batch, a holdout and a labels file sampled per class from Banking77."""
 
-    def sample(split: str, k: int) -> list[dict[str, str]]:
-        by_label: dict[str, list[dict[str, str]]] = {}
-        with open(BANKING77 / f"{split}.csv", newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                by_label.setdefault(row["category"], []).append(row)
-        rng = random.Random(seed)
-        return [r for label in sorted(by_label) for r in rng.sample(by_label[label], k)]
-
-    def write(path: Path, rows: list[dict[str, str]], prefix: str) -> Path:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["id", "text", "label"])
-            writer.writerows([f"{prefix}{i}", r["text"], r["category"]] for i, r in enumerate(rows))
+    def write(path: Path, frame, prefix: str) -> Path:
+        ids = [f"{prefix}{i}" for i in range(len(frame))]
+        frame.assign(id=ids).rename(columns={"category": "label"})[["id", "text", "label"]].to_csv(path, index=False)
         return path
 
-    train = write(folder / "banking77_train.csv", sample("train", per_class), "b")
-    holdout = write(folder / "banking77_holdout.csv", sample("test", holdout_per_class), "h")
+    test = read("test")
+    train = write(folder / "banking77_train.csv", sample(read("train"), per_class, seed), "b")
+    holdout = write(folder / "banking77_holdout.csv", sample(test, holdout_per_class, seed), "h")
     labels = folder / "banking77_labels.txt"
-    labels.write_text("\n".join(sorted({r["category"] for r in sample("test", 1)})) + "\n")
+    labels.write_text("\n".join(sorted(set(test.category))) + "\n")
     return train, holdout, labels
 
 
@@ -94,7 +84,7 @@ def main() -> None:
                 sample_batch.write_bytes((SAMPLE / "train.csv").read_bytes())
                 cases = [("sample", sample_batch, SAMPLE / "holdout.csv", SAMPLE / "labels.txt")]
                 if not args.quick:
-                    cases.append((f"banking77-{args.per_class}pc", *banking77(root, args.per_class, 5)))
+                    cases.append((f"banking77-{args.per_class}pc", *banking77_batches(root, args.per_class, 5)))
                 for name, batch, holdout, labels in cases:
                     results.append(run(name, batch, holdout, labels, root / "runs" / name))
                     print(json.dumps(results[-1]), flush=True)

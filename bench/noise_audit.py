@@ -15,32 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from bench.banking77 import flip, read, sample
+
 ROOT = Path(__file__).resolve().parents[1]
-BANKING77 = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
 RESULTS = ROOT / "bench" / "results" / "noise_audit.json"
-
-
-def _sample(per_class: int, seed: int) -> pd.DataFrame:
-    frame = pd.read_csv(BANKING77, dtype=str, keep_default_na=False)
-    return frame.groupby("category").sample(n=per_class, random_state=seed).reset_index(drop=True)
-
-
-def _flip(labels: list[str], share: float, seed: int) -> tuple[list[str], set[int]]:
-    """Flip ``share`` of the labels, each to a different class chosen uniformly."""
-    rng = random.Random(seed)
-    classes = sorted(set(labels))
-    flipped = set(rng.sample(range(len(labels)), round(share * len(labels))))
-    noisy = list(labels)
-    for i in flipped:
-        noisy[i] = rng.choice([c for c in classes if c != labels[i]])
-    return noisy, flipped
 
 
 def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
@@ -48,7 +32,7 @@ def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
     from pipelines.encoder import embed
     from pipelines.noise_audit import audit_embeddings
 
-    frame = _sample(per_class, seed)
+    frame = sample(read("train"), per_class, seed)
     texts = frame["text"].tolist()
     truth = frame["category"].tolist()
     ids = [str(i) for i in range(len(texts))]
@@ -57,12 +41,12 @@ def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
     embed_s = time.perf_counter() - start
     runs = []
     for share in shares:
-        noisy, flipped = _flip(truth, share, seed)
+        noisy, flipped = flip(truth, share, seed)
         start = time.perf_counter()
         audit, suspects = audit_embeddings(embeddings, noisy, ids, texts, max_rate=1.0, seed=seed)
         audit_s = time.perf_counter() - start
         flagged = {int(s.id) for s in suspects}
-        hits = len(flagged & flipped)
+        hits = len(flagged & set(flipped))
         run = {
             "flipped_share": share,
             "rows": len(texts),
@@ -89,7 +73,7 @@ def validation_speed(rows: int, repeats: int) -> dict:
     from pipelines.policy import load_policy
     from pipelines.validate import run_suite
 
-    frame = _sample(16, 0)
+    frame = sample(read("train"), 16, 0)
     frame = pd.concat([frame] * (rows // len(frame) + 1)).head(rows)
     frame = frame.rename(columns={"category": "label"})
     frame["text"] = [f"{t} #{i}" for i, t in enumerate(frame["text"])]

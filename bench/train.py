@@ -37,35 +37,17 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.banking77 import FOLDER, flip, read, sample  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.cost_meter import CostMeter  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
 
-DATA = REPO.parent / "shared" / "datasets" / "banking77"  # read in place, beside the checkout
 RESULTS = REPO / "bench" / "results" / "train.json"
-
-
-def sample(df: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
-    """``per_class`` rows of every intent, or all of them where it has fewer (4 intents have 35–61)."""
-    rows = [g.sample(min(per_class, len(g)), random_state=seed) for _, g in df.groupby("category")]
-    return pd.concat(rows).reset_index(drop=True)
-
-
-def flip(labels: list[str], rate: float, seed: int) -> tuple[list[str], int]:
-    """Replace ``rate`` of the labels by a different, uniformly chosen class."""
-    rng = np.random.default_rng(seed + 1000)
-    classes = sorted(set(labels))
-    out = list(labels)
-    chosen = rng.choice(len(labels), size=int(round(rate * len(labels))), replace=False)
-    for i in chosen:
-        out[i] = rng.choice([c for c in classes if c != labels[i]])
-    return out, len(chosen)
 
 
 def to_batch(texts: list[str], labels: list[str]) -> LabeledBatch:
@@ -171,8 +153,8 @@ class Context:
         self.settings = load_settings()
         self.base = load_base(self.settings.base_model_dir, device=args.device, model_id=self.settings.base_model_id,
                               cache_dir=self.settings.home)  # fmt: skip
-        self.train_df = pd.read_csv(args.data / "train.csv")
-        test_df = sample(pd.read_csv(args.data / "test.csv"), args.test_per_class, seed=0)
+        self.train_df = read("train", args.data)
+        test_df = sample(read("test", args.data), args.test_per_class, seed=0)
         self.test_texts, self.test_labels = test_df.text.tolist(), test_df.category.tolist()
         self.test_emb = embed(self.test_texts, self.settings.base_model_dir)
 
@@ -206,7 +188,7 @@ def run_unit(unit: tuple) -> list[dict]:
         return rows
     df = sample(ctx.train_df, 16, seed)
     noisy, flipped = flip(df.category.tolist(), key, seed)
-    common = {"experiment": "noise", "per_class": 16, "noise": key, "seed": seed, "flipped": flipped}
+    common = {"experiment": "noise", "per_class": 16, "noise": key, "seed": seed, "flipped": len(flipped)}
     for mode in unit_modes(args, ctx.params, key, seed):
         p = ctx.params.model_copy(update={"noise_filter": mode})
         rows.append({**common, "method": f"lora/{mode}",
@@ -249,7 +231,7 @@ def main() -> None:
     ap.add_argument("--noise-modes", nargs="*", default=["none", "auto"], choices=["none", "auto"],
                     help="noise_filter settings compared in the noise experiment (default both)")
     ap.add_argument("--test-per-class", type=int, default=20)
-    ap.add_argument("--data", type=Path, default=DATA, help="Banking77 folder (train.csv, test.csv)")
+    ap.add_argument("--data", type=Path, default=FOLDER, help="Banking77 folder (train.csv, test.csv)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="where LoRA and full fine-tuning train (the probe always runs on CPU); cost ratios are for CPU")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")

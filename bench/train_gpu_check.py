@@ -21,6 +21,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.banking77 import FOLDER  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.model import load_base, load_classifier  # noqa: E402
@@ -28,14 +29,12 @@ from pipelines.records import LabeledBatch  # noqa: E402
 from pipelines.train import train  # noqa: E402
 from pipelines.train_params import TrainParams  # noqa: E402
 
-DATA = REPO.parent / "shared" / "datasets" / "banking77"  # read in place, beside the checkout
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=8)
     ap.add_argument("--classes", type=int, default=20)
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=FOLDER)
     args = ap.parse_args()
     df = pd.read_csv(args.data / "train.csv")
     keep = sorted(df.category.unique())[: args.classes]

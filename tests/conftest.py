@@ -52,6 +52,16 @@ def s3_server(tmp_path_factory) -> RunningStore:
     embedded.stop(cfg)
 
 
+@pytest.fixture(scope="session")
+def banking77() -> Path:
+    """Banking77's folder, read in place beside the checkout; a test that needs it skips where it is absent."""
+    from bench.banking77 import FOLDER
+
+    if not (FOLDER / "train.csv").is_file():
+        pytest.skip(f"Banking77 not found at {FOLDER}")
+    return FOLDER
+
+
 @pytest.fixture
 def unique_name() -> str:
     """An adapter name no other test uses, so tests share the server without sharing state."""

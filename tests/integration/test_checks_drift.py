@@ -16,7 +16,6 @@ from pipelines.records import LabeledBatch
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-BANKING77 = REPO.parent / "shared" / "datasets" / "banking77" / "train.csv"
 
 
 def rows(batch: LabeledBatch, keep) -> LabeledBatch:
@@ -38,11 +37,9 @@ def halves() -> tuple[LabeledBatch, LabeledBatch]:
 
 
 @pytest.fixture(scope="module")
-def other_domain() -> LabeledBatch:
+def other_domain(banking77: Path) -> LabeledBatch:
     """Online-banking queries (Banking77), read in place: another domain, other labels."""
-    if not BANKING77.is_file():
-        pytest.skip(f"{BANKING77} is not available")
-    with BANKING77.open(newline="") as f:
+    with (banking77 / "train.csv").open(newline="") as f:
         data = list(csv.DictReader(f))
     picked = random.Random(0).sample(data, 60)
     return LabeledBatch(source="banking77", texts=[r["text"] for r in picked], labels=[r["category"] for r in picked],

@@ -5,27 +5,20 @@ Small enough for CI: 6 intents x 8 examples for training; 8 intents x 16 for the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"  # read in place, beside the checkout
 INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed", "Refund_not_showing_up",
            "cash_withdrawal_charge", "age_limit"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def frames():
-    if not (BANKING77 / "train.csv").is_file():
-        pytest.skip(f"Banking77 not found at {BANKING77}")
-    import pandas as pd
+def frames(banking77):
+    from bench.banking77 import read
 
-    train = pd.read_csv(BANKING77 / "train.csv")
-    test = pd.read_csv(BANKING77 / "test.csv")
+    train, test = read("train", banking77), read("test", banking77)
     return train[train.category.isin(INTENTS)], test[test.category.isin(INTENTS)]
 
 

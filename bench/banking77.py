@@ -1,0 +1,37 @@
+"""Banking77 for the benchmarks and the tests that need real data: where it is, how it is sampled and corrupted.
+
+Real online-banking queries, 77 intents (CC BY 4.0), read in place from ``../shared/datasets/banking77``
+beside the checkout (``train.csv``, ``test.csv``; columns ``text``, ``category``) and never copied into
+the project. One definition here, so every benchmark samples and flips labels the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FOLDER = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77"
+
+
+def read(split: str, folder: Path = FOLDER) -> pd.DataFrame:
+    """``train`` or ``test``, every column as text (a query like "NA" stays a string)."""
+    return pd.read_csv(folder / f"{split}.csv", dtype=str, keep_default_na=False)
+
+
+def sample(df: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
+    """``per_class`` rows of every intent, or all of them where it has fewer (4 intents have 35–61)."""
+    rows = [g.sample(min(per_class, len(g)), random_state=seed) for _, g in df.groupby("category")]
+    return pd.concat(rows).reset_index(drop=True)
+
+
+def flip(labels: list[str], rate: float, seed: int) -> tuple[list[str], list[int]]:
+    """Replace ``rate`` of the labels by a different, uniformly chosen class; also the flipped positions."""
+    rng = np.random.default_rng(seed + 1000)
+    classes = sorted(set(labels))
+    out = list(labels)
+    chosen = rng.choice(len(labels), size=int(round(rate * len(labels))), replace=False)
+    for i in chosen:
+        out[i] = rng.choice([c for c in classes if c != labels[i]])
+    return out, sorted(int(i) for i in chosen)
