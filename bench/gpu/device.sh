@@ -1,6 +1,6 @@
 # Run on the GPU machine from the repo root after bench/gpu/prepare.sh (device tool: carry [".gpu"]):
 # the CUDA check (bench/train_gpu_check.py), `tailor train --device cuda`, then the F1 tuning sweep.
-# Results land in $OUT; bench/gpu/results/ holds those of 2026-11-28 (H200).
+# Results land in $OUT; bench/gpu/results/ holds those of 2026-11-28 (H200; the bench on CUDA in cuda_bench.json).
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site TAILOR_BASE_MODEL=/tmp/base TAILOR_HOME=/tmp/th HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
