@@ -16,12 +16,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.banking77 import FOLDER  # noqa: E402
+from bench.banking77 import FOLDER, read  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.model import load_base, load_classifier  # noqa: E402
@@ -36,10 +35,10 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=20)
     ap.add_argument("--data", type=Path, default=FOLDER)
     args = ap.parse_args()
-    df = pd.read_csv(args.data / "train.csv")
+    df = read("train", args.data)
     keep = sorted(df.category.unique())[: args.classes]
     df = df[df.category.isin(keep)].groupby("category").sample(args.per_class, random_state=0)
-    test = pd.read_csv(args.data / "test.csv")
+    test = read("test", args.data)
     test = test[test.category.isin(keep)]
     test_texts, test_labels = test.text.tolist(), test.category.tolist()
     settings = load_settings()
