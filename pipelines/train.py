@@ -40,7 +40,7 @@ import torch
 from pipelines.cost_meter import CostMeter
 from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
 from pipelines.records import LabeledBatch, TrainResult
-from pipelines.train_params import TrainParams
+from pipelines.train_params import MAX_SEED, TrainParams
 from registry.errors import AlreadyExistsError, RefusedError
 
 REFERENCE_FILE = "reference.csv"
@@ -61,8 +61,16 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
     """The sorted label set, after refusing data that cannot train a classifier.
 
     Raises:
-        RefusedError: fewer than two classes, or a class below ``min_per_class`` examples.
+        RefusedError: a row with an empty text or label, fewer than two classes, or a class below
+            ``min_per_class`` examples.
     """
+    # An empty text trains the model on [CLS][SEP] alone and an empty label becomes a class named
+    # ''; `tailor validate` quarantines such batches, and training them directly must not slip past.
+    blank = [i for i, (text, label) in enumerate(zip(batch.texts, batch.labels)) if not text.strip() or not label.strip()]
+    if blank:
+        ids = ", ".join(batch.ids[i] for i in blank[:10]) + (", …" if len(blank) > 10 else "")
+        raise RefusedError(f"{batch.source}: {len(blank)} row(s) have an empty text or label (ids {ids}); "
+                           "remove them, or run `tailor validate`, which quarantines such a batch")  # fmt: skip
     counts = Counter(batch.labels)
     if len(counts) < 2:
         only = next(iter(counts), "none")
@@ -335,14 +343,16 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
     """Train a LoRA adapter on ``batch`` and write the adapter folder to ``out_dir``.
 
     Raises:
-        RefusedError: unusable data (one class, too few examples), an unsupported encoder, or a
-            forced overwrite of a folder holding user files.
+        RefusedError: unusable data (an empty text or label, one class, too few examples), a seed
+            out of range, an unsupported encoder, or a forced overwrite of a folder holding user files.
         AlreadyExistsError: ``out_dir`` exists and ``force`` is off.
     """
     from peft import get_peft_model
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
+    if not 0 <= seed <= MAX_SEED:
+        raise RefusedError(f"seed {seed} is out of range; use 0 to {MAX_SEED}")
     labels = check_batch(batch, params)
     prepare_output(out_dir, force)
     index = {label: i for i, label in enumerate(labels)}

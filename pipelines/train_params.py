@@ -17,6 +17,7 @@ from pipelines.config import validation_problems
 from registry.errors import ConfigError, NotFoundError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds
 
 
 class TrainParams(BaseModel):

@@ -9,6 +9,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
+from pipelines.train_params import MAX_SEED
 
 JSON = typer.Option(False, "--json", help="machine-readable output (no progress bar)")
 
@@ -17,7 +18,7 @@ def train(
     data: Path = typer.Option(..., "--data", help="labeled batch: CSV, JSONL or Parquet with columns text,label"),
     out: Path = typer.Option(..., "--out", help="adapter folder to create"),
     base_model: Path | None = typer.Option(None, "--base-model", help="local Hugging Face encoder folder (default: configured base_model)"),
-    seed: int = typer.Option(0, "--seed", help="same data, seed and settings give the same adapter on CPU"),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="same data, seed and settings give the same adapter on CPU"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     params_file: Path | None = typer.Option(None, "--params", help="params file with a train: section (default ./params.yaml)"),
     noise_filter: str | None = typer.Option(None, "--noise-filter", help="cleanlab | none (overrides params)"),

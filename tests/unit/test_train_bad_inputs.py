@@ -50,6 +50,23 @@ def test_too_few_examples_names_the_class_and_the_minimum(tmp_path, env):
     assert not (tmp_path / "out").exists()
 
 
+def test_rows_with_an_empty_text_or_label_are_refused_by_id(tmp_path, env):
+    data = write_batch(tmp_path / "blank.csv", GOOD + [("   ", "card"), ("a text without a label", "")])
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
+    assert res.returncode == 1
+    assert "2 row(s) have an empty text or label (ids 9, 10)" in res.stderr and "tailor validate" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_outside_the_unsigned_32_bit_range_is_a_usage_error(tmp_path, env, seed):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--seed", seed)
+    assert res.returncode == 2
+    assert "--seed" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_existing_output_folder_is_refused_without_force_and_kept(tmp_path, env):
     data = write_batch(tmp_path / "ok.csv", GOOD)
     out = tmp_path / "out"
@@ -108,4 +125,17 @@ def test_a_base_model_folder_without_weights_is_refused(tmp_path, env):
     res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--base-model", str(model))
     assert res.returncode == 1
     assert "holds no *.safetensors weights" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_library_refuses_a_negative_seed_before_touching_anything(tmp_path):
+    from pipelines.records import LabeledBatch
+    from pipelines.train import train as train_adapter
+    from pipelines.train_params import TrainParams
+    from registry.errors import RefusedError
+
+    batch = LabeledBatch(source="rows", texts=[t for t, _ in GOOD], labels=[lab for _, lab in GOOD],
+                         ids=[str(i) for i in range(len(GOOD))])  # fmt: skip
+    with pytest.raises(RefusedError, match=r"seed -1 is out of range; use 0 to 4294967295"):
+        train_adapter(batch, tmp_path / "out", base=None, params=TrainParams(), seed=-1)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
