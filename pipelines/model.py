@@ -222,14 +222,16 @@ def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None
 
 
 def check_adapter_files(adapter_dir: Path) -> None:
-    """Refuse a folder we must not load: missing safetensors weights, or any pickle file in it.
+    """Refuse a folder we must not or cannot load: missing or unreadable files, or any pickle file in it.
 
     PEFT falls back to ``torch.load`` of ``adapter_model.bin`` when the safetensors file is absent,
-    so the pickle check comes before PEFT ever sees the folder.
+    so the pickle check comes before PEFT ever sees the folder. A truncated weights file or a config
+    that is not a JSON object would otherwise surface as a traceback from deep inside PEFT.
 
     Raises:
         NotFoundError: folder, adapter_config.json or adapter_model.safetensors missing.
-        RefusedError: a pickle file anywhere in the folder.
+        RefusedError: a pickle file anywhere in the folder, a config that is not a JSON object, or
+            a weights file whose safetensors header does not parse.
     """
     adapter_dir = Path(adapter_dir)
     if not adapter_dir.is_dir():
@@ -240,6 +242,20 @@ def check_adapter_files(adapter_dir: Path) -> None:
     for name in (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE):
         if not (adapter_dir / name).is_file():
             raise NotFoundError(f"adapter folder {adapter_dir} has no {name}")
+    try:
+        config = json.loads((adapter_dir / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} must hold a JSON object, not {type(config).__name__}")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(adapter_dir / ADAPTER_WEIGHTS_FILE), framework="pt") as weights:
+            weights.keys()
+    except SafetensorError as err:
+        raise RefusedError(f"{adapter_dir / ADAPTER_WEIGHTS_FILE} is not a readable safetensors file ({err}); "
+                           "it may be truncated: download or train the adapter again") from None  # fmt: skip
 
 
 class AdapterClassifier:
@@ -275,8 +291,8 @@ def load_classifier(adapter_dir: Path, base: LoadedBase | Path, *, device: str =
 
     Raises:
         NotFoundError: missing folder or files.
-        RefusedError: pickle files, or the adapter was trained on a different base model.
-        ConfigError: a malformed tailor_adapter.json.
+        RefusedError: pickle files, unreadable adapter files, or the adapter was trained on a different base model.
+        ConfigError: a malformed tailor_adapter.json, or adapter files that disagree with each other.
     """
     from peft import PeftModel
 
@@ -296,7 +312,10 @@ def load_classifier(adapter_dir: Path, base: LoadedBase | Path, *, device: str =
     skeleton = MeanPoolClassifier(base.shared_copy(), len(meta.labels)).to(torch.device(base.device))
     try:
         model = PeftModel.from_pretrained(skeleton, str(adapter_dir), is_trainable=False)
-    except (ValueError, RuntimeError, KeyError, json.JSONDecodeError) as err:
-        raise ConfigError(f"adapter {adapter_dir} does not fit its tailor_adapter.json: {err}") from None
+    except (ValueError, RuntimeError, KeyError, TypeError) as err:
+        # A hand-edited or mismatched folder: a missing or unknown peft_type, a wrongly typed LoRA
+        # setting, or a head whose shape is not the label count in tailor_adapter.json.
+        raise ConfigError(f"adapter {adapter_dir} does not load: adapter_config.json, {ADAPTER_WEIGHTS_FILE} and "
+                          f"{ADAPTER_META_FILE} disagree ({type(err).__name__}: {err})") from None  # fmt: skip
     model.eval()
     return AdapterClassifier(adapter_dir, base, meta, model)

@@ -168,3 +168,45 @@ def test_an_adapter_folder_with_a_pickle_is_refused_before_peft_reads_it(trained
     (other / "adapter_model.bin").write_bytes(b"not really a pickle")
     with pytest.raises(RefusedError, match="pickle files"):
         load_classifier(other, base)
+
+
+def damaged_copy(trained, tmp_path: Path, name: str, content: bytes) -> Path:
+    import shutil
+
+    other = tmp_path / "damaged"
+    shutil.copytree(trained["out"], other)
+    (other / name).write_bytes(content)
+    return other
+
+
+def test_a_truncated_weights_file_is_refused_with_what_to_do(trained, base, tmp_path):
+    from pipelines.model import load_classifier
+    from registry.errors import RefusedError
+
+    weights = (trained["out"] / "adapter_model.safetensors").read_bytes()
+    other = damaged_copy(trained, tmp_path, "adapter_model.safetensors", weights[:1000])
+    with pytest.raises(RefusedError, match="not a readable safetensors file .*may be truncated"):
+        load_classifier(other, base)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[]", "must hold a JSON object, not list"),
+    (b"\xff\xfe{", "is not valid JSON"),
+])  # fmt: skip
+def test_an_adapter_config_that_is_not_a_json_object_is_refused(trained, base, tmp_path, content, message):
+    from pipelines.model import load_classifier
+    from registry.errors import RefusedError
+
+    other = damaged_copy(trained, tmp_path, "adapter_config.json", content)
+    with pytest.raises(RefusedError, match=message):
+        load_classifier(other, base)
+
+
+def test_a_config_peft_cannot_use_names_the_files_that_disagree(trained, base, tmp_path):
+    from pipelines.model import load_classifier
+    from registry.errors import ConfigError
+
+    config = json.loads((trained["out"] / "adapter_config.json").read_text()) | {"r": "eight"}
+    other = damaged_copy(trained, tmp_path, "adapter_config.json", json.dumps(config).encode())
+    with pytest.raises(ConfigError, match=r"does not load: adapter_config.json, .* disagree \(TypeError"):
+        load_classifier(other, base)
