@@ -13,6 +13,7 @@ import io
 import json
 from pathlib import Path
 
+from pipelines.encoder import unpaired_surrogate
 from pipelines.records import LabeledBatch
 from registry.errors import NotFoundError, RefusedError
 
@@ -56,7 +57,7 @@ class BinaryFileError(BatchReadError):
 
 
 class EncodingError(BatchReadError):
-    """A text format holds bytes that are not UTF-8."""
+    """A text format holds bytes that are not UTF-8, or text that UTF-8 cannot encode (a lone surrogate)."""
 
 
 class MissingColumnError(BatchReadError):
@@ -206,6 +207,11 @@ def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
             raise MalformedBatchError(
                 f"batch file {path} line {number} is a JSON {type(row).__name__}, expected an object"
             )
+        for key in _wanted(list(row)):
+            at = unpaired_surrogate(_as_text(row[key]))
+            if at is not None:
+                raise EncodingError(f"batch file {path} line {number}: {key!r} holds an unpaired UTF-16 surrogate "
+                                    f"at character {at} (a \\uD800-\\uDFFF escape without its pair); fix or drop the row")  # fmt: skip
         rows.append(row)
     names = list(dict.fromkeys(key for row in rows for key in row))
     _require_columns(path, names)

@@ -17,6 +17,21 @@ from registry.errors import ConfigError, NotFoundError, RefusedError
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt", "flax_model.msgpack")
 
 
+def unpaired_surrogate(text: str) -> int | None:
+    """Position of the first lone UTF-16 surrogate in ``text``, or None.
+
+    JSON's ``"\\ud800"`` escapes decode to such a character; UTF-8 cannot encode it and the
+    tokenizer raises a TypeError on it, so text from JSON is checked before it gets that far.
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
 def check_model_dir(model_dir: Path) -> Path:
     """Refuse a base-model folder we must not or cannot load.
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from pipelines.encoder import unpaired_surrogate
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -42,6 +44,9 @@ class Limits:
                 found.append(f"texts[{i}]: empty or only whitespace")
             elif len(text) > self.max_chars:
                 found.append(f"texts[{i}]: {len(text)} characters, the limit is {self.max_chars}")
+            elif (at := unpaired_surrogate(text)) is not None:
+                found.append(f"texts[{i}]: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; "
+                             "send valid Unicode")  # fmt: skip
         return found
 
 

@@ -171,6 +171,13 @@ def test_jsonl_numbers_and_nulls_become_strings_and_missing(tmp_path):
     assert batch.ids == ["1", "2", "3", "4"]
 
 
+def test_a_lone_surrogate_escape_in_jsonl_is_refused_naming_line_and_field(tmp_path):
+    path = tmp_path / "b.jsonl"
+    # json.dumps writes the lone surrogate as the escape \ud800: valid JSON, but no valid text.
+    path.write_text(json.dumps({"text": "fine", "label": "a"}) + "\n" + json.dumps({"text": "bad \ud800", "label": "b"}) + "\n")
+    _refused(path, EncodingError, "line 2: 'text' holds an unpaired UTF-16 surrogate at character 4")
+
+
 def test_an_invalid_jsonl_line_is_named(tmp_path):
     path = tmp_path / "b.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b", label: y}\n')

@@ -125,6 +125,9 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
         (b"texts=a", {"content-type": "application/x-www-form-urlencoded"}, 415, "Content-Type: application/json"),
         (b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "got 'text/plain'"),
         (b"x" * (LIMITS.max_body_bytes + 1), {"content-type": "application/json"}, 413, "the limit is"),
+        # the escape of a lone surrogate is valid JSON, but no tokenizer can encode the text (was a 500)
+        (b'{"texts": ["ok", "caf\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
+         "texts[1]: an unpaired UTF-16 surrogate (U+D800) at character 3"),
     ],
 )
 def test_a_body_that_is_not_valid_json_gets_a_4xx_with_a_message(client, content, headers, status, message):
