@@ -233,5 +233,5 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("invalid configuration: " + validation_problems(err, root="config")) from None
     except ConfigError:
         raise
-    except (OSError, ValueError) as err:  # a tailor.toml that is not valid TOML
-        raise ConfigError(f"config file: {err}") from None
+    except (OSError, ValueError) as err:  # a tailor.toml that is not valid TOML or not UTF-8
+        raise ConfigError(f"config file {_config_file()} is not readable TOML: {err}") from None

@@ -82,9 +82,10 @@ def test_an_unknown_key_in_the_config_file_is_refused_by_name(tmp_path):
         load_settings()
 
 
-def test_a_config_file_that_is_not_toml_is_refused(tmp_path):
-    (tmp_path / "tailor.toml").write_text("bucket = [\n")
-    with pytest.raises(ConfigError, match="config file"):
+@pytest.mark.parametrize("content", [b"bucket = [\n", b"\xff\xfebucket"])
+def test_a_config_file_that_is_not_toml_is_refused_by_name(tmp_path, content):
+    (tmp_path / "tailor.toml").write_bytes(content)
+    with pytest.raises(ConfigError, match="config file tailor.toml is not readable TOML"):
         load_settings()
 
 
