@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 def utcnow() -> datetime:
@@ -30,7 +30,18 @@ class Record(BaseModel):
 
     @classmethod
     def read_json(cls, path: Path):
-        return cls.model_validate_json(Path(path).read_text())
+        """The record in a JSON file this project wrote.
+
+        Raises:
+            ConfigError: the file is not UTF-8 JSON or does not hold this record (every problem named).
+        """
+        from pipelines.config import validation_problems
+        from registry.errors import ConfigError
+
+        try:
+            return cls.model_validate_json(Path(path).read_bytes())
+        except ValidationError as err:
+            raise ConfigError(f"{path} is not a valid {cls.__name__}: {validation_problems(err, root='file')}") from None
 
 
 class LabeledBatch(Record):

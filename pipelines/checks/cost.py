@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from pipelines.checks.report import finish
 from pipelines.policy import CostPolicy
 from pipelines.records import CheckResult, Threshold, TrainResult
-from registry.errors import ConfigError, NotFoundError
+from registry.errors import NotFoundError
 
 NAME = "cost"
 TRAIN_RESULT_FILE = "train_result.json"
@@ -25,10 +23,7 @@ def read_train_result(adapter_dir: Path) -> TrainResult:
     path = Path(adapter_dir) / TRAIN_RESULT_FILE
     if not path.is_file():
         raise NotFoundError(f"{adapter_dir} has no {TRAIN_RESULT_FILE}: the cost of training is unknown")
-    try:
-        return TrainResult.read_json(path)
-    except (ValidationError, ValueError) as err:
-        raise ConfigError(f"{path} is not a valid TrainResult: {err}") from None
+    return TrainResult.read_json(path)
 
 
 def run(train_result: TrainResult, policy: CostPolicy, *, out_dir: Path | None = None) -> CheckResult:

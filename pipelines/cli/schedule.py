@@ -25,8 +25,15 @@ def schedule(
     Also serves the `promote` and `rollback` flows, so that a promotion started from the Prefect UI
     or API goes through the same registry rules and audit log as `tailor promote`.
     """
+    from prefect.client.schemas.schedules import CronSchedule
+
     from pipelines import prefect_server
 
+    try:
+        CronSchedule(cron=cron)
+    except ValueError:
+        raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
+                          "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)") from None  # fmt: skip
     settings = state.settings()
     cfg = prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port)
     api = prefect_server.use_server(cfg)

@@ -47,3 +47,16 @@ def test_a_missing_decision_file_says_to_run_evaluate_first(tmp_path):
     done = run_cli("gate", "--decision", str(tmp_path / "nope.json"))
     assert done.returncode == 1
     assert "run `tailor evaluate` first" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_decision_file_that_is_broken_or_another_record_is_refused_by_name(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"passed": ')
+    done = run_cli("gate", "--decision", str(broken))
+    assert done.returncode == 2
+    assert f"{broken} is not a valid GateDecision: file: Invalid JSON" in done.stderr and "Traceback" not in done.stderr
+    other = tmp_path / "train_result.json"
+    other.write_text('{"adapter_dir": "x"}')
+    done = run_cli("gate", "--decision", str(other))
+    assert done.returncode == 2
+    assert "passed: Field required" in done.stderr and "adapter_dir: unknown key" in done.stderr
