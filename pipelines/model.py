@@ -71,7 +71,7 @@ class AdapterMeta(BaseModel):
         if not path.is_file():
             raise NotFoundError(f"{adapter_dir} is not a Tailor adapter folder: {ADAPTER_META_FILE} is missing")
         try:
-            meta = cls.model_validate_json(path.read_text())
+            meta = cls.model_validate_json(path.read_bytes())  # bytes: bad UTF-8 is a ValidationError too
         except ValidationError as err:
             raise ConfigError(f"{path} is invalid: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}") from None
         if meta.format != META_FORMAT:

@@ -80,7 +80,7 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     if source.is_file():
         try:
             document = yaml.safe_load(source.read_text()) or {}
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"{source} is not valid YAML: {err}") from None
         if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
             raise ConfigError(f"{source}: expected a mapping with a 'train:' section")

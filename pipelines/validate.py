@@ -66,12 +66,17 @@ def load_labels(path: Path) -> list[str]:
 
     Raises:
         NotFoundError: the file does not exist.
-        ConfigError: the file holds no labels or repeats one.
+        ConfigError: the file is not UTF-8, holds no labels or repeats one.
     """
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"labels file {path} does not exist")
-    labels = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"labels file {path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                          f"{err.start}); save it as UTF-8, one label per line") from None  # fmt: skip
+    labels = [line.strip() for line in content.splitlines()]
     labels = [label for label in labels if label and not label.startswith("#")]
     if not labels:
         raise ConfigError(f"labels file {path} holds no labels")
@@ -93,7 +98,7 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
         doc = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"expectation suite {path} does not exist") from None
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"expectation suite {path} is not valid YAML: {err}") from None
     raw = doc.get("suite") if isinstance(doc, dict) else None
     if not isinstance(raw, list) or not raw:

@@ -210,3 +210,12 @@ def test_a_config_peft_cannot_use_names_the_files_that_disagree(trained, base, t
     other = damaged_copy(trained, tmp_path, "adapter_config.json", json.dumps(config).encode())
     with pytest.raises(ConfigError, match=r"does not load: adapter_config.json, .* disagree \(TypeError"):
         load_classifier(other, base)
+
+
+def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base, tmp_path):
+    from pipelines.model import load_classifier
+    from registry.errors import ConfigError
+
+    other = damaged_copy(trained, tmp_path, "tailor_adapter.json", b"\xff\xfe{")
+    with pytest.raises(ConfigError, match="tailor_adapter.json is invalid: .*Invalid JSON"):
+        load_classifier(other, base)

@@ -32,6 +32,14 @@ def test_an_out_of_range_value_is_refused_by_name(tmp_path):
     assert "lr:" in str(err.value) and "noise_filter:" in str(err.value)
 
 
+@pytest.mark.parametrize("content", [b"train: [unclosed\n", b"train:\n  lr: 1e-3 # r\xe9glage\n"])
+def test_a_params_file_that_is_not_utf8_yaml_is_named(tmp_path, content):
+    f = tmp_path / "params.yaml"
+    f.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"{f} is not valid YAML"):
+        load_params(f)
+
+
 def test_a_missing_params_file_is_named(tmp_path):
     with pytest.raises(NotFoundError, match="does not exist"):
         load_params(tmp_path / "nope.yaml")

@@ -29,11 +29,12 @@ def test_the_shipped_suite_loads_and_every_entry_says_why():
          "name 'x' is used twice"),
         ("suite: []\n", "non-empty `suite:` list"),
         ("suite: [unclosed\n", "not valid YAML"),
+        ("suite: [caf\xe9]\n", "not valid YAML: 'utf-8' codec can't decode byte 0xe9"),
     ],
 )
 def test_a_broken_suite_is_refused_naming_the_entry(tmp_path, text, message):
     path = tmp_path / "suite.yaml"
-    path.write_text(text)
+    path.write_bytes(text.encode("latin-1"))
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_suite(path)
 
@@ -47,6 +48,9 @@ def test_labels_files_skip_blanks_and_comments_and_refuse_repeats(tmp_path):
         load_labels(path)
     with pytest.raises(NotFoundError, match="does not exist"):
         load_labels(tmp_path / "missing.txt")
+    path.write_bytes("card_lost\nremboursé\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xe9 at offset 18\)"):
+        load_labels(path)
 
 
 def test_normalised_text_ignores_case_accents_punctuation_and_spacing():
