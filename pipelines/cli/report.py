@@ -14,14 +14,23 @@ def report(
     name: str = typer.Argument(..., help="adapter name"),
     version: str = typer.Argument(..., help="v1, v2, …"),
     out: Path = typer.Option(..., "--out", help="HTML file to write"),
+    force: bool = typer.Option(False, "--force", help="replace --out if it exists"),
     as_json: bool = JSON,
 ) -> None:
     """Write a model card with every piece of evidence and the version's audit trail (opens offline)."""
+    from registry.errors import AlreadyExistsError, RefusedError
     from registry.report import gather, render
 
+    if out.is_dir():
+        raise RefusedError(f"--out {out} is a folder; give the path of the .html file to write")
+    if out.exists() and not force:
+        raise AlreadyExistsError(f"--out {out} already exists; choose another path or pass --force to replace it")
     inputs = gather(open_registry(), name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(inputs), encoding="utf-8")
+    # Written beside the target and renamed over it: a failed write never leaves half a report.
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(render(inputs), encoding="utf-8")
+    partial.replace(out)
     emit({"name": name, "version": version, "out": out, "events": len(inputs.trail),
           "evidence": sorted(inputs.evidence)}, as_json=as_json, text=f"wrote {out}")  # fmt: skip
 

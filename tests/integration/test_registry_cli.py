@@ -108,6 +108,18 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     assert "reports/validation.json" in html and "&quot;accepted&quot;: true" in html
     assert not re.search(r"<script|<link|src=|https?://", html)
 
+    # An existing file is kept unless --force; a folder is never written over.
+    (tmp_path / "forced.html").write_text("an older report")
+    kept, replaced, folder = run_cli_parallel([
+        (["report", name, "v1", "--out", str(report_file)], reader),
+        (["report", name, "v1", "--out", str(tmp_path / "forced.html"), "--force"], reader),
+        (["report", name, "v1", "--out", str(tmp_path / "card")], reader),
+    ])  # fmt: skip
+    assert kept.returncode == 1 and "already exists" in kept.stderr and "--force" in kept.stderr
+    assert report_file.read_text() == html
+    assert replaced.returncode == 0 and (tmp_path / "forced.html").read_text().startswith("<!")
+    assert folder.returncode == 1 and "is a folder" in folder.stderr
+
 
 def test_every_refused_register_says_why_and_writes_nothing(s3_server, base, unique_name, tmp_path):
     def folder(tag: str, fingerprint: BaseModelFingerprint = base):
