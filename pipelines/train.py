@@ -104,8 +104,16 @@ def prepare_output(out_dir: Path, force: bool) -> None:
                            f"({', '.join(foreign[:5])}); move them away or choose another --out")  # fmt: skip
 
 
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Swap the finished folder into place so a crash never leaves half an adapter at ``out_dir``."""
+def publish(staging: Path, out_dir: Path, force: bool) -> None:
+    """Swap the finished folder into place so a crash never leaves half an adapter at ``out_dir``.
+
+    Raises:
+        AlreadyExistsError: ``out_dir`` appeared while this run trained (another run writing
+            there) and ``force`` is off; both folders are left as they are.
+    """
+    if out_dir.exists() and not force:
+        raise AlreadyExistsError(f"{out_dir} appeared while this run was training (another run writing there?); it is "
+                                 f"left alone and this run's adapter is kept at {staging}: move it where you want it")  # fmt: skip
     if out_dir.exists():
         old = out_dir.with_name(out_dir.name + ".replaced")
         out_dir.rename(old)
@@ -436,7 +444,9 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
     )
     try:
         result.write_json(staging / TRAIN_RESULT_FILE)
-        _publish(staging, out_dir)
+        publish(staging, out_dir, force)
+    except AlreadyExistsError:
+        raise  # the finished adapter stays in staging, named in the message
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

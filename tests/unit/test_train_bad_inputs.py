@@ -139,3 +139,20 @@ def test_the_library_refuses_a_negative_seed_before_touching_anything(tmp_path):
     with pytest.raises(RefusedError, match=r"seed -1 is out of range; use 0 to 4294967295"):
         train_adapter(batch, tmp_path / "out", base=None, params=TrainParams(), seed=-1)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_that_appears_at_out_while_training_is_kept_and_so_is_the_new_adapter(tmp_path):
+    from pipelines.train import publish
+    from registry.errors import AlreadyExistsError
+
+    staging, out = tmp_path / ".out.finished", tmp_path / "out"
+    staging.mkdir()
+    (staging / "adapter_model.safetensors").write_bytes(b"new")
+    out.mkdir()  # another run, started at the same time, published first
+    (out / "adapter_model.safetensors").write_bytes(b"other run")
+    with pytest.raises(AlreadyExistsError, match=f"this run's adapter is kept at {staging}"):
+        publish(staging, out, force=False)
+    assert (out / "adapter_model.safetensors").read_bytes() == b"other run"
+    assert (staging / "adapter_model.safetensors").read_bytes() == b"new"
+    publish(staging, out, force=True)
+    assert (out / "adapter_model.safetensors").read_bytes() == b"new" and not staging.exists()
