@@ -6,6 +6,7 @@ Errors are one line on stderr; `--debug` adds the traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -44,6 +45,10 @@ app.add_typer(audit.app, name="audit")
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors")) -> None:
     state.debug = debug
+    if not sys.stderr.isatty():
+        # Hugging Face's "Loading weights" bar, redrawn with carriage returns, is noise in logs and
+        # CI output; set before any command imports transformers, which reads it at import.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def run(argv: list[str] | None = None) -> None:

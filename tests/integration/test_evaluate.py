@@ -96,6 +96,7 @@ def test_an_adapter_trained_on_shuffled_labels_fails_quality_and_cannot_be_promo
     done = run_cli("evaluate", "--adapter", str(shuffled), "--name", production, "--data", str(HOLDOUT),
                    "--policy", str(policies["relaxed"]), "--json", env=s3_server.env())
     assert done.returncode == 1, done.stderr
+    assert "Loading weights" not in done.stderr  # no progress bar when stderr is not a terminal
     out = json.loads(done.stdout)
     assert out["passed"] is False and out["against"] == f"{production}:v1"
     failed = {(f["check"], f["metric"]) for f in out["failures"]}
