@@ -69,6 +69,16 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{where}: {err['msg']}"
 
 
+def _unparsed_body(cause: BaseException | None) -> str | None:
+    """What FastAPI's generic "error parsing the body" hides: the two ways a JSON body fails besides bad syntax."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"the body is not UTF-8: byte 0x{cause.object[cause.start]:02x} at offset {cause.start}; "
+                "send JSON encoded as UTF-8")  # fmt: skip
+    if isinstance(cause, RecursionError):
+        return 'the JSON is nested too deeply to parse: send {"texts": ["..."]}'
+    return None
+
+
 class PostGuard:
     """Refuse a POST that is not JSON, or larger than any valid request can be, before reading it.
 
@@ -134,7 +144,7 @@ def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return _error(err.status_code, str(err.detail))
+        return _error(err.status_code, _unparsed_body(err.__cause__) or str(err.detail))
 
     def _pick(adapter: str | None):
         if adapter is None:

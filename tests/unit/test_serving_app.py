@@ -125,6 +125,9 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
         (b"texts=a", {"content-type": "application/x-www-form-urlencoded"}, 415, "Content-Type: application/json"),
         (b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "got 'text/plain'"),
         (b"x" * (LIMITS.max_body_bytes + 1), {"content-type": "application/json"}, 413, "the limit is"),
+        (b'{"texts": ["caf\xe9"]}', {"content-type": "application/json"}, 400,
+         "the body is not UTF-8: byte 0xe9 at offset 15"),
+        (b"[" * 1100 + b"]" * 1100, {"content-type": "application/json"}, 400, "nested too deeply"),
         # the escape of a lone surrogate is valid JSON, but no tokenizer can encode the text (was a 500)
         (b'{"texts": ["ok", "caf\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
          "texts[1]: an unpaired UTF-16 surrogate (U+D800) at character 3"),
