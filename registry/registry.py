@@ -62,6 +62,15 @@ class VerifyResult:
     incomplete: list[str]  # registered in the log, but the upload never finished (no manifest)
 
 
+@dataclass(frozen=True)
+class ListedVersion:
+    """One version as `tailor list` shows it: its checked manifest, or why it failed the check."""
+
+    version: str
+    manifest: Manifest | None
+    problem: str | None = None
+
+
 _WRITERS = {
     "register": ("admin", "trainer"),
     "promote": ("admin", "approver", "trainer"),
@@ -129,12 +138,35 @@ class Registry:
         return self._checked_manifest(name, version, self.state(name))
 
     def versions(self, name: str) -> list[Manifest]:
-        """Every complete version, oldest first (archived ones included; see ``state().archived``)."""
+        """Every complete version, oldest first (archived ones included; see ``state().archived``).
+
+        Raises:
+            IntegrityError: a manifest fails its check (the first one, named).
+        """
+        listed = self.listing(name)
+        failed = next((item for item in listed if item.problem is not None), None)
+        if failed is not None:
+            raise IntegrityError(failed.problem)
+        return [item.manifest for item in listed if item.manifest is not None]
+
+    def listing(self, name: str) -> list[ListedVersion]:
+        """Every complete version, oldest first, each with its checked manifest or the reason it failed.
+
+        One tampered or unreadable manifest must not hide the healthy versions from a person
+        looking into it, so a failed check is reported in its row instead of raised.
+        """
         state = self.state(name)
         keys = [o.key for o in self.store.list(versions_prefix(name)) if o.key.endswith("/" + MANIFEST_FILE)]
         found = sorted((k.split("/")[-2] for k in keys if is_version(k.split("/")[-2])), key=version_number)
+
+        def checked(version: str) -> ListedVersion:
+            try:
+                return ListedVersion(version, self._checked_manifest(name, version, state))
+            except IntegrityError as err:
+                return ListedVersion(version, None, str(err))
+
         with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
-            return list(pool.map(lambda v: self._checked_manifest(name, v, state), found))
+            return list(pool.map(checked, found))
 
     def resolve(self, name: str, alias: str = "production") -> Manifest | None:
         """The manifest ``alias`` points at, or None when the alias was never set."""

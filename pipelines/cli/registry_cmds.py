@@ -57,28 +57,35 @@ def register(
 
 
 def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
-    """List the versions of NAME with their aliases, gate result and archived flag."""
+    """List the versions of NAME with their aliases, gate result and archived flag.
+
+    A version whose manifest fails its check is listed with the reason, and the command exits 1.
+    """
     registry = open_registry()
     current = registry.state(name)
-    rows = [
-        {
-            "version": m.version,
-            "created_by": m.created_by,
-            "created_at": m.created_at,
-            "aliases": sorted(a for a, v in current.aliases.items() if v == m.version),
-            "archived": m.version in current.archived,
-            "gate_passed": m.gate.passed if m.gate else None,
-            "content_sha256": m.content_sha256,
-        }
-        for m in registry.versions(name)
-    ]
+    rows = []
+    for item in registry.listing(name):
+        m = item.manifest
+        rows.append({
+            "version": item.version,
+            "created_by": m and m.created_by,
+            "created_at": m and m.created_at,
+            "aliases": sorted(a for a, v in current.aliases.items() if v == item.version),
+            "archived": item.version in current.archived,
+            "gate_passed": m.gate.passed if m and m.gate else None,
+            "content_sha256": m and m.content_sha256,
+            "problem": item.problem,
+        })  # fmt: skip
     lines = [
-        f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
-        f"gate={'-' if r['gate_passed'] is None else ('passed' if r['gate_passed'] else 'FAILED')}"
-        f"{'  ARCHIVED' if r['archived'] else ''}{'  [' + ', '.join(r['aliases']) + ']' if r['aliases'] else ''}"
+        (f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
+         f"gate={'-' if r['gate_passed'] is None else ('passed' if r['gate_passed'] else 'FAILED')}"
+         if r["problem"] is None else f"{r['version']:<6} FAILS ITS CHECK: {r['problem']}")
+        + f"{'  ARCHIVED' if r['archived'] else ''}{'  [' + ', '.join(r['aliases']) + ']' if r['aliases'] else ''}"
         for r in rows
-    ]
+    ]  # fmt: skip
     emit(rows, as_json=as_json, text="\n".join(lines) or f"'{name}' has no versions yet")
+    if any(r["problem"] is not None for r in rows):
+        raise typer.Exit(1)
 
 
 def show(name: str = typer.Argument(...), version: str = typer.Argument(..., help="v1, v2, …"),

@@ -176,3 +176,19 @@ def test_the_approver_cannot_register_and_the_store_refuses_its_version_writes(s
     with pytest.raises(AccessDeniedError):
         S3ObjectStore(s3_server.settings("approver")).put(file_key(unique_name, "v1", "manifest.json"), b"{}")
     assert _keys(s3_server, unique_name) == []
+
+
+def test_a_manifest_overwritten_on_the_store_is_flagged_by_list_which_still_shows_the_rest(s3_server, base, unique_name,
+                                                                                           tmp_path):  # fmt: skip
+    env = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
+    trainer = s3_server.settings("trainer", "alice")
+    registry = Registry(S3ObjectStore(trainer), trainer, base_model=base)
+    for seed in (1, 2):
+        registry.register(make_adapter_folder(tmp_path / f"a{seed}", base, seed=seed), unique_name)
+    S3ObjectStore(s3_server.settings("admin")).put(file_key(unique_name, "v1", "manifest.json"), b'{"broken": ')
+    listed, as_json = run_cli_parallel([(["list", unique_name], env), (["list", unique_name, "--json"], env)])
+    assert listed.returncode == 1 and "Traceback" not in listed.stderr
+    assert f"v1     FAILS ITS CHECK: {file_key(unique_name, 'v1', 'manifest.json')} is not a valid manifest" in listed.stdout
+    assert "v2     " in listed.stdout and "gate=-" in listed.stdout
+    rows = json.loads(as_json.stdout)
+    assert [(r["version"], r["problem"] is None) for r in rows] == [("v1", False), ("v2", True)]

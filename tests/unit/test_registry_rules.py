@@ -192,6 +192,11 @@ def test_a_replaced_manifest_is_caught_against_its_register_event(store, folders
     store.objects["adapters/tickets/versions/v1/manifest.json"] = store.objects["adapters/tickets/versions/v2/manifest.json"]
     with pytest.raises(IntegrityError, match="describes tickets v2, not tickets v1"):
         _reg(store).manifest("tickets", "v1")
+    with pytest.raises(IntegrityError, match="describes tickets v2, not tickets v1"):
+        _reg(store).versions("tickets")
+    listed = _reg(store).listing("tickets")  # what `tailor list` shows: the healthy version too
+    assert [(item.version, item.manifest is None) for item in listed] == [("v1", True), ("v2", False)]
+    assert "describes tickets v2, not tickets v1" in listed[0].problem
 
 
 def test_alias_at_replays_the_log_up_to_a_time(store, folders):
