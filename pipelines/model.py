@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pipelines.encoder import check_model_dir, load_tokenizer
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
+from registry.manifest import safetensors_header_problem
 
 ADAPTER_META_FILE = "tailor_adapter.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -248,14 +249,9 @@ def check_adapter_files(adapter_dir: Path) -> None:
         raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} is not valid JSON: {err}") from None
     if not isinstance(config, dict):
         raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} must hold a JSON object, not {type(config).__name__}")
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(adapter_dir / ADAPTER_WEIGHTS_FILE), framework="pt") as weights:
-            weights.keys()
-    except SafetensorError as err:
-        raise RefusedError(f"{adapter_dir / ADAPTER_WEIGHTS_FILE} is not a readable safetensors file ({err}); "
-                           "it may be truncated: download or train the adapter again") from None  # fmt: skip
+    if (problem := safetensors_header_problem(adapter_dir / ADAPTER_WEIGHTS_FILE)) is not None:
+        raise RefusedError(f"{adapter_dir / ADAPTER_WEIGHTS_FILE} is not a readable safetensors file ({problem}); "
+                           "it may be truncated: download or train the adapter again")  # fmt: skip
 
 
 class AdapterClassifier:

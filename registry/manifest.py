@@ -172,20 +172,21 @@ class AdapterFolder:
         )
 
 
-def _safetensors_problem(path: Path, rel: str) -> str | None:
+def safetensors_header_problem(path: Path) -> str | None:
+    """Why ``path`` is not a safetensors file (its header, read without loading any tensor), or None."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(8)
         if len(head) < 8:
-            return f"{rel} is not a safetensors file (too short)"
+            return "too short"
         (length,) = struct.unpack("<Q", head)
         if length > min(size - 8, MAX_SAFETENSORS_HEADER):
-            return f"{rel} is not a safetensors file (bad header length)"
+            return "bad header length"
         try:
             header = json.loads(fh.read(length))
         except (ValueError, UnicodeDecodeError):
-            return f"{rel} is not a safetensors file (header is not JSON)"
-    return None if isinstance(header, dict) else f"{rel} is not a safetensors file (header is not a JSON object)"
+            return "header is not JSON"
+    return None if isinstance(header, dict) else "header is not a JSON object"
 
 
 def _read_json(path: Path, rel: str, problems: list[str]) -> dict[str, Any] | None:
@@ -244,8 +245,8 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
     if MANIFEST_FILE in files:
         problems.append(f"{MANIFEST_FILE} is reserved: the registry writes it")
     for rel in files:
-        if rel.endswith(".safetensors") and (problem := _safetensors_problem(root / rel, rel)):
-            problems.append(problem)
+        if rel.endswith(".safetensors") and (problem := safetensors_header_problem(root / rel)):
+            problems.append(f"{rel} is not a safetensors file ({problem})")
     parsed = {
         rel: _read_json(root / rel, rel, problems)
         for rel in ("adapter_config.json", "tailor_adapter.json", "train_result.json", "gate_decision.json")
