@@ -31,12 +31,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pipelines.encoder import check_model_dir, load_tokenizer
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
-from registry.manifest import safetensors_header_problem
+from registry.manifest import PICKLE_SUFFIXES, safetensors_header_problem
 
 ADAPTER_META_FILE = "tailor_adapter.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 HEAD_MODULE = "classifier"
 META_FORMAT = 1
 
