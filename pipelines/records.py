@@ -123,9 +123,10 @@ class TrainResult(Record):
     params: dict[str, Any]
     seed: int
     device: str
-    train_examples: int  # rows actually trained on (after the label-noise filter)
+    train_examples: int  # rows the step loop trained on (after the label-noise filter)
     dropped_examples: int = 0  # rows the label-noise filter left out as probably mislabelled
     downweighted_examples: int = 0  # rows it kept at a weight below 1 instead (noise_action weight)
+    uncached_examples: int = 0  # rows beyond max_steps × batch_size, left out of the step loop (not of the head's probe)
     data_version: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport

@@ -219,3 +219,29 @@ def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base
     other = damaged_copy(trained, tmp_path, "tailor_adapter.json", b"\xff\xfe{")
     with pytest.raises(ConfigError, match="tailor_adapter.json is invalid: .*Invalid JSON"):
         load_classifier(other, base)
+
+
+def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset_only(base, tmp_path):
+    """More rows than max_steps × batch_size: only that many rows' hidden states are cached (the rest
+    would be memory no step reads); every row still feeds the head's probe."""
+    from pipelines.model import MeanPoolClassifier
+    from pipelines.records import LabeledBatch
+    from pipelines.train import encode_frozen, rows_to_cache, train
+    from pipelines.train_params import TrainParams
+
+    params = TrainParams(min_steps=3, max_steps=3, batch_size=4)
+    texts = [t for texts in TOPICS.values() for t in texts]
+    keep = rows_to_cache(len(texts), params, seed=5)
+    assert keep.sum() == 12 and np.array_equal(keep, rows_to_cache(len(texts), params, seed=5))
+    assert rows_to_cache(len(texts), TrainParams(), seed=5).all()  # within the budget every row is cached
+    model = MeanPoolClassifier(base.shared_copy(), 3)
+    data = encode_frozen(model, base, texts, 4, 64, keep)
+    assert [h is not None for h in data.hidden] == keep.tolist() and data.embeddings.shape == (24, 384)
+
+    batch = LabeledBatch(source="topics", texts=texts, labels=list(np.repeat(list(TOPICS), 8)),
+                         ids=[str(i) for i in range(24)])  # fmt: skip
+    result = train(batch, tmp_path / "adapter", base=base, params=params, seed=5)
+    assert (result.train_examples, result.uncached_examples, result.dropped_examples) == (12, 12, 0)
+    with open(tmp_path / "adapter" / "reference.csv", newline="") as fh:
+        reference = [row["text"] for row in csv.DictReader(fh)]
+    assert reference == [texts[i] for i in np.flatnonzero(keep)]
