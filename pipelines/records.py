@@ -126,7 +126,7 @@ class TrainResult(Record):
     train_examples: int  # rows the step loop trained on (after the label-noise filter)
     dropped_examples: int = 0  # rows the label-noise filter left out as probably mislabelled
     downweighted_examples: int = 0  # rows it kept at a weight below 1 instead (noise_action weight)
-    uncached_examples: int = 0  # rows beyond max_steps × batch_size, left out of the step loop (not of the head's probe)
+    uncached_examples: int = 0  # rows kept past what max_steps × batch_size visits: head's probe only (sum = all rows)
     data_version: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport

@@ -461,7 +461,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         device=base.device,
         train_examples=len(rows),
         dropped_examples=int((weights == 0).sum()),
-        uncached_examples=int((~cached).sum()),
+        uncached_examples=int(((weights > 0) & ~cached).sum()),
         downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
         data_version=data_version,
         metrics={"final_train_loss": round(loss, 6)},

@@ -242,6 +242,7 @@ def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset
                          ids=[str(i) for i in range(24)])  # fmt: skip
     result = train(batch, tmp_path / "adapter", base=base, params=params, seed=5)
     assert (result.train_examples, result.uncached_examples, result.dropped_examples) == (12, 12, 0)
+    assert result.train_examples + result.dropped_examples + result.uncached_examples == len(texts)
     with open(tmp_path / "adapter" / "reference.csv", newline="") as fh:
         reference = [row["text"] for row in csv.DictReader(fh)]
     assert reference == [texts[i] for i in np.flatnonzero(keep)]
