@@ -38,6 +38,7 @@ ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 HEAD_MODULE = "classifier"
 META_FORMAT = 1
+LENGTH_CHUNK = 1024  # texts per tokenizer call when only their lengths are wanted
 
 
 class AdapterMeta(BaseModel):
@@ -156,10 +157,16 @@ class LoadedBase:
         return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
 
     def token_lengths(self, texts: list[str], max_length: int) -> list[int]:
-        """Tokens per text after truncation, as :meth:`tokenize` would keep them (for length-sorted batches)."""
-        with self.tokenizer_lock:
-            ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-        return [len(i) for i in ids]
+        """Tokens per text after truncation, as :meth:`tokenize` would keep them (for length-sorted batches).
+
+        In chunks: the token ids come back as Python lists of ints, ~170 MB for 20,000 texts at once.
+        """
+        lengths: list[int] = []
+        for begin in range(0, len(texts), LENGTH_CHUNK):
+            with self.tokenizer_lock:
+                ids = self.tokenizer(list(texts[begin:begin + LENGTH_CHUNK]), truncation=True, max_length=max_length)
+            lengths.extend(len(i) for i in ids["input_ids"])
+        return lengths
 
     def shared_copy(self) -> torch.nn.Module:
         """A new module tree over the SAME base tensors: adapters injected into it leave the base untouched."""

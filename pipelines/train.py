@@ -161,7 +161,7 @@ def encode_frozen(model: MeanPoolClassifier, base: LoadedBase, texts: list[str],
     Texts are sorted by length so each encoding batch pads little; results go back in input order.
     The cached states are views into one buffer: cloned one by one, small long-lived tensors among
     each batch's large transient ones fragment the heap (6,000 rows of ~43 tokens, 960 of them
-    cached: the pass grew the process by 720 MB for a 63 MB cache; with the buffer by 308 MB).
+    cached: the pass grew the process by 720 MB for a 63 MB cache; with the buffer by 300–350 MB).
     """
     lengths = base.token_lengths(texts, max_length)
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
