@@ -167,7 +167,8 @@ def encode_frozen(model: MeanPoolClassifier, base: LoadedBase, texts: list[str],
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     size = model.encoder.config.hidden_size
     offsets = np.concatenate([[0], np.cumsum([lengths[i] if keep[i] else 0 for i in range(len(texts))])])
-    buffer = torch.empty((int(offsets[-1]), size), device=next(model.parameters()).device)
+    like = next(model.parameters())
+    buffer = torch.empty((int(offsets[-1]), size), dtype=like.dtype, device=like.device)
     hidden: list[torch.Tensor | None] = [buffer[offsets[i]:offsets[i + 1]] if keep[i] else None for i in range(len(texts))]
     embeddings = np.zeros((len(texts), size), dtype=np.float32)
     with torch.inference_mode():
@@ -406,6 +407,9 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         kept = np.flatnonzero(weights > 0)
         logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
         rows = np.flatnonzero((weights > 0) & cached)
+        if not len(rows):
+            raise RefusedError(f"the label-noise filter dropped all {int(cached.sum())} rows the step budget can visit "
+                               f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it")
         y = torch.from_numpy(y_all[rows]).to(base.device)
         # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
         row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(base.device)

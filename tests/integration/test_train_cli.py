@@ -246,3 +246,19 @@ def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset
     with open(tmp_path / "adapter" / "reference.csv", newline="") as fh:
         reference = [row["text"] for row in csv.DictReader(fh)]
     assert reference == [texts[i] for i in np.flatnonzero(keep)]
+
+
+def test_a_step_budget_whose_rows_the_noise_filter_all_drops_is_refused_with_what_to_raise(base, tmp_path):
+    from pipelines.records import LabeledBatch
+    from pipelines.train import train
+    from pipelines.train_params import TrainParams
+    from registry.errors import RefusedError
+
+    texts = [t for texts in TOPICS.values() for t in texts]
+    labels = list(np.repeat(list(TOPICS), 8))
+    labels[0], labels[8], labels[16] = "pin", "card", "refund"  # three wrong labels, which cleanlab flags
+    params = TrainParams(min_steps=1, max_steps=1, batch_size=1, noise_filter="cleanlab", noise_action="drop")
+    batch = LabeledBatch(source="topics", texts=texts, labels=labels, ids=[str(i) for i in range(24)])
+    with pytest.raises(RefusedError, match=r"dropped all 1 rows .*max_steps × batch_size = 1"):
+        train(batch, tmp_path / "adapter", base=base, params=params, seed=5)  # seed 5 caches row 16 only
+    assert not (tmp_path / "adapter").exists() and not list(tmp_path.glob(".adapter.*"))
