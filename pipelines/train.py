@@ -406,7 +406,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         weights = noise_weights(data.embeddings, y_all, len(labels), params, seed)
         kept = np.flatnonzero(weights > 0)
         logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
-        rows = np.flatnonzero((weights > 0) & cached)
+        rows = kept[cached[kept]]
         if not len(rows):
             raise RefusedError(f"the label-noise filter dropped all {int(cached.sum())} rows the step budget can visit "
                                f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it")
@@ -464,8 +464,8 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         seed=seed,
         device=base.device,
         train_examples=len(rows),
-        dropped_examples=int((weights == 0).sum()),
-        uncached_examples=int(((weights > 0) & ~cached).sum()),
+        dropped_examples=len(batch) - len(kept),
+        uncached_examples=len(kept) - len(rows),
         downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
         data_version=data_version,
         metrics={"final_train_loss": round(loss, 6)},
