@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.config import Settings, load_settings
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
+from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
 from registry.errors import RefusedError, StoreError
 
@@ -259,9 +260,7 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
 def record_processed(path: Path, entry: ProcessedBatch) -> None:
     entries = processed_batches(path) + [entry]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
-    tmp.replace(path)  # atomic: a crash never leaves a half-written state file
+    write_atomic(path, json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
 
 
 def new_batches(watch_dir: Path, seen: set[str]) -> list[tuple[Path, str]]:

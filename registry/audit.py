@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import AccessDeniedError, AlreadyExistsError, IntegrityError, NotFoundError, StoreError
 from registry.store import ObjectStore
@@ -392,9 +393,6 @@ class AuditLog:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Several processes may write the same cache at once: write aside, then rename.
-            tmp = path.with_name(f".{path.name}.{random.getrandbits(48):012x}")
-            tmp.write_bytes(state.to_json())
-            tmp.replace(path)
+            write_atomic(path, state.to_json())  # several processes may write the same cache at once
         except OSError:
             pass  # the cache only saves time; failing to write it loses nothing

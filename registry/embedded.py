@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.atomic_file import write_atomic
 from registry.daemon import HOST, Daemon, port_in_use
 from registry.errors import ConfigError, NotFoundError, StoreError
 from registry.settings import ROLES, Role, StoreSettings
@@ -140,12 +141,7 @@ def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
         }
         for role in ROLES
     ]
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"identities": identities}, fh, indent=2)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps({"identities": identities}, indent=2), private=True)
 
 
 def read_identities(path: Path) -> dict[str, tuple[str, str]]:

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from registry.atomic_file import write_atomic
 from registry.errors import NotFoundError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
@@ -77,5 +78,5 @@ def base_model_fingerprint(model_dir: Path, model_id: str, cache_dir: Path | Non
                               tokenizer_sha256=_combined(tokenizer, model_dir))  # fmt: skip
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"stamp": stamp, "fingerprint": asdict(fp)}))
+        write_atomic(cache, json.dumps({"stamp": stamp, "fingerprint": asdict(fp)}))
     return fp

@@ -18,6 +18,7 @@ def report(
     as_json: bool = JSON,
 ) -> None:
     """Write a model card with every piece of evidence and the version's audit trail (opens offline)."""
+    from registry.atomic_file import write_atomic
     from registry.errors import AlreadyExistsError, RefusedError
     from registry.report import gather, render
 
@@ -27,10 +28,7 @@ def report(
         raise AlreadyExistsError(f"--out {out} already exists; choose another path or pass --force to replace it")
     inputs = gather(open_registry(), name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed over it: a failed write never leaves half a report.
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(render(inputs), encoding="utf-8")
-    partial.replace(out)
+    write_atomic(out, render(inputs))
     emit({"name": name, "version": version, "out": out, "events": len(inputs.trail),
           "evidence": sorted(inputs.evidence)}, as_json=as_json, text=f"wrote {out}")  # fmt: skip
 

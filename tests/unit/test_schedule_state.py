@@ -42,4 +42,4 @@ def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
 
     assert [(e.file, e.status, e.version) for e in processed_batches(state)] == [
         ("a.csv", "promoted", "v1"), ("b.csv", "rejected_data", None)]  # fmt: skip
-    assert not state.with_suffix(".tmp").exists()
+    assert sorted(p.name for p in state.parent.iterdir()) == ["support.json"]  # no aside file left
