@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from pipelines.encoder import check_model_dir, load_tokenizer
+from pipelines.records import read_model_json
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
-from registry.manifest import PICKLE_SUFFIXES, safetensors_header_problem
+from registry.manifest import PICKLE_SUFFIXES, read_json_object, safetensors_header_problem
 
 ADAPTER_META_FILE = "tailor_adapter.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -71,10 +71,7 @@ class AdapterMeta(BaseModel):
         path = Path(adapter_dir) / ADAPTER_META_FILE
         if not path.is_file():
             raise NotFoundError(f"{adapter_dir} is not a Tailor adapter folder: {ADAPTER_META_FILE} is missing")
-        try:
-            meta = cls.model_validate_json(path.read_bytes())  # bytes: bad UTF-8 is a ValidationError too
-        except ValidationError as err:
-            raise ConfigError(f"{path} is invalid: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}") from None
+        meta = read_model_json(cls, path)
         if meta.format != META_FORMAT:
             raise RefusedError(f"{path}: format {meta.format} is not supported (this Tailor reads format {META_FORMAT})")
         return meta
@@ -250,11 +247,9 @@ def check_adapter_files(adapter_dir: Path) -> None:
         if not (adapter_dir / name).is_file():
             raise NotFoundError(f"adapter folder {adapter_dir} has no {name}")
     try:
-        config = json.loads((adapter_dir / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} is not valid JSON: {err}") from None
-    if not isinstance(config, dict):
-        raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} must hold a JSON object, not {type(config).__name__}")
+        read_json_object(adapter_dir / ADAPTER_CONFIG_FILE)
+    except ValueError as err:
+        raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} {err}") from None
     if (problem := safetensors_header_problem(adapter_dir / ADAPTER_WEIGHTS_FILE)) is not None:
         raise RefusedError(f"{adapter_dir / ADAPTER_WEIGHTS_FILE} is not a readable safetensors file ({problem}); "
                            "it may be truncated: download or train the adapter again")  # fmt: skip

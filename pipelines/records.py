@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from registry.atomic_file import write_atomic
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -25,23 +27,27 @@ class Record(BaseModel):
     def write_json(self, path: Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.model_dump_json(indent=2))
-        return path
+        return write_atomic(path, self.model_dump_json(indent=2))
 
     @classmethod
     def read_json(cls, path: Path):
-        """The record in a JSON file this project wrote.
+        """The record in a JSON file this project wrote (see ``read_model_json``)."""
+        return read_model_json(cls, path)
 
-        Raises:
-            ConfigError: the file is not UTF-8 JSON or does not hold this record (every problem named).
-        """
-        from pipelines.config import validation_problems
-        from registry.errors import ConfigError
 
-        try:
-            return cls.model_validate_json(Path(path).read_bytes())
-        except ValidationError as err:
-            raise ConfigError(f"{path} is not a valid {cls.__name__}: {validation_problems(err, root='file')}") from None
+def read_model_json(model: type[BaseModel], path: Path):
+    """The ``model`` held by a JSON file this project wrote.
+
+    Raises:
+        ConfigError: the file is not UTF-8 JSON or does not hold a ``model`` (every problem named).
+    """
+    from pipelines.config import validation_problems
+    from registry.errors import ConfigError
+
+    try:
+        return model.model_validate_json(Path(path).read_bytes())  # bytes: bad UTF-8 is a ValidationError too
+    except ValidationError as err:
+        raise ConfigError(f"{path} is not a valid {model.__name__}: {validation_problems(err, root='file')}") from None
 
 
 class LabeledBatch(Record):

@@ -189,16 +189,27 @@ def safetensors_header_problem(path: Path) -> str | None:
     return None if isinstance(header, dict) else "header is not a JSON object"
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in a UTF-8 file.
+
+    Raises:
+        ValueError: why it is not one, worded to follow the file's name.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"is not readable JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
 def _read_json(path: Path, rel: str, problems: list[str]) -> dict[str, Any] | None:
     try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        problems.append(f"{rel} is not readable JSON ({err})")
+        return read_json_object(path)
+    except ValueError as err:
+        problems.append(f"{rel} {err}")
         return None
-    if not isinstance(value, dict):
-        problems.append(f"{rel} must hold a JSON object")
-        return None
-    return value
 
 
 def _walk(root: Path, problems: list[str]) -> list[str]:

@@ -191,7 +191,7 @@ def test_a_truncated_weights_file_is_refused_with_what_to_do(trained, base, tmp_
 
 @pytest.mark.parametrize("content, message", [
     (b"[]", "must hold a JSON object, not list"),
-    (b"\xff\xfe{", "is not valid JSON"),
+    (b"\xff\xfe{", "is not readable JSON"),
 ])  # fmt: skip
 def test_an_adapter_config_that_is_not_a_json_object_is_refused(trained, base, tmp_path, content, message):
     from pipelines.model import load_classifier
@@ -217,7 +217,7 @@ def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base
     from registry.errors import ConfigError
 
     other = damaged_copy(trained, tmp_path, "tailor_adapter.json", b"\xff\xfe{")
-    with pytest.raises(ConfigError, match="tailor_adapter.json is invalid: .*Invalid JSON"):
+    with pytest.raises(ConfigError, match="tailor_adapter.json is not a valid AdapterMeta: file: Invalid JSON"):
         load_classifier(other, base)
 
 
