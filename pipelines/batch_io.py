@@ -13,7 +13,7 @@ import io
 import json
 from pathlib import Path
 
-from pipelines.encoder import unpaired_surrogate
+from pipelines.encoder import bad_utf8_byte, unpaired_surrogate
 from pipelines.records import LabeledBatch
 from registry.errors import NotFoundError, RefusedError
 
@@ -165,7 +165,7 @@ def _decode(path: Path, raw: bytes) -> str:
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise EncodingError(
-            f"batch file {path} is not valid UTF-8: byte 0x{raw[err.start]:02x} at offset {err.start} "
+            f"batch file {path} is not valid UTF-8: {bad_utf8_byte(err)} "
             f"(line {line}); re-export it as UTF-8"
         ) from None
     if not text.strip():
@@ -195,7 +195,8 @@ def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:
 
 
 def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
-    rows: list[dict] = []
+    names: dict[str, None] = {}  # every key seen, in first-seen order, for the missing-column message
+    rows: list[dict[str, str]] = []
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
@@ -207,15 +208,15 @@ def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
             raise MalformedBatchError(
                 f"batch file {path} line {number} is a JSON {type(row).__name__}, expected an object"
             )
-        for key in _wanted(list(row)):
-            at = unpaired_surrogate(_as_text(row[key]))
-            if at is not None:
+        names.update(dict.fromkeys(row))
+        cells = {key: _as_text(row[key]) for key in _wanted(list(row))}
+        for key, text in cells.items():
+            if (at := unpaired_surrogate(text)) is not None:
                 raise EncodingError(f"batch file {path} line {number}: {key!r} holds an unpaired UTF-16 surrogate "
                                     f"at character {at} (a \\uD800-\\uDFFF escape without its pair); fix or drop the row")  # fmt: skip
-        rows.append(row)
-    names = list(dict.fromkeys(key for row in rows for key in row))
-    _require_columns(path, names)
-    return {name: [_as_text(row.get(name)) for row in rows] for name in _wanted(names)}
+        rows.append(cells)
+    _require_columns(path, list(names))
+    return {name: [row.get(name, "") for row in rows] for name in _wanted(list(names))}
 
 
 def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:

@@ -32,6 +32,11 @@ def unpaired_surrogate(text: str) -> int | None:
     return None
 
 
+def bad_utf8_byte(err: UnicodeDecodeError) -> str:
+    """Where a UTF-8 decode failed, as ``byte 0xNN at offset N``: enough to find it in a hex editor."""
+    return f"byte 0x{err.object[err.start]:02x} at offset {err.start}"
+
+
 def check_model_dir(model_dir: Path) -> Path:
     """Refuse a base-model folder we must not or cannot load.
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import yaml
 
 from pipelines.batch_io import BatchReadError, NotAFileError, megabytes, read_batch
+from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
 from registry.errors import ConfigError, NotFoundError, StoreError
@@ -74,8 +75,8 @@ def load_labels(path: Path) -> list[str]:
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"labels file {path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
-                          f"{err.start}); save it as UTF-8, one label per line") from None  # fmt: skip
+        raise ConfigError(f"labels file {path} is not UTF-8 text ({bad_utf8_byte(err)}); "
+                          "save it as UTF-8, one label per line") from None  # fmt: skip
     labels = [line.strip() for line in content.splitlines()]
     labels = [label for label in labels if label and not label.startswith("#")]
     if not labels:

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pipelines.encoder import bad_utf8_byte
 from serving.follower import Follower
 from serving.schemas import (ErrorResponse, HealthResponse, Limits, Prediction, PredictRequest, PredictResponse,
                              VersionResponse)  # fmt: skip
@@ -72,8 +73,7 @@ def _describe(err: dict[str, Any]) -> str:
 def _unparsed_body(cause: BaseException | None) -> str | None:
     """What FastAPI's generic "error parsing the body" hides: the two ways a JSON body fails besides bad syntax."""
     if isinstance(cause, UnicodeDecodeError):
-        return (f"the body is not UTF-8: byte 0x{cause.object[cause.start]:02x} at offset {cause.start}; "
-                "send JSON encoded as UTF-8")  # fmt: skip
+        return f"the body is not UTF-8: {bad_utf8_byte(cause)}; send JSON encoded as UTF-8"
     if isinstance(cause, RecursionError):
         return 'the JSON is nested too deeply to parse: send {"texts": ["..."]}'
     return None
