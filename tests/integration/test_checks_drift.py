@@ -1,8 +1,6 @@
 """The drift check on real text: the base model's embeddings, the tokenizer's vocabulary, Evidently."""
 
-import csv
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -39,10 +37,10 @@ def halves() -> tuple[LabeledBatch, LabeledBatch]:
 @pytest.fixture(scope="module")
 def other_domain(banking77: Path) -> LabeledBatch:
     """Online-banking queries (Banking77), read in place: another domain, other labels."""
-    with (banking77 / "train.csv").open(newline="") as f:
-        data = list(csv.DictReader(f))
-    picked = random.Random(0).sample(data, 60)
-    return LabeledBatch(source="banking77", texts=[r["text"] for r in picked], labels=[r["category"] for r in picked],
+    from bench.banking77 import read
+
+    picked = read("train", banking77).sample(60, random_state=0)
+    return LabeledBatch(source="banking77", texts=picked.text.tolist(), labels=picked.category.tolist(),
                         ids=[str(i) for i in range(len(picked))])
 
 
