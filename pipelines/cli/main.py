@@ -51,6 +51,18 @@ def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks on 
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def describe_os_error(err: OSError) -> str:
+    """The path and what the system said about it, in words for the path's owner."""
+    if not err.filename:
+        return str(err)
+    path = f"{err.filename} → {err.filename2}" if err.filename2 else str(err.filename)
+    if isinstance(err, FileExistsError):  # from mkdir(exist_ok=True): the name is taken by a file
+        return f"{path} exists and is not a folder; choose a path whose folders are folders"
+    if isinstance(err, NotADirectoryError):
+        return f"{path}: part of this path is a file, not a folder"
+    return f"{path}: {err.strerror or err}"
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map errors to exit codes."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -67,6 +79,11 @@ def run(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as err:  # a path the user gave that cannot be read or written: name it, no traceback
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {describe_os_error(err)}", err=True)
+        sys.exit(1)
     except typer.TyperException as err:  # usage errors from Typer's bundled Click: bad option, missing argument
         err.show()
         sys.exit(2)

@@ -44,3 +44,10 @@ def test_concurrent_writers_each_rename_a_complete_file(tmp_path):
         t.join()
     assert target.read_text() in payloads
     assert os.listdir(tmp_path) == ["cache.json"]
+
+
+def test_a_folder_that_does_not_exist_is_named_by_the_target_not_the_aside_file(tmp_path):
+    target = tmp_path / "missing" / "report.html"
+    with pytest.raises(FileNotFoundError) as err:
+        write_atomic(target, "x")
+    assert err.value.filename == str(target)

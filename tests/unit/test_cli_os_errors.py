@@ -1,0 +1,38 @@
+"""Output paths the system refuses are one line naming the path, exit 1, and lose nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli.main import run
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "train.csv"
+
+
+def _tailor(argv: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        run(argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_train_into_a_folder_under_a_file_names_the_file(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, err = _tailor(["train", "--data", str(SAMPLE), "--out", str(tmp_path / "notes.txt" / "run")], capsys)
+    assert code == 1
+    assert err == f"error: {tmp_path / 'notes.txt'} exists and is not a folder; choose a path whose folders are folders\n"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_validate_with_a_report_dir_under_a_file_keeps_the_batch_and_says_why(tmp_path, capsys):
+    batch = shutil.copy(SAMPLE, tmp_path / "batch.csv")
+    (tmp_path / "notes.txt").write_text("mine")
+    report_dir = tmp_path / "notes.txt" / "reports"
+    code, err = _tailor(["validate", str(batch), "--no-noise-audit", "--no-track", "--report-dir", str(report_dir)],
+                        capsys)  # fmt: skip
+    assert code == 1
+    assert "Traceback" not in err
+    assert err.startswith("error: ") and "is a file, not a folder" in err and str(tmp_path / "notes.txt") in err
+    assert Path(batch).read_bytes() == SAMPLE.read_bytes()
