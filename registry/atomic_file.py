@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def errors_named(path: Path) -> Iterator[None]:
+    """Re-raise an OSError as naming ``path``: the place the caller asked for, not an aside name it never chose."""
+    try:
+        yield
+    except OSError as err:
+        raise type(err)(err.errno, err.strerror, str(path)) from None
 
 
 def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> Path:
@@ -18,10 +29,8 @@ def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> Pat
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    try:
+    with errors_named(path):
         fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
-    except OSError as err:  # name the file the caller asked for, not the aside name it never chose
-        raise type(err)(err.errno, err.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)

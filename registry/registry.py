@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from registry.atomic_file import errors_named
 from registry.audit import AliasState, AuditEvent, AuditLog, fold, parse_time, utc_now
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
@@ -195,14 +196,15 @@ class Registry:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
         try:
-            for rel, data in self.verified_files(manifest):
-                target = partial / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            partial.mkdir(parents=True, exist_ok=True)
-            if dest.exists():
-                dest.rmdir()
-            partial.rename(dest)
+            with errors_named(dest):
+                for rel, data in self.verified_files(manifest):
+                    target = partial / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                partial.mkdir(parents=True, exist_ok=True)
+                if dest.exists():
+                    dest.rmdir()
+                partial.rename(dest)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
         return manifest

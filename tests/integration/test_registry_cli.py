@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -164,6 +165,17 @@ def test_a_flipped_byte_in_stored_weights_is_refused_on_download(s3_server, base
     assert result.returncode == 1
     assert f"{unique_name} v1: stored file adapter_model.safetensors is corrupted" in result.stderr
     assert not (tmp_path / "got").exists()
+
+
+def test_a_download_into_a_folder_the_system_refuses_names_that_folder_and_leaves_nothing(s3_server, base, unique_name,
+                                                                                         tmp_path):  # fmt: skip
+    trainer = s3_server.settings("trainer", "alice")
+    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(make_adapter_folder(tmp_path / "a", base), unique_name)
+    result = run_cli("download", unique_name, "v1", "/proc/tailor-got", env=s3_server.env(TAILOR_ROLE="reader"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    # /proc takes no new entries (ENOENT as root, EACCES otherwise): the error names the destination asked for
+    assert result.stderr.startswith("error: /proc/tailor-got: ") and ".partial" not in result.stderr
+    assert not [p for p in Path("/proc").iterdir() if "tailor-got" in p.name]
 
 
 def test_the_approver_cannot_register_and_the_store_refuses_its_version_writes(s3_server, base, unique_name, tmp_path):
