@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from pipelines.user_files import require_file
 from registry.embedded import EmbeddedStoreConfig, read_identities
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
@@ -187,10 +188,7 @@ def _os_user() -> str:
 def _config_file() -> Path | None:
     explicit = os.environ.get(CONFIG_ENV)
     if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"{CONFIG_ENV}: config file {path} does not exist")
-        return path
+        return require_file(Path(explicit), f"{CONFIG_ENV}: config file", ConfigError)
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
 

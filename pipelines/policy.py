@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from pipelines.config import validation_problems
+from pipelines.user_files import require_file
 from registry.errors import ConfigError
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
@@ -100,12 +101,7 @@ def load_policy(path: Path | None = None) -> Policy:
             (every problem is listed, each naming its key, e.g. ``quality.min_macro_f1``).
     """
     path = Path(path) if path else DEFAULT_POLICY
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"policy file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"policy file {path} is a directory") from None
+    raw = require_file(path, "policy file", ConfigError).read_bytes()
     try:
         doc = yaml.safe_load(raw)
     except yaml.YAMLError as err:

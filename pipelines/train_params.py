@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.config import validation_problems
-from registry.errors import ConfigError, NotFoundError
+from pipelines.user_files import require_file
+from registry.errors import ConfigError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds
@@ -70,12 +71,12 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     """The ``train:`` section of params.yaml (default ./params.yaml when it exists, else defaults).
 
     Raises:
-        NotFoundError: an explicit ``path`` does not exist.
+        NotFoundError: an explicit ``path`` does not exist or is not a regular file.
         ConfigError: invalid YAML, unknown keys or out-of-range values (every problem named).
     """
     values: dict = {}
-    if path is not None and not Path(path).is_file():
-        raise NotFoundError(f"params file {path} does not exist")
+    if path is not None:
+        require_file(path, "params file")
     source = Path(path) if path is not None else DEFAULT_PARAMS_FILE
     if source.is_file():
         try:

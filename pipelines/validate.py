@@ -24,7 +24,8 @@ from pipelines.batch_io import BatchReadError, NotAFileError, megabytes, read_ba
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
-from registry.errors import ConfigError, NotFoundError, StoreError
+from pipelines.user_files import require_file
+from registry.errors import ConfigError, StoreError
 from registry.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -66,12 +67,10 @@ def load_labels(path: Path) -> list[str]:
     """Read a labels file: one label per line; blank lines and ``#`` comments are skipped.
 
     Raises:
-        NotFoundError: the file does not exist.
+        NotFoundError: the file does not exist or is not a regular file.
         ConfigError: the file is not UTF-8, holds no labels or repeats one.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"labels file {path} does not exist")
+    path = require_file(path, "labels file")
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -96,9 +95,7 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
     import great_expectations as gx
 
     try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"expectation suite {path} does not exist") from None
+        doc = yaml.safe_load(require_file(path, "expectation suite", ConfigError).read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"expectation suite {path} is not valid YAML: {err}") from None
     raw = doc.get("suite") if isinstance(doc, dict) else None

@@ -24,11 +24,9 @@ def gate(
     """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""
     from pipelines import gate as gate_step
     from pipelines.records import GateDecision
-    from registry.errors import NotFoundError
+    from pipelines.user_files import require_file
 
-    if not decision_file.is_file():
-        raise NotFoundError(f"--decision: {decision_file} does not exist (run `tailor evaluate` first)")
-    recorded = GateDecision.read_json(decision_file)
+    recorded = GateDecision.read_json(require_file(decision_file, "--decision:", hint=" (run `tailor evaluate` first)"))
     decision = gate_step.decide(state.settings().load_policy(policy_file), recorded.checks, adapter=recorded.adapter,
                                 against=recorded.against)  # fmt: skip
     if out is not None:

@@ -8,6 +8,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
+from pipelines.user_files import require_file
 from registry.errors import ConfigError
 
 
@@ -40,9 +41,9 @@ def schedule(
     if api is None:
         raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
                           "(schedules need a persistent server)")  # fmt: skip
-    for label, path in (("--watch", watch), ("--holdout", holdout)):
-        if not path.exists():
-            raise ConfigError(f"{label}: {path} does not exist")
+    if not watch.is_dir():
+        raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
+    require_file(holdout, "--holdout:", ConfigError)
     from prefect import serve
     from prefect.types.entrypoint import EntrypointType
 

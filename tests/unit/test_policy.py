@@ -1,6 +1,7 @@
 """policy.yaml loads as a typed record, and a malformed policy is refused naming the key."""
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,11 @@ def test_a_malformed_policy_is_refused_naming_the_key(tmp_path, text, message):
 def test_a_missing_policy_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_policy(tmp_path / "nope.yaml")
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("path, what", [("/dev/zero", "a device, pipe or socket"), (".", "a folder")])
+def test_a_policy_path_that_is_not_a_file_is_refused_before_it_is_read(path, what):
+    # /dev/zero read to its end would never return
+    with pytest.raises(ConfigError, match=f"policy file {path} is {what}, not a file"):
+        load_policy(Path(path))
