@@ -46,7 +46,8 @@ def check_model_dir(model_dir: Path) -> Path:
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise NotFoundError(f"base model folder {model_dir} does not exist")
+        raise NotFoundError(f"base model folder {model_dir} "
+                            f"{'is not a folder' if model_dir.exists() else 'does not exist'}")  # fmt: skip
     config_file = model_dir / "config.json"
     if not config_file.is_file():
         raise NotFoundError(f"base model folder {model_dir} has no config.json (not a Hugging Face model folder)")

@@ -42,6 +42,12 @@ def test_missing_folder_config_or_weights_are_named(tmp_path, make):
         check_model_dir(target)
 
 
+def test_a_file_given_as_the_base_model_folder_is_called_a_file_not_missing(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(NotFoundError, match="model.safetensors is not a folder$"):
+        check_model_dir(tmp_path / "model.safetensors")
+
+
 def test_embeddings_are_normalised_and_similar_texts_are_close(base_dir):
     vecs = embed(["my card has not arrived", "my card still hasn't come", "what is the exchange rate"], base_dir)
     assert vecs.shape == (3, 384)
