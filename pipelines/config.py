@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
+                               TomlConfigSettingsSource)
 
-from pipelines.user_files import require_file
 from registry.embedded import EmbeddedStoreConfig, read_identities
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
+from registry.user_files import require_file
 
 if TYPE_CHECKING:
     from pipelines.policy import Policy
@@ -223,7 +225,8 @@ def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning every validation problem into one ConfigError naming the keys.
 
     Raises:
-        ConfigError: unknown key, wrong type, out-of-range value, or an unreadable tailor.toml.
+        ConfigError: unknown key, wrong type, out-of-range value, an unreadable tailor.toml, or an
+            environment variable that should hold JSON and does not.
     """
     try:
         return Settings(**overrides)
@@ -231,5 +234,12 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("invalid configuration: " + validation_problems(err, root="config")) from None
     except ConfigError:
         raise
+    except SettingsError as err:
+        if (found := re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(err))) is not None:
+            # list settings (webhooks) come from the environment as JSON, and a plain URL is not JSON
+            variable = f"TAILOR_{found.group(1).upper()}"
+            raise ConfigError(f"environment variable {variable} is not valid JSON; a list takes JSON, "
+                              f"e.g. {variable}='[\"https://ci.example/hook\"]'") from None  # fmt: skip
+        raise ConfigError(f"invalid configuration: {err}") from None
     except (OSError, ValueError) as err:  # a tailor.toml that is not valid TOML or not UTF-8
         raise ConfigError(f"config file {_config_file()} is not readable TOML: {err}") from None

@@ -9,8 +9,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from pipelines.config import validation_problems
-from pipelines.user_files import require_file
 from registry.errors import ConfigError
+from registry.user_files import require_file
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 

@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.config import validation_problems
-from pipelines.user_files import require_file
 from registry.errors import ConfigError
+from registry.user_files import require_file
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds

@@ -24,9 +24,9 @@ from pipelines.batch_io import BatchReadError, NotAFileError, megabytes, read_ba
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
-from pipelines.user_files import require_file
 from registry.errors import ConfigError, StoreError
 from registry.settings import StoreSettings
+from registry.user_files import require_file
 
 if TYPE_CHECKING:
     from pipelines.noise_audit import SuspectedMislabel

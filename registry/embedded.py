@@ -21,6 +21,7 @@ from registry.atomic_file import write_atomic
 from registry.daemon import HOST, Daemon, port_in_use
 from registry.errors import ConfigError, NotFoundError, StoreError
 from registry.settings import ROLES, Role, StoreSettings
+from registry.user_files import require_file
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,11 @@ def read_identities(path: Path) -> dict[str, tuple[str, str]]:
     """Role name → (access key, secret key) from a SeaweedFS identities file.
 
     Raises:
-        ConfigError: the file is missing, not JSON, or not in SeaweedFS's identities format.
+        ConfigError: the file is missing, not a regular file, not JSON, or not in SeaweedFS's identities format.
     """
+    path = require_file(path, "credentials_file:", ConfigError, hint=" (run `tailor store start` once)")
     try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"credentials_file: {path} does not exist (run `tailor store start` once)") from None
+        doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"credentials_file: {path} is not a readable JSON identities file: {err}") from None
     out: dict[str, tuple[str, str]] = {}

@@ -8,8 +8,8 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
-from pipelines.user_files import require_file
 from registry.errors import ConfigError
+from registry.user_files import require_file
 
 
 def schedule(

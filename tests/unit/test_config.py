@@ -95,6 +95,19 @@ def test_an_explicit_config_file_that_does_not_exist_is_refused(monkeypatch):
         load_settings()
 
 
+def test_a_list_setting_from_the_environment_that_is_not_json_names_the_variable(monkeypatch):
+    monkeypatch.setenv("TAILOR_WEBHOOKS", "https://ci.example/hook")  # the URL itself, not a JSON list
+    with pytest.raises(ConfigError, match="^environment variable TAILOR_WEBHOOKS is not valid JSON; a list takes JSON"):
+        load_settings()
+
+
+@pytest.mark.timeout(20)
+def test_a_credentials_file_that_is_a_device_is_refused_before_it_is_read(monkeypatch):
+    monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", "/dev/zero")  # read to its end, it would never return
+    with pytest.raises(ConfigError, match="^credentials_file: /dev/zero is a device, pipe or socket, not a file$"):
+        load_settings().store()
+
+
 def test_a_missing_identities_file_says_how_to_create_it(monkeypatch, tmp_path):
     monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "nothing-here"))
     with pytest.raises(ConfigError, match="run `tailor store start` once"):
