@@ -88,11 +88,13 @@ class Settings(BaseSettings):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_is_url(cls, v: str | None) -> str | None:
-        if v in (None, ""):
-            return None
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {v!r}")
-        return v.rstrip("/")
+        return None if v in (None, "") else http_url(v).rstrip("/")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks_are_urls(cls, v: list[str]) -> list[str]:
+        # refused here rather than retried for seconds and logged undelivered at the first promotion
+        return [http_url(url) for url in v]
 
     @model_validator(mode="after")
     def _keys_come_in_pairs(self) -> "Settings":
@@ -185,6 +187,19 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid-{os.getuid()}"
+
+
+def http_url(value: str) -> str:
+    """``value`` if it is an http(s) URL with a host.
+
+    Raises:
+        ValueError: it is not (pydantic reports it under the setting's name).
+    """
+    from urllib.parse import urlsplit
+
+    if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+    return value
 
 
 def _config_file() -> Path | None:
