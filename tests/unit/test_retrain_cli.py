@@ -1,0 +1,36 @@
+"""`tailor retrain` refuses a bad argument before any Prefect server or store is involved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli.main import run
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("change, code, message", [
+    ({"--name": "../x"}, 1, "adapter name '../x' is refused"),
+    ({"--device": "tpu"}, 2, "unknown device 'tpu': use auto, cpu or cuda"),
+    ({"--data": "no-such-batch.csv"}, 1, "batch file no-such-batch.csv does not exist"),
+    ({"--holdout": "/dev/zero"}, 1, "--holdout: /dev/zero is a device, pipe or socket, not a file"),
+    ({"--labels": str(SAMPLE)}, 1, f"labels file {SAMPLE} is a folder, not a file"),
+    ({"--policy": "/dev/zero"}, 2, "policy file /dev/zero is a device, pipe or socket, not a file"),
+])  # fmt: skip
+def test_a_bad_argument_is_refused_before_the_flow_starts(monkeypatch, capsys, change, code, message):
+    import pipelines.cli.retrain as retrain_cli
+
+    def no_server():
+        raise AssertionError("a Prefect server was started for a bad argument")
+
+    monkeypatch.setattr(retrain_cli, "connect_prefect", no_server)
+    args = {"--data": str(SAMPLE / "batch2.csv"), "--name": "support-desk", "--holdout": str(SAMPLE / "holdout.csv"),
+            "--device": "cpu"} | change  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run(["retrain", *[part for pair in args.items() for part in pair]])
+    assert exit_info.value.code == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
