@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.flow_arguments import check_flow_arguments
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 
@@ -30,7 +31,7 @@ def retrain(
     as_json: bool = JSON,
 ) -> None:
     """Retrain NAME on a batch. Exit 1 when the batch or the gate rejects the candidate."""
-    check_arguments(data, name, holdout, labels, policy, device)
+    check_flow_arguments(name, holdout, labels, policy, data=data, device=device)
     connect_prefect()
     from pipelines.flows import retrain as retrain_flow
 
@@ -42,26 +43,6 @@ def retrain(
     emit(outcome, as_json=as_json, text=describe(outcome))
     if outcome.status.startswith("rejected"):
         raise typer.Exit(1)
-
-
-def check_arguments(data: Path, name: str, holdout: Path, labels: Path | None, policy: Path | None,
-                    device: str) -> None:  # fmt: skip
-    """Refuse a bad argument before a Prefect server starts and the flow's tasks retry against the store.
-
-    Raises:
-        NotFoundError, ConfigError, RefusedError: the first bad argument, named.
-    """
-    from pipelines.model import resolve_device
-    from registry.manifest import validate_name
-    from registry.user_files import require_file
-
-    validate_name(name)
-    require_file(data, "batch file")
-    require_file(holdout, "--holdout:")
-    if labels is not None:
-        require_file(labels, "labels file")
-    state.settings().load_policy(policy)
-    resolve_device(device)
 
 
 def describe(outcome) -> str:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.flow_arguments import check_flow_arguments
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry.errors import ConfigError
-from registry.user_files import require_file
 
 
 def schedule(
@@ -35,15 +35,15 @@ def schedule(
     except ValueError:
         raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
                           "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)") from None  # fmt: skip
+    check_flow_arguments(name, holdout, labels, policy)
+    if not watch.is_dir():
+        raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
     settings = state.settings()
     cfg = prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port)
     api = prefect_server.use_server(cfg)
     if api is None:
         raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
                           "(schedules need a persistent server)")  # fmt: skip
-    if not watch.is_dir():
-        raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
-    require_file(holdout, "--holdout:", ConfigError)
     from prefect import serve
     from prefect.types.entrypoint import EntrypointType
 

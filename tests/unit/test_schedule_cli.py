@@ -13,3 +13,16 @@ def test_a_bad_cron_expression_is_a_usage_error_naming_the_format(tmp_path, cron
     assert done.returncode == 2
     assert f"--cron {cron!r} is not a cron expression" in done.stderr and "five fields" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--name", "../x"], "adapter name '../x' is refused"),
+    (["--policy", "/dev/zero"], "policy file /dev/zero is a device, pipe or socket, not a file"),
+    (["--labels", "labels.txt"], "labels file labels.txt does not exist"),
+    (["--watch", "h.csv"], "--watch: h.csv is not a folder"),
+])  # fmt: skip
+def test_a_bad_flow_argument_is_refused_at_start_not_at_every_scheduled_run(tmp_path, extra, message):
+    (tmp_path / "h.csv").write_text("text,label\nhi,a\n")
+    done = run_cli("schedule", "--name", "tickets", "--cron", "0 * * * *", "--holdout", "h.csv", *extra, cwd=tmp_path)
+    assert done.returncode in (1, 2) and done.stderr.startswith(f"error: {message}"), done.stderr
+    assert "Prefect server" not in done.stderr  # refused before one was even looked for

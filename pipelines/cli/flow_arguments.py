@@ -1,0 +1,31 @@
+"""The arguments `tailor retrain` and `tailor schedule` hand to Prefect flows, checked before any flow runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.cli.state import state
+
+
+def check_flow_arguments(name: str, holdout: Path, labels: Path | None, policy: Path | None, *,
+                         data: Path | None = None, device: str | None = None) -> None:  # fmt: skip
+    """Refuse a bad argument now, not inside a flow: there it surfaces only after a Prefect server
+    has started and tasks have retried against the store, or, on a schedule, at every run.
+
+    Raises:
+        NotFoundError, ConfigError, RefusedError: the first bad argument, named.
+    """
+    from registry.manifest import validate_name
+    from registry.user_files import require_file
+
+    validate_name(name)
+    if data is not None:
+        require_file(data, "batch file")
+    require_file(holdout, "--holdout:")
+    if labels is not None:
+        require_file(labels, "labels file")
+    state.settings().load_policy(policy)
+    if device is not None:
+        from pipelines.model import resolve_device
+
+        resolve_device(device)
