@@ -39,6 +39,7 @@ from registry.store import ObjectStore, sha256_hex
 from registry.settings import StoreSettings
 
 _FETCH_THREADS = 8
+MAX_REASON_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,9 @@ class Registry:
         """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.
 
         Raises:
-            RefusedError: ``when`` is not ISO 8601.
+            RefusedError: ``when`` is not ISO 8601, or ``alias`` is not one of the rules' aliases.
         """
+        self.require_alias(alias)
         try:
             moment = parse_time(when)
         except ValueError:
@@ -287,8 +289,7 @@ class Registry:
         """
         self._require_role("promote", alias=to)
         self._require_reason(reason, "promote")
-        if to not in self.rules.aliases:
-            raise RefusedError(f"alias {to!r} is not one of {', '.join(self.rules.aliases)}")
+        self.require_alias(to)
         if override and self.settings.role not in self.rules.override_roles:
             raise RefusedError(
                 f"--override is reserved to the {' or '.join(self.rules.override_roles)} role; "
@@ -334,6 +335,7 @@ class Registry:
         """
         self._require_role("rollback", alias=alias)
         self._require_reason(reason, "roll back")
+        self.require_alias(alias)
         if self.base_model is None:
             raise ConfigError("base_model: rolling back needs the configured base model's fingerprint")
         proven: dict[str, Manifest] = {}
@@ -404,6 +406,15 @@ class Registry:
     def _require_reason(reason: str, what: str) -> None:
         if not reason.strip():
             raise RefusedError(f"a reason is required to {what} (--reason TEXT): it goes into the audit log")
+        if len(reason) > MAX_REASON_CHARS:
+            # every reason stays in the append-only log for good, and is read back on every replay
+            raise RefusedError(f"a reason is at most {MAX_REASON_CHARS} characters (this one has {len(reason)}); "
+                               "link to a ticket for the details")  # fmt: skip
+
+    def require_alias(self, alias: str) -> None:
+        """Raises: RefusedError: ``alias`` is not one of the rules' aliases (a typo, not an unset alias)."""
+        if alias not in self.rules.aliases:
+            raise RefusedError(f"alias {alias!r} is not one of {', '.join(self.rules.aliases)}")
 
     def _require_same_base(self, manifest: Manifest) -> None:
         base = self.base_model

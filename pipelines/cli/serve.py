@@ -75,6 +75,7 @@ def serve(
     store_settings = settings.store()
     fingerprint = base_model_fingerprint(settings.base_model_dir, settings.base_model_id, cache_dir=settings.home)
     registry = Registry(S3ObjectStore(store_settings), store_settings, base_model=fingerprint)
+    registry.require_alias(alias)
 
     @functools.cache
     def base():

@@ -296,3 +296,10 @@ def test_a_name_without_a_production_version_stops_start_up_with_a_message(s3_se
                   timeout=120)  # fmt: skip
     assert out.returncode == 1, out.stderr
     assert f"no version of '{name}' holds the alias 'production'" in out.stderr
+
+
+def test_an_alias_that_is_not_one_of_the_registrys_is_a_typo_not_a_wait(s3_server):
+    out = run_cli("serve", "--name", "anything", "--alias", "prod", "--port", str(_free_port()),
+                  env=s3_server.env(TAILOR_ROLE="reader"), timeout=120)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert out.stderr == "error: alias 'prod' is not one of staging, production\n"

@@ -110,6 +110,8 @@ def test_promote_needs_a_reason_a_known_alias_and_an_existing_version(store, fol
     approver = _reg(store, role="approver", actor="bob")
     with pytest.raises(RefusedError, match="a reason is required"):
         approver.promote("tickets", "v1", "production", reason=" ")
+    with pytest.raises(RefusedError, match="a reason is at most 2000 characters \\(this one has 100000\\)"):
+        approver.promote("tickets", "v1", "production", reason="x" * 100_000)
     with pytest.raises(RefusedError, match="alias 'canary' is not one of staging, production"):
         approver.promote("tickets", "v1", "canary", reason="r")
     with pytest.raises(NotFoundError, match="'tickets' has no version v7"):
@@ -210,6 +212,8 @@ def test_alias_at_replays_the_log_up_to_a_time(store, folders):
     assert approver.alias_at("tickets", "production", second.time)[0] == "v2"
     with pytest.raises(RefusedError, match="is not ISO 8601"):
         approver.alias_at("tickets", "production", "yesterday")
+    with pytest.raises(RefusedError, match="alias 'prod' is not one of staging, production"):
+        approver.alias_at("tickets", "prod", second.time)  # a typo, not an alias that was never set
 
 
 def test_rollback_to_an_archived_version_is_refused(store, folders):
