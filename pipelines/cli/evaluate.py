@@ -92,9 +92,12 @@ def _production(against: str | None, name: str | None, download_to: Path) -> tup
     else:
         ref = against or "production"
     registry = _registry()
-    if not is_version(ref) and registry.resolve(name, ref) is None:
-        # The first version of a name has nothing to be compared with; a misspelt version is an error.
-        return None, None, f"{name} has no {ref} version yet: quality judged on the floor only"
+    if not is_version(ref):
+        # A misspelt alias would judge the candidate on the floor alone: refuse it rather than compare with nothing.
+        registry.require_alias(ref)
+        if registry.resolve(name, ref) is None:
+            # The first version of a name has nothing to be compared with; a misspelt version is an error.
+            return None, None, f"{name} has no {ref} version yet: quality judged on the floor only"
     manifest = registry.download(name, ref, download_to)
     return download_to, f"{manifest.name}:{manifest.version}", f"compared with {manifest.name}:{manifest.version} ({ref})"
 

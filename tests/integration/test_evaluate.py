@@ -150,5 +150,13 @@ def test_a_malformed_policy_is_refused_by_the_cli_naming_the_key_before_anything
         assert snapshot(adapters["good"]) == before  # nothing written, nothing lost
 
 
+def test_a_misspelt_against_alias_is_refused_rather_than_judged_on_the_floor_alone(s3_server, production, tmp_path):
+    done = run_cli("evaluate", "--adapter", f"{production}:v1", "--data", str(HOLDOUT), "--against", "prodution",
+                   "--out", str(tmp_path / "evaluation"), env=s3_server.env())  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    assert done.stderr == "error: alias 'prodution' is not one of staging, production\n"
+    assert not (tmp_path / "evaluation").exists()
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
