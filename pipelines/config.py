@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
@@ -195,8 +196,6 @@ def http_url(value: str) -> str:
     Raises:
         ValueError: it is not (pydantic reports it under the setting's name).
     """
-    from urllib.parse import urlsplit
-
     if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
         raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
     return value
