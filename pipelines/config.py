@@ -206,7 +206,8 @@ def _config_file() -> Path | None:
     if explicit:
         return require_file(Path(explicit), f"{CONFIG_ENV}: config file", ConfigError)
     default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.is_file() else None
+    # Present but not a file (a folder, say): ignoring it would run on defaults the user meant to replace.
+    return require_file(default, "config file", ConfigError) if default.exists() else None
 
 
 def store_env(cfg: EmbeddedStoreConfig, home: Path, **extra: str) -> dict[str, str]:

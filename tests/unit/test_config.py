@@ -92,6 +92,12 @@ def test_a_config_file_that_is_not_toml_is_refused_by_name(tmp_path, content):
         load_settings()
 
 
+def test_a_tailor_toml_that_is_a_folder_is_refused_not_ignored(tmp_path):
+    (tmp_path / "tailor.toml").mkdir()
+    with pytest.raises(ConfigError, match="^config file tailor.toml is a folder, not a file$"):
+        load_settings()
+
+
 def test_an_explicit_config_file_that_does_not_exist_is_refused(monkeypatch):
     monkeypatch.setenv("TAILOR_CONFIG", "/nonexistent/tailor.toml")
     with pytest.raises(ConfigError, match="TAILOR_CONFIG: config file /nonexistent/tailor.toml does not exist"):
