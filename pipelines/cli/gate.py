@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.file_option import output_file
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 
@@ -18,7 +19,8 @@ from pipelines.cli.state import state
 def gate(
     decision_file: Path = typer.Option(..., "--decision", help="gate_decision.json written by `tailor evaluate`"),
     policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the repository's policy.yaml)"),
-    out: Path | None = typer.Option(None, "--out", help="where to write the new decision (JSON)"),
+    out: Path | None = typer.Option(None, "--out", parser=output_file, metavar="FILE",
+                                    help="where to write the new decision (JSON)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.file_option import output_file
 from pipelines.cli.output import emit
 from pipelines.cli.registry_cmds import JSON, open_registry
 
@@ -13,17 +14,15 @@ from pipelines.cli.registry_cmds import JSON, open_registry
 def report(
     name: str = typer.Argument(..., help="adapter name"),
     version: str = typer.Argument(..., help="v1, v2, …"),
-    out: Path = typer.Option(..., "--out", help="HTML file to write"),
+    out: Path = typer.Option(..., "--out", parser=output_file, metavar="FILE", help="HTML file to write"),
     force: bool = typer.Option(False, "--force", help="replace --out if it exists"),
     as_json: bool = JSON,
 ) -> None:
     """Write a model card with every piece of evidence and the version's audit trail (opens offline)."""
     from registry.atomic_file import write_atomic
-    from registry.errors import AlreadyExistsError, RefusedError
+    from registry.errors import AlreadyExistsError
     from registry.report import gather, render
 
-    if out.is_dir():
-        raise RefusedError(f"--out {out} is a folder; give the path of the .html file to write")
     if out.exists() and not force:
         raise AlreadyExistsError(f"--out {out} already exists; choose another path or pass --force to replace it")
     inputs = gather(open_registry(), name, version)

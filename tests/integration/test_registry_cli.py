@@ -119,7 +119,7 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     assert kept.returncode == 1 and "already exists" in kept.stderr and "--force" in kept.stderr
     assert report_file.read_text() == html
     assert replaced.returncode == 0 and (tmp_path / "forced.html").read_text().startswith("<!")
-    assert folder.returncode == 1 and "is a folder" in folder.stderr
+    assert folder.returncode == 2 and "is a folder" in folder.stderr
 
 
 def test_every_refused_register_says_why_and_writes_nothing(s3_server, base, unique_name, tmp_path):
