@@ -66,11 +66,6 @@ def base_env(cfg: PrefectServerConfig) -> dict[str, str]:
     }
 
 
-def client_env(cfg: PrefectServerConfig) -> dict[str, str]:
-    """Environment for a process that must talk to the persistent server (workers, `serve`)."""
-    return {**base_env(cfg), "PREFECT_API_URL": cfg.api_url}
-
-
 def use_server(cfg: PrefectServerConfig) -> str | None:
     """Point this process's Prefect client at the persistent server when it is up.
 
