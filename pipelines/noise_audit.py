@@ -1,7 +1,8 @@
 """Label-noise audit: confident learning (cleanlab) on out-of-sample probabilities.
 
-The probabilities come from a logistic regression on the frozen base model's sentence embeddings,
-predicted by cross-validation so that no row is scored by a model that saw its own label. Confident
+The probabilities come from a logistic regression and nearest class means on the frozen base
+model's sentence embeddings, averaged and predicted by cross-validation so that no row is scored by
+a model that saw its own label. Training weights its noisy rows with the same probabilities. Confident
 learning then counts the rows whose given label disagrees with a confidently predicted one (the
 off-diagonal of the calibrated confident joint: the noise rate) and lists the rows whose given
 label is most likely wrong.
@@ -115,7 +116,7 @@ def audit_embeddings(
 
     index = {label: k for k, label in enumerate(classes)}
     y = np.array([index[labels[i]] for i in rows])
-    pred_probs = _out_of_sample_probabilities(embeddings[rows], y, used_folds, seed)
+    pred_probs = out_of_sample_proba(embeddings[rows], y, len(classes), folds=used_folds, seed=seed)
     rate, issues = _confident_learning(y, pred_probs)
 
     suspects = []
@@ -143,15 +144,42 @@ def audit_embeddings(
     return audit, suspects
 
 
-def _out_of_sample_probabilities(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+def out_of_sample_proba(embeddings: np.ndarray, y: np.ndarray, num_labels: int, *, folds: int = DEFAULT_FOLDS,
+                        seed: int = 0) -> np.ndarray:  # fmt: skip
+    """Cross-validated class probabilities: each row predicted by models that never saw it.
 
-    # tol 1e-3 instead of 1e-4: the same noise estimate (0.179 either way on Banking77 at 20 % flips)
-    # for a third of the CPU time at 77 classes.
-    probe = LogisticRegression(C=PROBE_C, tol=1e-3, max_iter=1000)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return cross_val_predict(probe, x, y, cv=splitter, method="predict_proba")
+    In-sample probabilities would agree with the (possibly wrong) label they were fit on, which is
+    exactly what confident learning must avoid. Two models, averaged: a logistic regression
+    (sharp, but it partly fits the wrong labels of its folds) and nearest class means (blunt, but
+    a class mean averages the wrong labels out). On Banking77 with 40 % flipped labels the average
+    left fewer wrong labels and gave a better probe than either alone (bench/train.py), and the
+    audit flagged the flipped rows with better precision (bench/noise_audit.py).
+    ``folds`` drops to the size of the smallest class present; every class present needs two rows.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = int(min(folds, np.bincount(y, minlength=num_labels)[np.unique(y)].min()))
+    proba = np.zeros((len(y), num_labels))
+    for train_idx, test_idx in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(embeddings, y):
+        # tol 1e-3 instead of 1e-4: the same noise estimate (0.179 either way on Banking77 at 20 % flips)
+        # for a third of the CPU time at 77 classes.
+        clf = LogisticRegression(C=PROBE_C, tol=1e-3, max_iter=1000).fit(embeddings[train_idx], y[train_idx])
+        nearest_mean = class_mean_proba(embeddings[train_idx], y[train_idx], clf.classes_, embeddings[test_idx])
+        proba[np.ix_(test_idx, clf.classes_)] = (clf.predict_proba(embeddings[test_idx]) + nearest_mean) / 2
+    return proba
+
+
+def class_mean_proba(embeddings: np.ndarray, y: np.ndarray, classes: np.ndarray, queries: np.ndarray,
+                     scale: float = 20.0) -> np.ndarray:  # fmt: skip
+    """Softmax over scaled cosine similarity to each class mean (columns in ``classes`` order)."""
+    import numpy as np
+    from scipy.special import softmax
+
+    means = np.stack([embeddings[y == c].mean(axis=0) for c in classes])
+    means /= np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-9)
+    return softmax(scale * queries @ means.T, axis=1)
 
 
 def _confident_learning(y: np.ndarray, pred_probs: np.ndarray) -> tuple[float, list[int]]:

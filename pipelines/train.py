@@ -39,6 +39,7 @@ import torch
 
 from pipelines.cost_meter import CostMeter
 from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
+from pipelines.noise_audit import out_of_sample_proba
 from pipelines.records import LabeledBatch, TrainResult
 from pipelines.train_params import MAX_SEED, TrainParams
 from registry.errors import AlreadyExistsError, RefusedError
@@ -197,38 +198,6 @@ def pad_batch(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return hidden, mask
 
 
-def out_of_sample_proba(embeddings: np.ndarray, y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
-    """Cross-validated class probabilities: each row predicted by models that never saw it.
-
-    In-sample probabilities would agree with the (possibly wrong) label they were fit on, which is
-    exactly what confident learning must avoid. Two models, averaged: a logistic regression
-    (sharp, but it partly fits the wrong labels of its folds) and nearest class means (blunt, but
-    a class mean averages the wrong labels out). On Banking77 with 40 % flipped labels the average
-    left fewer wrong labels and gave a better probe than either alone (bench/train.py note).
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = int(min(5, np.bincount(y, minlength=num_labels)[np.unique(y)].min()))
-    proba = np.zeros((len(y), num_labels))
-    for train_idx, test_idx in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(embeddings, y):
-        # tol 1e-3: the same noise estimate as 1e-4 for a third of the CPU time (pipelines/noise_audit.py).
-        clf = LogisticRegression(C=10.0, tol=1e-3, max_iter=1000).fit(embeddings[train_idx], y[train_idx])
-        nearest_mean = class_mean_proba(embeddings[train_idx], y[train_idx], clf.classes_, embeddings[test_idx])
-        proba[np.ix_(test_idx, clf.classes_)] = (clf.predict_proba(embeddings[test_idx]) + nearest_mean) / 2
-    return proba
-
-
-def class_mean_proba(embeddings: np.ndarray, y: np.ndarray, classes: np.ndarray, queries: np.ndarray,
-                     scale: float = 20.0) -> np.ndarray:  # fmt: skip
-    """Softmax over scaled cosine similarity to each class mean (columns in ``classes`` order)."""
-    from scipy.special import softmax
-
-    means = np.stack([embeddings[y == c].mean(axis=0) for c in classes])
-    means /= np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-9)
-    return softmax(scale * queries @ means.T, axis=1)
-
-
 def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int) -> np.ndarray:
     """Each example's training weight: 1, or less (0 = dropped) where cleanlab flags its label as probably wrong.
 
@@ -241,7 +210,7 @@ def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params
         return weights
     from cleanlab.filter import find_label_issues
 
-    proba = out_of_sample_proba(embeddings, y, num_labels, seed)
+    proba = out_of_sample_proba(embeddings, y, num_labels, seed=seed)
     # n_jobs=1: cleanlab's worker pool costs more than it saves on small batches, and its workers,
     # forked inside a Prefect task, die with a TerminationSignal traceback when the pool is closed.
     issues = find_label_issues(y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class,
