@@ -42,6 +42,9 @@ class Limits:
         for i, text in enumerate(texts):
             if not text.strip():
                 found.append(f"texts[{i}]: empty or only whitespace")
+            elif not any(ch.isprintable() and not ch.isspace() for ch in text):
+                # the tokenizer drops such characters, so the model would answer confidently about nothing
+                found.append(f"texts[{i}]: only control or invisible characters; there is nothing to classify")
             elif len(text) > self.max_chars:
                 found.append(f"texts[{i}]: {len(text)} characters, the limit is {self.max_chars}")
             elif (at := unpaired_surrogate(text)) is not None:

@@ -49,6 +49,13 @@ def test_predict_answers_each_text_with_label_probabilities_and_version(client):
     assert body["predictions"][0]["probabilities"] == pytest.approx({"a": 0.9, "b": 0.1})
 
 
+def test_text_in_any_script_or_with_emoji_and_a_stray_control_character_is_answered(client):
+    texts = ["¿Dónde está mi tarjeta? 💳", "卡丢了", "refund\u0000 please"]
+    r = client.post("/predict", json={"texts": texts, "adapter": "tickets"})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 3
+
+
 def test_each_adapter_answers_with_its_own_version(client):
     emails = client.post("/predict", json={"texts": ["hi"], "adapter": "emails"}).json()
     assert (emails["version"], emails["predictions"][0]["label"]) == ("v2", "b")
@@ -98,6 +105,8 @@ def test_the_adapter_may_be_left_out_when_one_is_served(registry):
         ({"texts": ["x" * 51]}, 422, "texts[0]: 51 characters, the limit is 50"),
         ({"texts": ["a", "b", "c", "d", "e"]}, 422, "5 texts in one request, the limit is 4"),
         ({"texts": ["  "]}, 422, "texts[0]: empty or only whitespace"),
+        ({"texts": ["ok", "\u0000\u200b\x07"], "adapter": "tickets"}, 422,
+         "texts[1]: only control or invisible characters; there is nothing to classify"),
         ({}, 422, "texts: required"),
         ({"texts": ["x"], "adapter": "tickets", "extra": 1}, 422, "extra: unknown field"),
         (["x"], 422, "the body must be a JSON object"),
