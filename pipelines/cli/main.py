@@ -63,9 +63,28 @@ def describe_os_error(err: OSError) -> str:
     return f"{path}: {err.strerror or err}"
 
 
+def empty_argument(args: list[str]) -> str | None:
+    """The option (or position) of the first empty argument, if any.
+
+    No Tailor argument may be empty, and an empty path silently means the current folder
+    (``Path("")`` is ``.``): ``--report-dir "$DIR"`` with ``DIR`` unset wrote the report into the
+    working folder, and ``--adapter ""`` searched the whole checkout, ``.venv`` included.
+    """
+    for i, arg in enumerate(args):
+        if arg == "":
+            return args[i - 1] if i and args[i - 1].startswith("-") else f"argument {i + 1}"
+        if arg.startswith("--") and arg.endswith("="):
+            return arg[:-1]
+    return None
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map errors to exit codes."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    if (where := empty_argument(args)) is not None:
+        typer.echo(f"error: {where} is empty; give a value (a shell variable that expanded to nothing?)", err=True)
+        sys.exit(2)
     try:
         # Without standalone mode Click returns a `typer.Exit` code instead of raising it.
         code = app(args=argv, standalone_mode=False)

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import run_cli
 
 
-@pytest.mark.parametrize("cron", ["61 * * * *", "every hour", ""])
+@pytest.mark.parametrize("cron", ["61 * * * *", "every hour"])
 def test_a_bad_cron_expression_is_a_usage_error_naming_the_format(tmp_path, cron):
     done = run_cli("schedule", "--name", "tickets", "--cron", cron, "--holdout", str(tmp_path / "h.csv"), cwd=tmp_path)
     assert done.returncode == 2
