@@ -26,9 +26,13 @@ def validate(
 ) -> None:
     """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected."""
     from pipelines.validate import validate_and_route
+    from registry.user_files import require_file
 
     if labels is not None and adapter is not None:
         raise typer.BadParameter("give --labels or --adapter, not both")
+    # Before the store's settings: with no store set up, a folder given as BATCH was reported as
+    # missing store credentials.
+    require_file(batch, "batch file")
     settings = state.settings()
     report = validate_and_route(
         batch,

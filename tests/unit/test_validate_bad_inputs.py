@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.batch_io import NotAFileError, megabytes
+from pipelines.cli.main import run
 from pipelines.policy import load_policy
 from pipelines.records import ValidationReport
 from pipelines.validate import validate_and_route
@@ -239,3 +240,13 @@ def test_a_batch_noisier_than_the_policy_allows_is_quarantined_with_its_review_f
     review = (moved.parent / "noise_review.csv").read_text().splitlines()
     assert review[0] == "id,text,given_label,suggested_label,confidence,given_label_probability"
     assert review[1].startswith("3,customer message number 2 about card lost,card_lost,refund_request,0.9")
+
+
+def test_validate_names_a_folder_given_as_batch_before_asking_for_the_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "no-store-here"))
+    (tmp_path / "batches").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        run(["validate", str(tmp_path / "batches")])
+    code, err = exit_info.value.code, capsys.readouterr().err
+    assert code == 1
+    assert err == f"error: batch file {tmp_path / 'batches'} is a folder, not a file\n"
