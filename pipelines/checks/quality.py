@@ -64,6 +64,15 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
             f"{len(holdout)} rows; difference {comparison['diff']:+.3f}, {policy.confidence:.0%} CI "
             f"[{comparison['diff_ci_low']:+.3f}, {comparison['diff_ci_high']:+.3f}]"
         )
+    # A holdout row whose label the candidate was never trained on can only be scored wrong; say so,
+    # or a stale or mistyped holdout reads as a weak model.
+    unknown = sorted(set(holdout.labels) - set(labels))
+    details["unknown_labels"] = unknown
+    if unknown:
+        rows = sum(label in unknown for label in holdout.labels)
+        details["summary"] += (f"; {rows} holdout row{'s' if rows != 1 else ''} labelled with "
+                               f"{', '.join(repr(u) for u in unknown)}, which the adapter was not trained on, "
+                               "scored as wrong")  # fmt: skip
     return finish(NAME, thresholds, details, out_dir=out_dir)
 
 

@@ -41,6 +41,15 @@ def test_quality_without_production_is_judged_on_the_floor_only_and_says_so():
     assert len(result.details["per_class"]) == 4 and result.details["confusion"][0] == [10, 0, 0, 0]
 
 
+def test_quality_names_holdout_labels_the_adapter_was_not_trained_on():
+    h = batch(["refund_requets"] * 3 + list(holdout().labels[3:]))
+    result = quality.run(h, list(holdout().labels), LABELS, QualityPolicy())
+    assert result.details["unknown_labels"] == ["refund_requets"]
+    assert "3 holdout rows labelled with 'refund_requets', which the adapter was not trained on" in \
+        result.details["summary"]
+    assert quality.run(holdout(), list(holdout().labels), LABELS, QualityPolicy()).details["unknown_labels"] == []
+
+
 def test_quality_below_the_floor_fails_with_value_and_limit():
     h = holdout()
     result = quality.run(h, corrupt(h.labels, 2), LABELS, QualityPolicy(min_macro_f1=0.6))
