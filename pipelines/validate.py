@@ -447,6 +447,20 @@ def _mixed_label_types(frame, policy: DataPolicy, labels: list[str] | None):
     ]
 
 
+def _label_spellings(frame, policy: DataPolicy, labels: list[str] | None):
+    present = frame["label"].dropna()
+    counts = present.value_counts()
+    spellings: dict[str, list[str]] = {}
+    for label in counts.index:
+        spellings.setdefault(normalise_text(label), []).append(label)
+    clashes = [group for group in spellings.values() if len(group) > 1]
+    if not clashes:
+        return None
+    rows = sum(int(counts[label]) for group in clashes for label in group)
+    return rows, [", ".join(f"{label!r} ({counts[label]} rows)" for label in sorted(group))
+                  for group in clashes[:MAX_EXAMPLES]]  # fmt: skip
+
+
 def _min_examples_per_class(frame, policy: DataPolicy, labels: list[str] | None):
     counts = frame["label"].value_counts()
     for label in labels or []:
@@ -473,6 +487,7 @@ def _class_imbalance(frame, policy: DataPolicy, labels: list[str] | None):
 CHECKS: dict[str, Check] = {
     "conflicting_duplicates": _conflicting_duplicates,
     "mixed_label_types": _mixed_label_types,
+    "label_spellings": _label_spellings,
     "min_examples_per_class": _min_examples_per_class,
     "class_imbalance": _class_imbalance,
 }
