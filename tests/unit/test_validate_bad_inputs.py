@@ -159,22 +159,17 @@ def test_numeric_and_string_labels_mixed_are_quarantined_without_a_crash(tmp_pat
     assert failure.examples[0] == "numeric labels: 3"
 
 
-def test_a_label_with_a_stray_space_is_named_with_its_row(tmp_path):
-    rows = _rows() + [("my card is nowhere to be found", "card_lost ")]
-    report, batch, digest = _route(tmp_path, "space.csv", _csv(rows))
+@pytest.mark.parametrize(("extra", "name", "count", "examples"), [
+    ([("my card is nowhere to be found", "card_lost ")], "labels without surrounding spaces", 1,
+     ["id 41: label='card_lost '"]),
+    ([(f"lost card report {i}", "Card-Lost") for i in range(8)], "one spelling per label", 18,
+     ["'Card-Lost' (8 rows), 'card_lost' (10 rows)"]),
+], ids=["stray space", "two spellings"])
+def test_a_label_written_two_ways_is_named(tmp_path, extra, name, count, examples):
+    report, batch, digest = _route(tmp_path, "labels.csv", _csv(_rows() + extra))
     _quarantined(report, batch, digest)
-    failure = _failure(report, "labels without surrounding spaces")
-    assert failure.count == 1
-    assert failure.examples == ["id 41: label='card_lost '"]
-
-
-def test_one_class_spelled_two_ways_is_named_with_both_spellings(tmp_path):
-    rows = _rows() + [(f"lost card report {i}", "Card-Lost") for i in range(8)]
-    report, batch, digest = _route(tmp_path, "spelling.csv", _csv(rows))
-    _quarantined(report, batch, digest)
-    failure = _failure(report, "one spelling per label")
-    assert failure.count == 18
-    assert failure.examples == ["'Card-Lost' (8 rows), 'card_lost' (10 rows)"]
+    failure = _failure(report, name)
+    assert (failure.count, failure.examples) == (count, examples)
 
 
 def test_conflicting_duplicates_are_named_with_both_labels(tmp_path):
