@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -86,23 +87,32 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
 
 
 def prepare_output(out_dir: Path, force: bool) -> None:
-    """Refuse to overwrite, unless forced and the folder holds only what a previous run wrote.
+    """Refuse to overwrite, unless forced and the folder holds only what a previous run wrote, and
+    make sure the adapter can be written there: all before training, not after it.
 
     Raises:
         AlreadyExistsError: the folder exists and ``force`` is off.
-        RefusedError: forced, but the folder holds files a training run never writes (user data).
+        RefusedError: ``out_dir`` is a file or a device; forced, but the folder holds files a training
+            run never writes (user data); or its parent folder cannot be written.
+        OSError: a part of the path is a file.
     """
     out_dir = Path(out_dir)
-    if not out_dir.exists():
-        return
-    if not force:
-        raise AlreadyExistsError(f"output folder {out_dir} already exists; choose another --out or pass --force to replace it")
-    if not out_dir.is_dir():
-        raise RefusedError(f"--out {out_dir} is a file, not a folder; Tailor will not replace it")
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ADAPTER_FILES)
-    if foreign:
-        raise RefusedError(f"--force refused: {out_dir} holds files a training run does not write "
-                           f"({', '.join(foreign[:5])}); move them away or choose another --out")  # fmt: skip
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise RefusedError(f"--out {out_dir} exists and is not a folder; Tailor will not replace it")
+        if not force:
+            raise AlreadyExistsError(f"output folder {out_dir} already exists; choose another --out or pass --force to "
+                                     "replace it")  # fmt: skip
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ADAPTER_FILES)
+        if foreign:
+            raise RefusedError(f"--force refused: {out_dir} holds files a training run does not write "
+                               f"({', '.join(foreign[:5])}); move them away or choose another --out")  # fmt: skip
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # The finished adapter is staged beside out_dir and renamed into place: probe that now.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as err:
+        raise RefusedError(f"cannot write the adapter into {out_dir.parent}: {err.strerror or err}") from None
 
 
 def publish(staging: Path, out_dir: Path, force: bool) -> None:

@@ -89,6 +89,19 @@ def test_force_does_not_replace_a_folder_holding_user_files(tmp_path, env):
     assert (out / "thesis.docx").read_text() == "years of work"
 
 
+def test_an_out_that_is_a_file_or_an_unwritable_place_is_refused_before_training(tmp_path):
+    from pipelines.train import prepare_output
+    from registry.errors import RefusedError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    for force in (False, True):
+        with pytest.raises(RefusedError, match="notes.txt exists and is not a folder"):
+            prepare_output(tmp_path / "notes.txt", force)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    with pytest.raises(RefusedError, match="cannot write the adapter into /proc"):
+        prepare_output(Path("/proc/tailor-adapter"), False)
+
+
 def test_an_unknown_device_is_a_usage_error(tmp_path, env):
     data = write_batch(tmp_path / "ok.csv", GOOD)
     res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--device", "tpu")
