@@ -39,9 +39,13 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
 
     Raises:
         NotFoundError, RefusedError, ConfigError: the candidate adapter cannot be loaded at all.
+        OSError: ``out_dir`` cannot be created (a file, a device, a folder that cannot be written).
     """
     from pipelines.model import load_base, load_classifier
 
+    if out_dir is not None:
+        # Fail on a place the evidence cannot go now, not after loading the models and running every check.
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     base = load_base(base_model_dir)
     candidate = load_classifier(adapter_dir, base)
     candidate_pred = candidate.predict(holdout.texts)

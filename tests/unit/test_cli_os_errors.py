@@ -36,3 +36,16 @@ def test_validate_with_a_report_dir_under_a_file_keeps_the_batch_and_says_why(tm
     assert "Traceback" not in err
     assert err.startswith("error: ") and "is a file, not a folder" in err and str(tmp_path / "notes.txt") in err
     assert Path(batch).read_bytes() == SAMPLE.read_bytes()
+
+
+def test_evaluate_refuses_an_out_that_is_a_file_before_loading_any_model(tmp_path):
+    from pipelines.batch_io import read_batch
+    from pipelines.checks.suite import evaluate
+    from pipelines.policy import load_policy
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        # The adapter and base model folders do not exist: reaching them would raise NotFoundError.
+        evaluate(tmp_path / "no-adapter", read_batch(SAMPLE), load_policy(), base_model_dir=tmp_path / "no-model",
+                 out_dir=tmp_path / "notes.txt")  # fmt: skip
+    assert (tmp_path / "notes.txt").read_text() == "mine"
