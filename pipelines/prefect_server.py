@@ -75,6 +75,8 @@ def use_server(cfg: PrefectServerConfig) -> str | None:
     """
     for key, value in base_env(cfg).items():
         os.environ.setdefault(key, value)
+    # Prefect creates its home without parents and only warns when it cannot.
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
     if _healthy(cfg):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -26,21 +27,30 @@ def schedule(
     Also serves the `promote` and `rollback` flows, so that a promotion started from the Prefect UI
     or API goes through the same registry rules and audit log as `tailor promote`.
     """
-    from prefect.client.schemas.schedules import CronSchedule
-
     from pipelines import prefect_server
+
+    settings = state.settings()
+    cfg = prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port)
+    # Before any Prefect import: Prefect reads its API URL when first imported, and without one the
+    # runner started a temporary server of its own beside the persistent one.
+    api = prefect_server.use_server(cfg)
+    from prefect._vendor.croniter import CroniterBadDateError, croniter
+    from prefect.client.schemas.schedules import CronSchedule
 
     try:
         CronSchedule(cron=cron)
     except ValueError:
         raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
                           "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)") from None  # fmt: skip
+    try:
+        # The croniter Prefect's scheduler uses: a date that never comes (31 February) is valid syntax,
+        # and the deployment would wait forever without a word.
+        croniter(cron, datetime.now()).get_next(datetime)
+    except CroniterBadDateError:
+        raise ConfigError(f"--cron {cron!r} never fires: no month has that day (e.g. 31 February, 31 April)") from None
     check_flow_arguments(name, holdout, labels, policy)
     if not watch.is_dir():
         raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
-    settings = state.settings()
-    cfg = prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port)
-    api = prefect_server.use_server(cfg)
     if api is None:
         raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
                           "(schedules need a persistent server)")  # fmt: skip
