@@ -452,7 +452,8 @@ def _label_spellings(frame, policy: DataPolicy, labels: list[str] | None):
     counts = present.value_counts()
     spellings: dict[str, list[str]] = {}
     for label in counts.index:
-        spellings.setdefault(normalise_text(label), []).append(label)
+        # Labels with no letter or digit ("👍", "👎") normalise to nothing; they compare as written.
+        spellings.setdefault(normalise_text(label) or label.strip().casefold(), []).append(label)
     clashes = [group for group in spellings.values() if len(group) > 1]
     if not clashes:
         return None

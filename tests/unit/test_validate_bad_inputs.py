@@ -172,6 +172,13 @@ def test_a_label_written_two_ways_is_named(tmp_path, extra, name, count, example
     assert (failure.count, failure.examples) == (count, examples)
 
 
+def test_labels_without_letters_or_digits_are_not_taken_for_one_spelling(tmp_path):
+    rows = [(f"great service number {i}", "👍") for i in range(10)] + [(f"awful service number {i}", "👎")
+                                                                       for i in range(10)]  # fmt: skip
+    report, _, _ = _route(tmp_path, "emoji.csv", _csv(rows), labels_file=None)
+    assert "one spelling per label" not in [f.name for f in report.failures]
+
+
 def test_conflicting_duplicates_are_named_with_both_labels(tmp_path):
     rows = _rows() + [("my card is gone", "card_lost"), ("my card is gone", "refund_request")]
     report, batch, digest = _route(tmp_path, "conflict.csv", _csv(rows))
