@@ -143,7 +143,9 @@ def batch_frame(batch: LabeledBatch):
             "text": texts,
             "label": labels,
             "group": batch.groups if batch.groups is not None else [None] * len(batch),
-            "text_normalised": [normalise_text(t) if t is not None else None for t in texts],
+            # A text with no letter or digit ("???", "👍") normalises to nothing: null, so that it is
+            # compared only as written and not taken for a near-copy of every other such text.
+            "text_normalised": [(normalise_text(t) or None) if t is not None else None for t in texts],
         }
     )
 
@@ -176,7 +178,7 @@ def run_suite(
         "duplicates_mostly": 1.0 - policy.max_duplicate_share,
         "labels": list(labels or []),
         "holdout_texts": sorted(set(holdout.texts)) if holdout else [],
-        "holdout_normalised": sorted({normalise_text(t) for t in holdout.texts}) if holdout else [],
+        "holdout_normalised": sorted({n for t in holdout.texts if (n := normalise_text(t))}) if holdout else [],
     }
     failures = _run_expectations([e for e in active if e.expectation], frame, parameters)
     for entry in active:

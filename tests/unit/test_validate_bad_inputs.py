@@ -199,6 +199,13 @@ def test_holdout_leaks_are_found_exactly_and_after_normalising(tmp_path):
     assert _failure(report, "no near-copy of a holdout text").count == 2
 
 
+def test_texts_without_letters_or_digits_are_not_near_copies_of_each_other(tmp_path):
+    holdout = tmp_path / "holdout.csv"
+    holdout.write_bytes(HOLDOUT.read_bytes() + b"h999,?!?!,card_lost,chat\r\n")
+    report, _, _ = _route(tmp_path, "marks.csv", _csv(_rows() + [("!!!!", "card_lost")]), holdout=holdout)
+    assert "no near-copy of a holdout text" not in [f.name for f in report.failures]
+
+
 def test_a_file_over_the_size_limit_is_quarantined_without_being_read(tmp_path, monkeypatch):
     policy = load_policy()
     limit = megabytes(policy.data.max_file_mb)
