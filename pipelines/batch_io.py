@@ -209,6 +209,12 @@ def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
                 f"batch file {path} line {number} is a JSON {type(row).__name__}, expected an object"
             )
         names.update(dict.fromkeys(row))
+        for key in _wanted(list(row)):
+            if isinstance(row[key], (dict, list)):
+                # An exported message object instead of its body, most likely; never a text or a label.
+                kind = "object" if isinstance(row[key], dict) else "array"
+                raise MalformedBatchError(f"batch file {path} line {number}: {key!r} is a JSON {kind}, expected a "
+                                          "string, a number or null")  # fmt: skip
         cells = {key: _as_text(row[key]) for key in _wanted(list(row))}
         for key, text in cells.items():
             if (at := unpaired_surrogate(text)) is not None:
@@ -231,6 +237,11 @@ def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:
     _require_columns(path, names)
     if table.num_rows == 0:
         raise EmptyBatchError(f"batch file {path} has columns ({', '.join(names)}) but no rows")
+    for name in _wanted(names):
+        kind = table.schema.field(name).type
+        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            raise MalformedBatchError(f"batch file {path} column {name!r} holds {kind} values, expected strings, "
+                                      "numbers or nulls")  # fmt: skip
     return {name: [_as_text(v) for v in table.column(name).to_pylist()] for name in _wanted(names)}
 
 
@@ -264,7 +275,7 @@ def _as_text(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value) if isinstance(value, float) else str(value)
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)  # the scalars Parquet adds: dates, times, decimals
 
 
 def _to_batch(path: Path, columns: dict[str, list[str]]) -> LabeledBatch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from pathlib import Path
@@ -182,6 +183,28 @@ def test_an_invalid_jsonl_line_is_named(tmp_path):
     path = tmp_path / "b.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b", label: y}\n')
     _refused(path, MalformedBatchError, "line 2 is not valid JSON")
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": {"body": "my card is gone"}, "label": "card_lost"}', "line 2: 'text' is a JSON object, expected a string"),
+    ('{"text": "my card is gone", "label": ["card_lost"]}', "line 2: 'label' is a JSON array, expected a string"),
+])
+def test_a_jsonl_object_or_array_where_a_text_or_label_belongs_is_refused(tmp_path, line, message):
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"text": "fine", "label": "x"}\n' + line + "\n")
+    _refused(path, MalformedBatchError, message)
+
+
+def test_a_parquet_column_of_lists_or_bytes_is_refused_and_dates_read_as_written(tmp_path):
+    nested = tmp_path / "nested.parquet"
+    pd.DataFrame({"text": [["my", "card"], ["a", "refund"]], "label": ["x", "y"]}).to_parquet(nested)
+    _refused(nested, MalformedBatchError, "column 'text' holds list<element: string> values")
+    raw = tmp_path / "raw.parquet"
+    pd.DataFrame({"text": [b"my card", b"a refund"], "label": ["x", "y"]}).to_parquet(raw)
+    _refused(raw, MalformedBatchError, "column 'text' holds binary values")
+    dated = tmp_path / "dated.parquet"
+    pd.DataFrame({"text": ["my card", "a refund"], "label": [datetime.date(2026, 1, 1), None]}).to_parquet(dated)
+    assert read_batch(dated).labels == ["2026-01-01", ""]
 
 
 def test_nan_labels_in_csv_and_parquet_read_as_missing(tmp_path):
