@@ -9,8 +9,10 @@ missing, numeric mixed with words) is validation's job, not the reader's.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import warnings
 from pathlib import Path
 
 from pipelines.encoder import bad_utf8_byte, unpaired_surrogate
@@ -176,15 +178,27 @@ def _decode(path: Path, raw: bytes) -> str:
 def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:
     import pandas as pd
 
+    header = [name.strip() for name in next(csv.reader(io.StringIO(content)), [])]
+    if twice := sorted({name for name in header if header.count(name) > 1}):
+        raise MalformedBatchError(f"batch file {path} names column(s) {', '.join(map(repr, twice))} more than once in "
+                                  "its header")  # fmt: skip
     try:
-        # Everything as strings, nothing turned into NaN: "01" stays "01" and "NA" stays a label.
-        frame = pd.read_csv(
-            io.StringIO(content), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True
-        )
+        with warnings.catch_warnings():
+            # A first row longer than the header is a warning, and the rows after it a ParserError.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # Everything as strings, nothing turned into NaN: "01" stays "01" and "NA" stays a label.
+            # index_col=False: otherwise a first row longer than the header turns its leading fields
+            # into an index and shifts every column (a text field became the label).
+            frame = pd.read_csv(io.StringIO(content), dtype=str, keep_default_na=False, na_filter=False,
+                                skip_blank_lines=True, index_col=False)  # fmt: skip
     except pd.errors.EmptyDataError:
         raise EmptyBatchError(f"batch file {path} has no header and no rows") from None
+    except pd.errors.ParserWarning:
+        raise MalformedBatchError(f"batch file {path}: the first data row has more fields than the header; quote "
+                                  "texts that hold commas") from None  # fmt: skip
     except (pd.errors.ParserError, ValueError) as err:
-        raise MalformedBatchError(f"batch file {path} is not valid CSV: {err}") from None
+        hint = "; quote texts that hold commas" if "fields in line" in str(err) else ""
+        raise MalformedBatchError(f"batch file {path} is not valid CSV: {str(err).strip()}{hint}") from None
     names = [str(c).strip() for c in frame.columns]
     frame.columns = names
     _require_columns(path, names)

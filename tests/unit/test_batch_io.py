@@ -207,6 +207,19 @@ def test_a_parquet_column_of_lists_or_bytes_is_refused_and_dates_read_as_written
     assert read_batch(dated).labels == ["2026-01-01", ""]
 
 
+@pytest.mark.parametrize("content, message", [
+    ("text,label\nmy card, the blue one,card_lost\nrefund please,refund\n",
+     "the first data row has more fields than the header; quote texts that hold commas"),
+    ("text,label\nrefund please,refund\nmy card, the blue one,card_lost\n",
+     "Expected 2 fields in line 3, saw 3; quote texts that hold commas"),
+    ("text,label,text\nmy card,card_lost,gone\n", "names column(s) 'text' more than once in its header"),
+], ids=["first row too long", "later row too long", "column named twice"])
+def test_a_csv_whose_rows_do_not_fit_its_header_is_refused(tmp_path, content, message):
+    path = tmp_path / "b.csv"
+    path.write_text(content)
+    _refused(path, MalformedBatchError, message)
+
+
 def test_nan_labels_in_csv_and_parquet_read_as_missing(tmp_path):
     csv = tmp_path / "nan.csv"
     csv.write_text("text,label\nhello there,\nbye now,a\n")
