@@ -215,9 +215,11 @@ def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_pairs)
         except json.JSONDecodeError as err:
             raise MalformedBatchError(f"batch file {path} line {number} is not valid JSON: {err.msg}") from None
+        except _RepeatedKey as err:
+            raise MalformedBatchError(f"batch file {path} line {number} names {err.key!r} more than once") from None
         if not isinstance(row, dict):
             raise MalformedBatchError(
                 f"batch file {path} line {number} is a JSON {type(row).__name__}, expected an object"
@@ -237,6 +239,21 @@ def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
         rows.append(cells)
     _require_columns(path, list(names))
     return {name: [row.get(name, "") for row in rows] for name in _wanted(list(names))}
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object, refusing a repeated key: json.loads keeps the last silently, which hides which text was meant."""
+    row: dict[str, object] = {}
+    for key, value in pairs:
+        if key in row:
+            raise _RepeatedKey(key)
+        row[key] = value
+    return row
 
 
 def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:

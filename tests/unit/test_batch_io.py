@@ -188,8 +188,9 @@ def test_an_invalid_jsonl_line_is_named(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ('{"text": {"body": "my card is gone"}, "label": "card_lost"}', "line 2: 'text' is a JSON object, expected a string"),
     ('{"text": "my card is gone", "label": ["card_lost"]}', "line 2: 'label' is a JSON array, expected a string"),
+    ('{"text": "my card is gone", "label": "card_lost", "text": "refund"}', "line 2 names 'text' more than once"),
 ])
-def test_a_jsonl_object_or_array_where_a_text_or_label_belongs_is_refused(tmp_path, line, message):
+def test_a_jsonl_object_or_array_in_place_of_a_text_or_label_or_a_repeated_key_is_refused(tmp_path, line, message):
     path = tmp_path / "b.jsonl"
     path.write_text('{"text": "fine", "label": "x"}\n' + line + "\n")
     _refused(path, MalformedBatchError, message)
