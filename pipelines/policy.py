@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
+from pipelines import yaml_file
 from pipelines.config import validation_problems
 from registry.errors import ConfigError
 from registry.user_files import require_file
@@ -103,7 +104,7 @@ def load_policy(path: Path | None = None) -> Policy:
     path = Path(path) if path else DEFAULT_POLICY
     raw = require_file(path, "policy file", ConfigError).read_bytes()
     try:
-        doc = yaml.safe_load(raw)
+        doc = yaml_file.safe_load(raw)
     except yaml.YAMLError as err:
         raise ConfigError(f"policy file {path} is not valid YAML: {err}") from None
     if not isinstance(doc, dict):

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipelines import yaml_file
 from pipelines.config import validation_problems
 from registry.errors import ConfigError
 from registry.user_files import require_file
@@ -80,7 +81,7 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     source = Path(path) if path is not None else DEFAULT_PARAMS_FILE
     if source.is_file():
         try:
-            document = yaml.safe_load(source.read_text()) or {}
+            document = yaml_file.safe_load(source.read_text()) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"{source} is not valid YAML: {err}") from None
         if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):

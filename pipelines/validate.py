@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
+from pipelines import yaml_file
 from pipelines.batch_io import BatchReadError, NotAFileError, megabytes, read_batch
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
@@ -95,7 +96,7 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
     import great_expectations as gx
 
     try:
-        doc = yaml.safe_load(require_file(path, "expectation suite", ConfigError).read_text())
+        doc = yaml_file.safe_load(require_file(path, "expectation suite", ConfigError).read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"expectation suite {path} is not valid YAML: {err}") from None
     raw = doc.get("suite") if isinstance(doc, dict) else None
