@@ -16,13 +16,14 @@ from pipelines.metrics import quality_metrics
 from pipelines.policy import QualityPolicy
 from pipelines.checks.report import finish
 from pipelines.records import CheckResult, LabeledBatch, Threshold
+from pipelines.validate import normalise_text
 
 NAME = "quality"
 
 
 def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], policy: QualityPolicy, *,
-        production_pred: list[str] | None = None, production: str | None = None, out_dir: Path | None = None,
-        seed: int = 0) -> CheckResult:  # fmt: skip
+        trained_texts: list[str] | None = None, production_pred: list[str] | None = None,
+        production: str | None = None, out_dir: Path | None = None, seed: int = 0) -> CheckResult:  # fmt: skip
     """Score ``candidate_pred`` on ``holdout`` and compare it with ``production_pred`` when given.
 
     Args:
@@ -30,6 +31,8 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         candidate_pred: the candidate's predicted label per holdout row.
         labels: the candidate's label set (class-index order).
         policy: the ``quality`` section.
+        trained_texts: the texts the candidate was trained on (its ``reference.csv``); holdout rows
+            among them are counted and judged against ``max_holdout_trained_share``.
         production_pred: production's predictions on the same rows, or None when nothing holds production.
         production: how production is named in the report (``name:version``).
         out_dir: the adapter folder; ``reports/quality.json`` is written there when given.
@@ -43,6 +46,11 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         Threshold.judge("macro_f1", "quality.min_macro_f1", metrics.macro_f1, ">=", policy.min_macro_f1),
         Threshold.judge("holdout_size", "quality.min_holdout_size", float(len(holdout)), ">=", policy.min_holdout_size),
     ]
+    if trained_texts is not None:
+        trained = {n for t in trained_texts if (n := normalise_text(t))}
+        seen = [i for i, t in enumerate(holdout.texts) if normalise_text(t) in trained]
+        thresholds.append(Threshold.judge("holdout_trained_share", "quality.max_holdout_trained_share",
+                                          len(seen) / len(holdout), "<=", policy.max_holdout_trained_share))  # fmt: skip
     details: dict = {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "examples": metrics.examples,
                      "labels": metrics.labels, "per_class": [c.model_dump() for c in metrics.per_class],
                      "confusion": metrics.confusion}  # fmt: skip
@@ -73,6 +81,12 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         details["summary"] += (f"; {rows} holdout row{'s' if rows != 1 else ''} labelled with "
                                f"{', '.join(repr(u) for u in unknown)}, which the adapter was not trained on, "
                                "scored as wrong")  # fmt: skip
+    if trained_texts is not None:
+        details["holdout_rows_trained_on"] = [holdout.ids[i] for i in seen]
+        if seen:
+            details["summary"] += (f"; {len(seen)} holdout row{'s' if len(seen) != 1 else ''} (id "
+                                   f"{', '.join(holdout.ids[i] for i in seen[:5])}{', …' if len(seen) > 5 else ''}) "
+                                   "the adapter was trained on")  # fmt: skip
     return finish(NAME, thresholds, details, out_dir=out_dir)
 
 

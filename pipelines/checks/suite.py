@@ -63,8 +63,9 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
     def quality_check() -> CheckResult:
         if production_error:
             raise TailorError(production_error)
-        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality, production_pred=production_pred,
-                           production=production_ref, out_dir=out_dir)  # fmt: skip
+        trained = read_batch(Path(adapter_dir) / REFERENCE_FILE).texts
+        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality, trained_texts=trained,
+                           production_pred=production_pred, production=production_ref, out_dir=out_dir)  # fmt: skip
 
     checks = [
         _guarded(quality.NAME, quality_check),

@@ -50,6 +50,19 @@ def test_quality_names_holdout_labels_the_adapter_was_not_trained_on():
     assert quality.run(holdout(), list(holdout().labels), LABELS, QualityPolicy()).details["unknown_labels"] == []
 
 
+def test_holdout_rows_the_candidate_was_trained_on_fail_the_quality_check_by_id():
+    h = holdout()
+    trained = ["something else entirely", "TEXT 0!", "text 5"]  # rows 0 and 5, after normalising
+    result = quality.run(h, list(h.labels), LABELS, QualityPolicy(), trained_texts=trained)
+    assert result.passed is False
+    [share] = [t for t in result.thresholds if t.metric == "holdout_trained_share"]
+    assert (share.value, share.policy_key, share.passed) == (2 / 40, "quality.max_holdout_trained_share", False)
+    assert result.details["holdout_rows_trained_on"] == ["0", "5"]
+    assert "2 holdout rows (id 0, 5) the adapter was trained on" in result.details["summary"]
+    tolerant = quality.run(h, list(h.labels), LABELS, QualityPolicy(max_holdout_trained_share=0.05), trained_texts=trained)
+    assert tolerant.passed is True
+
+
 def test_quality_below_the_floor_fails_with_value_and_limit():
     h = holdout()
     result = quality.run(h, corrupt(h.labels, 2), LABELS, QualityPolicy(min_macro_f1=0.6))
