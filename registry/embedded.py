@@ -255,7 +255,10 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
         f"-s3.port={cfg.s3_port}", f"-master.port={cfg.master_port}",
         f"-volume.port={cfg.volume_port}", f"-filer.port={cfg.filer_port}",
     ]  # fmt: skip
+    # Volumes already on disk, which must be serving again before start() returns.
+    on_disk = len(list((cfg.data_dir / "weed").glob("*.dat")))
     daemon.spawn(args, env=env, cwd=cfg.data_dir, healthy=lambda: _healthy(cfg), timeout=timeout)
+    _wait_for_volumes(cfg, on_disk, timeout)
     # The S3 gateway can answer before the filer accepts bucket creation: retry briefly.
     store = S3ObjectStore(admin_settings(cfg))
     for attempt in range(20):
@@ -267,6 +270,36 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
                 raise
             time.sleep(0.5)
     return status(cfg), True
+
+
+def _loaded_volumes(cfg: EmbeddedStoreConfig) -> int:
+    """Volumes the master knows a volume server for (0 while it cannot say)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{cfg.master_port}/dir/status", timeout=2.0) as response:
+            topology = json.load(response)["Topology"]
+        return sum(node["Volumes"] for dc in topology["DataCenters"] for rack in dc["Racks"]
+                   for node in rack["DataNodes"])  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _wait_for_volumes(cfg: EmbeddedStoreConfig, expected: int, timeout: float) -> None:
+    """Wait until the master has every volume on disk again.
+
+    S3 answers before the volume server's first heartbeat reaches the master; until then a read of
+    an object stored before the restart fails with InternalError (seen right after `store start`).
+
+    Raises:
+        StoreError: the volumes did not all come back within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while (loaded := _loaded_volumes(cfg)) < expected:
+        if time.monotonic() > deadline:
+            raise StoreError(f"the store answers but only {loaded} of its {expected} volumes came back within "
+                             f"{timeout:.0f} s; see {cfg.log_file}")  # fmt: skip
+        time.sleep(0.2)
 
 
 def stop(cfg: EmbeddedStoreConfig, timeout: float = 30.0) -> bool:

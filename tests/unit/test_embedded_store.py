@@ -8,7 +8,7 @@ import pytest
 
 from registry import embedded
 from registry.embedded import EmbeddedStoreConfig
-from registry.errors import NotFoundError
+from registry.errors import NotFoundError, StoreError
 
 
 def test_identities_get_random_secrets_for_four_roles_and_mode_0600(tmp_path):
@@ -48,3 +48,14 @@ def test_free_ports_avoid_the_ephemeral_range_and_never_collide_with_a_twin(tmp_
         ports = EmbeddedStoreConfig.on_free_ports(tmp_path).ports()
         assert len(set(ports)) == 8
         assert all(1024 < p < 32768 for p in ports)
+
+
+def test_start_waits_for_every_volume_on_disk_and_says_when_some_never_come_back(tmp_path, monkeypatch):
+    cfg = EmbeddedStoreConfig(data_dir=tmp_path)
+    answers = iter([0, 1, 2])
+    monkeypatch.setattr(embedded, "_loaded_volumes", lambda _: next(answers))
+    monkeypatch.setattr(embedded.time, "sleep", lambda _: None)
+    embedded._wait_for_volumes(cfg, 2, timeout=5)  # returns once the master has both
+    monkeypatch.setattr(embedded, "_loaded_volumes", lambda _: 1)
+    with pytest.raises(StoreError, match="only 1 of its 2 volumes came back within 0 s"):
+        embedded._wait_for_volumes(cfg, 2, timeout=0)
