@@ -126,10 +126,14 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
 
 
 def normalise_text(text: str) -> str:
-    """Lower-case, accents and punctuation removed, whitespace collapsed: near-copies compare equal."""
+    """Lower-case, accents and punctuation removed, whitespace collapsed: near-copies compare equal.
+
+    A text with no letter or digit ("???", "👍") keeps its symbols, only lower-cased with whitespace
+    collapsed: stripped of them, every such text would compare equal to every other.
+    """
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     kept = "".join(ch if ch.isalnum() else " " for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(kept.split())
+    return " ".join(kept.split()) or " ".join(text.casefold().split())
 
 
 def batch_frame(batch: LabeledBatch):
@@ -144,9 +148,7 @@ def batch_frame(batch: LabeledBatch):
             "text": texts,
             "label": labels,
             "group": batch.groups if batch.groups is not None else [None] * len(batch),
-            # A text with no letter or digit ("???", "👍") normalises to nothing: null, so that it is
-            # compared only as written and not taken for a near-copy of every other such text.
-            "text_normalised": [(normalise_text(t) or None) if t is not None else None for t in texts],
+            "text_normalised": [normalise_text(t) if t is not None else None for t in texts],
         }
     )
 
@@ -179,7 +181,7 @@ def run_suite(
         "duplicates_mostly": 1.0 - policy.max_duplicate_share,
         "labels": list(labels or []),
         "holdout_texts": sorted(set(holdout.texts)) if holdout else [],
-        "holdout_normalised": sorted({n for t in holdout.texts if (n := normalise_text(t))}) if holdout else [],
+        "holdout_normalised": sorted({normalise_text(t) for t in holdout.texts}) if holdout else [],
     }
     failures = _run_expectations([e for e in active if e.expectation], frame, parameters)
     for entry in active:
@@ -455,8 +457,7 @@ def _label_spellings(frame, policy: DataPolicy, labels: list[str] | None):
     counts = present.value_counts()
     spellings: dict[str, list[str]] = {}
     for label in counts.index:
-        # Labels with no letter or digit ("👍", "👎") normalise to nothing; they compare as written.
-        spellings.setdefault(normalise_text(label) or label.strip().casefold(), []).append(label)
+        spellings.setdefault(normalise_text(label), []).append(label)
     clashes = [group for group in spellings.values() if len(group) > 1]
     if not clashes:
         return None

@@ -46,11 +46,6 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         Threshold.judge("macro_f1", "quality.min_macro_f1", metrics.macro_f1, ">=", policy.min_macro_f1),
         Threshold.judge("holdout_size", "quality.min_holdout_size", float(len(holdout)), ">=", policy.min_holdout_size),
     ]
-    if trained_texts is not None:
-        trained = {n for t in trained_texts if (n := normalise_text(t))}
-        seen = [i for i, t in enumerate(holdout.texts) if normalise_text(t) in trained]
-        thresholds.append(Threshold.judge("holdout_trained_share", "quality.max_holdout_trained_share",
-                                          len(seen) / len(holdout), "<=", policy.max_holdout_trained_share))  # fmt: skip
     details: dict = {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "examples": metrics.examples,
                      "labels": metrics.labels, "per_class": [c.model_dump() for c in metrics.per_class],
                      "confusion": metrics.confusion}  # fmt: skip
@@ -82,6 +77,10 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
                                f"{', '.join(repr(u) for u in unknown)}, which the adapter was not trained on, "
                                "scored as wrong")  # fmt: skip
     if trained_texts is not None:
+        trained = {normalise_text(t) for t in trained_texts}
+        seen = [i for i, t in enumerate(holdout.texts) if normalise_text(t) in trained]
+        thresholds.append(Threshold.judge("holdout_trained_share", "quality.max_holdout_trained_share",
+                                          len(seen) / len(holdout), "<=", policy.max_holdout_trained_share))  # fmt: skip
         details["holdout_rows_trained_on"] = [holdout.ids[i] for i in seen]
         if seen:
             details["summary"] += (f"; {len(seen)} holdout row{'s' if len(seen) != 1 else ''} (id "
