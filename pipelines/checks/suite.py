@@ -7,6 +7,7 @@ with the error as the reason while the other checks still report.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,19 +58,23 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         except TailorError as err:
             production_error = f"production {production_ref} cannot be loaded for the comparison: {err}"
 
+    @functools.cache
+    def candidate_reference() -> LabeledBatch:  # the rows it trained on: quality and drift both read them
+        return read_batch(Path(adapter_dir) / REFERENCE_FILE)
+
     def production_reference() -> LabeledBatch | None:
         return read_batch(Path(production_dir) / REFERENCE_FILE) if production_dir is not None else None
 
     def quality_check() -> CheckResult:
         if production_error:
             raise TailorError(production_error)
-        trained = read_batch(Path(adapter_dir) / REFERENCE_FILE).texts
-        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality, trained_texts=trained,
+        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality,
+                           trained_texts=candidate_reference().texts,
                            production_pred=production_pred, production=production_ref, out_dir=out_dir)  # fmt: skip
 
     checks = [
         _guarded(quality.NAME, quality_check),
-        _guarded(drift.NAME, lambda: drift.run(read_batch(Path(adapter_dir) / REFERENCE_FILE), production_reference(),
+        _guarded(drift.NAME, lambda: drift.run(candidate_reference(), production_reference(),
                                                base_model_dir, policy.drift, reference_name=production_ref,
                                                out_dir=out_dir)),  # fmt: skip
         _guarded(bias.NAME, lambda: bias.run(holdout, candidate_pred, candidate.labels, policy.bias, out_dir=out_dir)),
