@@ -63,8 +63,8 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
     """The sorted label set, after refusing data that cannot train a classifier.
 
     Raises:
-        RefusedError: a row with an empty text or label, fewer than two classes, or a class below
-            ``min_per_class`` examples.
+        RefusedError: a row with an empty text or label, a label with spaces around it, fewer than two
+            classes, or a class below ``min_per_class`` examples.
     """
     # An empty text trains the model on [CLS][SEP] alone and an empty label becomes a class named
     # ''; `tailor validate` quarantines such batches, and training them directly must not slip past.
@@ -73,6 +73,12 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
         ids = ", ".join(batch.ids[i] for i in blank[:10]) + (", …" if len(blank) > 10 else "")
         raise RefusedError(f"{batch.source}: {len(blank)} row(s) have an empty text or label (ids {ids}); "
                            "remove them, or run `tailor validate`, which quarantines such a batch")  # fmt: skip
+    # 'card_lost ' would train as a class of its own beside 'card_lost', and serve under that name.
+    padded = sorted({label for label in batch.labels if label != label.strip()})
+    if padded:
+        listed = ", ".join(map(repr, padded[:10])) + (", …" if len(padded) > 10 else "")
+        raise RefusedError(f"{batch.source}: label(s) with spaces around them would train as classes of their own: "
+                           f"{listed}; fix the file, or run `tailor validate`, which names each row")  # fmt: skip
     counts = Counter(batch.labels)
     if len(counts) < 2:
         only = next(iter(counts), "none")

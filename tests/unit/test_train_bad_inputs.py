@@ -58,6 +58,14 @@ def test_rows_with_an_empty_text_or_label_are_refused_by_id(tmp_path, env):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_label_with_spaces_around_it_is_refused_not_trained_as_a_class(tmp_path, env):
+    data = write_batch(tmp_path / "padded.csv", GOOD + [("lost my card", "card "), ("card gone", "card ")])
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
+    assert res.returncode == 1
+    assert "spaces around them" in res.stderr and "'card '" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("seed", ["-1", str(2**32)])
 def test_a_seed_outside_the_unsigned_32_bit_range_is_a_usage_error(tmp_path, env, seed):
     data = write_batch(tmp_path / "ok.csv", GOOD)
