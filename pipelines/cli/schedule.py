@@ -24,8 +24,9 @@ def schedule(
 ) -> None:
     """Retrain NAME on CRON whenever a new batch has arrived in WATCH. Runs until stopped (Ctrl-C / SIGTERM).
 
-    Also serves the `promote` and `rollback` flows, so that a promotion started from the Prefect UI
-    or API goes through the same registry rules and audit log as `tailor promote`.
+    Also serves the `promote` and `rollback` flows, so that a promotion
+    started from the Prefect UI or API goes through the same registry
+    rules and audit log as `tailor promote`.
     """
     from pipelines import prefect_server
 

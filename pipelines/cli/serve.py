@@ -55,9 +55,10 @@ def serve(
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
 
-    Loads the base model once and every adapter beside it (hashes verified), then polls the
-    registry every few seconds. A version that fails to load is not swapped in: the old one keeps
-    answering and GET /healthz says why.
+    Loads the base model once and every adapter beside it (hashes
+    verified), then polls the registry every few seconds. A version that
+    fails to load is not swapped in: the old one keeps answering and GET
+    /healthz says why.
     """
     _check_host(host, allow_remote)
     listening = _listen(host, port)
