@@ -232,7 +232,8 @@ class Registry:
         """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.
 
         Raises:
-            RefusedError: ``when`` is not ISO 8601, or ``alias`` is not one of the rules' aliases.
+            RefusedError: ``when`` is not ISO 8601 or is in the future, or ``alias`` is not one of the
+                rules' aliases.
         """
         self.require_alias(alias)
         try:
@@ -240,6 +241,12 @@ class Registry:
         except ValueError:
             raise RefusedError(f"time {when!r} is not ISO 8601 (e.g. 2026-11-27T23:00:00Z)") from None
         events = self.events(name)
+        now = utc_now()
+        # The log cannot know a later promotion or rollback: answering today's holder would read as a fact.
+        # Events carry their writers' clocks, so the newest event's own time is always a fair question.
+        if moment > max([parse_time(now)] + [parse_time(e.time) for e in events[-1:]]):
+            raise RefusedError(f"time {when!r} is in the future (now {now}); `tailor list {name}` shows who holds "
+                               f"{alias} now")
         before = [e for e in events if parse_time(e.time) <= moment]
         state = fold(AliasState(name=name), before)
         setter = next((e for e in reversed(before) if e.alias == alias), None)

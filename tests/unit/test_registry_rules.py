@@ -212,8 +212,20 @@ def test_alias_at_replays_the_log_up_to_a_time(store, folders):
     assert approver.alias_at("tickets", "production", second.time)[0] == "v2"
     with pytest.raises(RefusedError, match="is not ISO 8601"):
         approver.alias_at("tickets", "production", "yesterday")
+    with pytest.raises(RefusedError, match="'2999-01-01' is in the future"):
+        approver.alias_at("tickets", "production", "2999-01-01")
     with pytest.raises(RefusedError, match="alias 'prod' is not one of staging, production"):
         approver.alias_at("tickets", "prod", second.time)  # a typo, not an alias that was never set
+
+
+def test_alias_at_answers_at_the_newest_event_even_when_its_writer_clock_ran_ahead(store, folders, monkeypatch):
+    _reg(store).register(folders[0], "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    event = approver.promote("tickets", "v1", "production", reason="r")
+    monkeypatch.setattr("registry.registry.utc_now", lambda: "2000-01-01T00:00:00+00:00")
+    assert approver.alias_at("tickets", "production", event.time) == ("v1", event)
+    with pytest.raises(RefusedError, match="is in the future"):
+        approver.alias_at("tickets", "production", "2999-01-01")
 
 
 def test_rollback_to_an_archived_version_is_refused(store, folders):
