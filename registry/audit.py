@@ -49,10 +49,13 @@ def parse_time(value: str) -> dt.datetime:
     """ISO 8601 → aware UTC datetime; a time without zone is taken as UTC.
 
     Raises:
-        ValueError: not ISO 8601.
+        ValueError: not ISO 8601, or outside the years 1…9999 once in UTC (0001-01-01T00:00+01:00).
     """
     parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range in UTC") from None
 
 
 @dataclass(frozen=True)

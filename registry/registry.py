@@ -239,7 +239,8 @@ class Registry:
         try:
             moment = parse_time(when)
         except ValueError:
-            raise RefusedError(f"time {when!r} is not ISO 8601 (e.g. 2026-11-27T23:00:00Z)") from None
+            raise RefusedError(f"time {when!r} is not ISO 8601 within the years 1 to 9999 (e.g. 2026-11-27T23:00:00Z)"
+                               ) from None
         events = self.events(name)
         now = utc_now()
         # The log cannot know a later promotion or rollback: answering today's holder would read as a fact.

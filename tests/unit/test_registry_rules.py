@@ -212,6 +212,8 @@ def test_alias_at_replays_the_log_up_to_a_time(store, folders):
     assert approver.alias_at("tickets", "production", second.time)[0] == "v2"
     with pytest.raises(RefusedError, match="is not ISO 8601"):
         approver.alias_at("tickets", "production", "yesterday")
+    with pytest.raises(RefusedError, match="within the years 1 to 9999"):
+        approver.alias_at("tickets", "production", "0001-01-01T00:00:00+01:00")  # before year 1 in UTC
     with pytest.raises(RefusedError, match="'2999-01-01' is in the future"):
         approver.alias_at("tickets", "production", "2999-01-01")
     with pytest.raises(RefusedError, match="alias 'prod' is not one of staging, production"):
