@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
-from registry.errors import AccessDeniedError, AlreadyExistsError, IntegrityError, NotFoundError, StoreError
-from registry.store import ObjectStore
+from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, StoreError
+from registry.store import ObjectStore, put_kept
 
 GENESIS = "0" * 64
 ACTIONS = ("register", "promote", "rollback", "archive")
@@ -353,7 +353,7 @@ class AuditLog:
             ).sealed()  # fmt: skip
             new_state = fold(state, [event])
             try:
-                self._put_event(event_key(name, event.seq), event.to_json())
+                put_kept(self.store, event_key(name, event.seq), event.to_json())
             except AlreadyExistsError:
                 time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
                 continue
@@ -362,18 +362,6 @@ class AuditLog:
         raise StoreError(
             f"lost the race for the next audit event of '{name}' {MAX_APPEND_ATTEMPTS} times in a row: try again"
         )
-
-    def _put_event(self, key: str, data: bytes) -> None:
-        """Create-only, with Object Lock retention where the role may set it.
-
-        Identities made before roles got ``PutObjectRetention`` on ``audit/*`` refuse the
-        retention header; the event is then still written create-only, and the bucket's
-        versioning keeps every overwritten or deleted original.
-        """
-        try:
-            self.store.put(key, data, create_only=True, retain=True)
-        except AccessDeniedError:
-            self.store.put(key, data, create_only=True)
 
     def _cache_file(self, name: str) -> Path | None:
         return self._cache_dir / f"{name}.json" if self._cache_dir else None

@@ -115,10 +115,11 @@ def _actions(role: Role, bucket: str) -> list[str]:
     """Store-enforced limits per role; the registry enforces the finer rules (who moves production)."""
     if role == "admin":
         return ["Admin", "Read", "List", "Tagging", "Write"]
-    # Object Lock retention on audit events needs its own permission besides Write.
+    # Object Lock retention (audit events, version files) needs its own permission besides Write.
     retain_audit = f"PutObjectRetention:{bucket}/audit/*"
     if role == "trainer":
-        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", f"Write:{bucket}", retain_audit]
+        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", f"Write:{bucket}", retain_audit,
+                f"PutObjectRetention:{bucket}/adapters/*"]  # fmt: skip
     if role == "approver":
         return [f"Read:{bucket}", f"List:{bucket}", f"Write:{bucket}/audit/*", f"Write:{bucket}/deliveries/*",
                 retain_audit]  # fmt: skip

@@ -35,7 +35,7 @@ from registry.manifest import (
     validate_name,
     version_number,
 )
-from registry.store import ObjectStore, sha256_hex
+from registry.store import ObjectStore, put_kept, sha256_hex
 from registry.settings import StoreSettings
 
 _FETCH_THREADS = 8
@@ -275,13 +275,13 @@ class Registry:
             data = (folder.root / rel).read_bytes()
             if sha256_hex(data) != entry.sha256:
                 raise IntegrityError(f"{folder.root / rel} changed while it was being registered: register again")
-            self.store.put(file_key(name, version, rel), data)
+            put_kept(self.store, file_key(name, version, rel), data)
         self.log.append(name, lambda state: AuditEvent(
             action="register", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
             reason=reason, content_sha256=manifest.content_sha256, **_gate_fields(manifest),
         ))  # fmt: skip
         # Last: only now does the version exist for readers.
-        self.store.put(file_key(name, version, MANIFEST_FILE), manifest.to_json(), create_only=True)
+        put_kept(self.store, file_key(name, version, MANIFEST_FILE), manifest.to_json())
         return manifest
 
     def promote(self, name: str, version: str, to: str, *, reason: str, override: bool = False) -> AuditEvent:
@@ -471,10 +471,15 @@ class Registry:
             yield rel, data
 
     def _claim_version(self, name: str) -> str:
-        """Take the next version number with a create-only claim: racing registers get distinct ones."""
+        """Take the next version number with a create-only claim: racing registers get distinct ones.
+
+        Numbers the log registered or that hold files count as taken too, so a claim deleted from
+        the store can never hand out a version that exists (its files are create-only besides).
+        """
         prefix = f"adapters/{name}/claims/"
         claimed = [o.key[len(prefix):].removesuffix(".json") for o in self.store.list(prefix)]
-        taken = [version_number(v) for v in claimed if is_version(v)]
+        stored = [o.key[len(versions_prefix(name)):].split("/")[0] for o in self.store.list(versions_prefix(name))]
+        taken = [version_number(v) for v in claimed + stored + list(self.state(name).versions) if is_version(v)]
         number = max(taken, default=0) + 1
         while True:
             version = f"v{number}"

@@ -43,6 +43,23 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+def put_kept(store: ObjectStore, key: str, data: bytes) -> None:
+    """Write what must never change (version files, audit events): create-only, with Object Lock
+    retention where the identity may set it.
+
+    Identities made before a prefix got ``PutObjectRetention`` refuse the retention header; the
+    object is then still written create-only, and the bucket's versioning keeps every overwritten
+    or deleted original.
+
+    Raises:
+        AlreadyExistsError: the key exists.
+    """
+    try:
+        store.put(key, data, create_only=True, retain=True)
+    except AccessDeniedError:
+        store.put(key, data, create_only=True)
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

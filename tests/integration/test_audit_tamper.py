@@ -62,3 +62,21 @@ def test_verify_names_an_overwritten_a_deleted_and_an_inserted_event(s3_server, 
     assert len(versions.get("Versions", [])) == 2
     markers = admin.client.list_object_versions(Bucket=admin.bucket, Prefix=event_key(deleted, 4))
     assert markers.get("DeleteMarkers") and markers.get("Versions")
+
+
+def test_no_role_can_destroy_a_registered_version_or_an_event_for_good(s3_server, unique_name, tmp_path):
+    from botocore.exceptions import ClientError
+
+    from registry.registry import file_key
+
+    _history(s3_server, unique_name, tmp_path)
+    keys = [file_key(unique_name, "v2", "adapter_model.safetensors"), file_key(unique_name, "v2", "manifest.json"),
+            event_key(unique_name, 2)]  # fmt: skip
+    for role in ("trainer", "admin"):
+        store = S3ObjectStore(s3_server.settings(role))
+        for key in keys:
+            (version,) = store.client.list_object_versions(Bucket=store.bucket, Prefix=key)["Versions"]
+            with pytest.raises(ClientError, match="AccessDenied|retention|locked"):
+                store.client.delete_object(Bucket=store.bucket, Key=key, VersionId=version["VersionId"])
+    reader = s3_server.settings("reader")
+    assert Registry(S3ObjectStore(reader), reader).verify(unique_name).versions == ["v1", "v2", "v3"]

@@ -55,6 +55,18 @@ def test_a_lost_version_claim_moves_on_to_the_next_number(store, folders):
         _reg(store).manifest("tickets", "v1")
 
 
+@pytest.mark.parametrize("files_too", [False, True], ids=["claim deleted", "claim and manifest deleted"])
+def test_a_deleted_claim_never_hands_out_an_existing_version(store, folders, files_too):
+    trainer = _reg(store)
+    trainer.register(folders[0], "tickets")
+    store.delete("adapters/tickets/claims/v1.json")
+    if files_too:  # then only the files say v1 is taken
+        store.delete(file_key("tickets", "v1", "manifest.json"))
+    v1_files = {k: v for k, v in store.objects.items() if k.startswith("adapters/tickets/versions/v1/")}
+    assert trainer.register(folders[1], "tickets").version == "v2"
+    assert {k: store.objects[k] for k in v1_files} == v1_files
+
+
 def test_reader_writes_nothing_and_approver_cannot_register(store, folders):
     _reg(store).register(folders[0], "tickets")
     before = dict(store.objects)
