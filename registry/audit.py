@@ -108,6 +108,11 @@ class AliasState:
     history: dict[str, list[str]] = field(default_factory=dict)  # versions each alias held, newest last
     versions: dict[str, str] = field(default_factory=dict)  # registered version → manifest content hash
     archived: list[str] = field(default_factory=list)
+    promoted: list[str] = field(default_factory=list)  # versions an alias ever held: their manifests existed
+
+    def referenced(self, version: str) -> bool:
+        """Whether an event after its register needed ``version``'s manifest (promote, archive)."""
+        return version in self.promoted or version in self.archived
 
     def previous(self, alias: str) -> str | None:
         """The version ``alias`` held before its current one (what a rollback returns to)."""
@@ -143,6 +148,8 @@ class AliasState:
         elif event.action == "promote":
             self.history.setdefault(event.alias, []).append(event.version)
             self.aliases[event.alias] = event.version
+            if event.version not in self.promoted:
+                self.promoted.append(event.version)
         else:  # rollback
             self.history[event.alias].pop()
             self.aliases[event.alias] = event.alias_after
@@ -230,7 +237,8 @@ class AuditLog:
         self.actor = actor
         self.role = role
         self._memory: dict[str, AliasState] = {}
-        scope = hashlib.sha256(cache_scope.encode()).hexdigest()[:16]
+        # The cache format is part of the scope: a cache written before AliasState gained a field is not read.
+        scope = hashlib.sha256(f"state-v2|{cache_scope}".encode()).hexdigest()[:16]
         self._cache_dir = Path(cache_dir) / "registry-cache" / scope if cache_dir else None
 
     def sequence(self, name: str, after: int = 0) -> list[int]:

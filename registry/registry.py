@@ -135,7 +135,7 @@ class Registry:
 
         Raises:
             NotFoundError: no such version (or its upload never finished).
-            IntegrityError: the manifest was modified.
+            IntegrityError: the manifest was modified, or deleted after the log promoted or archived it.
         """
         return self._checked_manifest(name, version, self.state(name))
 
@@ -152,14 +152,16 @@ class Registry:
         return [item.manifest for item in listed if item.manifest is not None]
 
     def listing(self, name: str) -> list[ListedVersion]:
-        """Every complete version, oldest first, each with its checked manifest or the reason it failed.
+        """Every complete version and every one the log promoted or archived, oldest first, each with
+        its checked manifest or the reason it failed (a deleted manifest included).
 
         One tampered or unreadable manifest must not hide the healthy versions from a person
         looking into it, so a failed check is reported in its row instead of raised.
         """
         state = self.state(name)
         keys = [o.key for o in self.store.list(versions_prefix(name)) if o.key.endswith("/" + MANIFEST_FILE)]
-        found = sorted((k.split("/")[-2] for k in keys if is_version(k.split("/")[-2])), key=version_number)
+        stored = {k.split("/")[-2] for k in keys if is_version(k.split("/")[-2])}
+        found = sorted(stored | {v for v in state.versions if state.referenced(v)}, key=version_number)
 
         def checked(version: str) -> ListedVersion:
             try:
@@ -294,6 +296,7 @@ class Registry:
         Raises:
             RefusedError: the rule that refused, with what to do.
             NotFoundError: no such version.
+            IntegrityError: its manifest or one of its stored files does not match its hash.
         """
         self._require_role("promote", alias=to)
         self._require_reason(reason, "promote")
@@ -305,6 +308,7 @@ class Registry:
             )
         manifest = self.manifest(name, version)
         self._require_same_base(manifest)
+        self._prove_files(manifest)  # an alias must never point at weights that cannot be served
         bypassed = False
         if to == self.rules.production_alias:
             if self.rules.four_eyes_production and manifest.created_by == self.settings.actor:
@@ -357,8 +361,7 @@ class Registry:
             if target not in proven:
                 manifest = self._checked_manifest(name, target, state)
                 self._require_same_base(manifest)
-                for _ in self.verified_files(manifest):
-                    pass  # reading proves every file; the bytes are not needed
+                self._prove_files(manifest)
                 proven[target] = manifest
             manifest = proven[target]
             return AuditEvent(
@@ -439,6 +442,12 @@ class Registry:
         try:
             data = self.store.get(key)
         except NotFoundError:
+            if state.referenced(version):
+                holders = [a for a, v in state.aliases.items() if v == version]
+                held = f"; {' and '.join(holders)} points at it" if holders else ""
+                raise IntegrityError(f"{name} {version}: its manifest is missing although the log promoted or archived "
+                                     f"it, so it was deleted{held}; restore it from the bucket's object versions"
+                                     ) from None  # fmt: skip
             raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)") from None
         manifest = Manifest.from_json(data, key)
         if (manifest.name, manifest.version) != (name, version):
@@ -469,6 +478,11 @@ class Registry:
                     f"manifest says {entry.sha256[:12]}…); refusing it"
                 )
             yield rel, data
+
+    def _prove_files(self, manifest: Manifest) -> None:
+        """Raises: IntegrityError: naming the first stored file that is missing or does not match."""
+        for _ in self.verified_files(manifest):
+            pass  # reading proves every file; the bytes are not needed
 
     def _claim_version(self, name: str) -> str:
         """Take the next version number with a create-only claim: racing registers get distinct ones.

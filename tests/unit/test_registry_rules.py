@@ -67,6 +67,33 @@ def test_a_deleted_claim_never_hands_out_an_existing_version(store, folders, fil
     assert {k: store.objects[k] for k in v1_files} == v1_files
 
 
+def test_a_deleted_manifest_of_a_promoted_version_fails_verify_list_and_download(store, folders, tmp_path):
+    for f in folders[:3]:
+        _reg(store).register(f, "tickets")
+    approver = _reg(store, role="approver", actor="bob")
+    approver.promote("tickets", "v2", "production", reason="r")
+    store.delete(file_key("tickets", "v2", "manifest.json"))
+    store.delete(file_key("tickets", "v3", "manifest.json"))  # never promoted: reads as an unfinished upload
+    with pytest.raises(IntegrityError, match="v2: its manifest is missing .* deleted; production points at it"):
+        approver.verify("tickets")
+    listed = approver.listing("tickets")
+    assert [(item.version, item.problem is None) for item in listed] == [("v1", True), ("v2", False)]
+    with pytest.raises(IntegrityError, match="v2: its manifest is missing"):
+        approver.download("tickets", "production", tmp_path / "dl")
+    with pytest.raises(NotFoundError, match="'tickets' has no version v3"):
+        approver.manifest("tickets", "v3")
+
+
+@pytest.mark.parametrize("alias", ["staging", "production"])
+def test_promote_proves_the_version_files_first(store, folders, alias):
+    _reg(store).register(folders[0], "tickets")
+    key = file_key("tickets", "v1", "adapter_model.safetensors")
+    store.objects[key] = store.objects[key][:-1] + b"x"
+    with pytest.raises(IntegrityError, match="stored file adapter_model.safetensors is corrupted"):
+        _reg(store, role="approver", actor="bob").promote("tickets", "v1", alias, reason="r")
+    assert _reg(store).aliases("tickets") == {}
+
+
 def test_reader_writes_nothing_and_approver_cannot_register(store, folders):
     _reg(store).register(folders[0], "tickets")
     before = dict(store.objects)
