@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from registry.settings import StoreSettings
 
 _FETCH_THREADS = 8
 MAX_REASON_CHARS = 2000
+MAX_ACTOR_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,23 @@ def file_key(name: str, version: str, rel: str) -> str:
     return f"{versions_prefix(name)}{version}/{rel}"
 
 
+def control_characters(text: str) -> list[str]:
+    """The line breaks, control and invisible format characters in ``text``, as U+XXXX, once each."""
+    return sorted({f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")})
+
+
+def same_person(a: str, b: str) -> bool:
+    """Actor names compared as people read them: 'Alice' and 'alice' are one person to four-eyes."""
+    return unicodedata.normalize("NFKC", a).casefold() == unicodedata.normalize("NFKC", b).casefold()
+
+
+def _require_plain_actor(actor: str) -> None:
+    """Raises: ConfigError: an actor name a log reader could mistake for another one."""
+    if not actor.strip() or actor != actor.strip() or control_characters(actor) or len(actor) > MAX_ACTOR_CHARS:
+        raise ConfigError(f"actor {actor!r} is refused: use 1-{MAX_ACTOR_CHARS} visible characters, without spaces "
+                          "around them, line breaks or invisible characters (it names who acted in the audit log)")
+
+
 class Registry:
     """Register, list, download, promote, roll back and archive adapter versions.
 
@@ -110,6 +129,7 @@ class Registry:
                  rules: RegistryRules = RegistryRules(), cache_dir: Path | None = None):  # fmt: skip
         self.store = store
         self.settings = settings
+        _require_plain_actor(settings.actor)
         self.base_model = base_model
         self.rules = rules
         self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir,
@@ -266,6 +286,7 @@ class Registry:
             ConfigError: no base model fingerprint was configured.
         """
         self._require_role("register")
+        self._require_reason(reason, "register", required=False)
         validate_name(name)
         if self.base_model is None:
             raise ConfigError("base_model: registering needs the configured base model's fingerprint")
@@ -311,7 +332,7 @@ class Registry:
         self._prove_files(manifest)  # an alias must never point at weights that cannot be served
         bypassed = False
         if to == self.rules.production_alias:
-            if self.rules.four_eyes_production and manifest.created_by == self.settings.actor:
+            if self.rules.four_eyes_production and same_person(manifest.created_by, self.settings.actor):
                 raise RefusedError(
                     f"four-eyes rule: {self.settings.actor} registered {name} {version} and cannot also promote it "
                     f"to {to}; another person must"
@@ -414,9 +435,16 @@ class Registry:
             raise RefusedError(f"role 'trainer' cannot move '{alias}': an approver (or admin) must")
 
     @staticmethod
-    def _require_reason(reason: str, what: str) -> None:
-        if not reason.strip():
-            raise RefusedError(f"a reason is required to {what} (--reason TEXT): it goes into the audit log")
+    def _require_reason(reason: str, what: str, *, required: bool = True) -> None:
+        if not any(ch.isprintable() and not ch.isspace() for ch in reason):
+            if required or reason:
+                raise RefusedError(f"a reason is required to {what} (--reason TEXT): it goes into the audit log"
+                                   + (" (this one has nothing visible)" if reason.strip() else ""))  # fmt: skip
+            return
+        hidden = control_characters(reason)
+        if hidden:
+            # a line break or an invisible character would let a reason pass for other lines of `tailor audit log`
+            raise RefusedError(f"a reason must be one line of visible text; this one holds {', '.join(hidden)}")
         if len(reason) > MAX_REASON_CHARS:
             # every reason stays in the append-only log for good, and is read back on every replay
             raise RefusedError(f"a reason is at most {MAX_REASON_CHARS} characters (this one has {len(reason)}); "

@@ -167,3 +167,14 @@ def test_sequence_numbers_must_start_at_one_without_gaps():
     with pytest.raises(IntegrityError, match="event 000000000003 of 'tickets' is missing"):
         sequence_of(NAME, keys)
     assert sequence_of(NAME, [event_key(NAME, s) for s in (2, 1, 3)], after=1) == [2, 3]
+
+
+def test_an_event_written_with_a_line_break_still_prints_as_one_line():
+    from pipelines.cli.registry_cmds import event_line
+
+    forged_looking = "ok\"\n000000000009  2026-01-01T00:00:00+00:00  root (admin)  promote v9 production"
+    event = AuditEvent(action="promote", name="t", version="v1", actor="bob\u2028root", role="approver",
+                       reason=forged_looking, alias="staging", alias_after="v1", seq=3).sealed()  # fmt: skip
+    line = event_line(event)
+    assert "\n" not in line and "\u2028" not in line
+    assert "bob\\u2028root (approver)" in line and 'ok"\\u000a000000000009' in line

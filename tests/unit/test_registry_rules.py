@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
@@ -129,6 +131,34 @@ def test_four_eyes_refuses_the_registrant_and_can_be_turned_off(store, folders):
     event = _reg(store, role="admin", actor="alice", four_eyes_production=False).promote(
         "tickets", "v1", "production", reason="solo team")
     assert (event.alias_before, event.alias_after) == (None, "v1")
+
+
+@pytest.mark.parametrize("spelling", ["Alice", "ALICE", "ａｌｉｃｅ"])  # the last in full-width letters
+def test_four_eyes_sees_one_person_whatever_the_case_or_width_of_the_name(store, folders, spelling):
+    _reg(store, role="trainer", actor="alice").register(folders[0], "tickets")
+    with pytest.raises(RefusedError, match="four-eyes rule"):
+        _reg(store, role="approver", actor=spelling).promote("tickets", "v1", "production", reason="mine")
+
+
+@pytest.mark.parametrize("actor", ["alice ", " alice", "ali\nce", "ali\u200bce", "", "a" * 129])
+def test_an_actor_name_a_log_reader_could_mistake_is_refused(store, actor):
+    with pytest.raises(ConfigError, match="actor .* is refused"):
+        _reg(store, actor=actor)
+
+
+@pytest.mark.parametrize("reason, problem", [
+    ("ok\n000000000009  2026-01-01  root (admin)  promote v9", "one line of visible text; this one holds U+000A"),
+    ("\u200b", "nothing visible"),
+    ("fine\u2028", "U+2028"),
+])  # fmt: skip
+def test_a_reason_must_be_one_line_of_visible_text(store, folders, reason, problem):
+    with pytest.raises(RefusedError, match=re.escape(problem)):
+        _reg(store).register(folders[0], "tickets", reason=reason)
+    _reg(store).register(folders[0], "tickets")  # a register's reason stays optional
+    with pytest.raises(RefusedError, match=re.escape(problem)):
+        _reg(store, role="approver", actor="bob").promote("tickets", "v1", "staging", reason=reason)
+    with pytest.raises(RefusedError, match="at most 2000 characters"):
+        _reg(store).register(folders[1], "tickets", reason="x" * 2001)
 
 
 def test_a_failed_gate_blocks_production_unless_an_approver_overrides(store, tmp_path):
