@@ -63,7 +63,7 @@ Done in $(( $(date +%s) - started )) s.
   versions and aliases:          $tailor list $name
   audit trail, verified:         $tailor audit log $name && $tailor audit verify $name
   roll production back:          TAILOR_ROLE=approver $tailor rollback $name --reason "why"  (once production has held two versions)
-  Prefect UI (runs, schedules):  http://127.0.0.1:4200
+  Prefect UI (runs, schedules):  $($tailor prefect status | awk '$1 == "ui_url" {print $2}')
   stop everything:               $tailor prefect stop && $tailor store stop
 EOF
 fi

@@ -237,8 +237,11 @@ class Registry:
 
         Raises:
             IntegrityError: naming the first bad event or the modified manifest.
+            NotFoundError: ``name`` has no events at all (a typo would otherwise read as "verified").
         """
         state = self.log.verify(validate_name(name))
+        if state.head_seq == 0:
+            raise NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
         complete = []
         incomplete = []
         for version in sorted(state.versions, key=version_number):

@@ -6,6 +6,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.registry_cmds import JSON, event_line, open_registry
+from registry.errors import NotFoundError
 
 app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.", no_args_is_help=True)
 
@@ -17,8 +18,14 @@ def log(
     as_json: bool = JSON,
 ) -> None:
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
-    events = [e for e in open_registry().events(name) if version is None or e.version == version]
-    emit(events, as_json=as_json, text="\n".join(event_line(e) for e in events) or f"'{name}' has no events")
+    events = open_registry().events(name)
+    if not events:
+        raise NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
+    if version is not None:
+        events = [e for e in events if e.version == version]
+        if not events:
+            raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)")
+    emit(events, as_json=as_json, text="\n".join(event_line(e) for e in events))
 
 
 @app.command("verify")

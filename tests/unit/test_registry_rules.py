@@ -330,6 +330,11 @@ def test_a_register_that_dies_before_its_manifest_is_invisible_and_reported_by_v
         _reg(store, role="approver", actor="bob").promote("tickets", "v1", "production", reason="r")
 
 
+def test_verify_of_a_name_without_events_is_not_found_rather_than_verified(store):
+    with pytest.raises(NotFoundError, match="'tickest' has no audit log"):
+        _reg(store, role="reader").verify("tickest")
+
+
 def test_a_trainer_cannot_archive_a_version_production_may_roll_back_to(store, folders):
     for f in folders:
         _reg(store).register(f, "tickets")
