@@ -172,6 +172,7 @@ class Settings(BaseSettings):
         role = role or self.role
         if self.access_key is not None and self.secret_key is not None and role == self.role:
             access, secret = self.access_key, self.secret_key
+            self._require_keys_of_role(access, role)
         else:
             creds_file = self.credentials_file or self.embedded_store().identities_file
             creds = read_identities(creds_file)
@@ -190,6 +191,22 @@ class Settings(BaseSettings):
             object_lock_mode=None if self.object_lock_mode == "NONE" else self.object_lock_mode,
             object_lock_days=self.object_lock_days,
         )
+
+
+    def _require_keys_of_role(self, access_key: str, role: Role) -> None:
+        """Refuse keys that the known identities file gives to another role: the audit log would
+        record the role claimed, not the one the keys hold. Keys it does not list are not judged.
+
+        Raises:
+            ConfigError: the access key belongs to another role's identity.
+        """
+        known = self.credentials_file or (None if self.endpoint else self.embedded_store().identities_file)
+        if known is None or not known.is_file():
+            return
+        owner = next((name for name, (key, _) in read_identities(known).items() if key == access_key), None)
+        if owner is not None and owner != role:
+            raise ConfigError(f"access_key: it belongs to the '{owner}' identity in {known}, but role is '{role}'; "
+                              f"act as '{owner}', or use the '{role}' identity's keys")
 
 
 def _os_user() -> str:

@@ -56,6 +56,23 @@ def test_credentials_come_from_the_identities_file_for_the_chosen_role(monkeypat
         load_settings().store("trainer")
 
 
+def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch, tmp_path):
+    ids = {"identities": [{"name": r, "credentials": [{"accessKey": f"{r}-AK", "secretKey": f"{r}-SK"}], "actions": []}
+                          for r in ("trainer", "approver")]}  # fmt: skip
+    (tmp_path / "ids.json").write_text(json.dumps(ids))
+    monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
+    monkeypatch.setenv("TAILOR_ACCESS_KEY", "trainer-AK")
+    monkeypatch.setenv("TAILOR_SECRET_KEY", "trainer-SK")
+    monkeypatch.setenv("TAILOR_ROLE", "approver")
+    with pytest.raises(ConfigError, match="access_key: it belongs to the 'trainer' identity .* but role is 'approver'"):
+        load_settings().store()
+    monkeypatch.setenv("TAILOR_ROLE", "trainer")
+    assert load_settings().store().access_key == "trainer-AK"
+    monkeypatch.setenv("TAILOR_ACCESS_KEY", "unlisted-AK")  # keys of another store are not judged
+    monkeypatch.setenv("TAILOR_ROLE", "approver")
+    assert load_settings().store().access_key == "unlisted-AK"
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
