@@ -4,7 +4,8 @@ Layout: ``audit/<name>/<seq:012d>.json``, sequence numbers from 1 with no gaps. 
 the sha256 of the event before it and its own sha256 (canonical JSON), and is written
 create-only: two writers racing for the same sequence number cannot both win, and the loser
 re-reads the log and retries. The fold checks every event it reads (hash, link, sequence and
-meaning), so state is never built on a broken chain; a cache only saves re-reading old events.
+meaning), so state is never built on a broken chain as it was read; a cache saves re-reading old
+events, so a later rewrite of one is found by ``verify``, which trusts no cache.
 """
 
 from __future__ import annotations
