@@ -12,26 +12,28 @@ registry refuses to promote it to production without an approver's override.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.batch_io import SUPPORTED_SUFFIXES
 from pipelines.config import Settings, load_settings
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
 from registry.errors import RefusedError, StoreError
 
-BATCH_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
 
 def _transient(task, task_run, state) -> bool:
@@ -265,7 +267,7 @@ def record_processed(path: Path, entry: ProcessedBatch) -> None:
 
 def new_batches(watch_dir: Path, seen: set[str]) -> list[tuple[Path, str]]:
     """Batch files in ``watch_dir`` whose content was never processed, oldest first."""
-    found = sorted((p for p in Path(watch_dir).iterdir() if p.suffix in BATCH_SUFFIXES and p.is_file()),
+    found = sorted((p for p in Path(watch_dir).iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()),
                    key=lambda p: (p.stat().st_mtime, p.name))  # fmt: skip
     fresh = []
     for path in found:
@@ -273,6 +275,22 @@ def new_batches(watch_dir: Path, seen: set[str]) -> list[tuple[Path, str]]:
         if digest not in seen:
             fresh.append((path, digest))
     return fresh
+
+
+@contextmanager
+def watch_lock(path: Path) -> Iterator[bool]:
+    """Hold ``path`` locked while a run retrains: True when this run got it, False when another has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @flow(name="watch")
@@ -285,22 +303,27 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
     """
     settings = load_settings()
     state = state_file(settings, name)
-    seen = {entry.sha256 for entry in processed_batches(state)}
-    done = []
-    for path, digest in new_batches(watch_dir, seen):
-        if retrain_deployment:
-            from prefect.deployments import run_deployment
+    # A batch is recorded only once its retrain ends: a tick that fired meanwhile must not start it again.
+    with watch_lock(state.with_suffix(".lock")) as mine:
+        if not mine:
+            get_run_logger().info("an earlier run for %s is still retraining; new batches wait for the next run", name)
+            return []
+        seen = {entry.sha256 for entry in processed_batches(state)}
+        done = []
+        for path, digest in new_batches(watch_dir, seen):
+            if retrain_deployment:
+                from prefect.deployments import run_deployment
 
-            run = run_deployment(retrain_deployment, parameters={
-                "batch": str(path), "name": name, "holdout": str(holdout),
-                "labels": labels and str(labels), "policy_file": policy_file and str(policy_file)})  # fmt: skip
-            entry = ProcessedBatch(sha256=digest, file=path.name, status=f"{run.name}: {run.state.message or run.state.name}")
-        else:
-            result = retrain(path, name, holdout, labels=labels, policy_file=policy_file,
-                             return_state=True).result(raise_on_failure=False)  # fmt: skip
-            entry = ProcessedBatch(sha256=digest, file=path.name, status=result.status, version=result.version)
-        record_processed(state, entry)
-        done.append(entry)
+                run = run_deployment(retrain_deployment, parameters={
+                    "batch": str(path), "name": name, "holdout": str(holdout),
+                    "labels": labels and str(labels), "policy_file": policy_file and str(policy_file)})  # fmt: skip
+                entry = ProcessedBatch(sha256=digest, file=path.name, status=f"{run.name}: {run.state.message or run.state.name}")
+            else:
+                result = retrain(path, name, holdout, labels=labels, policy_file=policy_file,
+                                 return_state=True).result(raise_on_failure=False)  # fmt: skip
+                entry = ProcessedBatch(sha256=digest, file=path.name, status=result.status, version=result.version)
+            record_processed(state, entry)
+            done.append(entry)
     if not done:
         get_run_logger().info("no new batch in %s since the last run", watch_dir)
     return done

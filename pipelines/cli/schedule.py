@@ -39,6 +39,8 @@ def schedule(
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
+        if len(cron.split()) != 5:  # croniter takes a sixth field as seconds: '* * * * * *' fired every second
+            raise ValueError(cron)
         CronSchedule(cron=cron)
     except ValueError:
         raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "

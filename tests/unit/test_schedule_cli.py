@@ -14,7 +14,7 @@ def test_a_cron_expression_that_never_fires_is_refused(tmp_path, cron):
     assert f"--cron {cron!r} never fires: no month has that day" in done.stderr
 
 
-@pytest.mark.parametrize("cron", ["61 * * * *", "every hour"])
+@pytest.mark.parametrize("cron", ["61 * * * *", "every hour", "* * * * * *", "0 */20 * * * *"])  # 6 fields: seconds
 def test_a_bad_cron_expression_is_a_usage_error_naming_the_format(tmp_path, cron):
     done = run_cli("schedule", "--name", "tickets", "--cron", cron, "--holdout", str(tmp_path / "h.csv"), cwd=tmp_path)
     assert done.returncode == 2

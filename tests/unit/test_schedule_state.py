@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from pipelines.flows import ProcessedBatch, new_batches, processed_batches, record_processed
+from pipelines.flows import ProcessedBatch, new_batches, processed_batches, record_processed, watch_lock
 
 
 def test_only_batch_files_whose_content_was_never_processed_are_new_oldest_first(tmp_path):
@@ -43,3 +43,18 @@ def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
     assert [(e.file, e.status, e.version) for e in processed_batches(state)] == [
         ("a.csv", "promoted", "v1"), ("b.csv", "rejected_data", None)]  # fmt: skip
     assert sorted(p.name for p in state.parent.iterdir()) == ["support.json"]  # no aside file left
+
+
+def test_every_extension_validate_reads_is_a_batch_whatever_its_case(tmp_path):
+    for name in ("EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet", "notes.txt"):
+        (tmp_path / name).write_text(name)
+    assert sorted(p.name for p, _ in new_batches(tmp_path, set())) == ["EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet"]
+
+
+def test_only_one_run_per_name_holds_the_watch_lock(tmp_path):
+    lock = tmp_path / "schedule" / "support.lock"
+    with watch_lock(lock) as first:
+        with watch_lock(lock) as second:
+            assert (first, second) == (True, False)
+    with watch_lock(lock) as again:
+        assert again is True
