@@ -112,6 +112,13 @@ class Settings(BaseSettings):
             raise ValueError("access_key and secret_key must be given together")
         return self
 
+    @model_validator(mode="after")
+    def _webhooks_have_a_secret(self) -> "Settings":
+        # Checked at load: announcing comes after the alias moved, too late to refuse the command.
+        if self.webhooks and not self.webhook_secret:
+            raise ValueError("webhook_secret: required when webhooks are configured (set TAILOR_WEBHOOK_SECRET)")
+        return self
+
     @property
     def prefect_dir(self) -> Path:
         return self.prefect_home or self.home / "prefect"
