@@ -68,7 +68,12 @@ class _Tracking:
     seq: int | None = None
     alias_target: str | None = None
     last_poll: datetime | None = None
-    failure: Failure | None = None
+    problem: Failure | None = None  # lasts until the alias moves: a version that did not load, an alias gone
+    outage: Failure | None = None  # cleared by the next poll that reads the registry
+
+    @property
+    def failure(self) -> Failure | None:
+        return self.outage or self.problem
 
 
 def _now() -> datetime:
@@ -190,48 +195,52 @@ class Follower:
                 self._follow(name)
             except Exception as err:  # noqa: BLE001 - the thread must outlive any one bad version or hiccup
                 log.exception("following %s failed", name)
-                self._tracking[name].failure = Failure(version=None, error=f"{type(err).__name__}: {err}", at=_now())
+                self._tracking[name].outage = Failure(version=None, error=f"{type(err).__name__}: {err}", at=_now())
 
     def _follow(self, name: str) -> None:
         track = self._tracking[name]
         try:
             seq = self._source.head_seq(name)
             if seq == track.seq:
-                track.last_poll = _now()
+                track.last_poll, track.outage = _now(), None
                 return
             manifest = self._source.resolve(name, self.alias)
         except TailorError as err:
             # Transient (store down, network): keep the old sequence number so the next poll retries.
-            track.failure = Failure(version=None, error=f"cannot read the registry: {err}", at=_now())
+            track.outage = Failure(version=None, error=f"cannot read the registry: {err}", at=_now())
             return
-        track.last_poll = _now()
+        track.last_poll, track.outage = _now(), None
         serving = self._served[name].version
         if manifest is None:
             track.seq, track.alias_target = seq, None
-            track.failure = Failure(version=None, at=_now(),
+            track.problem = Failure(version=None, at=_now(),
                                     error=f"the alias '{self.alias}' names no version of '{name}' any more; "
                                           f"still serving {serving}")  # fmt: skip
             return
+        if manifest.version == track.alias_target and track.problem is not None and \
+                track.problem.version == manifest.version:  # fmt: skip
+            track.seq = seq  # another alias or version moved: this one failed and was not promoted again
+            return
         track.alias_target = manifest.version
         if manifest.version == serving:
-            track.seq, track.failure = seq, None
+            track.seq, track.problem = seq, None
             return
         try:
             fetched = self._fetch(name, manifest.version)
         except StoreError as err:
-            track.failure = Failure(version=manifest.version, at=_now(),
-                                    error=f"cannot download {manifest.version} (will retry): {err}")  # fmt: skip
+            track.outage = Failure(version=manifest.version, at=_now(),
+                                   error=f"cannot download {manifest.version} (will retry): {err}")  # fmt: skip
             return
         except Exception as err:  # noqa: BLE001 - a broken version (hash, base model, format) must not stop serving
             # This version will not get better by retrying: wait for the alias to move again.
             track.seq = seq
-            track.failure = Failure(version=manifest.version, at=_now(),
+            track.problem = Failure(version=manifest.version, at=_now(),
                                     error=f"kept {serving}: {manifest.version} did not load: "
                                           f"{type(err).__name__}: {err}")  # fmt: skip
             log.warning("kept %s %s: %s did not load: %s", name, serving, manifest.version, err)
             return
         old = self._swap(fetched)
-        track.seq, track.failure = seq, None
+        track.seq, track.problem = seq, None
         log.info("%s: now serving %s (was %s)", name, fetched.version, serving)
         if old is not None:
             # Requests still running on the old model hold it in memory; its folder is no longer read.

@@ -15,8 +15,9 @@ from pipelines.encoder import unpaired_surrogate
 class Limits:
     """Request limits: they bound the CPU time and memory one request can take.
 
-    The body limit follows from the other two (every character escaped as ``\\uXXXX`` plus
-    JSON punctuation), so a request within the text limits is never refused for its size.
+    The body limit follows from the other two (every character escaped, a character outside the
+    Basic Multilingual Plane as two ``\\uXXXX``, plus JSON punctuation), so a request within the
+    text limits is never refused for its size.
     """
 
     max_batch: int = 64
@@ -30,7 +31,7 @@ class Limits:
 
     @property
     def max_body_bytes(self) -> int:
-        return self.max_batch * (self.max_chars * 6 + 8) + 1024
+        return self.max_batch * (self.max_chars * 12 + 8) + 1024
 
     def problems(self, texts: list[str]) -> list[str]:
         """Every way ``texts`` breaks the limits, one message each (empty when it is fine)."""
@@ -42,14 +43,14 @@ class Limits:
         for i, text in enumerate(texts):
             if not text.strip():
                 found.append(f"texts[{i}]: empty or only whitespace")
+            elif (at := unpaired_surrogate(text)) is not None:
+                found.append(f"texts[{i}]: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; "
+                             "send valid Unicode")  # fmt: skip
             elif not any(ch.isprintable() and not ch.isspace() for ch in text):
                 # the tokenizer drops such characters, so the model would answer confidently about nothing
                 found.append(f"texts[{i}]: only control or invisible characters; there is nothing to classify")
             elif len(text) > self.max_chars:
                 found.append(f"texts[{i}]: {len(text)} characters, the limit is {self.max_chars}")
-            elif (at := unpaired_surrogate(text)) is not None:
-                found.append(f"texts[{i}]: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; "
-                             "send valid Unicode")  # fmt: skip
         return found
 
 

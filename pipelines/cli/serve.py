@@ -12,7 +12,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
-from registry.errors import RefusedError
+from registry.errors import ConfigError, RefusedError
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -60,6 +60,9 @@ def serve(
     fails to load is not swapped in: the old one keeps answering and GET
     /healthz says why.
     """
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"--name {', '.join(repeated)} is given more than once; name each adapter once")
     _check_host(host, allow_remote)
     listening = _listen(host, port)
     import psutil

@@ -5,6 +5,7 @@ The app runs in-process over a real follower whose registry and model are fakes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -140,6 +141,8 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
         # the escape of a lone surrogate is valid JSON, but no tokenizer can encode the text (was a 500)
         (b'{"texts": ["ok", "caf\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
          "texts[1]: an unpaired UTF-16 surrogate (U+D800) at character 3"),
+        (b'{"texts": ["\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
+         "texts[0]: an unpaired UTF-16 surrogate (U+D800) at character 0"),
     ],
 )
 def test_a_body_that_is_not_valid_json_gets_a_4xx_with_a_message(client, content, headers, status, message):
@@ -205,3 +208,20 @@ def test_serve_refuses_a_port_in_use_before_loading_anything(capsys):
             run(["serve", "--name", "tickets", "--port", str(port)])
     assert exit_info.value.code == 1
     assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_name_given_twice_as_a_usage_error(capsys):
+    from pipelines.cli.main import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(["serve", "--name", "tickets", "--name", "emails", "--name", "tickets"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--name tickets is given more than once" in err and "Traceback" not in err
+
+
+def test_a_full_batch_of_full_texts_outside_the_bmp_fits_the_body_limit_as_python_escapes_it(client):
+    # json.dumps writes each emoji as two \\uXXXX escapes: 12 bytes for one character
+    body = json.dumps({"texts": ["\U0001F600" * LIMITS.max_chars] * LIMITS.max_batch, "adapter": "tickets"})
+    r = client.post("/predict", content=body.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text

@@ -145,6 +145,29 @@ def test_an_unreachable_store_keeps_serving_and_retries(follower, registry):
     assert follower.health()[0].failure is None
 
 
+def test_the_end_of_a_store_outage_clears_healthz_when_nothing_moved_meanwhile(follower, registry):
+    registry.down = True
+    follower.poll_once()
+    assert "cannot read the registry" in follower.health()[0].failure.error
+    registry.down = False
+    follower.poll_once()
+    assert follower.health()[0].failure is None
+
+
+def test_a_version_that_did_not_load_stays_reported_through_an_outage_and_other_events(follower, registry):
+    registry.broken.add("v2")
+    registry.promote("tickets", "v2")
+    follower.poll_once()
+    registry.down = True
+    follower.poll_once()
+    registry.down = False
+    registry.seq["tickets"] += 1  # say, a staging promotion: production still names v2
+    follower.poll_once()
+    health = follower.health()[0]
+    assert (health.serving, health.alias_target, health.failure.version) == ("v1", "v2", "v2")
+    assert registry.downloads == ["v1", "v2"], "v2 is not downloaded again while the alias has not moved"
+
+
 def test_an_alias_removed_keeps_the_old_version_and_says_so(follower, registry):
     del registry.alias["tickets"]
     registry.seq["tickets"] += 1
