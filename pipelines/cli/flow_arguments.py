@@ -29,3 +29,13 @@ def check_flow_arguments(name: str, holdout: Path, labels: Path | None, policy: 
         from pipelines.model import resolve_device
 
         resolve_device(device)
+
+
+def require_store(name: str) -> None:
+    """Read ``name``'s audit log head once: inside a flow, a store that is down surfaces only after
+    every task's retries, as screens of Prefect logs.
+
+    Raises:
+        StoreError, AccessDeniedError: the object store does not answer, or refuses these credentials.
+    """
+    state.settings().open_registry().head_seq(name)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.flow_arguments import check_flow_arguments
+from pipelines.cli.flow_arguments import check_flow_arguments, require_store
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 
@@ -32,6 +32,7 @@ def retrain(
 ) -> None:
     """Retrain NAME on a batch. Exit 1 when the batch or the gate rejects the candidate."""
     check_flow_arguments(name, holdout, labels, policy, data=data, device=device)
+    require_store(name)
     connect_prefect()
     from pipelines.flows import retrain as retrain_flow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.flow_arguments import check_flow_arguments
+from pipelines.cli.flow_arguments import check_flow_arguments, require_store
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry.errors import ConfigError
@@ -54,6 +54,7 @@ def schedule(
     check_flow_arguments(name, holdout, labels, policy)
     if not watch.is_dir():
         raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
+    require_store(name)
     if api is None:
         raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
                           "(schedules need a persistent server)")  # fmt: skip
