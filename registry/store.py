@@ -67,7 +67,7 @@ def sha256_hex(data: bytes) -> str:
 class S3ObjectStore:
     """An ``ObjectStore`` on any S3-compatible endpoint through boto3."""
 
-    def __init__(self, settings: StoreSettings, *, connect_timeout: float = 5.0, read_timeout: float = 60.0):
+    def __init__(self, settings: StoreSettings, *, connect_timeout: float = 5.0, read_timeout: float = 20.0):
         import boto3
         from botocore.config import Config
 
@@ -178,7 +178,15 @@ class S3ObjectStore:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
                     yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'))
-        except (ClientError, BotoCoreError) as err:
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 and not code.startswith("NoSuch"):
+                # An S3 server answers a listing of a missing prefix with an empty page and a missing
+                # bucket with NoSuchBucket, never a bare 404: something else answers at the endpoint.
+                raise StoreError(f"{self.settings.endpoint} answered a listing of bucket '{self.bucket}' with 404 "
+                                 "Not Found: is the endpoint an S3 server? (check `endpoint` and its port)") from err
+            raise self._translate(err, prefix) from err
+        except BotoCoreError as err:
             raise self._translate(err, prefix) from err
 
     def delete(self, key: str) -> None:
