@@ -101,6 +101,14 @@ class Settings(BaseSettings):
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
         return sources
 
+    @field_validator("home", "data_dir", "prefect_home", "credentials_file", "policy", mode="before")
+    @classmethod
+    def _path_is_not_empty(cls, v: Any) -> Any:
+        # Path("") is the current folder: an unset variable would put state or quarantine there silently.
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("is empty; give a path (a variable that expanded to nothing?)")
+        return v
+
     @field_validator("endpoint")
     @classmethod
     def _endpoint_is_url(cls, v: str | None) -> str | None:

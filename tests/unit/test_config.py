@@ -86,6 +86,8 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ({"TAILOR_STORE_PORT": "eighty"}, "store_port: Input should be a valid integer"),
         ({"TAILOR_ACCESS_KEY": "only-one"}, "access_key and secret_key must be given together"),
         ({"TAILOR_WEBHOOKS": '["http://127.0.0.1:9/hook"]'}, "webhook_secret: required when webhooks are configured"),
+        ({"TAILOR_DATA_DIR": ""}, "data_dir: Value error, is empty; give a path"),
+        ({"TAILOR_HOME": " "}, "home: Value error, is empty; give a path"),
         ({"TAILOR_OBJECT_LOCK_DAYS": "-1"}, "object_lock_days: Input should be greater than 0"),
     ],
 )
