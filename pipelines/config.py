@@ -5,6 +5,7 @@ Environment wins over the file. Nothing is read at import time: call ``load_sett
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import re
@@ -266,6 +267,19 @@ def validation_problems(err: ValidationError, root: str = "") -> str:
     )
 
 
+def _refuse_misspelt_variables() -> None:
+    """Raises ConfigError for a ``TAILOR_*`` variable one typo away from a setting (TAILOR_BUKET).
+
+    The environment holds other tools' TAILOR_* variables too (deploy scripts use TAILOR_REPO),
+    so only near misses are refused: the setting the user meant would silently keep its default.
+    """
+    known = {f"TAILOR_{key.upper()}" for key in Settings.model_fields} | {CONFIG_ENV}
+    for variable in sorted(v for v in os.environ if v.startswith("TAILOR_") and v not in known):
+        meant = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
+        if meant:
+            raise ConfigError(f"environment variable {variable} is not a setting; did you mean {meant[0]}?")
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning every validation problem into one ConfigError naming the keys.
 
@@ -273,6 +287,7 @@ def load_settings(**overrides: Any) -> Settings:
         ConfigError: unknown key, wrong type, out-of-range value, an unreadable tailor.toml, or an
             environment variable that should hold JSON and does not.
     """
+    _refuse_misspelt_variables()
     try:
         return Settings(**overrides)
     except ValidationError as err:

@@ -99,6 +99,14 @@ def test_a_bad_environment_value_is_refused_naming_the_key(monkeypatch, env, mes
     assert message in str(err.value)
 
 
+def test_a_misspelt_variable_is_refused_and_another_tools_variable_is_not(monkeypatch):
+    monkeypatch.setenv("TAILOR_REPO", "/opt/tailor")  # the Prefect deploy scripts' own variable
+    assert load_settings().bucket == "tailor"
+    monkeypatch.setenv("TAILOR_BUKET", "other")
+    with pytest.raises(ConfigError, match="TAILOR_BUKET is not a setting; did you mean TAILOR_BUCKET"):
+        load_settings()
+
+
 def test_an_unknown_key_in_the_config_file_is_refused_by_name(tmp_path):
     (tmp_path / "tailor.toml").write_text('buckett = "typo"\n')
     with pytest.raises(ConfigError, match="buckett: unknown key"):
