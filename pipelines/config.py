@@ -171,10 +171,10 @@ class Settings(BaseSettings):
 
         store_settings = self.store()
         base = base_model_fingerprint(self.base_model_dir, self.base_model_id, cache_dir=self.home) if with_base else None
-        return Registry(
-            S3ObjectStore(store_settings), store_settings, base_model=base,
-            rules=RegistryRules(four_eyes_production=self.load_policy(policy_file).promotion.four_eyes_production), cache_dir=self.home,
-        )  # fmt: skip
+        policy = self.load_policy(policy_file)
+        rules = RegistryRules(four_eyes_production=policy.promotion.four_eyes_production, policy_sha256=policy.sha256)
+        return Registry(S3ObjectStore(store_settings), store_settings, base_model=base, rules=rules,
+                        cache_dir=self.home)  # fmt: skip
 
     def store(self, role: Role | None = None) -> StoreSettings:
         """The store settings for ``role`` (default: the configured one), credentials resolved.

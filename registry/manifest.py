@@ -94,6 +94,7 @@ class GateSummary:
     policy_sha256: str | None
     policy_version: str | None
     failures: list[str] = field(default_factory=list)
+    against: str | None = None  # what the candidate was compared with: NAME:VERSION of production then, or None
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,8 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
     adapter = parsed.get("tailor_adapter.json")
     if adapter is not None:
         problems.extend(_adapter_problems(adapter, base_model))
+    if (decision := parsed.get("gate_decision.json")) is not None:
+        problems.extend(_gate_problems(decision))
     if problems:
         raise RefusedError(f"refused adapter folder {root}: " + "; ".join(problems))
     return AdapterFolder(
@@ -303,6 +306,18 @@ def _adapter_problems(adapter: dict[str, Any], base: BaseModelFingerprint) -> li
     return problems
 
 
+def _gate_problems(decision: Any) -> list[str]:
+    """A decision whose verdict does not follow from its own failures was edited (or is not one)."""
+    if not isinstance(decision, dict) or not isinstance(decision.get("passed"), bool) \
+            or not isinstance(decision.get("failures"), list):  # fmt: skip
+        return ["gate_decision.json is not a gate decision (needs 'passed' true/false and a 'failures' list)"]
+    failures = len(decision["failures"])
+    if decision["passed"] == bool(failures):
+        return [f"gate_decision.json says passed={str(decision['passed']).lower()} with {failures} failure(s): it "
+                "was edited; run `tailor evaluate` (or `tailor gate`) again"]
+    return []
+
+
 def peft_summary(config: dict[str, Any]) -> PeftSummary:
     def names(value: Any) -> list[str]:
         if isinstance(value, str):
@@ -333,6 +348,7 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
         policy_sha256=decision.get("policy_sha256"),
         policy_version=decision.get("policy_version"),
         failures=failures,
+        against=decision.get("against") if isinstance(decision.get("against"), str) else None,
     )
 
 

@@ -52,6 +52,8 @@ class RegistryRules:
     aliases: tuple[str, ...] = ("staging", "production")
     production_alias: str = "production"
     override_roles: tuple[str, ...] = ("approver",)  # who may promote past a failed gate, with a reason
+    # The configured policy's sha256: a gate decided under another policy does not count for production.
+    policy_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -340,12 +342,10 @@ class Registry:
                     f"four-eyes rule: {self.settings.actor} registered {name} {version} and cannot also promote it "
                     f"to {to}; another person must"
                 )
-            if manifest.gate is not None and not manifest.gate.passed:
+            problem = self._gate_problem(manifest)
+            if problem is not None:
                 if not override:
-                    raise RefusedError(
-                        f"{name} {version} failed its gate: {'; '.join(manifest.gate.failures) or 'no details'}; "
-                        "only an approver may promote it, with --override and a reason"
-                    )
+                    raise RefusedError(f"{problem}; only an approver may promote it, with --override and a reason")
                 bypassed = True
 
         def make(state: AliasState) -> AuditEvent:
@@ -354,10 +354,20 @@ class Registry:
             current = state.aliases.get(to)
             if current == version:
                 raise RefusedError(f"{to} already holds {name} {version}")
+            gate = manifest.gate
+            stale = to == self.rules.production_alias and current is not None and gate is not None \
+                and gate.against != f"{name}:{current}"  # fmt: skip
+            if stale and not override:
+                # Judged here, against the log as the event lands: production may have moved since the gate ran.
+                raise RefusedError(
+                    f"{name} {version}'s gate compared it with {gate.against or 'nothing'}, but {to} holds {name} "
+                    f"{current}: evaluate it against {to} (`tailor evaluate --adapter {name}:{version} --name "
+                    f"{name}`), or an approver may promote it with --override and a reason"
+                )
             return AuditEvent(
                 action="promote", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
                 reason=reason, content_sha256=manifest.content_sha256, alias=to, alias_before=current,
-                alias_after=version, override=bypassed, **_gate_fields(manifest),
+                alias_after=version, override=bypassed or stale, **_gate_fields(manifest),
             )  # fmt: skip
 
         return self.log.append(name, make)
@@ -509,6 +519,19 @@ class Registry:
                     f"manifest says {entry.sha256[:12]}…); refusing it"
                 )
             yield rel, data
+
+    def _gate_problem(self, manifest: Manifest) -> str | None:
+        """Why ``manifest``'s gate decision does not allow production, if it does not."""
+        gate, label = manifest.gate, f"{manifest.name} {manifest.version}"
+        if gate is None:
+            return None
+        if not gate.passed:
+            return f"{label} failed its gate: {'; '.join(gate.failures) or 'no details'}"
+        wanted = self.rules.policy_sha256
+        if wanted is not None and gate.policy_sha256 != wanted:
+            return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
+                    f"not the configured one ({wanted[:12]}): re-judge it with `tailor gate`")  # fmt: skip
+        return None
 
     def _prove_files(self, manifest: Manifest) -> None:
         """Raises: IntegrityError: naming the first stored file that is missing or does not match."""

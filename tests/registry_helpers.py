@@ -58,6 +58,10 @@ def failed_gate() -> dict:
     }  # fmt: skip
 
 
+def passed_gate(against: str | None = None, policy_sha256: str = "a" * 64) -> dict:
+    return {"passed": True, "policy_sha256": policy_sha256, "policy_version": "1", "failures": [], "against": against}
+
+
 def run_cli_parallel(commands: list[tuple[list[str], dict[str, str]]], timeout: float = 120) -> list[subprocess.CompletedProcess]:
     """Run several `tailor` commands at once (each process costs ~1-2 s of start-up, so overlap them)."""
     procs = [subprocess.Popen([TAILOR, *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

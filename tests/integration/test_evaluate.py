@@ -77,7 +77,8 @@ def production(s3_server, adapters, policies, tmp_path_factory) -> str:
     assert decision.passed, [f.describe() for f in decision.failures]
     name = f"evaluate-{uuid.uuid4().hex[:8]}"
     trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
-    approver = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
+    # The gate's policy must be the one the promoting side is configured with.
+    approver = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob", TAILOR_POLICY=str(policies["relaxed"]))
     done = run_cli("register", str(adapters["good"]), "--name", name, "--reason", "first", env=trainer)
     assert done.returncode == 0, done.stderr
     done = run_cli("promote", name, "v1", "--to", "production", "--reason", "gate passed", env=approver)

@@ -10,7 +10,7 @@ from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedE
 from registry.fingerprint import BaseModelFingerprint
 from registry.registry import Registry, RegistryRules, file_key
 from registry.settings import StoreSettings
-from tests.registry_helpers import failed_gate, make_adapter_folder
+from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate
 from tests.unit.fake_store import FakeStore
 
 BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
@@ -172,6 +172,35 @@ def test_a_failed_gate_blocks_production_unless_an_approver_overrides(store, tmp
     assert event.override is True and event.gate["passed"] is False and event.policy_sha256 == "a" * 64
     # The gate never blocks staging.
     assert _reg(store).promote("tickets", "v1", "staging", reason="try").override is False
+
+
+def test_a_gate_decision_whose_verdict_contradicts_its_failures_is_refused_at_register(store, tmp_path):
+    edited = failed_gate() | {"passed": True}
+    with pytest.raises(RefusedError, match="says passed=true with 1 failure\\(s\\): it was edited"):
+        _reg(store).register(make_adapter_folder(tmp_path / "e", BASE, gate=edited), "tickets")
+    assert store.objects == {}
+
+
+def test_production_needs_a_gate_decided_under_the_configured_policy(store, tmp_path):
+    lax = passed_gate(policy_sha256="c" * 64)
+    _reg(store).register(make_adapter_folder(tmp_path / "g", BASE, gate=lax), "tickets")
+    approver = _reg(store, role="approver", actor="bob", policy_sha256="a" * 64)
+    with pytest.raises(RefusedError, match="gate passed under policy 1 \\(cccccccccccc\\), not the configured one"):
+        approver.promote("tickets", "v1", "production", reason="ship")
+    assert approver.promote("tickets", "v1", "production", reason="lax policy accepted", override=True).override
+
+
+def test_production_needs_a_gate_that_compared_with_the_current_production(store, tmp_path):
+    approver = _reg(store, role="approver", actor="bob", policy_sha256="a" * 64)
+    for i, against in enumerate([None, None, "tickets:v1"]):
+        _reg(store).register(make_adapter_folder(tmp_path / str(i), BASE, seed=i, gate=passed_gate(against)), "tickets")
+    approver.promote("tickets", "v1", "production", reason="first: nothing to compare with")
+    with pytest.raises(RefusedError, match="v2's gate compared it with nothing, but production holds tickets v1"):
+        approver.promote("tickets", "v2", "production", reason="ship")
+    assert approver.promote("tickets", "v2", "staging", reason="staging needs no comparison").alias_after == "v2"
+    assert approver.promote("tickets", "v3", "production", reason="compared with v1").alias_before == "v1"
+    with pytest.raises(RefusedError, match="v2's gate compared it with nothing, but production holds tickets v3"):
+        approver.promote("tickets", "v2", "production", reason="ship")
 
 
 def test_promote_needs_a_reason_a_known_alias_and_an_existing_version(store, folders):
