@@ -17,7 +17,8 @@ DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's `yes` or `on` must not pass for a limit of 1.0, nor "1000" for a number
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataPolicy(_Section):
