@@ -14,6 +14,14 @@ from registry.errors import ConfigError
 
 # The checks every candidate must pass; a missing one fails the gate rather than passing by omission.
 REQUIRED_CHECKS = ("quality", "drift", "bias", "cost", "load")
+# The limits these checks always judge (drift and bias may have nothing to judge): a decision file
+# without one was cut down, and re-judging it must not pass it by omission.
+REQUIRED_LIMITS = {
+    "quality": ("quality.min_macro_f1", "quality.min_holdout_size", "quality.max_holdout_trained_share"),
+    "cost": ("cost.max_train_seconds", "cost.max_peak_rss_mb", "cost.max_money"),
+    "load": ("load.max_p95_ms", "load.max_rss_mb", "load.max_adapter_mb"),
+}
+REGRESSION_LIMIT = "quality.max_regression"  # judged whenever the candidate was compared with production
 
 
 def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = None,
@@ -34,7 +42,7 @@ def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = N
         if count > 1:
             failures.append(_reason(name, f"check reported {count} results; exactly one is expected"))
     for check in checks:
-        failures.extend(_judge(policy, check))
+        failures.extend(_judge(policy, check, compared=against is not None))
     return GateDecision(
         passed=not failures,
         policy_sha256=policy.sha256,
@@ -46,9 +54,15 @@ def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = N
     )
 
 
-def _judge(policy: Policy, check: CheckResult) -> list[GateFailure]:
+def _judge(policy: Policy, check: CheckResult, *, compared: bool) -> list[GateFailure]:
     if check.error is not None:
         return [_reason(check.name, f"check errored: {check.error}", evidence=check.evidence)]
+    judged = {t.policy_key for t in check.thresholds}
+    required = REQUIRED_LIMITS.get(check.name, ()) + ((REGRESSION_LIMIT,) if compared and check.name == "quality" else ())
+    missing = [key for key in required if key not in judged]
+    if missing:
+        return [_reason(check.name, f"the result judges no {', '.join(missing)}: the check always does, so the "
+                                    "decision was cut down; run `tailor evaluate` again", evidence=check.evidence)]
     if not check.thresholds:
         # Reported but not judged (e.g. no groups for the bias check): its own verdict stands.
         return [] if check.passed else [_reason(check.name, "check failed without a measured threshold",
@@ -60,6 +74,9 @@ def _judge(policy: Policy, check: CheckResult) -> list[GateFailure]:
         except ConfigError as err:
             failures.append(_reason(check.name, f"{t.metric}: {err}", evidence=check.evidence))
             continue
+        if (problem := _threshold_problem(check.name, t.policy_key, t.comparison)) is not None:
+            failures.append(_reason(check.name, f"{t.metric}: {problem}", evidence=check.evidence))
+            continue
         if not holds(t.value, t.comparison, limit):
             failures.append(GateFailure(
                 check=check.name, metric=t.metric, value=t.value, limit=limit, comparison=t.comparison,
@@ -68,6 +85,17 @@ def _judge(policy: Policy, check: CheckResult) -> list[GateFailure]:
                         else f"{t.metric} {t.value:.4g} is not {t.comparison} {limit:.4g}"),
             ))  # fmt: skip
     return failures
+
+
+def _threshold_problem(check: str, key: str, comparison: str) -> str | None:
+    """A threshold whose key or comparison is not the one its limit means (an edited decision)."""
+    section, _, name = key.partition(".")
+    if section != check:
+        return f"judged against {key}, a limit of the {section} check"
+    wanted = {"max": "<=", "min": ">="}.get(name.split("_")[0])
+    if wanted is not None and comparison != wanted:
+        return f"compared with {comparison}, but {key} is {'an upper' if wanted == '<=' else 'a lower'} limit ({wanted})"
+    return None
 
 
 def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> GateFailure:

@@ -25,6 +25,7 @@ def passing_checks(policy: Policy) -> list[CheckResult]:
             t("holdout_size", "quality.min_holdout_size", 40, ">="),
             t("macro_f1", "quality.min_macro_f1", 0.9, ">="),
             t("macro_f1_drop_upper", "quality.max_regression", 0.0, "<="),
+            t("holdout_trained_share", "quality.max_holdout_trained_share", 0.0, "<="),
         ], evidence=["reports/quality.json"]),
         CheckResult.judged("drift", [t("drifted_share", "drift.max_drifted_share", 0.1, "<=")],
                            evidence=["reports/drift.html", "reports/drift.json"]),
@@ -166,9 +167,39 @@ def test_a_check_reported_but_not_judged_keeps_its_own_verdict(policy):
 
 
 def test_an_extra_check_beyond_the_required_ones_is_judged_too(policy):
-    extra = CheckResult.judged("calibration", [Threshold.judge("gap", "bias.max_gap", 0.9, "<=", 0.25)])
+    extra = CheckResult.judged("calibration", [Threshold.judge("gap", "bias.max_gap", 0.1, "<=", 0.25)])
     decision = decide(policy, passing_checks(policy) + [extra])
-    assert [(f.check, f.metric) for f in decision.failures] == [("calibration", "gap")]
+    assert [(f.check, f.reason) for f in decision.failures] == [
+        ("calibration", "gap: judged against bias.max_gap, a limit of the bias check")]
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda t: t.model_copy(update={"comparison": ">="}), "p95_ms: compared with >=, but load.max_p95_ms is an upper limit"),
+    (lambda t: t.model_copy(update={"policy_key": "cost.max_peak_rss_mb"}), "the result judges no load.max_p95_ms"),
+])  # fmt: skip
+def test_a_threshold_edited_to_another_comparison_or_key_fails_however_the_value_compares(policy, edit, reason):
+    checks = passing_checks(policy)
+    load = by_name(checks, "load")
+    edited = load.model_copy(update={"thresholds": [edit(t) if t.metric == "p95_ms" else t for t in load.thresholds]})
+    decision = decide(policy, replace(checks, edited))
+    assert not decision.passed and any(reason in f.reason for f in decision.failures), decision.failures
+
+
+@pytest.mark.parametrize("name", ["quality", "cost", "load"])
+def test_a_check_cut_down_to_no_thresholds_fails_rather_than_standing_on_its_own_verdict(policy, name):
+    checks = passing_checks(policy)
+    cut = by_name(checks, name).model_copy(update={"thresholds": [], "passed": True})
+    decision = decide(policy, replace(checks, cut))
+    assert [f.check for f in decision.failures] == [name] and "the decision was cut down" in decision.failures[0].reason
+
+
+def test_a_candidate_compared_with_production_must_be_judged_on_its_regression(policy):
+    checks = passing_checks(policy)
+    quality = by_name(checks, "quality")
+    cut = quality.model_copy(update={"thresholds": [t for t in quality.thresholds if t.metric != "macro_f1_drop_upper"]})
+    assert decide(policy, replace(checks, cut)).passed  # not compared: nothing to regress from
+    decision = decide(policy, replace(checks, cut), against="tickets:2")
+    assert not decision.passed and "quality.max_regression" in decision.failures[0].reason
 
 
 @pytest.mark.parametrize(
