@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, GateFailure, holds
-from registry.errors import ConfigError
+from registry.errors import ConfigError, RefusedError
 
 # The checks every candidate must pass; a missing one fails the gate rather than passing by omission.
 REQUIRED_CHECKS = ("quality", "drift", "bias", "cost", "load")
@@ -26,7 +26,7 @@ REGRESSION_LIMIT = "quality.max_regression"  # judged whenever the candidate was
 
 def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = None,
            against: str | None = None) -> GateDecision:  # fmt: skip
-    """Judge ``checks`` under ``policy``.
+    """Judge ``checks`` (measured under ``policy``'s measurement settings) under ``policy``.
 
     A check that errored, is missing, was given twice, or names a policy key the policy lacks counts as
     failed with a reason; every failed threshold is listed with its value, limit and comparison.
@@ -51,7 +51,27 @@ def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = N
         checks=list(checks),
         adapter=adapter,
         against=against,
+        measured_under=policy.measurement_settings(),
     )
+
+
+def rejudge(policy: Policy, recorded: GateDecision) -> GateDecision:
+    """``recorded``'s checks judged again under ``policy``.
+
+    Raises:
+        RefusedError: ``policy`` measures differently (a confidence level, a minimum group size…)
+            than the policy the checks ran under, or ``recorded`` does not say how they ran.
+    """
+    now = policy.measurement_settings()
+    if recorded.measured_under is None:
+        raise RefusedError("the decision does not record the settings its checks measured with (written by an "
+                           "older Tailor): run `tailor evaluate` again")  # fmt: skip
+    changed = [f"{key} {recorded.measured_under.get(key)} → {now[key]:g}" for key in now
+               if recorded.measured_under.get(key) != now[key]]  # fmt: skip
+    if changed:
+        raise RefusedError(f"policy {policy.version} measures differently than the checks did ({'; '.join(changed)}): "
+                           "the gate re-judges limits, not measurements; run `tailor evaluate` again")
+    return decide(policy, recorded.checks, adapter=recorded.adapter, against=recorded.against)
 
 
 def _judge(policy: Policy, check: CheckResult, *, compared: bool) -> list[GateFailure]:

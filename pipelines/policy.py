@@ -16,6 +16,11 @@ from registry.user_files import require_file
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 
 
+# Settings the checks measure with: re-judging recorded values under a policy that changes one of
+# these would judge measurements that policy never made (dvc.yaml's evaluate stage depends on them).
+MEASUREMENT_KEYS = ("quality.confidence", "quality.bootstrap_samples", "drift.min_rows", "bias.min_group_size")
+
+
 class _Section(BaseModel):
     # strict: YAML's `yes` or `on` must not pass for a limit of 1.0, nor "1000" for a number
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
@@ -81,6 +86,10 @@ class Policy(_Section):
     # Filled by load_policy from the file's bytes, not read from the file.
     sha256: str = Field("", exclude=True)
     source: str = Field("", exclude=True)
+
+    def measurement_settings(self) -> dict[str, float]:
+        """The settings the checks measure with (not limits the gate compares against)."""
+        return {key: float(getattr(getattr(self, key.split(".")[0]), key.split(".")[1])) for key in MEASUREMENT_KEYS}
 
     def limit(self, key: str) -> float:
         """The numeric limit at ``section.name`` (e.g. ``load.max_p95_ms``).

@@ -237,4 +237,5 @@ class GateDecision(Record):
     checks: list[CheckResult] = Field(default_factory=list)
     adapter: str | None = None  # the candidate judged (folder or name:version)
     against: str | None = None  # the production version it was compared with, if any
+    measured_under: dict[str, float] | None = None  # the policy's measurement settings when the checks ran
     decided_at: datetime = Field(default_factory=utcnow)

@@ -29,8 +29,7 @@ def gate(
     from registry.user_files import require_file
 
     recorded = GateDecision.read_json(require_file(decision_file, "--decision:", hint=" (run `tailor evaluate` first)"))
-    decision = gate_step.decide(state.settings().load_policy(policy_file), recorded.checks, adapter=recorded.adapter,
-                                against=recorded.against)  # fmt: skip
+    decision = gate_step.rejudge(state.settings().load_policy(policy_file), recorded)
     if out is not None:
         decision.write_json(out)
     emit(decision, as_json=as_json, text=gate_step.describe(decision))

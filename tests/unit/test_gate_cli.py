@@ -60,3 +60,21 @@ def test_a_decision_file_that_is_broken_or_another_record_is_refused_by_name(tmp
     done = run_cli("gate", "--decision", str(other))
     assert done.returncode == 2
     assert "passed: Field required" in done.stderr and "adapter_dir: unknown key" in done.stderr
+
+
+def test_a_policy_that_measures_differently_is_refused_rather_than_stamped_on_old_measurements(tmp_path):
+    other = tmp_path / "biasbig.yaml"
+    other.write_text(DEFAULT_POLICY.read_text().replace("min_group_size: 10", "min_group_size: 100"))
+    done = run_cli("gate", "--decision", str(_recorded(tmp_path)), "--policy", str(other))
+    assert done.returncode == 1
+    assert "measures differently than the checks did (bias.min_group_size 10.0 → 100)" in done.stderr
+    assert "run `tailor evaluate` again" in done.stderr
+
+
+def test_a_decision_that_does_not_say_how_it_was_measured_is_refused(tmp_path):
+    recorded = _recorded(tmp_path)
+    raw = json.loads(recorded.read_text())
+    del raw["measured_under"]
+    recorded.write_text(json.dumps(raw))
+    done = run_cli("gate", "--decision", str(recorded))
+    assert done.returncode == 1 and "does not record the settings its checks measured with" in done.stderr
