@@ -17,7 +17,8 @@ REQUIRED_CHECKS = ("quality", "drift", "bias", "cost", "load")
 # The limits these checks always judge (drift and bias may have nothing to judge): a decision file
 # without one was cut down, and re-judging it must not pass it by omission.
 REQUIRED_LIMITS = {
-    "quality": ("quality.min_macro_f1", "quality.min_holdout_size", "quality.max_holdout_trained_share"),
+    "quality": ("quality.min_macro_f1", "quality.min_holdout_size", "quality.min_label_coverage",
+                "quality.max_holdout_trained_share"),
     "cost": ("cost.max_train_seconds", "cost.max_peak_rss_mb", "cost.max_money"),
     "load": ("load.max_p95_ms", "load.max_rss_mb", "load.max_adapter_mb"),
 }

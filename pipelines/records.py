@@ -62,6 +62,14 @@ class LabeledBatch(Record):
     def __len__(self) -> int:
         return len(self.texts)
 
+    def blank_rows(self) -> list[int]:
+        """Rows with an empty (or whitespace) text or label: nothing to learn from or to score."""
+        return [i for i, (text, label) in enumerate(zip(self.texts, self.labels)) if not text.strip() or not label.strip()]
+
+    def named(self, rows: list[int], most: int = 10) -> str:
+        """Row ids for a message: the first ``most``, then an ellipsis."""
+        return ", ".join(self.ids[i] for i in rows[:most]) + (", …" if len(rows) > most else "")
+
 
 class ExpectationFailure(Record):
     """One failed expectation, with the evidence a reviewer needs."""

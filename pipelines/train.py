@@ -68,10 +68,9 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
     """
     # An empty text trains the model on [CLS][SEP] alone and an empty label becomes a class named
     # ''; `tailor validate` quarantines such batches, and training them directly must not slip past.
-    blank = [i for i, (text, label) in enumerate(zip(batch.texts, batch.labels)) if not text.strip() or not label.strip()]
+    blank = batch.blank_rows()
     if blank:
-        ids = ", ".join(batch.ids[i] for i in blank[:10]) + (", …" if len(blank) > 10 else "")
-        raise RefusedError(f"{batch.source}: {len(blank)} row(s) have an empty text or label (ids {ids}); "
+        raise RefusedError(f"{batch.source}: {len(blank)} row(s) have an empty text or label (ids {batch.named(blank)}); "
                            "remove them, or run `tailor validate`, which quarantines such a batch")  # fmt: skip
     # 'card_lost ' would train as a class of its own beside 'card_lost', and serve under that name.
     padded = sorted({label for label in batch.labels if label != label.strip()})

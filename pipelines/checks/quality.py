@@ -42,9 +42,13 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         ValueError: a prediction list does not match the holdout's length.
     """
     metrics = quality_metrics(holdout.labels, candidate_pred, labels)
+    distinct = len({normalise_text(t) for t in holdout.texts})  # a row repeated 30 times is one example
+    missing = sorted(set(labels) - set(holdout.labels))
     thresholds = [
         Threshold.judge("macro_f1", "quality.min_macro_f1", metrics.macro_f1, ">=", policy.min_macro_f1),
-        Threshold.judge("holdout_size", "quality.min_holdout_size", float(len(holdout)), ">=", policy.min_holdout_size),
+        Threshold.judge("holdout_size", "quality.min_holdout_size", float(distinct), ">=", policy.min_holdout_size),
+        Threshold.judge("label_coverage", "quality.min_label_coverage", 1 - len(missing) / len(labels), ">=",
+                        policy.min_label_coverage),  # fmt: skip
     ]
     details: dict = {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "examples": metrics.examples,
                      "labels": metrics.labels, "per_class": [c.model_dump() for c in metrics.per_class],
@@ -67,6 +71,12 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
             f"{len(holdout)} rows; difference {comparison['diff']:+.3f}, {policy.confidence:.0%} CI "
             f"[{comparison['diff_ci_low']:+.3f}, {comparison['diff_ci_high']:+.3f}]"
         )
+    details["distinct_texts"], details["labels_without_rows"] = distinct, missing
+    if distinct < len(holdout):
+        details["summary"] += f"; {distinct} distinct texts among them"
+    if missing:
+        details["summary"] += (f"; no row of {len(missing)} of the adapter's {len(labels)} labels "
+                               f"({', '.join(repr(m) for m in missing[:5])}{', …' if len(missing) > 5 else ''})")
     # A holdout row whose label the candidate was never trained on can only be scored wrong; say so,
     # or a stale or mistyped holdout reads as a weak model.
     unknown = sorted(set(holdout.labels) - set(labels))

@@ -8,6 +8,7 @@ with the error as the reason while the other checks still report.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,11 +17,24 @@ from pipelines.batch_io import read_batch
 from pipelines.checks import bias, cost, drift, load, quality
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch
-from registry.errors import TailorError
+from registry.errors import RefusedError, TailorError
 
 REFERENCE_FILE = "reference.csv"
 GATE_DECISION_FILE = "gate_decision.json"
 GATE_REPORT_FILE = "reports/gate.md"
+
+
+def _require_scorable(holdout: LabeledBatch) -> None:
+    """Raises RefusedError for rows a score cannot be given (blank) or told apart (an id twice)."""
+    blank = holdout.blank_rows()
+    if blank:
+        raise RefusedError(f"{holdout.source}: {len(blank)} holdout row(s) have an empty text or label (ids "
+                           f"{holdout.named(blank)}): such a row cannot be scored; fix or remove it")  # fmt: skip
+    repeated = sorted(i for i, n in Counter(holdout.ids).items() if n > 1)
+    if repeated:
+        raise RefusedError(f"{holdout.source}: holdout ids repeat ({', '.join(repeated[:10])}"
+                           f"{', …' if len(repeated) > 10 else ''}): each row needs its own id, or reports name the "
+                           "wrong row")  # fmt: skip
 
 
 def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_model_dir: Path,
@@ -39,11 +53,13 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         out_dir: where ``gate_decision.json`` and ``reports/`` go (normally ``adapter_dir``); None writes nothing.
 
     Raises:
+        RefusedError: a holdout row has an empty text or label, or holdout ids repeat.
         NotFoundError, RefusedError, ConfigError: the candidate adapter cannot be loaded at all.
         OSError: ``out_dir`` cannot be created (a file, a device, a folder that cannot be written).
     """
     from pipelines.model import load_base, load_classifier
 
+    _require_scorable(holdout)
     if out_dir is not None:
         # Fail on a place the evidence cannot go now, not after loading the models and running every check.
         Path(out_dir).mkdir(parents=True, exist_ok=True)

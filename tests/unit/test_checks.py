@@ -10,7 +10,7 @@ from pipelines.checks.report import finish
 from pipelines.metrics import quality_metrics
 from pipelines.policy import BiasPolicy, CostPolicy, DriftPolicy, LoadPolicy, QualityPolicy, load_policy
 from pipelines.records import CheckResult, CostReport, LabeledBatch, Threshold, TrainResult
-from registry.errors import ConfigError, NotFoundError
+from registry.errors import ConfigError, NotFoundError, RefusedError
 
 LABELS = ["card_lost", "refund_request", "login_problem", "delivery_delay"]
 
@@ -35,7 +35,7 @@ def test_quality_without_production_is_judged_on_the_floor_only_and_says_so():
     h = holdout()
     result = quality.run(h, list(h.labels), LABELS, QualityPolicy())
     assert result.passed is True
-    assert [t.metric for t in result.thresholds] == ["macro_f1", "holdout_size"]
+    assert [t.metric for t in result.thresholds] == ["macro_f1", "holdout_size", "label_coverage"]
     assert result.value == 1.0 and result.details["production"] is None
     assert "no production version: judged on the floor only" in result.details["summary"]
     assert len(result.details["per_class"]) == 4 and result.details["confusion"][0] == [10, 0, 0, 0]
@@ -61,6 +61,25 @@ def test_holdout_rows_the_candidate_was_trained_on_fail_the_quality_check_by_id(
     assert "2 holdout rows (id 0, 5) the adapter was trained on" in result.details["summary"]
     tolerant = quality.run(h, list(h.labels), LABELS, QualityPolicy(max_holdout_trained_share=0.05), trained_texts=trained)
     assert tolerant.passed is True
+
+
+def test_a_holdout_of_one_row_repeated_counts_as_one_example():
+    h = batch(["card_lost"] * 30)
+    h = h.model_copy(update={"texts": ["my card is gone"] * 30})
+    result = quality.run(h, list(h.labels), LABELS, QualityPolicy(min_label_coverage=0.0))
+    [size] = [t for t in result.thresholds if t.metric == "holdout_size"]
+    assert (size.value, size.passed) == (1.0, False)
+    assert "1 distinct texts among them" in result.details["summary"]
+
+
+def test_a_holdout_without_rows_of_some_labels_fails_coverage_however_well_it_scores():
+    h = batch([LABELS[0]] * 40)
+    result = quality.run(h, list(h.labels), LABELS, QualityPolicy())
+    assert result.value == 1.0 and result.passed is False
+    [coverage] = [t for t in result.thresholds if not t.passed]
+    assert (coverage.metric, coverage.value) == ("label_coverage", 0.25)
+    assert result.details["labels_without_rows"] == sorted(LABELS[1:])
+    assert "no row of 3 of the adapter's 4 labels" in result.details["summary"]
 
 
 def test_quality_below_the_floor_fails_with_value_and_limit():
@@ -284,3 +303,16 @@ def test_every_threshold_a_check_uses_names_a_limit_of_the_shipped_policy():
     for result in results:
         for t in result.thresholds:
             assert policy.limit(t.policy_key) == t.limit
+
+
+def test_a_holdout_with_blank_rows_or_repeated_ids_is_refused_before_any_model_loads():
+    from pipelines.checks.suite import _require_scorable
+
+    blank = batch(LABELS * 2).model_copy(update={"texts": ["a", " ", "c", "d", "e", "f", "g", "h"],
+                                                 "labels": LABELS + ["", *LABELS[1:]]})  # fmt: skip
+    with pytest.raises(RefusedError, match="2 holdout row\\(s\\) have an empty text or label \\(ids 1, 4\\)"):
+        _require_scorable(blank)
+    twice = batch(LABELS).model_copy(update={"ids": ["h1", "h2", "h1", "h3"]})
+    with pytest.raises(RefusedError, match="holdout ids repeat \\(h1\\)"):
+        _require_scorable(twice)
+    _require_scorable(batch(LABELS))

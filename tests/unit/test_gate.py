@@ -26,6 +26,7 @@ def passing_checks(policy: Policy) -> list[CheckResult]:
             t("macro_f1", "quality.min_macro_f1", 0.9, ">="),
             t("macro_f1_drop_upper", "quality.max_regression", 0.0, "<="),
             t("holdout_trained_share", "quality.max_holdout_trained_share", 0.0, "<="),
+            t("label_coverage", "quality.min_label_coverage", 1.0, ">="),
         ], evidence=["reports/quality.json"]),
         CheckResult.judged("drift", [t("drifted_share", "drift.max_drifted_share", 0.1, "<=")],
                            evidence=["reports/drift.html", "reports/drift.json"]),
