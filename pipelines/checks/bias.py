@@ -29,12 +29,16 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
     if len(candidate_pred) != len(holdout):
         raise ValueError(f"candidate predicted {len(candidate_pred)} rows, the holdout has {len(holdout)}")
     groups: dict[str, dict] = {}
-    if holdout.groups is not None:
-        for group in sorted(set(holdout.groups)):
-            rows = [i for i, g in enumerate(holdout.groups) if g == group]
-            m = quality_metrics([holdout.labels[i] for i in rows], [candidate_pred[i] for i in rows], labels)
-            groups[group] = {"rows": len(rows), "macro_f1": m.macro_f1, "accuracy": m.accuracy,
-                             "judged": len(rows) >= policy.min_group_size}  # fmt: skip
+    rows_of: dict[str, list[int]] = {}
+    for i, group in enumerate(holdout.groups or []):
+        # A row without a group value belongs to no group; '' judged as a group would be a fiction.
+        if group.strip():
+            rows_of.setdefault(group, []).append(i)
+    for group, rows in sorted(rows_of.items()):
+        m = quality_metrics([holdout.labels[i] for i in rows], [candidate_pred[i] for i in rows], labels)
+        groups[group] = {"rows": len(rows), "macro_f1": m.macro_f1, "accuracy": m.accuracy,
+                         "judged": len(rows) >= policy.min_group_size}  # fmt: skip
+    ungrouped = len(holdout) - sum(len(rows) for rows in rows_of.values()) if holdout.groups is not None else 0
     judged = {g: v["macro_f1"] for g, v in groups.items() if v["judged"]}
     details: dict = {"groups": groups, "min_group_size": policy.min_group_size}
     thresholds = []
@@ -53,5 +57,10 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
                               f"{judged[best]:.3f} (gap {gap:.3f})")  # fmt: skip
     small = sorted(g for g, v in groups.items() if not v["judged"])
     if small:
-        details["summary"] += f"; reported only (under {policy.min_group_size} rows): {', '.join(small)}"
+        # details["groups"] has every one; a summary line must stay readable with 10,000 of them
+        listed = ", ".join(small[:10]) + (f", … ({len(small)} in all)" if len(small) > 10 else "")
+        details["summary"] += f"; reported only (under {policy.min_group_size} rows): {listed}"
+    details["rows_without_group"] = ungrouped
+    if ungrouped:
+        details["summary"] += f"; {ungrouped} row{'s' if ungrouped != 1 else ''} without a group value, in none"
     return finish(NAME, thresholds, details, out_dir=out_dir)

@@ -97,6 +97,9 @@ def _production(against: str | None, name: str | None, download_to: Path) -> tup
         registry.require_alias(ref)
         if registry.resolve(name, ref) is None:
             # The first version of a name has nothing to be compared with; a misspelt version is an error.
+            if registry.head_seq(name) == 0:  # a typo reads the same as a new name: say which it is
+                return None, None, (f"'{name}' has nothing registered yet (a new name, or a typo?): quality judged "
+                                    "on the floor only")  # fmt: skip
             return None, None, f"{name} has no {ref} version yet: quality judged on the floor only"
     manifest = registry.download(name, ref, download_to)
     return download_to, f"{manifest.name}:{manifest.version}", f"compared with {manifest.name}:{manifest.version} ({ref})"

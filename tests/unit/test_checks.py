@@ -194,6 +194,18 @@ def test_groups_under_the_minimum_size_are_reported_not_judged():
     assert "reported only (under 10 rows): fax" in result.details["summary"]
 
 
+def test_rows_without_a_group_value_are_no_group_and_many_small_groups_keep_the_summary_short():
+    h = grouped_holdout()
+    groups = [""] * 6 + [f"cust{i}" for i in range(20)] + list(h.groups[26:])
+    h = h.model_copy(update={"groups": groups})
+    result = bias.run(h, list(h.labels), LABELS, BiasPolicy(min_group_size=10))
+    assert "" not in result.details["groups"] and result.details["rows_without_group"] == 6
+    assert len([g for g in result.details["groups"] if g.startswith("cust")]) == 20
+    summary = result.details["summary"]
+    assert "cust0, cust1, cust10" in summary and "… (23 in all)" in summary and "cust9" not in summary
+    assert "6 rows without a group value, in none" in summary
+
+
 @pytest.mark.parametrize(
     ("groups", "why"),
     [(None, "no group column: not judged"), (["email"] * 36, "fewer than two to compare, not judged")],
