@@ -59,8 +59,10 @@ def world(s3_server, tmp_path_factory, receiver):
             keep.append(row)
     batch.write_text("\n".join([header, *keep]) + "\n")
     env = {k: v for k, v in s3_server.env().items() if k.startswith("TAILOR_")}
+    # The project's policy is the relaxed one: production takes only gates decided under it.
     env.update(TAILOR_DATA_DIR=str(root / "data"), TAILOR_ACTOR="trainer-tom", TAILOR_ROLE="trainer",
-               TAILOR_WEBHOOKS=json.dumps([receiver.url]), TAILOR_WEBHOOK_SECRET=SECRET)  # fmt: skip
+               TAILOR_WEBHOOKS=json.dumps([receiver.url]), TAILOR_WEBHOOK_SECRET=SECRET,
+               TAILOR_POLICY=str(root / "policy.yaml"))  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
