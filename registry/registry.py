@@ -361,8 +361,9 @@ class Registry:
                 # Judged here, against the log as the event lands: production may have moved since the gate ran.
                 raise RefusedError(
                     f"{name} {version}'s gate compared it with {gate.against or 'nothing'}, but {to} holds {name} "
-                    f"{current}: evaluate it against {to} (`tailor evaluate --adapter {name}:{version} --name "
-                    f"{name}`), or an approver may promote it with --override and a reason"
+                    f"{current}: evaluate its folder against {to} (`tailor evaluate --adapter FOLDER --name {name}`) "
+                    "and register it again (a version's evidence never changes), or an approver may promote it with "
+                    "--override and a reason"
                 )
             return AuditEvent(
                 action="promote", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
@@ -530,7 +531,8 @@ class Registry:
         wanted = self.rules.policy_sha256
         if wanted is not None and gate.policy_sha256 != wanted:
             return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
-                    f"not the configured one ({wanted[:12]}): re-judge it with `tailor gate`")  # fmt: skip
+                    f"not the configured one ({wanted[:12]}): re-judge its decision (`tailor gate --decision "
+                    "FOLDER/gate_decision.json --out FOLDER/gate_decision.json`) and register the folder again")  # fmt: skip
         return None
 
     def _prove_files(self, manifest: Manifest) -> None:
