@@ -33,6 +33,7 @@ from pipelines.records import GateDecision, TrainResult, ValidationReport, utcno
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
 from registry.errors import RefusedError, StoreError
+from registry.registry import escape_control
 
 
 
@@ -209,7 +210,9 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
     production_version = download_production(name, run_dir / "production")
     decision = evaluate(adapter_dir, holdout, policy_file, run_dir / "production" if production_version else None,
                         f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
-    version = register(adapter_dir, name, f"retrain on {Path(batch).name}: gate {'passed' if decision.passed else 'failed'}")
+    # A file name may hold a line break, which the registry refuses in a reason after all that training.
+    version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate "
+                                          f"{'passed' if decision.passed else 'failed'}")  # fmt: skip
     common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
                   train_seconds=trained.cost.wall_seconds)  # fmt: skip
     if not decision.passed:

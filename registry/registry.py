@@ -104,6 +104,11 @@ def control_characters(text: str) -> list[str]:
     return sorted({f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")})
 
 
+def escape_control(text: str) -> str:
+    """``text`` with each character ``control_characters`` names written as ``\\uXXXX``: one line, all visible."""
+    return "".join(f"\\u{ord(ch):04x}" if control_characters(ch) else ch for ch in text)
+
+
 def same_person(a: str, b: str) -> bool:
     """Actor names compared as people read them: 'Alice' and 'alice' are one person to four-eyes."""
     return unicodedata.normalize("NFKC", a).casefold() == unicodedata.normalize("NFKC", b).casefold()

@@ -14,7 +14,7 @@ import typer
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry.audit import AuditEvent
-from registry.registry import Registry, control_characters
+from registry.registry import Registry, escape_control
 
 JSON = typer.Option(False, "--json", help="machine-readable output")
 REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
@@ -34,19 +34,14 @@ def announce(event: AuditEvent) -> None:
             typer.echo(f"warning: webhook {delivery.url} not reached after {len(delivery.attempts)} attempts", err=True)
 
 
-def shown(text: str) -> str:
-    """``text`` with line breaks and invisible characters escaped: one event stays one line."""
-    return "".join(f"\\u{ord(ch):04x}" if control_characters(ch) else ch for ch in text)
-
-
 def event_line(event: AuditEvent) -> str:
     """One audit event as a line a person can read (events written before reasons and actors were
     checked may still hold line breaks)."""
     alias = f" {event.alias}: {event.alias_before or '-'} → {event.alias_after}" if event.alias else ""
     override = " OVERRIDE" if event.override else ""
     return (
-        f"{event.key_name}  {event.time}  {shown(event.actor)} ({event.role})  {event.action} {event.version}"
-        f"{alias}{override}  \"{shown(event.reason)}\""
+        f"{event.key_name}  {event.time}  {escape_control(event.actor)} ({event.role})  {event.action} {event.version}"
+        f"{alias}{override}  \"{escape_control(event.reason)}\""
     )
 
 
