@@ -178,7 +178,11 @@ def _decode(path: Path, raw: bytes) -> str:
 def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:
     import pandas as pd
 
-    header = [name.strip() for name in next(csv.reader(io.StringIO(content)), [])]
+    # newline="": the csv module then reads old Mac `\r` line endings as it reads `\n` (it raised on them)
+    try:
+        header = [name.strip() for name in next(csv.reader(io.StringIO(content, newline="")), [])]
+    except csv.Error as err:
+        raise MalformedBatchError(f"batch file {path} is not valid CSV: {err}") from None
     if twice := sorted({name for name in header if header.count(name) > 1}):
         raise MalformedBatchError(f"batch file {path} names column(s) {', '.join(map(repr, twice))} more than once in "
                                   "its header")  # fmt: skip
@@ -211,7 +215,9 @@ def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:
 def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
     names: dict[str, None] = {}  # every key seen, in first-seen order, for the missing-column message
     rows: list[dict[str, str]] = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    # JSON Lines ends records at "\n" only: splitlines() also broke at U+2028, U+0085 and friends, which
+    # JSON allows raw inside a string, and called the rest of such a line invalid JSON.
+    for number, line in enumerate(content.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -253,3 +253,18 @@ def test_a_one_megabyte_text_cell_is_read_intact(tmp_path):
     batch = read_batch(path)
     assert batch.texts[0] == big
     assert len(batch.texts[0]) == 1_000_000
+
+
+def test_a_csv_with_old_mac_line_endings_reads_like_one_with_newlines(tmp_path):
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"text,label\rmy card is gone,card_lost\rwhere is my parcel,delivery_delay\r")
+    batch = read_batch(path)
+    assert (batch.texts, batch.labels) == (["my card is gone", "where is my parcel"], ["card_lost", "delivery_delay"])
+
+
+def test_a_jsonl_text_may_hold_a_raw_line_separator(tmp_path):
+    path = tmp_path / "u2028.jsonl"
+    rows = [{"text": "furni\u2028ture late", "label": "delivery_delay"}, {"text": "x\u0085y", "label": "card_lost"}]
+    path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    batch = read_batch(path)
+    assert batch.texts == ["furni\u2028ture late", "x\u0085y"] and batch.ids == ["1", "2"]
