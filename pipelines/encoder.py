@@ -37,11 +37,16 @@ def bad_utf8_byte(err: UnicodeDecodeError) -> str:
     return f"byte 0x{err.object[err.start]:02x} at offset {err.start}"
 
 
+TOKENIZER_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "vocab.json")
+
+
 def check_model_dir(model_dir: Path) -> Path:
     """Refuse a base-model folder we must not or cannot load.
 
     Raises:
-        NotFoundError: the folder, its config.json or its safetensors weights are missing.
+        NotFoundError: the folder, its config.json, its tokenizer vocabulary or its safetensors
+            weights are missing.
+        ConfigError: config.json is not a JSON object.
         RefusedError: the model needs remote code, or ships only pickle weights.
     """
     model_dir = Path(model_dir)
@@ -55,6 +60,8 @@ def check_model_dir(model_dir: Path) -> Path:
         config = json.loads(config_file.read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(f"base model {config_file} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"base model {config_file} is not a JSON object (a Hugging Face model config)")
     if "auto_map" in config:
         raise RefusedError(f"base model {model_dir} needs remote code (auto_map in config.json); Tailor never runs it")
     if not list(model_dir.glob("*.safetensors")):
@@ -65,6 +72,10 @@ def check_model_dir(model_dir: Path) -> Path:
                 "Tailor loads safetensors only: convert them first"
             )
         raise NotFoundError(f"base model folder {model_dir} holds no *.safetensors weights")
+    if not any((model_dir / name).is_file() for name in TOKENIZER_VOCAB_FILES):
+        # transformers then builds a 5-token tokenizer: every word becomes [UNK] and training "succeeds"
+        raise NotFoundError(f"base model folder {model_dir} has no tokenizer vocabulary "
+                            f"({' or '.join(TOKENIZER_VOCAB_FILES)})")  # fmt: skip
     return model_dir
 
 

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
 from pipelines import yaml_file
 from pipelines.config import validation_problems
@@ -21,9 +21,8 @@ DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 MEASUREMENT_KEYS = ("quality.confidence", "quality.bootstrap_samples", "drift.min_rows", "bias.min_group_size")
 
 
-class _Section(BaseModel):
-    # strict: YAML's `yes` or `on` must not pass for a limit of 1.0, nor "1000" for a number
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+class _Section(yaml_file.YamlRecord):
+    pass
 
 
 class DataPolicy(_Section):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -341,6 +342,12 @@ def lora_config(params: TrainParams, num_layers: int):
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -382,6 +389,11 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         if not 1 <= params.lora_layers <= num_layers:
             raise RefusedError(f"lora_layers={params.lora_layers} but the base model has {num_layers} blocks")
         start = num_layers - params.lora_layers
+        known = {name.rsplit(".", 1)[-1] for name, _ in model.layers()[start].named_modules() if name}
+        unknown = sorted(set(params.lora_targets) - known)
+        if unknown:  # peft says so only after every text was encoded, as a traceback
+            raise RefusedError(f"lora_targets {unknown} name no module of the adapted blocks; they have: "
+                               f"{', '.join(sorted(known))}")  # fmt: skip
         steps = params.steps_for(len(batch))
         bar = tqdm(total=len(batch) + steps, desc="train", unit="step", disable=not progress, leave=False)
         bar.set_postfix_str("encoding")
@@ -416,17 +428,25 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
             hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
             return inner.classifier(inner.embed_from(hidden, mask, start))
 
-        for idx in batch_order(len(rows), steps, params.batch_size, generator):
+        # A batch larger than the data would fill each step with the same rows many times over.
+        for idx in batch_order(len(rows), steps, min(params.batch_size, len(rows)), generator):
             optimiser.zero_grad(set_to_none=True)
             loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
+            if not math.isfinite(loss):
+                raise RefusedError(f"the training loss became {loss} (diverged): lower lr ({params.lr}) or head_lr "
+                                   f"({params.head_lr}); nothing was written")  # fmt: skip
             optimiser.step()
             schedule.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
         bar.close()
+        if not all(torch.isfinite(p).all() for p in lora_params + head_params):
+            raise RefusedError(f"training diverged: the adapter's weights are not finite; lower lr ({params.lr}) or "
+                               f"head_lr ({params.head_lr}); nothing was written")  # fmt: skip
         peft_model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would keep a serving account of another user out
         try:
             peft_model.save_pretrained(str(staging), safe_serialization=True)
             fp = base.fingerprint

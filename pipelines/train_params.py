@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from pipelines import yaml_file
 from pipelines.config import validation_problems
@@ -22,13 +22,13 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds
 
 
-class TrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TrainParams(yaml_file.YamlRecord):
 
     lora_r: int = Field(8, ge=1, description="LoRA rank")
     lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"], min_length=1)
+    lora_targets: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["query", "key", "value", "dense"], min_length=1)
     lora_layers: int = Field(2, ge=1, description="adapt only the upper N blocks; the lower ones run once, cached")
     lr: float = Field(5e-3, gt=0, description="peak learning rate of the LoRA weights")
     head_lr: float = Field(2e-3, gt=0, description="peak learning rate of the classifier head")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -42,3 +43,25 @@ def safe_load(text: str | bytes) -> Any:
         yaml.YAMLError: invalid YAML, or a key repeated in one mapping (line and column named).
     """
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+class YamlRecord(BaseModel):
+    """A record read from YAML, where ``yes``, ``on`` and ``true`` are booleans and ``.inf`` a float.
+
+    Pydantic alone takes ``true`` as 1 for a number and ``"off"`` as false for a flag: ``max_regression:
+    yes`` read as 1.0 passed any regression. A flag must be a YAML boolean, a number must not be one,
+    and no limit may be infinite or NaN. Numbers written as text (``1e-3``, which YAML 1.1 reads as a
+    string) still parse.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yaml_surprises(cls, value: Any, info: ValidationInfo) -> Any:
+        annotation = cls.model_fields[info.field_name].annotation
+        if annotation is bool and not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        if annotation in (int, float) and isinstance(value, bool):
+            raise ValueError("expected a number, got a boolean (YAML reads yes, no, on and off as booleans)")
+        return value

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.config import load_settings
 from pipelines.encoder import check_model_dir, embed
-from registry.errors import NotFoundError, RefusedError
+from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import base_model_fingerprint
 
 
@@ -21,6 +21,16 @@ def test_a_folder_that_needs_remote_code_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "x.Model"}}))
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(RefusedError, match="needs remote code"):
+        check_model_dir(tmp_path)
+
+
+def test_a_folder_without_a_tokenizer_vocabulary_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(NotFoundError, match="has no tokenizer vocabulary"):
+        check_model_dir(tmp_path)
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(ConfigError, match="is not a JSON object"):
         check_model_dir(tmp_path)
 
 

@@ -177,3 +177,31 @@ def test_a_folder_that_appears_at_out_while_training_is_kept_and_so_is_the_new_a
     assert (staging / "adapter_model.safetensors").read_bytes() == b"new"
     publish(staging, out, force=True)
     assert (out / "adapter_model.safetensors").read_bytes() == b"new" and not staging.exists()
+
+
+@pytest.mark.parametrize("params, message", [
+    ("train:\n  lora_targets: [nope]\n", "lora_targets ['nope'] name no module of the adapted blocks"),
+    ("train:\n  lr: 1.0e9\n  head_lr: 1.0e9\n", "diverged"),
+])  # fmt: skip
+def test_params_that_cannot_train_are_refused_in_one_line_and_nothing_is_written(tmp_path, env, params, message):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    (tmp_path / "p.yaml").write_text(params)
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--params", str(tmp_path / "p.yaml"),
+                "--device", "cpu")  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_a_base_model_without_a_tokenizer_vocabulary_is_refused(tmp_path, env):
+    from pipelines.config import load_settings
+
+    shipped = load_settings().base_model_dir
+    bare = tmp_path / "bare-model"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).symlink_to(shipped / name)
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--base-model", str(bare))
+    assert res.returncode == 1
+    assert "has no tokenizer vocabulary" in res.stderr and not (tmp_path / "out").exists()

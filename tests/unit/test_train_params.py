@@ -32,6 +32,24 @@ def test_an_out_of_range_value_is_refused_by_name(tmp_path):
     assert "lr:" in str(err.value) and "noise_filter:" in str(err.value)
 
 
+@pytest.mark.parametrize("line, message", [
+    ("lora_r: yes", "lora_r: Value error, expected a number, got a boolean"),
+    ("epochs: .inf", "epochs: Input should be a finite number"),
+    ("lora_targets: ['']", "lora_targets.0: String should have at least 1 character"),
+])  # fmt: skip
+def test_a_yaml_boolean_an_infinity_or_an_empty_target_is_refused_by_name(tmp_path, line, message):
+    f = tmp_path / "params.yaml"
+    f.write_text(f"train:\n  {line}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_params(f)
+
+
+def test_a_number_yaml_reads_as_text_still_parses(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("train:\n  lr: 1e-3\n")  # YAML 1.1 reads 1e-3 (no dot) as a string
+    assert load_params(f).lr == 1e-3
+
+
 @pytest.mark.parametrize("content", [b"train: [unclosed\n", b"train:\n  lr: 1e-3 # r\xe9glage\n"])
 def test_a_params_file_that_is_not_utf8_yaml_is_named(tmp_path, content):
     f = tmp_path / "params.yaml"
