@@ -199,9 +199,11 @@ def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None
 
     Raises:
         NotFoundError: the folder or its weights are missing.
-        RefusedError: remote code, pickle-only weights, or CUDA asked for but absent.
+        RefusedError: remote code, pickle-only weights, weights or a config transformers cannot load,
+            or CUDA asked for but absent.
         ConfigError: an unknown device.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModel
 
     model_dir = check_model_dir(Path(base_model_dir))
@@ -212,8 +214,14 @@ def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None
         settings = load_settings()
         model_id = model_id or settings.base_model_id
         cache_dir = cache_dir or settings.home
-    encoder = AutoModel.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False,
-                                        use_safetensors=True)  # fmt: skip
+    try:
+        encoder = AutoModel.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False,
+                                            use_safetensors=True)  # fmt: skip
+    except (ValueError, KeyError, TypeError, SafetensorError) as err:
+        # transformers and safetensors say "damaged" in their own words: a truncated weights file,
+        # an unknown model_type, a config that is not a model's
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first}") from None
     encoder.requires_grad_(False)
     encoder.eval().to(torch.device(device))
     return LoadedBase(

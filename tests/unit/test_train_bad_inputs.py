@@ -205,3 +205,32 @@ def test_a_base_model_without_a_tokenizer_vocabulary_is_refused(tmp_path, env):
     res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--base-model", str(bare))
     assert res.returncode == 1
     assert "has no tokenizer vocabulary" in res.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated", "cannot be loaded: Error while deserializing header"),
+    ("model_type", "cannot be loaded: The checkpoint you are trying to load has model type `nosuchmodel`"),
+])  # fmt: skip
+def test_a_damaged_base_model_is_one_line_not_a_traceback(tmp_path, env, damage, message):
+    import json
+
+    from pipelines.config import load_settings
+
+    shipped = load_settings().base_model_dir
+    damaged = tmp_path / "damaged-model"
+    damaged.mkdir()
+    for item in shipped.iterdir():
+        if item.name not in ("model.safetensors", "config.json"):
+            (damaged / item.name).symlink_to(item)
+    config = json.loads((shipped / "config.json").read_text())
+    weights = (shipped / "model.safetensors").read_bytes()
+    if damage == "truncated":
+        weights = weights[:1000]
+    else:
+        config["model_type"] = "nosuchmodel"
+    (damaged / "config.json").write_text(json.dumps(config))
+    (damaged / "model.safetensors").write_bytes(weights)
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--base-model", str(damaged))
+    assert res.returncode == 1
+    assert message in res.stderr and "Traceback" not in res.stderr
