@@ -14,7 +14,7 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.records import NoiseAudit, Record
+from pipelines.records import NoiseAudit, Record, listed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -100,7 +100,7 @@ def audit_embeddings(
     if too_small:
         notes.append(
             f"left out of the noise audit: {len(too_small)} class(es) with a single example "
-            f"({', '.join(too_small[:10])}{', …' if len(too_small) > 10 else ''}); cross-validation needs two"
+            f"({listed(too_small)}); cross-validation needs two"
         )
     classes = sorted(label for label, n in counts.items() if n >= 2)
     rows = [i for i, label in enumerate(labels) if counts[label] >= 2]

@@ -89,7 +89,7 @@ class Policy(_Section):
 
     def measurement_settings(self) -> dict[str, float]:
         """The settings the checks measure with (not limits the gate compares against)."""
-        return {key: float(getattr(getattr(self, key.split(".")[0]), key.split(".")[1])) for key in MEASUREMENT_KEYS}
+        return {key: self.limit(key) for key in MEASUREMENT_KEYS}
 
     def limit(self, key: str) -> float:
         """The numeric limit at ``section.name`` (e.g. ``load.max_p95_ms``).

@@ -50,6 +50,11 @@ def read_model_json(model: type[BaseModel], path: Path):
         raise ConfigError(f"{path} is not a valid {model.__name__}: {validation_problems(err, root='file')}") from None
 
 
+def listed(items: list[str], most: int = 10) -> str:
+    """Items for a one-line message: the first ``most``, then an ellipsis when there are more."""
+    return ", ".join(items[:most]) + (", …" if len(items) > most else "")
+
+
 class LabeledBatch(Record):
     """A parsed labeled batch: one entry per row, in file order."""
 
@@ -68,7 +73,7 @@ class LabeledBatch(Record):
 
     def named(self, rows: list[int], most: int = 10) -> str:
         """Row ids for a message: the first ``most``, then an ellipsis."""
-        return ", ".join(self.ids[i] for i in rows[:most]) + (", …" if len(rows) > most else "")
+        return listed([self.ids[i] for i in rows], most)
 
 
 class ExpectationFailure(Record):

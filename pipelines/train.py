@@ -42,7 +42,7 @@ import torch
 from pipelines.cost_meter import CostMeter
 from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
 from pipelines.noise_audit import out_of_sample_proba
-from pipelines.records import LabeledBatch, TrainResult
+from pipelines.records import LabeledBatch, TrainResult, listed
 from pipelines.train_params import MAX_SEED, TrainParams
 from registry.errors import AlreadyExistsError, RefusedError
 
@@ -76,9 +76,9 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
     # 'card_lost ' would train as a class of its own beside 'card_lost', and serve under that name.
     padded = sorted({label for label in batch.labels if label != label.strip()})
     if padded:
-        listed = ", ".join(map(repr, padded[:10])) + (", …" if len(padded) > 10 else "")
         raise RefusedError(f"{batch.source}: label(s) with spaces around them would train as classes of their own: "
-                           f"{listed}; fix the file, or run `tailor validate`, which names each row")  # fmt: skip
+                           f"{listed(list(map(repr, padded)))}; fix the file, or run `tailor validate`, which names "
+                           "each row")  # fmt: skip
     counts = Counter(batch.labels)
     if len(counts) < 2:
         only = next(iter(counts), "none")
@@ -86,9 +86,9 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
                            if counts else f"{batch.source}: the batch is empty")  # fmt: skip
     small = sorted((label, n) for label, n in counts.items() if n < params.min_per_class)
     if small:
-        listed = ", ".join(f"{label!r} has {n}" for label, n in small[:10])
+        counted = ", ".join(f"{label!r} has {n}" for label, n in small[:10])
         raise RefusedError(f"{batch.source}: too few examples: every class needs at least {params.min_per_class} "
-                           f"(min_per_class); {listed}")  # fmt: skip
+                           f"(min_per_class); {counted}")  # fmt: skip
     return sorted(counts)
 
 

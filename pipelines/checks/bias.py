@@ -11,7 +11,7 @@ from pathlib import Path
 from pipelines.metrics import quality_metrics
 from pipelines.policy import BiasPolicy
 from pipelines.checks.report import finish
-from pipelines.records import CheckResult, LabeledBatch, Threshold
+from pipelines.records import CheckResult, LabeledBatch, Threshold, listed
 
 NAME = "bias"
 
@@ -58,8 +58,8 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
     small = sorted(g for g, v in groups.items() if not v["judged"])
     if small:
         # details["groups"] has every one; a summary line must stay readable with 10,000 of them
-        listed = ", ".join(small[:10]) + (f", … ({len(small)} in all)" if len(small) > 10 else "")
-        details["summary"] += f"; reported only (under {policy.min_group_size} rows): {listed}"
+        in_all = f" ({len(small)} in all)" if len(small) > 10 else ""
+        details["summary"] += f"; reported only (under {policy.min_group_size} rows): {listed(small)}{in_all}"
     details["rows_without_group"] = ungrouped
     if ungrouped:
         details["summary"] += f"; {ungrouped} row{'s' if ungrouped != 1 else ''} without a group value, in none"

@@ -15,7 +15,7 @@ import numpy as np
 from pipelines.metrics import quality_metrics
 from pipelines.policy import QualityPolicy
 from pipelines.checks.report import finish
-from pipelines.records import CheckResult, LabeledBatch, Threshold
+from pipelines.records import CheckResult, LabeledBatch, Threshold, listed
 from pipelines.validate import normalise_text
 
 NAME = "quality"
@@ -42,7 +42,8 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         ValueError: a prediction list does not match the holdout's length.
     """
     metrics = quality_metrics(holdout.labels, candidate_pred, labels)
-    distinct = len({normalise_text(t) for t in holdout.texts})  # a row repeated 30 times is one example
+    normalised = [normalise_text(t) for t in holdout.texts]  # near-copies compare equal
+    distinct = len(set(normalised))  # a row repeated 30 times is one example
     missing = sorted(set(labels) - set(holdout.labels))
     thresholds = [
         Threshold.judge("macro_f1", "quality.min_macro_f1", metrics.macro_f1, ">=", policy.min_macro_f1),
@@ -76,7 +77,7 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         details["summary"] += f"; {distinct} distinct texts among them"
     if missing:
         details["summary"] += (f"; no row of {len(missing)} of the adapter's {len(labels)} labels "
-                               f"({', '.join(repr(m) for m in missing[:5])}{', …' if len(missing) > 5 else ''})")
+                               f"({listed([repr(m) for m in missing], 5)})")
     # A holdout row whose label the candidate was never trained on can only be scored wrong; say so,
     # or a stale or mistyped holdout reads as a weak model.
     unknown = sorted(set(holdout.labels) - set(labels))
@@ -88,14 +89,13 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
                                "scored as wrong")  # fmt: skip
     if trained_texts is not None:
         trained = {normalise_text(t) for t in trained_texts}
-        seen = [i for i, t in enumerate(holdout.texts) if normalise_text(t) in trained]
+        seen = [i for i, text in enumerate(normalised) if text in trained]
         thresholds.append(Threshold.judge("holdout_trained_share", "quality.max_holdout_trained_share",
                                           len(seen) / len(holdout), "<=", policy.max_holdout_trained_share))  # fmt: skip
         details["holdout_rows_trained_on"] = [holdout.ids[i] for i in seen]
         if seen:
             details["summary"] += (f"; {len(seen)} holdout row{'s' if len(seen) != 1 else ''} (id "
-                                   f"{', '.join(holdout.ids[i] for i in seen[:5])}{', …' if len(seen) > 5 else ''}) "
-                                   "the adapter was trained on")  # fmt: skip
+                                   f"{holdout.named(seen, 5)}) the adapter was trained on")  # fmt: skip
     return finish(NAME, thresholds, details, out_dir=out_dir)
 
 

@@ -16,7 +16,7 @@ from pipelines import gate
 from pipelines.batch_io import read_batch
 from pipelines.checks import bias, cost, drift, load, quality
 from pipelines.policy import Policy
-from pipelines.records import CheckResult, GateDecision, LabeledBatch
+from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
 from registry.errors import RefusedError, TailorError
 
 REFERENCE_FILE = "reference.csv"
@@ -32,9 +32,8 @@ def _require_scorable(holdout: LabeledBatch) -> None:
                            f"{holdout.named(blank)}): such a row cannot be scored; fix or remove it")  # fmt: skip
     repeated = sorted(i for i, n in Counter(holdout.ids).items() if n > 1)
     if repeated:
-        raise RefusedError(f"{holdout.source}: holdout ids repeat ({', '.join(repeated[:10])}"
-                           f"{', …' if len(repeated) > 10 else ''}): each row needs its own id, or reports name the "
-                           "wrong row")  # fmt: skip
+        raise RefusedError(f"{holdout.source}: holdout ids repeat ({listed(repeated)}): each row needs its own id, "
+                           "or reports name the wrong row")  # fmt: skip
 
 
 def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_model_dir: Path,
