@@ -34,35 +34,20 @@ def train(tmp_path, env, *args: str):
     return run_cli("train", *args, env=env, cwd=tmp_path, timeout=180)
 
 
-def test_a_single_class_is_refused_and_nothing_is_written(tmp_path, env):
-    data = write_batch(tmp_path / "one.csv", [(f"text {i}", "only") for i in range(6)])
+@pytest.mark.parametrize("rows, fragments", [
+    ([(f"text {i}", "only") for i in range(6)], ["at least 2 classes", "'only'"]),
+    (GOOD + [("lonely text", "rare")], ["every class needs at least 2", "'rare' has 1"]),
+    (GOOD + [("   ", "card"), ("a text without a label", "")],
+     ["2 row(s) have an empty text or label (ids 9, 10)", "tailor validate"]),
+    # 'card ' would train as a class of its own beside 'card'
+    (GOOD + [("lost my card", "card "), ("card gone", "card ")], ["spaces around them", "'card '"]),
+], ids=["a single class", "too few examples", "an empty text or label", "a label with spaces around it"])  # fmt: skip
+def test_data_that_cannot_train_a_classifier_is_refused_naming_why_and_nothing_is_written(tmp_path, env, rows,
+                                                                                          fragments):  # fmt: skip
+    data = write_batch(tmp_path / "batch.csv", rows)
     res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
     assert res.returncode == 1
-    assert "at least 2 classes" in res.stderr and "'only'" in res.stderr
-    assert not (tmp_path / "out").exists()
-
-
-def test_too_few_examples_names_the_class_and_the_minimum(tmp_path, env):
-    data = write_batch(tmp_path / "few.csv", GOOD + [("lonely text", "rare")])
-    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
-    assert res.returncode == 1
-    assert "every class needs at least 2" in res.stderr and "'rare' has 1" in res.stderr
-    assert not (tmp_path / "out").exists()
-
-
-def test_rows_with_an_empty_text_or_label_are_refused_by_id(tmp_path, env):
-    data = write_batch(tmp_path / "blank.csv", GOOD + [("   ", "card"), ("a text without a label", "")])
-    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
-    assert res.returncode == 1
-    assert "2 row(s) have an empty text or label (ids 9, 10)" in res.stderr and "tailor validate" in res.stderr
-    assert not (tmp_path / "out").exists()
-
-
-def test_a_label_with_spaces_around_it_is_refused_not_trained_as_a_class(tmp_path, env):
-    data = write_batch(tmp_path / "padded.csv", GOOD + [("lost my card", "card "), ("card gone", "card ")])
-    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
-    assert res.returncode == 1
-    assert "spaces around them" in res.stderr and "'card '" in res.stderr
+    assert all(fragment in res.stderr for fragment in fragments), res.stderr
     assert not (tmp_path / "out").exists()
 
 
