@@ -21,6 +21,8 @@ from pipelines.cli import evaluate as evaluate_cli
 from pipelines.cli.state import state
 from registry.errors import TailorError
 
+INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
+
 app = typer.Typer(
     name="tailor",
     help="Fit LoRA adapters to small, noisy labeled data and govern them from training to production.",
@@ -97,7 +99,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except typer.Abort:
         typer.echo("aborted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except OSError as err:  # a path the user gave that cannot be read or written: name it, no traceback
         if debug:
             traceback.print_exc()
@@ -108,7 +110,9 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
+    if code == INTERRUPTED:  # Typer returns Ctrl-C as this code, silently; no Tailor command returns it
+        typer.echo("interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 

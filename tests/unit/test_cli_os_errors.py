@@ -26,6 +26,16 @@ def test_train_into_a_folder_under_a_file_names_the_file(tmp_path, capsys):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_ctrl_c_during_a_command_says_interrupted_and_exits_130(tmp_path, capsys, monkeypatch):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pipelines.batch_io.read_batch", interrupted)
+    code, err = _tailor(["train", "--data", str(SAMPLE), "--out", str(tmp_path / "run")], capsys)
+    assert (code, err) == (130, "interrupted\n")
+    assert not (tmp_path / "run").exists()
+
+
 def test_validate_with_a_report_dir_under_a_file_keeps_the_batch_and_says_why(tmp_path, capsys):
     batch = shutil.copy(SAMPLE, tmp_path / "batch.csv")
     (tmp_path / "notes.txt").write_text("mine")
