@@ -85,14 +85,30 @@ def load_tokenizer(model_dir: Path):
     return AutoTokenizer.from_pretrained(str(check_model_dir(model_dir)), local_files_only=True, trust_remote_code=False)
 
 
+def load_encoder(model_dir: Path):
+    """The base encoder's weights, offline, safetensors only, no remote code (``check_model_dir`` first).
+
+    Raises:
+        RefusedError: weights or a config transformers cannot load (a truncated weights file, an
+            unknown model_type, a config that is not a model's), in one line naming the folder.
+    """
+    from safetensors import SafetensorError
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False,
+                                         use_safetensors=True)  # fmt: skip
+    except (ValueError, KeyError, TypeError, SafetensorError) as err:
+        # transformers and safetensors say "damaged" in their own words, over many lines
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first}") from None
+
+
 @lru_cache(maxsize=2)
 def _encoder(model_dir: str, device: str):
     import torch
-    from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(
-        model_dir, local_files_only=True, trust_remote_code=False, use_safetensors=True
-    )
+    model = load_encoder(Path(model_dir))
     model.eval().to(torch.device(device))
     return load_tokenizer(Path(model_dir)), model
 

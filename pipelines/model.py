@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from pipelines.encoder import check_model_dir, load_tokenizer
+from pipelines.encoder import check_model_dir, load_encoder, load_tokenizer
 from pipelines.records import read_model_json
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
@@ -203,9 +203,6 @@ def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None
             or CUDA asked for but absent.
         ConfigError: an unknown device.
     """
-    from safetensors import SafetensorError
-    from transformers import AutoModel
-
     model_dir = check_model_dir(Path(base_model_dir))
     device = resolve_device(device)
     if model_id is None or cache_dir is None:
@@ -214,14 +211,7 @@ def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None
         settings = load_settings()
         model_id = model_id or settings.base_model_id
         cache_dir = cache_dir or settings.home
-    try:
-        encoder = AutoModel.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False,
-                                            use_safetensors=True)  # fmt: skip
-    except (ValueError, KeyError, TypeError, SafetensorError) as err:
-        # transformers and safetensors say "damaged" in their own words: a truncated weights file,
-        # an unknown model_type, a config that is not a model's
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first}") from None
+    encoder = load_encoder(model_dir)
     encoder.requires_grad_(False)
     encoder.eval().to(torch.device(device))
     return LoadedBase(

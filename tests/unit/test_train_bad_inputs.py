@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from registry.errors import RefusedError
 from tests.conftest import run_cli
 
 
@@ -192,11 +193,13 @@ def test_a_base_model_without_a_tokenizer_vocabulary_is_refused(tmp_path, env):
     assert "has no tokenizer vocabulary" in res.stderr and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("damage, message", [
+DAMAGES = [
     ("truncated", "cannot be loaded: Error while deserializing header"),
     ("model_type", "cannot be loaded: The checkpoint you are trying to load has model type `nosuchmodel`"),
-])  # fmt: skip
-def test_a_damaged_base_model_is_one_line_not_a_traceback(tmp_path, env, damage, message):
+]
+
+
+def _damaged_model(tmp_path: Path, damage: str) -> Path:
     import json
 
     from pipelines.config import load_settings
@@ -215,7 +218,21 @@ def test_a_damaged_base_model_is_one_line_not_a_traceback(tmp_path, env, damage,
         config["model_type"] = "nosuchmodel"
     (damaged / "config.json").write_text(json.dumps(config))
     (damaged / "model.safetensors").write_bytes(weights)
+    return damaged
+
+
+@pytest.mark.parametrize("damage, message", DAMAGES)
+def test_a_damaged_base_model_is_one_line_not_a_traceback(tmp_path, env, damage, message):
+    damaged = _damaged_model(tmp_path, damage)
     data = write_batch(tmp_path / "ok.csv", GOOD)
     res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--base-model", str(damaged))
     assert res.returncode == 1
     assert message in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("damage, message", DAMAGES)
+def test_the_noise_audit_and_drift_embeddings_refuse_a_damaged_base_model_the_same_way(tmp_path, damage, message):
+    from pipelines.encoder import embed
+
+    with pytest.raises(RefusedError, match=message.replace("(", "\\(").replace("`", ".")):
+        embed(["my card is lost"], _damaged_model(tmp_path, damage))
