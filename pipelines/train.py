@@ -328,6 +328,11 @@ def backward_in_parts(idx: list[int], lengths: list[int], forward, loss_fn, targ
     return total
 
 
+def _diverged(what: str, params: TrainParams) -> RefusedError:
+    return RefusedError(f"training diverged: {what}; lower lr ({params.lr}) or head_lr ({params.head_lr}); "
+                        "nothing was written")
+
+
 def lora_config(params: TrainParams, num_layers: int):
     from peft import LoraConfig
 
@@ -433,16 +438,14 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
             optimiser.zero_grad(set_to_none=True)
             loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
             if not math.isfinite(loss):
-                raise RefusedError(f"the training loss became {loss} (diverged): lower lr ({params.lr}) or head_lr "
-                                   f"({params.head_lr}); nothing was written")  # fmt: skip
+                raise _diverged(f"the training loss became {loss}", params)
             optimiser.step()
             schedule.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
         bar.close()
         if not all(torch.isfinite(p).all() for p in lora_params + head_params):
-            raise RefusedError(f"training diverged: the adapter's weights are not finite; lower lr ({params.lr}) or "
-                               f"head_lr ({params.head_lr}); nothing was written")  # fmt: skip
+            raise _diverged("the adapter's weights are not finite", params)
         peft_model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
