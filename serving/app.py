@@ -7,11 +7,12 @@ answer. Bad input is always a 4xx with a message that says what to change; never
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -68,6 +69,36 @@ def _describe(err: dict[str, Any]) -> str:
     if kind in ("model_attributes_type", "dict_type"):
         return f'the body must be a JSON object like {{"texts": ["..."]}}, got {got}'
     return f"{where}: {err['msg']}"
+
+
+def repeated_keys(body: bytes) -> list[str]:
+    """Keys given more than once in one object of the JSON ``body``, in order of first repeat.
+
+    JSON parsers keep the last of them without a word, so ``{"adapter": "a", "adapter": "b"}``
+    would be answered by b while its sender may have meant a.
+    """
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and key not in repeated:
+                repeated.append(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):  # an empty or unparsable body: FastAPI's own checks say what is wrong
+        return []
+    return repeated
+
+
+async def _each_key_once(request: Request) -> None:
+    """Raises: ApiError: 422 naming the repeated keys."""
+    repeated = repeated_keys(await request.body())
+    if repeated:
+        raise ApiError(422, f"the body gives {', '.join(map(repr, repeated))} more than once: give each key once")
 
 
 def _unparsed_body(cause: BaseException | None) -> str | None:
@@ -156,7 +187,7 @@ def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
         except KeyError:
             raise ApiError(404, f"adapter '{adapter}' is not served here; served: {', '.join(follower.names)}") from None
 
-    @app.post("/predict", response_model=PredictResponse)
+    @app.post("/predict", response_model=PredictResponse, dependencies=[Depends(_each_key_once)])
     def predict(request: PredictRequest) -> PredictResponse:
         """Labels and class probabilities for each text, all from one adapter version."""
         problems = limits.problems(request.texts)

@@ -143,6 +143,11 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
          "texts[1]: an unpaired UTF-16 surrogate (U+D800) at character 3"),
         (b'{"texts": ["\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
          "texts[0]: an unpaired UTF-16 surrogate (U+D800) at character 0"),
+        # a JSON parser keeps the last of a repeated key silently: which adapter did the sender mean?
+        (b'{"texts": ["a"], "adapter": "tickets", "adapter": "emails"}', {"content-type": "application/json"}, 422,
+         "the body gives 'adapter' more than once: give each key once"),
+        (b'{"texts": ["a"], "texts": ["b"], "adapter": "tickets", "adapter": "tickets"}',
+         {"content-type": "application/json"}, 422, "the body gives 'texts', 'adapter' more than once"),
     ],
 )
 def test_a_body_that_is_not_valid_json_gets_a_4xx_with_a_message(client, content, headers, status, message):
