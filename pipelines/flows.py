@@ -33,7 +33,7 @@ from pipelines.records import GateDecision, TrainResult, ValidationReport, utcno
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
 from registry.errors import RefusedError, StoreError
-from registry.registry import escape_control
+from registry.readable_text import escape_control
 
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from registry.manifest import (
     validate_name,
     version_number,
 )
+from registry.readable_text import control_characters, has_visible_text, same_person
 from registry.store import ObjectStore, put_kept, sha256_hex
 from registry.settings import StoreSettings
 
@@ -97,21 +97,6 @@ def versions_prefix(name: str) -> str:
 
 def file_key(name: str, version: str, rel: str) -> str:
     return f"{versions_prefix(name)}{version}/{rel}"
-
-
-def control_characters(text: str) -> list[str]:
-    """The line breaks, control and invisible format characters in ``text``, as U+XXXX, once each."""
-    return sorted({f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")})
-
-
-def escape_control(text: str) -> str:
-    """``text`` with each character ``control_characters`` names written as ``\\uXXXX``: one line, all visible."""
-    return "".join(f"\\u{ord(ch):04x}" if control_characters(ch) else ch for ch in text)
-
-
-def same_person(a: str, b: str) -> bool:
-    """Actor names compared as people read them: 'Alice' and 'alice' are one person to four-eyes."""
-    return unicodedata.normalize("NFKC", a).casefold() == unicodedata.normalize("NFKC", b).casefold()
 
 
 def _require_plain_actor(actor: str) -> None:
@@ -455,7 +440,7 @@ class Registry:
 
     @staticmethod
     def _require_reason(reason: str, what: str, *, required: bool = True) -> None:
-        if not any(ch.isprintable() and not ch.isspace() for ch in reason):
+        if not has_visible_text(reason):
             if required or reason:
                 raise RefusedError(f"a reason is required to {what} (--reason TEXT): it goes into the audit log"
                                    + (" (this one has nothing visible)" if reason.strip() else ""))  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from pipelines.encoder import unpaired_surrogate
+from registry.readable_text import has_visible_text
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Limits:
             elif (at := unpaired_surrogate(text)) is not None:
                 found.append(f"texts[{i}]: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; "
                              "send valid Unicode")  # fmt: skip
-            elif not any(ch.isprintable() and not ch.isspace() for ch in text):
+            elif not has_visible_text(text):
                 # the tokenizer drops such characters, so the model would answer confidently about nothing
                 found.append(f"texts[{i}]: only control or invisible characters; there is nothing to classify")
             elif len(text) > self.max_chars:

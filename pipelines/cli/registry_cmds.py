@@ -14,7 +14,8 @@ import typer
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry.audit import AuditEvent
-from registry.registry import Registry, escape_control
+from registry.readable_text import escape_control
+from registry.registry import Registry
 
 JSON = typer.Option(False, "--json", help="machine-readable output")
 REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
