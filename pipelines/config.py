@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     def open_registry(self, *, with_base: bool = False, policy_file: Path | None = None) -> "Registry":
         """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
 
-        Its governance rules (four-eyes) come from the promotion policy, so the rule that judged a
+        Its governance rules (four-eyes, a gate decision for production) come from the promotion policy, so the rule that judged a
         promotion is the one whose sha256 the gate decisions record.
 
         Raises:
@@ -172,7 +172,8 @@ class Settings(BaseSettings):
         store_settings = self.store()
         base = base_model_fingerprint(self.base_model_dir, self.base_model_id, cache_dir=self.home) if with_base else None
         policy = self.load_policy(policy_file)
-        rules = RegistryRules(four_eyes_production=policy.promotion.four_eyes_production, policy_sha256=policy.sha256)
+        rules = RegistryRules(four_eyes_production=policy.promotion.four_eyes_production,
+                              require_gate=policy.promotion.require_gate_decision, policy_sha256=policy.sha256)
         return Registry(S3ObjectStore(store_settings), store_settings, base_model=base, rules=rules,
                         cache_dir=self.home)  # fmt: skip
 

@@ -70,6 +70,7 @@ class LoadPolicy(_Section):
 
 class PromotionPolicy(_Section):
     four_eyes_production: bool = True
+    require_gate_decision: bool = True
     auto_promote_staging: bool = True
     auto_promote_production: bool = False
 

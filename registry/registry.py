@@ -52,6 +52,9 @@ class RegistryRules:
     aliases: tuple[str, ...] = ("staging", "production")
     production_alias: str = "production"
     override_roles: tuple[str, ...] = ("approver",)  # who may promote past a failed gate, with a reason
+    # A version registered without a gate decision was never compared with production: it may not
+    # reach production by accident, only by an approver's --override.
+    require_gate: bool = True
     # The configured policy's sha256: a gate decided under another policy does not count for production.
     policy_sha256: str | None = None
 
@@ -305,8 +308,8 @@ class Registry:
     def promote(self, name: str, version: str, to: str, *, reason: str, override: bool = False) -> AuditEvent:
         """Point alias ``to`` at ``version``.
 
-        Production needs a complete, unarchived version on today's base model whose gate (when
-        present) passed, promoted by someone other than who registered it (four-eyes rule). Only
+        Production needs a complete, unarchived version on today's base model whose gate passed
+        (a gate-less version only where ``rules.require_gate`` is off), promoted by someone other than who registered it (four-eyes rule). Only
         the roles in ``rules.override_roles`` may pass a failed gate, with ``override`` and a reason.
 
         Raises:
@@ -515,7 +518,11 @@ class Registry:
         """Why ``manifest``'s gate decision does not allow production, if it does not."""
         gate, label = manifest.gate, f"{manifest.name} {manifest.version}"
         if gate is None:
-            return None
+            if not self.rules.require_gate:
+                return None
+            return (f"{label} was registered without a gate decision: evaluate its folder against production "
+                    f"(`tailor evaluate --adapter FOLDER --data HOLDOUT --name {manifest.name}`) and register the "
+                    "folder again")
         if not gate.passed:
             return f"{label} failed its gate: {'; '.join(gate.failures) or 'no details'}"
         wanted = self.rules.policy_sha256

@@ -12,9 +12,15 @@ from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
 from registry.registry import Registry, file_key
 from registry.store import S3ObjectStore
 from tests.conftest import run_cli
-from tests.registry_helpers import failed_gate, make_adapter_folder, run_cli_parallel
+from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate, run_cli_parallel
 
 pytestmark = pytest.mark.integration
+
+
+def _configured_policy_sha256() -> str:
+    from pipelines.policy import DEFAULT_POLICY, load_policy
+
+    return load_policy(DEFAULT_POLICY).sha256
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +42,10 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
     approver = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
     reader = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
-    done = run_cli("register", str(make_adapter_folder(tmp_path / "a1", base, seed=1)), "--name", name,
-                   "--reason", "batch 1", "--json", env=trainer)  # fmt: skip
+    policy = _configured_policy_sha256()
+    first_gate, second_gate = passed_gate(None, policy), passed_gate(f"{name}:v1", policy)
+    done = run_cli("register", str(make_adapter_folder(tmp_path / "a1", base, seed=1, gate=first_gate)), "--name",
+                   name, "--reason", "batch 1", "--json", env=trainer)  # fmt: skip
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
     assert manifest["version"] == "v1" and manifest["created_by"] == "alice"
@@ -46,7 +54,7 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     assert manifest["peft"]["r"] == 8 and manifest["files"]["adapter_model.safetensors"]["size"] > 0
     alice = s3_server.settings("trainer", "alice")
     library = Registry(S3ObjectStore(alice), alice, base_model=base)
-    library.register(make_adapter_folder(tmp_path / "a2", base, seed=2), name, reason="batch 2")
+    library.register(make_adapter_folder(tmp_path / "a2", base, seed=2, gate=second_gate), name, reason="batch 2")
     library.register(make_adapter_folder(tmp_path / "a3", base, seed=3, gate=failed_gate()), name, reason="batch 3")
 
     staged, trainer_prod, own_prod, reader_promote, gate_failed, admin_override, first = run_cli_parallel([
@@ -86,7 +94,7 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     ])  # fmt: skip
     rows = json.loads(listing.stdout)
     assert [(r["version"], r["aliases"], r["gate_passed"]) for r in rows] == [
-        ("v1", ["production", "staging"], None), ("v2", [], None), ("v3", [], False)]  # fmt: skip
+        ("v1", ["production", "staging"], True), ("v2", [], True), ("v3", [], False)]  # fmt: skip
     assert json.loads(shown.stdout)["aliases"] == ["production", "staging"]
     events = json.loads(log.stdout)
     assert sorted((e["action"], e["version"], e["actor"], e["role"]) for e in events[3:5]) == [
@@ -120,6 +128,25 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     assert report_file.read_text() == html
     assert replaced.returncode == 0 and (tmp_path / "forced.html").read_text().startswith("<!")
     assert folder.returncode == 2 and "is a folder" in folder.stderr
+
+
+def test_a_version_registered_without_a_gate_reaches_production_only_by_an_approvers_override(
+        s3_server, base, unique_name, tmp_path):  # fmt: skip
+    trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
+    approver = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
+    done = run_cli("register", str(make_adapter_folder(tmp_path / "a", base, seed=1)), "--name", unique_name,
+                   env=trainer)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    refused, staged = run_cli_parallel([
+        (["promote", unique_name, "v1", "--to", "production", "--reason", "ship"], approver),
+        (["promote", unique_name, "v1", "--to", "staging", "--reason", "try"], approver),
+    ])  # fmt: skip
+    assert refused.returncode == 1 and f"{unique_name} v1 was registered without a gate decision" in refused.stderr
+    assert "tailor evaluate --adapter FOLDER" in refused.stderr and staged.returncode == 0, staged.stderr
+    forced = run_cli("promote", unique_name, "v1", "--to", "production", "--reason", "hand-built, reviewed",
+                     "--override", "--json", env=approver)  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["override"] is True and json.loads(forced.stdout)["gate"] is None
 
 
 def test_every_refused_register_says_why_and_writes_nothing(s3_server, base, unique_name, tmp_path):

@@ -36,7 +36,8 @@ def test_twenty_concurrent_promote_processes_leave_a_contiguous_verified_chain(s
         trainer.register(make_adapter_folder(tmp_path / f"a{i}", base, seed=i), unique_name)
     env = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
     results = run_cli_parallel(
-        [(["promote", unique_name, f"v{i}", "--to", "production", "--reason", f"race {i}", "--json"], env)
+        # staging: a race of gated production promotions would be settled by the gate's staleness rule first
+        [(["promote", unique_name, f"v{i}", "--to", "staging", "--reason", f"race {i}", "--json"], env)
          for i in range(1, 21)]
     )  # fmt: skip
     assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
@@ -49,7 +50,7 @@ def test_twenty_concurrent_promote_processes_leave_a_contiguous_verified_chain(s
     assert sorted(e["version"] for e in promotions) == sorted(f"v{i}" for i in range(1, 21))
     # Every process saw what it replaced: nobody's promotion was silently overwritten.
     assert all(b["alias_before"] == a["alias_after"] for a, b in zip(promotions, promotions[1:]))
-    assert verified["aliases"]["production"] == log[-1]["version"]
+    assert verified["aliases"]["staging"] == log[-1]["version"]
     assert {json.loads(r.stdout)["seq"] for r in results} == set(range(21, 41))
 
 

@@ -158,18 +158,20 @@ def test_a_damaged_identities_file_is_refused(monkeypatch, tmp_path):
         load_settings().store()
 
 
-def test_the_four_eyes_rule_comes_from_the_configured_policy(monkeypatch, tmp_path):
+@pytest.mark.parametrize(("key", "rule"), [("four_eyes_production", "four_eyes_production"),
+                                           ("require_gate_decision", "require_gate")])
+def test_the_promotion_rules_come_from_the_configured_policy(monkeypatch, tmp_path, key, rule):
     from pipelines.policy import DEFAULT_POLICY
 
     relaxed = tmp_path / "relaxed.yaml"
-    relaxed.write_text(DEFAULT_POLICY.read_text().replace("four_eyes_production: true", "four_eyes_production: false"))
+    relaxed.write_text(DEFAULT_POLICY.read_text().replace(f"{key}: true", f"{key}: false"))
     monkeypatch.setenv("TAILOR_ACCESS_KEY", "AK")
     monkeypatch.setenv("TAILOR_SECRET_KEY", "SK")
-    assert load_settings().open_registry().rules.four_eyes_production is True
+    assert getattr(load_settings().open_registry().rules, rule) is True
     monkeypatch.setenv("TAILOR_POLICY", str(relaxed))
     assert load_settings().load_policy().sha256 != load_settings().load_policy(DEFAULT_POLICY).sha256
-    assert load_settings().open_registry().rules.four_eyes_production is False
-    assert load_settings().open_registry(policy_file=DEFAULT_POLICY).rules.four_eyes_production is True
+    assert getattr(load_settings().open_registry().rules, rule) is False
+    assert getattr(load_settings().open_registry(policy_file=DEFAULT_POLICY).rules, rule) is True
 
 
 def test_a_configured_policy_file_that_is_malformed_is_refused_naming_the_key(monkeypatch, tmp_path):

@@ -17,8 +17,10 @@ BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, 
 
 
 def _reg(store, role="trainer", actor="alice", base=BASE, **rules) -> Registry:
+    """A registry whose production takes gate-less versions (the ``folders`` fixture has none), unless
+    ``require_gate=True``: the tests of that rule ask for it."""
     settings = StoreSettings(endpoint=None, bucket="b", access_key="k", secret_key="s", role=role, actor=actor)
-    return Registry(store, settings, base_model=base, rules=RegistryRules(**rules))
+    return Registry(store, settings, base_model=base, rules=RegistryRules(**{"require_gate": False, **rules}))
 
 
 @pytest.fixture
@@ -172,6 +174,18 @@ def test_a_failed_gate_blocks_production_unless_an_approver_overrides(store, tmp
     assert event.override is True and event.gate["passed"] is False and event.policy_sha256 == "a" * 64
     # The gate never blocks staging.
     assert _reg(store).promote("tickets", "v1", "staging", reason="try").override is False
+
+
+def test_a_version_without_a_gate_decision_reaches_production_only_by_override(store, folders):
+    _reg(store).register(folders[0], "tickets")
+    approver = _reg(store, role="approver", actor="bob", require_gate=True)
+    with pytest.raises(RefusedError, match="tickets v1 was registered without a gate decision: evaluate its folder "
+                                           "against production .*; only an approver may promote it, with --override"):
+        approver.promote("tickets", "v1", "production", reason="ship")
+    assert _reg(store, require_gate=True).promote("tickets", "v1", "staging", reason="try").override is False
+    event = approver.promote("tickets", "v1", "production", reason="hand-built, reviewed", override=True)
+    assert event.override is True and event.gate is None
+    assert RegistryRules().require_gate is True
 
 
 def test_a_gate_decision_whose_verdict_contradicts_its_failures_is_refused_at_register(store, tmp_path):
