@@ -183,9 +183,7 @@ def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:
         header = [name.strip() for name in next(csv.reader(io.StringIO(content, newline="")), [])]
     except csv.Error as err:
         raise MalformedBatchError(f"batch file {path} is not valid CSV: {err}") from None
-    if twice := sorted({name for name in header if header.count(name) > 1}):
-        raise MalformedBatchError(f"batch file {path} names column(s) {', '.join(map(repr, twice))} more than once in "
-                                  "its header")  # fmt: skip
+    _require_unique_columns(path, header)
     try:
         with warnings.catch_warnings():
             # A first row longer than the header is a warning, and the rows after it a ParserError.
@@ -267,9 +265,12 @@ def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:
     import pyarrow.parquet as pq
 
     try:
+        # the names first: read_table fails on a repeated one with a multi-line dump of the schema
+        _require_unique_columns(path, pq.read_schema(pa.BufferReader(raw)).names)
         table = pq.read_table(pa.BufferReader(raw))
     except (pa.ArrowException, OSError) as err:
-        raise MalformedBatchError(f"batch file {path} is not a valid Parquet file: {err}") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MalformedBatchError(f"batch file {path} is not a valid Parquet file: {first}") from None
     names = list(table.column_names)
     _require_columns(path, names)
     if table.num_rows == 0:
@@ -280,6 +281,13 @@ def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:
             raise MalformedBatchError(f"batch file {path} column {name!r} holds {kind} values, expected strings, "
                                       "numbers or nulls")  # fmt: skip
     return {name: [_as_text(v) for v in table.column(name).to_pylist()] for name in _wanted(names)}
+
+
+def _require_unique_columns(path: Path, names: list[str]) -> None:
+    """Raises: MalformedBatchError: a column is named twice (which of the two is the label?)."""
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise MalformedBatchError(f"batch file {path} names column(s) {', '.join(map(repr, twice))} more than once in "
+                                  "its header")  # fmt: skip
 
 
 def _wanted(names: list[str]) -> list[str]:

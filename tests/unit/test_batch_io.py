@@ -238,6 +238,17 @@ def test_a_broken_parquet_file_is_refused(tmp_path):
     _refused(path, MalformedBatchError, "not a valid Parquet file")
 
 
+def test_a_parquet_file_naming_a_column_twice_is_refused_as_a_csv_is(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([["my card"], ["card_lost"], ["refund"]], names=["text", "label", "label"]), path)
+    with pytest.raises(MalformedBatchError) as refused:
+        read_batch(path)
+    assert str(refused.value) == f"batch file {path} names column(s) 'label' more than once in its header"
+
+
 def test_ten_thousand_duplicate_rows_are_read_all(tmp_path):
     path = tmp_path / "dups.csv"
     path.write_text("text,label\n" + "the same text,a\n" * 10_000)
