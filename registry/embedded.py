@@ -126,11 +126,30 @@ def _actions(role: Role, bucket: str) -> list[str]:
     return [f"Read:{bucket}", f"List:{bucket}"]
 
 
+def scoped_bucket(path: Path) -> str | None:
+    """The bucket the roles of an identities file are scoped to (None when no role is scoped)."""
+    for ident in json.loads(path.read_text())["identities"]:
+        for action in ident.get("actions", []):
+            if action.startswith("Read:"):
+                return action.split(":", 1)[1]
+    return None
+
+
 def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
-    """Write the identities file with fresh random secrets unless it exists already (mode 0600)."""
+    """Write the identities file with fresh random secrets unless it exists already (mode 0600).
+
+    An existing file keeps its keys; its roles are scoped again when the bucket setting changed,
+    or every role but admin would be refused by the server it starts.
+    """
     path = cfg.identities_file
     if path.exists():
         read_identities(path)  # refuse a damaged file now rather than start an open server
+        if scoped_bucket(path) not in (None, cfg.bucket):
+            doc = json.loads(path.read_text())
+            for ident in doc["identities"]:
+                if ident["name"] in ROLES:
+                    ident["actions"] = _actions(ident["name"], cfg.bucket)
+            write_atomic(path, json.dumps(doc, indent=2), private=True)
         return path
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     identities = [
@@ -195,15 +214,19 @@ def admin_settings(cfg: EmbeddedStoreConfig, role: Role = "admin", actor: str = 
     )
 
 
-def _healthy(cfg: EmbeddedStoreConfig) -> bool:
-    """True when S3 answers an authenticated request (anonymous ones get 403 by design)."""
+def _healthy(cfg: EmbeddedStoreConfig, *, with_bucket: bool = False) -> bool:
+    """True when S3 answers an authenticated request (anonymous ones get 403 by design), and
+    ``with_bucket``: the configured bucket exists."""
     from registry.store import S3ObjectStore
 
     if not cfg.identities_file.exists():
         return False
     try:
         store = S3ObjectStore(admin_settings(cfg), connect_timeout=1.0, read_timeout=3.0)
-        store.client.list_buckets()
+        if with_bucket:
+            store.client.head_bucket(Bucket=cfg.bucket)
+        else:
+            store.client.list_buckets()
         return True
     except Exception:  # any failure to answer means "not healthy", which is what we report
         return False
@@ -215,7 +238,7 @@ def status(cfg: EmbeddedStoreConfig) -> StoreStatus:
         endpoint=cfg.endpoint,
         bucket=cfg.bucket,
         pid=pid,
-        healthy=pid is not None and _healthy(cfg),
+        healthy=pid is not None and _healthy(cfg, with_bucket=True),
         data_dir=str(cfg.data_dir),
         credentials_file=str(cfg.identities_file),
         log_file=str(cfg.log_file),
@@ -228,12 +251,17 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
     Returns the status and whether this call started it.
 
     Raises:
-        StoreError: a port belongs to another process, or the server did not come up in time.
+        StoreError: a port belongs to another process, the server did not come up in time, or it
+            runs already for another bucket.
     """
     from registry.store import S3ObjectStore
 
     daemon = _daemon(cfg)
     if daemon.pid() is not None:
+        serving = scoped_bucket(cfg.identities_file) if cfg.identities_file.exists() else None
+        if serving not in (None, cfg.bucket):
+            raise StoreError(f"the running store serves bucket '{serving}' (its roles are scoped to it), not "
+                             f"'{cfg.bucket}': `tailor store stop`, then `tailor store start` with the new bucket")
         return status(cfg), False
     daemon.refuse_busy_ports(
         cfg.ports(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -71,6 +72,23 @@ def test_a_second_start_says_already_running_and_starts_nothing(own_store):
     assert (one["started"], two["started"]) == (True, False)
     assert one["pid"] == two["pid"]
     assert "already running" in run_cli("store", "start", env=env).stdout
+
+
+def test_another_bucket_needs_a_restart_which_scopes_every_role_to_it(own_store):
+    cfg, env = own_store
+    assert run_cli("store", "start", env=env).returncode == 0
+    other = {**env, "TAILOR_BUCKET": "other"}
+    switched = run_cli("store", "start", env=other)
+    assert switched.returncode == 1
+    assert "the running store serves bucket 'lifecycle' (its roles are scoped to it), not 'other'" in switched.stderr
+    assert _status(other)["healthy"] is False  # no bucket 'other' there
+    assert run_cli("store", "stop", env=env).returncode == 0
+    assert run_cli("store", "start", env=other).returncode == 0, "a restart switches the bucket"
+    assert _status(other)["healthy"] is True
+    from registry.embedded import admin_settings
+
+    trainer = S3ObjectStore(admin_settings(dataclasses.replace(cfg, bucket="other"), role="trainer"))
+    trainer.put("adapters/x/probe.txt", b"the trainer writes the new bucket")  # refused while scoped to the old one
 
 
 def test_stop_then_start_keeps_the_data_and_the_credentials(own_store):
