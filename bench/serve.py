@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import arguments  # noqa: E402
+
 TEXTS = [
     "I was charged twice on my invoice this month", "the app crashes when I click save on a report",
     "I cannot sign in since the last update", "refund my payment please, the order never arrived",
@@ -169,8 +171,8 @@ def http_predict(client, url: str, name: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=100, help="batch-1 calls per variant")
-    parser.add_argument("--batches", type=int, default=10, help="batch-32 calls per variant")
+    parser.add_argument("--requests", type=arguments.at_least(1), default=100, help="batch-1 calls per variant")
+    parser.add_argument("--batches", type=arguments.at_least(1), default=10, help="batch-32 calls per variant")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serve.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -41,11 +41,13 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import arguments  # noqa: E402
 from bench.banking77 import FOLDER, flip, read, sample  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.cost_meter import CostMeter  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
+from registry.errors import ConfigError  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "train.json"
 
@@ -227,32 +229,35 @@ def reuse_clean_runs(rows: list[dict], args: argparse.Namespace, params) -> list
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 8/16 per class, noise 0/40 %%")
-    ap.add_argument("--sizes", type=int, nargs="*", default=None)
-    ap.add_argument("--seeds", type=int, default=None, help="seeds per size (default 3, quick 1)")
-    ap.add_argument("--seeds-64", type=int, default=None, help="seeds at 64 per class (default 2: time budget)")
-    ap.add_argument("--noise", type=float, nargs="*", default=None)
-    ap.add_argument("--noise-seeds", type=int, default=None, help="seeds per noise rate (default 3, quick 1)")
+    ap.add_argument("--sizes", type=arguments.at_least(2), nargs="*", default=None)
+    ap.add_argument("--seeds", type=arguments.at_least(1), default=None, help="seeds per size (default 3, quick 1)")
+    ap.add_argument("--seeds-64", type=arguments.at_least(1), default=None, help="seeds at 64 per class (default 2: time budget)")
+    ap.add_argument("--noise", type=arguments.fraction, nargs="*", default=None)
+    ap.add_argument("--noise-seeds", type=arguments.at_least(1), default=None, help="seeds per noise rate (default 3, quick 1)")
     ap.add_argument("--noise-modes", nargs="*", default=["none", "auto"], choices=["none", "auto"],
                     help="noise_filter settings compared in the noise experiment (default both)")
-    ap.add_argument("--test-per-class", type=int, default=20)
-    ap.add_argument("--data", type=Path, default=FOLDER, help="Banking77 folder (train.csv, test.csv)")
+    ap.add_argument("--test-per-class", type=arguments.at_least(1), default=20)
+    ap.add_argument("--data", type=arguments.banking77_folder, default=FOLDER, help="Banking77 folder (train.csv, test.csv)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="where LoRA and full fine-tuning train (the probe always runs on CPU); cost ratios are for CPU")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
-    ap.add_argument("--full-lr", type=float, default=2e-4,
+    ap.add_argument("--full-lr", type=arguments.positive, default=2e-4,
                     help="encoder LR of full fine-tuning: the best of 2e-5/5e-5/1e-4/2e-4/5e-4 at 8/class, seed 0")
     ap.add_argument("--no-full", action="store_true", help="skip full fine-tuning (tuning runs)")
     ap.add_argument("--no-probe", action="store_true", help="skip the frozen-encoder probe (tuning runs)")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes, one experiment unit each at a time")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    ap.add_argument("--set", nargs="*", default=[], help="override train params, KEY=VALUE (YAML values)")
+    ap.add_argument("--jobs", type=arguments.at_least(1), default=2, help="worker processes, one experiment unit each at a time")
+    ap.add_argument("--threads", type=arguments.at_least(1), default=1, help="torch threads per worker")
+    ap.add_argument("--set", type=arguments.key_value, nargs="*", default=[], help="override train params, KEY=VALUE (YAML values)")
     args = ap.parse_args()
     args.sizes = args.sizes if args.sizes is not None else ([8, 16] if args.quick else [8, 16, 64])
     args.seeds = args.seeds or (1 if args.quick else 3)
     args.seeds_64 = args.seeds_64 or min(args.seeds, 2)
     args.noise = args.noise if args.noise is not None else ([0.0, 0.4] if args.quick else [0.0, 0.2, 0.4])
     args.noise_seeds = args.noise_seeds or (1 if args.quick else 3)
-    params = load_params_for(args)
+    try:
+        params = load_params_for(args)
+    except ConfigError as err:
+        ap.error(f"--set: {err}")
     units = [("size", n, seed) for n in args.sizes for seed in range(args.seeds_64 if n >= 64 else args.seeds)]
     units += [("noise", rate, seed) for rate in args.noise for seed in range(args.noise_seeds)
               if unit_modes(args, params, rate, seed)]  # fmt: skip
