@@ -22,25 +22,23 @@ def at_least(low: int):
     return parse
 
 
-def fraction(text: str) -> float:
-    """A share in [0, 1)."""
+def _number(text: str, allowed, rule: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    if not allowed(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
     return value
+
+
+def fraction(text: str) -> float:
+    """A share in [0, 1)."""
+    return _number(text, lambda v: 0 <= v < 1, "at least 0 and below 1")
 
 
 def positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
-    return value
+    return _number(text, lambda v: v > 0, "above 0")
 
 
 def key_value(text: str) -> str:
