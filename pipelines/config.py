@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
                                TomlConfigSettingsSource)
 
+from registry.bucket_name import s3_bucket_name
 from registry.embedded import EmbeddedStoreConfig, read_identities
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     base_model_id: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="name recorded in manifests")
 
     endpoint: str | None = Field(None, description="S3 endpoint URL; empty = the embedded SeaweedFS")
-    bucket: str = Field("tailor", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")
+    bucket: Annotated[str, AfterValidator(s3_bucket_name)] = Field("tailor", description="AWS's general-purpose bucket naming rules apply")
     region: str = "us-east-1"
     addressing_style: Literal["path", "virtual", "auto"] = "path"
     role: Role = Field("admin", description="role to act as: admin | trainer | approver | reader")

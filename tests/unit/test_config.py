@@ -81,7 +81,7 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ({"TAILOR_ENDPOINT": "http://"}, "endpoint: Value error, must be an http:// or https:// URL with a host"),
         ({"TAILOR_WEBHOOKS": '["https://ci.example/hook", "ci.example/hook"]'},
          "webhooks.1: Value error, must be an http:// or https:// URL with a host, got 'ci.example/hook'"),
-        ({"TAILOR_BUCKET": "Bad_Bucket"}, "bucket: String should match pattern"),
+        ({"TAILOR_BUCKET": "Bad_Bucket"}, "bucket: Value error, may hold only lowercase letters, digits, '.' and '-'"),
         ({"TAILOR_STORE_PORT": "80"}, "store_port: Input should be greater than or equal to 1024"),
         ({"TAILOR_STORE_PORT": "eighty"}, "store_port: Input should be a valid integer"),
         ({"TAILOR_ACCESS_KEY": "only-one"}, "access_key and secret_key must be given together"),
@@ -97,6 +97,40 @@ def test_a_bad_environment_value_is_refused_naming_the_key(monkeypatch, env, mes
     with pytest.raises(ConfigError, match="invalid configuration") as err:
         load_settings()
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "rule"),
+    [
+        ("ab", "must be 3 to 63 characters long, got 2"),
+        ("a" * 64, "must be 3 to 63 characters long, got 64"),
+        ("Tailor", "may hold only lowercase letters, digits, '.' and '-'"),
+        ("tailor_models", "may hold only lowercase letters, digits, '.' and '-'"),
+        ("-tailor", "must begin and end with a lowercase letter or a digit"),
+        ("tailor.", "must begin and end with a lowercase letter or a digit"),
+        ("a..b", "must not hold two adjacent periods"),
+        ("192.168.10.12", "must not be formatted as an IP address"),
+        ("xn--tailor", "must not start with 'xn--'"),
+        ("sthree-tailor", "must not start with 'sthree-'"),
+        ("amzn-s3-demo-tailor", "must not start with 'amzn-s3-demo-'"),
+        ("tailor-s3alias", "must not end with '-s3alias'"),
+        ("tailor--ol-s3", "must not end with '--ol-s3'"),
+        ("tailor.mrap", "must not end with '.mrap'"),
+        ("tailor--x-s3", "must not end with '--x-s3'"),
+        ("tailor--table-s3", "must not end with '--table-s3'"),
+    ],
+)
+def test_a_bucket_name_aws_refuses_is_refused_naming_the_rule(monkeypatch, bucket, rule):
+    monkeypatch.setenv("TAILOR_BUCKET", bucket)
+    with pytest.raises(ConfigError, match="invalid configuration") as err:
+        load_settings()
+    assert f"bucket: Value error, {rule}" in str(err.value)
+
+
+@pytest.mark.parametrize("bucket", ["tailor", "tailor-test", "lifecycle", "bkt", "ml-adapters", "my.bucket.2", "a" * 63])
+def test_bucket_names_aws_accepts_load(monkeypatch, bucket):
+    monkeypatch.setenv("TAILOR_BUCKET", bucket)
+    assert load_settings().bucket == bucket
 
 
 def test_a_misspelt_variable_is_refused_and_another_tools_variable_is_not(monkeypatch):
