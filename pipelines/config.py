@@ -64,7 +64,7 @@ class Settings(BaseSettings):
 
     endpoint: str | None = Field(None, description="S3 endpoint URL; empty = the embedded SeaweedFS")
     bucket: Annotated[str, AfterValidator(s3_bucket_name)] = Field("tailor", description="AWS's general-purpose bucket naming rules apply")
-    region: str = "us-east-1"
+    region: str = Field("us-east-1", description="the bucket's region; on-prem servers take any name (MinIO, SeaweedFS: us-east-1)")
     addressing_style: Literal["path", "virtual", "auto"] = "path"
     role: Role = Field("admin", description="role to act as: admin | trainer | approver | reader")
     actor: str = Field("", description="who acts, recorded in the audit log; empty = the OS user")
@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     @classmethod
     def _endpoint_is_url(cls, v: str | None) -> str | None:
         return None if v in (None, "") else http_url(v).rstrip("/")
+
+    @field_validator("region")
+    @classmethod
+    def _region_is_a_name(cls, v: str) -> str:
+        # botocore's rule (a host label), which it applies only when the first client is made. It lets
+        # '' through and signs for an empty region, which servers refuse as a bad signature.
+        if not re.fullmatch(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)", v):
+            raise ValueError(f"must be a region name such as us-east-1 (1-63 letters, digits and inner '-'), got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _keys_come_in_pairs(self) -> "Settings":

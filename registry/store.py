@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
-from registry.errors import AccessDeniedError, AlreadyExistsError, NotFoundError, StoreError
+from registry.errors import AccessDeniedError, AlreadyExistsError, ConfigError, NotFoundError, StoreError
 from registry.settings import StoreSettings
 
 
@@ -68,28 +69,43 @@ class S3ObjectStore:
     """An ``ObjectStore`` on any S3-compatible endpoint through boto3."""
 
     def __init__(self, settings: StoreSettings, *, connect_timeout: float = 5.0, read_timeout: float = 20.0):
+        """Raises: ConfigError: the region, or the AWS profile or config file botocore reads besides
+        the settings (AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), is invalid."""
         import boto3
         from botocore.config import Config
+        from botocore.exceptions import ConfigParseError, InvalidRegionError, ProfileNotFound
 
         self.settings = settings
         self.bucket = settings.bucket
-        self._client = boto3.client(
-            "s3",
-            endpoint_url=settings.endpoint,
-            aws_access_key_id=settings.access_key,
-            aws_secret_access_key=settings.secret_key,
-            region_name=settings.region,
-            config=Config(
-                s3={"addressing_style": settings.addressing_style},
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                # Only send/validate checksums when the operation requires them: several on-prem
-                # S3 servers reject the newer default CRC trailers.
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+        try:
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=settings.endpoint,
+                aws_access_key_id=settings.access_key,
+                aws_secret_access_key=settings.secret_key,
+                region_name=settings.region,
+                config=Config(
+                    s3={"addressing_style": settings.addressing_style},
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    # Only send/validate checksums when the operation requires them: several on-prem
+                    # S3 servers reject the newer default CRC trailers.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                ),
+            )
+        except ProfileNotFound as err:
+            # botocore reads AWS_DEFAULT_PROFILE first, then AWS_PROFILE.
+            variable = "AWS_DEFAULT_PROFILE" if os.environ.get("AWS_DEFAULT_PROFILE") else "AWS_PROFILE"
+            raise ConfigError(f"{variable}: the AWS profile '{err.kwargs['profile']}' is in no AWS config file; "
+                              f"unset {variable} (Tailor takes its keys from its own settings) or name a profile "
+                              "that exists") from None  # fmt: skip
+        except ConfigParseError as err:
+            raise ConfigError(f"the AWS config file {err.kwargs['path']} cannot be parsed; fix it, or point "
+                              "AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at a valid one") from None  # fmt: skip
+        except InvalidRegionError as err:
+            raise ConfigError(f"region: {err.kwargs['region_name']!r} is not a region name such as us-east-1") from None
 
     @property
     def client(self):

@@ -89,6 +89,9 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ({"TAILOR_DATA_DIR": ""}, "data_dir: Value error, is empty; give a path"),
         ({"TAILOR_HOME": " "}, "home: Value error, is empty; give a path"),
         ({"TAILOR_OBJECT_LOCK_DAYS": "-1"}, "object_lock_days: Input should be greater than 0"),
+        ({"TAILOR_REGION": "eu west 1"}, "region: Value error, must be a region name such as us-east-1"),
+        ({"TAILOR_REGION": ""}, "region: Value error, must be a region name such as us-east-1"),
+        ({"TAILOR_REGION": "-eu-west-1"}, "region: Value error, must be a region name such as us-east-1"),
     ],
 )
 def test_a_bad_environment_value_is_refused_naming_the_key(monkeypatch, env, message):
