@@ -10,7 +10,8 @@ import datetime as dt
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
+from urllib.parse import urlsplit
 
 from registry.errors import AccessDeniedError, AlreadyExistsError, ConfigError, NotFoundError, StoreError
 from registry.settings import StoreSettings
@@ -65,6 +66,28 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _refuse_redirect_from(endpoint: str) -> Callable[..., None]:
+    """A botocore ``needs-retry`` handler that turns an HTTP redirect from ``endpoint`` into a StoreError."""
+
+    def refuse(response=None, **_) -> None:
+        if response is None or response[0] is None or response[0].status_code not in (301, 302, 303, 307, 308):
+            return
+        status = response[0].status_code
+        headers = response[1].get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        if "x-amz-bucket-region" in headers:
+            region = headers["x-amz-bucket-region"]
+            raise StoreError(f"{endpoint} answered with a redirect (HTTP {status}): the bucket is in region "
+                             f"'{region}'; set region = \"{region}\" and, for AWS, that region's endpoint")  # fmt: skip
+        location = urlsplit(headers.get("location", ""))
+        if location.scheme and location.netloc:
+            raise StoreError(f"{endpoint} answered with a redirect (HTTP {status} to {location.geturl()}): if "
+                             f"that is the S3 server, set endpoint = \"{location.scheme}://{location.netloc}\"")  # fmt: skip
+        raise StoreError(f"{endpoint} answered with a redirect (HTTP {status}): is the endpoint an S3 server? "
+                         "(check `endpoint`, its scheme and its port)")  # fmt: skip
+
+    return refuse
+
+
 class S3ObjectStore:
     """An ``ObjectStore`` on any S3-compatible endpoint through boto3."""
 
@@ -106,6 +129,11 @@ class S3ObjectStore:
                               "AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at a valid one") from None  # fmt: skip
         except InvalidRegionError as err:
             raise ConfigError(f"region: {err.kwargs['region_name']!r} is not a region name such as us-east-1") from None
+        if settings.endpoint:
+            # botocore takes any redirect for a bucket in another region and, where the answer names
+            # no region (a web server, an http→https redirect), asks the endpoint again from inside
+            # its own handler until RecursionError. Refused before that handler runs.
+            self._client.meta.events.register_first("needs-retry.s3", _refuse_redirect_from(settings.endpoint))
 
     @property
     def client(self):

@@ -1,7 +1,8 @@
-"""What the S3 client says when the endpoint is not an S3 server (no store needed)."""
+"""What the S3 client says when the endpoint is not an S3 server, or not this one (no store needed)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,3 +37,65 @@ def test_a_web_server_answering_404_is_named_as_not_an_s3_server(web_server):
     with pytest.raises(StoreError, match="answered a listing of bucket 'tailor' with 404 Not Found: is the endpoint "
                                          "an S3 server"):  # fmt: skip
         list(store.list("audit/tickets/"))
+
+
+def _redirecting(status: int, headers: dict[str, str]) -> type[BaseHTTPRequestHandler]:
+    class Redirect(BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value.format(path=self.path))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    return Redirect
+
+
+@pytest.fixture
+def redirecting_server(request):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _redirecting(*request.param))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+OPERATIONS = {
+    "put": lambda store: store.put("audit/x/000000000001.json", b"{}", create_only=True, retain=True),
+    "get": lambda store: store.get("audit/x/000000000001.json"),
+    "exists": lambda store: store.exists("audit/x/000000000001.json"),
+    "list": lambda store: list(store.list("audit/x/")),
+    "ensure_bucket": lambda store: store.ensure_bucket(),
+}
+
+
+@pytest.mark.parametrize("redirecting_server", [(301, {"Location": "https://store.example:8443{path}"})],
+                         indirect=True)  # fmt: skip
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_redirect_names_where_it_points_instead_of_recursing(redirecting_server, operation):
+    store = S3ObjectStore(StoreSettings(endpoint=redirecting_server, bucket="tailor", access_key="k", secret_key="s"))
+    with pytest.raises(StoreError) as err:
+        OPERATIONS[operation](store)
+    assert str(err.value).startswith(f"{redirecting_server} answered with a redirect (HTTP 301 to "
+                                     "https://store.example:8443/tailor")  # fmt: skip
+    assert str(err.value).endswith('if that is the S3 server, set endpoint = "https://store.example:8443"')
+
+
+@pytest.mark.parametrize(
+    ("redirecting_server", "says"),
+    [
+        ((302, {}), "answered with a redirect (HTTP 302): is the endpoint an S3 server?"),
+        ((307, {"Location": "/elsewhere{path}"}), "answered with a redirect (HTTP 307): is the endpoint an S3 server?"),
+        ((301, {"x-amz-bucket-region": "eu-west-3"}),
+         "answered with a redirect (HTTP 301): the bucket is in region 'eu-west-3'; set region = \"eu-west-3\""),
+    ],
+    indirect=["redirecting_server"],
+)
+def test_a_redirect_without_a_new_endpoint_says_what_to_check(redirecting_server, says):
+    store = S3ObjectStore(StoreSettings(endpoint=redirecting_server, bucket="tailor", access_key="k", secret_key="s"))
+    with pytest.raises(StoreError, match=re.escape(f"{redirecting_server} {says}")):
+        store.get("audit/x/000000000001.json")
