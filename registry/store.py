@@ -6,9 +6,11 @@ implementation used everywhere outside pure-logic unit tests.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 from urllib.parse import urlsplit
@@ -178,21 +180,56 @@ class S3ObjectStore:
             kwargs["ObjectLockRetainUntilDate"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(
                 days=self.settings.object_lock_days
             )
+            # AWS refuses Object Lock headers without a body checksum, and this client computes
+            # checksums only where the operation demands one (PutObject does not).
+            kwargs["ContentMD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
         try:
             self._client.put_object(**kwargs)
         except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
-            if retain and code in ("InvalidRequest", "InvalidBucketState", "ObjectLockConfigurationNotFoundError"):
-                # The bucket has no Object Lock: retention is impossible here, create-only still holds.
-                kwargs.pop("ObjectLockMode"), kwargs.pop("ObjectLockRetainUntilDate")
-                try:
-                    self._client.put_object(**kwargs)
-                    return
-                except (ClientError, BotoCoreError) as err2:
-                    raise self._translate(err2, key) from err2
-            raise self._translate(err, key) from err
+            if "ObjectLockMode" not in kwargs or not self._lacks_object_lock(err, key):
+                raise self._translate(err, key) from err
+            # Retention is impossible in this bucket; create-only still holds.
+            del kwargs["ObjectLockMode"], kwargs["ObjectLockRetainUntilDate"]
+            try:
+                self._client.put_object(**kwargs)
+            except (ClientError, BotoCoreError) as err2:
+                raise self._translate(err2, key) from err2
         except BotoCoreError as err:
             raise self._translate(err, key) from err
+
+    def _lacks_object_lock(self, err, key: str) -> bool:
+        """Whether a put with retention was refused because the bucket has no Object Lock, the one
+        refusal that lets the object be written without retention.
+
+        Raises:
+            StoreError: the refusal is ambiguous and the role may not read the bucket's Object Lock
+                configuration to settle it.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        code, message = (err.response.get("Error", {}).get(k, "") for k in ("Code", "Message"))
+        if code in ("ObjectLockConfigurationNotFoundError", "InvalidBucketState"):
+            return True
+        if code != "InvalidRequest":
+            return False
+        if re.search(r"object ?lock", message, re.IGNORECASE):  # AWS and MinIO say so
+            return True
+        # SeaweedFS and Ceph RGW answer a bare InvalidRequest, for a bucket without Object Lock and
+        # for a retention they refuse alike: the bucket itself tells them apart.
+        try:
+            lock = self._client.get_object_lock_configuration(Bucket=self.bucket)["ObjectLockConfiguration"]
+            return lock.get("ObjectLockEnabled") != "Enabled"
+        except BotoCoreError as probe:
+            raise self._translate(probe, key) from probe
+        except ClientError as probe:
+            probe_code = probe.response.get("Error", {}).get("Code", "")
+            if probe_code == "ObjectLockConfigurationNotFoundError":
+                return True
+            raise StoreError(
+                f"s3://{self.bucket}/{key}: the store refused the Object Lock retention ({code}: {message}) and "
+                f"role '{self.settings.role}' cannot read the bucket's Object Lock configuration ({probe_code}) to "
+                "tell whether the bucket has any; if it has none, set object_lock_mode = \"NONE\""
+            ) from err
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
