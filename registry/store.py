@@ -30,10 +30,10 @@ class ObjectStore(Protocol):
     """What the registry needs from an object store."""
 
     def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
-        """Write ``data`` at ``key``.
+        """Write ``data`` at ``key``. A create-only write that finds ``data`` itself at ``key`` is done.
 
         Raises:
-            AlreadyExistsError: ``create_only`` and the key exists (the write lost a race).
+            AlreadyExistsError: ``create_only`` and the key holds other bytes (the write lost a race).
         """
 
     def get(self, key: str) -> bytes:
@@ -56,7 +56,7 @@ def put_kept(store: ObjectStore, key: str, data: bytes) -> None:
     or deleted original.
 
     Raises:
-        AlreadyExistsError: the key exists.
+        AlreadyExistsError: the key holds other bytes.
     """
     try:
         store.put(key, data, create_only=True, retain=True)
@@ -170,8 +170,6 @@ class S3ObjectStore:
         return StoreError(f"{where}: {err}")
 
     def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         kwargs: dict = {"Bucket": self.bucket, "Key": key, "Body": data}
         if create_only:
             kwargs["IfNoneMatch"] = "*"
@@ -183,6 +181,23 @@ class S3ObjectStore:
             # AWS refuses Object Lock headers without a body checksum, and this client computes
             # checksums only where the operation demands one (PutObject does not).
             kwargs["ContentMD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+        try:
+            self._put_object(kwargs)
+        except AlreadyExistsError as conflict:
+            # botocore retries a put whose reply was lost, and the retry finds what the first attempt
+            # wrote. The same bytes are that write: no two writers' bytes agree (claims and events
+            # name their actor and time; a version's files sit under their writer's claim).
+            try:
+                if self.get(key) == data:
+                    return
+            except NotFoundError:
+                pass  # a concurrent conditional write (409) that has not landed
+            raise conflict
+
+    def _put_object(self, kwargs: dict) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = kwargs["Key"]
         try:
             self._client.put_object(**kwargs)
         except ClientError as err:

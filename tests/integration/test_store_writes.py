@@ -8,10 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from registry.errors import StoreError
+from registry.errors import AlreadyExistsError, StoreError
+from registry.fingerprint import BaseModelFingerprint
+from registry.registry import Registry, RegistryRules
 from registry.store import S3ObjectStore
+from tests.registry_helpers import make_adapter_folder
 
 pytestmark = pytest.mark.integration
+
+BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
 
 
 def test_a_retained_write_carries_content_md5_and_keeps_its_retention(s3_server, unique_name):
@@ -52,3 +57,46 @@ def test_a_retention_the_store_refuses_is_an_error_not_a_write_without_it(s3_ser
         store.put(key, b"{}", create_only=True, retain=True)
     assert says in str(err.value)
     assert not store.exists(key)
+
+
+def _lose_the_first_reply(store: S3ObjectStore) -> list[int]:
+    """Make botocore retry the first PutObject after it succeeded, as when its reply is lost.
+
+    Returns the list that counts the PutObject requests sent.
+    """
+    sent: list[int] = []
+    store.client.meta.events.register("before-send.s3.PutObject", lambda **_: sent.append(1))
+    store.client.meta.events.register_first("needs-retry.s3.PutObject",
+                                            lambda attempts, **_: 0 if len(sent) == 1 and attempts == 1 else None)
+    return sent
+
+
+def test_a_create_only_put_whose_reply_was_lost_is_done_not_refused(s3_server, unique_name):
+    store = S3ObjectStore(s3_server.settings("trainer"))
+    sent = _lose_the_first_reply(store)
+    key = f"audit/{unique_name}/000000000001.json"
+    store.put(key, b'{"seq": 1}', create_only=True, retain=True)
+    assert len(sent) == 2  # the retry went out and found the first attempt's object
+    assert store.get(key) == b'{"seq": 1}'
+
+
+def test_a_create_only_put_of_the_same_bytes_again_is_done_and_of_other_bytes_refused(s3_server, unique_name):
+    store = S3ObjectStore(s3_server.settings("trainer"))
+    key = f"adapters/{unique_name}/claims/v1.json"
+    store.put(key, b"mine", create_only=True)
+    store.put(key, b"mine", create_only=True)
+    with pytest.raises(AlreadyExistsError, match=f"s3://{store.bucket}/{key} already exists"):
+        store.put(key, b"theirs", create_only=True)
+    assert store.get(key) == b"mine"
+
+
+def test_a_promote_whose_event_reply_was_lost_succeeds_once(s3_server, unique_name, tmp_path):
+    settings = s3_server.settings("admin", "alice")
+    store = S3ObjectStore(settings)
+    registry = Registry(store, settings, base_model=BASE, rules=RegistryRules(four_eyes_production=False,
+                                                                              require_gate=False))  # fmt: skip
+    registry.register(make_adapter_folder(tmp_path / "a", BASE), unique_name)
+    _lose_the_first_reply(store)
+    registry.promote(unique_name, "v1", "staging", reason="try it")
+    assert registry.aliases(unique_name) == {"staging": "v1"}
+    assert registry.verify(unique_name).events == 2

@@ -11,7 +11,7 @@ from registry.store import ObjectInfo
 
 
 class FakeStore:
-    """Keeps objects in a dict; create-only writes behave like S3's If-None-Match."""
+    """Keeps objects in a dict; create-only writes behave like ``S3ObjectStore``'s (If-None-Match)."""
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
@@ -21,6 +21,8 @@ class FakeStore:
     def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
         with self._lock:
             if create_only and key in self.objects:
+                if self.objects[key] == data:
+                    return
                 raise AlreadyExistsError(f"{key} already exists")
             self.objects[key] = bytes(data)
             self.puts.append(key)
