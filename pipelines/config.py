@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     actor: str = Field("", description="who acts, recorded in the audit log; empty = the OS user")
     access_key: str | None = Field(None, repr=False)
     secret_key: str | None = Field(None, repr=False)
+    session_token: str | None = Field(None, repr=False, description="temporary keys' session token (AWS STS), with access_key and secret_key")
+    ca_bundle: Path | None = Field(None, description="PEM file of the CA behind an https endpoint; empty = the system's CAs")
     credentials_file: Path | None = Field(None, description="SeaweedFS identities file; default = the embedded store's")
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE", "NONE"] = "GOVERNANCE"
     object_lock_days: int = Field(3650, gt=0)
@@ -103,7 +105,7 @@ class Settings(BaseSettings):
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
         return sources
 
-    @field_validator("home", "data_dir", "prefect_home", "credentials_file", "policy", mode="before")
+    @field_validator("home", "data_dir", "prefect_home", "credentials_file", "policy", "ca_bundle", mode="before")
     @classmethod
     def _path_is_not_empty(cls, v: Any) -> Any:
         # Path("") is the current folder: an unset variable would put state or quarantine there silently.
@@ -129,6 +131,18 @@ class Settings(BaseSettings):
     def _keys_come_in_pairs(self) -> "Settings":
         if (self.access_key is None) != (self.secret_key is None):
             raise ValueError("access_key and secret_key must be given together")
+        if self.session_token is not None and self.access_key is None:
+            raise ValueError("session_token: it belongs to temporary keys; give access_key and secret_key with it")
+        return self
+
+    @model_validator(mode="after")
+    def _ca_bundle_serves_https(self) -> "Settings":
+        if self.ca_bundle is None:
+            return self
+        if not self.ca_bundle.is_file():
+            raise ValueError(f"ca_bundle: {self.ca_bundle} is not a file (a PEM bundle of CA certificates)")
+        if not (self.endpoint or "https://").startswith("https://"):
+            raise ValueError(f"ca_bundle: it verifies https endpoints, but endpoint is {self.endpoint}")
         return self
 
     @model_validator(mode="after")
@@ -197,11 +211,16 @@ class Settings(BaseSettings):
             ConfigError: no credentials can be found for the role.
         """
         role = role or self.role
+        token = None
         if self.access_key is not None and self.secret_key is not None and role == self.role:
-            access, secret = self.access_key, self.secret_key
+            access, secret, token = self.access_key, self.secret_key, self.session_token
             self._require_keys_of_role(access, role)
         else:
             creds_file = self.credentials_file or self.embedded_store().identities_file
+            if self.endpoint and self.credentials_file is None and not creds_file.exists():
+                raise ConfigError(f"no keys for {self.endpoint}: give access_key and secret_key (TAILOR_ACCESS_KEY, "
+                                  "TAILOR_SECRET_KEY) or a credentials_file; the embedded store's identities "
+                                  f"({creds_file}) do not exist here")  # fmt: skip
             creds = read_identities(creds_file)
             if role not in creds:
                 raise ConfigError(f"role: no identity named '{role}' in credentials_file {creds_file}")
@@ -211,6 +230,8 @@ class Settings(BaseSettings):
             bucket=self.bucket,
             access_key=access,
             secret_key=secret,
+            session_token=token,
+            ca_bundle=str(self.ca_bundle) if self.ca_bundle else None,
             role=role,
             actor=self.actor or _os_user(),
             region=self.region,

@@ -26,3 +26,5 @@ class StoreSettings:
     # Retention mode for audit events where the bucket has Object Lock; None disables retention.
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = "GOVERNANCE"
     object_lock_days: int = 3650
+    session_token: str | None = field(default=None, repr=False)  # temporary keys (AWS STS)
+    ca_bundle: str | None = None  # PEM file verifying an https endpoint; None = the system's CAs

@@ -108,6 +108,8 @@ class S3ObjectStore:
                 endpoint_url=settings.endpoint,
                 aws_access_key_id=settings.access_key,
                 aws_secret_access_key=settings.secret_key,
+                aws_session_token=settings.session_token,
+                verify=settings.ca_bundle,
                 region_name=settings.region,
                 config=Config(
                     s3={"addressing_style": settings.addressing_style},
@@ -143,9 +145,12 @@ class S3ObjectStore:
         return self._client
 
     def _translate(self, err: Exception, key: str) -> Exception:
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, SSLError
 
         where = f"s3://{self.bucket}/{key}"
+        if isinstance(err, SSLError):
+            return StoreError(f"cannot verify the TLS certificate of {self.settings.endpoint or 'AWS S3'}: set "
+                              "ca_bundle to the PEM file of the CA that signed it (TAILOR_CA_BUNDLE)")  # fmt: skip
         if isinstance(err, ClientError):
             code = err.response.get("Error", {}).get("Code", "")
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -46,6 +46,23 @@ def test_any_s3_endpoint_works_by_configuration_alone(monkeypatch):
     assert "SK" not in repr(store)
 
 
+def test_temporary_keys_and_a_private_ca_reach_the_store_settings(monkeypatch, tmp_path):
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    for key, value in {"TAILOR_ENDPOINT": "https://s3.internal", "TAILOR_ACCESS_KEY": "ASIA", "TAILOR_SECRET_KEY": "SK",
+                       "TAILOR_SESSION_TOKEN": "TOKEN", "TAILOR_CA_BUNDLE": str(tmp_path / "ca.pem")}.items():
+        monkeypatch.setenv(key, value)
+    store = load_settings().store()
+    assert (store.session_token, store.ca_bundle) == ("TOKEN", str(tmp_path / "ca.pem"))
+    assert "TOKEN" not in repr(store)
+
+
+def test_an_endpoint_of_ones_own_without_keys_asks_for_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path))
+    monkeypatch.setenv("TAILOR_ENDPOINT", "https://s3.internal")
+    with pytest.raises(ConfigError, match="no keys for https://s3.internal: give access_key and secret_key"):
+        load_settings().store()
+
+
 def test_credentials_come_from_the_identities_file_for_the_chosen_role(monkeypatch, tmp_path):
     ids = {"identities": [{"name": "reader", "credentials": [{"accessKey": "RA", "secretKey": "RS"}], "actions": []}]}
     (tmp_path / "ids.json").write_text(json.dumps(ids))
@@ -92,6 +109,10 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ({"TAILOR_REGION": "eu west 1"}, "region: Value error, must be a region name such as us-east-1"),
         ({"TAILOR_REGION": ""}, "region: Value error, must be a region name such as us-east-1"),
         ({"TAILOR_REGION": "-eu-west-1"}, "region: Value error, must be a region name such as us-east-1"),
+        ({"TAILOR_SESSION_TOKEN": "tok"}, "session_token: it belongs to temporary keys; give access_key and secret_key"),
+        ({"TAILOR_CA_BUNDLE": "/nonexistent/ca.pem"}, "ca_bundle: /nonexistent/ca.pem is not a file"),
+        ({"TAILOR_CA_BUNDLE": "/etc/hostname", "TAILOR_ENDPOINT": "http://minio:9000"},
+         "ca_bundle: it verifies https endpoints, but endpoint is http://minio:9000"),
     ],
 )
 def test_a_bad_environment_value_is_refused_naming_the_key(monkeypatch, env, message):
