@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import yaml
 
 from pipelines import yaml_file
-from pipelines.batch_io import BatchReadError, NotAFileError, megabytes, read_batch
+from pipelines.batch_io import BatchReadError, NotAFileError, UnsupportedFormatError, megabytes, read_batch
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
@@ -206,7 +206,8 @@ def validate_batch(
     """Judge a batch file: readable, the suite, then (with ``model_dir``) the label-noise audit.
 
     A file that exists but cannot be read is a failed batch (``readable batch file``), not an error:
-    it is reported and quarantined like any other rejected batch.
+    it is reported and quarantined like any other rejected batch. A file whose extension is not a
+    batch format is no batch at all (``params.yaml`` given by mistake): it is refused and stays put.
 
     Returns:
         The report (``accepted`` is False when anything failed) and the suspected mislabels
@@ -215,6 +216,7 @@ def validate_batch(
     Raises:
         NotFoundError: the batch or holdout path does not exist.
         NotAFileError: the batch path is a directory.
+        UnsupportedFormatError: the batch's extension is not CSV, JSONL or Parquet.
         BatchReadError: the holdout file cannot be read.
         ConfigError: the suite file or the policy is invalid.
     """
@@ -225,6 +227,8 @@ def validate_batch(
         batch = read_batch(path, max_bytes=max_bytes)
     except NotAFileError:
         raise
+    except UnsupportedFormatError as err:
+        raise UnsupportedFormatError(f"{err}; it is not a batch, so it was left in place") from None
     except BatchReadError as err:
         failure = READABLE.model_copy(update={"count": 1, "examples": [str(err)]})
         return ValidationReport(**base, rows=0, accepted=False, failures=[failure], checked=[READABLE.name]), []
@@ -278,6 +282,9 @@ def validate_and_route(
 ) -> ValidationReport:
     """Validate a batch file, then route it: quarantine when rejected, DVC-track when accepted.
 
+    A rejected file that git tracks stays in place (moving it would delete it from the checkout);
+    its report still goes to a quarantine folder.
+
     `tailor validate`, the ``validate`` stage of ``dvc.yaml`` and the retraining flow all call this,
     so a batch is judged and filed the same way whoever brings it in.
 
@@ -296,11 +303,13 @@ def validate_and_route(
     Raises:
         NotFoundError: the batch, holdout or labels path does not exist (nothing is moved).
         NotAFileError: the batch path is a directory (nothing is moved).
+        UnsupportedFormatError: the batch is not CSV, JSONL or Parquet (nothing is moved).
         StoreError: the batch was accepted and tracked but ``dvc push`` failed (the report is written).
         IntegrityError: a cross-filesystem move did not verify (the original is kept).
         ConfigError: labels file, policy, suite or DVC configuration is invalid.
     """
     from pipelines.data_version import dvc_md5, track as dvc_track
+    from pipelines.git_files import tracked_by_git
     from pipelines.quarantine import move_into, quarantine_folder
     from pipelines.validation_report import write_reports
 
@@ -311,6 +320,9 @@ def validate_and_route(
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = quarantine_folder(Path(data_dir) / "quarantine", path, now=now)
+        if tracked_by_git(path):
+            note = f"left in place, not moved to quarantine: git tracks {path}, so moving it would delete it from the checkout"
+            return write_reports(report.model_copy(update={"notes": [*report.notes, note]}), suspects, folder)
         target = move_into(path, folder).resolve()
         return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
 
