@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import ConfigError, StoreError
+from registry.errors import ConfigError, RefusedError, StoreError
 from registry.settings import StoreSettings
 
 REMOTE = "tailor"
@@ -52,9 +52,10 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
     Written at the ``local`` level only where it differs, so the committed ``.dvc/config`` stays as is.
 
     Raises:
-        ConfigError: the DVC config cannot be read or written.
+        ConfigError: the DVC config cannot be read or written, or DVC cannot open the repository
+            (e.g. a copy of the project without its ``.git``).
     """
-    from dvc.config import ConfigError as DvcConfigError
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     wanted = {"url": f"s3://{store.bucket}/dvc", "access_key_id": store.access_key,
@@ -70,8 +71,8 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
             with repo.config.edit("local") as local:
                 local.setdefault("remote", {}).setdefault(REMOTE, {}).update(changes)
                 local.setdefault("core", {})["remote"] = REMOTE
-    except DvcConfigError as err:
-        raise ConfigError(f"DVC config in {root}/.dvc: {err}") from None
+    except (DvcException, OSError) as err:
+        raise ConfigError(f"DVC config in {root}/.dvc: {type(err).__name__}: {err}") from None
 
 
 def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatch:
@@ -81,6 +82,7 @@ def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatc
     gets its md5 as data version, with a note saying why DVC does not track it.
 
     Raises:
+        RefusedError: ``dvc add`` refused the file (git-ignored folder, inside ``.dvc/``, unwritable).
         StoreError: ``dvc push`` failed (store down, bucket missing, credentials refused); the file
             stays tracked locally and ``dvc push`` can be rerun.
         ConfigError: the DVC config cannot be read or written.
@@ -98,21 +100,25 @@ def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatc
     if root is None:
         return TrackedBatch(md5, None, False, f"{path} is not inside a DVC repository (run `dvc init`); not tracked")
     configure_remote(root, store)
-    with Repo(str(root)) as repo:
-        # DVC would print its "git add …" hint on stdout, breaking --json; the report names the .dvc file.
-        repo.scm_context.quiet = True
-        try:
+    try:
+        with Repo(str(root)) as repo:
+            # DVC would print its "git add …" hint on stdout, breaking --json; the report names the .dvc file.
+            repo.scm_context.quiet = True
             repo.add(str(path))
-        except OutputAlreadyTrackedError:
-            return TrackedBatch(md5, None, False, f"{path} is tracked by git, not DVC; data version is its md5")
-        dvc_file = path.with_name(path.name + ".dvc")
-        if not push:
-            return TrackedBatch(md5, dvc_file, False, "not pushed (push disabled)")
-        try:
+    except OutputAlreadyTrackedError:
+        return TrackedBatch(md5, None, False, f"{path} is tracked by git, not DVC; data version is its md5")
+    except (DvcException, OSError) as err:
+        raise RefusedError(f"`dvc add` refused batch {path} in {root}: {type(err).__name__}: {err}") from None
+    dvc_file = path.with_name(path.name + ".dvc")
+    if not push:
+        return TrackedBatch(md5, dvc_file, False, "not pushed (push disabled)")
+    try:
+        with Repo(str(root)) as repo:
             repo.push(targets=[str(dvc_file)], remote=REMOTE)
-        except (DvcException, BotoCoreError, ClientError) as err:  # DVC lets boto's connection errors through
-            raise StoreError(
-                f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
-                f"'{REMOTE}' ({store.endpoint}) failed: {err}; rerun `dvc push` when the store answers"
-            ) from None
+    # DVC lets boto's connection errors through, and s3fs's refusals come as OSError (PermissionError).
+    except (DvcException, BotoCoreError, ClientError, OSError) as err:
+        raise StoreError(
+            f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
+            f"'{REMOTE}' ({store.endpoint}) failed: {type(err).__name__}: {err}; rerun `dvc push` once that is fixed"
+        ) from None
     return TrackedBatch(md5, dvc_file, True)

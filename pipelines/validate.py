@@ -25,7 +25,7 @@ from pipelines.batch_io import BatchReadError, NotAFileError, UnsupportedFormatE
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
-from registry.errors import ConfigError, StoreError
+from registry.errors import ConfigError, TailorError
 from registry.settings import StoreSettings
 from registry.user_files import require_file
 
@@ -305,8 +305,10 @@ def validate_and_route(
         NotAFileError: the batch path is a directory (nothing is moved).
         UnsupportedFormatError: the batch is not CSV, JSONL or Parquet (nothing is moved).
         StoreError: the batch was accepted and tracked but ``dvc push`` failed (the report is written).
+        RefusedError: the batch was accepted but ``dvc add`` refused it (the report is written).
         IntegrityError: a cross-filesystem move did not verify (the original is kept).
-        ConfigError: labels file, policy, suite or DVC configuration is invalid.
+        ConfigError: labels file, policy, suite or DVC configuration is invalid (after acceptance,
+            the report is written).
     """
     from pipelines.data_version import dvc_md5, track as dvc_track
     from pipelines.git_files import tracked_by_git
@@ -336,10 +338,10 @@ def validate_and_route(
         store = load_settings().store()
     try:
         tracked = dvc_track(path, store)
-    except StoreError:
-        # The batch passed: its report must exist even when the push fails; then the error is raised.
-        write_reports(report.model_copy(update={"data_version": dvc_md5(path)}), suspects, folder)
-        raise
+    except TailorError as err:
+        # The batch passed: its report must exist even when DVC fails; then the error is raised.
+        written = write_reports(report.model_copy(update={"data_version": dvc_md5(path)}), suspects, folder)
+        raise type(err)(f"{err} (the batch passed; its report is {written.report_markdown})") from None
     update = {
         "data_version": tracked.md5,
         "tracked_file": str(tracked.dvc_file) if tracked.dvc_file else None,

@@ -4,6 +4,7 @@ DVC project, or already in git) keep their md5 with a note instead of failing th
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.data_version import REMOTE, configure_remote, dvc_md5, find_dvc_root, track
-from registry.errors import StoreError
+from registry.errors import ConfigError, RefusedError, StoreError
 from registry.settings import StoreSettings
 
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -95,3 +96,52 @@ def test_an_accepted_batch_whose_push_fails_still_gets_its_report(project):
     report = ValidationReport.read_json(written)
     assert report.accepted and report.data_version == dvc_md5(path)
     assert path.is_file()
+
+
+def _accepted_batch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [f"message {i} about {label}" for label in ("cards", "refunds") for i in range(10)]
+    path.write_text("text,label\n" + "\n".join(f"{t},{t.split()[-1]}" for t in rows) + "\n")
+    return path
+
+
+def _route_fails(path: Path, project: Path, error: type, match: str) -> str:
+    from pipelines.policy import load_policy
+    from pipelines.records import ValidationReport
+    from pipelines.validate import validate_and_route
+
+    with pytest.raises(error, match=match) as raised:
+        validate_and_route(path, load_policy(), data_dir=project / "data", store=STORE)
+    (written,) = (project / "data" / "reports").glob(f"*-{path.name}/validation.json")
+    assert ValidationReport.read_json(written).accepted
+    assert f"its report is {written.parent / 'validation.md'}" in str(raised.value)
+    return str(raised.value)
+
+
+def test_a_batch_in_a_git_ignored_subfolder_is_refused_by_dvc_add_with_its_report_written(project):
+    (project / ".gitignore").write_text("/data/incoming/*\n!/data/incoming/*.dvc\n")
+    batch = _accepted_batch(project / "data" / "incoming" / "nov" / "b.csv")
+    _route_fails(batch, project, RefusedError, r"`dvc add` refused batch .*b.csv.*FileIsGitIgnored")
+    assert batch.is_file()
+
+
+def test_a_batch_inside_the_dvc_folder_is_refused_by_dvc_add(project):
+    batch = _accepted_batch(project / ".dvc" / "b.csv")
+    _route_fails(batch, project, RefusedError, r"`dvc add` refused batch .*OutputIsIgnoredError")
+
+
+def test_a_project_copy_without_git_is_a_config_error_naming_the_cause(project):
+    shutil.rmtree(project / ".git")
+    batch = _accepted_batch(project / "data" / "b.csv")
+    _route_fails(batch, project, ConfigError, r"DVC config in .*SCMError")
+
+
+def test_a_push_the_store_forbids_is_a_store_error_with_its_report_written(project, monkeypatch):
+    from dvc.repo import Repo
+
+    def forbidden(self, *args, **kwargs):
+        raise PermissionError("Forbidden")
+
+    monkeypatch.setattr(Repo, "push", forbidden)
+    batch = _accepted_batch(project / "data" / "b.csv")
+    _route_fails(batch, project, StoreError, r"`dvc push` .* failed: PermissionError: Forbidden")
