@@ -75,11 +75,13 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
         raise ConfigError(f"DVC config in {root}/.dvc: {type(err).__name__}: {err}") from None
 
 
-def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatch:
+def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True) -> TrackedBatch:
     """``dvc add`` the file and ``dvc push`` it to the object store; return its data version.
 
-    A file outside any DVC repository, or already tracked by git (e.g. the shipped samples), still
-    gets its md5 as data version, with a note saying why DVC does not track it.
+    Only a file in the project's own DVC repository (the one holding ``project``, e.g. its data
+    folder) is tracked: another repository must not get this project's remote and credentials. A
+    file outside it, or already tracked by git (e.g. the shipped samples), still gets its md5 as
+    data version, with a note saying why DVC does not track it.
 
     Raises:
         RefusedError: ``dvc add`` refused the file (git-ignored folder, inside ``.dvc/``, unwritable).
@@ -99,6 +101,10 @@ def track(path: Path, store: StoreSettings, *, push: bool = True) -> TrackedBatc
     root = find_dvc_root(path.parent)
     if root is None:
         return TrackedBatch(md5, None, False, f"{path} is not inside a DVC repository (run `dvc init`); not tracked")
+    own = find_dvc_root(project)
+    if root != own:
+        return TrackedBatch(md5, None, False, f"{path} is inside another DVC repository ({root}), not this "
+                            f"project's ({own or 'none'}); not tracked there")  # fmt: skip
     configure_remote(root, store)
     try:
         with Repo(str(root)) as repo:

@@ -294,7 +294,8 @@ def validate_and_route(
         model_dir: the base model for the label-noise audit; None skips the audit.
         report_dir: where an accepted batch's report goes (a rejected batch's report always goes
             next to it in quarantine).
-        track: ``dvc add`` + ``dvc push`` an accepted batch; False only records its md5.
+        track: ``dvc add`` + ``dvc push`` an accepted batch in the DVC repository holding
+            ``data_dir``; False only records its md5.
         store: the DVC remote's store; None means the configured one (``load_settings().store()``).
 
     Returns:
@@ -337,7 +338,7 @@ def validate_and_route(
 
         store = load_settings().store()
     try:
-        tracked = dvc_track(path, store)
+        tracked = dvc_track(path, store, project=Path(data_dir))
     except TailorError as err:
         # The batch passed: its report must exist even when DVC fails; then the error is raised.
         written = write_reports(report.model_copy(update={"data_version": dvc_md5(path)}), suspects, folder)

@@ -37,7 +37,7 @@ def test_a_file_outside_any_dvc_project_keeps_its_md5_with_a_note(tmp_path):
     path = tmp_path / "b.csv"
     path.write_bytes(b"text,label\nhello,a\n")
     assert find_dvc_root(tmp_path) is None
-    tracked = track(path, STORE)
+    tracked = track(path, STORE, project=tmp_path)
     assert tracked.md5 == dvc_md5(path) and tracked.dvc_file is None and not tracked.pushed
     assert "not inside a DVC repository" in tracked.note
 
@@ -45,7 +45,7 @@ def test_a_file_outside_any_dvc_project_keeps_its_md5_with_a_note(tmp_path):
 def test_a_batch_is_added_with_a_dvc_file_and_secrets_only_in_the_local_config(project):
     path = project / "data" / "b.csv"
     path.write_bytes(b"text,label\nhello,a\n")
-    tracked = track(path, STORE, push=False)
+    tracked = track(path, STORE, project=project, push=False)
     assert tracked.dvc_file == project / "data" / "b.csv.dvc"
     assert f"md5: {tracked.md5}" in tracked.dvc_file.read_text()
     local = (project / ".dvc" / "config.local").read_text()
@@ -59,7 +59,7 @@ def test_a_file_already_in_git_keeps_its_md5_with_a_note(project):
     path = project / "data" / "sample.csv"
     path.write_bytes(b"text,label\nhello,a\n")
     subprocess.run(["git", "add", "data/sample.csv"], cwd=project, check=True)
-    tracked = track(path, STORE, push=False)
+    tracked = track(path, STORE, project=project, push=False)
     assert tracked.dvc_file is None and tracked.md5 == dvc_md5(path)
     assert "tracked by git, not DVC" in tracked.note
     assert path.read_bytes() == b"text,label\nhello,a\n"
@@ -77,7 +77,7 @@ def test_a_push_to_an_unreachable_store_is_a_store_error_and_the_batch_stays_tra
     path = project / "data" / "b.csv"
     path.write_bytes(b"text,label\nhello,a\n")
     with pytest.raises(StoreError, match=r"tracked by DVC \(b.csv.dvc, md5 [0-9a-f]{32}\) but `dvc push` .* failed"):
-        track(path, STORE)
+        track(path, STORE, project=project)
     assert (project / "data" / "b.csv.dvc").is_file()
     assert path.read_bytes() == b"text,label\nhello,a\n"
 
@@ -145,3 +145,14 @@ def test_a_push_the_store_forbids_is_a_store_error_with_its_report_written(proje
     monkeypatch.setattr(Repo, "push", forbidden)
     batch = _accepted_batch(project / "data" / "b.csv")
     _route_fails(batch, project, StoreError, r"`dvc push` .* failed: PermissionError: Forbidden")
+
+
+def test_a_batch_inside_another_dvc_repository_is_not_tracked_there(project, tmp_path_factory):
+    other = tmp_path_factory.mktemp("other")
+    subprocess.run([DVC, "init", "-q", "--no-scm"], cwd=other, check=True, env={"DVC_NO_ANALYTICS": "1", "PATH": "/usr/bin:/bin"})
+    path = other / "b.csv"
+    path.write_bytes(b"text,label\nhello,a\n")
+    tracked = track(path, STORE, project=project / "data")
+    assert tracked.dvc_file is None and tracked.md5 == dvc_md5(path)
+    assert f"inside another DVC repository ({other})" in tracked.note
+    assert not (other / "b.csv.dvc").exists() and not (other / ".dvc" / "config.local").exists()
