@@ -68,11 +68,21 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
             changes = {k: v for k, v in wanted.items() if current.get(k) != v}
             if not changes and repo.config["core"].get("remote") == REMOTE:
                 return
+            _private_file(root / ".dvc" / "config.local")
             with repo.config.edit("local") as local:
                 local.setdefault("remote", {}).setdefault(REMOTE, {}).update(changes)
                 local.setdefault("core", {})["remote"] = REMOTE
     except (DvcException, OSError) as err:
         raise ConfigError(f"DVC config in {root}/.dvc: {type(err).__name__}: {err}") from None
+
+
+def _private_file(path: Path) -> None:
+    """Make ``path`` readable by its owner only, creating it empty if missing, before a secret goes in.
+
+    DVC rewrites the file in place, so the mode set here holds for what it writes.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True) -> TrackedBatch:

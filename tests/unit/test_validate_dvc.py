@@ -65,6 +65,15 @@ def test_a_file_already_in_git_keeps_its_md5_with_a_note(project):
     assert path.read_bytes() == b"text,label\nhello,a\n"
 
 
+def test_the_local_config_holding_the_secret_is_readable_by_its_owner_only(project):
+    local = project / ".dvc" / "config.local"
+    configure_remote(project, STORE)
+    assert local.stat().st_mode & 0o777 == 0o600
+    local.chmod(0o644)
+    configure_remote(project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2"))
+    assert local.stat().st_mode & 0o777 == 0o600 and "S2" in local.read_text()
+
+
 def test_configuring_the_remote_twice_changes_nothing(project):
     configure_remote(project, STORE)
     local = project / ".dvc" / "config.local"
