@@ -13,10 +13,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import ConfigError, RefusedError, StoreError
+from registry.embedded import may_write
+from registry.errors import ConfigError, RefusedError, StoreError, TailorError
 from registry.settings import StoreSettings
 
 REMOTE = "tailor"
+PREFIX = "dvc/"  # the remote's folder in the bucket
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    wanted = {"url": f"s3://{store.bucket}/dvc", "access_key_id": store.access_key,
+    wanted = {"url": f"s3://{store.bucket}/{PREFIX.rstrip('/')}", "access_key_id": store.access_key,
               "secret_access_key": store.secret_key, "region": store.region}  # fmt: skip
     if store.endpoint:
         wanted["endpointurl"] = store.endpoint
@@ -74,6 +76,13 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
                 local.setdefault("core", {})["remote"] = REMOTE
     except (DvcException, OSError) as err:
         raise ConfigError(f"DVC config in {root}/.dvc: {type(err).__name__}: {err}") from None
+
+
+def _require_bucket(store: StoreSettings) -> None:
+    """Raise the registry's NotFoundError for a missing bucket: DVC's push would silently create it."""
+    from registry.store import S3ObjectStore
+
+    next(iter(S3ObjectStore(store).list(PREFIX)), None)
 
 
 def _private_file(path: Path) -> None:
@@ -94,9 +103,11 @@ def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True)
     data version, with a note saying why DVC does not track it.
 
     Raises:
-        RefusedError: ``dvc add`` refused the file (git-ignored folder, inside ``.dvc/``, unwritable).
-        StoreError: ``dvc push`` failed (store down, bucket missing, credentials refused); the file
-            stays tracked locally and ``dvc push`` can be rerun.
+        RefusedError: the role cannot write the remote (nothing is tracked, its keys are not saved),
+            or ``dvc add`` refused the file (git-ignored folder, inside ``.dvc/``, unwritable).
+        NotFoundError: the bucket does not exist (DVC would create it); the file stays tracked locally.
+        StoreError: ``dvc push`` failed (store down, credentials refused); the file stays tracked
+            locally and ``dvc push`` can be rerun.
         ConfigError: the DVC config cannot be read or written.
     """
     from botocore.exceptions import BotoCoreError, ClientError
@@ -115,6 +126,9 @@ def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True)
     if root != own:
         return TrackedBatch(md5, None, False, f"{path} is inside another DVC repository ({root}), not this "
                             f"project's ({own or 'none'}); not tracked there")  # fmt: skip
+    if not may_write(store.role, store.bucket, PREFIX):
+        raise RefusedError(f"role '{store.role}' cannot write s3://{store.bucket}/{PREFIX}, so it cannot track "
+                           f"{path.name} with DVC: act as a trainer or admin (TAILOR_ROLE), or pass --no-track")  # fmt: skip
     configure_remote(root, store)
     try:
         with Repo(str(root)) as repo:
@@ -128,13 +142,15 @@ def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True)
     dvc_file = path.with_name(path.name + ".dvc")
     if not push:
         return TrackedBatch(md5, dvc_file, False, "not pushed (push disabled)")
+    failed = (f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
+              f"'{REMOTE}' ({store.endpoint}) failed")  # fmt: skip
     try:
+        _require_bucket(store)
         with Repo(str(root)) as repo:
             repo.push(targets=[str(dvc_file)], remote=REMOTE)
+    except TailorError as err:
+        raise type(err)(f"{failed}: {err}; rerun `dvc push` once that is fixed") from None
     # DVC lets boto's connection errors through, and s3fs's refusals come as OSError (PermissionError).
     except (DvcException, BotoCoreError, ClientError, OSError) as err:
-        raise StoreError(
-            f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
-            f"'{REMOTE}' ({store.endpoint}) failed: {type(err).__name__}: {err}; rerun `dvc push` once that is fixed"
-        ) from None
+        raise StoreError(f"{failed}: {type(err).__name__}: {err}; rerun `dvc push` once that is fixed") from None
     return TrackedBatch(md5, dvc_file, True)

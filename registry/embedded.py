@@ -135,6 +135,17 @@ def scoped_bucket(path: Path) -> str | None:
     return None
 
 
+def may_write(role: Role, bucket: str, prefix: str) -> bool:
+    """Whether ``role`` is granted writes under ``prefix`` (e.g. ``dvc/``) of ``bucket``."""
+    for action in _actions(role, bucket):
+        if action in ("Write", f"Write:{bucket}"):
+            return True
+        scope = action.removeprefix(f"Write:{bucket}/")
+        if scope != action and scope.endswith("*") and prefix.startswith(scope[:-1]):
+            return True
+    return False
+
+
 def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
     """Write the identities file with fresh random secrets unless it exists already (mode 0600).
 

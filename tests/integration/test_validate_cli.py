@@ -89,3 +89,31 @@ def test_a_missing_batch_is_an_error_naming_the_path(project, s3_server):
     result = run_cli("validate", "data/incoming/nope.csv", "--no-noise-audit", env=s3_server.env(), cwd=project)
     assert result.returncode == 1
     assert "error: batch file data/incoming/nope.csv does not exist" in result.stderr
+
+
+def _accepted_copy(project: Path, name: str) -> Path:
+    batch = project / "data" / "incoming" / name
+    shutil.copy(SAMPLE / "train.csv", batch)
+    return batch
+
+
+def test_a_reader_cannot_track_a_batch_and_its_keys_are_not_saved(project, s3_server):
+    batch = _accepted_copy(project, "by-reader.csv")
+    reader = s3_server.settings("reader")
+    result = run_cli("validate", str(batch), "--labels", str(SAMPLE / "labels.txt"), "--no-noise-audit",
+                     env=s3_server.env(TAILOR_ROLE="reader"), cwd=project)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "role 'reader' cannot write" in result.stderr and "its report is" in result.stderr
+    assert not (project / "data" / "incoming" / "by-reader.csv.dvc").exists()
+    local = project / ".dvc" / "config.local"
+    assert not local.exists() or reader.access_key not in local.read_text()
+
+
+def test_a_push_to_a_missing_bucket_is_refused_and_does_not_create_it(project, s3_server):
+    batch = _accepted_copy(project, "nobucket.csv")
+    result = run_cli("validate", str(batch), "--labels", str(SAMPLE / "labels.txt"), "--no-noise-audit",
+                     env={**s3_server.env(), "TAILOR_BUCKET": "no-such-bucket"}, cwd=project)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "bucket 'no-such-bucket' does not exist" in result.stderr
+    buckets = S3ObjectStore(s3_server.settings()).client.list_buckets()["Buckets"]
+    assert "no-such-bucket" not in [b["Name"] for b in buckets]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import data_version
 from pipelines.data_version import REMOTE, configure_remote, dvc_md5, find_dvc_root, track
 from registry.errors import ConfigError, RefusedError, StoreError
 from registry.settings import StoreSettings
@@ -152,6 +153,7 @@ def test_a_push_the_store_forbids_is_a_store_error_with_its_report_written(proje
         raise PermissionError("Forbidden")
 
     monkeypatch.setattr(Repo, "push", forbidden)
+    monkeypatch.setattr(data_version, "_require_bucket", lambda store: None)
     batch = _accepted_batch(project / "data" / "b.csv")
     _route_fails(batch, project, StoreError, r"`dvc push` .* failed: PermissionError: Forbidden")
 
@@ -165,3 +167,21 @@ def test_a_batch_inside_another_dvc_repository_is_not_tracked_there(project, tmp
     assert tracked.dvc_file is None and tracked.md5 == dvc_md5(path)
     assert f"inside another DVC repository ({other})" in tracked.note
     assert not (other / "b.csv.dvc").exists() and not (other / ".dvc" / "config.local").exists()
+
+
+@pytest.mark.parametrize("role", ["reader", "approver"])
+def test_a_role_that_cannot_write_the_remote_is_refused_before_dvc_add_and_its_keys_are_not_saved(project, role):
+    path = project / "data" / "b.csv"
+    path.write_bytes(b"text,label\nhello,a\n")
+    reader = StoreSettings(endpoint="http://127.0.0.1:1", bucket="bkt", access_key="AK", secret_key="SECRET-r", role=role)
+    with pytest.raises(RefusedError, match=f"role '{role}' cannot write s3://bkt/dvc/.*trainer or admin.*--no-track"):
+        track(path, reader, project=project)
+    assert not (project / "data" / "b.csv.dvc").exists()
+    assert not (project / ".dvc" / "config.local").exists()
+
+
+def test_a_trainer_may_track(project):
+    path = project / "data" / "b.csv"
+    path.write_bytes(b"text,label\nhello,a\n")
+    trainer = StoreSettings(endpoint="http://127.0.0.1:1", bucket="bkt", access_key="AK", secret_key="S", role="trainer")
+    assert track(path, trainer, project=project, push=False).dvc_file == project / "data" / "b.csv.dvc"
