@@ -11,27 +11,11 @@ import errno
 import hashlib
 import os
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 from registry.errors import AlreadyExistsError, IntegrityError
 
 CHUNK = 1 << 20
-
-
-def quarantine_folder(root: Path, batch: Path, *, now: datetime | None = None) -> Path:
-    """Create and return a fresh ``<root>/<UTC timestamp>-<batch name>/`` folder (never reused)."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    root.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1000):
-        suffix = f"-{attempt}" if attempt else ""
-        folder = root / f"{stamp}-{batch.name}{suffix}"
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise AlreadyExistsError(f"no free quarantine folder name for {batch.name} under {root}")
 
 
 def move_into(batch: Path, folder: Path) -> Path:

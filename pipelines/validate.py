@@ -313,7 +313,8 @@ def validate_and_route(
     """
     from pipelines.data_version import dvc_md5, track as dvc_track
     from pipelines.git_files import tracked_by_git
-    from pipelines.quarantine import move_into, quarantine_folder
+    from pipelines.batch_folder import fresh_folder
+    from pipelines.quarantine import move_into
     from pipelines.validation_report import write_reports
 
     path = Path(path)
@@ -322,14 +323,14 @@ def validate_and_route(
     report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, model_dir=model_dir)
     now = datetime.now(timezone.utc)
     if not report.accepted:
-        folder = quarantine_folder(Path(data_dir) / "quarantine", path, now=now)
+        folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)
         if tracked_by_git(path):
             note = f"left in place, not moved to quarantine: git tracks {path}, so moving it would delete it from the checkout"
             return write_reports(report.model_copy(update={"notes": [*report.notes, note]}), suspects, folder)
         target = move_into(path, folder).resolve()
         return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
 
-    folder = Path(report_dir) if report_dir else Path(data_dir) / "reports" / f"{now:%Y%m%dT%H%M%SZ}-{path.name}"
+    folder = Path(report_dir) if report_dir else fresh_folder(Path(data_dir) / "reports", path, now=now)
     if not track:
         update = {"data_version": dvc_md5(path), "notes": [*report.notes, "not tracked by DVC (--no-track); data version is the md5"]}
         return write_reports(report.model_copy(update=update), suspects, folder)

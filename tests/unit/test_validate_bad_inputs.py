@@ -39,7 +39,8 @@ def _route(tmp_path: Path, name: str, content: bytes, **kwargs) -> tuple[Validat
     batch.write_bytes(content)
     digest = hashlib.sha256(content).hexdigest()
     kwargs.setdefault("labels_file", LABELS)
-    report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", track=False, **kwargs)
+    kwargs.setdefault("data_dir", tmp_path / "data")
+    report = validate_and_route(batch, load_policy(), track=False, **kwargs)
     return report, batch, digest
 
 
@@ -277,3 +278,22 @@ def test_validate_names_a_folder_given_as_batch_before_asking_for_the_store(tmp_
     code, err = exit_info.value.code, capsys.readouterr().err
     assert code == 1
     assert err == f"error: batch file {tmp_path / 'batches'} is a folder, not a file\n"
+
+
+def test_two_accepted_batches_of_one_name_in_the_same_second_get_their_own_reports(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from pipelines import validate
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 11, 29, 8, 0, 0, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(validate, "datetime", Frozen)
+    first, _, _ = _route(tmp_path / "a", "batch.csv", _csv(_rows()), data_dir=tmp_path / "data")
+    second, _, _ = _route(tmp_path / "b", "batch.csv", _csv(_rows(11)), data_dir=tmp_path / "data")
+    assert first.accepted and second.accepted
+    assert first.report_json != second.report_json
+    assert ValidationReport.read_json(Path(first.report_json)).data_version == first.data_version
+    assert ValidationReport.read_json(Path(second.report_json)).data_version == second.data_version

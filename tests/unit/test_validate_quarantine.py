@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from pipelines import quarantine
-from pipelines.quarantine import move_into, quarantine_folder
+from pipelines.batch_folder import fresh_folder
+from pipelines.quarantine import move_into
 from registry.errors import AlreadyExistsError, IntegrityError
 
 NOW = datetime(2026, 11, 27, 23, 0, 0, tzinfo=timezone.utc)
@@ -32,8 +33,8 @@ def _cross_device(monkeypatch):
 
 def test_folders_are_named_by_utc_time_and_batch_and_never_reused(tmp_path):
     batch = _batch(tmp_path)
-    first = quarantine_folder(tmp_path / "q", batch, now=NOW)
-    second = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    first = fresh_folder(tmp_path / "q", batch, now=NOW)
+    second = fresh_folder(tmp_path / "q", batch, now=NOW)
     assert first.name == "20261127T230000Z-b.csv"
     assert second.name == "20261127T230000Z-b.csv-1"
 
@@ -41,7 +42,7 @@ def test_folders_are_named_by_utc_time_and_batch_and_never_reused(tmp_path):
 def test_a_batch_on_the_same_filesystem_is_renamed(tmp_path):
     batch = _batch(tmp_path)
     inode = batch.stat().st_ino
-    moved = move_into(batch, quarantine_folder(tmp_path / "q", batch, now=NOW))
+    moved = move_into(batch, fresh_folder(tmp_path / "q", batch, now=NOW))
     assert not batch.exists()
     assert moved.stat().st_ino == inode
     assert moved.read_bytes() == b"text,label\nhello there,a\n"
@@ -50,7 +51,7 @@ def test_a_batch_on_the_same_filesystem_is_renamed(tmp_path):
 def test_across_filesystems_the_batch_is_copied_verified_then_removed(tmp_path, monkeypatch):
     content = os.urandom(3 << 20)
     batch = _batch(tmp_path, content)
-    folder = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    folder = fresh_folder(tmp_path / "q", batch, now=NOW)
     _cross_device(monkeypatch)
     moved = move_into(batch, folder)
     assert not batch.exists()
@@ -60,7 +61,7 @@ def test_across_filesystems_the_batch_is_copied_verified_then_removed(tmp_path, 
 
 def test_a_copy_that_does_not_verify_keeps_the_original_and_leaves_no_partial(tmp_path, monkeypatch):
     batch = _batch(tmp_path)
-    folder = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    folder = fresh_folder(tmp_path / "q", batch, now=NOW)
     _cross_device(monkeypatch)
     digests = iter(["aaaa", "bbbb"])
     monkeypatch.setattr(quarantine, "sha256_file", lambda path: next(digests))
@@ -72,7 +73,7 @@ def test_a_copy_that_does_not_verify_keeps_the_original_and_leaves_no_partial(tm
 
 def test_an_occupied_target_moves_nothing(tmp_path):
     batch = _batch(tmp_path)
-    folder = quarantine_folder(tmp_path / "q", batch, now=NOW)
+    folder = fresh_folder(tmp_path / "q", batch, now=NOW)
     (folder / "b.csv").write_bytes(b"older batch")
     with pytest.raises(AlreadyExistsError, match="nothing was moved"):
         move_into(batch, folder)
