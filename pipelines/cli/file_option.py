@@ -1,4 +1,4 @@
-"""Options that name a file to write: a path that names a folder is refused before anything runs."""
+"""Options that name a file or folder to write: a path of the other kind is refused before anything runs."""
 
 from __future__ import annotations
 
@@ -20,3 +20,19 @@ def output_file(raw: str) -> Path:
     if raw.endswith(("/", os.sep)) or Path(raw).is_dir():
         raise typer.BadParameter(f"{raw} is a folder; give the path of the file to write inside it")
     return Path(raw)
+
+
+def output_folder(raw: str) -> Path:
+    """Parser of a ``--report-dir DIR`` option.
+
+    Checked before the command acts: ``tailor validate`` would otherwise track and push the batch
+    and only then fail to write its report.
+
+    Raises:
+        typer.BadParameter: ``raw``, or a folder on its way, is an existing file.
+    """
+    path = Path(raw)
+    for part in [path, *path.parents]:
+        if part.exists() and not part.is_dir():
+            raise typer.BadParameter(f"{part} is a file, not a folder; give a folder for the report")
+    return path

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.file_option import output_folder
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.records import ValidationReport
@@ -19,7 +20,8 @@ def validate(
     adapter: str | None = typer.Option(None, "--adapter", help="take the allowed labels from this adapter's production version"),
     holdout: Path | None = typer.Option(None, "--holdout", help="holdout file: batch texts must not leak into it"),
     no_noise_audit: bool = typer.Option(False, "--no-noise-audit", help="skip the label-noise audit (no base model needed)"),
-    report_dir: Path | None = typer.Option(None, "--report-dir", help="where an accepted batch's report goes; default data/reports/<time>-<name>/"),
+    report_dir: Path | None = typer.Option(None, "--report-dir", parser=output_folder, metavar="DIR",
+                                           help="where an accepted batch's report goes; default data/reports/<time>-<name>/"),
     no_track: bool = typer.Option(False, "--no-track", help="do not dvc add/push an accepted batch (its md5 is still recorded)"),
     policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: policy.yaml)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),

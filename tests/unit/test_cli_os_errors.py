@@ -42,9 +42,9 @@ def test_validate_with_a_report_dir_under_a_file_keeps_the_batch_and_says_why(tm
     report_dir = tmp_path / "notes.txt" / "reports"
     code, err = _tailor(["validate", str(batch), "--no-noise-audit", "--no-track", "--report-dir", str(report_dir)],
                         capsys)  # fmt: skip
-    assert code == 1
+    assert code == 2  # refused as a usage error before the batch is read, tracked or pushed
     assert "Traceback" not in err
-    assert err.startswith("error: ") and "is a file, not a folder" in err and str(tmp_path / "notes.txt") in err
+    assert "is a file, not a folder" in err and str(tmp_path / "notes.txt") in err
     assert Path(batch).read_bytes() == SAMPLE.read_bytes()
 
 

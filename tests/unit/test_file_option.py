@@ -28,3 +28,17 @@ def test_gate_out_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_p
     assert code == 2
     assert "is a folder; give the path of the file to write inside it" in err
     assert (tmp_path / "decisions" / "old.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_validate_report_dir_naming_a_file_is_refused_before_the_batch_is_touched(tmp_path, capsys, monkeypatch, under):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
+    batch = tmp_path / "b.csv"
+    batch.write_text("text,label\nhello,a\n")
+    taken = tmp_path / "report.txt"
+    taken.write_text("keep me")
+    code, err = _tailor(["validate", str(batch), "--no-noise-audit", "--report-dir", str(taken / under)], capsys)
+    assert code == 2
+    assert f"{taken} is a file, not a folder; give a folder for the report" in err
+    assert taken.read_text() == "keep me" and batch.is_file() and not (tmp_path / "b.csv.dvc").exists()
