@@ -297,3 +297,21 @@ def test_two_accepted_batches_of_one_name_in_the_same_second_get_their_own_repor
     assert first.report_json != second.report_json
     assert ValidationReport.read_json(Path(first.report_json)).data_version == first.data_version
     assert ValidationReport.read_json(Path(second.report_json)).data_version == second.data_version
+
+
+@pytest.mark.parametrize("content", [_csv(_rows()), _csv(_rows())[:80]], ids=["accepted", "rejected"])
+def test_a_very_long_batch_name_gets_a_short_recognisable_folder_with_its_report(tmp_path, content):
+    name = "x" * 240 + ".csv"
+    report, batch, _ = _route(tmp_path, name, content)
+    folder = Path(report.report_json).parent
+    assert len(folder.name.encode()) < 255 and folder.name.endswith(".csv") and "-" + "x" * 64 + "-" in folder.name
+    assert ValidationReport.read_json(folder / "validation.json").batch == str(batch)
+    if content != _csv(_rows()):
+        assert Path(report.quarantined_to) == folder / name
+
+
+def test_long_batch_names_that_start_alike_get_different_folders():
+    from pipelines.batch_folder import short_name
+
+    assert short_name("x" * 200 + "a.csv") != short_name("x" * 200 + "b.csv")
+    assert short_name("b.csv") == "b.csv"
