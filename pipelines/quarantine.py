@@ -2,7 +2,8 @@
 
 Same filesystem: one ``os.rename`` (atomic). Across filesystems: copy to a temporary name in the
 quarantine folder, fsync, verify the sha256 against the original, rename into place, fsync the
-folder, and only then remove the original. Quarantined batches are never deleted by Tailor.
+folder, and only then remove the original. Quarantined batches are never deleted by Tailor. A move
+that cannot finish leaves the batch where it was and nothing of it in quarantine.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import os
 import shutil
 from pathlib import Path
 
-from registry.errors import AlreadyExistsError, IntegrityError
+from registry.errors import AlreadyExistsError, IntegrityError, RefusedError
 
 CHUNK = 1 << 20
+
+
+class QuarantineError(RefusedError):
+    """The batch cannot be moved into quarantine; it is left where it was."""
 
 
 def move_into(batch: Path, folder: Path) -> Path:
@@ -24,15 +29,20 @@ def move_into(batch: Path, folder: Path) -> Path:
     Raises:
         AlreadyExistsError: ``folder`` already holds a file of that name.
         IntegrityError: the cross-filesystem copy did not match the original (the original is kept).
+        QuarantineError: the batch's folder does not let it go (read-only, immutable) or the move
+            failed otherwise; the original is kept and no copy is left in ``folder``.
     """
     target = folder / batch.name
     if target.exists():
         raise AlreadyExistsError(f"quarantine target {target} exists already; nothing was moved")
+    # Checked first: across filesystems the copy would be made, and only then would removing the original fail.
+    if not os.access(batch.parent, os.W_OK | os.X_OK):
+        raise QuarantineError(f"{batch.parent} does not let {batch.name} be removed (a read-only or immutable folder)")
     try:
         os.rename(batch, target)
     except OSError as err:
         if err.errno != errno.EXDEV:
-            raise
+            raise QuarantineError(f"cannot move {batch} to {target}: {err.strerror or err}") from None
         _copy_verify_remove(batch, target)
     _fsync_dir(folder)
     _fsync_dir(batch.parent)
@@ -49,9 +59,16 @@ def _copy_verify_remove(batch: Path, target: Path) -> None:
         if sha256_file(partial) != sha256_file(batch):
             raise IntegrityError(f"copy of {batch} into quarantine does not match the original; the original is kept")
         os.replace(partial, target)
+    except OSError as err:
+        raise QuarantineError(f"cannot copy {batch} to {target}: {err.strerror or err}") from None
     finally:
         partial.unlink(missing_ok=True)
-    batch.unlink()
+    try:
+        batch.unlink()
+    except OSError as err:
+        target.unlink()
+        raise QuarantineError(f"cannot remove {batch} after copying it ({err.strerror or err}); "
+                              "the copy was removed") from None  # fmt: skip
 
 
 def sha256_file(path: Path) -> str:

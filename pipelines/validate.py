@@ -307,7 +307,9 @@ def validate_and_route(
         UnsupportedFormatError: the batch is not CSV, JSONL or Parquet (nothing is moved).
         StoreError: the batch was accepted and tracked but ``dvc push`` failed (the report is written).
         RefusedError: the batch was accepted but ``dvc add`` refused it (the report is written).
-        IntegrityError: a cross-filesystem move did not verify (the original is kept).
+        IntegrityError: a cross-filesystem move did not verify (the original is kept, the report written).
+        QuarantineError: a rejected batch cannot be moved (read-only or immutable folder); it is
+            kept in place and its report written.
         ConfigError: labels file, policy, suite or DVC configuration is invalid (after acceptance,
             the report is written).
     """
@@ -327,7 +329,14 @@ def validate_and_route(
         if tracked_by_git(path):
             note = f"left in place, not moved to quarantine: git tracks {path}, so moving it would delete it from the checkout"
             return write_reports(report.model_copy(update={"notes": [*report.notes, note]}), suspects, folder)
-        target = move_into(path, folder).resolve()
+        try:
+            target = move_into(path, folder).resolve()
+        except TailorError as err:
+            left = report.model_copy(update={"notes": [*report.notes, f"left in place, not moved to quarantine: {err}"]})
+            written = write_reports(left, suspects, folder)
+            failed = ", ".join(f.name for f in report.failures)
+            raise type(err)(f"batch {path} was REJECTED ({failed}) but stays in place, not quarantined: {err}; "
+                            f"its report is {written.report_markdown}") from None  # fmt: skip
         return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
 
     folder = Path(report_dir) if report_dir else fresh_folder(Path(data_dir) / "reports", path, now=now)
