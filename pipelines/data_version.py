@@ -62,17 +62,22 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
 
     wanted = {"url": f"s3://{store.bucket}/{PREFIX.rstrip('/')}", "access_key_id": store.access_key,
               "secret_access_key": store.secret_key, "region": store.region}  # fmt: skip
-    if store.endpoint:
-        wanted["endpointurl"] = store.endpoint
+    optional = {"endpointurl": store.endpoint, "session_token": store.session_token, "ssl_verify": store.ca_bundle}
+    wanted.update({k: v for k, v in optional.items() if v})
     try:
         with Repo(str(root)) as repo:
             current = repo.config["remote"].get(REMOTE, {})
             changes = {k: v for k, v in wanted.items() if current.get(k) != v}
-            if not changes and repo.config["core"].get("remote") == REMOTE:
+            # an expired session token or a CA no longer configured must not linger in the remote
+            stale = [k for k in optional if k in current and k not in wanted]
+            if not changes and not stale and repo.config["core"].get("remote") == REMOTE:
                 return
             _private_file(root / ".dvc" / "config.local")
             with repo.config.edit("local") as local:
-                local.setdefault("remote", {}).setdefault(REMOTE, {}).update(changes)
+                remote = local.setdefault("remote", {}).setdefault(REMOTE, {})
+                remote.update(changes)
+                for key in stale:
+                    remote.pop(key, None)
                 local.setdefault("core", {})["remote"] = REMOTE
     except (DvcException, OSError) as err:
         raise ConfigError(f"DVC config in {root}/.dvc: {type(err).__name__}: {err}") from None

@@ -75,6 +75,20 @@ def test_the_local_config_holding_the_secret_is_readable_by_its_owner_only(proje
     assert local.stat().st_mode & 0o777 == 0o600 and "S2" in local.read_text()
 
 
+def test_temporary_keys_and_a_private_ca_reach_the_remote_and_leave_it_with_the_settings(project):
+    from dvc.repo import Repo
+
+    def remote() -> dict:
+        with Repo(str(project)) as repo:
+            return dict(repo.config["remote"][REMOTE])
+
+    https = dict(endpoint="https://s3.internal", bucket="bkt", access_key="ASIA", secret_key="SK")
+    configure_remote(project, StoreSettings(**https, session_token="TOKEN", ca_bundle="/etc/ca.pem"))
+    assert (remote()["session_token"], remote()["ssl_verify"]) == ("TOKEN", "/etc/ca.pem")
+    configure_remote(project, StoreSettings(**https))
+    assert "session_token" not in remote() and "ssl_verify" not in remote()
+
+
 def test_configuring_the_remote_twice_changes_nothing(project):
     configure_remote(project, STORE)
     local = project / ".dvc" / "config.local"
