@@ -121,6 +121,14 @@ def test_unknown_labels_are_quarantined_with_their_ids(tmp_path):
     assert failure.examples == ["id 41: label='crypto'", "id 42: label='delivery_delayy'"]
 
 
+def test_repeated_ids_are_quarantined_naming_them(tmp_path):
+    lines = ["id,text,label"] + [f'{"dup" if i < 3 else i},"{text}",{label}' for i, (text, label) in enumerate(_rows())]
+    report, batch, digest = _route(tmp_path, "ids.csv", ("\n".join(lines) + "\n").encode())
+    _quarantined(report, batch, digest)
+    failure = _failure(report, "ids are unique")
+    assert failure.count == 3 and all(example.startswith("id dup") for example in failure.examples)
+
+
 def test_ten_thousand_duplicate_rows_are_quarantined(tmp_path):
     rows = _rows() + [("the very same text", "card_lost")] * 10_000
     report, batch, digest = _route(tmp_path, "dups.csv", _csv(rows))
