@@ -46,7 +46,7 @@ app.add_typer(audit.app, name="audit")
 
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors")) -> None:
-    state.debug = debug
+    state.begin(debug)
     if not sys.stderr.isatty():
         # Hugging Face's "Loading weights" bar, redrawn with carriage returns, is noise in logs and
         # CI output; set before any command imports transformers, which reads it at import.

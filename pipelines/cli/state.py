@@ -12,6 +12,10 @@ class CliState:
     debug: bool = False
     _settings: Settings | None = None
 
+    def begin(self, debug: bool) -> None:
+        """A new command: settings are read again (a process that runs several sees each one's environment)."""
+        self.debug, self._settings = debug, None
+
     def settings(self) -> Settings:
         """Loaded on first use so that `--help` and usage errors never read config or touch the store."""
         if self._settings is None:
