@@ -457,6 +457,8 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
                         base_model_tokenizer_sha256=fp.tokenizer_sha256, labels=labels,
                         max_length=params.max_length).write(staging)  # fmt: skip
             write_reference(staging / REFERENCE_FILE, batch, rows)
+            for written in staging.rglob("*"):  # safetensors writes its files 0600, whatever the umask
+                written.chmod((0o777 if written.is_dir() else 0o666) & ~_umask())
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

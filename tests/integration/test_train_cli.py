@@ -60,6 +60,14 @@ def test_same_data_seed_and_settings_give_an_identical_adapter_in_two_processes(
     assert json.loads(trained["second"].stdout)["adapter_sha256"] == trained["first_sha"]
 
 
+def test_the_adapter_folder_is_readable_as_the_umask_allows_so_a_serving_account_can_load_it(trained):
+    umask = os.umask(0)
+    os.umask(umask)
+    for item in [trained["out"], *trained["out"].rglob("*")]:
+        wanted = (0o777 if item.is_dir() else 0o666) & ~umask
+        assert item.stat().st_mode & 0o777 == wanted, f"{item.name}: {oct(item.stat().st_mode & 0o777)}"
+
+
 def test_json_output_is_one_train_result_and_no_progress_bar(trained):
     result = TrainResult.model_validate_json(trained["first"].stdout)
     assert result.labels == ["card", "pin", "refund"]
