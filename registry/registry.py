@@ -283,7 +283,7 @@ class Registry:
             NotFoundError: the folder does not exist.
             ConfigError: no base model fingerprint was configured.
         """
-        self._require_role("register")
+        self.require_role("register")
         self._require_reason(reason, "register", required=False)
         validate_name(name)
         if self.base_model is None:
@@ -317,7 +317,7 @@ class Registry:
             NotFoundError: no such version.
             IntegrityError: its manifest or one of its stored files does not match its hash.
         """
-        self._require_role("promote", alias=to)
+        self.require_role("promote", alias=to)
         self._require_reason(reason, "promote")
         self.require_alias(to)
         if override and self.settings.role not in self.rules.override_roles:
@@ -373,7 +373,7 @@ class Registry:
             RefusedError: no earlier version, it is archived, or it was trained on another base model.
             IntegrityError: one of its stored files does not match its hash.
         """
-        self._require_role("rollback", alias=alias)
+        self.require_role("rollback", alias=alias)
         self._require_reason(reason, "roll back")
         self.require_alias(alias)
         if self.base_model is None:
@@ -407,7 +407,7 @@ class Registry:
             RefusedError: already archived, or an alias still points at it.
             NotFoundError: no such version.
         """
-        self._require_role("archive")
+        self.require_role("archive")
         self._require_reason(reason, "archive")
         manifest = self.manifest(name, version)
 
@@ -433,7 +433,8 @@ class Registry:
 
     # ---- helpers ---------------------------------------------------------------------------------
 
-    def _require_role(self, action: str, alias: str | None = None) -> None:
+    def require_role(self, action: str, alias: str | None = None) -> None:
+        """Raises: RefusedError: the configured role may not ``action`` (on ``alias``)."""
         role = self.settings.role
         if role not in _WRITERS[action]:
             can = "only read" if role == "reader" else "not " + action

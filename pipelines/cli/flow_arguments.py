@@ -32,10 +32,14 @@ def check_flow_arguments(name: str, holdout: Path, labels: Path | None, policy: 
 
 
 def require_store(name: str) -> None:
-    """Read ``name``'s audit log head once: inside a flow, a store that is down surfaces only after
-    every task's retries, as screens of Prefect logs.
+    """Check that the role may register and read ``name``'s audit log head once: inside a flow, a
+    role that cannot, or a store that is down, surfaces only after validation (or every task's
+    retries), as screens of Prefect logs.
 
     Raises:
+        RefusedError: the configured role may not register (reader, approver).
         StoreError, AccessDeniedError: the object store does not answer, or refuses these credentials.
     """
-    state.settings().open_registry().head_seq(name)
+    registry = state.settings().open_registry()
+    registry.require_role("register")
+    registry.head_seq(name)

@@ -44,7 +44,6 @@ def test_a_store_that_does_not_answer_is_one_line_before_the_flow_starts(monkeyp
         raise AssertionError("a Prefect server was started although the store does not answer")
 
     monkeypatch.setattr(retrain_cli, "connect_prefect", no_server)
-    monkeypatch.setattr(retrain_cli.state, "_settings", None)  # read the settings below, not an earlier test's
     for key, value in {"TAILOR_ENDPOINT": "http://127.0.0.1:1", "TAILOR_ACCESS_KEY": "k", "TAILOR_SECRET_KEY": "s",
                        "TAILOR_ROLE": "trainer"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
@@ -54,3 +53,23 @@ def test_a_store_that_does_not_answer_is_one_line_before_the_flow_starts(monkeyp
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach the object store") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("role", ["reader", "approver"])
+def test_a_role_that_cannot_register_is_one_line_before_the_flow_starts(monkeypatch, capsys, role):
+    import pipelines.cli.retrain as retrain_cli
+
+    def no_server():
+        raise AssertionError("a Prefect server was started for a role that cannot register")
+
+    monkeypatch.setattr(retrain_cli, "connect_prefect", no_server)
+    for key, value in {"TAILOR_ENDPOINT": "http://127.0.0.1:1", "TAILOR_ACCESS_KEY": "k", "TAILOR_SECRET_KEY": "s",
+                       "TAILOR_ROLE": role}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exit_info:
+        run(["retrain", "--data", str(SAMPLE / "batch2.csv"), "--name", "support-desk", "--holdout",
+             str(SAMPLE / "holdout.csv"), "--device", "cpu"])  # fmt: skip
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: role '{role}' may ") and "register needs one of: admin, trainer" in err, err
+    assert err.count("\n") == 1
