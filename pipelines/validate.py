@@ -440,8 +440,9 @@ def _evidence(result: dict[str, Any]) -> tuple[int, list[str]]:
         for row in result.get("partial_unexpected_index_list") or []:
             row = dict(row)
             row_id = row.pop("id", "?")
-            examples.append(f"id {row_id}: " + ", ".join(f"{k}={_short(v)}" for k, v in row.items()))
-        return int(result["unexpected_count"]), examples
+            fields = ", ".join(f"{k}={_short(v)}" for k, v in row.items())
+            examples.append(f"id {row_id}: {fields}" if fields else f"id {row_id}")  # the id itself is the finding
+        return int(result["unexpected_count"]), list(dict.fromkeys(examples))
     return 1, [f"observed {_short(result.get('observed_value'))}"]
 
 
