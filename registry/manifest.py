@@ -338,8 +338,12 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
     """Brief form of a GateDecision JSON: every failed threshold as one readable line."""
     if decision is None:
         return None
+    def number(value: Any) -> Any:
+        return f"{value:.4g}" if isinstance(value, float) else value
+
     failures = [
-        f"{f.get('check')}.{f.get('metric')} = {f.get('value')}, needs {f.get('comparison')} {f.get('limit')}"
+        f"{f.get('check')}.{f.get('metric')} = {number(f.get('value'))}, needs {f.get('comparison')} "
+        f"{number(f.get('limit'))}" + (f" (policy {f['policy_key']})" if f.get("policy_key") else "")
         for f in decision.get("failures", [])
         if isinstance(f, dict)
     ]

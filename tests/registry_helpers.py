@@ -54,7 +54,8 @@ def make_adapter_folder(path: Path, base: BaseModelFingerprint, *, seed: int = 0
 def failed_gate() -> dict:
     return {
         "passed": False, "policy_sha256": "a" * 64, "policy_version": "1",
-        "failures": [{"check": "quality", "metric": "macro_f1", "value": 0.61, "limit": 0.8, "comparison": ">="}],
+        "failures": [{"check": "quality", "metric": "macro_f1", "value": 0.6100000001, "limit": 0.8, "comparison": ">=",
+                      "policy_key": "quality.min_macro_f1"}],
     }  # fmt: skip
 
 

@@ -55,7 +55,7 @@ def describe(outcome) -> str:
         gate = "passed" if outcome.gate and outcome.gate.passed else "FAILED"
         lines.append(f"  registered {outcome.name} {outcome.version}, gate {gate}")
         if outcome.gate and not outcome.gate.passed:
-            lines += [f"  gate: {f.check} {f.metric} = {f.value} (needs {f.comparison} {f.limit})" for f in outcome.gate.failures]
+            lines += [f"  gate: {f.describe()}" for f in outcome.gate.failures]
     if outcome.promoted_to:
         lines.append(f"  promoted to {', '.join(outcome.promoted_to)}")
     lines += [f"  {note}" for note in outcome.notes]

@@ -46,7 +46,8 @@ def test_the_manifest_records_base_peft_labels_data_metrics_and_gate(tmp_path):
     assert (m.peft.r, m.peft.lora_alpha, m.peft.target_modules) == (8, 16, ["query", "value"])
     assert m.labels == ["billing", "bug", "feature", "other"] and m.max_length == 128
     assert m.data_version == "md5-0003" and m.metrics["macro_f1"] == 0.9
-    assert m.gate.passed is False and m.gate.failures == ["quality.macro_f1 = 0.61, needs >= 0.8"]
+    assert m.gate.passed is False
+    assert m.gate.failures == ["quality.macro_f1 = 0.61, needs >= 0.8 (policy quality.min_macro_f1)"]
     # The local base path PEFT writes into adapter_config.json is never part of the identity.
     assert "/somewhere/local" not in m.to_json().decode()
     assert Manifest.from_json(m.to_json(), "x") == m
