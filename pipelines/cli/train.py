@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -21,7 +22,8 @@ def train(
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="same data, seed and settings give the same adapter on CPU"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     params_file: Path | None = typer.Option(None, "--params", help="params file with a train: section (default ./params.yaml)"),
-    noise_filter: str | None = typer.Option(None, "--noise-filter", help="cleanlab | none (overrides params)"),
+    noise_filter: Literal["auto", "cleanlab", "none"] | None = typer.Option(
+        None, "--noise-filter", help="overrides noise_filter of the params file"),
     force: bool = typer.Option(False, "--force", help="replace --out if it holds a previous adapter"),
     as_json: bool = JSON,
 ) -> None:
