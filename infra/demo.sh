@@ -9,6 +9,8 @@ tailor=.venv/bin/tailor
 py=.venv/bin/python
 name="${DEMO_NAME:-support-desk}"
 started=$(date +%s)
+outcome="${TAILOR_HOME:-.tailor}/demo-retrain.json"  # beside the rest of the project's state
+mkdir -p "$(dirname "$outcome")"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -25,20 +27,20 @@ echo "copied to $batch (a rejected batch is moved to data/quarantine/; the sampl
 step "3/5 retrain as the trainer: validate → train → evaluate → gate → register → promote to staging"
 set +e
 TAILOR_ROLE=trainer TAILOR_ACTOR=demo-trainer $tailor retrain --data "$batch" --name "$name" \
-  --holdout data/sample/holdout.csv --labels data/sample/labels.txt --json > .tailor/demo-retrain.json
+  --holdout data/sample/holdout.csv --labels data/sample/labels.txt --json > "$outcome"
 code=$?
 set -e
 # 0 = promoted, 1 = rejected by validation or the gate (a valid outcome, explained below);
 # anything else, or no JSON at all, is a failure of the demo itself.
-[ "$code" -le 1 ] && [ -s .tailor/demo-retrain.json ] || { echo "retrain failed (exit $code)" >&2; exit $(( code > 1 ? code : 1 )); }
-$py - .tailor/demo-retrain.json <<'PY'
+[ "$code" -le 1 ] && [ -s "$outcome" ] || { echo "retrain failed (exit $code)" >&2; exit $(( code > 1 ? code : 1 )); }
+$py - "$outcome" <<'PY'
 import json, sys
 from pipelines.cli.retrain import describe
 from pipelines.flows import RetrainOutcome
 print(describe(RetrainOutcome.model_validate(json.load(open(sys.argv[1])))))
 PY
-version=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"] or "")' .tailor/demo-retrain.json)
-status=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' .tailor/demo-retrain.json)
+version=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"] or "")' "$outcome")
+status=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$outcome")
 
 if [ "$status" = "promoted" ]; then
   step "4/5 a second person (four-eyes) promotes $name $version to production"
