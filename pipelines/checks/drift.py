@@ -54,7 +54,7 @@ def run(current: LabeledBatch, reference: LabeledBatch | None, base_model_dir: P
                      "reference_rows": len(reference) if reference is not None else 0,
                      "min_rows": policy.min_rows, "max_rows_compared": MAX_ROWS}  # fmt: skip
     if reference is None:
-        details["summary"] = "no production version to compare with: not judged"
+        details["summary"] = "not compared with a production version: not judged"
         return finish(NAME, [], details, out_dir=out_dir)
     if min(len(current), len(reference)) < policy.min_rows:
         details["summary"] = (f"{len(reference)} reference vs {len(current)} current rows, under "

@@ -56,8 +56,8 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
                      "confusion": metrics.confusion}  # fmt: skip
     if production_pred is None:
         details["production"] = None
-        details["summary"] = (f"macro-F1 {metrics.macro_f1:.3f} on {len(holdout)} rows; no production version: "
-                              "judged on the floor only")  # fmt: skip
+        details["summary"] = (f"macro-F1 {metrics.macro_f1:.3f} on {len(holdout)} rows; not compared with a "
+                              "production version: judged on the floor only")  # fmt: skip
     else:
         if len(production_pred) != len(holdout):
             raise ValueError(f"production predicted {len(production_pred)} rows, the holdout has {len(holdout)}")

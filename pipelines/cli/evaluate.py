@@ -30,7 +30,7 @@ def evaluate(
         help="what to compare with: an alias of NAME (production), NAME:VERSION, NAME:ALIAS, a folder, or 'none'; "
              "default: NAME's production when NAME is known (--name, or NAME:VERSION)"),
     name: str | None = typer.Option(None, "--name", help="registry name of a folder candidate (to find its production)"),
-    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the repository's policy.yaml)"),
+    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the policy setting, else the repository's policy.yaml)"),
     out: Path | None = typer.Option(
         None, "--out",
         help="where gate_decision.json and reports/ go (default: the adapter folder; for NAME:VERSION "

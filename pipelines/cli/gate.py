@@ -18,7 +18,7 @@ from pipelines.cli.state import state
 
 def gate(
     decision_file: Path = typer.Option(..., "--decision", help="gate_decision.json written by `tailor evaluate`"),
-    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the repository's policy.yaml)"),
+    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the policy setting, else the repository's policy.yaml)"),
     out: Path | None = typer.Option(None, "--out", parser=output_file, metavar="FILE",
                                     help="where to write the new decision (JSON)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),

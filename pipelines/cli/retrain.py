@@ -26,7 +26,7 @@ def retrain(
     name: str = typer.Option(..., "--name", help="adapter name in the registry"),
     holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
-    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: the repository's policy.yaml)"),
+    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: the policy setting, else the repository's policy.yaml)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (training and checks)"),
     as_json: bool = JSON,
 ) -> None:

@@ -19,7 +19,7 @@ def schedule(
     watch: Path = typer.Option(Path("data/incoming"), "--watch", help="folder where new batches arrive"),
     holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
-    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: policy.yaml)"),
+    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: the policy setting, else the repository's policy.yaml)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable start-up line"),
 ) -> None:
     """Retrain NAME on CRON whenever a new batch has arrived in WATCH. Runs until stopped (Ctrl-C / SIGTERM).

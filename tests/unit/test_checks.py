@@ -37,7 +37,7 @@ def test_quality_without_production_is_judged_on_the_floor_only_and_says_so():
     assert result.passed is True
     assert [t.metric for t in result.thresholds] == ["macro_f1", "holdout_size", "label_coverage"]
     assert result.value == 1.0 and result.details["production"] is None
-    assert "no production version: judged on the floor only" in result.details["summary"]
+    assert "not compared with a production version: judged on the floor only" in result.details["summary"]
     assert len(result.details["per_class"]) == 4 and result.details["confusion"][0] == [10, 0, 0, 0]
 
 
@@ -279,7 +279,7 @@ def test_adapter_size_counts_its_safetensors_files(tmp_path):
 def test_drift_is_not_judged_without_a_production_reference(tmp_path):
     result = drift.run(holdout(), None, tmp_path / "no-model", DriftPolicy(), out_dir=tmp_path)
     assert result.passed is True and result.thresholds == []
-    assert result.details["summary"] == "no production version to compare with: not judged"
+    assert result.details["summary"] == "not compared with a production version: not judged"
     assert result.evidence == ["reports/drift.json"]
 
 
