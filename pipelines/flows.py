@@ -296,6 +296,45 @@ def watch_lock(path: Path) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def registered_data_versions(settings: Settings, name: str) -> dict[str, str]:
+    """Data version (the batch's md5) → the version registered from it, for ``name``."""
+    return {m.data_version: m.version for m in settings.open_registry().versions(name) if m.data_version}
+
+
+def _retrain_batch(path: Path, digest: str, registered: dict[str, str], name: str, holdout: Path,
+                   labels: Path | None, policy_file: Path | None, retrain_deployment: str | None) -> ProcessedBatch | None:  # fmt: skip
+    """Retrain on one watched batch; the record to keep, or None to try the batch again next run."""
+    from pipelines.data_version import dvc_md5
+
+    log = get_run_logger()
+    if (version := registered.get(dvc_md5(path))) is not None:
+        # A run that died between registering and recording (kill -9, a reboot) must not register it twice.
+        log.warning("%s was registered as %s %s by a run that stopped before recording it", path.name, name, version)
+        return ProcessedBatch(sha256=digest, file=path.name, status="registered by an earlier run", version=version)
+    if retrain_deployment:
+        from prefect.deployments import run_deployment
+
+        run = run_deployment(retrain_deployment, parameters={
+            "batch": str(path), "name": name, "holdout": str(holdout),
+            "labels": labels and str(labels), "policy_file": policy_file and str(policy_file)})  # fmt: skip
+        if run.state.is_crashed() or run.state.is_cancelled():
+            log.warning("%s: the retrain run %s ended %s; the batch is tried again next run", path.name, run.name,
+                        run.state.name)  # fmt: skip
+            return None
+        return ProcessedBatch(sha256=digest, file=path.name, status=f"{run.name}: {run.state.message or run.state.name}")
+    result = retrain(path, name, holdout, labels=labels, policy_file=policy_file,
+                     return_state=True).result(raise_on_failure=False)  # fmt: skip
+    if isinstance(result, StoreError):
+        log.warning("%s: the store failed (%s); the batch is tried again next run", path.name, result)
+        return None
+    if isinstance(result, BaseException):
+        # A refusal (a batch DVC cannot track, a bad holdout) fails the same way every time: record it
+        # and go on, or it would block every newer batch behind it.
+        log.error("%s: retrain failed: %s", path.name, result)
+        return ProcessedBatch(sha256=digest, file=path.name, status=f"failed: {result}")
+    return ProcessedBatch(sha256=digest, file=path.name, status=result.status, version=result.version)
+
+
 @flow(name="watch")
 def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None, policy_file: Path | None = None,
           retrain_deployment: str | None = None) -> list[ProcessedBatch]:  # fmt: skip
@@ -312,19 +351,17 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
             get_run_logger().info("an earlier run for %s is still retraining; new batches wait for the next run", name)
             return []
         seen = {entry.sha256 for entry in processed_batches(state)}
+        batches = new_batches(watch_dir, seen)
+        try:
+            registered = registered_data_versions(settings, name) if batches else {}
+        except StoreError as err:
+            get_run_logger().warning("the store does not answer (%s); new batches wait for the next run", err)
+            return []
         done = []
-        for path, digest in new_batches(watch_dir, seen):
-            if retrain_deployment:
-                from prefect.deployments import run_deployment
-
-                run = run_deployment(retrain_deployment, parameters={
-                    "batch": str(path), "name": name, "holdout": str(holdout),
-                    "labels": labels and str(labels), "policy_file": policy_file and str(policy_file)})  # fmt: skip
-                entry = ProcessedBatch(sha256=digest, file=path.name, status=f"{run.name}: {run.state.message or run.state.name}")
-            else:
-                result = retrain(path, name, holdout, labels=labels, policy_file=policy_file,
-                                 return_state=True).result(raise_on_failure=False)  # fmt: skip
-                entry = ProcessedBatch(sha256=digest, file=path.name, status=result.status, version=result.version)
+        for path, digest in batches:
+            entry = _retrain_batch(path, digest, registered, name, holdout, labels, policy_file, retrain_deployment)
+            if entry is None:
+                continue  # a transient failure: the batch is tried again at the next run
             record_processed(state, entry)
             done.append(entry)
     if not done:

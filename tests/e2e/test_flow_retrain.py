@@ -192,3 +192,55 @@ def test_tailor_retrain_exits_1_and_names_the_failure_for_a_batch_it_cannot_read
     assert outcome["status"] == "rejected_data" and outcome["version"] is None
     assert not empty.exists() and Path(outcome["validation"]["quarantined_to"]).read_text() == ""
     shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
+
+
+def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_not_registered_again(world, name, first):
+    from pipelines import flows
+    from pipelines.config import load_settings
+    from pipelines.data_version import dvc_md5
+
+    watch_dir = world["root"] / "watch-died"
+    watch_dir.mkdir()
+    shutil.copy(world["batch"], watch_dir / "again.csv")  # the first retrain registered these bytes
+    heads = registry().head_seq(name)
+
+    [entry] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt",
+                          policy_file=world["root"] / "policy.yaml")  # fmt: skip
+
+    newest = [m.version for m in registry().versions(name) if m.data_version == dvc_md5(world["batch"])][-1]
+    assert (entry.file, entry.status, entry.version) == ("again.csv", "registered by an earlier run", newest)
+    assert registry().head_seq(name) == heads  # nothing trained, registered or promoted
+    recorded = flows.processed_batches(flows.state_file(load_settings(), name))
+    assert recorded[-1].sha256 == entry.sha256
+
+
+def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failure_is_retried(world, name, monkeypatch):
+    import time
+
+    from pipelines import flows
+    from pipelines.config import load_settings
+    from registry.errors import RefusedError, StoreError
+
+    class Finished:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self, raise_on_failure):
+            return self.value
+
+    outcomes = {"refused.csv": RefusedError("dvc add refused it: the folder is git-ignored"),
+                "store-down.csv": StoreError("cannot reach the object store"),
+                "fine.csv": flows.RetrainOutcome.model_construct(status="promoted", version="v7")}
+    monkeypatch.setattr(flows, "retrain", lambda path, *a, **k: Finished(outcomes[path.name]))
+    watch_dir = world["root"] / "watch-fails"
+    watch_dir.mkdir()
+    for i, file in enumerate(outcomes):  # oldest first: the refusal comes before the others
+        (watch_dir / file).write_text(f"text,label\nbatch {i},a\n")
+        os.utime(watch_dir / file, (time.time() - 100 + i, time.time() - 100 + i))
+
+    done = flows.watch(watch_dir, name, SAMPLE / "holdout.csv")
+
+    assert [(e.file, e.status, e.version) for e in done] == [
+        ("refused.csv", "failed: dvc add refused it: the folder is git-ignored", None), ("fine.csv", "promoted", "v7")]
+    recorded = {e.file for e in flows.processed_batches(flows.state_file(load_settings(), name))}
+    assert {"refused.csv", "fine.csv"} <= recorded and "store-down.csv" not in recorded  # tried again next run
