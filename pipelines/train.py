@@ -27,6 +27,7 @@ The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and l
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import math
 import os
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from pipelines.cost_meter import CostMeter
 from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
@@ -451,7 +453,10 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
         staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would keep a serving account of another user out
         try:
-            peft_model.save_pretrained(str(staging), safe_serialization=True)
+            try:
+                peft_model.save_pretrained(str(staging), safe_serialization=True)
+            except SafetensorError as err:  # safetensors reports a failed write (a full disk) in its own type
+                raise OSError(errno.EIO, str(err).strip().splitlines()[0], str(out_dir)) from None
             fp = base.fingerprint
             AdapterMeta(base_model_id=fp.model_id, base_model_weights_sha256=fp.weights_sha256,
                         base_model_tokenizer_sha256=fp.tokenizer_sha256, labels=labels,

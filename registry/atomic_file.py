@@ -32,9 +32,10 @@ def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> Pat
     with errors_named(path):
         fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-        os.replace(aside, path)
+        with errors_named(path):  # a full disk fails the write or the close, and must name the file too
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+            os.replace(aside, path)
     except BaseException:
         aside.unlink(missing_ok=True)
         raise

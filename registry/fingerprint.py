@@ -77,6 +77,9 @@ def base_model_fingerprint(model_dir: Path, model_id: str, cache_dir: Path | Non
     fp = BaseModelFingerprint(model_id=model_id, weights_sha256=_combined(weights, model_dir),
                               tokenizer_sha256=_combined(tokenizer, model_dir))  # fmt: skip
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(cache, json.dumps({"stamp": stamp, "fingerprint": asdict(fp)}))
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cache, json.dumps({"stamp": stamp, "fingerprint": asdict(fp)}))
+        except OSError:
+            pass  # only a cache (a full or read-only home): the next run hashes again
     return fp

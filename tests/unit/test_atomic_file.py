@@ -29,6 +29,31 @@ def test_a_write_that_fails_leaves_the_target_untouched_and_no_aside_file(tmp_pa
     assert os.listdir(tmp_path) == ["report.html"]
 
 
+def test_a_full_disk_names_the_file_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    import errno
+
+    from registry import atomic_file
+
+    class Full:
+        def __init__(self, fd, mode):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic_file.os, "fdopen", Full)
+    with pytest.raises(OSError) as err:
+        write_atomic(tmp_path / "gate_decision.json", "{}")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "gate_decision.json")
+    assert os.listdir(tmp_path) == []
+
+
 def test_private_files_are_readable_by_their_owner_only(tmp_path):
     target = write_atomic(tmp_path / "identities.json", b"{}", private=True)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600

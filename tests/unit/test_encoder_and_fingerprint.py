@@ -75,3 +75,8 @@ def test_the_fingerprint_follows_content_not_path(base_dir, tmp_path):
     c = base_model_fingerprint(copy, "m", cache_dir=tmp_path / "cache")
     assert c.weights_sha256 == a.weights_sha256 and c.tokenizer_sha256 != a.tokenizer_sha256
     assert not c.matches(a)
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_hashing(base_dir, tmp_path):
+    (tmp_path / "home").write_text("a file where the cache folder should be: like a full or read-only home")
+    assert base_model_fingerprint(base_dir, "m", cache_dir=tmp_path / "home" / "cache") == base_model_fingerprint(base_dir, "m")

@@ -243,3 +243,26 @@ def test_the_noise_audit_and_drift_embeddings_refuse_a_damaged_base_model_the_sa
 
     with pytest.raises(RefusedError, match=message.replace("(", "\\(").replace("`", ".")):
         embed(["my card is lost"], _damaged_model(tmp_path, damage))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KB tmpfs: too small for an adapter (~0.5 MB). Skipped where mounting is not permitted."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_while_writing_the_adapter_is_one_line_naming_out_and_leaves_nothing(tmp_path, env, small_disk):
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    (tmp_path / "params.yaml").write_text("train:\n  min_steps: 2\n  max_steps: 2\n")
+    res = train(tmp_path, env, "--data", str(data), "--out", str(small_disk / "adapter"), "--params",
+                str(tmp_path / "params.yaml"))  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith(f"error: {small_disk / 'adapter'}: ") and "No space left on device" in res.stderr
+    assert list(small_disk.iterdir()) == []  # no staging folder left behind
