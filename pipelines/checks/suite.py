@@ -62,6 +62,9 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
     if out_dir is not None:
         # Fail on a place the evidence cannot go now, not after loading the models and running every check.
         Path(out_dir).mkdir(parents=True, exist_ok=True)
+        # The checks overwrite their reports one by one: an evaluation that dies half-way must not
+        # leave an earlier run's decision beside the new evidence, where `register` would take it.
+        (Path(out_dir) / GATE_DECISION_FILE).unlink(missing_ok=True)
     base = load_base(base_model_dir)
     candidate = load_classifier(adapter_dir, base)
     candidate_pred = candidate.predict(holdout.texts)

@@ -161,3 +161,22 @@ def test_a_misspelt_against_alias_is_refused_rather_than_judged_on_the_floor_alo
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_new_evidence(
+        adapters, policies, production, tmp_path, monkeypatch):  # fmt: skip
+    import shutil
+
+    from pipelines.checks import load
+
+    folder = Path(shutil.copytree(adapters["good"], tmp_path / "candidate"))
+    assert (folder / "gate_decision.json").is_file()  # passed, by the production fixture's evaluation
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt  # the process dies during the last check, after the others wrote reports
+
+    monkeypatch.setattr(load, "measure", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(folder, read_batch(HOLDOUT), load_policy(policies["relaxed"]), base_model_dir=load_settings().base_model_dir,
+                 out_dir=folder)  # fmt: skip
+    assert not (folder / "gate_decision.json").exists()  # so `register` cannot take the old verdict
