@@ -33,6 +33,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,8 @@ def publish(staging: Path, out_dir: Path, force: bool) -> None:
         raise AlreadyExistsError(f"{out_dir} appeared while this run was training (another run writing there?); it is "
                                  f"left alone and this run's adapter is kept at {staging}: move it where you want it")  # fmt: skip
     if out_dir.exists():
-        old = out_dir.with_name(out_dir.name + ".replaced")
+        # A name of this run's own: a fixed one left by a run that died here would block every later --force.
+        old = out_dir.with_name(f".{out_dir.name}.replaced.{os.getpid()}.{time.monotonic_ns()}")
         out_dir.rename(old)
         staging.rename(out_dir)
         shutil.rmtree(old)

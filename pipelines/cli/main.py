@@ -7,6 +7,7 @@ Errors are one line on stderr; `--debug` adds the traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 
@@ -80,8 +81,16 @@ def empty_argument(args: list[str]) -> str | None:
     return None
 
 
+def _terminated(signum: int, _frame) -> None:
+    # Python's default for SIGTERM ends the process at once, skipping the cleanup that Ctrl-C gets
+    # (a half-written adapter's staging folder stayed behind); unwinding runs it.
+    raise SystemExit(128 + signum)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map errors to exit codes."""
+    if argv is None:  # the real process, not a test calling run() in its own
+        signal.signal(signal.SIGTERM, _terminated)
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args
     if (where := empty_argument(args)) is not None:

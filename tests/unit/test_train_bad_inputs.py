@@ -266,3 +266,37 @@ def test_a_full_disk_while_writing_the_adapter_is_one_line_naming_out_and_leaves
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.startswith(f"error: {small_disk / 'adapter'}: ") and "No space left on device" in res.stderr
     assert list(small_disk.iterdir()) == []  # no staging folder left behind
+
+
+def test_a_replaced_adapter_left_by_a_run_that_died_mid_publish_does_not_block_the_next_force(tmp_path):
+    from pipelines.train import publish
+
+    out = tmp_path / "adapter"
+    out.mkdir()
+    (out / "adapter_model.safetensors").write_text("old")
+    (tmp_path / ".adapter.replaced").mkdir()  # what a fixed aside name left behind when a run died there
+    (tmp_path / ".adapter.replaced" / "adapter_model.safetensors").write_text("older")
+    staging = tmp_path / ".adapter.staging"
+    staging.mkdir()
+    (staging / "adapter_model.safetensors").write_text("new")
+    publish(staging, out, force=True)
+    assert (out / "adapter_model.safetensors").read_text() == "new" and not staging.exists()
+
+
+def test_sigterm_during_training_exits_143_and_leaves_nothing(tmp_path, env):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import TAILOR
+
+    data = write_batch(tmp_path / "ok.csv", GOOD)
+    (tmp_path / "params.yaml").write_text("train:\n  min_steps: 100000\n  max_steps: 100000\n")
+    proc = subprocess.Popen([TAILOR, "train", "--data", str(data), "--out", str(tmp_path / "out" / "adapter"),
+                             "--params", str(tmp_path / "params.yaml")], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(12)  # past loading the model, well inside the 100,000 steps
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
