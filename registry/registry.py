@@ -484,6 +484,9 @@ class Registry:
                 raise IntegrityError(f"{name} {version}: its manifest is missing although the log promoted or archived "
                                      f"it, so it was deleted{held}; restore it from the bucket's object versions"
                                      ) from None  # fmt: skip
+            if version in state.versions:
+                raise NotFoundError(f"{name} {version} was registered but its upload never finished (no manifest): "
+                                    "register the folder again; it gets the next version") from None  # fmt: skip
             raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)") from None
         manifest = Manifest.from_json(data, key)
         if (manifest.name, manifest.version) != (name, version):
