@@ -221,7 +221,10 @@ def validate_batch(
         ConfigError: the suite file or the policy is invalid.
     """
     max_bytes = megabytes(policy.data.max_file_mb)
-    holdout_batch = read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None
+    try:
+        holdout_batch = read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None
+    except BatchReadError as err:  # the reader says "batch file …": say which input it was
+        raise type(err)(f"--holdout: {err}") from None
     base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None}
     try:
         batch = read_batch(path, max_bytes=max_bytes)

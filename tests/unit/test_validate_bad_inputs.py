@@ -323,3 +323,13 @@ def test_long_batch_names_that_start_alike_get_different_folders():
 
     assert short_name("x" * 200 + "a.csv") != short_name("x" * 200 + "b.csv")
     assert short_name("b.csv") == "b.csv"
+
+
+def test_an_unreadable_holdout_is_named_as_the_holdout_and_the_batch_stays(tmp_path):
+    from pipelines.batch_io import BinaryFileError
+
+    holdout = tmp_path / "holdout.csv"
+    holdout.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)  # a gzip file named .csv
+    with pytest.raises(BinaryFileError, match=f"^--holdout: batch file {holdout} looks binary"):
+        _route(tmp_path, "fine.csv", _csv(_rows()), holdout=holdout)
+    assert (tmp_path / "incoming" / "fine.csv").is_file()
