@@ -37,30 +37,12 @@ def test_a_bad_argument_is_refused_before_the_flow_starts(monkeypatch, capsys, c
 
 
 @pytest.mark.timeout(60)
-def test_a_store_that_does_not_answer_is_one_line_before_the_flow_starts(monkeypatch, capsys):
+def _retrain_before_any_flow(monkeypatch, capsys, role: str) -> tuple[int, str]:
+    """`tailor retrain` against a store that does not answer, with no Prefect server allowed to start."""
     import pipelines.cli.retrain as retrain_cli
 
     def no_server():
-        raise AssertionError("a Prefect server was started although the store does not answer")
-
-    monkeypatch.setattr(retrain_cli, "connect_prefect", no_server)
-    for key, value in {"TAILOR_ENDPOINT": "http://127.0.0.1:1", "TAILOR_ACCESS_KEY": "k", "TAILOR_SECRET_KEY": "s",
-                       "TAILOR_ROLE": "trainer"}.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    with pytest.raises(SystemExit) as exit_info:
-        run(["retrain", "--data", str(SAMPLE / "batch2.csv"), "--name", "support-desk", "--holdout",
-             str(SAMPLE / "holdout.csv"), "--device", "cpu"])  # fmt: skip
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: cannot reach the object store") and err.count("\n") == 1, err
-
-
-@pytest.mark.parametrize("role", ["reader", "approver"])
-def test_a_role_that_cannot_register_is_one_line_before_the_flow_starts(monkeypatch, capsys, role):
-    import pipelines.cli.retrain as retrain_cli
-
-    def no_server():
-        raise AssertionError("a Prefect server was started for a role that cannot register")
+        raise AssertionError("a Prefect server was started although the checks before any flow should refuse")
 
     monkeypatch.setattr(retrain_cli, "connect_prefect", no_server)
     for key, value in {"TAILOR_ENDPOINT": "http://127.0.0.1:1", "TAILOR_ACCESS_KEY": "k", "TAILOR_SECRET_KEY": "s",
@@ -69,7 +51,18 @@ def test_a_role_that_cannot_register_is_one_line_before_the_flow_starts(monkeypa
     with pytest.raises(SystemExit) as exit_info:
         run(["retrain", "--data", str(SAMPLE / "batch2.csv"), "--name", "support-desk", "--holdout",
              str(SAMPLE / "holdout.csv"), "--device", "cpu"])  # fmt: skip
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_a_store_that_does_not_answer_is_one_line_before_the_flow_starts(monkeypatch, capsys):
+    code, err = _retrain_before_any_flow(monkeypatch, capsys, "trainer")
+    assert code == 1
+    assert err.startswith("error: cannot reach the object store") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("role", ["reader", "approver"])
+def test_a_role_that_cannot_register_is_one_line_before_the_flow_starts(monkeypatch, capsys, role):
+    code, err = _retrain_before_any_flow(monkeypatch, capsys, role)
+    assert code == 1
     assert err.startswith(f"error: role '{role}' may ") and "register needs one of: admin, trainer" in err, err
     assert err.count("\n") == 1
