@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines.encoder import bad_utf8_byte, unpaired_surrogate
 from pipelines.records import LabeledBatch
-from registry.errors import NotFoundError, RefusedError
+from registry.errors import NotFoundError, RefusedError, first_line
 
 REQUIRED_COLUMNS = ("text", "label")
 OPTIONAL_COLUMNS = ("group", "id")
@@ -269,8 +269,7 @@ def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:
         _require_unique_columns(path, pq.read_schema(pa.BufferReader(raw)).names)
         table = pq.read_table(pa.BufferReader(raw))
     except (pa.ArrowException, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise MalformedBatchError(f"batch file {path} is not a valid Parquet file: {first}") from None
+        raise MalformedBatchError(f"batch file {path} is not a valid Parquet file: {first_line(err)}") from None
     names = list(table.column_names)
     _require_columns(path, names)
     if table.num_rows == 0:

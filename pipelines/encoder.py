@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.errors import ConfigError, NotFoundError, RefusedError
+from registry.errors import ConfigError, NotFoundError, RefusedError, first_line
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt", "flax_model.msgpack")
 
@@ -100,8 +100,7 @@ def load_encoder(model_dir: Path):
                                          use_safetensors=True)  # fmt: skip
     except (ValueError, KeyError, TypeError, SafetensorError) as err:
         # transformers and safetensors say "damaged" in their own words, over many lines
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first}") from None
+        raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first_line(err)}") from None
 
 
 @lru_cache(maxsize=2)

@@ -47,7 +47,7 @@ from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE
 from pipelines.noise_audit import out_of_sample_proba
 from pipelines.records import LabeledBatch, TrainResult, listed
 from pipelines.train_params import MAX_SEED, TrainParams
-from registry.errors import AlreadyExistsError, RefusedError
+from registry.errors import AlreadyExistsError, RefusedError, first_line
 
 REFERENCE_FILE = "reference.csv"
 TRAIN_RESULT_FILE = "train_result.json"
@@ -453,19 +453,20 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         peft_model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would keep a serving account of another user out
+        umask = _umask()
+        staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would keep a serving account of another user out
         try:
             try:
                 peft_model.save_pretrained(str(staging), safe_serialization=True)
             except SafetensorError as err:  # safetensors reports a failed write (a full disk) in its own type
-                raise OSError(errno.EIO, str(err).strip().splitlines()[0], str(out_dir)) from None
+                raise OSError(errno.EIO, first_line(err), str(out_dir)) from None
             fp = base.fingerprint
             AdapterMeta(base_model_id=fp.model_id, base_model_weights_sha256=fp.weights_sha256,
                         base_model_tokenizer_sha256=fp.tokenizer_sha256, labels=labels,
                         max_length=params.max_length).write(staging)  # fmt: skip
             write_reference(staging / REFERENCE_FILE, batch, rows)
             for written in staging.rglob("*"):  # safetensors writes its files 0600, whatever the umask
-                written.chmod((0o777 if written.is_dir() else 0o666) & ~_umask())
+                written.chmod((0o777 if written.is_dir() else 0o666) & ~umask)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -39,3 +39,10 @@ class AccessDeniedError(RefusedError):
 
 class AlreadyExistsError(RefusedError):
     """A create-only write lost: the key exists already."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of a library's error message (transformers, safetensors and pyarrow write
+    several), or the error's type where it says nothing: a one-line message to build on."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
