@@ -183,8 +183,8 @@ class Settings(BaseSettings):
     def open_registry(self, *, with_base: bool = False, policy_file: Path | None = None) -> "Registry":
         """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
 
-        Its governance rules (four-eyes, a gate decision for production) come from the promotion policy, so the rule that judged a
-        promotion is the one whose sha256 the gate decisions record.
+        Its governance rules (four-eyes, a gate decision for production) come from the promotion
+        policy, so the rule that judged a promotion is the one whose sha256 the gate decisions record.
 
         Raises:
             ConfigError: no credentials for the configured role, or a malformed policy.

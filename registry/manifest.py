@@ -338,6 +338,7 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
     """Brief form of a GateDecision JSON: every failed threshold as one readable line."""
     if decision is None:
         return None
+
     def number(value: Any) -> Any:
         return f"{value:.4g}" if isinstance(value, float) else value
 

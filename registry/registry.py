@@ -308,9 +308,10 @@ class Registry:
     def promote(self, name: str, version: str, to: str, *, reason: str, override: bool = False) -> AuditEvent:
         """Point alias ``to`` at ``version``.
 
-        Production needs a complete, unarchived version on today's base model whose gate passed
-        (a gate-less version only where ``rules.require_gate`` is off), promoted by someone other than who registered it (four-eyes rule). Only
-        the roles in ``rules.override_roles`` may pass a failed gate, with ``override`` and a reason.
+        Production needs a complete, unarchived version on today's base model whose gate passed (a
+        gate-less version only where ``rules.require_gate`` is off), promoted by someone other than
+        who registered it (four-eyes rule). Only the roles in ``rules.override_roles`` may pass a
+        failed, stale or missing gate, with ``override`` and a reason.
 
         Raises:
             RefusedError: the rule that refused, with what to do.

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.output import emit
+from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.state import state
 from registry.errors import ConfigError, NotFoundError
 
@@ -30,7 +31,7 @@ def evaluate(
         help="what to compare with: an alias of NAME (production), NAME:VERSION, NAME:ALIAS, a folder, or 'none'; "
              "default: NAME's production when NAME is known (--name, or NAME:VERSION)"),
     name: str | None = typer.Option(None, "--name", help="registry name of a folder candidate (to find its production)"),
-    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the policy setting, else the repository's policy.yaml)"),
+    policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     out: Path | None = typer.Option(
         None, "--out",
         help="where gate_decision.json and reports/ go (default: the adapter folder; for NAME:VERSION "

@@ -1,4 +1,5 @@
-"""Options that name a file or folder to write: a path of the other kind is refused before anything runs."""
+"""Options that name files: one to write (a path of the other kind is refused before anything runs),
+and the policy file several commands read."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from pathlib import Path
 
 import typer
+
+POLICY_HELP = "promotion policy file (default: the policy setting, else the repository's policy.yaml)"
 
 
 def output_file(raw: str) -> Path:

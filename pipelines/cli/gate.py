@@ -11,14 +11,14 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.file_option import output_file
+from pipelines.cli.file_option import POLICY_HELP, output_file
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 
 
 def gate(
     decision_file: Path = typer.Option(..., "--decision", help="gate_decision.json written by `tailor evaluate`"),
-    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the policy setting, else the repository's policy.yaml)"),
+    policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     out: Path | None = typer.Option(None, "--out", parser=output_file, metavar="FILE",
                                     help="where to write the new decision (JSON)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),

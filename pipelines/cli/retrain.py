@@ -8,6 +8,7 @@ import typer
 
 from pipelines.cli.flow_arguments import check_flow_arguments, require_store
 from pipelines.cli.output import emit
+from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.state import state
 
 JSON = typer.Option(False, "--json", help="machine-readable output")
@@ -26,7 +27,7 @@ def retrain(
     name: str = typer.Option(..., "--name", help="adapter name in the registry"),
     holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
-    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: the policy setting, else the repository's policy.yaml)"),
+    policy: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (training and checks)"),
     as_json: bool = JSON,
 ) -> None:

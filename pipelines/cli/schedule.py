@@ -9,6 +9,7 @@ import typer
 
 from pipelines.cli.flow_arguments import check_flow_arguments, require_store
 from pipelines.cli.output import emit
+from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.state import state
 from registry.errors import ConfigError
 
@@ -19,7 +20,7 @@ def schedule(
     watch: Path = typer.Option(Path("data/incoming"), "--watch", help="folder where new batches arrive"),
     holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
-    policy: Path | None = typer.Option(None, "--policy", help="promotion policy (default: the policy setting, else the repository's policy.yaml)"),
+    policy: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable start-up line"),
 ) -> None:
     """Retrain NAME on CRON whenever a new batch has arrived in WATCH. Runs until stopped (Ctrl-C / SIGTERM).

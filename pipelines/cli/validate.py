@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.file_option import output_folder
+from pipelines.cli.file_option import POLICY_HELP, output_folder
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.records import ValidationReport
@@ -23,7 +23,7 @@ def validate(
     report_dir: Path | None = typer.Option(None, "--report-dir", parser=output_folder, metavar="DIR",
                                            help="where an accepted batch's report goes; default data/reports/<time>-<name>/"),
     no_track: bool = typer.Option(False, "--no-track", help="do not dvc add/push an accepted batch (its md5 is still recorded)"),
-    policy_file: Path | None = typer.Option(None, "--policy", help="policy file (default: the policy setting, else the repository's policy.yaml)"),
+    policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected."""
