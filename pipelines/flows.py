@@ -268,16 +268,29 @@ def record_processed(path: Path, entry: ProcessedBatch) -> None:
     write_atomic(path, json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
 
 
-def new_batches(watch_dir: Path, seen: set[str]) -> list[tuple[Path, str]]:
-    """Batch files in ``watch_dir`` whose content was never processed, oldest first."""
-    found = sorted((p for p in Path(watch_dir).iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()),
+def new_batches(watch_dir: Path, seen: set[str], settle_seconds: float) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """Batch files in ``watch_dir`` whose content was never processed, oldest first, and those still arriving.
+
+    A file changed less than ``settle_seconds`` ago, or while it was being read, may still be being
+    copied in: read half-written it would be judged (and quarantined) as a truncated batch, so it
+    waits for a later run. Hidden files are editors' and copy tools' temporaries, not batches.
+    """
+    found = sorted((p for p in Path(watch_dir).iterdir()
+                    if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and p.is_file()),
                    key=lambda p: (p.stat().st_mtime, p.name))  # fmt: skip
-    fresh = []
+    fresh, arriving = [], []
     for path in found:
+        before = path.stat()
+        if time.time() - before.st_mtime < settle_seconds:
+            arriving.append(path)
+            continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest not in seen:
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            arriving.append(path)
+        elif digest not in seen:
             fresh.append((path, digest))
-    return fresh
+    return fresh, arriving
 
 
 @contextmanager
@@ -351,7 +364,10 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
             get_run_logger().info("an earlier run for %s is still retraining; new batches wait for the next run", name)
             return []
         seen = {entry.sha256 for entry in processed_batches(state)}
-        batches = new_batches(watch_dir, seen)
+        batches, arriving = new_batches(watch_dir, seen, settings.watch_settle_seconds)
+        for path in arriving:
+            get_run_logger().info("%s changed in the last %g s and may still be arriving; it waits for the next run",
+                                  path.name, settings.watch_settle_seconds)  # fmt: skip
         try:
             registered = registered_data_versions(settings, name) if batches else {}
         except StoreError as err:

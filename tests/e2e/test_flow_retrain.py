@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,7 @@ def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_no
     watch_dir = world["root"] / "watch-died"
     watch_dir.mkdir()
     shutil.copy(world["batch"], watch_dir / "again.csv")  # the first retrain registered these bytes
+    os.utime(watch_dir / "again.csv", (time.time() - 600, time.time() - 600))  # and it settled long ago
     heads = registry().head_seq(name)
 
     [entry] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt",
@@ -215,8 +217,6 @@ def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_no
 
 
 def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failure_is_retried(world, name, monkeypatch):
-    import time
-
     from pipelines import flows
     from pipelines.config import load_settings
     from registry.errors import RefusedError, StoreError

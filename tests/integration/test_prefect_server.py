@@ -4,6 +4,7 @@ work from a work pool (the multi-machine path), all on loopback with the real Se
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -76,6 +77,7 @@ def test_a_per_minute_schedule_fires_and_retrains_only_on_a_new_batch(server, un
     incoming.mkdir()
     batch = incoming / "broken.csv"
     batch.write_text("")  # a batch that arrives broken: the scheduled run must take it in and quarantine it
+    os.utime(batch, (time.time() - 600, time.time() - 600))  # arrived (settled) ten minutes ago
     env = server["env"]  # no PREFECT_API_URL: the server is found from Tailor's settings, as a user runs it
     proc = subprocess.Popen(
         [TAILOR, "schedule", "--name", unique_name, "--cron", "* * * * *", "--watch", str(incoming),

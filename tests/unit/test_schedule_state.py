@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from pathlib import Path
 
 from pipelines.flows import ProcessedBatch, new_batches, processed_batches, record_processed, watch_lock
 
@@ -16,21 +18,49 @@ def test_only_batch_files_whose_content_was_never_processed_are_new_oldest_first
     os.utime(old, (5000, 5000))  # arrived last although written first
     seen_digest = hashlib.sha256(seen.read_bytes()).hexdigest()
 
-    fresh = new_batches(tmp_path, {seen_digest})
+    fresh, arriving = new_batches(tmp_path, {seen_digest}, settle_seconds=60)
 
-    assert [p.name for p, _ in fresh] == ["b.jsonl", "a.csv"]
+    assert [p.name for p, _ in fresh] == ["b.jsonl", "a.csv"] and arriving == []
     assert fresh[1][1] == hashlib.sha256(b"content 0").hexdigest()
 
 
 def test_a_renamed_batch_with_the_same_content_is_not_new_but_an_edited_one_is(tmp_path):
     batch = tmp_path / "batch.csv"
     batch.write_text("text,label\nhi,a\n")
-    digest = new_batches(tmp_path, set())[0][1]
+    digest = new_batches(tmp_path, set(), 0)[0][0][1]
     batch.rename(tmp_path / "renamed.csv")
 
-    assert new_batches(tmp_path, {digest}) == []
+    assert new_batches(tmp_path, {digest}, 0) == ([], [])
     (tmp_path / "renamed.csv").write_text("text,label\nhi,b\n")
-    assert len(new_batches(tmp_path, {digest})) == 1
+    assert len(new_batches(tmp_path, {digest}, 0)[0]) == 1
+
+
+def test_a_batch_changed_within_the_settle_time_or_hidden_waits_while_a_settled_one_is_new(tmp_path):
+    settled, copying, hidden = tmp_path / "monday.csv", tmp_path / "tuesday.csv", tmp_path / ".tuesday.csv"
+    for path in (settled, copying, hidden):
+        path.write_text("text,label\nhi,a\n")
+    os.utime(settled, (time.time() - 61, time.time() - 61))
+
+    fresh, arriving = new_batches(tmp_path, set(), settle_seconds=60)
+
+    assert [p.name for p, _ in fresh] == ["monday.csv"] and arriving == [copying]
+    os.utime(copying, (time.time() - 61, time.time() - 61))  # the copy finished a minute ago
+    assert [p.name for p, _ in new_batches(tmp_path, set(), settle_seconds=60)[0]] == ["monday.csv", "tuesday.csv"]
+
+
+def test_a_batch_that_changes_while_it_is_read_waits(tmp_path, monkeypatch):
+    batch = tmp_path / "growing.csv"
+    batch.write_text("text,label\nhi,a\n")
+    read_bytes = Path.read_bytes
+
+    def read_then_grow(path):
+        content = read_bytes(path)
+        with open(path, "a") as fh:  # the copy goes on while the watch reads
+            fh.write("more,a\n")
+        return content
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_grow)
+    assert new_batches(tmp_path, set(), settle_seconds=0) == ([], [batch])
 
 
 def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
@@ -48,7 +78,7 @@ def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
 def test_every_extension_validate_reads_is_a_batch_whatever_its_case(tmp_path):
     for name in ("EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet", "notes.txt"):
         (tmp_path / name).write_text(name)
-    assert sorted(p.name for p, _ in new_batches(tmp_path, set())) == ["EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet"]
+    assert sorted(p.name for p, _ in new_batches(tmp_path, set(), 0)[0]) == ["EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet"]
 
 
 def test_only_one_run_per_name_holds_the_watch_lock(tmp_path):
