@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 from urllib.parse import urlsplit
 
-from registry.errors import AccessDeniedError, AlreadyExistsError, ConfigError, NotFoundError, StoreError
+from registry.errors import AccessDeniedError, AlreadyExistsError, ConfigError, NotFoundError, StoreError, first_line
 from registry.settings import StoreSettings
 
 
@@ -225,8 +225,6 @@ class S3ObjectStore:
             StoreError: the refusal is ambiguous and the role may not read the bucket's Object Lock
                 configuration to settle it.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         code, message = (err.response.get("Error", {}).get(k, "") for k in ("Code", "Message"))
         if code in ("ObjectLockConfigurationNotFoundError", "InvalidBucketState"):
             return True
@@ -237,19 +235,33 @@ class S3ObjectStore:
         # SeaweedFS and Ceph RGW answer a bare InvalidRequest, for a bucket without Object Lock and
         # for a retention they refuse alike: the bucket itself tells them apart.
         try:
-            lock = self._client.get_object_lock_configuration(Bucket=self.bucket)["ObjectLockConfiguration"]
-            return lock.get("ObjectLockEnabled") != "Enabled"
-        except BotoCoreError as probe:
-            raise self._translate(probe, key) from probe
-        except ClientError as probe:
-            probe_code = probe.response.get("Error", {}).get("Code", "")
-            if probe_code == "ObjectLockConfigurationNotFoundError":
-                return True
+            return not self.object_lock_enabled()
+        except (AccessDeniedError, StoreError) as probe:
+            why = "AccessDenied" if isinstance(probe, AccessDeniedError) else first_line(probe)
             raise StoreError(
                 f"s3://{self.bucket}/{key}: the store refused the Object Lock retention ({code}: {message}) and "
-                f"role '{self.settings.role}' cannot read the bucket's Object Lock configuration ({probe_code}) to "
+                f"role '{self.settings.role}' cannot read the bucket's Object Lock configuration ({why}) to "
                 "tell whether the bucket has any; if it has none, set object_lock_mode = \"NONE\""
             ) from err
+
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket has Object Lock, so that retained writes get their retention.
+
+        Raises:
+            AccessDeniedError: the role may not read the bucket's Object Lock configuration.
+            StoreError, NotFoundError: the store does not answer, or the bucket does not exist.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            lock = self._client.get_object_lock_configuration(Bucket=self.bucket)["ObjectLockConfiguration"]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code", "") == "ObjectLockConfigurationNotFoundError":
+                return False
+            raise self._translate(err, "") from err
+        except BotoCoreError as err:
+            raise self._translate(err, "") from err
+        return lock.get("ObjectLockEnabled") == "Enabled"
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

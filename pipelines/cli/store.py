@@ -8,7 +8,8 @@ from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry import embedded
 
-app = typer.Typer(help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.1.", no_args_is_help=True)
+app = typer.Typer(help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.1; check any configured one.",
+                  no_args_is_help=True)  # fmt: skip
 
 JSON = typer.Option(False, "--json", help="machine-readable output")
 
@@ -39,4 +40,20 @@ def status(as_json: bool = JSON) -> None:
     current = embedded.status(state.settings().embedded_store())
     emit(current, as_json=as_json)
     if not current.healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(as_json: bool = JSON) -> None:
+    """Check that the configured store (embedded or any S3 endpoint) honours create-only writes and
+    has Object Lock where retention is configured. Exit 1 when it falls short."""
+    from registry.store import S3ObjectStore
+    from registry.store_check import check_store
+
+    result = check_store(S3ObjectStore(state.settings().store()))
+    lines = [f"{result.endpoint}, bucket '{result.bucket}', as {result.role}:",
+             f"  create-only writes: {result.create_only_writes}", f"  Object Lock: {result.object_lock}",
+             *(f"  problem: {p}" for p in result.problems), *(f"  note: {n}" for n in result.notes)]  # fmt: skip
+    emit(result, as_json=as_json, text="\n".join(lines))
+    if result.problems:
         raise typer.Exit(1)

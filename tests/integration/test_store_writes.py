@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import replace
 
 import pytest
@@ -12,6 +13,8 @@ from registry.errors import AlreadyExistsError, StoreError
 from registry.fingerprint import BaseModelFingerprint
 from registry.registry import Registry, RegistryRules
 from registry.store import S3ObjectStore
+from registry.store_check import PROBE_KEY, check_store
+from tests.conftest import run_cli
 from tests.registry_helpers import make_adapter_folder
 
 pytestmark = pytest.mark.integration
@@ -100,3 +103,36 @@ def test_a_promote_whose_event_reply_was_lost_succeeds_once(s3_server, unique_na
     registry.promote(unique_name, "v1", "staging", reason="try it")
     assert registry.aliases(unique_name) == {"staging": "v1"}
     assert registry.verify(unique_name).events == 2
+
+
+def test_the_store_check_finds_create_only_writes_honoured_and_object_lock_on_and_leaves_one_probe(s3_server):
+    store = S3ObjectStore(s3_server.settings("admin"))
+    for _ in range(2):  # a second check finds the first one's probe and writes nothing new
+        result = check_store(store)
+        assert (result.create_only_writes, result.object_lock, result.problems) == ("honoured", "enabled", ())
+    assert [o.key for o in store.list("deliveries/_store-check/")] == [PROBE_KEY]
+
+
+def test_the_store_check_names_a_server_that_ignores_if_none_match(s3_server):
+    store = S3ObjectStore(s3_server.settings("trainer"))
+    # What an older S3 server does: it drops the precondition and overwrites.
+    def drop_precondition(request, **_):
+        del request.headers["If-None-Match"]
+
+    store.client.meta.events.register("before-sign.s3.PutObject", drop_precondition)
+    result = check_store(store)
+    assert result.create_only_writes == "ignored"
+    assert "the server ignores If-None-Match" in result.problems[0]
+
+
+def test_the_store_check_exits_1_for_retention_configured_on_a_bucket_without_object_lock(s3_server, unique_name):
+    S3ObjectStore(s3_server.settings("admin")).client.create_bucket(Bucket=unique_name, ObjectLockEnabledForBucket=False)
+    env = {**s3_server.env(TAILOR_ROLE="admin"), "TAILOR_BUCKET": unique_name}
+
+    result = run_cli("store", "check", env=env)
+    assert result.returncode == 1
+    assert f"object_lock_mode is GOVERNANCE but bucket '{unique_name}' has no Object Lock" in result.stdout
+    assert run_cli("store", "check", env={**env, "TAILOR_OBJECT_LOCK_MODE": "NONE"}).returncode == 0
+
+    reader = run_cli("store", "check", "--json", env=s3_server.env(TAILOR_ROLE="reader"))
+    assert reader.returncode == 0 and json.loads(reader.stdout)["create_only_writes"] == "not tested"
