@@ -508,7 +508,8 @@ class Registry:
             if only is not None and rel not in only:
                 continue
             try:
-                data = self.store.get(file_key(manifest.name, manifest.version, rel))
+                # A larger object is refused before it is read: it cannot be the file the manifest names.
+                data = self.store.get(file_key(manifest.name, manifest.version, rel), max_bytes=entry.size)
             except NotFoundError:
                 raise IntegrityError(f"{manifest.name} {manifest.version}: stored file {rel} is missing") from None
             digest = sha256_hex(data)

@@ -15,8 +15,19 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 from urllib.parse import urlsplit
 
-from registry.errors import AccessDeniedError, AlreadyExistsError, ConfigError, NotFoundError, StoreError, first_line
+from registry.errors import (AccessDeniedError, AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, StoreError,
+                             first_line)  # fmt: skip
 from registry.settings import StoreSettings
+
+
+# Manifests, audit events and delivery records are a few KB. A stored object is read whole, so
+# whoever can write the bucket could otherwise make every reader allocate what they put there.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
+def too_large(where: str, size: int, max_bytes: int) -> IntegrityError:
+    return IntegrityError(f"{where} holds {size:,} bytes, more than the {max_bytes:,} it may hold: "
+                          "it was replaced or is not what it claims; refusing to read it")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,8 +47,13 @@ class ObjectStore(Protocol):
             AlreadyExistsError: ``create_only`` and the key holds other bytes (the write lost a race).
         """
 
-    def get(self, key: str) -> bytes:
-        """Read a whole object. Raises NotFoundError when absent."""
+    def get(self, key: str, *, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
+        """Read a whole object of at most ``max_bytes``.
+
+        Raises:
+            NotFoundError: the key is absent.
+            IntegrityError: the object is larger than ``max_bytes``.
+        """
 
     def exists(self, key: str) -> bool: ...
 
@@ -263,11 +279,15 @@ class S3ObjectStore:
             raise self._translate(err, "") from err
         return lock.get("ObjectLockEnabled") == "Enabled"
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            reply = self._client.get_object(Bucket=self.bucket, Key=key)
+            if reply["ContentLength"] > max_bytes:
+                reply["Body"].close()
+                raise too_large(f"s3://{self.bucket}/{key}", reply["ContentLength"], max_bytes)
+            return reply["Body"].read()
         except (ClientError, BotoCoreError) as err:
             raise self._translate(err, key) from err
 

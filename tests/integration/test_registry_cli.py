@@ -10,7 +10,7 @@ import pytest
 
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
 from registry.registry import Registry, file_key
-from registry.store import S3ObjectStore
+from registry.store import MAX_RECORD_BYTES, S3ObjectStore
 from tests.conftest import run_cli
 from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate, run_cli_parallel
 
@@ -192,6 +192,28 @@ def test_a_flipped_byte_in_stored_weights_is_refused_on_download(s3_server, base
     assert result.returncode == 1
     assert f"{unique_name} v1: stored file adapter_model.safetensors is corrupted" in result.stderr
     assert not (tmp_path / "got").exists()
+
+
+def test_stored_weights_replaced_by_a_huge_object_are_refused_before_they_are_read(s3_server, base, unique_name,
+                                                                                   tmp_path):  # fmt: skip
+    env = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
+    trainer = s3_server.settings("trainer", "alice")
+    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(make_adapter_folder(tmp_path / "a", base), unique_name)
+    key = file_key(unique_name, "v1", "adapter_model.safetensors")
+    S3ObjectStore(trainer).put(key, bytes(64 * 1024 * 1024))  # the trainer's own keys may overwrite it
+    result = run_cli("download", unique_name, "v1", str(tmp_path / "got"), env=env)
+    assert result.returncode == 1
+    assert f"{key} holds 67,108,864 bytes, more than the" in result.stderr
+    assert not (tmp_path / "got").exists()
+
+
+def test_an_audit_event_too_large_to_be_one_is_refused_before_it_is_read(s3_server, base, unique_name, tmp_path):
+    trainer = s3_server.settings("trainer", "alice")
+    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(make_adapter_folder(tmp_path / "a", base), unique_name)
+    S3ObjectStore(trainer).put(f"audit/{unique_name}/000000000002.json", bytes(MAX_RECORD_BYTES + 1))
+    result = run_cli("audit", "verify", unique_name, env=s3_server.env(TAILOR_ROLE="reader"))
+    assert result.returncode == 1
+    assert f"000000000002.json holds {MAX_RECORD_BYTES + 1:,} bytes" in result.stderr
 
 
 def test_a_download_into_a_folder_the_system_refuses_names_that_folder_and_leaves_nothing(s3_server, base, unique_name,

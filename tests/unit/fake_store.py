@@ -7,7 +7,7 @@ import threading
 from typing import Iterator
 
 from registry.errors import AlreadyExistsError, NotFoundError
-from registry.store import ObjectInfo
+from registry.store import MAX_RECORD_BYTES, ObjectInfo, too_large
 
 
 class FakeStore:
@@ -27,11 +27,14 @@ class FakeStore:
             self.objects[key] = bytes(data)
             self.puts.append(key)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
         try:
-            return self.objects[key]
+            data = self.objects[key]
         except KeyError:
             raise NotFoundError(f"{key} does not exist") from None
+        if len(data) > max_bytes:
+            raise too_large(key, len(data), max_bytes)
+        return data
 
     def exists(self, key: str) -> bool:
         return key in self.objects
