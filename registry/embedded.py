@@ -285,6 +285,8 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
         stale.unlink(missing_ok=True)
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     (cfg.data_dir / "weed").mkdir(parents=True, exist_ok=True)
+    # The volume files hold every object in the clear: no other local user may read them.
+    cfg.data_dir.chmod(0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # stray AWS keys become an admin
     env["TMPDIR"] = str(cfg.log_dir)  # its glog files, which otherwise pile up in /tmp
     args = [

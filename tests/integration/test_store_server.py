@@ -58,6 +58,7 @@ def test_start_serves_s3_on_loopback_and_refuses_anonymous_requests(own_store):
     ids = json.loads(open(status["credentials_file"]).read())
     assert [i["name"] for i in ids["identities"]] == ["admin", "trainer", "approver", "reader"]
     assert stat.S_IMODE(os.stat(status["credentials_file"]).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(status["data_dir"]).st_mode) == 0o700  # the volume files hold every object
     listening = [line for line in open("/proc/net/tcp").read().splitlines()[1:]
                  if line.split()[1].endswith(f":{cfg.s3_port:04X}") and line.split()[3] == "0A"]
     assert listening and all(line.split()[1].startswith("0100007F") for line in listening)  # 127.0.0.1 only
