@@ -8,6 +8,11 @@ object store retry on store errors only; a refusal (a rule, a bad file) is final
 A gate-rejected candidate is still registered, with its failed gate decision in the manifest and in
 the register event of the audit log: the evidence stays reviewable (`tailor report`) and the
 registry refuses to promote it to production without an approver's override.
+
+No flow takes a policy file as a parameter: every one judges and promotes under the policy its
+process is configured with (``policy``, ``TAILOR_POLICY``). Anyone who can reach the Prefect API
+can start a served deployment with parameters of their choosing, and a laxer policy would have
+lent them the schedule's store role without its four-eyes and gate rules.
 """
 
 from __future__ import annotations
@@ -83,12 +88,12 @@ def production_labels(name: str) -> list[str] | None:
 
 @task(cache_policy=NO_CACHE)
 def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[str] | None,
-             policy_file: Path | None, report_dir: Path) -> ValidationReport:  # fmt: skip
+             report_dir: Path) -> ValidationReport:  # fmt: skip
     """Judge the batch; a rejected one is moved to quarantine, an accepted one tracked by DVC."""
     from pipelines.validate import validate_and_route
 
     settings = load_settings()
-    return validate_and_route(batch, settings.load_policy(policy_file), data_dir=settings.data_dir, labels_file=labels_file,
+    return validate_and_route(batch, settings.load_policy(), data_dir=settings.data_dir, labels_file=labels_file,
                               labels=None if labels_file else labels, holdout=holdout,
                               model_dir=settings.base_model_dir, report_dir=report_dir)  # fmt: skip
 
@@ -117,14 +122,14 @@ def download_production(name: str, dest: Path) -> str | None:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate(adapter_dir: Path, holdout: Path, policy_file: Path | None, production_dir: Path | None,
+def evaluate(adapter_dir: Path, holdout: Path, production_dir: Path | None,
              production_ref: str | None, adapter_ref: str) -> GateDecision:  # fmt: skip
     """Every check, then the gate; the decision and evidence land in the adapter folder for the registry."""
     from pipelines.batch_io import read_batch
     from pipelines.checks.suite import evaluate as run_checks
 
     settings = load_settings()
-    return run_checks(adapter_dir, read_batch(holdout), settings.load_policy(policy_file),
+    return run_checks(adapter_dir, read_batch(holdout), settings.load_policy(),
                       base_model_dir=settings.base_model_dir, production_dir=production_dir,
                       production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
 
@@ -137,9 +142,8 @@ def register(adapter_dir: Path, name: str, reason: str) -> str:
 
 
 @store_task
-def move_alias(name: str, version: str, to: str, reason: str, policy_file: Path | None = None) -> AuditEvent:
-    registry = load_settings().open_registry(with_base=True, policy_file=policy_file)
-    return registry.promote(name, version, to, reason=reason)
+def move_alias(name: str, version: str, to: str, reason: str) -> AuditEvent:
+    return load_settings().open_registry(with_base=True).promote(name, version, to, reason=reason)
 
 
 @store_task
@@ -163,9 +167,9 @@ def announce(event: AuditEvent) -> int:
 
 
 @flow(name="promote")
-def promote(name: str, version: str, to: str, reason: str, policy_file: Path | None = None) -> AuditEvent:
+def promote(name: str, version: str, to: str, reason: str) -> AuditEvent:
     """Point an alias at a version, exactly as `tailor promote` does, then announce it."""
-    event = move_alias(name, version, to, reason, policy_file)
+    event = move_alias(name, version, to, reason)
     announce(event)
     return event
 
@@ -179,8 +183,8 @@ def rollback(name: str, reason: str, alias: str = "production") -> AuditEvent:
 
 
 @flow(name="retrain")
-def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, policy_file: Path | None = None,
-            workdir: Path | None = None, device: str = "auto") -> RetrainOutcome:  # fmt: skip
+def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, workdir: Path | None = None,
+            device: str = "auto") -> RetrainOutcome:  # fmt: skip
     """validate → train → evaluate → gate → register → promote to staging (production only if the policy says so).
 
     A rejected batch or candidate ends the run in a Failed state (visible as such in the Prefect UI)
@@ -188,7 +192,7 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
     ``state.result(raise_on_failure=False)``.
     """
     started = time.monotonic()
-    policy = load_settings().load_policy(policy_file)
+    policy = load_settings().load_policy()
     run_dir = Path(workdir or Path("runs") / name / utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
     adapter_dir = run_dir / "adapter"
 
@@ -201,14 +205,14 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
         return Failed(message=f"{status}: {'; '.join(result.notes)}", data=result)
 
     allowed = None if labels else production_labels(name)
-    report = validate(batch, holdout, labels, allowed, policy_file, run_dir / "validation")
+    report = validate(batch, holdout, labels, allowed, run_dir / "validation")
     if not report.accepted:
         return rejected("rejected_data", validation=report, notes=[f"batch quarantined to {report.quarantined_to}"])
 
     trained = train(batch, adapter_dir, report.data_version, device)
     _attach_validation_evidence(report, adapter_dir)
     production_version = download_production(name, run_dir / "production")
-    decision = evaluate(adapter_dir, holdout, policy_file, run_dir / "production" if production_version else None,
+    decision = evaluate(adapter_dir, holdout, run_dir / "production" if production_version else None,
                         f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
     version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate "
@@ -220,11 +224,11 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, p
 
     promoted, notes = [], []
     if policy.promotion.auto_promote_staging:
-        promote(name, version, "staging", f"gate passed under policy {policy.version}", policy_file)
+        promote(name, version, "staging", f"gate passed under policy {policy.version}")
         promoted.append("staging")
     if policy.promotion.auto_promote_production:
         try:
-            promote(name, version, "production", f"automatic: gate passed under policy {policy.version}", policy_file)
+            promote(name, version, "production", f"automatic: gate passed under policy {policy.version}")
             promoted.append("production")
         except RefusedError as err:  # the four-eyes rule: a person other than the trainer must promote
             notes.append(f"production not promoted automatically: {err}")
@@ -315,7 +319,7 @@ def registered_data_versions(settings: Settings, name: str) -> dict[str, str]:
 
 
 def _retrain_batch(path: Path, digest: str, registered: dict[str, str], name: str, holdout: Path,
-                   labels: Path | None, policy_file: Path | None, retrain_deployment: str | None) -> ProcessedBatch | None:  # fmt: skip
+                   labels: Path | None, retrain_deployment: str | None) -> ProcessedBatch | None:  # fmt: skip
     """Retrain on one watched batch; the record to keep, or None to try the batch again next run."""
     from pipelines.data_version import dvc_md5
 
@@ -329,14 +333,13 @@ def _retrain_batch(path: Path, digest: str, registered: dict[str, str], name: st
 
         run = run_deployment(retrain_deployment, parameters={
             "batch": str(path), "name": name, "holdout": str(holdout),
-            "labels": labels and str(labels), "policy_file": policy_file and str(policy_file)})  # fmt: skip
+            "labels": labels and str(labels)})  # fmt: skip
         if run.state.is_crashed() or run.state.is_cancelled():
             log.warning("%s: the retrain run %s ended %s; the batch is tried again next run", path.name, run.name,
                         run.state.name)  # fmt: skip
             return None
         return ProcessedBatch(sha256=digest, file=path.name, status=f"{run.name}: {run.state.message or run.state.name}")
-    result = retrain(path, name, holdout, labels=labels, policy_file=policy_file,
-                     return_state=True).result(raise_on_failure=False)  # fmt: skip
+    result = retrain(path, name, holdout, labels=labels, return_state=True).result(raise_on_failure=False)
     if isinstance(result, StoreError):
         log.warning("%s: the store failed (%s); the batch is tried again next run", path.name, result)
         return None
@@ -349,8 +352,8 @@ def _retrain_batch(path: Path, digest: str, registered: dict[str, str], name: st
 
 
 @flow(name="watch")
-def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None, policy_file: Path | None = None,
-          retrain_deployment: str | None = None) -> list[ProcessedBatch]:  # fmt: skip
+def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
+          retrain_deployment: str | None = None) -> list[ProcessedBatch]:
     """Retrain on each batch that arrived in ``watch_dir`` since the last run; do nothing otherwise.
 
     With ``retrain_deployment`` (e.g. ``retrain/gpu``) each retrain runs on that deployment's work
@@ -375,7 +378,7 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
             return []
         done = []
         for path, digest in batches:
-            entry = _retrain_batch(path, digest, registered, name, holdout, labels, policy_file, retrain_deployment)
+            entry = _retrain_batch(path, digest, registered, name, holdout, labels, retrain_deployment)
             if entry is None:
                 continue  # a transient failure: the batch is tried again at the next run
             record_processed(state, entry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pipelines.cli.state import state
@@ -43,3 +44,10 @@ def require_store(name: str) -> None:
     registry = state.settings().open_registry()
     registry.require_role("register")
     registry.head_seq(name)
+
+
+def configure_policy(policy: Path | None) -> None:
+    """Make ``--policy`` the policy of this process and of the flow runs it starts, which read the
+    configured one only (see ``pipelines.flows``)."""
+    if policy is not None:
+        os.environ["TAILOR_POLICY"] = str(policy.resolve())

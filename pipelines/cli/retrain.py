@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.flow_arguments import check_flow_arguments, require_store
+from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
 from pipelines.cli.output import emit
 from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.state import state
@@ -34,11 +34,12 @@ def retrain(
     """Retrain NAME on a batch. Exit 1 when the batch or the gate rejects the candidate."""
     check_flow_arguments(name, holdout, labels, policy, data=data, device=device)
     require_store(name)
+    configure_policy(policy)
     connect_prefect()
     from pipelines.flows import retrain as retrain_flow
 
-    final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(),
-                          policy_file=policy and policy.resolve(), device=device, return_state=True)  # fmt: skip
+    final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(), device=device,
+                         return_state=True)  # fmt: skip
     outcome = final.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):  # the flow crashed (not a rejection): surface the error itself
         raise outcome

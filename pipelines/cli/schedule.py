@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.flow_arguments import check_flow_arguments, require_store
+from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
 from pipelines.cli.output import emit
 from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.state import state
@@ -56,6 +56,7 @@ def schedule(
     if not watch.is_dir():
         raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
     require_store(name)
+    configure_policy(policy)  # the flow runs it serves inherit it
     if api is None:
         raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
                           "(schedules need a persistent server)")  # fmt: skip
@@ -66,7 +67,7 @@ def schedule(
 
     module = EntrypointType.MODULE_PATH  # runs from the installed package, whatever the working directory
     parameters = {"watch_dir": str(watch.resolve()), "name": name, "holdout": str(holdout.resolve()),
-                  "labels": labels and str(labels.resolve()), "policy_file": policy and str(policy.resolve())}  # fmt: skip
+                  "labels": labels and str(labels.resolve())}  # fmt: skip
     deployments = [
         flows.watch.to_deployment(name=name, cron=cron, parameters=parameters, entrypoint_type=module,
                                   description=f"retrain {name} on new batches in {watch}"),  # fmt: skip

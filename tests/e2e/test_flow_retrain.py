@@ -90,8 +90,9 @@ def registry():
 def retrain(world, name, batch, policy="policy.yaml"):
     from pipelines import flows
 
-    state = flows.retrain(batch, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt",
-                          policy_file=world["root"] / policy, return_state=True)  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TAILOR_POLICY", str(world["root"] / policy))  # as `tailor retrain --policy` configures it
+        state = flows.retrain(batch, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt", return_state=True)
     return state, state.result(raise_on_failure=False)
 
 
@@ -206,8 +207,7 @@ def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_no
     os.utime(watch_dir / "again.csv", (time.time() - 600, time.time() - 600))  # and it settled long ago
     heads = registry().head_seq(name)
 
-    [entry] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt",
-                          policy_file=world["root"] / "policy.yaml")  # fmt: skip
+    [entry] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt")
 
     newest = [m.version for m in registry().versions(name) if m.data_version == dvc_md5(world["batch"])][-1]
     assert (entry.file, entry.status, entry.version) == ("again.csv", "registered by an earlier run", newest)

@@ -66,3 +66,35 @@ def test_a_role_that_cannot_register_is_one_line_before_the_flow_starts(monkeypa
     assert code == 1
     assert err.startswith(f"error: role '{role}' may ") and "register needs one of: admin, trainer" in err, err
     assert err.count("\n") == 1
+
+
+def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process_policy(monkeypatch, capsys, tmp_path):
+    # Anyone who reaches the Prefect API may start a served deployment with parameters of their own.
+    import inspect
+
+    import pipelines.cli.flow_arguments as flow_arguments
+    import pipelines.cli.retrain as retrain_cli
+    from pipelines import flows
+    from pipelines.config import load_settings
+    from registry.errors import RefusedError
+
+    for served in (flows.retrain, flows.watch, flows.promote, flows.rollback):
+        assert not [p for p in inspect.signature(served.fn).parameters if "policy" in p], served.name
+    strict = tmp_path / "strict.yaml"
+    strict.write_text((Path(__file__).resolve().parents[2] / "policy.yaml").read_text().replace("version:", "version: x", 1))
+    seen = []
+
+    def flow_run(*args, **kwargs):
+        seen.append(load_settings().load_policy().sha256)
+        raise RefusedError("stop here")
+
+    # Set before the command sets it, so that the test's end restores what was there.
+    monkeypatch.setenv("TAILOR_POLICY", str(Path(__file__).resolve().parents[2] / "policy.yaml"))
+    monkeypatch.setattr(retrain_cli, "connect_prefect", lambda: None)
+    monkeypatch.setattr(retrain_cli, "require_store", lambda name: None)
+    monkeypatch.setattr(flows, "retrain", flow_run)
+    with pytest.raises(SystemExit):
+        run(["retrain", "--data", str(SAMPLE / "batch2.csv"), "--name", "support-desk", "--holdout",
+             str(SAMPLE / "holdout.csv"), "--policy", str(strict), "--device", "cpu"])  # fmt: skip
+    assert seen == [load_settings().load_policy(strict).sha256]
+    assert flow_arguments.os.environ["TAILOR_POLICY"] == str(strict)
