@@ -146,6 +146,52 @@ def start(cfg: PrefectServerConfig, timeout: float = 90.0) -> tuple[PrefectServe
     return status(cfg), True
 
 
+CRASH_AUTOMATION = "tailor: mark flow runs that stopped sending heartbeats as Crashed"
+MISSED_HEARTBEATS = 3
+
+
+def ensure_crash_detection(cfg: PrefectServerConfig) -> bool:
+    """Create, unless the server has it, the automation that marks a silent flow run Crashed.
+
+    A run whose process was killed (kill -9, a reboot, an out-of-memory kill) reports nothing, and
+    the server would show it Running for ever. Every flow run sends a heartbeat event each
+    ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (Prefect's default 180); after
+    ``MISSED_HEARTBEATS`` missed ones this automation marks the run Crashed (Prefect's documented
+    recipe for a self-hosted server). Returns True when it was created now.
+    """
+    from datetime import timedelta
+
+    for key, value in base_env(cfg).items():  # before Prefect is imported: its home is the project's
+        os.environ.setdefault(key, value)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    beat = get_current_settings().flows.heartbeat_frequency
+    if beat is None:  # heartbeats switched off: nothing to miss
+        return False
+    ended = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
+    automation = AutomationCore(
+        name=CRASH_AUTOMATION,
+        description=f"no heartbeat for {MISSED_HEARTBEATS * beat} s: the run's process is gone",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.heartbeat", *ended},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+            within=timedelta(seconds=MISSED_HEARTBEATS * beat)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"no heartbeat for {MISSED_HEARTBEATS * beat} s: its process was killed")],
+    )  # fmt: skip
+    with temporary_settings({PREFECT_API_URL: cfg.api_url}), get_client(sync_client=True) as client:
+        if client.read_automations_by_name(CRASH_AUTOMATION):
+            return False
+        client.create_automation(automation)
+    return True
+
+
 def stop(cfg: PrefectServerConfig, timeout: float = 30.0) -> bool:
     """SIGTERM the server's process group and wait for it to exit. Returns False when not running."""
     return _daemon(cfg).stop(timeout)

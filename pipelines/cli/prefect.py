@@ -20,8 +20,10 @@ def server_config() -> prefect_server.PrefectServerConfig:
 
 @app.command()
 def start(as_json: bool = JSON, timeout: float = typer.Option(180.0, min=1, help="seconds to wait for the API")) -> None:
-    """Start the server (idempotent) and wait until its API answers."""
-    status, started = prefect_server.start(server_config(), timeout=timeout)
+    """Start the server (idempotent), wait until its API answers, and make it mark killed runs Crashed."""
+    cfg = server_config()
+    status, started = prefect_server.start(cfg, timeout=timeout)
+    prefect_server.ensure_crash_detection(cfg)
     text = (
         f"started Prefect server (pid {status.pid}): UI {status.ui_url}, API {status.api_url}"
         if started

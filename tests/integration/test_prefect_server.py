@@ -8,12 +8,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pipelines.prefect_server import CRASH_AUTOMATION
 from tests.conftest import REPO, TAILOR, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,8 +34,9 @@ def free_port() -> int:
 def server(s3_server, tmp_path_factory):
     """`tailor prefect start` on a free port with its home in a temp folder; stopped at the end."""
     home = tmp_path_factory.mktemp("prefect-home")
+    # Heartbeats every 30 s (Prefect's minimum; default 180) so that a killed run is found in 90 s.
     env = s3_server.env(TAILOR_PREFECT_HOME=str(home), TAILOR_PREFECT_PORT=str(free_port()),
-                        TAILOR_DATA_DIR=str(home / "data"))  # fmt: skip
+                        TAILOR_DATA_DIR=str(home / "data"), PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30")  # fmt: skip
     env.pop("PREFECT_API_URL", None)
     started = run_cli("prefect", "start", "--json", "--timeout", "300", env=env, timeout=330)
     assert started.returncode == 0, started.stderr
@@ -56,6 +59,43 @@ def test_prefect_start_is_idempotent_and_healthy(server):
     assert again.returncode == 0 and json.loads(again.stdout)["started"] is False
     assert json.loads(again.stdout)["pid"] == server["info"]["pid"]
     assert httpx.get(f"{server['api']}/health", timeout=5).json() is True
+
+
+SLEEPY_FLOW = """
+import time
+from prefect import flow
+
+@flow(name="sleepy")
+def sleepy():
+    time.sleep(600)
+
+sleepy()
+"""
+
+
+def test_a_flow_run_whose_process_was_killed_is_marked_crashed_not_left_running(server, tmp_path):
+    env = {**server["env"], "PREFECT_API_URL": server["api"], "PREFECT_HOME": str(server["home"])}
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPY_FLOW], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not [r for r in flow_runs(server["api"], "sleepy")
+                                                   if r["state_type"] == "RUNNING"]:  # fmt: skip
+            assert proc.poll() is None
+            time.sleep(1)
+        time.sleep(3)  # its first heartbeat goes out as it starts running
+    finally:
+        proc.kill()  # as kill -9, a reboot or the out-of-memory killer would
+        proc.wait()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        [run] = flow_runs(server["api"], "sleepy")
+        if run["state_type"] != "RUNNING":
+            break
+        time.sleep(5)
+    assert run["state_type"] == "CRASHED" and "no heartbeat for 90 s" in run["state"]["message"]
+    again = run_cli("prefect", "start", env=server["env"])  # idempotent: one automation, not two
+    automations = httpx.post(f"{server['api']}/automations/filter", json={}, timeout=10).json()
+    assert again.returncode == 0 and [a["name"] for a in automations].count(CRASH_AUTOMATION) == 1
 
 
 def test_prefect_start_refuses_a_port_held_by_another_process(s3_server, tmp_path):
