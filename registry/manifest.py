@@ -27,6 +27,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERSION = re.compile(r"v([1-9][0-9]{0,8})")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def validate_name(name: str) -> str:
@@ -57,6 +58,11 @@ def version_number(version: str) -> int:
 
 def is_version(ref: str) -> bool:
     return _VERSION.fullmatch(ref or "") is not None
+
+
+def is_sha256(value: Any) -> bool:
+    """A hex sha256 as hashlib writes it: 64 lowercase hex characters."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
 def safe_relpath(path: str) -> str:
@@ -127,12 +133,30 @@ class Manifest:
     def to_json(self) -> bytes:
         return canonical_json(asdict(self))
 
+    def malformed_fields(self) -> list[str]:
+        """Every hash or size that is not what the registry writes, each as a sentence naming the field.
+
+        A manifest with a consistent content hash can still be forged by anyone who may write the
+        bucket; its values end up in reports and checks, so each must be what it claims to be.
+        """
+        hashes = {"base_model.weights_sha256": self.base_model.weights_sha256,
+                  "base_model.tokenizer_sha256": self.base_model.tokenizer_sha256}  # fmt: skip
+        if self.gate is not None and self.gate.policy_sha256 is not None:
+            hashes["gate.policy_sha256"] = self.gate.policy_sha256
+        hashes.update({f"files[{rel!r}].sha256": e.sha256 for rel, e in self.files.items()})
+        sizes = {f"files[{rel!r}].size": e.size for rel, e in self.files.items()}
+        return [f"{key} is not a sha256 (64 lowercase hex characters)" for key, value in hashes.items()
+                if not is_sha256(value)] + [
+                f"{key} is not a byte count (a non-negative integer)" for key, value in sizes.items()
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0]  # fmt: skip
+
     @classmethod
     def from_json(cls, data: bytes, where: str) -> "Manifest":
-        """Parse a stored manifest and prove its content hash.
+        """Parse a stored manifest, prove its content hash and check every hash and size in it.
 
         Raises:
-            IntegrityError: not a manifest, or its content no longer matches its hash.
+            IntegrityError: not a manifest, its content no longer matches its hash, or a hash or
+                size is malformed (the message names the field).
         """
         try:
             raw = json.loads(data)
@@ -151,6 +175,8 @@ class Manifest:
             raise IntegrityError(f"{where} is not a valid manifest: {err}") from None
         if canonical_sha256(manifest.body()) != manifest.content_sha256:
             raise IntegrityError(f"{where} was modified: its content does not match its content_sha256")
+        if problems := manifest.malformed_fields():
+            raise IntegrityError(f"{where} is not a valid manifest: {'; '.join(problems)}")
         return manifest
 
 
@@ -311,6 +337,8 @@ def _gate_problems(decision: Any) -> list[str]:
     if not isinstance(decision, dict) or not isinstance(decision.get("passed"), bool) \
             or not isinstance(decision.get("failures"), list):  # fmt: skip
         return ["gate_decision.json is not a gate decision (needs 'passed' true/false and a 'failures' list)"]
+    if decision.get("policy_sha256") is not None and not is_sha256(decision["policy_sha256"]):
+        return ["gate_decision.json: 'policy_sha256' must be 64 lowercase hex characters (the policy's sha256)"]
     failures = len(decision["failures"])
     if decision["passed"] == bool(failures):
         return [f"gate_decision.json says passed={str(decision['passed']).lower()} with {failures} failure(s): it "

@@ -92,10 +92,10 @@ def _gate(manifest: Manifest) -> str:
 def _trail(events: list[AuditEvent]) -> str:
     head = "<tr><th>seq</th><th>time (UTC)</th><th>actor (role)</th><th>action</th><th>alias</th><th>reason</th><th>sha256</th></tr>"
     rows = "".join(
-        f"<tr><td><code>{e.key_name}</code></td><td>{escape(e.time)}</td><td>{escape(e.actor)} ({escape(e.role)})</td>"
+        f"<tr><td><code>{escape(e.key_name)}</code></td><td>{escape(e.time)}</td><td>{escape(e.actor)} ({escape(e.role)})</td>"
         f"<td>{escape(e.action)} {escape(e.version)}{' <span class=fail>OVERRIDE</span>' if e.override else ''}</td>"
         f"<td>{escape(f'{e.alias}: {e.alias_before or chr(8211)} → {e.alias_after}') if e.alias else ''}</td>"
-        f"<td>{escape(e.reason)}</td><td><code>{e.sha256[:16]}…</code></td></tr>"
+        f"<td>{escape(e.reason)}</td><td><code>{escape(e.sha256[:16])}…</code></td></tr>"
         for e in events
     )
     return f"<table>{head}{rows}</table>"
@@ -110,7 +110,7 @@ def render(inputs: ReportInputs) -> str:
     metrics = "".join(f"<tr><th>{escape(str(k))}</th><td>{_text(v)}</td></tr>" for k, v in sorted(m.metrics.items()))
     cost = "".join(f"<tr><th>{escape(str(k))}</th><td>{_text(v)}</td></tr>" for k, v in sorted((m.cost or {}).items()))
     files = "".join(
-        f"<tr><td><code>{escape(rel)}</code></td><td>{e.size:,}</td><td><code>{e.sha256}</code></td></tr>"
+        f"<tr><td><code>{escape(rel)}</code></td><td>{e.size:,}</td><td><code>{escape(e.sha256)}</code></td></tr>"
         for rel, e in m.files.items()
     )
     inline = "".join(
@@ -120,14 +120,15 @@ def render(inputs: ReportInputs) -> str:
     sections = [
         f"<h1>{escape(m.name)} {escape(m.version)}</h1>",
         f"<p class=muted>Audit report generated {escape(inputs.generated_at)}. Manifest content sha256 "
-        f"<code>{m.content_sha256}</code>.</p>",
+        f"<code>{escape(m.content_sha256)}</code>.</p>",
         _table([("status", escape(status)), ("registered by", f"{escape(m.created_by)} ({escape(m.created_role)})"),
                 ("registered at", escape(m.created_at)), ("reason", _text(m.reason))]),
         "<h2>Intended use</h2>",
         f"<p>{_text(m.intended_use or 'Not stated by the trainer. Classifies short texts into: ' + ', '.join(m.labels))}</p>",
         "<h2>Base model</h2>",
-        _table([("model id", escape(m.base_model.model_id)), ("weights sha256", f"<code>{m.base_model.weights_sha256}</code>"),
-                ("tokenizer sha256", f"<code>{m.base_model.tokenizer_sha256}</code>")]),
+        _table([("model id", escape(m.base_model.model_id)),
+                ("weights sha256", f"<code>{escape(m.base_model.weights_sha256)}</code>"),
+                ("tokenizer sha256", f"<code>{escape(m.base_model.tokenizer_sha256)}</code>")]),
         "<h2>Adapter</h2>",
         _table([("PEFT type", _text(m.peft.peft_type)), ("rank r", _text(m.peft.r)), ("alpha", _text(m.peft.lora_alpha)),
                 ("target modules", _text(", ".join(m.peft.target_modules))),

@@ -253,3 +253,27 @@ def test_a_manifest_overwritten_on_the_store_is_flagged_by_list_which_still_show
     assert "v2     " in listed.stdout and "gate=-" in listed.stdout
     rows = json.loads(as_json.stdout)
     assert [(r["version"], r["problem"] is None) for r in rows] == [("v1", False), ("v2", True)]
+
+
+def test_a_manifest_forged_with_markup_for_a_hash_is_refused_by_every_read_naming_the_field(s3_server, base,
+                                                                                            unique_name, tmp_path):  # fmt: skip
+    # A trainer's own keys write the files, the register event and the manifest, so its own client
+    # can carry any "hash" it likes with a content hash and register event that match it.
+    markup = "</code><script>alert(document.cookie)</script>"
+    forged = BaseModelFingerprint(base.model_id, markup, base.tokenizer_sha256)
+    trainer = s3_server.settings("trainer", "mallory")
+    Registry(S3ObjectStore(trainer), trainer, base_model=forged).register(make_adapter_folder(tmp_path / "a", forged),
+                                                                         unique_name)  # fmt: skip
+    env = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
+    report_file = tmp_path / "card.html"
+    results = run_cli_parallel([
+        (["show", unique_name, "v1"], env),
+        (["list", unique_name], env),
+        (["audit", "verify", unique_name], env),
+        (["download", unique_name, "v1", str(tmp_path / "got")], env),
+        (["report", unique_name, "v1", "--out", str(report_file)], env),
+    ])  # fmt: skip
+    for result in results:
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.args
+        assert "is not a valid manifest: base_model.weights_sha256 is not a sha256" in result.stdout + result.stderr
+    assert not report_file.exists() and not (tmp_path / "got").exists()

@@ -120,3 +120,37 @@ def test_unreadable_json_is_named(tmp_path):
 def test_a_folder_that_does_not_exist_is_not_found(tmp_path):
     with pytest.raises(NotFoundError, match="does not exist"):
         inspect_adapter_folder(tmp_path / "nope", BASE)
+
+
+def _resealed(raw: dict) -> bytes:
+    """``raw`` with a content hash that matches it, as a writer of the bucket can make it."""
+    from registry.canonical import canonical_sha256
+
+    body = {k: v for k, v in raw.items() if k != "content_sha256"}
+    return json.dumps({**raw, "content_sha256": canonical_sha256(body)}).encode()
+
+
+def test_a_resealed_manifest_with_a_hash_or_size_that_is_not_one_is_refused_naming_each_field(tmp_path):
+    folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), BASE)
+    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
+                       created_at="2026-01-01T00:00:00+00:00", reason="")
+    raw = json.loads(m.to_json())
+    raw["base_model"]["tokenizer_sha256"] = "</code><script>alert(1)</script>"
+    raw["files"]["adapter_model.safetensors"]["sha256"] = "A" * 64
+    raw["files"]["reference.csv"]["size"] = -1
+    raw["files"]["reports/validation.json"]["size"] = True
+    raw["gate"]["policy_sha256"] = "a" * 63
+    with pytest.raises(IntegrityError) as err:
+        Manifest.from_json(_resealed(raw), "adapters/tickets/versions/v1/manifest.json")
+    message = str(err.value)
+    assert message.startswith("adapters/tickets/versions/v1/manifest.json is not a valid manifest: ")
+    for field in ("base_model.tokenizer_sha256 is not a sha256", "files['adapter_model.safetensors'].sha256 is not",
+                  "files['reference.csv'].size is not a byte count", "files['reports/validation.json'].size is not",
+                  "gate.policy_sha256 is not a sha256"):  # fmt: skip
+        assert field in message
+    assert "weights_sha256" not in message
+
+
+def test_a_gate_decision_whose_policy_hash_is_not_a_sha256_is_refused_at_register(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE, gate={**failed_gate(), "policy_sha256": "<b>policy</b>"})
+    assert "gate_decision.json: 'policy_sha256' must be 64 lowercase hex characters" in _refusal(folder)
