@@ -17,14 +17,17 @@ import json
 import random
 import re
 import time
+import types
+import typing
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, StoreError
+from registry.settings import ROLES
 from registry.store import ObjectStore, put_kept
 
 GENESIS = "0" * 64
@@ -186,12 +189,56 @@ class AliasState:
         return cls(**json.loads(data))
 
 
-def parse_event(key: str, data: bytes) -> AuditEvent:
-    """Raises IntegrityError when the object is not an audit event."""
+def _json_types(hint: Any) -> tuple[type, ...]:
+    """``str | None`` → (str, NoneType); ``dict[str, Any]`` → (dict,)."""
+    members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return tuple(typing.get_origin(t) or t for t in members)
+
+
+# What json.loads must give for each field; compared by exact type, so true is not a seq and 1 is not a flag.
+_EVENT_TYPES = {name: _json_types(hint) for name, hint in typing.get_type_hints(AuditEvent).items()}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", type(None): "null"}
+
+
+def _field_problem(raw: Any) -> str | None:
+    """Why a parsed object is not an event as ``AuditEvent`` records it, naming the field."""
+    if not isinstance(raw, dict):
+        return f"it holds a JSON {type(raw).__name__}, not an object"
+    for name, value in raw.items():
+        allowed = _EVENT_TYPES.get(name)
+        if allowed is None:
+            return f"unknown field {name!r}"
+        if type(value) not in allowed:
+            wanted = " or ".join(_TYPE_NAMES[t] for t in allowed)
+            return f"field {name!r} is {json.dumps(value)[:40]}, not {wanted}"
+    missing = [f.name for f in fields(AuditEvent) if f.name not in raw]
+    if missing:
+        return f"fields {', '.join(missing)} are missing"
+    if raw["role"] not in ROLES:
+        return f"field 'role' is {json.dumps(raw['role'])}, not one of {', '.join(ROLES)}"
     try:
-        return AuditEvent(**json.loads(data))
-    except (ValueError, TypeError, UnicodeDecodeError) as err:
+        parse_time(raw["time"])
+    except ValueError:
+        return f"field 'time' is {json.dumps(raw['time'])}, not an ISO 8601 time"
+    return None
+
+
+def parse_event(key: str, data: bytes) -> AuditEvent:
+    """The event stored at ``key``, every field of the type ``AuditEvent`` gives it.
+
+    An event can be correctly hash-chained and still carry a list where an alias belongs (anyone
+    who may append can write one); checked here, it is named instead of crashing the fold.
+
+    Raises:
+        IntegrityError: the object is not an audit event, naming the key and the field.
+    """
+    try:
+        raw = json.loads(data)
+    except ValueError as err:  # UnicodeDecodeError is a ValueError
         raise IntegrityError(f"{key} is not an audit event (modified or inserted): {err}") from None
+    if problem := _field_problem(raw):
+        raise IntegrityError(f"{key} is not an audit event (modified or inserted): {problem}")
+    return AuditEvent(**raw)
 
 
 def sequence_of(name: str, keys: list[str], after: int = 0) -> list[int]:

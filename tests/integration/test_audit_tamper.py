@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 
 from registry.audit import AuditEvent, event_key
+from registry.canonical import canonical_json, canonical_sha256
 from registry.fingerprint import BaseModelFingerprint
 from registry.registry import Registry, RegistryRules
 from registry.store import S3ObjectStore
@@ -80,3 +82,25 @@ def test_no_role_can_destroy_a_registered_version_or_an_event_for_good(s3_server
                 store.client.delete_object(Bucket=store.bucket, Key=key, VersionId=version["VersionId"])
     reader = s3_server.settings("reader")
     assert Registry(S3ObjectStore(reader), reader).verify(unique_name).versions == ["v1", "v2", "v3"]
+
+
+def test_a_chained_event_with_a_list_for_its_alias_is_named_by_every_command_instead_of_crashing(
+        s3_server, unique_name, tmp_path):  # fmt: skip
+    from registry.store import put_kept
+
+    _history(s3_server, unique_name, tmp_path)
+    approver = S3ObjectStore(s3_server.settings("approver", "mallory"))
+    six = AuditEvent(**json.loads(approver.get(event_key(unique_name, 6))))
+    raw = {**asdict(six), "action": "promote", "version": "v2", "actor": "mallory", "role": "approver", "reason": "x",
+           "alias": ["production"], "alias_before": "v3", "alias_after": "v2", "seq": 7, "prev_sha256": six.sha256}  # fmt: skip
+    raw["sha256"] = canonical_sha256({k: v for k, v in raw.items() if k != "sha256"})
+    put_kept(approver, event_key(unique_name, 7), canonical_json(raw))  # the approver's own keys may append
+
+    env = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="auditor")
+    results = run_cli_parallel([(command, env) for command in (
+        ["audit", "verify", unique_name], ["audit", "log", unique_name], ["list", unique_name],
+        ["show", unique_name, "v1"])])  # fmt: skip
+    for result in results:
+        assert result.returncode == 1 and "Traceback" not in result.stderr, (result.args, result.stderr)
+        assert result.stderr.strip() == (f"error: {event_key(unique_name, 7)} is not an audit event (modified or "
+                                         "inserted): field 'alias' is [\"production\"], not a string or null")

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, sequence_of
-from registry.canonical import canonical_json
+from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError
 from tests.unit.fake_store import FakeStore
 
@@ -116,6 +116,39 @@ def test_an_event_the_log_cannot_explain_is_refused_even_with_good_hashes():
                        alias="production", alias_after="v9", seq=2, time="t", prev_sha256=state.head_sha256).sealed()
     with pytest.raises(IntegrityError, match="v9 was never registered"):
         fold(state, [bogus])
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("alias", ["production"], "field 'alias' is [\"production\"], not a string or null"),
+    ("seq", True, "field 'seq' is true, not an integer"),
+    ("override", "yes", "field 'override' is \"yes\", not true or false"),
+    ("gate", [], "field 'gate' is [], not an object or null"),
+    ("reason", None, "field 'reason' is null, not a string"),
+    ("role", "root", "field 'role' is \"root\", not one of admin, trainer, approver, reader"),
+    ("time", "yesterday", "field 'time' is \"yesterday\", not an ISO 8601 time"),
+    ("extra", 1, "unknown field 'extra'"),
+])  # fmt: skip
+def test_a_correctly_chained_event_with_a_field_of_the_wrong_kind_is_named(field, value, problem):
+    store = FakeStore()
+    _filled(store, registered=2, promoted=1)
+    raw = {**json.loads(store.objects[event_key(NAME, 3)]), field: value}
+    raw["sha256"] = canonical_sha256({k: v for k, v in raw.items() if k != "sha256"})
+    store.objects[event_key(NAME, 3)] = canonical_json(raw)
+    with pytest.raises(IntegrityError) as err:
+        _log(store).verify(NAME)
+    assert str(err.value) == f"{event_key(NAME, 3)} is not an audit event (modified or inserted): {problem}"
+
+
+def test_an_event_missing_fields_or_not_an_object_is_named():
+    store = FakeStore()
+    _filled(store, registered=1, promoted=0)
+    raw = json.loads(store.objects[event_key(NAME, 1)])
+    store.objects[event_key(NAME, 1)] = canonical_json({k: v for k, v in raw.items() if k not in ("gate", "seq")})
+    with pytest.raises(IntegrityError, match="000000000001.json is not an audit event .*: fields gate, seq are missing"):
+        _log(store).verify(NAME)
+    store.objects[event_key(NAME, 1)] = b"[1, 2]"
+    with pytest.raises(IntegrityError, match="it holds a JSON list, not an object"):
+        _log(store).verify(NAME)
 
 
 def test_the_newest_events_deleted_are_caught_by_what_this_machine_saw(tmp_path):
