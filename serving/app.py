@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.encoder import bad_utf8_byte
@@ -71,6 +73,53 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{where}: {err['msg']}"
 
 
+class NumberTooLong(ValueError):
+    """A JSON number with more digits than Python turns into an int (``sys.get_int_max_str_digits``)."""
+
+
+def parse_body(body: bytes, **hooks: Any) -> Any:
+    """``body`` as JSON read strictly as UTF-8; a leading UTF-8 BOM is taken as whitespace.
+
+    ``json.loads`` of bytes would also guess UTF-16 and UTF-32, which the API does not accept.
+
+    Raises:
+        UnicodeDecodeError: the body is not UTF-8 (offsets count from the body's first byte).
+        json.JSONDecodeError: the text is not JSON.
+        NumberTooLong: a number has more digits than Python converts.
+        RecursionError: arrays or objects nested too deeply.
+    """
+    text = body.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = " " + text[1:]  # a space, not nothing: JSON error positions still count the sender's characters
+    try:
+        return json.loads(text, **hooks)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as err:  # int() refusing a long number is the one other way json.loads of a str fails
+        raise NumberTooLong(str(err)) from None
+
+
+class Utf8JsonRequest(Request):
+    """A request whose ``json()`` is ``parse_body``."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_body(await self.body())
+        return self._json
+
+
+class Utf8JsonRoute(APIRoute):
+    """A route whose JSON body FastAPI parses with ``parse_body`` (FastAPI's documented custom-request hook)."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def utf8_handler(request: Request):
+            return await handler(Utf8JsonRequest(request.scope, request.receive))
+
+        return utf8_handler
+
+
 def repeated_keys(body: bytes) -> list[str]:
     """Keys given more than once in one object of the JSON ``body``, in order of first repeat.
 
@@ -88,7 +137,7 @@ def repeated_keys(body: bytes) -> list[str]:
         return dict(items)
 
     try:
-        json.loads(body, object_pairs_hook=pairs)
+        parse_body(body, object_pairs_hook=pairs)
     except (ValueError, RecursionError):  # an empty or unparsable body: FastAPI's own checks say what is wrong
         return []
     return repeated
@@ -102,9 +151,12 @@ async def _each_key_once(request: Request) -> None:
 
 
 def _unparsed_body(cause: BaseException | None) -> str | None:
-    """What FastAPI's generic "error parsing the body" hides: the two ways a JSON body fails besides bad syntax."""
+    """What FastAPI's generic "error parsing the body" hides: the ways a JSON body fails besides bad syntax."""
     if isinstance(cause, UnicodeDecodeError):
         return f"the body is not UTF-8: {bad_utf8_byte(cause)}; send JSON encoded as UTF-8"
+    if isinstance(cause, NumberTooLong):
+        return (f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
+                'send {"texts": ["..."]} with the texts as strings')  # fmt: skip
     if isinstance(cause, RecursionError):
         return 'the JSON is nested too deeply to parse: send {"texts": ["..."]}'
     return None
@@ -157,6 +209,7 @@ def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
             log.info("stopped following %s", ", ".join(follower.names))
 
     app = FastAPI(title="Tailor predictor", lifespan=lifespan, responses=ERRORS)
+    app.router.route_class = Utf8JsonRoute
     app.add_middleware(PostGuard, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(ApiError)

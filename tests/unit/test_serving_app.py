@@ -28,10 +28,10 @@ def registry() -> FakeRegistry:
     return reg
 
 
-def _client(registry: FakeRegistry, names: list[str]):
+def _client(registry: FakeRegistry, names: list[str], limits: Limits = LIMITS):
     follower = Follower(registry, load_fake, names, poll_seconds=60)
     follower.load()
-    return TestClient(create_app(follower, LIMITS)), follower
+    return TestClient(create_app(follower, limits)), follower
 
 
 @pytest.fixture
@@ -138,6 +138,16 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
         (b'{"texts": ["caf\xe9"]}', {"content-type": "application/json"}, 400,
          "the body is not UTF-8: byte 0xe9 at offset 15"),
         (b"[" * 1100 + b"]" * 1100, {"content-type": "application/json"}, 400, "nested too deeply"),
+        # json.loads of bytes would guess these encodings and answer them 200
+        ('{"texts": ["a"], "adapter": "tickets"}'.encode("utf-16"), {"content-type": "application/json"}, 400,
+         "the body is not UTF-8: byte 0xff at offset 0"),
+        ('{"texts": ["a"], "adapter": "tickets"}'.encode("utf-32"), {"content-type": "application/json"}, 400,
+         "the body is not UTF-8: byte 0xff at offset 0"),
+        ('{"texts": ["a"], "adapter": "tickets"}'.encode("utf-16-le"), {"content-type": "application/json"}, 400,
+         "malformed JSON: Expecting property name enclosed in double quotes at character 1"),
+        # after a UTF-8 BOM, offsets still count from the body's first byte
+        (b'\xef\xbb\xbf{"texts": ["caf\xe9"]}', {"content-type": "application/json"}, 400,
+         "the body is not UTF-8: byte 0xe9 at offset 18"),
         # the escape of a lone surrogate is valid JSON, but no tokenizer can encode the text (was a 500)
         (b'{"texts": ["ok", "caf\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
          "texts[1]: an unpaired UTF-16 surrogate (U+D800) at character 3"),
@@ -154,6 +164,23 @@ def test_a_body_that_is_not_valid_json_gets_a_4xx_with_a_message(client, content
     r = client.post("/predict", content=content, headers=headers)
     assert r.status_code == status, r.text
     assert message in r.json()["error"]
+
+
+def test_a_utf8_body_with_a_byte_order_mark_is_answered(client):
+    # RFC 8259 lets a parser ignore the BOM, and some clients (.NET, PowerShell) send one
+    r = client.post("/predict", content='{"texts": ["a"], "adapter": "tickets"}'.encode("utf-8-sig"),
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 200, r.text
+
+
+def test_a_number_longer_than_python_converts_is_a_400_that_says_so(registry):
+    test_client, _ = _client(registry, ["tickets"], Limits())
+    with test_client:
+        r = test_client.post("/predict", content=b'{"texts": [' + b"1" * 5000 + b"]}",
+                             headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == (f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
+                                 'send {"texts": ["..."]} with the texts as strings')  # fmt: skip
 
 
 def test_a_chunked_body_without_length_is_refused(client):
