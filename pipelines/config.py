@@ -46,6 +46,10 @@ def http_url(value: str) -> str:
     """
     if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
         raise ValueError(f"must be an http:// or https:// URL with a host, got {redacted_url(value)!r}")
+    try:
+        urlsplit(value).port  # noqa: B018 - http://h:abc/ parses, and httpx refuses it only when called
+    except ValueError:
+        raise ValueError(f"has a port that is not a number from 0 to 65535: {redacted_url(value)!r}") from None
     return value
 
 
