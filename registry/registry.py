@@ -174,18 +174,19 @@ class Registry:
         looking into it, so a failed check is reported in its row instead of raised.
         """
         state = self.state(name)
-        keys = [o.key for o in self.store.list(versions_prefix(name)) if o.key.endswith("/" + MANIFEST_FILE)]
-        stored = {k.split("/")[-2] for k in keys if is_version(k.split("/")[-2])}
+        stored = {v for v in self.store.folders(versions_prefix(name)) if is_version(v)}
         found = sorted(stored | {v for v in state.versions if state.referenced(v)}, key=version_number)
 
-        def checked(version: str) -> ListedVersion:
+        def checked(version: str) -> ListedVersion | None:
             try:
                 return ListedVersion(version, self._checked_manifest(name, version, state))
             except IntegrityError as err:
                 return ListedVersion(version, None, str(err))
+            except NotFoundError:
+                return None  # files without a manifest: an upload under way, or one that never finished
 
         with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
-            return list(pool.map(checked, found))
+            return [row for row in pool.map(checked, found) if row is not None]
 
     def resolve(self, name: str, alias: str = "production") -> Manifest | None:
         """The manifest ``alias`` points at, or None when the alias was never set."""
@@ -551,7 +552,7 @@ class Registry:
         """
         prefix = f"adapters/{name}/claims/"
         claimed = [o.key[len(prefix):].removesuffix(".json") for o in self.store.list(prefix)]
-        stored = [o.key[len(versions_prefix(name)):].split("/")[0] for o in self.store.list(versions_prefix(name))]
+        stored = list(self.store.folders(versions_prefix(name)))  # not every file: 16 a version after a retrain
         taken = [version_number(v) for v in claimed + stored + list(self.state(name).versions) if is_version(v)]
         number = max(taken, default=0) + 1
         while True:

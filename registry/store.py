@@ -60,6 +60,9 @@ class ObjectStore(Protocol):
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Objects under ``prefix`` in key order."""
 
+    def folders(self, prefix: str) -> Iterator[str]:
+        """The names one level below ``prefix`` (S3's common prefixes), without listing what is in them."""
+
     def delete(self, key: str) -> None: ...
 
 
@@ -304,13 +307,21 @@ class S3ObjectStore:
             raise translated from err
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        for page in self._pages(prefix):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'))
+
+    def folders(self, prefix: str) -> Iterator[str]:
+        for page in self._pages(prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                yield common["Prefix"][len(prefix):].rstrip("/")
+
+    def _pages(self, prefix: str, **listing) -> Iterator[dict]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         paginator = self._client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'))
+            yield from paginator.paginate(Bucket=self.bucket, Prefix=prefix, **listing)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 and not code.startswith("NoSuch"):

@@ -255,6 +255,23 @@ def test_a_manifest_overwritten_on_the_store_is_flagged_by_list_which_still_show
     assert [(r["version"], r["problem"] is None) for r in rows] == [("v1", False), ("v2", True)]
 
 
+def test_register_and_list_find_versions_without_listing_every_stored_file(s3_server, base, unique_name, tmp_path):
+    # A retrained version holds 16 files: listing them all made each register slower with every version.
+    trainer = s3_server.settings("trainer", "alice")
+    store = S3ObjectStore(trainer)
+    listed: list[dict] = []
+    store.client.meta.events.register("provide-client-params.s3.ListObjectsV2", lambda params, **_: listed.append(params))
+    registry = Registry(store, trainer, base_model=base)
+    for seed in (1, 2, 3):
+        registry.register(make_adapter_folder(tmp_path / f"a{seed}", base, seed=seed), unique_name)
+    # Files without a manifest: an upload under way is not a version yet, and its number is taken.
+    store.put(file_key(unique_name, "v4", "adapter_model.safetensors"), b"partial")
+    assert [row.version for row in registry.listing(unique_name)] == ["v1", "v2", "v3"]
+    assert registry.register(make_adapter_folder(tmp_path / "a5", base, seed=5), unique_name).version == "v5"
+    under_versions = [p for p in listed if p["Prefix"].startswith(f"adapters/{unique_name}/versions/")]
+    assert under_versions and all(p.get("Delimiter") == "/" for p in under_versions)
+
+
 def test_a_manifest_forged_with_markup_for_a_hash_is_refused_by_every_read_naming_the_field(s3_server, base,
                                                                                             unique_name, tmp_path):  # fmt: skip
     # A trainer's own keys write the files, the register event and the manifest, so its own client

@@ -44,5 +44,9 @@ class FakeStore:
             data = self.objects[key]
             yield ObjectInfo(key=key, size=len(data), etag=hashlib.md5(data).hexdigest())
 
+    def folders(self, prefix: str) -> Iterator[str]:
+        yield from sorted({k[len(prefix):].split("/")[0] for k in list(self.objects) if k.startswith(prefix)
+                           and "/" in k[len(prefix):]})  # fmt: skip
+
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
