@@ -79,3 +79,28 @@ def test_the_review_file_has_one_row_per_suspect(tmp_path):
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == REVIEW_COLUMNS
     assert [(r["id"], r["given_label"], r["suggested_label"]) for r in rows] == [("r3", "class2", "class0")]
+
+
+def test_a_batch_above_the_row_cap_is_audited_on_a_stratified_seeded_sample_with_a_note(monkeypatch):
+    import pipelines.encoder
+    from pipelines.noise_audit import audit_label_noise
+
+    x, labels = _clusters(per_class=300)
+    labels[-3:] = ["rare"] * 3  # a class far below its share still keeps two rows to cross-validate
+    vectors = {f"text {i}": x[i] for i in range(len(labels))}
+    embedded: list[int] = []
+
+    def embed(texts, model_dir):
+        embedded.append(len(texts))
+        return np.stack([vectors[t] for t in texts])
+
+    monkeypatch.setattr(pipelines.encoder, "embed", embed)
+    texts, ids = [f"text {i}" for i in range(len(labels))], [f"r{i}" for i in range(len(labels))]
+
+    audit, _ = audit_label_noise(texts, labels, ids, model_dir=None, max_rate=0.3, max_rows=200)
+    again, _ = audit_label_noise(texts, labels, ids, model_dir=None, max_rate=0.3, max_rows=200)
+
+    assert embedded[0] == audit.audited_rows and 195 <= audit.audited_rows <= 205  # not the 1,200 rows
+    assert audit.notes[0].startswith(f"audited a seeded sample of {audit.audited_rows} of 1,200 labeled rows")
+    assert "rare" not in " ".join(audit.notes[1:])  # not left out as a single-example class
+    assert again == audit  # the same sample every time
