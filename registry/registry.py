@@ -238,14 +238,17 @@ class Registry:
         state = self.log.verify(validate_name(name))
         if state.head_seq == 0:
             raise NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
-        complete = []
-        incomplete = []
-        for version in sorted(state.versions, key=version_number):
+        def has_manifest(version: str) -> bool:
             try:
                 self._checked_manifest(name, version, state)
-                complete.append(version)
+                return True
             except NotFoundError:
-                incomplete.append(version)
+                return False
+
+        versions = sorted(state.versions, key=version_number)
+        with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:  # 500 manifests one by one took 4 s
+            found = dict(zip(versions, pool.map(has_manifest, versions)))
+        complete, incomplete = [v for v in versions if found[v]], [v for v in versions if not found[v]]
         return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
                             aliases=dict(state.aliases), versions=complete, incomplete=incomplete)  # fmt: skip
 
