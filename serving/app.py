@@ -7,6 +7,7 @@ answer. Bad input is always a 4xx with a message that says what to change; never
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -163,14 +164,15 @@ def _unparsed_body(cause: BaseException | None) -> str | None:
 
 
 class PostGuard:
-    """Refuse a POST that is not JSON, or larger than any valid request can be, before reading it.
+    """Refuse a POST that is not JSON, or larger than any valid request can be, before reading it;
+    then read its body within ``body_seconds`` or answer 408 and close.
 
     Without a declared length the body would have to be read to learn its size, so a POST must
     declare it (every common HTTP client does for a JSON body).
     """
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, body_seconds: float) -> None:
+        self.app, self.max_bytes, self.body_seconds = app, max_bytes, body_seconds
 
     def _refusal(self, headers: dict[bytes, bytes]) -> JSONResponse | None:
         kind = headers.get(b"content-type", b"").decode(errors="replace").split(";")[0].strip().lower()
@@ -190,7 +192,39 @@ class PostGuard:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
+            try:
+                body = await asyncio.wait_for(_whole_body(receive), self.body_seconds)
+            except asyncio.TimeoutError:
+                late = _error(408, f"the body did not arrive within {self.body_seconds:g} s; send it at once")
+                late.headers["Connection"] = "close"
+                await late(scope, receive, send)
+                return
+            if body is None:
+                return  # the client went away: there is no one to answer
+            receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+
+async def _whole_body(receive) -> bytes | None:
+    """The request body, or None when the client disconnects first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """A ``receive`` that hands the app the body already read, then waits on the connection as before."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed():
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
@@ -210,7 +244,7 @@ def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
 
     app = FastAPI(title="Tailor predictor", lifespan=lifespan, responses=ERRORS)
     app.router.route_class = Utf8JsonRoute
-    app.add_middleware(PostGuard, max_bytes=limits.max_body_bytes)
+    app.add_middleware(PostGuard, max_bytes=limits.max_body_bytes, body_seconds=limits.body_seconds)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, err: ApiError) -> JSONResponse:

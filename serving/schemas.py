@@ -23,10 +23,15 @@ class Limits:
 
     max_batch: int = 64
     max_chars: int = 2000
+    # A client that declares a body and sends it slowly, or never, holds a connection and its
+    # buffer; a few hundred such connections would exhaust the server's file descriptors.
+    body_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
+        if not self.body_seconds > 0:
+            raise ValueError(f"body_seconds must be above 0, got {self.body_seconds}")
         if self.max_chars < 1:
             raise ValueError(f"max_chars must be at least 1, got {self.max_chars}")
 

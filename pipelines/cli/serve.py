@@ -50,6 +50,7 @@ def serve(
     poll_seconds: float = typer.Option(2.0, min=0.1, help="seconds between checks of the registry's audit log"),
     max_batch: int = typer.Option(64, min=1, help="most texts in one request"),
     max_chars: int = typer.Option(2000, min=1, help="most characters in one text"),
+    body_seconds: float = typer.Option(10.0, min=0.1, help="seconds a client has to send a request body (else 408)"),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="listen on a non-loopback address"),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
@@ -98,7 +99,7 @@ def serve(
 
     follower = Follower(registry, load, names, alias=alias, poll_seconds=poll_seconds)
     served = follower.load()
-    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars))
+    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds))
     record = {
         "url": f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
         "alias": alias,

@@ -134,7 +134,7 @@ def server(s3_server, names, tmp_path_factory):
     """`tailor serve` as the read-only `reader` role: serving needs no write access to the store."""
     logs = tmp_path_factory.mktemp("serve-logs")
     port = _free_port()
-    args = [TAILOR, "serve", "--port", str(port), "--json"]
+    args = [TAILOR, "serve", "--port", str(port), "--json", "--body-seconds", "2"]
     for name in names.values():
         args += ["--name", name]
     started = time.monotonic()
@@ -291,6 +291,26 @@ def test_every_bad_request_gets_the_right_4xx_from_the_real_server(server, conte
     assert r.status_code == status, r.text
     assert message in r.json()["error"]
     assert server.proc.poll() is None
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_closed(server, names):
+    port = int(server.url.rsplit(":", 1)[1])
+    slow = []
+    for _ in range(20):  # each would otherwise hold a connection for as long as its client liked
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"te")  # fmt: skip
+        slow.append(sock)
+    started = time.monotonic()
+    for sock in slow:
+        with sock:
+            answer = b""
+            while chunk := sock.recv(4096):  # until the server closes the connection
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 2 s" in answer
+    assert time.monotonic() - started < 8
+    r = httpx.post(f"{server.url}/predict", json={"texts": PROBE, "adapter": names["other"]})
+    assert r.status_code == 200, r.text  # whole bodies still go through the replayed receive
 
 
 def test_a_name_without_a_production_version_stops_start_up_with_a_message(s3_server, roles, adapters):
