@@ -254,6 +254,24 @@ class ProcessedBatch(BaseModel):
     status: str
     version: str | None = None
     at: datetime = Field(default_factory=utcnow)
+    # The file as it was read: unchanged since, it is not read and hashed again at every tick.
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+class Arrival(BaseModel):
+    """A batch file in the watched folder whose content was never processed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    sha256: str
+    size: int
+    mtime_ns: int
+
+    def processed(self, status: str, version: str | None = None) -> ProcessedBatch:
+        return ProcessedBatch(sha256=self.sha256, file=self.path.name, status=status, version=version, size=self.size,
+                              mtime_ns=self.mtime_ns)  # fmt: skip
 
 
 def state_file(settings: Settings, name: str) -> Path:
@@ -272,19 +290,25 @@ def record_processed(path: Path, entry: ProcessedBatch) -> None:
     write_atomic(path, json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
 
 
-def new_batches(watch_dir: Path, seen: set[str], settle_seconds: float) -> tuple[list[tuple[Path, str]], list[Path]]:
+def new_batches(watch_dir: Path, processed: list[ProcessedBatch], settle_seconds: float) -> tuple[list[Arrival], list[Path]]:
     """Batch files in ``watch_dir`` whose content was never processed, oldest first, and those still arriving.
 
     A file changed less than ``settle_seconds`` ago, or while it was being read, may still be being
     copied in: read half-written it would be judged (and quarantined) as a truncated batch, so it
-    waits for a later run. Hidden files are editors' and copy tools' temporaries, not batches.
+    waits for a later run. Hidden files are editors' and copy tools' temporaries, not batches. A
+    file with the name, size and modification time of a processed one is not read again: accepted
+    batches stay where they are, and a year of them would be re-hashed at every tick.
     """
+    seen = {entry.sha256 for entry in processed}
+    unchanged = {(e.file, e.size, e.mtime_ns) for e in processed if e.size is not None}
     found = sorted((p for p in Path(watch_dir).iterdir()
                     if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and p.is_file()),
                    key=lambda p: (p.stat().st_mtime, p.name))  # fmt: skip
     fresh, arriving = [], []
     for path in found:
         before = path.stat()
+        if (path.name, before.st_size, before.st_mtime_ns) in unchanged:
+            continue
         if time.time() - before.st_mtime < settle_seconds:
             arriving.append(path)
             continue
@@ -293,7 +317,7 @@ def new_batches(watch_dir: Path, seen: set[str], settle_seconds: float) -> tuple
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             arriving.append(path)
         elif digest not in seen:
-            fresh.append((path, digest))
+            fresh.append(Arrival(path=path, sha256=digest, size=after.st_size, mtime_ns=after.st_mtime_ns))
     return fresh, arriving
 
 
@@ -318,16 +342,16 @@ def registered_data_versions(settings: Settings, name: str) -> dict[str, str]:
     return {m.data_version: m.version for m in settings.open_registry().versions(name) if m.data_version}
 
 
-def _retrain_batch(path: Path, digest: str, registered: dict[str, str], name: str, holdout: Path,
+def _retrain_batch(arrival: Arrival, registered: dict[str, str], name: str, holdout: Path,
                    labels: Path | None, retrain_deployment: str | None) -> ProcessedBatch | None:  # fmt: skip
     """Retrain on one watched batch; the record to keep, or None to try the batch again next run."""
     from pipelines.data_version import dvc_md5
 
-    log = get_run_logger()
+    log, path = get_run_logger(), arrival.path
     if (version := registered.get(dvc_md5(path))) is not None:
         # A run that died between registering and recording (kill -9, a reboot) must not register it twice.
         log.warning("%s was registered as %s %s by a run that stopped before recording it", path.name, name, version)
-        return ProcessedBatch(sha256=digest, file=path.name, status="registered by an earlier run", version=version)
+        return arrival.processed("registered by an earlier run", version)
     if retrain_deployment:
         from prefect.deployments import run_deployment
 
@@ -338,7 +362,7 @@ def _retrain_batch(path: Path, digest: str, registered: dict[str, str], name: st
             log.warning("%s: the retrain run %s ended %s; the batch is tried again next run", path.name, run.name,
                         run.state.name)  # fmt: skip
             return None
-        return ProcessedBatch(sha256=digest, file=path.name, status=f"{run.name}: {run.state.message or run.state.name}")
+        return arrival.processed(f"{run.name}: {run.state.message or run.state.name}")
     result = retrain(path, name, holdout, labels=labels, return_state=True).result(raise_on_failure=False)
     if isinstance(result, StoreError):
         log.warning("%s: the store failed (%s); the batch is tried again next run", path.name, result)
@@ -347,8 +371,8 @@ def _retrain_batch(path: Path, digest: str, registered: dict[str, str], name: st
         # A refusal (a batch DVC cannot track, a bad holdout) fails the same way every time: record it
         # and go on, or it would block every newer batch behind it.
         log.error("%s: retrain failed: %s", path.name, result)
-        return ProcessedBatch(sha256=digest, file=path.name, status=f"failed: {result}")
-    return ProcessedBatch(sha256=digest, file=path.name, status=result.status, version=result.version)
+        return arrival.processed(f"failed: {result}")
+    return arrival.processed(result.status, result.version)
 
 
 @flow(name="watch")
@@ -366,8 +390,7 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
         if not mine:
             get_run_logger().info("an earlier run for %s is still retraining; new batches wait for the next run", name)
             return []
-        seen = {entry.sha256 for entry in processed_batches(state)}
-        batches, arriving = new_batches(watch_dir, seen, settings.watch_settle_seconds)
+        batches, arriving = new_batches(watch_dir, processed_batches(state), settings.watch_settle_seconds)
         for path in arriving:
             get_run_logger().info("%s changed in the last %g s and may still be arriving; it waits for the next run",
                                   path.name, settings.watch_settle_seconds)  # fmt: skip
@@ -377,8 +400,8 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
             get_run_logger().warning("the store does not answer (%s); new batches wait for the next run", err)
             return []
         done = []
-        for path, digest in batches:
-            entry = _retrain_batch(path, digest, registered, name, holdout, labels, retrain_deployment)
+        for arrival in batches:
+            entry = _retrain_batch(arrival, registered, name, holdout, labels, retrain_deployment)
             if entry is None:
                 continue  # a transient failure: the batch is tried again at the next run
             record_processed(state, entry)

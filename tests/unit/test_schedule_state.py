@@ -10,6 +10,10 @@ from pathlib import Path
 from pipelines.flows import ProcessedBatch, new_batches, processed_batches, record_processed, watch_lock
 
 
+def _processed(digest: str) -> ProcessedBatch:
+    return ProcessedBatch(sha256=digest, file="elsewhere.csv", status="promoted")
+
+
 def test_only_batch_files_whose_content_was_never_processed_are_new_oldest_first(tmp_path):
     old, new, seen, other = tmp_path / "a.csv", tmp_path / "b.jsonl", tmp_path / "c.parquet", tmp_path / "notes.txt"
     for i, path in enumerate((old, new, seen, other)):
@@ -18,21 +22,21 @@ def test_only_batch_files_whose_content_was_never_processed_are_new_oldest_first
     os.utime(old, (5000, 5000))  # arrived last although written first
     seen_digest = hashlib.sha256(seen.read_bytes()).hexdigest()
 
-    fresh, arriving = new_batches(tmp_path, {seen_digest}, settle_seconds=60)
+    fresh, arriving = new_batches(tmp_path, [_processed(seen_digest)], settle_seconds=60)
 
-    assert [p.name for p, _ in fresh] == ["b.jsonl", "a.csv"] and arriving == []
-    assert fresh[1][1] == hashlib.sha256(b"content 0").hexdigest()
+    assert [a.path.name for a in fresh] == ["b.jsonl", "a.csv"] and arriving == []
+    assert fresh[1].sha256 == hashlib.sha256(b"content 0").hexdigest()
 
 
 def test_a_renamed_batch_with_the_same_content_is_not_new_but_an_edited_one_is(tmp_path):
     batch = tmp_path / "batch.csv"
     batch.write_text("text,label\nhi,a\n")
-    digest = new_batches(tmp_path, set(), 0)[0][0][1]
+    done = [new_batches(tmp_path, [], 0)[0][0].processed("promoted")]
     batch.rename(tmp_path / "renamed.csv")
 
-    assert new_batches(tmp_path, {digest}, 0) == ([], [])
+    assert new_batches(tmp_path, done, 0) == ([], [])
     (tmp_path / "renamed.csv").write_text("text,label\nhi,b\n")
-    assert len(new_batches(tmp_path, {digest}, 0)[0]) == 1
+    assert len(new_batches(tmp_path, done, 0)[0]) == 1
 
 
 def test_a_batch_changed_within_the_settle_time_or_hidden_waits_while_a_settled_one_is_new(tmp_path):
@@ -41,11 +45,11 @@ def test_a_batch_changed_within_the_settle_time_or_hidden_waits_while_a_settled_
         path.write_text("text,label\nhi,a\n")
     os.utime(settled, (time.time() - 61, time.time() - 61))
 
-    fresh, arriving = new_batches(tmp_path, set(), settle_seconds=60)
+    fresh, arriving = new_batches(tmp_path, [], settle_seconds=60)
 
-    assert [p.name for p, _ in fresh] == ["monday.csv"] and arriving == [copying]
+    assert [a.path.name for a in fresh] == ["monday.csv"] and arriving == [copying]
     os.utime(copying, (time.time() - 61, time.time() - 61))  # the copy finished a minute ago
-    assert [p.name for p, _ in new_batches(tmp_path, set(), settle_seconds=60)[0]] == ["monday.csv", "tuesday.csv"]
+    assert [a.path.name for a in new_batches(tmp_path, [], settle_seconds=60)[0]] == ["monday.csv", "tuesday.csv"]
 
 
 def test_a_batch_that_changes_while_it_is_read_waits(tmp_path, monkeypatch):
@@ -60,7 +64,20 @@ def test_a_batch_that_changes_while_it_is_read_waits(tmp_path, monkeypatch):
         return content
 
     monkeypatch.setattr(Path, "read_bytes", read_then_grow)
-    assert new_batches(tmp_path, set(), settle_seconds=0) == ([], [batch])
+    assert new_batches(tmp_path, [], settle_seconds=0) == ([], [batch])
+
+
+def test_a_processed_file_left_unchanged_is_not_read_again_but_one_edited_in_place_is(tmp_path, monkeypatch):
+    batch = tmp_path / "monday.csv"
+    batch.write_text("text,label\nhi,a\n")
+    done = [new_batches(tmp_path, [], 0)[0][0].processed("promoted", "v1")]
+    reads = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: reads.append(path.name) or read_bytes(path))
+
+    assert new_batches(tmp_path, done, 0) == ([], []) and reads == []
+    batch.write_text("text,label\nhi,b\n")  # same size, a later modification time
+    assert [a.path.name for a in new_batches(tmp_path, done, 0)[0]] == ["monday.csv"] and reads == ["monday.csv"]
 
 
 def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
@@ -78,7 +95,7 @@ def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
 def test_every_extension_validate_reads_is_a_batch_whatever_its_case(tmp_path):
     for name in ("EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet", "notes.txt"):
         (tmp_path / name).write_text(name)
-    assert sorted(p.name for p, _ in new_batches(tmp_path, set(), 0)[0]) == ["EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet"]
+    assert sorted(a.path.name for a in new_batches(tmp_path, [], 0)[0]) == ["EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet"]
 
 
 def test_only_one_run_per_name_holds_the_watch_lock(tmp_path):
