@@ -75,7 +75,9 @@ def empty_argument(args: list[str]) -> str | None:
     """
     for i, arg in enumerate(args):
         if arg == "":
-            return args[i - 1] if i and args[i - 1].startswith("-") else f"argument {i + 1}"
+            if not i:
+                return "the first argument"
+            return args[i - 1] if args[i - 1].startswith("-") else f"the argument after {args[i - 1]!r}"
         if arg.startswith("--") and arg.endswith("="):
             return arg[:-1]
     return None

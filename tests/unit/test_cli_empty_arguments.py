@@ -30,7 +30,9 @@ def test_an_empty_report_dir_writes_nothing_into_the_working_folder(tmp_path, mo
 @pytest.mark.parametrize(("argv", "where"), [
     (["evaluate", "--adapter=", "--data", "holdout.csv"], "--adapter"),
     (["schedule", "--name", "tickets", "--cron", "", "--holdout", "h.csv"], "--cron"),
-    (["list", ""], "argument 2"),
+    (["list", ""], "the argument after 'list'"),
+    (["show", "tickets", ""], "the argument after 'tickets'"),
+    ([""], "the first argument"),
 ])  # fmt: skip
 def test_an_empty_value_names_where_it_was_given(argv, where, capsys):
     code, err = _tailor(argv, capsys)
