@@ -211,3 +211,14 @@ def test_an_event_written_with_a_line_break_still_prints_as_one_line():
     line = event_line(event)
     assert "\n" not in line and "\u2028" not in line
     assert "bob\\u2028root (approver)" in line and 'ok"\\u000a000000000009' in line
+
+
+def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
+    # An event's hash is checked over the event as parsed, and parse_event wants every field: a field
+    # added to AuditEvent would call every stored event modified (as GateSummary.against once did to
+    # manifests). Add one only with a reader that hashes the stored form and accepts its absence.
+    from dataclasses import fields
+
+    assert [f.name for f in fields(AuditEvent)] == [
+        "action", "name", "version", "actor", "role", "reason", "content_sha256", "alias", "alias_before",
+        "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "sha256"]  # fmt: skip

@@ -151,6 +151,23 @@ def test_a_resealed_manifest_with_a_hash_or_size_that_is_not_one_is_refused_nami
     assert "weights_sha256" not in message
 
 
+def test_a_manifest_written_before_a_field_was_added_still_proves_its_content_hash(tmp_path):
+    # GateSummary.against came later: every manifest registered before it was called modified.
+    folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), BASE)
+    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
+                       created_at="2026-01-01T00:00:00+00:00", reason="")
+    raw = json.loads(m.to_json())
+    del raw["gate"]["against"]
+    older = _resealed(raw)  # as the registry of then wrote it
+
+    loaded = Manifest.from_json(older, "adapters/tickets/versions/v1/manifest.json")
+
+    assert loaded.gate.against is None and loaded.content_sha256 == json.loads(older)["content_sha256"]
+    raw["metrics"]["macro_f1"] = 0.99  # an edit is still found
+    with pytest.raises(IntegrityError, match="was modified"):
+        Manifest.from_json(json.dumps({**raw, "content_sha256": loaded.content_sha256}).encode(), "x")
+
+
 def test_a_gate_decision_whose_policy_hash_is_not_a_sha256_is_refused_at_register(tmp_path):
     folder = make_adapter_folder(tmp_path / "a", BASE, gate={**failed_gate(), "policy_sha256": "<b>policy</b>"})
     assert "gate_decision.json: 'policy_sha256' must be 64 lowercase hex characters" in _refusal(folder)
