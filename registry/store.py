@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 from urllib.parse import urlsplit
 
-from registry.errors import (AccessDeniedError, AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, StoreError,
-                             first_line)  # fmt: skip
+from registry.errors import AccessDeniedError, AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, StoreError
 from registry.settings import StoreSettings
 
 
@@ -212,7 +211,7 @@ class S3ObjectStore:
             # wrote. The same bytes are that write: no two writers' bytes agree (claims and events
             # name their actor and time; a version's files sit under their writer's claim).
             try:
-                if self.get(key) == data:
+                if self.get(key, max_bytes=len(data)) == data:
                     return
             except NotFoundError:
                 pass  # a concurrent conditional write (409) that has not landed
@@ -255,12 +254,11 @@ class S3ObjectStore:
         # for a retention they refuse alike: the bucket itself tells them apart.
         try:
             return not self.object_lock_enabled()
-        except (AccessDeniedError, StoreError) as probe:
-            why = "AccessDenied" if isinstance(probe, AccessDeniedError) else first_line(probe)
+        except AccessDeniedError:
             raise StoreError(
                 f"s3://{self.bucket}/{key}: the store refused the Object Lock retention ({code}: {message}) and "
-                f"role '{self.settings.role}' cannot read the bucket's Object Lock configuration ({why}) to "
-                "tell whether the bucket has any; if it has none, set object_lock_mode = \"NONE\""
+                f"role '{self.settings.role}' cannot read the bucket's Object Lock configuration (AccessDenied) "
+                "to tell whether the bucket has any; if it has none, set object_lock_mode = \"NONE\""
             ) from err
 
     def object_lock_enabled(self) -> bool:
@@ -287,10 +285,16 @@ class S3ObjectStore:
 
         try:
             reply = self._client.get_object(Bucket=self.bucket, Key=key)
-            if reply["ContentLength"] > max_bytes:
+            declared = reply.get("ContentLength")  # a proxy that re-encodes the reply may drop it
+            if declared is not None and declared > max_bytes:
                 reply["Body"].close()
-                raise too_large(f"s3://{self.bucket}/{key}", reply["ContentLength"], max_bytes)
-            return reply["Body"].read()
+                raise too_large(f"s3://{self.bucket}/{key}", declared, max_bytes)
+            data = reply["Body"].read(max_bytes + 1)
+            if len(data) > max_bytes:
+                reply["Body"].close()
+                raise too_large(f"s3://{self.bucket}/{key}", declared or len(data), max_bytes)
+            reply["Body"].read()  # at the end of the stream botocore checks it got every byte promised
+            return data
         except (ClientError, BotoCoreError) as err:
             raise self._translate(err, key) from err
 

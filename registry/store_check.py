@@ -38,7 +38,9 @@ def check_store(store: S3ObjectStore) -> StoreCheck:
             exist, or the credentials are refused for reading.
     """
     settings = store.settings
-    store.exists(PROBE_KEY)  # reachable, bucket present, credentials good: else one line naming which
+    # Reachable, bucket present, credentials good: else one line naming which. (A HEAD of a missing
+    # key in a missing bucket is only "absent", and the probe would then create the bucket.)
+    next(iter(store.list(PROBE_KEY)), None)
     problems: list[str] = []
     notes: list[str] = []
     create_only = _probe_create_only(store)
@@ -67,7 +69,7 @@ def _probe_create_only(store: S3ObjectStore) -> Literal["honoured", "ignored", "
     """Write the probe create-only twice, with different bytes: the second must be refused.
 
     The first write creates the probe, or is itself refused when an earlier check left it; either
-    way the bucket keeps a single small probe object (it cannot be deleted under retention).
+    way the bucket keeps a single small probe object, and a role that may write it need not delete.
     """
     try:
         for _ in range(2):

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from registry.errors import AlreadyExistsError, StoreError
+from registry.errors import AlreadyExistsError, IntegrityError, StoreError
 from registry.fingerprint import BaseModelFingerprint
 from registry.registry import Registry, RegistryRules
 from registry.store import S3ObjectStore
@@ -136,3 +136,33 @@ def test_the_store_check_exits_1_for_retention_configured_on_a_bucket_without_ob
 
     reader = run_cli("store", "check", "--json", env=s3_server.env(TAILOR_ROLE="reader"))
     assert reader.returncode == 0 and json.loads(reader.stdout)["create_only_writes"] == "not tested"
+
+
+def test_a_lost_reply_of_a_version_file_over_16_mib_is_done_too(s3_server, unique_name):
+    store = S3ObjectStore(s3_server.settings("trainer"))
+    sent = _lose_the_first_reply(store)
+    data = bytes(range(256)) * (17 * 4096)  # 17 MiB: a large tokenizer.json
+    store.put(f"adapters/{unique_name}/versions/v1/tokenizer.json", data, create_only=True)
+    assert len(sent) == 2
+
+
+def test_a_reply_without_content_length_is_still_read_no_further_than_the_limit(s3_server, unique_name):
+    store = S3ObjectStore(s3_server.settings("trainer"))
+    key = f"audit/{unique_name}/000000000001.json"
+    store.put(key, b"x" * 100)
+
+    def drop_length(parsed, **_):  # as a proxy that re-encodes replies may
+        parsed.pop("ContentLength", None)
+
+    store.client.meta.events.register("after-call.s3.GetObject", drop_length)
+    assert store.get(key, max_bytes=100) == b"x" * 100
+    with pytest.raises(IntegrityError, match="more than the 99 it may hold"):
+        store.get(key, max_bytes=99)
+
+
+def test_the_store_check_names_a_bucket_that_does_not_exist_and_creates_none(s3_server, unique_name):
+    result = run_cli("store", "check", env={**s3_server.env(TAILOR_ROLE="admin"), "TAILOR_BUCKET": unique_name})
+    assert result.returncode == 1
+    assert f"bucket '{unique_name}' does not exist" in result.stderr
+    buckets = S3ObjectStore(s3_server.settings("admin")).client.list_buckets()["Buckets"]
+    assert unique_name not in [b["Name"] for b in buckets]
