@@ -434,10 +434,11 @@ class AuditLog:
             return None  # a damaged cache is only a cache: fold from the log
 
     def _remember(self, state: AliasState) -> None:
+        known = self._memory.get(state.name)
         self._memory[state.name] = copy.deepcopy(state)
         path = self._cache_file(state.name)
-        if path is None:
-            return
+        if path is None or (known is not None and known.head_sha256 == state.head_sha256):
+            return  # a serve polling every 2 s would rewrite an unchanged file 43,000 times a day
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, state.to_json())  # several processes may write the same cache at once

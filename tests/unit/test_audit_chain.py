@@ -177,6 +177,24 @@ def test_the_cache_is_never_trusted_over_the_log(tmp_path):
     assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
 
 
+def test_a_process_that_polls_writes_its_cache_only_when_the_log_moved(tmp_path, monkeypatch):
+    import registry.audit
+
+    store = FakeStore()
+    _filled(store, registered=1, promoted=1)
+    writes = []
+    write_atomic = registry.audit.write_atomic
+    monkeypatch.setattr(registry.audit, "write_atomic", lambda path, data: writes.append(path) or write_atomic(path, data))
+    poller = _log(store, cache_dir=tmp_path)
+    poller.state(NAME)  # `tailor serve` resolves its alias first
+    for _ in range(5):  # then polls every --poll-seconds
+        poller.head_seq(NAME)
+    assert len(writes) == 1
+    _log(store).append(NAME, _promote("v1"))
+    poller.head_seq(NAME)
+    assert len(writes) == 2
+
+
 def test_racing_appenders_never_overwrite_each_other():
     store = FakeStore()
     _filled(store, registered=8, promoted=0)
