@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.daemon import HOST, Daemon
-from registry.errors import NotFoundError, TailorError
+from registry.errors import NotFoundError, TailorError, first_line
 
 # Prefect's temporary server has a 20 s start-up limit that a loaded 2-core machine can hit.
 EPHEMERAL_STARTUP_TIMEOUT_S = "90"
@@ -151,13 +151,18 @@ MISSED_HEARTBEATS = 3
 
 
 def ensure_crash_detection(cfg: PrefectServerConfig) -> bool:
-    """Create, unless the server has it, the automation that marks a silent flow run Crashed.
+    """Create, or bring up to date, the automation that marks a silent flow run Crashed.
 
     A run whose process was killed (kill -9, a reboot, an out-of-memory kill) reports nothing, and
     the server would show it Running for ever. Every flow run sends a heartbeat event each
     ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (Prefect's default 180); after
     ``MISSED_HEARTBEATS`` missed ones this automation marks the run Crashed (Prefect's documented
-    recipe for a self-hosted server). Returns True when it was created now.
+    recipe for a self-hosted server). The window follows the frequency this process sees, and an
+    automation with another window is updated: kept at 3 × 180 s, runs sending a heartbeat every
+    600 s would be marked Crashed while alive. Returns True when it was created or updated now.
+
+    Raises:
+        PrefectServerError: the server refused or did not answer (another Prefect at the port?).
     """
     from datetime import timedelta
 
@@ -185,10 +190,18 @@ def ensure_crash_detection(cfg: PrefectServerConfig) -> bool:
         actions=[ChangeFlowRunState(state=StateType.CRASHED,
                                     message=f"no heartbeat for {MISSED_HEARTBEATS * beat} s: its process was killed")],
     )  # fmt: skip
-    with temporary_settings({PREFECT_API_URL: cfg.api_url}), get_client(sync_client=True) as client:
-        if client.read_automations_by_name(CRASH_AUTOMATION):
-            return False
-        client.create_automation(automation)
+    try:
+        with temporary_settings({PREFECT_API_URL: cfg.api_url}), get_client(sync_client=True) as client:
+            existing = client.read_automations_by_name(CRASH_AUTOMATION)
+            if existing and existing[0].trigger.within == automation.trigger.within:
+                return False
+            if existing:
+                client.update_automation(existing[0].id, automation)
+            else:
+                client.create_automation(automation)
+    except Exception as err:  # noqa: BLE001 - httpx and Prefect raise many kinds; all mean the same here
+        raise PrefectServerError(f"the Prefect server at {cfg.api_url} refused the crash-detection automation: "
+                                 f"{type(err).__name__}: {first_line(err)}") from None  # fmt: skip
     return True
 
 

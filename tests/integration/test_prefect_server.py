@@ -96,6 +96,11 @@ def test_a_flow_run_whose_process_was_killed_is_marked_crashed_not_left_running(
     again = run_cli("prefect", "start", env=server["env"])  # idempotent: one automation, not two
     automations = httpx.post(f"{server['api']}/automations/filter", json={}, timeout=10).json()
     assert again.returncode == 0 and [a["name"] for a in automations].count(CRASH_AUTOMATION) == 1
+    # Slower heartbeats need a longer window, or live runs would be marked Crashed.
+    slower = run_cli("prefect", "start", env={**server["env"], "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"})
+    [automation] = [a for a in httpx.post(f"{server['api']}/automations/filter", json={}, timeout=10).json()
+                    if a["name"] == CRASH_AUTOMATION]  # fmt: skip
+    assert slower.returncode == 0 and automation["trigger"]["within"] == 180
 
 
 def test_prefect_start_refuses_a_port_held_by_another_process(s3_server, tmp_path):
