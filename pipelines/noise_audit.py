@@ -77,7 +77,7 @@ def audit_label_noise(
         folds=folds,
         seed=seed,
     )
-    if labeled > max_rows:
+    if len(keep) < labeled:  # with thousands of two-row classes the "sample" may be every row
         sampled = (f"audited a seeded sample of {len(keep):,} of {labeled:,} labeled rows, stratified by label: the "
                    "rate is estimated on it and suspects are listed from it")  # fmt: skip
         audit = audit.model_copy(update={"notes": [sampled, *audit.notes]})

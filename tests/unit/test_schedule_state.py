@@ -76,7 +76,9 @@ def test_a_processed_file_left_unchanged_is_not_read_again_but_one_edited_in_pla
     monkeypatch.setattr(Path, "read_bytes", lambda path: reads.append(path.name) or read_bytes(path))
 
     assert new_batches(tmp_path, done, 0) == ([], []) and reads == []
-    batch.write_text("text,label\nhi,b\n")  # same size, a later modification time
+    mtime = batch.stat().st_mtime_ns
+    batch.write_text("text,label\nhi,b\n")  # same size, another modification time
+    os.utime(batch, ns=(mtime - 10**9, mtime - 10**9))  # another time for certain where timestamps are coarse
     assert [a.path.name for a in new_batches(tmp_path, done, 0)[0]] == ["monday.csv"] and reads == ["monday.csv"]
 
 
