@@ -100,6 +100,10 @@ class AuditEvent:
         return f"{self.seq:012d}"
 
 
+def _all_text(items: Any) -> bool:
+    return all(isinstance(item, str) for item in items)
+
+
 @dataclass
 class AliasState:
     """What the log says now: aliases, each alias's history, registered and archived versions."""
@@ -186,7 +190,16 @@ class AliasState:
 
     @classmethod
     def from_json(cls, data: bytes) -> "AliasState":
-        return cls(**json.loads(data))
+        """Raises: ValueError, TypeError: not a state as ``to_json`` writes it (a damaged cache file)."""
+        state = cls(**json.loads(data))
+        if not (isinstance(state.name, str) and type(state.head_seq) is int and isinstance(state.head_sha256, str)
+                and isinstance(state.head_time, str) and isinstance(state.archived, list) and _all_text(state.archived)
+                and isinstance(state.promoted, list) and _all_text(state.promoted)
+                and all(isinstance(m, dict) and _all_text(m) for m in (state.aliases, state.history, state.versions))
+                and _all_text(state.aliases.values()) and _all_text(state.versions.values())
+                and all(isinstance(held, list) and _all_text(held) for held in state.history.values())):  # fmt: skip
+            raise ValueError("not an alias state")
+        return state
 
 
 def _json_types(hint: Any) -> tuple[type, ...]:
@@ -429,9 +442,10 @@ class AuditLog:
         if path is None or not path.is_file():
             return None
         try:
-            return AliasState.from_json(path.read_bytes())
+            state = AliasState.from_json(path.read_bytes())
         except (OSError, ValueError, TypeError):
             return None  # a damaged cache is only a cache: fold from the log
+        return state if state.name == name else None
 
     def _remember(self, state: AliasState) -> None:
         known = self._memory.get(state.name)

@@ -240,3 +240,14 @@ def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
     assert [f.name for f in fields(AuditEvent)] == [
         "action", "name", "version", "actor", "role", "reason", "content_sha256", "alias", "alias_before",
         "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "sha256"]  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", [{"aliases": ["production"]}, {"history": {"production": "v1"}},
+                                    {"head_seq": "2"}, {"name": "another"}])  # fmt: skip
+def test_a_cache_file_of_the_wrong_shape_or_name_is_ignored_not_a_crash(tmp_path, damage):
+    store = FakeStore()
+    _filled(store, registered=2, promoted=2)
+    _log(store, cache_dir=tmp_path).state(NAME)
+    [path] = tmp_path.glob("registry-cache/*/tickets.json")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **damage}))
+    assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
