@@ -215,6 +215,8 @@ class S3ObjectStore:
                     return
             except NotFoundError:
                 pass  # a concurrent conditional write (409) that has not landed
+            except IntegrityError:
+                pass  # larger than this write: another writer's bytes, as racing audit appends have
             raise conflict
 
     def _put_object(self, kwargs: dict) -> None:

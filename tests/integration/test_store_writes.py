@@ -166,3 +166,12 @@ def test_the_store_check_names_a_bucket_that_does_not_exist_and_creates_none(s3_
     assert f"bucket '{unique_name}' does not exist" in result.stderr
     buckets = S3ObjectStore(s3_server.settings("admin")).client.list_buckets()["Buckets"]
     assert unique_name not in [b["Name"] for b in buckets]
+
+
+def test_a_create_only_write_that_loses_to_longer_bytes_is_a_conflict_not_tampering(s3_server, unique_name):
+    # Racing audit appends: the winner's event is a few bytes longer than the loser's.
+    store = S3ObjectStore(s3_server.settings("trainer"))
+    key = f"audit/{unique_name}/000000000001.json"
+    store.put(key, b'{"actor": "a longer name"}', create_only=True)
+    with pytest.raises(AlreadyExistsError):
+        store.put(key, b'{"actor": "bo"}', create_only=True)
