@@ -343,15 +343,20 @@ class AuditLog:
             IntegrityError: naming the first bad event; or the log is shorter than what this
                 machine has already seen (newest events deleted).
         """
+        return self.verified_events(name)[0]
+
+    def verified_events(self, name: str) -> tuple[AliasState, list[AuditEvent]]:
+        """``verify``, with the events it checked."""
         seen = self._cached(name)  # before listing: a cache written meanwhile by a racing writer is not "ahead"
-        state = fold(AliasState(name=name), self.read(name, self.sequence(name)))
+        events = self.read(name, self.sequence(name))
+        state = fold(AliasState(name=name), events)
         if seen is not None and seen.head_seq > state.head_seq:
             raise IntegrityError(
                 f"the audit log of '{name}' ends at event {state.head_seq:012d} but this machine has seen event "
                 f"{seen.head_seq:012d}: the newest events were deleted"
             )
         self._remember(state)
-        return state
+        return state, events
 
     def state(self, name: str) -> AliasState:
         """The folded state now: cached events are not re-read, new ones are checked and applied.

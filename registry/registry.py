@@ -69,6 +69,7 @@ class VerifyResult:
     aliases: dict[str, str]
     versions: list[str]
     incomplete: list[str]  # registered in the log, but the upload never finished (no manifest)
+    to_review: list[str]  # production moves that the rules of the day may have allowed, or a client skipped
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,30 @@ def _gate_fields(manifest: Manifest) -> dict:
     """What an audit event records of a version's gate decision."""
     gate = manifest.gate
     return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
+
+
+def production_moves_to_review(events: list[AuditEvent]) -> list[str]:
+    """Promotions to production that four-eyes or the gate rule would have refused.
+
+    The rules are judged by the client that writes the event, under the policy it was configured
+    with: a policy that switched them off, or a client of one's own, leaves events that chain
+    perfectly. They are listed for a person to look at, not refused: the policy of the day may
+    have allowed them.
+    """
+    registered_by = {e.version: e.actor for e in events if e.action == "register"}
+    found = []
+    for e in events:
+        if e.action != "promote" or e.alias != "production":
+            continue
+        where = f"event {e.key_name}: {e.actor} moved production to {e.version}"
+        registrant = registered_by.get(e.version, "")
+        if same_person(e.actor, registrant):
+            found.append(f"{where}, which {registrant} registered (four-eyes off, or not applied)")
+        if e.gate is None and not e.override:
+            found.append(f"{where} without a gate decision or --override (require_gate_decision off, or not applied)")
+        elif e.gate is not None and e.gate.get("passed") is not True and not e.override:
+            found.append(f"{where}, whose gate failed, without --override (not applied)")
+    return found
 
 
 def versions_prefix(name: str) -> str:
@@ -235,7 +260,7 @@ class Registry:
             IntegrityError: naming the first bad event or the modified manifest.
             NotFoundError: ``name`` has no events at all (a typo would otherwise read as "verified").
         """
-        state = self.log.verify(validate_name(name))
+        state, events = self.log.verified_events(validate_name(name))
         if state.head_seq == 0:
             raise NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
         def has_manifest(version: str) -> bool:
@@ -250,7 +275,8 @@ class Registry:
             found = dict(zip(versions, pool.map(has_manifest, versions)))
         complete, incomplete = [v for v in versions if found[v]], [v for v in versions if not found[v]]
         return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
-                            aliases=dict(state.aliases), versions=complete, incomplete=incomplete)  # fmt: skip
+                            aliases=dict(state.aliases), versions=complete, incomplete=incomplete,
+                            to_review=production_moves_to_review(events))  # fmt: skip
 
     def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
         """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.

@@ -34,8 +34,9 @@ def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool =
     result = open_registry().verify(name)
     aliases = ", ".join(f"{a}={v}" for a, v in sorted(result.aliases.items())) or "no aliases"
     incomplete = f"; unfinished uploads (no manifest): {', '.join(result.incomplete)}" if result.incomplete else ""
+    review = "".join(f"\n  to review: {item}" for item in result.to_review)
     emit(result, as_json=as_json, text=f"audit log of '{name}' verified: {result.events} events, head "
-         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}")  # fmt: skip
+         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{review}")  # fmt: skip
 
 
 @app.command("at")

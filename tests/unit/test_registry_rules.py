@@ -135,6 +135,23 @@ def test_four_eyes_refuses_the_registrant_and_can_be_turned_off(store, folders):
     assert (event.alias_before, event.alias_after) == (None, "v1")
 
 
+def test_verify_lists_production_moves_that_four_eyes_or_the_gate_rule_would_have_refused(store, folders):
+    _reg(store, role="admin", actor="alice").register(folders[0], "tickets")
+    _reg(store, role="trainer", actor="carol").register(folders[1], "tickets")
+    # A policy without the rules (or a client that skipped them) leaves events that chain perfectly.
+    _reg(store, role="admin", actor="ALICE", four_eyes_production=False).promote("tickets", "v1", "production",
+                                                                                  reason="solo")  # fmt: skip
+    _reg(store, role="approver", actor="bob", require_gate=True).promote("tickets", "v2", "production",
+                                                                         reason="hotfix", override=True)  # fmt: skip
+
+    review = _reg(store, role="reader", actor="rita").verify("tickets").to_review
+
+    assert review == [
+        "event 000000000003: ALICE moved production to v1, which alice registered (four-eyes off, or not applied)",
+        "event 000000000003: ALICE moved production to v1 without a gate decision or --override "
+        "(require_gate_decision off, or not applied)"]  # the approver's override is on the record already
+
+
 @pytest.mark.parametrize("spelling", ["Alice", "ALICE", "ａｌｉｃｅ"])  # the last in full-width letters
 def test_four_eyes_sees_one_person_whatever_the_case_or_width_of_the_name(store, folders, spelling):
     _reg(store, role="trainer", actor="alice").register(folders[0], "tickets")
