@@ -15,7 +15,7 @@ from typing import Any
 
 from registry.audit import AuditEvent
 from registry.manifest import Manifest
-from registry.registry import Registry
+from registry.registry import Registry, production_moves_to_review
 
 EVIDENCE_MAX_BYTES = 64 * 1024
 
@@ -101,6 +101,15 @@ def _trail(events: list[AuditEvent]) -> str:
     return f"<table>{head}{rows}</table>"
 
 
+def _review(events: list[AuditEvent]) -> str:
+    """The version's production moves that four-eyes or the gate rule would have refused, for the reader."""
+    found = production_moves_to_review(events)
+    if not found:
+        return ""
+    items = "".join(f"<li>{escape(item)}</li>" for item in found)
+    return f"<p class=fail>To review (the policy of the day may have allowed these):</p><ul>{items}</ul>"
+
+
 def render(inputs: ReportInputs) -> str:
     """The report as one HTML document (no external resources)."""
     m = inputs.manifest
@@ -146,6 +155,7 @@ def render(inputs: ReportInputs) -> str:
         f"<table><tr><th>file</th><th>bytes</th><th>sha256</th></tr>{files}</table>",
         inline,
         "<h2>Audit trail</h2>",
+        _review([e for e in inputs.trail if e.version == m.version]),
         _trail(inputs.trail),
     ]  # fmt: skip
     body = "\n".join(sections)

@@ -29,3 +29,17 @@ def test_markup_in_every_hash_of_a_manifest_and_an_event_is_escaped(tmp_path):
     # content, weights, tokenizer and file hash; the event's hash is cut to 16 characters
     assert html.count("&lt;/code&gt;&lt;script&gt;alert(1)&lt;/script&gt;") == 4
     assert "<code>&lt;/code&gt;&lt;script&gt;a…</code>" in html
+
+
+def test_a_production_move_by_the_registrant_without_a_gate_is_flagged_for_review(tmp_path):
+    folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE), BASE)
+    manifest = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="admin",
+                              created_at="2026-01-01T00:00:00+00:00", reason="first")  # fmt: skip
+    common = dict(name="tickets", version="v1", actor="alice", role="admin", time="2026-01-01T00:00:00+00:00")
+    trail = [AuditEvent(action="register", reason="r", seq=1, **common),
+             AuditEvent(action="promote", reason="solo", alias="production", alias_after="v1", seq=2, **common)]
+    html = render(ReportInputs(manifest=manifest, aliases=["production"], archived=False, trail=trail, evidence={},
+                               generated_at="2026-01-02T00:00:00+00:00"))  # fmt: skip
+    assert "To review" in html
+    assert "event 000000000002: alice moved production to v1, which alice registered" in html
+    assert "without a gate decision or --override" in html
