@@ -319,21 +319,35 @@ class AuditLog:
     def read(self, name: str, seqs: list[int]) -> list[AuditEvent]:
         """Fetch events in parallel (a log of 1,000 events is 1,000 GETs)."""
         keys = [event_key(name, s) for s in seqs]
+        return [parse_event(k, b) for k, b in zip(keys, self._get_all(keys))]
+
+    def _get_all(self, keys: list[str]) -> list[bytes]:
         if len(keys) <= 2:
-            blobs = [self.store.get(k) for k in keys]
-        else:
-            with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
-                blobs = list(pool.map(self.store.get, keys))
-        return [parse_event(k, b) for k, b in zip(keys, blobs)]
+            return [self.store.get(k) for k in keys]
+        with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
+            return list(pool.map(self.store.get, keys))
 
     def events(self, name: str) -> list[AuditEvent]:
         """Every event, checked from the first (hash, link, sequence, meaning).
 
+        With ``cache_dir``, an event read before is not fetched again while the listing shows its
+        key with the same ETag: a rewritten event gets a new ETag and is fetched and checked, a
+        deleted or inserted one shows in the listing. At 2,100 events that is 3 LIST pages instead
+        of 2,100 GETs for `audit log` and `report`. ``verify`` never uses it.
+
         Raises:
             IntegrityError: naming the first bad event.
         """
-        events = self.read(name, self.sequence(name))
+        listed = {o.key: o.etag for o in self.store.list(audit_prefix(name))}
+        keys = [event_key(name, s) for s in sequence_of(name, list(listed))]
+        kept = self._cached_events(name)
+        fetch = [k for k in keys if not listed[k] or kept.get(k, ("", ""))[0] != listed[k]]
+        fetched = dict(zip(fetch, self._get_all(fetch)))
+        blobs = {k: fetched[k] if k in fetched else kept[k][1].encode() for k in keys}
+        events = [parse_event(k, blobs[k]) for k in keys]
         fold(AliasState(name=name), events)
+        if fetch or len(kept) != len(keys):
+            self._remember_events(name, {k: (listed[k], blobs[k].decode()) for k in keys if listed[k]})
         return events
 
     def verify(self, name: str) -> AliasState:
@@ -439,6 +453,31 @@ class AuditLog:
 
     def _cache_file(self, name: str) -> Path | None:
         return self._cache_dir / f"{name}.json" if self._cache_dir else None
+
+    def _events_file(self, name: str) -> Path | None:
+        return self._cache_dir / "events" / f"{name}.json" if self._cache_dir else None
+
+    def _cached_events(self, name: str) -> dict[str, tuple[str, str]]:
+        """Event key → (ETag, event JSON) as last read and checked; empty when none or damaged."""
+        path = self._events_file(name)
+        try:
+            kept = json.loads(path.read_bytes()) if path is not None and path.is_file() else {}
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(kept, dict) or not all(isinstance(v, list) and len(v) == 2 and _all_text(v)
+                                                 for v in kept.values()):  # fmt: skip
+            return {}
+        return {k: (v[0], v[1]) for k, v in kept.items()}
+
+    def _remember_events(self, name: str, events: dict[str, tuple[str, str]]) -> None:
+        path = self._events_file(name)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps({k: list(v) for k, v in events.items()}).encode())
+        except OSError:
+            pass  # the cache only saves time
 
     def _cached(self, name: str) -> AliasState | None:
         if name in self._memory:

@@ -9,6 +9,7 @@ import pytest
 
 from registry.audit import AuditEvent, event_key
 from registry.canonical import canonical_json, canonical_sha256
+from registry.errors import IntegrityError
 from registry.fingerprint import BaseModelFingerprint
 from registry.registry import Registry, RegistryRules
 from registry.store import S3ObjectStore
@@ -104,3 +105,25 @@ def test_a_chained_event_with_a_list_for_its_alias_is_named_by_every_command_ins
         assert result.returncode == 1 and "Traceback" not in result.stderr, (result.args, result.stderr)
         assert result.stderr.strip() == (f"error: {event_key(unique_name, 7)} is not an audit event (modified or "
                                          "inserted): field 'alias' is [\"production\"], not a string or null")
+
+
+def test_the_log_read_from_a_cache_fetches_only_new_events_and_still_catches_a_rewrite(s3_server, unique_name,
+                                                                                        tmp_path):  # fmt: skip
+    _history(s3_server, unique_name, tmp_path)
+    settings = s3_server.settings("reader", "rita")
+    store = S3ObjectStore(settings)
+    gets: list[str] = []
+    store.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
+    reader = Registry(store, settings, base_model=BASE, cache_dir=tmp_path / "home")
+    assert len(reader.events(unique_name)) == 6 and len(gets) == 6
+    gets.clear()
+    assert len(Registry(store, settings, base_model=BASE, cache_dir=tmp_path / "home").events(unique_name)) == 6
+    assert gets == []  # the listing's ETags vouch for every event read before
+
+    admin = S3ObjectStore(s3_server.settings("admin"))
+    raw = json.loads(admin.get(event_key(unique_name, 2)))
+    raw["reason"] = "approved by the board"
+    admin.put(event_key(unique_name, 2), json.dumps(raw).encode())
+    with pytest.raises(IntegrityError, match=f"event 000000000002 of '{unique_name}' was modified"):
+        Registry(store, settings, base_model=BASE, cache_dir=tmp_path / "home").events(unique_name)
+    assert gets == [event_key(unique_name, 2)]  # its new ETag made it be fetched again

@@ -251,3 +251,32 @@ def test_a_cache_file_of_the_wrong_shape_or_name_is_ignored_not_a_crash(tmp_path
     [path] = tmp_path.glob("registry-cache/*/tickets.json")
     path.write_text(json.dumps({**json.loads(path.read_text()), **damage}))
     assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
+
+
+def test_events_read_before_are_not_fetched_again_but_a_rewritten_one_is_and_is_caught(tmp_path, monkeypatch):
+    store = FakeStore()
+    _filled(store, registered=3, promoted=3)
+    fetched = []
+    get = store.get
+    monkeypatch.setattr(store, "get", lambda key, **kw: fetched.append(key) or get(key, **kw))
+
+    assert len(_log(store, cache_dir=tmp_path).events(NAME)) == 6 and len(fetched) == 6
+    _log(store).append(NAME, _promote("v2"))
+    fetched.clear()
+    assert len(_log(store, cache_dir=tmp_path).events(NAME)) == 7
+    assert fetched == [event_key(NAME, 7)]  # only the new one: the listing vouches for the others' ETags
+
+    forged = json.loads(store.objects[event_key(NAME, 2)])
+    forged["reason"] = "rewritten"
+    store.objects[event_key(NAME, 2)] = canonical_json(forged)  # a new ETag: fetched, then refused
+    with pytest.raises(IntegrityError, match="event 000000000002 of 'tickets' was modified"):
+        _log(store, cache_dir=tmp_path).events(NAME)
+
+
+def test_a_damaged_events_cache_is_ignored(tmp_path):
+    store = FakeStore()
+    _filled(store, registered=1, promoted=1)
+    _log(store, cache_dir=tmp_path).events(NAME)
+    [path] = tmp_path.glob("registry-cache/*/events/tickets.json")
+    path.write_text('{"audit/tickets/000000000001.json": ["etag"]}')
+    assert [e.seq for e in _log(store, cache_dir=tmp_path).events(NAME)] == [1, 2]
