@@ -187,7 +187,7 @@ class Settings(BaseSettings):
 
         return load_policy(override or self.policy)
 
-    def open_registry(self, *, with_base: bool = False, policy_file: Path | None = None) -> "Registry":
+    def open_registry(self, *, with_base: bool = False) -> "Registry":
         """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
 
         Its governance rules (four-eyes, a gate decision for production) come from the promotion
@@ -202,7 +202,7 @@ class Settings(BaseSettings):
 
         store_settings = self.store()
         base = base_model_fingerprint(self.base_model_dir, self.base_model_id, cache_dir=self.home) if with_base else None
-        policy = self.load_policy(policy_file)
+        policy = self.load_policy()
         rules = RegistryRules(four_eyes_production=policy.promotion.four_eyes_production,
                               require_gate=policy.promotion.require_gate_decision, policy_sha256=policy.sha256)
         return Registry(S3ObjectStore(store_settings), store_settings, base_model=base, rules=rules,

@@ -241,7 +241,8 @@ def test_the_promotion_rules_come_from_the_configured_policy(monkeypatch, tmp_pa
     monkeypatch.setenv("TAILOR_POLICY", str(relaxed))
     assert load_settings().load_policy().sha256 != load_settings().load_policy(DEFAULT_POLICY).sha256
     assert getattr(load_settings().open_registry().rules, rule) is False
-    assert getattr(load_settings().open_registry(policy_file=DEFAULT_POLICY).rules, rule) is True
+    monkeypatch.setenv("TAILOR_POLICY", str(DEFAULT_POLICY))  # as `--policy` configures a process
+    assert getattr(load_settings().open_registry().rules, rule) is True
 
 
 def test_a_configured_policy_file_that_is_malformed_is_refused_naming_the_key(monkeypatch, tmp_path):
