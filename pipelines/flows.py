@@ -301,12 +301,11 @@ def new_batches(watch_dir: Path, processed: list[ProcessedBatch], settle_seconds
     """
     seen = {entry.sha256 for entry in processed}
     unchanged = {(e.file, e.size, e.mtime_ns) for e in processed if e.size is not None}
-    found = sorted((p for p in Path(watch_dir).iterdir()
+    found = sorted(((p, p.stat()) for p in Path(watch_dir).iterdir()
                     if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and p.is_file()),
-                   key=lambda p: (p.stat().st_mtime, p.name))  # fmt: skip
+                   key=lambda entry: (entry[1].st_mtime, entry[0].name))  # fmt: skip
     fresh, arriving = [], []
-    for path in found:
-        before = path.stat()
+    for path, before in found:
         if (path.name, before.st_size, before.st_mtime_ns) in unchanged:
             continue
         if time.time() - before.st_mtime < settle_seconds:
