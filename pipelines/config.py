@@ -44,10 +44,11 @@ def http_url(value: str) -> str:
     Raises:
         ValueError: it is not (pydantic reports it under the setting's name).
     """
-    if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
+    parts = urlsplit(value)
+    if not value.startswith(("http://", "https://")) or not parts.hostname:
         raise ValueError(f"must be an http:// or https:// URL with a host, got {redacted_url(value)!r}")
     try:
-        urlsplit(value).port  # noqa: B018 - http://h:abc/ parses, and httpx refuses it only when called
+        parts.port  # noqa: B018 - http://h:abc/ parses, and httpx refuses it only when called
     except ValueError:
         raise ValueError(f"has a port that is not a number from 0 to 65535: {redacted_url(value)!r}") from None
     return value

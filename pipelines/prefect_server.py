@@ -178,17 +178,17 @@ def ensure_crash_detection(cfg: PrefectServerConfig) -> bool:
     beat = get_current_settings().flows.heartbeat_frequency
     if beat is None:  # heartbeats switched off: nothing to miss
         return False
+    window = MISSED_HEARTBEATS * beat
     ended = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
     automation = AutomationCore(
         name=CRASH_AUTOMATION,
-        description=f"no heartbeat for {MISSED_HEARTBEATS * beat} s: the run's process is gone",
+        description=f"no heartbeat for {window} s: the run's process is gone",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.heartbeat", *ended},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
-            within=timedelta(seconds=MISSED_HEARTBEATS * beat)),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED,
-                                    message=f"no heartbeat for {MISSED_HEARTBEATS * beat} s: its process was killed")],
+            within=timedelta(seconds=window)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {window} s: its process was killed")],
     )  # fmt: skip
     try:
         with temporary_settings({PREFECT_API_URL: cfg.api_url}), get_client(sync_client=True) as client:

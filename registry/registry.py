@@ -263,6 +263,7 @@ class Registry:
         state, events = self.log.verified_events(validate_name(name))
         if state.head_seq == 0:
             raise NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
+
         def has_manifest(version: str) -> bool:
             try:
                 self._checked_manifest(name, version, state)
