@@ -100,6 +100,12 @@ def _free_port() -> int:
                 continue
 
 
+# SeaweedFS marks its volumes read-only under 1 % free and needs 128 MB for each new volume; then
+# writes hang rather than fail. `status` says so before they do, with room to spare.
+LOW_DISK_BYTES = 1 << 30
+LOW_DISK_SHARE = 0.02
+
+
 @dataclass(frozen=True)
 class StoreStatus:
     endpoint: str
@@ -109,6 +115,15 @@ class StoreStatus:
     data_dir: str
     credentials_file: str
     log_file: str
+    disk_free_bytes: int
+    disk_low: bool
+
+
+def _disk_usage(path: Path):
+    """The usage of the file system that holds ``path`` (or will, before its folder exists)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path)
 
 
 def _actions(role: Role, bucket: str) -> list[str]:
@@ -245,6 +260,7 @@ def _healthy(cfg: EmbeddedStoreConfig, *, with_bucket: bool = False) -> bool:
 
 def status(cfg: EmbeddedStoreConfig) -> StoreStatus:
     pid = _daemon(cfg).pid()
+    disk = _disk_usage(cfg.data_dir)
     return StoreStatus(
         endpoint=cfg.endpoint,
         bucket=cfg.bucket,
@@ -253,6 +269,8 @@ def status(cfg: EmbeddedStoreConfig) -> StoreStatus:
         data_dir=str(cfg.data_dir),
         credentials_file=str(cfg.identities_file),
         log_file=str(cfg.log_file),
+        disk_free_bytes=disk.free,
+        disk_low=disk.free < max(LOW_DISK_BYTES, LOW_DISK_SHARE * disk.total),
     )
 
 

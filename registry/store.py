@@ -120,6 +120,7 @@ class S3ObjectStore:
 
         self.settings = settings
         self.bucket = settings.bucket
+        self._read_timeout = read_timeout
         try:
             self._client = boto3.client(
                 "s3",
@@ -163,9 +164,20 @@ class S3ObjectStore:
         return self._client
 
     def _translate(self, err: Exception, key: str) -> Exception:
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, SSLError
+        from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
+                                         ReadTimeoutError, SSLError)  # fmt: skip
 
         where = f"s3://{self.bucket}/{key}"
+        if isinstance(err, ReadTimeoutError):
+            # SeaweedFS on a full disk accepts the request and never answers it: the bare "Read timeout"
+            # left people looking at the network.
+            return StoreError(f"the object store at {self.settings.endpoint or 'AWS S3'} accepted a request for "
+                              f"{where} but answered neither it nor its retries within {self._read_timeout:g} s: it "
+                              "is overloaded or its disk is full (`tailor store status` shows the embedded store's "
+                              "free space)")  # fmt: skip
+        if isinstance(err, ConnectTimeoutError):
+            return StoreError(f"no connection to the object store at {self.settings.endpoint or 'AWS S3'} within the "
+                              "connect timeout: check `endpoint` and that the host is reachable")  # fmt: skip
         if isinstance(err, SSLError):
             return StoreError(f"cannot verify the TLS certificate of {self.settings.endpoint or 'AWS S3'}: set "
                               "ca_bundle to the PEM file of the CA that signed it (TAILOR_CA_BUNDLE)")  # fmt: skip

@@ -25,6 +25,7 @@ def start(as_json: bool = JSON, timeout: float = typer.Option(60.0, min=1, help=
         else f"already running (pid {status.pid}) at {status.endpoint}"
     )
     emit({**vars(status), "started": started}, as_json=as_json, text=text)
+    _say_if_disk_low(status)
 
 
 @app.command()
@@ -36,11 +37,19 @@ def stop(as_json: bool = JSON) -> None:
 
 @app.command()
 def status(as_json: bool = JSON) -> None:
-    """Show endpoint, bucket, pid, health, data folder and credentials file. Exit 1 when not healthy."""
+    """Show endpoint, bucket, pid, health, data folder, its free disk space and the credentials file.
+    Exit 1 when not healthy or the disk is nearly full (under 1 GiB or 2 % free)."""
     current = embedded.status(state.settings().embedded_store())
     emit(current, as_json=as_json)
-    if not current.healthy:
+    _say_if_disk_low(current)
+    if not current.healthy or current.disk_low:
         raise typer.Exit(1)
+
+
+def _say_if_disk_low(current: embedded.StoreStatus) -> None:
+    if current.disk_low:
+        typer.echo(f"problem: only {current.disk_free_bytes / 2**20:.0f} MiB free under {current.data_dir}; the "
+                   "store's writes hang when its disk fills: free space or move the store", err=True)  # fmt: skip
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import stat
 
 import pytest
@@ -59,3 +60,16 @@ def test_start_waits_for_every_volume_on_disk_and_says_when_some_never_come_back
     monkeypatch.setattr(embedded, "_loaded_volumes", lambda _: 1)
     with pytest.raises(StoreError, match="only 1 of its 2 volumes came back within 0 s"):
         embedded._wait_for_volumes(cfg, 2, timeout=0)
+
+
+@pytest.mark.parametrize(("free_gib", "total_gib", "low"), [(0.9, 10, True), (1.5, 100, True), (3, 100, False),
+                                                            (1.1, 10, False)])  # fmt: skip
+def test_status_calls_the_disk_low_under_1_gib_or_2_percent_free(tmp_path, monkeypatch, free_gib, total_gib, low):
+    # SeaweedFS turns its volumes read-only under 1 % free, and then writes hang instead of failing.
+    usage = shutil._ntuple_diskusage(int(total_gib * 2**30), int((total_gib - free_gib) * 2**30), int(free_gib * 2**30))
+    seen = []
+    monkeypatch.setattr(embedded.shutil, "disk_usage", lambda path: seen.append(path) or usage)
+    cfg = EmbeddedStoreConfig.on_free_ports(tmp_path / "not" / "yet" / "made")
+    current = embedded.status(cfg)
+    assert (current.disk_free_bytes, current.disk_low) == (usage.free, low)
+    assert seen == [tmp_path]  # the folder that will hold the data, before it exists

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -99,3 +100,37 @@ def test_a_redirect_without_a_new_endpoint_says_what_to_check(redirecting_server
     store = S3ObjectStore(StoreSettings(endpoint=redirecting_server, bucket="tailor", access_key="k", secret_key="s"))
     with pytest.raises(StoreError, match=re.escape(f"{redirecting_server} {says}")):
         store.get("audit/x/000000000001.json")
+
+
+@pytest.fixture
+def silent_server():
+    """Accepts connections and reads requests but never answers, as SeaweedFS does on a full disk."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_store_that_never_answers_is_named_with_what_to_check(silent_server):
+    settings = StoreSettings(endpoint=silent_server, bucket="tailor", access_key="k", secret_key="s")
+    store = S3ObjectStore(settings, read_timeout=0.2)
+    with pytest.raises(StoreError) as err:
+        store.put("adapters/x/v1/claim.json", b"{}", create_only=True)
+    assert str(err.value) == (
+        f"the object store at {silent_server} accepted a request for s3://tailor/adapters/x/v1/claim.json but "
+        "answered neither it nor its retries within 0.2 s: it is overloaded or its disk is full "
+        "(`tailor store status` shows the embedded store's free space)"
+    )
