@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, repr=False)
     watch_settle_seconds: float = Field(60, ge=0, allow_inf_nan=False,
                                         description="a watched batch changed more recently than this waits for the next run")  # fmt: skip
+    keep_runs: int = Field(20, ge=0, description="retrain run folders kept per adapter name under runs/ (0 = all)")
     cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
     cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")
     cost_currency: str = Field("EUR", min_length=1, description="currency of the cost_per_hour_* rates")

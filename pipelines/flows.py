@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.batch_io import SUPPORTED_SUFFIXES
 from pipelines.config import Settings, load_settings
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
+from pipelines.run_folders import new_run_folder, prune_run_folders
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
 from registry.errors import RefusedError, StoreError
@@ -192,8 +193,13 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     ``state.result(raise_on_failure=False)``.
     """
     started = time.monotonic()
-    policy = load_settings().load_policy()
-    run_dir = Path(workdir or Path("runs") / name / utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
+    settings = load_settings()
+    policy = settings.load_policy()
+    if workdir is None:
+        if settings.keep_runs:
+            prune_run_folders(Path("runs") / name, keep=settings.keep_runs - 1)
+        workdir = new_run_folder(Path("runs") / name)
+    run_dir = Path(workdir)
     adapter_dir = run_dir / "adapter"
 
     def outcome(status, **fields) -> RetrainOutcome:

@@ -196,6 +196,30 @@ def test_tailor_retrain_exits_1_and_names_the_failure_for_a_batch_it_cannot_read
     shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
 
 
+def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(world, name, monkeypatch):
+    from pipelines import flows
+
+    runs = world["root"] / "runs" / f"{name}-kept"
+    old = [runs / f"2020010{day}T000000000000Z" for day in range(1, 6)]
+    for folder in old:
+        (folder / "adapter").mkdir(parents=True)
+        (folder / "adapter" / "reference.csv").write_text("text,label\n")
+    (runs / "notes").mkdir()
+    (runs / "20190101T000000000000Z.txt").write_text("a file of the user's")
+    empty = world["root"] / "incoming" / "kept.csv"
+    empty.write_text("")
+    monkeypatch.setenv("TAILOR_KEEP_RUNS", "3")
+
+    state = flows.retrain(empty, f"{name}-kept", SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt",
+                          return_state=True)  # fmt: skip
+
+    assert state.result(raise_on_failure=False).status == "rejected_data"
+    # Room for the run's own folder (a rejected batch's reports went to quarantine, so it made none).
+    assert sorted(p.name for p in runs.iterdir() if p in old) == [old[3].name, old[4].name]
+    assert (runs / "notes").is_dir() and (runs / "20190101T000000000000Z.txt").is_file()
+    shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
+
+
 def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_not_registered_again(world, name, first):
     from pipelines import flows
     from pipelines.config import load_settings
