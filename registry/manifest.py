@@ -21,6 +21,7 @@ from registry.fingerprint import BaseModelFingerprint, file_sha256
 
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
+GATE_DECISION_FILE = "gate_decision.json"
 REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors", "tailor_adapter.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # A safetensors header is a small JSON document; a larger "length" means the file is something else.
@@ -289,13 +290,13 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
             problems.append(f"{rel} is not a safetensors file ({problem})")
     parsed = {
         rel: _read_json(root / rel, rel, problems)
-        for rel in ("adapter_config.json", "tailor_adapter.json", "train_result.json", "gate_decision.json")
+        for rel in ("adapter_config.json", "tailor_adapter.json", "train_result.json", GATE_DECISION_FILE)
         if rel in files
     }
     adapter = parsed.get("tailor_adapter.json")
     if adapter is not None:
         problems.extend(_adapter_problems(adapter, base_model))
-    if (decision := parsed.get("gate_decision.json")) is not None:
+    if (decision := parsed.get(GATE_DECISION_FILE)) is not None:
         problems.extend(_gate_problems(decision))
     if problems:
         raise RefusedError(f"refused adapter folder {root}: " + "; ".join(problems))
@@ -305,7 +306,7 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
         adapter=adapter or {},
         adapter_config=parsed["adapter_config.json"] or {},
         train_result=parsed.get("train_result.json"),
-        gate_decision=parsed.get("gate_decision.json"),
+        gate_decision=parsed.get(GATE_DECISION_FILE),
     )
 
 
@@ -385,6 +386,24 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
         failures=failures,
         against=decision.get("against") if isinstance(decision.get("against"), str) else None,
     )
+
+
+def recorded_against(manifest: Manifest, decision: bytes | None) -> str | None:
+    """What ``manifest``'s gate compared the candidate with (NAME:VERSION), given the bytes of the
+    version's proven gate_decision.json.
+
+    Manifests registered before 2026-11-28 lack ``gate.against``: read as None, it would claim their
+    gate compared with nothing. The decision file, whose summary the manifest holds and whose hash
+    it lists, has recorded it all along.
+    """
+    if manifest.gate is None or manifest.gate.against is not None or decision is None:
+        return manifest.gate.against if manifest.gate is not None else None
+    try:
+        parsed = json.loads(decision)
+    except ValueError:
+        return None
+    summary = gate_summary(parsed) if isinstance(parsed, dict) else None
+    return summary.against if summary is not None else None
 
 
 def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by: str, created_role: str,

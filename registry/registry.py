@@ -26,11 +26,13 @@ from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
 from registry.manifest import (
+    GATE_DECISION_FILE,
     MANIFEST_FILE,
     Manifest,
     build_manifest,
     inspect_adapter_folder,
     is_version,
+    recorded_against,
     same_base,
     validate_name,
     version_number,
@@ -359,7 +361,11 @@ class Registry:
             )
         manifest = self.manifest(name, version)
         self._require_same_base(manifest)
-        self._prove_files(manifest)  # an alias must never point at weights that cannot be served
+        decision = None
+        for rel, data in self.verified_files(manifest):  # an alias must never point at weights that cannot be served
+            if rel == GATE_DECISION_FILE:
+                decision = data
+        against = recorded_against(manifest, decision)
         bypassed = False
         if to == self.rules.production_alias:
             if self.rules.four_eyes_production and same_person(manifest.created_by, self.settings.actor):
@@ -379,13 +385,12 @@ class Registry:
             current = state.aliases.get(to)
             if current == version:
                 raise RefusedError(f"{to} already holds {name} {version}")
-            gate = manifest.gate
-            stale = to == self.rules.production_alias and current is not None and gate is not None \
-                and gate.against != f"{name}:{current}"  # fmt: skip
+            stale = to == self.rules.production_alias and current is not None and manifest.gate is not None \
+                and against != f"{name}:{current}"  # fmt: skip
             if stale and not override:
                 # Judged here, against the log as the event lands: production may have moved since the gate ran.
                 raise RefusedError(
-                    f"{name} {version}'s gate compared it with {gate.against or 'nothing'}, but {to} holds {name} "
+                    f"{name} {version}'s gate compared it with {against or 'nothing'}, but {to} holds {name} "
                     f"{current}: evaluate its folder against {to} (`tailor evaluate --adapter FOLDER --name {name}`) "
                     "and register it again (a version's evidence never changes), or an approver may promote it with "
                     "--override and a reason"

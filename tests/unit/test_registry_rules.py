@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import asdict
 
 import pytest
 
+from registry.canonical import canonical_json
 from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
 from registry.registry import Registry, RegistryRules, file_key
@@ -232,6 +235,33 @@ def test_production_needs_a_gate_that_compared_with_the_current_production(store
     assert approver.promote("tickets", "v3", "production", reason="compared with v1").alias_before == "v1"
     with pytest.raises(RefusedError, match="v2's gate compared it with nothing, but production holds tickets v3"):
         approver.promote("tickets", "v2", "production", reason="ship")
+
+
+def test_a_version_registered_before_manifests_recorded_against_is_judged_by_its_gate_decision(store, tmp_path,
+                                                                                                  monkeypatch):
+    from registry.manifest import Manifest
+
+    approver = _reg(store, role="approver", actor="bob", policy_sha256="a" * 64)
+    _reg(store).register(make_adapter_folder(tmp_path / "1", BASE, seed=1, gate=passed_gate(None)), "tickets")
+    approver.promote("tickets", "v1", "production", reason="first")
+
+    def as_written_then(self):  # the registry of before 2026-11-28 wrote no gate.against
+        data = {k: v for k, v in asdict(self).items() if k != "content_sha256"}
+        del data["gate"]["against"]
+        return data
+
+    with monkeypatch.context() as then:
+        then.setattr(Manifest, "body", as_written_then)
+        then.setattr(Manifest, "to_json",
+                     lambda self: canonical_json({**self.body(), "content_sha256": self.content_sha256}))
+        for i, against in ((2, "tickets:v1"), (3, None)):
+            folder = make_adapter_folder(tmp_path / str(i), BASE, seed=i, gate=passed_gate(against))
+            _reg(store).register(folder, "tickets")
+    assert "against" not in json.loads(store.get("adapters/tickets/versions/v2/manifest.json"))["gate"]
+
+    assert approver.promote("tickets", "v2", "production", reason="compared with v1").override is False
+    with pytest.raises(RefusedError, match="v3's gate compared it with nothing, but production holds tickets v2"):
+        approver.promote("tickets", "v3", "production", reason="ship")
 
 
 def test_promote_needs_a_reason_a_known_alias_and_an_existing_version(store, folders):
