@@ -70,9 +70,10 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
             changes = {k: v for k, v in wanted.items() if current.get(k) != v}
             # an expired session token or a CA no longer configured must not linger in the remote
             stale = [k for k in optional if k in current and k not in wanted]
+            # Before the early return too: a file with the keys written by a Tailor older than 0600 is private from now on.
+            _private_file(root / ".dvc" / "config.local")
             if not changes and not stale and repo.config["core"].get("remote") == REMOTE:
                 return
-            _private_file(root / ".dvc" / "config.local")
             with repo.config.edit("local") as local:
                 remote = local.setdefault("remote", {}).setdefault(REMOTE, {})
                 remote.update(changes)

@@ -73,6 +73,9 @@ def test_the_local_config_holding_the_secret_is_readable_by_its_owner_only(proje
     local.chmod(0o644)
     configure_remote(project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2"))
     assert local.stat().st_mode & 0o777 == 0o600 and "S2" in local.read_text()
+    local.chmod(0o644)  # as a Tailor older than the rule left it, with the same keys as now
+    configure_remote(project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2"))
+    assert local.stat().st_mode & 0o777 == 0o600
 
 
 def test_temporary_keys_and_a_private_ca_reach_the_remote_and_leave_it_with_the_settings(project):
