@@ -70,8 +70,10 @@ def base_model_fingerprint(model_dir: Path, model_id: str, cache_dir: Path | Non
     if cache and cache.is_file():
         try:
             cached = json.loads(cache.read_text())
-            if cached.get("stamp") == stamp:
-                return BaseModelFingerprint(**cached["fingerprint"])
+            if isinstance(cached, dict) and cached.get("stamp") == stamp:
+                fp = BaseModelFingerprint(**cached["fingerprint"])
+                if all(isinstance(value, str) for value in asdict(fp).values()):
+                    return fp
         except (ValueError, TypeError, KeyError):
             pass  # a damaged cache is only a cache: recompute
     fp = BaseModelFingerprint(model_id=model_id, weights_sha256=_combined(weights, model_dir),
