@@ -30,7 +30,7 @@ from typing import Iterator, Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.batch_io import SUPPORTED_SUFFIXES
 from pipelines.config import Settings, load_settings
@@ -38,7 +38,7 @@ from pipelines.records import GateDecision, TrainResult, ValidationReport, utcno
 from pipelines.run_folders import new_run_folder, prune_run_folders
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
-from registry.errors import RefusedError, StoreError
+from registry.errors import ConfigError, RefusedError, StoreError
 from registry.readable_text import escape_control
 
 
@@ -285,9 +285,35 @@ def state_file(settings: Settings, name: str) -> Path:
 
 
 def processed_batches(path: Path) -> list[ProcessedBatch]:
-    if not path.is_file():
+    """The schedule's record of the batches it processed (none yet when there is no record).
+
+    Raises:
+        ConfigError: the record is not a file or not a list of records. It is never replaced on a
+            guess: it is what keeps a processed batch from being retrained.
+    """
+    if not path.exists():
         return []
-    return [ProcessedBatch.model_validate(item) for item in json.loads(path.read_text())]
+    fix = ("restore it, or move it aside: the next run then takes every batch in the watched folder as new, "
+           "records those already registered without retraining them, and retrains the rest")  # fmt: skip
+    if not path.is_file():
+        raise ConfigError(f"{path}, the schedule's record of processed batches, is not a file: {fix}")
+    try:
+        items = json.loads(path.read_text())
+    except ValueError as err:  # bad UTF-8 or bad JSON
+        raise ConfigError(f"{path}, the schedule's record of processed batches, is not JSON ({err}): {fix}") from None
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}, the schedule's record of processed batches, holds a JSON {type(items).__name__}, "
+                          f"not a list of records: {fix}")  # fmt: skip
+    entries = []
+    for number, item in enumerate(items, 1):
+        try:
+            entries.append(ProcessedBatch.model_validate(item))
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(f"{path}, the schedule's record of processed batches, has a damaged record (record "
+                              f"{number}{f', {field}' if field else ''}: {first['msg']}): {fix}") from None  # fmt: skip
+    return entries
 
 
 def record_processed(path: Path, entry: ProcessedBatch) -> None:

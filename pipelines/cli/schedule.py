@@ -55,6 +55,9 @@ def schedule(
     check_flow_arguments(name, holdout, labels, policy)
     if not watch.is_dir():
         raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
+    from pipelines import flows
+
+    flows.processed_batches(flows.state_file(settings, name))  # a damaged record would fail every tick
     require_store(name)
     configure_policy(policy)  # the flow runs it serves inherit it
     if api is None:
@@ -62,8 +65,6 @@ def schedule(
                           "(schedules need a persistent server)")  # fmt: skip
     from prefect import serve
     from prefect.types.entrypoint import EntrypointType
-
-    from pipelines import flows
 
     module = EntrypointType.MODULE_PATH  # runs from the installed package, whatever the working directory
     parameters = {"watch_dir": str(watch.resolve()), "name": name, "holdout": str(holdout.resolve()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import run_cli
@@ -33,3 +35,16 @@ def test_a_bad_flow_argument_is_refused_at_start_not_at_every_scheduled_run(tmp_
     done = run_cli("schedule", "--name", "tickets", "--cron", "0 * * * *", "--holdout", "h.csv", *extra, cwd=tmp_path)
     assert done.returncode in (1, 2) and done.stderr.startswith(f"error: {message}"), done.stderr
     assert "Prefect server" not in done.stderr  # refused before one was even looked for
+
+
+def test_a_damaged_record_of_processed_batches_is_refused_at_start_not_at_every_tick(tmp_path):
+    (tmp_path / "h.csv").write_text("text,label\nhi,a\n")
+    (tmp_path / "data" / "incoming").mkdir(parents=True)
+    record = tmp_path / ".tailor" / "schedule" / "tickets.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("")  # as a full disk or a crash can leave it
+    done = run_cli("schedule", "--name", "tickets", "--cron", "0 * * * *", "--holdout", "h.csv", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: {Path('.tailor/schedule/tickets.json')}, the schedule's record of "
+                                  "processed batches, is not JSON")  # fmt: skip
+    assert record.read_text() == ""

@@ -7,6 +7,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from registry.errors import ConfigError
 from pipelines.flows import ProcessedBatch, new_batches, processed_batches, record_processed, watch_lock
 
 
@@ -92,6 +95,25 @@ def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
     assert [(e.file, e.status, e.version) for e in processed_batches(state)] == [
         ("a.csv", "promoted", "v1"), ("b.csv", "rejected_data", None)]  # fmt: skip
     assert sorted(p.name for p in state.parent.iterdir()) == ["support.json"]  # no aside file left
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (b"", "is not JSON (Expecting value"), (b"\xff\xfe", "is not JSON ("), (b"{}", "holds a JSON dict, not a list"),
+    (b'[{"sha256": "1", "file": "a.csv"}]', "has a damaged record (record 1, status: Field required)"),
+    (None, "is not a file")])  # fmt: skip
+def test_a_damaged_record_is_named_with_what_to_do_and_never_written_over(tmp_path, damage, says):
+    state = tmp_path / "schedule" / "support.json"
+    state.parent.mkdir()
+    state.mkdir() if damage is None else state.write_bytes(damage)
+    fix = "restore it, or move it aside: the next run then takes every batch in the watched folder as new"
+
+    for call in (lambda: processed_batches(state),
+                 lambda: record_processed(state, ProcessedBatch(sha256="2" * 64, file="b.csv", status="promoted"))):
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert str(err.value).startswith(f"{state}, the schedule's record of processed batches, {says}")
+        assert fix in str(err.value)
+    assert state.is_dir() if damage is None else state.read_bytes() == damage
 
 
 def test_every_extension_validate_reads_is_a_batch_whatever_its_case(tmp_path):
