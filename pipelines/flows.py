@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.batch_io import SUPPORTED_SUFFIXES
 from pipelines.config import Settings, load_settings
+from pipelines.policy import Policy
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
 from pipelines.run_folders import new_run_folder, prune_run_folders
 from registry.atomic_file import write_atomic
@@ -228,19 +229,27 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     if not decision.passed:
         return rejected("rejected_gate", **common, notes=["gate failed: registered for the record, not promoted"])
 
+    promoted, notes = auto_promote(name, version, policy)
+    return outcome("promoted" if promoted else "registered", **common, promoted_to=promoted, notes=notes)
+
+
+def auto_promote(name: str, version: str, policy: Policy,
+                 moved: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """Move the aliases the policy moves for a version whose gate passed, except those in ``moved``;
+    returns the aliases moved and notes on those left to a person."""
     promoted, notes = [], []
-    if policy.promotion.auto_promote_staging:
+    if policy.promotion.auto_promote_staging and "staging" not in moved:
         promote(name, version, "staging", f"gate passed under policy {policy.version}")
         promoted.append("staging")
-    if policy.promotion.auto_promote_production:
+    if not policy.promotion.auto_promote_production:
+        notes.append(f"production needs a person: tailor promote {name} {version} --to production --reason ...")
+    elif "production" not in moved:
         try:
             promote(name, version, "production", f"automatic: gate passed under policy {policy.version}")
             promoted.append("production")
         except RefusedError as err:  # the four-eyes rule: a person other than the trainer must promote
             notes.append(f"production not promoted automatically: {err}")
-    else:
-        notes.append(f"production needs a person: tailor promote {name} {version} --to production --reason ...")
-    return outcome("promoted" if promoted else "registered", **common, promoted_to=promoted, notes=notes)
+    return promoted, notes
 
 
 def _attach_validation_evidence(report: ValidationReport, adapter_dir: Path) -> None:
@@ -373,6 +382,31 @@ def registered_data_versions(settings: Settings, name: str) -> dict[str, str]:
     return {m.data_version: m.version for m in settings.open_registry().versions(name) if m.data_version}
 
 
+@store_task
+def aliases_moved_since(name: str, version: str) -> tuple[bool, frozenset[str]]:
+    """Whether ``version``'s gate passed, and the aliases some event moved after it was registered."""
+    registry = load_settings().open_registry()
+    manifest, events = registry.manifest(name, version), registry.events(name)
+    registered = max(e.seq for e in events if e.action == "register" and e.version == version)
+    moved = frozenset(e.alias for e in events if e.seq > registered and e.alias is not None)
+    return manifest.gate is not None and manifest.gate.passed, moved
+
+
+def finish_promotions(name: str, version: str) -> list[str]:
+    """The promotions a run that stopped after registering ``version`` would have made, made now.
+
+    An alias someone moved since (a person, another run) is theirs: it is left where it is.
+    """
+    passed, moved = aliases_moved_since(name, version)
+    if not passed:
+        return []
+    try:
+        return auto_promote(name, version, load_settings().load_policy(), moved)[0]
+    except RefusedError as err:  # refused now (archived since, say): recorded as it stands, not tried at every tick
+        get_run_logger().warning("%s %s is not promoted: %s", name, version, err)
+        return []
+
+
 def _retrain_batch(arrival: Arrival, registered: dict[str, str], name: str, holdout: Path,
                    labels: Path | None, retrain_deployment: str | None) -> ProcessedBatch | None:  # fmt: skip
     """Retrain on one watched batch; the record to keep, or None to try the batch again next run."""
@@ -382,7 +416,11 @@ def _retrain_batch(arrival: Arrival, registered: dict[str, str], name: str, hold
     if (version := registered.get(dvc_md5(path))) is not None:
         # A run that died between registering and recording (kill -9, a reboot) must not register it twice.
         log.warning("%s was registered as %s %s by a run that stopped before recording it", path.name, name, version)
-        return arrival.processed("registered by an earlier run", version)
+        promoted = finish_promotions(name, version)
+        if promoted:
+            log.warning("%s %s: promoted to %s, as that run would have", name, version, " and ".join(promoted))
+        return arrival.processed("registered by an earlier run" + (f"; promoted to {', '.join(promoted)} now"
+                                                                  if promoted else ""), version)  # fmt: skip
     if retrain_deployment:
         from prefect.deployments import run_deployment
 

@@ -240,6 +240,33 @@ def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_no
     assert recorded[-1].sha256 == entry.sha256
 
 
+def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_that_run_would_have_made(world, name,
+                                                                                                      first):
+    from pipelines import flows
+    from pipelines.config import load_settings
+    from pipelines.data_version import dvc_md5
+
+    watch_dir = world["root"] / "watch-died-early"
+    watch_dir.mkdir()
+    batch = watch_dir / "died.csv"
+    batch.write_text(world["batch"].read_text() + "\n")
+    os.utime(batch, (time.time() - 600, time.time() - 600))
+    folder = world["root"] / "died-adapter"  # what that run trained and registered, with a passed gate, then died
+    shutil.copytree(first[1].adapter_dir, folder)
+    result = json.loads((folder / "train_result.json").read_text())
+    (folder / "train_result.json").write_text(json.dumps({**result, "data_version": dvc_md5(batch)}))
+    version = load_settings().open_registry(with_base=True).register(folder, name, reason="died after this").version
+    before = registry().aliases(name)
+
+    [entry] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt")
+
+    assert (entry.version, entry.status) == (version, "registered by an earlier run; promoted to staging now")
+    assert registry().aliases(name) == {**before, "staging": version}  # production is a person's to move
+    policy_version = yaml.safe_load((world["root"] / "policy.yaml").read_text())["version"]
+    assert registry().events(name)[-1].reason == f"gate passed under policy {policy_version}"
+    assert flows.aliases_moved_since.fn(name, version) == (True, frozenset({"staging"}))  # a second try moves nothing
+
+
 def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failure_is_retried(world, name, monkeypatch):
     from pipelines import flows
     from pipelines.config import load_settings
