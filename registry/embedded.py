@@ -164,17 +164,19 @@ def may_write(role: Role, bucket: str, prefix: str) -> bool:
 def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
     """Write the identities file with fresh random secrets unless it exists already (mode 0600).
 
-    An existing file keeps its keys; its roles are scoped again when the bucket setting changed,
-    or every role but admin would be refused by the server it starts.
+    An existing file keeps its keys, and its roles get the permissions this version gives them for
+    the configured bucket: scoped again when the bucket setting changed (or every role but admin
+    would be refused), and widened where a permission came later (a trainer's retention of version
+    files: without it they were stored with no Object Lock, silently).
     """
     path = cfg.identities_file
     if path.exists():
         read_identities(path)  # refuse a damaged file now rather than start an open server
-        if scoped_bucket(path) not in (None, cfg.bucket):
-            doc = json.loads(path.read_text())
-            for ident in doc["identities"]:
-                if ident["name"] in ROLES:
-                    ident["actions"] = _actions(ident["name"], cfg.bucket)
+        doc = json.loads(path.read_text())
+        roles = [ident for ident in doc["identities"] if ident.get("name") in ROLES]
+        if any(ident.get("actions") != _actions(ident["name"], cfg.bucket) for ident in roles):
+            for ident in roles:
+                ident["actions"] = _actions(ident["name"], cfg.bucket)
             write_atomic(path, json.dumps(doc, indent=2), private=True)
         return path
     cfg.data_dir.mkdir(parents=True, exist_ok=True)

@@ -73,3 +73,22 @@ def test_status_calls_the_disk_low_under_1_gib_or_2_percent_free(tmp_path, monke
     current = embedded.status(cfg)
     assert (current.disk_free_bytes, current.disk_low) == (usage.free, low)
     assert seen == [tmp_path]  # the folder that will hold the data, before it exists
+
+
+def test_an_identities_file_of_an_older_tailor_keeps_its_keys_and_gets_todays_permissions(tmp_path):
+    cfg = EmbeddedStoreConfig(data_dir=tmp_path, bucket="tailor")
+    path = embedded.ensure_identities(cfg)
+    doc = json.loads(path.read_text())
+    trainer = next(i for i in doc["identities"] if i["name"] == "trainer")
+    # As written before trainers could retain version files: those were stored without Object Lock.
+    trainer["actions"] = ["Read:tailor", "List:tailor", "Tagging:tailor", "Write:tailor",
+                          "PutObjectRetention:tailor/audit/*"]  # fmt: skip
+    path.write_text(json.dumps(doc))
+    keys = embedded.read_identities(path)
+
+    embedded.ensure_identities(cfg)
+
+    assert "PutObjectRetention:tailor/adapters/*" in embedded._actions("trainer", "tailor")
+    upgraded = {i["name"]: i["actions"] for i in json.loads(path.read_text())["identities"]}
+    assert upgraded == {role: embedded._actions(role, "tailor") for role in ("admin", "trainer", "approver", "reader")}
+    assert embedded.read_identities(path) == keys and stat.S_IMODE(os.stat(path).st_mode) == 0o600
