@@ -10,6 +10,7 @@ from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy,
 from pipelines.cli.output import emit
 from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.state import state
+from registry.errors import TailorError, first_line
 
 JSON = typer.Option(False, "--json", help="machine-readable output")
 
@@ -35,17 +36,37 @@ def retrain(
     check_flow_arguments(name, holdout, labels, policy, data=data, device=device)
     require_store(name)
     configure_policy(policy)
-    connect_prefect()
+    api = connect_prefect()
+    import httpx
+
     from pipelines.flows import retrain as retrain_flow
 
-    final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(), device=device,
-                         return_state=True)  # fmt: skip
+    try:
+        final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(), device=device,
+                             return_state=True)  # fmt: skip
+    except httpx.TransportError as err:
+        raise TailorError(f"the Prefect server{f' at {api}' if api else ''} stopped answering during the run "
+                          f"({first_line(err)}), and its outcome is lost: {_what_became_of(data, name)}") from None
     outcome = final.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):  # the flow crashed (not a rejection): surface the error itself
         raise outcome
     emit(outcome, as_json=as_json, text=describe(outcome))
     if outcome.status.startswith("rejected"):
         raise typer.Exit(1)
+
+
+def _what_became_of(batch: Path, name: str) -> str:
+    """What a run whose outcome was lost did with ``batch``, as far as the folder and registry tell."""
+    from pipelines.data_version import dvc_md5
+    from pipelines.flows import registered_data_versions
+
+    if not batch.is_file():
+        return f"{batch} is gone, so it was quarantined (see {state.settings().data_dir / 'quarantine'})"
+    version = registered_data_versions(state.settings(), name).get(dvc_md5(batch))
+    if version is None:
+        return f"nothing was registered from {batch}; run it again"
+    return (f"{name} {version} was registered from {batch} (`tailor show {name} {version}`); its promotions, if any, "
+            f"may not have run: `tailor list {name}`")
 
 
 def describe(outcome) -> str:

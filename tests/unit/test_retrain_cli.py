@@ -98,3 +98,40 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
              str(SAMPLE / "holdout.csv"), "--policy", str(strict), "--device", "cpu"])  # fmt: skip
     assert seen == [load_settings().load_policy(strict).sha256]
     assert flow_arguments.os.environ["TAILOR_POLICY"] == str(strict)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("what, says", [
+    ("registered", "support-desk v11 was registered from {batch} (`tailor show support-desk v11`); its promotions"),
+    ("nothing", "nothing was registered from {batch}; run it again"),
+    ("quarantined", "{batch} is gone, so it was quarantined"),
+])  # fmt: skip
+def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_batch(monkeypatch, capsys, tmp_path,
+                                                                                    what, says):
+    import httpx
+
+    import pipelines.cli.retrain as retrain_cli
+    from pipelines import flows
+    from pipelines.data_version import dvc_md5
+
+    batch = tmp_path / "batch2.csv"
+    batch.write_bytes((SAMPLE / "batch2.csv").read_bytes())
+
+    def lost(*args, **kwargs):
+        if what == "quarantined":
+            batch.unlink()
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(retrain_cli, "require_store", lambda name: None)
+    monkeypatch.setattr(retrain_cli, "connect_prefect", lambda: "http://127.0.0.1:4200/api")
+    monkeypatch.setattr(flows, "retrain", lost)
+    monkeypatch.setattr(flows, "registered_data_versions",
+                        lambda settings, name: {dvc_md5(batch): "v11"} if what == "registered" else {})
+    with pytest.raises(SystemExit) as exit_info:
+        run(["retrain", "--data", str(batch), "--name", "support-desk", "--holdout", str(SAMPLE / "holdout.csv"),
+             "--device", "cpu"])  # fmt: skip
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the Prefect server at http://127.0.0.1:4200/api stopped answering during the run "
+                          "([Errno 111] Connection refused), and its outcome is lost: " + says.format(batch=batch))
+    assert err.count("\n") == 1, err
