@@ -333,6 +333,9 @@ def validate_and_route(
             note = f"left in place, not moved to quarantine: git tracks {path}, so moving it would delete it from the checkout"
             return write_reports(report.model_copy(update={"notes": [*report.notes, note]}), suspects, folder)
         try:
+            # Written before the move as well: a run killed between the two must not leave a
+            # quarantined batch without the reason it is there.
+            write_reports(report, suspects, folder)
             target = move_into(path, folder).resolve()
         except TailorError as err:
             left = report.model_copy(update={"notes": [*report.notes, f"left in place, not moved to quarantine: {err}"]})

@@ -127,3 +127,21 @@ def test_a_cross_filesystem_copy_whose_original_cannot_be_removed_is_taken_back(
         move_into(batch, folder)
     assert batch.read_bytes() == b"text,label\nhello there,a\n"
     assert list(folder.iterdir()) == []
+
+
+def test_a_run_stopped_as_it_moves_a_rejected_batch_has_already_written_why(tmp_path, monkeypatch):
+    from pipelines.policy import load_policy
+    from pipelines.records import ValidationReport
+    from pipelines.validate import validate_and_route
+
+    def killed(batch, folder):  # as far as a kill -9 at this point lets anything go
+        raise SystemExit(137)
+
+    monkeypatch.setattr(quarantine, "move_into", killed)
+    batch = _batch(tmp_path)
+    with pytest.raises(SystemExit):
+        validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", track=False)
+    (folder,) = (tmp_path / "data" / "quarantine").iterdir()
+    report = ValidationReport.read_json(folder / "validation.json")
+    assert not report.accepted and "at least two classes" in (folder / "validation.md").read_text()
+    assert batch.read_bytes() == b"text,label\nhello there,a\n"  # still where it was, for the next run
