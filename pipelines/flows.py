@@ -36,10 +36,11 @@ from pipelines.batch_io import SUPPORTED_SUFFIXES
 from pipelines.config import Settings, load_settings
 from pipelines.policy import Policy
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
-from pipelines.run_folders import new_run_folder, prune_run_folders
+from pipelines.run_folders import mark_finished, new_run_folder, prune_run_folders
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
 from registry.errors import ConfigError, RefusedError, StoreError
+from registry.manifest import validate_name
 from registry.readable_text import escape_control
 
 
@@ -196,16 +197,21 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     started = time.monotonic()
     settings = load_settings()
     policy = settings.load_policy()
+    validate_name(name)  # it names a folder: an API caller's "../x" must not prune or write outside runs/
     if workdir is None:
         if settings.keep_runs:
-            prune_run_folders(Path("runs") / name, keep=settings.keep_runs - 1)
+            pruned = prune_run_folders(Path("runs") / name, keep=settings.keep_runs - 1)
+            for problem in pruned.left:
+                get_run_logger().warning("an old run folder could not be deleted: %s", problem)
         workdir = new_run_folder(Path("runs") / name)
     run_dir = Path(workdir)
     adapter_dir = run_dir / "adapter"
 
     def outcome(status, **fields) -> RetrainOutcome:
-        return RetrainOutcome(name=name, batch=str(batch), status=status, total_seconds=time.monotonic() - started,
-                              **fields)  # fmt: skip
+        result = RetrainOutcome(name=name, batch=str(batch), status=status, total_seconds=time.monotonic() - started,
+                                **fields)  # fmt: skip
+        mark_finished(run_dir, result.model_dump_json(indent=2))
+        return result
 
     def rejected(status, **fields) -> Failed:
         result = outcome(status, **fields)

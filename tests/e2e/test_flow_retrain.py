@@ -204,6 +204,9 @@ def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(
     for folder in old:
         (folder / "adapter").mkdir(parents=True)
         (folder / "adapter" / "reference.csv").write_text("text,label\n")
+        (folder / "outcome.json").write_text("{}")  # finished
+    crashed = runs / "20191231T000000000000Z"  # no outcome: a run that crashed, kept for its owner
+    (crashed / "adapter").mkdir(parents=True)
     (runs / "notes").mkdir()
     (runs / "20190101T000000000000Z.txt").write_text("a file of the user's")
     empty = world["root"] / "incoming" / "kept.csv"
@@ -214,9 +217,11 @@ def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(
                           return_state=True)  # fmt: skip
 
     assert state.result(raise_on_failure=False).status == "rejected_data"
-    # Room for the run's own folder (a rejected batch's reports went to quarantine, so it made none).
+    # The newest keep_runs - 1 finished ones, and this run's own, which holds its outcome.
     assert sorted(p.name for p in runs.iterdir() if p in old) == [old[3].name, old[4].name]
-    assert (runs / "notes").is_dir() and (runs / "20190101T000000000000Z.txt").is_file()
+    [own] = [p for p in runs.iterdir() if p not in old and p.name.startswith("2026")]
+    assert json.loads((own / "outcome.json").read_text())["status"] == "rejected_data"
+    assert crashed.is_dir() and (runs / "notes").is_dir() and (runs / "20190101T000000000000Z.txt").is_file()
     shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
 
 
