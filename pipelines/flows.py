@@ -40,7 +40,7 @@ from pipelines.run_folders import mark_finished, new_run_folder, prune_run_folde
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent
 from registry.errors import ConfigError, RefusedError, StoreError
-from registry.manifest import validate_name
+from registry.manifest import GateSummary, validate_name
 from registry.readable_text import escape_control
 
 
@@ -235,27 +235,19 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     if not decision.passed:
         return rejected("rejected_gate", **common, notes=["gate failed: registered for the record, not promoted"])
 
-    promoted, notes = auto_promote(name, version, policy)
-    return outcome("promoted" if promoted else "registered", **common, promoted_to=promoted, notes=notes)
-
-
-def auto_promote(name: str, version: str, policy: Policy,
-                 moved: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
-    """Move the aliases the policy moves for a version whose gate passed, except those in ``moved``;
-    returns the aliases moved and notes on those left to a person."""
     promoted, notes = [], []
-    if policy.promotion.auto_promote_staging and "staging" not in moved:
+    if policy.promotion.auto_promote_staging:
         promote(name, version, "staging", f"gate passed under policy {policy.version}")
         promoted.append("staging")
-    if not policy.promotion.auto_promote_production:
-        notes.append(f"production needs a person: tailor promote {name} {version} --to production --reason ...")
-    elif "production" not in moved:
+    if policy.promotion.auto_promote_production:
         try:
             promote(name, version, "production", f"automatic: gate passed under policy {policy.version}")
             promoted.append("production")
         except RefusedError as err:  # the four-eyes rule: a person other than the trainer must promote
             notes.append(f"production not promoted automatically: {err}")
-    return promoted, notes
+    else:
+        notes.append(f"production needs a person: tailor promote {name} {version} --to production --reason ...")
+    return outcome("promoted" if promoted else "registered", **common, promoted_to=promoted, notes=notes)
 
 
 def _attach_validation_evidence(report: ValidationReport, adapter_dir: Path) -> None:
@@ -388,29 +380,36 @@ def registered_data_versions(settings: Settings, name: str) -> dict[str, str]:
     return {m.data_version: m.version for m in settings.open_registry().versions(name) if m.data_version}
 
 
-@store_task
-def aliases_moved_since(name: str, version: str) -> tuple[bool, frozenset[str]]:
-    """Whether ``version``'s gate passed, and the aliases some event moved after it was registered."""
-    registry = load_settings().open_registry()
-    manifest, events = registry.manifest(name, version), registry.events(name)
-    registered = max(e.seq for e in events if e.action == "register" and e.version == version)
-    moved = frozenset(e.alias for e in events if e.seq > registered and e.alias is not None)
-    return manifest.gate is not None and manifest.gate.passed, moved
+def owed_staging(events: list[AuditEvent], version: str, gate: GateSummary | None, policy: Policy) -> bool:
+    """Whether ``version`` is owed the staging promotion of a run that stopped right after registering it.
 
-
-def finish_promotions(name: str, version: str) -> list[str]:
-    """The promotions a run that stopped after registering ``version`` would have made, made now.
-
-    An alias someone moved since (a person, another run) is theirs: it is left where it is.
+    Only while nothing has happened to the name since: its register event is the newest event (a
+    newer version, any alias move, above all a rollback, is someone's decision that a late promotion
+    would overrule), its gate passed under the policy configured now, and that policy promotes
+    staging. Production is never moved here: there the four-eyes rule judges who registered and who
+    promotes, and the process recovering is not the one that registered.
     """
-    passed, moved = aliases_moved_since(name, version)
-    if not passed:
-        return []
-    try:
-        return auto_promote(name, version, load_settings().load_policy(), moved)[0]
-    except RefusedError as err:  # refused now (archived since, say): recorded as it stands, not tried at every tick
-        get_run_logger().warning("%s %s is not promoted: %s", name, version, err)
-        return []
+    if not events or (events[-1].action, events[-1].version) != ("register", version):
+        return False
+    return (policy.promotion.auto_promote_staging and gate is not None and gate.passed
+            and gate.policy_sha256 == policy.sha256)  # fmt: skip
+
+
+@store_task
+def staging_owed(name: str, version: str) -> bool:
+    settings = load_settings()
+    registry = settings.open_registry()
+    return owed_staging(registry.events(name), version, registry.manifest(name, version).gate, settings.load_policy())
+
+
+def finish_staging(name: str, version: str) -> bool:
+    """Promote ``version`` to staging if it is owed it (see ``owed_staging``); True when it was."""
+    if not staging_owed(name, version):
+        return False
+    # Owed only under the policy its gate passed under, so this names that policy.
+    promote(name, version, "staging", f"gate passed under policy {load_settings().load_policy().version}; promoted "
+                                      "on recovery: the run that registered it stopped before promoting")  # fmt: skip
+    return True
 
 
 def _retrain_batch(arrival: Arrival, registered: dict[str, str], name: str, holdout: Path,
@@ -422,11 +421,18 @@ def _retrain_batch(arrival: Arrival, registered: dict[str, str], name: str, hold
     if (version := registered.get(dvc_md5(path))) is not None:
         # A run that died between registering and recording (kill -9, a reboot) must not register it twice.
         log.warning("%s was registered as %s %s by a run that stopped before recording it", path.name, name, version)
-        promoted = finish_promotions(name, version)
-        if promoted:
-            log.warning("%s %s: promoted to %s, as that run would have", name, version, " and ".join(promoted))
-        return arrival.processed("registered by an earlier run" + (f"; promoted to {', '.join(promoted)} now"
-                                                                  if promoted else ""), version)  # fmt: skip
+        try:
+            staged = finish_staging(name, version)
+        except StoreError as err:
+            log.warning("%s: the store failed (%s); the batch is tried again next run", path.name, err)
+            return None
+        except RefusedError as err:  # refused now (archived since, say): recorded as it stands
+            log.warning("%s %s is not promoted to staging: %s", name, version, err)
+            staged = False
+        if staged:
+            log.warning("%s %s: promoted to staging, as the run that registered it would have", name, version)
+        return arrival.processed("registered by an earlier run" + ("; promoted to staging now" if staged else ""),
+                                 version)  # fmt: skip
     if retrain_deployment:
         from prefect.deployments import run_deployment
 

@@ -129,3 +129,36 @@ def test_only_one_run_per_name_holds_the_watch_lock(tmp_path):
             assert (first, second) == (True, False)
     with watch_lock(lock) as again:
         assert again is True
+
+
+def _event(seq: int, action: str, version: str, alias: str | None = None):
+    from registry.audit import AuditEvent
+
+    return AuditEvent(action=action, name="support", version=version, actor="a", role="trainer", reason="r",
+                      alias=alias, seq=seq)  # fmt: skip
+
+
+@pytest.mark.parametrize(("events", "gate", "staging_on", "owed"), [
+    ([_event(1, "register", "v1"), _event(2, "register", "v2")], "same", True, True),
+    ([_event(1, "register", "v2")], "same", False, False),  # the policy does not promote staging
+    ([_event(1, "register", "v2")], "failed", True, False),
+    ([_event(1, "register", "v2")], "other policy", True, False),
+    ([_event(1, "register", "v2")], None, True, False),
+    ([_event(1, "register", "v2"), _event(2, "register", "v3")], "same", True, False),  # a newer version since
+    ([_event(1, "register", "v2"), _event(2, "promote", "v2", "staging")], "same", True, False),
+    ([_event(1, "register", "v2"), _event(2, "rollback", "v1", "production")], "same", True, False),
+    ([_event(1, "register", "v2"), _event(2, "archive", "v1")], "same", True, False),
+    ([], "same", True, False),
+])  # fmt: skip
+def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_policy(events, gate, staging_on, owed):
+    from pipelines.flows import owed_staging
+    from pipelines.policy import load_policy
+    from registry.manifest import GateSummary
+
+    policy = load_policy()
+    policy = policy.model_copy(update={"promotion": policy.promotion.model_copy(
+        update={"auto_promote_staging": staging_on})})  # fmt: skip
+    summaries = {"same": GateSummary(True, policy.sha256, policy.version),
+                 "failed": GateSummary(False, policy.sha256, policy.version, ["quality.macro_f1 = 0.1"]),
+                 "other policy": GateSummary(True, "f" * 64, "older"), None: None}  # fmt: skip
+    assert owed_staging(events, "v2", summaries[gate], policy) is owed
