@@ -70,10 +70,10 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
             changes = {k: v for k, v in wanted.items() if current.get(k) != v}
             # an expired session token or a CA no longer configured must not linger in the remote
             stale = [k for k in optional if k in current and k not in wanted]
-            # Before the early return too: a file with the keys written by a Tailor older than 0600 is private from now on.
-            _private_file(root / ".dvc" / "config.local")
             if not changes and not stale and repo.config["core"].get("remote") == REMOTE:
+                _keep_private(root / ".dvc" / "config.local")
                 return
+            _private_file(root / ".dvc" / "config.local")
             with repo.config.edit("local") as local:
                 remote = local.setdefault("remote", {}).setdefault(REMOTE, {})
                 remote.update(changes)
@@ -89,6 +89,13 @@ def _require_bucket(store: StoreSettings) -> None:
     from registry.store import S3ObjectStore
 
     next(iter(S3ObjectStore(store).list(PREFIX)), None)
+
+
+def _keep_private(path: Path) -> None:
+    """Take other users' access to ``path`` away, if it exists and they have any: a Tailor older than
+    the 0600 rule left the keys it holds readable by all."""
+    if path.is_file() and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
 
 
 def _private_file(path: Path) -> None:

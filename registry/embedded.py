@@ -262,7 +262,7 @@ def _healthy(cfg: EmbeddedStoreConfig, *, with_bucket: bool = False) -> bool:
 
 def status(cfg: EmbeddedStoreConfig) -> StoreStatus:
     pid = _daemon(cfg).pid()
-    disk = _disk_usage(cfg.data_dir)
+    disk = _disk_usage(cfg.data_dir / "weed")  # the volumes' folder, which may be a mount of its own
     return StoreStatus(
         endpoint=cfg.endpoint,
         bucket=cfg.bucket,

@@ -172,8 +172,8 @@ class S3ObjectStore:
             # SeaweedFS on a full disk accepts the request and never answers it: the bare "Read timeout"
             # left people looking at the network.
             return StoreError(f"the object store at {self.settings.endpoint or 'AWS S3'} accepted a request for "
-                              f"{where} but answered neither it nor its retries within {self._read_timeout:g} s: it "
-                              "is overloaded or its disk is full (`tailor store status` shows the embedded store's "
+                              f"{where} but sent nothing for {self._read_timeout:g} s, retries included: it is "
+                              "overloaded, or its disk is full (the embedded store: `tailor store status` shows its "
                               "free space)")  # fmt: skip
         if isinstance(err, ConnectTimeoutError):
             return StoreError(f"no connection to the object store at {self.settings.endpoint or 'AWS S3'} within the "

@@ -61,11 +61,15 @@ def _what_became_of(batch: Path, name: str) -> str:
     from pipelines.flows import registered_data_versions
 
     if not batch.is_file():
-        return f"{batch} is gone, so it was quarantined (see {state.settings().data_dir / 'quarantine'})"
-    version = registered_data_versions(state.settings(), name).get(dvc_md5(batch))
+        quarantine = state.settings().data_dir / "quarantine"
+        return f"{batch} is gone: it was probably rejected and quarantined (see {quarantine})"
+    try:
+        version = registered_data_versions(state.settings(), name).get(dvc_md5(batch))
+    except TailorError as err:
+        return f"nor can the registry say whether it registered a version from {batch} ({err})"
     if version is None:
-        return f"nothing was registered from {batch}; run it again"
-    return (f"{name} {version} was registered from {batch} (`tailor show {name} {version}`); its promotions, if any, "
+        return f"no version of {name} holds the content of {batch}; run it again"
+    return (f"{name} {version} holds the content of {batch} (`tailor show {name} {version}`); its promotions, if any, "
             f"may not have run: `tailor list {name}`")
 
 

@@ -69,7 +69,7 @@ def test_status_calls_the_disk_low_under_1_gib_or_2_percent_free(tmp_path, monke
     usage = shutil._ntuple_diskusage(int(total_gib * 2**30), int((total_gib - free_gib) * 2**30), int(free_gib * 2**30))
     seen = []
     monkeypatch.setattr(embedded.shutil, "disk_usage", lambda path: seen.append(path) or usage)
-    cfg = EmbeddedStoreConfig.on_free_ports(tmp_path / "not" / "yet" / "made")
+    cfg = EmbeddedStoreConfig.on_free_ports(tmp_path / "not" / "made")
     current = embedded.status(cfg)
     assert (current.disk_free_bytes, current.disk_low) == (usage.free, low)
     assert seen == [tmp_path]  # the folder that will hold the data, before it exists

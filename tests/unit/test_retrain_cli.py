@@ -102,9 +102,10 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("what, says", [
-    ("registered", "support-desk v11 was registered from {batch} (`tailor show support-desk v11`); its promotions"),
-    ("nothing", "nothing was registered from {batch}; run it again"),
-    ("quarantined", "{batch} is gone, so it was quarantined"),
+    ("registered", "support-desk v11 holds the content of {batch} (`tailor show support-desk v11`); its promotions"),
+    ("nothing", "no version of support-desk holds the content of {batch}; run it again"),
+    ("quarantined", "{batch} is gone: it was probably rejected and quarantined"),
+    ("store down", "nor can the registry say whether it registered a version from {batch} (cannot reach"),
 ])  # fmt: skip
 def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_batch(monkeypatch, capsys, tmp_path,
                                                                                     what, says):
@@ -113,6 +114,7 @@ def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_bat
     import pipelines.cli.retrain as retrain_cli
     from pipelines import flows
     from pipelines.data_version import dvc_md5
+    from registry.errors import StoreError
 
     batch = tmp_path / "batch2.csv"
     batch.write_bytes((SAMPLE / "batch2.csv").read_bytes())
@@ -125,8 +127,12 @@ def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_bat
     monkeypatch.setattr(retrain_cli, "require_store", lambda name: None)
     monkeypatch.setattr(retrain_cli, "connect_prefect", lambda: "http://127.0.0.1:4200/api")
     monkeypatch.setattr(flows, "retrain", lost)
-    monkeypatch.setattr(flows, "registered_data_versions",
-                        lambda settings, name: {dvc_md5(batch): "v11"} if what == "registered" else {})
+    def registered(settings, name):
+        if what == "store down":
+            raise StoreError("cannot reach the object store at http://127.0.0.1:8333")
+        return {dvc_md5(batch): "v11"} if what == "registered" else {}
+
+    monkeypatch.setattr(flows, "registered_data_versions", registered)
     with pytest.raises(SystemExit) as exit_info:
         run(["retrain", "--data", str(batch), "--name", "support-desk", "--holdout", str(SAMPLE / "holdout.csv"),
              "--device", "cpu"])  # fmt: skip

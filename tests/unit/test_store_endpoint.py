@@ -131,6 +131,6 @@ def test_a_store_that_never_answers_is_named_with_what_to_check(silent_server):
         store.put("adapters/x/v1/claim.json", b"{}", create_only=True)
     assert str(err.value) == (
         f"the object store at {silent_server} accepted a request for s3://tailor/adapters/x/v1/claim.json but "
-        "answered neither it nor its retries within 0.2 s: it is overloaded or its disk is full "
-        "(`tailor store status` shows the embedded store's free space)"
+        "sent nothing for 0.2 s, retries included: it is overloaded, or its disk is full (the embedded store: "
+        "`tailor store status` shows its free space)"
     )
