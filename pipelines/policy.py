@@ -118,7 +118,7 @@ def load_policy(path: Path | None = None) -> Policy:
     try:
         doc = yaml_file.safe_load(raw)
     except yaml.YAMLError as err:
-        raise ConfigError(f"policy file {path} is not valid YAML: {err}") from None
+        raise ConfigError(f"policy file {path} is not valid YAML: {yaml_file.one_line(err)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"policy file {path} must be a mapping of sections, got {type(doc).__name__}")
     if "sha256" in doc or "source" in doc:

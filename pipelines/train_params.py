@@ -83,7 +83,7 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
         try:
             document = yaml_file.safe_load(source.read_text()) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{source} is not valid YAML: {err}") from None
+            raise ConfigError(f"{source} is not valid YAML: {yaml_file.one_line(err)}") from None
         if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
             raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
         values = dict(document.get("train") or {})

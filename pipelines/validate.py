@@ -98,7 +98,7 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
     try:
         doc = yaml_file.safe_load(require_file(path, "expectation suite", ConfigError).read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"expectation suite {path} is not valid YAML: {err}") from None
+        raise ConfigError(f"expectation suite {path} is not valid YAML: {yaml_file.one_line(err)}") from None
     raw = doc.get("suite") if isinstance(doc, dict) else None
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"expectation suite {path} must have a non-empty `suite:` list")
@@ -320,7 +320,7 @@ def validate_and_route(
     from pipelines.git_files import tracked_by_git
     from pipelines.batch_folder import fresh_folder
     from pipelines.quarantine import move_into
-    from pipelines.validation_report import write_reports
+    from pipelines.validation_report import REVIEW_CSV, write_reports
 
     path = Path(path)
     if labels_file is not None:
@@ -346,6 +346,11 @@ def validate_and_route(
         return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
 
     folder = Path(report_dir) if report_dir else fresh_folder(Path(data_dir) / "reports", path, now=now)
+    stale_review = folder / REVIEW_CSV
+    if report.noise is None and stale_review.resolve() != path.resolve():
+        # A --report-dir given again keeps what an earlier run wrote there: a review from an audit
+        # this run skipped would read as this batch's.
+        stale_review.unlink(missing_ok=True)
     if not track:
         update = {"data_version": dvc_md5(path), "notes": [*report.notes, "not tracked by DVC (--no-track); data version is the md5"]}
         return write_reports(report.model_copy(update=update), suspects, folder)

@@ -17,19 +17,19 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
+    seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base": a merged key may be overridden, as YAML intends
             continue
         key = loader.construct_object(key_node, deep=True)
         try:
-            repeated = key in seen
+            first = seen.get(key)
         except TypeError:  # an unhashable key: PyYAML's own construction reports it
             continue
-        if repeated:
-            raise yaml.constructor.ConstructorError("while reading a mapping", node.start_mark,
-                                                    f"found key {key!r} a second time", key_node.start_mark)  # fmt: skip
-        seen.add(key)
+        if first is not None:
+            raise yaml.constructor.ConstructorError(f"key {key!r} first given", first.start_mark,
+                                                    "found it a second time", key_node.start_mark)  # fmt: skip
+        seen[key] = key_node
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -43,6 +43,19 @@ def safe_load(text: str | bytes) -> Any:
         yaml.YAMLError: invalid YAML, or a key repeated in one mapping (line and column named).
     """
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def one_line(err: Exception) -> str:
+    """A YAML (or decoding) error in one line: PyYAML's spans several, quoting the text around it."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return " ".join(str(err).split())
+
+    def at(mark) -> str:
+        return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+    parts = [f"{text}{at(mark)}" for text, mark in ((err.context, err.context_mark), (err.problem, err.problem_mark))
+             if text]  # fmt: skip
+    return ", ".join(parts) or type(err).__name__
 
 
 class YamlRecord(BaseModel):

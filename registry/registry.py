@@ -97,6 +97,10 @@ def _gate_fields(manifest: Manifest) -> dict:
     return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
 
 
+def no_audit_log(name: str) -> NotFoundError:
+    return NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
+
+
 def production_moves_to_review(events: list[AuditEvent]) -> list[str]:
     """Promotions to production that four-eyes or the gate rule would have refused.
 
@@ -264,7 +268,7 @@ class Registry:
         """
         state, events = self.log.verified_events(validate_name(name))
         if state.head_seq == 0:
-            raise NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
+            raise no_audit_log(name)
 
         def has_manifest(version: str) -> bool:
             try:
@@ -287,6 +291,7 @@ class Registry:
         Raises:
             RefusedError: ``when`` is not ISO 8601 or is in the future, or ``alias`` is not one of the
                 rules' aliases.
+            NotFoundError: ``name`` has no events at all (a typo would otherwise read as "unset").
         """
         self.require_alias(alias)
         try:
@@ -295,6 +300,8 @@ class Registry:
             raise RefusedError(f"time {when!r} is not ISO 8601 within the years 1 to 9999 (e.g. 2026-11-27T23:00:00Z)"
                                ) from None
         events = self.events(name)
+        if not events:
+            raise no_audit_log(name)
         now = utc_now()
         # The log cannot know a later promotion or rollback: answering today's holder would read as a fact.
         # Events carry their writers' clocks, so the newest event's own time is always a fair question.
@@ -517,7 +524,7 @@ class Registry:
         except NotFoundError:
             if state.referenced(version):
                 holders = [a for a, v in state.aliases.items() if v == version]
-                held = f"; {' and '.join(holders)} points at it" if holders else ""
+                held = f"; {' and '.join(holders)} {'point' if len(holders) > 1 else 'points'} at it" if holders else ""
                 raise IntegrityError(f"{name} {version}: its manifest is missing although the log promoted or archived "
                                      f"it, so it was deleted{held}; restore it from the bucket's object versions"
                                      ) from None  # fmt: skip

@@ -7,6 +7,7 @@ import typer
 from pipelines.cli.output import emit
 from pipelines.cli.registry_cmds import JSON, event_line, open_registry
 from registry.errors import NotFoundError
+from registry.registry import no_audit_log
 
 app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.", no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def log(
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
     events = open_registry().events(name)
     if not events:
-        raise NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
+        raise no_audit_log(name)
     if version is not None:
         events = [e for e in events if e.version == version]
         if not events:

@@ -377,6 +377,8 @@ def test_alias_at_replays_the_log_up_to_a_time(store, folders):
         approver.alias_at("tickets", "production", "2999-01-01")
     with pytest.raises(RefusedError, match="alias 'prod' is not one of staging, production"):
         approver.alias_at("tickets", "prod", second.time)  # a typo, not an alias that was never set
+    with pytest.raises(NotFoundError, match="'tickts' has no audit log"):
+        approver.alias_at("tickts", "production", second.time)  # a typo, not a name whose alias was never set
 
 
 def test_alias_at_answers_at_the_newest_event_even_when_its_writer_clock_ran_ahead(store, folders, monkeypatch):
