@@ -148,7 +148,8 @@ async def _each_key_once(request: Request) -> None:
     """Raises: ApiError: 422 naming the repeated keys."""
     repeated = repeated_keys(await request.body())
     if repeated:
-        raise ApiError(422, f"the body gives {', '.join(map(repr, repeated))} more than once: give each key once")
+        raise ApiError(422, f"the body gives {', '.join(map(repr, repeated))} more than once: give each key once",
+                       [f"{key}: given more than once" for key in repeated])  # fmt: skip
 
 
 def _unparsed_body(cause: BaseException | None) -> str | None:

@@ -127,6 +127,12 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
     assert r.json()["problems"] == ["texts[0]: empty or only whitespace", "texts[1]: 60 characters, the limit is 50"]
 
 
+def test_a_repeated_key_is_listed_among_the_problems_like_every_other_422(client):
+    r = client.post("/predict", content=b'{"texts": ["a"], "adapter": "tickets", "adapter": "emails"}',
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 422 and r.json()["problems"] == ["adapter: given more than once"]
+
+
 @pytest.mark.parametrize(
     ("content", "headers", "status", "message"),
     [
