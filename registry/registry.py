@@ -368,10 +368,7 @@ class Registry:
             )
         manifest = self.manifest(name, version)
         self._require_same_base(manifest)
-        decision = None
-        for rel, data in self.verified_files(manifest):  # an alias must never point at weights that cannot be served
-            if rel == GATE_DECISION_FILE:
-                decision = data
+        decision = self._prove_files(manifest)  # an alias must never point at weights that cannot be served
         against = recorded_against(manifest, decision)
         bypassed = False
         if to == self.rules.production_alias:
@@ -581,10 +578,17 @@ class Registry:
                     "FOLDER/gate_decision.json --out FOLDER/gate_decision.json`) and register the folder again")  # fmt: skip
         return None
 
-    def _prove_files(self, manifest: Manifest) -> None:
-        """Raises: IntegrityError: naming the first stored file that is missing or does not match."""
-        for _ in self.verified_files(manifest):
-            pass  # reading proves every file; the bytes are not needed
+    def _prove_files(self, manifest: Manifest) -> bytes | None:
+        """Read every stored file of ``manifest``; return the bytes of its gate decision, if it has one.
+
+        Raises:
+            IntegrityError: naming the first stored file that is missing or does not match.
+        """
+        decision = None
+        for rel, data in self.verified_files(manifest):  # reading proves every file
+            if rel == GATE_DECISION_FILE:
+                decision = data
+        return decision
 
     def _claim_version(self, name: str) -> str:
         """Take the next version number with a create-only claim: racing registers get distinct ones.
