@@ -11,6 +11,7 @@ never swapped in: the old one keeps answering and the failure is reported by ``h
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -22,10 +23,25 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from registry.daemon import process_alive
 from registry.errors import NotFoundError, StoreError, TailorError
 from serving.schemas import AdapterHealth, AdapterVersion, Failure
 
 log = logging.getLogger(__name__)
+
+_WORK_PREFIX = "tailor-serve-"
+
+
+def new_work_folder() -> Path:
+    """A fresh folder for this server's downloads, named by its pid, after removing those of servers
+    that were killed before they could (``kill -9``, the out-of-memory killer): each holds a copy of
+    every version it served, and they piled up in the temporary folder."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{_WORK_PREFIX}*-*"):
+        pid = stale.name[len(_WORK_PREFIX):].split("-", 1)[0]
+        if (pid.isdigit() and not process_alive(int(pid)) and stale.is_dir() and not stale.is_symlink()
+                and stale.stat().st_uid == os.getuid()):  # fmt: skip
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-"))
 
 
 class Classifier(Protocol):
@@ -134,7 +150,7 @@ class Follower:
                 f"no version of {', '.join(repr(n) for n in missing)} holds the alias '{self.alias}': promote one "
                 f"first (`tailor promote NAME VERSION --to {self.alias}`)"
             )
-        self._work_dir = Path(tempfile.mkdtemp(prefix="tailor-serve-"))
+        self._work_dir = new_work_folder()
         try:
             for name, manifest in targets.items():
                 self._tracking[name].alias_target = manifest.version

@@ -197,3 +197,25 @@ def test_repeated_or_missing_names_are_refused(registry):
         Follower(registry, load_fake, ["tickets", "tickets"])
     with pytest.raises(ValueError, match="at least one"):
         Follower(registry, load_fake, [])
+
+
+def test_a_new_server_removes_the_download_folders_of_killed_ones_and_nothing_else(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    from serving.follower import new_work_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    killed = tmp_path / "tailor-serve-999999999-k1l2"  # no process has that pid
+    running = tmp_path / f"tailor-serve-{os.getpid()}-r1n2"
+    unnamed = tmp_path / "tailor-serve-a1b2c3d4"  # by a version that named them without a pid
+    for folder in (killed, running, unnamed):
+        (folder / "tickets-v1-x").mkdir(parents=True)
+    elsewhere = tmp_path / "keep"
+    elsewhere.mkdir()
+    (tmp_path / "tailor-serve-999999998-link").symlink_to(elsewhere)
+
+    new = new_work_folder()
+
+    assert new.parent == tmp_path and new.name.startswith(f"tailor-serve-{os.getpid()}-") and new.is_dir()
+    assert not killed.exists() and running.is_dir() and unnamed.is_dir() and elsewhere.is_dir()
