@@ -23,7 +23,7 @@ import json
 import shutil
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -36,10 +36,10 @@ from pipelines.batch_io import SUPPORTED_SUFFIXES
 from pipelines.config import Settings, load_settings
 from pipelines.policy import Policy
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
-from pipelines.run_folders import mark_finished, new_run_folder, prune_run_folders
+from pipelines.run_folders import FINISHED, mark_finished, new_run_folder, prune_run_folders
 from registry.atomic_file import write_atomic
-from registry.audit import AuditEvent
-from registry.errors import ConfigError, RefusedError, StoreError
+from registry.audit import AuditEvent, parse_time
+from registry.errors import ConfigError, RefusedError, StoreError, TailorError, first_line
 from registry.manifest import GateSummary, validate_name
 from registry.readable_text import escape_control
 
@@ -55,6 +55,9 @@ def _transient(task, task_run, state) -> bool:
         return False
     return False
 
+
+# How old a register must be before the watch flow takes its run for dead and promotes in its place.
+RECOVERY_GRACE = timedelta(minutes=10)
 
 # Store-touching tasks: a few quick retries cover a restarting gateway or a dropped connection.
 store_task = task(retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -205,12 +208,17 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
                 get_run_logger().warning("an old run folder could not be deleted: %s", problem)
         workdir = new_run_folder(Path("runs") / name)
     run_dir = Path(workdir)
+    (run_dir / FINISHED).unlink(missing_ok=True)  # a workdir used before: this run is not finished yet
     adapter_dir = run_dir / "adapter"
 
     def outcome(status, **fields) -> RetrainOutcome:
         result = RetrainOutcome(name=name, batch=str(batch), status=status, total_seconds=time.monotonic() - started,
                                 **fields)  # fmt: skip
-        mark_finished(run_dir, result.model_dump_json(indent=2))
+        try:
+            mark_finished(run_dir, result.model_dump_json(indent=2))
+        except OSError as err:  # a full disk must not turn a registered, promoted run into a crash
+            get_run_logger().warning("%s: the outcome could not be written (%s), so the folder is never pruned",
+                                     run_dir, err)  # fmt: skip
         return result
 
     def rejected(status, **fields) -> Failed:
@@ -298,12 +306,13 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
         ConfigError: the record is not a file or not a list of records. It is never replaced on a
             guess: it is what keeps a processed batch from being retrained.
     """
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a dangling link is a record out of reach, not none
         return []
     fix = ("restore it, or move it aside: the next run then takes every batch in the watched folder as new, "
            "records those already registered without retraining them, and retrains the rest")  # fmt: skip
     if not path.is_file():
-        raise ConfigError(f"{path}, the schedule's record of processed batches, is not a file: {fix}")
+        raise ConfigError(f"{path}, the schedule's record of processed batches, is not a file (or a link to none): "
+                          f"{fix}")  # fmt: skip
     try:
         items = json.loads(path.read_text())
     except ValueError as err:  # bad UTF-8 or bad JSON
@@ -380,16 +389,21 @@ def registered_data_versions(settings: Settings, name: str) -> dict[str, str]:
     return {m.data_version: m.version for m in settings.open_registry().versions(name) if m.data_version}
 
 
-def owed_staging(events: list[AuditEvent], version: str, gate: GateSummary | None, policy: Policy) -> bool:
+def owed_staging(events: list[AuditEvent], version: str, gate: GateSummary | None, policy: Policy,
+                 now: datetime) -> bool:  # fmt: skip
     """Whether ``version`` is owed the staging promotion of a run that stopped right after registering it.
 
     Only while nothing has happened to the name since: its register event is the newest event (a
     newer version, any alias move, above all a rollback, is someone's decision that a late promotion
     would overrule), its gate passed under the policy configured now, and that policy promotes
-    staging. Production is never moved here: there the four-eyes rule judges who registered and who
-    promotes, and the process recovering is not the one that registered.
+    staging. And only once the register is ``RECOVERY_GRACE`` old: a run still alive (on a GPU
+    worker that outlived the watch process, say) promotes within seconds, and would fail on finding
+    its promotion made. Production is never moved here: there the four-eyes rule judges who
+    registered and who promotes, and the process recovering is not the one that registered.
     """
     if not events or (events[-1].action, events[-1].version) != ("register", version):
+        return False
+    if now - parse_time(events[-1].time) < RECOVERY_GRACE:
         return False
     return (policy.promotion.auto_promote_staging and gate is not None and gate.passed
             and gate.policy_sha256 == policy.sha256)  # fmt: skip
@@ -399,7 +413,8 @@ def owed_staging(events: list[AuditEvent], version: str, gate: GateSummary | Non
 def staging_owed(name: str, version: str) -> bool:
     settings = load_settings()
     registry = settings.open_registry()
-    return owed_staging(registry.events(name), version, registry.manifest(name, version).gate, settings.load_policy())
+    return owed_staging(registry.events(name), version, registry.manifest(name, version).gate, settings.load_policy(),
+                        utcnow())  # fmt: skip
 
 
 def finish_staging(name: str, version: str) -> bool:
@@ -421,18 +436,18 @@ def _retrain_batch(arrival: Arrival, registered: dict[str, str], name: str, hold
     if (version := registered.get(dvc_md5(path))) is not None:
         # A run that died between registering and recording (kill -9, a reboot) must not register it twice.
         log.warning("%s was registered as %s %s by a run that stopped before recording it", path.name, name, version)
+        status = "registered by an earlier run"
         try:
-            staged = finish_staging(name, version)
+            if finish_staging(name, version):
+                log.warning("%s %s: promoted to staging, as the run that registered it would have", name, version)
+                status += "; promoted to staging now"
         except StoreError as err:
             log.warning("%s: the store failed (%s); the batch is tried again next run", path.name, err)
             return None
-        except RefusedError as err:  # refused now (archived since, say): recorded as it stands
+        except TailorError as err:  # refused, or a version that no longer proves: recorded as it stands
             log.warning("%s %s is not promoted to staging: %s", name, version, err)
-            staged = False
-        if staged:
-            log.warning("%s %s: promoted to staging, as the run that registered it would have", name, version)
-        return arrival.processed("registered by an earlier run" + ("; promoted to staging now" if staged else ""),
-                                 version)  # fmt: skip
+            status += f"; not promoted to staging: {first_line(err)}"
+        return arrival.processed(status, version)
     if retrain_deployment:
         from prefect.deployments import run_deployment
 

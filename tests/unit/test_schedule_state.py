@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -131,11 +132,14 @@ def test_only_one_run_per_name_holds_the_watch_lock(tmp_path):
         assert again is True
 
 
-def _event(seq: int, action: str, version: str, alias: str | None = None):
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+
+
+def _event(seq: int, action: str, version: str, alias: str | None = None, minutes_ago: int = 30):
     from registry.audit import AuditEvent
 
     return AuditEvent(action=action, name="support", version=version, actor="a", role="trainer", reason="r",
-                      alias=alias, seq=seq)  # fmt: skip
+                      alias=alias, seq=seq, time=(NOW - timedelta(minutes=minutes_ago)).isoformat())  # fmt: skip
 
 
 @pytest.mark.parametrize(("events", "gate", "staging_on", "owed"), [
@@ -149,6 +153,7 @@ def _event(seq: int, action: str, version: str, alias: str | None = None):
     ([_event(1, "register", "v2"), _event(2, "rollback", "v1", "production")], "same", True, False),
     ([_event(1, "register", "v2"), _event(2, "archive", "v1")], "same", True, False),
     ([], "same", True, False),
+    ([_event(1, "register", "v2", minutes_ago=3)], "same", True, False),  # its run may still be promoting
 ])  # fmt: skip
 def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_policy(events, gate, staging_on, owed):
     from pipelines.flows import owed_staging
@@ -161,4 +166,13 @@ def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_p
     summaries = {"same": GateSummary(True, policy.sha256, policy.version),
                  "failed": GateSummary(False, policy.sha256, policy.version, ["quality.macro_f1 = 0.1"]),
                  "other policy": GateSummary(True, "f" * 64, "older"), None: None}  # fmt: skip
-    assert owed_staging(events, "v2", summaries[gate], policy) is owed
+    assert owed_staging(events, "v2", summaries[gate], policy, NOW) is owed
+
+
+def test_a_record_that_is_a_link_to_nothing_is_refused_not_read_as_none(tmp_path):
+    state = tmp_path / "schedule" / "support.json"
+    state.parent.mkdir()
+    state.symlink_to(tmp_path / "unmounted" / "support.json")
+    with pytest.raises(ConfigError, match="is not a file \\(or a link to none\\)"):
+        record_processed(state, ProcessedBatch(sha256="2" * 64, file="b.csv", status="promoted"))
+    assert state.is_symlink()
