@@ -27,7 +27,7 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
         except TypeError:  # an unhashable key: PyYAML's own construction reports it
             continue
         if first is not None:
-            raise yaml.constructor.ConstructorError(f"key {key!r} first given", first.start_mark,
+            raise yaml.constructor.ConstructorError(f"key {first.value!r} first given", first.start_mark,
                                                     "found it a second time", key_node.start_mark)  # fmt: skip
         seen[key] = key_node
     return loader.construct_mapping(node, deep=deep)

@@ -25,7 +25,7 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def process_alive(pid: int) -> bool:
+def _alive(pid: int) -> bool:
     """Reap the process if it is our own exited child, then say whether it still runs."""
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -67,7 +67,7 @@ class Daemon:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return None
-        if not process_alive(pid) or not all(mark in cmdline for mark in self.cmdline_marks):
+        if not _alive(pid) or not all(mark in cmdline for mark in self.cmdline_marks):
             return None
         return pid
 
@@ -112,12 +112,12 @@ class Daemon:
         # Started in its own session: signalling the group leaves no child (uvicorn, volume server) orphaned.
         self._signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process_alive(pid):
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
-        if process_alive(pid):
+        if _alive(pid):
             self._signal_group(pid, signal.SIGKILL)
             time.sleep(0.5)
-            process_alive(pid)  # reaps it
+            _alive(pid)  # reaps it
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -402,8 +402,8 @@ def recorded_against(manifest: Manifest, decision: bytes | None) -> str | None:
         parsed = json.loads(decision)
     except ValueError:
         return None
-    summary = gate_summary(parsed) if isinstance(parsed, dict) else None
-    return summary.against if summary is not None else None
+    against = parsed.get("against") if isinstance(parsed, dict) else None
+    return against if isinstance(against, str) else None
 
 
 def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by: str, created_role: str,

@@ -10,9 +10,11 @@ never swapped in: the old one keeps answering and the failure is reported by ``h
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass, replace
@@ -23,25 +25,50 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from registry.daemon import process_alive
 from registry.errors import NotFoundError, StoreError, TailorError
 from serving.schemas import AdapterHealth, AdapterVersion, Failure
 
 log = logging.getLogger(__name__)
 
-_WORK_PREFIX = "tailor-serve-"
+# Folders of this form hold their server's lock for as long as it lives; a folder whose lock can be
+# taken belongs to a server that is gone.
+_WORK_PREFIX = "tailor-serve-held-"
+_HELD = ".held"
 
 
-def new_work_folder() -> Path:
-    """A fresh folder for this server's downloads, named by its pid, after removing those of servers
-    that were killed before they could (``kill -9``, the out-of-memory killer): each holds a copy of
-    every version it served, and they piled up in the temporary folder."""
-    for stale in Path(tempfile.gettempdir()).glob(f"{_WORK_PREFIX}*-*"):
-        pid = stale.name[len(_WORK_PREFIX):].split("-", 1)[0]
-        if (pid.isdigit() and not process_alive(int(pid)) and stale.is_dir() and not stale.is_symlink()
-                and stale.stat().st_uid == os.getuid()):  # fmt: skip
-            shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-"))
+class WorkFolder:
+    """A folder for one server's downloads, locked for as long as the server lives.
+
+    A server killed before it can remove its folder (``kill -9``, the out-of-memory killer) leaves a
+    copy of every version it served in the temporary folder; the next server to start removes the
+    folders no live server holds. A lock rather than a pid: a pid says nothing across PID
+    namespaces sharing one /tmp, and is reused.
+    """
+
+    def __init__(self) -> None:
+        _remove_abandoned()
+        # Locked under a name the sweep ignores, then renamed: a sweep never sees it unlocked.
+        making = Path(tempfile.mkdtemp(prefix=f".{_WORK_PREFIX}"))
+        self._lock = open(making / _HELD, "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.path = making.rename(making.with_name(making.name[1:]))
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._lock.close()
+
+
+def _remove_abandoned() -> None:
+    for folder in Path(tempfile.gettempdir()).glob(f"{_WORK_PREFIX}*"):
+        try:
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue  # a link, a file, or another user's: not ours to judge
+            with open(folder / _HELD, "a") as held:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # held by a live server (BlockingIOError), or removed by another sweep meanwhile
+            continue
 
 
 class Classifier(Protocol):
@@ -124,7 +151,7 @@ class Follower:
         # Replaced whole on every swap, never mutated: readers need no lock.
         self._served: Mapping[str, Served] = MappingProxyType({})
         self._tracking = {name: _Tracking() for name in self.names}
-        self._work_dir: Path | None = None
+        self._work: WorkFolder | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -150,7 +177,7 @@ class Follower:
                 f"no version of {', '.join(repr(n) for n in missing)} holds the alias '{self.alias}': promote one "
                 f"first (`tailor promote NAME VERSION --to {self.alias}`)"
             )
-        self._work_dir = new_work_folder()
+        self._work = WorkFolder()
         try:
             for name, manifest in targets.items():
                 self._tracking[name].alias_target = manifest.version
@@ -194,9 +221,9 @@ class Follower:
         if self._thread is not None:
             self._thread.join(timeout=60)
             self._thread = None
-        if self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
-            self._work_dir = None
+        if self._work is not None:
+            self._work.close()
+            self._work = None
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -263,8 +290,8 @@ class Follower:
             shutil.rmtree(old.directory, ignore_errors=True)
 
     def _fetch(self, name: str, version: str) -> Served:
-        assert self._work_dir is not None
-        dest = Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=self._work_dir))
+        assert self._work is not None
+        dest = Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=self._work.path))
         try:
             manifest = self._source.download(name, version, dest)
             classifier = self._load(dest)

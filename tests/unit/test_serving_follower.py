@@ -199,23 +199,27 @@ def test_repeated_or_missing_names_are_refused(registry):
         Follower(registry, load_fake, [])
 
 
-def test_a_new_server_removes_the_download_folders_of_killed_ones_and_nothing_else(tmp_path, monkeypatch):
-    import os
+def test_a_new_server_removes_the_download_folders_no_live_server_holds_and_nothing_else(tmp_path, monkeypatch):
     import tempfile
 
-    from serving.follower import new_work_folder
+    from serving.follower import WorkFolder
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    killed = tmp_path / "tailor-serve-999999999-k1l2"  # no process has that pid
-    running = tmp_path / f"tailor-serve-{os.getpid()}-r1n2"
-    unnamed = tmp_path / "tailor-serve-a1b2c3d4"  # by a version that named them without a pid
-    for folder in (killed, running, unnamed):
-        (folder / "tickets-v1-x").mkdir(parents=True)
+    live = WorkFolder()
+    (live.path / "tickets-v1-x").mkdir()
+    killed = WorkFolder()
+    (killed.path / "tickets-v2-x").mkdir()
+    killed._lock.close()  # what kill -9 does to its lock, leaving the folder
+    older = tmp_path / "tailor-serve-a1b2c3d4"  # named by an older Tailor: not judged
+    older.mkdir()
     elsewhere = tmp_path / "keep"
     elsewhere.mkdir()
-    (tmp_path / "tailor-serve-999999998-link").symlink_to(elsewhere)
+    (tmp_path / "tailor-serve-held-link").symlink_to(elsewhere)
 
-    new = new_work_folder()
+    new = WorkFolder()
 
-    assert new.parent == tmp_path and new.name.startswith(f"tailor-serve-{os.getpid()}-") and new.is_dir()
-    assert not killed.exists() and running.is_dir() and unnamed.is_dir() and elsewhere.is_dir()
+    assert new.path.is_dir() and live.path.is_dir() and (live.path / "tickets-v1-x").is_dir()
+    assert not killed.path.exists() and older.is_dir() and elsewhere.is_dir()
+    new.close()
+    live.close()
+    assert not new.path.exists() and not live.path.exists()
