@@ -366,4 +366,9 @@ def _wait_for_volumes(cfg: EmbeddedStoreConfig, expected: int, timeout: float) -
 
 def stop(cfg: EmbeddedStoreConfig, timeout: float = 30.0) -> bool:
     """SIGTERM the server and wait for it to exit. Returns False when it was not running."""
-    return _daemon(cfg).stop(timeout)
+    stopped = _daemon(cfg).stop(timeout)
+    if stopped:
+        # SeaweedFS leaves its sockets behind even on a clean exit: one per port in /tmp, every start.
+        for socket_file in cfg.socket_files():
+            socket_file.unlink(missing_ok=True)
+    return stopped

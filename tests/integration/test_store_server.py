@@ -99,6 +99,7 @@ def test_stop_then_start_keeps_the_data_and_the_credentials(own_store):
     S3ObjectStore(admin).put("keep/me.txt", b"still here")
     stop = run_cli("store", "stop", env=env)
     assert stop.returncode == 0 and "stopped" in stop.stdout
+    assert cfg.socket_files() == []  # SeaweedFS leaves its sockets in /tmp; stop removes them
     assert run_cli("store", "status", env=env).returncode == 1  # not healthy → exit 1
     assert run_cli("store", "start", env=env).returncode == 0
     assert S3ObjectStore(_admin(cfg)).get("keep/me.txt") == b"still here"
