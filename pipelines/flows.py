@@ -308,18 +308,17 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
     """
     if not path.exists() and not path.is_symlink():  # a dangling link is a record out of reach, not none
         return []
+    record = f"{path}, the schedule's record of processed batches,"
     fix = ("restore it, or move it aside: the next run then takes every batch in the watched folder as new, "
            "records those already registered without retraining them, and retrains the rest")  # fmt: skip
     if not path.is_file():
-        raise ConfigError(f"{path}, the schedule's record of processed batches, is not a file (or a link to none): "
-                          f"{fix}")  # fmt: skip
+        raise ConfigError(f"{record} is not a file (or a link to none): {fix}")
     try:
         items = json.loads(path.read_text())
     except ValueError as err:  # bad UTF-8 or bad JSON
-        raise ConfigError(f"{path}, the schedule's record of processed batches, is not JSON ({err}): {fix}") from None
+        raise ConfigError(f"{record} is not JSON ({err}): {fix}") from None
     if not isinstance(items, list):
-        raise ConfigError(f"{path}, the schedule's record of processed batches, holds a JSON {type(items).__name__}, "
-                          f"not a list of records: {fix}")  # fmt: skip
+        raise ConfigError(f"{record} holds a JSON {type(items).__name__}, not a list of records: {fix}")
     entries = []
     for number, item in enumerate(items, 1):
         try:
@@ -327,8 +326,8 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
         except ValidationError as err:
             first = err.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(f"{path}, the schedule's record of processed batches, has a damaged record (record "
-                              f"{number}{f', {field}' if field else ''}: {first['msg']}): {fix}") from None  # fmt: skip
+            raise ConfigError(f"{record} has a damaged record (record {number}{f', {field}' if field else ''}: "
+                              f"{first['msg']}): {fix}") from None  # fmt: skip
     return entries
 
 

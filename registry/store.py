@@ -120,7 +120,6 @@ class S3ObjectStore:
 
         self.settings = settings
         self.bucket = settings.bucket
-        self._read_timeout = read_timeout
         try:
             self._client = boto3.client(
                 "s3",
@@ -171,10 +170,10 @@ class S3ObjectStore:
         if isinstance(err, ReadTimeoutError):
             # SeaweedFS on a full disk accepts the request and never answers it: the bare "Read timeout"
             # left people looking at the network.
+            waited = self._client.meta.config.read_timeout
             return StoreError(f"the object store at {self.settings.endpoint or 'AWS S3'} accepted a request for "
-                              f"{where} but sent nothing for {self._read_timeout:g} s, retries included: it is "
-                              "overloaded, or its disk is full (the embedded store: `tailor store status` shows its "
-                              "free space)")  # fmt: skip
+                              f"{where} but sent nothing for {waited:g} s, retries included: it is overloaded, or its "
+                              "disk is full (the embedded store: `tailor store status` shows its free space)")
         if isinstance(err, ConnectTimeoutError):
             return StoreError(f"no connection to the object store at {self.settings.endpoint or 'AWS S3'} within the "
                               "connect timeout: check `endpoint` and that the host is reachable")  # fmt: skip
