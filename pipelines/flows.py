@@ -236,10 +236,13 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     decision = evaluate(adapter_dir, holdout, run_dir / "production" if production_version else None,
                         f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
-    version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate "
-                                          f"{'passed' if decision.passed else 'failed'}")  # fmt: skip
+    verdict = "passed" if decision.passed else ("failed" if decision.failures else "not judged")
+    version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
     common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
                   train_seconds=trained.cost.wall_seconds)  # fmt: skip
+    if verdict == "not judged":  # the machine was too busy to judge load: not the adapter's failure
+        return outcome("registered", **common, notes=[*decision.not_judged, "registered, not promoted: judge it "
+                                                      f"again when the machine is quieter: tailor judge-load {name} {version}"])
     if not decision.passed:
         return rejected("rejected_gate", **common, notes=["gate failed: registered for the record, not promoted"])
 
