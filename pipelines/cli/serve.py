@@ -51,7 +51,9 @@ def serve(
     max_batch: int = typer.Option(64, min=1, help="most texts in one request"),
     max_chars: int = typer.Option(2000, min=1, help="most characters in one text"),
     body_seconds: float = typer.Option(10.0, min=0.1, help="seconds a client has to send a request body (else 408)"),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="listen on a non-loopback address"),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="listen on a non-loopback address and answer requests for any Host name"),
+    access_log: bool = typer.Option(False, "--access-log", help="one JSON line per request on stderr"),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
@@ -99,7 +101,8 @@ def serve(
 
     follower = Follower(registry, load, names, alias=alias, poll_seconds=poll_seconds)
     served = follower.load()
-    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds))
+    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds),
+                     allow_remote=allow_remote, log_access=access_log)  # fmt: skip
     record = {
         "url": f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
         "alias": alias,
@@ -114,6 +117,12 @@ def serve(
     # Swaps and load failures are worth a line in the server log.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("serving").setLevel(logging.INFO)
+    if access_log:
+        lines = logging.StreamHandler()
+        lines.setFormatter(logging.Formatter("%(message)s"))  # each line is one JSON object
+        logging.getLogger("tailor.access").addHandler(lines)
+        logging.getLogger("tailor.access").setLevel(logging.INFO)
+        logging.getLogger("tailor.access").propagate = False
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)).run(
         sockets=[listening]
     )
