@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import ipaddress
 import logging
 import socket
 import time
+from typing import Literal
 
 import typer
 
@@ -54,6 +56,11 @@ def serve(
     allow_remote: bool = typer.Option(False, "--allow-remote",
                                       help="listen on a non-loopback address and answer requests for any Host name"),
     access_log: bool = typer.Option(False, "--access-log", help="one JSON line per request on stderr"),
+    backend: Literal["torch", "onnx"] = typer.Option(
+        "torch", "--backend",
+        help="torch: adapters unmerged over one shared base (many adapters); onnx: each version merged into a "
+             "private copy of the base and run by ONNX Runtime (faster; needs the serve-onnx extra)"),
+    int8: bool = typer.Option(False, "--int8", help="with --backend onnx: dynamic int8 quantisation of the weights"),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
@@ -67,6 +74,10 @@ def serve(
     if repeated:
         raise ConfigError(f"--name {', '.join(repeated)} is given more than once; name each adapter once")
     _check_host(host, allow_remote)
+    if int8 and backend != "onnx":
+        raise ConfigError("--int8 quantises the ONNX graph: give it with --backend onnx")
+    if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError("--backend onnx needs ONNX Runtime: pip install -c infra/constraints.txt '.[serve-onnx]'")
     listening = _listen(host, port)
     import psutil
     import uvicorn
@@ -95,6 +106,10 @@ def serve(
         return load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=settings.home)
 
     def load(folder):
+        if backend == "onnx":
+            from serving.onnx_backend import load_onnx_classifier
+
+            return load_onnx_classifier(folder, base(), settings.home / "onnx", int8=int8)
         from pipelines.model import load_classifier
 
         return load_classifier(folder, base())
