@@ -132,21 +132,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(names: list[str], env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen, str, float, dict]:
+def start_server(names: list[str], env: dict[str, str], log_dir: Path,
+                 extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, float, dict]:  # fmt: skip
     import httpx
 
     port = free_port()
-    args = [str(Path(sys.executable).parent / "tailor"), "serve", "--port", str(port), "--json"]
+    args = [str(Path(sys.executable).parent / "tailor"), "serve", "--port", str(port), "--json", *extra]
     for name in names:
         args += ["--name", name]
-    out_file = log_dir / f"serve-{len(names)}.out"
+    tag = f"{len(names)}{''.join(extra).replace('-', '')}"
+    out_file = log_dir / f"serve-{tag}.out"
     began = time.monotonic()
-    with open(out_file, "wb") as out, open(log_dir / f"serve-{len(names)}.err", "wb") as err:
+    with open(out_file, "wb") as out, open(log_dir / f"serve-{tag}.err", "wb") as err:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
     url = f"http://127.0.0.1:{port}"
     while True:
         if proc.poll() is not None:
-            raise SystemExit(f"tailor serve exited {proc.returncode}: {(log_dir / f'serve-{len(names)}.err').read_text()}")
+            raise SystemExit(f"tailor serve exited {proc.returncode}: {(log_dir / f'serve-{tag}.err').read_text()}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 break
@@ -167,6 +169,26 @@ def http_predict(client, url: str, name: str):
         return r.json()
 
     return predict
+
+
+def hot_swap(client, url: str, name: str, promote) -> dict:
+    """Requests without pause while ``promote`` moves the alias, until the server answers with the new version."""
+    import threading
+
+    versions, failed, done = [], 0, threading.Event()
+    mover = threading.Thread(target=lambda: (promote(), done.set()))
+    mover.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (done.is_set() and versions and versions[-1] == "v2"):
+        try:
+            r = client.post(f"{url}/predict", json={"texts": [TEXTS[len(versions) % len(TEXTS)]], "adapter": name})
+            r.raise_for_status()
+            versions.append(r.json()["version"])
+        except Exception:  # noqa: BLE001 - every failure counts, whatever it is
+            failed += 1
+            versions.append("failed")
+    mover.join()
+    return {"requests": len(versions), "failed": failed, "versions": sorted(set(versions))}
 
 
 def main() -> None:
@@ -218,12 +240,23 @@ def main() -> None:
         env = store_env(cfg, work / "home", TAILOR_ROLE="reader")
 
         proc, url, ready_s, record = start_server(names[:1], env, work)
+        fast, _, _, _ = start_server(names[1:2], env, work, ("--backend", "onnx"))
+        fast_url = json.loads((work / "serve-1backendonnx.out").read_text())["url"]
+        fast8, _, _, _ = start_server(names[2:3], env, work, ("--backend", "onnx", "--int8"))
+        fast8_url = json.loads((work / "serve-1backendonnxint8.out").read_text())["url"]
         try:
             with httpx.Client(timeout=120) as client:
-                speed = measure({**variants, "http": http_predict(client, url, names[0])}, args.requests, args.batches)
+                speed = measure({**variants, "http": http_predict(client, url, names[0]),
+                                 "http_onnx": http_predict(client, fast_url, names[1]),
+                                 "http_onnx_int8": http_predict(client, fast8_url, names[2])},
+                                args.requests, args.batches)  # fmt: skip
+                swap = hot_swap(client, fast_url, names[1], lambda: (
+                    trainer.register(adapter_dir, names[1], reason="benchmark swap"),
+                    approver.promote(names[1], "v2", "production", reason="benchmark swap")))
             after_rss = rss_mb(proc.pid)
         finally:
-            stop_server(proc)
+            for server in (proc, fast, fast8):
+                stop_server(server)
         one = {"ready_s": ready_s, "startup_seconds": record["startup_seconds"], "rss_at_start_mb": record["rss_mb"],
                "rss_after_requests_mb": after_rss}  # fmt: skip
         proc, url, ready_s, record = start_server(names, env, work)
@@ -238,8 +271,9 @@ def main() -> None:
         server_four_adapters=four,
         # Compared at start-up, before any request: traffic grows the allocator's pools differently.
         rss_per_extra_adapter_mb=round((four["rss_at_start_mb"] - one["rss_at_start_mb"]) / 3, 1),
+        onnx_hot_swap=swap,
         ratios_vs_bare_base={
-            name: {"p50": round(r["p50_ms"] / bare["p50_ms"], 2),
+            name: {"p50": round(r["p50_ms"] / bare["p50_ms"], 2), "p95": round(r["p95_ms"] / bare["p95_ms"], 2),
                    "batch32_throughput": round(r["batch32_texts_per_s"] / bare["batch32_texts_per_s"], 2)}
             for name, r in speed.items()
         },  # fmt: skip
@@ -248,13 +282,17 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2))
 
     labels = {"bare_base": "bare base model (in-process)", "unmerged": "adapter unmerged (in-process, as served)",
-              "merged": "adapter merged (in-process)", "http": "HTTP `tailor serve` (unmerged)"}  # fmt: skip
-    print("| variant | p50 ms | p95 ms | batch-32 texts/s | p50 / bare | throughput / bare |")
-    print("|---|---|---|---|---|---|")
+              "merged": "adapter merged (in-process)", "http": "HTTP `tailor serve` (unmerged)",
+              "http_onnx": "HTTP `tailor serve --backend onnx`",
+              "http_onnx_int8": "HTTP `tailor serve --backend onnx --int8`"}  # fmt: skip
+    print("| variant | p50 ms | p95 ms | batch-32 texts/s | p50 / bare | p95 / bare | throughput / bare |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in speed.items():
         ratio = results["ratios_vs_bare_base"][name]
         print(f"| {labels[name]} | {r['p50_ms']} | {r['p95_ms']} | {r['batch32_texts_per_s']} | {ratio['p50']} | "
-              f"{ratio['batch32_throughput']} |")  # fmt: skip
+              f"{ratio['p95']} | {ratio['batch32_throughput']} |")  # fmt: skip
+    print(f"hot swap on the onnx server: {swap['requests']} requests while v2 was promoted, {swap['failed']} failed, "
+          f"answered by {swap['versions']}")
     print(f"\nserve start-up (process start to models loaded): {one['startup_seconds']} s with 1 adapter, "
           f"{four['startup_seconds']} s with 4; RSS at start {one['rss_at_start_mb']} MB with 1, "
           f"{four['rss_at_start_mb']} MB with 4 -> {results['rss_per_extra_adapter_mb']} MB per extra adapter; "

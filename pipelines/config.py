@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, repr=False)
     watch_settle_seconds: float = Field(60, ge=0, allow_inf_nan=False,
                                         description="a watched batch changed more recently than this waits for the next run")  # fmt: skip
+    train_niceness: int = Field(10, ge=0, le=19, description="CPU priority of training (nice): a server on the same host keeps its share")
+    train_threads: int = Field(0, ge=0, description="torch threads for training; 0 = every core but one (at least one)")
     keep_runs: int = Field(20, ge=0, description="retrain run folders kept per adapter name under runs/ (0 = all)")
     cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
     cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")

@@ -107,15 +107,17 @@ def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[
 @task(cache_policy=NO_CACHE)
 def train(batch: Path, out_dir: Path, data_version: str | None, device: str) -> TrainResult:
     from pipelines.batch_io import read_batch
+    from pipelines.cpu_share import training_share
     from pipelines.model import load_base
     from pipelines.train import Pricing, train as train_adapter
     from pipelines.train_params import load_params
 
     settings = load_settings()
-    base = load_base(settings.base_model_dir, device=device, model_id=settings.base_model_id)
-    rate = settings.cost_per_hour_gpu if base.device == "cuda" else settings.cost_per_hour_cpu
-    return train_adapter(read_batch(batch), out_dir, base=base, params=load_params(),
-                         pricing=Pricing(rate, settings.cost_currency), data_version=data_version)  # fmt: skip
+    with training_share(settings.train_niceness, settings.train_threads):
+        base = load_base(settings.base_model_dir, device=device, model_id=settings.base_model_id)
+        rate = settings.cost_per_hour_gpu if base.device == "cuda" else settings.cost_per_hour_cpu
+        return train_adapter(read_batch(batch), out_dir, base=base, params=load_params(),
+                             pricing=Pricing(rate, settings.cost_currency), data_version=data_version)  # fmt: skip
 
 
 @store_task
@@ -236,10 +238,13 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     decision = evaluate(adapter_dir, holdout, run_dir / "production" if production_version else None,
                         f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
-    version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate "
-                                          f"{'passed' if decision.passed else 'failed'}")  # fmt: skip
+    verdict = "passed" if decision.passed else ("failed" if decision.failures else "not judged")
+    version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
     common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
                   train_seconds=trained.cost.wall_seconds)  # fmt: skip
+    if verdict == "not judged":  # the machine was too busy to judge load: not the adapter's failure
+        return outcome("registered", **common, notes=[*decision.not_judged, "registered, not promoted: judge it "
+                                                      f"again when the machine is quieter: tailor judge-load {name} {version}"])
     if not decision.passed:
         return rejected("rejected_gate", **common, notes=["gate failed: registered for the record, not promoted"])
 

@@ -20,8 +20,12 @@ REQUIRED_LIMITS = {
     "quality": ("quality.min_macro_f1", "quality.min_holdout_size", "quality.min_label_coverage",
                 "quality.max_holdout_trained_share"),
     "cost": ("cost.max_train_seconds", "cost.max_peak_rss_mb", "cost.max_money"),
-    "load": ("load.max_p95_ms", "load.max_rss_mb", "load.max_adapter_mb"),
+    "load": ("load.max_base_spread", "load.max_p95_ratio", "load.min_throughput_ratio", "load.max_rss_mb",
+             "load.max_adapter_mb"),
 }
+# Limits that say whether a check's measurements can be judged at all: when one does not hold, the check
+# is "not judged" (with this reason), neither passed nor failed, and its other thresholds are not read.
+PRECONDITIONS = {"load.max_base_spread": "machine too busy"}
 REGRESSION_LIMIT = "quality.max_regression"  # judged whenever the candidate was compared with production
 
 
@@ -42,10 +46,15 @@ def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = N
     for name, count in seen.items():
         if count > 1:
             failures.append(_reason(name, f"check reported {count} results; exactly one is expected"))
+    not_judged: list[str] = []
     for check in checks:
-        failures.extend(_judge(policy, check, compared=against is not None))
+        if (why := _not_judged(policy, check)) is not None:
+            not_judged.append(why)
+        else:
+            failures.extend(_judge(policy, check, compared=against is not None))
     return GateDecision(
-        passed=not failures,
+        passed=not failures and not not_judged,
+        not_judged=not_judged,
         policy_sha256=policy.sha256,
         policy_version=policy.version,
         failures=failures,
@@ -73,6 +82,22 @@ def rejudge(policy: Policy, recorded: GateDecision) -> GateDecision:
         raise RefusedError(f"policy {policy.version} measures differently than the checks did ({'; '.join(changed)}): "
                            "the gate re-judges limits, not measurements; run `tailor evaluate` again")
     return decide(policy, recorded.checks, adapter=recorded.adapter, against=recorded.against)
+
+
+def _not_judged(policy: Policy, check: CheckResult) -> str | None:
+    """Why ``check`` cannot be judged under ``policy`` (a precondition does not hold), or None."""
+    if check.error is not None:
+        return None
+    for t in check.thresholds:
+        if t.policy_key in PRECONDITIONS and t.value is not None and t.value == t.value:
+            try:
+                limit = policy.limit(t.policy_key)
+            except ConfigError:
+                return None  # _judge names the missing limit as a failure
+            if not holds(t.value, t.comparison, limit):
+                return (f"{check.name}: not judged: {PRECONDITIONS[t.policy_key]} ({t.metric} {t.value:.3g} is not "
+                        f"{t.comparison} {limit:.3g}, policy {t.policy_key}); {check.details.get('summary', '')}")
+    return None
 
 
 def _judge(policy: Policy, check: CheckResult, *, compared: bool) -> list[GateFailure]:
@@ -127,7 +152,8 @@ def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> Ga
 
 def describe(decision: GateDecision) -> str:
     """A few lines for people: the verdict, then one line per failure."""
-    head = (f"gate {'PASSED' if decision.passed else 'FAILED'} under policy {decision.policy_version} "
+    verdict = "PASSED" if decision.passed else ("NOT JUDGED" if not decision.failures else "FAILED")
+    head = (f"gate {verdict} under policy {decision.policy_version} "
             f"(sha256 {decision.policy_sha256[:12]})")  # fmt: skip
     if decision.adapter:
         head += f" for {decision.adapter}"
@@ -135,11 +161,15 @@ def describe(decision: GateDecision) -> str:
         head += f" against {decision.against}"
     lines = [head]
     failed = {f.check for f in decision.failures}
+    unjudged = {why.partition(":")[0] for why in decision.not_judged}
     for check in decision.checks:
         verdict = "error" if check.error else ("FAIL" if check.name in failed else "pass")
-        if not check.thresholds and not check.error:
+        if check.name in unjudged:
+            verdict = "NOT JUDGED"
+        elif not check.thresholds and not check.error:
             verdict += " (not judged)"
         value = f" {check.value:.4g}" if isinstance(check.value, float) else ""
         lines.append(f"  {check.name:<8} {verdict}{value}  {check.details.get('summary', '')}".rstrip())
     lines += [f"  failed: {f.describe()}" for f in decision.failures]
+    lines += [f"  {why}; judge it again later: tailor judge-load NAME VERSION" for why in decision.not_judged]
     return "\n".join(lines)

@@ -63,9 +63,20 @@ class CostPolicy(_Section):
 
 
 class LoadPolicy(_Section):
-    max_p95_ms: PositiveFloat = 250
+    """Operating load, judged relative to the bare base model timed beside the candidate in the same run."""
+
+    max_p95_ratio: PositiveFloat = 1.5
+    min_throughput_ratio: float = Field(0.5, gt=0.0)
+    # Above this bare-base p95/p50 the machine is too busy for any ratio to mean much: the check is
+    # "not judged" (judge it again later with `tailor judge-load`), neither passed nor failed.
+    max_base_spread: float = Field(3.0, gt=1.0)
     max_rss_mb: PositiveFloat = 2048
     max_adapter_mb: PositiveFloat = 20
+    # An absolute p95 only means something on the machine it was chosen for: judged only on the host
+    # named here (socket.gethostname()). A policy written before the ratios (max_p95_ms alone) still
+    # loads; its absolute limit names no host and is reported, not judged.
+    reference_host: str | None = Field(None, min_length=1)
+    max_p95_ms: PositiveFloat | None = None
 
 
 class PromotionPolicy(_Section):

@@ -251,4 +251,7 @@ class GateDecision(Record):
     adapter: str | None = None  # the candidate judged (folder or name:version)
     against: str | None = None  # the production version it was compared with, if any
     measured_under: dict[str, float] | None = None  # the policy's measurement settings when the checks ran
+    # Checks whose conditions did not allow a verdict (load on a machine too busy): neither passed nor
+    # failed; the version can be judged again later (`tailor judge-load`). Any entry keeps passed False.
+    not_judged: list[str] = Field(default_factory=list)
     decided_at: datetime = Field(default_factory=utcnow)

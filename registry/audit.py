@@ -31,7 +31,7 @@ from registry.settings import ROLES
 from registry.store import ObjectStore, put_kept
 
 GENESIS = "0" * 64
-ACTIONS = ("register", "promote", "rollback", "archive")
+ACTIONS = ("register", "promote", "rollback", "archive", "judge")
 MAX_APPEND_ATTEMPTS = 100
 _FETCH_THREADS = 8
 _PROBE_LIMIT = 8  # new events read key by key before listing instead
@@ -153,6 +153,8 @@ class AliasState:
             self.versions[event.version] = event.content_sha256 or ""
         elif event.action == "archive":
             self.archived.append(event.version)
+        elif event.action == "judge":
+            pass  # a new verdict on a registered version: read by whoever needs its gate, no alias moves
         elif event.action == "promote":
             self.history.setdefault(event.alias, []).append(event.version)
             self.aliases[event.alias] = event.version
@@ -170,8 +172,10 @@ class AliasState:
             return f"{event.version} was registered before" if event.version in self.versions else None
         if event.version not in self.versions:
             return f"{event.version} was never registered"
-        if event.version in self.archived and event.action in ("archive", "promote"):
+        if event.version in self.archived and event.action in ("archive", "promote", "judge"):
             return f"{event.version} was archived before"
+        if event.action == "judge":
+            return None if event.gate is not None else "a judge event carries no gate verdict"
         if event.action == "archive":
             holders = [a for a, v in self.aliases.items() if v == event.version]
             return f"{event.version} is held by {', '.join(holders)}" if holders else None

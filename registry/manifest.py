@@ -342,7 +342,9 @@ def _gate_problems(decision: Any) -> list[str]:
         return ["gate_decision.json is not a gate decision (needs 'passed' true/false and a 'failures' list)"]
     if decision.get("policy_sha256") is not None and not is_sha256(decision["policy_sha256"]):
         return ["gate_decision.json: 'policy_sha256' must be 64 lowercase hex characters (the policy's sha256)"]
-    failures = len(decision["failures"])
+    # A check the gate could not judge (load on a busy machine) keeps it from passing without failing it.
+    not_judged = decision.get("not_judged")
+    failures = len(decision["failures"]) + (len(not_judged) if isinstance(not_judged, list) else 0)
     if decision["passed"] == bool(failures):
         return [f"gate_decision.json says passed={str(decision['passed']).lower()} with {failures} failure(s): it "
                 "was edited; run `tailor evaluate` (or `tailor gate`) again"]
@@ -378,7 +380,7 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
         f"{number(f.get('limit'))}" + (f" (policy {f['policy_key']})" if f.get("policy_key") else "")
         for f in decision.get("failures", [])
         if isinstance(f, dict)
-    ]
+    ] + [why for why in decision.get("not_judged", []) if isinstance(why, str)]
     return GateSummary(
         passed=decision.get("passed") is True,
         policy_sha256=decision.get("policy_sha256"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +28,7 @@ from registry.fingerprint import BaseModelFingerprint
 from registry.manifest import (
     GATE_DECISION_FILE,
     MANIFEST_FILE,
+    GateSummary,
     Manifest,
     build_manifest,
     inspect_adapter_folder,
@@ -88,13 +89,27 @@ _WRITERS = {
     "promote": ("admin", "approver", "trainer"),
     "rollback": ("admin", "approver", "trainer"),
     "archive": ("admin", "approver", "trainer"),
+    "judge": ("admin", "approver", "trainer"),
 }
 
 
-def _gate_fields(manifest: Manifest) -> dict:
-    """What an audit event records of a version's gate decision."""
-    gate = manifest.gate
+def _gate_fields(manifest: Manifest, gate: GateSummary | None = None) -> dict:
+    """What an audit event records of a version's gate decision (``gate``, or the one it was registered with)."""
+    gate = gate or manifest.gate
     return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
+
+
+def latest_gate(events: list[AuditEvent], manifest: Manifest) -> GateSummary | None:
+    """``manifest``'s gate verdict as it stands: the newest ``judge`` event's for its version, else the registered one.
+
+    A version judged again (its load, once the machine was quiet) keeps its manifest; the new verdict
+    and its evidence live in the event, so the register event's record is never edited.
+    """
+    judged = [e for e in events if e.action == "judge" and e.version == manifest.version and e.gate is not None]
+    if not judged:
+        return manifest.gate
+    wanted = {f.name for f in fields(GateSummary)}
+    return GateSummary(**{k: v for k, v in judged[-1].gate.items() if k in wanted})
 
 
 def no_audit_log(name: str) -> NotFoundError:
@@ -370,6 +385,7 @@ class Registry:
         self._require_same_base(manifest)
         decision = self._prove_files(manifest)  # an alias must never point at weights that cannot be served
         against = recorded_against(manifest, decision)
+        gate = latest_gate(self.events(name), manifest)
         bypassed = False
         if to == self.rules.production_alias:
             if self.rules.four_eyes_production and same_person(manifest.created_by, self.settings.actor):
@@ -377,7 +393,7 @@ class Registry:
                     f"four-eyes rule: {self.settings.actor} registered {name} {version} and cannot also promote it "
                     f"to {to}; another person must"
                 )
-            problem = self._gate_problem(manifest)
+            problem = self._gate_problem(manifest, gate)
             if problem is not None:
                 if not override:
                     raise RefusedError(f"{problem}; only an approver may promote it, with --override and a reason")
@@ -402,7 +418,32 @@ class Registry:
             return AuditEvent(
                 action="promote", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
                 reason=reason, content_sha256=manifest.content_sha256, alias=to, alias_before=current,
-                alias_after=version, override=bypassed or stale, **_gate_fields(manifest),
+                alias_after=version, override=bypassed or stale, **_gate_fields(manifest, gate),
+            )  # fmt: skip
+
+        return self.log.append(name, make)
+
+    def judge(self, name: str, version: str, gate: GateSummary, evidence: dict, *, reason: str) -> AuditEvent:
+        """Record a new gate verdict for a registered version, with the evidence it rests on.
+
+        Only a check that could not be judged before is measured again (load on a busy machine): the
+        version's files and manifest stay as registered, and production reads the newest verdict.
+
+        Raises:
+            RefusedError: role refused, no reason, or the version is archived.
+            NotFoundError: no such version.
+        """
+        self.require_role("judge")
+        self._require_reason(reason, "judge")
+        manifest = self.manifest(name, version)
+
+        def make(state: AliasState) -> AuditEvent:
+            if version in state.archived:
+                raise RefusedError(f"{name} {version} is archived: there is nothing left to judge")
+            return AuditEvent(
+                action="judge", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
+                reason=reason, content_sha256=manifest.content_sha256, policy_sha256=gate.policy_sha256,
+                gate={**asdict(gate), "evidence": evidence},
             )  # fmt: skip
 
         return self.log.append(name, make)
@@ -560,9 +601,9 @@ class Registry:
                 )
             yield rel, data
 
-    def _gate_problem(self, manifest: Manifest) -> str | None:
-        """Why ``manifest``'s gate decision does not allow production, if it does not."""
-        gate, label = manifest.gate, f"{manifest.name} {manifest.version}"
+    def _gate_problem(self, manifest: Manifest, gate: GateSummary | None) -> str | None:
+        """Why ``gate`` (``manifest``'s verdict as it stands) does not allow production, if it does not."""
+        label = f"{manifest.name} {manifest.version}"
         if gate is None:
             if not self.rules.require_gate:
                 return None

@@ -1,4 +1,4 @@
-"""The HTTP predictor: ``POST /predict``, ``GET /version``, ``GET /healthz``.
+"""The HTTP predictor: ``POST /predict``, ``GET /version``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
 Every adapter the follower keeps loaded shares one base model. A request reads the follower's
 current version once and answers entirely from it, so a swap never mixes two versions in one
@@ -16,14 +16,17 @@ from typing import Any, Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from pipelines.encoder import bad_utf8_byte
 from serving.follower import Follower
+from serving.ops import Operations, ServingMetrics
 from serving.schemas import (ErrorResponse, HealthResponse, Limits, Prediction, PredictRequest, PredictResponse,
-                             VersionResponse)  # fmt: skip
+                             ReadyResponse, VersionResponse)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -228,24 +231,40 @@ def _replay(body: bytes, receive):
     return replayed
 
 
-def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
+def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: bool = False,
+               log_access: bool = False) -> FastAPI:  # fmt: skip
     """The FastAPI app over a follower that has loaded its adapters (``Follower.load``).
 
-    The app's lifespan starts the follower's polling thread and closes it on shutdown.
+    The app's lifespan starts the follower's polling thread and closes it on shutdown. Requests whose
+    Host is not a loopback name are refused unless ``allow_remote``; ``log_access`` writes one JSON
+    line per request to the ``tailor.access`` logger.
     """
+    metrics = ServingMetrics(follower)
+    follower_log = logging.getLogger("serving.follower")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        # Swaps are logged at INFO: the follower's logger must let them through for the metrics to count them.
+        level = follower_log.level
+        if follower_log.getEffectiveLevel() > logging.INFO:
+            follower_log.setLevel(logging.INFO)
+        follower_log.addHandler(metrics.follower_log)
         follower.start()
         try:
             yield
         finally:
             follower.close()
+            follower_log.removeHandler(metrics.follower_log)
+            follower_log.setLevel(level)
             log.info("stopped following %s", ", ".join(follower.names))
 
-    app = FastAPI(title="Tailor predictor", lifespan=lifespan, responses=ERRORS)
+    # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, which this network cannot reach;
+    # /openapi.json describes the API for any local viewer.
+    app = FastAPI(title="Tailor predictor", lifespan=lifespan, responses=ERRORS, docs_url=None, redoc_url=None)
     app.router.route_class = Utf8JsonRoute
     app.add_middleware(PostGuard, max_bytes=limits.max_body_bytes, body_seconds=limits.body_seconds)
+    # Added last, so it runs first: a refused Host or an oversized body is counted and logged too.
+    app.add_middleware(Operations, metrics=metrics, allow_remote=allow_remote, log_access=log_access)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, err: ApiError) -> JSONResponse:
@@ -276,12 +295,13 @@ def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
             raise ApiError(404, f"adapter '{adapter}' is not served here; served: {', '.join(follower.names)}") from None
 
     @app.post("/predict", response_model=PredictResponse, dependencies=[Depends(_each_key_once)])
-    def predict(request: PredictRequest) -> PredictResponse:
+    def predict(request: PredictRequest, http: Request) -> PredictResponse:
         """Labels and class probabilities for each text, all from one adapter version."""
         problems = limits.problems(request.texts)
         if problems:
             raise ApiError(422, "; ".join(problems), problems)
         served = _pick(request.adapter)  # read once: the whole answer comes from this version
+        http.state.adapter, http.state.version = served.name, served.version  # for metrics and the access log
         labels = served.classifier.labels
         probs = served.classifier.predict_proba(request.texts)
         return PredictResponse(
@@ -305,5 +325,18 @@ def create_app(follower: Follower, limits: Limits = Limits()) -> FastAPI:
         degraded = any(a.failure is not None or a.alias_target != a.serving for a in adapters)
         return HealthResponse(status="degraded" if degraded else "ok", alias=follower.alias,
                               poll_seconds=follower.poll_seconds, adapters=adapters)  # fmt: skip
+
+    @app.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+    def readyz() -> JSONResponse:
+        """200 once every adapter has a version answering (a load balancer may send traffic); 503 otherwise."""
+        serving = {served.name for served in follower.served()}
+        missing = [name for name in follower.names if name not in serving]
+        body = ReadyResponse(ready=not missing, missing=missing)
+        return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        """Prometheus text format: requests, errors and latency per adapter and version, swaps, failed loads."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -113,6 +113,11 @@ class HealthResponse(BaseModel):
     adapters: list[AdapterHealth]
 
 
+class ReadyResponse(BaseModel):
+    ready: bool
+    missing: list[str] = Field(default_factory=list, description="adapters with no version answering yet")
+
+
 class ErrorResponse(BaseModel):
     error: str
     problems: list[str] = Field(default_factory=list)

@@ -28,6 +28,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Training yields to other work by default (nice 10): on a test machine shared with other test runs
+# that starves the `tailor train` processes tests start into their timeouts. tests/unit/test_cpu_share.py
+# tests the lowering itself.
+os.environ.setdefault("TAILOR_TRAIN_NICENESS", "0")
 
 
 @dataclass(frozen=True)

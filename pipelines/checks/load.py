@@ -1,4 +1,4 @@
-"""Operating-load check: what serving this adapter costs on this machine.
+"""Operating-load check: what serving this adapter costs, relative to the bare base model.
 
 Measured in a fresh interpreter (``serving_probe``) so that memory and load time are a serving
 process's, not the evaluator's (which also holds Evidently, scikit-learn and a second model).
@@ -7,6 +7,7 @@ process's, not the evaluator's (which also holds Evidently, scikit-learn and a s
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,18 +51,36 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     return measured
 
 
-def run(measured: dict[str, float], policy: LoadPolicy, *, out_dir: Path | None = None) -> CheckResult:
-    """Judge p95 latency at batch 1, serving RSS and adapter size against the ``load`` section."""
+def run(measured: dict[str, float], policy: LoadPolicy, *, out_dir: Path | None = None,
+        host: str | None = None) -> CheckResult:  # fmt: skip
+    """Judge the candidate against the bare base timed beside it, and its memory, under the ``load`` section.
+
+    The bare base's spread comes first: above ``load.max_base_spread`` the gate calls the check not
+    judged (machine too busy) instead of reading the ratios. ``load.max_p95_ms`` is judged only on
+    ``load.reference_host`` (``host`` defaults to this machine's name).
+    """
+    host = host or socket.gethostname()
     thresholds = [
-        Threshold.judge("p95_ms", "load.max_p95_ms", measured["p95_ms"], "<=", policy.max_p95_ms),
+        Threshold.judge("base_spread", "load.max_base_spread", measured["base_spread"], "<=", policy.max_base_spread),
+        Threshold.judge("p95_ratio", "load.max_p95_ratio", measured["p95_ratio"], "<=", policy.max_p95_ratio),
+        Threshold.judge("throughput_ratio", "load.min_throughput_ratio", measured["throughput_ratio"], ">=",
+                        policy.min_throughput_ratio),  # fmt: skip
         Threshold.judge("rss_mb", "load.max_rss_mb", measured["rss_mb"], "<=", policy.max_rss_mb),
         Threshold.judge("adapter_mb", "load.max_adapter_mb", measured["adapter_mb"], "<=", policy.max_adapter_mb),
     ]
+    absolute = policy.max_p95_ms is not None and policy.reference_host == host
+    if absolute:
+        thresholds.append(Threshold.judge("p95_ms", "load.max_p95_ms", measured["p95_ms"], "<=", policy.max_p95_ms))
     details = {
         **measured,
-        "summary": (f"p50 {measured['p50_ms']:.1f} ms, p95 {measured['p95_ms']:.1f} ms at batch 1; "
-                    f"{measured['throughput_per_s']:.0f}/s at batch {measured['throughput_batch']}; load "
-                    f"{measured['load_seconds']:.1f} s; serving RSS {measured['rss_mb']:.0f} MB; adapter "
+        "host": host,
+        "absolute_limits": ("judged: this is the reference host" if absolute else
+                            f"not judged: reference host {policy.reference_host or '(none named)'}, measured on {host}"),
+        "summary": (f"against the bare base: p50 {measured['p50_ratio']:.2f}x, p95 {measured['p95_ratio']:.2f}x, "
+                    f"throughput {measured['throughput_ratio']:.2f}x (p95 {measured['p95_ms']:.1f} ms vs "
+                    f"{measured['base_p95_ms']:.1f} ms at batch 1; bare base spread p95/p50 "
+                    f"{measured['base_spread']:.2f}; load average {measured['load_average_before']:.1f} on "
+                    f"{measured['cpu_count']:.0f} cores); serving RSS {measured['rss_mb']:.0f} MB; adapter "
                     f"{measured['adapter_mb']:.2f} MB"),
     }  # fmt: skip
     return finish(NAME, thresholds, details, out_dir=out_dir)

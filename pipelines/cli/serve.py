@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import ipaddress
 import logging
 import socket
 import time
+from typing import Literal
 
 import typer
 
@@ -51,7 +53,14 @@ def serve(
     max_batch: int = typer.Option(64, min=1, help="most texts in one request"),
     max_chars: int = typer.Option(2000, min=1, help="most characters in one text"),
     body_seconds: float = typer.Option(10.0, min=0.1, help="seconds a client has to send a request body (else 408)"),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="listen on a non-loopback address"),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="listen on a non-loopback address and answer requests for any Host name"),
+    access_log: bool = typer.Option(False, "--access-log", help="one JSON line per request on stderr"),
+    backend: Literal["torch", "onnx"] = typer.Option(
+        "torch", "--backend",
+        help="torch: adapters unmerged over one shared base (many adapters); onnx: each version merged into a "
+             "private copy of the base and run by ONNX Runtime (faster; needs the serve-onnx extra)"),
+    int8: bool = typer.Option(False, "--int8", help="with --backend onnx: dynamic int8 quantisation of the weights"),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
@@ -65,6 +74,10 @@ def serve(
     if repeated:
         raise ConfigError(f"--name {', '.join(repeated)} is given more than once; name each adapter once")
     _check_host(host, allow_remote)
+    if int8 and backend != "onnx":
+        raise ConfigError("--int8 quantises the ONNX graph: give it with --backend onnx")
+    if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError("--backend onnx needs ONNX Runtime: pip install -c infra/constraints.txt '.[serve-onnx]'")
     listening = _listen(host, port)
     import psutil
     import uvicorn
@@ -93,13 +106,18 @@ def serve(
         return load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=settings.home)
 
     def load(folder):
+        if backend == "onnx":
+            from serving.onnx_backend import load_onnx_classifier
+
+            return load_onnx_classifier(folder, base(), settings.home / "onnx", int8=int8)
         from pipelines.model import load_classifier
 
         return load_classifier(folder, base())
 
     follower = Follower(registry, load, names, alias=alias, poll_seconds=poll_seconds)
     served = follower.load()
-    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds))
+    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds),
+                     allow_remote=allow_remote, log_access=access_log)  # fmt: skip
     record = {
         "url": f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
         "alias": alias,
@@ -114,6 +132,12 @@ def serve(
     # Swaps and load failures are worth a line in the server log.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("serving").setLevel(logging.INFO)
+    if access_log:
+        lines = logging.StreamHandler()
+        lines.setFormatter(logging.Formatter("%(message)s"))  # each line is one JSON object
+        logging.getLogger("tailor.access").addHandler(lines)
+        logging.getLogger("tailor.access").setLevel(logging.INFO)
+        logging.getLogger("tailor.access").propagate = False
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)).run(
         sockets=[listening]
     )

@@ -29,6 +29,7 @@ def train(
 ) -> None:
     """Train a LoRA adapter; writes the adapter folder with train_result.json and reference.csv."""
     from pipelines.batch_io import read_batch
+    from pipelines.cpu_share import training_share
     from pipelines.model import load_base, resolve_device
     from pipelines.train import Pricing, check_batch, prepare_output, train as train_adapter
     from pipelines.train_params import load_params
@@ -45,12 +46,13 @@ def train(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its "Loading weights" bar would break the promise of a quiet --json
-    base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=settings.base_model_id,
-                     cache_dir=settings.home)  # fmt: skip
-    rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
-    result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
-                           pricing=Pricing(rate, settings.cost_currency),
-                           progress=progress)  # fmt: skip
+    with training_share(settings.train_niceness, settings.train_threads):
+        base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=settings.base_model_id,
+                         cache_dir=settings.home)  # fmt: skip
+        rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
+        result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
+                               pricing=Pricing(rate, settings.cost_currency),
+                               progress=progress)  # fmt: skip
     c = result.cost
     text = (f"adapter written to {out} ({len(result.labels)} classes, {result.train_examples} examples trained on, "
             f"{result.dropped_examples} dropped and {result.downweighted_examples} down-weighted as probably mislabelled"

@@ -43,9 +43,9 @@ def world(s3_server, tmp_path_factory, receiver):
     (root / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
     policy = yaml.safe_load((REPO / "policy.yaml").read_text())
     # Latency and memory on a shared 2-core test machine say nothing about production hardware.
-    policy["load"].update(max_p95_ms=60_000, max_rss_mb=16_384)
+    policy["load"].update(max_p95_ratio=100, min_throughput_ratio=0.01, max_base_spread=1000, max_rss_mb=16_384)
     (root / "policy.yaml").write_text(yaml.safe_dump(policy))
-    policy["load"]["max_p95_ms"] = 0.001  # no adapter can pass this: the gate must reject
+    policy["load"]["max_p95_ratio"] = 0.001  # no adapter can pass this: the gate must reject
     (root / "strict.yaml").write_text(yaml.safe_dump(policy))
     batch = root / "incoming" / "train.csv"
     batch.parent.mkdir()

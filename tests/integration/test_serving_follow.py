@@ -298,7 +298,7 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_clos
     slow = []
     for _ in range(20):  # each would otherwise hold a connection for as long as its client liked
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 1000\r\n\r\n{\"te")  # fmt: skip
         slow.append(sock)
     started = time.monotonic()

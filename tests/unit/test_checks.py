@@ -253,14 +253,26 @@ def test_cost_reads_the_train_result_from_the_adapter_folder(tmp_path):
 # ---- operating load ------------------------------------------------------------------------------
 
 MEASURED = {"import_seconds": 4.0, "load_seconds": 1.5, "p50_ms": 20.0, "p95_ms": 31.0, "throughput_per_s": 110.0,
-            "rss_mb": 520.0, "latency_calls": 40, "throughput_batch": 32, "adapter_mb": 0.43}
+            "base_p50_ms": 18.0, "base_p95_ms": 27.0, "base_throughput_per_s": 130.0, "p50_ratio": 20 / 18,
+            "p95_ratio": 31 / 27, "throughput_ratio": 110 / 130, "base_spread": 1.5, "rss_mb": 520.0,
+            "base_rss_mb": 480.0, "load_average_before": 3.1, "load_average_after": 3.3, "cpu_count": 2.0,
+            "latency_calls": 60, "throughput_batch": 32, "adapter_mb": 0.43}  # fmt: skip
 
 
-def test_an_impossible_latency_limit_fails_load_on_latency_only():
-    result = load.run(MEASURED, LoadPolicy(max_p95_ms=0.001))
+def test_load_is_judged_relative_to_the_bare_base_and_reports_the_machine_load():
+    result = load.run({**MEASURED, "p95_ratio": 3.0, "throughput_ratio": 0.3}, LoadPolicy())
     assert result.passed is False
-    assert [(t.metric, t.value, t.limit) for t in result.thresholds if not t.passed] == [("p95_ms", 31.0, 0.001)]
-    assert "p95 31.0 ms at batch 1" in result.details["summary"]
+    assert [(t.metric, t.limit) for t in result.thresholds if not t.passed] == [("p95_ratio", 1.5),
+                                                                                 ("throughput_ratio", 0.5)]
+    assert "p95 3.00x" in result.details["summary"] and "load average 3.1 on 2 cores" in result.details["summary"]
+
+
+def test_an_absolute_latency_limit_is_judged_only_on_its_reference_host():
+    policy = LoadPolicy(max_p95_ms=0.001, reference_host="ref-box")
+    assert [t.metric for t in load.run(MEASURED, policy, host="ref-box").thresholds if not t.passed] == ["p95_ms"]
+    elsewhere = load.run(MEASURED, policy, host="shared-box")
+    assert elsewhere.passed and "p95_ms" not in [t.metric for t in elsewhere.thresholds]
+    assert elsewhere.details["absolute_limits"] == "not judged: reference host ref-box, measured on shared-box"
 
 
 def test_load_judges_memory_and_adapter_size_too():

@@ -15,7 +15,7 @@ def _recorded(tmp_path):
 
 def _strict(tmp_path):
     strict = tmp_path / "strict.yaml"
-    strict.write_text(DEFAULT_POLICY.read_text().replace("max_p95_ms: 250", "max_p95_ms: 1"))
+    strict.write_text(DEFAULT_POLICY.read_text().replace("max_p95_ratio: 1.5", "max_p95_ratio: 1.0"))
     return strict
 
 
@@ -31,7 +31,7 @@ def test_a_stricter_policy_fails_the_same_measurements_naming_the_limit(tmp_path
     assert done.returncode == 1
     decision = json.loads(done.stdout)
     assert decision["passed"] is False
-    assert [f["policy_key"] for f in decision["failures"]] == ["load.max_p95_ms"]
+    assert [f["policy_key"] for f in decision["failures"]] == ["load.max_p95_ratio"]
 
 
 def test_the_configured_policy_file_is_used_when_no_option_is_given(tmp_path):
@@ -40,7 +40,7 @@ def test_the_configured_policy_file_is_used_when_no_option_is_given(tmp_path):
     env = {**os.environ, "TAILOR_POLICY": str(_strict(tmp_path))}
     done = run_cli("gate", "--decision", str(_recorded(tmp_path)), env=env)
     assert done.returncode == 1
-    assert "load.max_p95_ms" in done.stdout
+    assert "load.max_p95_ratio" in done.stdout
 
 
 def test_a_missing_decision_file_says_to_run_evaluate_first(tmp_path):

@@ -438,3 +438,22 @@ def test_a_trainer_cannot_archive_a_version_production_may_roll_back_to(store, f
         _reg(store).archive("tickets", "v1", reason="tidy up")
     assert _reg(store).archive("tickets", "v3", reason="failed experiment").action == "archive"
     assert approver.archive("tickets", "v1", reason="superseded").role == "approver"
+
+
+def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_register_event_is_kept(store, tmp_path):
+    from registry.manifest import GateSummary
+
+    busy = {"passed": False, "policy_sha256": "a" * 64, "policy_version": "1", "failures": [],
+            "not_judged": ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]}  # fmt: skip
+    _reg(store).register(make_adapter_folder(tmp_path / "a", BASE, gate=busy), "tickets")
+    approver = _reg(store, role="approver", actor="bob", require_gate=True)
+    with pytest.raises(RefusedError, match="failed its gate: load: not judged: machine too busy"):
+        approver.promote("tickets", "v1", "production", reason="ship")
+    event = _reg(store).judge("tickets", "v1", GateSummary(passed=True, policy_sha256="a" * 64, policy_version="1"),
+                              {"details": {"p95_ratio": 1.1}}, reason="load judged again")  # fmt: skip
+    assert event.action == "judge" and event.gate["evidence"] == {"details": {"p95_ratio": 1.1}}
+    assert approver.promote("tickets", "v1", "production", reason="ship").gate["passed"] is True
+    assert [e.action for e in approver.events("tickets")] == ["register", "judge", "promote"]
+    assert approver.events("tickets")[0].gate["passed"] is False
+    with pytest.raises(RefusedError, match="judge needs one of"):
+        _reg(store, role="reader").judge("tickets", "v1", GateSummary(True, None, None), {}, reason="r")

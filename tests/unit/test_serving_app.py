@@ -31,7 +31,7 @@ def registry() -> FakeRegistry:
 def _client(registry: FakeRegistry, names: list[str], limits: Limits = LIMITS):
     follower = Follower(registry, load_fake, names, poll_seconds=60)
     follower.load()
-    return TestClient(create_app(follower, limits)), follower
+    return TestClient(create_app(follower, limits), base_url="http://127.0.0.1"), follower
 
 
 @pytest.fixture
@@ -263,3 +263,75 @@ def test_a_full_batch_of_full_texts_outside_the_bmp_fits_the_body_limit_as_pytho
     body = json.dumps({"texts": ["\U0001F600" * LIMITS.max_chars] * LIMITS.max_batch, "adapter": "tickets"})
     r = client.post("/predict", content=body.encode(), headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
+
+
+# ---- operations: Host check, request ids, metrics, readiness, access log, offline docs ----------
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.nip.io", "10.0.0.5"])
+def test_a_request_for_a_host_that_is_not_loopback_is_refused_against_dns_rebinding(registry, host):
+    test_client, _ = _client(registry, ["tickets"])
+    with test_client:
+        r = test_client.post("/predict", json={"texts": ["x"]}, headers={"Host": host})
+        assert r.status_code == 421 and "loopback names only" in r.json()["error"] and "--allow-remote" in r.json()["error"]
+        assert r.headers["x-request-id"]
+        for loopback in ("localhost:8080", "127.0.0.1", "[::1]:8080"):
+            assert test_client.get("/healthz", headers={"Host": loopback}).status_code == 200
+
+
+def test_allow_remote_answers_any_host_name(registry):
+    follower = Follower(registry, load_fake, ["tickets"], poll_seconds=60)
+    follower.load()
+    with TestClient(create_app(follower, LIMITS, allow_remote=True), base_url="http://serving.example") as remote:
+        assert remote.get("/healthz").status_code == 200
+
+
+def test_a_request_id_is_echoed_or_made_and_a_bad_one_replaced(client):
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    made = client.get("/healthz").headers["x-request-id"]
+    assert len(made) == 32 and made != client.get("/healthz").headers["x-request-id"]
+    assert client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"] != "bad id"
+    assert client.post("/predict", json={"texts": []}, headers={"X-Request-ID": "r-1"}).headers["x-request-id"] == "r-1"
+
+
+def test_metrics_count_requests_errors_and_latency_per_adapter_and_version_swaps_and_failed_loads(registry):
+    test_client, follower = _client(registry, ["tickets"])
+    with test_client:
+        test_client.post("/predict", json={"texts": ["x"]})
+        test_client.post("/predict", json={"texts": ["x"], "adapter": "nope"})
+        registry.promote("tickets", "v2")
+        follower.poll_once()
+        registry.broken.add("v3")
+        registry.promote("tickets", "v3")
+        follower.poll_once()
+        test_client.post("/predict", json={"texts": ["x"]})
+        text = test_client.get("/metrics").text
+    assert 'tailor_requests_total{adapter="tickets",path="/predict",status="200",version="v1"} 1.0' in text
+    assert 'tailor_requests_total{adapter="tickets",path="/predict",status="200",version="v2"} 1.0' in text
+    assert 'tailor_request_errors_total{adapter="",path="/predict",status="404",version=""} 1.0' in text
+    assert 'tailor_request_seconds_count{adapter="tickets",path="/predict",version="v1"} 1.0' in text
+    assert 'tailor_swaps_total{adapter="tickets"} 1.0' in text
+    assert 'tailor_failed_loads_total{adapter="tickets"} 1.0' in text
+    assert 'tailor_serving_info{adapter="tickets",alias="production",version="v2"} 1.0' in text
+    assert 'tailor_load_failing{adapter="tickets"} 1.0' in text
+    assert 'tailor_follower_last_poll_timestamp_seconds{adapter="tickets"}' in text
+
+
+def test_readyz_is_ready_when_every_adapter_answers(client):
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"ready": True, "missing": []}
+
+
+def test_the_access_log_has_one_json_line_per_request_with_its_id(registry, caplog):
+    follower = Follower(registry, load_fake, ["tickets"], poll_seconds=60)
+    follower.load()
+    with TestClient(create_app(follower, LIMITS, log_access=True), base_url="http://localhost") as logged, \
+            caplog.at_level("INFO", logger="tailor.access"):  # fmt: skip
+        logged.post("/predict", json={"texts": ["x"]}, headers={"X-Request-ID": "req-7"})
+    line = json.loads(next(r.getMessage() for r in caplog.records if r.name == "tailor.access"))
+    assert (line["request_id"], line["path"], line["status"], line["adapter"], line["version"]) == \
+        ("req-7", "/predict", 200, "tickets", "v1")  # fmt: skip
+
+
+def test_docs_that_would_load_from_a_cdn_are_off_and_the_schema_is_served(client):
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert "/predict" in client.get("/openapi.json").json()["paths"]

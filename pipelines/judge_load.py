@@ -1,0 +1,54 @@
+"""Judge a registered version's operating load again, when the machine was too busy the first time.
+
+The load check is the one check whose verdict depends on the minute it was measured in: when the
+bare base model's own spread said the machine was too busy, the gate recorded it as not judged. This
+measures it again on the version's verified files and records the new verdict, with its evidence, as a
+new ``judge`` audit event; the version keeps its number, files and manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines import gate
+from pipelines.batch_io import read_batch
+from pipelines.checks import load
+from pipelines.checks.suite import GATE_DECISION_FILE, REFERENCE_FILE
+from pipelines.policy import Policy
+from pipelines.records import GateDecision
+from registry.errors import RefusedError
+from registry.manifest import gate_summary
+from registry.registry import Registry, latest_gate
+
+NOT_JUDGED = f"{load.NAME}: not judged"
+
+
+def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, base_model_dir: Path,
+               work: Path) -> GateDecision:  # fmt: skip
+    """Measure ``name`` ``version``'s load again and record the gate's new verdict as a ``judge`` event.
+
+    Args:
+        work: an empty folder to download the version into (its files are checked against their hashes).
+
+    Raises:
+        RefusedError: the version's load was already judged (passed or failed: measuring again until
+            it passes would be choosing the minute, not judging the adapter), it has no gate decision,
+            ``policy`` measures differently than its checks did, or the registry refuses the event.
+        NotFoundError, IntegrityError: no such version, or its files do not match their hashes.
+    """
+    manifest = registry.download(name, version, work)
+    standing = latest_gate(registry.events(name), manifest)
+    if standing is None or not (work / GATE_DECISION_FILE).is_file():
+        raise RefusedError(f"{name} {version} was registered without a gate decision: there is no load verdict to "
+                           "judge again; evaluate its folder (`tailor evaluate`) instead")  # fmt: skip
+    if not any(failure.startswith(NOT_JUDGED) for failure in standing.failures):
+        raise RefusedError(f"{name} {version}'s load was judged already ({'passed' if standing.passed else 'failed'}"
+                           "): only a load the gate could not judge (machine too busy) is measured again")
+    recorded = GateDecision.read_json(work / GATE_DECISION_FILE)
+    fresh = load.run(load.measure(work, base_model_dir, read_batch(work / REFERENCE_FILE).texts), policy.load)
+    checks = [fresh if check.name == load.NAME else check for check in recorded.checks]
+    decision = gate.rejudge(policy, recorded.model_copy(update={"checks": checks}))
+    verdict = "passed" if decision.passed else ("not judged" if not decision.failures else "failed")
+    registry.judge(name, version, gate_summary(decision.model_dump(mode="json")), fresh.model_dump(mode="json"),
+                   reason=f"load judged again on {fresh.details['host']}: gate {verdict}")  # fmt: skip
+    return decision

@@ -1,0 +1,130 @@
+"""The load gate judges the adapter, not the minute it was measured in: the demo's candidate passes with two
+CPU-bound processes beside it on a 2-core machine, and an adapter three times slower than the base still fails."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import gate
+from pipelines.batch_io import read_batch
+from pipelines.checks import load, serving_probe
+from pipelines.config import load_settings
+from pipelines.policy import DEFAULT_POLICY, load_policy
+from pipelines.records import CheckResult
+from tests.conftest import run_cli
+from tests.unit.test_gate import by_name, passing_checks, replace, with_value
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+@pytest.fixture
+def busy():
+    """Two CPU-bound processes: on 2 cores every call of the check now competes for its core."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    time.sleep(1)
+    yield
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
+
+
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory) -> Path:
+    """An adapter shaped as the demo's (params.yaml's LoRA settings on the sample): speed depends on its
+    shape, not on how long it trained, so one step is enough."""
+    from pipelines.model import load_base
+    from pipelines.train import train
+    from pipelines.train_params import load_params
+
+    folder = tmp_path_factory.mktemp("candidate")
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
+    train(read_batch(SAMPLE / "train.csv"), folder / "adapter", base=base,
+          params=load_params(noise_filter="none", min_steps=1, max_steps=1))  # fmt: skip
+    return folder / "adapter"
+
+
+def judged(result: CheckResult) -> str | None:
+    """Why the gate would not judge this load result under the shipped policy (None: it is judged)."""
+    return gate._not_judged(load_policy(), result)
+
+
+def test_the_demo_candidate_passes_load_with_two_cpu_bound_processes_beside_it(candidate, busy):
+    texts = read_batch(SAMPLE / "holdout.csv").texts
+    result = load.run(load.measure(candidate, load_settings().base_model_dir, texts), load_policy().load)
+    assert judged(result) is None, result.details["summary"]
+    assert result.passed, [(t.metric, t.value, t.limit) for t in result.thresholds if not t.passed]
+    assert result.details["load_average_before"] > 0 and "load average" in result.details["summary"]
+
+
+def test_an_adapter_three_times_slower_than_the_base_still_fails(candidate, busy):
+    import torch
+
+    from pipelines.model import load_base, load_classifier
+
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=candidate.parent)
+    classifier = load_classifier(candidate, base)
+
+    def slow(batch):  # the adapter's forward pass three times: about 3x the base's latency
+        for _ in range(3):
+            proba = classifier.predict_proba(batch)
+        return proba
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the serving probe measures
+    try:
+        bare = serving_probe.bare_base(base, len(classifier.labels), classifier.meta.max_length)
+        measured = serving_probe.timings(bare, slow, read_batch(SAMPLE / "holdout.csv").texts)
+    finally:
+        torch.set_num_threads(threads)
+    result = load.run({**measured, "rss_mb": 500.0, "adapter_mb": load.adapter_mb(candidate)}, load_policy().load)
+    assert judged(result) is None, result.details["summary"]
+    assert {t.metric for t in result.thresholds if not t.passed} == {"p95_ratio", "throughput_ratio"}, \
+        result.details["summary"]  # fmt: skip
+    assert measured["p95_ratio"] > 2.0
+
+
+def test_a_version_not_judged_is_judged_again_later_as_a_new_audit_event(s3_server, candidate, unique_name,
+                                                                         tmp_path):  # fmt: skip
+    shipped = load_policy()
+    checks = passing_checks(shipped)
+    checks = replace(checks, with_value(by_name(checks, "load"), "base_spread", 9.0))
+    folder = shutil.copytree(candidate, tmp_path / "adapter")
+    gate.decide(shipped, checks, adapter=f"{unique_name}:candidate").write_json(folder / "gate_decision.json")
+    # Later, on this test machine: a spread limit that always lets the load be judged.
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    doc["load"]["max_base_spread"] = 1000
+    later = tmp_path / "later.yaml"
+    later.write_text(yaml.safe_dump(doc))
+    trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
+    approver = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob", TAILOR_POLICY=str(later))
+
+    assert run_cli("register", str(folder), "--name", unique_name, "--reason", "busy", env=trainer).returncode == 0
+    refused = run_cli("promote", unique_name, "v1", "--to", "production", "--reason", "r", env=approver)
+    assert refused.returncode != 0 and "load: not judged: machine too busy" in refused.stderr
+
+    done = run_cli("judge-load", unique_name, "v1", "--policy", str(later), env=trainer)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("gate PASSED") and "recorded as a judge event" in done.stdout
+    log = json.loads(run_cli("audit", "log", unique_name, "--json", env=trainer).stdout)
+    events = log["events"] if isinstance(log, dict) else log
+    assert [e["action"] for e in events] == ["register", "judge"]
+    judge = events[-1]
+    assert judge["gate"]["passed"] is True and judge["content_sha256"] == events[0]["content_sha256"]
+    assert judge["gate"]["evidence"]["details"]["load_average_before"] >= 0
+    assert events[0]["gate"]["passed"] is False  # the register event keeps what was true then
+
+    promoted = run_cli("promote", unique_name, "v1", "--to", "production", "--reason", "judged", env=approver)
+    assert promoted.returncode == 0, promoted.stderr
+    again = run_cli("judge-load", unique_name, "v1", "--policy", str(later), env=trainer)
+    assert again.returncode != 0 and "load was judged already (passed)" in again.stderr
+    assert run_cli("audit", "verify", unique_name, env=trainer).returncode == 0

@@ -1,0 +1,70 @@
+"""The ONNX Runtime backend answers as the PyTorch one does, from a graph exported once per version."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.batch_io import read_batch
+from pipelines.config import load_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytest.importorskip("onnxruntime", reason="the serve-onnx extra is not installed")
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    """A real adapter of the shipped shape, trained a few steps on the sample, and the loaded base."""
+    from pipelines.model import load_base
+    from pipelines.train import train
+    from pipelines.train_params import load_params
+
+    folder = tmp_path_factory.mktemp("onnx")
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
+    train(read_batch(SAMPLE / "train.csv"), folder / "adapter", base=base,
+          params=load_params(noise_filter="none", min_steps=3, max_steps=3))  # fmt: skip
+    return folder / "adapter", base, folder / "cache"
+
+
+def test_the_onnx_backend_gives_the_pytorch_probabilities_within_1e_4_on_the_holdout(adapter):
+    from pipelines.model import load_classifier
+    from serving.onnx_backend import load_onnx_classifier
+
+    folder, base, cache = adapter
+    texts = read_batch(SAMPLE / "holdout.csv").texts
+    onnx = load_onnx_classifier(folder, base, cache)
+    torch_proba = load_classifier(folder, base).predict_proba(texts)
+    assert onnx.labels == load_classifier(folder, base).labels
+    assert np.abs(onnx.predict_proba(texts) - torch_proba).max() < 1e-4
+    assert np.abs(onnx.predict_proba(texts[:1]) - torch_proba[:1]).max() < 1e-4  # batch 1: no padding
+    # Exported once: a second load reuses the cached graph.
+    graphs = sorted(cache.glob("*.onnx"))
+    stamp = graphs[0].stat().st_mtime_ns
+    assert load_onnx_classifier(folder, base, cache).graph == graphs[0] and graphs[0].stat().st_mtime_ns == stamp
+
+
+def test_int8_quantisation_is_a_separate_cached_graph_that_still_answers(adapter):
+    from serving.onnx_backend import load_onnx_classifier
+
+    folder, base, cache = adapter
+    texts = read_batch(SAMPLE / "holdout.csv").texts[:8]
+    int8 = load_onnx_classifier(folder, base, cache, int8=True)
+    proba = int8.predict_proba(texts)
+    assert proba.shape == (8, len(int8.labels)) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert int8.graph.stat().st_size < load_onnx_classifier(folder, base, cache).graph.stat().st_size / 2
+
+
+def test_an_adapter_that_pytorch_refuses_is_refused_by_the_onnx_backend_too(adapter, tmp_path):
+    import shutil
+
+    from registry.errors import RefusedError
+    from serving.onnx_backend import load_onnx_classifier
+
+    folder, base, cache = adapter
+    bad = shutil.copytree(folder, tmp_path / "bad")
+    (bad / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(RefusedError, match="pickle"):
+        load_onnx_classifier(bad, base, cache)
