@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipelines.encoder import bad_utf8_byte, unpaired_surrogate
 from pipelines.records import LabeledBatch
+from pipelines.text_encoding import codec_name, guess_japanese
 from registry.errors import NotFoundError, RefusedError, first_line
 
 REQUIRED_COLUMNS = ("text", "label")
@@ -86,13 +87,15 @@ def default_max_bytes() -> int:
     return megabytes(load_policy().data.max_file_mb)
 
 
-def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:
+def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None = None) -> LabeledBatch:
     """Read a labeled batch file with columns ``text``, ``label`` and optional ``group``, ``id``.
 
     Args:
         path: a ``.csv`` (comma-separated, UTF-8, a BOM is accepted), ``.jsonl``/``.ndjson`` (one JSON
             object per line) or ``.parquet``/``.pq`` file. Other columns are ignored.
         max_bytes: refuse larger files before reading them; None takes the policy's ``data.max_file_mb``.
+        encoding: the text encoding of a CSV/JSONL file (``cp932``, ``euc_jp``, …); None is UTF-8.
+            Parquet stores UTF-8 itself and ignores it.
 
     Returns:
         The rows in file order. Ids are the file's ``id`` column, else the 1-based row number. Missing
@@ -105,12 +108,15 @@ def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:
         BatchTooLargeError: the file is over ``max_bytes``.
         EmptyBatchError: the file is empty or has no data rows.
         BinaryFileError: a CSV/JSONL file holds binary content.
-        EncodingError: a CSV/JSONL file is not UTF-8 (the message names byte offset and line).
+        EncodingError: a CSV/JSONL file is not UTF-8, or not ``encoding`` (the message names byte
+            offset and line, and a legacy Japanese encoding the bytes look like).
         MissingColumnError: ``text`` or ``label`` is missing (a wrong CSV delimiter is named).
         MalformedBatchError: the content does not parse.
-        ConfigError: ``max_bytes`` is None and the policy file is invalid.
+        ConfigError: ``max_bytes`` is None and the policy file is invalid, or ``encoding`` is not a
+            text encoding.
     """
     path = Path(path)
+    codec = codec_name(encoding) if encoding is not None else None
     if not path.exists():
         raise NotFoundError(f"batch file {path} does not exist")
     if path.is_dir():
@@ -141,13 +147,13 @@ def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:
     if suffix in PARQUET_SUFFIXES:
         columns = _parse_parquet(path, raw)
     else:
-        content = _decode(path, raw)
+        content = _decode(path, raw, codec)
         columns = _parse_csv(path, content) if suffix in CSV_SUFFIXES else _parse_jsonl(path, content)
     return _to_batch(path, columns)
 
 
-def _decode(path: Path, raw: bytes) -> str:
-    if raw.startswith(_UTF16_BOMS):
+def _decode(path: Path, raw: bytes, codec: str | None) -> str:
+    if raw.startswith(_UTF16_BOMS) and not (codec or "").startswith("utf_16"):
         raise EncodingError(f"batch file {path} is UTF-16 encoded; re-export it as UTF-8")
     nul = raw.find(b"\x00")
     if nul >= 0:
@@ -161,15 +167,20 @@ def _decode(path: Path, raw: bytes) -> str:
             f"batch file {path} looks binary ({control} control bytes in its first {len(head)}), "
             f"not {path.suffix.lower()} text"
         )
+    # utf-8-sig drops a leading byte-order mark, which spreadsheet exports add.
+    codec = "utf-8-sig" if codec in (None, "utf-8") else codec
     try:
-        # utf-8-sig drops a leading byte-order mark, which spreadsheet exports add.
-        text = raw.decode("utf-8-sig")
+        text = raw.decode(codec)
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise EncodingError(
-            f"batch file {path} is not valid UTF-8: {bad_utf8_byte(err)} "
-            f"(line {line}); re-export it as UTF-8"
-        ) from None
+        where = f"{bad_utf8_byte(err)} (line {line})"
+        if codec != "utf-8-sig":
+            raise EncodingError(f"batch file {path} is not valid {codec}: {where}; check --encoding") from None
+        if (legacy := guess_japanese(raw)) is not None:
+            _, known_as, fix = legacy
+            raise EncodingError(f"batch file {path} is not UTF-8 but looks like {known_as}: {where}; {fix}") from None
+        raise EncodingError(f"batch file {path} is not valid UTF-8: {where}; re-export it as UTF-8, or name its "
+                            "encoding with --encoding") from None  # fmt: skip
     if not text.strip():
         raise EmptyBatchError(f"batch file {path} holds only whitespace")
     return text

@@ -126,14 +126,24 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
 
 
 def normalise_text(text: str) -> str:
-    """Lower-case, accents and punctuation removed, whitespace collapsed: near-copies compare equal.
+    """Width- and case-folded, Latin accents and punctuation removed, whitespace collapsed: near-copies compare equal.
 
-    A text with no letter or digit ("???", "👍") keeps its symbols, only lower-cased with whitespace
-    collapsed: stripped of them, every such text would compare equal to every other.
+    NFKC folds full-width Latin and half-width katakana to their usual forms. Only the accents of the
+    Latin/Greek/Cyrillic block (U+0300–U+036F) are dropped: the kana voicing marks (ガ is カ + U+3099)
+    and the vowel signs of Indic scripts are letters of their words, and dropping them made
+    ガス and カス one word. A text with no letter or digit ("???", "👍") keeps its symbols, only
+    case-folded with whitespace collapsed: stripped of them, every such text would compare equal.
     """
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    kept = "".join(ch if ch.isalnum() else " " for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(kept.split()) or " ".join(text.casefold().split())
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
+    kept = "".join(_kept_char(ch) for ch in decomposed)
+    return unicodedata.normalize("NFC", " ".join(kept.split())) or " ".join(text.casefold().split())
+
+
+def _kept_char(ch: str) -> str:
+    if "\u0300" <= ch <= "\u036f":
+        return ""
+    # Marks (Mn/Mc) belong to their letter: the Devanagari vowel sign ि is "Mc", not alphanumeric.
+    return ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else " "
 
 
 def batch_frame(batch: LabeledBatch):
@@ -202,6 +212,7 @@ def validate_batch(
     labels: list[str] | None = None,
     holdout: Path | None = None,
     model_dir: Path | None = None,
+    encoding: str | None = None,
 ) -> tuple[ValidationReport, list[SuspectedMislabel]]:
     """Judge a batch file: readable, the suite, then (with ``model_dir``) the label-noise audit.
 
@@ -218,7 +229,7 @@ def validate_batch(
         NotAFileError: the batch path is a directory.
         UnsupportedFormatError: the batch's extension is not CSV, JSONL or Parquet.
         BatchReadError: the holdout file cannot be read.
-        ConfigError: the suite file or the policy is invalid.
+        ConfigError: the suite file or the policy is invalid, or ``encoding`` is not a text encoding.
     """
     max_bytes = megabytes(policy.data.max_file_mb)
     try:
@@ -227,7 +238,7 @@ def validate_batch(
         raise type(err)(f"--holdout: {err}") from None
     base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None}
     try:
-        batch = read_batch(path, max_bytes=max_bytes)
+        batch = read_batch(path, max_bytes=max_bytes, encoding=encoding)
     except NotAFileError:
         raise
     except UnsupportedFormatError as err:
@@ -282,11 +293,15 @@ def validate_and_route(
     report_dir: Path | None = None,
     track: bool = True,
     store: StoreSettings | None = None,
+    encoding: str | None = None,
+    incoming: Path | None = None,
 ) -> ValidationReport:
     """Validate a batch file, then route it: quarantine when rejected, DVC-track when accepted.
 
-    A rejected file that git tracks stays in place (moving it would delete it from the checkout);
-    its report still goes to a quarantine folder.
+    Only a rejected batch in the ``incoming`` folder is moved into quarantine: that folder is where
+    batches are handed to Tailor. A batch from anywhere else (``~/Downloads``) is the user's file:
+    a copy goes to quarantine and the file stays where it was. So does one that git tracks, even in
+    ``incoming`` (moving it would delete it from the checkout).
 
     `tailor validate`, the ``validate`` stage of ``dvc.yaml`` and the retraining flow all call this,
     so a batch is judged and filed the same way whoever brings it in.
@@ -300,6 +315,8 @@ def validate_and_route(
         track: ``dvc add`` + ``dvc push`` an accepted batch in the DVC repository holding
             ``data_dir``; False only records its md5.
         store: the DVC remote's store; None means the configured one (``load_settings().store()``).
+        encoding: the batch's text encoding (see `read_batch`); None is UTF-8.
+        incoming: the folder whose rejected batches are moved, not copied; default ``data_dir/incoming``.
 
     Returns:
         The report, with the paths of its files and ``quarantined_to`` or ``data_version`` filled in.
@@ -310,40 +327,50 @@ def validate_and_route(
         UnsupportedFormatError: the batch is not CSV, JSONL or Parquet (nothing is moved).
         StoreError: the batch was accepted and tracked but ``dvc push`` failed (the report is written).
         RefusedError: the batch was accepted but ``dvc add`` refused it (the report is written).
-        IntegrityError: a cross-filesystem move did not verify (the original is kept, the report written).
-        QuarantineError: a rejected batch cannot be moved (read-only or immutable folder); it is
-            kept in place and its report written.
+        IntegrityError: a copy into quarantine did not verify (the original is kept, the report written).
+        QuarantineError: a rejected batch cannot be moved or copied (read-only or immutable folder);
+            it is kept in place and its report written.
         ConfigError: labels file, policy, suite or DVC configuration is invalid (after acceptance,
             the report is written).
     """
     from pipelines.data_version import dvc_md5, track as dvc_track
     from pipelines.git_files import tracked_by_git
     from pipelines.batch_folder import fresh_folder
-    from pipelines.quarantine import move_into
+    from pipelines.quarantine import copy_into, move_into
     from pipelines.validation_report import REVIEW_CSV, write_reports
 
     path = Path(path)
     if labels_file is not None:
         labels = load_labels(labels_file)
-    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, model_dir=model_dir)
+    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, model_dir=model_dir,
+                                      encoding=encoding)  # fmt: skip
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)
-        if tracked_by_git(path):
-            note = f"left in place, not moved to quarantine: git tracks {path}, so moving it would delete it from the checkout"
+        incoming = Path(incoming) if incoming is not None else Path(data_dir) / "incoming"
+        if not path.resolve().is_relative_to(incoming.resolve()):
+            why = f"it is not in the incoming folder {incoming}"
+        elif tracked_by_git(path):
+            why = "git tracks it, so moving it would delete it from the checkout"
+        else:
+            why = None
+        if why is not None and path.stat().st_size > megabytes(policy.data.max_file_mb):
+            # A copy of a file refused for its size would only fill the disk a second time.
+            note = f"left in place, not copied to quarantine: {why}, and it is over data.max_file_mb"
             return write_reports(report.model_copy(update={"notes": [*report.notes, note]}), suspects, folder)
         try:
             # Written before the move as well: a run killed between the two must not leave a
             # quarantined batch without the reason it is there.
             write_reports(report, suspects, folder)
-            target = move_into(path, folder).resolve()
+            target = (move_into(path, folder) if why is None else copy_into(path, folder)).resolve()
         except TailorError as err:
-            left = report.model_copy(update={"notes": [*report.notes, f"left in place, not moved to quarantine: {err}"]})
+            left = report.model_copy(update={"notes": [*report.notes, f"left in place, not quarantined: {err}"]})
             written = write_reports(left, suspects, folder)
             failed = ", ".join(f.name for f in report.failures)
             raise type(err)(f"batch {path} was REJECTED ({failed}) but stays in place, not quarantined: {err}; "
                             f"its report is {written.report_markdown}") from None  # fmt: skip
-        return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
+        notes = report.notes if why is None else [*report.notes, f"copied to quarantine; {path} stays where it was: {why}"]
+        return write_reports(report.model_copy(update={"quarantined_to": str(target), "notes": notes}), suspects, folder)
 
     folder = Path(report_dir) if report_dir else fresh_folder(Path(data_dir) / "reports", path, now=now)
     stale_review = folder / REVIEW_CSV

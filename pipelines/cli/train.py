@@ -8,6 +8,7 @@ from typing import Literal
 
 import typer
 
+from pipelines.cli.file_option import ENCODING
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.train_params import MAX_SEED
@@ -25,6 +26,7 @@ def train(
     noise_filter: Literal["auto", "cleanlab", "none"] | None = typer.Option(
         None, "--noise-filter", help="overrides noise_filter of the params file"),
     force: bool = typer.Option(False, "--force", help="replace --out if it holds a previous adapter"),
+    encoding: str | None = ENCODING,
     as_json: bool = JSON,
 ) -> None:
     """Train a LoRA adapter; writes the adapter folder with train_result.json and reference.csv."""
@@ -36,7 +38,7 @@ def train(
     settings = state.settings()
     params = load_params(params_file, noise_filter=noise_filter)
     resolved = resolve_device(device)
-    batch = read_batch(data)
+    batch = read_batch(data, encoding=encoding)
     # Cheap refusals before the model is loaded (seconds): bad data, an existing folder.
     check_batch(batch, params)
     prepare_output(out, force)

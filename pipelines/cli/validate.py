@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.file_option import POLICY_HELP, output_folder
+from pipelines.cli.file_option import ENCODING, POLICY_HELP, output_folder
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.records import ValidationReport
@@ -24,9 +24,13 @@ def validate(
                                            help="where an accepted batch's report goes; default data/reports/<time>-<name>/"),
     no_track: bool = typer.Option(False, "--no-track", help="do not dvc add/push an accepted batch (its md5 is still recorded)"),
     policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
+    encoding: str | None = ENCODING,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected."""
+    """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected.
+
+    A rejected batch in data/incoming/ is moved into quarantine; from anywhere else it is copied and stays put.
+    """
     from pipelines.validate import validate_and_route
     from registry.user_files import require_file
 
@@ -47,6 +51,7 @@ def validate(
         report_dir=report_dir,
         track=not no_track,
         store=None if no_track else settings.store(),
+        encoding=encoding,
     )
     emit(report, as_json=as_json, text=summary(report))
     if not report.accepted:

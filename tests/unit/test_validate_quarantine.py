@@ -19,8 +19,8 @@ NOW = datetime(2026, 11, 27, 23, 0, 0, tzinfo=timezone.utc)
 
 
 def _batch(tmp_path, content: bytes = b"text,label\nhello there,a\n"):
-    batch = tmp_path / "incoming" / "b.csv"
-    batch.parent.mkdir(exist_ok=True)
+    batch = tmp_path / "data" / "incoming" / "b.csv"
+    batch.parent.mkdir(parents=True, exist_ok=True)
     batch.write_bytes(content)
     return batch
 
