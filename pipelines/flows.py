@@ -103,7 +103,7 @@ def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[
     return validate_and_route(batch, settings.load_policy(), data_dir=settings.data_dir, labels_file=labels_file,
                               labels=None if labels_file else labels, holdout=holdout,
                               model_dir=settings.base_model_dir, report_dir=report_dir, encoding=encoding,
-                              incoming=incoming)  # fmt: skip
+                              incoming=incoming, coverage_model=settings.base_model_dir)  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)

@@ -98,6 +98,17 @@ class NoiseAudit(Record):
     notes: list[str] = Field(default_factory=list)
 
 
+class TokenizerCoverage(Record):
+    """The base model's tokenizer measured on a batch (special tokens such as [CLS] left out)."""
+
+    base_model: str
+    texts: int
+    tokens: int
+    unknown_token_share: float  # 0–1: tokens that are the tokenizer's unknown token
+    chars_per_token: float
+    unknown_characters: list[str] = Field(default_factory=list)  # the commonest characters that became the unknown token
+
+
 class ValidationReport(Record):
     batch: str
     rows: int
@@ -105,6 +116,7 @@ class ValidationReport(Record):
     labels: list[str] = Field(default_factory=list)
     failures: list[ExpectationFailure] = Field(default_factory=list)
     noise: NoiseAudit | None = None
+    coverage: TokenizerCoverage | None = None  # the base model's tokenizer on the batch
     data_version: str | None = None  # DVC md5 of the accepted batch
     report_json: str | None = None
     report_html: str | None = None

@@ -12,23 +12,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from pipelines.records import Record
+from pipelines.records import TokenizerCoverage
 
 DOCS_PAGE = "docs/base-models.md"
 # Tokenizing is cheap, but a batch can hold 100,000 rows: the share is estimated on the first ones.
 MAX_TEXTS = 5000
 MAX_UNKNOWN_EXAMPLES = 8
-
-
-class TokenizerCoverage(Record):
-    """The base model's tokenizer measured on a batch (special tokens such as [CLS] left out)."""
-
-    base_model: str
-    texts: int
-    tokens: int
-    unknown_token_share: float  # 0–1: tokens that are the tokenizer's unknown token
-    chars_per_token: float
-    unknown_characters: list[str] = []  # the commonest characters that became the unknown token
 
 
 def measure(texts: list[str], tokenizer, base_model: str) -> TokenizerCoverage:

@@ -38,6 +38,11 @@ NULL_LABELS = frozenset({"nan", "null", "none", "n/a"})
 NUMERIC_LABEL = re.compile(r"^[+-]?\d+(\.\d+)?$")
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_CHARS = 120
+COVERAGE = ExpectationFailure(
+    name="base model reads the text",
+    why="the base model's tokenizer must know the batch's characters (data.max_unknown_token_share) without "
+    "shredding them into bytes (data.min_chars_per_token): text it cannot read trains an adapter on noise",
+)
 READABLE = ExpectationFailure(
     name="readable batch file",
     why="the file must exist, be CSV/JSONL/Parquet, be under data.max_file_mb, be UTF-8 text with "
@@ -213,8 +218,13 @@ def validate_batch(
     holdout: Path | None = None,
     model_dir: Path | None = None,
     encoding: str | None = None,
+    coverage_model: Path | None = None,
 ) -> tuple[ValidationReport, list[SuspectedMislabel]]:
-    """Judge a batch file: readable, the suite, then (with ``model_dir``) the label-noise audit.
+    """Judge a batch file: readable, the suite, (with ``coverage_model``) whether that base model's
+    tokenizer reads the text, then (with ``model_dir``) the label-noise audit.
+
+    The audit is skipped, with a note, when the base model cannot read the batch: its embeddings of
+    unknown tokens would flag rows at random.
 
     A file that exists but cannot be read is a failed batch (``readable batch file``), not an error:
     it is reported and quarantined like any other rejected batch. A file whose extension is not a
@@ -230,6 +240,7 @@ def validate_batch(
         UnsupportedFormatError: the batch's extension is not CSV, JSONL or Parquet.
         BatchReadError: the holdout file cannot be read.
         ConfigError: the suite file or the policy is invalid, or ``encoding`` is not a text encoding.
+        NotFoundError, RefusedError: ``coverage_model`` is not a loadable base-model folder.
     """
     max_bytes = megabytes(policy.data.max_file_mb)
     try:
@@ -247,9 +258,19 @@ def validate_batch(
         failure = READABLE.model_copy(update={"count": 1, "examples": [str(err)]})
         return ValidationReport(**base, rows=0, accepted=False, failures=[failure], checked=[READABLE.name]), []
     result = run_suite(batch, policy.data, labels=labels, holdout=holdout_batch)
-    failures, notes = list(result.failures), list(result.notes)
+    failures, notes, checked = list(result.failures), list(result.notes), [READABLE.name, *result.checked]
+    coverage = None
+    if coverage_model is not None:
+        from pipelines.tokenizer_coverage import measure_folder, refusal
+
+        coverage = measure_folder(batch.texts, coverage_model)
+        checked.append(COVERAGE.name)
+        if why := refusal(coverage, policy.data.max_unknown_token_share, policy.data.min_chars_per_token):
+            failures.append(COVERAGE.model_copy(update={"count": 1, "examples": [why]}))
     noise, suspects = None, []
-    if model_dir is not None:
+    if model_dir is not None and failures and failures[-1].name == COVERAGE.name:
+        notes.append("label-noise audit not run: the base model cannot read the batch")
+    elif model_dir is not None:
         from pipelines.noise_audit import audit_label_noise
 
         noise, suspects = audit_label_noise(
@@ -274,7 +295,8 @@ def validate_batch(
         accepted=not failures,
         failures=failures,
         noise=noise,
-        checked=[READABLE.name, *result.checked] + (["label noise under the limit"] if noise else []),
+        coverage=coverage,
+        checked=checked + (["label noise under the limit"] if noise else []),
         notes=notes,
         class_counts=_class_counts(batch),
     )
@@ -295,6 +317,7 @@ def validate_and_route(
     store: StoreSettings | None = None,
     encoding: str | None = None,
     incoming: Path | None = None,
+    coverage_model: Path | None = None,
 ) -> ValidationReport:
     """Validate a batch file, then route it: quarantine when rejected, DVC-track when accepted.
 
@@ -317,6 +340,7 @@ def validate_and_route(
         store: the DVC remote's store; None means the configured one (``load_settings().store()``).
         encoding: the batch's text encoding (see `read_batch`); None is UTF-8.
         incoming: the folder whose rejected batches are moved, not copied; default ``data_dir/incoming``.
+        coverage_model: the base model whose tokenizer must read the batch; None skips that check.
 
     Returns:
         The report, with the paths of its files and ``quarantined_to`` or ``data_version`` filled in.
@@ -343,7 +367,7 @@ def validate_and_route(
     if labels_file is not None:
         labels = load_labels(labels_file)
     report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, model_dir=model_dir,
-                                      encoding=encoding)  # fmt: skip
+                                      encoding=encoding, coverage_model=coverage_model)  # fmt: skip
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)

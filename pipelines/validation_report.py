@@ -57,6 +57,9 @@ def render_markdown(report: ValidationReport, suspects: list[SuspectedMislabel])
     lines += [f"- {what}: {md(where)}" for what, where in locations(report)]
     if report.labels:
         lines.append(f"- allowed labels: {', '.join(md(x) for x in report.labels)}")
+    if (c := report.coverage) is not None:
+        lines.append(f"- base model coverage: {c.unknown_token_share:.1%} unknown tokens, {c.chars_per_token:.2f} "
+                     f"characters per token over {c.texts} texts ({md(c.base_model)})")  # fmt: skip
     lines += ["", f"## Failed expectations ({len(report.failures)} of {len(report.checked)})", ""]
     if not report.failures:
         lines += ["None.", ""]

@@ -44,3 +44,28 @@ def test_unknown_shares_are_per_text_and_in_tokens_not_whitespace_words(english_
 def test_text_cut_into_pieces_is_refused_on_characters_per_token(english_tokenizer):
     coverage = measure(["x" * 3], english_tokenizer, "m").model_copy(update={"chars_per_token": 0.4})
     assert "0.40 characters per token, under data.min_chars_per_token 0.6" in refusal(coverage, 0.05, 0.6)
+
+
+def test_validation_refuses_a_japanese_batch_the_default_base_cannot_read_and_skips_its_noise_audit(tmp_path):
+    from pipelines.policy import load_policy
+    from pipelines.validate import validate_and_route
+
+    base = load_settings().base_model_dir
+    report = validate_and_route(DATA / "sample_ja" / "train.csv", load_policy(), data_dir=tmp_path / "data",
+                                labels_file=DATA / "sample_ja" / "labels.txt", model_dir=base, coverage_model=base,
+                                track=False)  # fmt: skip
+    assert not report.accepted and [f.name for f in report.failures] == ["base model reads the text"]
+    assert "cannot read this text" in report.failures[0].examples[0]
+    assert report.coverage.unknown_token_share > 0.05 and report.noise is None
+    assert "label-noise audit not run: the base model cannot read the batch" in report.notes
+    assert (DATA / "sample_ja" / "train.csv").is_file()  # outside data/incoming: copied, never moved
+
+
+def test_validation_of_english_with_the_default_base_passes_the_coverage_check(tmp_path):
+    from pipelines.policy import load_policy
+    from pipelines.validate import validate_batch
+
+    base = load_settings().base_model_dir
+    report, _ = validate_batch(DATA / "sample" / "holdout.csv", load_policy(), coverage_model=base)
+    assert report.accepted and "base model reads the text" in report.checked
+    assert report.coverage.unknown_token_share == 0.0 and report.coverage.texts == 40
