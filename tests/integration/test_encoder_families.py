@@ -1,0 +1,81 @@
+"""Every encoder family trains (from cached lower blocks), loads and predicts: tiny random-weight models
+with a tokenizer trained on Japanese text, built here (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines.batch_io import read_batch
+from pipelines.encoder_family import FAMILIES, family_of, upper_blocks
+from pipelines.model import MeanPoolClassifier, load_base, load_classifier
+from pipelines.train import train
+from pipelines.train_params import TrainParams
+from registry.errors import RefusedError
+from tests.tiny_encoders import DATA, build
+
+pytestmark = [pytest.mark.integration]
+
+KINDS = ("bert", "xlm-roberta", "electra", "deberta-v2", "modernbert")
+TEXTS = ["ガス代の請求が二重になっています", "ﾊﾟｽﾜｰﾄﾞを忘れました", "荷物が届かない"]
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("encoders")
+    return {kind: load_base(build(kind, root / kind), model_id=kind, cache_dir=root / "cache") for kind in KINDS}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_blocks_run_from_cached_lower_states_give_the_full_forward_pass(bases, kind):
+    base = bases[kind]
+    model = MeanPoolClassifier(base.shared_copy(), 2)
+    enc = base.tokenize(TEXTS, 64)
+    with torch.inference_mode():
+        full = model.embed(enc["input_ids"], enc["attention_mask"])
+        for start in range(len(model.layers())):
+            hidden = model.hidden_before(enc["input_ids"], enc["attention_mask"], start)
+            assert torch.allclose(model.embed_from(hidden, enc["attention_mask"], start), full, atol=1e-5), start
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_family_trains_lora_on_its_own_layer_names_and_the_adapter_loads(bases, kind, tmp_path):
+    base = bases[kind]
+    family = family_of(base.encoder)
+    result = train(read_batch(DATA / "sample_ja" / "train.csv"), tmp_path / "adapter", base=base,
+                   params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48))  # fmt: skip
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert sorted(config["target_modules"]) == sorted(family.lora_targets)
+    assert config["layers_pattern"] == family.layers_pattern
+    assert config["layers_to_transform"] == [3]  # the upper third of 4 blocks
+    assert result.base_model_id == kind
+    classifier = load_classifier(tmp_path / "adapter", base)
+    assert set(classifier.predict(TEXTS)) <= {"card_lost", "refund_request", "login_problem", "delivery_delay"}
+    # The LoRA weights moved: the adapter is not the frozen base plus the probe head.
+    lora = [p for n, p in classifier._model.named_parameters() if "lora_B" in n]
+    assert lora and any(p.abs().sum() > 0 for p in lora)
+
+
+def test_an_encoder_family_tailor_does_not_know_is_refused_naming_the_supported_ones(tmp_path):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    model = DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=2, n_heads=2, hidden_dim=32))
+    with pytest.raises(RefusedError, match=r"base model type 'distilbert' .* supported: bert, camembert, deberta-v2"):
+        family_of(model)
+
+
+def test_the_default_number_of_adapted_blocks_scales_with_depth():
+    assert [upper_blocks(n) for n in (1, 4, 6, 12, 24)] == [1, 1, 2, 4, 8]
+    assert set(FAMILIES) >= {"bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "modernbert"}
+
+
+def test_the_base_model_id_comes_from_the_folder_never_a_stale_default(tmp_path):
+    from pipelines.config import Settings
+
+    folder = tmp_path / "ruri-v3-30m"
+    assert Settings(base_model=str(folder)).base_model_id == "ruri-v3-30m"
+    assert Settings(base_model=str(folder), base_model_id="cl-nagoya/ruri-v3-30m").base_model_id == "cl-nagoya/ruri-v3-30m"
+    assert Settings().base_model_id == "sentence-transformers/all-MiniLM-L6-v2"
