@@ -47,16 +47,20 @@ def _ok(result) -> dict:
     return json.loads(result.stdout)
 
 
-def test_the_japanese_batch_reads_with_the_japanese_tokenizer_and_not_with_the_default(world, tmp_path):
-    args = ("validate", str(SAMPLE / "train.csv"), "--labels", str(SAMPLE / "labels.txt"), "--no-track",
-            "--no-noise-audit", "--json")  # fmt: skip
+def test_a_cp932_batch_reads_with_encoding_and_only_a_japanese_tokenizer_covers_it(world, tmp_path):
+    excel = tmp_path / "excel.csv"  # as Japanese Excel saves "CSV": Shift_JIS / CP932
+    excel.write_bytes((SAMPLE / "train.csv").read_text(encoding="utf-8").encode("cp932"))
+    args = ("validate", str(excel), "--labels", str(SAMPLE / "labels.txt"), "--no-track", "--no-noise-audit",
+            "--encoding", "cp932", "--json")  # fmt: skip
     report = _ok(run_cli(*args, env=world["env"], cwd=world["root"]))
-    assert report["accepted"] and report["coverage"]["unknown_token_share"] == 0.0
+    assert report["accepted"] and report["rows"] == 48 and report["coverage"]["unknown_token_share"] == 0.0
     default = Settings().base_model_dir  # the shipped English all-MiniLM-L6-v2
     refused = run_cli(*args, "--base-model", str(default), env=world["env"], cwd=world["root"])
     assert refused.returncode == 1
-    assert json.loads(refused.stdout)["coverage"]["unknown_token_share"] > 0.05
-    assert (SAMPLE / "train.csv").is_file()
+    report = json.loads(refused.stdout)
+    assert report["coverage"]["unknown_token_share"] > 0.05
+    assert "cannot read this text" in report["failures"][0]["examples"][0]
+    assert excel.read_bytes() == (SAMPLE / "train.csv").read_text(encoding="utf-8").encode("cp932")  # never moved
 
 
 def test_train_evaluate_register_promote_and_serve(world):
