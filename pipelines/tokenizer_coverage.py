@@ -59,7 +59,10 @@ def _encode(texts: list[str], tokenizer) -> tuple[list[list[int]], list[list[tup
 
 
 def refusal(coverage: TokenizerCoverage, max_unknown_share: float, min_chars_per_token: float) -> str | None:
-    """Why the base model cannot read the batch, in a sentence the user can act on; None when it can."""
+    """Why the base model cannot read the batch, in a sentence the user can act on; None when it can
+    (or when the batch has no text to measure: the suite reports empty texts itself)."""
+    if coverage.tokens == 0:
+        return None
     problems = []
     if coverage.unknown_token_share > max_unknown_share:
         seen = f" (e.g. {' '.join(coverage.unknown_characters)})" if coverage.unknown_characters else ""

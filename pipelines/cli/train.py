@@ -49,7 +49,9 @@ def train(
         hf_logging.disable_progress_bar()  # its "Loading weights" bar would break the promise of a quiet --json
     from pipelines.config import model_id_for
 
-    model_id = settings.base_model_id if base_model is None else model_id_for(base_model)
+    # The configured id for the configured folder (the registry compares it); another folder is named by itself.
+    configured = base_model is None or base_model.resolve() == settings.base_model_dir.resolve()
+    model_id = settings.base_model_id if configured else model_id_for(base_model)
     base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=model_id,
                      cache_dir=settings.home)  # fmt: skip
     rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu

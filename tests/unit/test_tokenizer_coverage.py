@@ -69,3 +69,8 @@ def test_validation_of_english_with_the_default_base_passes_the_coverage_check(t
     report, _ = validate_batch(DATA / "sample" / "holdout.csv", load_policy(), coverage_model=base)
     assert report.accepted and "base model reads the text" in report.checked
     assert report.coverage.unknown_token_share == 0.0 and report.coverage.texts == 40
+
+
+def test_a_batch_without_text_is_not_refused_for_coverage(english_tokenizer):
+    coverage = measure(["", "   "], english_tokenizer, "m")
+    assert coverage.tokens == 0 and refusal(coverage, 0.05, 0.6) is None
