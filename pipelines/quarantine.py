@@ -1,9 +1,10 @@
 """Move (or copy) a rejected batch into quarantine without ever losing or half-moving it.
 
 Only a batch Tailor was given to take in (one in the incoming folder) is moved; a batch from
-anywhere else is the user's file and is copied, leaving it where it was. Moving, on the same filesystem: one ``os.rename`` (atomic). Across filesystems: copy to a temporary name in the
-quarantine folder, fsync, verify the sha256 against the original, rename into place, fsync the
-folder, and only then remove the original. Quarantined batches are never deleted by Tailor. A move
+anywhere else is the user's file and is copied, leaving it where it was. Moving, on the same
+filesystem: one ``os.rename`` (atomic). Across filesystems (and for every copy): copy to a temporary
+name in the quarantine folder, fsync, verify the sha256 against the original, rename into place,
+fsync the folder, and only then (for a move) remove the original. Quarantined batches are never deleted by Tailor. A move
 that cannot finish leaves the batch where it was and nothing of it in quarantine.
 """
 

@@ -106,7 +106,7 @@ class TokenizerCoverage(Record):
     tokens: int
     unknown_token_share: float  # 0–1: tokens that are the tokenizer's unknown token
     chars_per_token: float
-    unknown_characters: list[str] = Field(default_factory=list)  # the commonest characters that became the unknown token
+    unknown_characters: list[str] = Field(default_factory=list)  # the commonest ones that became the unknown token
 
 
 class ValidationReport(Record):

@@ -45,8 +45,9 @@ COVERAGE = ExpectationFailure(
 )
 READABLE = ExpectationFailure(
     name="readable batch file",
-    why="the file must exist, be CSV/JSONL/Parquet, be under data.max_file_mb, be UTF-8 text with "
-    "`text` and `label` columns and have at least one row; anything else is not a batch we can judge",
+    why="the file must exist, be CSV/JSONL/Parquet, be under data.max_file_mb, be UTF-8 text (or in the "
+    "--encoding given) with `text` and `label` columns and have at least one row; anything else is not a "
+    "batch we can judge",
 )
 
 
@@ -259,7 +260,7 @@ def validate_batch(
         return ValidationReport(**base, rows=0, accepted=False, failures=[failure], checked=[READABLE.name]), []
     result = run_suite(batch, policy.data, labels=labels, holdout=holdout_batch)
     failures, notes, checked = list(result.failures), list(result.notes), [READABLE.name, *result.checked]
-    coverage = None
+    coverage, unreadable = None, False
     if coverage_model is not None:
         from pipelines.tokenizer_coverage import measure_folder, refusal
 
@@ -267,8 +268,9 @@ def validate_batch(
         checked.append(COVERAGE.name)
         if why := refusal(coverage, policy.data.max_unknown_token_share, policy.data.min_chars_per_token):
             failures.append(COVERAGE.model_copy(update={"count": 1, "examples": [why]}))
+            unreadable = True
     noise, suspects = None, []
-    if model_dir is not None and failures and failures[-1].name == COVERAGE.name:
+    if model_dir is not None and unreadable:
         notes.append("label-noise audit not run: the base model cannot read the batch")
     elif model_dir is not None:
         from pipelines.noise_audit import audit_label_noise
@@ -393,8 +395,9 @@ def validate_and_route(
             failed = ", ".join(f.name for f in report.failures)
             raise type(err)(f"batch {path} was REJECTED ({failed}) but stays in place, not quarantined: {err}; "
                             f"its report is {written.report_markdown}") from None  # fmt: skip
-        notes = report.notes if why is None else [*report.notes, f"copied to quarantine; {path} stays where it was: {why}"]
-        return write_reports(report.model_copy(update={"quarantined_to": str(target), "notes": notes}), suspects, folder)
+        notes = [*report.notes] + ([] if why is None else [f"copied to quarantine; {path} stays where it was: {why}"])
+        update = {"quarantined_to": str(target), "notes": notes}
+        return write_reports(report.model_copy(update=update), suspects, folder)
 
     folder = Path(report_dir) if report_dir else fresh_folder(Path(data_dir) / "reports", path, now=now)
     stale_review = folder / REVIEW_CSV
