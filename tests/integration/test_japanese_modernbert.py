@@ -65,9 +65,11 @@ def test_a_cp932_batch_reads_with_encoding_and_only_a_japanese_tokenizer_covers_
 
 def test_train_evaluate_register_promote_and_serve(world):
     root, env, name = world["root"], world["env"], world["name"]
-    adapter = root / "adapter"
-    trained = _ok(run_cli("train", "--data", str(SAMPLE / "train.csv"), "--out", str(adapter), "--params",
+    adapter, excel = root / "adapter", root / "train-cp932.csv"
+    excel.write_bytes((SAMPLE / "train.csv").read_text(encoding="utf-8").encode("cp932"))
+    trained = _ok(run_cli("train", "--data", str(excel), "--encoding", "cp932", "--out", str(adapter), "--params",
                           str(root / "params.yaml"), "--json", env=env, cwd=root))  # fmt: skip
+    assert "ガス代の請求額が倍になっていて、差額を返してほしい" in (adapter / "reference.csv").read_text(encoding="utf-8")
     assert trained["base_model_id"] == "tiny-modernbert-ja"  # from the folder, not the MiniLM default
     decision = _ok(run_cli("evaluate", "--adapter", str(adapter), "--data", str(SAMPLE / "holdout.csv"), "--json",
                            env=env, cwd=root))  # fmt: skip
