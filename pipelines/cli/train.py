@@ -47,12 +47,7 @@ def train(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its "Loading weights" bar would break the promise of a quiet --json
-    from pipelines.config import model_id_for
-
-    # The configured id for the configured folder (the registry compares it); another folder is named by itself.
-    configured = base_model is None or base_model.resolve() == settings.base_model_dir.resolve()
-    model_id = settings.base_model_id if configured else model_id_for(base_model)
-    base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=model_id,
+    base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=settings.model_id_of(base_model),
                      cache_dir=settings.home)  # fmt: skip
     rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
     result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,

@@ -71,11 +71,3 @@ def test_the_default_number_of_adapted_blocks_scales_with_depth():
     assert [upper_blocks(n) for n in (1, 4, 6, 12, 24)] == [1, 1, 2, 4, 8]
     assert set(FAMILIES) >= {"bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "modernbert"}
 
-
-def test_the_base_model_id_comes_from_the_folder_never_a_stale_default(tmp_path):
-    from pipelines.config import Settings
-
-    folder = tmp_path / "ruri-v3-30m"
-    assert Settings(base_model=str(folder)).base_model_id == "ruri-v3-30m"
-    assert Settings(base_model=str(folder), base_model_id="cl-nagoya/ruri-v3-30m").base_model_id == "cl-nagoya/ruri-v3-30m"
-    assert Settings().base_model_id == "sentence-transformers/all-MiniLM-L6-v2"

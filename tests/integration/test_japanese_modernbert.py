@@ -37,7 +37,8 @@ def world(s3_server, tmp_path_factory):
     policy["cost"]["max_train_seconds"] = 36000
     (root / "policy.yaml").write_text(yaml.safe_dump(policy))
     (root / "params.yaml").write_text("train:\n  min_steps: 6\n  max_steps: 6\n  noise_filter: none\n")
-    env = s3_server.env(TAILOR_BASE_MODEL=str(base), TAILOR_POLICY=str(root / "policy.yaml"),
+    env = s3_server.env(TAILOR_BASE_MODEL=str(base), TAILOR_BASE_MODEL_ID="test/tiny-modernbert-ja",
+                        TAILOR_POLICY=str(root / "policy.yaml"),
                         TAILOR_DATA_DIR=str(root / "data"))  # fmt: skip
     return {"root": root, "base": base, "env": env, "name": f"ja-{uuid.uuid4().hex[:6]}"}
 
@@ -70,7 +71,7 @@ def test_train_evaluate_register_promote_and_serve(world):
     trained = _ok(run_cli("train", "--data", str(excel), "--encoding", "cp932", "--out", str(adapter), "--params",
                           str(root / "params.yaml"), "--json", env=env, cwd=root))  # fmt: skip
     assert "ガス代の請求額が倍になっていて、差額を返してほしい" in (adapter / "reference.csv").read_text(encoding="utf-8")
-    assert trained["base_model_id"] == "tiny-modernbert-ja"  # from the folder, not the MiniLM default
+    assert trained["base_model_id"] == "test/tiny-modernbert-ja"  # the configured id, not the MiniLM default
     decision = _ok(run_cli("evaluate", "--adapter", str(adapter), "--data", str(SAMPLE / "holdout.csv"), "--json",
                            env=env, cwd=root))  # fmt: skip
     assert decision["passed"], decision["failures"]
