@@ -10,6 +10,7 @@ batch (quarantine or DVC).
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -305,6 +306,22 @@ def validate_batch(
     return report, suspects
 
 
+def _why_copied(path: Path, incoming: Path) -> str | None:
+    """Why a rejected batch is copied into quarantine rather than moved; None: it is moved."""
+    from pipelines.git_files import tracked_by_git
+
+    # The folder holding the name the user gave, its own links resolved; never the file's target:
+    # a link in ~/Downloads to a file in incoming is not a batch handed in, and moving the link
+    # would rename the user's file.
+    if not Path(os.path.abspath(path)).parent.resolve().is_relative_to(incoming.resolve()):
+        return f"it is not in the incoming folder {incoming}"
+    if path.is_symlink():
+        return f"it is a symbolic link (to {os.readlink(path)}), so moving it would move the link, not the batch"
+    if tracked_by_git(path):
+        return "git tracks it, so moving it would delete it from the checkout"
+    return None
+
+
 def validate_and_route(
     path: Path,
     policy: Policy,
@@ -360,7 +377,6 @@ def validate_and_route(
             the report is written).
     """
     from pipelines.data_version import dvc_md5, track as dvc_track
-    from pipelines.git_files import tracked_by_git
     from pipelines.batch_folder import fresh_folder
     from pipelines.quarantine import copy_into, move_into
     from pipelines.validation_report import REVIEW_CSV, write_reports
@@ -373,13 +389,7 @@ def validate_and_route(
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)
-        incoming = Path(incoming) if incoming is not None else Path(data_dir) / "incoming"
-        if not path.resolve().is_relative_to(incoming.resolve()):
-            why = f"it is not in the incoming folder {incoming}"
-        elif tracked_by_git(path):
-            why = "git tracks it, so moving it would delete it from the checkout"
-        else:
-            why = None
+        why = _why_copied(path, Path(incoming) if incoming is not None else Path(data_dir) / "incoming")
         if why is not None and path.stat().st_size > megabytes(policy.data.max_file_mb):
             # A copy of a file refused for its size would only fill the disk a second time.
             note = f"left in place, not copied to quarantine: {why}, and it is over data.max_file_mb"
@@ -388,7 +398,8 @@ def validate_and_route(
             # Written before the move as well: a run killed between the two must not leave a
             # quarantined batch without the reason it is there.
             write_reports(report, suspects, folder)
-            target = (move_into(path, folder) if why is None else copy_into(path, folder)).resolve()
+            # Absolute, not resolved: the name the batch has in quarantine, whatever links lead there.
+            target = Path(os.path.abspath(move_into(path, folder) if why is None else copy_into(path, folder)))
         except TailorError as err:
             left = report.model_copy(update={"notes": [*report.notes, f"left in place, not quarantined: {err}"]})
             written = write_reports(left, suspects, folder)
