@@ -14,7 +14,9 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[1] / "data"
 SPECIALS = {"unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]",
             "mask_token": "[MASK]"}  # fmt: skip
-FAMILIES = ("bert", "xlm-roberta", "electra", "deberta-v2", "modernbert")
+# Each family, plus a BERT whose tokenizer splits words with MeCab (fugashi + unidic-lite) first, as
+# the Japanese BERTs of Tohoku University (cl-tohoku/bert-base-japanese-v3) do.
+KINDS = ("bert", "xlm-roberta", "electra", "deberta-v2", "modernbert", "bert-ja-mecab")
 
 
 def japanese_texts() -> list[str]:
@@ -50,13 +52,29 @@ def train_tokenizer(kind: str, vocab_size: int = 600):
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=["input_ids", "attention_mask"], **SPECIALS)
 
 
+def mecab_tokenizer(folder: Path):
+    """A ``BertJapaneseTokenizer`` (MeCab with unidic-lite words, then WordPiece) whose vocabulary is
+    the sample batches' words and characters (``##`` pieces too), written into ``folder``."""
+    from transformers import BertJapaneseTokenizer
+    from transformers.models.bert_japanese.tokenization_bert_japanese import MecabTokenizer
+
+    mecab = MecabTokenizer(do_lower_case=False, mecab_dic="unidic_lite")
+    words = {word for text in japanese_texts() for word in mecab.tokenize(text)}
+    chars = {ch for word in words for ch in word}
+    vocab = [*SPECIALS.values(), *sorted(words | chars), *sorted(f"##{ch}" for ch in chars)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    return BertJapaneseTokenizer(str(folder / "vocab.txt"), word_tokenizer_type="mecab",
+                                 subword_tokenizer_type="wordpiece", mecab_kwargs={"mecab_dic": "unidic_lite"})  # fmt: skip
+
+
 def _config(family: str, tokenizer):
     import transformers as tf
 
     vocab_size, pad_id = len(tokenizer), tokenizer.pad_token_id
     common = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                   intermediate_size=64, max_position_embeddings=128, pad_token_id=pad_id)  # fmt: skip
-    if family == "bert":
+    if family in ("bert", "bert-ja-mecab"):
         return tf.BertConfig(**common)
     if family == "xlm-roberta":
         return tf.XLMRobertaConfig(**{**common, "max_position_embeddings": 130})
@@ -75,14 +93,17 @@ def _config(family: str, tokenizer):
 
 
 def build(family: str, folder: Path, *, seed: int = 0) -> Path:
-    """Write a tiny random-weight ``family`` encoder with a Japanese tokenizer into ``folder``."""
+    """Write a tiny random-weight ``family`` encoder (one of ``KINDS``) with a Japanese tokenizer into ``folder``."""
     import torch
     from transformers import AutoModel
 
-    tokenizer = train_tokenizer("unigram" if family in ("modernbert", "xlm-roberta", "deberta-v2") else "wordpiece")
+    folder = Path(folder)
+    if family == "bert-ja-mecab":
+        tokenizer = mecab_tokenizer(folder)
+    else:
+        tokenizer = train_tokenizer("unigram" if family in ("modernbert", "xlm-roberta", "deberta-v2") else "wordpiece")
     torch.manual_seed(seed)
     model = AutoModel.from_config(_config(family, tokenizer))
-    folder = Path(folder)
     model.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
     return folder

@@ -15,11 +15,10 @@ from pipelines.model import MeanPoolClassifier, load_base, load_classifier
 from pipelines.train import train
 from pipelines.train_params import TrainParams
 from registry.errors import RefusedError
-from tests.tiny_encoders import DATA, build
+from tests.tiny_encoders import DATA, KINDS, build
 
 pytestmark = [pytest.mark.integration]
 
-KINDS = ("bert", "xlm-roberta", "electra", "deberta-v2", "modernbert")
 TEXTS = ["ガス代の請求が二重になっています", "ﾊﾟｽﾜｰﾄﾞを忘れました", "荷物が届かない"]
 
 
@@ -71,3 +70,36 @@ def test_the_default_number_of_adapted_blocks_scales_with_depth():
     assert [upper_blocks(n) for n in (1, 4, 6, 12, 24)] == [1, 1, 2, 4, 8]
     assert set(FAMILIES) >= {"bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "modernbert"}
 
+
+
+def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(bases, tmp_path):
+    """fugashi + unidic-lite split the words, WordPiece the rest: the Tohoku-style Japanese BERT."""
+    import yaml
+
+    from pipelines.checks.suite import evaluate
+    from pipelines.policy import DEFAULT_POLICY, load_policy
+
+    base = bases["bert-ja-mecab"]
+    assert type(base.tokenizer).__name__ == "BertJapaneseTokenizer"
+    assert base.tokenizer.tokenize("ガス代の請求") == ["ガス", "代", "の", "請求"]  # MeCab's words, not characters
+    adapter = tmp_path / "adapter"
+    train(read_batch(DATA / "sample_ja" / "train.csv"), adapter, base=base,
+          params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48))  # fmt: skip
+    policy = yaml.safe_load(DEFAULT_POLICY.read_text())
+    policy["quality"]["min_macro_f1"], policy["bias"]["max_gap"] = 0.0, 1.0
+    policy["load"].update(max_p95_ms=60000, max_rss_mb=8192)
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    decision = evaluate(adapter, read_batch(DATA / "sample_ja" / "holdout.csv"), load_policy(tmp_path / "policy.yaml"),
+                        base_model_dir=base.model_dir, out_dir=adapter)  # fmt: skip
+    assert decision.passed, [f.describe() for f in decision.failures]
+    assert (adapter / "gate_decision.json").is_file()
+
+
+def test_a_mecab_tokenizer_without_fugashi_is_refused_naming_what_to_install(bases, monkeypatch):
+    import sys
+
+    from pipelines.encoder import load_tokenizer
+
+    monkeypatch.setitem(sys.modules, "fugashi", None)  # as if it were not installed
+    with pytest.raises(RefusedError, match=r"tokenizer needs a package that is not installed.*pip install fugashi unidic-lite"):
+        load_tokenizer(bases["bert-ja-mecab"].model_dir)
