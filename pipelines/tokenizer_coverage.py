@@ -40,11 +40,17 @@ def measure(texts: list[str], tokenizer, base_model: str) -> TokenizerCoverage:
     )
 
 
-def unknown_shares(texts: list[str], tokenizer) -> list[float]:
-    """Per text, the share of its tokens that are the unknown token (0 for a text with no token)."""
+def per_text(texts: list[str], tokenizer) -> tuple[list[float], list[float]]:
+    """Per text, from one tokenizer call: the share of its tokens that are the unknown token, and its
+    characters per token (both 0 for a text with no token).
+
+    The two move apart: an English base reads English without unknown tokens (the share stays 0),
+    but words it lacks are cut into more pieces (fewer characters per token), in any script.
+    """
     ids, _ = _encode(texts, tokenizer)
     unk = tokenizer.unk_token_id
-    return [row.count(unk) / len(row) if row and unk is not None else 0.0 for row in ids]
+    shares = [row.count(unk) / len(row) if row and unk is not None else 0.0 for row in ids]
+    return shares, [len(text) / len(row) if row else 0.0 for text, row in zip(texts, ids)]
 
 
 def _encode(texts: list[str], tokenizer) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:

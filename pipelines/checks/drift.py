@@ -8,6 +8,8 @@ numeric columns here, once:
 - ``text_chars``: length in characters;
 - ``unknown_token_share``: share of the text's tokens that are the base tokenizer's unknown token (tokens,
   not whitespace words: those mean nothing in Japanese, where a whole sentence is one "word");
+- ``chars_per_token``: characters per token of the same tokenizer, which moves where the unknown
+  share stays 0 (English words the vocabulary lacks are cut into more pieces);
 - ``emb_pc1``, ``emb_pc2``: the base model's embeddings projected on the reference's first principal
   components;
 - ``emb_centroid_sim``: cosine similarity of a row's embedding to the reference centroid, and
@@ -32,7 +34,8 @@ from registry.errors import TailorError
 NAME = "drift"
 HTML_FILE = "reports/drift.html"
 JSON_FILE = "reports/drift_evidently.json"
-NUMERIC_COLUMNS = ("text_chars", "unknown_token_share", "emb_pc1", "emb_pc2", "emb_centroid_sim", "emb_nearest_sim")
+NUMERIC_COLUMNS = ("text_chars", "unknown_token_share", "chars_per_token", "emb_pc1", "emb_pc2", "emb_centroid_sim",
+                   "emb_nearest_sim")  # fmt: skip
 CATEGORICAL_COLUMNS = ("label",)
 ROUND_DECIMALS = 5
 MAX_ROWS = 2000
@@ -82,7 +85,7 @@ def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Pat
     from sklearn.decomposition import PCA
 
     from pipelines.encoder import embed, load_tokenizer
-    from pipelines.tokenizer_coverage import unknown_shares
+    from pipelines.tokenizer_coverage import per_text
 
     tokenizer = load_tokenizer(base_model_dir)
     ref_emb = embed(reference.texts, base_model_dir)
@@ -101,9 +104,11 @@ def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Pat
     def frame(batch: LabeledBatch, emb: np.ndarray, centroid: np.ndarray, sims: np.ndarray):
         pcs = pca.transform(emb)
         centroid = centroid / np.linalg.norm(centroid, axis=-1, keepdims=True).clip(min=1e-12)
+        unknown_share, chars_per_token = per_text(batch.texts, tokenizer)
         return pd.DataFrame({
             "text_chars": [float(len(t)) for t in batch.texts],
-            "unknown_token_share": unknown_shares(batch.texts, tokenizer),
+            "unknown_token_share": unknown_share,
+            "chars_per_token": chars_per_token,
             "emb_pc1": pcs[:, 0], "emb_pc2": pcs[:, 1],
             "emb_centroid_sim": (emb * centroid).sum(axis=-1),
             # A reference made of one repeated text leaves no neighbour: -inf becomes the floor, -1.

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.config import load_settings
 from pipelines.encoder import load_tokenizer
-from pipelines.tokenizer_coverage import DOCS_PAGE, measure, refusal, unknown_shares
+from pipelines.tokenizer_coverage import DOCS_PAGE, measure, per_text, refusal
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -37,8 +37,22 @@ def test_the_english_base_reads_english_and_not_japanese(english_tokenizer):
 
 
 def test_unknown_shares_are_per_text_and_in_tokens_not_whitespace_words(english_tokenizer):
-    shares = unknown_shares(["my card is lost", "請求額が二重になっています", "", "?!"], english_tokenizer)
+    shares, chars = per_text(["my card is lost", "請求額が二重になっています", "", "?!"], english_tokenizer)
     assert shares[0] == 0.0 and 0.2 < shares[1] < 1.0 and shares[2] == 0.0 and shares[3] == 0.0
+    assert chars[0] == 15 / 4 and chars[2] == 0.0
+
+
+@pytest.mark.parametrize("sample", ["sample", "sample_ja"])
+def test_the_drift_columns_of_the_tokenizer_carry_signal_in_english_and_japanese(english_tokenizer, sample):
+    """English has no unknown token under an English base: characters per token is what moves there."""
+    from pipelines.batch_io import read_batch
+    from pipelines.checks.drift import features
+
+    batch = read_batch(DATA / sample / "train.csv")
+    frame, _ = features(batch, batch, load_settings().base_model_dir)
+    assert frame["chars_per_token"].nunique() > 1 and frame["chars_per_token"].min() > 0
+    # Under an English base, Japanese moves the unknown share; English leaves it at 0.
+    assert (frame["unknown_token_share"].nunique() > 1) == (sample == "sample_ja")
 
 
 def test_text_cut_into_pieces_is_refused_on_characters_per_token(english_tokenizer):
