@@ -481,7 +481,8 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         base_model_id=fp.model_id,
         base_model_sha256=fp.weights_sha256,
         labels=labels,
-        params=params.model_dump(mode="json") | {"steps": steps},
+        # The values used, not the None that asked for the family's defaults: a rerun must not depend on them.
+        params=params.model_dump(mode="json") | {"steps": steps, "lora_layers": adapted, "lora_targets": targets},
         seed=seed,
         device=base.device,
         train_examples=len(rows),

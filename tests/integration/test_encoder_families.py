@@ -51,6 +51,7 @@ def test_each_family_trains_lora_on_its_own_layer_names_and_the_adapter_loads(ba
     assert config["layers_pattern"] == family.layers_pattern
     assert config["layers_to_transform"] == [3]  # the upper third of 4 blocks
     assert result.base_model_id == kind
+    assert (result.params["lora_layers"], result.params["lora_targets"]) == (1, list(family.lora_targets))
     classifier = load_classifier(tmp_path / "adapter", base)
     assert set(classifier.predict(TEXTS)) <= {"card_lost", "refund_request", "login_problem", "delivery_delay"}
     # The LoRA weights moved: the adapter is not the frozen base plus the probe head.
