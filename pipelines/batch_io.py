@@ -145,11 +145,10 @@ def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None
         raise BatchTooLargeError(f"batch file {path} grew past the limit of {limit:,} bytes while being read")
 
     if suffix in PARQUET_SUFFIXES:
-        columns = _parse_parquet(path, raw)
-    else:
-        content = _decode(path, raw, codec)
-        columns = _parse_csv(path, content) if suffix in CSV_SUFFIXES else _parse_jsonl(path, content)
-    return _to_batch(path, columns)
+        return _to_batch(path, _parse_parquet(path, raw))  # Parquet's strings are UTF-8 whatever --encoding says
+    content = _decode(path, raw, codec)
+    columns = _parse_csv(path, content) if suffix in CSV_SUFFIXES else _parse_jsonl(path, content)
+    return _to_batch(path, columns).model_copy(update={"encoding": codec or "utf-8"})
 
 
 def _decode(path: Path, raw: bytes, codec: str | None) -> str:

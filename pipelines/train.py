@@ -490,6 +490,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         uncached_examples=len(kept) - len(rows),
         downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
         data_version=data_version,
+        encoding=batch.encoding,
         metrics={"final_train_loss": round(loss, 6)},
         cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip

@@ -26,6 +26,7 @@ from pipelines.batch_io import BatchReadError, NotAFileError, UnsupportedFormatE
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
+from pipelines.text_encoding import codec_name
 from registry.errors import ConfigError, TailorError
 from registry.settings import StoreSettings
 from registry.user_files import require_file
@@ -249,7 +250,8 @@ def validate_batch(
         holdout_batch = read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None
     except BatchReadError as err:  # the reader says "batch file …": say which input it was
         raise type(err)(f"--holdout: {err}") from None
-    base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None}
+    base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None,
+            "encoding": codec_name(encoding) if encoding is not None else "utf-8"}
     try:
         batch = read_batch(path, max_bytes=max_bytes, encoding=encoding)
     except NotAFileError:

@@ -83,9 +83,11 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
     base = bases["bert-ja-mecab"]
     assert type(base.tokenizer).__name__ == "BertJapaneseTokenizer"
     assert base.tokenizer.tokenize("ガス代の請求") == ["ガス", "代", "の", "請求"]  # MeCab's words, not characters
-    adapter = tmp_path / "adapter"
-    train(read_batch(DATA / "sample_ja" / "train.csv"), adapter, base=base,
-          params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48))  # fmt: skip
+    adapter, excel = tmp_path / "adapter", tmp_path / "excel.csv"
+    excel.write_bytes((DATA / "sample_ja" / "train.csv").read_text(encoding="utf-8").encode("cp932"))
+    result = train(read_batch(excel, encoding="cp932"), adapter, base=base,
+                   params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48))  # fmt: skip
+    assert result.encoding == "cp932"
     policy = yaml.safe_load(DEFAULT_POLICY.read_text())
     policy["quality"]["min_macro_f1"], policy["bias"]["max_gap"] = 0.0, 1.0
     policy["load"].update(max_p95_ms=60000, max_rss_mb=8192)

@@ -72,6 +72,7 @@ def test_train_evaluate_register_promote_and_serve(world):
                           str(root / "params.yaml"), "--json", env=env, cwd=root))  # fmt: skip
     assert "ガス代の請求額が倍になっていて、差額を返してほしい" in (adapter / "reference.csv").read_text(encoding="utf-8")
     assert trained["base_model_id"] == "test/tiny-modernbert-ja"  # the configured id, not the MiniLM default
+    assert trained["encoding"] == "cp932"
     decision = _ok(run_cli("evaluate", "--adapter", str(adapter), "--data", str(SAMPLE / "holdout.csv"), "--json",
                            env=env, cwd=root))  # fmt: skip
     assert decision["passed"], decision["failures"]

@@ -370,6 +370,7 @@ def test_a_japanese_legacy_file_reads_with_its_encoding_named(tmp_path, codec):
                                 labels_file=REPO / "data" / "sample_ja" / "labels.txt")  # fmt: skip
     assert "readable batch file" in report.checked and report.rows == 48
     assert "readable batch file" not in [f.name for f in report.failures]
+    assert report.encoding == codec and ValidationReport.read_json(Path(report.report_json)).encoding == codec
 
 
 def test_an_unknown_encoding_name_is_a_config_error_and_nothing_moves(tmp_path):
