@@ -87,7 +87,8 @@ def default_max_bytes() -> int:
     return megabytes(load_policy().data.max_file_mb)
 
 
-def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None = None) -> LabeledBatch:
+def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None = None,
+               encoding_option: str | None = "--encoding") -> LabeledBatch:  # fmt: skip
     """Read a labeled batch file with columns ``text``, ``label`` and optional ``group``, ``id``.
 
     Args:
@@ -96,6 +97,9 @@ def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None
         max_bytes: refuse larger files before reading them; None takes the policy's ``data.max_file_mb``.
         encoding: the text encoding of a CSV/JSONL file (``cp932``, ``euc_jp``, …); None is UTF-8.
             Parquet stores UTF-8 itself and ignores it.
+        encoding_option: the option that sets ``encoding`` for this file, named in the fix for a
+            file in another encoding; None where there is none (a holdout, a watched batch): the
+            fix is then to convert the file.
 
     Returns:
         The rows in file order. Ids are the file's ``id`` column, else the 1-based row number. Missing
@@ -146,12 +150,12 @@ def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None
 
     if suffix in PARQUET_SUFFIXES:
         return _to_batch(path, _parse_parquet(path, raw))  # Parquet's strings are UTF-8 whatever --encoding says
-    content = _decode(path, raw, codec)
+    content = _decode(path, raw, codec, encoding_option)
     columns = _parse_csv(path, content) if suffix in CSV_SUFFIXES else _parse_jsonl(path, content)
     return _to_batch(path, columns).model_copy(update={"encoding": codec or "utf-8"})
 
 
-def _decode(path: Path, raw: bytes, codec: str | None) -> str:
+def _decode(path: Path, raw: bytes, codec: str | None, option: str | None) -> str:
     if raw.startswith(_UTF16_BOMS) and not (codec or "").startswith("utf_16"):
         raise EncodingError(f"batch file {path} is UTF-16 encoded; re-export it as UTF-8")
     nul = raw.find(b"\x00")
@@ -174,12 +178,13 @@ def _decode(path: Path, raw: bytes, codec: str | None) -> str:
         line = raw.count(b"\n", 0, err.start) + 1
         where = f"{bad_utf8_byte(err)} (line {line})"
         if codec != "utf-8-sig":
-            raise EncodingError(f"batch file {path} is not valid {codec}: {where}; check --encoding") from None
+            raise EncodingError(f"batch file {path} is not valid {codec}: {where}; check {option or 'its encoding'}") from None
         if (legacy := guess_japanese(raw)) is not None:
-            _, known_as, fix = legacy
+            legacy_codec, known_as, convert = legacy
+            fix = f"{convert}, or pass {option} {legacy_codec}" if option else convert
             raise EncodingError(f"batch file {path} is not UTF-8 but looks like {known_as}: {where}; {fix}") from None
-        raise EncodingError(f"batch file {path} is not valid UTF-8: {where}; re-export it as UTF-8, or name its "
-                            "encoding with --encoding") from None  # fmt: skip
+        named = f", or name its encoding with {option}" if option else ""
+        raise EncodingError(f"batch file {path} is not valid UTF-8: {where}; re-export it as UTF-8{named}") from None
     if not text.strip():
         raise EmptyBatchError(f"batch file {path} holds only whitespace")
     return text

@@ -137,7 +137,7 @@ def evaluate(adapter_dir: Path, holdout: Path, production_dir: Path | None,
     from pipelines.checks.suite import evaluate as run_checks
 
     settings = load_settings()
-    return run_checks(adapter_dir, read_batch(holdout), settings.load_policy(),
+    return run_checks(adapter_dir, read_batch(holdout, encoding_option=None), settings.load_policy(),
                       base_model_dir=settings.base_model_dir, production_dir=production_dir,
                       production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
 

@@ -11,11 +11,10 @@ import codecs
 
 from registry.errors import ConfigError
 
-# (Python codec, name a user knows it by, how to fix the file)
+# (Python codec, name a user knows it by, how to convert the file to UTF-8)
 LEGACY_JAPANESE = (
-    ("cp932", "Shift_JIS/CP932 (what Japanese Excel saves as \"CSV\")",
-     "save it again as \"CSV UTF-8\", or pass --encoding cp932"),
-    ("euc_jp", "EUC-JP", "convert it (iconv -f EUC-JP -t UTF-8) or pass --encoding euc_jp"),
+    ("cp932", "Shift_JIS/CP932 (what Japanese Excel saves as \"CSV\")", "save it again as \"CSV UTF-8\""),
+    ("euc_jp", "EUC-JP", "convert it (iconv -f EUC-JP -t UTF-8)"),
 )
 # A legacy decode counts as a match only when nearly all its non-ASCII characters are ordinary
 # Japanese: EUC-JP bytes also decode as CP932, but into half-width katakana and stray symbols.

@@ -247,7 +247,8 @@ def validate_batch(
     """
     max_bytes = megabytes(policy.data.max_file_mb)
     try:
-        holdout_batch = read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None
+        # --encoding names the batch's encoding, not the holdout's: its fix is to convert the file.
+        holdout_batch = read_batch(holdout, max_bytes=max_bytes, encoding_option=None) if holdout is not None else None
     except BatchReadError as err:  # the reader says "batch file …": say which input it was
         raise type(err)(f"--holdout: {err}") from None
     base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None,

@@ -342,6 +342,19 @@ def test_an_unreadable_holdout_is_named_as_the_holdout_and_the_batch_stays(tmp_p
 JAPANESE = REPO / "data" / "sample_ja" / "train.csv"
 
 
+def test_a_cp932_holdout_is_told_to_be_converted_not_to_pass_an_encoding_that_names_the_batch(tmp_path):
+    from pipelines.batch_io import EncodingError
+
+    holdout = tmp_path / "holdout.csv"
+    holdout.write_bytes(JAPANESE.read_text(encoding="utf-8").encode("cp932"))
+    with pytest.raises(EncodingError, match=r"^--holdout: .* looks like Shift_JIS/CP932 .*; save it again as \"CSV UTF-8\"$"):
+        _route(tmp_path, "fine.csv", _csv(_rows()), holdout=holdout, encoding="utf-8")
+    holdout.write_bytes(b"text,label\n\xff\xfe\xfa,a\n" * 3)
+    with pytest.raises(EncodingError) as raised:
+        _route(tmp_path, "fine.csv", _csv(_rows()), holdout=holdout)
+    assert str(raised.value).endswith("re-export it as UTF-8") and "--encoding" not in str(raised.value)
+
+
 @pytest.mark.parametrize(("codec", "named", "fix"), [
     ("cp932", "looks like Shift_JIS/CP932", "pass --encoding cp932"),
     ("euc_jp", "looks like EUC-JP", "pass --encoding euc_jp"),
