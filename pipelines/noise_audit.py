@@ -229,12 +229,14 @@ def write_review(suspects: list[SuspectedMislabel], path: Path) -> Path:
     """Write the suspects as a CSV a reviewer opens in a spreadsheet (columns `REVIEW_COLUMNS`).
 
     Text cells a spreadsheet would run as a formula get a leading apostrophe (`spreadsheet_cell`).
+    UTF-8 with a byte-order mark: without one, Japanese Excel opens a CSV as CP932 and shows the
+    Japanese text as garbage.
     """
     from pipelines.inert_text import spreadsheet_cell
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.DictWriter(handle, fieldnames=REVIEW_COLUMNS)
         writer.writeheader()
         for suspect in suspects:

@@ -277,7 +277,7 @@ def test_a_batch_noisier_than_the_policy_allows_is_quarantined_with_its_review_f
     failure = _failure(report, "label noise under the limit")
     assert failure.examples[0] == "estimated noise rate 0.450 > limit 0.3"
     assert failure.examples[1].startswith("id 3: card_lost → refund_request")
-    review = (moved.parent / "noise_review.csv").read_text().splitlines()
+    review = (moved.parent / "noise_review.csv").read_text(encoding="utf-8-sig").splitlines()
     assert review[0] == "id,text,given_label,suggested_label,confidence,given_label_probability"
     assert review[1].startswith("3,customer message number 2 about card lost,card_lost,refund_request,0.9")
 

@@ -50,7 +50,7 @@ def test_batch_text_is_inert_in_the_review_csv_and_the_markdown_page(tmp_path):
     noise = NoiseAudit(estimated_rate=0.5, flagged=1, max_rate=0.3, audited_rows=5)
     written = write_reports(report.model_copy(update={"noise": noise}), suspects, tmp_path / "out")
 
-    with Path(written.review_file).open(newline="", encoding="utf-8") as handle:
+    with Path(written.review_file).open(newline="", encoding="utf-8-sig") as handle:
         (row,) = list(csv.DictReader(handle))
     assert [row[k] for k in ("id", "text", "given_label", "suggested_label")] == [
         "'=1+1", "'" + hostile[0], "'+a", "'@b"]
