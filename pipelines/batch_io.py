@@ -156,7 +156,7 @@ def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None
 
 
 def _decode(path: Path, raw: bytes, codec: str | None, option: str | None) -> str:
-    if raw.startswith(_UTF16_BOMS) and not (codec or "").startswith("utf_16"):
+    if raw.startswith(_UTF16_BOMS):
         raise EncodingError(f"batch file {path} is UTF-16 encoded; re-export it as UTF-8")
     nul = raw.find(b"\x00")
     if nul >= 0:
@@ -178,7 +178,8 @@ def _decode(path: Path, raw: bytes, codec: str | None, option: str | None) -> st
         line = raw.count(b"\n", 0, err.start) + 1
         where = f"{bad_utf8_byte(err)} (line {line})"
         if codec != "utf-8-sig":
-            raise EncodingError(f"batch file {path} is not valid {codec}: {where}; check {option or 'its encoding'}") from None
+            fix = f"this file is UTF-8: drop {option}" if _is_utf8(raw) else f"check {option or 'its encoding'}"
+            raise EncodingError(f"batch file {path} is not valid {codec}: {where}; {fix}") from None
         if (legacy := guess_japanese(raw)) is not None:
             legacy_codec, known_as, convert = legacy
             fix = f"{convert}, or pass {option} {legacy_codec}" if option else convert
@@ -188,6 +189,14 @@ def _decode(path: Path, raw: bytes, codec: str | None, option: str | None) -> st
     if not text.strip():
         raise EmptyBatchError(f"batch file {path} holds only whitespace")
     return text
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:

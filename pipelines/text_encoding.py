@@ -54,4 +54,8 @@ def codec_name(encoding: str) -> str:
     except (LookupError, TypeError):
         raise ConfigError(f"--encoding {encoding!r} is not a text encoding Python knows; "
                           "for Japanese files use cp932 (Shift_JIS) or euc_jp") from None  # fmt: skip
+    if info.name.startswith(("utf-16", "utf-32")):
+        # Their NUL bytes would be refused as binary after decoding was allowed: say so up front.
+        raise ConfigError(f"--encoding {encoding!r}: UTF-16 and UTF-32 files are not read; re-export the file "
+                          "as UTF-8")  # fmt: skip
     return info.name
