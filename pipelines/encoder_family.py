@@ -28,7 +28,7 @@ Runner = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, slice], torch.Te
 class EncoderFamily:
     name: str
     layers_pattern: str  # PEFT's name of the ModuleList holding the blocks
-    lora_targets: tuple[str, ...]  # every linear layer of a block
+    lora_targets: tuple[str, ...]  # every linear layer a block of the family may have
     blocks: Callable[[torch.nn.Module], torch.nn.ModuleList]
     embed: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # (encoder, ids, mask) → hidden
     run: Runner
@@ -82,7 +82,9 @@ def _deberta_run(encoder, hidden, attention_mask, blocks: slice):
     return hidden
 
 
-DEBERTA = EncoderFamily("deberta-v2", "layer", ("query_proj", "key_proj", "value_proj", "dense"),
+# pos_*_proj exist only where share_att_key is false (DeBERTa-v2); training adapts the targets a block has.
+DEBERTA = EncoderFamily("deberta-v2", "layer", ("query_proj", "key_proj", "value_proj", "pos_key_proj",
+                                                "pos_query_proj", "dense"),
                         lambda e: e.encoder.layer, _deberta_embed, _deberta_run)  # fmt: skip
 
 

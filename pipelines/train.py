@@ -401,8 +401,8 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         if not 1 <= adapted <= num_layers:
             raise RefusedError(f"lora_layers={adapted} but the base model has {num_layers} blocks")
         start = num_layers - adapted
-        targets = list(params.lora_targets or family.lora_targets)
         known = {name.rsplit(".", 1)[-1] for name, _ in model.layers()[start].named_modules() if name}
+        targets = list(params.lora_targets or [t for t in family.lora_targets if t in known])
         unknown = sorted(set(targets) - known)
         if unknown:  # peft says so only after every text was encoded, as a traceback
             raise RefusedError(f"lora_targets {unknown} name no module of the adapted blocks; they have: "

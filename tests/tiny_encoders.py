@@ -16,7 +16,7 @@ SPECIALS = {"unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]", "s
             "mask_token": "[MASK]"}  # fmt: skip
 # Each family, plus a BERT whose tokenizer splits words with MeCab (fugashi + unidic-lite) first, as
 # the Japanese BERTs of Tohoku University (cl-tohoku/bert-base-japanese-v3) do.
-KINDS = ("bert", "xlm-roberta", "electra", "deberta-v2", "modernbert", "bert-ja-mecab")
+KINDS = ("bert", "xlm-roberta", "electra", "deberta-v2", "deberta-v2-conv", "modernbert", "bert-ja-mecab")
 
 
 def japanese_texts() -> list[str]:
@@ -80,9 +80,12 @@ def _config(family: str, tokenizer):
         return tf.XLMRobertaConfig(**{**common, "max_position_embeddings": 130})
     if family == "electra":
         return tf.ElectraConfig(**common, embedding_size=16)  # its own embedding width, projected up
-    if family == "deberta-v2":
+    if family in ("deberta-v2", "deberta-v2-conv"):
+        # DeBERTa-v3 shares the attention's key/query projections with the positions; v2 has its own
+        # (pos_key_proj, pos_query_proj) and a convolution beside the first block.
+        v2 = {"share_att_key": False, "conv_kernel_size": 3} if family == "deberta-v2-conv" else {"share_att_key": True}
         return tf.DebertaV2Config(**common, relative_attention=True, position_buckets=16, pos_att_type=["p2c", "c2p"],
-                                  position_biased_input=False, norm_rel_ebd="layer_norm")  # fmt: skip
+                                  position_biased_input=False, norm_rel_ebd="layer_norm", **v2)  # fmt: skip
     if family == "modernbert":
         return tf.ModernBertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                                    intermediate_size=64, max_position_embeddings=128, pad_token_id=pad_id,
@@ -101,7 +104,8 @@ def build(family: str, folder: Path, *, seed: int = 0) -> Path:
     if family == "bert-ja-mecab":
         tokenizer = mecab_tokenizer(folder)
     else:
-        tokenizer = train_tokenizer("unigram" if family in ("modernbert", "xlm-roberta", "deberta-v2") else "wordpiece")
+        unigram = family in ("modernbert", "xlm-roberta", "deberta-v2", "deberta-v2-conv")
+        tokenizer = train_tokenizer("unigram" if unigram else "wordpiece")
     torch.manual_seed(seed)
     model = AutoModel.from_config(_config(family, tokenizer))
     model.save_pretrained(str(folder), safe_serialization=True)
