@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,14 +66,17 @@ def test_validation_refuses_a_japanese_batch_the_default_base_cannot_read_and_sk
     from pipelines.validate import validate_and_route
 
     base = load_settings().base_model_dir
-    report = validate_and_route(DATA / "sample_ja" / "train.csv", load_policy(), data_dir=tmp_path / "data",
+    batch = tmp_path / "Downloads" / "train.csv"  # a copy: a regression that moved it must not touch the repo
+    batch.parent.mkdir()
+    shutil.copyfile(DATA / "sample_ja" / "train.csv", batch)
+    report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data",
                                 labels_file=DATA / "sample_ja" / "labels.txt", model_dir=base, coverage_model=base,
                                 track=False)  # fmt: skip
     assert not report.accepted and [f.name for f in report.failures] == ["base model reads the text"]
     assert "cannot read this text" in report.failures[0].examples[0]
     assert report.coverage.unknown_token_share > 0.05 and report.noise is None
     assert "label-noise audit not run: the base model cannot read the batch" in report.notes
-    assert (DATA / "sample_ja" / "train.csv").is_file()  # outside data/incoming: copied, never moved
+    assert batch.read_bytes() == (DATA / "sample_ja" / "train.csv").read_bytes()  # outside data/incoming: copied
 
 
 def test_validation_of_english_with_the_default_base_passes_the_coverage_check(tmp_path):
