@@ -102,8 +102,8 @@ def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[
     settings = load_settings()
     return validate_and_route(batch, settings.load_policy(), data_dir=settings.data_dir, labels_file=labels_file,
                               labels=None if labels_file else labels, holdout=holdout,
-                              model_dir=settings.base_model_dir, report_dir=report_dir, encoding=encoding,
-                              incoming=incoming, coverage_model=settings.base_model_dir)  # fmt: skip
+                              base_model=settings.base_model_dir, report_dir=report_dir, encoding=encoding,
+                              incoming=incoming)  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)

@@ -219,12 +219,12 @@ def validate_batch(
     *,
     labels: list[str] | None = None,
     holdout: Path | None = None,
-    model_dir: Path | None = None,
+    base_model: Path | None = None,
+    noise_audit: bool = True,
     encoding: str | None = None,
-    coverage_model: Path | None = None,
 ) -> tuple[ValidationReport, list[SuspectedMislabel]]:
-    """Judge a batch file: readable, the suite, (with ``coverage_model``) whether that base model's
-    tokenizer reads the text, then (with ``model_dir``) the label-noise audit.
+    """Judge a batch file: readable, the suite, then (with ``base_model``) whether its tokenizer reads
+    the text and (with ``noise_audit`` too) the label-noise audit on its embeddings.
 
     The audit is skipped, with a note, when the base model cannot read the batch: its embeddings of
     unknown tokens would flag rows at random.
@@ -243,7 +243,7 @@ def validate_batch(
         UnsupportedFormatError: the batch's extension is not CSV, JSONL or Parquet.
         BatchReadError: the holdout file cannot be read.
         ConfigError: the suite file or the policy is invalid, or ``encoding`` is not a text encoding.
-        NotFoundError, RefusedError: ``coverage_model`` is not a loadable base-model folder.
+        NotFoundError, RefusedError: ``base_model`` is not a loadable base-model folder.
     """
     max_bytes = megabytes(policy.data.max_file_mb)
     try:
@@ -265,22 +265,23 @@ def validate_batch(
     result = run_suite(batch, policy.data, labels=labels, holdout=holdout_batch)
     failures, notes, checked = list(result.failures), list(result.notes), [READABLE.name, *result.checked]
     coverage, unreadable = None, False
-    if coverage_model is not None:
+    if base_model is not None:
         from pipelines.tokenizer_coverage import measure_folder, refusal
 
-        coverage = measure_folder(batch.texts, coverage_model)
+        coverage = measure_folder(batch.texts, base_model)
         checked.append(COVERAGE.name)
         if why := refusal(coverage, policy.data.max_unknown_token_share, policy.data.min_chars_per_token):
             failures.append(COVERAGE.model_copy(update={"count": 1, "examples": [why]}))
             unreadable = True
     noise, suspects = None, []
-    if model_dir is not None and unreadable:
+    audit = base_model is not None and noise_audit
+    if audit and unreadable:
         notes.append("label-noise audit not run: the base model cannot read the batch")
-    elif model_dir is not None:
+    elif audit:
         from pipelines.noise_audit import audit_label_noise
 
         noise, suspects = audit_label_noise(
-            batch.texts, batch.labels, batch.ids, model_dir=model_dir, max_rate=policy.data.max_noise_rate
+            batch.texts, batch.labels, batch.ids, model_dir=base_model, max_rate=policy.data.max_noise_rate
         )
         if noise.estimated_rate is not None and noise.estimated_rate > policy.data.max_noise_rate:
             failures.append(
@@ -333,13 +334,13 @@ def validate_and_route(
     labels_file: Path | None = None,
     labels: list[str] | None = None,
     holdout: Path | None = None,
-    model_dir: Path | None = None,
+    base_model: Path | None = None,
+    noise_audit: bool = True,
     report_dir: Path | None = None,
     track: bool = True,
     store: StoreSettings | None = None,
     encoding: str | None = None,
     incoming: Path | None = None,
-    coverage_model: Path | None = None,
 ) -> ValidationReport:
     """Validate a batch file, then route it: quarantine when rejected, DVC-track when accepted.
 
@@ -354,7 +355,8 @@ def validate_and_route(
     Args:
         data_dir: holds ``quarantine/<UTC time>-<name>/`` and the default ``reports/<UTC time>-<name>/``.
         labels_file: the allowed labels, one per line (read with `load_labels`); or pass ``labels``.
-        model_dir: the base model for the label-noise audit; None skips the audit.
+        base_model: the base model whose tokenizer must read the batch and, with ``noise_audit``,
+            whose embeddings audit its label noise; None skips both.
         report_dir: where an accepted batch's report goes (a rejected batch's report always goes
             next to it in quarantine).
         track: ``dvc add`` + ``dvc push`` an accepted batch in the DVC repository holding
@@ -362,7 +364,6 @@ def validate_and_route(
         store: the DVC remote's store; None means the configured one (``load_settings().store()``).
         encoding: the batch's text encoding (see `read_batch`); None is UTF-8.
         incoming: the folder whose rejected batches are moved, not copied; default ``data_dir/incoming``.
-        coverage_model: the base model whose tokenizer must read the batch; None skips that check.
 
     Returns:
         The report, with the paths of its files and ``quarantined_to`` or ``data_version`` filled in.
@@ -387,8 +388,8 @@ def validate_and_route(
     path = Path(path)
     if labels_file is not None:
         labels = load_labels(labels_file)
-    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, model_dir=model_dir,
-                                      encoding=encoding, coverage_model=coverage_model)  # fmt: skip
+    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, base_model=base_model,
+                                      noise_audit=noise_audit, encoding=encoding)  # fmt: skip
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)

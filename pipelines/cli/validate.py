@@ -43,7 +43,6 @@ def validate(
     # missing store credentials.
     require_file(batch, "batch file")
     settings = state.settings()
-    model_dir = base_model or settings.base_model_dir
     report = validate_and_route(
         batch,
         settings.load_policy(policy_file),
@@ -51,12 +50,12 @@ def validate(
         labels_file=labels,
         labels=_production_labels(adapter) if adapter else None,
         holdout=holdout,
-        model_dir=None if no_noise_audit else model_dir,
+        base_model=base_model or settings.base_model_dir,
+        noise_audit=not no_noise_audit,
         report_dir=report_dir,
         track=not no_track,
         store=None if no_track else settings.store(),
         encoding=encoding,
-        coverage_model=model_dir,
     )
     emit(report, as_json=as_json, text=summary(report))
     if not report.accepted:

@@ -70,7 +70,7 @@ def test_validation_refuses_a_japanese_batch_the_default_base_cannot_read_and_sk
     batch.parent.mkdir()
     shutil.copyfile(DATA / "sample_ja" / "train.csv", batch)
     report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data",
-                                labels_file=DATA / "sample_ja" / "labels.txt", model_dir=base, coverage_model=base,
+                                labels_file=DATA / "sample_ja" / "labels.txt", base_model=base,
                                 track=False)  # fmt: skip
     assert not report.accepted and [f.name for f in report.failures] == ["base model reads the text"]
     assert "cannot read this text" in report.failures[0].examples[0]
@@ -84,7 +84,8 @@ def test_validation_of_english_with_the_default_base_passes_the_coverage_check(t
     from pipelines.validate import validate_batch
 
     base = load_settings().base_model_dir
-    report, _ = validate_batch(DATA / "sample" / "holdout.csv", load_policy(), coverage_model=base)
+    report, _ = validate_batch(DATA / "sample" / "holdout.csv", load_policy(), base_model=base,
+                               noise_audit=False)  # fmt: skip
     assert report.accepted and "base model reads the text" in report.checked
     assert report.coverage.unknown_token_share == 0.0 and report.coverage.texts == 40
 

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.batch_io import NotAFileError, megabytes
 from pipelines.cli.main import run
+from pipelines.config import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import ValidationReport
 from pipelines.validate import validate_and_route
@@ -267,12 +268,14 @@ def test_a_batch_noisier_than_the_policy_allows_is_quarantined_with_its_review_f
     suspect = SuspectedMislabel(id="3", text="customer message number 2 about card lost", given_label="card_lost",
                                 suggested_label="refund_request", confidence=0.9, given_label_probability=0.05)  # fmt: skip
 
+    base = load_settings().base_model_dir
+
     def noisy_audit(texts, labels, ids, *, model_dir, max_rate):
-        assert model_dir == tmp_path / "model"
+        assert model_dir == base
         return NoiseAudit(estimated_rate=0.45, flagged=1, max_rate=max_rate, audited_rows=len(texts), folds=5), [suspect]
 
     monkeypatch.setattr(noise_audit, "audit_label_noise", noisy_audit)
-    report, batch, digest = _route(tmp_path, "noisy.csv", _csv(_rows()), model_dir=tmp_path / "model")
+    report, batch, digest = _route(tmp_path, "noisy.csv", _csv(_rows()), base_model=base)
     moved = _quarantined(report, batch, digest)
     failure = _failure(report, "label noise under the limit")
     assert failure.examples[0] == "estimated noise rate 0.450 > limit 0.3"
