@@ -14,6 +14,8 @@ import re
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Markdown that would turn text into emphasis, code, links, headings or table cells.
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|#!])")
+# What GitHub-flavoured Markdown turns into a link with no markup at all ("autolinks").
+_BARE_LINK = re.compile(r"(:)(//)|\b(www)(\.)", re.IGNORECASE)
 
 
 def spreadsheet_cell(text: str) -> str:
@@ -22,6 +24,8 @@ def spreadsheet_cell(text: str) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """``text`` as plain Markdown text on one line: HTML escaped, Markdown syntax backslash-escaped."""
+    """``text`` as plain Markdown text on one line: HTML escaped, Markdown syntax backslash-escaped,
+    and bare URLs (``https://…``, ``www.…``) broken by an escape so they render as text, not links."""
     one_line = " ".join(text.splitlines())
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(one_line, quote=False))
+    escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(one_line, quote=False))
+    return _BARE_LINK.sub(lambda m: f"{m[1]}\\/\\/" if m[1] else f"{m[3]}\\.", escaped)

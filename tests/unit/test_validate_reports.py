@@ -60,3 +60,11 @@ def test_batch_text_is_inert_in_the_review_csv_and_the_markdown_page(tmp_path):
     table = [line for line in page.splitlines() if line.startswith("| ")]
     assert len(table) == 2 and all(line.count(" | ") == 4 for line in table)  # header + one suspect: no extra cells
     assert "lab\\|0&lt;b&gt;" in page
+
+
+def test_a_bare_url_in_batch_text_is_broken_so_markdown_shows_it_as_text_not_a_link():
+    from pipelines.inert_text import markdown_text
+
+    shown = markdown_text("pay at https://evil.example/pay or WWW.evil.example now")
+    assert "://" not in shown and "www." not in shown.lower()
+    assert shown == r"pay at https:\/\/evil.example/pay or WWW\.evil.example now"  # the escapes render as nothing
