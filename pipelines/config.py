@@ -163,10 +163,19 @@ class Settings(BaseSettings):
 
     def model_id_of(self, folder: Path | None) -> str:
         """The name to record for ``folder`` (None: the configured base model): the configured
-        ``base_model_id`` for the configured folder, else what ``model_id_for`` finds in it."""
+        ``base_model_id`` for the configured folder, else the hub id its config.json records.
+
+        Raises:
+            ConfigError: another folder whose config.json names no hub id.
+        """
         if folder is None or folder.resolve() == self.base_model_dir.resolve():
             return self.base_model_id
-        return model_id_for(folder)
+        try:
+            return model_id_for(folder)
+        except ConfigError:
+            raise ConfigError(f"--base-model {folder}: its config.json names no hub id (_name_or_path) to record "
+                              "in manifests; make it the configured base model with its name instead "
+                              f"(TAILOR_BASE_MODEL={folder} TAILOR_BASE_MODEL_ID=owner/name)") from None
 
     @field_validator("endpoint")
     @classmethod

@@ -47,8 +47,11 @@ def train(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its "Loading weights" bar would break the promise of a quiet --json
-    base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=settings.model_id_of(base_model),
-                     cache_dir=settings.home)  # fmt: skip
+    from pipelines.encoder import check_model_dir
+
+    # A missing or empty folder is named as such before its name is looked for in its config.json.
+    folder = check_model_dir(base_model or settings.base_model_dir)
+    base = load_base(folder, device=resolved, model_id=settings.model_id_of(base_model), cache_dir=settings.home)
     rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
     result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
                            pricing=Pricing(rate, settings.cost_currency),

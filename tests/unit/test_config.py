@@ -288,3 +288,11 @@ def test_a_base_model_folder_naming_no_hub_id_asks_for_base_model_id(tmp_path, n
         load_settings(base_model=str(folder))
     with pytest.raises(ConfigError, match="base_model_id is not set"):
         load_settings(base_model=str(tmp_path / "."))
+
+
+def test_another_folder_given_on_the_command_line_is_named_by_its_hub_id_or_refused(tmp_path):
+    settings = load_settings()
+    assert settings.model_id_of(None) == settings.model_id_of(settings.base_model_dir) == settings.base_model_id
+    assert settings.model_id_of(_model_folder(tmp_path / "a", "cl-nagoya/ruri-v3-30m")) == "cl-nagoya/ruri-v3-30m"
+    with pytest.raises(ConfigError, match=r"^--base-model .*/b: its config.json names no hub id .*TAILOR_BASE_MODEL_ID="):
+        settings.model_id_of(_model_folder(tmp_path / "b", None))
