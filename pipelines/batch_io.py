@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipelines.encoder import bad_utf8_byte, unpaired_surrogate
 from pipelines.records import LabeledBatch
+from pipelines.text_encoding import codec_name, guess_japanese
 from registry.errors import NotFoundError, RefusedError, first_line
 
 REQUIRED_COLUMNS = ("text", "label")
@@ -86,13 +87,19 @@ def default_max_bytes() -> int:
     return megabytes(load_policy().data.max_file_mb)
 
 
-def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:
+def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None = None,
+               encoding_option: str | None = "--encoding") -> LabeledBatch:  # fmt: skip
     """Read a labeled batch file with columns ``text``, ``label`` and optional ``group``, ``id``.
 
     Args:
         path: a ``.csv`` (comma-separated, UTF-8, a BOM is accepted), ``.jsonl``/``.ndjson`` (one JSON
             object per line) or ``.parquet``/``.pq`` file. Other columns are ignored.
         max_bytes: refuse larger files before reading them; None takes the policy's ``data.max_file_mb``.
+        encoding: the text encoding of a CSV/JSONL file (``cp932``, ``euc_jp``, …); None is UTF-8.
+            Parquet stores UTF-8 itself and ignores it.
+        encoding_option: the option that sets ``encoding`` for this file, named in the fix for a
+            file in another encoding; None where there is none (a holdout, a watched batch): the
+            fix is then to convert the file.
 
     Returns:
         The rows in file order. Ids are the file's ``id`` column, else the 1-based row number. Missing
@@ -105,12 +112,15 @@ def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:
         BatchTooLargeError: the file is over ``max_bytes``.
         EmptyBatchError: the file is empty or has no data rows.
         BinaryFileError: a CSV/JSONL file holds binary content.
-        EncodingError: a CSV/JSONL file is not UTF-8 (the message names byte offset and line).
+        EncodingError: a CSV/JSONL file is not UTF-8, or not ``encoding`` (the message names byte
+            offset and line, and a legacy Japanese encoding the bytes look like).
         MissingColumnError: ``text`` or ``label`` is missing (a wrong CSV delimiter is named).
         MalformedBatchError: the content does not parse.
-        ConfigError: ``max_bytes`` is None and the policy file is invalid.
+        ConfigError: ``max_bytes`` is None and the policy file is invalid, or ``encoding`` is not a
+            text encoding.
     """
     path = Path(path)
+    codec = codec_name(encoding) if encoding is not None else None
     if not path.exists():
         raise NotFoundError(f"batch file {path} does not exist")
     if path.is_dir():
@@ -139,14 +149,13 @@ def read_batch(path: Path, *, max_bytes: int | None = None) -> LabeledBatch:
         raise BatchTooLargeError(f"batch file {path} grew past the limit of {limit:,} bytes while being read")
 
     if suffix in PARQUET_SUFFIXES:
-        columns = _parse_parquet(path, raw)
-    else:
-        content = _decode(path, raw)
-        columns = _parse_csv(path, content) if suffix in CSV_SUFFIXES else _parse_jsonl(path, content)
-    return _to_batch(path, columns)
+        return _to_batch(path, _parse_parquet(path, raw))  # Parquet's strings are UTF-8 whatever --encoding says
+    content = _decode(path, raw, codec, encoding_option)
+    columns = _parse_csv(path, content) if suffix in CSV_SUFFIXES else _parse_jsonl(path, content)
+    return _to_batch(path, columns).model_copy(update={"encoding": codec or "utf-8"})
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _decode(path: Path, raw: bytes, codec: str | None, option: str | None) -> str:
     if raw.startswith(_UTF16_BOMS):
         raise EncodingError(f"batch file {path} is UTF-16 encoded; re-export it as UTF-8")
     nul = raw.find(b"\x00")
@@ -161,18 +170,33 @@ def _decode(path: Path, raw: bytes) -> str:
             f"batch file {path} looks binary ({control} control bytes in its first {len(head)}), "
             f"not {path.suffix.lower()} text"
         )
+    # utf-8-sig drops a leading byte-order mark, which spreadsheet exports add.
+    codec = "utf-8-sig" if codec in (None, "utf-8") else codec
     try:
-        # utf-8-sig drops a leading byte-order mark, which spreadsheet exports add.
-        text = raw.decode("utf-8-sig")
+        text = raw.decode(codec)
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise EncodingError(
-            f"batch file {path} is not valid UTF-8: {bad_utf8_byte(err)} "
-            f"(line {line}); re-export it as UTF-8"
-        ) from None
+        where = f"{bad_utf8_byte(err)} (line {line})"
+        if codec != "utf-8-sig":
+            fix = f"this file is UTF-8: drop {option}" if _is_utf8(raw) else f"check {option or 'its encoding'}"
+            raise EncodingError(f"batch file {path} is not valid {codec}: {where}; {fix}") from None
+        if (legacy := guess_japanese(raw)) is not None:
+            legacy_codec, known_as, convert = legacy
+            fix = f"{convert}, or pass {option} {legacy_codec}" if option else convert
+            raise EncodingError(f"batch file {path} is not UTF-8 but looks like {known_as}: {where}; {fix}") from None
+        named = f", or name its encoding with {option}" if option else ""
+        raise EncodingError(f"batch file {path} is not valid UTF-8: {where}; re-export it as UTF-8{named}") from None
     if not text.strip():
         raise EmptyBatchError(f"batch file {path} holds only whitespace")
     return text
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:

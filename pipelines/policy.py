@@ -33,6 +33,8 @@ class DataPolicy(_Section):
     min_text_chars: int = Field(2, ge=0)
     max_text_chars: PositiveInt = 2000
     max_duplicate_share: float = Field(0.0, ge=0.0, le=1.0)
+    max_unknown_token_share: float = Field(0.05, ge=0.0, le=1.0)
+    min_chars_per_token: float = Field(0.6, ge=0.0)
 
 
 class QualityPolicy(_Section):

@@ -1,8 +1,10 @@
-"""Move a rejected batch into quarantine without ever losing or half-moving it.
+"""Move (or copy) a rejected batch into quarantine without ever losing or half-moving it.
 
-Same filesystem: one ``os.rename`` (atomic). Across filesystems: copy to a temporary name in the
-quarantine folder, fsync, verify the sha256 against the original, rename into place, fsync the
-folder, and only then remove the original. Quarantined batches are never deleted by Tailor. A move
+Only a batch Tailor was given to take in (one in the incoming folder) is moved; a batch from
+anywhere else is the user's file and is copied, leaving it where it was. Moving, on the same
+filesystem: one ``os.rename`` (atomic). Across filesystems (and for every copy): copy to a temporary
+name in the quarantine folder, fsync, verify the sha256 against the original, rename into place,
+fsync the folder, and only then (for a move) remove the original. Quarantined batches are never deleted by Tailor. A move
 that cannot finish leaves the batch where it was and nothing of it in quarantine.
 """
 
@@ -49,7 +51,33 @@ def move_into(batch: Path, folder: Path) -> Path:
     return target
 
 
+def copy_into(batch: Path, folder: Path) -> Path:
+    """Copy ``batch`` into ``folder`` keeping its name, verified by sha256; the original stays untouched.
+
+    Raises:
+        AlreadyExistsError: ``folder`` already holds a file of that name.
+        IntegrityError: the copy did not match the original (no copy is left).
+        QuarantineError: the copy failed (no copy is left).
+    """
+    target = folder / batch.name
+    if target.exists():
+        raise AlreadyExistsError(f"quarantine target {target} exists already; nothing was copied")
+    _copy_verify(batch, target)
+    _fsync_dir(folder)
+    return target
+
+
 def _copy_verify_remove(batch: Path, target: Path) -> None:
+    _copy_verify(batch, target)
+    try:
+        batch.unlink()
+    except OSError as err:
+        target.unlink()
+        raise QuarantineError(f"cannot remove {batch} after copying it ({err.strerror or err}); "
+                              "the copy was removed") from None  # fmt: skip
+
+
+def _copy_verify(batch: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.partial")
     try:
         with batch.open("rb") as source, partial.open("wb") as copy:
@@ -63,12 +91,6 @@ def _copy_verify_remove(batch: Path, target: Path) -> None:
         raise QuarantineError(f"cannot copy {batch} to {target}: {err.strerror or err}") from None
     finally:
         partial.unlink(missing_ok=True)
-    try:
-        batch.unlink()
-    except OSError as err:
-        target.unlink()
-        raise QuarantineError(f"cannot remove {batch} after copying it ({err.strerror or err}); "
-                              "the copy was removed") from None  # fmt: skip
 
 
 def sha256_file(path: Path) -> str:

@@ -63,6 +63,7 @@ class LabeledBatch(Record):
     labels: list[str]
     groups: list[str] | None = None
     ids: list[str]
+    encoding: str = "utf-8"  # the text encoding the file was read in (Python's codec name)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -98,6 +99,17 @@ class NoiseAudit(Record):
     notes: list[str] = Field(default_factory=list)
 
 
+class TokenizerCoverage(Record):
+    """The base model's tokenizer measured on a batch (special tokens such as [CLS] left out)."""
+
+    base_model: str
+    texts: int
+    tokens: int
+    unknown_token_share: float  # 0–1: tokens that are the tokenizer's unknown token
+    chars_per_token: float
+    unknown_characters: list[str] = Field(default_factory=list)  # the commonest ones that became the unknown token
+
+
 class ValidationReport(Record):
     batch: str
     rows: int
@@ -105,6 +117,8 @@ class ValidationReport(Record):
     labels: list[str] = Field(default_factory=list)
     failures: list[ExpectationFailure] = Field(default_factory=list)
     noise: NoiseAudit | None = None
+    coverage: TokenizerCoverage | None = None  # the base model's tokenizer on the batch
+    encoding: str = "utf-8"  # the text encoding the batch was read in (--encoding, Python's codec name)
     data_version: str | None = None  # DVC md5 of the accepted batch
     report_json: str | None = None
     report_html: str | None = None
@@ -147,6 +161,7 @@ class TrainResult(Record):
     downweighted_examples: int = 0  # rows it kept at a weight below 1 instead (noise_action weight)
     uncached_examples: int = 0  # rows kept past what max_steps × batch_size visits: head's probe only (sum = all rows)
     data_version: str | None = None
+    encoding: str = "utf-8"  # the text encoding the training batch was read in
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport
     adapter_sha256: str

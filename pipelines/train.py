@@ -43,6 +43,7 @@ import torch
 from safetensors import SafetensorError
 
 from pipelines.cost_meter import CostMeter
+from pipelines.encoder_family import family_of, upper_blocks
 from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
 from pipelines.noise_audit import out_of_sample_proba
 from pipelines.records import LabeledBatch, TrainResult, listed
@@ -337,16 +338,16 @@ def _diverged(what: str, params: TrainParams) -> RefusedError:
                         "nothing was written")
 
 
-def lora_config(params: TrainParams, num_layers: int):
+def lora_config(params: TrainParams, targets: list[str], blocks: range, layers_pattern: str):
     from peft import LoraConfig
 
     return LoraConfig(
         r=params.lora_r,
         lora_alpha=params.lora_alpha,
         lora_dropout=params.lora_dropout,
-        target_modules=list(params.lora_targets),
-        layers_to_transform=list(range(num_layers - params.lora_layers, num_layers)),
-        layers_pattern="layer",
+        target_modules=targets,
+        layers_to_transform=list(blocks),
+        layers_pattern=layers_pattern,
         modules_to_save=[HEAD_MODULE],
     )
 
@@ -394,12 +395,15 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
     meter = CostMeter(base.device)
     with meter:
         model = MeanPoolClassifier(base.shared_copy(), len(labels)).to(torch.device(base.device))
+        family = family_of(model.encoder)
         num_layers = len(model.layers())
-        if not 1 <= params.lora_layers <= num_layers:
-            raise RefusedError(f"lora_layers={params.lora_layers} but the base model has {num_layers} blocks")
-        start = num_layers - params.lora_layers
+        adapted = params.lora_layers or upper_blocks(num_layers)
+        if not 1 <= adapted <= num_layers:
+            raise RefusedError(f"lora_layers={adapted} but the base model has {num_layers} blocks")
+        start = num_layers - adapted
         known = {name.rsplit(".", 1)[-1] for name, _ in model.layers()[start].named_modules() if name}
-        unknown = sorted(set(params.lora_targets) - known)
+        targets = list(params.lora_targets or [t for t in family.lora_targets if t in known])
+        unknown = sorted(set(targets) - known)
         if unknown:  # peft says so only after every text was encoded, as a traceback
             raise RefusedError(f"lora_targets {unknown} name no module of the adapted blocks; they have: "
                                f"{', '.join(sorted(known))}")  # fmt: skip
@@ -420,7 +424,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(base.device)
         steps = params.steps_for(len(rows))
         bar.total = len(batch) + steps
-        peft_model = get_peft_model(model, lora_config(params, num_layers))
+        peft_model = get_peft_model(model, lora_config(params, targets, range(start, num_layers), family.layers_pattern))
         inner = peft_model.base_model.model
         head_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and HEAD_MODULE in n]
         lora_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and HEAD_MODULE not in n]
@@ -477,7 +481,8 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         base_model_id=fp.model_id,
         base_model_sha256=fp.weights_sha256,
         labels=labels,
-        params=params.model_dump(mode="json") | {"steps": steps},
+        # The values used, not the None that asked for the family's defaults: a rerun must not depend on them.
+        params=params.model_dump(mode="json") | {"steps": steps, "lora_layers": adapted, "lora_targets": targets},
         seed=seed,
         device=base.device,
         train_examples=len(rows),
@@ -485,6 +490,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         uncached_examples=len(kept) - len(rows),
         downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
         data_version=data_version,
+        encoding=batch.encoding,
         metrics={"final_train_loss": round(loss, 6)},
         cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip

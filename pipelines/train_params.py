@@ -27,9 +27,10 @@ class TrainParams(yaml_file.YamlRecord):
     lora_r: int = Field(8, ge=1, description="LoRA rank")
     lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_targets: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=lambda: ["query", "key", "value", "dense"], min_length=1)
-    lora_layers: int = Field(2, ge=1, description="adapt only the upper N blocks; the lower ones run once, cached")
+    lora_targets: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, min_length=1, description="linear layers of a block to adapt; None: all of them, as the family names them")
+    lora_layers: int | None = Field(None, ge=1, description="adapt only the upper N blocks; the lower ones run once, "
+                                                            "cached; None: a third of the depth")
     lr: float = Field(5e-3, gt=0, description="peak learning rate of the LoRA weights")
     head_lr: float = Field(2e-3, gt=0, description="peak learning rate of the classifier head")
     weight_decay: float = Field(0.0, ge=0)

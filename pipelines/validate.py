@@ -10,6 +10,7 @@ batch (quarantine or DVC).
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from pipelines.batch_io import BatchReadError, NotAFileError, UnsupportedFormatE
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
+from pipelines.text_encoding import codec_name
 from registry.errors import ConfigError, TailorError
 from registry.settings import StoreSettings
 from registry.user_files import require_file
@@ -38,10 +40,16 @@ NULL_LABELS = frozenset({"nan", "null", "none", "n/a"})
 NUMERIC_LABEL = re.compile(r"^[+-]?\d+(\.\d+)?$")
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_CHARS = 120
+COVERAGE = ExpectationFailure(
+    name="base model reads the text",
+    why="the base model's tokenizer must know the batch's characters (data.max_unknown_token_share) without "
+    "shredding them into bytes (data.min_chars_per_token): text it cannot read trains an adapter on noise",
+)
 READABLE = ExpectationFailure(
     name="readable batch file",
-    why="the file must exist, be CSV/JSONL/Parquet, be under data.max_file_mb, be UTF-8 text with "
-    "`text` and `label` columns and have at least one row; anything else is not a batch we can judge",
+    why="the file must exist, be CSV/JSONL/Parquet, be under data.max_file_mb, be UTF-8 text (or in the "
+    "--encoding given) with `text` and `label` columns and have at least one row; anything else is not a "
+    "batch we can judge",
 )
 
 
@@ -126,14 +134,24 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
 
 
 def normalise_text(text: str) -> str:
-    """Lower-case, accents and punctuation removed, whitespace collapsed: near-copies compare equal.
+    """Width- and case-folded, Latin accents and punctuation removed, whitespace collapsed: near-copies compare equal.
 
-    A text with no letter or digit ("???", "👍") keeps its symbols, only lower-cased with whitespace
-    collapsed: stripped of them, every such text would compare equal to every other.
+    NFKC folds full-width Latin and half-width katakana to their usual forms. Only the accents of the
+    Latin/Greek/Cyrillic block (U+0300–U+036F) are dropped: the kana voicing marks (ガ is カ + U+3099)
+    and the vowel signs of Indic scripts are letters of their words, and dropping them made
+    ガス and カス one word. A text with no letter or digit ("???", "👍") keeps its symbols, only
+    case-folded with whitespace collapsed: stripped of them, every such text would compare equal.
     """
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    kept = "".join(ch if ch.isalnum() else " " for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(kept.split()) or " ".join(text.casefold().split())
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
+    kept = "".join(_kept_char(ch) for ch in decomposed)
+    return unicodedata.normalize("NFC", " ".join(kept.split())) or " ".join(text.casefold().split())
+
+
+def _kept_char(ch: str) -> str:
+    if "\u0300" <= ch <= "\u036f":
+        return ""
+    # Marks (Mn/Mc) belong to their letter: the Devanagari vowel sign ि is "Mc", not alphanumeric.
+    return ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else " "
 
 
 def batch_frame(batch: LabeledBatch):
@@ -201,9 +219,15 @@ def validate_batch(
     *,
     labels: list[str] | None = None,
     holdout: Path | None = None,
-    model_dir: Path | None = None,
+    base_model: Path | None = None,
+    noise_audit: bool = True,
+    encoding: str | None = None,
 ) -> tuple[ValidationReport, list[SuspectedMislabel]]:
-    """Judge a batch file: readable, the suite, then (with ``model_dir``) the label-noise audit.
+    """Judge a batch file: readable, the suite, then (with ``base_model``) whether its tokenizer reads
+    the text and (with ``noise_audit`` too) the label-noise audit on its embeddings.
+
+    The audit is skipped, with a note, when the base model cannot read the batch: its embeddings of
+    unknown tokens would flag rows at random.
 
     A file that exists but cannot be read is a failed batch (``readable batch file``), not an error:
     it is reported and quarantined like any other rejected batch. A file whose extension is not a
@@ -218,16 +242,19 @@ def validate_batch(
         NotAFileError: the batch path is a directory.
         UnsupportedFormatError: the batch's extension is not CSV, JSONL or Parquet.
         BatchReadError: the holdout file cannot be read.
-        ConfigError: the suite file or the policy is invalid.
+        ConfigError: the suite file or the policy is invalid, or ``encoding`` is not a text encoding.
+        NotFoundError, RefusedError: ``base_model`` is not a loadable base-model folder.
     """
     max_bytes = megabytes(policy.data.max_file_mb)
     try:
-        holdout_batch = read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None
+        # --encoding names the batch's encoding, not the holdout's: its fix is to convert the file.
+        holdout_batch = read_batch(holdout, max_bytes=max_bytes, encoding_option=None) if holdout is not None else None
     except BatchReadError as err:  # the reader says "batch file …": say which input it was
         raise type(err)(f"--holdout: {err}") from None
-    base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None}
+    base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None,
+            "encoding": codec_name(encoding) if encoding is not None else "utf-8"}
     try:
-        batch = read_batch(path, max_bytes=max_bytes)
+        batch = read_batch(path, max_bytes=max_bytes, encoding=encoding)
     except NotAFileError:
         raise
     except UnsupportedFormatError as err:
@@ -236,13 +263,25 @@ def validate_batch(
         failure = READABLE.model_copy(update={"count": 1, "examples": [str(err)]})
         return ValidationReport(**base, rows=0, accepted=False, failures=[failure], checked=[READABLE.name]), []
     result = run_suite(batch, policy.data, labels=labels, holdout=holdout_batch)
-    failures, notes = list(result.failures), list(result.notes)
+    failures, notes, checked = list(result.failures), list(result.notes), [READABLE.name, *result.checked]
+    coverage, unreadable = None, False
+    if base_model is not None:
+        from pipelines.tokenizer_coverage import measure_folder, refusal
+
+        coverage = measure_folder(batch.texts, base_model)
+        checked.append(COVERAGE.name)
+        if why := refusal(coverage, policy.data.max_unknown_token_share, policy.data.min_chars_per_token):
+            failures.append(COVERAGE.model_copy(update={"count": 1, "examples": [why]}))
+            unreadable = True
     noise, suspects = None, []
-    if model_dir is not None:
+    audit = base_model is not None and noise_audit
+    if audit and unreadable:
+        notes.append("label-noise audit not run: the base model cannot read the batch")
+    elif audit:
         from pipelines.noise_audit import audit_label_noise
 
         noise, suspects = audit_label_noise(
-            batch.texts, batch.labels, batch.ids, model_dir=model_dir, max_rate=policy.data.max_noise_rate
+            batch.texts, batch.labels, batch.ids, model_dir=base_model, max_rate=policy.data.max_noise_rate
         )
         if noise.estimated_rate is not None and noise.estimated_rate > policy.data.max_noise_rate:
             failures.append(
@@ -263,11 +302,28 @@ def validate_batch(
         accepted=not failures,
         failures=failures,
         noise=noise,
-        checked=[READABLE.name, *result.checked] + (["label noise under the limit"] if noise else []),
+        coverage=coverage,
+        checked=checked + (["label noise under the limit"] if noise else []),
         notes=notes,
         class_counts=_class_counts(batch),
     )
     return report, suspects
+
+
+def _why_copied(path: Path, incoming: Path) -> str | None:
+    """Why a rejected batch is copied into quarantine rather than moved; None: it is moved."""
+    from pipelines.git_files import tracked_by_git
+
+    # The folder holding the name the user gave, its own links resolved; never the file's target:
+    # a link in ~/Downloads to a file in incoming is not a batch handed in, and moving the link
+    # would rename the user's file.
+    if not Path(os.path.abspath(path)).parent.resolve().is_relative_to(incoming.resolve()):
+        return f"it is not in the incoming folder {incoming}"
+    if path.is_symlink():
+        return f"it is a symbolic link (to {os.readlink(path)}), so moving it would move the link, not the batch"
+    if tracked_by_git(path):
+        return "git tracks it, so moving it would delete it from the checkout"
+    return None
 
 
 def validate_and_route(
@@ -278,15 +334,20 @@ def validate_and_route(
     labels_file: Path | None = None,
     labels: list[str] | None = None,
     holdout: Path | None = None,
-    model_dir: Path | None = None,
+    base_model: Path | None = None,
+    noise_audit: bool = True,
     report_dir: Path | None = None,
     track: bool = True,
     store: StoreSettings | None = None,
+    encoding: str | None = None,
+    incoming: Path | None = None,
 ) -> ValidationReport:
     """Validate a batch file, then route it: quarantine when rejected, DVC-track when accepted.
 
-    A rejected file that git tracks stays in place (moving it would delete it from the checkout);
-    its report still goes to a quarantine folder.
+    Only a rejected batch in the ``incoming`` folder is moved into quarantine: that folder is where
+    batches are handed to Tailor. A batch from anywhere else (``~/Downloads``) is the user's file:
+    a copy goes to quarantine and the file stays where it was. So does one that git tracks, even in
+    ``incoming`` (moving it would delete it from the checkout).
 
     `tailor validate`, the ``validate`` stage of ``dvc.yaml`` and the retraining flow all call this,
     so a batch is judged and filed the same way whoever brings it in.
@@ -294,12 +355,15 @@ def validate_and_route(
     Args:
         data_dir: holds ``quarantine/<UTC time>-<name>/`` and the default ``reports/<UTC time>-<name>/``.
         labels_file: the allowed labels, one per line (read with `load_labels`); or pass ``labels``.
-        model_dir: the base model for the label-noise audit; None skips the audit.
+        base_model: the base model whose tokenizer must read the batch and, with ``noise_audit``,
+            whose embeddings audit its label noise; None skips both.
         report_dir: where an accepted batch's report goes (a rejected batch's report always goes
             next to it in quarantine).
         track: ``dvc add`` + ``dvc push`` an accepted batch in the DVC repository holding
             ``data_dir``; False only records its md5.
         store: the DVC remote's store; None means the configured one (``load_settings().store()``).
+        encoding: the batch's text encoding (see `read_batch`); None is UTF-8.
+        incoming: the folder whose rejected batches are moved, not copied; default ``data_dir/incoming``.
 
     Returns:
         The report, with the paths of its files and ``quarantined_to`` or ``data_version`` filled in.
@@ -310,40 +374,45 @@ def validate_and_route(
         UnsupportedFormatError: the batch is not CSV, JSONL or Parquet (nothing is moved).
         StoreError: the batch was accepted and tracked but ``dvc push`` failed (the report is written).
         RefusedError: the batch was accepted but ``dvc add`` refused it (the report is written).
-        IntegrityError: a cross-filesystem move did not verify (the original is kept, the report written).
-        QuarantineError: a rejected batch cannot be moved (read-only or immutable folder); it is
-            kept in place and its report written.
+        IntegrityError: a copy into quarantine did not verify (the original is kept, the report written).
+        QuarantineError: a rejected batch cannot be moved or copied (read-only or immutable folder);
+            it is kept in place and its report written.
         ConfigError: labels file, policy, suite or DVC configuration is invalid (after acceptance,
             the report is written).
     """
     from pipelines.data_version import dvc_md5, track as dvc_track
-    from pipelines.git_files import tracked_by_git
     from pipelines.batch_folder import fresh_folder
-    from pipelines.quarantine import move_into
+    from pipelines.quarantine import copy_into, move_into
     from pipelines.validation_report import REVIEW_CSV, write_reports
 
     path = Path(path)
     if labels_file is not None:
         labels = load_labels(labels_file)
-    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, model_dir=model_dir)
+    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, base_model=base_model,
+                                      noise_audit=noise_audit, encoding=encoding)  # fmt: skip
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)
-        if tracked_by_git(path):
-            note = f"left in place, not moved to quarantine: git tracks {path}, so moving it would delete it from the checkout"
+        why = _why_copied(path, Path(incoming) if incoming is not None else Path(data_dir) / "incoming")
+        if why is not None and path.stat().st_size > megabytes(policy.data.max_file_mb):
+            # A copy of a file refused for its size would only fill the disk a second time.
+            note = f"left in place, not copied to quarantine: {why}, and it is over data.max_file_mb"
             return write_reports(report.model_copy(update={"notes": [*report.notes, note]}), suspects, folder)
         try:
             # Written before the move as well: a run killed between the two must not leave a
             # quarantined batch without the reason it is there.
             write_reports(report, suspects, folder)
-            target = move_into(path, folder).resolve()
+            # Absolute, not resolved: the name the batch has in quarantine, whatever links lead there.
+            target = Path(os.path.abspath(move_into(path, folder) if why is None else copy_into(path, folder)))
         except TailorError as err:
-            left = report.model_copy(update={"notes": [*report.notes, f"left in place, not moved to quarantine: {err}"]})
+            left = report.model_copy(update={"notes": [*report.notes, f"left in place, not quarantined: {err}"]})
             written = write_reports(left, suspects, folder)
             failed = ", ".join(f.name for f in report.failures)
             raise type(err)(f"batch {path} was REJECTED ({failed}) but stays in place, not quarantined: {err}; "
                             f"its report is {written.report_markdown}") from None  # fmt: skip
-        return write_reports(report.model_copy(update={"quarantined_to": str(target)}), suspects, folder)
+        notes = [*report.notes] + ([] if why is None else [f"copied to quarantine; {path} stays where it was: {why}"])
+        update = {"quarantined_to": str(target), "notes": notes}
+        return write_reports(report.model_copy(update=update), suspects, folder)
 
     folder = Path(report_dir) if report_dir else fresh_folder(Path(data_dir) / "reports", path, now=now)
     stale_review = folder / REVIEW_CSV

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipelines.inert_text import markdown_text as md
 from pipelines.noise_audit import SuspectedMislabel, write_review
 from pipelines.records import ValidationReport
 
@@ -41,17 +42,24 @@ def locations(report: ValidationReport) -> list[tuple[str, str]]:
 
 
 def render_markdown(report: ValidationReport, suspects: list[SuspectedMislabel]) -> str:
-    """A page a reviewer reads: verdict, every failed expectation with count and examples, the noise audit."""
+    """A page a reviewer reads: verdict, every failed expectation with count and examples, the noise audit.
+
+    Everything that comes from the batch (its name, labels, ids, texts, examples) goes through
+    `markdown_text`: it shows as written and never becomes HTML, a link or a table cell.
+    """
     verdict = "ACCEPTED" if report.accepted else "REJECTED"
     lines = [
-        f"# Validation of `{Path(report.batch).name}`: {verdict}",
+        f"# Validation of {md(Path(report.batch).name)}: {verdict}",
         "",
-        f"- batch: `{report.batch}` ({report.rows} rows)",
+        f"- batch: {md(report.batch)} ({report.rows} rows)",
         f"- checked at: {report.created_at:%Y-%m-%d %H:%M:%S} UTC; policy sha256 `{(report.policy_sha256 or '-')[:16]}`",
     ]
-    lines += [f"- {what}: `{where}`" for what, where in locations(report)]
+    lines += [f"- {what}: {md(where)}" for what, where in locations(report)]
     if report.labels:
-        lines.append(f"- allowed labels: {', '.join(f'`{x}`' for x in report.labels)}")
+        lines.append(f"- allowed labels: {', '.join(md(x) for x in report.labels)}")
+    if (c := report.coverage) is not None:
+        lines.append(f"- base model coverage: {c.unknown_token_share:.1%} unknown tokens, {c.chars_per_token:.2f} "
+                     f"characters per token over {c.texts} texts ({md(c.base_model)})")  # fmt: skip
     lines += ["", f"## Failed expectations ({len(report.failures)} of {len(report.checked)})", ""]
     if not report.failures:
         lines += ["None.", ""]
@@ -59,7 +67,7 @@ def render_markdown(report: ValidationReport, suspects: list[SuspectedMislabel])
         lines += [f"### {failure.name} — {failure.count} row(s)", "", f"*Why:* {failure.why}", ""]
         if failure.expectation:
             lines += [f"*Expectation:* `{failure.expectation}`", ""]
-        lines += [f"- {_md_escape(example)}" for example in failure.examples] + [""]
+        lines += [f"- {md(example)}" for example in failure.examples] + [""]
     passed = [name for name in report.checked if name not in {f.name for f in report.failures}]
     if passed:
         lines += ["## Passed", "", *[f"- {name}" for name in passed], ""]
@@ -70,23 +78,19 @@ def render_markdown(report: ValidationReport, suspects: list[SuspectedMislabel])
             "## Label-noise audit (confident learning)",
             "",
             f"- estimated noise rate: {rate} (limit {noise.max_rate}); {noise.audited_rows} rows, {noise.folds} folds",
-            f"- suspected mislabels: {noise.flagged} (review file: `{noise.review_file}`)",
-            *[f"- note: {note}" for note in noise.notes],
+            f"- suspected mislabels: {noise.flagged} (review file: {md(noise.review_file or '-')})",
+            *[f"- note: {md(note)}" for note in noise.notes],
             "",
         ]
         if suspects:
             lines += ["| id | given | suggested | confidence | text |", "|---|---|---|---|---|"]
             lines += [
-                f"| {s.id} | {s.given_label} | {s.suggested_label} | {s.confidence:.2f} | {_md_escape(s.text[:100])} |"
+                f"| {md(s.id)} | {md(s.given_label)} | {md(s.suggested_label)} | {s.confidence:.2f} | {md(s.text[:100])} |"
                 for s in suspects[:20]
             ]
             lines.append("")
     if report.class_counts:
-        lines += ["## Rows per label", "", *[f"- `{k or '(empty)'}`: {v}" for k, v in report.class_counts.items()], ""]
+        lines += ["## Rows per label", "", *[f"- {md(k) or '(empty)'}: {v}" for k, v in report.class_counts.items()], ""]
     if report.notes:
-        lines += ["## Notes", "", *[f"- {note}" for note in report.notes], ""]
+        lines += ["## Notes", "", *[f"- {md(note)}" for note in report.notes], ""]
     return "\n".join(lines)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")

@@ -311,8 +311,9 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
 
 
 def same_base(trained_on: BaseModelFingerprint, base: BaseModelFingerprint) -> bool:
-    """Same model id and the same weights and tokenizer content."""
-    return trained_on.model_id == base.model_id and trained_on.matches(base)
+    """The same weights and tokenizer content; the model id is a label (a name set in one place,
+    derived in another, or renamed across an upgrade) and never decides."""
+    return trained_on.matches(base)
 
 
 def _adapter_problems(adapter: dict[str, Any], base: BaseModelFingerprint) -> list[str]:

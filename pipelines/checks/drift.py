@@ -6,7 +6,10 @@ Evidently as a raw text column (slow, and it crashes on low-vocabulary text): th
 numeric columns here, once:
 
 - ``text_chars``: length in characters;
-- ``oov_rate``: share of words that are not whole tokens of the base model's vocabulary;
+- ``unknown_token_share``: share of the text's tokens that are the base tokenizer's unknown token (tokens,
+  not whitespace words: those mean nothing in Japanese, where a whole sentence is one "word");
+- ``chars_per_token``: characters per token of the same tokenizer, which moves where the unknown
+  share stays 0 (English words the vocabulary lacks are cut into more pieces);
 - ``emb_pc1``, ``emb_pc2``: the base model's embeddings projected on the reference's first principal
   components;
 - ``emb_centroid_sim``: cosine similarity of a row's embedding to the reference centroid, and
@@ -18,7 +21,6 @@ numeric columns here, once:
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
@@ -32,11 +34,11 @@ from registry.errors import TailorError
 NAME = "drift"
 HTML_FILE = "reports/drift.html"
 JSON_FILE = "reports/drift_evidently.json"
-NUMERIC_COLUMNS = ("text_chars", "oov_rate", "emb_pc1", "emb_pc2", "emb_centroid_sim", "emb_nearest_sim")
+NUMERIC_COLUMNS = ("text_chars", "unknown_token_share", "chars_per_token", "emb_pc1", "emb_pc2", "emb_centroid_sim",
+                   "emb_nearest_sim")  # fmt: skip
 CATEGORICAL_COLUMNS = ("label",)
 ROUND_DECIMALS = 5
 MAX_ROWS = 2000
-_WORD = re.compile(r"[^\W_]+")
 
 
 def run(current: LabeledBatch, reference: LabeledBatch | None, base_model_dir: Path, policy: DriftPolicy, *,
@@ -83,8 +85,9 @@ def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Pat
     from sklearn.decomposition import PCA
 
     from pipelines.encoder import embed, load_tokenizer
+    from pipelines.tokenizer_coverage import per_text
 
-    vocab = set(load_tokenizer(base_model_dir).get_vocab())
+    tokenizer = load_tokenizer(base_model_dir)
     ref_emb = embed(reference.texts, base_model_dir)
     cur_emb = embed(current.texts, base_model_dir)
     pca = PCA(n_components=2, random_state=seed).fit(ref_emb)
@@ -101,9 +104,11 @@ def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Pat
     def frame(batch: LabeledBatch, emb: np.ndarray, centroid: np.ndarray, sims: np.ndarray):
         pcs = pca.transform(emb)
         centroid = centroid / np.linalg.norm(centroid, axis=-1, keepdims=True).clip(min=1e-12)
+        unknown_share, chars_per_token = per_text(batch.texts, tokenizer)
         return pd.DataFrame({
             "text_chars": [float(len(t)) for t in batch.texts],
-            "oov_rate": [oov_rate(t, vocab) for t in batch.texts],
+            "unknown_token_share": unknown_share,
+            "chars_per_token": chars_per_token,
             "emb_pc1": pcs[:, 0], "emb_pc2": pcs[:, 1],
             "emb_centroid_sim": (emb * centroid).sum(axis=-1),
             # A reference made of one repeated text leaves no neighbour: -inf becomes the floor, -1.
@@ -126,12 +131,6 @@ def _sample(batch: LabeledBatch, seed: int) -> LabeledBatch:
     rows = sorted(np.random.default_rng(seed).choice(len(batch), MAX_ROWS, replace=False).tolist())
     return LabeledBatch(source=batch.source, texts=[batch.texts[i] for i in rows],
                         labels=[batch.labels[i] for i in rows], ids=[batch.ids[i] for i in rows])  # fmt: skip
-
-
-def oov_rate(text: str, vocab: set[str]) -> float:
-    """Share of the words of ``text`` (lower-cased) that the base tokenizer does not hold as one token."""
-    words = _WORD.findall(text.lower())
-    return sum(w not in vocab for w in words) / len(words) if words else 0.0
 
 
 def _evidently(ref_df, cur_df):

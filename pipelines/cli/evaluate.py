@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.output import emit
-from pipelines.cli.file_option import POLICY_HELP
+from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.state import state
 from registry.errors import ConfigError, NotFoundError
 
@@ -36,6 +36,7 @@ def evaluate(
         None, "--out",
         help="where gate_decision.json and reports/ go (default: the adapter folder; for NAME:VERSION "
              "<home>/evaluations/NAME-VERSION, since a registered version never changes)"),
+    encoding: str | None = ENCODING,
     as_json: bool = JSON,
 ) -> None:
     """Run every check on an adapter and decide the gate. Exit 1 when the gate fails."""
@@ -46,7 +47,7 @@ def evaluate(
     # The policy and the holdout first: a malformed policy is refused before any model is loaded.
     settings = state.settings()
     policy = settings.load_policy(policy_file)
-    holdout = read_batch(data)
+    holdout = read_batch(data, encoding=encoding)
     with tempfile.TemporaryDirectory(prefix="tailor-evaluate-") as tmp:
         adapter_dir, adapter_ref, name, default_out = _candidate(adapter, name, Path(tmp) / "candidate",
                                                                  settings.home)  # fmt: skip

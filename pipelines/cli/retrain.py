@@ -8,8 +8,9 @@ import typer
 
 from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
 from pipelines.cli.output import emit
-from pipelines.cli.file_option import POLICY_HELP
+from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.state import state
+from pipelines.text_encoding import codec_name
 from registry.errors import TailorError, first_line
 
 JSON = typer.Option(False, "--json", help="machine-readable output")
@@ -30,10 +31,12 @@ def retrain(
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
     policy: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (training and checks)"),
+    encoding: str | None = ENCODING,
     as_json: bool = JSON,
 ) -> None:
     """Retrain NAME on a batch. Exit 1 when the batch or the gate rejects the candidate."""
     check_flow_arguments(name, holdout, labels, policy, data=data, device=device)
+    encoding = encoding and codec_name(encoding)
     require_store(name)
     configure_policy(policy)
     api = connect_prefect()
@@ -43,7 +46,7 @@ def retrain(
 
     try:
         final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(), device=device,
-                             return_state=True)  # fmt: skip
+                             encoding=encoding, return_state=True)  # fmt: skip
     except httpx.TransportError as err:
         raise TailorError(f"the Prefect server{f' at {api}' if api else ''} stopped answering during the run "
                           f"({first_line(err)}), and its outcome is lost: {_what_became_of(data, name)}") from None

@@ -8,6 +8,7 @@ from typing import Literal
 
 import typer
 
+from pipelines.cli.file_option import ENCODING
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.train_params import MAX_SEED
@@ -25,6 +26,7 @@ def train(
     noise_filter: Literal["auto", "cleanlab", "none"] | None = typer.Option(
         None, "--noise-filter", help="overrides noise_filter of the params file"),
     force: bool = typer.Option(False, "--force", help="replace --out if it holds a previous adapter"),
+    encoding: str | None = ENCODING,
     as_json: bool = JSON,
 ) -> None:
     """Train a LoRA adapter; writes the adapter folder with train_result.json and reference.csv."""
@@ -37,7 +39,7 @@ def train(
     settings = state.settings()
     params = load_params(params_file, noise_filter=noise_filter)
     resolved = resolve_device(device)
-    batch = read_batch(data)
+    batch = read_batch(data, encoding=encoding)
     # Cheap refusals before the model is loaded (seconds): bad data, an existing folder.
     check_batch(batch, params)
     prepare_output(out, force)
@@ -46,9 +48,12 @@ def train(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its "Loading weights" bar would break the promise of a quiet --json
+    from pipelines.encoder import check_model_dir
+
+    # A missing or empty folder is named as such before its name is looked for in its config.json.
+    folder = check_model_dir(base_model or settings.base_model_dir)
     with training_share(settings.train_niceness, settings.train_threads):
-        base = load_base(base_model or settings.base_model_dir, device=resolved, model_id=settings.base_model_id,
-                         cache_dir=settings.home)  # fmt: skip
+        base = load_base(folder, device=resolved, model_id=settings.model_id_of(base_model), cache_dir=settings.home)
         rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
         result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
                                pricing=Pricing(rate, settings.cost_currency),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.file_option import POLICY_HELP, output_folder
+from pipelines.cli.file_option import ENCODING, POLICY_HELP, output_folder
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.records import ValidationReport
@@ -24,9 +24,16 @@ def validate(
                                            help="where an accepted batch's report goes; default data/reports/<time>-<name>/"),
     no_track: bool = typer.Option(False, "--no-track", help="do not dvc add/push an accepted batch (its md5 is still recorded)"),
     policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
+    encoding: str | None = ENCODING,
+    base_model: Path | None = typer.Option(None, "--base-model", metavar="DIR",
+                                           help="base model whose tokenizer must read the batch, also used by the noise "
+                                                "audit (default: the base_model setting)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected."""
+    """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected.
+
+    A rejected batch in data/incoming/ is moved into quarantine; from anywhere else it is copied and stays put.
+    """
     from pipelines.validate import validate_and_route
     from registry.user_files import require_file
 
@@ -43,10 +50,12 @@ def validate(
         labels_file=labels,
         labels=_production_labels(adapter) if adapter else None,
         holdout=holdout,
-        model_dir=None if no_noise_audit else settings.base_model_dir,
+        base_model=base_model or settings.base_model_dir,
+        noise_audit=not no_noise_audit,
         report_dir=report_dir,
         track=not no_track,
         store=None if no_track else settings.store(),
+        encoding=encoding,
     )
     emit(report, as_json=as_json, text=summary(report))
     if not report.accepted:
@@ -70,6 +79,10 @@ def summary(report: ValidationReport) -> str:
     for failure in report.failures:
         example = f" — {failure.examples[0]}" if failure.examples else ""
         lines.append(f"  ✗ {failure.name}: {failure.count}{example}")
+    if report.coverage is not None:
+        c = report.coverage
+        lines.append(f"base model coverage: {c.unknown_token_share:.1%} unknown tokens, {c.chars_per_token:.2f} "
+                     f"characters per token ({c.base_model})")  # fmt: skip
     if report.noise is not None:
         rate = "n/a" if report.noise.estimated_rate is None else f"{report.noise.estimated_rate:.3f}"
         lines.append(

@@ -146,9 +146,9 @@ def test_a_rejected_batch_is_quarantined_and_nothing_is_registered_or_promoted(w
 
     assert state.is_failed() and outcome.status == "rejected_data"
     assert "labels in the allowed set" in [f.name for f in outcome.validation.failures]
-    assert not bad.exists()
+    assert bad.read_text() == original  # the user's file, outside data/incoming: copied, never moved
     quarantined = Path(outcome.validation.quarantined_to)
-    assert quarantined.is_file() and quarantined.read_text() == original  # moved whole, nothing lost
+    assert quarantined.is_file() and quarantined.read_text() == original  # copied whole, nothing lost
     after = registry().state(name)
     assert after.aliases == before.aliases and after.head_seq == before.head_seq
     assert [m.version for m in registry().versions(name)] == ["v1"]
@@ -192,7 +192,7 @@ def test_tailor_retrain_exits_1_and_names_the_failure_for_a_batch_it_cannot_read
     assert result.returncode == 1, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["status"] == "rejected_data" and outcome["version"] is None
-    assert not empty.exists() and Path(outcome["validation"]["quarantined_to"]).read_text() == ""
+    assert empty.exists() and Path(outcome["validation"]["quarantined_to"]).read_text() == ""
     shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
 
 

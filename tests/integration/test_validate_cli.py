@@ -59,7 +59,7 @@ def test_an_accepted_batch_is_noise_audited_tracked_and_pushed_to_the_store(proj
     settings = s3_server.settings()
     assert settings.secret_key not in (project / ".dvc" / "config").read_text()
     assert settings.secret_key in (project / ".dvc" / "config.local").read_text()
-    assert Path(report.report_markdown).read_text().startswith("# Validation of `train.csv`: ACCEPTED")
+    assert Path(report.report_markdown).read_text().startswith("# Validation of train.csv: ACCEPTED")
 
     # Plain `dvc push` works for the user too, with the credentials written at the local level.
     push = subprocess.run([DVC, "push"], cwd=project, capture_output=True, text=True,

@@ -279,3 +279,21 @@ def test_a_jsonl_text_may_hold_a_raw_line_separator(tmp_path):
     path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     batch = read_batch(path)
     assert batch.texts == ["furni\u2028ture late", "x\u0085y"] and batch.ids == ["1", "2"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "UTF16", "utf-16-le", "utf_32"])
+def test_a_utf16_or_utf32_encoding_is_refused_up_front_asking_for_utf8(tmp_path, encoding):
+    from registry.errors import ConfigError
+
+    path = tmp_path / "wide.csv"
+    path.write_bytes("text,label\nhello,a\n".encode("utf-16"))
+    _refused(path, ConfigError, f"--encoding {encoding!r}: UTF-16 and UTF-32 files are not read", "as UTF-8",
+             encoding=encoding)  # fmt: skip
+
+
+def test_a_utf8_file_read_with_another_encoding_is_told_to_drop_it(tmp_path):
+    path = tmp_path / "ja.csv"
+    path.write_bytes("text,label\n請求が二重です,a\n".encode("utf-8"))
+    _refused(path, EncodingError, "is not valid euc_jp", "this file is UTF-8: drop --encoding", encoding="euc_jp")
+    path.write_bytes("text,label\n請求が二重です,a\n".encode("cp932"))
+    _refused(path, EncodingError, "check --encoding", encoding="euc_jp")

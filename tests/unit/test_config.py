@@ -251,3 +251,48 @@ def test_a_configured_policy_file_that_is_malformed_is_refused_naming_the_key(mo
     monkeypatch.setenv("TAILOR_POLICY", str(bad))
     with pytest.raises(ConfigError, match="promotion.four_eyes: unknown key"):
         load_settings().load_policy()
+
+
+def _model_folder(folder: Path, name_or_path: str | None) -> Path:
+    folder.mkdir(parents=True)
+    config = {"model_type": "bert"} | ({"_name_or_path": name_or_path} if name_or_path is not None else {})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes(b"same weights")
+    (folder / "vocab.txt").write_text("[UNK]\n")
+    return folder
+
+
+def test_the_base_model_id_is_the_hub_id_the_folder_records_so_two_copies_get_one_name(tmp_path):
+    from registry.fingerprint import base_model_fingerprint
+    from registry.manifest import same_base
+
+    a = _model_folder(tmp_path / "host-a" / "models" / "ruri", "cl-nagoya/ruri-v3-30m")
+    b = _model_folder(tmp_path / "host-b" / "snapshots" / "1f2e3d", "cl-nagoya/ruri-v3-30m")
+    ids = [load_settings(base_model=str(f)).base_model_id for f in (a, b)]
+    assert ids == ["cl-nagoya/ruri-v3-30m"] * 2
+    assert same_base(base_model_fingerprint(a, "name on host a"), base_model_fingerprint(b, "name on host b"))
+
+
+def test_the_shipped_model_set_explicitly_keeps_its_upstream_id_and_a_set_id_wins(tmp_path):
+    shipped = load_settings().base_model_dir
+    assert load_settings(base_model=str(shipped)).base_model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert load_settings().base_model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    folder = _model_folder(tmp_path / "m", "./out/checkpoint-500")
+    assert load_settings(base_model=str(folder), base_model_id="acme/encoder").base_model_id == "acme/encoder"
+
+
+@pytest.mark.parametrize("name_or_path", [None, "", "./out/checkpoint-500", "/home/me/model", "model"])
+def test_a_base_model_folder_naming_no_hub_id_asks_for_base_model_id(tmp_path, name_or_path):
+    folder = _model_folder(tmp_path / "models" / "ruri", name_or_path)
+    with pytest.raises(ConfigError, match=r"base_model_id is not set.*names no hub id.*TAILOR_BASE_MODEL_ID"):
+        load_settings(base_model=str(folder))
+    with pytest.raises(ConfigError, match="base_model_id is not set"):
+        load_settings(base_model=str(tmp_path / "."))
+
+
+def test_another_folder_given_on_the_command_line_is_named_by_its_hub_id_or_refused(tmp_path):
+    settings = load_settings()
+    assert settings.model_id_of(None) == settings.model_id_of(settings.base_model_dir) == settings.base_model_id
+    assert settings.model_id_of(_model_folder(tmp_path / "a", "cl-nagoya/ruri-v3-30m")) == "cl-nagoya/ruri-v3-30m"
+    with pytest.raises(ConfigError, match=r"^--base-model .*/b: its config.json names no hub id .*TAILOR_BASE_MODEL_ID="):
+        settings.model_id_of(_model_folder(tmp_path / "b", None))

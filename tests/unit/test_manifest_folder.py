@@ -107,8 +107,13 @@ def test_an_adapter_trained_on_another_base_model_is_refused(tmp_path):
     other = BaseModelFingerprint(BASE.model_id, "c" * 64, BASE.tokenizer_sha256)
     folder = make_adapter_folder(tmp_path / "a", other)
     assert "base model mismatch: the adapter was trained on" in _refusal(folder)
-    renamed = make_adapter_folder(tmp_path / "b", BaseModelFingerprint("other/model", "a" * 64, "b" * 64))
+    renamed = make_adapter_folder(tmp_path / "b", BaseModelFingerprint("other/model", "c" * 64, "b" * 64))
     assert "trained on 'other/model'" in _refusal(renamed)
+
+
+def test_an_adapter_recorded_under_another_name_for_the_same_base_files_is_accepted(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BaseModelFingerprint("cl-nagoya/ruri-v3-30m", "a" * 64, "b" * 64))
+    assert inspect_adapter_folder(folder, BASE).adapter["base_model_id"] == "cl-nagoya/ruri-v3-30m"
 
 
 def test_unreadable_json_is_named(tmp_path):

@@ -75,7 +75,8 @@ def test_the_review_file_has_one_row_per_suspect(tmp_path):
     labels[3] = "class2"
     _, suspects = _audit(x, labels)
     path = write_review(suspects, tmp_path / "review" / "noise_review.csv")
-    with path.open(newline="") as handle:
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfid,")  # the BOM Japanese Excel needs to read UTF-8
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == REVIEW_COLUMNS
     assert [(r["id"], r["given_label"], r["suggested_label"]) for r in rows] == [("r3", "class2", "class0")]

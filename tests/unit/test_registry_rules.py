@@ -47,7 +47,7 @@ def test_versions_are_numbered_per_name_and_the_manifest_is_written_last(store, 
 
 
 def test_a_refused_register_writes_nothing(store, tmp_path):
-    bad = make_adapter_folder(tmp_path / "bad", BaseModelFingerprint("other/model", "a" * 64, "b" * 64))
+    bad = make_adapter_folder(tmp_path / "bad", BaseModelFingerprint("other/model", "c" * 64, "b" * 64))
     with pytest.raises(RefusedError, match="base model mismatch"):
         _reg(store).register(bad, "tickets")
     with pytest.raises(RefusedError, match="no path characters"):
@@ -457,3 +457,15 @@ def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_regist
     assert approver.events("tickets")[0].gate["passed"] is False
     with pytest.raises(RefusedError, match="judge needs one of"):
         _reg(store, role="reader").judge("tickets", "v1", GateSummary(True, None, None), {}, reason="r")
+
+
+def test_a_version_recorded_under_an_old_base_model_id_promotes_and_rolls_back_on_the_same_files(store, folders):
+    """An upgrade that names the same base differently (a configured id, a derived one) keeps its versions."""
+    for f in folders[:2]:
+        _reg(store).register(f, "tickets")
+    renamed = BaseModelFingerprint("cl-nagoya/ruri-v3-30m", BASE.weights_sha256, BASE.tokenizer_sha256)
+    approver = _reg(store, role="approver", actor="bob", base=renamed)
+    approver.promote("tickets", "v1", "production", reason="r")
+    approver.promote("tickets", "v2", "production", reason="r")
+    approver.rollback("tickets", reason="r")
+    assert approver.aliases("tickets") == {"production": "v1"}

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.batch_io import NotAFileError, megabytes
 from pipelines.cli.main import run
+from pipelines.config import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import ValidationReport
 from pipelines.validate import validate_and_route
@@ -34,7 +35,7 @@ def _csv(rows: list[tuple[str, str]]) -> bytes:
 
 
 def _route(tmp_path: Path, name: str, content: bytes, **kwargs) -> tuple[ValidationReport, Path, str]:
-    batch = tmp_path / "incoming" / name
+    batch = tmp_path / "data" / "incoming" / name
     batch.parent.mkdir(parents=True, exist_ok=True)
     batch.write_bytes(content)
     digest = hashlib.sha256(content).hexdigest()
@@ -215,11 +216,12 @@ def test_texts_without_letters_or_digits_are_not_near_copies_of_each_other(tmp_p
     assert "no near-copy of a holdout text" not in [f.name for f in report.failures]
 
 
-def test_a_file_over_the_size_limit_is_quarantined_without_being_read(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["data/incoming", "Downloads"])
+def test_a_file_over_the_size_limit_is_refused_without_being_read(tmp_path, monkeypatch, where):
     policy = load_policy()
     limit = megabytes(policy.data.max_file_mb)
-    batch = tmp_path / "incoming" / "big.csv"
-    batch.parent.mkdir()
+    batch = tmp_path / where / "big.csv"
+    batch.parent.mkdir(parents=True)
     with batch.open("wb") as handle:  # sparse: over the limit on paper, nothing to read
         handle.truncate(limit + 1)
 
@@ -233,10 +235,13 @@ def test_a_file_over_the_size_limit_is_quarantined_without_being_read(tmp_path, 
     monkeypatch.setattr(Path, "open", guarded_open)
     report = validate_and_route(batch, policy, data_dir=tmp_path / "data", track=False)
     monkeypatch.undo()
-    assert not report.accepted and not batch.exists()
-    moved = Path(report.quarantined_to)
-    assert moved.stat().st_size == limit + 1
+    assert not report.accepted
     assert f"over the limit of {limit:,} bytes" in _failure(report, "readable batch file").examples[0]
+    if where == "data/incoming":  # handed in: moved whole
+        assert not batch.exists() and Path(report.quarantined_to).stat().st_size == limit + 1
+    else:  # the user's file: neither copied (it would fill the disk twice) nor moved
+        assert batch.stat().st_size == limit + 1 and report.quarantined_to is None
+        assert "left in place, not copied" in report.notes[-1]
 
 
 def test_a_path_that_does_not_exist_is_an_error_and_nothing_is_created(tmp_path):
@@ -263,17 +268,19 @@ def test_a_batch_noisier_than_the_policy_allows_is_quarantined_with_its_review_f
     suspect = SuspectedMislabel(id="3", text="customer message number 2 about card lost", given_label="card_lost",
                                 suggested_label="refund_request", confidence=0.9, given_label_probability=0.05)  # fmt: skip
 
+    base = load_settings().base_model_dir
+
     def noisy_audit(texts, labels, ids, *, model_dir, max_rate):
-        assert model_dir == tmp_path / "model"
+        assert model_dir == base
         return NoiseAudit(estimated_rate=0.45, flagged=1, max_rate=max_rate, audited_rows=len(texts), folds=5), [suspect]
 
     monkeypatch.setattr(noise_audit, "audit_label_noise", noisy_audit)
-    report, batch, digest = _route(tmp_path, "noisy.csv", _csv(_rows()), model_dir=tmp_path / "model")
+    report, batch, digest = _route(tmp_path, "noisy.csv", _csv(_rows()), base_model=base)
     moved = _quarantined(report, batch, digest)
     failure = _failure(report, "label noise under the limit")
     assert failure.examples[0] == "estimated noise rate 0.450 > limit 0.3"
     assert failure.examples[1].startswith("id 3: card_lost → refund_request")
-    review = (moved.parent / "noise_review.csv").read_text().splitlines()
+    review = (moved.parent / "noise_review.csv").read_text(encoding="utf-8-sig").splitlines()
     assert review[0] == "id,text,given_label,suggested_label,confidence,given_label_probability"
     assert review[1].startswith("3,customer message number 2 about card lost,card_lost,refund_request,0.9")
 
@@ -332,4 +339,59 @@ def test_an_unreadable_holdout_is_named_as_the_holdout_and_the_batch_stays(tmp_p
     holdout.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)  # a gzip file named .csv
     with pytest.raises(BinaryFileError, match=f"^--holdout: batch file {holdout} looks binary"):
         _route(tmp_path, "fine.csv", _csv(_rows()), holdout=holdout)
-    assert (tmp_path / "incoming" / "fine.csv").is_file()
+    assert (tmp_path / "data" / "incoming" / "fine.csv").is_file()
+
+
+JAPANESE = REPO / "data" / "sample_ja" / "train.csv"
+
+
+def test_a_cp932_holdout_is_told_to_be_converted_not_to_pass_an_encoding_that_names_the_batch(tmp_path):
+    from pipelines.batch_io import EncodingError
+
+    holdout = tmp_path / "holdout.csv"
+    holdout.write_bytes(JAPANESE.read_text(encoding="utf-8").encode("cp932"))
+    with pytest.raises(EncodingError, match=r"^--holdout: .* looks like Shift_JIS/CP932 .*; save it again as \"CSV UTF-8\"$"):
+        _route(tmp_path, "fine.csv", _csv(_rows()), holdout=holdout, encoding="utf-8")
+    holdout.write_bytes(b"text,label\n\xff\xfe\xfa,a\n" * 3)
+    with pytest.raises(EncodingError) as raised:
+        _route(tmp_path, "fine.csv", _csv(_rows()), holdout=holdout)
+    assert str(raised.value).endswith("re-export it as UTF-8") and "--encoding" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("codec", "named", "fix"), [
+    ("cp932", "looks like Shift_JIS/CP932", "pass --encoding cp932"),
+    ("euc_jp", "looks like EUC-JP", "pass --encoding euc_jp"),
+])  # fmt: skip
+def test_a_japanese_legacy_file_outside_incoming_is_named_copied_and_left_where_it_was(tmp_path, codec, named, fix):
+    content = JAPANESE.read_text(encoding="utf-8").encode(codec)  # as Excel / an old Unix export writes it
+    batch = tmp_path / "Downloads" / f"{codec}.csv"
+    batch.parent.mkdir()
+    batch.write_bytes(content)
+    report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", track=False)
+    assert not report.accepted
+    message = _failure(report, "readable batch file").examples[0]
+    assert named in message and fix in message and "(line 2)" in message
+    assert batch.read_bytes() == content  # the user's file is untouched
+    copy = Path(report.quarantined_to)
+    assert copy.parent.parent == tmp_path / "data" / "quarantine" and copy.read_bytes() == content
+    assert f"{batch} stays where it was: it is not in the incoming folder" in report.notes[-1]
+
+
+@pytest.mark.parametrize("codec", ["cp932", "euc_jp"])
+def test_a_japanese_legacy_file_reads_with_its_encoding_named(tmp_path, codec):
+    batch = tmp_path / "data" / "incoming" / "ja.csv"
+    batch.parent.mkdir(parents=True)
+    batch.write_bytes(JAPANESE.read_text(encoding="utf-8").encode(codec))
+    report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", track=False, encoding=codec,
+                                labels_file=REPO / "data" / "sample_ja" / "labels.txt")  # fmt: skip
+    assert "readable batch file" in report.checked and report.rows == 48
+    assert "readable batch file" not in [f.name for f in report.failures]
+    assert report.encoding == codec and ValidationReport.read_json(Path(report.report_json)).encoding == codec
+
+
+def test_an_unknown_encoding_name_is_a_config_error_and_nothing_moves(tmp_path):
+    from registry.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'base64' is not a text encoding"):
+        _route(tmp_path, "fine.csv", _csv(_rows()), encoding="base64")
+    assert (tmp_path / "data" / "incoming" / "fine.csv").is_file()

@@ -33,16 +33,17 @@ def _git_status(checkout: Path) -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=checkout, capture_output=True, text=True).stdout
 
 
-def test_a_rejected_batch_git_tracks_is_reported_and_left_in_place(checkout):
+def test_a_rejected_batch_git_tracks_is_copied_to_quarantine_and_left_in_place(checkout):
     content = (REPO / "data" / "sample" / "train.csv").read_bytes()
-    batch = _commit(checkout, "data/sample/train.csv", content)
+    (checkout / "data" / "incoming").mkdir()
+    batch = _commit(checkout, "data/incoming/train.csv", content)
     labels = checkout / "three.txt"
     labels.write_text("card_lost\nrefund_request\nlogin_problem\n")
     report = validate_and_route(batch, load_policy(), data_dir=checkout / "data", labels_file=labels, track=False)
-    assert not report.accepted and report.quarantined_to is None
+    assert not report.accepted and Path(report.quarantined_to).read_bytes() == content
     assert batch.read_bytes() == content
     assert "D " not in _git_status(checkout)
-    assert any("left in place" in note and "git tracks" in note for note in report.notes)
+    assert any("stays where it was" in note and "git tracks" in note for note in report.notes)
     assert Path(report.report_json).parent.parent == checkout / "data" / "quarantine"
 
 

@@ -19,8 +19,8 @@ NOW = datetime(2026, 11, 27, 23, 0, 0, tzinfo=timezone.utc)
 
 
 def _batch(tmp_path, content: bytes = b"text,label\nhello there,a\n"):
-    batch = tmp_path / "incoming" / "b.csv"
-    batch.parent.mkdir(exist_ok=True)
+    batch = tmp_path / "data" / "incoming" / "b.csv"
+    batch.parent.mkdir(parents=True, exist_ok=True)
     batch.write_bytes(content)
     return batch
 
@@ -145,3 +145,28 @@ def test_a_run_stopped_as_it_moves_a_rejected_batch_has_already_written_why(tmp_
     report = ValidationReport.read_json(folder / "validation.json")
     assert not report.accepted and "at least two classes" in (folder / "validation.md").read_text()
     assert batch.read_bytes() == b"text,label\nhello there,a\n"  # still where it was, for the next run
+
+
+@pytest.mark.parametrize("link_in", ["Downloads", "data/incoming"])
+def test_a_rejected_batch_reached_through_a_symbolic_link_is_copied_and_the_link_and_file_stay(tmp_path, link_in):
+    """A link elsewhere to a file in incoming, or a link in incoming to a file elsewhere: moving would
+    rename the user's link (or leave a dangling one), so the batch's content is copied."""
+    from pipelines.policy import load_policy
+    from pipelines.records import ValidationReport
+    from pipelines.validate import validate_and_route
+
+    target = _batch(tmp_path) if link_in == "Downloads" else tmp_path / "elsewhere" / "b.csv"
+    if link_in != "Downloads":
+        target.parent.mkdir()
+        target.write_bytes(b"text,label\nhello there,a\n")
+    link = tmp_path / link_in / "link.csv"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    report = validate_and_route(link, load_policy(), data_dir=tmp_path / "data", track=False)
+    assert not report.accepted
+    assert link.is_symlink() and link.resolve() == target and target.read_bytes() == b"text,label\nhello there,a\n"
+    (folder,) = (tmp_path / "data" / "quarantine").iterdir()
+    assert report.quarantined_to == str(folder / "link.csv")
+    assert not (folder / "link.csv").is_symlink() and (folder / "link.csv").read_bytes() == target.read_bytes()
+    assert f"{link} stays where it was" in report.notes[-1]
+    assert ValidationReport.read_json(folder / "validation.json").quarantined_to == str(folder / "link.csv")

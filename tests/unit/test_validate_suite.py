@@ -56,3 +56,11 @@ def test_labels_files_skip_blanks_and_comments_and_refuse_repeats(tmp_path):
 def test_normalised_text_ignores_case_accents_punctuation_and_spacing():
     assert normalise_text("  Café — CLOSED!!  today ") == normalise_text("cafe closed today") == "cafe closed today"
     assert normalise_text("there’s") == normalise_text("there's")
+
+
+def test_normalising_japanese_keeps_voicing_marks_and_folds_width():
+    assert normalise_text("ガス代") == "ガス代" != normalise_text("カス代")
+    assert normalise_text("バグ") != normalise_text("ハク")
+    assert normalise_text("ﾊﾟｽﾜｰﾄﾞを忘れました。") == normalise_text("パスワードを忘れました") == "パスワードを忘れました"
+    assert normalise_text("ＩＤが　使えない！") == normalise_text("idが 使えない")
+    assert normalise_text("हिन्दी") == "हिन्दी"  # vowel signs are marks of their letters, never dropped
