@@ -26,8 +26,10 @@ from typing import Any, Callable
 
 from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
-from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, StoreError
+from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
+from registry.keyring import signed_bytes
 from registry.settings import ROLES
+from registry.signing import Signer
 from registry.store import ObjectStore, put_kept
 
 GENESIS = "0" * 64
@@ -82,18 +84,35 @@ class AuditEvent:
     seq: int = 0
     time: str = ""
     prev_sha256: str = ""
+    # The signer's key and its Ed25519 signature over ``signed_bytes``; absent from legacy events,
+    # which are stored (and hashed) without them.
+    key_id: str | None = None
+    signature: str | None = None
     sha256: str = ""
 
-    def body(self) -> dict[str, Any]:
+    def _stored(self) -> dict[str, Any]:
         data = asdict(self)
+        for unsigned in ("key_id", "signature"):
+            if data[unsigned] is None:
+                del data[unsigned]
+        return data
+
+    def body(self) -> dict[str, Any]:
+        data = self._stored()
         data.pop("sha256")
         return data
 
     def sealed(self) -> "AuditEvent":
         return replace(self, sha256=canonical_sha256(self.body()))
 
+    def signed(self, signer: "Signer") -> "AuditEvent":
+        """This event signed by ``signer`` (over everything but the signature: the previous event's
+        hash and, for a register, the manifest's content hash included), then sealed."""
+        draft = replace(self, key_id=signer.key_id, signature="")
+        return replace(draft, signature=signer.sign(signed_bytes(draft.body()))).sealed()
+
     def to_json(self) -> bytes:
-        return canonical_json(asdict(self))
+        return canonical_json(self._stored())
 
     @property
     def key_name(self) -> str:
@@ -117,6 +136,8 @@ class AliasState:
     versions: dict[str, str] = field(default_factory=dict)  # registered version → manifest content hash
     archived: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)  # versions an alias ever held: their manifests existed
+    registered_by: dict[str, str] = field(default_factory=dict)  # version → who registered it
+    signed: int = 0  # events that carry a signature (the others are legacy, sealed by the keyring)
 
     def referenced(self, version: str) -> bool:
         """Whether an event after its register needed ``version``'s manifest (promote, archive)."""
@@ -127,30 +148,39 @@ class AliasState:
         held = self.history.get(alias, [])
         return held[-2] if len(held) >= 2 else None
 
-    def apply(self, event: AuditEvent) -> None:
-        """Fold one event in, after checking that it follows the log and makes sense there.
+    def apply(self, event: AuditEvent, judge: "Judge | None" = None) -> None:
+        """Fold one event in, after checking that it follows the log and makes sense there, and,
+        with a ``judge``, that its signer could sign it and the rules allowed it.
 
         Raises:
             IntegrityError: wrong hash, wrong link, wrong sequence, or an event the log cannot explain.
         """
-        label = f"event {event.key_name} of '{self.name}'"
+        # Named by the object it was read from (the next one in the log), not by the seq it claims.
+        where = f"{audit_prefix(self.name)}{self.head_seq + 1:012d}.json"
+        label = f"event {self.head_seq + 1:012d} of '{self.name}'"
         if canonical_sha256(event.body()) != event.sha256:
             raise IntegrityError(f"{label} was modified: its content does not match its sha256")
+        if event.seq != self.head_seq + 1 or event.name != self.name:
+            raise IntegrityError(
+                f"{where} records seq {event.seq} of '{event.name}': it was inserted, moved or copied there, or "
+                f"{self.head_seq:012d} was replaced or inserted before it"
+            )
         if event.prev_sha256 != self.head_sha256:
             before = f"{self.head_seq:012d}"
             raise IntegrityError(
                 f"{label} does not follow event {before}: its prev_sha256 is not that event's hash, so event "
                 f"{before} was replaced or inserted (or {event.key_name} was rewritten)"
             )
-        if event.seq != self.head_seq + 1 or event.name != self.name:
-            raise IntegrityError(
-                f"{label} records seq {event.seq} of '{event.name}': events were inserted, moved or copied"
-            )
         problem = self._meaning_problem(event)
         if problem:
             raise IntegrityError(f"{label} ({event.action} {event.version}) is inconsistent with the log: {problem}")
+        if judge is not None:
+            judge(self, event, f"{label} ({event.action} {event.version} by {event.actor})")
+        if event.signature is not None:
+            self.signed += 1
         if event.action == "register":
             self.versions[event.version] = event.content_sha256 or ""
+            self.registered_by[event.version] = event.actor
         elif event.action == "archive":
             self.archived.append(event.version)
         elif event.action == "promote":
@@ -194,9 +224,11 @@ class AliasState:
         state = cls(**json.loads(data))
         if not (isinstance(state.name, str) and type(state.head_seq) is int and isinstance(state.head_sha256, str)
                 and isinstance(state.head_time, str) and isinstance(state.archived, list) and _all_text(state.archived)
-                and isinstance(state.promoted, list) and _all_text(state.promoted)
-                and all(isinstance(m, dict) and _all_text(m) for m in (state.aliases, state.history, state.versions))
+                and isinstance(state.promoted, list) and _all_text(state.promoted) and type(state.signed) is int
+                and all(isinstance(m, dict) and _all_text(m)
+                        for m in (state.aliases, state.history, state.versions, state.registered_by))
                 and _all_text(state.aliases.values()) and _all_text(state.versions.values())
+                and _all_text(state.registered_by.values())
                 and all(isinstance(held, list) and _all_text(held) for held in state.history.values())):  # fmt: skip
             raise ValueError("not an alias state")
         return state
@@ -213,6 +245,10 @@ _EVENT_TYPES = {name: _json_types(hint) for name, hint in typing.get_type_hints(
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", type(None): "null"}
 
 
+_UNSIGNED = ("key_id", "signature")  # legacy events were written without them
+_EVENT_TYPES.update({name: (str,) for name in _UNSIGNED})  # stored only when present
+
+
 def _field_problem(raw: Any) -> str | None:
     """Why a parsed object is not an event as ``AuditEvent`` records it, naming the field."""
     if not isinstance(raw, dict):
@@ -224,7 +260,7 @@ def _field_problem(raw: Any) -> str | None:
         if type(value) not in allowed:
             wanted = " or ".join(_TYPE_NAMES[t] for t in allowed)
             return f"field {name!r} is {json.dumps(value)[:40]}, not {wanted}"
-    missing = [f.name for f in fields(AuditEvent) if f.name not in raw]
+    missing = [f.name for f in fields(AuditEvent) if f.name not in raw and f.name not in _UNSIGNED]
     if missing:
         return f"fields {', '.join(missing)} are missing"
     if raw["role"] not in ROLES:
@@ -254,13 +290,14 @@ def parse_event(key: str, data: bytes) -> AuditEvent:
     return AuditEvent(**raw)
 
 
-def sequence_of(name: str, keys: list[str], after: int = 0) -> list[int]:
-    """Sequence numbers of the listed event keys, checked to run from 1 without gaps or strangers.
+def sequence_of(name: str, keys: list[str], after: int = 0, *, prefix: str | None = None) -> list[int]:
+    """Sequence numbers of the listed event keys (under ``prefix``, by default the audit log of
+    ``name``), checked to run from 1 without gaps or strangers.
 
     Raises:
         IntegrityError: an object that is not ``<seq:012d>.json``, or a missing sequence number.
     """
-    pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
+    pattern = re.compile(re.escape(prefix or audit_prefix(name)) + r"(\d{12})\.json")
     seqs = []
     for key in keys:
         match = pattern.fullmatch(key)
@@ -277,11 +314,15 @@ def sequence_of(name: str, keys: list[str], after: int = 0) -> list[int]:
     return [s for s in seqs if s > after]
 
 
-def fold(state: AliasState, events: list[AuditEvent]) -> AliasState:
+# Judges a signed event against the state before it: raises IntegrityError naming what the signer could not do.
+Judge = Callable[[AliasState, AuditEvent, str], None]
+
+
+def fold(state: AliasState, events: list[AuditEvent], judge: Judge | None = None) -> AliasState:
     """A new state: ``state`` with ``events`` applied in order (``state`` itself is left alone)."""
     new = copy.deepcopy(state)
     for event in events:
-        new.apply(event)
+        new.apply(event, judge)
     return new
 
 
@@ -293,13 +334,17 @@ class AuditLog:
     """
 
     def __init__(self, store: ObjectStore, *, actor: str, role: str, cache_dir: Path | None = None,
-                 cache_scope: str = ""):  # fmt: skip
+                 cache_scope: str = "", signer: Signer | None = None, judge: Judge | None = None):  # fmt: skip
+        """``signer`` signs what this log appends (its name and role are then the actor and role);
+        ``judge`` checks every event read, so a state is never built on a forged one."""
         self.store = store
-        self.actor = actor
-        self.role = role
+        self.signer = signer
+        self.actor = signer.name if signer else actor
+        self.role = signer.role if signer else role
+        self.judge = judge
         self._memory: dict[str, AliasState] = {}
         # The cache format is part of the scope: a cache written before AliasState gained a field is not read.
-        scope = hashlib.sha256(f"state-v2|{cache_scope}".encode()).hexdigest()[:16]
+        scope = hashlib.sha256(f"state-v3|{cache_scope}".encode()).hexdigest()[:16]
         self._cache_dir = Path(cache_dir) / "registry-cache" / scope if cache_dir else None
 
     def sequence(self, name: str, after: int = 0) -> list[int]:
@@ -345,7 +390,7 @@ class AuditLog:
         fetched = dict(zip(fetch, self._get_all(fetch)))
         blobs = {k: fetched[k] if k in fetched else kept[k][1].encode() for k in keys}
         events = [parse_event(k, blobs[k]) for k in keys]
-        fold(AliasState(name=name), events)
+        fold(AliasState(name=name), events, self.judge)
         if fetch or len(kept) != len(keys):
             self._remember_events(name, {k: (listed[k], blobs[k].decode()) for k in keys if listed[k]})
         return events
@@ -363,7 +408,7 @@ class AuditLog:
         """``verify``, with the events it checked."""
         seen = self._cached(name)  # before listing: a cache written meanwhile by a racing writer is not "ahead"
         events = self.read(name, self.sequence(name))
-        state = fold(AliasState(name=name), events)
+        state = fold(AliasState(name=name), events, self.judge)
         if seen is not None and seen.head_seq > state.head_seq:
             raise IntegrityError(
                 f"the audit log of '{name}' ends at event {state.head_seq:012d} but this machine has seen event "
@@ -388,7 +433,7 @@ class AuditLog:
                     f"the audit log of '{name}' ends at event {head:012d} but this machine has seen event "
                     f"{cached.head_seq:012d}: the newest events were deleted (run `tailor audit verify {name}`)"
                 )
-            state = fold(AliasState(name=name), self.read(name, seqs))
+            state = fold(AliasState(name=name), self.read(name, seqs), self.judge)
         self._remember(state)
         return state
 
@@ -416,7 +461,7 @@ class AuditLog:
             proven = newest.sha256 == cached.head_sha256 and canonical_sha256(newest.body()) == newest.sha256
             return cached if proven else None
         try:
-            return fold(cached, new)
+            return fold(cached, new, self.judge)
         except IntegrityError:
             return None
 
@@ -430,6 +475,9 @@ class AuditLog:
             RefusedError: whatever ``make`` refuses.
             StoreError: lost the race ``MAX_APPEND_ATTEMPTS`` times in a row.
         """
+        if self.judge is not None and self.signer is None:
+            raise RefusedError("this store's audit events are signed: act as a person or service of its keyring "
+                               "(point credentials_file at the file `tailor user add` wrote for you)")
         for attempt in range(MAX_APPEND_ATTEMPTS):
             state = self.state(name)
             draft = make(state)
@@ -438,8 +486,9 @@ class AuditLog:
                 draft, actor=self.actor, role=self.role, seq=state.head_seq + 1, prev_sha256=state.head_sha256,
                 # Client clocks differ: keep times non-decreasing so `audit at` can read the log in order.
                 time=max(now, state.head_time) if state.head_time else now,
-            ).sealed()  # fmt: skip
-            new_state = fold(state, [event])
+            )  # fmt: skip
+            event = event.signed(self.signer) if self.signer else event.sealed()
+            new_state = fold(state, [event], self.judge)
             try:
                 put_kept(self.store, event_key(name, event.seq), event.to_json())
             except AlreadyExistsError:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -37,28 +37,16 @@ from registry.manifest import (
     validate_name,
     version_number,
 )
+from registry.keyring import KeyLog, Keyring
 from registry.readable_text import control_characters, has_visible_text, same_person
+from registry.rules import EventJudge, RegistryRules, role_problem
+from registry.signing import Signer
 from registry.store import ObjectStore, put_kept, sha256_hex
 from registry.settings import StoreSettings
 
 _FETCH_THREADS = 8
 MAX_REASON_CHARS = 2000
 MAX_ACTOR_CHARS = 128
-
-
-@dataclass(frozen=True)
-class RegistryRules:
-    """Governance rules that are configuration, not code."""
-
-    four_eyes_production: bool = True  # whoever registered a version cannot promote it to production
-    aliases: tuple[str, ...] = ("staging", "production")
-    production_alias: str = "production"
-    override_roles: tuple[str, ...] = ("approver",)  # who may promote past a failed gate, with a reason
-    # A version registered without a gate decision was never compared with production: it may not
-    # reach production by accident, only by an approver's --override.
-    require_gate: bool = True
-    # The configured policy's sha256: a gate decided under another policy does not count for production.
-    policy_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +60,8 @@ class VerifyResult:
     versions: list[str]
     incomplete: list[str]  # registered in the log, but the upload never finished (no manifest)
     to_review: list[str]  # production moves that the rules of the day may have allowed, or a client skipped
+    signed: int = 0  # events whose signature and rules were checked; the rest are unsigned legacy
+    keyring: list[str] = field(default_factory=list)  # every key change, for a person to review
 
 
 @dataclass(frozen=True)
@@ -83,18 +73,22 @@ class ListedVersion:
     problem: str | None = None
 
 
-_WRITERS = {
-    "register": ("admin", "trainer"),
-    "promote": ("admin", "approver", "trainer"),
-    "rollback": ("admin", "approver", "trainer"),
-    "archive": ("admin", "approver", "trainer"),
-}
-
-
 def _gate_fields(manifest: Manifest) -> dict:
     """What an audit event records of a version's gate decision."""
     gate = manifest.gate
     return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
+
+
+def _require_gate_as_recorded(event: AuditEvent, manifest: Manifest) -> None:
+    """Raises: IntegrityError: ``event`` claims a gate other than the one its version's manifest holds."""
+    actual = _gate_fields(manifest)
+    claimed = event.gate
+    same = event.policy_sha256 == actual["policy_sha256"] and (
+        claimed is None if actual["gate"] is None
+        else claimed is not None and all(actual["gate"].get(k) == v for k, v in claimed.items()))  # fmt: skip
+    if not same:
+        raise IntegrityError(f"event {event.key_name} of '{event.name}' ({event.action} {event.version}) records a "
+                             f"gate other than the one in {event.version}'s manifest: forged or rewritten")  # fmt: skip
 
 
 def no_audit_log(name: str) -> NotFoundError:
@@ -158,8 +152,21 @@ class Registry:
         _require_plain_actor(settings.actor)
         self.base_model = base_model
         self.rules = rules
-        self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir,
-                            cache_scope=f"{settings.endpoint}|{settings.bucket}")  # fmt: skip
+        self.keys = KeyLog(store, settings.trust_root)
+        # A store with a keyring signs every event; one without (made before signing) is read as it was.
+        judge = EventJudge(self.keys, rules) if settings.trust_root or self.keys.exists() else None
+        signer = Signer(settings.actor, settings.role, settings.signing_key) if settings.signing_key else None
+        self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir, signer=signer,
+                            judge=judge, cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}")
+
+    @property
+    def signs(self) -> bool:
+        """Whether this store's events are signed and judged (it has a keyring)."""
+        return self.log.judge is not None
+
+    def keyring(self) -> Keyring | None:
+        """The store's keyring, checked against the pinned trust root; None for a store without one."""
+        return self.keys.keyring(refresh=True) if self.signs else None
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -260,30 +267,40 @@ class Registry:
         return manifest
 
     def verify(self, name: str) -> VerifyResult:
-        """Check the whole audit chain and every manifest against its register event.
+        """Check the whole audit chain (signatures and rules replayed where the store signs), every
+        manifest against its register event, every stored file against its manifest, and every
+        event's gate against the manifest it names.
 
         Raises:
-            IntegrityError: naming the first bad event or the modified manifest.
+            IntegrityError: naming the first bad event, the modified manifest or the corrupted file.
             NotFoundError: ``name`` has no events at all (a typo would otherwise read as "verified").
         """
         state, events = self.log.verified_events(validate_name(name))
         if state.head_seq == 0:
             raise no_audit_log(name)
 
-        def has_manifest(version: str) -> bool:
+        def proven(version: str) -> Manifest | None:
             try:
-                self._checked_manifest(name, version, state)
-                return True
+                manifest = self._checked_manifest(name, version, state)
             except NotFoundError:
-                return False
+                return None
+            for _ in self.verified_files(manifest):  # reading proves every file
+                pass
+            return manifest
 
         versions = sorted(state.versions, key=version_number)
         with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:  # 500 manifests one by one took 4 s
-            found = dict(zip(versions, pool.map(has_manifest, versions)))
+            found = dict(zip(versions, pool.map(proven, versions)))
+        for event in events:
+            manifest = found.get(event.version)
+            if event.action != "register" and manifest is not None:
+                _require_gate_as_recorded(event, manifest)
         complete, incomplete = [v for v in versions if found[v]], [v for v in versions if not found[v]]
+        ring = self.keyring()
         return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
                             aliases=dict(state.aliases), versions=complete, incomplete=incomplete,
-                            to_review=production_moves_to_review(events))  # fmt: skip
+                            to_review=production_moves_to_review(events), signed=state.signed,
+                            keyring=list(ring.review) if ring else [])  # fmt: skip
 
     def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
         """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.
@@ -476,12 +493,8 @@ class Registry:
 
     def require_role(self, action: str, alias: str | None = None) -> None:
         """Raises: RefusedError: the configured role may not ``action`` (on ``alias``)."""
-        role = self.settings.role
-        if role not in _WRITERS[action]:
-            can = "only read" if role == "reader" else "not " + action
-            raise RefusedError(f"role '{role}' may {can}; {action} needs one of: {', '.join(_WRITERS[action])}")
-        if role == "trainer" and alias == self.rules.production_alias:
-            raise RefusedError(f"role 'trainer' cannot move '{alias}': an approver (or admin) must")
+        if problem := role_problem(self.settings.role, action, alias, self.rules):
+            raise RefusedError(problem)
 
     @staticmethod
     def _require_reason(reason: str, what: str, *, required: bool = True) -> None:

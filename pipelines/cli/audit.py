@@ -31,13 +31,17 @@ def log(
 
 @app.command("verify")
 def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
-    """Prove the whole chain and every manifest; exit 1 naming the first modified, deleted or inserted event."""
+    """Prove the whole chain, its signatures and rules, every manifest and stored file; exit 1 naming the first
+    modified, deleted, inserted or forged event."""
     result = open_registry().verify(name)
     aliases = ", ".join(f"{a}={v}" for a, v in sorted(result.aliases.items())) or "no aliases"
     incomplete = f"; unfinished uploads (no manifest): {', '.join(result.incomplete)}" if result.incomplete else ""
     review = "".join(f"\n  to review: {item}" for item in result.to_review)
+    legacy = result.events - result.signed
+    signed = f"; {result.signed} signed, {legacy} unsigned legacy" if result.keyring else ""
+    keys = "".join(f"\n  keyring: {line}" for line in result.keyring)
     emit(result, as_json=as_json, text=f"audit log of '{name}' verified: {result.events} events, head "
-         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{review}")  # fmt: skip
+         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{signed}{review}{keys}")
 
 
 @app.command("at")

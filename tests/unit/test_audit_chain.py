@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, sequence_of
+from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, parse_event, sequence_of
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError
 from tests.unit.fake_store import FakeStore
@@ -96,7 +96,8 @@ def test_an_inserted_event_is_named():
                         prev_sha256=five.sha256).sealed()  # fmt: skip
     store.objects[event_key(NAME, 6)] = forged.to_json()
     store.objects[event_key(NAME, 7)] = old6
-    with pytest.raises(IntegrityError, match="does not follow event 000000000006: .*000000000006 was replaced or inserted"):
+    # The stray object is named by its key, not by the seq it claims (review F16).
+    with pytest.raises(IntegrityError, match=r"audit/tickets/000000000007\.json records seq 6 .*inserted, moved or copied"):
         _log(store).verify(NAME)
 
 
@@ -234,12 +235,19 @@ def test_an_event_written_with_a_line_break_still_prints_as_one_line():
 def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
     # An event's hash is checked over the event as parsed, and parse_event wants every field: a field
     # added to AuditEvent would call every stored event modified (as GateSummary.against once did to
-    # manifests). Add one only with a reader that hashes the stored form and accepts its absence.
+    # manifests). Add one only with a reader that hashes the stored form and accepts its absence,
+    # as key_id and signature are: a legacy event is stored, read and hashed without them.
     from dataclasses import fields
 
     assert [f.name for f in fields(AuditEvent)] == [
         "action", "name", "version", "actor", "role", "reason", "content_sha256", "alias", "alias_before",
-        "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "sha256"]  # fmt: skip
+        "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "key_id", "signature",
+        "sha256"]  # fmt: skip
+    legacy = AuditEvent(action="register", name=NAME, version="v1", actor="a", role="trainer", reason="",
+                        seq=1, time="2026-01-01T00:00:00+00:00", prev_sha256="0" * 64).sealed()  # fmt: skip
+    stored = json.loads(legacy.to_json())
+    assert "key_id" not in stored and "signature" not in stored
+    assert parse_event("k", legacy.to_json()) == legacy
 
 
 @pytest.mark.parametrize("damage", [{"aliases": ["production"]}, {"history": {"production": "v1"}},

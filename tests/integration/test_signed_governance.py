@@ -1,0 +1,215 @@
+"""Per-person identities and signed events against a real SeaweedFS, written as the attacks of the
+security review (../shared/reviews/security.md): raw boto3 clients built from one person's keys.
+
+The module starts a store of its own: `tailor user add` restarts the embedded store so that it
+reads the new identity, which the session's shared store must not do under other tests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+
+from pipelines.config import store_env
+from registry import embedded
+from registry.audit import AuditEvent, event_key
+from registry.canonical import canonical_sha256
+from registry.embedded import EmbeddedStoreConfig
+from registry.errors import AccessDeniedError, IntegrityError, RefusedError
+from registry.fingerprint import BaseModelFingerprint
+from registry.people import read_credentials
+from registry.registry import Registry, RegistryRules, file_key
+from registry.settings import StoreSettings
+from registry.signing import Signer
+from registry.store import S3ObjectStore
+from serving.follower import Follower
+from tests.conftest import run_cli
+from tests.registry_helpers import make_adapter_folder, passed_gate
+
+pytestmark = pytest.mark.integration
+
+BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
+
+
+@dataclass(frozen=True)
+class SignedStore:
+    cfg: EmbeddedStoreConfig
+    home: Path
+    creds: dict[str, Path]
+    trust_root: str
+    recovery_key: str
+
+    def env(self, who: str | None = None, **extra: str) -> dict[str, str]:
+        if who is not None:
+            extra["TAILOR_CREDENTIALS_FILE"] = str(self.creds[who])
+        return store_env(self.cfg, self.home, **extra)
+
+    def settings(self, who: str) -> StoreSettings:
+        c = read_credentials(self.creds[who])
+        return StoreSettings(endpoint=self.cfg.endpoint, bucket=self.cfg.bucket, access_key=c.access_key,
+                             secret_key=c.secret_key, role=c.role, actor=c.name, signing_key=c.signing_key,
+                             trust_root=c.trust_root, object_lock_days=1)  # fmt: skip
+
+    def registry(self, who: str) -> Registry:
+        settings = self.settings(who)
+        return Registry(S3ObjectStore(settings), settings, base_model=BASE, rules=RegistryRules())
+
+    def raw(self, who: str):
+        """A plain boto3 client with ``who``'s store keys: what an insider's own script holds."""
+        c = read_credentials(self.creds[who])
+        return boto3.client("s3", endpoint_url=self.cfg.endpoint, aws_access_key_id=c.access_key,
+                            aws_secret_access_key=c.secret_key, region_name="us-east-1")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory) -> SignedStore:
+    home = tmp_path_factory.mktemp("signed-home")
+    cfg = EmbeddedStoreConfig.on_free_ports(home / "store", bucket="tailor-signed")
+    embedded.start(cfg)
+    try:
+        # A log written before signing existed: it must keep verifying, as legacy.
+        olga = embedded.admin_settings(cfg, "trainer", "olga")
+        Registry(S3ObjectStore(olga), olga, base_model=BASE).register(
+            make_adapter_folder(home / "old", BASE, seed=9), "old", reason="before signing")
+        init = run_cli("user", "init", "--name", "root", "--json", env=store_env(cfg, home))
+        assert init.returncode == 0, init.stderr
+        started = json.loads(init.stdout)
+        store = SignedStore(cfg, home, {"root": Path(started["credentials_file"])}, started["trust_root"],
+                            started["recovery_key"])  # fmt: skip
+        for name, role, *service in (("alice", "trainer"), ("bob", "approver"), ("srv", "reader", "--service")):
+            added = run_cli("user", "add", name, "--role", role, *service, "--reason", "joined", "--json",
+                            env=store.env("root"))  # fmt: skip
+            assert added.returncode == 0, added.stderr
+            store.creds[name] = Path(json.loads(added.stdout)["credentials_file"])
+        yield store
+    finally:
+        embedded.stop(cfg)
+
+
+def _registered(signed: SignedStore, name: str, tmp_path: Path, versions: int = 1, promote: bool = True) -> None:
+    alice = signed.registry("alice")
+    for i in range(1, versions + 1):
+        alice.register(make_adapter_folder(tmp_path / f"{name}{i}", BASE, seed=i, gate=passed_gate(None)), name,
+                       reason=f"batch {i}")  # fmt: skip
+    if promote:
+        signed.registry("bob").promote(name, "v1", "production", reason="reviewed report")
+
+
+def _event(signed: SignedStore, name: str, seq: int) -> AuditEvent:
+    return AuditEvent(**json.loads(signed.raw("srv").get_object(Bucket=signed.cfg.bucket,
+                                                                 Key=event_key(name, seq))["Body"].read()))
+
+
+def _forge(signed: SignedStore, name: str, keys_of: str, event: AuditEvent, *, sign_as: str | None = None,
+           overwrite: bool = False) -> None:  # fmt: skip
+    """Write ``event`` with ``keys_of``'s store keys: unsigned, or signed with ``sign_as``'s key."""
+    if sign_as is None:
+        event = replace(event, key_id=None, signature=None).sealed()
+    else:
+        c = read_credentials(signed.creds[sign_as])
+        event = event.signed(Signer(c.name, c.role, c.signing_key))
+    extra = {} if overwrite else {"IfNoneMatch": "*"}
+    signed.raw(keys_of).put_object(Bucket=signed.cfg.bucket, Key=event_key(name, event.seq), Body=event.to_json(),
+                                   **extra)  # fmt: skip
+
+
+def test_people_sign_their_events_and_verify_names_them(signed, unique_name, tmp_path):
+    _registered(signed, unique_name, tmp_path)
+    events = signed.registry("srv").events(unique_name)
+    assert [(e.actor, e.role, e.key_id is not None) for e in events] == [("alice", "trainer", True),
+                                                                          ("bob", "approver", True)]
+    done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
+    assert done.returncode == 0, done.stderr
+    assert "2 signed, 0 unsigned legacy" in done.stdout
+    assert "root added alice (trainer, person)" in done.stdout and "srv (reader, service)" in done.stdout
+    listed = run_cli("user", "list", "--json", env=signed.env("srv"))
+    assert {(r["name"], r["role"], r["status"]) for r in json.loads(listed.stdout)} >= {
+        ("alice", "trainer", "active"), ("bob", "approver", "active"), ("root", "admin", "active")}
+    assert read_credentials(signed.creds["alice"]).trust_root == signed.trust_root
+    assert signed.creds["alice"].stat().st_mode & 0o777 == 0o600
+
+
+def test_a_log_older_than_the_keyring_verifies_as_unsigned_legacy_and_takes_no_unsigned_event(signed, tmp_path):
+    done = run_cli("audit", "verify", "old", env=signed.env("srv"))
+    assert done.returncode == 0, done.stderr
+    assert "0 signed, 1 unsigned legacy" in done.stdout and "legacy logs sealed: old" in done.stdout
+    # The stock client with the old role keys can no longer append an unsigned event ...
+    olga = embedded.admin_settings(signed.cfg, "trainer", "olga")
+    legacy = Registry(S3ObjectStore(olga), olga, base_model=BASE)
+    with pytest.raises(RefusedError, match="signed: act as a person"):
+        legacy.register(make_adapter_folder(tmp_path / "x", BASE, seed=3), "old")
+
+
+def test_actor_setting_that_disagrees_with_the_signer_is_refused(signed, unique_name):
+    done = run_cli("list", "old", env=signed.env("bob", TAILOR_ACTOR="alice"))
+    assert done.returncode == 2 and "TAILOR_ACTOR is 'alice'" in done.stderr
+    done = run_cli("list", "old", env=signed.env("alice", TAILOR_ROLE="approver"))
+    assert done.returncode == 2 and "acts as 'trainer'" in done.stderr
+
+
+@pytest.mark.parametrize("how", ["unsigned", "signed by alice as bob", "signed by alice as herself"])
+def test_trainer_forged_production_promotion_is_named_and_never_served(signed, unique_name, tmp_path, how):
+    _registered(signed, unique_name, tmp_path, versions=2)
+    follower = Follower(signed.registry("srv"), lambda d: object(), [unique_name], poll_seconds=60)
+    follower.load()
+    try:
+        head = _event(signed, unique_name, 3)
+        forged = AuditEvent(action="promote", name=unique_name, version="v2", actor="bob", role="approver",
+                            reason="ok", content_sha256=signed.registry("srv").state(unique_name).versions["v2"],
+                            alias="production", alias_before="v1", alias_after="v2", gate=head.gate,
+                            policy_sha256=head.policy_sha256, seq=4, time=head.time, prev_sha256=head.sha256)
+        if how == "signed by alice as herself":
+            forged = replace(forged, actor="alice", role="trainer")
+        _forge(signed, unique_name, "alice", forged, sign_as=None if how == "unsigned" else "alice")
+        expected = {"unsigned": "is unsigned", "signed by alice as bob": "names 'bob' .approver. but was signed by alice",
+                    "signed by alice as herself": "role 'trainer' cannot move 'production'"}[how]  # fmt: skip
+        done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
+        assert done.returncode == 1 and "event 000000000004" in done.stderr
+        assert __import__("re").search(expected, done.stderr), done.stderr
+        follower.poll_once()
+        assert follower.current(unique_name).version == "v1"
+        assert expected.split(" ")[-1] in (follower.health()[0].failure.error or "")
+    finally:
+        follower.close()
+
+
+def test_rewritten_event_is_named_even_when_re_signed(signed, unique_name, tmp_path):
+    _registered(signed, unique_name, tmp_path)
+    original = _event(signed, unique_name, 2)
+    _forge(signed, unique_name, "alice", replace(original, reason="history rewritten"), sign_as="alice",
+           overwrite=True)  # fmt: skip
+    with pytest.raises(IntegrityError, match="event 000000000002 .* names 'bob'"):
+        signed.registry("srv").verify(unique_name)
+
+
+def test_replaced_weights_with_a_resealed_manifest_are_named(signed, unique_name, tmp_path):
+    _registered(signed, unique_name, tmp_path)
+    raw, bucket = signed.raw("alice"), signed.cfg.bucket
+    weights = np.random.default_rng(7).standard_normal(64).astype(np.float32).tobytes()
+    raw.put_object(Bucket=bucket, Key=file_key(unique_name, "v1", "adapter_model.safetensors"), Body=weights)
+    key = file_key(unique_name, "v1", "manifest.json")
+    manifest = json.loads(raw.get_object(Bucket=bucket, Key=key)["Body"].read())
+    manifest["files"]["adapter_model.safetensors"] = {"sha256": __import__("hashlib").sha256(weights).hexdigest(),
+                                                      "size": len(weights)}  # fmt: skip
+    manifest["content_sha256"] = canonical_sha256({k: v for k, v in manifest.items() if k != "content_sha256"})
+    raw.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+    done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
+    assert done.returncode == 1 and "manifest was replaced" in done.stderr
+    with pytest.raises(IntegrityError):
+        signed.registry("srv").download(unique_name, "production", tmp_path / "dl")
+
+
+def test_only_an_admin_writes_the_keyring_and_names_are_ascii(signed):
+    with pytest.raises(Exception, match="AccessDenied"):
+        signed.raw("alice").put_object(Bucket=signed.cfg.bucket, Key="keys/000000000099.json", Body=b"{}")
+    with pytest.raises(AccessDeniedError):
+        S3ObjectStore(signed.settings("bob")).put("adapters/x/claims/v1.json", b"{}")
+    lookalike = run_cli("user", "add", "\u0430lice", "--role", "approver", env=signed.env("root"))
+    assert lookalike.returncode == 1 and "look-alike" in lookalike.stderr
+    not_admin = run_cli("user", "add", "mallory", "--role", "approver", env=signed.env("alice"))
+    assert not_admin.returncode == 1 and "only an admin changes the keyring" in not_admin.stderr
