@@ -475,9 +475,7 @@ class AuditLog:
             RefusedError: whatever ``make`` refuses.
             StoreError: lost the race ``MAX_APPEND_ATTEMPTS`` times in a row.
         """
-        if self.judge is not None and self.signer is None:
-            raise RefusedError("this store's audit events are signed: act as a person or service of its keyring "
-                               "(point credentials_file at the file `tailor user add` wrote for you)")
+        self.require_signer()
         for attempt in range(MAX_APPEND_ATTEMPTS):
             state = self.state(name)
             draft = make(state)
@@ -499,6 +497,12 @@ class AuditLog:
         raise StoreError(
             f"lost the race for the next audit event of '{name}' {MAX_APPEND_ATTEMPTS} times in a row: try again"
         )
+
+    def require_signer(self) -> None:
+        """Raises: RefusedError: this store signs its events and nobody here can sign."""
+        if self.judge is not None and self.signer is None:
+            raise RefusedError("this store's audit events are signed: act as a person or service of its keyring "
+                               "(point credentials_file at the file `tailor user add` wrote for you)")
 
     def _cache_file(self, name: str) -> Path | None:
         return self._cache_dir / f"{name}.json" if self._cache_dir else None

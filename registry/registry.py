@@ -30,6 +30,7 @@ from registry.manifest import (
     MANIFEST_FILE,
     Manifest,
     build_manifest,
+    gate_binding_problem,
     inspect_adapter_folder,
     is_version,
     recorded_against,
@@ -47,6 +48,7 @@ from registry.settings import StoreSettings
 _FETCH_THREADS = 8
 MAX_REASON_CHARS = 2000
 MAX_ACTOR_CHARS = 128
+MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,8 @@ class Registry:
                 return None
             for _ in self.verified_files(manifest):  # reading proves every file
                 pass
+            if problem := gate_binding_problem(manifest, required=False):
+                raise IntegrityError(problem)
             return manifest
 
         versions = sorted(state.versions, key=version_number)
@@ -345,10 +349,13 @@ class Registry:
         validate_name(name)
         if self.base_model is None:
             raise ConfigError("base_model: registering needs the configured base model's fingerprint")
+        self.log.require_signer()
         folder = inspect_adapter_folder(Path(adapter_dir), self.base_model)
         version = self._claim_version(name)
         manifest = build_manifest(folder, name, version, created_by=self.settings.actor,
                                   created_role=self.settings.role, created_at=utc_now(), reason=reason)  # fmt: skip
+        if problem := gate_binding_problem(manifest, required=self.signs):
+            raise RefusedError(f"refused adapter folder {folder.root}: {problem}")
         for rel, entry in manifest.files.items():
             data = (folder.root / rel).read_bytes()
             if sha256_hex(data) != entry.sha256:
@@ -584,6 +591,8 @@ class Registry:
                     "folder again")
         if not gate.passed:
             return f"{label} failed its gate: {'; '.join(gate.failures) or 'no details'}"
+        if problem := gate_binding_problem(manifest, required=self.signs):
+            return problem
         wanted = self.rules.policy_sha256
         if wanted is not None and gate.policy_sha256 != wanted:
             return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
@@ -612,7 +621,11 @@ class Registry:
         prefix = f"adapters/{name}/claims/"
         claimed = [o.key[len(prefix):].removesuffix(".json") for o in self.store.list(prefix)]
         stored = list(self.store.folders(versions_prefix(name)))  # not every file: 16 a version after a retrain
-        taken = [version_number(v) for v in claimed + stored + list(self.state(name).versions) if is_version(v)]
+        known = [version_number(v) for v in stored + list(self.state(name).versions) if is_version(v)]
+        # A claim far past every known version is junk (v999999999 written by hand): skipped, it cannot
+        # push the next number past what a version id may hold.
+        ceiling = max(known, default=0) + MAX_CLAIM_GAP
+        taken = known + [n for n in (version_number(v) for v in claimed if is_version(v)) if n <= ceiling]
         number = max(taken, default=0) + 1
         while True:
             version = f"v{number}"

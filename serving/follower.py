@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from registry.errors import NotFoundError, StoreError, TailorError
+from registry.errors import IntegrityError, NotFoundError, StoreError, TailorError
 from serving.schemas import AdapterHealth, AdapterVersion, Failure
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,12 @@ class Follower:
                 track.last_poll, track.outage = _now(), None
                 return
             manifest = self._source.resolve(name, self.alias)
+        except IntegrityError as err:
+            # A forged, rewritten or rule-breaking event: the history does not verify, so nothing it names is served.
+            track.last_poll, track.outage = _now(), None
+            track.problem = Failure(version=None, at=_now(), error=f"refused: the audit history of '{name}' does not "
+                                    f"verify, still serving {self._served[name].version}: {err}")  # fmt: skip
+            return
         except TailorError as err:
             # Transient (store down, network): keep the old sequence number so the next poll retries.
             track.outage = Failure(version=None, error=f"cannot read the registry: {err}", at=_now())

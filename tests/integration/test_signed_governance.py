@@ -21,7 +21,7 @@ from registry.audit import AuditEvent, event_key
 from registry.canonical import canonical_sha256
 from registry.embedded import EmbeddedStoreConfig
 from registry.errors import AccessDeniedError, IntegrityError, RefusedError
-from registry.fingerprint import BaseModelFingerprint
+from registry.fingerprint import BaseModelFingerprint, file_sha256
 from registry.people import read_credentials
 from registry.registry import Registry, RegistryRules, file_key
 from registry.settings import StoreSettings
@@ -91,11 +91,18 @@ def signed(tmp_path_factory) -> SignedStore:
         embedded.stop(cfg)
 
 
+def _gated_folder(path: Path, seed: int) -> Path:
+    """An adapter folder whose passing gate decision names its own weights, as `tailor evaluate` writes it."""
+    folder = make_adapter_folder(path, BASE, seed=seed)
+    decision = {**passed_gate(None), "adapter_sha256": file_sha256(folder / "adapter_model.safetensors")}
+    (folder / "gate_decision.json").write_text(json.dumps(decision))
+    return folder
+
+
 def _registered(signed: SignedStore, name: str, tmp_path: Path, versions: int = 1, promote: bool = True) -> None:
     alice = signed.registry("alice")
     for i in range(1, versions + 1):
-        alice.register(make_adapter_folder(tmp_path / f"{name}{i}", BASE, seed=i, gate=passed_gate(None)), name,
-                       reason=f"batch {i}")  # fmt: skip
+        alice.register(_gated_folder(tmp_path / f"{name}{i}", seed=i), name, reason=f"batch {i}")
     if promote:
         signed.registry("bob").promote(name, "v1", "production", reason="reviewed report")
 
@@ -173,7 +180,8 @@ def test_trainer_forged_production_promotion_is_named_and_never_served(signed, u
         assert __import__("re").search(expected, done.stderr), done.stderr
         follower.poll_once()
         assert follower.current(unique_name).version == "v1"
-        assert expected.split(" ")[-1] in (follower.health()[0].failure.error or "")
+        refusal = follower.health()[0].failure.error or ""
+        assert "refused: the audit history" in refusal and "still serving v1" in refusal, refusal
     finally:
         follower.close()
 
@@ -213,3 +221,21 @@ def test_only_an_admin_writes_the_keyring_and_names_are_ascii(signed):
     assert lookalike.returncode == 1 and "look-alike" in lookalike.stderr
     not_admin = run_cli("user", "add", "mallory", "--role", "approver", env=signed.env("alice"))
     assert not_admin.returncode == 1 and "only an admin changes the keyring" in not_admin.stderr
+
+
+def test_a_gate_decision_copied_from_another_adapter_is_refused(signed, unique_name, tmp_path):
+    gated, evil = _gated_folder(tmp_path / "gated", seed=1), make_adapter_folder(tmp_path / "evil", BASE, seed=2)
+    (evil / "gate_decision.json").write_bytes((gated / "gate_decision.json").read_bytes())
+    with pytest.raises(RefusedError, match="judged other weights .* copied from another adapter"):
+        signed.registry("alice").register(evil, unique_name)
+    # A decision that names no weights (an older Tailor, or removed by hand) is refused where events are signed.
+    (evil / "gate_decision.json").write_text(json.dumps(passed_gate(None)))
+    with pytest.raises(RefusedError, match="does not name the weights it judged"):
+        signed.registry("alice").register(evil, unique_name)
+
+
+def test_a_junk_claim_far_ahead_cannot_push_the_next_version_past_its_format(signed, unique_name, tmp_path):
+    signed.raw("alice").put_object(Bucket=signed.cfg.bucket, Key=f"adapters/{unique_name}/claims/v999999999.json",
+                                   Body=b"junk")  # fmt: skip
+    _registered(signed, unique_name, tmp_path, promote=False)
+    assert signed.registry("srv").verify(unique_name).versions == ["v1"]
