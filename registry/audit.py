@@ -33,7 +33,7 @@ from registry.signing import Signer
 from registry.store import ObjectStore, put_kept
 
 GENESIS = "0" * 64
-ACTIONS = ("register", "promote", "rollback", "archive")
+ACTIONS = ("register", "promote", "rollback", "archive", "clear")
 MAX_APPEND_ATTEMPTS = 100
 _FETCH_THREADS = 8
 _PROBE_LIMIT = 8  # new events read key by key before listing instead
@@ -181,6 +181,8 @@ class AliasState:
         if event.action == "register":
             self.versions[event.version] = event.content_sha256 or ""
             self.registered_by[event.version] = event.actor
+        elif event.action == "clear":
+            pass
         elif event.action == "archive":
             self.archived.append(event.version)
         elif event.action == "promote":
@@ -196,6 +198,8 @@ class AliasState:
     def _meaning_problem(self, event: AuditEvent) -> str | None:
         if event.action not in ACTIONS:
             return f"unknown action {event.action!r}"
+        if event.action == "clear":  # records an object an admin removed from the head; changes nothing
+            return None
         if event.action == "register":
             return f"{event.version} was registered before" if event.version in self.versions else None
         if event.version not in self.versions:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from registry.atomic_file import errors_named
-from registry.audit import AliasState, AuditEvent, AuditLog, fold, parse_time, utc_now
+from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, parse_time, utc_now
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
@@ -303,7 +303,9 @@ class Registry:
         ring = self.keyring()
         return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
                             aliases=dict(state.aliases), versions=complete, incomplete=incomplete,
-                            to_review=production_moves_to_review(events), signed=state.signed,
+                            to_review=production_moves_to_review(events) + [
+                                f"event {e.key_name}: {e.actor} cleared an object: {e.reason}"
+                                for e in events if e.action == "clear"], signed=state.signed,
                             keyring=list(ring.review) if ring else [])  # fmt: skip
 
     def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
@@ -497,6 +499,41 @@ class Registry:
         return self.log.append(name, make)
 
     # ---- helpers ---------------------------------------------------------------------------------
+
+    def clear(self, name: str, *, reason: str) -> AuditEvent:
+        """Remove the newest object of ``name``'s log when it alone fails verification (junk, an
+        unparsable or forged event that would otherwise freeze the name), and record that in the log.
+
+        The object gets a delete marker, so the bucket keeps it among its versions; the ``clear``
+        event records its sha256 and the reason, and `audit verify` lists it for review.
+
+        Raises:
+            RefusedError: not an admin, no reason, the log verifies, or it fails before its newest object.
+        """
+        self.require_role("clear")
+        self._require_reason(reason, "clear")
+        self.log.require_signer()
+        seqs = self.log.sequence(validate_name(name))
+        if not seqs:
+            raise no_audit_log(name)
+        try:
+            self.log.verify(name)
+        except IntegrityError as err:
+            problem = str(err)
+        else:
+            raise RefusedError(f"the audit log of '{name}' verifies: there is nothing to clear")
+        try:
+            fold(AliasState(name=name), self.log.read(name, seqs[:-1]), self.log.judge)
+        except IntegrityError as err:
+            raise RefusedError(f"the audit log of '{name}' fails before its newest object ({err}): only a bad newest "
+                               "object can be cleared") from None  # fmt: skip
+        key = event_key(name, seqs[-1])
+        digest = sha256_hex(self.store.get(key))
+        self.store.delete(key)
+        return self.log.append(name, lambda state: AuditEvent(
+            action="clear", name=name, version="", actor=self.settings.actor, role=self.settings.role,
+            reason=f"{reason} (cleared {key}, sha256 {digest}: {problem})"[:MAX_REASON_CHARS],
+            content_sha256=digest))  # fmt: skip
 
     def require_role(self, action: str, alias: str | None = None) -> None:
         """Raises: RefusedError: the configured role may not ``action`` (on ``alias``)."""

@@ -35,6 +35,7 @@ WRITERS = {
     "promote": ("admin", "approver", "trainer"),
     "rollback": ("admin", "approver", "trainer"),
     "archive": ("admin", "approver", "trainer"),
+    "clear": ("admin",),
 }
 
 
@@ -95,7 +96,7 @@ class EventJudge:
         rules = self.rules
         if problem := role_problem(event.role, event.action, event.alias, rules):
             return problem
-        if event.action == "register":
+        if event.action in ("register", "clear"):
             return None
         if event.content_sha256 != state.versions.get(event.version):
             return f"it names a manifest of {event.version} other than the one its register event recorded"

@@ -44,6 +44,17 @@ def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool =
          f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{signed}{review}{keys}")
 
 
+@app.command("clear")
+def clear(name: str = typer.Argument(..., help="adapter name"),
+          reason: str = typer.Option(..., "--reason", help="why: recorded in the audit log"),
+          as_json: bool = JSON) -> None:  # fmt: skip
+    """Admin: remove the newest object of NAME's log when it alone fails verification (junk or a forged
+    event freezing the name); it stays among the bucket's object versions and the log records the clearing."""
+    event = open_registry().clear(name, reason=reason)
+    emit(event, as_json=as_json, text=f"cleared the newest object of '{name}' (audit event {event.key_name}): "
+         f"{event.reason}")
+
+
 @app.command("at")
 def at(
     name: str = typer.Argument(..., help="adapter name"),

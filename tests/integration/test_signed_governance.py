@@ -239,3 +239,23 @@ def test_a_junk_claim_far_ahead_cannot_push_the_next_version_past_its_format(sig
                                    Body=b"junk")  # fmt: skip
     _registered(signed, unique_name, tmp_path, promote=False)
     assert signed.registry("srv").verify(unique_name).versions == ["v1"]
+
+
+@pytest.mark.parametrize("junk", [b"not json", b"{}"])
+def test_junk_at_the_head_freezes_nothing_an_admin_cannot_clear_on_the_record(signed, unique_name, tmp_path, junk):
+    import datetime as dt
+
+    _registered(signed, unique_name, tmp_path, versions=2, promote=False)
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+    signed.raw("alice").put_object(Bucket=signed.cfg.bucket, Key=event_key(unique_name, 3), Body=junk,
+                                   ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)  # fmt: skip
+    with pytest.raises(IntegrityError, match="000000000003"):
+        signed.registry("bob").promote(unique_name, "v1", "production", reason="ship")
+    refused = run_cli("audit", "clear", unique_name, "--reason", "junk", env=signed.env("bob"))
+    assert refused.returncode == 1 and "may not clear" in refused.stderr
+    done = run_cli("audit", "clear", unique_name, "--reason", "junk from a trainer's script", env=signed.env("root"))
+    assert done.returncode == 0, done.stderr
+    signed.registry("bob").promote(unique_name, "v1", "production", reason="ship")
+    result = signed.registry("srv").verify(unique_name)
+    assert result.aliases == {"production": "v1"} and result.signed == 4
+    assert any("root cleared an object: junk from a trainer's script" in line for line in result.to_review)

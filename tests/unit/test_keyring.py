@@ -1,0 +1,102 @@
+"""The keyring's rules on an in-memory store: who may change it, second-admin confirmation, the
+recovery key, disabled keys, and the trust root that pins it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from registry.audit import AuditEvent, AuditLog, utc_now
+from registry.canonical import canonical_sha256
+from registry.errors import IntegrityError, RefusedError
+from registry.keyring import KeyLog, key_event_key
+from registry.people import init_keyring, publish
+from registry.rules import EventJudge, RegistryRules
+from registry.signing import Signer, new_private_key, public_key_of
+from tests.unit.fake_store import FakeStore
+
+
+def _started(store: FakeStore):
+    started = init_keyring(store, AuditLog(store, actor="x", role="admin"), "root", access_key="a", secret_key="s",
+                           bucket="b")  # fmt: skip
+    return started, Signer("root", "admin", started.admin.signing_key)
+
+
+def _add(store, trust_root, signer, name, role="approver") -> tuple[Signer, str]:
+    key = new_private_key()
+    event = publish(store, trust_root, signer, "add", name, role=role, public_key=public_key_of(key))
+    return Signer(name, role, key), event.sha256
+
+
+def test_a_key_added_while_two_admins_exist_counts_only_once_another_admin_confirms():
+    store = FakeStore()
+    started, root = _started(store)
+    ada, _ = _add(store, started.trust_root, root, "ada", "admin")  # one admin: no confirmation needed
+    bob, pending = _add(store, started.trust_root, root, "bob")
+    ring = KeyLog(store, started.trust_root).keyring()
+    assert pending in ring.pending and ring.keys[bob.key_id].valid_from is None
+    with pytest.raises(IntegrityError, match="waits for a second admin"):
+        ring.signing_key(bob.key_id, utc_now())
+    with pytest.raises(RefusedError, match="cannot also confirm"):
+        publish(store, started.trust_root, root, "confirm", "bob", confirms=pending)
+    publish(store, started.trust_root, ada, "confirm", "bob", confirms=pending)
+    assert KeyLog(store, started.trust_root).keyring().signing_key(bob.key_id, utc_now()).person == "bob"
+
+
+def test_non_admins_cannot_change_the_keyring_and_the_recovery_key_can():
+    store = FakeStore()
+    started, root = _started(store)
+    bob, _ = _add(store, started.trust_root, root, "bob")
+    with pytest.raises(RefusedError, match="only an admin or the recovery key"):
+        _add(store, started.trust_root, bob, "mallory", "admin")
+    recovery = Signer("recovery", "admin", started.recovery_key)
+    _add(store, started.trust_root, recovery, "newroot", "admin")
+    assert "newroot" in KeyLog(store, started.trust_root).keyring().people
+
+
+def test_a_disabled_key_signs_nothing_after_and_a_service_never_approves():
+    store = FakeStore()
+    started, root = _started(store)
+    bob, _ = _add(store, started.trust_root, root, "bob")
+    publish(store, started.trust_root, root, "disable", "bob")
+    with pytest.raises(IntegrityError, match="disabled"):
+        KeyLog(store, started.trust_root).keyring().signing_key(bob.key_id, utc_now())
+    with pytest.raises(RefusedError, match="a service may act as reader or trainer only"):
+        publish(store, started.trust_root, root, "add", "svc", role="approver", kind="service",
+                public_key=public_key_of(new_private_key()))  # fmt: skip
+
+
+def test_a_keyring_not_starting_at_the_pinned_trust_root_is_refused():
+    store = FakeStore()
+    _started(store)
+    with pytest.raises(IntegrityError, match="does not start at the trust root this machine pins"):
+        KeyLog(store, "f" * 64).keyring()
+
+
+def test_a_rewritten_key_event_is_named():
+    store = FakeStore()
+    started, root = _started(store)
+    _add(store, started.trust_root, root, "bob")
+    raw = json.loads(store.objects[key_event_key(2)])
+    raw["role"] = "admin"
+    raw["sha256"] = canonical_sha256({k: v for k, v in raw.items() if k != "sha256"})
+    store.objects[key_event_key(2)] = json.dumps(raw).encode()
+    with pytest.raises(IntegrityError, match="key event 000000000002: its signature does not hold"):
+        KeyLog(store, started.trust_root).keyring()
+
+
+def test_an_event_signed_as_someone_else_is_named_by_the_judge():
+    from registry.audit import AliasState
+
+    store = FakeStore()
+    started, root = _started(store)
+    bob, _ = _add(store, started.trust_root, root, "bob")
+    judge = EventJudge(KeyLog(store, started.trust_root), RegistryRules())
+    event = AuditEvent(action="register", name="n", version="v1", actor="alice", role="trainer", reason="",
+                       content_sha256="c" * 64, seq=1, time=utc_now(), prev_sha256="0" * 64)  # fmt: skip
+    with pytest.raises(IntegrityError, match="names 'alice' .trainer. but was signed by bob .approver."):
+        judge(AliasState(name="n"), event.signed(bob), "event 1")
+    with pytest.raises(IntegrityError, match="signature does not hold"):
+        judge(AliasState(name="n"), replace(event.signed(bob), actor="bob", role="approver"), "event 1")
