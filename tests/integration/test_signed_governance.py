@@ -259,3 +259,28 @@ def test_junk_at_the_head_freezes_nothing_an_admin_cannot_clear_on_the_record(si
     result = signed.registry("srv").verify(unique_name)
     assert result.aliases == {"production": "v1"} and result.signed == 4
     assert any("root cleared an object: junk from a trainer's script" in line for line in result.to_review)
+
+
+def test_the_independent_verifier_agrees_with_tailor(signed, unique_name, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    _registered(signed, unique_name, tmp_path)
+    raw, copy = signed.raw("srv"), tmp_path / "copy"
+    for prefix in ("keys/", f"audit/{unique_name}/"):
+        for obj in raw.list_objects_v2(Bucket=signed.cfg.bucket, Prefix=prefix)["Contents"]:
+            target = copy / obj["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(raw.get_object(Bucket=signed.cfg.bucket, Key=obj["Key"])["Body"].read())
+    script = [sys.executable, str(REPO / "docs" / "verify_audit_log.py"), str(copy), unique_name, signed.trust_root]
+    done = subprocess.run(script, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "promote v1 signed by bob (approver)" in done.stdout
+    event = json.loads((copy / event_key(unique_name, 2)).read_bytes())
+    event["actor"] = "carol"
+    event["sha256"] = canonical_sha256({k: v for k, v in event.items() if k != "sha256"})
+    (copy / event_key(unique_name, 2)).write_text(json.dumps(event))
+    done = subprocess.run(script, capture_output=True, text=True)
+    assert done.returncode == 1 and "000000000002.json: its signature does not hold" in done.stderr
