@@ -433,11 +433,15 @@ class Registry:
 
         return self.log.append(name, make)
 
-    def rollback(self, name: str, *, alias: str = "production", reason: str) -> AuditEvent:
+    def rollback(self, name: str, *, alias: str = "production", reason: str, expect: str | None = None) -> AuditEvent:
         """Point ``alias`` back at the version it held before, after proving that version's files.
 
+        ``expect`` names the version the caller means to replace: when ``alias`` moved meanwhile
+        (ten on-call people rolling back at once), the rollback is refused instead of stacking.
+
         Raises:
-            RefusedError: no earlier version, it is archived, or it was trained on another base model.
+            RefusedError: no earlier version, it is archived, it was trained on another base model, or
+                ``alias`` no longer holds ``expect``.
             IntegrityError: one of its stored files does not match its hash.
         """
         self.require_role("rollback", alias=alias)
@@ -448,6 +452,9 @@ class Registry:
         proven: dict[str, Manifest] = {}
 
         def make(state: AliasState) -> AuditEvent:
+            if expect is not None and state.aliases.get(alias) != expect:
+                raise RefusedError(f"'{alias}' of '{name}' holds {state.aliases.get(alias) or 'nothing'}, not {expect}: "
+                                   "it moved meanwhile; look again (`tailor list`) before rolling back")  # fmt: skip
             target = state.previous(alias)
             if target is None:
                 raise RefusedError(f"'{alias}' of '{name}' has no earlier version to roll back to")

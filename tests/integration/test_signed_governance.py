@@ -284,3 +284,23 @@ def test_the_independent_verifier_agrees_with_tailor(signed, unique_name, tmp_pa
     (copy / event_key(unique_name, 2)).write_text(json.dumps(event))
     done = subprocess.run(script, capture_output=True, text=True)
     assert done.returncode == 1 and "000000000002.json: its signature does not hold" in done.stderr
+
+
+def test_concurrent_rollbacks_naming_the_version_they_replace_step_back_once(signed, unique_name, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _registered(signed, unique_name, tmp_path, versions=3)
+    bob = signed.registry("bob")
+    for version in ("v2", "v3"):
+        bob.promote(unique_name, version, "production", reason=f"ship {version}", override=True)
+
+    def rollback(_):
+        try:
+            return signed.registry("bob").rollback(unique_name, reason="on call", expect="v3").alias_after
+        except RefusedError as err:
+            return str(err)
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        outcomes = list(pool.map(rollback, range(5)))
+    assert outcomes.count("v2") == 1 and sum("moved meanwhile" in o for o in outcomes) == 4, outcomes
+    assert signed.registry("srv").verify(unique_name).aliases == {"production": "v2"}
