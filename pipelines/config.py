@@ -287,7 +287,9 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: the access key belongs to another role's identity.
         """
-        known = self.credentials_file or (None if self.endpoint else self.embedded_store().identities_file)
+        # The embedded store's identities judge keys even with an endpoint set: its own URL given as
+        # TAILOR_ENDPOINT must not switch the check off (review F4).
+        known = self.credentials_file or self.embedded_store().identities_file
         if known is None or not known.is_file():
             return
         owner = next((name for name, (key, _) in read_identities(known).items() if key == access_key), None)

@@ -318,8 +318,14 @@ def sequence_of(name: str, keys: list[str], after: int = 0, *, prefix: str | Non
     return [s for s in seqs if s > after]
 
 
-# Judges a signed event against the state before it: raises IntegrityError naming what the signer could not do.
-Judge = Callable[[AliasState, AuditEvent, str], None]
+class Judge(typing.Protocol):
+    """Judges an event against the state before it (``registry.rules.EventJudge``)."""
+
+    def __call__(self, state: AliasState, event: AuditEvent, label: str) -> None:
+        """Raises: IntegrityError: naming what the signer could not do."""
+
+    def signs(self) -> bool:
+        """Whether the store's events must be signed (it has a keyring)."""
 
 
 def fold(state: AliasState, events: list[AuditEvent], judge: Judge | None = None) -> AliasState:
@@ -504,7 +510,7 @@ class AuditLog:
 
     def require_signer(self) -> None:
         """Raises: RefusedError: this store signs its events and nobody here can sign."""
-        if self.judge is not None and self.signer is None:
+        if self.judge is not None and self.signer is None and self.judge.signs():
             raise RefusedError("this store's audit events are signed: act as a person or service of its keyring "
                                "(point credentials_file at the file `tailor user add` wrote for you)")
 

@@ -368,7 +368,27 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
             if attempt == 19:
                 raise
             time.sleep(0.5)
+    _ensure_default_retention(store)
     return status(cfg), True
+
+
+DEFAULT_RETENTION_DAYS = 3650
+
+
+def _ensure_default_retention(store) -> None:
+    """Give the bucket a default retention, so every object is kept whoever writes it and however:
+    an event forged without lock headers can no longer be erased without trace, only hidden by a
+    delete marker that leaves its version (review F6). A bucket with a rule of its own keeps it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        lock = store.client.get_object_lock_configuration(Bucket=store.bucket)["ObjectLockConfiguration"]
+        if lock.get("ObjectLockEnabled") == "Enabled" and not lock.get("Rule"):
+            store.client.put_object_lock_configuration(Bucket=store.bucket, ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": DEFAULT_RETENTION_DAYS}}})  # fmt: skip
+    except (ClientError, BotoCoreError) as err:
+        raise StoreError(f"cannot set the default retention of bucket '{store.bucket}': {err}") from err
 
 
 def _loaded_volumes(cfg: EmbeddedStoreConfig) -> int:

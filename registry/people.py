@@ -43,9 +43,16 @@ class Credentials:
 
 
 def is_credentials_file(path: Path) -> bool:
-    """Whether ``path`` is a person's credentials file (else it is read as a SeaweedFS identities file)."""
+    """Whether ``path`` is a person's credentials file (else it is read as a SeaweedFS identities file).
+
+    Only a regular file of at most 64 KiB is opened: /dev/zero would never end (a device or folder
+    is then refused by name where it is read as an identities file).
+    """
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text()).get("format") == CREDENTIALS_FORMAT
+        if not path.is_file() or path.stat().st_size > 64 * 1024:
+            return False
+        return json.loads(path.read_text()).get("format") == CREDENTIALS_FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -155,16 +155,15 @@ class Registry:
         self.base_model = base_model
         self.rules = rules
         self.keys = KeyLog(store, settings.trust_root)
-        # A store with a keyring signs every event; one without (made before signing) is read as it was.
-        judge = EventJudge(self.keys, rules) if settings.trust_root or self.keys.exists() else None
         signer = Signer(settings.actor, settings.role, settings.signing_key) if settings.signing_key else None
         self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir, signer=signer,
-                            judge=judge, cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}")
+                            judge=EventJudge(self.keys, rules),
+                            cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}")  # fmt: skip
 
     @property
     def signs(self) -> bool:
         """Whether this store's events are signed and judged (it has a keyring)."""
-        return self.log.judge is not None
+        return self.log.judge is not None and self.log.judge.signs()
 
     def keyring(self) -> Keyring | None:
         """The store's keyring, checked against the pinned trust root; None for a store without one."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from registry.audit import AliasState, AuditEvent
 from registry.errors import IntegrityError
-from registry.keyring import KeyLog, KeyRecord, signed_bytes
+from registry.keyring import KeyLog, signed_bytes
 from registry.readable_text import same_person
 from registry.signing import signature_holds
 
@@ -53,7 +53,8 @@ class EventJudge:
     """Checks each event of a signed log: a valid signature by a key valid at that time, actor and
     role those of the key, and the rules (role, four-eyes, gate, archive) on the log before it.
 
-    Unsigned events pass only where the keyring's first event sealed them as legacy.
+    Unsigned events pass only where the keyring's first event sealed them as legacy; a store
+    without a keyring (and no trust root pinned) is read as before signing existed.
     """
 
     def __init__(self, keys: KeyLog, rules: RegistryRules):
@@ -61,8 +62,18 @@ class EventJudge:
         self.rules = rules
         self._read_at = ""
 
+    def signs(self) -> bool:
+        return bool(self.keys.keyring(refresh=True).trust_root)
+
     def __call__(self, state: AliasState, event: AuditEvent, label: str) -> None:
         ring = self.keys.keyring()
+        if event.time > self._read_at or (event.key_id is not None and event.key_id not in ring.keys):
+            # An event newer than the last read of the keyring: a key added or disabled since, or a
+            # keyring started since (a server that has run from before signing began).
+            self._read_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+            ring = self.keys.keyring(refresh=True)
+        if not ring.trust_root:  # a store made before signing, and no trust root pinned: read as it was
+            return
         if event.signature is None:
             sealed = ring.legacy_heads.get(state.name)
             if sealed is None or event.seq > sealed[0]:
@@ -71,7 +82,10 @@ class EventJudge:
             if event.seq == sealed[0] and event.sha256 != sealed[1]:
                 raise IntegrityError(f"{label} is not the legacy event the keyring sealed: it was rewritten")
             return
-        record = self._key(event, label)
+        try:
+            record = ring.signing_key(event.key_id or "", event.time)
+        except IntegrityError as err:
+            raise IntegrityError(f"{label} is signed by a key that could not sign then: {err}") from None
         if not signature_holds(record.public_key, event.signature, signed_bytes(event.body())):
             raise IntegrityError(f"{label}: its signature does not hold (forged or modified)")
         if event.actor != record.person or event.role != record.role:
@@ -79,18 +93,6 @@ class EventJudge:
                                  f"({record.role})")  # fmt: skip
         if problem := self._rule_problem(state, event):
             raise IntegrityError(f"{label} breaks the rules: {problem}")
-
-    def _key(self, event: AuditEvent, label: str) -> KeyRecord:
-        """The signer's key as it stood at the event's time; the keyring is read again for an event
-        newer than the last read (a key added or disabled since)."""
-        ring = self.keys.keyring()
-        if event.key_id not in ring.keys or event.time > self._read_at:
-            self._read_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-            ring = self.keys.keyring(refresh=True)
-        try:
-            return ring.signing_key(event.key_id or "", event.time)
-        except IntegrityError as err:
-            raise IntegrityError(f"{label} is signed by a key that could not sign then: {err}") from None
 
     def _rule_problem(self, state: AliasState, event: AuditEvent) -> str | None:
         rules = self.rules

@@ -304,3 +304,14 @@ def test_concurrent_rollbacks_naming_the_version_they_replace_step_back_once(sig
         outcomes = list(pool.map(rollback, range(5)))
     assert outcomes.count("v2") == 1 and sum("moved meanwhile" in o for o in outcomes) == 4, outcomes
     assert signed.registry("srv").verify(unique_name).aliases == {"production": "v2"}
+
+
+def test_an_object_written_without_lock_headers_cannot_be_erased_without_trace(signed, unique_name):
+    key, raw, bucket = f"audit/{unique_name}/000000000001.json", signed.raw("alice"), signed.cfg.bucket
+    raw.put_object(Bucket=bucket, Key=key, Body=b"{}")
+    admin = S3ObjectStore(embedded.admin_settings(signed.cfg)).client
+    version = admin.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]["VersionId"]
+    with pytest.raises(Exception, match="AccessDenied"):
+        raw.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    raw.delete_object(Bucket=bucket, Key=key)  # a delete marker hides it; its version stays
+    assert [v["VersionId"] for v in admin.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]] == [version]

@@ -100,3 +100,19 @@ def test_an_event_signed_as_someone_else_is_named_by_the_judge():
         judge(AliasState(name="n"), event.signed(bob), "event 1")
     with pytest.raises(IntegrityError, match="signature does not hold"):
         judge(AliasState(name="n"), replace(event.signed(bob), actor="bob", role="approver"), "event 1")
+
+
+def test_a_process_that_opened_the_store_before_its_keyring_began_takes_no_unsigned_event_after():
+    store = FakeStore()
+    log = AuditLog(store, actor="olga", role="admin", judge=EventJudge(KeyLog(store), RegistryRules()))
+    register = AuditEvent(action="register", name="n", version="v1", actor="olga", role="admin", reason="",
+                          content_sha256="c" * 64)  # fmt: skip
+    log.append("n", lambda state: register)
+    started, _ = _started(store)
+    assert started.legacy == {"n": [1, log.state("n").head_sha256]}
+    with pytest.raises(RefusedError, match="signed: act as a person"):
+        log.append("n", lambda state: replace(register, version="v2"))
+    forged = replace(register, version="v2", seq=2, time=utc_now(), prev_sha256=log.state("n").head_sha256).sealed()
+    store.objects["audit/n/000000000002.json"] = forged.to_json()
+    with pytest.raises(IntegrityError, match="is unsigned, but this store signs every event"):
+        log.state("n")
