@@ -251,3 +251,19 @@ def test_a_configured_policy_file_that_is_malformed_is_refused_naming_the_key(mo
     monkeypatch.setenv("TAILOR_POLICY", str(bad))
     with pytest.raises(ConfigError, match="promotion.four_eyes: unknown key"):
         load_settings().load_policy()
+
+
+def test_the_embedded_store_keys_are_judged_even_when_its_url_is_given_as_endpoint(monkeypatch, tmp_path):
+    # Review F4: TAILOR_ENDPOINT set to the embedded store's own URL switched the role check off.
+    store = tmp_path / "home" / "store"
+    store.mkdir(parents=True)
+    ids = {"identities": [{"name": "trainer", "credentials": [{"accessKey": "T-AK", "secretKey": "T-SK"}],
+                           "actions": []}]}  # fmt: skip
+    (store / "identities.json").write_text(json.dumps(ids))
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TAILOR_ENDPOINT", "http://127.0.0.1:18633")
+    monkeypatch.setenv("TAILOR_ACCESS_KEY", "T-AK")
+    monkeypatch.setenv("TAILOR_SECRET_KEY", "T-SK")
+    monkeypatch.setenv("TAILOR_ROLE", "approver")
+    with pytest.raises(ConfigError, match="it belongs to the 'trainer' identity"):
+        load_settings().store()
