@@ -315,7 +315,8 @@ class KeyLog:
         """Sign and write the event ``make`` builds from the current keyring, at the next sequence number.
 
         Raises:
-            IntegrityError: the event breaks a keyring rule (checked before anything is written).
+            RefusedError: the event breaks a keyring rule (checked before anything is written).
+            IntegrityError: the keyring as stored does not verify.
             StoreError: lost the race for the next sequence number repeatedly.
         """
         for _ in range(20):
@@ -327,7 +328,10 @@ class KeyLog:
             event = replace(event, signature=signer.sign(signed_bytes(event.body())))
             event = replace(event, sha256=canonical_sha256(event.body()))
             trial = _copy(ring)
-            trial.apply(event)
+            try:
+                trial.apply(event)
+            except IntegrityError as err:  # our own event, judged before it is written: a refusal
+                raise RefusedError(str(err)) from None
             try:
                 put_kept(self.store, key_event_key(event.seq), event.to_json())
             except AlreadyExistsError:

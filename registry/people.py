@@ -133,6 +133,7 @@ def publish(store: ObjectStore, trust_root: str, signer: Signer, action: str, pe
 
     Raises:
         RefusedError: the event breaks a keyring rule (not written).
+        IntegrityError: the stored keyring does not verify, or does not start at ``trust_root``.
     """
     keys = KeyLog(store, trust_root)
 
@@ -140,12 +141,7 @@ def publish(store: ObjectStore, trust_root: str, signer: Signer, action: str, pe
         return KeyEvent(action=action, person=person, role=role, kind=kind, public_key=public_key,
                         confirms=confirms, reason=reason)  # fmt: skip
 
-    try:
-        return keys.append(signer, make, utc_now)
-    except IntegrityError as err:
-        if "is refused" in str(err) or "may not sign" in str(err) or "only an admin" in str(err):
-            raise RefusedError(str(err)) from None
-        raise
+    return keys.append(signer, make, utc_now)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry import embedded
 from registry.errors import ConfigError, NotFoundError, RefusedError
-from registry.keyring import KeyLog, validate_person
+from registry.keyring import KeyEvent, KeyLog, validate_person
 from registry.people import Credentials, credentials_path, init_keyring, people, publish, write_credentials
 from registry.signing import Signer, key_id, new_private_key, public_key_of
 from registry.store import S3ObjectStore
@@ -56,6 +56,13 @@ def _issue(path: Path, name: str, role: str, kind: str, signing_key: str, trust_
                                         signing_key=signing_key, trust_root=trust_root,
                                         bucket=state.settings().bucket))  # fmt: skip
     _reload_store()
+
+
+def _pending_note(store: S3ObjectStore, trust_root: str, event: KeyEvent) -> str:
+    """What to do next when ``event`` waits for a second admin, else nothing."""
+    if event.sha256 not in KeyLog(store, trust_root).keyring().pending:
+        return ""
+    return f" (counts once a second admin confirms: `tailor user confirm {event.seq}`)"
 
 
 def _reload_store() -> None:
@@ -139,8 +146,7 @@ def add(
     event = publish(store, trust_root, signer, "add", name, role=role, kind=kind,
                     public_key=public_key_of(signing_key), reason=reason)  # fmt: skip
     _issue(path, name, role, kind, signing_key, trust_root, access_key, secret_key)
-    pending = " (waits for a second admin: `tailor user confirm " + str(event.seq) + "`)" \
-        if event.sha256 in KeyLog(store, trust_root).keyring().pending else ""  # fmt: skip
+    pending = _pending_note(store, trust_root, event)
     emit({"name": name, "role": role, "kind": kind, "credentials_file": str(path), "key_event": event.seq,
           "pending": bool(pending)}, as_json=as_json,
          text=f"added {kind} {name} ({role}), key event {event.seq}{pending}; credentials_file: {path}")  # fmt: skip
@@ -168,8 +174,9 @@ def rotate(
     event = publish(store, trust_root, signer, "rotate", name, role=record.role, kind=record.kind,
                     public_key=public_key_of(signing_key), reason=reason)  # fmt: skip
     _issue(path, name, record.role, record.kind, signing_key, trust_root, access_key, secret_key)
-    emit({"name": name, "credentials_file": str(path), "key_event": event.seq}, as_json=as_json,
-         text=f"rotated {name}'s keys (key event {event.seq}); new credentials_file: {path}")  # fmt: skip
+    pending = _pending_note(store, trust_root, event)
+    emit({"name": name, "credentials_file": str(path), "key_event": event.seq, "pending": bool(pending)},
+         as_json=as_json, text=f"rotated {name}'s keys (key event {event.seq}){pending}; new credentials_file: {path}")
 
 
 @app.command()
