@@ -49,6 +49,10 @@ def role_problem(role: str, action: str, alias: str | None, rules: RegistryRules
     return None
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
 class EventJudge:
     """Checks each event of a signed log: a valid signature by a key valid at that time, actor and
     role those of the key, and the rules (role, four-eyes, gate, archive) on the log before it.
@@ -66,12 +70,16 @@ class EventJudge:
         return bool(self.keys.keyring(refresh=True).trust_root)
 
     def __call__(self, state: AliasState, event: AuditEvent, label: str) -> None:
-        ring = self.keys.keyring()
-        if event.time > self._read_at or (event.key_id is not None and event.key_id not in ring.keys):
-            # An event newer than the last read of the keyring: a key added or disabled since, or a
-            # keyring started since (a server that has run from before signing began).
-            self._read_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-            ring = self.keys.keyring(refresh=True)
+        if not self._read_at:
+            self._read_at = _now()
+            ring = self.keys.keyring()  # the first read lists the keyring whole
+        else:
+            ring = self.keys.keyring()
+            if event.time > self._read_at or (event.key_id is not None and event.key_id not in ring.keys):
+                # An event newer than the last read of the keyring: a key added or disabled since, or a
+                # keyring started since (a server that has run from before signing began).
+                self._read_at = _now()
+                ring = self.keys.keyring(refresh=True)
         if not ring.trust_root:  # a store made before signing, and no trust root pinned: read as it was
             return
         if event.signature is None:
