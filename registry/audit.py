@@ -30,7 +30,7 @@ from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, R
 from registry.keyring import signed_bytes
 from registry.settings import ROLES
 from registry.signing import Signer
-from registry.store import ObjectStore, put_kept
+from registry.store import ObjectStore, put_kept, rewritten_keys
 
 GENESIS = "0" * 64
 ACTIONS = ("register", "promote", "rollback", "archive", "clear")
@@ -336,6 +336,14 @@ def fold(state: AliasState, events: list[AuditEvent], judge: Judge | None = None
     return new
 
 
+def _replaced(name: str, seen: AliasState) -> IntegrityError:
+    return IntegrityError(
+        f"event {seen.head_seq:012d} of '{name}' was replaced: this machine saw it with sha256 "
+        f"{seen.head_sha256[:16]}…, the store now holds another event there (unless this machine's cache under "
+        "registry-cache/ was edited)"
+    )
+
+
 class AuditLog:
     """The log of every adapter name on one bucket, with an incremental, self-checking fold.
 
@@ -424,8 +432,35 @@ class AuditLog:
                 f"the audit log of '{name}' ends at event {state.head_seq:012d} but this machine has seen event "
                 f"{seen.head_seq:012d}: the newest events were deleted"
             )
+        if seen is not None and seen.head_seq > 0 and events[seen.head_seq - 1].sha256 != seen.head_sha256:
+            raise _replaced(name, seen)
+        self.require_unrewritten(name, events)
         self._remember(state)
         return state, events
+
+    def require_unrewritten(self, name: str, events: list[AuditEvent] | None = None) -> None:
+        """Refuse a log whose event objects were overwritten or deleted after they were written.
+
+        Events are written once, create-only, and the bucket keeps old versions: a second version
+        or a delete marker on an event key is a rewrite, even one re-signed or invisible to a
+        machine without a cache. The one exception is on the record: the key where ``audit clear``
+        removed a bad newest object holds the ``clear`` event that names it.
+
+        Raises:
+            IntegrityError: naming each rewritten key.
+        """
+        pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
+        if events is None:
+            events = self.read(name, self.sequence(name))
+        cleared = {event_key(name, e.seq) for e in events if e.action == "clear"}
+        rewritten = {key: what for key, what in rewritten_keys(self.store, audit_prefix(name)).items()
+                     if pattern.fullmatch(key) and key not in cleared}  # fmt: skip
+        if rewritten:
+            raise IntegrityError(
+                f"the audit log of '{name}' was rewritten: "
+                + "; ".join(f"{key} has {what}" for key, what in sorted(rewritten.items()))
+                + " (events are written once; the bucket keeps the originals among the object versions)"
+            )
 
     def state(self, name: str) -> AliasState:
         """The folded state now: cached events are not re-read, new ones are checked and applied.
@@ -450,8 +485,11 @@ class AuditLog:
     def _advance(self, name: str, cached: AliasState) -> AliasState | None:
         """``cached`` brought up to date by reading the keys after its head, without a LIST.
 
-        Returns None when the cache cannot be proven against the store (its head is gone or
-        differs, or a new event does not link to it): the caller then folds the whole log.
+        Returns None when a new event does not link to the cached head (the caller then folds the
+        whole log, naming the bad event).
+
+        Raises:
+            IntegrityError: the cached head was deleted or replaced.
         """
         new: list[AuditEvent] = []
         seq = cached.head_seq + 1
@@ -464,16 +502,26 @@ class AuditLog:
         else:  # many new events: list the rest and fetch them in parallel
             new += self.read(name, self.sequence(name, after=seq - 1))
         if not new:
-            try:
-                newest = parse_event(event_key(name, cached.head_seq), self.store.get(event_key(name, cached.head_seq)))
-            except NotFoundError:
-                return None
-            proven = newest.sha256 == cached.head_sha256 and canonical_sha256(newest.body()) == newest.sha256
-            return cached if proven else None
+            self._require_cached_head(name, cached)
+            return cached
         try:
             return fold(cached, new, self.judge)
         except IntegrityError:
+            # The new events do not follow what this machine saw: if the event it saw was replaced,
+            # that is a rewrite, never a reason to believe the log as it reads now.
+            self._require_cached_head(name, cached)
             return None
+
+    def _require_cached_head(self, name: str, cached: AliasState) -> None:
+        """Raises: IntegrityError: the newest event this machine saw was deleted or replaced."""
+        key = event_key(name, cached.head_seq)
+        try:
+            newest = parse_event(key, self.store.get(key))
+        except NotFoundError:
+            raise IntegrityError(f"{key} was deleted: this machine has seen it (run `tailor audit verify {name}`)") \
+                from None  # fmt: skip
+        if newest.sha256 != cached.head_sha256 or canonical_sha256(newest.body()) != newest.sha256:
+            raise _replaced(name, cached)
 
     def append(self, name: str, make: Callable[[AliasState], AuditEvent]) -> AuditEvent:
         """Append the event ``make`` builds from the current state, at the next sequence number.

@@ -38,11 +38,11 @@ from registry.manifest import (
     validate_name,
     version_number,
 )
-from registry.keyring import KeyLog, Keyring
+from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
 from registry.readable_text import control_characters, has_visible_text, same_person
 from registry.rules import EventJudge, RegistryRules, role_problem
 from registry.signing import Signer
-from registry.store import ObjectStore, put_kept, sha256_hex
+from registry.store import ObjectStore, put_kept, rewritten_keys, sha256_hex
 from registry.settings import StoreSettings
 
 _FETCH_THREADS = 8
@@ -279,6 +279,7 @@ class Registry:
         state, events = self.log.verified_events(validate_name(name))
         if state.head_seq == 0:
             raise no_audit_log(name)
+        self._require_unrewritten_keyring()
 
         def proven(version: str) -> Manifest | None:
             try:
@@ -306,6 +307,22 @@ class Registry:
                                 f"event {e.key_name}: {e.actor} cleared an object: {e.reason}"
                                 for e in events if e.action == "clear"], signed=state.signed,
                             keyring=list(ring.review) if ring else [])  # fmt: skip
+
+    def require_unrewritten(self, name: str) -> None:
+        """What a server checks before it serves ``name``: no event of its log and no key event was
+        overwritten or deleted (a cache-less machine cannot otherwise see a deleted newest event).
+
+        Raises:
+            IntegrityError: naming each rewritten key.
+        """
+        self.log.require_unrewritten(validate_name(name))
+        self._require_unrewritten_keyring()
+
+    def _require_unrewritten_keyring(self) -> None:
+        rewritten = rewritten_keys(self.store, KEYS_PREFIX)
+        if rewritten:
+            raise IntegrityError("the keyring was rewritten: " + "; ".join(
+                f"{key} has {what}" for key, what in sorted(rewritten.items())))  # fmt: skip
 
     def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
         """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.

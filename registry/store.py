@@ -36,6 +36,15 @@ class ObjectInfo:
     etag: str
 
 
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One stored version of a key, or a delete marker (a versioned bucket keeps both)."""
+
+    key: str
+    version_id: str
+    delete_marker: bool
+
+
 class ObjectStore(Protocol):
     """What the registry needs from an object store."""
 
@@ -63,6 +72,22 @@ class ObjectStore(Protocol):
         """The names one level below ``prefix`` (S3's common prefixes), without listing what is in them."""
 
     def delete(self, key: str) -> None: ...
+
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        """Every version and delete marker under ``prefix`` (one per key on an unversioned bucket)."""
+
+
+def rewritten_keys(store: ObjectStore, prefix: str) -> dict[str, str]:
+    """Keys under ``prefix`` that were overwritten or deleted since they were first written, each with
+    what happened: a bucket with versioning (Object Lock, default retention) keeps every old version,
+    so a rewrite of something written once and never changed shows here even when it is re-sealed.
+    """
+    counts: dict[str, list[int]] = {}
+    for version in store.versions(prefix):
+        counts.setdefault(version.key, [0, 0])[1 if version.delete_marker else 0] += 1
+    return {key: (f"{stored} stored versions" if stored > 1 else "") +
+                 (", " if stored > 1 and markers else "") + (f"{markers} delete markers" if markers else "")
+            for key, (stored, markers) in counts.items() if stored > 1 or markers}  # fmt: skip
 
 
 def put_kept(store: ObjectStore, key: str, data: bytes) -> None:
@@ -342,10 +367,17 @@ class S3ObjectStore:
             for common in page.get("CommonPrefixes", []):
                 yield common["Prefix"][len(prefix):].rstrip("/")
 
-    def _pages(self, prefix: str, **listing) -> Iterator[dict]:
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        for page in self._pages(prefix, paginator="list_object_versions"):
+            for obj in page.get("Versions", []):
+                yield ObjectVersion(key=obj["Key"], version_id=obj.get("VersionId") or "null", delete_marker=False)
+            for obj in page.get("DeleteMarkers", []):
+                yield ObjectVersion(key=obj["Key"], version_id=obj.get("VersionId") or "null", delete_marker=True)
+
+    def _pages(self, prefix: str, paginator: str = "list_objects_v2", **listing) -> Iterator[dict]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        paginator = self._client.get_paginator("list_objects_v2")
+        paginator = self._client.get_paginator(paginator)
         try:
             yield from paginator.paginate(Bucket=self.bucket, Prefix=prefix, **listing)
         except ClientError as err:

@@ -195,6 +195,27 @@ def test_rewritten_event_is_named_even_when_re_signed(signed, unique_name, tmp_p
         signed.registry("srv").verify(unique_name)
 
 
+@pytest.mark.parametrize("how", ["overwritten with her own signed event", "deleted"])
+def test_the_newest_event_someone_else_signed_cannot_be_replaced_or_deleted_by_the_trainer(signed, unique_name,
+                                                                                           tmp_path, how):  # fmt: skip
+    _registered(signed, unique_name, tmp_path, versions=2)
+    bob = signed.registry("bob")
+    bob.promote(unique_name, "v2", "production", reason="reviewed report", override=True)
+    bob.rollback(unique_name, reason="v2 answers wrongly")  # event 5, the newest
+    before = _event(signed, unique_name, 4)
+    if how == "deleted":
+        signed.raw("alice").delete_object(Bucket=signed.cfg.bucket, Key=event_key(unique_name, 5))
+    else:
+        mine = AuditEvent(action="register", name=unique_name, version="v3", actor="alice", role="trainer",
+                          reason="x", content_sha256="3" * 64, seq=5, time=before.time, prev_sha256=before.sha256)
+        _forge(signed, unique_name, "alice", mine, sign_as="alice", overwrite=True)
+    with pytest.raises(IntegrityError, match=f"audit/{unique_name}/000000000005.json has"):
+        signed.registry("srv").verify(unique_name)  # a machine that never saw event 5
+    follower = Follower(signed.registry("srv"), lambda d: object(), [unique_name], poll_seconds=60)
+    with pytest.raises(IntegrityError, match="was rewritten"):
+        follower.load()  # a freshly started server serves nothing of a rewritten log
+
+
 def test_replaced_weights_with_a_resealed_manifest_are_named(signed, unique_name, tmp_path):
     _registered(signed, unique_name, tmp_path)
     raw, bucket = signed.raw("alice"), signed.cfg.bucket

@@ -7,7 +7,7 @@ import threading
 from typing import Iterator
 
 from registry.errors import AlreadyExistsError, NotFoundError
-from registry.store import MAX_RECORD_BYTES, ObjectInfo, too_large
+from registry.store import MAX_RECORD_BYTES, ObjectInfo, ObjectVersion, too_large
 
 
 class FakeStore:
@@ -16,6 +16,8 @@ class FakeStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.puts: list[str] = []
+        # Like a versioned bucket: every write and delete of a key stays listed among its versions.
+        self.history: list[ObjectVersion] = []
         self._lock = threading.Lock()
 
     def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
@@ -26,6 +28,7 @@ class FakeStore:
                 raise AlreadyExistsError(f"{key} already exists")
             self.objects[key] = bytes(data)
             self.puts.append(key)
+            self.history.append(ObjectVersion(key, str(len(self.history)), delete_marker=False))
 
     def get(self, key: str, *, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
         try:
@@ -50,3 +53,7 @@ class FakeStore:
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
+        self.history.append(ObjectVersion(key, str(len(self.history)), delete_marker=True))
+
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        yield from sorted((v for v in list(self.history) if v.key.startswith(prefix)), key=lambda v: v.key)

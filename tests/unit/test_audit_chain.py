@@ -168,14 +168,15 @@ def test_the_cache_is_never_trusted_over_the_log(tmp_path):
     # Another process appends; a stale cache still yields the log's state.
     _log(store).append(NAME, _promote("v2"))
     assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
-    # A cache that disagrees with the stored head is thrown away, not believed.
+    # A cache that disagrees with the stored head is never believed: what it saw was replaced, or it was edited.
     cached = tmp_path.glob("registry-cache/*/tickets.json")
     for path in cached:
         state = AliasState.from_json(path.read_bytes())
         state.aliases = {"production": "v1"}
         state.head_sha256 = "f" * 64
         path.write_bytes(state.to_json())
-    assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
+    with pytest.raises(IntegrityError, match="was replaced.*cache under registry-cache/ was edited"):
+        _log(store, cache_dir=tmp_path).state(NAME)
 
 
 def test_a_process_that_polls_writes_its_cache_only_when_the_log_moved(tmp_path, monkeypatch):
@@ -288,3 +289,38 @@ def test_a_damaged_events_cache_is_ignored(tmp_path):
     [path] = tmp_path.glob("registry-cache/*/events/tickets.json")
     path.write_text('{"audit/tickets/000000000001.json": ["etag"]}')
     assert [e.seq for e in _log(store, cache_dir=tmp_path).events(NAME)] == [1, 2]
+
+
+def _replace_newest_with_own_register(store: FakeStore, log: AuditLog, *, keep_history: bool) -> None:
+    """The attack of review 28 item 4: the newest event overwritten at its own seq by a valid event."""
+    newest = log.verify(NAME)
+    before = log.read(NAME, [newest.head_seq - 1])[0]
+    forged = AuditEvent(action="register", name=NAME, version="v9", actor="bob", role="approver", reason="x",
+                        content_sha256="9" * 64, seq=newest.head_seq, time=before.time,
+                        prev_sha256=before.sha256).sealed()  # fmt: skip
+    if keep_history:  # an overwrite on a versioned bucket
+        store.put(event_key(NAME, newest.head_seq), forged.to_json())
+    else:  # no trace in the object versions: only what a machine saw tells
+        store.objects[event_key(NAME, newest.head_seq)] = forged.to_json()
+
+
+@pytest.mark.parametrize("read", ["state", "verify"])
+def test_the_newest_event_replaced_under_a_machine_that_saw_it_is_named(tmp_path, read):
+    store = FakeStore()
+    _filled(store, registered=2, promoted=2)
+    seen = _log(store, cache_dir=tmp_path)
+    assert seen.state(NAME).aliases == {"production": "v2"}
+    _replace_newest_with_own_register(store, seen, keep_history=False)
+    with pytest.raises(IntegrityError, match="event 000000000004 of 'tickets' was replaced"):
+        getattr(_log(store, cache_dir=tmp_path), read)(NAME)
+
+
+def test_an_overwritten_or_deleted_event_is_named_on_a_machine_without_a_cache():
+    store = FakeStore()
+    log = _filled(store, registered=2, promoted=2)
+    _replace_newest_with_own_register(store, log, keep_history=True)
+    with pytest.raises(IntegrityError, match=r"rewritten: audit/tickets/000000000004.json has 2 stored versions"):
+        _log(store).verify(NAME)
+    store.delete(event_key(NAME, 4))
+    with pytest.raises(IntegrityError, match=r"000000000004.json has 2 stored versions, 1 delete markers"):
+        _log(store).verify(NAME)
