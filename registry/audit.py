@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
+from registry.event_time import event_time, received_problem, time_problem, utc_now
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
 from registry.keyring import signed_bytes
 from registry.settings import ROLES
@@ -45,10 +46,6 @@ def audit_prefix(name: str) -> str:
 
 def event_key(name: str, seq: int) -> str:
     return f"{audit_prefix(name)}{seq:012d}.json"
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -171,6 +168,8 @@ class AliasState:
                 f"{label} does not follow event {before}: its prev_sha256 is not that event's hash, so event "
                 f"{before} was replaced or inserted (or {event.key_name} was rewritten)"
             )
+        if problem := time_problem(event.time, self.head_time):
+            raise IntegrityError(f"{label} ({event.action} {event.version}) has a time the log cannot explain: {problem}")
         problem = self._meaning_problem(event)
         if problem:
             raise IntegrityError(f"{label} ({event.action} {event.version}) is inconsistent with the log: {problem}")
@@ -270,9 +269,9 @@ def _field_problem(raw: Any) -> str | None:
     if raw["role"] not in ROLES:
         return f"field 'role' is {json.dumps(raw['role'])}, not one of {', '.join(ROLES)}"
     try:
-        parse_time(raw["time"])
-    except ValueError:
-        return f"field 'time' is {json.dumps(raw['time'])}, not an ISO 8601 time"
+        event_time(raw["time"])
+    except ValueError as err:
+        return f"field 'time': {err}"
     return None
 
 
@@ -425,8 +424,12 @@ class AuditLog:
     def verified_events(self, name: str) -> tuple[AliasState, list[AuditEvent]]:
         """``verify``, with the events it checked."""
         seen = self._cached(name)  # before listing: a cache written meanwhile by a racing writer is not "ahead"
-        events = self.read(name, self.sequence(name))
+        listed = {o.key: o.modified for o in self.store.list(audit_prefix(name))}
+        events = self.read(name, sequence_of(name, list(listed)))
         state = fold(AliasState(name=name), events, self.judge)
+        for event in events:
+            if problem := received_problem(event.time, listed[event_key(name, event.seq)]):
+                raise IntegrityError(f"event {event.key_name} of '{name}' was not written when it says: {problem}")
         if seen is not None and seen.head_seq > state.head_seq:
             raise IntegrityError(
                 f"the audit log of '{name}' ends at event {state.head_seq:012d} but this machine has seen event "

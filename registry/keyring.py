@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
 from registry.canonical import canonical_json, canonical_sha256
+from registry.event_time import received_problem, time_problem
 from registry.errors import AlreadyExistsError, IntegrityError, RefusedError, StoreError
 from registry.settings import ROLES
 from registry.signing import Signer, key_id, signature_holds
@@ -102,6 +103,7 @@ class Keyring:
     trust_root: str = ""
     head_seq: int = 0
     head_sha256: str = GENESIS
+    head_time: str = ""
     keys: dict[str, KeyRecord] = field(default_factory=dict)
     people: dict[str, str] = field(default_factory=dict)  # person → current key id
     disabled: list[str] = field(default_factory=list)
@@ -143,6 +145,9 @@ class Keyring:
         if event.prev_sha256 != self.head_sha256 or event.seq != self.head_seq + 1:
             raise IntegrityError(f"{label} does not follow key event {self.head_seq:012d}: it was inserted, "
                                  "moved or rewritten")  # fmt: skip
+        if problem := time_problem(event.time, self.head_time):  # validity is judged by time: it must be one
+            raise IntegrityError(f"{label} ({event.action} {event.person}) has a time the keyring cannot explain: "
+                                 f"{problem}")  # fmt: skip
         signer_person = self._check_signature(event)
         problem = self._rule_problem(event, signer_person)
         if problem:
@@ -176,7 +181,7 @@ class Keyring:
             self.keys[key_id(confirmed.public_key or "")].valid_from = event.time
             self.review.append(f"{label}: {by} confirmed key event {confirmed.seq:012d} ({confirmed.action} "
                                f"{confirmed.person})")  # fmt: skip
-        self.head_seq, self.head_sha256 = event.seq, event.sha256
+        self.head_seq, self.head_sha256, self.head_time = event.seq, event.sha256, event.time
 
     def _publish(self, event: KeyEvent, *, valid_from: str | None) -> None:
         public = event.public_key or ""
@@ -286,10 +291,14 @@ class KeyLog:
         from registry.audit import sequence_of  # the audit log's rule: from 1, no gaps, no strangers
 
         if self._ring is None:
-            seqs = sequence_of("keyring", [o.key for o in self.store.list(KEYS_PREFIX)], prefix=KEYS_PREFIX)
+            listed = {o.key: o.modified for o in self.store.list(KEYS_PREFIX)}
             ring = Keyring()
-            for seq in seqs:
-                ring.apply(parse_key_event(key_event_key(seq), self.store.get(key_event_key(seq))))
+            for seq in sequence_of("keyring", list(listed), prefix=KEYS_PREFIX):
+                key = key_event_key(seq)
+                event = parse_key_event(key, self.store.get(key))
+                if problem := received_problem(event.time, listed[key]):
+                    raise IntegrityError(f"{event.label} was not written when it says: {problem}")
+                ring.apply(event)
             self._ring = self._pinned(ring)
         elif refresh:
             from registry.errors import NotFoundError

@@ -5,10 +5,10 @@ them is named instead of believed.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from registry.audit import AliasState, AuditEvent
+from registry.event_time import utc_now
 from registry.errors import IntegrityError
 from registry.keyring import KeyLog, signed_bytes
 from registry.readable_text import same_person
@@ -49,10 +49,6 @@ def role_problem(role: str, action: str, alias: str | None, rules: RegistryRules
     return None
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-
-
 class EventJudge:
     """Checks each event of a signed log: a valid signature by a key valid at that time, actor and
     role those of the key, and the rules (role, four-eyes, gate, archive) on the log before it.
@@ -71,14 +67,14 @@ class EventJudge:
 
     def __call__(self, state: AliasState, event: AuditEvent, label: str) -> None:
         if not self._read_at:
-            self._read_at = _now()
+            self._read_at = utc_now()
             ring = self.keys.keyring()  # the first read lists the keyring whole
         else:
             ring = self.keys.keyring()
             if event.time > self._read_at or (event.key_id is not None and event.key_id not in ring.keys):
                 # An event newer than the last read of the keyring: a key added or disabled since, or a
                 # keyring started since (a server that has run from before signing began).
-                self._read_at = _now()
+                self._read_at = utc_now()
                 ring = self.keys.keyring(refresh=True)
         if not ring.trust_root:  # a store made before signing, and no trust root pinned: read as it was
             return

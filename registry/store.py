@@ -34,6 +34,7 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    modified: dt.datetime | None = None  # when the store received it (LastModified)
 
 
 @dataclass(frozen=True)
@@ -360,7 +361,8 @@ class S3ObjectStore:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         for page in self._pages(prefix):
             for obj in page.get("Contents", []):
-                yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'))
+                yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'),
+                                 modified=obj.get("LastModified"))
 
     def folders(self, prefix: str) -> Iterator[str]:
         for page in self._pages(prefix, Delimiter="/"):

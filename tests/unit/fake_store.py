@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 from typing import Iterator
@@ -18,6 +19,7 @@ class FakeStore:
         self.puts: list[str] = []
         # Like a versioned bucket: every write and delete of a key stays listed among its versions.
         self.history: list[ObjectVersion] = []
+        self.received: dict[str, dt.datetime] = {}  # LastModified of each key's current version
         self._lock = threading.Lock()
 
     def put(self, key: str, data: bytes, *, create_only: bool = False, retain: bool = False) -> None:
@@ -27,6 +29,7 @@ class FakeStore:
                     return
                 raise AlreadyExistsError(f"{key} already exists")
             self.objects[key] = bytes(data)
+            self.received[key] = dt.datetime.now(dt.timezone.utc)
             self.puts.append(key)
             self.history.append(ObjectVersion(key, str(len(self.history)), delete_marker=False))
 
@@ -45,7 +48,7 @@ class FakeStore:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         for key in sorted(k for k in list(self.objects) if k.startswith(prefix)):
             data = self.objects[key]
-            yield ObjectInfo(key=key, size=len(data), etag=hashlib.md5(data).hexdigest())
+            yield ObjectInfo(key=key, size=len(data), etag=hashlib.md5(data).hexdigest(), modified=self.received.get(key))
 
     def folders(self, prefix: str) -> Iterator[str]:
         yield from sorted({k[len(prefix):].split("/")[0] for k in list(self.objects) if k.startswith(prefix)

@@ -114,7 +114,7 @@ def test_an_event_the_log_cannot_explain_is_refused_even_with_good_hashes():
     log = _filled(store, registered=1, promoted=0)
     state = log.state(NAME)
     bogus = AuditEvent(action="promote", name=NAME, version="v9", actor="m", role="admin", reason="",
-                       alias="production", alias_after="v9", seq=2, time="t", prev_sha256=state.head_sha256).sealed()
+                       alias="production", alias_after="v9", seq=2, time=state.head_time, prev_sha256=state.head_sha256).sealed()
     with pytest.raises(IntegrityError, match="v9 was never registered"):
         fold(state, [bogus])
 
@@ -126,7 +126,9 @@ def test_an_event_the_log_cannot_explain_is_refused_even_with_good_hashes():
     ("gate", [], "field 'gate' is [], not an object or null"),
     ("reason", None, "field 'reason' is null, not a string"),
     ("role", "root", "field 'role' is \"root\", not one of admin, trainer, approver, reader"),
-    ("time", "yesterday", "field 'time' is \"yesterday\", not an ISO 8601 time"),
+    ("time", "yesterday", "field 'time': 'yesterday' is not a time as Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)"),
+    ("time", "2026-01-01T09:00:00.000000+09:00", "field 'time': '2026-01-01T09:00:00.000000+09:00' is not a time as "
+     "Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)"),
     ("extra", 1, "unknown field 'extra'"),
 ])  # fmt: skip
 def test_a_correctly_chained_event_with_a_field_of_the_wrong_kind_is_named(field, value, problem):
@@ -245,7 +247,7 @@ def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
         "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "key_id", "signature",
         "sha256"]  # fmt: skip
     legacy = AuditEvent(action="register", name=NAME, version="v1", actor="a", role="trainer", reason="",
-                        seq=1, time="2026-01-01T00:00:00+00:00", prev_sha256="0" * 64).sealed()  # fmt: skip
+                        seq=1, time="2026-01-01T00:00:00.000000+00:00", prev_sha256="0" * 64).sealed()  # fmt: skip
     stored = json.loads(legacy.to_json())
     assert "key_id" not in stored and "signature" not in stored
     assert parse_event("k", legacy.to_json()) == legacy

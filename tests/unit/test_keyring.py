@@ -116,3 +116,64 @@ def test_a_process_that_opened_the_store_before_its_keyring_began_takes_no_unsig
     store.objects["audit/n/000000000002.json"] = forged.to_json()
     with pytest.raises(IntegrityError, match="is unsigned, but this store signs every event"):
         log.state("n")
+
+
+def _raw_key_event(store, ring, signer, **fields):
+    from registry.keyring import KeyEvent, signed_bytes
+
+    event = KeyEvent(seq=ring.head_seq + 1, prev_sha256=ring.head_sha256, signer=signer.key_id, **fields)
+    event = replace(event, signature=signer.sign(signed_bytes(event.body())))
+    event = replace(event, sha256=canonical_sha256(event.body()))
+    store.put(key_event_key(event.seq), event.to_json())
+    return event
+
+
+def test_a_key_event_backdated_to_before_the_second_admin_is_refused():
+    """Review 28 item 1: root dates a raw `add` to when it was the only admin, to skip confirmation."""
+    store = FakeStore()
+    started, root = _started(store)
+    _add(store, started.trust_root, root, "ada", "admin")
+    ring = KeyLog(store, started.trust_root).keyring()
+    _raw_key_event(store, ring, root, action="add", person="mallory", role="approver",
+                   public_key=public_key_of(new_private_key()), time=ring.keys[root.key_id].valid_from)  # fmt: skip
+    with pytest.raises(IntegrityError, match="key event 000000000003 .add mallory. has a time the keyring cannot "
+                                             "explain: it is dated .*, before the event it follows"):  # fmt: skip
+        KeyLog(store, started.trust_root).keyring()
+
+
+def _judged_log(store, trust_root):
+    return AuditLog(store, actor="", role="", judge=EventJudge(KeyLog(store, trust_root), RegistryRules()))
+
+
+def test_an_event_a_disabled_key_signs_later_and_dates_before_its_disable_is_refused():
+    import datetime as dt
+
+    store = FakeStore()
+    started, root = _started(store)
+    bob, _ = _add(store, started.trust_root, root, "bob", "trainer")
+    before_disable = utc_now()
+    publish(store, started.trust_root, root, "disable", "bob")
+    event = AuditEvent(action="register", name="n", version="v1", actor="bob", role="trainer", reason="r",
+                       content_sha256="c" * 64, seq=1, time=before_disable, prev_sha256="0" * 64).signed(bob)
+    store.put("audit/n/000000000001.json", event.to_json())
+    store.received["audit/n/000000000001.json"] += dt.timedelta(hours=1)  # written an hour after the disable
+    with pytest.raises(IntegrityError, match="was not written when it says: .* backdated by 1:00"):
+        _judged_log(store, started.trust_root).verify("n")
+
+
+@pytest.mark.parametrize("times", [("2099-01-01T00:00:00.000000+00:00",), ("now", "2001-01-01T00:00:00.000000+00:00"),
+                                   ("now", "2099-01-01 00:00:00")])  # fmt: skip
+def test_event_times_in_the_future_running_backwards_or_in_another_format_are_refused(times):
+    """Review 28 item 1: a signer dating an event 2099 would otherwise stamp every later honest event 2099."""
+    store = FakeStore()
+    started, root = _started(store)
+    carol, _ = _add(store, started.trust_root, root, "carol", "trainer")
+    prev = "0" * 64
+    for seq, when in enumerate(times, start=1):
+        event = AuditEvent(action="register", name="m", version=f"v{seq}", actor="carol", role="trainer", reason="r",
+                           content_sha256="c" * 64, seq=seq, time=utc_now() if when == "now" else when,
+                           prev_sha256=prev).signed(carol)  # fmt: skip
+        store.objects[f"audit/m/{seq:012d}.json"], prev = event.to_json(), event.sha256
+    with pytest.raises(IntegrityError, match=f"{len(times):012d}.*(in the future|before the event it follows|is not "
+                                             "a time as Tailor writes it)"):  # fmt: skip
+        _judged_log(store, started.trust_root).verify("m")
