@@ -6,9 +6,11 @@ signed by the first admin's own key and names an offline recovery key; its sha25
 keyring written by someone else (a trainer's keys can write objects) is refused.
 
 Every later event is signed by an admin key valid at that time, or by the recovery key (a lost
-admin key). Adding or rotating a key while two or more admins exist waits for a second admin's
-``confirm`` event before the key counts: one admin alone cannot publish a key for someone else
-and sign as them. Disabling takes effect at once.
+admin key). While two or more admins exist, adding or rotating a key, and disabling an admin,
+wait for another admin's ``confirm`` event before they count, whoever signed them (the recovery
+key included): one admin alone can neither publish a key for someone else and sign as them nor
+first disable the other admins to act alone. A rotated key keeps counting until its successor is
+confirmed. Disabling a non-admin takes effect at once.
 """
 
 from __future__ import annotations
@@ -161,27 +163,46 @@ class Keyring:
                                + (f"; legacy logs sealed: {', '.join(sorted(self.legacy_heads))}"
                                   if self.legacy_heads else ""))  # fmt: skip
         elif event.action in ("add", "rotate"):
-            needs_second = signer_person != RECOVERY and len(self.active_admins(event.time)) >= 2
-            if event.action == "rotate":
-                self.keys[self.people[event.person]].disabled_at = event.time
+            needs_second = len(self.active_admins(event.time)) >= 2
+            replaced = self.people.get(event.person) if event.action == "rotate" else None
             self._publish(event, valid_from=None if needs_second else event.time)
             if needs_second:
                 self.pending[event.sha256] = event
+            elif replaced is not None:
+                self.keys[replaced].disabled_at = event.time
             self.review.append(f"{label}: {by} {'added' if event.action == 'add' else 'rotated the key of'} "
                                f"{event.person} ({event.role}, {event.kind}), key {key_id(event.public_key or '')}"
                                + (" — waiting for a second admin's confirmation" if needs_second else ""))  # fmt: skip
         elif event.action == "disable":
-            for record in self.keys.values():
-                if record.person == event.person and record.disabled_at is None:
-                    record.disabled_at = event.time
-            self.disabled.append(event.person)
-            self.review.append(f"{label}: {by} disabled {event.person}")
+            needs_second = self._is_admin(event.person) and len(self.active_admins(event.time)) >= 2
+            if needs_second:
+                self.pending[event.sha256] = event
+            else:
+                self._disable(event.person, event.time)
+            self.review.append(f"{label}: {by} disabled {event.person}"
+                               + (" — waiting for a second admin's confirmation" if needs_second else ""))  # fmt: skip
         else:  # confirm
             confirmed = self.pending.pop(event.confirms or "")
-            self.keys[key_id(confirmed.public_key or "")].valid_from = event.time
+            if confirmed.action == "disable":
+                self._disable(confirmed.person, event.time)
+            else:
+                new_key = key_id(confirmed.public_key or "")
+                for kid, record in self.keys.items():  # a rotated key counted until now
+                    if record.person == confirmed.person and kid != new_key and record.disabled_at is None:
+                        record.disabled_at = event.time
+                self.keys[new_key].valid_from = event.time
             self.review.append(f"{label}: {by} confirmed key event {confirmed.seq:012d} ({confirmed.action} "
                                f"{confirmed.person})")  # fmt: skip
         self.head_seq, self.head_sha256, self.head_time = event.seq, event.sha256, event.time
+
+    def _is_admin(self, person: str) -> bool:
+        return any(r.person == person and r.role == "admin" for r in self.keys.values())
+
+    def _disable(self, person: str, when: str) -> None:
+        for record in self.keys.values():
+            if record.person == person and record.disabled_at is None:
+                record.disabled_at = when
+        self.disabled.append(person)
 
     def _publish(self, event: KeyEvent, *, valid_from: str | None) -> None:
         public = event.public_key or ""

@@ -162,7 +162,8 @@ def rotate(
     recovery_key_file: Path = RECOVERY,
     as_json: bool = JSON,
 ) -> None:
-    """Give NAME a new signing key and new store keys; the old ones stop counting now."""
+    """Give NAME a new signing key and new store keys; the old key stops counting now, or, while two
+    admins or more exist, once a second admin confirms the new one."""
     settings = state.settings()
     store, signer, trust_root = _acting(recovery_key_file)
     ring = KeyLog(store, trust_root).keyring()
@@ -182,27 +183,38 @@ def rotate(
 @app.command()
 def disable(name: str = typer.Argument(...), reason: str = REASON, recovery_key_file: Path = RECOVERY,
             as_json: bool = JSON) -> None:  # fmt: skip
-    """Disable NAME: their signing key stops counting now and their store identity is removed."""
+    """Disable NAME: their signing key stops counting now and their store identity is removed (an
+    admin's, while two admins or more exist, once a second admin confirms)."""
     store, signer, trust_root = _acting(recovery_key_file)
     event = publish(store, trust_root, signer, "disable", name, reason=reason)
+    pending = _pending_note(store, trust_root, event)
+    if not pending:
+        _remove_store_identity(name)
+    emit({"name": name, "key_event": event.seq, "pending": bool(pending)}, as_json=as_json,
+         text=f"disabled {name} (key event {event.seq}){pending}")
+
+
+def _remove_store_identity(name: str) -> None:
     if state.settings().endpoint is None:
         embedded.set_person_identity(state.settings().embedded_store(), name, None)
         _reload_store()
     else:
         typer.echo(f"remove {name}'s keys on {state.settings().endpoint} with that server's tools too", err=True)
-    emit({"name": name, "key_event": event.seq}, as_json=as_json, text=f"disabled {name} (key event {event.seq})")
 
 
 @app.command()
 def confirm(seq: int = typer.Argument(..., help="the key event to confirm (`tailor user list` shows pending ones)"),
             as_json: bool = JSON) -> None:  # fmt: skip
-    """Confirm another admin's key change: with two admins or more, a new key counts only then."""
+    """Confirm another admin's key change: with two admins or more, a new key (or an admin's disable)
+    counts only then."""
     store, signer, trust_root = _acting(None)
     ring = KeyLog(store, trust_root).keyring()
     pending = next((e for e in ring.pending.values() if e.seq == seq), None)
     if pending is None:
         raise NotFoundError(f"key event {seq} is not waiting for confirmation")
     event = publish(store, trust_root, signer, "confirm", pending.person, confirms=pending.sha256)
+    if pending.action == "disable":
+        _remove_store_identity(pending.person)
     emit({"confirmed": seq, "key_event": event.seq}, as_json=as_json,
          text=f"confirmed key event {seq} ({pending.action} {pending.person}); key event {event.seq}")
 

@@ -177,3 +177,35 @@ def test_event_times_in_the_future_running_backwards_or_in_another_format_are_re
     with pytest.raises(IntegrityError, match=f"{len(times):012d}.*(in the future|before the event it follows|is not "
                                              "a time as Tailor writes it)"):  # fmt: skip
         _judged_log(store, started.trust_root).verify("m")
+
+
+def test_one_admin_cannot_disable_the_other_to_then_act_alone():
+    """Review 28 item 2: `user disable ada` then `user rotate bob` let root sign as bob with no second admin."""
+    store = FakeStore()
+    started, root = _started(store)
+    ada, _ = _add(store, started.trust_root, root, "ada", "admin")
+    disabled = publish(store, started.trust_root, root, "disable", "ada")
+    ring = KeyLog(store, started.trust_root).keyring()
+    assert disabled.sha256 in ring.pending and ring.signing_key(ada.key_id, utc_now()).person == "ada"
+    new_bob = new_private_key()
+    _, bob_pending = _add(store, started.trust_root, root, "bob")
+    rotated = publish(store, started.trust_root, root, "rotate", "ada", role="admin", public_key=public_key_of(new_bob))
+    ring = KeyLog(store, started.trust_root).keyring()
+    assert bob_pending in ring.pending and rotated.sha256 in ring.pending
+    with pytest.raises(IntegrityError, match="waits for a second admin"):
+        ring.signing_key(Signer("ada", "admin", new_bob).key_id, utc_now())
+    # ada's own key keeps counting until a second admin confirms its successor; she can refuse, or confirm the disable
+    assert ring.signing_key(ada.key_id, utc_now()).person == "ada"
+    publish(store, started.trust_root, ada, "confirm", "ada", confirms=disabled.sha256)
+    with pytest.raises(IntegrityError, match="disabled"):
+        KeyLog(store, started.trust_root).keyring().signing_key(ada.key_id, utc_now())
+
+
+def test_the_recovery_key_alone_cannot_change_the_keyring_while_two_admins_exist():
+    store = FakeStore()
+    started, root = _started(store)
+    _add(store, started.trust_root, root, "ada", "admin")
+    recovery = Signer("recovery", "admin", started.recovery_key)
+    mallory, pending = _add(store, started.trust_root, recovery, "mallory", "approver")
+    ring = KeyLog(store, started.trust_root).keyring()
+    assert pending in ring.pending and ring.keys[mallory.key_id].valid_from is None
