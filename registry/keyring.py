@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Callable
 
+from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
 from registry.event_time import received_problem, time_problem
 from registry.errors import AlreadyExistsError, IntegrityError, RefusedError, StoreError
@@ -293,9 +295,13 @@ def parse_key_event(key: str, data: bytes) -> KeyEvent:
 class KeyLog:
     """The keyring on one bucket: read, pinned to a trust root, and appended to by an admin."""
 
-    def __init__(self, store: ObjectStore, trust_root: str | None = None):
+    def __init__(self, store: ObjectStore, trust_root: str | None = None, *, pin_file: Path | None = None):
+        """``pin_file`` remembers the first trust root this machine saw where none is configured, so
+        a keyring later hidden (delete markers on ``keys/``) or replaced is refused, not read as a
+        store that never signed."""
         self.store = store
         self.trust_root = trust_root
+        self._pin_file = pin_file
         self._ring: Keyring | None = None
 
     def exists(self) -> bool:
@@ -334,12 +340,28 @@ class KeyLog:
         return self._ring
 
     def _pinned(self, ring: Keyring) -> Keyring:
-        if self.trust_root and ring.trust_root != self.trust_root:
+        pin = self.trust_root or self._remembered()
+        if pin and ring.trust_root != pin:
             found = ring.trust_root[:16] + "…" if ring.trust_root else "no keyring"
-            raise IntegrityError(f"the store's keyring does not start at the trust root this machine pins "
-                                 f"({self.trust_root[:16]}…) but at {found}: it was replaced, or this is another "
+            whence = "pins" if self.trust_root else f"saw first (remembered in {self._pin_file})"
+            raise IntegrityError(f"the store's keyring does not start at the trust root this machine {whence} "
+                                 f"({pin[:16]}…) but at {found}: it was replaced or hidden, or this is another "
                                  "store")  # fmt: skip
+        if ring.trust_root and not pin and self._pin_file is not None:
+            try:
+                self._pin_file.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(self._pin_file, ring.trust_root.encode())
+            except OSError:
+                pass  # the pin in memory below still holds for this process
+        if ring.trust_root:
+            self.trust_root = ring.trust_root  # once seen, never none
         return ring
+
+    def _remembered(self) -> str:
+        try:
+            return self._pin_file.read_text().strip() if self._pin_file is not None else ""
+        except FileNotFoundError:
+            return ""
 
     def append(self, signer: Signer, make: Callable[[Keyring], KeyEvent], now: Callable[[], str]) -> KeyEvent:
         """Sign and write the event ``make`` builds from the current keyring, at the next sequence number.

@@ -13,6 +13,7 @@ permissions cannot tell a staging promotion from a production one (both are audi
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -154,7 +155,9 @@ class Registry:
         _require_plain_actor(settings.actor)
         self.base_model = base_model
         self.rules = rules
-        self.keys = KeyLog(store, settings.trust_root)
+        scope = hashlib.sha256(f"{settings.endpoint}|{settings.bucket}".encode()).hexdigest()[:16]
+        self.keys = KeyLog(store, settings.trust_root, pin_file=Path(cache_dir) / "registry-cache" /
+                           f"trust-root-{scope}" if cache_dir else None)  # fmt: skip
         signer = Signer(settings.actor, settings.role, settings.signing_key) if settings.signing_key else None
         self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir, signer=signer,
                             judge=EventJudge(self.keys, rules),
@@ -308,13 +311,19 @@ class Registry:
                                 for e in events if e.action == "clear"], signed=state.signed,
                             keyring=list(ring.review) if ring else [])  # fmt: skip
 
-    def require_unrewritten(self, name: str) -> None:
-        """What a server checks before it serves ``name``: no event of its log and no key event was
-        overwritten or deleted (a cache-less machine cannot otherwise see a deleted newest event).
+    def require_servable(self, name: str) -> None:
+        """What a server checks before it serves ``name``: a signing store's trust root is pinned, and
+        no event of its log and no key event was overwritten or deleted (a cache-less machine cannot
+        otherwise see a deleted newest event).
 
         Raises:
+            ConfigError: the store signs and no trust_root is configured.
             IntegrityError: naming each rewritten key.
         """
+        if self.signs and not self.settings.trust_root:
+            raise ConfigError("trust_root: this store signs its events; a server pins the keyring it trusts: set "
+                              "trust_root (printed by `tailor user init`) or point credentials_file at its "
+                              "service's credentials")  # fmt: skip
         self.log.require_unrewritten(validate_name(name))
         self._require_unrewritten_keyring()
 

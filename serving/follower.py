@@ -84,7 +84,7 @@ class AdapterSource(Protocol):
 
     def resolve(self, name: str, alias: str = "production") -> Any: ...
 
-    def require_unrewritten(self, name: str) -> None: ...
+    def require_servable(self, name: str) -> None: ...
 
     def download(self, name: str, ref: str, dest: Path) -> Any: ...
 
@@ -166,13 +166,15 @@ class Follower:
             NotFoundError: names with no version under the alias (all of them, named).
             IntegrityError: a downloaded file does not match its recorded sha256, or an audit event
                 was overwritten or deleted.
+            ConfigError: the store signs its events and no trust root is pinned.
             RefusedError: the adapter was trained on another base model.
             StoreError: the store cannot be reached.
         """
         targets = {}
         for name in self.names:
-            # A restarted server has no memory of the newest event: the bucket's object versions do.
-            self._source.require_unrewritten(name)
+            # A restarted server has no memory of the newest event (the bucket's object versions do), and
+            # follows only the keyring it pins.
+            self._source.require_servable(name)
             # Read the sequence number first: a change that lands while we load is seen by the next poll.
             self._tracking[name].seq = self._source.head_seq(name)
             targets[name] = self._source.resolve(name, self.alias)

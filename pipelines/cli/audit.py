@@ -34,6 +34,10 @@ def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool =
     """Prove the whole chain, its signatures and rules, every manifest and stored file; exit 1 naming the first
     modified, deleted, inserted or forged event."""
     result = open_registry().verify(name)
+    if not result.keyring:
+        typer.echo("WARNING: this store has no keyring, so its events are not signed: whoever holds write keys "
+                   "could have written any of them as anyone. Start signing with `tailor user init` "
+                   "(docs/security.md).", err=True)  # fmt: skip
     aliases = ", ".join(f"{a}={v}" for a, v in sorted(result.aliases.items())) or "no aliases"
     incomplete = f"; unfinished uploads (no manifest): {', '.join(result.incomplete)}" if result.incomplete else ""
     review = "".join(f"\n  to review: {item}" for item in result.to_review)

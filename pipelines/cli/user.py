@@ -120,6 +120,10 @@ def init(
         f"trust root: {started.trust_root} (pin it as trust_root on every server)\n"
         f"recovery key (shown once, keep it offline; it can add or disable admins): {started.recovery_key}"
         + (f"\nsealed as unsigned legacy: {', '.join(sorted(started.legacy))}" if started.legacy else "")))
+    typer.echo("WARNING: the shared role identities (trainer, approver, reader) still hold store keys: their holders "
+               "can write objects, though no event they write without a person's signing key counts. Once everyone "
+               "has been added with `tailor user add`, remove them from the store's identities (Tailor does not yet: "
+               "the embedded store's identities.json, or that server's tools).", err=True)  # fmt: skip
 
 
 @app.command()

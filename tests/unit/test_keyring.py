@@ -10,7 +10,7 @@ import pytest
 
 from registry.audit import AuditEvent, AuditLog, utc_now
 from registry.canonical import canonical_sha256
-from registry.errors import IntegrityError, RefusedError
+from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.keyring import KeyLog, key_event_key
 from registry.people import init_keyring, publish
 from registry.rules import EventJudge, RegistryRules
@@ -209,3 +209,27 @@ def test_the_recovery_key_alone_cannot_change_the_keyring_while_two_admins_exist
     mallory, pending = _add(store, started.trust_root, recovery, "mallory", "approver")
     ring = KeyLog(store, started.trust_root).keyring()
     assert pending in ring.pending and ring.keys[mallory.key_id].valid_from is None
+
+
+def test_a_machine_that_once_saw_a_keyring_never_reads_the_store_as_unsigned(tmp_path):
+    """Review 28 item 5: delete markers on keys/ made an unpinned reader accept unsigned events again."""
+    from registry.registry import Registry
+    from registry.settings import StoreSettings
+
+    store = FakeStore()
+    _started(store)
+    reader = StoreSettings(endpoint="http://127.0.0.1:1", bucket="b", access_key="a", secret_key="s", role="reader",
+                           actor="srv")  # fmt: skip
+    assert Registry(store, reader, cache_dir=tmp_path).signs
+    for key in [k for k in store.objects if k.startswith("keys/")]:
+        store.delete(key)
+    with pytest.raises(IntegrityError, match="this machine saw first .* but at no keyring"):
+        Registry(store, reader, cache_dir=tmp_path).signs
+    with pytest.raises(ConfigError, match="trust_root: this store signs"):
+        Registry(_signing_store(), reader).require_servable("n")
+
+
+def _signing_store() -> FakeStore:
+    store = FakeStore()
+    _started(store)
+    return store

@@ -44,7 +44,7 @@ class FakeRegistry:
             raise StoreError("cannot reach the object store at http://127.0.0.1:1")
         return self.seq.get(name, 0)
 
-    def require_unrewritten(self, name: str) -> None:
+    def require_servable(self, name: str) -> None:
         pass
 
     def resolve(self, name: str, alias: str = "production"):
