@@ -335,6 +335,9 @@ def fold(state: AliasState, events: list[AuditEvent], judge: Judge | None = None
     return new
 
 
+_CLEARED = re.compile(r"cleared (audit/\S+?), sha256 ")  # how `audit clear` names each object it removed
+
+
 def _replaced(name: str, seen: AliasState) -> IntegrityError:
     return IntegrityError(
         f"event {seen.head_seq:012d} of '{name}' was replaced: this machine saw it with sha256 "
@@ -446,8 +449,8 @@ class AuditLog:
 
         Events are written once, create-only, and the bucket keeps old versions: a second version
         or a delete marker on an event key is a rewrite, even one re-signed or invisible to a
-        machine without a cache. The one exception is on the record: the key where ``audit clear``
-        removed a bad newest object holds the ``clear`` event that names it.
+        machine without a cache. The exceptions are on the record: the objects a ``clear`` event
+        names as removed by ``audit clear``.
 
         Raises:
             IntegrityError: naming each rewritten key.
@@ -455,7 +458,7 @@ class AuditLog:
         pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
         if events is None:
             events = self.read(name, self.sequence(name))
-        cleared = {event_key(name, e.seq) for e in events if e.action == "clear"}
+        cleared = {key for e in events if e.action == "clear" for key in _CLEARED.findall(e.reason)}
         rewritten = {key: what for key, what in rewritten_keys(self.store, audit_prefix(name)).items()
                      if pattern.fullmatch(key) and key not in cleared}  # fmt: skip
         if rewritten:

@@ -14,6 +14,7 @@ permissions cannot tell a staging promotion from a production one (both are audi
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Iterator
 
 from registry.atomic_file import errors_named
-from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, parse_time, utc_now
+from registry.audit import (
+    AliasState, AuditEvent, AuditLog, audit_prefix, event_key, fold, parse_event, parse_time, utc_now,
+)
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
@@ -92,6 +95,16 @@ def _require_gate_as_recorded(event: AuditEvent, manifest: Manifest) -> None:
     if not same:
         raise IntegrityError(f"event {event.key_name} of '{event.name}' ({event.action} {event.version}) records a "
                              f"gate other than the one in {event.version}'s manifest: forged or rewritten")  # fmt: skip
+
+
+def _chain_and_strays(name: str, keys: list[str]) -> tuple[list[int], list[str]]:
+    """The sequence numbers that run from 1 without a gap, and every other object under the log."""
+    pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
+    numbered = {int(m.group(1)): key for key in keys if (m := pattern.fullmatch(key))}
+    chain = []
+    while len(chain) + 1 in numbered:
+        chain.append(len(chain) + 1)
+    return chain, sorted(set(keys) - {numbered[seq] for seq in chain})
 
 
 def no_audit_log(name: str) -> NotFoundError:
@@ -533,39 +546,54 @@ class Registry:
     # ---- helpers ---------------------------------------------------------------------------------
 
     def clear(self, name: str, *, reason: str) -> AuditEvent:
-        """Remove the newest object of ``name``'s log when it alone fails verification (junk, an
-        unparsable or forged event that would otherwise freeze the name), and record that in the log.
+        """Remove what freezes ``name``'s log, and record that in the log: a bad newest event (junk,
+        unparsable, forged or rule-breaking), objects that are not events (``…json.bak``), and
+        objects past a gap where nothing was ever written (junk far ahead).
 
-        The object gets a delete marker, so the bucket keeps it among its versions; the ``clear``
-        event records its sha256 and the reason, and `audit verify` lists it for review.
+        Each gets a delete marker, so the bucket keeps it among its versions; the ``clear`` event
+        names each with its sha256 and why, and `audit verify` lists it for review. A good event is
+        never removed: the chain is judged here object by object, not from verify's message.
 
         Raises:
-            RefusedError: not an admin, no reason, the log verifies, or it fails before its newest object.
+            RefusedError: not an admin, no reason, nothing to clear, an event before the newest fails,
+                or an event was deleted in the middle of the log (restore it from the object versions).
         """
         self.require_role("clear")
         self._require_reason(reason, "clear")
         self.log.require_signer()
-        seqs = self.log.sequence(validate_name(name))
-        if not seqs:
+        prefix = audit_prefix(validate_name(name))
+        listed = [o.key for o in self.store.list(prefix)]
+        if not listed:
             raise no_audit_log(name)
-        try:
-            self.log.verify(name)
-        except IntegrityError as err:
-            problem = str(err)
-        else:
-            raise RefusedError(f"the audit log of '{name}' verifies: there is nothing to clear")
-        try:
-            fold(AliasState(name=name), self.log.read(name, seqs[:-1]), self.log.judge)
-        except IntegrityError as err:
-            raise RefusedError(f"the audit log of '{name}' fails before its newest object ({err}): only a bad newest "
-                               "object can be cleared") from None  # fmt: skip
-        key = event_key(name, seqs[-1])
-        digest = sha256_hex(self.store.get(key))
-        self.store.delete(key)
+        chain, strays = _chain_and_strays(name, listed)
+        if strays and self._ever_written(event_key(name, len(chain) + 1)):
+            raise RefusedError(f"event {len(chain) + 1:012d} of '{name}' was deleted, and events follow it: restore "
+                               "it from the bucket's object versions (an admin's S3 tools); clear removes no event "
+                               "that may be good")  # fmt: skip
+        state, bad = AliasState(name=name), None
+        for seq in chain:
+            key = event_key(name, seq)
+            try:
+                state.apply(parse_event(key, self.store.get(key)), self.log.judge)
+            except IntegrityError as err:
+                if seq != chain[-1]:
+                    raise RefusedError(f"the audit log of '{name}' fails before its newest object ({err}): only a "
+                                       "bad newest object can be cleared") from None  # fmt: skip
+                bad = (key, str(err))
+        removed = [(key, "not an event of the log") for key in strays] + ([bad] if bad else [])
+        if not removed:
+            raise RefusedError(f"every object of the audit log of '{name}' is a good event: there is nothing to clear "
+                               "(`tailor audit verify` names what fails)")  # fmt: skip
+        digests = [(key, sha256_hex(self.store.get(key)), why) for key, why in removed]
+        for key, _, _ in digests:
+            self.store.delete(key)
+        cleared = "; ".join(f"cleared {key}, sha256 {digest}: {why}" for key, digest, why in digests)
         return self.log.append(name, lambda state: AuditEvent(
             action="clear", name=name, version="", actor=self.settings.actor, role=self.settings.role,
-            reason=f"{reason} (cleared {key}, sha256 {digest}: {problem})"[:MAX_REASON_CHARS],
-            content_sha256=digest))  # fmt: skip
+            reason=f"{reason} ({cleared})"[:MAX_REASON_CHARS], content_sha256=digests[-1][1]))  # fmt: skip
+
+    def _ever_written(self, key: str) -> bool:
+        return any(v.key == key for v in self.store.versions(key))
 
     def require_role(self, action: str, alias: str | None = None) -> None:
         """Raises: RefusedError: the configured role may not ``action`` (on ``alias``)."""
