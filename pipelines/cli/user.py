@@ -7,7 +7,9 @@ TAILOR_ACTOR says (a TAILOR_ACTOR naming someone else is refused).
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
+from typing import Callable
 
 import typer
 
@@ -17,7 +19,7 @@ from registry import embedded
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, validate_person
 from registry.people import Credentials, credentials_path, init_keyring, people, publish, write_credentials
-from registry.signing import Signer, key_id, new_private_key, public_key_of
+from registry.signing import Signer, new_private_key, public_key_of
 from registry.store import S3ObjectStore
 
 app = typer.Typer(help="People and services who act on the registry, each with their own store and signing keys.",
@@ -48,14 +50,28 @@ def _store_keys(name: str, role: str, access_key: str | None, secret_key: str | 
     return access_key, secret_key
 
 
-def _issue(path: Path, name: str, role: str, kind: str, signing_key: str, trust_root: str, access_key: str | None,
-           secret_key: str | None) -> None:  # fmt: skip
-    """Give a published identity its store keys and write its credentials file (0600)."""
+def _issue_and_publish(path: Path, name: str, role: str, kind: str, trust_root: str, access_key: str | None,
+                       secret_key: str | None, publish_key: Callable[[str], KeyEvent]) -> KeyEvent:  # fmt: skip
+    """Make the identity's store keys and write its credentials file aside first, then publish its
+    public key (``publish_key``), then put the file in place: a key is never published whose
+    private half was lost to a refused argument or a failed write.
+    """
+    if path.exists():
+        raise RefusedError(f"{path} exists: give another --out")
+    signing_key = new_private_key()
     access, secret = _store_keys(name, role, access_key, secret_key)
-    write_credentials(path, Credentials(name=name, role=role, kind=kind, access_key=access, secret_key=secret,
-                                        signing_key=signing_key, trust_root=trust_root,
-                                        bucket=state.settings().bucket))  # fmt: skip
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    write_credentials(aside, Credentials(name=name, role=role, kind=kind, access_key=access, secret_key=secret,
+                                         signing_key=signing_key, trust_root=trust_root,
+                                         bucket=state.settings().bucket))  # fmt: skip
+    try:
+        event = publish_key(public_key_of(signing_key))
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
+    aside.replace(path)
     _reload_store()
+    return event
 
 
 def _pending_note(store: S3ObjectStore, trust_root: str, event: KeyEvent) -> str:
@@ -142,14 +158,19 @@ def add(
     settings = state.settings()
     validate_person(name)
     path = out or credentials_path(settings.home, name)
-    if path.exists():
-        raise RefusedError(f"{path} exists: give another --out")
     store, signer, trust_root = _acting(recovery_key_file)
     kind = "service" if service else "person"
-    signing_key = new_private_key()
-    event = publish(store, trust_root, signer, "add", name, role=role, kind=kind,
-                    public_key=public_key_of(signing_key), reason=reason)  # fmt: skip
-    _issue(path, name, role, kind, signing_key, trust_root, access_key, secret_key)
+    if name in KeyLog(store, trust_root).keyring().people:
+        raise RefusedError(f"{name} exists already (rotate their key instead)")
+    def publish_key(public: str) -> KeyEvent:
+        return publish(store, trust_root, signer, "add", name, role=role, kind=kind, public_key=public, reason=reason)
+
+    try:
+        event = _issue_and_publish(path, name, role, kind, trust_root, access_key, secret_key, publish_key)
+    except RefusedError:
+        if settings.endpoint is None:  # the store identity made for a key the keyring refused
+            embedded.set_person_identity(settings.embedded_store(), name, None)  # type: ignore[arg-type]
+        raise
     pending = _pending_note(store, trust_root, event)
     emit({"name": name, "role": role, "kind": kind, "credentials_file": str(path), "key_event": event.seq,
           "pending": bool(pending)}, as_json=as_json,
@@ -174,11 +195,12 @@ def rotate(
     if name not in ring.people:
         raise NotFoundError(f"{name} is not in the keyring (`tailor user list`)")
     record = ring.keys[ring.people[name]]
-    signing_key = new_private_key()
-    path = out or credentials_path(settings.home, f"{name}-{key_id(public_key_of(signing_key))[:8]}")
-    event = publish(store, trust_root, signer, "rotate", name, role=record.role, kind=record.kind,
-                    public_key=public_key_of(signing_key), reason=reason)  # fmt: skip
-    _issue(path, name, record.role, record.kind, signing_key, trust_root, access_key, secret_key)
+    path = out or credentials_path(settings.home, f"{name}-{secrets.token_hex(4)}")
+    def publish_key(public: str) -> KeyEvent:
+        return publish(store, trust_root, signer, "rotate", name, role=record.role, kind=record.kind,
+                       public_key=public, reason=reason)  # fmt: skip
+
+    event = _issue_and_publish(path, name, record.role, record.kind, trust_root, access_key, secret_key, publish_key)
     pending = _pending_note(store, trust_root, event)
     emit({"name": name, "credentials_file": str(path), "key_event": event.seq, "pending": bool(pending)},
          as_json=as_json, text=f"rotated {name}'s keys (key event {event.seq}){pending}; new credentials_file: {path}")

@@ -244,6 +244,15 @@ def test_only_an_admin_writes_the_keyring_and_names_are_ascii(signed):
     assert not_admin.returncode == 1 and "only an admin changes the keyring" in not_admin.stderr
 
 
+def test_user_add_that_cannot_issue_store_keys_publishes_nothing(signed, tmp_path):
+    """Review 28 item 7: on another S3 server without --access-key, the key was published and its private half lost."""
+    out = tmp_path / "dave.json"
+    env = signed.env("root", TAILOR_ENDPOINT=signed.cfg.endpoint)
+    refused = run_cli("user", "add", "dave", "--role", "trainer", "--out", str(out), env=env)
+    assert refused.returncode == 2 and "--access-key/--secret-key" in refused.stderr, refused.stderr
+    assert "dave" not in signed.registry("srv").keyring().people and not list(tmp_path.iterdir())
+
+
 def test_a_gate_decision_copied_from_another_adapter_is_refused(signed, unique_name, tmp_path):
     gated, evil = _gated_folder(tmp_path / "gated", seed=1), make_adapter_folder(tmp_path / "evil", BASE, seed=2)
     (evil / "gate_decision.json").write_bytes((gated / "gate_decision.json").read_bytes())
