@@ -18,7 +18,7 @@ import stat
 import tempfile
 import threading
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -29,6 +29,7 @@ from registry.errors import IntegrityError, NotFoundError, StoreError, TailorErr
 from serving.schemas import AdapterHealth, AdapterVersion, Failure
 
 log = logging.getLogger(__name__)
+MAX_REFUSED_BACKOFF = 300.0  # seconds between reads of a log that does not verify, at most
 
 # Folders of this form hold their server's lock for as long as it lives; a folder whose lock can be
 # taken belongs to a server that is gone.
@@ -115,6 +116,10 @@ class _Tracking:
     last_poll: datetime | None = None
     problem: Failure | None = None  # lasts until the alias moves: a version that did not load, an alias gone
     outage: Failure | None = None  # cleared by the next poll that reads the registry
+    # A history that does not verify is re-read whole on every poll: after each refusal the next read
+    # waits twice as long (up to MAX_REFUSED_BACKOFF), until one verifies.
+    refused_backoff: float = 0.0
+    next_read: datetime | None = None
 
     @property
     def failure(self) -> Failure | None:
@@ -249,10 +254,13 @@ class Follower:
 
     def _follow(self, name: str) -> None:
         track = self._tracking[name]
+        if track.next_read is not None and _now() < track.next_read:
+            return
         try:
             seq = self._source.head_seq(name)
             if seq == track.seq:
                 track.last_poll, track.outage = _now(), None
+                track.refused_backoff, track.next_read = 0.0, None
                 return
             manifest = self._source.resolve(name, self.alias)
         except IntegrityError as err:
@@ -260,12 +268,15 @@ class Follower:
             track.last_poll, track.outage = _now(), None
             track.problem = Failure(version=None, at=_now(), error=f"refused: the audit history of '{name}' does not "
                                     f"verify, still serving {self._served[name].version}: {err}")  # fmt: skip
+            track.refused_backoff = min(max(2 * track.refused_backoff, self.poll_seconds), MAX_REFUSED_BACKOFF)
+            track.next_read = _now() + timedelta(seconds=track.refused_backoff)
             return
         except TailorError as err:
             # Transient (store down, network): keep the old sequence number so the next poll retries.
             track.outage = Failure(version=None, error=f"cannot read the registry: {err}", at=_now())
             return
         track.last_poll, track.outage = _now(), None
+        track.refused_backoff, track.next_read = 0.0, None
         serving = self._served[name].version
         if manifest is None:
             track.seq, track.alias_target = seq, None
