@@ -233,3 +233,47 @@ def _signing_store() -> FakeStore:
     store = FakeStore()
     _started(store)
     return store
+
+
+def _independent_verdict(store: FakeStore, tmp_path, name: str, trust_root: str) -> str:
+    """What docs/verify_audit_log.py says of a copy of the store's keys/ and audit/NAME/."""
+    import importlib.util
+    from pathlib import Path
+
+    for key, data in store.objects.items():
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(data)
+    script = Path(__file__).parents[2] / "docs" / "verify_audit_log.py"
+    spec = importlib.util.spec_from_file_location("verify_audit_log", script)
+    verifier = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(verifier)
+    try:
+        verifier.main(str(tmp_path), name, trust_root)
+    except SystemExit as refused:
+        return str(refused)
+    return "verified"
+
+
+def test_the_independent_verifier_refuses_what_tailor_refuses(tmp_path):
+    """Review 28 item 9: it took keys waiting for confirmation as valid and never checked the sealed legacy head."""
+    store = FakeStore()
+    olga = AuditLog(store, actor="olga", role="admin")
+    olga.append("old", lambda state: AuditEvent(action="register", name="old", version="v1", actor="", role="",
+                                                reason="before signing", content_sha256="c" * 64))  # fmt: skip
+    started, root = _started(store)
+    _add(store, started.trust_root, root, "ada", "admin")
+    bob, _ = _add(store, started.trust_root, root, "bob", "trainer")  # waits for ada
+    event = AuditEvent(action="register", name="n", version="v1", actor="bob", role="trainer", reason="r",
+                       content_sha256="c" * 64, seq=1, time=utc_now(), prev_sha256="0" * 64).signed(bob)
+    store.put("audit/n/000000000001.json", event.to_json())
+    assert "not valid at" in _independent_verdict(store, tmp_path / "a", "n", started.trust_root)
+    assert _independent_verdict(store, tmp_path / "b", "old", started.trust_root) == "verified"
+    legacy = json.loads(store.objects["audit/old/000000000001.json"])
+    legacy["reason"] = "rewritten after the keyring sealed it"
+    legacy["sha256"] = canonical_sha256({k: v for k, v in legacy.items() if k != "sha256"})
+    store.objects["audit/old/000000000001.json"] = json.dumps(legacy).encode()
+    assert "not the legacy history the keyring sealed" in _independent_verdict(store, tmp_path / "c", "old",
+                                                                                started.trust_root)  # fmt: skip
+    future = replace(event, time="2099-01-01T00:00:00.000000+00:00", key_id=None, signature=None).sealed()
+    store.objects["audit/n/000000000001.json"] = future.to_json()
+    assert "dated in the future" in _independent_verdict(store, tmp_path / "d", "n", started.trust_root)
