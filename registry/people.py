@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from registry.atomic_file import write_atomic
@@ -24,6 +24,7 @@ from registry.store import ObjectStore
 from registry.user_files import require_file
 
 CREDENTIALS_FORMAT = "tailor-credentials-1"
+KEY_FORMAT = "tailor-signing-key-1"
 
 
 @dataclass(frozen=True)
@@ -57,22 +58,57 @@ def is_credentials_file(path: Path) -> bool:
         return False
 
 
-def read_credentials(path: Path) -> Credentials:
-    """Raises: ConfigError: missing, readable by others, or not a credentials file (naming the field)."""
-    path = require_file(path, "credentials_file:", ConfigError)
+def _private_file(path: Path, what: str) -> Path:
+    """Raises: ConfigError: missing, or readable by other users."""
+    path = require_file(path, f"{what}:", ConfigError)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"credentials_file: {path} may be read by other users (mode {stat.S_IMODE(mode):o}): it holds "
+        raise ConfigError(f"{what}: {path} may be read by other users (mode {stat.S_IMODE(mode):o}): it holds "
                           f"a private signing key; `chmod 600 {path}`, and rotate the key if others could read it")
+    return path
+
+
+def signing_key_path(credentials: Path) -> Path:
+    """Where a person keeps the key `tailor user keygen` made them: beside their credentials file."""
+    return Path(credentials).with_suffix(".key")
+
+
+def read_credentials(path: Path) -> Credentials:
+    """A credentials file; one an admin wrote for a key the person made (its ``signing_key`` empty)
+    takes the key from the person's own key file beside it (``signing_key_path``).
+
+    Raises: ConfigError: missing, readable by others, or not a credentials file (naming the field).
+    """
+    path = _private_file(path, "credentials_file")
     try:
         raw = json.loads(path.read_text())
         creds = Credentials(**raw)
         if not all(isinstance(v, str) for v in asdict(creds).values()):
             raise TypeError("every field must be text")
+        if not creds.signing_key:
+            key_file = _private_file(signing_key_path(path), "signing key file")
+            creds = replace(creds, signing_key=read_signing_key(key_file))
         public_key_of(creds.signing_key)
     except (OSError, ValueError, TypeError) as err:
         raise ConfigError(f"credentials_file: {path} is not a Tailor credentials file: {err}") from None
     return creds
+
+
+def write_signing_key(path: Path, private: str) -> Path:
+    """Write a person's own private key file (0600). Raises: RefusedError: it exists."""
+    path = Path(path)
+    if path.exists():
+        raise RefusedError(f"{path} exists: a signing key file is never overwritten (give another --out)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, json.dumps({"format": KEY_FORMAT, "signing_key": private}), private=True)
+
+
+def read_signing_key(path: Path) -> str:
+    """Raises: ValueError: not a key file `tailor user keygen` wrote."""
+    raw = json.loads(Path(path).read_text())
+    if not isinstance(raw, dict) or raw.get("format") != KEY_FORMAT or not isinstance(raw.get("signing_key"), str):
+        raise ValueError(f"{path} is not a signing key file written by `tailor user keygen`")
+    return raw["signing_key"]
 
 
 def write_credentials(path: Path, creds: Credentials) -> Path:

@@ -1,4 +1,4 @@
-"""`tailor user init|add|list|disable|rotate|confirm`: people and services, each with their own keys.
+"""`tailor user init|keygen|add|list|disable|rotate|confirm`: people and services, each with their own keys.
 
 A person acts by pointing the ``credentials_file`` setting (TAILOR_CREDENTIALS_FILE) at the file
 `user add` wrote for them; the audit log then records them, signed with their key, whatever
@@ -18,8 +18,10 @@ from pipelines.cli.state import state
 from registry import embedded
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, validate_person
-from registry.people import Credentials, credentials_path, init_keyring, people, publish, write_credentials
-from registry.signing import Signer, new_private_key, public_key_of
+from registry.people import (
+    Credentials, credentials_path, init_keyring, people, publish, signing_key_path, write_credentials, write_signing_key,
+)
+from registry.signing import Signer, key_id, new_private_key, public_key_of
 from registry.store import S3ObjectStore
 
 app = typer.Typer(help="People and services who act on the registry, each with their own store and signing keys.",
@@ -51,21 +53,31 @@ def _store_keys(name: str, role: str, access_key: str | None, secret_key: str | 
 
 
 def _issue_and_publish(path: Path, name: str, role: str, kind: str, trust_root: str, access_key: str | None,
-                       secret_key: str | None, publish_key: Callable[[str], KeyEvent]) -> KeyEvent:  # fmt: skip
+                       secret_key: str | None, publish_key: Callable[[str], KeyEvent],
+                       public_key: str | None = None) -> KeyEvent:  # fmt: skip
     """Make the identity's store keys and write its credentials file aside first, then publish its
     public key (``publish_key``), then put the file in place: a key is never published whose
     private half was lost to a refused argument or a failed write.
+
+    With ``public_key`` (the person ran `tailor user keygen`), the file holds no signing key: the
+    person's own key file beside it does, and the admin never sees it.
     """
     if path.exists():
         raise RefusedError(f"{path} exists: give another --out")
-    signing_key = new_private_key()
+    if public_key is not None:
+        public_key_of_person = public_key
+        key_id(public_key)  # a malformed key is refused before anything is made
+        signing_key = ""
+    else:
+        signing_key = new_private_key()
+        public_key_of_person = public_key_of(signing_key)
     access, secret = _store_keys(name, role, access_key, secret_key)
     aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
     write_credentials(aside, Credentials(name=name, role=role, kind=kind, access_key=access, secret_key=secret,
                                          signing_key=signing_key, trust_root=trust_root,
                                          bucket=state.settings().bucket))  # fmt: skip
     try:
-        event = publish_key(public_key_of(signing_key))
+        event = publish_key(public_key_of_person)
     except BaseException:
         aside.unlink(missing_ok=True)
         raise
@@ -143,6 +155,24 @@ def init(
 
 
 @app.command()
+def keygen(
+    name: str = typer.Argument(..., help="your person name, as the admin will add you"),
+    out: Path = typer.Option(None, "--out", help="your key file (default: <home>/credentials/NAME.key)"),
+    as_json: bool = JSON,
+) -> None:
+    """Make your own signing key: the private key goes to a file only you can read (0600), the public
+    key is printed for the admin's `tailor user add NAME --role ROLE --public-key KEY`."""
+    validate_person(name)
+    private = new_private_key()
+    path = write_signing_key(out or signing_key_path(credentials_path(state.settings().home, name)), private)
+    public = public_key_of(private)
+    emit({"name": name, "key_file": str(path), "public_key": public}, as_json=as_json, text=(
+        f"your private signing key: {path} (mode 0600, never share it)\n"
+        f"public key, for the admin's `tailor user add {name} --role ROLE --public-key …`: {public}\n"
+        f"put the credentials file the admin gives you beside it, as {path.with_suffix('.json')}"))
+
+
+@app.command()
 def add(
     name: str = typer.Argument(..., help="person (or service) name: lowercase ASCII letters, digits, '.', '_', '-'"),
     role: str = typer.Option(..., "--role", help="trainer | approver | reader | admin"),
@@ -152,6 +182,8 @@ def add(
     secret_key: str = SECRET,
     reason: str = REASON,
     recovery_key_file: Path = RECOVERY,
+    public_key: str = typer.Option(None, "--public-key", help="the public key NAME's `tailor user keygen` printed: "
+                                   "their private key never leaves their machine"),
     as_json: bool = JSON,
 ) -> None:
     """Add a person or service (admin only): store identity, signing key, published in the keyring."""
@@ -166,15 +198,16 @@ def add(
         return publish(store, trust_root, signer, "add", name, role=role, kind=kind, public_key=public, reason=reason)
 
     try:
-        event = _issue_and_publish(path, name, role, kind, trust_root, access_key, secret_key, publish_key)
+        event = _issue_and_publish(path, name, role, kind, trust_root, access_key, secret_key, publish_key, public_key)
     except RefusedError:
         if settings.endpoint is None:  # the store identity made for a key the keyring refused
             embedded.set_person_identity(settings.embedded_store(), name, None)  # type: ignore[arg-type]
         raise
     pending = _pending_note(store, trust_root, event)
+    handover = f"; give it to {name}: it goes beside their key file, as {name}.json" if public_key else ""
     emit({"name": name, "role": role, "kind": kind, "credentials_file": str(path), "key_event": event.seq,
           "pending": bool(pending)}, as_json=as_json,
-         text=f"added {kind} {name} ({role}), key event {event.seq}{pending}; credentials_file: {path}")  # fmt: skip
+         text=f"added {kind} {name} ({role}), key event {event.seq}{pending}; credentials_file: {path}{handover}")
 
 
 @app.command()

@@ -253,6 +253,21 @@ def test_user_add_that_cannot_issue_store_keys_publishes_nothing(signed, tmp_pat
     assert "dave" not in signed.registry("srv").keyring().people and not list(tmp_path.iterdir())
 
 
+def test_a_person_makes_their_own_key_and_the_admin_never_holds_it(signed, unique_name, tmp_path):
+    """Review 28 item 3: the admin generated and kept every person's private signing key."""
+    made = run_cli("user", "keygen", "erin", "--out", str(tmp_path / "erin.key"), "--json", env=signed.env())
+    assert made.returncode == 0, made.stderr
+    public = json.loads(made.stdout)["public_key"]
+    assert (tmp_path / "erin.key").stat().st_mode & 0o777 == 0o600
+    added = run_cli("user", "add", "erin", "--role", "trainer", "--public-key", public, "--out",
+                    str(tmp_path / "erin.json"), env=signed.env("root"))  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert json.loads((tmp_path / "erin.json").read_text())["signing_key"] == ""  # nothing private in the admin's file
+    signed.creds["erin"] = tmp_path / "erin.json"  # beside erin.key, as erin keeps them
+    signed.registry("erin").register(_gated_folder(tmp_path / "a", seed=1), unique_name, reason="batch 1")
+    assert [(e.actor, e.role) for e in signed.registry("srv").events(unique_name)] == [("erin", "trainer")]
+
+
 def test_a_gate_decision_copied_from_another_adapter_is_refused(signed, unique_name, tmp_path):
     gated, evil = _gated_folder(tmp_path / "gated", seed=1), make_adapter_folder(tmp_path / "evil", BASE, seed=2)
     (evil / "gate_decision.json").write_bytes((gated / "gate_decision.json").read_bytes())
