@@ -456,11 +456,13 @@ class AuditLog:
             IntegrityError: naming each rewritten key.
         """
         pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
-        if events is None:
-            events = self.read(name, self.sequence(name))
-        cleared = {key for e in events if e.action == "clear" for key in _CLEARED.findall(e.reason)}
         rewritten = {key: what for key, what in rewritten_keys(self.store, audit_prefix(name)).items()
-                     if pattern.fullmatch(key) and key not in cleared}  # fmt: skip
+                     if pattern.fullmatch(key)}  # fmt: skip
+        if rewritten:  # rare: only then are the events read, for the clearings that explain them
+            if events is None:
+                events = self.read(name, self.sequence(name))
+            cleared = {key for e in events if e.action == "clear" for key in _CLEARED.findall(e.reason)}
+            rewritten = {key: what for key, what in rewritten.items() if key not in cleared}
         if rewritten:
             raise IntegrityError(
                 f"the audit log of '{name}' was rewritten: "
