@@ -216,6 +216,39 @@ def test_the_newest_event_someone_else_signed_cannot_be_replaced_or_deleted_by_t
         follower.load()  # a freshly started server serves nothing of a rewritten log
 
 
+def test_a_trainer_forged_archive_of_productions_rollback_target_is_named(signed, unique_name, tmp_path):
+    """Review F16: an archive of v1 signed by the trainer would have disabled the rollback to it."""
+    _registered(signed, unique_name, tmp_path, versions=2)
+    signed.registry("bob").promote(unique_name, "v2", "production", reason="ship v2", override=True)
+    head = _event(signed, unique_name, 4)
+    forged = AuditEvent(action="archive", name=unique_name, version="v1", actor="alice", role="trainer", reason="old",
+                        content_sha256=signed.registry("srv").state(unique_name).versions["v1"], seq=5,
+                        time=head.time, prev_sha256=head.sha256)  # fmt: skip
+    _forge(signed, unique_name, "alice", forged, sign_as="alice")
+    with pytest.raises(IntegrityError, match="role 'trainer' cannot archive v1"):
+        signed.registry("srv").verify(unique_name)
+
+
+def test_an_approver_re_signing_his_own_newest_event_is_named(signed, unique_name, tmp_path):
+    """Review F21: the approver's keys may overwrite his own event; the bucket's versions keep the original."""
+    _registered(signed, unique_name, tmp_path)
+    original = _event(signed, unique_name, 2)
+    _forge(signed, unique_name, "bob", replace(original, reason="approved by the board"), sign_as="bob", overwrite=True)
+    done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
+    assert done.returncode == 1 and f"audit/{unique_name}/000000000002.json has 2 stored versions" in done.stderr
+
+
+def test_a_byte_flipped_in_a_stored_file_fails_verify(signed, unique_name, tmp_path):
+    """Review F9: `audit verify` passed while `download` refused a corrupted file."""
+    _registered(signed, unique_name, tmp_path, promote=False)
+    raw, bucket, key = signed.raw("alice"), signed.cfg.bucket, file_key(unique_name, "v1", "adapter_model.safetensors")
+    data = bytearray(raw.get_object(Bucket=bucket, Key=key)["Body"].read())
+    data[-1] ^= 1
+    raw.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
+    assert done.returncode == 1 and "adapter_model.safetensors" in done.stderr, done.stderr
+
+
 def test_replaced_weights_with_a_resealed_manifest_are_named(signed, unique_name, tmp_path):
     _registered(signed, unique_name, tmp_path)
     raw, bucket = signed.raw("alice"), signed.cfg.bucket
