@@ -583,7 +583,8 @@ class Registry:
         removed = [(key, "not an event of the log") for key in strays] + ([bad] if bad else [])
         if not removed:
             raise RefusedError(f"every object of the audit log of '{name}' is a good event: there is nothing to clear "
-                               "(`tailor audit verify` names what fails)")  # fmt: skip
+                               "(`tailor audit verify` names what fails; an overwritten event is restored from the "
+                               "bucket's object versions with the server's tools)")  # fmt: skip
         digests = [(key, sha256_hex(self.store.get(key)), why) for key, why in removed]
         for key, _, _ in digests:
             self.store.delete(key)
