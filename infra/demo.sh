@@ -14,8 +14,20 @@ mkdir -p "$(dirname "$outcome")"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1/5 object store (embedded SeaweedFS on 127.0.0.1) and Prefect server"
+step "1/5 object store (embedded SeaweedFS on 127.0.0.1), its people, and Prefect server"
 $tailor store start
+# Two people with their own store keys and signing keys: the audit log records who signed, and
+# four-eyes compares signers. An admin is made once, when the keyring starts (its recovery key is printed once).
+creds="${TAILOR_HOME:-.tailor}/credentials"
+if [ ! -f "$creds/demo-admin.json" ]; then
+  $tailor user init --name demo-admin
+  for person in demo-trainer:trainer demo-approver:approver; do
+    TAILOR_CREDENTIALS_FILE="$creds/demo-admin.json" $tailor user add "${person%%:*}" --role "${person##*:}" \
+      --reason "demo"
+  done
+fi
+trainer="$creds/demo-trainer.json"
+approver="$creds/demo-approver.json"
 $tailor prefect start --timeout 300
 
 step "2/5 a new batch arrives: data/sample/train.csv (4 classes, 112 rows, 5 deliberate label errors)"
@@ -26,7 +38,7 @@ echo "copied to $batch (a rejected batch is moved to data/quarantine/; the sampl
 
 step "3/5 retrain as the trainer: validate → train → evaluate → gate → register → promote to staging"
 set +e
-TAILOR_ROLE=trainer TAILOR_ACTOR=demo-trainer $tailor retrain --data "$batch" --name "$name" \
+TAILOR_CREDENTIALS_FILE="$trainer" $tailor retrain --data "$batch" --name "$name" \
   --holdout data/sample/holdout.csv --labels data/sample/labels.txt --json > "$outcome"
 code=$?
 set -e
@@ -44,12 +56,12 @@ status=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])'
 
 if [ "$status" = "promoted" ]; then
   step "4/5 a second person (four-eyes) promotes $name $version to production"
-  TAILOR_ROLE=approver TAILOR_ACTOR=demo-approver $tailor promote "$name" "$version" --to production \
+  TAILOR_CREDENTIALS_FILE="$approver" $tailor promote "$name" "$version" --to production \
     --reason "demo: gate passed, report reviewed"
 else
   step "4/5 not promoted: $status; production is unchanged"
   if [ -n "$version" ]; then
-    echo "an approver may still override: TAILOR_ROLE=approver $tailor promote $name $version --to production --override --reason '…'"
+    echo "an approver may still override: TAILOR_CREDENTIALS_FILE=$approver $tailor promote $name $version --to production --override --reason '…'"
   fi
 fi
 
@@ -64,7 +76,7 @@ Done in $(( $(date +%s) - started )) s.
   audit report (opens offline):  $(pwd)/$report
   versions and aliases:          $tailor list $name
   audit trail, verified:         $tailor audit log $name && $tailor audit verify $name
-  roll production back:          TAILOR_ROLE=approver $tailor rollback $name --reason "why"  (once production has held two versions)
+  roll production back:          TAILOR_CREDENTIALS_FILE=$approver $tailor rollback $name --reason "why"  (once production has held two versions)
   Prefect UI (runs, schedules):  $($tailor prefect status | awk '$1 == "ui_url" {print $2}')
   stop everything:               $tailor prefect stop && $tailor store stop
 EOF

@@ -21,6 +21,7 @@ from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, Setting
 from pipelines.webhooks import redacted_url
 from registry.bucket_name import s3_bucket_name
 from registry.embedded import EmbeddedStoreConfig, read_identities
+from registry.people import Credentials, is_credentials_file, read_credentials
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
 from registry.user_files import require_file
@@ -111,7 +112,8 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, repr=False)
     session_token: str | None = Field(None, repr=False, description="temporary keys' session token (AWS STS), with access_key and secret_key")
     ca_bundle: Path | None = Field(None, description="PEM file of the CA behind an https endpoint; empty = the system's CAs")
-    credentials_file: Path | None = Field(None, description="SeaweedFS identities file; default = the embedded store's")
+    credentials_file: Path | None = Field(None, description="your credentials file from `tailor user add` (or a SeaweedFS identities file); default = the embedded store's identities")
+    trust_root: str | None = Field(None, description="sha256 of the store's first keyring event (`tailor user init` prints it): pins whose signing keys count")
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE", "NONE"] = "GOVERNANCE"
     object_lock_days: int = Field(3650, gt=0)
     policy: Path | None = Field(None, description="promotion policy file; empty = the repository's policy.yaml")
@@ -278,6 +280,8 @@ class Settings(BaseSettings):
         """
         role = role or self.role
         token = None
+        if self.access_key is None and self.credentials_file is not None and is_credentials_file(self.credentials_file):
+            return self._person_store(read_credentials(self.credentials_file), role)
         if self.access_key is not None and self.secret_key is not None and role == self.role:
             access, secret, token = self.access_key, self.secret_key, self.session_token
             self._require_keys_of_role(access, role)
@@ -304,7 +308,33 @@ class Settings(BaseSettings):
             addressing_style=self.addressing_style,
             object_lock_mode=None if self.object_lock_mode == "NONE" else self.object_lock_mode,
             object_lock_days=self.object_lock_days,
+            trust_root=self.trust_root,
         )
+
+    def _person_store(self, person: "Credentials", role: Role) -> StoreSettings:
+        """The store settings of the person whose credentials file is configured: the actor and
+        role are theirs, and a setting that claims another is refused (the log records the signer).
+
+        Raises:
+            ConfigError: ``actor`` or ``role`` names someone or something else.
+        """
+        if self.actor and self.actor != person.name:
+            raise ConfigError(f"actor: TAILOR_ACTOR is {self.actor!r} but {self.credentials_file} belongs to "
+                              f"{person.name!r}: the audit log records who signs; unset TAILOR_ACTOR, or use "
+                              f"{self.actor}'s own credentials file")  # fmt: skip
+        if role != person.role and ("role" in self.model_fields_set or role != self.role):
+            raise ConfigError(f"role: {person.name} acts as '{person.role}' (their credentials file), not '{role}'")
+        if self.bucket != person.bucket:
+            raise ConfigError(f"bucket: {self.credentials_file} is for bucket '{person.bucket}', not '{self.bucket}'")
+        return StoreSettings(
+            endpoint=self.endpoint or self.embedded_store().endpoint, bucket=self.bucket,
+            access_key=person.access_key, secret_key=person.secret_key, role=person.role, actor=person.name,
+            ca_bundle=str(self.ca_bundle) if self.ca_bundle else None, region=self.region,
+            addressing_style=self.addressing_style,
+            object_lock_mode=None if self.object_lock_mode == "NONE" else self.object_lock_mode,
+            object_lock_days=self.object_lock_days, signing_key=person.signing_key,
+            trust_root=self.trust_root or person.trust_root,
+        )  # fmt: skip
 
 
     def _require_keys_of_role(self, access_key: str, role: Role) -> None:
@@ -314,7 +344,9 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: the access key belongs to another role's identity.
         """
-        known = self.credentials_file or (None if self.endpoint else self.embedded_store().identities_file)
+        # The embedded store's identities judge keys even with an endpoint set: its own URL given as
+        # TAILOR_ENDPOINT must not switch the check off (review F4).
+        known = self.credentials_file or self.embedded_store().identities_file
         if known is None or not known.is_file():
             return
         owner = next((name for name, (key, _) in read_identities(known).items() if key == access_key), None)

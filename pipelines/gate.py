@@ -30,7 +30,7 @@ REGRESSION_LIMIT = "quality.max_regression"  # judged whenever the candidate was
 
 
 def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = None,
-           against: str | None = None) -> GateDecision:  # fmt: skip
+           against: str | None = None, adapter_sha256: str | None = None) -> GateDecision:  # fmt: skip
     """Judge ``checks`` (measured under ``policy``'s measurement settings) under ``policy``.
 
     A check that errored, is missing, was given twice, or names a policy key the policy lacks counts as
@@ -60,6 +60,7 @@ def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = N
         failures=failures,
         checks=list(checks),
         adapter=adapter,
+        adapter_sha256=adapter_sha256,
         against=against,
         measured_under=policy.measurement_settings(),
     )
@@ -81,7 +82,8 @@ def rejudge(policy: Policy, recorded: GateDecision) -> GateDecision:
     if changed:
         raise RefusedError(f"policy {policy.version} measures differently than the checks did ({'; '.join(changed)}): "
                            "the gate re-judges limits, not measurements; run `tailor evaluate` again")
-    return decide(policy, recorded.checks, adapter=recorded.adapter, against=recorded.against)
+    return decide(policy, recorded.checks, adapter=recorded.adapter, against=recorded.against,
+                  adapter_sha256=recorded.adapter_sha256)
 
 
 def _not_judged(policy: Policy, check: CheckResult) -> str | None:

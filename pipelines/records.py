@@ -264,6 +264,7 @@ class GateDecision(Record):
     failures: list[GateFailure] = Field(default_factory=list)
     checks: list[CheckResult] = Field(default_factory=list)
     adapter: str | None = None  # the candidate judged (folder or name:version)
+    adapter_sha256: str | None = None  # sha256 of the judged adapter_model.safetensors: binds the decision to it
     against: str | None = None  # the production version it was compared with, if any
     measured_under: dict[str, float] | None = None  # the policy's measurement settings when the checks ran
     # Checks whose conditions did not allow a verdict (load on a machine too busy): neither passed nor

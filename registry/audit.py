@@ -26,12 +26,15 @@ from typing import Any, Callable
 
 from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
-from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, StoreError
+from registry.event_time import event_time, received_problem, time_problem, utc_now
+from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
+from registry.keyring import signed_bytes
 from registry.settings import ROLES
-from registry.store import ObjectStore, put_kept
+from registry.signing import Signer
+from registry.store import ObjectStore, put_kept, rewritten_keys
 
 GENESIS = "0" * 64
-ACTIONS = ("register", "promote", "rollback", "archive", "judge")
+ACTIONS = ("register", "promote", "rollback", "archive", "judge", "clear")
 MAX_APPEND_ATTEMPTS = 100
 _FETCH_THREADS = 8
 _PROBE_LIMIT = 8  # new events read key by key before listing instead
@@ -43,10 +46,6 @@ def audit_prefix(name: str) -> str:
 
 def event_key(name: str, seq: int) -> str:
     return f"{audit_prefix(name)}{seq:012d}.json"
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -82,18 +81,35 @@ class AuditEvent:
     seq: int = 0
     time: str = ""
     prev_sha256: str = ""
+    # The signer's key and its Ed25519 signature over ``signed_bytes``; absent from legacy events,
+    # which are stored (and hashed) without them.
+    key_id: str | None = None
+    signature: str | None = None
     sha256: str = ""
 
-    def body(self) -> dict[str, Any]:
+    def _stored(self) -> dict[str, Any]:
         data = asdict(self)
+        for unsigned in ("key_id", "signature"):
+            if data[unsigned] is None:
+                del data[unsigned]
+        return data
+
+    def body(self) -> dict[str, Any]:
+        data = self._stored()
         data.pop("sha256")
         return data
 
     def sealed(self) -> "AuditEvent":
         return replace(self, sha256=canonical_sha256(self.body()))
 
+    def signed(self, signer: "Signer") -> "AuditEvent":
+        """This event signed by ``signer`` (over everything but the signature: the previous event's
+        hash and, for a register, the manifest's content hash included), then sealed."""
+        draft = replace(self, key_id=signer.key_id, signature="")
+        return replace(draft, signature=signer.sign(signed_bytes(draft.body()))).sealed()
+
     def to_json(self) -> bytes:
-        return canonical_json(asdict(self))
+        return canonical_json(self._stored())
 
     @property
     def key_name(self) -> str:
@@ -117,6 +133,8 @@ class AliasState:
     versions: dict[str, str] = field(default_factory=dict)  # registered version → manifest content hash
     archived: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)  # versions an alias ever held: their manifests existed
+    registered_by: dict[str, str] = field(default_factory=dict)  # version → who registered it
+    signed: int = 0  # events that carry a signature (the others are legacy, sealed by the keyring)
 
     def referenced(self, version: str) -> bool:
         """Whether an event after its register needed ``version``'s manifest (promote, archive)."""
@@ -127,30 +145,43 @@ class AliasState:
         held = self.history.get(alias, [])
         return held[-2] if len(held) >= 2 else None
 
-    def apply(self, event: AuditEvent) -> None:
-        """Fold one event in, after checking that it follows the log and makes sense there.
+    def apply(self, event: AuditEvent, judge: "Judge | None" = None) -> None:
+        """Fold one event in, after checking that it follows the log and makes sense there, and,
+        with a ``judge``, that its signer could sign it and the rules allowed it.
 
         Raises:
             IntegrityError: wrong hash, wrong link, wrong sequence, or an event the log cannot explain.
         """
-        label = f"event {event.key_name} of '{self.name}'"
+        # Named by the object it was read from (the next one in the log), not by the seq it claims.
+        where = f"{audit_prefix(self.name)}{self.head_seq + 1:012d}.json"
+        label = f"event {self.head_seq + 1:012d} of '{self.name}'"
         if canonical_sha256(event.body()) != event.sha256:
             raise IntegrityError(f"{label} was modified: its content does not match its sha256")
+        if event.seq != self.head_seq + 1 or event.name != self.name:
+            raise IntegrityError(
+                f"{where} records seq {event.seq} of '{event.name}': it was inserted, moved or copied there, or "
+                f"{self.head_seq:012d} was replaced or inserted before it"
+            )
         if event.prev_sha256 != self.head_sha256:
             before = f"{self.head_seq:012d}"
             raise IntegrityError(
                 f"{label} does not follow event {before}: its prev_sha256 is not that event's hash, so event "
                 f"{before} was replaced or inserted (or {event.key_name} was rewritten)"
             )
-        if event.seq != self.head_seq + 1 or event.name != self.name:
-            raise IntegrityError(
-                f"{label} records seq {event.seq} of '{event.name}': events were inserted, moved or copied"
-            )
+        if problem := time_problem(event.time, self.head_time):
+            raise IntegrityError(f"{label} ({event.action} {event.version}) has a time the log cannot explain: {problem}")
         problem = self._meaning_problem(event)
         if problem:
             raise IntegrityError(f"{label} ({event.action} {event.version}) is inconsistent with the log: {problem}")
+        if judge is not None:
+            judge(self, event, f"{label} ({event.action} {event.version} by {event.actor})")
+        if event.signature is not None:
+            self.signed += 1
         if event.action == "register":
             self.versions[event.version] = event.content_sha256 or ""
+            self.registered_by[event.version] = event.actor
+        elif event.action == "clear":
+            pass
         elif event.action == "archive":
             self.archived.append(event.version)
         elif event.action == "judge":
@@ -168,6 +199,8 @@ class AliasState:
     def _meaning_problem(self, event: AuditEvent) -> str | None:
         if event.action not in ACTIONS:
             return f"unknown action {event.action!r}"
+        if event.action == "clear":  # records an object an admin removed from the head; changes nothing
+            return None
         if event.action == "register":
             return f"{event.version} was registered before" if event.version in self.versions else None
         if event.version not in self.versions:
@@ -198,9 +231,11 @@ class AliasState:
         state = cls(**json.loads(data))
         if not (isinstance(state.name, str) and type(state.head_seq) is int and isinstance(state.head_sha256, str)
                 and isinstance(state.head_time, str) and isinstance(state.archived, list) and _all_text(state.archived)
-                and isinstance(state.promoted, list) and _all_text(state.promoted)
-                and all(isinstance(m, dict) and _all_text(m) for m in (state.aliases, state.history, state.versions))
+                and isinstance(state.promoted, list) and _all_text(state.promoted) and type(state.signed) is int
+                and all(isinstance(m, dict) and _all_text(m)
+                        for m in (state.aliases, state.history, state.versions, state.registered_by))
                 and _all_text(state.aliases.values()) and _all_text(state.versions.values())
+                and _all_text(state.registered_by.values())
                 and all(isinstance(held, list) and _all_text(held) for held in state.history.values())):  # fmt: skip
             raise ValueError("not an alias state")
         return state
@@ -217,6 +252,10 @@ _EVENT_TYPES = {name: _json_types(hint) for name, hint in typing.get_type_hints(
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", type(None): "null"}
 
 
+_UNSIGNED = ("key_id", "signature")  # legacy events were written without them
+_EVENT_TYPES.update({name: (str,) for name in _UNSIGNED})  # stored only when present
+
+
 def _field_problem(raw: Any) -> str | None:
     """Why a parsed object is not an event as ``AuditEvent`` records it, naming the field."""
     if not isinstance(raw, dict):
@@ -228,15 +267,15 @@ def _field_problem(raw: Any) -> str | None:
         if type(value) not in allowed:
             wanted = " or ".join(_TYPE_NAMES[t] for t in allowed)
             return f"field {name!r} is {json.dumps(value)[:40]}, not {wanted}"
-    missing = [f.name for f in fields(AuditEvent) if f.name not in raw]
+    missing = [f.name for f in fields(AuditEvent) if f.name not in raw and f.name not in _UNSIGNED]
     if missing:
         return f"fields {', '.join(missing)} are missing"
     if raw["role"] not in ROLES:
         return f"field 'role' is {json.dumps(raw['role'])}, not one of {', '.join(ROLES)}"
     try:
-        parse_time(raw["time"])
-    except ValueError:
-        return f"field 'time' is {json.dumps(raw['time'])}, not an ISO 8601 time"
+        event_time(raw["time"])
+    except ValueError as err:
+        return f"field 'time': {err}"
     return None
 
 
@@ -258,13 +297,14 @@ def parse_event(key: str, data: bytes) -> AuditEvent:
     return AuditEvent(**raw)
 
 
-def sequence_of(name: str, keys: list[str], after: int = 0) -> list[int]:
-    """Sequence numbers of the listed event keys, checked to run from 1 without gaps or strangers.
+def sequence_of(name: str, keys: list[str], after: int = 0, *, prefix: str | None = None) -> list[int]:
+    """Sequence numbers of the listed event keys (under ``prefix``, by default the audit log of
+    ``name``), checked to run from 1 without gaps or strangers.
 
     Raises:
         IntegrityError: an object that is not ``<seq:012d>.json``, or a missing sequence number.
     """
-    pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
+    pattern = re.compile(re.escape(prefix or audit_prefix(name)) + r"(\d{12})\.json")
     seqs = []
     for key in keys:
         match = pattern.fullmatch(key)
@@ -281,12 +321,33 @@ def sequence_of(name: str, keys: list[str], after: int = 0) -> list[int]:
     return [s for s in seqs if s > after]
 
 
-def fold(state: AliasState, events: list[AuditEvent]) -> AliasState:
+class Judge(typing.Protocol):
+    """Judges an event against the state before it (``registry.rules.EventJudge``)."""
+
+    def __call__(self, state: AliasState, event: AuditEvent, label: str) -> None:
+        """Raises: IntegrityError: naming what the signer could not do."""
+
+    def signs(self) -> bool:
+        """Whether the store's events must be signed (it has a keyring)."""
+
+
+def fold(state: AliasState, events: list[AuditEvent], judge: Judge | None = None) -> AliasState:
     """A new state: ``state`` with ``events`` applied in order (``state`` itself is left alone)."""
     new = copy.deepcopy(state)
     for event in events:
-        new.apply(event)
+        new.apply(event, judge)
     return new
+
+
+_CLEARED = re.compile(r"cleared (audit/\S+?), sha256 ")  # how `audit clear` names each object it removed
+
+
+def _replaced(name: str, seen: AliasState) -> IntegrityError:
+    return IntegrityError(
+        f"event {seen.head_seq:012d} of '{name}' was replaced: this machine saw it with sha256 "
+        f"{seen.head_sha256[:16]}…, the store now holds another event there (unless this machine's cache under "
+        "registry-cache/ was edited)"
+    )
 
 
 class AuditLog:
@@ -297,13 +358,17 @@ class AuditLog:
     """
 
     def __init__(self, store: ObjectStore, *, actor: str, role: str, cache_dir: Path | None = None,
-                 cache_scope: str = ""):  # fmt: skip
+                 cache_scope: str = "", signer: Signer | None = None, judge: Judge | None = None):  # fmt: skip
+        """``signer`` signs what this log appends (its name and role are then the actor and role);
+        ``judge`` checks every event read, so a state is never built on a forged one."""
         self.store = store
-        self.actor = actor
-        self.role = role
+        self.signer = signer
+        self.actor = signer.name if signer else actor
+        self.role = signer.role if signer else role
+        self.judge = judge
         self._memory: dict[str, AliasState] = {}
         # The cache format is part of the scope: a cache written before AliasState gained a field is not read.
-        scope = hashlib.sha256(f"state-v2|{cache_scope}".encode()).hexdigest()[:16]
+        scope = hashlib.sha256(f"state-v3|{cache_scope}".encode()).hexdigest()[:16]
         self._cache_dir = Path(cache_dir) / "registry-cache" / scope if cache_dir else None
 
     def sequence(self, name: str, after: int = 0) -> list[int]:
@@ -349,7 +414,7 @@ class AuditLog:
         fetched = dict(zip(fetch, self._get_all(fetch)))
         blobs = {k: fetched[k] if k in fetched else kept[k][1].encode() for k in keys}
         events = [parse_event(k, blobs[k]) for k in keys]
-        fold(AliasState(name=name), events)
+        fold(AliasState(name=name), events, self.judge)
         if fetch or len(kept) != len(keys):
             self._remember_events(name, {k: (listed[k], blobs[k].decode()) for k in keys if listed[k]})
         return events
@@ -366,15 +431,48 @@ class AuditLog:
     def verified_events(self, name: str) -> tuple[AliasState, list[AuditEvent]]:
         """``verify``, with the events it checked."""
         seen = self._cached(name)  # before listing: a cache written meanwhile by a racing writer is not "ahead"
-        events = self.read(name, self.sequence(name))
-        state = fold(AliasState(name=name), events)
+        listed = {o.key: o.modified for o in self.store.list(audit_prefix(name))}
+        events = self.read(name, sequence_of(name, list(listed)))
+        state = fold(AliasState(name=name), events, self.judge)
+        for event in events:
+            if problem := received_problem(event.time, listed[event_key(name, event.seq)]):
+                raise IntegrityError(f"event {event.key_name} of '{name}' was not written when it says: {problem}")
         if seen is not None and seen.head_seq > state.head_seq:
             raise IntegrityError(
                 f"the audit log of '{name}' ends at event {state.head_seq:012d} but this machine has seen event "
                 f"{seen.head_seq:012d}: the newest events were deleted"
             )
+        if seen is not None and seen.head_seq > 0 and events[seen.head_seq - 1].sha256 != seen.head_sha256:
+            raise _replaced(name, seen)
+        self.require_unrewritten(name, events)
         self._remember(state)
         return state, events
+
+    def require_unrewritten(self, name: str, events: list[AuditEvent] | None = None) -> None:
+        """Refuse a log whose event objects were overwritten or deleted after they were written.
+
+        Events are written once, create-only, and the bucket keeps old versions: a second version
+        or a delete marker on an event key is a rewrite, even one re-signed or invisible to a
+        machine without a cache. The exceptions are on the record: the objects a ``clear`` event
+        names as removed by ``audit clear``.
+
+        Raises:
+            IntegrityError: naming each rewritten key.
+        """
+        pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
+        rewritten = {key: what for key, what in rewritten_keys(self.store, audit_prefix(name)).items()
+                     if pattern.fullmatch(key)}  # fmt: skip
+        if rewritten:  # rare: only then are the events read, for the clearings that explain them
+            if events is None:
+                events = self.read(name, self.sequence(name))
+            cleared = {key for e in events if e.action == "clear" for key in _CLEARED.findall(e.reason)}
+            rewritten = {key: what for key, what in rewritten.items() if key not in cleared}
+        if rewritten:
+            raise IntegrityError(
+                f"the audit log of '{name}' was rewritten: "
+                + "; ".join(f"{key} has {what}" for key, what in sorted(rewritten.items()))
+                + " (events are written once; the bucket keeps the originals among the object versions)"
+            )
 
     def state(self, name: str) -> AliasState:
         """The folded state now: cached events are not re-read, new ones are checked and applied.
@@ -392,15 +490,18 @@ class AuditLog:
                     f"the audit log of '{name}' ends at event {head:012d} but this machine has seen event "
                     f"{cached.head_seq:012d}: the newest events were deleted (run `tailor audit verify {name}`)"
                 )
-            state = fold(AliasState(name=name), self.read(name, seqs))
+            state = fold(AliasState(name=name), self.read(name, seqs), self.judge)
         self._remember(state)
         return state
 
     def _advance(self, name: str, cached: AliasState) -> AliasState | None:
         """``cached`` brought up to date by reading the keys after its head, without a LIST.
 
-        Returns None when the cache cannot be proven against the store (its head is gone or
-        differs, or a new event does not link to it): the caller then folds the whole log.
+        Returns None when a new event does not link to the cached head (the caller then folds the
+        whole log, naming the bad event).
+
+        Raises:
+            IntegrityError: the cached head was deleted or replaced.
         """
         new: list[AuditEvent] = []
         seq = cached.head_seq + 1
@@ -413,16 +514,26 @@ class AuditLog:
         else:  # many new events: list the rest and fetch them in parallel
             new += self.read(name, self.sequence(name, after=seq - 1))
         if not new:
-            try:
-                newest = parse_event(event_key(name, cached.head_seq), self.store.get(event_key(name, cached.head_seq)))
-            except NotFoundError:
-                return None
-            proven = newest.sha256 == cached.head_sha256 and canonical_sha256(newest.body()) == newest.sha256
-            return cached if proven else None
+            self._require_cached_head(name, cached)
+            return cached
         try:
-            return fold(cached, new)
+            return fold(cached, new, self.judge)
         except IntegrityError:
+            # The new events do not follow what this machine saw: if the event it saw was replaced,
+            # that is a rewrite, never a reason to believe the log as it reads now.
+            self._require_cached_head(name, cached)
             return None
+
+    def _require_cached_head(self, name: str, cached: AliasState) -> None:
+        """Raises: IntegrityError: the newest event this machine saw was deleted or replaced."""
+        key = event_key(name, cached.head_seq)
+        try:
+            newest = parse_event(key, self.store.get(key))
+        except NotFoundError:
+            raise IntegrityError(f"{key} was deleted: this machine has seen it (run `tailor audit verify {name}`)") \
+                from None  # fmt: skip
+        if newest.sha256 != cached.head_sha256 or canonical_sha256(newest.body()) != newest.sha256:
+            raise _replaced(name, cached)
 
     def append(self, name: str, make: Callable[[AliasState], AuditEvent]) -> AuditEvent:
         """Append the event ``make`` builds from the current state, at the next sequence number.
@@ -434,6 +545,7 @@ class AuditLog:
             RefusedError: whatever ``make`` refuses.
             StoreError: lost the race ``MAX_APPEND_ATTEMPTS`` times in a row.
         """
+        self.require_signer()
         for attempt in range(MAX_APPEND_ATTEMPTS):
             state = self.state(name)
             draft = make(state)
@@ -442,8 +554,9 @@ class AuditLog:
                 draft, actor=self.actor, role=self.role, seq=state.head_seq + 1, prev_sha256=state.head_sha256,
                 # Client clocks differ: keep times non-decreasing so `audit at` can read the log in order.
                 time=max(now, state.head_time) if state.head_time else now,
-            ).sealed()  # fmt: skip
-            new_state = fold(state, [event])
+            )  # fmt: skip
+            event = event.signed(self.signer) if self.signer else event.sealed()
+            new_state = fold(state, [event], self.judge)
             try:
                 put_kept(self.store, event_key(name, event.seq), event.to_json())
             except AlreadyExistsError:
@@ -454,6 +567,12 @@ class AuditLog:
         raise StoreError(
             f"lost the race for the next audit event of '{name}' {MAX_APPEND_ATTEMPTS} times in a row: try again"
         )
+
+    def require_signer(self) -> None:
+        """Raises: RefusedError: this store signs its events and nobody here can sign."""
+        if self.judge is not None and self.signer is None and self.judge.signs():
+            raise RefusedError("this store's audit events are signed: act as a person or service of its keyring "
+                               "(point credentials_file at the file `tailor user add` wrote for you)")
 
     def _cache_file(self, name: str) -> Path | None:
         return self._cache_dir / f"{name}.json" if self._cache_dir else None

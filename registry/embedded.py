@@ -133,7 +133,9 @@ def _actions(role: Role, bucket: str) -> list[str]:
     # Object Lock retention (audit events, version files) needs its own permission besides Write.
     retain_audit = f"PutObjectRetention:{bucket}/audit/*"
     if role == "trainer":
-        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", f"Write:{bucket}", retain_audit,
+        # Only what registering, data versioning and webhook records write: never keys/ (the keyring).
+        writes = [f"Write:{bucket}/{prefix}*" for prefix in ("adapters/", "audit/", "deliveries/", "dvc/")]
+        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", *writes, retain_audit,
                 f"PutObjectRetention:{bucket}/adapters/*"]  # fmt: skip
     if role == "approver":
         return [f"Read:{bucket}", f"List:{bucket}", f"Write:{bucket}/audit/*", f"Write:{bucket}/deliveries/*",
@@ -176,7 +178,7 @@ def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
         roles = [ident for ident in doc["identities"] if ident.get("name") in ROLES]
         if any(ident.get("actions") != _actions(ident["name"], cfg.bucket) for ident in roles):
             for ident in roles:
-                ident["actions"] = _actions(ident["name"], cfg.bucket)
+                ident["actions"] = _actions(ident["name"], cfg.bucket)  # people keep theirs: scoped when added
             write_atomic(path, json.dumps(doc, indent=2), private=True)
         return path
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -191,6 +193,41 @@ def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
         for role in ROLES
     ]
     return write_atomic(path, json.dumps({"identities": identities}, indent=2), private=True)
+
+
+PERSON_PREFIX = "person:"
+
+
+def set_person_identity(cfg: EmbeddedStoreConfig, person: str, role: Role | None) -> tuple[str, str] | None:
+    """Give ``person`` a store identity of their own with ``role``'s permissions (new random keys,
+    replacing any they had), or with ``role`` None remove it. Returns the new (access, secret) keys.
+
+    The server reads its identities when it starts: ``restart_if_running`` makes the change count.
+    """
+    path = ensure_identities(cfg)
+    doc = json.loads(path.read_text())
+    name = PERSON_PREFIX + person
+    doc["identities"] = [ident for ident in doc["identities"] if ident.get("name") != name]
+    keys = None
+    if role is not None:
+        keys = (f"tailor-{role}-{secrets.token_hex(6)}", secrets.token_urlsafe(30))
+        doc["identities"].append({"name": name, "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}],
+                                  "actions": _actions(role, cfg.bucket)})  # fmt: skip
+    write_atomic(path, json.dumps(doc, indent=2), private=True)
+    return keys
+
+
+def restart_if_running(cfg: EmbeddedStoreConfig) -> bool:
+    """Restart the server when it runs, so it reads its identities again. Returns whether it ran."""
+    if _daemon(cfg).pid() is None:
+        return False
+    stop(cfg)
+    # The exited server's sockets linger a moment; start() would take them for another process's.
+    deadline = time.monotonic() + 30
+    while any(port_in_use(p) for p in cfg.ports()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    start(cfg)
+    return True
 
 
 def read_identities(path: Path) -> dict[str, tuple[str, str]]:
@@ -331,7 +368,27 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
             if attempt == 19:
                 raise
             time.sleep(0.5)
+    _ensure_default_retention(store)
     return status(cfg), True
+
+
+DEFAULT_RETENTION_DAYS = 3650
+
+
+def _ensure_default_retention(store) -> None:
+    """Give the bucket a default retention, so every object is kept whoever writes it and however:
+    an event forged without lock headers can no longer be erased without trace, only hidden by a
+    delete marker that leaves its version (review F6). A bucket with a rule of its own keeps it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        lock = store.client.get_object_lock_configuration(Bucket=store.bucket)["ObjectLockConfiguration"]
+        if lock.get("ObjectLockEnabled") == "Enabled" and not lock.get("Rule"):
+            store.client.put_object_lock_configuration(Bucket=store.bucket, ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": DEFAULT_RETENTION_DAYS}}})  # fmt: skip
+    except (ClientError, BotoCoreError) as err:
+        raise StoreError(f"cannot set the default retention of bucket '{store.bucket}': {err}") from err
 
 
 def _loaded_volumes(cfg: EmbeddedStoreConfig) -> int:

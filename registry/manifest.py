@@ -22,7 +22,8 @@ from registry.fingerprint import BaseModelFingerprint, file_sha256
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
 GATE_DECISION_FILE = "gate_decision.json"
-REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors", "tailor_adapter.json")
+WEIGHTS_FILE = "adapter_model.safetensors"
+REQUIRED_FILES = ("adapter_config.json", WEIGHTS_FILE, "tailor_adapter.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # A safetensors header is a small JSON document; a larger "length" means the file is something else.
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
@@ -102,6 +103,7 @@ class GateSummary:
     policy_version: str | None
     failures: list[str] = field(default_factory=list)
     against: str | None = None  # what the candidate was compared with: NAME:VERSION of production then, or None
+    adapter_sha256: str | None = None  # the weights it judged (decisions written before 2026-12-06 lack it)
 
 
 @dataclass(frozen=True)
@@ -388,7 +390,24 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
         policy_version=decision.get("policy_version"),
         failures=failures,
         against=decision.get("against") if isinstance(decision.get("against"), str) else None,
+        adapter_sha256=decision.get("adapter_sha256") if isinstance(decision.get("adapter_sha256"), str) else None,
     )
+
+
+def gate_binding_problem(manifest: Manifest, *, required: bool) -> str | None:
+    """Why ``manifest``'s gate decision does not hold for its own weights: it names other weights (a
+    decision copied from another adapter's folder), or, where ``required``, none at all."""
+    gate, weights = manifest.gate, manifest.files.get(WEIGHTS_FILE)
+    if gate is None or weights is None:
+        return None
+    if gate.adapter_sha256 is None:
+        return (f"{manifest.name} {manifest.version}'s gate_decision.json does not name the weights it judged (written "
+                "by an older Tailor): evaluate the folder again") if required else None  # fmt: skip
+    if gate.adapter_sha256 != weights.sha256:
+        return (f"{manifest.name} {manifest.version}'s gate_decision.json judged other weights (sha256 "
+                f"{gate.adapter_sha256[:12]}…) than its {WEIGHTS_FILE} ({weights.sha256[:12]}…): it was copied from "
+                "another adapter's folder; evaluate this folder")  # fmt: skip
+    return None
 
 
 def recorded_against(manifest: Manifest, decision: bytes | None) -> str | None:

@@ -13,15 +13,19 @@ permissions cannot tell a staging promotion from a production one (both are audi
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
 from registry.atomic_file import errors_named
-from registry.audit import AliasState, AuditEvent, AuditLog, fold, parse_time, utc_now
+from registry.audit import (
+    AliasState, AuditEvent, AuditLog, audit_prefix, event_key, fold, parse_event, parse_time, utc_now,
+)
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
@@ -31,6 +35,7 @@ from registry.manifest import (
     GateSummary,
     Manifest,
     build_manifest,
+    gate_binding_problem,
     inspect_adapter_folder,
     is_version,
     recorded_against,
@@ -38,28 +43,17 @@ from registry.manifest import (
     validate_name,
     version_number,
 )
+from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
 from registry.readable_text import control_characters, has_visible_text, same_person
-from registry.store import ObjectStore, put_kept, sha256_hex
+from registry.rules import EventJudge, RegistryRules, role_problem
+from registry.signing import Signer
+from registry.store import ObjectStore, put_kept, rewritten_keys, sha256_hex
 from registry.settings import StoreSettings
 
 _FETCH_THREADS = 8
 MAX_REASON_CHARS = 2000
 MAX_ACTOR_CHARS = 128
-
-
-@dataclass(frozen=True)
-class RegistryRules:
-    """Governance rules that are configuration, not code."""
-
-    four_eyes_production: bool = True  # whoever registered a version cannot promote it to production
-    aliases: tuple[str, ...] = ("staging", "production")
-    production_alias: str = "production"
-    override_roles: tuple[str, ...] = ("approver",)  # who may promote past a failed gate, with a reason
-    # A version registered without a gate decision was never compared with production: it may not
-    # reach production by accident, only by an approver's --override.
-    require_gate: bool = True
-    # The configured policy's sha256: a gate decided under another policy does not count for production.
-    policy_sha256: str | None = None
+MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
 
 
 @dataclass(frozen=True)
@@ -73,6 +67,8 @@ class VerifyResult:
     versions: list[str]
     incomplete: list[str]  # registered in the log, but the upload never finished (no manifest)
     to_review: list[str]  # production moves that the rules of the day may have allowed, or a client skipped
+    signed: int = 0  # events whose signature and rules were checked; the rest are unsigned legacy
+    keyring: list[str] = field(default_factory=list)  # every key change, for a person to review
 
 
 @dataclass(frozen=True)
@@ -84,19 +80,16 @@ class ListedVersion:
     problem: str | None = None
 
 
-_WRITERS = {
-    "register": ("admin", "trainer"),
-    "promote": ("admin", "approver", "trainer"),
-    "rollback": ("admin", "approver", "trainer"),
-    "archive": ("admin", "approver", "trainer"),
-    "judge": ("admin", "approver", "trainer"),
-}
-
-
 def _gate_fields(manifest: Manifest, gate: GateSummary | None = None) -> dict:
     """What an audit event records of a version's gate decision (``gate``, or the one it was registered with)."""
     gate = gate or manifest.gate
     return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
+
+
+def _judged_gate(event: AuditEvent) -> GateSummary:
+    """The verdict a ``judge`` event records, without the evidence it carries beside it."""
+    wanted = {f.name for f in fields(GateSummary)}
+    return GateSummary(**{k: v for k, v in event.gate.items() if k in wanted})
 
 
 def latest_gate(events: list[AuditEvent], manifest: Manifest) -> GateSummary | None:
@@ -106,10 +99,30 @@ def latest_gate(events: list[AuditEvent], manifest: Manifest) -> GateSummary | N
     and its evidence live in the event, so the register event's record is never edited.
     """
     judged = [e for e in events if e.action == "judge" and e.version == manifest.version and e.gate is not None]
-    if not judged:
-        return manifest.gate
-    wanted = {f.name for f in fields(GateSummary)}
-    return GateSummary(**{k: v for k, v in judged[-1].gate.items() if k in wanted})
+    return _judged_gate(judged[-1]) if judged else manifest.gate
+
+
+def _require_gate_as_recorded(event: AuditEvent, manifest: Manifest, gate: GateSummary | None) -> None:
+    """Raises: IntegrityError: ``event`` claims a gate other than ``gate``, the verdict its version held
+    then (the manifest's, or the newest ``judge`` event's before it)."""
+    actual = _gate_fields(manifest, gate)
+    claimed = event.gate
+    same = event.policy_sha256 == actual["policy_sha256"] and (
+        claimed is None if actual["gate"] is None
+        else claimed is not None and all(actual["gate"].get(k) == v for k, v in claimed.items()))  # fmt: skip
+    if not same:
+        raise IntegrityError(f"event {event.key_name} of '{event.name}' ({event.action} {event.version}) records a "
+                             f"gate other than the one in {event.version}'s manifest: forged or rewritten")  # fmt: skip
+
+
+def _chain_and_strays(name: str, keys: list[str]) -> tuple[list[int], list[str]]:
+    """The sequence numbers that run from 1 without a gap, and every other object under the log."""
+    pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
+    numbered = {int(m.group(1)): key for key in keys if (m := pattern.fullmatch(key))}
+    chain = []
+    while len(chain) + 1 in numbered:
+        chain.append(len(chain) + 1)
+    return chain, sorted(set(keys) - {numbered[seq] for seq in chain})
 
 
 def no_audit_log(name: str) -> NotFoundError:
@@ -173,8 +186,22 @@ class Registry:
         _require_plain_actor(settings.actor)
         self.base_model = base_model
         self.rules = rules
-        self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir,
-                            cache_scope=f"{settings.endpoint}|{settings.bucket}")  # fmt: skip
+        scope = hashlib.sha256(f"{settings.endpoint}|{settings.bucket}".encode()).hexdigest()[:16]
+        self.keys = KeyLog(store, settings.trust_root, pin_file=Path(cache_dir) / "registry-cache" /
+                           f"trust-root-{scope}" if cache_dir else None)  # fmt: skip
+        signer = Signer(settings.actor, settings.role, settings.signing_key) if settings.signing_key else None
+        self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir, signer=signer,
+                            judge=EventJudge(self.keys, rules),
+                            cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}")  # fmt: skip
+
+    @property
+    def signs(self) -> bool:
+        """Whether this store's events are signed and judged (it has a keyring)."""
+        return self.log.judge is not None and self.log.judge.signs()
+
+    def keyring(self) -> Keyring | None:
+        """The store's keyring, checked against the pinned trust root; None for a store without one."""
+        return self.keys.keyring(refresh=True) if self.signs else None
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -275,30 +302,70 @@ class Registry:
         return manifest
 
     def verify(self, name: str) -> VerifyResult:
-        """Check the whole audit chain and every manifest against its register event.
+        """Check the whole audit chain (signatures and rules replayed where the store signs), every
+        manifest against its register event, every stored file against its manifest, and every
+        event's gate against the manifest it names.
 
         Raises:
-            IntegrityError: naming the first bad event or the modified manifest.
+            IntegrityError: naming the first bad event, the modified manifest or the corrupted file.
             NotFoundError: ``name`` has no events at all (a typo would otherwise read as "verified").
         """
         state, events = self.log.verified_events(validate_name(name))
         if state.head_seq == 0:
             raise no_audit_log(name)
+        self._require_unrewritten_keyring()
 
-        def has_manifest(version: str) -> bool:
+        def proven(version: str) -> Manifest | None:
             try:
-                self._checked_manifest(name, version, state)
-                return True
+                manifest = self._checked_manifest(name, version, state)
             except NotFoundError:
-                return False
+                return None
+            for _ in self.verified_files(manifest):  # reading proves every file
+                pass
+            if problem := gate_binding_problem(manifest, required=False):
+                raise IntegrityError(problem)
+            return manifest
 
         versions = sorted(state.versions, key=version_number)
         with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:  # 500 manifests one by one took 4 s
-            found = dict(zip(versions, pool.map(has_manifest, versions)))
+            found = dict(zip(versions, pool.map(proven, versions)))
+        judged: dict[str, GateSummary] = {}  # each version's verdict as it stood at each event
+        for event in events:
+            manifest = found.get(event.version)
+            if event.action == "judge" and event.gate is not None:
+                judged[event.version] = _judged_gate(event)
+            elif event.action != "register" and manifest is not None:
+                _require_gate_as_recorded(event, manifest, judged.get(event.version))
         complete, incomplete = [v for v in versions if found[v]], [v for v in versions if not found[v]]
+        ring = self.keyring()
         return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
                             aliases=dict(state.aliases), versions=complete, incomplete=incomplete,
-                            to_review=production_moves_to_review(events))  # fmt: skip
+                            to_review=production_moves_to_review(events) + [
+                                f"event {e.key_name}: {e.actor} cleared an object: {e.reason}"
+                                for e in events if e.action == "clear"], signed=state.signed,
+                            keyring=list(ring.review) if ring else [])  # fmt: skip
+
+    def require_servable(self, name: str) -> None:
+        """What a server checks before it serves ``name``: a signing store's trust root is pinned, and
+        no event of its log and no key event was overwritten or deleted (a cache-less machine cannot
+        otherwise see a deleted newest event).
+
+        Raises:
+            ConfigError: the store signs and no trust_root is configured.
+            IntegrityError: naming each rewritten key.
+        """
+        if self.signs and not self.settings.trust_root:
+            raise ConfigError("trust_root: this store signs its events; a server pins the keyring it trusts: set "
+                              "trust_root (printed by `tailor user init`) or point credentials_file at its "
+                              "service's credentials")  # fmt: skip
+        self.log.require_unrewritten(validate_name(name))
+        self._require_unrewritten_keyring()
+
+    def _require_unrewritten_keyring(self) -> None:
+        rewritten = rewritten_keys(self.store, KEYS_PREFIX)
+        if rewritten:
+            raise IntegrityError("the keyring was rewritten: " + "; ".join(
+                f"{key} has {what}" for key, what in sorted(rewritten.items())))  # fmt: skip
 
     def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
         """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.
@@ -343,10 +410,13 @@ class Registry:
         validate_name(name)
         if self.base_model is None:
             raise ConfigError("base_model: registering needs the configured base model's fingerprint")
+        self.log.require_signer()
         folder = inspect_adapter_folder(Path(adapter_dir), self.base_model)
         version = self._claim_version(name)
         manifest = build_manifest(folder, name, version, created_by=self.settings.actor,
                                   created_role=self.settings.role, created_at=utc_now(), reason=reason)  # fmt: skip
+        if problem := gate_binding_problem(manifest, required=self.signs):
+            raise RefusedError(f"refused adapter folder {folder.root}: {problem}")
         for rel, entry in manifest.files.items():
             data = (folder.root / rel).read_bytes()
             if sha256_hex(data) != entry.sha256:
@@ -448,11 +518,15 @@ class Registry:
 
         return self.log.append(name, make)
 
-    def rollback(self, name: str, *, alias: str = "production", reason: str) -> AuditEvent:
+    def rollback(self, name: str, *, alias: str = "production", reason: str, expect: str | None = None) -> AuditEvent:
         """Point ``alias`` back at the version it held before, after proving that version's files.
 
+        ``expect`` names the version the caller means to replace: when ``alias`` moved meanwhile
+        (ten on-call people rolling back at once), the rollback is refused instead of stacking.
+
         Raises:
-            RefusedError: no earlier version, it is archived, or it was trained on another base model.
+            RefusedError: no earlier version, it is archived, it was trained on another base model, or
+                ``alias`` no longer holds ``expect``.
             IntegrityError: one of its stored files does not match its hash.
         """
         self.require_role("rollback", alias=alias)
@@ -463,6 +537,9 @@ class Registry:
         proven: dict[str, Manifest] = {}
 
         def make(state: AliasState) -> AuditEvent:
+            if expect is not None and state.aliases.get(alias) != expect:
+                raise RefusedError(f"'{alias}' of '{name}' holds {state.aliases.get(alias) or 'nothing'}, not {expect}: "
+                                   "it moved meanwhile; look again (`tailor list`) before rolling back")  # fmt: skip
             target = state.previous(alias)
             if target is None:
                 raise RefusedError(f"'{alias}' of '{name}' has no earlier version to roll back to")
@@ -515,14 +592,61 @@ class Registry:
 
     # ---- helpers ---------------------------------------------------------------------------------
 
+    def clear(self, name: str, *, reason: str) -> AuditEvent:
+        """Remove what freezes ``name``'s log, and record that in the log: a bad newest event (junk,
+        unparsable, forged or rule-breaking), objects that are not events (``…json.bak``), and
+        objects past a gap where nothing was ever written (junk far ahead).
+
+        Each gets a delete marker, so the bucket keeps it among its versions; the ``clear`` event
+        names each with its sha256 and why, and `audit verify` lists it for review. A good event is
+        never removed: the chain is judged here object by object, not from verify's message.
+
+        Raises:
+            RefusedError: not an admin, no reason, nothing to clear, an event before the newest fails,
+                or an event was deleted in the middle of the log (restore it from the object versions).
+        """
+        self.require_role("clear")
+        self._require_reason(reason, "clear")
+        self.log.require_signer()
+        prefix = audit_prefix(validate_name(name))
+        listed = [o.key for o in self.store.list(prefix)]
+        if not listed:
+            raise no_audit_log(name)
+        chain, strays = _chain_and_strays(name, listed)
+        if strays and self._ever_written(event_key(name, len(chain) + 1)):
+            raise RefusedError(f"event {len(chain) + 1:012d} of '{name}' was deleted, and events follow it: restore "
+                               "it from the bucket's object versions (an admin's S3 tools); clear removes no event "
+                               "that may be good")  # fmt: skip
+        state, bad = AliasState(name=name), None
+        for seq in chain:
+            key = event_key(name, seq)
+            try:
+                state.apply(parse_event(key, self.store.get(key)), self.log.judge)
+            except IntegrityError as err:
+                if seq != chain[-1]:
+                    raise RefusedError(f"the audit log of '{name}' fails before its newest object ({err}): only a "
+                                       "bad newest object can be cleared") from None  # fmt: skip
+                bad = (key, str(err))
+        removed = [(key, "not an event of the log") for key in strays] + ([bad] if bad else [])
+        if not removed:
+            raise RefusedError(f"every object of the audit log of '{name}' is a good event: there is nothing to clear "
+                               "(`tailor audit verify` names what fails; an overwritten event is restored from the "
+                               "bucket's object versions with the server's tools)")  # fmt: skip
+        digests = [(key, sha256_hex(self.store.get(key)), why) for key, why in removed]
+        for key, _, _ in digests:
+            self.store.delete(key)
+        cleared = "; ".join(f"cleared {key}, sha256 {digest}: {why}" for key, digest, why in digests)
+        return self.log.append(name, lambda state: AuditEvent(
+            action="clear", name=name, version="", actor=self.settings.actor, role=self.settings.role,
+            reason=f"{reason} ({cleared})"[:MAX_REASON_CHARS], content_sha256=digests[-1][1]))  # fmt: skip
+
+    def _ever_written(self, key: str) -> bool:
+        return any(v.key == key for v in self.store.versions(key))
+
     def require_role(self, action: str, alias: str | None = None) -> None:
         """Raises: RefusedError: the configured role may not ``action`` (on ``alias``)."""
-        role = self.settings.role
-        if role not in _WRITERS[action]:
-            can = "only read" if role == "reader" else "not " + action
-            raise RefusedError(f"role '{role}' may {can}; {action} needs one of: {', '.join(_WRITERS[action])}")
-        if role == "trainer" and alias == self.rules.production_alias:
-            raise RefusedError(f"role 'trainer' cannot move '{alias}': an approver (or admin) must")
+        if problem := role_problem(self.settings.role, action, alias, self.rules):
+            raise RefusedError(problem)
 
     @staticmethod
     def _require_reason(reason: str, what: str, *, required: bool = True) -> None:
@@ -612,6 +736,8 @@ class Registry:
                     "folder again")
         if not gate.passed:
             return f"{label} failed its gate: {'; '.join(gate.failures) or 'no details'}"
+        if problem := gate_binding_problem(manifest, required=self.signs):
+            return problem
         wanted = self.rules.policy_sha256
         if wanted is not None and gate.policy_sha256 != wanted:
             return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
@@ -640,7 +766,11 @@ class Registry:
         prefix = f"adapters/{name}/claims/"
         claimed = [o.key[len(prefix):].removesuffix(".json") for o in self.store.list(prefix)]
         stored = list(self.store.folders(versions_prefix(name)))  # not every file: 16 a version after a retrain
-        taken = [version_number(v) for v in claimed + stored + list(self.state(name).versions) if is_version(v)]
+        known = [version_number(v) for v in stored + list(self.state(name).versions) if is_version(v)]
+        # A claim far past every known version is junk (v999999999 written by hand): skipped, it cannot
+        # push the next number past what a version id may hold.
+        ceiling = max(known, default=0) + MAX_CLAIM_GAP
+        taken = known + [n for n in (version_number(v) for v in claimed if is_version(v)) if n <= ceiling]
         number = max(taken, default=0) + 1
         while True:
             version = f"v{number}"

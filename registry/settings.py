@@ -28,3 +28,7 @@ class StoreSettings:
     object_lock_days: int = 3650
     session_token: str | None = field(default=None, repr=False)  # temporary keys (AWS STS)
     ca_bundle: str | None = None  # PEM file verifying an https endpoint; None = the system's CAs
+    # A person's or service's Ed25519 key (base64), from their credentials file: signs their audit events.
+    signing_key: str | None = field(default=None, repr=False)
+    # The sha256 of the keyring's first event: pins whose keys this machine trusts.
+    trust_root: str | None = None

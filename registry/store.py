@@ -34,6 +34,16 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    modified: dt.datetime | None = None  # when the store received it (LastModified)
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One stored version of a key, or a delete marker (a versioned bucket keeps both)."""
+
+    key: str
+    version_id: str
+    delete_marker: bool
 
 
 class ObjectStore(Protocol):
@@ -64,6 +74,22 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        """Every version and delete marker under ``prefix`` (one per key on an unversioned bucket)."""
+
+
+def rewritten_keys(store: ObjectStore, prefix: str) -> dict[str, str]:
+    """Keys under ``prefix`` that were overwritten or deleted since they were first written, each with
+    what happened: a bucket with versioning (Object Lock, default retention) keeps every old version,
+    so a rewrite of something written once and never changed shows here even when it is re-sealed.
+    """
+    counts: dict[str, list[int]] = {}
+    for version in store.versions(prefix):
+        counts.setdefault(version.key, [0, 0])[1 if version.delete_marker else 0] += 1
+    return {key: (f"{stored} stored versions" if stored > 1 else "") +
+                 (", " if stored > 1 and markers else "") + (f"{markers} delete markers" if markers else "")
+            for key, (stored, markers) in counts.items() if stored > 1 or markers}  # fmt: skip
+
 
 def put_kept(store: ObjectStore, key: str, data: bytes) -> None:
     """Write what must never change (version files, audit events): create-only, with Object Lock
@@ -80,6 +106,14 @@ def put_kept(store: ObjectStore, key: str, data: bytes) -> None:
         store.put(key, data, create_only=True, retain=True)
     except AccessDeniedError:
         store.put(key, data, create_only=True)
+
+
+def shown_endpoint(endpoint: str | None) -> str:
+    """``endpoint`` as it may appear in a message: ``user:password@`` taken out, AWS's own named."""
+    if not endpoint:
+        return "AWS S3"
+    parts = urlsplit(endpoint)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else endpoint
 
 
 def sha256_hex(data: bytes) -> str:
@@ -120,6 +154,7 @@ class S3ObjectStore:
 
         self.settings = settings
         self.bucket = settings.bucket
+        self.shown_endpoint = shown_endpoint(settings.endpoint)  # for messages: never the userinfo
         try:
             self._client = boto3.client(
                 "s3",
@@ -155,7 +190,7 @@ class S3ObjectStore:
             # botocore takes any redirect for a bucket in another region and, where the answer names
             # no region (a web server, an http→https redirect), asks the endpoint again from inside
             # its own handler until RecursionError. Refused before that handler runs.
-            self._client.meta.events.register_first("needs-retry.s3", _refuse_redirect_from(settings.endpoint))
+            self._client.meta.events.register_first("needs-retry.s3", _refuse_redirect_from(self.shown_endpoint))
 
     @property
     def client(self):
@@ -171,14 +206,14 @@ class S3ObjectStore:
             # SeaweedFS on a full disk accepts the request and never answers it: the bare "Read timeout"
             # left people looking at the network.
             waited = self._client.meta.config.read_timeout
-            return StoreError(f"the object store at {self.settings.endpoint or 'AWS S3'} accepted a request for "
+            return StoreError(f"the object store at {self.shown_endpoint} accepted a request for "
                               f"{where} but sent nothing for {waited:g} s, retries included: it is overloaded, or its "
                               "disk is full (the embedded store: `tailor store status` shows its free space)")
         if isinstance(err, ConnectTimeoutError):
-            return StoreError(f"no connection to the object store at {self.settings.endpoint or 'AWS S3'} within the "
+            return StoreError(f"no connection to the object store at {self.shown_endpoint} within the "
                               "connect timeout: check `endpoint` and that the host is reachable")  # fmt: skip
         if isinstance(err, SSLError):
-            return StoreError(f"cannot verify the TLS certificate of {self.settings.endpoint or 'AWS S3'}: set "
+            return StoreError(f"cannot verify the TLS certificate of {self.shown_endpoint}: set "
                               "ca_bundle to the PEM file of the CA that signed it (TAILOR_CA_BUNDLE)")  # fmt: skip
         if isinstance(err, ClientError):
             code = err.response.get("Error", {}).get("Code", "")
@@ -188,7 +223,7 @@ class S3ObjectStore:
             if code in ("NoSuchKey", "404", "NotFound"):
                 return NotFoundError(f"{where} does not exist")
             if code == "NoSuchBucket":
-                return NotFoundError(f"bucket '{self.bucket}' does not exist at {self.settings.endpoint}")
+                return NotFoundError(f"bucket '{self.bucket}' does not exist at {self.shown_endpoint}")
             if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
                 return AccessDeniedError(
                     f"the store refused {where} for role '{self.settings.role}' ({code}): "
@@ -197,7 +232,7 @@ class S3ObjectStore:
             return StoreError(f"{where}: {code or status}: {err}")
         if isinstance(err, EndpointConnectionError):
             return StoreError(
-                f"cannot reach the object store at {self.settings.endpoint}: is it running? (`tailor store start`)"
+                f"cannot reach the object store at {self.shown_endpoint}: is it running? (`tailor store start`)"
             )
         if isinstance(err, NoCredentialsError):
             return AccessDeniedError("no credentials for the object store: set TAILOR_ACCESS_KEY/TAILOR_SECRET_KEY")
@@ -326,17 +361,25 @@ class S3ObjectStore:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         for page in self._pages(prefix):
             for obj in page.get("Contents", []):
-                yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'))
+                yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'),
+                                 modified=obj.get("LastModified"))
 
     def folders(self, prefix: str) -> Iterator[str]:
         for page in self._pages(prefix, Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
                 yield common["Prefix"][len(prefix):].rstrip("/")
 
-    def _pages(self, prefix: str, **listing) -> Iterator[dict]:
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        for page in self._pages(prefix, paginator="list_object_versions"):
+            for obj in page.get("Versions", []):
+                yield ObjectVersion(key=obj["Key"], version_id=obj.get("VersionId") or "null", delete_marker=False)
+            for obj in page.get("DeleteMarkers", []):
+                yield ObjectVersion(key=obj["Key"], version_id=obj.get("VersionId") or "null", delete_marker=True)
+
+    def _pages(self, prefix: str, paginator: str = "list_objects_v2", **listing) -> Iterator[dict]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        paginator = self._client.get_paginator("list_objects_v2")
+        paginator = self._client.get_paginator(paginator)
         try:
             yield from paginator.paginate(Bucket=self.bucket, Prefix=prefix, **listing)
         except ClientError as err:
@@ -344,7 +387,7 @@ class S3ObjectStore:
             if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 and not code.startswith("NoSuch"):
                 # An S3 server answers a listing of a missing prefix with an empty page and a missing
                 # bucket with NoSuchBucket, never a bare 404: something else answers at the endpoint.
-                raise StoreError(f"{self.settings.endpoint} answered a listing of bucket '{self.bucket}' with 404 "
+                raise StoreError(f"{self.shown_endpoint} answered a listing of bucket '{self.bucket}' with 404 "
                                  "Not Found: is the endpoint an S3 server? (check `endpoint` and its port)") from err
             raise self._translate(err, prefix) from err
         except BotoCoreError as err:

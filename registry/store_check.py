@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from registry.errors import AccessDeniedError, AlreadyExistsError
-from registry.store import S3ObjectStore
+from registry.store import S3ObjectStore, shown_endpoint
 
 # Approvers and trainers may both write under deliveries/; no adapter name starts with "_".
 PROBE_KEY = "deliveries/_store-check/create-only"
@@ -60,7 +60,7 @@ def check_store(store: S3ObjectStore) -> StoreCheck:
         problems.append(f"object_lock_mode is {settings.object_lock_mode} but bucket '{store.bucket}' has no Object "
                         "Lock: version files and audit events are written create-only without retention; create "
                         "the bucket with Object Lock, or set object_lock_mode = \"NONE\" to say so")  # fmt: skip
-    return StoreCheck(endpoint=settings.endpoint or "AWS S3", bucket=store.bucket, role=settings.role,
+    return StoreCheck(endpoint=shown_endpoint(settings.endpoint), bucket=store.bucket, role=settings.role,
                       create_only_writes=create_only, object_lock=object_lock, problems=tuple(problems),
                       notes=tuple(notes))  # fmt: skip
 

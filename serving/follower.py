@@ -18,17 +18,18 @@ import stat
 import tempfile
 import threading
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from registry.errors import NotFoundError, StoreError, TailorError
+from registry.errors import IntegrityError, NotFoundError, StoreError, TailorError
 from serving.schemas import AdapterHealth, AdapterVersion, Failure
 
 log = logging.getLogger(__name__)
+MAX_REFUSED_BACKOFF = 300.0  # seconds between reads of a log that does not verify, at most
 
 # Folders of this form hold their server's lock for as long as it lives; a folder whose lock can be
 # taken belongs to a server that is gone.
@@ -84,6 +85,8 @@ class AdapterSource(Protocol):
 
     def resolve(self, name: str, alias: str = "production") -> Any: ...
 
+    def require_servable(self, name: str) -> None: ...
+
     def download(self, name: str, ref: str, dest: Path) -> Any: ...
 
 
@@ -113,6 +116,10 @@ class _Tracking:
     last_poll: datetime | None = None
     problem: Failure | None = None  # lasts until the alias moves: a version that did not load, an alias gone
     outage: Failure | None = None  # cleared by the next poll that reads the registry
+    # A history that does not verify is re-read whole on every poll: after each refusal the next read
+    # waits twice as long (up to MAX_REFUSED_BACKOFF), until one verifies.
+    refused_backoff: float = 0.0
+    next_read: datetime | None = None
 
     @property
     def failure(self) -> Failure | None:
@@ -162,12 +169,17 @@ class Follower:
 
         Raises:
             NotFoundError: names with no version under the alias (all of them, named).
-            IntegrityError: a downloaded file does not match its recorded sha256.
+            IntegrityError: a downloaded file does not match its recorded sha256, or an audit event
+                was overwritten or deleted.
+            ConfigError: the store signs its events and no trust root is pinned.
             RefusedError: the adapter was trained on another base model.
             StoreError: the store cannot be reached.
         """
         targets = {}
         for name in self.names:
+            # A restarted server has no memory of the newest event (the bucket's object versions do), and
+            # follows only the keyring it pins.
+            self._source.require_servable(name)
             # Read the sequence number first: a change that lands while we load is seen by the next poll.
             self._tracking[name].seq = self._source.head_seq(name)
             targets[name] = self._source.resolve(name, self.alias)
@@ -242,17 +254,29 @@ class Follower:
 
     def _follow(self, name: str) -> None:
         track = self._tracking[name]
+        if track.next_read is not None and _now() < track.next_read:
+            return
         try:
             seq = self._source.head_seq(name)
             if seq == track.seq:
                 track.last_poll, track.outage = _now(), None
+                track.refused_backoff, track.next_read = 0.0, None
                 return
             manifest = self._source.resolve(name, self.alias)
+        except IntegrityError as err:
+            # A forged, rewritten or rule-breaking event: the history does not verify, so nothing it names is served.
+            track.last_poll, track.outage = _now(), None
+            track.problem = Failure(version=None, at=_now(), error=f"refused: the audit history of '{name}' does not "
+                                    f"verify, still serving {self._served[name].version}: {err}")  # fmt: skip
+            track.refused_backoff = min(max(2 * track.refused_backoff, self.poll_seconds), MAX_REFUSED_BACKOFF)
+            track.next_read = _now() + timedelta(seconds=track.refused_backoff)
+            return
         except TailorError as err:
             # Transient (store down, network): keep the old sequence number so the next poll retries.
             track.outage = Failure(version=None, error=f"cannot read the registry: {err}", at=_now())
             return
         track.last_poll, track.outage = _now(), None
+        track.refused_backoff, track.next_read = 0.0, None
         serving = self._served[name].version
         if manifest is None:
             track.seq, track.alias_target = seq, None

@@ -17,6 +17,8 @@ from pipelines.batch_io import read_batch
 from pipelines.checks import bias, cost, drift, load, quality
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
+from registry.fingerprint import file_sha256
+from registry.manifest import WEIGHTS_FILE
 from registry.errors import RefusedError, TailorError
 
 REFERENCE_FILE = "reference.csv"
@@ -100,7 +102,8 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         _guarded(load.NAME, lambda: load.run(load.measure(adapter_dir, base_model_dir, holdout.texts), policy.load,
                                              out_dir=out_dir)),  # fmt: skip
     ]
-    decision = gate.decide(policy, checks, adapter=adapter_ref or str(adapter_dir), against=production_ref)
+    decision = gate.decide(policy, checks, adapter=adapter_ref or str(adapter_dir), against=production_ref,
+                           adapter_sha256=file_sha256(Path(adapter_dir) / WEIGHTS_FILE))
     if out_dir is not None:
         decision.write_json(Path(out_dir) / GATE_DECISION_FILE)
         report = Path(out_dir) / GATE_REPORT_FILE

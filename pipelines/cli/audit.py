@@ -31,13 +31,32 @@ def log(
 
 @app.command("verify")
 def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
-    """Prove the whole chain and every manifest; exit 1 naming the first modified, deleted or inserted event."""
+    """Prove the whole chain, its signatures and rules, every manifest and stored file; exit 1 naming the first
+    modified, deleted, inserted or forged event."""
     result = open_registry().verify(name)
+    if not result.keyring:
+        typer.echo("WARNING: this store has no keyring, so its events are not signed: whoever holds write keys "
+                   "could have written any of them as anyone. Start signing with `tailor user init` "
+                   "(docs/security.md).", err=True)  # fmt: skip
     aliases = ", ".join(f"{a}={v}" for a, v in sorted(result.aliases.items())) or "no aliases"
     incomplete = f"; unfinished uploads (no manifest): {', '.join(result.incomplete)}" if result.incomplete else ""
     review = "".join(f"\n  to review: {item}" for item in result.to_review)
+    legacy = result.events - result.signed
+    signed = f"; {result.signed} signed, {legacy} unsigned legacy" if result.keyring else ""
+    keys = "".join(f"\n  keyring: {line}" for line in result.keyring)
     emit(result, as_json=as_json, text=f"audit log of '{name}' verified: {result.events} events, head "
-         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{review}")  # fmt: skip
+         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{signed}{review}{keys}")
+
+
+@app.command("clear")
+def clear(name: str = typer.Argument(..., help="adapter name"),
+          reason: str = typer.Option(..., "--reason", help="why: recorded in the audit log"),
+          as_json: bool = JSON) -> None:  # fmt: skip
+    """Admin: remove the newest object of NAME's log when it alone fails verification (junk or a forged
+    event freezing the name); it stays among the bucket's object versions and the log records the clearing."""
+    event = open_registry().clear(name, reason=reason)
+    emit(event, as_json=as_json, text=f"cleared the newest object of '{name}' (audit event {event.key_name}): "
+         f"{event.reason}")
 
 
 @app.command("at")

@@ -136,10 +136,12 @@ def rollback(
     name: str = typer.Argument(...),
     alias: str = typer.Option("production", "--alias", help="alias to roll back"),
     reason: str = REASON,
+    expect: str = typer.Option(None, "--expect-current", help="the version you mean to replace (e.g. v3): refused "
+                               "if the alias moved meanwhile"),
     as_json: bool = JSON,
 ) -> None:
     """Point an alias back at the version it held before, once that version's files are proven."""
-    event = open_registry(with_base=True).rollback(name, alias=alias, reason=reason)
+    event = open_registry(with_base=True).rollback(name, alias=alias, reason=reason, expect=expect)
     announce(event)
     emit(event, as_json=as_json, text=f"rolled {alias} of {name} back from {event.alias_before} to "
          f"{event.alias_after} (audit event {event.key_name})")  # fmt: skip

@@ -294,3 +294,11 @@ def test_a_manifest_forged_with_markup_for_a_hash_is_refused_by_every_read_namin
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.args
         assert "is not a valid manifest: base_model.weights_sha256 is not a sha256" in result.stdout + result.stderr
     assert not report_file.exists() and not (tmp_path / "got").exists()
+
+
+def test_verify_on_a_store_without_a_keyring_warns_that_nothing_is_signed(s3_server, base, unique_name, tmp_path):
+    trainer = s3_server.settings("trainer", "alice")
+    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(make_adapter_folder(tmp_path / "a", base), unique_name)
+    result = run_cli("audit", "verify", unique_name, env=s3_server.env(TAILOR_ROLE="reader"))
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: this store has no keyring, so its events are not signed" in result.stderr

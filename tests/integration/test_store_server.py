@@ -167,7 +167,7 @@ def test_create_only_writes_let_exactly_one_writer_win(s3_server):
     from registry.errors import AlreadyExistsError
 
     store = S3ObjectStore(s3_server.settings("trainer"))
-    store.put("race/one.json", b"first", create_only=True)
+    store.put("deliveries/race/one.json", b"first", create_only=True)
     with pytest.raises(AlreadyExistsError, match="already exists"):
-        store.put("race/one.json", b"second", create_only=True)
-    assert store.get("race/one.json") == b"first"
+        store.put("deliveries/race/one.json", b"second", create_only=True)
+    assert store.get("deliveries/race/one.json") == b"first"

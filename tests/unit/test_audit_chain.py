@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, sequence_of
+from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, parse_event, sequence_of
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError
 from tests.unit.fake_store import FakeStore
@@ -96,7 +96,8 @@ def test_an_inserted_event_is_named():
                         prev_sha256=five.sha256).sealed()  # fmt: skip
     store.objects[event_key(NAME, 6)] = forged.to_json()
     store.objects[event_key(NAME, 7)] = old6
-    with pytest.raises(IntegrityError, match="does not follow event 000000000006: .*000000000006 was replaced or inserted"):
+    # The stray object is named by its key, not by the seq it claims (review F16).
+    with pytest.raises(IntegrityError, match=r"audit/tickets/000000000007\.json records seq 6 .*inserted, moved or copied"):
         _log(store).verify(NAME)
 
 
@@ -113,7 +114,7 @@ def test_an_event_the_log_cannot_explain_is_refused_even_with_good_hashes():
     log = _filled(store, registered=1, promoted=0)
     state = log.state(NAME)
     bogus = AuditEvent(action="promote", name=NAME, version="v9", actor="m", role="admin", reason="",
-                       alias="production", alias_after="v9", seq=2, time="t", prev_sha256=state.head_sha256).sealed()
+                       alias="production", alias_after="v9", seq=2, time=state.head_time, prev_sha256=state.head_sha256).sealed()
     with pytest.raises(IntegrityError, match="v9 was never registered"):
         fold(state, [bogus])
 
@@ -125,7 +126,9 @@ def test_an_event_the_log_cannot_explain_is_refused_even_with_good_hashes():
     ("gate", [], "field 'gate' is [], not an object or null"),
     ("reason", None, "field 'reason' is null, not a string"),
     ("role", "root", "field 'role' is \"root\", not one of admin, trainer, approver, reader"),
-    ("time", "yesterday", "field 'time' is \"yesterday\", not an ISO 8601 time"),
+    ("time", "yesterday", "field 'time': 'yesterday' is not a time as Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)"),
+    ("time", "2026-01-01T09:00:00.000000+09:00", "field 'time': '2026-01-01T09:00:00.000000+09:00' is not a time as "
+     "Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)"),
     ("extra", 1, "unknown field 'extra'"),
 ])  # fmt: skip
 def test_a_correctly_chained_event_with_a_field_of_the_wrong_kind_is_named(field, value, problem):
@@ -167,14 +170,15 @@ def test_the_cache_is_never_trusted_over_the_log(tmp_path):
     # Another process appends; a stale cache still yields the log's state.
     _log(store).append(NAME, _promote("v2"))
     assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
-    # A cache that disagrees with the stored head is thrown away, not believed.
+    # A cache that disagrees with the stored head is never believed: what it saw was replaced, or it was edited.
     cached = tmp_path.glob("registry-cache/*/tickets.json")
     for path in cached:
         state = AliasState.from_json(path.read_bytes())
         state.aliases = {"production": "v1"}
         state.head_sha256 = "f" * 64
         path.write_bytes(state.to_json())
-    assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
+    with pytest.raises(IntegrityError, match="was replaced.*cache under registry-cache/ was edited"):
+        _log(store, cache_dir=tmp_path).state(NAME)
 
 
 def test_a_process_that_polls_writes_its_cache_only_when_the_log_moved(tmp_path, monkeypatch):
@@ -234,12 +238,19 @@ def test_an_event_written_with_a_line_break_still_prints_as_one_line():
 def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
     # An event's hash is checked over the event as parsed, and parse_event wants every field: a field
     # added to AuditEvent would call every stored event modified (as GateSummary.against once did to
-    # manifests). Add one only with a reader that hashes the stored form and accepts its absence.
+    # manifests). Add one only with a reader that hashes the stored form and accepts its absence,
+    # as key_id and signature are: a legacy event is stored, read and hashed without them.
     from dataclasses import fields
 
     assert [f.name for f in fields(AuditEvent)] == [
         "action", "name", "version", "actor", "role", "reason", "content_sha256", "alias", "alias_before",
-        "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "sha256"]  # fmt: skip
+        "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "key_id", "signature",
+        "sha256"]  # fmt: skip
+    legacy = AuditEvent(action="register", name=NAME, version="v1", actor="a", role="trainer", reason="",
+                        seq=1, time="2026-01-01T00:00:00.000000+00:00", prev_sha256="0" * 64).sealed()  # fmt: skip
+    stored = json.loads(legacy.to_json())
+    assert "key_id" not in stored and "signature" not in stored
+    assert parse_event("k", legacy.to_json()) == legacy
 
 
 @pytest.mark.parametrize("damage", [{"aliases": ["production"]}, {"history": {"production": "v1"}},
@@ -280,3 +291,38 @@ def test_a_damaged_events_cache_is_ignored(tmp_path):
     [path] = tmp_path.glob("registry-cache/*/events/tickets.json")
     path.write_text('{"audit/tickets/000000000001.json": ["etag"]}')
     assert [e.seq for e in _log(store, cache_dir=tmp_path).events(NAME)] == [1, 2]
+
+
+def _replace_newest_with_own_register(store: FakeStore, log: AuditLog, *, keep_history: bool) -> None:
+    """The attack of review 28 item 4: the newest event overwritten at its own seq by a valid event."""
+    newest = log.verify(NAME)
+    before = log.read(NAME, [newest.head_seq - 1])[0]
+    forged = AuditEvent(action="register", name=NAME, version="v9", actor="bob", role="approver", reason="x",
+                        content_sha256="9" * 64, seq=newest.head_seq, time=before.time,
+                        prev_sha256=before.sha256).sealed()  # fmt: skip
+    if keep_history:  # an overwrite on a versioned bucket
+        store.put(event_key(NAME, newest.head_seq), forged.to_json())
+    else:  # no trace in the object versions: only what a machine saw tells
+        store.objects[event_key(NAME, newest.head_seq)] = forged.to_json()
+
+
+@pytest.mark.parametrize("read", ["state", "verify"])
+def test_the_newest_event_replaced_under_a_machine_that_saw_it_is_named(tmp_path, read):
+    store = FakeStore()
+    _filled(store, registered=2, promoted=2)
+    seen = _log(store, cache_dir=tmp_path)
+    assert seen.state(NAME).aliases == {"production": "v2"}
+    _replace_newest_with_own_register(store, seen, keep_history=False)
+    with pytest.raises(IntegrityError, match="event 000000000004 of 'tickets' was replaced"):
+        getattr(_log(store, cache_dir=tmp_path), read)(NAME)
+
+
+def test_an_overwritten_or_deleted_event_is_named_on_a_machine_without_a_cache():
+    store = FakeStore()
+    log = _filled(store, registered=2, promoted=2)
+    _replace_newest_with_own_register(store, log, keep_history=True)
+    with pytest.raises(IntegrityError, match=r"rewritten: audit/tickets/000000000004.json has 2 stored versions"):
+        _log(store).verify(NAME)
+    store.delete(event_key(NAME, 4))
+    with pytest.raises(IntegrityError, match=r"000000000004.json has 2 stored versions, 1 delete markers"):
+        _log(store).verify(NAME)

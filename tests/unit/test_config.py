@@ -296,3 +296,19 @@ def test_another_folder_given_on_the_command_line_is_named_by_its_hub_id_or_refu
     assert settings.model_id_of(_model_folder(tmp_path / "a", "cl-nagoya/ruri-v3-30m")) == "cl-nagoya/ruri-v3-30m"
     with pytest.raises(ConfigError, match=r"^--base-model .*/b: its config.json names no hub id .*TAILOR_BASE_MODEL_ID="):
         settings.model_id_of(_model_folder(tmp_path / "b", None))
+
+
+def test_the_embedded_store_keys_are_judged_even_when_its_url_is_given_as_endpoint(monkeypatch, tmp_path):
+    # Review F4: TAILOR_ENDPOINT set to the embedded store's own URL switched the role check off.
+    store = tmp_path / "home" / "store"
+    store.mkdir(parents=True)
+    ids = {"identities": [{"name": "trainer", "credentials": [{"accessKey": "T-AK", "secretKey": "T-SK"}],
+                           "actions": []}]}  # fmt: skip
+    (store / "identities.json").write_text(json.dumps(ids))
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TAILOR_ENDPOINT", "http://127.0.0.1:18633")
+    monkeypatch.setenv("TAILOR_ACCESS_KEY", "T-AK")
+    monkeypatch.setenv("TAILOR_SECRET_KEY", "T-SK")
+    monkeypatch.setenv("TAILOR_ROLE", "approver")
+    with pytest.raises(ConfigError, match="it belongs to the 'trainer' identity"):
+        load_settings().store()

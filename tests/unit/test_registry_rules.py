@@ -469,3 +469,30 @@ def test_a_version_recorded_under_an_old_base_model_id_promotes_and_rolls_back_o
     approver.promote("tickets", "v2", "production", reason="r")
     approver.rollback("tickets", reason="r")
     assert approver.aliases("tickets") == {"production": "v1"}
+
+
+def test_audit_clear_removes_strays_and_junk_far_ahead_on_the_record(store, folders):
+    _reg(store).register(folders[0], "tickets")
+    store.put("audit/tickets/000000000001.json.bak", b"junk")
+    store.put("audit/tickets/000000000099.json", b"{}")
+    admin = _reg(store, role="admin", actor="root")
+    event = admin.clear("tickets", reason="a script's leftovers")
+    assert "cleared audit/tickets/000000000001.json.bak" in event.reason and "000000000099.json" in event.reason
+    assert admin.verify("tickets").events == 2
+
+
+def test_audit_clear_never_removes_a_good_event(store, folders, tmp_path):
+    """Review 28 item 6: verify failed only because this machine had seen a deleted newest event, and
+    clear deleted the event before it; a deleted middle event must be restored, not cleared around."""
+    settings = StoreSettings(endpoint=None, bucket="b", access_key="k", secret_key="s", role="admin", actor="root")
+    admin = Registry(store, settings, base_model=BASE, rules=RegistryRules(require_gate=False), cache_dir=tmp_path)
+    for folder in folders:
+        admin.register(folder, "tickets")
+    store.delete("audit/tickets/000000000003.json")
+    with pytest.raises(RefusedError, match="every object of the audit log of 'tickets' is a good event"):
+        admin.clear("tickets", reason="verify fails")
+    assert store.exists("audit/tickets/000000000002.json")
+    store.put("audit/tickets/000000000003.json", store.get("audit/tickets/000000000002.json"))  # a later event...
+    store.delete("audit/tickets/000000000002.json")  # ...after a deleted one
+    with pytest.raises(RefusedError, match="event 000000000002 of 'tickets' was deleted, and events follow it"):
+        admin.clear("tickets", reason="verify fails")

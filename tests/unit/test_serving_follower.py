@@ -30,6 +30,8 @@ class FakeRegistry:
         self.alias: dict[str, str] = {}
         self.broken: set[str] = set()
         self.down = False
+        self.forged = False  # the log's newest event does not verify: reading it re-reads the whole log
+        self.head_reads = 0
         self.downloads: list[str] = []
 
     def promote(self, name: str, version: str) -> None:
@@ -40,9 +42,15 @@ class FakeRegistry:
         return SimpleNamespace(version=version, content_sha256=f"sha-{version}")
 
     def head_seq(self, name: str) -> int:
+        self.head_reads += 1
+        if self.forged:
+            raise IntegrityError(f"event {self.seq[name] + 1:012d} of '{name}' is unsigned")
         if self.down:
             raise StoreError("cannot reach the object store at http://127.0.0.1:1")
         return self.seq.get(name, 0)
+
+    def require_servable(self, name: str) -> None:
+        pass
 
     def resolve(self, name: str, alias: str = "production"):
         version = self.alias.get(name)
@@ -223,3 +231,24 @@ def test_a_new_server_removes_the_download_folders_no_live_server_holds_and_noth
     new.close()
     live.close()
     assert not new.path.exists() and not live.path.exists()
+
+
+def test_a_history_that_does_not_verify_is_read_again_less_and_less_often(follower, registry, monkeypatch):
+    """Review 28 item 8: a failing log was re-read whole on every poll (every 2 s)."""
+    import serving.follower as module
+
+    clock = [module._now()]
+    monkeypatch.setattr(module, "_now", lambda: clock[0])
+    registry.forged, registry.head_reads = True, 0
+    reads = []
+    for _ in range(60):  # 60 polls 0.01 s apart; reads wait 0.01, 0.02, 0.04 ... s after each refusal
+        follower.poll_once()
+        reads.append(registry.head_reads)
+        clock[0] += module.timedelta(seconds=0.01)
+    assert registry.head_reads <= 7, reads
+    assert "refused: the audit history of 'tickets' does not verify" in follower.health()[0].failure.error
+    registry.forged = False
+    clock[0] += module.timedelta(seconds=module.MAX_REFUSED_BACKOFF)
+    registry.promote("tickets", "v2")
+    follower.poll_once()
+    assert follower.current("tickets").version == "v2"

@@ -134,3 +134,13 @@ def test_a_store_that_never_answers_is_named_with_what_to_check(silent_server):
         "sent nothing for 0.2 s, retries included: it is overloaded, or its disk is full (the embedded store: "
         "`tailor store status` shows its free space)"
     )
+
+
+def test_an_endpoint_holding_a_password_is_never_echoed_in_errors():
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = StoreSettings(endpoint=f"http://user:s3cret@127.0.0.1:{port}", bucket="b", access_key="a", secret_key="s")
+    with pytest.raises(StoreError) as err:
+        S3ObjectStore(settings, connect_timeout=0.5, read_timeout=0.5).get("k")
+    assert "s3cret" not in str(err.value) and f"http://127.0.0.1:{port}" in str(err.value)

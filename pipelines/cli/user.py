@@ -1,0 +1,290 @@
+"""`tailor user init|keygen|add|list|disable|rotate|confirm`: people and services, each with their own keys.
+
+A person acts by pointing the ``credentials_file`` setting (TAILOR_CREDENTIALS_FILE) at the file
+`user add` wrote for them; the audit log then records them, signed with their key, whatever
+TAILOR_ACTOR says (a TAILOR_ACTOR naming someone else is refused).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Callable
+
+import typer
+
+from pipelines.cli.output import emit
+from pipelines.cli.state import state
+from registry import embedded
+from registry.errors import ConfigError, NotFoundError, RefusedError
+from registry.keyring import KeyEvent, KeyLog, validate_person
+from registry.people import (
+    Credentials, credentials_path, init_keyring, people, publish, signing_key_path, write_credentials, write_signing_key,
+)
+from registry.signing import Signer, key_id, new_private_key, public_key_of
+from registry.store import S3ObjectStore
+
+app = typer.Typer(help="People and services who act on the registry, each with their own store and signing keys.",
+                  no_args_is_help=True)  # fmt: skip
+
+JSON = typer.Option(False, "--json", help="machine-readable output")
+OUT = typer.Option(None, "--out", help="where to write the credentials file (default: <home>/credentials/NAME.json)")
+ACCESS = typer.Option(None, "--access-key", help="another S3 server: the keys an admin made there for this person")
+SECRET = typer.Option(None, "--secret-key", help="with --access-key")
+RECOVERY = typer.Option(None, "--recovery-key-file",
+                        help="sign with the offline recovery key (a file holding it) instead of your own admin key")
+REASON = typer.Option("", "--reason", help="why: recorded in the keyring")
+
+
+def _store_keys(name: str, role: str, access_key: str | None, secret_key: str | None) -> tuple[str, str]:
+    """The new identity's store keys: made on the embedded store, given for any other server."""
+    settings = state.settings()
+    if settings.endpoint is None:
+        if access_key or secret_key:
+            raise ConfigError("--access-key/--secret-key: the embedded store makes its own keys; give them only for "
+                              "another S3 server (endpoint set)")  # fmt: skip
+        keys = embedded.set_person_identity(settings.embedded_store(), name, role)  # type: ignore[arg-type]
+        assert keys is not None
+        return keys
+    if not (access_key and secret_key):
+        raise ConfigError(f"--access-key/--secret-key: on {settings.endpoint} make {name}'s keys with that server's "
+                          "tools (least permissions for the role), then register them here")  # fmt: skip
+    return access_key, secret_key
+
+
+def _issue_and_publish(path: Path, name: str, role: str, kind: str, trust_root: str, access_key: str | None,
+                       secret_key: str | None, publish_key: Callable[[str], KeyEvent],
+                       public_key: str | None = None) -> KeyEvent:  # fmt: skip
+    """Make the identity's store keys and write its credentials file aside first, then publish its
+    public key (``publish_key``), then put the file in place: a key is never published whose
+    private half was lost to a refused argument or a failed write.
+
+    With ``public_key`` (the person ran `tailor user keygen`), the file holds no signing key: the
+    person's own key file beside it does, and the admin never sees it.
+    """
+    if path.exists():
+        raise RefusedError(f"{path} exists: give another --out")
+    if public_key is not None:
+        public_key_of_person = public_key
+        key_id(public_key)  # a malformed key is refused before anything is made
+        signing_key = ""
+    else:
+        signing_key = new_private_key()
+        public_key_of_person = public_key_of(signing_key)
+    access, secret = _store_keys(name, role, access_key, secret_key)
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    write_credentials(aside, Credentials(name=name, role=role, kind=kind, access_key=access, secret_key=secret,
+                                         signing_key=signing_key, trust_root=trust_root,
+                                         bucket=state.settings().bucket))  # fmt: skip
+    try:
+        event = publish_key(public_key_of_person)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
+    aside.replace(path)
+    _reload_store()
+    return event
+
+
+def _pending_note(store: S3ObjectStore, trust_root: str, event: KeyEvent) -> str:
+    """What to do next when ``event`` waits for a second admin, else nothing."""
+    if event.sha256 not in KeyLog(store, trust_root).keyring().pending:
+        return ""
+    return f" (counts once a second admin confirms: `tailor user confirm {event.seq}`)"
+
+
+def _reload_store() -> None:
+    if state.settings().endpoint is None and embedded.restart_if_running(state.settings().embedded_store()):
+        typer.echo("restarted the embedded store so that it reads the changed identities", err=True)
+
+
+def _acting(recovery_key_file: Path | None) -> tuple[S3ObjectStore, Signer, str]:
+    """The store as the acting admin, who signs, and the trust root they pin.
+
+    Raises:
+        RefusedError: the configured credentials are not an admin's signing identity.
+    """
+    settings = state.settings()
+    acting = settings.store()
+    if recovery_key_file is not None:
+        key = Path(recovery_key_file).read_text().strip()
+        public_key_of(key)  # a malformed key is refused before anything is written
+        signer = Signer("recovery", "admin", key)
+    elif acting.signing_key is None or acting.role != "admin":
+        raise RefusedError("only an admin changes the keyring: point credentials_file at an admin's credentials file "
+                           "(or give --recovery-key-file)")  # fmt: skip
+    else:
+        signer = Signer(acting.actor, acting.role, acting.signing_key)
+    if not acting.trust_root:
+        raise ConfigError("trust_root: unknown; set it (printed by `tailor user init`) or use an admin's credentials file")
+    return S3ObjectStore(acting), signer, acting.trust_root
+
+
+@app.command()
+def init(
+    name: str = typer.Option("admin", "--name", help="the first admin's person name"),
+    out: Path = OUT,
+    access_key: str = ACCESS,
+    secret_key: str = SECRET,
+    as_json: bool = JSON,
+) -> None:
+    """Start the store's keyring: the first admin (their credentials file) and an offline recovery key,
+    printed once. Existing audit logs are verified and sealed as unsigned legacy."""
+    settings = state.settings()
+    validate_person(name)
+    path = out or credentials_path(settings.home, name)
+    if path.exists():
+        raise RefusedError(f"{path} exists: give another --out")
+    admin_store = settings.store("admin")
+    keys = _store_keys(name, "admin", access_key, secret_key)
+    started = init_keyring(S3ObjectStore(admin_store), settings.open_registry().log, name, access_key=keys[0],
+                           secret_key=keys[1], bucket=settings.bucket)  # fmt: skip
+    write_credentials(path, started.admin)
+    _reload_store()
+    record = {"name": name, "credentials_file": str(path), "trust_root": started.trust_root,
+              "recovery_key": started.recovery_key, "legacy_logs": sorted(started.legacy)}  # fmt: skip
+    emit(record, as_json=as_json, text=(
+        f"keyring started; first admin {name}: credentials_file {path}\n"
+        f"trust root: {started.trust_root} (pin it as trust_root on every server)\n"
+        f"recovery key (shown once, keep it offline; it can add or disable admins): {started.recovery_key}"
+        + (f"\nsealed as unsigned legacy: {', '.join(sorted(started.legacy))}" if started.legacy else "")))
+    typer.echo("WARNING: the shared role identities (trainer, approver, reader) still hold store keys: their holders "
+               "can write objects, though no event they write without a person's signing key counts. Once everyone "
+               "has been added with `tailor user add`, remove them from the store's identities (Tailor does not yet: "
+               "the embedded store's identities.json, or that server's tools).", err=True)  # fmt: skip
+
+
+@app.command()
+def keygen(
+    name: str = typer.Argument(..., help="your person name, as the admin will add you"),
+    out: Path = typer.Option(None, "--out", help="your key file (default: <home>/credentials/NAME.key)"),
+    as_json: bool = JSON,
+) -> None:
+    """Make your own signing key: the private key goes to a file only you can read (0600), the public
+    key is printed for the admin's `tailor user add NAME --role ROLE --public-key KEY`."""
+    validate_person(name)
+    private = new_private_key()
+    path = write_signing_key(out or signing_key_path(credentials_path(state.settings().home, name)), private)
+    public = public_key_of(private)
+    emit({"name": name, "key_file": str(path), "public_key": public}, as_json=as_json, text=(
+        f"your private signing key: {path} (mode 0600, never share it)\n"
+        f"public key, for the admin's `tailor user add {name} --role ROLE --public-key …`: {public}\n"
+        f"put the credentials file the admin gives you beside it, as {path.with_suffix('.json')}"))
+
+
+@app.command()
+def add(
+    name: str = typer.Argument(..., help="person (or service) name: lowercase ASCII letters, digits, '.', '_', '-'"),
+    role: str = typer.Option(..., "--role", help="trainer | approver | reader | admin"),
+    service: bool = typer.Option(False, "--service", help="a service (a server's reader, a schedule's trainer)"),
+    out: Path = OUT,
+    access_key: str = ACCESS,
+    secret_key: str = SECRET,
+    reason: str = REASON,
+    recovery_key_file: Path = RECOVERY,
+    public_key: str = typer.Option(None, "--public-key", help="the public key NAME's `tailor user keygen` printed: "
+                                   "their private key never leaves their machine"),
+    as_json: bool = JSON,
+) -> None:
+    """Add a person or service (admin only): store identity, signing key, published in the keyring."""
+    settings = state.settings()
+    validate_person(name)
+    path = out or credentials_path(settings.home, name)
+    store, signer, trust_root = _acting(recovery_key_file)
+    kind = "service" if service else "person"
+    if name in KeyLog(store, trust_root).keyring().people:
+        raise RefusedError(f"{name} exists already (rotate their key instead)")
+    def publish_key(public: str) -> KeyEvent:
+        return publish(store, trust_root, signer, "add", name, role=role, kind=kind, public_key=public, reason=reason)
+
+    try:
+        event = _issue_and_publish(path, name, role, kind, trust_root, access_key, secret_key, publish_key, public_key)
+    except RefusedError:
+        if settings.endpoint is None:  # the store identity made for a key the keyring refused
+            embedded.set_person_identity(settings.embedded_store(), name, None)  # type: ignore[arg-type]
+        raise
+    pending = _pending_note(store, trust_root, event)
+    handover = f"; give it to {name}: it goes beside their key file, as {name}.json" if public_key else ""
+    emit({"name": name, "role": role, "kind": kind, "credentials_file": str(path), "key_event": event.seq,
+          "pending": bool(pending)}, as_json=as_json,
+         text=f"added {kind} {name} ({role}), key event {event.seq}{pending}; credentials_file: {path}{handover}")
+
+
+@app.command()
+def rotate(
+    name: str = typer.Argument(...),
+    out: Path = OUT,
+    access_key: str = ACCESS,
+    secret_key: str = SECRET,
+    reason: str = REASON,
+    recovery_key_file: Path = RECOVERY,
+    as_json: bool = JSON,
+) -> None:
+    """Give NAME a new signing key and new store keys; the old key stops counting now, or, while two
+    admins or more exist, once a second admin confirms the new one."""
+    settings = state.settings()
+    store, signer, trust_root = _acting(recovery_key_file)
+    ring = KeyLog(store, trust_root).keyring()
+    if name not in ring.people:
+        raise NotFoundError(f"{name} is not in the keyring (`tailor user list`)")
+    record = ring.keys[ring.people[name]]
+    path = out or credentials_path(settings.home, f"{name}-{secrets.token_hex(4)}")
+    def publish_key(public: str) -> KeyEvent:
+        return publish(store, trust_root, signer, "rotate", name, role=record.role, kind=record.kind,
+                       public_key=public, reason=reason)  # fmt: skip
+
+    event = _issue_and_publish(path, name, record.role, record.kind, trust_root, access_key, secret_key, publish_key)
+    pending = _pending_note(store, trust_root, event)
+    emit({"name": name, "credentials_file": str(path), "key_event": event.seq, "pending": bool(pending)},
+         as_json=as_json, text=f"rotated {name}'s keys (key event {event.seq}){pending}; new credentials_file: {path}")
+
+
+@app.command()
+def disable(name: str = typer.Argument(...), reason: str = REASON, recovery_key_file: Path = RECOVERY,
+            as_json: bool = JSON) -> None:  # fmt: skip
+    """Disable NAME: their signing key stops counting now and their store identity is removed (an
+    admin's, while two admins or more exist, once a second admin confirms)."""
+    store, signer, trust_root = _acting(recovery_key_file)
+    event = publish(store, trust_root, signer, "disable", name, reason=reason)
+    pending = _pending_note(store, trust_root, event)
+    if not pending:
+        _remove_store_identity(name)
+    emit({"name": name, "key_event": event.seq, "pending": bool(pending)}, as_json=as_json,
+         text=f"disabled {name} (key event {event.seq}){pending}")
+
+
+def _remove_store_identity(name: str) -> None:
+    if state.settings().endpoint is None:
+        embedded.set_person_identity(state.settings().embedded_store(), name, None)
+        _reload_store()
+    else:
+        typer.echo(f"remove {name}'s keys on {state.settings().endpoint} with that server's tools too", err=True)
+
+
+@app.command()
+def confirm(seq: int = typer.Argument(..., help="the key event to confirm (`tailor user list` shows pending ones)"),
+            as_json: bool = JSON) -> None:  # fmt: skip
+    """Confirm another admin's key change: with two admins or more, a new key (or an admin's disable)
+    counts only then."""
+    store, signer, trust_root = _acting(None)
+    ring = KeyLog(store, trust_root).keyring()
+    pending = next((e for e in ring.pending.values() if e.seq == seq), None)
+    if pending is None:
+        raise NotFoundError(f"key event {seq} is not waiting for confirmation")
+    event = publish(store, trust_root, signer, "confirm", pending.person, confirms=pending.sha256)
+    if pending.action == "disable":
+        _remove_store_identity(pending.person)
+    emit({"confirmed": seq, "key_event": event.seq}, as_json=as_json,
+         text=f"confirmed key event {seq} ({pending.action} {pending.person}); key event {event.seq}")
+
+
+@app.command("list")
+def list_people(as_json: bool = JSON) -> None:
+    """Everyone in the keyring, with role, kind, key id and status."""
+    registry = state.settings().open_registry()
+    ring = registry.keyring()
+    if ring is None:
+        raise NotFoundError("this store has no keyring yet: `tailor user init` starts it")
+    rows = people(ring)
+    emit(rows, as_json=as_json, text="\n".join(
+        f"{r.name:<16} {r.role:<9} {r.kind:<8} key {r.key_id}  {r.status}" for r in rows))
