@@ -455,6 +455,7 @@ def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_regist
     assert approver.promote("tickets", "v1", "production", reason="ship").gate["passed"] is True
     assert [e.action for e in approver.events("tickets")] == ["register", "judge", "promote"]
     assert approver.events("tickets")[0].gate["passed"] is False
+    assert approver.verify("tickets").events == 3  # the promotion records the verdict judged, not the registered one
     with pytest.raises(RefusedError, match="judge needs one of"):
         _reg(store, role="reader").judge("tickets", "v1", GateSummary(True, None, None), {}, reason="r")
 
