@@ -134,6 +134,18 @@ class CostReport(Record):
     currency: str = "EUR"
 
 
+class Selection(Record):
+    """Which recipe training kept and the out-of-fold estimates that chose it (pipelines/train_select.py)."""
+
+    kept: Literal["lora", "probe"]
+    reason: str
+    estimates: dict[str, float]  # recipe -> out-of-fold macro-F1 on the rows held out
+    folds: int = 0  # folds run (of ``folds_planned``)
+    folds_planned: int = 0
+    fold_steps: int = 0  # optimiser steps of each fold's LoRA run
+    rows_scored: int = 0  # held-out rows the estimates are computed on
+
+
 class TrainResult(Record):
     adapter_dir: str
     base_model_id: str
@@ -150,6 +162,7 @@ class TrainResult(Record):
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport
     adapter_sha256: str
+    selection: Selection | None = None  # fine-tuned or the frozen probe, and the estimates that chose it
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -45,8 +45,9 @@ from safetensors import SafetensorError
 from pipelines.cost_meter import CostMeter
 from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
 from pipelines.noise_audit import out_of_sample_proba
-from pipelines.records import LabeledBatch, TrainResult, listed
+from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.train_params import MAX_SEED, TrainParams
+from pipelines.train_select import choose, plan_folds
 from registry.errors import AlreadyExistsError, RefusedError, first_line
 
 REFERENCE_FILE = "reference.csv"
@@ -337,6 +338,108 @@ def _diverged(what: str, params: TrainParams) -> RefusedError:
                         "nothing was written")
 
 
+def trainable_parts(peft_model) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """(LoRA weights, head weights) of a PEFT-wrapped classifier."""
+    trainable = [(n, p) for n, p in peft_model.named_parameters() if p.requires_grad]
+    return [p for n, p in trainable if HEAD_MODULE not in n], [p for n, p in trainable if HEAD_MODULE in n]
+
+
+def fit_lora(model: MeanPoolClassifier, params: TrainParams, num_layers: int, start: int, data: EncodedData,
+             rows: np.ndarray, y_all: np.ndarray, weights: np.ndarray, steps: int, generator: torch.Generator,
+             bar=None):  # fmt: skip
+    """Wrap ``model`` (its head already the probe) in LoRA and run ``steps`` steps on the cached states of
+    ``rows``; returns the PEFT model and the last batch loss (None with no steps).
+
+    Raises:
+        RefusedError: the loss or the weights stop being finite.
+    """
+    from peft import get_peft_model
+
+    device = next(model.parameters()).device
+    y = torch.from_numpy(y_all[rows]).to(device)
+    # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
+    row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(device)
+    peft_model = get_peft_model(model, lora_config(params, num_layers))
+    inner = peft_model.base_model.model
+    lora_params, head_params = trainable_parts(peft_model)
+    optimiser = torch.optim.AdamW([{"params": lora_params, "lr": params.lr},
+                                   {"params": head_params, "lr": params.head_lr}],
+                                  weight_decay=params.weight_decay)  # fmt: skip
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
+    loss_fn = loss_function(params)
+    peft_model.train()
+    if bar is not None:
+        bar.set_postfix_str("training")
+    lengths = [data.hidden[r].shape[0] for r in rows]
+
+    def forward(part: list[int]) -> torch.Tensor:
+        hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
+        return inner.classifier(inner.embed_from(hidden, mask, start))
+
+    loss = None
+    # A batch larger than the data would fill each step with the same rows many times over.
+    for idx in batch_order(len(rows), steps, min(params.batch_size, len(rows)), generator):
+        optimiser.zero_grad(set_to_none=True)
+        loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
+        if not math.isfinite(loss):
+            raise _diverged(f"the training loss became {loss}", params)
+        optimiser.step()
+        schedule.step()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+    if not all(torch.isfinite(p).all() for p in lora_params + head_params):
+        raise _diverged("the adapter's weights are not finite", params)
+    peft_model.eval()
+    return peft_model, loss
+
+
+def predict_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
+    """Class index the model predicts for each of ``rows``, from their cached states."""
+    inner = peft_model.base_model.model
+    out = []
+    with torch.inference_mode():
+        for begin in range(0, len(rows), ENCODE_BATCH):
+            hidden, mask = pad_batch([data.hidden[r] for r in rows[begin:begin + ENCODE_BATCH]])
+            out.append(inner.classifier(inner.embed_from(hidden, mask, start)).argmax(-1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def select_recipe(base: LoadedBase, num_labels: int, num_layers: int, start: int, data: EncodedData, rows: np.ndarray,
+                  y_all: np.ndarray, weights: np.ndarray, params: TrainParams, final_steps: int, seed: int,
+                  bar=None) -> Selection:  # fmt: skip
+    """Probe or fine-tuned, from out-of-fold runs of both recipes on ``rows`` (see ``pipelines.train_select``).
+
+    Each fold fits the probe on its training rows, scores it on the held-out ones, then fine-tunes
+    from that probe with the recipe's own step budget and scores again: the same rows, paired.
+    """
+    if params.select != "auto":
+        return Selection(kept=params.select, reason=f"select: {params.select} in the train parameters", estimates={})
+    plan = plan_folds(y_all[rows], params, final_steps, seed)
+    if plan is None:
+        return Selection(kept="lora", reason="a class has a single row to train on: nothing to hold out", estimates={})
+    if bar is not None:
+        bar.total += plan.steps * len(plan.folds)
+    held, predictions = [], {"probe": [], "lora": []}
+    for number, (train_pos, held_pos) in enumerate(plan.folds):
+        fold_rows, held_rows = rows[train_pos], rows[held_pos]
+        model = MeanPoolClassifier(base.shared_copy(), num_labels).to(torch.device(base.device))
+        logreg_head(model.classifier, data.embeddings[fold_rows], y_all[fold_rows], params.head_C, seed,
+                    sample_weight=weights[fold_rows])  # fmt: skip
+        with torch.no_grad():
+            logits = model.classifier(torch.from_numpy(data.embeddings[held_rows]).to(model.classifier.weight))
+        predictions["probe"].append(logits.argmax(-1).cpu().numpy())
+        generator = seed_everything(seed + number + 1)
+        peft_model, _ = fit_lora(model, params, num_layers, start, data, fold_rows, y_all, weights, plan.steps,
+                                 generator, bar)  # fmt: skip
+        predictions["lora"].append(predict_cached(peft_model, data, held_rows, start))
+        held.append(y_all[held_rows])
+    y_held = np.concatenate(held)
+    kept, estimates, reason = choose(y_held, {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z)
+    return Selection(kept=kept, reason=reason, estimates=estimates, folds=len(plan.folds), folds_planned=plan.planned,
+                     fold_steps=plan.steps, rows_scored=len(y_held))  # fmt: skip
+
+
 def lora_config(params: TrainParams, num_layers: int):
     from peft import LoraConfig
 
@@ -380,7 +483,6 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
             out of range, an unsupported encoder, or a forced overwrite of a folder holding user files.
         AlreadyExistsError: ``out_dir`` exists and ``force`` is off.
     """
-    from peft import get_peft_model
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
@@ -390,7 +492,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
     prepare_output(out_dir, force)
     index = {label: i for i, label in enumerate(labels)}
     y_all = np.array([index[label] for label in batch.labels])
-    generator = seed_everything(seed)
+    seed_everything(seed)
     meter = CostMeter(base.device)
     with meter:
         model = MeanPoolClassifier(base.shared_copy(), len(labels)).to(torch.device(base.device))
@@ -403,53 +505,30 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         if unknown:  # peft says so only after every text was encoded, as a traceback
             raise RefusedError(f"lora_targets {unknown} name no module of the adapted blocks; they have: "
                                f"{', '.join(sorted(known))}")  # fmt: skip
-        steps = params.steps_for(len(batch))
-        bar = tqdm(total=len(batch) + steps, desc="train", unit="step", disable=not progress, leave=False)
+        bar = tqdm(total=len(batch) + params.steps_for(len(batch)), desc="train", unit="step", disable=not progress, leave=False)
         bar.set_postfix_str("encoding")
         cached = rows_to_cache(len(batch), params, seed)
         data = encode_frozen(model, base, batch.texts, start, params.max_length, cached, progress=bar)
         weights = noise_weights(data.embeddings, y_all, len(labels), params, seed)
         kept = np.flatnonzero(weights > 0)
-        logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
         rows = kept[cached[kept]]
         if not len(rows):
             raise RefusedError(f"the label-noise filter dropped all {int(cached.sum())} rows the step budget can visit "
                                f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it")
-        y = torch.from_numpy(y_all[rows]).to(base.device)
-        # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
-        row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(base.device)
         steps = params.steps_for(len(rows))
-        bar.total = len(batch) + steps
-        peft_model = get_peft_model(model, lora_config(params, num_layers))
-        inner = peft_model.base_model.model
-        head_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and HEAD_MODULE in n]
-        lora_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and HEAD_MODULE not in n]
-        optimiser = torch.optim.AdamW([{"params": lora_params, "lr": params.lr},
-                                       {"params": head_params, "lr": params.head_lr}],
-                                      weight_decay=params.weight_decay)  # fmt: skip
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
-        loss_fn = loss_function(params)
-        peft_model.train()
-        bar.set_postfix_str("training")
-        lengths = [data.hidden[r].shape[0] for r in rows]
-
-        def forward(part: list[int]) -> torch.Tensor:
-            hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
-            return inner.classifier(inner.embed_from(hidden, mask, start))
-
-        # A batch larger than the data would fill each step with the same rows many times over.
-        for idx in batch_order(len(rows), steps, min(params.batch_size, len(rows)), generator):
-            optimiser.zero_grad(set_to_none=True)
-            loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
-            if not math.isfinite(loss):
-                raise _diverged(f"the training loss became {loss}", params)
-            optimiser.step()
-            schedule.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
+        selection = select_recipe(base, len(labels), num_layers, start, data, rows, y_all, weights, params, steps, seed, bar)
+        # Fold runs draw from the global RNG (LoRA's initialisation): the final run starts from the seed
+        # again, so it is the same whatever the folds did.
+        generator = seed_everything(seed)
+        if selection.kept == "probe":
+            steps = 0
+        logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
+        bar.total = bar.n + steps
+        # With no steps the adapter is the probe: LoRA's B starts at zero, so its delta is exactly none,
+        # and the folder is a plain PEFT adapter like any other.
+        peft_model, loss = fit_lora(model, params, num_layers, start, data, rows, y_all, weights, steps, generator, bar)
         bar.close()
-        if not all(torch.isfinite(p).all() for p in lora_params + head_params):
-            raise _diverged("the adapter's weights are not finite", params)
+        lora_params, head_params = trainable_parts(peft_model)
         peft_model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -485,7 +564,8 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         uncached_examples=len(kept) - len(rows),
         downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
         data_version=data_version,
-        metrics={"final_train_loss": round(loss, 6)},
+        metrics={} if loss is None else {"final_train_loss": round(loss, 6)},
+        selection=selection,
         cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
         adapter_sha256=sha256_file(staging / ADAPTER_WEIGHTS_FILE),
