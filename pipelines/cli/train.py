@@ -58,7 +58,7 @@ def train(
                if result.uncached_examples else "") + ")\n"
             + (f"kept: {'fine-tuned LoRA' if result.selection.kept == 'lora' else 'the frozen probe (no LoRA delta)'}"
                f"; {result.selection.reason}\n" if result.selection else "")
-            f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
+            + f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
             f"{c.trainable_params} trainable parameters, adapter {c.adapter_bytes / 1e6:.2f} MB, "
             f"{c.money:.4f} {c.currency}\nadapter sha256 {result.adapter_sha256}")  # fmt: skip
     emit(result, as_json=as_json, text=text)
