@@ -59,7 +59,8 @@ class TrainParams(yaml_file.YamlRecord):
     select_cost: float = Field(0.3, ge=0, description="fold training budget, as a share of the rows the final run visits")
     select_min_visits: int = Field(3000, ge=0, description="... but at least this many rows visited (tiny batches)")
     select_z: float = Field(1.0, ge=0, description="fine-tuning is kept only when it leads the probe out of fold by "
-                                                   "more than this many standard errors of the paired difference")
+                                                   "more than one row plus this many standard errors of the paired "
+                                                   "difference (McNemar, continuity-corrected)")
 
     @model_validator(mode="after")
     def _steps_ordered(self) -> "TrainParams":

@@ -52,13 +52,12 @@ def test_fine_tuning_is_kept_only_when_its_lead_clears_the_paired_noise():
     lora[:2] = 1  # fine-tuned wrong on 2 of those: 8 discordant rows, all for fine-tuning
     kept, estimates, reason = choose(y, {"probe": probe, "lora": lora}, z=1.0)
     assert kept == "lora" and estimates["lora"] > estimates["probe"]
-    assert estimates["lead_needed"] == pytest.approx(np.sqrt(8) / 100, abs=1e-4)
-    assert choose(y, {"probe": probe, "lora": lora}, z=4.0)[0] == "probe"  # 0.08 lead < 4 x 0.028
+    assert estimates["lead_needed"] == pytest.approx((np.sqrt(8) + 1) / 100, abs=1e-4)
+    assert choose(y, {"probe": probe, "lora": lora}, z=3.0)[0] == "probe"  # 0.08 lead < (3 x 2.83 + 1) / 100
 
-    one_row = probe.copy()
-    one_row[8:10] = 0  # right where the probe is wrong on two rows ...
-    one_row[60] = 0  # ... and wrong on one it gets right: a lead of one row in three discordant ones
-    kept, _, reason = choose(y, {"probe": probe, "lora": one_row}, z=1.0)
+    two_rows = probe.copy()
+    two_rows[8:10] = 0  # right on two rows where the probe is wrong, and on no other: a 2-to-0 split is noise
+    kept, _, reason = choose(y, {"probe": probe, "lora": two_rows}, z=1.0)
     assert kept == "probe" and "probe training started from is kept" in reason
     assert choose(y, {"probe": probe, "lora": probe}, z=0.0)[0] == "probe"  # a tie keeps where training started
 
