@@ -180,3 +180,38 @@ def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_
         evaluate(folder, read_batch(HOLDOUT), load_policy(policies["relaxed"]), base_model_dir=load_settings().base_model_dir,
                  out_dir=folder)  # fmt: skip
     assert not (folder / "gate_decision.json").exists()  # so `register` cannot take the old verdict
+
+
+CHABSA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "chabsa"
+
+
+@pytest.mark.skipif(not (CHABSA / "train.csv").is_file(), reason="chABSA is read in place from ../shared/datasets")
+def test_an_adapter_trained_on_japanese_with_the_english_base_fails_because_the_lexical_baseline_wins(
+        s3_server, policies, tmp_path):
+    """The English default base reads Japanese as [UNK] and single characters: a bag of character
+    n-grams fitted on the same rows beats the candidate beyond the holdout's noise, and the gate says so."""
+    import pandas as pd
+
+    from pipelines.model import load_base
+    from pipelines.train import train
+    from pipelines.train_params import TrainParams
+
+    train_df = pd.read_csv(CHABSA / "train.csv").groupby("label").sample(64, random_state=0)
+    holdout_df = pd.read_csv(CHABSA / "test.csv").groupby("label").sample(100, random_state=0)
+    holdout_df.to_csv(tmp_path / "holdout.csv", index=False)
+    batch = LabeledBatch(source="chabsa", texts=train_df.text.tolist(), labels=train_df.label.tolist(),
+                         ids=[str(i) for i in range(len(train_df))])  # fmt: skip
+    settings = load_settings()
+    train(batch, tmp_path / "adapter", base=load_base(settings.base_model_dir, cache_dir=tmp_path),
+          params=TrainParams())  # the shipped defaults, as `tailor train` runs them  # fmt: skip
+
+    done = run_cli("evaluate", "--adapter", str(tmp_path / "adapter"), "--data", str(tmp_path / "holdout.csv"),
+                   "--policy", str(policies["relaxed"]), "--json", env=s3_server.env())  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    out = json.loads(done.stdout)
+    lexical, probe = out["baselines"]["lexical"], out["baselines"]["probe"]
+    assert lexical["macro_f1"] > probe["macro_f1"] and lexical["diff_ci_high"] < 0
+    failed = [f for f in out["failures"] if f["metric"] == "macro_f1_loss_to_lexical_baseline_lower"]
+    assert failed and failed[0]["policy_key"] == "quality.max_loss_to_baseline"
+    quality = next(c for c in out["checks"] if c["name"] == "quality")
+    assert f"the lexical baseline beats it: {lexical['macro_f1']:.3f} against" in quality["details"]["summary"]
