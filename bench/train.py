@@ -94,9 +94,9 @@ def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed) -> dict:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    with CostMeter() as meter:
+    with CostMeter() as meter, tempfile.TemporaryDirectory() as tmp:  # its checkpoints, not in the checkout
         model = SetFitModel.from_pretrained(str(model_dir), local_files_only=True)
-        trainer = Trainer(model=model, args=TrainingArguments(seed=seed, report_to="none"),
+        trainer = Trainer(model=model, args=TrainingArguments(output_dir=tmp, seed=seed, report_to="none"),
                           train_dataset=Dataset.from_dict({"text": texts, "label": labels}))  # fmt: skip
         trainer.train()
     pred = [str(p) for p in model.predict(test_texts)]
