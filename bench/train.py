@@ -115,7 +115,7 @@ def run_lora(train_texts, train_labels, test_texts, test_labels, base, params, s
     return {"macro_f1": quality_metrics(test_labels, pred, clf.labels).macro_f1, "wall_s": result.cost.wall_seconds,
             "peak_rss_mb": result.cost.peak_rss_mb, "steps": result.params["steps"], "dropped": result.dropped_examples,
             "kept": result.selection.kept if result.selection else None,
-            "estimates": result.selection.estimates if result.selection else None,
+            "selection": result.selection.model_dump(mode="json") if result.selection else None,
             "downweighted": result.downweighted_examples,
             "trainable": result.cost.trainable_params, "adapter_bytes": result.cost.adapter_bytes}  # fmt: skip
 

@@ -50,10 +50,11 @@ from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE
 from pipelines.noise_audit import out_of_sample_proba
 from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.train_params import MAX_SEED, TrainParams
-from pipelines.train_select import choose, plan_folds
+from pipelines.train_select import choose, default_recipe, plan_folds
 from registry.errors import AlreadyExistsError, RefusedError, first_line
 
 REFERENCE_FILE = "reference.csv"
+ABSENT_CLASS_LOGIT = -1e4
 TRAIN_RESULT_FILE = "train_result.json"
 ENCODE_BATCH = 64
 MICRO_BATCH = 8
@@ -268,9 +269,14 @@ def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C:
     # balanced: after noise filtering the classes are uneven, and an unweighted probe starves the small ones.
     clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=seed)
     clf.fit(embeddings, y, sample_weight=sample_weight)
-    weight, bias = clf.coef_, clf.intercept_
+    fitted_w, fitted_b = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2:  # sklearn keeps one logit z for two classes; softmax([-z/2, z/2]) = sigmoid(z)
-        weight, bias = np.concatenate([-weight / 2, weight / 2]), np.concatenate([-bias / 2, bias / 2])
+        fitted_w, fitted_b = np.concatenate([-fitted_w / 2, fitted_w / 2]), np.concatenate([-fitted_b / 2, fitted_b / 2])
+    # A class absent from these rows (a selection fold, or the rows the step budget caches) gets a logit
+    # no row reaches, so the head keeps one output per label and predicts only the classes it saw.
+    weight = np.zeros((head.out_features, fitted_w.shape[1]))
+    bias = np.full(head.out_features, ABSENT_CLASS_LOGIT)
+    weight[clf.classes_], bias[clf.classes_] = fitted_w, fitted_b
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight).to(head.weight))
         head.bias.copy_(torch.from_numpy(bias).to(head.bias))
@@ -418,9 +424,12 @@ def select_recipe(base: LoadedBase, num_labels: int, num_layers: int, start: int
     """
     if params.select != "auto":
         return Selection(kept=params.select, reason=f"select: {params.select} in the train parameters", estimates={})
+    default = default_recipe(len(rows), num_labels, params)
     plan = plan_folds(y_all[rows], params, final_steps, seed)
-    if plan is None:
-        return Selection(kept="lora", reason="a class has a single row to train on: nothing to hold out", estimates={})
+    if not plan.folds:
+        return Selection(kept=default, default=default, estimates={}, folds_planned=plan.planned, fold_steps=plan.steps,
+                         reason=f"no out-of-fold estimate ({plan.skipped}): the default for a batch of "
+                                f"{len(rows)} rows is kept")  # fmt: skip
     if bar is not None:
         bar.total += plan.steps * len(plan.folds)
     held, predictions = [], {"probe": [], "lora": []}
@@ -437,10 +446,10 @@ def select_recipe(base: LoadedBase, num_labels: int, num_layers: int, start: int
                                  generator, bar)  # fmt: skip
         predictions["lora"].append(predict_cached(peft_model, data, held_rows, start))
         held.append(y_all[held_rows])
-    y_held = np.concatenate(held)
-    kept, estimates, reason = choose(y_held, {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z)
-    return Selection(kept=kept, reason=reason, estimates=estimates, folds=len(plan.folds), folds_planned=plan.planned,
-                     fold_steps=plan.steps, rows_scored=len(y_held))  # fmt: skip
+    selection = choose(np.concatenate(held), {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z,
+                       default)  # fmt: skip
+    return selection.model_copy(update={"folds": len(plan.folds), "folds_planned": plan.planned,
+                                        "fold_steps": plan.steps})  # fmt: skip
 
 
 def lora_config(params: TrainParams, num_layers: int):

@@ -37,6 +37,7 @@ class TrainParams(yaml_file.YamlRecord):
     epochs: float = Field(4.0, gt=0, description="budget in passes over the data, turned into optimiser steps")
     min_steps: int = Field(30, ge=1)
     max_steps: int = Field(300, ge=1)
+    max_epochs: float = Field(1000.0, gt=0, description="cap in passes over the data, above min_steps' floor")
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(64, ge=8, le=512, description="tokens kept per text")
     head_C: float = Field(10.0, gt=0, description="inverse regularisation of the logistic-regression probe the head starts from")
@@ -58,9 +59,12 @@ class TrainParams(yaml_file.YamlRecord):
     select_folds: int = Field(4, ge=2, description="folds of the out-of-fold estimate (fewer when a class is smaller)")
     select_cost: float = Field(0.3, ge=0, description="fold training budget, as a share of the rows the final run visits")
     select_min_visits: int = Field(3000, ge=0, description="... but at least this many rows visited (tiny batches)")
-    select_z: float = Field(1.0, ge=0, description="fine-tuning is kept only when it leads the probe out of fold by "
-                                                   "more than one row plus this many standard errors of the paired "
-                                                   "difference (McNemar, continuity-corrected)")
+    select_z: float = Field(1.0, ge=0, description="the default recipe is replaced only when the other leads it out of "
+                                                   "fold by more than one row plus this many standard errors of the "
+                                                   "paired difference (McNemar, continuity-corrected)")
+    select_large_rows: int = Field(300, ge=1, description="from this many rows, fine-tuning is the default and the probe "
+                                                          "must lead beyond the noise; below, the reverse")
+    select_large_classes: int = Field(20, ge=2, description="... or from this many classes")
 
     @model_validator(mode="after")
     def _steps_ordered(self) -> "TrainParams":
@@ -74,7 +78,8 @@ class TrainParams(yaml_file.YamlRecord):
         Steps, not epochs, because tiny data sets would otherwise get a handful of updates
         (the under-training that makes plain LoRA lose) and large ones far more than they need.
         """
-        return max(self.min_steps, min(self.max_steps, math.ceil(self.epochs * examples / self.batch_size)))
+        floor = max(self.min_steps, min(self.max_steps, math.ceil(self.epochs * examples / self.batch_size)))
+        return max(1, min(floor, math.ceil(self.max_epochs * examples / self.batch_size)))
 
 
 def load_params(path: Path | None = None, **overrides: object) -> TrainParams:

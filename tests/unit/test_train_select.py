@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipelines.train_params import TrainParams
-from pipelines.train_select import choose, plan_folds
+from pipelines.train_select import choose, default_recipe, plan_folds
 
 
 def test_folds_are_stratified_disjoint_and_cover_every_row_when_the_budget_allows():
@@ -22,19 +22,23 @@ def test_folds_are_stratified_disjoint_and_cover_every_row_when_the_budget_allow
         assert set(y[h]) == {0, 1, 2}  # each class in each held-out part
 
 
-def test_a_class_smaller_than_the_folds_lowers_their_number_and_a_single_row_class_has_none():
+def test_a_class_smaller_than_the_folds_lowers_their_number_and_a_single_row_is_never_held_out():
     assert plan_folds(np.repeat([0, 1], [10, 3]), TrainParams(select_folds=4), 30, seed=0).planned == 3
-    assert plan_folds(np.array([0, 0, 0, 1]), TrainParams(), 30, seed=0) is None
+    single = plan_folds(np.array([0, 0, 0, 1]), TrainParams(), 30, seed=0)
+    assert single.planned == 3 and all(3 in train for train, _ in single.folds)  # the lone row is never held out
+    assert plan_folds(np.array([0, 1, 2]), TrainParams(), 30, seed=0).skipped == "no class has two rows to split"
 
 
-def test_a_large_batch_runs_the_folds_its_budget_pays_for_with_fewer_steps_when_not_even_one_fits():
+def test_a_fold_always_runs_the_full_recipe_and_is_skipped_when_that_does_not_fit_the_budget():
     y = np.repeat(np.arange(77), 16)  # 1,232 rows: the final run visits 154 steps x 32 rows
     params = TrainParams(select_cost=0.3, select_min_visits=1000)
     plan = plan_folds(y, params, final_steps=params.steps_for(len(y)), seed=0)
-    assert len(plan.folds) == 1 and plan.planned == 4
-    assert plan.steps * params.batch_size <= 0.3 * 154 * 32 < params.steps_for(924) * params.batch_size
+    assert plan.folds == [] and plan.planned == 4 and plan.steps == params.steps_for(924)
+    assert "costs more than the budget" in plan.skipped
+    one = plan_folds(y, TrainParams(select_cost=0.8), final_steps=154, seed=0)
+    assert len(one.folds) == 1 and one.steps == params.steps_for(924)  # never fewer steps than the recipe's
     generous = plan_folds(y, TrainParams(select_cost=10.0), final_steps=154, seed=0)
-    assert len(generous.folds) == 4 and generous.steps == TrainParams().steps_for(924)
+    assert len(generous.folds) == 4 and generous.steps == params.steps_for(924)
 
 
 def test_a_tiny_batch_gets_every_fold_at_the_full_recipe():
@@ -44,22 +48,48 @@ def test_a_tiny_batch_gets_every_fold_at_the_full_recipe():
     assert len(plan.folds) == 4 and plan.steps == params.steps_for(24)
 
 
-def test_fine_tuning_is_kept_only_when_its_lead_clears_the_paired_noise():
-    y = np.repeat([0, 1], 50)
-    probe = y.copy()
-    probe[:10] = 1  # probe wrong on 10 rows
-    lora = y.copy()
-    lora[:2] = 1  # fine-tuned wrong on 2 of those: 8 discordant rows, all for fine-tuning
-    kept, estimates, reason = choose(y, {"probe": probe, "lora": lora}, z=1.0)
-    assert kept == "lora" and estimates["lora"] > estimates["probe"]
-    assert estimates["lead_needed"] == pytest.approx((np.sqrt(8) + 1) / 100, abs=1e-4)
-    assert choose(y, {"probe": probe, "lora": lora}, z=3.0)[0] == "probe"  # 0.08 lead < (3 x 2.83 + 1) / 100
+def test_the_default_is_fine_tuning_on_a_large_batch_and_the_probe_on_a_tiny_one():
+    params = TrainParams()
+    assert default_recipe(616, 77, params) == "lora"  # Banking77 at 8 per class
+    assert default_recipe(120, 30, params) == "lora"  # many classes
+    assert default_recipe(32, 2, params) == "probe"
 
-    two_rows = probe.copy()
-    two_rows[8:10] = 0  # right on two rows where the probe is wrong, and on no other: a 2-to-0 split is noise
-    kept, _, reason = choose(y, {"probe": probe, "lora": two_rows}, z=1.0)
-    assert kept == "probe" and "probe training started from is kept" in reason
-    assert choose(y, {"probe": probe, "lora": probe}, z=0.0)[0] == "probe"  # a tie keeps where training started
+
+def _predictions(n: int, b: int, c: int, both_wrong: int = 0):
+    """Truth, probe and fine-tuned predictions with b rows only fine-tuning gets right and c only the probe."""
+    y = np.repeat([0, 1], n // 2)
+    lora, probe = y.copy(), y.copy()
+    probe[:b] = 1 - y[:b]
+    lora[b:b + c] = 1 - y[b:b + c]
+    lora[b + c:b + c + both_wrong] = probe[b + c:b + c + both_wrong] = 1 - y[b + c:b + c + both_wrong]
+    return y, {"probe": probe, "lora": lora}
+
+
+def test_the_other_recipe_replaces_the_default_only_beyond_the_paired_noise_in_rows():
+    y, pred = _predictions(100, b=8, c=0)  # 8-to-0: 8 > sqrt(8) + 1 = 3.83
+    sel = choose(y, pred, z=1.0, default="probe")
+    assert sel.kept == "lora" and (sel.lora_only_right, sel.probe_only_right) == (8, 0)
+    assert sel.rows_needed == pytest.approx(np.sqrt(8) + 1, abs=1e-3) and sel.rows_scored == 100
+    assert choose(y, pred, z=3.0, default="probe").kept == "probe"  # 8 < 3 x 2.83 + 1
+    assert choose(y, pred, z=1.0, default="lora").kept == "lora"  # the probe does not lead at all
+    y, pred = _predictions(100, b=0, c=8)
+    assert choose(y, pred, z=1.0, default="lora").kept == "probe"  # on a large batch the probe must lead clearly
+    y, pred = _predictions(100, b=3, c=5)
+    assert choose(y, pred, z=1.0, default="lora").kept == "lora"  # 2 rows is noise either way
+    assert choose(y, pred, z=0.0, default="probe").kept == "probe"  # a tie keeps the default
+
+
+def test_a_large_macro_f1_lead_from_two_rows_of_a_small_class_is_noise():
+    """40 rows, 36 of one class and 4 of another: the probe is wrong on 3 of the minority, fine-tuning on 1.
+    Macro-F1 leads by about 0.24, but that is a 2-to-0 split of the discordant rows."""
+    y = np.repeat([0, 1], [36, 4])
+    probe, lora = y.copy(), y.copy()
+    probe[36:39] = 0
+    lora[36] = 0
+    sel = choose(y, {"probe": probe, "lora": lora}, z=1.0, default="probe")
+    assert sel.estimates["lora"] - sel.estimates["probe"] > 0.2
+    assert (sel.lora_only_right, sel.probe_only_right) == (2, 0) and sel.kept == "probe"
+    assert "does not lead it" in sel.reason
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +134,7 @@ def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(
     sel = result.selection
     # 40 rows: folds of 30 training rows x 10 steps; the 3,000-row floor of the budget pays for all four
     assert (sel.folds, sel.folds_planned, sel.fold_steps, sel.rows_scored) == (4, 4, 10, 40)
-    assert sel.kept == "probe" and sel.estimates["probe"] > sel.estimates["lora"], sel
+    assert sel.kept == sel.default == "probe" and sel.estimates["probe"] > sel.estimates["lora"], sel
     assert result.params["steps"] == 0 and "final_train_loss" not in result.metrics
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     lora_b = [t for name, t in weights.items() if "lora_B" in name]
