@@ -141,3 +141,42 @@ def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(
     assert lora_b and all(torch.count_nonzero(t) == 0 for t in lora_b)  # a valid adapter with no delta
     clf = load_classifier(tmp_path / "adapter", tiny_base)
     assert clf.predict(texts[:3]) and clf.labels == ["a", "b"]
+
+
+def test_a_fold_probe_missing_a_class_keeps_one_logit_per_label_and_never_predicts_the_absent_one():
+    from pipelines.train import logreg_head
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 8))
+    y = np.repeat([0, 2, 3], 10)  # class 1 has no row here
+    x[y == 2] += 3
+    head = torch.nn.Linear(8, 4)
+    logreg_head(head, x, y, C=10.0, seed=0)
+    predicted = head(torch.from_numpy(x).float()).argmax(-1).numpy()
+    assert 1 not in predicted and (predicted == y).mean() > 0.9
+    assert torch.count_nonzero(head.weight[1]) == 0
+
+
+@pytest.mark.parametrize("cached_of_rare", [0, 1])
+def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_held_out(tiny_base, tmp_path,
+                                                                                       cached_of_rare):
+    """More rows than max_steps x batch_size: only a seeded subset is cached, and a 2-row class may have
+    none or one row in it. Folds then fit probes without that class (used to crash on the head's size)
+    and the lone cached row is never held out (used to skip the estimate with a false reason)."""
+    from pipelines.records import LabeledBatch
+    from pipelines.train import rows_to_cache, train
+
+    params = TrainParams(lora_layers=1, min_steps=4, max_steps=4, batch_size=5, noise_filter="none")
+    n = 60
+    cached = rows_to_cache(n, params, seed=0)
+    assert cached.sum() == 20
+    rare = list(np.flatnonzero(~cached)[:2 - cached_of_rare]) + list(np.flatnonzero(cached)[:cached_of_rare])
+    labels = ["a" if i % 2 else "b" for i in range(n)]
+    for i in rare:
+        labels[i] = "c"
+    rng = np.random.default_rng(1)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(n)]
+    batch = LabeledBatch(source="rare", texts=texts, labels=labels, ids=[str(i) for i in range(n)])
+    sel = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0).selection
+    assert sel.folds == sel.folds_planned >= 2 and sel.fold_steps == 4
+    assert sel.rows_scored == 20 - cached_of_rare  # every cached row held out once, but a lone one
