@@ -62,7 +62,7 @@ def adapters(tmp_path_factory) -> dict[str, Path]:
     random.Random(0).shuffle(shuffled)
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
-    params = TrainParams(noise_filter="none", min_steps=20, max_steps=20)
+    params = TrainParams(noise_filter="none", min_steps=20, max_steps=20, select="lora")  # selection: test_train_select
     train(small, folder / "good", base=base, params=params)
     train(small.model_copy(update={"labels": shuffled}), folder / "shuffled", base=base, params=params)
     return {"good": folder / "good", "shuffled": folder / "shuffled"}
@@ -182,10 +182,24 @@ def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_
     assert not (folder / "gate_decision.json").exists()  # so `register` cannot take the old verdict
 
 
-CHABSA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "chabsa"
+# Japanese results statements, generated: a subject, then a phrase that alone marks the class. The
+# English default base reads nearly every kanji as [UNK] (the kana it knows are the same in both
+# classes); a bag of character n-grams sees the phrases. Same shape as chABSA at 64 rows a class,
+# shipped as code so the test runs without ../shared.
+SUBJECTS = ["当社の売上高", "営業利益", "経常利益", "海外事業", "国内需要", "受注残高", "純利益", "主力部門", "新規事業",
+            "半導体向け製品", "自動車部品", "建設機械"]  # fmt: skip
+PHRASES = {"positive": ["増益となりました", "好調に推移しました", "回復基調となりました", "伸長しました", "拡大しました"],
+           "negative": ["減益となりました", "低迷が続きました", "悪化しました", "鈍化しました", "減少しました"]}  # fmt: skip
 
 
-@pytest.mark.skipif(not (CHABSA / "train.csv").is_file(), reason="chABSA is read in place from ../shared/datasets")
+def japanese_rows(per_class: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    rows = [(f"{rng.choice(SUBJECTS)}は{rng.choice(['前期に比べ', '当期において', '通期で', ''])}{rng.choice(PHRASES[label])}", label)
+            for label in PHRASES for _ in range(per_class)]  # fmt: skip
+    rng.shuffle(rows)
+    return [t for t, _ in rows], [label for _, label in rows]
+
+
 def test_an_adapter_trained_on_japanese_with_the_english_base_fails_because_the_lexical_baseline_wins(
         s3_server, policies, tmp_path):
     """The English default base reads Japanese as [UNK] and single characters: a bag of character
@@ -196,11 +210,10 @@ def test_an_adapter_trained_on_japanese_with_the_english_base_fails_because_the_
     from pipelines.train import train
     from pipelines.train_params import TrainParams
 
-    train_df = pd.read_csv(CHABSA / "train.csv").groupby("label").sample(64, random_state=0)
-    holdout_df = pd.read_csv(CHABSA / "test.csv").groupby("label").sample(100, random_state=0)
-    holdout_df.to_csv(tmp_path / "holdout.csv", index=False)
-    batch = LabeledBatch(source="chabsa", texts=train_df.text.tolist(), labels=train_df.label.tolist(),
-                         ids=[str(i) for i in range(len(train_df))])  # fmt: skip
+    texts, labels = japanese_rows(64, seed=0)
+    holdout_texts, holdout_labels = japanese_rows(100, seed=1)
+    pd.DataFrame({"text": holdout_texts, "label": holdout_labels}).to_csv(tmp_path / "holdout.csv", index=False)
+    batch = LabeledBatch(source="ja", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
     settings = load_settings()
     train(batch, tmp_path / "adapter", base=load_base(settings.base_model_dir, cache_dir=tmp_path),
           params=TrainParams())  # the shipped defaults, as `tailor train` runs them  # fmt: skip

@@ -180,3 +180,16 @@ def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_
     sel = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0).selection
     assert sel.folds == sel.folds_planned >= 2 and sel.fold_steps == 4
     assert sel.rows_scored == 20 - cached_of_rare  # every cached row held out once, but a lone one
+
+
+def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, tmp_path):
+    from pipelines.records import LabeledBatch
+    from pipelines.train import train
+
+    rng = np.random.default_rng(2)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(24)]
+    batch = LabeledBatch(source="twice", texts=texts, labels=["a", "b", "c"] * 8, ids=[str(i) for i in range(24)])
+    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, select="auto")
+    first, second = (train(batch, tmp_path / name, base=tiny_base, params=params, seed=3) for name in ("one", "two"))
+    assert first.selection == second.selection and first.selection.folds > 0
+    assert first.adapter_sha256 == second.adapter_sha256
