@@ -37,7 +37,6 @@ class TrainParams(yaml_file.YamlRecord):
     epochs: float = Field(4.0, gt=0, description="budget in passes over the data, turned into optimiser steps")
     min_steps: int = Field(30, ge=1)
     max_steps: int = Field(300, ge=1)
-    max_epochs: float = Field(1000.0, gt=0, description="cap in passes over the data, above min_steps' floor")
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(64, ge=8, le=512, description="tokens kept per text")
     head_C: float = Field(10.0, gt=0, description="inverse regularisation of the logistic-regression probe the head starts from")
@@ -78,8 +77,7 @@ class TrainParams(yaml_file.YamlRecord):
         Steps, not epochs, because tiny data sets would otherwise get a handful of updates
         (the under-training that makes plain LoRA lose) and large ones far more than they need.
         """
-        floor = max(self.min_steps, min(self.max_steps, math.ceil(self.epochs * examples / self.batch_size)))
-        return max(1, min(floor, math.ceil(self.max_epochs * examples / self.batch_size)))
+        return max(self.min_steps, min(self.max_steps, math.ceil(self.epochs * examples / self.batch_size)))
 
 
 def load_params(path: Path | None = None, **overrides: object) -> TrainParams:

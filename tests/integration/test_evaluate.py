@@ -75,6 +75,9 @@ def production(s3_server, adapters, policies, tmp_path_factory) -> str:
     decision = evaluate(adapters["good"], read_batch(HOLDOUT), load_policy(policies["relaxed"]),
                         base_model_dir=load_settings().base_model_dir, out_dir=adapters["good"])
     assert decision.passed, [f.describe() for f in decision.failures]
+    # the passing path reports both baselines too (what `evaluate --json` emits under "baselines")
+    baselines = next(c for c in decision.checks if c.name == "quality").details["baselines"]
+    assert set(baselines) == {"probe", "lexical"} and all(0 < b["macro_f1"] <= 1 for b in baselines.values())
     name = f"evaluate-{uuid.uuid4().hex[:8]}"
     trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
     # The gate's policy must be the one the promoting side is configured with.
