@@ -79,8 +79,10 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
     for name, pred in (baseline_pred or {}).items():
         versus = paired_bootstrap(holdout.labels, candidate_pred, pred, samples=policy.bootstrap_samples,
                                   confidence=policy.confidence, seed=seed)  # fmt: skip
-        # Judged at the interval's bound, as the regression rule: fail only when even the bound most
-        # favourable to the candidate says the baseline is better by more than the limit.
+        # Judged at the bound most favourable to the candidate (diff_ci_high), where the regression rule
+        # takes the unfavourable one (diff_ci_low), deliberately: production earned its place and a
+        # candidate must show it is not worse, while a baseline fails a candidate only when even that
+        # bound says the baseline is better by more than the limit (a small holdout cannot fail it on noise).
         thresholds.append(Threshold.judge(f"macro_f1_loss_to_{name}_baseline_lower", "quality.max_loss_to_baseline",
                                           -versus["diff_ci_high"], "<=", policy.max_loss_to_baseline))  # fmt: skip
         details["baselines"][name] = {"macro_f1": versus["production_macro_f1"], "diff": versus["diff"],
