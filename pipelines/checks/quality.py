@@ -87,7 +87,9 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
                                           -versus["diff_ci_high"], "<=", policy.max_loss_to_baseline))  # fmt: skip
         details["baselines"][name] = {"macro_f1": versus["production_macro_f1"], "diff": versus["diff"],
                                       "diff_ci_low": versus["diff_ci_low"], "diff_ci_high": versus["diff_ci_high"],
-                                      "confidence": versus["confidence"]}  # fmt: skip
+                                      "confidence": versus["confidence"],
+                                      # the interval of (candidate - baseline), the shape the issue names
+                                      "interval": [versus["diff_ci_low"], versus["diff_ci_high"]]}  # fmt: skip
         if -versus["diff_ci_high"] > policy.max_loss_to_baseline:
             details["summary"] += (f"; the {name} baseline beats it: {versus['production_macro_f1']:.3f} against "
                                    f"{metrics.macro_f1:.3f}, {policy.confidence:.0%} CI of the difference "

@@ -51,6 +51,7 @@ def test_a_baseline_that_beats_the_candidate_beyond_the_interval_fails_it_naming
     assert failed[0].policy_key == "quality.max_loss_to_baseline" and failed[0].value > 0
     lexical = result.details["baselines"]["lexical"]
     assert lexical["macro_f1"] == 1.0 and lexical["diff_ci_high"] < 0
+    assert lexical["interval"] == [lexical["diff_ci_low"], lexical["diff_ci_high"]]
     assert result.details["baselines"]["probe"]["diff"] == 0.0  # identical predictions: a tie passes
     assert "the lexical baseline beats it: 1.000 against 0.6" in result.details["summary"]
 
