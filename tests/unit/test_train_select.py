@@ -193,3 +193,22 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
     first, second = (train(batch, tmp_path / name, base=tiny_base, params=params, seed=3) for name in ("one", "two"))
     assert first.selection == second.selection and first.selection.folds > 0
     assert first.adapter_sha256 == second.adapter_sha256
+
+
+def test_a_kept_probe_served_from_its_folder_predicts_what_the_frozen_probe_baseline_predicts(tiny_base, tmp_path):
+    from pipelines.baselines import predict_baselines
+    from pipelines.model import load_classifier
+    from pipelines.records import LabeledBatch
+    from pipelines.train import train
+
+    rng = np.random.default_rng(4)
+    labels = ["a", "b", "c"] * 10
+    # each class leans on its own words, so the probe has something to separate
+    texts = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(len(labels))]
+    batch = LabeledBatch(source="probe", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
+    params = TrainParams(select="probe", noise_filter="none")
+    result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    assert result.selection.kept == "probe" and result.params["steps"] == 0
+    unseen = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(30)]
+    served = load_classifier(tmp_path / "adapter", tiny_base).predict(unseen)
+    assert served == predict_baselines(batch, unseen, tiny_base, params.max_length)["probe"]
