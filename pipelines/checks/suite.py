@@ -90,7 +90,8 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         reference = candidate_reference()
         return quality.run(holdout, candidate_pred, candidate.labels, policy.quality, trained_texts=reference.texts,
                            production_pred=production_pred, production=production_ref,
-                           baseline_pred=predict_baselines(reference, holdout.texts, base, candidate.meta.max_length),
+                           baseline_pred=predict_baselines(reference, holdout.texts, base, candidate.meta.max_length,
+                                                           cost.read_train_result(adapter_dir).params["head_C"]),
                            out_dir=out_dir)  # fmt: skip
 
     checks = [
