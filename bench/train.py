@@ -1,9 +1,12 @@
-"""Benchmark: default `tailor train` (LoRA) vs a frozen-encoder probe vs full fine-tuning on Banking77.
+"""Benchmark: default `tailor train` (LoRA) vs a frozen-encoder probe vs full fine-tuning on Banking77,
+and on the tasks of bench/tasks.py (binary and few-class groups of its intents, chABSA in Japanese),
+with a character n-gram TF-IDF baseline and SetFit (the `bench` extra) beside them.
 
 Not a test. Prints a Markdown table and saves JSON to bench/results/train.json.
 
     .venv/bin/python bench/train.py            # 8/16/64 per class x 3 seeds (2 at 64), noise 0/20/40 % x 3 seeds
     .venv/bin/python bench/train.py --quick    # a subset for tuning (1 seed, 8/16 per class, noise 0/40 %)
+    .venv/bin/python bench/train.py --task problem_vs_request --sizes 8 16 --noise --no-full --lexical --setfit
 
 Method notes:
 - Evaluation on a fixed, stratified subset of Banking77's test split (``--test-per-class``,
@@ -42,7 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import arguments  # noqa: E402
-from bench.banking77 import FOLDER, flip, read, sample  # noqa: E402
+from bench.banking77 import FOLDER, flip, sample  # noqa: E402
+from bench.tasks import TASKS, load  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.cost_meter import CostMeter  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
@@ -69,6 +73,37 @@ def run_probe(train_df, labels, test_emb, test_labels, model_dir) -> dict:
             "wall_s": meter.usage.wall_seconds}  # fmt: skip
 
 
+def run_lexical(texts, labels, test_texts, test_labels) -> dict:
+    """The lexical baseline `tailor evaluate` fits (pipelines.baselines), timed the same way."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from pipelines.baselines import C
+
+    with CostMeter() as meter:
+        vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+        clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=0)
+        clf.fit(vectoriser.fit_transform(texts), labels)
+    pred = clf.predict(vectoriser.transform(test_texts)).tolist()
+    return {"macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
+            "wall_s": meter.usage.wall_seconds}  # fmt: skip
+
+
+def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed) -> dict:
+    """SetFit with its defaults (contrastive pairs, 1 epoch, logistic head) on the same MiniLM folder, offline."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    with CostMeter() as meter, tempfile.TemporaryDirectory() as tmp:  # its checkpoints, not in the checkout
+        model = SetFitModel.from_pretrained(str(model_dir), local_files_only=True)
+        trainer = Trainer(model=model, args=TrainingArguments(output_dir=tmp, seed=seed, report_to="none"),
+                          train_dataset=Dataset.from_dict({"text": texts, "label": labels}))  # fmt: skip
+        trainer.train()
+    pred = [str(p) for p in model.predict(test_texts)]
+    return {"macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
+            "wall_s": meter.usage.wall_seconds}  # fmt: skip
+
+
 def run_lora(train_texts, train_labels, test_texts, test_labels, base, params, seed) -> dict:
     from pipelines.model import load_classifier
     from pipelines.train import train
@@ -79,6 +114,8 @@ def run_lora(train_texts, train_labels, test_texts, test_labels, base, params, s
         pred = clf.predict(test_texts, batch_size=64)
     return {"macro_f1": quality_metrics(test_labels, pred, clf.labels).macro_f1, "wall_s": result.cost.wall_seconds,
             "peak_rss_mb": result.cost.peak_rss_mb, "steps": result.params["steps"], "dropped": result.dropped_examples,
+            "kept": result.selection.kept if result.selection else None,
+            "selection": result.selection.model_dump(mode="json") if result.selection else None,
             "downweighted": result.downweighted_examples,
             "trainable": result.cost.trainable_params, "adapter_bytes": result.cost.adapter_bytes}  # fmt: skip
 
@@ -159,8 +196,8 @@ class Context:
         self.settings = load_settings()
         self.base = load_base(self.settings.base_model_dir, device=args.device, model_id=self.settings.base_model_id,
                               cache_dir=self.settings.home)  # fmt: skip
-        self.train_df = read("train", args.data)
-        test_df = sample(read("test", args.data), args.test_per_class, seed=0)
+        self.train_df, test_df = load(args.task, args.data)
+        test_df = sample(test_df, args.test_per_class, seed=0)
         self.test_texts, self.test_labels = test_df.text.tolist(), test_df.category.tolist()
         self.test_emb = embed(self.test_texts, self.settings.base_model_dir)
 
@@ -188,13 +225,18 @@ def run_unit(unit: tuple) -> list[dict]:
                          **run_probe(df, labels, ctx.test_emb, ctx.test_labels, ctx.settings.base_model_dir)})  # fmt: skip
         rows.append({**common, "method": "lora",
                      **run_lora(texts, labels, ctx.test_texts, ctx.test_labels, ctx.base, ctx.params, seed)})  # fmt: skip
+        if args.lexical:
+            rows.append({**common, "method": "lexical", **run_lexical(texts, labels, ctx.test_texts, ctx.test_labels)})
+        if args.setfit and seed < args.setfit_seeds:
+            rows.append({**common, "method": "setfit", **run_setfit(texts, labels, ctx.test_texts, ctx.test_labels,
+                                                                    ctx.settings.base_model_dir, seed)})  # fmt: skip
         if not args.no_full:
             rows.append({**common, "method": "full", **run_full(texts, labels, ctx.test_texts, ctx.test_labels, ctx.base,
                                                                 ctx.params, seed, args.full_lr)})  # fmt: skip
         return rows
-    df = sample(ctx.train_df, 16, seed)
+    df = sample(ctx.train_df, args.noise_per_class, seed)
     noisy, flipped = flip(df.category.tolist(), key, seed)
-    common = {"experiment": "noise", "per_class": 16, "noise": key, "seed": seed, "flipped": len(flipped)}
+    common = {"experiment": "noise", "per_class": args.noise_per_class, "noise": key, "seed": seed, "flipped": len(flipped)}
     for mode in unit_modes(args, ctx.params, key, seed):
         p = ctx.params.model_copy(update={"noise_filter": mode})
         rows.append({**common, "method": f"lora/{mode}",
@@ -206,7 +248,7 @@ def reuses_size_run(args: argparse.Namespace, params, rate: float, seed: int) ->
     """Training is deterministic: with the default filter (auto) on clean 16/class data, the noise
     run of a seed IS its size run, and so is ``none`` whenever that run's filter flagged nothing
     (the three 0 % ``none`` runs of 2026-11-28 equalled their size runs to the last digit, at ~2 min each)."""
-    return rate == 0.0 and 16 in args.sizes and seed < args.seeds and params.noise_filter == "auto"
+    return rate == 0.0 and args.noise_per_class in args.sizes and seed < args.seeds and params.noise_filter == "auto"
 
 
 def unit_modes(args: argparse.Namespace, params, rate: float, seed: int) -> list[str]:
@@ -218,7 +260,7 @@ def reuse_clean_runs(rows: list[dict], args: argparse.Namespace, params) -> list
     where ``auto`` flagged no row (then both trained alike); otherwise its cell stays empty."""
     extra = []
     for r in rows:
-        if r["experiment"] == "size" and r["per_class"] == 16 and r["method"] == "lora" and 0.0 in args.noise \
+        if r["experiment"] == "size" and r["per_class"] == args.noise_per_class and r["method"] == "lora" and 0.0 in args.noise \
                 and r["seed"] < args.noise_seeds and reuses_size_run(args, params, 0.0, r["seed"]):  # fmt: skip
             modes = [m for m in args.noise_modes if m == "auto" or r["dropped"] + r["downweighted"] == 0]
             extra += [{**r, "experiment": "noise", "noise": 0.0, "flipped": 0, "method": f"lora/{m}", "reused": True}
@@ -233,9 +275,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=arguments.at_least(1), default=None, help="seeds per size (default 3, quick 1)")
     ap.add_argument("--seeds-64", type=arguments.at_least(1), default=None, help="seeds at 64 per class (default 2: time budget)")
     ap.add_argument("--noise", type=arguments.fraction, nargs="*", default=None)
+    ap.add_argument("--noise-per-class", type=arguments.at_least(2), default=16, help="sample size of the noise experiment")
     ap.add_argument("--noise-seeds", type=arguments.at_least(1), default=None, help="seeds per noise rate (default 3, quick 1)")
     ap.add_argument("--noise-modes", nargs="*", default=["none", "auto"], choices=["none", "auto"],
                     help="noise_filter settings compared in the noise experiment (default both)")
+    ap.add_argument("--task", choices=TASKS, default="banking77", help="data set (bench/tasks.py)")
+    ap.add_argument("--lexical", action="store_true", help="add the character n-gram TF-IDF baseline")
+    ap.add_argument("--setfit", action="store_true", help="add SetFit (pip install the bench extra)")
+    ap.add_argument("--setfit-seeds", type=arguments.at_least(1), default=1, help="seeds SetFit runs (slow)")
     ap.add_argument("--test-per-class", type=arguments.at_least(1), default=20)
     ap.add_argument("--data", type=arguments.banking77_folder, default=FOLDER, help="Banking77 folder (train.csv, test.csv)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
@@ -303,27 +350,37 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
         by_seed = {r["seed"]: r for r in b}
         return [fn(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed]
 
-    lines = [f"Banking77, 77 classes, test subset {args.test_per_class}/class ({77 * args.test_per_class} rows); "
+    classes = len(set(load(args.task, args.data)[0].category))
+    lines = [f"{args.task}, {classes} classes, test subset {args.test_per_class}/class; "
              f"macro-F1 mean ± sd over seeds; total {total / 60:.1f} min", "",
-             "| per class | seeds | probe | full FT | LoRA (default) | LoRA − full | LoRA − probe "
-             "| LoRA wall / full wall | LoRA peak RSS / full |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| per class | seeds | probe | lexical | SetFit | full FT | LoRA (default) | kept probe | LoRA − full "
+             "| LoRA − probe | LoRA − SetFit | LoRA wall / full wall | LoRA wall / SetFit wall | LoRA peak RSS / full |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     summary: dict = {"size": {}, "noise": {}}
     for per_class in sorted({r["per_class"] for r in pick(experiment="size")}):
-        probe, lora, full = (pick(experiment="size", per_class=per_class, method=m) for m in ("probe", "lora", "full"))
+        probe, lora, full, lexical, setfit = (pick(experiment="size", per_class=per_class, method=m)
+                                              for m in ("probe", "lora", "full", "lexical", "setfit"))  # fmt: skip
         walls = paired(lora, full, lambda a, b: a["wall_s"] / b["wall_s"])
+        setfit_walls = paired(lora, setfit, lambda a, b: a["wall_s"] / b["wall_s"])
         rss = paired(lora, full, lambda a, b: a["peak_rss_mb"] / b["peak_rss_mb"])
         vs_full = paired(lora, full, lambda a, b: a["macro_f1"] - b["macro_f1"])
         vs_probe = paired(lora, probe, lambda a, b: a["macro_f1"] - b["macro_f1"])
+        vs_setfit = paired(lora, setfit, lambda a, b: a["macro_f1"] - b["macro_f1"])
+        kept_probe = sum(r.get("kept") == "probe" for r in lora)
         lines.append(f"| {per_class} | {len(lora)} | {mean_sd([r['macro_f1'] for r in probe])} | "
+                     f"{mean_sd([r['macro_f1'] for r in lexical])} | {mean_sd([r['macro_f1'] for r in setfit])} | "
                      f"{mean_sd([r['macro_f1'] for r in full])} | {mean_sd([r['macro_f1'] for r in lora])} | "
-                     f"{mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | {mean_sd(walls)} | {mean_sd(rss)} |")  # fmt: skip
+                     f"{kept_probe}/{len(lora)} | {mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | "
+                     f"{mean_sd(vs_setfit, signed=True)} | {mean_sd(walls)} | {mean_sd(setfit_walls)} | {mean_sd(rss)} |")  # fmt: skip
         summary["size"][per_class] = {"seeds": len(lora), "probe": mean_of(probe), "full": mean_of(full), "lora": mean_of(lora),
+                                      "lexical": mean_of(lexical), "setfit": mean_of(setfit), "kept_probe": kept_probe,
                                       "lora_minus_full": statistics.mean(vs_full) if vs_full else None,
                                       "lora_minus_probe": statistics.mean(vs_probe) if vs_probe else None,
+                                      "lora_minus_setfit": statistics.mean(vs_setfit) if vs_setfit else None,
                                       "wall_ratio": statistics.mean(walls) if walls else None,
+                                      "setfit_wall_ratio": statistics.mean(setfit_walls) if setfit_walls else None,
                                       "rss_ratio": statistics.mean(rss) if rss else None}  # fmt: skip
-    lines += ["", "| labels flipped (16/class) | seeds | LoRA, noise_filter none | LoRA default (auto) | default, share of its clean F1 "
+    lines += ["", f"| labels flipped ({args.noise_per_class}/class) | seeds | LoRA, noise_filter none | LoRA default (auto) | default, share of its clean F1 "
               "| rows auto dropped / down-weighted |", "|---|---|---|---|---|---|"]  # fmt: skip
     noise = pick(experiment="noise")
     clean = {r["seed"]: r for r in pick(experiment="noise", noise=0.0, method="lora/auto")}

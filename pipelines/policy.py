@@ -40,6 +40,7 @@ class DataPolicy(_Section):
 class QualityPolicy(_Section):
     min_macro_f1: float = Field(0.60, ge=0.0, le=1.0)
     max_regression: float = Field(0.02, ge=0.0, le=1.0)
+    max_loss_to_baseline: float = Field(0.0, ge=0.0, le=1.0)
     min_holdout_size: PositiveInt = 30
     min_label_coverage: float = Field(1.0, ge=0.0, le=1.0)
     max_holdout_trained_share: float = Field(0.0, ge=0.0, le=1.0)

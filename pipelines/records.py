@@ -148,6 +148,22 @@ class CostReport(Record):
     currency: str = "EUR"
 
 
+class Selection(Record):
+    """Which recipe training kept and the out-of-fold estimates that chose it (pipelines/train_select.py)."""
+
+    kept: Literal["lora", "probe"]
+    default: Literal["lora", "probe"] | None = None  # kept unless the other one leads beyond the noise
+    reason: str
+    estimates: dict[str, float]  # recipe -> out-of-fold macro-F1 on the rows held out
+    lora_only_right: int = 0  # held-out rows only the fine-tuned model got right (McNemar's b)
+    probe_only_right: int = 0  # ... only the probe got right (c)
+    rows_needed: float = 0.0  # lead in rows the challenger needed: z * sqrt(b + c) + 1
+    folds: int = 0  # folds run (of ``folds_planned``)
+    folds_planned: int = 0
+    fold_steps: int = 0  # optimiser steps of each fold's LoRA run, the full recipe for its rows
+    rows_scored: int = 0  # held-out rows the estimates are computed on
+
+
 class TrainResult(Record):
     adapter_dir: str
     base_model_id: str
@@ -165,6 +181,7 @@ class TrainResult(Record):
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport
     adapter_sha256: str
+    selection: Selection | None = None  # fine-tuned or the frozen probe, and the estimates that chose it
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -19,6 +19,9 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
   ones, and the hard-but-right rows it would drop are the ones a few-shot model learns most from.
   Generalized cross-entropy then keeps the wrong labels from being memorised (cross-entropy pulls
   hardest on exactly those).
+- Kept only where it helps: out-of-fold runs on the batch compare the probe with the fine-tuned
+  model, and when fine-tuning does not clearly lead, the adapter is the probe with no LoRA delta
+  (pipelines/train_select.py says why a small batch can end below its probe).
 
 The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
 :func:`pipelines.model.load_classifier`, which runs the full forward pass.
@@ -35,7 +38,9 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +51,13 @@ from pipelines.cost_meter import CostMeter
 from pipelines.encoder_family import family_of, upper_blocks
 from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
 from pipelines.noise_audit import out_of_sample_proba
-from pipelines.records import LabeledBatch, TrainResult, listed
+from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.train_params import MAX_SEED, TrainParams
+from pipelines.train_select import choose, default_recipe, plan_folds
 from registry.errors import AlreadyExistsError, RefusedError, first_line
 
 REFERENCE_FILE = "reference.csv"
+ABSENT_CLASS_LOGIT = -1e4
 TRAIN_RESULT_FILE = "train_result.json"
 ENCODE_BATCH = 64
 MICRO_BATCH = 8
@@ -265,9 +272,14 @@ def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C:
     # balanced: after noise filtering the classes are uneven, and an unweighted probe starves the small ones.
     clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=seed)
     clf.fit(embeddings, y, sample_weight=sample_weight)
-    weight, bias = clf.coef_, clf.intercept_
+    fitted_w, fitted_b = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2:  # sklearn keeps one logit z for two classes; softmax([-z/2, z/2]) = sigmoid(z)
-        weight, bias = np.concatenate([-weight / 2, weight / 2]), np.concatenate([-bias / 2, bias / 2])
+        fitted_w, fitted_b = np.concatenate([-fitted_w / 2, fitted_w / 2]), np.concatenate([-fitted_b / 2, fitted_b / 2])
+    # A class absent from these rows (a selection fold, or the rows the step budget caches) gets a logit
+    # no row reaches, so the head keeps one output per label and predicts only the classes it saw.
+    weight = np.zeros((head.out_features, fitted_w.shape[1]))
+    bias = np.full(head.out_features, ABSENT_CLASS_LOGIT)
+    weight[clf.classes_], bias[clf.classes_] = fitted_w, fitted_b
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight).to(head.weight))
         head.bias.copy_(torch.from_numpy(bias).to(head.bias))
@@ -338,6 +350,112 @@ def _diverged(what: str, params: TrainParams) -> RefusedError:
                         "nothing was written")
 
 
+def trainable_parts(peft_model) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """(LoRA weights, head weights) of a PEFT-wrapped classifier."""
+    trainable = [(n, p) for n, p in peft_model.named_parameters() if p.requires_grad]
+    return [p for n, p in trainable if HEAD_MODULE not in n], [p for n, p in trainable if HEAD_MODULE in n]
+
+
+def fit_lora(model: MeanPoolClassifier, params: TrainParams, make_config: Callable, start: int, data: EncodedData,
+             rows: np.ndarray, y_all: np.ndarray, weights: np.ndarray, steps: int, generator: torch.Generator,
+             bar=None):  # fmt: skip
+    """Wrap ``model`` (its head already the probe) in LoRA and run ``steps`` steps on the cached states of
+    ``rows``; returns the PEFT model and the last batch loss (None with no steps). ``make_config`` makes
+    a fresh LoraConfig for each wrap, since peft writes into the one it is given.
+
+    Raises:
+        RefusedError: the loss or the weights stop being finite.
+    """
+    from peft import get_peft_model
+
+    device = next(model.parameters()).device
+    y = torch.from_numpy(y_all[rows]).to(device)
+    # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
+    row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(device)
+    peft_model = get_peft_model(model, make_config())
+    inner = peft_model.base_model.model
+    lora_params, head_params = trainable_parts(peft_model)
+    optimiser = torch.optim.AdamW([{"params": lora_params, "lr": params.lr},
+                                   {"params": head_params, "lr": params.head_lr}],
+                                  weight_decay=params.weight_decay)  # fmt: skip
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
+    loss_fn = loss_function(params)
+    peft_model.train()
+    if bar is not None:
+        bar.set_postfix_str("training")
+    lengths = [data.hidden[r].shape[0] for r in rows]
+
+    def forward(part: list[int]) -> torch.Tensor:
+        hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
+        return inner.classifier(inner.embed_from(hidden, mask, start))
+
+    loss = None
+    # A batch larger than the data would fill each step with the same rows many times over.
+    for idx in batch_order(len(rows), steps, min(params.batch_size, len(rows)), generator):
+        optimiser.zero_grad(set_to_none=True)
+        loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
+        if not math.isfinite(loss):
+            raise _diverged(f"the training loss became {loss}", params)
+        optimiser.step()
+        schedule.step()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+    if not all(torch.isfinite(p).all() for p in lora_params + head_params):
+        raise _diverged("the adapter's weights are not finite", params)
+    peft_model.eval()
+    return peft_model, loss
+
+
+def predict_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
+    """Class index the model predicts for each of ``rows``, from their cached states."""
+    inner = peft_model.base_model.model
+    out = []
+    with torch.inference_mode():
+        for begin in range(0, len(rows), ENCODE_BATCH):
+            hidden, mask = pad_batch([data.hidden[r] for r in rows[begin:begin + ENCODE_BATCH]])
+            out.append(inner.classifier(inner.embed_from(hidden, mask, start)).argmax(-1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def select_recipe(base: LoadedBase, num_labels: int, make_config: Callable, start: int, data: EncodedData, rows: np.ndarray,
+                  y_all: np.ndarray, weights: np.ndarray, params: TrainParams, final_steps: int, seed: int,
+                  bar=None) -> Selection:  # fmt: skip
+    """Probe or fine-tuned, from out-of-fold runs of both recipes on ``rows`` (see ``pipelines.train_select``).
+
+    Each fold fits the probe on its training rows, scores it on the held-out ones, then fine-tunes
+    from that probe with the recipe's own step budget and scores again: the same rows, paired.
+    """
+    if params.select != "auto":
+        return Selection(kept=params.select, reason=f"select: {params.select} in the train parameters", estimates={})
+    default = default_recipe(len(rows), num_labels, params)
+    plan = plan_folds(y_all[rows], params, final_steps, seed)
+    if not plan.folds:
+        return Selection(kept=default, default=default, estimates={}, folds_planned=plan.planned, fold_steps=plan.steps,
+                         reason=f"no out-of-fold estimate ({plan.skipped}): the default for a batch of "
+                                f"{len(rows)} rows is kept")  # fmt: skip
+    if bar is not None:
+        bar.total += plan.steps * len(plan.folds)
+    held, predictions = [], {"probe": [], "lora": []}
+    for number, (train_pos, held_pos) in enumerate(plan.folds):
+        fold_rows, held_rows = rows[train_pos], rows[held_pos]
+        model = MeanPoolClassifier(base.shared_copy(), num_labels).to(torch.device(base.device))
+        logreg_head(model.classifier, data.embeddings[fold_rows], y_all[fold_rows], params.head_C, seed,
+                    sample_weight=weights[fold_rows])  # fmt: skip
+        with torch.no_grad():
+            logits = model.classifier(torch.from_numpy(data.embeddings[held_rows]).to(model.classifier.weight))
+        predictions["probe"].append(logits.argmax(-1).cpu().numpy())
+        generator = seed_everything(seed + number + 1)
+        peft_model, _ = fit_lora(model, params, make_config, start, data, fold_rows, y_all, weights, plan.steps,
+                                 generator, bar)  # fmt: skip
+        predictions["lora"].append(predict_cached(peft_model, data, held_rows, start))
+        held.append(y_all[held_rows])
+    selection = choose(np.concatenate(held), {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z,
+                       default)  # fmt: skip
+    return selection.model_copy(update={"folds": len(plan.folds), "folds_planned": plan.planned,
+                                        "fold_steps": plan.steps})  # fmt: skip
+
+
 def lora_config(params: TrainParams, targets: list[str], blocks: range, layers_pattern: str):
     from peft import LoraConfig
 
@@ -381,7 +499,6 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
             out of range, an unsupported encoder, or a forced overwrite of a folder holding user files.
         AlreadyExistsError: ``out_dir`` exists and ``force`` is off.
     """
-    from peft import get_peft_model
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
@@ -391,7 +508,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
     prepare_output(out_dir, force)
     index = {label: i for i, label in enumerate(labels)}
     y_all = np.array([index[label] for label in batch.labels])
-    generator = seed_everything(seed)
+    seed_everything(seed)
     meter = CostMeter(base.device)
     with meter:
         model = MeanPoolClassifier(base.shared_copy(), len(labels)).to(torch.device(base.device))
@@ -407,53 +524,31 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         if unknown:  # peft says so only after every text was encoded, as a traceback
             raise RefusedError(f"lora_targets {unknown} name no module of the adapted blocks; they have: "
                                f"{', '.join(sorted(known))}")  # fmt: skip
-        steps = params.steps_for(len(batch))
-        bar = tqdm(total=len(batch) + steps, desc="train", unit="step", disable=not progress, leave=False)
+        bar = tqdm(total=len(batch) + params.steps_for(len(batch)), desc="train", unit="step", disable=not progress, leave=False)
         bar.set_postfix_str("encoding")
         cached = rows_to_cache(len(batch), params, seed)
         data = encode_frozen(model, base, batch.texts, start, params.max_length, cached, progress=bar)
         weights = noise_weights(data.embeddings, y_all, len(labels), params, seed)
         kept = np.flatnonzero(weights > 0)
-        logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
         rows = kept[cached[kept]]
         if not len(rows):
             raise RefusedError(f"the label-noise filter dropped all {int(cached.sum())} rows the step budget can visit "
                                f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it")
-        y = torch.from_numpy(y_all[rows]).to(base.device)
-        # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
-        row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(base.device)
         steps = params.steps_for(len(rows))
-        bar.total = len(batch) + steps
-        peft_model = get_peft_model(model, lora_config(params, targets, range(start, num_layers), family.layers_pattern))
-        inner = peft_model.base_model.model
-        head_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and HEAD_MODULE in n]
-        lora_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and HEAD_MODULE not in n]
-        optimiser = torch.optim.AdamW([{"params": lora_params, "lr": params.lr},
-                                       {"params": head_params, "lr": params.head_lr}],
-                                      weight_decay=params.weight_decay)  # fmt: skip
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
-        loss_fn = loss_function(params)
-        peft_model.train()
-        bar.set_postfix_str("training")
-        lengths = [data.hidden[r].shape[0] for r in rows]
-
-        def forward(part: list[int]) -> torch.Tensor:
-            hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
-            return inner.classifier(inner.embed_from(hidden, mask, start))
-
-        # A batch larger than the data would fill each step with the same rows many times over.
-        for idx in batch_order(len(rows), steps, min(params.batch_size, len(rows)), generator):
-            optimiser.zero_grad(set_to_none=True)
-            loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
-            if not math.isfinite(loss):
-                raise _diverged(f"the training loss became {loss}", params)
-            optimiser.step()
-            schedule.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
+        make_config = partial(lora_config, params, targets, range(start, num_layers), family.layers_pattern)
+        selection = select_recipe(base, len(labels), make_config, start, data, rows, y_all, weights, params, steps, seed, bar)
+        # Fold runs draw from the global RNG (LoRA's initialisation): the final run starts from the seed
+        # again, so it is the same whatever the folds did.
+        generator = seed_everything(seed)
+        if selection.kept == "probe":
+            steps = 0
+        logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
+        bar.total = bar.n + steps
+        # With no steps the adapter is the probe: LoRA's B starts at zero, so its delta is exactly none,
+        # and the folder is a plain PEFT adapter like any other.
+        peft_model, loss = fit_lora(model, params, make_config, start, data, rows, y_all, weights, steps, generator, bar)
         bar.close()
-        if not all(torch.isfinite(p).all() for p in lora_params + head_params):
-            raise _diverged("the adapter's weights are not finite", params)
+        lora_params, head_params = trainable_parts(peft_model)
         peft_model.eval()
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -491,7 +586,8 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
         data_version=data_version,
         encoding=batch.encoding,
-        metrics={"final_train_loss": round(loss, 6)},
+        metrics={} if loss is None else {"final_train_loss": round(loss, 6)},
+        selection=selection,
         cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
         adapter_sha256=sha256_file(staging / ADAPTER_WEIGHTS_FILE),

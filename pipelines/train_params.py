@@ -53,6 +53,18 @@ class TrainParams(yaml_file.YamlRecord):
     noise_weight_power: float = Field(0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger")
     noise_auto_fraction: float = Field(0.1, ge=0, le=1, description="flagged share above which auto drops them")
     min_per_class: int = Field(2, ge=2, description="fewest examples a class may have")
+    select: Literal["auto", "lora", "probe"] = Field(
+        "auto", description="auto: keep the fine-tuned adapter or the frozen probe, whichever scores higher out of "
+                            "fold on the batch; lora / probe: always that one")
+    select_folds: int = Field(4, ge=2, description="folds of the out-of-fold estimate (fewer when a class is smaller)")
+    select_cost: float = Field(0.3, ge=0, description="fold training budget, as a share of the rows the final run visits")
+    select_min_visits: int = Field(3000, ge=0, description="... but at least this many rows visited (tiny batches)")
+    select_z: float = Field(1.0, ge=0, description="the default recipe is replaced only when the other leads it out of "
+                                                   "fold by more than one row plus this many standard errors of the "
+                                                   "paired difference (McNemar, continuity-corrected)")
+    select_large_rows: int = Field(300, ge=1, description="from this many rows, fine-tuning is the default and the probe "
+                                                          "must lead beyond the noise; below, the reverse")
+    select_large_classes: int = Field(20, ge=2, description="... or from this many classes")
 
     @model_validator(mode="after")
     def _steps_ordered(self) -> "TrainParams":

@@ -23,7 +23,8 @@ NAME = "quality"
 
 def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], policy: QualityPolicy, *,
         trained_texts: list[str] | None = None, production_pred: list[str] | None = None,
-        production: str | None = None, out_dir: Path | None = None, seed: int = 0) -> CheckResult:  # fmt: skip
+        production: str | None = None, baseline_pred: dict[str, list[str]] | None = None,
+        out_dir: Path | None = None, seed: int = 0) -> CheckResult:  # fmt: skip
     """Score ``candidate_pred`` on ``holdout`` and compare it with ``production_pred`` when given.
 
     Args:
@@ -35,6 +36,8 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
             among them are counted and judged against ``max_holdout_trained_share``.
         production_pred: production's predictions on the same rows, or None when nothing holds production.
         production: how production is named in the report (``name:version``).
+        baseline_pred: each baseline's predictions on the same rows (``pipelines.baselines``), fitted on
+            the candidate's own training rows; the candidate fails when one beats it beyond the interval.
         out_dir: the adapter folder; ``reports/quality.json`` is written there when given.
         seed: bootstrap seed (the interval is reproducible).
 
@@ -72,6 +75,27 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
             f"{len(holdout)} rows; difference {comparison['diff']:+.3f}, {policy.confidence:.0%} CI "
             f"[{comparison['diff_ci_low']:+.3f}, {comparison['diff_ci_high']:+.3f}]"
         )
+    details["baselines"] = {}
+    for name, pred in (baseline_pred or {}).items():
+        versus = paired_bootstrap(holdout.labels, candidate_pred, pred, samples=policy.bootstrap_samples,
+                                  confidence=policy.confidence, seed=seed)  # fmt: skip
+        # Judged at the bound most favourable to the candidate (diff_ci_high), where the regression rule
+        # takes the unfavourable one (diff_ci_low), deliberately: production earned its place and a
+        # candidate must show it is not worse, while a baseline fails a candidate only when even that
+        # bound says the baseline is better by more than the limit (a small holdout cannot fail it on noise).
+        thresholds.append(Threshold.judge(f"macro_f1_loss_to_{name}_baseline_lower", "quality.max_loss_to_baseline",
+                                          -versus["diff_ci_high"], "<=", policy.max_loss_to_baseline))  # fmt: skip
+        details["baselines"][name] = {"macro_f1": versus["production_macro_f1"], "diff": versus["diff"],
+                                      "diff_ci_low": versus["diff_ci_low"], "diff_ci_high": versus["diff_ci_high"],
+                                      "confidence": versus["confidence"],
+                                      # the interval of (candidate - baseline), the shape the issue names
+                                      "interval": [versus["diff_ci_low"], versus["diff_ci_high"]]}  # fmt: skip
+        if -versus["diff_ci_high"] > policy.max_loss_to_baseline:
+            details["summary"] += (f"; the {name} baseline beats it: {versus['production_macro_f1']:.3f} against "
+                                   f"{metrics.macro_f1:.3f}, {policy.confidence:.0%} CI of the difference "
+                                   f"[{versus['diff_ci_low']:+.3f}, {versus['diff_ci_high']:+.3f}]")  # fmt: skip
+        else:
+            details["summary"] += f"; {name} baseline {versus['production_macro_f1']:.3f}"
     details["distinct_texts"], details["labels_without_rows"] = distinct, missing
     if distinct < len(holdout):
         details["summary"] += f"; {distinct} distinct texts among them"

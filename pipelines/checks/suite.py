@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipelines import gate
 from pipelines.batch_io import read_batch
+from pipelines.baselines import predict_baselines
 from pipelines.checks import bias, cost, drift, load, quality
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
@@ -88,9 +89,12 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
     def quality_check() -> CheckResult:
         if production_error:
             raise TailorError(production_error)
-        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality,
-                           trained_texts=candidate_reference().texts,
-                           production_pred=production_pred, production=production_ref, out_dir=out_dir)  # fmt: skip
+        reference = candidate_reference()
+        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality, trained_texts=reference.texts,
+                           production_pred=production_pred, production=production_ref,
+                           baseline_pred=predict_baselines(reference, holdout.texts, base, candidate.meta.max_length,
+                                                           cost.read_train_result(adapter_dir).params["head_C"]),
+                           out_dir=out_dir)  # fmt: skip
 
     checks = [
         _guarded(quality.NAME, quality_check),

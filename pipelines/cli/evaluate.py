@@ -57,7 +57,9 @@ def evaluate(
                               production_dir=production_dir, production_ref=production_ref, adapter_ref=adapter_ref,
                               out_dir=out_dir)  # fmt: skip
     where = f"gate decision and evidence written to {out_dir} ({GATE_DECISION_FILE}, reports/)"
-    emit({**decision.model_dump(mode="json"), "out_dir": str(out_dir), "note": note}, as_json=as_json,
+    quality_details = next((c.details for c in decision.checks if c.name == "quality"), {})
+    emit({**decision.model_dump(mode="json"), "baselines": quality_details.get("baselines", {}), "out_dir": str(out_dir),
+          "note": note}, as_json=as_json,
          text="\n".join(line for line in (describe(decision), note, where) if line))  # fmt: skip
     if not decision.passed:
         raise typer.Exit(1)

@@ -63,7 +63,9 @@ def train(
             f"{result.dropped_examples} dropped and {result.downweighted_examples} down-weighted as probably mislabelled"
             + (f"; {result.uncached_examples} rows past what max_steps × batch_size can visit fed the head's probe only"
                if result.uncached_examples else "") + ")\n"
-            f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
+            + (f"kept: {'fine-tuned LoRA' if result.selection.kept == 'lora' else 'the frozen probe (no LoRA delta)'}"
+               f"; {result.selection.reason}\n" if result.selection else "")
+            + f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
             f"{c.trainable_params} trainable parameters, adapter {c.adapter_bytes / 1e6:.2f} MB, "
             f"{c.money:.4f} {c.currency}\nadapter sha256 {result.adapter_sha256}")  # fmt: skip
     emit(result, as_json=as_json, text=text)

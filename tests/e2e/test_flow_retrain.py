@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SAMPLE = REPO / "data" / "sample"
 SECRET = "e2e-webhook-secret"
 # Tiny training so the module stays within a few minutes on 2 cores; every other default stays.
-TINY_PARAMS = {"train": {"min_steps": 12, "max_steps": 12, "noise_filter": "none"}}
+TINY_PARAMS = {"train": {"min_steps": 12, "max_steps": 12, "noise_filter": "none", "select": "lora"}}
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def adapters(tmp_path_factory) -> dict[str, Path]:
     random.Random(0).shuffle(shuffled)
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
-    params = TrainParams(noise_filter="none", min_steps=20, max_steps=20)
+    params = TrainParams(noise_filter="none", min_steps=20, max_steps=20, select="lora")  # selection: test_train_select
     train(small, folder / "good", base=base, params=params)
     train(small.model_copy(update={"labels": shuffled}), folder / "shuffled", base=base, params=params)
     return {"good": folder / "good", "shuffled": folder / "shuffled"}
@@ -77,6 +77,9 @@ def production(s3_server, adapters, policies, tmp_path_factory) -> str:
     decision = evaluate(adapters["good"], read_batch(HOLDOUT), load_policy(policies["relaxed"]),
                         base_model_dir=load_settings().base_model_dir, out_dir=adapters["good"])
     assert decision.passed, [f.describe() for f in decision.failures]
+    # the passing path reports both baselines too (what `evaluate --json` emits under "baselines")
+    baselines = next(c for c in decision.checks if c.name == "quality").details["baselines"]
+    assert set(baselines) == {"probe", "lexical"} and all(0 < b["macro_f1"] <= 1 for b in baselines.values())
     name = f"evaluate-{uuid.uuid4().hex[:8]}"
     trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
     # The gate's policy must be the one the promoting side is configured with.
@@ -182,3 +185,51 @@ def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_
         evaluate(folder, read_batch(HOLDOUT), load_policy(policies["relaxed"]), base_model_dir=load_settings().base_model_dir,
                  out_dir=folder)  # fmt: skip
     assert not (folder / "gate_decision.json").exists()  # so `register` cannot take the old verdict
+
+
+# Japanese results statements, generated: a subject, then a phrase that alone marks the class. The
+# English default base reads nearly every kanji as [UNK] (the kana it knows are the same in both
+# classes); a bag of character n-grams sees the phrases. Same shape as chABSA at 64 rows a class,
+# shipped as code so the test runs without ../shared.
+SUBJECTS = ["当社の売上高", "営業利益", "経常利益", "海外事業", "国内需要", "受注残高", "純利益", "主力部門", "新規事業",
+            "半導体向け製品", "自動車部品", "建設機械"]  # fmt: skip
+PHRASES = {"positive": ["増益となりました", "好調に推移しました", "回復基調となりました", "伸長しました", "拡大しました"],
+           "negative": ["減益となりました", "低迷が続きました", "悪化しました", "鈍化しました", "減少しました"]}  # fmt: skip
+
+
+def japanese_rows(per_class: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    rows = [(f"{rng.choice(SUBJECTS)}は{rng.choice(['前期に比べ', '当期において', '通期で', ''])}{rng.choice(PHRASES[label])}", label)
+            for label in PHRASES for _ in range(per_class)]  # fmt: skip
+    rng.shuffle(rows)
+    return [t for t, _ in rows], [label for _, label in rows]
+
+
+def test_an_adapter_trained_on_japanese_with_the_english_base_fails_because_the_lexical_baseline_wins(
+        s3_server, policies, tmp_path):
+    """The English default base reads Japanese as [UNK] and single characters: a bag of character
+    n-grams fitted on the same rows beats the candidate beyond the holdout's noise, and the gate says so."""
+    import pandas as pd
+
+    from pipelines.model import load_base
+    from pipelines.train import train
+    from pipelines.train_params import TrainParams
+
+    texts, labels = japanese_rows(64, seed=0)
+    holdout_texts, holdout_labels = japanese_rows(100, seed=1)
+    pd.DataFrame({"text": holdout_texts, "label": holdout_labels}).to_csv(tmp_path / "holdout.csv", index=False)
+    batch = LabeledBatch(source="ja", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
+    settings = load_settings()
+    train(batch, tmp_path / "adapter", base=load_base(settings.base_model_dir, cache_dir=tmp_path),
+          params=TrainParams())  # the shipped defaults, as `tailor train` runs them  # fmt: skip
+
+    done = run_cli("evaluate", "--adapter", str(tmp_path / "adapter"), "--data", str(tmp_path / "holdout.csv"),
+                   "--policy", str(policies["relaxed"]), "--json", env=s3_server.env())  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    out = json.loads(done.stdout)
+    lexical, probe = out["baselines"]["lexical"], out["baselines"]["probe"]
+    assert lexical["macro_f1"] > probe["macro_f1"] and lexical["diff_ci_high"] < 0
+    failed = [f for f in out["failures"] if f["metric"] == "macro_f1_loss_to_lexical_baseline_lower"]
+    assert failed and failed[0]["policy_key"] == "quality.max_loss_to_baseline"
+    quality = next(c for c in out["checks"] if c["name"] == "quality")
+    assert f"the lexical baseline beats it: {lexical['macro_f1']:.3f} against" in quality["details"]["summary"]

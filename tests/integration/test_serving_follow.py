@@ -72,7 +72,7 @@ def base(tmp_path_factory):
 def adapters(base, tmp_path_factory) -> dict[str, Path]:
     """Two tiny real adapters (4 optimiser steps each): enough to differ, cheap to make."""
     root = tmp_path_factory.mktemp("adapters")
-    params = TrainParams(min_steps=4, max_steps=4, noise_filter="none")
+    params = TrainParams(min_steps=4, max_steps=4, noise_filter="none", select="lora")
     return {
         "topics": Path(train(_batch(TOPICS), root / "topics", base=base, params=params, seed=1).adapter_dir),
         "urgency": Path(train(_batch(URGENCY), root / "urgency", base=base, params=params, seed=2).adapter_dir),

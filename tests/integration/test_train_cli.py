@@ -43,7 +43,8 @@ def trained(tmp_path_factory):
         for label, texts in TOPICS.items():
             writer.writerows((t, label, "web" if i % 2 else "app") for i, t in enumerate(texts))
     params = tmp / "params.yaml"
-    params.write_text("train:\n  min_steps: 8\n  max_steps: 8\n  batch_size: 8\n")
+    # select: lora, so the step loop itself runs (the probe would win on these easy rows)
+    params.write_text("train:\n  min_steps: 8\n  max_steps: 8\n  batch_size: 8\n  select: lora\n")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TAILOR_")}, "TAILOR_HOME": str(tmp / "home")}
     out = tmp / "adapter"
     args = ("train", "--data", str(data), "--out", str(out), "--seed", "7", "--params", str(params), "--json")

@@ -23,6 +23,7 @@ def frames(banking77):
 
 
 def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames, tmp_path):
+    from pipelines.baselines import predict_baselines
     from pipelines.config import load_settings
     from pipelines.metrics import quality_metrics
     from pipelines.model import load_base, load_classifier
@@ -39,10 +40,21 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
                          ids=[str(i) for i in range(len(train_df))])  # fmt: skip
     result = train(batch, tmp_path / "adapter", base=base, params=TrainParams(), seed=0)
     clf = load_classifier(tmp_path / "adapter", base)
-    quality = quality_metrics(test_df.category.tolist(), clf.predict(test_df.text.tolist()), clf.labels)
-    assert result.params["steps"] == TrainParams().min_steps  # the floor, not 8 epochs of 3 steps
+    predicted = clf.predict(test_df.text.tolist())
+    quality = quality_metrics(test_df.category.tolist(), predicted, clf.labels)
+    sel = result.selection
+    # 48 rows: the probe is the default; each fold runs the recipe's 30-step floor (36 rows: not 8 epochs
+    # of 2 steps), 3 of the 4 folds fit the 3,000 rows visited; the final run trains that floor only when
+    # fine-tuning led beyond the noise
+    assert (sel.default, sel.folds, sel.folds_planned, sel.fold_steps, sel.rows_scored) == ("probe", 3, 4, 30, 36)
+    assert result.params["steps"] == {"lora": TrainParams().min_steps, "probe": 0}[sel.kept]
     assert result.dropped_examples == result.downweighted_examples == 0  # clean data: auto leaves every row be
     assert quality.macro_f1 > 0.75, quality.macro_f1  # chance is 1/6
+    # never below the frozen probe of the same base fitted on the same rows; a kept probe is that probe, served
+    probe = predict_baselines(batch, test_df.text.tolist(), base, TrainParams().max_length)["probe"]
+    assert quality.macro_f1 >= quality_metrics(test_df.category.tolist(), probe, clf.labels).macro_f1 - 0.005
+    if sel.kept == "probe":
+        assert sum(p == q for p, q in zip(predicted, probe)) >= 0.98 * len(probe)
 
 
 def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(frames):

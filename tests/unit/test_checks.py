@@ -41,6 +41,28 @@ def test_quality_without_production_is_judged_on_the_floor_only_and_says_so():
     assert len(result.details["per_class"]) == 4 and result.details["confusion"][0] == [10, 0, 0, 0]
 
 
+def test_a_baseline_that_beats_the_candidate_beyond_the_interval_fails_it_naming_the_baseline_and_both_scores():
+    h = holdout(25)
+    weak = corrupt(list(h.labels), every=3)  # a third wrong
+    perfect = list(h.labels)
+    result = quality.run(h, weak, LABELS, QualityPolicy(), baseline_pred={"lexical": perfect, "probe": weak})
+    failed = [t for t in result.thresholds if not t.passed]
+    assert [t.metric for t in failed] == ["macro_f1_loss_to_lexical_baseline_lower"]
+    assert failed[0].policy_key == "quality.max_loss_to_baseline" and failed[0].value > 0
+    lexical = result.details["baselines"]["lexical"]
+    assert lexical["macro_f1"] == 1.0 and lexical["diff_ci_high"] < 0
+    assert lexical["interval"] == [lexical["diff_ci_low"], lexical["diff_ci_high"]]
+    assert result.details["baselines"]["probe"]["diff"] == 0.0  # identical predictions: a tie passes
+    assert "the lexical baseline beats it: 1.000 against 0.6" in result.details["summary"]
+
+
+def test_a_candidate_the_baselines_do_not_beat_beyond_the_interval_passes():
+    h = holdout(10)
+    slightly_worse = corrupt(list(h.labels), every=20)  # 2 rows of 40: within the noise of 40 rows
+    result = quality.run(h, slightly_worse, LABELS, QualityPolicy(), baseline_pred={"lexical": list(h.labels)})
+    assert result.passed and "lexical baseline 1.000" in result.details["summary"]
+
+
 def test_quality_names_holdout_labels_the_adapter_was_not_trained_on():
     h = batch(["refund_requets"] * 3 + list(holdout().labels[3:]))
     result = quality.run(h, list(holdout().labels), LABELS, QualityPolicy())
