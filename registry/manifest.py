@@ -102,6 +102,16 @@ class GateSummary:
     policy_version: str | None
     failures: list[str] = field(default_factory=list)
     against: str | None = None  # what the candidate was compared with: NAME:VERSION of production then, or None
+    # Checks the gate could not judge ("CHECK: not judged: why"), e.g. load on a machine too busy: neither
+    # passed nor failed, and the only part of a verdict a later ``judge`` event may change.
+    not_judged: list[str] = field(default_factory=list)
+
+    def consistent(self) -> bool:
+        """Passed exactly when nothing failed and every check was judged."""
+        return self.passed == (not self.failures and not self.not_judged)
+
+    def unjudged_checks(self) -> set[str]:
+        return {why.partition(":")[0] for why in self.not_judged}
 
 
 @dataclass(frozen=True)
@@ -380,13 +390,14 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
         f"{number(f.get('limit'))}" + (f" (policy {f['policy_key']})" if f.get("policy_key") else "")
         for f in decision.get("failures", [])
         if isinstance(f, dict)
-    ] + [why for why in decision.get("not_judged", []) if isinstance(why, str)]
+    ]
     return GateSummary(
         passed=decision.get("passed") is True,
         policy_sha256=decision.get("policy_sha256"),
         policy_version=decision.get("policy_version"),
         failures=failures,
         against=decision.get("against") if isinstance(decision.get("against"), str) else None,
+        not_judged=[why for why in decision.get("not_judged", []) if isinstance(why, str)],
     )
 
 
