@@ -238,7 +238,7 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     decision = evaluate(adapter_dir, holdout, run_dir / "production" if production_version else None,
                         f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
-    verdict = "passed" if decision.passed else ("failed" if decision.failures else "not judged")
+    verdict = decision.verdict
     version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
     common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
                   train_seconds=trained.cost.wall_seconds)  # fmt: skip

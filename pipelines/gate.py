@@ -159,8 +159,7 @@ def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> Ga
 
 def describe(decision: GateDecision) -> str:
     """A few lines for people: the verdict, then one line per failure."""
-    verdict = "PASSED" if decision.passed else ("NOT JUDGED" if not decision.failures else "FAILED")
-    head = (f"gate {verdict} under policy {decision.policy_version} "
+    head = (f"gate {decision.verdict.upper()} under policy {decision.policy_version} "
             f"(sha256 {decision.policy_sha256[:12]})")  # fmt: skip
     if decision.adapter:
         head += f" for {decision.adapter}"

@@ -41,8 +41,7 @@ def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, b
         raise RefusedError(f"{name} {version} was registered without a gate decision: there is no load verdict to "
                            "judge again; evaluate its folder (`tailor evaluate`) instead")  # fmt: skip
     if load.NAME not in standing.unjudged_checks() or standing.failures:
-        verdict = "failed" if standing.failures else "passed" if standing.passed else "not judged, but not its load"
-        raise RefusedError(f"{name} {version}'s gate has a verdict already ({verdict}): only a load the gate could "
+        raise RefusedError(f"{name} {version}'s gate has a verdict already ({standing.verdict}): only a load the gate could "
                            "not judge (machine too busy), with nothing else failed, is measured again")
     if standing.policy_sha256 != policy.sha256:
         raise RefusedError(f"{name} {version}'s gate was decided under policy {standing.policy_version} "
@@ -52,7 +51,6 @@ def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, b
     fresh = load.run(load.measure(work, base_model_dir, read_batch(work / REFERENCE_FILE).texts), policy.load)
     checks = [fresh if check.name == load.NAME else check for check in recorded.checks]
     decision = gate.rejudge(policy, recorded.model_copy(update={"checks": checks}))
-    verdict = "passed" if decision.passed else ("not judged" if not decision.failures else "failed")
     registry.judge(name, version, gate_summary(decision.model_dump(mode="json")), fresh.model_dump(mode="json"),
-                   reason=f"load judged again on {fresh.details['host']}: gate {verdict}")  # fmt: skip
+                   reason=f"load judged again on {fresh.details['host']}: gate {decision.verdict}")  # fmt: skip
     return decision

@@ -194,6 +194,10 @@ class AliasState:
             return f"a rollback of '{event.alias}' must return to {previous!r}"
         return None
 
+    def verdict(self, version: str) -> GateSummary | None:
+        """``version``'s gate verdict as it stands: its newest judge event's, else its register event's."""
+        return _summary(self.verdicts.get(version))
+
     def judge_problem(self, version: str, gate: dict[str, Any] | None) -> str | None:
         """Why ``gate`` cannot stand as ``version``'s new verdict, or None.
 

@@ -93,6 +93,11 @@ class PeftSummary:
     task_type: str | None
 
 
+def gate_verdict(passed: bool, failures: list, not_judged: list) -> str:
+    """One word for a gate decision, the same everywhere it is shown: passed, failed or not judged."""
+    return "passed" if passed else ("failed" if failures or not not_judged else "not judged")
+
+
 @dataclass(frozen=True)
 class GateSummary:
     """The gate decision in brief; the full decision stays in the version's gate_decision.json."""
@@ -105,6 +110,10 @@ class GateSummary:
     # Checks the gate could not judge ("CHECK: not judged: why"), e.g. load on a machine too busy: neither
     # passed nor failed, and the only part of a verdict a later ``judge`` event may change.
     not_judged: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return gate_verdict(self.passed, self.failures, self.not_judged)
 
     def consistent(self) -> bool:
         """Passed exactly when nothing failed and every check was judged."""

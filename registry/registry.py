@@ -625,6 +625,10 @@ class Registry:
         if not gate.passed:
             return f"{label} failed its gate: {'; '.join(gate.failures + gate.not_judged) or 'no details'}"
         wanted = self.rules.policy_sha256
+        if wanted is not None and gate.policy_sha256 != wanted and gate is not manifest.gate:
+            return (f"{label}'s load was judged again (`tailor judge-load`) under policy {gate.policy_version} "
+                    f"({(gate.policy_sha256 or '?')[:12]}), the one its gate was decided under, not the configured "
+                    f"one ({wanted[:12]}): evaluate its folder under the configured policy and register it again")
         if wanted is not None and gate.policy_sha256 != wanted:
             return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
                     f"not the configured one ({wanted[:12]}): re-judge its decision (`tailor gate --decision "

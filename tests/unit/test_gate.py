@@ -284,6 +284,19 @@ def test_a_busy_machine_leaves_only_the_noise_tied_limits_unread(policy):
     assert text.startswith("gate FAILED") and "  load     FAIL" in text
 
 
+def test_a_retrain_whose_load_was_not_judged_says_so_rather_than_failed(policy):
+    from types import SimpleNamespace
+
+    from pipelines.cli.retrain import describe as describe_retrain
+
+    checks = passing_checks(policy)
+    decision = decide(policy, replace(checks, with_value(by_name(checks, "load"), "base_spread", 9.0)))
+    assert decision.verdict == "not judged"
+    outcome = SimpleNamespace(name="tickets", status="registered", total_seconds=3.0, version="v4", gate=decision,
+                              promoted_to=[], notes=[])  # fmt: skip
+    assert "registered tickets v4, gate NOT JUDGED" in describe_retrain(outcome)
+
+
 def test_a_policy_that_tolerates_more_spread_judges_the_same_measurements(policy):
     checks = replace(passing_checks(policy), with_value(by_name(passing_checks(policy), "load"), "base_spread", 9.0))
     tolerant = policy.model_copy(update={"load": policy.load.model_copy(update={"max_base_spread": 10.0})})

@@ -452,6 +452,10 @@ def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_regist
     event = _reg(store).judge("tickets", "v1", GateSummary(passed=True, policy_sha256="a" * 64, policy_version="1"),
                               {"details": {"p95_ratio": 1.1}}, reason="load judged again")  # fmt: skip
     assert event.action == "judge" and event.gate["evidence"] == {"details": {"p95_ratio": 1.1}}
+    assert approver.state("tickets").verdict("v1").verdict == "passed"  # what `tailor list` shows
+    from registry.report import gather, render
+
+    assert "PASSED</span> (judged again after registering" in render(gather(approver, "tickets", "v1"))
     assert approver.promote("tickets", "v1", "production", reason="ship").gate["passed"] is True
     assert [e.action for e in approver.events("tickets")] == ["register", "judge", "promote"]
     assert approver.events("tickets")[0].gate["passed"] is False
