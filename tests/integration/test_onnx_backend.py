@@ -68,3 +68,29 @@ def test_an_adapter_that_pytorch_refuses_is_refused_by_the_onnx_backend_too(adap
     (bad / "adapter_model.bin").write_bytes(b"pickle")
     with pytest.raises(RefusedError, match="pickle"):
         load_onnx_classifier(bad, base, cache)
+
+
+def test_a_cached_graph_that_answers_otherwise_than_pytorch_is_exported_again(adapter, caplog):
+    import shutil
+    import stat
+
+    from serving.onnx_backend import load_onnx_classifier
+
+    folder, base, cache = adapter
+    fp32 = load_onnx_classifier(folder, base, cache).graph
+    int8 = load_onnx_classifier(folder, base, cache, int8=True).graph
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    shutil.copyfile(int8, fp32)  # a planted graph: loads fine, answers within ~1e-2 only
+    with caplog.at_level("WARNING"):
+        again = load_onnx_classifier(folder, base, cache)
+    assert "exporting it again" in caplog.text and again.graph == fp32
+    assert fp32.stat().st_size > 2 * int8.stat().st_size  # the float graph is back
+
+
+def test_the_cache_key_names_the_library_versions_that_built_the_graph(adapter, monkeypatch):
+    from serving import onnx_backend
+
+    folder, base, _ = adapter
+    before = onnx_backend.cache_key(folder, base, int8=False)
+    monkeypatch.setattr(onnx_backend, "_versions", lambda: "torch 9.9, peft 0.0, onnxruntime 0.0")
+    assert onnx_backend.cache_key(folder, base, int8=False) != before
