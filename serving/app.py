@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
@@ -241,6 +242,7 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
     """
     metrics = ServingMetrics(follower)
     follower_log = logging.getLogger("serving.follower")
+    stopping = threading.Event()  # set first thing on shutdown: /readyz turns 503 while requests drain
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -253,6 +255,7 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
         try:
             yield
         finally:
+            stopping.set()
             follower.close()
             follower_log.removeHandler(metrics.follower_log)
             follower_log.setLevel(level)
@@ -328,11 +331,12 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
 
     @app.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
     def readyz() -> JSONResponse:
-        """200 once every adapter has a version answering (a load balancer may send traffic); 503 otherwise."""
+        """200 once every adapter has a version answering (a load balancer may send traffic); 503 before
+        that and from the moment the server starts shutting down."""
         serving = {served.name for served in follower.served()}
         missing = [name for name in follower.names if name not in serving]
-        body = ReadyResponse(ready=not missing, missing=missing)
-        return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
+        body = ReadyResponse(ready=not missing and not stopping.is_set(), missing=missing, stopping=stopping.is_set())
+        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

@@ -316,9 +316,13 @@ def test_metrics_count_requests_errors_and_latency_per_adapter_and_version_swaps
     assert 'tailor_follower_last_poll_timestamp_seconds{adapter="tickets"}' in text
 
 
-def test_readyz_is_ready_when_every_adapter_answers(client):
-    r = client.get("/readyz")
-    assert r.status_code == 200 and r.json() == {"ready": True, "missing": []}
+def test_readyz_is_ready_when_every_adapter_answers_and_not_once_shutdown_began(registry):
+    test_client, _ = _client(registry, ["tickets"])
+    with test_client:
+        r = test_client.get("/readyz")
+        assert r.status_code == 200 and r.json() == {"ready": True, "missing": [], "stopping": False}
+    r = test_client.get("/readyz")  # the lifespan has shut down: a load balancer must stop sending
+    assert r.status_code == 503 and r.json() == {"ready": False, "missing": [], "stopping": True}
 
 
 def test_the_access_log_has_one_json_line_per_request_with_its_id(registry, caplog):
