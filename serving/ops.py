@@ -8,6 +8,7 @@ echoed in the response and the access log, and counts and times it per adapter a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -20,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from serving.follower import Follower
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+LOOPBACK_NAMES = frozenset({"localhost"})
 REQUEST_ID_HEADER = b"x-request-id"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Paths the metrics name; anything else counts as "other", so a scan of random URLs cannot grow the series.
@@ -40,6 +41,15 @@ def host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].partition("]")[0]
     return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def is_loopback(name: str) -> bool:
+    """Whether ``name`` (an address or host name, no port) names this machine's loopback: 127.0.0.0/8,
+    ::1 or localhost. One rule for what `tailor serve --host` accepts and which Host headers it answers."""
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return name.lower() in LOOPBACK_NAMES
 
 
 def request_id(given: bytes | None) -> str:
@@ -147,10 +157,11 @@ class Operations:
             await send(message)
 
         try:
-            if not self.allow_remote and host_name(host) not in LOOPBACK_HOSTS:
+            if not self.allow_remote and not is_loopback(host_name(host)):
                 start, body = _refusal(421, f"Host {host!r} is not this server's: it answers to loopback names only "
-                                            f"({', '.join(sorted(LOOPBACK_HOSTS))}); start it with --allow-remote to be "
-                                            "reached by other names", rid)  # fmt: skip
+                                            "(localhost, 127.0.0.0/8, ::1); start it with --allow-remote to be reached "
+                                            "by other names (a reverse proxy in front must then pass or rewrite Host)",
+                                       rid)  # fmt: skip
                 status = start["status"]
                 await send(start)
                 await send({"type": "http.response.body", "body": body})

@@ -274,7 +274,7 @@ def test_a_request_for_a_host_that_is_not_loopback_is_refused_against_dns_rebind
         r = test_client.post("/predict", json={"texts": ["x"]}, headers={"Host": host})
         assert r.status_code == 421 and "loopback names only" in r.json()["error"] and "--allow-remote" in r.json()["error"]
         assert r.headers["x-request-id"]
-        for loopback in ("localhost:8080", "127.0.0.1", "[::1]:8080"):
+        for loopback in ("localhost:8080", "LOCALHOST", "127.0.0.1", "127.0.0.2:8080", "[::1]:8080"):
             assert test_client.get("/healthz", headers={"Host": loopback}).status_code == 200
 
 
