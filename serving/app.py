@@ -241,24 +241,16 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
     line per request to the ``tailor.access`` logger.
     """
     metrics = ServingMetrics(follower)
-    follower_log = logging.getLogger("serving.follower")
     stopping = threading.Event()  # set first thing on shutdown: /readyz turns 503 while requests drain
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        # Swaps are logged at INFO: the follower's logger must let them through for the metrics to count them.
-        level = follower_log.level
-        if follower_log.getEffectiveLevel() > logging.INFO:
-            follower_log.setLevel(logging.INFO)
-        follower_log.addHandler(metrics.follower_log)
         follower.start()
         try:
             yield
         finally:
             stopping.set()
             follower.close()
-            follower_log.removeHandler(metrics.follower_log)
-            follower_log.setLevel(level)
             log.info("stopped following %s", ", ".join(follower.names))
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, which this network cannot reach;
