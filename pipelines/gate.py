@@ -111,6 +111,9 @@ def _judge(policy: Policy, check: CheckResult, *, compared: bool, unread: set[st
     judged = {t.policy_key for t in check.thresholds}
     required = REQUIRED_LIMITS.get(check.name, ()) + ((REGRESSION_LIMIT,) if compared and check.name == "quality" else ())
     missing = [key for key in required if key not in judged]
+    if missing and check.name == "load" and "load.max_p95_ms" in judged and "load.max_p95_ratio" in missing:
+        return [_reason(check.name, "measured before the load check timed the bare base model (no ratios to judge); "
+                                    "run `tailor evaluate` again", evidence=check.evidence)]  # fmt: skip
     if missing:
         return [_reason(check.name, f"the result judges no {', '.join(missing)}: the check always does, so the "
                                     "decision was cut down; run `tailor evaluate` again", evidence=check.evidence)]

@@ -297,6 +297,17 @@ def test_a_retrain_whose_load_was_not_judged_says_so_rather_than_failed(policy):
     assert "registered tickets v4, gate NOT JUDGED" in describe_retrain(outcome)
 
 
+def test_a_load_check_recorded_before_the_ratios_says_so_rather_than_cut_down(policy):
+    checks = passing_checks(policy)
+    older = by_name(checks, "load").model_copy(update={"thresholds": [
+        Threshold.judge("p95_ms", "load.max_p95_ms", 40.0, "<=", 250.0),
+        Threshold.judge("rss_mb", "load.max_rss_mb", 500.0, "<=", 2048.0),
+        Threshold.judge("adapter_mb", "load.max_adapter_mb", 1.0, "<=", 20.0)]})  # fmt: skip
+    [failure] = decide(policy, replace(checks, older)).failures
+    assert "measured before the load check timed the bare base model" in failure.reason
+    assert "cut down" not in failure.reason and "tailor evaluate" in failure.reason
+
+
 def test_a_policy_that_tolerates_more_spread_judges_the_same_measurements(policy):
     checks = replace(passing_checks(policy), with_value(by_name(passing_checks(policy), "load"), "base_spread", 9.0))
     tolerant = policy.model_copy(update={"load": policy.load.model_copy(update={"max_base_spread": 10.0})})
