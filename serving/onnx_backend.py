@@ -36,6 +36,9 @@ FP32_TOLERANCE = 1e-4  # largest probability difference from PyTorch a float gra
 # further apart than this.
 INT8_CLEAR_MARGIN = 0.05
 CHECK_ROWS = 8
+# Graphs kept in the cache, the most recently served first (~90 MB fp32, ~23 MB int8 each for MiniLM):
+# a server that followed many versions would otherwise fill the disk.
+KEEP_GRAPHS = 8
 FALLBACK_TEXTS = ["my card was charged twice", "how do I reset my password?", "the delivery arrived broken",
                   "請求書の金額が違います", "ログインできません", "I want to close my account", "配送が遅れています",
                   "can I change the shipping address?"]  # fmt: skip
@@ -160,7 +163,22 @@ def load_onnx_classifier(adapter_dir: Path, base: LoadedBase, cache_dir: Path, *
     if problem is not None:
         raise GraphMismatchError(f"the ONNX graph exported from {adapter_dir} {problem} ({_versions()}): serve this "
                                  "version with --backend torch")
+    _prune(cache_dir, served={full, graph})
     return classifier
+
+
+def _prune(cache_dir: Path, *, served: set[Path]) -> None:
+    """Mark ``served`` as just used and remove all but the ``KEEP_GRAPHS`` most recently used graphs.
+
+    A running session has read its graph into memory: removing a file another server serves costs it
+    only a new export should it load that version again.
+    """
+    for path in served:
+        path.touch()
+    graphs = sorted(cache_dir.glob("*.onnx"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in graphs[KEEP_GRAPHS:]:
+        if old not in served:
+            old.unlink(missing_ok=True)
 
 
 def _check_texts(adapter_dir: Path) -> list[str]:

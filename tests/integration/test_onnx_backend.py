@@ -42,8 +42,8 @@ def test_the_onnx_backend_gives_the_pytorch_probabilities_within_1e_4_on_the_hol
     assert np.abs(onnx.predict_proba(texts[:1]) - torch_proba[:1]).max() < 1e-4  # batch 1: no padding
     # Exported once: a second load reuses the cached graph.
     graphs = sorted(cache.glob("*.onnx"))
-    stamp = graphs[0].stat().st_mtime_ns
-    assert load_onnx_classifier(folder, base, cache).graph == graphs[0] and graphs[0].stat().st_mtime_ns == stamp
+    inode = graphs[0].stat().st_ino  # an export replaces the file: a new inode (serving only touches it)
+    assert load_onnx_classifier(folder, base, cache).graph == graphs[0] and graphs[0].stat().st_ino == inode
 
 
 def test_int8_quantisation_is_a_separate_cached_graph_that_still_answers(adapter):
@@ -94,3 +94,21 @@ def test_the_cache_key_names_the_library_versions_that_built_the_graph(adapter, 
     before = onnx_backend.cache_key(folder, base, int8=False)
     monkeypatch.setattr(onnx_backend, "_versions", lambda: "torch 9.9, peft 0.0, onnxruntime 0.0")
     assert onnx_backend.cache_key(folder, base, int8=False) != before
+
+
+def test_the_cache_keeps_only_the_most_recently_served_graphs(adapter):
+    import os
+
+    from serving import onnx_backend
+
+    folder, base, cache = adapter
+    stale = []
+    for i in range(onnx_backend.KEEP_GRAPHS):  # graphs of versions served long ago
+        path = cache / f"{i:064x}.onnx"
+        path.write_bytes(b"old graph")
+        os.utime(path, ns=(i, i))
+        stale.append(path)
+    served = onnx_backend.load_onnx_classifier(folder, base, cache).graph
+    kept = set(cache.glob("*.onnx"))
+    assert served in kept and len(kept) == onnx_backend.KEEP_GRAPHS
+    assert stale[0] not in kept and stale[-1] in kept  # the oldest go first
