@@ -46,12 +46,14 @@ def test_the_onnx_backend_gives_the_pytorch_probabilities_within_1e_4_on_the_hol
     assert load_onnx_classifier(folder, base, cache).graph == graphs[0] and graphs[0].stat().st_ino == inode
 
 
-def test_int8_quantisation_is_a_separate_cached_graph_that_still_answers(adapter):
+def test_int8_quantisation_is_a_separate_cached_graph_that_still_answers(adapter, caplog):
     from serving.onnx_backend import load_onnx_classifier
 
     folder, base, cache = adapter
     texts = read_batch(SAMPLE / "holdout.csv").texts[:8]
-    int8 = load_onnx_classifier(folder, base, cache, int8=True)
+    with caplog.at_level("INFO", logger="serving.onnx_backend"):
+        int8 = load_onnx_classifier(folder, base, cache, int8=True)
+    assert "the int8 ONNX graph picks PyTorch's class on" in caplog.text  # said at serve start-up
     proba = int8.predict_proba(texts)
     assert proba.shape == (8, len(int8.labels)) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert int8.graph.stat().st_size < load_onnx_classifier(folder, base, cache).graph.stat().st_size / 2
