@@ -2,6 +2,7 @@
 CPU-bound processes beside it on a 2-core machine, and an adapter three times slower than the base still fails."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,14 +30,16 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 # Each busy process ends on its own after HOG_SECONDS, or as soon as its parent is gone: a pytest killed
 # with SIGKILL (a CI timeout) leaves no process spinning on a shared runner.
 HOG_SECONDS = 240
-HOG = ("import os, time\nparent, end = os.getppid(), time.monotonic() + {seconds}\n"
+# The parent's pid comes from the parent: read at the child's start, it may already be init's.
+HOG = ("import os, time\nparent, end = {parent}, time.monotonic() + {seconds}\n"
        "while time.monotonic() < end and os.getppid() == parent:\n    pass\n")
 
 
 @pytest.fixture
 def busy():
     """Two CPU-bound processes: on 2 cores every call of the check now competes for its core."""
-    hogs = [subprocess.Popen([sys.executable, "-c", HOG.format(seconds=HOG_SECONDS)]) for _ in range(2)]
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG.format(parent=os.getpid(), seconds=HOG_SECONDS)])
+            for _ in range(2)]  # fmt: skip
     time.sleep(1)
     yield
     for hog in hogs:
@@ -45,9 +48,11 @@ def busy():
 
 
 def test_a_busy_process_ends_when_the_test_run_that_started_it_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time\n"
-                               "print(subprocess.Popen([sys.executable, '-c', sys.argv[1]]).pid, flush=True)\n"
-                               "time.sleep(60)", HOG.format(seconds=60)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    parent = subprocess.Popen([sys.executable, "-c", "import os, subprocess, sys, time\n"
+                               "code = sys.argv[1].replace('PARENT', str(os.getpid()))\n"
+                               "print(subprocess.Popen([sys.executable, '-c', code]).pid, flush=True)\n"
+                               "time.sleep(60)", HOG.format(parent="PARENT", seconds=60)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
     hog = int(parent.stdout.readline())
     parent.kill()  # as CI kills a run past its time: no finaliser runs
     parent.wait()
