@@ -2,15 +2,22 @@
 
 Linux keeps a nice value per thread and new threads inherit their creator's: every thread of the
 process is lowered, so torch's thread pool, started before or after, runs at the training priority.
-An unprivileged process cannot raise its priority back, so a process that trained stays lowered.
+An unprivileged process cannot raise its priority back, so a process that trained stays lowered:
+a process with more to do after training (the retrain flow evaluates, `tailor watch` takes the next
+batch) trains in a child (:func:`run_in_share`) and keeps its own priority.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 TASKS = Path("/proc/self/task")
 
@@ -26,20 +33,20 @@ def training_threads(setting: int, cpus: int | None = None) -> int:
 def lower_priority(niceness: int) -> int:
     """Raise every thread's nice value of this process to at least ``niceness``; return the process's niceness now.
 
-    Raises:
-        OSError: the OS refused (a sandbox without setpriority).
+    Where the OS refuses (a sandbox or container without setpriority) training goes on at the priority
+    it has, with a warning: a slower server beats no adapter.
     """
     tids = [int(t.name) for t in TASKS.iterdir()] if TASKS.is_dir() else [0]
     for tid in tids:
         try:
             current = os.getpriority(os.PRIO_PROCESS, tid)
+            if current < niceness:
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
         except ProcessLookupError:  # a thread that ended while we looked
             continue
-        if current < niceness:
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, niceness)
-            except ProcessLookupError:
-                continue
+        except OSError as err:
+            log.warning("training keeps its priority: the OS refused nice %d (%s)", niceness, err)
+            break
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
@@ -56,3 +63,41 @@ def training_share(niceness: int, threads_setting: int) -> Iterator[tuple[int, i
         yield lower_priority(niceness), threads
     finally:
         torch.set_num_threads(before)
+
+
+class TrainingProcessError(RuntimeError):
+    """The training child process failed; the message is its error."""
+
+
+def run_in_share(target: Callable[..., Any], *args: Any, niceness: int, threads_setting: int) -> None:
+    """``target(*args)`` in a fresh child process under :func:`training_share`; this process keeps its priority.
+
+    ``target`` must be a module-level function; what it makes it writes to disk (an adapter folder).
+
+    Raises:
+        TrainingProcessError: ``target`` raised (its type and message), or the child died (its exit code).
+    """
+    context = multiprocessing.get_context("spawn")  # a fork would copy the flow's threads and locks
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_share_child, args=(send, target, args, niceness, threads_setting),
+                            name="tailor-train")  # fmt: skip
+    child.start()
+    send.close()
+    try:
+        message = receive.recv_bytes().decode() if receive.poll(None) else ""
+    except EOFError:  # the child died before saying anything
+        message = ""
+    child.join()
+    if child.exitcode != 0 or message:
+        raise TrainingProcessError(message or f"the training process ended with exit code {child.exitcode}")
+
+
+def _share_child(send: Any, target: Callable[..., Any], args: tuple, niceness: int, threads_setting: int) -> None:
+    try:
+        with training_share(niceness, threads_setting):
+            target(*args)
+    except Exception as err:  # noqa: BLE001 - handed to the parent, which raises it there
+        send.send_bytes(f"{type(err).__name__}: {err}".encode())
+        raise SystemExit(1) from None
+    finally:
+        send.close()

@@ -108,18 +108,9 @@ def validate(batch: Path, holdout: Path, labels_file: Path | None, labels: list[
 
 @task(cache_policy=NO_CACHE)
 def train(batch: Path, out_dir: Path, data_version: str | None, device: str, encoding: str | None = None) -> TrainResult:
-    from pipelines.batch_io import read_batch
-    from pipelines.cpu_share import training_share
-    from pipelines.model import load_base
-    from pipelines.train import Pricing, train as train_adapter
-    from pipelines.train_params import load_params
+    from pipelines.train_job import train_in_background
 
-    settings = load_settings()
-    with training_share(settings.train_niceness, settings.train_threads):
-        base = load_base(settings.base_model_dir, device=device, model_id=settings.base_model_id)
-        rate = settings.cost_per_hour_gpu if base.device == "cuda" else settings.cost_per_hour_cpu
-        return train_adapter(read_batch(batch, encoding=encoding), out_dir, base=base, params=load_params(),
-                             pricing=Pricing(rate, settings.cost_currency), data_version=data_version)  # fmt: skip
+    return train_in_background(batch, out_dir, data_version, device, encoding)
 
 
 @store_task
@@ -243,7 +234,7 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     decision = evaluate(adapter_dir, holdout, run_dir / "production" if production_version else None,
                         f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
-    verdict = "passed" if decision.passed else ("failed" if decision.failures else "not judged")
+    verdict = decision.verdict
     version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
     common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
                   train_seconds=trained.cost.wall_seconds)  # fmt: skip

@@ -23,9 +23,10 @@ REQUIRED_LIMITS = {
     "load": ("load.max_base_spread", "load.max_p95_ratio", "load.min_throughput_ratio", "load.max_rss_mb",
              "load.max_adapter_mb"),
 }
-# Limits that say whether a check's measurements can be judged at all: when one does not hold, the check
-# is "not judged" (with this reason), neither passed nor failed, and its other thresholds are not read.
-PRECONDITIONS = {"load.max_base_spread": "machine too busy"}
+# Limits that say whether some of a check's measurements can be judged: when one does not hold, the check
+# is "not judged" (with this reason), neither passed nor failed, and the limits tied to the noise it
+# measures are not read; the others (memory, size, throughput over many rows) are judged as always.
+PRECONDITIONS = {"load.max_base_spread": ("machine too busy", ("load.max_p95_ratio", "load.max_p95_ms"))}
 REGRESSION_LIMIT = "quality.max_regression"  # judged whenever the candidate was compared with production
 
 
@@ -48,10 +49,11 @@ def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = N
             failures.append(_reason(name, f"check reported {count} results; exactly one is expected"))
     not_judged: list[str] = []
     for check in checks:
-        if (why := _not_judged(policy, check)) is not None:
-            not_judged.append(why)
-        else:
-            failures.extend(_judge(policy, check, compared=against is not None))
+        unread: set[str] = set()
+        if (open_ := _not_judged(policy, check)) is not None:
+            not_judged.append(open_[0])
+            unread = open_[1]
+        failures.extend(_judge(policy, check, compared=against is not None, unread=unread))
     return GateDecision(
         passed=not failures and not not_judged,
         not_judged=not_judged,
@@ -86,8 +88,9 @@ def rejudge(policy: Policy, recorded: GateDecision) -> GateDecision:
                   adapter_sha256=recorded.adapter_sha256)
 
 
-def _not_judged(policy: Policy, check: CheckResult) -> str | None:
-    """Why ``check`` cannot be judged under ``policy`` (a precondition does not hold), or None."""
+def _not_judged(policy: Policy, check: CheckResult) -> tuple[str, set[str]] | None:
+    """Why ``check`` cannot be wholly judged under ``policy`` (a precondition does not hold) and the policy
+    keys left unread (the precondition's own and those tied to it), or None."""
     if check.error is not None:
         return None
     for t in check.thresholds:
@@ -97,17 +100,22 @@ def _not_judged(policy: Policy, check: CheckResult) -> str | None:
             except ConfigError:
                 return None  # _judge names the missing limit as a failure
             if not holds(t.value, t.comparison, limit):
-                return (f"{check.name}: not judged: {PRECONDITIONS[t.policy_key]} ({t.metric} {t.value:.3g} is not "
-                        f"{t.comparison} {limit:.3g}, policy {t.policy_key}); {check.details.get('summary', '')}")
+                reason, tied = PRECONDITIONS[t.policy_key]
+                return (f"{check.name}: not judged: {reason} ({t.metric} {t.value:.3g} is not {t.comparison} "
+                        f"{limit:.3g}, policy {t.policy_key}; {', '.join(tied)} not read); "
+                        f"{check.details.get('summary', '')}", {t.policy_key, *tied})  # fmt: skip
     return None
 
 
-def _judge(policy: Policy, check: CheckResult, *, compared: bool) -> list[GateFailure]:
+def _judge(policy: Policy, check: CheckResult, *, compared: bool, unread: set[str]) -> list[GateFailure]:
     if check.error is not None:
         return [_reason(check.name, f"check errored: {check.error}", evidence=check.evidence)]
     judged = {t.policy_key for t in check.thresholds}
     required = REQUIRED_LIMITS.get(check.name, ()) + ((REGRESSION_LIMIT,) if compared and check.name == "quality" else ())
     missing = [key for key in required if key not in judged]
+    if missing and check.name == "load" and "load.max_p95_ms" in judged and "load.max_p95_ratio" in missing:
+        return [_reason(check.name, "measured before the load check timed the bare base model (no ratios to judge); "
+                                    "run `tailor evaluate` again", evidence=check.evidence)]  # fmt: skip
     if missing:
         return [_reason(check.name, f"the result judges no {', '.join(missing)}: the check always does, so the "
                                     "decision was cut down; run `tailor evaluate` again", evidence=check.evidence)]
@@ -117,6 +125,8 @@ def _judge(policy: Policy, check: CheckResult, *, compared: bool) -> list[GateFa
                                                 evidence=check.evidence)]  # fmt: skip
     failures = []
     for t in check.thresholds:
+        if t.policy_key in unread:
+            continue
         try:
             limit = policy.limit(t.policy_key)
         except ConfigError as err:
@@ -154,8 +164,7 @@ def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> Ga
 
 def describe(decision: GateDecision) -> str:
     """A few lines for people: the verdict, then one line per failure."""
-    verdict = "PASSED" if decision.passed else ("NOT JUDGED" if not decision.failures else "FAILED")
-    head = (f"gate {verdict} under policy {decision.policy_version} "
+    head = (f"gate {decision.verdict.upper()} under policy {decision.policy_version} "
             f"(sha256 {decision.policy_sha256[:12]})")  # fmt: skip
     if decision.adapter:
         head += f" for {decision.adapter}"
@@ -166,7 +175,7 @@ def describe(decision: GateDecision) -> str:
     unjudged = {why.partition(":")[0] for why in decision.not_judged}
     for check in decision.checks:
         verdict = "error" if check.error else ("FAIL" if check.name in failed else "pass")
-        if check.name in unjudged:
+        if check.name in unjudged and verdict == "pass":
             verdict = "NOT JUDGED"
         elif not check.thresholds and not check.error:
             verdict += " (not judged)"

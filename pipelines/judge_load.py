@@ -20,8 +20,6 @@ from registry.errors import RefusedError
 from registry.manifest import gate_summary
 from registry.registry import Registry, latest_gate
 
-NOT_JUDGED = f"{load.NAME}: not judged"
-
 
 def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, base_model_dir: Path,
                work: Path) -> GateDecision:  # fmt: skip
@@ -31,9 +29,10 @@ def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, b
         work: an empty folder to download the version into (its files are checked against their hashes).
 
     Raises:
-        RefusedError: the version's load was already judged (passed or failed: measuring again until
-            it passes would be choosing the minute, not judging the adapter), it has no gate decision,
-            ``policy`` measures differently than its checks did, or the registry refuses the event.
+        RefusedError: the version's load was already judged or something else failed (measuring again
+            until it passes would be choosing the minute, not judging the adapter), it has no gate
+            decision, ``policy`` is not the one its gate was decided under, or the registry (its audit
+            fold) refuses the event.
         NotFoundError, IntegrityError: no such version, or its files do not match their hashes.
     """
     manifest = registry.download(name, version, work)
@@ -41,14 +40,17 @@ def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, b
     if standing is None or not (work / GATE_DECISION_FILE).is_file():
         raise RefusedError(f"{name} {version} was registered without a gate decision: there is no load verdict to "
                            "judge again; evaluate its folder (`tailor evaluate`) instead")  # fmt: skip
-    if not any(failure.startswith(NOT_JUDGED) for failure in standing.failures):
-        raise RefusedError(f"{name} {version}'s load was judged already ({'passed' if standing.passed else 'failed'}"
-                           "): only a load the gate could not judge (machine too busy) is measured again")
+    if load.NAME not in standing.unjudged_checks() or standing.failures:
+        raise RefusedError(f"{name} {version}'s gate has a verdict already ({standing.verdict}): only a load the gate could "
+                           "not judge (machine too busy), with nothing else failed, is measured again")
+    if standing.policy_sha256 != policy.sha256:
+        raise RefusedError(f"{name} {version}'s gate was decided under policy {standing.policy_version} "
+                           f"({(standing.policy_sha256 or '?')[:12]}), not {policy.version} ({policy.sha256[:12]}): "
+                           "judge its load under the same policy (--policy), or evaluate its folder again")
     recorded = GateDecision.read_json(work / GATE_DECISION_FILE)
     fresh = load.run(load.measure(work, base_model_dir, read_batch(work / REFERENCE_FILE).texts), policy.load)
     checks = [fresh if check.name == load.NAME else check for check in recorded.checks]
     decision = gate.rejudge(policy, recorded.model_copy(update={"checks": checks}))
-    verdict = "passed" if decision.passed else ("not judged" if not decision.failures else "failed")
     registry.judge(name, version, gate_summary(decision.model_dump(mode="json")), fresh.model_dump(mode="json"),
-                   reason=f"load judged again on {fresh.details['host']}: gate {verdict}")  # fmt: skip
+                   reason=f"load judged again on {fresh.details['host']}: gate {decision.verdict}")  # fmt: skip
     return decision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,8 @@ from pipelines import yaml_file
 from pipelines.config import validation_problems
 from registry.errors import ConfigError
 from registry.user_files import require_file
+
+log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 
@@ -141,4 +144,7 @@ def load_policy(path: Path | None = None) -> Policy:
         policy = Policy.model_validate(doc)
     except ValidationError as err:
         raise ConfigError(f"policy file {path}: " + validation_problems(err)) from None
+    if policy.load.max_p95_ms is not None and policy.load.reference_host is None:
+        log.warning("policy file %s: load.max_p95_ms is never judged without load.reference_host (the host it "
+                    "holds on); the load check judges the ratios to the bare base model instead", path)
     return policy.model_copy(update={"sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})

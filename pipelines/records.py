@@ -288,3 +288,10 @@ class GateDecision(Record):
     # failed; the version can be judged again later (`tailor judge-load`). Any entry keeps passed False.
     not_judged: list[str] = Field(default_factory=list)
     decided_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def verdict(self) -> str:
+        """passed, failed or not judged (see ``registry.manifest.gate_verdict``)."""
+        from registry.manifest import gate_verdict
+
+        return gate_verdict(self.passed, self.failures, self.not_judged)

@@ -29,6 +29,7 @@ from registry.canonical import canonical_json, canonical_sha256
 from registry.event_time import event_time, received_problem, time_problem, utc_now
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
 from registry.keyring import signed_bytes
+from registry.manifest import GateSummary
 from registry.settings import ROLES
 from registry.signing import Signer
 from registry.store import ObjectStore, put_kept, rewritten_keys
@@ -135,6 +136,8 @@ class AliasState:
     promoted: list[str] = field(default_factory=list)  # versions an alias ever held: their manifests existed
     registered_by: dict[str, str] = field(default_factory=dict)  # version → who registered it
     signed: int = 0  # events that carry a signature (the others are legacy, sealed by the keyring)
+    # registered version → its gate verdict as it stands (the register event's, then each judge event's)
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def referenced(self, version: str) -> bool:
         """Whether an event after its register needed ``version``'s manifest (promote, archive)."""
@@ -180,12 +183,14 @@ class AliasState:
         if event.action == "register":
             self.versions[event.version] = event.content_sha256 or ""
             self.registered_by[event.version] = event.actor
+            if event.gate is not None:
+                self.verdicts[event.version] = _verdict(event.gate)
         elif event.action == "clear":
             pass
         elif event.action == "archive":
             self.archived.append(event.version)
         elif event.action == "judge":
-            pass  # a new verdict on a registered version: read by whoever needs its gate, no alias moves
+            self.verdicts[event.version] = _verdict(event.gate or {})  # no alias moves
         elif event.action == "promote":
             self.history.setdefault(event.alias, []).append(event.version)
             self.aliases[event.alias] = event.version
@@ -208,7 +213,7 @@ class AliasState:
         if event.version in self.archived and event.action in ("archive", "promote", "judge"):
             return f"{event.version} was archived before"
         if event.action == "judge":
-            return None if event.gate is not None else "a judge event carries no gate verdict"
+            return self.judge_problem(event.version, event.gate)
         if event.action == "archive":
             holders = [a for a, v in self.aliases.items() if v == event.version]
             return f"{event.version} is held by {', '.join(holders)}" if holders else None
@@ -220,6 +225,37 @@ class AliasState:
         previous = self.previous(event.alias or "")
         if previous is None or event.alias_after != previous or event.version != previous:
             return f"a rollback of '{event.alias}' must return to {previous!r}"
+        return None
+
+    def verdict(self, version: str) -> GateSummary | None:
+        """``version``'s gate verdict as it stands: its newest judge event's, else its register event's."""
+        return _summary(self.verdicts.get(version))
+
+    def judge_problem(self, version: str, gate: dict[str, Any] | None) -> str | None:
+        """Why ``gate`` cannot stand as ``version``'s new verdict, or None.
+
+        A judge event may only finish what the gate left open: the verdict as it stands must name
+        checks it could not judge, and the new one may differ only in those checks (now failed,
+        passed or still not judged). Kept here, in the fold, so no writer can skip it and a forged
+        event is refused by every reader.
+        """
+        new, old = _summary(gate), _summary(self.verdicts.get(version))
+        if new is None:
+            return "a judge event carries no well-formed gate verdict"
+        if not new.consistent():
+            return (f"its verdict says passed={str(new.passed).lower()} with {len(new.failures)} failure(s) and "
+                    f"{len(new.not_judged)} check(s) not judged")
+        if old is None or not old.not_judged:
+            return f"{version}'s verdict has no check left unjudged: only such a check may be judged again"
+        opened = old.unjudged_checks()
+        if (new.policy_sha256, new.policy_version, new.against) != (old.policy_sha256, old.policy_version, old.against):
+            return (f"it changes the policy or production it was judged under (policy {old.policy_version}, "
+                    f"against {old.against}): only the checks not judged may change")
+        added = [f for f in new.failures if f not in old.failures]
+        if any(f not in new.failures for f in old.failures) or any(f.partition(".")[0] not in opened for f in added):
+            return f"it changes failures outside the checks not judged ({', '.join(sorted(opened))})"
+        if not new.unjudged_checks() <= opened:
+            return f"it leaves checks unjudged that were judged before ({', '.join(sorted(new.unjudged_checks()))})"
         return None
 
     def to_json(self) -> bytes:
@@ -236,9 +272,30 @@ class AliasState:
                         for m in (state.aliases, state.history, state.versions, state.registered_by))
                 and _all_text(state.aliases.values()) and _all_text(state.versions.values())
                 and _all_text(state.registered_by.values())
+                and isinstance(state.verdicts, dict) and all(isinstance(v, dict) for v in state.verdicts.values())
                 and all(isinstance(held, list) and _all_text(held) for held in state.history.values())):  # fmt: skip
             raise ValueError("not an alias state")
         return state
+
+
+def _verdict(gate: dict[str, Any]) -> dict[str, Any]:
+    """What the state keeps of an event's gate: the summary, without the evidence a judge event adds."""
+    return {k: v for k, v in gate.items() if k != "evidence"}
+
+
+def _summary(gate: dict[str, Any] | None) -> GateSummary | None:
+    """``gate`` as a summary, or None when it is not one (missing or mistyped fields)."""
+    if not isinstance(gate, dict):
+        return None
+    wanted = {f.name for f in fields(GateSummary)}
+    try:
+        summary = GateSummary(**{k: v for k, v in gate.items() if k in wanted})
+    except TypeError:
+        return None
+    texts = (summary.failures, summary.not_judged)
+    if not isinstance(summary.passed, bool) or not all(isinstance(t, list) and _all_text(t) for t in texts):
+        return None
+    return summary
 
 
 def _json_types(hint: Any) -> tuple[type, ...]:
@@ -368,7 +425,7 @@ class AuditLog:
         self.judge = judge
         self._memory: dict[str, AliasState] = {}
         # The cache format is part of the scope: a cache written before AliasState gained a field is not read.
-        scope = hashlib.sha256(f"state-v3|{cache_scope}".encode()).hexdigest()[:16]
+        scope = hashlib.sha256(f"state-v4|{cache_scope}".encode()).hexdigest()[:16]
         self._cache_dir = Path(cache_dir) / "registry-cache" / scope if cache_dir else None
 
     def sequence(self, name: str, after: int = 0) -> list[int]:

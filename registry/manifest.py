@@ -94,6 +94,11 @@ class PeftSummary:
     task_type: str | None
 
 
+def gate_verdict(passed: bool, failures: list, not_judged: list) -> str:
+    """One word for a gate decision, the same everywhere it is shown: passed, failed or not judged."""
+    return "passed" if passed else ("failed" if failures or not not_judged else "not judged")
+
+
 @dataclass(frozen=True)
 class GateSummary:
     """The gate decision in brief; the full decision stays in the version's gate_decision.json."""
@@ -104,6 +109,20 @@ class GateSummary:
     failures: list[str] = field(default_factory=list)
     against: str | None = None  # what the candidate was compared with: NAME:VERSION of production then, or None
     adapter_sha256: str | None = None  # the weights it judged (decisions written before 2026-12-06 lack it)
+    # Checks the gate could not judge ("CHECK: not judged: why"), e.g. load on a machine too busy: neither
+    # passed nor failed, and the only part of a verdict a later ``judge`` event may change.
+    not_judged: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return gate_verdict(self.passed, self.failures, self.not_judged)
+
+    def consistent(self) -> bool:
+        """Passed exactly when nothing failed and every check was judged."""
+        return self.passed == (not self.failures and not self.not_judged)
+
+    def unjudged_checks(self) -> set[str]:
+        return {why.partition(":")[0] for why in self.not_judged}
 
 
 @dataclass(frozen=True)
@@ -383,7 +402,7 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
         f"{number(f.get('limit'))}" + (f" (policy {f['policy_key']})" if f.get("policy_key") else "")
         for f in decision.get("failures", [])
         if isinstance(f, dict)
-    ] + [why for why in decision.get("not_judged", []) if isinstance(why, str)]
+    ]
     return GateSummary(
         passed=decision.get("passed") is True,
         policy_sha256=decision.get("policy_sha256"),
@@ -391,6 +410,7 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
         failures=failures,
         against=decision.get("against") if isinstance(decision.get("against"), str) else None,
         adapter_sha256=decision.get("adapter_sha256") if isinstance(decision.get("adapter_sha256"), str) else None,
+        not_judged=[why for why in decision.get("not_judged", []) if isinstance(why, str)],
     )
 
 

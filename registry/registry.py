@@ -500,16 +500,24 @@ class Registry:
         version's files and manifest stay as registered, and production reads the newest verdict.
 
         Raises:
-            RefusedError: role refused, no reason, or the version is archived.
+            RefusedError: role refused, no reason, the version is archived, ``gate`` was decided under
+                another policy than the configured one, or it changes more than the checks its verdict
+                as it stands left unjudged (the audit fold checks this for every reader too).
             NotFoundError: no such version.
         """
         self.require_role("judge")
         self._require_reason(reason, "judge")
         manifest = self.manifest(name, version)
+        wanted = self.rules.policy_sha256
+        if wanted is not None and gate.policy_sha256 != wanted:
+            raise RefusedError(f"{name} {version} was judged under policy {gate.policy_version} "
+                               f"({(gate.policy_sha256 or '?')[:12]}), not the configured one ({wanted[:12]})")
 
         def make(state: AliasState) -> AuditEvent:
             if version in state.archived:
                 raise RefusedError(f"{name} {version} is archived: there is nothing left to judge")
+            if problem := state.judge_problem(version, asdict(gate)):
+                raise RefusedError(f"{name} {version} cannot be judged again: {problem}")
             return AuditEvent(
                 action="judge", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
                 reason=reason, content_sha256=manifest.content_sha256, policy_sha256=gate.policy_sha256,
@@ -734,11 +742,19 @@ class Registry:
             return (f"{label} was registered without a gate decision: evaluate its folder against production "
                     f"(`tailor evaluate --adapter FOLDER --data HOLDOUT --name {manifest.name}`) and register the "
                     "folder again")
+        if gate.not_judged and not gate.failures:
+            return (f"{label}'s gate could not judge {', '.join(sorted(gate.unjudged_checks()))} ("
+                    f"{'; '.join(gate.not_judged)}): judge it again with `tailor judge-load {manifest.name} "
+                    f"{manifest.version}`")
         if not gate.passed:
-            return f"{label} failed its gate: {'; '.join(gate.failures) or 'no details'}"
+            return f"{label} failed its gate: {'; '.join(gate.failures + gate.not_judged) or 'no details'}"
         if problem := gate_binding_problem(manifest, required=self.signs):
             return problem
         wanted = self.rules.policy_sha256
+        if wanted is not None and gate.policy_sha256 != wanted and gate is not manifest.gate:
+            return (f"{label}'s load was judged again (`tailor judge-load`) under policy {gate.policy_version} "
+                    f"({(gate.policy_sha256 or '?')[:12]}), the one its gate was decided under, not the configured "
+                    f"one ({wanted[:12]}): evaluate its folder under the configured policy and register it again")
         if wanted is not None and gate.policy_sha256 != wanted:
             return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
                     f"not the configured one ({wanted[:12]}): re-judge its decision (`tailor gate --decision "

@@ -15,7 +15,7 @@ from typing import Any
 
 from registry.audit import AuditEvent
 from registry.manifest import Manifest
-from registry.registry import Registry, production_moves_to_review
+from registry.registry import Registry, latest_gate, production_moves_to_review
 
 EVIDENCE_MAX_BYTES = 64 * 1024
 
@@ -79,12 +79,14 @@ def _text(value: Any) -> str:
     return "<span class=muted>none</span>" if value in (None, "", [], {}) else escape(str(value))
 
 
-def _gate(manifest: Manifest) -> str:
-    gate = manifest.gate
+def _gate(manifest: Manifest, trail: list[AuditEvent]) -> str:
+    gate = latest_gate(trail, manifest)
     if gate is None:
         return "<p class=muted>No gate decision was recorded with this version.</p>"
-    verdict = "<span class=pass>PASSED</span>" if gate.passed else "<span class=fail>FAILED</span>"
-    failures = "".join(f"<li>{escape(f)}</li>" for f in gate.failures)
+    verdict = f"<span class={'pass' if gate.passed else 'fail'}>{gate.verdict.upper()}</span>"
+    if gate is not manifest.gate:
+        verdict += " (judged again after registering: see the audit trail)"
+    failures = "".join(f"<li>{escape(f)}</li>" for f in gate.failures + gate.not_judged)
     return _table([("decision", verdict), ("policy sha256", f"<code>{_text(gate.policy_sha256)}</code>"),
                    ("policy version", _text(gate.policy_version))]) + (f"<ul>{failures}</ul>" if failures else "")  # fmt: skip
 
@@ -150,7 +152,7 @@ def render(inputs: ReportInputs) -> str:
         "<h2>Cost</h2>",
         f"<table>{cost}</table>" if cost else "<p class=muted>No cost recorded.</p>",
         "<h2>Gates</h2>",
-        _gate(m),
+        _gate(m, inputs.trail),
         "<h2>Evidence files</h2>",
         f"<table><tr><th>file</th><th>bytes</th><th>sha256</th></tr>{files}</table>",
         inline,

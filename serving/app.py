@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
@@ -240,22 +241,16 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
     line per request to the ``tailor.access`` logger.
     """
     metrics = ServingMetrics(follower)
-    follower_log = logging.getLogger("serving.follower")
+    stopping = threading.Event()  # set first thing on shutdown: /readyz turns 503 while requests drain
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        # Swaps are logged at INFO: the follower's logger must let them through for the metrics to count them.
-        level = follower_log.level
-        if follower_log.getEffectiveLevel() > logging.INFO:
-            follower_log.setLevel(logging.INFO)
-        follower_log.addHandler(metrics.follower_log)
         follower.start()
         try:
             yield
         finally:
+            stopping.set()
             follower.close()
-            follower_log.removeHandler(metrics.follower_log)
-            follower_log.setLevel(level)
             log.info("stopped following %s", ", ".join(follower.names))
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, which this network cannot reach;
@@ -328,11 +323,12 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
 
     @app.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
     def readyz() -> JSONResponse:
-        """200 once every adapter has a version answering (a load balancer may send traffic); 503 otherwise."""
+        """200 once every adapter has a version answering (a load balancer may send traffic); 503 before
+        that and from the moment the server starts shutting down."""
         serving = {served.name for served in follower.served()}
         missing = [name for name in follower.names if name not in serving]
-        body = ReadyResponse(ready=not missing, missing=missing)
-        return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
+        body = ReadyResponse(ready=not missing and not stopping.is_set(), missing=missing, stopping=stopping.is_set())
+        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

@@ -161,6 +161,9 @@ class Follower:
         self._work: WorkFolder | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Told the adapter's name after each swap, and after each version that did not load (the server's metrics).
+        self.on_swap: Callable[[str], None] = lambda name: None
+        self.on_failed_load: Callable[[str], None] = lambda name: None
 
     def load(self) -> list[Served]:
         """Load, for every name, the version the alias names now. Call once, before serving.
@@ -305,10 +308,12 @@ class Follower:
                                     error=f"kept {serving}: {manifest.version} did not load: "
                                           f"{type(err).__name__}: {err}")  # fmt: skip
             log.warning("kept %s %s: %s did not load: %s", name, serving, manifest.version, err)
+            self.on_failed_load(name)
             return
         old = self._swap(fetched)
         track.seq, track.problem = seq, None
         log.info("%s: now serving %s (was %s)", name, fetched.version, serving)
+        self.on_swap(name)
         if old is not None:
             # Requests still running on the old model hold it in memory; its folder is no longer read.
             shutil.rmtree(old.directory, ignore_errors=True)

@@ -8,6 +8,7 @@ echoed in the response and the access log, and counts and times it per adapter a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -20,16 +21,12 @@ from prometheus_client.core import GaugeMetricFamily
 
 from serving.follower import Follower
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+LOOPBACK_NAMES = frozenset({"localhost"})
 REQUEST_ID_HEADER = b"x-request-id"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Paths the metrics name; anything else counts as "other", so a scan of random URLs cannot grow the series.
 KNOWN_PATHS = frozenset({"/predict", "/version", "/healthz", "/readyz", "/metrics", "/openapi.json"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-# The follower logs each swap and each version that did not load (serving/follower.py): counted from
-# those records, by their message templates, so the follower needs no metrics of its own.
-SWAP_MESSAGE = "%s: now serving %s (was %s)"
-FAILED_LOAD_MESSAGE = "kept %s %s: %s did not load: %s"
 
 access_log = logging.getLogger("tailor.access")
 
@@ -40,6 +37,15 @@ def host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].partition("]")[0]
     return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def is_loopback(name: str) -> bool:
+    """Whether ``name`` (an address or host name, no port) names this machine's loopback: 127.0.0.0/8,
+    ::1 or localhost. One rule for what `tailor serve --host` accepts and which Host headers it answers."""
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return name.lower() in LOOPBACK_NAMES
 
 
 def request_id(given: bytes | None) -> str:
@@ -64,7 +70,8 @@ class ServingMetrics:
         self.failed_loads = Counter("tailor_failed_loads", "versions the alias named that did not load", ["adapter"],
                                     registry=self.registry)  # fmt: skip
         self.registry.register(_FollowerState(follower))
-        self.follower_log = _FollowerLog(self)
+        follower.on_swap = lambda name: self.swaps.labels(name).inc()
+        follower.on_failed_load = lambda name: self.failed_loads.labels(name).inc()
 
     def observe(self, path: str, adapter: str, version: str, status: int, seconds: float) -> None:
         path = path if path in KNOWN_PATHS else "other"
@@ -93,20 +100,6 @@ class _FollowerState:
             if health.last_poll is not None:
                 polled.add_metric([health.name], health.last_poll.timestamp())
         yield from (serving, failing, polled)
-
-
-class _FollowerLog(logging.Handler):
-    def __init__(self, metrics: ServingMetrics) -> None:
-        super().__init__(level=logging.INFO)
-        self.metrics = metrics
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not record.args or not isinstance(record.args, tuple):
-            return
-        if record.msg == SWAP_MESSAGE:
-            self.metrics.swaps.labels(str(record.args[0])).inc()
-        elif record.msg == FAILED_LOAD_MESSAGE:
-            self.metrics.failed_loads.labels(str(record.args[0])).inc()
 
 
 def _refusal(status: int, error: str, rid: str) -> tuple[dict[str, Any], bytes]:
@@ -147,10 +140,11 @@ class Operations:
             await send(message)
 
         try:
-            if not self.allow_remote and host_name(host) not in LOOPBACK_HOSTS:
+            if not self.allow_remote and not is_loopback(host_name(host)):
                 start, body = _refusal(421, f"Host {host!r} is not this server's: it answers to loopback names only "
-                                            f"({', '.join(sorted(LOOPBACK_HOSTS))}); start it with --allow-remote to be "
-                                            "reached by other names", rid)  # fmt: skip
+                                            "(localhost, 127.0.0.0/8, ::1); start it with --allow-remote to be reached "
+                                            "by other names (a reverse proxy in front must then pass or rewrite Host)",
+                                       rid)  # fmt: skip
                 status = start["status"]
                 await send(start)
                 await send({"type": "http.response.body", "body": body})

@@ -116,6 +116,7 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     ready: bool
     missing: list[str] = Field(default_factory=list, description="adapters with no version answering yet")
+    stopping: bool = Field(False, description="the server is shutting down: send new requests elsewhere")
 
 
 class ErrorResponse(BaseModel):

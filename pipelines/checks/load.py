@@ -80,7 +80,7 @@ def run(measured: dict[str, float], policy: LoadPolicy, *, out_dir: Path | None 
                     f"throughput {measured['throughput_ratio']:.2f}x (p95 {measured['p95_ms']:.1f} ms vs "
                     f"{measured['base_p95_ms']:.1f} ms at batch 1; bare base spread p95/p50 "
                     f"{measured['base_spread']:.2f}; load average {measured['load_average_before']:.1f} on "
-                    f"{measured['cpu_count']:.0f} cores); serving RSS {measured['rss_mb']:.0f} MB; adapter "
+                    f"{measured['cpu_count']:.0f} cores, probe at nice {measured.get('niceness', 0):.0f}); serving RSS {measured['rss_mb']:.0f} MB; adapter "
                     f"{measured['adapter_mb']:.2f} MB"),
     }  # fmt: skip
     return finish(NAME, thresholds, details, out_dir=out_dir)

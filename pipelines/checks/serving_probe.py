@@ -141,6 +141,9 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
         **timed,
         "rss_mb": psutil.Process().memory_info().rss / 2**20,
         "base_rss_mb": base_rss,
+        # What the probe ran at: a probe started by a lowered process would time a background job.
+        "niceness": float(os.getpriority(os.PRIO_PROCESS, 0)),
+        "torch_threads": float(torch.get_num_threads()),
     }
 
 

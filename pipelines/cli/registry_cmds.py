@@ -68,19 +68,21 @@ def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json:
     rows = []
     for item in registry.listing(name):
         m = item.manifest
+        gate = current.verdict(item.version) if m else None  # judged again after registering: the newest verdict
         rows.append({
             "version": item.version,
             "created_by": m and m.created_by,
             "created_at": m and m.created_at,
             "aliases": sorted(a for a, v in current.aliases.items() if v == item.version),
             "archived": item.version in current.archived,
-            "gate_passed": m.gate.passed if m and m.gate else None,
+            "gate_passed": gate.passed if gate else None,
+            "gate": gate.verdict if gate else None,
             "content_sha256": m and m.content_sha256,
             "problem": item.problem,
         })  # fmt: skip
     lines = [
         (f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
-         f"gate={'-' if r['gate_passed'] is None else ('passed' if r['gate_passed'] else 'FAILED')}"
+         f"gate={'-' if r['gate'] is None else (r['gate'] if r['gate_passed'] else r['gate'].upper())}"
          if r["problem"] is None else f"{r['version']:<6} FAILS ITS CHECK: {r['problem']}")
         + f"{'  ARCHIVED' if r['archived'] else ''}{'  [' + ', '.join(r['aliases']) + ']' if r['aliases'] else ''}"
         for r in rows

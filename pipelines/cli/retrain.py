@@ -82,8 +82,8 @@ def describe(outcome) -> str:
     if outcome.status == "rejected_data":
         lines += [f"  validation failed: {f.name} ({f.count})" for f in outcome.validation.failures]
     if outcome.version:
-        gate = "passed" if outcome.gate and outcome.gate.passed else "FAILED"
-        lines.append(f"  registered {outcome.name} {outcome.version}, gate {gate}")
+        gate = outcome.gate.verdict if outcome.gate else "none"
+        lines.append(f"  registered {outcome.name} {outcome.version}, gate {gate if gate == 'passed' else gate.upper()}")
         if outcome.gate and not outcome.gate.passed:
             lines += [f"  gate: {f.describe()}" for f in outcome.gate.failures]
     if outcome.promoted_to:

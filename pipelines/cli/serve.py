@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import ipaddress
 import logging
 import socket
 import time
@@ -16,15 +15,11 @@ from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry.errors import ConfigError, RefusedError
 
-LOOPBACK_NAMES = ("localhost",)
-
 
 def _check_host(host: str, allow_remote: bool) -> None:
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host in LOOPBACK_NAMES
-    if not loopback and not allow_remote:
+    from serving.ops import is_loopback
+
+    if not is_loopback(host) and not allow_remote:
         raise RefusedError(
             f"--host {host} is not a loopback address and the predictor has no authentication: "
             "put it behind a proxy that authenticates, then pass --allow-remote"

@@ -306,3 +306,17 @@ def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failur
         ("refused.csv", "failed: dvc add refused it: the folder is git-ignored", None), ("fine.csv", "promoted", "v7")]
     recorded = {e.file for e in flows.processed_batches(flows.state_file(load_settings(), name))}
     assert {"refused.csv", "fine.csv"} <= recorded and "store-down.csv" not in recorded  # tried again next run
+
+
+def test_a_retrain_whose_load_could_not_be_judged_is_registered_not_promoted_and_names_judge_load(world, name, first):
+    policy = yaml.safe_load((world["root"] / "policy.yaml").read_text())
+    policy["load"]["max_base_spread"] = 1.0001  # no real minute is this quiet: the load is never judged
+    (world["root"] / "busy.yaml").write_text(yaml.safe_dump(policy))
+    before = registry().aliases(name)
+
+    state, outcome = retrain(world, name, world["batch"], policy="busy.yaml")
+
+    assert state.is_completed() and outcome.status == "registered", state.message
+    assert outcome.gate.verdict == "not judged" and outcome.promoted_to == []
+    assert any(f"tailor judge-load {name} {outcome.version}" in note for note in outcome.notes), outcome.notes
+    assert registry().aliases(name) == before  # not even staging

@@ -3,6 +3,9 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from pipelines.cpu_share import training_threads
 
@@ -32,3 +35,45 @@ print(json.dumps({"niceness": niceness, "threads": threads, "inside": inside, "a
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout.splitlines()[-1])
     assert got == {"niceness": 7, "threads": 1, "inside": 1, "after": 2, "nice": [7]}
+
+
+def report_share(out: str) -> None:
+    """Run in the training child: what it ran at."""
+    import os
+
+    import torch
+
+    Path(out).write_text(json.dumps({"nice": os.getpriority(os.PRIO_PROCESS, 0), "threads": torch.get_num_threads(),
+                                     "pid": os.getpid()}))  # fmt: skip
+
+
+def fail_to_train(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_a_flow_trains_in_a_lowered_child_and_keeps_its_own_priority(tmp_path):
+    import os
+
+    from pipelines.cpu_share import TrainingProcessError, run_in_share
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    run_in_share(report_share, str(tmp_path / "share.json"), niceness=before + 5, threads_setting=1)
+    child = json.loads((tmp_path / "share.json").read_text())
+    assert child["nice"] == before + 5 and child["threads"] == 1 and child["pid"] != os.getpid()
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # what evaluates next is not a background job
+    with pytest.raises(TrainingProcessError, match="ValueError: batch has no rows"):
+        run_in_share(fail_to_train, "batch has no rows", niceness=before, threads_setting=1)
+
+
+def test_training_goes_on_where_the_os_refuses_a_lower_priority(monkeypatch, caplog):
+    import os
+
+    from pipelines import cpu_share
+
+    def refuse(*_):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    with caplog.at_level("WARNING"):
+        assert cpu_share.lower_priority(os.getpriority(os.PRIO_PROCESS, 0) + 5) == os.getpriority(os.PRIO_PROCESS, 0)
+    assert "training keeps its priority: the OS refused nice" in caplog.text

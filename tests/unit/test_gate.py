@@ -270,6 +270,44 @@ def test_load_on_a_machine_too_busy_is_not_judged_rather_than_failed(policy):
     assert "  load     NOT JUDGED" in text
 
 
+def test_a_busy_machine_leaves_only_the_noise_tied_limits_unread(policy):
+    checks = passing_checks(policy)
+    noisy = with_value(by_name(checks, "load"), "base_spread", 9.0)
+    noisy = with_value(noisy, "adapter_mb", 999.0)  # memory does not depend on how busy the machine is
+    noisy = with_value(noisy, "throughput_ratio", 0.1)  # over many rows, base and candidate interleaved
+    noisy = with_value(noisy, "p95_ratio", 5.0)  # a tail at one row: the spread says it means nothing now
+    decision = decide(policy, replace(checks, noisy))
+    assert decision.passed is False
+    assert sorted(f.metric for f in decision.failures) == ["adapter_mb", "throughput_ratio"]
+    assert "load.max_p95_ratio, load.max_p95_ms not read" in decision.not_judged[0]
+    text = describe(decision)
+    assert text.startswith("gate FAILED") and "  load     FAIL" in text
+
+
+def test_a_retrain_whose_load_was_not_judged_says_so_rather_than_failed(policy):
+    from types import SimpleNamespace
+
+    from pipelines.cli.retrain import describe as describe_retrain
+
+    checks = passing_checks(policy)
+    decision = decide(policy, replace(checks, with_value(by_name(checks, "load"), "base_spread", 9.0)))
+    assert decision.verdict == "not judged"
+    outcome = SimpleNamespace(name="tickets", status="registered", total_seconds=3.0, version="v4", gate=decision,
+                              promoted_to=[], notes=[])  # fmt: skip
+    assert "registered tickets v4, gate NOT JUDGED" in describe_retrain(outcome)
+
+
+def test_a_load_check_recorded_before_the_ratios_says_so_rather_than_cut_down(policy):
+    checks = passing_checks(policy)
+    older = by_name(checks, "load").model_copy(update={"thresholds": [
+        Threshold.judge("p95_ms", "load.max_p95_ms", 40.0, "<=", 250.0),
+        Threshold.judge("rss_mb", "load.max_rss_mb", 500.0, "<=", 2048.0),
+        Threshold.judge("adapter_mb", "load.max_adapter_mb", 1.0, "<=", 20.0)]})  # fmt: skip
+    [failure] = decide(policy, replace(checks, older)).failures
+    assert "measured before the load check timed the bare base model" in failure.reason
+    assert "cut down" not in failure.reason and "tailor evaluate" in failure.reason
+
+
 def test_a_policy_that_tolerates_more_spread_judges_the_same_measurements(policy):
     checks = replace(passing_checks(policy), with_value(by_name(passing_checks(policy), "load"), "base_spread", 9.0))
     tolerant = policy.model_copy(update={"load": policy.load.model_copy(update={"max_base_spread": 10.0})})

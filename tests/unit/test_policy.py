@@ -56,9 +56,11 @@ def test_a_policy_path_that_is_not_a_file_is_refused_before_it_is_read(path, wha
         load_policy(Path(path))
 
 
-def test_a_policy_from_before_the_load_ratios_still_loads_and_keeps_its_absolute_limit_unjudged(tmp_path):
+def test_a_policy_from_before_the_load_ratios_still_loads_and_keeps_its_absolute_limit_unjudged(tmp_path, caplog):
     old = tmp_path / "old.yaml"
     old.write_text('version: "2026.11.29-3"\nload:\n  max_p95_ms: 250\n  max_rss_mb: 2048\n  max_adapter_mb: 20\n')
-    policy = load_policy(old)
+    with caplog.at_level("WARNING"):
+        policy = load_policy(old)
+    assert "load.max_p95_ms is never judged without load.reference_host" in caplog.text
     assert policy.load.max_p95_ms == 250 and policy.load.reference_host is None
     assert policy.load.max_p95_ratio == 1.5 and policy.load.max_base_spread == 3.0

@@ -447,11 +447,15 @@ def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_regist
             "not_judged": ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]}  # fmt: skip
     _reg(store).register(make_adapter_folder(tmp_path / "a", BASE, gate=busy), "tickets")
     approver = _reg(store, role="approver", actor="bob", require_gate=True)
-    with pytest.raises(RefusedError, match="failed its gate: load: not judged: machine too busy"):
+    with pytest.raises(RefusedError, match="gate could not judge load .*`tailor judge-load tickets v1`"):
         approver.promote("tickets", "v1", "production", reason="ship")
     event = _reg(store).judge("tickets", "v1", GateSummary(passed=True, policy_sha256="a" * 64, policy_version="1"),
                               {"details": {"p95_ratio": 1.1}}, reason="load judged again")  # fmt: skip
     assert event.action == "judge" and event.gate["evidence"] == {"details": {"p95_ratio": 1.1}}
+    assert approver.state("tickets").verdict("v1").verdict == "passed"  # what `tailor list` shows
+    from registry.report import gather, render
+
+    assert "PASSED</span> (judged again after registering" in render(gather(approver, "tickets", "v1"))
     assert approver.promote("tickets", "v1", "production", reason="ship").gate["passed"] is True
     assert [e.action for e in approver.events("tickets")] == ["register", "judge", "promote"]
     assert approver.events("tickets")[0].gate["passed"] is False
@@ -497,3 +501,37 @@ def test_audit_clear_never_removes_a_good_event(store, folders, tmp_path):
     store.delete("audit/tickets/000000000002.json")  # ...after a deleted one
     with pytest.raises(RefusedError, match="event 000000000002 of 'tickets' was deleted, and events follow it"):
         admin.clear("tickets", reason="verify fails")
+
+
+def test_a_judge_event_can_only_finish_what_the_gate_left_unjudged_and_a_forged_one_breaks_the_log(store, tmp_path):
+    from registry.audit import AuditEvent, event_key
+    from registry.manifest import GateSummary
+
+    busy = ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]
+    _reg(store).register(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), "tickets")
+    _reg(store).register(make_adapter_folder(tmp_path / "b", BASE, seed=1, gate={
+        **passed_gate(), "passed": False, "not_judged": busy}), "tickets")  # fmt: skip
+    trainer, cleared = _reg(store), GateSummary(passed=True, policy_sha256="a" * 64, policy_version="1")
+    with pytest.raises(RefusedError, match="v1's verdict has no check left unjudged"):
+        trainer.judge("tickets", "v1", cleared, {}, reason="it is fine really")  # a failed quality gate
+    for forged, why in [
+        (GateSummary(True, "a" * 64, "1", not_judged=busy), "passed=true with 0 failure.* and 1 check"),
+        (GateSummary(True, "b" * 64, "1"), "changes the policy or production"),
+        (GateSummary(False, "a" * 64, "1", ["quality.macro_f1 = 0.6"]), "changes failures outside the checks not "
+                                                                       "judged \\(load\\)"),  # fmt: skip
+    ]:
+        with pytest.raises(RefusedError, match=why):
+            trainer.judge("tickets", "v2", forged, {}, reason="r")
+    with pytest.raises(RefusedError, match="not the configured one"):
+        _reg(store, policy_sha256="c" * 64).judge("tickets", "v2", cleared, {}, reason="r")
+    trainer.judge("tickets", "v2", GateSummary(False, "a" * 64, "1", ["load.p95_ratio = 2, needs <= 1.5"]), {},
+                  reason="judged: too slow")  # fmt: skip
+    with pytest.raises(RefusedError, match="v2's verdict has no check left unjudged"):
+        trainer.judge("tickets", "v2", cleared, {}, reason="again until it passes")
+    # Written past the registry by someone who may append: every reader's fold refuses it.
+    head = trainer.events("tickets")[-1]
+    sneaked = AuditEvent(action="judge", name="tickets", version="v1", actor="mallory", role="trainer", reason="r",
+                         gate=asdict(cleared), seq=head.seq + 1, time=head.time, prev_sha256=head.sha256).sealed()
+    store.put(event_key("tickets", sneaked.seq), sneaked.to_json(), create_only=True)
+    with pytest.raises(IntegrityError, match="v1's verdict has no check left unjudged"):
+        _reg(store).events("tickets")
