@@ -81,7 +81,7 @@ def candidate(tmp_path_factory) -> Path:
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
     train(read_batch(SAMPLE / "train.csv"), folder / "adapter", base=base,
-          params=load_params(noise_filter="none", min_steps=1, max_steps=1))  # fmt: skip
+          params=load_params(noise_filter="none", min_steps=1, max_steps=1, select="lora"))  # fmt: skip
     return folder / "adapter"
 
 

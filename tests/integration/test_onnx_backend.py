@@ -25,7 +25,7 @@ def adapter(tmp_path_factory):
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
     train(read_batch(SAMPLE / "train.csv"), folder / "adapter", base=base,
-          params=load_params(noise_filter="none", min_steps=3, max_steps=3))  # fmt: skip
+          params=load_params(noise_filter="none", min_steps=3, max_steps=3, select="lora"))  # fmt: skip
     return folder / "adapter", base, folder / "cache"
 
 
