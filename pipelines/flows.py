@@ -116,7 +116,7 @@ def train(batch: Path, out_dir: Path, data_version: str | None, device: str, enc
 
     settings = load_settings()
     with training_share(settings.train_niceness, settings.train_threads):
-        base = load_base(settings.base_model_dir, device=device, model_id=settings.base_model_id)
+        base = load_base(settings.base_model_dir, device=device, model_id=settings.model_id_of(None))
         rate = settings.cost_per_hour_gpu if base.device == "cuda" else settings.cost_per_hour_cpu
         return train_adapter(read_batch(batch, encoding=encoding), out_dir, base=base, params=load_params(),
                              pricing=Pricing(rate, settings.cost_currency), data_version=data_version)  # fmt: skip
