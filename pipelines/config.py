@@ -72,8 +72,11 @@ def model_id_for(base_model: str | Path) -> str:
 
 
 def names_registered_base(base_model: str) -> bool:
-    """Whether a ``base_model`` value names a registered base: anything but empty or an existing path."""
-    return bool(base_model) and not Path(base_model).exists()
+    """Whether a ``base_model`` value names a registered base: a name (no path characters) that is
+    not an existing path. A missing path stays a folder, so it is named as missing."""
+    from registry.base_models import is_base_name
+
+    return is_base_name(base_model) and not Path(base_model).exists()
 
 
 def http_url(value: str) -> str:

@@ -40,9 +40,14 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")  # BCP 47 primary tag,
 MAX_FILES = 200
 
 
+def is_base_name(value: str) -> bool:
+    """Whether ``value`` could name a registered base (a path such as ``./m`` or ``/x/m`` cannot)."""
+    return bool(_NAME.fullmatch(value or "")) and ".." not in value
+
+
 def validate_base_name(name: str) -> str:
     """Raises: RefusedError: ``name`` is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit."""
-    if not _NAME.fullmatch(name or "") or ".." in name:
+    if not is_base_name(name):
         raise RefusedError(f"base model name {name!r} is refused: use 1-64 letters, digits, '.', '_' or '-', "
                            "starting with a letter or digit (e.g. ruri-v3-30m)")  # fmt: skip
     return name

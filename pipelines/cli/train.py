@@ -51,10 +51,9 @@ def train(
     from pipelines.encoder import check_model_dir
 
     # A missing or empty folder is named as such before its name is looked for in its config.json.
-    folder, model_id = settings.resolve_base(base_model)
-    check_model_dir(folder)
+    folder = check_model_dir(settings.base_folder(base_model))
     with training_share(settings.train_niceness, settings.train_threads):
-        base = load_base(folder, device=resolved, model_id=model_id, cache_dir=settings.home)
+        base = load_base(folder, device=resolved, model_id=settings.resolve_base(base_model)[1], cache_dir=settings.home)
         rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
         result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
                                pricing=Pricing(rate, settings.cost_currency),
