@@ -208,7 +208,12 @@ class Settings(BaseSettings):
         if name not in self._registered_bases:
             from registry.base_models import BaseModels
 
-            manifest, folder = BaseModels(self.open_registry()).fetch(name, self.home / "bases")
+            try:
+                registry = self.open_registry()
+            except ConfigError as err:
+                raise ConfigError(f"base model {name!r} is no folder here, so it names a base registered with "
+                                  f"`tailor base add`, which is read from the store: {err}") from None  # fmt: skip
+            manifest, folder = BaseModels(registry).fetch(name, self.home / "bases")
             self._registered_bases[name] = (folder, manifest.model_id)
         return self._registered_bases[name]
 

@@ -152,3 +152,15 @@ def test_every_refused_add_says_why_and_registers_nothing(s3_server, tiny, other
                       "--base-model", "no-such-base", env=env)  # fmt: skip
     assert missing.returncode == 1
     assert "no base model folder 'no-such-base' and no registered base model of that name" in missing.stderr
+
+
+def test_a_registered_name_without_a_store_says_where_it_is_read_from(tmp_path, monkeypatch):
+    from registry.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TAILOR_BASE_MODEL", "ruri-v3-30m")
+    settings = load_settings()
+    with pytest.raises(ConfigError, match=r"base model 'ruri-v3-30m' is no folder here, so it names a base registered "
+                                          r"with `tailor base add`, which is read from the store: credentials_file"):
+        settings.base_model_dir  # noqa: B018 - the property fetches
