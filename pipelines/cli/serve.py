@@ -86,7 +86,7 @@ def serve(
 
     settings = state.settings()
     store_settings = settings.store()
-    fingerprint = base_model_fingerprint(settings.base_model_dir, settings.base_model_id, cache_dir=settings.home)
+    fingerprint = base_model_fingerprint(settings.base_model_dir, settings.model_id_of(None), cache_dir=settings.home)
     # With the state cache other commands keep, a start reads the events since then, not the whole log
     # (2,114 GETs, 7.4 s of a 16 s start at 2,185 events).
     registry = Registry(S3ObjectStore(store_settings), store_settings, base_model=fingerprint, cache_dir=settings.home)
@@ -98,7 +98,7 @@ def serve(
         # fails fast, without the ~15 s of torch, transformers and peft imports.
         from pipelines.model import load_base
 
-        return load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=settings.home)
+        return load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
 
     def load(folder):
         if backend == "onnx":

@@ -19,7 +19,7 @@ JSON = typer.Option(False, "--json", help="machine-readable output (no progress 
 def train(
     data: Path = typer.Option(..., "--data", help="labeled batch: CSV, JSONL or Parquet with columns text,label"),
     out: Path = typer.Option(..., "--out", help="adapter folder to create"),
-    base_model: Path | None = typer.Option(None, "--base-model", help="local Hugging Face encoder folder (default: configured base_model)"),
+    base_model: str | None = typer.Option(None, "--base-model", help="local Hugging Face encoder folder or registered base name (default: configured base_model)"),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="same data, seed and settings give the same adapter on CPU"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     params_file: Path | None = typer.Option(None, "--params", help="params file with a train: section (default ./params.yaml)"),
@@ -51,9 +51,9 @@ def train(
     from pipelines.encoder import check_model_dir
 
     # A missing or empty folder is named as such before its name is looked for in its config.json.
-    folder = check_model_dir(base_model or settings.base_model_dir)
+    folder = check_model_dir(settings.base_folder(base_model))
     with training_share(settings.train_niceness, settings.train_threads):
-        base = load_base(folder, device=resolved, model_id=settings.model_id_of(base_model), cache_dir=settings.home)
+        base = load_base(folder, device=resolved, model_id=settings.resolve_base(base_model)[1], cache_dir=settings.home)
         rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
         result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
                                pricing=Pricing(rate, settings.cost_currency),

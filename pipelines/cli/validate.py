@@ -25,7 +25,7 @@ def validate(
     no_track: bool = typer.Option(False, "--no-track", help="do not dvc add/push an accepted batch (its md5 is still recorded)"),
     policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     encoding: str | None = ENCODING,
-    base_model: Path | None = typer.Option(None, "--base-model", metavar="DIR",
+    base_model: str | None = typer.Option(None, "--base-model", metavar="DIR|NAME",
                                            help="base model whose tokenizer must read the batch, also used by the noise "
                                                 "audit (default: the base_model setting)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -50,7 +50,7 @@ def validate(
         labels_file=labels,
         labels=_production_labels(adapter) if adapter else None,
         holdout=holdout,
-        base_model=base_model or settings.base_model_dir,
+        base_model=settings.base_folder(base_model),
         noise_audit=not no_noise_audit,
         report_dir=report_dir,
         track=not no_track,

@@ -1,0 +1,270 @@
+"""Base models as registered artifacts: content-addressed, create-only, each added by a signed event.
+
+Layout on the bucket (under ``adapters/``, whose write and retention permissions the trainer and
+admin identities already hold; an adapter name cannot start with ``_``, so nothing collides)::
+
+    adapters/_bases/blobs/<sha256>          every file, keyed by its content hash
+    adapters/_bases/<name>/manifest.json    written last: a base exists iff this exists
+    audit/_base.<name>/000000000001.json    its ``register`` event (``v1``), signed where the store signs
+
+A base is one ``register`` event in a log of its own, so the audit machinery already judges who may
+add one (the ``register`` writers: admin and trainer, who bring the models they train on), refuses
+a second add (``v1`` was registered before), and proves the manifest against the hash the event
+recorded. Loading checks (config, tokenizer, weights) belong to the caller: the registry never
+imports ``pipelines``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from registry.atomic_file import errors_named
+from registry.audit import AuditEvent, utc_now
+from registry.canonical import canonical_json, canonical_sha256
+from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError
+from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint, file_sha256
+from registry.manifest import PICKLE_SUFFIXES, FileEntry, safe_relpath
+from registry.registry import Registry
+from registry.store import put_kept, sha256_hex
+
+PREFIX = "adapters/_bases/"
+LOG_PREFIX = "_base."
+VERSION = "v1"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")  # BCP 47 primary tag, optional region/script
+MAX_FILES = 200
+
+
+def is_base_name(value: str) -> bool:
+    """Whether ``value`` could name a registered base (a path such as ``./m`` or ``/x/m`` cannot)."""
+    return bool(_NAME.fullmatch(value or "")) and ".." not in value
+
+
+def validate_base_name(name: str) -> str:
+    """Raises: RefusedError: ``name`` is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit."""
+    if not is_base_name(name):
+        raise RefusedError(f"base model name {name!r} is refused: use 1-64 letters, digits, '.', '_' or '-', "
+                           "starting with a letter or digit (e.g. ruri-v3-30m)")  # fmt: skip
+    return name
+
+
+def parse_languages(value: str) -> tuple[str, ...]:
+    """``"ja,en"`` → ``("ja", "en")``.
+
+    Raises:
+        RefusedError: an empty item or one that is not a language tag (ja, en, zh-Hant), named.
+    """
+    items = tuple(item.strip() for item in value.split(",")) if value.strip() else ()
+    bad = [item for item in items if not _LANGUAGE.fullmatch(item)]
+    if bad:
+        raise RefusedError(f"--languages {value!r}: {', '.join(repr(b) for b in bad)} is not a language tag; give "
+                           "comma-separated tags such as ja,en")  # fmt: skip
+    return items
+
+
+def blob_key(sha256: str) -> str:
+    return f"{PREFIX}blobs/{sha256}"
+
+
+def manifest_key(name: str) -> str:
+    return f"{PREFIX}{name}/manifest.json"
+
+
+def log_name(name: str) -> str:
+    return LOG_PREFIX + name
+
+
+@dataclass(frozen=True)
+class BaseManifest:
+    """What a registered base model is; ``content_sha256`` is what its register event recorded."""
+
+    name: str
+    model_id: str
+    files: dict[str, FileEntry]
+    fingerprint: BaseModelFingerprint
+    license: str = ""
+    languages: tuple[str, ...] = ()
+    source: str = ""
+    created_by: str = ""
+    created_at: str = ""
+    content_sha256: str = field(default="", compare=False)
+
+    def _body(self) -> dict:
+        data = asdict(self)
+        data.pop("content_sha256")
+        return data
+
+    def sealed(self) -> "BaseManifest":
+        return BaseManifest(**{**self.__dict__, "content_sha256": canonical_sha256(self._body())})
+
+    def to_json(self) -> bytes:
+        return canonical_json({**self._body(), "content_sha256": self.content_sha256})
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> "BaseManifest":
+        """Raises: IntegrityError: not a base manifest, or its content does not match its hash."""
+        try:
+            raw = json.loads(data)
+            manifest = cls(**{**raw, "files": {rel: FileEntry(**f) for rel, f in raw["files"].items()},
+                              "fingerprint": BaseModelFingerprint(**raw["fingerprint"]),
+                              "languages": tuple(raw["languages"])})  # fmt: skip
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise IntegrityError(f"{where} is not a base model manifest: {err}") from None
+        if canonical_sha256(manifest._body()) != manifest.content_sha256:
+            raise IntegrityError(f"{where} was modified: its content does not match its sha256")
+        for rel in manifest.files:
+            safe_relpath(rel)  # it becomes a path under the cache folder
+        return manifest
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """Every file a base folder would upload, after refusing what must never be loaded.
+
+    Raises:
+        RefusedError: pickle weights or Python files (remote code) anywhere in it, links, or too many files.
+    """
+    files = sorted(p for p in folder.rglob("*") if not p.is_dir() and ".cache" not in p.relative_to(folder).parts)
+    pickles = [p.relative_to(folder).as_posix() for p in files if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise RefusedError(f"base model folder {folder} holds pickle files ({', '.join(pickles)}): a registered base "
+                           "holds safetensors weights only; delete them (keep model.safetensors)")  # fmt: skip
+    code = [p.relative_to(folder).as_posix() for p in files if p.suffix == ".py"]
+    if code:
+        raise RefusedError(f"base model folder {folder} holds Python files ({', '.join(code)}): that is remote code, "
+                           "which Tailor never runs; use a model transformers supports without it")  # fmt: skip
+    links = [p.relative_to(folder).as_posix() for p in files if p.is_symlink()]
+    if links:
+        raise RefusedError(f"base model folder {folder} holds links ({', '.join(links)}): copy the files they "
+                           "point at into the folder (a Hugging Face cache snapshot links into blobs/)")  # fmt: skip
+    if len(files) > MAX_FILES:
+        raise RefusedError(f"base model folder {folder} holds {len(files)} files; a model folder has a handful")
+    return files
+
+
+class BaseModels:
+    """Add, list and fetch registered base models through ``registry`` (its store, role and audit log)."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self.store = registry.store
+
+    def add(self, folder: Path, name: str, *, model_id: str, license: str = "", languages: tuple[str, ...] = (),
+            source: str = "") -> BaseManifest:  # fmt: skip
+        """Upload ``folder`` as base ``name``: every file under its sha256, the event, then the manifest.
+
+        Adding the same bytes again returns the registered manifest; nothing new is written.
+
+        Raises:
+            RefusedError: role, name or folder refused.
+            AlreadyExistsError: ``name`` is registered with other bytes.
+        """
+        self.registry.require_role("register")
+        validate_base_name(name)
+        self.registry.log.require_signer()
+        folder = Path(folder)
+        files = folder_files(folder)
+        fingerprint = base_model_fingerprint(folder, model_id)
+        entries = {p.relative_to(folder).as_posix(): FileEntry(file_sha256(p), p.stat().st_size) for p in files}
+        existing = self._registered(name)
+        if existing is not None:
+            if existing.files == entries:
+                return existing
+            raise AlreadyExistsError(f"base model '{name}' is registered already with other files (weights "
+                                     f"{existing.fingerprint.weights_sha256[:12]}); a base never changes: add "
+                                     "this folder under a new name")  # fmt: skip
+        manifest = BaseManifest(name=name, model_id=model_id, files=entries, fingerprint=fingerprint,
+                                license=license, languages=languages, source=source,
+                                created_by=self.registry.settings.actor, created_at=utc_now()).sealed()  # fmt: skip
+        known = {o.key for o in self.store.list(f"{PREFIX}blobs/")}
+        for rel, entry in entries.items():
+            if blob_key(entry.sha256) in known:
+                continue  # content-addressed: a stored blob is these bytes, proven again on every fetch
+            data = (folder / rel).read_bytes()
+            if sha256_hex(data) != entry.sha256:
+                raise IntegrityError(f"{folder / rel} changed while it was being added: add it again")
+            try:
+                put_kept(self.store, blob_key(entry.sha256), data)
+            except AlreadyExistsError:
+                pass  # another add stored the same bytes meanwhile
+        self.registry.log.append(log_name(name), lambda state: AuditEvent(
+            action="register", name=log_name(name), version=VERSION, actor=self.registry.settings.actor,
+            role=self.registry.settings.role, reason=f"base model {name} added", content_sha256=manifest.content_sha256,
+        ))  # fmt: skip
+        put_kept(self.store, manifest_key(name), manifest.to_json())
+        return manifest
+
+    def list(self) -> list[BaseManifest]:
+        """Every registered base, by name, each manifest proven against its register event.
+
+        Raises:
+            IntegrityError: a manifest fails its check (named).
+        """
+        names = sorted(n for n in self.store.folders(PREFIX) if n != "blobs")
+        return [m for m in (self._registered(n) for n in names) if m is not None]
+
+    def manifest(self, name: str) -> BaseManifest:
+        """Raises: NotFoundError: no base of that name; IntegrityError: its manifest was modified."""
+        found = self._registered(validate_base_name(name))
+        if found is None:
+            raise NotFoundError(f"no base model folder {name!r} and no registered base model of that name "
+                                "(`tailor base list` shows them; `tailor base add DIR --name NAME` adds one)")  # fmt: skip
+        return found
+
+    def fetch(self, name: str, cache_root: Path) -> tuple[BaseManifest, Path]:
+        """The folder of base ``name`` under ``cache_root``, every file checked against its sha256 on
+        this call: a file that does not match (edited, truncated, missing) is fetched again.
+
+        Raises:
+            NotFoundError: no such base.
+            IntegrityError: a stored file does not match its hash.
+        """
+        manifest = self.manifest(name)
+        dest = Path(cache_root) / name / manifest.content_sha256[:16]
+        if dest.is_dir() and all(_holds(dest / rel, entry) for rel, entry in manifest.files.items()):
+            return manifest, dest
+        partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
+        try:
+            with errors_named(dest):
+                for rel, entry in manifest.files.items():
+                    target = partial / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(self._blob(name, rel, entry))
+                shutil.rmtree(dest, ignore_errors=True)
+                partial.rename(dest)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return manifest, dest
+
+    def _blob(self, name: str, rel: str, entry: FileEntry) -> bytes:
+        try:
+            data = self.store.get(blob_key(entry.sha256), max_bytes=entry.size)
+        except NotFoundError:
+            raise IntegrityError(f"base model '{name}': stored file {rel} is missing") from None
+        if len(data) != entry.size or sha256_hex(data) != entry.sha256:
+            raise IntegrityError(f"base model '{name}': stored file {rel} is corrupted; refusing it")
+        return data
+
+    def _registered(self, name: str) -> BaseManifest | None:
+        state = self.registry.log.state(log_name(name))
+        key = manifest_key(name)
+        try:
+            data = self.store.get(key)
+        except NotFoundError:
+            if VERSION in state.versions:
+                raise NotFoundError(f"base model '{name}' was added but its upload never finished (no manifest); "
+                                    "it cannot be added again under that name: add the folder under a new name"
+                                    ) from None  # fmt: skip
+            return None
+        manifest = BaseManifest.from_json(data, key)
+        if manifest.name != name or state.versions.get(VERSION) != manifest.content_sha256:
+            raise IntegrityError(f"{key} does not match the hash its audit event recorded: the manifest was replaced")
+        return manifest
+
+
+def _holds(path: Path, entry: FileEntry) -> bool:
+    return path.is_file() and path.stat().st_size == entry.size and file_sha256(path) == entry.sha256
