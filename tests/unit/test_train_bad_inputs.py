@@ -291,7 +291,8 @@ def test_sigterm_during_training_exits_143_and_leaves_nothing(tmp_path, env):
     from tests.conftest import TAILOR
 
     data = write_batch(tmp_path / "ok.csv", GOOD)
-    (tmp_path / "params.yaml").write_text("train:\n  min_steps: 100000\n  max_steps: 100000\n")
+    # select: lora, or the selection would keep the probe of this small batch and finish at once
+    (tmp_path / "params.yaml").write_text("train:\n  min_steps: 100000\n  max_steps: 100000\n  select: lora\n")
     proc = subprocess.Popen([TAILOR, "train", "--data", str(data), "--out", str(tmp_path / "out" / "adapter"),
                              "--params", str(tmp_path / "params.yaml")], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
