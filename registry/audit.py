@@ -28,10 +28,9 @@ from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
 from registry.event_time import event_time, received_problem, time_problem, utc_now
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
-from registry.keyring import signed_bytes
 from registry.manifest import GateSummary
 from registry.settings import ROLES
-from registry.signing import Signer
+from registry.signing import Signer, signed_bytes
 from registry.store import ObjectStore, put_kept, rewritten_keys
 
 GENESIS = "0" * 64

@@ -25,7 +25,7 @@ from registry.canonical import canonical_json, canonical_sha256
 from registry.event_time import received_problem, time_problem
 from registry.errors import AlreadyExistsError, IntegrityError, RefusedError, StoreError
 from registry.settings import ROLES
-from registry.signing import Signer, key_id, signature_holds
+from registry.signing import Signer, key_id, signature_holds, signed_bytes
 from registry.store import ObjectStore, put_kept
 
 KEYS_PREFIX = "keys/"
@@ -49,11 +49,6 @@ def validate_person(name: str) -> str:
 
 def key_event_key(seq: int) -> str:
     return f"{KEYS_PREFIX}{seq:012d}.json"
-
-
-def signed_bytes(body: dict[str, Any]) -> bytes:
-    """What a signature covers: the canonical JSON of an event without its signature and sha256."""
-    return canonical_json({k: v for k, v in body.items() if k not in ("signature", "sha256")})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from registry.audit import AliasState, AuditEvent
 from registry.event_time import utc_now
 from registry.errors import IntegrityError
-from registry.keyring import KeyLog, signed_bytes
+from registry.keyring import KeyLog
+from registry.signing import signed_bytes
 from registry.readable_text import same_person
 from registry.signing import signature_holds
 

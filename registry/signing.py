@@ -11,7 +11,9 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
+from registry.canonical import canonical_json
 from registry.errors import ConfigError
 
 
@@ -78,3 +80,8 @@ class Signer:
 
     def sign(self, message: bytes) -> str:
         return sign(self.private_key, message)
+
+
+def signed_bytes(body: dict[str, Any]) -> bytes:
+    """What a signature covers: the canonical JSON of an event without its signature and sha256."""
+    return canonical_json({k: v for k, v in body.items() if k not in ("signature", "sha256")})

@@ -119,7 +119,8 @@ def test_a_process_that_opened_the_store_before_its_keyring_began_takes_no_unsig
 
 
 def _raw_key_event(store, ring, signer, **fields):
-    from registry.keyring import KeyEvent, signed_bytes
+    from registry.keyring import KeyEvent
+    from registry.signing import signed_bytes
 
     event = KeyEvent(seq=ring.head_seq + 1, prev_sha256=ring.head_sha256, signer=signer.key_id, **fields)
     event = replace(event, signature=signer.sign(signed_bytes(event.body())))
