@@ -45,7 +45,7 @@ def banking77_batches(folder: Path, per_class: int, holdout_per_class: int, seed
 
 
 def run(name: str, batch: Path, holdout: Path, labels: Path, workdir: Path) -> dict:
-    from pipelines import flows
+    from pipelines.orchestration import flows
 
     started = time.perf_counter()
     state = flows.retrain(batch, name, holdout, labels=labels, workdir=workdir, return_state=True)
@@ -68,8 +68,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the sample set only")
     args = parser.parse_args()
 
-    from bench.embedded_store import temporary_store
-    from pipelines.config import store_env
+    from bench.embedded_store import store_env, temporary_store
 
     results = []
     with tempfile.TemporaryDirectory(prefix="tailor-bench-flow-") as tmp:

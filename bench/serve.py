@@ -201,7 +201,7 @@ def main() -> None:
 
     import httpx
 
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.model import load_base
     from pipelines.records import LabeledBatch
     from pipelines.train import train
@@ -210,7 +210,7 @@ def main() -> None:
     from registry.registry import Registry, RegistryRules
     from registry.store import S3ObjectStore
     from bench.embedded_store import temporary_store
-    from pipelines.config import store_env
+    from bench.embedded_store import store_env
 
     settings = load_settings()
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-serve-"))

@@ -24,7 +24,7 @@ BATCHES = {
 
 def main() -> None:
     from pipelines.batch_io import read_batch
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.tokenizer_coverage import measure_folder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

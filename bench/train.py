@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 from bench import arguments  # noqa: E402
 from bench.banking77 import FOLDER, flip, sample  # noqa: E402
 from bench.tasks import TASKS, load  # noqa: E402
-from pipelines.config import load_settings  # noqa: E402
+from pipelines.settings import load_settings  # noqa: E402
 from pipelines.cost_meter import CostMeter  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402

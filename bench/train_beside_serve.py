@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pipelines.batch_io import read_batch
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.model import load_base, load_classifier
 
     settings = load_settings()

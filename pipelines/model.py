@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipelines.encoder import check_model_dir, load_encoder, load_tokenizer
 from pipelines.encoder_family import family_of
-from pipelines.records import read_model_json
+from pipelines.typed_files import read_model_json
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
 from registry.manifest import PICKLE_SUFFIXES, read_json_object, safetensors_header_problem
@@ -178,15 +178,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None = None,
-              cache_dir: Path | None = None) -> LoadedBase:  # fmt: skip
+def load_base(base_model_dir: Path, *, model_id: str, cache_dir: Path | None, device: str = "cpu") -> LoadedBase:
     """Load the frozen base encoder offline, once.
 
     Args:
         base_model_dir: local Hugging Face encoder folder (safetensors weights, no remote code).
         device: ``cpu``, ``cuda`` or ``auto``.
-        model_id: the name recorded with adapters; default the configured ``base_model_id``.
-        cache_dir: where the content fingerprint is cached; default the configured ``home``.
+        model_id: the name recorded with adapters (the configured ``base_model_id``).
+        cache_dir: where the content fingerprint is cached (the configured ``home``); None hashes every time.
 
     Raises:
         NotFoundError: the folder or its weights are missing.
@@ -196,12 +195,6 @@ def load_base(base_model_dir: Path, *, device: str = "cpu", model_id: str | None
     """
     model_dir = check_model_dir(Path(base_model_dir))
     device = resolve_device(device)
-    if model_id is None or cache_dir is None:
-        from pipelines.config import load_settings
-
-        settings = load_settings()
-        model_id = model_id or settings.model_id_of(None)
-        cache_dir = cache_dir or settings.home
     encoder = load_encoder(model_dir)
     encoder.requires_grad_(False)
     encoder.eval().to(torch.device(device))
@@ -269,8 +262,8 @@ class AdapterClassifier:
         return [self.labels[i] for i in proba.argmax(axis=1)]
 
 
-def load_classifier(adapter_dir: Path, base: LoadedBase | Path, *, device: str = "cpu") -> AdapterClassifier:
-    """Attach the adapter in ``adapter_dir`` to ``base`` (a loaded base, or a folder to load).
+def load_classifier(adapter_dir: Path, base: LoadedBase) -> AdapterClassifier:
+    """Attach the adapter in ``adapter_dir`` to the loaded ``base``.
 
     The base is passed to PEFT explicitly: ``base_model_name_or_path`` in adapter_config.json is
     somebody's local path and is never followed.
@@ -285,8 +278,6 @@ def load_classifier(adapter_dir: Path, base: LoadedBase | Path, *, device: str =
     adapter_dir = Path(adapter_dir)
     check_adapter_files(adapter_dir)
     meta = AdapterMeta.read(adapter_dir)
-    if not isinstance(base, LoadedBase):
-        base = load_base(Path(base), device=device)
     fp = base.fingerprint
     if (meta.base_model_weights_sha256, meta.base_model_tokenizer_sha256) != (fp.weights_sha256, fp.tokenizer_sha256):
         raise RefusedError(

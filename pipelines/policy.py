@@ -9,8 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
-from pipelines import yaml_file
-from pipelines.config import validation_problems
+from pipelines import typed_files
 from registry.errors import ConfigError
 from registry.user_files import require_file
 
@@ -24,7 +23,7 @@ DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 MEASUREMENT_KEYS = ("quality.confidence", "quality.bootstrap_samples", "drift.min_rows", "bias.min_group_size")
 
 
-class _Section(yaml_file.YamlRecord):
+class _Section(typed_files.YamlRecord):
     pass
 
 
@@ -133,9 +132,9 @@ def load_policy(path: Path | None = None) -> Policy:
     path = Path(path) if path else DEFAULT_POLICY
     raw = require_file(path, "policy file", ConfigError).read_bytes()
     try:
-        doc = yaml_file.safe_load(raw)
+        doc = typed_files.safe_load(raw)
     except yaml.YAMLError as err:
-        raise ConfigError(f"policy file {path} is not valid YAML: {yaml_file.one_line(err)}") from None
+        raise ConfigError(f"policy file {path} is not valid YAML: {typed_files.one_line(err)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"policy file {path} must be a mapping of sections, got {type(doc).__name__}")
     if "sha256" in doc or "source" in doc:
@@ -143,7 +142,7 @@ def load_policy(path: Path | None = None) -> Policy:
     try:
         policy = Policy.model_validate(doc)
     except ValidationError as err:
-        raise ConfigError(f"policy file {path}: " + validation_problems(err)) from None
+        raise ConfigError(f"policy file {path}: " + typed_files.validation_problems(err)) from None
     if policy.load.max_p95_ms is not None and policy.load.reference_host is None:
         log.warning("policy file %s: load.max_p95_ms is never judged without load.reference_host (the host it "
                     "holds on); the load check judges the ratios to the bare base model instead", path)

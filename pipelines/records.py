@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.typed_files import read_model_json
 from registry.atomic_file import write_atomic
 
 
@@ -33,21 +34,6 @@ class Record(BaseModel):
     def read_json(cls, path: Path):
         """The record in a JSON file this project wrote (see ``read_model_json``)."""
         return read_model_json(cls, path)
-
-
-def read_model_json(model: type[BaseModel], path: Path):
-    """The ``model`` held by a JSON file this project wrote.
-
-    Raises:
-        ConfigError: the file is not UTF-8 JSON or does not hold a ``model`` (every problem named).
-    """
-    from pipelines.config import validation_problems
-    from registry.errors import ConfigError
-
-    try:
-        return model.model_validate_json(Path(path).read_bytes())  # bytes: bad UTF-8 is a ValidationError too
-    except ValidationError as err:
-        raise ConfigError(f"{path} is not a valid {model.__name__}: {validation_problems(err, root='file')}") from None
 
 
 def listed(items: list[str], most: int = 10) -> str:

@@ -13,8 +13,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from pipelines import yaml_file
-from pipelines.config import validation_problems
+from pipelines import typed_files
 from registry.errors import ConfigError
 from registry.user_files import require_file
 
@@ -22,7 +21,7 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds
 
 
-class TrainParams(yaml_file.YamlRecord):
+class TrainParams(typed_files.YamlRecord):
 
     lora_r: int = Field(8, ge=1, description="LoRA rank")
     lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
@@ -94,9 +93,9 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     source = Path(path) if path is not None else DEFAULT_PARAMS_FILE
     if source.is_file():
         try:
-            document = yaml_file.safe_load(source.read_text()) or {}
+            document = typed_files.safe_load(source.read_text()) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{source} is not valid YAML: {yaml_file.one_line(err)}") from None
+            raise ConfigError(f"{source} is not valid YAML: {typed_files.one_line(err)}") from None
         if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
             raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
         values = dict(document.get("train") or {})
@@ -104,4 +103,4 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     try:
         return TrainParams(**values)
     except ValidationError as err:
-        raise ConfigError(f"{source} train parameters invalid: " + validation_problems(err, root="train")) from None
+        raise ConfigError(f"{source} train parameters invalid: " + typed_files.validation_problems(err, root="train")) from None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from pipelines import yaml_file
+from pipelines import typed_files
 from pipelines.batch_io import BatchReadError, NotAFileError, UnsupportedFormatError, megabytes, read_batch
 from pipelines.encoder import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
@@ -104,9 +104,9 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
     import great_expectations as gx
 
     try:
-        doc = yaml_file.safe_load(require_file(path, "expectation suite", ConfigError).read_text())
+        doc = typed_files.safe_load(require_file(path, "expectation suite", ConfigError).read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"expectation suite {path} is not valid YAML: {yaml_file.one_line(err)}") from None
+        raise ConfigError(f"expectation suite {path} is not valid YAML: {typed_files.one_line(err)}") from None
     raw = doc.get("suite") if isinstance(doc, dict) else None
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"expectation suite {path} must have a non-empty `suite:` list")
@@ -361,7 +361,7 @@ def validate_and_route(
             next to it in quarantine).
         track: ``dvc add`` + ``dvc push`` an accepted batch in the DVC repository holding
             ``data_dir``; False only records its md5.
-        store: the DVC remote's store; None means the configured one (``load_settings().store()``).
+        store: the DVC remote's store; required with ``track``.
         encoding: the batch's text encoding (see `read_batch`); None is UTF-8.
         incoming: the folder whose rejected batches are moved, not copied; default ``data_dir/incoming``.
 
@@ -424,9 +424,7 @@ def validate_and_route(
         update = {"data_version": dvc_md5(path), "notes": [*report.notes, "not tracked by DVC (--no-track); data version is the md5"]}
         return write_reports(report.model_copy(update=update), suspects, folder)
     if store is None:
-        from pipelines.config import load_settings
-
-        store = load_settings().store()
+        raise ValueError("validate_and_route: track=True needs the DVC remote's store settings")
     try:
         tracked = dvc_track(path, store, project=Path(data_dir))
     except TailorError as err:

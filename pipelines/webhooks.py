@@ -20,16 +20,15 @@ import time
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.records import utcnow
+from pipelines.settings import redacted_url, url_id
 from registry.errors import AlreadyExistsError, ConfigError
 from registry.store import ObjectStore
 
 if TYPE_CHECKING:
-    from pipelines.config import Settings
     from registry.audit import AuditEvent
 
 SIGNATURE_HEADER = "X-Tailor-Signature"
@@ -82,50 +81,27 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header)
 
 
-def url_id(url: str) -> str:
-    """A short sha256 of the whole URL: tells URLs apart without revealing any of them."""
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def redacted_url(url: str) -> str:
-    """``url`` as it may be stored, printed or logged: ``scheme://host[:port]/… (url sha256 <url_id>)``.
-
-    Never raises, whatever ``url`` is: it also words the refusal of a malformed setting.
-    """
-    tag = f"… (url sha256 {url_id(url)})"
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # a "port" that is not a number may be part of a password: show no host then
-    except ValueError:
-        return tag
-    if not parts.scheme or not parts.hostname:
-        return tag
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/{tag}"
-
-
 def log_key(event: PromotionEvent, url: str) -> str:
     return f"deliveries/{event.name}/{event.seq:012d}-{url_id(url)}.json"
 
 
-def announce_audit_event(event: "AuditEvent", settings: "Settings") -> list[Delivery]:
-    """Announce a promote or rollback from the audit log to the configured webhooks, logged in the store.
+def announce_audit_event(event: "AuditEvent", *, urls: list[str], secret: str | None,
+                         store: ObjectStore) -> list[Delivery]:  # fmt: skip
+    """Announce a promote or rollback from the audit log to ``urls``, each delivery logged in ``store``.
 
     Raises:
         ConfigError: webhooks are configured but no ``webhook_secret`` is set.
     """
     from registry.audit import parse_time
-    from registry.store import S3ObjectStore
 
-    if not settings.webhooks:
+    if not urls:
         return []
     promotion = PromotionEvent(
         action=event.action, name=event.name, version=event.version, alias=event.alias or "",
         previous_version=event.alias_before, actor=event.actor, reason=event.reason, seq=event.seq,
         event_hash=event.sha256, at=parse_time(event.time),
     )  # fmt: skip
-    return announce(promotion, urls=settings.webhooks, secret=settings.webhook_secret,
-                    store=S3ObjectStore(settings.store()))  # fmt: skip
+    return announce(promotion, urls=urls, secret=secret, store=store)
 
 
 def announce(

@@ -1,4 +1,4 @@
-"""The object store's settings, as a record. ``pipelines.config`` builds it from file and environment."""
+"""The object store's settings, as a record. ``pipelines.settings`` builds it from file and environment."""
 
 from dataclasses import dataclass, field
 from typing import Literal

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import store_env
+from bench.embedded_store import store_env
 from registry import embedded
 from registry.embedded import EmbeddedStoreConfig
 from registry.settings import Role, StoreSettings

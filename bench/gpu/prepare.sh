@@ -12,5 +12,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 python-dotenv typing-inspection annotated-types \
   cleanlab==2.9.0 termcolor peft==0.21.2 pydot transformers==5.24.0
 cp "${BANKING77:-../shared/datasets/banking77}"/{train,test}.csv .gpu/b77/
-.venv/bin/python bench/gpu/cast_weights.py "$(.venv/bin/python -c 'from pipelines.config import load_settings; print(load_settings().base_model_dir)')" .gpu/base16 float16
+.venv/bin/python bench/gpu/cast_weights.py "$(.venv/bin/python -c 'from pipelines.settings import load_settings; print(load_settings().base_model_dir)')" .gpu/base16 float16
 du -sh .gpu

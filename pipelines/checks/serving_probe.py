@@ -126,8 +126,9 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     from pipelines.model import AdapterMeta, load_base, load_classifier
 
     imported = time.perf_counter()
-    base = load_base(base_model_dir)
     meta = AdapterMeta.read(adapter_dir)
+    # The name the adapter records for its base: only the hashes decide whether they match.
+    base = load_base(base_model_dir, model_id=meta.base_model_id, cache_dir=None)
     bare = bare_base(base, len(meta.labels), meta.max_length)
     bare(texts[:1])
     base_rss = psutil.Process().memory_info().rss / 2**20

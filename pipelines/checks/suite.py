@@ -39,8 +39,8 @@ def _require_scorable(holdout: LabeledBatch) -> None:
                            "or reports name the wrong row")  # fmt: skip
 
 
-def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_model_dir: Path,
-             production_dir: Path | None = None, production_ref: str | None = None, adapter_ref: str | None = None,
+def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_model_dir: Path, base_model_id: str,
+             cache_dir: Path | None, production_dir: Path | None = None, production_ref: str | None = None, adapter_ref: str | None = None,
              out_dir: Path | None = None) -> GateDecision:  # fmt: skip
     """Judge the adapter in ``adapter_dir`` on ``holdout`` under ``policy``.
 
@@ -49,6 +49,7 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         holdout: the labeled holdout.
         policy: the promotion policy.
         base_model_dir: the base model both adapters were trained on.
+        base_model_id: its recorded name; ``cache_dir``: where its fingerprint is cached (None: hashed now).
         production_dir: the folder of the version holding ``production`` (downloaded), or None.
         production_ref: how production is named in reports (``name:version``).
         adapter_ref: how the candidate is named in reports (default: its folder).
@@ -68,7 +69,7 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         # The checks overwrite their reports one by one: an evaluation that dies half-way must not
         # leave an earlier run's decision beside the new evidence, where `register` would take it.
         (Path(out_dir) / GATE_DECISION_FILE).unlink(missing_ok=True)
-    base = load_base(base_model_dir)
+    base = load_base(base_model_dir, model_id=base_model_id, cache_dir=cache_dir)
     candidate = load_classifier(adapter_dir, base)
     candidate_pred = candidate.predict(holdout.texts)
     production_pred: list[str] | None = None

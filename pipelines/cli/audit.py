@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from pipelines.cli.output import emit
-from pipelines.cli.registry_cmds import JSON, event_line, open_registry
+from pipelines.cli.output import JSON
+from pipelines.cli.versions import event_line
+from pipelines.cli.state import state
 from registry.errors import NotFoundError
 from registry.registry import no_audit_log
 
@@ -19,7 +21,7 @@ def log(
     as_json: bool = JSON,
 ) -> None:
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
-    events = open_registry().events(name)
+    events = state.context().registry().events(name)
     if not events:
         raise no_audit_log(name)
     if version is not None:
@@ -33,7 +35,7 @@ def log(
 def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
     """Prove the whole chain, its signatures and rules, every manifest and stored file; exit 1 naming the first
     modified, deleted, inserted or forged event."""
-    result = open_registry().verify(name)
+    result = state.context().registry().verify(name)
     if not result.keyring:
         typer.echo("WARNING: this store has no keyring, so its events are not signed: whoever holds write keys "
                    "could have written any of them as anyone. Start signing with `tailor user init` "
@@ -54,7 +56,7 @@ def clear(name: str = typer.Argument(..., help="adapter name"),
           as_json: bool = JSON) -> None:  # fmt: skip
     """Admin: remove the newest object of NAME's log when it alone fails verification (junk or a forged
     event freezing the name); it stays among the bucket's object versions and the log records the clearing."""
-    event = open_registry().clear(name, reason=reason)
+    event = state.context().registry().clear(name, reason=reason)
     emit(event, as_json=as_json, text=f"cleared the newest object of '{name}' (audit event {event.key_name}): "
          f"{event.reason}")
 
@@ -67,7 +69,7 @@ def at(
     as_json: bool = JSON,
 ) -> None:
     """Which version held ALIAS at a given time (replaying the log up to then)."""
-    version, event = open_registry().alias_at(name, alias, when)
+    version, event = state.context().registry().alias_at(name, alias, when)
     record = {"name": name, "alias": alias, "time": when, "version": version, "event": event}
     text = f"{alias} of {name} at {when}: {version or 'unset'}" + (f" (since event {event.key_name})" if event else "")
     emit(record, as_json=as_json, text=text)

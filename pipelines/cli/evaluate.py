@@ -8,12 +8,11 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.state import state
 from registry.errors import ConfigError, NotFoundError
 
-JSON = typer.Option(False, "--json", help="machine-readable output")
 NONE = "none"
 
 
@@ -45,8 +44,9 @@ def evaluate(
     from pipelines.gate import describe
 
     # The policy and the holdout first: a malformed policy is refused before any model is loaded.
-    settings = state.settings()
-    policy = settings.load_policy(policy_file)
+    ctx = state.context()
+    settings = ctx.settings
+    policy = ctx.policy_or(policy_file)
     holdout = read_batch(data, encoding=encoding)
     with tempfile.TemporaryDirectory(prefix="tailor-evaluate-") as tmp:
         adapter_dir, adapter_ref, name, default_out = _candidate(adapter, name, Path(tmp) / "candidate",
@@ -54,6 +54,7 @@ def evaluate(
         production_dir, production_ref, note = _production(against, name, Path(tmp) / "production")
         out_dir = out or default_out
         decision = run_checks(adapter_dir, holdout, policy, base_model_dir=settings.base_model_dir,
+                              base_model_id=settings.model_id_of(None), cache_dir=settings.home,
                               production_dir=production_dir, production_ref=production_ref, adapter_ref=adapter_ref,
                               out_dir=out_dir)  # fmt: skip
     where = f"gate decision and evidence written to {out_dir} ({GATE_DECISION_FILE}, reports/)"
@@ -72,14 +73,14 @@ def _candidate(adapter: str, name: str | None, download_to: Path, home: Path) ->
     ref = _split_ref(adapter)
     if ref is None:
         raise NotFoundError(f"--adapter {adapter!r} is neither an adapter folder nor NAME:VERSION")
-    manifest = _registry().download(ref[0], ref[1], download_to)
+    manifest = state.context().registry().download(ref[0], ref[1], download_to)
     return download_to, f"{manifest.name}:{manifest.version}", manifest.name, home / "evaluations" / (
         f"{manifest.name}-{manifest.version}")
 
 
 def _production(against: str | None, name: str | None, download_to: Path) -> tuple[Path | None, str | None, str]:
     """The folder to compare with, how to name it, and a note for the reader."""
-    from registry.manifest import is_version
+    from pipelines.usecases.production import fetch_for_comparison
 
     if against is not None and against.lower() == NONE:
         return None, None, "not compared with production (--against none)"
@@ -95,22 +96,8 @@ def _production(against: str | None, name: str | None, download_to: Path) -> tup
         return None, None, "no registry name (--name): not compared with production; quality judged on the floor only"
     else:
         ref = against or "production"
-    registry = _registry()
-    if not is_version(ref):
-        # A misspelt alias would judge the candidate on the floor alone: refuse it rather than compare with nothing.
-        registry.require_alias(ref)
-        if registry.resolve(name, ref) is None:
-            # The first version of a name has nothing to be compared with; a misspelt version is an error.
-            if registry.head_seq(name) == 0:  # a typo reads the same as a new name: say which it is
-                return None, None, (f"'{name}' has nothing registered yet (a new name, or a typo?): quality judged "
-                                    "on the floor only")  # fmt: skip
-            return None, None, f"{name} has no {ref} version yet: quality judged on the floor only"
-    manifest = registry.download(name, ref, download_to)
-    return download_to, f"{manifest.name}:{manifest.version}", f"compared with {manifest.name}:{manifest.version} ({ref})"
-
-
-def _registry():
-    return state.settings().open_registry()
+    comparison = fetch_for_comparison(state.context().registry(), name, ref, download_to)
+    return comparison.folder, comparison.ref, comparison.note
 
 
 def attach(app: typer.Typer) -> None:

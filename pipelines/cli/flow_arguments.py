@@ -25,7 +25,7 @@ def check_flow_arguments(name: str, holdout: Path, labels: Path | None, policy: 
     require_file(holdout, "--holdout:")
     if labels is not None:
         require_file(labels, "labels file")
-    state.settings().load_policy(policy)
+    state.context().policy_or(policy)
     if device is not None:
         from pipelines.model import resolve_device
 
@@ -41,13 +41,13 @@ def require_store(name: str) -> None:
         RefusedError: the configured role may not register (reader, approver).
         StoreError, AccessDeniedError: the object store does not answer, or refuses these credentials.
     """
-    registry = state.settings().open_registry()
+    registry = state.context().registry()
     registry.require_role("register")
     registry.head_seq(name)
 
 
 def configure_policy(policy: Path | None) -> None:
     """Make ``--policy`` the policy of this process and of the flow runs it starts, which read the
-    configured one only (see ``pipelines.flows``)."""
+    configured one only (see ``pipelines.orchestration.flows``)."""
     if policy is not None:
         os.environ["TAILOR_POLICY"] = str(policy.resolve())

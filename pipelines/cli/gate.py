@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.file_option import POLICY_HELP, output_file
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 
 
@@ -21,7 +21,7 @@ def gate(
     policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     out: Path | None = typer.Option(None, "--out", parser=output_file, metavar="FILE",
                                     help="where to write the new decision (JSON)"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JSON,
 ) -> None:
     """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""
     from pipelines import gate as gate_step
@@ -29,7 +29,7 @@ def gate(
     from registry.user_files import require_file
 
     recorded = GateDecision.read_json(require_file(decision_file, "--decision:", hint=" (run `tailor evaluate` first)"))
-    decision = gate_step.rejudge(state.settings().load_policy(policy_file), recorded)
+    decision = gate_step.rejudge(state.context().policy_or(policy_file), recorded)
     if out is not None:
         decision.write_json(out)
     emit(decision, as_json=as_json, text=gate_step.describe(decision))

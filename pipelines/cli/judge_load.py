@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.file_option import POLICY_HELP
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 
 
@@ -16,7 +16,7 @@ def judge_load(
     name: str = typer.Argument(..., help="registered name"),
     version: str = typer.Argument(..., help="the version whose load was not judged (vN)"),
     policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JSON,
 ) -> None:
     """Judge VERSION's load again (machine too busy the first time) and record the verdict as a new audit event.
 
@@ -25,10 +25,11 @@ def judge_load(
     from pipelines import gate
     from pipelines.judge_load import judge_load as judge
 
-    settings = state.settings()
-    policy = settings.load_policy(policy_file)
+    ctx = state.context()
+    settings = ctx.settings
+    policy = ctx.policy_or(policy_file)
     with tempfile.TemporaryDirectory(prefix="tailor-judge-load-") as tmp:
-        decision = judge(settings.open_registry(), name, version, policy, base_model_dir=settings.base_model_dir,
+        decision = judge(ctx.registry(), name, version, policy, base_model_dir=settings.base_model_dir,
                          work=Path(tmp))  # fmt: skip
     emit(decision, as_json=as_json, text=gate.describe(decision) + f"\nrecorded as a judge event of {name} {version}")
     if not decision.passed:

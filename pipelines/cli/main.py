@@ -15,7 +15,7 @@ import typer
 
 from pipelines.cli import gate, prefect, retrain, schedule, store
 from pipelines.cli import serve as serve_cli
-from pipelines.cli import audit, base, registry_cmds, report, user
+from pipelines.cli import audit, base, versions, report, user
 from pipelines.cli import validate as validate_cli
 from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
@@ -42,7 +42,7 @@ retrain.attach(app)
 gate.attach(app)
 schedule.attach(app)
 serve_cli.attach(app)
-registry_cmds.attach(app)
+versions.attach(app)
 report.attach(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(user.app, name="user")

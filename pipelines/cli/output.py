@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+JSON = typer.Option(False, "--json", help="machine-readable output")
+
 
 def to_jsonable(obj: Any) -> Any:
     """Records (dataclasses, pydantic models) and paths/dates → plain JSON values."""

@@ -5,12 +5,11 @@ from __future__ import annotations
 import typer
 
 from pipelines import prefect_server
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 
 app = typer.Typer(help="Run a persistent Prefect server on 127.0.0.1 (schedules, UI, work pools).", no_args_is_help=True)
 
-JSON = typer.Option(False, "--json", help="machine-readable output")
 
 
 def server_config() -> prefect_server.PrefectServerConfig:

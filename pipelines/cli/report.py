@@ -8,7 +8,8 @@ import typer
 
 from pipelines.cli.file_option import output_file
 from pipelines.cli.output import emit
-from pipelines.cli.registry_cmds import JSON, open_registry
+from pipelines.cli.output import JSON
+from pipelines.cli.state import state
 
 
 def report(
@@ -25,7 +26,7 @@ def report(
 
     if out.exists() and not force:
         raise AlreadyExistsError(f"--out {out} already exists; choose another path or pass --force to replace it")
-    inputs = gather(open_registry(), name, version)
+    inputs = gather(state.context().registry(), name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, render(inputs))
     emit({"name": name, "version": version, "out": out, "events": len(inputs.trail),

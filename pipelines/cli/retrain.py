@@ -7,13 +7,12 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.state import state
 from pipelines.text_encoding import codec_name
 from registry.errors import TailorError, first_line
 
-JSON = typer.Option(False, "--json", help="machine-readable output")
 
 
 def connect_prefect() -> str | None:
@@ -42,38 +41,21 @@ def retrain(
     api = connect_prefect()
     import httpx
 
-    from pipelines.flows import retrain as retrain_flow
+    from pipelines.orchestration.flows import retrain as retrain_flow
+    from pipelines.usecases.retrain import lost_run_fate
 
     try:
         final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(), device=device,
                              encoding=encoding, return_state=True)  # fmt: skip
     except httpx.TransportError as err:
         raise TailorError(f"the Prefect server{f' at {api}' if api else ''} stopped answering during the run "
-                          f"({first_line(err)}), and its outcome is lost: {_what_became_of(data, name)}") from None
+                          f"({first_line(err)}), and its outcome is lost: {lost_run_fate(state.context(), data, name)}") from None
     outcome = final.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):  # the flow crashed (not a rejection): surface the error itself
         raise outcome
     emit(outcome, as_json=as_json, text=describe(outcome))
-    if outcome.status.startswith("rejected"):
+    if outcome.rejected:
         raise typer.Exit(1)
-
-
-def _what_became_of(batch: Path, name: str) -> str:
-    """What a run whose outcome was lost did with ``batch``, as far as the folder and registry tell."""
-    from pipelines.data_version import dvc_md5
-    from pipelines.flows import registered_data_versions
-
-    if not batch.is_file():
-        quarantine = state.settings().data_dir / "quarantine"
-        return f"{batch} is gone: it was probably rejected and quarantined (see {quarantine})"
-    try:
-        version = registered_data_versions(state.settings(), name).get(dvc_md5(batch))
-    except TailorError as err:
-        return f"nor can the registry say whether it registered a version from {batch} ({err})"
-    if version is None:
-        return f"no version of {name} holds the content of {batch}; run it again"
-    return (f"{name} {version} holds the content of {batch} (`tailor show {name} {version}`); its promotions, if any, "
-            f"may not have run: `tailor list {name}`")
 
 
 def describe(outcome) -> str:

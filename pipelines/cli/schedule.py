@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -36,28 +35,15 @@ def schedule(
     # Before any Prefect import: Prefect reads its API URL when first imported, and without one the
     # runner started a temporary server of its own beside the persistent one.
     api = prefect_server.use_server(cfg)
-    from prefect._vendor.croniter import CroniterBadDateError, croniter
-    from prefect.client.schemas.schedules import CronSchedule
+    from pipelines.usecases import watch as watching
 
-    try:
-        if len(cron.split()) != 5:  # croniter takes a sixth field as seconds: '* * * * * *' fired every second
-            raise ValueError(cron)
-        CronSchedule(cron=cron)
-    except ValueError:
-        raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
-                          "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)") from None  # fmt: skip
-    try:
-        # The croniter Prefect's scheduler uses: a date that never comes (31 February) is valid syntax,
-        # and the deployment would wait forever without a word.
-        croniter(cron, datetime.now()).get_next(datetime)
-    except CroniterBadDateError:
-        raise ConfigError(f"--cron {cron!r} never fires: no month has that day (e.g. 31 February, 31 April)") from None
+    watching.validate_cron(cron)
     check_flow_arguments(name, holdout, labels, policy)
     if not watch.is_dir():
         raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
-    from pipelines import flows
+    from pipelines.orchestration import flows
 
-    flows.processed_batches(flows.state_file(settings, name))  # a damaged record would fail every tick
+    watching.processed_batches(watching.state_file(settings.home, name))  # a damaged record would fail every tick
     require_store(name)
     configure_policy(policy)  # the flow runs it serves inherit it
     if api is None:

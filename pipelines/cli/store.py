@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from registry import embedded
 
 app = typer.Typer(help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.1; check any configured one.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="machine-readable output")
 
 
 @app.command()

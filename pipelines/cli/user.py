@@ -13,7 +13,7 @@ from typing import Callable
 
 import typer
 
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from registry import embedded
 from registry.errors import ConfigError, NotFoundError, RefusedError
@@ -27,7 +27,6 @@ from registry.store import S3ObjectStore
 app = typer.Typer(help="People and services who act on the registry, each with their own store and signing keys.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="machine-readable output")
 OUT = typer.Option(None, "--out", help="where to write the credentials file (default: <home>/credentials/NAME.json)")
 ACCESS = typer.Option(None, "--access-key", help="another S3 server: the keys an admin made there for this person")
 SECRET = typer.Option(None, "--secret-key", help="with --access-key")
@@ -137,7 +136,7 @@ def init(
         raise RefusedError(f"{path} exists: give another --out")
     admin_store = settings.store("admin")
     keys = _store_keys(name, "admin", access_key, secret_key)
-    started = init_keyring(S3ObjectStore(admin_store), settings.open_registry().log, name, access_key=keys[0],
+    started = init_keyring(S3ObjectStore(admin_store), state.context().registry().log, name, access_key=keys[0],
                            secret_key=keys[1], bucket=settings.bucket)  # fmt: skip
     write_credentials(path, started.admin)
     _reload_store()
@@ -281,7 +280,7 @@ def confirm(seq: int = typer.Argument(..., help="the key event to confirm (`tail
 @app.command("list")
 def list_people(as_json: bool = JSON) -> None:
     """Everyone in the keyring, with role, kind, key id and status."""
-    registry = state.settings().open_registry()
+    registry = state.context().registry()
     ring = registry.keyring()
     if ring is None:
         raise NotFoundError("this store has no keyring yet: `tailor user init` starts it")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.file_option import ENCODING, POLICY_HELP, output_folder
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.records import ValidationReport
 from pipelines.validation_report import locations
@@ -28,7 +28,7 @@ def validate(
     base_model: str | None = typer.Option(None, "--base-model", metavar="DIR|NAME",
                                            help="base model whose tokenizer must read the batch, also used by the noise "
                                                 "audit (default: the base_model setting)"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JSON,
 ) -> None:
     """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected.
 
@@ -45,7 +45,7 @@ def validate(
     settings = state.settings()
     report = validate_and_route(
         batch,
-        settings.load_policy(policy_file),
+        state.context().policy_or(policy_file),
         data_dir=settings.data_dir,
         labels_file=labels,
         labels=_production_labels(adapter) if adapter else None,
@@ -63,7 +63,7 @@ def validate(
 
 
 def _production_labels(adapter: str) -> list[str]:
-    manifest = state.settings().open_registry().resolve(adapter)
+    manifest = state.context().registry().resolve(adapter)
     if manifest is None:
         raise NotFoundError(f"adapter {adapter} has no production version to take labels from; pass --labels FILE")
     return list(manifest.labels)

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.context import Context
+from pipelines.usecases import watch as watching
+from pipelines.usecases.retrain import RetrainOutcome
 from tests.conftest import REPO, run_cli
 from tests.integration.test_webhooks import Receiver
 
@@ -82,13 +85,11 @@ def name():
 
 
 def registry():
-    from pipelines.config import load_settings
-
-    return load_settings().open_registry()
+    return Context.load().registry()
 
 
 def retrain(world, name, batch, policy="policy.yaml"):
-    from pipelines import flows
+    from pipelines.orchestration import flows
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TAILOR_POLICY", str(world["root"] / policy))  # as `tailor retrain --policy` configures it
@@ -117,7 +118,8 @@ def test_a_passing_retrain_registers_the_candidate_and_promotes_it_to_staging_on
 def test_a_promotion_through_the_flow_is_audited_and_announced_like_one_from_the_cli(
     world, name, first, receiver, monkeypatch
 ):
-    from pipelines import flows, webhooks
+    from pipelines import webhooks
+    from pipelines.orchestration import flows
 
     monkeypatch.setenv("TAILOR_ACTOR", "approver-ann")  # four-eyes: not the trainer
     monkeypatch.setenv("TAILOR_ROLE", "approver")
@@ -168,7 +170,7 @@ def test_a_gate_rejected_candidate_is_registered_as_failed_and_production_is_unc
 
 
 def test_a_rollback_through_the_flow_restores_the_previous_version_and_is_announced(world, name, first, receiver):
-    from pipelines import flows
+    from pipelines.orchestration import flows
 
     registry_ = registry()
     if registry_.aliases(name).get("staging") != "v2":
@@ -197,7 +199,7 @@ def test_tailor_retrain_exits_1_and_names_the_failure_for_a_batch_it_cannot_read
 
 
 def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(world, name, monkeypatch):
-    from pipelines import flows
+    from pipelines.orchestration import flows
 
     runs = world["root"] / "runs" / f"{name}-kept"
     old = [runs / f"2020010{day}T000000000000Z" for day in range(1, 6)]
@@ -226,8 +228,8 @@ def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(
 
 
 def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_not_registered_again(world, name, first):
-    from pipelines import flows
-    from pipelines.config import load_settings
+    from pipelines.orchestration import flows
+    from pipelines.settings import load_settings
     from pipelines.data_version import dvc_md5
 
     watch_dir = world["root"] / "watch-died"
@@ -241,7 +243,7 @@ def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_no
     newest = [m.version for m in registry().versions(name) if m.data_version == dvc_md5(world["batch"])][-1]
     assert (entry.file, entry.status, entry.version) == ("again.csv", "registered by an earlier run", newest)
     assert registry().head_seq(name) == heads  # nothing trained, registered or promoted
-    recorded = flows.processed_batches(flows.state_file(load_settings(), name))
+    recorded = watching.processed_batches(watching.state_file(load_settings().home, name))
     assert recorded[-1].sha256 == entry.sha256
 
 
@@ -250,10 +252,9 @@ def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_th
                                                                                                       monkeypatch):
     from datetime import timedelta
 
-    from pipelines import flows
+    from pipelines.orchestration import flows
 
-    monkeypatch.setattr(flows, "RECOVERY_GRACE", timedelta(0))  # the run died long ago, not seconds ago
-    from pipelines.config import load_settings
+    monkeypatch.setattr(watching, "RECOVERY_GRACE", timedelta(0))  # the run died long ago, not seconds ago
     from pipelines.data_version import dvc_md5
 
     watch_dir = world["root"] / "watch-died-early"
@@ -265,7 +266,7 @@ def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_th
     shutil.copytree(first[1].adapter_dir, folder)
     result = json.loads((folder / "train_result.json").read_text())
     (folder / "train_result.json").write_text(json.dumps({**result, "data_version": dvc_md5(batch)}))
-    version = load_settings().open_registry(with_base=True).register(folder, name, reason="died after this").version
+    version = Context.load().registry(with_base=True).register(folder, name, reason="died after this").version
     before = registry().aliases(name)
 
     [entry] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt")
@@ -275,12 +276,12 @@ def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_th
     policy_version = yaml.safe_load((world["root"] / "policy.yaml").read_text())["version"]
     assert registry().events(name)[-1].reason == (f"gate passed under policy {policy_version}; promoted on recovery: "
                                                   "the run that registered it stopped before promoting")
-    assert flows.staging_owed.fn(name, version) is False  # a second try moves nothing
+    assert watching.staging_owed(Context.snapshot(), name, version) is False  # a second try moves nothing
 
 
 def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failure_is_retried(world, name, monkeypatch):
-    from pipelines import flows
-    from pipelines.config import load_settings
+    from pipelines.orchestration import flows
+    from pipelines.settings import load_settings
     from registry.errors import RefusedError, StoreError
 
     class Finished:
@@ -292,7 +293,7 @@ def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failur
 
     outcomes = {"refused.csv": RefusedError("dvc add refused it: the folder is git-ignored"),
                 "store-down.csv": StoreError("cannot reach the object store"),
-                "fine.csv": flows.RetrainOutcome.model_construct(status="promoted", version="v7")}
+                "fine.csv": RetrainOutcome.model_construct(status="promoted", version="v7")}
     monkeypatch.setattr(flows, "retrain", lambda path, *a, **k: Finished(outcomes[path.name]))
     watch_dir = world["root"] / "watch-fails"
     watch_dir.mkdir()
@@ -304,7 +305,7 @@ def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failur
 
     assert [(e.file, e.status, e.version) for e in done] == [
         ("refused.csv", "failed: dvc add refused it: the folder is git-ignored", None), ("fine.csv", "promoted", "v7")]
-    recorded = {e.file for e in flows.processed_batches(flows.state_file(load_settings(), name))}
+    recorded = {e.file for e in watching.processed_batches(watching.state_file(load_settings().home, name))}
     assert {"refused.csv", "fine.csv"} <= recorded and "store-down.csv" not in recorded  # tried again next run
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.batch_io import read_batch
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.model import load_base
 from pipelines.train import train
 from pipelines.train_params import TrainParams
@@ -77,7 +77,7 @@ def test_an_added_base_is_listed_and_trains_by_name_with_the_folders_fingerprint
     settings = _settings(s3_server, monkeypatch, TAILOR_ROLE="reader", TAILOR_BASE_MODEL=unique_name)
     folder, model_id = settings.resolve_base()
     assert folder.is_relative_to(s3_server.home / "bases") and model_id == unique_name
-    base = load_base(settings.base_model_dir, model_id=settings.model_id_of(None))
+    base = load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
     assert base.fingerprint == expected
     result = train(read_batch(DATA / "sample_ja" / "train.csv"), tmp_path / "adapter", base=base,
                    params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=32))  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.batch_io import read_batch
 from pipelines.checks import drift
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import LabeledBatch
 

@@ -101,7 +101,7 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
     policy["load"].update(max_p95_ms=60000, max_rss_mb=8192)
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
     decision = evaluate(adapter, read_batch(DATA / "sample_ja" / "holdout.csv"), load_policy(tmp_path / "policy.yaml"),
-                        base_model_dir=base.model_dir, out_dir=adapter)  # fmt: skip
+                        base_model_dir=base.model_dir, base_model_id="bert-ja-mecab", cache_dir=None, out_dir=adapter)  # fmt: skip
     assert decision.passed, [f.describe() for f in decision.failures]
     assert (adapter / "gate_decision.json").is_file()
 

@@ -11,7 +11,7 @@ import yaml
 
 from pipelines.batch_io import read_batch
 from pipelines.checks.suite import evaluate
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.policy import DEFAULT_POLICY, load_policy
 from pipelines.records import GateDecision, LabeledBatch
 from registry.registry import Registry
@@ -75,7 +75,8 @@ def production(s3_server, adapters, policies, tmp_path_factory) -> str:
     """NAME whose v1 (the good adapter, gate passed) holds production: registered by a trainer,
     promoted by an approver."""
     decision = evaluate(adapters["good"], read_batch(HOLDOUT), load_policy(policies["relaxed"]),
-                        base_model_dir=load_settings().base_model_dir, out_dir=adapters["good"])
+                        base_model_dir=load_settings().base_model_dir, base_model_id=load_settings().base_model_id,
+                        cache_dir=None, out_dir=adapters["good"])  # fmt: skip
     assert decision.passed, [f.describe() for f in decision.failures]
     # the passing path reports both baselines too (what `evaluate --json` emits under "baselines")
     baselines = next(c for c in decision.checks if c.name == "quality").details["baselines"]
@@ -183,7 +184,7 @@ def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_
     monkeypatch.setattr(load, "measure", killed)
     with pytest.raises(KeyboardInterrupt):
         evaluate(folder, read_batch(HOLDOUT), load_policy(policies["relaxed"]), base_model_dir=load_settings().base_model_dir,
-                 out_dir=folder)  # fmt: skip
+                 base_model_id=load_settings().base_model_id, cache_dir=None, out_dir=folder)  # fmt: skip
     assert not (folder / "gate_decision.json").exists()  # so `register` cannot take the old verdict
 
 
@@ -220,7 +221,7 @@ def test_an_adapter_trained_on_japanese_with_the_english_base_fails_because_the_
     pd.DataFrame({"text": holdout_texts, "label": holdout_labels}).to_csv(tmp_path / "holdout.csv", index=False)
     batch = LabeledBatch(source="ja", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
     settings = load_settings()
-    train(batch, tmp_path / "adapter", base=load_base(settings.base_model_dir, cache_dir=tmp_path),
+    train(batch, tmp_path / "adapter", base=load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=tmp_path),
           params=TrainParams())  # the shipped defaults, as `tailor train` runs them  # fmt: skip
 
     done = run_cli("evaluate", "--adapter", str(tmp_path / "adapter"), "--data", str(tmp_path / "holdout.csv"),

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from pipelines.config import Settings
+from pipelines.settings import Settings
 from pipelines.policy import DEFAULT_POLICY
 from tests.conftest import TAILOR, run_cli
 from tests.tiny_encoders import DATA, build

@@ -16,7 +16,7 @@ import yaml
 from pipelines import gate
 from pipelines.batch_io import read_batch
 from pipelines.checks import load, serving_probe
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.policy import DEFAULT_POLICY, load_policy
 from pipelines.records import CheckResult
 from tests.conftest import run_cli

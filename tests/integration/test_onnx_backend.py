@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.batch_io import read_batch
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("onnxruntime", reason="the serve-onnx extra is not installed")

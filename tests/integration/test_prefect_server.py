@@ -154,7 +154,7 @@ def test_a_second_worker_process_pulls_a_flow_run_from_a_work_pool(server, s3_se
     from registry.fingerprint import base_model_fingerprint
     from registry.registry import Registry
     from registry.store import S3ObjectStore
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from tests.registry_helpers import make_adapter_folder
 
     settings = load_settings()

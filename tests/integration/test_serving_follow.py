@@ -26,7 +26,7 @@ import numpy as np
 import psutil
 import pytest
 
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.model import load_base, load_classifier
 from pipelines.records import LabeledBatch
 from pipelines.train import train

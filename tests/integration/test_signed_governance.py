@@ -15,7 +15,7 @@ import boto3
 import numpy as np
 import pytest
 
-from pipelines.config import store_env
+from bench.embedded_store import store_env
 from registry import embedded
 from registry.audit import AuditEvent, event_key
 from registry.canonical import canonical_sha256

@@ -17,7 +17,7 @@ import pytest
 from registry.errors import AccessDeniedError
 from registry.settings import StoreSettings
 from registry.store import S3ObjectStore
-from pipelines.config import store_env
+from bench.embedded_store import store_env
 from registry.embedded import EmbeddedStoreConfig
 from tests.conftest import run_cli
 

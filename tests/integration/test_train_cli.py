@@ -100,7 +100,7 @@ def test_the_adapter_folder_holds_the_contract_files_and_no_pickle(trained):
 
 @pytest.fixture(scope="module")
 def base(trained):
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.model import load_base
 
     settings = load_settings()

@@ -24,7 +24,7 @@ def frames(banking77):
 
 def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames, tmp_path):
     from pipelines.baselines import predict_baselines
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.metrics import quality_metrics
     from pipelines.model import load_base, load_classifier
     from pipelines.records import LabeledBatch
@@ -58,7 +58,7 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
 
 
 def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(frames):
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
     from pipelines.encoder import embed
     from pipelines.train import noise_weights
     from pipelines.train_params import TrainParams

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipelines import webhooks
+from pipelines.settings import redacted_url
 from registry.errors import ConfigError
 from registry.store import S3ObjectStore
 
@@ -156,5 +157,5 @@ def test_a_webhook_urls_credentials_and_token_reach_neither_the_delivery_log_nor
         assert secret not in record and secret not in promoted.stdout + promoted.stderr
     # What is shown still tells URLs apart: the short hash names the delivery log file too.
     shown = f"http://127.0.0.1:{receiver.server.server_port}/… (url sha256 {record_info.key[-21:-5]})"
-    assert json.loads(record)["url"] == webhooks.redacted_url(url) == shown
+    assert json.loads(record)["url"] == redacted_url(url) == shown
     assert f"warning: webhook {shown} not reached after 5 attempts" in promoted.stderr

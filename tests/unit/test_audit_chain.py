@@ -225,7 +225,7 @@ def test_sequence_numbers_must_start_at_one_without_gaps():
 
 
 def test_an_event_written_with_a_line_break_still_prints_as_one_line():
-    from pipelines.cli.registry_cmds import event_line
+    from pipelines.cli.versions import event_line
 
     forged_looking = "ok\"\n000000000009  2026-01-01T00:00:00+00:00  root (admin)  promote v9 production"
     event = AuditEvent(action="promote", name="t", version="v1", actor="bob\u2028root", role="approver",

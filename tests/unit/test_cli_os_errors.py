@@ -57,5 +57,5 @@ def test_evaluate_refuses_an_out_that_is_a_file_before_loading_any_model(tmp_pat
     with pytest.raises(FileExistsError):
         # The adapter and base model folders do not exist: reaching them would raise NotFoundError.
         evaluate(tmp_path / "no-adapter", read_batch(SAMPLE), load_policy(), base_model_dir=tmp_path / "no-model",
-                 out_dir=tmp_path / "notes.txt")  # fmt: skip
+                 base_model_id="m", cache_dir=None, out_dir=tmp_path / "notes.txt")  # fmt: skip
     assert (tmp_path / "notes.txt").read_text() == "mine"

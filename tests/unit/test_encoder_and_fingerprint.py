@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.encoder import check_model_dir, embed
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import base_model_fingerprint

@@ -74,8 +74,8 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
 
     import pipelines.cli.flow_arguments as flow_arguments
     import pipelines.cli.retrain as retrain_cli
-    from pipelines import flows
-    from pipelines.config import load_settings
+    from pipelines.context import Context
+    from pipelines.orchestration import flows
     from registry.errors import RefusedError
 
     for served in (flows.retrain, flows.watch, flows.promote, flows.rollback):
@@ -85,7 +85,7 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
     seen = []
 
     def flow_run(*args, **kwargs):
-        seen.append(load_settings().load_policy().sha256)
+        seen.append(Context.load().policy.sha256)
         raise RefusedError("stop here")
 
     # Set before the command sets it, so that the test's end restores what was there.
@@ -96,7 +96,7 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
     with pytest.raises(SystemExit):
         run(["retrain", "--data", str(SAMPLE / "batch2.csv"), "--name", "support-desk", "--holdout",
              str(SAMPLE / "holdout.csv"), "--policy", str(strict), "--device", "cpu"])  # fmt: skip
-    assert seen == [load_settings().load_policy(strict).sha256]
+    assert seen == [Context.load().policy_or(strict).sha256]
     assert flow_arguments.os.environ["TAILOR_POLICY"] == str(strict)
 
 
@@ -112,8 +112,9 @@ def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_bat
     import httpx
 
     import pipelines.cli.retrain as retrain_cli
-    from pipelines import flows
+    import pipelines.usecases.retrain as retraining
     from pipelines.data_version import dvc_md5
+    from pipelines.orchestration import flows
     from registry.errors import StoreError
 
     batch = tmp_path / "batch2.csv"
@@ -127,12 +128,12 @@ def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_bat
     monkeypatch.setattr(retrain_cli, "require_store", lambda name: None)
     monkeypatch.setattr(retrain_cli, "connect_prefect", lambda: "http://127.0.0.1:4200/api")
     monkeypatch.setattr(flows, "retrain", lost)
-    def registered(settings, name):
+    def registered(ctx, name):
         if what == "store down":
             raise StoreError("cannot reach the object store at http://127.0.0.1:8333")
         return {dvc_md5(batch): "v11"} if what == "registered" else {}
 
-    monkeypatch.setattr(flows, "registered_data_versions", registered)
+    monkeypatch.setattr(retraining, "registered_data_versions", registered)
     with pytest.raises(SystemExit) as exit_info:
         run(["retrain", "--data", str(batch), "--name", "support-desk", "--holdout", str(SAMPLE / "holdout.csv"),
              "--device", "cpu"])  # fmt: skip

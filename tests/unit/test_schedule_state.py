@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from registry.errors import ConfigError
-from pipelines.flows import ProcessedBatch, new_batches, processed_batches, record_processed, watch_lock
+from pipelines.usecases.watch import ProcessedBatch, new_batches, processed_batches, record_processed, watch_lock
 
 
 def _processed(digest: str) -> ProcessedBatch:
@@ -156,7 +156,7 @@ def _event(seq: int, action: str, version: str, alias: str | None = None, minute
     ([_event(1, "register", "v2", minutes_ago=3)], "same", True, False),  # its run may still be promoting
 ])  # fmt: skip
 def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_policy(events, gate, staging_on, owed):
-    from pipelines.flows import owed_staging
+    from pipelines.usecases.watch import owed_staging
     from pipelines.policy import load_policy
     from registry.manifest import GateSummary
 

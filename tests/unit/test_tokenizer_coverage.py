@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.encoder import load_tokenizer
 from pipelines.tokenizer_coverage import DOCS_PAGE, measure, per_text, refusal
 

@@ -187,7 +187,7 @@ def test_params_that_cannot_train_are_refused_in_one_line_and_nothing_is_written
 
 
 def test_a_base_model_without_a_tokenizer_vocabulary_is_refused(tmp_path, env):
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
 
     shipped = load_settings().base_model_dir
     bare = tmp_path / "bare-model"
@@ -209,7 +209,7 @@ DAMAGES = [
 def _damaged_model(tmp_path: Path, damage: str) -> Path:
     import json
 
-    from pipelines.config import load_settings
+    from pipelines.settings import load_settings
 
     shipped = load_settings().base_model_dir
     damaged = tmp_path / "damaged-model"

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines.batch_io import NotAFileError, megabytes
 from pipelines.cli.main import run
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import ValidationReport
 from pipelines.validate import validate_and_route

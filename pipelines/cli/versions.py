@@ -11,28 +11,18 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.output import emit
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.usecases import promotion
 from registry.audit import AuditEvent
 from registry.readable_text import escape_control
-from registry.registry import Registry
 
-JSON = typer.Option(False, "--json", help="machine-readable output")
 REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
 
 
-def open_registry(*, with_base: bool = False) -> Registry:
-    """The registry as the configured role and actor; ``with_base`` hashes the base model (cached)."""
-    return state.settings().open_registry(with_base=with_base)
-
-
-def announce(event: AuditEvent) -> None:
-    """Send the promotion event to the configured webhooks (signed, retried, logged in the store)."""
-    from pipelines.webhooks import announce_audit_event
-
-    for delivery in announce_audit_event(event, state.settings()):
-        if not delivery.delivered:
-            typer.echo(f"warning: webhook {delivery.url} not reached after {len(delivery.attempts)} attempts", err=True)
+def _warn_undelivered(announced: promotion.Announced) -> None:
+    for delivery in announced.undelivered:
+        typer.echo(f"warning: webhook {delivery.url} not reached after {len(delivery.attempts)} attempts", err=True)
 
 
 def event_line(event: AuditEvent) -> str:
@@ -53,7 +43,7 @@ def register(
     as_json: bool = JSON,
 ) -> None:
     """Upload an adapter folder as the next immutable version (v1, v2, …) of NAME."""
-    manifest = open_registry(with_base=True).register(adapter_dir, name, reason=reason)
+    manifest = state.context().registry(with_base=True).register(adapter_dir, name, reason=reason)
     emit(manifest, as_json=as_json, text=f"registered {manifest.name} {manifest.version} "
          f"({len(manifest.files)} files, content sha256 {manifest.content_sha256[:16]}…)")  # fmt: skip
 
@@ -63,7 +53,7 @@ def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json:
 
     A version whose manifest fails its check is listed with the reason, and the command exits 1.
     """
-    registry = open_registry()
+    registry = state.context().registry()
     current = registry.state(name)
     rows = []
     for item in registry.listing(name):
@@ -95,7 +85,7 @@ def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json:
 def show(name: str = typer.Argument(...), version: str = typer.Argument(..., help="v1, v2, …"),
          as_json: bool = JSON) -> None:  # fmt: skip
     """Show a version's manifest: files and hashes, base model, PEFT config, metrics, gate."""
-    registry = open_registry()
+    registry = state.context().registry()
     manifest = registry.manifest(name, version)
     current = registry.state(name)
     record = {
@@ -113,7 +103,7 @@ def download(
     as_json: bool = JSON,
 ) -> None:
     """Download a version or the version an alias names; every file's sha256 is checked first."""
-    manifest = open_registry().download(name, ref, dest)
+    manifest = state.context().registry().download(name, ref, dest)
     text = f"downloaded {name} {manifest.version} into {dest} ({len(manifest.files)} files verified)"
     emit({"name": name, "version": manifest.version, "dest": dest, "files": sorted(manifest.files)},
          as_json=as_json, text=text)  # fmt: skip
@@ -128,8 +118,9 @@ def promote(
     as_json: bool = JSON,
 ) -> None:
     """Point an alias at a version (production: gate passed, four-eyes, not archived)."""
-    event = open_registry(with_base=True).promote(name, version, to, reason=reason, override=override)
-    announce(event)
+    announced = promotion.promote(state.context(), name, version, to, reason, override=override)
+    _warn_undelivered(announced)
+    event = announced.event
     emit(event, as_json=as_json, text=f"promoted {name} {version} to {to} (was {event.alias_before or 'unset'}; "
          f"audit event {event.key_name})")  # fmt: skip
 
@@ -143,8 +134,9 @@ def rollback(
     as_json: bool = JSON,
 ) -> None:
     """Point an alias back at the version it held before, once that version's files are proven."""
-    event = open_registry(with_base=True).rollback(name, alias=alias, reason=reason, expect=expect)
-    announce(event)
+    announced = promotion.rollback(state.context(), name, reason, alias=alias, expect=expect)
+    _warn_undelivered(announced)
+    event = announced.event
     emit(event, as_json=as_json, text=f"rolled {alias} of {name} back from {event.alias_before} to "
          f"{event.alias_after} (audit event {event.key_name})")  # fmt: skip
 
@@ -152,7 +144,7 @@ def rollback(
 def archive(name: str = typer.Argument(...), version: str = typer.Argument(...), reason: str = REASON,
             as_json: bool = JSON) -> None:  # fmt: skip
     """Archive a version: it stays stored and listed but can never be promoted again."""
-    event = open_registry().archive(name, version, reason=reason)
+    event = promotion.archive(state.context(), name, version, reason)
     emit(event, as_json=as_json, text=f"archived {name} {version} (audit event {event.key_name})")
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pipelines.run_folders import FINISHED, mark_finished, new_run_folder, prune_run_folders
+from pipelines.usecases.runs import FINISHED, mark_finished, new_run_folder, prune_run_folders
 
 
 def _runs(parent: Path, days: range, finished: bool = True) -> list[Path]:

@@ -9,7 +9,7 @@ import yaml
 
 from pipelines.policy import load_policy
 from pipelines.train_params import load_params
-from pipelines.yaml_file import one_line, safe_load
+from pipelines.typed_files import one_line, safe_load
 from registry.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

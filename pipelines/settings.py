@@ -1,12 +1,14 @@
 """Typed settings from an optional ``tailor.toml`` plus ``TAILOR_*`` environment variables.
 
-Environment wins over the file. Nothing is read at import time: call ``load_settings()``.
+Environment wins over the file. Nothing is read at import time: ``load_settings()`` is called where
+a command or a flow run starts (``pipelines/context.py``), and everything below receives the result.
 """
 
 from __future__ import annotations
 
 import difflib
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -18,17 +20,16 @@ from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, field_
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
                                TomlConfigSettingsSource)
 
-from pipelines.webhooks import redacted_url
+from pipelines.typed_files import validation_problems
 from registry.bucket_name import s3_bucket_name
 from registry.embedded import EmbeddedStoreConfig, read_identities
-from registry.people import Credentials, is_credentials_file, read_credentials
+from registry.people import is_credentials_file, read_credentials
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
 from registry.user_files import require_file
 
 if TYPE_CHECKING:
-    from pipelines.policy import Policy
-    from registry.registry import Registry
+    from registry.people import Credentials
 
 CONFIG_ENV = "TAILOR_CONFIG"
 DEFAULT_CONFIG_FILE = "tailor.toml"
@@ -77,6 +78,29 @@ def names_registered_base(base_model: str) -> bool:
     from registry.base_models import is_base_name
 
     return is_base_name(base_model) and not Path(base_model).exists()
+
+
+def url_id(url: str) -> str:
+    """A short sha256 of the whole URL: tells URLs apart without revealing any of them."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def redacted_url(url: str) -> str:
+    """``url`` as it may be stored, printed or logged: ``scheme://host[:port]/… (url sha256 <url_id>)``.
+
+    A webhook URL is a secret (credentials in its userinfo or query, and for Slack or Teams in its
+    path). Never raises, whatever ``url`` is: it also words the refusal of a malformed setting.
+    """
+    tag = f"… (url sha256 {url_id(url)})"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a "port" that is not a number may be part of a password: show no host then
+    except ValueError:
+        return tag
+    if not parts.scheme or not parts.hostname:
+        return tag
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/{tag}"
 
 
 def http_url(value: str) -> str:
@@ -207,9 +231,13 @@ class Settings(BaseSettings):
         # Fetched and checked once per process: a command reads the base several times.
         if name not in self._registered_bases:
             from registry.base_models import BaseModels
+            from registry.registry import Registry
+            from registry.store import S3ObjectStore
 
             try:
-                registry = self.open_registry()
+                store = self.store()
+                # Only read: no base fingerprint, and no promotion rules (a policy judges promotions, not reads).
+                registry = Registry(S3ObjectStore(store), store, cache_dir=self.home)
             except ConfigError as err:
                 raise ConfigError(f"base model {name!r} is no folder here, so it names a base registered with "
                                   f"`tailor base add`, which is read from the store: {err}") from None  # fmt: skip
@@ -291,37 +319,6 @@ class Settings(BaseSettings):
             volume_port=self.store_volume_port,
             filer_port=self.store_filer_port,
         )
-
-    def load_policy(self, override: Path | None = None) -> "Policy":
-        """The promotion policy: ``override`` (a command's --policy) wins over the configured file.
-
-        Raises:
-            ConfigError: the policy file is missing or malformed (naming the key).
-        """
-        from pipelines.policy import load_policy
-
-        return load_policy(override or self.policy)
-
-    def open_registry(self, *, with_base: bool = False) -> "Registry":
-        """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
-
-        Its governance rules (four-eyes, a gate decision for production) come from the promotion
-        policy, so the rule that judged a promotion is the one whose sha256 the gate decisions record.
-
-        Raises:
-            ConfigError: no credentials for the configured role, or a malformed policy.
-        """
-        from registry.fingerprint import base_model_fingerprint
-        from registry.registry import Registry, RegistryRules
-        from registry.store import S3ObjectStore
-
-        store_settings = self.store()
-        base = base_model_fingerprint(self.base_model_dir, self.model_id_of(None), cache_dir=self.home) if with_base else None
-        policy = self.load_policy()
-        rules = RegistryRules(four_eyes_production=policy.promotion.four_eyes_production,
-                              require_gate=policy.promotion.require_gate_decision, policy_sha256=policy.sha256)
-        return Registry(S3ObjectStore(store_settings), store_settings, base_model=base, rules=rules,
-                        cache_dir=self.home)  # fmt: skip
 
     def store(self, role: Role | None = None) -> StoreSettings:
         """The store settings for ``role`` (default: the configured one), credentials resolved.
@@ -423,32 +420,6 @@ def _config_file() -> Path | None:
     default = Path(DEFAULT_CONFIG_FILE)
     # Present but not a file (a folder, say): ignoring it would run on defaults the user meant to replace.
     return require_file(default, "config file", ConfigError) if default.exists() else None
-
-
-def store_env(cfg: EmbeddedStoreConfig, home: Path, **extra: str) -> dict[str, str]:
-    """This process's environment, repointed so a `tailor` subprocess uses the embedded store ``cfg``.
-
-    ``cfg.data_dir`` must be ``<home>/store``. Other TAILOR_* and stray AWS_* variables are dropped
-    so nothing from the caller's own configuration leaks into the child.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILOR_", "AWS_"))}
-    env.update(
-        TAILOR_HOME=str(home), TAILOR_BUCKET=cfg.bucket, TAILOR_STORE_PORT=str(cfg.s3_port),
-        TAILOR_STORE_MASTER_PORT=str(cfg.master_port), TAILOR_STORE_VOLUME_PORT=str(cfg.volume_port),
-        TAILOR_STORE_FILER_PORT=str(cfg.filer_port), **extra,
-    )  # fmt: skip
-    return env
-
-
-def validation_problems(err: ValidationError, root: str = "") -> str:
-    """Every problem pydantic found, each as ``dotted.key: message``, so a user can find the key.
-
-    ``root`` names a problem with the whole document rather than one key.
-    """
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or root}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
-        for e in err.errors()
-    )
 
 
 def _refuse_misspelt_variables() -> None:

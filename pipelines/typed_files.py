@@ -1,15 +1,42 @@
-"""YAML read strictly: a key given twice in one mapping is an error, not a silent "last one wins".
+"""Files read into typed records: strict YAML, JSON this project wrote, and pydantic's problems in one line.
 
+YAML is read strictly: a key given twice in one mapping is an error, not a silent "last one wins".
 A policy or params file that sets ``min_macro_f1`` twice is ambiguous about what governs promotion;
 PyYAML keeps the later value without a word.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+
+from registry.errors import ConfigError
+
+
+def validation_problems(err: ValidationError, root: str = "") -> str:
+    """Every problem pydantic found, each as ``dotted.key: message``, so a user can find the key.
+
+    ``root`` names a problem with the whole document rather than one key.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or root}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
+        for e in err.errors()
+    )
+
+
+def read_model_json(model: type[BaseModel], path: Path):
+    """The ``model`` held by a JSON file this project wrote.
+
+    Raises:
+        ConfigError: the file is not UTF-8 JSON or does not hold a ``model`` (every problem named).
+    """
+    try:
+        return model.model_validate_json(Path(path).read_bytes())  # bytes: bad UTF-8 is a ValidationError too
+    except ValidationError as err:
+        raise ConfigError(f"{path} is not a valid {model.__name__}: {validation_problems(err, root='file')}") from None
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_settings
+from pipelines.settings import load_settings
 from registry.errors import ConfigError
 
 
@@ -226,31 +226,6 @@ def test_a_damaged_identities_file_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
     with pytest.raises(ConfigError, match="not in SeaweedFS identities format"):
         load_settings().store()
-
-
-@pytest.mark.parametrize(("key", "rule"), [("four_eyes_production", "four_eyes_production"),
-                                           ("require_gate_decision", "require_gate")])
-def test_the_promotion_rules_come_from_the_configured_policy(monkeypatch, tmp_path, key, rule):
-    from pipelines.policy import DEFAULT_POLICY
-
-    relaxed = tmp_path / "relaxed.yaml"
-    relaxed.write_text(DEFAULT_POLICY.read_text().replace(f"{key}: true", f"{key}: false"))
-    monkeypatch.setenv("TAILOR_ACCESS_KEY", "AK")
-    monkeypatch.setenv("TAILOR_SECRET_KEY", "SK")
-    assert getattr(load_settings().open_registry().rules, rule) is True
-    monkeypatch.setenv("TAILOR_POLICY", str(relaxed))
-    assert load_settings().load_policy().sha256 != load_settings().load_policy(DEFAULT_POLICY).sha256
-    assert getattr(load_settings().open_registry().rules, rule) is False
-    monkeypatch.setenv("TAILOR_POLICY", str(DEFAULT_POLICY))  # as `--policy` configures a process
-    assert getattr(load_settings().open_registry().rules, rule) is True
-
-
-def test_a_configured_policy_file_that_is_malformed_is_refused_naming_the_key(monkeypatch, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text('version: "1"\npromotion:\n  four_eyes: false\n')
-    monkeypatch.setenv("TAILOR_POLICY", str(bad))
-    with pytest.raises(ConfigError, match="promotion.four_eyes: unknown key"):
-        load_settings().load_policy()
 
 
 def _model_folder(folder: Path, name_or_path: str | None) -> Path:
