@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results" / "noise_audit.json"
 def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
     from pipelines.settings import load_settings
     from pipelines.encoder import embed
-    from pipelines.noise_audit import audit_embeddings
+    from pipelines.batches.noise_audit import audit_embeddings
 
     frame = sample(read("train"), per_class, seed)
     texts = frame["text"].tolist()
@@ -70,9 +70,9 @@ def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
 
 
 def validation_speed(rows: int, repeats: int) -> dict:
-    from pipelines.batch_io import read_batch
+    from pipelines.batches.read import read_batch
     from pipelines.policy import load_policy
-    from pipelines.validate import run_suite
+    from pipelines.batches.suite import run_suite
 
     frame = sample(read("train"), 16, 0)
     frame = pd.concat([frame] * (rows // len(frame) + 1)).head(rows)

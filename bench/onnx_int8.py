@@ -31,11 +31,11 @@ def main() -> None:
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
 
-    from pipelines.batch_io import read_batch
+    from pipelines.batches.read import read_batch
     from pipelines.settings import load_settings
     from pipelines.model import load_base, load_classifier
-    from pipelines.train import train
-    from pipelines.train_params import load_params
+    from pipelines.training.recipe import train
+    from pipelines.training.params import load_params
     from serving.onnx_backend import load_onnx_classifier
 
     settings = load_settings()

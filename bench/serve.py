@@ -204,8 +204,8 @@ def main() -> None:
     from pipelines.settings import load_settings
     from pipelines.model import load_base
     from pipelines.records import LabeledBatch
-    from pipelines.train import train
-    from pipelines.train_params import TrainParams
+    from pipelines.training.recipe import train
+    from pipelines.training.params import TrainParams
     from registry import embedded
     from registry.registry import Registry, RegistryRules
     from registry.store import S3ObjectStore

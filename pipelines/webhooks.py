@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.records import utcnow
-from pipelines.settings import redacted_url, url_id
+from pipelines.urls import redacted_url, url_id
 from registry.errors import AlreadyExistsError, ConfigError
 from registry.store import ObjectStore
 

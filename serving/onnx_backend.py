@@ -25,7 +25,7 @@ import numpy as np
 
 from pipelines.model import (ADAPTER_CONFIG_FILE, ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, AdapterMeta, LoadedBase,
                              MeanPoolClassifier, load_classifier)  # fmt: skip
-from pipelines.train import REFERENCE_FILE
+from pipelines.training.publish import REFERENCE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _prune(cache_dir: Path, *, served: set[Path]) -> None:
 
 def _check_texts(adapter_dir: Path) -> list[str]:
     """The version's own reference rows (the first few), or fixed ones where it has none."""
-    from pipelines.batch_io import read_batch
+    from pipelines.batches.read import read_batch
 
     reference = Path(adapter_dir) / REFERENCE_FILE
     texts = read_batch(reference).texts[:CHECK_ROWS] if reference.is_file() else []

@@ -23,7 +23,8 @@ def add(
     as_json: bool = JSON,
 ) -> None:
     """Check FOLDER loads safely, then upload it content-addressed and create-only as NAME, with an audit event."""
-    from pipelines.settings import http_url, model_id_for
+    from pipelines.base_names import model_id_for
+    from pipelines.urls import http_url
     from pipelines.encoder import check_model_dir, load_encoder, load_tokenizer
     from registry.base_models import BaseModels, folder_files, parse_languages, validate_base_name
     from registry.errors import ConfigError, RefusedError

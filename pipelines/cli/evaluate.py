@@ -39,9 +39,9 @@ def evaluate(
     as_json: bool = JSON,
 ) -> None:
     """Run every check on an adapter and decide the gate. Exit 1 when the gate fails."""
-    from pipelines.batch_io import read_batch
-    from pipelines.checks.suite import GATE_DECISION_FILE, evaluate as run_checks
-    from pipelines.gate import describe
+    from pipelines.batches.read import read_batch
+    from pipelines.evaluation.checks.suite import GATE_DECISION_FILE, evaluate as run_checks
+    from pipelines.evaluation.gate import describe
 
     # The policy and the holdout first: a malformed policy is refused before any model is loaded.
     ctx = state.context()

@@ -24,7 +24,7 @@ def gate(
     as_json: bool = JSON,
 ) -> None:
     """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""
-    from pipelines import gate as gate_step
+    from pipelines.evaluation import gate as gate_step
     from pipelines.records import GateDecision
     from registry.user_files import require_file
 

@@ -22,8 +22,8 @@ def judge_load(
 
     Exit 0 when the gate now passes, 1 when it fails or the machine is still too busy.
     """
-    from pipelines import gate
-    from pipelines.judge_load import judge_load as judge
+    from pipelines.evaluation import gate
+    from pipelines.evaluation.judge_load import judge_load as judge
 
     ctx = state.context()
     settings = ctx.settings

@@ -10,7 +10,7 @@ from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy,
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.state import state
-from pipelines.text_encoding import codec_name
+from pipelines.batches.text_encoding import codec_name
 from registry.errors import TailorError, first_line
 
 

@@ -11,7 +11,7 @@ import typer
 from pipelines.cli.file_option import ENCODING
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
-from pipelines.train_params import MAX_SEED
+from pipelines.training.params import MAX_SEED
 
 JSON = typer.Option(False, "--json", help="machine-readable output (no progress bar)")
 
@@ -30,11 +30,12 @@ def train(
     as_json: bool = JSON,
 ) -> None:
     """Train a LoRA adapter; writes the adapter folder with train_result.json and reference.csv."""
-    from pipelines.batch_io import read_batch
-    from pipelines.cpu_share import training_share
+    from pipelines.batches.read import read_batch
+    from pipelines.training.cpu_share import training_share
     from pipelines.model import load_base, resolve_device
-    from pipelines.train import Pricing, check_batch, prepare_output, train as train_adapter
-    from pipelines.train_params import load_params
+    from pipelines.training.recipe import Pricing, check_batch, train as train_adapter
+    from pipelines.training.publish import prepare_output
+    from pipelines.training.params import load_params
 
     settings = state.settings()
     params = load_params(params_file, noise_filter=noise_filter)

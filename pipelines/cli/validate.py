@@ -10,7 +10,7 @@ from pipelines.cli.file_option import ENCODING, POLICY_HELP, output_folder
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.records import ValidationReport
-from pipelines.validation_report import locations
+from pipelines.batches.report import locations
 from registry.errors import NotFoundError
 
 
@@ -34,7 +34,7 @@ def validate(
 
     A rejected batch in data/incoming/ is moved into quarantine; from anywhere else it is copied and stays put.
     """
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
     from registry.user_files import require_file
 
     if labels is not None and adapter is not None:

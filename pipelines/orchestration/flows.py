@@ -25,7 +25,8 @@ from prefect.states import Failed
 from pipelines.context import Context
 from pipelines.usecases import promotion, watch as watching
 from pipelines.usecases import retrain as retraining
-from pipelines.usecases.retrain import RetrainOutcome, RetrainRequest
+from pipelines.records import RetrainOutcome
+from pipelines.usecases.retrain import RetrainRequest
 from pipelines.usecases.watch import Arrival, ProcessedBatch
 from registry.audit import AuditEvent
 from registry.errors import StoreError

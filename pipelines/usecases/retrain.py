@@ -11,21 +11,18 @@ registry refuses to promote it to production without an approver's override.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
+from pipelines.records import GateDecision, RetrainOutcome, TrainResult, ValidationReport
 from pipelines.usecases import promotion
 from pipelines.usecases.production import Comparison, fetch_for_comparison
 from pipelines.usecases.runs import FINISHED, mark_finished, new_run_folder, prune_run_folders
-from pipelines.usecases.watch import registered_data_versions
+from pipelines.usecases.watch import Log, registered_data_versions
 from registry.errors import RefusedError, TailorError
 from registry.manifest import validate_name
 from registry.readable_text import escape_control
@@ -33,31 +30,7 @@ from registry.readable_text import escape_control
 if TYPE_CHECKING:
     from pipelines.context import Context
 
-Log = logging.Logger | logging.LoggerAdapter
 RUNS = Path("runs")
-
-
-class RetrainOutcome(BaseModel):
-    """What one retrain run did; the CLI prints it and the schedule's state keeps it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    batch: str
-    status: Literal["rejected_data", "rejected_gate", "registered", "promoted"]
-    version: str | None = None
-    promoted_to: list[str] = Field(default_factory=list)
-    validation: ValidationReport
-    gate: GateDecision | None = None
-    adapter_dir: str | None = None
-    notes: list[str] = Field(default_factory=list)
-    train_seconds: float | None = None
-    total_seconds: float
-    finished_at: datetime = Field(default_factory=utcnow)
-
-    @property
-    def rejected(self) -> bool:
-        return self.status.startswith("rejected")
 
 
 @dataclass(frozen=True)
@@ -88,7 +61,7 @@ def validate(ctx: "Context", batch: Path, holdout: Path, labels_file: Path | Non
              report_dir: Path, encoding: str | None = None, incoming: Path | None = None) -> ValidationReport:  # fmt: skip
     """Judge the batch; a rejected one goes to quarantine (moved from ``incoming``, else copied), an
     accepted one is tracked by DVC."""
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
 
     settings = ctx.settings
     return validate_and_route(batch, ctx.policy, data_dir=settings.data_dir, labels_file=labels_file,
@@ -99,8 +72,8 @@ def validate(ctx: "Context", batch: Path, holdout: Path, labels_file: Path | Non
 
 def train(ctx: "Context", batch: Path, out_dir: Path, data_version: str | None, device: str,
           encoding: str | None = None) -> TrainResult:  # fmt: skip
-    """Train in a child process at the training share (see ``pipelines.train_job``)."""
-    from pipelines.train_job import TrainSetup, train_in_background
+    """Train in a child process at the training share (see ``pipelines.training.job``)."""
+    from pipelines.training.job import TrainSetup, train_in_background
 
     return train_in_background(TrainSetup.of(ctx.settings), batch, out_dir, data_version, device, encoding)
 
@@ -112,8 +85,8 @@ def fetch_production(ctx: "Context", name: str, dest: Path) -> Comparison:
 
 def evaluate(ctx: "Context", adapter_dir: Path, holdout: Path, production: Comparison, adapter_ref: str) -> GateDecision:
     """Every check, then the gate; the decision and evidence land in the adapter folder for the registry."""
-    from pipelines.batch_io import read_batch
-    from pipelines.checks.suite import evaluate as run_checks
+    from pipelines.batches.read import read_batch
+    from pipelines.evaluation.checks.suite import evaluate as run_checks
 
     settings = ctx.settings
     return run_checks(adapter_dir, read_batch(holdout, encoding_option=None), ctx.policy,
@@ -230,7 +203,7 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
 
 def lost_run_fate(ctx: "Context", batch: Path, name: str) -> str:
     """What a run whose outcome was lost did with ``batch``, as far as the folder and registry tell."""
-    from pipelines.data_version import dvc_md5
+    from pipelines.batches.data_version import dvc_md5
 
     if not batch.is_file():
         quarantine = ctx.settings.data_dir / "quarantine"

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipelines.batch_io import SUPPORTED_SUFFIXES
+from pipelines.batches.read import SUPPORTED_SUFFIXES
 from pipelines.policy import Policy
-from pipelines.records import utcnow
+from pipelines.records import RetrainOutcome, utcnow
 from registry.atomic_file import write_atomic
 from registry.audit import AuditEvent, parse_time
 from registry.errors import ConfigError, StoreError, TailorError, first_line
@@ -29,7 +29,6 @@ from registry.manifest import GateSummary
 
 if TYPE_CHECKING:
     from pipelines.context import Context
-    from pipelines.usecases.retrain import RetrainOutcome
 
 Log = logging.Logger | logging.LoggerAdapter
 
@@ -231,7 +230,7 @@ def recover(arrival: Arrival, name: str, version: str, finish_staging: Callable[
     return arrival.processed(status, version)
 
 
-def processed_from(arrival: Arrival, result: "RetrainOutcome | BaseException", log: Log) -> ProcessedBatch | None:
+def processed_from(arrival: Arrival, result: RetrainOutcome | BaseException, log: Log) -> ProcessedBatch | None:
     """The record of a retrain run's ``result`` (its outcome, or the error it ended with); None: try again."""
     if isinstance(result, StoreError):
         log.warning("%s: the store failed (%s); the batch is tried again next run", arrival.path.name, result)
@@ -257,7 +256,7 @@ def tick(ctx: "Context", watch_dir: Path, name: str, *, retrain: Callable[[Arriv
     A batch a dead run already registered is not retrained: it gets that run's owed staging
     promotion through ``finish_staging`` instead (see ``owed_staging``).
     """
-    from pipelines.data_version import dvc_md5
+    from pipelines.batches.data_version import dvc_md5
 
     state = state_file(ctx.settings.home, name)
     settle = ctx.settings.watch_settle_seconds

@@ -18,7 +18,7 @@ import yaml
 
 from pipelines.context import Context
 from pipelines.usecases import watch as watching
-from pipelines.usecases.retrain import RetrainOutcome
+from pipelines.records import RetrainOutcome
 from tests.conftest import REPO, run_cli
 from tests.integration.test_webhooks import Receiver
 
@@ -230,7 +230,7 @@ def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(
 def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_not_registered_again(world, name, first):
     from pipelines.orchestration import flows
     from pipelines.settings import load_settings
-    from pipelines.data_version import dvc_md5
+    from pipelines.batches.data_version import dvc_md5
 
     watch_dir = world["root"] / "watch-died"
     watch_dir.mkdir()
@@ -255,7 +255,7 @@ def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_th
     from pipelines.orchestration import flows
 
     monkeypatch.setattr(watching, "RECOVERY_GRACE", timedelta(0))  # the run died long ago, not seconds ago
-    from pipelines.data_version import dvc_md5
+    from pipelines.batches.data_version import dvc_md5
 
     watch_dir = world["root"] / "watch-died-early"
     watch_dir.mkdir()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.batch_io import read_batch
+from pipelines.batches.read import read_batch
 from pipelines.settings import load_settings
 from pipelines.model import load_base
-from pipelines.train import train
-from pipelines.train_params import TrainParams
+from pipelines.training.recipe import train
+from pipelines.training.params import TrainParams
 from registry.base_models import BaseModels, blob_key, log_name
 from registry.fingerprint import base_model_fingerprint
 from registry.registry import Registry

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.batch_io import read_batch
-from pipelines.checks import drift
+from pipelines.batches.read import read_batch
+from pipelines.evaluation.checks import drift
 from pipelines.settings import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import LabeledBatch

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.batch_io import read_batch
+from pipelines.batches.read import read_batch
 from pipelines.encoder_family import FAMILIES, family_of, upper_blocks
 from pipelines.model import MeanPoolClassifier, load_base, load_classifier
-from pipelines.train import train
-from pipelines.train_params import TrainParams
+from pipelines.training.recipe import train
+from pipelines.training.params import TrainParams
 from registry.errors import RefusedError
 from tests.tiny_encoders import DATA, KINDS, build
 
@@ -83,7 +83,7 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
     """fugashi + unidic-lite split the words, WordPiece the rest: the Tohoku-style Japanese BERT."""
     import yaml
 
-    from pipelines.checks.suite import evaluate
+    from pipelines.evaluation.checks.suite import evaluate
     from pipelines.policy import DEFAULT_POLICY, load_policy
 
     base = bases["bert-ja-mecab"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.batch_io import read_batch
-from pipelines.checks.suite import evaluate
+from pipelines.batches.read import read_batch
+from pipelines.evaluation.checks.suite import evaluate
 from pipelines.settings import load_settings
 from pipelines.policy import DEFAULT_POLICY, load_policy
 from pipelines.records import GateDecision, LabeledBatch
@@ -52,8 +52,8 @@ def policies(tmp_path_factory) -> dict[str, Path]:
 def adapters(tmp_path_factory) -> dict[str, Path]:
     """Two tiny adapters on 10 examples per class: one on the true labels, one on shuffled labels."""
     from pipelines.model import load_base
-    from pipelines.train import train
-    from pipelines.train_params import TrainParams
+    from pipelines.training.recipe import train
+    from pipelines.training.params import TrainParams
 
     folder = tmp_path_factory.mktemp("adapters")
     full = read_batch(SAMPLE / "train.csv")
@@ -173,7 +173,7 @@ def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_
         adapters, policies, production, tmp_path, monkeypatch):  # fmt: skip
     import shutil
 
-    from pipelines.checks import load
+    from pipelines.evaluation.checks import load
 
     folder = Path(shutil.copytree(adapters["good"], tmp_path / "candidate"))
     assert (folder / "gate_decision.json").is_file()  # passed, by the production fixture's evaluation
@@ -213,8 +213,8 @@ def test_an_adapter_trained_on_japanese_with_the_english_base_fails_because_the_
     import pandas as pd
 
     from pipelines.model import load_base
-    from pipelines.train import train
-    from pipelines.train_params import TrainParams
+    from pipelines.training.recipe import train
+    from pipelines.training.params import TrainParams
 
     texts, labels = japanese_rows(64, seed=0)
     holdout_texts, holdout_labels = japanese_rows(100, seed=1)

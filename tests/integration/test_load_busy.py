@@ -13,9 +13,9 @@ from typing import Callable
 import pytest
 import yaml
 
-from pipelines import gate
-from pipelines.batch_io import read_batch
-from pipelines.checks import load, serving_probe
+from pipelines.evaluation import gate
+from pipelines.batches.read import read_batch
+from pipelines.evaluation.checks import load, serving_probe
 from pipelines.settings import load_settings
 from pipelines.policy import DEFAULT_POLICY, load_policy
 from pipelines.records import CheckResult
@@ -74,8 +74,8 @@ def candidate(tmp_path_factory) -> Path:
     """An adapter shaped as the demo's (params.yaml's LoRA settings on the sample): speed depends on its
     shape, not on how long it trained, so one step is enough."""
     from pipelines.model import load_base
-    from pipelines.train import train
-    from pipelines.train_params import load_params
+    from pipelines.training.recipe import train
+    from pipelines.training.params import load_params
 
     folder = tmp_path_factory.mktemp("candidate")
     settings = load_settings()

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.batch_io import read_batch
+from pipelines.batches.read import read_batch
 from pipelines.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -18,8 +18,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 def adapter(tmp_path_factory):
     """A real adapter of the shipped shape, trained a few steps on the sample, and the loaded base."""
     from pipelines.model import load_base
-    from pipelines.train import train
-    from pipelines.train_params import load_params
+    from pipelines.training.recipe import train
+    from pipelines.training.params import load_params
 
     folder = tmp_path_factory.mktemp("onnx")
     settings = load_settings()

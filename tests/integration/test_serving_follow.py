@@ -29,8 +29,8 @@ import pytest
 from pipelines.settings import load_settings
 from pipelines.model import load_base, load_classifier
 from pipelines.records import LabeledBatch
-from pipelines.train import train
-from pipelines.train_params import TrainParams
+from pipelines.training.recipe import train
+from pipelines.training.params import TrainParams
 from registry.registry import Registry, RegistryRules
 from registry.store import S3ObjectStore
 from tests.conftest import TAILOR, run_cli

@@ -235,8 +235,9 @@ def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset
     would be memory no step reads); every row still feeds the head's probe."""
     from pipelines.model import MeanPoolClassifier
     from pipelines.records import LabeledBatch
-    from pipelines.train import encode_frozen, rows_to_cache, train
-    from pipelines.train_params import TrainParams
+    from pipelines.training.cache import encode_frozen, rows_to_cache
+    from pipelines.training.recipe import train
+    from pipelines.training.params import TrainParams
 
     params = TrainParams(min_steps=3, max_steps=3, batch_size=4)
     texts = [t for texts in TOPICS.values() for t in texts]
@@ -259,8 +260,8 @@ def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset
 
 def test_a_step_budget_whose_rows_the_noise_filter_all_drops_is_refused_with_what_to_raise(base, tmp_path):
     from pipelines.records import LabeledBatch
-    from pipelines.train import train
-    from pipelines.train_params import TrainParams
+    from pipelines.training.recipe import train
+    from pipelines.training.params import TrainParams
     from registry.errors import RefusedError
 
     texts = [t for texts in TOPICS.values() for t in texts]

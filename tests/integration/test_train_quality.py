@@ -23,13 +23,13 @@ def frames(banking77):
 
 
 def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames, tmp_path):
-    from pipelines.baselines import predict_baselines
+    from pipelines.evaluation.baselines import predict_baselines
     from pipelines.settings import load_settings
     from pipelines.metrics import quality_metrics
     from pipelines.model import load_base, load_classifier
     from pipelines.records import LabeledBatch
-    from pipelines.train import train
-    from pipelines.train_params import TrainParams
+    from pipelines.training.recipe import train
+    from pipelines.training.params import TrainParams
 
     train_df, test_df = frames
     train_df = train_df[train_df.category.isin(INTENTS[:6])].groupby("category").sample(8, random_state=0)
@@ -60,8 +60,8 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
 def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(frames):
     from pipelines.settings import load_settings
     from pipelines.encoder import embed
-    from pipelines.train import noise_weights
-    from pipelines.train_params import TrainParams
+    from pipelines.training.objective import noise_weights
+    from pipelines.training.params import TrainParams
 
     train_df = frames[0].groupby("category").sample(16, random_state=1)
     labels = sorted(set(train_df.category))

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipelines import webhooks
-from pipelines.settings import redacted_url
+from pipelines.urls import redacted_url
 from registry.errors import ConfigError
 from registry.store import S3ObjectStore
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.batch_io import (
+from pipelines.batches.read import (
     BatchTooLargeError,
     BinaryFileError,
     EmptyBatchError,

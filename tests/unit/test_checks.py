@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.checks import bias, cost, drift, load, quality
-from pipelines.checks.report import finish
+from pipelines.evaluation.checks import bias, cost, drift, load, quality
+from pipelines.evaluation.checks.report import finish
 from pipelines.metrics import quality_metrics
 from pipelines.policy import BiasPolicy, CostPolicy, DriftPolicy, LoadPolicy, QualityPolicy, load_policy
 from pipelines.records import CheckResult, CostReport, LabeledBatch, Threshold, TrainResult
@@ -345,7 +345,7 @@ def test_every_threshold_a_check_uses_names_a_limit_of_the_shipped_policy():
 
 
 def test_a_holdout_with_blank_rows_or_repeated_ids_is_refused_before_any_model_loads():
-    from pipelines.checks.suite import _require_scorable
+    from pipelines.evaluation.checks.suite import _require_scorable
 
     blank = batch(LABELS * 2).model_copy(update={"texts": ["a", " ", "c", "d", "e", "f", "g", "h"],
                                                  "labels": LABELS + ["", *LABELS[1:]]})  # fmt: skip

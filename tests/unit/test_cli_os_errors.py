@@ -30,7 +30,7 @@ def test_ctrl_c_during_a_command_says_interrupted_and_exits_130(tmp_path, capsys
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pipelines.batch_io.read_batch", interrupted)
+    monkeypatch.setattr("pipelines.batches.read.read_batch", interrupted)
     code, err = _tailor(["train", "--data", str(SAMPLE), "--out", str(tmp_path / "run")], capsys)
     assert (code, err) == (130, "interrupted\n")
     assert not (tmp_path / "run").exists()
@@ -49,8 +49,8 @@ def test_validate_with_a_report_dir_under_a_file_keeps_the_batch_and_says_why(tm
 
 
 def test_evaluate_refuses_an_out_that_is_a_file_before_loading_any_model(tmp_path):
-    from pipelines.batch_io import read_batch
-    from pipelines.checks.suite import evaluate
+    from pipelines.batches.read import read_batch
+    from pipelines.evaluation.checks.suite import evaluate
     from pipelines.policy import load_policy
 
     (tmp_path / "notes.txt").write_text("mine")

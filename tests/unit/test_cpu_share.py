@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cpu_share import training_threads
+from pipelines.training.cpu_share import training_threads
 
 
 def test_the_thread_cap_leaves_one_core_to_the_server_unless_set():
@@ -19,7 +19,7 @@ def test_every_thread_is_lowered_and_torch_gets_its_threads_back_after_training(
     # In a child: a lowered priority cannot be raised again by the test process.
     code = """
 import json, os, threading, time, torch
-from pipelines.cpu_share import training_share
+from pipelines.training.cpu_share import training_share
 torch.set_num_threads(2)
 stop = threading.Event()
 early = threading.Thread(target=stop.wait); early.start()  # a thread started before training
@@ -54,7 +54,7 @@ def fail_to_train(message: str) -> None:
 def test_a_flow_trains_in_a_lowered_child_and_keeps_its_own_priority(tmp_path):
     import os
 
-    from pipelines.cpu_share import TrainingProcessError, run_in_share
+    from pipelines.training.cpu_share import TrainingProcessError, run_in_share
 
     before = os.getpriority(os.PRIO_PROCESS, 0)
     run_in_share(report_share, str(tmp_path / "share.json"), niceness=before + 5, threads_setting=1)
@@ -68,7 +68,7 @@ def test_a_flow_trains_in_a_lowered_child_and_keeps_its_own_priority(tmp_path):
 def test_training_goes_on_where_the_os_refuses_a_lower_priority(monkeypatch, caplog):
     import os
 
-    from pipelines import cpu_share
+    from pipelines.training import cpu_share
 
     def refuse(*_):
         raise PermissionError(1, "Operation not permitted")

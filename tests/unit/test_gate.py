@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from pipelines.gate import REQUIRED_CHECKS, decide, describe
+from pipelines.evaluation.gate import REQUIRED_CHECKS, decide, describe
 from pipelines.policy import LoadPolicy, Policy, QualityPolicy, load_policy
 from pipelines.records import CheckResult, GateDecision, Threshold, holds
 from registry.errors import ConfigError

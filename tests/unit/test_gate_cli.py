@@ -2,7 +2,7 @@
 
 import json
 
-from pipelines.gate import decide
+from pipelines.evaluation.gate import decide
 from pipelines.policy import DEFAULT_POLICY, load_policy
 from tests.conftest import run_cli
 from tests.unit.test_gate import passing_checks

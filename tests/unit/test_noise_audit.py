@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 
-from pipelines.noise_audit import REVIEW_COLUMNS, audit_embeddings, write_review
+from pipelines.batches.noise_audit import REVIEW_COLUMNS, audit_embeddings, write_review
 
 
 def _clusters(per_class: int, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -84,7 +84,7 @@ def test_the_review_file_has_one_row_per_suspect(tmp_path):
 
 def test_a_batch_above_the_row_cap_is_audited_on_a_stratified_seeded_sample_with_a_note(monkeypatch):
     import pipelines.encoder
-    from pipelines.noise_audit import audit_label_noise
+    from pipelines.batches.noise_audit import audit_label_noise
 
     x, labels = _clusters(per_class=300)
     labels[-3:] = ["rare"] * 3  # a class far below its share still keeps two rows to cross-validate

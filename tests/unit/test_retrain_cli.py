@@ -113,7 +113,7 @@ def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_bat
 
     import pipelines.cli.retrain as retrain_cli
     import pipelines.usecases.retrain as retraining
-    from pipelines.data_version import dvc_md5
+    from pipelines.batches.data_version import dvc_md5
     from pipelines.orchestration import flows
     from registry.errors import StoreError
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.settings import load_settings
 from pipelines.encoder import load_tokenizer
-from pipelines.tokenizer_coverage import DOCS_PAGE, measure, per_text, refusal
+from pipelines.batches.tokenizer_coverage import DOCS_PAGE, measure, per_text, refusal
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -46,8 +46,8 @@ def test_unknown_shares_are_per_text_and_in_tokens_not_whitespace_words(english_
 @pytest.mark.parametrize("sample", ["sample", "sample_ja"])
 def test_the_drift_columns_of_the_tokenizer_carry_signal_in_english_and_japanese(english_tokenizer, sample):
     """English has no unknown token under an English base: characters per token is what moves there."""
-    from pipelines.batch_io import read_batch
-    from pipelines.checks.drift import features
+    from pipelines.batches.read import read_batch
+    from pipelines.evaluation.checks.drift import features
 
     batch = read_batch(DATA / sample / "train.csv")
     frame, _ = features(batch, batch, load_settings().base_model_dir)
@@ -63,7 +63,7 @@ def test_text_cut_into_pieces_is_refused_on_characters_per_token(english_tokeniz
 
 def test_validation_refuses_a_japanese_batch_the_default_base_cannot_read_and_skips_its_noise_audit(tmp_path):
     from pipelines.policy import load_policy
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
 
     base = load_settings().base_model_dir
     batch = tmp_path / "Downloads" / "train.csv"  # a copy: a regression that moved it must not touch the repo
@@ -81,7 +81,7 @@ def test_validation_refuses_a_japanese_batch_the_default_base_cannot_read_and_sk
 
 def test_validation_of_english_with_the_default_base_passes_the_coverage_check(tmp_path):
     from pipelines.policy import load_policy
-    from pipelines.validate import validate_batch
+    from pipelines.batches.validate import validate_batch
 
     base = load_settings().base_model_dir
     report, _ = validate_batch(DATA / "sample" / "holdout.csv", load_policy(), base_model=base,

@@ -84,7 +84,7 @@ def test_force_does_not_replace_a_folder_holding_user_files(tmp_path, env):
 
 
 def test_an_out_that_is_a_file_or_an_unwritable_place_is_refused_before_training(tmp_path):
-    from pipelines.train import prepare_output
+    from pipelines.training.publish import prepare_output
     from registry.errors import RefusedError
 
     (tmp_path / "notes.txt").write_text("mine")
@@ -144,8 +144,8 @@ def test_a_base_model_folder_without_weights_is_refused(tmp_path, env):
 
 def test_the_library_refuses_a_negative_seed_before_touching_anything(tmp_path):
     from pipelines.records import LabeledBatch
-    from pipelines.train import train as train_adapter
-    from pipelines.train_params import TrainParams
+    from pipelines.training.recipe import train as train_adapter
+    from pipelines.training.params import TrainParams
     from registry.errors import RefusedError
 
     batch = LabeledBatch(source="rows", texts=[t for t, _ in GOOD], labels=[lab for _, lab in GOOD],
@@ -156,7 +156,7 @@ def test_the_library_refuses_a_negative_seed_before_touching_anything(tmp_path):
 
 
 def test_a_folder_that_appears_at_out_while_training_is_kept_and_so_is_the_new_adapter(tmp_path):
-    from pipelines.train import publish
+    from pipelines.training.publish import publish
     from registry.errors import AlreadyExistsError
 
     staging, out = tmp_path / ".out.finished", tmp_path / "out"
@@ -269,7 +269,7 @@ def test_a_full_disk_while_writing_the_adapter_is_one_line_naming_out_and_leaves
 
 
 def test_a_replaced_adapter_left_by_a_run_that_died_mid_publish_does_not_block_the_next_force(tmp_path):
-    from pipelines.train import publish
+    from pipelines.training.publish import publish
 
     out = tmp_path / "adapter"
     out.mkdir()

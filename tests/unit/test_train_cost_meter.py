@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pipelines.cost_meter import CostMeter
+from pipelines.training.cost_meter import CostMeter
 
 
 def test_waiting_costs_wall_time_but_almost_no_cpu_and_money_follows_the_rate():

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pipelines.model import mean_pool
-from pipelines.train import backward_in_parts, generalized_cross_entropy, logreg_head, micro_batches, pad_batch
+from pipelines.training.objective import backward_in_parts, generalized_cross_entropy, logreg_head, micro_batches
+from pipelines.training.cache import pad_batch
 
 
 @pytest.mark.parametrize("classes", [2, 5])
@@ -77,8 +78,8 @@ def test_micro_batches_split_a_batch_into_length_sorted_parts_holding_each_examp
 
 @pytest.mark.parametrize("loss", ["gce", "ce"])
 def test_running_a_batch_in_parts_gives_the_whole_batchs_weighted_mean_gradient(loss):
-    from pipelines.train import loss_function
-    from pipelines.train_params import TrainParams
+    from pipelines.training.objective import loss_function
+    from pipelines.training.params import TrainParams
 
     lengths, forward, modules, target = _toy_batch()
     loss_fn = loss_function(TrainParams(loss=loss))

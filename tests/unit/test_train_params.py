@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.train_params import TrainParams, load_params
+from pipelines.training.params import TrainParams, load_params
 from registry.errors import ConfigError, NotFoundError
 
 REPO = Path(__file__).resolve().parents[2]

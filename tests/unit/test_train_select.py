@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.train_params import TrainParams
-from pipelines.train_select import choose, default_recipe, plan_folds
+from pipelines.training.params import TrainParams
+from pipelines.training.select import choose, default_recipe, plan_folds
 
 
 def test_folds_are_stratified_disjoint_and_cover_every_row_when_the_budget_allows():
@@ -121,7 +121,7 @@ def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(
 
     from pipelines.model import load_classifier
     from pipelines.records import LabeledBatch
-    from pipelines.train import train
+    from pipelines.training.recipe import train
 
     rng = np.random.default_rng(0)
     texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(40)]
@@ -144,7 +144,7 @@ def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(
 
 
 def test_a_fold_probe_missing_a_class_keeps_one_logit_per_label_and_never_predicts_the_absent_one():
-    from pipelines.train import logreg_head
+    from pipelines.training.objective import logreg_head
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 8))
@@ -164,7 +164,8 @@ def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_
     none or one row in it. Folds then fit probes without that class (used to crash on the head's size)
     and the lone cached row is never held out (used to skip the estimate with a false reason)."""
     from pipelines.records import LabeledBatch
-    from pipelines.train import rows_to_cache, train
+    from pipelines.training.cache import rows_to_cache
+    from pipelines.training.recipe import train
 
     params = TrainParams(lora_layers=1, min_steps=4, max_steps=4, batch_size=5, noise_filter="none")
     n = 60
@@ -184,7 +185,7 @@ def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_
 
 def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, tmp_path):
     from pipelines.records import LabeledBatch
-    from pipelines.train import train
+    from pipelines.training.recipe import train
 
     rng = np.random.default_rng(2)
     texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(24)]
@@ -196,10 +197,10 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
 
 
 def test_a_kept_probe_served_from_its_folder_predicts_what_the_frozen_probe_baseline_predicts(tiny_base, tmp_path):
-    from pipelines.baselines import predict_baselines
+    from pipelines.evaluation.baselines import predict_baselines
     from pipelines.model import load_classifier
     from pipelines.records import LabeledBatch
-    from pipelines.train import train
+    from pipelines.training.recipe import train
 
     rng = np.random.default_rng(4)
     labels = ["a", "b", "c"] * 10

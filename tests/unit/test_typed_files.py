@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pipelines.policy import load_policy
-from pipelines.train_params import load_params
+from pipelines.training.params import load_params
 from pipelines.typed_files import one_line, safe_load
 from registry.errors import ConfigError
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.batch_io import NotAFileError, megabytes
+from pipelines.batches.read import NotAFileError, megabytes
 from pipelines.cli.main import run
 from pipelines.settings import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import ValidationReport
-from pipelines.validate import validate_and_route
+from pipelines.batches.route import validate_and_route
 from registry.errors import NotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,8 +261,8 @@ def test_a_directory_is_an_error_and_stays_untouched(tmp_path):
 
 
 def test_a_batch_noisier_than_the_policy_allows_is_quarantined_with_its_review_file(tmp_path, monkeypatch):
-    from pipelines import noise_audit
-    from pipelines.noise_audit import SuspectedMislabel
+    from pipelines.batches import noise_audit
+    from pipelines.batches.noise_audit import SuspectedMislabel
     from pipelines.records import NoiseAudit
 
     suspect = SuspectedMislabel(id="3", text="customer message number 2 about card lost", given_label="card_lost",
@@ -298,14 +298,14 @@ def test_validate_names_a_folder_given_as_batch_before_asking_for_the_store(tmp_
 def test_two_accepted_batches_of_one_name_in_the_same_second_get_their_own_reports(tmp_path, monkeypatch):
     from datetime import datetime, timezone
 
-    from pipelines import validate
+    from pipelines.batches import route
 
     class Frozen(datetime):
         @classmethod
         def now(cls, tz=None):
             return datetime(2026, 11, 29, 8, 0, 0, tzinfo=timezone.utc)
 
-    monkeypatch.setattr(validate, "datetime", Frozen)
+    monkeypatch.setattr(route, "datetime", Frozen)
     first, _, _ = _route(tmp_path / "a", "batch.csv", _csv(_rows()), data_dir=tmp_path / "data")
     second, _, _ = _route(tmp_path / "b", "batch.csv", _csv(_rows(11)), data_dir=tmp_path / "data")
     assert first.accepted and second.accepted
@@ -326,14 +326,14 @@ def test_a_very_long_batch_name_gets_a_short_recognisable_folder_with_its_report
 
 
 def test_long_batch_names_that_start_alike_get_different_folders():
-    from pipelines.batch_folder import short_name
+    from pipelines.batches.folders import short_name
 
     assert short_name("x" * 200 + "a.csv") != short_name("x" * 200 + "b.csv")
     assert short_name("b.csv") == "b.csv"
 
 
 def test_an_unreadable_holdout_is_named_as_the_holdout_and_the_batch_stays(tmp_path):
-    from pipelines.batch_io import BinaryFileError
+    from pipelines.batches.read import BinaryFileError
 
     holdout = tmp_path / "holdout.csv"
     holdout.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)  # a gzip file named .csv
@@ -346,7 +346,7 @@ JAPANESE = REPO / "data" / "sample_ja" / "train.csv"
 
 
 def test_a_cp932_holdout_is_told_to_be_converted_not_to_pass_an_encoding_that_names_the_batch(tmp_path):
-    from pipelines.batch_io import EncodingError
+    from pipelines.batches.read import EncodingError
 
     holdout = tmp_path / "holdout.csv"
     holdout.write_bytes(JAPANESE.read_text(encoding="utf-8").encode("cp932"))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import data_version
-from pipelines.data_version import REMOTE, configure_remote, dvc_md5, find_dvc_root, track
+from pipelines.batches import data_version
+from pipelines.batches.data_version import REMOTE, configure_remote, dvc_md5, find_dvc_root, track
 from registry.errors import ConfigError, RefusedError, StoreError
 from registry.settings import StoreSettings
 
@@ -112,7 +112,7 @@ def test_a_push_to_an_unreachable_store_is_a_store_error_and_the_batch_stays_tra
 def test_an_accepted_batch_whose_push_fails_still_gets_its_report(project):
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
 
     path = project / "data" / "b.csv"
     rows = [f"message {i} about {label}" for label in ("cards", "refunds") for i in range(10)]
@@ -135,7 +135,7 @@ def _accepted_batch(path: Path) -> Path:
 def _route_fails(path: Path, project: Path, error: type, match: str) -> str:
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
 
     with pytest.raises(error, match=match) as raised:
         validate_and_route(path, load_policy(), data_dir=project / "data", store=STORE)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.batch_io import UnsupportedFormatError
+from pipelines.batches.read import UnsupportedFormatError
 from pipelines.policy import load_policy
-from pipelines.validate import validate_and_route
+from pipelines.batches.route import validate_and_route
 
 REPO = Path(__file__).resolve().parents[2]
 

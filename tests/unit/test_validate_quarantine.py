@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipelines import quarantine
-from pipelines.batch_folder import fresh_folder
-from pipelines.quarantine import QuarantineError, move_into
+from pipelines.batches import quarantine
+from pipelines.batches.folders import fresh_folder
+from pipelines.batches.quarantine import QuarantineError, move_into
 from registry.errors import AlreadyExistsError, IntegrityError
 
 NOW = datetime(2026, 11, 27, 23, 0, 0, tzinfo=timezone.utc)
@@ -100,7 +100,7 @@ def immutable(tmp_path):
 def test_a_rejected_batch_in_an_immutable_folder_stays_with_its_report_and_the_error_names_both(tmp_path, immutable):
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
 
     batch = _batch(tmp_path)
     immutable(batch.parent)
@@ -132,7 +132,7 @@ def test_a_cross_filesystem_copy_whose_original_cannot_be_removed_is_taken_back(
 def test_a_run_stopped_as_it_moves_a_rejected_batch_has_already_written_why(tmp_path, monkeypatch):
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
 
     def killed(batch, folder):  # as far as a kill -9 at this point lets anything go
         raise SystemExit(137)
@@ -153,7 +153,7 @@ def test_a_rejected_batch_reached_through_a_symbolic_link_is_copied_and_the_link
     rename the user's link (or leave a dangling one), so the batch's content is copied."""
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.validate import validate_and_route
+    from pipelines.batches.route import validate_and_route
 
     target = _batch(tmp_path) if link_in == "Downloads" else tmp_path / "elsewhere" / "b.csv"
     if link_in != "Downloads":

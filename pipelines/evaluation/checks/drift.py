@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.checks.report import finish
+from pipelines.evaluation.checks.report import finish
 from pipelines.policy import DriftPolicy
 from pipelines.records import CheckResult, LabeledBatch, Threshold
 from registry.errors import TailorError
@@ -85,7 +85,7 @@ def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Pat
     from sklearn.decomposition import PCA
 
     from pipelines.encoder import embed, load_tokenizer
-    from pipelines.tokenizer_coverage import per_text
+    from pipelines.batches.tokenizer_coverage import per_text
 
     tokenizer = load_tokenizer(base_model_dir)
     ref_emb = embed(reference.texts, base_model_dir)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.inert_text import markdown_text as md
-from pipelines.noise_audit import SuspectedMislabel, write_review
+from pipelines.batches.inert_text import markdown_text as md
+from pipelines.batches.noise_audit import SuspectedMislabel, write_review
 from pipelines.records import ValidationReport
 
 REPORT_JSON = "validation.json"

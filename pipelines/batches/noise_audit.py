@@ -232,7 +232,7 @@ def write_review(suspects: list[SuspectedMislabel], path: Path) -> Path:
     UTF-8 with a byte-order mark: without one, Japanese Excel opens a CSV as CP932 and shows the
     Japanese text as garbage.
     """
-    from pipelines.inert_text import spreadsheet_cell
+    from pipelines.batches.inert_text import spreadsheet_cell
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines import gate
-from pipelines.batch_io import read_batch
-from pipelines.checks import load
-from pipelines.checks.suite import GATE_DECISION_FILE, REFERENCE_FILE
+from pipelines.evaluation import gate
+from pipelines.batches.read import read_batch
+from pipelines.evaluation.checks import load
+from pipelines.evaluation.checks.suite import GATE_DECISION_FILE, REFERENCE_FILE
 from pipelines.policy import Policy
 from pipelines.records import GateDecision
 from registry.errors import RefusedError

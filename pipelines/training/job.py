@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.cpu_share import run_in_share
+from pipelines.training.cpu_share import run_in_share
 from pipelines.records import TrainResult
 from pipelines.settings import Settings
-from pipelines.train import TRAIN_RESULT_FILE
+from pipelines.training.publish import TRAIN_RESULT_FILE
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,10 @@ def train_in_background(setup: TrainSetup, batch: Path, out_dir: Path, data_vers
 
 def _train(setup: TrainSetup, batch: Path, out_dir: Path, data_version: str | None, device: str,
            encoding: str | None) -> None:  # fmt: skip
-    from pipelines.batch_io import read_batch
+    from pipelines.batches.read import read_batch
     from pipelines.model import load_base
-    from pipelines.train import Pricing, train
-    from pipelines.train_params import load_params
+    from pipelines.training.recipe import Pricing, train
+    from pipelines.training.params import load_params
 
     base = load_base(setup.base_model_dir, device=device, model_id=setup.base_model_id, cache_dir=setup.cache_dir)
     rate = setup.cost_per_hour_gpu if base.device == "cuda" else setup.cost_per_hour_cpu

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines.encoder import bad_utf8_byte, unpaired_surrogate
 from pipelines.records import LabeledBatch
-from pipelines.text_encoding import codec_name, guess_japanese
+from pipelines.batches.text_encoding import codec_name, guess_japanese
 from registry.errors import NotFoundError, RefusedError, first_line
 
 REQUIRED_COLUMNS = ("text", "label")

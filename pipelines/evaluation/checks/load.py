@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipelines.checks.report import finish
+from pipelines.evaluation.checks.report import finish
 from pipelines.policy import LoadPolicy
 from pipelines.records import CheckResult, Threshold
 from registry.errors import TailorError
@@ -38,7 +38,7 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     with tempfile.TemporaryDirectory(prefix="tailor-load-") as tmp:
         texts_file = Path(tmp) / "texts.json"
         texts_file.write_text(json.dumps(texts))
-        cmd = [sys.executable, "-m", "pipelines.checks.serving_probe", str(adapter_dir), str(base_model_dir),
+        cmd = [sys.executable, "-m", "pipelines.evaluation.checks.serving_probe", str(adapter_dir), str(base_model_dir),
                str(texts_file)]  # fmt: skip
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipelines.model import LoadedBase, MeanPoolClassifier
 from pipelines.records import LabeledBatch
-from pipelines.train_params import TrainParams
+from pipelines.training.params import TrainParams
 
 BASELINES = ("probe", "lexical")
 LEXICAL_C = 10.0

@@ -12,10 +12,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines import gate
-from pipelines.batch_io import read_batch
-from pipelines.baselines import predict_baselines
-from pipelines.checks import bias, cost, drift, load, quality
+from pipelines.evaluation import gate
+from pipelines.batches.read import read_batch
+from pipelines.evaluation.baselines import predict_baselines
+from pipelines.evaluation.checks import bias, cost, drift, load, quality
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
 from registry.fingerprint import file_sha256

@@ -16,7 +16,7 @@ probe's 0.809 / 0.848; 30 steps: 0.810 / 0.887). Whether fine-tuning helps depen
 on a setting: so it is measured on the batch.
 
 Pure parts (fold plan, choice) live here; the training loop that fills the estimates is in
-``pipelines.train``.
+``pipelines.training.recipe``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from pipelines.metrics import quality_metrics
 from pipelines.records import Selection
-from pipelines.train_params import TrainParams
+from pipelines.training.params import TrainParams
 
 Recipe = Literal["lora", "probe"]
 

@@ -2,7 +2,7 @@
 
 It imports only what serving imports (``pipelines.model``), loads the base model and the adapter,
 answers requests, and prints one JSON object with what it measured. Run as
-``python -m pipelines.checks.serving_probe ADAPTER_DIR BASE_MODEL_DIR TEXTS_JSON``.
+``python -m pipelines.evaluation.checks.serving_probe ADAPTER_DIR BASE_MODEL_DIR TEXTS_JSON``.
 
 The candidate is timed against the bare base model (encoder, mean pooling and a head, no adapter) in
 the same process, calls interleaved: whatever else the machine is doing slows both alike, so their

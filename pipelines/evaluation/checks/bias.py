@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipelines.metrics import quality_metrics
 from pipelines.policy import BiasPolicy
-from pipelines.checks.report import finish
+from pipelines.evaluation.checks.report import finish
 from pipelines.records import CheckResult, LabeledBatch, Threshold, listed
 
 NAME = "bias"

@@ -14,9 +14,9 @@ import numpy as np
 
 from pipelines.metrics import quality_metrics
 from pipelines.policy import QualityPolicy
-from pipelines.checks.report import finish
+from pipelines.evaluation.checks.report import finish
 from pipelines.records import CheckResult, LabeledBatch, Threshold, listed
-from pipelines.validate import normalise_text
+from pipelines.batches.rules import normalise_text
 
 NAME = "quality"
 
@@ -36,7 +36,7 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
             among them are counted and judged against ``max_holdout_trained_share``.
         production_pred: production's predictions on the same rows, or None when nothing holds production.
         production: how production is named in the report (``name:version``).
-        baseline_pred: each baseline's predictions on the same rows (``pipelines.baselines``), fitted on
+        baseline_pred: each baseline's predictions on the same rows (``pipelines.evaluation.baselines``), fitted on
             the candidate's own training rows; the candidate fails when one beats it beyond the interval.
         out_dir: the adapter folder; ``reports/quality.json`` is written there when given.
         seed: bootstrap seed (the interval is reproducible).

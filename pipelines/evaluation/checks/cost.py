@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.checks.report import finish
+from pipelines.evaluation.checks.report import finish
 from pipelines.policy import CostPolicy
 from pipelines.records import CheckResult, Threshold, TrainResult
 from registry.errors import NotFoundError

@@ -1,0 +1,213 @@
+"""What a training step optimises and how: noise weights, the probe head, the loss, the step order,
+micro-batches, and the LoRA fit itself."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from pipelines.batches.noise_audit import out_of_sample_proba
+from pipelines.model import HEAD_MODULE, MeanPoolClassifier
+from pipelines.training.cache import ENCODE_BATCH, EncodedData, pad_batch
+from pipelines.training.params import TrainParams
+from registry.errors import RefusedError
+
+ABSENT_CLASS_LOGIT = -1e4
+
+
+MICRO_BATCH = 8
+
+
+def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int) -> np.ndarray:
+    """Each example's training weight: 1, or less (0 = dropped) where cleanlab flags its label as probably wrong.
+
+    ``noise_action`` drop: flagged rows get 0, but a class is never pruned below ``min_per_class``
+    (with so few examples a dropped class would be worse than a noisy one). weight: a flagged row
+    keeps p^``noise_weight_power``, p being the out-of-sample probability of its own label.
+    """
+    weights = np.ones(len(y))
+    if params.noise_filter == "none":
+        return weights
+    from cleanlab.filter import find_label_issues
+
+    proba = out_of_sample_proba(embeddings, y, num_labels, seed=seed)
+    # n_jobs=1: cleanlab's worker pool costs more than it saves on small batches, and its workers,
+    # forked inside a Prefect task, die with a TerminationSignal traceback when the pool is closed.
+    issues = find_label_issues(y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class,
+                               n_jobs=1)  # fmt: skip
+    # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
+    # 8-16 per class is worth more than the little noise removed. "auto" acts only when the
+    # flagged share says the batch is really noisy.
+    if params.noise_filter == "auto" and issues.mean() < params.noise_auto_fraction:
+        return weights
+    if params.noise_action == "weight":
+        weights[issues] = proba[issues, y[issues]] ** params.noise_weight_power
+        return weights
+    weights[issues] = 0.0
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        if (weights[members] > 0).sum() < params.min_per_class:
+            weights[members] = 1.0
+    return weights
+
+
+def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C: float, seed: int,
+                sample_weight: np.ndarray | None = None) -> None:  # fmt: skip
+    """Head = a logistic-regression probe fit on the frozen embeddings ("linear probe, then fine-tune").
+
+    The model then starts exactly where a frozen probe ends, so LoRA spends its steps on features
+    the probe cannot reach instead of on fitting the head, and the head's first gradients do not
+    distort the pretrained features (Kumar et al., 2022).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    # balanced: after noise filtering the classes are uneven, and an unweighted probe starves the small ones.
+    clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=seed)
+    clf.fit(embeddings, y, sample_weight=sample_weight)
+    fitted_w, fitted_b = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2:  # sklearn keeps one logit z for two classes; softmax([-z/2, z/2]) = sigmoid(z)
+        fitted_w, fitted_b = np.concatenate([-fitted_w / 2, fitted_w / 2]), np.concatenate([-fitted_b / 2, fitted_b / 2])
+    # A class absent from these rows (a selection fold, or the rows the step budget caches) gets a logit
+    # no row reaches, so the head keeps one output per label and predicts only the classes it saw.
+    weight = np.zeros((head.out_features, fitted_w.shape[1]))
+    bias = np.full(head.out_features, ABSENT_CLASS_LOGIT)
+    weight[clf.classes_], bias[clf.classes_] = fitted_w, fitted_b
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight).to(head.weight))
+        head.bias.copy_(torch.from_numpy(bias).to(head.bias))
+
+
+def lr_lambda(steps: int, warmup_fraction: float):
+    """Linear warm-up then linear decay to zero: a short warm-up keeps the high LR from wrecking the
+    head initialisation in the first steps; decaying to zero lets the last steps settle."""
+    warmup = max(1, int(steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+
+    return factor
+
+
+def generalized_cross_entropy(logits: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
+    """(1 - p_y^q) / q (Zhang & Sabuncu, 2018): the gradient of each example is scaled by p_y^q, so
+    examples the model finds implausible (mostly the wrong labels) pull far less than under
+    cross-entropy, whose gradient grows as p_y shrinks. One loss per example."""
+    p_y = torch.softmax(logits, dim=-1).gather(1, target.unsqueeze(1)).squeeze(1)
+    return (1 - p_y.clamp(min=1e-7) ** q) / q
+
+
+def loss_function(params: TrainParams):
+    """``(logits, target) -> one loss per example``, so callers can weight examples and split batches."""
+    if params.loss == "gce":
+        return lambda logits, target: generalized_cross_entropy(logits, target, params.gce_q)
+    return torch.nn.CrossEntropyLoss(reduction="none")
+
+
+def batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """Index batches for ``steps`` steps: reshuffled each epoch, the last partial batch filled from the next."""
+    flat: list[int] = []
+    while len(flat) < steps * batch_size:
+        flat.extend(torch.randperm(n, generator=generator).tolist())
+    return [flat[s * batch_size:(s + 1) * batch_size] for s in range(steps)]
+
+
+def micro_batches(idx: list[int], lengths: list[int], size: int = MICRO_BATCH) -> list[list[int]]:
+    """One optimiser batch cut into length-sorted parts of ``size``."""
+    ordered = sorted(idx, key=lambda i: lengths[i])
+    return [ordered[s:s + size] for s in range(0, len(ordered), size)]
+
+
+def backward_in_parts(idx: list[int], lengths: list[int], forward, loss_fn, target: torch.Tensor,
+                      weight: torch.Tensor) -> float:  # fmt: skip
+    """Accumulate the gradient of batch ``idx``'s weighted mean loss, running it in length-sorted parts.
+
+    A random batch of short support messages pads to its longest text, so most of each matrix
+    product would be padding. Losses are per example and mean pooling ignores padding, so the
+    parts' weighted loss sums, divided by the batch size, give the whole batch's gradient (up to
+    rounding) for about half the arithmetic (bench/train.py, both LoRA and full fine-tuning).
+    ``forward(part) -> logits``; returns the batch loss.
+    """
+    total = 0.0
+    for part in micro_batches(idx, lengths):
+        loss = (loss_fn(forward(part), target[part]) * weight[part]).sum() / len(idx)
+        loss.backward()
+        total += loss.item()
+    return total
+
+
+def _diverged(what: str, params: TrainParams) -> RefusedError:
+    return RefusedError(f"training diverged: {what}; lower lr ({params.lr}) or head_lr ({params.head_lr}); "
+                        "nothing was written")
+
+
+def trainable_parts(peft_model) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """(LoRA weights, head weights) of a PEFT-wrapped classifier."""
+    trainable = [(n, p) for n, p in peft_model.named_parameters() if p.requires_grad]
+    return [p for n, p in trainable if HEAD_MODULE not in n], [p for n, p in trainable if HEAD_MODULE in n]
+
+
+def fit_lora(model: MeanPoolClassifier, params: TrainParams, make_config: Callable, start: int, data: EncodedData,
+             rows: np.ndarray, y_all: np.ndarray, weights: np.ndarray, steps: int, generator: torch.Generator,
+             bar=None):  # fmt: skip
+    """Wrap ``model`` (its head already the probe) in LoRA and run ``steps`` steps on the cached states of
+    ``rows``; returns the PEFT model and the last batch loss (None with no steps). ``make_config`` makes
+    a fresh LoraConfig for each wrap, since peft writes into the one it is given.
+
+    Raises:
+        RefusedError: the loss or the weights stop being finite.
+    """
+    from peft import get_peft_model
+
+    device = next(model.parameters()).device
+    y = torch.from_numpy(y_all[rows]).to(device)
+    # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
+    row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(device)
+    peft_model = get_peft_model(model, make_config())
+    inner = peft_model.base_model.model
+    lora_params, head_params = trainable_parts(peft_model)
+    optimiser = torch.optim.AdamW([{"params": lora_params, "lr": params.lr},
+                                   {"params": head_params, "lr": params.head_lr}],
+                                  weight_decay=params.weight_decay)  # fmt: skip
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
+    loss_fn = loss_function(params)
+    peft_model.train()
+    if bar is not None:
+        bar.set_postfix_str("training")
+    lengths = [data.hidden[r].shape[0] for r in rows]
+
+    def forward(part: list[int]) -> torch.Tensor:
+        hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
+        return inner.classifier(inner.embed_from(hidden, mask, start))
+
+    loss = None
+    # A batch larger than the data would fill each step with the same rows many times over.
+    for idx in batch_order(len(rows), steps, min(params.batch_size, len(rows)), generator):
+        optimiser.zero_grad(set_to_none=True)
+        loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
+        if not math.isfinite(loss):
+            raise _diverged(f"the training loss became {loss}", params)
+        optimiser.step()
+        schedule.step()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+    if not all(torch.isfinite(p).all() for p in lora_params + head_params):
+        raise _diverged("the adapter's weights are not finite", params)
+    peft_model.eval()
+    return peft_model, loss
+
+
+def predict_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
+    """Class index the model predicts for each of ``rows``, from their cached states."""
+    inner = peft_model.base_model.model
+    out = []
+    with torch.inference_mode():
+        for begin in range(0, len(rows), ENCODE_BATCH):
+            hidden, mask = pad_batch([data.hidden[r] for r in rows[begin:begin + ENCODE_BATCH]])
+            out.append(inner.classifier(inner.embed_from(hidden, mask, start)).argmax(-1).cpu().numpy())
+    return np.concatenate(out)

@@ -1,0 +1,265 @@
+"""LoRA fine-tuning that wins on small, noisy data, and is cheap: LabeledBatch → adapter folder + TrainResult.
+
+What makes it win (measured in bench/train.py on Banking77, 8–64 examples per class):
+- A head on MEAN-POOLED, normalised embeddings that starts as a fitted logistic-regression probe
+  on the frozen embeddings ("linear probe, then fine-tune"): training starts where a frozen probe
+  ends, and the first gradients reach LoRA through a head that is already right instead of a
+  random one that would distort the pretrained features. BERT's [CLS]+pooler head starts from
+  random and needs far more data.
+- A high learning rate (5e-3 for LoRA, ~10× peft examples) and a budget in optimiser STEPS with a floor:
+  with 8 examples per class an epoch is a few dozen steps and LoRA at 5e-4 barely moves.
+- LoRA on the upper blocks only (``lora_layers``), all their linear layers: the lower blocks stay
+  frozen, so their output is computed ONCE per example and cached; each step then runs and
+  back-propagates through the upper blocks only. That is where the saving against full
+  fine-tuning comes from, and adapting fewer layers also memorises fewer wrong labels.
+- Label noise, twice: confident learning (cleanlab) on out-of-sample probabilities of a logistic
+  regression over the frozen embeddings (from the same single pass as the cache) flags the rows
+  whose label is most likely wrong and weights them down by how implausible their label is, in the
+  head's probe and in the loss. Down-weighting, not dropping: the rows a filter keeps are the easy
+  ones, and the hard-but-right rows it would drop are the ones a few-shot model learns most from.
+  Generalized cross-entropy then keeps the wrong labels from being memorised (cross-entropy pulls
+  hardest on exactly those).
+- Kept only where it helps: out-of-fold runs on the batch compare the probe with the fine-tuned
+  model, and when fine-tuning does not clearly lead, the adapter is the probe with no LoRA delta
+  (pipelines/train_select.py says why a small batch can end below its probe).
+
+The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
+:func:`pipelines.model.load_classifier`, which runs the full forward pass.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+
+from pipelines.training.cost_meter import CostMeter
+from pipelines.encoder_family import family_of, upper_blocks
+from pipelines.model import ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
+from pipelines.records import LabeledBatch, Selection, TrainResult, listed
+from pipelines.training.params import MAX_SEED, TrainParams
+from pipelines.training.select import choose, default_recipe, plan_folds
+from registry.errors import AlreadyExistsError, RefusedError, first_line
+from pipelines.training.cache import EncodedData, encode_frozen, rows_to_cache
+from pipelines.training.objective import fit_lora, trainable_parts, logreg_head, noise_weights, predict_cached
+from pipelines.training.publish import (REFERENCE_FILE, TRAIN_RESULT_FILE, current_umask, prepare_output, publish,
+                                        sha256_file, write_reference)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pricing:
+    cost_per_hour: float
+    currency: str
+
+
+def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
+    """The sorted label set, after refusing data that cannot train a classifier.
+
+    Raises:
+        RefusedError: a row with an empty text or label, a label with spaces around it, fewer than two
+            classes, or a class below ``min_per_class`` examples.
+    """
+    # An empty text trains the model on [CLS][SEP] alone and an empty label becomes a class named
+    # ''; `tailor validate` quarantines such batches, and training them directly must not slip past.
+    blank = batch.blank_rows()
+    if blank:
+        raise RefusedError(f"{batch.source}: {len(blank)} row(s) have an empty text or label (ids {batch.named(blank)}); "
+                           "remove them, or run `tailor validate`, which quarantines such a batch")  # fmt: skip
+    # 'card_lost ' would train as a class of its own beside 'card_lost', and serve under that name.
+    padded = sorted({label for label in batch.labels if label != label.strip()})
+    if padded:
+        raise RefusedError(f"{batch.source}: label(s) with spaces around them would train as classes of their own: "
+                           f"{listed(list(map(repr, padded)))}; fix the file, or run `tailor validate`, which names "
+                           "each row")  # fmt: skip
+    counts = Counter(batch.labels)
+    if len(counts) < 2:
+        only = next(iter(counts), "none")
+        raise RefusedError(f"{batch.source}: a classifier needs at least 2 classes; this batch has one ({only!r})"
+                           if counts else f"{batch.source}: the batch is empty")  # fmt: skip
+    small = sorted((label, n) for label, n in counts.items() if n < params.min_per_class)
+    if small:
+        counted = ", ".join(f"{label!r} has {n}" for label, n in small[:10])
+        raise RefusedError(f"{batch.source}: too few examples: every class needs at least {params.min_per_class} "
+                           f"(min_per_class); {counted}")  # fmt: skip
+    return sorted(counts)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+def select_recipe(base: LoadedBase, num_labels: int, make_config: Callable, start: int, data: EncodedData, rows: np.ndarray,
+                  y_all: np.ndarray, weights: np.ndarray, params: TrainParams, final_steps: int, seed: int,
+                  bar=None) -> Selection:  # fmt: skip
+    """Probe or fine-tuned, from out-of-fold runs of both recipes on ``rows`` (see ``pipelines.training.select``).
+
+    Each fold fits the probe on its training rows, scores it on the held-out ones, then fine-tunes
+    from that probe with the recipe's own step budget and scores again: the same rows, paired.
+    """
+    if params.select != "auto":
+        return Selection(kept=params.select, reason=f"select: {params.select} in the train parameters", estimates={})
+    default = default_recipe(len(rows), num_labels, params)
+    plan = plan_folds(y_all[rows], params, final_steps, seed)
+    if not plan.folds:
+        return Selection(kept=default, default=default, estimates={}, folds_planned=plan.planned, fold_steps=plan.steps,
+                         reason=f"no out-of-fold estimate ({plan.skipped}): the default for a batch of "
+                                f"{len(rows)} rows is kept")  # fmt: skip
+    if bar is not None:
+        bar.total += plan.steps * len(plan.folds)
+    held, predictions = [], {"probe": [], "lora": []}
+    for number, (train_pos, held_pos) in enumerate(plan.folds):
+        fold_rows, held_rows = rows[train_pos], rows[held_pos]
+        model = MeanPoolClassifier(base.shared_copy(), num_labels).to(torch.device(base.device))
+        logreg_head(model.classifier, data.embeddings[fold_rows], y_all[fold_rows], params.head_C, seed,
+                    sample_weight=weights[fold_rows])  # fmt: skip
+        with torch.no_grad():
+            logits = model.classifier(torch.from_numpy(data.embeddings[held_rows]).to(model.classifier.weight))
+        predictions["probe"].append(logits.argmax(-1).cpu().numpy())
+        generator = seed_everything(seed + number + 1)
+        peft_model, _ = fit_lora(model, params, make_config, start, data, fold_rows, y_all, weights, plan.steps,
+                                 generator, bar)  # fmt: skip
+        predictions["lora"].append(predict_cached(peft_model, data, held_rows, start))
+        held.append(y_all[held_rows])
+    selection = choose(np.concatenate(held), {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z,
+                       default)  # fmt: skip
+    return selection.model_copy(update={"folds": len(plan.folds), "folds_planned": plan.planned,
+                                        "fold_steps": plan.steps})  # fmt: skip
+
+
+def lora_config(params: TrainParams, targets: list[str], blocks: range, layers_pattern: str):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=params.lora_r,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=targets,
+        layers_to_transform=list(blocks),
+        layers_pattern=layers_pattern,
+        modules_to_save=[HEAD_MODULE],
+    )
+
+
+def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: TrainParams, seed: int = 0,
+          pricing: Pricing = Pricing(0.0, "EUR"), data_version: str | None = None, force: bool = False,
+          progress: bool = False) -> TrainResult:  # fmt: skip
+    """Train a LoRA adapter on ``batch`` and write the adapter folder to ``out_dir``.
+
+    Raises:
+        RefusedError: unusable data (an empty text or label, one class, too few examples), a seed
+            out of range, an unsupported encoder, or a forced overwrite of a folder holding user files.
+        AlreadyExistsError: ``out_dir`` exists and ``force`` is off.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    if not 0 <= seed <= MAX_SEED:
+        raise RefusedError(f"seed {seed} is out of range; use 0 to {MAX_SEED}")
+    labels = check_batch(batch, params)
+    prepare_output(out_dir, force)
+    index = {label: i for i, label in enumerate(labels)}
+    y_all = np.array([index[label] for label in batch.labels])
+    seed_everything(seed)
+    meter = CostMeter(base.device)
+    with meter:
+        model = MeanPoolClassifier(base.shared_copy(), len(labels)).to(torch.device(base.device))
+        family = family_of(model.encoder)
+        num_layers = len(model.layers())
+        adapted = params.lora_layers or upper_blocks(num_layers)
+        if not 1 <= adapted <= num_layers:
+            raise RefusedError(f"lora_layers={adapted} but the base model has {num_layers} blocks")
+        start = num_layers - adapted
+        known = {name.rsplit(".", 1)[-1] for name, _ in model.layers()[start].named_modules() if name}
+        targets = list(params.lora_targets or [t for t in family.lora_targets if t in known])
+        unknown = sorted(set(targets) - known)
+        if unknown:  # peft says so only after every text was encoded, as a traceback
+            raise RefusedError(f"lora_targets {unknown} name no module of the adapted blocks; they have: "
+                               f"{', '.join(sorted(known))}")  # fmt: skip
+        bar = tqdm(total=len(batch) + params.steps_for(len(batch)), desc="train", unit="step", disable=not progress, leave=False)
+        bar.set_postfix_str("encoding")
+        cached = rows_to_cache(len(batch), params, seed)
+        data = encode_frozen(model, base, batch.texts, start, params.max_length, cached, progress=bar)
+        weights = noise_weights(data.embeddings, y_all, len(labels), params, seed)
+        kept = np.flatnonzero(weights > 0)
+        rows = kept[cached[kept]]
+        if not len(rows):
+            raise RefusedError(f"the label-noise filter dropped all {int(cached.sum())} rows the step budget can visit "
+                               f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it")
+        steps = params.steps_for(len(rows))
+        make_config = partial(lora_config, params, targets, range(start, num_layers), family.layers_pattern)
+        selection = select_recipe(base, len(labels), make_config, start, data, rows, y_all, weights, params, steps, seed, bar)
+        # Fold runs draw from the global RNG (LoRA's initialisation): the final run starts from the seed
+        # again, so it is the same whatever the folds did.
+        generator = seed_everything(seed)
+        if selection.kept == "probe":
+            steps = 0
+        logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
+        bar.total = bar.n + steps
+        # With no steps the adapter is the probe: LoRA's B starts at zero, so its delta is exactly none,
+        # and the folder is a plain PEFT adapter like any other.
+        peft_model, loss = fit_lora(model, params, make_config, start, data, rows, y_all, weights, steps, generator, bar)
+        bar.close()
+        lora_params, head_params = trainable_parts(peft_model)
+        peft_model.eval()
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        umask = current_umask()
+        staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would keep a serving account of another user out
+        try:
+            try:
+                peft_model.save_pretrained(str(staging), safe_serialization=True)
+            except SafetensorError as err:  # safetensors reports a failed write (a full disk) in its own type
+                raise OSError(errno.EIO, first_line(err), str(out_dir)) from None
+            fp = base.fingerprint
+            AdapterMeta(base_model_id=fp.model_id, base_model_weights_sha256=fp.weights_sha256,
+                        base_model_tokenizer_sha256=fp.tokenizer_sha256, labels=labels,
+                        max_length=params.max_length).write(staging)  # fmt: skip
+            write_reference(staging / REFERENCE_FILE, batch, rows)
+            for written in staging.rglob("*"):  # safetensors writes its files 0600, whatever the umask
+                written.chmod((0o777 if written.is_dir() else 0o666) & ~umask)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    trainable = sum(p.numel() for p in lora_params + head_params)
+    adapter_bytes = (staging / ADAPTER_WEIGHTS_FILE).stat().st_size
+    result = TrainResult(
+        adapter_dir=str(out_dir),
+        base_model_id=fp.model_id,
+        base_model_sha256=fp.weights_sha256,
+        labels=labels,
+        # The values used, not the None that asked for the family's defaults: a rerun must not depend on them.
+        params=params.model_dump(mode="json") | {"steps": steps, "lora_layers": adapted, "lora_targets": targets},
+        seed=seed,
+        device=base.device,
+        train_examples=len(rows),
+        dropped_examples=len(batch) - len(kept),
+        uncached_examples=len(kept) - len(rows),
+        downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
+        data_version=data_version,
+        encoding=batch.encoding,
+        metrics={} if loss is None else {"final_train_loss": round(loss, 6)},
+        selection=selection,
+        cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
+                          cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
+        adapter_sha256=sha256_file(staging / ADAPTER_WEIGHTS_FILE),
+    )
+    try:
+        result.write_json(staging / TRAIN_RESULT_FILE)
+        publish(staging, out_dir, force)
+    except AlreadyExistsError:
+        raise  # the finished adapter stays in staging, named in the message
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
