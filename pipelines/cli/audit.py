@@ -73,3 +73,7 @@ def at(
     record = {"name": name, "alias": alias, "time": when, "version": version, "event": event}
     text = f"{alias} of {name} at {when}: {version or 'unset'}" + (f" (since event {event.key_name})" if event else "")
     emit(record, as_json=as_json, text=text)
+
+
+def attach(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="audit")

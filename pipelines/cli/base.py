@@ -59,3 +59,7 @@ def list_(as_json: bool = JSON) -> None:
     lines = [f"{m.name}  {m.model_id}  {','.join(m.languages) or '-'}  {m.license or '-'}  "
              f"weights {m.fingerprint.weights_sha256[:12]}  {m.created_by} {m.created_at}" for m in bases]
     emit(bases, as_json=as_json, text="\n".join(lines) or "no base models registered (`tailor base add DIR --name NAME`)")
+
+
+def attach(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="base")

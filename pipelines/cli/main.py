@@ -32,21 +32,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(store.app, name="store")
+store.attach(app)
 validate_cli.attach(app)
 train_cli.attach(app)
 evaluate_cli.attach(app)
 judge_load_cli.attach(app)
-app.add_typer(prefect.app, name="prefect")
+prefect.attach(app)
 retrain.attach(app)
 gate.attach(app)
 schedule.attach(app)
 serve_cli.attach(app)
 versions.attach(app)
 report.attach(app)
-app.add_typer(audit.app, name="audit")
-app.add_typer(user.app, name="user")
-app.add_typer(base.app, name="base")
+audit.attach(app)
+user.attach(app)
+base.attach(app)
 
 
 @app.callback()

@@ -45,3 +45,7 @@ def status(as_json: bool = JSON) -> None:
     emit(current, as_json=as_json)
     if not current.healthy:
         raise typer.Exit(1)
+
+
+def attach(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="prefect")

@@ -65,3 +65,7 @@ def check(as_json: bool = JSON) -> None:
     emit(result, as_json=as_json, text="\n".join(lines))
     if result.problems:
         raise typer.Exit(1)
+
+
+def attach(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="store")

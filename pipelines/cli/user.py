@@ -287,3 +287,7 @@ def list_people(as_json: bool = JSON) -> None:
     rows = people(ring)
     emit(rows, as_json=as_json, text="\n".join(
         f"{r.name:<16} {r.role:<9} {r.kind:<8} key {r.key_id}  {r.status}" for r in rows))
+
+
+def attach(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="user")
