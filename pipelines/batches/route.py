@@ -89,6 +89,8 @@ def validate_and_route(
     from pipelines.batches.quarantine import copy_into, move_into
     from pipelines.batches.report import REVIEW_CSV, write_reports
 
+    if track and store is None:  # before any work: a caller's mistake, not the batch's
+        raise ValueError("validate_and_route: track=True needs the DVC remote's store settings (store=)")
     path = Path(path)
     if labels_file is not None:
         labels = load_labels(labels_file)
@@ -127,8 +129,6 @@ def validate_and_route(
     if not track:
         update = {"data_version": dvc_md5(path), "notes": [*report.notes, "not tracked by DVC (--no-track); data version is the md5"]}
         return write_reports(report.model_copy(update=update), suspects, folder)
-    if store is None:
-        raise ValueError("validate_and_route: track=True needs the DVC remote's store settings")
     try:
         tracked = dvc_track(path, store, project=Path(data_dir))
     except TailorError as err:

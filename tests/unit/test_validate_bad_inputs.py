@@ -395,3 +395,13 @@ def test_an_unknown_encoding_name_is_a_config_error_and_nothing_moves(tmp_path):
     with pytest.raises(ConfigError, match="'base64' is not a text encoding"):
         _route(tmp_path, "fine.csv", _csv(_rows()), encoding="base64")
     assert (tmp_path / "data" / "incoming" / "fine.csv").is_file()
+
+
+def test_tracking_without_the_dvc_remote_store_is_refused_before_the_batch_is_read_or_moved(tmp_path):
+    # No settings are looked up behind the caller's back: tracking needs the store handed in.
+    batch = tmp_path / "incoming" / "batch.csv"
+    batch.parent.mkdir()
+    batch.write_bytes(_csv(_rows()))
+    with pytest.raises(ValueError, match="store settings"):
+        validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", incoming=batch.parent)
+    assert batch.is_file() and not (tmp_path / "data").exists()
