@@ -86,7 +86,8 @@ def main() -> None:
     from pipelines.config import store_env
     from registry.embedded import admin_settings
     from registry.fingerprint import base_model_fingerprint
-    from registry.registry import Registry, RegistryRules
+    from registry.governance import RegistryRules
+    from registry.registry import Registry
     from registry.store import S3ObjectStore
 
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-registry-"))

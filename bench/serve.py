@@ -92,7 +92,8 @@ def in_process_variants(adapter_dir: Path, base) -> tuple[dict, dict]:
     import torch
     from peft import PeftModel
 
-    from pipelines.model import AdapterMeta, MeanPoolClassifier, load_classifier
+    from pipelines.model import MeanPoolClassifier, load_classifier
+    from registry.adapter_folder import AdapterMeta
 
     meta = AdapterMeta.read(adapter_dir)
     shared = {t.data_ptr() for t in base.encoder.parameters()}
@@ -207,7 +208,8 @@ def main() -> None:
     from pipelines.train import train
     from pipelines.train_params import TrainParams
     from registry import embedded
-    from registry.registry import Registry, RegistryRules
+    from registry.governance import RegistryRules
+    from registry.registry import Registry
     from registry.store import S3ObjectStore
     from bench.embedded_store import temporary_store
     from pipelines.config import store_env

@@ -24,7 +24,7 @@ from registry.embedded import EmbeddedStoreConfig, read_identities
 from registry.people import Credentials, is_credentials_file, read_credentials
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
-from registry.user_files import require_file
+from registry.files import require_file
 
 if TYPE_CHECKING:
     from pipelines.policy import Policy
@@ -312,7 +312,8 @@ class Settings(BaseSettings):
             ConfigError: no credentials for the configured role, or a malformed policy.
         """
         from registry.fingerprint import base_model_fingerprint
-        from registry.registry import Registry, RegistryRules
+        from registry.governance import RegistryRules
+        from registry.registry import Registry
         from registry.store import S3ObjectStore
 
         store_settings = self.store()

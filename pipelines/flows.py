@@ -37,11 +37,12 @@ from pipelines.config import Settings, load_settings
 from pipelines.policy import Policy
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
 from pipelines.run_folders import FINISHED, mark_finished, new_run_folder, prune_run_folders
-from registry.atomic_file import write_atomic
+from registry.files import write_atomic
 from registry.audit import AuditEvent, parse_time
 from registry.errors import ConfigError, RefusedError, StoreError, TailorError, first_line
-from registry.manifest import GateSummary, validate_name
-from registry.readable_text import escape_control
+from registry.adapter_folder import GateSummary
+from registry.manifest import validate_name
+from registry.text import escape_control
 
 
 

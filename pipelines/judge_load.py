@@ -13,11 +13,10 @@ from pathlib import Path
 from pipelines import gate
 from pipelines.batch_io import read_batch
 from pipelines.checks import load
-from pipelines.checks.suite import GATE_DECISION_FILE, REFERENCE_FILE
 from pipelines.policy import Policy
 from pipelines.records import GateDecision
 from registry.errors import RefusedError
-from registry.manifest import gate_summary
+from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE, gate_summary
 from registry.registry import Registry, latest_gate
 
 

@@ -12,7 +12,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 from pipelines import yaml_file
 from pipelines.config import validation_problems
 from registry.errors import ConfigError
-from registry.user_files import require_file
+from registry.files import require_file
 
 log = logging.getLogger(__name__)
 

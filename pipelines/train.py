@@ -49,20 +49,17 @@ from safetensors import SafetensorError
 
 from pipelines.cost_meter import CostMeter
 from pipelines.encoder_family import family_of, upper_blocks
-from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
+from pipelines.model import HEAD_MODULE, LoadedBase, MeanPoolClassifier
 from pipelines.noise_audit import out_of_sample_proba
 from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.train_params import MAX_SEED, TrainParams
 from pipelines.train_select import choose, default_recipe, plan_folds
+from registry.adapter_folder import FOLDER_ENTRIES, REFERENCE_FILE, TRAIN_RESULT_FILE, WEIGHTS_FILE, AdapterMeta
 from registry.errors import AlreadyExistsError, RefusedError, first_line
 
-REFERENCE_FILE = "reference.csv"
 ABSENT_CLASS_LOGIT = -1e4
-TRAIN_RESULT_FILE = "train_result.json"
 ENCODE_BATCH = 64
 MICRO_BATCH = 8
-ADAPTER_FILES = {ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, "adapter_config.json", REFERENCE_FILE, TRAIN_RESULT_FILE,
-                 "README.md", "gate_decision.json", "reports"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ def prepare_output(out_dir: Path, force: bool) -> None:
         if not force:
             raise AlreadyExistsError(f"output folder {out_dir} already exists; choose another --out or pass --force to "
                                      "replace it")  # fmt: skip
-        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ADAPTER_FILES)
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in FOLDER_ENTRIES)
         if foreign:
             raise RefusedError(f"--force refused: {out_dir} holds files a training run does not write "
                                f"({', '.join(foreign[:5])}); move them away or choose another --out")  # fmt: skip
@@ -570,7 +567,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
             shutil.rmtree(staging, ignore_errors=True)
             raise
     trainable = sum(p.numel() for p in lora_params + head_params)
-    adapter_bytes = (staging / ADAPTER_WEIGHTS_FILE).stat().st_size
+    adapter_bytes = (staging / WEIGHTS_FILE).stat().st_size
     result = TrainResult(
         adapter_dir=str(out_dir),
         base_model_id=fp.model_id,
@@ -590,7 +587,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         selection=selection,
         cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
-        adapter_sha256=sha256_file(staging / ADAPTER_WEIGHTS_FILE),
+        adapter_sha256=sha256_file(staging / WEIGHTS_FILE),
     )
     try:
         result.write_json(staging / TRAIN_RESULT_FILE)

@@ -11,7 +11,7 @@ from pathlib import Path
 from pipelines.config import load_settings
 from pipelines.cpu_share import run_in_share
 from pipelines.records import TrainResult
-from pipelines.train import TRAIN_RESULT_FILE
+from registry.adapter_folder import TRAIN_RESULT_FILE
 
 
 def train_in_background(batch: Path, out_dir: Path, data_version: str | None, device: str,

@@ -23,13 +23,13 @@ import yaml
 
 from pipelines import yaml_file
 from pipelines.batch_io import BatchReadError, NotAFileError, UnsupportedFormatError, megabytes, read_batch
-from pipelines.encoder import bad_utf8_byte
+from registry.text import bad_utf8_byte
 from pipelines.policy import DataPolicy, Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
 from pipelines.text_encoding import codec_name
 from registry.errors import ConfigError, TailorError
 from registry.settings import StoreSettings
-from registry.user_files import require_file
+from registry.files import require_file
 
 if TYPE_CHECKING:
     from pipelines.noise_audit import SuspectedMislabel

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from registry.atomic_file import write_atomic
+from registry.files import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
 from registry.event_time import event_time, received_problem, time_problem, utc_now
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
-from registry.manifest import GateSummary
+from registry.adapter_folder import GateSummary, failure_check
 from registry.settings import ROLES
 from registry.signing import Signer, signed_bytes
 from registry.store import ObjectStore, put_kept, rewritten_keys
@@ -251,7 +251,7 @@ class AliasState:
             return (f"it changes the policy or production it was judged under (policy {old.policy_version}, "
                     f"against {old.against}): only the checks not judged may change")
         added = [f for f in new.failures if f not in old.failures]
-        if any(f not in new.failures for f in old.failures) or any(f.partition(".")[0] not in opened for f in added):
+        if any(f not in new.failures for f in old.failures) or any(failure_check(f) not in opened for f in added):
             return f"it changes failures outside the checks not judged ({', '.join(sorted(opened))})"
         if not new.unjudged_checks() <= opened:
             return f"it leaves checks unjudged that were judged before ({', '.join(sorted(new.unjudged_checks()))})"
@@ -378,7 +378,7 @@ def sequence_of(name: str, keys: list[str], after: int = 0, *, prefix: str | Non
 
 
 class Judge(typing.Protocol):
-    """Judges an event against the state before it (``registry.rules.EventJudge``)."""
+    """Judges an event against the state before it (``registry.event_judge.EventJudge``)."""
 
     def __call__(self, state: AliasState, event: AuditEvent, label: str) -> None:
         """Raises: IntegrityError: naming what the signer could not do."""

@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.atomic_file import write_atomic
+from registry.files import write_atomic
 from registry.daemon import HOST, Daemon, port_in_use
 from registry.errors import ConfigError, NotFoundError, StoreError
 from registry.settings import ROLES, Role, StoreSettings
-from registry.user_files import require_file
+from registry.files import require_file
 
 
 @dataclass(frozen=True)

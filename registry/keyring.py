@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from registry.atomic_file import write_atomic
+from registry.files import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
 from registry.event_time import received_problem, time_problem
 from registry.errors import AlreadyExistsError, IntegrityError, RefusedError, StoreError

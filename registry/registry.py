@@ -22,37 +22,34 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
-from registry.atomic_file import errors_named
+from registry.files import errors_named
 from registry.audit import (
     AliasState, AuditEvent, AuditLog, audit_prefix, event_key, fold, parse_event, parse_time, utc_now,
 )
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
+from registry.adapter_folder import GATE_DECISION_FILE, MANIFEST_FILE, GateSummary, inspect_adapter_folder, same_base
 from registry.manifest import (
-    GATE_DECISION_FILE,
-    MANIFEST_FILE,
-    GateSummary,
     Manifest,
     build_manifest,
     gate_binding_problem,
-    inspect_adapter_folder,
     is_version,
     recorded_against,
-    same_base,
     validate_name,
     version_number,
 )
 from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
-from registry.readable_text import control_characters, has_visible_text, same_person
-from registry.rules import EventJudge, RegistryRules, role_problem
+from registry.event_judge import EventJudge
+from registry.governance import (
+    MAX_REASON_CHARS, RegistryRules, actor_problem, breaks_four_eyes, gate_problem, override_problem,
+    production_moves_to_review, reason_problem, role_problem, stale_gate, trainer_archive_problem,
+)
 from registry.signing import Signer
 from registry.store import ObjectStore, put_kept, rewritten_keys, sha256_hex
 from registry.settings import StoreSettings
 
 _FETCH_THREADS = 8
-MAX_REASON_CHARS = 2000
-MAX_ACTOR_CHARS = 128
 MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
 
 
@@ -129,43 +126,12 @@ def no_audit_log(name: str) -> NotFoundError:
     return NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
 
 
-def production_moves_to_review(events: list[AuditEvent]) -> list[str]:
-    """Promotions to production that four-eyes or the gate rule would have refused.
-
-    The rules are judged by the client that writes the event, under the policy it was configured
-    with: a policy that switched them off, or a client of one's own, leaves events that chain
-    perfectly. They are listed for a person to look at, not refused: the policy of the day may
-    have allowed them.
-    """
-    registered_by = {e.version: e.actor for e in events if e.action == "register"}
-    found = []
-    for e in events:
-        if e.action != "promote" or e.alias != "production":
-            continue
-        where = f"event {e.key_name}: {e.actor} moved production to {e.version}"
-        registrant = registered_by.get(e.version, "")
-        if same_person(e.actor, registrant):
-            found.append(f"{where}, which {registrant} registered (four-eyes off, or not applied)")
-        if e.gate is None and not e.override:
-            found.append(f"{where} without a gate decision or --override (require_gate_decision off, or not applied)")
-        elif e.gate is not None and e.gate.get("passed") is not True and not e.override:
-            found.append(f"{where}, whose gate failed, without --override (not applied)")
-    return found
-
-
 def versions_prefix(name: str) -> str:
     return f"adapters/{name}/versions/"
 
 
 def file_key(name: str, version: str, rel: str) -> str:
     return f"{versions_prefix(name)}{version}/{rel}"
-
-
-def _require_plain_actor(actor: str) -> None:
-    """Raises: ConfigError: an actor name a log reader could mistake for another one."""
-    if not actor.strip() or actor != actor.strip() or control_characters(actor) or len(actor) > MAX_ACTOR_CHARS:
-        raise ConfigError(f"actor {actor!r} is refused: use 1-{MAX_ACTOR_CHARS} visible characters, without spaces "
-                          "around them, line breaks or invisible characters (it names who acted in the audit log)")
 
 
 class Registry:
@@ -183,7 +149,8 @@ class Registry:
                  rules: RegistryRules = RegistryRules(), cache_dir: Path | None = None):  # fmt: skip
         self.store = store
         self.settings = settings
-        _require_plain_actor(settings.actor)
+        if problem := actor_problem(settings.actor):
+            raise ConfigError(problem)
         self.base_model = base_model
         self.rules = rules
         scope = hashlib.sha256(f"{settings.endpoint}|{settings.bucket}".encode()).hexdigest()[:16]
@@ -446,11 +413,8 @@ class Registry:
         self.require_role("promote", alias=to)
         self._require_reason(reason, "promote")
         self.require_alias(to)
-        if override and self.settings.role not in self.rules.override_roles:
-            raise RefusedError(
-                f"--override is reserved to the {' or '.join(self.rules.override_roles)} role; "
-                f"you act as '{self.settings.role}'"
-            )
+        if override and (problem := override_problem(self.settings.role, self.rules)):
+            raise RefusedError(f"{problem}; you act as '{self.settings.role}'")
         manifest = self.manifest(name, version)
         self._require_same_base(manifest)
         decision = self._prove_files(manifest)  # an alias must never point at weights that cannot be served
@@ -458,12 +422,14 @@ class Registry:
         gate = latest_gate(self.events(name), manifest)
         bypassed = False
         if to == self.rules.production_alias:
-            if self.rules.four_eyes_production and same_person(manifest.created_by, self.settings.actor):
+            if breaks_four_eyes(self.rules, to, manifest.created_by, self.settings.actor):
                 raise RefusedError(
                     f"four-eyes rule: {self.settings.actor} registered {name} {version} and cannot also promote it "
                     f"to {to}; another person must"
                 )
-            problem = self._gate_problem(manifest, gate)
+            label = f"{name} {version}"
+            problem = gate_problem(label, name, gate, self.rules, judged_again=gate is not manifest.gate,
+                                   binding_problem=gate_binding_problem(manifest, required=self.signs))  # fmt: skip
             if problem is not None:
                 if not override:
                     raise RefusedError(f"{problem}; only an approver may promote it, with --override and a reason")
@@ -475,8 +441,7 @@ class Registry:
             current = state.aliases.get(to)
             if current == version:
                 raise RefusedError(f"{to} already holds {name} {version}")
-            stale = to == self.rules.production_alias and current is not None and manifest.gate is not None \
-                and against != f"{name}:{current}"  # fmt: skip
+            stale = stale_gate(self.rules, to, current, gated=manifest.gate is not None, against=against, name=name)
             if stale and not override:
                 # Judged here, against the log as the event lands: production may have moved since the gate ran.
                 raise RefusedError(
@@ -586,13 +551,9 @@ class Registry:
                 raise RefusedError(
                     f"{name} {version} is {' and '.join(holders)}: promote or roll back to another version first"
                 )
-            production = self.rules.production_alias
-            if self.settings.role == "trainer" and version in state.history.get(production, []):
-                # Archiving a former production version would take away a rollback target.
-                raise RefusedError(
-                    f"role 'trainer' cannot archive {name} {version}: '{production}' held it and may roll back to it; "
-                    "an approver (or admin) must"
-                )
+            if problem := trainer_archive_problem(self.settings.role, f"{name} {version}", version, state.history,
+                                                  self.rules):  # fmt: skip
+                raise RefusedError(f"{problem} and may roll back to it; an approver (or admin) must")
             return AuditEvent(action="archive", name=name, version=version, actor=self.settings.actor,
                               role=self.settings.role, reason=reason, content_sha256=manifest.content_sha256)  # fmt: skip
 
@@ -658,19 +619,8 @@ class Registry:
 
     @staticmethod
     def _require_reason(reason: str, what: str, *, required: bool = True) -> None:
-        if not has_visible_text(reason):
-            if required or reason:
-                raise RefusedError(f"a reason is required to {what} (--reason TEXT): it goes into the audit log"
-                                   + (" (this one has nothing visible)" if reason.strip() else ""))  # fmt: skip
-            return
-        hidden = control_characters(reason)
-        if hidden:
-            # a line break or an invisible character would let a reason pass for other lines of `tailor audit log`
-            raise RefusedError(f"a reason must be one line of visible text; this one holds {', '.join(hidden)}")
-        if len(reason) > MAX_REASON_CHARS:
-            # every reason stays in the append-only log for good, and is read back on every replay
-            raise RefusedError(f"a reason is at most {MAX_REASON_CHARS} characters (this one has {len(reason)}); "
-                               "link to a ticket for the details")  # fmt: skip
+        if problem := reason_problem(reason, what, required=required):
+            raise RefusedError(problem)
 
     def require_alias(self, alias: str) -> None:
         """Raises: RefusedError: ``alias`` is not one of the rules' aliases (a typo, not an unset alias)."""
@@ -732,34 +682,6 @@ class Registry:
                     f"manifest says {entry.sha256[:12]}…); refusing it"
                 )
             yield rel, data
-
-    def _gate_problem(self, manifest: Manifest, gate: GateSummary | None) -> str | None:
-        """Why ``gate`` (``manifest``'s verdict as it stands) does not allow production, if it does not."""
-        label = f"{manifest.name} {manifest.version}"
-        if gate is None:
-            if not self.rules.require_gate:
-                return None
-            return (f"{label} was registered without a gate decision: evaluate its folder against production "
-                    f"(`tailor evaluate --adapter FOLDER --data HOLDOUT --name {manifest.name}`) and register the "
-                    "folder again")
-        if gate.not_judged and not gate.failures:
-            return (f"{label}'s gate could not judge {', '.join(sorted(gate.unjudged_checks()))} ("
-                    f"{'; '.join(gate.not_judged)}): judge it again with `tailor judge-load {manifest.name} "
-                    f"{manifest.version}`")
-        if not gate.passed:
-            return f"{label} failed its gate: {'; '.join(gate.failures + gate.not_judged) or 'no details'}"
-        if problem := gate_binding_problem(manifest, required=self.signs):
-            return problem
-        wanted = self.rules.policy_sha256
-        if wanted is not None and gate.policy_sha256 != wanted and gate is not manifest.gate:
-            return (f"{label}'s load was judged again (`tailor judge-load`) under policy {gate.policy_version} "
-                    f"({(gate.policy_sha256 or '?')[:12]}), the one its gate was decided under, not the configured "
-                    f"one ({wanted[:12]}): evaluate its folder under the configured policy and register it again")
-        if wanted is not None and gate.policy_sha256 != wanted:
-            return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
-                    f"not the configured one ({wanted[:12]}): re-judge its decision (`tailor gate --decision "
-                    "FOLDER/gate_decision.json --out FOLDER/gate_decision.json`) and register the folder again")  # fmt: skip
-        return None
 
     def _prove_files(self, manifest: Manifest) -> bytes | None:
         """Read every stored file of ``manifest``; return the bytes of its gate decision, if it has one.

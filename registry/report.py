@@ -15,7 +15,8 @@ from typing import Any
 
 from registry.audit import AuditEvent
 from registry.manifest import Manifest
-from registry.registry import Registry, latest_gate, production_moves_to_review
+from registry.governance import production_moves_to_review
+from registry.registry import Registry, latest_gate
 
 EVIDENCE_MAX_BYTES = 64 * 1024
 

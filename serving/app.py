@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipelines.encoder import bad_utf8_byte
+from registry.text import bad_utf8_byte
 from serving.follower import Follower
 from serving.ops import Operations, ServingMetrics
 from serving.schemas import (ErrorResponse, HealthResponse, Limits, Prediction, PredictRequest, PredictResponse,

@@ -23,9 +23,8 @@ import logging
 
 import numpy as np
 
-from pipelines.model import (ADAPTER_CONFIG_FILE, ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, AdapterMeta, LoadedBase,
-                             MeanPoolClassifier, load_classifier)  # fmt: skip
-from pipelines.train import REFERENCE_FILE
+from pipelines.model import LoadedBase, MeanPoolClassifier, load_classifier
+from registry.adapter_folder import CONFIG_FILE, META_FILE, REFERENCE_FILE, WEIGHTS_FILE, AdapterMeta
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def _versions() -> str:
 def cache_key(adapter_dir: Path, base: LoadedBase, *, int8: bool) -> str:
     """What the exported graph is a function of: the adapter's files, the base model, the export settings."""
     digest = hashlib.sha256()
-    for name in (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_META_FILE):
+    for name in (CONFIG_FILE, WEIGHTS_FILE, META_FILE):
         digest.update(name.encode() + b"\0" + hashlib.sha256((Path(adapter_dir) / name).read_bytes()).digest())
     fp = base.fingerprint
     digest.update(f"{fp.weights_sha256}:{fp.tokenizer_sha256}:opset{OPSET}:v{EXPORT_FORMAT}:int8={int8}:"

@@ -14,7 +14,7 @@ import typer
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from registry.audit import AuditEvent
-from registry.readable_text import escape_control
+from registry.text import escape_control
 from registry.registry import Registry
 
 JSON = typer.Option(False, "--json", help="machine-readable output")

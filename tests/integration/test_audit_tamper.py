@@ -11,7 +11,8 @@ from registry.audit import AuditEvent, event_key
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError
 from registry.fingerprint import BaseModelFingerprint
-from registry.registry import Registry, RegistryRules
+from registry.governance import RegistryRules
+from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.registry_helpers import make_adapter_folder, run_cli_parallel
 

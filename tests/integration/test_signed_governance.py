@@ -23,7 +23,8 @@ from registry.embedded import EmbeddedStoreConfig
 from registry.errors import AccessDeniedError, IntegrityError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, file_sha256
 from registry.people import read_credentials
-from registry.registry import Registry, RegistryRules, file_key
+from registry.governance import RegistryRules
+from registry.registry import Registry, file_key
 from registry.settings import StoreSettings
 from registry.signing import Signer
 from registry.store import S3ObjectStore

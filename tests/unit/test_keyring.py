@@ -13,7 +13,8 @@ from registry.canonical import canonical_sha256
 from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.keyring import KeyLog, key_event_key
 from registry.people import init_keyring, publish
-from registry.rules import EventJudge, RegistryRules
+from registry.event_judge import EventJudge
+from registry.governance import RegistryRules
 from registry.signing import Signer, new_private_key, public_key_of
 from tests.unit.fake_store import FakeStore
 

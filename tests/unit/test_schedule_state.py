@@ -158,7 +158,7 @@ def _event(seq: int, action: str, version: str, alias: str | None = None, minute
 def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_policy(events, gate, staging_on, owed):
     from pipelines.flows import owed_staging
     from pipelines.policy import load_policy
-    from registry.manifest import GateSummary
+    from registry.adapter_folder import GateSummary
 
     policy = load_policy()
     policy = policy.model_copy(update={"promotion": policy.promotion.model_copy(

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from registry.user_files import require_file
+from registry.files import require_file
 from registry.errors import ConfigError, NotFoundError
 
 

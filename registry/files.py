@@ -1,4 +1,4 @@
-"""Whole-file writes that a crash or a concurrent writer can never leave half done."""
+"""Files: whole-file writes no crash leaves half done, and one check for every file a user names."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from registry.errors import NotFoundError, TailorError
 
 
 @contextmanager
@@ -40,3 +42,22 @@ def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> Pat
         aside.unlink(missing_ok=True)
         raise
     return path
+
+
+def require_file(path: Path, what: str, error: type[TailorError] = NotFoundError, hint: str = "") -> Path:
+    """``path`` if it is a regular file.
+
+    A folder or a device must be refused by name before it is opened: reading ``/dev/zero`` never
+    ends, and "does not exist" would send the user looking for a file that is there.
+
+    Raises:
+        ``error``: the path does not exist (then ``hint`` follows), is a folder, or is a device,
+            pipe or socket.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise error(f"{what} {path} does not exist{hint}")
+    kind = "a folder" if path.is_dir() else "a device, pipe or socket"
+    raise error(f"{what} {path} is {kind}, not a file")
