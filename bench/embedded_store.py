@@ -6,16 +6,16 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
-from registry import embedded
-from registry.embedded import EmbeddedStoreConfig
+from pipelines.servers import seaweedfs
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 
 
 @contextlib.contextmanager
 def temporary_store(home: Path, bucket: str) -> Iterator[EmbeddedStoreConfig]:
     """Start a store with data under ``home``/store; yield its config; stop it however the block ends."""
     cfg = EmbeddedStoreConfig.on_free_ports(Path(home) / "store", bucket=bucket)
-    embedded.start(cfg)
+    seaweedfs.start(cfg)
     try:
         yield cfg
     finally:
-        embedded.stop(cfg)
+        seaweedfs.stop(cfg)

@@ -84,7 +84,7 @@ def main() -> None:
 
     from bench.embedded_store import temporary_store
     from pipelines.config import store_env
-    from registry.embedded import admin_settings
+    from pipelines.servers.seaweedfs import admin_settings
     from registry.fingerprint import base_model_fingerprint
     from registry.governance import RegistryRules
     from registry.registry import Registry

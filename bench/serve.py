@@ -207,7 +207,7 @@ def main() -> None:
     from pipelines.records import LabeledBatch
     from pipelines.train import train
     from pipelines.train_params import TrainParams
-    from registry import embedded
+    from pipelines.servers import seaweedfs
     from registry.governance import RegistryRules
     from registry.registry import Registry
     from registry.store import S3ObjectStore
@@ -229,7 +229,7 @@ def main() -> None:
                      "requests": args.requests, "batches_of_32": args.batches}  # fmt: skip
     with temporary_store(work / "home", "bench-serve") as cfg:
         def registry(role: str, actor: str) -> Registry:
-            store_settings = embedded.admin_settings(cfg, role=role, actor=actor)
+            store_settings = seaweedfs.admin_settings(cfg, role=role, actor=actor)
             # It times serving; its freshly trained adapter carries no gate decision.
             return Registry(S3ObjectStore(store_settings), store_settings, base_model=base.fingerprint,
                             rules=RegistryRules(require_gate=False))  # fmt: skip

@@ -20,7 +20,8 @@ from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, Setting
 
 from pipelines.webhooks import redacted_url
 from registry.bucket_name import s3_bucket_name
-from registry.embedded import EmbeddedStoreConfig, read_identities
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
+from pipelines.servers.seaweedfs_identities import read_identities
 from registry.people import Credentials, is_credentials_file, read_credentials
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings

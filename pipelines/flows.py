@@ -38,7 +38,7 @@ from pipelines.policy import Policy
 from pipelines.records import GateDecision, TrainResult, ValidationReport, utcnow
 from pipelines.run_folders import FINISHED, mark_finished, new_run_folder, prune_run_folders
 from registry.files import write_atomic
-from registry.audit import AuditEvent, parse_time
+from registry.audit.events import AuditEvent, parse_time
 from registry.errors import ConfigError, RefusedError, StoreError, TailorError, first_line
 from registry.adapter_folder import GateSummary
 from registry.manifest import validate_name

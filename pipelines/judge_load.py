@@ -17,7 +17,8 @@ from pipelines.policy import Policy
 from pipelines.records import GateDecision
 from registry.errors import RefusedError
 from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE, gate_summary
-from registry.registry import Registry, latest_gate
+from registry.reading import latest_gate
+from registry.registry import Registry
 
 
 def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, base_model_dir: Path,

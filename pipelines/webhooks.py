@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.records import utcnow
 from registry.errors import AlreadyExistsError, ConfigError
-from registry.store import ObjectStore
+from registry.object_store import ObjectStore
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
-    from registry.audit import AuditEvent
+    from registry.audit.events import AuditEvent
 
 SIGNATURE_HEADER = "X-Tailor-Signature"
 EVENT_HEADER = "X-Tailor-Event"
@@ -114,7 +114,7 @@ def announce_audit_event(event: "AuditEvent", settings: "Settings") -> list[Deli
     Raises:
         ConfigError: webhooks are configured but no ``webhook_secret`` is set.
     """
-    from registry.audit import parse_time
+    from registry.audit.events import parse_time
     from registry.store import S3ObjectStore
 
     if not settings.webhooks:

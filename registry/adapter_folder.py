@@ -7,16 +7,17 @@ reads the same names and the same types; the registry never imports ``pipelines`
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 import os
 import re
-import struct
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from registry.errors import ConfigError, NotFoundError, RefusedError
-from registry.files import write_atomic
+from registry.files import read_json_object, safetensors_header_problem, write_atomic
 from registry.fingerprint import BaseModelFingerprint, file_sha256, is_sha256
 
 META_FILE = "tailor_adapter.json"  # AdapterMeta
@@ -34,8 +35,6 @@ REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, META_FILE)
 FOLDER_ENTRIES = frozenset({META_FILE, WEIGHTS_FILE, CONFIG_FILE, REFERENCE_FILE, TRAIN_RESULT_FILE, README_FILE,
                             GATE_DECISION_FILE, REPORTS_DIR})  # fmt: skip
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-# A safetensors header is a small JSON document; a larger "length" means the file is something else.
-MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 META_FORMAT = 1
 
 
@@ -260,36 +259,24 @@ class AdapterFolder:
     gate: GateSummary | None
 
 
-def safetensors_header_problem(path: Path) -> str | None:
-    """Why ``path`` is not a safetensors file (its header, read without loading any tensor), or None."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            return "too short"
-        (length,) = struct.unpack("<Q", head)
-        if length > min(size - 8, MAX_SAFETENSORS_HEADER):
-            return "bad header length"
-        try:
-            header = json.loads(fh.read(length))
-        except (ValueError, UnicodeDecodeError):
-            return "header is not JSON"
-    return None if isinstance(header, dict) else "header is not a JSON object"
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """The JSON object in a UTF-8 file.
+def reference_texts(adapter_dir: Path, most: int) -> list[str]:
+    """The first ``most`` texts of the folder's reference.csv as training wrote it (UTF-8, a ``text``
+    column), or none when the folder has no reference.
 
     Raises:
-        ValueError: why it is not one, worded to follow the file's name.
+        ConfigError: the file is not such a CSV.
     """
+    path = Path(adapter_dir) / REFERENCE_FILE
+    if not path.is_file():
+        return []
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-        raise ValueError(f"is not readable JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"must hold a JSON object, not {type(value).__name__}")
-    return value
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = csv.DictReader(fh)
+            if "text" not in (rows.fieldnames or []):
+                raise ConfigError(f"{path} has no 'text' column: it is not the reference training writes")
+            return [row["text"] or "" for row in itertools.islice(rows, most)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"{path} is not the UTF-8 CSV training writes ({err})") from None
 
 
 def _read_json(path: Path, rel: str, problems: list[str]) -> dict[str, Any] | None:

@@ -4,7 +4,8 @@ governance rules (``registry.governance``) on the log before it.
 
 from __future__ import annotations
 
-from registry.audit import AliasState, AuditEvent
+from registry.audit.events import AuditEvent
+from registry.audit.state import AliasState
 from registry.errors import IntegrityError
 from registry.event_time import utc_now
 from registry.governance import RegistryRules, event_rule_problem

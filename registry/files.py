@@ -1,14 +1,21 @@
-"""Files: whole-file writes no crash leaves half done, and one check for every file a user names."""
+"""Files: whole-file writes no crash leaves half done, one check for every file a user names, and
+the two formats read without trusting them (a JSON object, a safetensors header)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from registry.errors import NotFoundError, TailorError
+
+# A safetensors header is a small JSON document; a larger "length" means the file is something else.
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 
 @contextmanager
@@ -61,3 +68,35 @@ def require_file(path: Path, what: str, error: type[TailorError] = NotFoundError
         raise error(f"{what} {path} does not exist{hint}")
     kind = "a folder" if path.is_dir() else "a device, pipe or socket"
     raise error(f"{what} {path} is {kind}, not a file")
+
+
+def safetensors_header_problem(path: Path) -> str | None:
+    """Why ``path`` is not a safetensors file (its header, read without loading any tensor), or None."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            return "too short"
+        (length,) = struct.unpack("<Q", head)
+        if length > min(size - 8, MAX_SAFETENSORS_HEADER):
+            return "bad header length"
+        try:
+            header = json.loads(fh.read(length))
+        except (ValueError, UnicodeDecodeError):
+            return "header is not JSON"
+    return None if isinstance(header, dict) else "header is not a JSON object"
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in a UTF-8 file.
+
+    Raises:
+        ValueError: why it is not one, worded to follow the file's name.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"is not readable JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must hold a JSON object, not {type(value).__name__}")
+    return value

@@ -16,7 +16,8 @@ from registry.adapter_folder import GateSummary
 from registry.text import control_characters, has_visible_text, same_person
 
 if TYPE_CHECKING:  # the rules read events and states; they never write or fold them
-    from registry.audit import AliasState, AuditEvent
+    from registry.audit.events import AuditEvent
+    from registry.audit.state import AliasState
 
 MAX_REASON_CHARS = 2000
 MAX_ACTOR_CHARS = 128

@@ -26,7 +26,7 @@ from registry.event_time import received_problem, time_problem
 from registry.errors import AlreadyExistsError, IntegrityError, RefusedError, StoreError
 from registry.settings import ROLES
 from registry.signing import Signer, key_id, signature_holds, signed_bytes
-from registry.store import ObjectStore, put_kept
+from registry.object_store import ObjectStore, put_kept
 
 KEYS_PREFIX = "keys/"
 GENESIS = "0" * 64
@@ -310,7 +310,7 @@ class KeyLog:
         Raises:
             IntegrityError: a broken key log, or one that does not start at the pinned trust root.
         """
-        from registry.audit import sequence_of  # the audit log's rule: from 1, no gaps, no strangers
+        from registry.audit.events import sequence_of  # the audit log's rule: from 1, no gaps, no strangers
 
         if self._ring is None:
             listed = {o.key: o.modified for o in self.store.list(KEYS_PREFIX)}

@@ -1,7 +1,8 @@
 """What a registered adapter version is: its files' hashes, base model, PEFT summary and evidence.
 
-The manifest is built from an inspected adapter folder (``registry.adapter_folder``). Its ``content_sha256`` is the hash of everything else in it, so a
-manifest edited on the store no longer matches the hash its ``register`` audit event recorded.
+The manifest is built from an inspected adapter folder (``registry.adapter_folder``). Its
+``content_sha256`` is the hash of everything else in it, so a manifest edited on the store no
+longer matches the hash its ``register`` audit event recorded.
 """
 
 from __future__ import annotations

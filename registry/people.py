@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from registry.files import write_atomic
-from registry.audit import AuditLog, utc_now
+from registry.audit.log import AuditLog
+from registry.event_time import utc_now
 from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, Keyring, validate_person
 from registry.signing import Signer, new_private_key, public_key_of
-from registry.store import ObjectStore
+from registry.object_store import ObjectStore
 from registry.files import require_file
 
 CREDENTIALS_FORMAT = "tailor-credentials-1"

@@ -24,7 +24,7 @@ import logging
 import numpy as np
 
 from pipelines.model import LoadedBase, MeanPoolClassifier, load_classifier
-from registry.adapter_folder import CONFIG_FILE, META_FILE, REFERENCE_FILE, WEIGHTS_FILE, AdapterMeta
+from registry.adapter_folder import CONFIG_FILE, META_FILE, WEIGHTS_FILE, AdapterMeta, reference_texts
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +185,7 @@ def _prune(cache_dir: Path, *, served: set[Path]) -> None:
 
 def _check_texts(adapter_dir: Path) -> list[str]:
     """The version's own reference rows (the first few), or fixed ones where it has none."""
-    from pipelines.batch_io import read_batch
-
-    reference = Path(adapter_dir) / REFERENCE_FILE
-    texts = read_batch(reference).texts[:CHECK_ROWS] if reference.is_file() else []
-    return texts or FALLBACK_TEXTS
+    return reference_texts(adapter_dir, CHECK_ROWS) or FALLBACK_TEXTS
 
 
 def _mismatch(got: np.ndarray, expected: np.ndarray, *, int8: bool) -> str | None:

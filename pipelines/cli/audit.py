@@ -7,7 +7,7 @@ import typer
 from pipelines.cli.output import emit
 from pipelines.cli.registry_cmds import JSON, event_line, open_registry
 from registry.errors import NotFoundError
-from registry.registry import no_audit_log
+from registry.reading import no_audit_log
 
 app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.", no_args_is_help=True)
 

@@ -13,7 +13,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
-from registry.audit import AuditEvent
+from registry.audit.events import AuditEvent
 from registry.text import escape_control
 from registry.registry import Registry
 

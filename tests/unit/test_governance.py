@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from registry.adapter_folder import GateSummary
-from registry.audit import AliasState, AuditEvent
+from registry.audit.events import AuditEvent
+from registry.audit.state import AliasState
 from registry.governance import (
     RegistryRules, actor_problem, breaks_four_eyes, event_rule_problem, gate_problem, override_problem, reason_problem,
     role_problem, stale_gate, trainer_archive_problem,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from registry.adapter_folder import AdapterMeta, inspect_adapter_folder
+from registry.adapter_folder import AdapterMeta, inspect_adapter_folder, reference_texts
 from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
 from registry.manifest import Manifest, build_manifest, safe_relpath, validate_name
@@ -209,3 +209,20 @@ def test_a_manifest_written_before_a_field_was_added_still_proves_its_content_ha
 def test_a_gate_decision_whose_policy_hash_is_not_a_sha256_is_refused_at_register(tmp_path):
     folder = make_adapter_folder(tmp_path / "a", BASE, gate={**failed_gate(), "policy_sha256": "<b>policy</b>"})
     assert "gate_decision.json: 'policy_sha256' must be 64 lowercase hex characters" in _refusal(folder)
+
+
+def test_reference_texts_are_read_as_training_wrote_them(tmp_path):
+    assert reference_texts(tmp_path, 5) == []
+    (tmp_path / "reference.csv").write_text('text,label\n"請求が二重, です",billing\nb,bug\nc,bug\n', encoding="utf-8")
+    assert reference_texts(tmp_path, 2) == ["請求が二重, です", "b"]
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"label\nbilling\n", "has no 'text' column"),
+    (b"", "has no 'text' column"),
+    ("text,label\n請求,billing\n".encode("shift_jis"), "is not the UTF-8 CSV training writes"),
+])
+def test_a_reference_that_is_not_what_training_writes_is_named(tmp_path, content, problem):
+    (tmp_path / "reference.csv").write_bytes(content)
+    with pytest.raises(ConfigError, match=problem):
+        reference_texts(tmp_path, 5)

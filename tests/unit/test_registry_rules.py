@@ -12,7 +12,8 @@ from registry.canonical import canonical_json
 from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
 from registry.governance import RegistryRules
-from registry.registry import Registry, file_key
+from registry.reading import file_key
+from registry.registry import Registry
 from registry.settings import StoreSettings
 from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate
 from tests.unit.fake_store import FakeStore
@@ -386,7 +387,7 @@ def test_alias_at_answers_at_the_newest_event_even_when_its_writer_clock_ran_ahe
     _reg(store).register(folders[0], "tickets")
     approver = _reg(store, role="approver", actor="bob")
     event = approver.promote("tickets", "v1", "production", reason="r")
-    monkeypatch.setattr("registry.registry.utc_now", lambda: "2000-01-01T00:00:00+00:00")
+    monkeypatch.setattr("registry.reading.utc_now", lambda: "2000-01-01T00:00:00+00:00")
     assert approver.alias_at("tickets", "production", event.time) == ("v1", event)
     with pytest.raises(RefusedError, match="is in the future"):
         approver.alias_at("tickets", "production", "2999-01-01")
@@ -505,7 +506,7 @@ def test_audit_clear_never_removes_a_good_event(store, folders, tmp_path):
 
 
 def test_a_judge_event_can_only_finish_what_the_gate_left_unjudged_and_a_forged_one_breaks_the_log(store, tmp_path):
-    from registry.audit import AuditEvent, event_key
+    from registry.audit.events import AuditEvent, event_key
     from registry.adapter_folder import GateSummary
 
     busy = ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from registry.audit import AuditEvent
+from registry.audit.events import AuditEvent
 from registry.fingerprint import BaseModelFingerprint
 from registry.adapter_folder import FileEntry, inspect_adapter_folder
 from registry.manifest import build_manifest

@@ -136,7 +136,7 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
 
 
 def _event(seq: int, action: str, version: str, alias: str | None = None, minutes_ago: int = 30):
-    from registry.audit import AuditEvent
+    from registry.audit.events import AuditEvent
 
     return AuditEvent(action=action, name="support", version=version, actor="a", role="trainer", reason="r",
                       alias=alias, seq=seq, time=(NOW - timedelta(minutes=minutes_ago)).isoformat())  # fmt: skip
