@@ -29,8 +29,8 @@ import torch
 from pipelines.encoder import check_model_dir, load_encoder, load_tokenizer
 from pipelines.encoder_family import family_of
 from registry.adapter_folder import CONFIG_FILE, META_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, AdapterMeta
-from registry.files import read_json_object, safetensors_header_problem
 from registry.errors import ConfigError, NotFoundError, RefusedError
+from registry.files import read_json_object, safetensors_header_problem
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
 
 HEAD_MODULE = "classifier"

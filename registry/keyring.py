@@ -20,13 +20,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from registry.files import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
-from registry.event_time import received_problem, time_problem
 from registry.errors import AlreadyExistsError, IntegrityError, RefusedError, StoreError
+from registry.event_time import received_problem, time_problem
+from registry.files import write_atomic
+from registry.object_store import ObjectStore, put_kept
 from registry.settings import ROLES
 from registry.signing import Signer, key_id, signature_holds, signed_bytes
-from registry.object_store import ObjectStore, put_kept
 
 KEYS_PREFIX = "keys/"
 GENESIS = "0" * 64

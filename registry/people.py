@@ -15,14 +15,13 @@ import stat
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from registry.files import write_atomic
 from registry.audit.log import AuditLog
-from registry.event_time import utc_now
 from registry.errors import ConfigError, IntegrityError, RefusedError
+from registry.event_time import utc_now
+from registry.files import require_file, write_atomic
 from registry.keyring import KeyEvent, KeyLog, Keyring, validate_person
-from registry.signing import Signer, new_private_key, public_key_of
 from registry.object_store import ObjectStore
-from registry.files import require_file
+from registry.signing import Signer, new_private_key, public_key_of
 
 CREDENTIALS_FORMAT = "tailor-credentials-1"
 KEY_FORMAT = "tailor-signing-key-1"

@@ -30,9 +30,9 @@ from registry.fingerprint import BaseModelFingerprint
 from registry.governance import RegistryRules, actor_problem, production_moves_to_review
 from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
 from registry.manifest import Manifest, gate_binding_problem, is_version, validate_name, version_number
+from registry.object_store import ObjectStore, rewritten_keys, sha256_hex
 from registry.settings import StoreSettings
 from registry.signing import Signer
-from registry.object_store import ObjectStore, rewritten_keys, sha256_hex
 
 _FETCH_THREADS = 8
 

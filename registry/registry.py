@@ -23,8 +23,8 @@ from registry.governance import (
 from registry.manifest import (
     Manifest, build_manifest, gate_binding_problem, is_version, recorded_against, validate_name, version_number,
 )
-from registry.reading import RegistryReader, file_key, gate_fields, latest_gate, no_audit_log, versions_prefix
 from registry.object_store import put_kept, sha256_hex
+from registry.reading import RegistryReader, file_key, gate_fields, latest_gate, no_audit_log, versions_prefix
 
 MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
 

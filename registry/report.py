@@ -14,8 +14,8 @@ from html import escape
 from typing import Any
 
 from registry.audit.events import AuditEvent
-from registry.manifest import Manifest
 from registry.governance import production_moves_to_review
+from registry.manifest import Manifest
 from registry.reading import latest_gate
 from registry.registry import Registry
 

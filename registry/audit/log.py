@@ -19,8 +19,8 @@ from registry.canonical import canonical_sha256
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
 from registry.event_time import received_problem, utc_now
 from registry.files import write_atomic
-from registry.signing import Signer
 from registry.object_store import ObjectStore, put_kept, rewritten_keys
+from registry.signing import Signer
 
 MAX_APPEND_ATTEMPTS = 100
 _FETCH_THREADS = 8

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
+from registry.object_store import MAX_RECORD_BYTES
 from registry.reading import file_key
 from registry.registry import Registry
-from registry.object_store import MAX_RECORD_BYTES
 from registry.store import S3ObjectStore
 from tests.conftest import run_cli
 from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate, run_cli_parallel

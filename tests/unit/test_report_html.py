@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from registry.adapter_folder import FileEntry, inspect_adapter_folder
 from registry.audit.events import AuditEvent
 from registry.fingerprint import BaseModelFingerprint
-from registry.adapter_folder import FileEntry, inspect_adapter_folder
 from registry.manifest import build_manifest
 from registry.report import ReportInputs, render
 from tests.registry_helpers import make_adapter_folder
