@@ -8,19 +8,19 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from registry import embedded
-from registry.embedded import EmbeddedStoreConfig
+from pipelines.servers import seaweedfs
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 
 
 @contextlib.contextmanager
 def temporary_store(home: Path, bucket: str) -> Iterator[EmbeddedStoreConfig]:
     """Start a store with data under ``home``/store; yield its config; stop it however the block ends."""
     cfg = EmbeddedStoreConfig.on_free_ports(Path(home) / "store", bucket=bucket)
-    embedded.start(cfg)
+    seaweedfs.start(cfg)
     try:
         yield cfg
     finally:
-        embedded.stop(cfg)
+        seaweedfs.stop(cfg)
 
 
 def store_env(cfg: EmbeddedStoreConfig, home: Path, **extra: str) -> dict[str, str]:

@@ -84,9 +84,10 @@ def main() -> None:
 
     from bench.embedded_store import temporary_store
     from bench.embedded_store import store_env
-    from registry.embedded import admin_settings
+    from pipelines.servers.seaweedfs import admin_settings
     from registry.fingerprint import base_model_fingerprint
-    from registry.registry import Registry, RegistryRules
+    from registry.governance import RegistryRules
+    from registry.registry import Registry
     from registry.store import S3ObjectStore
 
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-registry-"))

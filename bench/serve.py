@@ -92,7 +92,8 @@ def in_process_variants(adapter_dir: Path, base) -> tuple[dict, dict]:
     import torch
     from peft import PeftModel
 
-    from pipelines.model import AdapterMeta, MeanPoolClassifier, load_classifier
+    from pipelines.model import MeanPoolClassifier, load_classifier
+    from registry.adapter_folder import AdapterMeta
 
     meta = AdapterMeta.read(adapter_dir)
     shared = {t.data_ptr() for t in base.encoder.parameters()}
@@ -206,8 +207,9 @@ def main() -> None:
     from pipelines.records import LabeledBatch
     from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
-    from registry import embedded
-    from registry.registry import Registry, RegistryRules
+    from pipelines.servers import seaweedfs
+    from registry.governance import RegistryRules
+    from registry.registry import Registry
     from registry.store import S3ObjectStore
     from bench.embedded_store import temporary_store
     from bench.embedded_store import store_env
@@ -227,7 +229,7 @@ def main() -> None:
                      "requests": args.requests, "batches_of_32": args.batches}  # fmt: skip
     with temporary_store(work / "home", "bench-serve") as cfg:
         def registry(role: str, actor: str) -> Registry:
-            store_settings = embedded.admin_settings(cfg, role=role, actor=actor)
+            store_settings = seaweedfs.admin_settings(cfg, role=role, actor=actor)
             # It times serving; its freshly trained adapter carries no gate decision.
             return Registry(S3ObjectStore(store_settings), store_settings, base_model=base.fingerprint,
                             rules=RegistryRules(require_gate=False))  # fmt: skip

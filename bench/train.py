@@ -127,7 +127,13 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
     import torch
 
     from pipelines.model import MeanPoolClassifier
-    from pipelines.training.objective import backward_in_parts, batch_order, logreg_head, loss_function, lr_lambda
+    from pipelines.training.objective import (
+        backward_in_parts,
+        batch_order,
+        logreg_head,
+        loss_function,
+        lr_lambda,
+    )
     from pipelines.training.recipe import check_batch, seed_everything
 
     labels = check_batch(to_batch(train_texts, train_labels), params)

@@ -18,7 +18,7 @@ from pipelines.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pipelines.webhooks import Delivery
-    from registry.audit import AuditEvent
+    from registry.audit.events import AuditEvent
     from registry.fingerprint import BaseModelFingerprint
     from registry.registry import Registry
     from registry.settings import StoreSettings
@@ -92,7 +92,8 @@ class Context:
         Raises:
             ConfigError: no credentials for the configured role, or a malformed policy.
         """
-        from registry.registry import Registry, RegistryRules
+        from registry.registry import Registry
+        from registry.governance import RegistryRules
         from registry.store import S3ObjectStore
 
         store_settings = acting or self.settings.store()

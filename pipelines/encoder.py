@@ -15,28 +15,6 @@ import numpy as np
 from registry.errors import ConfigError, NotFoundError, RefusedError, first_line
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt", "flax_model.msgpack")
-
-
-def unpaired_surrogate(text: str) -> int | None:
-    """Position of the first lone UTF-16 surrogate in ``text``, or None.
-
-    JSON's ``"\\ud800"`` escapes decode to such a character; UTF-8 cannot encode it and the
-    tokenizer raises a TypeError on it, so text from JSON is checked before it gets that far.
-    """
-    if text.isascii():
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return err.start
-    return None
-
-
-def bad_utf8_byte(err: UnicodeDecodeError) -> str:
-    """Where a UTF-8 decode failed, as ``byte 0xNN at offset N``: enough to find it in a hex editor."""
-    return f"byte 0x{err.object[err.start]:02x} at offset {err.start}"
-
-
 TOKENIZER_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "vocab.json")
 
 

@@ -10,7 +10,7 @@ Why a mean-pooled head instead of ``AutoModelForSequenceClassification``: that h
 pooling. The mean-pooled, L2-normalised embedding is already a strong feature (a frozen probe on
 it beats plain LoRA on tiny data), so the head starts from there.
 
-Adapter folder (see CONTRACTS.md): PEFT's ``adapter_config.json`` + ``adapter_model.safetensors``
+Adapter folder (``registry.adapter_folder``): PEFT's ``adapter_config.json`` + ``adapter_model.safetensors``
 (LoRA weights and the ``classifier`` head as ``modules_to_save``) and ``tailor_adapter.json``
 (:class:`AdapterMeta`). Weights are read and written as safetensors only.
 """
@@ -25,57 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from pipelines.encoder import check_model_dir, load_encoder, load_tokenizer
 from pipelines.encoder_family import family_of
-from pipelines.typed_files import read_model_json
+from registry.adapter_folder import CONFIG_FILE, META_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, AdapterMeta
 from registry.errors import ConfigError, NotFoundError, RefusedError
+from registry.files import read_json_object, safetensors_header_problem
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
-from registry.manifest import PICKLE_SUFFIXES, read_json_object, safetensors_header_problem
 
-ADAPTER_META_FILE = "tailor_adapter.json"
-ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
-ADAPTER_CONFIG_FILE = "adapter_config.json"
 HEAD_MODULE = "classifier"
-META_FORMAT = 1
 LENGTH_CHUNK = 1024  # texts per tokenizer call when only their lengths are wanted
-
-
-class AdapterMeta(BaseModel):
-    """``tailor_adapter.json``: what is needed to rebuild the classifier besides PEFT's own files."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    format: int = META_FORMAT
-    base_model_id: str
-    base_model_weights_sha256: str
-    base_model_tokenizer_sha256: str
-    labels: list[str]
-    max_length: int
-    pooling: str = "mean"
-    normalize: bool = True
-
-    def write(self, adapter_dir: Path) -> Path:
-        path = Path(adapter_dir) / ADAPTER_META_FILE
-        path.write_text(self.model_dump_json(indent=2))
-        return path
-
-    @classmethod
-    def read(cls, adapter_dir: Path) -> "AdapterMeta":
-        """Read and check ``tailor_adapter.json``.
-
-        Raises:
-            NotFoundError: the file is missing.
-            ConfigError: it is not valid JSON or lacks a field.
-        """
-        path = Path(adapter_dir) / ADAPTER_META_FILE
-        if not path.is_file():
-            raise NotFoundError(f"{adapter_dir} is not a Tailor adapter folder: {ADAPTER_META_FILE} is missing")
-        meta = read_model_json(cls, path)
-        if meta.format != META_FORMAT:
-            raise RefusedError(f"{path}: format {meta.format} is not supported (this Tailor reads format {META_FORMAT})")
-        return meta
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -225,15 +184,15 @@ def check_adapter_files(adapter_dir: Path) -> None:
     pickles = sorted(str(p.relative_to(adapter_dir)) for p in adapter_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise RefusedError(f"adapter folder {adapter_dir} holds pickle files ({', '.join(pickles)}); Tailor loads safetensors only")
-    for name in (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE):
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (adapter_dir / name).is_file():
             raise NotFoundError(f"adapter folder {adapter_dir} has no {name}")
     try:
-        read_json_object(adapter_dir / ADAPTER_CONFIG_FILE)
+        read_json_object(adapter_dir / CONFIG_FILE)
     except ValueError as err:
-        raise RefusedError(f"{adapter_dir / ADAPTER_CONFIG_FILE} {err}") from None
-    if (problem := safetensors_header_problem(adapter_dir / ADAPTER_WEIGHTS_FILE)) is not None:
-        raise RefusedError(f"{adapter_dir / ADAPTER_WEIGHTS_FILE} is not a readable safetensors file ({problem}); "
+        raise RefusedError(f"{adapter_dir / CONFIG_FILE} {err}") from None
+    if (problem := safetensors_header_problem(adapter_dir / WEIGHTS_FILE)) is not None:
+        raise RefusedError(f"{adapter_dir / WEIGHTS_FILE} is not a readable safetensors file ({problem}); "
                            "it may be truncated: download or train the adapter again")  # fmt: skip
 
 
@@ -292,7 +251,7 @@ def load_classifier(adapter_dir: Path, base: LoadedBase) -> AdapterClassifier:
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
         # A hand-edited or mismatched folder: a missing or unknown peft_type, a wrongly typed LoRA
         # setting, or a head whose shape is not the label count in tailor_adapter.json.
-        raise ConfigError(f"adapter {adapter_dir} does not load: adapter_config.json, {ADAPTER_WEIGHTS_FILE} and "
-                          f"{ADAPTER_META_FILE} disagree ({type(err).__name__}: {err})") from None  # fmt: skip
+        raise ConfigError(f"adapter {adapter_dir} does not load: adapter_config.json, {WEIGHTS_FILE} and "
+                          f"{META_FILE} disagree ({type(err).__name__}: {err})") from None  # fmt: skip
     model.eval()
     return AdapterClassifier(adapter_dir, base, meta, model)

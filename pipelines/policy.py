@@ -11,7 +11,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
 from pipelines import typed_files
 from registry.errors import ConfigError
-from registry.user_files import require_file
+from registry.files import require_file
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.typed_files import read_model_json
-from registry.atomic_file import write_atomic
+from registry.adapter_folder import failure_line, gate_verdict
+from registry.files import write_atomic
 
 
 def utcnow() -> datetime:
@@ -238,26 +239,29 @@ class CheckResult(Record):
 
 
 class GateFailure(Record):
+    """A limit that did not hold (``policy_key`` and the measured ``value`` against ``limit``), or a check
+    that could not be judged as it stands (errored, missing, cut down): no policy key, ``reason`` says why."""
+
     check: str
-    metric: str
-    value: float | str | None
-    limit: float | str | None
-    comparison: str  # e.g. ">=", "<=": the relation that should have held
+    metric: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    comparison: str | None = None  # e.g. ">=", "<=": the relation that should have held
     evidence: list[str] = Field(default_factory=list)
     policy_key: str | None = None
     reason: str = ""  # why, in words: set for every failure, not only errors and missing checks
 
+    @model_validator(mode="before")
+    @classmethod
+    def _untyped_reason(cls, data: Any) -> Any:
+        """Decisions written before 2026-12-06 shaped a reason as the threshold "status == ok"."""
+        if isinstance(data, dict) and data.get("policy_key") is None and data.get("metric") == "status":
+            return {k: v for k, v in data.items() if k not in ("metric", "value", "limit", "comparison")}
+        return data
+
     def describe(self) -> str:
-        if self.policy_key is None:
-            return f"{self.check}: {self.reason}"
-        return (f"{self.check}: {self.metric} = {_fmt(self.value)}, policy {self.policy_key} requires "
-                f"{self.comparison} {_fmt(self.limit)}")  # fmt: skip
-
-
-def _fmt(value: float | str | None) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "not measured" if value is None else str(value)
+        return failure_line(self.check, reason=self.reason, metric=self.metric, value=self.value, limit=self.limit,
+                            comparison=self.comparison, policy_key=self.policy_key)  # fmt: skip
 
 
 class GateDecision(Record):
@@ -277,9 +281,7 @@ class GateDecision(Record):
 
     @property
     def verdict(self) -> str:
-        """passed, failed or not judged (see ``registry.manifest.gate_verdict``)."""
-        from registry.manifest import gate_verdict
-
+        """passed, failed or not judged (see ``registry.adapter_folder.gate_verdict``)."""
         return gate_verdict(self.passed, self.failures, self.not_judged)
 
 

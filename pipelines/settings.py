@@ -14,18 +14,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, field_validator, model_validator
-from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
-                               TomlConfigSettingsSource)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from pipelines.base_names import default_base_model, model_id_for, names_registered_base
 from pipelines.typed_files import validation_problems
 from pipelines.urls import http_url
 from registry.bucket_name import s3_bucket_name
-from registry.embedded import EmbeddedStoreConfig, read_identities
-from registry.people import is_credentials_file, read_credentials
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
+from pipelines.servers.seaweedfs_identities import read_identities
+from registry.people import Credentials, is_credentials_file, read_credentials
 from registry.errors import ConfigError
 from registry.settings import Role, StoreSettings
-from registry.user_files import require_file
+from registry.files import require_file
 
 if TYPE_CHECKING:
     from registry.people import Credentials

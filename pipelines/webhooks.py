@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.records import utcnow
 from pipelines.urls import redacted_url, url_id
 from registry.errors import AlreadyExistsError, ConfigError
-from registry.store import ObjectStore
+from registry.object_store import ObjectStore
 
 if TYPE_CHECKING:
-    from registry.audit import AuditEvent
+    from registry.audit.events import AuditEvent
 
 SIGNATURE_HEADER = "X-Tailor-Signature"
 EVENT_HEADER = "X-Tailor-Event"
@@ -92,7 +92,7 @@ def announce_audit_event(event: "AuditEvent", *, urls: list[str], secret: str | 
     Raises:
         ConfigError: webhooks are configured but no ``webhook_secret`` is set.
     """
-    from registry.audit import parse_time
+    from registry.audit.events import parse_time
 
     if not urls:
         return []

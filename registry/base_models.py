@@ -23,14 +23,16 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from registry.atomic_file import errors_named
-from registry.audit import AuditEvent, utc_now
+from registry.adapter_folder import PICKLE_SUFFIXES, FileEntry
+from registry.audit.events import AuditEvent
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError
+from registry.event_time import utc_now
+from registry.files import errors_named
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint, file_sha256
-from registry.manifest import PICKLE_SUFFIXES, FileEntry, safe_relpath
+from registry.manifest import safe_relpath
+from registry.object_store import put_kept, sha256_hex
 from registry.registry import Registry
-from registry.store import put_kept, sha256_hex
 
 PREFIX = "adapters/_bases/"
 LOG_PREFIX = "_base."

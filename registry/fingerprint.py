@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from registry.atomic_file import write_atomic
 from registry.errors import NotFoundError
+from registry.files import write_atomic
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
                    "sentencepiece.bpe.model", "merges.txt", "vocab.json", "spiece.model")  # fmt: skip
 CACHE_FILE = ".tailor-fingerprint.json"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(value: object) -> bool:
+    """A hex sha256 as hashlib writes it: 64 lowercase hex characters."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from registry.atomic_file import write_atomic
 from registry.canonical import canonical_json, canonical_sha256
-from registry.event_time import received_problem, time_problem
 from registry.errors import AlreadyExistsError, IntegrityError, RefusedError, StoreError
+from registry.event_time import received_problem, time_problem
+from registry.files import write_atomic
+from registry.object_store import ObjectStore, put_kept
 from registry.settings import ROLES
 from registry.signing import Signer, key_id, signature_holds, signed_bytes
-from registry.store import ObjectStore, put_kept
 
 KEYS_PREFIX = "keys/"
 GENESIS = "0" * 64
@@ -310,7 +310,7 @@ class KeyLog:
         Raises:
             IntegrityError: a broken key log, or one that does not start at the pinned trust root.
         """
-        from registry.audit import sequence_of  # the audit log's rule: from 1, no gaps, no strangers
+        from registry.audit.events import sequence_of  # the audit log's rule: from 1, no gaps, no strangers
 
         if self._ring is None:
             listed = {o.key: o.modified for o in self.store.list(KEYS_PREFIX)}

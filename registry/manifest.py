@@ -1,35 +1,25 @@
 """What a registered adapter version is: its files' hashes, base model, PEFT summary and evidence.
 
-The manifest is built from the adapter folder's own JSON files (read as plain JSON: the registry
-never imports ``pipelines``). Its ``content_sha256`` is the hash of everything else in it, so a
-manifest edited on the store no longer matches the hash its ``register`` audit event recorded.
+The manifest is built from an inspected adapter folder (``registry.adapter_folder``). Its
+``content_sha256`` is the hash of everything else in it, so a manifest edited on the store no
+longer matches the hash its ``register`` audit event recorded.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import struct
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from registry.adapter_folder import WEIGHTS_FILE, AdapterFolder, FileEntry, GateSummary, PeftSummary
 from registry.canonical import canonical_json, canonical_sha256
-from registry.errors import IntegrityError, NotFoundError, RefusedError
-from registry.fingerprint import BaseModelFingerprint, file_sha256
+from registry.errors import IntegrityError, RefusedError
+from registry.fingerprint import BaseModelFingerprint, is_sha256
 
 MANIFEST_FORMAT = 1
-MANIFEST_FILE = "manifest.json"
-GATE_DECISION_FILE = "gate_decision.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
-REQUIRED_FILES = ("adapter_config.json", WEIGHTS_FILE, "tailor_adapter.json")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-# A safetensors header is a small JSON document; a larger "length" means the file is something else.
-MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERSION = re.compile(r"v([1-9][0-9]{0,8})")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def validate_name(name: str) -> str:
@@ -62,11 +52,6 @@ def is_version(ref: str) -> bool:
     return _VERSION.fullmatch(ref or "") is not None
 
 
-def is_sha256(value: Any) -> bool:
-    """A hex sha256 as hashlib writes it: 64 lowercase hex characters."""
-    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
-
-
 def safe_relpath(path: str) -> str:
     """A manifest path must stay inside the version folder wherever it is written.
 
@@ -76,53 +61,6 @@ def safe_relpath(path: str) -> str:
     if not path or "\\" in path or any(part in ("", ".", "..") for part in path.split("/")):
         raise IntegrityError(f"manifest lists an unsafe file path {path!r}")
     return path
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class PeftSummary:
-    peft_type: str | None
-    r: int | None
-    lora_alpha: float | None
-    target_modules: list[str]
-    modules_to_save: list[str]
-    task_type: str | None
-
-
-def gate_verdict(passed: bool, failures: list, not_judged: list) -> str:
-    """One word for a gate decision, the same everywhere it is shown: passed, failed or not judged."""
-    return "passed" if passed else ("failed" if failures or not not_judged else "not judged")
-
-
-@dataclass(frozen=True)
-class GateSummary:
-    """The gate decision in brief; the full decision stays in the version's gate_decision.json."""
-
-    passed: bool
-    policy_sha256: str | None
-    policy_version: str | None
-    failures: list[str] = field(default_factory=list)
-    against: str | None = None  # what the candidate was compared with: NAME:VERSION of production then, or None
-    adapter_sha256: str | None = None  # the weights it judged (decisions written before 2026-12-06 lack it)
-    # Checks the gate could not judge ("CHECK: not judged: why"), e.g. load on a machine too busy: neither
-    # passed nor failed, and the only part of a verdict a later ``judge`` event may change.
-    not_judged: list[str] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> str:
-        return gate_verdict(self.passed, self.failures, self.not_judged)
-
-    def consistent(self) -> bool:
-        """Passed exactly when nothing failed and every check was judged."""
-        return self.passed == (not self.failures and not self.not_judged)
-
-    def unjudged_checks(self) -> set[str]:
-        return {why.partition(":")[0] for why in self.not_judged}
 
 
 @dataclass(frozen=True)
@@ -204,216 +142,6 @@ class Manifest:
         return manifest
 
 
-@dataclass(frozen=True)
-class AdapterFolder:
-    """An adapter folder that passed every check, with its files hashed and its JSON parsed."""
-
-    root: Path
-    files: dict[str, FileEntry]
-    adapter: dict[str, Any]
-    adapter_config: dict[str, Any]
-    train_result: dict[str, Any] | None
-    gate_decision: dict[str, Any] | None
-
-    def base_model(self) -> BaseModelFingerprint:
-        return BaseModelFingerprint(
-            model_id=str(self.adapter.get("base_model_id")),
-            weights_sha256=str(self.adapter.get("base_model_weights_sha256")),
-            tokenizer_sha256=str(self.adapter.get("base_model_tokenizer_sha256")),
-        )
-
-
-def safetensors_header_problem(path: Path) -> str | None:
-    """Why ``path`` is not a safetensors file (its header, read without loading any tensor), or None."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            return "too short"
-        (length,) = struct.unpack("<Q", head)
-        if length > min(size - 8, MAX_SAFETENSORS_HEADER):
-            return "bad header length"
-        try:
-            header = json.loads(fh.read(length))
-        except (ValueError, UnicodeDecodeError):
-            return "header is not JSON"
-    return None if isinstance(header, dict) else "header is not a JSON object"
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """The JSON object in a UTF-8 file.
-
-    Raises:
-        ValueError: why it is not one, worded to follow the file's name.
-    """
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-        raise ValueError(f"is not readable JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"must hold a JSON object, not {type(value).__name__}")
-    return value
-
-
-def _read_json(path: Path, rel: str, problems: list[str]) -> dict[str, Any] | None:
-    try:
-        return read_json_object(path)
-    except ValueError as err:
-        problems.append(f"{rel} {err}")
-        return None
-
-
-def _walk(root: Path, problems: list[str]) -> list[str]:
-    """Every regular file under ``root`` as a POSIX relative path; odd entries become problems."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        for entry in sorted(dirnames + filenames):
-            full = Path(dirpath) / entry
-            rel = full.relative_to(root).as_posix()
-            if full.is_symlink():
-                problems.append(f"{rel} is a symbolic link: the registry stores real files only")
-                if entry in dirnames:
-                    dirnames.remove(entry)
-            elif entry in filenames:
-                if not full.is_file():
-                    problems.append(f"{rel} is not a regular file")
-                elif rel.lower().endswith(PICKLE_SUFFIXES):
-                    problems.append(
-                        f"{rel} is a pickle file ({', '.join('*' + s for s in PICKLE_SUFFIXES)}): "
-                        "pickle runs code when loaded; save weights as safetensors"
-                    )
-                else:
-                    found.append(rel)
-    return sorted(found)
-
-
-def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> AdapterFolder:
-    """Check an adapter folder for registration and hash its files; report every problem at once.
-
-    Raises:
-        NotFoundError: the folder does not exist.
-        RefusedError: missing files, weights that are not safetensors, a pickle file anywhere,
-            unreadable JSON, or a base model other than ``base_model`` (id or hashes).
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise NotFoundError(f"adapter folder {root} does not exist or is not a folder")
-    problems: list[str] = []
-    files = _walk(root, problems)
-    for required in REQUIRED_FILES:
-        if required not in files:
-            why = " (weights must be safetensors)" if required.endswith(".safetensors") else ""
-            problems.append(f"missing {required}{why}")
-    if MANIFEST_FILE in files:
-        problems.append(f"{MANIFEST_FILE} is reserved: the registry writes it")
-    for rel in files:
-        if rel.endswith(".safetensors") and (problem := safetensors_header_problem(root / rel)):
-            problems.append(f"{rel} is not a safetensors file ({problem})")
-    parsed = {
-        rel: _read_json(root / rel, rel, problems)
-        for rel in ("adapter_config.json", "tailor_adapter.json", "train_result.json", GATE_DECISION_FILE)
-        if rel in files
-    }
-    adapter = parsed.get("tailor_adapter.json")
-    if adapter is not None:
-        problems.extend(_adapter_problems(adapter, base_model))
-    if (decision := parsed.get(GATE_DECISION_FILE)) is not None:
-        problems.extend(_gate_problems(decision))
-    if problems:
-        raise RefusedError(f"refused adapter folder {root}: " + "; ".join(problems))
-    return AdapterFolder(
-        root=root,
-        files={rel: FileEntry(sha256=file_sha256(root / rel), size=(root / rel).stat().st_size) for rel in files},
-        adapter=adapter or {},
-        adapter_config=parsed["adapter_config.json"] or {},
-        train_result=parsed.get("train_result.json"),
-        gate_decision=parsed.get(GATE_DECISION_FILE),
-    )
-
-
-def same_base(trained_on: BaseModelFingerprint, base: BaseModelFingerprint) -> bool:
-    """The same weights and tokenizer content; the model id is a label (a name set in one place,
-    derived in another, or renamed across an upgrade) and never decides."""
-    return trained_on.matches(base)
-
-
-def _adapter_problems(adapter: dict[str, Any], base: BaseModelFingerprint) -> list[str]:
-    problems = []
-    labels = adapter.get("labels")
-    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
-        problems.append("tailor_adapter.json: 'labels' must be a non-empty list of strings")
-    keys = ("base_model_id", "base_model_weights_sha256", "base_model_tokenizer_sha256")
-    missing = [k for k in keys if not isinstance(adapter.get(k), str)]
-    if missing:
-        problems.append(f"tailor_adapter.json: missing {', '.join(missing)}")
-        return problems
-    trained_on = BaseModelFingerprint(*(adapter[k] for k in keys))
-    if not same_base(trained_on, base):
-        problems.append(
-            f"base model mismatch: the adapter was trained on '{trained_on.model_id}' (weights "
-            f"{trained_on.weights_sha256[:12]}, tokenizer {trained_on.tokenizer_sha256[:12]}) but the configured "
-            f"base is '{base.model_id}' (weights {base.weights_sha256[:12]}, tokenizer {base.tokenizer_sha256[:12]})"
-        )
-    return problems
-
-
-def _gate_problems(decision: Any) -> list[str]:
-    """A decision whose verdict does not follow from its own failures was edited (or is not one)."""
-    if not isinstance(decision, dict) or not isinstance(decision.get("passed"), bool) \
-            or not isinstance(decision.get("failures"), list):  # fmt: skip
-        return ["gate_decision.json is not a gate decision (needs 'passed' true/false and a 'failures' list)"]
-    if decision.get("policy_sha256") is not None and not is_sha256(decision["policy_sha256"]):
-        return ["gate_decision.json: 'policy_sha256' must be 64 lowercase hex characters (the policy's sha256)"]
-    # A check the gate could not judge (load on a busy machine) keeps it from passing without failing it.
-    not_judged = decision.get("not_judged")
-    failures = len(decision["failures"]) + (len(not_judged) if isinstance(not_judged, list) else 0)
-    if decision["passed"] == bool(failures):
-        return [f"gate_decision.json says passed={str(decision['passed']).lower()} with {failures} failure(s): it "
-                "was edited; run `tailor evaluate` (or `tailor gate`) again"]
-    return []
-
-
-def peft_summary(config: dict[str, Any]) -> PeftSummary:
-    def names(value: Any) -> list[str]:
-        if isinstance(value, str):
-            return [value]
-        return sorted(str(v) for v in value) if isinstance(value, (list, tuple)) else []
-
-    return PeftSummary(
-        peft_type=config.get("peft_type"),
-        r=config.get("r"),
-        lora_alpha=config.get("lora_alpha"),
-        target_modules=names(config.get("target_modules")),
-        modules_to_save=names(config.get("modules_to_save")),
-        task_type=config.get("task_type"),
-    )
-
-
-def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
-    """Brief form of a GateDecision JSON: every failed threshold as one readable line."""
-    if decision is None:
-        return None
-
-    def number(value: Any) -> Any:
-        return f"{value:.4g}" if isinstance(value, float) else value
-
-    failures = [
-        f"{f.get('check')}.{f.get('metric')} = {number(f.get('value'))}, needs {f.get('comparison')} "
-        f"{number(f.get('limit'))}" + (f" (policy {f['policy_key']})" if f.get("policy_key") else "")
-        for f in decision.get("failures", [])
-        if isinstance(f, dict)
-    ]
-    return GateSummary(
-        passed=decision.get("passed") is True,
-        policy_sha256=decision.get("policy_sha256"),
-        policy_version=decision.get("policy_version"),
-        failures=failures,
-        against=decision.get("against") if isinstance(decision.get("against"), str) else None,
-        adapter_sha256=decision.get("adapter_sha256") if isinstance(decision.get("adapter_sha256"), str) else None,
-        not_judged=[why for why in decision.get("not_judged", []) if isinstance(why, str)],
-    )
-
-
 def gate_binding_problem(manifest: Manifest, *, required: bool) -> str | None:
     """Why ``manifest``'s gate decision does not hold for its own weights: it names other weights (a
     decision copied from another adapter's folder), or, where ``required``, none at all."""
@@ -451,21 +179,20 @@ def recorded_against(manifest: Manifest, decision: bytes | None) -> str | None:
 def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by: str, created_role: str,
                    created_at: str, reason: str) -> Manifest:  # fmt: skip
     """The manifest of ``folder`` registered as ``name``/``version``, its content hash filled in."""
-    train = folder.train_result or {}
-    max_length = folder.adapter.get("max_length")
+    meta = folder.meta
     manifest = Manifest(
         name=validate_name(name),
         version=version,
         files=dict(sorted(folder.files.items())),
-        base_model=folder.base_model(),
-        peft=peft_summary(folder.adapter_config),
-        labels=list(folder.adapter["labels"]),
-        max_length=max_length if isinstance(max_length, int) else None,
-        intended_use=folder.adapter.get("intended_use"),
-        data_version=train.get("data_version") or folder.adapter.get("data_version"),
-        metrics=dict(train.get("metrics") or {}),
-        cost=train.get("cost"),
-        gate=gate_summary(folder.gate_decision),
+        base_model=meta.base_model,
+        peft=folder.peft,
+        labels=list(meta.labels),
+        max_length=meta.max_length,
+        intended_use=meta.intended_use,
+        data_version=folder.train.data_version or meta.data_version,
+        metrics=folder.train.metrics,
+        cost=folder.train.cost,
+        gate=folder.gate,
         created_by=created_by,
         created_role=created_role,
         created_at=created_at,

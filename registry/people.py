@@ -15,13 +15,13 @@ import stat
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from registry.atomic_file import write_atomic
-from registry.audit import AuditLog, utc_now
+from registry.audit.log import AuditLog
 from registry.errors import ConfigError, IntegrityError, RefusedError
+from registry.event_time import utc_now
+from registry.files import require_file, write_atomic
 from registry.keyring import KeyEvent, KeyLog, Keyring, validate_person
+from registry.object_store import ObjectStore
 from registry.signing import Signer, new_private_key, public_key_of
-from registry.store import ObjectStore
-from registry.user_files import require_file
 
 CREDENTIALS_FORMAT = "tailor-credentials-1"
 KEY_FORMAT = "tailor-signing-key-1"

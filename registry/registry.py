@@ -1,118 +1,44 @@
-"""The adapter registry: immutable versions on the object store, aliases governed by the audit log.
+"""The adapter registry, write side: register, promote, judge, roll back, archive and clear.
 
-Layout on the bucket::
-
-    adapters/<name>/claims/<version>.json             create-only: who took the version number
-    adapters/<name>/versions/<version>/<files…>       the adapter folder as registered
-    adapters/<name>/versions/<version>/manifest.json  written last: a version exists iff this exists
-    audit/<name>/<seq:012d>.json                      the hash-chained log (see ``registry.audit``)
-
-Every rule is judged here, whatever the store's identities allow, because a role's S3
-permissions cannot tell a staging promotion from a production one (both are audit events).
+Every rule (``registry.governance``) is judged here, whatever the store's identities allow, because
+a role's S3 permissions cannot tell a staging promotion from a production one (both are audit events).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
-import shutil
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
 
-from registry.atomic_file import errors_named
-from registry.audit import (
-    AliasState, AuditEvent, AuditLog, audit_prefix, event_key, fold, parse_event, parse_time, utc_now,
-)
+from registry.adapter_folder import MANIFEST_FILE, GateSummary, inspect_adapter_folder
+from registry.audit.events import AuditEvent, audit_prefix, event_key, parse_event
+from registry.audit.state import AliasState
 from registry.canonical import canonical_json
-from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, NotFoundError, RefusedError
-from registry.fingerprint import BaseModelFingerprint
+from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, RefusedError
+from registry.event_time import utc_now
+from registry.governance import (
+    MAX_REASON_CHARS,
+    breaks_four_eyes,
+    gate_problem,
+    override_problem,
+    reason_problem,
+    role_problem,
+    stale_gate,
+    trainer_archive_problem,
+)
 from registry.manifest import (
-    GATE_DECISION_FILE,
-    MANIFEST_FILE,
-    GateSummary,
     Manifest,
     build_manifest,
     gate_binding_problem,
-    inspect_adapter_folder,
     is_version,
     recorded_against,
-    same_base,
     validate_name,
     version_number,
 )
-from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
-from registry.readable_text import control_characters, has_visible_text, same_person
-from registry.rules import EventJudge, RegistryRules, role_problem
-from registry.signing import Signer
-from registry.store import ObjectStore, put_kept, rewritten_keys, sha256_hex
-from registry.settings import StoreSettings
+from registry.object_store import put_kept, sha256_hex
+from registry.reading import RegistryReader, file_key, gate_fields, latest_gate, no_audit_log, versions_prefix
 
-_FETCH_THREADS = 8
-MAX_REASON_CHARS = 2000
-MAX_ACTOR_CHARS = 128
 MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """What `audit verify` proved: the whole chain, and every manifest against its register event."""
-
-    name: str
-    events: int
-    head_sha256: str
-    aliases: dict[str, str]
-    versions: list[str]
-    incomplete: list[str]  # registered in the log, but the upload never finished (no manifest)
-    to_review: list[str]  # production moves that the rules of the day may have allowed, or a client skipped
-    signed: int = 0  # events whose signature and rules were checked; the rest are unsigned legacy
-    keyring: list[str] = field(default_factory=list)  # every key change, for a person to review
-
-
-@dataclass(frozen=True)
-class ListedVersion:
-    """One version as `tailor list` shows it: its checked manifest, or why it failed the check."""
-
-    version: str
-    manifest: Manifest | None
-    problem: str | None = None
-
-
-def _gate_fields(manifest: Manifest, gate: GateSummary | None = None) -> dict:
-    """What an audit event records of a version's gate decision (``gate``, or the one it was registered with)."""
-    gate = gate or manifest.gate
-    return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
-
-
-def _judged_gate(event: AuditEvent) -> GateSummary:
-    """The verdict a ``judge`` event records, without the evidence it carries beside it."""
-    wanted = {f.name for f in fields(GateSummary)}
-    return GateSummary(**{k: v for k, v in event.gate.items() if k in wanted})
-
-
-def latest_gate(events: list[AuditEvent], manifest: Manifest) -> GateSummary | None:
-    """``manifest``'s gate verdict as it stands: the newest ``judge`` event's for its version, else the registered one.
-
-    A version judged again (its load, once the machine was quiet) keeps its manifest; the new verdict
-    and its evidence live in the event, so the register event's record is never edited.
-    """
-    judged = [e for e in events if e.action == "judge" and e.version == manifest.version and e.gate is not None]
-    return _judged_gate(judged[-1]) if judged else manifest.gate
-
-
-def _require_gate_as_recorded(event: AuditEvent, manifest: Manifest, gate: GateSummary | None) -> None:
-    """Raises: IntegrityError: ``event`` claims a gate other than ``gate``, the verdict its version held
-    then (the manifest's, or the newest ``judge`` event's before it)."""
-    actual = _gate_fields(manifest, gate)
-    claimed = event.gate
-    same = event.policy_sha256 == actual["policy_sha256"] and (
-        claimed is None if actual["gate"] is None
-        else claimed is not None and all(actual["gate"].get(k) == v for k, v in claimed.items()))  # fmt: skip
-    if not same:
-        raise IntegrityError(f"event {event.key_name} of '{event.name}' ({event.action} {event.version}) records a "
-                             f"gate other than the one in {event.version}'s manifest: forged or rewritten")  # fmt: skip
 
 
 def _chain_and_strays(name: str, keys: list[str]) -> tuple[list[int], list[str]]:
@@ -125,275 +51,9 @@ def _chain_and_strays(name: str, keys: list[str]) -> tuple[list[int], list[str]]
     return chain, sorted(set(keys) - {numbered[seq] for seq in chain})
 
 
-def no_audit_log(name: str) -> NotFoundError:
-    return NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
 
-
-def production_moves_to_review(events: list[AuditEvent]) -> list[str]:
-    """Promotions to production that four-eyes or the gate rule would have refused.
-
-    The rules are judged by the client that writes the event, under the policy it was configured
-    with: a policy that switched them off, or a client of one's own, leaves events that chain
-    perfectly. They are listed for a person to look at, not refused: the policy of the day may
-    have allowed them.
-    """
-    registered_by = {e.version: e.actor for e in events if e.action == "register"}
-    found = []
-    for e in events:
-        if e.action != "promote" or e.alias != "production":
-            continue
-        where = f"event {e.key_name}: {e.actor} moved production to {e.version}"
-        registrant = registered_by.get(e.version, "")
-        if same_person(e.actor, registrant):
-            found.append(f"{where}, which {registrant} registered (four-eyes off, or not applied)")
-        if e.gate is None and not e.override:
-            found.append(f"{where} without a gate decision or --override (require_gate_decision off, or not applied)")
-        elif e.gate is not None and e.gate.get("passed") is not True and not e.override:
-            found.append(f"{where}, whose gate failed, without --override (not applied)")
-    return found
-
-
-def versions_prefix(name: str) -> str:
-    return f"adapters/{name}/versions/"
-
-
-def file_key(name: str, version: str, rel: str) -> str:
-    return f"{versions_prefix(name)}{version}/{rel}"
-
-
-def _require_plain_actor(actor: str) -> None:
-    """Raises: ConfigError: an actor name a log reader could mistake for another one."""
-    if not actor.strip() or actor != actor.strip() or control_characters(actor) or len(actor) > MAX_ACTOR_CHARS:
-        raise ConfigError(f"actor {actor!r} is refused: use 1-{MAX_ACTOR_CHARS} visible characters, without spaces "
-                          "around them, line breaks or invisible characters (it names who acted in the audit log)")
-
-
-class Registry:
-    """Register, list, download, promote, roll back and archive adapter versions.
-
-    Args:
-        store: where everything lives.
-        settings: the store settings; ``role`` and ``actor`` say who acts.
-        base_model: the configured base model's fingerprint; needed to register and to roll back.
-        rules: governance rules.
-        cache_dir: where folded alias state may be cached between processes (optional).
-    """
-
-    def __init__(self, store: ObjectStore, settings: StoreSettings, *, base_model: BaseModelFingerprint | None = None,
-                 rules: RegistryRules = RegistryRules(), cache_dir: Path | None = None):  # fmt: skip
-        self.store = store
-        self.settings = settings
-        _require_plain_actor(settings.actor)
-        self.base_model = base_model
-        self.rules = rules
-        scope = hashlib.sha256(f"{settings.endpoint}|{settings.bucket}".encode()).hexdigest()[:16]
-        self.keys = KeyLog(store, settings.trust_root, pin_file=Path(cache_dir) / "registry-cache" /
-                           f"trust-root-{scope}" if cache_dir else None)  # fmt: skip
-        signer = Signer(settings.actor, settings.role, settings.signing_key) if settings.signing_key else None
-        self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir, signer=signer,
-                            judge=EventJudge(self.keys, rules),
-                            cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}")  # fmt: skip
-
-    @property
-    def signs(self) -> bool:
-        """Whether this store's events are signed and judged (it has a keyring)."""
-        return self.log.judge is not None and self.log.judge.signs()
-
-    def keyring(self) -> Keyring | None:
-        """The store's keyring, checked against the pinned trust root; None for a store without one."""
-        return self.keys.keyring(refresh=True) if self.signs else None
-
-    # ---- reading -------------------------------------------------------------------------------
-
-    def state(self, name: str) -> AliasState:
-        """The log's fold for ``name``: aliases, their history, registered and archived versions."""
-        return self.log.state(validate_name(name))
-
-    def head_seq(self, name: str) -> int:
-        return self.log.head_seq(validate_name(name))
-
-    def aliases(self, name: str) -> dict[str, str]:
-        return dict(self.state(name).aliases)
-
-    def events(self, name: str) -> list[AuditEvent]:
-        return self.log.events(validate_name(name))
-
-    def manifest(self, name: str, version: str) -> Manifest:
-        """The manifest of ``version``, proven against its content hash and its register event.
-
-        Raises:
-            NotFoundError: no such version (or its upload never finished).
-            IntegrityError: the manifest was modified, or deleted after the log promoted or archived it.
-        """
-        return self._checked_manifest(name, version, self.state(name))
-
-    def versions(self, name: str) -> list[Manifest]:
-        """Every complete version, oldest first (archived ones included; see ``state().archived``).
-
-        Raises:
-            IntegrityError: a manifest fails its check (the first one, named).
-        """
-        listed = self.listing(name)
-        failed = next((item for item in listed if item.problem is not None), None)
-        if failed is not None:
-            raise IntegrityError(failed.problem)
-        return [item.manifest for item in listed if item.manifest is not None]
-
-    def listing(self, name: str) -> list[ListedVersion]:
-        """Every complete version and every one the log promoted or archived, oldest first, each with
-        its checked manifest or the reason it failed (a deleted manifest included).
-
-        One tampered or unreadable manifest must not hide the healthy versions from a person
-        looking into it, so a failed check is reported in its row instead of raised.
-        """
-        state = self.state(name)
-        stored = {v for v in self.store.folders(versions_prefix(name)) if is_version(v)}
-        found = sorted(stored | {v for v in state.versions if state.referenced(v)}, key=version_number)
-
-        def checked(version: str) -> ListedVersion | None:
-            try:
-                return ListedVersion(version, self._checked_manifest(name, version, state))
-            except IntegrityError as err:
-                return ListedVersion(version, None, str(err))
-            except NotFoundError:
-                return None  # files without a manifest: an upload under way, or one that never finished
-
-        with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
-            return [row for row in pool.map(checked, found) if row is not None]
-
-    def resolve(self, name: str, alias: str = "production") -> Manifest | None:
-        """The manifest ``alias`` points at, or None when the alias was never set."""
-        state = self.state(name)
-        version = state.aliases.get(alias)
-        return self._checked_manifest(name, version, state) if version else None
-
-    def download(self, name: str, ref: str, dest: Path) -> Manifest:
-        """Write the files of a version (``v3``) or alias (``production``) into the new folder ``dest``.
-
-        Every file is checked against its sha256 before anything appears at ``dest``.
-
-        Raises:
-            NotFoundError: unknown version or unset alias.
-            IntegrityError: a stored file does not match its hash (named).
-            RefusedError: ``dest`` exists and is not an empty folder.
-        """
-        state = self.state(name)
-        version = ref if is_version(ref) else state.aliases.get(ref)
-        if version is None:
-            raise NotFoundError(f"'{name}' has no version {ref!r} and no alias of that name is set")
-        manifest = self._checked_manifest(name, version, state)
-        dest = Path(dest)
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise RefusedError(f"download destination {dest} exists and is not an empty folder")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
-        try:
-            with errors_named(dest):
-                for rel, data in self.verified_files(manifest):
-                    target = partial / rel
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
-                partial.mkdir(parents=True, exist_ok=True)
-                if dest.exists():
-                    dest.rmdir()
-                partial.rename(dest)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-        return manifest
-
-    def verify(self, name: str) -> VerifyResult:
-        """Check the whole audit chain (signatures and rules replayed where the store signs), every
-        manifest against its register event, every stored file against its manifest, and every
-        event's gate against the manifest it names.
-
-        Raises:
-            IntegrityError: naming the first bad event, the modified manifest or the corrupted file.
-            NotFoundError: ``name`` has no events at all (a typo would otherwise read as "verified").
-        """
-        state, events = self.log.verified_events(validate_name(name))
-        if state.head_seq == 0:
-            raise no_audit_log(name)
-        self._require_unrewritten_keyring()
-
-        def proven(version: str) -> Manifest | None:
-            try:
-                manifest = self._checked_manifest(name, version, state)
-            except NotFoundError:
-                return None
-            for _ in self.verified_files(manifest):  # reading proves every file
-                pass
-            if problem := gate_binding_problem(manifest, required=False):
-                raise IntegrityError(problem)
-            return manifest
-
-        versions = sorted(state.versions, key=version_number)
-        with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:  # 500 manifests one by one took 4 s
-            found = dict(zip(versions, pool.map(proven, versions)))
-        judged: dict[str, GateSummary] = {}  # each version's verdict as it stood at each event
-        for event in events:
-            manifest = found.get(event.version)
-            if event.action == "judge" and event.gate is not None:
-                judged[event.version] = _judged_gate(event)
-            elif event.action != "register" and manifest is not None:
-                _require_gate_as_recorded(event, manifest, judged.get(event.version))
-        complete, incomplete = [v for v in versions if found[v]], [v for v in versions if not found[v]]
-        ring = self.keyring()
-        return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
-                            aliases=dict(state.aliases), versions=complete, incomplete=incomplete,
-                            to_review=production_moves_to_review(events) + [
-                                f"event {e.key_name}: {e.actor} cleared an object: {e.reason}"
-                                for e in events if e.action == "clear"], signed=state.signed,
-                            keyring=list(ring.review) if ring else [])  # fmt: skip
-
-    def require_servable(self, name: str) -> None:
-        """What a server checks before it serves ``name``: a signing store's trust root is pinned, and
-        no event of its log and no key event was overwritten or deleted (a cache-less machine cannot
-        otherwise see a deleted newest event).
-
-        Raises:
-            ConfigError: the store signs and no trust_root is configured.
-            IntegrityError: naming each rewritten key.
-        """
-        if self.signs and not self.settings.trust_root:
-            raise ConfigError("trust_root: this store signs its events; a server pins the keyring it trusts: set "
-                              "trust_root (printed by `tailor user init`) or point credentials_file at its "
-                              "service's credentials")  # fmt: skip
-        self.log.require_unrewritten(validate_name(name))
-        self._require_unrewritten_keyring()
-
-    def _require_unrewritten_keyring(self) -> None:
-        rewritten = rewritten_keys(self.store, KEYS_PREFIX)
-        if rewritten:
-            raise IntegrityError("the keyring was rewritten: " + "; ".join(
-                f"{key} has {what}" for key, what in sorted(rewritten.items())))  # fmt: skip
-
-    def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
-        """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.
-
-        Raises:
-            RefusedError: ``when`` is not ISO 8601 or is in the future, or ``alias`` is not one of the
-                rules' aliases.
-            NotFoundError: ``name`` has no events at all (a typo would otherwise read as "unset").
-        """
-        self.require_alias(alias)
-        try:
-            moment = parse_time(when)
-        except ValueError:
-            raise RefusedError(f"time {when!r} is not ISO 8601 within the years 1 to 9999 (e.g. 2026-11-27T23:00:00Z)"
-                               ) from None
-        events = self.events(name)
-        if not events:
-            raise no_audit_log(name)
-        now = utc_now()
-        # The log cannot know a later promotion or rollback: answering today's holder would read as a fact.
-        # Events carry their writers' clocks, so the newest event's own time is always a fair question.
-        if moment > max([parse_time(now)] + [parse_time(e.time) for e in events[-1:]]):
-            raise RefusedError(f"time {when!r} is in the future (now {now}); `tailor list {name}` shows who holds "
-                               f"{alias} now")
-        before = [e for e in events if parse_time(e.time) <= moment]
-        state = fold(AliasState(name=name), before)
-        setter = next((e for e in reversed(before) if e.alias == alias), None)
-        return state.aliases.get(alias), setter
+class Registry(RegistryReader):
+    """Register, list, download, promote, roll back and archive adapter versions (see ``RegistryReader``)."""
 
     # ---- changing --------------------------------------------------------------------------------
 
@@ -424,7 +84,7 @@ class Registry:
             put_kept(self.store, file_key(name, version, rel), data)
         self.log.append(name, lambda state: AuditEvent(
             action="register", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
-            reason=reason, content_sha256=manifest.content_sha256, **_gate_fields(manifest),
+            reason=reason, content_sha256=manifest.content_sha256, **gate_fields(manifest),
         ))  # fmt: skip
         # Last: only now does the version exist for readers.
         put_kept(self.store, file_key(name, version, MANIFEST_FILE), manifest.to_json())
@@ -446,11 +106,8 @@ class Registry:
         self.require_role("promote", alias=to)
         self._require_reason(reason, "promote")
         self.require_alias(to)
-        if override and self.settings.role not in self.rules.override_roles:
-            raise RefusedError(
-                f"--override is reserved to the {' or '.join(self.rules.override_roles)} role; "
-                f"you act as '{self.settings.role}'"
-            )
+        if override and (problem := override_problem(self.settings.role, self.rules)):
+            raise RefusedError(f"{problem}; you act as '{self.settings.role}'")
         manifest = self.manifest(name, version)
         self._require_same_base(manifest)
         decision = self._prove_files(manifest)  # an alias must never point at weights that cannot be served
@@ -458,12 +115,14 @@ class Registry:
         gate = latest_gate(self.events(name), manifest)
         bypassed = False
         if to == self.rules.production_alias:
-            if self.rules.four_eyes_production and same_person(manifest.created_by, self.settings.actor):
+            if breaks_four_eyes(self.rules, to, manifest.created_by, self.settings.actor):
                 raise RefusedError(
                     f"four-eyes rule: {self.settings.actor} registered {name} {version} and cannot also promote it "
                     f"to {to}; another person must"
                 )
-            problem = self._gate_problem(manifest, gate)
+            label = f"{name} {version}"
+            problem = gate_problem(label, name, gate, self.rules, judged_again=gate is not manifest.gate,
+                                   binding_problem=gate_binding_problem(manifest, required=self.signs))  # fmt: skip
             if problem is not None:
                 if not override:
                     raise RefusedError(f"{problem}; only an approver may promote it, with --override and a reason")
@@ -475,8 +134,7 @@ class Registry:
             current = state.aliases.get(to)
             if current == version:
                 raise RefusedError(f"{to} already holds {name} {version}")
-            stale = to == self.rules.production_alias and current is not None and manifest.gate is not None \
-                and against != f"{name}:{current}"  # fmt: skip
+            stale = stale_gate(self.rules, to, current, gated=manifest.gate is not None, against=against, name=name)
             if stale and not override:
                 # Judged here, against the log as the event lands: production may have moved since the gate ran.
                 raise RefusedError(
@@ -488,7 +146,7 @@ class Registry:
             return AuditEvent(
                 action="promote", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
                 reason=reason, content_sha256=manifest.content_sha256, alias=to, alias_before=current,
-                alias_after=version, override=bypassed or stale, **_gate_fields(manifest, gate),
+                alias_after=version, override=bypassed or stale, **gate_fields(manifest, gate),
             )  # fmt: skip
 
         return self.log.append(name, make)
@@ -562,7 +220,7 @@ class Registry:
             return AuditEvent(
                 action="rollback", name=name, version=target, actor=self.settings.actor, role=self.settings.role,
                 reason=reason, content_sha256=manifest.content_sha256, alias=alias,
-                alias_before=state.aliases.get(alias), alias_after=target, **_gate_fields(manifest),
+                alias_before=state.aliases.get(alias), alias_after=target, **gate_fields(manifest),
             )  # fmt: skip
 
         return self.log.append(validate_name(name), make)
@@ -586,19 +244,13 @@ class Registry:
                 raise RefusedError(
                     f"{name} {version} is {' and '.join(holders)}: promote or roll back to another version first"
                 )
-            production = self.rules.production_alias
-            if self.settings.role == "trainer" and version in state.history.get(production, []):
-                # Archiving a former production version would take away a rollback target.
-                raise RefusedError(
-                    f"role 'trainer' cannot archive {name} {version}: '{production}' held it and may roll back to it; "
-                    "an approver (or admin) must"
-                )
+            if problem := trainer_archive_problem(self.settings.role, f"{name} {version}", version, state.history,
+                                                  self.rules):  # fmt: skip
+                raise RefusedError(f"{problem} and may roll back to it; an approver (or admin) must")
             return AuditEvent(action="archive", name=name, version=version, actor=self.settings.actor,
                               role=self.settings.role, reason=reason, content_sha256=manifest.content_sha256)  # fmt: skip
 
         return self.log.append(name, make)
-
-    # ---- helpers ---------------------------------------------------------------------------------
 
     def clear(self, name: str, *, reason: str) -> AuditEvent:
         """Remove what freezes ``name``'s log, and record that in the log: a bad newest event (junk,
@@ -658,120 +310,8 @@ class Registry:
 
     @staticmethod
     def _require_reason(reason: str, what: str, *, required: bool = True) -> None:
-        if not has_visible_text(reason):
-            if required or reason:
-                raise RefusedError(f"a reason is required to {what} (--reason TEXT): it goes into the audit log"
-                                   + (" (this one has nothing visible)" if reason.strip() else ""))  # fmt: skip
-            return
-        hidden = control_characters(reason)
-        if hidden:
-            # a line break or an invisible character would let a reason pass for other lines of `tailor audit log`
-            raise RefusedError(f"a reason must be one line of visible text; this one holds {', '.join(hidden)}")
-        if len(reason) > MAX_REASON_CHARS:
-            # every reason stays in the append-only log for good, and is read back on every replay
-            raise RefusedError(f"a reason is at most {MAX_REASON_CHARS} characters (this one has {len(reason)}); "
-                               "link to a ticket for the details")  # fmt: skip
-
-    def require_alias(self, alias: str) -> None:
-        """Raises: RefusedError: ``alias`` is not one of the rules' aliases (a typo, not an unset alias)."""
-        if alias not in self.rules.aliases:
-            raise RefusedError(f"alias {alias!r} is not one of {', '.join(self.rules.aliases)}")
-
-    def _require_same_base(self, manifest: Manifest) -> None:
-        base = self.base_model
-        if base is not None and not same_base(manifest.base_model, base):
-            raise RefusedError(
-                f"{manifest.name} {manifest.version} was trained on base model '{manifest.base_model.model_id}' "
-                f"(weights {manifest.base_model.weights_sha256[:12]}) but the configured base is '{base.model_id}' "
-                f"(weights {base.weights_sha256[:12]})"
-            )
-
-    def _checked_manifest(self, name: str, version: str, state: AliasState) -> Manifest:
-        version_number(version)
-        key = file_key(validate_name(name), version, MANIFEST_FILE)
-        try:
-            data = self.store.get(key)
-        except NotFoundError:
-            if state.referenced(version):
-                holders = [a for a, v in state.aliases.items() if v == version]
-                held = f"; {' and '.join(holders)} {'point' if len(holders) > 1 else 'points'} at it" if holders else ""
-                raise IntegrityError(f"{name} {version}: its manifest is missing although the log promoted or archived "
-                                     f"it, so it was deleted{held}; restore it from the bucket's object versions"
-                                     ) from None  # fmt: skip
-            if version in state.versions:
-                raise NotFoundError(f"{name} {version} was registered but its upload never finished (no manifest): "
-                                    "register the folder again; it gets the next version") from None  # fmt: skip
-            raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)") from None
-        manifest = Manifest.from_json(data, key)
-        if (manifest.name, manifest.version) != (name, version):
-            raise IntegrityError(f"{key} describes {manifest.name} {manifest.version}, not {name} {version}")
-        if state.versions.get(version) != manifest.content_sha256:
-            raise IntegrityError(
-                f"{key} does not match the content hash its register event recorded: the manifest was replaced"
-            )
-        return manifest
-
-    def verified_files(self, manifest: Manifest, only: set[str] | None = None) -> Iterator[tuple[str, bytes]]:
-        """Each stored file of ``manifest`` (or those in ``only``) with its bytes, size and sha256 checked.
-
-        Raises:
-            IntegrityError: naming the first file that does not match.
-        """
-        for rel, entry in manifest.files.items():
-            if only is not None and rel not in only:
-                continue
-            try:
-                # A larger object is refused before it is read: it cannot be the file the manifest names.
-                data = self.store.get(file_key(manifest.name, manifest.version, rel), max_bytes=entry.size)
-            except NotFoundError:
-                raise IntegrityError(f"{manifest.name} {manifest.version}: stored file {rel} is missing") from None
-            digest = sha256_hex(data)
-            if len(data) != entry.size or digest != entry.sha256:
-                raise IntegrityError(
-                    f"{manifest.name} {manifest.version}: stored file {rel} is corrupted (sha256 {digest[:12]}…, "
-                    f"manifest says {entry.sha256[:12]}…); refusing it"
-                )
-            yield rel, data
-
-    def _gate_problem(self, manifest: Manifest, gate: GateSummary | None) -> str | None:
-        """Why ``gate`` (``manifest``'s verdict as it stands) does not allow production, if it does not."""
-        label = f"{manifest.name} {manifest.version}"
-        if gate is None:
-            if not self.rules.require_gate:
-                return None
-            return (f"{label} was registered without a gate decision: evaluate its folder against production "
-                    f"(`tailor evaluate --adapter FOLDER --data HOLDOUT --name {manifest.name}`) and register the "
-                    "folder again")
-        if gate.not_judged and not gate.failures:
-            return (f"{label}'s gate could not judge {', '.join(sorted(gate.unjudged_checks()))} ("
-                    f"{'; '.join(gate.not_judged)}): judge it again with `tailor judge-load {manifest.name} "
-                    f"{manifest.version}`")
-        if not gate.passed:
-            return f"{label} failed its gate: {'; '.join(gate.failures + gate.not_judged) or 'no details'}"
-        if problem := gate_binding_problem(manifest, required=self.signs):
-            return problem
-        wanted = self.rules.policy_sha256
-        if wanted is not None and gate.policy_sha256 != wanted and gate is not manifest.gate:
-            return (f"{label}'s load was judged again (`tailor judge-load`) under policy {gate.policy_version} "
-                    f"({(gate.policy_sha256 or '?')[:12]}), the one its gate was decided under, not the configured "
-                    f"one ({wanted[:12]}): evaluate its folder under the configured policy and register it again")
-        if wanted is not None and gate.policy_sha256 != wanted:
-            return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
-                    f"not the configured one ({wanted[:12]}): re-judge its decision (`tailor gate --decision "
-                    "FOLDER/gate_decision.json --out FOLDER/gate_decision.json`) and register the folder again")  # fmt: skip
-        return None
-
-    def _prove_files(self, manifest: Manifest) -> bytes | None:
-        """Read every stored file of ``manifest``; return the bytes of its gate decision, if it has one.
-
-        Raises:
-            IntegrityError: naming the first stored file that is missing or does not match.
-        """
-        decision = None
-        for rel, data in self.verified_files(manifest):  # reading proves every file
-            if rel == GATE_DECISION_FILE:
-                decision = data
-        return decision
+        if problem := reason_problem(reason, what, required=required):
+            raise RefusedError(problem)
 
     def _claim_version(self, name: str) -> str:
         """Take the next version number with a create-only claim: racing registers get distinct ones.

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from registry.audit import AuditEvent
+from registry.audit.events import AuditEvent
+from registry.governance import production_moves_to_review
 from registry.manifest import Manifest
-from registry.registry import Registry, latest_gate, production_moves_to_review
+from registry.reading import latest_gate
+from registry.registry import Registry
 
 EVIDENCE_MAX_BYTES = 64 * 1024
 

@@ -79,7 +79,7 @@ class Classifier(Protocol):
 
 
 class AdapterSource(Protocol):
-    """What the follower needs from the registry (``registry.registry.Registry`` has it)."""
+    """What the follower needs from the registry (``registry.reading.RegistryReader`` has it)."""
 
     def head_seq(self, name: str) -> int: ...
 

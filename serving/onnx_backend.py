@@ -23,9 +23,8 @@ import logging
 
 import numpy as np
 
-from pipelines.model import (ADAPTER_CONFIG_FILE, ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, AdapterMeta, LoadedBase,
-                             MeanPoolClassifier, load_classifier)  # fmt: skip
-from pipelines.training.publish import REFERENCE_FILE
+from pipelines.model import LoadedBase, MeanPoolClassifier, load_classifier
+from registry.adapter_folder import CONFIG_FILE, META_FILE, WEIGHTS_FILE, AdapterMeta, reference_texts
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def _versions() -> str:
 def cache_key(adapter_dir: Path, base: LoadedBase, *, int8: bool) -> str:
     """What the exported graph is a function of: the adapter's files, the base model, the export settings."""
     digest = hashlib.sha256()
-    for name in (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_META_FILE):
+    for name in (CONFIG_FILE, WEIGHTS_FILE, META_FILE):
         digest.update(name.encode() + b"\0" + hashlib.sha256((Path(adapter_dir) / name).read_bytes()).digest())
     fp = base.fingerprint
     digest.update(f"{fp.weights_sha256}:{fp.tokenizer_sha256}:opset{OPSET}:v{EXPORT_FORMAT}:int8={int8}:"
@@ -186,11 +185,7 @@ def _prune(cache_dir: Path, *, served: set[Path]) -> None:
 
 def _check_texts(adapter_dir: Path) -> list[str]:
     """The version's own reference rows (the first few), or fixed ones where it has none."""
-    from pipelines.batches.read import read_batch
-
-    reference = Path(adapter_dir) / REFERENCE_FILE
-    texts = read_batch(reference).texts[:CHECK_ROWS] if reference.is_file() else []
-    return texts or FALLBACK_TEXTS
+    return reference_texts(adapter_dir, CHECK_ROWS) or FALLBACK_TEXTS
 
 
 def _mismatch(got: np.ndarray, expected: np.ndarray, *, int8: bool) -> str | None:

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from pipelines.encoder import unpaired_surrogate
-from registry.readable_text import has_visible_text
+from registry.text import unpaired_surrogate
+from registry.text import has_visible_text
 
 
 @dataclass(frozen=True)

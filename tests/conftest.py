@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bench.embedded_store import store_env
-from registry import embedded
-from registry.embedded import EmbeddedStoreConfig
+from pipelines.servers import seaweedfs
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from registry.settings import Role, StoreSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ class RunningStore:
     home: Path
 
     def settings(self, role: Role = "admin", actor: str = "tester") -> StoreSettings:
-        return embedded.admin_settings(self.cfg, role=role, actor=actor)
+        return seaweedfs.admin_settings(self.cfg, role=role, actor=actor)
 
     def env(self, **extra: str) -> dict[str, str]:
         return store_env(self.cfg, self.home, **extra)
@@ -51,9 +51,9 @@ def s3_server(tmp_path_factory) -> RunningStore:
     """One real SeaweedFS for the whole run, as `tailor store start` runs it."""
     home = tmp_path_factory.mktemp("tailor-home")
     cfg = EmbeddedStoreConfig.on_free_ports(home / "store", bucket="tailor-test")
-    embedded.start(cfg)
+    seaweedfs.start(cfg)
     yield RunningStore(cfg=cfg, home=home)
-    embedded.stop(cfg)
+    seaweedfs.stop(cfg)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.embedded import may_write
+from pipelines.servers.seaweedfs_identities import may_write
 from registry.errors import ConfigError, RefusedError, StoreError, TailorError
 from registry.settings import StoreSettings
 

@@ -15,7 +15,7 @@ import json
 import warnings
 from pathlib import Path
 
-from pipelines.encoder import bad_utf8_byte, unpaired_surrogate
+from registry.text import bad_utf8_byte, unpaired_surrogate
 from pipelines.records import LabeledBatch
 from pipelines.batches.text_encoding import codec_name, guess_japanese
 from registry.errors import NotFoundError, RefusedError, first_line

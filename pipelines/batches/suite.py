@@ -17,7 +17,7 @@ from pipelines.batches.rules import CHECKS, MAX_EXAMPLES, batch_frame, normalise
 from pipelines.policy import DataPolicy
 from pipelines.records import ExpectationFailure, LabeledBatch
 from registry.errors import ConfigError
-from registry.user_files import require_file
+from registry.files import require_file
 
 
 SUITE_FILE = Path(__file__).resolve().parents[2] / "data" / "expectations" / "batch.yaml"

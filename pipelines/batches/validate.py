@@ -8,15 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.batches.read import BatchReadError, NotAFileError, UnsupportedFormatError, megabytes, read_batch
+from pipelines.batches.read import (
+    BatchReadError,
+    NotAFileError,
+    UnsupportedFormatError,
+    megabytes,
+    read_batch,
+)
 from pipelines.batches.rules import example
 from pipelines.batches.suite import run_suite
 from pipelines.batches.text_encoding import codec_name
-from pipelines.encoder import bad_utf8_byte
+from registry.text import bad_utf8_byte
 from pipelines.policy import Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
 from registry.errors import ConfigError
-from registry.user_files import require_file
+from registry.files import require_file
 
 if TYPE_CHECKING:
     from pipelines.batches.noise_audit import SuspectedMislabel

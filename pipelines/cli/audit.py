@@ -9,7 +9,7 @@ from pipelines.cli.output import JSON
 from pipelines.cli.versions import event_line
 from pipelines.cli.state import state
 from registry.errors import NotFoundError
-from registry.registry import no_audit_log
+from registry.reading import no_audit_log
 
 app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.", no_args_is_help=True)
 

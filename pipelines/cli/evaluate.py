@@ -40,7 +40,8 @@ def evaluate(
 ) -> None:
     """Run every check on an adapter and decide the gate. Exit 1 when the gate fails."""
     from pipelines.batches.read import read_batch
-    from pipelines.evaluation.checks.suite import GATE_DECISION_FILE, evaluate as run_checks
+    from pipelines.checks.suite import evaluate as run_checks
+    from registry.adapter_folder import GATE_DECISION_FILE
     from pipelines.evaluation.gate import describe
 
     # The policy and the holdout first: a malformed policy is refused before any model is loaded.

@@ -17,7 +17,7 @@ def check_flow_arguments(name: str, holdout: Path, labels: Path | None, policy: 
         NotFoundError, ConfigError, RefusedError: the first bad argument, named.
     """
     from registry.manifest import validate_name
-    from registry.user_files import require_file
+    from registry.files import require_file
 
     validate_name(name)
     if data is not None:

@@ -26,7 +26,7 @@ def gate(
     """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""
     from pipelines.evaluation import gate as gate_step
     from pipelines.records import GateDecision
-    from registry.user_files import require_file
+    from registry.files import require_file
 
     recorded = GateDecision.read_json(require_file(decision_file, "--decision:", hint=" (run `tailor evaluate` first)"))
     decision = gate_step.rejudge(state.context().policy_or(policy_file), recorded)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines import prefect_server
+from pipelines.servers import prefect as prefect_server
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 

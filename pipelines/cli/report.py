@@ -20,7 +20,7 @@ def report(
     as_json: bool = JSON,
 ) -> None:
     """Write a model card with every piece of evidence and the version's audit trail (opens offline)."""
-    from registry.atomic_file import write_atomic
+    from registry.files import write_atomic
     from registry.errors import AlreadyExistsError
     from registry.report import gather, render
 

@@ -17,7 +17,7 @@ from registry.errors import TailorError, first_line
 
 def connect_prefect() -> str | None:
     """Use the persistent Prefect server when it runs (else Prefect's temporary one); before importing flows."""
-    from pipelines import prefect_server
+    from pipelines.servers import prefect as prefect_server
 
     settings = state.settings()
     return prefect_server.use_server(prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port))

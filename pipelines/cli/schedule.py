@@ -28,7 +28,7 @@ def schedule(
     started from the Prefect UI or API goes through the same registry
     rules and audit log as `tailor promote`.
     """
-    from pipelines import prefect_server
+    from pipelines.servers import prefect as prefect_server
 
     settings = state.settings()
     cfg = prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port)

@@ -6,7 +6,7 @@ import typer
 
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
-from registry import embedded
+from pipelines.servers import seaweedfs
 
 app = typer.Typer(help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.1; check any configured one.",
                   no_args_is_help=True)  # fmt: skip
@@ -16,7 +16,7 @@ app = typer.Typer(help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.
 @app.command()
 def start(as_json: bool = JSON, timeout: float = typer.Option(60.0, min=1, help="seconds to wait for S3")) -> None:
     """Start the store (idempotent), wait until S3 answers, create the bucket."""
-    status, started = embedded.start(state.settings().embedded_store(), timeout=timeout)
+    status, started = seaweedfs.start(state.settings().embedded_store(), timeout=timeout)
     text = (
         f"started SeaweedFS (pid {status.pid}) at {status.endpoint}, bucket '{status.bucket}'\n"
         f"credentials: {status.credentials_file}"
@@ -30,7 +30,7 @@ def start(as_json: bool = JSON, timeout: float = typer.Option(60.0, min=1, help=
 @app.command()
 def stop(as_json: bool = JSON) -> None:
     """Stop the store (SIGTERM, then wait). Data stays on disk."""
-    stopped = embedded.stop(state.settings().embedded_store())
+    stopped = seaweedfs.stop(state.settings().embedded_store())
     emit({"stopped": stopped}, as_json=as_json, text="stopped" if stopped else "not running")
 
 
@@ -38,14 +38,14 @@ def stop(as_json: bool = JSON) -> None:
 def status(as_json: bool = JSON) -> None:
     """Show endpoint, bucket, pid, health, data folder, its free disk space and the credentials file.
     Exit 1 when not healthy or the disk is nearly full (under 1 GiB or 2 % free)."""
-    current = embedded.status(state.settings().embedded_store())
+    current = seaweedfs.status(state.settings().embedded_store())
     emit(current, as_json=as_json)
     _say_if_disk_low(current)
     if not current.healthy or current.disk_low:
         raise typer.Exit(1)
 
 
-def _say_if_disk_low(current: embedded.StoreStatus) -> None:
+def _say_if_disk_low(current: seaweedfs.StoreStatus) -> None:
     if current.disk_low:
         typer.echo(f"problem: only {current.disk_free_bytes / 2**20:.0f} MiB free under {current.data_dir}; the "
                    "store's writes hang when its disk fills: free space or move the store", err=True)  # fmt: skip

@@ -15,13 +15,21 @@ import typer
 
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
-from registry import embedded
+from pipelines.servers import seaweedfs, seaweedfs_identities
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, validate_person
 from registry.people import (
-    Credentials, credentials_path, init_keyring, people, publish, signing_key_path, write_credentials, write_signing_key,
+    Credentials,
+    credentials_path,
+    init_keyring,
+    people,
+    publish,
+    signing_key_path,
+    write_credentials,
+    write_signing_key,
 )
 from registry.signing import Signer, key_id, new_private_key, public_key_of
+from registry.settings import Role
 from registry.store import S3ObjectStore
 
 app = typer.Typer(help="People and services who act on the registry, each with their own store and signing keys.",
@@ -35,6 +43,11 @@ RECOVERY = typer.Option(None, "--recovery-key-file",
 REASON = typer.Option("", "--reason", help="why: recorded in the keyring")
 
 
+def _set_person_identity(cfg: seaweedfs.EmbeddedStoreConfig, person: str,
+                         role: Role | None) -> tuple[str, str] | None:  # fmt: skip
+    return seaweedfs_identities.set_person_identity(cfg.identities_file, cfg.bucket, person, role)
+
+
 def _store_keys(name: str, role: str, access_key: str | None, secret_key: str | None) -> tuple[str, str]:
     """The new identity's store keys: made on the embedded store, given for any other server."""
     settings = state.settings()
@@ -42,7 +55,7 @@ def _store_keys(name: str, role: str, access_key: str | None, secret_key: str | 
         if access_key or secret_key:
             raise ConfigError("--access-key/--secret-key: the embedded store makes its own keys; give them only for "
                               "another S3 server (endpoint set)")  # fmt: skip
-        keys = embedded.set_person_identity(settings.embedded_store(), name, role)  # type: ignore[arg-type]
+        keys = _set_person_identity(settings.embedded_store(), name, role)  # type: ignore[arg-type]
         assert keys is not None
         return keys
     if not (access_key and secret_key):
@@ -93,7 +106,7 @@ def _pending_note(store: S3ObjectStore, trust_root: str, event: KeyEvent) -> str
 
 
 def _reload_store() -> None:
-    if state.settings().endpoint is None and embedded.restart_if_running(state.settings().embedded_store()):
+    if state.settings().endpoint is None and seaweedfs.restart_if_running(state.settings().embedded_store()):
         typer.echo("restarted the embedded store so that it reads the changed identities", err=True)
 
 
@@ -200,7 +213,7 @@ def add(
         event = _issue_and_publish(path, name, role, kind, trust_root, access_key, secret_key, publish_key, public_key)
     except RefusedError:
         if settings.endpoint is None:  # the store identity made for a key the keyring refused
-            embedded.set_person_identity(settings.embedded_store(), name, None)  # type: ignore[arg-type]
+            _set_person_identity(settings.embedded_store(), name, None)  # type: ignore[arg-type]
         raise
     pending = _pending_note(store, trust_root, event)
     handover = f"; give it to {name}: it goes beside their key file, as {name}.json" if public_key else ""
@@ -254,7 +267,7 @@ def disable(name: str = typer.Argument(...), reason: str = REASON, recovery_key_
 
 def _remove_store_identity(name: str) -> None:
     if state.settings().endpoint is None:
-        embedded.set_person_identity(state.settings().embedded_store(), name, None)
+        _set_person_identity(state.settings().embedded_store(), name, None)
         _reload_store()
     else:
         typer.echo(f"remove {name}'s keys on {state.settings().endpoint} with that server's tools too", err=True)

@@ -35,7 +35,7 @@ def validate(
     A rejected batch in data/incoming/ is moved into quarantine; from anywhere else it is copied and stays put.
     """
     from pipelines.batches.route import validate_and_route
-    from registry.user_files import require_file
+    from registry.files import require_file
 
     if labels is not None and adapter is not None:
         raise typer.BadParameter("give --labels or --adapter, not both")

@@ -13,9 +13,9 @@ import typer
 
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from registry.audit.events import AuditEvent
+from registry.text import escape_control
 from pipelines.usecases import promotion
-from registry.audit import AuditEvent
-from registry.readable_text import escape_control
 
 REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
 

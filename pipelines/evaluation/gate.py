@@ -157,9 +157,7 @@ def _threshold_problem(check: str, key: str, comparison: str) -> str | None:
 
 
 def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> GateFailure:
-    # Shaped like a threshold (status == ok) so that one-line summaries built from value/limit still read.
-    return GateFailure(check=check, metric="status", value=reason, limit="ok", comparison="==",
-                       evidence=evidence or [], reason=reason)  # fmt: skip
+    return GateFailure(check=check, reason=reason, evidence=evidence or [])
 
 
 def describe(decision: GateDecision) -> str:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from pipelines.evaluation import gate
 from pipelines.batches.read import read_batch
-from pipelines.evaluation.checks import load
-from pipelines.evaluation.checks.suite import GATE_DECISION_FILE, REFERENCE_FILE
+from pipelines.checks import load
 from pipelines.policy import Policy
 from pipelines.records import GateDecision
 from registry.errors import RefusedError
-from registry.manifest import gate_summary
-from registry.registry import Registry, latest_gate
+from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE, gate_summary
+from registry.reading import latest_gate
+from registry.registry import Registry
 
 
 def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, base_model_dir: Path,

@@ -28,7 +28,7 @@ from pipelines.usecases import retrain as retraining
 from pipelines.records import RetrainOutcome
 from pipelines.usecases.retrain import RetrainRequest
 from pipelines.usecases.watch import Arrival, ProcessedBatch
-from registry.audit import AuditEvent
+from registry.audit.events import AuditEvent
 from registry.errors import StoreError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pipelines.training.cpu_share import run_in_share
 from pipelines.records import TrainResult
 from pipelines.settings import Settings
-from pipelines.training.publish import TRAIN_RESULT_FILE
+from registry.adapter_folder import TRAIN_RESULT_FILE
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from pipelines import typed_files
 from registry.errors import ConfigError
-from registry.user_files import require_file
+from registry.files import require_file
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds

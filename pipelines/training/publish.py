@@ -13,14 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.model import ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE
 from pipelines.records import LabeledBatch
+from registry.adapter_folder import FOLDER_ENTRIES
 from registry.errors import AlreadyExistsError, RefusedError
 
-REFERENCE_FILE = "reference.csv"
-TRAIN_RESULT_FILE = "train_result.json"
-ADAPTER_FILES = {ADAPTER_META_FILE, ADAPTER_WEIGHTS_FILE, "adapter_config.json", REFERENCE_FILE, TRAIN_RESULT_FILE,
-                 "README.md", "gate_decision.json", "reports"}  # fmt: skip
 
 
 def prepare_output(out_dir: Path, force: bool) -> None:
@@ -40,7 +36,7 @@ def prepare_output(out_dir: Path, force: bool) -> None:
         if not force:
             raise AlreadyExistsError(f"output folder {out_dir} already exists; choose another --out or pass --force to "
                                      "replace it")  # fmt: skip
-        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ADAPTER_FILES)
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in FOLDER_ENTRIES)
         if foreign:
             raise RefusedError(f"--force refused: {out_dir} holds files a training run does not write "
                                f"({', '.join(foreign[:5])}); move them away or choose another --out")  # fmt: skip

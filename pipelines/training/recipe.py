@@ -44,15 +44,16 @@ from safetensors import SafetensorError
 
 from pipelines.training.cost_meter import CostMeter
 from pipelines.encoder_family import family_of, upper_blocks
-from pipelines.model import ADAPTER_WEIGHTS_FILE, HEAD_MODULE, AdapterMeta, LoadedBase, MeanPoolClassifier
+from registry.adapter_folder import WEIGHTS_FILE, AdapterMeta
+from pipelines.model import HEAD_MODULE, LoadedBase, MeanPoolClassifier
 from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.training.params import MAX_SEED, TrainParams
 from pipelines.training.select import choose, default_recipe, plan_folds
 from registry.errors import AlreadyExistsError, RefusedError, first_line
 from pipelines.training.cache import EncodedData, encode_frozen, rows_to_cache
 from pipelines.training.objective import fit_lora, trainable_parts, logreg_head, noise_weights, predict_cached
-from pipelines.training.publish import (REFERENCE_FILE, TRAIN_RESULT_FILE, current_umask, prepare_output, publish,
-                                        sha256_file, write_reference)  # fmt: skip
+from registry.adapter_folder import REFERENCE_FILE, TRAIN_RESULT_FILE
+from pipelines.training.publish import current_umask, prepare_output, publish, sha256_file, write_reference  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
             shutil.rmtree(staging, ignore_errors=True)
             raise
     trainable = sum(p.numel() for p in lora_params + head_params)
-    adapter_bytes = (staging / ADAPTER_WEIGHTS_FILE).stat().st_size
+    adapter_bytes = (staging / WEIGHTS_FILE).stat().st_size
     result = TrainResult(
         adapter_dir=str(out_dir),
         base_model_id=fp.model_id,
@@ -252,7 +253,7 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         selection=selection,
         cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
                           cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
-        adapter_sha256=sha256_file(staging / ADAPTER_WEIGHTS_FILE),
+        adapter_sha256=sha256_file(staging / WEIGHTS_FILE),
     )
     try:
         result.write_json(staging / TRAIN_RESULT_FILE)

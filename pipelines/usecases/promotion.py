@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pipelines.context import Context
     from pipelines.webhooks import Delivery
-    from registry.audit import AuditEvent
+    from registry.audit.events import AuditEvent
     from registry.settings import StoreSettings
 
 

@@ -25,7 +25,7 @@ from pipelines.usecases.runs import FINISHED, mark_finished, new_run_folder, pru
 from pipelines.usecases.watch import Log, registered_data_versions
 from registry.errors import RefusedError, TailorError
 from registry.manifest import validate_name
-from registry.readable_text import escape_control
+from registry.text import escape_control
 
 if TYPE_CHECKING:
     from pipelines.context import Context

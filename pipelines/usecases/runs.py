@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.records import utcnow
-from registry.atomic_file import write_atomic
+from registry.files import write_atomic
 
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 # Only folders a run named: anything else under runs/<name>/ is the user's and is left alone.

@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipelines.batches.read import SUPPORTED_SUFFIXES
 from pipelines.policy import Policy
 from pipelines.records import RetrainOutcome, utcnow
-from registry.atomic_file import write_atomic
-from registry.audit import AuditEvent, parse_time
+from registry.files import write_atomic
+from registry.audit.events import AuditEvent, parse_time
 from registry.errors import ConfigError, StoreError, TailorError, first_line
-from registry.manifest import GateSummary
+from registry.adapter_folder import GateSummary
 
 if TYPE_CHECKING:
     from pipelines.context import Context

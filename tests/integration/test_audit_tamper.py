@@ -7,11 +7,12 @@ from dataclasses import asdict
 
 import pytest
 
-from registry.audit import AuditEvent, event_key
+from registry.audit.events import AuditEvent, event_key
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError
 from registry.fingerprint import BaseModelFingerprint
-from registry.registry import Registry, RegistryRules
+from registry.governance import RegistryRules
+from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.registry_helpers import make_adapter_folder, run_cli_parallel
 
@@ -70,7 +71,7 @@ def test_verify_names_an_overwritten_a_deleted_and_an_inserted_event(s3_server, 
 def test_no_role_can_destroy_a_registered_version_or_an_event_for_good(s3_server, unique_name, tmp_path):
     from botocore.exceptions import ClientError
 
-    from registry.registry import file_key
+    from registry.reading import file_key
 
     _history(s3_server, unique_name, tmp_path)
     keys = [file_key(unique_name, "v2", "adapter_model.safetensors"), file_key(unique_name, "v2", "manifest.json"),
@@ -87,7 +88,7 @@ def test_no_role_can_destroy_a_registered_version_or_an_event_for_good(s3_server
 
 def test_a_chained_event_with_a_list_for_its_alias_is_named_by_every_command_instead_of_crashing(
         s3_server, unique_name, tmp_path):  # fmt: skip
-    from registry.store import put_kept
+    from registry.object_store import put_kept
 
     _history(s3_server, unique_name, tmp_path)
     approver = S3ObjectStore(s3_server.settings("approver", "mallory"))

@@ -124,7 +124,8 @@ def test_an_adapter_trained_on_shuffled_labels_fails_quality_and_cannot_be_promo
     assert done.returncode == 0, done.stderr
     refused = run_cli("promote", production, "v2", "--to", "production", "--reason", "try", env=approver)
     assert refused.returncode == 1
-    assert "failed its gate" in refused.stderr and "quality.macro_f1" in refused.stderr
+    assert "failed its gate: " in refused.stderr and "quality: macro_f1 = " in refused.stderr
+    assert "policy quality.min_macro_f1 requires >=" in refused.stderr
     assert aliases(s3_server, production)["production"] == "v1"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.prefect_server import CRASH_AUTOMATION
+from pipelines.servers.prefect import CRASH_AUTOMATION
 from tests.conftest import REPO, TAILOR, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
-from registry.registry import Registry, file_key
-from registry.store import MAX_RECORD_BYTES, S3ObjectStore
+from registry.object_store import MAX_RECORD_BYTES
+from registry.reading import file_key
+from registry.registry import Registry
+from registry.store import S3ObjectStore
 from tests.conftest import run_cli
 from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate, run_cli_parallel
 
@@ -70,7 +72,7 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     assert trainer_prod.returncode == 1 and "role 'trainer' cannot move 'production'" in trainer_prod.stderr
     assert own_prod.returncode == 1 and "four-eyes rule: alice registered" in own_prod.stderr
     assert reader_promote.returncode == 1 and "role 'reader' may only read" in reader_promote.stderr
-    assert gate_failed.returncode == 1 and "failed its gate: quality.macro_f1 = 0.61, needs >= 0.8" in gate_failed.stderr
+    assert gate_failed.returncode == 1 and "failed its gate: quality: macro_f1 = 0.61, policy quality.min_macro_f1 requires >= 0.8" in gate_failed.stderr
     assert admin_override.returncode == 1 and "--override is reserved to the approver role" in admin_override.stderr
 
     second = run_cli("promote", name, "v2", "--to", "production", "--reason", "ship v2", "--json", env=approver)

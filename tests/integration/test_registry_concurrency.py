@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from registry.audit import event_key
+from registry.audit.events import event_key
 from registry.fingerprint import base_model_fingerprint
 from registry.registry import Registry
 from registry.store import S3ObjectStore

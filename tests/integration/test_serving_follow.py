@@ -31,7 +31,8 @@ from pipelines.model import load_base, load_classifier
 from pipelines.records import LabeledBatch
 from pipelines.training.recipe import train
 from pipelines.training.params import TrainParams
-from registry.registry import Registry, RegistryRules
+from registry.governance import RegistryRules
+from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import TAILOR, run_cli
 

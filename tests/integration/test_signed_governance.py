@@ -16,14 +16,16 @@ import numpy as np
 import pytest
 
 from bench.embedded_store import store_env
-from registry import embedded
-from registry.audit import AuditEvent, event_key
+from pipelines.servers import seaweedfs
+from registry.audit.events import AuditEvent, event_key
 from registry.canonical import canonical_sha256
-from registry.embedded import EmbeddedStoreConfig
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from registry.errors import AccessDeniedError, IntegrityError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, file_sha256
 from registry.people import read_credentials
-from registry.registry import Registry, RegistryRules, file_key
+from registry.governance import RegistryRules
+from registry.reading import file_key
+from registry.registry import Registry
 from registry.settings import StoreSettings
 from registry.signing import Signer
 from registry.store import S3ObjectStore
@@ -70,10 +72,10 @@ class SignedStore:
 def signed(tmp_path_factory) -> SignedStore:
     home = tmp_path_factory.mktemp("signed-home")
     cfg = EmbeddedStoreConfig.on_free_ports(home / "store", bucket="tailor-signed")
-    embedded.start(cfg)
+    seaweedfs.start(cfg)
     try:
         # A log written before signing existed: it must keep verifying, as legacy.
-        olga = embedded.admin_settings(cfg, "trainer", "olga")
+        olga = seaweedfs.admin_settings(cfg, "trainer", "olga")
         Registry(S3ObjectStore(olga), olga, base_model=BASE).register(
             make_adapter_folder(home / "old", BASE, seed=9), "old", reason="before signing")
         init = run_cli("user", "init", "--name", "root", "--json", env=store_env(cfg, home))
@@ -88,7 +90,7 @@ def signed(tmp_path_factory) -> SignedStore:
             store.creds[name] = Path(json.loads(added.stdout)["credentials_file"])
         yield store
     finally:
-        embedded.stop(cfg)
+        seaweedfs.stop(cfg)
 
 
 def _gated_folder(path: Path, seed: int) -> Path:
@@ -146,7 +148,7 @@ def test_a_log_older_than_the_keyring_verifies_as_unsigned_legacy_and_takes_no_u
     assert done.returncode == 0, done.stderr
     assert "0 signed, 1 unsigned legacy" in done.stdout and "legacy logs sealed: old" in done.stdout
     # The stock client with the old role keys can no longer append an unsigned event ...
-    olga = embedded.admin_settings(signed.cfg, "trainer", "olga")
+    olga = seaweedfs.admin_settings(signed.cfg, "trainer", "olga")
     legacy = Registry(S3ObjectStore(olga), olga, base_model=BASE)
     with pytest.raises(RefusedError, match="signed: act as a person"):
         legacy.register(make_adapter_folder(tmp_path / "x", BASE, seed=3), "old")
@@ -387,7 +389,7 @@ def test_concurrent_rollbacks_naming_the_version_they_replace_step_back_once(sig
 def test_an_object_written_without_lock_headers_cannot_be_erased_without_trace(signed, unique_name):
     key, raw, bucket = f"audit/{unique_name}/000000000001.json", signed.raw("alice"), signed.cfg.bucket
     raw.put_object(Bucket=bucket, Key=key, Body=b"{}")
-    admin = S3ObjectStore(embedded.admin_settings(signed.cfg)).client
+    admin = S3ObjectStore(seaweedfs.admin_settings(signed.cfg)).client
     version = admin.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]["VersionId"]
     with pytest.raises(Exception, match="AccessDenied"):
         raw.delete_object(Bucket=bucket, Key=key, VersionId=version)

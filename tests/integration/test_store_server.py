@@ -18,7 +18,7 @@ from registry.errors import AccessDeniedError
 from registry.settings import StoreSettings
 from registry.store import S3ObjectStore
 from bench.embedded_store import store_env
-from registry.embedded import EmbeddedStoreConfig
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -86,7 +86,7 @@ def test_another_bucket_needs_a_restart_which_scopes_every_role_to_it(own_store)
     assert run_cli("store", "stop", env=env).returncode == 0
     assert run_cli("store", "start", env=other).returncode == 0, "a restart switches the bucket"
     assert _status(other)["healthy"] is True
-    from registry.embedded import admin_settings
+    from pipelines.servers.seaweedfs import admin_settings
 
     trainer = S3ObjectStore(admin_settings(dataclasses.replace(cfg, bucket="other"), role="trainer"))
     trainer.put("adapters/x/probe.txt", b"the trainer writes the new bucket")  # refused while scoped to the old one
@@ -135,7 +135,7 @@ def test_stop_when_not_running_says_so(own_store):
 
 
 def _admin(cfg) -> StoreSettings:
-    from registry.embedded import admin_settings
+    from pipelines.servers.seaweedfs import admin_settings
 
     return admin_settings(cfg)
 

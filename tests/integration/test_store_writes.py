@@ -11,7 +11,8 @@ import pytest
 
 from registry.errors import AlreadyExistsError, IntegrityError, StoreError
 from registry.fingerprint import BaseModelFingerprint
-from registry.registry import Registry, RegistryRules
+from registry.governance import RegistryRules
+from registry.registry import Registry
 from registry.store import S3ObjectStore
 from registry.store_check import PROBE_KEY, check_store
 from tests.conftest import run_cli

@@ -226,7 +226,7 @@ def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base
     from registry.errors import ConfigError
 
     other = damaged_copy(trained, tmp_path, "tailor_adapter.json", b"\xff\xfe{")
-    with pytest.raises(ConfigError, match="tailor_adapter.json is not a valid AdapterMeta: file: Invalid JSON"):
+    with pytest.raises(ConfigError, match="tailor_adapter.json is not readable JSON"):
         load_classifier(other, base)
 
 

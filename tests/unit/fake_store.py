@@ -8,7 +8,7 @@ import threading
 from typing import Iterator
 
 from registry.errors import AlreadyExistsError, NotFoundError
-from registry.store import MAX_RECORD_BYTES, ObjectInfo, ObjectVersion, too_large
+from registry.object_store import MAX_RECORD_BYTES, ObjectInfo, ObjectVersion, too_large
 
 
 class FakeStore:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from registry.atomic_file import write_atomic
+from registry.files import write_atomic
 
 
 def test_it_replaces_the_whole_file_and_leaves_no_aside_file(tmp_path):
@@ -32,7 +32,7 @@ def test_a_write_that_fails_leaves_the_target_untouched_and_no_aside_file(tmp_pa
 def test_a_full_disk_names_the_file_and_leaves_nothing_behind(tmp_path, monkeypatch):
     import errno
 
-    from registry import atomic_file
+    from registry import files
 
     class Full:
         def __init__(self, fd, mode):
@@ -47,7 +47,7 @@ def test_a_full_disk_names_the_file_and_leaves_nothing_behind(tmp_path, monkeypa
         def write(self, data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(atomic_file.os, "fdopen", Full)
+    monkeypatch.setattr(files.os, "fdopen", Full)
     with pytest.raises(OSError) as err:
         write_atomic(tmp_path / "gate_decision.json", "{}")
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "gate_decision.json")

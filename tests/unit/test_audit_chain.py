@@ -8,7 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from registry.audit import AliasState, AuditEvent, AuditLog, event_key, fold, parse_event, sequence_of
+from registry.audit.events import AuditEvent, event_key, parse_event, sequence_of
+from registry.audit.log import AuditLog
+from registry.audit.state import AliasState, fold
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError
 from tests.unit.fake_store import FakeStore
@@ -182,13 +184,13 @@ def test_the_cache_is_never_trusted_over_the_log(tmp_path):
 
 
 def test_a_process_that_polls_writes_its_cache_only_when_the_log_moved(tmp_path, monkeypatch):
-    import registry.audit
+    import registry.audit.log
 
     store = FakeStore()
     _filled(store, registered=1, promoted=1)
     writes = []
-    write_atomic = registry.audit.write_atomic
-    monkeypatch.setattr(registry.audit, "write_atomic", lambda path, data: writes.append(path) or write_atomic(path, data))
+    write_atomic = registry.audit.log.write_atomic
+    monkeypatch.setattr(registry.audit.log, "write_atomic", lambda path, data: writes.append(path) or write_atomic(path, data))
     poller = _log(store, cache_dir=tmp_path)
     poller.state(NAME)  # `tailor serve` resolves its alias first
     for _ in range(5):  # then polls every --poll-seconds

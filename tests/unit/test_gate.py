@@ -6,7 +6,8 @@ import pytest
 
 from pipelines.evaluation.gate import REQUIRED_CHECKS, decide, describe
 from pipelines.policy import LoadPolicy, Policy, QualityPolicy, load_policy
-from pipelines.records import CheckResult, GateDecision, Threshold, holds
+from pipelines.records import CheckResult, GateDecision, GateFailure, Threshold, holds
+from registry.adapter_folder import gate_summary
 from registry.errors import ConfigError
 
 
@@ -114,9 +115,21 @@ def test_a_check_that_errored_fails_with_its_error_even_if_it_claims_nothing_els
     failure = decision.failures[0]
     assert failure.check == "drift"
     assert failure.reason == "check errored: production reference.csv is unreadable"
-    # Shaped like a threshold, so one-line summaries built from value and limit (the manifest's) still read.
-    assert (failure.metric, failure.value, failure.comparison, failure.limit) == ("status", failure.reason, "==", "ok")
-    assert "production reference.csv is unreadable" in failure.describe()
+    # Typed as a reason, not shaped as a threshold: no metric, value, limit or policy key to show.
+    assert (failure.metric, failure.value, failure.comparison, failure.limit, failure.policy_key) == (None,) * 5
+    assert failure.describe() == "drift: check errored: production reference.csv is unreadable"
+    # The registry's summary of the written decision reads the same line: one formatter.
+    assert gate_summary(decision.model_dump(mode="json")).failures == [failure.describe()]
+
+
+def test_a_reason_written_as_a_status_threshold_reads_as_the_reason(policy):
+    """Decisions written before 2026-12-06 shaped a reason as the threshold "status == ok"."""
+    legacy = {"check": "drift", "metric": "status", "value": "check errored: boom", "limit": "ok", "comparison": "==",
+              "reason": "check errored: boom"}
+    assert GateFailure.model_validate(legacy).describe() == "drift: check errored: boom"
+    without_reason = {k: v for k, v in legacy.items() if k != "reason"}
+    summary = gate_summary({"passed": False, "failures": [without_reason]})
+    assert summary.failures == ["drift: check errored: boom"]
 
 
 def test_an_error_on_a_result_that_says_passed_still_fails(policy):

@@ -8,12 +8,15 @@ from dataclasses import replace
 
 import pytest
 
-from registry.audit import AuditEvent, AuditLog, utc_now
+from registry.audit.events import AuditEvent
+from registry.audit.log import AuditLog
 from registry.canonical import canonical_sha256
 from registry.errors import ConfigError, IntegrityError, RefusedError
+from registry.event_judge import EventJudge
+from registry.event_time import utc_now
+from registry.governance import RegistryRules
 from registry.keyring import KeyLog, key_event_key
 from registry.people import init_keyring, publish
-from registry.rules import EventJudge, RegistryRules
 from registry.signing import Signer, new_private_key, public_key_of
 from tests.unit.fake_store import FakeStore
 
@@ -88,7 +91,7 @@ def test_a_rewritten_key_event_is_named():
 
 
 def test_an_event_signed_as_someone_else_is_named_by_the_judge():
-    from registry.audit import AliasState
+    from registry.audit.state import AliasState
 
     store = FakeStore()
     started, root = _started(store)

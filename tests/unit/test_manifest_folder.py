@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from registry.errors import IntegrityError, NotFoundError, RefusedError
+from registry.adapter_folder import AdapterMeta, inspect_adapter_folder, reference_texts
+from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
-from registry.manifest import Manifest, build_manifest, inspect_adapter_folder, safe_relpath, validate_name
+from registry.manifest import Manifest, build_manifest, safe_relpath, validate_name
 from tests.registry_helpers import failed_gate, make_adapter_folder
 
 BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
@@ -47,7 +48,7 @@ def test_the_manifest_records_base_peft_labels_data_metrics_and_gate(tmp_path):
     assert m.labels == ["billing", "bug", "feature", "other"] and m.max_length == 128
     assert m.data_version == "md5-0003" and m.metrics["macro_f1"] == 0.9
     assert m.gate.passed is False
-    assert m.gate.failures == ["quality.macro_f1 = 0.61, needs >= 0.8 (policy quality.min_macro_f1)"]
+    assert m.gate.failures == ["quality: macro_f1 = 0.61, policy quality.min_macro_f1 requires >= 0.8"]
     # The local base path PEFT writes into adapter_config.json is never part of the identity.
     assert "/somewhere/local" not in m.to_json().decode()
     assert Manifest.from_json(m.to_json(), "x") == m
@@ -113,13 +114,45 @@ def test_an_adapter_trained_on_another_base_model_is_refused(tmp_path):
 
 def test_an_adapter_recorded_under_another_name_for_the_same_base_files_is_accepted(tmp_path):
     folder = make_adapter_folder(tmp_path / "a", BaseModelFingerprint("cl-nagoya/ruri-v3-30m", "a" * 64, "b" * 64))
-    assert inspect_adapter_folder(folder, BASE).adapter["base_model_id"] == "cl-nagoya/ruri-v3-30m"
+    assert inspect_adapter_folder(folder, BASE).meta.base_model_id == "cl-nagoya/ruri-v3-30m"
 
 
 def test_unreadable_json_is_named(tmp_path):
     folder = make_adapter_folder(tmp_path / "a", BASE)
     (folder / "train_result.json").write_text("{not json")
     assert "train_result.json is not readable JSON" in _refusal(folder)
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"labels": []}, "'labels' must be a non-empty list of strings"),
+    ({"labels": ["a", 3]}, "'labels' must be a non-empty list of strings"),
+    ({"max_length": "128"}, "'max_length' must be an integer"),
+    ({"max_length": True}, "'max_length' must be an integer"),
+    ({"base_model_weights_sha256": None}, "'base_model_weights_sha256' must be a string"),
+    ({"intended_use": 7}, "'intended_use' must be a string or null"),
+])
+def test_a_malformed_adapter_meta_is_refused_by_the_registry_and_the_runtime(tmp_path, change, problem):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    meta = json.loads((folder / "tailor_adapter.json").read_text()) | change
+    (folder / "tailor_adapter.json").write_text(json.dumps(meta))
+    assert f"tailor_adapter.json: {problem}" in _refusal(folder)
+    with pytest.raises(ConfigError, match=f"tailor_adapter.json is not a valid AdapterMeta: {problem}"):
+        AdapterMeta.read(folder)
+
+
+def test_a_missing_meta_field_is_named_and_an_unknown_one_is_ignored(tmp_path):
+    folder = make_adapter_folder(tmp_path / "a", BASE)
+    meta = json.loads((folder / "tailor_adapter.json").read_text())
+    del meta["max_length"], meta["labels"]
+    (folder / "tailor_adapter.json").write_text(json.dumps(meta | {"written_by": "a newer Tailor"}))
+    assert "tailor_adapter.json: missing labels; missing max_length" in _refusal(folder)
+
+
+def test_adapter_meta_written_is_read_back(tmp_path):
+    meta = AdapterMeta(base_model_id="m", base_model_weights_sha256="a" * 64, base_model_tokenizer_sha256="b" * 64,
+                       labels=["請求", "バグ"], max_length=64)
+    meta.write(tmp_path)
+    assert AdapterMeta.read(tmp_path) == meta and "請求" in (tmp_path / "tailor_adapter.json").read_text("utf-8")
 
 
 def test_a_folder_that_does_not_exist_is_not_found(tmp_path):
@@ -176,3 +209,20 @@ def test_a_manifest_written_before_a_field_was_added_still_proves_its_content_ha
 def test_a_gate_decision_whose_policy_hash_is_not_a_sha256_is_refused_at_register(tmp_path):
     folder = make_adapter_folder(tmp_path / "a", BASE, gate={**failed_gate(), "policy_sha256": "<b>policy</b>"})
     assert "gate_decision.json: 'policy_sha256' must be 64 lowercase hex characters" in _refusal(folder)
+
+
+def test_reference_texts_are_read_as_training_wrote_them(tmp_path):
+    assert reference_texts(tmp_path, 5) == []
+    (tmp_path / "reference.csv").write_text('text,label\n"請求が二重, です",billing\nb,bug\nc,bug\n', encoding="utf-8")
+    assert reference_texts(tmp_path, 2) == ["請求が二重, です", "b"]
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"label\nbilling\n", "has no 'text' column"),
+    (b"", "has no 'text' column"),
+    ("text,label\n請求,billing\n".encode("shift_jis"), "is not the UTF-8 CSV training writes"),
+])
+def test_a_reference_that_is_not_what_training_writes_is_named(tmp_path, content, problem):
+    (tmp_path / "reference.csv").write_bytes(content)
+    with pytest.raises(ConfigError, match=problem):
+        reference_texts(tmp_path, 5)

@@ -11,7 +11,9 @@ import pytest
 from registry.canonical import canonical_json
 from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
-from registry.registry import Registry, RegistryRules, file_key
+from registry.governance import RegistryRules
+from registry.reading import file_key
+from registry.registry import Registry
 from registry.settings import StoreSettings
 from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate
 from tests.unit.fake_store import FakeStore
@@ -186,7 +188,7 @@ def test_a_reason_must_be_one_line_of_visible_text(store, folders, reason, probl
 def test_a_failed_gate_blocks_production_unless_an_approver_overrides(store, tmp_path):
     _reg(store).register(make_adapter_folder(tmp_path / "g", BASE, gate=failed_gate()), "tickets")
     approver = _reg(store, role="approver", actor="bob")
-    with pytest.raises(RefusedError, match="failed its gate: quality.macro_f1 = 0.61, needs >= 0.8"):
+    with pytest.raises(RefusedError, match="failed its gate: quality: macro_f1 = 0.61, policy quality.min_macro_f1 requires >= 0.8"):
         approver.promote("tickets", "v1", "production", reason="ship")
     with pytest.raises(RefusedError, match="--override is reserved to the approver role"):
         _reg(store, role="admin", actor="root").promote("tickets", "v1", "production", reason="x", override=True)
@@ -385,7 +387,7 @@ def test_alias_at_answers_at_the_newest_event_even_when_its_writer_clock_ran_ahe
     _reg(store).register(folders[0], "tickets")
     approver = _reg(store, role="approver", actor="bob")
     event = approver.promote("tickets", "v1", "production", reason="r")
-    monkeypatch.setattr("registry.registry.utc_now", lambda: "2000-01-01T00:00:00+00:00")
+    monkeypatch.setattr("registry.reading.utc_now", lambda: "2000-01-01T00:00:00+00:00")
     assert approver.alias_at("tickets", "production", event.time) == ("v1", event)
     with pytest.raises(RefusedError, match="is in the future"):
         approver.alias_at("tickets", "production", "2999-01-01")
@@ -441,7 +443,7 @@ def test_a_trainer_cannot_archive_a_version_production_may_roll_back_to(store, f
 
 
 def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_register_event_is_kept(store, tmp_path):
-    from registry.manifest import GateSummary
+    from registry.adapter_folder import GateSummary
 
     busy = {"passed": False, "policy_sha256": "a" * 64, "policy_version": "1", "failures": [],
             "not_judged": ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]}  # fmt: skip
@@ -504,8 +506,8 @@ def test_audit_clear_never_removes_a_good_event(store, folders, tmp_path):
 
 
 def test_a_judge_event_can_only_finish_what_the_gate_left_unjudged_and_a_forged_one_breaks_the_log(store, tmp_path):
-    from registry.audit import AuditEvent, event_key
-    from registry.manifest import GateSummary
+    from registry.audit.events import AuditEvent, event_key
+    from registry.adapter_folder import GateSummary
 
     busy = ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]
     _reg(store).register(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), "tickets")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from registry.audit import AuditEvent
+from registry.adapter_folder import FileEntry, inspect_adapter_folder
+from registry.audit.events import AuditEvent
 from registry.fingerprint import BaseModelFingerprint
-from registry.manifest import FileEntry, build_manifest, inspect_adapter_folder
+from registry.manifest import build_manifest
 from registry.report import ReportInputs, render
 from tests.registry_helpers import make_adapter_folder
 

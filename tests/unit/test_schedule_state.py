@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from registry.errors import ConfigError
-from pipelines.usecases.watch import ProcessedBatch, new_batches, processed_batches, record_processed, watch_lock
+from pipelines.usecases.watch import (
+    ProcessedBatch,
+    new_batches,
+    processed_batches,
+    record_processed,
+    watch_lock,
+)
 
 
 def _processed(digest: str) -> ProcessedBatch:
@@ -136,7 +142,7 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
 
 
 def _event(seq: int, action: str, version: str, alias: str | None = None, minutes_ago: int = 30):
-    from registry.audit import AuditEvent
+    from registry.audit.events import AuditEvent
 
     return AuditEvent(action=action, name="support", version=version, actor="a", role="trainer", reason="r",
                       alias=alias, seq=seq, time=(NOW - timedelta(minutes=minutes_ago)).isoformat())  # fmt: skip
@@ -158,7 +164,7 @@ def _event(seq: int, action: str, version: str, alias: str | None = None, minute
 def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_policy(events, gate, staging_on, owed):
     from pipelines.usecases.watch import owed_staging
     from pipelines.policy import load_policy
-    from registry.manifest import GateSummary
+    from registry.adapter_folder import GateSummary
 
     policy = load_policy()
     policy = policy.model_copy(update={"promotion": policy.promotion.model_copy(

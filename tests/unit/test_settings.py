@@ -239,7 +239,7 @@ def _model_folder(folder: Path, name_or_path: str | None) -> Path:
 
 def test_the_base_model_id_is_the_hub_id_the_folder_records_so_two_copies_get_one_name(tmp_path):
     from registry.fingerprint import base_model_fingerprint
-    from registry.manifest import same_base
+    from registry.adapter_folder import same_base
 
     a = _model_folder(tmp_path / "host-a" / "models" / "ruri", "cl-nagoya/ruri-v3-30m")
     b = _model_folder(tmp_path / "host-b" / "snapshots" / "1f2e3d", "cl-nagoya/ruri-v3-30m")

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from pipelines.model import mean_pool
-from pipelines.training.objective import backward_in_parts, generalized_cross_entropy, logreg_head, micro_batches
+from pipelines.training.objective import (
+    backward_in_parts,
+    generalized_cross_entropy,
+    logreg_head,
+    micro_batches,
+)
 from pipelines.training.cache import pad_batch
 
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from registry.user_files import require_file
 from registry.errors import ConfigError, NotFoundError
+from registry.files import require_file
 
 
 def test_a_regular_file_is_returned(tmp_path):

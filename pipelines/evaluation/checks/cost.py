@@ -7,10 +7,10 @@ from pathlib import Path
 from pipelines.evaluation.checks.report import finish
 from pipelines.policy import CostPolicy
 from pipelines.records import CheckResult, Threshold, TrainResult
+from registry.adapter_folder import TRAIN_RESULT_FILE
 from registry.errors import NotFoundError
 
 NAME = "cost"
-TRAIN_RESULT_FILE = "train_result.json"
 
 
 def read_train_result(adapter_dir: Path) -> TrainResult:

@@ -123,7 +123,8 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     # only by its own share of the CPU, which the interleaving shares out fairly.
     torch.set_num_threads(1)
     started = time.perf_counter()
-    from pipelines.model import AdapterMeta, load_base, load_classifier
+    from pipelines.model import load_base, load_classifier
+    from registry.adapter_folder import AdapterMeta
 
     imported = time.perf_counter()
     meta = AdapterMeta.read(adapter_dir)

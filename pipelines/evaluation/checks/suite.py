@@ -18,13 +18,9 @@ from pipelines.evaluation.baselines import predict_baselines
 from pipelines.evaluation.checks import bias, cost, drift, load, quality
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
-from registry.fingerprint import file_sha256
-from registry.manifest import WEIGHTS_FILE
+from registry.adapter_folder import GATE_DECISION_FILE, GATE_REPORT_FILE, REFERENCE_FILE, WEIGHTS_FILE
 from registry.errors import RefusedError, TailorError
-
-REFERENCE_FILE = "reference.csv"
-GATE_DECISION_FILE = "gate_decision.json"
-GATE_REPORT_FILE = "reports/gate.md"
+from registry.fingerprint import file_sha256
 
 
 def _require_scorable(holdout: LabeledBatch) -> None:

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.daemon import HOST, Daemon
+from pipelines.servers.daemon import HOST, Daemon
 from registry.errors import NotFoundError, TailorError, first_line
 
 # Prefect's temporary server has a 20 s start-up limit that a loaded 2-core machine can hit.

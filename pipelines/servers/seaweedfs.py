@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import secrets
 import shutil
 import socket
 import sys
@@ -17,11 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.atomic_file import write_atomic
-from registry.daemon import HOST, Daemon, port_in_use
+from pipelines.servers.daemon import HOST, Daemon, port_in_use
+from pipelines.servers.seaweedfs_identities import ensure_identities, read_identities, scoped_bucket
 from registry.errors import ConfigError, NotFoundError, StoreError
-from registry.settings import ROLES, Role, StoreSettings
-from registry.user_files import require_file
+from registry.settings import Role, StoreSettings
 
 
 @dataclass(frozen=True)
@@ -126,97 +124,6 @@ def _disk_usage(path: Path):
     return shutil.disk_usage(path)
 
 
-def _actions(role: Role, bucket: str) -> list[str]:
-    """Store-enforced limits per role; the registry enforces the finer rules (who moves production)."""
-    if role == "admin":
-        return ["Admin", "Read", "List", "Tagging", "Write"]
-    # Object Lock retention (audit events, version files) needs its own permission besides Write.
-    retain_audit = f"PutObjectRetention:{bucket}/audit/*"
-    if role == "trainer":
-        # Only what registering, data versioning and webhook records write: never keys/ (the keyring).
-        writes = [f"Write:{bucket}/{prefix}*" for prefix in ("adapters/", "audit/", "deliveries/", "dvc/")]
-        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", *writes, retain_audit,
-                f"PutObjectRetention:{bucket}/adapters/*"]  # fmt: skip
-    if role == "approver":
-        return [f"Read:{bucket}", f"List:{bucket}", f"Write:{bucket}/audit/*", f"Write:{bucket}/deliveries/*",
-                retain_audit]  # fmt: skip
-    return [f"Read:{bucket}", f"List:{bucket}"]
-
-
-def scoped_bucket(path: Path) -> str | None:
-    """The bucket the roles of an identities file are scoped to (None when no role is scoped)."""
-    for ident in json.loads(path.read_text())["identities"]:
-        for action in ident.get("actions", []):
-            if action.startswith("Read:"):
-                return action.split(":", 1)[1]
-    return None
-
-
-def may_write(role: Role, bucket: str, prefix: str) -> bool:
-    """Whether ``role`` is granted writes under ``prefix`` (e.g. ``dvc/``) of ``bucket``."""
-    for action in _actions(role, bucket):
-        if action in ("Write", f"Write:{bucket}"):
-            return True
-        scope = action.removeprefix(f"Write:{bucket}/")
-        if scope != action and scope.endswith("*") and prefix.startswith(scope[:-1]):
-            return True
-    return False
-
-
-def ensure_identities(cfg: EmbeddedStoreConfig) -> Path:
-    """Write the identities file with fresh random secrets unless it exists already (mode 0600).
-
-    An existing file keeps its keys, and its roles get the permissions this version gives them for
-    the configured bucket: scoped again when the bucket setting changed (or every role but admin
-    would be refused), and widened where a permission came later (a trainer's retention of version
-    files: without it they were stored with no Object Lock, silently).
-    """
-    path = cfg.identities_file
-    if path.exists():
-        read_identities(path)  # refuse a damaged file now rather than start an open server
-        doc = json.loads(path.read_text())
-        roles = [ident for ident in doc["identities"] if ident.get("name") in ROLES]
-        if any(ident.get("actions") != _actions(ident["name"], cfg.bucket) for ident in roles):
-            for ident in roles:
-                ident["actions"] = _actions(ident["name"], cfg.bucket)  # people keep theirs: scoped when added
-            write_atomic(path, json.dumps(doc, indent=2), private=True)
-        return path
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    identities = [
-        {
-            "name": role,
-            "credentials": [
-                {"accessKey": f"tailor-{role}-{secrets.token_hex(4)}", "secretKey": secrets.token_urlsafe(30)}
-            ],
-            "actions": _actions(role, cfg.bucket),
-        }
-        for role in ROLES
-    ]
-    return write_atomic(path, json.dumps({"identities": identities}, indent=2), private=True)
-
-
-PERSON_PREFIX = "person:"
-
-
-def set_person_identity(cfg: EmbeddedStoreConfig, person: str, role: Role | None) -> tuple[str, str] | None:
-    """Give ``person`` a store identity of their own with ``role``'s permissions (new random keys,
-    replacing any they had), or with ``role`` None remove it. Returns the new (access, secret) keys.
-
-    The server reads its identities when it starts: ``restart_if_running`` makes the change count.
-    """
-    path = ensure_identities(cfg)
-    doc = json.loads(path.read_text())
-    name = PERSON_PREFIX + person
-    doc["identities"] = [ident for ident in doc["identities"] if ident.get("name") != name]
-    keys = None
-    if role is not None:
-        keys = (f"tailor-{role}-{secrets.token_hex(6)}", secrets.token_urlsafe(30))
-        doc["identities"].append({"name": name, "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}],
-                                  "actions": _actions(role, cfg.bucket)})  # fmt: skip
-    write_atomic(path, json.dumps(doc, indent=2), private=True)
-    return keys
-
-
 def restart_if_running(cfg: EmbeddedStoreConfig) -> bool:
     """Restart the server when it runs, so it reads its identities again. Returns whether it ran."""
     if _daemon(cfg).pid() is None:
@@ -228,29 +135,6 @@ def restart_if_running(cfg: EmbeddedStoreConfig) -> bool:
         time.sleep(0.2)
     start(cfg)
     return True
-
-
-def read_identities(path: Path) -> dict[str, tuple[str, str]]:
-    """Role name → (access key, secret key) from a SeaweedFS identities file.
-
-    Raises:
-        ConfigError: the file is missing, not a regular file, not JSON, or not in SeaweedFS's identities format.
-    """
-    path = require_file(path, "credentials_file:", ConfigError, hint=" (run `tailor store start` once)")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"credentials_file: {path} is not a readable JSON identities file: {err}") from None
-    out: dict[str, tuple[str, str]] = {}
-    try:
-        for ident in doc["identities"]:
-            cred = ident["credentials"][0]
-            out[ident["name"]] = (cred["accessKey"], cred["secretKey"])
-    except (KeyError, IndexError, TypeError) as err:
-        raise ConfigError(
-            f"credentials_file: {path} is not in SeaweedFS identities format (missing {err})"
-        ) from None
-    return out
 
 
 def weed_binary() -> Path:
@@ -336,7 +220,7 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
         f"ports needed: {cfg.ports()}; free it or set TAILOR_STORE_PORT/-_MASTER_PORT/-_VOLUME_PORT/-_FILER_PORT",
     )
     binary = weed_binary()
-    ensure_identities(cfg)
+    ensure_identities(cfg.identities_file, cfg.bucket)
     # Our ports are free, so sockets named after them belong to a killed server and would block start.
     for stale in cfg.socket_files():
         stale.unlink(missing_ok=True)

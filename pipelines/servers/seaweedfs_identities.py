@@ -1,0 +1,126 @@
+"""The embedded SeaweedFS server's identities file: one identity per role (and per person), each with
+the store actions its role may take, scoped to the configured bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from registry.errors import ConfigError
+from registry.files import require_file, write_atomic
+from registry.settings import ROLES, Role
+
+
+def role_actions(role: Role, bucket: str) -> list[str]:
+    """Store-enforced limits per role; the registry enforces the finer rules (who moves production)."""
+    if role == "admin":
+        return ["Admin", "Read", "List", "Tagging", "Write"]
+    # Object Lock retention (audit events, version files) needs its own permission besides Write.
+    retain_audit = f"PutObjectRetention:{bucket}/audit/*"
+    if role == "trainer":
+        # Only what registering, data versioning and webhook records write: never keys/ (the keyring).
+        writes = [f"Write:{bucket}/{prefix}*" for prefix in ("adapters/", "audit/", "deliveries/", "dvc/")]
+        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", *writes, retain_audit,
+                f"PutObjectRetention:{bucket}/adapters/*"]  # fmt: skip
+    if role == "approver":
+        return [f"Read:{bucket}", f"List:{bucket}", f"Write:{bucket}/audit/*", f"Write:{bucket}/deliveries/*",
+                retain_audit]  # fmt: skip
+    return [f"Read:{bucket}", f"List:{bucket}"]
+
+
+def scoped_bucket(path: Path) -> str | None:
+    """The bucket the roles of an identities file are scoped to (None when no role is scoped)."""
+    for ident in json.loads(path.read_text())["identities"]:
+        for action in ident.get("actions", []):
+            if action.startswith("Read:"):
+                return action.split(":", 1)[1]
+    return None
+
+
+def may_write(role: Role, bucket: str, prefix: str) -> bool:
+    """Whether ``role`` is granted writes under ``prefix`` (e.g. ``dvc/``) of ``bucket``."""
+    for action in role_actions(role, bucket):
+        if action in ("Write", f"Write:{bucket}"):
+            return True
+        scope = action.removeprefix(f"Write:{bucket}/")
+        if scope != action and scope.endswith("*") and prefix.startswith(scope[:-1]):
+            return True
+    return False
+
+
+def ensure_identities(path: Path, bucket: str) -> Path:
+    """Write the identities file with fresh random secrets unless it exists already (mode 0600).
+
+    An existing file keeps its keys, and its roles get the permissions this version gives them for
+    the configured bucket: scoped again when the bucket setting changed (or every role but admin
+    would be refused), and widened where a permission came later (a trainer's retention of version
+    files: without it they were stored with no Object Lock, silently).
+    """
+    if path.exists():
+        read_identities(path)  # refuse a damaged file now rather than start an open server
+        doc = json.loads(path.read_text())
+        roles = [ident for ident in doc["identities"] if ident.get("name") in ROLES]
+        if any(ident.get("actions") != role_actions(ident["name"], bucket) for ident in roles):
+            for ident in roles:
+                ident["actions"] = role_actions(ident["name"], bucket)  # people keep theirs: scoped when added
+            write_atomic(path, json.dumps(doc, indent=2), private=True)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    identities = [
+        {
+            "name": role,
+            "credentials": [
+                {"accessKey": f"tailor-{role}-{secrets.token_hex(4)}", "secretKey": secrets.token_urlsafe(30)}
+            ],
+            "actions": role_actions(role, bucket),
+        }
+        for role in ROLES
+    ]
+    return write_atomic(path, json.dumps({"identities": identities}, indent=2), private=True)
+
+
+PERSON_PREFIX = "person:"
+
+
+def set_person_identity(path: Path, bucket: str, person: str, role: Role | None) -> tuple[str, str] | None:
+    """Give ``person`` a store identity of their own with ``role``'s permissions (new random keys,
+    replacing any they had), or with ``role`` None remove it. Returns the new (access, secret) keys.
+
+    The server reads its identities when it starts: ``seaweedfs.restart_if_running`` makes the change count.
+    """
+    ensure_identities(path, bucket)
+    doc = json.loads(path.read_text())
+    name = PERSON_PREFIX + person
+    doc["identities"] = [ident for ident in doc["identities"] if ident.get("name") != name]
+    keys = None
+    if role is not None:
+        keys = (f"tailor-{role}-{secrets.token_hex(6)}", secrets.token_urlsafe(30))
+        doc["identities"].append({"name": name, "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}],
+                                  "actions": role_actions(role, bucket)})  # fmt: skip
+    write_atomic(path, json.dumps(doc, indent=2), private=True)
+    return keys
+
+
+def read_identities(path: Path) -> dict[str, tuple[str, str]]:
+    """Role name → (access key, secret key) from a SeaweedFS identities file.
+
+    Raises:
+        ConfigError: the file is missing, not a regular file, not JSON, or not in SeaweedFS's identities format.
+    """
+    path = require_file(path, "credentials_file:", ConfigError, hint=" (run `tailor store start` once)")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"credentials_file: {path} is not a readable JSON identities file: {err}") from None
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        for ident in doc["identities"]:
+            cred = ident["credentials"][0]
+            out[ident["name"]] = (cred["accessKey"], cred["secretKey"])
+    except (KeyError, IndexError, TypeError) as err:
+        raise ConfigError(
+            f"credentials_file: {path} is not in SeaweedFS identities format (missing {err})"
+        ) from None
+    return out
