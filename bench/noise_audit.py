@@ -30,7 +30,7 @@ RESULTS = ROOT / "bench" / "results" / "noise_audit.json"
 
 def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
     from pipelines.settings import load_settings
-    from pipelines.encoder import embed
+    from serving.encoder import embed
     from pipelines.batches.noise_audit import audit_embeddings
 
     frame = sample(read("train"), per_class, seed)

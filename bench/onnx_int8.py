@@ -33,7 +33,7 @@ def main() -> None:
 
     from pipelines.batches.read import read_batch
     from pipelines.settings import load_settings
-    from pipelines.model import load_base, load_classifier
+    from serving.model import load_base, load_classifier
     from pipelines.training.recipe import train
     from pipelines.training.params import load_params
     from serving.onnx_backend import load_onnx_classifier

@@ -92,7 +92,7 @@ def in_process_variants(adapter_dir: Path, base) -> tuple[dict, dict]:
     import torch
     from peft import PeftModel
 
-    from pipelines.model import MeanPoolClassifier, load_classifier
+    from serving.model import MeanPoolClassifier, load_classifier
     from registry.adapter_folder import AdapterMeta
 
     meta = AdapterMeta.read(adapter_dir)
@@ -203,7 +203,7 @@ def main() -> None:
     import httpx
 
     from pipelines.settings import load_settings
-    from pipelines.model import load_base
+    from serving.model import load_base
     from pipelines.records import LabeledBatch
     from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams

@@ -12,13 +12,13 @@ Method notes:
 - Evaluation on a fixed, stratified subset of Banking77's test split (``--test-per-class``,
   default 20 of the ~40 per class) to keep a full run within the time budget on 2 shared cores.
 - LoRA = ``pipelines.training.recipe.train`` with the defaults of params.yaml, evaluated through the saved
-  adapter folder (``pipelines.model.load_classifier``, full forward pass), i.e. exactly as served.
+  adapter folder (``serving.model.load_classifier``, full forward pass), i.e. exactly as served.
 - Full fine-tuning gets the same mean-pooled head started from the same logistic-regression probe,
   the same loss, step budget, batch size, schedule, dynamic padding and length-sorted parts
   (``pipelines.training.recipe.backward_in_parts``); every encoder weight trains at ``--full-lr``. Its
   default 2e-4 is the best of an LR sweep at 8/class, seed 0, scored on this same test subset
   (2e-5 0.856, 5e-5 0.860, 1e-4 0.861, 2e-4 0.867, 5e-4 0.860), which if anything favours the baseline.
-- Probe = mean-pooled frozen embeddings (``pipelines.encoder.embed``) + scikit-learn logistic regression.
+- Probe = mean-pooled frozen embeddings (``serving.encoder.embed``) + scikit-learn logistic regression.
 - Cost ratios (LoRA / full fine-tuning) come from runs on the same data in the same process.
 - Noise: a fraction of the training labels is replaced by a different random class.
 """
@@ -63,7 +63,7 @@ def to_batch(texts: list[str], labels: list[str]) -> LabeledBatch:
 def run_probe(train_df, labels, test_emb, test_labels, model_dir) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    from pipelines.encoder import embed
+    from serving.encoder import embed
 
     with CostMeter() as meter:
         emb = embed(train_df.text.tolist(), model_dir)
@@ -105,7 +105,7 @@ def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed) -> dict:
 
 
 def run_lora(train_texts, train_labels, test_texts, test_labels, base, params, seed) -> dict:
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from pipelines.training.recipe import train
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +126,7 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
 
     import torch
 
-    from pipelines.model import MeanPoolClassifier
+    from serving.model import MeanPoolClassifier
     from pipelines.training.objective import (
         backward_in_parts,
         batch_order,
@@ -190,8 +190,8 @@ class Context:
         import torch
         from threadpoolctl import threadpool_limits
 
-        from pipelines.encoder import embed
-        from pipelines.model import load_base
+        from serving.encoder import embed
+        from serving.model import load_base
 
         torch.set_num_threads(args.threads)
         # scikit-learn's BLAS and OpenMP pools (cleanlab's cross-validation, the probes) would otherwise take

@@ -73,7 +73,7 @@ def main() -> None:
 
     from pipelines.batches.read import read_batch
     from pipelines.settings import load_settings
-    from pipelines.model import load_base, load_classifier
+    from serving.model import load_base, load_classifier
 
     settings = load_settings()
     texts = read_batch(SAMPLE / "holdout.csv").texts

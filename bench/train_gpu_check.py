@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from bench.banking77 import FOLDER, read  # noqa: E402
 from pipelines.settings import load_settings  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
-from pipelines.model import load_base, load_classifier  # noqa: E402
+from serving.model import load_base, load_classifier  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
 from pipelines.training.recipe import train  # noqa: E402
 from pipelines.training.params import TrainParams  # noqa: E402

@@ -23,7 +23,7 @@ import logging
 
 import numpy as np
 
-from pipelines.model import LoadedBase, MeanPoolClassifier, load_classifier
+from serving.model import LoadedBase, MeanPoolClassifier, load_classifier
 from registry.adapter_folder import CONFIG_FILE, META_FILE, WEIGHTS_FILE, AdapterMeta, reference_texts
 
 log = logging.getLogger(__name__)

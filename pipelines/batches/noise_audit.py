@@ -61,7 +61,7 @@ def audit_label_noise(
         NotFoundError: the base model folder is missing or incomplete.
         RefusedError: the base model would need remote code or pickle weights.
     """
-    from pipelines.encoder import embed
+    from serving.encoder import embed
 
     keep = [i for i, label in enumerate(labels) if label.strip()]
     labeled = len(keep)

@@ -90,6 +90,6 @@ def measure_folder(texts: list[str], model_dir: Path, base_model: str | None = N
     Raises:
         NotFoundError, ConfigError, RefusedError: the folder is not a loadable base model.
     """
-    from pipelines.encoder import load_tokenizer
+    from serving.encoder import load_tokenizer
 
     return measure(texts, load_tokenizer(Path(model_dir)), base_model or str(model_dir))

@@ -27,7 +27,7 @@ def check_flow_arguments(name: str, holdout: Path, labels: Path | None, policy: 
         require_file(labels, "labels file")
     state.context().policy_or(policy)
     if device is not None:
-        from pipelines.model import resolve_device
+        from serving.model import resolve_device
 
         resolve_device(device)
 

@@ -97,7 +97,7 @@ def serve(
     def base():
         # Imported and loaded on the first adapter, after every alias resolved: a missing one
         # fails fast, without the ~15 s of torch, transformers and peft imports.
-        from pipelines.model import load_base
+        from serving.model import load_base
 
         return load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
 
@@ -106,7 +106,7 @@ def serve(
             from serving.onnx_backend import load_onnx_classifier
 
             return load_onnx_classifier(folder, base(), settings.home / "onnx", int8=int8)
-        from pipelines.model import load_classifier
+        from serving.model import load_classifier
 
         return load_classifier(folder, base())
 

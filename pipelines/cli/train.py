@@ -32,7 +32,7 @@ def train(
     """Train a LoRA adapter; writes the adapter folder with train_result.json and reference.csv."""
     from pipelines.batches.read import read_batch
     from pipelines.training.cpu_share import training_share
-    from pipelines.model import load_base, resolve_device
+    from serving.model import load_base, resolve_device
     from pipelines.training.recipe import Pricing, check_batch, train as train_adapter
     from pipelines.training.publish import prepare_output
     from pipelines.training.params import load_params
@@ -49,7 +49,7 @@ def train(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its "Loading weights" bar would break the promise of a quiet --json
-    from pipelines.encoder import check_model_dir
+    from serving.encoder import check_model_dir
 
     # A missing or empty folder is named as such before its name is looked for in its config.json.
     folder = check_model_dir(settings.base_folder(base_model))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.model import LoadedBase, MeanPoolClassifier
+from serving.model import LoadedBase, MeanPoolClassifier
 from pipelines.records import LabeledBatch
 from pipelines.training.params import TrainParams
 

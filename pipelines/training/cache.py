@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipelines.model import LoadedBase, MeanPoolClassifier
+from serving.model import LoadedBase, MeanPoolClassifier
 from pipelines.training.params import TrainParams
 
 

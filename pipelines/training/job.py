@@ -51,7 +51,7 @@ def train_in_background(setup: TrainSetup, batch: Path, out_dir: Path, data_vers
 def _train(setup: TrainSetup, batch: Path, out_dir: Path, data_version: str | None, device: str,
            encoding: str | None) -> None:  # fmt: skip
     from pipelines.batches.read import read_batch
-    from pipelines.model import load_base
+    from serving.model import load_base
     from pipelines.training.recipe import Pricing, train
     from pipelines.training.params import load_params
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from pipelines.batches.noise_audit import out_of_sample_proba
-from pipelines.model import HEAD_MODULE, MeanPoolClassifier
+from serving.model import HEAD_MODULE, MeanPoolClassifier
 from pipelines.training.cache import ENCODE_BATCH, EncodedData, pad_batch
 from pipelines.training.params import TrainParams
 from registry.errors import RefusedError

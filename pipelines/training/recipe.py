@@ -24,7 +24,7 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
   (pipelines/train_select.py says why a small batch can end below its probe).
 
 The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
-:func:`pipelines.model.load_classifier`, which runs the full forward pass.
+:func:`serving.model.load_classifier`, which runs the full forward pass.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ import torch
 from safetensors import SafetensorError
 
 from pipelines.training.cost_meter import CostMeter
-from pipelines.encoder_family import family_of, upper_blocks
+from serving.encoder_family import family_of, upper_blocks
 from registry.adapter_folder import WEIGHTS_FILE, AdapterMeta
-from pipelines.model import HEAD_MODULE, LoadedBase, MeanPoolClassifier
+from serving.model import HEAD_MODULE, LoadedBase, MeanPoolClassifier
 from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.training.params import MAX_SEED, TrainParams
 from pipelines.training.select import choose, default_recipe, plan_folds

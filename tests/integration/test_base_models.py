@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.batches.read import read_batch
 from pipelines.settings import load_settings
-from pipelines.model import load_base
+from serving.model import load_base
 from pipelines.training.recipe import train
 from pipelines.training.params import TrainParams
 from registry.base_models import BaseModels, blob_key, log_name

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from pipelines.batches.read import read_batch
-from pipelines.encoder_family import FAMILIES, family_of, upper_blocks
-from pipelines.model import MeanPoolClassifier, load_base, load_classifier
+from serving.encoder_family import FAMILIES, family_of, upper_blocks
+from serving.model import MeanPoolClassifier, load_base, load_classifier
 from pipelines.training.recipe import train
 from pipelines.training.params import TrainParams
 from registry.errors import RefusedError
@@ -109,7 +109,7 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
 def test_a_mecab_tokenizer_without_fugashi_is_refused_naming_what_to_install(bases, monkeypatch):
     import sys
 
-    from pipelines.encoder import load_tokenizer
+    from serving.encoder import load_tokenizer
 
     monkeypatch.setitem(sys.modules, "fugashi", None)  # as if it were not installed
     with pytest.raises(RefusedError, match=r"tokenizer needs a package that is not installed.*pip install fugashi unidic-lite"):

@@ -51,7 +51,7 @@ def policies(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory) -> dict[str, Path]:
     """Two tiny adapters on 10 examples per class: one on the true labels, one on shuffled labels."""
-    from pipelines.model import load_base
+    from serving.model import load_base
     from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
 
@@ -213,7 +213,7 @@ def test_an_adapter_trained_on_japanese_with_the_english_base_fails_because_the_
     n-grams fitted on the same rows beats the candidate beyond the holdout's noise, and the gate says so."""
     import pandas as pd
 
-    from pipelines.model import load_base
+    from serving.model import load_base
     from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
 

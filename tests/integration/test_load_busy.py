@@ -73,7 +73,7 @@ def running(pid: int) -> bool:
 def candidate(tmp_path_factory) -> Path:
     """An adapter shaped as the demo's (params.yaml's LoRA settings on the sample): speed depends on its
     shape, not on how long it trained, so one step is enough."""
-    from pipelines.model import load_base
+    from serving.model import load_base
     from pipelines.training.recipe import train
     from pipelines.training.params import load_params
 
@@ -111,7 +111,7 @@ def test_the_demo_candidate_passes_load_with_two_cpu_bound_processes_beside_it(c
 def test_an_adapter_three_times_slower_than_the_base_still_fails(candidate, busy):
     import torch
 
-    from pipelines.model import load_base, load_classifier
+    from serving.model import load_base, load_classifier
 
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=candidate.parent)

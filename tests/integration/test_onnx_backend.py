@@ -17,7 +17,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     """A real adapter of the shipped shape, trained a few steps on the sample, and the loaded base."""
-    from pipelines.model import load_base
+    from serving.model import load_base
     from pipelines.training.recipe import train
     from pipelines.training.params import load_params
 
@@ -30,7 +30,7 @@ def adapter(tmp_path_factory):
 
 
 def test_the_onnx_backend_gives_the_pytorch_probabilities_within_1e_4_on_the_holdout(adapter):
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from serving.onnx_backend import load_onnx_classifier
 
     folder, base, cache = adapter

@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from pipelines.settings import load_settings
-from pipelines.model import load_base, load_classifier
+from serving.model import load_base, load_classifier
 from pipelines.records import LabeledBatch
 from pipelines.training.recipe import train
 from pipelines.training.params import TrainParams

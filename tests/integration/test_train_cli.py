@@ -1,5 +1,5 @@
 """`tailor train` end to end on tiny data: the adapter folder contract, determinism across processes,
---force replacing a previous adapter, and loading it back through pipelines.model."""
+--force replacing a previous adapter, and loading it back through serving.model."""
 
 from __future__ import annotations
 
@@ -101,14 +101,14 @@ def test_the_adapter_folder_holds_the_contract_files_and_no_pickle(trained):
 @pytest.fixture(scope="module")
 def base(trained):
     from pipelines.settings import load_settings
-    from pipelines.model import load_base
+    from serving.model import load_base
 
     settings = load_settings()
     return load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=trained["home"])
 
 
 def test_the_adapter_loads_back_shares_the_base_weights_and_predicts_from_threads(trained, base):
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
 
     one, two = load_classifier(trained["out"], base), load_classifier(trained["out"], base)
     weight = base.encoder.embeddings.word_embeddings.weight
@@ -140,7 +140,7 @@ def test_the_adapter_loads_back_shares_the_base_weights_and_predicts_from_thread
 def test_the_cached_training_path_computes_what_the_full_forward_pass_serves(trained, base):
     import torch
 
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
 
     clf = load_classifier(trained["out"], base)
     inner = clf._model.base_model.model
@@ -154,7 +154,7 @@ def test_the_cached_training_path_computes_what_the_full_forward_pass_serves(tra
 def test_an_adapter_trained_on_another_base_is_refused(trained, base, tmp_path):
     import shutil
 
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from registry.errors import RefusedError
 
     other = tmp_path / "other"
@@ -169,7 +169,7 @@ def test_an_adapter_trained_on_another_base_is_refused(trained, base, tmp_path):
 def test_an_adapter_folder_with_a_pickle_is_refused_before_peft_reads_it(trained, base, tmp_path):
     import shutil
 
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from registry.errors import RefusedError
 
     other = tmp_path / "other"
@@ -189,7 +189,7 @@ def damaged_copy(trained, tmp_path: Path, name: str, content: bytes) -> Path:
 
 
 def test_a_truncated_weights_file_is_refused_with_what_to_do(trained, base, tmp_path):
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from registry.errors import RefusedError
 
     weights = (trained["out"] / "adapter_model.safetensors").read_bytes()
@@ -203,7 +203,7 @@ def test_a_truncated_weights_file_is_refused_with_what_to_do(trained, base, tmp_
     (b"\xff\xfe{", "is not readable JSON"),
 ])  # fmt: skip
 def test_an_adapter_config_that_is_not_a_json_object_is_refused(trained, base, tmp_path, content, message):
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from registry.errors import RefusedError
 
     other = damaged_copy(trained, tmp_path, "adapter_config.json", content)
@@ -212,7 +212,7 @@ def test_an_adapter_config_that_is_not_a_json_object_is_refused(trained, base, t
 
 
 def test_a_config_peft_cannot_use_names_the_files_that_disagree(trained, base, tmp_path):
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from registry.errors import ConfigError
 
     config = json.loads((trained["out"] / "adapter_config.json").read_text()) | {"r": "eight"}
@@ -222,7 +222,7 @@ def test_a_config_peft_cannot_use_names_the_files_that_disagree(trained, base, t
 
 
 def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base, tmp_path):
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from registry.errors import ConfigError
 
     other = damaged_copy(trained, tmp_path, "tailor_adapter.json", b"\xff\xfe{")
@@ -233,7 +233,7 @@ def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base
 def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset_only(base, tmp_path):
     """More rows than max_steps × batch_size: only that many rows' hidden states are cached (the rest
     would be memory no step reads); every row still feeds the head's probe."""
-    from pipelines.model import MeanPoolClassifier
+    from serving.model import MeanPoolClassifier
     from pipelines.records import LabeledBatch
     from pipelines.training.cache import encode_frozen, rows_to_cache
     from pipelines.training.recipe import train

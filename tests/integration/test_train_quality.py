@@ -26,7 +26,7 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
     from pipelines.evaluation.baselines import predict_baselines
     from pipelines.settings import load_settings
     from pipelines.metrics import quality_metrics
-    from pipelines.model import load_base, load_classifier
+    from serving.model import load_base, load_classifier
     from pipelines.records import LabeledBatch
     from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
@@ -59,7 +59,7 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
 
 def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(frames):
     from pipelines.settings import load_settings
-    from pipelines.encoder import embed
+    from serving.encoder import embed
     from pipelines.training.objective import noise_weights
     from pipelines.training.params import TrainParams
 

@@ -19,11 +19,11 @@ def _deps(stage: str) -> set[str]:
     # How the batch is decoded, whether the base reads it, how its text is escaped in the reports.
     ("validate", {"pipelines/batches/validate.py", "pipelines/batches/read.py", "pipelines/batches/text_encoding.py",
                   "pipelines/batches/tokenizer_coverage.py", "pipelines/batches/inert_text.py",
-                  "pipelines/batches/quarantine.py", "pipelines/batches/route.py", "pipelines/encoder.py",
+                  "pipelines/batches/quarantine.py", "pipelines/batches/route.py", "serving/encoder.py",
                   "pipelines/policy.py"}),
     # Which blocks and layers are adapted, per encoder family.
-    ("train", {"pipelines/training/recipe.py", "pipelines/training/objective.py", "pipelines/model.py",
-               "pipelines/encoder_family.py"}),
+    ("train", {"pipelines/training/recipe.py", "pipelines/training/objective.py", "serving/model.py",
+               "serving/encoder_family.py"}),
     # Every check and the gate that turns them into the decision file.
     ("evaluate", {"pipelines/evaluation/checks/quality.py", "pipelines/evaluation/gate.py"}),
 ])  # fmt: skip

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipelines.settings import load_settings
-from pipelines.encoder import check_model_dir, embed
+from serving.encoder import check_model_dir, embed
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import base_model_fingerprint
 

@@ -216,7 +216,7 @@ def _heavy_modules_after(imports: str) -> list[str]:
 
 
 def test_the_predictor_imports_no_orchestration_or_data_check_library():
-    assert _heavy_modules_after("serving.app, serving.follower, pipelines.model") == []
+    assert _heavy_modules_after("serving.app, serving.follower, serving.model") == []
 
 
 def test_the_tailor_command_that_runs_serve_imports_none_of_them_either():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.settings import load_settings
-from pipelines.encoder import load_tokenizer
+from serving.encoder import load_tokenizer
 from pipelines.batches.tokenizer_coverage import DOCS_PAGE, measure, per_text, refusal
 
 DATA = Path(__file__).resolve().parents[2] / "data"

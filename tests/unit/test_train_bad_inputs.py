@@ -239,7 +239,7 @@ def test_a_damaged_base_model_is_one_line_not_a_traceback(tmp_path, env, damage,
 
 @pytest.mark.parametrize("damage, message", DAMAGES)
 def test_the_noise_audit_and_drift_embeddings_refuse_a_damaged_base_model_the_same_way(tmp_path, damage, message):
-    from pipelines.encoder import embed
+    from serving.encoder import embed
 
     with pytest.raises(RefusedError, match=message.replace("(", "\\(").replace("`", ".")):
         embed(["my card is lost"], _damaged_model(tmp_path, damage))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.model import mean_pool
+from serving.model import mean_pool
 from pipelines.training.objective import (
     backward_in_parts,
     generalized_cross_entropy,

@@ -98,7 +98,7 @@ def tiny_base(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    from pipelines.model import LoadedBase
+    from serving.model import LoadedBase
     from registry.fingerprint import BaseModelFingerprint
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(40)]
@@ -119,7 +119,7 @@ def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(
     out of fold it loses to the probe, and the probe is what is written."""
     from safetensors.torch import load_file
 
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from pipelines.records import LabeledBatch
     from pipelines.training.recipe import train
 
@@ -198,7 +198,7 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
 
 def test_a_kept_probe_served_from_its_folder_predicts_what_the_frozen_probe_baseline_predicts(tiny_base, tmp_path):
     from pipelines.evaluation.baselines import predict_baselines
-    from pipelines.model import load_classifier
+    from serving.model import load_classifier
     from pipelines.records import LabeledBatch
     from pipelines.training.recipe import train
 

@@ -84,7 +84,7 @@ def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Pat
     import pandas as pd
     from sklearn.decomposition import PCA
 
-    from pipelines.encoder import embed, load_tokenizer
+    from serving.encoder import embed, load_tokenizer
     from pipelines.batches.tokenizer_coverage import per_text
 
     tokenizer = load_tokenizer(base_model_dir)

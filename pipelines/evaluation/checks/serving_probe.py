@@ -1,6 +1,6 @@
 """A serving process in miniature, run by the load check in a fresh interpreter.
 
-It imports only what serving imports (``pipelines.model``), loads the base model and the adapter,
+It imports only what serving imports (``serving.model``), loads the base model and the adapter,
 answers requests, and prints one JSON object with what it measured. Run as
 ``python -m pipelines.evaluation.checks.serving_probe ADAPTER_DIR BASE_MODEL_DIR TEXTS_JSON``.
 
@@ -98,7 +98,7 @@ def bare_base(base, labels: int, max_length: int) -> Predict:
     """The base model with a head and no adapter (a ``LoadedBase``), answering as a classifier would."""
     import torch
 
-    from pipelines.model import MeanPoolClassifier
+    from serving.model import MeanPoolClassifier
 
     model = MeanPoolClassifier(base.encoder, labels).eval()
 
@@ -123,7 +123,7 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     # only by its own share of the CPU, which the interleaving shares out fairly.
     torch.set_num_threads(1)
     started = time.perf_counter()
-    from pipelines.model import load_base, load_classifier
+    from serving.model import load_base, load_classifier
     from registry.adapter_folder import AdapterMeta
 
     imported = time.perf_counter()

@@ -56,7 +56,7 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         NotFoundError, RefusedError, ConfigError: the candidate adapter cannot be loaded at all.
         OSError: ``out_dir`` cannot be created (a file, a device, a folder that cannot be written).
     """
-    from pipelines.model import load_base, load_classifier
+    from serving.model import load_base, load_classifier
 
     _require_scorable(holdout)
     if out_dir is not None:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.encoder import check_model_dir, load_encoder, load_tokenizer
-from pipelines.encoder_family import family_of
+from serving.encoder import check_model_dir, load_encoder, load_tokenizer
+from serving.encoder_family import family_of
 from registry.adapter_folder import CONFIG_FILE, META_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, AdapterMeta
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.files import read_json_object, safetensors_header_problem
@@ -59,7 +59,7 @@ class MeanPoolClassifier(torch.nn.Module):
         """The transformer blocks, for training that starts from cached lower-layer states.
 
         Raises:
-            RefusedError: an encoder family Tailor does not know (``pipelines.encoder_family``).
+            RefusedError: an encoder family Tailor does not know (``serving.encoder_family``).
         """
         return family_of(self.encoder).blocks(self.encoder)
 
