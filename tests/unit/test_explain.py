@@ -3,18 +3,12 @@ Japanese tokens, and the fallback and refusals say what they are."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from pipelines.batch_io import read_batch
-from pipelines.model import load_base, load_classifier
-from pipelines.train import train
-from pipelines.train_params import TrainParams
 from registry.errors import RefusedError
 from serving.explain import Tokens, explain, merge, units_of
-from tests.tiny_encoders import DATA, build
+from tests.tiny_encoders import tiny_adapter
 
 JA = "カードを駅で落としてしまいました。利用を止めてください card please"
 
@@ -23,13 +17,7 @@ JA = "カードを駅で落としてしまいました。利用を止めてく�
 def adapters(tmp_path_factory) -> dict:
     """A tiny adapter of each tokenizer kind: WordPiece (CJK split into characters), SentencePiece, MeCab words."""
     root = tmp_path_factory.mktemp("explain")
-    out = {}
-    for kind in ("bert", "modernbert", "bert-ja-mecab"):
-        base = load_base(build(kind, root / kind), model_id=kind, cache_dir=root / "cache")
-        train(read_batch(DATA / "sample_ja" / "train.csv"), root / f"adapter-{kind}", base=base,
-              params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=48, select="lora"))  # fmt: skip
-        out[kind] = load_classifier(root / f"adapter-{kind}", base)
-    return out
+    return {kind: tiny_adapter(kind, root) for kind in ("bert", "modernbert", "bert-ja-mecab")}
 
 
 class NoGradients:
