@@ -27,6 +27,7 @@ from registry.settings import Role, StoreSettings
 from registry.user_files import require_file
 
 if TYPE_CHECKING:
+    from pipelines.holdout_explanations import ExplainBudget
     from pipelines.policy import Policy
     from registry.registry import Registry
 
@@ -144,6 +145,10 @@ class Settings(BaseSettings):
     cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
     cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")
     cost_currency: str = Field("EUR", min_length=1, description="currency of the cost_per_hour_* rates")
+    # Not in policy.yaml: how much is explained never changes a gate decision, which records the policy's hash.
+    explain_rows: int = Field(12, ge=0, description="holdout rows evaluate explains (wrong ones first, then a sample of "
+                                                    "right ones) into reports/explanations.json; 0 = none")
+    explain_steps: int = Field(32, ge=2, description="integration steps per explained row (each a forward and a backward pass)")
     # name -> (fetched folder, recorded model id): fetched and checked once per process
     _registered_bases: dict[str, tuple[Path, str]] = PrivateAttr(default_factory=dict)
 
@@ -216,6 +221,12 @@ class Settings(BaseSettings):
             manifest, folder = BaseModels(registry).fetch(name, self.home / "bases")
             self._registered_bases[name] = (folder, manifest.model_id)
         return self._registered_bases[name]
+
+    def explain_budget(self) -> "ExplainBudget":
+        """How much ``evaluate`` explains (``explain_rows``, ``explain_steps``)."""
+        from pipelines.holdout_explanations import ExplainBudget
+
+        return ExplainBudget(rows=self.explain_rows, steps=self.explain_steps)
 
     def model_id_of(self, folder: Path | None) -> str:
         """The name to record for ``folder`` (None: the configured base model): the configured

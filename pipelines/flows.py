@@ -132,7 +132,8 @@ def evaluate(adapter_dir: Path, holdout: Path, production_dir: Path | None,
     settings = load_settings()
     return run_checks(adapter_dir, read_batch(holdout, encoding_option=None), settings.load_policy(),
                       base_model_dir=settings.base_model_dir, production_dir=production_dir,
-                      production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
+                      production_ref=production_ref, adapter_ref=adapter_ref, out_dir=adapter_dir,
+                      explain_budget=settings.explain_budget())  # fmt: skip
 
 
 @store_task

@@ -55,7 +55,7 @@ def evaluate(
         out_dir = out or default_out
         decision = run_checks(adapter_dir, holdout, policy, base_model_dir=settings.base_model_dir,
                               production_dir=production_dir, production_ref=production_ref, adapter_ref=adapter_ref,
-                              out_dir=out_dir)  # fmt: skip
+                              out_dir=out_dir, explain_budget=settings.explain_budget())  # fmt: skip
     where = f"gate decision and evidence written to {out_dir} ({GATE_DECISION_FILE}, reports/)"
     quality_details = next((c.details for c in decision.checks if c.name == "quality"), {})
     emit({**decision.model_dump(mode="json"), "baselines": quality_details.get("baselines", {}), "out_dir": str(out_dir),
