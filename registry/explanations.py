@@ -114,7 +114,7 @@ def highlighted(explanation: Explanation) -> str:
                    f"{escape(text[span.start:span.end])}</span>")  # fmt: skip
         at = span.end
     out.append(escape(text[at:]))
-    return f"<div class=explained lang=ja>{''.join(out)}</div>"
+    return f"<div class=explained>{''.join(out)}</div>"
 
 
 def _meta(e: Explanation) -> str:

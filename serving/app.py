@@ -1,4 +1,5 @@
-"""The HTTP predictor: ``POST /predict``, ``POST /explain`` (when enabled), ``GET /version``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+"""The HTTP predictor: ``POST /predict``, ``POST /explain`` (when enabled), ``GET /version``, ``GET /healthz``,
+``GET /readyz``, ``GET /metrics``.
 
 Every adapter the follower keeps loaded shares one base model. A request reads the follower's
 current version once and answers entirely from it, so a swap never mixes two versions in one

@@ -156,7 +156,7 @@ def _without(text: str, units: list[tuple[int, int]], removed: set[int]) -> str:
     return "".join(keep)
 
 
-def _has_gradients(classifier: Any) -> str:
+def _why_no_gradients(classifier: Any) -> str:
     """Why integrated gradients cannot run for ``classifier`` ('' when they can)."""
     if not hasattr(classifier, "module"):
         return f"{type(classifier).__name__} computes no gradients (the ONNX backend): attributions by occlusion"
@@ -224,7 +224,7 @@ def explain(classifier: Any, text: str, *, steps: int = DEFAULT_STEPS, method: M
         raise RefusedError("the text is empty or only whitespace: there is nothing to explain")
     if steps < 2:
         raise RefusedError(f"steps must be at least 2, got {steps}")
-    no_gradients = _has_gradients(classifier)
+    no_gradients = _why_no_gradients(classifier)
     if method == "integrated_gradients" and no_gradients:
         raise RefusedError(f"integrated gradients cannot run: {no_gradients}")
     method = method or ("occlusion" if no_gradients else "integrated_gradients")

@@ -12,6 +12,7 @@ from pipelines.cli.output import emit
 from pipelines.cli.registry_cmds import open_registry
 from pipelines.cli.state import state
 from registry.errors import NotFoundError
+from registry.explanations import Explanation
 from serving.explain import DEFAULT_STEPS  # torch is imported only when a text is explained
 
 SHOWN = 12  # spans listed in the text output, strongest first
@@ -48,7 +49,7 @@ def _adapter(adapter: str, download_to: Path) -> tuple[Path, str]:
     return download_to, f"{manifest.name}:{manifest.version}"
 
 
-def describe(ref: str, e) -> str:
+def describe(ref: str, e: Explanation) -> str:
     """The explanation for a person: the label, the strongest spans with their share, the faithfulness measures."""
     method = f"integrated gradients, {e.steps} steps, convergence error {e.delta:+.2g}" if e.delta is not None \
         else f"occlusion ({e.method_note})" if e.method_note else "occlusion"  # fmt: skip

@@ -109,3 +109,15 @@ def test_explaining_leaves_predictions_of_the_same_adapter_unchanged(adapters):
     explain(classifier, JA, steps=4)
     assert np.array_equal(classifier.predict_proba([JA, "荷物が届かない"]), before)
     assert not any(p.requires_grad for p in classifier.module.parameters())
+
+
+def test_the_onnx_backend_is_explained_by_occlusion(adapters, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from serving.onnx_backend import load_onnx_classifier
+
+    torch_classifier = adapters["modernbert"]
+    onnx = load_onnx_classifier(torch_classifier.adapter_dir, torch_classifier.base, tmp_path / "onnx")
+    e = explain(onnx, JA)
+    assert e.method == "occlusion" and "OnnxClassifier computes no gradients" in e.method_note
+    assert e.label == explain(torch_classifier, JA, steps=2).label
+    assert "".join(s.text for s in e.spans) == JA.replace(" ", "")
