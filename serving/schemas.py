@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from pipelines.encoder import unpaired_surrogate
 from registry.explanations import Explanation
-from serving.explain import DEFAULT_STEPS
 from registry.readable_text import has_visible_text
+from serving.explain import DEFAULT_STEPS
 
 
 @dataclass(frozen=True)

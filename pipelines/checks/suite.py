@@ -22,6 +22,7 @@ from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
 from registry.fingerprint import file_sha256
 from registry.manifest import WEIGHTS_FILE
 from registry.errors import RefusedError, TailorError
+from registry.explanations import EXPLANATIONS_FILE
 
 REFERENCE_FILE = "reference.csv"
 GATE_DECISION_FILE = "gate_decision.json"
@@ -71,6 +72,8 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         # The checks overwrite their reports one by one: an evaluation that dies half-way must not
         # leave an earlier run's decision beside the new evidence, where `register` would take it.
         (Path(out_dir) / GATE_DECISION_FILE).unlink(missing_ok=True)
+        # Nor an earlier adapter's explanations, which `register` would store as this one's.
+        (Path(out_dir) / EXPLANATIONS_FILE).unlink(missing_ok=True)
     base = load_base(base_model_dir)
     candidate = load_classifier(adapter_dir, base)
     candidate_pred = candidate.predict(holdout.texts)

@@ -122,3 +122,18 @@ def test_a_budget_out_of_range_is_refused():
         ExplainBudget(rows=-1)
     with pytest.raises(ValueError, match="at least 2"):
         ExplainBudget(steps=1)
+
+
+def test_evaluate_removes_an_earlier_runs_explanations_before_anything_else(tmp_path):
+    from pipelines.checks.suite import evaluate
+    from pipelines.policy import DEFAULT_POLICY, load_policy
+    from registry.errors import NotFoundError
+
+    stale = tmp_path / "out" / EXPLANATIONS_FILE
+    stale.parent.mkdir(parents=True)
+    stale.write_text(_report().model_dump_json())
+    holdout = LabeledBatch(source="h.csv", texts=["x"], labels=["a"], ids=["1"])
+    with pytest.raises(NotFoundError):  # the base model is missing: the run stops after clearing the old evidence
+        evaluate(tmp_path / "adapter", holdout, load_policy(DEFAULT_POLICY), base_model_dir=tmp_path / "missing",
+                 out_dir=tmp_path / "out")  # fmt: skip
+    assert not stale.exists()
