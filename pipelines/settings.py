@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
     cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")
     cost_currency: str = Field("EUR", min_length=1, description="currency of the cost_per_hour_* rates")
+    # Not in policy.yaml: how much is explained never changes a gate decision, which records the policy's hash.
+    explain_rows: int = Field(12, ge=0, description="holdout rows evaluate explains (wrong ones first, then a sample of "
+                                                    "right ones) into reports/explanations.json; 0 = none")
+    explain_steps: int = Field(32, ge=2, description="integration steps per explained row (each a forward and a backward pass)")
     # name -> (fetched folder, recorded model id): fetched and checked once per process
     _registered_bases: dict[str, tuple[Path, str]] = PrivateAttr(default_factory=dict)
 

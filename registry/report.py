@@ -15,11 +15,19 @@ from typing import Any
 
 from registry.audit.events import AuditEvent
 from registry.governance import production_moves_to_review
+from registry.explanations import (
+    CSS as EXPLANATIONS_CSS,
+    EXPLANATIONS_FILE,
+    ExplanationsReport,
+    read_report,
+    render_report,
+)
 from registry.manifest import Manifest
 from registry.reading import latest_gate
 from registry.registry import Registry
 
 EVIDENCE_MAX_BYTES = 64 * 1024
+EXPLANATIONS_MAX_BYTES = 4 * 2**20  # a few hundred explained rows; evaluation's budget keeps it far smaller
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:64rem;color:#1b1b1b;
@@ -41,6 +49,8 @@ class ReportInputs:
     trail: list[AuditEvent]
     evidence: dict[str, Any]  # small JSON files of the version, parsed
     generated_at: str
+    # reports/explanations.json parsed, or why it cannot be shown; None when the version has none
+    explanations: ExplanationsReport | str | None = None
 
 
 def gather(registry: Registry, name: str, version: str) -> ReportInputs:
@@ -56,8 +66,20 @@ def gather(registry: Registry, name: str, version: str) -> ReportInputs:
     wanted = {
         rel for rel, entry in manifest.files.items() if rel.endswith(".json") and entry.size <= EVIDENCE_MAX_BYTES
     }
+    explanations: ExplanationsReport | str | None = None
+    if (entry := manifest.files.get(EXPLANATIONS_FILE)) is not None:
+        if entry.size <= EXPLANATIONS_MAX_BYTES:
+            wanted.add(EXPLANATIONS_FILE)
+        else:
+            explanations = f"{EXPLANATIONS_FILE} is {entry.size:,} bytes, more than the {EXPLANATIONS_MAX_BYTES:,} shown"
     evidence = {}
     for rel, data in registry.verified_files(manifest, only=wanted):
+        if rel == EXPLANATIONS_FILE:  # shown as highlighted text, not as JSON
+            try:
+                explanations = read_report(data)
+            except ValueError as err:
+                explanations = f"{EXPLANATIONS_FILE} cannot be shown: {err}"
+            continue
         try:
             evidence[rel] = json.loads(data)
         except ValueError:
@@ -69,6 +91,7 @@ def gather(registry: Registry, name: str, version: str) -> ReportInputs:
         trail=trail,
         evidence=evidence,
         generated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        explanations=explanations,
     )
 
 
@@ -114,6 +137,15 @@ def _review(events: list[AuditEvent]) -> str:
     return f"<p class=fail>To review (the policy of the day may have allowed these):</p><ul>{items}</ul>"
 
 
+def _explanations(explanations: ExplanationsReport | str | None) -> str:
+    if explanations is None:
+        return "<p class=muted>No explanations were stored with this version (evaluated before they existed, " \
+               "or with explain_rows = 0).</p>"  # fmt: skip
+    if isinstance(explanations, str):
+        return f"<p class=fail>{escape(explanations)}</p>"
+    return render_report(explanations)
+
+
 def render(inputs: ReportInputs) -> str:
     """The report as one HTML document (no external resources)."""
     m = inputs.manifest
@@ -155,6 +187,8 @@ def render(inputs: ReportInputs) -> str:
         f"<table>{cost}</table>" if cost else "<p class=muted>No cost recorded.</p>",
         "<h2>Gates</h2>",
         _gate(m, inputs.trail),
+        "<h2>Explanations</h2>",
+        _explanations(inputs.explanations),
         "<h2>Evidence files</h2>",
         f"<table><tr><th>file</th><th>bytes</th><th>sha256</th></tr>{files}</table>",
         inline,
@@ -165,6 +199,6 @@ def render(inputs: ReportInputs) -> str:
     body = "\n".join(sections)
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>{escape(m.name)} {escape(m.version)} audit report</title><style>{_CSS}</style></head>"
+        f"<title>{escape(m.name)} {escape(m.version)} audit report</title><style>{_CSS}{EXPLANATIONS_CSS}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )

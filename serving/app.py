@@ -1,4 +1,5 @@
-"""The HTTP predictor: ``POST /predict``, ``GET /version``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+"""The HTTP predictor: ``POST /predict``, ``POST /explain`` (when enabled), ``GET /version``, ``GET /healthz``,
+``GET /readyz``, ``GET /metrics``.
 
 Every adapter the follower keeps loaded shares one base model. A request reads the follower's
 current version once and answers entirely from it, so a swap never mixes two versions in one
@@ -8,6 +9,7 @@ answer. Bad input is always a 4xx with a message that says what to change; never
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,8 +24,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from serving.follower import Follower
 from serving.http_body import ApiError, PostGuard, Utf8JsonRoute, each_key_once, error_response, unparsed_body
 from serving.ops import Operations, ServingMetrics
+from serving.rate_limit import RateLimit
 from serving.schemas import (
     ErrorResponse,
+    ExplainRequest,
+    ExplainResponse,
+    Explaining,
     HealthResponse,
     Limits,
     Prediction,
@@ -40,6 +46,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, why in [(400, "malformed JSON"), (404, "unknown adapter"), (411, "no Content-Length"),
                       (413, "body too large"), (415, "not JSON"), (422, "invalid request")]  # fmt: skip
 }
+# Per route: the fields a body may have, and an example body for the messages that show one.
+BODY_SHAPES = {"/predict": ("texts, adapter", '{"texts": ["..."]}'), "/explain": ("text, adapter", '{"text": "..."}')}
 JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", type(None): "null", dict: "an object",
               list: "an array", str: "a string"}  # fmt: skip
 
@@ -53,32 +61,34 @@ def _where(loc: tuple) -> str:
     return out or "body"
 
 
-def _describe(err: dict[str, Any]) -> str:
-    """One pydantic validation error in words a client can act on."""
+def _describe(err: dict[str, Any], path: str = "/predict") -> str:
+    """One pydantic validation error in words a client can act on (``path``: the route the body was sent to)."""
     where, kind, given = _where(tuple(err["loc"])), err["type"], err.get("input")
     got = JSON_TYPES.get(type(given), type(given).__name__)
+    accepted, example = BODY_SHAPES.get(path, BODY_SHAPES["/predict"])
     if kind == "missing":
-        return f"{where}: required" if where != "body" else 'the body is empty: send {"texts": ["..."]}'
+        return f"{where}: required" if where != "body" else f"the body is empty: send {example}"
     if kind == "extra_forbidden":
-        return f"{where}: unknown field (accepted: texts, adapter)"
+        return f"{where}: unknown field (accepted: {accepted})"
     if kind == "string_type":
         return f"{where}: must be a string, got {got}"
     if kind == "list_type":
         return f"{where}: must be an array of strings, got {got}"
     if kind in ("model_attributes_type", "dict_type"):
-        return f'the body must be a JSON object like {{"texts": ["..."]}}, got {got}'
+        return f"the body must be a JSON object like {example}, got {got}"
     return f"{where}: {err['msg']}"
 
 
 def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: bool = False,
-               log_access: bool = False) -> FastAPI:  # fmt: skip
+               log_access: bool = False, explaining: Explaining | None = None) -> FastAPI:  # fmt: skip
     """The FastAPI app over a follower that has loaded its adapters (``Follower.load``).
 
     The app's lifespan starts the follower's polling thread and closes it on shutdown. Requests whose
     Host is not a loopback name are refused unless ``allow_remote``; ``log_access`` writes one JSON
-    line per request to the ``tailor.access`` logger.
+    line per request to the ``tailor.access`` logger. ``POST /explain`` answers only with ``explaining``.
     """
     metrics = ServingMetrics(follower)
+    explain_rate = RateLimit(explaining.per_minute) if explaining is not None else None
     stopping = threading.Event()  # set first thing on shutdown: /readyz turns 503 while requests drain
 
     @asynccontextmanager
@@ -101,17 +111,20 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, err: ApiError) -> JSONResponse:
-        return error_response(err.status, err.error, err.problems)
+        response = error_response(err.status, err.error, err.problems)
+        if err.retry_after is not None:
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         errors = list(err.errors())
         broken = next((e for e in errors if e["type"] == "json_invalid"), None)
         if broken is not None:
             reason, at = broken.get("ctx", {}).get("error", "cannot parse"), broken["loc"][-1]
             where = f" at character {at}" if isinstance(at, int) else ""
             return error_response(400, f"malformed JSON: {reason}{where}")
-        problems = [_describe(e) for e in errors]
+        problems = [_describe(e, request.url.path) for e in errors]
         return error_response(422, "; ".join(problems), problems)
 
     @app.exception_handler(StarletteHTTPException)
@@ -146,6 +159,28 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
                 for row in probs
             ],
         )
+
+    @app.post("/explain", response_model=ExplainResponse, dependencies=[Depends(each_key_once)],
+              responses={403: {"model": ErrorResponse, "description": "explanations are off on this server"},
+                         429: {"model": ErrorResponse, "description": "too many explanations this minute"}})  # fmt: skip
+    def explain(request: ExplainRequest, http: Request) -> ExplainResponse:
+        """Which words made the served version give the text its label (costs ``steps`` forward and backward
+        passes: off unless the server was started with --explain, and rate-limited)."""
+        if explaining is None or explain_rate is None:
+            raise ApiError(403, "explanations are off on this server: start tailor serve with --explain")
+        problem = limits.text_problem(request.text, "text")
+        if problem:
+            raise ApiError(422, problem, [problem])
+        served = _pick(request.adapter)  # read once: the explanation is of the version that predicted
+        http.state.adapter, http.state.version = served.name, served.version
+        wait = explain_rate.take()
+        if wait:
+            raise ApiError(429, f"at most {explaining.per_minute} explanations a minute are answered: "
+                                f"try again in {math.ceil(wait)} s", retry_after=math.ceil(wait))  # fmt: skip
+        from serving.explain import explain as run  # Captum and autograd only for servers that explain
+
+        return ExplainResponse(adapter=served.name, version=served.version,
+                               explanation=run(served.classifier, request.text, steps=explaining.steps))  # fmt: skip
 
     @app.get("/version", response_model=VersionResponse)
     def version() -> VersionResponse:

@@ -21,9 +21,10 @@ from serving.schemas import ErrorResponse
 class ApiError(Exception):
     """A request we refuse, with the status and the message the client sees."""
 
-    def __init__(self, status: int, error: str, problems: list[str] | None = None) -> None:
+    def __init__(self, status: int, error: str, problems: list[str] | None = None, *,
+                 retry_after: int | None = None) -> None:  # fmt: skip
         super().__init__(error)
-        self.status, self.error, self.problems = status, error, problems or []
+        self.status, self.error, self.problems, self.retry_after = status, error, problems or [], retry_after
 
 
 def error_response(status: int, error: str, problems: list[str] | None = None) -> JSONResponse:

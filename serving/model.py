@@ -75,12 +75,17 @@ class MeanPoolClassifier(torch.nn.Module):
         hidden = family.embed(self.encoder, input_ids, attention_mask)
         return family.run(self.encoder, hidden, attention_mask, slice(0, start))
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def embed(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+              inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              inputs_embeds=inputs_embeds).last_hidden_state  # fmt: skip
         return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
-        return self.classifier(self.embed(input_ids, attention_mask))
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                inputs_embeds: torch.Tensor | None = None, **_: object) -> torch.Tensor:  # fmt: skip
+        # inputs_embeds (the token embeddings, in place of input_ids): gradients with respect to the
+        # input, for integrated gradients (serving.explain).
+        return self.classifier(self.embed(input_ids, attention_mask, inputs_embeds))
 
 
 @dataclass
@@ -205,6 +210,11 @@ class AdapterClassifier:
         self.meta = meta
         self.labels: list[str] = list(meta.labels)
         self._model = model
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The PEFT-wrapped :class:`MeanPoolClassifier`, for methods that need gradients through it (serving.explain)."""
+        return self._model
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""

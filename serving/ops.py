@@ -25,7 +25,7 @@ LOOPBACK_NAMES = frozenset({"localhost"})
 REQUEST_ID_HEADER = b"x-request-id"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Paths the metrics name; anything else counts as "other", so a scan of random URLs cannot grow the series.
-KNOWN_PATHS = frozenset({"/predict", "/version", "/healthz", "/readyz", "/metrics", "/openapi.json"})
+KNOWN_PATHS = frozenset({"/predict", "/explain", "/version", "/healthz", "/readyz", "/metrics", "/openapi.json"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 access_log = logging.getLogger("tailor.access")

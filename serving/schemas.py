@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from registry.text import unpaired_surrogate
-from registry.text import has_visible_text
+from registry.explanations import Explanation
+from registry.text import has_visible_text, unpaired_surrogate
+from serving.explain import DEFAULT_STEPS
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,35 @@ class Limits:
         found = []
         if len(texts) > self.max_batch:
             found.append(f"texts: {len(texts)} texts in one request, the limit is {self.max_batch}; split the batch")
-        for i, text in enumerate(texts):
-            if not text.strip():
-                found.append(f"texts[{i}]: empty or only whitespace")
-            elif (at := unpaired_surrogate(text)) is not None:
-                found.append(f"texts[{i}]: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; "
-                             "send valid Unicode")  # fmt: skip
-            elif not has_visible_text(text):
-                # the tokenizer drops such characters, so the model would answer confidently about nothing
-                found.append(f"texts[{i}]: only control or invisible characters; there is nothing to classify")
-            elif len(text) > self.max_chars:
-                found.append(f"texts[{i}]: {len(text)} characters, the limit is {self.max_chars}")
-        return found
+        return found + [p for i, text in enumerate(texts) if (p := self.text_problem(text, f"texts[{i}]"))]
+
+    def text_problem(self, text: str, where: str) -> str | None:
+        """How one text breaks the limits (``where`` names it in the message), or None."""
+        if not text.strip():
+            return f"{where}: empty or only whitespace"
+        if (at := unpaired_surrogate(text)) is not None:
+            return f"{where}: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; send valid Unicode"
+        if not has_visible_text(text):
+            # the tokenizer drops such characters, so the model would answer confidently about nothing
+            return f"{where}: only control or invisible characters; there is nothing to classify"
+        if len(text) > self.max_chars:
+            return f"{where}: {len(text)} characters, the limit is {self.max_chars}"
+        return None
+
+
+@dataclass(frozen=True)
+class Explaining:
+    """``POST /explain`` when the server was started with it: an explanation costs ``steps`` forward and
+    backward passes, so at most ``per_minute`` are answered a minute."""
+
+    per_minute: int = 6
+    steps: int = DEFAULT_STEPS
+
+    def __post_init__(self) -> None:
+        if self.per_minute < 1:
+            raise ValueError(f"per_minute must be at least 1, got {self.per_minute}")
+        if self.steps < 2:
+            raise ValueError(f"steps must be at least 2, got {self.steps}")
 
 
 class PredictRequest(BaseModel):
@@ -76,6 +94,19 @@ class PredictResponse(BaseModel):
     adapter: str
     version: str = Field(description="the adapter version that answered the whole request")
     predictions: list[Prediction]
+
+
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(description="the text whose prediction to explain")
+    adapter: StrictStr | None = Field(None, description="adapter name; may be left out when one adapter is served")
+
+
+class ExplainResponse(BaseModel):
+    adapter: str
+    version: str = Field(description="the adapter version that predicted and was explained")
+    explanation: Explanation
 
 
 class AdapterVersion(BaseModel):

@@ -32,6 +32,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # that starves the `tailor train` processes tests start into their timeouts. tests/unit/test_cpu_share.py
 # tests the lowering itself.
 os.environ.setdefault("TAILOR_TRAIN_NICENESS", "0")
+# Every `tailor evaluate` explains holdout rows (12 by default, seconds each on the real base model); two
+# prove the path, tests/integration/test_explain_evaluate.py checks the budget and the report itself.
+os.environ.setdefault("TAILOR_EXPLAIN_ROWS", "2")
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,16 @@ def build(family: str, folder: Path, *, seed: int = 0) -> Path:
     model.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def tiny_adapter(kind: str, root: Path):
+    """A loaded ``kind`` adapter trained for two steps on the Japanese sample over a tiny encoder (a few seconds)."""
+    from pipelines.batches.read import read_batch
+    from serving.model import load_base, load_classifier
+    from pipelines.training.recipe import train
+    from pipelines.training.params import TrainParams
+
+    base = load_base(build(kind, root / kind), model_id=kind, cache_dir=root / "cache")
+    train(read_batch(DATA / "sample_ja" / "train.csv"), root / f"adapter-{kind}", base=base,
+          params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=48, select="lora"))  # fmt: skip
+    return load_classifier(root / f"adapter-{kind}", base)

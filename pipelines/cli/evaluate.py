@@ -40,7 +40,8 @@ def evaluate(
 ) -> None:
     """Run every check on an adapter and decide the gate. Exit 1 when the gate fails."""
     from pipelines.batches.read import read_batch
-    from pipelines.checks.suite import evaluate as run_checks
+    from pipelines.evaluation.checks.suite import evaluate as run_checks
+    from pipelines.evaluation.holdout_explanations import ExplainBudget
     from registry.adapter_folder import GATE_DECISION_FILE
     from pipelines.evaluation.gate import describe
 
@@ -57,7 +58,7 @@ def evaluate(
         decision = run_checks(adapter_dir, holdout, policy, base_model_dir=settings.base_model_dir,
                               base_model_id=settings.model_id_of(None), cache_dir=settings.home,
                               production_dir=production_dir, production_ref=production_ref, adapter_ref=adapter_ref,
-                              out_dir=out_dir)  # fmt: skip
+                              out_dir=out_dir, explain_budget=ExplainBudget.of(settings))  # fmt: skip
     where = f"gate decision and evidence written to {out_dir} ({GATE_DECISION_FILE}, reports/)"
     quality_details = next((c.details for c in decision.checks if c.name == "quality"), {})
     emit({**decision.model_dump(mode="json"), "baselines": quality_details.get("baselines", {}), "out_dir": str(out_dir),

@@ -19,6 +19,7 @@ from pipelines.cli import audit, base, versions, report, user
 from pipelines.cli import validate as validate_cli
 from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
+from pipelines.cli import explain as explain_cli
 from pipelines.cli import judge_load as judge_load_cli
 from pipelines.cli.state import state
 from registry.errors import TailorError
@@ -36,6 +37,7 @@ store.attach(app)
 validate_cli.attach(app)
 train_cli.attach(app)
 evaluate_cli.attach(app)
+explain_cli.attach(app)
 judge_load_cli.attach(app)
 prefect.attach(app)
 retrain.attach(app)

@@ -56,6 +56,12 @@ def serve(
         help="torch: adapters unmerged over one shared base (many adapters); onnx: each version merged into a "
              "private copy of the base and run by ONNX Runtime (faster; needs the serve-onnx extra)"),
     int8: bool = typer.Option(False, "--int8", help="with --backend onnx: dynamic int8 quantisation of the weights"),
+    explain: bool = typer.Option(False, "--explain", help="answer POST /explain (which words decided; costs many "
+                                                          "forward passes, so off unless asked)"),
+    explain_per_minute: int | None = typer.Option(None, min=1, show_default=False,
+                                                  help="with --explain: most explanations answered a minute [default: 6]"),
+    explain_steps: int | None = typer.Option(None, min=2, show_default=False,
+                                             help="with --explain: integration steps per explanation [default: 32]"),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
@@ -69,6 +75,8 @@ def serve(
     if repeated:
         raise ConfigError(f"--name {', '.join(repeated)} is given more than once; name each adapter once")
     _check_host(host, allow_remote)
+    if not explain and (explain_per_minute, explain_steps) != (None, None):
+        raise ConfigError("--explain-per-minute and --explain-steps set how POST /explain answers: give them with --explain")
     if int8 and backend != "onnx":
         raise ConfigError("--int8 quantises the ONNX graph: give it with --backend onnx")
     if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
@@ -81,7 +89,7 @@ def serve(
     from registry.store import S3ObjectStore
     from serving.app import create_app
     from serving.follower import Follower
-    from serving.schemas import Limits
+    from serving.schemas import Explaining, Limits
 
     ctx = state.context()
     settings = ctx.settings
@@ -112,12 +120,17 @@ def serve(
 
     follower = Follower(registry, load, names, alias=alias, poll_seconds=poll_seconds)
     served = follower.load()
+    explaining = None
+    if explain:
+        given = {"per_minute": explain_per_minute, "steps": explain_steps}
+        explaining = Explaining(**{key: value for key, value in given.items() if value is not None})
     app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds),
-                     allow_remote=allow_remote, log_access=access_log)  # fmt: skip
+                     allow_remote=allow_remote, log_access=access_log, explaining=explaining)  # fmt: skip
     record = {
         "url": f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
         "alias": alias,
         "adapters": [s.describe() for s in served],
+        "explain": explaining,
         # From process start, interpreter and imports included: what a restart costs.
         "startup_seconds": round(time.time() - psutil.Process().create_time(), 2),
         "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipelines.evaluation import gate
 from pipelines.batches.read import read_batch
-from pipelines.checks import load
+from pipelines.evaluation.checks import load
 from pipelines.policy import Policy
 from pipelines.records import GateDecision
 from registry.errors import RefusedError

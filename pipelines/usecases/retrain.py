@@ -87,12 +87,13 @@ def evaluate(ctx: "Context", adapter_dir: Path, holdout: Path, production: Compa
     """Every check, then the gate; the decision and evidence land in the adapter folder for the registry."""
     from pipelines.batches.read import read_batch
     from pipelines.evaluation.checks.suite import evaluate as run_checks
+    from pipelines.evaluation.holdout_explanations import ExplainBudget
 
     settings = ctx.settings
     return run_checks(adapter_dir, read_batch(holdout, encoding_option=None), ctx.policy,
                       base_model_dir=settings.base_model_dir, base_model_id=settings.model_id_of(None),
                       cache_dir=settings.home, production_dir=production.folder, production_ref=production.ref,
-                      adapter_ref=adapter_ref, out_dir=adapter_dir)  # fmt: skip
+                      adapter_ref=adapter_ref, out_dir=adapter_dir, explain_budget=ExplainBudget.of(settings))  # fmt: skip
 
 
 def register(ctx: "Context", adapter_dir: Path, name: str, reason: str) -> str:

@@ -24,3 +24,14 @@ def test_bench_train_refuses_a_bad_argument_before_it_starts(argv, message):
                           timeout=120, cwd=REPO)  # fmt: skip
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "1"], "argument --steps: must be at least 2, got 1"),
+    (["--texts", "many"], "argument --texts: expected a whole number, got 'many'"),
+])  # fmt: skip
+def test_bench_explain_refuses_a_bad_argument_before_it_starts(argv, message):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "explain.py"), *argv], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr

@@ -16,11 +16,13 @@ from pipelines.evaluation import gate
 from pipelines.batches.read import read_batch
 from pipelines.evaluation.baselines import predict_baselines
 from pipelines.evaluation.checks import bias, cost, drift, load, quality
+from pipelines.evaluation.holdout_explanations import ExplainBudget, explain_holdout, write_explanations
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
 from registry.adapter_folder import GATE_DECISION_FILE, GATE_REPORT_FILE, REFERENCE_FILE, WEIGHTS_FILE
 from registry.errors import RefusedError, TailorError
 from registry.fingerprint import file_sha256
+from registry.explanations import EXPLANATIONS_FILE
 
 
 def _require_scorable(holdout: LabeledBatch) -> None:
@@ -37,7 +39,7 @@ def _require_scorable(holdout: LabeledBatch) -> None:
 
 def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_model_dir: Path, base_model_id: str,
              cache_dir: Path | None, production_dir: Path | None = None, production_ref: str | None = None, adapter_ref: str | None = None,
-             out_dir: Path | None = None) -> GateDecision:  # fmt: skip
+             out_dir: Path | None = None, explain_budget: ExplainBudget | None = None) -> GateDecision:  # fmt: skip
     """Judge the adapter in ``adapter_dir`` on ``holdout`` under ``policy``.
 
     Args:
@@ -50,6 +52,8 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         production_ref: how production is named in reports (``name:version``).
         adapter_ref: how the candidate is named in reports (default: its folder).
         out_dir: where ``gate_decision.json`` and ``reports/`` go (normally ``adapter_dir``); None writes nothing.
+        explain_budget: with ``out_dir``, explain that many holdout rows into ``reports/explanations.json``;
+            None explains none.
 
     Raises:
         RefusedError: a holdout row has an empty text or label, or holdout ids repeat.
@@ -65,6 +69,8 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         # The checks overwrite their reports one by one: an evaluation that dies half-way must not
         # leave an earlier run's decision beside the new evidence, where `register` would take it.
         (Path(out_dir) / GATE_DECISION_FILE).unlink(missing_ok=True)
+        # Nor an earlier adapter's explanations, which `register` would store as this one's.
+        (Path(out_dir) / EXPLANATIONS_FILE).unlink(missing_ok=True)
     base = load_base(base_model_dir, model_id=base_model_id, cache_dir=cache_dir)
     candidate = load_classifier(adapter_dir, base)
     candidate_pred = candidate.predict(holdout.texts)
@@ -106,6 +112,9 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
     decision = gate.decide(policy, checks, adapter=adapter_ref or str(adapter_dir), against=production_ref,
                            adapter_sha256=file_sha256(Path(adapter_dir) / WEIGHTS_FILE))
     if out_dir is not None:
+        if explain_budget is not None:
+            write_explanations(explain_holdout(candidate, holdout, candidate_pred, explain_budget,
+                                               adapter_ref or str(adapter_dir)), out_dir)  # fmt: skip
         decision.write_json(Path(out_dir) / GATE_DECISION_FILE)
         report = Path(out_dir) / GATE_REPORT_FILE
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,254 @@
+"""Which words made an adapter decide: integrated gradients per token, merged into words, with ERASER's checks.
+
+Integrated gradients (Captum) run from a baseline where every word's token embeddings are the
+padding token's ([CLS]/[SEP] kept) to the text's own, through the adapter, for the predicted
+label's probability. The attributions of a text's tokens sum to its probability minus the
+baseline's, up to the reported convergence error. Tokens are merged back into words for
+languages written with spaces; a Japanese run is cut where the tokenizer cuts it (characters or
+words, by the tokenizer's offsets), so the highlighted text reads as written.
+
+Where gradients are not available (the ONNX backend, or Captum not installed) each span's
+attribution is by occlusion instead: the probability lost when that span alone is removed.
+
+Whatever the method, ERASER's comprehensiveness and sufficiency are measured on the text itself
+(spans removed, or kept alone), with the same removal of as many random spans beside them.
+
+The model is never modified: no hooks are registered on it, so explaining is safe beside
+requests that other threads answer from the same adapter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from registry.errors import RefusedError
+from registry.explanations import Explanation, Faithfulness, Method, Span
+
+DEFAULT_STEPS = 32
+TOP_FRACTION = 0.2  # ERASER's rationale: the top fifth of the spans (at least one)
+RANDOM_DRAWS = 4
+# Kana, CJK ideographs and half-width katakana: runs written without spaces, split where the tokenizer splits.
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+_PIECE_MARKS = ("##", "\u2581", "\u0120")  # WordPiece continuation, SentencePiece and byte-level BPE word starts
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One text as the model reads it: ids, and where each token starts in the text (None: special or unplaced)."""
+
+    input_ids: list[int]
+    starts: list[int | None]
+    special: list[bool]
+    truncated: bool
+
+
+def _word_starts(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def units_of(text: str, token_starts: list[int | None]) -> list[tuple[int, int]]:
+    """The spans attributions are shown on: words between spaces; inside a Japanese run, the
+    stretches that begin where a token begins (characters or words, as the tokenizer cut them)."""
+    starts = sorted({s for s in token_starts if s is not None})
+    units = []
+    for begin, end in _word_starts(text):
+        if not _JAPANESE.search(text[begin:end]):
+            units.append((begin, end))
+            continue
+        cuts = [begin] + [s for s in starts if begin < s < end] + [end]
+        units += list(zip(cuts[:-1], cuts[1:]))
+    return units
+
+
+def _folded(text: str) -> tuple[str, list[int]]:
+    """``text`` NFKC-normalised and lower-cased as tokenizers see it, with each character's original offset."""
+    out, where = [], []
+    for i, ch in enumerate(text):
+        for f in unicodedata.normalize("NFKC", ch).lower():
+            out.append(f)
+            where.append(i)
+    return "".join(out), where
+
+
+def aligned_starts(text: str, tokens: list[str], special: list[bool]) -> list[int | None]:
+    """Where each token starts in ``text``, found by reading the tokens in order (tokenizers without offsets,
+    such as the MeCab tokenizer of the Japanese BERTs). A token not found (``[UNK]``) gets None."""
+    folded, where = _folded(text)
+    cursor, starts = 0, []
+    for token, is_special in zip(tokens, special):
+        piece = token
+        for mark in _PIECE_MARKS:
+            piece = piece.removeprefix(mark)
+        found = folded.find(piece.lower(), cursor) if piece and not is_special else -1
+        if found < 0:
+            starts.append(None)
+            continue
+        starts.append(where[found])
+        cursor = found + len(piece)
+    return starts
+
+
+def tokenize(base: Any, text: str, max_length: int) -> Tokens:
+    """``text`` as the classifier reads it (truncated to ``max_length``), with each token's start in the text."""
+    tokenizer = base.tokenizer
+    fast = getattr(tokenizer, "is_fast", False)
+    with base.tokenizer_lock:
+        enc = tokenizer(text, truncation=True, max_length=max_length, return_special_tokens_mask=True,
+                        return_offsets_mapping=fast)  # fmt: skip
+        whole = len(tokenizer(text)["input_ids"])
+        pieces = None if fast else tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    special = [bool(s) for s in enc["special_tokens_mask"]]
+    if fast:
+        starts = [None if is_special or a == b else a for (a, b), is_special in zip(enc["offset_mapping"], special)]
+        # A SentencePiece word start may cover the space before the word: the word is where it starts.
+        starts = [None if s is None else _skip_spaces(text, s) for s in starts]
+    else:
+        starts = aligned_starts(text, pieces, special)
+    return Tokens(list(enc["input_ids"]), starts, special, truncated=whole > len(enc["input_ids"]))
+
+
+def _skip_spaces(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _unit_of(units: list[tuple[int, int]], start: int | None) -> int | None:
+    """The span holding ``start``, or the first after it; None for a token that starts nowhere or after every span."""
+    if start is None:
+        return None
+    return next((index for index, (_, end) in enumerate(units) if start < end), None)
+
+
+def merge(units: list[tuple[int, int]], tokens: Tokens, per_token: np.ndarray) -> np.ndarray:
+    """Token attributions summed per span; a token that starts nowhere joins the next span that a token starts in
+    (or the last one), so the spans' sum is the tokens' sum."""
+    out = np.zeros(len(units))
+    pending = 0.0
+    last = None
+    for start, value, is_special in zip(tokens.starts, per_token, tokens.special):
+        index = None if is_special else _unit_of(units, start)
+        if index is None:
+            pending += float(value)
+            continue
+        out[index] += float(value) + pending
+        pending, last = 0.0, index
+    if units:
+        out[last if last is not None else 0] += pending
+    return out
+
+
+def _without(text: str, units: list[tuple[int, int]], removed: set[int]) -> str:
+    """``text`` with the characters of the ``removed`` spans deleted (spaces between words stay)."""
+    keep, at = [], 0
+    for index in sorted(removed):
+        begin, end = units[index]
+        keep.append(text[at:begin])
+        at = end
+    keep.append(text[at:])
+    return "".join(keep)
+
+
+def _why_no_gradients(classifier: Any) -> str:
+    """Why integrated gradients cannot run for ``classifier`` ('' when they can)."""
+    if not hasattr(classifier, "module"):
+        return f"{type(classifier).__name__} computes no gradients (the ONNX backend): attributions by occlusion"
+    try:
+        import captum.attr  # noqa: F401
+    except ImportError:
+        return "Captum is not installed (pip install -c infra/constraints.txt '.[explain]'): attributions by occlusion"
+    return ""
+
+
+def integrated_gradients(classifier: Any, tokens: Tokens, target: int, steps: int) -> tuple[np.ndarray, float, float]:
+    """Per-token attributions to the probability of label ``target``, the baseline's probability, and the
+    convergence delta (sum of attributions minus the probability's difference from the baseline's)."""
+    import torch
+    from captum.attr import IntegratedGradients
+
+    module = classifier.module
+    device = classifier.base.device
+    embedding = module.get_base_model().encoder.get_input_embeddings()
+    ids = torch.tensor([tokens.input_ids], device=device)
+    pad = classifier.base.tokenizer.pad_token_id
+    baseline_ids = torch.tensor([[i if s else pad for i, s in zip(tokens.input_ids, tokens.special)]], device=device)
+    mask = torch.ones_like(ids)
+
+    def probability(embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(module(input_ids=None, attention_mask=attention_mask, inputs_embeds=embeds).float(), dim=-1)
+
+    with torch.no_grad():
+        inputs, baseline = embedding(ids), embedding(baseline_ids)
+        baseline_probability = float(probability(baseline, mask)[0, target])
+    with torch.enable_grad():
+        attributions, delta = IntegratedGradients(probability).attribute(
+            inputs, baselines=baseline, target=target, additional_forward_args=(mask,), n_steps=steps,
+            internal_batch_size=steps, return_convergence_delta=True)  # fmt: skip
+    return attributions.sum(-1)[0].detach().float().cpu().numpy(), baseline_probability, float(delta[0])
+
+
+def _faithfulness(classifier: Any, text: str, units: list[tuple[int, int]], scores: np.ndarray, target: int,
+                  probability: float, usable: list[int]) -> Faithfulness:  # fmt: skip
+    k = max(1, math.ceil(TOP_FRACTION * len(usable))) if usable else 0
+    top = set(sorted(usable, key=lambda i: -scores[i])[:k])
+    rng = np.random.default_rng(zlib.crc32(text.encode("utf-8")))
+    draws = [set(rng.choice(usable, size=k, replace=False).tolist()) for _ in range(RANDOM_DRAWS)] if k else []
+    variants = [_without(text, units, top), _without(text, units, set(range(len(units))) - top)]
+    variants += [_without(text, units, d) for d in draws]
+    p = classifier.predict_proba(variants)[:, target]
+    return Faithfulness(top_k=k, comprehensiveness=probability - float(p[0]), sufficiency=probability - float(p[1]),
+                        random_comprehensiveness=probability - float(np.mean(p[2:])) if draws else 0.0)  # fmt: skip
+
+
+def explain(classifier: Any, text: str, *, steps: int = DEFAULT_STEPS, method: Method | None = None) -> Explanation:
+    """Explain the label ``classifier`` gives ``text``.
+
+    Args:
+        classifier: an ``AdapterClassifier`` (integrated gradients) or anything with ``predict_proba``,
+            ``labels``, ``meta.max_length`` and ``base`` (occlusion; the ONNX backend).
+        text: one text, not blank.
+        steps: integration steps (each one forward and one backward pass).
+        method: None picks integrated gradients where gradients are available, else occlusion.
+
+    Raises:
+        RefusedError: a blank text, fewer than 2 steps, or integrated gradients asked for where they cannot run.
+    """
+    if not text.strip():
+        raise RefusedError("the text is empty or only whitespace: there is nothing to explain")
+    if steps < 2:
+        raise RefusedError(f"steps must be at least 2, got {steps}")
+    no_gradients = _why_no_gradients(classifier)
+    if method == "integrated_gradients" and no_gradients:
+        raise RefusedError(f"integrated gradients cannot run: {no_gradients}")
+    method = method or ("occlusion" if no_gradients else "integrated_gradients")
+    tokens = tokenize(classifier.base, text, classifier.meta.max_length)
+    units = units_of(text, tokens.starts)
+    full = classifier.predict_proba([text])[0]
+    target = int(full.argmax())
+    probability = float(full[target])
+    read = {_unit_of(units, s) for s, sp in zip(tokens.starts, tokens.special) if not sp} - {None}
+    usable = sorted(read)  # spans the model read (truncation drops the others)
+    extra: dict[str, Any] = {}
+    if method == "integrated_gradients":
+        per_token, baseline_probability, delta = integrated_gradients(classifier, tokens, target, steps)
+        scores = merge(units, tokens, per_token)
+        extra = {"baseline_probability": baseline_probability, "delta": delta, "steps": steps}
+    else:
+        scores = np.zeros(len(units))
+        if usable:
+            p = classifier.predict_proba([_without(text, units, {i}) for i in usable])[:, target]
+            scores[usable] = probability - p
+        extra = {"method_note": no_gradients}
+    return Explanation(
+        text=text, label=classifier.labels[target], probability=probability, method=method,
+        truncated=tokens.truncated, **extra,
+        spans=[Span(text=text[b:e], start=b, end=e, attribution=float(v)) for (b, e), v in zip(units, scores)],
+        faithfulness=_faithfulness(classifier, text, units, scores, target, probability, usable),
+    )  # fmt: skip
