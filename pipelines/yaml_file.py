@@ -6,10 +6,14 @@ PyYAML keeps the later value without a word.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from registry.errors import ConfigError
+from registry.user_files import require_file
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -43,6 +47,22 @@ def safe_load(text: str | bytes) -> Any:
         yaml.YAMLError: invalid YAML, or a key repeated in one mapping (line and column named).
     """
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_sections(path: Path, what: str) -> tuple[bytes, dict]:
+    """A YAML file of sections (``what``: "policy file"), as its bytes and its mapping.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a mapping.
+    """
+    raw = require_file(path, what, ConfigError).read_bytes()
+    try:
+        doc = safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {path} is not valid YAML: {one_line(err)}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of sections, got {type(doc).__name__}")
+    return raw, doc
 
 
 def one_line(err: Exception) -> str:

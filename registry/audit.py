@@ -34,7 +34,8 @@ from registry.signing import Signer, signed_bytes
 from registry.store import ObjectStore, put_kept, rewritten_keys
 
 GENESIS = "0" * 64
-ACTIONS = ("register", "promote", "rollback", "archive", "judge", "clear")
+# delete-traffic: an admin erased recorded traffic (an APPI request or a period); changes no alias
+ACTIONS = ("register", "promote", "rollback", "archive", "judge", "clear", "delete-traffic")
 MAX_APPEND_ATTEMPTS = 100
 _FETCH_THREADS = 8
 _PROBE_LIMIT = 8  # new events read key by key before listing instead
@@ -184,7 +185,7 @@ class AliasState:
             self.registered_by[event.version] = event.actor
             if event.gate is not None:
                 self.verdicts[event.version] = _verdict(event.gate)
-        elif event.action == "clear":
+        elif event.action in ("clear", "delete-traffic"):
             pass
         elif event.action == "archive":
             self.archived.append(event.version)
@@ -203,7 +204,7 @@ class AliasState:
     def _meaning_problem(self, event: AuditEvent) -> str | None:
         if event.action not in ACTIONS:
             return f"unknown action {event.action!r}"
-        if event.action == "clear":  # records an object an admin removed from the head; changes nothing
+        if event.action in ("clear", "delete-traffic"):  # records what an admin removed; changes nothing
             return None
         if event.action == "register":
             return f"{event.version} was registered before" if event.version in self.versions else None

@@ -38,6 +38,7 @@ WRITERS = {
     "archive": ("admin", "approver", "trainer"),
     "judge": ("admin", "approver", "trainer"),
     "clear": ("admin",),
+    "delete-traffic": ("admin",),
 }
 
 
@@ -104,7 +105,7 @@ class EventJudge:
         rules = self.rules
         if problem := role_problem(event.role, event.action, event.alias, rules):
             return problem
-        if event.action in ("register", "clear"):
+        if event.action in ("register", "clear", "delete-traffic"):
             return None
         if event.content_sha256 != state.versions.get(event.version):
             return f"it names a manifest of {event.version} other than the one its register event recorded"

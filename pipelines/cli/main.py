@@ -16,6 +16,7 @@ import typer
 from pipelines.cli import gate, prefect, retrain, schedule, store
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import audit, base, registry_cmds, report, user
+from pipelines.cli import monitor as monitor_cli
 from pipelines.cli import validate as validate_cli
 from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
@@ -47,6 +48,7 @@ report.attach(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(user.app, name="user")
 app.add_typer(base.app, name="base")
+monitor_cli.attach(app)
 
 
 @app.callback()

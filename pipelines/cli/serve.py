@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Literal
 
 import typer
@@ -56,6 +57,11 @@ def serve(
         help="torch: adapters unmerged over one shared base (many adapters); onnx: each version merged into a "
              "private copy of the base and run by ONNX Runtime (faster; needs the serve-onnx extra)"),
     int8: bool = typer.Option(False, "--int8", help="with --backend onnx: dynamic int8 quantisation of the weights"),
+    record_traffic: bool = typer.Option(False, "--record-traffic",
+                                        help="record a sample of requests and predictions in the store (opt-in; "
+                                             "personal data: see docs/monitoring.md)"),
+    monitoring: Path | None = typer.Option(None, "--monitoring",
+                                           help="monitoring file with the recording limits (default: monitoring.yaml)"),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
@@ -109,10 +115,15 @@ def serve(
 
         return load_classifier(folder, base())
 
+    recorder = None
+    if record_traffic:  # before loading models: a bad monitoring file or missing keys fail fast
+        from pipelines.monitoring.recording import build_recorder
+
+        recorder = build_recorder(settings, monitoring)
     follower = Follower(registry, load, names, alias=alias, poll_seconds=poll_seconds)
     served = follower.load()
     app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds),
-                     allow_remote=allow_remote, log_access=access_log)  # fmt: skip
+                     allow_remote=allow_remote, log_access=access_log, recorder=recorder)  # fmt: skip
     record = {
         "url": f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
         "alias": alias,
@@ -120,6 +131,7 @@ def serve(
         # From process start, interpreter and imports included: what a restart costs.
         "startup_seconds": round(time.time() - psutil.Process().create_time(), 2),
         "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+        "record_traffic": record_traffic,
     }
     text = f"serving {', '.join(f'{s.name} {s.version}' for s in served)} ({alias}) on {record['url']} " \
            f"(ready in {record['startup_seconds']} s, {record['rss_mb']} MB)"  # fmt: skip

@@ -1,0 +1,141 @@
+"""The traffic recorder's sampling, caps and batching, on an in-memory store."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from pipelines.monitoring.config import load_monitoring
+from pipelines.monitoring.monitor import distribution, total_variation
+from pipelines.monitoring.traffic_log import parse_row, read_traffic
+from registry.errors import ConfigError, StoreError
+from serving.traffic import RecordingLimits, TrafficRecorder, key_time, text_sha256, traffic_prefix
+from tests.unit.fake_store import FakeStore
+
+
+def _offer(recorder: TrafficRecorder, n: int, texts: list[str] = ["a text"]) -> int:  # noqa: B006 - read only
+    return sum(recorder.offer("ads", "v1", f"r{i}", texts, ["x"] * len(texts), np.full(len(texts), 0.9))
+               for i in range(n))  # fmt: skip
+
+
+def _rows(store: FakeStore) -> list[dict]:
+    return [json.loads(line) for key, body in store.objects.items() for line in body.decode().splitlines()]
+
+
+def test_rows_are_written_only_by_flush_as_one_jsonl_batch_under_the_adapters_prefix():
+    store = FakeStore()
+    recorder = TrafficRecorder(store, RecordingLimits())
+    assert _offer(recorder, 3, ["first", "二つ目"]) == 3
+    assert store.objects == {}  # nothing on the request path
+    assert recorder.flush() == 6
+    [key] = store.objects
+    assert key.startswith(traffic_prefix("ads")) and key_time(key) is not None
+    rows = _rows(store)
+    assert [(r["request_id"], r["index"], r["text"]) for r in rows[:2]] == [("r0", 0, "first"), ("r0", 1, "二つ目")]
+    assert rows[1]["text_sha256"] == text_sha256("二つ目") and rows[1]["confidence"] == 0.9
+
+
+def test_sampling_keeps_about_the_configured_share():
+    recorder = TrafficRecorder(FakeStore(), RecordingLimits(sample_rate=0.25, max_rows_per_second=1e6,
+                                                            max_queue_rows=10**6), rng=random.Random(1))  # fmt: skip
+    kept = _offer(recorder, 4000)
+    assert 850 < kept < 1150 and recorder.stats.sampled_out == 4000 - kept
+
+
+def test_a_burst_beyond_the_rate_cap_is_dropped_and_counted():
+    recorder = TrafficRecorder(FakeStore(), RecordingLimits(max_rows_per_second=10))
+    assert _offer(recorder, 50) == 10
+    assert recorder.stats.rate_dropped == 40
+
+
+def test_a_full_queue_drops_new_rows_instead_of_growing():
+    recorder = TrafficRecorder(FakeStore(), RecordingLimits(max_rows_per_second=1e6, max_queue_rows=5))
+    assert _offer(recorder, 8) == 5 and recorder.stats.queue_dropped == 3
+
+
+def test_the_background_thread_writes_a_batch_once_it_is_full_and_close_writes_the_rest():
+    store = FakeStore()
+    recorder = TrafficRecorder(store, RecordingLimits(max_batch_rows=4, max_batch_seconds=3600))
+    recorder.start()
+    _offer(recorder, 4)
+    deadline = time.monotonic() + 5
+    while not store.objects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(_rows(store)) == 4
+    _offer(recorder, 2)
+    recorder.close()
+    assert len(_rows(store)) == 6 and recorder.stats.recorded == 6
+
+
+def test_hashed_texts_keep_the_features_and_never_the_words():
+    store = FakeStore()
+    seen = []
+    recorder = TrafficRecorder(store, RecordingLimits(hash_texts=True),
+                               features=lambda texts: seen.extend(texts) or [{"text_chars": len(t)} for t in texts])
+    _offer(recorder, 1, ["secret customer words"])
+    assert seen == []  # computed off the request path
+    recorder.flush()
+    [row] = _rows(store)
+    assert row["text"] is None and row["features"] == {"text_chars": 21}
+    assert b"secret" not in b"".join(store.objects.values())
+
+
+def test_hashing_without_features_is_refused():
+    with pytest.raises(ValueError, match="features"):
+        TrafficRecorder(FakeStore(), RecordingLimits(hash_texts=True))
+
+
+def test_a_store_outage_loses_the_batch_counted_and_serving_goes_on():
+    class Down(FakeStore):
+        def put(self, *args, **kwargs):
+            raise StoreError("cannot reach the object store")
+
+    recorder = TrafficRecorder(Down(), RecordingLimits())
+    _offer(recorder, 3)
+    assert recorder.flush() == 0
+    assert recorder.stats.failed_rows == 3 and "cannot reach" in recorder.stats.last_error
+
+
+@pytest.mark.parametrize("limits", [dict(sample_rate=1.5), dict(max_batch_rows=0), dict(max_rows_per_second=-1)])
+def test_impossible_recording_limits_are_refused(limits):
+    with pytest.raises(ValueError):
+        RecordingLimits(**limits)
+
+
+def test_lines_that_are_not_recorded_rows_are_named_and_the_rest_read():
+    store = FakeStore()
+    recorder = TrafficRecorder(store, RecordingLimits())
+    _offer(recorder, 2)
+    recorder.flush()
+    [key] = store.objects
+    store.objects[key] += b'not json\n{"request_id": 5}\n[1]\n'
+    traffic = read_traffic(store, "ads")
+    assert len(traffic.rows) == 2
+    assert [p.split(": ", 1)[1] for p in traffic.problems][0].startswith("not JSON")
+    assert "mistyped request_id" in traffic.problems[1] and "missing" in traffic.problems[1]
+    assert traffic.problems[2].endswith("not a JSON object")
+    with pytest.raises(ValueError, match="unknown colour"):
+        parse_row(json.dumps({**asdict(traffic.rows[0]), "colour": "red"}))
+
+
+def test_label_shift_is_the_total_variation_distance():
+    assert total_variation(distribution(["a", "a", "b", "b"]), distribution(["a", "a", "a", "a"])) == 0.5
+    assert total_variation(distribution(["a"]), distribution(["b"])) == 1.0
+
+
+def test_the_shipped_monitoring_file_loads_and_a_bad_one_names_every_problem(tmp_path):
+    assert load_monitoring().recording.retention_days > 0
+    bad = tmp_path / "m.yaml"
+    bad.write_text("recording: {sample_rate: yes, retention_days: 0}\nalerts: {min_rows: 1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_monitoring(bad)
+    for key in ("recording.sample_rate", "recording.retention_days", "alerts.min_rows"):
+        assert key in str(err.value)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_monitoring(bad)
