@@ -16,6 +16,7 @@ import typer
 from pipelines.cli import gate, prefect, retrain, schedule, store
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import audit, base, registry_cmds, report, user
+from pipelines.cli import feedback as feedback_cli
 from pipelines.cli import monitor as monitor_cli
 from pipelines.cli import validate as validate_cli
 from pipelines.cli import train as train_cli
@@ -49,6 +50,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(user.app, name="user")
 app.add_typer(base.app, name="base")
 monitor_cli.attach(app)
+feedback_cli.attach(app)
 
 
 @app.callback()

@@ -196,3 +196,45 @@ def test_a_bad_monitoring_file_is_refused_naming_the_key(s3_server, tmp_path):
     done = run_cli("monitor", "--name", "whatever", "--monitoring", str(bad), env=s3_server.env())
     assert done.returncode == 2
     assert "alerts.max_label_shift" in done.stderr and "alerts.colour: unknown key" in done.stderr
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_corrected_labels_arrive_as_a_batch_that_validates_with_their_provenance(s3_server, names, recorded, tmp_path):
+    admin = S3ObjectStore(s3_server.settings("admin"))
+    rows = {r["request_id"]: r for r in _recorded(admin, names["calm"], len(recorded["calm"]))}
+    fixed = {rid: {"billing": "bug", "bug": "login", "login": "billing"}[rows[rid]["label"]] for rid in recorded["calm"][5:7]}
+    feedback = _write(tmp_path / "fixes.csv", "request_id,label\n" + "".join(f"{r},{label}\n" for r, label in fixed.items()))
+    incoming = tmp_path / "incoming"
+    env = s3_server.env(TAILOR_ROLE="trainer")
+    done = run_cli("feedback", str(feedback), "--name", names["calm"], "--incoming", str(incoming), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    with open(made["path"], newline="", encoding="utf-8") as f:
+        batch = list(csv.DictReader(f))
+    added = {row["text"]: row["label"] for row in batch if row["id"].startswith("feedback-")}
+    assert added == {rows[rid]["text"]: label for rid, label in fixed.items()}
+    assert len(batch) == sum(len(t) for t in TOPICS.values())  # a corrected training text replaces its row
+    provenance = json.loads(Path(made["provenance"]).read_text())
+    assert provenance["production_version"] == "v1" and {c["request_id"] for c in provenance["corrections"]} == set(fixed)
+    assert json.loads(admin.get(made["record_key"])) == provenance
+    policy = _write(tmp_path / "policy.yaml", "version: feedback-test\ndata: {min_examples_per_class: 4}\n")
+    labels = _write(tmp_path / "labels.txt", "\n".join(TOPICS) + "\n")
+    valid = run_cli("validate", made["path"], "--labels", str(labels), "--no-noise-audit", "--no-track",
+                    "--policy", str(policy), "--report-dir", str(tmp_path / "report"), env=env)  # fmt: skip
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+
+
+def test_corrections_of_unknown_requests_and_labels_are_all_named_and_nothing_is_written(s3_server, base, names,  # noqa: F811
+                                                                                    recorded, tmp_path):  # fmt: skip
+    from pipelines.monitoring.feedback import FeedbackError, make_batch
+
+    feedback = _write(tmp_path / "fixes.csv", f"request_id,label\nno-such-request,bug\n{recorded['calm'][9]},weather\n")
+    with pytest.raises(FeedbackError) as err:
+        make_batch(Roles(s3_server, base).trainer, names["calm"], feedback, tmp_path / "incoming", "alice")
+    assert "line 2: no recorded prediction" in str(err.value) and "'no-such-request'" in str(err.value)
+    assert "line 3: label 'weather' is not one of production's (billing, bug, login)" in str(err.value)
+    assert not (tmp_path / "incoming").exists()

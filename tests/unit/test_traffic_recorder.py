@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from dataclasses import asdict
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines.monitoring.config import load_monitoring
+from pipelines.monitoring.feedback import FeedbackError, read_feedback
 from pipelines.monitoring.monitor import distribution, total_variation
 from pipelines.monitoring.traffic_log import parse_row, read_traffic
 from registry.errors import ConfigError, StoreError
@@ -139,3 +141,29 @@ def test_the_shipped_monitoring_file_loads_and_a_bad_one_names_every_problem(tmp
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_monitoring(bad)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("id,label\nx,bug\n", "has no column request_id"),
+    ("request_id,label\nr1,bug\nr1,login\n", "line 3: request r1 index 0 was corrected on line 2 already"),
+    ("request_id,label,index\nr1,bug,first\n", "line 2: index 'first' is not a position"),
+    ("request_id,label\nr1,\n", "line 2: label empty or missing"),
+    ("request_id,label\n", "no corrections in it"),
+])  # fmt: skip
+def test_a_bad_feedback_file_is_refused_naming_the_line(tmp_path, content, message):
+    path = tmp_path / "fixes.csv"
+    path.write_text(content)
+    with pytest.raises(FeedbackError, match=re.escape(message)):
+        read_feedback(path)
+
+
+def test_feedback_in_jsonl_and_a_file_that_is_not_utf8(tmp_path):
+    good = tmp_path / "fixes.jsonl"
+    good.write_text('{"request_id": "r1", "label": "bug", "index": 2}\n\n{"request_id": "r2", "label": "ok"}\n')
+    assert [(c.request_id, c.index, c.label) for c in read_feedback(good)] == [("r1", 2, "bug"), ("r2", 0, "ok")]
+    bad = tmp_path / "fixes.csv"
+    bad.write_bytes("request_id,label\nr1,バグ\n".encode("cp932"))
+    with pytest.raises(FeedbackError, match="not UTF-8"):
+        read_feedback(bad)
+    with pytest.raises(FeedbackError, match="does not exist"):
+        read_feedback(tmp_path / "missing.csv")
