@@ -102,6 +102,7 @@ def per_text_features(texts: list[str], tokenizer) -> dict[str, list[float]]:
 
 
 def embedded_rows(batch: LabeledBatch, base_model_dir: Path) -> EmbeddedRows:
+    """``batch`` embedded by the base model, each row known by its text."""
     from pipelines.encoder import embed, load_tokenizer
 
     return EmbeddedRows(ids=list(batch.texts), labels=list(batch.labels),

@@ -75,6 +75,8 @@ def serve(
     if repeated:
         raise ConfigError(f"--name {', '.join(repeated)} is given more than once; name each adapter once")
     _check_host(host, allow_remote)
+    if monitoring is not None and not record_traffic:
+        raise ConfigError("--monitoring sets the recording limits: give it with --record-traffic")
     if int8 and backend != "onnx":
         raise ConfigError("--int8 quantises the ONNX graph: give it with --backend onnx")
     if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:

@@ -142,15 +142,15 @@ def run(registry, name: str, monitoring: Monitoring, base_model_dir: Path, *, si
                   version=manifest.version, since=since, rows=len(rows),
                   versions_seen=dict(Counter(r.version for r in rows)), unreadable_rows=len(traffic.problems),
                   problems=traffic.problems[:MAX_PROBLEMS_SHOWN])  # fmt: skip
+    if len(rows) < alerts.min_rows:
+        outcome = MonitorResult(**result, judged=False, summary=f"{len(rows)} recorded rows, under "
+                                f"alerts.min_rows {alerts.min_rows}: not judged")  # fmt: skip
+        return _finish(registry, outcome, monitoring, alert)
     with tempfile.TemporaryDirectory(prefix="tailor-monitor-") as work:
         folder = Path(work) / "adapter"
         registry.download(name, manifest.version, folder)
-        if len(rows) < alerts.min_rows:
-            outcome = MonitorResult(**result, judged=False, summary=f"{len(rows)} recorded rows, under "
-                                    f"alerts.min_rows {alerts.min_rows}: not judged")  # fmt: skip
-        else:
-            outcome = _judge(result, rows, read_batch(folder / REFERENCE_FILE), folder, holdout, monitoring,
-                             base_model_dir, seed)  # fmt: skip
+        outcome = _judge(result, rows, read_batch(folder / REFERENCE_FILE), folder, holdout, monitoring,
+                         base_model_dir, seed)  # fmt: skip
     return _finish(registry, outcome, monitoring, alert)
 
 

@@ -7,6 +7,7 @@ import random
 import re
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,41 @@ def test_feedback_in_jsonl_and_a_file_that_is_not_utf8(tmp_path):
         read_feedback(bad)
     with pytest.raises(FeedbackError, match="does not exist"):
         read_feedback(tmp_path / "missing.csv")
+
+
+def test_since_and_before_take_an_iso_time_or_a_duration_and_refuse_anything_else():
+    from datetime import datetime, timedelta, timezone
+
+    from pipelines.cli.monitor import parse_when
+
+    assert parse_when("2026-12-01T09:00", "--since") == datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    assert abs(parse_when("2h", "--since") - (datetime.now(timezone.utc) - timedelta(hours=2))) < timedelta(seconds=5)
+    assert parse_when(None, "--since") is None
+    with pytest.raises(ConfigError, match="--before 'yesterday' is neither"):
+        parse_when("yesterday", "--before")
+
+
+def test_too_few_recorded_rows_are_stored_as_not_judged_and_alert_nobody():
+    from types import SimpleNamespace
+
+    from pipelines.monitoring.config import Monitoring
+    from pipelines.monitoring.monitor import results_prefix, run, stored_results
+
+    store = FakeStore()
+    recorder = TrafficRecorder(store, RecordingLimits())
+    _offer(recorder, 3)
+    recorder.flush()
+    registry = SimpleNamespace(store=store, resolve=lambda name, alias: SimpleNamespace(version="v4"))
+    alerts = []
+    result = run(registry, "ads", Monitoring(), Path("no-model-needed"), alert=alerts.append)
+    assert not result.judged and result.rows == 3 and "under alerts.min_rows 30" in result.summary
+    assert alerts == [] and result.key.startswith(results_prefix("ads"))
+    assert [r.run_id for r in stored_results(store, "ads")] == [result.run_id]
+
+
+def test_monitoring_given_without_recording_is_refused(capsys):
+    from pipelines.cli.main import run
+
+    with pytest.raises(SystemExit) as code:
+        run(["serve", "--name", "ads", "--monitoring", "monitoring.yaml"])
+    assert code.value.code == 2 and "give it with --record-traffic" in capsys.readouterr().err
