@@ -217,7 +217,12 @@ class TrafficRecorder:
         with self._lock:
             pending, self._queue = list(self._queue), deque()
             self._queued_rows, self._oldest = 0, None
-        rows = [row for item in pending for row in self._rows(item)]
+        rows = []
+        for item in pending:
+            try:
+                rows += self._rows(item)
+            except Exception as err:  # noqa: BLE001 - features that fail on a text must not stop the writer thread
+                self._failed(len(item.texts), f"features: {type(err).__name__}: {err}")
         by_adapter: dict[str, list[TrafficRow]] = {}
         for row in rows:
             by_adapter.setdefault(row.adapter, []).append(row)
@@ -237,17 +242,20 @@ class TrafficRecorder:
                 for i, (text, label, conf, feats) in enumerate(zip(item.texts, item.labels, item.confidences,
                                                                     features))]  # fmt: skip
 
+    def _failed(self, rows: int, error: str) -> None:
+        with self._lock:
+            self.stats.failed_batches += 1
+            self.stats.failed_rows += rows
+            self.stats.last_error = error
+        log.warning("could not record %d rows of traffic: %s", rows, error)
+
     def _write(self, adapter: str, rows: list[TrafficRow]) -> int:
         body = "".join(json.dumps(asdict(row), ensure_ascii=False) + "\n" for row in rows).encode()
         key = batch_key(adapter, datetime.now(timezone.utc), uuid.uuid4().hex[:12])
         try:
             self.store.put(key, body, create_only=True, retain=True)
         except TailorError as err:  # a store outage loses these rows, counted; serving goes on
-            with self._lock:
-                self.stats.failed_batches += 1
-                self.stats.failed_rows += len(rows)
-                self.stats.last_error = str(err)
-            log.warning("could not record %d rows of %s traffic: %s", len(rows), adapter, err)
+            self._failed(len(rows), str(err))
             return 0
         with self._lock:
             self.stats.batches += 1

@@ -6,7 +6,7 @@ import json
 import random
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,8 @@ from pipelines.monitoring.config import load_monitoring
 from pipelines.monitoring.feedback import FeedbackError, read_feedback
 from pipelines.monitoring.monitor import distribution, total_variation
 from pipelines.monitoring.traffic_log import parse_row, read_traffic
-from registry.errors import ConfigError, StoreError
-from serving.traffic import RecordingLimits, TrafficRecorder, key_time, text_sha256, traffic_prefix
+from registry.errors import ConfigError, StoreError, TailorError
+from serving.traffic import RecordingLimits, TrafficRecorder, TrafficRow, key_time, text_sha256, traffic_prefix
 from tests.unit.fake_store import FakeStore
 
 
@@ -206,3 +206,36 @@ def test_monitoring_given_without_recording_is_refused(capsys):
     with pytest.raises(SystemExit) as code:
         run(["serve", "--name", "ads", "--monitoring", "monitoring.yaml"])
     assert code.value.code == 2 and "give it with --record-traffic" in capsys.readouterr().err
+
+
+def _hashed_row(i: int, embedding: list[float], **features) -> TrafficRow:
+    feats = {"text_chars": 10.0, "unknown_token_share": 0.0, "chars_per_token": 3.0, "embedding": embedding, **features}
+    return TrafficRow(request_id=f"r{i}", index=0, time="2026-12-06T00:00:00+00:00", adapter="ads", version="v1",
+                      label="x", confidence=0.8, text_sha256=f"h{i}", features=feats)  # fmt: skip
+
+
+def test_rows_recorded_as_hashes_are_judged_on_the_features_recorded_in_their_place():
+    from pipelines.monitoring.monitor import _live_rows
+
+    live = _live_rows([_hashed_row(0, [1.0, 0.0]), _hashed_row(1, [0.0, 1.0], text_chars=4.0)], Path("unused"))
+    assert live.ids == ["h0", "h1"] and live.per_text["text_chars"] == [10.0, 4.0]
+    assert live.embeddings.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    with pytest.raises(TailorError, match="neither its text nor the features"):
+        _live_rows([replace(_hashed_row(0, [1.0]), features={"embedding": [1.0]})], Path("unused"))
+    with pytest.raises(TailorError, match="differ in size"):
+        _live_rows([_hashed_row(0, [1.0, 0.0]), _hashed_row(1, [1.0])], Path("unused"))
+
+
+def test_features_that_fail_lose_their_rows_counted_and_the_rest_is_written():
+    store = FakeStore()
+
+    def features(texts):
+        if "bad" in texts:
+            raise RuntimeError("tokenizer broke")
+        return [{} for _ in texts]
+
+    recorder = TrafficRecorder(store, RecordingLimits(hash_texts=True), features=features)
+    _offer(recorder, 1, ["bad"])
+    _offer(recorder, 1, ["fine"])
+    assert recorder.flush() == 1
+    assert recorder.stats.failed_rows == 1 and "tokenizer broke" in recorder.stats.last_error
