@@ -76,20 +76,20 @@ def monitor(
 def _schedule(name: str, cron: str, window_hours: float, holdout: Path | None, monitoring: Path | None,
               as_json: bool) -> None:  # fmt: skip
     from pipelines import prefect_server
+    from pipelines.cli.schedule import check_cron
+    from registry.manifest import validate_name
 
+    validate_name(name)
     settings = state.settings()
     cfg = prefect_server.PrefectServerConfig(settings.prefect_dir, settings.prefect_port)
     api = prefect_server.use_server(cfg)  # before Prefect is imported: see `tailor schedule`
+    check_cron(cron)
     if api is None:
-        raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first")
+        raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
+                          "(schedules need a persistent server)")  # fmt: skip
     from prefect import serve
-    from prefect.client.schemas.schedules import CronSchedule
     from prefect.types.entrypoint import EntrypointType
 
-    try:
-        CronSchedule(cron=cron)
-    except ValueError:
-        raise ConfigError(f"--cron {cron!r} is not a cron expression, e.g. '0 * * * *' (hourly)") from None
     from pipelines.monitoring.flow import monitor as monitor_flow
 
     parameters = {"name": name, "window_hours": window_hours, "holdout": holdout and str(holdout.resolve()),

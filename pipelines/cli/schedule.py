@@ -14,6 +14,31 @@ from pipelines.cli.state import state
 from registry.errors import ConfigError
 
 
+def check_cron(cron: str) -> None:
+    """Refuse a cron expression Prefect would take but that is not what was meant (after ``use_server``:
+    this imports Prefect).
+
+    Raises:
+        ConfigError: not five fields of cron, or a date that never comes.
+    """
+    from prefect._vendor.croniter import CroniterBadDateError, croniter
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        if len(cron.split()) != 5:  # croniter takes a sixth field as seconds: '* * * * * *' fired every second
+            raise ValueError(cron)
+        CronSchedule(cron=cron)
+    except ValueError:
+        raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
+                          "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)") from None  # fmt: skip
+    try:
+        # The croniter Prefect's scheduler uses: a date that never comes (31 February) is valid syntax,
+        # and the deployment would wait forever without a word.
+        croniter(cron, datetime.now()).get_next(datetime)
+    except CroniterBadDateError:
+        raise ConfigError(f"--cron {cron!r} never fires: no month has that day (e.g. 31 February, 31 April)") from None
+
+
 def schedule(
     name: str = typer.Option(..., "--name", help="adapter name in the registry"),
     cron: str = typer.Option(..., "--cron", help="cron expression, e.g. '0 * * * *' (hourly)"),
@@ -36,22 +61,7 @@ def schedule(
     # Before any Prefect import: Prefect reads its API URL when first imported, and without one the
     # runner started a temporary server of its own beside the persistent one.
     api = prefect_server.use_server(cfg)
-    from prefect._vendor.croniter import CroniterBadDateError, croniter
-    from prefect.client.schemas.schedules import CronSchedule
-
-    try:
-        if len(cron.split()) != 5:  # croniter takes a sixth field as seconds: '* * * * * *' fired every second
-            raise ValueError(cron)
-        CronSchedule(cron=cron)
-    except ValueError:
-        raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
-                          "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)") from None  # fmt: skip
-    try:
-        # The croniter Prefect's scheduler uses: a date that never comes (31 February) is valid syntax,
-        # and the deployment would wait forever without a word.
-        croniter(cron, datetime.now()).get_next(datetime)
-    except CroniterBadDateError:
-        raise ConfigError(f"--cron {cron!r} never fires: no month has that day (e.g. 31 February, 31 April)") from None
+    check_cron(cron)
     check_flow_arguments(name, holdout, labels, policy)
     if not watch.is_dir():
         raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
