@@ -150,9 +150,14 @@ def make_batch(registry, name: str, feedback_file: Path, incoming: Path, actor: 
                             "learn from")  # fmt: skip
         if c.label not in known:
             problems.append(f"line {c.line}: label {c.label!r} is not one of production's ({', '.join(sorted(known))})")
+    corrected: dict[str, Correction] = {}
+    for c in corrections if not problems else []:
+        first = corrected.setdefault(recorded[(c.request_id, c.index)].text, c)
+        if first.label != c.label:
+            problems.append(f"line {c.line}: the same text as line {first.line} is labelled {c.label!r} here and "
+                            f"{first.label!r} there")  # fmt: skip
     if problems:
         raise FeedbackError(f"feedback file {feedback_file}: " + "; ".join(problems[:20]))
-    corrected = {recorded[(c.request_id, c.index)].text: c for c in corrections}
     keep = [i for i, text in enumerate(reference.texts) if text not in corrected]
     texts = [reference.texts[i] for i in keep] + list(corrected)
     labels = [reference.labels[i] for i in keep] + [c.label for c in corrected.values()]

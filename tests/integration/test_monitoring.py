@@ -237,4 +237,22 @@ def test_corrections_of_unknown_requests_and_labels_are_all_named_and_nothing_is
         make_batch(Roles(s3_server, base).trainer, names["calm"], feedback, tmp_path / "incoming", "alice")
     assert "line 2: no recorded prediction" in str(err.value) and "'no-such-request'" in str(err.value)
     assert "line 3: label 'weather' is not one of production's (billing, bug, login)" in str(err.value)
+    # The calm traffic sent every text twice: one text, two requests, corrected two ways.
+    twice = len(recorded["calm"]) // 2
+    _write(feedback, f"request_id,label\n{recorded['calm'][3]},bug\n{recorded['calm'][3 + twice]},login\n")
+    with pytest.raises(FeedbackError, match="line 3: the same text as line 2 is labelled 'login' here and 'bug' there"):
+        make_batch(Roles(s3_server, base).trainer, names["calm"], feedback, tmp_path / "incoming", "alice")
     assert not (tmp_path / "incoming").exists()
+
+
+def test_batches_under_their_retention_survive_an_early_expiry_by_the_monitors_role(s3_server, names, recorded):
+    from datetime import datetime, timedelta, timezone
+
+    from pipelines.monitoring.retention import expire
+
+    trainer = S3ObjectStore(s3_server.settings("trainer"))
+    before = [o.key for o in trainer.list(traffic_prefix(names["shift"]))]
+    # As if run 2 days later with a 1-day retention: the batches carry the recorder's 90 days of Object Lock.
+    erased = expire(trainer, names["shift"], 1, now=datetime.now(timezone.utc) + timedelta(days=2))
+    assert erased.batches == [] and sorted(erased.retained) == sorted(before)
+    assert [o.key for o in trainer.list(traffic_prefix(names["shift"]))] == before
