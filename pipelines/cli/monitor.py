@@ -53,6 +53,9 @@ def monitor(
     from pipelines.monitoring.config import load_monitoring
 
     load_monitoring(monitoring)  # a bad file fails here, before any model or store is touched
+    if since is not None and (listing or cron is not None):
+        raise ConfigError("--since picks the traffic of one run: a scheduled run judges the last --window-hours, "
+                          "and --list shows every stored result")  # fmt: skip
     if holdout is not None and not holdout.is_file():
         raise ConfigError(f"--holdout: {holdout} {'is not a file' if holdout.exists() else 'does not exist'}")
     if listing:

@@ -11,6 +11,7 @@ from tests.conftest import run_cli
     (["--cron", "61 * * * *"], "--cron '61 * * * *' is not a cron expression"),
     (["--cron", "0 0 31 2 *"], "never fires"),
     (["--name", "../x", "--cron", "0 * * * *"], "adapter name '../x' is refused"),
+    (["--cron", "0 * * * *", "--since", "2h"], "--since picks the traffic of one run"),
 ])  # fmt: skip
 def test_a_bad_monitor_schedule_is_refused_before_looking_for_a_prefect_server(tmp_path, args, message):
     done = run_cli("monitor", "--name", "tickets", *args, cwd=tmp_path)
