@@ -192,6 +192,30 @@ def hot_swap(client, url: str, name: str, promote) -> dict:
     return {"requests": len(versions), "failed": failed, "versions": sorted(set(versions))}
 
 
+def bench_adapter(work: Path, base, params) -> Path:
+    """A small adapter trained on ``TRAIN``, in ``work``/adapter."""
+    from pipelines.records import LabeledBatch
+    from pipelines.training.recipe import train
+
+    texts = [t for label in TRAIN for t in TRAIN[label]]
+    batch = LabeledBatch(source="bench", texts=texts, labels=[label for label in TRAIN for _ in TRAIN[label]],
+                         ids=[str(i) for i in range(len(texts))])  # fmt: skip
+    return Path(train(batch, work / "adapter", base=base, seed=0, params=params).adapter_dir)
+
+
+def bench_registry(cfg, base, role: str):
+    """The registry of the throw-away store as ``role`` (actor bench-ROLE)."""
+    from pipelines.servers import seaweedfs
+    from registry.registry import Registry
+    from registry.governance import RegistryRules
+    from registry.store import S3ObjectStore
+
+    store_settings = seaweedfs.admin_settings(cfg, role=role, actor=f"bench-{role}")
+    # It times serving; its freshly trained adapter carries no gate decision.
+    return Registry(S3ObjectStore(store_settings), store_settings, base_model=base.fingerprint,
+                    rules=RegistryRules(require_gate=False))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=arguments.at_least(1), default=100, help="batch-1 calls per variant")
@@ -204,37 +228,21 @@ def main() -> None:
 
     from pipelines.settings import load_settings
     from serving.model import load_base
-    from pipelines.records import LabeledBatch
-    from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
-    from pipelines.servers import seaweedfs
-    from registry.governance import RegistryRules
-    from registry.registry import Registry
-    from registry.store import S3ObjectStore
     from bench.embedded_store import temporary_store
     from bench.embedded_store import store_env
 
     settings = load_settings()
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-serve-"))
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=work)
-    texts = [t for label in TRAIN for t in TRAIN[label]]
-    batch = LabeledBatch(source="bench", texts=texts, labels=[label for label in TRAIN for _ in TRAIN[label]],
-                         ids=[str(i) for i in range(len(texts))])  # fmt: skip
-    adapter_dir = Path(train(batch, work / "adapter", base=base, seed=0,
-                             params=TrainParams(min_steps=10, max_steps=10, noise_filter="none")).adapter_dir)  # fmt: skip
+    adapter_dir = bench_adapter(work, base, TrainParams(min_steps=10, max_steps=10, noise_filter="none"))
     variants, memory = in_process_variants(adapter_dir, base)
 
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "load_average_at_start": os.getloadavg()[0]},
                      "requests": args.requests, "batches_of_32": args.batches}  # fmt: skip
     with temporary_store(work / "home", "bench-serve") as cfg:
-        def registry(role: str, actor: str) -> Registry:
-            store_settings = seaweedfs.admin_settings(cfg, role=role, actor=actor)
-            # It times serving; its freshly trained adapter carries no gate decision.
-            return Registry(S3ObjectStore(store_settings), store_settings, base_model=base.fingerprint,
-                            rules=RegistryRules(require_gate=False))  # fmt: skip
-
-        trainer, approver = registry("trainer", "bench-trainer"), registry("approver", "bench-approver")
+        trainer, approver = bench_registry(cfg, base, "trainer"), bench_registry(cfg, base, "approver")
         names = [f"bench{i}" for i in range(4)]
         for name in names:
             trainer.register(adapter_dir, name, reason="benchmark")

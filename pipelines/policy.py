@@ -6,12 +6,10 @@ import hashlib
 import logging
 from pathlib import Path
 
-import yaml
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
 from pipelines import typed_files
 from registry.errors import ConfigError
-from registry.files import require_file
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +128,7 @@ def load_policy(path: Path | None = None) -> Policy:
             (every problem is listed, each naming its key, e.g. ``quality.min_macro_f1``).
     """
     path = Path(path) if path else DEFAULT_POLICY
-    raw = require_file(path, "policy file", ConfigError).read_bytes()
-    try:
-        doc = typed_files.safe_load(raw)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"policy file {path} is not valid YAML: {typed_files.one_line(err)}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"policy file {path} must be a mapping of sections, got {type(doc).__name__}")
+    raw, doc = typed_files.read_sections(path, "policy file")
     if "sha256" in doc or "source" in doc:
         raise ConfigError(f"policy file {path}: sha256/source are computed, not set")
     try:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from registry.errors import ConfigError
+from registry.files import require_file
 
 
 def validation_problems(err: ValidationError, root: str = "") -> str:
@@ -37,6 +38,7 @@ def read_model_json(model: type[BaseModel], path: Path):
         return model.model_validate_json(Path(path).read_bytes())  # bytes: bad UTF-8 is a ValidationError too
     except ValidationError as err:
         raise ConfigError(f"{path} is not a valid {model.__name__}: {validation_problems(err, root='file')}") from None
+
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -70,6 +72,22 @@ def safe_load(text: str | bytes) -> Any:
         yaml.YAMLError: invalid YAML, or a key repeated in one mapping (line and column named).
     """
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_sections(path: Path, what: str) -> tuple[bytes, dict]:
+    """A YAML file of sections (``what``: "policy file"), as its bytes and its mapping.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a mapping.
+    """
+    raw = require_file(path, what, ConfigError).read_bytes()
+    try:
+        doc = safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {path} is not valid YAML: {one_line(err)}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of sections, got {type(doc).__name__}")
+    return raw, doc
 
 
 def one_line(err: Exception) -> str:

@@ -55,6 +55,18 @@ class PromotionEvent(_Frozen):
     at: datetime
 
 
+class MonitorAlert(_Frozen):
+    """A limit of the monitoring file crossed by live traffic; ``run_id`` names the stored monitor result."""
+
+    action: Literal["monitor-alert"] = "monitor-alert"
+    name: str
+    version: str
+    run_id: str
+    crossed: list[str]
+    summary: str
+    at: datetime
+
+
 class DeliveryAttempt(_Frozen):
     at: datetime
     status_code: int | None = None
@@ -65,7 +77,7 @@ class DeliveryAttempt(_Frozen):
 class Delivery(_Frozen):
     delivery_id: str
     url: str  # redacted: the delivery log is readable by the reader role
-    event: PromotionEvent
+    event: PromotionEvent | MonitorAlert
     delivered: bool
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
     log_key: str
@@ -81,7 +93,9 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header)
 
 
-def log_key(event: PromotionEvent, url: str) -> str:
+def log_key(event: PromotionEvent | MonitorAlert, url: str) -> str:
+    if isinstance(event, MonitorAlert):
+        return f"deliveries/{event.name}/monitor-{event.run_id}-{url_id(url)}.json"
     return f"deliveries/{event.name}/{event.seq:012d}-{url_id(url)}.json"
 
 
@@ -105,7 +119,7 @@ def announce_audit_event(event: "AuditEvent", *, urls: list[str], secret: str | 
 
 
 def announce(
-    event: PromotionEvent,
+    event: PromotionEvent | MonitorAlert,
     *,
     urls: list[str],
     secret: str | None,
@@ -145,7 +159,7 @@ def announce(
 
 
 def _deliver(
-    url: str, body: bytes, event: PromotionEvent, secret: str, key: str, *,
+    url: str, body: bytes, event: PromotionEvent | MonitorAlert, secret: str, key: str, *,
     attempts: int, backoff_s: float, timeout_s: float, sleep: Callable[[float], None],
 ) -> Delivery:  # fmt: skip
     import httpx

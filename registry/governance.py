@@ -45,6 +45,7 @@ WRITERS = {
     "archive": ("admin", "approver", "trainer"),
     "judge": ("admin", "approver", "trainer"),
     "clear": ("admin",),
+    "delete-traffic": ("admin",),
 }
 
 
@@ -126,7 +127,7 @@ def event_rule_problem(state: AliasState, event: AuditEvent, rules: RegistryRule
     """
     if problem := role_problem(event.role, event.action, event.alias, rules):
         return problem
-    if event.action in ("register", "clear"):
+    if event.action in ("register", "clear", "delete-traffic"):
         return None
     if event.content_sha256 != state.versions.get(event.version):
         return f"it names a manifest of {event.version} other than the one its register event recorded"

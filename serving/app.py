@@ -38,6 +38,7 @@ from serving.schemas import (
     ReadyResponse,
     VersionResponse,
 )  # fmt: skip
+from serving.traffic import TrafficRecorder
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,14 @@ def _describe(err: dict[str, Any], path: str = "/predict") -> str:
 
 
 def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: bool = False,
-               log_access: bool = False, explaining: Explaining | None = None) -> FastAPI:  # fmt: skip
+               log_access: bool = False, explaining: Explaining | None = None,
+               recorder: TrafficRecorder | None = None) -> FastAPI:  # fmt: skip
     """The FastAPI app over a follower that has loaded its adapters (``Follower.load``).
 
     The app's lifespan starts the follower's polling thread and closes it on shutdown. Requests whose
     Host is not a loopback name are refused unless ``allow_remote``; ``log_access`` writes one JSON
-    line per request to the ``tailor.access`` logger. ``POST /explain`` answers only with ``explaining``.
+    line per request to the ``tailor.access`` logger. ``POST /explain`` answers only with ``explaining``. With a ``recorder``, predictions are offered to
+    it under the request's id (its ``X-Request-ID`` header, which feedback names them by).
     """
     metrics = ServingMetrics(follower)
     explain_rate = RateLimit(explaining.per_minute) if explaining is not None else None
@@ -94,11 +97,15 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         follower.start()
+        if recorder is not None:
+            recorder.start()
         try:
             yield
         finally:
             stopping.set()
             follower.close()
+            if recorder is not None:
+                recorder.close()
             log.info("stopped following %s", ", ".join(follower.names))
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, which this network cannot reach;
@@ -151,6 +158,9 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
         http.state.adapter, http.state.version = served.name, served.version  # for metrics and the access log
         labels = served.classifier.labels
         probs = served.classifier.predict_proba(request.texts)
+        if recorder is not None:
+            recorder.offer(served.name, served.version, http.state.request_id, request.texts,
+                           [labels[i] for i in probs.argmax(axis=1)], probs.max(axis=1))  # fmt: skip
         return PredictResponse(
             adapter=served.name,
             version=served.version,

@@ -9,7 +9,6 @@ import typer
 
 from pipelines.cli.evaluate import JSON, _split_ref
 from pipelines.cli.output import emit
-from pipelines.cli.versions import open_registry
 from pipelines.cli.state import state
 from registry.errors import NotFoundError
 from registry.explanations import Explanation
@@ -45,7 +44,7 @@ def _adapter(adapter: str, download_to: Path) -> tuple[Path, str]:
     ref = _split_ref(adapter)
     if ref is None:
         raise NotFoundError(f"{adapter!r} is neither NAME:VERSION nor an adapter folder")
-    manifest = open_registry().download(ref[0], ref[1], download_to)
+    manifest = state.context().registry().download(ref[0], ref[1], download_to)
     return download_to, f"{manifest.name}:{manifest.version}"
 
 

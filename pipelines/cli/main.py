@@ -16,6 +16,8 @@ import typer
 from pipelines.cli import gate, prefect, retrain, schedule, store
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import audit, base, versions, report, user
+from pipelines.cli import feedback as feedback_cli
+from pipelines.cli import monitor as monitor_cli
 from pipelines.cli import validate as validate_cli
 from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
@@ -49,6 +51,8 @@ report.attach(app)
 audit.attach(app)
 user.attach(app)
 base.attach(app)
+monitor_cli.attach(app)
+feedback_cli.attach(app)
 
 
 @app.callback()

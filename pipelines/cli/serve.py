@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Literal
 
 import typer
@@ -62,6 +63,12 @@ def serve(
                                                   help="with --explain: most explanations answered a minute [default: 6]"),
     explain_steps: int | None = typer.Option(None, min=2, show_default=False,
                                              help="with --explain: integration steps per explanation [default: 32]"),
+
+    record_traffic: bool = typer.Option(False, "--record-traffic",
+                                        help="record a sample of requests and predictions in the store (opt-in; "
+                                             "personal data: see docs/monitoring.md)"),
+    monitoring: Path | None = typer.Option(None, "--monitoring",
+                                           help="monitoring file with the recording limits (default: monitoring.yaml)"),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
@@ -77,6 +84,8 @@ def serve(
     _check_host(host, allow_remote)
     if not explain and (explain_per_minute, explain_steps) != (None, None):
         raise ConfigError("--explain-per-minute and --explain-steps set how POST /explain answers: give them with --explain")
+    if monitoring is not None and not record_traffic:
+        raise ConfigError("--monitoring sets the recording limits: give it with --record-traffic")
     if int8 and backend != "onnx":
         raise ConfigError("--int8 quantises the ONNX graph: give it with --backend onnx")
     if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
@@ -118,6 +127,11 @@ def serve(
 
         return load_classifier(folder, base())
 
+    recorder = None
+    if record_traffic:  # before loading models: a bad monitoring file or missing keys fail fast
+        from pipelines.monitoring.recording import build_recorder
+
+        recorder = build_recorder(settings, monitoring)
     follower = Follower(registry, load, names, alias=alias, poll_seconds=poll_seconds)
     served = follower.load()
     explaining = None
@@ -125,7 +139,8 @@ def serve(
         given = {"per_minute": explain_per_minute, "steps": explain_steps}
         explaining = Explaining(**{key: value for key, value in given.items() if value is not None})
     app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds),
-                     allow_remote=allow_remote, log_access=access_log, explaining=explaining)  # fmt: skip
+                     allow_remote=allow_remote, log_access=access_log, explaining=explaining,
+                     recorder=recorder)  # fmt: skip
     record = {
         "url": f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
         "alias": alias,
@@ -134,6 +149,7 @@ def serve(
         # From process start, interpreter and imports included: what a restart costs.
         "startup_seconds": round(time.time() - psutil.Process().create_time(), 2),
         "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+        "record_traffic": record_traffic,
     }
     text = f"serving {', '.join(f'{s.name} {s.version}' for s in served)} ({alias}) on {record['url']} " \
            f"(ready in {record['startup_seconds']} s, {record['rss_mb']} MB)"  # fmt: skip

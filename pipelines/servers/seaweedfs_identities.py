@@ -13,15 +13,26 @@ from registry.files import require_file, write_atomic
 from registry.settings import ROLES, Role
 
 
-def role_actions(role: Role, bucket: str) -> list[str]:
+# A store identity with no registry role: `tailor serve --record-traffic` writes sampled traffic
+# with it, and it may write nothing else (not even read what it wrote: recorded texts are personal data).
+RECORDER = "recorder"
+STORE_IDENTITIES = (*ROLES, RECORDER)
+
+
+def role_actions(role: str, bucket: str) -> list[str]:
     """Store-enforced limits per role; the registry enforces the finer rules (who moves production)."""
+    if role == RECORDER:
+        # Retention too: each traffic batch carries its own retention period, not the bucket's 10 years.
+        return [f"Write:{bucket}/traffic/*", f"PutObjectRetention:{bucket}/traffic/*"]
     if role == "admin":
         return ["Admin", "Read", "List", "Tagging", "Write"]
     # Object Lock retention (audit events, version files) needs its own permission besides Write.
     retain_audit = f"PutObjectRetention:{bucket}/audit/*"
     if role == "trainer":
-        # Only what registering, data versioning and webhook records write: never keys/ (the keyring).
-        writes = [f"Write:{bucket}/{prefix}*" for prefix in ("adapters/", "audit/", "deliveries/", "dvc/")]
+        # Only what registering, data versioning, webhook records and a scheduled monitor (its results,
+        # expiring traffic past its retention) write: never keys/ (the keyring).
+        writes = [f"Write:{bucket}/{prefix}*"
+                  for prefix in ("adapters/", "audit/", "deliveries/", "dvc/", "monitoring/", "traffic/")]
         return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", *writes, retain_audit,
                 f"PutObjectRetention:{bucket}/adapters/*"]  # fmt: skip
     if role == "approver":
@@ -61,24 +72,22 @@ def ensure_identities(path: Path, bucket: str) -> Path:
     if path.exists():
         read_identities(path)  # refuse a damaged file now rather than start an open server
         doc = json.loads(path.read_text())
-        roles = [ident for ident in doc["identities"] if ident.get("name") in ROLES]
-        if any(ident.get("actions") != role_actions(ident["name"], bucket) for ident in roles):
+        roles = [ident for ident in doc["identities"] if ident.get("name") in STORE_IDENTITIES]
+        missing = [role for role in STORE_IDENTITIES if role not in {ident["name"] for ident in roles}]
+        if missing or any(ident.get("actions") != role_actions(ident["name"], bucket) for ident in roles):
             for ident in roles:
                 ident["actions"] = role_actions(ident["name"], bucket)  # people keep theirs: scoped when added
+            doc["identities"] += [_identity(role, bucket) for role in missing]  # an identity that came later
             write_atomic(path, json.dumps(doc, indent=2), private=True)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    identities = [
-        {
-            "name": role,
-            "credentials": [
-                {"accessKey": f"tailor-{role}-{secrets.token_hex(4)}", "secretKey": secrets.token_urlsafe(30)}
-            ],
-            "actions": role_actions(role, bucket),
-        }
-        for role in ROLES
-    ]
+    identities = [_identity(role, bucket) for role in STORE_IDENTITIES]
     return write_atomic(path, json.dumps({"identities": identities}, indent=2), private=True)
+
+
+def _identity(role: str, bucket: str) -> dict:
+    return {"name": role, "actions": role_actions(role, bucket),
+            "credentials": [{"accessKey": f"tailor-{role}-{secrets.token_hex(4)}", "secretKey": secrets.token_urlsafe(30)}]}
 
 
 PERSON_PREFIX = "person:"

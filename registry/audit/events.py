@@ -17,7 +17,8 @@ from registry.settings import ROLES
 from registry.signing import Signer, signed_bytes
 
 GENESIS = "0" * 64
-ACTIONS = ("register", "promote", "rollback", "archive", "judge", "clear")
+# delete-traffic: an admin erased recorded traffic (an APPI request or a period); changes no alias
+ACTIONS = ("register", "promote", "rollback", "archive", "judge", "clear", "delete-traffic")
 
 
 def audit_prefix(name: str) -> str:

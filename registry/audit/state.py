@@ -82,7 +82,7 @@ class AliasState:
             self.registered_by[event.version] = event.actor
             if event.gate is not None:
                 self.verdicts[event.version] = _verdict(event.gate)
-        elif event.action == "clear":
+        elif event.action in ("clear", "delete-traffic"):
             pass
         elif event.action == "archive":
             self.archived.append(event.version)
@@ -101,7 +101,7 @@ class AliasState:
     def _meaning_problem(self, event: AuditEvent) -> str | None:
         if event.action not in ACTIONS:
             return f"unknown action {event.action!r}"
-        if event.action == "clear":  # records an object an admin removed from the head; changes nothing
+        if event.action in ("clear", "delete-traffic"):  # records what an admin removed; changes nothing
             return None
         if event.action == "register":
             return f"{event.version} was registered before" if event.version in self.versions else None

@@ -35,6 +35,7 @@ from registry.governance import RegistryRules
 from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import TAILOR, run_cli
+from tests.serve_process import start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -139,21 +140,8 @@ def server(s3_server, names, tmp_path_factory):
     for name in names.values():
         args += ["--name", name]
     started = time.monotonic()
-    with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
-        proc = subprocess.Popen(args, env=s3_server.env(TAILOR_ROLE="reader"), stdout=out, stderr=err)
     url = f"http://127.0.0.1:{port}"
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"tailor serve exited {proc.returncode}: {(logs / 'stderr').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() - started > 120:
-            proc.kill()
-            pytest.fail(f"tailor serve not ready after 120 s: {(logs / 'stderr').read_text()[-3000:]}")
-        time.sleep(0.2)
+    proc = start_serve(args, url, s3_server.env(TAILOR_ROLE="reader"), logs)
     ready_s = time.monotonic() - started
     srv = Server(url, proc, json.loads((logs / "stdout").read_text()), ready_s,
                  psutil.Process(proc.pid).memory_info().rss / 2**20)  # fmt: skip

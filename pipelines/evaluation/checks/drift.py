@@ -22,6 +22,7 @@ numeric columns here, once:
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from registry.errors import TailorError
 NAME = "drift"
 HTML_FILE = "reports/drift.html"
 JSON_FILE = "reports/drift_evidently.json"
+PER_TEXT_COLUMNS = ("text_chars", "unknown_token_share", "chars_per_token")
 NUMERIC_COLUMNS = ("text_chars", "unknown_token_share", "chars_per_token", "emb_pc1", "emb_pc2", "emb_centroid_sim",
                    "emb_nearest_sim")  # fmt: skip
 CATEGORICAL_COLUMNS = ("label",)
@@ -64,7 +66,7 @@ def run(current: LabeledBatch, reference: LabeledBatch | None, base_model_dir: P
         return finish(NAME, [], details, out_dir=out_dir)
 
     ref_df, cur_df = features(_sample(reference, seed), _sample(current, seed + 1), base_model_dir, seed=seed)
-    columns, share, snapshot = _evidently(ref_df, cur_df)
+    columns, share, snapshot = evidently_drift(ref_df, cur_df)
     drifted = sorted(c for c, v in columns.items() if v["drifted"])
     details.update(columns=columns, drifted_columns=drifted, drifted_share=share)
     details["summary"] = (f"{len(drifted)} of {len(columns)} columns drifted ({share:.0%})"
@@ -79,41 +81,67 @@ def run(current: LabeledBatch, reference: LabeledBatch | None, base_model_dir: P
     return finish(NAME, thresholds, details, out_dir=out_dir, evidence=evidence)
 
 
+@dataclass(frozen=True)
+class EmbeddedRows:
+    """Rows as the monitored columns need them: an identity per row (its text, or the text's hash when
+    only that was kept), its label, its per-text features (``PER_TEXT_COLUMNS``) and its embedding."""
+
+    ids: list[str]
+    labels: list[str]
+    per_text: dict[str, list[float]]
+    embeddings: np.ndarray
+
+
+def per_text_features(texts: list[str], tokenizer) -> dict[str, list[float]]:
+    """The columns that depend on one text alone (what a recorder keeps when it keeps no text)."""
+    from pipelines.batches.tokenizer_coverage import per_text
+
+    unknown_share, chars_per_token = per_text(texts, tokenizer)
+    return {"text_chars": [float(len(t)) for t in texts], "unknown_token_share": unknown_share,
+            "chars_per_token": chars_per_token}  # fmt: skip
+
+
+def embedded_rows(batch: LabeledBatch, base_model_dir: Path) -> EmbeddedRows:
+    """``batch`` embedded by the base model, each row known by its text."""
+    from serving.encoder import embed, load_tokenizer
+
+    return EmbeddedRows(ids=list(batch.texts), labels=list(batch.labels),
+                        per_text=per_text_features(batch.texts, load_tokenizer(base_model_dir)),
+                        embeddings=embed(batch.texts, base_model_dir))  # fmt: skip
+
+
 def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Path, *, seed: int = 0):
     """The monitored columns for both batches, as two data frames."""
+    return feature_frames(embedded_rows(reference, base_model_dir), embedded_rows(current, base_model_dir), seed=seed)
+
+
+def feature_frames(reference: EmbeddedRows, current: EmbeddedRows, *, seed: int = 0):
+    """The monitored columns of rows already embedded, as two data frames."""
     import pandas as pd
     from sklearn.decomposition import PCA
 
-    from serving.encoder import embed, load_tokenizer
-    from pipelines.batches.tokenizer_coverage import per_text
-
-    tokenizer = load_tokenizer(base_model_dir)
-    ref_emb = embed(reference.texts, base_model_dir)
-    cur_emb = embed(current.texts, base_model_dir)
+    ref_emb, cur_emb = reference.embeddings, current.embeddings
     pca = PCA(n_components=2, random_state=seed).fit(ref_emb)
     total = ref_emb.sum(axis=0)
     # Embeddings are L2-normalised, so a dot product is a cosine similarity. A row's neighbour must be a
     # different text: otherwise a batch that repeats reference rows (a retrain on accumulated data) would
     # look closer to the reference than the reference is to itself.
     ids: dict[str, int] = {}
-    ref_ids = np.array([ids.setdefault(t, len(ids)) for t in reference.texts])
-    cur_ids = np.array([ids.setdefault(t, len(ids)) for t in current.texts])
+    ref_ids = np.array([ids.setdefault(t, len(ids)) for t in reference.ids])
+    cur_ids = np.array([ids.setdefault(t, len(ids)) for t in current.ids])
     ref_sims = np.where(ref_ids[:, None] == ref_ids[None, :], -np.inf, ref_emb @ ref_emb.T)
     cur_sims = np.where(cur_ids[:, None] == ref_ids[None, :], -np.inf, cur_emb @ ref_emb.T)
 
-    def frame(batch: LabeledBatch, emb: np.ndarray, centroid: np.ndarray, sims: np.ndarray):
+    def frame(rows: EmbeddedRows, emb: np.ndarray, centroid: np.ndarray, sims: np.ndarray):
         pcs = pca.transform(emb)
         centroid = centroid / np.linalg.norm(centroid, axis=-1, keepdims=True).clip(min=1e-12)
-        unknown_share, chars_per_token = per_text(batch.texts, tokenizer)
         return pd.DataFrame({
-            "text_chars": [float(len(t)) for t in batch.texts],
-            "unknown_token_share": unknown_share,
-            "chars_per_token": chars_per_token,
+            **{column: rows.per_text[column] for column in PER_TEXT_COLUMNS},
             "emb_pc1": pcs[:, 0], "emb_pc2": pcs[:, 1],
             "emb_centroid_sim": (emb * centroid).sum(axis=-1),
             # A reference made of one repeated text leaves no neighbour: -inf becomes the floor, -1.
             "emb_nearest_sim": np.maximum(sims.max(axis=1), -1.0),
-            "label": batch.labels,
+            "label": rows.labels,
         })  # fmt: skip
 
     ref_df = frame(reference, ref_emb, total[None, :] - ref_emb, ref_sims)  # leave-one-out centroids
@@ -133,7 +161,7 @@ def _sample(batch: LabeledBatch, seed: int) -> LabeledBatch:
                         labels=[batch.labels[i] for i in rows], ids=[batch.ids[i] for i in rows])  # fmt: skip
 
 
-def _evidently(ref_df, cur_df):
+def evidently_drift(ref_df, cur_df):
     """Evidently's per-column drift verdicts and its share of drifted columns."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
