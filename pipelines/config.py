@@ -302,8 +302,9 @@ class Settings(BaseSettings):
 
         return load_policy(override or self.policy)
 
-    def open_registry(self, *, with_base: bool = False) -> "Registry":
-        """The registry as the configured role and actor; ``with_base`` fingerprints the base model (cached).
+    def open_registry(self, *, with_base: bool = False, person: "Credentials | None" = None) -> "Registry":
+        """The registry as the configured role and actor (or as ``person``, signed in to the console);
+        ``with_base`` fingerprints the base model (cached).
 
         Its governance rules (four-eyes, a gate decision for production) come from the promotion
         policy, so the rule that judged a promotion is the one whose sha256 the gate decisions record.
@@ -315,7 +316,7 @@ class Settings(BaseSettings):
         from registry.registry import Registry, RegistryRules
         from registry.store import S3ObjectStore
 
-        store_settings = self.store()
+        store_settings = self.store(person=person)
         base = base_model_fingerprint(self.base_model_dir, self.model_id_of(None), cache_dir=self.home) if with_base else None
         policy = self.load_policy()
         rules = RegistryRules(four_eyes_production=policy.promotion.four_eyes_production,
@@ -323,8 +324,9 @@ class Settings(BaseSettings):
         return Registry(S3ObjectStore(store_settings), store_settings, base_model=base, rules=rules,
                         cache_dir=self.home)  # fmt: skip
 
-    def store(self, role: Role | None = None) -> StoreSettings:
-        """The store settings for ``role`` (default: the configured one), credentials resolved.
+    def store(self, role: Role | None = None, person: "Credentials | None" = None) -> StoreSettings:
+        """The store settings for ``role`` (default: the configured one), credentials resolved; with
+        ``person`` (signed in to the console), theirs.
 
         Explicit keys win; else the role's identity in the credentials file (by default the
         embedded store's identities file).
@@ -332,6 +334,8 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: no credentials can be found for the role.
         """
+        if person is not None:
+            return self._person_store(person, person.role)
         role = role or self.role
         token = None
         if self.access_key is None and self.credentials_file is not None and is_credentials_file(self.credentials_file):

@@ -108,8 +108,9 @@ def log_key(event: PromotionEvent, url: str) -> str:
     return f"deliveries/{event.name}/{event.seq:012d}-{url_id(url)}.json"
 
 
-def announce_audit_event(event: "AuditEvent", settings: "Settings") -> list[Delivery]:
-    """Announce a promote or rollback from the audit log to the configured webhooks, logged in the store.
+def announce_audit_event(event: "AuditEvent", settings: "Settings", store: ObjectStore | None = None) -> list[Delivery]:
+    """Announce a promote or rollback from the audit log to the configured webhooks, logged in the store
+    (``store``, e.g. as the person signed in to the console; else as the configured identity).
 
     Raises:
         ConfigError: webhooks are configured but no ``webhook_secret`` is set.
@@ -125,7 +126,7 @@ def announce_audit_event(event: "AuditEvent", settings: "Settings") -> list[Deli
         event_hash=event.sha256, at=parse_time(event.time),
     )  # fmt: skip
     return announce(promotion, urls=settings.webhooks, secret=settings.webhook_secret,
-                    store=S3ObjectStore(settings.store()))  # fmt: skip
+                    store=store or S3ObjectStore(settings.store()))  # fmt: skip
 
 
 def announce(

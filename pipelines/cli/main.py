@@ -16,6 +16,7 @@ import typer
 from pipelines.cli import gate, prefect, retrain, schedule, store
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import audit, base, registry_cmds, report, user
+from pipelines.cli import console as console_cli
 from pipelines.cli import validate as validate_cli
 from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
@@ -44,6 +45,7 @@ schedule.attach(app)
 serve_cli.attach(app)
 registry_cmds.attach(app)
 report.attach(app)
+console_cli.attach(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(user.app, name="user")
 app.add_typer(base.app, name="base")
