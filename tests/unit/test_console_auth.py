@@ -1,0 +1,111 @@
+"""The console's sign-in pieces without a store: sealed accounts, sessions, the rate limit, words, the Host check."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipelines.config import load_settings
+from pipelines.console import accounts, i18n
+from pipelines.console.accounts import PassphraseAccounts, SignInRefused, write_account
+from pipelines.console.app import ConsoleOptions, create_app
+from pipelines.console.sessions import IDLE_SECONDS, Sessions, SignInLimiter
+from registry.errors import ConfigError, RefusedError
+from registry.people import Credentials
+
+BOB = Credentials(name="bob", role="approver", kind="person", access_key="AK", secret_key="SK",
+                  signing_key="c2lnbmluZy1rZXktb2YtYm9iLXRoaXJ0eS10d28hIQ==", trust_root="t" * 64, bucket="b")  # fmt: skip
+PHRASE = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def cheap_scrypt(monkeypatch):
+    monkeypatch.setattr(accounts, "SCRYPT_N", 2**10)
+
+
+def test_a_passphrase_unseals_the_persons_credentials_and_a_wrong_one_reads_like_an_unknown_name(tmp_path):
+    path = write_account(tmp_path, BOB, PHRASE)
+    assert path.stat().st_mode & 0o777 == 0o600
+    stored = path.read_text()
+    assert BOB.signing_key not in stored and BOB.secret_key not in stored and PHRASE not in stored
+    people = PassphraseAccounts(tmp_path)
+    assert people.sign_in("bob", PHRASE) == BOB
+    with pytest.raises(SignInRefused) as wrong:
+        people.sign_in("bob", PHRASE + "!")
+    with pytest.raises(SignInRefused) as unknown:
+        people.sign_in("carol", PHRASE)
+    with pytest.raises(SignInRefused):
+        people.sign_in("../bob", PHRASE)
+    assert str(wrong.value) == str(unknown.value)
+
+
+def test_a_short_passphrase_is_refused_and_an_altered_account_file_is_named(tmp_path):
+    with pytest.raises(RefusedError, match="at least 12"):
+        write_account(tmp_path, BOB, "short")
+    path = write_account(tmp_path, BOB, PHRASE)
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps({**raw, "sealed": raw["sealed"][:-8] + "AAAAAAA="}))
+    with pytest.raises(ConfigError, match="altered"):
+        PassphraseAccounts(tmp_path).sign_in("bob", PHRASE)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="damaged"):
+        PassphraseAccounts(tmp_path).sign_in("bob", PHRASE)
+
+
+def test_sessions_end_when_idle_and_sign_ins_are_limited_per_client_and_per_name():
+    now = [0.0]
+    sessions = Sessions(clock=lambda: now[0])
+    session = sessions.start(BOB)
+    assert sessions.get(session.token) is session
+    now[0] += IDLE_SECONDS + 1
+    assert sessions.get(session.token) is None
+    limiter = SignInLimiter(failures=3, window=60, clock=lambda: now[0])
+    for name in ("a", "b", "c"):
+        assert limiter.wait_seconds("10.0.0.1", name) == 0
+        limiter.failed("10.0.0.1", name)
+    assert limiter.wait_seconds("10.0.0.1", "d") > 0  # the address, whatever the name
+    for client in ("1", "2", "3"):
+        limiter.failed(client, "bob")
+    assert limiter.wait_seconds("10.0.0.9", "bob") > 0  # the name, whatever the address
+    now[0] += 61
+    assert limiter.wait_seconds("10.0.0.1", "bob") == 0
+
+
+def test_the_browser_language_picks_japanese_or_english_and_refusals_are_translated():
+    assert i18n.negotiate("en-US,en;q=0.9,ja;q=0.8", None) == "en"
+    assert i18n.negotiate("ja,en;q=0.5", None) == "ja"
+    assert i18n.negotiate("fr-FR", None) == "ja"
+    assert i18n.negotiate("ja", "en") == "en"
+    four_eyes = "four-eyes rule: alice registered tickets v2 and cannot also promote it to production; another person must"
+    assert i18n.refusal("ja", four_eyes).startswith("四つの目の原則: alice が tickets v2 を登録したため")
+    assert i18n.refusal("en", four_eyes) is None
+    assert i18n.local_time("2026-12-06T09:30:00.123456+00:00", i18n.zone(None)) == "2026-12-06 18:30:00 JST"
+    assert i18n.local_time("2026-12-06T09:30:00+00:00", i18n.zone("Nowhere/Else")).endswith("JST")
+
+
+def test_pages_need_sign_in_a_foreign_host_is_refused_and_a_post_needs_its_csrf_token(tmp_path):
+    app = create_app(load_settings(home=tmp_path), PassphraseAccounts(tmp_path), ConsoleOptions())
+    client = TestClient(app, base_url="http://127.0.0.1")
+    assert client.get("/", follow_redirects=False).headers["location"] == "/signin?next=/"
+    assert client.get("/signin", headers={"Host": "evil.example"}).status_code == 421
+    page = client.get("/signin")
+    assert "script-src" not in page.headers["content-security-policy"]  # no script at all
+    assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=strict" in page.headers["set-cookie"]
+    assert client.post("/signin", data={"name": "bob", "passphrase": PHRASE}).status_code == 403
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    answer = client.post("/signin", data={"csrf": token, "name": "bob", "passphrase": PHRASE},
+                         headers={"Origin": "http://evil.example"})  # fmt: skip
+    assert answer.status_code == 403
+    answer = client.post("/signin", data={"csrf": token, "name": "bob", "passphrase": PHRASE})
+    assert answer.status_code == 401 and "名前またはパスフレーズが違います" in answer.text  # Japanese by default
+
+
+def test_a_secure_console_sets_secure_host_prefixed_cookies(tmp_path):
+    app = create_app(load_settings(home=tmp_path), PassphraseAccounts(tmp_path),
+                     ConsoleOptions(secure=True, allowed_hosts=frozenset({"tailor.example"})))  # fmt: skip
+    page = TestClient(app, base_url="https://tailor.example").get("/signin")
+    assert page.status_code == 200
+    assert page.headers["set-cookie"].startswith("__Host-tailor_signin=") and "Secure" in page.headers["set-cookie"]
