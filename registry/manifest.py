@@ -18,10 +18,12 @@ from typing import Any
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, file_sha256
+from registry.model_card import CARD_FILE, parse_card
 
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
 GATE_DECISION_FILE = "gate_decision.json"
+QUALITY_FILE = "reports/quality.json"  # `tailor evaluate`'s holdout quality: its numbers go into the metrics
 WEIGHTS_FILE = "adapter_model.safetensors"
 REQUIRED_FILES = ("adapter_config.json", WEIGHTS_FILE, "tailor_adapter.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -214,6 +216,8 @@ class AdapterFolder:
     adapter_config: dict[str, Any]
     train_result: dict[str, Any] | None
     gate_decision: dict[str, Any] | None
+    quality: dict[str, Any] | None = None
+    card: dict[str, Any] | None = None
 
     def base_model(self) -> BaseModelFingerprint:
         return BaseModelFingerprint(
@@ -311,9 +315,16 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
             problems.append(f"{rel} is not a safetensors file ({problem})")
     parsed = {
         rel: _read_json(root / rel, rel, problems)
-        for rel in ("adapter_config.json", "tailor_adapter.json", "train_result.json", GATE_DECISION_FILE)
+        for rel in ("adapter_config.json", "tailor_adapter.json", "train_result.json", GATE_DECISION_FILE,
+                    QUALITY_FILE, CARD_FILE)
         if rel in files
     }
+    card = None
+    if parsed.get(CARD_FILE) is not None:
+        try:
+            card = parse_card(parsed[CARD_FILE]).to_dict()
+        except ValueError as err:
+            problems.append(f"{CARD_FILE}: {err}")
     adapter = parsed.get("tailor_adapter.json")
     if adapter is not None:
         problems.extend(_adapter_problems(adapter, base_model))
@@ -328,7 +339,25 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
         adapter_config=parsed["adapter_config.json"] or {},
         train_result=parsed.get("train_result.json"),
         gate_decision=parsed.get(GATE_DECISION_FILE),
+        quality=parsed.get(QUALITY_FILE),
+        card=card,
     )
+
+
+def holdout_metrics(quality: dict[str, Any] | None) -> dict[str, Any]:
+    """The holdout numbers of `tailor evaluate`'s quality report, as manifest metrics (none when absent)."""
+    details = quality.get("details") if isinstance(quality, dict) else None
+    if not isinstance(details, dict):
+        return {}
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    found = {f"holdout_{key}": details[key] for key in ("macro_f1", "accuracy") if number(details.get(key))}
+    if number(details.get("examples")):
+        found["holdout_rows"] = details["examples"]
+    per_class = {str(row["label"]): row["f1"] for row in details.get("per_class") or []
+                 if isinstance(row, dict) and "label" in row and number(row.get("f1"))}  # fmt: skip
+    if per_class:
+        found["holdout_per_class_f1"] = per_class
+    return found
 
 
 def same_base(trained_on: BaseModelFingerprint, base: BaseModelFingerprint) -> bool:
@@ -461,9 +490,9 @@ def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by
         peft=peft_summary(folder.adapter_config),
         labels=list(folder.adapter["labels"]),
         max_length=max_length if isinstance(max_length, int) else None,
-        intended_use=folder.adapter.get("intended_use"),
+        intended_use=(folder.card or {}).get("intended_use") or folder.adapter.get("intended_use"),
         data_version=train.get("data_version") or folder.adapter.get("data_version"),
-        metrics=dict(train.get("metrics") or {}),
+        metrics={**(train.get("metrics") or {}), **holdout_metrics(folder.quality)},
         cost=train.get("cost"),
         gate=gate_summary(folder.gate_decision),
         created_by=created_by,

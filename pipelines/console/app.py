@@ -19,13 +19,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from pipelines.config import Settings
-from pipelines.console import actions, charts, i18n
+from pipelines.console import actions, i18n
 from pipelines.console.accounts import Authenticator, SignInRefused
 from pipelines.console.evidence import DRIFT_HTML, read_evidence
 from pipelines.console.overview import adapters, waiting
+from pipelines.console.render import environment, evidence_charts
 from pipelines.console.sessions import Session, Sessions, SignInLimiter
 from registry.errors import IntegrityError, NotFoundError, TailorError
 from registry.people import Credentials
@@ -67,8 +67,7 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
     limiter = limiter or SignInLimiter()
     session_cookie = "__Host-tailor_session" if options.secure else "tailor_session"
     signin_cookie = "__Host-tailor_signin" if options.secure else "tailor_signin"
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
-                      trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+    env = environment()
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     def set_cookie(response: Response, key: str, value: str, *, max_age: int | None = None) -> None:
@@ -262,23 +261,8 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
             return page(request, "error.html", 404 if isinstance(err, NotFoundError) else 409, message=str(err),
                         **common(request, person))  # fmt: skip
         lang = view(request)["lang"]
-        t = lambda key: i18n.word(lang, key)  # noqa: E731
-        svg = {
-            "per_class": charts.bar_chart(evidence.per_class_f1, title=t("per_class_f1")) if evidence.per_class_f1
-            else None,
-            "confusion": charts.confusion_matrix(evidence.inputs.manifest.labels if not evidence.quality else
-                                                 [str(x) for x in evidence.quality.get("labels") or []],
-                                                 evidence.confusion, title=t("confusion"))
-            if evidence.confusion else None,
-            "intervals": charts.interval_chart(
-                [(f"{t('vs_production')} ({i.label})", i.point, i.low, i.high) for i in [evidence.against_production]
-                 if i] + [(f"{t('baselines')}: {b.label}", b.point, b.low, b.high) for b in evidence.baselines],
-                title=t("interval")) if evidence.against_production or evidence.baselines else None,
-        }  # fmt: skip
-        from markupsafe import Markup
-
         return page(request, "version.html", status, e=evidence, m=evidence.inputs.manifest,
-                    svg={k: Markup(v) if v else None for k, v in svg.items()}, drift_link=True, refusal=refusal,
+                    svg=evidence_charts(evidence, lang), drift_link=True, refusal=refusal,
                     translated=i18n.refusal(lang, refusal or ""), **common(request, person))  # fmt: skip
 
     @app.get("/adapters/{name}/{version}/drift")

@@ -22,7 +22,7 @@ def bar_chart(rows: list[tuple[str, float]], *, title: str, limit: float = 1.0) 
     """Horizontal bars from 0 to ``limit``, one per (label, value), the value printed at each bar's end."""
     row_h, label_w, bar_w = 22, 190, 320
     height = row_h * len(rows) + 30
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_w + bar_w + 60}" height="{height}" '
+    parts = [f'<svg role="img" width="{label_w + bar_w + 60}" height="{height}" '
              f'viewBox="0 0 {label_w + bar_w + 60} {height}" font-family="{FONT}" font-size="12">',
              f"<title>{escape(title)}</title>"]  # fmt: skip
     for i, (label, value) in enumerate(rows):
@@ -44,7 +44,7 @@ def confusion_matrix(labels: list[str], counts: list[list[int]], *, title: str) 
     n = len(labels)
     cell, label_w, top = 34, 170, 120
     size_w, size_h = label_w + cell * n + 10, top + cell * n + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{size_w}" height="{size_h}" '
+    parts = [f'<svg role="img" width="{size_w}" height="{size_h}" '
              f'viewBox="0 0 {size_w} {size_h}" font-family="{FONT}" font-size="11">',
              f"<title>{escape(title)}</title>"]  # fmt: skip
     for j, label in enumerate(labels):
@@ -78,7 +78,7 @@ def interval_chart(rows: list[tuple[str, float, float, float]], *, title: str) -
     def x(value: float) -> float:
         return label_w + plot_w / 2 + value / span * (plot_w / 2)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_w + plot_w + 170}" height="{height}" '
+    parts = [f'<svg role="img" width="{label_w + plot_w + 170}" height="{height}" '
              f'viewBox="0 0 {label_w + plot_w + 170} {height}" font-family="{FONT}" font-size="12">',
              f"<title>{escape(title)}</title>",
              f'<line x1="{x(0):.1f}" y1="4" x2="{x(0):.1f}" y2="{height - 20}" stroke="#888" stroke-dasharray="3 3"/>']

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.manifest import GateSummary
+from registry.model_card import CARD_FILE, ModelCard, parse_card
 from registry.registry import Registry, latest_gate
 from registry.report import ReportInputs, gather
 
 NOISE_FILE = "reports/validation/noise_review.csv"
 DRIFT_HTML = "reports/drift.html"
-CARD_FILE = "model_card.json"
 NOISE_ROWS = 20
 
 
@@ -27,13 +27,6 @@ class Interval:
     point: float
     low: float
     high: float
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    intended_use: str | None
-    limitations: str | None
-    languages: list[str]
 
 
 @dataclass(frozen=True)
@@ -73,14 +66,11 @@ def _interval(label: str, comparison: Any) -> Interval | None:
 
 
 def _card(inputs: ReportInputs) -> ModelCard:
-    """The trainer's model card (``model_card.json``), else the intended use the adapter states."""
-    raw = inputs.evidence.get(CARD_FILE)
-    raw = raw if isinstance(raw, dict) else {}
-    text = lambda key: raw[key] if isinstance(raw.get(key), str) and raw[key].strip() else None  # noqa: E731
-    languages = raw.get("languages")
-    return ModelCard(intended_use=text("intended_use") or inputs.manifest.intended_use,
-                     limitations=text("limitations"),
-                     languages=[x for x in languages if isinstance(x, str)] if isinstance(languages, list) else [])
+    """The trainer's model card (checked at register), else the intended use the adapter states."""
+    try:
+        return parse_card(inputs.evidence.get(CARD_FILE))
+    except ValueError:  # a version registered without a card
+        return ModelCard(intended_use=inputs.manifest.intended_use or "")
 
 
 def _noise(registry: Registry, inputs: ReportInputs) -> list[dict[str, str]]:
@@ -101,6 +91,11 @@ def read_evidence(registry: Registry, name: str, version: str) -> Evidence:
         IntegrityError: a stored file, the manifest or the audit chain does not match its hashes.
     """
     inputs = gather(registry, name, version)
+    return evidence_of(inputs, _noise(registry, inputs))
+
+
+def evidence_of(inputs: ReportInputs, noise: list[dict[str, str]]) -> Evidence:
+    """The evidence in ``inputs`` (already read and hash-checked), sorted into what the pages show."""
     quality = _details(inputs.evidence, "quality")
     per_class, confusion = [], []
     baselines: list[Interval] = []
@@ -121,6 +116,6 @@ def read_evidence(registry: Registry, name: str, version: str) -> Evidence:
         inputs=inputs, gate=gate, card=_card(inputs), quality=quality, against_production=against,
         baselines=baselines, per_class_f1=per_class, confusion=confusion, drift=_details(inputs.evidence, "drift"),
         has_drift_report=DRIFT_HTML in inputs.manifest.files, bias=_details(inputs.evidence, "bias"),
-        noise=_noise(registry, inputs), cost=_details(inputs.evidence, "cost") or dict(inputs.manifest.cost or {}),
+        noise=noise, cost=_details(inputs.evidence, "cost") or dict(inputs.manifest.cost or {}),
         load=_details(inputs.evidence, "load"), failures=list(gate.failures + gate.not_judged) if gate else [],
     )  # fmt: skip

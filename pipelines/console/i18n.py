@@ -45,6 +45,7 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
     "gate_passed": ("合格", "passed"),
     "gate_failed": ("不合格", "FAILED"),
     "gate_none": ("判定なし", "no decision"),
+    "judged_again": ("登録後に再判定（監査ログ参照）", "judged again after registering: see the audit trail"),
     "archived": ("アーカイブ済み", "archived"),
     "evidence": ("根拠", "Evidence"),
     "audit_log": ("監査ログ", "Audit log"),
