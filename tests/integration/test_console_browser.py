@@ -64,6 +64,21 @@ def _folder(path: Path, base, seed: int, against: str | None, policy_sha256: str
         "production": {"ref": against, "diff": 0.02, "diff_ci_low": -0.01, "diff_ci_high": 0.05} if against else None,
         "summary": "macro-F1 0.910 on 40 rows"}}  # fmt: skip
     (folder / "reports" / "quality.json").write_text(json.dumps(quality))
+    checks = {
+        "bias": {"groups": {"email": {"rows": 20, "macro_f1": 0.9, "accuracy": 0.92},
+                            "電話": {"rows": 20, "macro_f1": 0.86, "accuracy": 0.88}},
+                 "summary": "worst group '電話' macro-F1 0.860 vs best 'email' 0.900 (gap 0.040)"},
+        "drift": {"summary": "2 of 7 features drifted (share 0.29, limit 0.5)"},
+        "cost": {"summary": "trained 112 examples in 41.0 s on cpu, peak RSS 790 MB, 0.0006 EUR"},
+        "load": {"p95_ms": 21.7, "throughput_per_s": 184.4},
+    }  # fmt: skip
+    for check, details in checks.items():
+        (folder / "reports" / f"{check}.json").write_text(json.dumps({"name": check, "details": details},
+                                                                     ensure_ascii=False))  # fmt: skip
+    (folder / "model_card.json").write_text(json.dumps({
+        "intended_use": "問い合わせを担当キューに振り分ける（サポート窓口）",
+        "limitations": "人事・与信の判断には使わない。1 件 2000 文字まで。", "languages": ["ja", "en"]},
+        ensure_ascii=False), encoding="utf-8")  # fmt: skip
     (folder / "reports" / "validation").mkdir(exist_ok=True)
     (folder / "reports" / "validation" / "noise_review.csv").write_text(
         "id,text,given_label,suggested_label,confidence\n7,請求額が二重になっています,bug,billing,0.93\n", encoding="utf-8")
@@ -156,6 +171,31 @@ def _sign_in(page, url: str, who: str) -> None:
     assert page.locator("#who").inner_text() == who
 
 
+def test_the_main_pages_read_in_japanese_and_are_pictured_for_the_docs(console, browser, tmp_path):
+    """Screenshots of the pages docs/console.md shows (TAILOR_SCREENSHOTS_DIR=docs/img/console keeps them)."""
+    where = Path(os.environ.get("TAILOR_SCREENSHOTS_DIR") or tmp_path)
+    where.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    try:
+        tab.goto(console + "/signin")
+        assert tab.locator("h1").inner_text() == "サインイン"
+        tab.screenshot(path=str(where / "signin.png"))
+        _sign_in(tab, console, "bob")
+        for path, shot, heading in (("/", "adapters", "アダプター一覧"), ("/queue", "queue", "承認待ち"),
+                                    (f"/adapters/{NAME}/v2", "evidence", f"{NAME} v2"),
+                                    (f"/adapters/{NAME}", "audit", NAME)):  # fmt: skip
+            tab.goto(console + path)
+            assert heading in tab.locator("h1").inner_text()
+            if shot == "evidence":
+                assert "問い合わせを担当キューに振り分ける" in tab.locator("#model-card").inner_text()
+            tab.screenshot(path=str(where / f"{shot}.png"), full_page=True)
+    finally:
+        context.close()
+    assert all((where / f"{shot}.png").stat().st_size > 10_000 for shot in ("signin", "adapters", "queue", "evidence",
+                                                                          "audit"))  # fmt: skip
+
+
 def test_a_trainer_cannot_approve_their_own_version_and_reads_why(console, page):
     _sign_in(page, console, "alice")
     page.goto(f"{console}/adapters/{NAME}/v2")
@@ -184,6 +224,16 @@ def test_an_approver_approves_a_staging_version_and_sees_production_move_and_the
     top = page.locator("#audit tr").nth(1).inner_text()
     assert "bob (approver)" in top and "production: v1 → v2" in top and "evidence reviewed" in top
     assert "verified" in page.locator("#verification").inner_text()
+    # "what was in production at time T", T typed in the viewer's zone (JST unless switched)
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    now = dt.datetime.now(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%dT%H:%M:%S")
+    page.goto(f"{console}/adapters/{NAME}?at={now}")
+    assert "production then" in page.locator("#at-answer").inner_text()
+    assert page.locator("#at-answer strong").inner_text() == "v2"
+    page.goto(f"{console}/adapters/{NAME}?at=2000-01-01T09:00:00")
+    assert page.locator("#at-answer strong").inner_text() == "unset"
 
 
 def test_a_label_holding_markup_is_shown_as_text(console, page):
