@@ -27,8 +27,9 @@ from pipelines.console.evidence import DRIFT_HTML, read_evidence
 from pipelines.console.overview import adapters, waiting
 from pipelines.console.render import environment, evidence_charts
 from pipelines.console.sessions import Session, Sessions, SignInLimiter
-from registry.errors import IntegrityError, NotFoundError, TailorError
+from registry.errors import AccessDeniedError, IntegrityError, NotFoundError, TailorError
 from registry.people import Credentials
+from registry.registry import Registry
 from serving.ops import host_name, is_loopback
 
 HERE = Path(__file__).parent
@@ -59,6 +60,24 @@ def _local_path(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def key_problem(registry: Registry, person: Credentials) -> str | None:
+    """Why ``person``'s sealed key can no longer sign (the words' key), if it cannot: they were
+    disabled, or their key was rotated since `tailor user passwd` sealed it."""
+    from registry.signing import key_id, public_key_of
+
+    try:
+        ring = registry.keyring()
+    except AccessDeniedError:
+        return "store_refused"  # their store identity is gone: disabled, or keys rotated
+    if ring is None:
+        return None  # a store without a keyring signs nothing
+    if person.name in ring.disabled:
+        return "disabled"
+    if ring.people.get(person.name) != key_id(public_key_of(person.signing_key)):
+        return "key_rotated"
+    return None
 
 
 def create_app(settings: Settings, authenticator: Authenticator, options: ConsoleOptions = ConsoleOptions(),
@@ -167,6 +186,9 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
             limiter.failed(client, name)
             return page(request, "signin.html", 401, csrf=form["csrf"], next=_local_path(form.get("next")),
                         error=i18n.word(lang, "sign_in_failed"))  # fmt: skip
+        if (stale := key_problem(settings.open_registry(person=person), person)) is not None:
+            return page(request, "signin.html", 403, csrf=form["csrf"], next=_local_path(form.get("next")),
+                        error=i18n.word(lang, stale))  # fmt: skip
         session = sessions.start(person)
         response = RedirectResponse(_local_path(form.get("next")), status_code=303)
         set_cookie(response, session_cookie, session.token)

@@ -39,7 +39,8 @@ if CHROMIUM is None:
 
 NAME = "tickets"
 SCRIPT_LABEL = "<script>alert(1)</script>"
-PASSPHRASES = {"alice": "alice likes long passphrases", "bob": "bob approves on evidence"}
+PASSPHRASES = {"alice": "alice likes long passphrases", "bob": "bob approves on evidence",
+               "carol": "carol left the company"}
 
 
 def _free_port() -> int:
@@ -98,7 +99,7 @@ def console(tmp_path_factory):
         init = run_cli("user", "init", "--name", "root", "--json", env=env)
         assert init.returncode == 0, init.stderr
         creds = {"root": json.loads(init.stdout)["credentials_file"]}
-        for name, role in (("alice", "trainer"), ("bob", "approver")):
+        for name, role in (("alice", "trainer"), ("bob", "approver"), ("carol", "trainer")):
             added = run_cli("user", "add", name, "--role", role, "--reason", "joined", "--json",
                             env={**env, "TAILOR_CREDENTIALS_FILE": creds["root"]})  # fmt: skip
             assert added.returncode == 0, added.stderr
@@ -106,6 +107,8 @@ def console(tmp_path_factory):
             done = run_cli("user", "passwd", "--passphrase-stdin", env={**env, "TAILOR_CREDENTIALS_FILE": creds[name]},
                            input=PASSPHRASES[name] + "\n")  # fmt: skip
             assert done.returncode == 0, done.stderr
+        gone = run_cli("user", "disable", "carol", "--reason", "left", env={**env, "TAILOR_CREDENTIALS_FILE": creds["root"]})
+        assert gone.returncode == 0, gone.stderr
         with mock.patch.dict(os.environ, env, clear=True):
             settings = load_settings()
             base = base_model_fingerprint(settings.base_model_dir, settings.model_id_of(None), cache_dir=settings.home)
@@ -162,13 +165,26 @@ def page(browser):
     context.close()
 
 
-def _sign_in(page, url: str, who: str) -> None:
-    page.goto(url + "/signin")
-    page.fill("input[name=name]", who)
-    page.fill("input[name=passphrase]", PASSPHRASES[who])
-    page.click("form.signin button")
+def _sign_in(page, url: str, who: str, passphrase: str | None = None) -> None:
+    _try_sign_in(page, url, who, passphrase or PASSPHRASES[who])
     assert page.locator("#who").count() == 1, page.content()[:3000]
     assert page.locator("#who").inner_text() == who
+
+
+def _try_sign_in(page, url: str, who: str, passphrase: str) -> None:
+    page.goto(url + "/signin")
+    page.fill("input[name=name]", who)
+    page.fill("input[name=passphrase]", passphrase)
+    page.click("form.signin button")
+
+
+def test_a_wrong_passphrase_and_a_disabled_person_are_refused_in_words(console, page):
+    _try_sign_in(page, console, "bob", "not bob's passphrase")
+    assert "Unknown name or wrong passphrase" in page.locator(".refusal").inner_text()
+    _try_sign_in(page, console, "carol", PASSPHRASES["carol"])
+    assert "no longer accepts your keys" in page.locator(".refusal").inner_text()
+    page.goto(console + "/")
+    assert page.url.startswith(console + "/signin")
 
 
 def test_the_main_pages_read_in_japanese_and_are_pictured_for_the_docs(console, browser, tmp_path):
@@ -253,3 +269,14 @@ def test_a_post_without_the_csrf_token_is_refused(console, page):
     assert answer.status == 403
     page.goto(f"{console}/adapters/{NAME}")
     assert "archive v1" not in page.locator("#audit").inner_text()
+
+
+def test_an_approver_rolls_production_back_with_a_reason(console, page):
+    _sign_in(page, console, "bob")
+    page.goto(f"{console}/adapters/{NAME}")
+    assert page.locator("#production").inner_text() == "v2"
+    page.fill("#rollback input[name=reason]", "v2 misroutes billing")
+    page.click("#rollback button")
+    assert "v2 → v1" in page.locator(".notice").inner_text()
+    assert page.locator("#production").inner_text() == "v1"
+    assert "rollback v1" in page.locator("#audit tr").nth(1).inner_text()

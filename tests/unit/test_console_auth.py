@@ -109,3 +109,22 @@ def test_a_secure_console_sets_secure_host_prefixed_cookies(tmp_path):
     page = TestClient(app, base_url="https://tailor.example").get("/signin")
     assert page.status_code == 200
     assert page.headers["set-cookie"].startswith("__Host-tailor_signin=") and "Secure" in page.headers["set-cookie"]
+
+
+def test_a_sealed_key_that_was_rotated_or_disabled_no_longer_signs_in():
+    from types import SimpleNamespace
+
+    from pipelines.console.app import key_problem
+    from registry.keyring import Keyring
+    from registry.signing import key_id, new_private_key, public_key_of
+
+    private = new_private_key()
+    person = Credentials(name="bob", role="approver", kind="person", access_key="a", secret_key="s",
+                         signing_key=private, trust_root="t", bucket="b")  # fmt: skip
+    ring = Keyring(people={"bob": key_id(public_key_of(private))})
+    assert key_problem(SimpleNamespace(keyring=lambda: ring), person) is None
+    assert key_problem(SimpleNamespace(keyring=lambda: None), person) is None  # an unsigned store
+    rotated = Keyring(people={"bob": key_id(public_key_of(new_private_key()))})
+    assert key_problem(SimpleNamespace(keyring=lambda: rotated), person) == "key_rotated"
+    gone = Keyring(people=dict(ring.people), disabled=["bob"])
+    assert key_problem(SimpleNamespace(keyring=lambda: gone), person) == "disabled"
