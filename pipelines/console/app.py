@@ -237,8 +237,13 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
                     **common(request, person))  # fmt: skip
 
     @app.get("/adapters/{name}")
-    def adapter_page(request: Request, name: str, at: str = "", person: Credentials = Depends(person_of),
-                     refusal: str | None = None, status: int = 200) -> Response:  # fmt: skip
+    def adapter_page(request: Request, name: str, at: str = "", person: Credentials = Depends(person_of)) -> Response:
+        return adapter_view(request, person, name, at)
+
+    def adapter_view(request: Request, person: Credentials, name: str, at: str = "", refusal: str | None = None,
+                     status: int = 200) -> Response:  # fmt: skip
+        """The adapter page; an action's ``refusal`` is shown on it (never taken from the URL: a link
+        could otherwise put words of its own in the refusal box)."""
         registry = settings.open_registry(person=person)
         try:
             listing = registry.listing(name)
@@ -274,8 +279,12 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
         return moment.astimezone(dt.timezone.utc).isoformat()
 
     @app.get("/adapters/{name}/{version}")
-    def version_page(request: Request, name: str, version: str, person: Credentials = Depends(person_of),
-                     refusal: str | None = None, status: int = 200) -> Response:  # fmt: skip
+    def version_page(request: Request, name: str, version: str, person: Credentials = Depends(person_of)) -> Response:
+        return version_view(request, person, name, version)
+
+    def version_view(request: Request, person: Credentials, name: str, version: str, refusal: str | None = None,
+                     status: int = 200) -> Response:  # fmt: skip
+        """The version page, with an action's ``refusal`` (see ``adapter_view``)."""
         registry = settings.open_registry(person=person)
         try:
             evidence = read_evidence(registry, name, version)
@@ -298,7 +307,10 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
 
     # ---- actions -----------------------------------------------------------------------------
 
-    def after(request: Request, person: Credentials, target: str, notice: str) -> Response:
+    def after(request: Request, target: str, notice: str, missed: list[str] = ()) -> Response:
+        """Back to ``target``, which shows once what the action did (and which webhooks it did not reach)."""
+        if missed:
+            notice += f"; {i18n.word(view(request)['lang'], 'webhook_missed')}: {', '.join(missed)}"
         request.state.session.notice = notice
         return RedirectResponse(target, status_code=303)
 
@@ -309,11 +321,10 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
         try:
             event, missed = actions.promote(settings, person, name, version, to, reason=form.get("reason", ""))
         except TailorError as err:
-            return version_page(request, name, version, person, refusal=str(err), status=409)
-        note = f"{name} {version} → {to} ({event.alias_before or '-'} → {event.alias_after}), #{event.key_name}"
-        if missed:
-            note += f"; {i18n.word(view(request)['lang'], 'webhook_missed')}: {', '.join(missed)}"
-        return after(request, person, f"/adapters/{quote(name)}/{quote(version)}", note)
+            return version_view(request, person, name, version, refusal=str(err), status=409)
+        return after(request, f"/adapters/{quote(name)}/{quote(version)}",
+                     f"{name} {version} → {to} ({event.alias_before or '-'} → {event.alias_after}), #{event.key_name}",
+                     missed)  # fmt: skip
 
     @app.post("/adapters/{name}/{version}/archive")
     def archive(request: Request, name: str, version: str, form: dict[str, str] = Depends(form_of),
@@ -321,8 +332,8 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
         try:
             event = actions.archive(settings, person, name, version, reason=form.get("reason", ""))
         except TailorError as err:
-            return version_page(request, name, version, person, refusal=str(err), status=409)
-        return after(request, person, f"/adapters/{quote(name)}/{quote(version)}",
+            return version_view(request, person, name, version, refusal=str(err), status=409)
+        return after(request, f"/adapters/{quote(name)}/{quote(version)}",
                      f"{name} {version}: archive, #{event.key_name}")  # fmt: skip
 
     @app.post("/adapters/{name}/rollback")
@@ -332,11 +343,9 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
             event, missed = actions.rollback(settings, person, name, alias="production", reason=form.get("reason", ""),
                                              expect=form.get("expect") or None)  # fmt: skip
         except TailorError as err:
-            return adapter_page(request, name, "", person, refusal=str(err), status=409)
-        note = f"{name} production {event.alias_before} → {event.alias_after}, #{event.key_name}"
-        if missed:
-            note += f"; {i18n.word(view(request)['lang'], 'webhook_missed')}: {', '.join(missed)}"
-        return after(request, person, f"/adapters/{quote(name)}", note)
+            return adapter_view(request, person, name, refusal=str(err), status=409)
+        return after(request, f"/adapters/{quote(name)}",
+                     f"{name} production {event.alias_before} → {event.alias_after}, #{event.key_name}", missed)
 
     @app.exception_handler(TailorError)
     async def _tailor_error(request: Request, err: TailorError) -> Response:

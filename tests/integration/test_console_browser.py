@@ -259,6 +259,8 @@ def test_a_label_holding_markup_is_shown_as_text(console, page):
     assert page.locator("#confusion svg").count() == 1
     assert "請求額が二重になっています" in page.locator("#noise").inner_text()
     assert page.dialogs == []
+    page.goto(f"{console}/adapters/{NAME}/v1?refusal=approve+v9+now")  # a link cannot fill the refusal box
+    assert page.locator(".refusal").count() == 0
 
 
 def test_a_post_without_the_csrf_token_is_refused(console, page):

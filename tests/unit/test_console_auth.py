@@ -128,3 +128,32 @@ def test_a_sealed_key_that_was_rotated_or_disabled_no_longer_signs_in():
     assert key_problem(SimpleNamespace(keyring=lambda: rotated), person) == "key_rotated"
     gone = Keyring(people=dict(ring.people), disabled=["bob"])
     assert key_problem(SimpleNamespace(keyring=lambda: gone), person) == "disabled"
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["console", "--host", "0.0.0.0"], 1, "clear text; give --cert and --key"),
+    (["console", "--cert", "/nonexistent.pem"], 2, "--cert and --key go together"),
+    (["console", "--cert", "/nonexistent.pem", "--key", "/nonexistent.key"], 2, "--cert /nonexistent.pem does not exist"),
+])  # fmt: skip
+def test_tailor_console_refuses_to_listen_in_clear_text_beyond_loopback(argv, code, words, capsys):
+    from pipelines.cli.main import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(argv)
+    assert exit_info.value.code == code and words in capsys.readouterr().err
+
+
+def test_a_service_cannot_set_a_console_passphrase(tmp_path, monkeypatch, capsys):
+    from pipelines.cli.main import run
+    from registry.people import write_credentials
+    from registry.signing import new_private_key
+
+    creds = write_credentials(tmp_path / "srv.json", Credentials(
+        name="srv", role="reader", kind="service", access_key="a", secret_key="s", signing_key=new_private_key(),
+        trust_root="t", bucket="tailor"))  # fmt: skip
+    monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        run(["user", "passwd", "--passphrase-stdin"])
+    assert exit_info.value.code == 1 and "srv is a service" in capsys.readouterr().err
+    assert not (tmp_path / "console").exists()
