@@ -157,3 +157,22 @@ def test_a_service_cannot_set_a_console_passphrase(tmp_path, monkeypatch, capsys
         run(["user", "passwd", "--passphrase-stdin"])
     assert exit_info.value.code == 1 and "srv is a service" in capsys.readouterr().err
     assert not (tmp_path / "console").exists()
+
+
+@pytest.mark.parametrize("english, japanese", [
+    ("tickets v2's gate compared it with nothing, but production holds tickets v1: evaluate its folder against "
+     "production (`tailor evaluate --adapter FOLDER --name tickets`) and register it again (a version's evidence never "
+     "changes), or an approver may promote it with --override and a reason",
+     "tickets v2 のゲートは nothing と比較されましたが、production は現在 v1 です（古いゲート判定）"),
+    ("tickets v3 failed its gate: quality.min_macro_f1: 0.61 < 0.8; only an approver may promote it, with --override "
+     "and a reason", "tickets v3 はゲートに不合格です（quality.min_macro_f1: 0.61 < 0.8）"),
+    ("tickets v1 is archived and cannot be promoted", "tickets v1 はアーカイブ済みのため昇格できません。"),
+    ("'production' of 'tickets' has no earlier version to roll back to", "tickets の 'production' には戻れる以前のバージョンがありません。"),
+    ("'production' of 'tickets' holds v3, not v2: it moved meanwhile; look again (`tailor list`) before rolling back",
+     "tickets の 'production' は現在 v3 で、v2 ではありません。"),
+    ("tickets v1 is production and staging: promote or roll back to another version first",
+     "tickets v1 は現在 production and staging です。"),
+    ("a reason is required to promote (--reason TEXT): it goes into the audit log", "理由が必要です"),
+])  # fmt: skip
+def test_the_registrys_refusals_read_in_japanese(english, japanese):
+    assert japanese in i18n.refusal("ja", english)
