@@ -185,7 +185,8 @@ def rollback(name: str, reason: str, alias: str = "production") -> AuditEvent:
 
 @flow(name="retrain")
 def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, workdir: Path | None = None,
-            device: str = "auto", encoding: str | None = None, incoming: Path | None = None) -> RetrainOutcome:  # fmt: skip
+            device: str = "auto", encoding: str | None = None, incoming: Path | None = None,
+            card: Path | None = None) -> RetrainOutcome:  # fmt: skip
     """validate → train → evaluate → gate → register → promote to staging (production only if the policy says so).
 
     ``encoding`` names the batch's text encoding (None: UTF-8). A rejected batch is moved into
@@ -235,6 +236,10 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
                         f"{name}:{production_version}" if production_version else None, f"{name}:candidate")  # fmt: skip
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
     verdict = decision.verdict
+    if card is not None:  # the trainer's model card (`--card`), registered with the version
+        from pipelines.model_card_file import add_card, read_card
+
+        add_card(adapter_dir, read_card(card))
     version = register(adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
     common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
                   train_seconds=trained.cost.wall_seconds)  # fmt: skip

@@ -46,41 +46,6 @@ def event_line(event: AuditEvent) -> str:
     )
 
 
-def add_card(adapter_dir: Path, card_file: Path) -> None:
-    """Put the trainer's model card (YAML or JSON: intended_use, limitations, languages) into the
-    adapter folder as ``model_card.json``, which is registered with it.
-
-    Raises:
-        ConfigError: the card file is missing, unreadable or malformed (the field named).
-        RefusedError: the folder holds another card already (it is never overwritten).
-    """
-    import json
-
-    import yaml
-
-    from pipelines.yaml_file import one_line, safe_load
-    from registry.atomic_file import write_atomic
-    from registry.errors import ConfigError, RefusedError
-    from registry.model_card import CARD_FILE, parse_card
-    from registry.user_files import require_file
-
-    require_file(card_file, "--card", ConfigError)
-    try:
-        card = parse_card(safe_load(Path(card_file).read_text(encoding="utf-8")))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--card {card_file} is not UTF-8 YAML or JSON: {one_line(err)}") from None
-    except ValueError as err:
-        raise ConfigError(f"--card {card_file}: {err}") from None
-    text = json.dumps(card.to_dict(), ensure_ascii=False, indent=2)
-    target = Path(adapter_dir) / CARD_FILE
-    if target.exists():
-        if target.read_text(encoding="utf-8", errors="replace") != text:
-            raise RefusedError(f"{target} exists with another card: remove it or give that card")
-        return
-    if Path(adapter_dir).is_dir():
-        write_atomic(target, text)
-
-
 def register(
     adapter_dir: Path = typer.Argument(..., help="PEFT adapter folder written by `tailor train`"),
     name: str = typer.Option(..., "--name", help="adapter name: letters, digits, '.', '_' or '-'"),
@@ -91,7 +56,9 @@ def register(
 ) -> None:
     """Upload an adapter folder as the next immutable version (v1, v2, …) of NAME."""
     if card is not None:
-        add_card(adapter_dir, card)
+        from pipelines.model_card_file import add_card, read_card
+
+        add_card(adapter_dir, read_card(card))
     manifest = open_registry(with_base=True).register(adapter_dir, name, reason=reason)
     emit(manifest, as_json=as_json, text=f"registered {manifest.name} {manifest.version} "
          f"({len(manifest.files)} files, content sha256 {manifest.content_sha256[:16]}…)")  # fmt: skip
