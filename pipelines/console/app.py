@@ -11,6 +11,7 @@ report (HTML with scripts a trainer's tools wrote) is served sandboxed, in an or
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,13 @@ from pipelines.console.evidence import DRIFT_HTML, read_evidence
 from pipelines.console.overview import adapters, waiting
 from pipelines.console.render import environment, evidence_charts
 from pipelines.console.sessions import Session, Sessions, SignInLimiter
-from registry.errors import AccessDeniedError, IntegrityError, NotFoundError, TailorError
+from registry.errors import AccessDeniedError, ConfigError, IntegrityError, NotFoundError, TailorError
 from registry.people import Credentials
 from registry.registry import Registry
 from serving.ops import host_name, is_loopback
 
 HERE = Path(__file__).parent
+log = logging.getLogger("tailor.console")
 MAX_FORM_BYTES = 16 * 1024
 PAGE_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
                "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
@@ -182,6 +184,10 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
                         error=i18n.word(lang, "too_many", seconds=wait))  # fmt: skip
         try:
             person = authenticator.sign_in(name, form.get("passphrase", ""))
+        except ConfigError as err:  # a damaged account file: for the admin's log, not for whoever is at the door
+            log.warning("sign-in of %r refused: %s", name, err)
+            return page(request, "signin.html", 500, csrf=form["csrf"], next=_local_path(form.get("next")),
+                        error=i18n.word(lang, "account_damaged"))  # fmt: skip
         except SignInRefused:
             limiter.failed(client, name)
             return page(request, "signin.html", 401, csrf=form["csrf"], next=_local_path(form.get("next")),
@@ -237,11 +243,12 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
                     **common(request, person))  # fmt: skip
 
     @app.get("/adapters/{name}")
-    def adapter_page(request: Request, name: str, at: str = "", person: Credentials = Depends(person_of)) -> Response:
-        return adapter_view(request, person, name, at)
+    def adapter_page(request: Request, name: str, at: str = "", verify: bool = False,
+                     person: Credentials = Depends(person_of)) -> Response:  # fmt: skip
+        return adapter_view(request, person, name, at, verify=verify)
 
     def adapter_view(request: Request, person: Credentials, name: str, at: str = "", refusal: str | None = None,
-                     status: int = 200) -> Response:  # fmt: skip
+                     status: int = 200, verify: bool = False) -> Response:  # fmt: skip
         """The adapter page; an action's ``refusal`` is shown on it (never taken from the URL: a link
         could otherwise put words of its own in the refusal box)."""
         registry = settings.open_registry(person=person)
@@ -251,10 +258,12 @@ def create_app(settings: Settings, authenticator: Authenticator, options: Consol
         except NotFoundError as err:
             return page(request, "error.html", 404, message=str(err), **common(request, person))
         events = registry.events(name)
-        try:
-            verified, problem = registry.verify(name), None
-        except TailorError as err:
-            verified, problem = None, str(err)
+        verified, problem = None, None
+        if verify:  # `tailor audit verify`: every stored file of every version is read, so only when asked
+            try:
+                verified = registry.verify(name)
+            except TailorError as err:
+                problem = str(err)
         at_answer = None
         if at:
             try:

@@ -6,6 +6,7 @@ too (the English original stays beside it on the page, so nothing is lost in tra
 
 from __future__ import annotations
 
+import functools
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -111,6 +112,10 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
     "disabled": ("このアカウントは無効化されています。", "This person is disabled in the keyring."),
     "key_rotated": ("署名鍵が更新されています。新しい認証情報ファイルで `tailor user passwd` を実行し直してください。",
                     "Your signing key was rotated: run `tailor user passwd` again with your new credentials file."),
+    "account_damaged": ("アカウントファイルが壊れています。管理者に連絡してください。",
+                        "This person's console account file is damaged; ask an admin (the console's log says more)."),
+    "verify_files": ("全ファイルを検証（時間がかかります）", "Verify every file (slow)"),
+    "chain_folded": ("チェーンと署名を確認済み", "chain and signatures checked"),
     "store_refused": ("ストアがあなたの鍵を受け付けません（無効化または鍵の更新）。管理者に確認してください。",
                       "The store no longer accepts your keys (disabled, or rotated); ask an admin."),
     "labels": ("ラベル（クラス順）", "labels (class order)"),
@@ -203,9 +208,14 @@ def negotiate(accept_language: str | None, chosen: str | None) -> str:
     return best
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())  # a walk of the system's zone files: once per process
+
+
 def zone(name: str | None) -> ZoneInfo:
     """The viewer's zone (from the switch), Japan's where none or an unknown one is given."""
-    if name and name in available_timezones():
+    if name and name in _zone_names():
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):

@@ -239,7 +239,9 @@ def test_an_approver_approves_a_staging_version_and_sees_production_move_and_the
     page.goto(f"{console}/adapters/{NAME}")
     top = page.locator("#audit tr").nth(1).inner_text()
     assert "bob (approver)" in top and "production: v1 → v2" in top and "evidence reviewed" in top
-    assert "verified" in page.locator("#verification").inner_text()
+    assert "chain and signatures checked" in page.locator("#verification").inner_text()
+    page.click("#verification a")  # `tailor audit verify`: every stored file read
+    assert "verified — 5 (signed 5" in page.locator("#verification").inner_text()
     # "what was in production at time T", T typed in the viewer's zone (JST unless switched)
     import datetime as dt
     from zoneinfo import ZoneInfo

@@ -99,6 +99,9 @@ def test_pages_need_sign_in_a_foreign_host_is_refused_and_a_post_needs_its_csrf_
     answer = client.post("/signin", data={"csrf": token, "name": "bob", "passphrase": PHRASE},
                          headers={"Origin": "http://evil.example"})  # fmt: skip
     assert answer.status_code == 403
+    (tmp_path / "carol.json").write_text("{damaged")
+    answer = client.post("/signin", data={"csrf": token, "name": "carol", "passphrase": PHRASE})
+    assert answer.status_code == 500 and "管理者に連絡" in answer.text and str(tmp_path) not in answer.text
     answer = client.post("/signin", data={"csrf": token, "name": "bob", "passphrase": PHRASE})
     assert answer.status_code == 401 and "名前またはパスフレーズが違います" in answer.text  # Japanese by default
 
