@@ -51,6 +51,9 @@ def console(
     from pipelines.console.app import ConsoleOptions, create_app
 
     settings = state.settings()
+    if settings.actor:
+        raise ConfigError(f"actor: TAILOR_ACTOR is {settings.actor!r}, but the console acts as whoever signs in; "
+                          "unset it for `tailor console`")  # fmt: skip
     folder = accounts_folder(settings.home)
     people = PassphraseAccounts(folder)
     listening = _listen(host, port)

@@ -16,7 +16,7 @@ from pipelines.console.sessions import IDLE_SECONDS, Sessions, SignInLimiter
 from registry.errors import ConfigError, RefusedError
 from registry.people import Credentials
 
-BOB = Credentials(name="bob", role="approver", kind="person", access_key="AK", secret_key="SK",
+BOB = Credentials(name="bob", role="approver", kind="person", access_key="AK", secret_key="secret-key-of-bob",
                   signing_key="c2lnbmluZy1rZXktb2YtYm9iLXRoaXJ0eS10d28hIQ==", trust_root="t" * 64, bucket="b")  # fmt: skip
 PHRASE = "correct horse battery staple"
 
@@ -179,3 +179,12 @@ def test_a_service_cannot_set_a_console_passphrase(tmp_path, monkeypatch, capsys
 ])  # fmt: skip
 def test_the_registrys_refusals_read_in_japanese(english, japanese):
     assert japanese in i18n.refusal("ja", english)
+
+
+def test_tailor_console_refuses_an_actor_setting_since_whoever_signs_in_acts(monkeypatch, capsys):
+    from pipelines.cli.main import run
+
+    monkeypatch.setenv("TAILOR_ACTOR", "bob")
+    with pytest.raises(SystemExit) as exit_info:
+        run(["console", "--port", "1"])
+    assert exit_info.value.code == 2 and "the console acts as whoever signs in" in capsys.readouterr().err
