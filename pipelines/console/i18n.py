@@ -123,11 +123,8 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
                  "Too many failed sign-ins; try again in {seconds} seconds."),
     "csrf": ("フォームの有効期限が切れたか、別のサイトから送信されました（CSRF トークンなし）。ページを開き直してください。",
              "The form expired or came from another site (no valid CSRF token); open the page again."),
-    "forbidden_host": ("このサーバーのホスト名ではありません。", "This is not this server's host name."),
-    "not_found": ("見つかりません", "Not found"),
     "p95_ms": ("p95 レイテンシ (ms)", "p95 latency (ms)"),
     "throughput": ("スループット (件/秒)", "throughput (per s)"),
-    "summary": ("要約", "summary"),
     "verify_status": ("検証結果", "Verification"),
     "to_review": ("要確認", "To review"),
 }
