@@ -80,6 +80,7 @@ def _folder(path: Path, base, seed: int, against: str | None, policy_sha256: str
         "intended_use": "問い合わせを担当キューに振り分ける（サポート窓口）",
         "limitations": "人事・与信の判断には使わない。1 件 2000 文字まで。", "languages": ["ja", "en"]},
         ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    (folder / "reports" / "drift.html").write_text("<html><script>document.title = String(window.origin)</script></html>")
     (folder / "reports" / "validation").mkdir(exist_ok=True)
     (folder / "reports" / "validation" / "noise_review.csv").write_text(
         "id,text,given_label,suggested_label,confidence\n7,請求額が二重になっています,bug,billing,0.93\n", encoding="utf-8")
@@ -284,3 +285,20 @@ def test_an_approver_rolls_production_back_with_a_reason(console, page):
     assert "v2 → v1" in page.locator(".notice").inner_text()
     assert page.locator("#production").inner_text() == "v1"
     assert "rollback v1" in page.locator("#audit tr").nth(1).inner_text()
+
+
+def test_archiving_a_version_an_alias_holds_is_refused_in_words_and_the_drift_report_opens_sandboxed(console, page):
+    _sign_in(page, console, "bob")
+    page.goto(f"{console}/adapters/{NAME}/v2")
+    assert page.locator("#archive").count() == 0  # staging holds it: the form is not offered
+    answer = page.request.post(f"{console}/adapters/{NAME}/v2/archive",
+                               form={"reason": "old", "csrf": _csrf(page)})  # fmt: skip
+    assert answer.status == 409 and "tickets v2 is staging: promote or roll back to another version first" in answer.text()
+    report = page.request.get(f"{console}/adapters/{NAME}/v2/drift")
+    assert report.status == 200 and report.headers["content-security-policy"].startswith("sandbox allow-scripts;")
+    page.goto(f"{console}/adapters/{NAME}/v2/drift")
+    assert page.title() == "null"  # its script ran, in an opaque origin: not the console's
+
+
+def _csrf(page) -> str:
+    return page.locator("form.signout input[name=csrf]").get_attribute("value")
