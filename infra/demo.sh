@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the sample data, as a person would run it.
 # store → Prefect server → retrain (validate → train → evaluate → gate → register → staging)
-# → a second person promotes to production → the HTML audit report → how to roll back.
+# → a second person promotes to production → the HTML audit report → how to roll back → the console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -28,6 +28,13 @@ if [ ! -f "$creds/demo-admin.json" ]; then
 fi
 trainer="$creds/demo-trainer.json"
 approver="$creds/demo-approver.json"
+# Their console passphrases (demo only: real people choose their own with `tailor user passwd`).
+accounts="${TAILOR_HOME:-.tailor}/console/people"
+for person in demo-trainer demo-approver; do
+  if [ ! -f "$accounts/$person.json" ]; then
+    echo "$person passphrase" | TAILOR_CREDENTIALS_FILE="$creds/$person.json" $tailor user passwd --passphrase-stdin
+  fi
+done
 $tailor prefect start --timeout 300
 
 step "2/5 a new batch arrives: data/sample/train.csv (4 classes, 112 rows, 5 deliberate label errors)"
@@ -81,3 +88,20 @@ Done in $(( $(date +%s) - started )) s.
   stop everything:               $tailor prefect stop && $tailor store stop
 EOF
 fi
+
+step "the console: evidence, approvals queue, audit log, promote and roll back in the browser"
+console_port="${DEMO_CONSOLE_PORT:-8900}"
+console_log="${TAILOR_HOME:-.tailor}/console.log"
+nohup $tailor console --port "$console_port" > "$console_log" 2>&1 &
+console_pid=$!
+for _ in $(seq 1 50); do
+  grep -q "console on" "$console_log" 2>/dev/null && break
+  kill -0 "$console_pid" 2>/dev/null || { cat "$console_log" >&2; exit 1; }
+  sleep 0.2
+done
+cat <<EOF
+  console:                       http://127.0.0.1:$console_port/  (JST; 日本語 or English from the browser, switch at the top)
+  sign in as the approver:       demo-approver / "demo-approver passphrase"
+  sign in as the trainer:        demo-trainer / "demo-trainer passphrase"
+  stop the console:              kill $console_pid   (log: $console_log)
+EOF

@@ -18,4 +18,14 @@ fi
 echo "setup: installing tailor and its dependencies"
 .venv/bin/pip install --quiet --progress-bar off -e '.[test,serve-onnx]' -c infra/constraints.txt
 .venv/bin/pip check
+# The console's browser tests drive Debian's Chromium (Playwright cannot download its own browser
+# here), and its charts and the report set Japanese labels in Noto CJK: installed when missing.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing+=(fonts-noto-cjk)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} with apt-get (the console's browser tests and Japanese chart labels)"
+  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
+fi
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

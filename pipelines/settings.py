@@ -245,8 +245,9 @@ class Settings(BaseSettings):
             filer_port=self.store_filer_port,
         )
 
-    def store(self, role: Role | None = None) -> StoreSettings:
-        """The store settings for ``role`` (default: the configured one), credentials resolved.
+    def store(self, role: Role | None = None, person: "Credentials | None" = None) -> StoreSettings:
+        """The store settings for ``role`` (default: the configured one), credentials resolved; with
+        ``person`` (signed in to the console), theirs.
 
         Explicit keys win; else the role's identity in the credentials file (by default the
         embedded store's identities file).
@@ -254,6 +255,8 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: no credentials can be found for the role.
         """
+        if person is not None:
+            return self._person_store(person, person.role)
         role = role or self.role
         token = None
         if self.access_key is None and self.credentials_file is not None and is_credentials_file(self.credentials_file):

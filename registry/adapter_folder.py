@@ -19,6 +19,7 @@ from typing import Any
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.files import read_json_object, safetensors_header_problem, write_atomic
 from registry.fingerprint import BaseModelFingerprint, file_sha256, is_sha256
+from registry.model_card import CARD_FILE, parse_card
 
 META_FILE = "tailor_adapter.json"  # AdapterMeta
 WEIGHTS_FILE = "adapter_model.safetensors"  # PEFT's LoRA weights and the head (modules_to_save)
@@ -28,6 +29,7 @@ TRAIN_RESULT_FILE = "train_result.json"  # pipelines.records.TrainResult; the re
 GATE_DECISION_FILE = "gate_decision.json"  # pipelines.records.GateDecision; the registry reads GateSummary
 REPORTS_DIR = "reports"  # evidence: check reports, validation reports
 GATE_REPORT_FILE = f"{REPORTS_DIR}/gate.md"
+QUALITY_FILE = f"{REPORTS_DIR}/quality.json"  # `tailor evaluate`'s holdout quality: its numbers go into the metrics
 README_FILE = "README.md"
 MANIFEST_FILE = "manifest.json"  # written by the registry beside a stored version, never by a trainer
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, META_FILE)
@@ -257,6 +259,8 @@ class AdapterFolder:
     peft: PeftSummary
     train: TrainSummary
     gate: GateSummary | None
+    quality: dict[str, Any] | None = None  # `tailor evaluate`'s holdout quality report, for the metrics
+    card: dict[str, Any] | None = None  # the trainer's model card (intended use, limitations, languages)
 
 
 def reference_texts(adapter_dir: Path, most: int) -> list[str]:
@@ -334,7 +338,14 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
         if rel.endswith(".safetensors") and (problem := safetensors_header_problem(root / rel)):
             problems.append(f"{rel} is not a safetensors file ({problem})")
     parsed = {rel: _read_json(root / rel, rel, problems)
-              for rel in (CONFIG_FILE, META_FILE, TRAIN_RESULT_FILE, GATE_DECISION_FILE) if rel in files}  # fmt: skip
+              for rel in (CONFIG_FILE, META_FILE, TRAIN_RESULT_FILE, GATE_DECISION_FILE, QUALITY_FILE, CARD_FILE)
+              if rel in files}  # fmt: skip
+    card = None
+    if parsed.get(CARD_FILE) is not None:
+        try:
+            card = parse_card(parsed[CARD_FILE]).to_dict()
+        except ValueError as err:
+            problems.append(f"{CARD_FILE}: {err}")
     meta = None
     if (raw_meta := parsed.get(META_FILE)) is not None:
         try:
@@ -354,6 +365,8 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
         peft=peft_summary(parsed[CONFIG_FILE] or {}),
         train=TrainSummary.parse(parsed.get(TRAIN_RESULT_FILE) or {}),
         gate=gate_summary(parsed.get(GATE_DECISION_FILE)),
+        quality=parsed.get(QUALITY_FILE),
+        card=card,
     )
 
 

@@ -176,6 +176,22 @@ def recorded_against(manifest: Manifest, decision: bytes | None) -> str | None:
     return against if isinstance(against, str) else None
 
 
+def holdout_metrics(quality: dict[str, Any] | None) -> dict[str, Any]:
+    """The holdout numbers of `tailor evaluate`'s quality report, as manifest metrics (none when absent)."""
+    details = quality.get("details") if isinstance(quality, dict) else None
+    if not isinstance(details, dict):
+        return {}
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    found = {f"holdout_{key}": details[key] for key in ("macro_f1", "accuracy") if number(details.get(key))}
+    if number(details.get("examples")):
+        found["holdout_rows"] = details["examples"]
+    per_class = {str(row["label"]): row["f1"] for row in details.get("per_class") or []
+                 if isinstance(row, dict) and "label" in row and number(row.get("f1"))}  # fmt: skip
+    if per_class:
+        found["holdout_per_class_f1"] = per_class
+    return found
+
+
 def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by: str, created_role: str,
                    created_at: str, reason: str) -> Manifest:  # fmt: skip
     """The manifest of ``folder`` registered as ``name``/``version``, its content hash filled in."""
@@ -188,9 +204,9 @@ def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by
         peft=folder.peft,
         labels=list(meta.labels),
         max_length=meta.max_length,
-        intended_use=meta.intended_use,
+        intended_use=(folder.card or {}).get("intended_use") or meta.intended_use,
         data_version=folder.train.data_version or meta.data_version,
-        metrics=folder.train.metrics,
+        metrics={**folder.train.metrics, **holdout_metrics(folder.quality)},
         cost=folder.train.cost,
         gate=folder.gate,
         created_by=created_by,

@@ -18,6 +18,7 @@ from pipelines.cli import serve as serve_cli
 from pipelines.cli import audit, base, versions, report, user
 from pipelines.cli import feedback as feedback_cli
 from pipelines.cli import monitor as monitor_cli
+from pipelines.cli import console as console_cli
 from pipelines.cli import validate as validate_cli
 from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
@@ -53,6 +54,7 @@ user.attach(app)
 base.attach(app)
 monitor_cli.attach(app)
 feedback_cli.attach(app)
+console_cli.attach(app)
 
 
 @app.callback()

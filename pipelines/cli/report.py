@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -16,21 +17,28 @@ def report(
     name: str = typer.Argument(..., help="adapter name"),
     version: str = typer.Argument(..., help="v1, v2, …"),
     out: Path = typer.Option(..., "--out", parser=output_file, metavar="FILE", help="HTML file to write"),
+    lang: Literal["ja", "en"] = typer.Option("ja", "--lang", help="language of the report"),
+    tz: str = typer.Option("Asia/Tokyo", "--tz", help="time zone the times are shown in (stored in UTC)"),
     force: bool = typer.Option(False, "--force", help="replace --out if it exists"),
     as_json: bool = JSON,
 ) -> None:
-    """Write a model card with every piece of evidence and the version's audit trail (opens offline)."""
+    """Write the version's model card, evidence (charts as inline SVG) and audit trail as one HTML
+    file that opens offline."""
+    from pipelines.console.evidence import read_evidence
+    from pipelines.console.i18n import zone
+    from pipelines.console.render import render_report
     from registry.files import write_atomic
-    from registry.errors import AlreadyExistsError
-    from registry.report import gather, render
+    from registry.errors import AlreadyExistsError, ConfigError
 
+    if zone(tz).key != tz:
+        raise ConfigError(f"--tz {tz!r} is not a time zone name (e.g. Asia/Tokyo, UTC)")
     if out.exists() and not force:
         raise AlreadyExistsError(f"--out {out} already exists; choose another path or pass --force to replace it")
-    inputs = gather(state.context().registry(), name, version)
+    evidence = read_evidence(state.context().registry(), name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, render(inputs))
-    emit({"name": name, "version": version, "out": out, "events": len(inputs.trail),
-          "evidence": sorted(inputs.evidence)}, as_json=as_json, text=f"wrote {out}")  # fmt: skip
+    write_atomic(out, render_report(evidence, lang=lang, zone=tz))
+    emit({"name": name, "version": version, "out": out, "events": len(evidence.inputs.trail),
+          "evidence": sorted(evidence.inputs.evidence)}, as_json=as_json, text=f"wrote {out}")  # fmt: skip
 
 
 def attach(app: typer.Typer) -> None:

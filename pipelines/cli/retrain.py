@@ -31,10 +31,16 @@ def retrain(
     policy: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (training and checks)"),
     encoding: str | None = ENCODING,
+    card: Path | None = typer.Option(None, "--card", help="model card (YAML or JSON: intended_use, limitations, "
+                                     "languages) registered with the new version"),
     as_json: bool = JSON,
 ) -> None:
     """Retrain NAME on a batch. Exit 1 when the batch or the gate rejects the candidate."""
     check_flow_arguments(name, holdout, labels, policy, data=data, device=device)
+    if card is not None:
+        from pipelines.model_card_file import read_card
+
+        read_card(card)  # a malformed card is refused before the training it would follow
     encoding = encoding and codec_name(encoding)
     require_store(name)
     configure_policy(policy)
@@ -46,7 +52,7 @@ def retrain(
 
     try:
         final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(), device=device,
-                             encoding=encoding, return_state=True)  # fmt: skip
+                             encoding=encoding, card=card and card.resolve(), return_state=True)  # fmt: skip
     except httpx.TransportError as err:
         raise TailorError(f"the Prefect server{f' at {api}' if api else ''} stopped answering during the run "
                           f"({first_line(err)}), and its outcome is lost: {lost_run_fate(state.context(), data, name)}") from None

@@ -302,5 +302,35 @@ def list_people(as_json: bool = JSON) -> None:
         f"{r.name:<16} {r.role:<9} {r.kind:<8} key {r.key_id}  {r.status}" for r in rows))
 
 
+@app.command()
+def passwd(
+    passphrase_stdin: bool = typer.Option(False, "--passphrase-stdin",
+                                          help="read the passphrase from the first line of stdin (scripts)"),
+    as_json: bool = JSON,
+) -> None:
+    """Set your console passphrase: `tailor console` then signs you in with it and signs your actions
+    with your key, which it keeps sealed under the passphrase (run it with your credentials_file)."""
+    import sys
+
+    from pipelines.cli.console import accounts_folder
+    from pipelines.console.accounts import write_account
+    from registry.people import is_credentials_file, read_credentials
+
+    settings = state.settings()
+    if settings.credentials_file is None or not is_credentials_file(settings.credentials_file):
+        raise ConfigError("credentials_file: point it at your own credentials file (from `tailor user add`): the "
+                          "console signs your actions with the key it holds")  # fmt: skip
+    person = read_credentials(settings.credentials_file)
+    if person.kind != "person":
+        raise RefusedError(f"{person.name} is a service: only people sign in to the console")
+    if passphrase_stdin:
+        phrase = sys.stdin.readline().rstrip("\r\n")
+    else:
+        phrase = typer.prompt(f"console passphrase for {person.name}", hide_input=True, confirmation_prompt=True)
+    path = write_account(accounts_folder(settings.home), person, phrase)
+    emit({"name": person.name, "account_file": str(path)}, as_json=as_json,
+         text=f"{person.name} can sign in to `tailor console` ({path})")
+
+
 def attach(parent: typer.Typer) -> None:
     parent.add_typer(app, name="user")

@@ -40,9 +40,15 @@ def register(
     adapter_dir: Path = typer.Argument(..., help="PEFT adapter folder written by `tailor train`"),
     name: str = typer.Option(..., "--name", help="adapter name: letters, digits, '.', '_' or '-'"),
     reason: str = typer.Option("", "--reason", help="why: recorded in the audit log"),
+    card: Path = typer.Option(None, "--card", help="model card (YAML or JSON: intended_use, limitations, "
+                              "languages), stored with the version and shown first in the console and report"),
     as_json: bool = JSON,
 ) -> None:
     """Upload an adapter folder as the next immutable version (v1, v2, …) of NAME."""
+    if card is not None:
+        from pipelines.model_card_file import add_card, read_card
+
+        add_card(adapter_dir, read_card(card))
     manifest = state.context().registry(with_base=True).register(adapter_dir, name, reason=reason)
     emit(manifest, as_json=as_json, text=f"registered {manifest.name} {manifest.version} "
          f"({len(manifest.files)} files, content sha256 {manifest.content_sha256[:16]}…)")  # fmt: skip

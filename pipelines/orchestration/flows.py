@@ -94,7 +94,8 @@ def rollback(name: str, reason: str, alias: str = "production") -> AuditEvent:
 
 @flow(name="retrain")
 def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, workdir: Path | None = None,
-            device: str = "auto", encoding: str | None = None, incoming: Path | None = None) -> RetrainOutcome:  # fmt: skip
+            device: str = "auto", encoding: str | None = None, incoming: Path | None = None,
+            card: Path | None = None) -> RetrainOutcome:  # fmt: skip
     """validate → train → evaluate → gate → register → promote to staging (production only if the policy says so).
 
     ``encoding`` names the batch's text encoding (None: UTF-8). A rejected batch is moved into
@@ -104,7 +105,7 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
     that still carries the ``RetrainOutcome``: call with ``return_state=True`` and read
     ``state.result(raise_on_failure=False)``.
     """
-    request = RetrainRequest(batch, name, holdout, labels, workdir, device, encoding, incoming)
+    request = RetrainRequest(batch, name, holdout, labels, workdir, device, encoding, incoming, card)
     outcome = retraining.run(Context.snapshot(), request, get_run_logger(), TASKS)
     if outcome.rejected:
         return Failed(message=f"{outcome.status}: {'; '.join(outcome.notes)}", data=outcome)

@@ -46,6 +46,7 @@ class RetrainRequest:
     device: str = "auto"
     encoding: str | None = None
     incoming: Path | None = None
+    card: Path | None = None  # the trainer's model card (`--card`), registered with the version
 
 
 # ---- the steps -----------------------------------------------------------------------------------
@@ -177,6 +178,10 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
     decision = steps.evaluate(ctx, adapter_dir, holdout, production, f"{name}:candidate")
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
     verdict = decision.verdict
+    if request.card is not None:
+        from pipelines.model_card_file import add_card, read_card
+
+        add_card(adapter_dir, read_card(request.card))
     version = steps.register(ctx, adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
     common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
                   train_seconds=trained.cost.wall_seconds)  # fmt: skip

@@ -4,7 +4,6 @@ with a tokenizer trained on Japanese text, built here (nothing is downloaded).""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from pipelines.webhooks import verify
-from registry.errors import AccessDeniedError, NotFoundError, RefusedError
+from registry.errors import AccessDeniedError
 from registry.settings import StoreSettings
 from pipelines.servers.seaweedfs_identities import RECORDER, read_identities
 from registry.store import S3ObjectStore

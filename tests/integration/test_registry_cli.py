@@ -92,7 +92,7 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
         (["audit", "at", name, "--alias", "production", "--time", v2_since], reader),
         (["rollback", name, "--reason", "x"], trainer),
         (["archive", name, "v1", "--reason", "x"], approver),
-        (["report", name, "v1", "--out", str(report_file)], reader),
+        (["report", name, "v1", "--out", str(report_file), "--lang", "en", "--tz", "UTC"], reader),
     ])  # fmt: skip
     rows = json.loads(listing.stdout)
     assert [(r["version"], r["aliases"], r["gate_passed"]) for r in rows] == [
@@ -113,10 +113,10 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
 
     assert report.returncode == 0, report.stderr
     html = report_file.read_text()
-    for section in ("Intended use", "Base model", "Data", "Metrics", "Gates", "Evidence files", "Audit trail"):
+    for section in ("Model card", "Quality", "Drift", "Bias per group", "Cost / Load", "Who signed what", "Files"):
         assert f"<h2>{section}</h2>" in html
     assert base.weights_sha256 in html and "md5-0001" in html and "v2 misroutes billing" in html
-    assert "reports/validation.json" in html and "&quot;accepted&quot;: true" in html
+    assert "Route support tickets to a queue" in html and "reports/validation.json" in html
     assert not re.search(r"<script|<link|src=|https?://", html)
 
     # An existing file is kept unless --force; a folder is never written over.
@@ -304,3 +304,24 @@ def test_verify_on_a_store_without_a_keyring_warns_that_nothing_is_signed(s3_ser
     result = run_cli("audit", "verify", unique_name, env=s3_server.env(TAILOR_ROLE="reader"))
     assert result.returncode == 0, result.stderr
     assert "WARNING: this store has no keyring, so its events are not signed" in result.stderr
+
+
+def test_register_with_a_model_card_stores_it_and_the_report_shows_it_first(s3_server, base, unique_name, tmp_path):
+    trainer = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
+    folder = make_adapter_folder(tmp_path / "a", base, seed=1)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("intended_use: route tickets\nlanguage: ja\n", encoding="utf-8")
+    refused = run_cli("register", str(folder), "--name", unique_name, "--card", str(bad), env=trainer)
+    assert refused.returncode == 2 and "unknown key 'language'" in refused.stderr
+    assert not (folder / "model_card.json").exists()
+    card = tmp_path / "card.yaml"
+    card.write_text("intended_use: 問い合わせを担当キューに振り分ける\nlimitations: 人事の判断には使わない\n"
+                    "languages: [ja, en]\n", encoding="utf-8")  # fmt: skip
+    done = run_cli("register", str(folder), "--name", unique_name, "--card", str(card), env=trainer)
+    assert done.returncode == 0, done.stderr
+    report_file = tmp_path / "report.html"
+    made = run_cli("report", unique_name, "v1", "--out", str(report_file), env=trainer)
+    assert made.returncode == 0, made.stderr
+    html = report_file.read_text(encoding="utf-8")
+    assert html.index("モデルカード") < html.index("問い合わせを担当キューに振り分ける") < html.index("<h2>品質</h2>")
+    assert "人事の判断には使わない" in html and "ja, en" in html

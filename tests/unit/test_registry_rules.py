@@ -455,9 +455,11 @@ def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_regist
                               {"details": {"p95_ratio": 1.1}}, reason="load judged again")  # fmt: skip
     assert event.action == "judge" and event.gate["evidence"] == {"details": {"p95_ratio": 1.1}}
     assert approver.state("tickets").verdict("v1").verdict == "passed"  # what `tailor list` shows
-    from registry.report import gather, render
+    from pipelines.console.evidence import read_evidence
+    from pipelines.console.render import render_report
 
-    assert "PASSED</span> (judged again after registering" in render(gather(approver, "tickets", "v1"))
+    report = render_report(read_evidence(approver, "tickets", "v1"), lang="en")
+    assert re.search(r'<td id="gate"><span class="pass">passed</span>\s*<span class="small">\(judged again after registering', report)
     assert approver.promote("tickets", "v1", "production", reason="ship").gate["passed"] is True
     assert [e.action for e in approver.events("tickets")] == ["register", "judge", "promote"]
     assert approver.events("tickets")[0].gate["passed"] is False

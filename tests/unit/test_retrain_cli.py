@@ -19,6 +19,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
     ({"--holdout": "/dev/zero"}, 1, "--holdout: /dev/zero is a device, pipe or socket, not a file"),
     ({"--labels": str(SAMPLE)}, 1, f"labels file {SAMPLE} is a folder, not a file"),
     ({"--policy": "/dev/zero"}, 2, "policy file /dev/zero is a device, pipe or socket, not a file"),
+    ({"--card": str(SAMPLE / "labels.txt")}, 2, f"--card {SAMPLE / 'labels.txt'}: a model card is a mapping"),
+    ({"--card": "no-such-card.yaml"}, 2, "--card no-such-card.yaml does not exist"),
 ])  # fmt: skip
 def test_a_bad_argument_is_refused_before_the_flow_starts(monkeypatch, capsys, change, code, message):
     import pipelines.cli.retrain as retrain_cli
