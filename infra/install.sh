@@ -16,6 +16,6 @@ if ! .venv/bin/python -c 'import torch, sys; sys.exit(0 if torch.__version__.sta
   .venv/bin/pip install --quiet --progress-bar off "torch==2.13.0" -c infra/constraints.txt
 fi
 echo "setup: installing tailor and its dependencies"
-.venv/bin/pip install --quiet --progress-bar off -e '.[test,serve-onnx,docs]' -c infra/constraints.txt
+.venv/bin/pip install --quiet --progress-bar off -e '.[all,test,serve-onnx,docs]' -c infra/constraints.txt
 .venv/bin/pip check
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
