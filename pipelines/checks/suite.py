@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines import gate
+from pipelines import gate, progress
 from pipelines.batch_io import read_batch
 from pipelines.baselines import predict_baselines
 from pipelines.checks import bias, cost, drift, load, quality
@@ -118,6 +118,7 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
 
 def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     """Run one check; whatever it raises becomes an errored result that the gate fails with a reason."""
+    progress.step(f"check: {name}")
     try:
         return check()
     except TailorError as err:

@@ -6,6 +6,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.registry_cmds import JSON, event_line, open_registry
+from pipelines.cli.choices import Alias
 from registry.errors import NotFoundError
 from registry.registry import no_audit_log
 
@@ -62,7 +63,7 @@ def clear(name: str = typer.Argument(..., help="adapter name"),
 @app.command("at")
 def at(
     name: str = typer.Argument(..., help="adapter name"),
-    alias: str = typer.Option("production", "--alias"),
+    alias: Alias = typer.Option("production", "--alias"),
     when: str = typer.Option(..., "--time", help="ISO 8601, e.g. 2026-11-27T23:00:00Z"),
     as_json: bool = JSON,
 ) -> None:

@@ -13,6 +13,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
+from pipelines.cli.choices import Alias
 from registry.audit import AuditEvent
 from registry.readable_text import escape_control
 from registry.registry import Registry
@@ -122,7 +123,7 @@ def download(
 def promote(
     name: str = typer.Argument(...),
     version: str = typer.Argument(..., help="v1, v2, …"),
-    to: str = typer.Option(..., "--to", help="staging or production"),
+    to: Alias = typer.Option(..., "--to", help="the alias to move"),
     reason: str = REASON,
     override: bool = typer.Option(False, "--override", help="approver only: promote past a failed gate"),
     as_json: bool = JSON,
@@ -136,7 +137,7 @@ def promote(
 
 def rollback(
     name: str = typer.Argument(...),
-    alias: str = typer.Option("production", "--alias", help="alias to roll back"),
+    alias: Alias = typer.Option("production", "--alias", help="alias to roll back"),
     reason: str = REASON,
     expect: str = typer.Option(None, "--expect-current", help="the version you mean to replace (e.g. v3): refused "
                                "if the alias moved meanwhile"),

@@ -15,6 +15,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
+from pipelines.cli.choices import Role
 from registry import embedded
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, validate_person
@@ -175,7 +176,7 @@ def keygen(
 @app.command()
 def add(
     name: str = typer.Argument(..., help="person (or service) name: lowercase ASCII letters, digits, '.', '_', '-'"),
-    role: str = typer.Option(..., "--role", help="trainer | approver | reader | admin"),
+    role: Role = typer.Option(..., "--role", help="what the identity may do"),
     service: bool = typer.Option(False, "--service", help="a service (a server's reader, a schedule's trainer)"),
     out: Path = OUT,
     access_key: str = ACCESS,
