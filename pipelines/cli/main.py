@@ -1,7 +1,8 @@
 """The `tailor` command: a small Typer app, one module per command group.
 
 Exit codes: 0 success, 1 a check failed or a request was refused, 2 usage or configuration error.
-Errors are one line on stderr; `--debug` adds the traceback.
+Errors are one line on stderr (with `--json`, one JSON object: `{"error": …, "problems": […]}`);
+`--debug` adds the traceback.
 """
 
 from __future__ import annotations
