@@ -15,6 +15,16 @@ pip_offline=(--quiet --progress-bar off -c infra/constraints.txt)
   || "$PYTHON" -m pip wheel --quiet --no-deps -w "$work/dist" .
 wheel=$(ls "$work"/dist/tailor-*.whl)
 failed=0
+
+# On a serving host, a training command must name the extra to install (exit 2), not crash.
+names_missing_extra() {
+  [ "$2" = serve ] || return 0
+  printf 'text,label\n' > "$work/batch.csv"
+  for i in $(seq 1 20); do printf 'message %s,%s\n' "$i" $(( i % 2 )) >> "$work/batch.csv"; done
+  local code=0
+  (cd "$work" && "$1/bin/tailor" validate batch.csv --no-noise-audit --no-track --json 2> "$work/err") || code=$?
+  [ "$code" = 2 ] && grep -q "pip install 'tailor\[train\]'" "$work/err"
+}
 for extra in "${@:-serve train orchestrate}"; do
   for x in $extra; do
     venv="$work/venv-$x"
@@ -36,7 +46,7 @@ for name in must:
 present = [name for name in absent if importlib.util.find_spec(name) is not None]
 sys.exit(f"installed but not needed: {present}" if present else 0)
 PY
-    ) && "$venv/bin/tailor" --version >/dev/null; then
+    ) && "$venv/bin/tailor" --version >/dev/null && names_missing_extra "$venv" "$x"; then
       echo "ok      tailor[$x]: $(du -sm "$venv" | cut -f1) MB, $(( $(date +%s) - start )) s"
     else
       echo "FAILED  tailor[$x]"; failed=1
