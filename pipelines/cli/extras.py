@@ -18,7 +18,6 @@ EXTRA_OF_MODULE = {
     "scipy": "train",
     "pandas": "train",
     "pyarrow": "train",
-    "tqdm": "train",
     "dvc": "train",
     "prefect": "orchestrate",
     "onnxruntime": "serve-onnx",
