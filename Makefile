@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-unit clean-state
+.PHONY: setup demo test test-unit docs clean-state
 
 setup: $(STAMP)
 
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml infra/constraints.txt infra/install.sh
 	bash infra/install.sh
 	touch $(STAMP)
 
+# The suite includes tests/unit/test_docs_site.py, which builds the docs with --strict.
 test: setup
 	$(PY) -m pytest tests
 
@@ -24,6 +25,10 @@ test-unit: setup
 
 demo: setup
 	bash infra/demo.sh
+
+# The documentation site, offline: reference pages are generated from the code at build time.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 clean-state:
 	-$(VENV)/bin/tailor store stop

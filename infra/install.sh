@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install Tailor. Idempotent and quick when nothing changed.
 # torch is installed first, then the project under infra/constraints.txt, so the resolver can
-# never replace the CPU build with a multi-GB CUDA one (see README, "GPU hosts").
+# never replace the CPU build with a multi-GB CUDA one (see docs/getting-started/install.md, "GPU hosts").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -16,7 +16,7 @@ if ! .venv/bin/python -c 'import torch, sys; sys.exit(0 if torch.__version__.sta
   .venv/bin/pip install --quiet --progress-bar off "torch==2.13.0" -c infra/constraints.txt
 fi
 echo "setup: installing tailor and its dependencies"
-.venv/bin/pip install --quiet --progress-bar off -e '.[test,serve-onnx]' -c infra/constraints.txt
+.venv/bin/pip install --quiet --progress-bar off -e '.[all,test,serve-onnx,docs]' -c infra/constraints.txt
 .venv/bin/pip check
 # The console's browser tests drive Debian's Chromium (Playwright cannot download its own browser
 # here), and its charts and the report set Japanese labels in Noto CJK: installed when missing.

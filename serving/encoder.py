@@ -109,9 +109,11 @@ def embed(texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length
     """Mean-pooled, L2-normalised embeddings (how all-MiniLM-L6-v2 was trained), shape (n, hidden)."""
     import torch
 
+    from serving import progress
+
     tokenizer, model = _encoder(str(check_model_dir(model_dir)), device)
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), progress.bar(len(texts), "embedding") as shown:
         for start in range(0, len(texts), batch_size):
             enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(model.device)  # fmt: skip
@@ -119,5 +121,6 @@ def embed(texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+            shown.update(len(enc["input_ids"]))
     hidden_size = model.config.hidden_size
     return np.concatenate(out) if out else np.zeros((0, hidden_size), dtype=np.float32)

@@ -61,12 +61,14 @@ def audit_label_noise(
         NotFoundError: the base model folder is missing or incomplete.
         RefusedError: the base model would need remote code or pickle weights.
     """
+    from serving import progress
     from serving.encoder import embed
 
     keep = [i for i, label in enumerate(labels) if label.strip()]
     labeled = len(keep)
     if labeled > max_rows:
         keep = stratified_sample(keep, [labels[i] for i in keep], max_rows, seed)
+    progress.step(f"label-noise audit: {len(keep)} rows")
     embeddings = embed([texts[i] for i in keep], model_dir)
     audit, suspects = audit_embeddings(
         embeddings,

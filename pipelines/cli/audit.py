@@ -8,6 +8,7 @@ from pipelines.cli.output import emit
 from pipelines.cli.output import JSON
 from pipelines.cli.versions import event_line
 from pipelines.cli.state import state
+from pipelines.cli.choices import Alias
 from registry.errors import NotFoundError
 from registry.reading import no_audit_log
 
@@ -64,7 +65,7 @@ def clear(name: str = typer.Argument(..., help="adapter name"),
 @app.command("at")
 def at(
     name: str = typer.Argument(..., help="adapter name"),
-    alias: str = typer.Option("production", "--alias"),
+    alias: Alias = typer.Option("production", "--alias"),
     when: str = typer.Option(..., "--time", help="ISO 8601, e.g. 2026-11-27T23:00:00Z"),
     as_json: bool = JSON,
 ) -> None:

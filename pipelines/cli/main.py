@@ -1,11 +1,13 @@
 """The `tailor` command: a small Typer app, one module per command group.
 
 Exit codes: 0 success, 1 a check failed or a request was refused, 2 usage or configuration error.
-Errors are one line on stderr; `--debug` adds the traceback.
+Errors are one line on stderr (with `--json`, one JSON object: `{"error": …, "problems": […]}`);
+`--debug` adds the traceback.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -24,6 +26,8 @@ from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
 from pipelines.cli import explain as explain_cli
 from pipelines.cli import judge_load as judge_load_cli
+from serving import progress
+from pipelines.cli.extras import missing_extra
 from pipelines.cli.state import state
 from registry.errors import TailorError
 
@@ -34,7 +38,8 @@ app = typer.Typer(
     help="Fit LoRA adapters to small, noisy labeled data and govern them from training to production.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # `--install-completion` / `--show-completion`: Typer's completion, which also completes choices.
+    add_completion=True,
 )
 store.attach(app)
 validate_cli.attach(app)
@@ -57,8 +62,20 @@ feedback_cli.attach(app)
 console_cli.attach(app)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"tailor {version('tailor')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
+    _version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                  help="print the installed version and exit"),
+) -> None:
     state.begin(debug)
     if not sys.stderr.isatty():
         # Hugging Face's "Loading weights" bar, redrawn with carriage returns, is noise in logs and
@@ -101,36 +118,53 @@ def _terminated(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def _fail(message: str, code: int, as_json: bool, usage_error: typer.TyperException | None = None) -> None:
+    """One error on stderr, then exit: a line for people, or with ``--json`` the shape of the predictor's
+    4xx bodies (``{"error": …, "problems": […]}``), so a script parses failures as it parses answers."""
+    if as_json:
+        typer.echo(json.dumps({"error": message, "problems": []}, ensure_ascii=False), err=True)
+    elif usage_error is not None:
+        usage_error.show()  # Click's usage line and hint
+    else:
+        typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map errors to exit codes."""
     if argv is None:  # the real process, not a test calling run() in its own
         signal.signal(signal.SIGTERM, _terminated)
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args
+    as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     if (where := empty_argument(args)) is not None:
-        typer.echo(f"error: {where} is empty; give a value (a shell variable that expanded to nothing?)", err=True)
-        sys.exit(2)
+        _fail(f"{where} is empty; give a value (a shell variable that expanded to nothing?)", 2, as_json)
+    # Long steps (the noise audit, each check) show progress to a person, never into --json output or logs.
+    progress.show(not as_json and sys.stderr.isatty())
     try:
         # Without standalone mode Click returns a `typer.Exit` code instead of raising it.
         code = app(args=argv, standalone_mode=False)
     except TailorError as err:
         if debug:
             traceback.print_exc()
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+        _fail(str(err), err.exit_code, as_json)
     except typer.Exit as err:
         sys.exit(err.exit_code)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(INTERRUPTED)
+    except ModuleNotFoundError as err:  # an extra this host did not install (a serving host running `retrain`)
+        if (install := missing_extra(err)) is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        _fail(install, 2, as_json)
     except OSError as err:  # a path the user gave that cannot be read or written: name it, no traceback
         if debug:
             traceback.print_exc()
-        typer.echo(f"error: {describe_os_error(err)}", err=True)
-        sys.exit(1)
+        _fail(describe_os_error(err), 1, as_json)
     except typer.TyperException as err:  # usage errors from Typer's bundled Click: bad option, missing argument
-        err.show()
-        sys.exit(2)
+        _fail(err.format_message(), 2, as_json, usage_error=err)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(INTERRUPTED)

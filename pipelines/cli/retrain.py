@@ -11,6 +11,7 @@ from pipelines.cli.output import JSON, emit
 from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.state import state
 from pipelines.batches.text_encoding import codec_name
+from pipelines.cli.choices import Device
 from registry.errors import TailorError, first_line
 
 
@@ -29,7 +30,7 @@ def retrain(
     holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
     policy: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (training and checks)"),
+    device: Device = typer.Option("auto", "--device", help="where training and the checks run"),
     encoding: str | None = ENCODING,
     card: Path | None = typer.Option(None, "--card", help="model card (YAML or JSON: intended_use, limitations, "
                                      "languages) registered with the new version"),

@@ -14,6 +14,7 @@ import typer
 
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
+from pipelines.cli.choices import Alias
 from registry.errors import ConfigError, RefusedError
 
 
@@ -42,7 +43,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def serve(
     names: list[str] = typer.Option(..., "--name", help="adapter to serve; repeat for several (one base model)"),
-    alias: str = typer.Option("production", help="alias to follow"),
+    alias: Alias = typer.Option("production", help="alias to follow"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8080, min=1, max=65535),
     poll_seconds: float = typer.Option(2.0, min=0.1, help="seconds between checks of the registry's audit log"),

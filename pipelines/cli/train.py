@@ -12,6 +12,7 @@ from pipelines.cli.file_option import ENCODING
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.training.params import MAX_SEED
+from pipelines.cli.choices import Device
 
 JSON = typer.Option(False, "--json", help="machine-readable output (no progress bar)")
 
@@ -21,7 +22,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="adapter folder to create"),
     base_model: str | None = typer.Option(None, "--base-model", help="local Hugging Face encoder folder or registered base name (default: configured base_model)"),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="same data, seed and settings give the same adapter on CPU"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    device: Device = typer.Option("auto", "--device", help="where to train"),
     params_file: Path | None = typer.Option(None, "--params", help="params file with a train: section (default ./params.yaml)"),
     noise_filter: Literal["auto", "cleanlab", "none"] | None = typer.Option(
         None, "--noise-filter", help="overrides noise_filter of the params file"),

@@ -16,6 +16,7 @@ import typer
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.servers import seaweedfs, seaweedfs_identities
+from pipelines.cli.choices import Role
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, validate_person
 from registry.people import (
@@ -29,7 +30,6 @@ from registry.people import (
     write_signing_key,
 )
 from registry.signing import Signer, key_id, new_private_key, public_key_of
-from registry.settings import Role
 from registry.store import S3ObjectStore
 
 app = typer.Typer(help="People and services who act on the registry, each with their own store and signing keys.",
@@ -187,7 +187,7 @@ def keygen(
 @app.command()
 def add(
     name: str = typer.Argument(..., help="person (or service) name: lowercase ASCII letters, digits, '.', '_', '-'"),
-    role: str = typer.Option(..., "--role", help="trainer | approver | reader | admin"),
+    role: Role = typer.Option(..., "--role", help="what the identity may do"),
     service: bool = typer.Option(False, "--service", help="a service (a server's reader, a schedule's trainer)"),
     out: Path = OUT,
     access_key: str = ACCESS,

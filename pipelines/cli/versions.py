@@ -16,6 +16,7 @@ from pipelines.cli.state import state
 from registry.audit.events import AuditEvent
 from registry.text import escape_control
 from pipelines.usecases import promotion
+from pipelines.cli.choices import Alias
 
 REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
 
@@ -118,7 +119,7 @@ def download(
 def promote(
     name: str = typer.Argument(...),
     version: str = typer.Argument(..., help="v1, v2, …"),
-    to: str = typer.Option(..., "--to", help="staging or production"),
+    to: Alias = typer.Option(..., "--to", help="the alias to move"),
     reason: str = REASON,
     override: bool = typer.Option(False, "--override", help="approver only: promote past a failed gate"),
     as_json: bool = JSON,
@@ -133,7 +134,7 @@ def promote(
 
 def rollback(
     name: str = typer.Argument(...),
-    alias: str = typer.Option("production", "--alias", help="alias to roll back"),
+    alias: Alias = typer.Option("production", "--alias", help="alias to roll back"),
     reason: str = REASON,
     expect: str = typer.Option(None, "--expect-current", help="the version you mean to replace (e.g. v3): refused "
                                "if the alias moved meanwhile"),

@@ -14,7 +14,6 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("change, code, message", [
     ({"--name": "../x"}, 1, "adapter name '../x' is refused"),
-    ({"--device": "tpu"}, 2, "unknown device 'tpu': use auto, cpu or cuda"),
     ({"--data": "no-such-batch.csv"}, 1, "batch file no-such-batch.csv does not exist"),
     ({"--holdout": "/dev/zero"}, 1, "--holdout: /dev/zero is a device, pipe or socket, not a file"),
     ({"--labels": str(SAMPLE)}, 1, f"labels file {SAMPLE} is a folder, not a file"),

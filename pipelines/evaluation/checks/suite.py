@@ -17,6 +17,7 @@ from pipelines.batches.read import read_batch
 from pipelines.evaluation.baselines import predict_baselines
 from pipelines.evaluation.checks import bias, cost, drift, load, quality
 from pipelines.evaluation.holdout_explanations import ExplainBudget, explain_holdout, write_explanations
+from serving import progress
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
 from registry.adapter_folder import GATE_DECISION_FILE, GATE_REPORT_FILE, REFERENCE_FILE, WEIGHTS_FILE
@@ -124,6 +125,7 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
 
 def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     """Run one check; whatever it raises becomes an errored result that the gate fails with a reason."""
+    progress.step(f"check: {name}")
     try:
         return check()
     except TailorError as err:
