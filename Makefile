@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-unit docs clean-state
+.PHONY: setup demo test test-unit lint docs clean-state
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml infra/constraints.txt infra/install.sh
 # The suite includes tests/unit/test_docs_site.py, which builds the docs with --strict.
 test: setup
 	$(PY) -m pytest tests
+
+# What tests/unit/test_code_style.py and test_import_contracts.py check, without the rest of the suite.
+lint: setup
+	$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check . && $(VENV)/bin/lint-imports
 
 test-unit: setup
 	$(PY) -m pytest tests/unit

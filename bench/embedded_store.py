@@ -31,8 +31,12 @@ def store_env(cfg: EmbeddedStoreConfig, home: Path, **extra: str) -> dict[str, s
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILOR_", "AWS_"))}
     env.update(
-        TAILOR_HOME=str(home), TAILOR_BUCKET=cfg.bucket, TAILOR_STORE_PORT=str(cfg.s3_port),
-        TAILOR_STORE_MASTER_PORT=str(cfg.master_port), TAILOR_STORE_VOLUME_PORT=str(cfg.volume_port),
-        TAILOR_STORE_FILER_PORT=str(cfg.filer_port), **extra,
-    )  # fmt: skip
+        TAILOR_HOME=str(home),
+        TAILOR_BUCKET=cfg.bucket,
+        TAILOR_STORE_PORT=str(cfg.s3_port),
+        TAILOR_STORE_MASTER_PORT=str(cfg.master_port),
+        TAILOR_STORE_VOLUME_PORT=str(cfg.volume_port),
+        TAILOR_STORE_FILER_PORT=str(cfg.filer_port),
+        **extra,
+    )
     return env

@@ -43,23 +43,29 @@ def main() -> None:
 
     from pipelines.batches.read import read_batch
     from pipelines.settings import load_settings
-    from serving.model import load_base, load_classifier
-    from pipelines.training.recipe import train
     from pipelines.training.params import load_params
+    from pipelines.training.recipe import train
     from serving.explain import explain
+    from serving.model import load_base, load_classifier
 
     settings = load_settings()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
         work = Path(tmp)
         base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=work)
-        train(read_batch(REPO / "data" / "sample" / "train.csv"), work / "adapter", base=base,
-              params=load_params(min_steps=args.train_steps, max_steps=args.train_steps))  # fmt: skip
+        train(
+            read_batch(REPO / "data" / "sample" / "train.csv"),
+            work / "adapter",
+            base=base,
+            params=load_params(min_steps=args.train_steps, max_steps=args.train_steps),
+        )
         classifier = load_classifier(work / "adapter", base)
         explain(classifier, "warm up", steps=2)
         for language, folder in (("English", "sample"), ("Japanese", "sample_ja")):
-            texts = read_batch(REPO / "data" / folder / "holdout.csv").texts[:args.texts]
-            predict = [statistics.median(_seconds(lambda: classifier.predict_proba([t])) for _ in range(5)) for t in texts]
+            texts = read_batch(REPO / "data" / folder / "holdout.csv").texts[: args.texts]
+            predict = [
+                statistics.median(_seconds(lambda: classifier.predict_proba([t])) for _ in range(5)) for t in texts
+            ]
             found = []
             ig = [_seconds(lambda: found.append(explain(classifier, t, steps=args.steps))) for t in texts]
             occlusion = [_seconds(lambda: explain(classifier, t, method="occlusion")) for t in texts]
@@ -73,20 +79,35 @@ def main() -> None:
                 "occlusion_vs_predict": statistics.median(o / p for o, p in zip(occlusion, predict)),
                 "abs_delta_max": max(abs(e.delta) for e in found),
                 "comprehensiveness_mean": statistics.mean(e.faithfulness.comprehensiveness for e in found),
-                "random_comprehensiveness_mean": statistics.mean(e.faithfulness.random_comprehensiveness for e in found),
+                "random_comprehensiveness_mean": statistics.mean(
+                    e.faithfulness.random_comprehensiveness for e in found
+                ),
                 "sufficiency_mean": statistics.mean(e.faithfulness.sufficiency for e in found),
             }
     out = REPO / "bench" / "results" / "explain.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"steps": args.steps, "train_steps": args.train_steps, "torch_threads": torch.get_num_threads(),
-                               "results": rows}, indent=2))  # fmt: skip
-    print(f"| texts | spans (mean) | predict s | IG ({args.steps} steps) s | IG / predict | occlusion s | "
-          "occlusion / predict | max abs delta | comprehensiveness (random) | sufficiency |\n|---|---|---|---|---|---|---|---|---|---|")
+    out.write_text(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "train_steps": args.train_steps,
+                "torch_threads": torch.get_num_threads(),
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
+    print(
+        f"| texts | spans (mean) | predict s | IG ({args.steps} steps) s | IG / predict | occlusion s | "
+        "occlusion / predict | max abs delta | comprehensiveness (random) | sufficiency |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
     for language, r in rows.items():
-        print(f"| {language} ×{r['texts']} | {r['spans_mean']:.1f} | {r['predict_s']:.3f} | {r['integrated_gradients_s']:.2f} | "
-              f"{r['ig_vs_predict']:.0f}x | {r['occlusion_s']:.2f} | {r['occlusion_vs_predict']:.0f}x | "
-              f"{r['abs_delta_max']:.1e} | {r['comprehensiveness_mean']:.3f} ({r['random_comprehensiveness_mean']:.3f}) | "
-              f"{r['sufficiency_mean']:.3f} |")
+        print(
+            f"| {language} ×{r['texts']} | {r['spans_mean']:.1f} | {r['predict_s']:.3f} | {r['integrated_gradients_s']:.2f} | "
+            f"{r['ig_vs_predict']:.0f}x | {r['occlusion_s']:.2f} | {r['occlusion_vs_predict']:.0f}x | "
+            f"{r['abs_delta_max']:.1e} | {r['comprehensiveness_mean']:.3f} ({r['random_comprehensiveness_mean']:.3f}) | "
+            f"{r['sufficiency_mean']:.3f} |"
+        )
     print(f"saved {out}")
 
 

@@ -55,16 +55,23 @@ def run(name: str, batch: Path, holdout: Path, labels: Path, workdir: Path) -> d
         raise outcome
     train_s = outcome.train_seconds or 0.0
     return {
-        "data": name, "rows": outcome.validation.rows, "status": outcome.status,
-        "version": outcome.version, "gate_failures": [f.describe() for f in (outcome.gate.failures if outcome.gate else [])],
-        "retrain_wall_s": round(wall, 2), "train_wall_s": round(train_s, 2),
-        "overhead_s": round(wall - train_s, 2), "overhead_share": round((wall - train_s) / wall, 3),
-    }  # fmt: skip
+        "data": name,
+        "rows": outcome.validation.rows,
+        "status": outcome.status,
+        "version": outcome.version,
+        "gate_failures": [f.describe() for f in (outcome.gate.failures if outcome.gate else [])],
+        "retrain_wall_s": round(wall, 2),
+        "train_wall_s": round(train_s, 2),
+        "overhead_s": round(wall - train_s, 2),
+        "overhead_share": round((wall - train_s) / wall, 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=arguments.at_least(2), default=16, help="Banking77 training examples per class")
+    parser.add_argument(
+        "--per-class", type=arguments.at_least(2), default=16, help="Banking77 training examples per class"
+    )
     parser.add_argument("--quick", action="store_true", help="the sample set only")
     args = parser.parse_args()
 
@@ -74,8 +81,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tailor-bench-flow-") as tmp:
         root = Path(tmp)
         with temporary_store(root, "bench-flow") as cfg:
-            os.environ.update({k: v for k, v in store_env(cfg, root, TAILOR_DATA_DIR=str(root / "data")).items()
-                               if k.startswith("TAILOR_")})  # fmt: skip
+            os.environ.update(
+                {
+                    k: v
+                    for k, v in store_env(cfg, root, TAILOR_DATA_DIR=str(root / "data")).items()
+                    if k.startswith("TAILOR_")
+                }
+            )
             os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
             from prefect.testing.utilities import prefect_test_harness
 
@@ -89,15 +101,25 @@ def main() -> None:
                     results.append(run(name, batch, holdout, labels, root / "runs" / name))
                     print(json.dumps(results[-1]), flush=True)
 
-    print("\n| data | rows | status | retrain s | train s | overhead s | overhead share |\n|---|---|---|---|---|---|---|")
+    print(
+        "\n| data | rows | status | retrain s | train s | overhead s | overhead share |\n|---|---|---|---|---|---|---|"
+    )
     for r in results:
-        print(f"| {r['data']} | {r['rows']} | {r['status']} | {r['retrain_wall_s']} | {r['train_wall_s']} | "
-              f"{r['overhead_s']} | {r['overhead_share']:.0%} |")  # fmt: skip
+        print(
+            f"| {r['data']} | {r['rows']} | {r['status']} | {r['retrain_wall_s']} | {r['train_wall_s']} | "
+            f"{r['overhead_s']} | {r['overhead_share']:.0%} |"
+        )
     out = REPO / "bench" / "results" / "flow.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                           "load_avg_1m": os.getloadavg()[0]},
-                               "results": results}, indent=2))  # fmt: skip
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(f"saved {out}")
 
 

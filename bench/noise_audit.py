@@ -29,9 +29,9 @@ RESULTS = ROOT / "bench" / "results" / "noise_audit.json"
 
 
 def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
+    from pipelines.batches.noise_audit import audit_embeddings
     from pipelines.settings import load_settings
     from serving.encoder import embed
-    from pipelines.batches.noise_audit import audit_embeddings
 
     frame = sample(read("train"), per_class, seed)
     texts = frame["text"].tolist()
@@ -71,8 +71,8 @@ def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
 
 def validation_speed(rows: int, repeats: int) -> dict:
     from pipelines.batches.read import read_batch
-    from pipelines.policy import load_policy
     from pipelines.batches.suite import run_suite
+    from pipelines.policy import load_policy
 
     frame = sample(read("train"), 16, 0)
     frame = pd.concat([frame] * (rows // len(frame) + 1)).head(rows)

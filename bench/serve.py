@@ -34,13 +34,19 @@ sys.path.insert(0, str(REPO))
 from bench import arguments  # noqa: E402
 
 TEXTS = [
-    "I was charged twice on my invoice this month", "the app crashes when I click save on a report",
-    "I cannot sign in since the last update", "refund my payment please, the order never arrived",
-    "error 500 when I open the dashboard in the morning", "password reset email never arrives in my inbox",
-    "why is there an extra fee on my card statement", "the export button is broken for large files",
-    "my account is locked after three attempts", "the invoice amount does not match the quote",
-    "the screen freezes right after login on my phone", "two factor code is rejected every single time",
-]  # fmt: skip
+    "I was charged twice on my invoice this month",
+    "the app crashes when I click save on a report",
+    "I cannot sign in since the last update",
+    "refund my payment please, the order never arrived",
+    "error 500 when I open the dashboard in the morning",
+    "password reset email never arrives in my inbox",
+    "why is there an extra fee on my card statement",
+    "the export button is broken for large files",
+    "my account is locked after three attempts",
+    "the invoice amount does not match the quote",
+    "the screen freezes right after login on my phone",
+    "two factor code is rejected every single time",
+]
 TRAIN = {
     "billing": TEXTS[0::3][:4] + ["cancel the charge on my account", "I need a receipt for my payment"],
     "bug": TEXTS[1::3][:4] + ["the page does not load", "search returns nothing"],
@@ -75,10 +81,13 @@ def measure(variants: dict, requests: int, batches: int, batch: int = 32) -> dic
             fn(big)
             batched[name] += time.perf_counter() - began
     return {
-        name: {"p50_ms": round(statistics.median(single[name]), 2), "p95_ms": round(percentile(single[name], 0.95), 2),
-               "batch32_texts_per_s": round(batches * batch / batched[name], 1)}
+        name: {
+            "p50_ms": round(statistics.median(single[name]), 2),
+            "p95_ms": round(percentile(single[name], 0.95), 2),
+            "batch32_texts_per_s": round(batches * batch / batched[name], 1),
+        }
         for name in variants
-    }  # fmt: skip
+    }
 
 
 def rss_mb(pid: int | None = None) -> float:
@@ -92,8 +101,8 @@ def in_process_variants(adapter_dir: Path, base) -> tuple[dict, dict]:
     import torch
     from peft import PeftModel
 
-    from serving.model import MeanPoolClassifier, load_classifier
     from registry.adapter_folder import AdapterMeta
+    from serving.model import MeanPoolClassifier, load_classifier
 
     meta = AdapterMeta.read(adapter_dir)
     shared = {t.data_ptr() for t in base.encoder.parameters()}
@@ -107,6 +116,7 @@ def in_process_variants(adapter_dir: Path, base) -> tuple[dict, dict]:
         def run(texts):
             with torch.inference_mode():
                 return torch.softmax(model(**base.tokenize(texts, meta.max_length)), dim=-1).numpy()
+
         return run
 
     bare = MeanPoolClassifier(base.encoder, len(meta.labels)).eval()
@@ -115,15 +125,21 @@ def in_process_variants(adapter_dir: Path, base) -> tuple[dict, dict]:
     unmerged_rss = round(rss_mb() - before, 1)
     before = rss_mb()
     # Merging writes the LoRA product into the base weights: it needs a private copy of them.
-    merged = PeftModel.from_pretrained(MeanPoolClassifier(copy.deepcopy(base.encoder), len(meta.labels)),
-                                       str(adapter_dir)).merge_and_unload().eval()  # fmt: skip
+    merged = (
+        PeftModel.from_pretrained(MeanPoolClassifier(copy.deepcopy(base.encoder), len(meta.labels)), str(adapter_dir))
+        .merge_and_unload()
+        .eval()
+    )
     merged_rss = round(rss_mb() - before, 1)
     probe = TEXTS[:8]
     memory = {
         "unmerged": {"extra_rss_mb": unmerged_rss, "own_parameters_mb": own_mb(unmerged._model)},
-        "merged": {"extra_rss_mb": merged_rss, "own_parameters_mb": own_mb(merged),
-                   "max_abs_diff_vs_unmerged": float(abs(runner(merged)(probe) - unmerged.predict_proba(probe)).max())},
-    }  # fmt: skip
+        "merged": {
+            "extra_rss_mb": merged_rss,
+            "own_parameters_mb": own_mb(merged),
+            "max_abs_diff_vs_unmerged": float(abs(runner(merged)(probe) - unmerged.predict_proba(probe)).max()),
+        },
+    }
     return {"bare_base": runner(bare), "unmerged": unmerged.predict_proba, "merged": runner(merged)}, memory
 
 
@@ -133,8 +149,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(names: list[str], env: dict[str, str], log_dir: Path,
-                 extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, float, dict]:  # fmt: skip
+def start_server(
+    names: list[str], env: dict[str, str], log_dir: Path, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, str, float, dict]:
     import httpx
 
     port = free_port()
@@ -198,22 +215,30 @@ def bench_adapter(work: Path, base, params) -> Path:
     from pipelines.training.recipe import train
 
     texts = [t for label in TRAIN for t in TRAIN[label]]
-    batch = LabeledBatch(source="bench", texts=texts, labels=[label for label in TRAIN for _ in TRAIN[label]],
-                         ids=[str(i) for i in range(len(texts))])  # fmt: skip
+    batch = LabeledBatch(
+        source="bench",
+        texts=texts,
+        labels=[label for label in TRAIN for _ in TRAIN[label]],
+        ids=[str(i) for i in range(len(texts))],
+    )
     return Path(train(batch, work / "adapter", base=base, seed=0, params=params).adapter_dir)
 
 
 def bench_registry(cfg, base, role: str):
     """The registry of the throw-away store as ``role`` (actor bench-ROLE)."""
     from pipelines.servers import seaweedfs
-    from registry.registry import Registry
     from registry.governance import RegistryRules
+    from registry.registry import Registry
     from registry.store import S3ObjectStore
 
     store_settings = seaweedfs.admin_settings(cfg, role=role, actor=f"bench-{role}")
     # It times serving; its freshly trained adapter carries no gate decision.
-    return Registry(S3ObjectStore(store_settings), store_settings, base_model=base.fingerprint,
-                    rules=RegistryRules(require_gate=False))  # fmt: skip
+    return Registry(
+        S3ObjectStore(store_settings),
+        store_settings,
+        base_model=base.fingerprint,
+        rules=RegistryRules(require_gate=False),
+    )
 
 
 def main() -> None:
@@ -226,11 +251,10 @@ def main() -> None:
 
     import httpx
 
+    from bench.embedded_store import store_env, temporary_store
     from pipelines.settings import load_settings
-    from serving.model import load_base
     from pipelines.training.params import TrainParams
-    from bench.embedded_store import temporary_store
-    from bench.embedded_store import store_env
+    from serving.model import load_base
 
     settings = load_settings()
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-serve-"))
@@ -238,9 +262,15 @@ def main() -> None:
     adapter_dir = bench_adapter(work, base, TrainParams(min_steps=10, max_steps=10, noise_filter="none"))
     variants, memory = in_process_variants(adapter_dir, base)
 
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "load_average_at_start": os.getloadavg()[0]},
-                     "requests": args.requests, "batches_of_32": args.batches}  # fmt: skip
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg()[0],
+        },
+        "requests": args.requests,
+        "batches_of_32": args.batches,
+    }
     with temporary_store(work / "home", "bench-serve") as cfg:
         trainer, approver = bench_registry(cfg, base, "trainer"), bench_registry(cfg, base, "approver")
         names = [f"bench{i}" for i in range(4)]
@@ -256,19 +286,35 @@ def main() -> None:
         fast8_url = json.loads((work / "serve-1backendonnxint8.out").read_text())["url"]
         try:
             with httpx.Client(timeout=120) as client:
-                speed = measure({**variants, "http": http_predict(client, url, names[0]),
-                                 "http_onnx": http_predict(client, fast_url, names[1]),
-                                 "http_onnx_int8": http_predict(client, fast8_url, names[2])},
-                                args.requests, args.batches)  # fmt: skip
-                swap = hot_swap(client, fast_url, names[1], lambda: (
-                    trainer.register(adapter_dir, names[1], reason="benchmark swap"),
-                    approver.promote(names[1], "v2", "production", reason="benchmark swap")))
+                speed = measure(
+                    {
+                        **variants,
+                        "http": http_predict(client, url, names[0]),
+                        "http_onnx": http_predict(client, fast_url, names[1]),
+                        "http_onnx_int8": http_predict(client, fast8_url, names[2]),
+                    },
+                    args.requests,
+                    args.batches,
+                )
+                swap = hot_swap(
+                    client,
+                    fast_url,
+                    names[1],
+                    lambda: (
+                        trainer.register(adapter_dir, names[1], reason="benchmark swap"),
+                        approver.promote(names[1], "v2", "production", reason="benchmark swap"),
+                    ),
+                )
             after_rss = rss_mb(proc.pid)
         finally:
             for server in (proc, fast, fast8):
                 stop_server(server)
-        one = {"ready_s": ready_s, "startup_seconds": record["startup_seconds"], "rss_at_start_mb": record["rss_mb"],
-               "rss_after_requests_mb": after_rss}  # fmt: skip
+        one = {
+            "ready_s": ready_s,
+            "startup_seconds": record["startup_seconds"],
+            "rss_at_start_mb": record["rss_mb"],
+            "rss_after_requests_mb": after_rss,
+        }
         proc, url, ready_s, record = start_server(names, env, work)
         stop_server(proc)
         four = {"ready_s": ready_s, "startup_seconds": record["startup_seconds"], "rss_at_start_mb": record["rss_mb"]}
@@ -283,33 +329,48 @@ def main() -> None:
         rss_per_extra_adapter_mb=round((four["rss_at_start_mb"] - one["rss_at_start_mb"]) / 3, 1),
         onnx_hot_swap=swap,
         ratios_vs_bare_base={
-            name: {"p50": round(r["p50_ms"] / bare["p50_ms"], 2), "p95": round(r["p95_ms"] / bare["p95_ms"], 2),
-                   "batch32_throughput": round(r["batch32_texts_per_s"] / bare["batch32_texts_per_s"], 2)}
+            name: {
+                "p50": round(r["p50_ms"] / bare["p50_ms"], 2),
+                "p95": round(r["p95_ms"] / bare["p95_ms"], 2),
+                "batch32_throughput": round(r["batch32_texts_per_s"] / bare["batch32_texts_per_s"], 2),
+            }
             for name, r in speed.items()
-        },  # fmt: skip
+        },
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
 
-    labels = {"bare_base": "bare base model (in-process)", "unmerged": "adapter unmerged (in-process, as served)",
-              "merged": "adapter merged (in-process)", "http": "HTTP `tailor serve` (unmerged)",
-              "http_onnx": "HTTP `tailor serve --backend onnx`",
-              "http_onnx_int8": "HTTP `tailor serve --backend onnx --int8`"}  # fmt: skip
+    labels = {
+        "bare_base": "bare base model (in-process)",
+        "unmerged": "adapter unmerged (in-process, as served)",
+        "merged": "adapter merged (in-process)",
+        "http": "HTTP `tailor serve` (unmerged)",
+        "http_onnx": "HTTP `tailor serve --backend onnx`",
+        "http_onnx_int8": "HTTP `tailor serve --backend onnx --int8`",
+    }
     print("| variant | p50 ms | p95 ms | batch-32 texts/s | p50 / bare | p95 / bare | throughput / bare |")
     print("|---|---|---|---|---|---|---|")
     for name, r in speed.items():
         ratio = results["ratios_vs_bare_base"][name]
-        print(f"| {labels[name]} | {r['p50_ms']} | {r['p95_ms']} | {r['batch32_texts_per_s']} | {ratio['p50']} | "
-              f"{ratio['p95']} | {ratio['batch32_throughput']} |")  # fmt: skip
-    print(f"hot swap on the onnx server: {swap['requests']} requests while v2 was promoted, {swap['failed']} failed, "
-          f"answered by {swap['versions']}")
-    print(f"\nserve start-up (process start to models loaded): {one['startup_seconds']} s with 1 adapter, "
-          f"{four['startup_seconds']} s with 4; RSS at start {one['rss_at_start_mb']} MB with 1, "
-          f"{four['rss_at_start_mb']} MB with 4 -> {results['rss_per_extra_adapter_mb']} MB per extra adapter; "
-          f"{one['rss_after_requests_mb']} MB after the benchmark's requests")  # fmt: skip
+        print(
+            f"| {labels[name]} | {r['p50_ms']} | {r['p95_ms']} | {r['batch32_texts_per_s']} | {ratio['p50']} | "
+            f"{ratio['p95']} | {ratio['batch32_throughput']} |"
+        )
+    print(
+        f"hot swap on the onnx server: {swap['requests']} requests while v2 was promoted, {swap['failed']} failed, "
+        f"answered by {swap['versions']}"
+    )
+    print(
+        f"\nserve start-up (process start to models loaded): {one['startup_seconds']} s with 1 adapter, "
+        f"{four['startup_seconds']} s with 4; RSS at start {one['rss_at_start_mb']} MB with 1, "
+        f"{four['rss_at_start_mb']} MB with 4 -> {results['rss_per_extra_adapter_mb']} MB per extra adapter; "
+        f"{one['rss_after_requests_mb']} MB after the benchmark's requests"
+    )
     for name in ("unmerged", "merged"):
-        print(f"{name} adapter beside the loaded base: {memory[name]['own_parameters_mb']} MB of its own "
-              f"parameters, RSS +{memory[name]['extra_rss_mb']} MB")  # fmt: skip
+        print(
+            f"{name} adapter beside the loaded base: {memory[name]['own_parameters_mb']} MB of its own "
+            f"parameters, RSS +{memory[name]['extra_rss_mb']} MB"
+        )
     print(f"machine: {os.cpu_count()} CPUs, load average {results['machine']['load_average_at_start']:.1f} at start")
     print(f"saved {args.out}")
 

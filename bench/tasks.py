@@ -17,23 +17,52 @@ from bench.banking77 import FOLDER, read
 
 CHABSA = FOLDER.parent / "chabsa"
 
-PROBLEM = ["card_not_working", "declined_card_payment", "declined_transfer", "failed_transfer", "top_up_failed",
-           "card_swallowed", "pin_blocked", "contactless_not_working", "virtual_card_not_working",
-           "declined_cash_withdrawal", "transaction_charged_twice", "card_payment_not_recognised"]
-REQUEST = ["order_physical_card", "getting_spare_card", "change_pin", "edit_personal_details", "top_up_limits",
-           "exchange_via_app", "get_disposable_virtual_card", "apple_pay_or_google_pay", "country_support",
-           "fiat_currency_support", "age_limit", "terminate_account"]
+PROBLEM = [
+    "card_not_working",
+    "declined_card_payment",
+    "declined_transfer",
+    "failed_transfer",
+    "top_up_failed",
+    "card_swallowed",
+    "pin_blocked",
+    "contactless_not_working",
+    "virtual_card_not_working",
+    "declined_cash_withdrawal",
+    "transaction_charged_twice",
+    "card_payment_not_recognised",
+]
+REQUEST = [
+    "order_physical_card",
+    "getting_spare_card",
+    "change_pin",
+    "edit_personal_details",
+    "top_up_limits",
+    "exchange_via_app",
+    "get_disposable_virtual_card",
+    "apple_pay_or_google_pay",
+    "country_support",
+    "fiat_currency_support",
+    "age_limit",
+    "terminate_account",
+]
 GROUPS = {
     # something went wrong vs the customer wants to do something: heterogeneous, sentiment-like
     "problem_vs_request": {"problem": PROBLEM, "request": REQUEST},
     # two intents a reader barely tells apart
     "arrival_vs_estimate": {"card_arrival": ["card_arrival"], "card_delivery_estimate": ["card_delivery_estimate"]},
     # five topics, each several intents
-    "topics5": {"card": ["card_arrival", "card_linking", "activate_my_card", "card_about_to_expire"],
-                "transfer": ["transfer_timing", "pending_transfer", "cancel_transfer", "transfer_into_account"],
-                "top_up": ["top_up_limits", "pending_top_up", "automatic_top_up", "verify_top_up"],
-                "cash": ["atm_support", "pending_cash_withdrawal", "cash_withdrawal_charge", "wrong_amount_of_cash_received"],
-                "identity": ["verify_my_identity", "why_verify_identity", "unable_to_verify_identity", "verify_source_of_funds"]},
+    "topics5": {
+        "card": ["card_arrival", "card_linking", "activate_my_card", "card_about_to_expire"],
+        "transfer": ["transfer_timing", "pending_transfer", "cancel_transfer", "transfer_into_account"],
+        "top_up": ["top_up_limits", "pending_top_up", "automatic_top_up", "verify_top_up"],
+        "cash": ["atm_support", "pending_cash_withdrawal", "cash_withdrawal_charge", "wrong_amount_of_cash_received"],
+        "identity": [
+            "verify_my_identity",
+            "why_verify_identity",
+            "unable_to_verify_identity",
+            "verify_source_of_funds",
+        ],
+    },
 }
 TASKS = ["banking77", *GROUPS, "chabsa"]
 

@@ -24,8 +24,8 @@ BATCHES = {
 
 def main() -> None:
     from pipelines.batches.read import read_batch
-    from pipelines.settings import load_settings
     from pipelines.batches.tokenizer_coverage import measure_folder
+    from pipelines.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-model", type=Path, action="append", help="base model folder (repeatable)")
@@ -37,10 +37,14 @@ def main() -> None:
             if not path.is_file():
                 print(f"skipped {name}: {path} is missing")
                 continue
-            coverage = measure_folder(read_batch(path, max_bytes=10**9).texts, model, f"{model.parent.name}/{model.name}")
+            coverage = measure_folder(
+                read_batch(path, max_bytes=10**9).texts, model, f"{model.parent.name}/{model.name}"
+            )
             rows.append({"base_model": str(model), "batch": name, **coverage.model_dump(mode="json")})
-            print(f"{coverage.base_model:34} {name:26} texts {coverage.texts:5}  unknown {coverage.unknown_token_share:6.1%}  "
-                  f"chars/token {coverage.chars_per_token:5.2f}")
+            print(
+                f"{coverage.base_model:34} {name:26} texts {coverage.texts:5}  unknown {coverage.unknown_token_share:6.1%}  "
+                f"chars/token {coverage.chars_per_token:5.2f}"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
     print(f"saved {args.out}")

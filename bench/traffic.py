@@ -27,8 +27,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import arguments  # noqa: E402
-from bench.serve import (TEXTS, bench_adapter, bench_registry, http_predict, percentile, start_server,  # noqa: E402
-                         stop_server)  # fmt: skip
+from bench.serve import (
+    TEXTS,
+    bench_adapter,
+    bench_registry,
+    http_predict,
+    percentile,
+    start_server,  # noqa: E402
+    stop_server,
+)
 
 MONITORING = "recording: {sample_rate: 1.0, max_rows_per_second: 100000, max_batch_seconds: 1}\n"
 
@@ -56,13 +63,12 @@ def main() -> None:
 
     import httpx
 
-    from bench.embedded_store import temporary_store
-    from pipelines.settings import load_settings
-    from bench.embedded_store import store_env
-    from serving.model import load_base
-    from pipelines.training.params import TrainParams
+    from bench.embedded_store import store_env, temporary_store
     from pipelines.servers import seaweedfs
+    from pipelines.settings import load_settings
+    from pipelines.training.params import TrainParams
     from registry.store import S3ObjectStore
+    from serving.model import load_base
     from serving.traffic import traffic_prefix
 
     settings = load_settings()
@@ -79,19 +85,22 @@ def main() -> None:
         env = store_env(cfg, work / "home", TAILOR_ROLE="reader")
         plain, plain_url, _, _ = start_server(["plain"], env, work)
         os.chdir(work)  # start_server names its logs after the arguments: a relative path keeps them in ``work``
-        recorded, recorded_url, _, _ = start_server(["recorded"], env, work,
-                                                    ("--record-traffic", "--monitoring", "monitoring.yaml"))
+        recorded, recorded_url, _, _ = start_server(
+            ["recorded"], env, work, ("--record-traffic", "--monitoring", "monitoring.yaml")
+        )
         times: dict[str, list[float]] = {"plain": [], "recorded": []}
         try:
             with httpx.Client(timeout=120) as client:
-                calls = {"plain": http_predict(client, plain_url, "plain"),
-                         "recorded": http_predict(client, recorded_url, "recorded")}
+                calls = {
+                    "plain": http_predict(client, plain_url, "plain"),
+                    "recorded": http_predict(client, recorded_url, "recorded"),
+                }
                 for fn in calls.values():
                     for text in TEXTS:
                         fn([text])  # warm-up
                 for i in range(args.requests):
                     # Alternate which goes first, so neither always follows the other's garbage.
-                    for name in (names if i % 2 == 0 else names[::-1]):
+                    for name in names if i % 2 == 0 else names[::-1]:
                         began = time.perf_counter()
                         calls[name]([TEXTS[i % len(TEXTS)]])
                         times[name].append((time.perf_counter() - began) * 1000)
@@ -101,22 +110,34 @@ def main() -> None:
         admin = S3ObjectStore(seaweedfs.admin_settings(cfg))
         stored = sum(len(admin.get(o.key).splitlines()) for o in admin.list(traffic_prefix("recorded")))
 
-    result = {name: {"p50_ms": round(statistics.median(t), 2), "p95_ms": round(percentile(t, 0.95), 2)}
-              for name, t in times.items()}  # fmt: skip
+    result = {
+        name: {"p50_ms": round(statistics.median(t), 2), "p95_ms": round(percentile(t, 0.95), 2)}
+        for name, t in times.items()
+    }
     ratio = result["recorded"]["p95_ms"] / result["plain"]["p95_ms"]
-    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "load_average_at_start": os.getloadavg()[0]},
-           "requests": args.requests, "latency": result, "p95_ratio": round(ratio, 3),
-           "rows_recorded": stored, "rows_expected": args.requests + len(TEXTS),
-           "offer_us": round(offer_cost(), 2)}  # fmt: skip
+    out = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg()[0],
+        },
+        "requests": args.requests,
+        "latency": result,
+        "p95_ratio": round(ratio, 3),
+        "rows_recorded": stored,
+        "rows_expected": args.requests + len(TEXTS),
+        "offer_us": round(offer_cost(), 2),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     print("| server | p50 ms | p95 ms |")
     print("|---|---|---|")
     for name, r in result.items():
         print(f"| {name} | {r['p50_ms']} | {r['p95_ms']} |")
-    print(f"p95 recorded / plain: {ratio:.3f} (target <= 1.10); rows recorded {stored} of "
-          f"{out['rows_expected']}; offer() {out['offer_us']} us per request")
+    print(
+        f"p95 recorded / plain: {ratio:.3f} (target <= 1.10); rows recorded {stored} of "
+        f"{out['rows_expected']}; offer() {out['offer_us']} us per request"
+    )
 
 
 if __name__ == "__main__":

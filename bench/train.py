@@ -47,10 +47,10 @@ sys.path.insert(0, str(REPO))
 from bench import arguments  # noqa: E402
 from bench.banking77 import FOLDER, flip, sample  # noqa: E402
 from bench.tasks import TASKS, load  # noqa: E402
-from pipelines.settings import load_settings  # noqa: E402
-from pipelines.training.cost_meter import CostMeter  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
+from pipelines.settings import load_settings  # noqa: E402
+from pipelines.training.cost_meter import CostMeter  # noqa: E402
 from registry.errors import ConfigError  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "train.json"
@@ -69,8 +69,10 @@ def run_probe(train_df, labels, test_emb, test_labels, model_dir) -> dict:
         emb = embed(train_df.text.tolist(), model_dir)
         clf = LogisticRegression(C=10.0, max_iter=1000).fit(emb, labels)
     pred = clf.predict(test_emb).tolist()
-    return {"macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
-            "wall_s": meter.usage.wall_seconds}  # fmt: skip
+    return {
+        "macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
+        "wall_s": meter.usage.wall_seconds,
+    }
 
 
 def run_lexical(texts, labels, test_texts, test_labels) -> dict:
@@ -85,8 +87,10 @@ def run_lexical(texts, labels, test_texts, test_labels) -> dict:
         clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=0)
         clf.fit(vectoriser.fit_transform(texts), labels)
     pred = clf.predict(vectoriser.transform(test_texts)).tolist()
-    return {"macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
-            "wall_s": meter.usage.wall_seconds}  # fmt: skip
+    return {
+        "macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
+        "wall_s": meter.usage.wall_seconds,
+    }
 
 
 def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed) -> dict:
@@ -96,28 +100,39 @@ def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed) -> dict:
 
     with CostMeter() as meter, tempfile.TemporaryDirectory() as tmp:  # its checkpoints, not in the checkout
         model = SetFitModel.from_pretrained(str(model_dir), local_files_only=True)
-        trainer = Trainer(model=model, args=TrainingArguments(output_dir=tmp, seed=seed, report_to="none"),
-                          train_dataset=Dataset.from_dict({"text": texts, "label": labels}))  # fmt: skip
+        trainer = Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=tmp, seed=seed, report_to="none"),
+            train_dataset=Dataset.from_dict({"text": texts, "label": labels}),
+        )
         trainer.train()
     pred = [str(p) for p in model.predict(test_texts)]
-    return {"macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
-            "wall_s": meter.usage.wall_seconds}  # fmt: skip
+    return {
+        "macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
+        "wall_s": meter.usage.wall_seconds,
+    }
 
 
 def run_lora(train_texts, train_labels, test_texts, test_labels, base, params, seed) -> dict:
-    from serving.model import load_classifier
     from pipelines.training.recipe import train
+    from serving.model import load_classifier
 
     with tempfile.TemporaryDirectory() as tmp:
         result = train(to_batch(train_texts, train_labels), Path(tmp) / "adapter", base=base, params=params, seed=seed)
         clf = load_classifier(Path(tmp) / "adapter", base)
         pred = clf.predict(test_texts, batch_size=64)
-    return {"macro_f1": quality_metrics(test_labels, pred, clf.labels).macro_f1, "wall_s": result.cost.wall_seconds,
-            "peak_rss_mb": result.cost.peak_rss_mb, "steps": result.params["steps"], "dropped": result.dropped_examples,
-            "kept": result.selection.kept if result.selection else None,
-            "selection": result.selection.model_dump(mode="json") if result.selection else None,
-            "downweighted": result.downweighted_examples,
-            "trainable": result.cost.trainable_params, "adapter_bytes": result.cost.adapter_bytes}  # fmt: skip
+    return {
+        "macro_f1": quality_metrics(test_labels, pred, clf.labels).macro_f1,
+        "wall_s": result.cost.wall_seconds,
+        "peak_rss_mb": result.cost.peak_rss_mb,
+        "steps": result.params["steps"],
+        "dropped": result.dropped_examples,
+        "kept": result.selection.kept if result.selection else None,
+        "selection": result.selection.model_dump(mode="json") if result.selection else None,
+        "downweighted": result.downweighted_examples,
+        "trainable": result.cost.trainable_params,
+        "adapter_bytes": result.cost.adapter_bytes,
+    }
 
 
 def run_full(train_texts, train_labels, test_texts, test_labels, base, params, seed, lr) -> dict:
@@ -126,7 +141,6 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
 
     import torch
 
-    from serving.model import MeanPoolClassifier
     from pipelines.training.objective import (
         backward_in_parts,
         batch_order,
@@ -135,6 +149,7 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
         lr_lambda,
     )
     from pipelines.training.recipe import check_batch, seed_everything
+    from serving.model import MeanPoolClassifier
 
     labels = check_batch(to_batch(train_texts, train_labels), params)
     index = {label: i for i, label in enumerate(labels)}
@@ -144,13 +159,21 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
         model = MeanPoolClassifier(copy.deepcopy(base.encoder), len(labels)).to(torch.device(base.device))
         model.requires_grad_(True)
         with torch.inference_mode():
-            emb = np.concatenate([model.embed(**base.tokenize(train_texts[i:i + 64], params.max_length)).cpu().numpy()
-                                  for i in range(0, len(train_texts), 64)])  # fmt: skip
+            emb = np.concatenate(
+                [
+                    model.embed(**base.tokenize(train_texts[i : i + 64], params.max_length)).cpu().numpy()
+                    for i in range(0, len(train_texts), 64)
+                ]
+            )
         logreg_head(model.classifier, emb, y, params.head_C, seed)
         steps = params.steps_for(len(train_texts))
-        optimiser = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": lr},
-                                       {"params": model.classifier.parameters(), "lr": params.head_lr}],
-                                      weight_decay=params.weight_decay)  # fmt: skip
+        optimiser = torch.optim.AdamW(
+            [
+                {"params": model.encoder.parameters(), "lr": lr},
+                {"params": model.classifier.parameters(), "lr": params.head_lr},
+            ],
+            weight_decay=params.weight_decay,
+        )
         schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
         target = torch.from_numpy(y).to(base.device)
         loss_fn = loss_function(params)
@@ -159,18 +182,28 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
         model.train()
         for idx in batch_order(len(train_texts), steps, params.batch_size, generator):
             optimiser.zero_grad(set_to_none=True)
-            backward_in_parts(idx, lengths, lambda part: model(**base.tokenize([train_texts[i] for i in part],
-                                                                               params.max_length)),
-                              loss_fn, target, weight)  # fmt: skip
+            backward_in_parts(
+                idx,
+                lengths,
+                lambda part: model(**base.tokenize([train_texts[i] for i in part], params.max_length)),
+                loss_fn,
+                target,
+                weight,
+            )
             optimiser.step()
             schedule.step()
     model.eval()
     with torch.inference_mode():
-        logits = torch.cat([model(**base.tokenize(test_texts[i:i + 64], params.max_length))
-                            for i in range(0, len(test_texts), 64)])  # fmt: skip
+        logits = torch.cat(
+            [model(**base.tokenize(test_texts[i : i + 64], params.max_length)) for i in range(0, len(test_texts), 64)]
+        )
     pred = [labels[i] for i in logits.argmax(1).tolist()]
-    return {"macro_f1": quality_metrics(test_labels, pred, labels).macro_f1, "wall_s": meter.usage.wall_seconds,
-            "peak_rss_mb": meter.usage.peak_rss_mb, "steps": steps}  # fmt: skip
+    return {
+        "macro_f1": quality_metrics(test_labels, pred, labels).macro_f1,
+        "wall_s": meter.usage.wall_seconds,
+        "peak_rss_mb": meter.usage.peak_rss_mb,
+        "steps": steps,
+    }
 
 
 def mean_sd(values: list[float], *, signed: bool = False, percent: bool = False) -> str:
@@ -200,8 +233,12 @@ class Context:
         self.args = args
         self.params = load_params_for(args)
         self.settings = load_settings()
-        self.base = load_base(self.settings.base_model_dir, device=args.device, model_id=self.settings.base_model_id,
-                              cache_dir=self.settings.home)  # fmt: skip
+        self.base = load_base(
+            self.settings.base_model_dir,
+            device=args.device,
+            model_id=self.settings.base_model_id,
+            cache_dir=self.settings.home,
+        )
         self.train_df, test_df = load(args.task, args.data)
         test_df = sample(test_df, args.test_per_class, seed=0)
         self.test_texts, self.test_labels = test_df.text.tolist(), test_df.category.tolist()
@@ -227,26 +264,59 @@ def run_unit(unit: tuple) -> list[dict]:
         texts, labels = df.text.tolist(), df.category.tolist()
         common = {"experiment": "size", "per_class": key, "seed": seed}
         if not args.no_probe:
-            rows.append({**common, "method": "probe",
-                         **run_probe(df, labels, ctx.test_emb, ctx.test_labels, ctx.settings.base_model_dir)})  # fmt: skip
-        rows.append({**common, "method": "lora",
-                     **run_lora(texts, labels, ctx.test_texts, ctx.test_labels, ctx.base, ctx.params, seed)})  # fmt: skip
+            rows.append(
+                {
+                    **common,
+                    "method": "probe",
+                    **run_probe(df, labels, ctx.test_emb, ctx.test_labels, ctx.settings.base_model_dir),
+                }
+            )
+        rows.append(
+            {
+                **common,
+                "method": "lora",
+                **run_lora(texts, labels, ctx.test_texts, ctx.test_labels, ctx.base, ctx.params, seed),
+            }
+        )
         if args.lexical:
             rows.append({**common, "method": "lexical", **run_lexical(texts, labels, ctx.test_texts, ctx.test_labels)})
         if args.setfit and seed < args.setfit_seeds:
-            rows.append({**common, "method": "setfit", **run_setfit(texts, labels, ctx.test_texts, ctx.test_labels,
-                                                                    ctx.settings.base_model_dir, seed)})  # fmt: skip
+            rows.append(
+                {
+                    **common,
+                    "method": "setfit",
+                    **run_setfit(texts, labels, ctx.test_texts, ctx.test_labels, ctx.settings.base_model_dir, seed),
+                }
+            )
         if not args.no_full:
-            rows.append({**common, "method": "full", **run_full(texts, labels, ctx.test_texts, ctx.test_labels, ctx.base,
-                                                                ctx.params, seed, args.full_lr)})  # fmt: skip
+            rows.append(
+                {
+                    **common,
+                    "method": "full",
+                    **run_full(
+                        texts, labels, ctx.test_texts, ctx.test_labels, ctx.base, ctx.params, seed, args.full_lr
+                    ),
+                }
+            )
         return rows
     df = sample(ctx.train_df, args.noise_per_class, seed)
     noisy, flipped = flip(df.category.tolist(), key, seed)
-    common = {"experiment": "noise", "per_class": args.noise_per_class, "noise": key, "seed": seed, "flipped": len(flipped)}
+    common = {
+        "experiment": "noise",
+        "per_class": args.noise_per_class,
+        "noise": key,
+        "seed": seed,
+        "flipped": len(flipped),
+    }
     for mode in unit_modes(args, ctx.params, key, seed):
         p = ctx.params.model_copy(update={"noise_filter": mode})
-        rows.append({**common, "method": f"lora/{mode}",
-                     **run_lora(df.text.tolist(), noisy, ctx.test_texts, ctx.test_labels, ctx.base, p, seed)})  # fmt: skip
+        rows.append(
+            {
+                **common,
+                "method": f"lora/{mode}",
+                **run_lora(df.text.tolist(), noisy, ctx.test_texts, ctx.test_labels, ctx.base, p, seed),
+            }
+        )
     return rows
 
 
@@ -266,11 +336,19 @@ def reuse_clean_runs(rows: list[dict], args: argparse.Namespace, params) -> list
     where ``auto`` flagged no row (then both trained alike); otherwise its cell stays empty."""
     extra = []
     for r in rows:
-        if r["experiment"] == "size" and r["per_class"] == args.noise_per_class and r["method"] == "lora" and 0.0 in args.noise \
-                and r["seed"] < args.noise_seeds and reuses_size_run(args, params, 0.0, r["seed"]):  # fmt: skip
+        if (
+            r["experiment"] == "size"
+            and r["per_class"] == args.noise_per_class
+            and r["method"] == "lora"
+            and 0.0 in args.noise
+            and r["seed"] < args.noise_seeds
+            and reuses_size_run(args, params, 0.0, r["seed"])
+        ):
             modes = [m for m in args.noise_modes if m == "auto" or r["dropped"] + r["downweighted"] == 0]
-            extra += [{**r, "experiment": "noise", "noise": 0.0, "flipped": 0, "method": f"lora/{m}", "reused": True}
-                      for m in modes]  # fmt: skip
+            extra += [
+                {**r, "experiment": "noise", "noise": 0.0, "flipped": 0, "method": f"lora/{m}", "reused": True}
+                for m in modes
+            ]
     return rows + extra
 
 
@@ -279,28 +357,53 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1 seed, 8/16 per class, noise 0/40 %%")
     ap.add_argument("--sizes", type=arguments.at_least(2), nargs="*", default=None)
     ap.add_argument("--seeds", type=arguments.at_least(1), default=None, help="seeds per size (default 3, quick 1)")
-    ap.add_argument("--seeds-64", type=arguments.at_least(1), default=None, help="seeds at 64 per class (default 2: time budget)")
+    ap.add_argument(
+        "--seeds-64", type=arguments.at_least(1), default=None, help="seeds at 64 per class (default 2: time budget)"
+    )
     ap.add_argument("--noise", type=arguments.fraction, nargs="*", default=None)
-    ap.add_argument("--noise-per-class", type=arguments.at_least(2), default=16, help="sample size of the noise experiment")
-    ap.add_argument("--noise-seeds", type=arguments.at_least(1), default=None, help="seeds per noise rate (default 3, quick 1)")
-    ap.add_argument("--noise-modes", nargs="*", default=["none", "auto"], choices=["none", "auto"],
-                    help="noise_filter settings compared in the noise experiment (default both)")
+    ap.add_argument(
+        "--noise-per-class", type=arguments.at_least(2), default=16, help="sample size of the noise experiment"
+    )
+    ap.add_argument(
+        "--noise-seeds", type=arguments.at_least(1), default=None, help="seeds per noise rate (default 3, quick 1)"
+    )
+    ap.add_argument(
+        "--noise-modes",
+        nargs="*",
+        default=["none", "auto"],
+        choices=["none", "auto"],
+        help="noise_filter settings compared in the noise experiment (default both)",
+    )
     ap.add_argument("--task", choices=TASKS, default="banking77", help="data set (bench/tasks.py)")
     ap.add_argument("--lexical", action="store_true", help="add the character n-gram TF-IDF baseline")
     ap.add_argument("--setfit", action="store_true", help="add SetFit (pip install the bench extra)")
     ap.add_argument("--setfit-seeds", type=arguments.at_least(1), default=1, help="seeds SetFit runs (slow)")
     ap.add_argument("--test-per-class", type=arguments.at_least(1), default=20)
-    ap.add_argument("--data", type=arguments.banking77_folder, default=FOLDER, help="Banking77 folder (train.csv, test.csv)")
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                    help="where LoRA and full fine-tuning train (the probe always runs on CPU); cost ratios are for CPU")
+    ap.add_argument(
+        "--data", type=arguments.banking77_folder, default=FOLDER, help="Banking77 folder (train.csv, test.csv)"
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="where LoRA and full fine-tuning train (the probe always runs on CPU); cost ratios are for CPU",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
-    ap.add_argument("--full-lr", type=arguments.positive, default=2e-4,
-                    help="encoder LR of full fine-tuning: the best of 2e-5/5e-5/1e-4/2e-4/5e-4 at 8/class, seed 0")
+    ap.add_argument(
+        "--full-lr",
+        type=arguments.positive,
+        default=2e-4,
+        help="encoder LR of full fine-tuning: the best of 2e-5/5e-5/1e-4/2e-4/5e-4 at 8/class, seed 0",
+    )
     ap.add_argument("--no-full", action="store_true", help="skip full fine-tuning (tuning runs)")
     ap.add_argument("--no-probe", action="store_true", help="skip the frozen-encoder probe (tuning runs)")
-    ap.add_argument("--jobs", type=arguments.at_least(1), default=2, help="worker processes, one experiment unit each at a time")
+    ap.add_argument(
+        "--jobs", type=arguments.at_least(1), default=2, help="worker processes, one experiment unit each at a time"
+    )
     ap.add_argument("--threads", type=arguments.at_least(1), default=1, help="torch threads per worker")
-    ap.add_argument("--set", type=arguments.key_value, nargs="*", default=[], help="override train params, KEY=VALUE (YAML values)")
+    ap.add_argument(
+        "--set", type=arguments.key_value, nargs="*", default=[], help="override train params, KEY=VALUE (YAML values)"
+    )
     args = ap.parse_args()
     args.sizes = args.sizes if args.sizes is not None else ([8, 16] if args.quick else [8, 16, 64])
     args.seeds = args.seeds or (1 if args.quick else 3)
@@ -312,8 +415,12 @@ def main() -> None:
     except ConfigError as err:
         ap.error(f"--set: {err}")
     units = [("size", n, seed) for n in args.sizes for seed in range(args.seeds_64 if n >= 64 else args.seeds)]
-    units += [("noise", rate, seed) for rate in args.noise for seed in range(args.noise_seeds)
-              if unit_modes(args, params, rate, seed)]  # fmt: skip
+    units += [
+        ("noise", rate, seed)
+        for rate in args.noise
+        for seed in range(args.noise_seeds)
+        if unit_modes(args, params, rate, seed)
+    ]
     units.sort(key=lambda u: (u[0] != "size", -u[1]))  # the longest first, so the workers finish together
     started = time.perf_counter()
     rows: list[dict] = []
@@ -341,7 +448,9 @@ def load_params_for(args: argparse.Namespace):
 
     from pipelines.training.params import load_params
 
-    return load_params(REPO / "params.yaml", **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
+    return load_params(
+        REPO / "params.yaml", **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    )
 
 
 def mean_of(rows: list[dict], key: str = "macro_f1") -> float | None:
@@ -357,15 +466,20 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
         return [fn(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed]
 
     classes = len(set(load(args.task, args.data)[0].category))
-    lines = [f"{args.task}, {classes} classes, test subset {args.test_per_class}/class; "
-             f"macro-F1 mean ± sd over seeds; total {total / 60:.1f} min", "",
-             "| per class | seeds | probe | lexical | SetFit | full FT | LoRA (default) | kept probe | LoRA − full "
-             "| LoRA − probe | LoRA − SetFit | LoRA wall / full wall | LoRA wall / SetFit wall | LoRA peak RSS / full |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"{args.task}, {classes} classes, test subset {args.test_per_class}/class; "
+        f"macro-F1 mean ± sd over seeds; total {total / 60:.1f} min",
+        "",
+        "| per class | seeds | probe | lexical | SetFit | full FT | LoRA (default) | kept probe | LoRA − full "
+        "| LoRA − probe | LoRA − SetFit | LoRA wall / full wall | LoRA wall / SetFit wall | LoRA peak RSS / full |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     summary: dict = {"size": {}, "noise": {}}
     for per_class in sorted({r["per_class"] for r in pick(experiment="size")}):
-        probe, lora, full, lexical, setfit = (pick(experiment="size", per_class=per_class, method=m)
-                                              for m in ("probe", "lora", "full", "lexical", "setfit"))  # fmt: skip
+        probe, lora, full, lexical, setfit = (
+            pick(experiment="size", per_class=per_class, method=m)
+            for m in ("probe", "lora", "full", "lexical", "setfit")
+        )
         walls = paired(lora, full, lambda a, b: a["wall_s"] / b["wall_s"])
         setfit_walls = paired(lora, setfit, lambda a, b: a["wall_s"] / b["wall_s"])
         rss = paired(lora, full, lambda a, b: a["peak_rss_mb"] / b["peak_rss_mb"])
@@ -373,37 +487,68 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
         vs_probe = paired(lora, probe, lambda a, b: a["macro_f1"] - b["macro_f1"])
         vs_setfit = paired(lora, setfit, lambda a, b: a["macro_f1"] - b["macro_f1"])
         kept_probe = sum(r.get("kept") == "probe" for r in lora)
-        lines.append(f"| {per_class} | {len(lora)} | {mean_sd([r['macro_f1'] for r in probe])} | "
-                     f"{mean_sd([r['macro_f1'] for r in lexical])} | {mean_sd([r['macro_f1'] for r in setfit])} | "
-                     f"{mean_sd([r['macro_f1'] for r in full])} | {mean_sd([r['macro_f1'] for r in lora])} | "
-                     f"{kept_probe}/{len(lora)} | {mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | "
-                     f"{mean_sd(vs_setfit, signed=True)} | {mean_sd(walls)} | {mean_sd(setfit_walls)} | {mean_sd(rss)} |")  # fmt: skip
-        summary["size"][per_class] = {"seeds": len(lora), "probe": mean_of(probe), "full": mean_of(full), "lora": mean_of(lora),
-                                      "lexical": mean_of(lexical), "setfit": mean_of(setfit), "kept_probe": kept_probe,
-                                      "lora_minus_full": statistics.mean(vs_full) if vs_full else None,
-                                      "lora_minus_probe": statistics.mean(vs_probe) if vs_probe else None,
-                                      "lora_minus_setfit": statistics.mean(vs_setfit) if vs_setfit else None,
-                                      "wall_ratio": statistics.mean(walls) if walls else None,
-                                      "setfit_wall_ratio": statistics.mean(setfit_walls) if setfit_walls else None,
-                                      "rss_ratio": statistics.mean(rss) if rss else None}  # fmt: skip
-    lines += ["", f"| labels flipped ({args.noise_per_class}/class) | seeds | LoRA, noise_filter none | LoRA default (auto) | default, share of its clean F1 "
-              "| rows auto dropped / down-weighted |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines.append(
+            f"| {per_class} | {len(lora)} | {mean_sd([r['macro_f1'] for r in probe])} | "
+            f"{mean_sd([r['macro_f1'] for r in lexical])} | {mean_sd([r['macro_f1'] for r in setfit])} | "
+            f"{mean_sd([r['macro_f1'] for r in full])} | {mean_sd([r['macro_f1'] for r in lora])} | "
+            f"{kept_probe}/{len(lora)} | {mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | "
+            f"{mean_sd(vs_setfit, signed=True)} | {mean_sd(walls)} | {mean_sd(setfit_walls)} | {mean_sd(rss)} |"
+        )
+        summary["size"][per_class] = {
+            "seeds": len(lora),
+            "probe": mean_of(probe),
+            "full": mean_of(full),
+            "lora": mean_of(lora),
+            "lexical": mean_of(lexical),
+            "setfit": mean_of(setfit),
+            "kept_probe": kept_probe,
+            "lora_minus_full": statistics.mean(vs_full) if vs_full else None,
+            "lora_minus_probe": statistics.mean(vs_probe) if vs_probe else None,
+            "lora_minus_setfit": statistics.mean(vs_setfit) if vs_setfit else None,
+            "wall_ratio": statistics.mean(walls) if walls else None,
+            "setfit_wall_ratio": statistics.mean(setfit_walls) if setfit_walls else None,
+            "rss_ratio": statistics.mean(rss) if rss else None,
+        }
+    lines += [
+        "",
+        f"| labels flipped ({args.noise_per_class}/class) | seeds | LoRA, noise_filter none | LoRA default (auto) | default, share of its clean F1 "
+        "| rows auto dropped / down-weighted |",
+        "|---|---|---|---|---|---|",
+    ]
     noise = pick(experiment="noise")
     clean = {r["seed"]: r for r in pick(experiment="noise", noise=0.0, method="lora/auto")}
     for rate in sorted({r["noise"] for r in noise}):
-        plain, auto = pick(experiment="noise", noise=rate, method="lora/none"), pick(experiment="noise", noise=rate, method="lora/auto")
+        plain, auto = (
+            pick(experiment="noise", noise=rate, method="lora/none"),
+            pick(experiment="noise", noise=rate, method="lora/auto"),
+        )
         kept = [r["macro_f1"] / clean[r["seed"]]["macro_f1"] for r in auto if r["seed"] in clean]
-        lines.append(f"| {rate:.0%} | {len(auto) or len(plain)} | {mean_sd([r['macro_f1'] for r in plain])} | "
-                     f"{mean_sd([r['macro_f1'] for r in auto])} | {mean_sd(kept, percent=True)} | "
-                     f"{mean_of(auto, 'dropped') or 0:.0f} / {mean_of(auto, 'downweighted') or 0:.0f} |")  # fmt: skip
-        summary["noise"][rate] = {"none": mean_of(plain), "auto": mean_of(auto),
-                                  "auto_kept_of_clean": statistics.mean(kept) if kept else None}  # fmt: skip
+        lines.append(
+            f"| {rate:.0%} | {len(auto) or len(plain)} | {mean_sd([r['macro_f1'] for r in plain])} | "
+            f"{mean_sd([r['macro_f1'] for r in auto])} | {mean_sd(kept, percent=True)} | "
+            f"{mean_of(auto, 'dropped') or 0:.0f} / {mean_of(auto, 'downweighted') or 0:.0f} |"
+        )
+        summary["noise"][rate] = {
+            "none": mean_of(plain),
+            "auto": mean_of(auto),
+            "auto_kept_of_clean": statistics.mean(kept) if kept else None,
+        }
     table = "\n".join(lines)
     print("\n" + table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"params": params.model_dump(mode="json"),
-                               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                               "total_s": total, "summary": summary, "rows": rows, "table": table}, indent=2))  # fmt: skip
+    out.write_text(
+        json.dumps(
+            {
+                "params": params.model_dump(mode="json"),
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "total_s": total,
+                "summary": summary,
+                "rows": rows,
+                "table": table,
+            },
+            indent=2,
+        )
+    )
     print(f"\nsaved {out}")
 
 

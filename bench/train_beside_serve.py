@@ -56,19 +56,47 @@ def serve_calls(predict, texts: list[str], *, calls: int | None = None, seconds:
 def train_process(out: Path, work: Path, *, niceness: int, threads: int, steps: int) -> subprocess.Popen:
     params = work / f"params-{steps}.yaml"
     params.write_text(f"train:\n  min_steps: {steps}\n  max_steps: {steps}\n")
-    env = {**os.environ, "TAILOR_HOME": str(work / "home"), "TAILOR_TRAIN_NICENESS": str(niceness),
-           "TAILOR_TRAIN_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # fmt: skip
-    return subprocess.Popen([TAILOR, "train", "--data", str(SAMPLE / "train.csv"), "--out", str(out),
-                             "--noise-filter", "none", "--params", str(params), "--json"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "TAILOR_HOME": str(work / "home"),
+        "TAILOR_TRAIN_NICENESS": str(niceness),
+        "TAILOR_TRAIN_THREADS": str(threads),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    return subprocess.Popen(
+        [
+            TAILOR,
+            "train",
+            "--data",
+            str(SAMPLE / "train.csv"),
+            "--out",
+            str(out),
+            "--noise-filter",
+            "none",
+            "--params",
+            str(params),
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls-idle", type=arguments.at_least(20), default=80, help="calls per idle half")
-    parser.add_argument("--train-steps", type=arguments.at_least(1), default=30, help="optimiser steps per training run")
-    parser.add_argument("--window", type=arguments.at_least(10), default=60,
-                        help="seconds of serving timed beside each training run, from its start (then it is stopped)")
+    parser.add_argument(
+        "--train-steps", type=arguments.at_least(1), default=30, help="optimiser steps per training run"
+    )
+    parser.add_argument(
+        "--window",
+        type=arguments.at_least(10),
+        default=60,
+        help="seconds of serving timed beside each training run, from its start (then it is stopped)",
+    )
     args = parser.parse_args()
 
     from pipelines.batches.read import read_batch
@@ -87,11 +115,14 @@ def main() -> None:
         serve_calls(predict, texts, calls=5)  # warm-up
         idle = serve_calls(predict, texts, calls=args.calls_idle)
         phases = {}
-        for label, niceness, threads in (("beside training, shared (nice 10, cores - 1)", 10, 0),
-                                         ("beside training, no share (nice 0, all cores)", 0, os.cpu_count() or 1)):
+        for label, niceness, threads in (
+            ("beside training, shared (nice 10, cores - 1)", 10, 0),
+            ("beside training, no share (nice 0, all cores)", 0, os.cpu_count() or 1),
+        ):
             print(f"serving {label} …", flush=True)
-            proc = train_process(work / f"run-{niceness}", work, niceness=niceness, threads=threads,
-                                 steps=args.train_steps)  # fmt: skip
+            proc = train_process(
+                work / f"run-{niceness}", work, niceness=niceness, threads=threads, steps=args.train_steps
+            )
             ms = serve_calls(predict, texts, seconds=args.window)
             finished = proc.poll() is not None
             if finished and proc.returncode != 0:
@@ -104,17 +135,27 @@ def main() -> None:
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "idle": {**idle_all, "first_half": summary(idle), "second_half": summary(idle_after)},
-        "phases": {label: {**p, "p95_vs_idle": round(p["p95_ms"] / idle_all["p95_ms"], 2),
-                           "p50_vs_idle": round(p["p50_ms"] / idle_all["p50_ms"], 2)} for label, p in phases.items()},
-    }  # fmt: skip
+        "phases": {
+            label: {
+                **p,
+                "p95_vs_idle": round(p["p95_ms"] / idle_all["p95_ms"], 2),
+                "p50_vs_idle": round(p["p50_ms"] / idle_all["p50_ms"], 2),
+            }
+            for label, p in phases.items()
+        },
+    }
     out = REPO / "bench" / "results" / "train_beside_serve.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(f"| phase | calls | p50 ms | p95 ms | p95 vs idle | training finished in the window |\n|---|---|---|---|---|---|\n"
-          f"| idle (before + after) | {idle_all['calls']} | {idle_all['p50_ms']} | {idle_all['p95_ms']} | 1.00 | |")
+    print(
+        f"| phase | calls | p50 ms | p95 ms | p95 vs idle | training finished in the window |\n|---|---|---|---|---|---|\n"
+        f"| idle (before + after) | {idle_all['calls']} | {idle_all['p50_ms']} | {idle_all['p95_ms']} | 1.00 | |"
+    )
     for label, p in results["phases"].items():
-        print(f"| {label} | {p['calls']} | {p['p50_ms']} | {p['p95_ms']} | {p['p95_vs_idle']} | "
-              f"{p['training_finished_in_window']} |")
+        print(
+            f"| {label} | {p['calls']} | {p['p50_ms']} | {p['p95_ms']} | {p['p95_vs_idle']} | "
+            f"{p['training_finished_in_window']} |"
+        )
     print(f"saved {out}")
 
 

@@ -21,12 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.banking77 import FOLDER, read  # noqa: E402
-from pipelines.settings import load_settings  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
-from serving.model import load_base, load_classifier  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
-from pipelines.training.recipe import train  # noqa: E402
+from pipelines.settings import load_settings  # noqa: E402
 from pipelines.training.params import TrainParams  # noqa: E402
+from pipelines.training.recipe import train  # noqa: E402
+from serving.model import load_base, load_classifier  # noqa: E402
 
 
 def main() -> None:
@@ -42,21 +42,36 @@ def main() -> None:
     test = test[test.category.isin(keep)]
     test_texts, test_labels = test.text.tolist(), test.category.tolist()
     settings = load_settings()
-    batch = LabeledBatch(source="banking77", texts=df.text.tolist(), labels=df.category.tolist(),
-                         ids=[str(i) for i in range(len(df))])  # fmt: skip
+    batch = LabeledBatch(
+        source="banking77", texts=df.text.tolist(), labels=df.category.tolist(), ids=[str(i) for i in range(len(df))]
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        gpu_base = load_base(settings.base_model_dir, device="cuda", model_id=settings.base_model_id, cache_dir=settings.home)
+        gpu_base = load_base(
+            settings.base_model_dir, device="cuda", model_id=settings.base_model_id, cache_dir=settings.home
+        )
         result = train(batch, Path(tmp) / "adapter", base=gpu_base, params=TrainParams(), seed=0)
-        cpu_base = load_base(settings.base_model_dir, device="cpu", model_id=settings.base_model_id, cache_dir=settings.home)
+        cpu_base = load_base(
+            settings.base_model_dir, device="cpu", model_id=settings.base_model_id, cache_dir=settings.home
+        )
         on_cpu_clf = load_classifier(Path(tmp) / "adapter", cpu_base)
         on_cpu = on_cpu_clf.predict_proba(test_texts)
         on_gpu = load_classifier(Path(tmp) / "adapter", gpu_base).predict_proba(test_texts)
     pred = [on_cpu_clf.labels[i] for i in on_cpu.argmax(1)]
     same = bool((on_cpu.argmax(1) == on_gpu.argmax(1)).all() and np.abs(on_cpu - on_gpu).max() < 1e-3)
-    print(json.dumps({"same_predictions": same, "max_abs_prob_diff": float(np.abs(on_cpu - on_gpu).max()),
-                      "test_rows": len(test_texts), "macro_f1_on_cpu": quality_metrics(test_labels, pred, on_cpu_clf.labels).macro_f1,
-                      "train_examples": result.train_examples, "steps": result.params["steps"],
-                      "device": result.device, "cost": result.cost.model_dump()}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "same_predictions": same,
+                "max_abs_prob_diff": float(np.abs(on_cpu - on_gpu).max()),
+                "test_rows": len(test_texts),
+                "macro_f1_on_cpu": quality_metrics(test_labels, pred, on_cpu_clf.labels).macro_f1,
+                "train_examples": result.train_examples,
+                "steps": result.params["steps"],
+                "device": result.device,
+                "cost": result.cost.model_dump(),
+            }
+        )
+    )
     sys.exit(0 if same else 1)
 
 

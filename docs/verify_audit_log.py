@@ -22,7 +22,6 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
 
 
@@ -105,14 +104,20 @@ def main(copy: str, name: str, trust_root: str) -> None:
         # While two admins or more are valid, key changes and an admin's disable wait for another admin.
         admins = {r["person"] for r in keys.values() if r["role"] == "admin" and valid(r, when)}
         target_is_admin = any(r["person"] == event["person"] and r["role"] == "admin" for r in keys.values())
-        waits = len(admins) >= 2 and (event["action"] in ("add", "rotate") or
-                                      (event["action"] == "disable" and target_is_admin))
+        waits = len(admins) >= 2 and (
+            event["action"] in ("add", "rotate") or (event["action"] == "disable" and target_is_admin)
+        )
         if waits:
             pending[event["sha256"]] = event
         if event["action"] in ("init", "add", "rotate"):
             new = key_id(event["public_key"])
-            keys[new] = {"person": event["person"], "role": event["role"], "public_key": event["public_key"],
-                         "from": None if waits else when, "disabled": None}
+            keys[new] = {
+                "person": event["person"],
+                "role": event["role"],
+                "public_key": event["public_key"],
+                "from": None if waits else when,
+                "disabled": None,
+            }
             if not waits:
                 disable(keys, event["person"], when, keep=new)
         elif event["action"] == "disable" and not waits:
@@ -128,8 +133,10 @@ def main(copy: str, name: str, trust_root: str) -> None:
                 new = key_id(confirmed["public_key"])
                 disable(keys, confirmed["person"], when, keep=new)
                 keys[new]["from"] = when
-        print(f"ok   {path.name}: {event['action']} {event['person']} {event.get('role') or ''}"
-              + (" (waits for a second admin)" if waits else ""))
+        print(
+            f"ok   {path.name}: {event['action']} {event['person']} {event.get('role') or ''}"
+            + (" (waits for a second admin)" if waits else "")
+        )
     registered_by, sealed, last = {}, legacy.get(name, [0, ""]), None
     for path, event in chain(Path(copy) / "audit" / name):
         when = last = parsed_time(path, event, last)

@@ -39,9 +39,9 @@ def _sources() -> Sources:
     from pydantic import TypeAdapter
 
     from pipelines.cli.main import app
-    from pipelines.settings import Settings
     from pipelines.policy import DEFAULT_POLICY, Policy
     from pipelines.records import GateDecision, TrainResult, ValidationReport
+    from pipelines.settings import Settings
     from pipelines.training.params import TrainParams
     from registry.audit.events import AuditEvent
     from registry.manifest import Manifest
@@ -241,7 +241,7 @@ def http_page(src: Sources) -> str:
         "",
         f"Generated from the predictor's OpenAPI description ({spec['info']['title']}, OpenAPI {spec['openapi']}).",
         "A running server serves the same document at `/openapi.json`; it has no `/docs` page, which would load",
-        "its scripts from a CDN. Every 4xx body is `{\"error\": …, \"problems\": […]}`. `/metrics` (Prometheus",
+        'its scripts from a CDN. Every 4xx body is `{"error": …, "problems": […]}`. `/metrics` (Prometheus',
         "text) is outside the schema. Running it: [serve](../how-to/serve.md).",
     ]
     for path, methods in spec["paths"].items():

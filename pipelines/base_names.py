@@ -41,9 +41,11 @@ def model_id_for(base_model: str | Path) -> str:
         recorded = None
     if isinstance(recorded, str) and HUB_ID.match(recorded):
         return recorded
-    raise ConfigError(f"base_model is {base_model} but base_model_id is not set, and {config} names no hub id "
-                      "(_name_or_path); set base_model_id (TAILOR_BASE_MODEL_ID) to the model's name, "
-                      "e.g. cl-nagoya/ruri-v3-30m")  # fmt: skip
+    raise ConfigError(
+        f"base_model is {base_model} but base_model_id is not set, and {config} names no hub id "
+        "(_name_or_path); set base_model_id (TAILOR_BASE_MODEL_ID) to the model's name, "
+        "e.g. cl-nagoya/ruri-v3-30m"
+    )
 
 
 def names_registered_base(base_model: str) -> bool:

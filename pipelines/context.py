@@ -92,17 +92,21 @@ class Context:
         Raises:
             ConfigError: no credentials for the configured role, or a malformed policy.
         """
-        from registry.registry import Registry
         from registry.governance import RegistryRules
+        from registry.registry import Registry
         from registry.store import S3ObjectStore
 
         store_settings = acting or self.settings.store()
         base = self.base_fingerprint if with_base else None
         promotion = self.policy.promotion
-        rules = RegistryRules(four_eyes_production=promotion.four_eyes_production,
-                              require_gate=promotion.require_gate_decision, policy_sha256=self.policy.sha256)  # fmt: skip
-        return Registry(S3ObjectStore(store_settings), store_settings, base_model=base, rules=rules,
-                        cache_dir=self.settings.home)  # fmt: skip
+        rules = RegistryRules(
+            four_eyes_production=promotion.four_eyes_production,
+            require_gate=promotion.require_gate_decision,
+            policy_sha256=self.policy.sha256,
+        )
+        return Registry(
+            S3ObjectStore(store_settings), store_settings, base_model=base, rules=rules, cache_dir=self.settings.home
+        )
 
     def announce(self, event: "AuditEvent", acting: "StoreSettings | None" = None) -> list["Delivery"]:
         """Announce a promote or rollback to the configured webhooks; each delivery is logged in the
@@ -117,5 +121,6 @@ class Context:
         if not self.settings.webhooks:
             return []
         store = S3ObjectStore(acting or self.settings.store())
-        return announce_audit_event(event, urls=self.settings.webhooks, secret=self.settings.webhook_secret,
-                                    store=store)  # fmt: skip
+        return announce_audit_event(
+            event, urls=self.settings.webhooks, secret=self.settings.webhook_secret, store=store
+        )

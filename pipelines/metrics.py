@@ -65,8 +65,13 @@ def quality_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> 
         macro_f1=float(f1[present].mean()) if present.any() else 0.0,
         labels=all_labels,
         per_class=[
-            ClassQuality(label=label, precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]),
-                         support=int(support[i]))  # fmt: skip
+            ClassQuality(
+                label=label,
+                precision=float(precision[i]),
+                recall=float(recall[i]),
+                f1=float(f1[i]),
+                support=int(support[i]),
+            )
             for i, label in enumerate(all_labels)
         ],
         confusion=confusion.tolist(),

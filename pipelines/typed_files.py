@@ -40,7 +40,6 @@ def read_model_json(model: type[BaseModel], path: Path):
         raise ConfigError(f"{path} is not a valid {model.__name__}: {validation_problems(err, root='file')}") from None
 
 
-
 class _StrictLoader(yaml.SafeLoader):
     pass
 
@@ -56,8 +55,9 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
         except TypeError:  # an unhashable key: PyYAML's own construction reports it
             continue
         if first is not None:
-            raise yaml.constructor.ConstructorError(f"key {first.value!r} first given", first.start_mark,
-                                                    "found it a second time", key_node.start_mark)  # fmt: skip
+            raise yaml.constructor.ConstructorError(
+                f"key {first.value!r} first given", first.start_mark, "found it a second time", key_node.start_mark
+            )
         seen[key] = key_node
     return loader.construct_mapping(node, deep=deep)
 
@@ -98,8 +98,9 @@ def one_line(err: Exception) -> str:
     def at(mark) -> str:
         return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
 
-    parts = [f"{text}{at(mark)}" for text, mark in ((err.context, err.context_mark), (err.problem, err.problem_mark))
-             if text]  # fmt: skip
+    parts = [
+        f"{text}{at(mark)}" for text, mark in ((err.context, err.context_mark), (err.problem, err.problem_mark)) if text
+    ]
     return ", ".join(parts) or type(err).__name__
 
 

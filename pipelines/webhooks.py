@@ -99,8 +99,9 @@ def log_key(event: PromotionEvent | MonitorAlert, url: str) -> str:
     return f"deliveries/{event.name}/{event.seq:012d}-{url_id(url)}.json"
 
 
-def announce_audit_event(event: "AuditEvent", *, urls: list[str], secret: str | None,
-                         store: ObjectStore) -> list[Delivery]:  # fmt: skip
+def announce_audit_event(
+    event: "AuditEvent", *, urls: list[str], secret: str | None, store: ObjectStore
+) -> list[Delivery]:
     """Announce a promote or rollback from the audit log to ``urls``, each delivery logged in ``store``.
 
     Raises:
@@ -111,10 +112,17 @@ def announce_audit_event(event: "AuditEvent", *, urls: list[str], secret: str | 
     if not urls:
         return []
     promotion = PromotionEvent(
-        action=event.action, name=event.name, version=event.version, alias=event.alias or "",
-        previous_version=event.alias_before, actor=event.actor, reason=event.reason, seq=event.seq,
-        event_hash=event.sha256, at=parse_time(event.time),
-    )  # fmt: skip
+        action=event.action,
+        name=event.name,
+        version=event.version,
+        alias=event.alias or "",
+        previous_version=event.alias_before,
+        actor=event.actor,
+        reason=event.reason,
+        seq=event.seq,
+        event_hash=event.sha256,
+        at=parse_time(event.time),
+    )
     return announce(promotion, urls=urls, secret=secret, store=store)
 
 
@@ -148,8 +156,9 @@ def announce(
         key = log_key(event, url)
         if store.exists(key):
             continue
-        delivery = _deliver(url, body, event, secret, key, attempts=attempts, backoff_s=backoff_s,
-                            timeout_s=timeout_s, sleep=sleep)  # fmt: skip
+        delivery = _deliver(
+            url, body, event, secret, key, attempts=attempts, backoff_s=backoff_s, timeout_s=timeout_s, sleep=sleep
+        )
         try:
             store.put(key, delivery.model_dump_json(indent=2).encode(), create_only=True)
         except AlreadyExistsError:
@@ -159,9 +168,17 @@ def announce(
 
 
 def _deliver(
-    url: str, body: bytes, event: PromotionEvent | MonitorAlert, secret: str, key: str, *,
-    attempts: int, backoff_s: float, timeout_s: float, sleep: Callable[[float], None],
-) -> Delivery:  # fmt: skip
+    url: str,
+    body: bytes,
+    event: PromotionEvent | MonitorAlert,
+    secret: str,
+    key: str,
+    *,
+    attempts: int,
+    backoff_s: float,
+    timeout_s: float,
+    sleep: Callable[[float], None],
+) -> Delivery:
     import httpx
 
     delivery_id = uuid.uuid4().hex
@@ -181,15 +198,17 @@ def _deliver(
         try:
             response = httpx.post(url, content=body, headers=headers, timeout=timeout_s)
         except httpx.HTTPError as err:
-            tries.append(DeliveryAttempt(at=at, error=f"{type(err).__name__}: {err}",
-                                         seconds=time.monotonic() - started))  # fmt: skip
+            tries.append(
+                DeliveryAttempt(at=at, error=f"{type(err).__name__}: {err}", seconds=time.monotonic() - started)
+            )
             continue
         tries.append(DeliveryAttempt(at=at, status_code=response.status_code, seconds=time.monotonic() - started))
         if response.is_success:
             delivered = True
             break
-    return Delivery(delivery_id=delivery_id, url=redacted_url(url), event=event, delivered=delivered, attempts=tries,
-                    log_key=key)  # fmt: skip
+    return Delivery(
+        delivery_id=delivery_id, url=redacted_url(url), event=event, delivered=delivered, attempts=tries, log_key=key
+    )
 
 
 def delivery_log(store: ObjectStore, name: str) -> list[Delivery]:

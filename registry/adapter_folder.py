@@ -34,8 +34,18 @@ README_FILE = "README.md"
 MANIFEST_FILE = "manifest.json"  # written by the registry beside a stored version, never by a trainer
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, META_FILE)
 # Every name a trained folder may hold at its top level; training refuses to overwrite a folder with others.
-FOLDER_ENTRIES = frozenset({META_FILE, WEIGHTS_FILE, CONFIG_FILE, REFERENCE_FILE, TRAIN_RESULT_FILE, README_FILE,
-                            GATE_DECISION_FILE, REPORTS_DIR})  # fmt: skip
+FOLDER_ENTRIES = frozenset(
+    {
+        META_FILE,
+        WEIGHTS_FILE,
+        CONFIG_FILE,
+        REFERENCE_FILE,
+        TRAIN_RESULT_FILE,
+        README_FILE,
+        GATE_DECISION_FILE,
+        REPORTS_DIR,
+    }
+)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 META_FORMAT = 1
 
@@ -57,8 +67,9 @@ class AdapterMeta:
 
     @property
     def base_model(self) -> BaseModelFingerprint:
-        return BaseModelFingerprint(self.base_model_id, self.base_model_weights_sha256,
-                                    self.base_model_tokenizer_sha256)  # fmt: skip
+        return BaseModelFingerprint(
+            self.base_model_id, self.base_model_weights_sha256, self.base_model_tokenizer_sha256
+        )
 
     def write(self, adapter_dir: Path) -> Path:
         return write_atomic(Path(adapter_dir) / META_FILE, json.dumps(asdict(self), indent=2, ensure_ascii=False))
@@ -70,13 +81,25 @@ class AdapterMeta:
         Raises:
             ValueError: every field that is missing or of the wrong type, in one message.
         """
-        wanted = {"base_model_id": str, "base_model_weights_sha256": str, "base_model_tokenizer_sha256": str,
-                  "labels": list, "max_length": int, "format": int, "pooling": str, "normalize": bool,
-                  "intended_use": (str, type(None)), "data_version": (str, type(None))}  # fmt: skip
+        wanted = {
+            "base_model_id": str,
+            "base_model_weights_sha256": str,
+            "base_model_tokenizer_sha256": str,
+            "labels": list,
+            "max_length": int,
+            "format": int,
+            "pooling": str,
+            "normalize": bool,
+            "intended_use": (str, type(None)),
+            "data_version": (str, type(None)),
+        }
         required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         problems = [f"missing {key}" for key in wanted if key in required and key not in raw]
-        problems += [f"'{key}' must be {_kind(kind)}" for key, kind in wanted.items() if key in raw
-                     and (not isinstance(raw[key], kind) or (kind is int and isinstance(raw[key], bool)))]  # fmt: skip
+        problems += [
+            f"'{key}' must be {_kind(kind)}"
+            for key, kind in wanted.items()
+            if key in raw and (not isinstance(raw[key], kind) or (kind is int and isinstance(raw[key], bool)))
+        ]
         labels = raw.get("labels")
         if isinstance(labels, list) and not (labels and all(isinstance(x, str) for x in labels)):
             problems.append("'labels' must be a non-empty list of strings")
@@ -105,7 +128,9 @@ class AdapterMeta:
         except ValueError as err:
             raise ConfigError(f"{path} is not a valid AdapterMeta: {err}") from None
         if meta.format != META_FORMAT:
-            raise RefusedError(f"{path}: format {meta.format} is not supported (this Tailor reads format {META_FORMAT})")
+            raise RefusedError(
+                f"{path}: format {meta.format} is not supported (this Tailor reads format {META_FORMAT})"
+            )
         return meta
 
 
@@ -125,9 +150,11 @@ class TrainSummary:
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> "TrainSummary":
         data_version, metrics, cost = raw.get("data_version"), raw.get("metrics"), raw.get("cost")
-        return cls(data_version=data_version if isinstance(data_version, str) and data_version else None,
-                   metrics=dict(metrics) if isinstance(metrics, dict) else {},
-                   cost=cost if isinstance(cost, dict) else None)  # fmt: skip
+        return cls(
+            data_version=data_version if isinstance(data_version, str) and data_version else None,
+            metrics=dict(metrics) if isinstance(metrics, dict) else {},
+            cost=cost if isinstance(cost, dict) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -163,8 +190,16 @@ def gate_verdict(passed: bool, failures: list, not_judged: list) -> str:
     return "passed" if passed else ("failed" if failures or not not_judged else "not judged")
 
 
-def failure_line(check: str, *, reason: str = "", metric: str | None = None, value: float | None = None,
-                 limit: float | None = None, comparison: str | None = None, policy_key: str | None = None) -> str:
+def failure_line(
+    check: str,
+    *,
+    reason: str = "",
+    metric: str | None = None,
+    value: float | None = None,
+    limit: float | None = None,
+    comparison: str | None = None,
+    policy_key: str | None = None,
+) -> str:
     """One failed gate check as people read it, wherever it is shown (CLI, manifest, report).
 
     A failure with a ``policy_key`` is a limit that did not hold; one without is a check that could
@@ -217,8 +252,11 @@ def gate_summary(decision: dict[str, Any] | None) -> GateSummary | None:
     """Brief form of a GateDecision JSON: every failure as its ``failure_line``."""
     if decision is None:
         return None
-    failures = [failure_line(str(f.get("check")), **_failure_fields(f))
-                for f in decision.get("failures", []) if isinstance(f, dict)]  # fmt: skip
+    failures = [
+        failure_line(str(f.get("check")), **_failure_fields(f))
+        for f in decision.get("failures", [])
+        if isinstance(f, dict)
+    ]
 
     def text(key: str) -> str | None:
         return decision[key] if isinstance(decision.get(key), str) else None
@@ -337,9 +375,11 @@ def inspect_adapter_folder(path: Path, base_model: BaseModelFingerprint) -> Adap
     for rel in files:
         if rel.endswith(".safetensors") and (problem := safetensors_header_problem(root / rel)):
             problems.append(f"{rel} is not a safetensors file ({problem})")
-    parsed = {rel: _read_json(root / rel, rel, problems)
-              for rel in (CONFIG_FILE, META_FILE, TRAIN_RESULT_FILE, GATE_DECISION_FILE, QUALITY_FILE, CARD_FILE)
-              if rel in files}  # fmt: skip
+    parsed = {
+        rel: _read_json(root / rel, rel, problems)
+        for rel in (CONFIG_FILE, META_FILE, TRAIN_RESULT_FILE, GATE_DECISION_FILE, QUALITY_FILE, CARD_FILE)
+        if rel in files
+    }
     card = None
     if parsed.get(CARD_FILE) is not None:
         try:
@@ -379,15 +419,20 @@ def same_base(trained_on: BaseModelFingerprint, base: BaseModelFingerprint) -> b
 def _base_problems(trained_on: BaseModelFingerprint, base: BaseModelFingerprint) -> list[str]:
     if same_base(trained_on, base):
         return []
-    return [f"base model mismatch: the adapter was trained on '{trained_on.model_id}' (weights "
-            f"{trained_on.weights_sha256[:12]}, tokenizer {trained_on.tokenizer_sha256[:12]}) but the configured "
-            f"base is '{base.model_id}' (weights {base.weights_sha256[:12]}, tokenizer {base.tokenizer_sha256[:12]})"]
+    return [
+        f"base model mismatch: the adapter was trained on '{trained_on.model_id}' (weights "
+        f"{trained_on.weights_sha256[:12]}, tokenizer {trained_on.tokenizer_sha256[:12]}) but the configured "
+        f"base is '{base.model_id}' (weights {base.weights_sha256[:12]}, tokenizer {base.tokenizer_sha256[:12]})"
+    ]
 
 
 def _gate_problems(decision: Any) -> list[str]:
     """A decision whose verdict does not follow from its own failures was edited (or is not one)."""
-    if not isinstance(decision, dict) or not isinstance(decision.get("passed"), bool) \
-            or not isinstance(decision.get("failures"), list):  # fmt: skip
+    if (
+        not isinstance(decision, dict)
+        or not isinstance(decision.get("passed"), bool)
+        or not isinstance(decision.get("failures"), list)
+    ):
         return [f"{GATE_DECISION_FILE} is not a gate decision (needs 'passed' true/false and a 'failures' list)"]
     if decision.get("policy_sha256") is not None and not is_sha256(decision["policy_sha256"]):
         return [f"{GATE_DECISION_FILE}: 'policy_sha256' must be 64 lowercase hex characters (the policy's sha256)"]
@@ -395,6 +440,8 @@ def _gate_problems(decision: Any) -> list[str]:
     not_judged = decision.get("not_judged")
     failures = len(decision["failures"]) + (len(not_judged) if isinstance(not_judged, list) else 0)
     if decision["passed"] == bool(failures):
-        return [f"{GATE_DECISION_FILE} says passed={str(decision['passed']).lower()} with {failures} failure(s): it "
-                "was edited; run `tailor evaluate` (or `tailor gate`) again"]
+        return [
+            f"{GATE_DECISION_FILE} says passed={str(decision['passed']).lower()} with {failures} failure(s): it "
+            "was edited; run `tailor evaluate` (or `tailor gate`) again"
+        ]
     return []

@@ -50,8 +50,10 @@ def is_base_name(value: str) -> bool:
 def validate_base_name(name: str) -> str:
     """Raises: RefusedError: ``name`` is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit."""
     if not is_base_name(name):
-        raise RefusedError(f"base model name {name!r} is refused: use 1-64 letters, digits, '.', '_' or '-', "
-                           "starting with a letter or digit (e.g. ruri-v3-30m)")  # fmt: skip
+        raise RefusedError(
+            f"base model name {name!r} is refused: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. ruri-v3-30m)"
+        )
     return name
 
 
@@ -64,8 +66,10 @@ def parse_languages(value: str) -> tuple[str, ...]:
     items = tuple(item.strip() for item in value.split(",")) if value.strip() else ()
     bad = [item for item in items if not _LANGUAGE.fullmatch(item)]
     if bad:
-        raise RefusedError(f"--languages {value!r}: {', '.join(repr(b) for b in bad)} is not a language tag; give "
-                           "comma-separated tags such as ja,en")  # fmt: skip
+        raise RefusedError(
+            f"--languages {value!r}: {', '.join(repr(b) for b in bad)} is not a language tag; give "
+            "comma-separated tags such as ja,en"
+        )
     return items
 
 
@@ -112,9 +116,14 @@ class BaseManifest:
         """Raises: IntegrityError: not a base manifest, or its content does not match its hash."""
         try:
             raw = json.loads(data)
-            manifest = cls(**{**raw, "files": {rel: FileEntry(**f) for rel, f in raw["files"].items()},
-                              "fingerprint": BaseModelFingerprint(**raw["fingerprint"]),
-                              "languages": tuple(raw["languages"])})  # fmt: skip
+            manifest = cls(
+                **{
+                    **raw,
+                    "files": {rel: FileEntry(**f) for rel, f in raw["files"].items()},
+                    "fingerprint": BaseModelFingerprint(**raw["fingerprint"]),
+                    "languages": tuple(raw["languages"]),
+                }
+            )
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise IntegrityError(f"{where} is not a base model manifest: {err}") from None
         if canonical_sha256(manifest._body()) != manifest.content_sha256:
@@ -133,16 +142,22 @@ def folder_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.rglob("*") if not p.is_dir() and ".cache" not in p.relative_to(folder).parts)
     pickles = [p.relative_to(folder).as_posix() for p in files if p.suffix in PICKLE_SUFFIXES]
     if pickles:
-        raise RefusedError(f"base model folder {folder} holds pickle files ({', '.join(pickles)}): a registered base "
-                           "holds safetensors weights only; delete them (keep model.safetensors)")  # fmt: skip
+        raise RefusedError(
+            f"base model folder {folder} holds pickle files ({', '.join(pickles)}): a registered base "
+            "holds safetensors weights only; delete them (keep model.safetensors)"
+        )
     code = [p.relative_to(folder).as_posix() for p in files if p.suffix == ".py"]
     if code:
-        raise RefusedError(f"base model folder {folder} holds Python files ({', '.join(code)}): that is remote code, "
-                           "which Tailor never runs; use a model transformers supports without it")  # fmt: skip
+        raise RefusedError(
+            f"base model folder {folder} holds Python files ({', '.join(code)}): that is remote code, "
+            "which Tailor never runs; use a model transformers supports without it"
+        )
     links = [p.relative_to(folder).as_posix() for p in files if p.is_symlink()]
     if links:
-        raise RefusedError(f"base model folder {folder} holds links ({', '.join(links)}): copy the files they "
-                           "point at into the folder (a Hugging Face cache snapshot links into blobs/)")  # fmt: skip
+        raise RefusedError(
+            f"base model folder {folder} holds links ({', '.join(links)}): copy the files they "
+            "point at into the folder (a Hugging Face cache snapshot links into blobs/)"
+        )
     if len(files) > MAX_FILES:
         raise RefusedError(f"base model folder {folder} holds {len(files)} files; a model folder has a handful")
     return files
@@ -155,8 +170,16 @@ class BaseModels:
         self.registry = registry
         self.store = registry.store
 
-    def add(self, folder: Path, name: str, *, model_id: str, license: str = "", languages: tuple[str, ...] = (),
-            source: str = "") -> BaseManifest:  # fmt: skip
+    def add(
+        self,
+        folder: Path,
+        name: str,
+        *,
+        model_id: str,
+        license: str = "",
+        languages: tuple[str, ...] = (),
+        source: str = "",
+    ) -> BaseManifest:
         """Upload ``folder`` as base ``name``: every file under its sha256, the event, then the manifest.
 
         Adding the same bytes again returns the registered manifest; nothing new is written.
@@ -176,12 +199,22 @@ class BaseModels:
         if existing is not None:
             if existing.files == entries:
                 return existing
-            raise AlreadyExistsError(f"base model '{name}' is registered already with other files (weights "
-                                     f"{existing.fingerprint.weights_sha256[:12]}); a base never changes: add "
-                                     "this folder under a new name")  # fmt: skip
-        manifest = BaseManifest(name=name, model_id=model_id, files=entries, fingerprint=fingerprint,
-                                license=license, languages=languages, source=source,
-                                created_by=self.registry.settings.actor, created_at=utc_now()).sealed()  # fmt: skip
+            raise AlreadyExistsError(
+                f"base model '{name}' is registered already with other files (weights "
+                f"{existing.fingerprint.weights_sha256[:12]}); a base never changes: add "
+                "this folder under a new name"
+            )
+        manifest = BaseManifest(
+            name=name,
+            model_id=model_id,
+            files=entries,
+            fingerprint=fingerprint,
+            license=license,
+            languages=languages,
+            source=source,
+            created_by=self.registry.settings.actor,
+            created_at=utc_now(),
+        ).sealed()
         known = {o.key for o in self.store.list(f"{PREFIX}blobs/")}
         for rel, entry in entries.items():
             if blob_key(entry.sha256) in known:
@@ -193,10 +226,18 @@ class BaseModels:
                 put_kept(self.store, blob_key(entry.sha256), data)
             except AlreadyExistsError:
                 pass  # another add stored the same bytes meanwhile
-        self.registry.log.append(log_name(name), lambda state: AuditEvent(
-            action="register", name=log_name(name), version=VERSION, actor=self.registry.settings.actor,
-            role=self.registry.settings.role, reason=f"base model {name} added", content_sha256=manifest.content_sha256,
-        ))  # fmt: skip
+        self.registry.log.append(
+            log_name(name),
+            lambda state: AuditEvent(
+                action="register",
+                name=log_name(name),
+                version=VERSION,
+                actor=self.registry.settings.actor,
+                role=self.registry.settings.role,
+                reason=f"base model {name} added",
+                content_sha256=manifest.content_sha256,
+            ),
+        )
         put_kept(self.store, manifest_key(name), manifest.to_json())
         return manifest
 
@@ -213,8 +254,10 @@ class BaseModels:
         """Raises: NotFoundError: no base of that name; IntegrityError: its manifest was modified."""
         found = self._registered(validate_base_name(name))
         if found is None:
-            raise NotFoundError(f"no base model folder {name!r} and no registered base model of that name "
-                                "(`tailor base list` shows them; `tailor base add DIR --name NAME` adds one)")  # fmt: skip
+            raise NotFoundError(
+                f"no base model folder {name!r} and no registered base model of that name "
+                "(`tailor base list` shows them; `tailor base add DIR --name NAME` adds one)"
+            )
         return found
 
     def fetch(self, name: str, cache_root: Path) -> tuple[BaseManifest, Path]:
@@ -258,9 +301,10 @@ class BaseModels:
             data = self.store.get(key)
         except NotFoundError:
             if VERSION in state.versions:
-                raise NotFoundError(f"base model '{name}' was added but its upload never finished (no manifest); "
-                                    "it cannot be added again under that name: add the folder under a new name"
-                                    ) from None  # fmt: skip
+                raise NotFoundError(
+                    f"base model '{name}' was added but its upload never finished (no manifest); "
+                    "it cannot be added again under that name: add the folder under a new name"
+                ) from None
             return None
         manifest = BaseManifest.from_json(data, key)
         if manifest.name != name or state.versions.get(VERSION) != manifest.content_sha256:

@@ -45,8 +45,10 @@ class EventJudge:
         if event.signature is None:
             sealed = ring.legacy_heads.get(state.name)
             if sealed is None or event.seq > sealed[0]:
-                raise IntegrityError(f"{label} is unsigned, but this store signs every event since its keyring "
-                                     "began: it was forged or rewritten")  # fmt: skip
+                raise IntegrityError(
+                    f"{label} is unsigned, but this store signs every event since its keyring "
+                    "began: it was forged or rewritten"
+                )
             if event.seq == sealed[0] and event.sha256 != sealed[1]:
                 raise IntegrityError(f"{label} is not the legacy event the keyring sealed: it was rewritten")
             return
@@ -57,7 +59,8 @@ class EventJudge:
         if not signature_holds(record.public_key, event.signature, signed_bytes(event.body())):
             raise IntegrityError(f"{label}: its signature does not hold (forged or modified)")
         if event.actor != record.person or event.role != record.role:
-            raise IntegrityError(f"{label} names {event.actor!r} ({event.role}) but was signed by {record.person} "
-                                 f"({record.role})")  # fmt: skip
+            raise IntegrityError(
+                f"{label} names {event.actor!r} ({event.role}) but was signed by {record.person} ({record.role})"
+            )
         if problem := event_rule_problem(state, event, self.rules):
             raise IntegrityError(f"{label} breaks the rules: {problem}")

@@ -45,6 +45,8 @@ def received_problem(value: str, received: dt.datetime | None) -> str | None:
         return None
     gap = event_time(value) - received.astimezone(dt.timezone.utc)
     if abs(gap) > MAX_SKEW:
-        return (f"it is dated {value} but the store received it at {received.isoformat()}: "
-                f"{'backdated' if gap < dt.timedelta(0) else 'dated ahead'} by {abs(gap)}")  # fmt: skip
+        return (
+            f"it is dated {value} but the store received it at {received.isoformat()}: "
+            f"{'backdated' if gap < dt.timedelta(0) else 'dated ahead'} by {abs(gap)}"
+        )
     return None

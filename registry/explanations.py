@@ -37,7 +37,9 @@ class Faithfulness(Record):
     top_k: int = Field(description="spans counted as the explanation: the most positive ones")
     comprehensiveness: float = Field(description="probability lost when the top spans are removed (higher: faithful)")
     sufficiency: float = Field(description="probability lost when only the top spans are kept (lower: faithful)")
-    random_comprehensiveness: float = Field(description="probability lost when as many random spans are removed, for comparison")
+    random_comprehensiveness: float = Field(
+        description="probability lost when as many random spans are removed, for comparison"
+    )
 
 
 class Explanation(Record):
@@ -49,10 +51,13 @@ class Explanation(Record):
     method: Method
     method_note: str = Field("", description="why occlusion was used instead of integrated gradients, if it was")
     baseline_probability: float | None = Field(
-        None, description="integrated gradients: the probability with every word replaced by padding")
+        None, description="integrated gradients: the probability with every word replaced by padding"
+    )
     delta: float | None = Field(
-        None, description="integrated gradients' convergence error: sum of attributions minus "
-                          "(probability - baseline_probability); small next to the attributions means trustworthy")
+        None,
+        description="integrated gradients' convergence error: sum of attributions minus "
+        "(probability - baseline_probability); small next to the attributions means trustworthy",
+    )
     steps: int | None = Field(None, description="integrated gradients' integration steps")
     truncated: bool = Field(description="the text was longer than the model reads: later spans got no attribution")
     spans: list[Span]
@@ -88,8 +93,10 @@ def read_report(data: bytes) -> ExplanationsReport:
     try:
         return ExplanationsReport.model_validate(json.loads(data))
     except ValidationError as err:
-        raise ValueError(f"not an explanations file of format {EXPLANATIONS_FORMAT}: "
-                         f"{err.error_count()} problem(s), first: {err.errors()[0]['msg']}") from None  # fmt: skip
+        raise ValueError(
+            f"not an explanations file of format {EXPLANATIONS_FORMAT}: "
+            f"{err.error_count()} problem(s), first: {err.errors()[0]['msg']}"
+        ) from None
 
 
 CSS = """.explained{line-height:2;font-size:1rem;white-space:pre-wrap}.explained span{border-radius:.2rem;padding:0 .05rem}
@@ -109,9 +116,11 @@ def highlighted(explanation: Explanation) -> str:
     scale = max((abs(s.attribution) for s in spans), default=0.0)
     out, at = [], 0
     for span in spans:
-        out.append(escape(text[at:span.start]))
-        out.append(f'<span style="{_shade(span.attribution, scale)}" title="{span.attribution:+.4f}">'
-                   f"{escape(text[span.start:span.end])}</span>")  # fmt: skip
+        out.append(escape(text[at : span.start]))
+        out.append(
+            f'<span style="{_shade(span.attribution, scale)}" title="{span.attribution:+.4f}">'
+            f"{escape(text[span.start : span.end])}</span>"
+        )
         at = span.end
     out.append(escape(text[at:]))
     return f"<div class=explained>{''.join(out)}</div>"
@@ -125,8 +134,10 @@ def _meta(e: Explanation) -> str:
         parts.append(f"convergence error {e.delta:+.2g} over {e.steps} steps")
     if e.method_note:
         parts.append(escape(e.method_note))
-    parts.append(f"top {f.top_k} span(s): comprehensiveness {f.comprehensiveness:+.3f} "
-                 f"(random spans {f.random_comprehensiveness:+.3f}), sufficiency {f.sufficiency:+.3f}")  # fmt: skip
+    parts.append(
+        f"top {f.top_k} span(s): comprehensiveness {f.comprehensiveness:+.3f} "
+        f"(random spans {f.random_comprehensiveness:+.3f}), sufficiency {f.sufficiency:+.3f}"
+    )
     if e.truncated:
         parts.append("text truncated to the model's length")
     return f"<p class=explain-meta>{'; '.join(parts)}</p>"
@@ -138,11 +149,13 @@ def render_report(report: ExplanationsReport) -> str:
         return f"<p class=fail>No explanations: {escape(report.error)}</p>"
     if not report.rows:
         return "<p class=muted>No holdout rows were explained (the budget is 0 rows).</p>"
-    head = (f"<p class=muted>{sum(not r.correct for r in report.rows)} of {report.wrong_total} wrongly predicted "
-            f"holdout rows and {sum(r.correct for r in report.rows)} of {report.right_total} right ones, "
-            f"at most {report.max_rows} rows, {report.steps} integration steps. Green words pushed towards the "
-            "predicted label, red ones against it. Comprehensiveness well above the random spans' means the "
-            "highlighted words really drive the prediction.</p>")  # fmt: skip
+    head = (
+        f"<p class=muted>{sum(not r.correct for r in report.rows)} of {report.wrong_total} wrongly predicted "
+        f"holdout rows and {sum(r.correct for r in report.rows)} of {report.right_total} right ones, "
+        f"at most {report.max_rows} rows, {report.steps} integration steps. Green words pushed towards the "
+        "predicted label, red ones against it. Comprehensiveness well above the random spans' means the "
+        "highlighted words really drive the prediction.</p>"
+    )
     rows = "".join(
         f"<h3>{'right' if r.correct else 'wrong'}: row <code>{escape(r.id)}</code>, labeled {escape(r.true_label)}</h3>"
         f"{highlighted(r.explanation)}{_meta(r.explanation)}"

@@ -15,8 +15,16 @@ from pathlib import Path
 from registry.errors import NotFoundError
 from registry.files import write_atomic
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-                   "sentencepiece.bpe.model", "merges.txt", "vocab.json", "spiece.model")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "merges.txt",
+    "vocab.json",
+    "spiece.model",
+)
 CACHE_FILE = ".tailor-fingerprint.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -83,8 +91,11 @@ def base_model_fingerprint(model_dir: Path, model_id: str, cache_dir: Path | Non
                     return fp
         except (ValueError, TypeError, KeyError):
             pass  # a damaged cache is only a cache: recompute
-    fp = BaseModelFingerprint(model_id=model_id, weights_sha256=_combined(weights, model_dir),
-                              tokenizer_sha256=_combined(tokenizer, model_dir))  # fmt: skip
+    fp = BaseModelFingerprint(
+        model_id=model_id,
+        weights_sha256=_combined(weights, model_dir),
+        tokenizer_sha256=_combined(tokenizer, model_dir),
+    )
     if cache:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)

@@ -71,8 +71,15 @@ def breaks_four_eyes(rules: RegistryRules, alias: str, registrant: str, actor: s
     return alias == rules.production_alias and rules.four_eyes_production and same_person(registrant, actor)
 
 
-def gate_problem(label: str, name: str, gate: GateSummary | None, rules: RegistryRules, *, judged_again: bool,
-                 binding_problem: str | None) -> str | None:  # fmt: skip
+def gate_problem(
+    label: str,
+    name: str,
+    gate: GateSummary | None,
+    rules: RegistryRules,
+    *,
+    judged_again: bool,
+    binding_problem: str | None,
+) -> str | None:
     """Why ``gate`` (a version's verdict as it stands) does not allow production, if it does not.
 
     ``judged_again``: the verdict is a later ``judge`` event's, not the one registered with the version;
@@ -81,36 +88,46 @@ def gate_problem(label: str, name: str, gate: GateSummary | None, rules: Registr
     if gate is None:
         if not rules.require_gate:
             return None
-        return (f"{label} was registered without a gate decision: evaluate its folder against production "
-                f"(`tailor evaluate --adapter FOLDER --data HOLDOUT --name {name}`) and register the folder again")
+        return (
+            f"{label} was registered without a gate decision: evaluate its folder against production "
+            f"(`tailor evaluate --adapter FOLDER --data HOLDOUT --name {name}`) and register the folder again"
+        )
     if gate.not_judged and not gate.failures:
-        return (f"{label}'s gate could not judge {', '.join(sorted(gate.unjudged_checks()))} ("
-                f"{'; '.join(gate.not_judged)}): judge it again with `tailor judge-load {label}`")
+        return (
+            f"{label}'s gate could not judge {', '.join(sorted(gate.unjudged_checks()))} ("
+            f"{'; '.join(gate.not_judged)}): judge it again with `tailor judge-load {label}`"
+        )
     if not gate.passed:
         return f"{label} failed its gate: {'; '.join(gate.failures + gate.not_judged) or 'no details'}"
     if binding_problem is not None:
         return binding_problem
     wanted = rules.policy_sha256
     if wanted is not None and gate.policy_sha256 != wanted and judged_again:
-        return (f"{label}'s load was judged again (`tailor judge-load`) under policy {gate.policy_version} "
-                f"({(gate.policy_sha256 or '?')[:12]}), the one its gate was decided under, not the configured "
-                f"one ({wanted[:12]}): evaluate its folder under the configured policy and register it again")
+        return (
+            f"{label}'s load was judged again (`tailor judge-load`) under policy {gate.policy_version} "
+            f"({(gate.policy_sha256 or '?')[:12]}), the one its gate was decided under, not the configured "
+            f"one ({wanted[:12]}): evaluate its folder under the configured policy and register it again"
+        )
     if wanted is not None and gate.policy_sha256 != wanted:
-        return (f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
-                f"not the configured one ({wanted[:12]}): re-judge its decision (`tailor gate --decision "
-                "FOLDER/gate_decision.json --out FOLDER/gate_decision.json`) and register the folder again")  # fmt: skip
+        return (
+            f"{label}'s gate passed under policy {gate.policy_version} ({(gate.policy_sha256 or '?')[:12]}), "
+            f"not the configured one ({wanted[:12]}): re-judge its decision (`tailor gate --decision "
+            "FOLDER/gate_decision.json --out FOLDER/gate_decision.json`) and register the folder again"
+        )
     return None
 
 
-def stale_gate(rules: RegistryRules, alias: str, current: str | None, *, gated: bool, against: str | None,
-               name: str) -> bool:  # fmt: skip
+def stale_gate(
+    rules: RegistryRules, alias: str, current: str | None, *, gated: bool, against: str | None, name: str
+) -> bool:
     """Whether a production promotion rests on a gate that compared the candidate with something other
     than what production holds now (production moved since the gate ran)."""
     return alias == rules.production_alias and current is not None and gated and against != f"{name}:{current}"
 
 
-def trainer_archive_problem(role: str, label: str, version: str, history: dict[str, list[str]],
-                            rules: RegistryRules) -> str | None:  # fmt: skip
+def trainer_archive_problem(
+    role: str, label: str, version: str, history: dict[str, list[str]], rules: RegistryRules
+) -> str | None:
     """Why ``role`` may not archive ``version`` (``label``): a trainer may not take away a version
     production held, which production may roll back to."""
     production = rules.production_alias
@@ -176,22 +193,27 @@ def reason_problem(reason: str, what: str, *, required: bool = True) -> str | No
     """Why ``reason`` cannot go into the audit log for ``what``, if it cannot."""
     if not has_visible_text(reason):
         if required or reason:
-            return (f"a reason is required to {what} (--reason TEXT): it goes into the audit log"
-                    + (" (this one has nothing visible)" if reason.strip() else ""))  # fmt: skip
+            return f"a reason is required to {what} (--reason TEXT): it goes into the audit log" + (
+                " (this one has nothing visible)" if reason.strip() else ""
+            )
         return None
     if hidden := control_characters(reason):
         # a line break or an invisible character would let a reason pass for other lines of `tailor audit log`
         return f"a reason must be one line of visible text; this one holds {', '.join(hidden)}"
     if len(reason) > MAX_REASON_CHARS:
         # every reason stays in the append-only log for good, and is read back on every replay
-        return (f"a reason is at most {MAX_REASON_CHARS} characters (this one has {len(reason)}); "
-                "link to a ticket for the details")
+        return (
+            f"a reason is at most {MAX_REASON_CHARS} characters (this one has {len(reason)}); "
+            "link to a ticket for the details"
+        )
     return None
 
 
 def actor_problem(actor: str) -> str | None:
     """Why ``actor`` is not a name a log reader can tell from another one, if it is not."""
     if not actor.strip() or actor != actor.strip() or control_characters(actor) or len(actor) > MAX_ACTOR_CHARS:
-        return (f"actor {actor!r} is refused: use 1-{MAX_ACTOR_CHARS} visible characters, without spaces around "
-                "them, line breaks or invisible characters (it names who acted in the audit log)")
+        return (
+            f"actor {actor!r} is refused: use 1-{MAX_ACTOR_CHARS} visible characters, without spaces around "
+            "them, line breaks or invisible characters (it names who acted in the audit log)"
+        )
     return None

@@ -42,8 +42,10 @@ _PERSON = re.compile(r"[a-z][a-z0-9._-]{0,31}")
 def validate_person(name: str) -> str:
     """Raises: RefusedError: not 1-32 lowercase ASCII letters, digits, '.', '_' or '-' starting with a letter."""
     if not _PERSON.fullmatch(name or ""):
-        raise RefusedError(f"person name {name!r} is refused: use 1-32 lowercase ASCII letters, digits, '.', '_' or "
-                           "'-', starting with a letter (look-alike letters from other scripts are not accepted)")
+        raise RefusedError(
+            f"person name {name!r} is refused: use 1-32 lowercase ASCII letters, digits, '.', '_' or "
+            "'-', starting with a letter (look-alike letters from other scripts are not accepted)"
+        )
     return name
 
 
@@ -129,8 +131,14 @@ class Keyring:
         return record
 
     def active_admins(self, when: str) -> set[str]:
-        return {r.person for r in self.keys.values() if r.role == "admin" and r.valid_from is not None
-                and r.valid_from <= when and (r.disabled_at is None or when < r.disabled_at)}  # fmt: skip
+        return {
+            r.person
+            for r in self.keys.values()
+            if r.role == "admin"
+            and r.valid_from is not None
+            and r.valid_from <= when
+            and (r.disabled_at is None or when < r.disabled_at)
+        }
 
     def apply(self, event: KeyEvent) -> None:
         """Fold one key event in, after checking its hash, link, signature and rules.
@@ -142,11 +150,13 @@ class Keyring:
         if canonical_sha256(event.body()) != event.sha256:
             raise IntegrityError(f"{label} was modified: its content does not match its sha256")
         if event.prev_sha256 != self.head_sha256 or event.seq != self.head_seq + 1:
-            raise IntegrityError(f"{label} does not follow key event {self.head_seq:012d}: it was inserted, "
-                                 "moved or rewritten")  # fmt: skip
+            raise IntegrityError(
+                f"{label} does not follow key event {self.head_seq:012d}: it was inserted, moved or rewritten"
+            )
         if problem := time_problem(event.time, self.head_time):  # validity is judged by time: it must be one
-            raise IntegrityError(f"{label} ({event.action} {event.person}) has a time the keyring cannot explain: "
-                                 f"{problem}")  # fmt: skip
+            raise IntegrityError(
+                f"{label} ({event.action} {event.person}) has a time the keyring cannot explain: {problem}"
+            )
         signer_person = self._check_signature(event)
         problem = self._rule_problem(event, signer_person)
         if problem:
@@ -156,9 +166,10 @@ class Keyring:
             self.trust_root, self.recovery_key = event.sha256, event.recovery_public_key or ""
             self.legacy_heads = dict(event.legacy_heads or {})
             self._publish(event, valid_from=event.time)
-            self.review.append(f"{label}: keyring started by {event.person} (admin)"
-                               + (f"; legacy logs sealed: {', '.join(sorted(self.legacy_heads))}"
-                                  if self.legacy_heads else ""))  # fmt: skip
+            self.review.append(
+                f"{label}: keyring started by {event.person} (admin)"
+                + (f"; legacy logs sealed: {', '.join(sorted(self.legacy_heads))}" if self.legacy_heads else "")
+            )
         elif event.action in ("add", "rotate"):
             needs_second = len(self.active_admins(event.time)) >= 2
             replaced = self.people.get(event.person) if event.action == "rotate" else None
@@ -167,17 +178,21 @@ class Keyring:
                 self.pending[event.sha256] = event
             elif replaced is not None:
                 self.keys[replaced].disabled_at = event.time
-            self.review.append(f"{label}: {by} {'added' if event.action == 'add' else 'rotated the key of'} "
-                               f"{event.person} ({event.role}, {event.kind}), key {key_id(event.public_key or '')}"
-                               + (" — waiting for a second admin's confirmation" if needs_second else ""))  # fmt: skip
+            self.review.append(
+                f"{label}: {by} {'added' if event.action == 'add' else 'rotated the key of'} "
+                f"{event.person} ({event.role}, {event.kind}), key {key_id(event.public_key or '')}"
+                + (" — waiting for a second admin's confirmation" if needs_second else "")
+            )
         elif event.action == "disable":
             needs_second = self._is_admin(event.person) and len(self.active_admins(event.time)) >= 2
             if needs_second:
                 self.pending[event.sha256] = event
             else:
                 self._disable(event.person, event.time)
-            self.review.append(f"{label}: {by} disabled {event.person}"
-                               + (" — waiting for a second admin's confirmation" if needs_second else ""))  # fmt: skip
+            self.review.append(
+                f"{label}: {by} disabled {event.person}"
+                + (" — waiting for a second admin's confirmation" if needs_second else "")
+            )
         else:  # confirm
             confirmed = self.pending.pop(event.confirms or "")
             if confirmed.action == "disable":
@@ -188,8 +203,9 @@ class Keyring:
                     if record.person == confirmed.person and kid != new_key and record.disabled_at is None:
                         record.disabled_at = event.time
                 self.keys[new_key].valid_from = event.time
-            self.review.append(f"{label}: {by} confirmed key event {confirmed.seq:012d} ({confirmed.action} "
-                               f"{confirmed.person})")  # fmt: skip
+            self.review.append(
+                f"{label}: {by} confirmed key event {confirmed.seq:012d} ({confirmed.action} {confirmed.person})"
+            )
         self.head_seq, self.head_sha256, self.head_time = event.seq, event.sha256, event.time
 
     def _is_admin(self, person: str) -> bool:
@@ -203,8 +219,9 @@ class Keyring:
 
     def _publish(self, event: KeyEvent, *, valid_from: str | None) -> None:
         public = event.public_key or ""
-        self.keys[key_id(public)] = KeyRecord(person=event.person, role=event.role, kind=event.kind,
-                                              public_key=public, valid_from=valid_from)  # fmt: skip
+        self.keys[key_id(public)] = KeyRecord(
+            person=event.person, role=event.role, kind=event.kind, public_key=public, valid_from=valid_from
+        )
         self.people[event.person] = key_id(public)
 
     def _check_signature(self, event: KeyEvent) -> str:
@@ -221,8 +238,10 @@ class Keyring:
             except IntegrityError as err:
                 raise IntegrityError(f"{event.label} is signed by a key that may not sign then: {err}") from None
             if record.role != "admin":
-                raise IntegrityError(f"{event.label} is signed by {record.person} ({record.role}): only an admin or "
-                                     "the recovery key changes the keyring")  # fmt: skip
+                raise IntegrityError(
+                    f"{event.label} is signed by {record.person} ({record.role}): only an admin or "
+                    "the recovery key changes the keyring"
+                )
             public, person = record.public_key, record.person
         if not signature_holds(public, event.signature, signed_bytes(event.body())):
             raise IntegrityError(f"{event.label}: its signature does not hold (forged or modified)")
@@ -232,14 +251,21 @@ class Keyring:
         if event.action not in KEY_ACTIONS:
             return f"unknown action {event.action!r}"
         if event.action == "init":
-            return None if event.role == "admin" and event.recovery_public_key else "init needs an admin and a recovery key"
+            return (
+                None
+                if event.role == "admin" and event.recovery_public_key
+                else "init needs an admin and a recovery key"
+            )
         if event.action == "confirm":
             pending = self.pending.get(event.confirms or "")
             if pending is None:
                 return "it confirms no pending key event"
             first = self.keys.get(pending.signer)
-            return "the admin who made a key change cannot also confirm it" if first and \
-                first.person == signer_person else None  # fmt: skip
+            return (
+                "the admin who made a key change cannot also confirm it"
+                if first and first.person == signer_person
+                else None
+            )
         if event.action in ("add", "rotate"):
             if not _PERSON.fullmatch(event.person):
                 return "not a valid person name"
@@ -277,8 +303,10 @@ def parse_key_event(key: str, data: bytes) -> KeyEvent:
         if not isinstance(raw, dict) or set(raw) != _KEY_EVENT_FIELDS:
             raise ValueError(f"fields are {sorted(raw) if isinstance(raw, dict) else type(raw).__name__}")
         event = KeyEvent(**raw)
-        if not all(isinstance(getattr(event, n), str) for n in ("action", "person", "role", "kind", "time",
-                                                                 "prev_sha256", "signer", "signature", "sha256")):
+        if not all(
+            isinstance(getattr(event, n), str)
+            for n in ("action", "person", "role", "kind", "time", "prev_sha256", "signer", "signature", "sha256")
+        ):
             raise ValueError("a text field holds something else")
         if type(event.seq) is not int:
             raise ValueError("seq is not an integer")
@@ -339,9 +367,11 @@ class KeyLog:
         if pin and ring.trust_root != pin:
             found = ring.trust_root[:16] + "…" if ring.trust_root else "no keyring"
             whence = "pins" if self.trust_root else f"saw first (remembered in {self._pin_file})"
-            raise IntegrityError(f"the store's keyring does not start at the trust root this machine {whence} "
-                                 f"({pin[:16]}…) but at {found}: it was replaced or hidden, or this is another "
-                                 "store")  # fmt: skip
+            raise IntegrityError(
+                f"the store's keyring does not start at the trust root this machine {whence} "
+                f"({pin[:16]}…) but at {found}: it was replaced or hidden, or this is another "
+                "store"
+            )
         if ring.trust_root and not pin and self._pin_file is not None:
             try:
                 self._pin_file.parent.mkdir(parents=True, exist_ok=True)
@@ -370,8 +400,15 @@ class KeyLog:
             ring = self.keyring(refresh=True)
             draft = make(ring)
             stamp = now()
-            event = replace(draft, seq=ring.head_seq + 1, prev_sha256=ring.head_sha256, signer=signer.key_id,
-                            time=stamp, signature="", sha256="")  # fmt: skip
+            event = replace(
+                draft,
+                seq=ring.head_seq + 1,
+                prev_sha256=ring.head_sha256,
+                signer=signer.key_id,
+                time=stamp,
+                signature="",
+                sha256="",
+            )
             event = replace(event, signature=signer.sign(signed_bytes(event.body())))
             event = replace(event, sha256=canonical_sha256(event.body()))
             trial = _copy(ring)

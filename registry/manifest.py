@@ -99,16 +99,23 @@ class Manifest:
         A manifest with a consistent content hash can still be forged by anyone who may write the
         bucket; its values end up in reports and checks, so each must be what it claims to be.
         """
-        hashes = {"base_model.weights_sha256": self.base_model.weights_sha256,
-                  "base_model.tokenizer_sha256": self.base_model.tokenizer_sha256}  # fmt: skip
+        hashes = {
+            "base_model.weights_sha256": self.base_model.weights_sha256,
+            "base_model.tokenizer_sha256": self.base_model.tokenizer_sha256,
+        }
         if self.gate is not None and self.gate.policy_sha256 is not None:
             hashes["gate.policy_sha256"] = self.gate.policy_sha256
         hashes.update({f"files[{rel!r}].sha256": e.sha256 for rel, e in self.files.items()})
         sizes = {f"files[{rel!r}].size": e.size for rel, e in self.files.items()}
-        return [f"{key} is not a sha256 (64 lowercase hex characters)" for key, value in hashes.items()
-                if not is_sha256(value)] + [
-                f"{key} is not a byte count (a non-negative integer)" for key, value in sizes.items()
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0]  # fmt: skip
+        return [
+            f"{key} is not a sha256 (64 lowercase hex characters)"
+            for key, value in hashes.items()
+            if not is_sha256(value)
+        ] + [
+            f"{key} is not a byte count (a non-negative integer)"
+            for key, value in sizes.items()
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ]
 
     @classmethod
     def from_json(cls, data: bytes, where: str) -> "Manifest":
@@ -149,12 +156,20 @@ def gate_binding_problem(manifest: Manifest, *, required: bool) -> str | None:
     if gate is None or weights is None:
         return None
     if gate.adapter_sha256 is None:
-        return (f"{manifest.name} {manifest.version}'s gate_decision.json does not name the weights it judged (written "
-                "by an older Tailor): evaluate the folder again") if required else None  # fmt: skip
+        return (
+            (
+                f"{manifest.name} {manifest.version}'s gate_decision.json does not name the weights it judged (written "
+                "by an older Tailor): evaluate the folder again"
+            )
+            if required
+            else None
+        )
     if gate.adapter_sha256 != weights.sha256:
-        return (f"{manifest.name} {manifest.version}'s gate_decision.json judged other weights (sha256 "
-                f"{gate.adapter_sha256[:12]}…) than its {WEIGHTS_FILE} ({weights.sha256[:12]}…): it was copied from "
-                "another adapter's folder; evaluate this folder")  # fmt: skip
+        return (
+            f"{manifest.name} {manifest.version}'s gate_decision.json judged other weights (sha256 "
+            f"{gate.adapter_sha256[:12]}…) than its {WEIGHTS_FILE} ({weights.sha256[:12]}…): it was copied from "
+            "another adapter's folder; evaluate this folder"
+        )
     return None
 
 
@@ -185,15 +200,19 @@ def holdout_metrics(quality: dict[str, Any] | None) -> dict[str, Any]:
     found = {f"holdout_{key}": details[key] for key in ("macro_f1", "accuracy") if number(details.get(key))}
     if number(details.get("examples")):
         found["holdout_rows"] = details["examples"]
-    per_class = {str(row["label"]): row["f1"] for row in details.get("per_class") or []
-                 if isinstance(row, dict) and "label" in row and number(row.get("f1"))}  # fmt: skip
+    per_class = {
+        str(row["label"]): row["f1"]
+        for row in details.get("per_class") or []
+        if isinstance(row, dict) and "label" in row and number(row.get("f1"))
+    }
     if per_class:
         found["holdout_per_class_f1"] = per_class
     return found
 
 
-def build_manifest(folder: AdapterFolder, name: str, version: str, *, created_by: str, created_role: str,
-                   created_at: str, reason: str) -> Manifest:  # fmt: skip
+def build_manifest(
+    folder: AdapterFolder, name: str, version: str, *, created_by: str, created_role: str, created_at: str, reason: str
+) -> Manifest:
     """The manifest of ``folder`` registered as ``name``/``version``, its content hash filled in."""
     meta = folder.meta
     manifest = Manifest(

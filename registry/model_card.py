@@ -50,5 +50,8 @@ def parse_card(raw: Any) -> ModelCard:
         problems.append("languages must be a list of language names or codes (e.g. [ja, en])")
     if problems:
         raise ValueError("; ".join(problems))
-    return ModelCard(intended_use=raw["intended_use"].strip(), limitations=str(raw.get("limitations", "")).strip(),
-                     languages=[x.strip() for x in languages])  # fmt: skip
+    return ModelCard(
+        intended_use=raw["intended_use"].strip(),
+        limitations=str(raw.get("limitations", "")).strip(),
+        languages=[x.strip() for x in languages],
+    )

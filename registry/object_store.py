@@ -13,15 +13,16 @@ from typing import Iterator, Protocol
 
 from registry.errors import AccessDeniedError, IntegrityError
 
-
 # Manifests, audit events and delivery records are a few KB. A stored object is read whole, so
 # whoever can write the bucket could otherwise make every reader allocate what they put there.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 def too_large(where: str, size: int, max_bytes: int) -> IntegrityError:
-    return IntegrityError(f"{where} holds {size:,} bytes, more than the {max_bytes:,} it may hold: "
-                          "it was replaced or is not what it claims; refusing to read it")  # fmt: skip
+    return IntegrityError(
+        f"{where} holds {size:,} bytes, more than the {max_bytes:,} it may hold: "
+        "it was replaced or is not what it claims; refusing to read it"
+    )
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,13 @@ def rewritten_keys(store: ObjectStore, prefix: str) -> dict[str, str]:
     counts: dict[str, list[int]] = {}
     for version in store.versions(prefix):
         counts.setdefault(version.key, [0, 0])[1 if version.delete_marker else 0] += 1
-    return {key: (f"{stored} stored versions" if stored > 1 else "") +
-                 (", " if stored > 1 and markers else "") + (f"{markers} delete markers" if markers else "")
-            for key, (stored, markers) in counts.items() if stored > 1 or markers}  # fmt: skip
+    return {
+        key: (f"{stored} stored versions" if stored > 1 else "")
+        + (", " if stored > 1 and markers else "")
+        + (f"{markers} delete markers" if markers else "")
+        for key, (stored, markers) in counts.items()
+        if stored > 1 or markers
+    }
 
 
 def put_kept(store: ObjectStore, key: str, data: bytes) -> None:

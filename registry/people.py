@@ -42,7 +42,6 @@ class Credentials:
     format: str = CREDENTIALS_FORMAT
 
 
-
 def is_credentials_file(path: Path) -> bool:
     """Whether ``path`` is a person's credentials file (else it is read as a SeaweedFS identities file).
 
@@ -63,8 +62,10 @@ def _private_file(path: Path, what: str) -> Path:
     path = require_file(path, f"{what}:", ConfigError)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{what}: {path} may be read by other users (mode {stat.S_IMODE(mode):o}): it holds "
-                          f"a private signing key; `chmod 600 {path}`, and rotate the key if others could read it")
+        raise ConfigError(
+            f"{what}: {path} may be read by other users (mode {stat.S_IMODE(mode):o}): it holds "
+            f"a private signing key; `chmod 600 {path}`, and rotate the key if others could read it"
+        )
     return path
 
 
@@ -130,8 +131,9 @@ class Started:
     legacy: dict[str, list]
 
 
-def init_keyring(store: ObjectStore, log: AuditLog, admin: str, *, access_key: str, secret_key: str,
-                 bucket: str) -> Started:  # fmt: skip
+def init_keyring(
+    store: ObjectStore, log: AuditLog, admin: str, *, access_key: str, secret_key: str, bucket: str
+) -> Started:
     """Start the keyring of a store: the first admin and an offline recovery key.
 
     Every existing audit log is verified and its head sealed in the first event, so its events
@@ -154,17 +156,45 @@ def init_keyring(store: ObjectStore, log: AuditLog, admin: str, *, access_key: s
         legacy[name] = [state.head_seq, state.head_sha256]
     private, recovery = new_private_key(), new_private_key()
     signer = Signer(admin, "admin", private)
-    event = keys.append(signer, lambda _: KeyEvent(
-        action="init", person=admin, role="admin", public_key=public_key_of(private),
-        recovery_public_key=public_key_of(recovery), legacy_heads=legacy, reason="keyring started"), utc_now)
-    creds = Credentials(name=admin, role="admin", kind="person", access_key=access_key, secret_key=secret_key,
-                        signing_key=private, trust_root=event.sha256, bucket=bucket)  # fmt: skip
+    event = keys.append(
+        signer,
+        lambda _: KeyEvent(
+            action="init",
+            person=admin,
+            role="admin",
+            public_key=public_key_of(private),
+            recovery_public_key=public_key_of(recovery),
+            legacy_heads=legacy,
+            reason="keyring started",
+        ),
+        utc_now,
+    )
+    creds = Credentials(
+        name=admin,
+        role="admin",
+        kind="person",
+        access_key=access_key,
+        secret_key=secret_key,
+        signing_key=private,
+        trust_root=event.sha256,
+        bucket=bucket,
+    )
     return Started(admin=creds, recovery_key=recovery, trust_root=event.sha256, legacy=legacy)
 
 
-def publish(store: ObjectStore, trust_root: str, signer: Signer, action: str, person: str, *, role: str = "",
-            kind: str = "person", public_key: str | None = None, confirms: str | None = None,
-            reason: str = "") -> KeyEvent:  # fmt: skip
+def publish(
+    store: ObjectStore,
+    trust_root: str,
+    signer: Signer,
+    action: str,
+    person: str,
+    *,
+    role: str = "",
+    kind: str = "person",
+    public_key: str | None = None,
+    confirms: str | None = None,
+    reason: str = "",
+) -> KeyEvent:
     """Sign and append one key event (add, rotate, disable, confirm) as ``signer``.
 
     Raises:
@@ -174,8 +204,9 @@ def publish(store: ObjectStore, trust_root: str, signer: Signer, action: str, pe
     keys = KeyLog(store, trust_root)
 
     def make(ring: Keyring) -> KeyEvent:
-        return KeyEvent(action=action, person=person, role=role, kind=kind, public_key=public_key,
-                        confirms=confirms, reason=reason)  # fmt: skip
+        return KeyEvent(
+            action=action, person=person, role=role, kind=kind, public_key=public_key, confirms=confirms, reason=reason
+        )
 
     return keys.append(signer, make, utc_now)
 
@@ -193,8 +224,13 @@ def people(ring: Keyring) -> list[PersonRow]:
     rows = []
     for name, kid in sorted(ring.people.items()):
         record = ring.keys[kid]
-        status = "disabled" if name in ring.disabled else \
-            "waiting for confirmation" if record.valid_from is None else "active"  # fmt: skip
+        status = (
+            "disabled"
+            if name in ring.disabled
+            else "waiting for confirmation"
+            if record.valid_from is None
+            else "active"
+        )
         rows.append(PersonRow(name=name, role=record.role, kind=record.kind, key_id=kid, status=status))
     return rows
 

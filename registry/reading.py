@@ -89,11 +89,15 @@ def _require_gate_as_recorded(event: AuditEvent, manifest: Manifest, gate: GateS
     actual = gate_fields(manifest, gate)
     claimed = event.gate
     same = event.policy_sha256 == actual["policy_sha256"] and (
-        claimed is None if actual["gate"] is None
-        else claimed is not None and all(actual["gate"].get(k) == v for k, v in claimed.items()))  # fmt: skip
+        claimed is None
+        if actual["gate"] is None
+        else claimed is not None and all(actual["gate"].get(k) == v for k, v in claimed.items())
+    )
     if not same:
-        raise IntegrityError(f"event {event.key_name} of '{event.name}' ({event.action} {event.version}) records a "
-                             f"gate other than the one in {event.version}'s manifest: forged or rewritten")  # fmt: skip
+        raise IntegrityError(
+            f"event {event.key_name} of '{event.name}' ({event.action} {event.version}) records a "
+            f"gate other than the one in {event.version}'s manifest: forged or rewritten"
+        )
 
 
 def no_audit_log(name: str) -> NotFoundError:
@@ -120,8 +124,15 @@ class RegistryReader:
         cache_dir: where folded alias state may be cached between processes (optional).
     """
 
-    def __init__(self, store: ObjectStore, settings: StoreSettings, *, base_model: BaseModelFingerprint | None = None,
-                 rules: RegistryRules = RegistryRules(), cache_dir: Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: ObjectStore,
+        settings: StoreSettings,
+        *,
+        base_model: BaseModelFingerprint | None = None,
+        rules: RegistryRules = RegistryRules(),
+        cache_dir: Path | None = None,
+    ):
         self.store = store
         self.settings = settings
         if problem := actor_problem(settings.actor):
@@ -129,12 +140,21 @@ class RegistryReader:
         self.base_model = base_model
         self.rules = rules
         scope = hashlib.sha256(f"{settings.endpoint}|{settings.bucket}".encode()).hexdigest()[:16]
-        self.keys = KeyLog(store, settings.trust_root, pin_file=Path(cache_dir) / "registry-cache" /
-                           f"trust-root-{scope}" if cache_dir else None)  # fmt: skip
+        self.keys = KeyLog(
+            store,
+            settings.trust_root,
+            pin_file=Path(cache_dir) / "registry-cache" / f"trust-root-{scope}" if cache_dir else None,
+        )
         signer = Signer(settings.actor, settings.role, settings.signing_key) if settings.signing_key else None
-        self.log = AuditLog(store, actor=settings.actor, role=settings.role, cache_dir=cache_dir, signer=signer,
-                            judge=EventJudge(self.keys, rules),
-                            cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}")  # fmt: skip
+        self.log = AuditLog(
+            store,
+            actor=settings.actor,
+            role=settings.role,
+            cache_dir=cache_dir,
+            signer=signer,
+            judge=EventJudge(self.keys, rules),
+            cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}",
+        )
 
     @property
     def signs(self) -> bool:
@@ -278,12 +298,18 @@ class RegistryReader:
                 _require_gate_as_recorded(event, manifest, judged.get(event.version))
         complete, incomplete = [v for v in versions if found[v]], [v for v in versions if not found[v]]
         ring = self.keyring()
-        return VerifyResult(name=name, events=state.head_seq, head_sha256=state.head_sha256,
-                            aliases=dict(state.aliases), versions=complete, incomplete=incomplete,
-                            to_review=production_moves_to_review(events) + [
-                                f"event {e.key_name}: {e.actor} cleared an object: {e.reason}"
-                                for e in events if e.action == "clear"], signed=state.signed,
-                            keyring=list(ring.review) if ring else [])  # fmt: skip
+        return VerifyResult(
+            name=name,
+            events=state.head_seq,
+            head_sha256=state.head_sha256,
+            aliases=dict(state.aliases),
+            versions=complete,
+            incomplete=incomplete,
+            to_review=production_moves_to_review(events)
+            + [f"event {e.key_name}: {e.actor} cleared an object: {e.reason}" for e in events if e.action == "clear"],
+            signed=state.signed,
+            keyring=list(ring.review) if ring else [],
+        )
 
     def require_servable(self, name: str) -> None:
         """What a server checks before it serves ``name``: a signing store's trust root is pinned, and
@@ -295,17 +321,21 @@ class RegistryReader:
             IntegrityError: naming each rewritten key.
         """
         if self.signs and not self.settings.trust_root:
-            raise ConfigError("trust_root: this store signs its events; a server pins the keyring it trusts: set "
-                              "trust_root (printed by `tailor user init`) or point credentials_file at its "
-                              "service's credentials")  # fmt: skip
+            raise ConfigError(
+                "trust_root: this store signs its events; a server pins the keyring it trusts: set "
+                "trust_root (printed by `tailor user init`) or point credentials_file at its "
+                "service's credentials"
+            )
         self.log.require_unrewritten(validate_name(name))
         self._require_unrewritten_keyring()
 
     def _require_unrewritten_keyring(self) -> None:
         rewritten = rewritten_keys(self.store, KEYS_PREFIX)
         if rewritten:
-            raise IntegrityError("the keyring was rewritten: " + "; ".join(
-                f"{key} has {what}" for key, what in sorted(rewritten.items())))  # fmt: skip
+            raise IntegrityError(
+                "the keyring was rewritten: "
+                + "; ".join(f"{key} has {what}" for key, what in sorted(rewritten.items()))
+            )
 
     def alias_at(self, name: str, alias: str, when: str) -> tuple[str | None, AuditEvent | None]:
         """Which version held ``alias`` at ISO 8601 time ``when``, and the event that set it.
@@ -319,8 +349,9 @@ class RegistryReader:
         try:
             moment = parse_time(when)
         except ValueError:
-            raise RefusedError(f"time {when!r} is not ISO 8601 within the years 1 to 9999 (e.g. 2026-11-27T23:00:00Z)"
-                               ) from None
+            raise RefusedError(
+                f"time {when!r} is not ISO 8601 within the years 1 to 9999 (e.g. 2026-11-27T23:00:00Z)"
+            ) from None
         events = self.events(name)
         if not events:
             raise no_audit_log(name)
@@ -328,8 +359,9 @@ class RegistryReader:
         # The log cannot know a later promotion or rollback: answering today's holder would read as a fact.
         # Events carry their writers' clocks, so the newest event's own time is always a fair question.
         if moment > max([parse_time(now)] + [parse_time(e.time) for e in events[-1:]]):
-            raise RefusedError(f"time {when!r} is in the future (now {now}); `tailor list {name}` shows who holds "
-                               f"{alias} now")
+            raise RefusedError(
+                f"time {when!r} is in the future (now {now}); `tailor list {name}` shows who holds {alias} now"
+            )
         before = [e for e in events if parse_time(e.time) <= moment]
         state = fold(AliasState(name=name), before)
         setter = next((e for e in reversed(before) if e.alias == alias), None)
@@ -358,12 +390,15 @@ class RegistryReader:
             if state.referenced(version):
                 holders = [a for a, v in state.aliases.items() if v == version]
                 held = f"; {' and '.join(holders)} {'point' if len(holders) > 1 else 'points'} at it" if holders else ""
-                raise IntegrityError(f"{name} {version}: its manifest is missing although the log promoted or archived "
-                                     f"it, so it was deleted{held}; restore it from the bucket's object versions"
-                                     ) from None  # fmt: skip
+                raise IntegrityError(
+                    f"{name} {version}: its manifest is missing although the log promoted or archived "
+                    f"it, so it was deleted{held}; restore it from the bucket's object versions"
+                ) from None
             if version in state.versions:
-                raise NotFoundError(f"{name} {version} was registered but its upload never finished (no manifest): "
-                                    "register the folder again; it gets the next version") from None  # fmt: skip
+                raise NotFoundError(
+                    f"{name} {version} was registered but its upload never finished (no manifest): "
+                    "register the folder again; it gets the next version"
+                ) from None
             raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)") from None
         manifest = Manifest.from_json(data, key)
         if (manifest.name, manifest.version) != (name, version):

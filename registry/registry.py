@@ -51,7 +51,6 @@ def _chain_and_strays(name: str, keys: list[str]) -> tuple[list[int], list[str]]
     return chain, sorted(set(keys) - {numbered[seq] for seq in chain})
 
 
-
 class Registry(RegistryReader):
     """Register, list, download, promote, roll back and archive adapter versions (see ``RegistryReader``)."""
 
@@ -73,8 +72,15 @@ class Registry(RegistryReader):
         self.log.require_signer()
         folder = inspect_adapter_folder(Path(adapter_dir), self.base_model)
         version = self._claim_version(name)
-        manifest = build_manifest(folder, name, version, created_by=self.settings.actor,
-                                  created_role=self.settings.role, created_at=utc_now(), reason=reason)  # fmt: skip
+        manifest = build_manifest(
+            folder,
+            name,
+            version,
+            created_by=self.settings.actor,
+            created_role=self.settings.role,
+            created_at=utc_now(),
+            reason=reason,
+        )
         if problem := gate_binding_problem(manifest, required=self.signs):
             raise RefusedError(f"refused adapter folder {folder.root}: {problem}")
         for rel, entry in manifest.files.items():
@@ -82,10 +88,19 @@ class Registry(RegistryReader):
             if sha256_hex(data) != entry.sha256:
                 raise IntegrityError(f"{folder.root / rel} changed while it was being registered: register again")
             put_kept(self.store, file_key(name, version, rel), data)
-        self.log.append(name, lambda state: AuditEvent(
-            action="register", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
-            reason=reason, content_sha256=manifest.content_sha256, **gate_fields(manifest),
-        ))  # fmt: skip
+        self.log.append(
+            name,
+            lambda state: AuditEvent(
+                action="register",
+                name=name,
+                version=version,
+                actor=self.settings.actor,
+                role=self.settings.role,
+                reason=reason,
+                content_sha256=manifest.content_sha256,
+                **gate_fields(manifest),
+            ),
+        )
         # Last: only now does the version exist for readers.
         put_kept(self.store, file_key(name, version, MANIFEST_FILE), manifest.to_json())
         return manifest
@@ -121,8 +136,14 @@ class Registry(RegistryReader):
                     f"to {to}; another person must"
                 )
             label = f"{name} {version}"
-            problem = gate_problem(label, name, gate, self.rules, judged_again=gate is not manifest.gate,
-                                   binding_problem=gate_binding_problem(manifest, required=self.signs))  # fmt: skip
+            problem = gate_problem(
+                label,
+                name,
+                gate,
+                self.rules,
+                judged_again=gate is not manifest.gate,
+                binding_problem=gate_binding_problem(manifest, required=self.signs),
+            )
             if problem is not None:
                 if not override:
                     raise RefusedError(f"{problem}; only an approver may promote it, with --override and a reason")
@@ -144,10 +165,19 @@ class Registry(RegistryReader):
                     "--override and a reason"
                 )
             return AuditEvent(
-                action="promote", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
-                reason=reason, content_sha256=manifest.content_sha256, alias=to, alias_before=current,
-                alias_after=version, override=bypassed or stale, **gate_fields(manifest, gate),
-            )  # fmt: skip
+                action="promote",
+                name=name,
+                version=version,
+                actor=self.settings.actor,
+                role=self.settings.role,
+                reason=reason,
+                content_sha256=manifest.content_sha256,
+                alias=to,
+                alias_before=current,
+                alias_after=version,
+                override=bypassed or stale,
+                **gate_fields(manifest, gate),
+            )
 
         return self.log.append(name, make)
 
@@ -168,8 +198,10 @@ class Registry(RegistryReader):
         manifest = self.manifest(name, version)
         wanted = self.rules.policy_sha256
         if wanted is not None and gate.policy_sha256 != wanted:
-            raise RefusedError(f"{name} {version} was judged under policy {gate.policy_version} "
-                               f"({(gate.policy_sha256 or '?')[:12]}), not the configured one ({wanted[:12]})")
+            raise RefusedError(
+                f"{name} {version} was judged under policy {gate.policy_version} "
+                f"({(gate.policy_sha256 or '?')[:12]}), not the configured one ({wanted[:12]})"
+            )
 
         def make(state: AliasState) -> AuditEvent:
             if version in state.archived:
@@ -177,10 +209,16 @@ class Registry(RegistryReader):
             if problem := state.judge_problem(version, asdict(gate)):
                 raise RefusedError(f"{name} {version} cannot be judged again: {problem}")
             return AuditEvent(
-                action="judge", name=name, version=version, actor=self.settings.actor, role=self.settings.role,
-                reason=reason, content_sha256=manifest.content_sha256, policy_sha256=gate.policy_sha256,
+                action="judge",
+                name=name,
+                version=version,
+                actor=self.settings.actor,
+                role=self.settings.role,
+                reason=reason,
+                content_sha256=manifest.content_sha256,
+                policy_sha256=gate.policy_sha256,
                 gate={**asdict(gate), "evidence": evidence},
-            )  # fmt: skip
+            )
 
         return self.log.append(name, make)
 
@@ -204,8 +242,10 @@ class Registry(RegistryReader):
 
         def make(state: AliasState) -> AuditEvent:
             if expect is not None and state.aliases.get(alias) != expect:
-                raise RefusedError(f"'{alias}' of '{name}' holds {state.aliases.get(alias) or 'nothing'}, not {expect}: "
-                                   "it moved meanwhile; look again (`tailor list`) before rolling back")  # fmt: skip
+                raise RefusedError(
+                    f"'{alias}' of '{name}' holds {state.aliases.get(alias) or 'nothing'}, not {expect}: "
+                    "it moved meanwhile; look again (`tailor list`) before rolling back"
+                )
             target = state.previous(alias)
             if target is None:
                 raise RefusedError(f"'{alias}' of '{name}' has no earlier version to roll back to")
@@ -218,10 +258,18 @@ class Registry(RegistryReader):
                 proven[target] = manifest
             manifest = proven[target]
             return AuditEvent(
-                action="rollback", name=name, version=target, actor=self.settings.actor, role=self.settings.role,
-                reason=reason, content_sha256=manifest.content_sha256, alias=alias,
-                alias_before=state.aliases.get(alias), alias_after=target, **gate_fields(manifest),
-            )  # fmt: skip
+                action="rollback",
+                name=name,
+                version=target,
+                actor=self.settings.actor,
+                role=self.settings.role,
+                reason=reason,
+                content_sha256=manifest.content_sha256,
+                alias=alias,
+                alias_before=state.aliases.get(alias),
+                alias_after=target,
+                **gate_fields(manifest),
+            )
 
         return self.log.append(validate_name(name), make)
 
@@ -244,11 +292,19 @@ class Registry(RegistryReader):
                 raise RefusedError(
                     f"{name} {version} is {' and '.join(holders)}: promote or roll back to another version first"
                 )
-            if problem := trainer_archive_problem(self.settings.role, f"{name} {version}", version, state.history,
-                                                  self.rules):  # fmt: skip
+            if problem := trainer_archive_problem(
+                self.settings.role, f"{name} {version}", version, state.history, self.rules
+            ):
                 raise RefusedError(f"{problem} and may roll back to it; an approver (or admin) must")
-            return AuditEvent(action="archive", name=name, version=version, actor=self.settings.actor,
-                              role=self.settings.role, reason=reason, content_sha256=manifest.content_sha256)  # fmt: skip
+            return AuditEvent(
+                action="archive",
+                name=name,
+                version=version,
+                actor=self.settings.actor,
+                role=self.settings.role,
+                reason=reason,
+                content_sha256=manifest.content_sha256,
+            )
 
         return self.log.append(name, make)
 
@@ -274,9 +330,11 @@ class Registry(RegistryReader):
             raise no_audit_log(name)
         chain, strays = _chain_and_strays(name, listed)
         if strays and self._ever_written(event_key(name, len(chain) + 1)):
-            raise RefusedError(f"event {len(chain) + 1:012d} of '{name}' was deleted, and events follow it: restore "
-                               "it from the bucket's object versions (an admin's S3 tools); clear removes no event "
-                               "that may be good")  # fmt: skip
+            raise RefusedError(
+                f"event {len(chain) + 1:012d} of '{name}' was deleted, and events follow it: restore "
+                "it from the bucket's object versions (an admin's S3 tools); clear removes no event "
+                "that may be good"
+            )
         state, bad = AliasState(name=name), None
         for seq in chain:
             key = event_key(name, seq)
@@ -284,21 +342,34 @@ class Registry(RegistryReader):
                 state.apply(parse_event(key, self.store.get(key)), self.log.judge)
             except IntegrityError as err:
                 if seq != chain[-1]:
-                    raise RefusedError(f"the audit log of '{name}' fails before its newest object ({err}): only a "
-                                       "bad newest object can be cleared") from None  # fmt: skip
+                    raise RefusedError(
+                        f"the audit log of '{name}' fails before its newest object ({err}): only a "
+                        "bad newest object can be cleared"
+                    ) from None
                 bad = (key, str(err))
         removed = [(key, "not an event of the log") for key in strays] + ([bad] if bad else [])
         if not removed:
-            raise RefusedError(f"every object of the audit log of '{name}' is a good event: there is nothing to clear "
-                               "(`tailor audit verify` names what fails; an overwritten event is restored from the "
-                               "bucket's object versions with the server's tools)")  # fmt: skip
+            raise RefusedError(
+                f"every object of the audit log of '{name}' is a good event: there is nothing to clear "
+                "(`tailor audit verify` names what fails; an overwritten event is restored from the "
+                "bucket's object versions with the server's tools)"
+            )
         digests = [(key, sha256_hex(self.store.get(key)), why) for key, why in removed]
         for key, _, _ in digests:
             self.store.delete(key)
         cleared = "; ".join(f"cleared {key}, sha256 {digest}: {why}" for key, digest, why in digests)
-        return self.log.append(name, lambda state: AuditEvent(
-            action="clear", name=name, version="", actor=self.settings.actor, role=self.settings.role,
-            reason=f"{reason} ({cleared})"[:MAX_REASON_CHARS], content_sha256=digests[-1][1]))  # fmt: skip
+        return self.log.append(
+            name,
+            lambda state: AuditEvent(
+                action="clear",
+                name=name,
+                version="",
+                actor=self.settings.actor,
+                role=self.settings.role,
+                reason=f"{reason} ({cleared})"[:MAX_REASON_CHARS],
+                content_sha256=digests[-1][1],
+            ),
+        )
 
     def _ever_written(self, key: str) -> bool:
         return any(v.key == key for v in self.store.versions(key))
@@ -320,7 +391,7 @@ class Registry(RegistryReader):
         the store can never hand out a version that exists (its files are create-only besides).
         """
         prefix = f"adapters/{name}/claims/"
-        claimed = [o.key[len(prefix):].removesuffix(".json") for o in self.store.list(prefix)]
+        claimed = [o.key[len(prefix) :].removesuffix(".json") for o in self.store.list(prefix)]
         stored = list(self.store.folders(versions_prefix(name)))  # not every file: 16 a version after a retrain
         known = [version_number(v) for v in stored + list(self.state(name).versions) if is_version(v)]
         # A claim far past every known version is junk (v999999999 written by hand): skipped, it cannot

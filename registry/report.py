@@ -56,7 +56,9 @@ def gather(registry: Registry, name: str, version: str) -> ReportInputs:
         if entry.size <= EXPLANATIONS_MAX_BYTES:
             wanted.add(EXPLANATIONS_FILE)
         else:
-            explanations = f"{EXPLANATIONS_FILE} is {entry.size:,} bytes, more than the {EXPLANATIONS_MAX_BYTES:,} shown"
+            explanations = (
+                f"{EXPLANATIONS_FILE} is {entry.size:,} bytes, more than the {EXPLANATIONS_MAX_BYTES:,} shown"
+            )
     evidence = {}
     for rel, data in registry.verified_files(manifest, only=wanted):
         if rel == EXPLANATIONS_FILE:  # shown as highlighted text, not as JSON

@@ -50,7 +50,9 @@ def key_id(public_key: str) -> str:
 def sign(private_key: str, message: bytes) -> str:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    return base64.b64encode(Ed25519PrivateKey.from_private_bytes(_raw(private_key, "signing_key")).sign(message)).decode()
+    return base64.b64encode(
+        Ed25519PrivateKey.from_private_bytes(_raw(private_key, "signing_key")).sign(message)
+    ).decode()
 
 
 def signature_holds(public_key: str, signature: str, message: bytes) -> bool:

@@ -42,14 +42,20 @@ def _refuse_redirect_from(endpoint: str) -> Callable[..., None]:
         headers = response[1].get("ResponseMetadata", {}).get("HTTPHeaders", {})
         if "x-amz-bucket-region" in headers:
             region = headers["x-amz-bucket-region"]
-            raise StoreError(f"{endpoint} answered with a redirect (HTTP {status}): the bucket is in region "
-                             f"'{region}'; set region = \"{region}\" and, for AWS, that region's endpoint")  # fmt: skip
+            raise StoreError(
+                f"{endpoint} answered with a redirect (HTTP {status}): the bucket is in region "
+                f"'{region}'; set region = \"{region}\" and, for AWS, that region's endpoint"
+            )
         location = urlsplit(headers.get("location", ""))
         if location.scheme and location.netloc:
-            raise StoreError(f"{endpoint} answered with a redirect (HTTP {status} to {location.geturl()}): if "
-                             f"that is the S3 server, set endpoint = \"{location.scheme}://{location.netloc}\"")  # fmt: skip
-        raise StoreError(f"{endpoint} answered with a redirect (HTTP {status}): is the endpoint an S3 server? "
-                         "(check `endpoint`, its scheme and its port)")  # fmt: skip
+            raise StoreError(
+                f"{endpoint} answered with a redirect (HTTP {status} to {location.geturl()}): if "
+                f'that is the S3 server, set endpoint = "{location.scheme}://{location.netloc}"'
+            )
+        raise StoreError(
+            f"{endpoint} answered with a redirect (HTTP {status}): is the endpoint an S3 server? "
+            "(check `endpoint`, its scheme and its port)"
+        )
 
     return refuse
 
@@ -90,12 +96,16 @@ class S3ObjectStore:
         except ProfileNotFound as err:
             # botocore reads AWS_DEFAULT_PROFILE first, then AWS_PROFILE.
             variable = "AWS_DEFAULT_PROFILE" if os.environ.get("AWS_DEFAULT_PROFILE") else "AWS_PROFILE"
-            raise ConfigError(f"{variable}: the AWS profile '{err.kwargs['profile']}' is in no AWS config file; "
-                              f"unset {variable} (Tailor takes its keys from its own settings) or name a profile "
-                              "that exists") from None  # fmt: skip
+            raise ConfigError(
+                f"{variable}: the AWS profile '{err.kwargs['profile']}' is in no AWS config file; "
+                f"unset {variable} (Tailor takes its keys from its own settings) or name a profile "
+                "that exists"
+            ) from None
         except ConfigParseError as err:
-            raise ConfigError(f"the AWS config file {err.kwargs['path']} cannot be parsed; fix it, or point "
-                              "AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at a valid one") from None  # fmt: skip
+            raise ConfigError(
+                f"the AWS config file {err.kwargs['path']} cannot be parsed; fix it, or point "
+                "AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at a valid one"
+            ) from None
         except InvalidRegionError as err:
             raise ConfigError(f"region: {err.kwargs['region_name']!r} is not a region name such as us-east-1") from None
         if settings.endpoint:
@@ -117,22 +127,28 @@ class S3ObjectStore:
             NoCredentialsError,
             ReadTimeoutError,
             SSLError,
-        )  # fmt: skip
+        )
 
         where = f"s3://{self.bucket}/{key}"
         if isinstance(err, ReadTimeoutError):
             # SeaweedFS on a full disk accepts the request and never answers it: the bare "Read timeout"
             # left people looking at the network.
             waited = self._client.meta.config.read_timeout
-            return StoreError(f"the object store at {self.shown_endpoint} accepted a request for "
-                              f"{where} but sent nothing for {waited:g} s, retries included: it is overloaded, or its "
-                              "disk is full (the embedded store: `tailor store status` shows its free space)")
+            return StoreError(
+                f"the object store at {self.shown_endpoint} accepted a request for "
+                f"{where} but sent nothing for {waited:g} s, retries included: it is overloaded, or its "
+                "disk is full (the embedded store: `tailor store status` shows its free space)"
+            )
         if isinstance(err, ConnectTimeoutError):
-            return StoreError(f"no connection to the object store at {self.shown_endpoint} within the "
-                              "connect timeout: check `endpoint` and that the host is reachable")  # fmt: skip
+            return StoreError(
+                f"no connection to the object store at {self.shown_endpoint} within the "
+                "connect timeout: check `endpoint` and that the host is reachable"
+            )
         if isinstance(err, SSLError):
-            return StoreError(f"cannot verify the TLS certificate of {self.shown_endpoint}: set "
-                              "ca_bundle to the PEM file of the CA that signed it (TAILOR_CA_BUNDLE)")  # fmt: skip
+            return StoreError(
+                f"cannot verify the TLS certificate of {self.shown_endpoint}: set "
+                "ca_bundle to the PEM file of the CA that signed it (TAILOR_CA_BUNDLE)"
+            )
         if isinstance(err, ClientError):
             code = err.response.get("Error", {}).get("Code", "")
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -224,7 +240,7 @@ class S3ObjectStore:
             raise StoreError(
                 f"s3://{self.bucket}/{key}: the store refused the Object Lock retention ({code}: {message}) and "
                 f"role '{self.settings.role}' cannot read the bucket's Object Lock configuration (AccessDenied) "
-                "to tell whether the bucket has any; if it has none, set object_lock_mode = \"NONE\""
+                'to tell whether the bucket has any; if it has none, set object_lock_mode = "NONE"'
             ) from err
 
     def object_lock_enabled(self) -> bool:
@@ -279,13 +295,17 @@ class S3ObjectStore:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         for page in self._pages(prefix):
             for obj in page.get("Contents", []):
-                yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj.get("ETag", "").strip('"'),
-                                 modified=obj.get("LastModified"))
+                yield ObjectInfo(
+                    key=obj["Key"],
+                    size=obj["Size"],
+                    etag=obj.get("ETag", "").strip('"'),
+                    modified=obj.get("LastModified"),
+                )
 
     def folders(self, prefix: str) -> Iterator[str]:
         for page in self._pages(prefix, Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
-                yield common["Prefix"][len(prefix):].rstrip("/")
+                yield common["Prefix"][len(prefix) :].rstrip("/")
 
     def versions(self, prefix: str) -> Iterator[ObjectVersion]:
         for page in self._pages(prefix, paginator="list_object_versions"):
@@ -305,8 +325,10 @@ class S3ObjectStore:
             if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 and not code.startswith("NoSuch"):
                 # An S3 server answers a listing of a missing prefix with an empty page and a missing
                 # bucket with NoSuchBucket, never a bare 404: something else answers at the endpoint.
-                raise StoreError(f"{self.shown_endpoint} answered a listing of bucket '{self.bucket}' with 404 "
-                                 "Not Found: is the endpoint an S3 server? (check `endpoint` and its port)") from err
+                raise StoreError(
+                    f"{self.shown_endpoint} answered a listing of bucket '{self.bucket}' with 404 "
+                    "Not Found: is the endpoint an S3 server? (check `endpoint` and its port)"
+                ) from err
             raise self._translate(err, prefix) from err
         except BotoCoreError as err:
             raise self._translate(err, prefix) from err

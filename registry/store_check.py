@@ -45,24 +45,36 @@ def check_store(store: S3ObjectStore) -> StoreCheck:
     notes: list[str] = []
     create_only = _probe_create_only(store)
     if create_only == "ignored":
-        problems.append("the server ignores If-None-Match: a create-only write replaced an existing object, so two "
-                        "writers could take one version number or audit sequence number and the later would "
-                        "silently replace the earlier; do not keep the registry on this server")  # fmt: skip
+        problems.append(
+            "the server ignores If-None-Match: a create-only write replaced an existing object, so two "
+            "writers could take one version number or audit sequence number and the later would "
+            "silently replace the earlier; do not keep the registry on this server"
+        )
     elif create_only == "not tested":
         notes.append(f"role '{settings.role}' may not write {PROBE_KEY}: run the check as a trainer or admin")
     try:
         object_lock = "enabled" if store.object_lock_enabled() else "not enabled"
     except AccessDeniedError:
         object_lock = "not readable"
-        notes.append(f"role '{settings.role}' may not read the bucket's Object Lock configuration: run the check as "
-                     "admin to see whether retention applies")  # fmt: skip
+        notes.append(
+            f"role '{settings.role}' may not read the bucket's Object Lock configuration: run the check as "
+            "admin to see whether retention applies"
+        )
     if object_lock == "not enabled" and settings.object_lock_mode:
-        problems.append(f"object_lock_mode is {settings.object_lock_mode} but bucket '{store.bucket}' has no Object "
-                        "Lock: version files and audit events are written create-only without retention; create "
-                        "the bucket with Object Lock, or set object_lock_mode = \"NONE\" to say so")  # fmt: skip
-    return StoreCheck(endpoint=shown_endpoint(settings.endpoint), bucket=store.bucket, role=settings.role,
-                      create_only_writes=create_only, object_lock=object_lock, problems=tuple(problems),
-                      notes=tuple(notes))  # fmt: skip
+        problems.append(
+            f"object_lock_mode is {settings.object_lock_mode} but bucket '{store.bucket}' has no Object "
+            "Lock: version files and audit events are written create-only without retention; create "
+            'the bucket with Object Lock, or set object_lock_mode = "NONE" to say so'
+        )
+    return StoreCheck(
+        endpoint=shown_endpoint(settings.endpoint),
+        bucket=store.bucket,
+        role=settings.role,
+        create_only_writes=create_only,
+        object_lock=object_lock,
+        problems=tuple(problems),
+        notes=tuple(notes),
+    )
 
 
 def _probe_create_only(store: S3ObjectStore) -> Literal["honoured", "ignored", "not tested"]:

@@ -17,9 +17,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.follower import Follower
 from serving.http_body import ApiError, PostGuard, Utf8JsonRoute, each_key_once, error_response, unparsed_body
@@ -27,9 +26,9 @@ from serving.ops import Operations, ServingMetrics
 from serving.rate_limit import RateLimit
 from serving.schemas import (
     ErrorResponse,
+    Explaining,
     ExplainRequest,
     ExplainResponse,
-    Explaining,
     HealthResponse,
     Limits,
     Prediction,
@@ -37,20 +36,33 @@ from serving.schemas import (
     PredictResponse,
     ReadyResponse,
     VersionResponse,
-)  # fmt: skip
+)
 from serving.traffic import TrafficRecorder
 
 log = logging.getLogger(__name__)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": why}
-    for code, why in [(400, "malformed JSON"), (404, "unknown adapter"), (411, "no Content-Length"),
-                      (413, "body too large"), (415, "not JSON"), (422, "invalid request")]  # fmt: skip
+    for code, why in [
+        (400, "malformed JSON"),
+        (404, "unknown adapter"),
+        (411, "no Content-Length"),
+        (413, "body too large"),
+        (415, "not JSON"),
+        (422, "invalid request"),
+    ]
 }
 # Per route: the fields a body may have, and an example body for the messages that show one.
 BODY_SHAPES = {"/predict": ("texts, adapter", '{"texts": ["..."]}'), "/explain": ("text, adapter", '{"text": "..."}')}
-JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", type(None): "null", dict: "an object",
-              list: "an array", str: "a string"}  # fmt: skip
+JSON_TYPES = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    type(None): "null",
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+}
 
 
 def _where(loc: tuple) -> str:
@@ -80,9 +92,15 @@ def _describe(err: dict[str, Any], path: str = "/predict") -> str:
     return f"{where}: {err['msg']}"
 
 
-def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: bool = False,
-               log_access: bool = False, explaining: Explaining | None = None,
-               recorder: TrafficRecorder | None = None) -> FastAPI:  # fmt: skip
+def create_app(
+    follower: Follower,
+    limits: Limits = Limits(),
+    *,
+    allow_remote: bool = False,
+    log_access: bool = False,
+    explaining: Explaining | None = None,
+    recorder: TrafficRecorder | None = None,
+) -> FastAPI:
     """The FastAPI app over a follower that has loaded its adapters (``Follower.load``).
 
     The app's lifespan starts the follower's polling thread and closes it on shutdown. Requests whose
@@ -146,7 +164,9 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
         try:
             return follower.current(adapter)
         except KeyError:
-            raise ApiError(404, f"adapter '{adapter}' is not served here; served: {', '.join(follower.names)}") from None
+            raise ApiError(
+                404, f"adapter '{adapter}' is not served here; served: {', '.join(follower.names)}"
+            ) from None
 
     @app.post("/predict", response_model=PredictResponse, dependencies=[Depends(each_key_once)])
     def predict(request: PredictRequest, http: Request) -> PredictResponse:
@@ -159,8 +179,14 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
         labels = served.classifier.labels
         probs = served.classifier.predict_proba(request.texts)
         if recorder is not None:
-            recorder.offer(served.name, served.version, http.state.request_id, request.texts,
-                           [labels[i] for i in probs.argmax(axis=1)], probs.max(axis=1))  # fmt: skip
+            recorder.offer(
+                served.name,
+                served.version,
+                http.state.request_id,
+                request.texts,
+                [labels[i] for i in probs.argmax(axis=1)],
+                probs.max(axis=1),
+            )
         return PredictResponse(
             adapter=served.name,
             version=served.version,
@@ -170,9 +196,15 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
             ],
         )
 
-    @app.post("/explain", response_model=ExplainResponse, dependencies=[Depends(each_key_once)],
-              responses={403: {"model": ErrorResponse, "description": "explanations are off on this server"},
-                         429: {"model": ErrorResponse, "description": "too many explanations this minute"}})  # fmt: skip
+    @app.post(
+        "/explain",
+        response_model=ExplainResponse,
+        dependencies=[Depends(each_key_once)],
+        responses={
+            403: {"model": ErrorResponse, "description": "explanations are off on this server"},
+            429: {"model": ErrorResponse, "description": "too many explanations this minute"},
+        },
+    )
     def explain(request: ExplainRequest, http: Request) -> ExplainResponse:
         """Which words made the served version give the text its label (costs ``steps`` forward and backward
         passes: off unless the server was started with --explain, and rate-limited)."""
@@ -185,12 +217,18 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
         http.state.adapter, http.state.version = served.name, served.version
         wait = explain_rate.take()
         if wait:
-            raise ApiError(429, f"at most {explaining.per_minute} explanations a minute are answered: "
-                                f"try again in {math.ceil(wait)} s", retry_after=math.ceil(wait))  # fmt: skip
+            raise ApiError(
+                429,
+                f"at most {explaining.per_minute} explanations a minute are answered: try again in {math.ceil(wait)} s",
+                retry_after=math.ceil(wait),
+            )
         from serving.explain import explain as run  # Captum and autograd only for servers that explain
 
-        return ExplainResponse(adapter=served.name, version=served.version,
-                               explanation=run(served.classifier, request.text, steps=explaining.steps))  # fmt: skip
+        return ExplainResponse(
+            adapter=served.name,
+            version=served.version,
+            explanation=run(served.classifier, request.text, steps=explaining.steps),
+        )
 
     @app.get("/version", response_model=VersionResponse)
     def version() -> VersionResponse:
@@ -202,8 +240,12 @@ def create_app(follower: Follower, limits: Limits = Limits(), *, allow_remote: b
         """``ok`` when every adapter serves what its alias names; ``degraded`` (still answering) otherwise."""
         adapters = follower.health()
         degraded = any(a.failure is not None or a.alias_target != a.serving for a in adapters)
-        return HealthResponse(status="degraded" if degraded else "ok", alias=follower.alias,
-                              poll_seconds=follower.poll_seconds, adapters=adapters)  # fmt: skip
+        return HealthResponse(
+            status="degraded" if degraded else "ok",
+            alias=follower.alias,
+            poll_seconds=follower.poll_seconds,
+            adapters=adapters,
+        )
 
     @app.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
     def readyz() -> JSONResponse:

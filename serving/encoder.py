@@ -29,8 +29,9 @@ def check_model_dir(model_dir: Path) -> Path:
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise NotFoundError(f"base model folder {model_dir} "
-                            f"{'is not a folder' if model_dir.exists() else 'does not exist'}")  # fmt: skip
+        raise NotFoundError(
+            f"base model folder {model_dir} {'is not a folder' if model_dir.exists() else 'does not exist'}"
+        )
     config_file = model_dir / "config.json"
     if not config_file.is_file():
         raise NotFoundError(f"base model folder {model_dir} has no config.json (not a Hugging Face model folder)")
@@ -43,7 +44,9 @@ def check_model_dir(model_dir: Path) -> Path:
     if "auto_map" in config:
         raise RefusedError(f"base model {model_dir} needs remote code (auto_map in config.json); Tailor never runs it")
     if not list(model_dir.glob("*.safetensors")):
-        pickles = [p.name for p in model_dir.iterdir() if p.name in PICKLE_WEIGHTS or p.suffix in (".bin", ".pt", ".pth")]
+        pickles = [
+            p.name for p in model_dir.iterdir() if p.name in PICKLE_WEIGHTS or p.suffix in (".bin", ".pt", ".pth")
+        ]
         if pickles:
             raise RefusedError(
                 f"base model {model_dir} has only pickle weights ({', '.join(sorted(pickles))}); "
@@ -52,8 +55,9 @@ def check_model_dir(model_dir: Path) -> Path:
         raise NotFoundError(f"base model folder {model_dir} holds no *.safetensors weights")
     if not any((model_dir / name).is_file() for name in TOKENIZER_VOCAB_FILES):
         # transformers then builds a 5-token tokenizer: every word becomes [UNK] and training "succeeds"
-        raise NotFoundError(f"base model folder {model_dir} has no tokenizer vocabulary "
-                            f"({' or '.join(TOKENIZER_VOCAB_FILES)})")  # fmt: skip
+        raise NotFoundError(
+            f"base model folder {model_dir} has no tokenizer vocabulary ({' or '.join(TOKENIZER_VOCAB_FILES)})"
+        )
     return model_dir
 
 
@@ -72,9 +76,11 @@ def load_tokenizer(model_dir: Path):
     except ImportError as err:
         # transformers names the missing package in its own words; say what to install.
         missing = err.name or first_line(err)
-        raise RefusedError(f"base model {model_dir}'s tokenizer needs a package that is not installed "
-                           f"({missing}: {first_line(err)}); install it in Tailor's environment "
-                           "(a MeCab Japanese BERT needs: pip install fugashi unidic-lite)") from None  # fmt: skip
+        raise RefusedError(
+            f"base model {model_dir}'s tokenizer needs a package that is not installed "
+            f"({missing}: {first_line(err)}); install it in Tailor's environment "
+            "(a MeCab Japanese BERT needs: pip install fugashi unidic-lite)"
+        ) from None
 
 
 def load_encoder(model_dir: Path):
@@ -88,8 +94,9 @@ def load_encoder(model_dir: Path):
     from transformers import AutoModel
 
     try:
-        return AutoModel.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False,
-                                         use_safetensors=True)  # fmt: skip
+        return AutoModel.from_pretrained(
+            str(model_dir), local_files_only=True, trust_remote_code=False, use_safetensors=True
+        )
     except (ValueError, KeyError, TypeError, SafetensorError) as err:
         # transformers and safetensors say "damaged" in their own words, over many lines
         raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first_line(err)}") from None
@@ -104,8 +111,9 @@ def _encoder(model_dir: str, device: str):
     return load_tokenizer(Path(model_dir)), model
 
 
-def embed(texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length: int = 128,
-          device: str = "cpu") -> np.ndarray:
+def embed(
+    texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length: int = 128, device: str = "cpu"
+) -> np.ndarray:
     """Mean-pooled, L2-normalised embeddings (how all-MiniLM-L6-v2 was trained), shape (n, hidden)."""
     import torch
 
@@ -115,8 +123,13 @@ def embed(texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length
     out = []
     with torch.inference_mode(), progress.bar(len(texts), "embedding") as shown:
         for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt").to(model.device)  # fmt: skip
+            enc = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(model.device)
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

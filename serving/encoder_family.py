@@ -58,8 +58,9 @@ def _bert_run(encoder, hidden, attention_mask, blocks: slice):
     return hidden
 
 
-BERT = EncoderFamily("bert", "layer", ("query", "key", "value", "dense"), lambda e: e.encoder.layer,
-                     _bert_embed, _bert_run)  # fmt: skip
+BERT = EncoderFamily(
+    "bert", "layer", ("query", "key", "value", "dense"), lambda e: e.encoder.layer, _bert_embed, _bert_run
+)
 
 
 # --- DeBERTa-v2 / v3 -------------------------------------------------------------------------------
@@ -83,9 +84,14 @@ def _deberta_run(encoder, hidden, attention_mask, blocks: slice):
 
 
 # pos_*_proj exist only where share_att_key is false (DeBERTa-v2); training adapts the targets a block has.
-DEBERTA = EncoderFamily("deberta-v2", "layer", ("query_proj", "key_proj", "value_proj", "pos_key_proj",
-                                                "pos_query_proj", "dense"),
-                        lambda e: e.encoder.layer, _deberta_embed, _deberta_run)  # fmt: skip
+DEBERTA = EncoderFamily(
+    "deberta-v2",
+    "layer",
+    ("query_proj", "key_proj", "value_proj", "pos_key_proj", "pos_query_proj", "dense"),
+    lambda e: e.encoder.layer,
+    _deberta_embed,
+    _deberta_run,
+)
 
 
 # --- ModernBERT ------------------------------------------------------------------------------------
@@ -99,24 +105,39 @@ def _modernbert_run(encoder, hidden, attention_mask, blocks: slice):
     from transformers.masking_utils import create_bidirectional_mask, create_bidirectional_sliding_window_mask
 
     kwargs = {"config": encoder.config, "inputs_embeds": hidden, "attention_mask": attention_mask}
-    masks = {"full_attention": create_bidirectional_mask(**kwargs),
-             "sliding_attention": create_bidirectional_sliding_window_mask(**kwargs)}  # fmt: skip
+    masks = {
+        "full_attention": create_bidirectional_mask(**kwargs),
+        "sliding_attention": create_bidirectional_sliding_window_mask(**kwargs),
+    }
     positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
     rotary = {kind: encoder.rotary_emb(hidden, positions, kind) for kind in set(encoder.config.layer_types)}
     for layer in encoder.layers[blocks]:
-        hidden = layer(hidden, attention_mask=masks[layer.attention_type],
-                       position_embeddings=rotary[layer.attention_type])  # fmt: skip
+        hidden = layer(
+            hidden, attention_mask=masks[layer.attention_type], position_embeddings=rotary[layer.attention_type]
+        )
     return hidden
 
 
-MODERNBERT = EncoderFamily("modernbert", "layers", ("Wqkv", "Wo", "Wi"), lambda e: e.layers, _modernbert_embed,
-                           _modernbert_run, finish=lambda encoder, hidden: encoder.final_norm(hidden))  # fmt: skip
+MODERNBERT = EncoderFamily(
+    "modernbert",
+    "layers",
+    ("Wqkv", "Wo", "Wi"),
+    lambda e: e.layers,
+    _modernbert_embed,
+    _modernbert_run,
+    finish=lambda encoder, hidden: encoder.final_norm(hidden),
+)
 
 
 FAMILIES = {
-    "bert": BERT, "roberta": BERT, "xlm-roberta": BERT, "camembert": BERT, "electra": BERT,
-    "deberta-v2": DEBERTA, "modernbert": MODERNBERT,
-}  # fmt: skip
+    "bert": BERT,
+    "roberta": BERT,
+    "xlm-roberta": BERT,
+    "camembert": BERT,
+    "electra": BERT,
+    "deberta-v2": DEBERTA,
+    "modernbert": MODERNBERT,
+}
 
 
 def family_of(encoder: torch.nn.Module) -> EncoderFamily:
@@ -127,6 +148,8 @@ def family_of(encoder: torch.nn.Module) -> EncoderFamily:
     """
     model_type = getattr(encoder.config, "model_type", None)
     if model_type not in FAMILIES:
-        raise RefusedError(f"base model type {model_type!r} ({type(encoder).__name__}) is not one Tailor trains; "
-                           f"supported: {', '.join(sorted(FAMILIES))}")  # fmt: skip
+        raise RefusedError(
+            f"base model type {model_type!r} ({type(encoder).__name__}) is not one Tailor trains; "
+            f"supported: {', '.join(sorted(FAMILIES))}"
+        )
     return FAMILIES[model_type]

@@ -100,8 +100,9 @@ def tokenize(base: Any, text: str, max_length: int) -> Tokens:
     tokenizer = base.tokenizer
     fast = getattr(tokenizer, "is_fast", False)
     with base.tokenizer_lock:
-        enc = tokenizer(text, truncation=True, max_length=max_length, return_special_tokens_mask=True,
-                        return_offsets_mapping=fast)  # fmt: skip
+        enc = tokenizer(
+            text, truncation=True, max_length=max_length, return_special_tokens_mask=True, return_offsets_mapping=fast
+        )
         whole = len(tokenizer(text)["input_ids"])
         pieces = None if fast else tokenizer.convert_ids_to_tokens(enc["input_ids"])
     special = [bool(s) for s in enc["special_tokens_mask"]]
@@ -182,20 +183,35 @@ def integrated_gradients(classifier: Any, tokens: Tokens, target: int, steps: in
     mask = torch.ones_like(ids)
 
     def probability(embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(module(input_ids=None, attention_mask=attention_mask, inputs_embeds=embeds).float(), dim=-1)
+        return torch.softmax(
+            module(input_ids=None, attention_mask=attention_mask, inputs_embeds=embeds).float(), dim=-1
+        )
 
     with torch.no_grad():
         inputs, baseline = embedding(ids), embedding(baseline_ids)
         baseline_probability = float(probability(baseline, mask)[0, target])
     with torch.enable_grad():
         attributions, delta = IntegratedGradients(probability).attribute(
-            inputs, baselines=baseline, target=target, additional_forward_args=(mask,), n_steps=steps,
-            internal_batch_size=steps, return_convergence_delta=True)  # fmt: skip
+            inputs,
+            baselines=baseline,
+            target=target,
+            additional_forward_args=(mask,),
+            n_steps=steps,
+            internal_batch_size=steps,
+            return_convergence_delta=True,
+        )
     return attributions.sum(-1)[0].detach().float().cpu().numpy(), baseline_probability, float(delta[0])
 
 
-def _faithfulness(classifier: Any, text: str, units: list[tuple[int, int]], scores: np.ndarray, target: int,
-                  probability: float, usable: list[int]) -> Faithfulness:  # fmt: skip
+def _faithfulness(
+    classifier: Any,
+    text: str,
+    units: list[tuple[int, int]],
+    scores: np.ndarray,
+    target: int,
+    probability: float,
+    usable: list[int],
+) -> Faithfulness:
     k = max(1, math.ceil(TOP_FRACTION * len(usable))) if usable else 0
     top = set(sorted(usable, key=lambda i: -scores[i])[:k])
     rng = np.random.default_rng(zlib.crc32(text.encode("utf-8")))
@@ -203,8 +219,12 @@ def _faithfulness(classifier: Any, text: str, units: list[tuple[int, int]], scor
     variants = [_without(text, units, top), _without(text, units, set(range(len(units))) - top)]
     variants += [_without(text, units, d) for d in draws]
     p = classifier.predict_proba(variants)[:, target]
-    return Faithfulness(top_k=k, comprehensiveness=probability - float(p[0]), sufficiency=probability - float(p[1]),
-                        random_comprehensiveness=probability - float(np.mean(p[2:])) if draws else 0.0)  # fmt: skip
+    return Faithfulness(
+        top_k=k,
+        comprehensiveness=probability - float(p[0]),
+        sufficiency=probability - float(p[1]),
+        random_comprehensiveness=probability - float(np.mean(p[2:])) if draws else 0.0,
+    )
 
 
 def explain(classifier: Any, text: str, *, steps: int = DEFAULT_STEPS, method: Method | None = None) -> Explanation:
@@ -247,8 +267,12 @@ def explain(classifier: Any, text: str, *, steps: int = DEFAULT_STEPS, method: M
             scores[usable] = probability - p
         extra = {"method_note": no_gradients}
     return Explanation(
-        text=text, label=classifier.labels[target], probability=probability, method=method,
-        truncated=tokens.truncated, **extra,
+        text=text,
+        label=classifier.labels[target],
+        probability=probability,
+        method=method,
+        truncated=tokens.truncated,
+        **extra,
         spans=[Span(text=text[b:e], start=b, end=e, attribution=float(v)) for (b, e), v in zip(units, scores)],
         faithfulness=_faithfulness(classifier, text, units, scores, target, probability, usable),
-    )  # fmt: skip
+    )

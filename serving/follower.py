@@ -103,8 +103,9 @@ class Served:
     directory: Path
 
     def describe(self) -> AdapterVersion:
-        return AdapterVersion(name=self.name, version=self.version, sha256=self.sha256, alias=self.alias,
-                              since=self.since)  # fmt: skip
+        return AdapterVersion(
+            name=self.name, version=self.version, sha256=self.sha256, alias=self.alias, since=self.since
+        )
 
 
 @dataclass
@@ -142,8 +143,15 @@ class Follower:
         poll_seconds: seconds between polls.
     """
 
-    def __init__(self, source: AdapterSource, load: Callable[[Path], Classifier], names: Sequence[str], *,
-                 alias: str = "production", poll_seconds: float = 2.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        source: AdapterSource,
+        load: Callable[[Path], Classifier],
+        names: Sequence[str],
+        *,
+        alias: str = "production",
+        poll_seconds: float = 2.0,
+    ) -> None:
         if not names:
             raise ValueError("at least one adapter name is needed")
         if len(set(names)) != len(names):
@@ -214,8 +222,13 @@ class Follower:
     def health(self) -> list[AdapterHealth]:
         snapshot = self._served
         return [
-            AdapterHealth(name=name, serving=snapshot[name].version, alias_target=track.alias_target,
-                          last_poll=track.last_poll, failure=track.failure)  # fmt: skip
+            AdapterHealth(
+                name=name,
+                serving=snapshot[name].version,
+                alias_target=track.alias_target,
+                last_poll=track.last_poll,
+                failure=track.failure,
+            )
             for name, track in self._tracking.items()
             if name in snapshot
         ]
@@ -269,8 +282,12 @@ class Follower:
         except IntegrityError as err:
             # A forged, rewritten or rule-breaking event: the history does not verify, so nothing it names is served.
             track.last_poll, track.outage = _now(), None
-            track.problem = Failure(version=None, at=_now(), error=f"refused: the audit history of '{name}' does not "
-                                    f"verify, still serving {self._served[name].version}: {err}")  # fmt: skip
+            track.problem = Failure(
+                version=None,
+                at=_now(),
+                error=f"refused: the audit history of '{name}' does not "
+                f"verify, still serving {self._served[name].version}: {err}",
+            )
             track.refused_backoff = min(max(2 * track.refused_backoff, self.poll_seconds), MAX_REFUSED_BACKOFF)
             track.next_read = _now() + timedelta(seconds=track.refused_backoff)
             return
@@ -283,12 +300,17 @@ class Follower:
         serving = self._served[name].version
         if manifest is None:
             track.seq, track.alias_target = seq, None
-            track.problem = Failure(version=None, at=_now(),
-                                    error=f"the alias '{self.alias}' names no version of '{name}' any more; "
-                                          f"still serving {serving}")  # fmt: skip
+            track.problem = Failure(
+                version=None,
+                at=_now(),
+                error=f"the alias '{self.alias}' names no version of '{name}' any more; still serving {serving}",
+            )
             return
-        if manifest.version == track.alias_target and track.problem is not None and \
-                track.problem.version == manifest.version:  # fmt: skip
+        if (
+            manifest.version == track.alias_target
+            and track.problem is not None
+            and track.problem.version == manifest.version
+        ):
             track.seq = seq  # another alias or version moved: this one failed and was not promoted again
             return
         track.alias_target = manifest.version
@@ -298,15 +320,18 @@ class Follower:
         try:
             fetched = self._fetch(name, manifest.version)
         except StoreError as err:
-            track.outage = Failure(version=manifest.version, at=_now(),
-                                   error=f"cannot download {manifest.version} (will retry): {err}")  # fmt: skip
+            track.outage = Failure(
+                version=manifest.version, at=_now(), error=f"cannot download {manifest.version} (will retry): {err}"
+            )
             return
         except Exception as err:  # noqa: BLE001 - a broken version (hash, base model, format) must not stop serving
             # This version will not get better by retrying: wait for the alias to move again.
             track.seq = seq
-            track.problem = Failure(version=manifest.version, at=_now(),
-                                    error=f"kept {serving}: {manifest.version} did not load: "
-                                          f"{type(err).__name__}: {err}")  # fmt: skip
+            track.problem = Failure(
+                version=manifest.version,
+                at=_now(),
+                error=f"kept {serving}: {manifest.version} did not load: {type(err).__name__}: {err}",
+            )
             log.warning("kept %s %s: %s did not load: %s", name, serving, manifest.version, err)
             self.on_failed_load(name)
             return
@@ -327,8 +352,15 @@ class Follower:
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
-        return Served(name=name, version=manifest.version, sha256=manifest.content_sha256, alias=self.alias,
-                      since=_now(), classifier=classifier, directory=dest)  # fmt: skip
+        return Served(
+            name=name,
+            version=manifest.version,
+            sha256=manifest.content_sha256,
+            alias=self.alias,
+            since=_now(),
+            classifier=classifier,
+            directory=dest,
+        )
 
     def _swap(self, served: Served) -> Served | None:
         old = self._served.get(served.name)

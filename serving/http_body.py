@@ -21,8 +21,9 @@ from serving.schemas import ErrorResponse
 class ApiError(Exception):
     """A request we refuse, with the status and the message the client sees."""
 
-    def __init__(self, status: int, error: str, problems: list[str] | None = None, *,
-                 retry_after: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, error: str, problems: list[str] | None = None, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(error)
         self.status, self.error, self.problems, self.retry_after = status, error, problems or [], retry_after
 
@@ -105,8 +106,11 @@ async def each_key_once(request: Request) -> None:
     """Raises: ApiError: 422 naming the repeated keys."""
     repeated = repeated_keys(await request.body())
     if repeated:
-        raise ApiError(422, f"the body gives {', '.join(map(repr, repeated))} more than once: give each key once",
-                       [f"{key}: given more than once" for key in repeated])  # fmt: skip
+        raise ApiError(
+            422,
+            f"the body gives {', '.join(map(repr, repeated))} more than once: give each key once",
+            [f"{key}: given more than once" for key in repeated],
+        )
 
 
 def unparsed_body(cause: BaseException | None) -> str | None:
@@ -114,8 +118,10 @@ def unparsed_body(cause: BaseException | None) -> str | None:
     if isinstance(cause, UnicodeDecodeError):
         return f"the body is not UTF-8: {bad_utf8_byte(cause)}; send JSON encoded as UTF-8"
     if isinstance(cause, NumberTooLong):
-        return (f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
-                'send {"texts": ["..."]} with the texts as strings')  # fmt: skip
+        return (
+            f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
+            'send {"texts": ["..."]} with the texts as strings'
+        )
     if isinstance(cause, RecursionError):
         return 'the JSON is nested too deeply to parse: send {"texts": ["..."]}'
     return None
@@ -140,8 +146,11 @@ class PostGuard:
         if declared is None:
             return error_response(411, "send a Content-Length header (chunked request bodies are not accepted)")
         if not declared.isdigit() or int(declared) > self.max_bytes:
-            return error_response(413, f"the body is {declared.decode(errors='replace')} bytes, the limit is "
-                               f"{self.max_bytes}: send fewer or shorter texts")  # fmt: skip
+            return error_response(
+                413,
+                f"the body is {declared.decode(errors='replace')} bytes, the limit is "
+                f"{self.max_bytes}: send fewer or shorter texts",
+            )
         return None
 
     async def __call__(self, scope, receive, send) -> None:

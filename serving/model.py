@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serving.encoder import check_model_dir, load_encoder, load_tokenizer
-from serving.encoder_family import family_of
 from registry.adapter_folder import CONFIG_FILE, META_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, AdapterMeta
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.files import read_json_object, safetensors_header_problem
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
+from serving.encoder import check_model_dir, load_encoder, load_tokenizer
+from serving.encoder_family import family_of
 
 HEAD_MODULE = "classifier"
 LENGTH_CHUNK = 1024  # texts per tokenizer call when only their lengths are wanted
@@ -75,14 +75,21 @@ class MeanPoolClassifier(torch.nn.Module):
         hidden = family.embed(self.encoder, input_ids, attention_mask)
         return family.run(self.encoder, hidden, attention_mask, slice(0, start))
 
-    def embed(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
-              inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              inputs_embeds=inputs_embeds).last_hidden_state  # fmt: skip
+    def embed(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds
+        ).last_hidden_state
         return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
 
-    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
-                inputs_embeds: torch.Tensor | None = None, **_: object) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor,
+        inputs_embeds: torch.Tensor | None = None,
+        **_: object,
+    ) -> torch.Tensor:
         # inputs_embeds (the token embeddings, in place of input_ids): gradients with respect to the
         # input, for integrated gradients (serving.explain).
         return self.classifier(self.embed(input_ids, attention_mask, inputs_embeds))
@@ -104,8 +111,7 @@ class LoadedBase:
         # Pad to the longest text of the batch, not to max_length: short texts are the norm and
         # attention cost grows with the padded length.
         with self.tokenizer_lock:
-            enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                                 return_tensors="pt")  # fmt: skip
+            enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
 
     def token_lengths(self, texts: list[str], max_length: int) -> list[int]:
@@ -116,7 +122,7 @@ class LoadedBase:
         lengths: list[int] = []
         for begin in range(0, len(texts), LENGTH_CHUNK):
             with self.tokenizer_lock:
-                ids = self.tokenizer(list(texts[begin:begin + LENGTH_CHUNK]), truncation=True, max_length=max_length)
+                ids = self.tokenizer(list(texts[begin : begin + LENGTH_CHUNK]), truncation=True, max_length=max_length)
             lengths.extend(len(i) for i in ids["input_ids"])
         return lengths
 
@@ -138,7 +144,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise RefusedError(f"--device cuda asked for but CUDA is not available (torch {torch.__version__}); use --device cpu")
+        raise RefusedError(
+            f"--device cuda asked for but CUDA is not available (torch {torch.__version__}); use --device cpu"
+        )
     return device
 
 
@@ -188,7 +196,9 @@ def check_adapter_files(adapter_dir: Path) -> None:
         raise NotFoundError(f"adapter folder {adapter_dir} does not exist")
     pickles = sorted(str(p.relative_to(adapter_dir)) for p in adapter_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES)
     if pickles:
-        raise RefusedError(f"adapter folder {adapter_dir} holds pickle files ({', '.join(pickles)}); Tailor loads safetensors only")
+        raise RefusedError(
+            f"adapter folder {adapter_dir} holds pickle files ({', '.join(pickles)}); Tailor loads safetensors only"
+        )
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (adapter_dir / name).is_file():
             raise NotFoundError(f"adapter folder {adapter_dir} has no {name}")
@@ -197,8 +207,10 @@ def check_adapter_files(adapter_dir: Path) -> None:
     except ValueError as err:
         raise RefusedError(f"{adapter_dir / CONFIG_FILE} {err}") from None
     if (problem := safetensors_header_problem(adapter_dir / WEIGHTS_FILE)) is not None:
-        raise RefusedError(f"{adapter_dir / WEIGHTS_FILE} is not a readable safetensors file ({problem}); "
-                           "it may be truncated: download or train the adapter again")  # fmt: skip
+        raise RefusedError(
+            f"{adapter_dir / WEIGHTS_FILE} is not a readable safetensors file ({problem}); "
+            "it may be truncated: download or train the adapter again"
+        )
 
 
 class AdapterClassifier:
@@ -222,7 +234,7 @@ class AdapterClassifier:
         # inference_mode keeps forward passes free of autograd state, so threads never share any.
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                enc = self.base.tokenize(texts[start:start + batch_size], self.meta.max_length)
+                enc = self.base.tokenize(texts[start : start + batch_size], self.meta.max_length)
                 out.append(torch.softmax(self._model(**enc).float(), dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
 
@@ -261,7 +273,9 @@ def load_classifier(adapter_dir: Path, base: LoadedBase) -> AdapterClassifier:
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
         # A hand-edited or mismatched folder: a missing or unknown peft_type, a wrongly typed LoRA
         # setting, or a head whose shape is not the label count in tailor_adapter.json.
-        raise ConfigError(f"adapter {adapter_dir} does not load: adapter_config.json, {WEIGHTS_FILE} and "
-                          f"{META_FILE} disagree ({type(err).__name__}: {err})") from None  # fmt: skip
+        raise ConfigError(
+            f"adapter {adapter_dir} does not load: adapter_config.json, {WEIGHTS_FILE} and "
+            f"{META_FILE} disagree ({type(err).__name__}: {err})"
+        ) from None
     model.eval()
     return AdapterClassifier(adapter_dir, base, meta, model)

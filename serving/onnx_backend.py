@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
 
-import logging
-
 import numpy as np
 
-from serving.model import LoadedBase, MeanPoolClassifier, load_classifier
 from registry.adapter_folder import CONFIG_FILE, META_FILE, WEIGHTS_FILE, AdapterMeta, reference_texts
+from serving.model import LoadedBase, MeanPoolClassifier, load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +37,16 @@ CHECK_ROWS = 8
 # Graphs kept in the cache, the most recently served first (~90 MB fp32, ~23 MB int8 each for MiniLM):
 # a server that followed many versions would otherwise fill the disk.
 KEEP_GRAPHS = 8
-FALLBACK_TEXTS = ["my card was charged twice", "how do I reset my password?", "the delivery arrived broken",
-                  "請求書の金額が違います", "ログインできません", "I want to close my account", "配送が遅れています",
-                  "can I change the shipping address?"]  # fmt: skip
+FALLBACK_TEXTS = [
+    "my card was charged twice",
+    "how do I reset my password?",
+    "the delivery arrived broken",
+    "請求書の金額が違います",
+    "ログインできません",
+    "I want to close my account",
+    "配送が遅れています",
+    "can I change the shipping address?",
+]
 
 
 class GraphMismatchError(RuntimeError):
@@ -61,8 +67,9 @@ def cache_key(adapter_dir: Path, base: LoadedBase, *, int8: bool) -> str:
     for name in (CONFIG_FILE, WEIGHTS_FILE, META_FILE):
         digest.update(name.encode() + b"\0" + hashlib.sha256((Path(adapter_dir) / name).read_bytes()).digest())
     fp = base.fingerprint
-    digest.update(f"{fp.weights_sha256}:{fp.tokenizer_sha256}:opset{OPSET}:v{EXPORT_FORMAT}:int8={int8}:"
-                  f"{_versions()}".encode())  # fmt: skip
+    digest.update(
+        f"{fp.weights_sha256}:{fp.tokenizer_sha256}:opset{OPSET}:v{EXPORT_FORMAT}:int8={int8}:{_versions()}".encode()
+    )
     return digest.hexdigest()
 
 
@@ -80,9 +87,10 @@ class OnnxClassifier:
         """Class probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""
         out = []
         for start in range(0, len(texts), batch_size):
-            enc = self.base.tokenize(texts[start:start + batch_size], self.meta.max_length)
-            logits = self._session.run(None, {"input_ids": enc["input_ids"].numpy(),
-                                               "attention_mask": enc["attention_mask"].numpy()})[0]  # fmt: skip
+            enc = self.base.tokenize(texts[start : start + batch_size], self.meta.max_length)
+            logits = self._session.run(
+                None, {"input_ids": enc["input_ids"].numpy(), "attention_mask": enc["attention_mask"].numpy()}
+            )[0]
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             out.append((shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
@@ -108,11 +116,20 @@ def export_merged(adapter_dir: Path, base: LoadedBase, dest: Path) -> None:
         with warnings.catch_warnings():
             # The TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript as well.
             warnings.simplefilter("ignore")
-            torch.onnx.export(merged, (sample["input_ids"], sample["attention_mask"]), tmp,
-                              input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"}, "logits": {0: "batch"}},
-                              opset_version=OPSET, dynamo=False)  # fmt: skip
+            torch.onnx.export(
+                merged,
+                (sample["input_ids"], sample["attention_mask"]),
+                tmp,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "logits": {0: "batch"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -160,11 +177,18 @@ def load_onnx_classifier(adapter_dir: Path, base: LoadedBase, cache_dir: Path, *
         log.warning("cached ONNX graph %s %s: exporting it again", graph, problem)
         classifier, got = build(fresh=True)
         if (problem := _mismatch(got, expected, int8=int8)) is not None:
-            raise GraphMismatchError(f"the ONNX graph exported from {adapter_dir} {problem} ({_versions()}): serve "
-                                     "this version with --backend torch")
-    log.info("%s: the %s ONNX graph picks PyTorch's class on %d of %d check rows, probabilities within %.2g",
-             adapter_dir, "int8" if int8 else "fp32", int((got.argmax(axis=1) == expected.argmax(axis=1)).sum()),
-             len(texts), float(np.abs(got - expected).max()))  # fmt: skip
+            raise GraphMismatchError(
+                f"the ONNX graph exported from {adapter_dir} {problem} ({_versions()}): serve "
+                "this version with --backend torch"
+            )
+    log.info(
+        "%s: the %s ONNX graph picks PyTorch's class on %d of %d check rows, probabilities within %.2g",
+        adapter_dir,
+        "int8" if int8 else "fp32",
+        int((got.argmax(axis=1) == expected.argmax(axis=1)).sum()),
+        len(texts),
+        float(np.abs(got - expected).max()),
+    )
     _prune(cache_dir, served={full, graph})
     return classifier
 

@@ -61,14 +61,22 @@ class ServingMetrics:
         self.registry = CollectorRegistry()
         labels = ["path", "adapter", "version", "status"]
         self.requests = Counter("tailor_requests", "HTTP requests answered", labels, registry=self.registry)
-        self.errors = Counter("tailor_request_errors", "HTTP requests answered with a 4xx or 5xx", labels,
-                              registry=self.registry)  # fmt: skip
-        self.latency = Histogram("tailor_request_seconds", "time to answer, from the request's arrival",
-                                 ["path", "adapter", "version"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.swaps = Counter("tailor_swaps", "versions swapped in after the alias moved", ["adapter"],
-                             registry=self.registry)  # fmt: skip
-        self.failed_loads = Counter("tailor_failed_loads", "versions the alias named that did not load", ["adapter"],
-                                    registry=self.registry)  # fmt: skip
+        self.errors = Counter(
+            "tailor_request_errors", "HTTP requests answered with a 4xx or 5xx", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "tailor_request_seconds",
+            "time to answer, from the request's arrival",
+            ["path", "adapter", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.swaps = Counter(
+            "tailor_swaps", "versions swapped in after the alias moved", ["adapter"], registry=self.registry
+        )
+        self.failed_loads = Counter(
+            "tailor_failed_loads", "versions the alias named that did not load", ["adapter"], registry=self.registry
+        )
         self.registry.register(_FollowerState(follower))
         follower.on_swap = lambda name: self.swaps.labels(name).inc()
         follower.on_failed_load = lambda name: self.failed_loads.labels(name).inc()
@@ -88,12 +96,17 @@ class _FollowerState:
         self.follower = follower
 
     def collect(self):
-        serving = GaugeMetricFamily("tailor_serving_info", "the version answering, per adapter",
-                                    labels=["adapter", "version", "alias"])  # fmt: skip
-        failing = GaugeMetricFamily("tailor_load_failing", "1 while the alias names a version that did not load",
-                                    labels=["adapter"])  # fmt: skip
-        polled = GaugeMetricFamily("tailor_follower_last_poll_timestamp_seconds",
-                                   "Unix time of the follower's last successful poll of the registry", labels=["adapter"])
+        serving = GaugeMetricFamily(
+            "tailor_serving_info", "the version answering, per adapter", labels=["adapter", "version", "alias"]
+        )
+        failing = GaugeMetricFamily(
+            "tailor_load_failing", "1 while the alias names a version that did not load", labels=["adapter"]
+        )
+        polled = GaugeMetricFamily(
+            "tailor_follower_last_poll_timestamp_seconds",
+            "Unix time of the follower's last successful poll of the registry",
+            labels=["adapter"],
+        )
         for health in self.follower.health():
             serving.add_metric([health.name, health.serving, self.follower.alias], 1)
             failing.add_metric([health.name], 0 if health.failure is None else 1)
@@ -104,9 +117,15 @@ class _FollowerState:
 
 def _refusal(status: int, error: str, rid: str) -> tuple[dict[str, Any], bytes]:
     body = json.dumps({"error": error, "problems": []}).encode()
-    start = {"type": "http.response.start", "status": status,
-             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                         (REQUEST_ID_HEADER, rid.encode())]}  # fmt: skip
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (REQUEST_ID_HEADER, rid.encode()),
+        ],
+    }
     return start, body
 
 
@@ -141,10 +160,13 @@ class Operations:
 
         try:
             if not self.allow_remote and not is_loopback(host_name(host)):
-                start, body = _refusal(421, f"Host {host!r} is not this server's: it answers to loopback names only "
-                                            "(localhost, 127.0.0.0/8, ::1); start it with --allow-remote to be reached "
-                                            "by other names (a reverse proxy in front must then pass or rewrite Host)",
-                                       rid)  # fmt: skip
+                start, body = _refusal(
+                    421,
+                    f"Host {host!r} is not this server's: it answers to loopback names only "
+                    "(localhost, 127.0.0.0/8, ::1); start it with --allow-remote to be reached "
+                    "by other names (a reverse proxy in front must then pass or rewrite Host)",
+                    rid,
+                )
                 status = start["status"]
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
@@ -155,8 +177,20 @@ class Operations:
             adapter, version = str(state.get("adapter", "")), str(state.get("version", ""))
             self.metrics.observe(scope["path"], adapter, version, status, seconds)
             if self.log_access:
-                access_log.info(json.dumps({
-                    "time": time.time(), "request_id": rid, "method": scope["method"], "path": scope["path"],
-                    "status": status, "ms": round(seconds * 1000, 2), "adapter": adapter or None,
-                    "version": version or None, "host": host, "client": (scope.get("client") or [None])[0],
-                }, ensure_ascii=False))  # fmt: skip
+                access_log.info(
+                    json.dumps(
+                        {
+                            "time": time.time(),
+                            "request_id": rid,
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "ms": round(seconds * 1000, 2),
+                            "adapter": adapter or None,
+                            "version": version or None,
+                            "host": host,
+                            "client": (scope.get("client") or [None])[0],
+                        },
+                        ensure_ascii=False,
+                    )
+                )

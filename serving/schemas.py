@@ -54,7 +54,9 @@ class Limits:
         if not text.strip():
             return f"{where}: empty or only whitespace"
         if (at := unpaired_surrogate(text)) is not None:
-            return f"{where}: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; send valid Unicode"
+            return (
+                f"{where}: an unpaired UTF-16 surrogate (U+{ord(text[at]):04X}) at character {at}; send valid Unicode"
+            )
         if not has_visible_text(text):
             # the tokenizer drops such characters, so the model would answer confidently about nothing
             return f"{where}: only control or invisible characters; there is nothing to classify"

@@ -148,8 +148,14 @@ class TrafficRecorder:
         features: per-text monitor features, required with ``limits.hash_texts``.
     """
 
-    def __init__(self, store: ObjectStore, limits: RecordingLimits, *, features: Features | None = None,
-                 rng: random.Random | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: ObjectStore,
+        limits: RecordingLimits,
+        *,
+        features: Features | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         if limits.hash_texts and features is None:
             raise ValueError("hash_texts needs the monitor's features computed at record time")
         self.store, self.limits, self._features = store, limits, features
@@ -164,8 +170,15 @@ class TrafficRecorder:
         self._thread: threading.Thread | None = None
         self.stats = RecorderStats()
 
-    def offer(self, adapter: str, version: str, request_id: str, texts: Sequence[str], labels: Sequence[str],
-              confidences: np.ndarray) -> bool:  # fmt: skip
+    def offer(
+        self,
+        adapter: str,
+        version: str,
+        request_id: str,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        confidences: np.ndarray,
+    ) -> bool:
         """Keep one request's rows for recording if the sample, rate and queue allow. Never blocks on I/O."""
         now = time.monotonic()
         with self._lock:
@@ -208,7 +221,8 @@ class TrafficRecorder:
             self._wake.clear()
             with self._lock:
                 due = self._queued_rows >= self.limits.max_batch_rows or (
-                    self._oldest is not None and time.monotonic() - self._oldest >= self.limits.max_batch_seconds)
+                    self._oldest is not None and time.monotonic() - self._oldest >= self.limits.max_batch_seconds
+                )
             if due:
                 self.flush()
 
@@ -229,18 +243,28 @@ class TrafficRecorder:
         written = 0
         for adapter, kept in by_adapter.items():
             for start in range(0, len(kept), self.limits.max_batch_rows):
-                written += self._write(adapter, kept[start:start + self.limits.max_batch_rows])
+                written += self._write(adapter, kept[start : start + self.limits.max_batch_rows])
         return written
 
     def _rows(self, item: _Pending) -> list[TrafficRow]:
         at = datetime.fromtimestamp(item.at, timezone.utc).isoformat()
         hashed = self.limits.hash_texts
         features = self._features(list(item.texts)) if hashed and self._features else [None] * len(item.texts)
-        return [TrafficRow(request_id=item.request_id, index=i, time=at, adapter=item.adapter, version=item.version,
-                           label=label, confidence=round(float(conf), 6), text_sha256=text_sha256(text),
-                           text=None if hashed else text, features=feats)
-                for i, (text, label, conf, feats) in enumerate(zip(item.texts, item.labels, item.confidences,
-                                                                    features))]  # fmt: skip
+        return [
+            TrafficRow(
+                request_id=item.request_id,
+                index=i,
+                time=at,
+                adapter=item.adapter,
+                version=item.version,
+                label=label,
+                confidence=round(float(conf), 6),
+                text_sha256=text_sha256(text),
+                text=None if hashed else text,
+                features=feats,
+            )
+            for i, (text, label, conf, feats) in enumerate(zip(item.texts, item.labels, item.confidences, features))
+        ]
 
     def _failed(self, rows: int, error: str) -> None:
         with self._lock:

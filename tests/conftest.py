@@ -75,8 +75,13 @@ def unique_name() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300,
-            input: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     """Run the installed `tailor` console script as a user would."""
     return subprocess.run(
         [TAILOR, *args], env=env, cwd=cwd or REPO, capture_output=True, text=True, timeout=timeout, input=input

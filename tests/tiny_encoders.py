@@ -12,8 +12,13 @@ import csv
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-SPECIALS = {"unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]",
-            "mask_token": "[MASK]"}  # fmt: skip
+SPECIALS = {
+    "unk_token": "[UNK]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
 # Each family, plus a BERT whose tokenizer splits words with MeCab (fugashi + unidic-lite) first, as
 # the Japanese BERTs of Tohoku University (cl-tohoku/bert-base-japanese-v3) do.
 KINDS = ("bert", "xlm-roberta", "electra", "deberta-v2", "deberta-v2-conv", "modernbert", "bert-ja-mecab")
@@ -47,8 +52,10 @@ def train_tokenizer(kind: str, vocab_size: int = 600):
     tok.normalizer = normalizers.NFKC()
     tok.train_from_iterator(japanese_texts(), trainer)
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=["input_ids", "attention_mask"], **SPECIALS)
 
 
@@ -64,16 +71,27 @@ def mecab_tokenizer(folder: Path):
     vocab = [*SPECIALS.values(), *sorted(words | chars), *sorted(f"##{ch}" for ch in chars)]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    return BertJapaneseTokenizer(str(folder / "vocab.txt"), word_tokenizer_type="mecab",
-                                 subword_tokenizer_type="wordpiece", mecab_kwargs={"mecab_dic": "unidic_lite"})  # fmt: skip
+    return BertJapaneseTokenizer(
+        str(folder / "vocab.txt"),
+        word_tokenizer_type="mecab",
+        subword_tokenizer_type="wordpiece",
+        mecab_kwargs={"mecab_dic": "unidic_lite"},
+    )
 
 
 def _config(family: str, tokenizer):
     import transformers as tf
 
     vocab_size, pad_id = len(tokenizer), tokenizer.pad_token_id
-    common = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                  intermediate_size=64, max_position_embeddings=128, pad_token_id=pad_id)  # fmt: skip
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=pad_id,
+    )
     if family in ("bert", "bert-ja-mecab"):
         return tf.BertConfig(**common)
     if family == "xlm-roberta":
@@ -84,14 +102,31 @@ def _config(family: str, tokenizer):
         # DeBERTa-v3 shares the attention's key/query projections with the positions; v2 has its own
         # (pos_key_proj, pos_query_proj) and a convolution beside the first block.
         v2 = {"share_att_key": False, "conv_kernel_size": 3} if family == "deberta-v2-conv" else {"share_att_key": True}
-        return tf.DebertaV2Config(**common, relative_attention=True, position_buckets=16, pos_att_type=["p2c", "c2p"],
-                                  position_biased_input=False, norm_rel_ebd="layer_norm", **v2)  # fmt: skip
+        return tf.DebertaV2Config(
+            **common,
+            relative_attention=True,
+            position_buckets=16,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=False,
+            norm_rel_ebd="layer_norm",
+            **v2,
+        )
     if family == "modernbert":
-        return tf.ModernBertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                                   intermediate_size=64, max_position_embeddings=128, pad_token_id=pad_id,
-                                   global_attn_every_n_layers=2, local_attention=16,
-                                   bos_token_id=tokenizer.cls_token_id, cls_token_id=tokenizer.cls_token_id,
-                                   eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id)  # fmt: skip
+        return tf.ModernBertConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            pad_token_id=pad_id,
+            global_attn_every_n_layers=2,
+            local_attention=16,
+            bos_token_id=tokenizer.cls_token_id,
+            cls_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+        )
     raise ValueError(family)
 
 
@@ -116,11 +151,15 @@ def build(family: str, folder: Path, *, seed: int = 0) -> Path:
 def tiny_adapter(kind: str, root: Path):
     """A loaded ``kind`` adapter trained for two steps on the Japanese sample over a tiny encoder (a few seconds)."""
     from pipelines.batches.read import read_batch
-    from serving.model import load_base, load_classifier
-    from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
+    from serving.model import load_base, load_classifier
 
     base = load_base(build(kind, root / kind), model_id=kind, cache_dir=root / "cache")
-    train(read_batch(DATA / "sample_ja" / "train.csv"), root / f"adapter-{kind}", base=base,
-          params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=48, select="lora"))  # fmt: skip
+    train(
+        read_batch(DATA / "sample_ja" / "train.csv"),
+        root / f"adapter-{kind}",
+        base=base,
+        params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=48, select="lora"),
+    )
     return load_classifier(root / f"adapter-{kind}", base)

@@ -16,4 +16,6 @@ from safetensors.torch import load_file, save_file
 src, dst, dtype = Path(sys.argv[1]), Path(sys.argv[2]), getattr(torch, sys.argv[3])
 shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("model.safetensors", "*.md", ".git*"))
 weights = load_file(src / "model.safetensors")
-save_file({k: v.to(dtype).contiguous() for k, v in weights.items()}, dst / "model.safetensors", metadata={"format": "pt"})
+save_file(
+    {k: v.to(dtype).contiguous() for k, v in weights.items()}, dst / "model.safetensors", metadata={"format": "pt"}
+)

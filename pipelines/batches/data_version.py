@@ -60,8 +60,12 @@ def configure_remote(root: Path, store: StoreSettings) -> None:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    wanted = {"url": f"s3://{store.bucket}/{PREFIX.rstrip('/')}", "access_key_id": store.access_key,
-              "secret_access_key": store.secret_key, "region": store.region}  # fmt: skip
+    wanted = {
+        "url": f"s3://{store.bucket}/{PREFIX.rstrip('/')}",
+        "access_key_id": store.access_key,
+        "secret_access_key": store.secret_key,
+        "region": store.region,
+    }
     optional = {"endpointurl": store.endpoint, "session_token": store.session_token, "ssl_verify": store.ca_bundle}
     wanted.update({k: v for k, v in optional.items() if v})
     try:
@@ -137,11 +141,18 @@ def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True)
         return TrackedBatch(md5, None, False, f"{path} is not inside a DVC repository (run `dvc init`); not tracked")
     own = find_dvc_root(project)
     if root != own:
-        return TrackedBatch(md5, None, False, f"{path} is inside another DVC repository ({root}), not this "
-                            f"project's ({own or 'none'}); not tracked there")  # fmt: skip
+        return TrackedBatch(
+            md5,
+            None,
+            False,
+            f"{path} is inside another DVC repository ({root}), not this "
+            f"project's ({own or 'none'}); not tracked there",
+        )
     if not may_write(store.role, store.bucket, PREFIX):
-        raise RefusedError(f"role '{store.role}' cannot write s3://{store.bucket}/{PREFIX}, so it cannot track "
-                           f"{path.name} with DVC: act as a trainer or admin (TAILOR_ROLE), or pass --no-track")  # fmt: skip
+        raise RefusedError(
+            f"role '{store.role}' cannot write s3://{store.bucket}/{PREFIX}, so it cannot track "
+            f"{path.name} with DVC: act as a trainer or admin (TAILOR_ROLE), or pass --no-track"
+        )
     configure_remote(root, store)
     try:
         with Repo(str(root)) as repo:
@@ -155,8 +166,10 @@ def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True)
     dvc_file = path.with_name(path.name + ".dvc")
     if not push:
         return TrackedBatch(md5, dvc_file, False, "not pushed (push disabled)")
-    failed = (f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
-              f"'{REMOTE}' ({store.endpoint}) failed")  # fmt: skip
+    failed = (
+        f"batch {path.name} is tracked by DVC ({dvc_file.name}, md5 {md5}) but `dvc push` to remote "
+        f"'{REMOTE}' ({store.endpoint}) failed"
+    )
     try:
         _require_bucket(store)
         with Repo(str(root)) as repo:

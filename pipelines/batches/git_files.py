@@ -13,8 +13,9 @@ def tracked_by_git(path: Path) -> bool:
     """
     path = Path(path).resolve()
     try:
-        found = subprocess.run(["git", "ls-files", "--error-unmatch", "--", path.name],
-                               cwd=path.parent, capture_output=True)  # fmt: skip
+        found = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", "--", path.name], cwd=path.parent, capture_output=True
+        )
     except FileNotFoundError:
         return False
     return found.returncode == 0

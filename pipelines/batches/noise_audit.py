@@ -80,8 +80,10 @@ def audit_label_noise(
         seed=seed,
     )
     if len(keep) < labeled:  # with thousands of two-row classes the "sample" may be every row
-        sampled = (f"audited a seeded sample of {len(keep):,} of {labeled:,} labeled rows, stratified by label: the "
-                   "rate is estimated on it and suspects are listed from it")  # fmt: skip
+        sampled = (
+            f"audited a seeded sample of {len(keep):,} of {labeled:,} labeled rows, stratified by label: the "
+            "rate is estimated on it and suspects are listed from it"
+        )
         audit = audit.model_copy(update={"notes": [sampled, *audit.notes]})
     return audit, suspects
 
@@ -175,8 +177,9 @@ def audit_embeddings(
     return audit, suspects
 
 
-def out_of_sample_proba(embeddings: np.ndarray, y: np.ndarray, num_labels: int, *, folds: int = DEFAULT_FOLDS,
-                        seed: int = 0) -> np.ndarray:  # fmt: skip
+def out_of_sample_proba(
+    embeddings: np.ndarray, y: np.ndarray, num_labels: int, *, folds: int = DEFAULT_FOLDS, seed: int = 0
+) -> np.ndarray:
     """Cross-validated class probabilities: each row predicted by models that never saw it.
 
     In-sample probabilities would agree with the (possibly wrong) label they were fit on, which is
@@ -202,8 +205,9 @@ def out_of_sample_proba(embeddings: np.ndarray, y: np.ndarray, num_labels: int, 
     return proba
 
 
-def class_mean_proba(embeddings: np.ndarray, y: np.ndarray, classes: np.ndarray, queries: np.ndarray,
-                     scale: float = 20.0) -> np.ndarray:  # fmt: skip
+def class_mean_proba(
+    embeddings: np.ndarray, y: np.ndarray, classes: np.ndarray, queries: np.ndarray, scale: float = 20.0
+) -> np.ndarray:
     """Softmax over scaled cosine similarity to each class mean (columns in ``classes`` order)."""
     import numpy as np
     from scipy.special import softmax
@@ -243,6 +247,7 @@ def write_review(suspects: list[SuspectedMislabel], path: Path) -> Path:
         writer.writeheader()
         for suspect in suspects:
             row = suspect.model_dump()
-            writer.writerow({key: spreadsheet_cell(value) if isinstance(value, str) else value
-                             for key, value in row.items()})  # fmt: skip
+            writer.writerow(
+                {key: spreadsheet_cell(value) if isinstance(value, str) else value for key, value in row.items()}
+            )
     return path

@@ -73,8 +73,9 @@ def _copy_verify_remove(batch: Path, target: Path) -> None:
         batch.unlink()
     except OSError as err:
         target.unlink()
-        raise QuarantineError(f"cannot remove {batch} after copying it ({err.strerror or err}); "
-                              "the copy was removed") from None  # fmt: skip
+        raise QuarantineError(
+            f"cannot remove {batch} after copying it ({err.strerror or err}); the copy was removed"
+        ) from None
 
 
 def _copy_verify(batch: Path, target: Path) -> None:

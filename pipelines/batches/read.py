@@ -15,10 +15,10 @@ import json
 import warnings
 from pathlib import Path
 
-from registry.text import bad_utf8_byte, unpaired_surrogate
-from pipelines.records import LabeledBatch
 from pipelines.batches.text_encoding import codec_name, guess_japanese
+from pipelines.records import LabeledBatch
 from registry.errors import NotFoundError, RefusedError, first_line
+from registry.text import bad_utf8_byte, unpaired_surrogate
 
 REQUIRED_COLUMNS = ("text", "label")
 OPTIONAL_COLUMNS = ("group", "id")
@@ -87,8 +87,9 @@ def default_max_bytes() -> int:
     return megabytes(load_policy().data.max_file_mb)
 
 
-def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None = None,
-               encoding_option: str | None = "--encoding") -> LabeledBatch:  # fmt: skip
+def read_batch(
+    path: Path, *, max_bytes: int | None = None, encoding: str | None = None, encoding_option: str | None = "--encoding"
+) -> LabeledBatch:
     """Read a labeled batch file with columns ``text``, ``label`` and optional ``group``, ``id``.
 
     Args:
@@ -130,8 +131,7 @@ def read_batch(path: Path, *, max_bytes: int | None = None, encoding: str | None
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedFormatError(
-            f"batch file {path} has unsupported extension '{path.suffix}'; "
-            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
+            f"batch file {path} has unsupported extension '{path.suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
     limit = default_max_bytes() if max_bytes is None else max_bytes
     size = path.stat().st_size
@@ -215,13 +215,20 @@ def _parse_csv(path: Path, content: str) -> dict[str, list[str]]:
             # Everything as strings, nothing turned into NaN: "01" stays "01" and "NA" stays a label.
             # index_col=False: otherwise a first row longer than the header turns its leading fields
             # into an index and shifts every column (a text field became the label).
-            frame = pd.read_csv(io.StringIO(content), dtype=str, keep_default_na=False, na_filter=False,
-                                skip_blank_lines=True, index_col=False)  # fmt: skip
+            frame = pd.read_csv(
+                io.StringIO(content),
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                skip_blank_lines=True,
+                index_col=False,
+            )
     except pd.errors.EmptyDataError:
         raise EmptyBatchError(f"batch file {path} has no header and no rows") from None
     except pd.errors.ParserWarning:
-        raise MalformedBatchError(f"batch file {path}: the first data row has more fields than the header; quote "
-                                  "texts that hold commas") from None  # fmt: skip
+        raise MalformedBatchError(
+            f"batch file {path}: the first data row has more fields than the header; quote texts that hold commas"
+        ) from None
     except (pd.errors.ParserError, ValueError) as err:
         hint = "; quote texts that hold commas" if "fields in line" in str(err) else ""
         raise MalformedBatchError(f"batch file {path} is not valid CSV: {str(err).strip()}{hint}") from None
@@ -257,13 +264,16 @@ def _parse_jsonl(path: Path, content: str) -> dict[str, list[str]]:
             if isinstance(row[key], (dict, list)):
                 # An exported message object instead of its body, most likely; never a text or a label.
                 kind = "object" if isinstance(row[key], dict) else "array"
-                raise MalformedBatchError(f"batch file {path} line {number}: {key!r} is a JSON {kind}, expected a "
-                                          "string, a number or null")  # fmt: skip
+                raise MalformedBatchError(
+                    f"batch file {path} line {number}: {key!r} is a JSON {kind}, expected a string, a number or null"
+                )
         cells = {key: _as_text(row[key]) for key in _wanted(list(row))}
         for key, text in cells.items():
             if (at := unpaired_surrogate(text)) is not None:
-                raise EncodingError(f"batch file {path} line {number}: {key!r} holds an unpaired UTF-16 surrogate "
-                                    f"at character {at} (a \\uD800-\\uDFFF escape without its pair); fix or drop the row")  # fmt: skip
+                raise EncodingError(
+                    f"batch file {path} line {number}: {key!r} holds an unpaired UTF-16 surrogate "
+                    f"at character {at} (a \\uD800-\\uDFFF escape without its pair); fix or drop the row"
+                )
         rows.append(cells)
     _require_columns(path, list(names))
     return {name: [row.get(name, "") for row in rows] for name in _wanted(list(names))}
@@ -301,16 +311,18 @@ def _parse_parquet(path: Path, raw: bytes) -> dict[str, list[str]]:
     for name in _wanted(names):
         kind = table.schema.field(name).type
         if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-            raise MalformedBatchError(f"batch file {path} column {name!r} holds {kind} values, expected strings, "
-                                      "numbers or nulls")  # fmt: skip
+            raise MalformedBatchError(
+                f"batch file {path} column {name!r} holds {kind} values, expected strings, numbers or nulls"
+            )
     return {name: [_as_text(v) for v in table.column(name).to_pylist()] for name in _wanted(names)}
 
 
 def _require_unique_columns(path: Path, names: list[str]) -> None:
     """Raises: MalformedBatchError: a column is named twice (which of the two is the label?)."""
     if twice := sorted({name for name in names if names.count(name) > 1}):
-        raise MalformedBatchError(f"batch file {path} names column(s) {', '.join(map(repr, twice))} more than once in "
-                                  "its header")  # fmt: skip
+        raise MalformedBatchError(
+            f"batch file {path} names column(s) {', '.join(map(repr, twice))} more than once in its header"
+        )
 
 
 def _wanted(names: list[str]) -> list[str]:
@@ -327,8 +339,7 @@ def _require_columns(path: Path, names: list[str]) -> None:
         delimiter = next((d for d in _OTHER_DELIMITERS if d in names[0]), None)
         if delimiter is not None:
             message += (
-                f"; the delimiter looks wrong: the header splits on {delimiter!r}, "
-                "but Tailor reads comma-separated CSV"
+                f"; the delimiter looks wrong: the header splits on {delimiter!r}, but Tailor reads comma-separated CSV"
             )
     raise MissingColumnError(message)
 

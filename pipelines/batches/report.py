@@ -58,8 +58,10 @@ def render_markdown(report: ValidationReport, suspects: list[SuspectedMislabel])
     if report.labels:
         lines.append(f"- allowed labels: {', '.join(md(x) for x in report.labels)}")
     if (c := report.coverage) is not None:
-        lines.append(f"- base model coverage: {c.unknown_token_share:.1%} unknown tokens, {c.chars_per_token:.2f} "
-                     f"characters per token over {c.texts} texts ({md(c.base_model)})")  # fmt: skip
+        lines.append(
+            f"- base model coverage: {c.unknown_token_share:.1%} unknown tokens, {c.chars_per_token:.2f} "
+            f"characters per token over {c.texts} texts ({md(c.base_model)})"
+        )
     lines += ["", f"## Failed expectations ({len(report.failures)} of {len(report.checked)})", ""]
     if not report.failures:
         lines += ["None.", ""]
@@ -90,7 +92,12 @@ def render_markdown(report: ValidationReport, suspects: list[SuspectedMislabel])
             ]
             lines.append("")
     if report.class_counts:
-        lines += ["## Rows per label", "", *[f"- {md(k) or '(empty)'}: {v}" for k, v in report.class_counts.items()], ""]
+        lines += [
+            "## Rows per label",
+            "",
+            *[f"- {md(k) or '(empty)'}: {v}" for k, v in report.class_counts.items()],
+            "",
+        ]
     if report.notes:
         lines += ["## Notes", "", *[f"- {md(note)}" for note in report.notes], ""]
     return "\n".join(lines)

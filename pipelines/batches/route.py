@@ -84,7 +84,8 @@ def validate_and_route(
         ConfigError: labels file, policy, suite or DVC configuration is invalid (after acceptance,
             the report is written).
     """
-    from pipelines.batches.data_version import dvc_md5, track as dvc_track
+    from pipelines.batches.data_version import dvc_md5
+    from pipelines.batches.data_version import track as dvc_track
     from pipelines.batches.folders import fresh_folder
     from pipelines.batches.quarantine import copy_into, move_into
     from pipelines.batches.report import REVIEW_CSV, write_reports
@@ -94,8 +95,9 @@ def validate_and_route(
     path = Path(path)
     if labels_file is not None:
         labels = load_labels(labels_file)
-    report, suspects = validate_batch(path, policy, labels=labels, holdout=holdout, base_model=base_model,
-                                      noise_audit=noise_audit, encoding=encoding)  # fmt: skip
+    report, suspects = validate_batch(
+        path, policy, labels=labels, holdout=holdout, base_model=base_model, noise_audit=noise_audit, encoding=encoding
+    )
     now = datetime.now(timezone.utc)
     if not report.accepted:
         folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)
@@ -114,8 +116,10 @@ def validate_and_route(
             left = report.model_copy(update={"notes": [*report.notes, f"left in place, not quarantined: {err}"]})
             written = write_reports(left, suspects, folder)
             failed = ", ".join(f.name for f in report.failures)
-            raise type(err)(f"batch {path} was REJECTED ({failed}) but stays in place, not quarantined: {err}; "
-                            f"its report is {written.report_markdown}") from None  # fmt: skip
+            raise type(err)(
+                f"batch {path} was REJECTED ({failed}) but stays in place, not quarantined: {err}; "
+                f"its report is {written.report_markdown}"
+            ) from None
         notes = [*report.notes] + ([] if why is None else [f"copied to quarantine; {path} stays where it was: {why}"])
         update = {"quarantined_to": str(target), "notes": notes}
         return write_reports(report.model_copy(update=update), suspects, folder)
@@ -127,7 +131,10 @@ def validate_and_route(
         # this run skipped would read as this batch's.
         stale_review.unlink(missing_ok=True)
     if not track:
-        update = {"data_version": dvc_md5(path), "notes": [*report.notes, "not tracked by DVC (--no-track); data version is the md5"]}
+        update = {
+            "data_version": dvc_md5(path),
+            "notes": [*report.notes, "not tracked by DVC (--no-track); data version is the md5"],
+        }
         return write_reports(report.model_copy(update=update), suspects, folder)
     try:
         tracked = dvc_track(path, store, project=Path(data_dir))

@@ -10,7 +10,6 @@ from typing import Any, Callable
 from pipelines.policy import DataPolicy
 from pipelines.records import LabeledBatch
 
-
 # Labels that spreadsheet and pandas exports write for "no value".
 NULL_LABELS = frozenset({"nan", "null", "none", "n/a"})
 
@@ -102,8 +101,9 @@ def _label_spellings(frame, policy: DataPolicy, labels: list[str] | None):
     if not clashes:
         return None
     rows = sum(int(counts[label]) for group in clashes for label in group)
-    return rows, [", ".join(f"{label!r} ({counts[label]} rows)" for label in sorted(group))
-                  for group in clashes[:MAX_EXAMPLES]]  # fmt: skip
+    return rows, [
+        ", ".join(f"{label!r} ({counts[label]} rows)" for label in sorted(group)) for group in clashes[:MAX_EXAMPLES]
+    ]
 
 
 def _min_examples_per_class(frame, policy: DataPolicy, labels: list[str] | None):
@@ -113,7 +113,9 @@ def _min_examples_per_class(frame, policy: DataPolicy, labels: list[str] | None)
     short = counts[counts < policy.min_examples_per_class].sort_values()
     if short.empty:
         return None
-    return len(short), [f"{label}: {n} < {policy.min_examples_per_class}" for label, n in short.head(MAX_EXAMPLES).items()]
+    return len(short), [
+        f"{label}: {n} < {policy.min_examples_per_class}" for label, n in short.head(MAX_EXAMPLES).items()
+    ]
 
 
 def _class_imbalance(frame, policy: DataPolicy, labels: list[str] | None):

@@ -19,7 +19,6 @@ from pipelines.records import ExpectationFailure, LabeledBatch
 from registry.errors import ConfigError
 from registry.files import require_file
 
-
 SUITE_FILE = Path(__file__).resolve().parents[2] / "data" / "expectations" / "batch.yaml"
 
 
@@ -98,7 +97,8 @@ def run_suite(
     given = {"labels": labels is not None, "holdout": holdout is not None}
     active = [e for e in entries if e.needs is None or given[e.needs]]
     notes = [
-        f"skipped '{e.name}': no {e.needs} given" + (" (--labels FILE or --adapter NAME)" if e.needs == "labels" else "")
+        f"skipped '{e.name}': no {e.needs} given"
+        + (" (--labels FILE or --adapter NAME)" if e.needs == "labels" else "")
         for e in entries
         if e.needs is not None and not given[e.needs]
     ]

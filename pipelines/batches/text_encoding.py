@@ -13,7 +13,7 @@ from registry.errors import ConfigError
 
 # (Python codec, name a user knows it by, how to convert the file to UTF-8)
 LEGACY_JAPANESE = (
-    ("cp932", "Shift_JIS/CP932 (what Japanese Excel saves as \"CSV\")", "save it again as \"CSV UTF-8\""),
+    ("cp932", 'Shift_JIS/CP932 (what Japanese Excel saves as "CSV")', 'save it again as "CSV UTF-8"'),
     ("euc_jp", "EUC-JP", "convert it (iconv -f EUC-JP -t UTF-8)"),
 )
 # A legacy decode counts as a match only when nearly all its non-ASCII characters are ordinary
@@ -37,9 +37,11 @@ def guess_japanese(raw: bytes) -> tuple[str, str, str] | None:
 
 
 def _ordinary_japanese(ch: str) -> bool:
-    return ("\u3000" <= ch <= "\u30ff"  # punctuation, hiragana, katakana
-            or "\u4e00" <= ch <= "\u9fff"  # unified ideographs
-            or "\uff01" <= ch <= "\uff5e")  # full-width ASCII  # fmt: skip
+    return (
+        "\u3000" <= ch <= "\u30ff"  # punctuation, hiragana, katakana
+        or "\u4e00" <= ch <= "\u9fff"  # unified ideographs
+        or "\uff01" <= ch <= "\uff5e"
+    )  # full-width ASCII
 
 
 def codec_name(encoding: str) -> str:
@@ -52,10 +54,11 @@ def codec_name(encoding: str) -> str:
         info = codecs.lookup(encoding)
         "".encode(info.name)  # LookupError for codecs that are not text encodings (base64, rot13)
     except (LookupError, TypeError):
-        raise ConfigError(f"--encoding {encoding!r} is not a text encoding Python knows; "
-                          "for Japanese files use cp932 (Shift_JIS) or euc_jp") from None  # fmt: skip
+        raise ConfigError(
+            f"--encoding {encoding!r} is not a text encoding Python knows; "
+            "for Japanese files use cp932 (Shift_JIS) or euc_jp"
+        ) from None
     if info.name.startswith(("utf-16", "utf-32")):
         # Their NUL bytes would be refused as binary after decoding was allowed: say so up front.
-        raise ConfigError(f"--encoding {encoding!r}: UTF-16 and UTF-32 files are not read; re-export the file "
-                          "as UTF-8")  # fmt: skip
+        raise ConfigError(f"--encoding {encoding!r}: UTF-16 and UTF-32 files are not read; re-export the file as UTF-8")
     return info.name

@@ -72,16 +72,22 @@ def refusal(coverage: TokenizerCoverage, max_unknown_share: float, min_chars_per
     problems = []
     if coverage.unknown_token_share > max_unknown_share:
         seen = f" (e.g. {' '.join(coverage.unknown_characters)})" if coverage.unknown_characters else ""
-        problems.append(f"{coverage.unknown_token_share:.0%} of its tokens are unknown to the tokenizer{seen}, over "
-                        f"data.max_unknown_token_share {max_unknown_share:.0%}")  # fmt: skip
+        problems.append(
+            f"{coverage.unknown_token_share:.0%} of its tokens are unknown to the tokenizer{seen}, over "
+            f"data.max_unknown_token_share {max_unknown_share:.0%}"
+        )
     if coverage.chars_per_token < min_chars_per_token:
-        problems.append(f"it is cut into {coverage.chars_per_token:.2f} characters per token, under "
-                        f"data.min_chars_per_token {min_chars_per_token}")  # fmt: skip
+        problems.append(
+            f"it is cut into {coverage.chars_per_token:.2f} characters per token, under "
+            f"data.min_chars_per_token {min_chars_per_token}"
+        )
     if not problems:
         return None
-    return (f"the base model {coverage.base_model} cannot read this text: {'; '.join(problems)}. Use a base model "
-            f"made for the batch's language (see {DOCS_PAGE}) and name it in the base_model setting or with "
-            "--base-model")  # fmt: skip
+    return (
+        f"the base model {coverage.base_model} cannot read this text: {'; '.join(problems)}. Use a base model "
+        f"made for the batch's language (see {DOCS_PAGE}) and name it in the base_model setting or with "
+        "--base-model"
+    )
 
 
 def measure_folder(texts: list[str], model_dir: Path, base_model: str | None = None) -> TokenizerCoverage:

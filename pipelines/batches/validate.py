@@ -18,11 +18,11 @@ from pipelines.batches.read import (
 from pipelines.batches.rules import example
 from pipelines.batches.suite import run_suite
 from pipelines.batches.text_encoding import codec_name
-from registry.text import bad_utf8_byte
 from pipelines.policy import Policy
 from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
 from registry.errors import ConfigError
 from registry.files import require_file
+from registry.text import bad_utf8_byte
 
 if TYPE_CHECKING:
     from pipelines.batches.noise_audit import SuspectedMislabel
@@ -54,8 +54,9 @@ def load_labels(path: Path) -> list[str]:
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"labels file {path} is not UTF-8 text ({bad_utf8_byte(err)}); "
-                          "save it as UTF-8, one label per line") from None  # fmt: skip
+        raise ConfigError(
+            f"labels file {path} is not UTF-8 text ({bad_utf8_byte(err)}); save it as UTF-8, one label per line"
+        ) from None
     labels = [line.strip() for line in content.splitlines()]
     labels = [label for label in labels if label and not label.startswith("#")]
     if not labels:
@@ -104,8 +105,12 @@ def validate_batch(
         holdout_batch = read_batch(holdout, max_bytes=max_bytes, encoding_option=None) if holdout is not None else None
     except BatchReadError as err:  # the reader says "batch file …": say which input it was
         raise type(err)(f"--holdout: {err}") from None
-    base = {"batch": str(path), "labels": list(labels or []), "policy_sha256": policy.sha256 or None,
-            "encoding": codec_name(encoding) if encoding is not None else "utf-8"}
+    base = {
+        "batch": str(path),
+        "labels": list(labels or []),
+        "policy_sha256": policy.sha256 or None,
+        "encoding": codec_name(encoding) if encoding is not None else "utf-8",
+    }
     try:
         batch = read_batch(path, max_bytes=max_bytes, encoding=encoding)
     except NotAFileError:

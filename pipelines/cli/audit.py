@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli.output import emit
-from pipelines.cli.output import JSON
-from pipelines.cli.versions import event_line
-from pipelines.cli.state import state
 from pipelines.cli.choices import Alias
+from pipelines.cli.output import JSON, emit
+from pipelines.cli.state import state
+from pipelines.cli.versions import event_line
 from registry.errors import NotFoundError
 from registry.reading import no_audit_log
 
@@ -38,28 +37,40 @@ def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool =
     modified, deleted, inserted or forged event."""
     result = state.context().registry().verify(name)
     if not result.keyring:
-        typer.echo("WARNING: this store has no keyring, so its events are not signed: whoever holds write keys "
-                   "could have written any of them as anyone. Start signing with `tailor user init` "
-                   "(docs/security.md).", err=True)  # fmt: skip
+        typer.echo(
+            "WARNING: this store has no keyring, so its events are not signed: whoever holds write keys "
+            "could have written any of them as anyone. Start signing with `tailor user init` "
+            "(docs/security.md).",
+            err=True,
+        )
     aliases = ", ".join(f"{a}={v}" for a, v in sorted(result.aliases.items())) or "no aliases"
     incomplete = f"; unfinished uploads (no manifest): {', '.join(result.incomplete)}" if result.incomplete else ""
     review = "".join(f"\n  to review: {item}" for item in result.to_review)
     legacy = result.events - result.signed
     signed = f"; {result.signed} signed, {legacy} unsigned legacy" if result.keyring else ""
     keys = "".join(f"\n  keyring: {line}" for line in result.keyring)
-    emit(result, as_json=as_json, text=f"audit log of '{name}' verified: {result.events} events, head "
-         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{signed}{review}{keys}")
+    emit(
+        result,
+        as_json=as_json,
+        text=f"audit log of '{name}' verified: {result.events} events, head "
+        f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{signed}{review}{keys}",
+    )
 
 
 @app.command("clear")
-def clear(name: str = typer.Argument(..., help="adapter name"),
-          reason: str = typer.Option(..., "--reason", help="why: recorded in the audit log"),
-          as_json: bool = JSON) -> None:  # fmt: skip
+def clear(
+    name: str = typer.Argument(..., help="adapter name"),
+    reason: str = typer.Option(..., "--reason", help="why: recorded in the audit log"),
+    as_json: bool = JSON,
+) -> None:
     """Admin: remove the newest object of NAME's log when it alone fails verification (junk or a forged
     event freezing the name); it stays among the bucket's object versions and the log records the clearing."""
     event = state.context().registry().clear(name, reason=reason)
-    emit(event, as_json=as_json, text=f"cleared the newest object of '{name}' (audit event {event.key_name}): "
-         f"{event.reason}")
+    emit(
+        event,
+        as_json=as_json,
+        text=f"cleared the newest object of '{name}' (audit event {event.key_name}): {event.reason}",
+    )
 
 
 @app.command("at")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.output import emit
-from pipelines.cli.output import JSON
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 
 app = typer.Typer(help="Register base models (safetensors only, no remote code) and list them.", no_args_is_help=True)
@@ -25,9 +24,9 @@ def add(
     """Check FOLDER loads safely, then upload it content-addressed and create-only as NAME, with an audit event."""
     from pipelines.base_names import model_id_for
     from pipelines.urls import http_url
-    from serving.encoder import check_model_dir, load_encoder, load_tokenizer
     from registry.base_models import BaseModels, folder_files, parse_languages, validate_base_name
     from registry.errors import ConfigError, RefusedError
+    from serving.encoder import check_model_dir, load_encoder, load_tokenizer
 
     validate_base_name(name)
     tags = parse_languages(languages)
@@ -44,10 +43,15 @@ def add(
         model_id = model_id_for(folder)
     except ConfigError:
         model_id = name  # no hub id recorded: the registered name is the label manifests carry
-    manifest = BaseModels(state.context().registry()).add(folder, name, model_id=model_id, license=license, languages=tags,
-                                        source=source)  # fmt: skip
-    emit(manifest, as_json=as_json, text=f"base model {name} ({manifest.model_id}): {len(manifest.files)} files, "
-         f"weights {manifest.fingerprint.weights_sha256[:12]}, by {manifest.created_by} at {manifest.created_at}")
+    manifest = BaseModels(state.context().registry()).add(
+        folder, name, model_id=model_id, license=license, languages=tags, source=source
+    )
+    emit(
+        manifest,
+        as_json=as_json,
+        text=f"base model {name} ({manifest.model_id}): {len(manifest.files)} files, "
+        f"weights {manifest.fingerprint.weights_sha256[:12]}, by {manifest.created_by} at {manifest.created_at}",
+    )
 
 
 @app.command("list")
@@ -56,9 +60,14 @@ def list_(as_json: bool = JSON) -> None:
     from registry.base_models import BaseModels
 
     bases = BaseModels(state.context().registry()).list()
-    lines = [f"{m.name}  {m.model_id}  {','.join(m.languages) or '-'}  {m.license or '-'}  "
-             f"weights {m.fingerprint.weights_sha256[:12]}  {m.created_by} {m.created_at}" for m in bases]
-    emit(bases, as_json=as_json, text="\n".join(lines) or "no base models registered (`tailor base add DIR --name NAME`)")
+    lines = [
+        f"{m.name}  {m.model_id}  {','.join(m.languages) or '-'}  {m.license or '-'}  "
+        f"weights {m.fingerprint.weights_sha256[:12]}  {m.created_by} {m.created_at}"
+        for m in bases
+    ]
+    emit(
+        bases, as_json=as_json, text="\n".join(lines) or "no base models registered (`tailor base add DIR --name NAME`)"
+    )
 
 
 def attach(parent: typer.Typer) -> None:

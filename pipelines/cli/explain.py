@@ -18,17 +18,20 @@ SHOWN = 12  # spans listed in the text output, strongest first
 
 
 def explain(
-    adapter: str = typer.Argument(..., metavar="NAME:VERSION", help="a version (or NAME:ALIAS) from the registry, "
-                                                                   "or an adapter folder"),
+    adapter: str = typer.Argument(
+        ..., metavar="NAME:VERSION", help="a version (or NAME:ALIAS) from the registry, or an adapter folder"
+    ),
     text: str = typer.Option(..., "--text", help="the text to explain"),
-    steps: int = typer.Option(DEFAULT_STEPS, "--steps", min=2, help="integration steps (each a forward and a backward pass)"),
+    steps: int = typer.Option(
+        DEFAULT_STEPS, "--steps", min=2, help="integration steps (each a forward and a backward pass)"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Explain one prediction: each word's share of the predicted label's probability (integrated
     gradients; occlusion without Captum), the method's convergence error, and how much the
     probability drops when the top words are removed (ERASER comprehensiveness) or kept alone (sufficiency)."""
-    from serving.model import load_base, load_classifier
     from serving.explain import explain as run
+    from serving.model import load_base, load_classifier
 
     settings = state.settings()
     with tempfile.TemporaryDirectory(prefix="tailor-explain-") as tmp:
@@ -50,16 +53,23 @@ def _adapter(adapter: str, download_to: Path) -> tuple[Path, str]:
 
 def describe(ref: str, e: Explanation) -> str:
     """The explanation for a person: the label, the strongest spans with their share, the faithfulness measures."""
-    method = f"integrated gradients, {e.steps} steps, convergence error {e.delta:+.2g}" if e.delta is not None \
-        else f"occlusion ({e.method_note})" if e.method_note else "occlusion"  # fmt: skip
+    method = (
+        f"integrated gradients, {e.steps} steps, convergence error {e.delta:+.2g}"
+        if e.delta is not None
+        else f"occlusion ({e.method_note})"
+        if e.method_note
+        else "occlusion"
+    )
     lines = [f"{ref}: {e.label} (probability {e.probability:.3f}); {method}"]
     if e.truncated:
         lines.append("the text is longer than the model reads: its end got no attribution")
     strongest = sorted(e.spans, key=lambda s: -abs(s.attribution))[:SHOWN]
     lines += [f"  {s.attribution:+.4f}  {s.text}" for s in sorted(strongest, key=lambda s: -s.attribution)]
     f = e.faithfulness
-    lines.append(f"top {f.top_k} span(s) removed: probability {-f.comprehensiveness:+.3f} (as many random spans: "
-                 f"{-f.random_comprehensiveness:+.3f}); kept alone: {-f.sufficiency:+.3f}")  # fmt: skip
+    lines.append(
+        f"top {f.top_k} span(s) removed: probability {-f.comprehensiveness:+.3f} (as many random spans: "
+        f"{-f.random_comprehensiveness:+.3f}); kept alone: {-f.sufficiency:+.3f}"
+    )
     return "\n".join(lines)
 
 

@@ -9,8 +9,12 @@ from pathlib import Path
 import typer
 
 POLICY_HELP = "promotion policy file (default: the policy setting, else the repository's policy.yaml)"
-ENCODING = typer.Option(None, "--encoding", metavar="CODEC",
-                        help="text encoding of a CSV/JSONL batch, e.g. cp932 (Japanese Excel's CSV) or euc_jp; default UTF-8")
+ENCODING = typer.Option(
+    None,
+    "--encoding",
+    metavar="CODEC",
+    help="text encoding of a CSV/JSONL batch, e.g. cp932 (Japanese Excel's CSV) or euc_jp; default UTF-8",
+)
 
 
 def output_file(raw: str) -> Path:

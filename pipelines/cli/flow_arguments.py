@@ -8,16 +8,23 @@ from pathlib import Path
 from pipelines.cli.state import state
 
 
-def check_flow_arguments(name: str, holdout: Path, labels: Path | None, policy: Path | None, *,
-                         data: Path | None = None, device: str | None = None) -> None:  # fmt: skip
+def check_flow_arguments(
+    name: str,
+    holdout: Path,
+    labels: Path | None,
+    policy: Path | None,
+    *,
+    data: Path | None = None,
+    device: str | None = None,
+) -> None:
     """Refuse a bad argument now, not inside a flow: there it surfaces only after a Prefect server
     has started and tasks have retried against the store, or, on a schedule, at every run.
 
     Raises:
         NotFoundError, ConfigError, RefusedError: the first bad argument, named.
     """
-    from registry.manifest import validate_name
     from registry.files import require_file
+    from registry.manifest import validate_name
 
     validate_name(name)
     if data is not None:

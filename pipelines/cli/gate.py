@@ -19,8 +19,9 @@ from pipelines.cli.state import state
 def gate(
     decision_file: Path = typer.Option(..., "--decision", help="gate_decision.json written by `tailor evaluate`"),
     policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
-    out: Path | None = typer.Option(None, "--out", parser=output_file, metavar="FILE",
-                                    help="where to write the new decision (JSON)"),
+    out: Path | None = typer.Option(
+        None, "--out", parser=output_file, metavar="FILE", help="where to write the new decision (JSON)"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Re-judge the checks in DECISION under POLICY; exit 1 when the gate fails, listing every failure."""

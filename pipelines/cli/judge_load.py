@@ -29,8 +29,7 @@ def judge_load(
     settings = ctx.settings
     policy = ctx.policy_or(policy_file)
     with tempfile.TemporaryDirectory(prefix="tailor-judge-load-") as tmp:
-        decision = judge(ctx.registry(), name, version, policy, base_model_dir=settings.base_model_dir,
-                         work=Path(tmp))  # fmt: skip
+        decision = judge(ctx.registry(), name, version, policy, base_model_dir=settings.base_model_dir, work=Path(tmp))
     emit(decision, as_json=as_json, text=gate.describe(decision) + f"\nrecorded as a judge event of {name} {version}")
     if not decision.passed:
         raise typer.Exit(1)

@@ -15,21 +15,20 @@ import traceback
 
 import typer
 
-from pipelines.cli import gate, prefect, retrain, schedule, store
-from pipelines.cli import serve as serve_cli
-from pipelines.cli import audit, base, versions, report, user
-from pipelines.cli import feedback as feedback_cli
-from pipelines.cli import monitor as monitor_cli
+from pipelines.cli import audit, base, gate, prefect, report, retrain, schedule, store, user, versions
 from pipelines.cli import console as console_cli
-from pipelines.cli import validate as validate_cli
-from pipelines.cli import train as train_cli
 from pipelines.cli import evaluate as evaluate_cli
 from pipelines.cli import explain as explain_cli
+from pipelines.cli import feedback as feedback_cli
 from pipelines.cli import judge_load as judge_load_cli
-from serving import progress
+from pipelines.cli import monitor as monitor_cli
+from pipelines.cli import serve as serve_cli
+from pipelines.cli import train as train_cli
+from pipelines.cli import validate as validate_cli
 from pipelines.cli.extras import missing_extra
 from pipelines.cli.state import state
 from registry.errors import TailorError
+from serving import progress
 
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
 
@@ -73,8 +72,9 @@ def _print_version(asked: bool) -> None:
 @app.callback()
 def _main(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
-    _version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
-                                  help="print the installed version and exit"),
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="print the installed version and exit"
+    ),
 ) -> None:
     state.begin(debug)
     if not sys.stderr.isatty():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.servers import prefect as prefect_server
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.servers import prefect as prefect_server
 
-app = typer.Typer(help="Run a persistent Prefect server on 127.0.0.1 (schedules, UI, work pools).", no_args_is_help=True)
-
+app = typer.Typer(
+    help="Run a persistent Prefect server on 127.0.0.1 (schedules, UI, work pools).", no_args_is_help=True
+)
 
 
 def server_config() -> prefect_server.PrefectServerConfig:
@@ -18,7 +19,9 @@ def server_config() -> prefect_server.PrefectServerConfig:
 
 
 @app.command()
-def start(as_json: bool = JSON, timeout: float = typer.Option(180.0, min=1, help="seconds to wait for the API")) -> None:
+def start(
+    as_json: bool = JSON, timeout: float = typer.Option(180.0, min=1, help="seconds to wait for the API")
+) -> None:
     """Start the server (idempotent), wait until its API answers, and make it mark killed runs Crashed."""
     cfg = server_config()
     status, started = prefect_server.start(cfg, timeout=timeout)

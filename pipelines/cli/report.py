@@ -8,8 +8,7 @@ from typing import Literal
 import typer
 
 from pipelines.cli.file_option import output_file
-from pipelines.cli.output import emit
-from pipelines.cli.output import JSON
+from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 
 
@@ -27,8 +26,8 @@ def report(
     from pipelines.console.evidence import read_evidence
     from pipelines.console.i18n import zone
     from pipelines.console.render import render_report
-    from registry.files import write_atomic
     from registry.errors import AlreadyExistsError, ConfigError
+    from registry.files import write_atomic
 
     if zone(tz).key != tz:
         raise ConfigError(f"--tz {tz!r} is not a time zone name (e.g. Asia/Tokyo, UTC)")
@@ -37,8 +36,17 @@ def report(
     evidence = read_evidence(state.context().registry(), name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, render_report(evidence, lang=lang, zone=tz))
-    emit({"name": name, "version": version, "out": out, "events": len(evidence.inputs.trail),
-          "evidence": sorted(evidence.inputs.evidence)}, as_json=as_json, text=f"wrote {out}")  # fmt: skip
+    emit(
+        {
+            "name": name,
+            "version": version,
+            "out": out,
+            "events": len(evidence.inputs.trail),
+            "evidence": sorted(evidence.inputs.evidence),
+        },
+        as_json=as_json,
+        text=f"wrote {out}",
+    )
 
 
 def attach(app: typer.Typer) -> None:

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
-from pipelines.cli.output import JSON, emit
-from pipelines.cli.file_option import ENCODING, POLICY_HELP
-from pipelines.cli.state import state
 from pipelines.batches.text_encoding import codec_name
 from pipelines.cli.choices import Device
+from pipelines.cli.file_option import ENCODING, POLICY_HELP
+from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
+from pipelines.cli.output import JSON, emit
+from pipelines.cli.state import state
 from registry.errors import TailorError, first_line
-
 
 
 def connect_prefect() -> str | None:
@@ -32,8 +31,11 @@ def retrain(
     policy: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     device: Device = typer.Option("auto", "--device", help="where training and the checks run"),
     encoding: str | None = ENCODING,
-    card: Path | None = typer.Option(None, "--card", help="model card (YAML or JSON: intended_use, limitations, "
-                                     "languages) registered with the new version"),
+    card: Path | None = typer.Option(
+        None,
+        "--card",
+        help="model card (YAML or JSON: intended_use, limitations, languages) registered with the new version",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Retrain NAME on a batch. Exit 1 when the batch or the gate rejects the candidate."""
@@ -52,11 +54,21 @@ def retrain(
     from pipelines.usecases.retrain import lost_run_fate
 
     try:
-        final = retrain_flow(data.resolve(), name, holdout.resolve(), labels=labels and labels.resolve(), device=device,
-                             encoding=encoding, card=card and card.resolve(), return_state=True)  # fmt: skip
+        final = retrain_flow(
+            data.resolve(),
+            name,
+            holdout.resolve(),
+            labels=labels and labels.resolve(),
+            device=device,
+            encoding=encoding,
+            card=card and card.resolve(),
+            return_state=True,
+        )
     except httpx.TransportError as err:
-        raise TailorError(f"the Prefect server{f' at {api}' if api else ''} stopped answering during the run "
-                          f"({first_line(err)}), and its outcome is lost: {lost_run_fate(state.context(), data, name)}") from None
+        raise TailorError(
+            f"the Prefect server{f' at {api}' if api else ''} stopped answering during the run "
+            f"({first_line(err)}), and its outcome is lost: {lost_run_fate(state.context(), data, name)}"
+        ) from None
     outcome = final.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):  # the flow crashed (not a rejection): surface the error itself
         raise outcome
@@ -72,7 +84,9 @@ def describe(outcome) -> str:
         lines += [f"  validation failed: {f.name} ({f.count})" for f in outcome.validation.failures]
     if outcome.version:
         gate = outcome.gate.verdict if outcome.gate else "none"
-        lines.append(f"  registered {outcome.name} {outcome.version}, gate {gate if gate == 'passed' else gate.upper()}")
+        lines.append(
+            f"  registered {outcome.name} {outcome.version}, gate {gate if gate == 'passed' else gate.upper()}"
+        )
         if outcome.gate and not outcome.gate.passed:
             lines += [f"  gate: {f.describe()}" for f in outcome.gate.failures]
     if outcome.promoted_to:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
 from pipelines.cli.output import emit
-from pipelines.cli.file_option import POLICY_HELP
 from pipelines.cli.state import state
 from registry.errors import ConfigError
 
@@ -47,23 +47,42 @@ def schedule(
     require_store(name)
     configure_policy(policy)  # the flow runs it serves inherit it
     if api is None:
-        raise ConfigError(f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
-                          "(schedules need a persistent server)")  # fmt: skip
+        raise ConfigError(
+            f"no Prefect server answers at {cfg.api_url}: run `tailor prefect start` first "
+            "(schedules need a persistent server)"
+        )
     from prefect import serve
     from prefect.types.entrypoint import EntrypointType
 
     module = EntrypointType.MODULE_PATH  # runs from the installed package, whatever the working directory
-    parameters = {"watch_dir": str(watch.resolve()), "name": name, "holdout": str(holdout.resolve()),
-                  "labels": labels and str(labels.resolve())}  # fmt: skip
+    parameters = {
+        "watch_dir": str(watch.resolve()),
+        "name": name,
+        "holdout": str(holdout.resolve()),
+        "labels": labels and str(labels.resolve()),
+    }
     deployments = [
-        flows.watch.to_deployment(name=name, cron=cron, parameters=parameters, entrypoint_type=module,
-                                  description=f"retrain {name} on new batches in {watch}"),  # fmt: skip
+        flows.watch.to_deployment(
+            name=name,
+            cron=cron,
+            parameters=parameters,
+            entrypoint_type=module,
+            description=f"retrain {name} on new batches in {watch}",
+        ),
         flows.promote.to_deployment(name=name, entrypoint_type=module, parameters={"name": name}),
         flows.rollback.to_deployment(name=name, entrypoint_type=module, parameters={"name": name}),
     ]
-    emit({"api_url": api, "name": name, "cron": cron, "watch": watch.resolve(),
-          "deployments": [f"{d.flow_name}/{d.name}" for d in deployments]}, as_json=as_json,
-         text=f"serving watch/{name} ({cron}, watching {watch}), promote/{name}, rollback/{name} on {api}")  # fmt: skip
+    emit(
+        {
+            "api_url": api,
+            "name": name,
+            "cron": cron,
+            "watch": watch.resolve(),
+            "deployments": [f"{d.flow_name}/{d.name}" for d in deployments],
+        },
+        as_json=as_json,
+        text=f"serving watch/{name} ({cron}, watching {watch}), promote/{name}, rollback/{name} on {api}",
+    )
     serve(*deployments, print_starting_message=False)
 
 

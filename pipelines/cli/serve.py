@@ -12,9 +12,9 @@ from typing import Literal
 
 import typer
 
+from pipelines.cli.choices import Alias
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
-from pipelines.cli.choices import Alias
 from registry.errors import ConfigError, RefusedError
 
 
@@ -50,26 +50,36 @@ def serve(
     max_batch: int = typer.Option(64, min=1, help="most texts in one request"),
     max_chars: int = typer.Option(2000, min=1, help="most characters in one text"),
     body_seconds: float = typer.Option(10.0, min=0.1, help="seconds a client has to send a request body (else 408)"),
-    allow_remote: bool = typer.Option(False, "--allow-remote",
-                                      help="listen on a non-loopback address and answer requests for any Host name"),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="listen on a non-loopback address and answer requests for any Host name"
+    ),
     access_log: bool = typer.Option(False, "--access-log", help="one JSON line per request on stderr"),
     backend: Literal["torch", "onnx"] = typer.Option(
-        "torch", "--backend",
+        "torch",
+        "--backend",
         help="torch: adapters unmerged over one shared base (many adapters); onnx: each version merged into a "
-             "private copy of the base and run by ONNX Runtime (faster; needs the serve-onnx extra)"),
+        "private copy of the base and run by ONNX Runtime (faster; needs the serve-onnx extra)",
+    ),
     int8: bool = typer.Option(False, "--int8", help="with --backend onnx: dynamic int8 quantisation of the weights"),
-    explain: bool = typer.Option(False, "--explain", help="answer POST /explain (which words decided; costs many "
-                                                          "forward passes, so off unless asked)"),
-    explain_per_minute: int | None = typer.Option(None, min=1, show_default=False,
-                                                  help="with --explain: most explanations answered a minute [default: 6]"),
-    explain_steps: int | None = typer.Option(None, min=2, show_default=False,
-                                             help="with --explain: integration steps per explanation [default: 32]"),
-
-    record_traffic: bool = typer.Option(False, "--record-traffic",
-                                        help="record a sample of requests and predictions in the store (opt-in; "
-                                             "personal data: see docs/monitoring.md)"),
-    monitoring: Path | None = typer.Option(None, "--monitoring",
-                                           help="monitoring file with the recording limits (default: monitoring.yaml)"),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="answer POST /explain (which words decided; costs many forward passes, so off unless asked)",
+    ),
+    explain_per_minute: int | None = typer.Option(
+        None, min=1, show_default=False, help="with --explain: most explanations answered a minute [default: 6]"
+    ),
+    explain_steps: int | None = typer.Option(
+        None, min=2, show_default=False, help="with --explain: integration steps per explanation [default: 32]"
+    ),
+    record_traffic: bool = typer.Option(
+        False,
+        "--record-traffic",
+        help="record a sample of requests and predictions in the store (opt-in; personal data: see docs/monitoring.md)",
+    ),
+    monitoring: Path | None = typer.Option(
+        None, "--monitoring", help="monitoring file with the recording limits (default: monitoring.yaml)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the start-up record as JSON"),
 ) -> None:
     """Serve predictions for the adapters an alias names; swap to a new version when the alias moves.
@@ -84,7 +94,9 @@ def serve(
         raise ConfigError(f"--name {', '.join(repeated)} is given more than once; name each adapter once")
     _check_host(host, allow_remote)
     if not explain and (explain_per_minute, explain_steps) != (None, None):
-        raise ConfigError("--explain-per-minute and --explain-steps set how POST /explain answers: give them with --explain")
+        raise ConfigError(
+            "--explain-per-minute and --explain-steps set how POST /explain answers: give them with --explain"
+        )
     if monitoring is not None and not record_traffic:
         raise ConfigError("--monitoring sets the recording limits: give it with --record-traffic")
     if int8 and backend != "onnx":
@@ -107,8 +119,9 @@ def serve(
     # Without the policy's rules: serving only reads, and a policy being edited must not stop it.
     # With the state cache other commands keep, a start reads the events since then, not the whole log
     # (2,114 GETs, 7.4 s of a 16 s start at 2,185 events).
-    registry = Registry(S3ObjectStore(store_settings), store_settings, base_model=ctx.base_fingerprint,
-                        cache_dir=settings.home)  # fmt: skip
+    registry = Registry(
+        S3ObjectStore(store_settings), store_settings, base_model=ctx.base_fingerprint, cache_dir=settings.home
+    )
     registry.require_alias(alias)
 
     @functools.cache
@@ -139,9 +152,14 @@ def serve(
     if explain:
         given = {"per_minute": explain_per_minute, "steps": explain_steps}
         explaining = Explaining(**{key: value for key, value in given.items() if value is not None})
-    app = create_app(follower, Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds),
-                     allow_remote=allow_remote, log_access=access_log, explaining=explaining,
-                     recorder=recorder)  # fmt: skip
+    app = create_app(
+        follower,
+        Limits(max_batch=max_batch, max_chars=max_chars, body_seconds=body_seconds),
+        allow_remote=allow_remote,
+        log_access=access_log,
+        explaining=explaining,
+        recorder=recorder,
+    )
     record = {
         "url": f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
         "alias": alias,
@@ -152,8 +170,10 @@ def serve(
         "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
         "record_traffic": record_traffic,
     }
-    text = f"serving {', '.join(f'{s.name} {s.version}' for s in served)} ({alias}) on {record['url']} " \
-           f"(ready in {record['startup_seconds']} s, {record['rss_mb']} MB)"  # fmt: skip
+    text = (
+        f"serving {', '.join(f'{s.name} {s.version}' for s in served)} ({alias}) on {record['url']} "
+        f"(ready in {record['startup_seconds']} s, {record['rss_mb']} MB)"
+    )
     emit(record, as_json=as_json, text=text)
     # Swaps and load failures are worth a line in the server log.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

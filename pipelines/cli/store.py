@@ -8,9 +8,9 @@ from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.servers import seaweedfs
 
-app = typer.Typer(help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.1; check any configured one.",
-                  no_args_is_help=True)  # fmt: skip
-
+app = typer.Typer(
+    help="Run the embedded S3 object store (SeaweedFS) on 127.0.0.1; check any configured one.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -47,8 +47,11 @@ def status(as_json: bool = JSON) -> None:
 
 def _say_if_disk_low(current: seaweedfs.StoreStatus) -> None:
     if current.disk_low:
-        typer.echo(f"problem: only {current.disk_free_bytes / 2**20:.0f} MiB free under {current.data_dir}; the "
-                   "store's writes hang when its disk fills: free space or move the store", err=True)  # fmt: skip
+        typer.echo(
+            f"problem: only {current.disk_free_bytes / 2**20:.0f} MiB free under {current.data_dir}; the "
+            "store's writes hang when its disk fills: free space or move the store",
+            err=True,
+        )
 
 
 @app.command()
@@ -59,9 +62,13 @@ def check(as_json: bool = JSON) -> None:
     from registry.store_check import check_store
 
     result = check_store(S3ObjectStore(state.settings().store()))
-    lines = [f"{result.endpoint}, bucket '{result.bucket}', as {result.role}:",
-             f"  create-only writes: {result.create_only_writes}", f"  Object Lock: {result.object_lock}",
-             *(f"  problem: {p}" for p in result.problems), *(f"  note: {n}" for n in result.notes)]  # fmt: skip
+    lines = [
+        f"{result.endpoint}, bucket '{result.bucket}', as {result.role}:",
+        f"  create-only writes: {result.create_only_writes}",
+        f"  Object Lock: {result.object_lock}",
+        *(f"  problem: {p}" for p in result.problems),
+        *(f"  note: {n}" for n in result.notes),
+    ]
     emit(result, as_json=as_json, text="\n".join(lines))
     if result.problems:
         raise typer.Exit(1)

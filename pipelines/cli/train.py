@@ -8,11 +8,11 @@ from typing import Literal
 
 import typer
 
+from pipelines.cli.choices import Device
 from pipelines.cli.file_option import ENCODING
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
 from pipelines.training.params import MAX_SEED
-from pipelines.cli.choices import Device
 
 JSON = typer.Option(False, "--json", help="machine-readable output (no progress bar)")
 
@@ -20,12 +20,21 @@ JSON = typer.Option(False, "--json", help="machine-readable output (no progress 
 def train(
     data: Path = typer.Option(..., "--data", help="labeled batch: CSV, JSONL or Parquet with columns text,label"),
     out: Path = typer.Option(..., "--out", help="adapter folder to create"),
-    base_model: str | None = typer.Option(None, "--base-model", help="local Hugging Face encoder folder or registered base name (default: configured base_model)"),
-    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="same data, seed and settings give the same adapter on CPU"),
+    base_model: str | None = typer.Option(
+        None,
+        "--base-model",
+        help="local Hugging Face encoder folder or registered base name (default: configured base_model)",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=MAX_SEED, help="same data, seed and settings give the same adapter on CPU"
+    ),
     device: Device = typer.Option("auto", "--device", help="where to train"),
-    params_file: Path | None = typer.Option(None, "--params", help="params file with a train: section (default ./params.yaml)"),
+    params_file: Path | None = typer.Option(
+        None, "--params", help="params file with a train: section (default ./params.yaml)"
+    ),
     noise_filter: Literal["auto", "cleanlab", "none"] | None = typer.Option(
-        None, "--noise-filter", help="overrides noise_filter of the params file"),
+        None, "--noise-filter", help="overrides noise_filter of the params file"
+    ),
     force: bool = typer.Option(False, "--force", help="replace --out if it holds a previous adapter"),
     encoding: str | None = ENCODING,
     as_json: bool = JSON,
@@ -33,10 +42,11 @@ def train(
     """Train a LoRA adapter; writes the adapter folder with train_result.json and reference.csv."""
     from pipelines.batches.read import read_batch
     from pipelines.training.cpu_share import training_share
-    from serving.model import load_base, resolve_device
-    from pipelines.training.recipe import Pricing, check_batch, train as train_adapter
-    from pipelines.training.publish import prepare_output
     from pipelines.training.params import load_params
+    from pipelines.training.publish import prepare_output
+    from pipelines.training.recipe import Pricing, check_batch
+    from pipelines.training.recipe import train as train_adapter
+    from serving.model import load_base, resolve_device
 
     settings = state.settings()
     params = load_params(params_file, noise_filter=noise_filter)
@@ -55,21 +65,40 @@ def train(
     # A missing or empty folder is named as such before its name is looked for in its config.json.
     folder = check_model_dir(settings.base_folder(base_model))
     with training_share(settings.train_niceness, settings.train_threads):
-        base = load_base(folder, device=resolved, model_id=settings.resolve_base(base_model)[1], cache_dir=settings.home)
+        base = load_base(
+            folder, device=resolved, model_id=settings.resolve_base(base_model)[1], cache_dir=settings.home
+        )
         rate = settings.cost_per_hour_gpu if resolved == "cuda" else settings.cost_per_hour_cpu
-        result = train_adapter(batch, out, base=base, params=params, seed=seed, force=force,
-                               pricing=Pricing(rate, settings.cost_currency),
-                               progress=progress)  # fmt: skip
+        result = train_adapter(
+            batch,
+            out,
+            base=base,
+            params=params,
+            seed=seed,
+            force=force,
+            pricing=Pricing(rate, settings.cost_currency),
+            progress=progress,
+        )
     c = result.cost
-    text = (f"adapter written to {out} ({len(result.labels)} classes, {result.train_examples} examples trained on, "
-            f"{result.dropped_examples} dropped and {result.downweighted_examples} down-weighted as probably mislabelled"
-            + (f"; {result.uncached_examples} rows past what max_steps × batch_size can visit fed the head's probe only"
-               if result.uncached_examples else "") + ")\n"
-            + (f"kept: {'fine-tuned LoRA' if result.selection.kept == 'lora' else 'the frozen probe (no LoRA delta)'}"
-               f"; {result.selection.reason}\n" if result.selection else "")
-            + f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
-            f"{c.trainable_params} trainable parameters, adapter {c.adapter_bytes / 1e6:.2f} MB, "
-            f"{c.money:.4f} {c.currency}\nadapter sha256 {result.adapter_sha256}")  # fmt: skip
+    text = (
+        f"adapter written to {out} ({len(result.labels)} classes, {result.train_examples} examples trained on, "
+        f"{result.dropped_examples} dropped and {result.downweighted_examples} down-weighted as probably mislabelled"
+        + (
+            f"; {result.uncached_examples} rows past what max_steps × batch_size can visit fed the head's probe only"
+            if result.uncached_examples
+            else ""
+        )
+        + ")\n"
+        + (
+            f"kept: {'fine-tuned LoRA' if result.selection.kept == 'lora' else 'the frozen probe (no LoRA delta)'}"
+            f"; {result.selection.reason}\n"
+            if result.selection
+            else ""
+        )
+        + f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
+        f"{c.trainable_params} trainable parameters, adapter {c.adapter_bytes / 1e6:.2f} MB, "
+        f"{c.money:.4f} {c.currency}\nadapter sha256 {result.adapter_sha256}"
+    )
     emit(result, as_json=as_json, text=text)
 
 

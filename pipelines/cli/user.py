@@ -13,10 +13,10 @@ from typing import Callable
 
 import typer
 
+from pipelines.cli.choices import Role
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.servers import seaweedfs, seaweedfs_identities
-from pipelines.cli.choices import Role
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, validate_person
 from registry.people import (
@@ -32,19 +32,23 @@ from registry.people import (
 from registry.signing import Signer, key_id, new_private_key, public_key_of
 from registry.store import S3ObjectStore
 
-app = typer.Typer(help="People and services who act on the registry, each with their own store and signing keys.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="People and services who act on the registry, each with their own store and signing keys.",
+    no_args_is_help=True,
+)
 
 OUT = typer.Option(None, "--out", help="where to write the credentials file (default: <home>/credentials/NAME.json)")
 ACCESS = typer.Option(None, "--access-key", help="another S3 server: the keys an admin made there for this person")
 SECRET = typer.Option(None, "--secret-key", help="with --access-key")
-RECOVERY = typer.Option(None, "--recovery-key-file",
-                        help="sign with the offline recovery key (a file holding it) instead of your own admin key")
+RECOVERY = typer.Option(
+    None,
+    "--recovery-key-file",
+    help="sign with the offline recovery key (a file holding it) instead of your own admin key",
+)
 REASON = typer.Option("", "--reason", help="why: recorded in the keyring")
 
 
-def _set_person_identity(cfg: seaweedfs.EmbeddedStoreConfig, person: str,
-                         role: Role | None) -> tuple[str, str] | None:  # fmt: skip
+def _set_person_identity(cfg: seaweedfs.EmbeddedStoreConfig, person: str, role: Role | None) -> tuple[str, str] | None:
     return seaweedfs_identities.set_person_identity(cfg.identities_file, cfg.bucket, person, role)
 
 
@@ -53,20 +57,32 @@ def _store_keys(name: str, role: str, access_key: str | None, secret_key: str | 
     settings = state.settings()
     if settings.endpoint is None:
         if access_key or secret_key:
-            raise ConfigError("--access-key/--secret-key: the embedded store makes its own keys; give them only for "
-                              "another S3 server (endpoint set)")  # fmt: skip
+            raise ConfigError(
+                "--access-key/--secret-key: the embedded store makes its own keys; give them only for "
+                "another S3 server (endpoint set)"
+            )
         keys = _set_person_identity(settings.embedded_store(), name, role)  # type: ignore[arg-type]
         assert keys is not None
         return keys
     if not (access_key and secret_key):
-        raise ConfigError(f"--access-key/--secret-key: on {settings.endpoint} make {name}'s keys with that server's "
-                          "tools (least permissions for the role), then register them here")  # fmt: skip
+        raise ConfigError(
+            f"--access-key/--secret-key: on {settings.endpoint} make {name}'s keys with that server's "
+            "tools (least permissions for the role), then register them here"
+        )
     return access_key, secret_key
 
 
-def _issue_and_publish(path: Path, name: str, role: str, kind: str, trust_root: str, access_key: str | None,
-                       secret_key: str | None, publish_key: Callable[[str], KeyEvent],
-                       public_key: str | None = None) -> KeyEvent:  # fmt: skip
+def _issue_and_publish(
+    path: Path,
+    name: str,
+    role: str,
+    kind: str,
+    trust_root: str,
+    access_key: str | None,
+    secret_key: str | None,
+    publish_key: Callable[[str], KeyEvent],
+    public_key: str | None = None,
+) -> KeyEvent:
     """Make the identity's store keys and write its credentials file aside first, then publish its
     public key (``publish_key``), then put the file in place: a key is never published whose
     private half was lost to a refused argument or a failed write.
@@ -85,9 +101,19 @@ def _issue_and_publish(path: Path, name: str, role: str, kind: str, trust_root: 
         public_key_of_person = public_key_of(signing_key)
     access, secret = _store_keys(name, role, access_key, secret_key)
     aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    write_credentials(aside, Credentials(name=name, role=role, kind=kind, access_key=access, secret_key=secret,
-                                         signing_key=signing_key, trust_root=trust_root,
-                                         bucket=state.settings().bucket))  # fmt: skip
+    write_credentials(
+        aside,
+        Credentials(
+            name=name,
+            role=role,
+            kind=kind,
+            access_key=access,
+            secret_key=secret,
+            signing_key=signing_key,
+            trust_root=trust_root,
+            bucket=state.settings().bucket,
+        ),
+    )
     try:
         event = publish_key(public_key_of_person)
     except BaseException:
@@ -123,12 +149,16 @@ def _acting(recovery_key_file: Path | None) -> tuple[S3ObjectStore, Signer, str]
         public_key_of(key)  # a malformed key is refused before anything is written
         signer = Signer("recovery", "admin", key)
     elif acting.signing_key is None or acting.role != "admin":
-        raise RefusedError("only an admin changes the keyring: point credentials_file at an admin's credentials file "
-                           "(or give --recovery-key-file)")  # fmt: skip
+        raise RefusedError(
+            "only an admin changes the keyring: point credentials_file at an admin's credentials file "
+            "(or give --recovery-key-file)"
+        )
     else:
         signer = Signer(acting.actor, acting.role, acting.signing_key)
     if not acting.trust_root:
-        raise ConfigError("trust_root: unknown; set it (printed by `tailor user init`) or use an admin's credentials file")
+        raise ConfigError(
+            "trust_root: unknown; set it (printed by `tailor user init`) or use an admin's credentials file"
+        )
     return S3ObjectStore(acting), signer, acting.trust_root
 
 
@@ -149,21 +179,40 @@ def init(
         raise RefusedError(f"{path} exists: give another --out")
     admin_store = settings.store("admin")
     keys = _store_keys(name, "admin", access_key, secret_key)
-    started = init_keyring(S3ObjectStore(admin_store), state.context().registry().log, name, access_key=keys[0],
-                           secret_key=keys[1], bucket=settings.bucket)  # fmt: skip
+    started = init_keyring(
+        S3ObjectStore(admin_store),
+        state.context().registry().log,
+        name,
+        access_key=keys[0],
+        secret_key=keys[1],
+        bucket=settings.bucket,
+    )
     write_credentials(path, started.admin)
     _reload_store()
-    record = {"name": name, "credentials_file": str(path), "trust_root": started.trust_root,
-              "recovery_key": started.recovery_key, "legacy_logs": sorted(started.legacy)}  # fmt: skip
-    emit(record, as_json=as_json, text=(
-        f"keyring started; first admin {name}: credentials_file {path}\n"
-        f"trust root: {started.trust_root} (pin it as trust_root on every server)\n"
-        f"recovery key (shown once, keep it offline; it can add or disable admins): {started.recovery_key}"
-        + (f"\nsealed as unsigned legacy: {', '.join(sorted(started.legacy))}" if started.legacy else "")))
-    typer.echo("WARNING: the shared role identities (trainer, approver, reader) still hold store keys: their holders "
-               "can write objects, though no event they write without a person's signing key counts. Once everyone "
-               "has been added with `tailor user add`, remove them from the store's identities (Tailor does not yet: "
-               "the embedded store's identities.json, or that server's tools).", err=True)  # fmt: skip
+    record = {
+        "name": name,
+        "credentials_file": str(path),
+        "trust_root": started.trust_root,
+        "recovery_key": started.recovery_key,
+        "legacy_logs": sorted(started.legacy),
+    }
+    emit(
+        record,
+        as_json=as_json,
+        text=(
+            f"keyring started; first admin {name}: credentials_file {path}\n"
+            f"trust root: {started.trust_root} (pin it as trust_root on every server)\n"
+            f"recovery key (shown once, keep it offline; it can add or disable admins): {started.recovery_key}"
+            + (f"\nsealed as unsigned legacy: {', '.join(sorted(started.legacy))}" if started.legacy else "")
+        ),
+    )
+    typer.echo(
+        "WARNING: the shared role identities (trainer, approver, reader) still hold store keys: their holders "
+        "can write objects, though no event they write without a person's signing key counts. Once everyone "
+        "has been added with `tailor user add`, remove them from the store's identities (Tailor does not yet: "
+        "the embedded store's identities.json, or that server's tools).",
+        err=True,
+    )
 
 
 @app.command()
@@ -178,10 +227,15 @@ def keygen(
     private = new_private_key()
     path = write_signing_key(out or signing_key_path(credentials_path(state.settings().home, name)), private)
     public = public_key_of(private)
-    emit({"name": name, "key_file": str(path), "public_key": public}, as_json=as_json, text=(
-        f"your private signing key: {path} (mode 0600, never share it)\n"
-        f"public key, for the admin's `tailor user add {name} --role ROLE --public-key …`: {public}\n"
-        f"put the credentials file the admin gives you beside it, as {path.with_suffix('.json')}"))
+    emit(
+        {"name": name, "key_file": str(path), "public_key": public},
+        as_json=as_json,
+        text=(
+            f"your private signing key: {path} (mode 0600, never share it)\n"
+            f"public key, for the admin's `tailor user add {name} --role ROLE --public-key …`: {public}\n"
+            f"put the credentials file the admin gives you beside it, as {path.with_suffix('.json')}"
+        ),
+    )
 
 
 @app.command()
@@ -194,8 +248,11 @@ def add(
     secret_key: str = SECRET,
     reason: str = REASON,
     recovery_key_file: Path = RECOVERY,
-    public_key: str = typer.Option(None, "--public-key", help="the public key NAME's `tailor user keygen` printed: "
-                                   "their private key never leaves their machine"),
+    public_key: str = typer.Option(
+        None,
+        "--public-key",
+        help="the public key NAME's `tailor user keygen` printed: their private key never leaves their machine",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add a person or service (admin only): store identity, signing key, published in the keyring."""
@@ -206,6 +263,7 @@ def add(
     kind = "service" if service else "person"
     if name in KeyLog(store, trust_root).keyring().people:
         raise RefusedError(f"{name} exists already (rotate their key instead)")
+
     def publish_key(public: str) -> KeyEvent:
         return publish(store, trust_root, signer, "add", name, role=role, kind=kind, public_key=public, reason=reason)
 
@@ -217,9 +275,18 @@ def add(
         raise
     pending = _pending_note(store, trust_root, event)
     handover = f"; give it to {name}: it goes beside their key file, as {name}.json" if public_key else ""
-    emit({"name": name, "role": role, "kind": kind, "credentials_file": str(path), "key_event": event.seq,
-          "pending": bool(pending)}, as_json=as_json,
-         text=f"added {kind} {name} ({role}), key event {event.seq}{pending}; credentials_file: {path}{handover}")
+    emit(
+        {
+            "name": name,
+            "role": role,
+            "kind": kind,
+            "credentials_file": str(path),
+            "key_event": event.seq,
+            "pending": bool(pending),
+        },
+        as_json=as_json,
+        text=f"added {kind} {name} ({role}), key event {event.seq}{pending}; credentials_file: {path}{handover}",
+    )
 
 
 @app.command()
@@ -241,19 +308,33 @@ def rotate(
         raise NotFoundError(f"{name} is not in the keyring (`tailor user list`)")
     record = ring.keys[ring.people[name]]
     path = out or credentials_path(settings.home, f"{name}-{secrets.token_hex(4)}")
+
     def publish_key(public: str) -> KeyEvent:
-        return publish(store, trust_root, signer, "rotate", name, role=record.role, kind=record.kind,
-                       public_key=public, reason=reason)  # fmt: skip
+        return publish(
+            store,
+            trust_root,
+            signer,
+            "rotate",
+            name,
+            role=record.role,
+            kind=record.kind,
+            public_key=public,
+            reason=reason,
+        )
 
     event = _issue_and_publish(path, name, record.role, record.kind, trust_root, access_key, secret_key, publish_key)
     pending = _pending_note(store, trust_root, event)
-    emit({"name": name, "credentials_file": str(path), "key_event": event.seq, "pending": bool(pending)},
-         as_json=as_json, text=f"rotated {name}'s keys (key event {event.seq}){pending}; new credentials_file: {path}")
+    emit(
+        {"name": name, "credentials_file": str(path), "key_event": event.seq, "pending": bool(pending)},
+        as_json=as_json,
+        text=f"rotated {name}'s keys (key event {event.seq}){pending}; new credentials_file: {path}",
+    )
 
 
 @app.command()
-def disable(name: str = typer.Argument(...), reason: str = REASON, recovery_key_file: Path = RECOVERY,
-            as_json: bool = JSON) -> None:  # fmt: skip
+def disable(
+    name: str = typer.Argument(...), reason: str = REASON, recovery_key_file: Path = RECOVERY, as_json: bool = JSON
+) -> None:
     """Disable NAME: their signing key stops counting now and their store identity is removed (an
     admin's, while two admins or more exist, once a second admin confirms)."""
     store, signer, trust_root = _acting(recovery_key_file)
@@ -261,8 +342,11 @@ def disable(name: str = typer.Argument(...), reason: str = REASON, recovery_key_
     pending = _pending_note(store, trust_root, event)
     if not pending:
         _remove_store_identity(name)
-    emit({"name": name, "key_event": event.seq, "pending": bool(pending)}, as_json=as_json,
-         text=f"disabled {name} (key event {event.seq}){pending}")
+    emit(
+        {"name": name, "key_event": event.seq, "pending": bool(pending)},
+        as_json=as_json,
+        text=f"disabled {name} (key event {event.seq}){pending}",
+    )
 
 
 def _remove_store_identity(name: str) -> None:
@@ -274,8 +358,10 @@ def _remove_store_identity(name: str) -> None:
 
 
 @app.command()
-def confirm(seq: int = typer.Argument(..., help="the key event to confirm (`tailor user list` shows pending ones)"),
-            as_json: bool = JSON) -> None:  # fmt: skip
+def confirm(
+    seq: int = typer.Argument(..., help="the key event to confirm (`tailor user list` shows pending ones)"),
+    as_json: bool = JSON,
+) -> None:
     """Confirm another admin's key change: with two admins or more, a new key (or an admin's disable)
     counts only then."""
     store, signer, trust_root = _acting(None)
@@ -286,8 +372,11 @@ def confirm(seq: int = typer.Argument(..., help="the key event to confirm (`tail
     event = publish(store, trust_root, signer, "confirm", pending.person, confirms=pending.sha256)
     if pending.action == "disable":
         _remove_store_identity(pending.person)
-    emit({"confirmed": seq, "key_event": event.seq}, as_json=as_json,
-         text=f"confirmed key event {seq} ({pending.action} {pending.person}); key event {event.seq}")
+    emit(
+        {"confirmed": seq, "key_event": event.seq},
+        as_json=as_json,
+        text=f"confirmed key event {seq} ({pending.action} {pending.person}); key event {event.seq}",
+    )
 
 
 @app.command("list")
@@ -298,14 +387,18 @@ def list_people(as_json: bool = JSON) -> None:
     if ring is None:
         raise NotFoundError("this store has no keyring yet: `tailor user init` starts it")
     rows = people(ring)
-    emit(rows, as_json=as_json, text="\n".join(
-        f"{r.name:<16} {r.role:<9} {r.kind:<8} key {r.key_id}  {r.status}" for r in rows))
+    emit(
+        rows,
+        as_json=as_json,
+        text="\n".join(f"{r.name:<16} {r.role:<9} {r.kind:<8} key {r.key_id}  {r.status}" for r in rows),
+    )
 
 
 @app.command()
 def passwd(
-    passphrase_stdin: bool = typer.Option(False, "--passphrase-stdin",
-                                          help="read the passphrase from the first line of stdin (scripts)"),
+    passphrase_stdin: bool = typer.Option(
+        False, "--passphrase-stdin", help="read the passphrase from the first line of stdin (scripts)"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Set your console passphrase: `tailor console` then signs you in with it and signs your actions
@@ -318,8 +411,10 @@ def passwd(
 
     settings = state.settings()
     if settings.credentials_file is None or not is_credentials_file(settings.credentials_file):
-        raise ConfigError("credentials_file: point it at your own credentials file (from `tailor user add`): the "
-                          "console signs your actions with the key it holds")  # fmt: skip
+        raise ConfigError(
+            "credentials_file: point it at your own credentials file (from `tailor user add`): the "
+            "console signs your actions with the key it holds"
+        )
     person = read_credentials(settings.credentials_file)
     if person.kind != "person":
         raise RefusedError(f"{person.name} is a service: only people sign in to the console")
@@ -328,8 +423,11 @@ def passwd(
     else:
         phrase = typer.prompt(f"console passphrase for {person.name}", hide_input=True, confirmation_prompt=True)
     path = write_account(accounts_folder(settings.home), person, phrase)
-    emit({"name": person.name, "account_file": str(path)}, as_json=as_json,
-         text=f"{person.name} can sign in to `tailor console` ({path})")
+    emit(
+        {"name": person.name, "account_file": str(path)},
+        as_json=as_json,
+        text=f"{person.name} can sign in to `tailor console` ({path})",
+    )
 
 
 def attach(parent: typer.Typer) -> None:

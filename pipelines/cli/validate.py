@@ -6,28 +6,43 @@ from pathlib import Path
 
 import typer
 
+from pipelines.batches.report import locations
 from pipelines.cli.file_option import ENCODING, POLICY_HELP, output_folder
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.records import ValidationReport
-from pipelines.batches.report import locations
 from registry.errors import NotFoundError
 
 
 def validate(
     batch: Path = typer.Argument(..., help="CSV, JSONL or Parquet file with columns text, label[, group, id]"),
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line"),
-    adapter: str | None = typer.Option(None, "--adapter", help="take the allowed labels from this adapter's production version"),
+    adapter: str | None = typer.Option(
+        None, "--adapter", help="take the allowed labels from this adapter's production version"
+    ),
     holdout: Path | None = typer.Option(None, "--holdout", help="holdout file: batch texts must not leak into it"),
-    no_noise_audit: bool = typer.Option(False, "--no-noise-audit", help="skip the label-noise audit (no base model needed)"),
-    report_dir: Path | None = typer.Option(None, "--report-dir", parser=output_folder, metavar="DIR",
-                                           help="where an accepted batch's report goes; default data/reports/<time>-<name>/"),
-    no_track: bool = typer.Option(False, "--no-track", help="do not dvc add/push an accepted batch (its md5 is still recorded)"),
+    no_noise_audit: bool = typer.Option(
+        False, "--no-noise-audit", help="skip the label-noise audit (no base model needed)"
+    ),
+    report_dir: Path | None = typer.Option(
+        None,
+        "--report-dir",
+        parser=output_folder,
+        metavar="DIR",
+        help="where an accepted batch's report goes; default data/reports/<time>-<name>/",
+    ),
+    no_track: bool = typer.Option(
+        False, "--no-track", help="do not dvc add/push an accepted batch (its md5 is still recorded)"
+    ),
     policy_file: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
     encoding: str | None = ENCODING,
-    base_model: str | None = typer.Option(None, "--base-model", metavar="DIR|NAME",
-                                           help="base model whose tokenizer must read the batch, also used by the noise "
-                                                "audit (default: the base_model setting)"),
+    base_model: str | None = typer.Option(
+        None,
+        "--base-model",
+        metavar="DIR|NAME",
+        help="base model whose tokenizer must read the batch, also used by the noise "
+        "audit (default: the base_model setting)",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Validate BATCH (expectation suite + label-noise audit). Exit 1 and quarantine it when rejected.
@@ -81,8 +96,10 @@ def summary(report: ValidationReport) -> str:
         lines.append(f"  ✗ {failure.name}: {failure.count}{example}")
     if report.coverage is not None:
         c = report.coverage
-        lines.append(f"base model coverage: {c.unknown_token_share:.1%} unknown tokens, {c.chars_per_token:.2f} "
-                     f"characters per token ({c.base_model})")  # fmt: skip
+        lines.append(
+            f"base model coverage: {c.unknown_token_share:.1%} unknown tokens, {c.chars_per_token:.2f} "
+            f"characters per token ({c.base_model})"
+        )
     if report.noise is not None:
         rate = "n/a" if report.noise.estimated_rate is None else f"{report.noise.estimated_rate:.3f}"
         lines.append(

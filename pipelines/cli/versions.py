@@ -11,12 +11,12 @@ from pathlib import Path
 
 import typer
 
+from pipelines.cli.choices import Alias
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.usecases import promotion
 from registry.audit.events import AuditEvent
 from registry.text import escape_control
-from pipelines.usecases import promotion
-from pipelines.cli.choices import Alias
 
 REASON = typer.Option(..., "--reason", help="why: recorded in the audit log")
 
@@ -33,7 +33,7 @@ def event_line(event: AuditEvent) -> str:
     override = " OVERRIDE" if event.override else ""
     return (
         f"{event.key_name}  {event.time}  {escape_control(event.actor)} ({event.role})  {event.action} {event.version}"
-        f"{alias}{override}  \"{escape_control(event.reason)}\""
+        f'{alias}{override}  "{escape_control(event.reason)}"'
     )
 
 
@@ -41,8 +41,12 @@ def register(
     adapter_dir: Path = typer.Argument(..., help="PEFT adapter folder written by `tailor train`"),
     name: str = typer.Option(..., "--name", help="adapter name: letters, digits, '.', '_' or '-'"),
     reason: str = typer.Option("", "--reason", help="why: recorded in the audit log"),
-    card: Path = typer.Option(None, "--card", help="model card (YAML or JSON: intended_use, limitations, "
-                              "languages), stored with the version and shown first in the console and report"),
+    card: Path = typer.Option(
+        None,
+        "--card",
+        help="model card (YAML or JSON: intended_use, limitations, "
+        "languages), stored with the version and shown first in the console and report",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Upload an adapter folder as the next immutable version (v1, v2, …) of NAME."""
@@ -51,8 +55,12 @@ def register(
 
         add_card(adapter_dir, read_card(card))
     manifest = state.context().registry(with_base=True).register(adapter_dir, name, reason=reason)
-    emit(manifest, as_json=as_json, text=f"registered {manifest.name} {manifest.version} "
-         f"({len(manifest.files)} files, content sha256 {manifest.content_sha256[:16]}…)")  # fmt: skip
+    emit(
+        manifest,
+        as_json=as_json,
+        text=f"registered {manifest.name} {manifest.version} "
+        f"({len(manifest.files)} files, content sha256 {manifest.content_sha256[:16]}…)",
+    )
 
 
 def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
@@ -66,31 +74,37 @@ def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json:
     for item in registry.listing(name):
         m = item.manifest
         gate = current.verdict(item.version) if m else None  # judged again after registering: the newest verdict
-        rows.append({
-            "version": item.version,
-            "created_by": m and m.created_by,
-            "created_at": m and m.created_at,
-            "aliases": sorted(a for a, v in current.aliases.items() if v == item.version),
-            "archived": item.version in current.archived,
-            "gate_passed": gate.passed if gate else None,
-            "gate": gate.verdict if gate else None,
-            "content_sha256": m and m.content_sha256,
-            "problem": item.problem,
-        })  # fmt: skip
+        rows.append(
+            {
+                "version": item.version,
+                "created_by": m and m.created_by,
+                "created_at": m and m.created_at,
+                "aliases": sorted(a for a, v in current.aliases.items() if v == item.version),
+                "archived": item.version in current.archived,
+                "gate_passed": gate.passed if gate else None,
+                "gate": gate.verdict if gate else None,
+                "content_sha256": m and m.content_sha256,
+                "problem": item.problem,
+            }
+        )
     lines = [
-        (f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
-         f"gate={'-' if r['gate'] is None else (r['gate'] if r['gate_passed'] else r['gate'].upper())}"
-         if r["problem"] is None else f"{r['version']:<6} FAILS ITS CHECK: {r['problem']}")
+        (
+            f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
+            f"gate={'-' if r['gate'] is None else (r['gate'] if r['gate_passed'] else r['gate'].upper())}"
+            if r["problem"] is None
+            else f"{r['version']:<6} FAILS ITS CHECK: {r['problem']}"
+        )
         + f"{'  ARCHIVED' if r['archived'] else ''}{'  [' + ', '.join(r['aliases']) + ']' if r['aliases'] else ''}"
         for r in rows
-    ]  # fmt: skip
+    ]
     emit(rows, as_json=as_json, text="\n".join(lines) or f"'{name}' has no versions yet")
     if any(r["problem"] is not None for r in rows):
         raise typer.Exit(1)
 
 
-def show(name: str = typer.Argument(...), version: str = typer.Argument(..., help="v1, v2, …"),
-         as_json: bool = JSON) -> None:  # fmt: skip
+def show(
+    name: str = typer.Argument(...), version: str = typer.Argument(..., help="v1, v2, …"), as_json: bool = JSON
+) -> None:
     """Show a version's manifest: files and hashes, base model, PEFT config, metrics, gate."""
     registry = state.context().registry()
     manifest = registry.manifest(name, version)
@@ -112,8 +126,11 @@ def download(
     """Download a version or the version an alias names; every file's sha256 is checked first."""
     manifest = state.context().registry().download(name, ref, dest)
     text = f"downloaded {name} {manifest.version} into {dest} ({len(manifest.files)} files verified)"
-    emit({"name": name, "version": manifest.version, "dest": dest, "files": sorted(manifest.files)},
-         as_json=as_json, text=text)  # fmt: skip
+    emit(
+        {"name": name, "version": manifest.version, "dest": dest, "files": sorted(manifest.files)},
+        as_json=as_json,
+        text=text,
+    )
 
 
 def promote(
@@ -128,28 +145,37 @@ def promote(
     announced = promotion.promote(state.context(), name, version, to, reason, override=override)
     _warn_undelivered(announced)
     event = announced.event
-    emit(event, as_json=as_json, text=f"promoted {name} {version} to {to} (was {event.alias_before or 'unset'}; "
-         f"audit event {event.key_name})")  # fmt: skip
+    emit(
+        event,
+        as_json=as_json,
+        text=f"promoted {name} {version} to {to} (was {event.alias_before or 'unset'}; audit event {event.key_name})",
+    )
 
 
 def rollback(
     name: str = typer.Argument(...),
     alias: Alias = typer.Option("production", "--alias", help="alias to roll back"),
     reason: str = REASON,
-    expect: str = typer.Option(None, "--expect-current", help="the version you mean to replace (e.g. v3): refused "
-                               "if the alias moved meanwhile"),
+    expect: str = typer.Option(
+        None, "--expect-current", help="the version you mean to replace (e.g. v3): refused if the alias moved meanwhile"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Point an alias back at the version it held before, once that version's files are proven."""
     announced = promotion.rollback(state.context(), name, reason, alias=alias, expect=expect)
     _warn_undelivered(announced)
     event = announced.event
-    emit(event, as_json=as_json, text=f"rolled {alias} of {name} back from {event.alias_before} to "
-         f"{event.alias_after} (audit event {event.key_name})")  # fmt: skip
+    emit(
+        event,
+        as_json=as_json,
+        text=f"rolled {alias} of {name} back from {event.alias_before} to "
+        f"{event.alias_after} (audit event {event.key_name})",
+    )
 
 
-def archive(name: str = typer.Argument(...), version: str = typer.Argument(...), reason: str = REASON,
-            as_json: bool = JSON) -> None:  # fmt: skip
+def archive(
+    name: str = typer.Argument(...), version: str = typer.Argument(...), reason: str = REASON, as_json: bool = JSON
+) -> None:
     """Archive a version: it stays stored and listed but can never be promoted again."""
     event = promotion.archive(state.context(), name, version, reason)
     emit(event, as_json=as_json, text=f"archived {name} {version} (audit event {event.key_name})")

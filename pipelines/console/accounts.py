@@ -22,8 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
-from registry.files import write_atomic
 from registry.errors import ConfigError, RefusedError
+from registry.files import write_atomic
 from registry.keyring import validate_person
 from registry.people import Credentials
 
@@ -53,8 +53,10 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> tuple[bytes
 def _check_passphrase(passphrase: str) -> None:
     """Raises: RefusedError: too short or too long."""
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
-        raise RefusedError(f"a console passphrase has at least {MIN_PASSPHRASE_CHARS} characters "
-                           f"(this one has {len(passphrase)}); a few words make a good one")  # fmt: skip
+        raise RefusedError(
+            f"a console passphrase has at least {MIN_PASSPHRASE_CHARS} characters "
+            f"(this one has {len(passphrase)}); a few words make a good one"
+        )
     if len(passphrase) > MAX_PASSPHRASE_CHARS:
         raise RefusedError(f"a console passphrase has at most {MAX_PASSPHRASE_CHARS} characters")
 
@@ -76,9 +78,15 @@ def write_account(folder: Path, person: Credentials, passphrase: str) -> Path:
     verifier, key = _derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     sealed = AESGCM(key).encrypt(nonce, json.dumps(asdict(person)).encode(), person.name.encode())
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
-    record = {"format": ACCOUNT_FORMAT, "name": person.name, "role": person.role,
-              "scrypt": {"n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P, "salt": b64(salt)},
-              "verifier": b64(verifier), "nonce": b64(nonce), "sealed": b64(sealed)}  # fmt: skip
+    record = {
+        "format": ACCOUNT_FORMAT,
+        "name": person.name,
+        "role": person.role,
+        "scrypt": {"n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P, "salt": b64(salt)},
+        "verifier": b64(verifier),
+        "nonce": b64(nonce),
+        "sealed": b64(sealed),
+    }
     path = account_path(folder, person.name)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return write_atomic(path, json.dumps(record, indent=2), private=True)
@@ -125,6 +133,8 @@ class PassphraseAccounts:
         try:
             person = Credentials(**json.loads(AESGCM(key).decrypt(nonce, sealed, name.encode())))
         except (InvalidTag, ValueError, TypeError) as err:
-            raise ConfigError(f"console account file {path} does not open with its own verifier ({err}): "
-                              "it was altered; `tailor user passwd` writes it again") from None  # fmt: skip
+            raise ConfigError(
+                f"console account file {path} does not open with its own verifier ({err}): "
+                "it was altered; `tailor user passwd` writes it again"
+            ) from None
         return person

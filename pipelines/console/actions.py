@@ -22,18 +22,21 @@ def _missed(announced: promotion.Announced) -> list[str]:
     return [d.url for d in announced.undelivered]
 
 
-def promote(ctx: "Context", person: "Credentials", name: str, version: str, to: str, *,
-            reason: str) -> tuple["AuditEvent", list[str]]:  # fmt: skip
+def promote(
+    ctx: "Context", person: "Credentials", name: str, version: str, to: str, *, reason: str
+) -> tuple["AuditEvent", list[str]]:
     """`tailor promote NAME VERSION --to TO --reason REASON` as ``person``: the event and unreached webhooks."""
     announced = promotion.promote(ctx, name, version, to, reason, acting=ctx.settings.store(person=person))
     return announced.event, _missed(announced)
 
 
-def rollback(ctx: "Context", person: "Credentials", name: str, *, alias: str, reason: str,
-             expect: str | None) -> tuple["AuditEvent", list[str]]:  # fmt: skip
+def rollback(
+    ctx: "Context", person: "Credentials", name: str, *, alias: str, reason: str, expect: str | None
+) -> tuple["AuditEvent", list[str]]:
     """`tailor rollback NAME --alias ALIAS --expect-current EXPECT --reason REASON` as ``person``."""
-    announced = promotion.rollback(ctx, name, reason, alias=alias, expect=expect,
-                                   acting=ctx.settings.store(person=person))  # fmt: skip
+    announced = promotion.rollback(
+        ctx, name, reason, alias=alias, expect=expect, acting=ctx.settings.store(person=person)
+    )
     return announced.event, _missed(announced)
 
 

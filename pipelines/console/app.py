@@ -21,13 +21,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pipelines.context import Context
 from pipelines.console import actions, i18n
 from pipelines.console.accounts import Authenticator, SignInRefused
 from pipelines.console.evidence import DRIFT_HTML, read_evidence
 from pipelines.console.overview import adapters, waiting
 from pipelines.console.render import environment, evidence_charts
 from pipelines.console.sessions import Session, Sessions, SignInLimiter
+from pipelines.context import Context
 from registry.errors import AccessDeniedError, ConfigError, IntegrityError, NotFoundError, TailorError
 from registry.people import Credentials
 from registry.registry import Registry
@@ -36,11 +36,15 @@ from serving.ops import host_name, is_loopback
 HERE = Path(__file__).parent
 log = logging.getLogger("tailor.console")
 MAX_FORM_BYTES = 16 * 1024
-PAGE_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-               "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 # The stored Evidently report runs its own scripts, in an opaque origin: no cookie, no form, no fetch home.
-REPORT_POLICY = "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; " \
-                "img-src data:; font-src data:"  # fmt: skip
+REPORT_POLICY = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; font-src data:"
+)
 
 
 @dataclass(frozen=True)
@@ -82,29 +86,42 @@ def key_problem(registry: Registry, person: Credentials) -> str | None:
     return None
 
 
-def create_app(ctx: Context, authenticator: Authenticator, options: ConsoleOptions = ConsoleOptions(),
-               *, sessions: Sessions | None = None, limiter: SignInLimiter | None = None) -> FastAPI:  # fmt: skip
+def create_app(
+    ctx: Context,
+    authenticator: Authenticator,
+    options: ConsoleOptions = ConsoleOptions(),
+    *,
+    sessions: Sessions | None = None,
+    limiter: SignInLimiter | None = None,
+) -> FastAPI:
     sessions = sessions or Sessions()
     limiter = limiter or SignInLimiter()
     settings = ctx.settings
 
     def registry_as(person: Credentials) -> Registry:
         return ctx.registry(acting=settings.store(person=person))
+
     session_cookie = "__Host-tailor_session" if options.secure else "tailor_session"
     signin_cookie = "__Host-tailor_signin" if options.secure else "tailor_signin"
     env = environment()
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     def set_cookie(response: Response, key: str, value: str, *, max_age: int | None = None) -> None:
-        response.set_cookie(key, value, max_age=max_age, path="/", httponly=True, samesite="strict",
-                            secure=options.secure)  # fmt: skip
+        response.set_cookie(
+            key, value, max_age=max_age, path="/", httponly=True, samesite="strict", secure=options.secure
+        )
 
     def view(request: Request) -> dict[str, Any]:
         lang = i18n.negotiate(request.headers.get("accept-language"), request.cookies.get("tailor_lang"))
         where = i18n.zone(request.cookies.get("tailor_tz"))
-        return {"lang": lang, "zone": where.key, "zones": i18n.ZONE_CHOICES,
-                "t": lambda key, **v: i18n.word(lang, key, **v), "when": lambda s: i18n.local_time(s, where),
-                "here": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+        return {
+            "lang": lang,
+            "zone": where.key,
+            "zones": i18n.ZONE_CHOICES,
+            "t": lambda key, **v: i18n.word(lang, key, **v),
+            "when": lambda s: i18n.local_time(s, where),
+            "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        }
 
     def page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         html = env.get_template(template).render(**view(request), **values)
@@ -184,21 +201,45 @@ def create_app(ctx: Context, authenticator: Authenticator, options: ConsoleOptio
         lang = view(request)["lang"]
         wait = limiter.wait_seconds(client, name)
         if wait:
-            return page(request, "signin.html", 429, csrf=form["csrf"], next=_local_path(form.get("next")),
-                        error=i18n.word(lang, "too_many", seconds=wait))  # fmt: skip
+            return page(
+                request,
+                "signin.html",
+                429,
+                csrf=form["csrf"],
+                next=_local_path(form.get("next")),
+                error=i18n.word(lang, "too_many", seconds=wait),
+            )
         try:
             person = authenticator.sign_in(name, form.get("passphrase", ""))
         except ConfigError as err:  # a damaged account file: for the admin's log, not for whoever is at the door
             log.warning("sign-in of %r refused: %s", name, err)
-            return page(request, "signin.html", 500, csrf=form["csrf"], next=_local_path(form.get("next")),
-                        error=i18n.word(lang, "account_damaged"))  # fmt: skip
+            return page(
+                request,
+                "signin.html",
+                500,
+                csrf=form["csrf"],
+                next=_local_path(form.get("next")),
+                error=i18n.word(lang, "account_damaged"),
+            )
         except SignInRefused:
             limiter.failed(client, name)
-            return page(request, "signin.html", 401, csrf=form["csrf"], next=_local_path(form.get("next")),
-                        error=i18n.word(lang, "sign_in_failed"))  # fmt: skip
+            return page(
+                request,
+                "signin.html",
+                401,
+                csrf=form["csrf"],
+                next=_local_path(form.get("next")),
+                error=i18n.word(lang, "sign_in_failed"),
+            )
         if (stale := key_problem(registry_as(person), person)) is not None:
-            return page(request, "signin.html", 403, csrf=form["csrf"], next=_local_path(form.get("next")),
-                        error=i18n.word(lang, stale))  # fmt: skip
+            return page(
+                request,
+                "signin.html",
+                403,
+                csrf=form["csrf"],
+                next=_local_path(form.get("next")),
+                error=i18n.word(lang, stale),
+            )
         session = sessions.start(person)
         response = RedirectResponse(_local_path(form.get("next")), status_code=303)
         set_cookie(response, session_cookie, session.token)
@@ -217,17 +258,22 @@ def create_app(ctx: Context, authenticator: Authenticator, options: ConsoleOptio
         """The language and time zone switches: cookies of the browser only, nothing on the server changes."""
         response = RedirectResponse(_local_path(next), status_code=303)
         if lang in i18n.LANGUAGES:
-            response.set_cookie("tailor_lang", lang, max_age=365 * 86400, path="/", samesite="lax",
-                                httponly=True, secure=options.secure)  # fmt: skip
+            response.set_cookie(
+                "tailor_lang", lang, max_age=365 * 86400, path="/", samesite="lax", httponly=True, secure=options.secure
+            )
         if tz and i18n.zone(tz).key == tz:
-            response.set_cookie("tailor_tz", tz, max_age=365 * 86400, path="/", samesite="lax", httponly=True,
-                                secure=options.secure)  # fmt: skip
+            response.set_cookie(
+                "tailor_tz", tz, max_age=365 * 86400, path="/", samesite="lax", httponly=True, secure=options.secure
+            )
         return response
 
     @app.get("/static/console.css")
     def stylesheet() -> Response:
-        return Response((HERE / "static" / "console.css").read_bytes(), media_type="text/css",
-                        headers={"Cache-Control": "max-age=3600"})  # fmt: skip
+        return Response(
+            (HERE / "static" / "console.css").read_bytes(),
+            media_type="text/css",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     # ---- pages -------------------------------------------------------------------------------
 
@@ -243,16 +289,23 @@ def create_app(ctx: Context, authenticator: Authenticator, options: ConsoleOptio
 
     @app.get("/queue")
     def queue_page(request: Request, person: Credentials = Depends(person_of)) -> Response:
-        return page(request, "queue.html", rows=waiting(registry_as(person)),
-                    **common(request, person))  # fmt: skip
+        return page(request, "queue.html", rows=waiting(registry_as(person)), **common(request, person))
 
     @app.get("/adapters/{name}")
-    def adapter_page(request: Request, name: str, at: str = "", verify: bool = False,
-                     person: Credentials = Depends(person_of)) -> Response:  # fmt: skip
+    def adapter_page(
+        request: Request, name: str, at: str = "", verify: bool = False, person: Credentials = Depends(person_of)
+    ) -> Response:
         return adapter_view(request, person, name, at, verify=verify)
 
-    def adapter_view(request: Request, person: Credentials, name: str, at: str = "", refusal: str | None = None,
-                     status: int = 200, verify: bool = False) -> Response:  # fmt: skip
+    def adapter_view(
+        request: Request,
+        person: Credentials,
+        name: str,
+        at: str = "",
+        refusal: str | None = None,
+        status: int = 200,
+        verify: bool = False,
+    ) -> Response:
         """The adapter page; an action's ``refusal`` is shown on it (never taken from the URL: a link
         could otherwise put words of its own in the refusal box)."""
         registry = registry_as(person)
@@ -274,10 +327,22 @@ def create_app(ctx: Context, authenticator: Authenticator, options: ConsoleOptio
                 at_answer = (at, *registry.alias_at(name, "production", _utc(at, request)))
             except TailorError as err:
                 at_answer = (at, None, None, str(err))
-        return page(request, "adapter.html", status, name=name, listing=listing, state=state,
-                    events=list(reversed(events)), verified=verified, problem=problem, at=at, at_answer=at_answer,
-                    refusal=refusal, translated=i18n.refusal(view(request)["lang"], refusal or ""),
-                    **common(request, person))  # fmt: skip
+        return page(
+            request,
+            "adapter.html",
+            status,
+            name=name,
+            listing=listing,
+            state=state,
+            events=list(reversed(events)),
+            verified=verified,
+            problem=problem,
+            at=at,
+            at_answer=at_answer,
+            refusal=refusal,
+            translated=i18n.refusal(view(request)["lang"], refusal or ""),
+            **common(request, person),
+        )
 
     def _utc(local: str, request: Request) -> str:
         """A time typed in the viewer's zone (``2026-12-06T18:30``) as UTC; one with a zone is taken as given."""
@@ -295,19 +360,34 @@ def create_app(ctx: Context, authenticator: Authenticator, options: ConsoleOptio
     def version_page(request: Request, name: str, version: str, person: Credentials = Depends(person_of)) -> Response:
         return version_view(request, person, name, version)
 
-    def version_view(request: Request, person: Credentials, name: str, version: str, refusal: str | None = None,
-                     status: int = 200) -> Response:  # fmt: skip
+    def version_view(
+        request: Request, person: Credentials, name: str, version: str, refusal: str | None = None, status: int = 200
+    ) -> Response:
         """The version page, with an action's ``refusal`` (see ``adapter_view``)."""
         registry = registry_as(person)
         try:
             evidence = read_evidence(registry, name, version)
         except (NotFoundError, IntegrityError) as err:
-            return page(request, "error.html", 404 if isinstance(err, NotFoundError) else 409, message=str(err),
-                        **common(request, person))  # fmt: skip
+            return page(
+                request,
+                "error.html",
+                404 if isinstance(err, NotFoundError) else 409,
+                message=str(err),
+                **common(request, person),
+            )
         lang = view(request)["lang"]
-        return page(request, "version.html", status, e=evidence, m=evidence.inputs.manifest,
-                    svg=evidence_charts(evidence, lang), drift_link=True, refusal=refusal,
-                    translated=i18n.refusal(lang, refusal or ""), **common(request, person))  # fmt: skip
+        return page(
+            request,
+            "version.html",
+            status,
+            e=evidence,
+            m=evidence.inputs.manifest,
+            svg=evidence_charts(evidence, lang),
+            drift_link=True,
+            refusal=refusal,
+            translated=i18n.refusal(lang, refusal or ""),
+            **common(request, person),
+        )
 
     @app.get("/adapters/{name}/{version}/drift")
     def drift_report(name: str, version: str, person: Credentials = Depends(person_of)) -> Response:
@@ -328,37 +408,57 @@ def create_app(ctx: Context, authenticator: Authenticator, options: ConsoleOptio
         return RedirectResponse(target, status_code=303)
 
     @app.post("/adapters/{name}/{version}/promote")
-    def promote(request: Request, name: str, version: str, form: dict[str, str] = Depends(form_of),
-                person: Credentials = Depends(person_of)) -> Response:  # fmt: skip
+    def promote(
+        request: Request,
+        name: str,
+        version: str,
+        form: dict[str, str] = Depends(form_of),
+        person: Credentials = Depends(person_of),
+    ) -> Response:
         to = form.get("to", "production")
         try:
             event, missed = actions.promote(ctx, person, name, version, to, reason=form.get("reason", ""))
         except TailorError as err:
             return version_view(request, person, name, version, refusal=str(err), status=409)
-        return after(request, f"/adapters/{quote(name)}/{quote(version)}",
-                     f"{name} {version} → {to} ({event.alias_before or '-'} → {event.alias_after}), #{event.key_name}",
-                     missed)  # fmt: skip
+        return after(
+            request,
+            f"/adapters/{quote(name)}/{quote(version)}",
+            f"{name} {version} → {to} ({event.alias_before or '-'} → {event.alias_after}), #{event.key_name}",
+            missed,
+        )
 
     @app.post("/adapters/{name}/{version}/archive")
-    def archive(request: Request, name: str, version: str, form: dict[str, str] = Depends(form_of),
-                person: Credentials = Depends(person_of)) -> Response:  # fmt: skip
+    def archive(
+        request: Request,
+        name: str,
+        version: str,
+        form: dict[str, str] = Depends(form_of),
+        person: Credentials = Depends(person_of),
+    ) -> Response:
         try:
             event = actions.archive(ctx, person, name, version, reason=form.get("reason", ""))
         except TailorError as err:
             return version_view(request, person, name, version, refusal=str(err), status=409)
-        return after(request, f"/adapters/{quote(name)}/{quote(version)}",
-                     f"{name} {version}: archive, #{event.key_name}")  # fmt: skip
+        return after(
+            request, f"/adapters/{quote(name)}/{quote(version)}", f"{name} {version}: archive, #{event.key_name}"
+        )
 
     @app.post("/adapters/{name}/rollback")
-    def rollback(request: Request, name: str, form: dict[str, str] = Depends(form_of),
-                 person: Credentials = Depends(person_of)) -> Response:  # fmt: skip
+    def rollback(
+        request: Request, name: str, form: dict[str, str] = Depends(form_of), person: Credentials = Depends(person_of)
+    ) -> Response:
         try:
-            event, missed = actions.rollback(ctx, person, name, alias="production", reason=form.get("reason", ""),
-                                             expect=form.get("expect") or None)  # fmt: skip
+            event, missed = actions.rollback(
+                ctx, person, name, alias="production", reason=form.get("reason", ""), expect=form.get("expect") or None
+            )
         except TailorError as err:
             return adapter_view(request, person, name, refusal=str(err), status=409)
-        return after(request, f"/adapters/{quote(name)}",
-                     f"{name} production {event.alias_before} → {event.alias_after}, #{event.key_name}", missed)
+        return after(
+            request,
+            f"/adapters/{quote(name)}",
+            f"{name} production {event.alias_before} → {event.alias_after}, #{event.key_name}",
+            missed,
+        )
 
     @app.exception_handler(TailorError)
     async def _tailor_error(request: Request, err: TailorError) -> Response:

@@ -13,12 +13,12 @@ from typing import Any
 
 from markupsafe import Markup
 
+from registry.adapter_folder import GateSummary
 from registry.explanations import ExplanationsReport
 from registry.explanations import render_report as render_explanations
-from registry.adapter_folder import GateSummary
 from registry.model_card import CARD_FILE, ModelCard, parse_card
-from registry.registry import Registry
 from registry.reading import latest_gate
+from registry.registry import Registry
 from registry.report import ReportInputs, gather
 
 NOISE_FILE = "reports/validation/noise_review.csv"
@@ -107,8 +107,11 @@ def evidence_of(inputs: ReportInputs, noise: list[dict[str, str]]) -> Evidence:
     baselines: list[Interval] = []
     against = None
     if quality:
-        per_class = [(str(row.get("label")), f1) for row in quality.get("per_class") or []
-                     if isinstance(row, dict) and (f1 := _number(row.get("f1"))) is not None]  # fmt: skip
+        per_class = [
+            (str(row.get("label")), f1)
+            for row in quality.get("per_class") or []
+            if isinstance(row, dict) and (f1 := _number(row.get("f1"))) is not None
+        ]
         matrix = quality.get("confusion")
         if isinstance(matrix, list) and all(isinstance(r, list) for r in matrix):
             confusion = [[int(v) if _number(v) is not None else 0 for v in r] for r in matrix]
@@ -119,13 +122,23 @@ def evidence_of(inputs: ReportInputs, noise: list[dict[str, str]]) -> Evidence:
                 baselines.append(found)
     gate = latest_gate(inputs.trail, inputs.manifest)
     return Evidence(
-        inputs=inputs, gate=gate, card=_card(inputs), quality=quality, against_production=against,
-        baselines=baselines, per_class_f1=per_class, confusion=confusion, drift=_details(inputs.evidence, "drift"),
-        has_drift_report=DRIFT_HTML in inputs.manifest.files, bias=_details(inputs.evidence, "bias"),
-        noise=noise, cost=_details(inputs.evidence, "cost") or dict(inputs.manifest.cost or {}),
-        load=_details(inputs.evidence, "load"), failures=list(gate.failures + gate.not_judged) if gate else [],
+        inputs=inputs,
+        gate=gate,
+        card=_card(inputs),
+        quality=quality,
+        against_production=against,
+        baselines=baselines,
+        per_class_f1=per_class,
+        confusion=confusion,
+        drift=_details(inputs.evidence, "drift"),
+        has_drift_report=DRIFT_HTML in inputs.manifest.files,
+        bias=_details(inputs.evidence, "bias"),
+        noise=noise,
+        cost=_details(inputs.evidence, "cost") or dict(inputs.manifest.cost or {}),
+        load=_details(inputs.evidence, "load"),
+        failures=list(gate.failures + gate.not_judged) if gate else [],
         explanations=_explanations(inputs.explanations),
-    )  # fmt: skip
+    )
 
 
 def _explanations(explanations: ExplanationsReport | str | None) -> Markup | None:

@@ -13,8 +13,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 LANGUAGES = ("ja", "en")
 DEFAULT_LANGUAGE = "ja"
 DEFAULT_ZONE = "Asia/Tokyo"
-ZONE_CHOICES = ("Asia/Tokyo", "UTC", "Asia/Shanghai", "Asia/Singapore", "Europe/London", "Europe/Berlin",
-                "America/New_York", "America/Los_Angeles")  # fmt: skip
+ZONE_CHOICES = (
+    "Asia/Tokyo",
+    "UTC",
+    "Asia/Shanghai",
+    "Asia/Singapore",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+)
 
 WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
     "title": ("Tailor コンソール", "Tailor console"),
@@ -96,10 +104,15 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
     "refused": ("拒否されました", "Refused"),
     "done": ("完了", "Done"),
     "queue_empty": ("承認待ちのバージョンはありません。", "No version is waiting for approval."),
-    "queue_hint": ("ゲートに合格し、まだ本番になっていないバージョン。登録者以外の承認者が承認します。",
-                   "Versions whose gate passed and that production never held; an approver other than who "
-                   "registered them approves."),
-    "own_version": ("あなたが登録したため承認できません（四つの目の原則）", "you registered it: another person approves"),
+    "queue_hint": (
+        "ゲートに合格し、まだ本番になっていないバージョン。登録者以外の承認者が承認します。",
+        "Versions whose gate passed and that production never held; an approver other than who "
+        "registered them approves.",
+    ),
+    "own_version": (
+        "あなたが登録したため承認できません（四つの目の原則）",
+        "you registered it: another person approves",
+    ),
     "at_time": ("時刻 T に本番だったもの", "What was in production at time T"),
     "at_time_answer": ("その時点の本番", "production then"),
     "set_by": ("設定したイベント", "set by event"),
@@ -111,19 +124,29 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
     "webhook_missed": ("Webhook に届きませんでした", "webhook not reached"),
     "sign_in_failed": ("名前またはパスフレーズが違います。", "Unknown name or wrong passphrase."),
     "disabled": ("このアカウントは無効化されています。", "This person is disabled in the keyring."),
-    "key_rotated": ("署名鍵が更新されています。新しい認証情報ファイルで `tailor user passwd` を実行し直してください。",
-                    "Your signing key was rotated: run `tailor user passwd` again with your new credentials file."),
-    "account_damaged": ("アカウントファイルが壊れています。管理者に連絡してください。",
-                        "This person's console account file is damaged; ask an admin (the console's log says more)."),
+    "key_rotated": (
+        "署名鍵が更新されています。新しい認証情報ファイルで `tailor user passwd` を実行し直してください。",
+        "Your signing key was rotated: run `tailor user passwd` again with your new credentials file.",
+    ),
+    "account_damaged": (
+        "アカウントファイルが壊れています。管理者に連絡してください。",
+        "This person's console account file is damaged; ask an admin (the console's log says more).",
+    ),
     "verify_files": ("全ファイルを検証（時間がかかります）", "Verify every file (slow)"),
     "chain_folded": ("チェーンと署名を確認済み", "chain and signatures checked"),
-    "store_refused": ("ストアがあなたの鍵を受け付けません（無効化または鍵の更新）。管理者に確認してください。",
-                      "The store no longer accepts your keys (disabled, or rotated); ask an admin."),
+    "store_refused": (
+        "ストアがあなたの鍵を受け付けません（無効化または鍵の更新）。管理者に確認してください。",
+        "The store no longer accepts your keys (disabled, or rotated); ask an admin.",
+    ),
     "labels": ("ラベル（クラス順）", "labels (class order)"),
-    "too_many": ("サインインの失敗が多すぎます。{seconds} 秒後にもう一度お試しください。",
-                 "Too many failed sign-ins; try again in {seconds} seconds."),
-    "csrf": ("フォームの有効期限が切れたか、別のサイトから送信されました（CSRF トークンなし）。ページを開き直してください。",
-             "The form expired or came from another site (no valid CSRF token); open the page again."),
+    "too_many": (
+        "サインインの失敗が多すぎます。{seconds} 秒後にもう一度お試しください。",
+        "Too many failed sign-ins; try again in {seconds} seconds.",
+    ),
+    "csrf": (
+        "フォームの有効期限が切れたか、別のサイトから送信されました（CSRF トークンなし）。ページを開き直してください。",
+        "The form expired or came from another site (no valid CSRF token); open the page again.",
+    ),
     "p95_ms": ("p95 レイテンシ (ms)", "p95 latency (ms)"),
     "throughput": ("スループット (件/秒)", "throughput (per s)"),
     "verify_status": ("検証結果", "Verification"),
@@ -131,45 +154,84 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
 }
 
 _REFUSALS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"four-eyes rule: (?P<actor>\S+) registered (?P<name>\S+) (?P<version>\S+) and cannot also promote it "
-                r"to (?P<to>\S+); another person must"),
-     "四つの目の原則: {actor} が {name} {version} を登録したため、{to} への昇格はできません。別の人が行う必要があります。"),
-    (re.compile(r"(?P<label>.+?) failed its gate: (?P<why>.*); only an approver may promote it, with --override "
-                r"and a reason"),
-     "{label} はゲートに不合格です（{why}）。承認者のみが --override と理由を付けて昇格できます。"),
-    (re.compile(r"(?P<name>\S+) (?P<version>\S+)'s gate compared it with (?P<against>\S+), but (?P<to>\S+) holds "
-                r"\S+ (?P<current>\S+): .*"),
-     "{name} {version} のゲートは {against} と比較されましたが、{to} は現在 {current} です（古いゲート判定）。"
-     "現在の {to} と比較して再評価し、新しいバージョンとして登録してください。"),
-    (re.compile(r"(?P<label>.+?)'s gate could not judge (?P<checks>[^(]+) \(.*"),
-     "{label} のゲートは {checks} を判定できていません。`tailor judge-load` で再判定してください。"),
-    (re.compile(r"(?P<label>.+?) was registered without a gate decision: .*"),
-     "{label} はゲート判定なしで登録されています。本番と比較して評価し、登録し直してください。"),
-    (re.compile(r"(?P<label>.+?)'s gate passed under policy .*"),
-     "{label} のゲートは現在のものとは別のポリシーで判定されました。現在のポリシーで再判定し、登録し直してください。"),
-    (re.compile(r"role '(?P<role>\w+)' cannot move '(?P<alias>\w+)': an approver \(or admin\) must"),
-     "ロール '{role}' は '{alias}' を変更できません。承認者（または管理者）が行います。"),
-    (re.compile(r"role '(?P<role>\w+)' may (?:only read|not \w+); (?P<action>\w+) needs one of: (?P<roles>.+)"),
-     "ロール '{role}' は {action} を実行できません（必要なロール: {roles}）。"),
-    (re.compile(r"a reason is required to (?P<what>.+?) \(--reason TEXT\).*"),
-     "理由が必要です（監査ログに記録されます）。"),
+    (
+        re.compile(
+            r"four-eyes rule: (?P<actor>\S+) registered (?P<name>\S+) (?P<version>\S+) and cannot also promote it "
+            r"to (?P<to>\S+); another person must"
+        ),
+        "四つの目の原則: {actor} が {name} {version} を登録したため、{to} への昇格はできません。別の人が行う必要があります。",
+    ),
+    (
+        re.compile(
+            r"(?P<label>.+?) failed its gate: (?P<why>.*); only an approver may promote it, with --override "
+            r"and a reason"
+        ),
+        "{label} はゲートに不合格です（{why}）。承認者のみが --override と理由を付けて昇格できます。",
+    ),
+    (
+        re.compile(
+            r"(?P<name>\S+) (?P<version>\S+)'s gate compared it with (?P<against>\S+), but (?P<to>\S+) holds "
+            r"\S+ (?P<current>\S+): .*"
+        ),
+        "{name} {version} のゲートは {against} と比較されましたが、{to} は現在 {current} です（古いゲート判定）。"
+        "現在の {to} と比較して再評価し、新しいバージョンとして登録してください。",
+    ),
+    (
+        re.compile(r"(?P<label>.+?)'s gate could not judge (?P<checks>[^(]+) \(.*"),
+        "{label} のゲートは {checks} を判定できていません。`tailor judge-load` で再判定してください。",
+    ),
+    (
+        re.compile(r"(?P<label>.+?) was registered without a gate decision: .*"),
+        "{label} はゲート判定なしで登録されています。本番と比較して評価し、登録し直してください。",
+    ),
+    (
+        re.compile(r"(?P<label>.+?)'s gate passed under policy .*"),
+        "{label} のゲートは現在のものとは別のポリシーで判定されました。現在のポリシーで再判定し、登録し直してください。",
+    ),
+    (
+        re.compile(r"role '(?P<role>\w+)' cannot move '(?P<alias>\w+)': an approver \(or admin\) must"),
+        "ロール '{role}' は '{alias}' を変更できません。承認者（または管理者）が行います。",
+    ),
+    (
+        re.compile(r"role '(?P<role>\w+)' may (?:only read|not \w+); (?P<action>\w+) needs one of: (?P<roles>.+)"),
+        "ロール '{role}' は {action} を実行できません（必要なロール: {roles}）。",
+    ),
+    (
+        re.compile(r"a reason is required to (?P<what>.+?) \(--reason TEXT\).*"),
+        "理由が必要です（監査ログに記録されます）。",
+    ),
     (re.compile(r"a reason must be one line of visible text.*"), "理由は目に見える文字の 1 行にしてください。"),
     (re.compile(r"a reason is at most (?P<n>\d+) characters.*"), "理由は {n} 文字以内にしてください。"),
-    (re.compile(r"(?P<name>\S+) (?P<version>\S+) is archived and cannot be promoted"),
-     "{name} {version} はアーカイブ済みのため昇格できません。"),
+    (
+        re.compile(r"(?P<name>\S+) (?P<version>\S+) is archived and cannot be promoted"),
+        "{name} {version} はアーカイブ済みのため昇格できません。",
+    ),
     (re.compile(r"(?P<name>\S+) (?P<version>\S+) is archived already"), "{name} {version} は既にアーカイブ済みです。"),
-    (re.compile(r"(?P<to>\S+) already holds (?P<name>\S+) (?P<version>\S+)"),
-     "{to} は既に {name} {version} です。"),
-    (re.compile(r"(?P<name>\S+) (?P<version>\S+) is (?P<holders>[\w ]+): promote or roll back to another version first"),
-     "{name} {version} は現在 {holders} です。先に別のバージョンを昇格するかロールバックしてください。"),
-    (re.compile(r"'(?P<alias>\w+)' of '(?P<name>[^']+)' holds (?P<now>\S+), not (?P<expect>\S+): it moved meanwhile.*"),
-     "{name} の '{alias}' は現在 {now} で、{expect} ではありません。その間に変更されました。確認してからやり直してください。"),
-    (re.compile(r"'(?P<alias>\w+)' of '(?P<name>[^']+)' has no earlier version to roll back to"),
-     "{name} の '{alias}' には戻れる以前のバージョンがありません。"),
-    (re.compile(r"cannot roll back '(?P<alias>\w+)' to (?P<name>\S+) (?P<version>\S+): it is archived"),
-     "{name} {version} はアーカイブ済みのため、'{alias}' をロールバックできません。"),
-    (re.compile(r"role 'trainer' cannot archive (?P<name>\S+) (?P<version>\S+): .*"),
-     "トレーナーは {name} {version} をアーカイブできません（本番がロールバック先として使う可能性があります）。承認者が行います。"),
+    (re.compile(r"(?P<to>\S+) already holds (?P<name>\S+) (?P<version>\S+)"), "{to} は既に {name} {version} です。"),
+    (
+        re.compile(
+            r"(?P<name>\S+) (?P<version>\S+) is (?P<holders>[\w ]+): promote or roll back to another version first"
+        ),
+        "{name} {version} は現在 {holders} です。先に別のバージョンを昇格するかロールバックしてください。",
+    ),
+    (
+        re.compile(
+            r"'(?P<alias>\w+)' of '(?P<name>[^']+)' holds (?P<now>\S+), not (?P<expect>\S+): it moved meanwhile.*"
+        ),
+        "{name} の '{alias}' は現在 {now} で、{expect} ではありません。その間に変更されました。確認してからやり直してください。",
+    ),
+    (
+        re.compile(r"'(?P<alias>\w+)' of '(?P<name>[^']+)' has no earlier version to roll back to"),
+        "{name} の '{alias}' には戻れる以前のバージョンがありません。",
+    ),
+    (
+        re.compile(r"cannot roll back '(?P<alias>\w+)' to (?P<name>\S+) (?P<version>\S+): it is archived"),
+        "{name} {version} はアーカイブ済みのため、'{alias}' をロールバックできません。",
+    ),
+    (
+        re.compile(r"role 'trainer' cannot archive (?P<name>\S+) (?P<version>\S+): .*"),
+        "トレーナーは {name} {version} をアーカイブできません（本番がロールバック先として使う可能性があります）。承認者が行います。",
+    ),
 ]
 
 

@@ -43,8 +43,17 @@ def adapters(registry: Registry) -> list[AdapterRow]:
         try:
             state = registry.state(name)
             events = registry.log.read(name, [state.head_seq]) if state.head_seq else []
-            rows.append(AdapterRow(name, state.aliases.get("production"), state.aliases.get("staging"),
-                                   events[-1] if events else None, state.signed, state.head_seq, None))  # fmt: skip
+            rows.append(
+                AdapterRow(
+                    name,
+                    state.aliases.get("production"),
+                    state.aliases.get("staging"),
+                    events[-1] if events else None,
+                    state.signed,
+                    state.head_seq,
+                    None,
+                )
+            )
         except TailorError as err:
             rows.append(AdapterRow(name, None, None, None, 0, 0, str(err)))
     return rows
@@ -62,9 +71,21 @@ def waiting(registry: Registry) -> list[Waiting]:
         held = set(state.history.get("production", []))
         for version in sorted(state.versions, key=version_number):
             verdict = state.verdict(version)
-            if (is_version(version) and verdict is not None and verdict.passed and version not in held
-                    and version not in state.archived
-                    and (production is None or version_number(version) > version_number(production))):
-                found.append(Waiting(name, version, state.registered_by.get(version, ""), production,
-                                     state.aliases.get("staging") == version))  # fmt: skip
+            if (
+                is_version(version)
+                and verdict is not None
+                and verdict.passed
+                and version not in held
+                and version not in state.archived
+                and (production is None or version_number(version) > version_number(production))
+            ):
+                found.append(
+                    Waiting(
+                        name,
+                        version,
+                        state.registered_by.get(version, ""),
+                        production,
+                        state.aliases.get("staging") == version,
+                    )
+                )
     return found

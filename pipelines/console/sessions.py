@@ -63,8 +63,9 @@ class Sessions:
             self._by_token.pop(token or "", None)
 
     def _prune(self, now: float) -> None:
-        for token in [t for t, s in self._by_token.items()
-                      if now - s.seen > IDLE_SECONDS or now - s.started > MAX_SECONDS]:  # fmt: skip
+        for token in [
+            t for t, s in self._by_token.items() if now - s.seen > IDLE_SECONDS or now - s.started > MAX_SECONDS
+        ]:
             del self._by_token[token]
 
 

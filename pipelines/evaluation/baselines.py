@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.model import LoadedBase, MeanPoolClassifier
 from pipelines.records import LabeledBatch
 from pipelines.training.params import TrainParams
+from serving.model import LoadedBase, MeanPoolClassifier
 
 BASELINES = ("probe", "lexical")
 LEXICAL_C = 10.0
@@ -28,13 +28,16 @@ def frozen_embeddings(base: LoadedBase, texts: list[str], max_length: int) -> np
 
     model = MeanPoolClassifier(base.encoder, 1)
     with torch.inference_mode():
-        parts = [model.embed(**base.tokenize(texts[i:i + EMBED_BATCH], max_length)).float().cpu().numpy()
-                 for i in range(0, len(texts), EMBED_BATCH)]  # fmt: skip
+        parts = [
+            model.embed(**base.tokenize(texts[i : i + EMBED_BATCH], max_length)).float().cpu().numpy()
+            for i in range(0, len(texts), EMBED_BATCH)
+        ]
     return np.concatenate(parts)
 
 
-def predict_baselines(reference: LabeledBatch, texts: list[str], base: LoadedBase, max_length: int,
-                      probe_C: float = TrainParams().head_C) -> dict[str, list[str]]:  # fmt: skip
+def predict_baselines(
+    reference: LabeledBatch, texts: list[str], base: LoadedBase, max_length: int, probe_C: float = TrainParams().head_C
+) -> dict[str, list[str]]:
     """Each baseline's predicted label for ``texts``, fitted on ``reference`` (the rows the candidate trained on);
     ``probe_C``: the candidate's own ``head_C``, so the probe baseline is the probe its training started from."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -46,7 +49,8 @@ def predict_baselines(reference: LabeledBatch, texts: list[str], base: LoadedBas
 
     vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
     return {
-        "probe": fit_predict(frozen_embeddings(base, reference.texts, max_length), frozen_embeddings(base, texts, max_length),
-                             probe_C),
+        "probe": fit_predict(
+            frozen_embeddings(base, reference.texts, max_length), frozen_embeddings(base, texts, max_length), probe_C
+        ),
         "lexical": fit_predict(vectoriser.fit_transform(reference.texts), vectoriser.transform(texts), LEXICAL_C),
     }

@@ -17,11 +17,20 @@ REQUIRED_CHECKS = ("quality", "drift", "bias", "cost", "load")
 # The limits these checks always judge (drift and bias may have nothing to judge): a decision file
 # without one was cut down, and re-judging it must not pass it by omission.
 REQUIRED_LIMITS = {
-    "quality": ("quality.min_macro_f1", "quality.min_holdout_size", "quality.min_label_coverage",
-                "quality.max_holdout_trained_share"),
+    "quality": (
+        "quality.min_macro_f1",
+        "quality.min_holdout_size",
+        "quality.min_label_coverage",
+        "quality.max_holdout_trained_share",
+    ),
     "cost": ("cost.max_train_seconds", "cost.max_peak_rss_mb", "cost.max_money"),
-    "load": ("load.max_base_spread", "load.max_p95_ratio", "load.min_throughput_ratio", "load.max_rss_mb",
-             "load.max_adapter_mb"),
+    "load": (
+        "load.max_base_spread",
+        "load.max_p95_ratio",
+        "load.min_throughput_ratio",
+        "load.max_rss_mb",
+        "load.max_adapter_mb",
+    ),
 }
 # Limits that say whether some of a check's measurements can be judged: when one does not hold, the check
 # is "not judged" (with this reason), neither passed nor failed, and the limits tied to the noise it
@@ -30,8 +39,14 @@ PRECONDITIONS = {"load.max_base_spread": ("machine too busy", ("load.max_p95_rat
 REGRESSION_LIMIT = "quality.max_regression"  # judged whenever the candidate was compared with production
 
 
-def decide(policy: Policy, checks: list[CheckResult], *, adapter: str | None = None,
-           against: str | None = None, adapter_sha256: str | None = None) -> GateDecision:  # fmt: skip
+def decide(
+    policy: Policy,
+    checks: list[CheckResult],
+    *,
+    adapter: str | None = None,
+    against: str | None = None,
+    adapter_sha256: str | None = None,
+) -> GateDecision:
     """Judge ``checks`` (measured under ``policy``'s measurement settings) under ``policy``.
 
     A check that errored, is missing, was given twice, or names a policy key the policy lacks counts as
@@ -77,15 +92,27 @@ def rejudge(policy: Policy, recorded: GateDecision) -> GateDecision:
     """
     now = policy.measurement_settings()
     if recorded.measured_under is None:
-        raise RefusedError("the decision does not record the settings its checks measured with (written by an "
-                           "older Tailor): run `tailor evaluate` again")  # fmt: skip
-    changed = [f"{key} {recorded.measured_under.get(key)} → {now[key]:g}" for key in now
-               if recorded.measured_under.get(key) != now[key]]  # fmt: skip
+        raise RefusedError(
+            "the decision does not record the settings its checks measured with (written by an "
+            "older Tailor): run `tailor evaluate` again"
+        )
+    changed = [
+        f"{key} {recorded.measured_under.get(key)} → {now[key]:g}"
+        for key in now
+        if recorded.measured_under.get(key) != now[key]
+    ]
     if changed:
-        raise RefusedError(f"policy {policy.version} measures differently than the checks did ({'; '.join(changed)}): "
-                           "the gate re-judges limits, not measurements; run `tailor evaluate` again")
-    return decide(policy, recorded.checks, adapter=recorded.adapter, against=recorded.against,
-                  adapter_sha256=recorded.adapter_sha256)
+        raise RefusedError(
+            f"policy {policy.version} measures differently than the checks did ({'; '.join(changed)}): "
+            "the gate re-judges limits, not measurements; run `tailor evaluate` again"
+        )
+    return decide(
+        policy,
+        recorded.checks,
+        adapter=recorded.adapter,
+        against=recorded.against,
+        adapter_sha256=recorded.adapter_sha256,
+    )
 
 
 def _not_judged(policy: Policy, check: CheckResult) -> tuple[str, set[str]] | None:
@@ -101,9 +128,12 @@ def _not_judged(policy: Policy, check: CheckResult) -> tuple[str, set[str]] | No
                 return None  # _judge names the missing limit as a failure
             if not holds(t.value, t.comparison, limit):
                 reason, tied = PRECONDITIONS[t.policy_key]
-                return (f"{check.name}: not judged: {reason} ({t.metric} {t.value:.3g} is not {t.comparison} "
-                        f"{limit:.3g}, policy {t.policy_key}; {', '.join(tied)} not read); "
-                        f"{check.details.get('summary', '')}", {t.policy_key, *tied})  # fmt: skip
+                return (
+                    f"{check.name}: not judged: {reason} ({t.metric} {t.value:.3g} is not {t.comparison} "
+                    f"{limit:.3g}, policy {t.policy_key}; {', '.join(tied)} not read); "
+                    f"{check.details.get('summary', '')}",
+                    {t.policy_key, *tied},
+                )
     return None
 
 
@@ -111,18 +141,35 @@ def _judge(policy: Policy, check: CheckResult, *, compared: bool, unread: set[st
     if check.error is not None:
         return [_reason(check.name, f"check errored: {check.error}", evidence=check.evidence)]
     judged = {t.policy_key for t in check.thresholds}
-    required = REQUIRED_LIMITS.get(check.name, ()) + ((REGRESSION_LIMIT,) if compared and check.name == "quality" else ())
+    required = REQUIRED_LIMITS.get(check.name, ()) + (
+        (REGRESSION_LIMIT,) if compared and check.name == "quality" else ()
+    )
     missing = [key for key in required if key not in judged]
     if missing and check.name == "load" and "load.max_p95_ms" in judged and "load.max_p95_ratio" in missing:
-        return [_reason(check.name, "measured before the load check timed the bare base model (no ratios to judge); "
-                                    "run `tailor evaluate` again", evidence=check.evidence)]  # fmt: skip
+        return [
+            _reason(
+                check.name,
+                "measured before the load check timed the bare base model (no ratios to judge); "
+                "run `tailor evaluate` again",
+                evidence=check.evidence,
+            )
+        ]
     if missing:
-        return [_reason(check.name, f"the result judges no {', '.join(missing)}: the check always does, so the "
-                                    "decision was cut down; run `tailor evaluate` again", evidence=check.evidence)]
+        return [
+            _reason(
+                check.name,
+                f"the result judges no {', '.join(missing)}: the check always does, so the "
+                "decision was cut down; run `tailor evaluate` again",
+                evidence=check.evidence,
+            )
+        ]
     if not check.thresholds:
         # Reported but not judged (e.g. no groups for the bias check): its own verdict stands.
-        return [] if check.passed else [_reason(check.name, "check failed without a measured threshold",
-                                                evidence=check.evidence)]  # fmt: skip
+        return (
+            []
+            if check.passed
+            else [_reason(check.name, "check failed without a measured threshold", evidence=check.evidence)]
+        )
     failures = []
     for t in check.thresholds:
         if t.policy_key in unread:
@@ -136,12 +183,22 @@ def _judge(policy: Policy, check: CheckResult, *, compared: bool, unread: set[st
             failures.append(_reason(check.name, f"{t.metric}: {problem}", evidence=check.evidence))
             continue
         if not holds(t.value, t.comparison, limit):
-            failures.append(GateFailure(
-                check=check.name, metric=t.metric, value=t.value, limit=limit, comparison=t.comparison,
-                policy_key=t.policy_key, evidence=check.evidence,
-                reason=(f"{t.metric} was not measured" if t.value is None or t.value != t.value
-                        else f"{t.metric} {t.value:.4g} is not {t.comparison} {limit:.4g}"),
-            ))  # fmt: skip
+            failures.append(
+                GateFailure(
+                    check=check.name,
+                    metric=t.metric,
+                    value=t.value,
+                    limit=limit,
+                    comparison=t.comparison,
+                    policy_key=t.policy_key,
+                    evidence=check.evidence,
+                    reason=(
+                        f"{t.metric} was not measured"
+                        if t.value is None or t.value != t.value
+                        else f"{t.metric} {t.value:.4g} is not {t.comparison} {limit:.4g}"
+                    ),
+                )
+            )
     return failures
 
 
@@ -152,7 +209,9 @@ def _threshold_problem(check: str, key: str, comparison: str) -> str | None:
         return f"judged against {key}, a limit of the {section} check"
     wanted = {"max": "<=", "min": ">="}.get(name.split("_")[0])
     if wanted is not None and comparison != wanted:
-        return f"compared with {comparison}, but {key} is {'an upper' if wanted == '<=' else 'a lower'} limit ({wanted})"
+        return (
+            f"compared with {comparison}, but {key} is {'an upper' if wanted == '<=' else 'a lower'} limit ({wanted})"
+        )
     return None
 
 
@@ -162,8 +221,9 @@ def _reason(check: str, reason: str, *, evidence: list[str] | None = None) -> Ga
 
 def describe(decision: GateDecision) -> str:
     """A few lines for people: the verdict, then one line per failure."""
-    head = (f"gate {decision.verdict.upper()} under policy {decision.policy_version} "
-            f"(sha256 {decision.policy_sha256[:12]})")  # fmt: skip
+    head = (
+        f"gate {decision.verdict.upper()} under policy {decision.policy_version} (sha256 {decision.policy_sha256[:12]})"
+    )
     if decision.adapter:
         head += f" for {decision.adapter}"
     if decision.against:

@@ -57,8 +57,9 @@ def pick_rows(correct: list[bool], rows: int, *, seed: int = 0) -> list[int]:
     return wrong[:n_wrong] + [right[i] for i in sorted(sample)]
 
 
-def explain_holdout(classifier, holdout: LabeledBatch, predicted: list[str], budget: ExplainBudget,
-                    adapter: str) -> ExplanationsReport:  # fmt: skip
+def explain_holdout(
+    classifier, holdout: LabeledBatch, predicted: list[str], budget: ExplainBudget, adapter: str
+) -> ExplanationsReport:
     """Explain the picked holdout rows; an explanation that fails leaves the report's ``error`` saying why.
 
     Explaining never decides the gate, so a failure here is reported, not raised.
@@ -66,13 +67,24 @@ def explain_holdout(classifier, holdout: LabeledBatch, predicted: list[str], bud
     from serving.explain import explain
 
     correct = [p == t for p, t in zip(predicted, holdout.labels)]
-    report = ExplanationsReport(adapter=adapter, max_rows=budget.rows, steps=budget.steps,
-                                wrong_total=correct.count(False), right_total=correct.count(True))  # fmt: skip
+    report = ExplanationsReport(
+        adapter=adapter,
+        max_rows=budget.rows,
+        steps=budget.steps,
+        wrong_total=correct.count(False),
+        right_total=correct.count(True),
+    )
     rows = []
     try:
         for i in pick_rows(correct, budget.rows):
-            rows.append(ExplainedRow(id=str(holdout.ids[i]), true_label=str(holdout.labels[i]), correct=correct[i],
-                                     explanation=explain(classifier, holdout.texts[i], steps=budget.steps)))  # fmt: skip
+            rows.append(
+                ExplainedRow(
+                    id=str(holdout.ids[i]),
+                    true_label=str(holdout.labels[i]),
+                    correct=correct[i],
+                    explanation=explain(classifier, holdout.texts[i], steps=budget.steps),
+                )
+            )
     except Exception as err:  # noqa: BLE001 - explanations are evidence for people, never a reason to lose the gate's
         log.warning("explaining %s's holdout rows failed: %s", adapter, err)
         return report.model_copy(update={"error": f"{type(err).__name__}: {err}"})

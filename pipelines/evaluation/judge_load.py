@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.evaluation import gate
 from pipelines.batches.read import read_batch
+from pipelines.evaluation import gate
 from pipelines.evaluation.checks import load
 from pipelines.policy import Policy
 from pipelines.records import GateDecision
-from registry.errors import RefusedError
 from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE, gate_summary
+from registry.errors import RefusedError
 from registry.reading import latest_gate
 from registry.registry import Registry
 
 
-def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, base_model_dir: Path,
-               work: Path) -> GateDecision:  # fmt: skip
+def judge_load(
+    registry: Registry, name: str, version: str, policy: Policy, *, base_model_dir: Path, work: Path
+) -> GateDecision:
     """Measure ``name`` ``version``'s load again and record the gate's new verdict as a ``judge`` event.
 
     Args:
@@ -38,19 +39,30 @@ def judge_load(registry: Registry, name: str, version: str, policy: Policy, *, b
     manifest = registry.download(name, version, work)
     standing = latest_gate(registry.events(name), manifest)
     if standing is None or not (work / GATE_DECISION_FILE).is_file():
-        raise RefusedError(f"{name} {version} was registered without a gate decision: there is no load verdict to "
-                           "judge again; evaluate its folder (`tailor evaluate`) instead")  # fmt: skip
+        raise RefusedError(
+            f"{name} {version} was registered without a gate decision: there is no load verdict to "
+            "judge again; evaluate its folder (`tailor evaluate`) instead"
+        )
     if load.NAME not in standing.unjudged_checks() or standing.failures:
-        raise RefusedError(f"{name} {version}'s gate has a verdict already ({standing.verdict}): only a load the gate could "
-                           "not judge (machine too busy), with nothing else failed, is measured again")
+        raise RefusedError(
+            f"{name} {version}'s gate has a verdict already ({standing.verdict}): only a load the gate could "
+            "not judge (machine too busy), with nothing else failed, is measured again"
+        )
     if standing.policy_sha256 != policy.sha256:
-        raise RefusedError(f"{name} {version}'s gate was decided under policy {standing.policy_version} "
-                           f"({(standing.policy_sha256 or '?')[:12]}), not {policy.version} ({policy.sha256[:12]}): "
-                           "judge its load under the same policy (--policy), or evaluate its folder again")
+        raise RefusedError(
+            f"{name} {version}'s gate was decided under policy {standing.policy_version} "
+            f"({(standing.policy_sha256 or '?')[:12]}), not {policy.version} ({policy.sha256[:12]}): "
+            "judge its load under the same policy (--policy), or evaluate its folder again"
+        )
     recorded = GateDecision.read_json(work / GATE_DECISION_FILE)
     fresh = load.run(load.measure(work, base_model_dir, read_batch(work / REFERENCE_FILE).texts), policy.load)
     checks = [fresh if check.name == load.NAME else check for check in recorded.checks]
     decision = gate.rejudge(policy, recorded.model_copy(update={"checks": checks}))
-    registry.judge(name, version, gate_summary(decision.model_dump(mode="json")), fresh.model_dump(mode="json"),
-                   reason=f"load judged again on {fresh.details['host']}: gate {decision.verdict}")  # fmt: skip
+    registry.judge(
+        name,
+        version,
+        gate_summary(decision.model_dump(mode="json")),
+        fresh.model_dump(mode="json"),
+        reason=f"load judged again on {fresh.details['host']}: gate {decision.verdict}",
+    )
     return decision

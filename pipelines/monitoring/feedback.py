@@ -22,8 +22,8 @@ from pathlib import Path
 from pipelines.monitoring.monitor import results_prefix
 from pipelines.monitoring.traffic_log import read_traffic
 from pipelines.records import LabeledBatch
-from registry.files import write_atomic
 from registry.errors import NotFoundError, RefusedError
+from registry.files import write_atomic
 
 MAX_FEEDBACK_BYTES = 10 * 1024 * 1024
 COLUMNS = ("request_id", "label")
@@ -82,8 +82,9 @@ def read_feedback(path: Path) -> list[Correction]:
         item = Correction(str(raw["request_id"]).strip(), int(index), str(raw["label"]).strip(), line)
         first = seen.setdefault((item.request_id, item.index), item)
         if first is not item:
-            problems.append(f"line {line}: request {item.request_id} index {item.index} was corrected on line "
-                            f"{first.line} already")  # fmt: skip
+            problems.append(
+                f"line {line}: request {item.request_id} index {item.index} was corrected on line {first.line} already"
+            )
             continue
         out.append(item)
     if not out and not problems:
@@ -97,8 +98,9 @@ def _csv(path: Path, text: str) -> list[tuple[int, dict]]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise FeedbackError(f"feedback file {path} has no column {', '.join(missing)}: give a header row "
-                            "request_id,label[,index]")  # fmt: skip
+        raise FeedbackError(
+            f"feedback file {path} has no column {', '.join(missing)}: give a header row request_id,label[,index]"
+        )
     return [(reader.line_num, row) for row in reader]
 
 
@@ -143,25 +145,33 @@ def make_batch(registry, name: str, feedback_file: Path, incoming: Path, actor: 
     for c in corrections:
         row = recorded.get((c.request_id, c.index))
         if row is None:
-            problems.append(f"line {c.line}: no recorded prediction of '{name}' has request id {c.request_id!r}"
-                            + (f" index {c.index}" if c.index else "") + " (erased, expired, or never sampled)")
+            problems.append(
+                f"line {c.line}: no recorded prediction of '{name}' has request id {c.request_id!r}"
+                + (f" index {c.index}" if c.index else "")
+                + " (erased, expired, or never sampled)"
+            )
         elif row.text is None:
-            problems.append(f"line {c.line}: request {c.request_id} was recorded as a hash (hash_texts): no text to "
-                            "learn from")  # fmt: skip
+            problems.append(
+                f"line {c.line}: request {c.request_id} was recorded as a hash (hash_texts): no text to learn from"
+            )
         if c.label not in known:
             problems.append(f"line {c.line}: label {c.label!r} is not one of production's ({', '.join(sorted(known))})")
     corrected: dict[str, Correction] = {}
     for c in corrections if not problems else []:
         first = corrected.setdefault(recorded[(c.request_id, c.index)].text, c)
         if first.label != c.label:
-            problems.append(f"line {c.line}: the same text as line {first.line} is labelled {c.label!r} here and "
-                            f"{first.label!r} there")  # fmt: skip
+            problems.append(
+                f"line {c.line}: the same text as line {first.line} is labelled {c.label!r} here and "
+                f"{first.label!r} there"
+            )
     if problems:
         raise FeedbackError(f"feedback file {feedback_file}: " + "; ".join(problems[:20]))
     keep = [i for i, text in enumerate(reference.texts) if text not in corrected]
     texts = [reference.texts[i] for i in keep] + list(corrected)
     labels = [reference.labels[i] for i in keep] + [c.label for c in corrected.values()]
-    ids = [f"reference-{reference.ids[i]}" for i in keep] + [f"feedback-{c.request_id}-{c.index}" for c in corrected.values()]
+    ids = [f"reference-{reference.ids[i]}" for i in keep] + [
+        f"feedback-{c.request_id}-{c.index}" for c in corrected.values()
+    ]
     groups = None if reference.groups is None else [reference.groups[i] for i in keep] + ["feedback"] * len(corrected)
     batch = LabeledBatch(source="feedback", texts=texts, labels=labels, ids=ids, groups=groups)
     stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
@@ -169,22 +179,40 @@ def make_batch(registry, name: str, feedback_file: Path, incoming: Path, actor: 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, _csv_text(batch))
     provenance = {
-        "name": name, "production_version": manifest.version, "production_sha256": manifest.content_sha256,
+        "name": name,
+        "production_version": manifest.version,
+        "production_sha256": manifest.content_sha256,
         "feedback_file": str(Path(feedback_file).resolve()),
         "feedback_sha256": hashlib.sha256(Path(feedback_file).read_bytes()).hexdigest(),
-        "batch": path.name, "batch_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "by": actor,
-        "at": datetime.now(timezone.utc).isoformat(), "reference_rows": len(keep),
-        "corrections": [{"request_id": c.request_id, "index": c.index, "label": c.label,
-                         "predicted": recorded[(c.request_id, c.index)].label,
-                         "version": recorded[(c.request_id, c.index)].version} for c in corrections],
-    }  # fmt: skip
+        "batch": path.name,
+        "batch_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "by": actor,
+        "at": datetime.now(timezone.utc).isoformat(),
+        "reference_rows": len(keep),
+        "corrections": [
+            {
+                "request_id": c.request_id,
+                "index": c.index,
+                "label": c.label,
+                "predicted": recorded[(c.request_id, c.index)].label,
+                "version": recorded[(c.request_id, c.index)].version,
+            }
+            for c in corrections
+        ],
+    }
     sidecar = path.with_name(path.stem + ".provenance.json")
     write_atomic(sidecar, json.dumps(provenance, indent=2, ensure_ascii=False))
     key = f"{results_prefix(name)}feedback/{stamp}-{provenance['batch_sha256'][:12]}.json"
     registry.store.put(key, json.dumps(provenance, indent=2, ensure_ascii=False).encode(), create_only=True)
-    return FeedbackBatch(path=path, provenance=sidecar, record_key=key, production_version=manifest.version,
-                         reference_rows=len(keep), feedback_rows=len(corrected),
-                         replaced_rows=len(reference) - len(keep))  # fmt: skip
+    return FeedbackBatch(
+        path=path,
+        provenance=sidecar,
+        record_key=key,
+        production_version=manifest.version,
+        reference_rows=len(keep),
+        feedback_rows=len(corrected),
+        replaced_rows=len(reference) - len(keep),
+    )
 
 
 def _csv_text(batch: LabeledBatch) -> str:

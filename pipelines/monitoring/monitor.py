@@ -103,15 +103,21 @@ def _live_rows(rows: list[TrafficRow], base_model_dir: Path) -> drift.EmbeddedRo
         if row.text is None:
             feats = row.features or {}
             if not all(c in feats for c in (*drift.PER_TEXT_COLUMNS, "embedding")):
-                raise TailorError(f"a row of request {row.request_id} keeps neither its text nor the features the "
-                                  "monitor needs (recorded by another version of Tailor?)")  # fmt: skip
+                raise TailorError(
+                    f"a row of request {row.request_id} keeps neither its text nor the features the "
+                    "monitor needs (recorded by another version of Tailor?)"
+                )
             embeddings[i] = np.asarray(feats["embedding"], dtype=np.float32)
             for c in drift.PER_TEXT_COLUMNS:
                 per_text[c][i] = float(feats[c])
     if len({e.shape for e in embeddings}) != 1:
         raise TailorError("recorded embeddings differ in size from the base model's: recorded under another base model")
-    return drift.EmbeddedRows(ids=[r.text_sha256 for r in rows], labels=[r.label for r in rows], per_text=per_text,
-                              embeddings=np.stack(embeddings))  # fmt: skip
+    return drift.EmbeddedRows(
+        ids=[r.text_sha256 for r in rows],
+        labels=[r.label for r in rows],
+        per_text=per_text,
+        embeddings=np.stack(embeddings),
+    )
 
 
 def _sample(rows: list, seed: int) -> list:
@@ -120,8 +126,17 @@ def _sample(rows: list, seed: int) -> list:
     return [rows[i] for i in sorted(np.random.default_rng(seed).choice(len(rows), drift.MAX_ROWS, replace=False))]
 
 
-def run(registry, name: str, monitoring: Monitoring, base_model_dir: Path, *, since: datetime | None = None,
-        holdout: Path | None = None, alert: Alert | None = None, seed: int = 0) -> MonitorResult:  # fmt: skip
+def run(
+    registry,
+    name: str,
+    monitoring: Monitoring,
+    base_model_dir: Path,
+    *,
+    since: datetime | None = None,
+    holdout: Path | None = None,
+    alert: Alert | None = None,
+    seed: int = 0,
+) -> MonitorResult:
     """Judge the traffic recorded for ``name`` since ``since``, store the result, and hand ``alert``
     the crossed limits, if any.
 
@@ -138,24 +153,42 @@ def run(registry, name: str, monitoring: Monitoring, base_model_dir: Path, *, si
     alerts = monitoring.alerts
     traffic = read_traffic(registry.store, name, since)
     rows = traffic.rows
-    result = dict(run_id=f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}", name=name,
-                  version=manifest.version, since=since, rows=len(rows),
-                  versions_seen=dict(Counter(r.version for r in rows)), unreadable_rows=len(traffic.problems),
-                  problems=traffic.problems[:MAX_PROBLEMS_SHOWN])  # fmt: skip
+    result = dict(
+        run_id=f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        name=name,
+        version=manifest.version,
+        since=since,
+        rows=len(rows),
+        versions_seen=dict(Counter(r.version for r in rows)),
+        unreadable_rows=len(traffic.problems),
+        problems=traffic.problems[:MAX_PROBLEMS_SHOWN],
+    )
     if len(rows) < alerts.min_rows:
-        outcome = MonitorResult(**result, judged=False, summary=f"{len(rows)} recorded rows, under "
-                                f"alerts.min_rows {alerts.min_rows}: not judged")  # fmt: skip
+        outcome = MonitorResult(
+            **result,
+            judged=False,
+            summary=f"{len(rows)} recorded rows, under alerts.min_rows {alerts.min_rows}: not judged",
+        )
         return _finish(registry, outcome, monitoring, alert)
     with tempfile.TemporaryDirectory(prefix="tailor-monitor-") as work:
         folder = Path(work) / "adapter"
         registry.download(name, manifest.version, folder)
-        outcome = _judge(result, rows, read_batch(folder / REFERENCE_FILE), folder, holdout, monitoring,
-                         base_model_dir, seed)  # fmt: skip
+        outcome = _judge(
+            result, rows, read_batch(folder / REFERENCE_FILE), folder, holdout, monitoring, base_model_dir, seed
+        )
     return _finish(registry, outcome, monitoring, alert)
 
 
-def _judge(result: dict, rows: list[TrafficRow], reference, folder: Path, holdout: Path | None,
-           monitoring: Monitoring, base_model_dir: Path, seed: int) -> MonitorResult:  # fmt: skip
+def _judge(
+    result: dict,
+    rows: list[TrafficRow],
+    reference,
+    folder: Path,
+    holdout: Path | None,
+    monitoring: Monitoring,
+    base_model_dir: Path,
+    seed: int,
+) -> MonitorResult:
     from pipelines.batches.read import read_batch
 
     alerts = monitoring.alerts
@@ -179,31 +212,54 @@ def _judge(result: dict, rows: list[TrafficRow], reference, folder: Path, holdou
     shift = total_variation(live_labels, baseline)
     drop = None if holdout_confidence is None else holdout_confidence - live_confidence
     measures = [
-        Measure(name="drifted_share", value=share, limit=alerts.max_drifted_share, crossed=share > alerts.max_drifted_share),
+        Measure(
+            name="drifted_share", value=share, limit=alerts.max_drifted_share, crossed=share > alerts.max_drifted_share
+        ),
         Measure(name="label_shift", value=shift, limit=alerts.max_label_shift, crossed=shift > alerts.max_label_shift),
-        Measure(name="confidence_drop", value=drop, limit=alerts.max_confidence_drop,
-                crossed=drop is not None and drop > alerts.max_confidence_drop),
-    ]  # fmt: skip
+        Measure(
+            name="confidence_drop",
+            value=drop,
+            limit=alerts.max_confidence_drop,
+            crossed=drop is not None and drop > alerts.max_confidence_drop,
+        ),
+    ]
     crossed = [m for m in measures if m.crossed]
-    summary = (", ".join(f"{m.name} {m.value:.3f} > {m.limit:g}" for m in crossed) if crossed else "no limit crossed") \
-        + f" ({len(rows)} rows; {sum(v['drifted'] for v in columns.values())} of {len(columns)} columns drifted)"  # fmt: skip
-    return MonitorResult(**result, judged=True, measures=measures, drift_columns=columns, live_labels=live_labels,
-                         holdout_labels=baseline, summary=summary)  # fmt: skip
+    summary = (
+        ", ".join(f"{m.name} {m.value:.3f} > {m.limit:g}" for m in crossed) if crossed else "no limit crossed"
+    ) + f" ({len(rows)} rows; {sum(v['drifted'] for v in columns.values())} of {len(columns)} columns drifted)"
+    return MonitorResult(
+        **result,
+        judged=True,
+        measures=measures,
+        drift_columns=columns,
+        live_labels=live_labels,
+        holdout_labels=baseline,
+        summary=summary,
+    )
 
 
 def _finish(registry, outcome: MonitorResult, monitoring: Monitoring, alert: Alert | None) -> MonitorResult:
     """Expire old traffic, store the result, announce a crossed limit."""
     update: dict = {"key": f"{results_prefix(outcome.name)}{outcome.run_id}.json"}
     try:
-        update["expired_batches"] = len(expire(registry.store, outcome.name,
-                                               monitoring.recording.retention_days).batches)  # fmt: skip
+        update["expired_batches"] = len(
+            expire(registry.store, outcome.name, monitoring.recording.retention_days).batches
+        )
     except TailorError as err:  # e.g. a reader's monitor: the result is still worth storing
         update["expiry_problem"] = str(err)
     outcome = outcome.model_copy(update=update)
     registry.store.put(outcome.key, outcome.model_dump_json(indent=2).encode(), create_only=True)
     if outcome.crossed and alert is not None:
-        alert(MonitorAlert(name=outcome.name, version=outcome.version, run_id=outcome.run_id, crossed=outcome.crossed,
-                           summary=outcome.summary, at=outcome.at))  # fmt: skip
+        alert(
+            MonitorAlert(
+                name=outcome.name,
+                version=outcome.version,
+                run_id=outcome.run_id,
+                crossed=outcome.crossed,
+                summary=outcome.summary,
+                at=outcome.at,
+            )
+        )
     return outcome
 
 

@@ -8,8 +8,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from pipelines.settings import Settings
 from pipelines.servers.seaweedfs_identities import RECORDER, read_identities
+from pipelines.settings import Settings
 from registry.errors import ConfigError
 from registry.people import is_credentials_file
 from registry.settings import StoreSettings
@@ -32,19 +32,33 @@ def recorder_settings(settings: Settings, retention_days: int) -> StoreSettings:
     access, secret = os.environ.get(ACCESS_ENV), os.environ.get(SECRET_ENV)
     if not (access and secret):
         given = settings.credentials_file
-        identities = given if given is not None and not is_credentials_file(given) else \
-            settings.embedded_store().identities_file  # fmt: skip
+        identities = (
+            given if given is not None and not is_credentials_file(given) else settings.embedded_store().identities_file
+        )
         if not Path(identities).is_file():
-            raise ConfigError(f"--record-traffic needs the recorder's keys: set {ACCESS_ENV} and {SECRET_ENV}, or run "
-                              f"the embedded store (its identities file {identities} does not exist)")  # fmt: skip
+            raise ConfigError(
+                f"--record-traffic needs the recorder's keys: set {ACCESS_ENV} and {SECRET_ENV}, or run "
+                f"the embedded store (its identities file {identities} does not exist)"
+            )
         keys = read_identities(identities)
         if RECORDER not in keys:
-            raise ConfigError(f"--record-traffic: {identities} has no '{RECORDER}' identity: restart the embedded store "
-                              f"(`tailor store stop; tailor store start` adds it) or set {ACCESS_ENV}/{SECRET_ENV}")
+            raise ConfigError(
+                f"--record-traffic: {identities} has no '{RECORDER}' identity: restart the embedded store "
+                f"(`tailor store stop; tailor store start` adds it) or set {ACCESS_ENV}/{SECRET_ENV}"
+            )
         access, secret = keys[RECORDER]
     # The role only words refusals: the store judges the recorder by its keys.
-    return replace(base, access_key=access, secret_key=secret, session_token=None, signing_key=None, role="reader",
-                   actor=RECORDER, object_lock_mode="GOVERNANCE", object_lock_days=retention_days)  # fmt: skip
+    return replace(
+        base,
+        access_key=access,
+        secret_key=secret,
+        session_token=None,
+        signing_key=None,
+        role="reader",
+        actor=RECORDER,
+        object_lock_mode="GOVERNANCE",
+        object_lock_days=retention_days,
+    )
 
 
 def record_features(base_model_dir: Path) -> Features:
@@ -63,8 +77,10 @@ def record_features(base_model_dir: Path) -> Features:
 
         columns = per_text_features(texts, tokenizer())
         embeddings = embed(texts, base_model_dir).round(EMBEDDING_DECIMALS)
-        return [{**{name: values[i] for name, values in columns.items()}, "embedding": embeddings[i].tolist()}
-                for i in range(len(texts))]  # fmt: skip
+        return [
+            {**{name: values[i] for name, values in columns.items()}, "embedding": embeddings[i].tolist()}
+            for i in range(len(texts))
+        ]
 
     return features
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from pipelines.monitoring.traffic_log import batches, parse_row
 from registry.audit.events import AuditEvent
 from registry.errors import AccessDeniedError, NotFoundError, RefusedError
 from registry.store import S3ObjectStore
-from pipelines.monitoring.traffic_log import batches, parse_row
 from serving.traffic import batch_key, key_time
 
 MAX_REASON_CHARS = 2000
@@ -36,8 +36,12 @@ def _erase(store: S3ObjectStore, key: str, *, bypass: bool) -> None:
 
     for version in [v for v in store.versions(key) if v.key == key]:
         try:
-            store.client.delete_object(Bucket=store.bucket, Key=key, VersionId=version.version_id,
-                                       **({"BypassGovernanceRetention": True} if bypass else {}))  # fmt: skip
+            store.client.delete_object(
+                Bucket=store.bucket,
+                Key=key,
+                VersionId=version.version_id,
+                **({"BypassGovernanceRetention": True} if bypass else {}),
+            )
         except (ClientError, BotoCoreError) as err:
             raise store._translate(err, key) from err
 
@@ -55,8 +59,9 @@ def expire(store: S3ObjectStore, name: str, retention_days: int, now: datetime |
     return erased
 
 
-def erase(registry, name: str, *, reason: str, request_id: str | None = None,
-          before: datetime | None = None) -> tuple[Erased, AuditEvent]:  # fmt: skip
+def erase(
+    registry, name: str, *, reason: str, request_id: str | None = None, before: datetime | None = None
+) -> tuple[Erased, AuditEvent]:
     """Erase ``name``'s recorded traffic now: the rows of one request, or everything recorded before a time.
 
     Args:
@@ -85,10 +90,20 @@ def erase(registry, name: str, *, reason: str, request_id: str | None = None,
             _drop_request(store, name, info.key, request_id, erased)
         if not erased.rows:
             raise NotFoundError(f"no recorded traffic of '{name}' has request id {request_id!r}")
-        what = f"erased {erased.rows} rows of request {request_id} from {len(erased.batches + erased.rewritten)} batches"
-    event = registry.log.append(name, lambda _state: AuditEvent(
-        action="delete-traffic", name=name, version="", actor=registry.settings.actor, role=registry.settings.role,
-        reason=f"{reason} ({what})"[:MAX_REASON_CHARS]))  # fmt: skip
+        what = (
+            f"erased {erased.rows} rows of request {request_id} from {len(erased.batches + erased.rewritten)} batches"
+        )
+    event = registry.log.append(
+        name,
+        lambda _state: AuditEvent(
+            action="delete-traffic",
+            name=name,
+            version="",
+            actor=registry.settings.actor,
+            role=registry.settings.role,
+            reason=f"{reason} ({what})"[:MAX_REASON_CHARS],
+        ),
+    )
     return erased, event
 
 
@@ -135,8 +150,13 @@ def _put(store: S3ObjectStore, key: str, data: bytes, extra: dict) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        store.client.put_object(Bucket=store.bucket, Key=key, Body=data, IfNoneMatch="*",
-                                ContentMD5=base64.b64encode(hashlib.md5(data).digest()).decode(), **extra)  # fmt: skip
+        store.client.put_object(
+            Bucket=store.bucket,
+            Key=key,
+            Body=data,
+            IfNoneMatch="*",
+            ContentMD5=base64.b64encode(hashlib.md5(data).digest()).decode(),
+            **extra,
+        )
     except (ClientError, BotoCoreError) as err:
         raise store._translate(err, key) from err
-

@@ -15,8 +15,18 @@ from registry.object_store import ObjectInfo, ObjectStore
 from serving.traffic import TrafficRow, key_time, traffic_prefix
 
 MAX_BATCH_BYTES = 64 * 1024 * 1024
-_TYPES = {"request_id": str, "index": int, "time": str, "adapter": str, "version": str, "label": str,
-          "confidence": (int, float), "text_sha256": str, "text": (str, type(None)), "features": (dict, type(None))}  # fmt: skip
+_TYPES = {
+    "request_id": str,
+    "index": int,
+    "time": str,
+    "adapter": str,
+    "version": str,
+    "label": str,
+    "confidence": (int, float),
+    "text_sha256": str,
+    "text": (str, type(None)),
+    "features": (dict, type(None)),
+}
 
 
 @dataclass
@@ -26,8 +36,9 @@ class Traffic:
     problems: list[str] = field(default_factory=list)  # lines that are not rows, by key and line
 
 
-def batches(store: ObjectStore, name: str, since: datetime | None = None,
-            before: datetime | None = None) -> list[ObjectInfo]:  # fmt: skip
+def batches(
+    store: ObjectStore, name: str, since: datetime | None = None, before: datetime | None = None
+) -> list[ObjectInfo]:
     """The batch objects of ``name`` recorded in [since, before), by the time in their key."""
     out = []
     for info in store.list(traffic_prefix(name)):
@@ -48,16 +59,28 @@ def parse_row(line: str) -> TrafficRow:
     names = {f.name for f in fields(TrafficRow)}
     missing = [n for n in names if n not in raw and n not in ("text", "features")]
     unknown = sorted(set(raw) - names)
-    wrong = [n for n, kinds in _TYPES.items() if n in raw and (not isinstance(raw[n], kinds) or isinstance(raw[n], bool))]
+    wrong = [
+        n for n, kinds in _TYPES.items() if n in raw and (not isinstance(raw[n], kinds) or isinstance(raw[n], bool))
+    ]
     if missing or unknown or wrong:
-        raise ValueError("; ".join(filter(None, [missing and f"missing {', '.join(sorted(missing))}",
-                                                 unknown and f"unknown {', '.join(unknown)}",
-                                                 wrong and f"mistyped {', '.join(wrong)}"])))  # fmt: skip
+        raise ValueError(
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        missing and f"missing {', '.join(sorted(missing))}",
+                        unknown and f"unknown {', '.join(unknown)}",
+                        wrong and f"mistyped {', '.join(wrong)}",
+                    ],
+                )
+            )
+        )
     return TrafficRow(**raw)
 
 
-def read_traffic(store: ObjectStore, name: str, since: datetime | None = None,
-                 before: datetime | None = None) -> Traffic:  # fmt: skip
+def read_traffic(
+    store: ObjectStore, name: str, since: datetime | None = None, before: datetime | None = None
+) -> Traffic:
     """Every row of ``name`` recorded in [since, before); unreadable lines are listed, not raised."""
     traffic = Traffic()
     for info in batches(store, name, since, before):

@@ -23,9 +23,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from pipelines.context import Context
-from pipelines.usecases import promotion, watch as watching
-from pipelines.usecases import retrain as retraining
 from pipelines.records import RetrainOutcome
+from pipelines.usecases import promotion
+from pipelines.usecases import retrain as retraining
+from pipelines.usecases import watch as watching
 from pipelines.usecases.retrain import RetrainRequest
 from pipelines.usecases.watch import Arrival, ProcessedBatch
 from registry.audit.events import AuditEvent
@@ -93,9 +94,17 @@ def rollback(name: str, reason: str, alias: str = "production") -> AuditEvent:
 
 
 @flow(name="retrain")
-def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, workdir: Path | None = None,
-            device: str = "auto", encoding: str | None = None, incoming: Path | None = None,
-            card: Path | None = None) -> RetrainOutcome:  # fmt: skip
+def retrain(
+    batch: Path,
+    name: str,
+    holdout: Path,
+    labels: Path | None = None,
+    workdir: Path | None = None,
+    device: str = "auto",
+    encoding: str | None = None,
+    incoming: Path | None = None,
+    card: Path | None = None,
+) -> RetrainOutcome:
     """validate → train → evaluate → gate → register → promote to staging (production only if the policy says so).
 
     ``encoding`` names the batch's text encoding (None: UTF-8). A rejected batch is moved into
@@ -113,8 +122,9 @@ def retrain(batch: Path, name: str, holdout: Path, labels: Path | None = None, w
 
 
 @flow(name="watch")
-def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
-          retrain_deployment: str | None = None) -> list[ProcessedBatch]:
+def watch(
+    watch_dir: Path, name: str, holdout: Path, labels: Path | None = None, retrain_deployment: str | None = None
+) -> list[ProcessedBatch]:
     """Retrain on each batch that arrived in ``watch_dir`` since the last run; do nothing otherwise.
 
     With ``retrain_deployment`` (e.g. ``retrain/gpu``) each retrain runs on that deployment's work
@@ -127,17 +137,29 @@ def watch(watch_dir: Path, name: str, holdout: Path, labels: Path | None = None,
         if retrain_deployment:
             from prefect.deployments import run_deployment
 
-            run = run_deployment(retrain_deployment, parameters={
-                "batch": str(path), "name": name, "holdout": str(holdout),
-                "labels": labels and str(labels), "incoming": str(path.parent)})  # fmt: skip
+            run = run_deployment(
+                retrain_deployment,
+                parameters={
+                    "batch": str(path),
+                    "name": name,
+                    "holdout": str(holdout),
+                    "labels": labels and str(labels),
+                    "incoming": str(path.parent),
+                },
+            )
             if run.state.is_crashed() or run.state.is_cancelled():
-                log.warning("%s: the retrain run %s ended %s; the batch is tried again next run", path.name, run.name,
-                            run.state.name)  # fmt: skip
+                log.warning(
+                    "%s: the retrain run %s ended %s; the batch is tried again next run",
+                    path.name,
+                    run.name,
+                    run.state.name,
+                )
                 return None
             return arrival.processed(f"{run.name}: {run.state.message or run.state.name}")
         # The watched folder is where batches are handed in: a rejected one is moved out of it.
-        result = retrain(path, name, holdout, labels=labels, incoming=path.parent,
-                         return_state=True).result(raise_on_failure=False)  # fmt: skip
+        result = retrain(path, name, holdout, labels=labels, incoming=path.parent, return_state=True).result(
+            raise_on_failure=False
+        )
         return watching.processed_from(arrival, result, log)
 
     def finish_staging(name: str, version: str) -> bool:

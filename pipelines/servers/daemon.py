@@ -75,10 +75,20 @@ class Daemon:
         """Raises ``error`` naming the first port another process holds."""
         busy = [p for p in ports if port_in_use(p)]
         if busy:
-            raise self.error(f"port {busy[0]} on {HOST} is in use by another process, not Tailor's {self.label}; {hint}")
+            raise self.error(
+                f"port {busy[0]} on {HOST} is in use by another process, not Tailor's {self.label}; {hint}"
+            )
 
-    def spawn(self, args: list[str], *, env: dict[str, str], cwd: Path, healthy: Callable[[], bool],
-              timeout: float, poll: float = 0.3) -> int:  # fmt: skip
+    def spawn(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        healthy: Callable[[], bool],
+        timeout: float,
+        poll: float = 0.3,
+    ) -> int:
         """Start the server in its own session, record its pid, and wait until ``healthy()``.
 
         Raises:
@@ -88,9 +98,14 @@ class Daemon:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                cwd=cwd, start_new_session=True,
-            )  # fmt: skip
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
         self.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -98,8 +98,13 @@ def prefect_binary() -> Path:
 
 
 def _daemon(cfg: PrefectServerConfig) -> Daemon:
-    return Daemon(label="Prefect server", pid_file=cfg.pid_file, log_file=cfg.log_file,
-                  cmdline_marks=(b"prefect", b"server", str(cfg.port).encode()), error=PrefectServerError)  # fmt: skip
+    return Daemon(
+        label="Prefect server",
+        pid_file=cfg.pid_file,
+        log_file=cfg.log_file,
+        cmdline_marks=(b"prefect", b"server", str(cfg.port).encode()),
+        error=PrefectServerError,
+    )
 
 
 def _healthy(cfg: PrefectServerConfig) -> bool:
@@ -184,12 +189,18 @@ def ensure_crash_detection(cfg: PrefectServerConfig) -> bool:
         name=CRASH_AUTOMATION,
         description=f"no heartbeat for {window} s: the run's process is gone",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.heartbeat", *ended},
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *ended},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-            for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
-            within=timedelta(seconds=window)),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {window} s: its process was killed")],
-    )  # fmt: skip
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=window),
+        ),
+        actions=[
+            ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {window} s: its process was killed")
+        ],
+    )
     try:
         with temporary_settings({PREFECT_API_URL: cfg.api_url}), get_client(sync_client=True) as client:
             existing = client.read_automations_by_name(CRASH_AUTOMATION)
@@ -200,8 +211,10 @@ def ensure_crash_detection(cfg: PrefectServerConfig) -> bool:
             else:
                 client.create_automation(automation)
     except Exception as err:  # noqa: BLE001 - httpx and Prefect raise many kinds; all mean the same here
-        raise PrefectServerError(f"the Prefect server at {cfg.api_url} refused the crash-detection automation: "
-                                 f"{type(err).__name__}: {first_line(err)}") from None  # fmt: skip
+        raise PrefectServerError(
+            f"the Prefect server at {cfg.api_url} refused the crash-detection automation: "
+            f"{type(err).__name__}: {first_line(err)}"
+        ) from None
     return True
 
 

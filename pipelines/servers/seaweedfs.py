@@ -78,7 +78,9 @@ class EmbeddedStoreConfig:
             if port not in taken and port + 10000 not in taken and not port_in_use(port + 10000):
                 ports.append(port)
         s3, master, volume, filer = ports
-        return cls(data_dir=data_dir, bucket=bucket, s3_port=s3, master_port=master, volume_port=volume, filer_port=filer)
+        return cls(
+            data_dir=data_dir, bucket=bucket, s3_port=s3, master_port=master, volume_port=volume, filer_port=filer
+        )
 
     def ports(self) -> list[int]:
         base = [self.s3_port, self.master_port, self.volume_port, self.filer_port]
@@ -149,8 +151,13 @@ def weed_binary() -> Path:
 
 
 def _daemon(cfg: EmbeddedStoreConfig) -> Daemon:
-    return Daemon(label="SeaweedFS", pid_file=cfg.pid_file, log_file=cfg.log_file,
-                  cmdline_marks=(b"weed", b"mini", str(cfg.data_dir).encode()), error=StoreError)  # fmt: skip
+    return Daemon(
+        label="SeaweedFS",
+        pid_file=cfg.pid_file,
+        log_file=cfg.log_file,
+        cmdline_marks=(b"weed", b"mini", str(cfg.data_dir).encode()),
+        error=StoreError,
+    )
 
 
 def admin_settings(cfg: EmbeddedStoreConfig, role: Role = "admin", actor: str = "tailor") -> StoreSettings:
@@ -212,8 +219,10 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
     if daemon.pid() is not None:
         serving = scoped_bucket(cfg.identities_file) if cfg.identities_file.exists() else None
         if serving not in (None, cfg.bucket):
-            raise StoreError(f"the running store serves bucket '{serving}' (its roles are scoped to it), not "
-                             f"'{cfg.bucket}': `tailor store stop`, then `tailor store start` with the new bucket")
+            raise StoreError(
+                f"the running store serves bucket '{serving}' (its roles are scoped to it), not "
+                f"'{cfg.bucket}': `tailor store stop`, then `tailor store start` with the new bucket"
+            )
         return status(cfg), False
     daemon.refuse_busy_ports(
         cfg.ports(),
@@ -231,13 +240,22 @@ def start(cfg: EmbeddedStoreConfig, timeout: float = 60.0) -> tuple[StoreStatus,
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # stray AWS keys become an admin
     env["TMPDIR"] = str(cfg.log_dir)  # its glog files, which otherwise pile up in /tmp
     args = [
-        str(binary), "mini",
-        f"-dir={cfg.data_dir / 'weed'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-        "-master.telemetry=false", f"-s3.config={cfg.identities_file}",
-        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-s3.port={cfg.s3_port}", f"-master.port={cfg.master_port}",
-        f"-volume.port={cfg.volume_port}", f"-filer.port={cfg.filer_port}",
-    ]  # fmt: skip
+        str(binary),
+        "mini",
+        f"-dir={cfg.data_dir / 'weed'}",
+        f"-ip={HOST}",
+        f"-ip.bind={HOST}",
+        "-master.telemetry=false",
+        f"-s3.config={cfg.identities_file}",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.port={cfg.s3_port}",
+        f"-master.port={cfg.master_port}",
+        f"-volume.port={cfg.volume_port}",
+        f"-filer.port={cfg.filer_port}",
+    ]
     # Volumes already on disk, which must be serving again before start() returns.
     on_disk = len(list((cfg.data_dir / "weed").glob("*.dat")))
     daemon.spawn(args, env=env, cwd=cfg.data_dir, healthy=lambda: _healthy(cfg), timeout=timeout)
@@ -268,9 +286,13 @@ def _ensure_default_retention(store) -> None:
     try:
         lock = store.client.get_object_lock_configuration(Bucket=store.bucket)["ObjectLockConfiguration"]
         if lock.get("ObjectLockEnabled") == "Enabled" and not lock.get("Rule"):
-            store.client.put_object_lock_configuration(Bucket=store.bucket, ObjectLockConfiguration={
-                "ObjectLockEnabled": "Enabled",
-                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": DEFAULT_RETENTION_DAYS}}})  # fmt: skip
+            store.client.put_object_lock_configuration(
+                Bucket=store.bucket,
+                ObjectLockConfiguration={
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": DEFAULT_RETENTION_DAYS}},
+                },
+            )
     except (ClientError, BotoCoreError) as err:
         raise StoreError(f"cannot set the default retention of bucket '{store.bucket}': {err}") from err
 
@@ -282,8 +304,9 @@ def _loaded_volumes(cfg: EmbeddedStoreConfig) -> int:
     try:
         with urllib.request.urlopen(f"http://{HOST}:{cfg.master_port}/dir/status", timeout=2.0) as response:
             topology = json.load(response)["Topology"]
-        return sum(node["Volumes"] for dc in topology["DataCenters"] for rack in dc["Racks"]
-                   for node in rack["DataNodes"])  # fmt: skip
+        return sum(
+            node["Volumes"] for dc in topology["DataCenters"] for rack in dc["Racks"] for node in rack["DataNodes"]
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return 0
 
@@ -300,8 +323,10 @@ def _wait_for_volumes(cfg: EmbeddedStoreConfig, expected: int, timeout: float) -
     deadline = time.monotonic() + timeout
     while (loaded := _loaded_volumes(cfg)) < expected:
         if time.monotonic() > deadline:
-            raise StoreError(f"the store answers but only {loaded} of its {expected} volumes came back within "
-                             f"{timeout:.0f} s; see {cfg.log_file}")  # fmt: skip
+            raise StoreError(
+                f"the store answers but only {loaded} of its {expected} volumes came back within "
+                f"{timeout:.0f} s; see {cfg.log_file}"
+            )
         time.sleep(0.2)
 
 

@@ -12,7 +12,6 @@ from registry.errors import ConfigError
 from registry.files import require_file, write_atomic
 from registry.settings import ROLES, Role
 
-
 # A store identity with no registry role: `tailor serve --record-traffic` writes sampled traffic
 # with it, and it may write nothing else (not even read what it wrote: recorded texts are personal data).
 RECORDER = "recorder"
@@ -31,13 +30,26 @@ def role_actions(role: str, bucket: str) -> list[str]:
     if role == "trainer":
         # Only what registering, data versioning, webhook records and a scheduled monitor (its results,
         # expiring traffic past its retention) write: never keys/ (the keyring).
-        writes = [f"Write:{bucket}/{prefix}*"
-                  for prefix in ("adapters/", "audit/", "deliveries/", "dvc/", "monitoring/", "traffic/")]
-        return [f"Read:{bucket}", f"List:{bucket}", f"Tagging:{bucket}", *writes, retain_audit,
-                f"PutObjectRetention:{bucket}/adapters/*"]  # fmt: skip
+        writes = [
+            f"Write:{bucket}/{prefix}*"
+            for prefix in ("adapters/", "audit/", "deliveries/", "dvc/", "monitoring/", "traffic/")
+        ]
+        return [
+            f"Read:{bucket}",
+            f"List:{bucket}",
+            f"Tagging:{bucket}",
+            *writes,
+            retain_audit,
+            f"PutObjectRetention:{bucket}/adapters/*",
+        ]
     if role == "approver":
-        return [f"Read:{bucket}", f"List:{bucket}", f"Write:{bucket}/audit/*", f"Write:{bucket}/deliveries/*",
-                retain_audit]  # fmt: skip
+        return [
+            f"Read:{bucket}",
+            f"List:{bucket}",
+            f"Write:{bucket}/audit/*",
+            f"Write:{bucket}/deliveries/*",
+            retain_audit,
+        ]
     return [f"Read:{bucket}", f"List:{bucket}"]
 
 
@@ -86,8 +98,11 @@ def ensure_identities(path: Path, bucket: str) -> Path:
 
 
 def _identity(role: str, bucket: str) -> dict:
-    return {"name": role, "actions": role_actions(role, bucket),
-            "credentials": [{"accessKey": f"tailor-{role}-{secrets.token_hex(4)}", "secretKey": secrets.token_urlsafe(30)}]}
+    return {
+        "name": role,
+        "actions": role_actions(role, bucket),
+        "credentials": [{"accessKey": f"tailor-{role}-{secrets.token_hex(4)}", "secretKey": secrets.token_urlsafe(30)}],
+    }
 
 
 PERSON_PREFIX = "person:"
@@ -106,8 +121,13 @@ def set_person_identity(path: Path, bucket: str, person: str, role: Role | None)
     keys = None
     if role is not None:
         keys = (f"tailor-{role}-{secrets.token_hex(6)}", secrets.token_urlsafe(30))
-        doc["identities"].append({"name": name, "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}],
-                                  "actions": role_actions(role, bucket)})  # fmt: skip
+        doc["identities"].append(
+            {
+                "name": name,
+                "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}],
+                "actions": role_actions(role, bucket),
+            }
+        )
     write_atomic(path, json.dumps(doc, indent=2), private=True)
     return keys
 
@@ -129,7 +149,5 @@ def read_identities(path: Path) -> dict[str, tuple[str, str]]:
             cred = ident["credentials"][0]
             out[ident["name"]] = (cred["accessKey"], cred["secretKey"])
     except (KeyError, IndexError, TypeError) as err:
-        raise ConfigError(
-            f"credentials_file: {path} is not in SeaweedFS identities format (missing {err})"
-        ) from None
+        raise ConfigError(f"credentials_file: {path} is not in SeaweedFS identities format (missing {err})") from None
     return out

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from serving.model import LoadedBase, MeanPoolClassifier
 from pipelines.training.params import TrainParams
-
+from serving.model import LoadedBase, MeanPoolClassifier
 
 ENCODE_BATCH = 64
 
@@ -39,8 +38,15 @@ def rows_to_cache(n: int, params: TrainParams, seed: int) -> np.ndarray:
     return keep
 
 
-def encode_frozen(model: MeanPoolClassifier, base: LoadedBase, texts: list[str], start: int, max_length: int,
-                  keep: np.ndarray, progress=None) -> EncodedData:  # fmt: skip
+def encode_frozen(
+    model: MeanPoolClassifier,
+    base: LoadedBase,
+    texts: list[str],
+    start: int,
+    max_length: int,
+    keep: np.ndarray,
+    progress=None,
+) -> EncodedData:
     """One pass of the frozen encoder: cache block ``start``'s input where ``keep``, and keep every
     row's final embedding.
 
@@ -55,17 +61,19 @@ def encode_frozen(model: MeanPoolClassifier, base: LoadedBase, texts: list[str],
     offsets = np.concatenate([[0], np.cumsum([lengths[i] if keep[i] else 0 for i in range(len(texts))])])
     like = next(model.parameters())
     buffer = torch.empty((int(offsets[-1]), size), dtype=like.dtype, device=like.device)
-    hidden: list[torch.Tensor | None] = [buffer[offsets[i]:offsets[i + 1]] if keep[i] else None for i in range(len(texts))]
+    hidden: list[torch.Tensor | None] = [
+        buffer[offsets[i] : offsets[i + 1]] if keep[i] else None for i in range(len(texts))
+    ]
     embeddings = np.zeros((len(texts), size), dtype=np.float32)
     with torch.inference_mode():
         for begin in range(0, len(order), ENCODE_BATCH):
-            idx = order[begin:begin + ENCODE_BATCH]
+            idx = order[begin : begin + ENCODE_BATCH]
             enc = base.tokenize([texts[i] for i in idx], max_length)
             states = model.hidden_before(enc["input_ids"], enc["attention_mask"], start)
             pooled = model.embed_from(states, enc["attention_mask"], start)
             for row, i in enumerate(idx):
                 if keep[i]:
-                    hidden[i].copy_(states[row, :lengths[i]])
+                    hidden[i].copy_(states[row, : lengths[i]])
             embeddings[idx] = pooled.float().cpu().numpy()
             if progress is not None:
                 progress.update(len(idx))
@@ -78,6 +86,6 @@ def pad_batch(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     hidden = states[0].new_zeros((len(states), length, states[0].shape[1]))
     mask = torch.zeros((len(states), length), dtype=torch.long, device=states[0].device)
     for row, s in enumerate(states):
-        hidden[row, :s.shape[0]] = s
-        mask[row, :s.shape[0]] = 1
+        hidden[row, : s.shape[0]] = s
+        mask[row, : s.shape[0]] = 1
     return hidden, mask

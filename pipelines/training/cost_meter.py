@@ -69,8 +69,9 @@ class CostMeter:
         self._peak_rss = max(self._peak_rss, self._process.memory_info().rss)
         self.usage = Usage(wall, cpu, self._peak_rss / 2**20, gpu_seconds, peak_gpu_mb)
 
-    def report(self, *, trainable_params: int, adapter_bytes: int, examples: int, cost_per_hour: float,
-               currency: str) -> CostReport:  # fmt: skip
+    def report(
+        self, *, trainable_params: int, adapter_bytes: int, examples: int, cost_per_hour: float, currency: str
+    ) -> CostReport:
         """The CostReport of the finished block; money = hourly rate × wall hours.
 
         Raises:

@@ -79,8 +79,9 @@ def run_in_share(target: Callable[..., Any], *args: Any, niceness: int, threads_
     """
     context = multiprocessing.get_context("spawn")  # a fork would copy the flow's threads and locks
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_share_child, args=(send, target, args, niceness, threads_setting),
-                            name="tailor-train")  # fmt: skip
+    child = context.Process(
+        target=_share_child, args=(send, target, args, niceness, threads_setting), name="tailor-train"
+    )
     child.start()
     send.close()
     try:

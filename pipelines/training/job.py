@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.training.cpu_share import run_in_share
 from pipelines.records import TrainResult
 from pipelines.settings import Settings
+from pipelines.training.cpu_share import run_in_share
 from registry.adapter_folder import TRAIN_RESULT_FILE
 
 
@@ -30,32 +30,56 @@ class TrainSetup:
 
     @classmethod
     def of(cls, settings: Settings) -> "TrainSetup":
-        return cls(settings.base_model_dir, settings.model_id_of(None), settings.home, settings.train_niceness,
-                   settings.train_threads, settings.cost_per_hour_cpu, settings.cost_per_hour_gpu,
-                   settings.cost_currency)  # fmt: skip
+        return cls(
+            settings.base_model_dir,
+            settings.model_id_of(None),
+            settings.home,
+            settings.train_niceness,
+            settings.train_threads,
+            settings.cost_per_hour_cpu,
+            settings.cost_per_hour_gpu,
+            settings.cost_currency,
+        )
 
 
-def train_in_background(setup: TrainSetup, batch: Path, out_dir: Path, data_version: str | None, device: str,
-                        encoding: str | None = None) -> TrainResult:  # fmt: skip
+def train_in_background(
+    setup: TrainSetup, batch: Path, out_dir: Path, data_version: str | None, device: str, encoding: str | None = None
+) -> TrainResult:
     """Train an adapter of ``setup``'s base on ``batch`` (read as ``encoding``, None: UTF-8) into ``out_dir``
     in a child process; its result as written.
 
     Raises:
         TrainingProcessError: training failed in the child (its error's type and message).
     """
-    run_in_share(_train, setup, batch, out_dir, data_version, device, encoding, niceness=setup.niceness,
-                 threads_setting=setup.threads)  # fmt: skip
+    run_in_share(
+        _train,
+        setup,
+        batch,
+        out_dir,
+        data_version,
+        device,
+        encoding,
+        niceness=setup.niceness,
+        threads_setting=setup.threads,
+    )
     return TrainResult.read_json(Path(out_dir) / TRAIN_RESULT_FILE)
 
 
-def _train(setup: TrainSetup, batch: Path, out_dir: Path, data_version: str | None, device: str,
-           encoding: str | None) -> None:  # fmt: skip
+def _train(
+    setup: TrainSetup, batch: Path, out_dir: Path, data_version: str | None, device: str, encoding: str | None
+) -> None:
     from pipelines.batches.read import read_batch
-    from serving.model import load_base
-    from pipelines.training.recipe import Pricing, train
     from pipelines.training.params import load_params
+    from pipelines.training.recipe import Pricing, train
+    from serving.model import load_base
 
     base = load_base(setup.base_model_dir, device=device, model_id=setup.base_model_id, cache_dir=setup.cache_dir)
     rate = setup.cost_per_hour_gpu if base.device == "cuda" else setup.cost_per_hour_cpu
-    train(read_batch(batch, encoding=encoding), out_dir, base=base, params=load_params(),
-          pricing=Pricing(rate, setup.currency), data_version=data_version)  # fmt: skip
+    train(
+        read_batch(batch, encoding=encoding),
+        out_dir,
+        base=base,
+        params=load_params(),
+        pricing=Pricing(rate, setup.currency),
+        data_version=data_version,
+    )

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from pipelines.batches.noise_audit import out_of_sample_proba
-from serving.model import HEAD_MODULE, MeanPoolClassifier
 from pipelines.training.cache import ENCODE_BATCH, EncodedData, pad_batch
 from pipelines.training.params import TrainParams
 from registry.errors import RefusedError
+from serving.model import HEAD_MODULE, MeanPoolClassifier
 
 ABSENT_CLASS_LOGIT = -1e4
 
@@ -36,8 +36,9 @@ def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params
     proba = out_of_sample_proba(embeddings, y, num_labels, seed=seed)
     # n_jobs=1: cleanlab's worker pool costs more than it saves on small batches, and its workers,
     # forked inside a Prefect task, die with a TerminationSignal traceback when the pool is closed.
-    issues = find_label_issues(y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class,
-                               n_jobs=1)  # fmt: skip
+    issues = find_label_issues(
+        y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class, n_jobs=1
+    )
     # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
     # 8-16 per class is worth more than the little noise removed. "auto" acts only when the
     # flagged share says the batch is really noisy.
@@ -54,8 +55,14 @@ def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params
     return weights
 
 
-def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C: float, seed: int,
-                sample_weight: np.ndarray | None = None) -> None:  # fmt: skip
+def logreg_head(
+    head: torch.nn.Linear,
+    embeddings: np.ndarray,
+    y: np.ndarray,
+    C: float,
+    seed: int,
+    sample_weight: np.ndarray | None = None,
+) -> None:
     """Head = a logistic-regression probe fit on the frozen embeddings ("linear probe, then fine-tune").
 
     The model then starts exactly where a frozen probe ends, so LoRA spends its steps on features
@@ -69,7 +76,10 @@ def logreg_head(head: torch.nn.Linear, embeddings: np.ndarray, y: np.ndarray, C:
     clf.fit(embeddings, y, sample_weight=sample_weight)
     fitted_w, fitted_b = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2:  # sklearn keeps one logit z for two classes; softmax([-z/2, z/2]) = sigmoid(z)
-        fitted_w, fitted_b = np.concatenate([-fitted_w / 2, fitted_w / 2]), np.concatenate([-fitted_b / 2, fitted_b / 2])
+        fitted_w, fitted_b = (
+            np.concatenate([-fitted_w / 2, fitted_w / 2]),
+            np.concatenate([-fitted_b / 2, fitted_b / 2]),
+        )
     # A class absent from these rows (a selection fold, or the rows the step budget caches) gets a logit
     # no row reaches, so the head keeps one output per label and predicts only the classes it saw.
     weight = np.zeros((head.out_features, fitted_w.shape[1]))
@@ -113,17 +123,18 @@ def batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator)
     flat: list[int] = []
     while len(flat) < steps * batch_size:
         flat.extend(torch.randperm(n, generator=generator).tolist())
-    return [flat[s * batch_size:(s + 1) * batch_size] for s in range(steps)]
+    return [flat[s * batch_size : (s + 1) * batch_size] for s in range(steps)]
 
 
 def micro_batches(idx: list[int], lengths: list[int], size: int = MICRO_BATCH) -> list[list[int]]:
     """One optimiser batch cut into length-sorted parts of ``size``."""
     ordered = sorted(idx, key=lambda i: lengths[i])
-    return [ordered[s:s + size] for s in range(0, len(ordered), size)]
+    return [ordered[s : s + size] for s in range(0, len(ordered), size)]
 
 
-def backward_in_parts(idx: list[int], lengths: list[int], forward, loss_fn, target: torch.Tensor,
-                      weight: torch.Tensor) -> float:  # fmt: skip
+def backward_in_parts(
+    idx: list[int], lengths: list[int], forward, loss_fn, target: torch.Tensor, weight: torch.Tensor
+) -> float:
     """Accumulate the gradient of batch ``idx``'s weighted mean loss, running it in length-sorted parts.
 
     A random batch of short support messages pads to its longest text, so most of each matrix
@@ -141,8 +152,9 @@ def backward_in_parts(idx: list[int], lengths: list[int], forward, loss_fn, targ
 
 
 def _diverged(what: str, params: TrainParams) -> RefusedError:
-    return RefusedError(f"training diverged: {what}; lower lr ({params.lr}) or head_lr ({params.head_lr}); "
-                        "nothing was written")
+    return RefusedError(
+        f"training diverged: {what}; lower lr ({params.lr}) or head_lr ({params.head_lr}); nothing was written"
+    )
 
 
 def trainable_parts(peft_model) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
@@ -151,9 +163,19 @@ def trainable_parts(peft_model) -> tuple[list[torch.nn.Parameter], list[torch.nn
     return [p for n, p in trainable if HEAD_MODULE not in n], [p for n, p in trainable if HEAD_MODULE in n]
 
 
-def fit_lora(model: MeanPoolClassifier, params: TrainParams, make_config: Callable, start: int, data: EncodedData,
-             rows: np.ndarray, y_all: np.ndarray, weights: np.ndarray, steps: int, generator: torch.Generator,
-             bar=None):  # fmt: skip
+def fit_lora(
+    model: MeanPoolClassifier,
+    params: TrainParams,
+    make_config: Callable,
+    start: int,
+    data: EncodedData,
+    rows: np.ndarray,
+    y_all: np.ndarray,
+    weights: np.ndarray,
+    steps: int,
+    generator: torch.Generator,
+    bar=None,
+):
     """Wrap ``model`` (its head already the probe) in LoRA and run ``steps`` steps on the cached states of
     ``rows``; returns the PEFT model and the last batch loss (None with no steps). ``make_config`` makes
     a fresh LoraConfig for each wrap, since peft writes into the one it is given.
@@ -170,9 +192,10 @@ def fit_lora(model: MeanPoolClassifier, params: TrainParams, make_config: Callab
     peft_model = get_peft_model(model, make_config())
     inner = peft_model.base_model.model
     lora_params, head_params = trainable_parts(peft_model)
-    optimiser = torch.optim.AdamW([{"params": lora_params, "lr": params.lr},
-                                   {"params": head_params, "lr": params.head_lr}],
-                                  weight_decay=params.weight_decay)  # fmt: skip
+    optimiser = torch.optim.AdamW(
+        [{"params": lora_params, "lr": params.lr}, {"params": head_params, "lr": params.head_lr}],
+        weight_decay=params.weight_decay,
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
     loss_fn = loss_function(params)
     peft_model.train()
@@ -208,6 +231,6 @@ def predict_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) 
     out = []
     with torch.inference_mode():
         for begin in range(0, len(rows), ENCODE_BATCH):
-            hidden, mask = pad_batch([data.hidden[r] for r in rows[begin:begin + ENCODE_BATCH]])
+            hidden, mask = pad_batch([data.hidden[r] for r in rows[begin : begin + ENCODE_BATCH]])
             out.append(inner.classifier(inner.embed_from(hidden, mask, start)).argmax(-1).cpu().numpy())
     return np.concatenate(out)

@@ -22,14 +22,17 @@ MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds
 
 
 class TrainParams(typed_files.YamlRecord):
-
     lora_r: int = Field(8, ge=1, description="LoRA rank")
     lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     lora_targets: list[Annotated[str, Field(min_length=1)]] | None = Field(
-        None, min_length=1, description="linear layers of a block to adapt; None: all of them, as the family names them")
-    lora_layers: int | None = Field(None, ge=1, description="adapt only the upper N blocks; the lower ones run once, "
-                                                            "cached; None: a third of the depth")
+        None, min_length=1, description="linear layers of a block to adapt; None: all of them, as the family names them"
+    )
+    lora_layers: int | None = Field(
+        None,
+        ge=1,
+        description="adapt only the upper N blocks; the lower ones run once, cached; None: a third of the depth",
+    )
     lr: float = Field(5e-3, gt=0, description="peak learning rate of the LoRA weights")
     head_lr: float = Field(2e-3, gt=0, description="peak learning rate of the classifier head")
     weight_decay: float = Field(0.0, ge=0)
@@ -39,30 +42,54 @@ class TrainParams(typed_files.YamlRecord):
     max_steps: int = Field(300, ge=1)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(64, ge=8, le=512, description="tokens kept per text")
-    head_C: float = Field(10.0, gt=0, description="inverse regularisation of the logistic-regression probe the head starts from")
-    loss: Literal["gce", "ce"] = Field("gce", description="gce: generalized cross-entropy, robust to wrong labels; ce: cross-entropy")
-    gce_q: float = Field(0.7, gt=0, le=1, description="gce exponent: 1 = mean absolute error (most robust), towards 0 = cross-entropy")
+    head_C: float = Field(
+        10.0, gt=0, description="inverse regularisation of the logistic-regression probe the head starts from"
+    )
+    loss: Literal["gce", "ce"] = Field(
+        "gce", description="gce: generalized cross-entropy, robust to wrong labels; ce: cross-entropy"
+    )
+    gce_q: float = Field(
+        0.7, gt=0, le=1, description="gce exponent: 1 = mean absolute error (most robust), towards 0 = cross-entropy"
+    )
     noise_filter: Literal["auto", "cleanlab", "none"] = Field(
-        "auto", description="cleanlab: always act on flagged rows (noise_action); auto: only when at least "
-                            "noise_auto_fraction are flagged")
+        "auto",
+        description="cleanlab: always act on flagged rows (noise_action); auto: only when at least "
+        "noise_auto_fraction are flagged",
+    )
     noise_filter_by: Literal["both", "prune_by_noise_rate", "prune_by_class", "confident_learning"] = Field(
-        "both", description="cleanlab's find_label_issues filter_by")
+        "both", description="cleanlab's find_label_issues filter_by"
+    )
     noise_action: Literal["weight", "drop"] = Field(
-        "weight", description="what happens to flagged rows: weight them by p(label)^noise_weight_power, or drop them")
-    noise_weight_power: float = Field(0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger")
+        "weight", description="what happens to flagged rows: weight them by p(label)^noise_weight_power, or drop them"
+    )
+    noise_weight_power: float = Field(
+        0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger"
+    )
     noise_auto_fraction: float = Field(0.1, ge=0, le=1, description="flagged share above which auto drops them")
     min_per_class: int = Field(2, ge=2, description="fewest examples a class may have")
     select: Literal["auto", "lora", "probe"] = Field(
-        "auto", description="auto: keep the fine-tuned adapter or the frozen probe, whichever scores higher out of "
-                            "fold on the batch; lora / probe: always that one")
+        "auto",
+        description="auto: keep the fine-tuned adapter or the frozen probe, whichever scores higher out of "
+        "fold on the batch; lora / probe: always that one",
+    )
     select_folds: int = Field(4, ge=2, description="folds of the out-of-fold estimate (fewer when a class is smaller)")
-    select_cost: float = Field(0.3, ge=0, description="fold training budget, as a share of the rows the final run visits")
+    select_cost: float = Field(
+        0.3, ge=0, description="fold training budget, as a share of the rows the final run visits"
+    )
     select_min_visits: int = Field(3000, ge=0, description="... but at least this many rows visited (tiny batches)")
-    select_z: float = Field(1.0, ge=0, description="the default recipe is replaced only when the other leads it out of "
-                                                   "fold by more than one row plus this many standard errors of the "
-                                                   "paired difference (McNemar, continuity-corrected)")
-    select_large_rows: int = Field(300, ge=1, description="from this many rows, fine-tuning is the default and the probe "
-                                                          "must lead beyond the noise; below, the reverse")
+    select_z: float = Field(
+        1.0,
+        ge=0,
+        description="the default recipe is replaced only when the other leads it out of "
+        "fold by more than one row plus this many standard errors of the "
+        "paired difference (McNemar, continuity-corrected)",
+    )
+    select_large_rows: int = Field(
+        300,
+        ge=1,
+        description="from this many rows, fine-tuning is the default and the probe "
+        "must lead beyond the noise; below, the reverse",
+    )
     select_large_classes: int = Field(20, ge=2, description="... or from this many classes")
 
     @model_validator(mode="after")
@@ -103,4 +130,6 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     try:
         return TrainParams(**values)
     except ValidationError as err:
-        raise ConfigError(f"{source} train parameters invalid: " + typed_files.validation_problems(err, root="train")) from None
+        raise ConfigError(
+            f"{source} train parameters invalid: " + typed_files.validation_problems(err, root="train")
+        ) from None

@@ -18,7 +18,6 @@ from registry.adapter_folder import FOLDER_ENTRIES
 from registry.errors import AlreadyExistsError, RefusedError
 
 
-
 def prepare_output(out_dir: Path, force: bool) -> None:
     """Refuse to overwrite, unless forced and the folder holds only what a previous run wrote, and
     make sure the adapter can be written there: all before training, not after it.
@@ -34,12 +33,15 @@ def prepare_output(out_dir: Path, force: bool) -> None:
         if not out_dir.is_dir():
             raise RefusedError(f"--out {out_dir} exists and is not a folder; Tailor will not replace it")
         if not force:
-            raise AlreadyExistsError(f"output folder {out_dir} already exists; choose another --out or pass --force to "
-                                     "replace it")  # fmt: skip
+            raise AlreadyExistsError(
+                f"output folder {out_dir} already exists; choose another --out or pass --force to replace it"
+            )
         foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in FOLDER_ENTRIES)
         if foreign:
-            raise RefusedError(f"--force refused: {out_dir} holds files a training run does not write "
-                               f"({', '.join(foreign[:5])}); move them away or choose another --out")  # fmt: skip
+            raise RefusedError(
+                f"--force refused: {out_dir} holds files a training run does not write "
+                f"({', '.join(foreign[:5])}); move them away or choose another --out"
+            )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # The finished adapter is staged beside out_dir and renamed into place: probe that now.
     try:
@@ -56,8 +58,10 @@ def publish(staging: Path, out_dir: Path, force: bool) -> None:
             there) and ``force`` is off; both folders are left as they are.
     """
     if out_dir.exists() and not force:
-        raise AlreadyExistsError(f"{out_dir} appeared while this run was training (another run writing there?); it is "
-                                 f"left alone and this run's adapter is kept at {staging}: move it where you want it")  # fmt: skip
+        raise AlreadyExistsError(
+            f"{out_dir} appeared while this run was training (another run writing there?); it is "
+            f"left alone and this run's adapter is kept at {staging}: move it where you want it"
+        )
     if out_dir.exists():
         # A name of this run's own: a fixed one left by a run that died here would block every later --force.
         old = out_dir.with_name(f".{out_dir.name}.replaced.{os.getpid()}.{time.monotonic_ns()}")

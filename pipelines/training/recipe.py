@@ -42,18 +42,17 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from pipelines.training.cost_meter import CostMeter
-from serving.encoder_family import family_of, upper_blocks
-from registry.adapter_folder import WEIGHTS_FILE, AdapterMeta
-from serving.model import HEAD_MODULE, LoadedBase, MeanPoolClassifier
 from pipelines.records import LabeledBatch, Selection, TrainResult, listed
-from pipelines.training.params import MAX_SEED, TrainParams
-from pipelines.training.select import choose, default_recipe, plan_folds
-from registry.errors import AlreadyExistsError, RefusedError, first_line
 from pipelines.training.cache import EncodedData, encode_frozen, rows_to_cache
-from pipelines.training.objective import fit_lora, trainable_parts, logreg_head, noise_weights, predict_cached
-from registry.adapter_folder import REFERENCE_FILE, TRAIN_RESULT_FILE
-from pipelines.training.publish import current_umask, prepare_output, publish, sha256_file, write_reference  # fmt: skip
+from pipelines.training.cost_meter import CostMeter
+from pipelines.training.objective import fit_lora, logreg_head, noise_weights, predict_cached, trainable_parts
+from pipelines.training.params import MAX_SEED, TrainParams
+from pipelines.training.publish import current_umask, prepare_output, publish, sha256_file, write_reference
+from pipelines.training.select import choose, default_recipe, plan_folds
+from registry.adapter_folder import REFERENCE_FILE, TRAIN_RESULT_FILE, WEIGHTS_FILE, AdapterMeta
+from registry.errors import AlreadyExistsError, RefusedError, first_line
+from serving.encoder_family import family_of, upper_blocks
+from serving.model import HEAD_MODULE, LoadedBase, MeanPoolClassifier
 
 
 @dataclass(frozen=True)
@@ -73,24 +72,33 @@ def check_batch(batch: LabeledBatch, params: TrainParams) -> list[str]:
     # ''; `tailor validate` quarantines such batches, and training them directly must not slip past.
     blank = batch.blank_rows()
     if blank:
-        raise RefusedError(f"{batch.source}: {len(blank)} row(s) have an empty text or label (ids {batch.named(blank)}); "
-                           "remove them, or run `tailor validate`, which quarantines such a batch")  # fmt: skip
+        raise RefusedError(
+            f"{batch.source}: {len(blank)} row(s) have an empty text or label (ids {batch.named(blank)}); "
+            "remove them, or run `tailor validate`, which quarantines such a batch"
+        )
     # 'card_lost ' would train as a class of its own beside 'card_lost', and serve under that name.
     padded = sorted({label for label in batch.labels if label != label.strip()})
     if padded:
-        raise RefusedError(f"{batch.source}: label(s) with spaces around them would train as classes of their own: "
-                           f"{listed(list(map(repr, padded)))}; fix the file, or run `tailor validate`, which names "
-                           "each row")  # fmt: skip
+        raise RefusedError(
+            f"{batch.source}: label(s) with spaces around them would train as classes of their own: "
+            f"{listed(list(map(repr, padded)))}; fix the file, or run `tailor validate`, which names "
+            "each row"
+        )
     counts = Counter(batch.labels)
     if len(counts) < 2:
         only = next(iter(counts), "none")
-        raise RefusedError(f"{batch.source}: a classifier needs at least 2 classes; this batch has one ({only!r})"
-                           if counts else f"{batch.source}: the batch is empty")  # fmt: skip
+        raise RefusedError(
+            f"{batch.source}: a classifier needs at least 2 classes; this batch has one ({only!r})"
+            if counts
+            else f"{batch.source}: the batch is empty"
+        )
     small = sorted((label, n) for label, n in counts.items() if n < params.min_per_class)
     if small:
         counted = ", ".join(f"{label!r} has {n}" for label, n in small[:10])
-        raise RefusedError(f"{batch.source}: too few examples: every class needs at least {params.min_per_class} "
-                           f"(min_per_class); {counted}")  # fmt: skip
+        raise RefusedError(
+            f"{batch.source}: too few examples: every class needs at least {params.min_per_class} "
+            f"(min_per_class); {counted}"
+        )
     return sorted(counts)
 
 
@@ -100,9 +108,20 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def select_recipe(base: LoadedBase, num_labels: int, make_config: Callable, start: int, data: EncodedData, rows: np.ndarray,
-                  y_all: np.ndarray, weights: np.ndarray, params: TrainParams, final_steps: int, seed: int,
-                  bar=None) -> Selection:  # fmt: skip
+def select_recipe(
+    base: LoadedBase,
+    num_labels: int,
+    make_config: Callable,
+    start: int,
+    data: EncodedData,
+    rows: np.ndarray,
+    y_all: np.ndarray,
+    weights: np.ndarray,
+    params: TrainParams,
+    final_steps: int,
+    seed: int,
+    bar=None,
+) -> Selection:
     """Probe or fine-tuned, from out-of-fold runs of both recipes on ``rows`` (see ``pipelines.training.select``).
 
     Each fold fits the probe on its training rows, scores it on the held-out ones, then fine-tunes
@@ -113,29 +132,43 @@ def select_recipe(base: LoadedBase, num_labels: int, make_config: Callable, star
     default = default_recipe(len(rows), num_labels, params)
     plan = plan_folds(y_all[rows], params, final_steps, seed)
     if not plan.folds:
-        return Selection(kept=default, default=default, estimates={}, folds_planned=plan.planned, fold_steps=plan.steps,
-                         reason=f"no out-of-fold estimate ({plan.skipped}): the default for a batch of "
-                                f"{len(rows)} rows is kept")  # fmt: skip
+        return Selection(
+            kept=default,
+            default=default,
+            estimates={},
+            folds_planned=plan.planned,
+            fold_steps=plan.steps,
+            reason=f"no out-of-fold estimate ({plan.skipped}): the default for a batch of {len(rows)} rows is kept",
+        )
     if bar is not None:
         bar.total += plan.steps * len(plan.folds)
     held, predictions = [], {"probe": [], "lora": []}
     for number, (train_pos, held_pos) in enumerate(plan.folds):
         fold_rows, held_rows = rows[train_pos], rows[held_pos]
         model = MeanPoolClassifier(base.shared_copy(), num_labels).to(torch.device(base.device))
-        logreg_head(model.classifier, data.embeddings[fold_rows], y_all[fold_rows], params.head_C, seed,
-                    sample_weight=weights[fold_rows])  # fmt: skip
+        logreg_head(
+            model.classifier,
+            data.embeddings[fold_rows],
+            y_all[fold_rows],
+            params.head_C,
+            seed,
+            sample_weight=weights[fold_rows],
+        )
         with torch.no_grad():
             logits = model.classifier(torch.from_numpy(data.embeddings[held_rows]).to(model.classifier.weight))
         predictions["probe"].append(logits.argmax(-1).cpu().numpy())
         generator = seed_everything(seed + number + 1)
-        peft_model, _ = fit_lora(model, params, make_config, start, data, fold_rows, y_all, weights, plan.steps,
-                                 generator, bar)  # fmt: skip
+        peft_model, _ = fit_lora(
+            model, params, make_config, start, data, fold_rows, y_all, weights, plan.steps, generator, bar
+        )
         predictions["lora"].append(predict_cached(peft_model, data, held_rows, start))
         held.append(y_all[held_rows])
-    selection = choose(np.concatenate(held), {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z,
-                       default)  # fmt: skip
-    return selection.model_copy(update={"folds": len(plan.folds), "folds_planned": plan.planned,
-                                        "fold_steps": plan.steps})  # fmt: skip
+    selection = choose(
+        np.concatenate(held), {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z, default
+    )
+    return selection.model_copy(
+        update={"folds": len(plan.folds), "folds_planned": plan.planned, "fold_steps": plan.steps}
+    )
 
 
 def lora_config(params: TrainParams, targets: list[str], blocks: range, layers_pattern: str):
@@ -152,9 +185,18 @@ def lora_config(params: TrainParams, targets: list[str], blocks: range, layers_p
     )
 
 
-def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: TrainParams, seed: int = 0,
-          pricing: Pricing = Pricing(0.0, "EUR"), data_version: str | None = None, force: bool = False,
-          progress: bool = False) -> TrainResult:  # fmt: skip
+def train(
+    batch: LabeledBatch,
+    out_dir: Path,
+    *,
+    base: LoadedBase,
+    params: TrainParams,
+    seed: int = 0,
+    pricing: Pricing = Pricing(0.0, "EUR"),
+    data_version: str | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> TrainResult:
     """Train a LoRA adapter on ``batch`` and write the adapter folder to ``out_dir``.
 
     Raises:
@@ -185,9 +227,16 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         targets = list(params.lora_targets or [t for t in family.lora_targets if t in known])
         unknown = sorted(set(targets) - known)
         if unknown:  # peft says so only after every text was encoded, as a traceback
-            raise RefusedError(f"lora_targets {unknown} name no module of the adapted blocks; they have: "
-                               f"{', '.join(sorted(known))}")  # fmt: skip
-        bar = tqdm(total=len(batch) + params.steps_for(len(batch)), desc="train", unit="step", disable=not progress, leave=False)
+            raise RefusedError(
+                f"lora_targets {unknown} name no module of the adapted blocks; they have: {', '.join(sorted(known))}"
+            )
+        bar = tqdm(
+            total=len(batch) + params.steps_for(len(batch)),
+            desc="train",
+            unit="step",
+            disable=not progress,
+            leave=False,
+        )
         bar.set_postfix_str("encoding")
         cached = rows_to_cache(len(batch), params, seed)
         data = encode_frozen(model, base, batch.texts, start, params.max_length, cached, progress=bar)
@@ -195,21 +244,29 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         kept = np.flatnonzero(weights > 0)
         rows = kept[cached[kept]]
         if not len(rows):
-            raise RefusedError(f"the label-noise filter dropped all {int(cached.sum())} rows the step budget can visit "
-                               f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it")
+            raise RefusedError(
+                f"the label-noise filter dropped all {int(cached.sum())} rows the step budget can visit "
+                f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it"
+            )
         steps = params.steps_for(len(rows))
         make_config = partial(lora_config, params, targets, range(start, num_layers), family.layers_pattern)
-        selection = select_recipe(base, len(labels), make_config, start, data, rows, y_all, weights, params, steps, seed, bar)
+        selection = select_recipe(
+            base, len(labels), make_config, start, data, rows, y_all, weights, params, steps, seed, bar
+        )
         # Fold runs draw from the global RNG (LoRA's initialisation): the final run starts from the seed
         # again, so it is the same whatever the folds did.
         generator = seed_everything(seed)
         if selection.kept == "probe":
             steps = 0
-        logreg_head(model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept])
+        logreg_head(
+            model.classifier, data.embeddings[kept], y_all[kept], params.head_C, seed, sample_weight=weights[kept]
+        )
         bar.total = bar.n + steps
         # With no steps the adapter is the probe: LoRA's B starts at zero, so its delta is exactly none,
         # and the folder is a plain PEFT adapter like any other.
-        peft_model, loss = fit_lora(model, params, make_config, start, data, rows, y_all, weights, steps, generator, bar)
+        peft_model, loss = fit_lora(
+            model, params, make_config, start, data, rows, y_all, weights, steps, generator, bar
+        )
         bar.close()
         lora_params, head_params = trainable_parts(peft_model)
         peft_model.eval()
@@ -223,9 +280,13 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
             except SafetensorError as err:  # safetensors reports a failed write (a full disk) in its own type
                 raise OSError(errno.EIO, first_line(err), str(out_dir)) from None
             fp = base.fingerprint
-            AdapterMeta(base_model_id=fp.model_id, base_model_weights_sha256=fp.weights_sha256,
-                        base_model_tokenizer_sha256=fp.tokenizer_sha256, labels=labels,
-                        max_length=params.max_length).write(staging)  # fmt: skip
+            AdapterMeta(
+                base_model_id=fp.model_id,
+                base_model_weights_sha256=fp.weights_sha256,
+                base_model_tokenizer_sha256=fp.tokenizer_sha256,
+                labels=labels,
+                max_length=params.max_length,
+            ).write(staging)
             write_reference(staging / REFERENCE_FILE, batch, rows)
             for written in staging.rglob("*"):  # safetensors writes its files 0600, whatever the umask
                 written.chmod((0o777 if written.is_dir() else 0o666) & ~umask)
@@ -251,8 +312,13 @@ def train(batch: LabeledBatch, out_dir: Path, *, base: LoadedBase, params: Train
         encoding=batch.encoding,
         metrics={} if loss is None else {"final_train_loss": round(loss, 6)},
         selection=selection,
-        cost=meter.report(trainable_params=trainable, adapter_bytes=adapter_bytes, examples=len(batch),
-                          cost_per_hour=pricing.cost_per_hour, currency=pricing.currency),  # fmt: skip
+        cost=meter.report(
+            trainable_params=trainable,
+            adapter_bytes=adapter_bytes,
+            examples=len(batch),
+            cost_per_hour=pricing.cost_per_hour,
+            currency=pricing.currency,
+        ),
         adapter_sha256=sha256_file(staging / WEIGHTS_FILE),
     )
     try:

@@ -81,8 +81,14 @@ def plan_folds(y: np.ndarray, params: TrainParams, final_steps: int, seed: int) 
     steps = params.steps_for(train_rows)
     runs = min(k, int(budget // (steps * batch)))
     folds = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(runs)]
-    skipped = "" if runs else (f"one fold at the full recipe ({steps} steps × {batch} rows) costs more than the "
-                               f"budget of {int(budget)} rows visited (select_cost, select_min_visits)")
+    skipped = (
+        ""
+        if runs
+        else (
+            f"one fold at the full recipe ({steps} steps × {batch} rows) costs more than the "
+            f"budget of {int(budget)} rows visited (select_cost, select_min_visits)"
+        )
+    )
     return FoldPlan(folds=folds, planned=k, steps=steps, skipped=skipped)
 
 
@@ -99,8 +105,10 @@ def choose(y_true: np.ndarray, predictions: dict[Recipe, np.ndarray], z: float, 
     """
     names = [str(c) for c in sorted(set(y_true.tolist()))]
     truth = [str(v) for v in y_true]
-    estimates = {recipe: round(quality_metrics(truth, [str(v) for v in pred], names).macro_f1, 4)
-                 for recipe, pred in predictions.items()}  # fmt: skip
+    estimates = {
+        recipe: round(quality_metrics(truth, [str(v) for v in pred], names).macro_f1, 4)
+        for recipe, pred in predictions.items()
+    }
     lora_right, probe_right = predictions["lora"] == y_true, predictions["probe"] == y_true
     b, c = int((lora_right & ~probe_right).sum()), int((probe_right & ~lora_right).sum())
     needed = z * float(np.sqrt(b + c)) + 1
@@ -108,10 +116,23 @@ def choose(y_true: np.ndarray, predictions: dict[Recipe, np.ndarray], z: float, 
     lead = (b - c) if other == "lora" else (c - b)
     kept = other if lead > needed else default
     names_of = {"lora": "fine-tuning", "probe": "the frozen probe"}
-    reason = (f"out of fold, fine-tuning alone was right on {b} rows and the probe alone on {c} "
-              f"(macro-F1 {estimates['lora']:.3f} against {estimates['probe']:.3f}); {names_of[default]} is the "
-              f"default for a batch this size and {names_of[other]} "
-              + (f"leads it by {lead} rows, beyond the {needed:.1f} the paired noise allows" if kept == other else
-                 f"does not lead it by more than the {needed:.1f} rows the paired noise allows"))
-    return Selection(kept=kept, default=default, reason=reason, estimates=estimates, lora_only_right=b,
-                     probe_only_right=c, rows_needed=round(needed, 3), rows_scored=len(y_true))
+    reason = (
+        f"out of fold, fine-tuning alone was right on {b} rows and the probe alone on {c} "
+        f"(macro-F1 {estimates['lora']:.3f} against {estimates['probe']:.3f}); {names_of[default]} is the "
+        f"default for a batch this size and {names_of[other]} "
+        + (
+            f"leads it by {lead} rows, beyond the {needed:.1f} the paired noise allows"
+            if kept == other
+            else f"does not lead it by more than the {needed:.1f} rows the paired noise allows"
+        )
+    )
+    return Selection(
+        kept=kept,
+        default=default,
+        reason=reason,
+        estimates=estimates,
+        lora_only_right=b,
+        probe_only_right=c,
+        rows_needed=round(needed, 3),
+        rows_scored=len(y_true),
+    )

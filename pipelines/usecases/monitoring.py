@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from pipelines.monitoring.monitor import MonitorResult
 
 
-def monitor_once(ctx: "Context", name: str, *, since: datetime | None, holdout: Path | None,
-                 monitoring_file: Path | None) -> "MonitorResult":  # fmt: skip
+def monitor_once(
+    ctx: "Context", name: str, *, since: datetime | None, holdout: Path | None, monitoring_file: Path | None
+) -> "MonitorResult":
     """One monitor run as the context's identity, alerts to its webhooks."""
     from pipelines import webhooks
     from pipelines.monitoring import monitor
@@ -24,5 +25,12 @@ def monitor_once(ctx: "Context", name: str, *, since: datetime | None, holdout: 
     def alert(event: webhooks.MonitorAlert) -> object:
         return webhooks.announce(event, urls=settings.webhooks, secret=settings.webhook_secret, store=registry.store)
 
-    return monitor.run(registry, name, load_monitoring(monitoring_file), settings.base_model_dir, since=since,
-                       holdout=holdout, alert=alert)  # fmt: skip
+    return monitor.run(
+        registry,
+        name,
+        load_monitoring(monitoring_file),
+        settings.base_model_dir,
+        since=since,
+        holdout=holdout,
+        alert=alert,
+    )

@@ -38,9 +38,13 @@ def fetch_for_comparison(registry: "Registry", name: str, ref: str, dest: Path) 
         if registry.resolve(name, ref) is None:
             # The first version of a name has nothing to be compared with; a misspelt version is an error.
             if registry.head_seq(name) == 0:  # a typo reads the same as a new name: say which it is
-                return Comparison(None, None, f"'{name}' has nothing registered yet (a new name, or a typo?): "
-                                              "quality judged on the floor only")  # fmt: skip
+                return Comparison(
+                    None,
+                    None,
+                    f"'{name}' has nothing registered yet (a new name, or a typo?): quality judged on the floor only",
+                )
             return Comparison(None, None, f"{name} has no {ref} version yet: quality judged on the floor only")
     manifest = registry.download(name, ref, dest)
-    return Comparison(dest, f"{manifest.name}:{manifest.version}",
-                      f"compared with {manifest.name}:{manifest.version} ({ref})")  # fmt: skip
+    return Comparison(
+        dest, f"{manifest.name}:{manifest.version}", f"compared with {manifest.name}:{manifest.version} ({ref})"
+    )

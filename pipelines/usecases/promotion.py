@@ -33,8 +33,16 @@ class Announced:
         return [d for d in self.deliveries if not d.delivered]
 
 
-def move_alias(ctx: "Context", name: str, version: str, to: str, reason: str, *, override: bool = False,
-               acting: "StoreSettings | None" = None) -> "AuditEvent":  # fmt: skip
+def move_alias(
+    ctx: "Context",
+    name: str,
+    version: str,
+    to: str,
+    reason: str,
+    *,
+    override: bool = False,
+    acting: "StoreSettings | None" = None,
+) -> "AuditEvent":
     """Point alias ``to`` at ``version`` under the registry's rules (production: gate, four-eyes).
 
     Raises:
@@ -44,8 +52,15 @@ def move_alias(ctx: "Context", name: str, version: str, to: str, reason: str, *,
     return ctx.registry(with_base=True, acting=acting).promote(name, version, to, reason=reason, override=override)
 
 
-def move_back(ctx: "Context", name: str, reason: str, *, alias: str = "production", expect: str | None = None,
-              acting: "StoreSettings | None" = None) -> "AuditEvent":  # fmt: skip
+def move_back(
+    ctx: "Context",
+    name: str,
+    reason: str,
+    *,
+    alias: str = "production",
+    expect: str | None = None,
+    acting: "StoreSettings | None" = None,
+) -> "AuditEvent":
     """Point ``alias`` back at the version it held before, once that version's files are proven.
 
     Raises:
@@ -59,22 +74,38 @@ def announce(ctx: "Context", event: "AuditEvent", acting: "StoreSettings | None"
     return ctx.announce(event, acting)
 
 
-def promote(ctx: "Context", name: str, version: str, to: str, reason: str, *, override: bool = False,
-            acting: "StoreSettings | None" = None) -> Announced:  # fmt: skip
+def promote(
+    ctx: "Context",
+    name: str,
+    version: str,
+    to: str,
+    reason: str,
+    *,
+    override: bool = False,
+    acting: "StoreSettings | None" = None,
+) -> Announced:
     """``move_alias``, then announce it."""
     event = move_alias(ctx, name, version, to, reason, override=override, acting=acting)
     return Announced(event, announce(ctx, event, acting))
 
 
-def rollback(ctx: "Context", name: str, reason: str, *, alias: str = "production", expect: str | None = None,
-             acting: "StoreSettings | None" = None) -> Announced:  # fmt: skip
+def rollback(
+    ctx: "Context",
+    name: str,
+    reason: str,
+    *,
+    alias: str = "production",
+    expect: str | None = None,
+    acting: "StoreSettings | None" = None,
+) -> Announced:
     """``move_back``, then announce it."""
     event = move_back(ctx, name, reason, alias=alias, expect=expect, acting=acting)
     return Announced(event, announce(ctx, event, acting))
 
 
-def archive(ctx: "Context", name: str, version: str, reason: str, *,
-            acting: "StoreSettings | None" = None) -> "AuditEvent":  # fmt: skip
+def archive(
+    ctx: "Context", name: str, version: str, reason: str, *, acting: "StoreSettings | None" = None
+) -> "AuditEvent":
     """Archive ``version``: it stays stored and listed but can never be promoted again.
 
     Raises:

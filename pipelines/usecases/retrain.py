@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-
 from pipelines.records import GateDecision, RetrainOutcome, TrainResult, ValidationReport
 from pipelines.usecases import promotion
 from pipelines.usecases.production import Comparison, fetch_for_comparison
@@ -58,21 +57,39 @@ def production_labels(ctx: "Context", name: str) -> list[str] | None:
     return list(manifest.labels) if manifest else None
 
 
-def validate(ctx: "Context", batch: Path, holdout: Path, labels_file: Path | None, labels: list[str] | None,
-             report_dir: Path, encoding: str | None = None, incoming: Path | None = None) -> ValidationReport:  # fmt: skip
+def validate(
+    ctx: "Context",
+    batch: Path,
+    holdout: Path,
+    labels_file: Path | None,
+    labels: list[str] | None,
+    report_dir: Path,
+    encoding: str | None = None,
+    incoming: Path | None = None,
+) -> ValidationReport:
     """Judge the batch; a rejected one goes to quarantine (moved from ``incoming``, else copied), an
     accepted one is tracked by DVC."""
     from pipelines.batches.route import validate_and_route
 
     settings = ctx.settings
-    return validate_and_route(batch, ctx.policy, data_dir=settings.data_dir, labels_file=labels_file,
-                              labels=None if labels_file else labels, holdout=holdout,
-                              base_model=settings.base_model_dir, report_dir=report_dir, encoding=encoding,
-                              incoming=incoming, store=settings.store())  # fmt: skip
+    return validate_and_route(
+        batch,
+        ctx.policy,
+        data_dir=settings.data_dir,
+        labels_file=labels_file,
+        labels=None if labels_file else labels,
+        holdout=holdout,
+        base_model=settings.base_model_dir,
+        report_dir=report_dir,
+        encoding=encoding,
+        incoming=incoming,
+        store=settings.store(),
+    )
 
 
-def train(ctx: "Context", batch: Path, out_dir: Path, data_version: str | None, device: str,
-          encoding: str | None = None) -> TrainResult:  # fmt: skip
+def train(
+    ctx: "Context", batch: Path, out_dir: Path, data_version: str | None, device: str, encoding: str | None = None
+) -> TrainResult:
     """Train in a child process at the training share (see ``pipelines.training.job``)."""
     from pipelines.training.job import TrainSetup, train_in_background
 
@@ -84,17 +101,28 @@ def fetch_production(ctx: "Context", name: str, dest: Path) -> Comparison:
     return fetch_for_comparison(ctx.registry(), name, "production", dest)
 
 
-def evaluate(ctx: "Context", adapter_dir: Path, holdout: Path, production: Comparison, adapter_ref: str) -> GateDecision:
+def evaluate(
+    ctx: "Context", adapter_dir: Path, holdout: Path, production: Comparison, adapter_ref: str
+) -> GateDecision:
     """Every check, then the gate; the decision and evidence land in the adapter folder for the registry."""
     from pipelines.batches.read import read_batch
     from pipelines.evaluation.checks.suite import evaluate as run_checks
     from pipelines.evaluation.holdout_explanations import ExplainBudget
 
     settings = ctx.settings
-    return run_checks(adapter_dir, read_batch(holdout, encoding_option=None), ctx.policy,
-                      base_model_dir=settings.base_model_dir, base_model_id=settings.model_id_of(None),
-                      cache_dir=settings.home, production_dir=production.folder, production_ref=production.ref,
-                      adapter_ref=adapter_ref, out_dir=adapter_dir, explain_budget=ExplainBudget.of(settings))  # fmt: skip
+    return run_checks(
+        adapter_dir,
+        read_batch(holdout, encoding_option=None),
+        ctx.policy,
+        base_model_dir=settings.base_model_dir,
+        base_model_id=settings.model_id_of(None),
+        cache_dir=settings.home,
+        production_dir=production.folder,
+        production_ref=production.ref,
+        adapter_ref=adapter_ref,
+        out_dir=adapter_dir,
+        explain_budget=ExplainBudget.of(settings),
+    )
 
 
 def register(ctx: "Context", adapter_dir: Path, name: str, reason: str) -> str:
@@ -158,8 +186,9 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
     adapter_dir = run_dir / "adapter"
 
     def outcome(status, **fields) -> RetrainOutcome:
-        result = RetrainOutcome(name=name, batch=str(batch), status=status, total_seconds=time.monotonic() - started,
-                                **fields)  # fmt: skip
+        result = RetrainOutcome(
+            name=name, batch=str(batch), status=status, total_seconds=time.monotonic() - started, **fields
+        )
         try:
             mark_finished(run_dir, result.model_dump_json(indent=2))
         except OSError as err:  # a full disk must not turn a registered, promoted run into a crash
@@ -167,8 +196,9 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
         return result
 
     allowed = None if request.labels else steps.production_labels(ctx, name)
-    report = steps.validate(ctx, batch, holdout, request.labels, allowed, run_dir / "validation", request.encoding,
-                            request.incoming)  # fmt: skip
+    report = steps.validate(
+        ctx, batch, holdout, request.labels, allowed, run_dir / "validation", request.encoding, request.incoming
+    )
     if not report.accepted:
         return outcome("rejected_data", validation=report, notes=[f"batch quarantined to {report.quarantined_to}"])
 
@@ -183,11 +213,23 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
 
         add_card(adapter_dir, read_card(request.card))
     version = steps.register(ctx, adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
-    common = dict(validation=report, gate=decision, version=version, adapter_dir=str(adapter_dir),
-                  train_seconds=trained.cost.wall_seconds)  # fmt: skip
+    common = dict(
+        validation=report,
+        gate=decision,
+        version=version,
+        adapter_dir=str(adapter_dir),
+        train_seconds=trained.cost.wall_seconds,
+    )
     if verdict == "not judged":  # the machine was too busy to judge load: not the adapter's failure
-        return outcome("registered", **common, notes=[*decision.not_judged, "registered, not promoted: judge it "
-                                                      f"again when the machine is quieter: tailor judge-load {name} {version}"])
+        return outcome(
+            "registered",
+            **common,
+            notes=[
+                *decision.not_judged,
+                "registered, not promoted: judge it "
+                f"again when the machine is quieter: tailor judge-load {name} {version}",
+            ],
+        )
     if not decision.passed:
         return outcome("rejected_gate", **common, notes=["gate failed: registered for the record, not promoted"])
 
@@ -220,5 +262,7 @@ def lost_run_fate(ctx: "Context", batch: Path, name: str) -> str:
         return f"nor can the registry say whether it registered a version from {batch} ({err})"
     if version is None:
         return f"no version of {name} holds the content of {batch}; run it again"
-    return (f"{name} {version} holds the content of {batch} (`tailor show {name} {version}`); its promotions, if any, "
-            f"may not have run: `tailor list {name}`")
+    return (
+        f"{name} {version} holds the content of {batch} (`tailor show {name} {version}`); its promotions, if any, "
+        f"may not have run: `tailor list {name}`"
+    )

@@ -48,8 +48,9 @@ def prune_run_folders(parent: Path, keep: int) -> Pruned:
     pruned = Pruned()
     if not parent.is_dir():
         return pruned
-    finished = sorted(p for p in parent.iterdir() if _RUN_FOLDER.fullmatch(p.name) and not p.is_symlink()
-                      and (p / FINISHED).is_file())  # fmt: skip
+    finished = sorted(
+        p for p in parent.iterdir() if _RUN_FOLDER.fullmatch(p.name) and not p.is_symlink() and (p / FINISHED).is_file()
+    )
     aside = [p for p in parent.iterdir() if _PRUNING.fullmatch(p.name) and not p.is_symlink()]
     for folder in finished[: max(len(finished) - keep, 0)]:
         try:

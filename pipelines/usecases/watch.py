@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipelines.batches.read import SUPPORTED_SUFFIXES
 from pipelines.policy import Policy
 from pipelines.records import RetrainOutcome, utcnow
-from registry.files import write_atomic
+from registry.adapter_folder import GateSummary
 from registry.audit.events import AuditEvent, parse_time
 from registry.errors import ConfigError, StoreError, TailorError, first_line
-from registry.adapter_folder import GateSummary
+from registry.files import write_atomic
 
 if TYPE_CHECKING:
     from pipelines.context import Context
@@ -50,8 +50,10 @@ def validate_cron(cron: str) -> None:
             raise ValueError(cron)
         CronSchedule(cron=cron)
     except ValueError:
-        raise ConfigError(f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
-                          "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)") from None  # fmt: skip
+        raise ConfigError(
+            f"--cron {cron!r} is not a cron expression: give five fields, minute hour day month "
+            "weekday, e.g. '0 * * * *' (hourly) or '30 2 * * 1-5' (02:30 on weekdays)"
+        ) from None
     try:
         # The croniter Prefect's scheduler uses: a date that never comes (31 February) is valid syntax,
         # and the deployment would wait forever without a word.
@@ -84,8 +86,14 @@ class Arrival(BaseModel):
     mtime_ns: int
 
     def processed(self, status: str, version: str | None = None) -> ProcessedBatch:
-        return ProcessedBatch(sha256=self.sha256, file=self.path.name, status=status, version=version, size=self.size,
-                              mtime_ns=self.mtime_ns)  # fmt: skip
+        return ProcessedBatch(
+            sha256=self.sha256,
+            file=self.path.name,
+            status=status,
+            version=version,
+            size=self.size,
+            mtime_ns=self.mtime_ns,
+        )
 
 
 def state_file(home: Path, name: str) -> Path:
@@ -103,8 +111,10 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
     if not path.exists() and not path.is_symlink():  # a dangling link is a record out of reach, not none
         return []
     record = f"{path}, the schedule's record of processed batches,"
-    fix = ("restore it, or move it aside: the next run then takes every batch in the watched folder as new, "
-           "records those already registered without retraining them, and retrains the rest")  # fmt: skip
+    fix = (
+        "restore it, or move it aside: the next run then takes every batch in the watched folder as new, "
+        "records those already registered without retraining them, and retrains the rest"
+    )
     if not path.is_file():
         raise ConfigError(f"{record} is not a file (or a link to none): {fix}")
     try:
@@ -120,8 +130,9 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
         except ValidationError as err:
             first = err.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(f"{record} has a damaged record (record {number}{f', {field}' if field else ''}: "
-                              f"{first['msg']}): {fix}") from None  # fmt: skip
+            raise ConfigError(
+                f"{record} has a damaged record (record {number}{f', {field}' if field else ''}: {first['msg']}): {fix}"
+            ) from None
     return entries
 
 
@@ -131,7 +142,9 @@ def record_processed(path: Path, entry: ProcessedBatch) -> None:
     write_atomic(path, json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
 
 
-def new_batches(watch_dir: Path, processed: list[ProcessedBatch], settle_seconds: float) -> tuple[list[Arrival], list[Path]]:
+def new_batches(
+    watch_dir: Path, processed: list[ProcessedBatch], settle_seconds: float
+) -> tuple[list[Arrival], list[Path]]:
     """Batch files in ``watch_dir`` whose content was never processed, oldest first, and those still arriving.
 
     A file changed less than ``settle_seconds`` ago, or while it was being read, may still be being
@@ -142,9 +155,14 @@ def new_batches(watch_dir: Path, processed: list[ProcessedBatch], settle_seconds
     """
     seen = {entry.sha256 for entry in processed}
     unchanged = {(e.file, e.size, e.mtime_ns) for e in processed if e.size is not None}
-    found = sorted(((p, p.stat()) for p in Path(watch_dir).iterdir()
-                    if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and p.is_file()),
-                   key=lambda entry: (entry[1].st_mtime, entry[0].name))  # fmt: skip
+    found = sorted(
+        (
+            (p, p.stat())
+            for p in Path(watch_dir).iterdir()
+            if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        ),
+        key=lambda entry: (entry[1].st_mtime, entry[0].name),
+    )
     fresh, arriving = [], []
     for path, before in found:
         if (path.name, before.st_size, before.st_mtime_ns) in unchanged:
@@ -177,8 +195,9 @@ def watch_lock(path: Path) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def owed_staging(events: list[AuditEvent], version: str, gate: GateSummary | None, policy: Policy,
-                 now: datetime) -> bool:  # fmt: skip
+def owed_staging(
+    events: list[AuditEvent], version: str, gate: GateSummary | None, policy: Policy, now: datetime
+) -> bool:
     """Whether ``version`` is owed the staging promotion of a run that stopped right after registering it.
 
     Only while nothing has happened to the name since: its register event is the newest event (a
@@ -193,8 +212,12 @@ def owed_staging(events: list[AuditEvent], version: str, gate: GateSummary | Non
         return False
     if now - parse_time(events[-1].time) < RECOVERY_GRACE:
         return False
-    return (policy.promotion.auto_promote_staging and gate is not None and gate.passed
-            and gate.policy_sha256 == policy.sha256)  # fmt: skip
+    return (
+        policy.promotion.auto_promote_staging
+        and gate is not None
+        and gate.passed
+        and gate.policy_sha256 == policy.sha256
+    )
 
 
 def staging_owed(ctx: "Context", name: str, version: str) -> bool:
@@ -205,17 +228,22 @@ def staging_owed(ctx: "Context", name: str, version: str) -> bool:
 
 def recovery_reason(ctx: "Context") -> str:
     # Owed only under the policy its gate passed under, so this names that policy.
-    return (f"gate passed under policy {ctx.policy.version}; promoted on recovery: the run that registered it "
-            "stopped before promoting")
+    return (
+        f"gate passed under policy {ctx.policy.version}; promoted on recovery: the run that registered it "
+        "stopped before promoting"
+    )
 
 
-def recover(arrival: Arrival, name: str, version: str, finish_staging: Callable[[str, str], bool],
-            log: Log) -> ProcessedBatch | None:
+def recover(
+    arrival: Arrival, name: str, version: str, finish_staging: Callable[[str, str], bool], log: Log
+) -> ProcessedBatch | None:
     """The record of a batch that a run registered as ``version`` and died before recording; it gets
     the staging promotion that run owed (``finish_staging``: True when it promoted). None: try again.
     """
     # A run that died between registering and recording (kill -9, a reboot) must not register it twice.
-    log.warning("%s was registered as %s %s by a run that stopped before recording it", arrival.path.name, name, version)
+    log.warning(
+        "%s was registered as %s %s by a run that stopped before recording it", arrival.path.name, name, version
+    )
     status = "registered by an earlier run"
     try:
         if finish_staging(name, version):
@@ -248,8 +276,15 @@ def registered_data_versions(ctx: "Context", name: str) -> dict[str, str]:
     return {m.data_version: m.version for m in ctx.registry().versions(name) if m.data_version}
 
 
-def tick(ctx: "Context", watch_dir: Path, name: str, *, retrain: Callable[[Arrival], ProcessedBatch | None],
-         finish_staging: Callable[[str, str], bool], log: Log) -> list[ProcessedBatch]:  # fmt: skip
+def tick(
+    ctx: "Context",
+    watch_dir: Path,
+    name: str,
+    *,
+    retrain: Callable[[Arrival], ProcessedBatch | None],
+    finish_staging: Callable[[str, str], bool],
+    log: Log,
+) -> list[ProcessedBatch]:
     """One run of the schedule: ``retrain`` each batch that arrived in ``watch_dir`` since the last run
     (None from it: a transient failure, tried again next run), and record it as processed.
 
@@ -267,8 +302,9 @@ def tick(ctx: "Context", watch_dir: Path, name: str, *, retrain: Callable[[Arriv
             return []
         batches, arriving = new_batches(watch_dir, processed_batches(state), settle)
         for path in arriving:
-            log.info("%s changed in the last %g s and may still be arriving; it waits for the next run", path.name,
-                     settle)  # fmt: skip
+            log.info(
+                "%s changed in the last %g s and may still be arriving; it waits for the next run", path.name, settle
+            )
         try:
             registered = registered_data_versions(ctx, name) if batches else {}
         except StoreError as err:

@@ -9,4 +9,3 @@ re-reads the log and retries. The fold checks every event it reads (hash, link, 
 meaning), so state is never built on a broken chain as it was read; a cache saves re-reading old
 events, so a later rewrite of one is found by ``verify``, which trusts no cache.
 """
-

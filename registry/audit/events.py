@@ -175,5 +175,3 @@ def sequence_of(name: str, keys: list[str], after: int = 0, *, prefix: str | Non
                 f"{expected - 1:012d} to {seq:012d}"
             )
     return [s for s in seqs if s > after]
-
-

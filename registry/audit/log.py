@@ -45,8 +45,17 @@ class AuditLog:
     first new event must link to the cached head, and a log shorter than the cache is refused.
     """
 
-    def __init__(self, store: ObjectStore, *, actor: str, role: str, cache_dir: Path | None = None,
-                 cache_scope: str = "", signer: Signer | None = None, judge: Judge | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        actor: str,
+        role: str,
+        cache_dir: Path | None = None,
+        cache_scope: str = "",
+        signer: Signer | None = None,
+        judge: Judge | None = None,
+    ):
         """``signer`` signs what this log appends (its name and role are then the actor and role);
         ``judge`` checks every event read, so a state is never built on a forged one."""
         self.store = store
@@ -148,8 +157,9 @@ class AuditLog:
             IntegrityError: naming each rewritten key.
         """
         pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
-        rewritten = {key: what for key, what in rewritten_keys(self.store, audit_prefix(name)).items()
-                     if pattern.fullmatch(key)}  # fmt: skip
+        rewritten = {
+            key: what for key, what in rewritten_keys(self.store, audit_prefix(name)).items() if pattern.fullmatch(key)
+        }
         if rewritten:  # rare: only then are the events read, for the clearings that explain them
             if events is None:
                 events = self.read(name, self.sequence(name))
@@ -218,8 +228,9 @@ class AuditLog:
         try:
             newest = parse_event(key, self.store.get(key))
         except NotFoundError:
-            raise IntegrityError(f"{key} was deleted: this machine has seen it (run `tailor audit verify {name}`)") \
-                from None  # fmt: skip
+            raise IntegrityError(
+                f"{key} was deleted: this machine has seen it (run `tailor audit verify {name}`)"
+            ) from None
         if newest.sha256 != cached.head_sha256 or canonical_sha256(newest.body()) != newest.sha256:
             raise _replaced(name, cached)
 
@@ -239,10 +250,14 @@ class AuditLog:
             draft = make(state)
             now = utc_now()
             event = replace(
-                draft, actor=self.actor, role=self.role, seq=state.head_seq + 1, prev_sha256=state.head_sha256,
+                draft,
+                actor=self.actor,
+                role=self.role,
+                seq=state.head_seq + 1,
+                prev_sha256=state.head_sha256,
                 # Client clocks differ: keep times non-decreasing so `audit at` can read the log in order.
                 time=max(now, state.head_time) if state.head_time else now,
-            )  # fmt: skip
+            )
             event = event.signed(self.signer) if self.signer else event.sealed()
             new_state = fold(state, [event], self.judge)
             try:
@@ -259,8 +274,10 @@ class AuditLog:
     def require_signer(self) -> None:
         """Raises: RefusedError: this store signs its events and nobody here can sign."""
         if self.judge is not None and self.signer is None and self.judge.signs():
-            raise RefusedError("this store's audit events are signed: act as a person or service of its keyring "
-                               "(point credentials_file at the file `tailor user add` wrote for you)")
+            raise RefusedError(
+                "this store's audit events are signed: act as a person or service of its keyring "
+                "(point credentials_file at the file `tailor user add` wrote for you)"
+            )
 
     def _cache_file(self, name: str) -> Path | None:
         return self._cache_dir / f"{name}.json" if self._cache_dir else None
@@ -275,8 +292,9 @@ class AuditLog:
             kept = json.loads(path.read_bytes()) if path is not None and path.is_file() else {}
         except (OSError, ValueError):
             return {}
-        if not isinstance(kept, dict) or not all(isinstance(v, list) and len(v) == 2 and all_text(v)
-                                                 for v in kept.values()):  # fmt: skip
+        if not isinstance(kept, dict) or not all(
+            isinstance(v, list) and len(v) == 2 and all_text(v) for v in kept.values()
+        ):
             return {}
         return {k: (v[0], v[1]) for k, v in kept.items()}
 

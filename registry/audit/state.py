@@ -14,6 +14,7 @@ from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError
 from registry.event_time import time_problem
 
+
 def all_text(items: Any) -> bool:
     return all(isinstance(item, str) for item in items)
 
@@ -69,7 +70,9 @@ class AliasState:
                 f"{before} was replaced or inserted (or {event.key_name} was rewritten)"
             )
         if problem := time_problem(event.time, self.head_time):
-            raise IntegrityError(f"{label} ({event.action} {event.version}) has a time the log cannot explain: {problem}")
+            raise IntegrityError(
+                f"{label} ({event.action} {event.version}) has a time the log cannot explain: {problem}"
+            )
         problem = self._meaning_problem(event)
         if problem:
             raise IntegrityError(f"{label} ({event.action} {event.version}) is inconsistent with the log: {problem}")
@@ -140,14 +143,18 @@ class AliasState:
         if new is None:
             return "a judge event carries no well-formed gate verdict"
         if not new.consistent():
-            return (f"its verdict says passed={str(new.passed).lower()} with {len(new.failures)} failure(s) and "
-                    f"{len(new.not_judged)} check(s) not judged")
+            return (
+                f"its verdict says passed={str(new.passed).lower()} with {len(new.failures)} failure(s) and "
+                f"{len(new.not_judged)} check(s) not judged"
+            )
         if old is None or not old.not_judged:
             return f"{version}'s verdict has no check left unjudged: only such a check may be judged again"
         opened = old.unjudged_checks()
         if (new.policy_sha256, new.policy_version, new.against) != (old.policy_sha256, old.policy_version, old.against):
-            return (f"it changes the policy or production it was judged under (policy {old.policy_version}, "
-                    f"against {old.against}): only the checks not judged may change")
+            return (
+                f"it changes the policy or production it was judged under (policy {old.policy_version}, "
+                f"against {old.against}): only the checks not judged may change"
+            )
         added = [f for f in new.failures if f not in old.failures]
         if any(f not in new.failures for f in old.failures) or any(failure_check(f) not in opened for f in added):
             return f"it changes failures outside the checks not judged ({', '.join(sorted(opened))})"
@@ -162,15 +169,27 @@ class AliasState:
     def from_json(cls, data: bytes) -> "AliasState":
         """Raises: ValueError, TypeError: not a state as ``to_json`` writes it (a damaged cache file)."""
         state = cls(**json.loads(data))
-        if not (isinstance(state.name, str) and type(state.head_seq) is int and isinstance(state.head_sha256, str)
-                and isinstance(state.head_time, str) and isinstance(state.archived, list) and all_text(state.archived)
-                and isinstance(state.promoted, list) and all_text(state.promoted) and type(state.signed) is int
-                and all(isinstance(m, dict) and all_text(m)
-                        for m in (state.aliases, state.history, state.versions, state.registered_by))
-                and all_text(state.aliases.values()) and all_text(state.versions.values())
-                and all_text(state.registered_by.values())
-                and isinstance(state.verdicts, dict) and all(isinstance(v, dict) for v in state.verdicts.values())
-                and all(isinstance(held, list) and all_text(held) for held in state.history.values())):  # fmt: skip
+        if not (
+            isinstance(state.name, str)
+            and type(state.head_seq) is int
+            and isinstance(state.head_sha256, str)
+            and isinstance(state.head_time, str)
+            and isinstance(state.archived, list)
+            and all_text(state.archived)
+            and isinstance(state.promoted, list)
+            and all_text(state.promoted)
+            and type(state.signed) is int
+            and all(
+                isinstance(m, dict) and all_text(m)
+                for m in (state.aliases, state.history, state.versions, state.registered_by)
+            )
+            and all_text(state.aliases.values())
+            and all_text(state.versions.values())
+            and all_text(state.registered_by.values())
+            and isinstance(state.verdicts, dict)
+            and all(isinstance(v, dict) for v in state.verdicts.values())
+            and all(isinstance(held, list) and all_text(held) for held in state.history.values())
+        ):
             raise ValueError("not an alias state")
         return state
 
@@ -211,5 +230,3 @@ def fold(state: AliasState, events: list[AuditEvent], judge: Judge | None = None
     for event in events:
         new.apply(event, judge)
     return new
-
-

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from pipelines.context import Context
-from pipelines.usecases import watch as watching
 from pipelines.records import RetrainOutcome
+from pipelines.usecases import watch as watching
 from tests.conftest import REPO, run_cli
 from tests.integration.test_webhooks import Receiver
 
@@ -64,9 +64,14 @@ def world(s3_server, tmp_path_factory, receiver):
     batch.write_text("\n".join([header, *keep]) + "\n")
     env = {k: v for k, v in s3_server.env().items() if k.startswith("TAILOR_")}
     # The project's policy is the relaxed one: production takes only gates decided under it.
-    env.update(TAILOR_DATA_DIR=str(root / "data"), TAILOR_ACTOR="trainer-tom", TAILOR_ROLE="trainer",
-               TAILOR_WEBHOOKS=json.dumps([receiver.url]), TAILOR_WEBHOOK_SECRET=SECRET,
-               TAILOR_POLICY=str(root / "policy.yaml"))  # fmt: skip
+    env.update(
+        TAILOR_DATA_DIR=str(root / "data"),
+        TAILOR_ACTOR="trainer-tom",
+        TAILOR_ROLE="trainer",
+        TAILOR_WEBHOOKS=json.dumps([receiver.url]),
+        TAILOR_WEBHOOK_SECRET=SECRET,
+        TAILOR_POLICY=str(root / "policy.yaml"),
+    )
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -129,7 +134,12 @@ def test_a_promotion_through_the_flow_is_audited_and_announced_like_one_from_the
     assert registry().aliases(name)["production"] == "v1"
     last = registry().events(name)[-1]
     assert (last.action, last.actor, last.role, last.alias_after, last.reason) == (
-        "promote", "approver-ann", "approver", "v1", "reviewed the v1 report")  # fmt: skip
+        "promote",
+        "approver-ann",
+        "approver",
+        "v1",
+        "reviewed the v1 report",
+    )
     assert last.sha256 == event.sha256
     headers, body = receiver.requests[-1]
     assert webhooks.verify(SECRET, body, headers[webhooks.SIGNATURE_HEADER])
@@ -188,8 +198,20 @@ def test_tailor_retrain_exits_1_and_names_the_failure_for_a_batch_it_cannot_read
     empty.write_text("")
     env = {**os.environ, **world["env"], "PREFECT_API_URL": world["api"]}
 
-    result = run_cli("retrain", "--data", str(empty), "--name", name, "--holdout", str(SAMPLE / "holdout.csv"),
-                     "--labels", str(SAMPLE / "labels.txt"), "--json", env=env, cwd=world["root"])  # fmt: skip
+    result = run_cli(
+        "retrain",
+        "--data",
+        str(empty),
+        "--name",
+        name,
+        "--holdout",
+        str(SAMPLE / "holdout.csv"),
+        "--labels",
+        str(SAMPLE / "labels.txt"),
+        "--json",
+        env=env,
+        cwd=world["root"],
+    )
 
     assert result.returncode == 1, result.stderr
     outcome = json.loads(result.stdout)
@@ -215,8 +237,9 @@ def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(
     empty.write_text("")
     monkeypatch.setenv("TAILOR_KEEP_RUNS", "3")
 
-    state = flows.retrain(empty, f"{name}-kept", SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt",
-                          return_state=True)  # fmt: skip
+    state = flows.retrain(
+        empty, f"{name}-kept", SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt", return_state=True
+    )
 
     assert state.result(raise_on_failure=False).status == "rejected_data"
     # The newest keep_runs - 1 finished ones, and this run's own, which holds its outcome.
@@ -228,9 +251,9 @@ def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(
 
 
 def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_not_registered_again(world, name, first):
+    from pipelines.batches.data_version import dvc_md5
     from pipelines.orchestration import flows
     from pipelines.settings import load_settings
-    from pipelines.batches.data_version import dvc_md5
 
     watch_dir = world["root"] / "watch-died"
     watch_dir.mkdir()
@@ -247,9 +270,9 @@ def test_a_watched_batch_registered_by_a_run_that_died_before_recording_it_is_no
     assert recorded[-1].sha256 == entry.sha256
 
 
-def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_that_run_would_have_made(world, name,
-                                                                                                      first,
-                                                                                                      monkeypatch):
+def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_that_run_would_have_made(
+    world, name, first, monkeypatch
+):
     from datetime import timedelta
 
     from pipelines.orchestration import flows
@@ -274,8 +297,10 @@ def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_th
     assert (entry.version, entry.status) == (version, "registered by an earlier run; promoted to staging now")
     assert registry().aliases(name) == {**before, "staging": version}  # production is a person's to move
     policy_version = yaml.safe_load((world["root"] / "policy.yaml").read_text())["version"]
-    assert registry().events(name)[-1].reason == (f"gate passed under policy {policy_version}; promoted on recovery: "
-                                                  "the run that registered it stopped before promoting")
+    assert registry().events(name)[-1].reason == (
+        f"gate passed under policy {policy_version}; promoted on recovery: "
+        "the run that registered it stopped before promoting"
+    )
     assert watching.staging_owed(Context.snapshot(), name, version) is False  # a second try moves nothing
 
 
@@ -291,9 +316,11 @@ def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failur
         def result(self, raise_on_failure):
             return self.value
 
-    outcomes = {"refused.csv": RefusedError("dvc add refused it: the folder is git-ignored"),
-                "store-down.csv": StoreError("cannot reach the object store"),
-                "fine.csv": RetrainOutcome.model_construct(status="promoted", version="v7")}
+    outcomes = {
+        "refused.csv": RefusedError("dvc add refused it: the folder is git-ignored"),
+        "store-down.csv": StoreError("cannot reach the object store"),
+        "fine.csv": RetrainOutcome.model_construct(status="promoted", version="v7"),
+    }
     monkeypatch.setattr(flows, "retrain", lambda path, *a, **k: Finished(outcomes[path.name]))
     watch_dir = world["root"] / "watch-fails"
     watch_dir.mkdir()
@@ -304,7 +331,9 @@ def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failur
     done = flows.watch(watch_dir, name, SAMPLE / "holdout.csv")
 
     assert [(e.file, e.status, e.version) for e in done] == [
-        ("refused.csv", "failed: dvc add refused it: the folder is git-ignored", None), ("fine.csv", "promoted", "v7")]
+        ("refused.csv", "failed: dvc add refused it: the folder is git-ignored", None),
+        ("fine.csv", "promoted", "v7"),
+    ]
     recorded = {e.file for e in watching.processed_batches(watching.state_file(load_settings().home, name))}
     assert {"refused.csv", "fine.csv"} <= recorded and "store-down.csv" not in recorded  # tried again next run
 

@@ -24,8 +24,12 @@ BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, 
 def _history(s3_server, name: str, tmp_path) -> None:
     """Six events: three registers, three promotions."""
     settings = s3_server.settings("admin", "alice")
-    registry = Registry(S3ObjectStore(settings), settings, base_model=BASE,
-                        rules=RegistryRules(four_eyes_production=False, require_gate=False))  # fmt: skip
+    registry = Registry(
+        S3ObjectStore(settings),
+        settings,
+        base_model=BASE,
+        rules=RegistryRules(four_eyes_production=False, require_gate=False),
+    )
     for i in range(3):
         registry.register(make_adapter_folder(tmp_path / name / str(i), BASE, seed=i), name)
     for v in ("v1", "v2", "v3"):
@@ -47,9 +51,20 @@ def test_verify_names_an_overwritten_a_deleted_and_an_inserted_event(s3_server, 
 
     five = AuditEvent(**json.loads(admin.get(event_key(inserted, 5))))
     old_six = admin.get(event_key(inserted, 6))
-    forged = AuditEvent(action="promote", name=inserted, version="v1", actor="mallory", role="admin", reason="x",
-                        alias="production", alias_before="v2", alias_after="v1", seq=6, time=five.time,
-                        prev_sha256=five.sha256).sealed()  # fmt: skip
+    forged = AuditEvent(
+        action="promote",
+        name=inserted,
+        version="v1",
+        actor="mallory",
+        role="admin",
+        reason="x",
+        alias="production",
+        alias_before="v2",
+        alias_after="v1",
+        seq=6,
+        time=five.time,
+        prev_sha256=five.sha256,
+    ).sealed()
     admin.put(event_key(inserted, 6), forged.to_json())
     admin.put(event_key(inserted, 7), old_six)
 
@@ -74,8 +89,11 @@ def test_no_role_can_destroy_a_registered_version_or_an_event_for_good(s3_server
     from registry.reading import file_key
 
     _history(s3_server, unique_name, tmp_path)
-    keys = [file_key(unique_name, "v2", "adapter_model.safetensors"), file_key(unique_name, "v2", "manifest.json"),
-            event_key(unique_name, 2)]  # fmt: skip
+    keys = [
+        file_key(unique_name, "v2", "adapter_model.safetensors"),
+        file_key(unique_name, "v2", "manifest.json"),
+        event_key(unique_name, 2),
+    ]
     for role in ("trainer", "admin"):
         store = S3ObjectStore(s3_server.settings(role))
         for key in keys:
@@ -87,34 +105,59 @@ def test_no_role_can_destroy_a_registered_version_or_an_event_for_good(s3_server
 
 
 def test_a_chained_event_with_a_list_for_its_alias_is_named_by_every_command_instead_of_crashing(
-        s3_server, unique_name, tmp_path):  # fmt: skip
+    s3_server, unique_name, tmp_path
+):
     from registry.object_store import put_kept
 
     _history(s3_server, unique_name, tmp_path)
     approver = S3ObjectStore(s3_server.settings("approver", "mallory"))
     six = AuditEvent(**json.loads(approver.get(event_key(unique_name, 6))))
-    raw = {**asdict(six), "action": "promote", "version": "v2", "actor": "mallory", "role": "approver", "reason": "x",
-           "alias": ["production"], "alias_before": "v3", "alias_after": "v2", "seq": 7, "prev_sha256": six.sha256}  # fmt: skip
+    raw = {
+        **asdict(six),
+        "action": "promote",
+        "version": "v2",
+        "actor": "mallory",
+        "role": "approver",
+        "reason": "x",
+        "alias": ["production"],
+        "alias_before": "v3",
+        "alias_after": "v2",
+        "seq": 7,
+        "prev_sha256": six.sha256,
+    }
     raw["sha256"] = canonical_sha256({k: v for k, v in raw.items() if k != "sha256"})
     put_kept(approver, event_key(unique_name, 7), canonical_json(raw))  # the approver's own keys may append
 
     env = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="auditor")
-    results = run_cli_parallel([(command, env) for command in (
-        ["audit", "verify", unique_name], ["audit", "log", unique_name], ["list", unique_name],
-        ["show", unique_name, "v1"])])  # fmt: skip
+    results = run_cli_parallel(
+        [
+            (command, env)
+            for command in (
+                ["audit", "verify", unique_name],
+                ["audit", "log", unique_name],
+                ["list", unique_name],
+                ["show", unique_name, "v1"],
+            )
+        ]
+    )
     for result in results:
         assert result.returncode == 1 and "Traceback" not in result.stderr, (result.args, result.stderr)
-        assert result.stderr.strip() == (f"error: {event_key(unique_name, 7)} is not an audit event (modified or "
-                                         "inserted): field 'alias' is [\"production\"], not a string or null")
+        assert result.stderr.strip() == (
+            f"error: {event_key(unique_name, 7)} is not an audit event (modified or "
+            "inserted): field 'alias' is [\"production\"], not a string or null"
+        )
 
 
-def test_the_log_read_from_a_cache_fetches_only_new_events_and_still_catches_a_rewrite(s3_server, unique_name,
-                                                                                        tmp_path):  # fmt: skip
+def test_the_log_read_from_a_cache_fetches_only_new_events_and_still_catches_a_rewrite(
+    s3_server, unique_name, tmp_path
+):
     _history(s3_server, unique_name, tmp_path)
     settings = s3_server.settings("reader", "rita")
     store = S3ObjectStore(settings)
     gets: list[str] = []
-    store.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
+    store.client.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"])
+    )
     reader = Registry(store, settings, base_model=BASE, cache_dir=tmp_path / "home")
     assert len(reader.events(unique_name)) == 6 and len(gets) == 6
     gets.clear()

@@ -11,13 +11,13 @@ import pytest
 
 from pipelines.batches.read import read_batch
 from pipelines.settings import load_settings
-from serving.model import load_base
-from pipelines.training.recipe import train
 from pipelines.training.params import TrainParams
+from pipelines.training.recipe import train
 from registry.base_models import BaseModels, blob_key, log_name
 from registry.fingerprint import base_model_fingerprint
 from registry.registry import Registry
 from registry.store import S3ObjectStore
+from serving.model import load_base
 from tests.conftest import run_cli
 from tests.registry_helpers import run_cli_parallel
 from tests.tiny_encoders import DATA, build
@@ -46,11 +46,25 @@ def _settings(s3_server, monkeypatch, **extra: str):
     return load_settings()
 
 
-def test_an_added_base_is_listed_and_trains_by_name_with_the_folders_fingerprint(s3_server, tiny, unique_name,
-                                                                                 monkeypatch, tmp_path):  # fmt: skip
+def test_an_added_base_is_listed_and_trains_by_name_with_the_folders_fingerprint(
+    s3_server, tiny, unique_name, monkeypatch, tmp_path
+):
     env = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
-    added = run_cli("base", "add", str(tiny), "--name", unique_name, "--license", "apache-2.0", "--languages", "ja,en",
-                    "--source", "https://huggingface.co/example/tiny", "--json", env=env)  # fmt: skip
+    added = run_cli(
+        "base",
+        "add",
+        str(tiny),
+        "--name",
+        unique_name,
+        "--license",
+        "apache-2.0",
+        "--languages",
+        "ja,en",
+        "--source",
+        "https://huggingface.co/example/tiny",
+        "--json",
+        env=env,
+    )
     assert added.returncode == 0, added.stderr
     manifest = json.loads(added.stdout)
     expected = base_model_fingerprint(tiny, unique_name)
@@ -64,7 +78,9 @@ def test_an_added_base_is_listed_and_trains_by_name_with_the_folders_fingerprint
     assert admin.get(blob_key(sha), max_bytes=1 << 30) == (tiny / "model.safetensors").read_bytes()
     registry = Registry(admin, s3_server.settings("admin"))
     events = registry.log.events(log_name(unique_name))
-    assert [(e.action, e.actor, e.content_sha256) for e in events] == [("register", "alice", manifest["content_sha256"])]
+    assert [(e.action, e.actor, e.content_sha256) for e in events] == [
+        ("register", "alice", manifest["content_sha256"])
+    ]
     # Adding the same bytes again changes nothing.
     again = run_cli("base", "add", str(tiny), "--name", unique_name, env=env)
     assert again.returncode == 0, again.stderr
@@ -79,8 +95,12 @@ def test_an_added_base_is_listed_and_trains_by_name_with_the_folders_fingerprint
     assert folder.is_relative_to(s3_server.home / "bases") and model_id == unique_name
     base = load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
     assert base.fingerprint == expected
-    result = train(read_batch(DATA / "sample_ja" / "train.csv"), tmp_path / "adapter", base=base,
-                   params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=32))  # fmt: skip
+    result = train(
+        read_batch(DATA / "sample_ja" / "train.csv"),
+        tmp_path / "adapter",
+        base=base,
+        params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=32),
+    )
     assert result.base_model_id == unique_name
     trained = json.loads((tmp_path / "adapter" / "tailor_adapter.json").read_text())
     assert trained["base_model_weights_sha256"] == expected.weights_sha256
@@ -110,8 +130,16 @@ def test_a_tampered_stored_file_is_refused(s3_server, tiny, unique_name, monkeyp
     manifest = BaseModels(Registry(S3ObjectStore(trainer), trainer)).add(folder, unique_name, model_id=unique_name)
     admin = S3ObjectStore(s3_server.settings("admin"))
     admin.put(blob_key(manifest.files["special_tokens_map.json"].sha256), b'{"unk_token": "[PAD]", "note": "x"}')
-    result = run_cli("train", "--data", str(DATA / "sample_ja" / "train.csv"), "--out", str(tmp_path / "a"),
-                     "--base-model", unique_name, env=s3_server.env(TAILOR_ROLE="trainer"))  # fmt: skip
+    result = run_cli(
+        "train",
+        "--data",
+        str(DATA / "sample_ja" / "train.csv"),
+        "--out",
+        str(tmp_path / "a"),
+        "--base-model",
+        unique_name,
+        env=s3_server.env(TAILOR_ROLE="trainer"),
+    )
     assert result.returncode == 1
     assert f"base model '{unique_name}': stored file special_tokens_map.json is corrupted" in result.stderr
 
@@ -132,7 +160,10 @@ def test_every_refused_add_says_why_and_registers_nothing(s3_server, tiny, other
         ([str(pickled), "--name", fresh], "holds pickle files (pytorch_model.bin)"),
         ([str(remote), "--name", fresh], "needs remote code (auto_map in config.json)"),
         ([str(code), "--name", fresh], "holds Python files (modeling_x.py)"),
-        ([str(other_tiny), "--name", unique_name], f"base model '{unique_name}' is registered already with other files"),
+        (
+            [str(other_tiny), "--name", unique_name],
+            f"base model '{unique_name}' is registered already with other files",
+        ),
         ([str(tmp_path / "nowhere"), "--name", fresh], f"base model folder {tmp_path / 'nowhere'} does not exist"),
         ([str(tiny), "--name", "../up"], "base model name '../up' is refused"),
         ([str(tiny), "--name", fresh, "--languages", "ja,,en"], "'' is not a language tag"),
@@ -140,16 +171,25 @@ def test_every_refused_add_says_why_and_registers_nothing(s3_server, tiny, other
         ([str(tiny), "--name", fresh, "--source", "ftp://x"], "--source must be an http:// or https:// URL"),
     ]
     reader = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")
-    results = run_cli_parallel([(["base", "add", *args], env) for args, _ in cases]
-                               + [(["base", "add", str(tiny), "--name", fresh], reader)])  # fmt: skip
+    results = run_cli_parallel(
+        [(["base", "add", *args], env) for args, _ in cases] + [(["base", "add", str(tiny), "--name", fresh], reader)]
+    )
     for (_, message), result in zip(cases + [(None, "role 'reader' may only read")], results):
         assert result.returncode == 1 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     admin = Registry(S3ObjectStore(s3_server.settings("admin")), s3_server.settings("admin"))
     assert admin.log.events(log_name(fresh)) == []
     assert len(admin.log.events(log_name(unique_name))) == 1
-    missing = run_cli("train", "--data", str(DATA / "sample_ja" / "train.csv"), "--out", str(tmp_path / "a"),
-                      "--base-model", "no-such-base", env=env)  # fmt: skip
+    missing = run_cli(
+        "train",
+        "--data",
+        str(DATA / "sample_ja" / "train.csv"),
+        "--out",
+        str(tmp_path / "a"),
+        "--base-model",
+        "no-such-base",
+        env=env,
+    )
     assert missing.returncode == 1
     assert "no base model folder 'no-such-base' and no registered base model of that name" in missing.stderr
 
@@ -161,6 +201,9 @@ def test_a_registered_name_without_a_store_says_where_it_is_read_from(tmp_path, 
     monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TAILOR_BASE_MODEL", "ruri-v3-30m")
     settings = load_settings()
-    with pytest.raises(ConfigError, match=r"base model 'ruri-v3-30m' is no folder here, so it names a base registered "
-                                          r"with `tailor base add`, which is read from the store: credentials_file"):
+    with pytest.raises(
+        ConfigError,
+        match=r"base model 'ruri-v3-30m' is no folder here, so it names a base registered "
+        r"with `tailor base add`, which is read from the store: credentials_file",
+    ):
         settings.base_model_dir  # noqa: B018 - the property fetches

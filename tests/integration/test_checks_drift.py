@@ -7,9 +7,9 @@ import pytest
 
 from pipelines.batches.read import read_batch
 from pipelines.evaluation.checks import drift
-from pipelines.settings import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import LabeledBatch
+from pipelines.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def rows(batch: LabeledBatch, keep) -> LabeledBatch:
     idx = [i for i in range(len(batch)) if keep(i)]
-    return LabeledBatch(source=batch.source, texts=[batch.texts[i] for i in idx], labels=[batch.labels[i] for i in idx],
-                        ids=[batch.ids[i] for i in idx])
+    return LabeledBatch(
+        source=batch.source,
+        texts=[batch.texts[i] for i in idx],
+        labels=[batch.labels[i] for i in idx],
+        ids=[batch.ids[i] for i in idx],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,12 @@ def other_domain(banking77: Path) -> LabeledBatch:
     from bench.banking77 import read
 
     picked = read("train", banking77).sample(60, random_state=0)
-    return LabeledBatch(source="banking77", texts=picked.text.tolist(), labels=picked.category.tolist(),
-                        ids=[str(i) for i in range(len(picked))])
+    return LabeledBatch(
+        source="banking77",
+        texts=picked.text.tolist(),
+        labels=picked.category.tolist(),
+        ids=[str(i) for i in range(len(picked))],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +59,9 @@ def base_model_dir() -> Path:
 
 def test_a_batch_from_another_domain_is_flagged_as_drift_with_evidence(halves, other_domain, base_model_dir, tmp_path):
     reference, _ = halves
-    result = drift.run(other_domain, reference, base_model_dir, load_policy().drift, reference_name="tickets:v1",
-                       out_dir=tmp_path)
+    result = drift.run(
+        other_domain, reference, base_model_dir, load_policy().drift, reference_name="tickets:v1", out_dir=tmp_path
+    )
     assert result.passed is False, result.details["summary"]
     assert result.value > 0.5
     assert {"label", "emb_centroid_sim"} <= set(result.details["drifted_columns"])

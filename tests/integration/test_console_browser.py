@@ -19,14 +19,14 @@ from unittest import mock
 import httpx
 import pytest
 
-from pipelines.settings import load_settings
 from bench.embedded_store import store_env
 from pipelines.servers import seaweedfs as embedded
 from pipelines.servers.seaweedfs import EmbeddedStoreConfig
+from pipelines.settings import load_settings
 from registry.fingerprint import base_model_fingerprint, file_sha256
+from registry.governance import RegistryRules
 from registry.people import read_credentials
 from registry.registry import Registry
-from registry.governance import RegistryRules
 from registry.settings import StoreSettings
 from registry.store import S3ObjectStore
 from tests.conftest import REPO, TAILOR, run_cli
@@ -41,8 +41,11 @@ if CHROMIUM is None:
 
 NAME = "tickets"
 SCRIPT_LABEL = "<script>alert(1)</script>"
-PASSPHRASES = {"alice": "alice likes long passphrases", "bob": "bob approves on evidence",
-               "carol": "carol left the company"}
+PASSPHRASES = {
+    "alice": "alice likes long passphrases",
+    "bob": "bob approves on evidence",
+    "carol": "carol left the company",
+}
 
 
 def _free_port() -> int:
@@ -56,36 +59,66 @@ def _folder(path: Path, base, seed: int, against: str | None, policy_sha256: str
     folder = make_adapter_folder(path, base, seed=seed)
     meta = json.loads((folder / "tailor_adapter.json").read_text())
     (folder / "tailor_adapter.json").write_text(json.dumps({**meta, "labels": labels}))
-    decision = {**passed_gate(against, policy_sha256=policy_sha256),
-                "adapter_sha256": file_sha256(folder / "adapter_model.safetensors")}  # fmt: skip
+    decision = {
+        **passed_gate(against, policy_sha256=policy_sha256),
+        "adapter_sha256": file_sha256(folder / "adapter_model.safetensors"),
+    }
     (folder / "gate_decision.json").write_text(json.dumps(decision))
-    quality = {"name": "quality", "passed": True, "details": {
-        "macro_f1": 0.91, "accuracy": 0.93, "examples": 40, "labels": labels,
-        "per_class": [{"label": label, "f1": 0.8 + 0.05 * i} for i, label in enumerate(labels)],
-        "confusion": [[9 if i == j else 1 if j == (i + 1) % len(labels) else 0 for j in range(len(labels))]
-                      for i in range(len(labels))],
-        "production": {"ref": against, "diff": 0.02, "diff_ci_low": -0.01, "diff_ci_high": 0.05} if against else None,
-        "summary": "macro-F1 0.910 on 40 rows"}}  # fmt: skip
+    quality = {
+        "name": "quality",
+        "passed": True,
+        "details": {
+            "macro_f1": 0.91,
+            "accuracy": 0.93,
+            "examples": 40,
+            "labels": labels,
+            "per_class": [{"label": label, "f1": 0.8 + 0.05 * i} for i, label in enumerate(labels)],
+            "confusion": [
+                [9 if i == j else 1 if j == (i + 1) % len(labels) else 0 for j in range(len(labels))]
+                for i in range(len(labels))
+            ],
+            "production": {"ref": against, "diff": 0.02, "diff_ci_low": -0.01, "diff_ci_high": 0.05}
+            if against
+            else None,
+            "summary": "macro-F1 0.910 on 40 rows",
+        },
+    }
     (folder / "reports" / "quality.json").write_text(json.dumps(quality))
     checks = {
-        "bias": {"groups": {"email": {"rows": 20, "macro_f1": 0.9, "accuracy": 0.92},
-                            "電話": {"rows": 20, "macro_f1": 0.86, "accuracy": 0.88}},
-                 "summary": "worst group '電話' macro-F1 0.860 vs best 'email' 0.900 (gap 0.040)"},
+        "bias": {
+            "groups": {
+                "email": {"rows": 20, "macro_f1": 0.9, "accuracy": 0.92},
+                "電話": {"rows": 20, "macro_f1": 0.86, "accuracy": 0.88},
+            },
+            "summary": "worst group '電話' macro-F1 0.860 vs best 'email' 0.900 (gap 0.040)",
+        },
         "drift": {"summary": "2 of 7 features drifted (share 0.29, limit 0.5)"},
         "cost": {"summary": "trained 112 examples in 41.0 s on cpu, peak RSS 790 MB, 0.0006 EUR"},
         "load": {"p95_ms": 21.7, "throughput_per_s": 184.4},
-    }  # fmt: skip
+    }
     for check, details in checks.items():
-        (folder / "reports" / f"{check}.json").write_text(json.dumps({"name": check, "details": details},
-                                                                     ensure_ascii=False))  # fmt: skip
-    (folder / "model_card.json").write_text(json.dumps({
-        "intended_use": "問い合わせを担当キューに振り分ける（サポート窓口）",
-        "limitations": "人事・与信の判断には使わない。1 件 2000 文字まで。", "languages": ["ja", "en"]},
-        ensure_ascii=False), encoding="utf-8")  # fmt: skip
-    (folder / "reports" / "drift.html").write_text("<html><script>document.title = String(window.origin)</script></html>")
+        (folder / "reports" / f"{check}.json").write_text(
+            json.dumps({"name": check, "details": details}, ensure_ascii=False)
+        )
+    (folder / "model_card.json").write_text(
+        json.dumps(
+            {
+                "intended_use": "問い合わせを担当キューに振り分ける（サポート窓口）",
+                "limitations": "人事・与信の判断には使わない。1 件 2000 文字まで。",
+                "languages": ["ja", "en"],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    (folder / "reports" / "drift.html").write_text(
+        "<html><script>document.title = String(window.origin)</script></html>"
+    )
     (folder / "reports" / "validation").mkdir(exist_ok=True)
     (folder / "reports" / "validation" / "noise_review.csv").write_text(
-        "id,text,given_label,suggested_label,confidence\n7,請求額が二重になっています,bug,billing,0.93\n", encoding="utf-8")
+        "id,text,given_label,suggested_label,confidence\n7,請求額が二重になっています,bug,billing,0.93\n",
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -103,14 +136,30 @@ def console(tmp_path_factory):
         assert init.returncode == 0, init.stderr
         creds = {"root": json.loads(init.stdout)["credentials_file"]}
         for name, role in (("alice", "trainer"), ("bob", "approver"), ("carol", "trainer")):
-            added = run_cli("user", "add", name, "--role", role, "--reason", "joined", "--json",
-                            env={**env, "TAILOR_CREDENTIALS_FILE": creds["root"]})  # fmt: skip
+            added = run_cli(
+                "user",
+                "add",
+                name,
+                "--role",
+                role,
+                "--reason",
+                "joined",
+                "--json",
+                env={**env, "TAILOR_CREDENTIALS_FILE": creds["root"]},
+            )
             assert added.returncode == 0, added.stderr
             creds[name] = json.loads(added.stdout)["credentials_file"]
-            done = run_cli("user", "passwd", "--passphrase-stdin", env={**env, "TAILOR_CREDENTIALS_FILE": creds[name]},
-                           input=PASSPHRASES[name] + "\n")  # fmt: skip
+            done = run_cli(
+                "user",
+                "passwd",
+                "--passphrase-stdin",
+                env={**env, "TAILOR_CREDENTIALS_FILE": creds[name]},
+                input=PASSPHRASES[name] + "\n",
+            )
             assert done.returncode == 0, done.stderr
-        gone = run_cli("user", "disable", "carol", "--reason", "left", env={**env, "TAILOR_CREDENTIALS_FILE": creds["root"]})
+        gone = run_cli(
+            "user", "disable", "carol", "--reason", "left", env={**env, "TAILOR_CREDENTIALS_FILE": creds["root"]}
+        )
         assert gone.returncode == 0, gone.stderr
         with mock.patch.dict(os.environ, env, clear=True):
             settings = load_settings()
@@ -119,20 +168,35 @@ def console(tmp_path_factory):
 
         def registry(who: str) -> Registry:
             c = read_credentials(Path(creds[who]))
-            s = StoreSettings(endpoint=cfg.endpoint, bucket=cfg.bucket, access_key=c.access_key,
-                              secret_key=c.secret_key, role=c.role, actor=c.name, signing_key=c.signing_key,
-                              trust_root=c.trust_root, object_lock_days=1)  # fmt: skip
+            s = StoreSettings(
+                endpoint=cfg.endpoint,
+                bucket=cfg.bucket,
+                access_key=c.access_key,
+                secret_key=c.secret_key,
+                role=c.role,
+                actor=c.name,
+                signing_key=c.signing_key,
+                trust_root=c.trust_root,
+                object_lock_days=1,
+            )
             return Registry(S3ObjectStore(s), s, base_model=base, rules=RegistryRules(policy_sha256=policy_sha))
 
         labels = ["billing", "bug", SCRIPT_LABEL]
         registry("alice").register(_folder(home / "v1", base, 1, None, policy_sha, labels), NAME, reason="first")
         registry("bob").promote(NAME, "v1", "production", reason="reviewed")
-        registry("alice").register(_folder(home / "v2", base, 2, f"{NAME}:v1", policy_sha, labels), NAME,
-                                   reason="retrained on november")  # fmt: skip
+        registry("alice").register(
+            _folder(home / "v2", base, 2, f"{NAME}:v1", policy_sha, labels), NAME, reason="retrained on november"
+        )
         registry("alice").promote(NAME, "v2", "staging", reason="for review")
         port = _free_port()
-        server = subprocess.Popen([TAILOR, "console", "--port", str(port)], env=env, cwd=REPO,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        server = subprocess.Popen(
+            [TAILOR, "console", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         url = f"http://127.0.0.1:{port}"
         for _ in range(150):
             try:
@@ -201,9 +265,12 @@ def test_the_main_pages_read_in_japanese_and_are_pictured_for_the_docs(console, 
         assert tab.locator("h1").inner_text() == "サインイン"
         tab.screenshot(path=str(where / "signin.png"))
         _sign_in(tab, console, "bob")
-        for path, shot, heading in (("/", "adapters", "アダプター一覧"), ("/queue", "queue", "承認待ち"),
-                                    (f"/adapters/{NAME}/v2", "evidence", f"{NAME} v2"),
-                                    (f"/adapters/{NAME}", "audit", NAME)):  # fmt: skip
+        for path, shot, heading in (
+            ("/", "adapters", "アダプター一覧"),
+            ("/queue", "queue", "承認待ち"),
+            (f"/adapters/{NAME}/v2", "evidence", f"{NAME} v2"),
+            (f"/adapters/{NAME}", "audit", NAME),
+        ):
             tab.goto(console + path)
             assert heading in tab.locator("h1").inner_text()
             if shot == "evidence":
@@ -211,8 +278,9 @@ def test_the_main_pages_read_in_japanese_and_are_pictured_for_the_docs(console, 
             tab.screenshot(path=str(where / f"{shot}.png"), full_page=True)
     finally:
         context.close()
-    assert all((where / f"{shot}.png").stat().st_size > 10_000 for shot in ("signin", "adapters", "queue", "evidence",
-                                                                          "audit"))  # fmt: skip
+    assert all(
+        (where / f"{shot}.png").stat().st_size > 10_000 for shot in ("signin", "adapters", "queue", "evidence", "audit")
+    )
 
 
 def test_a_trainer_cannot_approve_their_own_version_and_reads_why(console, page):
@@ -293,9 +361,10 @@ def test_archiving_a_version_an_alias_holds_is_refused_in_words_and_the_drift_re
     _sign_in(page, console, "bob")
     page.goto(f"{console}/adapters/{NAME}/v2")
     assert page.locator("#archive").count() == 0  # staging holds it: the form is not offered
-    answer = page.request.post(f"{console}/adapters/{NAME}/v2/archive",
-                               form={"reason": "old", "csrf": _csrf(page)})  # fmt: skip
-    assert answer.status == 409 and "tickets v2 is staging: promote or roll back to another version first" in answer.text()
+    answer = page.request.post(f"{console}/adapters/{NAME}/v2/archive", form={"reason": "old", "csrf": _csrf(page)})
+    assert (
+        answer.status == 409 and "tickets v2 is staging: promote or roll back to another version first" in answer.text()
+    )
     report = page.request.get(f"{console}/adapters/{NAME}/v2/drift")
     assert report.status == 200 and report.headers["content-security-policy"].startswith("sandbox allow-scripts;")
     page.goto(f"{console}/adapters/{NAME}/v2/drift")

@@ -9,18 +9,22 @@ import pytest
 import torch
 
 from pipelines.batches.read import read_batch
+from pipelines.training.params import TrainParams
+from pipelines.training.recipe import train
+from registry.errors import RefusedError
 from serving.encoder_family import FAMILIES, family_of, upper_blocks
 from serving.model import MeanPoolClassifier, load_base, load_classifier
-from pipelines.training.recipe import train
-from pipelines.training.params import TrainParams
-from registry.errors import RefusedError
 from tests.tiny_encoders import DATA, KINDS, build
 
 pytestmark = [pytest.mark.integration]
 
 # The last is longer than ModernBERT's local attention window (16 tokens): its sliding-window mask matters.
-TEXTS = ["ガス代の請求が二重になっています", "ﾊﾟｽﾜｰﾄﾞを忘れました", "荷物が届かない",
-         "先月注文した荷物がまだ届かず、追跡番号で調べても配送状況が一週間前から更新されていません。返金をお願いします"]
+TEXTS = [
+    "ガス代の請求が二重になっています",
+    "ﾊﾟｽﾜｰﾄﾞを忘れました",
+    "荷物が届かない",
+    "先月注文した荷物がまだ届かず、追跡番号で調べても配送状況が一週間前から更新されていません。返金をお願いします",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,12 @@ def test_blocks_run_from_cached_lower_states_give_the_full_forward_pass(bases, k
 def test_each_family_trains_lora_on_its_own_layer_names_and_the_adapter_loads(bases, kind, tmp_path):
     base = bases[kind]
     family = family_of(base.encoder)
-    result = train(read_batch(DATA / "sample_ja" / "train.csv"), tmp_path / "adapter", base=base,
-                   params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"))  # fmt: skip
+    result = train(
+        read_batch(DATA / "sample_ja" / "train.csv"),
+        tmp_path / "adapter",
+        base=base,
+        params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"),
+    )
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert sorted(config["target_modules"]) == sorted(result.params["lora_targets"])
     assert set(result.params["lora_targets"]) <= set(family.lora_targets)
@@ -77,7 +85,6 @@ def test_the_default_number_of_adapted_blocks_scales_with_depth():
     assert set(FAMILIES) >= {"bert", "roberta", "xlm-roberta", "electra", "deberta-v2", "modernbert"}
 
 
-
 def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(bases, tmp_path):
     """fugashi + unidic-lite split the words, WordPiece the rest: the Tohoku-style Japanese BERT."""
     import yaml
@@ -90,8 +97,12 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
     assert base.tokenizer.tokenize("ガス代の請求") == ["ガス", "代", "の", "請求"]  # MeCab's words, not characters
     adapter, excel = tmp_path / "adapter", tmp_path / "excel.csv"
     excel.write_bytes((DATA / "sample_ja" / "train.csv").read_text(encoding="utf-8").encode("cp932"))
-    result = train(read_batch(excel, encoding="cp932"), adapter, base=base,
-                   params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"))  # fmt: skip
+    result = train(
+        read_batch(excel, encoding="cp932"),
+        adapter,
+        base=base,
+        params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"),
+    )
     assert result.encoding == "cp932"
     policy = yaml.safe_load(DEFAULT_POLICY.read_text())
     # A random-weight model: the baselines beat it, which is not what this test is about.
@@ -99,8 +110,15 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
     policy["bias"]["max_gap"] = 1.0
     policy["load"].update(max_p95_ms=60000, max_rss_mb=8192)
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
-    decision = evaluate(adapter, read_batch(DATA / "sample_ja" / "holdout.csv"), load_policy(tmp_path / "policy.yaml"),
-                        base_model_dir=base.model_dir, base_model_id="bert-ja-mecab", cache_dir=None, out_dir=adapter)  # fmt: skip
+    decision = evaluate(
+        adapter,
+        read_batch(DATA / "sample_ja" / "holdout.csv"),
+        load_policy(tmp_path / "policy.yaml"),
+        base_model_dir=base.model_dir,
+        base_model_id="bert-ja-mecab",
+        cache_dir=None,
+        out_dir=adapter,
+    )
     assert decision.passed, [f.describe() for f in decision.failures]
     assert (adapter / "gate_decision.json").is_file()
 
@@ -111,5 +129,7 @@ def test_a_mecab_tokenizer_without_fugashi_is_refused_naming_what_to_install(bas
     from serving.encoder import load_tokenizer
 
     monkeypatch.setitem(sys.modules, "fugashi", None)  # as if it were not installed
-    with pytest.raises(RefusedError, match=r"tokenizer needs a package that is not installed.*pip install fugashi unidic-lite"):
+    with pytest.raises(
+        RefusedError, match=r"tokenizer needs a package that is not installed.*pip install fugashi unidic-lite"
+    ):
         load_tokenizer(bases["bert-ja-mecab"].model_dir)

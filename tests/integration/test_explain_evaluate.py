@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from html import escape
 import uuid
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +15,9 @@ import pytest
 
 from pipelines.batches.read import read_batch
 from pipelines.evaluation.checks.suite import evaluate
-from pipelines.settings import load_settings
 from pipelines.evaluation.holdout_explanations import ExplainBudget
 from pipelines.policy import DEFAULT_POLICY, load_policy
+from pipelines.settings import load_settings
 from registry.explanations import EXPLANATIONS_FILE, read_report
 from serving.explain import explain
 from tests.conftest import run_cli
@@ -30,14 +30,19 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """An adapter trained on the English sample (about 10 s): a model that has learnt which words matter."""
-    from serving.model import load_base, load_classifier
-    from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
+    from serving.model import load_base, load_classifier
 
     folder = tmp_path_factory.mktemp("explain-trained")
     base = load_base(load_settings().base_model_dir, model_id="all-MiniLM-L6-v2", cache_dir=folder)
-    train(read_batch(DATA / "sample" / "train.csv"), folder / "adapter", base=base,
-          params=TrainParams(noise_filter="none", select="lora"), seed=0)  # fmt: skip
+    train(
+        read_batch(DATA / "sample" / "train.csv"),
+        folder / "adapter",
+        base=base,
+        params=TrainParams(noise_filter="none", select="lora"),
+        seed=0,
+    )
     return load_classifier(folder / "adapter", base)
 
 
@@ -56,8 +61,15 @@ def test_evaluate_stores_explanations_within_budget_and_the_report_shows_them_in
     folder = tmp_path / "candidate"
     shutil.copytree(trained.adapter_dir, folder)
     holdout = read_batch(DATA / "sample_ja" / "holdout.csv")  # Japanese rows for an English-trained adapter
-    evaluate(folder, holdout, load_policy(DEFAULT_POLICY), base_model_dir=load_settings().base_model_dir,
-             adapter_ref="tickets:candidate", out_dir=folder, explain_budget=ExplainBudget(rows=3, steps=8))  # fmt: skip
+    evaluate(
+        folder,
+        holdout,
+        load_policy(DEFAULT_POLICY),
+        base_model_dir=load_settings().base_model_dir,
+        adapter_ref="tickets:candidate",
+        out_dir=folder,
+        explain_budget=ExplainBudget(rows=3, steps=8),
+    )
     stored = read_report((folder / EXPLANATIONS_FILE).read_bytes())
     assert stored.adapter == "tickets:candidate" and (stored.max_rows, stored.steps) == (3, 8)
     assert stored.wrong_total + stored.right_total == len(holdout) and len(stored.rows) == 3

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from pipelines.settings import Settings
 from pipelines.policy import DEFAULT_POLICY
+from pipelines.settings import Settings
 from tests.conftest import TAILOR, run_cli
 from tests.tiny_encoders import DATA, build
 
@@ -38,9 +38,12 @@ def world(s3_server, tmp_path_factory):
     policy["cost"]["max_train_seconds"] = 36000
     (root / "policy.yaml").write_text(yaml.safe_dump(policy))
     (root / "params.yaml").write_text("train:\n  min_steps: 6\n  max_steps: 6\n  noise_filter: none\n  select: lora\n")
-    env = s3_server.env(TAILOR_BASE_MODEL=str(base), TAILOR_BASE_MODEL_ID="test/tiny-modernbert-ja",
-                        TAILOR_POLICY=str(root / "policy.yaml"),
-                        TAILOR_DATA_DIR=str(root / "data"))  # fmt: skip
+    env = s3_server.env(
+        TAILOR_BASE_MODEL=str(base),
+        TAILOR_BASE_MODEL_ID="test/tiny-modernbert-ja",
+        TAILOR_POLICY=str(root / "policy.yaml"),
+        TAILOR_DATA_DIR=str(root / "data"),
+    )
     return {"root": root, "base": base, "env": env, "name": f"ja-{uuid.uuid4().hex[:6]}"}
 
 
@@ -52,8 +55,17 @@ def _ok(result) -> dict:
 def test_a_cp932_batch_reads_with_encoding_and_only_a_japanese_tokenizer_covers_it(world, tmp_path):
     excel = tmp_path / "excel.csv"  # as Japanese Excel saves "CSV": Shift_JIS / CP932
     excel.write_bytes((SAMPLE / "train.csv").read_text(encoding="utf-8").encode("cp932"))
-    args = ("validate", str(excel), "--labels", str(SAMPLE / "labels.txt"), "--no-track", "--no-noise-audit",
-            "--encoding", "cp932", "--json")  # fmt: skip
+    args = (
+        "validate",
+        str(excel),
+        "--labels",
+        str(SAMPLE / "labels.txt"),
+        "--no-track",
+        "--no-noise-audit",
+        "--encoding",
+        "cp932",
+        "--json",
+    )
     report = _ok(run_cli(*args, env=world["env"], cwd=world["root"]))
     assert report["accepted"] and report["rows"] == 48 and report["coverage"]["unknown_token_share"] == 0.0
     default = Settings().base_model_dir  # the shipped English all-MiniLM-L6-v2
@@ -69,24 +81,71 @@ def test_train_evaluate_register_promote_and_serve(world):
     root, env, name = world["root"], world["env"], world["name"]
     adapter, excel = root / "adapter", root / "train-cp932.csv"
     excel.write_bytes((SAMPLE / "train.csv").read_text(encoding="utf-8").encode("cp932"))
-    trained = _ok(run_cli("train", "--data", str(excel), "--encoding", "cp932", "--out", str(adapter), "--params",
-                          str(root / "params.yaml"), "--json", env=env, cwd=root))  # fmt: skip
-    assert "ガス代の請求額が倍になっていて、差額を返してほしい" in (adapter / "reference.csv").read_text(encoding="utf-8")
+    trained = _ok(
+        run_cli(
+            "train",
+            "--data",
+            str(excel),
+            "--encoding",
+            "cp932",
+            "--out",
+            str(adapter),
+            "--params",
+            str(root / "params.yaml"),
+            "--json",
+            env=env,
+            cwd=root,
+        )
+    )
+    assert "ガス代の請求額が倍になっていて、差額を返してほしい" in (adapter / "reference.csv").read_text(
+        encoding="utf-8"
+    )
     assert trained["base_model_id"] == "test/tiny-modernbert-ja"  # the configured id, not the MiniLM default
     assert trained["encoding"] == "cp932"
-    decision = _ok(run_cli("evaluate", "--adapter", str(adapter), "--data", str(SAMPLE / "holdout.csv"), "--json",
-                           env=env, cwd=root))  # fmt: skip
+    decision = _ok(
+        run_cli(
+            "evaluate", "--adapter", str(adapter), "--data", str(SAMPLE / "holdout.csv"), "--json", env=env, cwd=root
+        )
+    )
     assert decision["passed"], decision["failures"]
-    _ok(run_cli("register", str(adapter), "--name", name, "--reason", "japanese", "--json",
-                env={**env, "TAILOR_ROLE": "trainer", "TAILOR_ACTOR": "alice"}, cwd=root))  # fmt: skip
-    _ok(run_cli("promote", name, "v1", "--to", "production", "--reason", "gate passed", "--json",
-                env={**env, "TAILOR_ROLE": "approver", "TAILOR_ACTOR": "bob"}, cwd=root))  # fmt: skip
+    _ok(
+        run_cli(
+            "register",
+            str(adapter),
+            "--name",
+            name,
+            "--reason",
+            "japanese",
+            "--json",
+            env={**env, "TAILOR_ROLE": "trainer", "TAILOR_ACTOR": "alice"},
+            cwd=root,
+        )
+    )
+    _ok(
+        run_cli(
+            "promote",
+            name,
+            "v1",
+            "--to",
+            "production",
+            "--reason",
+            "gate passed",
+            "--json",
+            env={**env, "TAILOR_ROLE": "approver", "TAILOR_ACTOR": "bob"},
+            cwd=root,
+        )
+    )
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([TAILOR, "serve", "--port", str(port), "--name", name], cwd=root,
-                            env={**env, "TAILOR_ROLE": "reader"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [TAILOR, "serve", "--port", str(port), "--name", name],
+        cwd=root,
+        env={**env, "TAILOR_ROLE": "reader"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -104,8 +163,12 @@ def test_train_evaluate_register_promote_and_serve(world):
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["adapter"] == name and len(body["predictions"]) == 2
-        assert {p["label"] for p in body["predictions"]} <= {"card_lost", "refund_request", "login_problem",
-                                                             "delivery_delay"}  # fmt: skip
+        assert {p["label"] for p in body["predictions"]} <= {
+            "card_lost",
+            "refund_request",
+            "login_problem",
+            "delivery_delay",
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -13,12 +13,12 @@ from typing import Callable
 import pytest
 import yaml
 
-from pipelines.evaluation import gate
 from pipelines.batches.read import read_batch
+from pipelines.evaluation import gate
 from pipelines.evaluation.checks import load, serving_probe
-from pipelines.settings import load_settings
 from pipelines.policy import DEFAULT_POLICY, load_policy
 from pipelines.records import CheckResult
+from pipelines.settings import load_settings
 from tests.conftest import run_cli
 from tests.unit.test_gate import by_name, passing_checks, replace, with_value
 
@@ -31,15 +31,18 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 # with SIGKILL (a CI timeout) leaves no process spinning on a shared runner.
 HOG_SECONDS = 240
 # The parent's pid comes from the parent: read at the child's start, it may already be init's.
-HOG = ("import os, time\nparent, end = {parent}, time.monotonic() + {seconds}\n"
-       "while time.monotonic() < end and os.getppid() == parent:\n    pass\n")
+HOG = (
+    "import os, time\nparent, end = {parent}, time.monotonic() + {seconds}\n"
+    "while time.monotonic() < end and os.getppid() == parent:\n    pass\n"
+)
 
 
 @pytest.fixture
 def busy():
     """Two CPU-bound processes: on 2 cores every call of the check now competes for its core."""
-    hogs = [subprocess.Popen([sys.executable, "-c", HOG.format(parent=os.getpid(), seconds=HOG_SECONDS)])
-            for _ in range(2)]  # fmt: skip
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", HOG.format(parent=os.getpid(), seconds=HOG_SECONDS)]) for _ in range(2)
+    ]
     time.sleep(1)
     yield
     for hog in hogs:
@@ -48,11 +51,19 @@ def busy():
 
 
 def test_a_busy_process_ends_when_the_test_run_that_started_it_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", "import os, subprocess, sys, time\n"
-                               "code = sys.argv[1].replace('PARENT', str(os.getpid()))\n"
-                               "print(subprocess.Popen([sys.executable, '-c', code]).pid, flush=True)\n"
-                               "time.sleep(60)", HOG.format(parent="PARENT", seconds=60)],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time\n"
+            "code = sys.argv[1].replace('PARENT', str(os.getpid()))\n"
+            "print(subprocess.Popen([sys.executable, '-c', code]).pid, flush=True)\n"
+            "time.sleep(60)",
+            HOG.format(parent="PARENT", seconds=60),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     hog = int(parent.stdout.readline())
     parent.kill()  # as CI kills a run past its time: no finaliser runs
     parent.wait()
@@ -73,15 +84,19 @@ def running(pid: int) -> bool:
 def candidate(tmp_path_factory) -> Path:
     """An adapter shaped as the demo's (params.yaml's LoRA settings on the sample): speed depends on its
     shape, not on how long it trained, so one step is enough."""
-    from serving.model import load_base
-    from pipelines.training.recipe import train
     from pipelines.training.params import load_params
+    from pipelines.training.recipe import train
+    from serving.model import load_base
 
     folder = tmp_path_factory.mktemp("candidate")
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
-    train(read_batch(SAMPLE / "train.csv"), folder / "adapter", base=base,
-          params=load_params(noise_filter="none", min_steps=1, max_steps=1, select="lora"))  # fmt: skip
+    train(
+        read_batch(SAMPLE / "train.csv"),
+        folder / "adapter",
+        base=base,
+        params=load_params(noise_filter="none", min_steps=1, max_steps=1, select="lora"),
+    )
     return folder / "adapter"
 
 
@@ -103,7 +118,8 @@ def measured_judged(measure: Callable[[], CheckResult]) -> CheckResult:
 def test_the_demo_candidate_passes_load_with_two_cpu_bound_processes_beside_it(candidate, busy):
     texts = read_batch(SAMPLE / "holdout.csv").texts
     result = measured_judged(
-        lambda: load.run(load.measure(candidate, load_settings().base_model_dir, texts), load_policy().load))
+        lambda: load.run(load.measure(candidate, load_settings().base_model_dir, texts), load_policy().load)
+    )
     assert result.passed, [(t.metric, t.value, t.limit) for t in result.thresholds if not t.passed]
     assert result.details["load_average_before"] > 0 and "load average" in result.details["summary"]
 
@@ -134,13 +150,13 @@ def test_an_adapter_three_times_slower_than_the_base_still_fails(candidate, busy
         return load.run({**measured, "rss_mb": 500.0, "adapter_mb": load.adapter_mb(candidate)}, load_policy().load)
 
     result = measured_judged(measure)
-    assert {t.metric for t in result.thresholds if not t.passed} == {"p95_ratio", "throughput_ratio"}, \
-        result.details["summary"]  # fmt: skip
+    assert {t.metric for t in result.thresholds if not t.passed} == {"p95_ratio", "throughput_ratio"}, result.details[
+        "summary"
+    ]
     assert result.details["p95_ratio"] > 2.0
 
 
-def test_a_version_not_judged_is_judged_again_later_as_a_new_audit_event(s3_server, candidate, unique_name,
-                                                                         tmp_path):  # fmt: skip
+def test_a_version_not_judged_is_judged_again_later_as_a_new_audit_event(s3_server, candidate, unique_name, tmp_path):
     # A spread limit that a busy test machine meets when judged again, but the first measurement did not.
     doc = yaml.safe_load(DEFAULT_POLICY.read_text())
     doc["load"]["max_base_spread"] = 1000

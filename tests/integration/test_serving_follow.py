@@ -26,33 +26,63 @@ import numpy as np
 import psutil
 import pytest
 
-from pipelines.settings import load_settings
-from serving.model import load_base, load_classifier
 from pipelines.records import LabeledBatch
-from pipelines.training.recipe import train
+from pipelines.settings import load_settings
 from pipelines.training.params import TrainParams
+from pipelines.training.recipe import train
 from registry.governance import RegistryRules
 from registry.registry import Registry
 from registry.store import S3ObjectStore
+from serving.model import load_base, load_classifier
 from tests.conftest import TAILOR, run_cli
 from tests.serve_process import start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOPICS = {
-    "billing": ["I was charged twice on my invoice", "refund my payment please", "my card was billed wrong",
-                "the invoice amount is incorrect", "why is there an extra fee", "cancel the charge on my account"],
-    "bug": ["the app crashes when I click save", "error 500 on the dashboard", "the page does not load",
-            "the export button is broken", "the screen freezes after login", "the upload fails with an error"],
-    "login": ["I cannot sign in", "password reset email never arrives", "my account is locked",
-              "two factor code is rejected", "I forgot my username", "login page says invalid credentials"],
-}  # fmt: skip
+    "billing": [
+        "I was charged twice on my invoice",
+        "refund my payment please",
+        "my card was billed wrong",
+        "the invoice amount is incorrect",
+        "why is there an extra fee",
+        "cancel the charge on my account",
+    ],
+    "bug": [
+        "the app crashes when I click save",
+        "error 500 on the dashboard",
+        "the page does not load",
+        "the export button is broken",
+        "the screen freezes after login",
+        "the upload fails with an error",
+    ],
+    "login": [
+        "I cannot sign in",
+        "password reset email never arrives",
+        "my account is locked",
+        "two factor code is rejected",
+        "I forgot my username",
+        "login page says invalid credentials",
+    ],
+}
 URGENCY = {
-    "urgent": ["production is down for everyone", "we lose money every minute", "all customers see errors now",
-               "the site is completely offline", "data is being deleted right now", "security breach in progress"],
-    "routine": ["small typo on the about page", "a question for next month", "nice to have a dark mode",
-                "please update my address when you can", "a minor colour issue", "feedback on the newsletter"],
-}  # fmt: skip
+    "urgent": [
+        "production is down for everyone",
+        "we lose money every minute",
+        "all customers see errors now",
+        "the site is completely offline",
+        "data is being deleted right now",
+        "security breach in progress",
+    ],
+    "routine": [
+        "small typo on the about page",
+        "a question for next month",
+        "nice to have a dark mode",
+        "please update my address when you can",
+        "a minor colour issue",
+        "feedback on the newsletter",
+    ],
+}
 PROBE = ["refund the double charge", "the app crashed again", "cannot log in since yesterday"]
 SWITCH_LIMIT_S = 5.0
 
@@ -66,8 +96,9 @@ def _batch(rows: dict[str, list[str]]) -> LabeledBatch:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     settings = load_settings()
-    return load_base(settings.base_model_dir, model_id=settings.base_model_id,
-                     cache_dir=tmp_path_factory.mktemp("fingerprint"))  # fmt: skip
+    return load_base(
+        settings.base_model_dir, model_id=settings.base_model_id, cache_dir=tmp_path_factory.mktemp("fingerprint")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +119,9 @@ class Roles:
         def registry(role: str, actor: str) -> Registry:
             settings = s3_server.settings(role, actor=actor)
             # The trained adapters carry no gate decision: gating is not what these tests are about.
-            return Registry(S3ObjectStore(settings), settings, base_model=base.fingerprint,
-                            rules=RegistryRules(require_gate=False))  # fmt: skip
+            return Registry(
+                S3ObjectStore(settings), settings, base_model=base.fingerprint, rules=RegistryRules(require_gate=False)
+            )
 
         self.trainer = registry("trainer", "alice")
         self.approver = registry("approver", "bob")
@@ -143,8 +175,13 @@ def server(s3_server, names, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     proc = start_serve(args, url, s3_server.env(TAILOR_ROLE="reader"), logs)
     ready_s = time.monotonic() - started
-    srv = Server(url, proc, json.loads((logs / "stdout").read_text()), ready_s,
-                 psutil.Process(proc.pid).memory_info().rss / 2**20)  # fmt: skip
+    srv = Server(
+        url,
+        proc,
+        json.loads((logs / "stdout").read_text()),
+        ready_s,
+        psutil.Process(proc.pid).memory_info().rss / 2**20,
+    )
     yield srv
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=30)
@@ -205,8 +242,10 @@ def test_the_server_starts_with_every_adapter_at_its_production_version(server, 
         assert versions[name]["sha256"] == roles.trainer.manifest(name, expected[key]).content_sha256
         assert versions[name]["alias"] == "production"
     assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
-    print(f"\nserve start-up: ready in {server.ready_s:.1f} s (models loaded in {server.record['startup_seconds']} s), "
-          f"RSS {server.rss_mb:.0f} MB with 4 adapters")  # fmt: skip
+    print(
+        f"\nserve start-up: ready in {server.ready_s:.1f} s (models loaded in {server.record['startup_seconds']} s), "
+        f"RSS {server.rss_mb:.0f} MB with 4 adapters"
+    )
     assert server.record["startup_seconds"] < 90
 
 
@@ -287,8 +326,10 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_clos
     slow = []
     for _ in range(20):  # each would otherwise hold a connection for as long as its client liked
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 1000\r\n\r\n{\"te")  # fmt: skip
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"te'
+        )
         slow.append(sock)
     started = time.monotonic()
     for sock in slow:
@@ -305,14 +346,24 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_clos
 def test_a_name_without_a_production_version_stops_start_up_with_a_message(s3_server, roles, adapters):
     name = f"serve-none-{uuid.uuid4().hex[:6]}"
     roles.trainer.register(adapters["topics"], name, reason="serving test")
-    out = run_cli("serve", "--name", name, "--port", str(_free_port()), env=s3_server.env(TAILOR_ROLE="reader"),
-                  timeout=120)  # fmt: skip
+    out = run_cli(
+        "serve", "--name", name, "--port", str(_free_port()), env=s3_server.env(TAILOR_ROLE="reader"), timeout=120
+    )
     assert out.returncode == 1, out.stderr
     assert f"no version of '{name}' holds the alias 'production'" in out.stderr
 
 
 def test_an_alias_that_is_not_one_of_the_registrys_is_a_typo_not_a_wait(s3_server):
-    out = run_cli("serve", "--name", "anything", "--alias", "prod", "--port", str(_free_port()),
-                  env=s3_server.env(TAILOR_ROLE="reader"), timeout=120)  # fmt: skip
+    out = run_cli(
+        "serve",
+        "--name",
+        "anything",
+        "--alias",
+        "prod",
+        "--port",
+        str(_free_port()),
+        env=s3_server.env(TAILOR_ROLE="reader"),
+        timeout=120,
+    )
     assert out.returncode == 2, out.stderr  # refused as a choice, before the store is asked
     assert "Invalid value for '--alias'" in out.stderr and "'prod' is not one of 'staging', 'production'" in out.stderr

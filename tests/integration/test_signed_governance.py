@@ -17,13 +17,13 @@ import pytest
 
 from bench.embedded_store import store_env
 from pipelines.servers import seaweedfs
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from registry.audit.events import AuditEvent, event_key
 from registry.canonical import canonical_sha256
-from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from registry.errors import AccessDeniedError, IntegrityError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, file_sha256
-from registry.people import read_credentials
 from registry.governance import RegistryRules
+from registry.people import read_credentials
 from registry.reading import file_key
 from registry.registry import Registry
 from registry.settings import StoreSettings
@@ -53,9 +53,17 @@ class SignedStore:
 
     def settings(self, who: str) -> StoreSettings:
         c = read_credentials(self.creds[who])
-        return StoreSettings(endpoint=self.cfg.endpoint, bucket=self.cfg.bucket, access_key=c.access_key,
-                             secret_key=c.secret_key, role=c.role, actor=c.name, signing_key=c.signing_key,
-                             trust_root=c.trust_root, object_lock_days=1)  # fmt: skip
+        return StoreSettings(
+            endpoint=self.cfg.endpoint,
+            bucket=self.cfg.bucket,
+            access_key=c.access_key,
+            secret_key=c.secret_key,
+            role=c.role,
+            actor=c.name,
+            signing_key=c.signing_key,
+            trust_root=c.trust_root,
+            object_lock_days=1,
+        )
 
     def registry(self, who: str) -> Registry:
         settings = self.settings(who)
@@ -64,8 +72,13 @@ class SignedStore:
     def raw(self, who: str):
         """A plain boto3 client with ``who``'s store keys: what an insider's own script holds."""
         c = read_credentials(self.creds[who])
-        return boto3.client("s3", endpoint_url=self.cfg.endpoint, aws_access_key_id=c.access_key,
-                            aws_secret_access_key=c.secret_key, region_name="us-east-1")  # fmt: skip
+        return boto3.client(
+            "s3",
+            endpoint_url=self.cfg.endpoint,
+            aws_access_key_id=c.access_key,
+            aws_secret_access_key=c.secret_key,
+            region_name="us-east-1",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +90,18 @@ def signed(tmp_path_factory) -> SignedStore:
         # A log written before signing existed: it must keep verifying, as legacy.
         olga = seaweedfs.admin_settings(cfg, "trainer", "olga")
         Registry(S3ObjectStore(olga), olga, base_model=BASE).register(
-            make_adapter_folder(home / "old", BASE, seed=9), "old", reason="before signing")
+            make_adapter_folder(home / "old", BASE, seed=9), "old", reason="before signing"
+        )
         init = run_cli("user", "init", "--name", "root", "--json", env=store_env(cfg, home))
         assert init.returncode == 0, init.stderr
         started = json.loads(init.stdout)
-        store = SignedStore(cfg, home, {"root": Path(started["credentials_file"])}, started["trust_root"],
-                            started["recovery_key"])  # fmt: skip
+        store = SignedStore(
+            cfg, home, {"root": Path(started["credentials_file"])}, started["trust_root"], started["recovery_key"]
+        )
         for name, role, *service in (("alice", "trainer"), ("bob", "approver"), ("srv", "reader", "--service")):
-            added = run_cli("user", "add", name, "--role", role, *service, "--reason", "joined", "--json",
-                            env=store.env("root"))  # fmt: skip
+            added = run_cli(
+                "user", "add", name, "--role", role, *service, "--reason", "joined", "--json", env=store.env("root")
+            )
             assert added.returncode == 0, added.stderr
             store.creds[name] = Path(json.loads(added.stdout)["credentials_file"])
         yield store
@@ -110,12 +126,20 @@ def _registered(signed: SignedStore, name: str, tmp_path: Path, versions: int = 
 
 
 def _event(signed: SignedStore, name: str, seq: int) -> AuditEvent:
-    return AuditEvent(**json.loads(signed.raw("srv").get_object(Bucket=signed.cfg.bucket,
-                                                                 Key=event_key(name, seq))["Body"].read()))
+    return AuditEvent(
+        **json.loads(signed.raw("srv").get_object(Bucket=signed.cfg.bucket, Key=event_key(name, seq))["Body"].read())
+    )
 
 
-def _forge(signed: SignedStore, name: str, keys_of: str, event: AuditEvent, *, sign_as: str | None = None,
-           overwrite: bool = False) -> None:  # fmt: skip
+def _forge(
+    signed: SignedStore,
+    name: str,
+    keys_of: str,
+    event: AuditEvent,
+    *,
+    sign_as: str | None = None,
+    overwrite: bool = False,
+) -> None:
     """Write ``event`` with ``keys_of``'s store keys: unsigned, or signed with ``sign_as``'s key."""
     if sign_as is None:
         event = replace(event, key_id=None, signature=None).sealed()
@@ -123,22 +147,28 @@ def _forge(signed: SignedStore, name: str, keys_of: str, event: AuditEvent, *, s
         c = read_credentials(signed.creds[sign_as])
         event = event.signed(Signer(c.name, c.role, c.signing_key))
     extra = {} if overwrite else {"IfNoneMatch": "*"}
-    signed.raw(keys_of).put_object(Bucket=signed.cfg.bucket, Key=event_key(name, event.seq), Body=event.to_json(),
-                                   **extra)  # fmt: skip
+    signed.raw(keys_of).put_object(
+        Bucket=signed.cfg.bucket, Key=event_key(name, event.seq), Body=event.to_json(), **extra
+    )
 
 
 def test_people_sign_their_events_and_verify_names_them(signed, unique_name, tmp_path):
     _registered(signed, unique_name, tmp_path)
     events = signed.registry("srv").events(unique_name)
-    assert [(e.actor, e.role, e.key_id is not None) for e in events] == [("alice", "trainer", True),
-                                                                          ("bob", "approver", True)]
+    assert [(e.actor, e.role, e.key_id is not None) for e in events] == [
+        ("alice", "trainer", True),
+        ("bob", "approver", True),
+    ]
     done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
     assert done.returncode == 0, done.stderr
     assert "2 signed, 0 unsigned legacy" in done.stdout
     assert "root added alice (trainer, person)" in done.stdout and "srv (reader, service)" in done.stdout
     listed = run_cli("user", "list", "--json", env=signed.env("srv"))
     assert {(r["name"], r["role"], r["status"]) for r in json.loads(listed.stdout)} >= {
-        ("alice", "trainer", "active"), ("bob", "approver", "active"), ("root", "admin", "active")}
+        ("alice", "trainer", "active"),
+        ("bob", "approver", "active"),
+        ("root", "admin", "active"),
+    }
     assert read_credentials(signed.creds["alice"]).trust_root == signed.trust_root
     assert signed.creds["alice"].stat().st_mode & 0o777 == 0o600
 
@@ -168,15 +198,31 @@ def test_trainer_forged_production_promotion_is_named_and_never_served(signed, u
     follower.load()
     try:
         head = _event(signed, unique_name, 3)
-        forged = AuditEvent(action="promote", name=unique_name, version="v2", actor="bob", role="approver",
-                            reason="ok", content_sha256=signed.registry("srv").state(unique_name).versions["v2"],
-                            alias="production", alias_before="v1", alias_after="v2", gate=head.gate,
-                            policy_sha256=head.policy_sha256, seq=4, time=head.time, prev_sha256=head.sha256)
+        forged = AuditEvent(
+            action="promote",
+            name=unique_name,
+            version="v2",
+            actor="bob",
+            role="approver",
+            reason="ok",
+            content_sha256=signed.registry("srv").state(unique_name).versions["v2"],
+            alias="production",
+            alias_before="v1",
+            alias_after="v2",
+            gate=head.gate,
+            policy_sha256=head.policy_sha256,
+            seq=4,
+            time=head.time,
+            prev_sha256=head.sha256,
+        )
         if how == "signed by alice as herself":
             forged = replace(forged, actor="alice", role="trainer")
         _forge(signed, unique_name, "alice", forged, sign_as=None if how == "unsigned" else "alice")
-        expected = {"unsigned": "is unsigned", "signed by alice as bob": "names 'bob' .approver. but was signed by alice",
-                    "signed by alice as herself": "role 'trainer' cannot move 'production'"}[how]  # fmt: skip
+        expected = {
+            "unsigned": "is unsigned",
+            "signed by alice as bob": "names 'bob' .approver. but was signed by alice",
+            "signed by alice as herself": "role 'trainer' cannot move 'production'",
+        }[how]
         done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
         assert done.returncode == 1 and "event 000000000004" in done.stderr
         assert __import__("re").search(expected, done.stderr), done.stderr
@@ -191,15 +237,15 @@ def test_trainer_forged_production_promotion_is_named_and_never_served(signed, u
 def test_rewritten_event_is_named_even_when_re_signed(signed, unique_name, tmp_path):
     _registered(signed, unique_name, tmp_path)
     original = _event(signed, unique_name, 2)
-    _forge(signed, unique_name, "alice", replace(original, reason="history rewritten"), sign_as="alice",
-           overwrite=True)  # fmt: skip
+    _forge(signed, unique_name, "alice", replace(original, reason="history rewritten"), sign_as="alice", overwrite=True)
     with pytest.raises(IntegrityError, match="event 000000000002 .* names 'bob'"):
         signed.registry("srv").verify(unique_name)
 
 
 @pytest.mark.parametrize("how", ["overwritten with her own signed event", "deleted"])
-def test_the_newest_event_someone_else_signed_cannot_be_replaced_or_deleted_by_the_trainer(signed, unique_name,
-                                                                                           tmp_path, how):  # fmt: skip
+def test_the_newest_event_someone_else_signed_cannot_be_replaced_or_deleted_by_the_trainer(
+    signed, unique_name, tmp_path, how
+):
     _registered(signed, unique_name, tmp_path, versions=2)
     bob = signed.registry("bob")
     bob.promote(unique_name, "v2", "production", reason="reviewed report", override=True)
@@ -208,8 +254,18 @@ def test_the_newest_event_someone_else_signed_cannot_be_replaced_or_deleted_by_t
     if how == "deleted":
         signed.raw("alice").delete_object(Bucket=signed.cfg.bucket, Key=event_key(unique_name, 5))
     else:
-        mine = AuditEvent(action="register", name=unique_name, version="v3", actor="alice", role="trainer",
-                          reason="x", content_sha256="3" * 64, seq=5, time=before.time, prev_sha256=before.sha256)
+        mine = AuditEvent(
+            action="register",
+            name=unique_name,
+            version="v3",
+            actor="alice",
+            role="trainer",
+            reason="x",
+            content_sha256="3" * 64,
+            seq=5,
+            time=before.time,
+            prev_sha256=before.sha256,
+        )
         _forge(signed, unique_name, "alice", mine, sign_as="alice", overwrite=True)
     with pytest.raises(IntegrityError, match=f"audit/{unique_name}/000000000005.json has"):
         signed.registry("srv").verify(unique_name)  # a machine that never saw event 5
@@ -223,9 +279,18 @@ def test_a_trainer_forged_archive_of_productions_rollback_target_is_named(signed
     _registered(signed, unique_name, tmp_path, versions=2)
     signed.registry("bob").promote(unique_name, "v2", "production", reason="ship v2", override=True)
     head = _event(signed, unique_name, 4)
-    forged = AuditEvent(action="archive", name=unique_name, version="v1", actor="alice", role="trainer", reason="old",
-                        content_sha256=signed.registry("srv").state(unique_name).versions["v1"], seq=5,
-                        time=head.time, prev_sha256=head.sha256)  # fmt: skip
+    forged = AuditEvent(
+        action="archive",
+        name=unique_name,
+        version="v1",
+        actor="alice",
+        role="trainer",
+        reason="old",
+        content_sha256=signed.registry("srv").state(unique_name).versions["v1"],
+        seq=5,
+        time=head.time,
+        prev_sha256=head.sha256,
+    )
     _forge(signed, unique_name, "alice", forged, sign_as="alice")
     with pytest.raises(IntegrityError, match="role 'trainer' cannot archive v1"):
         signed.registry("srv").verify(unique_name)
@@ -258,8 +323,10 @@ def test_replaced_weights_with_a_resealed_manifest_are_named(signed, unique_name
     raw.put_object(Bucket=bucket, Key=file_key(unique_name, "v1", "adapter_model.safetensors"), Body=weights)
     key = file_key(unique_name, "v1", "manifest.json")
     manifest = json.loads(raw.get_object(Bucket=bucket, Key=key)["Body"].read())
-    manifest["files"]["adapter_model.safetensors"] = {"sha256": __import__("hashlib").sha256(weights).hexdigest(),
-                                                      "size": len(weights)}  # fmt: skip
+    manifest["files"]["adapter_model.safetensors"] = {
+        "sha256": __import__("hashlib").sha256(weights).hexdigest(),
+        "size": len(weights),
+    }
     manifest["content_sha256"] = canonical_sha256({k: v for k, v in manifest.items() if k != "content_sha256"})
     raw.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
     done = run_cli("audit", "verify", unique_name, env=signed.env("srv"))
@@ -294,8 +361,18 @@ def test_a_person_makes_their_own_key_and_the_admin_never_holds_it(signed, uniqu
     assert made.returncode == 0, made.stderr
     public = json.loads(made.stdout)["public_key"]
     assert (tmp_path / "erin.key").stat().st_mode & 0o777 == 0o600
-    added = run_cli("user", "add", "erin", "--role", "trainer", "--public-key", public, "--out",
-                    str(tmp_path / "erin.json"), env=signed.env("root"))  # fmt: skip
+    added = run_cli(
+        "user",
+        "add",
+        "erin",
+        "--role",
+        "trainer",
+        "--public-key",
+        public,
+        "--out",
+        str(tmp_path / "erin.json"),
+        env=signed.env("root"),
+    )
     assert added.returncode == 0, added.stderr
     assert json.loads((tmp_path / "erin.json").read_text())["signing_key"] == ""  # nothing private in the admin's file
     signed.creds["erin"] = tmp_path / "erin.json"  # beside erin.key, as erin keeps them
@@ -315,8 +392,9 @@ def test_a_gate_decision_copied_from_another_adapter_is_refused(signed, unique_n
 
 
 def test_a_junk_claim_far_ahead_cannot_push_the_next_version_past_its_format(signed, unique_name, tmp_path):
-    signed.raw("alice").put_object(Bucket=signed.cfg.bucket, Key=f"adapters/{unique_name}/claims/v999999999.json",
-                                   Body=b"junk")  # fmt: skip
+    signed.raw("alice").put_object(
+        Bucket=signed.cfg.bucket, Key=f"adapters/{unique_name}/claims/v999999999.json", Body=b"junk"
+    )
     _registered(signed, unique_name, tmp_path, promote=False)
     assert signed.registry("srv").verify(unique_name).versions == ["v1"]
 
@@ -327,8 +405,13 @@ def test_junk_at_the_head_freezes_nothing_an_admin_cannot_clear_on_the_record(si
 
     _registered(signed, unique_name, tmp_path, versions=2, promote=False)
     until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
-    signed.raw("alice").put_object(Bucket=signed.cfg.bucket, Key=event_key(unique_name, 3), Body=junk,
-                                   ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)  # fmt: skip
+    signed.raw("alice").put_object(
+        Bucket=signed.cfg.bucket,
+        Key=event_key(unique_name, 3),
+        Body=junk,
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=until,
+    )
     with pytest.raises(IntegrityError, match="000000000003"):
         signed.registry("bob").promote(unique_name, "v1", "production", reason="ship")
     refused = run_cli("audit", "clear", unique_name, "--reason", "junk", env=signed.env("bob"))

@@ -14,11 +14,11 @@ import urllib.request
 
 import pytest
 
+from bench.embedded_store import store_env
+from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from registry.errors import AccessDeniedError
 from registry.settings import StoreSettings
 from registry.store import S3ObjectStore
-from bench.embedded_store import store_env
-from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -59,8 +59,11 @@ def test_start_serves_s3_on_loopback_and_refuses_anonymous_requests(own_store):
     assert [i["name"] for i in ids["identities"]] == ["admin", "trainer", "approver", "reader"]
     assert stat.S_IMODE(os.stat(status["credentials_file"]).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(status["data_dir"]).st_mode) == 0o700  # the volume files hold every object
-    listening = [line for line in open("/proc/net/tcp").read().splitlines()[1:]
-                 if line.split()[1].endswith(f":{cfg.s3_port:04X}") and line.split()[3] == "0A"]
+    listening = [
+        line
+        for line in open("/proc/net/tcp").read().splitlines()[1:]
+        if line.split()[1].endswith(f":{cfg.s3_port:04X}") and line.split()[3] == "0A"
+    ]
     assert listening and all(line.split()[1].startswith("0100007F") for line in listening)  # 127.0.0.1 only
 
 
@@ -142,8 +145,13 @@ def _admin(cfg) -> StoreSettings:
 
 def test_wrong_secret_and_reader_writes_are_refused(s3_server):
     admin = s3_server.settings("admin")
-    wrong = StoreSettings(endpoint=admin.endpoint, bucket=admin.bucket, access_key=admin.access_key,
-                          secret_key="not-the-secret", role="admin")
+    wrong = StoreSettings(
+        endpoint=admin.endpoint,
+        bucket=admin.bucket,
+        access_key=admin.access_key,
+        secret_key="not-the-secret",
+        role="admin",
+    )
     with pytest.raises(AccessDeniedError, match="SignatureDoesNotMatch|AccessDenied"):
         S3ObjectStore(wrong).put("x/wrong.txt", b"x")
     S3ObjectStore(admin).put("x/readable.txt", b"hello")

@@ -48,8 +48,11 @@ def test_a_bucket_without_object_lock_takes_the_write_without_retention(s3_serve
     ("role", "says"),
     [
         ("admin", "InvalidRequest"),
-        ("trainer", "role 'trainer' cannot read the bucket's Object Lock configuration (AccessDenied) to tell whether "
-                    "the bucket has any; if it has none, set object_lock_mode = \"NONE\""),
+        (
+            "trainer",
+            "role 'trainer' cannot read the bucket's Object Lock configuration (AccessDenied) to tell whether "
+            'the bucket has any; if it has none, set object_lock_mode = "NONE"',
+        ),
     ],
 )
 def test_a_retention_the_store_refuses_is_an_error_not_a_write_without_it(s3_server, unique_name, role, says):
@@ -70,8 +73,9 @@ def _lose_the_first_reply(store: S3ObjectStore) -> list[int]:
     """
     sent: list[int] = []
     store.client.meta.events.register("before-send.s3.PutObject", lambda **_: sent.append(1))
-    store.client.meta.events.register_first("needs-retry.s3.PutObject",
-                                            lambda attempts, **_: 0 if len(sent) == 1 and attempts == 1 else None)
+    store.client.meta.events.register_first(
+        "needs-retry.s3.PutObject", lambda attempts, **_: 0 if len(sent) == 1 and attempts == 1 else None
+    )
     return sent
 
 
@@ -97,8 +101,9 @@ def test_a_create_only_put_of_the_same_bytes_again_is_done_and_of_other_bytes_re
 def test_a_promote_whose_event_reply_was_lost_succeeds_once(s3_server, unique_name, tmp_path):
     settings = s3_server.settings("admin", "alice")
     store = S3ObjectStore(settings)
-    registry = Registry(store, settings, base_model=BASE, rules=RegistryRules(four_eyes_production=False,
-                                                                              require_gate=False))  # fmt: skip
+    registry = Registry(
+        store, settings, base_model=BASE, rules=RegistryRules(four_eyes_production=False, require_gate=False)
+    )
     registry.register(make_adapter_folder(tmp_path / "a", BASE), unique_name)
     _lose_the_first_reply(store)
     registry.promote(unique_name, "v1", "staging", reason="try it")
@@ -116,6 +121,7 @@ def test_the_store_check_finds_create_only_writes_honoured_and_object_lock_on_an
 
 def test_the_store_check_names_a_server_that_ignores_if_none_match(s3_server):
     store = S3ObjectStore(s3_server.settings("trainer"))
+
     # What an older S3 server does: it drops the precondition and overwrites.
     def drop_precondition(request, **_):
         del request.headers["If-None-Match"]
@@ -127,7 +133,9 @@ def test_the_store_check_names_a_server_that_ignores_if_none_match(s3_server):
 
 
 def test_the_store_check_exits_1_for_retention_configured_on_a_bucket_without_object_lock(s3_server, unique_name):
-    S3ObjectStore(s3_server.settings("admin")).client.create_bucket(Bucket=unique_name, ObjectLockEnabledForBucket=False)
+    S3ObjectStore(s3_server.settings("admin")).client.create_bucket(
+        Bucket=unique_name, ObjectLockEnabledForBucket=False
+    )
     env = {**s3_server.env(TAILOR_ROLE="admin"), "TAILOR_BUCKET": unique_name}
 
     result = run_cli("store", "check", env=env)

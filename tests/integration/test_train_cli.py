@@ -19,13 +19,37 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.integration
 
 TOPICS = {
-    "card": ["my card has not arrived", "where is my new card", "card delivery is late", "still waiting for the card",
-             "when will my card come", "the card never came", "track my card delivery", "card not delivered yet"],
-    "refund": ["I want a refund", "refund my last payment", "how do I get my money back", "request a refund please",
-               "the refund has not arrived", "give me a refund now", "refund for a cancelled order", "money back please"],
-    "pin": ["I forgot my pin", "reset my pin code", "change the pin of my card", "my pin is blocked",
-            "how to unblock my pin", "pin locked after three tries", "new pin please", "I need to change my pin"],
-}  # fmt: skip
+    "card": [
+        "my card has not arrived",
+        "where is my new card",
+        "card delivery is late",
+        "still waiting for the card",
+        "when will my card come",
+        "the card never came",
+        "track my card delivery",
+        "card not delivered yet",
+    ],
+    "refund": [
+        "I want a refund",
+        "refund my last payment",
+        "how do I get my money back",
+        "request a refund please",
+        "the refund has not arrived",
+        "give me a refund now",
+        "refund for a cancelled order",
+        "money back please",
+    ],
+    "pin": [
+        "I forgot my pin",
+        "reset my pin code",
+        "change the pin of my card",
+        "my pin is blocked",
+        "how to unblock my pin",
+        "pin locked after three tries",
+        "new pin please",
+        "I need to change my pin",
+    ],
+}
 
 
 def sha256(path: Path) -> str:
@@ -77,18 +101,30 @@ def test_json_output_is_one_train_result_and_no_progress_bar(trained):
     cost = result.cost
     assert cost.wall_seconds > 0 and cost.cpu_seconds > 0 and cost.peak_rss_mb > 100
     assert cost.gpu_seconds is None and cost.peak_gpu_mb is None  # CPU run
-    assert 0 < cost.trainable_params < 1_000_000 and cost.adapter_bytes == (trained["out"] / "adapter_model.safetensors").stat().st_size
+    assert (
+        0 < cost.trainable_params < 1_000_000
+        and cost.adapter_bytes == (trained["out"] / "adapter_model.safetensors").stat().st_size
+    )
     assert cost.money == pytest.approx(0.05 * cost.wall_seconds / 3600, abs=1e-6)
 
 
 def test_the_adapter_folder_holds_the_contract_files_and_no_pickle(trained):
     out = trained["out"]
     names = {p.name for p in out.iterdir()}
-    assert {"adapter_config.json", "adapter_model.safetensors", "tailor_adapter.json", "train_result.json",
-            "reference.csv"} <= names  # fmt: skip
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tailor_adapter.json",
+        "train_result.json",
+        "reference.csv",
+    } <= names
     assert not [p for p in out.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")]
     meta = json.loads((out / "tailor_adapter.json").read_text())
-    assert meta["format"] == 1 and meta["labels"] == ["card", "pin", "refund"] and len(meta["base_model_weights_sha256"]) == 64
+    assert (
+        meta["format"] == 1
+        and meta["labels"] == ["card", "pin", "refund"]
+        and len(meta["base_model_weights_sha256"]) == 64
+    )
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["layers_to_transform"] == [4, 5] and config["modules_to_save"] == ["classifier"]
     with open(out / "reference.csv", newline="") as fh:
@@ -147,15 +183,17 @@ def test_the_cached_training_path_computes_what_the_full_forward_pass_serves(tra
     enc = base.tokenize(["my card has not arrived", "reset my pin code please now"], 64)
     with torch.inference_mode():
         full = inner.embed(enc["input_ids"], enc["attention_mask"])
-        cached = inner.embed_from(inner.hidden_before(enc["input_ids"], enc["attention_mask"], 4), enc["attention_mask"], 4)
+        cached = inner.embed_from(
+            inner.hidden_before(enc["input_ids"], enc["attention_mask"], 4), enc["attention_mask"], 4
+        )
     assert torch.allclose(full, cached, atol=1e-5)
 
 
 def test_an_adapter_trained_on_another_base_is_refused(trained, base, tmp_path):
     import shutil
 
-    from serving.model import load_classifier
     from registry.errors import RefusedError
+    from serving.model import load_classifier
 
     other = tmp_path / "other"
     shutil.copytree(trained["out"], other)
@@ -169,8 +207,8 @@ def test_an_adapter_trained_on_another_base_is_refused(trained, base, tmp_path):
 def test_an_adapter_folder_with_a_pickle_is_refused_before_peft_reads_it(trained, base, tmp_path):
     import shutil
 
-    from serving.model import load_classifier
     from registry.errors import RefusedError
+    from serving.model import load_classifier
 
     other = tmp_path / "other"
     shutil.copytree(trained["out"], other)
@@ -189,8 +227,8 @@ def damaged_copy(trained, tmp_path: Path, name: str, content: bytes) -> Path:
 
 
 def test_a_truncated_weights_file_is_refused_with_what_to_do(trained, base, tmp_path):
-    from serving.model import load_classifier
     from registry.errors import RefusedError
+    from serving.model import load_classifier
 
     weights = (trained["out"] / "adapter_model.safetensors").read_bytes()
     other = damaged_copy(trained, tmp_path, "adapter_model.safetensors", weights[:1000])
@@ -198,13 +236,16 @@ def test_a_truncated_weights_file_is_refused_with_what_to_do(trained, base, tmp_
         load_classifier(other, base)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"[]", "must hold a JSON object, not list"),
-    (b"\xff\xfe{", "is not readable JSON"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"[]", "must hold a JSON object, not list"),
+        (b"\xff\xfe{", "is not readable JSON"),
+    ],
+)
 def test_an_adapter_config_that_is_not_a_json_object_is_refused(trained, base, tmp_path, content, message):
-    from serving.model import load_classifier
     from registry.errors import RefusedError
+    from serving.model import load_classifier
 
     other = damaged_copy(trained, tmp_path, "adapter_config.json", content)
     with pytest.raises(RefusedError, match=message):
@@ -212,8 +253,8 @@ def test_an_adapter_config_that_is_not_a_json_object_is_refused(trained, base, t
 
 
 def test_a_config_peft_cannot_use_names_the_files_that_disagree(trained, base, tmp_path):
-    from serving.model import load_classifier
     from registry.errors import ConfigError
+    from serving.model import load_classifier
 
     config = json.loads((trained["out"] / "adapter_config.json").read_text()) | {"r": "eight"}
     other = damaged_copy(trained, tmp_path, "adapter_config.json", json.dumps(config).encode())
@@ -222,8 +263,8 @@ def test_a_config_peft_cannot_use_names_the_files_that_disagree(trained, base, t
 
 
 def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base, tmp_path):
-    from serving.model import load_classifier
     from registry.errors import ConfigError
+    from serving.model import load_classifier
 
     other = damaged_copy(trained, tmp_path, "tailor_adapter.json", b"\xff\xfe{")
     with pytest.raises(ConfigError, match="tailor_adapter.json is not readable JSON"):
@@ -233,11 +274,11 @@ def test_adapter_metadata_that_is_not_utf8_json_is_refused_by_name(trained, base
 def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset_only(base, tmp_path):
     """More rows than max_steps × batch_size: only that many rows' hidden states are cached (the rest
     would be memory no step reads); every row still feeds the head's probe."""
-    from serving.model import MeanPoolClassifier
     from pipelines.records import LabeledBatch
     from pipelines.training.cache import encode_frozen, rows_to_cache
-    from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
+    from serving.model import MeanPoolClassifier
 
     params = TrainParams(min_steps=3, max_steps=3, batch_size=4)
     texts = [t for texts in TOPICS.values() for t in texts]
@@ -248,8 +289,9 @@ def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset
     data = encode_frozen(model, base, texts, 4, 64, keep)
     assert [h is not None for h in data.hidden] == keep.tolist() and data.embeddings.shape == (24, 384)
 
-    batch = LabeledBatch(source="topics", texts=texts, labels=list(np.repeat(list(TOPICS), 8)),
-                         ids=[str(i) for i in range(24)])  # fmt: skip
+    batch = LabeledBatch(
+        source="topics", texts=texts, labels=list(np.repeat(list(TOPICS), 8)), ids=[str(i) for i in range(24)]
+    )
     result = train(batch, tmp_path / "adapter", base=base, params=params, seed=5)
     assert (result.train_examples, result.uncached_examples, result.dropped_examples) == (12, 12, 0)
     assert result.train_examples + result.dropped_examples + result.uncached_examples == len(texts)
@@ -260,8 +302,8 @@ def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset
 
 def test_a_step_budget_whose_rows_the_noise_filter_all_drops_is_refused_with_what_to_raise(base, tmp_path):
     from pipelines.records import LabeledBatch
-    from pipelines.training.recipe import train
     from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
     from registry.errors import RefusedError
 
     texts = [t for texts in TOPICS.values() for t in texts]

@@ -10,8 +10,16 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "pin_blocked", "top_up_failed", "Refund_not_showing_up",
-           "cash_withdrawal_charge", "age_limit"]  # fmt: skip
+INTENTS = [
+    "card_arrival",
+    "exchange_rate",
+    "lost_or_stolen_card",
+    "pin_blocked",
+    "top_up_failed",
+    "Refund_not_showing_up",
+    "cash_withdrawal_charge",
+    "age_limit",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +32,24 @@ def frames(banking77):
 
 def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames, tmp_path):
     from pipelines.evaluation.baselines import predict_baselines
-    from pipelines.settings import load_settings
     from pipelines.metrics import quality_metrics
-    from serving.model import load_base, load_classifier
     from pipelines.records import LabeledBatch
-    from pipelines.training.recipe import train
+    from pipelines.settings import load_settings
     from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
+    from serving.model import load_base, load_classifier
 
     train_df, test_df = frames
     train_df = train_df[train_df.category.isin(INTENTS[:6])].groupby("category").sample(8, random_state=0)
     test_df = test_df[test_df.category.isin(INTENTS[:6])]
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=tmp_path)
-    batch = LabeledBatch(source="banking77-slice", texts=train_df.text.tolist(), labels=train_df.category.tolist(),
-                         ids=[str(i) for i in range(len(train_df))])  # fmt: skip
+    batch = LabeledBatch(
+        source="banking77-slice",
+        texts=train_df.text.tolist(),
+        labels=train_df.category.tolist(),
+        ids=[str(i) for i in range(len(train_df))],
+    )
     result = train(batch, tmp_path / "adapter", base=base, params=TrainParams(), seed=0)
     clf = load_classifier(tmp_path / "adapter", base)
     predicted = clf.predict(test_df.text.tolist())
@@ -59,9 +71,9 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
 
 def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(frames):
     from pipelines.settings import load_settings
-    from serving.encoder import embed
     from pipelines.training.objective import noise_weights
     from pipelines.training.params import TrainParams
+    from serving.encoder import embed
 
     train_df = frames[0].groupby("category").sample(16, random_state=1)
     labels = sorted(set(train_df.category))

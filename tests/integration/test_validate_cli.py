@@ -38,8 +38,17 @@ def test_an_accepted_batch_is_noise_audited_tracked_and_pushed_to_the_store(proj
     batch = project / "data" / "incoming" / "train.csv"
     shutil.copy(SAMPLE / "train.csv", batch)
     md5 = hashlib.md5(batch.read_bytes()).hexdigest()
-    result = run_cli("validate", str(batch), "--labels", str(SAMPLE / "labels.txt"),
-                     "--holdout", str(SAMPLE / "holdout.csv"), "--json", env=s3_server.env(), cwd=project)  # fmt: skip
+    result = run_cli(
+        "validate",
+        str(batch),
+        "--labels",
+        str(SAMPLE / "labels.txt"),
+        "--holdout",
+        str(SAMPLE / "holdout.csv"),
+        "--json",
+        env=s3_server.env(),
+        cwd=project,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = ValidationReport.model_validate(json.loads(result.stdout))
     assert report.accepted and report.failures == []
@@ -62,8 +71,9 @@ def test_an_accepted_batch_is_noise_audited_tracked_and_pushed_to_the_store(proj
     assert Path(report.report_markdown).read_text().startswith("# Validation of train.csv: ACCEPTED")
 
     # Plain `dvc push` works for the user too, with the credentials written at the local level.
-    push = subprocess.run([DVC, "push"], cwd=project, capture_output=True, text=True,
-                          env={**s3_server.env(), "DVC_NO_ANALYTICS": "1"})  # fmt: skip
+    push = subprocess.run(
+        [DVC, "push"], cwd=project, capture_output=True, text=True, env={**s3_server.env(), "DVC_NO_ANALYTICS": "1"}
+    )
     assert push.returncode == 0, push.stderr
     assert "up to date" in push.stdout.lower()
 
@@ -72,8 +82,15 @@ def test_a_rejected_batch_exits_1_and_lands_in_quarantine_with_its_report(projec
     batch = project / "data" / "incoming" / "dirty.csv"
     content = (SAMPLE / "batch2.csv").read_bytes() + b"b9999,my parcel is lost,parcel_lost,chat\n"
     batch.write_bytes(content)
-    result = run_cli("validate", str(batch), "--labels", str(SAMPLE / "labels.txt"), "--no-noise-audit",
-                     env=s3_server.env(), cwd=project)  # fmt: skip
+    result = run_cli(
+        "validate",
+        str(batch),
+        "--labels",
+        str(SAMPLE / "labels.txt"),
+        "--no-noise-audit",
+        env=s3_server.env(),
+        cwd=project,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "REJECTED dirty.csv (33 rows)" in result.stdout
     assert "labels in the allowed set: 1 — id b9999: label='parcel_lost'" in result.stdout
@@ -100,8 +117,15 @@ def _accepted_copy(project: Path, name: str) -> Path:
 def test_a_reader_cannot_track_a_batch_and_its_keys_are_not_saved(project, s3_server):
     batch = _accepted_copy(project, "by-reader.csv")
     reader = s3_server.settings("reader")
-    result = run_cli("validate", str(batch), "--labels", str(SAMPLE / "labels.txt"), "--no-noise-audit",
-                     env=s3_server.env(TAILOR_ROLE="reader"), cwd=project)  # fmt: skip
+    result = run_cli(
+        "validate",
+        str(batch),
+        "--labels",
+        str(SAMPLE / "labels.txt"),
+        "--no-noise-audit",
+        env=s3_server.env(TAILOR_ROLE="reader"),
+        cwd=project,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "role 'reader' cannot write" in result.stderr and "its report is" in result.stderr
     assert not (project / "data" / "incoming" / "by-reader.csv.dvc").exists()
@@ -111,8 +135,15 @@ def test_a_reader_cannot_track_a_batch_and_its_keys_are_not_saved(project, s3_se
 
 def test_a_push_to_a_missing_bucket_is_refused_and_does_not_create_it(project, s3_server):
     batch = _accepted_copy(project, "nobucket.csv")
-    result = run_cli("validate", str(batch), "--labels", str(SAMPLE / "labels.txt"), "--no-noise-audit",
-                     env={**s3_server.env(), "TAILOR_BUCKET": "no-such-bucket"}, cwd=project)  # fmt: skip
+    result = run_cli(
+        "validate",
+        str(batch),
+        "--labels",
+        str(SAMPLE / "labels.txt"),
+        "--no-noise-audit",
+        env={**s3_server.env(), "TAILOR_BUCKET": "no-such-bucket"},
+        cwd=project,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "bucket 'no-such-bucket' does not exist" in result.stderr
     buckets = S3ObjectStore(s3_server.settings()).client.list_buckets()["Buckets"]

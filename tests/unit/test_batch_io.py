@@ -175,7 +175,9 @@ def test_jsonl_numbers_and_nulls_become_strings_and_missing(tmp_path):
 def test_a_lone_surrogate_escape_in_jsonl_is_refused_naming_line_and_field(tmp_path):
     path = tmp_path / "b.jsonl"
     # json.dumps writes the lone surrogate as the escape \ud800: valid JSON, but no valid text.
-    path.write_text(json.dumps({"text": "fine", "label": "a"}) + "\n" + json.dumps({"text": "bad \ud800", "label": "b"}) + "\n")
+    path.write_text(
+        json.dumps({"text": "fine", "label": "a"}) + "\n" + json.dumps({"text": "bad \ud800", "label": "b"}) + "\n"
+    )
     _refused(path, EncodingError, "line 2: 'text' holds an unpaired UTF-16 surrogate at character 4")
 
 
@@ -185,11 +187,17 @@ def test_an_invalid_jsonl_line_is_named(tmp_path):
     _refused(path, MalformedBatchError, "line 2 is not valid JSON")
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"text": {"body": "my card is gone"}, "label": "card_lost"}', "line 2: 'text' is a JSON object, expected a string"),
-    ('{"text": "my card is gone", "label": ["card_lost"]}', "line 2: 'label' is a JSON array, expected a string"),
-    ('{"text": "my card is gone", "label": "card_lost", "text": "refund"}', "line 2 names 'text' more than once"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            '{"text": {"body": "my card is gone"}, "label": "card_lost"}',
+            "line 2: 'text' is a JSON object, expected a string",
+        ),
+        ('{"text": "my card is gone", "label": ["card_lost"]}', "line 2: 'label' is a JSON array, expected a string"),
+        ('{"text": "my card is gone", "label": "card_lost", "text": "refund"}', "line 2 names 'text' more than once"),
+    ],
+)
 def test_a_jsonl_object_or_array_in_place_of_a_text_or_label_or_a_repeated_key_is_refused(tmp_path, line, message):
     path = tmp_path / "b.jsonl"
     path.write_text('{"text": "fine", "label": "x"}\n' + line + "\n")
@@ -208,13 +216,21 @@ def test_a_parquet_column_of_lists_or_bytes_is_refused_and_dates_read_as_written
     assert read_batch(dated).labels == ["2026-01-01", ""]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("text,label\nmy card, the blue one,card_lost\nrefund please,refund\n",
-     "the first data row has more fields than the header; quote texts that hold commas"),
-    ("text,label\nrefund please,refund\nmy card, the blue one,card_lost\n",
-     "Expected 2 fields in line 3, saw 3; quote texts that hold commas"),
-    ("text,label,text\nmy card,card_lost,gone\n", "names column(s) 'text' more than once in its header"),
-], ids=["first row too long", "later row too long", "column named twice"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            "text,label\nmy card, the blue one,card_lost\nrefund please,refund\n",
+            "the first data row has more fields than the header; quote texts that hold commas",
+        ),
+        (
+            "text,label\nrefund please,refund\nmy card, the blue one,card_lost\n",
+            "Expected 2 fields in line 3, saw 3; quote texts that hold commas",
+        ),
+        ("text,label,text\nmy card,card_lost,gone\n", "names column(s) 'text' more than once in its header"),
+    ],
+    ids=["first row too long", "later row too long", "column named twice"],
+)
 def test_a_csv_whose_rows_do_not_fit_its_header_is_refused(tmp_path, content, message):
     path = tmp_path / "b.csv"
     path.write_text(content)
@@ -287,8 +303,13 @@ def test_a_utf16_or_utf32_encoding_is_refused_up_front_asking_for_utf8(tmp_path,
 
     path = tmp_path / "wide.csv"
     path.write_bytes("text,label\nhello,a\n".encode("utf-16"))
-    _refused(path, ConfigError, f"--encoding {encoding!r}: UTF-16 and UTF-32 files are not read", "as UTF-8",
-             encoding=encoding)  # fmt: skip
+    _refused(
+        path,
+        ConfigError,
+        f"--encoding {encoding!r}: UTF-16 and UTF-32 files are not read",
+        "as UTF-8",
+        encoding=encoding,
+    )
 
 
 def test_a_utf8_file_read_with_another_encoding_is_told_to_drop_it(tmp_path):

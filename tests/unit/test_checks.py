@@ -16,8 +16,13 @@ LABELS = ["card_lost", "refund_request", "login_problem", "delivery_delay"]
 
 
 def batch(labels: list[str], groups: list[str] | None = None) -> LabeledBatch:
-    return LabeledBatch(source="test", texts=[f"text {i}" for i in range(len(labels))], labels=labels,
-                        groups=groups, ids=[str(i) for i in range(len(labels))])
+    return LabeledBatch(
+        source="test",
+        texts=[f"text {i}" for i in range(len(labels))],
+        labels=labels,
+        groups=groups,
+        ids=[str(i) for i in range(len(labels))],
+    )
 
 
 def holdout(n_per_class: int = 10) -> LabeledBatch:
@@ -30,6 +35,7 @@ def corrupt(labels: list[str], every: int, offset: int = 0) -> list[str]:
 
 
 # ---- quality -------------------------------------------------------------------------------------
+
 
 def test_quality_without_production_is_judged_on_the_floor_only_and_says_so():
     h = holdout()
@@ -67,8 +73,10 @@ def test_quality_names_holdout_labels_the_adapter_was_not_trained_on():
     h = batch(["refund_requets"] * 3 + list(holdout().labels[3:]))
     result = quality.run(h, list(holdout().labels), LABELS, QualityPolicy())
     assert result.details["unknown_labels"] == ["refund_requets"]
-    assert "3 holdout rows labelled with 'refund_requets', which the adapter was not trained on" in \
-        result.details["summary"]
+    assert (
+        "3 holdout rows labelled with 'refund_requets', which the adapter was not trained on"
+        in result.details["summary"]
+    )
     assert quality.run(holdout(), list(holdout().labels), LABELS, QualityPolicy()).details["unknown_labels"] == []
 
 
@@ -81,7 +89,9 @@ def test_holdout_rows_the_candidate_was_trained_on_fail_the_quality_check_by_id(
     assert (share.value, share.policy_key, share.passed) == (2 / 40, "quality.max_holdout_trained_share", False)
     assert result.details["holdout_rows_trained_on"] == ["0", "5"]
     assert "2 holdout rows (id 0, 5) the adapter was trained on" in result.details["summary"]
-    tolerant = quality.run(h, list(h.labels), LABELS, QualityPolicy(max_holdout_trained_share=0.05), trained_texts=trained)
+    tolerant = quality.run(
+        h, list(h.labels), LABELS, QualityPolicy(max_holdout_trained_share=0.05), trained_texts=trained
+    )
     assert tolerant.passed is True
 
 
@@ -121,8 +131,9 @@ def test_a_holdout_smaller_than_the_minimum_fails_even_with_perfect_scores():
 
 def test_a_clearly_worse_candidate_fails_the_regression_limit_judged_on_the_interval():
     h = holdout(25)
-    result = quality.run(h, corrupt(h.labels, 3), LABELS, QualityPolicy(), production_pred=list(h.labels),
-                         production="tickets:v1")
+    result = quality.run(
+        h, corrupt(h.labels, 3), LABELS, QualityPolicy(), production_pred=list(h.labels), production="tickets:v1"
+    )
     comparison = result.details["production"]
     assert comparison["ref"] == "tickets:v1"
     assert comparison["diff"] < 0 and comparison["diff_ci_low"] <= comparison["diff"] <= comparison["diff_ci_high"]
@@ -181,6 +192,7 @@ def test_quality_writes_its_evidence_into_the_adapter_folder(tmp_path):
 
 # ---- bias ----------------------------------------------------------------------------------------
 
+
 def grouped_holdout() -> LabeledBatch:
     labels = [label for label in LABELS for _ in range(9)]  # 36 rows
     groups = ["email", "chat", "phone"] * 12
@@ -189,8 +201,10 @@ def grouped_holdout() -> LabeledBatch:
 
 def test_a_group_with_a_much_worse_score_fails_bias_naming_the_group():
     h = grouped_holdout()
-    pred = [LABELS[(LABELS.index(y) + 1) % 4] if g == "phone" and i % 2 == 0 else y
-            for i, (y, g) in enumerate(zip(h.labels, h.groups))]
+    pred = [
+        LABELS[(LABELS.index(y) + 1) % 4] if g == "phone" and i % 2 == 0 else y
+        for i, (y, g) in enumerate(zip(h.labels, h.groups))
+    ]
     result = bias.run(h, pred, LABELS, BiasPolicy(max_gap=0.25, min_group_size=10))
     assert result.passed is False
     assert result.details["worst_group"] == "phone"
@@ -241,25 +255,51 @@ def test_bias_is_not_judged_without_two_groups_to_compare(groups, why):
 
 # ---- cost ----------------------------------------------------------------------------------------
 
+
 def train_result(**cost) -> TrainResult:
-    report = CostReport(**{"wall_seconds": 42.0, "cpu_seconds": 80.0, "peak_rss_mb": 650.0, "trainable_params": 74000,
-                           "adapter_bytes": 300000, "examples_per_second": 3.0, "money": 0.002, **cost})
-    return TrainResult(adapter_dir="a", base_model_id="m", base_model_sha256="0" * 64, labels=LABELS, params={},
-                       seed=0, device="cpu", train_examples=112, cost=report, adapter_sha256="1" * 64)
+    report = CostReport(
+        **{
+            "wall_seconds": 42.0,
+            "cpu_seconds": 80.0,
+            "peak_rss_mb": 650.0,
+            "trainable_params": 74000,
+            "adapter_bytes": 300000,
+            "examples_per_second": 3.0,
+            "money": 0.002,
+            **cost,
+        }
+    )
+    return TrainResult(
+        adapter_dir="a",
+        base_model_id="m",
+        base_model_sha256="0" * 64,
+        labels=LABELS,
+        params={},
+        seed=0,
+        device="cpu",
+        train_examples=112,
+        cost=report,
+        adapter_sha256="1" * 64,
+    )
 
 
 def test_cost_within_every_limit_passes():
     result = cost.run(train_result(), CostPolicy())
     assert result.passed is True
-    assert [t.policy_key for t in result.thresholds] == ["cost.max_train_seconds", "cost.max_peak_rss_mb",
-                                                         "cost.max_money"]
+    assert [t.policy_key for t in result.thresholds] == [
+        "cost.max_train_seconds",
+        "cost.max_peak_rss_mb",
+        "cost.max_money",
+    ]
     assert "112 examples in 42.0 s" in result.details["summary"]
 
 
 def test_cost_lists_every_limit_it_exceeds():
     result = cost.run(train_result(wall_seconds=5000.0, money=3.5), CostPolicy(max_train_seconds=900, max_money=1))
     assert [(t.metric, t.value, t.limit) for t in result.thresholds if not t.passed] == [
-        ("train_seconds", 5000.0, 900.0), ("money", 3.5, 1.0)]
+        ("train_seconds", 5000.0, 900.0),
+        ("money", 3.5, 1.0),
+    ]
 
 
 def test_cost_reads_the_train_result_from_the_adapter_folder(tmp_path):
@@ -274,18 +314,37 @@ def test_cost_reads_the_train_result_from_the_adapter_folder(tmp_path):
 
 # ---- operating load ------------------------------------------------------------------------------
 
-MEASURED = {"import_seconds": 4.0, "load_seconds": 1.5, "p50_ms": 20.0, "p95_ms": 31.0, "throughput_per_s": 110.0,
-            "base_p50_ms": 18.0, "base_p95_ms": 27.0, "base_throughput_per_s": 130.0, "p50_ratio": 20 / 18,
-            "p95_ratio": 31 / 27, "throughput_ratio": 110 / 130, "base_spread": 1.5, "rss_mb": 520.0,
-            "base_rss_mb": 480.0, "load_average_before": 3.1, "load_average_after": 3.3, "cpu_count": 2.0,
-            "latency_calls": 60, "throughput_batch": 32, "adapter_mb": 0.43}  # fmt: skip
+MEASURED = {
+    "import_seconds": 4.0,
+    "load_seconds": 1.5,
+    "p50_ms": 20.0,
+    "p95_ms": 31.0,
+    "throughput_per_s": 110.0,
+    "base_p50_ms": 18.0,
+    "base_p95_ms": 27.0,
+    "base_throughput_per_s": 130.0,
+    "p50_ratio": 20 / 18,
+    "p95_ratio": 31 / 27,
+    "throughput_ratio": 110 / 130,
+    "base_spread": 1.5,
+    "rss_mb": 520.0,
+    "base_rss_mb": 480.0,
+    "load_average_before": 3.1,
+    "load_average_after": 3.3,
+    "cpu_count": 2.0,
+    "latency_calls": 60,
+    "throughput_batch": 32,
+    "adapter_mb": 0.43,
+}
 
 
 def test_load_is_judged_relative_to_the_bare_base_and_reports_the_machine_load():
     result = load.run({**MEASURED, "p95_ratio": 3.0, "throughput_ratio": 0.3}, LoadPolicy())
     assert result.passed is False
-    assert [(t.metric, t.limit) for t in result.thresholds if not t.passed] == [("p95_ratio", 1.5),
-                                                                                 ("throughput_ratio", 0.5)]
+    assert [(t.metric, t.limit) for t in result.thresholds if not t.passed] == [
+        ("p95_ratio", 1.5),
+        ("throughput_ratio", 0.5),
+    ]
     assert "p95 3.00x" in result.details["summary"] and "load average 3.1 on 2 cores" in result.details["summary"]
 
 
@@ -310,6 +369,7 @@ def test_adapter_size_counts_its_safetensors_files(tmp_path):
 
 # ---- drift (the parts that need no model) ----------------------------------------------------------
 
+
 def test_drift_is_not_judged_without_a_production_reference(tmp_path):
     result = drift.run(holdout(), None, tmp_path / "no-model", DriftPolicy(), out_dir=tmp_path)
     assert result.passed is True and result.thresholds == []
@@ -325,6 +385,7 @@ def test_drift_on_a_tiny_batch_is_reported_not_judged(tmp_path):
 
 # ---- shared -------------------------------------------------------------------------------------
 
+
 def test_every_check_keeps_its_result_as_json_evidence(tmp_path):
     t = Threshold.judge("m", "load.max_p95_ms", 1.0, "<=", 2.0)
     result = finish("load", [t], {"summary": "s"}, out_dir=tmp_path, evidence=["reports/extra.html"])
@@ -336,9 +397,12 @@ def test_every_check_keeps_its_result_as_json_evidence(tmp_path):
 def test_every_threshold_a_check_uses_names_a_limit_of_the_shipped_policy():
     policy = load_policy()
     h = grouped_holdout()
-    results = [quality.run(h, list(h.labels), LABELS, policy.quality, production_pred=list(h.labels)),
-               bias.run(h, list(h.labels), LABELS, policy.bias), cost.run(train_result(), policy.cost),
-               load.run(MEASURED, policy.load)]
+    results = [
+        quality.run(h, list(h.labels), LABELS, policy.quality, production_pred=list(h.labels)),
+        bias.run(h, list(h.labels), LABELS, policy.bias),
+        cost.run(train_result(), policy.cost),
+        load.run(MEASURED, policy.load),
+    ]
     for result in results:
         for t in result.thresholds:
             assert policy.limit(t.policy_key) == t.limit
@@ -347,8 +411,9 @@ def test_every_threshold_a_check_uses_names_a_limit_of_the_shipped_policy():
 def test_a_holdout_with_blank_rows_or_repeated_ids_is_refused_before_any_model_loads():
     from pipelines.evaluation.checks.suite import _require_scorable
 
-    blank = batch(LABELS * 2).model_copy(update={"texts": ["a", " ", "c", "d", "e", "f", "g", "h"],
-                                                 "labels": LABELS + ["", *LABELS[1:]]})  # fmt: skip
+    blank = batch(LABELS * 2).model_copy(
+        update={"texts": ["a", " ", "c", "d", "e", "f", "g", "h"], "labels": LABELS + ["", *LABELS[1:]]}
+    )
     with pytest.raises(RefusedError, match="2 holdout row\\(s\\) have an empty text or label \\(ids 1, 4\\)"):
         _require_scorable(blank)
     twice = batch(LABELS).model_copy(update={"ids": ["h1", "h2", "h1", "h3"]})

@@ -27,13 +27,16 @@ def test_an_empty_report_dir_writes_nothing_into_the_working_folder(tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.csv"]
 
 
-@pytest.mark.parametrize(("argv", "where"), [
-    (["evaluate", "--adapter=", "--data", "holdout.csv"], "--adapter"),
-    (["schedule", "--name", "tickets", "--cron", "", "--holdout", "h.csv"], "--cron"),
-    (["list", ""], "the argument after 'list'"),
-    (["show", "tickets", ""], "the argument after 'tickets'"),
-    ([""], "the first argument"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "where"),
+    [
+        (["evaluate", "--adapter=", "--data", "holdout.csv"], "--adapter"),
+        (["schedule", "--name", "tickets", "--cron", "", "--holdout", "h.csv"], "--cron"),
+        (["list", ""], "the argument after 'list'"),
+        (["show", "tickets", ""], "the argument after 'tickets'"),
+        ([""], "the first argument"),
+    ],
+)
 def test_an_empty_value_names_where_it_was_given(argv, where, capsys):
     code, err = _tailor(argv, capsys)
     assert code == 2

@@ -31,15 +31,31 @@ def test_version_prints_the_installed_version(capsys):
     assert outcome(capsys, "--version") == (0, f"tailor {version('tailor')}\n", "")
 
 
-@pytest.mark.parametrize("args, env, code, error", [
-    (["promote", "tickets", "v1", "--to", "prod", "--reason", "r", "--json"], {}, 2,
-     "Invalid value for '--to': Value error, 'prod' is not one of 'staging', 'production'."),
-    (["show", "--json"], {}, 2, "Missing argument 'name'."),
-    (["list", "tickets", "--json"], {"TAILOR_BUKET": "x"}, 2,
-     "environment variable TAILOR_BUKET is not a setting; did you mean TAILOR_BUCKET?"),
-    (["validate", "", "--json"], {}, 2, "the first argument is empty; give a value (a shell variable that expanded to nothing?)"),
-    (["validate", "no-such.csv", "--json", "--no-noise-audit"], {}, 1, "batch file no-such.csv does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, env, code, error",
+    [
+        (
+            ["promote", "tickets", "v1", "--to", "prod", "--reason", "r", "--json"],
+            {},
+            2,
+            "Invalid value for '--to': Value error, 'prod' is not one of 'staging', 'production'.",
+        ),
+        (["show", "--json"], {}, 2, "Missing argument 'name'."),
+        (
+            ["list", "tickets", "--json"],
+            {"TAILOR_BUKET": "x"},
+            2,
+            "environment variable TAILOR_BUKET is not a setting; did you mean TAILOR_BUCKET?",
+        ),
+        (
+            ["validate", "", "--json"],
+            {},
+            2,
+            "the first argument is empty; give a value (a shell variable that expanded to nothing?)",
+        ),
+        (["validate", "no-such.csv", "--json", "--no-noise-audit"], {}, 1, "batch file no-such.csv does not exist"),
+    ],
+)
 def test_with_json_an_error_is_one_json_object_on_stderr(capsys, monkeypatch, tmp_path, args, env, code, error):
     monkeypatch.chdir(tmp_path)
     for key, value in env.items():
@@ -55,7 +71,10 @@ def test_with_json_an_error_is_one_json_object_on_stderr(capsys, monkeypatch, tm
 def test_without_json_errors_stay_one_line_for_people(capsys, monkeypatch):
     monkeypatch.setenv("TAILOR_BUKET", "x")
     assert outcome(capsys, "list", "tickets") == (
-        2, "", "error: environment variable TAILOR_BUKET is not a setting; did you mean TAILOR_BUCKET?\n")
+        2,
+        "",
+        "error: environment variable TAILOR_BUKET is not a setting; did you mean TAILOR_BUCKET?\n",
+    )
 
 
 def test_choices_are_shown_and_refused_as_choices(capsys):
@@ -67,8 +86,11 @@ def test_choices_are_shown_and_refused_as_choices(capsys):
 
 def test_the_shell_completes_commands_and_choices():
     def complete(words: str) -> list[str]:
-        env = os.environ | {"COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1),
-                            "_TAILOR_COMPLETE": "complete_bash"}
+        env = os.environ | {
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split(" ")) - 1),
+            "_TAILOR_COMPLETE": "complete_bash",
+        }
         return subprocess.run([str(TAILOR)], env=env, capture_output=True, text=True, timeout=60).stdout.split()
 
     assert complete("tailor promo") == ["promote"]
@@ -83,8 +105,9 @@ def test_a_command_whose_extra_is_not_installed_names_the_extra(capsys, monkeypa
     batch.write_text("text,label\n" + "".join(f"message {i},{'ab'[i % 2]}\n" for i in range(20)))
     code, out, err = outcome(capsys, "validate", str(batch), "--no-noise-audit", "--no-track", "--json")
     assert code == 2 and out == ""
-    assert json.loads(err)["error"] == ("this command needs great_expectations, which the 'train' extra installs: "
-                                        "pip install 'tailor[train]'")
+    assert json.loads(err)["error"] == (
+        "this command needs great_expectations, which the 'train' extra installs: pip install 'tailor[train]'"
+    )
     assert batch.exists()
 
 
@@ -108,13 +131,18 @@ def test_every_module_named_for_an_extra_is_installed_by_that_extra():
     for module, extra in EXTRA_OF_MODULE.items():
         dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
         assert dists & extra_requirements(extra, extras), (module, extra, dists)
-    core = {r.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
-            for r in project["dependencies"]}
-    assert not core & {m for module in EXTRA_OF_MODULE for m in providers.get(module, [])}, "an extra's module is in the core"
+    core = {
+        r.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+        for r in project["dependencies"]
+    }
+    assert not core & {m for module in EXTRA_OF_MODULE for m in providers.get(module, [])}, (
+        "an extra's module is in the core"
+    )
 
 
 def test_exact_pins_live_in_the_constraints_not_in_the_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    runtime = project["dependencies"] + [r for name, reqs in project["optional-dependencies"].items()
-                                         if name != "bench" for r in reqs]
+    runtime = project["dependencies"] + [
+        r for name, reqs in project["optional-dependencies"].items() if name != "bench" for r in reqs
+    ]
     assert [r for r in runtime if "==" in r] == []

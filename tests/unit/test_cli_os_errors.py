@@ -22,7 +22,9 @@ def test_train_into_a_folder_under_a_file_names_the_file(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     code, err = _tailor(["train", "--data", str(SAMPLE), "--out", str(tmp_path / "notes.txt" / "run")], capsys)
     assert code == 1
-    assert err == f"error: {tmp_path / 'notes.txt'} exists and is not a folder; choose a path whose folders are folders\n"
+    assert (
+        err == f"error: {tmp_path / 'notes.txt'} exists and is not a folder; choose a path whose folders are folders\n"
+    )
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -40,8 +42,9 @@ def test_validate_with_a_report_dir_under_a_file_keeps_the_batch_and_says_why(tm
     batch = shutil.copy(SAMPLE, tmp_path / "batch.csv")
     (tmp_path / "notes.txt").write_text("mine")
     report_dir = tmp_path / "notes.txt" / "reports"
-    code, err = _tailor(["validate", str(batch), "--no-noise-audit", "--no-track", "--report-dir", str(report_dir)],
-                        capsys)  # fmt: skip
+    code, err = _tailor(
+        ["validate", str(batch), "--no-noise-audit", "--no-track", "--report-dir", str(report_dir)], capsys
+    )
     assert code == 2  # refused as a usage error before the batch is read, tracked or pushed
     assert "Traceback" not in err
     assert "is a file, not a folder" in err and str(tmp_path / "notes.txt") in err
@@ -56,6 +59,13 @@ def test_evaluate_refuses_an_out_that_is_a_file_before_loading_any_model(tmp_pat
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError):
         # The adapter and base model folders do not exist: reaching them would raise NotFoundError.
-        evaluate(tmp_path / "no-adapter", read_batch(SAMPLE), load_policy(), base_model_dir=tmp_path / "no-model",
-                 base_model_id="m", cache_dir=None, out_dir=tmp_path / "notes.txt")  # fmt: skip
+        evaluate(
+            tmp_path / "no-adapter",
+            read_batch(SAMPLE),
+            load_policy(),
+            base_model_dir=tmp_path / "no-model",
+            base_model_id="m",
+            cache_dir=None,
+            out_dir=tmp_path / "notes.txt",
+        )
     assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -8,17 +8,25 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines.context import Context
-from pipelines.settings import load_settings
 from pipelines.console import accounts, i18n
 from pipelines.console.accounts import PassphraseAccounts, SignInRefused, write_account
 from pipelines.console.app import ConsoleOptions, create_app
 from pipelines.console.sessions import IDLE_SECONDS, Sessions, SignInLimiter
+from pipelines.context import Context
+from pipelines.settings import load_settings
 from registry.errors import ConfigError, RefusedError
 from registry.people import Credentials
 
-BOB = Credentials(name="bob", role="approver", kind="person", access_key="AK", secret_key="secret-key-of-bob",
-                  signing_key="c2lnbmluZy1rZXktb2YtYm9iLXRoaXJ0eS10d28hIQ==", trust_root="t" * 64, bucket="b")  # fmt: skip
+BOB = Credentials(
+    name="bob",
+    role="approver",
+    kind="person",
+    access_key="AK",
+    secret_key="secret-key-of-bob",
+    signing_key="c2lnbmluZy1rZXktb2YtYm9iLXRoaXJ0eS10d28hIQ==",
+    trust_root="t" * 64,
+    bucket="b",
+)
 PHRASE = "correct horse battery staple"
 
 
@@ -80,7 +88,9 @@ def test_the_browser_language_picks_japanese_or_english_and_refusals_are_transla
     assert i18n.negotiate("ja,en;q=0.5", None) == "ja"
     assert i18n.negotiate("fr-FR", None) == "ja"
     assert i18n.negotiate("ja", "en") == "en"
-    four_eyes = "four-eyes rule: alice registered tickets v2 and cannot also promote it to production; another person must"
+    four_eyes = (
+        "four-eyes rule: alice registered tickets v2 and cannot also promote it to production; another person must"
+    )
     assert i18n.refusal("ja", four_eyes).startswith("四つの目の原則: alice が tickets v2 を登録したため")
     assert i18n.refusal("en", four_eyes) is None
     assert i18n.local_time("2026-12-06T09:30:00.123456+00:00", i18n.zone(None)) == "2026-12-06 18:30:00 JST"
@@ -97,8 +107,9 @@ def test_pages_need_sign_in_a_foreign_host_is_refused_and_a_post_needs_its_csrf_
     assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=strict" in page.headers["set-cookie"]
     assert client.post("/signin", data={"name": "bob", "passphrase": PHRASE}).status_code == 403
     token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    answer = client.post("/signin", data={"csrf": token, "name": "bob", "passphrase": PHRASE},
-                         headers={"Origin": "http://evil.example"})  # fmt: skip
+    answer = client.post(
+        "/signin", data={"csrf": token, "name": "bob", "passphrase": PHRASE}, headers={"Origin": "http://evil.example"}
+    )
     assert answer.status_code == 403
     (tmp_path / "carol.json").write_text("{damaged")
     answer = client.post("/signin", data={"csrf": token, "name": "carol", "passphrase": PHRASE})
@@ -108,8 +119,11 @@ def test_pages_need_sign_in_a_foreign_host_is_refused_and_a_post_needs_its_csrf_
 
 
 def test_a_secure_console_sets_secure_host_prefixed_cookies(tmp_path):
-    app = create_app(Context(load_settings(home=tmp_path)), PassphraseAccounts(tmp_path),
-                     ConsoleOptions(secure=True, allowed_hosts=frozenset({"tailor.example"})))  # fmt: skip
+    app = create_app(
+        Context(load_settings(home=tmp_path)),
+        PassphraseAccounts(tmp_path),
+        ConsoleOptions(secure=True, allowed_hosts=frozenset({"tailor.example"})),
+    )
     page = TestClient(app, base_url="https://tailor.example").get("/signin")
     assert page.status_code == 200
     assert page.headers["set-cookie"].startswith("__Host-tailor_signin=") and "Secure" in page.headers["set-cookie"]
@@ -123,8 +137,16 @@ def test_a_sealed_key_that_was_rotated_or_disabled_no_longer_signs_in():
     from registry.signing import key_id, new_private_key, public_key_of
 
     private = new_private_key()
-    person = Credentials(name="bob", role="approver", kind="person", access_key="a", secret_key="s",
-                         signing_key=private, trust_root="t", bucket="b")  # fmt: skip
+    person = Credentials(
+        name="bob",
+        role="approver",
+        kind="person",
+        access_key="a",
+        secret_key="s",
+        signing_key=private,
+        trust_root="t",
+        bucket="b",
+    )
     ring = Keyring(people={"bob": key_id(public_key_of(private))})
     assert key_problem(SimpleNamespace(keyring=lambda: ring), person) is None
     assert key_problem(SimpleNamespace(keyring=lambda: None), person) is None  # an unsigned store
@@ -134,11 +156,18 @@ def test_a_sealed_key_that_was_rotated_or_disabled_no_longer_signs_in():
     assert key_problem(SimpleNamespace(keyring=lambda: gone), person) == "disabled"
 
 
-@pytest.mark.parametrize("argv, code, words", [
-    (["console", "--host", "0.0.0.0"], 1, "clear text; give --cert and --key"),
-    (["console", "--cert", "/nonexistent.pem"], 2, "--cert and --key go together"),
-    (["console", "--cert", "/nonexistent.pem", "--key", "/nonexistent.key"], 2, "--cert /nonexistent.pem does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, code, words",
+    [
+        (["console", "--host", "0.0.0.0"], 1, "clear text; give --cert and --key"),
+        (["console", "--cert", "/nonexistent.pem"], 2, "--cert and --key go together"),
+        (
+            ["console", "--cert", "/nonexistent.pem", "--key", "/nonexistent.key"],
+            2,
+            "--cert /nonexistent.pem does not exist",
+        ),
+    ],
+)
 def test_tailor_console_refuses_to_listen_in_clear_text_beyond_loopback(argv, code, words, capsys):
     from pipelines.cli.main import run
 
@@ -152,9 +181,19 @@ def test_a_service_cannot_set_a_console_passphrase(tmp_path, monkeypatch, capsys
     from registry.people import write_credentials
     from registry.signing import new_private_key
 
-    creds = write_credentials(tmp_path / "srv.json", Credentials(
-        name="srv", role="reader", kind="service", access_key="a", secret_key="s", signing_key=new_private_key(),
-        trust_root="t", bucket="tailor"))  # fmt: skip
+    creds = write_credentials(
+        tmp_path / "srv.json",
+        Credentials(
+            name="srv",
+            role="reader",
+            kind="service",
+            access_key="a",
+            secret_key="s",
+            signing_key=new_private_key(),
+            trust_root="t",
+            bucket="tailor",
+        ),
+    )
     monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(creds))
     monkeypatch.setenv("TAILOR_HOME", str(tmp_path))
     with pytest.raises(SystemExit) as exit_info:
@@ -163,21 +202,36 @@ def test_a_service_cannot_set_a_console_passphrase(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "console").exists()
 
 
-@pytest.mark.parametrize("english, japanese", [
-    ("tickets v2's gate compared it with nothing, but production holds tickets v1: evaluate its folder against "
-     "production (`tailor evaluate --adapter FOLDER --name tickets`) and register it again (a version's evidence never "
-     "changes), or an approver may promote it with --override and a reason",
-     "tickets v2 のゲートは nothing と比較されましたが、production は現在 v1 です（古いゲート判定）"),
-    ("tickets v3 failed its gate: quality.min_macro_f1: 0.61 < 0.8; only an approver may promote it, with --override "
-     "and a reason", "tickets v3 はゲートに不合格です（quality.min_macro_f1: 0.61 < 0.8）"),
-    ("tickets v1 is archived and cannot be promoted", "tickets v1 はアーカイブ済みのため昇格できません。"),
-    ("'production' of 'tickets' has no earlier version to roll back to", "tickets の 'production' には戻れる以前のバージョンがありません。"),
-    ("'production' of 'tickets' holds v3, not v2: it moved meanwhile; look again (`tailor list`) before rolling back",
-     "tickets の 'production' は現在 v3 で、v2 ではありません。"),
-    ("tickets v1 is production and staging: promote or roll back to another version first",
-     "tickets v1 は現在 production and staging です。"),
-    ("a reason is required to promote (--reason TEXT): it goes into the audit log", "理由が必要です"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "english, japanese",
+    [
+        (
+            "tickets v2's gate compared it with nothing, but production holds tickets v1: evaluate its folder against "
+            "production (`tailor evaluate --adapter FOLDER --name tickets`) and register it again (a version's evidence never "
+            "changes), or an approver may promote it with --override and a reason",
+            "tickets v2 のゲートは nothing と比較されましたが、production は現在 v1 です（古いゲート判定）",
+        ),
+        (
+            "tickets v3 failed its gate: quality.min_macro_f1: 0.61 < 0.8; only an approver may promote it, with --override "
+            "and a reason",
+            "tickets v3 はゲートに不合格です（quality.min_macro_f1: 0.61 < 0.8）",
+        ),
+        ("tickets v1 is archived and cannot be promoted", "tickets v1 はアーカイブ済みのため昇格できません。"),
+        (
+            "'production' of 'tickets' has no earlier version to roll back to",
+            "tickets の 'production' には戻れる以前のバージョンがありません。",
+        ),
+        (
+            "'production' of 'tickets' holds v3, not v2: it moved meanwhile; look again (`tailor list`) before rolling back",
+            "tickets の 'production' は現在 v3 で、v2 ではありません。",
+        ),
+        (
+            "tickets v1 is production and staging: promote or roll back to another version first",
+            "tickets v1 は現在 production and staging です。",
+        ),
+        ("a reason is required to promote (--reason TEXT): it goes into the audit log", "理由が必要です"),
+    ],
+)
 def test_the_registrys_refusals_read_in_japanese(english, japanese):
     assert japanese in i18n.refusal("ja", english)
 

@@ -7,8 +7,8 @@ import pytest
 from pipelines.console.overview import adapters, waiting
 from registry.audit.events import event_key
 from registry.fingerprint import BaseModelFingerprint
-from registry.registry import Registry
 from registry.governance import RegistryRules
+from registry.registry import Registry
 from registry.settings import StoreSettings
 from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate
 from tests.unit.fake_store import FakeStore

@@ -8,8 +8,9 @@ from pipelines.context import Context
 from registry.errors import ConfigError
 
 
-@pytest.mark.parametrize(("key", "rule"), [("four_eyes_production", "four_eyes_production"),
-                                           ("require_gate_decision", "require_gate")])
+@pytest.mark.parametrize(
+    ("key", "rule"), [("four_eyes_production", "four_eyes_production"), ("require_gate_decision", "require_gate")]
+)
 def test_the_promotion_rules_come_from_the_configured_policy(monkeypatch, tmp_path, key, rule):
     from pipelines.policy import DEFAULT_POLICY
 
@@ -57,4 +58,3 @@ def test_a_snapshot_refuses_a_malformed_policy_before_the_run_does_anything(monk
     with pytest.raises(ConfigError, match="not valid YAML"):
         Context.snapshot()
     Context.load()  # a command that never reads the policy is not refused for it
-

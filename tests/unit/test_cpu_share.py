@@ -43,8 +43,9 @@ def report_share(out: str) -> None:
 
     import torch
 
-    Path(out).write_text(json.dumps({"nice": os.getpriority(os.PRIO_PROCESS, 0), "threads": torch.get_num_threads(),
-                                     "pid": os.getpid()}))  # fmt: skip
+    Path(out).write_text(
+        json.dumps({"nice": os.getpriority(os.PRIO_PROCESS, 0), "threads": torch.get_num_threads(), "pid": os.getpid()})
+    )
 
 
 def fail_to_train(message: str) -> None:

@@ -56,7 +56,9 @@ def test_the_reference_covers_every_command_setting_policy_key_and_route(sources
 
 def test_yaml_comments_are_read_above_beside_and_under_a_key(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("top:\n  # above\n  a: 1  # beside\n                # under\n  # --- a rule\n  b: 2\n\nc:\n  d: 3\n")
+    path.write_text(
+        "top:\n  # above\n  a: 1  # beside\n                # under\n  # --- a rule\n  b: 2\n\nc:\n  d: 3\n"
+    )
     assert reference.yaml_comments(path) == {"top.a": "above beside under", "top.b": "", "c.d": ""}
 
 
@@ -87,7 +89,9 @@ def resolve(root, words: list[str]):
 
 
 def problems_in(text: str, root, known_env: set[str]) -> list[str]:
-    problems = [f"{name} is not a setting" for name in sorted(set(re.findall(r"\bTAILOR_[A-Z_]+[A-Z]\b", text)) - known_env)]
+    problems = [
+        f"{name} is not a setting" for name in sorted(set(re.findall(r"\bTAILOR_[A-Z_]+[A-Z]\b", text)) - known_env)
+    ]
     for quoted, words in named_commands(text):
         command, path, options = resolve(root, words)
         if not path and not words[0].startswith("-"):
@@ -95,8 +99,12 @@ def problems_in(text: str, root, known_env: set[str]) -> list[str]:
                 problems.append(f"{quoted!r}: no command {words[0]!r}")
             continue
         given = {opt for param in command.params for opt in param.opts + param.secondary_opts}
-        given |= {"--help", "--debug"} | ({"--version", "--install-completion", "--show-completion"} if not path else set())
-        problems += [f"{quoted!r}: tailor {' '.join(path)} has no {option}" for option in options if option not in given]
+        given |= {"--help", "--debug"} | (
+            {"--version", "--install-completion", "--show-completion"} if not path else set()
+        )
+        problems += [
+            f"{quoted!r}: tailor {' '.join(path)} has no {option}" for option in options if option not in given
+        ]
     return problems
 
 
@@ -107,8 +115,11 @@ def known_env(sources):
 
 def test_hand_written_pages_name_only_commands_options_and_settings_that_exist(sources, known_env):
     root = reference.click_command(sources.cli)
-    problems = [f"{page.relative_to(ROOT)}: {problem}" for page in hand_written()
-                for problem in problems_in(page.read_text(encoding="utf-8"), root, known_env)]
+    problems = [
+        f"{page.relative_to(ROOT)}: {problem}"
+        for page in hand_written()
+        for problem in problems_in(page.read_text(encoding="utf-8"), root, known_env)
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -132,13 +143,20 @@ def test_the_site_builds_strictly_offline(tmp_path):
     pytest.importorskip("mkdocs", reason="the docs extra is not installed")
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "NO_MKDOCS_2_WARNING": "1",
-                                                       "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "NO_MKDOCS_2_WARNING": "1", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     built = tmp_path / "site"
-    for page in ("reference/cli/index.html", "reference/settings/index.html", "ja/approve/index.html", "benchmarks/index.html"):
+    for page in (
+        "reference/cli/index.html",
+        "reference/settings/index.html",
+        "ja/approve/index.html",
+        "benchmarks/index.html",
+    ):
         assert (built / page).is_file(), page
     html = "".join(p.read_text(encoding="utf-8") for p in built.rglob("*.html"))
     assert "fonts.googleapis.com" not in html and "fonts.gstatic.com" not in html

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from pipelines.settings import load_settings
-from serving.encoder import check_model_dir, embed
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.fingerprint import base_model_fingerprint
+from serving.encoder import check_model_dir, embed
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +79,23 @@ def test_the_fingerprint_follows_content_not_path(base_dir, tmp_path):
 
 def test_a_cache_that_cannot_be_written_costs_only_the_hashing(base_dir, tmp_path):
     (tmp_path / "home").write_text("a file where the cache folder should be: like a full or read-only home")
-    assert base_model_fingerprint(base_dir, "m", cache_dir=tmp_path / "home" / "cache") == base_model_fingerprint(base_dir, "m")
+    assert base_model_fingerprint(base_dir, "m", cache_dir=tmp_path / "home" / "cache") == base_model_fingerprint(
+        base_dir, "m"
+    )
 
 
-@pytest.mark.parametrize("damage", ["", "not json", "[]", '"x"', "null", '{"stamp": STAMP, "fingerprint": []}',
-                                    '{"stamp": STAMP, "fingerprint": {"model_id": "m", "weights_sha256": 1, '
-                                    '"tokenizer_sha256": null}}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "",
+        "not json",
+        "[]",
+        '"x"',
+        "null",
+        '{"stamp": STAMP, "fingerprint": []}',
+        '{"stamp": STAMP, "fingerprint": {"model_id": "m", "weights_sha256": 1, "tokenizer_sha256": null}}',
+    ],
+)
 def test_a_damaged_fingerprint_cache_is_hashed_again_not_trusted_or_raised(base_dir, tmp_path, damage):
     from registry.fingerprint import CACHE_FILE
 

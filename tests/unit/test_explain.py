@@ -43,7 +43,7 @@ def test_attributions_sum_to_the_probability_minus_the_baselines_within_the_repo
 def test_spans_are_the_texts_words_and_japanese_tokens_in_order(adapters, kind):
     e = explain(adapters[kind], JA, steps=4)
     assert [s.text for s in e.spans][-2:] == ["card", "please"]
-    assert all(JA[s.start:s.end] == s.text for s in e.spans)
+    assert all(JA[s.start : s.end] == s.text for s in e.spans)
     assert "".join(s.text for s in e.spans) == JA.replace(" ", "")
     japanese = [s.text for s in e.spans[:-2]]
     if kind == "bert":  # CJK characters split off one by one, as multilingual BERT does
@@ -57,7 +57,7 @@ def test_without_gradients_occlusion_explains_and_says_why(adapters):
     assert e.method == "occlusion" and "no gradients" in e.method_note
     assert e.delta is None and e.steps is None
     first = e.spans[0]
-    without = JA[:first.start] + JA[first.end:]
+    without = JA[: first.start] + JA[first.end :]
     drop = e.probability - float(adapters["bert"].predict_proba([without])[0][adapters["bert"].labels.index(e.label)])
     assert first.attribution == pytest.approx(drop, abs=1e-5)
     with pytest.raises(RefusedError, match="integrated gradients cannot run: NoGradients computes no gradients"):
@@ -82,9 +82,14 @@ def test_a_text_longer_than_the_model_reads_is_flagged_and_its_tail_gets_nothing
     assert e.spans[-1].text == "最後" and e.spans[-1].attribution == 0.0
 
 
-@pytest.mark.parametrize("text, steps, message", [
-    ("", 8, "empty or only whitespace"), (" \n\t", 8, "empty or only whitespace"), ("荷物", 1, "at least 2"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, steps, message",
+    [
+        ("", 8, "empty or only whitespace"),
+        (" \n\t", 8, "empty or only whitespace"),
+        ("荷物", 1, "at least 2"),
+    ],
+)
 def test_bad_requests_are_refused_with_the_reason(adapters, text, steps, message):
     with pytest.raises(RefusedError, match=message):
         explain(adapters["bert"], text, steps=steps)
@@ -95,8 +100,12 @@ def test_english_words_are_spans_and_tokens_merge_into_them_keeping_the_sum():
     units = units_of(text, [0, 4, 8, 9, 11])
     assert [text[b:e] for b, e in units] == ["my", "card's", "gone"]
     # [CLS] my card ' s <unplaced> gone [SEP]
-    tokens = Tokens(input_ids=[0] * 8, starts=[None, 0, 4, 8, 9, None, 11, None],
-                    special=[True, False, False, False, False, False, False, True], truncated=False)  # fmt: skip
+    tokens = Tokens(
+        input_ids=[0] * 8,
+        starts=[None, 0, 4, 8, 9, None, 11, None],
+        special=[True, False, False, False, False, False, False, True],
+        truncated=False,
+    )
     per_token = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.0])
     merged = merge(units, tokens, per_token)
     assert merged == pytest.approx([0.1, 0.9, 1.1])  # the unplaced token joins the next span

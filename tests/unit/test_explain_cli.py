@@ -19,8 +19,12 @@ JA = "荷物がまだ届きません"
 def adapter(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     classifier = tiny_adapter("bert", root)
-    env = {**os.environ, "TAILOR_BASE_MODEL": str(root / "bert"), "TAILOR_BASE_MODEL_ID": "bert",
-           "TAILOR_HOME": str(root / "home")}  # fmt: skip
+    env = {
+        **os.environ,
+        "TAILOR_BASE_MODEL": str(root / "bert"),
+        "TAILOR_BASE_MODEL_ID": "bert",
+        "TAILOR_HOME": str(root / "home"),
+    }
     return classifier, env
 
 
@@ -44,7 +48,9 @@ def test_a_reference_that_is_neither_a_version_nor_a_folder_is_refused(adapter):
 def test_the_text_output_lists_the_strongest_spans_and_the_faithfulness(adapter):
     e = explain(adapter[0], JA, steps=4)
     lines = describe("tickets:v2", e).splitlines()
-    assert lines[0].startswith(f"tickets:v2: {e.label} (probability {e.probability:.3f}); integrated gradients, 4 steps")
+    assert lines[0].startswith(
+        f"tickets:v2: {e.label} (probability {e.probability:.3f}); integrated gradients, 4 steps"
+    )
     strongest = max(e.spans, key=lambda s: s.attribution)
     assert lines[1] == f"  {strongest.attribution:+.4f}  {strongest.text}"
     assert lines[-1].startswith(f"top {e.faithfulness.top_k} span(s) removed: probability")
@@ -53,4 +59,6 @@ def test_the_text_output_lists_the_strongest_spans_and_the_faithfulness(adapter)
 def test_serve_refuses_explain_settings_without_explain(adapter):
     r = run_cli("serve", "--name", "tickets", "--explain-steps", "8", env=adapter[1])
     assert r.returncode == 2
-    assert "--explain-per-minute and --explain-steps set how POST /explain answers: give them with --explain" in r.stderr
+    assert (
+        "--explain-per-minute and --explain-steps set how POST /explain answers: give them with --explain" in r.stderr
+    )

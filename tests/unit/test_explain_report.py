@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.evaluation.holdout_explanations import ExplainBudget, explain_holdout, pick_rows
 from pipelines.records import LabeledBatch
+from registry.adapter_folder import inspect_adapter_folder
 from registry.explanations import (
     EXPLANATIONS_FILE,
     ExplainedRow,
@@ -18,10 +19,9 @@ from registry.explanations import (
     Span,
     highlighted,
     read_report,
-)  # fmt: skip
+)
 from registry.fingerprint import BaseModelFingerprint
 from registry.manifest import build_manifest
-from registry.adapter_folder import inspect_adapter_folder
 from registry.report import ReportInputs, render
 from tests.registry_helpers import make_adapter_folder
 
@@ -32,25 +32,49 @@ TEXT = "カードを<b>落とし</b>ました"
 def _explanation(text: str = TEXT, label: str = "card_lost") -> Explanation:
     cuts = [(0, 3), (3, 4), (4, 7), (7, 10), (10, 14), (14, len(text))]
     values = [0.30, 0.01, -0.05, 0.20, 0.0, -0.10]
-    return Explanation(text=text, label=label, probability=0.91, method="integrated_gradients",
-                       baseline_probability=0.55, delta=0.001, steps=32, truncated=False,
-                       spans=[Span(text=text[b:e], start=b, end=e, attribution=v) for (b, e), v in zip(cuts, values)],
-                       faithfulness=Faithfulness(top_k=2, comprehensiveness=0.6, sufficiency=0.1,
-                                                 random_comprehensiveness=0.05))  # fmt: skip
+    return Explanation(
+        text=text,
+        label=label,
+        probability=0.91,
+        method="integrated_gradients",
+        baseline_probability=0.55,
+        delta=0.001,
+        steps=32,
+        truncated=False,
+        spans=[Span(text=text[b:e], start=b, end=e, attribution=v) for (b, e), v in zip(cuts, values)],
+        faithfulness=Faithfulness(top_k=2, comprehensiveness=0.6, sufficiency=0.1, random_comprehensiveness=0.05),
+    )
 
 
 def _report(**update) -> ExplanationsReport:
     row = ExplainedRow(id="jt<9>", true_label="refund<x>", correct=False, explanation=_explanation())
-    return ExplanationsReport(adapter="tickets:candidate", max_rows=12, steps=32, wrong_total=3, right_total=29,
-                              rows=[row]).model_copy(update=update)  # fmt: skip
+    return ExplanationsReport(
+        adapter="tickets:candidate", max_rows=12, steps=32, wrong_total=3, right_total=29, rows=[row]
+    ).model_copy(update=update)
 
 
 def _html(tmp_path, explanations) -> str:
     folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE), BASE)
-    manifest = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
-                              created_at="2026-01-01T00:00:00+00:00", reason="first")  # fmt: skip
-    return render(ReportInputs(manifest=manifest, aliases=[], archived=False, trail=[], evidence={},
-                               generated_at="2026-01-02T00:00:00+00:00", explanations=explanations))  # fmt: skip
+    manifest = build_manifest(
+        folder,
+        "tickets",
+        "v1",
+        created_by="alice",
+        created_role="trainer",
+        created_at="2026-01-01T00:00:00+00:00",
+        reason="first",
+    )
+    return render(
+        ReportInputs(
+            manifest=manifest,
+            aliases=[],
+            archived=False,
+            trail=[],
+            evidence={},
+            generated_at="2026-01-02T00:00:00+00:00",
+            explanations=explanations,
+        )
+    )
 
 
 def test_the_report_highlights_japanese_text_span_by_span_and_escapes_it(tmp_path):
@@ -66,27 +90,39 @@ def test_the_report_highlights_japanese_text_span_by_span_and_escapes_it(tmp_pat
 
 
 def test_the_highlighted_text_is_the_whole_text_in_order():
-    from html import unescape
     import re
+    from html import unescape
 
     assert unescape(re.sub(r"<[^>]+>", "", highlighted(_explanation()))) == TEXT
 
 
-@pytest.mark.parametrize("explanations, shown", [
-    (None, "No explanations were stored with this version"),
-    ("reports/explanations.json cannot be shown: not JSON", "<p class=fail>reports/explanations.json cannot be shown"),
-    (_report(rows=[], error="RuntimeError: <boom>"), "<p class=fail>No explanations: RuntimeError: &lt;boom&gt;</p>"),
-    (_report(rows=[]), "No holdout rows were explained (the budget is 0 rows)."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "explanations, shown",
+    [
+        (None, "No explanations were stored with this version"),
+        (
+            "reports/explanations.json cannot be shown: not JSON",
+            "<p class=fail>reports/explanations.json cannot be shown",
+        ),
+        (
+            _report(rows=[], error="RuntimeError: <boom>"),
+            "<p class=fail>No explanations: RuntimeError: &lt;boom&gt;</p>",
+        ),
+        (_report(rows=[]), "No holdout rows were explained (the budget is 0 rows)."),
+    ],
+)
 def test_a_version_without_readable_explanations_says_why(tmp_path, explanations, shown):
     assert shown in _html(tmp_path, explanations)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"[]", "not an explanations file of format 1"),
-    (json.dumps({"format": 1, "adapter": "a"}).encode(), "problem"),
-    (b"{", "Expecting property name"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"[]", "not an explanations file of format 1"),
+        (json.dumps({"format": 1, "adapter": "a"}).encode(), "problem"),
+        (b"{", "Expecting property name"),
+    ],
+)
 def test_a_stored_file_that_is_not_an_explanations_file_is_refused(data, message):
     with pytest.raises(ValueError, match=message):
         read_report(data)
@@ -98,18 +134,21 @@ def test_a_stored_report_reads_back_whole():
     assert EXPLANATIONS_FILE == "reports/explanations.json"
 
 
-@pytest.mark.parametrize("correct, rows, wrong, n_right", [
-    ([False, True, False, True, True, False], 3, [0, 2], 1),  # two wrong, then one right
-    ([False, False, False, False, True, True], 6, [0, 1, 2, 3], 2),
-    ([True] * 5, 2, [], 2),  # no wrong rows: every slot goes to right ones
-    ([False] * 5, 3, [0, 1, 2], 0),  # no right rows: every slot goes to wrong ones
-    ([False, True], 0, [], 0),
-    ([False, True], 1, [0], 0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "correct, rows, wrong, n_right",
+    [
+        ([False, True, False, True, True, False], 3, [0, 2], 1),  # two wrong, then one right
+        ([False, False, False, False, True, True], 6, [0, 1, 2, 3], 2),
+        ([True] * 5, 2, [], 2),  # no wrong rows: every slot goes to right ones
+        ([False] * 5, 3, [0, 1, 2], 0),  # no right rows: every slot goes to wrong ones
+        ([False, True], 0, [], 0),
+        ([False, True], 1, [0], 0),
+    ],
+)
 def test_wrong_rows_come_first_and_a_third_of_the_budget_goes_to_right_ones(correct, rows, wrong, n_right):
     got = pick_rows(correct, rows)
-    assert got[:len(wrong)] == wrong
-    assert len(got) == len(wrong) + n_right and all(correct[i] for i in got[len(wrong):])
+    assert got[: len(wrong)] == wrong
+    assert len(got) == len(wrong) + n_right and all(correct[i] for i in got[len(wrong) :])
     assert pick_rows(correct, rows) == got  # seeded: the same rows every time
 
 
@@ -143,6 +182,11 @@ def test_evaluate_removes_an_earlier_runs_explanations_before_anything_else(tmp_
     stale.write_text(_report().model_dump_json())
     holdout = LabeledBatch(source="h.csv", texts=["x"], labels=["a"], ids=["1"])
     with pytest.raises(NotFoundError):  # the base model is missing: the run stops after clearing the old evidence
-        evaluate(tmp_path / "adapter", holdout, load_policy(DEFAULT_POLICY), base_model_dir=tmp_path / "missing",
-                 out_dir=tmp_path / "out")  # fmt: skip
+        evaluate(
+            tmp_path / "adapter",
+            holdout,
+            load_policy(DEFAULT_POLICY),
+            base_model_dir=tmp_path / "missing",
+            out_dir=tmp_path / "out",
+        )
     assert not stale.exists()

@@ -50,22 +50,27 @@ def test_japanese_text_is_explained_with_its_spans_by_the_version_that_served(cl
     assert e["method"] == "integrated_gradients" and e["steps"] == 4
     assert "".join(s["text"] for s in e["spans"]) == JA
     assert e["spans"][0]["text"] == "カ" and isinstance(e["spans"][0]["attribution"], float)
-    assert abs(sum(s["attribution"] for s in e["spans"]) - (e["probability"] - e["baseline_probability"])) \
-        <= abs(e["delta"]) + 1e-5  # fmt: skip
+    assert (
+        abs(sum(s["attribution"] for s in e["spans"]) - (e["probability"] - e["baseline_probability"]))
+        <= abs(e["delta"]) + 1e-5
+    )
     assert e["label"] in classifier.labels and set(e["faithfulness"]) >= {"comprehensiveness", "sufficiency"}
 
 
-@pytest.mark.parametrize("body, status, error", [
-    ({"text": ""}, 422, "text: empty or only whitespace"),
-    ({"text": "  \n"}, 422, "text: empty or only whitespace"),
-    ({"text": "荷" * 41}, 422, "text: 41 characters, the limit is 40"),
-    ({"text": "\u200b\u200b"}, 422, "text: only control or invisible characters; there is nothing to classify"),
-    ({"text": JA, "adapter": "emails"}, 404, "adapter 'emails' is not served here; served: tickets"),
-    ({"texts": [JA]}, 422, "text: required; texts: unknown field (accepted: text, adapter)"),
-    ({"text": ["荷物"]}, 422, "text: must be a string, got an array"),
-    ({}, 422, "text: required"),
-    ([JA], 422, 'the body must be a JSON object like {"text": "..."}, got an array'),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body, status, error",
+    [
+        ({"text": ""}, 422, "text: empty or only whitespace"),
+        ({"text": "  \n"}, 422, "text: empty or only whitespace"),
+        ({"text": "荷" * 41}, 422, "text: 41 characters, the limit is 40"),
+        ({"text": "\u200b\u200b"}, 422, "text: only control or invisible characters; there is nothing to classify"),
+        ({"text": JA, "adapter": "emails"}, 404, "adapter 'emails' is not served here; served: tickets"),
+        ({"texts": [JA]}, 422, "text: required; texts: unknown field (accepted: text, adapter)"),
+        ({"text": ["荷物"]}, 422, "text: must be a string, got an array"),
+        ({}, 422, "text: required"),
+        ([JA], 422, 'the body must be a JSON object like {"text": "..."}, got an array'),
+    ],
+)
 def test_bad_requests_get_a_specific_4xx(classifier, body, status, error):
     with _client(classifier, Explaining(steps=2)) as client:
         r = client.post("/explain", json=body)
@@ -75,8 +80,11 @@ def test_bad_requests_get_a_specific_4xx(classifier, body, status, error):
 
 def test_a_key_given_twice_is_refused(classifier):
     with _client(classifier, Explaining(steps=2)) as client:
-        r = client.post("/explain", content=f'{{"text": "{JA}", "text": "荷物"}}'.encode(),
-                        headers={"Content-Type": "application/json"})  # fmt: skip
+        r = client.post(
+            "/explain",
+            content=f'{{"text": "{JA}", "text": "荷物"}}'.encode(),
+            headers={"Content-Type": "application/json"},
+        )
     assert r.status_code == 422 and "'text' more than once" in r.json()["error"]
 
 

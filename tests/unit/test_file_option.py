@@ -23,8 +23,9 @@ def test_report_out_with_a_trailing_slash_is_refused_instead_of_writing_a_file_o
 def test_gate_out_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_path, capsys):
     (tmp_path / "decisions").mkdir()
     (tmp_path / "decisions" / "old.json").write_text("{}")
-    code, err = _tailor(["gate", "--decision", str(tmp_path / "missing.json"), "--out", str(tmp_path / "decisions")],
-                        capsys)  # fmt: skip
+    code, err = _tailor(
+        ["gate", "--decision", str(tmp_path / "missing.json"), "--out", str(tmp_path / "decisions")], capsys
+    )
     assert code == 2
     assert "is a folder; give the path of the file to write inside it" in err
     assert (tmp_path / "decisions" / "old.json").read_text() == "{}"

@@ -18,32 +18,47 @@ def policy() -> Policy:
 
 def passing_checks(policy: Policy) -> list[CheckResult]:
     """One realistic passing result per required check, each limit taken from the policy."""
+
     def t(metric, key, value, comparison):
         return Threshold.judge(metric, key, value, comparison, policy.limit(key))
 
     return [
-        CheckResult.judged("quality", [
-            t("holdout_size", "quality.min_holdout_size", 40, ">="),
-            t("macro_f1", "quality.min_macro_f1", 0.9, ">="),
-            t("macro_f1_drop_upper", "quality.max_regression", 0.0, "<="),
-            t("holdout_trained_share", "quality.max_holdout_trained_share", 0.0, "<="),
-            t("label_coverage", "quality.min_label_coverage", 1.0, ">="),
-        ], evidence=["reports/quality.json"]),
-        CheckResult.judged("drift", [t("drifted_share", "drift.max_drifted_share", 0.1, "<=")],
-                           evidence=["reports/drift.html", "reports/drift.json"]),
+        CheckResult.judged(
+            "quality",
+            [
+                t("holdout_size", "quality.min_holdout_size", 40, ">="),
+                t("macro_f1", "quality.min_macro_f1", 0.9, ">="),
+                t("macro_f1_drop_upper", "quality.max_regression", 0.0, "<="),
+                t("holdout_trained_share", "quality.max_holdout_trained_share", 0.0, "<="),
+                t("label_coverage", "quality.min_label_coverage", 1.0, ">="),
+            ],
+            evidence=["reports/quality.json"],
+        ),
+        CheckResult.judged(
+            "drift",
+            [t("drifted_share", "drift.max_drifted_share", 0.1, "<=")],
+            evidence=["reports/drift.html", "reports/drift.json"],
+        ),
         CheckResult.judged("bias", [t("macro_f1_gap", "bias.max_gap", 0.05, "<=")]),
-        CheckResult.judged("cost", [
-            t("train_seconds", "cost.max_train_seconds", 30, "<="),
-            t("peak_rss_mb", "cost.max_peak_rss_mb", 700, "<="),
-            t("money", "cost.max_money", 0.001, "<="),
-        ]),
-        CheckResult.judged("load", [
-            t("base_spread", "load.max_base_spread", 1.4, "<="),
-            t("p95_ratio", "load.max_p95_ratio", 1.1, "<="),
-            t("throughput_ratio", "load.min_throughput_ratio", 0.8, ">="),
-            t("rss_mb", "load.max_rss_mb", 600, "<="),
-            t("adapter_mb", "load.max_adapter_mb", 0.3, "<="),
-        ], evidence=["reports/load.json"]),
+        CheckResult.judged(
+            "cost",
+            [
+                t("train_seconds", "cost.max_train_seconds", 30, "<="),
+                t("peak_rss_mb", "cost.max_peak_rss_mb", 700, "<="),
+                t("money", "cost.max_money", 0.001, "<="),
+            ],
+        ),
+        CheckResult.judged(
+            "load",
+            [
+                t("base_spread", "load.max_base_spread", 1.4, "<="),
+                t("p95_ratio", "load.max_p95_ratio", 1.1, "<="),
+                t("throughput_ratio", "load.min_throughput_ratio", 0.8, ">="),
+                t("rss_mb", "load.max_rss_mb", 600, "<="),
+                t("adapter_mb", "load.max_adapter_mb", 0.3, "<="),
+            ],
+            evidence=["reports/load.json"],
+        ),
     ]
 
 
@@ -82,11 +97,20 @@ def test_every_failed_threshold_is_listed_not_just_the_first(policy):
 
     assert decision.passed is False
     found = {(f.check, f.metric): f for f in decision.failures}
-    assert set(found) == {("quality", "macro_f1"), ("quality", "macro_f1_drop_upper"), ("load", "p95_ratio"),
-                          ("load", "adapter_mb"), ("cost", "money")}
+    assert set(found) == {
+        ("quality", "macro_f1"),
+        ("quality", "macro_f1_drop_upper"),
+        ("load", "p95_ratio"),
+        ("load", "adapter_mb"),
+        ("cost", "money"),
+    }
     f1 = found[("quality", "macro_f1")]
-    assert (f1.value, f1.limit, f1.comparison, f1.policy_key) == (0.31, policy.quality.min_macro_f1, ">=",
-                                                                   "quality.min_macro_f1")
+    assert (f1.value, f1.limit, f1.comparison, f1.policy_key) == (
+        0.31,
+        policy.quality.min_macro_f1,
+        ">=",
+        "quality.min_macro_f1",
+    )
     assert f1.evidence == ["reports/quality.json"]
     p95 = found[("load", "p95_ratio")]
     assert (p95.value, p95.limit, p95.comparison) == (9.0, policy.load.max_p95_ratio, "<=")
@@ -124,8 +148,14 @@ def test_a_check_that_errored_fails_with_its_error_even_if_it_claims_nothing_els
 
 def test_a_reason_written_as_a_status_threshold_reads_as_the_reason(policy):
     """Decisions written before 2026-12-06 shaped a reason as the threshold "status == ok"."""
-    legacy = {"check": "drift", "metric": "status", "value": "check errored: boom", "limit": "ok", "comparison": "==",
-              "reason": "check errored: boom"}
+    legacy = {
+        "check": "drift",
+        "metric": "status",
+        "value": "check errored: boom",
+        "limit": "ok",
+        "comparison": "==",
+        "reason": "check errored: boom",
+    }
     assert GateFailure.model_validate(legacy).describe() == "drift: check errored: boom"
     without_reason = {k: v for k, v in legacy.items() if k != "reason"}
     summary = gate_summary({"passed": False, "failures": [without_reason]})
@@ -154,8 +184,10 @@ def test_a_value_that_was_not_measured_fails(policy, value):
 
 
 def test_a_threshold_naming_a_policy_key_that_does_not_exist_fails(policy):
-    odd = CheckResult.judged("bias", [Threshold(metric="gap", policy_key="bias.max_gapp", value=0.0, limit=1.0,
-                                                comparison="<=", passed=True)])
+    odd = CheckResult.judged(
+        "bias",
+        [Threshold(metric="gap", policy_key="bias.max_gapp", value=0.0, limit=1.0, comparison="<=", passed=True)],
+    )
     decision = decide(policy, replace(passing_checks(policy), odd))
     assert decision.passed is False
     assert "policy has no numeric limit 'bias.max_gapp'" in decision.failures[0].reason
@@ -186,17 +218,29 @@ def test_an_extra_check_beyond_the_required_ones_is_judged_too(policy):
     extra = CheckResult.judged("calibration", [Threshold.judge("gap", "bias.max_gap", 0.1, "<=", 0.25)])
     decision = decide(policy, passing_checks(policy) + [extra])
     assert [(f.check, f.reason) for f in decision.failures] == [
-        ("calibration", "gap: judged against bias.max_gap, a limit of the bias check")]
+        ("calibration", "gap: judged against bias.max_gap, a limit of the bias check")
+    ]
 
 
-@pytest.mark.parametrize("edit, reason", [
-    (lambda t: t.model_copy(update={"comparison": ">="}), "p95_ratio: compared with >=, but load.max_p95_ratio is an upper limit"),
-    (lambda t: t.model_copy(update={"policy_key": "cost.max_peak_rss_mb"}), "the result judges no load.max_p95_ratio"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (
+            lambda t: t.model_copy(update={"comparison": ">="}),
+            "p95_ratio: compared with >=, but load.max_p95_ratio is an upper limit",
+        ),
+        (
+            lambda t: t.model_copy(update={"policy_key": "cost.max_peak_rss_mb"}),
+            "the result judges no load.max_p95_ratio",
+        ),
+    ],
+)
 def test_a_threshold_edited_to_another_comparison_or_key_fails_however_the_value_compares(policy, edit, reason):
     checks = passing_checks(policy)
     load = by_name(checks, "load")
-    edited = load.model_copy(update={"thresholds": [edit(t) if t.metric == "p95_ratio" else t for t in load.thresholds]})
+    edited = load.model_copy(
+        update={"thresholds": [edit(t) if t.metric == "p95_ratio" else t for t in load.thresholds]}
+    )
     decision = decide(policy, replace(checks, edited))
     assert not decision.passed and any(reason in f.reason for f in decision.failures), decision.failures
 
@@ -212,7 +256,9 @@ def test_a_check_cut_down_to_no_thresholds_fails_rather_than_standing_on_its_own
 def test_a_candidate_compared_with_production_must_be_judged_on_its_regression(policy):
     checks = passing_checks(policy)
     quality = by_name(checks, "quality")
-    cut = quality.model_copy(update={"thresholds": [t for t in quality.thresholds if t.metric != "macro_f1_drop_upper"]})
+    cut = quality.model_copy(
+        update={"thresholds": [t for t in quality.thresholds if t.metric != "macro_f1_drop_upper"]}
+    )
     assert decide(policy, replace(checks, cut)).passed  # not compared: nothing to regress from
     decision = decide(policy, replace(checks, cut), against="tickets:2")
     assert not decision.passed and "quality.max_regression" in decision.failures[0].reason
@@ -221,11 +267,16 @@ def test_a_candidate_compared_with_production_must_be_judged_on_its_regression(p
 @pytest.mark.parametrize(
     ("value", "comparison", "limit", "expected"),
     [
-        (1.0, ">=", 1.0, True), (0.99, ">=", 1.0, False),
-        (1.0, "<=", 1.0, True), (1.01, "<=", 1.0, False),
-        (1.0, ">", 1.0, False), (1.01, ">", 1.0, True),
-        (1.0, "<", 1.0, False), (0.99, "<", 1.0, True),
-        (None, "<=", 1.0, False), (math.nan, ">=", 0.0, False),
+        (1.0, ">=", 1.0, True),
+        (0.99, ">=", 1.0, False),
+        (1.0, "<=", 1.0, True),
+        (1.01, "<=", 1.0, False),
+        (1.0, ">", 1.0, False),
+        (1.01, ">", 1.0, True),
+        (1.0, "<", 1.0, False),
+        (0.99, "<", 1.0, True),
+        (None, "<=", 1.0, False),
+        (math.nan, ">=", 0.0, False),
     ],
 )
 def test_each_comparison_holds_exactly_at_its_boundary(value, comparison, limit, expected):
@@ -305,17 +356,23 @@ def test_a_retrain_whose_load_was_not_judged_says_so_rather_than_failed(policy):
     checks = passing_checks(policy)
     decision = decide(policy, replace(checks, with_value(by_name(checks, "load"), "base_spread", 9.0)))
     assert decision.verdict == "not judged"
-    outcome = SimpleNamespace(name="tickets", status="registered", total_seconds=3.0, version="v4", gate=decision,
-                              promoted_to=[], notes=[])  # fmt: skip
+    outcome = SimpleNamespace(
+        name="tickets", status="registered", total_seconds=3.0, version="v4", gate=decision, promoted_to=[], notes=[]
+    )
     assert "registered tickets v4, gate NOT JUDGED" in describe_retrain(outcome)
 
 
 def test_a_load_check_recorded_before_the_ratios_says_so_rather_than_cut_down(policy):
     checks = passing_checks(policy)
-    older = by_name(checks, "load").model_copy(update={"thresholds": [
-        Threshold.judge("p95_ms", "load.max_p95_ms", 40.0, "<=", 250.0),
-        Threshold.judge("rss_mb", "load.max_rss_mb", 500.0, "<=", 2048.0),
-        Threshold.judge("adapter_mb", "load.max_adapter_mb", 1.0, "<=", 20.0)]})  # fmt: skip
+    older = by_name(checks, "load").model_copy(
+        update={
+            "thresholds": [
+                Threshold.judge("p95_ms", "load.max_p95_ms", 40.0, "<=", 250.0),
+                Threshold.judge("rss_mb", "load.max_rss_mb", 500.0, "<=", 2048.0),
+                Threshold.judge("adapter_mb", "load.max_adapter_mb", 1.0, "<=", 20.0),
+            ]
+        }
+    )
     [failure] = decide(policy, replace(checks, older)).failures
     assert "measured before the load check timed the bare base model" in failure.reason
     assert "cut down" not in failure.reason and "tailor evaluate" in failure.reason

@@ -22,8 +22,9 @@ from tests.unit.fake_store import FakeStore
 
 
 def _started(store: FakeStore):
-    started = init_keyring(store, AuditLog(store, actor="x", role="admin"), "root", access_key="a", secret_key="s",
-                           bucket="b")  # fmt: skip
+    started = init_keyring(
+        store, AuditLog(store, actor="x", role="admin"), "root", access_key="a", secret_key="s", bucket="b"
+    )
     return started, Signer("root", "admin", started.admin.signing_key)
 
 
@@ -67,8 +68,16 @@ def test_a_disabled_key_signs_nothing_after_and_a_service_never_approves():
     with pytest.raises(IntegrityError, match="disabled"):
         KeyLog(store, started.trust_root).keyring().signing_key(bob.key_id, utc_now())
     with pytest.raises(RefusedError, match="a service may act as reader or trainer only"):
-        publish(store, started.trust_root, root, "add", "svc", role="approver", kind="service",
-                public_key=public_key_of(new_private_key()))  # fmt: skip
+        publish(
+            store,
+            started.trust_root,
+            root,
+            "add",
+            "svc",
+            role="approver",
+            kind="service",
+            public_key=public_key_of(new_private_key()),
+        )
 
 
 def test_a_keyring_not_starting_at_the_pinned_trust_root_is_refused():
@@ -97,8 +106,18 @@ def test_an_event_signed_as_someone_else_is_named_by_the_judge():
     started, root = _started(store)
     bob, _ = _add(store, started.trust_root, root, "bob")
     judge = EventJudge(KeyLog(store, started.trust_root), RegistryRules())
-    event = AuditEvent(action="register", name="n", version="v1", actor="alice", role="trainer", reason="",
-                       content_sha256="c" * 64, seq=1, time=utc_now(), prev_sha256="0" * 64)  # fmt: skip
+    event = AuditEvent(
+        action="register",
+        name="n",
+        version="v1",
+        actor="alice",
+        role="trainer",
+        reason="",
+        content_sha256="c" * 64,
+        seq=1,
+        time=utc_now(),
+        prev_sha256="0" * 64,
+    )
     with pytest.raises(IntegrityError, match="names 'alice' .trainer. but was signed by bob .approver."):
         judge(AliasState(name="n"), event.signed(bob), "event 1")
     with pytest.raises(IntegrityError, match="signature does not hold"):
@@ -108,8 +127,9 @@ def test_an_event_signed_as_someone_else_is_named_by_the_judge():
 def test_a_process_that_opened_the_store_before_its_keyring_began_takes_no_unsigned_event_after():
     store = FakeStore()
     log = AuditLog(store, actor="olga", role="admin", judge=EventJudge(KeyLog(store), RegistryRules()))
-    register = AuditEvent(action="register", name="n", version="v1", actor="olga", role="admin", reason="",
-                          content_sha256="c" * 64)  # fmt: skip
+    register = AuditEvent(
+        action="register", name="n", version="v1", actor="olga", role="admin", reason="", content_sha256="c" * 64
+    )
     log.append("n", lambda state: register)
     started, _ = _started(store)
     assert started.legacy == {"n": [1, log.state("n").head_sha256]}
@@ -138,10 +158,21 @@ def test_a_key_event_backdated_to_before_the_second_admin_is_refused():
     started, root = _started(store)
     _add(store, started.trust_root, root, "ada", "admin")
     ring = KeyLog(store, started.trust_root).keyring()
-    _raw_key_event(store, ring, root, action="add", person="mallory", role="approver",
-                   public_key=public_key_of(new_private_key()), time=ring.keys[root.key_id].valid_from)  # fmt: skip
-    with pytest.raises(IntegrityError, match="key event 000000000003 .add mallory. has a time the keyring cannot "
-                                             "explain: it is dated .*, before the event it follows"):  # fmt: skip
+    _raw_key_event(
+        store,
+        ring,
+        root,
+        action="add",
+        person="mallory",
+        role="approver",
+        public_key=public_key_of(new_private_key()),
+        time=ring.keys[root.key_id].valid_from,
+    )
+    with pytest.raises(
+        IntegrityError,
+        match="key event 000000000003 .add mallory. has a time the keyring cannot "
+        "explain: it is dated .*, before the event it follows",
+    ):
         KeyLog(store, started.trust_root).keyring()
 
 
@@ -157,16 +188,32 @@ def test_an_event_a_disabled_key_signs_later_and_dates_before_its_disable_is_ref
     bob, _ = _add(store, started.trust_root, root, "bob", "trainer")
     before_disable = utc_now()
     publish(store, started.trust_root, root, "disable", "bob")
-    event = AuditEvent(action="register", name="n", version="v1", actor="bob", role="trainer", reason="r",
-                       content_sha256="c" * 64, seq=1, time=before_disable, prev_sha256="0" * 64).signed(bob)
+    event = AuditEvent(
+        action="register",
+        name="n",
+        version="v1",
+        actor="bob",
+        role="trainer",
+        reason="r",
+        content_sha256="c" * 64,
+        seq=1,
+        time=before_disable,
+        prev_sha256="0" * 64,
+    ).signed(bob)
     store.put("audit/n/000000000001.json", event.to_json())
     store.received["audit/n/000000000001.json"] += dt.timedelta(hours=1)  # written an hour after the disable
     with pytest.raises(IntegrityError, match="was not written when it says: .* backdated by 1:00"):
         _judged_log(store, started.trust_root).verify("n")
 
 
-@pytest.mark.parametrize("times", [("2099-01-01T00:00:00.000000+00:00",), ("now", "2001-01-01T00:00:00.000000+00:00"),
-                                   ("now", "2099-01-01 00:00:00")])  # fmt: skip
+@pytest.mark.parametrize(
+    "times",
+    [
+        ("2099-01-01T00:00:00.000000+00:00",),
+        ("now", "2001-01-01T00:00:00.000000+00:00"),
+        ("now", "2099-01-01 00:00:00"),
+    ],
+)
 def test_event_times_in_the_future_running_backwards_or_in_another_format_are_refused(times):
     """Review 28 item 1: a signer dating an event 2099 would otherwise stamp every later honest event 2099."""
     store = FakeStore()
@@ -174,12 +221,23 @@ def test_event_times_in_the_future_running_backwards_or_in_another_format_are_re
     carol, _ = _add(store, started.trust_root, root, "carol", "trainer")
     prev = "0" * 64
     for seq, when in enumerate(times, start=1):
-        event = AuditEvent(action="register", name="m", version=f"v{seq}", actor="carol", role="trainer", reason="r",
-                           content_sha256="c" * 64, seq=seq, time=utc_now() if when == "now" else when,
-                           prev_sha256=prev).signed(carol)  # fmt: skip
+        event = AuditEvent(
+            action="register",
+            name="m",
+            version=f"v{seq}",
+            actor="carol",
+            role="trainer",
+            reason="r",
+            content_sha256="c" * 64,
+            seq=seq,
+            time=utc_now() if when == "now" else when,
+            prev_sha256=prev,
+        ).signed(carol)
         store.objects[f"audit/m/{seq:012d}.json"], prev = event.to_json(), event.sha256
-    with pytest.raises(IntegrityError, match=f"{len(times):012d}.*(in the future|before the event it follows|is not "
-                                             "a time as Tailor writes it)"):  # fmt: skip
+    with pytest.raises(
+        IntegrityError,
+        match=f"{len(times):012d}.*(in the future|before the event it follows|is not a time as Tailor writes it)",
+    ):
         _judged_log(store, started.trust_root).verify("m")
 
 
@@ -222,8 +280,9 @@ def test_a_machine_that_once_saw_a_keyring_never_reads_the_store_as_unsigned(tmp
 
     store = FakeStore()
     _started(store)
-    reader = StoreSettings(endpoint="http://127.0.0.1:1", bucket="b", access_key="a", secret_key="s", role="reader",
-                           actor="srv")  # fmt: skip
+    reader = StoreSettings(
+        endpoint="http://127.0.0.1:1", bucket="b", access_key="a", secret_key="s", role="reader", actor="srv"
+    )
     assert Registry(store, reader, cache_dir=tmp_path).signs
     for key in [k for k in store.objects if k.startswith("keys/")]:
         store.delete(key)
@@ -262,13 +321,33 @@ def test_the_independent_verifier_refuses_what_tailor_refuses(tmp_path):
     """Review 28 item 9: it took keys waiting for confirmation as valid and never checked the sealed legacy head."""
     store = FakeStore()
     olga = AuditLog(store, actor="olga", role="admin")
-    olga.append("old", lambda state: AuditEvent(action="register", name="old", version="v1", actor="", role="",
-                                                reason="before signing", content_sha256="c" * 64))  # fmt: skip
+    olga.append(
+        "old",
+        lambda state: AuditEvent(
+            action="register",
+            name="old",
+            version="v1",
+            actor="",
+            role="",
+            reason="before signing",
+            content_sha256="c" * 64,
+        ),
+    )
     started, root = _started(store)
     _add(store, started.trust_root, root, "ada", "admin")
     bob, _ = _add(store, started.trust_root, root, "bob", "trainer")  # waits for ada
-    event = AuditEvent(action="register", name="n", version="v1", actor="bob", role="trainer", reason="r",
-                       content_sha256="c" * 64, seq=1, time=utc_now(), prev_sha256="0" * 64).signed(bob)
+    event = AuditEvent(
+        action="register",
+        name="n",
+        version="v1",
+        actor="bob",
+        role="trainer",
+        reason="r",
+        content_sha256="c" * 64,
+        seq=1,
+        time=utc_now(),
+        prev_sha256="0" * 64,
+    ).signed(bob)
     store.put("audit/n/000000000001.json", event.to_json())
     assert "not valid at" in _independent_verdict(store, tmp_path / "a", "n", started.trust_root)
     assert _independent_verdict(store, tmp_path / "b", "old", started.trust_root) == "verified"
@@ -276,8 +355,9 @@ def test_the_independent_verifier_refuses_what_tailor_refuses(tmp_path):
     legacy["reason"] = "rewritten after the keyring sealed it"
     legacy["sha256"] = canonical_sha256({k: v for k, v in legacy.items() if k != "sha256"})
     store.objects["audit/old/000000000001.json"] = json.dumps(legacy).encode()
-    assert "not the legacy history the keyring sealed" in _independent_verdict(store, tmp_path / "c", "old",
-                                                                                started.trust_root)  # fmt: skip
+    assert "not the legacy history the keyring sealed" in _independent_verdict(
+        store, tmp_path / "c", "old", started.trust_root
+    )
     future = replace(event, time="2099-01-01T00:00:00.000000+00:00", key_id=None, signature=None).sealed()
     store.objects["audit/n/000000000001.json"] = future.to_json()
     assert "dated in the future" in _independent_verdict(store, tmp_path / "d", "n", started.trust_root)

@@ -34,15 +34,28 @@ def test_unsafe_manifest_paths_are_refused(path):
 
 def test_a_valid_folder_is_hashed_file_by_file(tmp_path):
     folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE), BASE)
-    assert sorted(folder.files) == ["adapter_config.json", "adapter_model.safetensors", "reference.csv",
-                                    "reports/validation.json", "tailor_adapter.json", "train_result.json"]
+    assert sorted(folder.files) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "reference.csv",
+        "reports/validation.json",
+        "tailor_adapter.json",
+        "train_result.json",
+    ]
     assert all(len(e.sha256) == 64 and e.size > 0 for e in folder.files.values())
 
 
 def test_the_manifest_records_base_peft_labels_data_metrics_and_gate(tmp_path):
     folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE, seed=3, gate=failed_gate()), BASE)
-    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
-                       created_at="2026-01-01T00:00:00+00:00", reason="first")
+    m = build_manifest(
+        folder,
+        "tickets",
+        "v1",
+        created_by="alice",
+        created_role="trainer",
+        created_at="2026-01-01T00:00:00+00:00",
+        reason="first",
+    )
     assert m.base_model == BASE
     assert (m.peft.r, m.peft.lora_alpha, m.peft.target_modules) == (8, 16, ["query", "value"])
     assert m.labels == ["billing", "bug", "feature", "other"] and m.max_length == 128
@@ -56,8 +69,15 @@ def test_the_manifest_records_base_peft_labels_data_metrics_and_gate(tmp_path):
 
 def test_a_manifest_edited_on_the_store_no_longer_matches_its_content_hash(tmp_path):
     folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE), BASE)
-    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
-                       created_at="2026-01-01T00:00:00+00:00", reason="")
+    m = build_manifest(
+        folder,
+        "tickets",
+        "v1",
+        created_by="alice",
+        created_role="trainer",
+        created_at="2026-01-01T00:00:00+00:00",
+        reason="",
+    )
     raw = json.loads(m.to_json())
     raw["metrics"]["macro_f1"] = 0.99
     with pytest.raises(IntegrityError, match="was modified"):
@@ -123,14 +143,17 @@ def test_unreadable_json_is_named(tmp_path):
     assert "train_result.json is not readable JSON" in _refusal(folder)
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    ({"labels": []}, "'labels' must be a non-empty list of strings"),
-    ({"labels": ["a", 3]}, "'labels' must be a non-empty list of strings"),
-    ({"max_length": "128"}, "'max_length' must be an integer"),
-    ({"max_length": True}, "'max_length' must be an integer"),
-    ({"base_model_weights_sha256": None}, "'base_model_weights_sha256' must be a string"),
-    ({"intended_use": 7}, "'intended_use' must be a string or null"),
-])
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"labels": []}, "'labels' must be a non-empty list of strings"),
+        ({"labels": ["a", 3]}, "'labels' must be a non-empty list of strings"),
+        ({"max_length": "128"}, "'max_length' must be an integer"),
+        ({"max_length": True}, "'max_length' must be an integer"),
+        ({"base_model_weights_sha256": None}, "'base_model_weights_sha256' must be a string"),
+        ({"intended_use": 7}, "'intended_use' must be a string or null"),
+    ],
+)
 def test_a_malformed_adapter_meta_is_refused_by_the_registry_and_the_runtime(tmp_path, change, problem):
     folder = make_adapter_folder(tmp_path / "a", BASE)
     meta = json.loads((folder / "tailor_adapter.json").read_text()) | change
@@ -149,8 +172,13 @@ def test_a_missing_meta_field_is_named_and_an_unknown_one_is_ignored(tmp_path):
 
 
 def test_adapter_meta_written_is_read_back(tmp_path):
-    meta = AdapterMeta(base_model_id="m", base_model_weights_sha256="a" * 64, base_model_tokenizer_sha256="b" * 64,
-                       labels=["請求", "バグ"], max_length=64)
+    meta = AdapterMeta(
+        base_model_id="m",
+        base_model_weights_sha256="a" * 64,
+        base_model_tokenizer_sha256="b" * 64,
+        labels=["請求", "バグ"],
+        max_length=64,
+    )
     meta.write(tmp_path)
     assert AdapterMeta.read(tmp_path) == meta and "請求" in (tmp_path / "tailor_adapter.json").read_text("utf-8")
 
@@ -170,8 +198,15 @@ def _resealed(raw: dict) -> bytes:
 
 def test_a_resealed_manifest_with_a_hash_or_size_that_is_not_one_is_refused_naming_each_field(tmp_path):
     folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), BASE)
-    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
-                       created_at="2026-01-01T00:00:00+00:00", reason="")
+    m = build_manifest(
+        folder,
+        "tickets",
+        "v1",
+        created_by="alice",
+        created_role="trainer",
+        created_at="2026-01-01T00:00:00+00:00",
+        reason="",
+    )
     raw = json.loads(m.to_json())
     raw["base_model"]["tokenizer_sha256"] = "</code><script>alert(1)</script>"
     raw["files"]["adapter_model.safetensors"]["sha256"] = "A" * 64
@@ -182,9 +217,13 @@ def test_a_resealed_manifest_with_a_hash_or_size_that_is_not_one_is_refused_nami
         Manifest.from_json(_resealed(raw), "adapters/tickets/versions/v1/manifest.json")
     message = str(err.value)
     assert message.startswith("adapters/tickets/versions/v1/manifest.json is not a valid manifest: ")
-    for field in ("base_model.tokenizer_sha256 is not a sha256", "files['adapter_model.safetensors'].sha256 is not",
-                  "files['reference.csv'].size is not a byte count", "files['reports/validation.json'].size is not",
-                  "gate.policy_sha256 is not a sha256"):  # fmt: skip
+    for field in (
+        "base_model.tokenizer_sha256 is not a sha256",
+        "files['adapter_model.safetensors'].sha256 is not",
+        "files['reference.csv'].size is not a byte count",
+        "files['reports/validation.json'].size is not",
+        "gate.policy_sha256 is not a sha256",
+    ):
         assert field in message
     assert "weights_sha256" not in message
 
@@ -192,8 +231,15 @@ def test_a_resealed_manifest_with_a_hash_or_size_that_is_not_one_is_refused_nami
 def test_a_manifest_written_before_a_field_was_added_still_proves_its_content_hash(tmp_path):
     # GateSummary.against came later: every manifest registered before it was called modified.
     folder = inspect_adapter_folder(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), BASE)
-    m = build_manifest(folder, "tickets", "v1", created_by="alice", created_role="trainer",
-                       created_at="2026-01-01T00:00:00+00:00", reason="")
+    m = build_manifest(
+        folder,
+        "tickets",
+        "v1",
+        created_by="alice",
+        created_role="trainer",
+        created_at="2026-01-01T00:00:00+00:00",
+        reason="",
+    )
     raw = json.loads(m.to_json())
     del raw["gate"]["against"]
     older = _resealed(raw)  # as the registry of then wrote it
@@ -217,11 +263,14 @@ def test_reference_texts_are_read_as_training_wrote_them(tmp_path):
     assert reference_texts(tmp_path, 2) == ["請求が二重, です", "b"]
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    (b"label\nbilling\n", "has no 'text' column"),
-    (b"", "has no 'text' column"),
-    ("text,label\n請求,billing\n".encode("shift_jis"), "is not the UTF-8 CSV training writes"),
-])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"label\nbilling\n", "has no 'text' column"),
+        (b"", "has no 'text' column"),
+        ("text,label\n請求,billing\n".encode("shift_jis"), "is not the UTF-8 CSV training writes"),
+    ],
+)
 def test_a_reference_that_is_not_what_training_writes_is_named(tmp_path, content, problem):
     (tmp_path / "reference.csv").write_bytes(content)
     with pytest.raises(ConfigError, match=problem):

@@ -26,10 +26,19 @@ def test_the_shipped_policy_loads_and_carries_the_hash_of_its_bytes():
         ('version: "1"\nsurprise: {}\n', "surprise: unknown key"),
         ('version: "1"\ndrift:\n  min_rows: 1\n', "drift.min_rows: Input should be greater than or equal to 2"),
         ('version: "1"\nload:\n  max_rss_mb: -5\n', "load.max_rss_mb: Input should be greater than 0"),
-        ('version: "1"\nquality:\n  max_regression: yes\n', "quality.max_regression: Value error, expected a number, got a boolean"),
-        ('version: "1"\nquality:\n  min_holdout_size: true\n', "quality.min_holdout_size: Value error, expected a number, got a boolean"),
+        (
+            'version: "1"\nquality:\n  max_regression: yes\n',
+            "quality.max_regression: Value error, expected a number, got a boolean",
+        ),
+        (
+            'version: "1"\nquality:\n  min_holdout_size: true\n',
+            "quality.min_holdout_size: Value error, expected a number, got a boolean",
+        ),
         ('version: "1"\nload:\n  max_p95_ms: .inf\n', "load.max_p95_ms: Input should be a finite number"),
-        ('version: "1"\npromotion:\n  four_eyes_production: "off"\n', "promotion.four_eyes_production: Value error, expected true or false, got 'off'"),
+        (
+            'version: "1"\npromotion:\n  four_eyes_production: "off"\n',
+            "promotion.four_eyes_production: Value error, expected true or false, got 'off'",
+        ),
         ("quality: {}\n", "version: Field required"),
         ("- just\n- a list\n", "must be a mapping of sections"),
         ("version: [\n", "is not valid YAML"),

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from serving import progress
-from pipelines.evaluation.checks.suite import _guarded
 from pipelines.cli.main import run
+from pipelines.evaluation.checks.suite import _guarded
 from pipelines.records import CheckResult
+from serving import progress
 
 
 @pytest.fixture(autouse=True)

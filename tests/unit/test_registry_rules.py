@@ -107,10 +107,12 @@ def test_reader_writes_nothing_and_approver_cannot_register(store, folders):
     _reg(store).register(folders[0], "tickets")
     before = dict(store.objects)
     reader = _reg(store, role="reader", actor="rita")
-    for attempt in (lambda: reader.register(folders[1], "tickets"),
-                    lambda: reader.promote("tickets", "v1", "staging", reason="r"),
-                    lambda: reader.archive("tickets", "v1", reason="r"),
-                    lambda: reader.rollback("tickets", reason="r")):  # fmt: skip
+    for attempt in (
+        lambda: reader.register(folders[1], "tickets"),
+        lambda: reader.promote("tickets", "v1", "staging", reason="r"),
+        lambda: reader.archive("tickets", "v1", reason="r"),
+        lambda: reader.rollback("tickets", reason="r"),
+    ):
         with pytest.raises(RefusedError, match="role 'reader' may only read"):
             attempt()
     with pytest.raises(RefusedError, match="role 'approver' may not register"):
@@ -136,7 +138,8 @@ def test_four_eyes_refuses_the_registrant_and_can_be_turned_off(store, folders):
     with pytest.raises(RefusedError, match="four-eyes rule: alice registered tickets v1"):
         _reg(store, role="admin", actor="alice").promote("tickets", "v1", "production", reason="mine")
     event = _reg(store, role="admin", actor="alice", four_eyes_production=False).promote(
-        "tickets", "v1", "production", reason="solo team")
+        "tickets", "v1", "production", reason="solo team"
+    )
     assert (event.alias_before, event.alias_after) == (None, "v1")
 
 
@@ -144,17 +147,20 @@ def test_verify_lists_production_moves_that_four_eyes_or_the_gate_rule_would_hav
     _reg(store, role="admin", actor="alice").register(folders[0], "tickets")
     _reg(store, role="trainer", actor="carol").register(folders[1], "tickets")
     # A policy without the rules (or a client that skipped them) leaves events that chain perfectly.
-    _reg(store, role="admin", actor="ALICE", four_eyes_production=False).promote("tickets", "v1", "production",
-                                                                                  reason="solo")  # fmt: skip
-    _reg(store, role="approver", actor="bob", require_gate=True).promote("tickets", "v2", "production",
-                                                                         reason="hotfix", override=True)  # fmt: skip
+    _reg(store, role="admin", actor="ALICE", four_eyes_production=False).promote(
+        "tickets", "v1", "production", reason="solo"
+    )
+    _reg(store, role="approver", actor="bob", require_gate=True).promote(
+        "tickets", "v2", "production", reason="hotfix", override=True
+    )
 
     review = _reg(store, role="reader", actor="rita").verify("tickets").to_review
 
     assert review == [
         "event 000000000003: ALICE moved production to v1, which alice registered (four-eyes off, or not applied)",
         "event 000000000003: ALICE moved production to v1 without a gate decision or --override "
-        "(require_gate_decision off, or not applied)"]  # the approver's override is on the record already
+        "(require_gate_decision off, or not applied)",
+    ]  # the approver's override is on the record already
 
 
 @pytest.mark.parametrize("spelling", ["Alice", "ALICE", "ａｌｉｃｅ"])  # the last in full-width letters
@@ -170,11 +176,14 @@ def test_an_actor_name_a_log_reader_could_mistake_is_refused(store, actor):
         _reg(store, actor=actor)
 
 
-@pytest.mark.parametrize("reason, problem", [
-    ("ok\n000000000009  2026-01-01  root (admin)  promote v9", "one line of visible text; this one holds U+000A"),
-    ("\u200b", "nothing visible"),
-    ("fine\u2028", "U+2028"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "reason, problem",
+    [
+        ("ok\n000000000009  2026-01-01  root (admin)  promote v9", "one line of visible text; this one holds U+000A"),
+        ("\u200b", "nothing visible"),
+        ("fine\u2028", "U+2028"),
+    ],
+)
 def test_a_reason_must_be_one_line_of_visible_text(store, folders, reason, problem):
     with pytest.raises(RefusedError, match=re.escape(problem)):
         _reg(store).register(folders[0], "tickets", reason=reason)
@@ -188,7 +197,9 @@ def test_a_reason_must_be_one_line_of_visible_text(store, folders, reason, probl
 def test_a_failed_gate_blocks_production_unless_an_approver_overrides(store, tmp_path):
     _reg(store).register(make_adapter_folder(tmp_path / "g", BASE, gate=failed_gate()), "tickets")
     approver = _reg(store, role="approver", actor="bob")
-    with pytest.raises(RefusedError, match="failed its gate: quality: macro_f1 = 0.61, policy quality.min_macro_f1 requires >= 0.8"):
+    with pytest.raises(
+        RefusedError, match="failed its gate: quality: macro_f1 = 0.61, policy quality.min_macro_f1 requires >= 0.8"
+    ):
         approver.promote("tickets", "v1", "production", reason="ship")
     with pytest.raises(RefusedError, match="--override is reserved to the approver role"):
         _reg(store, role="admin", actor="root").promote("tickets", "v1", "production", reason="x", override=True)
@@ -201,8 +212,11 @@ def test_a_failed_gate_blocks_production_unless_an_approver_overrides(store, tmp
 def test_a_version_without_a_gate_decision_reaches_production_only_by_override(store, folders):
     _reg(store).register(folders[0], "tickets")
     approver = _reg(store, role="approver", actor="bob", require_gate=True)
-    with pytest.raises(RefusedError, match="tickets v1 was registered without a gate decision: evaluate its folder "
-                                           "against production .*; only an approver may promote it, with --override"):
+    with pytest.raises(
+        RefusedError,
+        match="tickets v1 was registered without a gate decision: evaluate its folder "
+        "against production .*; only an approver may promote it, with --override",
+    ):
         approver.promote("tickets", "v1", "production", reason="ship")
     assert _reg(store, require_gate=True).promote("tickets", "v1", "staging", reason="try").override is False
     event = approver.promote("tickets", "v1", "production", reason="hand-built, reviewed", override=True)
@@ -239,8 +253,9 @@ def test_production_needs_a_gate_that_compared_with_the_current_production(store
         approver.promote("tickets", "v2", "production", reason="ship")
 
 
-def test_a_version_registered_before_manifests_recorded_against_is_judged_by_its_gate_decision(store, tmp_path,
-                                                                                                  monkeypatch):
+def test_a_version_registered_before_manifests_recorded_against_is_judged_by_its_gate_decision(
+    store, tmp_path, monkeypatch
+):
     from registry.manifest import Manifest
 
     approver = _reg(store, role="approver", actor="bob", policy_sha256="a" * 64)
@@ -254,8 +269,9 @@ def test_a_version_registered_before_manifests_recorded_against_is_judged_by_its
 
     with monkeypatch.context() as then:
         then.setattr(Manifest, "body", as_written_then)
-        then.setattr(Manifest, "to_json",
-                     lambda self: canonical_json({**self.body(), "content_sha256": self.content_sha256}))
+        then.setattr(
+            Manifest, "to_json", lambda self: canonical_json({**self.body(), "content_sha256": self.content_sha256})
+        )
         for i, against in ((2, "tickets:v1"), (3, None)):
             folder = make_adapter_folder(tmp_path / str(i), BASE, seed=i, gate=passed_gate(against))
             _reg(store).register(folder, "tickets")
@@ -338,8 +354,12 @@ def test_download_checks_every_file_and_leaves_nothing_on_a_corrupt_one(store, f
     _reg(store).register(folders[0], "tickets")
     _reg(store, role="approver", actor="bob").promote("tickets", "v1", "production", reason="r")
     manifest = _reg(store, role="reader").download("tickets", "production", tmp_path / "out")
-    assert (tmp_path / "out" / "adapter_model.safetensors").read_bytes() == (folders[0] / "adapter_model.safetensors").read_bytes()
-    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file()) == sorted(manifest.files)
+    assert (tmp_path / "out" / "adapter_model.safetensors").read_bytes() == (
+        folders[0] / "adapter_model.safetensors"
+    ).read_bytes()
+    assert sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file()
+    ) == sorted(manifest.files)
     key = file_key("tickets", "v1", "adapter_model.safetensors")
     store.objects[key] = store.objects[key][:-1] + b"\0"
     with pytest.raises(IntegrityError, match="stored file adapter_model.safetensors is corrupted"):
@@ -352,7 +372,9 @@ def test_download_checks_every_file_and_leaves_nothing_on_a_corrupt_one(store, f
 def test_a_replaced_manifest_is_caught_against_its_register_event(store, folders):
     _reg(store).register(folders[0], "tickets")
     _reg(store).register(folders[1], "tickets")
-    store.objects["adapters/tickets/versions/v1/manifest.json"] = store.objects["adapters/tickets/versions/v2/manifest.json"]
+    store.objects["adapters/tickets/versions/v1/manifest.json"] = store.objects[
+        "adapters/tickets/versions/v2/manifest.json"
+    ]
     with pytest.raises(IntegrityError, match="describes tickets v2, not tickets v1"):
         _reg(store).manifest("tickets", "v1")
     with pytest.raises(IntegrityError, match="describes tickets v2, not tickets v1"):
@@ -420,8 +442,9 @@ def test_a_register_that_dies_before_its_manifest_is_invisible_and_reported_by_v
     assert reader.versions("tickets") == []
     result = reader.verify("tickets")
     assert (result.events, result.versions, result.incomplete) == (1, [], ["v1"])
-    with pytest.raises(NotFoundError, match="tickets v1 was registered but its upload never finished .*: register the "
-                                            "folder again"):  # fmt: skip
+    with pytest.raises(
+        NotFoundError, match="tickets v1 was registered but its upload never finished .*: register the folder again"
+    ):
         _reg(store, role="approver", actor="bob").promote("tickets", "v1", "production", reason="r")
 
 
@@ -445,21 +468,33 @@ def test_a_trainer_cannot_archive_a_version_production_may_roll_back_to(store, f
 def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_register_event_is_kept(store, tmp_path):
     from registry.adapter_folder import GateSummary
 
-    busy = {"passed": False, "policy_sha256": "a" * 64, "policy_version": "1", "failures": [],
-            "not_judged": ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]}  # fmt: skip
+    busy = {
+        "passed": False,
+        "policy_sha256": "a" * 64,
+        "policy_version": "1",
+        "failures": [],
+        "not_judged": ["load: not judged: machine too busy (base_spread 9 is not <= 3)"],
+    }
     _reg(store).register(make_adapter_folder(tmp_path / "a", BASE, gate=busy), "tickets")
     approver = _reg(store, role="approver", actor="bob", require_gate=True)
     with pytest.raises(RefusedError, match="gate could not judge load .*`tailor judge-load tickets v1`"):
         approver.promote("tickets", "v1", "production", reason="ship")
-    event = _reg(store).judge("tickets", "v1", GateSummary(passed=True, policy_sha256="a" * 64, policy_version="1"),
-                              {"details": {"p95_ratio": 1.1}}, reason="load judged again")  # fmt: skip
+    event = _reg(store).judge(
+        "tickets",
+        "v1",
+        GateSummary(passed=True, policy_sha256="a" * 64, policy_version="1"),
+        {"details": {"p95_ratio": 1.1}},
+        reason="load judged again",
+    )
     assert event.action == "judge" and event.gate["evidence"] == {"details": {"p95_ratio": 1.1}}
     assert approver.state("tickets").verdict("v1").verdict == "passed"  # what `tailor list` shows
     from pipelines.console.evidence import read_evidence
     from pipelines.console.render import render_report
 
     report = render_report(read_evidence(approver, "tickets", "v1"), lang="en")
-    assert re.search(r'<td id="gate"><span class="pass">passed</span>\s*<span class="small">\(judged again after registering', report)
+    assert re.search(
+        r'<td id="gate"><span class="pass">passed</span>\s*<span class="small">\(judged again after registering', report
+    )
     assert approver.promote("tickets", "v1", "production", reason="ship").gate["passed"] is True
     assert [e.action for e in approver.events("tickets")] == ["register", "judge", "promote"]
     assert approver.events("tickets")[0].gate["passed"] is False
@@ -508,34 +543,53 @@ def test_audit_clear_never_removes_a_good_event(store, folders, tmp_path):
 
 
 def test_a_judge_event_can_only_finish_what_the_gate_left_unjudged_and_a_forged_one_breaks_the_log(store, tmp_path):
-    from registry.audit.events import AuditEvent, event_key
     from registry.adapter_folder import GateSummary
+    from registry.audit.events import AuditEvent, event_key
 
     busy = ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]
     _reg(store).register(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), "tickets")
-    _reg(store).register(make_adapter_folder(tmp_path / "b", BASE, seed=1, gate={
-        **passed_gate(), "passed": False, "not_judged": busy}), "tickets")  # fmt: skip
+    _reg(store).register(
+        make_adapter_folder(tmp_path / "b", BASE, seed=1, gate={**passed_gate(), "passed": False, "not_judged": busy}),
+        "tickets",
+    )
     trainer, cleared = _reg(store), GateSummary(passed=True, policy_sha256="a" * 64, policy_version="1")
     with pytest.raises(RefusedError, match="v1's verdict has no check left unjudged"):
         trainer.judge("tickets", "v1", cleared, {}, reason="it is fine really")  # a failed quality gate
     for forged, why in [
         (GateSummary(True, "a" * 64, "1", not_judged=busy), "passed=true with 0 failure.* and 1 check"),
         (GateSummary(True, "b" * 64, "1"), "changes the policy or production"),
-        (GateSummary(False, "a" * 64, "1", ["quality.macro_f1 = 0.6"]), "changes failures outside the checks not "
-                                                                       "judged \\(load\\)"),  # fmt: skip
+        (
+            GateSummary(False, "a" * 64, "1", ["quality.macro_f1 = 0.6"]),
+            "changes failures outside the checks not judged \\(load\\)",
+        ),
     ]:
         with pytest.raises(RefusedError, match=why):
             trainer.judge("tickets", "v2", forged, {}, reason="r")
     with pytest.raises(RefusedError, match="not the configured one"):
         _reg(store, policy_sha256="c" * 64).judge("tickets", "v2", cleared, {}, reason="r")
-    trainer.judge("tickets", "v2", GateSummary(False, "a" * 64, "1", ["load.p95_ratio = 2, needs <= 1.5"]), {},
-                  reason="judged: too slow")  # fmt: skip
+    trainer.judge(
+        "tickets",
+        "v2",
+        GateSummary(False, "a" * 64, "1", ["load.p95_ratio = 2, needs <= 1.5"]),
+        {},
+        reason="judged: too slow",
+    )
     with pytest.raises(RefusedError, match="v2's verdict has no check left unjudged"):
         trainer.judge("tickets", "v2", cleared, {}, reason="again until it passes")
     # Written past the registry by someone who may append: every reader's fold refuses it.
     head = trainer.events("tickets")[-1]
-    sneaked = AuditEvent(action="judge", name="tickets", version="v1", actor="mallory", role="trainer", reason="r",
-                         gate=asdict(cleared), seq=head.seq + 1, time=head.time, prev_sha256=head.sha256).sealed()
+    sneaked = AuditEvent(
+        action="judge",
+        name="tickets",
+        version="v1",
+        actor="mallory",
+        role="trainer",
+        reason="r",
+        gate=asdict(cleared),
+        seq=head.seq + 1,
+        time=head.time,
+        prev_sha256=head.sha256,
+    ).sealed()
     store.put(event_key("tickets", sneaked.seq), sneaked.to_json(), create_only=True)
     with pytest.raises(IntegrityError, match="v1's verdict has no check left unjudged"):
         _reg(store).events("tickets")

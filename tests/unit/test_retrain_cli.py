@@ -12,15 +12,18 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("change, code, message", [
-    ({"--name": "../x"}, 1, "adapter name '../x' is refused"),
-    ({"--data": "no-such-batch.csv"}, 1, "batch file no-such-batch.csv does not exist"),
-    ({"--holdout": "/dev/zero"}, 1, "--holdout: /dev/zero is a device, pipe or socket, not a file"),
-    ({"--labels": str(SAMPLE)}, 1, f"labels file {SAMPLE} is a folder, not a file"),
-    ({"--policy": "/dev/zero"}, 2, "policy file /dev/zero is a device, pipe or socket, not a file"),
-    ({"--card": str(SAMPLE / "labels.txt")}, 2, f"--card {SAMPLE / 'labels.txt'}: a model card is a mapping"),
-    ({"--card": "no-such-card.yaml"}, 2, "--card no-such-card.yaml does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change, code, message",
+    [
+        ({"--name": "../x"}, 1, "adapter name '../x' is refused"),
+        ({"--data": "no-such-batch.csv"}, 1, "batch file no-such-batch.csv does not exist"),
+        ({"--holdout": "/dev/zero"}, 1, "--holdout: /dev/zero is a device, pipe or socket, not a file"),
+        ({"--labels": str(SAMPLE)}, 1, f"labels file {SAMPLE} is a folder, not a file"),
+        ({"--policy": "/dev/zero"}, 2, "policy file /dev/zero is a device, pipe or socket, not a file"),
+        ({"--card": str(SAMPLE / "labels.txt")}, 2, f"--card {SAMPLE / 'labels.txt'}: a model card is a mapping"),
+        ({"--card": "no-such-card.yaml"}, 2, "--card no-such-card.yaml does not exist"),
+    ],
+)
 def test_a_bad_argument_is_refused_before_the_flow_starts(monkeypatch, capsys, change, code, message):
     import pipelines.cli.retrain as retrain_cli
 
@@ -28,8 +31,12 @@ def test_a_bad_argument_is_refused_before_the_flow_starts(monkeypatch, capsys, c
         raise AssertionError("a Prefect server was started for a bad argument")
 
     monkeypatch.setattr(retrain_cli, "connect_prefect", no_server)
-    args = {"--data": str(SAMPLE / "batch2.csv"), "--name": "support-desk", "--holdout": str(SAMPLE / "holdout.csv"),
-            "--device": "cpu"} | change  # fmt: skip
+    args = {
+        "--data": str(SAMPLE / "batch2.csv"),
+        "--name": "support-desk",
+        "--holdout": str(SAMPLE / "holdout.csv"),
+        "--device": "cpu",
+    } | change
     with pytest.raises(SystemExit) as exit_info:
         run(["retrain", *[part for pair in args.items() for part in pair]])
     assert exit_info.value.code == code
@@ -46,12 +53,27 @@ def _retrain_before_any_flow(monkeypatch, capsys, role: str) -> tuple[int, str]:
         raise AssertionError("a Prefect server was started although the checks before any flow should refuse")
 
     monkeypatch.setattr(retrain_cli, "connect_prefect", no_server)
-    for key, value in {"TAILOR_ENDPOINT": "http://127.0.0.1:1", "TAILOR_ACCESS_KEY": "k", "TAILOR_SECRET_KEY": "s",
-                       "TAILOR_ROLE": role}.items():  # fmt: skip
+    for key, value in {
+        "TAILOR_ENDPOINT": "http://127.0.0.1:1",
+        "TAILOR_ACCESS_KEY": "k",
+        "TAILOR_SECRET_KEY": "s",
+        "TAILOR_ROLE": role,
+    }.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(SystemExit) as exit_info:
-        run(["retrain", "--data", str(SAMPLE / "batch2.csv"), "--name", "support-desk", "--holdout",
-             str(SAMPLE / "holdout.csv"), "--device", "cpu"])  # fmt: skip
+        run(
+            [
+                "retrain",
+                "--data",
+                str(SAMPLE / "batch2.csv"),
+                "--name",
+                "support-desk",
+                "--holdout",
+                str(SAMPLE / "holdout.csv"),
+                "--device",
+                "cpu",
+            ]
+        )
     return exit_info.value.code, capsys.readouterr().err
 
 
@@ -82,7 +104,9 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
     for served in (flows.retrain, flows.watch, flows.promote, flows.rollback):
         assert not [p for p in inspect.signature(served.fn).parameters if "policy" in p], served.name
     strict = tmp_path / "strict.yaml"
-    strict.write_text((Path(__file__).resolve().parents[2] / "policy.yaml").read_text().replace("version:", "version: x", 1))
+    strict.write_text(
+        (Path(__file__).resolve().parents[2] / "policy.yaml").read_text().replace("version:", "version: x", 1)
+    )
     seen = []
 
     def flow_run(*args, **kwargs):
@@ -95,21 +119,41 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
     monkeypatch.setattr(retrain_cli, "require_store", lambda name: None)
     monkeypatch.setattr(flows, "retrain", flow_run)
     with pytest.raises(SystemExit):
-        run(["retrain", "--data", str(SAMPLE / "batch2.csv"), "--name", "support-desk", "--holdout",
-             str(SAMPLE / "holdout.csv"), "--policy", str(strict), "--device", "cpu"])  # fmt: skip
+        run(
+            [
+                "retrain",
+                "--data",
+                str(SAMPLE / "batch2.csv"),
+                "--name",
+                "support-desk",
+                "--holdout",
+                str(SAMPLE / "holdout.csv"),
+                "--policy",
+                str(strict),
+                "--device",
+                "cpu",
+            ]
+        )
     assert seen == [Context.load().policy_or(strict).sha256]
     assert flow_arguments.os.environ["TAILOR_POLICY"] == str(strict)
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("what, says", [
-    ("registered", "support-desk v11 holds the content of {batch} (`tailor show support-desk v11`); its promotions"),
-    ("nothing", "no version of support-desk holds the content of {batch}; run it again"),
-    ("quarantined", "{batch} is gone: it was probably rejected and quarantined"),
-    ("store down", "nor can the registry say whether it registered a version from {batch} (cannot reach"),
-])  # fmt: skip
-def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_batch(monkeypatch, capsys, tmp_path,
-                                                                                    what, says):
+@pytest.mark.parametrize(
+    "what, says",
+    [
+        (
+            "registered",
+            "support-desk v11 holds the content of {batch} (`tailor show support-desk v11`); its promotions",
+        ),
+        ("nothing", "no version of support-desk holds the content of {batch}; run it again"),
+        ("quarantined", "{batch} is gone: it was probably rejected and quarantined"),
+        ("store down", "nor can the registry say whether it registered a version from {batch} (cannot reach"),
+    ],
+)
+def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_batch(
+    monkeypatch, capsys, tmp_path, what, says
+):
     import httpx
 
     import pipelines.cli.retrain as retrain_cli
@@ -129,6 +173,7 @@ def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_bat
     monkeypatch.setattr(retrain_cli, "require_store", lambda name: None)
     monkeypatch.setattr(retrain_cli, "connect_prefect", lambda: "http://127.0.0.1:4200/api")
     monkeypatch.setattr(flows, "retrain", lost)
+
     def registered(ctx, name):
         if what == "store down":
             raise StoreError("cannot reach the object store at http://127.0.0.1:8333")
@@ -136,10 +181,23 @@ def test_a_prefect_server_lost_mid_run_is_one_line_saying_what_became_of_the_bat
 
     monkeypatch.setattr(retraining, "registered_data_versions", registered)
     with pytest.raises(SystemExit) as exit_info:
-        run(["retrain", "--data", str(batch), "--name", "support-desk", "--holdout", str(SAMPLE / "holdout.csv"),
-             "--device", "cpu"])  # fmt: skip
+        run(
+            [
+                "retrain",
+                "--data",
+                str(batch),
+                "--name",
+                "support-desk",
+                "--holdout",
+                str(SAMPLE / "holdout.csv"),
+                "--device",
+                "cpu",
+            ]
+        )
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: the Prefect server at http://127.0.0.1:4200/api stopped answering during the run "
-                          "([Errno 111] Connection refused), and its outcome is lost: " + says.format(batch=batch))
+    assert err.startswith(
+        "error: the Prefect server at http://127.0.0.1:4200/api stopped answering during the run "
+        "([Errno 111] Connection refused), and its outcome is lost: " + says.format(batch=batch)
+    )
     assert err.count("\n") == 1, err

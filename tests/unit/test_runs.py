@@ -27,8 +27,8 @@ def test_only_the_oldest_finished_run_folders_go_and_everything_else_stays(tmp_p
     assert prune_run_folders(tmp_path, keep=1).deleted == done[:3]
 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["20000101T000000000000Z", "20000101T000000000001Z.csv", "my-notes", done[3].name,
-         *(w.name for w in working)])  # fmt: skip
+        ["20000101T000000000000Z", "20000101T000000000001Z.csv", "my-notes", done[3].name, *(w.name for w in working)]
+    )
     assert (elsewhere / FINISHED).is_file()
     assert prune_run_folders(tmp_path, keep=0).deleted == [done[3]]
 

@@ -24,12 +24,15 @@ def test_a_bad_cron_expression_is_a_usage_error_naming_the_format(tmp_path, cron
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--name", "../x"], "adapter name '../x' is refused"),
-    (["--policy", "/dev/zero"], "policy file /dev/zero is a device, pipe or socket, not a file"),
-    (["--labels", "labels.txt"], "labels file labels.txt does not exist"),
-    (["--watch", "h.csv"], "--watch: h.csv is not a folder"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--name", "../x"], "adapter name '../x' is refused"),
+        (["--policy", "/dev/zero"], "policy file /dev/zero is a device, pipe or socket, not a file"),
+        (["--labels", "labels.txt"], "labels file labels.txt does not exist"),
+        (["--watch", "h.csv"], "--watch: h.csv is not a folder"),
+    ],
+)
 def test_a_bad_flow_argument_is_refused_at_start_not_at_every_scheduled_run(tmp_path, extra, message):
     (tmp_path / "h.csv").write_text("text,label\nhi,a\n")
     done = run_cli("schedule", "--name", "tickets", "--cron", "0 * * * *", "--holdout", "h.csv", *extra, cwd=tmp_path)
@@ -45,6 +48,7 @@ def test_a_damaged_record_of_processed_batches_is_refused_at_start_not_at_every_
     record.write_text("")  # as a full disk or a crash can leave it
     done = run_cli("schedule", "--name", "tickets", "--cron", "0 * * * *", "--holdout", "h.csv", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"error: {Path('.tailor/schedule/tickets.json')}, the schedule's record of "
-                                  "processed batches, is not JSON")  # fmt: skip
+    assert done.stderr.startswith(
+        f"error: {Path('.tailor/schedule/tickets.json')}, the schedule's record of processed batches, is not JSON"
+    )
     assert record.read_text() == ""

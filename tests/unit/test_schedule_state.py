@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from registry.errors import ConfigError
 from pipelines.usecases.watch import (
     ProcessedBatch,
     new_batches,
@@ -18,6 +17,7 @@ from pipelines.usecases.watch import (
     record_processed,
     watch_lock,
 )
+from registry.errors import ConfigError
 
 
 def _processed(digest: str) -> ProcessedBatch:
@@ -100,22 +100,32 @@ def test_the_state_record_keeps_every_processed_batch_in_order(tmp_path):
     record_processed(state, ProcessedBatch(sha256="2" * 64, file="b.csv", status="rejected_data"))
 
     assert [(e.file, e.status, e.version) for e in processed_batches(state)] == [
-        ("a.csv", "promoted", "v1"), ("b.csv", "rejected_data", None)]  # fmt: skip
+        ("a.csv", "promoted", "v1"),
+        ("b.csv", "rejected_data", None),
+    ]
     assert sorted(p.name for p in state.parent.iterdir()) == ["support.json"]  # no aside file left
 
 
-@pytest.mark.parametrize(("damage", "says"), [
-    (b"", "is not JSON (Expecting value"), (b"\xff\xfe", "is not JSON ("), (b"{}", "holds a JSON dict, not a list"),
-    (b'[{"sha256": "1", "file": "a.csv"}]', "has a damaged record (record 1, status: Field required)"),
-    (None, "is not a file")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (b"", "is not JSON (Expecting value"),
+        (b"\xff\xfe", "is not JSON ("),
+        (b"{}", "holds a JSON dict, not a list"),
+        (b'[{"sha256": "1", "file": "a.csv"}]', "has a damaged record (record 1, status: Field required)"),
+        (None, "is not a file"),
+    ],
+)
 def test_a_damaged_record_is_named_with_what_to_do_and_never_written_over(tmp_path, damage, says):
     state = tmp_path / "schedule" / "support.json"
     state.parent.mkdir()
     state.mkdir() if damage is None else state.write_bytes(damage)
     fix = "restore it, or move it aside: the next run then takes every batch in the watched folder as new"
 
-    for call in (lambda: processed_batches(state),
-                 lambda: record_processed(state, ProcessedBatch(sha256="2" * 64, file="b.csv", status="promoted"))):
+    for call in (
+        lambda: processed_batches(state),
+        lambda: record_processed(state, ProcessedBatch(sha256="2" * 64, file="b.csv", status="promoted")),
+    ):
         with pytest.raises(ConfigError) as err:
             call()
         assert str(err.value).startswith(f"{state}, the schedule's record of processed batches, {says}")
@@ -126,7 +136,12 @@ def test_a_damaged_record_is_named_with_what_to_do_and_never_written_over(tmp_pa
 def test_every_extension_validate_reads_is_a_batch_whatever_its_case(tmp_path):
     for name in ("EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet", "notes.txt"):
         (tmp_path / name).write_text(name)
-    assert sorted(a.path.name for a in new_batches(tmp_path, [], 0)[0]) == ["EXPORT.CSV", "b.ndjson", "c.pq", "d.Parquet"]
+    assert sorted(a.path.name for a in new_batches(tmp_path, [], 0)[0]) == [
+        "EXPORT.CSV",
+        "b.ndjson",
+        "c.pq",
+        "d.Parquet",
+    ]
 
 
 def test_only_one_run_per_name_holds_the_watch_lock(tmp_path):
@@ -144,34 +159,50 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
 def _event(seq: int, action: str, version: str, alias: str | None = None, minutes_ago: int = 30):
     from registry.audit.events import AuditEvent
 
-    return AuditEvent(action=action, name="support", version=version, actor="a", role="trainer", reason="r",
-                      alias=alias, seq=seq, time=(NOW - timedelta(minutes=minutes_ago)).isoformat())  # fmt: skip
+    return AuditEvent(
+        action=action,
+        name="support",
+        version=version,
+        actor="a",
+        role="trainer",
+        reason="r",
+        alias=alias,
+        seq=seq,
+        time=(NOW - timedelta(minutes=minutes_ago)).isoformat(),
+    )
 
 
-@pytest.mark.parametrize(("events", "gate", "staging_on", "owed"), [
-    ([_event(1, "register", "v1"), _event(2, "register", "v2")], "same", True, True),
-    ([_event(1, "register", "v2")], "same", False, False),  # the policy does not promote staging
-    ([_event(1, "register", "v2")], "failed", True, False),
-    ([_event(1, "register", "v2")], "other policy", True, False),
-    ([_event(1, "register", "v2")], None, True, False),
-    ([_event(1, "register", "v2"), _event(2, "register", "v3")], "same", True, False),  # a newer version since
-    ([_event(1, "register", "v2"), _event(2, "promote", "v2", "staging")], "same", True, False),
-    ([_event(1, "register", "v2"), _event(2, "rollback", "v1", "production")], "same", True, False),
-    ([_event(1, "register", "v2"), _event(2, "archive", "v1")], "same", True, False),
-    ([], "same", True, False),
-    ([_event(1, "register", "v2", minutes_ago=3)], "same", True, False),  # its run may still be promoting
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("events", "gate", "staging_on", "owed"),
+    [
+        ([_event(1, "register", "v1"), _event(2, "register", "v2")], "same", True, True),
+        ([_event(1, "register", "v2")], "same", False, False),  # the policy does not promote staging
+        ([_event(1, "register", "v2")], "failed", True, False),
+        ([_event(1, "register", "v2")], "other policy", True, False),
+        ([_event(1, "register", "v2")], None, True, False),
+        ([_event(1, "register", "v2"), _event(2, "register", "v3")], "same", True, False),  # a newer version since
+        ([_event(1, "register", "v2"), _event(2, "promote", "v2", "staging")], "same", True, False),
+        ([_event(1, "register", "v2"), _event(2, "rollback", "v1", "production")], "same", True, False),
+        ([_event(1, "register", "v2"), _event(2, "archive", "v1")], "same", True, False),
+        ([], "same", True, False),
+        ([_event(1, "register", "v2", minutes_ago=3)], "same", True, False),  # its run may still be promoting
+    ],
+)
 def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_policy(events, gate, staging_on, owed):
-    from pipelines.usecases.watch import owed_staging
     from pipelines.policy import load_policy
+    from pipelines.usecases.watch import owed_staging
     from registry.adapter_folder import GateSummary
 
     policy = load_policy()
-    policy = policy.model_copy(update={"promotion": policy.promotion.model_copy(
-        update={"auto_promote_staging": staging_on})})  # fmt: skip
-    summaries = {"same": GateSummary(True, policy.sha256, policy.version),
-                 "failed": GateSummary(False, policy.sha256, policy.version, ["quality.macro_f1 = 0.1"]),
-                 "other policy": GateSummary(True, "f" * 64, "older"), None: None}  # fmt: skip
+    policy = policy.model_copy(
+        update={"promotion": policy.promotion.model_copy(update={"auto_promote_staging": staging_on})}
+    )
+    summaries = {
+        "same": GateSummary(True, policy.sha256, policy.version),
+        "failed": GateSummary(False, policy.sha256, policy.version, ["quality.macro_f1 = 0.1"]),
+        "other policy": GateSummary(True, "f" * 64, "older"),
+        None: None,
+    }
     assert owed_staging(events, "v2", summaries[gate], policy, NOW) is owed
 
 

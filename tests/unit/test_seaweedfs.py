@@ -64,8 +64,9 @@ def test_start_waits_for_every_volume_on_disk_and_says_when_some_never_come_back
         seaweedfs._wait_for_volumes(cfg, 2, timeout=0)
 
 
-@pytest.mark.parametrize(("free_gib", "total_gib", "low"), [(0.9, 10, True), (1.5, 100, True), (3, 100, False),
-                                                            (1.1, 10, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("free_gib", "total_gib", "low"), [(0.9, 10, True), (1.5, 100, True), (3, 100, False), (1.1, 10, False)]
+)
 def test_status_calls_the_disk_low_under_1_gib_or_2_percent_free(tmp_path, monkeypatch, free_gib, total_gib, low):
     # SeaweedFS turns its volumes read-only under 1 % free, and then writes hang instead of failing.
     usage = shutil._ntuple_diskusage(int(total_gib * 2**30), int((total_gib - free_gib) * 2**30), int(free_gib * 2**30))
@@ -84,8 +85,13 @@ def test_an_identities_file_of_an_older_tailor_keeps_its_keys_and_gets_todays_pe
     doc["identities"] = [i for i in doc["identities"] if i["name"] != "recorder"]  # written before it existed
     trainer = next(i for i in doc["identities"] if i["name"] == "trainer")
     # As written before trainers could retain version files: those were stored without Object Lock.
-    trainer["actions"] = ["Read:tailor", "List:tailor", "Tagging:tailor", "Write:tailor",
-                          "PutObjectRetention:tailor/audit/*"]  # fmt: skip
+    trainer["actions"] = [
+        "Read:tailor",
+        "List:tailor",
+        "Tagging:tailor",
+        "Write:tailor",
+        "PutObjectRetention:tailor/audit/*",
+    ]
     path.write_text(json.dumps(doc))
     keys = seaweedfs_identities.read_identities(path)
 
@@ -93,5 +99,10 @@ def test_an_identities_file_of_an_older_tailor_keeps_its_keys_and_gets_todays_pe
 
     assert "PutObjectRetention:tailor/adapters/*" in seaweedfs_identities.role_actions("trainer", "tailor")
     upgraded = {i["name"]: i["actions"] for i in json.loads(path.read_text())["identities"]}
-    assert upgraded == {role: seaweedfs_identities.role_actions(role, "tailor") for role in seaweedfs_identities.STORE_IDENTITIES}
-    assert seaweedfs_identities.read_identities(path).items() >= keys.items() and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert upgraded == {
+        role: seaweedfs_identities.role_actions(role, "tailor") for role in seaweedfs_identities.STORE_IDENTITIES
+    }
+    assert (
+        seaweedfs_identities.read_identities(path).items() >= keys.items()
+        and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    )

@@ -106,8 +106,11 @@ def test_the_adapter_may_be_left_out_when_one_is_served(registry):
         ({"texts": ["x" * 51]}, 422, "texts[0]: 51 characters, the limit is 50"),
         ({"texts": ["a", "b", "c", "d", "e"]}, 422, "5 texts in one request, the limit is 4"),
         ({"texts": ["  "]}, 422, "texts[0]: empty or only whitespace"),
-        ({"texts": ["ok", "\u0000\u200b\x07"], "adapter": "tickets"}, 422,
-         "texts[1]: only control or invisible characters; there is nothing to classify"),
+        (
+            {"texts": ["ok", "\u0000\u200b\x07"], "adapter": "tickets"},
+            422,
+            "texts[1]: only control or invisible characters; there is nothing to classify",
+        ),
         ({}, 422, "texts: required"),
         ({"texts": ["x"], "adapter": "tickets", "extra": 1}, 422, "extra: unknown field"),
         (["x"], 422, "the body must be a JSON object"),
@@ -128,8 +131,11 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
 
 
 def test_a_repeated_key_is_listed_among_the_problems_like_every_other_422(client):
-    r = client.post("/predict", content=b'{"texts": ["a"], "adapter": "tickets", "adapter": "emails"}',
-                    headers={"content-type": "application/json"})  # fmt: skip
+    r = client.post(
+        "/predict",
+        content=b'{"texts": ["a"], "adapter": "tickets", "adapter": "emails"}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422 and r.json()["problems"] == ["adapter: given more than once"]
 
 
@@ -141,29 +147,65 @@ def test_a_repeated_key_is_listed_among_the_problems_like_every_other_422(client
         (b"texts=a", {"content-type": "application/x-www-form-urlencoded"}, 415, "Content-Type: application/json"),
         (b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "got 'text/plain'"),
         (b"x" * (LIMITS.max_body_bytes + 1), {"content-type": "application/json"}, 413, "the limit is"),
-        (b'{"texts": ["caf\xe9"]}', {"content-type": "application/json"}, 400,
-         "the body is not UTF-8: byte 0xe9 at offset 15"),
+        (
+            b'{"texts": ["caf\xe9"]}',
+            {"content-type": "application/json"},
+            400,
+            "the body is not UTF-8: byte 0xe9 at offset 15",
+        ),
         (b"[" * 1100 + b"]" * 1100, {"content-type": "application/json"}, 400, "nested too deeply"),
         # json.loads of bytes would guess these encodings and answer them 200
-        ('{"texts": ["a"], "adapter": "tickets"}'.encode("utf-16"), {"content-type": "application/json"}, 400,
-         "the body is not UTF-8: byte 0xff at offset 0"),
-        ('{"texts": ["a"], "adapter": "tickets"}'.encode("utf-32"), {"content-type": "application/json"}, 400,
-         "the body is not UTF-8: byte 0xff at offset 0"),
-        ('{"texts": ["a"], "adapter": "tickets"}'.encode("utf-16-le"), {"content-type": "application/json"}, 400,
-         "malformed JSON: Expecting property name enclosed in double quotes at character 1"),
+        (
+            '{"texts": ["a"], "adapter": "tickets"}'.encode("utf-16"),
+            {"content-type": "application/json"},
+            400,
+            "the body is not UTF-8: byte 0xff at offset 0",
+        ),
+        (
+            '{"texts": ["a"], "adapter": "tickets"}'.encode("utf-32"),
+            {"content-type": "application/json"},
+            400,
+            "the body is not UTF-8: byte 0xff at offset 0",
+        ),
+        (
+            '{"texts": ["a"], "adapter": "tickets"}'.encode("utf-16-le"),
+            {"content-type": "application/json"},
+            400,
+            "malformed JSON: Expecting property name enclosed in double quotes at character 1",
+        ),
         # after a UTF-8 BOM, offsets still count from the body's first byte
-        (b'\xef\xbb\xbf{"texts": ["caf\xe9"]}', {"content-type": "application/json"}, 400,
-         "the body is not UTF-8: byte 0xe9 at offset 18"),
+        (
+            b'\xef\xbb\xbf{"texts": ["caf\xe9"]}',
+            {"content-type": "application/json"},
+            400,
+            "the body is not UTF-8: byte 0xe9 at offset 18",
+        ),
         # the escape of a lone surrogate is valid JSON, but no tokenizer can encode the text (was a 500)
-        (b'{"texts": ["ok", "caf\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
-         "texts[1]: an unpaired UTF-16 surrogate (U+D800) at character 3"),
-        (b'{"texts": ["\\ud800"], "adapter": "tickets"}', {"content-type": "application/json"}, 422,
-         "texts[0]: an unpaired UTF-16 surrogate (U+D800) at character 0"),
+        (
+            b'{"texts": ["ok", "caf\\ud800"], "adapter": "tickets"}',
+            {"content-type": "application/json"},
+            422,
+            "texts[1]: an unpaired UTF-16 surrogate (U+D800) at character 3",
+        ),
+        (
+            b'{"texts": ["\\ud800"], "adapter": "tickets"}',
+            {"content-type": "application/json"},
+            422,
+            "texts[0]: an unpaired UTF-16 surrogate (U+D800) at character 0",
+        ),
         # a JSON parser keeps the last of a repeated key silently: which adapter did the sender mean?
-        (b'{"texts": ["a"], "adapter": "tickets", "adapter": "emails"}', {"content-type": "application/json"}, 422,
-         "the body gives 'adapter' more than once: give each key once"),
-        (b'{"texts": ["a"], "texts": ["b"], "adapter": "tickets", "adapter": "tickets"}',
-         {"content-type": "application/json"}, 422, "the body gives 'texts', 'adapter' more than once"),
+        (
+            b'{"texts": ["a"], "adapter": "tickets", "adapter": "emails"}',
+            {"content-type": "application/json"},
+            422,
+            "the body gives 'adapter' more than once: give each key once",
+        ),
+        (
+            b'{"texts": ["a"], "texts": ["b"], "adapter": "tickets", "adapter": "tickets"}',
+            {"content-type": "application/json"},
+            422,
+            "the body gives 'texts', 'adapter' more than once",
+        ),
     ],
 )
 def test_a_body_that_is_not_valid_json_gets_a_4xx_with_a_message(client, content, headers, status, message):
@@ -174,19 +216,25 @@ def test_a_body_that_is_not_valid_json_gets_a_4xx_with_a_message(client, content
 
 def test_a_utf8_body_with_a_byte_order_mark_is_answered(client):
     # RFC 8259 lets a parser ignore the BOM, and some clients (.NET, PowerShell) send one
-    r = client.post("/predict", content='{"texts": ["a"], "adapter": "tickets"}'.encode("utf-8-sig"),
-                    headers={"content-type": "application/json"})  # fmt: skip
+    r = client.post(
+        "/predict",
+        content='{"texts": ["a"], "adapter": "tickets"}'.encode("utf-8-sig"),
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 200, r.text
 
 
 def test_a_number_longer_than_python_converts_is_a_400_that_says_so(registry):
     test_client, _ = _client(registry, ["tickets"], Limits())
     with test_client:
-        r = test_client.post("/predict", content=b'{"texts": [' + b"1" * 5000 + b"]}",
-                             headers={"content-type": "application/json"})  # fmt: skip
+        r = test_client.post(
+            "/predict", content=b'{"texts": [' + b"1" * 5000 + b"]}", headers={"content-type": "application/json"}
+        )
     assert r.status_code == 400, r.text
-    assert r.json()["error"] == (f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
-                                 'send {"texts": ["..."]} with the texts as strings')  # fmt: skip
+    assert r.json()["error"] == (
+        f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
+        'send {"texts": ["..."]} with the texts as strings'
+    )
 
 
 def test_a_chunked_body_without_length_is_refused(client):
@@ -260,19 +308,24 @@ def test_serve_refuses_a_name_given_twice_as_a_usage_error(capsys):
 
 def test_a_full_batch_of_full_texts_outside_the_bmp_fits_the_body_limit_as_python_escapes_it(client):
     # json.dumps writes each emoji as two \\uXXXX escapes: 12 bytes for one character
-    body = json.dumps({"texts": ["\U0001F600" * LIMITS.max_chars] * LIMITS.max_batch, "adapter": "tickets"})
+    body = json.dumps({"texts": ["\U0001f600" * LIMITS.max_chars] * LIMITS.max_batch, "adapter": "tickets"})
     r = client.post("/predict", content=body.encode(), headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
 
 
 # ---- operations: Host check, request ids, metrics, readiness, access log, offline docs ----------
 
+
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.nip.io", "10.0.0.5"])
 def test_a_request_for_a_host_that_is_not_loopback_is_refused_against_dns_rebinding(registry, host):
     test_client, _ = _client(registry, ["tickets"])
     with test_client:
         r = test_client.post("/predict", json={"texts": ["x"]}, headers={"Host": host})
-        assert r.status_code == 421 and "loopback names only" in r.json()["error"] and "--allow-remote" in r.json()["error"]
+        assert (
+            r.status_code == 421
+            and "loopback names only" in r.json()["error"]
+            and "--allow-remote" in r.json()["error"]
+        )
         assert r.headers["x-request-id"]
         for loopback in ("localhost:8080", "LOCALHOST", "127.0.0.1", "127.0.0.2:8080", "[::1]:8080"):
             assert test_client.get("/healthz", headers={"Host": loopback}).status_code == 200
@@ -332,12 +385,19 @@ def test_readyz_is_ready_when_every_adapter_answers_and_not_once_shutdown_began(
 def test_the_access_log_has_one_json_line_per_request_with_its_id(registry, caplog):
     follower = Follower(registry, load_fake, ["tickets"], poll_seconds=60)
     follower.load()
-    with TestClient(create_app(follower, LIMITS, log_access=True), base_url="http://localhost") as logged, \
-            caplog.at_level("INFO", logger="tailor.access"):  # fmt: skip
+    with (
+        TestClient(create_app(follower, LIMITS, log_access=True), base_url="http://localhost") as logged,
+        caplog.at_level("INFO", logger="tailor.access"),
+    ):
         logged.post("/predict", json={"texts": ["x"]}, headers={"X-Request-ID": "req-7"})
     line = json.loads(next(r.getMessage() for r in caplog.records if r.name == "tailor.access"))
-    assert (line["request_id"], line["path"], line["status"], line["adapter"], line["version"]) == \
-        ("req-7", "/predict", 200, "tickets", "v1")  # fmt: skip
+    assert (line["request_id"], line["path"], line["status"], line["adapter"], line["version"]) == (
+        "req-7",
+        "/predict",
+        200,
+        "tickets",
+        "v1",
+    )
 
 
 def test_docs_that_would_load_from_a_cdn_are_off_and_the_schema_is_served(client):

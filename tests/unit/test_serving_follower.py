@@ -93,7 +93,9 @@ def test_load_serves_the_version_the_alias_names(follower):
 
 def test_a_name_without_a_production_version_is_refused_at_load(registry):
     follower = Follower(registry, load_fake, ["tickets", "emails", "chats"])
-    with pytest.raises(NotFoundError, match="no version of 'emails', 'chats' holds the alias 'production'.*tailor promote"):
+    with pytest.raises(
+        NotFoundError, match="no version of 'emails', 'chats' holds the alias 'production'.*tailor promote"
+    ):
         follower.load()
     assert registry.downloads == [], "nothing is downloaded when any name is missing"
 

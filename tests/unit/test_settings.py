@@ -48,8 +48,13 @@ def test_any_s3_endpoint_works_by_configuration_alone(monkeypatch):
 
 def test_temporary_keys_and_a_private_ca_reach_the_store_settings(monkeypatch, tmp_path):
     (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
-    for key, value in {"TAILOR_ENDPOINT": "https://s3.internal", "TAILOR_ACCESS_KEY": "ASIA", "TAILOR_SECRET_KEY": "SK",
-                       "TAILOR_SESSION_TOKEN": "TOKEN", "TAILOR_CA_BUNDLE": str(tmp_path / "ca.pem")}.items():
+    for key, value in {
+        "TAILOR_ENDPOINT": "https://s3.internal",
+        "TAILOR_ACCESS_KEY": "ASIA",
+        "TAILOR_SECRET_KEY": "SK",
+        "TAILOR_SESSION_TOKEN": "TOKEN",
+        "TAILOR_CA_BUNDLE": str(tmp_path / "ca.pem"),
+    }.items():
         monkeypatch.setenv(key, value)
     store = load_settings().store()
     assert (store.session_token, store.ca_bundle) == ("TOKEN", str(tmp_path / "ca.pem"))
@@ -74,8 +79,12 @@ def test_credentials_come_from_the_identities_file_for_the_chosen_role(monkeypat
 
 
 def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch, tmp_path):
-    ids = {"identities": [{"name": r, "credentials": [{"accessKey": f"{r}-AK", "secretKey": f"{r}-SK"}], "actions": []}
-                          for r in ("trainer", "approver")]}  # fmt: skip
+    ids = {
+        "identities": [
+            {"name": r, "credentials": [{"accessKey": f"{r}-AK", "secretKey": f"{r}-SK"}], "actions": []}
+            for r in ("trainer", "approver")
+        ]
+    }
     (tmp_path / "ids.json").write_text(json.dumps(ids))
     monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
     monkeypatch.setenv("TAILOR_ACCESS_KEY", "trainer-AK")
@@ -96,10 +105,14 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ({"TAILOR_ROLE": "root"}, "role: Input should be 'admin', 'trainer', 'approver' or 'reader'"),
         ({"TAILOR_ENDPOINT": "ftp://x"}, "endpoint: Value error, must be an http:// or https:// URL with a host"),
         ({"TAILOR_ENDPOINT": "http://"}, "endpoint: Value error, must be an http:// or https:// URL with a host"),
-        ({"TAILOR_WEBHOOKS": '["https://ci.example/hook", "ci.example/hook"]'},
-         "webhooks.1: Value error, must be an http:// or https:// URL with a host, got '… (url sha256 "),
-        ({"TAILOR_WEBHOOKS": '["http://ci.example:abc/hook"]'},  # httpx refused it only after the alias moved
-         "webhooks.0: Value error, has a port that is not a number from 0 to 65535"),
+        (
+            {"TAILOR_WEBHOOKS": '["https://ci.example/hook", "ci.example/hook"]'},
+            "webhooks.1: Value error, must be an http:// or https:// URL with a host, got '… (url sha256 ",
+        ),
+        (
+            {"TAILOR_WEBHOOKS": '["http://ci.example:abc/hook"]'},  # httpx refused it only after the alias moved
+            "webhooks.0: Value error, has a port that is not a number from 0 to 65535",
+        ),
         ({"TAILOR_ENDPOINT": "http://minio:99999"}, "endpoint: Value error, has a port that is not a number"),
         ({"TAILOR_BUCKET": "Bad_Bucket"}, "bucket: Value error, may hold only lowercase letters, digits, '.' and '-'"),
         ({"TAILOR_STORE_PORT": "80"}, "store_port: Input should be greater than or equal to 1024"),
@@ -112,10 +125,15 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ({"TAILOR_REGION": "eu west 1"}, "region: Value error, must be a region name such as us-east-1"),
         ({"TAILOR_REGION": ""}, "region: Value error, must be a region name such as us-east-1"),
         ({"TAILOR_REGION": "-eu-west-1"}, "region: Value error, must be a region name such as us-east-1"),
-        ({"TAILOR_SESSION_TOKEN": "tok"}, "session_token: it belongs to temporary keys; give access_key and secret_key"),
+        (
+            {"TAILOR_SESSION_TOKEN": "tok"},
+            "session_token: it belongs to temporary keys; give access_key and secret_key",
+        ),
         ({"TAILOR_CA_BUNDLE": "/nonexistent/ca.pem"}, "ca_bundle: /nonexistent/ca.pem is not a file"),
-        ({"TAILOR_CA_BUNDLE": "/etc/hostname", "TAILOR_ENDPOINT": "http://minio:9000"},
-         "ca_bundle: it verifies https endpoints, but endpoint is http://minio:9000"),
+        (
+            {"TAILOR_CA_BUNDLE": "/etc/hostname", "TAILOR_ENDPOINT": "http://minio:9000"},
+            "ca_bundle: it verifies https endpoints, but endpoint is http://minio:9000",
+        ),
     ],
 )
 def test_a_bad_environment_value_is_refused_naming_the_key(monkeypatch, env, message):
@@ -130,8 +148,10 @@ def test_a_refused_webhook_url_is_named_without_its_credentials_or_token(monkeyp
     monkeypatch.setenv("TAILOR_WEBHOOKS", '["ftp://hook-user:pass@ci.example/hook?token=SECRET"]')
     with pytest.raises(ConfigError) as err:
         load_settings()
-    assert "webhooks.0: Value error, must be an http:// or https:// URL with a host, got 'ftp://ci.example/… (url" \
-        in str(err.value)  # fmt: skip
+    assert (
+        "webhooks.0: Value error, must be an http:// or https:// URL with a host, got 'ftp://ci.example/… (url"
+        in str(err.value)
+    )
     assert not any(secret in str(err.value) for secret in ("hook-user", "pass", "SECRET"))
 
 
@@ -163,7 +183,9 @@ def test_a_bucket_name_aws_refuses_is_refused_naming_the_rule(monkeypatch, bucke
     assert f"bucket: Value error, {rule}" in str(err.value)
 
 
-@pytest.mark.parametrize("bucket", ["tailor", "tailor-test", "lifecycle", "bkt", "ml-adapters", "my.bucket.2", "a" * 63])
+@pytest.mark.parametrize(
+    "bucket", ["tailor", "tailor-test", "lifecycle", "bkt", "ml-adapters", "my.bucket.2", "a" * 63]
+)
 def test_bucket_names_aws_accepts_load(monkeypatch, bucket):
     monkeypatch.setenv("TAILOR_BUCKET", bucket)
     assert load_settings().bucket == bucket
@@ -238,8 +260,8 @@ def _model_folder(folder: Path, name_or_path: str | None) -> Path:
 
 
 def test_the_base_model_id_is_the_hub_id_the_folder_records_so_two_copies_get_one_name(tmp_path):
-    from registry.fingerprint import base_model_fingerprint
     from registry.adapter_folder import same_base
+    from registry.fingerprint import base_model_fingerprint
 
     a = _model_folder(tmp_path / "host-a" / "models" / "ruri", "cl-nagoya/ruri-v3-30m")
     b = _model_folder(tmp_path / "host-b" / "snapshots" / "1f2e3d", "cl-nagoya/ruri-v3-30m")
@@ -269,7 +291,9 @@ def test_another_folder_given_on_the_command_line_is_named_by_its_hub_id_or_refu
     settings = load_settings()
     assert settings.model_id_of(None) == settings.model_id_of(settings.base_model_dir) == settings.base_model_id
     assert settings.model_id_of(_model_folder(tmp_path / "a", "cl-nagoya/ruri-v3-30m")) == "cl-nagoya/ruri-v3-30m"
-    with pytest.raises(ConfigError, match=r"^--base-model .*/b: its config.json names no hub id .*TAILOR_BASE_MODEL_ID="):
+    with pytest.raises(
+        ConfigError, match=r"^--base-model .*/b: its config.json names no hub id .*TAILOR_BASE_MODEL_ID="
+    ):
         settings.model_id_of(_model_folder(tmp_path / "b", None))
 
 
@@ -277,8 +301,9 @@ def test_the_embedded_store_keys_are_judged_even_when_its_url_is_given_as_endpoi
     # Review F4: TAILOR_ENDPOINT set to the embedded store's own URL switched the role check off.
     store = tmp_path / "home" / "store"
     store.mkdir(parents=True)
-    ids = {"identities": [{"name": "trainer", "credentials": [{"accessKey": "T-AK", "secretKey": "T-SK"}],
-                           "actions": []}]}  # fmt: skip
+    ids = {
+        "identities": [{"name": "trainer", "credentials": [{"accessKey": "T-AK", "secretKey": "T-SK"}], "actions": []}]
+    }
     (store / "identities.json").write_text(json.dumps(ids))
     monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TAILOR_ENDPOINT", "http://127.0.0.1:18633")

@@ -25,8 +25,9 @@ def fresh_boto3_session(monkeypatch):
 @pytest.mark.parametrize("variable", ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])
 def test_an_aws_profile_that_does_not_exist_is_named_with_its_variable(monkeypatch, variable):
     monkeypatch.setenv(variable, "nope")
-    with pytest.raises(ConfigError, match=f"^{variable}: the AWS profile 'nope' is in no AWS config file; unset "
-                                          f"{variable}"):  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=f"^{variable}: the AWS profile 'nope' is in no AWS config file; unset {variable}"
+    ):
         S3ObjectStore(StoreSettings(**SETTINGS))
 
 
@@ -34,8 +35,11 @@ def test_an_aws_profile_that_does_not_exist_is_named_with_its_variable(monkeypat
 def test_an_aws_config_file_that_cannot_be_parsed_is_named(monkeypatch, tmp_path, variable):
     (tmp_path / "config").write_text("[default\nregion = eu-west-1\n")
     monkeypatch.setenv(variable, str(tmp_path / "config"))
-    with pytest.raises(ConfigError, match=f"^the AWS config file {tmp_path / 'config'} cannot be parsed; fix it, "
-                                          "or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=f"^the AWS config file {tmp_path / 'config'} cannot be parsed; fix it, "
+        "or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE",
+    ):
         S3ObjectStore(StoreSettings(**SETTINGS))
 
 
@@ -46,11 +50,18 @@ def test_a_region_botocore_refuses_is_named_by_its_setting():
 
 def test_the_cli_says_it_in_one_line_with_exit_2(monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
-    for key, value in {"TAILOR_ENDPOINT": SETTINGS["endpoint"], "TAILOR_ACCESS_KEY": "k", "TAILOR_SECRET_KEY": "s",
-                       "TAILOR_HOME": str(tmp_path / ".tailor"), "AWS_PROFILE": "nope"}.items():  # fmt: skip
+    for key, value in {
+        "TAILOR_ENDPOINT": SETTINGS["endpoint"],
+        "TAILOR_ACCESS_KEY": "k",
+        "TAILOR_SECRET_KEY": "s",
+        "TAILOR_HOME": str(tmp_path / ".tailor"),
+        "AWS_PROFILE": "nope",
+    }.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(SystemExit) as exit_info:
         run(["list", "demo"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
-    assert err.startswith("error: AWS_PROFILE: the AWS profile 'nope' is in no AWS config file") and err.count("\n") == 1
+    assert (
+        err.startswith("error: AWS_PROFILE: the AWS profile 'nope' is in no AWS config file") and err.count("\n") == 1
+    )

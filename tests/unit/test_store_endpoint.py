@@ -35,8 +35,9 @@ def web_server():
 
 def test_a_web_server_answering_404_is_named_as_not_an_s3_server(web_server):
     store = S3ObjectStore(StoreSettings(endpoint=web_server, bucket="tailor", access_key="k", secret_key="s"))
-    with pytest.raises(StoreError, match="answered a listing of bucket 'tailor' with 404 Not Found: is the endpoint "
-                                         "an S3 server"):  # fmt: skip
+    with pytest.raises(
+        StoreError, match="answered a listing of bucket 'tailor' with 404 Not Found: is the endpoint an S3 server"
+    ):
         list(store.list("audit/tickets/"))
 
 
@@ -74,15 +75,15 @@ OPERATIONS = {
 }
 
 
-@pytest.mark.parametrize("redirecting_server", [(301, {"Location": "https://store.example:8443{path}"})],
-                         indirect=True)  # fmt: skip
+@pytest.mark.parametrize("redirecting_server", [(301, {"Location": "https://store.example:8443{path}"})], indirect=True)
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_a_redirect_names_where_it_points_instead_of_recursing(redirecting_server, operation):
     store = S3ObjectStore(StoreSettings(endpoint=redirecting_server, bucket="tailor", access_key="k", secret_key="s"))
     with pytest.raises(StoreError) as err:
         OPERATIONS[operation](store)
-    assert str(err.value).startswith(f"{redirecting_server} answered with a redirect (HTTP 301 to "
-                                     "https://store.example:8443/tailor")  # fmt: skip
+    assert str(err.value).startswith(
+        f"{redirecting_server} answered with a redirect (HTTP 301 to https://store.example:8443/tailor"
+    )
     assert str(err.value).endswith('if that is the S3 server, set endpoint = "https://store.example:8443"')
 
 
@@ -91,8 +92,10 @@ def test_a_redirect_names_where_it_points_instead_of_recursing(redirecting_serve
     [
         ((302, {}), "answered with a redirect (HTTP 302): is the endpoint an S3 server?"),
         ((307, {"Location": "/elsewhere{path}"}), "answered with a redirect (HTTP 307): is the endpoint an S3 server?"),
-        ((301, {"x-amz-bucket-region": "eu-west-3"}),
-         "answered with a redirect (HTTP 301): the bucket is in region 'eu-west-3'; set region = \"eu-west-3\""),
+        (
+            (301, {"x-amz-bucket-region": "eu-west-3"}),
+            "answered with a redirect (HTTP 301): the bucket is in region 'eu-west-3'; set region = \"eu-west-3\"",
+        ),
     ],
     indirect=["redirecting_server"],
 )
@@ -140,7 +143,9 @@ def test_an_endpoint_holding_a_password_is_never_echoed_in_errors():
     with socket.socket() as probe:  # a port nobody listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = StoreSettings(endpoint=f"http://user:s3cret@127.0.0.1:{port}", bucket="b", access_key="a", secret_key="s")
+    settings = StoreSettings(
+        endpoint=f"http://user:s3cret@127.0.0.1:{port}", bucket="b", access_key="a", secret_key="s"
+    )
     with pytest.raises(StoreError) as err:
         S3ObjectStore(settings, connect_timeout=0.5, read_timeout=0.5).get("k")
     assert "s3cret" not in str(err.value) and f"http://127.0.0.1:{port}" in str(err.value)

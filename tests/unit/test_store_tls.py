@@ -21,9 +21,28 @@ def https_server(tmp_path_factory):
     """An S3-shaped https server on loopback with a self-signed certificate; it records request headers."""
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     seen: list[dict[str, str]] = []
 
     class NoSuchKey(BaseHTTPRequestHandler):
@@ -48,8 +67,9 @@ def https_server(tmp_path_factory):
 
 
 def _store(endpoint: str, **extra) -> S3ObjectStore:
-    return S3ObjectStore(StoreSettings(endpoint=endpoint, bucket="tailor", access_key="ASIAKEY", secret_key="s",
-                                       **extra))  # fmt: skip
+    return S3ObjectStore(
+        StoreSettings(endpoint=endpoint, bucket="tailor", access_key="ASIAKEY", secret_key="s", **extra)
+    )
 
 
 def test_a_private_ca_needs_ca_bundle_and_is_then_trusted(https_server):

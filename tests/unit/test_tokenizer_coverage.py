@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.batches.tokenizer_coverage import DOCS_PAGE, measure, per_text, refusal
 from pipelines.settings import load_settings
 from serving.encoder import load_tokenizer
-from pipelines.batches.tokenizer_coverage import DOCS_PAGE, measure, per_text, refusal
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -62,16 +62,21 @@ def test_text_cut_into_pieces_is_refused_on_characters_per_token(english_tokeniz
 
 
 def test_validation_refuses_a_japanese_batch_the_default_base_cannot_read_and_skips_its_noise_audit(tmp_path):
-    from pipelines.policy import load_policy
     from pipelines.batches.route import validate_and_route
+    from pipelines.policy import load_policy
 
     base = load_settings().base_model_dir
     batch = tmp_path / "Downloads" / "train.csv"  # a copy: a regression that moved it must not touch the repo
     batch.parent.mkdir()
     shutil.copyfile(DATA / "sample_ja" / "train.csv", batch)
-    report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data",
-                                labels_file=DATA / "sample_ja" / "labels.txt", base_model=base,
-                                track=False)  # fmt: skip
+    report = validate_and_route(
+        batch,
+        load_policy(),
+        data_dir=tmp_path / "data",
+        labels_file=DATA / "sample_ja" / "labels.txt",
+        base_model=base,
+        track=False,
+    )
     assert not report.accepted and [f.name for f in report.failures] == ["base model reads the text"]
     assert "cannot read this text" in report.failures[0].examples[0]
     assert report.coverage.unknown_token_share > 0.05 and report.noise is None
@@ -80,12 +85,11 @@ def test_validation_refuses_a_japanese_batch_the_default_base_cannot_read_and_sk
 
 
 def test_validation_of_english_with_the_default_base_passes_the_coverage_check(tmp_path):
-    from pipelines.policy import load_policy
     from pipelines.batches.validate import validate_batch
+    from pipelines.policy import load_policy
 
     base = load_settings().base_model_dir
-    report, _ = validate_batch(DATA / "sample" / "holdout.csv", load_policy(), base_model=base,
-                               noise_audit=False)  # fmt: skip
+    report, _ = validate_batch(DATA / "sample" / "holdout.csv", load_policy(), base_model=base, noise_audit=False)
     assert report.accepted and "base model reads the text" in report.checked
     assert report.coverage.unknown_token_share == 0.0 and report.coverage.texts == 40
 

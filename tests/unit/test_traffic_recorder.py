@@ -29,8 +29,9 @@ from tests.unit.fake_store import FakeStore
 
 
 def _offer(recorder: TrafficRecorder, n: int, texts: list[str] = ["a text"]) -> int:  # noqa: B006 - read only
-    return sum(recorder.offer("ads", "v1", f"r{i}", texts, ["x"] * len(texts), np.full(len(texts), 0.9))
-               for i in range(n))  # fmt: skip
+    return sum(
+        recorder.offer("ads", "v1", f"r{i}", texts, ["x"] * len(texts), np.full(len(texts), 0.9)) for i in range(n)
+    )
 
 
 def _rows(store: FakeStore) -> list[dict]:
@@ -51,8 +52,11 @@ def test_rows_are_written_only_by_flush_as_one_jsonl_batch_under_the_adapters_pr
 
 
 def test_sampling_keeps_about_the_configured_share():
-    recorder = TrafficRecorder(FakeStore(), RecordingLimits(sample_rate=0.25, max_rows_per_second=1e6,
-                                                            max_queue_rows=10**6), rng=random.Random(1))  # fmt: skip
+    recorder = TrafficRecorder(
+        FakeStore(),
+        RecordingLimits(sample_rate=0.25, max_rows_per_second=1e6, max_queue_rows=10**6),
+        rng=random.Random(1),
+    )
     kept = _offer(recorder, 4000)
     assert 850 < kept < 1150 and recorder.stats.sampled_out == 4000 - kept
 
@@ -85,8 +89,11 @@ def test_the_background_thread_writes_a_batch_once_it_is_full_and_close_writes_t
 def test_hashed_texts_keep_the_features_and_never_the_words():
     store = FakeStore()
     seen = []
-    recorder = TrafficRecorder(store, RecordingLimits(hash_texts=True),
-                               features=lambda texts: seen.extend(texts) or [{"text_chars": len(t)} for t in texts])
+    recorder = TrafficRecorder(
+        store,
+        RecordingLimits(hash_texts=True),
+        features=lambda texts: seen.extend(texts) or [{"text_chars": len(t)} for t in texts],
+    )
     _offer(recorder, 1, ["secret customer words"])
     assert seen == []  # computed off the request path
     recorder.flush()
@@ -151,13 +158,16 @@ def test_the_shipped_monitoring_file_loads_and_a_bad_one_names_every_problem(tmp
         load_monitoring(bad)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("id,label\nx,bug\n", "has no column request_id"),
-    ("request_id,label\nr1,bug\nr1,login\n", "line 3: request r1 index 0 was corrected on line 2 already"),
-    ("request_id,label,index\nr1,bug,first\n", "line 2: index 'first' is not a position"),
-    ("request_id,label\nr1,\n", "line 2: label empty or missing"),
-    ("request_id,label\n", "no corrections in it"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("id,label\nx,bug\n", "has no column request_id"),
+        ("request_id,label\nr1,bug\nr1,login\n", "line 3: request r1 index 0 was corrected on line 2 already"),
+        ("request_id,label,index\nr1,bug,first\n", "line 2: index 'first' is not a position"),
+        ("request_id,label\nr1,\n", "line 2: label empty or missing"),
+        ("request_id,label\n", "no corrections in it"),
+    ],
+)
 def test_a_bad_feedback_file_is_refused_naming_the_line(tmp_path, content, message):
     path = tmp_path / "fixes.csv"
     path.write_text(content)
@@ -217,8 +227,17 @@ def test_monitoring_given_without_recording_is_refused(capsys):
 
 def _hashed_row(i: int, embedding: list[float], **features) -> TrafficRow:
     feats = {"text_chars": 10.0, "unknown_token_share": 0.0, "chars_per_token": 3.0, "embedding": embedding, **features}
-    return TrafficRow(request_id=f"r{i}", index=0, time="2026-12-06T00:00:00+00:00", adapter="ads", version="v1",
-                      label="x", confidence=0.8, text_sha256=f"h{i}", features=feats)  # fmt: skip
+    return TrafficRow(
+        request_id=f"r{i}",
+        index=0,
+        time="2026-12-06T00:00:00+00:00",
+        adapter="ads",
+        version="v1",
+        label="x",
+        confidence=0.8,
+        text_sha256=f"h{i}",
+        features=feats,
+    )
 
 
 def test_rows_recorded_as_hashes_are_judged_on_the_features_recorded_in_their_place():

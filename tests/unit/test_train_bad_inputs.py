@@ -21,8 +21,9 @@ def write_batch(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
-GOOD = [(f"my card {w} number {i}", "card") for i, w in enumerate("abcd")] + \
-       [(f"refund for order {w} {i}", "refund") for i, w in enumerate("abcd")]  # fmt: skip
+GOOD = [(f"my card {w} number {i}", "card") for i, w in enumerate("abcd")] + [
+    (f"refund for order {w} {i}", "refund") for i, w in enumerate("abcd")
+]
 
 
 @pytest.fixture
@@ -35,16 +36,23 @@ def train(tmp_path, env, *args: str):
     return run_cli("train", *args, env=env, cwd=tmp_path, timeout=180)
 
 
-@pytest.mark.parametrize("rows, fragments", [
-    ([(f"text {i}", "only") for i in range(6)], ["at least 2 classes", "'only'"]),
-    (GOOD + [("lonely text", "rare")], ["every class needs at least 2", "'rare' has 1"]),
-    (GOOD + [("   ", "card"), ("a text without a label", "")],
-     ["2 row(s) have an empty text or label (ids 9, 10)", "tailor validate"]),
-    # 'card ' would train as a class of its own beside 'card'
-    (GOOD + [("lost my card", "card "), ("card gone", "card ")], ["spaces around them", "'card '"]),
-], ids=["a single class", "too few examples", "an empty text or label", "a label with spaces around it"])  # fmt: skip
-def test_data_that_cannot_train_a_classifier_is_refused_naming_why_and_nothing_is_written(tmp_path, env, rows,
-                                                                                          fragments):  # fmt: skip
+@pytest.mark.parametrize(
+    "rows, fragments",
+    [
+        ([(f"text {i}", "only") for i in range(6)], ["at least 2 classes", "'only'"]),
+        (GOOD + [("lonely text", "rare")], ["every class needs at least 2", "'rare' has 1"]),
+        (
+            GOOD + [("   ", "card"), ("a text without a label", "")],
+            ["2 row(s) have an empty text or label (ids 9, 10)", "tailor validate"],
+        ),
+        # 'card ' would train as a class of its own beside 'card'
+        (GOOD + [("lost my card", "card "), ("card gone", "card ")], ["spaces around them", "'card '"]),
+    ],
+    ids=["a single class", "too few examples", "an empty text or label", "a label with spaces around it"],
+)
+def test_data_that_cannot_train_a_classifier_is_refused_naming_why_and_nothing_is_written(
+    tmp_path, env, rows, fragments
+):
     data = write_batch(tmp_path / "batch.csv", rows)
     res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"))
     assert res.returncode == 1
@@ -124,8 +132,16 @@ def test_cuda_asked_for_without_cuda_is_refused(tmp_path, env):
 
 def test_a_missing_base_model_folder_is_named(tmp_path, env):
     data = write_batch(tmp_path / "ok.csv", GOOD)
-    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"),
-                "--base-model", str(tmp_path / "no-such-model"))  # fmt: skip
+    res = train(
+        tmp_path,
+        env,
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--base-model",
+        str(tmp_path / "no-such-model"),
+    )
     assert res.returncode == 1
     assert "no-such-model does not exist" in res.stderr
     assert not (tmp_path / "out").exists()
@@ -144,12 +160,16 @@ def test_a_base_model_folder_without_weights_is_refused(tmp_path, env):
 
 def test_the_library_refuses_a_negative_seed_before_touching_anything(tmp_path):
     from pipelines.records import LabeledBatch
-    from pipelines.training.recipe import train as train_adapter
     from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train as train_adapter
     from registry.errors import RefusedError
 
-    batch = LabeledBatch(source="rows", texts=[t for t, _ in GOOD], labels=[lab for _, lab in GOOD],
-                         ids=[str(i) for i in range(len(GOOD))])  # fmt: skip
+    batch = LabeledBatch(
+        source="rows",
+        texts=[t for t, _ in GOOD],
+        labels=[lab for _, lab in GOOD],
+        ids=[str(i) for i in range(len(GOOD))],
+    )
     with pytest.raises(RefusedError, match=r"seed -1 is out of range; use 0 to 4294967295"):
         train_adapter(batch, tmp_path / "out", base=None, params=TrainParams(), seed=-1)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
@@ -172,15 +192,28 @@ def test_a_folder_that_appears_at_out_while_training_is_kept_and_so_is_the_new_a
     assert (out / "adapter_model.safetensors").read_bytes() == b"new" and not staging.exists()
 
 
-@pytest.mark.parametrize("params, message", [
-    ("train:\n  lora_targets: [nope]\n", "lora_targets ['nope'] name no module of the adapted blocks"),
-    ("train:\n  lr: 1.0e9\n  head_lr: 1.0e9\n", "diverged"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ("train:\n  lora_targets: [nope]\n", "lora_targets ['nope'] name no module of the adapted blocks"),
+        ("train:\n  lr: 1.0e9\n  head_lr: 1.0e9\n", "diverged"),
+    ],
+)
 def test_params_that_cannot_train_are_refused_in_one_line_and_nothing_is_written(tmp_path, env, params, message):
     data = write_batch(tmp_path / "ok.csv", GOOD)
     (tmp_path / "p.yaml").write_text(params)
-    res = train(tmp_path, env, "--data", str(data), "--out", str(tmp_path / "out"), "--params", str(tmp_path / "p.yaml"),
-                "--device", "cpu")  # fmt: skip
+    res = train(
+        tmp_path,
+        env,
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--params",
+        str(tmp_path / "p.yaml"),
+        "--device",
+        "cpu",
+    )
     assert res.returncode == 1, res.stderr
     assert message in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
@@ -261,8 +294,16 @@ def small_disk(tmp_path):
 def test_a_full_disk_while_writing_the_adapter_is_one_line_naming_out_and_leaves_nothing(tmp_path, env, small_disk):
     data = write_batch(tmp_path / "ok.csv", GOOD)
     (tmp_path / "params.yaml").write_text("train:\n  min_steps: 2\n  max_steps: 2\n")
-    res = train(tmp_path, env, "--data", str(data), "--out", str(small_disk / "adapter"), "--params",
-                str(tmp_path / "params.yaml"))  # fmt: skip
+    res = train(
+        tmp_path,
+        env,
+        "--data",
+        str(data),
+        "--out",
+        str(small_disk / "adapter"),
+        "--params",
+        str(tmp_path / "params.yaml"),
+    )
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.startswith(f"error: {small_disk / 'adapter'}: ") and "No space left on device" in res.stderr
     assert list(small_disk.iterdir()) == []  # no staging folder left behind
@@ -293,9 +334,23 @@ def test_sigterm_during_training_exits_143_and_leaves_nothing(tmp_path, env):
     data = write_batch(tmp_path / "ok.csv", GOOD)
     # select: lora, or the selection would keep the probe of this small batch and finish at once
     (tmp_path / "params.yaml").write_text("train:\n  min_steps: 100000\n  max_steps: 100000\n  select: lora\n")
-    proc = subprocess.Popen([TAILOR, "train", "--data", str(data), "--out", str(tmp_path / "out" / "adapter"),
-                             "--params", str(tmp_path / "params.yaml")], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            TAILOR,
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out" / "adapter"),
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(12)  # past loading the model, well inside the 100,000 steps
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from serving.model import mean_pool
+from pipelines.training.cache import pad_batch
 from pipelines.training.objective import (
     backward_in_parts,
     generalized_cross_entropy,
     logreg_head,
     micro_batches,
 )
-from pipelines.training.cache import pad_batch
+from serving.model import mean_pool
 
 
 @pytest.mark.parametrize("classes", [2, 5])
@@ -52,7 +52,9 @@ def test_gce_scales_each_examples_cross_entropy_gradient_by_its_probability_to_t
 def test_gce_is_zero_for_a_certain_correct_prediction_and_bounded_by_one_over_q():
     target = torch.tensor([0])
     assert generalized_cross_entropy(torch.tensor([[50.0, 0.0]]), target, 0.7).item() == pytest.approx(0.0, abs=1e-6)
-    assert generalized_cross_entropy(torch.tensor([[-50.0, 0.0]]), target, 0.7).item() == pytest.approx(1 / 0.7, rel=1e-4)
+    assert generalized_cross_entropy(torch.tensor([[-50.0, 0.0]]), target, 0.7).item() == pytest.approx(
+        1 / 0.7, rel=1e-4
+    )
 
 
 def _toy_batch():

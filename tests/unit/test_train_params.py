@@ -32,11 +32,14 @@ def test_an_out_of_range_value_is_refused_by_name(tmp_path):
     assert "lr:" in str(err.value) and "noise_filter:" in str(err.value)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("lora_r: yes", "lora_r: Value error, expected a number, got a boolean"),
-    ("epochs: .inf", "epochs: Input should be a finite number"),
-    ("lora_targets: ['']", "lora_targets.0: String should have at least 1 character"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("lora_r: yes", "lora_r: Value error, expected a number, got a boolean"),
+        ("epochs: .inf", "epochs: Input should be a finite number"),
+        ("lora_targets: ['']", "lora_targets.0: String should have at least 1 character"),
+    ],
+)
 def test_a_yaml_boolean_an_infinity_or_an_empty_target_is_refused_by_name(tmp_path, line, message):
     f = tmp_path / "params.yaml"
     f.write_text(f"train:\n  {line}\n")

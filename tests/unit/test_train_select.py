@@ -60,8 +60,8 @@ def _predictions(n: int, b: int, c: int, both_wrong: int = 0):
     y = np.repeat([0, 1], n // 2)
     lora, probe = y.copy(), y.copy()
     probe[:b] = 1 - y[:b]
-    lora[b:b + c] = 1 - y[b:b + c]
-    lora[b + c:b + c + both_wrong] = probe[b + c:b + c + both_wrong] = 1 - y[b + c:b + c + both_wrong]
+    lora[b : b + c] = 1 - y[b : b + c]
+    lora[b + c : b + c + both_wrong] = probe[b + c : b + c + both_wrong] = 1 - y[b + c : b + c + both_wrong]
     return y, {"probe": probe, "lora": lora}
 
 
@@ -98,20 +98,30 @@ def tiny_base(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    from serving.model import LoadedBase
     from registry.fingerprint import BaseModelFingerprint
+    from serving.model import LoadedBase
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(40)]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
     torch.manual_seed(0)
-    encoder = BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                   intermediate_size=32, max_position_embeddings=32), add_pooling_layer=False)  # fmt: skip
+    encoder = BertModel(
+        BertConfig(
+            vocab_size=len(words),
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        ),
+        add_pooling_layer=False,
+    )
     encoder.requires_grad_(False).eval()
     fp = BaseModelFingerprint(model_id="tiny", weights_sha256="0" * 64, tokenizer_sha256="1" * 64)
-    return LoadedBase(model_dir=tmp_path_factory.mktemp("tiny"), device="cpu", tokenizer=tokenizer, encoder=encoder,
-                      fingerprint=fp)  # fmt: skip
+    return LoadedBase(
+        model_dir=tmp_path_factory.mktemp("tiny"), device="cpu", tokenizer=tokenizer, encoder=encoder, fingerprint=fp
+    )
 
 
 def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(tiny_base, tmp_path):
@@ -119,9 +129,9 @@ def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(
     out of fold it loses to the probe, and the probe is what is written."""
     from safetensors.torch import load_file
 
-    from serving.model import load_classifier
     from pipelines.records import LabeledBatch
     from pipelines.training.recipe import train
+    from serving.model import load_classifier
 
     rng = np.random.default_rng(0)
     texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(40)]
@@ -158,8 +168,9 @@ def test_a_fold_probe_missing_a_class_keeps_one_logit_per_label_and_never_predic
 
 
 @pytest.mark.parametrize("cached_of_rare", [0, 1])
-def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_held_out(tiny_base, tmp_path,
-                                                                                       cached_of_rare):
+def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_held_out(
+    tiny_base, tmp_path, cached_of_rare
+):
     """More rows than max_steps x batch_size: only a seeded subset is cached, and a 2-row class may have
     none or one row in it. Folds then fit probes without that class (used to crash on the head's size)
     and the lone cached row is never held out (used to skip the estimate with a false reason)."""
@@ -171,7 +182,7 @@ def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_
     n = 60
     cached = rows_to_cache(n, params, seed=0)
     assert cached.sum() == 20
-    rare = list(np.flatnonzero(~cached)[:2 - cached_of_rare]) + list(np.flatnonzero(cached)[:cached_of_rare])
+    rare = list(np.flatnonzero(~cached)[: 2 - cached_of_rare]) + list(np.flatnonzero(cached)[:cached_of_rare])
     labels = ["a" if i % 2 else "b" for i in range(n)]
     for i in rare:
         labels[i] = "c"
@@ -198,9 +209,9 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
 
 def test_a_kept_probe_served_from_its_folder_predicts_what_the_frozen_probe_baseline_predicts(tiny_base, tmp_path):
     from pipelines.evaluation.baselines import predict_baselines
-    from serving.model import load_classifier
     from pipelines.records import LabeledBatch
     from pipelines.training.recipe import train
+    from serving.model import load_classifier
 
     rng = np.random.default_rng(4)
     labels = ["a", "b", "c"] * 10

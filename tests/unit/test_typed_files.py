@@ -32,5 +32,7 @@ def test_a_policy_setting_a_limit_twice_is_refused(tmp_path):
 
 def test_a_params_file_setting_a_parameter_twice_is_refused(tmp_path):
     (tmp_path / "params.yaml").write_text("train:\n  lr: 0.001\n  lr: 0.01\n")
-    with pytest.raises(ConfigError, match="key 'lr' first given at line 2, column 3, found it a second time at line 3, column 3$"):
+    with pytest.raises(
+        ConfigError, match="key 'lr' first given at line 2, column 3, found it a second time at line 3, column 3$"
+    ):
         load_params(tmp_path / "params.yaml")

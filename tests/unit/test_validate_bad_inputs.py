@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from pipelines.batches.read import NotAFileError, megabytes
+from pipelines.batches.route import validate_and_route
 from pipelines.cli.main import run
-from pipelines.settings import load_settings
 from pipelines.policy import load_policy
 from pipelines.records import ValidationReport
-from pipelines.batches.route import validate_and_route
+from pipelines.settings import load_settings
 from registry.errors import NotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,8 +25,11 @@ CLASSES = ["card_lost", "refund_request", "login_problem", "delivery_delay"]
 
 
 def _rows(per_class: int = 10) -> list[tuple[str, str]]:
-    return [(f"customer message number {i} about {label.replace('_', ' ')}", label)
-            for label in CLASSES for i in range(per_class)]  # fmt: skip
+    return [
+        (f"customer message number {i} about {label.replace('_', ' ')}", label)
+        for label in CLASSES
+        for i in range(per_class)
+    ]
 
 
 def _csv(rows: list[tuple[str, str]]) -> bytes:
@@ -81,12 +84,18 @@ UNREADABLE = {
     "an empty file": ("empty.csv", b"", "is empty (0 bytes)"),
     "a header only": ("header.csv", b"text,label\n", "has a header (text, label) but no data rows"),
     "a semicolon file": ("semi.csv", b"text;label\nmy card is gone;card_lost\n", "delimiter looks wrong"),
-    "a missing label column": ("nolabel.csv", b"text,category\nmy card is gone,card_lost\n",
-                               "lacks required column(s) label"),
+    "a missing label column": (
+        "nolabel.csv",
+        b"text,category\nmy card is gone,card_lost\n",
+        "lacks required column(s) label",
+    ),
     "a binary file": ("photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "looks binary"),
-    "non-UTF-8 bytes": ("cp1252.csv", "text,label\ncaf\u00e9 order is late,delivery_delay\n".encode("cp1252"),
-                        "byte 0xe9 at offset 14 (line 2)"),
-}  # fmt: skip
+    "non-UTF-8 bytes": (
+        "cp1252.csv",
+        "text,label\ncaf\u00e9 order is late,delivery_delay\n".encode("cp1252"),
+        "byte 0xe9 at offset 14 (line 2)",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(UNREADABLE))
@@ -169,12 +178,24 @@ def test_numeric_and_string_labels_mixed_are_quarantined_without_a_crash(tmp_pat
     assert failure.examples[0] == "numeric labels: 3"
 
 
-@pytest.mark.parametrize(("extra", "name", "count", "examples"), [
-    ([("my card is nowhere to be found", "card_lost ")], "labels without surrounding spaces", 1,
-     ["id 41: label='card_lost '"]),
-    ([(f"lost card report {i}", "Card-Lost") for i in range(8)], "one spelling per label", 18,
-     ["'Card-Lost' (8 rows), 'card_lost' (10 rows)"]),
-], ids=["stray space", "two spellings"])
+@pytest.mark.parametrize(
+    ("extra", "name", "count", "examples"),
+    [
+        (
+            [("my card is nowhere to be found", "card_lost ")],
+            "labels without surrounding spaces",
+            1,
+            ["id 41: label='card_lost '"],
+        ),
+        (
+            [(f"lost card report {i}", "Card-Lost") for i in range(8)],
+            "one spelling per label",
+            18,
+            ["'Card-Lost' (8 rows), 'card_lost' (10 rows)"],
+        ),
+    ],
+    ids=["stray space", "two spellings"],
+)
 def test_a_label_written_two_ways_is_named(tmp_path, extra, name, count, examples):
     report, batch, digest = _route(tmp_path, "labels.csv", _csv(_rows() + extra))
     _quarantined(report, batch, digest)
@@ -183,8 +204,9 @@ def test_a_label_written_two_ways_is_named(tmp_path, extra, name, count, example
 
 
 def test_labels_without_letters_or_digits_are_not_taken_for_one_spelling(tmp_path):
-    rows = [(f"great service number {i}", "👍") for i in range(10)] + [(f"awful service number {i}", "👎")
-                                                                       for i in range(10)]  # fmt: skip
+    rows = [(f"great service number {i}", "👍") for i in range(10)] + [
+        (f"awful service number {i}", "👎") for i in range(10)
+    ]
     report, _, _ = _route(tmp_path, "emoji.csv", _csv(rows), labels_file=None)
     assert "one spelling per label" not in [f.name for f in report.failures]
 
@@ -265,14 +287,22 @@ def test_a_batch_noisier_than_the_policy_allows_is_quarantined_with_its_review_f
     from pipelines.batches.noise_audit import SuspectedMislabel
     from pipelines.records import NoiseAudit
 
-    suspect = SuspectedMislabel(id="3", text="customer message number 2 about card lost", given_label="card_lost",
-                                suggested_label="refund_request", confidence=0.9, given_label_probability=0.05)  # fmt: skip
+    suspect = SuspectedMislabel(
+        id="3",
+        text="customer message number 2 about card lost",
+        given_label="card_lost",
+        suggested_label="refund_request",
+        confidence=0.9,
+        given_label_probability=0.05,
+    )
 
     base = load_settings().base_model_dir
 
     def noisy_audit(texts, labels, ids, *, model_dir, max_rate):
         assert model_dir == base
-        return NoiseAudit(estimated_rate=0.45, flagged=1, max_rate=max_rate, audited_rows=len(texts), folds=5), [suspect]
+        return NoiseAudit(estimated_rate=0.45, flagged=1, max_rate=max_rate, audited_rows=len(texts), folds=5), [
+            suspect
+        ]
 
     monkeypatch.setattr(noise_audit, "audit_label_noise", noisy_audit)
     report, batch, digest = _route(tmp_path, "noisy.csv", _csv(_rows()), base_model=base)
@@ -350,7 +380,9 @@ def test_a_cp932_holdout_is_told_to_be_converted_not_to_pass_an_encoding_that_na
 
     holdout = tmp_path / "holdout.csv"
     holdout.write_bytes(JAPANESE.read_text(encoding="utf-8").encode("cp932"))
-    with pytest.raises(EncodingError, match=r"^--holdout: .* looks like Shift_JIS/CP932 .*; save it again as \"CSV UTF-8\"$"):
+    with pytest.raises(
+        EncodingError, match=r"^--holdout: .* looks like Shift_JIS/CP932 .*; save it again as \"CSV UTF-8\"$"
+    ):
         _route(tmp_path, "fine.csv", _csv(_rows()), holdout=holdout, encoding="utf-8")
     holdout.write_bytes(b"text,label\n\xff\xfe\xfa,a\n" * 3)
     with pytest.raises(EncodingError) as raised:
@@ -358,10 +390,13 @@ def test_a_cp932_holdout_is_told_to_be_converted_not_to_pass_an_encoding_that_na
     assert str(raised.value).endswith("re-export it as UTF-8") and "--encoding" not in str(raised.value)
 
 
-@pytest.mark.parametrize(("codec", "named", "fix"), [
-    ("cp932", "looks like Shift_JIS/CP932", "pass --encoding cp932"),
-    ("euc_jp", "looks like EUC-JP", "pass --encoding euc_jp"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("codec", "named", "fix"),
+    [
+        ("cp932", "looks like Shift_JIS/CP932", "pass --encoding cp932"),
+        ("euc_jp", "looks like EUC-JP", "pass --encoding euc_jp"),
+    ],
+)
 def test_a_japanese_legacy_file_outside_incoming_is_named_copied_and_left_where_it_was(tmp_path, codec, named, fix):
     content = JAPANESE.read_text(encoding="utf-8").encode(codec)  # as Excel / an old Unix export writes it
     batch = tmp_path / "Downloads" / f"{codec}.csv"
@@ -382,8 +417,14 @@ def test_a_japanese_legacy_file_reads_with_its_encoding_named(tmp_path, codec):
     batch = tmp_path / "data" / "incoming" / "ja.csv"
     batch.parent.mkdir(parents=True)
     batch.write_bytes(JAPANESE.read_text(encoding="utf-8").encode(codec))
-    report = validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", track=False, encoding=codec,
-                                labels_file=REPO / "data" / "sample_ja" / "labels.txt")  # fmt: skip
+    report = validate_and_route(
+        batch,
+        load_policy(),
+        data_dir=tmp_path / "data",
+        track=False,
+        encoding=codec,
+        labels_file=REPO / "data" / "sample_ja" / "labels.txt",
+    )
     assert "readable batch file" in report.checked and report.rows == 48
     assert "readable batch file" not in [f.name for f in report.failures]
     assert report.encoding == codec and ValidationReport.read_json(Path(report.report_json)).encoding == codec

@@ -23,7 +23,9 @@ STORE = StoreSettings(endpoint="http://127.0.0.1:1", bucket="bkt", access_key="A
 @pytest.fixture
 def project(tmp_path) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run([DVC, "init", "-q"], cwd=tmp_path, check=True, env={"DVC_NO_ANALYTICS": "1", "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [DVC, "init", "-q"], cwd=tmp_path, check=True, env={"DVC_NO_ANALYTICS": "1", "PATH": "/usr/bin:/bin"}
+    )
     (tmp_path / "data").mkdir()
     return tmp_path
 
@@ -71,10 +73,14 @@ def test_the_local_config_holding_the_secret_is_readable_by_its_owner_only(proje
     configure_remote(project, STORE)
     assert local.stat().st_mode & 0o777 == 0o600
     local.chmod(0o644)
-    configure_remote(project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2"))
+    configure_remote(
+        project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2")
+    )
     assert local.stat().st_mode & 0o777 == 0o600 and "S2" in local.read_text()
     local.chmod(0o644)  # as a Tailor older than the rule left it, with the same keys as now
-    configure_remote(project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2"))
+    configure_remote(
+        project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2")
+    )
     assert local.stat().st_mode & 0o777 == 0o600
 
 
@@ -110,9 +116,9 @@ def test_a_push_to_an_unreachable_store_is_a_store_error_and_the_batch_stays_tra
 
 
 def test_an_accepted_batch_whose_push_fails_still_gets_its_report(project):
+    from pipelines.batches.route import validate_and_route
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.batches.route import validate_and_route
 
     path = project / "data" / "b.csv"
     rows = [f"message {i} about {label}" for label in ("cards", "refunds") for i in range(10)]
@@ -133,9 +139,9 @@ def _accepted_batch(path: Path) -> Path:
 
 
 def _route_fails(path: Path, project: Path, error: type, match: str) -> str:
+    from pipelines.batches.route import validate_and_route
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.batches.route import validate_and_route
 
     with pytest.raises(error, match=match) as raised:
         validate_and_route(path, load_policy(), data_dir=project / "data", store=STORE)
@@ -177,7 +183,9 @@ def test_a_push_the_store_forbids_is_a_store_error_with_its_report_written(proje
 
 def test_a_batch_inside_another_dvc_repository_is_not_tracked_there(project, tmp_path_factory):
     other = tmp_path_factory.mktemp("other")
-    subprocess.run([DVC, "init", "-q", "--no-scm"], cwd=other, check=True, env={"DVC_NO_ANALYTICS": "1", "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [DVC, "init", "-q", "--no-scm"], cwd=other, check=True, env={"DVC_NO_ANALYTICS": "1", "PATH": "/usr/bin:/bin"}
+    )
     path = other / "b.csv"
     path.write_bytes(b"text,label\nhello,a\n")
     tracked = track(path, STORE, project=project / "data")
@@ -190,7 +198,9 @@ def test_a_batch_inside_another_dvc_repository_is_not_tracked_there(project, tmp
 def test_a_role_that_cannot_write_the_remote_is_refused_before_dvc_add_and_its_keys_are_not_saved(project, role):
     path = project / "data" / "b.csv"
     path.write_bytes(b"text,label\nhello,a\n")
-    reader = StoreSettings(endpoint="http://127.0.0.1:1", bucket="bkt", access_key="AK", secret_key="SECRET-r", role=role)
+    reader = StoreSettings(
+        endpoint="http://127.0.0.1:1", bucket="bkt", access_key="AK", secret_key="SECRET-r", role=role
+    )
     with pytest.raises(RefusedError, match=f"role '{role}' cannot write s3://bkt/dvc/.*trainer or admin.*--no-track"):
         track(path, reader, project=project)
     assert not (project / "data" / "b.csv.dvc").exists()
@@ -200,5 +210,7 @@ def test_a_role_that_cannot_write_the_remote_is_refused_before_dvc_add_and_its_k
 def test_a_trainer_may_track(project):
     path = project / "data" / "b.csv"
     path.write_bytes(b"text,label\nhello,a\n")
-    trainer = StoreSettings(endpoint="http://127.0.0.1:1", bucket="bkt", access_key="AK", secret_key="S", role="trainer")
+    trainer = StoreSettings(
+        endpoint="http://127.0.0.1:1", bucket="bkt", access_key="AK", secret_key="S", role="trainer"
+    )
     assert track(path, trainer, project=project, push=False).dvc_file == project / "data" / "b.csv.dvc"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.batches.read import UnsupportedFormatError
-from pipelines.policy import load_policy
 from pipelines.batches.route import validate_and_route
+from pipelines.policy import load_policy
 
 REPO = Path(__file__).resolve().parents[2]
 

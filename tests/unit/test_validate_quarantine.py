@@ -98,9 +98,9 @@ def immutable(tmp_path):
 
 
 def test_a_rejected_batch_in_an_immutable_folder_stays_with_its_report_and_the_error_names_both(tmp_path, immutable):
+    from pipelines.batches.route import validate_and_route
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.batches.route import validate_and_route
 
     batch = _batch(tmp_path)
     immutable(batch.parent)
@@ -130,9 +130,9 @@ def test_a_cross_filesystem_copy_whose_original_cannot_be_removed_is_taken_back(
 
 
 def test_a_run_stopped_as_it_moves_a_rejected_batch_has_already_written_why(tmp_path, monkeypatch):
+    from pipelines.batches.route import validate_and_route
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.batches.route import validate_and_route
 
     def killed(batch, folder):  # as far as a kill -9 at this point lets anything go
         raise SystemExit(137)
@@ -151,9 +151,9 @@ def test_a_run_stopped_as_it_moves_a_rejected_batch_has_already_written_why(tmp_
 def test_a_rejected_batch_reached_through_a_symbolic_link_is_copied_and_the_link_and_file_stay(tmp_path, link_in):
     """A link elsewhere to a file in incoming, or a link in incoming to a file elsewhere: moving would
     rename the user's link (or leave a dangling one), so the batch's content is copied."""
+    from pipelines.batches.route import validate_and_route
     from pipelines.policy import load_policy
     from pipelines.records import ValidationReport
-    from pipelines.batches.route import validate_and_route
 
     target = _batch(tmp_path) if link_in == "Downloads" else tmp_path / "elsewhere" / "b.csv"
     if link_in != "Downloads":

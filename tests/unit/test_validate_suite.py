@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pipelines.batches.rules import CHECKS, normalise_text
-from pipelines.batches.validate import load_labels
 from pipelines.batches.suite import load_suite
+from pipelines.batches.validate import load_labels
 from registry.errors import ConfigError, NotFoundError
 
 
@@ -15,20 +15,30 @@ def test_the_shipped_suite_loads_and_every_entry_says_why():
     suite = load_suite()
     assert all(len(entry.why.split()) >= 5 for entry in suite)
     assert {entry.check for entry in suite if entry.check} == set(CHECKS)
-    assert {"ExpectColumnValuesToBeInSet", "ExpectCompoundColumnsToBeUnique", "ExpectColumnValuesToNotBeInSet",
-            "ExpectColumnValueLengthsToBeBetween", "ExpectColumnValuesToNotBeNull"} <= {e.expectation for e in suite}
+    assert {
+        "ExpectColumnValuesToBeInSet",
+        "ExpectCompoundColumnsToBeUnique",
+        "ExpectColumnValuesToNotBeInSet",
+        "ExpectColumnValueLengthsToBeBetween",
+        "ExpectColumnValuesToNotBeNull",
+    } <= {e.expectation for e in suite}
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("suite:\n  - {name: x, why: because, expectation: ExpectNothingAtAll}\n", "unknown GE expectation ExpectNothingAtAll"),
+        (
+            "suite:\n  - {name: x, why: because, expectation: ExpectNothingAtAll}\n",
+            "unknown GE expectation ExpectNothingAtAll",
+        ),
         ("suite:\n  - {name: x, why: because, check: guess}\n", "unknown check guess"),
         ("suite:\n  - {name: x, why: '', check: class_imbalance}\n", "entry 1 (x) has no why"),
         ("suite:\n  - {name: x, why: w, check: class_imbalance, expectation: ExpectColumnToExist}\n", "give one of"),
         ("suite:\n  - {name: x, why: w, colour: red}\n", "entry 1"),
-        ("suite:\n  - {name: x, why: w, check: class_imbalance}\n  - {name: x, why: w, check: mixed_label_types}\n",
-         "name 'x' is used twice"),
+        (
+            "suite:\n  - {name: x, why: w, check: class_imbalance}\n  - {name: x, why: w, check: mixed_label_types}\n",
+            "name 'x' is used twice",
+        ),
         ("suite: []\n", "non-empty `suite:` list"),
         ("suite: [unclosed\n", "not valid YAML"),
         ("suite: [caf\xe9]\n", "not valid YAML: 'utf-8' codec can't decode byte 0xe9"),

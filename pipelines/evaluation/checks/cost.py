@@ -38,7 +38,9 @@ def run(train_result: TrainResult, policy: CostPolicy, *, out_dir: Path | None =
         **cost.model_dump(mode="json"),
         "device": train_result.device,
         "train_examples": train_result.train_examples,
-        "summary": (f"trained {train_result.train_examples} examples in {cost.wall_seconds:.1f} s on "
-                    f"{train_result.device}, peak RSS {cost.peak_rss_mb:.0f} MB, {cost.money:.4f} {cost.currency}"),
-    }  # fmt: skip
+        "summary": (
+            f"trained {train_result.train_examples} examples in {cost.wall_seconds:.1f} s on "
+            f"{train_result.device}, peak RSS {cost.peak_rss_mb:.0f} MB, {cost.money:.4f} {cost.currency}"
+        ),
+    }
     return finish(NAME, thresholds, details, out_dir=out_dir)

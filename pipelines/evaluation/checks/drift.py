@@ -36,15 +36,30 @@ NAME = "drift"
 HTML_FILE = "reports/drift.html"
 JSON_FILE = "reports/drift_evidently.json"
 PER_TEXT_COLUMNS = ("text_chars", "unknown_token_share", "chars_per_token")
-NUMERIC_COLUMNS = ("text_chars", "unknown_token_share", "chars_per_token", "emb_pc1", "emb_pc2", "emb_centroid_sim",
-                   "emb_nearest_sim")  # fmt: skip
+NUMERIC_COLUMNS = (
+    "text_chars",
+    "unknown_token_share",
+    "chars_per_token",
+    "emb_pc1",
+    "emb_pc2",
+    "emb_centroid_sim",
+    "emb_nearest_sim",
+)
 CATEGORICAL_COLUMNS = ("label",)
 ROUND_DECIMALS = 5
 MAX_ROWS = 2000
 
 
-def run(current: LabeledBatch, reference: LabeledBatch | None, base_model_dir: Path, policy: DriftPolicy, *,
-        reference_name: str | None = None, out_dir: Path | None = None, seed: int = 0) -> CheckResult:  # fmt: skip
+def run(
+    current: LabeledBatch,
+    reference: LabeledBatch | None,
+    base_model_dir: Path,
+    policy: DriftPolicy,
+    *,
+    reference_name: str | None = None,
+    out_dir: Path | None = None,
+    seed: int = 0,
+) -> CheckResult:
     """Compare ``current`` (the candidate's training batch) with ``reference`` (production's).
 
     Not judged (passes, the reason in ``details``) when there is no reference or either side has fewer
@@ -54,23 +69,30 @@ def run(current: LabeledBatch, reference: LabeledBatch | None, base_model_dir: P
         NotFoundError, RefusedError: the base model folder cannot be loaded.
         TailorError: Evidently's report lacks a per-column verdict (an Evidently version this code does not know).
     """
-    details: dict = {"reference": reference_name, "current_rows": len(current),
-                     "reference_rows": len(reference) if reference is not None else 0,
-                     "min_rows": policy.min_rows, "max_rows_compared": MAX_ROWS}  # fmt: skip
+    details: dict = {
+        "reference": reference_name,
+        "current_rows": len(current),
+        "reference_rows": len(reference) if reference is not None else 0,
+        "min_rows": policy.min_rows,
+        "max_rows_compared": MAX_ROWS,
+    }
     if reference is None:
         details["summary"] = "not compared with a production version: not judged"
         return finish(NAME, [], details, out_dir=out_dir)
     if min(len(current), len(reference)) < policy.min_rows:
-        details["summary"] = (f"{len(reference)} reference vs {len(current)} current rows, under "
-                              f"{policy.min_rows}: too few to judge drift, not judged")  # fmt: skip
+        details["summary"] = (
+            f"{len(reference)} reference vs {len(current)} current rows, under "
+            f"{policy.min_rows}: too few to judge drift, not judged"
+        )
         return finish(NAME, [], details, out_dir=out_dir)
 
     ref_df, cur_df = features(_sample(reference, seed), _sample(current, seed + 1), base_model_dir, seed=seed)
     columns, share, snapshot = evidently_drift(ref_df, cur_df)
     drifted = sorted(c for c, v in columns.items() if v["drifted"])
     details.update(columns=columns, drifted_columns=drifted, drifted_share=share)
-    details["summary"] = (f"{len(drifted)} of {len(columns)} columns drifted ({share:.0%})"
-                          + (f": {', '.join(drifted)}" if drifted else ""))  # fmt: skip
+    details["summary"] = f"{len(drifted)} of {len(columns)} columns drifted ({share:.0%})" + (
+        f": {', '.join(drifted)}" if drifted else ""
+    )
     evidence = []
     if out_dir is not None:
         for rel, save in ((HTML_FILE, snapshot.save_html), (JSON_FILE, snapshot.save_json)):
@@ -97,17 +119,23 @@ def per_text_features(texts: list[str], tokenizer) -> dict[str, list[float]]:
     from pipelines.batches.tokenizer_coverage import per_text
 
     unknown_share, chars_per_token = per_text(texts, tokenizer)
-    return {"text_chars": [float(len(t)) for t in texts], "unknown_token_share": unknown_share,
-            "chars_per_token": chars_per_token}  # fmt: skip
+    return {
+        "text_chars": [float(len(t)) for t in texts],
+        "unknown_token_share": unknown_share,
+        "chars_per_token": chars_per_token,
+    }
 
 
 def embedded_rows(batch: LabeledBatch, base_model_dir: Path) -> EmbeddedRows:
     """``batch`` embedded by the base model, each row known by its text."""
     from serving.encoder import embed, load_tokenizer
 
-    return EmbeddedRows(ids=list(batch.texts), labels=list(batch.labels),
-                        per_text=per_text_features(batch.texts, load_tokenizer(base_model_dir)),
-                        embeddings=embed(batch.texts, base_model_dir))  # fmt: skip
+    return EmbeddedRows(
+        ids=list(batch.texts),
+        labels=list(batch.labels),
+        per_text=per_text_features(batch.texts, load_tokenizer(base_model_dir)),
+        embeddings=embed(batch.texts, base_model_dir),
+    )
 
 
 def features(reference: LabeledBatch, current: LabeledBatch, base_model_dir: Path, *, seed: int = 0):
@@ -135,14 +163,17 @@ def feature_frames(reference: EmbeddedRows, current: EmbeddedRows, *, seed: int 
     def frame(rows: EmbeddedRows, emb: np.ndarray, centroid: np.ndarray, sims: np.ndarray):
         pcs = pca.transform(emb)
         centroid = centroid / np.linalg.norm(centroid, axis=-1, keepdims=True).clip(min=1e-12)
-        return pd.DataFrame({
-            **{column: rows.per_text[column] for column in PER_TEXT_COLUMNS},
-            "emb_pc1": pcs[:, 0], "emb_pc2": pcs[:, 1],
-            "emb_centroid_sim": (emb * centroid).sum(axis=-1),
-            # A reference made of one repeated text leaves no neighbour: -inf becomes the floor, -1.
-            "emb_nearest_sim": np.maximum(sims.max(axis=1), -1.0),
-            "label": rows.labels,
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                **{column: rows.per_text[column] for column in PER_TEXT_COLUMNS},
+                "emb_pc1": pcs[:, 0],
+                "emb_pc2": pcs[:, 1],
+                "emb_centroid_sim": (emb * centroid).sum(axis=-1),
+                # A reference made of one repeated text leaves no neighbour: -inf becomes the floor, -1.
+                "emb_nearest_sim": np.maximum(sims.max(axis=1), -1.0),
+                "label": rows.labels,
+            }
+        )
 
     ref_df = frame(reference, ref_emb, total[None, :] - ref_emb, ref_sims)  # leave-one-out centroids
     cur_df = frame(current, cur_emb, np.broadcast_to(total, cur_emb.shape), cur_sims)
@@ -157,8 +188,12 @@ def _sample(batch: LabeledBatch, seed: int) -> LabeledBatch:
     if len(batch) <= MAX_ROWS:
         return batch
     rows = sorted(np.random.default_rng(seed).choice(len(batch), MAX_ROWS, replace=False).tolist())
-    return LabeledBatch(source=batch.source, texts=[batch.texts[i] for i in rows],
-                        labels=[batch.labels[i] for i in rows], ids=[batch.ids[i] for i in rows])  # fmt: skip
+    return LabeledBatch(
+        source=batch.source,
+        texts=[batch.texts[i] for i in rows],
+        labels=[batch.labels[i] for i in rows],
+        ids=[batch.ids[i] for i in rows],
+    )
 
 
 def evidently_drift(ref_df, cur_df):
@@ -180,8 +215,11 @@ def evidently_drift(ref_df, cur_df):
     for metric in result["metrics"]:
         config = metric["config"]
         if config["type"].endswith(":ValueDrift"):
-            columns[config["column"]] = {"score": metric["value"], "method": config.get("method"),
-                                         "threshold": config.get("threshold")}  # fmt: skip
+            columns[config["column"]] = {
+                "score": metric["value"],
+                "method": config.get("method"),
+                "threshold": config.get("threshold"),
+            }
         elif config["type"].endswith(":DriftedColumnsCount"):
             share = float(metric["value"]["share"])
     for test in result["tests"]:

@@ -38,8 +38,14 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     with tempfile.TemporaryDirectory(prefix="tailor-load-") as tmp:
         texts_file = Path(tmp) / "texts.json"
         texts_file.write_text(json.dumps(texts))
-        cmd = [sys.executable, "-m", "pipelines.evaluation.checks.serving_probe", str(adapter_dir), str(base_model_dir),
-               str(texts_file)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.evaluation.checks.serving_probe",
+            str(adapter_dir),
+            str(base_model_dir),
+            str(texts_file),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -51,8 +57,9 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     return measured
 
 
-def run(measured: dict[str, float], policy: LoadPolicy, *, out_dir: Path | None = None,
-        host: str | None = None) -> CheckResult:  # fmt: skip
+def run(
+    measured: dict[str, float], policy: LoadPolicy, *, out_dir: Path | None = None, host: str | None = None
+) -> CheckResult:
     """Judge the candidate against the bare base timed beside it, and its memory, under the ``load`` section.
 
     The bare base's spread comes first: above ``load.max_base_spread`` the gate calls the check not
@@ -63,8 +70,13 @@ def run(measured: dict[str, float], policy: LoadPolicy, *, out_dir: Path | None 
     thresholds = [
         Threshold.judge("base_spread", "load.max_base_spread", measured["base_spread"], "<=", policy.max_base_spread),
         Threshold.judge("p95_ratio", "load.max_p95_ratio", measured["p95_ratio"], "<=", policy.max_p95_ratio),
-        Threshold.judge("throughput_ratio", "load.min_throughput_ratio", measured["throughput_ratio"], ">=",
-                        policy.min_throughput_ratio),  # fmt: skip
+        Threshold.judge(
+            "throughput_ratio",
+            "load.min_throughput_ratio",
+            measured["throughput_ratio"],
+            ">=",
+            policy.min_throughput_ratio,
+        ),
         Threshold.judge("rss_mb", "load.max_rss_mb", measured["rss_mb"], "<=", policy.max_rss_mb),
         Threshold.judge("adapter_mb", "load.max_adapter_mb", measured["adapter_mb"], "<=", policy.max_adapter_mb),
     ]
@@ -74,13 +86,18 @@ def run(measured: dict[str, float], policy: LoadPolicy, *, out_dir: Path | None 
     details = {
         **measured,
         "host": host,
-        "absolute_limits": ("judged: this is the reference host" if absolute else
-                            f"not judged: reference host {policy.reference_host or '(none named)'}, measured on {host}"),
-        "summary": (f"against the bare base: p50 {measured['p50_ratio']:.2f}x, p95 {measured['p95_ratio']:.2f}x, "
-                    f"throughput {measured['throughput_ratio']:.2f}x (p95 {measured['p95_ms']:.1f} ms vs "
-                    f"{measured['base_p95_ms']:.1f} ms at batch 1; bare base spread p95/p50 "
-                    f"{measured['base_spread']:.2f}; load average {measured['load_average_before']:.1f} on "
-                    f"{measured['cpu_count']:.0f} cores, probe at nice {measured.get('niceness', 0):.0f}); serving RSS {measured['rss_mb']:.0f} MB; adapter "
-                    f"{measured['adapter_mb']:.2f} MB"),
-    }  # fmt: skip
+        "absolute_limits": (
+            "judged: this is the reference host"
+            if absolute
+            else f"not judged: reference host {policy.reference_host or '(none named)'}, measured on {host}"
+        ),
+        "summary": (
+            f"against the bare base: p50 {measured['p50_ratio']:.2f}x, p95 {measured['p95_ratio']:.2f}x, "
+            f"throughput {measured['throughput_ratio']:.2f}x (p95 {measured['p95_ms']:.1f} ms vs "
+            f"{measured['base_p95_ms']:.1f} ms at batch 1; bare base spread p95/p50 "
+            f"{measured['base_spread']:.2f}; load average {measured['load_average_before']:.1f} on "
+            f"{measured['cpu_count']:.0f} cores, probe at nice {measured.get('niceness', 0):.0f}); serving RSS {measured['rss_mb']:.0f} MB; adapter "
+            f"{measured['adapter_mb']:.2f} MB"
+        ),
+    }
     return finish(NAME, thresholds, details, out_dir=out_dir)

@@ -12,19 +12,28 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.batches.rules import normalise_text
+from pipelines.evaluation.checks.report import finish
 from pipelines.metrics import quality_metrics
 from pipelines.policy import QualityPolicy
-from pipelines.evaluation.checks.report import finish
 from pipelines.records import CheckResult, LabeledBatch, Threshold, listed
-from pipelines.batches.rules import normalise_text
 
 NAME = "quality"
 
 
-def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], policy: QualityPolicy, *,
-        trained_texts: list[str] | None = None, production_pred: list[str] | None = None,
-        production: str | None = None, baseline_pred: dict[str, list[str]] | None = None,
-        out_dir: Path | None = None, seed: int = 0) -> CheckResult:  # fmt: skip
+def run(
+    holdout: LabeledBatch,
+    candidate_pred: list[str],
+    labels: list[str],
+    policy: QualityPolicy,
+    *,
+    trained_texts: list[str] | None = None,
+    production_pred: list[str] | None = None,
+    production: str | None = None,
+    baseline_pred: dict[str, list[str]] | None = None,
+    out_dir: Path | None = None,
+    seed: int = 0,
+) -> CheckResult:
     """Score ``candidate_pred`` on ``holdout`` and compare it with ``production_pred`` when given.
 
     Args:
@@ -51,24 +60,43 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
     thresholds = [
         Threshold.judge("macro_f1", "quality.min_macro_f1", metrics.macro_f1, ">=", policy.min_macro_f1),
         Threshold.judge("holdout_size", "quality.min_holdout_size", float(distinct), ">=", policy.min_holdout_size),
-        Threshold.judge("label_coverage", "quality.min_label_coverage", 1 - len(missing) / len(labels), ">=",
-                        policy.min_label_coverage),  # fmt: skip
+        Threshold.judge(
+            "label_coverage",
+            "quality.min_label_coverage",
+            1 - len(missing) / len(labels),
+            ">=",
+            policy.min_label_coverage,
+        ),
     ]
-    details: dict = {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "examples": metrics.examples,
-                     "labels": metrics.labels, "per_class": [c.model_dump() for c in metrics.per_class],
-                     "confusion": metrics.confusion}  # fmt: skip
+    details: dict = {
+        "accuracy": metrics.accuracy,
+        "macro_f1": metrics.macro_f1,
+        "examples": metrics.examples,
+        "labels": metrics.labels,
+        "per_class": [c.model_dump() for c in metrics.per_class],
+        "confusion": metrics.confusion,
+    }
     if production_pred is None:
         details["production"] = None
-        details["summary"] = (f"macro-F1 {metrics.macro_f1:.3f} on {len(holdout)} rows; not compared with a "
-                              "production version: judged on the floor only")  # fmt: skip
+        details["summary"] = (
+            f"macro-F1 {metrics.macro_f1:.3f} on {len(holdout)} rows; not compared with a "
+            "production version: judged on the floor only"
+        )
     else:
         if len(production_pred) != len(holdout):
             raise ValueError(f"production predicted {len(production_pred)} rows, the holdout has {len(holdout)}")
-        comparison = paired_bootstrap(holdout.labels, candidate_pred, production_pred,
-                                      samples=policy.bootstrap_samples, confidence=policy.confidence, seed=seed)  # fmt: skip
+        comparison = paired_bootstrap(
+            holdout.labels,
+            candidate_pred,
+            production_pred,
+            samples=policy.bootstrap_samples,
+            confidence=policy.confidence,
+            seed=seed,
+        )
         drop_upper = -comparison["diff_ci_low"]
-        thresholds.append(Threshold.judge("macro_f1_drop_upper", "quality.max_regression", drop_upper, "<=",
-                                          policy.max_regression))  # fmt: skip
+        thresholds.append(
+            Threshold.judge("macro_f1_drop_upper", "quality.max_regression", drop_upper, "<=", policy.max_regression)
+        )
         details["production"] = {"ref": production, **comparison}
         details["summary"] = (
             f"macro-F1 {metrics.macro_f1:.3f} vs production {comparison['production_macro_f1']:.3f} on "
@@ -77,54 +105,87 @@ def run(holdout: LabeledBatch, candidate_pred: list[str], labels: list[str], pol
         )
     details["baselines"] = {}
     for name, pred in (baseline_pred or {}).items():
-        versus = paired_bootstrap(holdout.labels, candidate_pred, pred, samples=policy.bootstrap_samples,
-                                  confidence=policy.confidence, seed=seed)  # fmt: skip
+        versus = paired_bootstrap(
+            holdout.labels,
+            candidate_pred,
+            pred,
+            samples=policy.bootstrap_samples,
+            confidence=policy.confidence,
+            seed=seed,
+        )
         # Judged at the bound most favourable to the candidate (diff_ci_high), where the regression rule
         # takes the unfavourable one (diff_ci_low), deliberately: production earned its place and a
         # candidate must show it is not worse, while a baseline fails a candidate only when even that
         # bound says the baseline is better by more than the limit (a small holdout cannot fail it on noise).
-        thresholds.append(Threshold.judge(f"macro_f1_loss_to_{name}_baseline_lower", "quality.max_loss_to_baseline",
-                                          -versus["diff_ci_high"], "<=", policy.max_loss_to_baseline))  # fmt: skip
-        details["baselines"][name] = {"macro_f1": versus["production_macro_f1"], "diff": versus["diff"],
-                                      "diff_ci_low": versus["diff_ci_low"], "diff_ci_high": versus["diff_ci_high"],
-                                      "confidence": versus["confidence"],
-                                      # the interval of (candidate - baseline), the shape the issue names
-                                      "interval": [versus["diff_ci_low"], versus["diff_ci_high"]]}  # fmt: skip
+        thresholds.append(
+            Threshold.judge(
+                f"macro_f1_loss_to_{name}_baseline_lower",
+                "quality.max_loss_to_baseline",
+                -versus["diff_ci_high"],
+                "<=",
+                policy.max_loss_to_baseline,
+            )
+        )
+        details["baselines"][name] = {
+            "macro_f1": versus["production_macro_f1"],
+            "diff": versus["diff"],
+            "diff_ci_low": versus["diff_ci_low"],
+            "diff_ci_high": versus["diff_ci_high"],
+            "confidence": versus["confidence"],
+            # the interval of (candidate - baseline), the shape the issue names
+            "interval": [versus["diff_ci_low"], versus["diff_ci_high"]],
+        }
         if -versus["diff_ci_high"] > policy.max_loss_to_baseline:
-            details["summary"] += (f"; the {name} baseline beats it: {versus['production_macro_f1']:.3f} against "
-                                   f"{metrics.macro_f1:.3f}, {policy.confidence:.0%} CI of the difference "
-                                   f"[{versus['diff_ci_low']:+.3f}, {versus['diff_ci_high']:+.3f}]")  # fmt: skip
+            details["summary"] += (
+                f"; the {name} baseline beats it: {versus['production_macro_f1']:.3f} against "
+                f"{metrics.macro_f1:.3f}, {policy.confidence:.0%} CI of the difference "
+                f"[{versus['diff_ci_low']:+.3f}, {versus['diff_ci_high']:+.3f}]"
+            )
         else:
             details["summary"] += f"; {name} baseline {versus['production_macro_f1']:.3f}"
     details["distinct_texts"], details["labels_without_rows"] = distinct, missing
     if distinct < len(holdout):
         details["summary"] += f"; {distinct} distinct texts among them"
     if missing:
-        details["summary"] += (f"; no row of {len(missing)} of the adapter's {len(labels)} labels "
-                               f"({listed([repr(m) for m in missing], 5)})")
+        details["summary"] += (
+            f"; no row of {len(missing)} of the adapter's {len(labels)} labels "
+            f"({listed([repr(m) for m in missing], 5)})"
+        )
     # A holdout row whose label the candidate was never trained on can only be scored wrong; say so,
     # or a stale or mistyped holdout reads as a weak model.
     unknown = sorted(set(holdout.labels) - set(labels))
     details["unknown_labels"] = unknown
     if unknown:
         rows = sum(label in unknown for label in holdout.labels)
-        details["summary"] += (f"; {rows} holdout row{'s' if rows != 1 else ''} labelled with "
-                               f"{', '.join(repr(u) for u in unknown)}, which the adapter was not trained on, "
-                               "scored as wrong")  # fmt: skip
+        details["summary"] += (
+            f"; {rows} holdout row{'s' if rows != 1 else ''} labelled with "
+            f"{', '.join(repr(u) for u in unknown)}, which the adapter was not trained on, "
+            "scored as wrong"
+        )
     if trained_texts is not None:
         trained = {normalise_text(t) for t in trained_texts}
         seen = [i for i, text in enumerate(normalised) if text in trained]
-        thresholds.append(Threshold.judge("holdout_trained_share", "quality.max_holdout_trained_share",
-                                          len(seen) / len(holdout), "<=", policy.max_holdout_trained_share))  # fmt: skip
+        thresholds.append(
+            Threshold.judge(
+                "holdout_trained_share",
+                "quality.max_holdout_trained_share",
+                len(seen) / len(holdout),
+                "<=",
+                policy.max_holdout_trained_share,
+            )
+        )
         details["holdout_rows_trained_on"] = [holdout.ids[i] for i in seen]
         if seen:
-            details["summary"] += (f"; {len(seen)} holdout row{'s' if len(seen) != 1 else ''} (id "
-                                   f"{holdout.named(seen, 5)}) the adapter was trained on")  # fmt: skip
+            details["summary"] += (
+                f"; {len(seen)} holdout row{'s' if len(seen) != 1 else ''} (id "
+                f"{holdout.named(seen, 5)}) the adapter was trained on"
+            )
     return finish(NAME, thresholds, details, out_dir=out_dir)
 
 
-def paired_bootstrap(y_true: list[str], cand: list[str], prod: list[str], *, samples: int, confidence: float,
-                     seed: int = 0) -> dict[str, float]:  # fmt: skip
+def paired_bootstrap(
+    y_true: list[str], cand: list[str], prod: list[str], *, samples: int, confidence: float, seed: int = 0
+) -> dict[str, float]:
     """Macro-F1 of both models and the percentile interval of (candidate - production).
 
     Both models are scored on the same resampled rows each round, so row difficulty cancels out.
@@ -143,10 +204,16 @@ def paired_bootstrap(y_true: list[str], cand: list[str], prod: list[str], *, sam
     prod_f1 = float(_weighted_macro_f1(ones, t, p, len(vocab))[0])
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
-    return {"candidate_macro_f1": cand_f1, "production_macro_f1": prod_f1, "diff": cand_f1 - prod_f1,
-            "diff_ci_low": float(low), "diff_ci_high": float(high), "confidence": confidence,
-            "bootstrap_samples": samples,
-            "disagreements": int((c != p).sum())}  # fmt: skip
+    return {
+        "candidate_macro_f1": cand_f1,
+        "production_macro_f1": prod_f1,
+        "diff": cand_f1 - prod_f1,
+        "diff_ci_low": float(low),
+        "diff_ci_high": float(high),
+        "confidence": confidence,
+        "bootstrap_samples": samples,
+        "disagreements": int((c != p).sum()),
+    }
 
 
 def _weighted_macro_f1(weights: np.ndarray, t: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:

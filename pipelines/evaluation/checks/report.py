@@ -8,8 +8,14 @@ from typing import Any
 from pipelines.records import CheckResult, Threshold
 
 
-def finish(name: str, thresholds: list[Threshold], details: dict[str, Any], *, out_dir: Path | None,
-           evidence: list[str] | None = None) -> CheckResult:  # fmt: skip
+def finish(
+    name: str,
+    thresholds: list[Threshold],
+    details: dict[str, Any],
+    *,
+    out_dir: Path | None,
+    evidence: list[str] | None = None,
+) -> CheckResult:
     """The judged result; with ``out_dir`` (the adapter folder) also written to ``reports/<name>.json``.
 
     Evidence paths are relative to ``out_dir`` so they stay valid once the folder is stored in the registry.

@@ -51,14 +51,14 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
     latencies: dict[str, list[float]] = {name: [] for name in runners}
     for i in range(LATENCY_ROUNDS):
         text = [texts[i % len(texts)]]
-        for name in (("base", "candidate") if i % 2 == 0 else ("candidate", "base")):
+        for name in ("base", "candidate") if i % 2 == 0 else ("candidate", "base"):
             t0 = time.perf_counter()
             runners[name](text)
             latencies[name].append((time.perf_counter() - t0) * 1000.0)
     rows = [texts[i % len(texts)] for i in range(THROUGHPUT_ROWS)]
     batch_seconds = {name: [] for name in runners}
     for i in range(THROUGHPUT_ROUNDS):
-        for name in (("base", "candidate") if i % 2 == 0 else ("candidate", "base")):
+        for name in ("base", "candidate") if i % 2 == 0 else ("candidate", "base"):
             t0 = time.perf_counter()
             runners[name](rows)
             batch_seconds[name].append(time.perf_counter() - t0)
@@ -106,7 +106,7 @@ def bare_base(base, labels: int, max_length: int) -> Predict:
         out = []
         with torch.inference_mode():
             for start in range(0, len(batch), THROUGHPUT_BATCH):
-                enc = base.tokenize(batch[start:start + THROUGHPUT_BATCH], max_length)
+                enc = base.tokenize(batch[start : start + THROUGHPUT_BATCH], max_length)
                 out.append(torch.softmax(model(**enc).float(), dim=-1).numpy())
         return np.concatenate(out)
 
@@ -123,8 +123,8 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     # only by its own share of the CPU, which the interleaving shares out fairly.
     torch.set_num_threads(1)
     started = time.perf_counter()
-    from serving.model import load_base, load_classifier
     from registry.adapter_folder import AdapterMeta
+    from serving.model import load_base, load_classifier
 
     imported = time.perf_counter()
     meta = AdapterMeta.read(adapter_dir)

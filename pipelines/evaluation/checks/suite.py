@@ -12,35 +12,50 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.evaluation import gate
 from pipelines.batches.read import read_batch
+from pipelines.evaluation import gate
 from pipelines.evaluation.baselines import predict_baselines
 from pipelines.evaluation.checks import bias, cost, drift, load, quality
 from pipelines.evaluation.holdout_explanations import ExplainBudget, explain_holdout, write_explanations
-from serving import progress
 from pipelines.policy import Policy
 from pipelines.records import CheckResult, GateDecision, LabeledBatch, listed
 from registry.adapter_folder import GATE_DECISION_FILE, GATE_REPORT_FILE, REFERENCE_FILE, WEIGHTS_FILE
 from registry.errors import RefusedError, TailorError
-from registry.fingerprint import file_sha256
 from registry.explanations import EXPLANATIONS_FILE
+from registry.fingerprint import file_sha256
+from serving import progress
 
 
 def _require_scorable(holdout: LabeledBatch) -> None:
     """Raises RefusedError for rows a score cannot be given (blank) or told apart (an id twice)."""
     blank = holdout.blank_rows()
     if blank:
-        raise RefusedError(f"{holdout.source}: {len(blank)} holdout row(s) have an empty text or label (ids "
-                           f"{holdout.named(blank)}): such a row cannot be scored; fix or remove it")  # fmt: skip
+        raise RefusedError(
+            f"{holdout.source}: {len(blank)} holdout row(s) have an empty text or label (ids "
+            f"{holdout.named(blank)}): such a row cannot be scored; fix or remove it"
+        )
     repeated = sorted(i for i, n in Counter(holdout.ids).items() if n > 1)
     if repeated:
-        raise RefusedError(f"{holdout.source}: holdout ids repeat ({listed(repeated)}): each row needs its own id, "
-                           "or reports name the wrong row")  # fmt: skip
+        raise RefusedError(
+            f"{holdout.source}: holdout ids repeat ({listed(repeated)}): each row needs its own id, "
+            "or reports name the wrong row"
+        )
 
 
-def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_model_dir: Path, base_model_id: str,
-             cache_dir: Path | None, production_dir: Path | None = None, production_ref: str | None = None, adapter_ref: str | None = None,
-             out_dir: Path | None = None, explain_budget: ExplainBudget | None = None) -> GateDecision:  # fmt: skip
+def evaluate(
+    adapter_dir: Path,
+    holdout: LabeledBatch,
+    policy: Policy,
+    *,
+    base_model_dir: Path,
+    base_model_id: str,
+    cache_dir: Path | None,
+    production_dir: Path | None = None,
+    production_ref: str | None = None,
+    adapter_ref: str | None = None,
+    out_dir: Path | None = None,
+    explain_budget: ExplainBudget | None = None,
+) -> GateDecision:
     """Judge the adapter in ``adapter_dir`` on ``holdout`` under ``policy``.
 
     Args:
@@ -94,28 +109,57 @@ def evaluate(adapter_dir: Path, holdout: LabeledBatch, policy: Policy, *, base_m
         if production_error:
             raise TailorError(production_error)
         reference = candidate_reference()
-        return quality.run(holdout, candidate_pred, candidate.labels, policy.quality, trained_texts=reference.texts,
-                           production_pred=production_pred, production=production_ref,
-                           baseline_pred=predict_baselines(reference, holdout.texts, base, candidate.meta.max_length,
-                                                           cost.read_train_result(adapter_dir).params["head_C"]),
-                           out_dir=out_dir)  # fmt: skip
+        return quality.run(
+            holdout,
+            candidate_pred,
+            candidate.labels,
+            policy.quality,
+            trained_texts=reference.texts,
+            production_pred=production_pred,
+            production=production_ref,
+            baseline_pred=predict_baselines(
+                reference,
+                holdout.texts,
+                base,
+                candidate.meta.max_length,
+                cost.read_train_result(adapter_dir).params["head_C"],
+            ),
+            out_dir=out_dir,
+        )
 
     checks = [
         _guarded(quality.NAME, quality_check),
-        _guarded(drift.NAME, lambda: drift.run(candidate_reference(), production_reference(),
-                                               base_model_dir, policy.drift, reference_name=production_ref,
-                                               out_dir=out_dir)),  # fmt: skip
+        _guarded(
+            drift.NAME,
+            lambda: drift.run(
+                candidate_reference(),
+                production_reference(),
+                base_model_dir,
+                policy.drift,
+                reference_name=production_ref,
+                out_dir=out_dir,
+            ),
+        ),
         _guarded(bias.NAME, lambda: bias.run(holdout, candidate_pred, candidate.labels, policy.bias, out_dir=out_dir)),
         _guarded(cost.NAME, lambda: cost.run(cost.read_train_result(adapter_dir), policy.cost, out_dir=out_dir)),
-        _guarded(load.NAME, lambda: load.run(load.measure(adapter_dir, base_model_dir, holdout.texts), policy.load,
-                                             out_dir=out_dir)),  # fmt: skip
+        _guarded(
+            load.NAME,
+            lambda: load.run(load.measure(adapter_dir, base_model_dir, holdout.texts), policy.load, out_dir=out_dir),
+        ),
     ]
-    decision = gate.decide(policy, checks, adapter=adapter_ref or str(adapter_dir), against=production_ref,
-                           adapter_sha256=file_sha256(Path(adapter_dir) / WEIGHTS_FILE))
+    decision = gate.decide(
+        policy,
+        checks,
+        adapter=adapter_ref or str(adapter_dir),
+        against=production_ref,
+        adapter_sha256=file_sha256(Path(adapter_dir) / WEIGHTS_FILE),
+    )
     if out_dir is not None:
         if explain_budget is not None:
-            write_explanations(explain_holdout(candidate, holdout, candidate_pred, explain_budget,
-                                               adapter_ref or str(adapter_dir)), out_dir)  # fmt: skip
+            write_explanations(
+                explain_holdout(candidate, holdout, candidate_pred, explain_budget, adapter_ref or str(adapter_dir)),
+                out_dir,
+            )
         decision.write_json(Path(out_dir) / GATE_DECISION_FILE)
         report = Path(out_dir) / GATE_REPORT_FILE
         report.parent.mkdir(parents=True, exist_ok=True)
