@@ -75,6 +75,10 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (ja, en)
     "rows": ("行数", "rows"),
     "noise": ("ラベル誤りの疑い（ノイズ審査）", "Suspected mislabels (noise review)"),
     "explanations": ("判定の根拠（どの語が判定を決めたか）", "Explanations (which words made the adapter decide)"),
+    "no_explanations": (
+        "この版には判定の根拠が保存されていません（根拠の機能より前に評価されたか、explain_rows = 0）。",
+        "No explanations were stored with this version (evaluated before they existed, or with explain_rows = 0).",
+    ),
     "text": ("テキスト", "text"),
     "given_label": ("付与ラベル", "given label"),
     "suggested_label": ("推定ラベル", "suggested label"),

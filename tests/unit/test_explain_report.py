@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from pipelines.console.evidence import evidence_of
+from pipelines.console.render import render_report
 from pipelines.evaluation.holdout_explanations import ExplainBudget, explain_holdout, pick_rows
 from pipelines.records import LabeledBatch
 from registry.adapter_folder import inspect_adapter_folder
@@ -22,7 +24,7 @@ from registry.explanations import (
 )
 from registry.fingerprint import BaseModelFingerprint
 from registry.manifest import build_manifest
-from registry.report import ReportInputs, render
+from registry.report import ReportInputs
 from tests.registry_helpers import make_adapter_folder
 
 BASE = BaseModelFingerprint("sentence-transformers/all-MiniLM-L6-v2", "a" * 64, "b" * 64)
@@ -64,22 +66,21 @@ def _html(tmp_path, explanations) -> str:
         created_at="2026-01-01T00:00:00+00:00",
         reason="first",
     )
-    return render(
-        ReportInputs(
-            manifest=manifest,
-            aliases=[],
-            archived=False,
-            trail=[],
-            evidence={},
-            generated_at="2026-01-02T00:00:00+00:00",
-            explanations=explanations,
-        )
+    inputs = ReportInputs(
+        manifest=manifest,
+        aliases=[],
+        archived=False,
+        trail=[],
+        evidence={},
+        generated_at="2026-01-02T00:00:00+00:00",
+        explanations=explanations,
     )
+    return render_report(evidence_of(inputs, []), lang="en")
 
 
 def test_the_report_highlights_japanese_text_span_by_span_and_escapes_it(tmp_path):
     html = _html(tmp_path, _report())
-    assert "<h2>Explanations</h2>" in html
+    assert "<h2>Explanations (which words made the adapter decide)</h2>" in html
     assert "<b>落" not in html and "<x>" not in html and "&lt;/b&gt;" in html
     assert '<span style="background:rgba(22,160,60,0.75)" title="+0.3000">カード</span>' in html  # the strongest span
     assert '<span style="background:rgba(210,40,40,0.12)" title="-0.0500">&lt;b&gt;</span>' in html  # against the label
@@ -187,6 +188,8 @@ def test_evaluate_removes_an_earlier_runs_explanations_before_anything_else(tmp_
             holdout,
             load_policy(DEFAULT_POLICY),
             base_model_dir=tmp_path / "missing",
+            base_model_id="missing",
+            cache_dir=tmp_path,
             out_dir=tmp_path / "out",
         )
     assert not stale.exists()
