@@ -80,7 +80,7 @@ def run_lexical(texts, labels, test_texts, test_labels) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from pipelines.evaluation.baselines import C
+    from pipelines.evaluation.baselines import LEXICAL_C as C
 
     with CostMeter() as meter:
         vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)

@@ -44,6 +44,7 @@ FOLDER_ENTRIES = frozenset(
         README_FILE,
         GATE_DECISION_FILE,
         REPORTS_DIR,
+        CARD_FILE,
     }
 )
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")

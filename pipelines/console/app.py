@@ -98,8 +98,13 @@ def create_app(
     limiter = limiter or SignInLimiter()
     settings = ctx.settings
 
+    def fresh() -> Context:
+        # Per request, as each CLI command does: an edited policy (and the gates re-judged under it) counts
+        # at once, not only after the console restarts.
+        return Context(settings)
+
     def registry_as(person: Credentials) -> Registry:
-        return ctx.registry(acting=settings.store(person=person))
+        return fresh().registry(acting=settings.store(person=person))
 
     session_cookie = "__Host-tailor_session" if options.secure else "tailor_session"
     signin_cookie = "__Host-tailor_signin" if options.secure else "tailor_signin"
@@ -417,7 +422,7 @@ def create_app(
     ) -> Response:
         to = form.get("to", "production")
         try:
-            event, missed = actions.promote(ctx, person, name, version, to, reason=form.get("reason", ""))
+            event, missed = actions.promote(fresh(), person, name, version, to, reason=form.get("reason", ""))
         except TailorError as err:
             return version_view(request, person, name, version, refusal=str(err), status=409)
         return after(
@@ -436,7 +441,7 @@ def create_app(
         person: Credentials = Depends(person_of),
     ) -> Response:
         try:
-            event = actions.archive(ctx, person, name, version, reason=form.get("reason", ""))
+            event = actions.archive(fresh(), person, name, version, reason=form.get("reason", ""))
         except TailorError as err:
             return version_view(request, person, name, version, refusal=str(err), status=409)
         return after(
@@ -449,7 +454,12 @@ def create_app(
     ) -> Response:
         try:
             event, missed = actions.rollback(
-                ctx, person, name, alias="production", reason=form.get("reason", ""), expect=form.get("expect") or None
+                fresh(),
+                person,
+                name,
+                alias="production",
+                reason=form.get("reason", ""),
+                expect=form.get("expect") or None,
             )
         except TailorError as err:
             return adapter_view(request, person, name, refusal=str(err), status=409)

@@ -201,9 +201,12 @@ def _judge(
     live_confidence = float(np.mean([r.confidence for r in rows]))
     holdout_confidence = None
     if holdout is not None:
+        from registry.adapter_folder import AdapterMeta
         from serving.model import load_base, load_classifier
 
-        classifier = load_classifier(folder, load_base(base_model_dir))
+        # The name production records for its base: only the hashes decide whether it is the same base.
+        base = load_base(base_model_dir, model_id=AdapterMeta.read(folder).base_model_id, cache_dir=None)
+        classifier = load_classifier(folder, base)
         probs = classifier.predict_proba(read_batch(holdout).texts)
         baseline = distribution([classifier.labels[i] for i in probs.argmax(axis=1)])
         holdout_confidence = float(probs.max(axis=1).mean())

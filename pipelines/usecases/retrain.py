@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from pipelines.model_card_file import add_card, read_card
 from pipelines.records import GateDecision, RetrainOutcome, TrainResult, ValidationReport
 from pipelines.usecases import promotion
 from pipelines.usecases.production import Comparison, fetch_for_comparison
@@ -182,6 +183,8 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
     """
     started = time.monotonic()
     name, batch, holdout = request.name, request.batch, request.holdout
+    # A malformed card is refused before the training it would follow, however the run was started.
+    card = read_card(request.card) if request.card is not None else None
     run_dir = run_folder(ctx, name, request.workdir, log)
     adapter_dir = run_dir / "adapter"
 
@@ -208,10 +211,8 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
     decision = steps.evaluate(ctx, adapter_dir, holdout, production, f"{name}:candidate")
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
     verdict = decision.verdict
-    if request.card is not None:
-        from pipelines.model_card_file import add_card, read_card
-
-        add_card(adapter_dir, read_card(request.card))
+    if card is not None:
+        add_card(adapter_dir, card)
     version = steps.register(ctx, adapter_dir, name, f"retrain on {escape_control(Path(batch).name)}: gate {verdict}")
     common = dict(
         validation=report,

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bench.embedded_store import store_env
+from pipelines.policy import load_policy
 from pipelines.servers import seaweedfs as embedded
 from pipelines.servers.seaweedfs import EmbeddedStoreConfig
 from pipelines.settings import load_settings
@@ -164,7 +165,7 @@ def console(tmp_path_factory):
         with mock.patch.dict(os.environ, env, clear=True):
             settings = load_settings()
             base = base_model_fingerprint(settings.base_model_dir, settings.model_id_of(None), cache_dir=settings.home)
-            policy_sha = settings.load_policy().sha256
+            policy_sha = load_policy(settings.policy).sha256
 
         def registry(who: str) -> Registry:
             c = read_credentials(Path(creds[who]))

@@ -66,6 +66,8 @@ def test_evaluate_stores_explanations_within_budget_and_the_report_shows_them_in
         holdout,
         load_policy(DEFAULT_POLICY),
         base_model_dir=load_settings().base_model_dir,
+        base_model_id="all-MiniLM-L6-v2",
+        cache_dir=folder,
         adapter_ref="tickets:candidate",
         out_dir=folder,
         explain_budget=ExplainBudget(rows=3, steps=8),

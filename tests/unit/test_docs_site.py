@@ -14,7 +14,17 @@ from docsite import reference
 
 ROOT = Path(__file__).resolve().parents[2]
 # TAILOR_* variables that are not settings: the config file's name, and the deploy scripts' own.
-NOT_SETTINGS = {"TAILOR_CONFIG", "TAILOR_REPO", "TAILOR_ADAPTER", "TAILOR_SERVE_PORT", "TAILOR_BUKET"}
+# The recorder's keys (read by `tailor serve --record-traffic`, not settings) and the browser test's screenshot folder.
+NOT_SETTINGS = {
+    "TAILOR_CONFIG",
+    "TAILOR_REPO",
+    "TAILOR_ADAPTER",
+    "TAILOR_SERVE_PORT",
+    "TAILOR_BUKET",
+    "TAILOR_RECORDER_ACCESS_KEY",
+    "TAILOR_RECORDER_SECRET_KEY",
+    "TAILOR_SCREENSHOTS_DIR",
+}
 
 
 @pytest.fixture(scope="module")
