@@ -89,7 +89,7 @@ def test_evaluate_stores_explanations_within_budget_and_the_report_shows_them_in
     assert done.returncode == 0, done.stderr
     assert EXPLANATIONS_FILE not in json.loads(done.stdout)["evidence"]  # rendered, not dumped as JSON
     html = out.read_text(encoding="utf-8")
-    assert "<h2>Explanations</h2>" in html
+    assert "<h2>判定の根拠（どの語が判定を決めたか）</h2>" in html  # the report is in Japanese unless --lang en
     span = max(first.explanation.spans, key=lambda s: s.attribution)
     assert f'title="{span.attribution:+.4f}">{escape(span.text)}</span>' in html  # Japanese as written, highlighted
     assert f"row <code>{first.id}</code>" in html

@@ -56,7 +56,7 @@ def test_start_serves_s3_on_loopback_and_refuses_anonymous_requests(own_store):
     assert status["data_dir"] == str(cfg.data_dir)
     assert isinstance(status["pid"], int)
     ids = json.loads(open(status["credentials_file"]).read())
-    assert [i["name"] for i in ids["identities"]] == ["admin", "trainer", "approver", "reader"]
+    assert [i["name"] for i in ids["identities"]] == ["admin", "trainer", "approver", "reader", "recorder"]
     assert stat.S_IMODE(os.stat(status["credentials_file"]).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(status["data_dir"]).st_mode) == 0o700  # the volume files hold every object
     listening = [
