@@ -204,47 +204,30 @@ def create_app(
     def sign_in(request: Request, form: dict[str, str] = Depends(form_of)) -> Response:
         name, client = form.get("name", "").strip(), request.client.host if request.client else "?"
         lang = view(request)["lang"]
-        wait = limiter.wait_seconds(client, name)
-        if wait:
+
+        def refused(status: int, key: str, **values: object) -> Response:
             return page(
                 request,
                 "signin.html",
-                429,
+                status,
                 csrf=form["csrf"],
                 next=_local_path(form.get("next")),
-                error=i18n.word(lang, "too_many", seconds=wait),
+                error=i18n.word(lang, key, **values),
             )
+
+        wait = limiter.wait_seconds(client, name)
+        if wait:
+            return refused(429, "too_many", seconds=wait)
         try:
             person = authenticator.sign_in(name, form.get("passphrase", ""))
         except ConfigError as err:  # a damaged account file: for the admin's log, not for whoever is at the door
             log.warning("sign-in of %r refused: %s", name, err)
-            return page(
-                request,
-                "signin.html",
-                500,
-                csrf=form["csrf"],
-                next=_local_path(form.get("next")),
-                error=i18n.word(lang, "account_damaged"),
-            )
+            return refused(500, "account_damaged")
         except SignInRefused:
             limiter.failed(client, name)
-            return page(
-                request,
-                "signin.html",
-                401,
-                csrf=form["csrf"],
-                next=_local_path(form.get("next")),
-                error=i18n.word(lang, "sign_in_failed"),
-            )
+            return refused(401, "sign_in_failed")
         if (stale := key_problem(registry_as(person), person)) is not None:
-            return page(
-                request,
-                "signin.html",
-                403,
-                csrf=form["csrf"],
-                next=_local_path(form.get("next")),
-                error=i18n.word(lang, stale),
-            )
+            return refused(403, stale)
         session = sessions.start(person)
         response = RedirectResponse(_local_path(form.get("next")), status_code=303)
         set_cookie(response, session_cookie, session.token)
