@@ -16,14 +16,15 @@ $(STAMP): pyproject.toml infra/constraints.txt infra/install.sh
 	bash infra/install.sh
 	touch $(STAMP)
 
-# The suite includes tests/unit/test_docs_site.py, which builds the docs with --strict.
+# The suite includes tests/integration/project/test_docs_site.py, which builds the docs with --strict.
 test: setup
 	$(PY) -m pytest tests
 
-# What tests/unit/test_code_style.py and test_import_contracts.py check, without the rest of the suite.
+# What tests/integration/project/test_code_style.py and test_import_contracts.py check, without the rest of the suite.
 lint: setup
 	$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check . && $(VENV)/bin/lint-imports
 
+# The unit layer alone: no processes, no sockets, no real base model (tests/unit/conftest.py), under a minute.
 test-unit: setup
 	$(PY) -m pytest tests/unit
 

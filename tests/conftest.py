@@ -1,7 +1,9 @@
-"""Fixtures shared by every test layer.
+"""Fixtures shared by every test layer, and the marks that name each layer.
 
-The integration layer talks to a real SeaweedFS started once for the whole run, on free ports, in
-a temporary folder, and stopped at the end.
+Tests mirror the packages in three layers: tests/unit (no processes, no sockets: tests/unit/conftest.py
+refuses them), tests/integration (real SeaweedFS, Prefect, git, dvc, the `tailor` command, real models) and
+tests/e2e (the README commands). The integration and e2e layers talk to one real SeaweedFS started once for
+the whole run, on free ports, in a temporary folder, and stopped at the end; it lives here because both use it.
 """
 
 from __future__ import annotations
@@ -29,12 +31,27 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Training yields to other work by default (nice 10): on a test machine shared with other test runs
-# that starves the `tailor train` processes tests start into their timeouts. tests/unit/test_cpu_share.py
-# tests the lowering itself.
+# that starves the `tailor train` processes tests start into their timeouts.
+# tests/integration/pipelines/training/test_cpu_share_processes.py tests the lowering itself.
 os.environ.setdefault("TAILOR_TRAIN_NICENESS", "0")
 # Every `tailor evaluate` explains holdout rows (12 by default, seconds each on the real base model); two
-# prove the path, tests/integration/test_explain_evaluate.py checks the budget and the report itself.
+# prove the path, tests/integration/pipelines/evaluation/test_explain_evaluate.py checks the budget and the
+# report itself.
 os.environ.setdefault("TAILOR_EXPLAIN_ROWS", "2")
+
+
+def layer_of(path: Path) -> str | None:
+    """The layer a test file belongs to by its folder under tests/: unit, integration or e2e."""
+    parts = path.resolve().relative_to(REPO / "tests").parts
+    return parts[0] if len(parts) > 1 and parts[0] in ("unit", "integration", "e2e") else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The folder is the mark, so `-m "not integration"` and the folder agree without a mark in every file.
+    for item in items:
+        layer = layer_of(item.path)
+        if layer in ("integration", "e2e"):
+            item.add_marker(layer)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pipelines.context import Context
 from pipelines.records import RetrainOutcome
 from pipelines.usecases import watch as watching
 from tests.conftest import REPO, run_cli
-from tests.integration.test_webhooks import Receiver
+from tests.integration.pipelines.test_webhooks import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -1,0 +1,131 @@
+"""Whole training runs on a tiny random-weight encoder keep the fine-tuned adapter or the frozen probe, whichever
+scores higher out of fold: seconds of training each, so not unit tests (the fold plan and the choice themselves:
+tests/unit/pipelines/training/test_train_select.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.training.params import TrainParams
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    """A 2-block BERT with random weights and a word-level vocabulary: seconds to train."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    from registry.fingerprint import BaseModelFingerprint
+    from serving.model import LoadedBase
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(40)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+    torch.manual_seed(0)
+    encoder = BertModel(
+        BertConfig(
+            vocab_size=len(words),
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        ),
+        add_pooling_layer=False,
+    )
+    encoder.requires_grad_(False).eval()
+    fp = BaseModelFingerprint(model_id="tiny", weights_sha256="0" * 64, tokenizer_sha256="1" * 64)
+    return LoadedBase(
+        model_dir=tmp_path_factory.mktemp("tiny"), device="cpu", tokenizer=tokenizer, encoder=encoder, fingerprint=fp
+    )
+
+
+def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(tiny_base, tmp_path):
+    """Labels unrelated to the texts: nothing to learn, so fine-tuning can only memorise the rows it sees;
+    out of fold it loses to the probe, and the probe is what is written."""
+    from safetensors.torch import load_file
+
+    from pipelines.records import LabeledBatch
+    from pipelines.training.recipe import train
+    from serving.model import load_classifier
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(40)]
+    labels = ["a", "b"] * 20
+    batch = LabeledBatch(source="noise", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
+    # lr high enough to memorise 30 rows in 10 steps; few steps keep the test cheap
+    params = TrainParams(lora_layers=1, lr=5e-2, min_steps=10, max_steps=10)
+    result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+
+    sel = result.selection
+    # 40 rows: folds of 30 training rows x 10 steps; the 3,000-row floor of the budget pays for all four
+    assert (sel.folds, sel.folds_planned, sel.fold_steps, sel.rows_scored) == (4, 4, 10, 40)
+    assert sel.kept == sel.default == "probe" and sel.estimates["probe"] > sel.estimates["lora"], sel
+    assert result.params["steps"] == 0 and "final_train_loss" not in result.metrics
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    lora_b = [t for name, t in weights.items() if "lora_B" in name]
+    assert lora_b and all(torch.count_nonzero(t) == 0 for t in lora_b)  # a valid adapter with no delta
+    clf = load_classifier(tmp_path / "adapter", tiny_base)
+    assert clf.predict(texts[:3]) and clf.labels == ["a", "b"]
+
+
+@pytest.mark.parametrize("cached_of_rare", [0, 1])
+def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_held_out(
+    tiny_base, tmp_path, cached_of_rare
+):
+    """More rows than max_steps x batch_size: only a seeded subset is cached, and a 2-row class may have
+    none or one row in it. Folds then fit probes without that class (used to crash on the head's size)
+    and the lone cached row is never held out (used to skip the estimate with a false reason)."""
+    from pipelines.records import LabeledBatch
+    from pipelines.training.cache import rows_to_cache
+    from pipelines.training.recipe import train
+
+    params = TrainParams(lora_layers=1, min_steps=4, max_steps=4, batch_size=5, noise_filter="none")
+    n = 60
+    cached = rows_to_cache(n, params, seed=0)
+    assert cached.sum() == 20
+    rare = list(np.flatnonzero(~cached)[: 2 - cached_of_rare]) + list(np.flatnonzero(cached)[:cached_of_rare])
+    labels = ["a" if i % 2 else "b" for i in range(n)]
+    for i in rare:
+        labels[i] = "c"
+    rng = np.random.default_rng(1)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(n)]
+    batch = LabeledBatch(source="rare", texts=texts, labels=labels, ids=[str(i) for i in range(n)])
+    sel = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0).selection
+    assert sel.folds == sel.folds_planned >= 2 and sel.fold_steps == 4
+    assert sel.rows_scored == 20 - cached_of_rare  # every cached row held out once, but a lone one
+
+
+def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, tmp_path):
+    from pipelines.records import LabeledBatch
+    from pipelines.training.recipe import train
+
+    rng = np.random.default_rng(2)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(24)]
+    batch = LabeledBatch(source="twice", texts=texts, labels=["a", "b", "c"] * 8, ids=[str(i) for i in range(24)])
+    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, select="auto")
+    first, second = (train(batch, tmp_path / name, base=tiny_base, params=params, seed=3) for name in ("one", "two"))
+    assert first.selection == second.selection and first.selection.folds > 0
+    assert first.adapter_sha256 == second.adapter_sha256
+
+
+def test_a_kept_probe_served_from_its_folder_predicts_what_the_frozen_probe_baseline_predicts(tiny_base, tmp_path):
+    from pipelines.evaluation.baselines import predict_baselines
+    from pipelines.records import LabeledBatch
+    from pipelines.training.recipe import train
+    from serving.model import load_classifier
+
+    rng = np.random.default_rng(4)
+    labels = ["a", "b", "c"] * 10
+    # each class leans on its own words, so the probe has something to separate
+    texts = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(len(labels))]
+    batch = LabeledBatch(source="probe", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
+    params = TrainParams(select="probe", noise_filter="none")
+    result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    assert result.selection.kept == "probe" and result.params["steps"] == 0
+    unseen = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(30)]
+    served = load_classifier(tmp_path / "adapter", tiny_base).predict(unseen)
+    assert served == predict_baselines(batch, unseen, tiny_base, params.max_length)["probe"]
