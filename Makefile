@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml infra/constraints.txt infra/install.sh
 test: setup
 	$(PY) -m pytest tests
 
-# What tests/integration/project/test_code_style.py and test_import_contracts.py check, without the rest of the suite.
+# What tests/integration/project/test_code_style.py and test_import_contracts.py check, without the rest
+# of the suite.
 lint: setup
 	$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check . && $(VENV)/bin/lint-imports
 

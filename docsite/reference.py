@@ -2,8 +2,8 @@
 
 Every import of Tailor's own code that the docs need is in `_sources()`, so a module that moves is
 fixed here once. The mkdocs hook (`on_files`) adds the pages to the build without writing them into
-docs/, so there is no committed copy to drift; tests/integration/project/test_docs_site.py checks that the pages
-cover what the code knows and that the hand-written pages name only commands and settings that exist.
+docs/, so there is no committed copy to drift; tests/integration/project/test_docs_site.py checks that the
+pages cover what the code knows and that the hand-written pages name only commands and settings that exist.
 """
 
 from __future__ import annotations
