@@ -43,6 +43,17 @@ def test_connecting_anywhere_fails_the_test_loopback_included(family, address):
             sock.connect_ex(address)
 
 
+def test_a_library_that_falls_back_on_any_exception_cannot_hide_the_refusal():
+    def probe() -> str:
+        try:
+            return subprocess.run(["file", "-b", sys.executable], capture_output=True, text=True).stdout
+        except Exception:
+            return "unknown"
+
+    with pytest.raises(NotAUnitTest):
+        probe()
+
+
 def test_a_local_socket_pair_still_works_for_event_loops():
     left, right = socket.socketpair()
     with left, right:
