@@ -66,4 +66,5 @@ def test_each_folder_names_its_layer_and_this_test_carries_no_integration_mark(r
     assert layer_of(REPO / "tests" / "e2e" / "test_x.py") == "e2e"
     assert layer_of(REPO / "tests" / "unit" / "serving" / "test_x.py") == "unit"
     assert layer_of(REPO / "tests" / "conftest.py") is None
+    assert layer_of(REPO / "bench" / "flow.py") is None
     assert request.node.get_closest_marker("integration") is None
