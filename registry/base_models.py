@@ -32,6 +32,7 @@ from registry.files import errors_named
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint, file_sha256
 from registry.manifest import safe_relpath
 from registry.object_store import put_kept, sha256_hex
+from registry.reading import VerifyResult
 from registry.registry import Registry
 
 PREFIX = "adapters/_bases/"
@@ -83,6 +84,18 @@ def manifest_key(name: str) -> str:
 
 def log_name(name: str) -> str:
     return LOG_PREFIX + name
+
+
+def audited_base(value: str) -> str | None:
+    """The registered base a `tailor audit` NAME means, or None where it names an adapter.
+
+    Both spellings are taken: ``base:NAME``, what a person types, and ``_base.NAME``, the name the
+    log has on the bucket and in every message about it, so a name copied from an error works.
+    """
+    for prefix in ("base:", LOG_PREFIX):
+        if value.startswith(prefix):
+            return validate_base_name(value[len(prefix) :])
+    return None
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,50 @@ class BaseModels:
             shutil.rmtree(partial, ignore_errors=True)
         return manifest, dest
 
+    def events(self, name: str) -> list[AuditEvent]:
+        """The audit log of base ``name``, checked from its first event.
+
+        Raises:
+            NotFoundError: no base of that name was ever added.
+            IntegrityError: naming the first bad event.
+        """
+        events = self.registry.log.events(log_name(validate_base_name(name)))
+        if not events:
+            raise _never_added(name)
+        return events
+
+    def verify(self, name: str) -> VerifyResult:
+        """What `tailor audit verify` proves of an adapter, for base ``name``: its whole log (signatures
+        and rules where the store signs), its manifest against the register event, every stored file
+        against the manifest.
+
+        Raises:
+            NotFoundError: no base of that name was ever added.
+            IntegrityError: naming the first bad event, the replaced manifest or the corrupted file.
+        """
+        state, _ = self.registry.log.verified_events(log_name(validate_base_name(name)))
+        if state.head_seq == 0:
+            raise _never_added(name)
+        self.registry._require_unrewritten_keyring()  # noqa: SLF001 - the keyring check adapters' verify runs
+        try:
+            manifest = self._registered(name)
+        except NotFoundError:  # added, but the upload never finished
+            manifest = None
+        for rel, entry in (manifest.files if manifest else {}).items():
+            self._blob(name, rel, entry)
+        ring = self.registry.keyring()
+        return VerifyResult(
+            name=log_name(name),
+            events=state.head_seq,
+            head_sha256=state.head_sha256,
+            aliases={},
+            versions=[VERSION] if manifest else [],
+            incomplete=[] if manifest else [VERSION],
+            to_review=[],
+            signed=state.signed,
+            keyring=list(ring.review) if ring else [],
+        )
+
     def _blob(self, name: str, rel: str, entry: FileEntry) -> bytes:
         try:
             data = self.store.get(blob_key(entry.sha256), max_bytes=entry.size)
@@ -310,6 +367,10 @@ class BaseModels:
         if manifest.name != name or state.versions.get(VERSION) != manifest.content_sha256:
             raise IntegrityError(f"{key} does not match the hash its audit event recorded: the manifest was replaced")
         return manifest
+
+
+def _never_added(name: str) -> NotFoundError:
+    return NotFoundError(f"no base model '{name}' was ever added (`tailor base list` shows those that were)")
 
 
 def _holds(path: Path, entry: FileEntry) -> bool:
