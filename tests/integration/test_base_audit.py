@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,12 +12,17 @@ from registry.base_models import BaseModels, log_name
 from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import run_cli
-from tests.integration.test_base_models import tiny  # noqa: F401 - the module's tiny random BERT
+from tests.tiny_encoders import build
 
 pytestmark = [pytest.mark.integration]
 
 
-def test_audit_log_and_verify_read_a_base_log_by_either_name_and_name_a_tampered_event(s3_server, tiny, unique_name):  # noqa: F811
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build("bert", tmp_path_factory.mktemp("base") / "tiny-bert")
+
+
+def test_audit_log_and_verify_read_a_base_log_by_either_name_and_name_a_tampered_event(s3_server, tiny, unique_name):
     trainer = s3_server.settings("trainer", "alice")
     BaseModels(Registry(S3ObjectStore(trainer), trainer)).add(tiny, unique_name, model_id=unique_name)
     reader = s3_server.env(TAILOR_ROLE="reader", TAILOR_ACTOR="rita")

@@ -15,9 +15,14 @@ from registry.errors import IntegrityError, NotFoundError, StoreError
 from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import run_cli
-from tests.integration.test_base_models import other_tiny, tiny  # noqa: F401 - the module's tiny random BERTs
+from tests.tiny_encoders import build
 
 pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build("bert", tmp_path_factory.mktemp("base") / "tiny-bert")
 
 
 def _own(tiny: Path, dest: Path, note: str) -> Path:
@@ -45,8 +50,7 @@ def _bases(s3_server, role: str = "trainer") -> BaseModels:
 
 def test_an_add_stopped_after_its_event_is_finished_by_the_same_add_and_another_folder_is_refused(
     s3_server,
-    tiny,  # noqa: F811
-    other_tiny,  # noqa: F811
+    tiny,
     unique_name,
     tmp_path,
     monkeypatch,
@@ -61,7 +65,7 @@ def test_an_add_stopped_after_its_event_is_finished_by_the_same_add_and_another_
         _bases(s3_server).manifest(unique_name)
 
     env = s3_server.env(TAILOR_ROLE="trainer", TAILOR_ACTOR="alice")
-    other = run_cli("base", "add", str(other_tiny), "--name", unique_name, env=env)
+    other = run_cli("base", "add", str(_own(tiny, tmp_path / "other", "other")), "--name", unique_name, env=env)
     assert other.returncode == 1, other.stdout
     assert f"base model '{unique_name}' was added from other files" in other.stderr
     assert "run it again with the folder it was started from" in other.stderr
@@ -76,7 +80,7 @@ def test_an_add_stopped_after_its_event_is_finished_by_the_same_add_and_another_
 
 def test_an_add_stopped_mid_upload_is_finished_and_a_replaced_pending_record_is_refused(
     s3_server,
-    tiny,  # noqa: F811
+    tiny,
     unique_name,
     tmp_path,
     monkeypatch,

@@ -23,15 +23,19 @@ from registry.registry import Registry
 from registry.store import S3ObjectStore
 from serving.model import load_base
 from tests.conftest import TAILOR, run_cli
-from tests.integration.test_base_models import tiny  # noqa: F401 - the module's tiny random BERT
 from tests.serve_process import start_serve
-from tests.tiny_encoders import DATA
+from tests.tiny_encoders import DATA, build
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def served_base(s3_server, tiny, tmp_path_factory):  # noqa: F811
+def tiny(tmp_path_factory) -> Path:
+    return build("bert", tmp_path_factory.mktemp("base") / "tiny-bert")
+
+
+@pytest.fixture(scope="module")
+def served_base(s3_server, tiny, tmp_path_factory):
     """A base of its own bytes (its special_tokens_map.json is stored by no other test, so replacing
     it harms none), added with `tailor base add`; an adapter trained on it by name, in production."""
     import uuid
