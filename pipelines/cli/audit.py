@@ -31,7 +31,8 @@ def log(
     if version is not None:
         events = [e for e in events if e.version == version]
         if not events:
-            raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)")
+            listing = "`tailor base list`" if base else f"`tailor list {name}`"
+            raise NotFoundError(f"'{name}' has no version {version} (see {listing})")
     emit(events, as_json=as_json, text="\n".join(event_line(e) for e in events))
 
 

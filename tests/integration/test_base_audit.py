@@ -36,6 +36,8 @@ def test_audit_log_and_verify_read_a_base_log_by_either_name_and_name_a_tampered
     assert proven.returncode == 0, proven.stderr
     assert f"audit log of '_base.{unique_name}' verified: 1 events" in proven.stdout and ", 1 versions" in proven.stdout
 
+    no_v2 = run_cli("audit", "log", f"base:{unique_name}", "--version", "v2", env=reader)
+    assert no_v2.returncode == 1 and "has no version v2 (see `tailor base list`)" in no_v2.stderr
     missing = run_cli("audit", "verify", f"base:{unique_name}-never", env=reader)
     assert missing.returncode == 1 and f"no base model '{unique_name}-never' was ever added" in missing.stderr
     bad = run_cli("audit", "log", "base:../etc", env=reader)
