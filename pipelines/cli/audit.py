@@ -8,34 +8,40 @@ from pipelines.cli.choices import Alias
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.cli.versions import event_line
+from registry.base_models import BaseModels, audited_base
 from registry.errors import NotFoundError
 from registry.reading import no_audit_log
+
+NAME_HELP = "adapter name, or base:NAME (also _base.NAME) for the log of a registered base model"
 
 app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.", no_args_is_help=True)
 
 
 @app.command("log")
 def log(
-    name: str = typer.Argument(..., help="adapter name"),
+    name: str = typer.Argument(..., help=NAME_HELP),
     version: str = typer.Option(None, "--version", help="only the events about this version"),
     as_json: bool = JSON,
 ) -> None:
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
-    events = state.context().registry().events(name)
+    registry, base = state.context().registry(), audited_base(name)
+    events = BaseModels(registry).events(base) if base else registry.events(name)
     if not events:
         raise no_audit_log(name)
     if version is not None:
         events = [e for e in events if e.version == version]
         if not events:
-            raise NotFoundError(f"'{name}' has no version {version} (see `tailor list {name}`)")
+            listing = "`tailor base list`" if base else f"`tailor list {name}`"
+            raise NotFoundError(f"'{name}' has no version {version} (see {listing})")
     emit(events, as_json=as_json, text="\n".join(event_line(e) for e in events))
 
 
 @app.command("verify")
-def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
+def verify(name: str = typer.Argument(..., help=NAME_HELP), as_json: bool = JSON) -> None:
     """Prove the whole chain, its signatures and rules, every manifest and stored file; exit 1 naming the first
     modified, deleted, inserted or forged event."""
-    result = state.context().registry().verify(name)
+    registry, base = state.context().registry(), audited_base(name)
+    result = BaseModels(registry).verify(base) if base else registry.verify(name)
     if not result.keyring:
         typer.echo(
             "WARNING: this store has no keyring, so its events are not signed: whoever holds write keys "
@@ -52,7 +58,7 @@ def verify(name: str = typer.Argument(..., help="adapter name"), as_json: bool =
     emit(
         result,
         as_json=as_json,
-        text=f"audit log of '{name}' verified: {result.events} events, head "
+        text=f"audit log of '{result.name}' verified: {result.events} events, head "
         f"{result.head_sha256[:16]}…, {len(result.versions)} versions, {aliases}{incomplete}{signed}{review}{keys}",
     )
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.file_option import POLICY_HELP
+from pipelines.batches.text_encoding import codec_name
+from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.flow_arguments import check_flow_arguments, configure_policy, require_store
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
@@ -20,13 +21,16 @@ def schedule(
     holdout: Path = typer.Option(..., "--holdout", help="labeled holdout the gate judges on"),
     labels: Path | None = typer.Option(None, "--labels", help="allowed labels, one per line (default: production's)"),
     policy: Path | None = typer.Option(None, "--policy", help=POLICY_HELP),
+    encoding: str | None = ENCODING,
     as_json: bool = typer.Option(False, "--json", help="machine-readable start-up line"),
 ) -> None:
     """Retrain NAME on CRON whenever a new batch has arrived in WATCH. Runs until stopped (Ctrl-C / SIGTERM).
 
     Also serves the `promote` and `rollback` flows, so that a promotion
     started from the Prefect UI or API goes through the same registry
-    rules and audit log as `tailor promote`.
+    rules and audit log as `tailor promote`. Every batch in WATCH is read
+    in ENCODING (--encoding): a batch refused as unreadable is tried again
+    when the schedule is restarted with another encoding and it is copied back in.
     """
     from pipelines.servers import prefect as prefect_server
 
@@ -39,6 +43,7 @@ def schedule(
 
     watching.validate_cron(cron)
     check_flow_arguments(name, holdout, labels, policy)
+    encoding = encoding and codec_name(encoding)
     if not watch.is_dir():
         raise ConfigError(f"--watch: {watch} {'is not a folder' if watch.exists() else 'does not exist'}")
     from pipelines.orchestration import flows
@@ -60,6 +65,7 @@ def schedule(
         "name": name,
         "holdout": str(holdout.resolve()),
         "labels": labels and str(labels.resolve()),
+        "encoding": encoding,
     }
     deployments = [
         flows.watch.to_deployment(
@@ -78,6 +84,7 @@ def schedule(
             "name": name,
             "cron": cron,
             "watch": watch.resolve(),
+            "encoding": encoding or "utf-8",
             "deployments": [f"{d.flow_name}/{d.name}" for d in deployments],
         },
         as_json=as_json,

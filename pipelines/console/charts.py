@@ -7,15 +7,33 @@ escaped: a class named ``<script>`` is text.
 
 from __future__ import annotations
 
+import unicodedata
 from html import escape
 
 FONT = "'Noto Sans CJK JP','Noto Sans JP','IPAexGothic','Hiragino Sans','Yu Gothic',sans-serif"
 _BAR = "#2f6db3"
-_LABEL_CHARS = 32
+# What the label column (170-190 px at 11-12 px) holds, in columns: a half-width character takes
+# one, a full-width one (kana, kanji) two. Counted in characters, a Japanese class name of 20 kana
+# ran past the chart's left edge and lost its start.
+_LABEL_COLUMNS = 28
+
+
+def _columns(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0  # a voicing mark (゙) stays with its kana
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
 
 
 def _label(text: str) -> str:
-    return escape(text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…")
+    if sum(map(_columns, text)) <= _LABEL_COLUMNS:
+        return escape(text)
+    kept, used = [], 0
+    for ch in text:
+        used += _columns(ch)
+        if used > _LABEL_COLUMNS - 2:  # the ellipsis is full-width in CJK fonts
+            break
+        kept.append(ch)
+    return escape("".join(kept) + "…")
 
 
 def bar_chart(rows: list[tuple[str, float]], *, title: str, limit: float = 1.0) -> str:

@@ -123,9 +123,16 @@ def retrain(
 
 @flow(name="watch")
 def watch(
-    watch_dir: Path, name: str, holdout: Path, labels: Path | None = None, retrain_deployment: str | None = None
+    watch_dir: Path,
+    name: str,
+    holdout: Path,
+    labels: Path | None = None,
+    retrain_deployment: str | None = None,
+    encoding: str | None = None,
 ) -> list[ProcessedBatch]:
     """Retrain on each batch that arrived in ``watch_dir`` since the last run; do nothing otherwise.
+
+    ``encoding`` names the text encoding of every batch in ``watch_dir`` (None: UTF-8).
 
     With ``retrain_deployment`` (e.g. ``retrain/gpu``) each retrain runs on that deployment's work
     pool (a GPU host) and this run waits for it; otherwise it runs here as a subflow.
@@ -145,6 +152,7 @@ def watch(
                     "holdout": str(holdout),
                     "labels": labels and str(labels),
                     "incoming": str(path.parent),
+                    "encoding": encoding,
                 },
             )
             if run.state.is_crashed() or run.state.is_cancelled():
@@ -157,9 +165,9 @@ def watch(
                 return None
             return arrival.processed(f"{run.name}: {run.state.message or run.state.name}")
         # The watched folder is where batches are handed in: a rejected one is moved out of it.
-        result = retrain(path, name, holdout, labels=labels, incoming=path.parent, return_state=True).result(
-            raise_on_failure=False
-        )
+        result = retrain(
+            path, name, holdout, labels=labels, encoding=encoding, incoming=path.parent, return_state=True
+        ).result(raise_on_failure=False)
         return watching.processed_from(arrival, result, log)
 
     def finish_staging(name: str, version: str) -> bool:
@@ -169,4 +177,6 @@ def watch(
         _promote(ctx, name, version, "staging", watching.recovery_reason(ctx))
         return True
 
-    return watching.tick(ctx, watch_dir, name, retrain=retrain_one, finish_staging=finish_staging, log=log)
+    return watching.tick(
+        ctx, watch_dir, name, encoding=encoding, retrain=retrain_one, finish_staging=finish_staging, log=log
+    )

@@ -73,6 +73,13 @@ class ProcessedBatch(BaseModel):
     # The file as it was read: unchanged since, it is not read and hashed again at every tick.
     size: int | None = None
     mtime_ns: int | None = None
+    # The text encoding the schedule read it in (None: UTF-8).
+    encoding: str | None = None
+
+    def settled(self, encoding: str | None) -> bool:
+        """Whether these bytes are done with for a schedule reading ``encoding``: a batch rejected while
+        read in another encoding (a CP932 file before `tailor schedule --encoding cp932`) is judged again."""
+        return self.status != "rejected_data" or self.encoding == encoding
 
 
 class Arrival(BaseModel):
@@ -143,7 +150,7 @@ def record_processed(path: Path, entry: ProcessedBatch) -> None:
 
 
 def new_batches(
-    watch_dir: Path, processed: list[ProcessedBatch], settle_seconds: float
+    watch_dir: Path, processed: list[ProcessedBatch], settle_seconds: float, encoding: str | None = None
 ) -> tuple[list[Arrival], list[Path]]:
     """Batch files in ``watch_dir`` whose content was never processed, oldest first, and those still arriving.
 
@@ -151,8 +158,10 @@ def new_batches(
     copied in: read half-written it would be judged (and quarantined) as a truncated batch, so it
     waits for a later run. Hidden files are editors' and copy tools' temporaries, not batches. A
     file with the name, size and modification time of a processed one is not read again: accepted
-    batches stay where they are, and a year of them would be re-hashed at every tick.
+    batches stay where they are, and a year of them would be re-hashed at every tick. A batch is new
+    again when it was rejected while read in another encoding than ``encoding`` (None: UTF-8).
     """
+    processed = [entry for entry in processed if entry.settled(encoding)]
     seen = {entry.sha256 for entry in processed}
     unchanged = {(e.file, e.size, e.mtime_ns) for e in processed if e.size is not None}
     found = sorted(
@@ -281,12 +290,14 @@ def tick(
     watch_dir: Path,
     name: str,
     *,
+    encoding: str | None = None,
     retrain: Callable[[Arrival], ProcessedBatch | None],
     finish_staging: Callable[[str, str], bool],
     log: Log,
 ) -> list[ProcessedBatch]:
     """One run of the schedule: ``retrain`` each batch that arrived in ``watch_dir`` since the last run
-    (None from it: a transient failure, tried again next run), and record it as processed.
+    (None from it: a transient failure, tried again next run), and record it as processed, read in
+    ``encoding`` (None: UTF-8).
 
     A batch a dead run already registered is not retrained: it gets that run's owed staging
     promotion through ``finish_staging`` instead (see ``owed_staging``).
@@ -300,7 +311,7 @@ def tick(
         if not mine:
             log.info("an earlier run for %s is still retraining; new batches wait for the next run", name)
             return []
-        batches, arriving = new_batches(watch_dir, processed_batches(state), settle)
+        batches, arriving = new_batches(watch_dir, processed_batches(state), settle, encoding)
         for path in arriving:
             log.info(
                 "%s changed in the last %g s and may still be arriving; it waits for the next run", path.name, settle
@@ -316,6 +327,7 @@ def tick(
             entry = retrain(arrival) if version is None else recover(arrival, name, version, finish_staging, log)
             if entry is None:
                 continue  # a transient failure: the batch is tried again at the next run
+            entry = entry.model_copy(update={"encoding": encoding})
             record_processed(state, entry)
             done.append(entry)
     if not done:

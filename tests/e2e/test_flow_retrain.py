@@ -350,3 +350,44 @@ def test_a_retrain_whose_load_could_not_be_judged_is_registered_not_promoted_and
     assert outcome.gate.verdict == "not judged" and outcome.promoted_to == []
     assert any(f"tailor judge-load {name} {outcome.version}" in note for note in outcome.notes), outcome.notes
     assert registry().aliases(name) == before  # not even staging
+
+
+def test_a_cp932_batch_dropped_into_the_watched_folder_is_named_and_judged_again_under_schedule_encoding(
+    world, name, first, monkeypatch
+):
+    from pipelines.orchestration import flows
+    from pipelines.settings import load_settings
+
+    watch_dir = world["root"] / "watch-cp932"
+    watch_dir.mkdir()
+    excel = "text,label\nカードを紛失しました,card_lost\n返金をお願いします,refund_request\n".encode("cp932")
+    (watch_dir / "excel.csv").write_bytes(excel)  # as Japanese Excel saves "CSV"
+    os.utime(watch_dir / "excel.csv", (time.time() - 600, time.time() - 600))
+
+    [refused] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt")
+
+    assert (refused.file, refused.status, refused.encoding) == ("excel.csv", "rejected_data", None)
+    quarantined = next((world["root"] / "data" / "quarantine").glob("*excel*/excel.csv"))
+    assert quarantined.read_bytes() == excel and not (watch_dir / "excel.csv").exists()
+    report = json.loads((quarantined.parent / "validation.json").read_text())
+    assert "Shift_JIS/CP932" in json.dumps(report, ensure_ascii=False) and "--encoding cp932" in json.dumps(report)
+
+    # The user restarts `tailor schedule --encoding cp932` and copies the same bytes back in.
+    shutil.copy(quarantined, watch_dir / "excel.csv")
+    os.utime(watch_dir / "excel.csv", (time.time() - 600, time.time() - 600))
+    assert flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt") == []  # same encoding
+    read_in = []
+
+    class Finished:
+        def result(self, raise_on_failure):
+            return RetrainOutcome.model_construct(status="registered", version="v99")
+
+    monkeypatch.setattr(flows, "retrain", lambda path, *a, encoding, **k: read_in.append(encoding) or Finished())
+    [judged] = flows.watch(watch_dir, name, SAMPLE / "holdout.csv", labels=SAMPLE / "labels.txt", encoding="cp932")
+
+    assert read_in == ["cp932"] and (judged.status, judged.encoding) == ("registered", "cp932")
+    recorded = watching.processed_batches(watching.state_file(load_settings().home, name))
+    assert [(e.status, e.encoding) for e in recorded if e.sha256 == judged.sha256] == [
+        ("rejected_data", None),
+        ("registered", "cp932"),
+    ]
