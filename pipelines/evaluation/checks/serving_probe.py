@@ -4,6 +4,11 @@ It imports only what serving imports (``serving.model``), loads the base model a
 answers requests, and prints one JSON object with what it measured. Run as
 ``python -m pipelines.evaluation.checks.serving_probe ADAPTER_DIR BASE_MODEL_DIR TEXTS_JSON``.
 
+It loads at once but times only when a line arrives on its stdin (:data:`GO`): the evaluator starts it
+first, so its imports and model loads run beside the other checks, and lets it time once they are
+done, so nothing of the evaluator's runs beside the timing. Stdin closed without that line (the
+evaluator failed) ends it without timing.
+
 The candidate is timed against the bare base model (encoder, mean pooling and a head, no adapter) in
 the same process, calls interleaved: whatever else the machine is doing slows both alike, so their
 ratios are a property of the adapter, not of the minute they were measured in. The bare base's own
@@ -26,6 +31,7 @@ WARMUP_CALLS = 3
 THROUGHPUT_BATCH = 32
 THROUGHPUT_ROWS = 64
 THROUGHPUT_ROUNDS = 3
+GO = "go"
 
 Predict = Callable[[list[str]], object]
 
@@ -113,8 +119,11 @@ def bare_base(base, labels: int, max_length: int) -> Predict:
     return predict
 
 
-def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[str, float]:
-    """Load, time the candidate against the bare base, and read memory: one flat record for the load check."""
+def measure(
+    adapter_dir: Path, base_model_dir: Path, texts: list[str], go: Callable[[], bool]
+) -> dict[str, float] | None:
+    """Load, wait for ``go()``, time the candidate against the bare base, and read memory: one flat record
+    for the load check; None when ``go()`` says not to time."""
     import psutil
     import torch
 
@@ -136,6 +145,8 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     loaded_at = time.perf_counter()
     classifier = load_classifier(adapter_dir, base)
     loaded = time.perf_counter()
+    if not go():
+        return None
     timed = timings(bare, lambda batch: classifier.predict_proba(batch, batch_size=THROUGHPUT_BATCH), texts)
     return {
         "import_seconds": imported - started,
@@ -149,6 +160,12 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     }
 
 
+def _told_to_go() -> bool:
+    return sys.stdin.readline().strip() == GO
+
+
 if __name__ == "__main__":
     adapter, base_dir, texts_file = sys.argv[1:4]
-    print(json.dumps(measure(Path(adapter), Path(base_dir), json.loads(Path(texts_file).read_text()))))
+    measured = measure(Path(adapter), Path(base_dir), json.loads(Path(texts_file).read_text()), _told_to_go)
+    if measured is not None:
+        print(json.dumps(measured))
