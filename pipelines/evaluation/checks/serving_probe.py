@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 
 LATENCY_ROUNDS = 60
+# Sequential stopping: after each stage of this many rounds, stop when both spreads (p95 / p50) are
+# at most TIGHT_SPREAD; a quiet minute is measured in a third of the calls, a noisy one in all of them.
+LATENCY_STAGE = 20
+TIGHT_SPREAD = 1.5
 WARMUP_CALLS = 3
 THROUGHPUT_BATCH = 32
 THROUGHPUT_ROWS = 64
@@ -48,7 +52,7 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
     """p50/p95 at batch 1 and rows/s at batch ``THROUGHPUT_BATCH`` for both, calls interleaved.
 
     Each round times one call of each on the same text, the order alternating between rounds, so a
-    burst of load from elsewhere lands on both alike.
+    burst of load from elsewhere lands on both alike. Latency rounds stop early (:func:`settled`).
     """
     runners = {"base": base, "candidate": candidate}
     for text in texts[:WARMUP_CALLS]:
@@ -61,6 +65,8 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
             t0 = time.perf_counter()
             runners[name](text)
             latencies[name].append((time.perf_counter() - t0) * 1000.0)
+        if (i + 1) % LATENCY_STAGE == 0 and settled(latencies):
+            break
     rows = [texts[i % len(texts)] for i in range(THROUGHPUT_ROWS)]
     batch_seconds = {name: [] for name in runners}
     for i in range(THROUGHPUT_ROUNDS):
@@ -74,9 +80,15 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
             "p95_ms": float(np.percentile(latencies[name], 95)),
             # The best round: the least disturbed by the rest of the machine, for both alike.
             "throughput_per_s": THROUGHPUT_ROWS / min(batch_seconds[name]),
+            "latency_calls": float(len(latencies[name])),
         }
         for name in runners
     }
+
+
+def settled(latencies: dict[str, list[float]]) -> bool:
+    """Whether every model's latencies so far have a spread (p95 / p50) of at most ``TIGHT_SPREAD``."""
+    return all(np.percentile(ms, 95) <= TIGHT_SPREAD * np.percentile(ms, 50) for ms in latencies.values())
 
 
 def timings(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, float]:
@@ -95,7 +107,6 @@ def timings(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, fl
         "load_average_before": before,
         "load_average_after": load_average(),
         "cpu_count": float(os.cpu_count() or 0),
-        "latency_calls": LATENCY_ROUNDS,
         "throughput_batch": THROUGHPUT_BATCH,
     }
 
