@@ -19,7 +19,6 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
@@ -94,11 +93,12 @@ def run_in_share(target: Callable[..., Any], *args: Any, niceness: int, threads_
     """
     context = multiprocessing.get_context("forkserver")
     receive, send = context.Pipe(duplex=False)
-    # The fork server's folder and environment are those of when it started: give the child this
-    # process's, as a fresh interpreter would have had them (relative paths, settings from TAILOR_*).
-    here = _Surroundings(os.getcwd(), dict(os.environ))
+    # The fork server's environment is the one it started with (multiprocessing gives the child this
+    # process's folder, not its environment): pass this process's, settings from TAILOR_* included.
     child = context.Process(
-        target=_share_child, args=(send, here, target, args, niceness, threads_setting), name="tailor-train"
+        target=_share_child,
+        args=(send, dict(os.environ), target, args, niceness, threads_setting),
+        name="tailor-train",
     )
     child.start()
     send.close()
@@ -111,19 +111,12 @@ def run_in_share(target: Callable[..., Any], *args: Any, niceness: int, threads_
         raise TrainingProcessError(message or f"the training process ended with exit code {child.exitcode}")
 
 
-@dataclass(frozen=True)
-class _Surroundings:
-    cwd: str
-    environ: dict[str, str]
-
-
 def _share_child(
-    send: Any, here: _Surroundings, target: Callable[..., Any], args: tuple, niceness: int, threads_setting: int
+    send: Any, environ: dict[str, str], target: Callable[..., Any], args: tuple, niceness: int, threads_setting: int
 ) -> None:
     try:
-        os.chdir(here.cwd)
         os.environ.clear()
-        os.environ.update(here.environ)
+        os.environ.update(environ)
         with training_share(niceness, threads_setting):
             target(*args)
     except Exception as err:  # noqa: BLE001 - handed to the parent, which raises it there
