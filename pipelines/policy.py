@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
@@ -61,6 +62,9 @@ class BiasPolicy(_Section):
 
 class CostPolicy(_Section):
     max_train_seconds: PositiveFloat = 900
+    # What max_train_seconds limits: "wall" (the machine occupied) or "cpu" (user + sys of the training
+    # process, all its threads), which a busy host stretches far less; it can reach threads x wall.
+    train_time: Literal["wall", "cpu"] = "wall"
     max_peak_rss_mb: PositiveFloat = 4096
     max_money: float = Field(1.0, ge=0.0)
 

@@ -5,6 +5,11 @@ process is lowered, so torch's thread pool, started before or after, runs at the
 An unprivileged process cannot raise its priority back, so a process that trained stays lowered:
 a process with more to do after training (the retrain flow evaluates, `tailor watch` takes the next
 batch) trains in a child (:func:`run_in_share`) and keeps its own priority.
+
+Children are forked by a fork server: a single-threaded process, so a child copies none of the
+flow's threads and locks (a plain fork would), and one that has imported the training modules once
+(:func:`start_workers`, called early so that happens while the flow validates), so no child waits
+for torch to import, where a fresh interpreter per child did each time.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -65,22 +71,34 @@ def training_share(niceness: int, threads_setting: int) -> Iterator[tuple[int, i
         torch.set_num_threads(before)
 
 
+def start_workers(preload: list[str]) -> None:
+    """Start the fork server that training children come from, importing ``preload`` (module names) in the
+    background; nothing happens when it already runs. A module that fails to import there is imported by
+    the child that needs it, which then reports the error."""
+    multiprocessing.set_forkserver_preload(preload)
+    forkserver.ensure_running()
+
+
 class TrainingProcessError(RuntimeError):
     """The training child process failed; the message is its error."""
 
 
 def run_in_share(target: Callable[..., Any], *args: Any, niceness: int, threads_setting: int) -> None:
-    """``target(*args)`` in a fresh child process under :func:`training_share`; this process keeps its priority.
+    """``target(*args)`` in a child process under :func:`training_share`; this process keeps its priority.
 
     ``target`` must be a module-level function; what it makes it writes to disk (an adapter folder).
 
     Raises:
         TrainingProcessError: ``target`` raised (its type and message), or the child died (its exit code).
     """
-    context = multiprocessing.get_context("spawn")  # a fork would copy the flow's threads and locks
+    context = multiprocessing.get_context("forkserver")
     receive, send = context.Pipe(duplex=False)
+    # The fork server's environment is the one it started with (multiprocessing gives the child this
+    # process's folder, not its environment): pass this process's, settings from TAILOR_* included.
     child = context.Process(
-        target=_share_child, args=(send, target, args, niceness, threads_setting), name="tailor-train"
+        target=_share_child,
+        args=(send, dict(os.environ), target, args, niceness, threads_setting),
+        name="tailor-train",
     )
     child.start()
     send.close()
@@ -93,8 +111,12 @@ def run_in_share(target: Callable[..., Any], *args: Any, niceness: int, threads_
         raise TrainingProcessError(message or f"the training process ended with exit code {child.exitcode}")
 
 
-def _share_child(send: Any, target: Callable[..., Any], args: tuple, niceness: int, threads_setting: int) -> None:
+def _share_child(
+    send: Any, environ: dict[str, str], target: Callable[..., Any], args: tuple, niceness: int, threads_setting: int
+) -> None:
     try:
+        os.environ.clear()
+        os.environ.update(environ)
         with training_share(niceness, threads_setting):
             target(*args)
     except Exception as err:  # noqa: BLE001 - handed to the parent, which raises it there

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines.records import TrainResult
 from pipelines.settings import Settings
-from pipelines.training.cpu_share import run_in_share
+from pipelines.training.cpu_share import run_in_share, start_workers
 from registry.adapter_folder import TRAIN_RESULT_FILE
 
 
@@ -40,6 +40,15 @@ class TrainSetup:
             settings.cost_per_hour_gpu,
             settings.cost_currency,
         )
+
+
+# What ``_train`` imports: the fork server imports them once, not each training child.
+TRAINING_MODULES = ["pipelines.batches.read", "pipelines.training.params", "pipelines.training.recipe", "serving.model"]
+
+
+def warm_up() -> None:
+    """Have the training modules imported, in the background, before the first training child needs them."""
+    start_workers(TRAINING_MODULES)
 
 
 def train_in_background(

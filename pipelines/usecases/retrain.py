@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from pipelines.model_card_file import add_card, read_card
 from pipelines.records import GateDecision, RetrainOutcome, TrainResult, ValidationReport
+from pipelines.training.job import warm_up as warm_up_training
 from pipelines.usecases import promotion
 from pipelines.usecases.production import Comparison, fetch_for_comparison
 from pipelines.usecases.runs import FINISHED, mark_finished, new_run_folder, prune_run_folders
@@ -198,6 +199,8 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
             log.warning("%s: the outcome could not be written (%s), so the folder is never pruned", run_dir, err)
         return result
 
+    # The training child's imports then run beside validation instead of after it.
+    warm_up_training()
     allowed = None if request.labels else steps.production_labels(ctx, name)
     report = steps.validate(
         ctx, batch, holdout, request.labels, allowed, run_dir / "validation", request.encoding, request.incoming

@@ -27,10 +27,12 @@ def read_train_result(adapter_dir: Path) -> TrainResult:
 
 
 def run(train_result: TrainResult, policy: CostPolicy, *, out_dir: Path | None = None) -> CheckResult:
-    """Judge wall time, peak memory and money of the training run against the ``cost`` section."""
+    """Judge training time (wall or CPU, as ``cost.train_time`` says), peak memory and money of the training
+    run against the ``cost`` section."""
     cost = train_result.cost
+    seconds = cost.cpu_seconds if policy.train_time == "cpu" else cost.wall_seconds
     thresholds = [
-        Threshold.judge("train_seconds", "cost.max_train_seconds", cost.wall_seconds, "<=", policy.max_train_seconds),
+        Threshold.judge("train_seconds", "cost.max_train_seconds", seconds, "<=", policy.max_train_seconds),
         Threshold.judge("peak_rss_mb", "cost.max_peak_rss_mb", cost.peak_rss_mb, "<=", policy.max_peak_rss_mb),
         Threshold.judge("money", "cost.max_money", cost.money, "<=", policy.max_money),
     ]
@@ -38,8 +40,10 @@ def run(train_result: TrainResult, policy: CostPolicy, *, out_dir: Path | None =
         **cost.model_dump(mode="json"),
         "device": train_result.device,
         "train_examples": train_result.train_examples,
+        "train_time": policy.train_time,
         "summary": (
-            f"trained {train_result.train_examples} examples in {cost.wall_seconds:.1f} s on "
+            f"trained {train_result.train_examples} examples in {cost.wall_seconds:.1f} s "
+            f"({cost.cpu_seconds:.1f} s CPU, {policy.train_time} judged) on "
             f"{train_result.device}, peak RSS {cost.peak_rss_mb:.0f} MB, {cost.money:.4f} {cost.currency}"
         ),
     }

@@ -1,7 +1,9 @@
 """Operating-load check: what serving this adapter costs, relative to the bare base model.
 
 Measured in a fresh interpreter (``serving_probe``) so that memory and load time are a serving
-process's, not the evaluator's (which also holds Evidently, scikit-learn and a second model).
+process's, not the evaluator's (which also holds Evidently, scikit-learn and a second model). The
+evaluator starts it before its other checks (:meth:`Probe.start`), so its start-up is not waited
+for, and lets it time after them (:meth:`Probe.result`), so nothing else of the run's is timed with it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pipelines.evaluation.checks import serving_probe
 from pipelines.evaluation.checks.report import finish
 from pipelines.policy import LoadPolicy
 from pipelines.records import CheckResult, Threshold
@@ -27,34 +30,72 @@ def adapter_mb(adapter_dir: Path) -> float:
     return sum(p.stat().st_size for p in Path(adapter_dir).glob("*.safetensors")) / 2**20
 
 
+class Probe:
+    """The serving probe in its own interpreter: loading from :meth:`start`, timing on :meth:`result`.
+
+    A context manager: leaving it ends a probe never asked for its result.
+    """
+
+    def __init__(self, proc: subprocess.Popen | None, adapter_dir: Path, workdir: tempfile.TemporaryDirectory):
+        self._proc, self._adapter_dir, self._workdir = proc, adapter_dir, workdir
+
+    @classmethod
+    def start(cls, adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> "Probe":
+        """Start the probe loading ``base_model_dir`` and the adapter in ``adapter_dir``; it times ``texts`` later.
+
+        With no text nothing starts: :meth:`result` says why, so the load check fails, not its caller.
+        """
+        workdir = tempfile.TemporaryDirectory(prefix="tailor-load-")
+        if not texts:
+            return cls(None, Path(adapter_dir), workdir)
+        texts_file = Path(workdir.name) / "texts.json"
+        texts_file.write_text(json.dumps(texts))
+        cmd = [sys.executable, "-m", serving_probe.__name__, str(adapter_dir), str(base_model_dir), str(texts_file)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return cls(proc, Path(adapter_dir), workdir)
+
+    def result(self) -> dict[str, float]:
+        """Let the probe time (once it has loaded) and return what it measured (plus ``adapter_mb``).
+
+        Raises:
+            TailorError: there was no text to send, or the probe failed or timed out (its stderr tail
+                is in the message).
+        """
+        if self._proc is None:
+            raise TailorError("the load check needs at least one text to send")
+        try:
+            out, err = self._proc.communicate(serving_probe.GO + "\n", timeout=PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise TailorError(f"the serving probe did not finish within {PROBE_TIMEOUT_S} s") from None
+        if self._proc.returncode != 0:
+            raise TailorError(f"the serving probe failed (exit {self._proc.returncode}): {err.strip()[-800:]}")
+        measured = json.loads(out.strip().splitlines()[-1])
+        measured["adapter_mb"] = adapter_mb(self._adapter_dir)
+        return measured
+
+    def close(self) -> None:
+        """End the probe if it still runs and remove its texts."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.communicate()
+        self._workdir.cleanup()
+
+    def __enter__(self) -> "Probe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[str, float]:
-    """Run the serving probe in a fresh interpreter and return what it measured (plus ``adapter_mb``).
+    """Run the serving probe to the end and return what it measured (plus ``adapter_mb``).
 
     Raises:
-        TailorError: the probe failed or timed out (its stderr tail is in the message).
+        TailorError: there is no text to send, or the probe failed or timed out.
     """
-    if not texts:
-        raise TailorError("the load check needs at least one text to send")
-    with tempfile.TemporaryDirectory(prefix="tailor-load-") as tmp:
-        texts_file = Path(tmp) / "texts.json"
-        texts_file.write_text(json.dumps(texts))
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipelines.evaluation.checks.serving_probe",
-            str(adapter_dir),
-            str(base_model_dir),
-            str(texts_file),
-        ]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise TailorError(f"the serving probe did not finish within {PROBE_TIMEOUT_S} s") from None
-    if proc.returncode != 0:
-        raise TailorError(f"the serving probe failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
-    measured = json.loads(proc.stdout.strip().splitlines()[-1])
-    measured["adapter_mb"] = adapter_mb(adapter_dir)
-    return measured
+    with Probe.start(adapter_dir, base_model_dir, texts) as probe:
+        return probe.result()
 
 
 def run(

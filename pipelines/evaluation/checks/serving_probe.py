@@ -4,6 +4,11 @@ It imports only what serving imports (``serving.model``), loads the base model a
 answers requests, and prints one JSON object with what it measured. Run as
 ``python -m pipelines.evaluation.checks.serving_probe ADAPTER_DIR BASE_MODEL_DIR TEXTS_JSON``.
 
+It loads at once but times only when a line arrives on its stdin (:data:`GO`): the evaluator starts it
+first, so its imports and model loads run beside the other checks, and lets it time once they are
+done, so nothing of the evaluator's runs beside the timing. Stdin closed without that line (the
+evaluator failed) ends it without timing.
+
 The candidate is timed against the bare base model (encoder, mean pooling and a head, no adapter) in
 the same process, calls interleaved: whatever else the machine is doing slows both alike, so their
 ratios are a property of the adapter, not of the minute they were measured in. The bare base's own
@@ -22,10 +27,15 @@ from pathlib import Path
 import numpy as np
 
 LATENCY_ROUNDS = 60
+# Sequential stopping: after each stage of this many rounds, stop when both spreads (p95 / p50) are
+# at most TIGHT_SPREAD; a quiet minute is measured in a third of the calls, a noisy one in all of them.
+LATENCY_STAGE = 20
+TIGHT_SPREAD = 1.5
 WARMUP_CALLS = 3
 THROUGHPUT_BATCH = 32
 THROUGHPUT_ROWS = 64
 THROUGHPUT_ROUNDS = 3
+GO = "go"
 
 Predict = Callable[[list[str]], object]
 
@@ -42,7 +52,7 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
     """p50/p95 at batch 1 and rows/s at batch ``THROUGHPUT_BATCH`` for both, calls interleaved.
 
     Each round times one call of each on the same text, the order alternating between rounds, so a
-    burst of load from elsewhere lands on both alike.
+    burst of load from elsewhere lands on both alike. Latency rounds stop early (:func:`settled`).
     """
     runners = {"base": base, "candidate": candidate}
     for text in texts[:WARMUP_CALLS]:
@@ -55,6 +65,8 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
             t0 = time.perf_counter()
             runners[name](text)
             latencies[name].append((time.perf_counter() - t0) * 1000.0)
+        if (i + 1) % LATENCY_STAGE == 0 and settled(latencies):
+            break
     rows = [texts[i % len(texts)] for i in range(THROUGHPUT_ROWS)]
     batch_seconds = {name: [] for name in runners}
     for i in range(THROUGHPUT_ROUNDS):
@@ -68,9 +80,15 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
             "p95_ms": float(np.percentile(latencies[name], 95)),
             # The best round: the least disturbed by the rest of the machine, for both alike.
             "throughput_per_s": THROUGHPUT_ROWS / min(batch_seconds[name]),
+            "latency_calls": float(len(latencies[name])),
         }
         for name in runners
     }
+
+
+def settled(latencies: dict[str, list[float]]) -> bool:
+    """Whether every model's latencies so far have a spread (p95 / p50) of at most ``TIGHT_SPREAD``."""
+    return all(np.percentile(ms, 95) <= TIGHT_SPREAD * np.percentile(ms, 50) for ms in latencies.values())
 
 
 def timings(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, float]:
@@ -89,7 +107,6 @@ def timings(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, fl
         "load_average_before": before,
         "load_average_after": load_average(),
         "cpu_count": float(os.cpu_count() or 0),
-        "latency_calls": LATENCY_ROUNDS,
         "throughput_batch": THROUGHPUT_BATCH,
     }
 
@@ -113,8 +130,11 @@ def bare_base(base, labels: int, max_length: int) -> Predict:
     return predict
 
 
-def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[str, float]:
-    """Load, time the candidate against the bare base, and read memory: one flat record for the load check."""
+def measure(
+    adapter_dir: Path, base_model_dir: Path, texts: list[str], go: Callable[[], bool]
+) -> dict[str, float] | None:
+    """Load, wait for ``go()``, time the candidate against the bare base, and read memory: one flat record
+    for the load check; None when ``go()`` says not to time."""
     import psutil
     import torch
 
@@ -136,6 +156,8 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     loaded_at = time.perf_counter()
     classifier = load_classifier(adapter_dir, base)
     loaded = time.perf_counter()
+    if not go():
+        return None
     timed = timings(bare, lambda batch: classifier.predict_proba(batch, batch_size=THROUGHPUT_BATCH), texts)
     return {
         "import_seconds": imported - started,
@@ -149,6 +171,12 @@ def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[s
     }
 
 
+def _told_to_go() -> bool:
+    return sys.stdin.readline().strip() == GO
+
+
 if __name__ == "__main__":
     adapter, base_dir, texts_file = sys.argv[1:4]
-    print(json.dumps(measure(Path(adapter), Path(base_dir), json.loads(Path(texts_file).read_text()))))
+    measured = measure(Path(adapter), Path(base_dir), json.loads(Path(texts_file).read_text()), _told_to_go)
+    if measured is not None:
+        print(json.dumps(measured))

@@ -87,66 +87,73 @@ def evaluate(
         (Path(out_dir) / GATE_DECISION_FILE).unlink(missing_ok=True)
         # Nor an earlier adapter's explanations, which `register` would store as this one's.
         (Path(out_dir) / EXPLANATIONS_FILE).unlink(missing_ok=True)
-    base = load_base(base_model_dir, model_id=base_model_id, cache_dir=cache_dir)
-    candidate = load_classifier(adapter_dir, base)
-    candidate_pred = candidate.predict(holdout.texts)
-    production_pred: list[str] | None = None
-    production_error: str | None = None
-    if production_dir is not None:
-        try:
-            production_pred = load_classifier(production_dir, base).predict(holdout.texts)
-        except TailorError as err:
-            production_error = f"production {production_ref} cannot be loaded for the comparison: {err}"
+    # Started first: the probe's interpreter starts and loads beside the checks below and times after them.
+    with load.Probe.start(adapter_dir, base_model_dir, holdout.texts) as probe:
+        base = load_base(base_model_dir, model_id=base_model_id, cache_dir=cache_dir)
+        candidate = load_classifier(adapter_dir, base)
+        candidate_pred = candidate.predict(holdout.texts)
+        production_pred: list[str] | None = None
+        production_error: str | None = None
+        if production_dir is not None:
+            try:
+                production_pred = load_classifier(production_dir, base).predict(holdout.texts)
+            except TailorError as err:
+                production_error = f"production {production_ref} cannot be loaded for the comparison: {err}"
 
-    @functools.cache
-    def candidate_reference() -> LabeledBatch:  # the rows it trained on: quality and drift both read them
-        return read_batch(Path(adapter_dir) / REFERENCE_FILE)
+        @functools.cache
+        def candidate_reference() -> LabeledBatch:  # the rows it trained on: quality and drift both read them
+            return read_batch(Path(adapter_dir) / REFERENCE_FILE)
 
-    def production_reference() -> LabeledBatch | None:
-        return read_batch(Path(production_dir) / REFERENCE_FILE) if production_dir is not None else None
+        def production_reference() -> LabeledBatch | None:
+            return read_batch(Path(production_dir) / REFERENCE_FILE) if production_dir is not None else None
 
-    def quality_check() -> CheckResult:
-        if production_error:
-            raise TailorError(production_error)
-        reference = candidate_reference()
-        return quality.run(
-            holdout,
-            candidate_pred,
-            candidate.labels,
-            policy.quality,
-            trained_texts=reference.texts,
-            production_pred=production_pred,
-            production=production_ref,
-            baseline_pred=predict_baselines(
-                reference,
-                holdout.texts,
-                base,
-                candidate.meta.max_length,
-                cost.read_train_result(adapter_dir).params["head_C"],
-            ),
-            out_dir=out_dir,
-        )
-
-    checks = [
-        _guarded(quality.NAME, quality_check),
-        _guarded(
-            drift.NAME,
-            lambda: drift.run(
-                candidate_reference(),
-                production_reference(),
-                base_model_dir,
-                policy.drift,
-                reference_name=production_ref,
+        def quality_check() -> CheckResult:
+            if production_error:
+                raise TailorError(production_error)
+            reference = candidate_reference()
+            return quality.run(
+                holdout,
+                candidate_pred,
+                candidate.labels,
+                policy.quality,
+                trained_texts=reference.texts,
+                production_pred=production_pred,
+                production=production_ref,
+                baseline_pred=predict_baselines(
+                    reference,
+                    holdout.texts,
+                    base,
+                    candidate.meta.max_length,
+                    cost.read_train_result(adapter_dir).params["head_C"],
+                ),
                 out_dir=out_dir,
+            )
+
+        checks = [
+            _guarded(quality.NAME, quality_check),
+            _guarded(
+                drift.NAME,
+                lambda: drift.run(
+                    candidate_reference(),
+                    production_reference(),
+                    base_model_dir,
+                    policy.drift,
+                    reference_name=production_ref,
+                    out_dir=out_dir,
+                ),
             ),
-        ),
-        _guarded(bias.NAME, lambda: bias.run(holdout, candidate_pred, candidate.labels, policy.bias, out_dir=out_dir)),
-        _guarded(cost.NAME, lambda: cost.run(cost.read_train_result(adapter_dir), policy.cost, out_dir=out_dir)),
-        _guarded(
-            load.NAME,
-            lambda: load.run(load.measure(adapter_dir, base_model_dir, holdout.texts), policy.load, out_dir=out_dir),
-        ),
-    ]
+            _guarded(
+                bias.NAME, lambda: bias.run(holdout, candidate_pred, candidate.labels, policy.bias, out_dir=out_dir)
+            ),
+            _guarded(cost.NAME, lambda: cost.run(cost.read_train_result(adapter_dir), policy.cost, out_dir=out_dir)),
+        ]
+        # Before the load check: explaining is the evaluator's longest step, and the probe starts up beside it.
+        if out_dir is not None and explain_budget is not None:
+            write_explanations(
+                explain_holdout(candidate, holdout, candidate_pred, explain_budget, adapter_ref or str(adapter_dir)),
+                out_dir,
+            )
+        checks.append(_guarded(load.NAME, lambda: load.run(probe.result(), policy.load, out_dir=out_dir)))
     decision = gate.decide(
         policy,
         checks,
@@ -155,11 +162,6 @@ def evaluate(
         adapter_sha256=file_sha256(Path(adapter_dir) / WEIGHTS_FILE),
     )
     if out_dir is not None:
-        if explain_budget is not None:
-            write_explanations(
-                explain_holdout(candidate, holdout, candidate_pred, explain_budget, adapter_ref or str(adapter_dir)),
-                out_dir,
-            )
         decision.write_json(Path(out_dir) / GATE_DECISION_FILE)
         report = Path(out_dir) / GATE_REPORT_FILE
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -240,7 +240,7 @@ def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_
     def killed(*_args, **_kwargs):
         raise KeyboardInterrupt  # the process dies during the last check, after the others wrote reports
 
-    monkeypatch.setattr(load, "measure", killed)
+    monkeypatch.setattr(load.Probe, "result", killed)
     with pytest.raises(KeyboardInterrupt):
         evaluate(
             folder,

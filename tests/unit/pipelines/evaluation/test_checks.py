@@ -291,7 +291,23 @@ def test_cost_within_every_limit_passes():
         "cost.max_peak_rss_mb",
         "cost.max_money",
     ]
-    assert "112 examples in 42.0 s" in result.details["summary"]
+    assert "112 examples in 42.0 s (80.0 s CPU, wall judged)" in result.details["summary"]
+
+
+def test_cost_judges_cpu_time_where_the_policy_says_so():
+    stretched = train_result(wall_seconds=1200.0, cpu_seconds=300.0)  # a busy host: waiting, not working
+    assert not cost.run(stretched, CostPolicy(max_train_seconds=900)).passed
+    judged = cost.run(stretched, CostPolicy(max_train_seconds=900, train_time="cpu"))
+    assert judged.passed and judged.thresholds[0].value == 300.0 and judged.details["train_time"] == "cpu"
+    runaway = cost.run(train_result(wall_seconds=600.0, cpu_seconds=1100.0), CostPolicy(train_time="cpu"))
+    assert [(t.metric, t.value) for t in runaway.thresholds if not t.passed] == [("train_seconds", 1100.0)]
+
+
+def test_a_policy_naming_another_train_time_is_refused(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text('version: "1"\ncost:\n  train_time: process\n')
+    with pytest.raises(ConfigError, match="train_time"):
+        load_policy(path)
 
 
 def test_cost_lists_every_limit_it_exceeds():
