@@ -1,6 +1,5 @@
-"""The serving probe starts before the other checks and times only when asked: a probe never asked ends
-without timing, and what goes wrong in it fails the load check with the reason. It stops timing early
-only when both models' latencies are tight."""
+"""A probe with nothing to time says so when asked; the probe stops timing early only when both models'
+latencies are tight (the probe's own process: tests/integration/pipelines/evaluation/test_load_probe_process.py)."""
 
 import itertools
 
@@ -14,20 +13,6 @@ def test_a_probe_with_no_text_starts_nothing_and_says_why_when_asked(tmp_path):
     with load.Probe.start(tmp_path / "adapter", tmp_path / "base", []) as probe:
         with pytest.raises(TailorError, match="at least one text"):
             probe.result()
-
-
-def test_a_probe_that_cannot_load_fails_with_its_error_when_asked(tmp_path):
-    with load.Probe.start(tmp_path / "no-adapter", tmp_path / "no-base", ["hello"]) as probe:
-        with pytest.raises(
-            TailorError, match=r"(?s)serving probe failed \(exit 1\).*no-adapter is not a Tailor adapter folder"
-        ):
-            probe.result()
-
-
-def test_leaving_a_probe_never_asked_ends_its_process(tmp_path):
-    with load.Probe.start(tmp_path / "no-adapter", tmp_path / "no-base", ["hello"]) as probe:
-        running = probe._proc
-    assert running.poll() is not None
 
 
 class Clock:
