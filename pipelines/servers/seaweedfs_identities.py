@@ -32,7 +32,7 @@ def role_actions(role: str, bucket: str) -> list[str]:
         # expiring traffic past its retention) write: never keys/ (the keyring).
         writes = [
             f"Write:{bucket}/{prefix}*"
-            for prefix in ("adapters/", "audit/", "deliveries/", "dvc/", "monitoring/", "traffic/")
+            for prefix in ("adapters/", "audit/", "checkpoints/", "deliveries/", "dvc/", "monitoring/", "traffic/")
         ]
         return [
             f"Read:{bucket}",
@@ -47,6 +47,7 @@ def role_actions(role: str, bucket: str) -> list[str]:
             f"Read:{bucket}",
             f"List:{bucket}",
             f"Write:{bucket}/audit/*",
+            f"Write:{bucket}/checkpoints/*",  # signed checkpoints of the audit logs (registry.audit.checkpoints)
             f"Write:{bucket}/deliveries/*",
             retain_audit,
         ]
