@@ -11,14 +11,13 @@ that server's tools and registers them here.
 from __future__ import annotations
 
 import json
-import stat
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from registry.audit.log import AuditLog
 from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.event_time import utc_now
-from registry.files import require_file, write_atomic
+from registry.files import require_private_file, write_atomic
 from registry.keyring import KeyEvent, KeyLog, Keyring, validate_person
 from registry.object_store import ObjectStore
 from registry.signing import Signer, new_private_key, public_key_of
@@ -59,14 +58,7 @@ def is_credentials_file(path: Path) -> bool:
 
 def _private_file(path: Path, what: str) -> Path:
     """Raises: ConfigError: missing, or readable by other users."""
-    path = require_file(path, f"{what}:", ConfigError)
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{what}: {path} may be read by other users (mode {stat.S_IMODE(mode):o}): it holds "
-            f"a private signing key; `chmod 600 {path}`, and rotate the key if others could read it"
-        )
-    return path
+    return require_private_file(path, what, "a private signing key")
 
 
 def signing_key_path(credentials: Path) -> Path:
