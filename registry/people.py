@@ -18,8 +18,10 @@ from registry.audit.log import AuditLog
 from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.event_time import utc_now
 from registry.files import require_private_file, write_atomic
+from registry.governance import RegistryRules
 from registry.keyring import KeyEvent, KeyLog, Keyring, validate_person
 from registry.object_store import ObjectStore
+from registry.signed_rules import LEGACY_QUORUM, recorded_rules
 from registry.signing import Signer, new_private_key, public_key_of
 
 CREDENTIALS_FORMAT = "tailor-credentials-1"
@@ -124,15 +126,24 @@ class Started:
 
 
 def init_keyring(
-    store: ObjectStore, log: AuditLog, admin: str, *, access_key: str, secret_key: str, bucket: str
+    store: ObjectStore,
+    log: AuditLog,
+    admin: str,
+    *,
+    access_key: str,
+    secret_key: str,
+    bucket: str,
+    rules: RegistryRules = RegistryRules(),
+    quorum: int = LEGACY_QUORUM,
 ) -> Started:
-    """Start the keyring of a store: the first admin and an offline recovery key.
+    """Start the keyring of a store: the first admin, an offline recovery key, and the ``quorum`` and
+    ``rules`` every reader replays from then on (``registry.signed_rules``), whatever its local config.
 
     Every existing audit log is verified and its head sealed in the first event, so its events
     read as "unsigned legacy" from then on and nothing unsigned can follow them.
 
     Raises:
-        RefusedError: the store has a keyring already.
+        RefusedError: the store has a keyring already, or the quorum or rules are not valid.
         IntegrityError: an existing audit log does not verify (named): repair it first.
     """
     validate_person(admin)
@@ -157,6 +168,7 @@ def init_keyring(
             public_key=public_key_of(private),
             recovery_public_key=public_key_of(recovery),
             legacy_heads=legacy,
+            rules=recorded_rules(rules, quorum),
             reason="keyring started",
         ),
         utc_now,
