@@ -8,10 +8,14 @@ reads the new identity, which the session's shared store must not do under other
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
+import httpx
 import numpy as np
 import pytest
 
@@ -557,3 +561,79 @@ def test_forged_stale_and_misplaced_checkpoints_are_named_and_ignored(signed, ch
     for key in (lie_key, forged_key, misplaced_key, stale_key, f"checkpoints/{name}/junk.json"):
         assert key in review
     assert checkpoint_key(name, 4, _kid(signed, "bob")) not in review
+
+
+@pytest.mark.slow
+def test_tailor_serve_on_a_signed_store_answers_and_refuses_a_forged_promotion_over_http(signed, unique_name, tmp_path):
+    """The real server process, as the `srv` service (pinned to the trust root in its credentials
+    file): ready, answering v1; a promotion of v2 that alice writes with her own store and signing
+    keys is refused, v1 keeps answering and /healthz says why."""
+    # Only this test trains and serves: the model stack is not imported for the others.
+    from pipelines.records import LabeledBatch
+    from pipelines.settings import load_settings
+    from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
+    from serving.model import load_base
+    from tests.conftest import TAILOR
+    from tests.serve_process import start_serve
+
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=tmp_path / "fingerprint")
+    texts = ["refund my payment", "charged twice", "the app crashes", "error on save"]
+    batch = LabeledBatch(source="t", texts=texts, labels=["billing"] * 2 + ["bug"] * 2, ids=["1", "2", "3", "4"])
+    params = TrainParams(min_steps=2, max_steps=2, noise_filter="none", select="lora")
+    folder = Path(train(batch, tmp_path / "adapter", base=base, params=params, seed=1).adapter_dir)
+    decision = {**passed_gate(None), "adapter_sha256": file_sha256(folder / "adapter_model.safetensors")}
+    (folder / "gate_decision.json").write_text(json.dumps(decision))
+
+    def registry(who: str) -> Registry:
+        return Registry(S3ObjectStore(signed.settings(who)), signed.settings(who), base_model=base.fingerprint)
+
+    registry("alice").register(folder, unique_name, reason="batch 1")
+    registry("alice").register(folder, unique_name, reason="batch 2")
+    registry("bob").promote(unique_name, "v1", "production", reason="reviewed report")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    args = [TAILOR, "serve", "--name", unique_name, "--port", str(port), "--poll-seconds", "0.5"]
+    proc = start_serve(args, url, signed.env("srv"), tmp_path)
+    try:
+        assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        answer = httpx.post(f"{url}/predict", json={"texts": ["refund the charge"]})
+        assert answer.status_code == 200 and answer.json()["version"] == "v1"
+
+        head = _event(signed, unique_name, 3)
+        forged = AuditEvent(
+            action="promote",
+            name=unique_name,
+            version="v2",
+            actor="alice",
+            role="trainer",
+            reason="ship it",
+            content_sha256=registry("srv").state(unique_name).versions["v2"],
+            alias="production",
+            alias_before="v1",
+            alias_after="v2",
+            gate=_event(signed, unique_name, 2).gate,
+            policy_sha256=head.policy_sha256,
+            seq=4,
+            time=head.time,
+            prev_sha256=head.sha256,
+        )
+        _forge(signed, unique_name, "alice", forged, sign_as="alice")
+
+        deadline = time.monotonic() + 30
+        while (health := httpx.get(f"{url}/healthz").json())["status"] == "ok":
+            assert time.monotonic() < deadline, "the forged promotion never showed in /healthz"
+            time.sleep(0.3)
+        assert health["status"] == "degraded"
+        failure = health["adapters"][0]["failure"]["error"]
+        assert "refused: the audit history" in failure and "event 000000000004" in failure, failure
+        assert "still serving v1" in failure
+        answer = httpx.post(f"{url}/predict", json={"texts": ["refund the charge"]})
+        assert answer.status_code == 200 and answer.json()["version"] == "v1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
