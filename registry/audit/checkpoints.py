@@ -17,12 +17,13 @@ and ignored, never believed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
 from registry.audit.events import AuditEvent, event_key, parse_event
 from registry.audit.state import AliasState, fold
-from registry.canonical import canonical_json, canonical_sha256
+from registry.canonical import canonical_json, jcs
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError
 from registry.event_time import utc_now
 from registry.keyring import KeyLog, Keyring
@@ -44,7 +45,8 @@ def checkpoint_key(name: str, seq: int, kid: str) -> str:
 
 
 def _signed_part(doc: dict) -> bytes:
-    return canonical_json({k: v for k, v in doc.items() if k != "signature"})
+    """Raises: ValueError: ``doc`` holds what RFC 8785 cannot."""
+    return jcs({k: v for k, v in doc.items() if k != "signature"})
 
 
 def write_checkpoint(store: ObjectStore, state: AliasState, signer: Signer) -> str:
@@ -63,7 +65,7 @@ def write_checkpoint(store: ObjectStore, state: AliasState, signer: Signer) -> s
         "seq": state.head_seq,
         "head_sha256": state.head_sha256,
         "state": json.loads(state.to_json()),
-        "state_sha256": canonical_sha256(json.loads(state.to_json())),
+        "state_sha256": hashlib.sha256(jcs(json.loads(state.to_json()))).hexdigest(),
         "time": utc_now(),
         "key_id": signer.key_id,
     }
@@ -169,13 +171,18 @@ class Checkpoints:
             record = ring.signing_key(kid, doc["time"])
         except IntegrityError as err:
             raise IntegrityError(f"signed by a key that could not sign then: {err}") from None
-        if not signature_holds(record.public_key, doc["signature"], _signed_part(doc)):
+        try:
+            holds = signature_holds(record.public_key, doc["signature"], _signed_part(doc))
+            digest = hashlib.sha256(jcs(doc["state"])).hexdigest()
+        except ValueError as err:
+            raise IntegrityError(str(err)) from None
+        if not holds:
             raise IntegrityError("its signature does not hold (forged or modified)")
         try:
             state = AliasState.from_json(canonical_json(doc["state"]))
         except (ValueError, TypeError) as err:
             raise IntegrityError(f"its state is malformed ({err})") from None
-        if canonical_sha256(doc["state"]) != doc["state_sha256"] or (state.name, state.head_seq, state.head_sha256) != (
+        if digest != doc["state_sha256"] or (state.name, state.head_seq, state.head_sha256) != (
             name,
             seq,
             doc["head_sha256"],

@@ -16,7 +16,6 @@ from typing import Callable
 from registry.audit.checkpoints import CHECKPOINT_EVERY, Checkpoints, write_checkpoint
 from registry.audit.events import AuditEvent, audit_prefix, event_key, parse_event, sequence_of
 from registry.audit.state import AliasState, Judge, all_text, fold
-from registry.canonical import canonical_sha256
 from registry.errors import (
     AccessDeniedError,
     AlreadyExistsError,
@@ -250,7 +249,7 @@ class AuditLog:
             raise IntegrityError(
                 f"{key} was deleted: this machine has seen it (run `tailor audit verify {name}`)"
             ) from None
-        if newest.sha256 != cached.head_sha256 or canonical_sha256(newest.body()) != newest.sha256:
+        if newest.sha256 != cached.head_sha256 or newest.digest() != newest.sha256:
             raise _replaced(name, cached)
 
     def append(self, name: str, make: Callable[[AliasState], AuditEvent]) -> AuditEvent:
