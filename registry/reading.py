@@ -77,11 +77,8 @@ def _judged_gate(event: AuditEvent) -> GateSummary:
 def standing_gate(state: AliasState, manifest: Manifest) -> GateSummary | None:
     """``latest_gate`` as the folded state keeps it, without reading the events again (a cold promote
     that started from a checkpoint has not read them); ``manifest.gate`` itself when never judged again."""
-    held = state.verdicts.get(manifest.version)
-    if held is None:
-        return manifest.gate
-    gate = GateSummary(**{k: v for k, v in held.items() if k in {f.name for f in fields(GateSummary)}})
-    return manifest.gate if gate == manifest.gate else gate
+    gate = state.verdict(manifest.version)
+    return manifest.gate if gate is None or gate == manifest.gate else gate
 
 
 def latest_gate(events: list[AuditEvent], manifest: Manifest) -> GateSummary | None:
