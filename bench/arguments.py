@@ -22,6 +22,11 @@ def at_least(low: int):
     return parse
 
 
+def counts(text: str) -> list[int]:
+    """Comma-separated whole numbers, each at least 2 (``100,1000,10000``)."""
+    return [at_least(2)(part) for part in text.split(",")]
+
+
 def _number(text: str, allowed, rule: str) -> float:
     try:
         value = float(text)

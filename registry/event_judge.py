@@ -10,6 +10,7 @@ from registry.errors import IntegrityError
 from registry.event_time import utc_now
 from registry.governance import RegistryRules, event_rule_problem
 from registry.keyring import KeyLog
+from registry.signed_rules import replay_rules
 from registry.signing import signature_holds, signed_bytes
 
 
@@ -62,5 +63,6 @@ class EventJudge:
             raise IntegrityError(
                 f"{label} names {event.actor!r} ({event.role}) but was signed by {record.person} ({record.role})"
             )
-        if problem := event_rule_problem(state, event, self.rules):
+        # The rules the keyring's first event recorded, not this machine's: every reader judges alike.
+        if problem := event_rule_problem(state, event, replay_rules(ring.rules, self.rules)):
             raise IntegrityError(f"{label} breaks the rules: {problem}")

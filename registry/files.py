@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from registry.errors import NotFoundError, TailorError
+from registry.errors import ConfigError, NotFoundError, TailorError
 
 # A safetensors header is a small JSON document; a larger "length" means the file is something else.
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
@@ -68,6 +69,23 @@ def require_file(path: Path, what: str, error: type[TailorError] = NotFoundError
         raise error(f"{what} {path} does not exist{hint}")
     kind = "a folder" if path.is_dir() else "a device, pipe or socket"
     raise error(f"{what} {path} is {kind}, not a file")
+
+
+def require_private_file(path: Path, what: str, holds: str, hint: str = "") -> Path:
+    """``path`` if it is a regular file only its owner may read or write.
+
+    Raises:
+        ConfigError: missing (then ``hint`` follows), not a file, or open to the group or to others,
+            naming what it ``holds`` and the fix.
+    """
+    path = require_file(path, f"{what}:", ConfigError, hint)
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{what}: {path} may be read by other users (mode {stat.S_IMODE(mode):o}): it holds {holds}; "
+            f"`chmod 600 {path}`, and replace those keys if others could read them"
+        )
+    return path
 
 
 def safetensors_header_problem(path: Path) -> str | None:

@@ -6,8 +6,9 @@ signed by the first admin's own key and names an offline recovery key; its sha25
 keyring written by someone else (a trainer's keys can write objects) is refused.
 
 Every later event is signed by an admin key valid at that time, or by the recovery key (a lost
-admin key). While two or more admins exist, adding or rotating a key, and disabling an admin,
-wait for another admin's ``confirm`` event before they count, whoever signed them (the recovery
+admin key). With the quorum of 2 that ``init`` records (``registry.signed_rules``; keyrings from
+before it recorded one have it too), while two or more admins exist, adding or rotating a key, and
+disabling an admin, wait for another admin's ``confirm`` event before they count, whoever signed them (the recovery
 key included): one admin alone can neither publish a key for someone else and sign as them nor
 first disable the other admins to act alone. A rotated key keeps counting until its successor is
 confirmed. Disabling a non-admin takes effect at once.
@@ -26,6 +27,7 @@ from registry.event_time import received_problem, time_problem
 from registry.files import write_atomic
 from registry.object_store import ObjectStore, put_kept
 from registry.settings import ROLES
+from registry.signed_rules import quorum, rules_problem
 from registry.signing import Signer, key_id, signature_holds, signed_bytes
 
 KEYS_PREFIX = "keys/"
@@ -66,6 +68,9 @@ class KeyEvent:
     recovery_public_key: str | None = None  # init only
     legacy_heads: dict[str, list] | None = None  # init only: adapter name → [seq, sha256] signed as legacy
     confirms: str | None = None  # confirm only: the sha256 of the event confirmed
+    # init only: the quorum and the registry rules every reader replays (registry.signed_rules); stored
+    # only when present, so a keyring begun before they were recorded keeps its hashes.
+    rules: dict[str, Any] | None = None
     reason: str = ""
     seq: int = 0
     time: str = ""
@@ -74,13 +79,19 @@ class KeyEvent:
     signature: str = ""
     sha256: str = ""
 
-    def body(self) -> dict[str, Any]:
+    def _stored(self) -> dict[str, Any]:
         data = asdict(self)
+        if data["rules"] is None:
+            del data["rules"]
+        return data
+
+    def body(self) -> dict[str, Any]:
+        data = self._stored()
         data.pop("sha256")
         return data
 
     def to_json(self) -> bytes:
-        return canonical_json(asdict(self))
+        return canonical_json(self._stored())
 
     @property
     def label(self) -> str:
@@ -110,6 +121,7 @@ class Keyring:
     disabled: list[str] = field(default_factory=list)
     recovery_key: str = ""
     legacy_heads: dict[str, list] = field(default_factory=dict)
+    rules: dict[str, Any] | None = None  # as the init event recorded them; None before they were
     pending: dict[str, KeyEvent] = field(default_factory=dict)  # sha256 → add/rotate waiting for confirmation
     review: list[str] = field(default_factory=list)
 
@@ -165,13 +177,15 @@ class Keyring:
         if event.action == "init":
             self.trust_root, self.recovery_key = event.sha256, event.recovery_public_key or ""
             self.legacy_heads = dict(event.legacy_heads or {})
+            self.rules = event.rules
             self._publish(event, valid_from=event.time)
             self.review.append(
                 f"{label}: keyring started by {event.person} (admin)"
                 + (f"; legacy logs sealed: {', '.join(sorted(self.legacy_heads))}" if self.legacy_heads else "")
+                + (f"; rules every reader replays: {canonical_json(self.rules).decode()}" if self.rules else "")
             )
         elif event.action in ("add", "rotate"):
-            needs_second = len(self.active_admins(event.time)) >= 2
+            needs_second = self._needs_second(event.time)
             replaced = self.people.get(event.person) if event.action == "rotate" else None
             self._publish(event, valid_from=None if needs_second else event.time)
             if needs_second:
@@ -184,7 +198,7 @@ class Keyring:
                 + (" — waiting for a second admin's confirmation" if needs_second else "")
             )
         elif event.action == "disable":
-            needs_second = self._is_admin(event.person) and len(self.active_admins(event.time)) >= 2
+            needs_second = self._is_admin(event.person) and self._needs_second(event.time)
             if needs_second:
                 self.pending[event.sha256] = event
             else:
@@ -207,6 +221,9 @@ class Keyring:
                 f"{label}: {by} confirmed key event {confirmed.seq:012d} ({confirmed.action} {confirmed.person})"
             )
         self.head_seq, self.head_sha256, self.head_time = event.seq, event.sha256, event.time
+
+    def _needs_second(self, when: str) -> bool:
+        return quorum(self.rules) >= 2 and len(self.active_admins(when)) >= 2
 
     def _is_admin(self, person: str) -> bool:
         return any(r.person == person and r.role == "admin" for r in self.keys.values())
@@ -251,11 +268,11 @@ class Keyring:
         if event.action not in KEY_ACTIONS:
             return f"unknown action {event.action!r}"
         if event.action == "init":
-            return (
-                None
-                if event.role == "admin" and event.recovery_public_key
-                else "init needs an admin and a recovery key"
-            )
+            if event.role != "admin" or not event.recovery_public_key:
+                return "init needs an admin and a recovery key"
+            return None if event.rules is None else rules_problem(event.rules)
+        if event.rules is not None:
+            return "only the init event records rules"
         if event.action == "confirm":
             pending = self.pending.get(event.confirms or "")
             if pending is None:
@@ -300,7 +317,7 @@ def parse_key_event(key: str, data: bytes) -> KeyEvent:
 
     try:
         raw = json.loads(data)
-        if not isinstance(raw, dict) or set(raw) != _KEY_EVENT_FIELDS:
+        if not isinstance(raw, dict) or set(raw) | {"rules"} != _KEY_EVENT_FIELDS:
             raise ValueError(f"fields are {sorted(raw) if isinstance(raw, dict) else type(raw).__name__}")
         event = KeyEvent(**raw)
         if not all(

@@ -11,16 +11,17 @@ that server's tools and registers them here.
 from __future__ import annotations
 
 import json
-import stat
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from registry.audit.log import AuditLog
 from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.event_time import utc_now
-from registry.files import require_file, write_atomic
+from registry.files import require_private_file, write_atomic
+from registry.governance import RegistryRules
 from registry.keyring import KeyEvent, KeyLog, Keyring, validate_person
 from registry.object_store import ObjectStore
+from registry.signed_rules import LEGACY_QUORUM, recorded_rules
 from registry.signing import Signer, new_private_key, public_key_of
 
 CREDENTIALS_FORMAT = "tailor-credentials-1"
@@ -59,14 +60,7 @@ def is_credentials_file(path: Path) -> bool:
 
 def _private_file(path: Path, what: str) -> Path:
     """Raises: ConfigError: missing, or readable by other users."""
-    path = require_file(path, f"{what}:", ConfigError)
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{what}: {path} may be read by other users (mode {stat.S_IMODE(mode):o}): it holds "
-            f"a private signing key; `chmod 600 {path}`, and rotate the key if others could read it"
-        )
-    return path
+    return require_private_file(path, what, "a private signing key")
 
 
 def signing_key_path(credentials: Path) -> Path:
@@ -132,15 +126,24 @@ class Started:
 
 
 def init_keyring(
-    store: ObjectStore, log: AuditLog, admin: str, *, access_key: str, secret_key: str, bucket: str
+    store: ObjectStore,
+    log: AuditLog,
+    admin: str,
+    *,
+    access_key: str,
+    secret_key: str,
+    bucket: str,
+    rules: RegistryRules = RegistryRules(),
+    quorum: int = LEGACY_QUORUM,
 ) -> Started:
-    """Start the keyring of a store: the first admin and an offline recovery key.
+    """Start the keyring of a store: the first admin, an offline recovery key, and the ``quorum`` and
+    ``rules`` every reader replays from then on (``registry.signed_rules``), whatever its local config.
 
     Every existing audit log is verified and its head sealed in the first event, so its events
     read as "unsigned legacy" from then on and nothing unsigned can follow them.
 
     Raises:
-        RefusedError: the store has a keyring already.
+        RefusedError: the store has a keyring already, or the quorum or rules are not valid.
         IntegrityError: an existing audit log does not verify (named): repair it first.
     """
     validate_person(admin)
@@ -165,6 +168,7 @@ def init_keyring(
             public_key=public_key_of(private),
             recovery_public_key=public_key_of(recovery),
             legacy_heads=legacy,
+            rules=recorded_rules(rules, quorum),
             reason="keyring started",
         ),
         utc_now,

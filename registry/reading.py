@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from registry.adapter_folder import GATE_DECISION_FILE, MANIFEST_FILE, GateSummary, same_base
+from registry.audit.checkpoints import Checkpoints
 from registry.audit.events import AuditEvent, parse_time
 from registry.audit.log import AuditLog
 from registry.audit.state import AliasState, fold
@@ -71,6 +72,13 @@ def _judged_gate(event: AuditEvent) -> GateSummary:
     """The verdict a ``judge`` event records, without the evidence it carries beside it."""
     wanted = {f.name for f in fields(GateSummary)}
     return GateSummary(**{k: v for k, v in event.gate.items() if k in wanted})
+
+
+def standing_gate(state: AliasState, manifest: Manifest) -> GateSummary | None:
+    """``latest_gate`` as the folded state keeps it, without reading the events again (a cold promote
+    that started from a checkpoint has not read them); ``manifest.gate`` itself when never judged again."""
+    gate = state.verdict(manifest.version)
+    return manifest.gate if gate is None or gate == manifest.gate else gate
 
 
 def latest_gate(events: list[AuditEvent], manifest: Manifest) -> GateSummary | None:
@@ -153,6 +161,7 @@ class RegistryReader:
             cache_dir=cache_dir,
             signer=signer,
             judge=EventJudge(self.keys, rules),
+            checkpoints=Checkpoints(store, self.keys, signer.key_id if signer else None),
             cache_scope=f"{settings.endpoint}|{settings.bucket}|{settings.trust_root}",
         )
 
@@ -306,7 +315,8 @@ class RegistryReader:
             versions=complete,
             incomplete=incomplete,
             to_review=production_moves_to_review(events)
-            + [f"event {e.key_name}: {e.actor} cleared an object: {e.reason}" for e in events if e.action == "clear"],
+            + [f"event {e.key_name}: {e.actor} cleared an object: {e.reason}" for e in events if e.action == "clear"]
+            + (self.log.checkpoints.disagreements(name, events) if ring else []),
             signed=state.signed,
             keyring=list(ring.review) if ring else [],
         )

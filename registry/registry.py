@@ -36,7 +36,7 @@ from registry.manifest import (
     version_number,
 )
 from registry.object_store import put_kept, sha256_hex
-from registry.reading import RegistryReader, file_key, gate_fields, latest_gate, no_audit_log, versions_prefix
+from registry.reading import RegistryReader, file_key, gate_fields, no_audit_log, standing_gate, versions_prefix
 
 MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
 
@@ -127,7 +127,7 @@ class Registry(RegistryReader):
         self._require_same_base(manifest)
         decision = self._prove_files(manifest)  # an alias must never point at weights that cannot be served
         against = recorded_against(manifest, decision)
-        gate = latest_gate(self.events(name), manifest)
+        gate = standing_gate(self.state(name), manifest)
         bypassed = False
         if to == self.rules.production_alias:
             if breaks_four_eyes(self.rules, to, manifest.created_by, self.settings.actor):

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.canonical import canonical_json
+from registry.canonical import event_bytes
 from registry.errors import ConfigError
 
 
@@ -85,5 +85,10 @@ class Signer:
 
 
 def signed_bytes(body: dict[str, Any]) -> bytes:
-    """What a signature covers: the canonical JSON of an event without its signature and sha256."""
-    return canonical_json({k: v for k, v in body.items() if k not in ("signature", "sha256")})
+    """What a signature covers: the canonical JSON of an event without its signature and sha256, made
+    canonical as the event's ``canonical`` field names (``registry.canonical.event_bytes``).
+
+    Raises:
+        ValueError: as ``event_bytes``.
+    """
+    return event_bytes({k: v for k, v in body.items() if k not in ("signature", "sha256")})

@@ -169,9 +169,13 @@ def init(
     access_key: str = ACCESS,
     secret_key: str = SECRET,
     as_json: bool = JSON,
+    quorum: int = typer.Option(
+        2, "--quorum", min=1, max=2, help="admins who must agree to a key change (2: a second admin confirms)"
+    ),
 ) -> None:
     """Start the store's keyring: the first admin (their credentials file) and an offline recovery key,
-    printed once. Existing audit logs are verified and sealed as unsigned legacy."""
+    printed once, with the quorum and the registry rules every reader replays from then on. Existing
+    audit logs are verified and sealed as unsigned legacy."""
     settings = state.settings()
     validate_person(name)
     path = out or credentials_path(settings.home, name)
@@ -179,13 +183,16 @@ def init(
         raise RefusedError(f"{path} exists: give another --out")
     admin_store = settings.store("admin")
     keys = _store_keys(name, "admin", access_key, secret_key)
+    registry = state.context().registry()
     started = init_keyring(
         S3ObjectStore(admin_store),
-        state.context().registry().log,
+        registry.log,
         name,
         access_key=keys[0],
         secret_key=keys[1],
         bucket=settings.bucket,
+        rules=registry.rules,
+        quorum=quorum,
     )
     write_credentials(path, started.admin)
     _reload_store()

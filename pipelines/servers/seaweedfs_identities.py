@@ -9,7 +9,7 @@ import secrets
 from pathlib import Path
 
 from registry.errors import ConfigError
-from registry.files import require_file, write_atomic
+from registry.files import require_private_file, write_atomic
 from registry.settings import ROLES, Role
 
 # A store identity with no registry role: `tailor serve --record-traffic` writes sampled traffic
@@ -32,7 +32,7 @@ def role_actions(role: str, bucket: str) -> list[str]:
         # expiring traffic past its retention) write: never keys/ (the keyring).
         writes = [
             f"Write:{bucket}/{prefix}*"
-            for prefix in ("adapters/", "audit/", "deliveries/", "dvc/", "monitoring/", "traffic/")
+            for prefix in ("adapters/", "audit/", "checkpoints/", "deliveries/", "dvc/", "monitoring/", "traffic/")
         ]
         return [
             f"Read:{bucket}",
@@ -47,6 +47,7 @@ def role_actions(role: str, bucket: str) -> list[str]:
             f"Read:{bucket}",
             f"List:{bucket}",
             f"Write:{bucket}/audit/*",
+            f"Write:{bucket}/checkpoints/*",  # signed checkpoints of the audit logs (registry.audit.checkpoints)
             f"Write:{bucket}/deliveries/*",
             retain_audit,
         ]
@@ -136,9 +137,13 @@ def read_identities(path: Path) -> dict[str, tuple[str, str]]:
     """Role name → (access key, secret key) from a SeaweedFS identities file.
 
     Raises:
-        ConfigError: the file is missing, not a regular file, not JSON, or not in SeaweedFS's identities format.
+        ConfigError: the file is missing, not a regular file, open to the group or to others (like a
+            person's credentials file: it holds every role's secret keys), not JSON, or not in
+            SeaweedFS's identities format.
     """
-    path = require_file(path, "credentials_file:", ConfigError, hint=" (run `tailor store start` once)")
+    path = require_private_file(
+        path, "credentials_file", "the secret store keys of every role", hint=" (run `tailor store start` once)"
+    )
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

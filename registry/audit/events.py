@@ -10,7 +10,7 @@ import typing
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from registry.canonical import canonical_json, canonical_sha256
+from registry.canonical import JCS, canonical_json, event_sha256
 from registry.errors import IntegrityError
 from registry.event_time import event_time
 from registry.settings import ROLES
@@ -66,11 +66,14 @@ class AuditEvent:
     # which are stored (and hashed) without them.
     key_id: str | None = None
     signature: str | None = None
+    # How the bytes hashed and signed were made canonical (``registry.canonical``): absent from events
+    # written before RFC 8785 was used, which keep verifying over the canonical JSON they were made with.
+    canonical: str | None = None
     sha256: str = ""
 
     def _stored(self) -> dict[str, Any]:
         data = asdict(self)
-        for unsigned in ("key_id", "signature"):
+        for unsigned in _UNSIGNED:
             if data[unsigned] is None:
                 del data[unsigned]
         return data
@@ -80,13 +83,24 @@ class AuditEvent:
         data.pop("sha256")
         return data
 
+    def digest(self) -> str:
+        """The sha256 of its body, made canonical as its ``canonical`` field names.
+
+        Raises:
+            IntegrityError: the body cannot be made canonical that way (a number RFC 8785 cannot hold).
+        """
+        try:
+            return event_sha256(self.body())
+        except ValueError as err:
+            raise IntegrityError(f"event {self.key_name} of '{self.name}' cannot be checked: {err}") from None
+
     def sealed(self) -> "AuditEvent":
-        return replace(self, sha256=canonical_sha256(self.body()))
+        return replace(self, sha256=self.digest())
 
     def signed(self, signer: "Signer") -> "AuditEvent":
-        """This event signed by ``signer`` (over everything but the signature: the previous event's
-        hash and, for a register, the manifest's content hash included), then sealed."""
-        draft = replace(self, key_id=signer.key_id, signature="")
+        """This event signed by ``signer`` over its RFC 8785 bytes (everything but the signature: the
+        previous event's hash and, for a register, the manifest's content hash included), then sealed."""
+        draft = replace(self, key_id=signer.key_id, signature="", canonical=JCS)
         return replace(draft, signature=signer.sign(signed_bytes(draft.body()))).sealed()
 
     def to_json(self) -> bytes:
@@ -108,7 +122,7 @@ _EVENT_TYPES = {name: _json_types(hint) for name, hint in typing.get_type_hints(
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", type(None): "null"}
 
 
-_UNSIGNED = ("key_id", "signature")  # legacy events were written without them
+_UNSIGNED = ("key_id", "signature", "canonical")  # legacy events were written without them
 _EVENT_TYPES.update({name: (str,) for name in _UNSIGNED})  # stored only when present
 
 
@@ -126,6 +140,8 @@ def _field_problem(raw: Any) -> str | None:
     missing = [f.name for f in fields(AuditEvent) if f.name not in raw and f.name not in _UNSIGNED]
     if missing:
         return f"fields {', '.join(missing)} are missing"
+    if raw.get("canonical", JCS) != JCS:
+        return f"field 'canonical' is {json.dumps(raw['canonical'])[:40]}, not {json.dumps(JCS)}"
     if raw["role"] not in ROLES:
         return f"field 'role' is {json.dumps(raw['role'])}, not one of {', '.join(ROLES)}"
     try:

@@ -13,10 +13,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from registry.audit.checkpoints import CHECKPOINT_EVERY, Checkpoints, write_checkpoint
 from registry.audit.events import AuditEvent, audit_prefix, event_key, parse_event, sequence_of
 from registry.audit.state import AliasState, Judge, all_text, fold
-from registry.canonical import canonical_sha256
-from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError, RefusedError, StoreError
+from registry.errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    IntegrityError,
+    NotFoundError,
+    RefusedError,
+    StoreError,
+)
 from registry.event_time import received_problem, utc_now
 from registry.files import write_atomic
 from registry.object_store import ObjectStore, put_kept, rewritten_keys
@@ -55,15 +62,20 @@ class AuditLog:
         cache_scope: str = "",
         signer: Signer | None = None,
         judge: Judge | None = None,
+        checkpoints: Checkpoints | None = None,
     ):
         """``signer`` signs what this log appends (its name and role are then the actor and role);
-        ``judge`` checks every event read, so a state is never built on a forged one."""
+        ``judge`` checks every event read, so a state is never built on a forged one; with
+        ``checkpoints``, a state not cached here starts from the newest trusted checkpoint, and an
+        append that had to replay ``CHECKPOINT_EVERY`` events (or lands on a multiple) writes one."""
         self.store = store
         self.signer = signer
         self.actor = signer.name if signer else actor
         self.role = signer.role if signer else role
         self.judge = judge
+        self.checkpoints = checkpoints
         self._memory: dict[str, AliasState] = {}
+        self._replayed: dict[str, int] = {}  # name → events the last cold state() replayed past any checkpoint
         # The cache format is part of the scope: a cache written before AliasState gained a field is not read.
         scope = hashlib.sha256(f"state-v4|{cache_scope}".encode()).hexdigest()[:16]
         self._cache_dir = Path(cache_dir) / "registry-cache" / scope if cache_dir else None
@@ -180,6 +192,11 @@ class AuditLog:
         """
         cached = self._cached(name)  # before reading the store: a cache a racing writer updates is not "ahead"
         state = self._advance(name, cached) if cached is not None and cached.head_seq > 0 else None
+        if state is None and cached is None and self.checkpoints is not None:
+            start = self.checkpoints.newest(name)
+            state = self._advance(name, start) if start is not None else None
+            if state is not None:
+                self._replayed[name] = state.head_seq - start.head_seq
         if state is None:
             seqs = self.sequence(name)
             head = seqs[-1] if seqs else 0
@@ -189,6 +206,7 @@ class AuditLog:
                     f"{cached.head_seq:012d}: the newest events were deleted (run `tailor audit verify {name}`)"
                 )
             state = fold(AliasState(name=name), self.read(name, seqs), self.judge)
+            self._replayed[name] = state.head_seq
         self._remember(state)
         return state
 
@@ -231,7 +249,7 @@ class AuditLog:
             raise IntegrityError(
                 f"{key} was deleted: this machine has seen it (run `tailor audit verify {name}`)"
             ) from None
-        if newest.sha256 != cached.head_sha256 or canonical_sha256(newest.body()) != newest.sha256:
+        if newest.sha256 != cached.head_sha256 or newest.digest() != newest.sha256:
             raise _replaced(name, cached)
 
     def append(self, name: str, make: Callable[[AliasState], AuditEvent]) -> AuditEvent:
@@ -266,10 +284,19 @@ class AuditLog:
                 time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
                 continue
             self._remember(new_state)
+            self._checkpoint(new_state, replayed=self._replayed.pop(name, 0) + 1)
             return event
         raise StoreError(
             f"lost the race for the next audit event of '{name}' {MAX_APPEND_ATTEMPTS} times in a row: try again"
         )
+
+    def _checkpoint(self, state: AliasState, *, replayed: int) -> None:
+        due = state.head_seq % CHECKPOINT_EVERY == 0 or replayed >= CHECKPOINT_EVERY
+        if due and self.checkpoints is not None and self.signer is not None and self.judge and self.judge.signs():
+            try:
+                write_checkpoint(self.store, state, self.signer)
+            except (StoreError, AccessDeniedError):
+                pass  # a checkpoint only saves the next cold reader time; the event is written
 
     def require_signer(self) -> None:
         """Raises: RefusedError: this store signs its events and nobody here can sign."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from registry.adapter_folder import GateSummary, failure_check
 from registry.audit.events import ACTIONS, GENESIS, AuditEvent, audit_prefix
-from registry.canonical import canonical_json, canonical_sha256
+from registry.canonical import canonical_json
 from registry.errors import IntegrityError
 from registry.event_time import time_problem
 
@@ -56,7 +56,7 @@ class AliasState:
         # Named by the object it was read from (the next one in the log), not by the seq it claims.
         where = f"{audit_prefix(self.name)}{self.head_seq + 1:012d}.json"
         label = f"event {self.head_seq + 1:012d} of '{self.name}'"
-        if canonical_sha256(event.body()) != event.sha256:
+        if event.digest() != event.sha256:
             raise IntegrityError(f"{label} was modified: its content does not match its sha256")
         if event.seq != self.head_seq + 1 or event.name != self.name:
             raise IntegrityError(

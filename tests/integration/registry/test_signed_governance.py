@@ -8,16 +8,21 @@ reads the new identity, which the session's shared store must not do under other
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
+import httpx
 import numpy as np
 import pytest
 
 from bench.embedded_store import store_env
 from pipelines.servers import seaweedfs
 from pipelines.servers.seaweedfs import EmbeddedStoreConfig
+from registry.audit.checkpoints import checkpoint_key, write_checkpoint
 from registry.audit.events import AuditEvent, event_key
 from registry.canonical import canonical_sha256
 from registry.errors import AccessDeniedError, IntegrityError, RefusedError
@@ -478,3 +483,157 @@ def test_an_object_written_without_lock_headers_cannot_be_erased_without_trace(s
         raw.delete_object(Bucket=bucket, Key=key, VersionId=version)
     raw.delete_object(Bucket=bucket, Key=key)  # a delete marker hides it; its version stays
     assert [v["VersionId"] for v in admin.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]] == [version]
+
+
+@pytest.fixture()
+def checkpointed(signed, unique_name, tmp_path, monkeypatch) -> str:
+    """A log of 6 events with checkpoints every 4: bob's at event 4 (his promotion)."""
+    monkeypatch.setattr("registry.audit.log.CHECKPOINT_EVERY", 4)
+    _registered(signed, unique_name, tmp_path, versions=3)  # events 1-4
+    bob = signed.registry("bob")
+    bob.promote(unique_name, "v2", "staging", reason="try v2")
+    bob.promote(unique_name, "v3", "staging", reason="try v3")
+    return unique_name
+
+
+def _kid(signed: SignedStore, who: str) -> str:
+    c = read_credentials(signed.creds[who])
+    return Signer(c.name, c.role, c.signing_key).key_id
+
+
+def _events_read(registry: Registry) -> list[str]:
+    """Spy on the keys ``registry`` GETs from now on."""
+    read: list[str] = []
+    real = registry.store.get
+
+    def get(key, **kw):
+        read.append(key)
+        return real(key, **kw)
+
+    registry.store.get = get
+    return read
+
+
+def test_a_cold_promote_replays_only_the_events_after_the_promoters_checkpoint(signed, checkpointed):
+    name = checkpointed
+    assert signed.raw("srv").list_objects_v2(Bucket=signed.cfg.bucket, Prefix=f"checkpoints/{name}/")["KeyCount"] == 1
+    cold = signed.registry("bob")  # a fresh process: no cache
+    read = _events_read(cold)
+    cold.promote(name, "v1", "staging", reason="back to v1")
+    assert not {event_key(name, seq) for seq in (1, 2, 3)} & set(read)
+    assert checkpoint_key(name, 4, _kid(signed, "bob")) in read
+    assert signed.registry("srv").verify(name).aliases == {"production": "v1", "staging": "v1"}
+
+
+def test_forged_stale_and_misplaced_checkpoints_are_named_and_ignored(signed, checkpointed):
+    name = checkpointed
+    raw, bucket = signed.raw("alice"), signed.cfg.bucket
+    alice, bob = signed.registry("alice"), signed.registry("bob")
+    truth = signed.registry("srv").state(name)
+    # alice's own lie: v3 registered by bob, so that bob could not promote it to production.
+    lie = replace(truth, registered_by={**truth.registered_by, "v3": "bob"})
+    lie_key = write_checkpoint(alice.store, lie, alice.log.signer)
+    # the same lie, claimed to be bob's: the signature cannot hold
+    forged = json.loads(raw.get_object(Bucket=bucket, Key=lie_key)["Body"].read())
+    forged_key = checkpoint_key(name, 6, _kid(signed, "bob"))
+    raw.put_object(Bucket=bucket, Key=forged_key, Body=json.dumps({**forged, "key_id": _kid(signed, "bob")}))
+    # bob's true checkpoint of event 4 copied to event 6, under the admin's key id
+    misplaced_key = checkpoint_key(name, 6, _kid(signed, "root"))
+    good = raw.get_object(Bucket=bucket, Key=checkpoint_key(name, 4, _kid(signed, "bob")))["Body"].read()
+    raw.put_object(Bucket=bucket, Key=misplaced_key, Body=good)
+    # signed by bob's key on a machine that saw another event 5
+    stale = replace(truth, head_seq=5, head_sha256="e" * 64)
+    stale_key = write_checkpoint(bob.store, stale, bob.log.signer)
+    raw.put_object(Bucket=bucket, Key=f"checkpoints/{name}/junk.json", Body=b"{}")
+
+    cold = signed.registry("bob")
+    read = _events_read(cold)
+    assert cold.state(name) == truth
+    assert not {event_key(name, seq) for seq in (1, 2, 3)} & set(read)  # started from bob's event 4
+    ignored = "\n".join(cold.log.checkpoints.ignored)
+    assert f"{lie_key} ignored: signed by alice (trainer)" in ignored
+    assert f"{forged_key} ignored: its signature does not hold" in ignored
+    assert f"{misplaced_key} ignored: it records event 4" in ignored
+    assert f"{stale_key} ignored: event 000000000005 of the log is not the one it records" in ignored
+    assert f"checkpoints/{name}/junk.json ignored" in ignored
+
+    review = "\n".join(signed.registry("srv").verify(name).to_review)
+    for key in (lie_key, forged_key, misplaced_key, stale_key, f"checkpoints/{name}/junk.json"):
+        assert key in review
+    assert checkpoint_key(name, 4, _kid(signed, "bob")) not in review
+
+
+@pytest.mark.slow
+def test_tailor_serve_on_a_signed_store_answers_and_refuses_a_forged_promotion_over_http(signed, unique_name, tmp_path):
+    """The real server process, as the `srv` service (pinned to the trust root in its credentials
+    file): ready, answering v1; a promotion of v2 that alice writes with her own store and signing
+    keys is refused, v1 keeps answering and /healthz says why."""
+    # Only this test trains and serves: the model stack is not imported for the others.
+    from pipelines.records import LabeledBatch
+    from pipelines.settings import load_settings
+    from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
+    from serving.model import load_base
+    from tests.conftest import TAILOR
+    from tests.serve_process import start_serve
+
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=tmp_path / "fingerprint")
+    texts = ["refund my payment", "charged twice", "the app crashes", "error on save"]
+    batch = LabeledBatch(source="t", texts=texts, labels=["billing"] * 2 + ["bug"] * 2, ids=["1", "2", "3", "4"])
+    params = TrainParams(min_steps=2, max_steps=2, noise_filter="none", select="lora")
+    folder = Path(train(batch, tmp_path / "adapter", base=base, params=params, seed=1).adapter_dir)
+    decision = {**passed_gate(None), "adapter_sha256": file_sha256(folder / "adapter_model.safetensors")}
+    (folder / "gate_decision.json").write_text(json.dumps(decision))
+
+    def registry(who: str) -> Registry:
+        return Registry(S3ObjectStore(signed.settings(who)), signed.settings(who), base_model=base.fingerprint)
+
+    registry("alice").register(folder, unique_name, reason="batch 1")
+    registry("alice").register(folder, unique_name, reason="batch 2")
+    registry("bob").promote(unique_name, "v1", "production", reason="reviewed report")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    args = [TAILOR, "serve", "--name", unique_name, "--port", str(port), "--poll-seconds", "0.5"]
+    proc = start_serve(args, url, signed.env("srv"), tmp_path)
+    try:
+        assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        answer = httpx.post(f"{url}/predict", json={"texts": ["refund the charge"]})
+        assert answer.status_code == 200 and answer.json()["version"] == "v1"
+
+        head = _event(signed, unique_name, 3)
+        forged = AuditEvent(
+            action="promote",
+            name=unique_name,
+            version="v2",
+            actor="alice",
+            role="trainer",
+            reason="ship it",
+            content_sha256=registry("srv").state(unique_name).versions["v2"],
+            alias="production",
+            alias_before="v1",
+            alias_after="v2",
+            gate=_event(signed, unique_name, 2).gate,
+            policy_sha256=head.policy_sha256,
+            seq=4,
+            time=head.time,
+            prev_sha256=head.sha256,
+        )
+        _forge(signed, unique_name, "alice", forged, sign_as="alice")
+
+        deadline = time.monotonic() + 30
+        while (health := httpx.get(f"{url}/healthz").json())["status"] == "ok":
+            assert time.monotonic() < deadline, "the forged promotion never showed in /healthz"
+            time.sleep(0.3)
+        assert health["status"] == "degraded"
+        failure = health["adapters"][0]["failure"]["error"]
+        assert "refused: the audit history" in failure and "event 000000000004" in failure, failure
+        assert "still serving v1" in failure
+        answer = httpx.post(f"{url}/predict", json={"texts": ["refund the charge"]})
+        assert answer.status_code == 200 and answer.json()["version"] == "v1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

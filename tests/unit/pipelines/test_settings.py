@@ -71,6 +71,7 @@ def test_an_endpoint_of_ones_own_without_keys_asks_for_them(monkeypatch, tmp_pat
 def test_credentials_come_from_the_identities_file_for_the_chosen_role(monkeypatch, tmp_path):
     ids = {"identities": [{"name": "reader", "credentials": [{"accessKey": "RA", "secretKey": "RS"}], "actions": []}]}
     (tmp_path / "ids.json").write_text(json.dumps(ids))
+    (tmp_path / "ids.json").chmod(0o600)  # it holds secret keys: an open one is refused
     monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
     monkeypatch.setenv("TAILOR_ROLE", "reader")
     assert load_settings().store().access_key == "RA"
@@ -86,6 +87,7 @@ def test_keys_the_identities_file_gives_to_another_role_are_refused(monkeypatch,
         ]
     }
     (tmp_path / "ids.json").write_text(json.dumps(ids))
+    (tmp_path / "ids.json").chmod(0o600)  # it holds secret keys: an open one is refused
     monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
     monkeypatch.setenv("TAILOR_ACCESS_KEY", "trainer-AK")
     monkeypatch.setenv("TAILOR_SECRET_KEY", "trainer-SK")
@@ -245,6 +247,7 @@ def test_a_missing_identities_file_says_how_to_create_it(monkeypatch, tmp_path):
 
 def test_a_damaged_identities_file_is_refused(monkeypatch, tmp_path):
     (tmp_path / "ids.json").write_text('{"identities": [{"name": "admin"}]}')
+    (tmp_path / "ids.json").chmod(0o600)  # it holds secret keys: an open one is refused
     monkeypatch.setenv("TAILOR_CREDENTIALS_FILE", str(tmp_path / "ids.json"))
     with pytest.raises(ConfigError, match="not in SeaweedFS identities format"):
         load_settings().store()
@@ -305,6 +308,7 @@ def test_the_embedded_store_keys_are_judged_even_when_its_url_is_given_as_endpoi
         "identities": [{"name": "trainer", "credentials": [{"accessKey": "T-AK", "secretKey": "T-SK"}], "actions": []}]
     }
     (store / "identities.json").write_text(json.dumps(ids))
+    (store / "identities.json").chmod(0o600)  # it holds secret keys: an open one is refused
     monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TAILOR_ENDPOINT", "http://127.0.0.1:18633")
     monkeypatch.setenv("TAILOR_ACCESS_KEY", "T-AK")

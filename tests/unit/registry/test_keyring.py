@@ -361,3 +361,47 @@ def test_the_independent_verifier_refuses_what_tailor_refuses(tmp_path):
     future = replace(event, time="2099-01-01T00:00:00.000000+00:00", key_id=None, signature=None).sealed()
     store.objects["audit/n/000000000001.json"] = future.to_json()
     assert "dated in the future" in _independent_verdict(store, tmp_path / "d", "n", started.trust_root)
+
+
+def test_new_events_are_signed_over_rfc8785_and_events_signed_before_keep_verifying(tmp_path):
+    """Numbers are where the two canonical forms differ: 1.0 and 1e-07 are "1" and "1e-7" in RFC 8785."""
+    import hashlib
+
+    import rfc8785
+
+    from registry.audit.events import parse_event
+    from registry.canonical import canonical_json
+    from registry.signing import signature_holds
+
+    store = FakeStore()
+    started, root = _started(store)
+    bob, _ = _add(store, started.trust_root, root, "bob", "trainer")
+    gate = {"passed": True, "policy_sha256": "p" * 64, "policy_version": "1", "failures": [], "against": None}
+    # As written before RFC 8785: signed and hashed over canonical_json, no `canonical` field.
+    before = AuditEvent("register", "n", "v1", "bob", "trainer", "r", content_sha256="c" * 64, gate={**gate, "load": 1.0, "p": 1e-07}, seq=1, time=utc_now(), prev_sha256="0" * 64, key_id=bob.key_id, signature="")  # fmt: skip
+    unsigned = {k: v for k, v in before.body().items() if k != "signature"}
+    assert canonical_json(unsigned) != rfc8785.dumps(unsigned)
+    before = replace(before, signature=bob.sign(canonical_json(unsigned)))
+    before = replace(before, sha256=canonical_sha256(before.body()))
+    assert b"canonical" not in before.to_json()
+    store.put("audit/n/000000000001.json", before.to_json())
+    log = AuditLog(store, actor="bob", role="trainer", signer=bob, judge=EventJudge(KeyLog(store), RegistryRules()))
+    after = log.append("n", lambda state: replace(before, version="v2", key_id=None, signature=None, sha256=""))
+
+    assert after.canonical == "rfc8785"
+    body = {k: v for k, v in after.body().items() if k not in ("signature", "sha256")}
+    assert signature_holds(public_key_of(bob.private_key), after.signature, rfc8785.dumps(body))
+    assert after.sha256 == hashlib.sha256(rfc8785.dumps(after.body())).hexdigest()
+    fresh = AuditLog(store, actor="r", role="reader", judge=EventJudge(KeyLog(store), RegistryRules()))
+    assert fresh.verify("n").head_seq == 2
+    assert _independent_verdict(store, tmp_path / "copy", "n", started.trust_root) == "verified"
+
+    # Claiming the other form for a signed event breaks its hash; a form this version does not know is named.
+    stored = json.loads(store.objects["audit/n/000000000002.json"])
+    store.objects["audit/n/000000000002.json"] = json.dumps(
+        {k: v for k, v in stored.items() if k != "canonical"}
+    ).encode()
+    with pytest.raises(IntegrityError, match="was modified"):
+        fresh.verify("n")
+    with pytest.raises(IntegrityError, match='field \'canonical\' is "jcs-2", not "rfc8785"'):
+        parse_event("k", json.dumps({**stored, "canonical": "jcs-2"}).encode())

@@ -303,7 +303,7 @@ def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
     # An event's hash is checked over the event as parsed, and parse_event wants every field: a field
     # added to AuditEvent would call every stored event modified (as GateSummary.against once did to
     # manifests). Add one only with a reader that hashes the stored form and accepts its absence,
-    # as key_id and signature are: a legacy event is stored, read and hashed without them.
+    # as key_id, signature and canonical are: a legacy event is stored, read and hashed without them.
     from dataclasses import fields
 
     assert [f.name for f in fields(AuditEvent)] == [
@@ -325,6 +325,7 @@ def test_the_event_fields_are_those_every_stored_event_was_hashed_with():
         "prev_sha256",
         "key_id",
         "signature",
+        "canonical",
         "sha256",
     ]
     legacy = AuditEvent(
