@@ -14,6 +14,7 @@ import typer
 from pipelines.cli.choices import Alias
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.table import table
 from pipelines.cli.version_ref import VERSION, parse_ref
 from pipelines.usecases import promotion
 from registry.audit.events import AuditEvent
@@ -64,6 +65,12 @@ def register(
     )
 
 
+def _notes(row: dict) -> list[str]:
+    return (["ARCHIVED"] if row["archived"] else []) + (
+        [f"FAILS ITS CHECK: {row['problem']}"] if row["problem"] is not None else []
+    )
+
+
 def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
     """List the versions of NAME with their aliases, gate result and archived flag.
 
@@ -88,17 +95,21 @@ def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json:
                 "problem": item.problem,
             }
         )
-    lines = [
+    listed = table(
+        ("version", "created (UTC)", "by", "gate", "aliases", "note"),
         (
-            f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
-            f"gate={'-' if r['gate'] is None else (r['gate'] if r['gate_passed'] else r['gate'].upper())}"
-            if r["problem"] is None
-            else f"{r['version']:<6} FAILS ITS CHECK: {r['problem']}"
-        )
-        + f"{'  ARCHIVED' if r['archived'] else ''}{'  [' + ', '.join(r['aliases']) + ']' if r['aliases'] else ''}"
-        for r in rows
-    ]
-    emit(rows, as_json=as_json, text="\n".join(lines) or f"'{name}' has no versions yet")
+            (
+                r["version"],
+                r["created_at"] and r["created_at"][:19],
+                r["created_by"],
+                r["gate"] if r["gate"] is None or r["gate_passed"] else r["gate"].upper(),
+                ", ".join(r["aliases"]) or None,
+                "  ".join(_notes(r)) or None,
+            )
+            for r in rows
+        ),
+    )
+    emit(rows, as_json=as_json, text=listed if rows else f"'{name}' has no versions yet")
     if any(r["problem"] is not None for r in rows):
         raise typer.Exit(1)
 

@@ -45,5 +45,10 @@ def test_every_version_form_names_the_same_version(s3_server, unique_name, tmp_p
     assert (tmp_path / "dest" / "adapter_model.safetensors").is_file()
     assert cli("archive", f"{name}:v1", "--reason", "superseded")["version"] == "v1"
 
+    listed = run_cli("list", name, env=trainer)  # for people: a table, headings first
+    assert listed.stdout.splitlines()[0].split() == ["version", "created", "(UTC)", "by", "gate", "aliases", "note"]
+    assert [line.split()[0] for line in listed.stdout.splitlines()[2:]] == ["v1", "v2"]
+    assert listed.stdout.splitlines()[2].split()[-1] == "ARCHIVED" and "staging" in listed.stdout.splitlines()[3]
+
     unset = run_cli("show", f"{name}@production", "--json", env=trainer)
     assert unset.returncode == 1 and f"'{name}' has no production alias set" in json.loads(unset.stderr)["error"]
