@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheel_build import build_wheel
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,15 +47,7 @@ sys.exit(f"installed but not needed: {present}" if present else 0)
 def wheel(tmp_path_factory) -> Path:
     if not UV.is_file():
         pytest.skip("uv is not installed: `make setup` installs it with the test extra")
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(dist), "."],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    (built,) = dist.glob("tailor-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("dist"))
 
 
 def _offline() -> dict[str, str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.wheel_build import build_wheel
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = {
     "pipelines/defaults/policy.yaml": REPO / "policy.yaml",
@@ -21,14 +23,7 @@ DEFAULTS = {
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """The wheel built from the checkout, unpacked as pip would into site-packages (dependencies: this venv's)."""
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(dist), "."],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = dist.glob("tailor-*.whl")
+    wheel = build_wheel(tmp_path_factory.mktemp("dist"))
     site = tmp_path_factory.mktemp("site")
     with zipfile.ZipFile(wheel) as archive:
         for name, source in DEFAULTS.items():
