@@ -7,6 +7,7 @@ import typer
 from pipelines.cli.choices import Alias
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.version_ref import parse_ref, split_ref
 from pipelines.cli.versions import event_line
 from registry.errors import NotFoundError
 from registry.reading import no_audit_log
@@ -16,12 +17,18 @@ app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.
 
 @app.command("log")
 def log(
-    name: str = typer.Argument(..., help="adapter name"),
-    version: str = typer.Option(None, "--version", help="only the events about this version"),
+    name: str = typer.Argument(..., help="adapter name (NAME@VERSION: only that version's events)"),
+    version: str = typer.Option(
+        None, "--version", help="only the events about this version (v1, v2, … or an alias: the version it names now)"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
-    events = state.context().registry().events(name)
+    ref = parse_ref(name, version) if version is not None or split_ref(name) else None
+    registry = state.context().registry()
+    if ref is not None:
+        name, version = ref.resolved(lambda: registry)
+    events = registry.events(name)
     if not events:
         raise no_audit_log(name)
     if version is not None:

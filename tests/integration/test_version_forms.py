@@ -45,6 +45,9 @@ def test_every_version_form_names_the_same_version(s3_server, unique_name, tmp_p
     assert (tmp_path / "dest" / "adapter_model.safetensors").is_file()
     assert cli("archive", f"{name}:v1", "--reason", "superseded")["version"] == "v1"
 
+    logs = [cli("audit", "log", *form) for form in ([name, "--version", "staging"], [f"{name}@v2"], [f"{name}:v2"])]
+    assert logs[0] == logs[1] == logs[2] and {e["version"] for e in logs[0]} == {"v2"}
+
     listed = run_cli("list", name, env=trainer)  # for people: a table, headings first
     assert listed.stdout.splitlines()[0].split() == ["version", "created", "(UTC)", "by", "gate", "aliases", "note"]
     assert [line.split()[0] for line in listed.stdout.splitlines()[2:]] == ["v1", "v2"]

@@ -57,6 +57,7 @@ def test_a_folder_like_value_is_no_reference_and_an_alias_resolves_only_through_
         ["report", "tickets:v1", "v2", "--out", "x.html"],
         ["judge-load", "tickets@3"],
         ["download", "tickets@newest", "dest"],
+        ["audit", "log", "tickets", "--version", "3"],
     ],
 )
 def test_commands_refuse_a_bad_form_as_json_before_reaching_the_store(args, capsys, tmp_path, monkeypatch):
