@@ -1,5 +1,5 @@
-"""Rows as a table for a person (`tailor list`, `user list`, `base list`, `audit log`); ``--json`` output is
-unaffected. Rendered without colour, so a pipe or a log file gets the same plain text a terminal shows."""
+"""Rows as a table for a person (`tailor list`, `user list`, `base list`); ``--json`` output is unaffected.
+Rendered without colour, so a pipe or a log file gets the same plain text a terminal shows."""
 
 from __future__ import annotations
 

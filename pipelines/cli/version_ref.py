@@ -20,7 +20,7 @@ FORMS = f"NAME VERSION, NAME@VERSION or NAME:VERSION (VERSION: v1, v2, … or an
 _SEPARATORS = ("@", ":")
 # The VERSION argument of every NAME VERSION command: optional, since NAME@VERSION says both in one word.
 VERSION = typer.Argument(
-    None, help="v1, v2, … or an alias (production, staging); or write NAME@VERSION", show_default=False
+    None, help=f"v1, v2, … or an alias ({', '.join(ALIASES)}); or write NAME@VERSION", show_default=False
 )
 
 
