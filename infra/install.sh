@@ -18,6 +18,19 @@ fi
 echo "setup: installing tailor and its dependencies"
 .venv/bin/pip install --quiet --progress-bar off -e '.[all,test,serve-onnx,docs]' -c infra/constraints.txt
 .venv/bin/pip check
+# tests/integration/test_extras.py installs each extra into a fresh venv with uv, offline (UV_OFFLINE=1), from
+# uv's cache (UV_CACHE_DIR, default ~/.cache/uv) through hard links: seconds per venv. Fill that cache now, while
+# the indexes are reachable, by installing each extra the test checks once into a throwaway venv.
+echo "setup: filling uv's cache for the extras test"
+fill=$(mktemp -d)
+.venv/bin/pip wheel --quiet --no-deps --no-build-isolation -w "$fill/dist" . >/dev/null
+mapfile -t index_args < <(.venv/bin/python infra/uv_index_args.py)
+for extra in serve train orchestrate; do  # one at a time, as the test resolves them (alone, versions can differ)
+  .venv/bin/uv venv --quiet --python "$(.venv/bin/python -c 'import sys; print(sys._base_executable)')" "$fill/$extra"
+  .venv/bin/uv pip install --quiet --python "$fill/$extra/bin/python" --link-mode hardlink "${index_args[@]}" \
+    -c infra/constraints.txt "tailor[$extra] @ file://$(ls "$fill"/dist/tailor-*.whl)"
+done
+rm -rf "$fill"
 # The console's browser tests drive Debian's Chromium (Playwright cannot download its own browser
 # here), and its charts and the report set Japanese labels in Noto CJK: installed when missing.
 missing=()

@@ -57,7 +57,7 @@ class Context:
 
     @property
     def policy(self) -> Policy:
-        """The configured promotion policy (``policy``, ``TAILOR_POLICY``; default the repository's).
+        """The configured promotion policy (``policy``, ``TAILOR_POLICY``; default the packaged one).
 
         Raises:
             ConfigError: the policy file is missing or malformed (naming the key).

@@ -9,12 +9,12 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
-from pipelines import typed_files
+from pipelines import defaults, typed_files
 from registry.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
+DEFAULT_POLICY = defaults.POLICY
 
 
 # Settings the checks measure with: re-judging recorded values under a policy that changes one of

@@ -90,7 +90,9 @@ class Settings(BaseSettings):
     )
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE", "NONE"] = "GOVERNANCE"
     object_lock_days: int = Field(3650, gt=0)
-    policy: Path | None = Field(None, description="promotion policy file; empty = the repository's policy.yaml")
+    policy: Path | None = Field(
+        None, description="promotion policy file; empty = the packaged default (in a checkout, its policy.yaml)"
+    )
 
     store_port: int = Field(8333, ge=1024, le=55535)
     store_master_port: int = Field(9333, ge=1024, le=55535)

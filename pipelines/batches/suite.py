@@ -12,14 +12,14 @@ from typing import Any
 
 import yaml
 
-from pipelines import typed_files
+from pipelines import defaults, typed_files
 from pipelines.batches.rules import CHECKS, MAX_EXAMPLES, batch_frame, normalise_text, short_repr
 from pipelines.policy import DataPolicy
 from pipelines.records import ExpectationFailure, LabeledBatch
 from registry.errors import ConfigError
 from registry.files import require_file
 
-SUITE_FILE = Path(__file__).resolve().parents[2] / "data" / "expectations" / "batch.yaml"
+SUITE_FILE = defaults.SUITE
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import typer
 from pipelines.cli.choices import Alias
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.version_ref import parse_ref, split_ref
 from pipelines.cli.versions import event_line
 from registry.base_models import BaseModels, audited_base
 from registry.errors import NotFoundError
@@ -19,13 +20,21 @@ app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.
 
 @app.command("log")
 def log(
-    name: str = typer.Argument(..., help=NAME_HELP),
-    version: str = typer.Option(None, "--version", help="only the events about this version"),
+    name: str = typer.Argument(..., help=NAME_HELP + " (NAME@VERSION: only that version's events)"),
+    version: str = typer.Option(
+        None, "--version", help="only the events about this version (v1, v2, … or an alias: the version it names now)"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
     registry, base = state.context().registry(), audited_base(name)
-    events = BaseModels(registry).events(base) if base else registry.events(name)
+    if base:
+        events = BaseModels(registry).events(base)
+    else:
+        ref = parse_ref(name, version) if version is not None or split_ref(name) else None
+        if ref is not None:
+            name, version = ref.resolved(lambda: registry)
+        events = registry.events(name)
     if not events:
         raise no_audit_log(name)
     if version is not None:

@@ -8,6 +8,7 @@ import typer
 
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.table import table
 
 app = typer.Typer(help="Register base models (safetensors only, no remote code) and list them.", no_args_is_help=True)
 
@@ -60,13 +61,25 @@ def list_(as_json: bool = JSON) -> None:
     from registry.base_models import BaseModels
 
     bases = BaseModels(state.context().registry()).list()
-    lines = [
-        f"{m.name}  {m.model_id}  {','.join(m.languages) or '-'}  {m.license or '-'}  "
-        f"weights {m.fingerprint.weights_sha256[:12]}  {m.created_by} {m.created_at}"
-        for m in bases
-    ]
+    listed = table(
+        ("name", "model id", "languages", "licence", "weights sha256", "by", "created (UTC)"),
+        (
+            (
+                m.name,
+                m.model_id,
+                ",".join(m.languages) or None,
+                m.license,
+                m.fingerprint.weights_sha256[:12],
+                m.created_by,
+                m.created_at,
+            )
+            for m in bases
+        ),
+    )
     emit(
-        bases, as_json=as_json, text="\n".join(lines) or "no base models registered (`tailor base add DIR --name NAME`)"
+        bases,
+        as_json=as_json,
+        text=listed if bases else "no base models registered (`tailor base add DIR --name NAME`)",
     )
 
 

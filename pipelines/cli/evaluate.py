@@ -11,15 +11,10 @@ import typer
 from pipelines.cli.file_option import ENCODING, POLICY_HELP
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.version_ref import split_ref
 from registry.errors import ConfigError, NotFoundError
 
 NONE = "none"
-
-
-def _split_ref(ref: str) -> tuple[str, str] | None:
-    """``NAME:VERSION`` / ``NAME:ALIAS`` → (name, ref); anything else → None."""
-    name, sep, version = ref.partition(":")
-    return (name, version) if sep and name and version else None
 
 
 def evaluate(
@@ -93,10 +88,12 @@ def _candidate(adapter: str, name: str | None, download_to: Path, home: Path) ->
     """The candidate's folder, how to name it, its registry name (if known) and the default --out."""
     if Path(adapter).is_dir():
         return Path(adapter), str(adapter), name, Path(adapter)
-    ref = _split_ref(adapter)
+    ref = split_ref(adapter)
     if ref is None:
-        raise NotFoundError(f"--adapter {adapter!r} is neither an adapter folder nor NAME:VERSION")
-    manifest = state.context().registry().download(ref[0], ref[1], download_to)
+        raise NotFoundError(
+            f"--adapter {adapter!r} is neither an adapter folder nor NAME:VERSION (NAME@VERSION works too)"
+        )
+    manifest = state.context().registry().download(ref.name, ref.ref, download_to)
     return (
         download_to,
         f"{manifest.name}:{manifest.version}",
@@ -113,9 +110,9 @@ def _production(against: str | None, name: str | None, download_to: Path) -> tup
         return None, None, "not compared with production (--against none)"
     if against is not None and Path(against).is_dir():
         return Path(against), str(against), f"compared with the folder {against}"
-    split = _split_ref(against) if against is not None else None
+    split = split_ref(against) if against is not None else None
     if split is not None:
-        name, ref = split
+        name, ref = split.name, split.ref
     elif name is None:
         if against is not None:
             raise ConfigError(

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.evaluate import JSON, _split_ref
+from pipelines.cli.evaluate import JSON
 from pipelines.cli.output import emit
 from pipelines.cli.state import state
+from pipelines.cli.version_ref import split_ref
 from registry.errors import NotFoundError
 from registry.explanations import Explanation
 from serving.explain import DEFAULT_STEPS  # torch is imported only when a text is explained
@@ -44,10 +45,10 @@ def explain(
 def _adapter(adapter: str, download_to: Path) -> tuple[Path, str]:
     if Path(adapter).is_dir():
         return Path(adapter), adapter
-    ref = _split_ref(adapter)
+    ref = split_ref(adapter)
     if ref is None:
-        raise NotFoundError(f"{adapter!r} is neither NAME:VERSION nor an adapter folder")
-    manifest = state.context().registry().download(ref[0], ref[1], download_to)
+        raise NotFoundError(f"{adapter!r} is neither NAME:VERSION nor an adapter folder (NAME@VERSION works too)")
+    manifest = state.context().registry().download(ref.name, ref.ref, download_to)
     return download_to, f"{manifest.name}:{manifest.version}"
 
 

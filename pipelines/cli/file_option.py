@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-POLICY_HELP = "promotion policy file (default: the policy setting, else the repository's policy.yaml)"
+POLICY_HELP = "promotion policy file (default: the policy setting, else the packaged default: a checkout's policy.yaml)"
 ENCODING = typer.Option(
     None,
     "--encoding",

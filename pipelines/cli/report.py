@@ -10,11 +10,12 @@ import typer
 from pipelines.cli.file_option import output_file
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.version_ref import VERSION, parse_ref
 
 
 def report(
     name: str = typer.Argument(..., help="adapter name"),
-    version: str = typer.Argument(..., help="v1, v2, …"),
+    version: str | None = VERSION,
     out: Path = typer.Option(..., "--out", parser=output_file, metavar="FILE", help="HTML file to write"),
     lang: Literal["ja", "en"] = typer.Option("ja", "--lang", help="language of the report"),
     tz: str = typer.Option("Asia/Tokyo", "--tz", help="time zone the times are shown in (stored in UTC)"),
@@ -33,7 +34,10 @@ def report(
         raise ConfigError(f"--tz {tz!r} is not a time zone name (e.g. Asia/Tokyo, UTC)")
     if out.exists() and not force:
         raise AlreadyExistsError(f"--out {out} already exists; choose another path or pass --force to replace it")
-    evidence = read_evidence(state.context().registry(), name, version)
+    ref = parse_ref(name, version)
+    registry = state.context().registry()
+    name, version = ref.resolved(lambda: registry)
+    evidence = read_evidence(registry, name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, render_report(evidence, lang=lang, zone=tz))
     emit(

@@ -30,7 +30,7 @@ def train(
     ),
     device: Device = typer.Option("auto", "--device", help="where to train"),
     params_file: Path | None = typer.Option(
-        None, "--params", help="params file with a train: section (default ./params.yaml)"
+        None, "--params", help="params file with a train: section (default ./params.yaml, else the packaged one)"
     ),
     noise_filter: Literal["auto", "cleanlab", "none"] | None = typer.Option(
         None, "--noise-filter", help="overrides noise_filter of the params file"

@@ -16,6 +16,7 @@ import typer
 from pipelines.cli.choices import Role
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.table import table
 from pipelines.servers import seaweedfs, seaweedfs_identities
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.keyring import KeyEvent, KeyLog, validate_person
@@ -397,7 +398,9 @@ def list_people(as_json: bool = JSON) -> None:
     emit(
         rows,
         as_json=as_json,
-        text="\n".join(f"{r.name:<16} {r.role:<9} {r.kind:<8} key {r.key_id}  {r.status}" for r in rows),
+        text=table(
+            ("name", "role", "kind", "key", "status"), ((r.name, r.role, r.kind, r.key_id, r.status) for r in rows)
+        ),
     )
 
 

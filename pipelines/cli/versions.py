@@ -14,6 +14,8 @@ import typer
 from pipelines.cli.choices import Alias
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
+from pipelines.cli.table import table
+from pipelines.cli.version_ref import VERSION, parse_ref
 from pipelines.usecases import promotion
 from registry.audit.events import AuditEvent
 from registry.text import escape_control
@@ -63,6 +65,12 @@ def register(
     )
 
 
+def _notes(row: dict) -> list[str]:
+    return (["ARCHIVED"] if row["archived"] else []) + (
+        [f"FAILS ITS CHECK: {row['problem']}"] if row["problem"] is not None else []
+    )
+
+
 def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json: bool = JSON) -> None:
     """List the versions of NAME with their aliases, gate result and archived flag.
 
@@ -87,26 +95,30 @@ def list_versions(name: str = typer.Argument(..., help="adapter name"), as_json:
                 "problem": item.problem,
             }
         )
-    lines = [
+    listed = table(
+        ("version", "created (UTC)", "by", "gate", "aliases", "note"),
         (
-            f"{r['version']:<6} {r['created_at'][:19]}  {r['created_by']:<12} "
-            f"gate={'-' if r['gate'] is None else (r['gate'] if r['gate_passed'] else r['gate'].upper())}"
-            if r["problem"] is None
-            else f"{r['version']:<6} FAILS ITS CHECK: {r['problem']}"
-        )
-        + f"{'  ARCHIVED' if r['archived'] else ''}{'  [' + ', '.join(r['aliases']) + ']' if r['aliases'] else ''}"
-        for r in rows
-    ]
-    emit(rows, as_json=as_json, text="\n".join(lines) or f"'{name}' has no versions yet")
+            (
+                r["version"],
+                r["created_at"] and r["created_at"][:19],
+                r["created_by"],
+                r["gate"] if r["gate"] is None or r["gate_passed"] else r["gate"].upper(),
+                ", ".join(r["aliases"]) or None,
+                "  ".join(_notes(r)) or None,
+            )
+            for r in rows
+        ),
+    )
+    emit(rows, as_json=as_json, text=listed if rows else f"'{name}' has no versions yet")
     if any(r["problem"] is not None for r in rows):
         raise typer.Exit(1)
 
 
-def show(
-    name: str = typer.Argument(...), version: str = typer.Argument(..., help="v1, v2, …"), as_json: bool = JSON
-) -> None:
+def show(name: str = typer.Argument(...), version: str | None = VERSION, as_json: bool = JSON) -> None:
     """Show a version's manifest: files and hashes, base model, PEFT config, metrics, gate."""
+    ref = parse_ref(name, version)
     registry = state.context().registry()
+    name, version = ref.resolved(lambda: registry)
     manifest = registry.manifest(name, version)
     current = registry.state(name)
     record = {
@@ -119,12 +131,15 @@ def show(
 
 def download(
     name: str = typer.Argument(...),
-    ref: str = typer.Argument(..., help="version (v3) or alias (production, staging)"),
-    dest: Path = typer.Argument(..., help="new folder to write the adapter into"),
+    ref: str = typer.Argument(..., help="version (v3) or alias (production, staging); after NAME@VERSION: DEST"),
+    dest: Path | None = typer.Argument(None, help="new folder to write the adapter into", show_default=False),
     as_json: bool = JSON,
 ) -> None:
     """Download a version or the version an alias names; every file's sha256 is checked first."""
-    manifest = state.context().registry().download(name, ref, dest)
+    parsed = parse_ref(name) if dest is None else parse_ref(name, ref)
+    dest = Path(ref) if dest is None else dest
+    name = parsed.name
+    manifest = state.context().registry().download(name, parsed.ref, dest)
     text = f"downloaded {name} {manifest.version} into {dest} ({len(manifest.files)} files verified)"
     emit(
         {"name": name, "version": manifest.version, "dest": dest, "files": sorted(manifest.files)},
@@ -135,13 +150,14 @@ def download(
 
 def promote(
     name: str = typer.Argument(...),
-    version: str = typer.Argument(..., help="v1, v2, …"),
+    version: str | None = VERSION,
     to: Alias = typer.Option(..., "--to", help="the alias to move"),
     reason: str = REASON,
     override: bool = typer.Option(False, "--override", help="approver only: promote past a failed gate"),
     as_json: bool = JSON,
 ) -> None:
     """Point an alias at a version (production: gate passed, four-eyes, not archived)."""
+    name, version = parse_ref(name, version).resolved(state.context().registry)
     announced = promotion.promote(state.context(), name, version, to, reason, override=override)
     _warn_undelivered(announced)
     event = announced.event
@@ -174,9 +190,10 @@ def rollback(
 
 
 def archive(
-    name: str = typer.Argument(...), version: str = typer.Argument(...), reason: str = REASON, as_json: bool = JSON
+    name: str = typer.Argument(...), version: str | None = VERSION, reason: str = REASON, as_json: bool = JSON
 ) -> None:
     """Archive a version: it stays stored and listed but can never be promoted again."""
+    name, version = parse_ref(name, version).resolved(state.context().registry)
     event = promotion.archive(state.context(), name, version, reason)
     emit(event, as_json=as_json, text=f"archived {name} {version} (audit event {event.key_name})")
 

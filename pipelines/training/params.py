@@ -13,11 +13,11 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from pipelines import typed_files
+from pipelines import defaults, typed_files
 from registry.errors import ConfigError
 from registry.files import require_file
 
-DEFAULT_PARAMS_FILE = Path("params.yaml")
+WORKING_PARAMS_FILE = Path("params.yaml")
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take unsigned 32-bit seeds
 
 
@@ -108,24 +108,23 @@ class TrainParams(typed_files.YamlRecord):
 
 
 def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
-    """The ``train:`` section of params.yaml (default ./params.yaml when it exists, else defaults).
+    """The ``train:`` section of params.yaml (default ./params.yaml when it exists, else the packaged one).
 
     Raises:
         NotFoundError: an explicit ``path`` does not exist or is not a regular file.
         ConfigError: invalid YAML, unknown keys or out-of-range values (every problem named).
     """
-    values: dict = {}
     if path is not None:
-        require_file(path, "params file")
-    source = Path(path) if path is not None else DEFAULT_PARAMS_FILE
-    if source.is_file():
-        try:
-            document = typed_files.safe_load(source.read_text()) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{source} is not valid YAML: {typed_files.one_line(err)}") from None
-        if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
-            raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
-        values = dict(document.get("train") or {})
+        source = require_file(Path(path), "params file")
+    else:
+        source = WORKING_PARAMS_FILE if WORKING_PARAMS_FILE.is_file() else defaults.PARAMS
+    try:
+        document = typed_files.safe_load(source.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{source} is not valid YAML: {typed_files.one_line(err)}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
+        raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
+    values = dict(document.get("train") or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainParams(**values)
