@@ -27,14 +27,13 @@ def log(
     as_json: bool = JSON,
 ) -> None:
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
-    registry, base = state.context().registry(), audited_base(name)
-    if base:
-        events = BaseModels(registry).events(base)
-    else:
-        ref = parse_ref(name, version) if version is not None or split_ref(name) else None
-        if ref is not None:
-            name, version = ref.resolved(lambda: registry)
-        events = registry.events(name)
+    base = audited_base(name)
+    # A bad version form is refused before the store is reached.
+    ref = None if base or (version is None and not split_ref(name)) else parse_ref(name, version)
+    registry = state.context().registry()
+    if ref is not None:
+        name, version = ref.resolved(lambda: registry)
+    events = BaseModels(registry).events(base) if base else registry.events(name)
     if not events:
         raise no_audit_log(name)
     if version is not None:

@@ -18,7 +18,7 @@ from registry.keyring import KeyEvent, KeyLog, key_event_key
 from registry.people import init_keyring, publish
 from registry.signed_rules import recorded_rules
 from registry.signing import Signer, new_private_key, public_key_of, signed_bytes
-from tests.unit.fake_store import FakeStore
+from tests.fake_store import FakeStore
 
 STRICT, LAX = RegistryRules(), RegistryRules(four_eyes_production=False, require_gate=False)
 REGISTER = AuditEvent("register", "n", "v1", "alice", "trainer", "", content_sha256="c" * 64)

@@ -10,8 +10,9 @@ from pipelines.batches.suite import SUITE_FILE
 from pipelines.policy import DEFAULT_POLICY
 from pipelines.training.params import TrainParams, load_params
 from registry.errors import ConfigError
+from tests.conftest import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 PACKAGED = Path(defaults.__file__).parent
 
 

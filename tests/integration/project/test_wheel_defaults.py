@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.wheel_build import build_wheel
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = {
     "pipelines/defaults/policy.yaml": REPO / "policy.yaml",
     "pipelines/defaults/params.yaml": REPO / "params.yaml",

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.wheel_build import build_wheel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
+
 UV = Path(sys.executable).parent / "uv"
 # What each extra is for must import; what it is not for must be absent (Prefect brings FastAPI).
 MUST = {
