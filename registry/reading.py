@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
-from registry.adapter_folder import GATE_DECISION_FILE, MANIFEST_FILE, GateSummary, same_base
+from registry.adapter_folder import GATE_DECISION_FILE, MANIFEST_FILE, same_base
 from registry.audit.events import AuditEvent, parse_time
 from registry.audit.log import AuditLog
 from registry.audit.state import AliasState, fold
@@ -27,6 +27,7 @@ from registry.event_judge import EventJudge
 from registry.event_time import utc_now
 from registry.files import errors_named
 from registry.fingerprint import BaseModelFingerprint
+from registry.gate_summary import GateSummary
 from registry.governance import RegistryRules, actor_problem, production_moves_to_review
 from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
 from registry.manifest import Manifest, gate_binding_problem, is_version, validate_name, version_number

@@ -10,12 +10,13 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from registry.adapter_folder import MANIFEST_FILE, GateSummary, inspect_adapter_folder
+from registry.adapter_folder import MANIFEST_FILE, inspect_adapter_folder
 from registry.audit.events import AuditEvent, audit_prefix, event_key, parse_event
 from registry.audit.state import AliasState
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, RefusedError
 from registry.event_time import utc_now
+from registry.gate_summary import GateSummary
 from registry.governance import (
     MAX_REASON_CHARS,
     breaks_four_eyes,

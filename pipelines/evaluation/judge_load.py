@@ -15,8 +15,9 @@ from pipelines.evaluation import gate
 from pipelines.evaluation.checks import load
 from pipelines.policy import Policy
 from pipelines.records import GateDecision
-from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE, gate_summary
+from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE
 from registry.errors import RefusedError
+from registry.gate_summary import gate_summary
 from registry.reading import latest_gate
 from registry.registry import Registry
 
