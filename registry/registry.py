@@ -16,6 +16,7 @@ from registry.audit.state import AliasState
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, RefusedError
 from registry.event_time import utc_now
+from registry.gate_record import gate_fields, latest_gate
 from registry.gate_summary import GateSummary
 from registry.governance import (
     MAX_REASON_CHARS,
@@ -27,6 +28,7 @@ from registry.governance import (
     stale_gate,
     trainer_archive_problem,
 )
+from registry.layout import file_key, no_audit_log, versions_prefix
 from registry.manifest import (
     Manifest,
     build_manifest,
@@ -37,7 +39,7 @@ from registry.manifest import (
     version_number,
 )
 from registry.object_store import put_kept, sha256_hex
-from registry.reading import RegistryReader, file_key, gate_fields, latest_gate, no_audit_log, versions_prefix
+from registry.reading import RegistryReader
 
 MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
 

@@ -9,7 +9,7 @@ from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.cli.versions import event_line
 from registry.errors import NotFoundError
-from registry.reading import no_audit_log
+from registry.layout import no_audit_log
 
 app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.", no_args_is_help=True)
 

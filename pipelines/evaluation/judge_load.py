@@ -17,8 +17,8 @@ from pipelines.policy import Policy
 from pipelines.records import GateDecision
 from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE
 from registry.errors import RefusedError
+from registry.gate_record import latest_gate
 from registry.gate_summary import gate_summary
-from registry.reading import latest_gate
 from registry.registry import Registry
 
 

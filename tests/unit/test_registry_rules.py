@@ -12,7 +12,7 @@ from registry.canonical import canonical_json
 from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
 from registry.governance import RegistryRules
-from registry.reading import file_key
+from registry.layout import file_key
 from registry.registry import Registry
 from registry.settings import StoreSettings
 from tests.registry_helpers import failed_gate, make_adapter_folder, passed_gate
