@@ -25,7 +25,8 @@ from registry.fingerprint import BaseModelFingerprint
 from registry.gate_record import judged_gate, require_gate_as_recorded
 from registry.gate_summary import GateSummary
 from registry.governance import RegistryRules, actor_problem, production_moves_to_review
-from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
+from registry.key_log import KeyLog
+from registry.keyring import KEYS_PREFIX, Keyring
 from registry.layout import file_key, no_audit_log, versions_prefix
 from registry.manifest import Manifest, gate_binding_problem, is_version, validate_name, version_number
 from registry.object_store import ObjectStore, rewritten_keys, sha256_hex

@@ -24,7 +24,8 @@ from pipelines.cli.user_keys import (
     store_keys,
 )
 from registry.errors import ConfigError, NotFoundError, RefusedError
-from registry.keyring import KeyEvent, KeyLog, validate_person
+from registry.key_log import KeyLog
+from registry.keyring import KeyEvent, validate_person
 from registry.people import (
     credentials_path,
     init_keyring,

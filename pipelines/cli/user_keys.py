@@ -13,7 +13,8 @@ from pipelines.cli.choices import Role
 from pipelines.cli.state import state
 from pipelines.servers import seaweedfs, seaweedfs_identities
 from registry.errors import ConfigError, RefusedError
-from registry.keyring import KeyEvent, KeyLog
+from registry.key_log import KeyLog
+from registry.keyring import KeyEvent
 from registry.people import Credentials, write_credentials
 from registry.signing import Signer, key_id, new_private_key, public_key_of
 from registry.store import S3ObjectStore
