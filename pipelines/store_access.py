@@ -30,11 +30,11 @@ class StoreAccess:
             ConfigError: no credentials can be found for the role.
         """
         if person is not None:
-            return self._person_store(person, person.role)
+            return self._person_store(person, person.role, f"{person.name}'s console account")
         role = role or self.role
         token = None
         if self.access_key is None and self.credentials_file is not None and is_credentials_file(self.credentials_file):
-            return self._person_store(read_credentials(self.credentials_file), role)
+            return self._person_store(read_credentials(self.credentials_file), role, str(self.credentials_file))
         if self.access_key is not None and self.secret_key is not None and role == self.role:
             access, secret, token = self.access_key, self.secret_key, self.session_token
             self._require_keys_of_role(access, role)
@@ -66,23 +66,25 @@ class StoreAccess:
             trust_root=self.trust_root,
         )
 
-    def _person_store(self, person: Credentials, role: Role) -> StoreSettings:
-        """The store settings of the person whose credentials file is configured: the actor and
-        role are theirs, and a setting that claims another is refused (the log records the signer).
+    def _person_store(self, person: Credentials, role: Role, source: str) -> StoreSettings:
+        """The store settings of ``person`` (from ``source``: the configured credentials file, or the
+        console account they signed in with): the actor and role are theirs, and a setting that
+        claims another is refused (the log records the signer). Refusals name ``source``, where
+        the person's keys came from, never another file.
 
         Raises:
             ConfigError: ``actor`` or ``role`` names someone or something else.
         """
         if self.actor and self.actor != person.name:
             raise ConfigError(
-                f"actor: TAILOR_ACTOR is {self.actor!r} but {self.credentials_file} belongs to "
+                f"actor: TAILOR_ACTOR is {self.actor!r} but {source} belongs to "
                 f"{person.name!r}: the audit log records who signs; unset TAILOR_ACTOR, or use "
-                f"{self.actor}'s own credentials file"
+                f"{self.actor}'s own credentials"
             )
         if role != person.role and ("role" in self.model_fields_set or role != self.role):
-            raise ConfigError(f"role: {person.name} acts as '{person.role}' (their credentials file), not '{role}'")
+            raise ConfigError(f"role: {person.name} acts as '{person.role}' ({source}), not '{role}'")
         if self.bucket != person.bucket:
-            raise ConfigError(f"bucket: {self.credentials_file} is for bucket '{person.bucket}', not '{self.bucket}'")
+            raise ConfigError(f"bucket: {source} is for bucket '{person.bucket}', not '{self.bucket}'")
         return StoreSettings(
             endpoint=self.endpoint or self.embedded_store().endpoint,
             bucket=self.bucket,
