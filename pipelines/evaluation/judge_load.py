@@ -56,12 +56,8 @@ def judge_load(
             "judge its load under the same policy (--policy), or evaluate its folder again"
         )
     recorded = GateDecision.read_json(work / GATE_DECISION_FILE)
-    fresh = load.run(
-        load.measure(
-            work, base_model_dir, read_batch(work / REFERENCE_FILE, max_bytes=policy.data.max_file_bytes).texts
-        ),
-        policy.load,
-    )
+    texts = read_batch(work / REFERENCE_FILE, max_bytes=policy.data.max_file_bytes).texts
+    fresh = load.run(load.measure(work, base_model_dir, texts), policy.load)
     checks = [fresh if check.name == load.NAME else check for check in recorded.checks]
     decision = gate.rejudge(policy, recorded.model_copy(update={"checks": checks}))
     registry.judge(
