@@ -42,6 +42,7 @@ def main() -> None:
     import torch
 
     from pipelines.batches.read import read_batch
+    from pipelines.policy import DataPolicy
     from pipelines.settings import load_settings
     from pipelines.training.params import load_params
     from pipelines.training.recipe import train
@@ -54,7 +55,7 @@ def main() -> None:
         work = Path(tmp)
         base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=work)
         train(
-            read_batch(REPO / "data" / "sample" / "train.csv"),
+            read_batch(REPO / "data" / "sample" / "train.csv", max_bytes=DataPolicy().max_file_bytes),
             work / "adapter",
             base=base,
             params=load_params(min_steps=args.train_steps, max_steps=args.train_steps),
@@ -62,7 +63,9 @@ def main() -> None:
         classifier = load_classifier(work / "adapter", base)
         explain(classifier, "warm up", steps=2)
         for language, folder in (("English", "sample"), ("Japanese", "sample_ja")):
-            texts = read_batch(REPO / "data" / folder / "holdout.csv").texts[: args.texts]
+            texts = read_batch(REPO / "data" / folder / "holdout.csv", max_bytes=DataPolicy().max_file_bytes).texts[
+                : args.texts
+            ]
             predict = [
                 statistics.median(_seconds(lambda: classifier.predict_proba([t])) for _ in range(5)) for t in texts
             ]

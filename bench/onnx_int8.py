@@ -32,6 +32,7 @@ def main() -> None:
     from sklearn.metrics import accuracy_score, f1_score
 
     from pipelines.batches.read import read_batch
+    from pipelines.policy import DataPolicy
     from pipelines.settings import load_settings
     from pipelines.training.params import load_params
     from pipelines.training.recipe import train
@@ -39,12 +40,12 @@ def main() -> None:
     from serving.onnx_backend import load_onnx_classifier
 
     settings = load_settings()
-    holdout = read_batch(args.holdout)
+    holdout = read_batch(args.holdout, max_bytes=DataPolicy().max_file_bytes)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
         work = Path(tmp)
         base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=work)
         train(
-            read_batch(args.train),
+            read_batch(args.train, max_bytes=DataPolicy().max_file_bytes),
             work / "adapter",
             base=base,
             params=load_params(min_steps=args.steps, max_steps=args.steps),

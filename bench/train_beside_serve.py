@@ -100,11 +100,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from pipelines.batches.read import read_batch
+    from pipelines.policy import DataPolicy
     from pipelines.settings import load_settings
     from serving.model import load_base, load_classifier
 
     settings = load_settings()
-    texts = read_batch(SAMPLE / "holdout.csv").texts
+    texts = read_batch(SAMPLE / "holdout.csv", max_bytes=DataPolicy().max_file_bytes).texts
     with tempfile.TemporaryDirectory(prefix="bench-train-serve-") as tmp:
         work = Path(tmp)
         first = train_process(work / "adapter", work, niceness=0, threads=0, steps=1)  # its speed, not its skill

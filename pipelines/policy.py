@@ -37,6 +37,11 @@ class DataPolicy(_Section):
     max_unknown_token_share: float = Field(0.05, ge=0.0, le=1.0)
     min_chars_per_token: float = Field(0.6, ge=0.0)
 
+    @property
+    def max_file_bytes(self) -> int:
+        """``max_file_mb`` in bytes (1 MB = 1,000,000 bytes): the size limit every batch read applies."""
+        return int(self.max_file_mb * 1_000_000)
+
 
 class QualityPolicy(_Section):
     min_macro_f1: float = Field(0.60, ge=0.0, le=1.0)

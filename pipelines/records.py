@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.typed_files import read_model_json
-from registry.adapter_folder import failure_line, gate_verdict
 from registry.files import write_atomic
+from registry.gate_summary import failure_line, gate_verdict
 
 
 def utcnow() -> datetime:

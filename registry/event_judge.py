@@ -9,7 +9,7 @@ from registry.audit.state import AliasState
 from registry.errors import IntegrityError
 from registry.event_time import utc_now
 from registry.governance import RegistryRules, event_rule_problem
-from registry.keyring import KeyLog
+from registry.key_log import KeyLog
 from registry.signed_rules import replay_rules
 from registry.signing import signature_holds, signed_bytes
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from registry.adapter_folder import GateSummary
+from registry.gate_summary import GateSummary
 from registry.text import control_characters, has_visible_text, same_person
 
 if TYPE_CHECKING:  # the rules read events and states; they never write or fold them

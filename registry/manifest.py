@@ -12,10 +12,11 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from registry.adapter_folder import WEIGHTS_FILE, AdapterFolder, FileEntry, GateSummary, PeftSummary
+from registry.adapter_folder import WEIGHTS_FILE, AdapterFolder, FileEntry, PeftSummary
 from registry.canonical import canonical_json, canonical_sha256
 from registry.errors import IntegrityError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, is_sha256
+from registry.gate_summary import GateSummary
 
 MANIFEST_FORMAT = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -19,7 +19,8 @@ from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.event_time import utc_now
 from registry.files import require_private_file, write_atomic
 from registry.governance import RegistryRules
-from registry.keyring import KeyEvent, KeyLog, Keyring, validate_person
+from registry.key_log import KeyLog
+from registry.keyring import KeyEvent, Keyring, validate_person
 from registry.object_store import ObjectStore
 from registry.signed_rules import LEGACY_QUORUM, recorded_rules
 from registry.signing import Signer, new_private_key, public_key_of

@@ -1,11 +1,6 @@
 """The adapter registry, read side: versions proven against their manifests, aliases as the log's fold.
 
-Layout on the bucket::
-
-    adapters/<name>/claims/<version>.json             create-only: who took the version number
-    adapters/<name>/versions/<version>/<files…>       the adapter folder as registered
-    adapters/<name>/versions/<version>/manifest.json  written last: a version exists iff this exists
-    audit/<name>/<seq:012d>.json                      the hash-chained log (see ``registry.audit``)
+Where each thing lives on the bucket: ``registry.layout``.
 """
 
 from __future__ import annotations
@@ -14,11 +9,11 @@ import hashlib
 import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from registry.adapter_folder import GATE_DECISION_FILE, MANIFEST_FILE, GateSummary, same_base
+from registry.adapter_folder import GATE_DECISION_FILE, MANIFEST_FILE, same_base
 from registry.audit.checkpoints import Checkpoints
 from registry.audit.events import AuditEvent, parse_time
 from registry.audit.log import AuditLog
@@ -28,8 +23,12 @@ from registry.event_judge import EventJudge
 from registry.event_time import utc_now
 from registry.files import errors_named
 from registry.fingerprint import BaseModelFingerprint
+from registry.gate_record import judged_gate, require_gate_as_recorded
+from registry.gate_summary import GateSummary
 from registry.governance import RegistryRules, actor_problem, production_moves_to_review
-from registry.keyring import KEYS_PREFIX, KeyLog, Keyring
+from registry.key_log import KeyLog
+from registry.keyring import KEYS_PREFIX, Keyring
+from registry.layout import file_key, no_audit_log, versions_prefix
 from registry.manifest import Manifest, gate_binding_problem, is_version, validate_name, version_number
 from registry.object_store import ObjectStore, rewritten_keys, sha256_hex
 from registry.settings import StoreSettings
@@ -60,64 +59,6 @@ class ListedVersion:
     version: str
     manifest: Manifest | None
     problem: str | None = None
-
-
-def gate_fields(manifest: Manifest, gate: GateSummary | None = None) -> dict:
-    """What an audit event records of a version's gate decision (``gate``, or the one it was registered with)."""
-    gate = gate or manifest.gate
-    return {"policy_sha256": gate.policy_sha256 if gate else None, "gate": asdict(gate) if gate else None}
-
-
-def _judged_gate(event: AuditEvent) -> GateSummary:
-    """The verdict a ``judge`` event records, without the evidence it carries beside it."""
-    wanted = {f.name for f in fields(GateSummary)}
-    return GateSummary(**{k: v for k, v in event.gate.items() if k in wanted})
-
-
-def standing_gate(state: AliasState, manifest: Manifest) -> GateSummary | None:
-    """``latest_gate`` as the folded state keeps it, without reading the events again (a cold promote
-    that started from a checkpoint has not read them); ``manifest.gate`` itself when never judged again."""
-    gate = state.verdict(manifest.version)
-    return manifest.gate if gate is None or gate == manifest.gate else gate
-
-
-def latest_gate(events: list[AuditEvent], manifest: Manifest) -> GateSummary | None:
-    """``manifest``'s gate verdict as it stands: the newest ``judge`` event's for its version, else the registered one.
-
-    A version judged again (its load, once the machine was quiet) keeps its manifest; the new verdict
-    and its evidence live in the event, so the register event's record is never edited.
-    """
-    judged = [e for e in events if e.action == "judge" and e.version == manifest.version and e.gate is not None]
-    return _judged_gate(judged[-1]) if judged else manifest.gate
-
-
-def _require_gate_as_recorded(event: AuditEvent, manifest: Manifest, gate: GateSummary | None) -> None:
-    """Raises: IntegrityError: ``event`` claims a gate other than ``gate``, the verdict its version held
-    then (the manifest's, or the newest ``judge`` event's before it)."""
-    actual = gate_fields(manifest, gate)
-    claimed = event.gate
-    same = event.policy_sha256 == actual["policy_sha256"] and (
-        claimed is None
-        if actual["gate"] is None
-        else claimed is not None and all(actual["gate"].get(k) == v for k, v in claimed.items())
-    )
-    if not same:
-        raise IntegrityError(
-            f"event {event.key_name} of '{event.name}' ({event.action} {event.version}) records a "
-            f"gate other than the one in {event.version}'s manifest: forged or rewritten"
-        )
-
-
-def no_audit_log(name: str) -> NotFoundError:
-    return NotFoundError(f"'{name}' has no audit log: nothing was ever registered under that name")
-
-
-def versions_prefix(name: str) -> str:
-    return f"adapters/{name}/versions/"
-
-
-def file_key(name: str, version: str, rel: str) -> str:
-    return f"{versions_prefix(name)}{version}/{rel}"
 
 
 class RegistryReader:
@@ -302,9 +243,9 @@ class RegistryReader:
         for event in events:
             manifest = found.get(event.version)
             if event.action == "judge" and event.gate is not None:
-                judged[event.version] = _judged_gate(event)
+                judged[event.version] = judged_gate(event)
             elif event.action != "register" and manifest is not None:
-                _require_gate_as_recorded(event, manifest, judged.get(event.version))
+                require_gate_as_recorded(event, manifest, judged.get(event.version))
         complete, incomplete = [v for v in versions if found[v]], [v for v in versions if not found[v]]
         ring = self.keyring()
         return VerifyResult(

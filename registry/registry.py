@@ -6,16 +6,18 @@ a role's S3 permissions cannot tell a staging promotion from a production one (b
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from pathlib import Path
 
-from registry.adapter_folder import MANIFEST_FILE, GateSummary, inspect_adapter_folder
-from registry.audit.events import AuditEvent, audit_prefix, event_key, parse_event
+from registry.adapter_folder import MANIFEST_FILE, inspect_adapter_folder
+from registry.audit.clearing import objects_to_clear
+from registry.audit.events import AuditEvent
 from registry.audit.state import AliasState
 from registry.canonical import canonical_json
 from registry.errors import AlreadyExistsError, ConfigError, IntegrityError, RefusedError
 from registry.event_time import utc_now
+from registry.gate_record import gate_fields, standing_gate
+from registry.gate_summary import GateSummary
 from registry.governance import (
     MAX_REASON_CHARS,
     breaks_four_eyes,
@@ -26,6 +28,7 @@ from registry.governance import (
     stale_gate,
     trainer_archive_problem,
 )
+from registry.layout import file_key, versions_prefix
 from registry.manifest import (
     Manifest,
     build_manifest,
@@ -36,19 +39,9 @@ from registry.manifest import (
     version_number,
 )
 from registry.object_store import put_kept, sha256_hex
-from registry.reading import RegistryReader, file_key, gate_fields, no_audit_log, standing_gate, versions_prefix
+from registry.reading import RegistryReader
 
 MAX_CLAIM_GAP = 1000  # claims of registers that died before their event; more than this is not a crash
-
-
-def _chain_and_strays(name: str, keys: list[str]) -> tuple[list[int], list[str]]:
-    """The sequence numbers that run from 1 without a gap, and every other object under the log."""
-    pattern = re.compile(re.escape(audit_prefix(name)) + r"(\d{12})\.json")
-    numbered = {int(m.group(1)): key for key in keys if (m := pattern.fullmatch(key))}
-    chain = []
-    while len(chain) + 1 in numbered:
-        chain.append(len(chain) + 1)
-    return chain, sorted(set(keys) - {numbered[seq] for seq in chain})
 
 
 class Registry(RegistryReader):
@@ -315,7 +308,7 @@ class Registry(RegistryReader):
 
         Each gets a delete marker, so the bucket keeps it among its versions; the ``clear`` event
         names each with its sha256 and why, and `audit verify` lists it for review. A good event is
-        never removed: the chain is judged here object by object, not from verify's message.
+        never removed: the chain is judged object by object (``registry.audit.clearing``), not from verify's message.
 
         Raises:
             RefusedError: not an admin, no reason, nothing to clear, an event before the newest fails,
@@ -324,36 +317,7 @@ class Registry(RegistryReader):
         self.require_role("clear")
         self._require_reason(reason, "clear")
         self.log.require_signer()
-        prefix = audit_prefix(validate_name(name))
-        listed = [o.key for o in self.store.list(prefix)]
-        if not listed:
-            raise no_audit_log(name)
-        chain, strays = _chain_and_strays(name, listed)
-        if strays and self._ever_written(event_key(name, len(chain) + 1)):
-            raise RefusedError(
-                f"event {len(chain) + 1:012d} of '{name}' was deleted, and events follow it: restore "
-                "it from the bucket's object versions (an admin's S3 tools); clear removes no event "
-                "that may be good"
-            )
-        state, bad = AliasState(name=name), None
-        for seq in chain:
-            key = event_key(name, seq)
-            try:
-                state.apply(parse_event(key, self.store.get(key)), self.log.judge)
-            except IntegrityError as err:
-                if seq != chain[-1]:
-                    raise RefusedError(
-                        f"the audit log of '{name}' fails before its newest object ({err}): only a "
-                        "bad newest object can be cleared"
-                    ) from None
-                bad = (key, str(err))
-        removed = [(key, "not an event of the log") for key in strays] + ([bad] if bad else [])
-        if not removed:
-            raise RefusedError(
-                f"every object of the audit log of '{name}' is a good event: there is nothing to clear "
-                "(`tailor audit verify` names what fails; an overwritten event is restored from the "
-                "bucket's object versions with the server's tools)"
-            )
+        removed = objects_to_clear(self.store, name, self.log.judge)
         digests = [(key, sha256_hex(self.store.get(key)), why) for key, why in removed]
         for key, _, _ in digests:
             self.store.delete(key)
@@ -370,9 +334,6 @@ class Registry(RegistryReader):
                 content_sha256=digests[-1][1],
             ),
         )
-
-    def _ever_written(self, key: str) -> bool:
-        return any(v.key == key for v in self.store.versions(key))
 
     def require_role(self, action: str, alias: str | None = None) -> None:
         """Raises: RefusedError: the configured role may not ``action`` (on ``alias``)."""

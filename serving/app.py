@@ -74,11 +74,16 @@ def _where(loc: tuple) -> str:
     return out or "body"
 
 
+def _body_shape(path: str) -> tuple[str, str]:
+    """The accepted fields and an example body of the route at ``path`` (/predict's for any other)."""
+    return BODY_SHAPES.get(path, BODY_SHAPES["/predict"])
+
+
 def _describe(err: dict[str, Any], path: str = "/predict") -> str:
     """One pydantic validation error in words a client can act on (``path``: the route the body was sent to)."""
     where, kind, given = _where(tuple(err["loc"])), err["type"], err.get("input")
     got = JSON_TYPES.get(type(given), type(given).__name__)
-    accepted, example = BODY_SHAPES.get(path, BODY_SHAPES["/predict"])
+    accepted, example = _body_shape(path)
     if kind == "missing":
         return f"{where}: required" if where != "body" else f"the body is empty: send {example}"
     if kind == "extra_forbidden":
@@ -153,8 +158,9 @@ def create_app(
         return error_response(422, "; ".join(problems), problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return error_response(err.status_code, unparsed_body(err.__cause__) or str(err.detail))
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        hint = unparsed_body(err.__cause__, _body_shape(request.url.path)[1])
+        return error_response(err.status_code, hint or str(err.detail))
 
     def _pick(adapter: str | None):
         if adapter is None:

@@ -113,17 +113,20 @@ async def each_key_once(request: Request) -> None:
         )
 
 
-def unparsed_body(cause: BaseException | None) -> str | None:
-    """What FastAPI's generic "error parsing the body" hides: the ways a JSON body fails besides bad syntax."""
+def unparsed_body(cause: BaseException | None, example: str) -> str | None:
+    """What FastAPI's generic "error parsing the body" hides: the ways a JSON body fails besides bad syntax.
+
+    ``example`` is a body the route the request was sent to accepts, shown as the fix.
+    """
     if isinstance(cause, UnicodeDecodeError):
         return f"the body is not UTF-8: {bad_utf8_byte(cause)}; send JSON encoded as UTF-8"
     if isinstance(cause, NumberTooLong):
         return (
             f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
-            'send {"texts": ["..."]} with the texts as strings'
+            f"send {example} with the text as JSON strings"
         )
     if isinstance(cause, RecursionError):
-        return 'the JSON is nested too deeply to parse: send {"texts": ["..."]}'
+        return f"the JSON is nested too deeply to parse: send {example}"
     return None
 
 

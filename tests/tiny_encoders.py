@@ -151,13 +151,14 @@ def build(family: str, folder: Path, *, seed: int = 0) -> Path:
 def tiny_adapter(kind: str, root: Path):
     """A loaded ``kind`` adapter trained for two steps on the Japanese sample over a tiny encoder (a few seconds)."""
     from pipelines.batches.read import read_batch
+    from pipelines.policy import DataPolicy
     from pipelines.training.params import TrainParams
     from pipelines.training.recipe import train
     from serving.model import load_base, load_classifier
 
     base = load_base(build(kind, root / kind), model_id=kind, cache_dir=root / "cache")
     train(
-        read_batch(DATA / "sample_ja" / "train.csv"),
+        read_batch(DATA / "sample_ja" / "train.csv", max_bytes=DataPolicy().max_file_bytes),
         root / f"adapter-{kind}",
         base=base,
         params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=48, select="lora"),

@@ -71,31 +71,16 @@ class MalformedBatchError(BatchReadError):
     """The content does not parse in its format (bad CSV quoting, invalid JSON line, broken Parquet)."""
 
 
-def megabytes(max_file_mb: float) -> int:
-    """The policy's ``data.max_file_mb`` in bytes (1 MB = 1,000,000 bytes)."""
-    return int(max_file_mb * 1_000_000)
-
-
-def default_max_bytes() -> int:
-    """The size limit from the policy file's ``data.max_file_mb``.
-
-    Raises:
-        ConfigError: the policy file is missing or invalid.
-    """
-    from pipelines.policy import load_policy
-
-    return megabytes(load_policy().data.max_file_mb)
-
-
 def read_batch(
-    path: Path, *, max_bytes: int | None = None, encoding: str | None = None, encoding_option: str | None = "--encoding"
+    path: Path, *, max_bytes: int, encoding: str | None = None, encoding_option: str | None = "--encoding"
 ) -> LabeledBatch:
     """Read a labeled batch file with columns ``text``, ``label`` and optional ``group``, ``id``.
 
     Args:
         path: a ``.csv`` (comma-separated, UTF-8, a BOM is accepted), ``.jsonl``/``.ndjson`` (one JSON
             object per line) or ``.parquet``/``.pq`` file. Other columns are ignored.
-        max_bytes: refuse larger files before reading them; None takes the policy's ``data.max_file_mb``.
+        max_bytes: refuse larger files before reading them: the caller's policy ``data.max_file_bytes``
+            (the run's snapshot, so a configured policy is what applies, never a file looked up here).
         encoding: the text encoding of a CSV/JSONL file (``cp932``, ``euc_jp``, …); None is UTF-8.
             Parquet stores UTF-8 itself and ignores it.
         encoding_option: the option that sets ``encoding`` for this file, named in the fix for a
@@ -117,8 +102,7 @@ def read_batch(
             offset and line, and a legacy Japanese encoding the bytes look like).
         MissingColumnError: ``text`` or ``label`` is missing (a wrong CSV delimiter is named).
         MalformedBatchError: the content does not parse.
-        ConfigError: ``max_bytes`` is None and the policy file is invalid, or ``encoding`` is not a
-            text encoding.
+        ConfigError: ``encoding`` is not a text encoding.
     """
     path = Path(path)
     codec = codec_name(encoding) if encoding is not None else None
@@ -133,20 +117,19 @@ def read_batch(
         raise UnsupportedFormatError(
             f"batch file {path} has unsupported extension '{path.suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    limit = default_max_bytes() if max_bytes is None else max_bytes
     size = path.stat().st_size
-    if size > limit:
+    if size > max_bytes:
         raise BatchTooLargeError(
-            f"batch file {path} is {size:,} bytes, over the limit of {limit:,} bytes "
+            f"batch file {path} is {size:,} bytes, over the limit of {max_bytes:,} bytes "
             "(policy data.max_file_mb); split it into smaller batches"
         )
     if size == 0:
         raise EmptyBatchError(f"batch file {path} is empty (0 bytes)")
     with path.open("rb") as handle:
         # Read at most one byte past the limit: a file that grew after stat() is still refused.
-        raw = handle.read(limit + 1)
-    if len(raw) > limit:
-        raise BatchTooLargeError(f"batch file {path} grew past the limit of {limit:,} bytes while being read")
+        raw = handle.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise BatchTooLargeError(f"batch file {path} grew past the limit of {max_bytes:,} bytes while being read")
 
     if suffix in PARQUET_SUFFIXES:
         return _to_batch(path, _parse_parquet(path, raw))  # Parquet's strings are UTF-8 whatever --encoding says

@@ -6,7 +6,6 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipelines.batches.read import megabytes
 from pipelines.batches.validate import load_labels, validate_batch
 from pipelines.policy import Policy
 from pipelines.records import ValidationReport
@@ -102,7 +101,7 @@ def validate_and_route(
     if not report.accepted:
         folder = fresh_folder(Path(data_dir) / "quarantine", path, now=now)
         why = _why_copied(path, Path(incoming) if incoming is not None else Path(data_dir) / "incoming")
-        if why is not None and path.stat().st_size > megabytes(policy.data.max_file_mb):
+        if why is not None and path.stat().st_size > policy.data.max_file_bytes:
             # A copy of a file refused for its size would only fill the disk a second time.
             note = f"left in place, not copied to quarantine: {why}, and it is over data.max_file_mb"
             return write_reports(report.model_copy(update={"notes": [*report.notes, note]}), suspects, folder)

@@ -12,7 +12,6 @@ from pipelines.batches.read import (
     BatchReadError,
     NotAFileError,
     UnsupportedFormatError,
-    megabytes,
     read_batch,
 )
 from pipelines.batches.rules import example
@@ -99,7 +98,7 @@ def validate_batch(
         ConfigError: the suite file or the policy is invalid, or ``encoding`` is not a text encoding.
         NotFoundError, RefusedError: ``base_model`` is not a loadable base-model folder.
     """
-    max_bytes = megabytes(policy.data.max_file_mb)
+    max_bytes = policy.data.max_file_bytes
     try:
         # --encoding names the batch's encoding, not the holdout's: its fix is to convert the file.
         holdout_batch = read_batch(holdout, max_bytes=max_bytes, encoding_option=None) if holdout is not None else None

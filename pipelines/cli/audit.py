@@ -11,7 +11,7 @@ from pipelines.cli.version_ref import parse_ref, split_ref
 from pipelines.cli.versions import event_line
 from registry.base_models import BaseModels, audited_base
 from registry.errors import NotFoundError
-from registry.reading import no_audit_log
+from registry.layout import no_audit_log
 
 NAME_HELP = "adapter name, or base:NAME (also _base.NAME) for the log of a registered base model"
 

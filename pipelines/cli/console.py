@@ -53,7 +53,8 @@ def console(
     import uvicorn
 
     from pipelines.console.accounts import PassphraseAccounts
-    from pipelines.console.app import ConsoleOptions, create_app
+    from pipelines.console.app import create_app
+    from pipelines.console.web import ConsoleOptions
 
     ctx = state.context()
     settings = ctx.settings

@@ -50,7 +50,7 @@ def evaluate(
     ctx = state.context()
     settings = ctx.settings
     policy = ctx.policy_or(policy_file)
-    holdout = read_batch(data, encoding=encoding)
+    holdout = read_batch(data, max_bytes=policy.data.max_file_bytes, encoding=encoding)
     with tempfile.TemporaryDirectory(prefix="tailor-evaluate-") as tmp:
         adapter_dir, adapter_ref, name, default_out = _candidate(adapter, name, Path(tmp) / "candidate", settings.home)
         production_dir, production_ref, note = _production(against, name, Path(tmp) / "production")

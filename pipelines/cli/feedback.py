@@ -26,7 +26,14 @@ def feedback(
 
     ctx = state.context()
     settings, registry = ctx.settings, ctx.registry()
-    made = make_batch(registry, name, file, incoming or settings.data_dir / "incoming", registry.settings.actor)
+    made = make_batch(
+        registry,
+        name,
+        file,
+        incoming or settings.data_dir / "incoming",
+        registry.settings.actor,
+        max_bytes=ctx.policy.data.max_file_bytes,
+    )
     emit(
         made,
         as_json=as_json,

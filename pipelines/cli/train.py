@@ -48,10 +48,11 @@ def train(
     from pipelines.training.recipe import train as train_adapter
     from serving.model import load_base, resolve_device
 
-    settings = state.settings()
+    ctx = state.context()
+    settings = ctx.settings
     params = load_params(params_file, noise_filter=noise_filter)
     resolved = resolve_device(device)
-    batch = read_batch(data, encoding=encoding)
+    batch = read_batch(data, max_bytes=ctx.policy.data.max_file_bytes, encoding=encoding)
     # Cheap refusals before the model is loaded (seconds): bad data, an existing folder.
     check_batch(batch, params)
     prepare_output(out, force)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Callable
 
 import typer
 
@@ -17,11 +16,18 @@ from pipelines.cli.choices import Role
 from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.cli.table import table
-from pipelines.servers import seaweedfs, seaweedfs_identities
+from pipelines.cli.user_keys import (
+    acting_admin,
+    issue_and_publish,
+    pending_note,
+    reload_store,
+    set_person_identity_of,
+    store_keys,
+)
 from registry.errors import ConfigError, NotFoundError, RefusedError
-from registry.keyring import KeyEvent, KeyLog, validate_person
+from registry.key_log import KeyLog
+from registry.keyring import KeyEvent, validate_person
 from registry.people import (
-    Credentials,
     credentials_path,
     init_keyring,
     people,
@@ -30,7 +36,7 @@ from registry.people import (
     write_credentials,
     write_signing_key,
 )
-from registry.signing import Signer, key_id, new_private_key, public_key_of
+from registry.signing import new_private_key, public_key_of
 from registry.store import S3ObjectStore
 
 app = typer.Typer(
@@ -47,120 +53,6 @@ RECOVERY = typer.Option(
     help="sign with the offline recovery key (a file holding it) instead of your own admin key",
 )
 REASON = typer.Option("", "--reason", help="why: recorded in the keyring")
-
-
-def _set_person_identity(cfg: seaweedfs.EmbeddedStoreConfig, person: str, role: Role | None) -> tuple[str, str] | None:
-    return seaweedfs_identities.set_person_identity(cfg.identities_file, cfg.bucket, person, role)
-
-
-def _store_keys(name: str, role: str, access_key: str | None, secret_key: str | None) -> tuple[str, str]:
-    """The new identity's store keys: made on the embedded store, given for any other server."""
-    settings = state.settings()
-    if settings.endpoint is None:
-        if access_key or secret_key:
-            raise ConfigError(
-                "--access-key/--secret-key: the embedded store makes its own keys; give them only for "
-                "another S3 server (endpoint set)"
-            )
-        keys = _set_person_identity(settings.embedded_store(), name, role)  # type: ignore[arg-type]
-        assert keys is not None
-        return keys
-    if not (access_key and secret_key):
-        raise ConfigError(
-            f"--access-key/--secret-key: on {settings.endpoint} make {name}'s keys with that server's "
-            "tools (least permissions for the role), then register them here"
-        )
-    return access_key, secret_key
-
-
-def _issue_and_publish(
-    path: Path,
-    name: str,
-    role: str,
-    kind: str,
-    trust_root: str,
-    access_key: str | None,
-    secret_key: str | None,
-    publish_key: Callable[[str], KeyEvent],
-    public_key: str | None = None,
-) -> KeyEvent:
-    """Make the identity's store keys and write its credentials file aside first, then publish its
-    public key (``publish_key``), then put the file in place: a key is never published whose
-    private half was lost to a refused argument or a failed write.
-
-    With ``public_key`` (the person ran `tailor user keygen`), the file holds no signing key: the
-    person's own key file beside it does, and the admin never sees it.
-    """
-    if path.exists():
-        raise RefusedError(f"{path} exists: give another --out")
-    if public_key is not None:
-        public_key_of_person = public_key
-        key_id(public_key)  # a malformed key is refused before anything is made
-        signing_key = ""
-    else:
-        signing_key = new_private_key()
-        public_key_of_person = public_key_of(signing_key)
-    access, secret = _store_keys(name, role, access_key, secret_key)
-    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    write_credentials(
-        aside,
-        Credentials(
-            name=name,
-            role=role,
-            kind=kind,
-            access_key=access,
-            secret_key=secret,
-            signing_key=signing_key,
-            trust_root=trust_root,
-            bucket=state.settings().bucket,
-        ),
-    )
-    try:
-        event = publish_key(public_key_of_person)
-    except BaseException:
-        aside.unlink(missing_ok=True)
-        raise
-    aside.replace(path)
-    _reload_store()
-    return event
-
-
-def _pending_note(store: S3ObjectStore, trust_root: str, event: KeyEvent) -> str:
-    """What to do next when ``event`` waits for a second admin, else nothing."""
-    if event.sha256 not in KeyLog(store, trust_root).keyring().pending:
-        return ""
-    return f" (counts once a second admin confirms: `tailor user confirm {event.seq}`)"
-
-
-def _reload_store() -> None:
-    if state.settings().endpoint is None and seaweedfs.restart_if_running(state.settings().embedded_store()):
-        typer.echo("restarted the embedded store so that it reads the changed identities", err=True)
-
-
-def _acting(recovery_key_file: Path | None) -> tuple[S3ObjectStore, Signer, str]:
-    """The store as the acting admin, who signs, and the trust root they pin.
-
-    Raises:
-        RefusedError: the configured credentials are not an admin's signing identity.
-    """
-    settings = state.settings()
-    acting = settings.store()
-    if recovery_key_file is not None:
-        key = Path(recovery_key_file).read_text().strip()
-        public_key_of(key)  # a malformed key is refused before anything is written
-        signer = Signer("recovery", "admin", key)
-    elif acting.signing_key is None or acting.role != "admin":
-        raise RefusedError(
-            "only an admin changes the keyring: point credentials_file at an admin's credentials file "
-            "(or give --recovery-key-file)"
-        )
-    else:
-        signer = Signer(acting.actor, acting.role, acting.signing_key)
-    if not acting.trust_root:
-        raise ConfigError(
-            "trust_root: unknown; set it (printed by `tailor user init`) or use an admin's credentials file"
-        )
-    return S3ObjectStore(acting), signer, acting.trust_root
 
 
 @app.command()
@@ -183,7 +75,7 @@ def init(
     if path.exists():
         raise RefusedError(f"{path} exists: give another --out")
     admin_store = settings.store("admin")
-    keys = _store_keys(name, "admin", access_key, secret_key)
+    keys = store_keys(name, "admin", access_key, secret_key)
     registry = state.context().registry()
     started = init_keyring(
         S3ObjectStore(admin_store),
@@ -196,7 +88,7 @@ def init(
         quorum=quorum,
     )
     write_credentials(path, started.admin)
-    _reload_store()
+    reload_store()
     record = {
         "name": name,
         "credentials_file": str(path),
@@ -267,7 +159,7 @@ def add(
     settings = state.settings()
     validate_person(name)
     path = out or credentials_path(settings.home, name)
-    store, signer, trust_root = _acting(recovery_key_file)
+    store, signer, trust_root = acting_admin(recovery_key_file)
     kind = "service" if service else "person"
     if name in KeyLog(store, trust_root).keyring().people:
         raise RefusedError(f"{name} exists already (rotate their key instead)")
@@ -276,12 +168,12 @@ def add(
         return publish(store, trust_root, signer, "add", name, role=role, kind=kind, public_key=public, reason=reason)
 
     try:
-        event = _issue_and_publish(path, name, role, kind, trust_root, access_key, secret_key, publish_key, public_key)
+        event = issue_and_publish(path, name, role, kind, trust_root, access_key, secret_key, publish_key, public_key)
     except RefusedError:
         if settings.endpoint is None:  # the store identity made for a key the keyring refused
-            _set_person_identity(settings.embedded_store(), name, None)  # type: ignore[arg-type]
+            set_person_identity_of(settings.embedded_store(), name, None)  # type: ignore[arg-type]
         raise
-    pending = _pending_note(store, trust_root, event)
+    pending = pending_note(store, trust_root, event)
     handover = f"; give it to {name}: it goes beside their key file, as {name}.json" if public_key else ""
     emit(
         {
@@ -310,7 +202,7 @@ def rotate(
     """Give NAME a new signing key and new store keys; the old key stops counting now, or, while two
     admins or more exist, once a second admin confirms the new one."""
     settings = state.settings()
-    store, signer, trust_root = _acting(recovery_key_file)
+    store, signer, trust_root = acting_admin(recovery_key_file)
     ring = KeyLog(store, trust_root).keyring()
     if name not in ring.people:
         raise NotFoundError(f"{name} is not in the keyring (`tailor user list`)")
@@ -330,8 +222,8 @@ def rotate(
             reason=reason,
         )
 
-    event = _issue_and_publish(path, name, record.role, record.kind, trust_root, access_key, secret_key, publish_key)
-    pending = _pending_note(store, trust_root, event)
+    event = issue_and_publish(path, name, record.role, record.kind, trust_root, access_key, secret_key, publish_key)
+    pending = pending_note(store, trust_root, event)
     emit(
         {"name": name, "credentials_file": str(path), "key_event": event.seq, "pending": bool(pending)},
         as_json=as_json,
@@ -345,9 +237,9 @@ def disable(
 ) -> None:
     """Disable NAME: their signing key stops counting now and their store identity is removed (an
     admin's, while two admins or more exist, once a second admin confirms)."""
-    store, signer, trust_root = _acting(recovery_key_file)
+    store, signer, trust_root = acting_admin(recovery_key_file)
     event = publish(store, trust_root, signer, "disable", name, reason=reason)
-    pending = _pending_note(store, trust_root, event)
+    pending = pending_note(store, trust_root, event)
     if not pending:
         _remove_store_identity(name)
     emit(
@@ -359,8 +251,8 @@ def disable(
 
 def _remove_store_identity(name: str) -> None:
     if state.settings().endpoint is None:
-        _set_person_identity(state.settings().embedded_store(), name, None)
-        _reload_store()
+        set_person_identity_of(state.settings().embedded_store(), name, None)
+        reload_store()
     else:
         typer.echo(f"remove {name}'s keys on {state.settings().endpoint} with that server's tools too", err=True)
 
@@ -372,7 +264,7 @@ def confirm(
 ) -> None:
     """Confirm another admin's key change: with two admins or more, a new key (or an admin's disable)
     counts only then."""
-    store, signer, trust_root = _acting(None)
+    store, signer, trust_root = acting_admin(None)
     ring = KeyLog(store, trust_root).keyring()
     pending = next((e for e in ring.pending.values() if e.seq == seq), None)
     if pending is None:

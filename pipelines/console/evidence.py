@@ -13,11 +13,11 @@ from typing import Any
 
 from markupsafe import Markup
 
-from registry.adapter_folder import GateSummary
 from registry.explanations import ExplanationsReport
 from registry.explanations import render_report as render_explanations
+from registry.gate_record import latest_gate
+from registry.gate_summary import GateSummary
 from registry.model_card import CARD_FILE, ModelCard, parse_card
-from registry.reading import latest_gate
 from registry.registry import Registry
 from registry.report import ReportInputs, gather
 

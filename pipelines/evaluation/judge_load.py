@@ -15,9 +15,10 @@ from pipelines.evaluation import gate
 from pipelines.evaluation.checks import load
 from pipelines.policy import Policy
 from pipelines.records import GateDecision
-from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE, gate_summary
+from registry.adapter_folder import GATE_DECISION_FILE, REFERENCE_FILE
 from registry.errors import RefusedError
-from registry.reading import latest_gate
+from registry.gate_record import latest_gate
+from registry.gate_summary import gate_summary
 from registry.registry import Registry
 
 
@@ -55,7 +56,8 @@ def judge_load(
             "judge its load under the same policy (--policy), or evaluate its folder again"
         )
     recorded = GateDecision.read_json(work / GATE_DECISION_FILE)
-    fresh = load.run(load.measure(work, base_model_dir, read_batch(work / REFERENCE_FILE).texts), policy.load)
+    texts = read_batch(work / REFERENCE_FILE, max_bytes=policy.data.max_file_bytes).texts
+    fresh = load.run(load.measure(work, base_model_dir, texts), policy.load)
     checks = [fresh if check.name == load.NAME else check for check in recorded.checks]
     decision = gate.rejudge(policy, recorded.model_copy(update={"checks": checks}))
     registry.judge(

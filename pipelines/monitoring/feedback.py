@@ -119,8 +119,12 @@ def _jsonl(path: Path, text: str) -> list[tuple[int, dict]]:
     return out
 
 
-def make_batch(registry, name: str, feedback_file: Path, incoming: Path, actor: str) -> FeedbackBatch:
+def make_batch(
+    registry, name: str, feedback_file: Path, incoming: Path, actor: str, *, max_bytes: int
+) -> FeedbackBatch:
     """Write ``incoming/feedback-<name>-<time>.csv``: production's training rows plus the corrections.
+
+    Production's training rows are read under ``max_bytes`` (the policy's ``data.max_file_bytes``).
 
     Raises:
         FeedbackError: a bad file, request ids that were never recorded, labels production does not
@@ -138,7 +142,7 @@ def make_batch(registry, name: str, feedback_file: Path, incoming: Path, actor: 
         raise NotFoundError(f"'{name}' has no production version: feedback is merged with its training rows")
     with tempfile.TemporaryDirectory(prefix="tailor-feedback-") as work:
         registry.download(name, manifest.version, Path(work))
-        reference = read_batch(Path(work) / REFERENCE_FILE)
+        reference = read_batch(Path(work) / REFERENCE_FILE, max_bytes=max_bytes)
     recorded = {(r.request_id, r.index): r for r in read_traffic(registry.store, name).rows}
     known = set(reference.labels)
     problems = []

@@ -30,7 +30,7 @@ from pipelines.evaluation.checks import drift
 from pipelines.monitoring.config import Monitoring
 from pipelines.monitoring.retention import expire
 from pipelines.monitoring.traffic_log import read_traffic
-from pipelines.records import Record, utcnow
+from pipelines.records import LabeledBatch, Record, utcnow
 from pipelines.webhooks import MonitorAlert
 from registry.errors import NotFoundError, TailorError
 from serving.traffic import TrafficRow, text_sha256
@@ -132,13 +132,15 @@ def run(
     monitoring: Monitoring,
     base_model_dir: Path,
     *,
+    max_bytes: int,
     since: datetime | None = None,
     holdout: Path | None = None,
     alert: Alert | None = None,
     seed: int = 0,
 ) -> MonitorResult:
     """Judge the traffic recorded for ``name`` since ``since``, store the result, and hand ``alert``
-    the crossed limits, if any.
+    the crossed limits, if any. ``max_bytes`` bounds the reference and holdout files read (the policy's
+    ``data.max_file_bytes``).
 
     Raises:
         NotFoundError: no production version of ``name``.
@@ -174,7 +176,14 @@ def run(
         folder = Path(work) / "adapter"
         registry.download(name, manifest.version, folder)
         outcome = _judge(
-            result, rows, read_batch(folder / REFERENCE_FILE), folder, holdout, monitoring, base_model_dir, seed
+            result,
+            rows,
+            read_batch(folder / REFERENCE_FILE, max_bytes=max_bytes),
+            folder,
+            read_batch(holdout, max_bytes=max_bytes) if holdout is not None else None,
+            monitoring,
+            base_model_dir,
+            seed,
         )
     return _finish(registry, outcome, monitoring, alert)
 
@@ -182,15 +191,13 @@ def run(
 def _judge(
     result: dict,
     rows: list[TrafficRow],
-    reference,
+    reference: LabeledBatch,
     folder: Path,
-    holdout: Path | None,
+    holdout: LabeledBatch | None,
     monitoring: Monitoring,
     base_model_dir: Path,
     seed: int,
 ) -> MonitorResult:
-    from pipelines.batches.read import read_batch
-
     alerts = monitoring.alerts
     ref_rows = drift.embedded_rows(reference, base_model_dir)
     ref_rows = replace(ref_rows, ids=[text_sha256(t) for t in ref_rows.ids])  # live rows may keep only hashes
@@ -207,7 +214,7 @@ def _judge(
         # The name production records for its base: only the hashes decide whether it is the same base.
         base = load_base(base_model_dir, model_id=AdapterMeta.read(folder).base_model_id, cache_dir=None)
         classifier = load_classifier(folder, base)
-        probs = classifier.predict_proba(read_batch(holdout).texts)
+        probs = classifier.predict_proba(holdout.texts)
         baseline = distribution([classifier.labels[i] for i in probs.argmax(axis=1)])
         holdout_confidence = float(probs.max(axis=1).mean())
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.policy import Policy
 from pipelines.records import TrainResult
 from pipelines.settings import Settings
 from pipelines.training.cpu_share import run_in_share, start_workers
@@ -17,7 +18,7 @@ from registry.adapter_folder import TRAIN_RESULT_FILE
 
 @dataclass(frozen=True)
 class TrainSetup:
-    """What a training child takes from the run's settings: plain values, no credentials, picklable."""
+    """What a training child takes from the run's settings and policy: plain values, no credentials, picklable."""
 
     base_model_dir: Path
     base_model_id: str
@@ -27,9 +28,10 @@ class TrainSetup:
     cost_per_hour_cpu: float
     cost_per_hour_gpu: float
     currency: str
+    max_batch_bytes: int
 
     @classmethod
-    def of(cls, settings: Settings) -> "TrainSetup":
+    def of(cls, settings: Settings, policy: Policy) -> "TrainSetup":
         return cls(
             settings.base_model_dir,
             settings.model_id_of(None),
@@ -39,6 +41,7 @@ class TrainSetup:
             settings.cost_per_hour_cpu,
             settings.cost_per_hour_gpu,
             settings.cost_currency,
+            policy.data.max_file_bytes,
         )
 
 
@@ -85,7 +88,7 @@ def _train(
     base = load_base(setup.base_model_dir, device=device, model_id=setup.base_model_id, cache_dir=setup.cache_dir)
     rate = setup.cost_per_hour_gpu if base.device == "cuda" else setup.cost_per_hour_cpu
     train(
-        read_batch(batch, encoding=encoding),
+        read_batch(batch, max_bytes=setup.max_batch_bytes, encoding=encoding),
         out_dir,
         base=base,
         params=load_params(),

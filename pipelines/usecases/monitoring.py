@@ -30,6 +30,7 @@ def monitor_once(
         name,
         load_monitoring(monitoring_file),
         settings.base_model_dir,
+        max_bytes=ctx.policy.data.max_file_bytes,
         since=since,
         holdout=holdout,
         alert=alert,

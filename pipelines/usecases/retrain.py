@@ -95,7 +95,7 @@ def train(
     """Train in a child process at the training share (see ``pipelines.training.job``)."""
     from pipelines.training.job import TrainSetup, train_in_background
 
-    return train_in_background(TrainSetup.of(ctx.settings), batch, out_dir, data_version, device, encoding)
+    return train_in_background(TrainSetup.of(ctx.settings, ctx.policy), batch, out_dir, data_version, device, encoding)
 
 
 def fetch_production(ctx: "Context", name: str, dest: Path) -> Comparison:
@@ -114,7 +114,7 @@ def evaluate(
     settings = ctx.settings
     return run_checks(
         adapter_dir,
-        read_batch(holdout, encoding_option=None),
+        read_batch(holdout, max_bytes=ctx.policy.data.max_file_bytes, encoding_option=None),
         ctx.policy,
         base_model_dir=settings.base_model_dir,
         base_model_id=settings.model_id_of(None),

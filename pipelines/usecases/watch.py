@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipelines.batches.read import SUPPORTED_SUFFIXES
 from pipelines.policy import Policy
 from pipelines.records import RetrainOutcome, utcnow
-from registry.adapter_folder import GateSummary
 from registry.audit.events import AuditEvent, parse_time
 from registry.errors import ConfigError, StoreError, TailorError, first_line
 from registry.files import write_atomic
+from registry.gate_summary import GateSummary
 
 if TYPE_CHECKING:
     from pipelines.context import Context

@@ -26,7 +26,8 @@ from registry.audit.state import AliasState, fold
 from registry.canonical import canonical_json, jcs
 from registry.errors import AlreadyExistsError, IntegrityError, NotFoundError
 from registry.event_time import utc_now
-from registry.keyring import KeyLog, Keyring
+from registry.key_log import KeyLog
+from registry.keyring import Keyring
 from registry.object_store import ObjectStore
 from registry.signing import Signer, signature_holds
 

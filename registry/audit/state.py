@@ -8,11 +8,11 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from registry.adapter_folder import GateSummary, failure_check
 from registry.audit.events import ACTIONS, GENESIS, AuditEvent, audit_prefix
 from registry.canonical import canonical_json
 from registry.errors import IntegrityError
 from registry.event_time import time_problem
+from registry.gate_summary import GateSummary, failure_check
 
 
 def all_text(items: Any) -> bool:

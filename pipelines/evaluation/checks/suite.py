@@ -102,10 +102,14 @@ def evaluate(
 
         @functools.cache
         def candidate_reference() -> LabeledBatch:  # the rows it trained on: quality and drift both read them
-            return read_batch(Path(adapter_dir) / REFERENCE_FILE)
+            return read_batch(Path(adapter_dir) / REFERENCE_FILE, max_bytes=policy.data.max_file_bytes)
 
         def production_reference() -> LabeledBatch | None:
-            return read_batch(Path(production_dir) / REFERENCE_FILE) if production_dir is not None else None
+            return (
+                read_batch(Path(production_dir) / REFERENCE_FILE, max_bytes=policy.data.max_file_bytes)
+                if production_dir is not None
+                else None
+            )
 
         def quality_check() -> CheckResult:
             if production_error:

@@ -86,7 +86,7 @@ def test_verify_names_an_overwritten_a_deleted_and_an_inserted_event(s3_server, 
 def test_no_role_can_destroy_a_registered_version_or_an_event_for_good(s3_server, unique_name, tmp_path):
     from botocore.exceptions import ClientError
 
-    from registry.reading import file_key
+    from registry.layout import file_key
 
     _history(s3_server, unique_name, tmp_path)
     keys = [

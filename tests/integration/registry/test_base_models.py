@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.batches.read import read_batch
+from pipelines.policy import DataPolicy
 from pipelines.settings import load_settings
 from pipelines.training.params import TrainParams
 from pipelines.training.recipe import train
@@ -21,6 +22,8 @@ from serving.model import load_base
 from tests.conftest import run_cli
 from tests.registry_helpers import run_cli_parallel
 from tests.tiny_encoders import DATA, build
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 pytestmark = [pytest.mark.integration]
 
@@ -96,7 +99,7 @@ def test_an_added_base_is_listed_and_trains_by_name_with_the_folders_fingerprint
     base = load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
     assert base.fingerprint == expected
     result = train(
-        read_batch(DATA / "sample_ja" / "train.csv"),
+        read_batch(DATA / "sample_ja" / "train.csv", max_bytes=BATCH_LIMIT),
         tmp_path / "adapter",
         base=base,
         params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=32),

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
+from registry.layout import file_key
 from registry.object_store import MAX_RECORD_BYTES
-from registry.reading import file_key
 from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import run_cli

@@ -28,8 +28,8 @@ from registry.canonical import canonical_sha256
 from registry.errors import AccessDeniedError, IntegrityError, RefusedError
 from registry.fingerprint import BaseModelFingerprint, file_sha256
 from registry.governance import RegistryRules
+from registry.layout import file_key
 from registry.people import read_credentials
-from registry.reading import file_key
 from registry.registry import Registry
 from registry.settings import StoreSettings
 from registry.signing import Signer

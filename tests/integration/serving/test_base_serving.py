@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pipelines.batches.read import read_batch
+from pipelines.policy import DataPolicy
 from pipelines.settings import load_settings
 from pipelines.training.params import TrainParams
 from pipelines.training.recipe import train
@@ -61,7 +62,7 @@ def served_base(s3_server, tiny, tmp_path_factory):
         settings = load_settings()
         base = load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
     train(
-        read_batch(DATA / "sample_ja" / "train.csv"),
+        read_batch(DATA / "sample_ja" / "train.csv", max_bytes=DataPolicy().max_file_bytes),
         root / "adapter",
         base=base,
         params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=32),

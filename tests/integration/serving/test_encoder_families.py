@@ -9,12 +9,15 @@ import pytest
 import torch
 
 from pipelines.batches.read import read_batch
+from pipelines.policy import DataPolicy
 from pipelines.training.params import TrainParams
 from pipelines.training.recipe import train
 from registry.errors import RefusedError
 from serving.encoder_family import FAMILIES, family_of, upper_blocks
 from serving.model import MeanPoolClassifier, load_base, load_classifier
 from tests.tiny_encoders import DATA, KINDS, build
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 pytestmark = [pytest.mark.integration]
 
@@ -51,7 +54,7 @@ def test_each_family_trains_lora_on_its_own_layer_names_and_the_adapter_loads(ba
     base = bases[kind]
     family = family_of(base.encoder)
     result = train(
-        read_batch(DATA / "sample_ja" / "train.csv"),
+        read_batch(DATA / "sample_ja" / "train.csv", max_bytes=BATCH_LIMIT),
         tmp_path / "adapter",
         base=base,
         params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"),
@@ -98,7 +101,7 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
     adapter, excel = tmp_path / "adapter", tmp_path / "excel.csv"
     excel.write_bytes((DATA / "sample_ja" / "train.csv").read_text(encoding="utf-8").encode("cp932"))
     result = train(
-        read_batch(excel, encoding="cp932"),
+        read_batch(excel, max_bytes=BATCH_LIMIT, encoding="cp932"),
         adapter,
         base=base,
         params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"),
@@ -112,7 +115,7 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
     decision = evaluate(
         adapter,
-        read_batch(DATA / "sample_ja" / "holdout.csv"),
+        read_batch(DATA / "sample_ja" / "holdout.csv", max_bytes=BATCH_LIMIT),
         load_policy(tmp_path / "policy.yaml"),
         base_model_dir=base.model_dir,
         base_model_id="bert-ja-mecab",

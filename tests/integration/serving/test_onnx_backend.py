@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from pipelines.batches.read import read_batch
+from pipelines.policy import DataPolicy
 from pipelines.settings import load_settings
 from tests.conftest import REPO
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("onnxruntime", reason="the serve-onnx extra is not installed")
@@ -24,7 +27,7 @@ def adapter(tmp_path_factory):
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
     train(
-        read_batch(SAMPLE / "train.csv"),
+        read_batch(SAMPLE / "train.csv", max_bytes=BATCH_LIMIT),
         folder / "adapter",
         base=base,
         params=load_params(noise_filter="none", min_steps=3, max_steps=3, select="lora"),
@@ -37,7 +40,7 @@ def test_the_onnx_backend_gives_the_pytorch_probabilities_within_1e_4_on_the_hol
     from serving.onnx_backend import load_onnx_classifier
 
     folder, base, cache = adapter
-    texts = read_batch(SAMPLE / "holdout.csv").texts
+    texts = read_batch(SAMPLE / "holdout.csv", max_bytes=BATCH_LIMIT).texts
     onnx = load_onnx_classifier(folder, base, cache)
     torch_proba = load_classifier(folder, base).predict_proba(texts)
     assert onnx.labels == load_classifier(folder, base).labels
@@ -53,7 +56,7 @@ def test_int8_quantisation_is_a_separate_cached_graph_that_still_answers(adapter
     from serving.onnx_backend import load_onnx_classifier
 
     folder, base, cache = adapter
-    texts = read_batch(SAMPLE / "holdout.csv").texts[:8]
+    texts = read_batch(SAMPLE / "holdout.csv", max_bytes=BATCH_LIMIT).texts[:8]
     with caplog.at_level("INFO", logger="serving.onnx_backend"):
         int8 = load_onnx_classifier(folder, base, cache, int8=True)
     assert "the int8 ONNX graph picks PyTorch's class on" in caplog.text  # said at serve start-up

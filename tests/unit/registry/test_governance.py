@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry.adapter_folder import GateSummary
 from registry.audit.events import AuditEvent
 from registry.audit.state import AliasState
+from registry.gate_summary import GateSummary
 from registry.governance import (
     RegistryRules,
     actor_problem,

@@ -15,7 +15,8 @@ from registry.errors import ConfigError, IntegrityError, RefusedError
 from registry.event_judge import EventJudge
 from registry.event_time import utc_now
 from registry.governance import RegistryRules
-from registry.keyring import KeyLog, key_event_key
+from registry.key_log import KeyLog
+from registry.keyring import key_event_key
 from registry.people import init_keyring, publish
 from registry.signing import Signer, new_private_key, public_key_of
 from tests.conftest import REPO

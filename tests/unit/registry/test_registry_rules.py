@@ -12,7 +12,7 @@ from registry.canonical import canonical_json
 from registry.errors import ConfigError, IntegrityError, NotFoundError, RefusedError
 from registry.fingerprint import BaseModelFingerprint
 from registry.governance import RegistryRules
-from registry.reading import file_key
+from registry.layout import file_key
 from registry.registry import Registry
 from registry.settings import StoreSettings
 from tests.fake_store import FakeStore
@@ -466,7 +466,7 @@ def test_a_trainer_cannot_archive_a_version_production_may_roll_back_to(store, f
 
 
 def test_a_version_judged_again_is_promoted_on_its_newest_verdict_and_its_register_event_is_kept(store, tmp_path):
-    from registry.adapter_folder import GateSummary
+    from registry.gate_summary import GateSummary
 
     busy = {
         "passed": False,
@@ -543,8 +543,8 @@ def test_audit_clear_never_removes_a_good_event(store, folders, tmp_path):
 
 
 def test_a_judge_event_can_only_finish_what_the_gate_left_unjudged_and_a_forged_one_breaks_the_log(store, tmp_path):
-    from registry.adapter_folder import GateSummary
     from registry.audit.events import AuditEvent, event_key
+    from registry.gate_summary import GateSummary
 
     busy = ["load: not judged: machine too busy (base_spread 9 is not <= 3)"]
     _reg(store).register(make_adapter_folder(tmp_path / "a", BASE, gate=failed_gate()), "tickets")

@@ -14,7 +14,8 @@ from registry.errors import IntegrityError, RefusedError
 from registry.event_judge import EventJudge
 from registry.event_time import utc_now
 from registry.governance import RegistryRules
-from registry.keyring import KeyEvent, KeyLog, key_event_key
+from registry.key_log import KeyLog
+from registry.keyring import KeyEvent, key_event_key
 from registry.people import init_keyring, publish
 from registry.signed_rules import recorded_rules
 from registry.signing import Signer, new_private_key, public_key_of, signed_bytes

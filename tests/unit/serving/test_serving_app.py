@@ -232,8 +232,24 @@ def test_a_number_longer_than_python_converts_is_a_400_that_says_so(registry):
     assert r.status_code == 400, r.text
     assert r.json()["error"] == (
         f"a number in the body has more than {sys.get_int_max_str_digits()} digits; "
-        'send {"texts": ["..."]} with the texts as strings'
+        'send {"texts": ["..."]} with the text as JSON strings'
     )
+
+
+@pytest.mark.parametrize(("route", "example"), [("/predict", '{"texts": ["..."]}'), ("/explain", '{"text": "..."}')])
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"text": ' + b"1" * 5000 + b"}", "digits; send "),
+        (b"[" * 1100 + b"]" * 1100, "nested too deeply to parse: send "),
+    ],
+)
+def test_an_unparsable_body_is_answered_with_the_routes_own_body_shape(registry, route, example, body, problem):
+    test_client, _ = _client(registry, ["tickets"], Limits())
+    with test_client:
+        r = test_client.post(route, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert problem + example in r.json()["error"]
 
 
 def test_a_chunked_body_without_length_is_refused(client):

@@ -19,8 +19,9 @@ def test_the_drift_columns_of_the_tokenizer_carry_signal_in_english_and_japanese
     """English has no unknown token under an English base: characters per token is what moves there."""
     from pipelines.batches.read import read_batch
     from pipelines.evaluation.checks.drift import features
+    from pipelines.policy import DataPolicy
 
-    batch = read_batch(DATA / sample / "train.csv")
+    batch = read_batch(DATA / sample / "train.csv", max_bytes=DataPolicy().max_file_bytes)
     frame, _ = features(batch, batch, load_settings().base_model_dir)
     assert frame["chars_per_token"].nunique() > 1 and frame["chars_per_token"].min() > 0
     # Under an English base, Japanese moves the unknown share; English leaves it at 0.

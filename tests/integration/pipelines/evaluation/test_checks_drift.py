@@ -7,10 +7,12 @@ import pytest
 
 from pipelines.batches.read import read_batch
 from pipelines.evaluation.checks import drift
-from pipelines.policy import load_policy
+from pipelines.policy import DataPolicy, load_policy
 from pipelines.records import LabeledBatch
 from pipelines.settings import load_settings
 from tests.conftest import REPO
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +30,7 @@ def rows(batch: LabeledBatch, keep) -> LabeledBatch:
 @pytest.fixture(scope="module")
 def halves() -> tuple[LabeledBatch, LabeledBatch]:
     """The sample training batch split in two halves with the same label mix."""
-    train = read_batch(REPO / "data" / "sample" / "train.csv")
+    train = read_batch(REPO / "data" / "sample" / "train.csv", max_bytes=BATCH_LIMIT)
     seen: dict[str, int] = {}
     side = []
     for label in train.labels:

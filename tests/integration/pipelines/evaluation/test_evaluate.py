@@ -11,12 +11,14 @@ import yaml
 
 from pipelines.batches.read import read_batch
 from pipelines.evaluation.checks.suite import evaluate
-from pipelines.policy import DEFAULT_POLICY, load_policy
+from pipelines.policy import DEFAULT_POLICY, DataPolicy, load_policy
 from pipelines.records import GateDecision, LabeledBatch
 from pipelines.settings import load_settings
 from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import REPO, run_cli
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,7 +61,7 @@ def adapters(tmp_path_factory) -> dict[str, Path]:
     from serving.model import load_base
 
     folder = tmp_path_factory.mktemp("adapters")
-    full = read_batch(SAMPLE / "train.csv")
+    full = read_batch(SAMPLE / "train.csv", max_bytes=BATCH_LIMIT)
     idx = [i for i, y in enumerate(full.labels) if full.labels[:i].count(y) < 10]
     small = LabeledBatch(
         source=full.source,
@@ -84,7 +86,7 @@ def production(s3_server, adapters, policies, tmp_path_factory) -> str:
     promoted by an approver."""
     decision = evaluate(
         adapters["good"],
-        read_batch(HOLDOUT),
+        read_batch(HOLDOUT, max_bytes=BATCH_LIMIT),
         load_policy(policies["relaxed"]),
         base_model_dir=load_settings().base_model_dir,
         base_model_id=load_settings().base_model_id,
@@ -244,7 +246,7 @@ def test_an_evaluation_that_dies_half_way_leaves_no_earlier_decision_beside_its_
     with pytest.raises(KeyboardInterrupt):
         evaluate(
             folder,
-            read_batch(HOLDOUT),
+            read_batch(HOLDOUT, max_bytes=BATCH_LIMIT),
             load_policy(policies["relaxed"]),
             base_model_dir=load_settings().base_model_dir,
             base_model_id=load_settings().base_model_id,

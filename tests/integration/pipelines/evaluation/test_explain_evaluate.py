@@ -15,11 +15,13 @@ import pytest
 from pipelines.batches.read import read_batch
 from pipelines.evaluation.checks.suite import evaluate
 from pipelines.evaluation.holdout_explanations import ExplainBudget
-from pipelines.policy import DEFAULT_POLICY, load_policy
+from pipelines.policy import DEFAULT_POLICY, DataPolicy, load_policy
 from pipelines.settings import load_settings
 from registry.explanations import EXPLANATIONS_FILE, read_report
 from serving.explain import explain
 from tests.conftest import REPO, run_cli
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 pytestmark = [pytest.mark.integration]
 
@@ -36,7 +38,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("explain-trained")
     base = load_base(load_settings().base_model_dir, model_id="all-MiniLM-L6-v2", cache_dir=folder)
     train(
-        read_batch(DATA / "sample" / "train.csv"),
+        read_batch(DATA / "sample" / "train.csv", max_bytes=BATCH_LIMIT),
         folder / "adapter",
         base=base,
         params=TrainParams(noise_filter="none", select="lora"),
@@ -46,7 +48,7 @@ def trained(tmp_path_factory):
 
 
 def test_removing_the_top_attributed_words_lowers_the_probability_more_than_removing_random_ones(trained):
-    texts = read_batch(DATA / "sample" / "holdout.csv").texts[:10]
+    texts = read_batch(DATA / "sample" / "holdout.csv", max_bytes=BATCH_LIMIT).texts[:10]
     found = [explain(trained, text, steps=16).faithfulness for text in texts]
     top = np.array([f.comprehensiveness for f in found])
     random = np.array([f.random_comprehensiveness for f in found])
@@ -59,7 +61,9 @@ def test_removing_the_top_attributed_words_lowers_the_probability_more_than_remo
 def test_evaluate_stores_explanations_within_budget_and_the_report_shows_them_in_japanese(trained, s3_server, tmp_path):
     folder = tmp_path / "candidate"
     shutil.copytree(trained.adapter_dir, folder)
-    holdout = read_batch(DATA / "sample_ja" / "holdout.csv")  # Japanese rows for an English-trained adapter
+    holdout = read_batch(
+        DATA / "sample_ja" / "holdout.csv", max_bytes=BATCH_LIMIT
+    )  # Japanese rows for an English-trained adapter
     evaluate(
         folder,
         holdout,

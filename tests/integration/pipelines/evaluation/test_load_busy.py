@@ -16,11 +16,13 @@ import yaml
 from pipelines.batches.read import read_batch
 from pipelines.evaluation import gate
 from pipelines.evaluation.checks import load, serving_probe
-from pipelines.policy import DEFAULT_POLICY, load_policy
+from pipelines.policy import DEFAULT_POLICY, DataPolicy, load_policy
 from pipelines.records import CheckResult
 from pipelines.settings import load_settings
 from tests.conftest import REPO, run_cli
 from tests.unit.pipelines.evaluation.test_gate import by_name, passing_checks, replace, with_value
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -92,7 +94,7 @@ def candidate(tmp_path_factory) -> Path:
     settings = load_settings()
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=folder)
     train(
-        read_batch(SAMPLE / "train.csv"),
+        read_batch(SAMPLE / "train.csv", max_bytes=BATCH_LIMIT),
         folder / "adapter",
         base=base,
         params=load_params(noise_filter="none", min_steps=1, max_steps=1, select="lora"),
@@ -116,7 +118,7 @@ def measured_judged(measure: Callable[[], CheckResult]) -> CheckResult:
 
 
 def test_the_demo_candidate_passes_load_with_two_cpu_bound_processes_beside_it(candidate, busy):
-    texts = read_batch(SAMPLE / "holdout.csv").texts
+    texts = read_batch(SAMPLE / "holdout.csv", max_bytes=BATCH_LIMIT).texts
     result = measured_judged(
         lambda: load.run(load.measure(candidate, load_settings().base_model_dir, texts), load_policy().load)
     )
@@ -144,7 +146,9 @@ def test_an_adapter_three_times_slower_than_the_base_still_fails(candidate, busy
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the serving probe measures
         try:
-            measured = serving_probe.timings(bare, slow, read_batch(SAMPLE / "holdout.csv").texts)
+            measured = serving_probe.timings(
+                bare, slow, read_batch(SAMPLE / "holdout.csv", max_bytes=BATCH_LIMIT).texts
+            )
         finally:
             torch.set_num_threads(threads)
         return load.run({**measured, "rss_mb": 500.0, "adapter_mb": load.adapter_mb(candidate)}, load_policy().load)

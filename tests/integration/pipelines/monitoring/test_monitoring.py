@@ -302,17 +302,25 @@ def test_corrections_of_unknown_requests_and_labels_are_all_named_and_nothing_is
     tmp_path,
 ):
     from pipelines.monitoring.feedback import FeedbackError, make_batch
+    from pipelines.policy import DataPolicy
 
     feedback = _write(tmp_path / "fixes.csv", f"request_id,label\nno-such-request,bug\n{recorded['calm'][9]},weather\n")
+
+    def make():
+        trainer = Roles(s3_server, base).trainer
+        return make_batch(
+            trainer, names["calm"], feedback, tmp_path / "incoming", "alice", max_bytes=DataPolicy().max_file_bytes
+        )
+
     with pytest.raises(FeedbackError) as err:
-        make_batch(Roles(s3_server, base).trainer, names["calm"], feedback, tmp_path / "incoming", "alice")
+        make()
     assert "line 2: no recorded prediction" in str(err.value) and "'no-such-request'" in str(err.value)
     assert "line 3: label 'weather' is not one of production's (billing, bug, login)" in str(err.value)
     # The calm traffic sent every text twice: one text, two requests, corrected two ways.
     twice = len(recorded["calm"]) // 2
     _write(feedback, f"request_id,label\n{recorded['calm'][3]},bug\n{recorded['calm'][3 + twice]},login\n")
     with pytest.raises(FeedbackError, match="line 3: the same text as line 2 is labelled 'login' here and 'bug' there"):
-        make_batch(Roles(s3_server, base).trainer, names["calm"], feedback, tmp_path / "incoming", "alice")
+        make()
     assert not (tmp_path / "incoming").exists()
 
 

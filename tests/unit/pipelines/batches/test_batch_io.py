@@ -21,8 +21,11 @@ from pipelines.batches.read import (
     UnsupportedFormatError,
     read_batch,
 )
+from pipelines.policy import DataPolicy
 from registry.errors import NotFoundError, TailorError
 from tests.conftest import REPO
+
+BATCH_LIMIT = DataPolicy().max_file_bytes  # the shipped policy's data.max_file_mb
 
 SAMPLE = REPO / "data" / "sample" / "train.csv"
 
@@ -35,7 +38,7 @@ def _refused(path: Path, error: type[TailorError], *fragments: str, **kwargs) ->
     """read_batch raises ``error`` naming every fragment, and the file is byte-for-byte unchanged."""
     before = _digest(path) if path.is_file() else None
     with pytest.raises(error) as caught:
-        read_batch(path, **kwargs)
+        read_batch(path, **{"max_bytes": BATCH_LIMIT, **kwargs})
     for fragment in fragments:
         assert fragment in str(caught.value)
     if before is not None:
@@ -43,7 +46,7 @@ def _refused(path: Path, error: type[TailorError], *fragments: str, **kwargs) ->
 
 
 def test_the_sample_batch_reads_with_ids_groups_and_labels_in_file_order():
-    batch = read_batch(SAMPLE)
+    batch = read_batch(SAMPLE, max_bytes=BATCH_LIMIT)
     assert len(batch) == 112
     assert batch.ids[0] == "t0058"
     assert batch.labels[0] == "login_problem"
@@ -54,7 +57,7 @@ def test_the_sample_batch_reads_with_ids_groups_and_labels_in_file_order():
 def test_ids_are_row_numbers_when_the_file_has_no_id_column(tmp_path):
     path = tmp_path / "b.csv"
     path.write_text("text,label\nhello there,a\nbye now,b\n")
-    batch = read_batch(path)
+    batch = read_batch(path, max_bytes=BATCH_LIMIT)
     assert batch.ids == ["1", "2"]
     assert batch.groups is None
 
@@ -153,7 +156,7 @@ def test_a_utf16_file_is_refused_asking_for_utf8(tmp_path):
 def test_a_utf8_bom_is_accepted_transparently(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes("text,label\nhello there,a\n".encode("utf-8-sig"))
-    batch = read_batch(path)
+    batch = read_batch(path, max_bytes=BATCH_LIMIT)
     assert batch.texts == ["hello there"]
     assert batch.labels == ["a"]
 
@@ -161,14 +164,14 @@ def test_a_utf8_bom_is_accepted_transparently(tmp_path):
 def test_labels_stay_strings_so_1_and_01_differ_and_words_mix_with_numbers(tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_text("text,label\nfirst text,1\nsecond text,01\nthird text,card_lost\nfourth,NA\n")
-    assert read_batch(path).labels == ["1", "01", "card_lost", "NA"]
+    assert read_batch(path, max_bytes=BATCH_LIMIT).labels == ["1", "01", "card_lost", "NA"]
 
 
 def test_jsonl_numbers_and_nulls_become_strings_and_missing(tmp_path):
     path = tmp_path / "b.jsonl"
     rows = [{"text": "a b", "label": 1}, {"text": "c d", "label": "01"}, {"text": "e f", "label": None}, {"text": "g"}]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
-    batch = read_batch(path)
+    batch = read_batch(path, max_bytes=BATCH_LIMIT)
     assert batch.labels == ["1", "01", "", ""]
     assert batch.ids == ["1", "2", "3", "4"]
 
@@ -214,7 +217,7 @@ def test_a_parquet_column_of_lists_or_bytes_is_refused_and_dates_read_as_written
     _refused(raw, MalformedBatchError, "column 'text' holds binary values")
     dated = tmp_path / "dated.parquet"
     pd.DataFrame({"text": ["my card", "a refund"], "label": [datetime.date(2026, 1, 1), None]}).to_parquet(dated)
-    assert read_batch(dated).labels == ["2026-01-01", ""]
+    assert read_batch(dated, max_bytes=BATCH_LIMIT).labels == ["2026-01-01", ""]
 
 
 @pytest.mark.parametrize(
@@ -241,10 +244,10 @@ def test_a_csv_whose_rows_do_not_fit_its_header_is_refused(tmp_path, content, me
 def test_nan_labels_in_csv_and_parquet_read_as_missing(tmp_path):
     csv = tmp_path / "nan.csv"
     csv.write_text("text,label\nhello there,\nbye now,a\n")
-    assert read_batch(csv).labels == ["", "a"]
+    assert read_batch(csv, max_bytes=BATCH_LIMIT).labels == ["", "a"]
     parquet = tmp_path / "nan.parquet"
     pd.DataFrame({"text": ["x y", "z w"], "label": [float("nan"), 2.0], "group": ["g", None]}).to_parquet(parquet)
-    batch = read_batch(parquet)
+    batch = read_batch(parquet, max_bytes=BATCH_LIMIT)
     assert batch.labels == ["", "2.0"]
     assert batch.groups == ["g", ""]
 
@@ -262,14 +265,14 @@ def test_a_parquet_file_naming_a_column_twice_is_refused_as_a_csv_is(tmp_path):
     path = tmp_path / "dup.parquet"
     pq.write_table(pa.table([["my card"], ["card_lost"], ["refund"]], names=["text", "label", "label"]), path)
     with pytest.raises(MalformedBatchError) as refused:
-        read_batch(path)
+        read_batch(path, max_bytes=BATCH_LIMIT)
     assert str(refused.value) == f"batch file {path} names column(s) 'label' more than once in its header"
 
 
 def test_ten_thousand_duplicate_rows_are_read_all(tmp_path):
     path = tmp_path / "dups.csv"
     path.write_text("text,label\n" + "the same text,a\n" * 10_000)
-    batch = read_batch(path)
+    batch = read_batch(path, max_bytes=BATCH_LIMIT)
     assert len(batch) == 10_000
     assert set(batch.texts) == {"the same text"}
 
@@ -278,7 +281,7 @@ def test_a_one_megabyte_text_cell_is_read_intact(tmp_path):
     path = tmp_path / "huge_cell.csv"
     big = "word " * 200_000
     path.write_text(f'text,label\n"{big}",a\nshort one,b\n')
-    batch = read_batch(path)
+    batch = read_batch(path, max_bytes=BATCH_LIMIT)
     assert batch.texts[0] == big
     assert len(batch.texts[0]) == 1_000_000
 
@@ -286,7 +289,7 @@ def test_a_one_megabyte_text_cell_is_read_intact(tmp_path):
 def test_a_csv_with_old_mac_line_endings_reads_like_one_with_newlines(tmp_path):
     path = tmp_path / "cr.csv"
     path.write_bytes(b"text,label\rmy card is gone,card_lost\rwhere is my parcel,delivery_delay\r")
-    batch = read_batch(path)
+    batch = read_batch(path, max_bytes=BATCH_LIMIT)
     assert (batch.texts, batch.labels) == (["my card is gone", "where is my parcel"], ["card_lost", "delivery_delay"])
 
 
@@ -294,7 +297,7 @@ def test_a_jsonl_text_may_hold_a_raw_line_separator(tmp_path):
     path = tmp_path / "u2028.jsonl"
     rows = [{"text": "furni\u2028ture late", "label": "delivery_delay"}, {"text": "x\u0085y", "label": "card_lost"}]
     path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    batch = read_batch(path)
+    batch = read_batch(path, max_bytes=BATCH_LIMIT)
     assert batch.texts == ["furni\u2028ture late", "x\u0085y"] and batch.ids == ["1", "2"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.batches.read import NotAFileError, megabytes
+from pipelines.batches.read import NotAFileError
 from pipelines.batches.route import validate_and_route
 from pipelines.cli.main import run
 from pipelines.policy import load_policy
@@ -241,7 +241,7 @@ def test_texts_without_letters_or_digits_are_not_near_copies_of_each_other(tmp_p
 @pytest.mark.parametrize("where", ["data/incoming", "Downloads"])
 def test_a_file_over_the_size_limit_is_refused_without_being_read(tmp_path, monkeypatch, where):
     policy = load_policy()
-    limit = megabytes(policy.data.max_file_mb)
+    limit = policy.data.max_file_bytes
     batch = tmp_path / where / "big.csv"
     batch.parent.mkdir(parents=True)
     with batch.open("wb") as handle:  # sparse: over the limit on paper, nothing to read

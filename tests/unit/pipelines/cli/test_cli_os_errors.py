@@ -55,14 +55,14 @@ def test_validate_with_a_report_dir_under_a_file_keeps_the_batch_and_says_why(tm
 def test_evaluate_refuses_an_out_that_is_a_file_before_loading_any_model(tmp_path):
     from pipelines.batches.read import read_batch
     from pipelines.evaluation.checks.suite import evaluate
-    from pipelines.policy import load_policy
+    from pipelines.policy import DataPolicy, load_policy
 
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError):
         # The adapter and base model folders do not exist: reaching them would raise NotFoundError.
         evaluate(
             tmp_path / "no-adapter",
-            read_batch(SAMPLE),
+            read_batch(SAMPLE, max_bytes=DataPolicy().max_file_bytes),
             load_policy(),
             base_model_dir=tmp_path / "no-model",
             base_model_id="m",

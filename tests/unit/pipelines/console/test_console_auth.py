@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from pipelines.console import accounts, i18n
 from pipelines.console.accounts import PassphraseAccounts, SignInRefused, write_account
-from pipelines.console.app import ConsoleOptions, create_app
+from pipelines.console.app import create_app
 from pipelines.console.sessions import IDLE_SECONDS, Sessions, SignInLimiter
+from pipelines.console.web import ConsoleOptions
 from pipelines.context import Context
 from pipelines.settings import load_settings
 from registry.errors import ConfigError, RefusedError
@@ -132,7 +133,7 @@ def test_a_secure_console_sets_secure_host_prefixed_cookies(tmp_path):
 def test_a_sealed_key_that_was_rotated_or_disabled_no_longer_signs_in():
     from types import SimpleNamespace
 
-    from pipelines.console.app import key_problem
+    from pipelines.console.signin_routes import key_problem
     from registry.keyring import Keyring
     from registry.signing import key_id, new_private_key, public_key_of
 

@@ -7,8 +7,8 @@ import pytest
 from pipelines.evaluation.gate import REQUIRED_CHECKS, decide, describe
 from pipelines.policy import LoadPolicy, Policy, QualityPolicy, load_policy
 from pipelines.records import CheckResult, GateDecision, GateFailure, Threshold, holds
-from registry.adapter_folder import gate_summary
 from registry.errors import ConfigError
+from registry.gate_summary import gate_summary
 
 
 @pytest.fixture(scope="module")

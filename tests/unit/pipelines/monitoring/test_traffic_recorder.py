@@ -211,7 +211,7 @@ def test_too_few_recorded_rows_are_stored_as_not_judged_and_alert_nobody():
     recorder.flush()
     registry = SimpleNamespace(store=store, resolve=lambda name, alias: SimpleNamespace(version="v4"))
     alerts = []
-    result = run(registry, "ads", Monitoring(), Path("no-model-needed"), alert=alerts.append)
+    result = run(registry, "ads", Monitoring(), Path("no-model-needed"), max_bytes=1_000_000, alert=alerts.append)
     assert not result.judged and result.rows == 3 and "under alerts.min_rows 30" in result.summary
     assert alerts == [] and result.key.startswith(results_prefix("ads"))
     assert [r.run_id for r in stored_results(store, "ads")] == [result.run_id]

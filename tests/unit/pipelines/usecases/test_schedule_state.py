@@ -191,7 +191,7 @@ def _event(seq: int, action: str, version: str, alias: str | None = None, minute
 def test_staging_is_owed_only_while_nothing_happened_since_and_under_the_gates_policy(events, gate, staging_on, owed):
     from pipelines.policy import load_policy
     from pipelines.usecases.watch import owed_staging
-    from registry.adapter_folder import GateSummary
+    from registry.gate_summary import GateSummary
 
     policy = load_policy()
     policy = policy.model_copy(
