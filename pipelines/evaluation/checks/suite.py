@@ -87,10 +87,11 @@ def evaluate(
         (Path(out_dir) / GATE_DECISION_FILE).unlink(missing_ok=True)
         # Nor an earlier adapter's explanations, which `register` would store as this one's.
         (Path(out_dir) / EXPLANATIONS_FILE).unlink(missing_ok=True)
-    # Started first: the probe's interpreter starts and loads beside the checks below and times after them.
+    # A missing or broken model fails here, before a probe process is started for it.
+    base = load_base(base_model_dir, model_id=base_model_id, cache_dir=cache_dir)
+    candidate = load_classifier(adapter_dir, base)
+    # Started before the checks: the probe's interpreter starts and loads beside them and times after them.
     with load.Probe.start(adapter_dir, base_model_dir, holdout.texts) as probe:
-        base = load_base(base_model_dir, model_id=base_model_id, cache_dir=cache_dir)
-        candidate = load_classifier(adapter_dir, base)
         candidate_pred = candidate.predict(holdout.texts)
         production_pred: list[str] | None = None
         production_error: str | None = None
