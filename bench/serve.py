@@ -166,13 +166,15 @@ def start_server(
     url = f"http://127.0.0.1:{port}"
     while True:
         if proc.poll() is not None:
-            raise SystemExit(f"tailor serve exited {proc.returncode}: {(log_dir / f'serve-{tag}.err').read_text()}")
+            raise SystemExit(
+                f"tailor serve exited {proc.returncode}: {(log_dir / f'serve-{tag}.err').read_text(encoding='utf-8')}"
+            )
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 break
         except httpx.TransportError:
             time.sleep(0.1)
-    return proc, url, round(time.monotonic() - began, 2), json.loads(out_file.read_text())
+    return proc, url, round(time.monotonic() - began, 2), json.loads(out_file.read_text(encoding="utf-8"))
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -281,9 +283,9 @@ def main() -> None:
 
         proc, url, ready_s, record = start_server(names[:1], env, work)
         fast, _, _, _ = start_server(names[1:2], env, work, ("--backend", "onnx"))
-        fast_url = json.loads((work / "serve-1backendonnx.out").read_text())["url"]
+        fast_url = json.loads((work / "serve-1backendonnx.out").read_text(encoding="utf-8"))["url"]
         fast8, _, _, _ = start_server(names[2:3], env, work, ("--backend", "onnx", "--int8"))
-        fast8_url = json.loads((work / "serve-1backendonnxint8.out").read_text())["url"]
+        fast8_url = json.loads((work / "serve-1backendonnxint8.out").read_text(encoding="utf-8"))["url"]
         try:
             with httpx.Client(timeout=120) as client:
                 speed = measure(

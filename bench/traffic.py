@@ -75,7 +75,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tailor-bench-traffic-"))
     base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=work)
     adapter_dir = bench_adapter(work, base, TrainParams(min_steps=4, max_steps=4, noise_filter="none", select="lora"))
-    (work / "monitoring.yaml").write_text(MONITORING)
+    (work / "monitoring.yaml").write_text(MONITORING, encoding="utf-8")
     with temporary_store(work / "home", "bench-traffic") as cfg:
         trainer, approver = bench_registry(cfg, base, "trainer"), bench_registry(cfg, base, "approver")
         names = ["plain", "recorded"]

@@ -547,7 +547,8 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
                 "table": table,
             },
             indent=2,
-        )
+        ),
+        encoding="utf-8",
     )
     print(f"\nsaved {out}")
 

@@ -55,7 +55,7 @@ def serve_calls(predict, texts: list[str], *, calls: int | None = None, seconds:
 
 def train_process(out: Path, work: Path, *, niceness: int, threads: int, steps: int) -> subprocess.Popen:
     params = work / f"params-{steps}.yaml"
-    params.write_text(f"train:\n  min_steps: {steps}\n  max_steps: {steps}\n")
+    params.write_text(f"train:\n  min_steps: {steps}\n  max_steps: {steps}\n", encoding="utf-8")
     env = {
         **os.environ,
         "TAILOR_HOME": str(work / "home"),

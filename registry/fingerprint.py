@@ -84,7 +84,7 @@ def base_model_fingerprint(model_dir: Path, model_id: str, cache_dir: Path | Non
     cache = Path(cache_dir) / CACHE_FILE if cache_dir else None
     if cache and cache.is_file():
         try:
-            cached = json.loads(cache.read_text())
+            cached = json.loads(cache.read_text(encoding="utf-8"))
             if isinstance(cached, dict) and cached.get("stamp") == stamp:
                 fp = BaseModelFingerprint(**cached["fingerprint"])
                 if all(isinstance(value, str) for value in asdict(fp).values()):

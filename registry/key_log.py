@@ -108,7 +108,7 @@ class KeyLog:
 
     def _remembered(self) -> str:
         try:
-            return self._pin_file.read_text().strip() if self._pin_file is not None else ""
+            return self._pin_file.read_text(encoding="utf-8").strip() if self._pin_file is not None else ""
         except FileNotFoundError:
             return ""
 

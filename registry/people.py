@@ -54,7 +54,7 @@ def is_credentials_file(path: Path) -> bool:
     try:
         if not path.is_file() or path.stat().st_size > 64 * 1024:
             return False
-        return json.loads(path.read_text()).get("format") == CREDENTIALS_FORMAT
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == CREDENTIALS_FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -77,7 +77,7 @@ def read_credentials(path: Path) -> Credentials:
     """
     path = _private_file(path, "credentials_file")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
         creds = Credentials(**raw)
         if not all(isinstance(v, str) for v in asdict(creds).values()):
             raise TypeError("every field must be text")
@@ -101,7 +101,7 @@ def write_signing_key(path: Path, private: str) -> Path:
 
 def read_signing_key(path: Path) -> str:
     """Raises: ValueError: not a key file `tailor user keygen` wrote."""
-    raw = json.loads(Path(path).read_text())
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or raw.get("format") != KEY_FORMAT or not isinstance(raw.get("signing_key"), str):
         raise ValueError(f"{path} is not a signing key file written by `tailor user keygen`")
     return raw["signing_key"]

@@ -36,7 +36,7 @@ def check_model_dir(model_dir: Path) -> Path:
     if not config_file.is_file():
         raise NotFoundError(f"base model folder {model_dir} has no config.json (not a Hugging Face model folder)")
     try:
-        config = json.loads(config_file.read_text())
+        config = json.loads(config_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(f"base model {config_file} is not valid JSON: {err}") from None
     if not isinstance(config, dict):

@@ -50,7 +50,7 @@ class WorkFolder:
         _remove_abandoned()
         # Locked under a name the sweep ignores, then renamed: a sweep never sees it unlocked.
         making = Path(tempfile.mkdtemp(prefix=f".{_WORK_PREFIX}"))
-        self._lock = open(making / _HELD, "w")
+        self._lock = open(making / _HELD, "w", encoding="utf-8")
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.path = making.rename(making.with_name(making.name[1:]))
 
@@ -65,7 +65,7 @@ def _remove_abandoned() -> None:
             info = folder.lstat()
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 continue  # a link, a file, or another user's: not ours to judge
-            with open(folder / _HELD, "a") as held:
+            with open(folder / _HELD, "a", encoding="utf-8") as held:
                 fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 shutil.rmtree(folder, ignore_errors=True)
         except OSError:  # held by a live server (BlockingIOError), or removed by another sweep meanwhile

@@ -17,7 +17,9 @@ def start_serve(args: list[str], url: str, env: dict[str, str], logs: Path, limi
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
     while True:
         if proc.poll() is not None:
-            pytest.fail(f"tailor serve exited {proc.returncode}: {(logs / 'stderr').read_text()[-3000:]}")
+            pytest.fail(
+                f"tailor serve exited {proc.returncode}: {(logs / 'stderr').read_text(encoding='utf-8')[-3000:]}"
+            )
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return proc
@@ -25,5 +27,7 @@ def start_serve(args: list[str], url: str, env: dict[str, str], logs: Path, limi
             pass
         if time.monotonic() - started > limit_s:
             proc.kill()
-            pytest.fail(f"tailor serve not ready after {limit_s:.0f} s: {(logs / 'stderr').read_text()[-3000:]}")
+            pytest.fail(
+                f"tailor serve not ready after {limit_s:.0f} s: {(logs / 'stderr').read_text(encoding='utf-8')[-3000:]}"
+            )
         time.sleep(0.2)

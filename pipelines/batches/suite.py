@@ -50,7 +50,7 @@ def load_suite(path: Path = SUITE_FILE) -> list[SuiteEntry]:
     import great_expectations as gx
 
     try:
-        doc = typed_files.safe_load(require_file(path, "expectation suite", ConfigError).read_text())
+        doc = typed_files.safe_load(require_file(path, "expectation suite", ConfigError).read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"expectation suite {path} is not valid YAML: {typed_files.one_line(err)}") from None
     raw = doc.get("suite") if isinstance(doc, dict) else None

@@ -119,7 +119,7 @@ def acting_admin(recovery_key_file: Path | None) -> tuple[S3ObjectStore, Signer,
     settings = state.settings()
     acting = settings.store()
     if recovery_key_file is not None:
-        key = Path(recovery_key_file).read_text().strip()
+        key = Path(recovery_key_file).read_text(encoding="utf-8").strip()
         public_key_of(key)  # a malformed key is refused before anything is written
         signer = Signer("recovery", "admin", key)
     elif acting.signing_key is None or acting.role != "admin":

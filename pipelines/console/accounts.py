@@ -119,7 +119,7 @@ class PassphraseAccounts:
         if not path.is_file() or len(secret) > MAX_PASSPHRASE_CHARS:
             raise refused
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(encoding="utf-8"))
             if raw.get("format") != ACCOUNT_FORMAT or raw.get("name") != name:
                 raise ValueError("not an account file of this name")
             kdf = raw["scrypt"]

@@ -32,7 +32,7 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         pass
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
@@ -60,7 +60,7 @@ class Daemon:
     def pid(self) -> int | None:
         """The recorded pid, if that process is alive and is this server."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
         except (FileNotFoundError, ValueError):
             return None
         try:

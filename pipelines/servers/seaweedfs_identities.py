@@ -56,7 +56,7 @@ def role_actions(role: str, bucket: str) -> list[str]:
 
 def scoped_bucket(path: Path) -> str | None:
     """The bucket the roles of an identities file are scoped to (None when no role is scoped)."""
-    for ident in json.loads(path.read_text())["identities"]:
+    for ident in json.loads(path.read_text(encoding="utf-8"))["identities"]:
         for action in ident.get("actions", []):
             if action.startswith("Read:"):
                 return action.split(":", 1)[1]
@@ -84,7 +84,7 @@ def ensure_identities(path: Path, bucket: str) -> Path:
     """
     if path.exists():
         read_identities(path)  # refuse a damaged file now rather than start an open server
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
         roles = [ident for ident in doc["identities"] if ident.get("name") in STORE_IDENTITIES]
         missing = [role for role in STORE_IDENTITIES if role not in {ident["name"] for ident in roles}]
         if missing or any(ident.get("actions") != role_actions(ident["name"], bucket) for ident in roles):
@@ -116,7 +116,7 @@ def set_person_identity(path: Path, bucket: str, person: str, role: Role | None)
     The server reads its identities when it starts: ``seaweedfs.restart_if_running`` makes the change count.
     """
     ensure_identities(path, bucket)
-    doc = json.loads(path.read_text())
+    doc = json.loads(path.read_text(encoding="utf-8"))
     name = PERSON_PREFIX + person
     doc["identities"] = [ident for ident in doc["identities"] if ident.get("name") != name]
     keys = None
@@ -145,7 +145,7 @@ def read_identities(path: Path) -> dict[str, tuple[str, str]]:
         path, "credentials_file", "the secret store keys of every role", hint=" (run `tailor store start` once)"
     )
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"credentials_file: {path} is not a readable JSON identities file: {err}") from None
     out: dict[str, tuple[str, str]] = {}

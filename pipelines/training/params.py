@@ -119,7 +119,7 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
     else:
         source = WORKING_PARAMS_FILE if WORKING_PARAMS_FILE.is_file() else defaults.PARAMS
     try:
-        document = typed_files.safe_load(source.read_text()) or {}
+        document = typed_files.safe_load(source.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source} is not valid YAML: {typed_files.one_line(err)}") from None
     if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):

@@ -125,7 +125,7 @@ def processed_batches(path: Path) -> list[ProcessedBatch]:
     if not path.is_file():
         raise ConfigError(f"{record} is not a file (or a link to none): {fix}")
     try:
-        items = json.loads(path.read_text())
+        items = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:  # bad UTF-8 or bad JSON
         raise ConfigError(f"{record} is not JSON ({err}): {fix}") from None
     if not isinstance(items, list):
@@ -192,7 +192,7 @@ def new_batches(
 def watch_lock(path: Path) -> Iterator[bool]:
     """Hold ``path`` locked while a run retrains: True when this run got it, False when another has it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    with open(path, "a", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -44,7 +44,7 @@ def world(s3_server, tmp_path_factory, receiver):
 
     root = tmp_path_factory.mktemp("flow-project")
     (root / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
-    policy = yaml.safe_load((REPO / "policy.yaml").read_text())
+    policy = yaml.safe_load((REPO / "policy.yaml").read_text(encoding="utf-8"))
     # Latency and memory on a shared 2-core test machine say nothing about production hardware.
     policy["load"].update(max_p95_ratio=100, min_throughput_ratio=0.01, max_base_spread=1000, max_rss_mb=16_384)
     (root / "policy.yaml").write_text(yaml.safe_dump(policy))
@@ -52,7 +52,7 @@ def world(s3_server, tmp_path_factory, receiver):
     (root / "strict.yaml").write_text(yaml.safe_dump(policy))
     batch = root / "incoming" / "train.csv"
     batch.parent.mkdir()
-    lines = (SAMPLE / "train.csv").read_text().splitlines()
+    lines = (SAMPLE / "train.csv").read_text(encoding="utf-8").splitlines()
     header, rows = lines[0], lines[1:]
     # 12 rows per class, without the deliberate label errors (this test is about the flow, not noise).
     keep, per_class = [], {}
@@ -150,7 +150,7 @@ def test_a_promotion_through_the_flow_is_audited_and_announced_like_one_from_the
 
 def test_a_rejected_batch_is_quarantined_and_nothing_is_registered_or_promoted(world, name, first):
     bad = world["root"] / "incoming" / "bad.csv"
-    original = (SAMPLE / "train.csv").read_text().replace(",card_lost,", ",pizza_order,")
+    original = (SAMPLE / "train.csv").read_text(encoding="utf-8").replace(",card_lost,", ",pizza_order,")
     bad.write_text(original)
     before = registry().state(name)
 
@@ -158,9 +158,9 @@ def test_a_rejected_batch_is_quarantined_and_nothing_is_registered_or_promoted(w
 
     assert state.is_failed() and outcome.status == "rejected_data"
     assert "labels in the allowed set" in [f.name for f in outcome.validation.failures]
-    assert bad.read_text() == original  # the user's file, outside data/incoming: copied, never moved
+    assert bad.read_text(encoding="utf-8") == original  # the user's file, outside data/incoming: copied, never moved
     quarantined = Path(outcome.validation.quarantined_to)
-    assert quarantined.is_file() and quarantined.read_text() == original  # copied whole, nothing lost
+    assert quarantined.is_file() and quarantined.read_text(encoding="utf-8") == original  # copied whole, nothing lost
     after = registry().state(name)
     assert after.aliases == before.aliases and after.head_seq == before.head_seq
     assert [m.version for m in registry().versions(name)] == ["v1"]
@@ -216,7 +216,7 @@ def test_tailor_retrain_exits_1_and_names_the_failure_for_a_batch_it_cannot_read
     assert result.returncode == 1, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["status"] == "rejected_data" and outcome["version"] is None
-    assert empty.exists() and Path(outcome["validation"]["quarantined_to"]).read_text() == ""
+    assert empty.exists() and Path(outcome["validation"]["quarantined_to"]).read_text(encoding="utf-8") == ""
     shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
 
 
@@ -245,7 +245,7 @@ def test_a_retrain_keeps_the_newest_run_folders_and_never_touches_other_folders(
     # The newest keep_runs - 1 finished ones, and this run's own, which holds its outcome.
     assert sorted(p.name for p in runs.iterdir() if p in old) == [old[3].name, old[4].name]
     [own] = [p for p in runs.iterdir() if p not in old and p.name.startswith("2026")]
-    assert json.loads((own / "outcome.json").read_text())["status"] == "rejected_data"
+    assert json.loads((own / "outcome.json").read_text(encoding="utf-8"))["status"] == "rejected_data"
     assert crashed.is_dir() and (runs / "notes").is_dir() and (runs / "20190101T000000000000Z.txt").is_file()
     shutil.rmtree(world["root"] / "data" / "quarantine", ignore_errors=True)
 
@@ -283,11 +283,11 @@ def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_th
     watch_dir = world["root"] / "watch-died-early"
     watch_dir.mkdir()
     batch = watch_dir / "died.csv"
-    batch.write_text(world["batch"].read_text() + "\n")
+    batch.write_text(world["batch"].read_text(encoding="utf-8") + "\n")
     os.utime(batch, (time.time() - 600, time.time() - 600))
     folder = world["root"] / "died-adapter"  # what that run trained and registered, with a passed gate, then died
     shutil.copytree(first[1].adapter_dir, folder)
-    result = json.loads((folder / "train_result.json").read_text())
+    result = json.loads((folder / "train_result.json").read_text(encoding="utf-8"))
     (folder / "train_result.json").write_text(json.dumps({**result, "data_version": dvc_md5(batch)}))
     version = Context.load().registry(with_base=True).register(folder, name, reason="died after this").version
     before = registry().aliases(name)
@@ -296,7 +296,7 @@ def test_a_watched_batch_whose_run_died_after_registering_gets_the_promotions_th
 
     assert (entry.version, entry.status) == (version, "registered by an earlier run; promoted to staging now")
     assert registry().aliases(name) == {**before, "staging": version}  # production is a person's to move
-    policy_version = yaml.safe_load((world["root"] / "policy.yaml").read_text())["version"]
+    policy_version = yaml.safe_load((world["root"] / "policy.yaml").read_text(encoding="utf-8"))["version"]
     assert registry().events(name)[-1].reason == (
         f"gate passed under policy {policy_version}; promoted on recovery: "
         "the run that registered it stopped before promoting"
@@ -339,7 +339,7 @@ def test_a_watched_batch_that_fails_does_not_block_newer_ones_and_a_store_failur
 
 
 def test_a_retrain_whose_load_could_not_be_judged_is_registered_not_promoted_and_names_judge_load(world, name, first):
-    policy = yaml.safe_load((world["root"] / "policy.yaml").read_text())
+    policy = yaml.safe_load((world["root"] / "policy.yaml").read_text(encoding="utf-8"))
     policy["load"]["max_base_spread"] = 1.0001  # no real minute is this quiet: the load is never judged
     (world["root"] / "busy.yaml").write_text(yaml.safe_dump(policy))
     before = registry().aliases(name)
@@ -369,7 +369,7 @@ def test_a_cp932_batch_dropped_into_the_watched_folder_is_named_and_judged_again
     assert (refused.file, refused.status, refused.encoding) == ("excel.csv", "rejected_data", None)
     quarantined = next((world["root"] / "data" / "quarantine").glob("*excel*/excel.csv"))
     assert quarantined.read_bytes() == excel and not (watch_dir / "excel.csv").exists()
-    report = json.loads((quarantined.parent / "validation.json").read_text())
+    report = json.loads((quarantined.parent / "validation.json").read_text(encoding="utf-8"))
     assert "Shift_JIS/CP932" in json.dumps(report, ensure_ascii=False) and "--encoding cp932" in json.dumps(report)
 
     # The user restarts `tailor schedule --encoding cp932` and copies the same bytes back in.

@@ -177,6 +177,8 @@ def _told_to_go() -> bool:
 
 if __name__ == "__main__":
     adapter, base_dir, texts_file = sys.argv[1:4]
-    measured = measure(Path(adapter), Path(base_dir), json.loads(Path(texts_file).read_text()), _told_to_go)
+    measured = measure(
+        Path(adapter), Path(base_dir), json.loads(Path(texts_file).read_text(encoding="utf-8")), _told_to_go
+    )
     if measured is not None:
         print(json.dumps(measured))

@@ -105,7 +105,7 @@ def test_an_added_base_is_listed_and_trains_by_name_with_the_folders_fingerprint
         params=TrainParams(min_steps=2, max_steps=2, noise_filter="none", max_length=32),
     )
     assert result.base_model_id == unique_name
-    trained = json.loads((tmp_path / "adapter" / "tailor_adapter.json").read_text())
+    trained = json.loads((tmp_path / "adapter" / "tailor_adapter.json").read_text(encoding="utf-8"))
     assert trained["base_model_weights_sha256"] == expected.weights_sha256
 
 
@@ -153,7 +153,7 @@ def test_every_refused_add_says_why_and_registers_nothing(s3_server, tiny, other
     pickled = _copy(tiny, tmp_path / "pickled")
     (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")
     remote = _copy(tiny, tmp_path / "remote")
-    config = json.loads((remote / "config.json").read_text())
+    config = json.loads((remote / "config.json").read_text(encoding="utf-8"))
     (remote / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "modeling_x.TinyModel"}}))
     code = _copy(tiny, tmp_path / "code")
     (code / "modeling_x.py").write_text("import os\n")

@@ -150,7 +150,7 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
     assert held.returncode == 1 and f"{name} v1 is production and staging: promote or roll back" in held.stderr
 
     assert report.returncode == 0, report.stderr
-    html = report_file.read_text()
+    html = report_file.read_text(encoding="utf-8")
     for section in ("Model card", "Quality", "Drift", "Bias per group", "Cost / Load", "Who signed what", "Files"):
         assert f"<h2>{section}</h2>" in html
     assert base.weights_sha256 in html and "md5-0001" in html and "v2 misroutes billing" in html
@@ -167,8 +167,8 @@ def test_register_promote_rollback_and_read_back_as_each_role(s3_server, base, u
         ]
     )
     assert kept.returncode == 1 and "already exists" in kept.stderr and "--force" in kept.stderr
-    assert report_file.read_text() == html
-    assert replaced.returncode == 0 and (tmp_path / "forced.html").read_text().startswith("<!")
+    assert report_file.read_text(encoding="utf-8") == html
+    assert replaced.returncode == 0 and (tmp_path / "forced.html").read_text(encoding="utf-8").startswith("<!")
     assert folder.returncode == 2 and "is a folder" in folder.stderr
 
 

@@ -379,7 +379,9 @@ def test_a_person_makes_their_own_key_and_the_admin_never_holds_it(signed, uniqu
         env=signed.env("root"),
     )
     assert added.returncode == 0, added.stderr
-    assert json.loads((tmp_path / "erin.json").read_text())["signing_key"] == ""  # nothing private in the admin's file
+    assert (
+        json.loads((tmp_path / "erin.json").read_text(encoding="utf-8"))["signing_key"] == ""
+    )  # nothing private in the admin's file
     signed.creds["erin"] = tmp_path / "erin.json"  # beside erin.key, as erin keeps them
     signed.registry("erin").register(_gated_folder(tmp_path / "a", seed=1), unique_name, reason="batch 1")
     assert [(e.actor, e.role) for e in signed.registry("srv").events(unique_name)] == [("erin", "trainer")]

@@ -59,7 +59,7 @@ def test_each_family_trains_lora_on_its_own_layer_names_and_the_adapter_loads(ba
         base=base,
         params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"),
     )
-    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
     assert sorted(config["target_modules"]) == sorted(result.params["lora_targets"])
     assert set(result.params["lora_targets"]) <= set(family.lora_targets)
     # Every linear layer the block has: DeBERTa-v2's own position projections too, v3's shared ones not.
@@ -107,7 +107,7 @@ def test_a_mecab_japanese_bert_trains_and_is_evaluated_on_the_japanese_holdout(b
         params=TrainParams(min_steps=4, max_steps=4, noise_filter="none", max_length=48, select="lora"),
     )
     assert result.encoding == "cp932"
-    policy = yaml.safe_load(DEFAULT_POLICY.read_text())
+    policy = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
     # A random-weight model: the baselines beat it, which is not what this test is about.
     policy["quality"].update(min_macro_f1=0.0, max_loss_to_baseline=1.0)
     policy["bias"]["max_gap"] = 1.0

@@ -178,7 +178,7 @@ def server(s3_server, names, tmp_path_factory):
     srv = Server(
         url,
         proc,
-        json.loads((logs / "stdout").read_text()),
+        json.loads((logs / "stdout").read_text(encoding="utf-8")),
         ready_s,
         psutil.Process(proc.pid).memory_info().rss / 2**20,
     )
@@ -187,7 +187,7 @@ def server(s3_server, names, tmp_path_factory):
     code = proc.wait(timeout=30)
     # uvicorn re-raises the signal after its graceful shutdown, and Tailor ends on it as the shell's 128 + SIGTERM.
     assert code in (0, 128 + signal.SIGTERM), f"tailor serve did not stop cleanly ({code})"
-    assert "stopped following" in (logs / "stderr").read_text(), "the lifespan shutdown did not run"
+    assert "stopped following" in (logs / "stderr").read_text(encoding="utf-8"), "the lifespan shutdown did not run"
 
 
 def _stream(url: str, name: str, stop: threading.Event, out: list) -> None:

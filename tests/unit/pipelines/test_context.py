@@ -15,7 +15,7 @@ def test_the_promotion_rules_come_from_the_configured_policy(monkeypatch, tmp_pa
     from pipelines.policy import DEFAULT_POLICY
 
     relaxed = tmp_path / "relaxed.yaml"
-    relaxed.write_text(DEFAULT_POLICY.read_text().replace(f"{key}: true", f"{key}: false"))
+    relaxed.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace(f"{key}: true", f"{key}: false"))
     monkeypatch.setenv("TAILOR_ACCESS_KEY", "AK")
     monkeypatch.setenv("TAILOR_SECRET_KEY", "SK")
     assert getattr(Context.load().registry().rules, rule) is True
@@ -38,13 +38,15 @@ def test_a_snapshot_keeps_the_policy_it_started_with_while_the_file_changes(monk
     from pipelines.policy import DEFAULT_POLICY
 
     policy = tmp_path / "policy.yaml"
-    policy.write_text(DEFAULT_POLICY.read_text())
+    policy.write_text(DEFAULT_POLICY.read_text(encoding="utf-8"))
     monkeypatch.setenv("TAILOR_POLICY", str(policy))
     monkeypatch.setenv("TAILOR_ACCESS_KEY", "AK")
     monkeypatch.setenv("TAILOR_SECRET_KEY", "SK")
     run = Context.snapshot()
     started = run.policy.sha256
-    policy.write_text(DEFAULT_POLICY.read_text().replace("four_eyes_production: true", "four_eyes_production: false"))
+    policy.write_text(
+        DEFAULT_POLICY.read_text(encoding="utf-8").replace("four_eyes_production: true", "four_eyes_production: false")
+    )
     assert run.policy.sha256 == started
     assert run.registry().rules.four_eyes_production is True  # the rule the run started under
     assert run.registry().rules.policy_sha256 == started

@@ -28,7 +28,7 @@ def test_each_packaged_default_is_a_link_to_the_repository_file_dvc_tracks(packa
     link = PACKAGED / packaged
     assert link.is_symlink(), f"{link} must link to {repository}, not copy it (two copies drift)"
     assert link.resolve() == (ROOT / repository).resolve()
-    assert repository in (ROOT / "dvc.yaml").read_text()
+    assert repository in (ROOT / "dvc.yaml").read_text(encoding="utf-8")
 
 
 def test_the_commands_defaults_are_the_packaged_files():

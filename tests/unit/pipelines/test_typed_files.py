@@ -20,7 +20,11 @@ def test_a_repeated_key_is_named_with_both_its_lines_and_a_merge_key_may_still_b
 
 
 def test_a_policy_setting_a_limit_twice_is_refused(tmp_path):
-    text = (REPO / "policy.yaml").read_text().replace("min_macro_f1:", "min_macro_f1: 0.1\n  min_macro_f1:", 1)
+    text = (
+        (REPO / "policy.yaml")
+        .read_text(encoding="utf-8")
+        .replace("min_macro_f1:", "min_macro_f1: 0.1\n  min_macro_f1:", 1)
+    )
     (tmp_path / "policy.yaml").write_text(text)
     with pytest.raises(ConfigError) as err:
         load_policy(tmp_path / "policy.yaml")

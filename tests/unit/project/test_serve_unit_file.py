@@ -9,7 +9,7 @@ UNIT = REPO / "infra" / "tailor-serve@.service"
 
 def _service() -> dict[str, list[str]]:
     section, found = None, {}
-    for line in UNIT.read_text().splitlines():
+    for line in UNIT.read_text(encoding="utf-8").splitlines():
         if line.startswith("["):
             section = line.strip("[]")
         elif section == "Service" and "=" in line and not line.startswith("#"):

@@ -15,7 +15,7 @@ def test_it_replaces_the_whole_file_and_leaves_no_aside_file(tmp_path):
     target = tmp_path / "state.json"
     target.write_text("old, and longer than what replaces it")
     write_atomic(target, "new")
-    assert target.read_text() == "new"
+    assert target.read_text(encoding="utf-8") == "new"
     assert os.listdir(tmp_path) == ["state.json"]
 
 
@@ -25,7 +25,7 @@ def test_a_write_that_fails_leaves_the_target_untouched_and_no_aside_file(tmp_pa
     (target / "keep.txt").write_text("kept")
     with pytest.raises(OSError):
         write_atomic(target, "<html></html>")
-    assert (target / "keep.txt").read_text() == "kept"
+    assert (target / "keep.txt").read_text(encoding="utf-8") == "kept"
     assert os.listdir(tmp_path) == ["report.html"]
 
 
@@ -67,7 +67,7 @@ def test_concurrent_writers_each_rename_a_complete_file(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert target.read_text() in payloads
+    assert target.read_text(encoding="utf-8") in payloads
     assert os.listdir(tmp_path) == ["cache.json"]
 
 

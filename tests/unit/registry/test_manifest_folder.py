@@ -156,7 +156,7 @@ def test_unreadable_json_is_named(tmp_path):
 )
 def test_a_malformed_adapter_meta_is_refused_by_the_registry_and_the_runtime(tmp_path, change, problem):
     folder = make_adapter_folder(tmp_path / "a", BASE)
-    meta = json.loads((folder / "tailor_adapter.json").read_text()) | change
+    meta = json.loads((folder / "tailor_adapter.json").read_text(encoding="utf-8")) | change
     (folder / "tailor_adapter.json").write_text(json.dumps(meta))
     assert f"tailor_adapter.json: {problem}" in _refusal(folder)
     with pytest.raises(ConfigError, match=f"tailor_adapter.json is not a valid AdapterMeta: {problem}"):
@@ -165,7 +165,7 @@ def test_a_malformed_adapter_meta_is_refused_by_the_registry_and_the_runtime(tmp
 
 def test_a_missing_meta_field_is_named_and_an_unknown_one_is_ignored(tmp_path):
     folder = make_adapter_folder(tmp_path / "a", BASE)
-    meta = json.loads((folder / "tailor_adapter.json").read_text())
+    meta = json.loads((folder / "tailor_adapter.json").read_text(encoding="utf-8"))
     del meta["max_length"], meta["labels"]
     (folder / "tailor_adapter.json").write_text(json.dumps(meta | {"written_by": "a newer Tailor"}))
     assert "tailor_adapter.json: missing labels; missing max_length" in _refusal(folder)

@@ -63,7 +63,7 @@ def test_the_fingerprint_follows_content_not_path(base_dir, tmp_path):
     a = base_model_fingerprint(base_dir, "m")
     b = base_model_fingerprint(copy, "m", cache_dir=tmp_path / "cache")
     assert a == b
-    (copy / "vocab.txt").write_text((copy / "vocab.txt").read_text() + "extra\n")
+    (copy / "vocab.txt").write_text((copy / "vocab.txt").read_text(encoding="utf-8") + "extra\n")
     c = base_model_fingerprint(copy, "m", cache_dir=tmp_path / "cache")
     assert c.weights_sha256 == a.weights_sha256 and c.tokenizer_sha256 != a.tokenizer_sha256
     assert not c.matches(a)
@@ -93,6 +93,6 @@ def test_a_damaged_fingerprint_cache_is_hashed_again_not_trusted_or_raised(base_
 
     cache = tmp_path / "cache"
     right = base_model_fingerprint(base_dir, "m", cache_dir=cache)
-    stamp = json.loads((cache / CACHE_FILE).read_text())["stamp"]
+    stamp = json.loads((cache / CACHE_FILE).read_text(encoding="utf-8"))["stamp"]
     (cache / CACHE_FILE).write_text(damage.replace("STAMP", json.dumps(stamp)))
     assert base_model_fingerprint(base_dir, "m", cache_dir=cache) == right

@@ -67,7 +67,7 @@ class FakeRegistry:
 
 
 def load_fake(directory: Path) -> FakeClassifier:
-    return FakeClassifier((directory / "version").read_text())
+    return FakeClassifier((directory / "version").read_text(encoding="utf-8"))
 
 
 @pytest.fixture

@@ -56,19 +56,19 @@ def test_an_accepted_batch_is_noise_audited_tracked_and_pushed_to_the_store(proj
 
     # The noise audit finds the sample's deliberate mislabels and stays under the policy's limit.
     assert report.noise is not None and report.noise.estimated_rate < report.noise.max_rate
-    review = Path(report.review_file).read_text()
+    review = Path(report.review_file).read_text(encoding="utf-8")
     assert all(row_id in review for row_id in DELIBERATE_ERRORS)
     assert "id,text,given_label,suggested_label,confidence" in review.splitlines()[0]
 
     # Tracked by DVC, the batch left in place, the object in the store, no secret in git's config.
     assert batch.is_file()
-    assert f"md5: {md5}" in (project / "data" / "incoming" / "train.csv.dvc").read_text()
+    assert f"md5: {md5}" in (project / "data" / "incoming" / "train.csv.dvc").read_text(encoding="utf-8")
     store = S3ObjectStore(s3_server.settings())
     assert [o.key for o in store.list(f"dvc/files/md5/{md5[:2]}/")] == [f"dvc/files/md5/{md5[:2]}/{md5[2:]}"]
     settings = s3_server.settings()
-    assert settings.secret_key not in (project / ".dvc" / "config").read_text()
-    assert settings.secret_key in (project / ".dvc" / "config.local").read_text()
-    assert Path(report.report_markdown).read_text().startswith("# Validation of train.csv: ACCEPTED")
+    assert settings.secret_key not in (project / ".dvc" / "config").read_text(encoding="utf-8")
+    assert settings.secret_key in (project / ".dvc" / "config.local").read_text(encoding="utf-8")
+    assert Path(report.report_markdown).read_text(encoding="utf-8").startswith("# Validation of train.csv: ACCEPTED")
 
     # Plain `dvc push` works for the user too, with the credentials written at the local level.
     push = subprocess.run(
@@ -130,7 +130,7 @@ def test_a_reader_cannot_track_a_batch_and_its_keys_are_not_saved(project, s3_se
     assert "role 'reader' cannot write" in result.stderr and "its report is" in result.stderr
     assert not (project / "data" / "incoming" / "by-reader.csv.dvc").exists()
     local = project / ".dvc" / "config.local"
-    assert not local.exists() or reader.access_key not in local.read_text()
+    assert not local.exists() or reader.access_key not in local.read_text(encoding="utf-8")
 
 
 def test_a_push_to_a_missing_bucket_is_refused_and_does_not_create_it(project, s3_server):

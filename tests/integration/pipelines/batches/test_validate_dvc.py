@@ -50,10 +50,10 @@ def test_a_batch_is_added_with_a_dvc_file_and_secrets_only_in_the_local_config(p
     path.write_bytes(b"text,label\nhello,a\n")
     tracked = track(path, STORE, project=project, push=False)
     assert tracked.dvc_file == project / "data" / "b.csv.dvc"
-    assert f"md5: {tracked.md5}" in tracked.dvc_file.read_text()
-    local = (project / ".dvc" / "config.local").read_text()
+    assert f"md5: {tracked.md5}" in tracked.dvc_file.read_text(encoding="utf-8")
+    local = (project / ".dvc" / "config.local").read_text(encoding="utf-8")
     assert "SECRET-xyz" in local and "endpointurl = http://127.0.0.1:1" in local and f"remote = {REMOTE}" in local
-    assert "SECRET-xyz" not in (project / ".dvc" / "config").read_text()
+    assert "SECRET-xyz" not in (project / ".dvc" / "config").read_text(encoding="utf-8")
     ignored = subprocess.run(["git", "check-ignore", ".dvc/config.local"], cwd=project, capture_output=True)
     assert ignored.returncode == 0
 
@@ -76,7 +76,7 @@ def test_the_local_config_holding_the_secret_is_readable_by_its_owner_only(proje
     configure_remote(
         project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2")
     )
-    assert local.stat().st_mode & 0o777 == 0o600 and "S2" in local.read_text()
+    assert local.stat().st_mode & 0o777 == 0o600 and "S2" in local.read_text(encoding="utf-8")
     local.chmod(0o644)  # as a Tailor older than the rule left it, with the same keys as now
     configure_remote(
         project, StoreSettings(endpoint="http://127.0.0.1:2", bucket="bkt", access_key="AK", secret_key="S2")
@@ -101,9 +101,9 @@ def test_temporary_keys_and_a_private_ca_reach_the_remote_and_leave_it_with_the_
 def test_configuring_the_remote_twice_changes_nothing(project):
     configure_remote(project, STORE)
     local = project / ".dvc" / "config.local"
-    before = local.stat().st_mtime_ns, local.read_text()
+    before = local.stat().st_mtime_ns, local.read_text(encoding="utf-8")
     configure_remote(project, STORE)
-    assert (local.stat().st_mtime_ns, local.read_text()) == before
+    assert (local.stat().st_mtime_ns, local.read_text(encoding="utf-8")) == before
 
 
 def test_a_push_to_an_unreachable_store_is_a_store_error_and_the_batch_stays_tracked(project):
@@ -134,7 +134,7 @@ def test_an_accepted_batch_whose_push_fails_still_gets_its_report(project):
 def _accepted_batch(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [f"message {i} about {label}" for label in ("cards", "refunds") for i in range(10)]
-    path.write_text("text,label\n" + "\n".join(f"{t},{t.split()[-1]}" for t in rows) + "\n")
+    path.write_text("text,label\n" + "\n".join(f"{t},{t.split()[-1]}" for t in rows) + "\n", encoding="utf-8")
     return path
 
 

@@ -15,14 +15,14 @@ def _recorded(tmp_path):
 
 def _strict(tmp_path):
     strict = tmp_path / "strict.yaml"
-    strict.write_text(DEFAULT_POLICY.read_text().replace("max_p95_ratio: 1.5", "max_p95_ratio: 1.0"))
+    strict.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace("max_p95_ratio: 1.5", "max_p95_ratio: 1.0"))
     return strict
 
 
 def test_the_gate_passes_recorded_checks_under_the_shipped_policy_and_writes_its_decision(tmp_path):
     done = run_cli("gate", "--decision", str(_recorded(tmp_path)), "--out", str(tmp_path / "out.json"))
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "out.json").read_text())["passed"] is True
+    assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["passed"] is True
 
 
 def test_a_stricter_policy_fails_the_same_measurements_naming_the_limit(tmp_path):
@@ -64,7 +64,7 @@ def test_a_decision_file_that_is_broken_or_another_record_is_refused_by_name(tmp
 
 def test_a_policy_that_measures_differently_is_refused_rather_than_stamped_on_old_measurements(tmp_path):
     other = tmp_path / "biasbig.yaml"
-    other.write_text(DEFAULT_POLICY.read_text().replace("min_group_size: 10", "min_group_size: 100"))
+    other.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace("min_group_size: 10", "min_group_size: 100"))
     done = run_cli("gate", "--decision", str(_recorded(tmp_path)), "--policy", str(other))
     assert done.returncode == 1
     assert "measures differently than the checks did (bias.min_group_size 10.0 → 100)" in done.stderr
@@ -73,7 +73,7 @@ def test_a_policy_that_measures_differently_is_refused_rather_than_stamped_on_ol
 
 def test_a_decision_that_does_not_say_how_it_was_measured_is_refused(tmp_path):
     recorded = _recorded(tmp_path)
-    raw = json.loads(recorded.read_text())
+    raw = json.loads(recorded.read_text(encoding="utf-8"))
     del raw["measured_under"]
     recorded.write_text(json.dumps(raw))
     done = run_cli("gate", "--decision", str(recorded))

@@ -51,4 +51,4 @@ def test_a_damaged_record_of_processed_batches_is_refused_at_start_not_at_every_
     assert done.stderr.startswith(
         f"error: {Path('.tailor/schedule/tickets.json')}, the schedule's record of processed batches, is not JSON"
     )
-    assert record.read_text() == ""
+    assert record.read_text(encoding="utf-8") == ""

@@ -58,7 +58,7 @@ def _free_port() -> int:
 def _folder(path: Path, base, seed: int, against: str | None, policy_sha256: str, labels: list[str]) -> Path:
     """An adapter folder with a passing gate bound to its weights, quality evidence and a noise review."""
     folder = make_adapter_folder(path, base, seed=seed)
-    meta = json.loads((folder / "tailor_adapter.json").read_text())
+    meta = json.loads((folder / "tailor_adapter.json").read_text(encoding="utf-8"))
     (folder / "tailor_adapter.json").write_text(json.dumps({**meta, "labels": labels}))
     decision = {
         **passed_gate(against, policy_sha256=policy_sha256),

@@ -67,8 +67,10 @@ def test_a_batch_from_another_domain_is_flagged_as_drift_with_evidence(halves, o
     assert result.value > 0.5
     assert {"label", "emb_centroid_sim"} <= set(result.details["drifted_columns"])
     assert result.evidence == ["reports/drift.json", "reports/drift.html", "reports/drift_evidently.json"]
-    assert (tmp_path / "reports" / "drift.html").read_text().lstrip().lower().startswith("<!doctype html")
-    evidently = json.loads((tmp_path / "reports" / "drift_evidently.json").read_text())
+    assert (
+        (tmp_path / "reports" / "drift.html").read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    )
+    evidently = json.loads((tmp_path / "reports" / "drift_evidently.json").read_text(encoding="utf-8"))
     assert any(m["config"]["type"].endswith("DriftedColumnsCount") for m in evidently["metrics"])
 
 

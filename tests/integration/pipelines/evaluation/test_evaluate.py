@@ -28,10 +28,10 @@ HOLDOUT = SAMPLE / "holdout.csv"
 
 def policy_file(path: Path, **sections) -> Path:
     """The shipped policy with some limits changed (``load={"max_p95_ratio": 1}``)."""
-    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
     for section, values in sections.items():
         doc[section].update(values)
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
 
 

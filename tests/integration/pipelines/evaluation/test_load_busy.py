@@ -77,7 +77,7 @@ def test_a_busy_process_ends_when_the_test_run_that_started_it_is_killed():
 
 def running(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has ended
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").split()[2] != "Z"  # a zombie has ended
     except FileNotFoundError:
         return False
 
@@ -162,7 +162,7 @@ def test_an_adapter_three_times_slower_than_the_base_still_fails(candidate, busy
 
 def test_a_version_not_judged_is_judged_again_later_as_a_new_audit_event(s3_server, candidate, unique_name, tmp_path):
     # A spread limit that a busy test machine meets when judged again, but the first measurement did not.
-    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
     doc["load"]["max_base_spread"] = 1000
     later = tmp_path / "later.yaml"
     later.write_text(yaml.safe_dump(doc))

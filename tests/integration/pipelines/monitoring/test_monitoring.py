@@ -53,7 +53,7 @@ def adapter(base, tmp_path_factory) -> Path:  # noqa: F811
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("monitoring")
     (root / "monitoring.yaml").write_text(MONITORING)
-    with open(root / "holdout.csv", "w", newline="") as f:
+    with open(root / "holdout.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
         writer.writerows((t, label) for label, texts in TOPICS.items() for t in texts)
@@ -271,7 +271,7 @@ def test_corrected_labels_arrive_as_a_batch_that_validates_with_their_provenance
     added = {row["text"]: row["label"] for row in batch if row["id"].startswith("feedback-")}
     assert added == {rows[rid]["text"]: label for rid, label in fixed.items()}
     assert len(batch) == sum(len(t) for t in TOPICS.values())  # a corrected training text replaces its row
-    provenance = json.loads(Path(made["provenance"]).read_text())
+    provenance = json.loads(Path(made["provenance"]).read_text(encoding="utf-8"))
     assert provenance["production_version"] == "v1" and {c["request_id"] for c in provenance["corrections"]} == set(
         fixed
     )

@@ -160,7 +160,7 @@ def test_a_per_minute_schedule_fires_and_retrains_only_on_a_new_batch(server, un
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(2)
         assert state_file.exists(), "the per-minute schedule did not fire within 150 s"
-        [entry] = json.loads(state_file.read_text())
+        [entry] = json.loads(state_file.read_text(encoding="utf-8"))
         assert entry["file"] == "broken.csv" and entry["status"] == "rejected_data"
         assert not batch.exists() and list((Path(env["TAILOR_DATA_DIR"]) / "quarantine").glob("*/broken.csv"))
         runs = [r for r in flow_runs(server["api"], "watch") if r["state_type"] == "COMPLETED"]

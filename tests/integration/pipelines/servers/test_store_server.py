@@ -55,13 +55,13 @@ def test_start_serves_s3_on_loopback_and_refuses_anonymous_requests(own_store):
     assert status["bucket"] == "lifecycle"
     assert status["data_dir"] == str(cfg.data_dir)
     assert isinstance(status["pid"], int)
-    ids = json.loads(open(status["credentials_file"]).read())
+    ids = json.loads(open(status["credentials_file"], encoding="utf-8").read())
     assert [i["name"] for i in ids["identities"]] == ["admin", "trainer", "approver", "reader", "recorder"]
     assert stat.S_IMODE(os.stat(status["credentials_file"]).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(status["data_dir"]).st_mode) == 0o700  # the volume files hold every object
     listening = [
         line
-        for line in open("/proc/net/tcp").read().splitlines()[1:]
+        for line in open("/proc/net/tcp", encoding="utf-8").read().splitlines()[1:]
         if line.split()[1].endswith(f":{cfg.s3_port:04X}") and line.split()[3] == "0A"
     ]
     assert listening and all(line.split()[1].startswith("0100007F") for line in listening)  # 127.0.0.1 only

@@ -37,7 +37,10 @@ def report_share(out: str) -> None:
     import torch
 
     Path(out).write_text(
-        json.dumps({"nice": os.getpriority(os.PRIO_PROCESS, 0), "threads": torch.get_num_threads(), "pid": os.getpid()})
+        json.dumps(
+            {"nice": os.getpriority(os.PRIO_PROCESS, 0), "threads": torch.get_num_threads(), "pid": os.getpid()}
+        ),
+        encoding="utf-8",
     )
 
 
@@ -52,7 +55,7 @@ def test_a_flow_trains_in_a_lowered_child_and_keeps_its_own_priority(tmp_path):
 
     before = os.getpriority(os.PRIO_PROCESS, 0)
     run_in_share(report_share, str(tmp_path / "share.json"), niceness=before + 5, threads_setting=1)
-    child = json.loads((tmp_path / "share.json").read_text())
+    child = json.loads((tmp_path / "share.json").read_text(encoding="utf-8"))
     assert child["nice"] == before + 5 and child["threads"] == 1 and child["pid"] != os.getpid()
     assert os.getpriority(os.PRIO_PROCESS, 0) == before  # what evaluates next is not a background job
     with pytest.raises(TrainingProcessError, match="ValueError: batch has no rows"):

@@ -30,7 +30,7 @@ def world(s3_server, tmp_path_factory):
     about the code path, not accuracy) and a short training schedule."""
     root = tmp_path_factory.mktemp("ja-modernbert")
     base = build("modernbert", root / "tiny-modernbert-ja")
-    policy = yaml.safe_load(DEFAULT_POLICY.read_text())
+    policy = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
     # A random-weight model: the baselines beat it, which is not what this test is about.
     policy["quality"].update(min_macro_f1=0.0, max_loss_to_baseline=1.0)
     policy["bias"]["max_gap"] = 1.0

@@ -63,7 +63,7 @@ def test_an_existing_output_folder_is_refused_without_force_and_kept(tmp_path, e
     res = train(tmp_path, env, "--data", str(data), "--out", str(out))
     assert res.returncode == 1
     assert "already exists" in res.stderr and "--force" in res.stderr
-    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_force_does_not_replace_a_folder_holding_user_files(tmp_path, env):
@@ -74,7 +74,7 @@ def test_force_does_not_replace_a_folder_holding_user_files(tmp_path, env):
     res = train(tmp_path, env, "--data", str(data), "--out", str(out), "--force")
     assert res.returncode == 1
     assert "--force refused" in res.stderr and "thesis.docx" in res.stderr
-    assert (out / "thesis.docx").read_text() == "years of work"
+    assert (out / "thesis.docx").read_text(encoding="utf-8") == "years of work"
 
 
 def test_an_out_that_is_a_file_or_an_unwritable_place_is_refused_before_training(tmp_path):
@@ -85,7 +85,7 @@ def test_an_out_that_is_a_file_or_an_unwritable_place_is_refused_before_training
     for force in (False, True):
         with pytest.raises(RefusedError, match="notes.txt exists and is not a folder"):
             prepare_output(tmp_path / "notes.txt", force)
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
     with pytest.raises(RefusedError, match="cannot write the adapter into /proc"):
         prepare_output(Path("/proc/tailor-adapter"), False)
 

@@ -61,7 +61,7 @@ def trained(tmp_path_factory):
     """Train twice in two processes, same data and seed; the second run replaces the first with --force."""
     tmp = tmp_path_factory.mktemp("train")
     data = tmp / "batch.csv"
-    with open(data, "w", newline="") as fh:
+    with open(data, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["text", "label", "group"])
         for label, texts in TOPICS.items():
@@ -119,15 +119,15 @@ def test_the_adapter_folder_holds_the_contract_files_and_no_pickle(trained):
         "reference.csv",
     } <= names
     assert not [p for p in out.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")]
-    meta = json.loads((out / "tailor_adapter.json").read_text())
+    meta = json.loads((out / "tailor_adapter.json").read_text(encoding="utf-8"))
     assert (
         meta["format"] == 1
         and meta["labels"] == ["card", "pin", "refund"]
         and len(meta["base_model_weights_sha256"]) == 64
     )
-    config = json.loads((out / "adapter_config.json").read_text())
+    config = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
     assert config["layers_to_transform"] == [4, 5] and config["modules_to_save"] == ["classifier"]
-    with open(out / "reference.csv", newline="") as fh:
+    with open(out / "reference.csv", encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     result = TrainResult.read_json(out / "train_result.json")
     assert len(rows) == result.train_examples and set(rows[0]) == {"text", "label", "group"}
@@ -197,7 +197,7 @@ def test_an_adapter_trained_on_another_base_is_refused(trained, base, tmp_path):
 
     other = tmp_path / "other"
     shutil.copytree(trained["out"], other)
-    meta = json.loads((other / "tailor_adapter.json").read_text())
+    meta = json.loads((other / "tailor_adapter.json").read_text(encoding="utf-8"))
     meta["base_model_weights_sha256"] = "0" * 64
     (other / "tailor_adapter.json").write_text(json.dumps(meta))
     with pytest.raises(RefusedError, match="trained on base model"):
@@ -256,7 +256,7 @@ def test_a_config_peft_cannot_use_names_the_files_that_disagree(trained, base, t
     from registry.errors import ConfigError
     from serving.model import load_classifier
 
-    config = json.loads((trained["out"] / "adapter_config.json").read_text()) | {"r": "eight"}
+    config = json.loads((trained["out"] / "adapter_config.json").read_text(encoding="utf-8")) | {"r": "eight"}
     other = damaged_copy(trained, tmp_path, "adapter_config.json", json.dumps(config).encode())
     with pytest.raises(ConfigError, match=r"does not load: adapter_config.json, .* disagree \(TypeError"):
         load_classifier(other, base)
@@ -295,7 +295,7 @@ def test_a_batch_larger_than_the_step_budget_caches_and_steps_on_a_seeded_subset
     result = train(batch, tmp_path / "adapter", base=base, params=params, seed=5)
     assert (result.train_examples, result.uncached_examples, result.dropped_examples) == (12, 12, 0)
     assert result.train_examples + result.dropped_examples + result.uncached_examples == len(texts)
-    with open(tmp_path / "adapter" / "reference.csv", newline="") as fh:
+    with open(tmp_path / "adapter" / "reference.csv", encoding="utf-8", newline="") as fh:
         reference = [row["text"] for row in csv.DictReader(fh)]
     assert reference == [texts[i] for i in np.flatnonzero(keep)]
 

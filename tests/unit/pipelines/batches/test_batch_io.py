@@ -71,7 +71,7 @@ def test_a_directory_is_refused_as_not_a_file(tmp_path):
     folder.mkdir()
     (folder / "inside.csv").write_text("text,label\nx,y\n")
     _refused(folder, NotAFileError, "is a directory")
-    assert (folder / "inside.csv").read_text() == "text,label\nx,y\n"
+    assert (folder / "inside.csv").read_text(encoding="utf-8") == "text,label\nx,y\n"
 
 
 def test_an_unsupported_extension_names_the_supported_ones(tmp_path):

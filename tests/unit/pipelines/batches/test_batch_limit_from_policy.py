@@ -18,7 +18,7 @@ LIMIT_BYTES = 1_000  # the sample files are 3-10 kB: under the shipped 50 MB lim
 @pytest.fixture
 def small_limit(monkeypatch, tmp_path) -> Path:
     policy = tmp_path / "small.yaml"
-    text = DEFAULT_POLICY.read_text()
+    text = DEFAULT_POLICY.read_text(encoding="utf-8")
     assert "max_file_mb: 50.0\n" in text  # the shipped limit the configured one must win over
     policy.write_text(text.replace("max_file_mb: 50.0\n", f"max_file_mb: {LIMIT_BYTES / 1_000_000}\n"))
     monkeypatch.setenv("TAILOR_POLICY", str(policy))

@@ -59,7 +59,7 @@ def _quarantined(report: ValidationReport, batch: Path, digest: str) -> Path:
     assert hashlib.sha256(moved.read_bytes()).hexdigest() == digest
     on_disk = ValidationReport.read_json(moved.parent / "validation.json")
     assert on_disk.quarantined_to == str(moved)
-    assert "REJECTED" in (moved.parent / "validation.md").read_text()
+    assert "REJECTED" in (moved.parent / "validation.md").read_text(encoding="utf-8")
     return moved
 
 

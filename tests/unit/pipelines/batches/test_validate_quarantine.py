@@ -95,7 +95,7 @@ def test_a_run_stopped_as_it_moves_a_rejected_batch_has_already_written_why(tmp_
         validate_and_route(batch, load_policy(), data_dir=tmp_path / "data", track=False)
     (folder,) = (tmp_path / "data" / "quarantine").iterdir()
     report = ValidationReport.read_json(folder / "validation.json")
-    assert not report.accepted and "at least two classes" in (folder / "validation.md").read_text()
+    assert not report.accepted and "at least two classes" in (folder / "validation.md").read_text(encoding="utf-8")
     assert batch.read_bytes() == b"text,label\nhello there,a\n"  # still where it was, for the next run
 
 

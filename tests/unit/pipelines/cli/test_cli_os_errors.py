@@ -26,7 +26,7 @@ def test_train_into_a_folder_under_a_file_names_the_file(tmp_path, capsys):
     assert (
         err == f"error: {tmp_path / 'notes.txt'} exists and is not a folder; choose a path whose folders are folders\n"
     )
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_ctrl_c_during_a_command_says_interrupted_and_exits_130(tmp_path, capsys, monkeypatch):
@@ -69,4 +69,4 @@ def test_evaluate_refuses_an_out_that_is_a_file_before_loading_any_model(tmp_pat
             cache_dir=None,
             out_dir=tmp_path / "notes.txt",
         )
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"

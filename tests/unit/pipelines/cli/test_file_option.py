@@ -28,7 +28,7 @@ def test_gate_out_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_p
     )
     assert code == 2
     assert "is a folder; give the path of the file to write inside it" in err
-    assert (tmp_path / "decisions" / "old.json").read_text() == "{}"
+    assert (tmp_path / "decisions" / "old.json").read_text(encoding="utf-8") == "{}"
 
 
 @pytest.mark.parametrize("under", ["", "sub"])
@@ -42,4 +42,4 @@ def test_validate_report_dir_naming_a_file_is_refused_before_the_batch_is_touche
     code, err = _tailor(["validate", str(batch), "--no-noise-audit", "--report-dir", str(taken / under)], capsys)
     assert code == 2
     assert f"{taken} is a file, not a folder; give a folder for the report" in err
-    assert taken.read_text() == "keep me" and batch.is_file() and not (tmp_path / "b.csv.dvc").exists()
+    assert taken.read_text(encoding="utf-8") == "keep me" and batch.is_file() and not (tmp_path / "b.csv.dvc").exists()

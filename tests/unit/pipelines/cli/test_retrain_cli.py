@@ -97,7 +97,7 @@ def test_no_flow_takes_a_policy_parameter_and_retrain_policy_becomes_the_process
     for served in (flows.retrain, flows.watch, flows.promote, flows.rollback):
         assert not [p for p in inspect.signature(served.fn).parameters if "policy" in p], served.name
     strict = tmp_path / "strict.yaml"
-    strict.write_text((REPO / "policy.yaml").read_text().replace("version:", "version: x", 1))
+    strict.write_text((REPO / "policy.yaml").read_text(encoding="utf-8").replace("version:", "version: x", 1))
     seen = []
 
     def flow_run(*args, **kwargs):

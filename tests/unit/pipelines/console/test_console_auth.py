@@ -39,7 +39,7 @@ def cheap_scrypt(monkeypatch):
 def test_a_passphrase_unseals_the_persons_credentials_and_a_wrong_one_reads_like_an_unknown_name(tmp_path):
     path = write_account(tmp_path, BOB, PHRASE)
     assert path.stat().st_mode & 0o777 == 0o600
-    stored = path.read_text()
+    stored = path.read_text(encoding="utf-8")
     assert BOB.signing_key not in stored and BOB.secret_key not in stored and PHRASE not in stored
     people = PassphraseAccounts(tmp_path)
     assert people.sign_in("bob", PHRASE) == BOB
@@ -56,7 +56,7 @@ def test_a_short_passphrase_is_refused_and_an_altered_account_file_is_named(tmp_
     with pytest.raises(RefusedError, match="at least 12"):
         write_account(tmp_path, BOB, "short")
     path = write_account(tmp_path, BOB, PHRASE)
-    raw = json.loads(path.read_text())
+    raw = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**raw, "sealed": raw["sealed"][:-8] + "AAAAAAA="}))
     with pytest.raises(ConfigError, match="altered"):
         PassphraseAccounts(tmp_path).sign_in("bob", PHRASE)

@@ -406,7 +406,9 @@ def test_every_check_keeps_its_result_as_json_evidence(tmp_path):
     t = Threshold.judge("m", "load.max_p95_ms", 1.0, "<=", 2.0)
     result = finish("load", [t], {"summary": "s"}, out_dir=tmp_path, evidence=["reports/extra.html"])
     assert result.evidence == ["reports/load.json", "reports/extra.html"]
-    assert json.loads((tmp_path / "reports" / "load.json").read_text())["thresholds"][0]["metric"] == "m"
+    assert (
+        json.loads((tmp_path / "reports" / "load.json").read_text(encoding="utf-8"))["thresholds"][0]["metric"] == "m"
+    )
     assert finish("load", [t], {}, out_dir=None).evidence == []
 
 

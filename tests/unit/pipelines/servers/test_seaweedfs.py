@@ -14,7 +14,7 @@ from registry.errors import NotFoundError, StoreError
 def test_identities_get_random_secrets_for_four_roles_and_the_recorder_and_mode_0600(tmp_path):
     cfg = EmbeddedStoreConfig(data_dir=tmp_path, bucket="bkt")
     path = seaweedfs_identities.ensure_identities(cfg.identities_file, cfg.bucket)
-    doc = json.loads(path.read_text())
+    doc = json.loads(path.read_text(encoding="utf-8"))
     names = [i["name"] for i in doc["identities"]]
     assert names == ["admin", "trainer", "approver", "reader", "recorder"]
     secrets = {i["credentials"][0]["secretKey"] for i in doc["identities"]}
@@ -29,8 +29,8 @@ def test_identities_get_random_secrets_for_four_roles_and_the_recorder_and_mode_
 
 def test_identities_are_written_once_and_kept(tmp_path):
     cfg = EmbeddedStoreConfig(data_dir=tmp_path)
-    first = seaweedfs_identities.ensure_identities(cfg.identities_file, cfg.bucket).read_text()
-    assert seaweedfs_identities.ensure_identities(cfg.identities_file, cfg.bucket).read_text() == first
+    first = seaweedfs_identities.ensure_identities(cfg.identities_file, cfg.bucket).read_text(encoding="utf-8")
+    assert seaweedfs_identities.ensure_identities(cfg.identities_file, cfg.bucket).read_text(encoding="utf-8") == first
 
 
 def test_a_missing_weed_binary_is_named_with_the_fix(monkeypatch, tmp_path):
@@ -59,7 +59,7 @@ def test_start_waits_for_every_volume_on_disk_and_says_when_some_never_come_back
 def test_an_identities_file_of_an_older_tailor_keeps_its_keys_and_gets_todays_permissions(tmp_path):
     cfg = EmbeddedStoreConfig(data_dir=tmp_path, bucket="tailor")
     path = seaweedfs_identities.ensure_identities(cfg.identities_file, cfg.bucket)
-    doc = json.loads(path.read_text())
+    doc = json.loads(path.read_text(encoding="utf-8"))
     doc["identities"] = [i for i in doc["identities"] if i["name"] != "recorder"]  # written before it existed
     trainer = next(i for i in doc["identities"] if i["name"] == "trainer")
     # As written before trainers could retain version files: those were stored without Object Lock.
@@ -76,7 +76,7 @@ def test_an_identities_file_of_an_older_tailor_keeps_its_keys_and_gets_todays_pe
     seaweedfs_identities.ensure_identities(cfg.identities_file, cfg.bucket)
 
     assert "PutObjectRetention:tailor/adapters/*" in seaweedfs_identities.role_actions("trainer", "tailor")
-    upgraded = {i["name"]: i["actions"] for i in json.loads(path.read_text())["identities"]}
+    upgraded = {i["name"]: i["actions"] for i in json.loads(path.read_text(encoding="utf-8"))["identities"]}
     assert upgraded == {
         role: seaweedfs_identities.role_actions(role, "tailor") for role in seaweedfs_identities.STORE_IDENTITIES
     }

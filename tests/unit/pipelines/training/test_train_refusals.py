@@ -15,7 +15,7 @@ from registry.errors import RefusedError
 
 
 def write_batch(path: Path, rows: list[tuple[str, str]]) -> Path:
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["text", "label"])
         writer.writerows(rows)
@@ -44,7 +44,7 @@ def _damaged_model(tmp_path: Path, damage: str) -> Path:
     for item in shipped.iterdir():
         if item.name not in ("model.safetensors", "config.json"):
             (damaged / item.name).symlink_to(item)
-    config = json.loads((shipped / "config.json").read_text())
+    config = json.loads((shipped / "config.json").read_text(encoding="utf-8"))
     weights = (shipped / "model.safetensors").read_bytes()
     if damage == "truncated":
         weights = weights[:1000]
@@ -109,4 +109,4 @@ def test_a_replaced_adapter_left_by_a_run_that_died_mid_publish_does_not_block_t
     staging.mkdir()
     (staging / "adapter_model.safetensors").write_text("new")
     publish(staging, out, force=True)
-    assert (out / "adapter_model.safetensors").read_text() == "new" and not staging.exists()
+    assert (out / "adapter_model.safetensors").read_text(encoding="utf-8") == "new" and not staging.exists()

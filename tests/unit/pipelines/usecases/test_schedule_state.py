@@ -69,7 +69,7 @@ def test_a_batch_that_changes_while_it_is_read_waits(tmp_path, monkeypatch):
 
     def read_then_grow(path):
         content = read_bytes(path)
-        with open(path, "a") as fh:  # the copy goes on while the watch reads
+        with open(path, "a", encoding="utf-8") as fh:  # the copy goes on while the watch reads
             fh.write("more,a\n")
         return content
 

@@ -352,7 +352,7 @@ def test_a_cache_file_of_the_wrong_shape_or_name_is_ignored_not_a_crash(tmp_path
     _filled(store, registered=2, promoted=2)
     _log(store, cache_dir=tmp_path).state(NAME)
     [path] = tmp_path.glob("registry-cache/*/tickets.json")
-    path.write_text(json.dumps({**json.loads(path.read_text()), **damage}))
+    path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), **damage}))
     assert _log(store, cache_dir=tmp_path).state(NAME).aliases == {"production": "v2"}
 
 
