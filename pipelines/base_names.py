@@ -51,6 +51,6 @@ def model_id_for(base_model: str | Path) -> str:
 def names_registered_base(base_model: str) -> bool:
     """Whether a ``base_model`` value names a registered base: a name (no path characters) that is
     not an existing path. A missing path stays a folder, so it is named as missing."""
-    from registry.base_models import is_base_name
+    from registry.base_manifest import is_base_name
 
     return is_base_name(base_model) and not Path(base_model).exists()

@@ -9,7 +9,8 @@ from pipelines.cli.output import JSON, emit
 from pipelines.cli.state import state
 from pipelines.cli.version_ref import parse_ref, split_ref
 from pipelines.cli.versions import event_line
-from registry.base_models import BaseModels, audited_base
+from registry.base_manifest import audited_base
+from registry.base_models import BaseModels
 from registry.errors import NotFoundError
 from registry.layout import no_audit_log
 

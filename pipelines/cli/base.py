@@ -25,7 +25,8 @@ def add(
     """Check FOLDER loads safely, then upload it content-addressed and create-only as NAME, with an audit event."""
     from pipelines.base_names import model_id_for
     from pipelines.urls import http_url
-    from registry.base_models import BaseModels, folder_files, parse_languages, validate_base_name
+    from registry.base_manifest import folder_files, parse_languages, validate_base_name
+    from registry.base_models import BaseModels
     from registry.errors import ConfigError, RefusedError
     from serving.encoder import check_model_dir, load_encoder, load_tokenizer
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from registry.audit.events import event_key
-from registry.base_models import BaseModels, log_name
+from registry.base_manifest import log_name
+from registry.base_models import BaseModels
 from registry.registry import Registry
 from registry.store import S3ObjectStore
 from tests.conftest import run_cli

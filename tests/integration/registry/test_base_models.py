@@ -14,7 +14,8 @@ from pipelines.policy import DataPolicy
 from pipelines.settings import load_settings
 from pipelines.training.params import TrainParams
 from pipelines.training.recipe import train
-from registry.base_models import BaseModels, blob_key, log_name
+from registry.base_manifest import blob_key, log_name
+from registry.base_models import BaseModels
 from registry.fingerprint import base_model_fingerprint
 from registry.registry import Registry
 from registry.store import S3ObjectStore

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import registry.base_models as base_models
-from registry.base_models import BaseModels, blob_key, log_name, manifest_key, pending_key
+from registry.base_manifest import blob_key, log_name, manifest_key, pending_key
+from registry.base_models import BaseModels
 from registry.errors import IntegrityError, NotFoundError, StoreError
 from registry.registry import Registry
 from registry.store import S3ObjectStore

@@ -18,7 +18,7 @@ from pipelines.policy import DataPolicy
 from pipelines.settings import load_settings
 from pipelines.training.params import TrainParams
 from pipelines.training.recipe import train
-from registry.base_models import blob_key
+from registry.base_manifest import blob_key
 from registry.governance import RegistryRules
 from registry.registry import Registry
 from registry.store import S3ObjectStore
