@@ -18,7 +18,7 @@ fi
 echo "setup: installing tailor and its dependencies"
 .venv/bin/pip install --quiet --progress-bar off -e '.[all,test,serve-onnx,docs]' -c infra/constraints.txt
 .venv/bin/pip check
-# tests/integration/test_extras.py installs each extra into a fresh venv with uv, offline (UV_OFFLINE=1), from
+# tests/integration/project/test_extras.py installs each extra into a fresh venv with uv, offline (UV_OFFLINE=1), from
 # uv's cache (UV_CACHE_DIR, default ~/.cache/uv) through hard links: seconds per venv. Fill that cache now, while
 # the indexes are reachable, by installing each extra the test checks once into a throwaway venv.
 echo "setup: filling uv's cache for the extras test"

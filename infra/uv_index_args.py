@@ -1,6 +1,6 @@
 """Print, one per line, the uv options naming the package indexes pip is configured with (pip.conf, PIP_*).
 
-infra/install.sh fills uv's cache through them, and tests/integration/test_extras.py installs offline through the
+infra/install.sh fills uv's cache through them, and tests/integration/project/test_extras.py installs offline through the
 same ones: uv keys its cached index pages by index URL, so both must name the same indexes. Pip takes the best
 version across all its indexes, hence unsafe-best-match (uv's default stops at the first index that has a name)."""
 

@@ -313,7 +313,7 @@ class GateDecision(Record):
 
     @property
     def verdict(self) -> str:
-        """passed, failed or not judged (see ``registry.adapter_folder.gate_verdict``)."""
+        """passed, failed or not judged (see ``registry.gate_summary.gate_verdict``)."""
         return gate_verdict(self.passed, self.failures, self.not_judged)
 
 

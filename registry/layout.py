@@ -4,6 +4,7 @@ adapters/<name>/claims/<version>.json             create-only: who took the vers
 adapters/<name>/versions/<version>/<files…>       the adapter folder as registered
 adapters/<name>/versions/<version>/manifest.json  written last: a version exists iff this exists
 audit/<name>/<seq:012d>.json                      the hash-chained log (see ``registry.audit``)
+checkpoints/<name>/<seq>-<key id>.json            signed folds a cold reader starts from (``registry.audit.checkpoints``)
 """
 
 from __future__ import annotations

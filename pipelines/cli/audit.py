@@ -11,8 +11,9 @@ from pipelines.cli.version_ref import parse_ref, split_ref
 from pipelines.cli.versions import event_line
 from registry.base_manifest import audited_base
 from registry.base_models import BaseModels
-from registry.errors import NotFoundError
+from registry.errors import ConfigError, NotFoundError
 from registry.layout import no_audit_log
+from registry.manifest import is_version
 
 NAME_HELP = "adapter name, or base:NAME (also _base.NAME) for the log of a registered base model"
 
@@ -30,6 +31,8 @@ def log(
     """Print every event of NAME, oldest first (the chain is checked while reading)."""
     base = audited_base(name)
     # A bad version form is refused before the store is reached.
+    if base and version is not None and not is_version(version):
+        raise ConfigError(f"a base model's log has one version, v1: give `tailor audit log base:{base} --version v1`")
     ref = None if base or (version is None and not split_ref(name)) else parse_ref(name, version)
     registry = state.context().registry()
     if ref is not None:

@@ -199,8 +199,8 @@ def rotate(
     recovery_key_file: Path = RECOVERY,
     as_json: bool = JSON,
 ) -> None:
-    """Give NAME a new signing key and new store keys; the old key stops counting now, or, while two
-    admins or more exist, once a second admin confirms the new one."""
+    """Give NAME a new signing key and new store keys; the old key stops counting now, or, where the
+    keyring's quorum is 2 and two admins or more exist, once a second admin confirms the new one."""
     settings = state.settings()
     store, signer, trust_root = acting_admin(recovery_key_file)
     ring = KeyLog(store, trust_root).keyring()
@@ -236,7 +236,7 @@ def disable(
     name: str = typer.Argument(...), reason: str = REASON, recovery_key_file: Path = RECOVERY, as_json: bool = JSON
 ) -> None:
     """Disable NAME: their signing key stops counting now and their store identity is removed (an
-    admin's, while two admins or more exist, once a second admin confirms)."""
+    admin's, where the keyring's quorum is 2 and two admins or more exist, once a second admin confirms)."""
     store, signer, trust_root = acting_admin(recovery_key_file)
     event = publish(store, trust_root, signer, "disable", name, reason=reason)
     pending = pending_note(store, trust_root, event)
@@ -262,8 +262,8 @@ def confirm(
     seq: int = typer.Argument(..., help="the key event to confirm (`tailor user list` shows pending ones)"),
     as_json: bool = JSON,
 ) -> None:
-    """Confirm another admin's key change: with two admins or more, a new key (or an admin's disable)
-    counts only then."""
+    """Confirm another admin's key change: where the keyring's quorum is 2 and two admins or
+    more exist, a new key (or an admin's disable) counts only then."""
     store, signer, trust_root = acting_admin(None)
     ring = KeyLog(store, trust_root).keyring()
     pending = next((e for e in ring.pending.values() if e.seq == seq), None)

@@ -9,6 +9,7 @@ session's shared SeaweedFS may be stopped after the last unit test of a full run
 from __future__ import annotations
 
 import multiprocessing.process
+import multiprocessing.util
 import os
 import socket
 import subprocess
@@ -49,6 +50,7 @@ PROCESS_STARTS = [
     (os, "posix_spawn"),
     (os, "posix_spawnp"),
     (os, "system"),
+    (multiprocessing.util, "spawnv_passfds"),  # the fork server and resource tracker start this way
 ]
 
 

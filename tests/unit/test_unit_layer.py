@@ -26,8 +26,9 @@ def _nothing() -> None:
         lambda: multiprocessing.get_context("fork").Process(target=_nothing).start(),
         lambda: os.system("true"),
         lambda: os.fork(),
+        lambda: multiprocessing.get_context("forkserver").Process(target=_nothing).start(),
     ],
-    ids=["subprocess", "spawn", "fork", "os.system", "os.fork"],
+    ids=["subprocess", "spawn", "fork", "os.system", "os.fork", "forkserver"],
 )
 def test_starting_a_process_fails_the_test_and_says_where_it_belongs(start):
     with pytest.raises(NotAUnitTest, match="start no processes .*move this test to tests/integration"):

@@ -69,3 +69,16 @@ def test_commands_refuse_a_bad_form_as_json_before_reaching_the_store(args, caps
     assert exit_info.value.code == ConfigError.exit_code and out == ""
     assert FORMS in json.loads(err)["error"]
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("version", ["banana", "production"])
+def test_a_base_models_log_takes_only_its_one_version_and_says_so_before_reaching_the_store(
+    version, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAILOR_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: reaching it would fail otherwise
+    with pytest.raises(SystemExit) as exit_info:
+        run(["audit", "log", "base:ja-bert", "--version", version, "--json"])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == ConfigError.exit_code and out == ""
+    assert "tailor audit log base:ja-bert --version v1" in json.loads(err)["error"]
