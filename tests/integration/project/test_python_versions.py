@@ -1,0 +1,59 @@
+"""registry/ and its unit tests on Python 3.12 and 3.13, in the environments `make setup` builds.
+
+Only the torch-free layer: PyPI's torch 2.13.0 for these interpreters is a CUDA build that does not import
+without GBs of nvidia-* libraries (docs/getting-started/install.md, "Python versions"). Deprecation warnings
+are errors there, so what 3.11 only warns about (datetime.utcnow and the like) fails here first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+# registry/'s unit tests, found by name so that they run wherever tests/unit keeps them.
+REGISTRY_UNIT_TESTS = (
+    "test_atomic_file.py",
+    "test_audit_chain.py",
+    "test_governance.py",
+    "test_keyring.py",
+    "test_manifest_folder.py",
+    "test_registry_rules.py",
+    "test_store_client_config.py",
+    "test_user_files.py",
+)
+
+
+def registry_unit_tests() -> list[str]:
+    found = {name: sorted((REPO / "tests" / "unit").rglob(name)) for name in REGISTRY_UNIT_TESTS}
+    wrong = {name: paths for name, paths in found.items() if len(paths) != 1}
+    assert not wrong, f"each registry unit test file must exist once under tests/unit: {wrong}"
+    return [str(paths[0].relative_to(REPO)) for paths in found.values()]
+
+
+@pytest.mark.parametrize("version", ["3.12", "3.13"])
+def test_registry_unit_tests_pass(version: str) -> None:
+    venv = REPO / f".venv-py{version}"
+    if (venv / "ABSENT").is_file():
+        pytest.skip(f"Python {version}: {(venv / 'ABSENT').read_text(encoding='utf-8').strip()}")
+    python = venv / "bin" / "python"
+    assert python.is_file(), f"{venv.name} is missing: run `make setup` (infra/install.sh builds it)"
+    version_line = subprocess.run([str(python), "--version"], capture_output=True, text=True, check=True).stdout
+    assert version_line.startswith(f"Python {version}."), f"{venv.name} runs {version_line}"
+    run = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider", "-W", "error::DeprecationWarning"]
+        + registry_unit_tests(),
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if run.returncode != 0:
+        pytest.fail(f"registry's unit tests on Python {version}:\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}")
