@@ -2,7 +2,7 @@
 
 Only the torch-free layer: PyPI's torch 2.13.0 for these interpreters is a CUDA build that does not import
 without GBs of nvidia-* libraries (docs/getting-started/install.md, "Python versions"). Deprecation warnings
-are errors there, so what 3.11 only warns about (datetime.utcnow and the like) fails here first.
+are errors there, so what a newer Python deprecates (datetime.utcnow since 3.12) fails here before it is removed.
 """
 
 from __future__ import annotations
