@@ -41,4 +41,32 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+# Python 3.12 and 3.13: PyPI's torch 2.13.0 for them is a CUDA build that does not import without GBs of
+# nvidia-* libraries, so each gets a torch-free environment (infra/torch-free-excludes.txt) in which
+# tests/integration/project/test_python_versions.py runs registry/'s unit tests. An interpreter that is not
+# here is skipped, and said so; the folder then holds only the reason, which that test reports as its skip.
+python_for() {  # python3.X on PATH, else pyenv's (its shims fail for versions not selected in pyenv)
+  local candidate
+  for candidate in "python$1" "$(pyenv root 2>/dev/null)/versions/$1".*/bin/python; do
+    if "$candidate" -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != sys.argv[1])' "$1" 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+for version in 3.12 3.13; do
+  venv=.venv-py$version
+  rm -rf "$venv"
+  if ! python=$(python_for "$version"); then
+    echo "setup: no python$version here, skipped: $venv holds only the reason"
+    mkdir "$venv"
+    echo "make setup found no python$version (on PATH or under pyenv)" > "$venv/ABSENT"
+    continue
+  fi
+  echo "setup: $venv with $("$python" --version) (torch-free: registry/ and its unit tests)"
+  .venv/bin/uv venv --quiet --python "$python" "$venv"
+  .venv/bin/uv pip install --quiet --python "$venv/bin/python" -r pyproject.toml --extra test \
+    --excludes infra/torch-free-excludes.txt -c infra/constraints.txt
+done
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

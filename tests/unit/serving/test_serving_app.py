@@ -152,7 +152,6 @@ def test_a_repeated_key_is_listed_among_the_problems_like_every_other_422(client
             400,
             "the body is not UTF-8: byte 0xe9 at offset 15",
         ),
-        (b"[" * 1100 + b"]" * 1100, {"content-type": "application/json"}, 400, "nested too deeply"),
         # json.loads of bytes would guess these encodings and answer them 200
         (
             '{"texts": ["a"], "adapter": "tickets"}'.encode("utf-16"),
@@ -241,7 +240,9 @@ def test_a_number_longer_than_python_converts_is_a_400_that_says_so(registry):
     ("body", "problem"),
     [
         (b'{"text": ' + b"1" * 5000 + b"}", "digits; send "),
-        (b"[" * 1100 + b"]" * 1100, "nested too deeply to parse: send "),
+        # Where the parser gives up depends on the interpreter (about 1,000 levels on 3.11, over 5,000 on
+        # 3.13): 100,000 is past all of them, and within the default body limit.
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply to parse: send "),
     ],
 )
 def test_an_unparsable_body_is_answered_with_the_routes_own_body_shape(registry, route, example, body, problem):
