@@ -46,11 +46,18 @@ def test_audit_log_and_verify_read_a_base_log_by_either_name_and_name_a_tampered
 
     admin = S3ObjectStore(s3_server.settings("admin"))
     key = event_key(log_name(unique_name), 1)
-    raw = json.loads(admin.get(key))
+    original = admin.get(key)
+    raw = json.loads(original)
     raw["actor"] = "mallory"
     admin.put(key, json.dumps(raw).encode())  # a new object version over the locked one
 
-    for command in ("log", "verify"):
-        tampered = run_cli("audit", command, f"base:{unique_name}", env=reader)
-        assert tampered.returncode == 1, tampered.stdout
-        assert f"event 000000000001 of '_base.{unique_name}' was modified" in tampered.stderr, tampered.stderr
+    try:
+        for command in ("log", "verify"):
+            tampered = run_cli("audit", command, f"base:{unique_name}", env=reader)
+            assert tampered.returncode == 1, tampered.stdout
+            assert f"event 000000000001 of '_base.{unique_name}' was modified" in tampered.stderr, tampered.stderr
+        # `tailor base list` refuses while any base on the bucket is tampered, and the bucket is shared.
+        refused = run_cli("base", "list", "--json", env=reader)
+        assert refused.returncode == 1 and f"'_base.{unique_name}'" in refused.stderr, refused.stderr
+    finally:
+        admin.put(key, original)  # the other tests share this bucket: put the event back as it was written
