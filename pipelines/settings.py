@@ -323,7 +323,7 @@ def load_settings(**overrides: Any) -> Settings:
             variable = f"TAILOR_{found.group(1).upper()}"
             raise ConfigError(
                 f"environment variable {variable} is not valid JSON; a list takes JSON, "
-                f"e.g. {variable}='[\"https://ci.example/hook\"]'"
+                f"e.g. {variable}='[\"http://127.0.0.1:9000/hook\"]'"
             ) from None
         raise ConfigError(f"invalid configuration: {err}") from None
     except (OSError, ValueError) as err:  # a tailor.toml that is not valid TOML or not UTF-8
