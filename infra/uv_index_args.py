@@ -2,7 +2,8 @@
 
 infra/install.sh fills uv's cache through them, and tests/integration/project/test_extras.py installs offline through the
 same ones: uv keys its cached index pages by index URL, so both must name the same indexes. Pip takes the best
-version across all its indexes, hence unsafe-best-match (uv's default stops at the first index that has a name)."""
+version across all its indexes, hence unsafe-best-match (uv's default stops at the first index that has a name).
+infra/lock.sh reads the same indexes through it."""
 
 import subprocess
 import sys
