@@ -147,7 +147,7 @@ class Selection(Record):
     lora_only_right: int = 0  # held-out rows only the fine-tuned model got right (McNemar's b)
     probe_only_right: int = 0  # ... only the probe got right (c)
     rows_needed: float = 0.0  # lead in rows the challenger needed: z * sqrt(b + c) + 1
-    folds: int = 0  # folds run (of ``folds_planned``)
+    folds: int = 0  # folds fine-tuned (of ``folds_planned``; fewer once the outcome is settled)
     folds_planned: int = 0
     fold_steps: int = 0  # optimiser steps of each fold's LoRA run, the full recipe for its rows
     rows_scored: int = 0  # held-out rows the estimates are computed on

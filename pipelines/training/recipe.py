@@ -48,7 +48,7 @@ from pipelines.training.cost_meter import CostMeter
 from pipelines.training.objective import fit_lora, logreg_head, noise_weights, predict_cached, trainable_parts
 from pipelines.training.params import MAX_SEED, TrainParams
 from pipelines.training.publish import current_umask, prepare_output, publish, sha256_file, write_reference
-from pipelines.training.select import choose, default_recipe, plan_folds
+from pipelines.training.select import UNSCORED, Tally, choose, default_recipe, fold_order, plan_folds, settled
 from registry.adapter_folder import REFERENCE_FILE, TRAIN_RESULT_FILE, WEIGHTS_FILE, AdapterMeta
 from registry.errors import AlreadyExistsError, RefusedError, first_line
 from serving.encoder_family import family_of, upper_blocks
@@ -124,8 +124,10 @@ def select_recipe(
 ) -> Selection:
     """Probe or fine-tuned, from out-of-fold runs of both recipes on ``rows`` (see ``pipelines.training.select``).
 
-    Each fold fits the probe on its training rows, scores it on the held-out ones, then fine-tunes
-    from that probe with the recipe's own step budget and scores again: the same rows, paired.
+    Each fold fits the probe on its training rows and scores it on the held-out ones, all folds first
+    (a logistic regression each); then folds fine-tune from their probe with the recipe's own step
+    budget and score the same rows again, paired, until the outcome is settled whatever the folds
+    not yet run would give: those never run, and the kept recipe is the one all folds would choose.
     """
     if params.select != "auto":
         return Selection(kept=params.select, reason=f"select: {params.select} in the train parameters", estimates={})
@@ -140,35 +142,43 @@ def select_recipe(
             fold_steps=plan.steps,
             reason=f"no out-of-fold estimate ({plan.skipped}): the default for a batch of {len(rows)} rows is kept",
         )
-    if bar is not None:
-        bar.total += plan.steps * len(plan.folds)
-    held, predictions = [], {"probe": [], "lora": []}
-    for number, (train_pos, held_pos) in enumerate(plan.folds):
+    heads, held, probe = [], [], []
+    for train_pos, held_pos in plan.folds:
         fold_rows, held_rows = rows[train_pos], rows[held_pos]
-        model = MeanPoolClassifier(base.shared_copy(), num_labels).to(torch.device(base.device))
+        head = torch.nn.Linear(data.embeddings.shape[1], num_labels)
         logreg_head(
-            model.classifier,
-            data.embeddings[fold_rows],
-            y_all[fold_rows],
-            params.head_C,
-            seed,
-            sample_weight=weights[fold_rows],
+            head, data.embeddings[fold_rows], y_all[fold_rows], params.head_C, seed, sample_weight=weights[fold_rows]
         )
         with torch.no_grad():
-            logits = model.classifier(torch.from_numpy(data.embeddings[held_rows]).to(model.classifier.weight))
-        predictions["probe"].append(logits.argmax(-1).cpu().numpy())
+            probe.append(head(torch.from_numpy(data.embeddings[held_rows]).to(head.weight)).argmax(-1).numpy())
+        heads.append(head)
+        held.append(y_all[held_rows])
+    lora = [np.full(len(y), UNSCORED) for y in held]
+    if bar is not None:
+        bar.total += plan.steps * len(plan.folds)
+    ran = 0
+    for number in fold_order([p == y for p, y in zip(probe, held)], default):
+        tally = Tally.of(np.concatenate(held), np.concatenate(probe), np.concatenate(lora))
+        if settled(tally, params.select_z, default):
+            break
+        fold_rows, held_rows = rows[plan.folds[number][0]], rows[plan.folds[number][1]]
+        model = MeanPoolClassifier(base.shared_copy(), num_labels).to(torch.device(base.device))
+        model.classifier.load_state_dict(heads[number].state_dict())
         generator = seed_everything(seed + number + 1)
         peft_model, _ = fit_lora(
             model, params, make_config, start, data, fold_rows, y_all, weights, plan.steps, generator, bar
         )
-        predictions["lora"].append(predict_cached(peft_model, data, held_rows, start))
-        held.append(y_all[held_rows])
+        lora[number] = predict_cached(peft_model, data, held_rows, start)
+        ran += 1
+    if bar is not None:
+        bar.total -= plan.steps * (len(plan.folds) - ran)
     selection = choose(
-        np.concatenate(held), {k: np.concatenate(v) for k, v in predictions.items()}, params.select_z, default
+        np.concatenate(held),
+        {"probe": np.concatenate(probe), "lora": np.concatenate(lora)},
+        params.select_z,
+        default,
     )
-    return selection.model_copy(
-        update={"folds": len(plan.folds), "folds_planned": plan.planned, "fold_steps": plan.steps}
-    )
+    return selection.model_copy(update={"folds": ran, "folds_planned": plan.planned, "fold_steps": plan.steps})
 
 
 def lora_config(params: TrainParams, targets: list[str], blocks: range, layers_pattern: str):

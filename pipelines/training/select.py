@@ -92,6 +92,68 @@ def plan_folds(y: np.ndarray, params: TrainParams, final_steps: int, seed: int) 
     return FoldPlan(folds=folds, planned=k, steps=steps, skipped=skipped)
 
 
+UNSCORED = -1  # a held-out row no fine-tuned fold predicted: its fold was never needed (``settled``)
+
+
+def switches(challenger_only_right: int, default_only_right: int, z: float) -> bool:
+    """McNemar's rule of ``choose``: the challenger replaces the default only when its lead in
+    discordant rows exceeds one row plus ``z`` standard errors, |b − c| > z·√(b + c) + 1."""
+    lead = challenger_only_right - default_only_right
+    return lead > z * float(np.sqrt(challenger_only_right + default_only_right)) + 1
+
+
+@dataclass(frozen=True)
+class Tally:
+    """McNemar's counts on the held-out rows so far, and what the rows still unscored can add to them."""
+
+    b: int  # rows only fine-tuning got right
+    c: int  # rows only the probe got right
+    probe_wrong_left: int  # unscored rows the probe got wrong: each can add one to b
+    probe_right_left: int  # unscored rows the probe got right: each can add one to c
+
+    @classmethod
+    def of(cls, y_true: np.ndarray, probe: np.ndarray, lora: np.ndarray) -> "Tally":
+        """From predictions on the same rows, ``lora`` being ``UNSCORED`` where no fine-tuned fold ran."""
+        scored = lora != UNSCORED
+        probe_right, lora_right = probe == y_true, lora == y_true
+        return cls(
+            b=int((lora_right & ~probe_right).sum()),
+            c=int((probe_right & ~lora_right & scored).sum()),
+            probe_wrong_left=int((~scored & ~probe_right).sum()),
+            probe_right_left=int((~scored & probe_right).sum()),
+        )
+
+
+def settled(tally: Tally, z: float, default: Recipe) -> bool:
+    """Whether no fine-tuned predictions on the held-out rows still unscored can change what ``choose`` keeps.
+
+    The probe's predictions are known for every held-out row (a logistic regression per fold costs
+    almost nothing), so each row still to score can add at most one to b (where the probe is wrong)
+    or to c (where it is right), any mix of them reachable. The rule is monotone in the default's
+    count (more of it only lowers the challenger's lead and raises the bar), so the outcome is settled
+    when the challenger cannot pass at the default's lowest count for any count of its own, or
+    cannot fail at the default's highest.
+    """
+    t = tally
+    if default == "probe":  # the challenger is fine-tuning: its count is b
+        own, own_left, other, other_left = t.b, t.probe_wrong_left, t.c, t.probe_right_left
+    else:
+        own, own_left, other, other_left = t.c, t.probe_right_left, t.b, t.probe_wrong_left
+    reachable = own + np.arange(own_left + 1)
+    can_switch = any(switches(int(w), other, z) for w in reachable)
+    can_stay = not all(switches(int(w), other + other_left, z) for w in reachable)
+    return not (can_switch and can_stay)
+
+
+def fold_order(probe_right: list[np.ndarray], default: Recipe) -> list[int]:
+    """Fold numbers in the order that settles the outcome soonest (``probe_right``: per fold, whether the
+    probe got each held-out row right): most rows the challenger could still win first, the probe's
+    errors when fine-tuning challenges, its right answers when the probe does. The order changes no
+    result: each fold trains from its own seed."""
+    could_win = [int((~right).sum() if default == "probe" else right.sum()) for right in probe_right]
+    return sorted(range(len(probe_right)), key=lambda f: -could_win[f])
+
+
 def choose(y_true: np.ndarray, predictions: dict[Recipe, np.ndarray], z: float, default: Recipe) -> Selection:
     """The recipe to keep from out-of-fold predictions on the same held-out rows.
 
@@ -102,30 +164,48 @@ def choose(y_true: np.ndarray, predictions: dict[Recipe, np.ndarray], z: float, 
     a small class (2-to-0 discordant on 40 rows is a 0.24 macro-F1 lead) and still be noise. On 32
     rows a lead of one or two is noise (problem vs request, seed 1: fine-tuned 0.969 out of fold
     against the probe's 0.906 from a 2-to-0 split, yet 0.883 against 0.958 on the test set).
+
+    Fine-tuned predictions may be ``UNSCORED`` on rows whose folds never ran because the outcome was
+    already ``settled``: the counts and estimates are then those of the rows both recipes scored.
+
+    Raises:
+        ValueError: unscored rows that could still change the outcome (a caller that stopped too early).
     """
-    names = [str(c) for c in sorted(set(y_true.tolist()))]
-    truth = [str(v) for v in y_true]
-    estimates = {
-        recipe: round(quality_metrics(truth, [str(v) for v in pred], names).macro_f1, 4)
-        for recipe, pred in predictions.items()
-    }
-    lora_right, probe_right = predictions["lora"] == y_true, predictions["probe"] == y_true
-    b, c = int((lora_right & ~probe_right).sum()), int((probe_right & ~lora_right).sum())
+    scored = predictions["lora"] != UNSCORED
+    tally = Tally.of(y_true, predictions["probe"], predictions["lora"])
+    b, c, wrong_left, right_left = tally.b, tally.c, tally.probe_wrong_left, tally.probe_right_left
+    if not settled(tally, z, default):
+        raise ValueError(f"{int((~scored).sum())} unscored held-out rows could still change the outcome")
+    names = [str(v) for v in sorted(set(y_true.tolist()))]
+    truth = [str(v) for v in y_true[scored]]
+    estimates = (
+        {
+            recipe: round(quality_metrics(truth, [str(v) for v in pred[scored]], names).macro_f1, 4)
+            for recipe, pred in predictions.items()
+        }
+        if scored.any()
+        else {}
+    )
     needed = z * float(np.sqrt(b + c)) + 1
     other: Recipe = "probe" if default == "lora" else "lora"
     lead = (b - c) if other == "lora" else (c - b)
-    kept = other if lead > needed else default
+    kept = other if (switches(b, c, z) if other == "lora" else switches(c, b, z)) else default
     names_of = {"lora": "fine-tuning", "probe": "the frozen probe"}
+    compared = f" (macro-F1 {estimates['lora']:.3f} against {estimates['probe']:.3f})" if estimates else ""
     reason = (
-        f"out of fold, fine-tuning alone was right on {b} rows and the probe alone on {c} "
-        f"(macro-F1 {estimates['lora']:.3f} against {estimates['probe']:.3f}); {names_of[default]} is the "
-        f"default for a batch this size and {names_of[other]} "
+        f"out of fold, fine-tuning alone was right on {b} rows and the probe alone on {c}{compared}; "
+        f"{names_of[default]} is the default for a batch this size and {names_of[other]} "
         + (
             f"leads it by {lead} rows, beyond the {needed:.1f} the paired noise allows"
             if kept == other
             else f"does not lead it by more than the {needed:.1f} rows the paired noise allows"
         )
     )
+    if wrong_left + right_left:
+        reason += (
+            f"; fine-tuning was not run on the other {wrong_left + right_left} held-out rows: the probe was "
+            f"wrong on {wrong_left} of them, and whatever fine-tuning predicted there could not change this outcome"
+        )
     return Selection(
         kept=kept,
         default=default,
@@ -134,5 +214,5 @@ def choose(y_true: np.ndarray, predictions: dict[Recipe, np.ndarray], z: float, 
         lora_only_right=b,
         probe_only_right=c,
         rows_needed=round(needed, 3),
-        rows_scored=len(y_true),
+        rows_scored=int(scored.sum()),
     )

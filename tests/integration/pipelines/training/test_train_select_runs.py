@@ -43,38 +43,67 @@ def tiny_base(tmp_path_factory):
     )
 
 
-def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(tiny_base, tmp_path):
-    """Labels unrelated to the texts: nothing to learn, so fine-tuning can only memorise the rows it sees;
-    out of fold it loses to the probe, and the probe is what is written."""
-    from safetensors.torch import load_file
+@pytest.fixture
+def every_fold(monkeypatch):
+    """Fine-tune every planned fold, as training did before it stopped once the outcome was settled."""
+    monkeypatch.setattr("pipelines.training.recipe.settled", lambda *_: False)
 
+
+def _noise_batch():
+    """Labels unrelated to the texts: nothing to learn, so fine-tuning can only memorise the rows it sees."""
     from pipelines.records import LabeledBatch
-    from pipelines.training.recipe import train
-    from serving.model import load_classifier
 
     rng = np.random.default_rng(0)
     texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(40)]
     labels = ["a", "b"] * 20
-    batch = LabeledBatch(source="noise", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
-    # lr high enough to memorise 30 rows in 10 steps; few steps keep the test cheap
-    params = TrainParams(lora_layers=1, lr=5e-2, min_steps=10, max_steps=10)
-    result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    return LabeledBatch(source="noise", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
+
+
+# lr high enough to memorise 30 rows in 10 steps; few steps keep the test cheap
+NOISE_PARAMS = TrainParams(lora_layers=1, lr=5e-2, min_steps=10, max_steps=10)
+
+
+def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(tiny_base, tmp_path):
+    """Out of fold fine-tuning loses to the probe, and the probe is what is written; once no fold left
+    could change that, the remaining folds are not fine-tuned."""
+    from safetensors.torch import load_file
+
+    from pipelines.training.recipe import train
+    from serving.model import load_classifier
+
+    batch = _noise_batch()
+    result = train(batch, tmp_path / "adapter", base=tiny_base, params=NOISE_PARAMS, seed=0)
 
     sel = result.selection
-    # 40 rows: folds of 30 training rows x 10 steps; the 3,000-row floor of the budget pays for all four
-    assert (sel.folds, sel.folds_planned, sel.fold_steps, sel.rows_scored) == (4, 4, 10, 40)
+    # 40 rows: folds of 30 training rows x 10 steps; the 3,000-row floor of the budget pays for all four,
+    # but the probe's errors in the last one were too few for fine-tuning to win
+    assert (sel.folds, sel.folds_planned, sel.fold_steps, sel.rows_scored) == (3, 4, 10, 30)
+    assert "fine-tuning was not run on the other 10 held-out rows" in sel.reason
     assert sel.kept == sel.default == "probe" and sel.estimates["probe"] > sel.estimates["lora"], sel
     assert result.params["steps"] == 0 and "final_train_loss" not in result.metrics
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     lora_b = [t for name, t in weights.items() if "lora_B" in name]
     assert lora_b and all(torch.count_nonzero(t) == 0 for t in lora_b)  # a valid adapter with no delta
     clf = load_classifier(tmp_path / "adapter", tiny_base)
-    assert clf.predict(texts[:3]) and clf.labels == ["a", "b"]
+    assert clf.predict(batch.texts[:3]) and clf.labels == ["a", "b"]
+
+
+def test_stopping_once_settled_writes_the_adapter_that_fine_tuning_every_fold_writes(tiny_base, tmp_path, monkeypatch):
+    from pipelines.training.recipe import train
+
+    stopped = train(_noise_batch(), tmp_path / "stopped", base=tiny_base, params=NOISE_PARAMS, seed=0)
+    monkeypatch.setattr("pipelines.training.recipe.settled", lambda *_: False)
+    every = train(_noise_batch(), tmp_path / "every", base=tiny_base, params=NOISE_PARAMS, seed=0)
+    assert (stopped.selection.folds, every.selection.folds, every.selection.rows_scored) == (3, 4, 40)
+    assert stopped.selection.kept == every.selection.kept and "not run" not in every.selection.reason
+    # each fold trains from its own seed: the folds both ran gave the same predictions
+    assert stopped.selection.lora_only_right <= every.selection.lora_only_right
+    assert stopped.adapter_sha256 == every.adapter_sha256
 
 
 @pytest.mark.parametrize("cached_of_rare", [0, 1])
 def test_a_batch_above_the_cache_cap_with_a_rare_class_trains_and_says_what_was_held_out(
-    tiny_base, tmp_path, cached_of_rare
+    tiny_base, tmp_path, cached_of_rare, every_fold
 ):
     """More rows than max_steps x batch_size: only a seeded subset is cached, and a 2-row class may have
     none or one row in it. Folds then fit probes without that class (used to crash on the head's size)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipelines.training.params import TrainParams
-from pipelines.training.select import choose, default_recipe, plan_folds
+from pipelines.training.select import UNSCORED, Tally, choose, default_recipe, fold_order, plan_folds, settled
 
 
 def test_folds_are_stratified_disjoint_and_cover_every_row_when_the_budget_allows():
@@ -104,3 +104,61 @@ def test_a_fold_probe_missing_a_class_keeps_one_logit_per_label_and_never_predic
     predicted = head(torch.from_numpy(x).float()).argmax(-1).numpy()
     assert 1 not in predicted and (predicted == y).mean() > 0.9
     assert torch.count_nonzero(head.weight[1]) == 0
+
+
+def _kept(b: int, c: int, z: float, default: str) -> str:
+    """McNemar's rule as the docstring of ``choose`` states it, written out independently."""
+    lead = b - c if default == "probe" else c - b
+    other = "lora" if default == "probe" else "probe"
+    return other if lead > z * np.sqrt(b + c) + 1 else default
+
+
+@pytest.mark.parametrize("default", ["probe", "lora"])
+@pytest.mark.parametrize("z", [0.0, 1.0, 3.0])
+def test_settled_exactly_when_every_result_of_the_unscored_rows_keeps_the_same_recipe(default, z):
+    """Every tally of up to 6 in each count: the bound agrees with trying every way the unscored rows can
+    fall (each row the probe got wrong can add one to b, each it got right one to c)."""
+    for b, c, wrong_left, right_left in np.ndindex(7, 7, 7, 7):
+        outcomes = {_kept(b + x, c + y, z, default) for x in range(wrong_left + 1) for y in range(right_left + 1)}
+        assert settled(Tally(b, c, wrong_left, right_left), z, default) == (len(outcomes) == 1), (b, c, wrong_left)
+
+
+def test_a_probe_with_two_errors_out_of_fold_settles_before_any_fold_is_fine_tuned():
+    """A 2-to-0 split is noise (2 < sqrt(2) + 1), so fine-tuning cannot win where the probe errs twice."""
+    assert settled(Tally(b=0, c=0, probe_wrong_left=2, probe_right_left=30), 1.0, "probe")
+    assert not settled(Tally(b=0, c=0, probe_wrong_left=3, probe_right_left=29), 1.0, "probe")
+    assert settled(Tally(b=0, c=1, probe_wrong_left=3, probe_right_left=20), 1.0, "probe")  # 3-to-1: no lead
+    # on a large batch the probe must win clearly: with fine-tuning ahead 10-to-0, 8 rows cannot get it there
+    assert settled(Tally(b=10, c=0, probe_wrong_left=0, probe_right_left=8), 1.0, "lora")
+    assert not settled(Tally(b=10, c=0, probe_wrong_left=0, probe_right_left=40), 1.0, "lora")
+
+
+def test_tally_counts_only_scored_rows_and_what_the_unscored_can_add():
+    y = np.array([0, 1, 0, 1, 0, 1])
+    probe = np.array([0, 0, 1, 1, 0, 1])  # wrong on rows 1 and 2
+    lora = np.array([0, 1, 0, 0, UNSCORED, UNSCORED])  # b: rows 1, 2; c: row 3; rows 4, 5 unscored
+    assert Tally.of(y, probe, lora) == Tally(b=2, c=1, probe_wrong_left=0, probe_right_left=2)
+    probe[5] = 0
+    assert Tally.of(y, probe, lora) == Tally(b=2, c=1, probe_wrong_left=1, probe_right_left=1)
+
+
+def test_folds_run_where_the_challenger_could_win_most_rows_first():
+    right = [np.array([True, True, False]), np.array([False, False, False]), np.array([True, True, True])]
+    assert fold_order(right, "probe") == [1, 0, 2]  # fine-tuning challenges: the probe's errors first
+    assert fold_order(right, "lora") == [2, 0, 1]  # the probe challenges: its right answers first
+
+
+def test_choose_on_folds_left_unscored_reports_the_scored_rows_and_why_the_rest_did_not_run():
+    y, pred = _predictions(40, b=1, c=2)
+    pred["lora"][20:] = UNSCORED  # the probe is right on all of these: fine-tuning cannot gain there
+    sel = choose(y, pred, z=1.0, default="probe")
+    assert sel.kept == "probe" and sel.rows_scored == 20 and (sel.lora_only_right, sel.probe_only_right) == (1, 2)
+    assert "not run on the other 20 held-out rows: the probe was wrong on 0 of them" in sel.reason
+    assert set(sel.estimates) == {"probe", "lora"}
+    y, pred = _predictions(40, b=0, c=0)
+    pred["lora"][:] = UNSCORED
+    assert choose(y, pred, z=1.0, default="probe").estimates == {}  # settled before any fold: no paired estimate
+    y, pred = _predictions(40, b=6, c=0)
+    pred["lora"][:] = UNSCORED  # the probe's 6 errors could all go to fine-tuning: not settled
+    with pytest.raises(ValueError, match="could still change the outcome"):
+        choose(y, pred, z=1.0, default="probe")
