@@ -120,7 +120,12 @@ def test_settled_exactly_when_every_result_of_the_unscored_rows_keeps_the_same_r
     fall (each row the probe got wrong can add one to b, each it got right one to c)."""
     for b, c, wrong_left, right_left in np.ndindex(7, 7, 7, 7):
         outcomes = {_kept(b + x, c + y, z, default) for x in range(wrong_left + 1) for y in range(right_left + 1)}
-        assert settled(Tally(b, c, wrong_left, right_left), z, default) == (len(outcomes) == 1), (b, c, wrong_left)
+        assert settled(Tally(b, c, wrong_left, right_left), z, default) == (len(outcomes) == 1), (
+            b,
+            c,
+            wrong_left,
+            right_left,
+        )
 
 
 def test_a_probe_with_two_errors_out_of_fold_settles_before_any_fold_is_fine_tuned():
