@@ -73,6 +73,22 @@ def cache_key(adapter_dir: Path, base: LoadedBase, *, int8: bool) -> str:
     return digest.hexdigest()
 
 
+def session_options(ort):
+    """One intra-op thread pool as wide as torch's, whose threads sleep when idle instead of spinning.
+
+    ONNX Runtime's workers spin by default after each run to catch the next one: on a small host that
+    also runs the HTTP server's own threads (tokenizing, answering) and other work, the spinning workers
+    hold the cores those threads need, and over HTTP the p95 at batch 1 was 1.29x the bare PyTorch base
+    and batch-32 throughput 0.44x, against 0.48x and 1.46x in-process (bench/RESULTS.md).
+    """
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OnnxClassifier:
     """Same answers as ``AdapterClassifier`` (within float rounding), from an ONNX Runtime session."""
 
@@ -81,7 +97,7 @@ class OnnxClassifier:
 
         self.adapter_dir, self.base, self.meta, self.graph = Path(adapter_dir), base, meta, Path(graph)
         self.labels: list[str] = list(meta.labels)
-        self._session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(graph), session_options(ort), providers=["CPUExecutionProvider"])
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""
