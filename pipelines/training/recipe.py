@@ -21,7 +21,7 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
   hardest on exactly those).
 - Kept only where it helps: out-of-fold runs on the batch compare the probe with the fine-tuned
   model, and when fine-tuning does not clearly lead, the adapter is the probe with no LoRA delta
-  (pipelines/train_select.py says why a small batch can end below its probe).
+  (pipelines/training/select.py says why a small batch can end below its probe).
 
 The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
 :func:`serving.model.load_classifier`, which runs the full forward pass.
