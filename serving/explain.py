@@ -14,7 +14,8 @@ Whatever the method, ERASER's comprehensiveness and sufficiency are measured on 
 (spans removed, or kept alone), with the same removal of as many random spans beside them.
 
 Several texts explained at once (evaluation's holdout rows) share their forward and backward passes,
-padded and masked: the same explanations as one at a time, in a third to half of the time on CPU.
+padded and masked: the same explanations as one at a time, in fewer and larger passes, which a busy
+machine slows less (bench/RESULTS.md).
 
 The model is never modified: no hooks are registered on it, so explaining is safe beside
 requests that other threads answer from the same adapter.
@@ -251,10 +252,12 @@ def _integrate(
 def _target_probabilities(classifier: Any, variants: list[list[str]], targets: list[int]) -> list[np.ndarray]:
     """The probability of each text's label ``targets[i]`` for every text in ``variants[i]``, predicted in one call."""
     flat = [v for group in variants for v in group]
-    p = classifier.predict_proba(flat) if flat else np.zeros((0, 0))
+    if not flat:  # occlusion of texts of which the model read no span
+        return [np.zeros(0) for _ in variants]
+    p = classifier.predict_proba(flat)
     out, at = [], 0
     for group, target in zip(variants, targets):
-        out.append(p[at : at + len(group), target] if group else np.zeros(0))
+        out.append(p[at : at + len(group), target])
         at += len(group)
     return out
 
