@@ -145,9 +145,12 @@ def test_a_small_pass_budget_splits_texts_and_steps_without_changing_the_explana
     alone = [explain(classifier, t, steps=4) for t in TEXTS]
     passes = []
     integrate = serving.explain._integrate
-    monkeypatch.setattr(
-        serving.explain, "_integrate", lambda c, texts, *a: passes.append(len(texts)) or integrate(c, texts, *a)
-    )
+
+    def counted(classifier, texts, *args):
+        passes.append(len(texts))
+        return integrate(classifier, texts, *args)
+
+    monkeypatch.setattr(serving.explain, "_integrate", counted)
     monkeypatch.setattr(serving.explain, "GRADIENT_TOKENS", 40)  # JA alone at 4 steps takes more: a step at a time
     _same(explain_many(classifier, TEXTS, steps=4), alone)
     assert len(passes) > 1 and sum(passes) == len(TEXTS)
@@ -164,7 +167,7 @@ def test_occlusion_of_texts_together_is_the_occlusion_of_each_alone(adapters):
     _same(explain_many(classifier, TEXTS), [explain(classifier, t) for t in TEXTS])
 
 
-def test_a_blank_text_among_several_is_refused_by_its_place_and_none_is_refused_for_nothing(adapters):
+def test_a_blank_text_among_several_is_refused_by_its_place_and_no_text_gets_no_explanation(adapters):
     with pytest.raises(RefusedError, match=r"empty or only whitespace \(text 2 of 3\)"):
         explain_many(adapters["bert"], ["荷物", "  ", "card"], steps=2)
     assert explain_many(adapters["bert"], [], steps=2) == []
