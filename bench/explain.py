@@ -6,7 +6,8 @@ Trains an adapter of the shipped shape on data/sample/train.csv, then for the fi
 the English and of the Japanese sample holdouts times: one prediction (median of 5), an explanation
 by integrated gradients at --steps (the default of `tailor explain`, /explain and evaluation), and one
 by occlusion (what the ONNX backend gets); then all those texts' integrated gradients one at a time
-against together (`explain_many`, as evaluation explains its holdout rows), with their largest difference. Prints a table and saves bench/results/explain.json.
+against together (`explain_many`, as evaluation explains its holdout rows), with their largest
+difference. Prints a table and saves bench/results/explain.json.
 """
 
 from __future__ import annotations
