@@ -64,7 +64,7 @@ def explain_holdout(
 
     Explaining never decides the gate, so a failure here is reported, not raised.
     """
-    from serving.explain import explain
+    from serving.explain import explain_many
 
     correct = [p == t for p, t in zip(predicted, holdout.labels)]
     report = ExplanationsReport(
@@ -74,20 +74,16 @@ def explain_holdout(
         wrong_total=correct.count(False),
         right_total=correct.count(True),
     )
-    rows = []
+    picked = pick_rows(correct, budget.rows)
     try:
-        for i in pick_rows(correct, budget.rows):
-            rows.append(
-                ExplainedRow(
-                    id=str(holdout.ids[i]),
-                    true_label=str(holdout.labels[i]),
-                    correct=correct[i],
-                    explanation=explain(classifier, holdout.texts[i], steps=budget.steps),
-                )
-            )
+        explanations = explain_many(classifier, [holdout.texts[i] for i in picked], steps=budget.steps)
     except Exception as err:  # noqa: BLE001 - explanations are evidence for people, never a reason to lose the gate's
         log.warning("explaining %s's holdout rows failed: %s", adapter, err)
         return report.model_copy(update={"error": f"{type(err).__name__}: {err}"})
+    rows = [
+        ExplainedRow(id=str(holdout.ids[i]), true_label=str(holdout.labels[i]), correct=correct[i], explanation=e)
+        for i, e in zip(picked, explanations)
+    ]
     return report.model_copy(update={"rows": rows})
 
 

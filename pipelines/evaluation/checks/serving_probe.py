@@ -33,8 +33,11 @@ LATENCY_STAGE = 20
 TIGHT_SPREAD = 1.5
 WARMUP_CALLS = 3
 THROUGHPUT_BATCH = 32
-THROUGHPUT_ROWS = 64
-THROUGHPUT_ROUNDS = 3
+# Throughput rounds (one batch per model each) stop once both models' two fastest rounds agree within
+# THROUGHPUT_AGREE, after at least two: the best round is then no lucky outlier. A busy minute, where
+# rounds disagree, gets up to THROUGHPUT_ROUNDS.
+THROUGHPUT_ROUNDS = 6
+THROUGHPUT_AGREE = 0.9
 GO = "go"
 
 Predict = Callable[[list[str]], object]
@@ -52,7 +55,8 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
     """p50/p95 at batch 1 and rows/s at batch ``THROUGHPUT_BATCH`` for both, calls interleaved.
 
     Each round times one call of each on the same text, the order alternating between rounds, so a
-    burst of load from elsewhere lands on both alike. Latency rounds stop early (:func:`settled`).
+    burst of load from elsewhere lands on both alike. Latency rounds stop early (:func:`settled`), throughput
+    rounds too (:func:`repeated`).
     """
     runners = {"base": base, "candidate": candidate}
     for text in texts[:WARMUP_CALLS]:
@@ -67,20 +71,23 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
             latencies[name].append((time.perf_counter() - t0) * 1000.0)
         if (i + 1) % LATENCY_STAGE == 0 and settled(latencies):
             break
-    rows = [texts[i % len(texts)] for i in range(THROUGHPUT_ROWS)]
-    batch_seconds = {name: [] for name in runners}
+    rows = [texts[i % len(texts)] for i in range(THROUGHPUT_BATCH)]
+    batch_seconds: dict[str, list[float]] = {name: [] for name in runners}
     for i in range(THROUGHPUT_ROUNDS):
         for name in ("base", "candidate") if i % 2 == 0 else ("candidate", "base"):
             t0 = time.perf_counter()
             runners[name](rows)
             batch_seconds[name].append(time.perf_counter() - t0)
+        if i > 0 and repeated(batch_seconds):
+            break
     return {
         name: {
             "p50_ms": float(np.percentile(latencies[name], 50)),
             "p95_ms": float(np.percentile(latencies[name], 95)),
             # The best round: the least disturbed by the rest of the machine, for both alike.
-            "throughput_per_s": THROUGHPUT_ROWS / min(batch_seconds[name]),
+            "throughput_per_s": THROUGHPUT_BATCH / min(batch_seconds[name]),
             "latency_calls": float(len(latencies[name])),
+            "throughput_rounds": float(len(batch_seconds[name])),
         }
         for name in runners
     }
@@ -89,6 +96,11 @@ def compare(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, di
 def settled(latencies: dict[str, list[float]]) -> bool:
     """Whether every model's latencies so far have a spread (p95 / p50) of at most ``TIGHT_SPREAD``."""
     return all(np.percentile(ms, 95) <= TIGHT_SPREAD * np.percentile(ms, 50) for ms in latencies.values())
+
+
+def repeated(batch_seconds: dict[str, list[float]]) -> bool:
+    """Whether every model's fastest round so far is at least ``THROUGHPUT_AGREE`` of its second fastest."""
+    return all(min(s) >= THROUGHPUT_AGREE * sorted(s)[1] for s in batch_seconds.values())
 
 
 def timings(base: Predict, candidate: Predict, texts: list[str]) -> dict[str, float]:

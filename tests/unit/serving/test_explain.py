@@ -6,11 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import serving.explain
 from registry.errors import RefusedError
-from serving.explain import Tokens, explain, merge, units_of
+from serving.explain import Tokens, explain, explain_many, merge, units_of
 from tests.tiny_encoders import tiny_adapter
 
 JA = "カードを駅で落としてしまいました。利用を止めてください card please"
+# Of different lengths, so that explaining them together pads the shorter ones.
+TEXTS = [JA, "荷物が届かない", "card please", "my card was stolen at the station yesterday evening"]
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +121,53 @@ def test_explaining_leaves_predictions_of_the_same_adapter_unchanged(adapters):
     explain(classifier, JA, steps=4)
     assert np.array_equal(classifier.predict_proba([JA, "荷物が届かない"]), before)
     assert not any(p.requires_grad for p in classifier.module.parameters())
+
+
+def _same(together, alone) -> None:
+    assert [e.label for e in together] == [e.label for e in alone]
+    for t, a in zip(together, alone):
+        assert [(s.start, s.end) for s in t.spans] == [(s.start, s.end) for s in a.spans]
+        assert [s.attribution for s in t.spans] == pytest.approx([s.attribution for s in a.spans], abs=1e-5)
+        assert t.probability == pytest.approx(a.probability, abs=1e-5)
+        if a.delta is not None:
+            assert (t.delta, t.baseline_probability) == pytest.approx((a.delta, a.baseline_probability), abs=1e-5)
+        assert t.faithfulness.top_k == a.faithfulness.top_k
+        assert t.faithfulness.model_dump() == pytest.approx(a.faithfulness.model_dump(), abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["bert", "modernbert", "bert-ja-mecab"])
+def test_texts_explained_together_get_the_explanations_each_gets_alone(adapters, kind):
+    _same(explain_many(adapters[kind], TEXTS, steps=4), [explain(adapters[kind], t, steps=4) for t in TEXTS])
+
+
+def test_a_small_pass_budget_splits_texts_and_steps_without_changing_the_explanations(adapters, monkeypatch):
+    classifier = adapters["bert"]
+    alone = [explain(classifier, t, steps=4) for t in TEXTS]
+    passes = []
+    integrate = serving.explain._integrate
+
+    def counted(classifier, texts, *args):
+        passes.append(len(texts))
+        return integrate(classifier, texts, *args)
+
+    monkeypatch.setattr(serving.explain, "_integrate", counted)
+    monkeypatch.setattr(serving.explain, "GRADIENT_TOKENS", 40)  # JA alone at 4 steps takes more: a step at a time
+    _same(explain_many(classifier, TEXTS, steps=4), alone)
+    assert len(passes) > 1 and sum(passes) == len(TEXTS)
+
+
+def test_rows_are_grouped_by_length_within_the_budget():
+    # 4 x 30 tokens x 32 steps = 3840 positions fit GRADIENT_TOKENS (4096); the 100-token row goes alone.
+    assert serving.explain._passes([30, 10, 12, 11, 100], steps=32) == [[1, 3, 2, 0], [4]]
+    assert serving.explain._passes([200], steps=32) == [[0]]  # too long for one pass: still explained
+
+
+def test_occlusion_of_texts_together_is_the_occlusion_of_each_alone(adapters):
+    classifier = NoGradients(adapters["bert"])
+    _same(explain_many(classifier, TEXTS), [explain(classifier, t) for t in TEXTS])
+
+
+def test_a_blank_text_among_several_is_refused_by_its_place_and_no_text_gets_no_explanation(adapters):
+    with pytest.raises(RefusedError, match=r"empty or only whitespace \(text 2 of 3\)"):
+        explain_many(adapters["bert"], ["荷物", "  ", "card"], steps=2)
+    assert explain_many(adapters["bert"], [], steps=2) == []

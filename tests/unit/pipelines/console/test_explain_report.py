@@ -159,7 +159,7 @@ def test_an_explanation_that_fails_is_reported_in_the_file_not_raised(monkeypatc
     def broken(*_args, **_kwargs):
         raise RuntimeError("the model is gone")
 
-    monkeypatch.setattr(serving.explain, "explain", broken)
+    monkeypatch.setattr(serving.explain, "explain_many", broken)
     holdout = LabeledBatch(source="h.csv", texts=["x", "y"], labels=["a", "b"], ids=["1", "2"])
     report = explain_holdout(object(), holdout, ["a", "a"], ExplainBudget(rows=2, steps=2), "tickets:candidate")
     assert report.rows == [] and (report.wrong_total, report.right_total) == (1, 1)

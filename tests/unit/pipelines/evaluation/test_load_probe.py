@@ -1,5 +1,5 @@
 """A probe with nothing to time says so when asked; the probe stops timing early only when both models'
-latencies are tight (the probe's own process: tests/integration/pipelines/evaluation/test_load_probe_process.py)."""
+latencies are tight and their best throughput round is repeated (the probe's own process: tests/integration/pipelines/evaluation/test_load_probe_process.py)."""
 
 import itertools
 
@@ -45,3 +45,32 @@ def test_a_quiet_minute_is_timed_in_one_stage_and_a_noisy_one_in_every_round(mon
     noisy = serving_probe.compare(model(clock, 2, slow_every=5), model(clock, 2), ["a text"])
     assert noisy["base"]["latency_calls"] == serving_probe.LATENCY_ROUNDS
     assert noisy["base"]["p95_ms"] == pytest.approx(8.0)
+
+
+def batch_model(clock: Clock, batch_ms: list[float]):
+    """A predict taking 2 ms for one text and ``batch_ms[i]`` for its i-th full batch (the last one after)."""
+    batches = itertools.count()
+
+    def predict(batch):
+        ms = batch_ms[min(next(batches), len(batch_ms) - 1)] if len(batch) == serving_probe.THROUGHPUT_BATCH else 2
+        clock.now += ms / 1000
+
+    return predict
+
+
+@pytest.mark.parametrize(
+    "base_ms, rounds",
+    [
+        ([40], 2),  # steady: two rounds agree
+        ([40, 80, 41], 3),  # a burst slowed the second round: a third one repeats the first
+        ([80, 40, 80, 41], 4),
+        ([40 * 1.2**i for i in range(10)], serving_probe.THROUGHPUT_ROUNDS),  # never repeated: every round
+    ],
+)
+def test_throughput_rounds_stop_once_the_best_round_is_repeated(monkeypatch, base_ms, rounds):
+    clock = Clock()
+    monkeypatch.setattr(serving_probe, "time", clock)
+    timed = serving_probe.compare(batch_model(clock, base_ms), batch_model(clock, [50]), ["a text"])
+    assert timed["base"]["throughput_rounds"] == timed["candidate"]["throughput_rounds"] == rounds
+    assert timed["base"]["throughput_per_s"] == pytest.approx(32 / 0.040)  # the best round
+    assert timed["candidate"]["throughput_per_s"] == pytest.approx(32 / 0.050)
