@@ -4,11 +4,12 @@ A retrain embeds the same rows with the same frozen base several times: the labe
 batch), drift (the batch again, as the candidate's training rows) and the probe baseline (those rows
 and the holdout). :data:`MEMO` keeps each text's vector keyed by the base folder's identity as it was
 loaded (path, every file's size and mtime: a changed base misses), the tokens the text keeps after
-truncation, and the text, up to :data:`MEMO_ROWS` rows (least recently used go first).
+truncation, and a digest of the text, up to :data:`MEMO_ROWS` rows (least recently used go first).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any, Protocol
@@ -36,25 +37,31 @@ class FrozenBase(Protocol):
     encoder: Any
 
 
+# (base identity, tokens kept, the text's digest): a long-running process (a server recording hashed
+# traffic) holds no text in its memo.
+MemoKey = tuple[FolderIdentity, int, bytes]
+
+
 class EmbeddingMemo:
-    """Vectors by (base identity, tokens kept, text), least recently used dropped beyond ``max_rows``; thread-safe."""
+    """Vectors by (base identity, tokens kept, text digest), least recently used dropped beyond ``max_rows``;
+    thread-safe."""
 
     def __init__(self, max_rows: int = MEMO_ROWS) -> None:
         self.max_rows = max_rows
-        self._rows: OrderedDict[tuple[FolderIdentity, int, str], np.ndarray] = OrderedDict()
+        self._rows: OrderedDict[MemoKey, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def get(self, key: tuple[FolderIdentity, int, str]) -> np.ndarray | None:
+    def get(self, key: MemoKey) -> np.ndarray | None:
         with self._lock:
             vector = self._rows.get(key)
             if vector is not None:
                 self._rows.move_to_end(key)
             return vector
 
-    def put(self, key: tuple[FolderIdentity, int, str], vector: np.ndarray) -> None:
+    def put(self, key: MemoKey, vector: np.ndarray) -> None:
         with self._lock:
             self._rows[key] = vector
             self._rows.move_to_end(key)
@@ -91,13 +98,13 @@ def frozen_embeddings(
 
     memo = MEMO if memo is None else memo
     unique = list(dict.fromkeys(texts))
-    keys = dict(zip(unique, token_lengths(unique, base, max_length)))
+    lengths = dict(zip(unique, token_lengths(unique, base, max_length)))
+    keys = {text: (base.identity, kept, _digest(text)) for text, kept in lengths.items()} if base.identity else {}
     found: dict[str, np.ndarray] = {}
-    if base.identity is not None:
-        for text, kept in keys.items():
-            if (vector := memo.get((base.identity, kept, text))) is not None:
-                found[text] = vector
-    missing = sorted((t for t in unique if t not in found), key=keys.__getitem__)
+    for text, key in keys.items():
+        if (vector := memo.get(key)) is not None:
+            found[text] = vector
+    missing = sorted((t for t in unique if t not in found), key=lengths.__getitem__)
     with torch.inference_mode(), progress.bar(len(missing), "embedding") as shown:
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
@@ -108,12 +115,16 @@ def frozen_embeddings(
             )
             for text, vector in zip(chunk, vectors.float().cpu().numpy()):
                 found[text] = vector
-                if base.identity is not None:
-                    memo.put((base.identity, keys[text], text), vector)
+                if text in keys:
+                    memo.put(keys[text], vector)
             shown.update(len(chunk))
     if not texts:
         return np.zeros((0, base.encoder.config.hidden_size), dtype=np.float32)
     return np.stack([found[text] for text in texts]).astype(np.float32, copy=False)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def token_lengths(texts: list[str], base: FrozenBase, max_length: int) -> list[int]:
