@@ -47,7 +47,10 @@ def prepare_evaluation(holdout: Path, settings: Settings, policy: Policy) -> Non
 
 def _prepare(holdout: Path, settings: Settings, policy: Policy) -> None:
     for module in EVALUATION_MODULES:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError:  # an optional extra (captum): evaluate goes without it as well
+            continue
     import torch
 
     from pipelines.batches.read import read_batch

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipelines.evaluation import preparation
 from pipelines.evaluation.preparation import free_cores, prepare_evaluation
 from pipelines.policy import load_policy
 from pipelines.settings import Settings
@@ -38,8 +39,10 @@ def settings_for(base: Path, home: Path) -> Settings:
 
 
 def test_the_holdout_is_embedded_at_the_candidates_max_length_and_evaluate_then_embeds_nothing(
-    tiny_folder, tmp_path, memo
+    tiny_folder, tmp_path, memo, monkeypatch
 ):
+    # An optional extra that is not installed (captum without `.[explain]`) stops nothing.
+    monkeypatch.setattr(preparation, "EVALUATION_MODULES", (*preparation.EVALUATION_MODULES, "tailor_not_installed"))
     holdout = tmp_path / "holdout.csv"
     holdout.write_text(HOLDOUT, encoding="utf-8")
     threads = torch.get_num_threads()
