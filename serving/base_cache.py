@@ -82,8 +82,9 @@ def _loaded(model_dir: Path, load):
     raise RefusedError(f"base model folder {model_dir} kept changing while it was loaded; load it when it is complete")
 
 
-def _keep(cache: dict, key, value, identity: FolderIdentity) -> None:
+def _keep(cache: dict, key, value) -> None:
     """Store ``value``, dropping what an older identity of the same folder left and the oldest beyond ``MAX_BASES``."""
+    identity = _identity_of(key)
     for old in [k for k in cache if _identity_of(k).path == identity.path and _identity_of(k) != identity]:
         del cache[old]
     cache[key] = value
@@ -107,7 +108,7 @@ def base_tokenizer(model_dir: Path) -> BaseTokenizer:
         if cached is None:
             identity, tokenizer = _loaded(model_dir, load_tokenizer)
             cached = BaseTokenizer(identity, tokenizer)
-            _keep(_tokenizers, identity, cached, identity)
+            _keep(_tokenizers, identity, cached)
         return cached
 
 
@@ -142,5 +143,5 @@ def frozen_encoder(model_dir: Path, device: str = "cpu") -> FrozenEncoder:
                 f"base model folder {model_dir} changed while it was loaded; load it when it is complete"
             )
         loaded = FrozenEncoder(identity, device, tokenizer.tokenizer, tokenizer.lock, encoder)
-        _keep(_encoders, (identity, device), loaded, identity)
+        _keep(_encoders, (identity, device), loaded)
         return loaded
