@@ -68,10 +68,6 @@ class EmbeddingMemo:
             while len(self._rows) > self.max_rows:
                 self._rows.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()
-
 
 MEMO = EmbeddingMemo()
 
@@ -99,7 +95,8 @@ def frozen_embeddings(
     memo = MEMO if memo is None else memo
     unique = list(dict.fromkeys(texts))
     lengths = dict(zip(unique, token_lengths(unique, base, max_length)))
-    keys = {text: (base.identity, kept, _digest(text)) for text, kept in lengths.items()} if base.identity else {}
+    # A base built in memory has no identity: nothing would tell its vectors apart from another's.
+    keys = {} if base.identity is None else {t: (base.identity, kept, _digest(t)) for t, kept in lengths.items()}
     found: dict[str, np.ndarray] = {}
     for text, key in keys.items():
         if (vector := memo.get(key)) is not None:
@@ -135,8 +132,6 @@ def token_lengths(texts: list[str], base: FrozenBase, max_length: int) -> list[i
     lengths: list[int] = []
     for start in range(0, len(texts), LENGTH_CHUNK):
         with base.tokenizer_lock:
-            ids = base.tokenizer(texts[start : start + LENGTH_CHUNK], truncation=True, max_length=max_length)[
-                "input_ids"
-            ]
-        lengths.extend(len(row) for row in ids)
+            ids = base.tokenizer(list(texts[start : start + LENGTH_CHUNK]), truncation=True, max_length=max_length)
+        lengths.extend(len(row) for row in ids["input_ids"])
     return lengths
