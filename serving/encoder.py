@@ -7,7 +7,6 @@ audit, embedding drift, the frozen-encoder baseline and head initialisation.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -102,38 +101,12 @@ def load_encoder(model_dir: Path):
         raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first_line(err)}") from None
 
 
-@lru_cache(maxsize=2)
-def _encoder(model_dir: str, device: str):
-    import torch
-
-    model = load_encoder(Path(model_dir))
-    model.eval().to(torch.device(device))
-    return load_tokenizer(Path(model_dir)), model
-
-
 def embed(
     texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length: int = 128, device: str = "cpu"
 ) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings (how all-MiniLM-L6-v2 was trained), shape (n, hidden)."""
-    import torch
+    """Mean-pooled, L2-normalised embeddings (how all-MiniLM-L6-v2 was trained), shape (n, hidden), by the
+    base in ``model_dir`` (loaded once per process, each text embedded once: ``serving.embeddings``)."""
+    from serving.base_cache import frozen_encoder
+    from serving.embeddings import frozen_embeddings
 
-    from serving import progress
-
-    tokenizer, model = _encoder(str(check_model_dir(model_dir)), device)
-    out = []
-    with torch.inference_mode(), progress.bar(len(texts), "embedding") as shown:
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(
-                texts[start : start + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            ).to(model.device)
-            hidden = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
-            shown.update(len(enc["input_ids"]))
-    hidden_size = model.config.hidden_size
-    return np.concatenate(out) if out else np.zeros((0, hidden_size), dtype=np.float32)
+    return frozen_embeddings(texts, frozen_encoder(model_dir, device), max_length, batch_size=batch_size)

@@ -30,17 +30,30 @@ from registry.adapter_folder import CONFIG_FILE, META_FILE, PICKLE_SUFFIXES, WEI
 from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.files import read_json_object, safetensors_header_problem
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
-from serving.encoder import check_model_dir, load_encoder, load_tokenizer
+from serving.base_cache import FolderIdentity, frozen_encoder
+from serving.embeddings import token_lengths
+from serving.encoder import check_model_dir
 from serving.encoder_family import family_of
 
 HEAD_MODULE = "classifier"
-LENGTH_CHUNK = 1024  # texts per tokenizer call when only their lengths are wanted
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average over real tokens only, as all-MiniLM-L6-v2 was trained (padding must not dilute it)."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def sentence_embedding(
+    encoder: torch.nn.Module,
+    input_ids: torch.Tensor | None,
+    attention_mask: torch.Tensor,
+    inputs_embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The encoder's last hidden states mean-pooled and L2-normalised: the text's embedding, as the head
+    and every frozen-base feature (``serving.embeddings``) see it."""
+    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds).last_hidden_state
+    return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
 
 
 class MeanPoolClassifier(torch.nn.Module):
@@ -78,10 +91,7 @@ class MeanPoolClassifier(torch.nn.Module):
     def embed(
         self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor | None = None
     ) -> torch.Tensor:
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds
-        ).last_hidden_state
-        return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+        return sentence_embedding(self.encoder, input_ids, attention_mask, inputs_embeds)
 
     def forward(
         self,
@@ -106,6 +116,8 @@ class LoadedBase:
     fingerprint: BaseModelFingerprint
     # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
     tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The folder as loaded (``serving.base_cache``); None for a base built in memory (its embeddings are not memoised).
+    identity: FolderIdentity | None = None
 
     def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
         # Pad to the longest text of the batch, not to max_length: short texts are the norm and
@@ -115,16 +127,8 @@ class LoadedBase:
         return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
 
     def token_lengths(self, texts: list[str], max_length: int) -> list[int]:
-        """Tokens per text after truncation, as :meth:`tokenize` would keep them (for length-sorted batches).
-
-        In chunks: the token ids come back as Python lists of ints, ~170 MB for 20,000 texts at once.
-        """
-        lengths: list[int] = []
-        for begin in range(0, len(texts), LENGTH_CHUNK):
-            with self.tokenizer_lock:
-                ids = self.tokenizer(list(texts[begin : begin + LENGTH_CHUNK]), truncation=True, max_length=max_length)
-            lengths.extend(len(i) for i in ids["input_ids"])
-        return lengths
+        """Tokens per text after truncation, as :meth:`tokenize` would keep them (for length-sorted batches)."""
+        return token_lengths(texts, self, max_length)
 
     def shared_copy(self) -> torch.nn.Module:
         """A new module tree over the SAME base tensors: adapters injected into it leave the base untouched."""
@@ -151,7 +155,8 @@ def resolve_device(device: str) -> str:
 
 
 def load_base(base_model_dir: Path, *, model_id: str, cache_dir: Path | None, device: str = "cpu") -> LoadedBase:
-    """Load the frozen base encoder offline, once.
+    """Load the frozen base encoder offline, once per process: every ``LoadedBase`` of one folder (as it
+    is on disk now) shares one encoder and tokenizer (``serving.base_cache``).
 
     Args:
         base_model_dir: local Hugging Face encoder folder (safetensors weights, no remote code).
@@ -166,16 +171,15 @@ def load_base(base_model_dir: Path, *, model_id: str, cache_dir: Path | None, de
         ConfigError: an unknown device.
     """
     model_dir = check_model_dir(Path(base_model_dir))
-    device = resolve_device(device)
-    encoder = load_encoder(model_dir)
-    encoder.requires_grad_(False)
-    encoder.eval().to(torch.device(device))
+    frozen = frozen_encoder(model_dir, resolve_device(device))
     return LoadedBase(
         model_dir=model_dir,
-        device=device,
-        tokenizer=load_tokenizer(model_dir),
-        encoder=encoder,
+        device=frozen.device,
+        tokenizer=frozen.tokenizer,
+        encoder=frozen.encoder,
         fingerprint=base_model_fingerprint(model_dir, model_id, cache_dir=cache_dir),
+        tokenizer_lock=frozen.tokenizer_lock,
+        identity=frozen.identity,
     )
 
 

@@ -96,6 +96,8 @@ def measure_folder(texts: list[str], model_dir: Path, base_model: str | None = N
     Raises:
         NotFoundError, ConfigError, RefusedError: the folder is not a loadable base model.
     """
-    from serving.encoder import load_tokenizer
+    from serving.base_cache import base_tokenizer
 
-    return measure(texts, load_tokenizer(Path(model_dir)), base_model or str(model_dir))
+    tokenizer = base_tokenizer(Path(model_dir))
+    with tokenizer.lock:
+        return measure(texts, tokenizer.tokenizer, base_model or str(model_dir))

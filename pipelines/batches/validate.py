@@ -5,6 +5,7 @@ the batch (quarantine or DVC).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from pipelines.batches.rules import example
 from pipelines.batches.suite import run_suite
 from pipelines.batches.text_encoding import codec_name
 from pipelines.policy import Policy
-from pipelines.records import ExpectationFailure, LabeledBatch, ValidationReport
+from pipelines.records import ExpectationFailure, LabeledBatch, NoiseAudit, TokenizerCoverage, ValidationReport
 from registry.errors import ConfigError
 from registry.files import require_file
 from registry.text import bad_utf8_byte
@@ -119,40 +120,34 @@ def validate_batch(
     except BatchReadError as err:
         failure = READABLE.model_copy(update={"count": 1, "examples": [str(err)]})
         return ValidationReport(**base, rows=0, accepted=False, failures=[failure], checked=[READABLE.name]), []
-    result = run_suite(batch, policy.data, labels=labels, holdout=holdout_batch)
+    # The suite (Great Expectations: its import alone takes seconds, in Python) runs in a thread beside
+    # the tokenizer coverage and the noise audit (the base's embeddings, mostly native code outside the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-suite") as pool:
+        suite = pool.submit(run_suite, batch, policy.data, labels=labels, holdout=holdout_batch)
+        try:
+            coverage, unreadable, noise, suspects = _read_by_base(batch, policy, base_model, noise_audit)
+        finally:
+            result = suite.result()  # the suite's own error first, as when it ran before the base's checks
     failures, notes, checked = list(result.failures), list(result.notes), [READABLE.name, *result.checked]
-    coverage, unreadable = None, False
-    if base_model is not None:
-        from pipelines.batches.tokenizer_coverage import measure_folder, refusal
-
-        coverage = measure_folder(batch.texts, base_model)
+    if coverage is not None:
         checked.append(COVERAGE.name)
-        if why := refusal(coverage, policy.data.max_unknown_token_share, policy.data.min_chars_per_token):
-            failures.append(COVERAGE.model_copy(update={"count": 1, "examples": [why]}))
-            unreadable = True
-    noise, suspects = None, []
-    audit = base_model is not None and noise_audit
-    if audit and unreadable:
-        notes.append("label-noise audit not run: the base model cannot read the batch")
-    elif audit:
-        from pipelines.batches.noise_audit import audit_label_noise
-
-        noise, suspects = audit_label_noise(
-            batch.texts, batch.labels, batch.ids, model_dir=base_model, max_rate=policy.data.max_noise_rate
-        )
-        if noise.estimated_rate is not None and noise.estimated_rate > policy.data.max_noise_rate:
-            failures.append(
-                ExpectationFailure(
-                    name="label noise under the limit",
-                    why="confident learning estimates this share of rows carries a wrong label; above "
-                    "data.max_noise_rate the batch is more likely a broken export than honest mistakes",
-                    count=noise.flagged,
-                    examples=[f"estimated noise rate {noise.estimated_rate:.3f} > limit {policy.data.max_noise_rate}"]
-                    + [example(f"id {s.id}: {s.given_label} → {s.suggested_label}", s.text) for s in suspects[:4]],
-                )
-            )
-    else:
+        if unreadable:
+            failures.append(COVERAGE.model_copy(update={"count": 1, "examples": [unreadable]}))
+    if base_model is None or not noise_audit:
         notes.append("label-noise audit not run (--no-noise-audit)")
+    elif unreadable:
+        notes.append("label-noise audit not run: the base model cannot read the batch")
+    elif noise is not None and noise.estimated_rate is not None and noise.estimated_rate > policy.data.max_noise_rate:
+        failures.append(
+            ExpectationFailure(
+                name="label noise under the limit",
+                why="confident learning estimates this share of rows carries a wrong label; above "
+                "data.max_noise_rate the batch is more likely a broken export than honest mistakes",
+                count=noise.flagged,
+                examples=[f"estimated noise rate {noise.estimated_rate:.3f} > limit {policy.data.max_noise_rate}"]
+                + [example(f"id {s.id}: {s.given_label} → {s.suggested_label}", s.text) for s in suspects[:4]],
+            )
+        )
     report = ValidationReport(
         **base,
         rows=len(batch),
@@ -165,6 +160,27 @@ def validate_batch(
         class_counts=_class_counts(batch),
     )
     return report, suspects
+
+
+def _read_by_base(
+    batch: LabeledBatch, policy: Policy, base_model: Path | None, noise_audit: bool
+) -> tuple[TokenizerCoverage | None, str | None, NoiseAudit | None, list[SuspectedMislabel]]:
+    """What the base model makes of the batch: its tokenizer's coverage, why it cannot read the batch
+    (None: it can), and (with ``noise_audit``, when it can read it) the label-noise audit and its suspects."""
+    if base_model is None:
+        return None, None, None, []
+    from pipelines.batches.tokenizer_coverage import measure_folder, refusal
+
+    coverage = measure_folder(batch.texts, base_model)
+    unreadable = refusal(coverage, policy.data.max_unknown_token_share, policy.data.min_chars_per_token)
+    if unreadable or not noise_audit:
+        return coverage, unreadable, None, []
+    from pipelines.batches.noise_audit import audit_label_noise
+
+    noise, suspects = audit_label_noise(
+        batch.texts, batch.labels, batch.ids, model_dir=base_model, max_rate=policy.data.max_noise_rate
+    )
+    return coverage, None, noise, suspects
 
 
 def _class_counts(batch: LabeledBatch) -> dict[str, int]:

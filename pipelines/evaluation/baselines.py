@@ -12,27 +12,13 @@ candidate's own head_C (its train_result.json), so it is the probe that candidat
 
 from __future__ import annotations
 
-import numpy as np
-
 from pipelines.records import LabeledBatch
 from pipelines.training.params import TrainParams
-from serving.model import LoadedBase, MeanPoolClassifier
+from serving.embeddings import frozen_embeddings
+from serving.model import LoadedBase
 
 BASELINES = ("probe", "lexical")
 LEXICAL_C = 10.0
-EMBED_BATCH = 64
-
-
-def frozen_embeddings(base: LoadedBase, texts: list[str], max_length: int) -> np.ndarray:
-    import torch
-
-    model = MeanPoolClassifier(base.encoder, 1)
-    with torch.inference_mode():
-        parts = [
-            model.embed(**base.tokenize(texts[i : i + EMBED_BATCH], max_length)).float().cpu().numpy()
-            for i in range(0, len(texts), EMBED_BATCH)
-        ]
-    return np.concatenate(parts)
 
 
 def predict_baselines(
@@ -50,7 +36,7 @@ def predict_baselines(
     vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
     return {
         "probe": fit_predict(
-            frozen_embeddings(base, reference.texts, max_length), frozen_embeddings(base, texts, max_length), probe_C
+            frozen_embeddings(reference.texts, base, max_length), frozen_embeddings(texts, base, max_length), probe_C
         ),
         "lexical": fit_predict(vectoriser.fit_transform(reference.texts), vectoriser.transform(texts), LEXICAL_C),
     }

@@ -12,7 +12,10 @@ registry refuses to promote it to production without an approver's override.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -177,6 +180,23 @@ def attach_validation_evidence(report: ValidationReport, adapter_dir: Path) -> N
         shutil.copytree(Path(report.report_json).parent, adapter_dir / "reports" / "validation", dirs_exist_ok=True)
 
 
+@contextmanager
+def evaluation_prepared(ctx: "Context", holdout: Path) -> Iterator[None]:
+    """Within: what evaluate needs of the base and the holdout is prepared in a thread on the core the
+    training child leaves free (``pipelines.evaluation.preparation``); waited for on the way out, so
+    evaluate never runs beside it. The preparation never raises: the training's error stays the error."""
+    from pipelines.evaluation.preparation import prepare_evaluation
+
+    thread = threading.Thread(
+        target=prepare_evaluation, args=(holdout, ctx.settings, ctx.policy), name="tailor-prepare-evaluation"
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
 def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN) -> RetrainOutcome:
     """The whole sequence on one batch; the outcome is also written into the run folder (``FINISHED``).
 
@@ -208,7 +228,8 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
     if not report.accepted:
         return outcome("rejected_data", validation=report, notes=[f"batch quarantined to {report.quarantined_to}"])
 
-    trained = steps.train(ctx, batch, adapter_dir, report.data_version, request.device, request.encoding)
+    with evaluation_prepared(ctx, holdout):
+        trained = steps.train(ctx, batch, adapter_dir, report.data_version, request.device, request.encoding)
     attach_validation_evidence(report, adapter_dir)
     production = steps.fetch_production(ctx, name, run_dir / "production")
     decision = steps.evaluate(ctx, adapter_dir, holdout, production, f"{name}:candidate")

@@ -128,12 +128,16 @@ def per_text_features(texts: list[str], tokenizer) -> dict[str, list[float]]:
 
 def embedded_rows(batch: LabeledBatch, base_model_dir: Path) -> EmbeddedRows:
     """``batch`` embedded by the base model, each row known by its text."""
-    from serving.encoder import embed, load_tokenizer
+    from serving.base_cache import base_tokenizer
+    from serving.encoder import embed
 
+    tokenizer = base_tokenizer(base_model_dir)
+    with tokenizer.lock:
+        per_text = per_text_features(batch.texts, tokenizer.tokenizer)
     return EmbeddedRows(
         ids=list(batch.texts),
         labels=list(batch.labels),
-        per_text=per_text_features(batch.texts, load_tokenizer(base_model_dir)),
+        per_text=per_text,
         embeddings=embed(batch.texts, base_model_dir),
     )
 

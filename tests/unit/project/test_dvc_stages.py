@@ -29,6 +29,7 @@ def _deps(stage: str) -> set[str]:
                 "pipelines/batches/quarantine.py",
                 "pipelines/batches/route.py",
                 "serving/encoder.py",
+                "serving/embeddings.py",
                 "pipelines/policy.py",
             },
         ),
@@ -43,7 +44,10 @@ def _deps(stage: str) -> set[str]:
             },
         ),
         # Every check and the gate that turns them into the decision file.
-        ("evaluate", {"pipelines/evaluation/checks/quality.py", "pipelines/evaluation/gate.py"}),
+        (
+            "evaluate",
+            {"pipelines/evaluation/checks/quality.py", "pipelines/evaluation/gate.py", "serving/embeddings.py"},
+        ),
     ],
 )
 def test_a_stage_depends_on_the_modules_that_decide_its_output(stage, modules):

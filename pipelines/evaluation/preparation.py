@@ -1,0 +1,75 @@
+"""What the evaluate step needs that does not depend on the candidate, made ready while the candidate trains.
+
+The training child runs on every core but one (``pipelines.training.cpu_share``), so the flow's process
+has a core to itself while it waits: it imports the evaluation stack (Evidently, PEFT, captum: seconds
+each), loads the base and embeds the holdout into the process's memo (``serving.embeddings``). All of
+it is a cache: evaluate does the same work itself when the preparation did not run, failed or is stale
+(a changed base misses the memo), so its result never depends on it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+
+from pipelines.policy import Policy
+from pipelines.settings import Settings
+from pipelines.training.cpu_share import training_threads
+
+log = logging.getLogger(__name__)
+
+# What evaluate imports on its way (the suite's own imports, and those its checks make when they run).
+EVALUATION_MODULES = (
+    "pipelines.evaluation.checks.suite",
+    "peft",
+    "evidently",
+    "evidently.presets",
+    "sklearn.decomposition",
+    "sklearn.feature_extraction.text",
+    "sklearn.linear_model",
+    "captum.attr",
+)
+
+
+def prepare_evaluation(holdout: Path, settings: Settings, policy: Policy) -> None:
+    """Import, load and embed what evaluating a candidate on ``holdout`` under ``settings`` will need.
+
+    Never raises: a failure (a holdout that does not read, a base that does not load) is logged, and
+    evaluate meets it again and reports it as its own error.
+    """
+    try:
+        _prepare(holdout, settings, policy)
+    except Exception as err:  # noqa: BLE001 - only a warm-up: evaluate redoes the work and reports its own error
+        log.info("evaluation not prepared during training (evaluate does it): %s: %s", type(err).__name__, err)
+
+
+def _prepare(holdout: Path, settings: Settings, policy: Policy) -> None:
+    for module in EVALUATION_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # an optional extra (captum): evaluate goes without it as well
+            continue
+    import torch
+
+    from pipelines.batches.read import read_batch
+    from pipelines.training.params import load_params
+    from serving.embeddings import frozen_embeddings
+    from serving.model import load_base
+
+    texts = read_batch(holdout, max_bytes=policy.data.max_file_bytes, encoding_option=None).texts
+    base = load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
+    max_length = load_params().max_length  # the candidate's: the probe baseline embeds the holdout at it
+    # OpenMP's thread count is this thread's own, but MKL's is the process's: put it back after.
+    before = torch.get_num_threads()
+    torch.set_num_threads(free_cores(settings.train_threads))
+    try:
+        frozen_embeddings(texts, base, max_length)
+    finally:
+        torch.set_num_threads(before)
+
+
+def free_cores(train_threads: int) -> int:
+    """The cores a training child at the ``train_threads`` setting leaves to this process (at least one)."""
+    return max(1, (os.cpu_count() or 1) - training_threads(train_threads))

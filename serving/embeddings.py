@@ -1,0 +1,137 @@
+"""The frozen base's sentence embeddings (mean-pooled, L2-normalised), computed once per text per process.
+
+A retrain embeds the same rows with the same frozen base several times: the label-noise audit (the
+batch), drift (the batch again, as the candidate's training rows) and the probe baseline (those rows
+and the holdout). :data:`MEMO` keeps each text's vector keyed by the base folder's identity as it was
+loaded (path, every file's size and mtime: a changed base misses), the tokens the text keeps after
+truncation, and a digest of the text, up to :data:`MEMO_ROWS` rows (least recently used go first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any, Protocol
+
+import numpy as np
+
+from serving.base_cache import FolderIdentity
+
+EMBED_BATCH = 64
+LENGTH_CHUNK = 1024  # texts per tokenizer call when only their lengths are wanted
+# ~30 MB at 384 dimensions (all-MiniLM-L6-v2), ~60 MB at 768: a noise audit's 10,000 rows, drift's
+# 2,000 a side and a holdout fit.
+MEMO_ROWS = 20_000
+
+
+class FrozenBase(Protocol):
+    """What embedding needs of a loaded base (``serving.base_cache.FrozenEncoder``, ``serving.model.LoadedBase``).
+
+    ``identity`` None (a base built in memory, not loaded from a folder): nothing is memoised."""
+
+    identity: FolderIdentity | None
+    device: str
+    tokenizer: Any
+    tokenizer_lock: threading.Lock
+    encoder: Any
+
+
+# (base identity, tokens kept, the text's digest): a long-running process (a server recording hashed
+# traffic) holds no text in its memo.
+MemoKey = tuple[FolderIdentity, int, bytes]
+
+
+class EmbeddingMemo:
+    """Vectors by (base identity, tokens kept, text digest), least recently used dropped beyond ``max_rows``;
+    thread-safe."""
+
+    def __init__(self, max_rows: int = MEMO_ROWS) -> None:
+        self.max_rows = max_rows
+        self._rows: OrderedDict[MemoKey, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: MemoKey) -> np.ndarray | None:
+        with self._lock:
+            vector = self._rows.get(key)
+            if vector is not None:
+                self._rows.move_to_end(key)
+            return vector
+
+    def put(self, key: MemoKey, vector: np.ndarray) -> None:
+        with self._lock:
+            self._rows[key] = vector
+            self._rows.move_to_end(key)
+            while len(self._rows) > self.max_rows:
+                self._rows.popitem(last=False)
+
+
+MEMO = EmbeddingMemo()
+
+
+def frozen_embeddings(
+    texts: list[str],
+    base: FrozenBase,
+    max_length: int,
+    *,
+    batch_size: int = EMBED_BATCH,
+    memo: EmbeddingMemo | None = None,
+) -> np.ndarray:
+    """Each text's mean-pooled, L2-normalised embedding by the frozen ``base``, shape (n, hidden), float32.
+
+    A text is memoised under the number of tokens it keeps after truncation to ``max_length``, not under
+    ``max_length`` itself: a text shorter than both gets the same vector at 64 as at 128 (the noise audit's
+    and the training's lengths), so the steps share it. Texts not held are embedded each once, in batches
+    of similar length (less padding). ``memo`` None: the process's :data:`MEMO`.
+    """
+    import torch
+
+    from serving import progress
+    from serving.model import sentence_embedding
+
+    memo = MEMO if memo is None else memo
+    unique = list(dict.fromkeys(texts))
+    lengths = dict(zip(unique, token_lengths(unique, base, max_length)))
+    # A base built in memory has no identity: nothing would tell its vectors apart from another's.
+    keys = {} if base.identity is None else {t: (base.identity, kept, _digest(t)) for t, kept in lengths.items()}
+    found: dict[str, np.ndarray] = {}
+    for text, key in keys.items():
+        if (vector := memo.get(key)) is not None:
+            found[text] = vector
+    missing = sorted((t for t in unique if t not in found), key=lengths.__getitem__)
+    with torch.inference_mode(), progress.bar(len(missing), "embedding") as shown:
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            with base.tokenizer_lock:
+                enc = base.tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            vectors = sentence_embedding(
+                base.encoder, enc["input_ids"].to(base.device), enc["attention_mask"].to(base.device)
+            )
+            for text, vector in zip(chunk, vectors.float().cpu().numpy()):
+                found[text] = vector
+                if text in keys:
+                    memo.put(keys[text], vector)
+            shown.update(len(chunk))
+    if not texts:
+        return np.zeros((0, base.encoder.config.hidden_size), dtype=np.float32)
+    return np.stack([found[text] for text in texts]).astype(np.float32, copy=False)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def token_lengths(texts: list[str], base: FrozenBase, max_length: int) -> list[int]:
+    """Tokens each text keeps after truncation to ``max_length``.
+
+    In chunks: the token ids come back as Python lists of ints, ~170 MB for 20,000 texts at once.
+    """
+    lengths: list[int] = []
+    for start in range(0, len(texts), LENGTH_CHUNK):
+        with base.tokenizer_lock:
+            ids = base.tokenizer(list(texts[start : start + LENGTH_CHUNK]), truncation=True, max_length=max_length)
+        lengths.extend(len(row) for row in ids["input_ids"])
+    return lengths
