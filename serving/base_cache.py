@@ -17,19 +17,23 @@ from typing import Any
 from registry.errors import RefusedError
 from serving.encoder import check_model_dir, load_encoder, load_tokenizer
 
-# Bases kept per process: the one in use and the one it replaced (a retrain beside a base change).
+# Bases kept per process (a retrain's and a second one, as a server of two bases holds); an older
+# identity of the same folder is dropped as soon as the new one is loaded.
 MAX_BASES = 2
 LOAD_TRIES = 3
 
 
 @dataclass(frozen=True)
 class FolderIdentity:
-    """A base folder as it is now: its resolved path and every file's name, size and mtime (ns).
+    """A base folder as it is now: its resolved path and every file's name, size, mtime, ctime (ns),
+    inode and device.
 
-    Stat-only, so cheap to take on every call; a file rewritten in place changes its mtime."""
+    Stat-only, so cheap to take on every call. Size and mtime alone miss a base replaced by a copy that
+    keeps them (``cp -p``, ``rsync -a``, an image with fixed timestamps): a copy is a new inode and its
+    ctime is the time of the copy, which no tool can set back."""
 
     path: str
-    files: tuple[tuple[str, int, int], ...]
+    files: tuple[tuple[str, int, int, int, int, int], ...]
 
 
 def folder_identity(model_dir: Path) -> FolderIdentity:
@@ -38,7 +42,7 @@ def folder_identity(model_dir: Path) -> FolderIdentity:
     for entry in sorted(folder.iterdir()):
         if entry.is_file():
             stat = entry.stat()
-            files.append((entry.name, stat.st_size, stat.st_mtime_ns))
+            files.append((entry.name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev))
     return FolderIdentity(str(folder), tuple(files))
 
 

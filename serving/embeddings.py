@@ -3,7 +3,7 @@
 A retrain embeds the same rows with the same frozen base several times: the label-noise audit (the
 batch), drift (the batch again, as the candidate's training rows) and the probe baseline (those rows
 and the holdout). :data:`MEMO` keeps each text's vector keyed by the base folder's identity as it was
-loaded (path, every file's size and mtime: a changed base misses), the tokens the text keeps after
+loaded (``serving.base_cache.FolderIdentity``: a changed or replaced base misses), the tokens the text keeps after
 truncation, and a digest of the text, up to :data:`MEMO_ROWS` rows (least recently used go first).
 """
 
@@ -37,13 +37,13 @@ class FrozenBase(Protocol):
     encoder: Any
 
 
-# (base identity, tokens kept, the text's digest): a long-running process (a server recording hashed
+# (base identity, device, tokens kept, the text's digest): a long-running process (a server recording hashed
 # traffic) holds no text in its memo.
-MemoKey = tuple[FolderIdentity, int, bytes]
+MemoKey = tuple[FolderIdentity, str, int, bytes]  # CPU and CUDA vectors differ by ~1e-6: the device is part of it
 
 
 class EmbeddingMemo:
-    """Vectors by (base identity, tokens kept, text digest), least recently used dropped beyond ``max_rows``;
+    """Vectors by (base identity, device, tokens kept, text digest), least recently used dropped beyond ``max_rows``;
     thread-safe."""
 
     def __init__(self, max_rows: int = MEMO_ROWS) -> None:
@@ -84,7 +84,7 @@ def frozen_embeddings(
 
     A text is memoised under the number of tokens it keeps after truncation to ``max_length``, not under
     ``max_length`` itself: a text shorter than both gets the same vector at 64 as at 128 (the noise audit's
-    and the training's lengths), so the steps share it. Texts not held are embedded each once, in batches
+    length and the candidate's, at which the probe baseline embeds), so the steps share it. Texts not held are embedded each once, in batches
     of similar length (less padding). ``memo`` None: the process's :data:`MEMO`.
     """
     import torch
@@ -96,7 +96,11 @@ def frozen_embeddings(
     unique = list(dict.fromkeys(texts))
     lengths = dict(zip(unique, token_lengths(unique, base, max_length)))
     # A base built in memory has no identity: nothing would tell its vectors apart from another's.
-    keys = {} if base.identity is None else {t: (base.identity, kept, _digest(t)) for t, kept in lengths.items()}
+    keys = (
+        {}
+        if base.identity is None
+        else {t: (base.identity, base.device, kept, _digest(t)) for t, kept in lengths.items()}
+    )
     found: dict[str, np.ndarray] = {}
     for text, key in keys.items():
         if (vector := memo.get(key)) is not None:
@@ -113,7 +117,7 @@ def frozen_embeddings(
             for text, vector in zip(chunk, vectors.float().cpu().numpy()):
                 found[text] = vector
                 if text in keys:
-                    memo.put(keys[text], vector)
+                    memo.put(keys[text], vector.copy())  # a view would keep its whole batch alive
             shown.update(len(chunk))
     if not texts:
         return np.zeros((0, base.encoder.config.hidden_size), dtype=np.float32)

@@ -38,8 +38,9 @@ from registry.explanations import Explanation, Faithfulness, Method, Span
 DEFAULT_STEPS = 32
 TOP_FRACTION = 0.2  # ERASER's rationale: the top fifth of the spans (at least one)
 RANDOM_DRAWS = 4
-# Token positions (texts x steps x padded length) one forward and backward pass holds: a 128-token text at
-# 32 steps, as one text took before texts were batched, ~0.9 GB of activations for all-MiniLM-L6-v2.
+# Token positions (texts x steps x padded length) one forward and backward pass holds: the peak of one
+# 128-token text at 32 steps before texts were batched, ~0.9 GB of activations for all-MiniLM-L6-v2. At
+# the default max_length of 64 one text held half of that, so batching raises evaluate's peak by ~0.45 GB.
 GRADIENT_TOKENS = 4096
 # Kana, CJK ideographs and half-width katakana: runs written without spaces, split where the tokenizer splits.
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 from pipelines.policy import Policy
 from pipelines.settings import Settings
 from pipelines.training.cpu_share import training_threads
+from registry.errors import TailorError
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,19 @@ def prepare_evaluation(holdout: Path, settings: Settings, policy: Policy) -> Non
     """
     try:
         _prepare(holdout, settings, policy)
-    except Exception as err:  # noqa: BLE001 - only a warm-up: evaluate redoes the work and reports its own error
+    except TailorError as err:  # bad input evaluate will name in its own words
         log.info("evaluation not prepared during training (evaluate does it): %s: %s", type(err).__name__, err)
+    except Exception as err:  # noqa: BLE001 - only a warm-up: evaluate redoes the work and reports its own error
+        log.warning("evaluation not prepared during training (evaluate does it): %s: %s", type(err).__name__, err)
 
 
 def _prepare(holdout: Path, settings: Settings, policy: Policy) -> None:
+    # The core it runs on is the one the training share leaves to a server on this host: run at the
+    # training's priority, so the server keeps it when it needs it (Linux keeps a nice value per thread).
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(settings.train_niceness, 0))
+    except OSError as err:
+        log.info("evaluation is prepared at normal priority: the OS refused nice %d (%s)", settings.train_niceness, err)
     for module in EVALUATION_MODULES:
         try:
             importlib.import_module(module)
@@ -61,7 +71,8 @@ def _prepare(holdout: Path, settings: Settings, policy: Policy) -> None:
     texts = read_batch(holdout, max_bytes=policy.data.max_file_bytes, encoding_option=None).texts
     base = load_base(settings.base_model_dir, model_id=settings.model_id_of(None), cache_dir=settings.home)
     max_length = load_params().max_length  # the candidate's: the probe baseline embeds the holdout at it
-    # OpenMP's thread count is this thread's own, but MKL's is the process's: put it back after.
+    # torch's default thread count is the process's (a thread starting torch work meanwhile would take it):
+    # the main thread only waits for the training child meanwhile; put it back after.
     before = torch.get_num_threads()
     torch.set_num_threads(free_cores(settings.train_threads))
     try:

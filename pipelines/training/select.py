@@ -191,7 +191,14 @@ def choose(y_true: np.ndarray, predictions: dict[Recipe, np.ndarray], z: float, 
     lead = (b - c) if other == "lora" else (c - b)
     kept = other if (switches(b, c, z) if other == "lora" else switches(c, b, z)) else default
     names_of = {"lora": "fine-tuning", "probe": "the frozen probe"}
-    compared = f" (macro-F1 {estimates['lora']:.3f} against {estimates['probe']:.3f})" if estimates else ""
+    # Only the rows of the folds that ran: those where the probe erred most come first (fold_order), so
+    # these figures are not the batch's estimate of either recipe when folds were left out.
+    compared = (
+        f" (macro-F1 {estimates['lora']:.3f} against {estimates['probe']:.3f} on the {int(scored.sum())} "
+        "held-out rows both scored)"
+        if estimates
+        else ""
+    )
     reason = (
         f"out of fold, fine-tuning alone was right on {b} rows and the probe alone on {c}{compared}; "
         f"{names_of[default]} is the default for a batch this size and {names_of[other]} "
