@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results" / "noise_audit.json"
 def noise_runs(per_class: int, shares: list[float], seed: int) -> list[dict]:
     from pipelines.batches.noise_audit import audit_embeddings
     from pipelines.settings import load_settings
-    from serving.encoder import embed
+    from serving.embeddings import embed
 
     frame = sample(read("train"), per_class, seed)
     texts = frame["text"].tolist()

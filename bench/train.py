@@ -18,7 +18,7 @@ Method notes:
   (``pipelines.training.recipe.backward_in_parts``); every encoder weight trains at ``--full-lr``. Its
   default 2e-4 is the best of an LR sweep at 8/class, seed 0, scored on this same test subset
   (2e-5 0.856, 5e-5 0.860, 1e-4 0.861, 2e-4 0.867, 5e-4 0.860), which if anything favours the baseline.
-- Probe = mean-pooled frozen embeddings (``serving.encoder.embed``) + scikit-learn logistic regression.
+- Probe = mean-pooled frozen embeddings (``serving.embeddings.embed``) + scikit-learn logistic regression.
 - Cost ratios (LoRA / full fine-tuning) come from runs on the same data in the same process.
 - Noise: a fraction of the training labels is replaced by a different random class.
 """
@@ -63,7 +63,7 @@ def to_batch(texts: list[str], labels: list[str]) -> LabeledBatch:
 def run_probe(train_df, labels, test_emb, test_labels, model_dir) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    from serving.encoder import embed
+    from serving.embeddings import embed
 
     with CostMeter() as meter:
         emb = embed(train_df.text.tolist(), model_dir)
@@ -223,7 +223,7 @@ class Context:
         import torch
         from threadpoolctl import threadpool_limits
 
-        from serving.encoder import embed
+        from serving.embeddings import embed
         from serving.model import load_base
 
         torch.set_num_threads(args.threads)

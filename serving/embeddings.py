@@ -12,17 +12,42 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
-from serving.base_cache import FolderIdentity
+from serving.base_cache import FolderIdentity, frozen_encoder
 
 EMBED_BATCH = 64
 LENGTH_CHUNK = 1024  # texts per tokenizer call when only their lengths are wanted
 # ~30 MB at 384 dimensions (all-MiniLM-L6-v2), ~60 MB at 768: a noise audit's 10,000 rows, drift's
 # 2,000 a side and a holdout fit.
 MEMO_ROWS = 20_000
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average over real tokens only, as all-MiniLM-L6-v2 was trained (padding must not dilute it)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Last hidden states mean-pooled and L2-normalised: the text's embedding."""
+    return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+
+def sentence_embedding(
+    encoder: torch.nn.Module,
+    input_ids: torch.Tensor | None,
+    attention_mask: torch.Tensor,
+    inputs_embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The encoder's output :func:`pooled`: the text's embedding, as the head and every frozen-base
+    feature see it."""
+    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds).last_hidden_state
+    return pooled(hidden, attention_mask)
 
 
 class FrozenBase(Protocol):
@@ -87,10 +112,7 @@ def frozen_embeddings(
     length and the candidate's, at which the probe baseline embeds), so the steps share it. Texts not held are embedded each once, in batches
     of similar length (less padding). ``memo`` None: the process's :data:`MEMO`.
     """
-    import torch
-
     from serving import progress
-    from serving.model import sentence_embedding
 
     memo = MEMO if memo is None else memo
     unique = list(dict.fromkeys(texts))
@@ -139,3 +161,10 @@ def token_lengths(texts: list[str], base: FrozenBase, max_length: int) -> list[i
             ids = base.tokenizer(list(texts[start : start + LENGTH_CHUNK]), truncation=True, max_length=max_length)
         lengths.extend(len(row) for row in ids["input_ids"])
     return lengths
+
+
+def embed(
+    texts: list[str], model_dir: Path, *, batch_size: int = EMBED_BATCH, max_length: int = 128, device: str = "cpu"
+) -> np.ndarray:
+    """:func:`frozen_embeddings` by the base in ``model_dir`` (loaded once per process: ``serving.base_cache``)."""
+    return frozen_embeddings(texts, frozen_encoder(model_dir, device), max_length, batch_size=batch_size)

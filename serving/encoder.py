@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from registry.errors import ConfigError, NotFoundError, RefusedError, first_line
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt", "flax_model.msgpack")
@@ -99,14 +97,3 @@ def load_encoder(model_dir: Path):
     except (ValueError, KeyError, TypeError, SafetensorError) as err:
         # transformers and safetensors say "damaged" in their own words, over many lines
         raise RefusedError(f"base model folder {model_dir} cannot be loaded: {first_line(err)}") from None
-
-
-def embed(
-    texts: list[str], model_dir: Path, *, batch_size: int = 64, max_length: int = 128, device: str = "cpu"
-) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings (how all-MiniLM-L6-v2 was trained), shape (n, hidden), by the
-    base in ``model_dir`` (loaded once per process, each text embedded once: ``serving.embeddings``)."""
-    from serving.base_cache import frozen_encoder
-    from serving.embeddings import frozen_embeddings
-
-    return frozen_embeddings(texts, frozen_encoder(model_dir, device), max_length, batch_size=batch_size)

@@ -31,29 +31,11 @@ from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.files import read_json_object, safetensors_header_problem
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
 from serving.base_cache import FolderIdentity, frozen_encoder
-from serving.embeddings import token_lengths
+from serving.embeddings import pooled, sentence_embedding, token_lengths
 from serving.encoder import check_model_dir
 from serving.encoder_family import family_of
 
 HEAD_MODULE = "classifier"
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Average over real tokens only, as all-MiniLM-L6-v2 was trained (padding must not dilute it)."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-
-
-def sentence_embedding(
-    encoder: torch.nn.Module,
-    input_ids: torch.Tensor | None,
-    attention_mask: torch.Tensor,
-    inputs_embeds: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The encoder's last hidden states mean-pooled and L2-normalised: the text's embedding, as the head
-    and every frozen-base feature (``serving.embeddings``) see it."""
-    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds).last_hidden_state
-    return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
 
 
 class MeanPoolClassifier(torch.nn.Module):
@@ -80,7 +62,7 @@ class MeanPoolClassifier(torch.nn.Module):
         """Run blocks ``start..`` on hidden states that enter block ``start``; pooled, normalised output."""
         family = family_of(self.encoder)
         hidden = family.finish(self.encoder, family.run(self.encoder, hidden, attention_mask, slice(start, None)))
-        return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+        return pooled(hidden, attention_mask)
 
     def hidden_before(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
         """Hidden states entering block ``start`` (embeddings + blocks ``0..start-1``)."""

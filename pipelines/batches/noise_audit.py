@@ -62,7 +62,7 @@ def audit_label_noise(
         RefusedError: the base model would need remote code or pickle weights.
     """
     from serving import progress
-    from serving.encoder import embed
+    from serving.embeddings import embed
 
     keep = [i for i, label in enumerate(labels) if label.strip()]
     labeled = len(keep)

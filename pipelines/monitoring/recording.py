@@ -73,7 +73,7 @@ def record_features(base_model_dir: Path) -> Features:
 
     def features(texts: list[str]) -> list[dict]:
         from pipelines.evaluation.checks.drift import per_text_features
-        from serving.encoder import embed
+        from serving.embeddings import embed
 
         columns = per_text_features(texts, tokenizer())
         embeddings = embed(texts, base_model_dir).round(EMBEDDING_DECIMALS)

@@ -129,7 +129,7 @@ def per_text_features(texts: list[str], tokenizer) -> dict[str, list[float]]:
 def embedded_rows(batch: LabeledBatch, base_model_dir: Path) -> EmbeddedRows:
     """``batch`` embedded by the base model, each row known by its text."""
     from serving.base_cache import base_tokenizer
-    from serving.encoder import embed
+    from serving.embeddings import embed
 
     tokenizer = base_tokenizer(base_model_dir)
     with tokenizer.lock:

@@ -4,7 +4,7 @@ so not a unit test (base-model folders themselves: tests/unit/serving/test_encod
 import numpy as np
 
 from pipelines.settings import load_settings
-from serving.encoder import embed
+from serving.embeddings import embed
 
 
 def test_embeddings_are_normalised_and_similar_texts_are_close():

@@ -14,8 +14,7 @@ import torch
 from registry.errors import RefusedError
 from serving import base_cache
 from serving.base_cache import base_tokenizer, folder_identity, frozen_encoder
-from serving.embeddings import EmbeddingMemo, frozen_embeddings
-from serving.encoder import embed
+from serving.embeddings import EmbeddingMemo, embed, frozen_embeddings
 from serving.model import MeanPoolClassifier, load_base
 from tests.tiny_encoders import build
 

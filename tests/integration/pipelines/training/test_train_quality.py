@@ -74,7 +74,7 @@ def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(fr
     from pipelines.settings import load_settings
     from pipelines.training.objective import noise_weights
     from pipelines.training.params import TrainParams
-    from serving.encoder import embed
+    from serving.embeddings import embed
 
     train_df = frames[0].groupby("category").sample(16, random_state=1)
     labels = sorted(set(train_df.category))

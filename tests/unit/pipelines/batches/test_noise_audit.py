@@ -83,7 +83,7 @@ def test_the_review_file_has_one_row_per_suspect(tmp_path):
 
 
 def test_a_batch_above_the_row_cap_is_audited_on_a_stratified_seeded_sample_with_a_note(monkeypatch):
-    import serving.encoder
+    import serving.embeddings
     from pipelines.batches.noise_audit import audit_label_noise
 
     x, labels = _clusters(per_class=300)
@@ -95,7 +95,7 @@ def test_a_batch_above_the_row_cap_is_audited_on_a_stratified_seeded_sample_with
         embedded.append(len(texts))
         return np.stack([vectors[t] for t in texts])
 
-    monkeypatch.setattr(serving.encoder, "embed", embed)
+    monkeypatch.setattr(serving.embeddings, "embed", embed)
     texts, ids = [f"text {i}" for i in range(len(labels))], [f"r{i}" for i in range(len(labels))]
 
     audit, _ = audit_label_noise(texts, labels, ids, model_dir=None, max_rate=0.3, max_rows=200)

@@ -14,7 +14,7 @@ from pipelines.training.objective import (
     logreg_head,
     micro_batches,
 )
-from serving.model import mean_pool
+from serving.embeddings import mean_pool
 
 
 @pytest.mark.parametrize("classes", [2, 5])

@@ -91,7 +91,7 @@ def test_a_folder_that_appears_at_out_while_training_is_kept_and_so_is_the_new_a
 
 @pytest.mark.parametrize("damage, message", DAMAGES)
 def test_the_noise_audit_and_drift_embeddings_refuse_a_damaged_base_model_the_same_way(tmp_path, damage, message):
-    from serving.encoder import embed
+    from serving.embeddings import embed
 
     with pytest.raises(RefusedError, match=message.replace("(", "\\(").replace("`", ".")):
         embed(["my card is lost"], _damaged_model(tmp_path, damage))
