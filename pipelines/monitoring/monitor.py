@@ -88,13 +88,12 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
 def _live_rows(rows: list[TrafficRow], base_model_dir: Path) -> drift.EmbeddedRows:
     """Recorded rows as the drift columns need them: texts embedded now, hashed ones as recorded."""
     from serving.embeddings import embed
-    from serving.encoder import load_tokenizer
 
     texts = [i for i, r in enumerate(rows) if r.text is not None]
     per_text = {c: [0.0] * len(rows) for c in drift.PER_TEXT_COLUMNS}
     embeddings: list[np.ndarray | None] = [None] * len(rows)
     if texts:
-        computed = drift.per_text_features([rows[i].text for i in texts], load_tokenizer(base_model_dir))
+        computed = drift.per_text_features([rows[i].text for i in texts], base_model_dir)
         vectors = embed([rows[i].text for i in texts], base_model_dir)
         for j, i in enumerate(texts):
             embeddings[i] = vectors[j]

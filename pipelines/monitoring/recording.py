@@ -3,7 +3,6 @@ in place of texts recorded as hashes."""
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -65,17 +64,11 @@ def record_features(base_model_dir: Path) -> Features:
     """Per text, the drift check's per-text columns and the base model's embedding (what the monitor
     compares with the reference when the text itself was not kept)."""
 
-    @functools.cache
-    def tokenizer():
-        from serving.encoder import load_tokenizer
-
-        return load_tokenizer(base_model_dir)
-
     def features(texts: list[str]) -> list[dict]:
         from pipelines.evaluation.checks.drift import per_text_features
         from serving.embeddings import embed
 
-        columns = per_text_features(texts, tokenizer())
+        columns = per_text_features(texts, base_model_dir)
         embeddings = embed(texts, base_model_dir).round(EMBEDDING_DECIMALS)
         return [
             {**{name: values[i] for name, values in columns.items()}, "embedding": embeddings[i].tolist()}

@@ -114,11 +114,19 @@ class EmbeddedRows:
     embeddings: np.ndarray
 
 
-def per_text_features(texts: list[str], tokenizer) -> dict[str, list[float]]:
-    """The columns that depend on one text alone (what a recorder keeps when it keeps no text)."""
-    from pipelines.batches.tokenizer_coverage import per_text
+def per_text_features(texts: list[str], base_model_dir: Path) -> dict[str, list[float]]:
+    """The columns that depend on one text alone (what a recorder keeps when it keeps no text), read with
+    the base's tokenizer, loaded once per process (``serving.base_cache``).
 
-    unknown_share, chars_per_token = per_text(texts, tokenizer)
+    Raises:
+        NotFoundError, ConfigError, RefusedError: the base's tokenizer cannot be loaded.
+    """
+    from pipelines.batches.tokenizer_coverage import per_text
+    from serving.base_cache import base_tokenizer
+
+    tokenizer = base_tokenizer(base_model_dir)
+    with tokenizer.lock:  # the server's recorder calls this from its request threads
+        unknown_share, chars_per_token = per_text(texts, tokenizer.tokenizer)
     return {
         "text_chars": [float(len(t)) for t in texts],
         "unknown_token_share": unknown_share,
@@ -128,16 +136,12 @@ def per_text_features(texts: list[str], tokenizer) -> dict[str, list[float]]:
 
 def embedded_rows(batch: LabeledBatch, base_model_dir: Path) -> EmbeddedRows:
     """``batch`` embedded by the base model, each row known by its text."""
-    from serving.base_cache import base_tokenizer
     from serving.embeddings import embed
 
-    tokenizer = base_tokenizer(base_model_dir)
-    with tokenizer.lock:
-        per_text = per_text_features(batch.texts, tokenizer.tokenizer)
     return EmbeddedRows(
         ids=list(batch.texts),
         labels=list(batch.labels),
-        per_text=per_text,
+        per_text=per_text_features(batch.texts, base_model_dir),
         embeddings=embed(batch.texts, base_model_dir),
     )
 
