@@ -127,13 +127,6 @@ def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True)
             locally and ``dvc push`` can be rerun.
         ConfigError: the DVC config cannot be read or written.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-    from dvc.exceptions import DvcException
-    from dvc.output import OutputAlreadyTrackedError
-    from dvc.repo import Repo
-
-    # DVC reads this at import and on every command; it must never phone home from a pipeline.
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     path = Path(path).resolve()
     md5 = dvc_md5(path)
     root = find_dvc_root(path.parent)
@@ -153,6 +146,14 @@ def track(path: Path, store: StoreSettings, *, project: Path, push: bool = True)
             f"role '{store.role}' cannot write s3://{store.bucket}/{PREFIX}, so it cannot track "
             f"{path.name} with DVC: act as a trainer or admin (TAILOR_ROLE), or pass --no-track"
         )
+    # DVC reads this at import and on every command; it must never phone home from a pipeline.
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    # Imported only for a batch DVC tracks: DVC's import alone is about a second.
+    from botocore.exceptions import BotoCoreError, ClientError
+    from dvc.exceptions import DvcException
+    from dvc.output import OutputAlreadyTrackedError
+    from dvc.repo import Repo
+
     configure_remote(root, store)
     try:
         with Repo(str(root)) as repo:

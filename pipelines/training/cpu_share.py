@@ -58,15 +58,18 @@ def lower_priority(niceness: int) -> int:
 
 @contextmanager
 def training_share(niceness: int, threads_setting: int) -> Iterator[tuple[int, int]]:
-    """Within: torch capped at :func:`training_threads` threads (restored after), the process lowered to
+    """Within: torch and the BLAS numpy and scikit-learn call (the noise filter's and the head's logistic
+    regressions) capped at :func:`training_threads` threads (restored after), the process lowered to
     ``niceness`` (for good: see the module's note). Yields (niceness, threads) as set."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     threads = training_threads(threads_setting)
     torch.set_num_threads(threads)
     try:
-        yield lower_priority(niceness), threads
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield lower_priority(niceness), threads
     finally:
         torch.set_num_threads(before)
 

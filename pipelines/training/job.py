@@ -45,8 +45,24 @@ class TrainSetup:
         )
 
 
-# What ``_train`` imports: the fork server imports them once, not each training child.
-TRAINING_MODULES = ["pipelines.batches.read", "pipelines.training.params", "pipelines.training.recipe", "serving.model"]
+# What a training child imports: the fork server imports them once, not each child. Beside ``_train``'s own
+# modules, what they import only when called: transformers' model loading (``load_base``: 2-5 s, most of a
+# child's overhead before these were preloaded; each family's own module, tens of milliseconds, is left to
+# the child), peft and the noise filter's scikit-learn and cleanlab (``train``). "__main__": the script that
+# started the flow (``tailor``), which each child would otherwise run again on start (multiprocessing
+# preloads it only when it was started from a file; a ``python -m`` module is still imported by each child).
+TRAINING_MODULES = [
+    "__main__",
+    "pipelines.batches.read",
+    "pipelines.training.params",
+    "pipelines.training.recipe",
+    "serving.model",
+    "transformers.modeling_utils",
+    "transformers.models.auto.modeling_auto",
+    "peft",
+    "sklearn.linear_model",
+    "cleanlab.filter",
+]
 
 
 def warm_up() -> None:

@@ -3,6 +3,8 @@ that, the process asking for them has now, not those it had when the server star
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from pipelines.training.cpu_share import run_in_share, start_workers
@@ -26,3 +28,25 @@ def test_a_child_runs_in_the_current_folder_with_the_current_environment(tmp_pat
         (later / "seen.json").read_text(encoding="utf-8")
     )  # a relative path, written in the current folder
     assert seen == {"cwd": str(later), "setting": "set after the server started"}
+
+
+def test_a_child_of_the_warmed_server_finds_the_model_loading_imported(tmp_path):
+    # In a fresh interpreter: this test process's fork server may have been started with another preload.
+    code = """
+import json, os, sys
+from pipelines.training import job
+from pipelines.training.cpu_share import run_in_share
+
+def report(out):
+    wanted = ["transformers.modeling_utils", "peft", "sklearn.linear_model", "cleanlab.filter"]
+    open(out, "w").write(json.dumps([name for name in wanted if name not in sys.modules]))
+
+if __name__ == "__main__":
+    job.warm_up()
+    run_in_share(report, sys.argv[1], niceness=os.getpriority(os.PRIO_PROCESS, 0), threads_setting=1)
+"""
+    script, out = tmp_path / "train_main.py", tmp_path / "missing.json"
+    script.write_text(code, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text(encoding="utf-8")) == []  # preloaded, not imported again in the child

@@ -105,3 +105,29 @@ def test_a_batch_above_the_row_cap_is_audited_on_a_stratified_seeded_sample_with
     assert audit.notes[0].startswith(f"audited a seeded sample of {audit.audited_rows} of 1,200 labeled rows")
     assert "rare" not in " ".join(audit.notes[1:])  # not left out as a single-example class
     assert again == audit  # the same sample every time
+
+
+def test_the_cross_validation_fits_on_one_blas_thread_and_gives_the_pool_back(monkeypatch):
+    # OpenBLAS's second thread made the audit's fits twenty times slower on a busy two-core host.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from pipelines.batches import noise_audit
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    real = noise_audit.class_mean_proba
+
+    def spying(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(noise_audit, "class_mean_proba", spying)
+    x, labels = _clusters(10)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        _audit(x, labels)
+        after = blas_threads()
+    assert seen and all(threads == {1} for threads in seen)
+    assert after == before
