@@ -149,13 +149,13 @@ def variants(
 
     return {
         "plain": lambda: Fitted(lr_predict(logreg(emb, y))),
-        "weight (previous default)": trainer("weight"),
+        "weight (the default)": trainer("weight"),
         "prune flagged": prune,
         "relabel flagged": relabel,
         "trimmed class means": centroid_trimmed,
         "kNN soft labels": knn,
         "margin, every batch": margin_always,
-        "margin (new default, auto)": trainer("margin"),
+        "margin, when auto finds the batch noisy": trainer("margin"),
         "oracle prune (clean labels)": oracle_prune,
     }
 

@@ -39,11 +39,10 @@ def noise_weights(
 
     Confident learning (cleanlab) flags the rows whose label is probably wrong; with ``noise_filter``
     auto nothing happens unless at least ``noise_auto_fraction`` of the rows are flagged. Then, by
-    ``noise_action``: margin weights every row by its margin to its class mates
-    (:mod:`pipelines.training.class_margin`); weight keeps a flagged row at p^``noise_weight_power``,
-    p being the out-of-sample probability of its own label; drop gives flagged rows 0, but a class is
-    never pruned below ``min_per_class`` (with so few examples a dropped class would be worse than a
-    noisy one).
+    ``noise_action``: weight keeps a flagged row at p^``noise_weight_power``, p being the out-of-sample
+    probability of its own label; margin weights every row by its margin to its class mates
+    (:mod:`pipelines.training.class_margin`); drop gives flagged rows 0, but a class is never pruned
+    below ``min_per_class`` (with so few examples a dropped class would be worse than a noisy one).
     """
     weights = np.ones(len(y))
     if params.noise_filter == "none":

@@ -59,8 +59,8 @@ class TrainParams(typed_files.YamlRecord):
     noise_filter_by: Literal["both", "prune_by_noise_rate", "prune_by_class", "confident_learning"] = Field(
         "both", description="cleanlab's find_label_issues filter_by"
     )
-    noise_action: Literal["margin", "weight", "drop"] = Field(
-        "margin",
+    noise_action: Literal["weight", "margin", "drop"] = Field(
+        "weight",
         description="what a noisy batch gets: margin: every row weighted by its margin to its class mates; "
         "weight: flagged rows weighted by p(label)^noise_weight_power; drop: flagged rows left out",
     )

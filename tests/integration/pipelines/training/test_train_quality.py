@@ -100,9 +100,10 @@ def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(fr
     assert (weights > 0).all()  # nothing dropped: a flagged but right label still teaches, a little
     assert np.median(weights[is_flipped]) < 0.5 * np.median(weights[~is_flipped])
 
-    # the default, margin: clean data untouched; on noisy data every row weighted, the flipped ones far lower
-    assert (noise_weights(emb, y_clean, len(labels), TrainParams(), seed=0).weights == 1).all()
-    noise = noise_weights(emb, y_noisy, len(labels), TrainParams(), seed=0)
+    # margin: clean data untouched; on noisy data every row weighted, the flipped ones far lower
+    margin = TrainParams(noise_action="margin")
+    assert (noise_weights(emb, y_clean, len(labels), margin, seed=0).weights == 1).all()
+    noise = noise_weights(emb, y_noisy, len(labels), margin, seed=0)
     nearer_other = noise.weights < 0.5
     assert (nearer_other & is_flipped).sum() > 0.8 * nearer_other.sum(), noise.note
     assert (nearer_other & is_flipped).sum() > 0.6 * is_flipped.sum(), noise.note
@@ -131,7 +132,8 @@ def test_a_noisy_batch_trains_on_margin_weights_and_the_result_says_so(frames, t
         ids=[str(i) for i in range(len(noisy))],
     )
     # select: probe keeps it cheap (no LoRA steps): what is under test is the head the weights fit
-    result = train(batch, tmp_path / "adapter", base=base, params=TrainParams(select="probe"), seed=0)
+    params = TrainParams(noise_action="margin", select="probe")
+    result = train(batch, tmp_path / "adapter", base=base, params=params, seed=0)
 
     assert "every row weighted by its margin to its class mates" in result.noise_handling
     assert abs(result.downweighted_examples - len(flipped)) <= 0.15 * len(noisy), result.noise_handling

@@ -11,6 +11,7 @@ from pipelines.training.objective import noise_weights
 from pipelines.training.params import TrainParams
 
 CLASSES, PER_CLASS, DIM = 12, 8, 32
+MARGIN = TrainParams(noise_action="margin")  # noise_filter auto: only a batch found noisy is weighted
 
 
 def clusters(flip_share: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,7 +70,7 @@ def test_margins_refuse_labels_without_class_mates_to_compare(y):
 def test_the_filter_leaves_a_clean_batch_alone_and_says_why():
     emb, y, _ = clusters(0.0)
 
-    noise = noise_weights(emb, y, CLASSES, TrainParams(), seed=0)
+    noise = noise_weights(emb, y, CLASSES, MARGIN, seed=0)
 
     assert (noise.weights == 1).all() and noise.downweighted == 0
     assert "under noise_auto_fraction 10%: every row weighs 1" in noise.note
@@ -78,9 +79,9 @@ def test_the_filter_leaves_a_clean_batch_alone_and_says_why():
 def test_the_filter_weights_a_noisy_batch_by_margin_and_counts_the_rows_nearer_another_class():
     emb, y, flipped = clusters(0.4)
 
-    noise = noise_weights(emb, y, CLASSES, TrainParams(), seed=0)
+    noise = noise_weights(emb, y, CLASSES, MARGIN, seed=0)
 
-    np.testing.assert_allclose(noise.weights, margin_weights(emb, y, TrainParams().noise_margin_temperature))
+    np.testing.assert_allclose(noise.weights, margin_weights(emb, y, MARGIN.noise_margin_temperature))
     assert noise.downweighted == int((noise.weights < 0.5).sum())
     assert abs(noise.downweighted - flipped.sum()) <= 0.1 * len(y)
     assert "every row weighted by its margin to its class mates" in noise.note
