@@ -2,7 +2,8 @@
 
 Not a test. The frozen embeddings of each seed's sample are computed once (``max_length`` 64, as
 training encodes) and every variant is a few scikit-learn fits on them, each chosen from the noisy
-labels alone (only what the trainer sees); the clean labels score the test set and nothing else.
+labels alone (only what the trainer sees); the clean labels score the test set, and the one row marked
+"oracle" (the ceiling of any row filter), nothing else.
 Prints a Markdown table and saves JSON to bench/results/noisy_probe.json.
 
     PYTHONPATH=$PWD .venv/bin/python bench/noisy_probe.py --per-class 8 --noise 0.0 0.4 --seeds 3
@@ -23,6 +24,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -69,11 +71,12 @@ def trimmed_means(emb: np.ndarray, y: np.ndarray, num_labels: int) -> np.ndarray
     return means
 
 
+@dataclass(frozen=True)
 class Fitted:
-    """A variant's test predictions and what it did to the rows."""
+    """A variant's predictor of class indices, and how many rows it pruned, relabelled or weighted down."""
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], note: str = "", changed: int = 0) -> None:
-        self.predict, self.note, self.changed = predict, note, changed
+    predict: Callable[[np.ndarray], np.ndarray]
+    changed: int = 0
 
 
 def lr_predict(clf) -> Callable[[np.ndarray], np.ndarray]:
@@ -208,7 +211,6 @@ def main() -> None:
                         "macro_f1": round(f1, 4),
                         "rows_changed": fitted.changed,
                         "flipped": len(flipped),
-                        "note": fitted.note,
                         "seconds": round(seconds, 2),
                         "load": os.getloadavg()[0],
                     }

@@ -24,6 +24,7 @@ training with the margin kept 83.7 % there (bench/RESULTS.md).
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 ROUNDS = 3
 
@@ -54,5 +55,5 @@ def margin_weights(embeddings: np.ndarray, y: np.ndarray, temperature: float, ro
         raise ValueError("class margins need at least two classes of at least two rows each")
     weights = np.ones(len(y))
     for _ in range(rounds):
-        weights = 1 / (1 + np.exp(-class_margins(embeddings, y, weights) / temperature))
+        weights = expit(class_margins(embeddings, y, weights) / temperature)
     return weights

@@ -89,7 +89,7 @@ def test_the_filter_weights_a_noisy_batch_by_margin_and_counts_the_rows_nearer_a
 
 
 @pytest.mark.parametrize("action", ["weight", "drop"])
-def test_the_earlier_actions_stay_available_and_touch_only_flagged_rows(action):
+def test_weight_and_drop_touch_only_flagged_rows(action):
     emb, y, flipped = clusters(0.4)
 
     noise = noise_weights(emb, y, CLASSES, TrainParams(noise_action=action), seed=0)
