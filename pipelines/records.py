@@ -163,7 +163,8 @@ class TrainResult(Record):
     device: str
     train_examples: int  # rows the step loop trained on (after the label-noise filter)
     dropped_examples: int = 0  # rows the label-noise filter left out as probably mislabelled
-    downweighted_examples: int = 0  # rows it kept at a weight below 1 instead (noise_action weight)
+    downweighted_examples: int = 0  # rows it kept at a weight below 1 (weight), or below one half (margin)
+    noise_handling: str = ""  # what the label-noise filter found and did, in a sentence
     uncached_examples: int = 0  # rows kept past what max_steps × batch_size visits: head's probe only (sum = all rows)
     data_version: str | None = None
     encoding: str = "utf-8"  # the text encoding the training batch was read in

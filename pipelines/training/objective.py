@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from pipelines.batches.noise_audit import out_of_sample_proba
 from pipelines.training.cache import ENCODE_BATCH, EncodedData, pad_batch
+from pipelines.training.class_margin import margin_weights
 from pipelines.training.params import TrainParams
 from registry.errors import RefusedError
 from serving.model import HEAD_MODULE, MeanPoolClassifier
@@ -21,16 +23,30 @@ ABSENT_CLASS_LOGIT = -1e4
 MICRO_BATCH = 8
 
 
-def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int) -> np.ndarray:
-    """Each example's training weight: 1, or less (0 = dropped) where cleanlab flags its label as probably wrong.
+@dataclass(frozen=True)
+class NoiseWeights:
+    """Each row's training weight (1, less, or 0 = dropped), and what the label-noise filter did, for TrainResult."""
 
-    ``noise_action`` drop: flagged rows get 0, but a class is never pruned below ``min_per_class``
-    (with so few examples a dropped class would be worse than a noisy one). weight: a flagged row
-    keeps p^``noise_weight_power``, p being the out-of-sample probability of its own label.
+    weights: np.ndarray
+    downweighted: int  # rows kept at a weight below 1 (weight) or below one half (margin: every row is below 1)
+    note: str
+
+
+def noise_weights(
+    embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int
+) -> NoiseWeights:
+    """Each example's training weight: 1, or less (0 = dropped) where the batch's labels look wrong.
+
+    Confident learning (cleanlab) flags the rows whose label is probably wrong; with ``noise_filter``
+    auto nothing happens unless at least ``noise_auto_fraction`` of the rows are flagged. Then, by
+    ``noise_action``: weight keeps a flagged row at p^``noise_weight_power``, p being the out-of-sample
+    probability of its own label; margin weights every row by its margin to its class mates
+    (:mod:`pipelines.training.class_margin`); drop gives flagged rows 0, but a class is never pruned
+    below ``min_per_class`` (with so few examples a dropped class would be worse than a noisy one).
     """
     weights = np.ones(len(y))
     if params.noise_filter == "none":
-        return weights
+        return NoiseWeights(weights, 0, "noise_filter none: every row weighs 1")
     from cleanlab.filter import find_label_issues
 
     proba = out_of_sample_proba(embeddings, y, num_labels, seed=seed)
@@ -39,20 +55,34 @@ def noise_weights(embeddings: np.ndarray, y: np.ndarray, num_labels: int, params
     issues = find_label_issues(
         y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class, n_jobs=1
     )
+    found = f"confident learning flagged {int(issues.sum())} of {len(y)} rows ({issues.mean():.0%})"
     # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
     # 8-16 per class is worth more than the little noise removed. "auto" acts only when the
     # flagged share says the batch is really noisy.
     if params.noise_filter == "auto" and issues.mean() < params.noise_auto_fraction:
-        return weights
+        return NoiseWeights(
+            weights, 0, f"{found}, under noise_auto_fraction {params.noise_auto_fraction:.0%}: every row weighs 1"
+        )
+    if params.noise_action == "margin":
+        weights = margin_weights(embeddings, y, params.noise_margin_temperature)
+        below = int((weights < 0.5).sum())
+        return NoiseWeights(
+            weights,
+            below,
+            f"{found}: every row weighted by its margin to its class mates (mean weight {weights.mean():.2f}; "
+            f"{below} rows nearer another class, below one half)",
+        )
     if params.noise_action == "weight":
         weights[issues] = proba[issues, y[issues]] ** params.noise_weight_power
-        return weights
+        return NoiseWeights(
+            weights, int(issues.sum()), f"{found}: weighted down to p(label)^{params.noise_weight_power}"
+        )
     weights[issues] = 0.0
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         if (weights[members] > 0).sum() < params.min_per_class:
             weights[members] = 1.0
-    return weights
+    return NoiseWeights(weights, 0, f"{found}: {int((weights == 0).sum())} dropped")
 
 
 def logreg_head(

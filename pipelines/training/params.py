@@ -59,8 +59,13 @@ class TrainParams(typed_files.YamlRecord):
     noise_filter_by: Literal["both", "prune_by_noise_rate", "prune_by_class", "confident_learning"] = Field(
         "both", description="cleanlab's find_label_issues filter_by"
     )
-    noise_action: Literal["weight", "drop"] = Field(
-        "weight", description="what happens to flagged rows: weight them by p(label)^noise_weight_power, or drop them"
+    noise_action: Literal["weight", "margin", "drop"] = Field(
+        "weight",
+        description="what a noisy batch gets: margin: every row weighted by its margin to its class mates; "
+        "weight: flagged rows weighted by p(label)^noise_weight_power; drop: flagged rows left out",
+    )
+    noise_margin_temperature: float = Field(
+        0.2, gt=0, description="with noise_action margin: weight = sigmoid(margin / this); lower is closer to a cut"
     )
     noise_weight_power: float = Field(
         0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger"

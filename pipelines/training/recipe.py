@@ -250,7 +250,8 @@ def train(
         bar.set_postfix_str("encoding")
         cached = rows_to_cache(len(batch), params, seed)
         data = encode_frozen(model, base, batch.texts, start, params.max_length, cached, progress=bar)
-        weights = noise_weights(data.embeddings, y_all, len(labels), params, seed)
+        noise = noise_weights(data.embeddings, y_all, len(labels), params, seed)
+        weights = noise.weights
         kept = np.flatnonzero(weights > 0)
         rows = kept[cached[kept]]
         if not len(rows):
@@ -317,7 +318,8 @@ def train(
         train_examples=len(rows),
         dropped_examples=len(batch) - len(kept),
         uncached_examples=len(kept) - len(rows),
-        downweighted_examples=int(((weights > 0) & (weights < 1)).sum()),
+        downweighted_examples=noise.downweighted,
+        noise_handling=noise.note,
         data_version=data_version,
         encoding=batch.encoding,
         metrics={} if loss is None else {"final_train_loss": round(loss, 6)},

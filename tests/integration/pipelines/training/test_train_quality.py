@@ -62,6 +62,7 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
     assert "fine-tuning was not run on the other 36 held-out rows" in sel.reason
     assert result.params["steps"] == {"lora": TrainParams().min_steps, "probe": 0}[sel.kept]
     assert result.dropped_examples == result.downweighted_examples == 0  # clean data: auto leaves every row be
+    assert result.noise_handling.endswith("under noise_auto_fraction 10%: every row weighs 1")
     assert quality.macro_f1 > 0.75, quality.macro_f1  # chance is 1/6
     # never below the frozen probe of the same base fitted on the same rows; a kept probe is that probe, served
     probe = predict_baselines(batch, test_df.text.tolist(), base, TrainParams().max_length)["probe"]
@@ -89,12 +90,56 @@ def test_the_noise_filter_acts_mostly_on_flipped_labels_and_not_on_clean_data(fr
 
     for action in ("drop", "weight"):  # noise_filter=auto
         params = TrainParams(noise_action=action)
-        assert (noise_weights(emb, y_clean, len(labels), params, seed=0) == 1).all(), action
-        flagged = noise_weights(emb, y_noisy, len(labels), params, seed=0) < 1
+        assert (noise_weights(emb, y_clean, len(labels), params, seed=0).weights == 1).all(), action
+        flagged = noise_weights(emb, y_noisy, len(labels), params, seed=0).weights < 1
         precision = (flagged & is_flipped).sum() / max(1, flagged.sum())
         recall = (flagged & is_flipped).sum() / is_flipped.sum()
         assert precision > 0.8 and recall > 0.6, (action, precision, recall)
 
-    weights = noise_weights(emb, y_noisy, len(labels), TrainParams(noise_action="weight"), seed=0)
+    weights = noise_weights(emb, y_noisy, len(labels), TrainParams(noise_action="weight"), seed=0).weights
     assert (weights > 0).all()  # nothing dropped: a flagged but right label still teaches, a little
     assert np.median(weights[is_flipped]) < 0.5 * np.median(weights[~is_flipped])
+
+    # margin: clean data untouched; on noisy data every row weighted, the flipped ones far lower
+    margin = TrainParams(noise_action="margin")
+    assert (noise_weights(emb, y_clean, len(labels), margin, seed=0).weights == 1).all()
+    noise = noise_weights(emb, y_noisy, len(labels), margin, seed=0)
+    nearer_other = noise.weights < 0.5
+    assert (nearer_other & is_flipped).sum() > 0.8 * nearer_other.sum(), noise.note
+    assert (nearer_other & is_flipped).sum() > 0.6 * is_flipped.sum(), noise.note
+    assert np.median(noise.weights[is_flipped]) < 0.3 * np.median(noise.weights[~is_flipped])
+
+
+def test_a_noisy_batch_trains_on_margin_weights_and_the_result_says_so(frames, tmp_path):
+    from bench.banking77 import flip
+    from pipelines.evaluation.baselines import predict_baselines
+    from pipelines.metrics import quality_metrics
+    from pipelines.records import LabeledBatch
+    from pipelines.settings import load_settings
+    from pipelines.training.params import TrainParams
+    from pipelines.training.recipe import train
+    from serving.model import load_base, load_classifier
+
+    train_df, test_df = frames
+    train_df = train_df.groupby("category").sample(16, random_state=2)
+    noisy, flipped = flip(train_df.category.tolist(), 0.4, seed=0)
+    settings = load_settings()
+    base = load_base(settings.base_model_dir, model_id=settings.base_model_id, cache_dir=tmp_path)
+    batch = LabeledBatch(
+        source="banking77-noisy-slice",
+        texts=train_df.text.tolist(),
+        labels=noisy,
+        ids=[str(i) for i in range(len(noisy))],
+    )
+    # select: probe keeps it cheap (no LoRA steps): what is under test is the head the weights fit
+    params = TrainParams(noise_action="margin", select="probe")
+    result = train(batch, tmp_path / "adapter", base=base, params=params, seed=0)
+
+    assert "every row weighted by its margin to its class mates" in result.noise_handling
+    assert abs(result.downweighted_examples - len(flipped)) <= 0.15 * len(noisy), result.noise_handling
+    assert result.train_examples == len(noisy) and result.dropped_examples == 0
+    clf = load_classifier(tmp_path / "adapter", base)
+    truth = test_df.category.tolist()
+    weighted = quality_metrics(truth, clf.predict(test_df.text.tolist()), clf.labels).macro_f1
+    plain = predict_baselines(batch, test_df.text.tolist(), base, TrainParams().max_length)["probe"]
+    assert weighted > quality_metrics(truth, plain, clf.labels).macro_f1 + 0.03
