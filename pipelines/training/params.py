@@ -60,7 +60,7 @@ class TrainParams(typed_files.YamlRecord):
         "both", description="cleanlab's find_label_issues filter_by"
     )
     noise_action: Literal["weight", "margin", "drop"] = Field(
-        "weight",
+        "margin",
         description="what a noisy batch gets: margin: every row weighted by its margin to its class mates; "
         "weight: flagged rows weighted by p(label)^noise_weight_power; drop: flagged rows left out",
     )
