@@ -103,7 +103,7 @@ def evaluate(
                 production_error = f"production {production_ref} cannot be loaded for the comparison: {err}"
 
         # Explaining is the evaluator's longest step and needs only the candidate's predictions: it runs in a
-        # thread beside the other checks, whose scikit-learn fits and reports mostly keep one core busy.
+        # thread beside the other checks, whose scikit-learn, Evidently and report writing mostly use one core.
         explaining = None
         if out_dir is not None and explain_budget is not None:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-explain-holdout")
