@@ -8,9 +8,19 @@
 
 Both are deterministic (fixed seeds, lbfgs) and take a few seconds on 1,000 rows. The probe uses the
 candidate's own head_C (its train_result.json), so it is the probe that candidate's training started from.
+
+Neither needs the candidate, only the rows it trains on: the flow fits them on the batch while the candidate
+trains (``pipelines.evaluation.preparation``). :data:`PREPARED` keeps each call's predictions under a digest
+of everything they depend on (rows, labels, texts, the base as loaded, max_length, C), so evaluate reuses them
+only when the reference.csv it reads holds exactly the rows fitted on; anything else is fitted again.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 
 from pipelines.records import LabeledBatch
 from pipelines.training.params import TrainParams
@@ -19,13 +29,68 @@ from serving.model import LoadedBase
 
 BASELINES = ("probe", "lexical")
 LEXICAL_C = 10.0
+PREPARED_CALLS = 4  # a flow prepares one candidate's baselines, evaluate reads them once
+
+
+class BaselineMemo:
+    """Predictions by :func:`baselines_key`, the oldest dropped beyond ``max_calls``; thread-safe."""
+
+    def __init__(self, max_calls: int = PREPARED_CALLS) -> None:
+        self.max_calls = max_calls
+        self._calls: OrderedDict[str, dict[str, list[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def get(self, key: str) -> dict[str, list[str]] | None:
+        with self._lock:
+            held = self._calls.get(key)
+            return None if held is None else {name: list(pred) for name, pred in held.items()}
+
+    def put(self, key: str, predictions: dict[str, list[str]]) -> None:
+        with self._lock:
+            self._calls[key] = {name: list(pred) for name, pred in predictions.items()}
+            while len(self._calls) > self.max_calls:
+                self._calls.popitem(last=False)
+
+
+PREPARED = BaselineMemo()
+
+
+def baselines_key(
+    reference: LabeledBatch, texts: list[str], base: LoadedBase, max_length: int, probe_C: float
+) -> str | None:
+    """A digest of everything the baselines' predictions depend on; None for a base built in memory (no identity
+    tells it apart from another, as for ``serving.embeddings``' memo)."""
+    if base.identity is None:
+        return None
+    content = json.dumps(
+        [reference.texts, reference.labels, texts, repr(base.identity), base.device, max_length, probe_C, LEXICAL_C],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def predict_baselines(
     reference: LabeledBatch, texts: list[str], base: LoadedBase, max_length: int, probe_C: float = TrainParams().head_C
 ) -> dict[str, list[str]]:
     """Each baseline's predicted label for ``texts``, fitted on ``reference`` (the rows the candidate trained on);
-    ``probe_C``: the candidate's own ``head_C``, so the probe baseline is the probe its training started from."""
+    ``probe_C``: the candidate's own ``head_C``, so the probe baseline is the probe its training started from.
+    A call with the same inputs as an earlier one in this process (the preparation's) gets its predictions."""
+    key = baselines_key(reference, texts, base, max_length, probe_C)
+    held = None if key is None else PREPARED.get(key)
+    if held is not None:
+        return held
+    predictions = _fit_predict_baselines(reference, texts, base, max_length, probe_C)
+    if key is not None:
+        PREPARED.put(key, predictions)
+    return predictions
+
+
+def _fit_predict_baselines(
+    reference: LabeledBatch, texts: list[str], base: LoadedBase, max_length: int, probe_C: float
+) -> dict[str, list[str]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 

@@ -181,14 +181,16 @@ def attach_validation_evidence(report: ValidationReport, adapter_dir: Path) -> N
 
 
 @contextmanager
-def evaluation_prepared(ctx: "Context", holdout: Path) -> Iterator[None]:
-    """Within: what evaluate needs of the base and the holdout is prepared in a thread on the core the
-    training child leaves free (``pipelines.evaluation.preparation``); waited for on the way out, so
-    evaluate never runs beside it. The preparation never raises: the training's error stays the error."""
+def evaluation_prepared(ctx: "Context", holdout: Path, batch: Path, encoding: str | None) -> Iterator[None]:
+    """Within: what evaluate needs of the base, the holdout and the accepted ``batch`` is prepared in a thread
+    on the core the training child leaves free (``pipelines.evaluation.preparation``); waited for on the way
+    out, so evaluate never runs beside it. The preparation never raises: the training's error stays the error."""
     from pipelines.evaluation.preparation import prepare_evaluation
 
     thread = threading.Thread(
-        target=prepare_evaluation, args=(holdout, ctx.settings, ctx.policy), name="tailor-prepare-evaluation"
+        target=prepare_evaluation,
+        args=(holdout, ctx.settings, ctx.policy, batch, encoding),
+        name="tailor-prepare-evaluation",
     )
     thread.start()
     try:
@@ -228,7 +230,7 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
     if not report.accepted:
         return outcome("rejected_data", validation=report, notes=[f"batch quarantined to {report.quarantined_to}"])
 
-    with evaluation_prepared(ctx, holdout):
+    with evaluation_prepared(ctx, holdout, batch, request.encoding):
         trained = steps.train(ctx, batch, adapter_dir, report.data_version, request.device, request.encoding)
     attach_validation_evidence(report, adapter_dir)
     production = steps.fetch_production(ctx, name, run_dir / "production")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.batches.read import read_batch
@@ -101,6 +102,16 @@ def evaluate(
             except TailorError as err:
                 production_error = f"production {production_ref} cannot be loaded for the comparison: {err}"
 
+        # Explaining is the evaluator's longest step and needs only the candidate's predictions: it runs in a
+        # thread beside the other checks, whose scikit-learn, Evidently and report writing mostly use one core.
+        explaining = None
+        if out_dir is not None and explain_budget is not None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-explain-holdout")
+            explaining = pool.submit(
+                explain_holdout, candidate, holdout, candidate_pred, explain_budget, adapter_ref or str(adapter_dir)
+            )
+            pool.shutdown(wait=False)  # the submitted work still runs; nothing else will be
+
         @functools.cache
         def candidate_reference() -> LabeledBatch:  # the rows it trained on: quality and drift both read them
             return read_batch(Path(adapter_dir) / REFERENCE_FILE, max_bytes=policy.data.max_file_bytes)
@@ -152,12 +163,9 @@ def evaluate(
             ),
             _guarded(cost.NAME, lambda: cost.run(cost.read_train_result(adapter_dir), policy.cost, out_dir=out_dir)),
         ]
-        # Before the load check: explaining is the evaluator's longest step, and the probe starts up beside it.
-        if out_dir is not None and explain_budget is not None:
-            write_explanations(
-                explain_holdout(candidate, holdout, candidate_pred, explain_budget, adapter_ref or str(adapter_dir)),
-                out_dir,
-            )
+        # Joined before the load check: nothing of the evaluator's may run beside the probe's timing.
+        if explaining is not None:
+            write_explanations(explaining.result(), out_dir)
         checks.append(_guarded(load.NAME, lambda: load.run(probe.result(), policy.load, out_dir=out_dir)))
     decision = gate.decide(
         policy,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
 from html import escape
 
@@ -96,3 +97,43 @@ def test_evaluate_stores_explanations_within_budget_and_the_report_shows_them_in
     span = max(first.explanation.spans, key=lambda s: s.attribution)
     assert f'title="{span.attribution:+.4f}">{escape(span.text)}</span>' in html  # Japanese as written, highlighted
     assert f"row <code>{first.id}</code>" in html
+
+
+def test_explaining_runs_beside_the_other_checks_and_ends_before_the_load_probe_times(trained, monkeypatch, tmp_path):
+    from pipelines.evaluation.checks import cost, load, suite
+
+    folder = tmp_path / "candidate"
+    shutil.copytree(trained.adapter_dir, folder)
+    cost_checked, seen = threading.Event(), []
+    explain_holdout, cost_run, probe_result = suite.explain_holdout, cost.run, load.Probe.result
+
+    def explain_after_cost(*args):
+        # Run one after the other, the cost check would only start once this gave up waiting.
+        seen.append(("cost checked meanwhile", cost_checked.wait(timeout=60)))
+        report = explain_holdout(*args)
+        seen.append(("explained", threading.current_thread() is not threading.main_thread()))
+        return report
+
+    def cost_check(*args, **kwargs):
+        cost_checked.set()
+        return cost_run(*args, **kwargs)
+
+    def probe_times(probe):
+        seen.append(("probe timed", True))
+        return probe_result(probe)
+
+    monkeypatch.setattr(suite, "explain_holdout", explain_after_cost)
+    monkeypatch.setattr(cost, "run", cost_check)
+    monkeypatch.setattr(load.Probe, "result", probe_times)
+    evaluate(
+        folder,
+        read_batch(DATA / "sample" / "holdout.csv", max_bytes=BATCH_LIMIT),
+        load_policy(DEFAULT_POLICY),
+        base_model_dir=load_settings().base_model_dir,
+        base_model_id="all-MiniLM-L6-v2",
+        cache_dir=folder,
+        out_dir=folder,
+        explain_budget=ExplainBudget(rows=2, steps=4),
+    )
+    assert seen == [("cost checked meanwhile", True), ("explained", True), ("probe timed", True)]
+    assert len(read_report((folder / EXPLANATIONS_FILE).read_bytes()).rows) == 2
