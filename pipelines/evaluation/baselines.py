@@ -7,7 +7,8 @@
   class, lexical 0.69 against the probe's 0.54).
 
 Both are deterministic (fixed seeds, lbfgs) and take a few seconds on 1,000 rows. The probe uses the
-candidate's own head_C (its train_result.json), so it is the probe that candidate's training started from.
+candidate's own head_C (its train_result.json), with every row weighted alike: on a clean batch the probe
+that candidate's training started from, on one found noisy that probe before the noise weighting.
 
 Neither needs the candidate, only the rows it trains on: the flow fits them on the batch while the candidate
 trains (``pipelines.evaluation.preparation``). :data:`PREPARED` keeps each call's predictions under a digest
@@ -93,10 +94,14 @@ def _fit_predict_baselines(
 ) -> dict[str, list[str]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     def fit_predict(train_x, test_x, C: float) -> list[str]:
         clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=0)
-        return clf.fit(train_x, reference.labels).predict(test_x).tolist()
+        # One BLAS thread, as the noise audit's fits (pipelines/batches/noise_audit.py measured 14 s -> 0.6 s
+        # at load 5): the flow fits these beside the training child, whose core a second thread would spin on.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return clf.fit(train_x, reference.labels).predict(test_x).tolist()
 
     vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
     return {
