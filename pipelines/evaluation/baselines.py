@@ -94,14 +94,10 @@ def _fit_predict_baselines(
 ) -> dict[str, list[str]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
 
     def fit_predict(train_x, test_x, C: float) -> list[str]:
         clf = LogisticRegression(C=C, max_iter=1000, class_weight="balanced", random_state=0)
-        # One BLAS thread, as the noise audit's fits (pipelines/batches/noise_audit.py measured 14 s -> 0.6 s
-        # at load 5): the flow fits these beside the training child, whose core a second thread would spin on.
-        with threadpool_limits(limits=1, user_api="blas"):
-            return clf.fit(train_x, reference.labels).predict(test_x).tolist()
+        return clf.fit(train_x, reference.labels).predict(test_x).tolist()
 
     vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
     return {

@@ -66,6 +66,7 @@ def _prepare(holdout: Path, settings: Settings, policy: Policy, batch: Path | No
         except ImportError:  # an optional extra (captum): evaluate goes without it as well
             continue
     import torch
+    from threadpoolctl import threadpool_limits
 
     from pipelines.batches.read import read_batch
     from pipelines.evaluation.baselines import predict_baselines
@@ -84,7 +85,10 @@ def _prepare(holdout: Path, settings: Settings, policy: Policy, batch: Path | No
         frozen_embeddings(texts, base, params.max_length)
         if batch is not None:
             trained = read_batch(batch, max_bytes=policy.data.max_file_bytes, encoding=encoding)
-            predict_baselines(trained, texts, base, params.max_length, params.head_C)
+            # One BLAS thread, as the noise audit's fits (pipelines/batches/noise_audit.py: 14 s -> 0.6 s at
+            # load 5): a second one would spin on the core the training child holds.
+            with threadpool_limits(limits=1, user_api="blas"):
+                predict_baselines(trained, texts, base, params.max_length, params.head_C)
     finally:
         torch.set_num_threads(before)
 

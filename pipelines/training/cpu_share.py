@@ -76,8 +76,9 @@ def training_share(niceness: int, threads_setting: int) -> Iterator[tuple[int, i
 
 def start_workers(preload: list[str]) -> None:
     """Start the fork server that training children come from, importing ``preload`` (module names) in the
-    background; nothing happens when it already runs. A module that fails to import there is imported by
-    the child that needs it, which then reports the error."""
+    background; nothing happens when it already runs. A module whose import raises anything but ImportError
+    stops the server, and no child starts (``run_in_share`` says so): preload through a module that guards
+    its imports (``pipelines.training.preload``)."""
     multiprocessing.set_forkserver_preload(preload)
     forkserver.ensure_running()
 
@@ -97,13 +98,21 @@ def run_in_share(target: Callable[..., Any], *args: Any, niceness: int, threads_
     context = multiprocessing.get_context("forkserver")
     receive, send = context.Pipe(duplex=False)
     # The fork server's environment is the one it started with (multiprocessing gives the child this
-    # process's folder, not its environment): pass this process's, settings from TAILOR_* included.
+    # process's folder, not its environment): pass this process's, settings from TAILOR_* included. What
+    # the server's preloaded modules read at import (huggingface_hub's HF_HUB_OFFLINE, HF_HOME) stays as it
+    # was when the server started; bases load from local folders only (local_files_only), whatever it says.
     child = context.Process(
         target=_share_child,
         args=(send, dict(os.environ), target, args, niceness, threads_setting),
         name="tailor-train",
     )
-    child.start()
+    try:
+        child.start()
+    except (EOFError, OSError) as err:  # the fork server is gone: it died importing its preload, or was killed
+        raise TrainingProcessError(
+            f"no training process could be started: the fork server training children come from is not running "
+            f"({type(err).__name__}: {err}); see the flow's log for why it stopped"
+        ) from err
     send.close()
     try:
         message = receive.recv_bytes().decode() if receive.poll(None) else ""

@@ -6,6 +6,7 @@ probe would time a background job and every later batch would run niced for good
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,29 +46,21 @@ class TrainSetup:
         )
 
 
-# What a training child imports: the fork server imports them once, not each child. Beside ``_train``'s own
-# modules, what they import only when called: transformers' model loading (``load_base``: 2-5 s, most of a
-# child's overhead before these were preloaded; each family's own module, tens of milliseconds, is left to
-# the child), peft and the noise filter's scikit-learn and cleanlab (``train``). "__main__": the script that
-# started the flow (``tailor``), which each child would otherwise run again on start (multiprocessing
-# preloads it only when it was started from a file; a ``python -m`` module is still imported by each child).
-TRAINING_MODULES = [
-    "__main__",
-    "pipelines.batches.read",
-    "pipelines.training.params",
-    "pipelines.training.recipe",
-    "serving.model",
-    "transformers.modeling_utils",
-    "transformers.models.auto.modeling_auto",
-    "peft",
-    "sklearn.linear_model",
-    "cleanlab.filter",
-]
-
-
 def warm_up() -> None:
     """Have the training modules imported, in the background, before the first training child needs them."""
-    start_workers(TRAINING_MODULES)
+    start_workers(["pipelines.training.preload", *_main_module()])
+
+
+def _main_module() -> list[str]:
+    """The module this process was started as (``python -m NAME``, ``tailor``'s ``pipelines.cli.main``), which
+    every training child runs again as ``__mp_main__`` (multiprocessing's spawn preparation): imported by the
+    fork server, its imports are done once. A package's ``__main__`` is not run again, nor a script's name known."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None)
+    if name and name != "__main__" and not name.endswith(".__main__"):
+        return [name]
+    # The `tailor` console script is a file whose one import is the CLI's.
+    return ["pipelines.cli.main"] if "pipelines.cli.main" in sys.modules else []
 
 
 def train_in_background(

@@ -50,3 +50,26 @@ if __name__ == "__main__":
     done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text(encoding="utf-8")) == []  # preloaded, not imported again in the child
+
+
+def test_a_fork_server_that_died_on_its_preload_is_named_in_the_training_error(tmp_path):
+    # multiprocessing's fork server survives an ImportError in its preload, not another error: then no child
+    # starts, which must say so rather than raise a bare EOFError.
+    (tmp_path / "tailor_breaks_on_import.py").write_text("raise RuntimeError('torch version not accepted')\n")
+    code = """
+import os, sys
+from pipelines.training.cpu_share import TrainingProcessError, run_in_share, start_workers
+
+if __name__ == "__main__":
+    start_workers(["tailor_breaks_on_import"])
+    try:
+        run_in_share(print, "never", niceness=os.getpriority(os.PRIO_PROCESS, 0), threads_setting=1)
+    except TrainingProcessError as err:
+        print("REFUSED", err)
+"""
+    script = tmp_path / "train_main.py"
+    script.write_text(code, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "REFUSED no training process could be started: the fork server" in done.stdout, done.stdout
