@@ -152,7 +152,7 @@ def variants(
 
     return {
         "plain": lambda: Fitted(lr_predict(logreg(emb, y))),
-        "weight (the default)": trainer("weight"),
+        "weight": trainer("weight"),
         "prune flagged": prune,
         "relabel flagged": relabel,
         "trimmed class means": centroid_trimmed,

@@ -14,9 +14,10 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
   fine-tuning comes from, and adapting fewer layers also memorises fewer wrong labels.
 - Label noise, twice: confident learning (cleanlab) on out-of-sample probabilities of a logistic
   regression over the frozen embeddings (from the same single pass as the cache) flags the rows
-  whose label is most likely wrong and weights them down by how implausible their label is, in the
-  head's probe and in the loss. Down-weighting, not dropping: the rows a filter keeps are the easy
-  ones, and the hard-but-right rows it would drop are the ones a few-shot model learns most from.
+  whose label is most likely wrong; when enough are, every row is weighted by its margin to its class
+  mates (``class_margin``), in the head's probe, the selection's folds and the loss. Down-weighting,
+  not dropping: the rows a filter keeps are the easy ones, and the hard-but-right rows it would drop
+  are the ones a few-shot model learns most from.
   Generalized cross-entropy then keeps the wrong labels from being memorised (cross-entropy pulls
   hardest on exactly those).
 - Kept only where it helps: out-of-fold runs on the batch compare the probe with the fine-tuned
