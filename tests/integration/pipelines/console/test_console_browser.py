@@ -316,8 +316,12 @@ def test_an_approver_approves_a_staging_version_and_sees_production_move_and_the
     assert "verified — 5 (signed 5" in page.locator("#verification").inner_text()
     # "what was in production at time T", T typed in the viewer's zone (JST unless switched)
     import datetime as dt
+    import time
     from zoneinfo import ZoneInfo
 
+    # The field takes whole seconds: a second later, the second typed is after the promotion, not the one it
+    # happened in (which would rightly answer v1), and not in the future, which the registry refuses.
+    time.sleep(1)
     now = dt.datetime.now(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%dT%H:%M:%S")
     page.goto(f"{console}/adapters/{NAME}?at={now}")
     assert "production then" in page.locator("#at-answer").inner_text()
