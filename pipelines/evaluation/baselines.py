@@ -77,7 +77,7 @@ def predict_baselines(
     reference: LabeledBatch, texts: list[str], base: LoadedBase, max_length: int, probe_C: float = TrainParams().head_C
 ) -> dict[str, list[str]]:
     """Each baseline's predicted label for ``texts``, fitted on ``reference`` (the rows the candidate trained on);
-    ``probe_C``: the candidate's own ``head_C``, so the probe baseline is the probe its training started from.
+    ``probe_C``: the candidate's own ``head_C``, every row weighted alike (see the module's note).
     A call with the same inputs as an earlier one in this process (the preparation's) gets its predictions."""
     key = baselines_key(reference, texts, base, max_length, probe_C)
     held = None if key is None else PREPARED.get(key)
