@@ -163,6 +163,18 @@ def token_lengths(texts: list[str], base: FrozenBase, max_length: int) -> list[i
     return lengths
 
 
+def batches_by_length(texts: list[str], base: FrozenBase, max_length: int, batch_size: int) -> list[list[int]]:
+    """Row indices of ``texts`` in batches of up to ``batch_size`` rows of similar token length: each batch is
+    padded to its longest text, so mixed lengths cost attention and matrix work on padding (385 Banking77
+    holdout rows: 6.5 s in holdout order, 3.6 s sorted, same probabilities within 3e-7). Texts that fit one
+    batch keep their order and cost no extra tokenizer pass (a request at batch 1)."""
+    if len(texts) <= batch_size:
+        return [list(range(len(texts)))] if texts else []
+    lengths = token_lengths(texts, base, max_length)
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def embed(
     texts: list[str], model_dir: Path, *, batch_size: int = EMBED_BATCH, max_length: int = 128, device: str = "cpu"
 ) -> np.ndarray:

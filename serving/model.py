@@ -31,7 +31,7 @@ from registry.errors import ConfigError, NotFoundError, RefusedError
 from registry.files import read_json_object, safetensors_header_problem
 from registry.fingerprint import BaseModelFingerprint, base_model_fingerprint
 from serving.base_cache import FolderIdentity, frozen_encoder
-from serving.embeddings import pooled, sentence_embedding, token_lengths
+from serving.embeddings import batches_by_length, pooled, sentence_embedding, token_lengths
 from serving.encoder import check_model_dir
 from serving.encoder_family import family_of
 
@@ -216,13 +216,13 @@ class AdapterClassifier:
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""
-        out = []
+        proba = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         # inference_mode keeps forward passes free of autograd state, so threads never share any.
         with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                enc = self.base.tokenize(texts[start : start + batch_size], self.meta.max_length)
-                out.append(torch.softmax(self._model(**enc).float(), dim=-1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
+            for rows in batches_by_length(texts, self.base, self.meta.max_length, batch_size):
+                enc = self.base.tokenize([texts[i] for i in rows], self.meta.max_length)
+                proba[rows] = torch.softmax(self._model(**enc).float(), dim=-1).cpu().numpy()
+        return proba
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
         proba = self.predict_proba(texts, batch_size=batch_size)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from registry.adapter_folder import CONFIG_FILE, META_FILE, WEIGHTS_FILE, AdapterMeta, reference_texts
+from serving.embeddings import batches_by_length
 from serving.model import LoadedBase, MeanPoolClassifier, load_classifier
 
 log = logging.getLogger(__name__)
@@ -101,15 +102,15 @@ class OnnxClassifier:
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""
-        out = []
-        for start in range(0, len(texts), batch_size):
-            enc = self.base.tokenize(texts[start : start + batch_size], self.meta.max_length)
+        proba = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for rows in batches_by_length(texts, self.base, self.meta.max_length, batch_size):
+            enc = self.base.tokenize([texts[i] for i in rows], self.meta.max_length)
             logits = self._session.run(
                 None, {"input_ids": enc["input_ids"].numpy(), "attention_mask": enc["attention_mask"].numpy()}
             )[0]
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            out.append((shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32))
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
+            proba[rows] = shifted / shifted.sum(axis=1, keepdims=True)
+        return proba
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
         proba = self.predict_proba(texts, batch_size=batch_size)

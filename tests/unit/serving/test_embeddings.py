@@ -14,7 +14,7 @@ import torch
 from registry.errors import RefusedError
 from serving import base_cache
 from serving.base_cache import base_tokenizer, folder_identity, frozen_encoder
-from serving.embeddings import EmbeddingMemo, embed, frozen_embeddings
+from serving.embeddings import EmbeddingMemo, batches_by_length, embed, frozen_embeddings, token_lengths
 from serving.model import MeanPoolClassifier, load_base
 from tests.tiny_encoders import build
 
@@ -58,6 +58,19 @@ def test_the_one_embedding_matches_the_classifiers_own_embedding(tiny_folder):
     assert got.dtype == np.float32 and got.shape == (4, base.encoder.config.hidden_size)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_batches_by_length_hold_every_row_once_shortest_first_and_a_single_batch_keeps_its_order(tiny_folder):
+    base = frozen_encoder(tiny_folder)
+    texts = [LONG, *SHORT, LONG[:30], SHORT[0] * 3, LONG[:60]]
+    batches = batches_by_length(texts, base, 32, batch_size=3)
+    assert sorted(i for rows in batches for i in rows) == list(range(len(texts)))
+    assert [len(rows) for rows in batches] == [3, 3, 1]
+    lengths = token_lengths(texts, base, 32)
+    flat = [lengths[i] for rows in batches for i in rows]
+    assert flat == sorted(flat) and batches[-1] == [0]  # the longest text last, alone
+    assert batches_by_length(texts, base, 32, batch_size=len(texts)) == [list(range(len(texts)))]
+    assert batches_by_length([], base, 32, batch_size=3) == []
 
 
 def test_a_text_seen_before_is_not_embedded_again_and_gets_the_same_vector(tiny_folder, counted):
