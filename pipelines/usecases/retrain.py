@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from pipelines.evaluation.checks.load import discard_launched as discard_launched_probes
 from pipelines.model_card_file import add_card, read_card
 from pipelines.records import GateDecision, RetrainOutcome, TrainResult, ValidationReport
 from pipelines.training.job import warm_up as warm_up_training
@@ -183,20 +184,32 @@ def attach_validation_evidence(report: ValidationReport, adapter_dir: Path) -> N
 @contextmanager
 def evaluation_prepared(ctx: "Context", holdout: Path, batch: Path, encoding: str | None) -> Iterator[None]:
     """Within: what evaluate needs of the base, the holdout and the accepted ``batch`` is prepared in a thread
-    on the core the training child leaves free (``pipelines.evaluation.preparation``); waited for on the way
-    out, so evaluate never runs beside it. The preparation never raises: the training's error stays the error."""
+    on the core the training child leaves free (``pipelines.evaluation.preparation``), and after it the load
+    check's probe is launched there to load the base; waited for on the way out, so evaluate never runs beside
+    them. The preparation never raises: the training's error stays the error."""
+    from pipelines.evaluation.checks.load import launch_ahead
     from pipelines.evaluation.preparation import prepare_evaluation
 
-    thread = threading.Thread(
+    preparing = threading.Thread(
         target=prepare_evaluation,
         args=(holdout, ctx.settings, ctx.policy, batch, encoding),
         name="tailor-prepare-evaluation",
     )
-    thread.start()
+
+    def launch_probe() -> None:
+        # After the preparation, not beside it: the core is free then. From this thread, not the preparation's:
+        # that one lowers its own priority, and a probe started from it would inherit it.
+        preparing.join()
+        launch_ahead(ctx.settings.base_model_dir)
+
+    launching = threading.Thread(target=launch_probe, name="tailor-launch-load-probe")
+    preparing.start()
+    launching.start()
     try:
         yield
     finally:
-        thread.join()
+        preparing.join()
+        launching.join()
 
 
 def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN) -> RetrainOutcome:
@@ -230,11 +243,16 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
     if not report.accepted:
         return outcome("rejected_data", validation=report, notes=[f"batch quarantined to {report.quarantined_to}"])
 
-    with evaluation_prepared(ctx, holdout, batch, request.encoding):
-        trained = steps.train(ctx, batch, adapter_dir, report.data_version, request.device, request.encoding)
-    attach_validation_evidence(report, adapter_dir)
-    production = steps.fetch_production(ctx, name, run_dir / "production")
-    decision = steps.evaluate(ctx, adapter_dir, holdout, production, f"{name}:candidate")
+    try:
+        with evaluation_prepared(ctx, holdout, batch, request.encoding):
+            trained = steps.train(ctx, batch, adapter_dir, report.data_version, request.device, request.encoding)
+        attach_validation_evidence(report, adapter_dir)
+        production = steps.fetch_production(ctx, name, run_dir / "production")
+        decision = steps.evaluate(ctx, adapter_dir, holdout, production, f"{name}:candidate")
+    finally:
+        # Evaluate took the probe launched during training; one a failed run left waiting would hold a
+        # loaded base for as long as this process lives (a console, a watch).
+        discard_launched_probes()
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
     verdict = decision.verdict
     if card is not None:

@@ -1,18 +1,22 @@
 """Operating-load check: what serving this adapter costs, relative to the bare base model.
 
 Measured in a fresh interpreter (``serving_probe``) so that memory and load time are a serving
-process's, not the evaluator's (which also holds Evidently, scikit-learn and a second model). The
-evaluator starts it before its other checks (:meth:`Probe.start`), so its start-up is not waited
-for, and lets it time after them (:meth:`Probe.result`), so nothing else of the run's is timed with it.
+process's, not the evaluator's (which also holds Evidently, scikit-learn and a second model). A retrain
+launches it while the candidate trains (:func:`launch_ahead`), so its imports and the base's load run on
+the core the training leaves free; otherwise the evaluator starts it before its other checks
+(:meth:`Probe.start`). Either way it times only after them (:meth:`Probe.result`), so nothing else of the
+run's is timed with it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from pipelines.evaluation.checks import serving_probe
@@ -23,6 +27,7 @@ from registry.errors import TailorError
 
 NAME = "load"
 PROBE_TIMEOUT_S = 300
+log = logging.getLogger(__name__)
 
 
 def adapter_mb(adapter_dir: Path) -> float:
@@ -31,28 +36,54 @@ def adapter_mb(adapter_dir: Path) -> float:
 
 
 class Probe:
-    """The serving probe in its own interpreter: loading from :meth:`start`, timing on :meth:`result`.
+    """The serving probe in its own interpreter: loading the base from :meth:`launch`, the adapter from
+    :meth:`load`, timing on :meth:`result`.
 
     A context manager: leaving it ends a probe never asked for its result.
     """
 
-    def __init__(self, proc: subprocess.Popen | None, adapter_dir: Path, workdir: tempfile.TemporaryDirectory):
-        self._proc, self._adapter_dir, self._workdir = proc, adapter_dir, workdir
+    def __init__(self, proc: subprocess.Popen | None, base_model_dir: Path):
+        self._proc, self._base_model_dir = proc, Path(base_model_dir)
+        self._adapter_dir: Path | None = None
+        self._workdir = tempfile.TemporaryDirectory(prefix="tailor-load-")
+
+    @classmethod
+    def launch(cls, base_model_dir: Path) -> "Probe":
+        """Start a probe loading ``base_model_dir``; it waits for :meth:`load` to say which adapter to time."""
+        cmd = [sys.executable, "-m", serving_probe.__name__, str(base_model_dir)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return cls(proc, base_model_dir)
 
     @classmethod
     def start(cls, adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> "Probe":
-        """Start the probe loading ``base_model_dir`` and the adapter in ``adapter_dir``; it times ``texts`` later.
+        """A probe loading ``base_model_dir`` (one :func:`launch_ahead` started, else a new one) and the adapter
+        in ``adapter_dir``; it times ``texts`` later.
 
         With no text nothing starts: :meth:`result` says why, so the load check fails, not its caller.
         """
-        workdir = tempfile.TemporaryDirectory(prefix="tailor-load-")
         if not texts:
-            return cls(None, Path(adapter_dir), workdir)
-        texts_file = Path(workdir.name) / "texts.json"
+            probe = cls(None, base_model_dir)
+            probe._adapter_dir = Path(adapter_dir)
+            return probe
+        probe = _take_launched(base_model_dir) or cls.launch(base_model_dir)
+        probe.load(adapter_dir, texts)
+        return probe
+
+    def load(self, adapter_dir: Path, texts: list[str]) -> None:
+        """Hand the probe the adapter to load and the texts to time."""
+        self._adapter_dir = Path(adapter_dir)
+        texts_file = Path(self._workdir.name) / "texts.json"
         texts_file.write_text(json.dumps(texts))
-        cmd = [sys.executable, "-m", serving_probe.__name__, str(adapter_dir), str(base_model_dir), str(texts_file)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        return cls(proc, Path(adapter_dir), workdir)
+        if self._proc is None or self._proc.stdin is None:
+            raise TailorError("this probe was started with nothing to time: start it with texts")
+        try:
+            self._proc.stdin.write(json.dumps({"adapter": str(adapter_dir), "texts": str(texts_file)}) + "\n")
+            self._proc.stdin.flush()
+        except OSError:  # it has ended already (a base that would not load): result() reports its error
+            pass
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def result(self) -> dict[str, float]:
         """Let the probe time (once it has loaded) and return what it measured (plus ``adapter_mb``).
@@ -61,7 +92,7 @@ class Probe:
             TailorError: there was no text to send, or the probe failed or timed out (its stderr tail
                 is in the message).
         """
-        if self._proc is None:
+        if self._proc is None or self._adapter_dir is None:
             raise TailorError("the load check needs at least one text to send")
         try:
             out, err = self._proc.communicate(serving_probe.GO + "\n", timeout=PROBE_TIMEOUT_S)
@@ -76,7 +107,7 @@ class Probe:
 
     def close(self) -> None:
         """End the probe if it still runs and remove its texts."""
-        if self._proc is not None and self._proc.poll() is None:
+        if self.alive():
             self._proc.kill()
             self._proc.communicate()
         self._workdir.cleanup()
@@ -86,6 +117,47 @@ class Probe:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_launched: dict[Path, Probe] = {}
+_launched_lock = threading.Lock()
+
+
+def launch_ahead(base_model_dir: Path) -> None:
+    """Start a probe loading ``base_model_dir`` now, for the next :meth:`Probe.start` on that base to take.
+
+    Call it from a thread at the priority serving runs at: the probe inherits the calling thread's nice
+    value, and a lowered one would time a background job. A failure to start is logged: ``Probe.start``
+    starts its own then.
+    """
+    try:
+        probe = Probe.launch(base_model_dir)
+    except OSError as err:
+        log.warning("the load probe could not be started ahead (evaluate starts it): %s", err)
+        return
+    with _launched_lock:
+        earlier = _launched.pop(Path(base_model_dir).resolve(), None)
+        _launched[Path(base_model_dir).resolve()] = probe
+    if earlier is not None:
+        earlier.close()
+
+
+def discard_launched() -> None:
+    """End every probe :func:`launch_ahead` started that nothing took (the run ended before evaluating)."""
+    with _launched_lock:
+        probes = list(_launched.values())
+        _launched.clear()
+    for probe in probes:
+        probe.close()
+
+
+def _take_launched(base_model_dir: Path) -> Probe | None:
+    with _launched_lock:
+        probe = _launched.pop(Path(base_model_dir).resolve(), None)
+    if probe is not None and not probe.alive():  # it died loading: a fresh one says why, in its own words
+        probe.close()
+        return None
+    return probe
 
 
 def measure(adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> dict[str, float]:

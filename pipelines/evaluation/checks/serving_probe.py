@@ -1,13 +1,15 @@
 """A serving process in miniature, run by the load check in a fresh interpreter.
 
-It imports only what serving imports (``serving.model``), loads the base model and the adapter,
-answers requests, and prints one JSON object with what it measured. Run as
-``python -m pipelines.evaluation.checks.serving_probe ADAPTER_DIR BASE_MODEL_DIR TEXTS_JSON``.
+It imports only what serving imports (``serving.model``), loads the base model, then the adapter it is
+handed, answers requests, and prints one JSON object with what it measured. Run as
+``python -m pipelines.evaluation.checks.serving_probe BASE_MODEL_DIR``; on its stdin it reads a job line
+(``{"adapter": ADAPTER_DIR, "texts": TEXTS_JSON}``) and then :data:`GO`.
 
-It loads at once but times only when a line arrives on its stdin (:data:`GO`): the evaluator starts it
-first, so its imports and model loads run beside the other checks, and lets it time once they are
-done, so nothing of the evaluator's runs beside the timing. Stdin closed without that line (the
-evaluator failed) ends it without timing.
+It loads the base as soon as it starts and waits for the job, so a retrain can start it while the candidate
+trains (``pipelines.evaluation.checks.load.launch_ahead``); it loads the adapter when handed the job and
+times only when GO arrives: the evaluator lets it time once its other checks are done, so nothing of the
+evaluator's runs beside the timing. Stdin closed before either line (the evaluator failed, or no candidate
+came) ends it without timing.
 
 The candidate is timed against the bare base model (encoder, mean pooling and a head, no adapter) in
 the same process, calls interleaved: whatever else the machine is doing slows both alike, so their
@@ -143,10 +145,11 @@ def bare_base(base, labels: int, max_length: int) -> Predict:
 
 
 def measure(
-    adapter_dir: Path, base_model_dir: Path, texts: list[str], go: Callable[[], bool]
+    base_model_dir: Path, job: Callable[[], tuple[Path, list[str]] | None], go: Callable[[], bool]
 ) -> dict[str, float] | None:
-    """Load, wait for ``go()``, time the candidate against the bare base, and read memory: one flat record
-    for the load check; None when ``go()`` says not to time."""
+    """Load the base, take the adapter and texts ``job()`` hands over, load the adapter, wait for ``go()``, time
+    the candidate against the bare base, and read memory: one flat record for the load check; None when
+    ``job()`` or ``go()`` says not to time."""
     import psutil
     import torch
 
@@ -159,9 +162,14 @@ def measure(
     from serving.model import load_base, load_classifier
 
     imported = time.perf_counter()
+    # Loaded before the adapter is known, so under the folder's name: only the hashes decide whether an
+    # adapter matches its base (load_classifier), never the recorded name.
+    base = load_base(base_model_dir, model_id=base_model_dir.name, cache_dir=None)
+    handed = job()
+    if handed is None:
+        return None
+    adapter_dir, texts = handed
     meta = AdapterMeta.read(adapter_dir)
-    # The name the adapter records for its base: only the hashes decide whether they match.
-    base = load_base(base_model_dir, model_id=meta.base_model_id, cache_dir=None)
     bare = bare_base(base, len(meta.labels), meta.max_length)
     bare(texts[:1])
     base_rss = psutil.Process().memory_info().rss / 2**20
@@ -183,14 +191,19 @@ def measure(
     }
 
 
+def _handed_job() -> tuple[Path, list[str]] | None:
+    line = sys.stdin.readline()
+    if not line.strip():
+        return None
+    job = json.loads(line)
+    return Path(job["adapter"]), json.loads(Path(job["texts"]).read_text(encoding="utf-8"))
+
+
 def _told_to_go() -> bool:
     return sys.stdin.readline().strip() == GO
 
 
 if __name__ == "__main__":
-    adapter, base_dir, texts_file = sys.argv[1:4]
-    measured = measure(
-        Path(adapter), Path(base_dir), json.loads(Path(texts_file).read_text(encoding="utf-8")), _told_to_go
-    )
+    measured = measure(Path(sys.argv[1]), _handed_job, _told_to_go)
     if measured is not None:
         print(json.dumps(measured))

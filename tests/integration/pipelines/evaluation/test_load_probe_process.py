@@ -1,17 +1,21 @@
-"""The serving probe runs in its own process: what goes wrong in it fails the load check with the reason, and a
-probe never asked ends without timing."""
+"""The serving probe runs in its own process: what goes wrong in it fails the load check with the reason, a
+probe never asked ends without timing, and one launched ahead (during training) is the one evaluate takes."""
 
 import pytest
 
 from pipelines.evaluation.checks import load
 from registry.errors import TailorError
+from tests.tiny_encoders import build
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return build("bert", tmp_path_factory.mktemp("base") / "bert")
 
 
 def test_a_probe_that_cannot_load_fails_with_its_error_when_asked(tmp_path):
     with load.Probe.start(tmp_path / "no-adapter", tmp_path / "no-base", ["hello"]) as probe:
-        with pytest.raises(
-            TailorError, match=r"(?s)serving probe failed \(exit 1\).*no-adapter is not a Tailor adapter folder"
-        ):
+        with pytest.raises(TailorError, match=r"(?s)serving probe failed \(exit 1\).*no-base does not exist"):
             probe.result()
 
 
@@ -19,3 +23,23 @@ def test_leaving_a_probe_never_asked_ends_its_process(tmp_path):
     with load.Probe.start(tmp_path / "no-adapter", tmp_path / "no-base", ["hello"]) as probe:
         running = probe._proc
     assert running.poll() is not None
+
+
+def test_a_probe_launched_ahead_is_taken_by_the_next_start_on_its_base_and_loads_the_adapter_it_is_handed(
+    tiny_base, tmp_path
+):
+    load.launch_ahead(tiny_base)
+    launched = load._launched[tiny_base.resolve()]._proc
+    with load.Probe.start(tmp_path / "no-adapter", tiny_base, ["hello"]) as probe:
+        assert probe._proc is launched and not load._launched
+        with pytest.raises(TailorError, match=r"(?s)serving probe failed \(exit 1\).*no-adapter"):
+            probe.result()
+
+
+def test_a_probe_launched_for_another_base_or_left_over_is_not_taken_and_is_ended_when_discarded(tiny_base, tmp_path):
+    load.launch_ahead(tiny_base)
+    launched = load._launched[tiny_base.resolve()]._proc
+    with load.Probe.start(tmp_path / "no-adapter", tmp_path / "no-base", ["hello"]) as probe:
+        assert probe._proc is not launched
+    load.discard_launched()
+    assert launched.wait(timeout=10) is not None and not load._launched

@@ -1,5 +1,7 @@
-"""The evaluation prepared beside training: waited for on the way out, and never the error a failed training shows."""
+"""The evaluation prepared beside training: waited for on the way out, and never the error a failed training shows;
+the load probe launched after the preparation, at the caller's priority, not the niced preparation's."""
 
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -7,7 +9,14 @@ from types import SimpleNamespace
 import pytest
 
 from pipelines.evaluation import preparation
+from pipelines.evaluation.checks import load
 from pipelines.usecases.retrain import evaluation_prepared
+
+CTX = SimpleNamespace(settings=SimpleNamespace(base_model_dir="base"), policy=None)
+
+
+def niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 @pytest.fixture
@@ -15,6 +24,7 @@ def slow_preparation(monkeypatch):
     done = threading.Event()
 
     def prepare(holdout, settings, policy, batch, encoding):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness() + 5)  # as the real one does
         time.sleep(0.2)  # still running when the block ends
         done.set()
 
@@ -22,15 +32,28 @@ def slow_preparation(monkeypatch):
     return done
 
 
-def test_the_preparation_is_waited_for_before_evaluate_can_start(slow_preparation):
-    with evaluation_prepared(SimpleNamespace(settings=None, policy=None), "holdout.csv", "batch.csv", None):
+@pytest.fixture
+def launches(monkeypatch, slow_preparation):
+    seen = []
+    monkeypatch.setattr(load, "launch_ahead", lambda base: seen.append((base, slow_preparation.is_set(), niceness())))
+    return seen
+
+
+def test_the_probe_is_launched_after_the_preparation_at_the_callers_priority(launches):
+    with evaluation_prepared(CTX, "holdout.csv", "batch.csv", None):
+        pass
+    assert launches == [("base", True, niceness())]
+
+
+def test_the_preparation_is_waited_for_before_evaluate_can_start(slow_preparation, launches):
+    with evaluation_prepared(CTX, "holdout.csv", "batch.csv", None):
         pass
     assert slow_preparation.is_set()
 
 
-def test_a_training_that_fails_keeps_its_own_error_and_the_preparation_still_ends(slow_preparation):
+def test_a_training_that_fails_keeps_its_own_error_and_the_preparation_still_ends(slow_preparation, launches):
     with pytest.raises(RuntimeError, match="training failed"):
-        with evaluation_prepared(SimpleNamespace(settings=None, policy=None), "holdout.csv", "batch.csv", None):
+        with evaluation_prepared(CTX, "holdout.csv", "batch.csv", None):
             raise RuntimeError("training failed")
     assert slow_preparation.is_set()
-    assert not [t for t in threading.enumerate() if t.name == "tailor-prepare-evaluation"]
+    assert not [t for t in threading.enumerate() if t.name.startswith(("tailor-prepare", "tailor-launch"))]
