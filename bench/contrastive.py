@@ -13,7 +13,8 @@ to 1 for the same label and to 0 for different labels (SetFit's CosineSimilarity
 the negative pairs weighing half each (label-balanced), or a supervised-contrastive loss (``--loss
 supcon``). In-batch pairs are what makes it cheap: a batch of B rows gives B(B-1)/2 pairs for B
 forward passes, where SetFit runs both texts of every pair through the whole encoder. Then the
-logistic probe head (as bench/train.py's probe: C=10) is refitted on the tuned embeddings.
+logistic probe head (as bench/train.py's probe: C=10) is refitted on the tuned embeddings; a second
+head (``contrastive+frozen``, same training run) sees the frozen and the tuned embeddings side by side.
 
 Sampling is bench/train.py's (``bench.banking77.sample``, test subset 40/class by default), so the
 probe and SetFit columns compare with its tables for the same seeds.
@@ -159,7 +160,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=arguments.at_least(2), nargs="*", default=[8, 16])
     ap.add_argument("--seeds", type=arguments.at_least(1), default=3)
     ap.add_argument("--test-per-class", type=arguments.at_least(1), default=40)
-    ap.add_argument("--pairs-per-row", type=arguments.positive, default=20, help="pairs each row takes part in")
+    # 20 (SetFit's num_iterations) moves nothing here: in-batch pairs make it 2-3 steps (bench/RESULTS.md)
+    ap.add_argument("--pairs-per-row", type=arguments.positive, default=100, help="pairs each row takes part in")
     ap.add_argument("--batch", type=arguments.at_least(2), default=16, help="rows per step (all their pairs count)")
     ap.add_argument("--lr", type=arguments.positive, default=1e-3, help="LoRA learning rate of the contrastive step")
     ap.add_argument("--loss", choices=["cos", "supcon"], default="cos")
