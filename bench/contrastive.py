@@ -33,7 +33,6 @@ import math  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -201,28 +200,16 @@ def main() -> None:
                 df = sample(train_df, per_class, seed)
                 texts, labels = df.text.tolist(), df.category.tolist()
                 common = {"task": task, "per_class": per_class, "seed": seed}
-                runs = [
-                    lambda: [
-                        {"method": "probe", **run_probe(df, labels, test_emb, test_labels, settings.base_model_dir)}
-                    ],
-                    partial(
-                        run_contrastive, texts, labels, test_texts, test_labels, test_emb, base, params, seed, args
-                    ),
+                results = [
+                    {"method": "probe", **run_probe(df, labels, test_emb, test_labels, settings.base_model_dir)},
+                    *run_contrastive(texts, labels, test_texts, test_labels, test_emb, base, params, seed, args),
                 ]
                 if seed < args.setfit_seeds and len(texts) <= args.setfit_max_rows:
-                    runs.append(
-                        lambda: [
-                            {
-                                "method": "setfit",
-                                **run_setfit(texts, labels, test_texts, test_labels, settings.base_model_dir, seed),
-                            }
-                        ]
-                    )
-                for run in runs:
-                    for result in run():
-                        row = {**common, **result}
-                        rows.append(row)
-                        print(json.dumps(row), flush=True)
+                    setfit = run_setfit(texts, labels, test_texts, test_labels, settings.base_model_dir, seed)
+                    results.append({"method": "setfit", **setfit})
+                for result in results:
+                    rows.append({**common, **result})
+                    print(json.dumps(rows[-1]), flush=True)
     report(rows, args, time.perf_counter() - started)
 
 
