@@ -17,7 +17,8 @@ logistic probe head (as bench/train.py's probe: C=10) is refitted on the tuned e
 head (``contrastive+frozen``, same training run) sees the frozen and the tuned embeddings side by side.
 
 Sampling is bench/train.py's (``bench.banking77.sample``, test subset 40/class by default), so the
-probe and SetFit columns compare with its tables for the same seeds.
+probe and SetFit columns compare with its tables for the same seeds. Results: bench/RESULTS.md,
+"2026-12-07 — a SetFit-style contrastive step with our LoRA".
 """
 
 from __future__ import annotations
