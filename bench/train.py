@@ -535,22 +535,19 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
         }
     table = "\n".join(lines)
     print("\n" + table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "params": params.model_dump(mode="json"),
-                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                "total_s": total,
-                "summary": summary,
-                "rows": rows,
-                "table": table,
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
+    save(
+        out,
+        args,
+        {"params": params.model_dump(mode="json"), "total_s": total, "summary": summary, "rows": rows, "table": table},
     )
     print(f"\nsaved {out}")
+
+
+def save(out: Path, args: argparse.Namespace, payload: dict) -> None:
+    """The run's JSON: its arguments, then ``payload``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    out.write_text(json.dumps({"args": run_args, **payload}, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
