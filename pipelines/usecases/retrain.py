@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from pipelines.evaluation.checks.load import discard_launched as discard_launched_probes
 from pipelines.model_card_file import add_card, read_card
 from pipelines.records import GateDecision, RetrainOutcome, TrainResult, ValidationReport
 from pipelines.training.job import warm_up as warm_up_training
@@ -196,17 +195,23 @@ def evaluation_prepared(ctx: "Context", holdout: Path, batch: Path, encoding: st
         name="tailor-prepare-evaluation",
     )
 
+    failed = threading.Event()
+
     def launch_probe() -> None:
         # After the preparation, not beside it: the core is free then. From this thread, not the preparation's:
         # that one lowers its own priority, and a probe started from it would inherit it.
         preparing.join()
-        launch_ahead(ctx.settings.base_model_dir)
+        if not failed.is_set():  # no candidate is coming
+            launch_ahead(ctx.settings.base_model_dir)
 
     launching = threading.Thread(target=launch_probe, name="tailor-launch-load-probe")
     preparing.start()
     launching.start()
     try:
         yield
+    except BaseException:
+        failed.set()
+        raise
     finally:
         preparing.join()
         launching.join()
@@ -250,9 +255,11 @@ def run(ctx: "Context", request: RetrainRequest, log: Log, steps: Steps = PLAIN)
         production = steps.fetch_production(ctx, name, run_dir / "production")
         decision = steps.evaluate(ctx, adapter_dir, holdout, production, f"{name}:candidate")
     finally:
+        from pipelines.evaluation.checks.load import discard_launched
+
         # Evaluate took the probe launched during training; one a failed run left waiting would hold a
         # loaded base for as long as this process lives (a console, a watch).
-        discard_launched_probes()
+        discard_launched()
     # A file name may hold a line break, which the registry refuses in a reason after all that training.
     verdict = decision.verdict
     if card is not None:

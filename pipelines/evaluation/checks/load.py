@@ -42,17 +42,24 @@ class Probe:
     A context manager: leaving it ends a probe never asked for its result.
     """
 
-    def __init__(self, proc: subprocess.Popen | None, base_model_dir: Path):
-        self._proc, self._base_model_dir = proc, Path(base_model_dir)
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
         self._adapter_dir: Path | None = None
         self._workdir = tempfile.TemporaryDirectory(prefix="tailor-load-")
 
     @classmethod
     def launch(cls, base_model_dir: Path) -> "Probe":
         """Start a probe loading ``base_model_dir``; it waits for :meth:`load` to say which adapter to time."""
+        probe = cls()
         cmd = [sys.executable, "-m", serving_probe.__name__, str(base_model_dir)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        return cls(proc, base_model_dir)
+        try:
+            probe._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        except BaseException:
+            probe.close()
+            raise
+        return probe
 
     @classmethod
     def start(cls, adapter_dir: Path, base_model_dir: Path, texts: list[str]) -> "Probe":
@@ -62,20 +69,24 @@ class Probe:
         With no text nothing starts: :meth:`result` says why, so the load check fails, not its caller.
         """
         if not texts:
-            probe = cls(None, base_model_dir)
+            probe = cls()
             probe._adapter_dir = Path(adapter_dir)
             return probe
         probe = _take_launched(base_model_dir) or cls.launch(base_model_dir)
-        probe.load(adapter_dir, texts)
+        try:
+            probe.load(adapter_dir, texts)
+        except BaseException:
+            probe.close()
+            raise
         return probe
 
     def load(self, adapter_dir: Path, texts: list[str]) -> None:
         """Hand the probe the adapter to load and the texts to time."""
+        if self._proc is None:
+            raise TailorError("this probe was never launched: Probe.start or Probe.launch starts one")
         self._adapter_dir = Path(adapter_dir)
         texts_file = Path(self._workdir.name) / "texts.json"
         texts_file.write_text(json.dumps(texts))
-        if self._proc is None or self._proc.stdin is None:
-            raise TailorError("this probe was started with nothing to time: start it with texts")
         try:
             self._proc.stdin.write(json.dumps({"adapter": str(adapter_dir), "texts": str(texts_file)}) + "\n")
             self._proc.stdin.flush()
@@ -105,11 +116,21 @@ class Probe:
         measured["adapter_mb"] = adapter_mb(self._adapter_dir)
         return measured
 
+    def stderr_tail(self) -> str:
+        """What an ended probe wrote to stderr (its last 800 characters); empty for one still running."""
+        if self._proc is None or self.alive() or self._proc.stderr is None or self._proc.stderr.closed:
+            return ""
+        return self._proc.stderr.read().strip()[-800:]
+
     def close(self) -> None:
-        """End the probe if it still runs and remove its texts."""
-        if self.alive():
-            self._proc.kill()
-            self._proc.communicate()
+        """End the probe if it still runs, close its pipes and remove its texts."""
+        if self._proc is not None:
+            if self.alive():
+                self._proc.kill()
+            for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+                if pipe is not None and not pipe.closed:
+                    pipe.close()
+            self._proc.wait()
         self._workdir.cleanup()
 
     def __enter__(self) -> "Probe":
@@ -119,6 +140,9 @@ class Probe:
         self.close()
 
 
+# Probes launched ahead, by base folder: one per process and base, which holds while a process runs one
+# retrain at a time (the CLI, a flow run, a watch); a second retrain beside it on the same base would take
+# or discard the other's probe, and evaluate would then start its own, only later.
 _launched: dict[Path, Probe] = {}
 _launched_lock = threading.Lock()
 
@@ -132,12 +156,13 @@ def launch_ahead(base_model_dir: Path) -> None:
     """
     try:
         probe = Probe.launch(base_model_dir)
-    except OSError as err:
+    except Exception as err:  # noqa: BLE001 - only a head start, from a thread: evaluate starts its own
         log.warning("the load probe could not be started ahead (evaluate starts it): %s", err)
         return
+    key = Path(base_model_dir).resolve()
     with _launched_lock:
-        earlier = _launched.pop(Path(base_model_dir).resolve(), None)
-        _launched[Path(base_model_dir).resolve()] = probe
+        earlier = _launched.pop(key, None)
+        _launched[key] = probe
     if earlier is not None:
         earlier.close()
 
@@ -154,7 +179,14 @@ def discard_launched() -> None:
 def _take_launched(base_model_dir: Path) -> Probe | None:
     with _launched_lock:
         probe = _launched.pop(Path(base_model_dir).resolve(), None)
-    if probe is not None and not probe.alive():  # it died loading: a fresh one says why, in its own words
+    if probe is not None and not probe.alive():
+        # Killed while the candidate trained (the OOM killer, an operator), or a base that would not load: a
+        # fresh probe is started, and reports its own error if the cause is still there.
+        log.warning(
+            "the load probe started during training ended (exit %s): %s; starting another",
+            probe._proc.returncode,
+            probe.stderr_tail() or "no output",
+        )
         probe.close()
         return None
     return probe

@@ -91,7 +91,8 @@ def evaluate(
     # A missing or broken model fails here, before a probe process is started for it.
     base = load_base(base_model_dir, model_id=base_model_id, cache_dir=cache_dir)
     candidate = load_classifier(adapter_dir, base)
-    # Started before the checks: the probe's interpreter starts and loads beside them and times after them.
+    # Before the checks: the probe loads beside them (in a retrain it has loaded the base while the candidate
+    # trained: only the adapter is left) and times after them.
     with load.Probe.start(adapter_dir, base_model_dir, holdout.texts) as probe:
         candidate_pred = candidate.predict(holdout.texts)
         production_pred: list[str] | None = None

@@ -47,7 +47,8 @@ def test_the_onnx_backend_gives_the_pytorch_probabilities_within_1e_4_on_the_hol
     assert np.abs(onnx.predict_proba(texts) - torch_proba).max() < 1e-4
     assert np.abs(onnx.predict_proba(texts[:1]) - torch_proba[:1]).max() < 1e-4  # batch 1: no padding
     # Batched by length, yet each row answers for its own text: as predicted alone.
-    alone = np.concatenate([load_classifier(folder, base).predict_proba([t]) for t in texts])
+    classifier = load_classifier(folder, base)
+    alone = np.concatenate([classifier.predict_proba([t]) for t in texts])
     assert len(texts) > 32 and np.abs(alone - torch_proba).max() < 1e-5
     # Exported once: a second load reuses the cached graph.
     graphs = sorted(cache.glob("*.onnx"))

@@ -73,6 +73,23 @@ def test_batches_by_length_hold_every_row_once_shortest_first_and_a_single_batch
     assert batches_by_length([], base, 32, batch_size=3) == []
 
 
+def test_a_classifier_predicts_in_length_batches_yet_each_row_answers_for_its_own_text(tiny_folder):
+    from types import SimpleNamespace
+
+    from serving.model import AdapterClassifier
+
+    base = load_base(tiny_folder, model_id="tiny", cache_dir=None)
+    torch.manual_seed(0)
+    classifier = AdapterClassifier(
+        tiny_folder, base, SimpleNamespace(labels=["a", "b", "c"], max_length=32), MeanPoolClassifier(base.encoder, 3)
+    )
+    texts = [LONG, SHORT[0], LONG[:30], SHORT[1] * 4, SHORT[2], LONG[:12]]
+    alone = np.concatenate([classifier.predict_proba([t]) for t in texts])
+    together = classifier.predict_proba(texts, batch_size=2)
+    assert together.dtype == np.float32 and np.abs(together - alone).max() < 1e-5
+    assert classifier.predict_proba([]).shape == (0, 3)
+
+
 def test_a_text_seen_before_is_not_embedded_again_and_gets_the_same_vector(tiny_folder, counted):
     base, memo = frozen_encoder(tiny_folder), EmbeddingMemo()
     first = frozen_embeddings(SHORT, base, 32, memo=memo)

@@ -8,6 +8,12 @@ from registry.errors import TailorError
 from tests.tiny_encoders import build
 
 
+@pytest.fixture(autouse=True)
+def no_probe_left():
+    yield
+    load.discard_launched()  # a test that failed half-way must not leave a loaded probe to the next
+
+
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
     return build("bert", tmp_path_factory.mktemp("base") / "bert")
@@ -43,3 +49,13 @@ def test_a_probe_launched_for_another_base_or_left_over_is_not_taken_and_is_ende
         assert probe._proc is not launched
     load.discard_launched()
     assert launched.wait(timeout=10) is not None and not load._launched
+
+
+def test_a_probe_launched_ahead_that_died_is_replaced_by_a_fresh_one_and_its_end_is_logged(tiny_base, tmp_path, caplog):
+    load.launch_ahead(tiny_base)
+    launched = load._launched[tiny_base.resolve()]._proc
+    launched.kill()
+    launched.wait(timeout=10)
+    with load.Probe.start(tmp_path / "no-adapter", tiny_base, ["hello"]) as probe:
+        assert probe._proc is not launched and probe.alive()
+    assert "the load probe started during training ended (exit -9)" in caplog.text
