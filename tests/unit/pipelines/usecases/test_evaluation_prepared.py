@@ -57,3 +57,39 @@ def test_a_training_that_fails_keeps_its_own_error_and_the_preparation_still_end
             raise RuntimeError("training failed")
     assert slow_preparation.is_set() and launches == []  # no candidate is coming: no probe to load for it
     assert not [t for t in threading.enumerate() if t.name.startswith(("tailor-prepare", "tailor-launch"))]
+
+
+@pytest.mark.parametrize("failing", ["train", "fetch_production"])
+def test_a_run_that_fails_before_evaluating_ends_any_probe_launched_for_it(
+    failing, slow_preparation, launches, monkeypatch, tmp_path
+):
+    import logging
+
+    from pipelines.records import ValidationReport
+    from pipelines.usecases import retrain
+
+    discarded = []
+    monkeypatch.setattr(load, "discard_launched", lambda: discarded.append(True))
+    monkeypatch.setattr(retrain, "warm_up_training", lambda: None)
+
+    def fails(*args):
+        raise RuntimeError(f"{failing} failed")
+
+    def step(name, value=None):
+        return fails if name == failing else (lambda *args: value)
+
+    steps = retrain.Steps(
+        production_labels=step("production_labels"),
+        validate=step("validate", ValidationReport(batch="b.csv", rows=2, accepted=True)),
+        train=step("train"),
+        fetch_production=step("fetch_production"),
+        evaluate=step("evaluate"),
+        register=step("register"),
+        promote=step("promote"),
+    )
+    request = retrain.RetrainRequest(tmp_path / "b.csv", "demo", tmp_path / "h.csv", workdir=tmp_path / "run")
+    with pytest.raises(RuntimeError, match=f"{failing} failed"):
+        retrain.run(CTX, request, logging.getLogger("test"), steps)
+    assert discarded == [True]
+    # Training failed: nothing was launched. It trained, then fetching production failed: launched, then ended.
+    assert len(launches) == (failing == "fetch_production")
