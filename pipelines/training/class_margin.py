@@ -15,7 +15,7 @@ and the probe on the margin weights scored 0.729 at 8/class (0.677 with the flag
 p^0.25) and 0.815 at 16/class (0.798). Soft weights, not a cut: keeping only rows above one half
 scored 0.662. Every row is weighted, hard-but-right ones too, which costs on clean data (0.819
 against 0.833 at 8/class): only a batch training's own label-noise filter finds noisy is weighted
-(``noise_filter: auto``: at least ``noise_auto_fraction`` of its rows flagged by confident learning).
+(``noise_filter: auto``: enough of its rows flagged by confident learning, ``noise_gate``).
 
 The default (``noise_action: margin``), though short of issue 25's target at 8/class: even dropping
 exactly the flipped rows, the probe reaches 0.757 there, under 90 % of the clean default (0.761), and so

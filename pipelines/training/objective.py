@@ -13,6 +13,7 @@ import torch
 from pipelines.batches.noise_audit import out_of_sample_proba
 from pipelines.training.cache import ENCODE_BATCH, EncodedData, pad_batch
 from pipelines.training.class_margin import margin_weights
+from pipelines.training.noise_gate import why_not_noisy
 from pipelines.training.params import TrainParams
 from registry.errors import RefusedError
 from serving.model import HEAD_MODULE, MeanPoolClassifier
@@ -38,8 +39,8 @@ def noise_weights(
     """Each example's training weight: 1, or less (0 = dropped) where the batch's labels look wrong.
 
     Confident learning (cleanlab) flags the rows whose label is probably wrong; with ``noise_filter``
-    auto nothing happens unless at least ``noise_auto_fraction`` of the rows are flagged. Then, by
-    ``noise_action``: weight keeps a flagged row at p^``noise_weight_power``, p being the out-of-sample
+    auto nothing happens unless the flagged rows say the batch is noisy (:mod:`pipelines.training.noise_gate`).
+    Then, by ``noise_action``: weight keeps a flagged row at p^``noise_weight_power``, p being the out-of-sample
     probability of its own label; margin weights every row by its margin to its class mates
     (:mod:`pipelines.training.class_margin`); drop gives flagged rows 0, but a class is never pruned
     below ``min_per_class`` (with so few examples a dropped class would be worse than a noisy one).
@@ -58,11 +59,11 @@ def noise_weights(
     found = f"confident learning flagged {int(issues.sum())} of {len(y)} rows ({issues.mean():.0%})"
     # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
     # 8-16 per class is worth more than the little noise removed. "auto" acts only when the
-    # flagged share says the batch is really noisy.
-    if params.noise_filter == "auto" and issues.mean() < params.noise_auto_fraction:
-        return NoiseWeights(
-            weights, 0, f"{found}, under noise_auto_fraction {params.noise_auto_fraction:.0%}: every row weighs 1"
-        )
+    # flagged rows say the batch is really noisy (``noise_gate``).
+    if params.noise_filter == "auto":
+        quiet = why_not_noisy(int(issues.sum()), len(y), params)
+        if quiet:
+            return NoiseWeights(weights, 0, f"{found}, {quiet}: every row weighs 1")
     if params.noise_action == "margin":
         weights = margin_weights(embeddings, y, params.noise_margin_temperature)
         below = int((weights < 0.5).sum())

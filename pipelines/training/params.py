@@ -71,6 +71,13 @@ class TrainParams(typed_files.YamlRecord):
         0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger"
     )
     noise_auto_fraction: float = Field(0.1, ge=0, le=1, description="flagged share above which auto drops them")
+    noise_auto_clean_rate: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="share of a clean batch's rows confident learning flags anyway: auto acts only on more flagged "
+        "rows than a clean batch of the same size shows by chance (pipelines/training/noise_gate.py)",
+    )
     min_per_class: int = Field(2, ge=2, description="fewest examples a class may have")
     select: Literal["auto", "lora", "probe"] = Field(
         "auto",
