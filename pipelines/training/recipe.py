@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -72,6 +73,9 @@ from registry.adapter_folder import REFERENCE_FILE, TRAIN_RESULT_FILE, WEIGHTS_F
 from registry.errors import AlreadyExistsError, RefusedError, first_line
 from serving.encoder_family import family_of, upper_blocks
 from serving.model import HEAD_MODULE, LoadedBase, MeanPoolClassifier
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def select_recipe(
     final_steps: int,
     seed: int,
     bar=None,
-) -> tuple[Selection, object | None]:
+) -> tuple[Selection, PeftModel | None]:
     """Probe or fine-tuned, from out-of-fold runs of both recipes on ``rows`` (see ``pipelines.training.select``),
     and the fine-tuned fold the final run continues (None: it trains from the probe).
 

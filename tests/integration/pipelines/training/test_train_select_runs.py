@@ -192,12 +192,25 @@ def lora_wraps(monkeypatch):
     return calls
 
 
-def test_a_kept_lora_with_one_fold_continues_that_fold_on_every_row_and_says_so(tiny_base, tmp_path, lora_wraps):
+def test_a_kept_lora_with_one_fold_continues_that_fold_on_every_row_and_says_so(
+    tiny_base, tmp_path, lora_wraps, monkeypatch
+):
+    from pipelines.training import objective
     from pipelines.training.recipe import train
     from serving.model import load_classifier
 
+    heads = []
+
+    def logreg_head(head, embeddings, *args, **kwargs):
+        heads.append((head, embeddings))
+        return objective.logreg_head(head, embeddings, *args, **kwargs)
+
+    monkeypatch.setattr("pipelines.training.recipe.logreg_head", logreg_head)
     batch = _three_classes(24, seed=5)
     first = train(batch, tmp_path / "one", base=tiny_base, params=ONE_FOLD, seed=7)
+    # the last probe fitted is the kept head, on every row's embedding through the fold's adapter
+    refitted, embeddings = heads[-1]
+    assert len(heads) == 2 and len(embeddings) == 24 and refitted.out_features == 3  # the fold's probe, then this
     sel = first.selection
     assert (sel.default, sel.kept, sel.folds, sel.folds_planned, sel.fold_steps) == ("lora", "lora", 1, 4, 5), sel
     # 5 steps left nothing to the recipe's budget: one pass over the 24 rows at 8 a step
