@@ -271,11 +271,10 @@ def embed_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) ->
     Run in batches of similar length, so little of each is padding (padded positions are masked out of
     the pooling, so the order changes nothing but the rounding)."""
     inner = peft_model.base_model.model
-    order = sorted(range(len(rows)), key=lambda i: data.hidden[rows[i]].shape[0])
+    lengths = [data.hidden[r].shape[0] for r in rows]
     out = np.empty((len(rows), inner.classifier.in_features), dtype=np.float32)
     with torch.inference_mode():
-        for begin in range(0, len(order), ENCODE_BATCH):
-            part = order[begin : begin + ENCODE_BATCH]
+        for part in micro_batches(list(range(len(rows))), lengths, ENCODE_BATCH):
             hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
             out[part] = inner.embed_from(hidden, mask, start).float().cpu().numpy()
     return out

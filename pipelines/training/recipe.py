@@ -144,6 +144,8 @@ def select_recipe(
     final_steps: int,
     seed: int,
     bar=None,
+    *,
+    every_kept_cached: bool,
 ) -> tuple[Selection, PeftModel | None]:
     """Probe or fine-tuned, from out-of-fold runs of both recipes on ``rows`` (see ``pipelines.training.select``),
     and the fine-tuned fold the final run continues (None: it trains from the probe).
@@ -153,12 +155,14 @@ def select_recipe(
     budget and score the same rows again, paired, until the outcome is settled whatever the folds
     not yet run would give: those never run, and the kept recipe is the one all folds would choose.
 
-    When fine-tuning is kept and exactly one fold ran (a large batch, whose budget pays for one fold),
+    When fine-tuning is the default and kept, and exactly one fold ran (a large batch, whose budget pays for one fold),
     that fold's model, already trained on (k−1)/k of the rows, is returned for the final run to
     continue on every row (``continued_steps``) rather than trained again from the probe: on Banking77
     8/class the fold was 58 of the run's 135 steps. Its held-out estimate stays the fold's own, out of
-    fold as before. Not with several folds (none of them is the model), nor when kept rows lie past
-    the step budget's cache: a run from the probe fits its head on them, the fold never saw them.
+    fold as before. Not with several folds (none of them is the model), not where the probe is the default
+    (a tiny batch, where fold and final run have the same budget and continuing was never measured), nor
+    when kept rows lie past the step budget's cache (``every_kept_cached`` False): a run from the probe fits
+    its head on them, the fold never saw them.
     """
     if params.select != "auto":
         return (
@@ -216,7 +220,7 @@ def select_recipe(
         default,
     )
     selection = selection.model_copy(update={"folds": ran, "folds_planned": plan.planned, "fold_steps": plan.steps})
-    if not (ran == 1 and selection.kept == "lora" and len(rows) == np.count_nonzero(weights > 0)):
+    if not (ran == 1 and default == selection.kept == "lora" and every_kept_cached):
         return selection, None
     more = continued_steps(final_steps, plan.steps, len(rows), params.batch_size)
     continued = (
@@ -307,10 +311,23 @@ def train(
         steps = params.steps_for(len(rows))
         make_config = partial(lora_config, params, targets, range(start, num_layers), family.layers_pattern)
         selection, fold_model = select_recipe(
-            base, len(labels), make_config, start, data, rows, y_all, weights, params, steps, seed, bar
+            base,
+            len(labels),
+            make_config,
+            start,
+            data,
+            rows,
+            y_all,
+            weights,
+            params,
+            steps,
+            seed,
+            bar,
+            every_kept_cached=len(rows) == len(kept),
         )
-        # Fold runs draw from the global RNG (LoRA's initialisation): the final run starts from the seed
-        # again, so it is the same whatever the folds did.
+        # Fold runs draw from the global RNG (LoRA's initialisation): the final run's steps start from the seed
+        # again, so a run from the probe is the same whatever the folds did (one continuing a fold depends on
+        # which fold that was, fixed by the seed).
         generator = seed_everything(seed)
         if fold_model is not None:
             steps = selection.continued_steps

@@ -161,8 +161,9 @@ def settled(tally: Tally, z: float, default: Recipe) -> bool:
 def fold_order(probe_right: list[np.ndarray], default: Recipe) -> list[int]:
     """Fold numbers in the order that settles the outcome soonest (``probe_right``: per fold, whether the
     probe got each held-out row right): most rows the challenger could still win first, the probe's
-    errors when fine-tuning challenges, its right answers when the probe does. The order changes no
-    result: each fold trains from its own seed."""
+    errors when fine-tuning challenges, its right answers when the probe does. The order changes
+    which recipe is kept not at all (each fold trains from its own seed), only which fold a kept LoRA
+    continues when one fold settles it (``pipelines.training.recipe.select_recipe``)."""
     could_win = [int((~right).sum() if default == "probe" else right.sum()) for right in probe_right]
     return sorted(range(len(probe_right)), key=lambda f: -could_win[f])
 
