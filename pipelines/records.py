@@ -151,6 +151,9 @@ class Selection(Record):
     folds_planned: int = 0
     fold_steps: int = 0  # optimiser steps of each fold's LoRA run, the full recipe for its rows
     rows_scored: int = 0  # held-out rows the estimates are computed on
+    # > 0: the final adapter is the one fold fine-tuned, its head refitted, trained this many steps more on every row
+    # (then TrainResult.params["steps"] counts only these; the fold's own are ``fold_steps``)
+    continued_steps: int = 0
 
 
 class TrainResult(Record):

@@ -194,10 +194,17 @@ def trainable_parts(peft_model) -> tuple[list[torch.nn.Parameter], list[torch.nn
     return [p for n, p in trainable if HEAD_MODULE not in n], [p for n, p in trainable if HEAD_MODULE in n]
 
 
-def fit_lora(
-    model: MeanPoolClassifier,
+def wrap_lora(model: MeanPoolClassifier, make_config: Callable):
+    """``model`` (its head already the probe) wrapped in a fresh LoRA adapter, for :func:`train_steps`.
+    ``make_config`` makes a fresh LoraConfig for each wrap, since peft writes into the one it is given."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, make_config())
+
+
+def train_steps(
+    peft_model,
     params: TrainParams,
-    make_config: Callable,
     start: int,
     data: EncodedData,
     rows: np.ndarray,
@@ -207,20 +214,17 @@ def fit_lora(
     generator: torch.Generator,
     bar=None,
 ):
-    """Wrap ``model`` (its head already the probe) in LoRA and run ``steps`` steps on the cached states of
-    ``rows``; returns the PEFT model and the last batch loss (None with no steps). ``make_config`` makes
-    a fresh LoraConfig for each wrap, since peft writes into the one it is given.
+    """Run ``steps`` optimiser steps of a LoRA-wrapped classifier on the cached states of ``rows``, with a
+    fresh optimiser and a schedule of their own (``lr_lambda``); returns the PEFT model and the last batch
+    loss (None with no steps).
 
     Raises:
         RefusedError: the loss or the weights stop being finite.
     """
-    from peft import get_peft_model
-
-    device = next(model.parameters()).device
+    device = next(peft_model.parameters()).device
     y = torch.from_numpy(y_all[rows]).to(device)
     # mean 1, so a batch's weighted mean loss keeps the scale the learning rates were tuned for
     row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(device)
-    peft_model = get_peft_model(model, make_config())
     inner = peft_model.base_model.model
     lora_params, head_params = trainable_parts(peft_model)
     optimiser = torch.optim.AdamW(
@@ -256,12 +260,30 @@ def fit_lora(
     return peft_model, loss
 
 
+def adapted_head(peft_model) -> torch.nn.Linear:
+    """The head a PEFT-wrapped classifier trains and saves (its ``modules_to_save`` copy)."""
+    wrapper = peft_model.base_model.model.classifier
+    return wrapper.modules_to_save[wrapper.active_adapter]
+
+
+def embed_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
+    """The model's pooled, normalised embedding of each of ``rows``, from their cached states.
+
+    Run in batches of similar length, so little of each is padding (padded positions are masked out of
+    the pooling, so the order changes nothing but the rounding)."""
+    inner = peft_model.base_model.model
+    lengths = [data.hidden[r].shape[0] for r in rows]
+    out = np.empty((len(rows), inner.classifier.in_features), dtype=np.float32)
+    with torch.inference_mode():
+        for part in micro_batches(list(range(len(rows))), lengths, ENCODE_BATCH):
+            hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
+            out[part] = inner.embed_from(hidden, mask, start).float().cpu().numpy()
+    return out
+
+
 def predict_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
     """Class index the model predicts for each of ``rows``, from their cached states."""
-    inner = peft_model.base_model.model
-    out = []
     with torch.inference_mode():
-        for begin in range(0, len(rows), ENCODE_BATCH):
-            hidden, mask = pad_batch([data.hidden[r] for r in rows[begin : begin + ENCODE_BATCH]])
-            out.append(inner.classifier(inner.embed_from(hidden, mask, start)).argmax(-1).cpu().numpy())
-    return np.concatenate(out)
+        head = peft_model.base_model.model.classifier
+        embedded = torch.from_numpy(embed_cached(peft_model, data, rows, start))
+        return head(embedded.to(head.weight)).argmax(-1).cpu().numpy()

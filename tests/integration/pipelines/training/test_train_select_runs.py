@@ -81,7 +81,7 @@ def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(
     assert (sel.folds, sel.folds_planned, sel.fold_steps, sel.rows_scored) == (3, 4, 10, 30)
     assert "fine-tuning was not run on the other 10 held-out rows" in sel.reason
     assert sel.kept == sel.default == "probe" and sel.estimates["probe"] > sel.estimates["lora"], sel
-    assert result.params["steps"] == 0 and "final_train_loss" not in result.metrics
+    assert sel.continued_steps == 0 and result.params["steps"] == 0 and "final_train_loss" not in result.metrics
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     lora_b = [t for name, t in weights.items() if "lora_B" in name]
     assert lora_b and all(torch.count_nonzero(t) == 0 for t in lora_b)  # a valid adapter with no delta
@@ -159,3 +159,110 @@ def test_a_kept_probe_served_from_its_folder_predicts_what_the_frozen_probe_base
     unseen = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(30)]
     served = load_classifier(tmp_path / "adapter", tiny_base).predict(unseen)
     assert served == predict_baselines(batch, unseen, tiny_base, params.max_length)["probe"]
+
+
+def _three_classes(n: int, seed: int):
+    from pipelines.records import LabeledBatch
+
+    rng = np.random.default_rng(seed)
+    labels = ["a", "b", "c"] * (n // 3)
+    texts = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(len(labels))]
+    return LabeledBatch(source="three", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
+
+
+# Fine-tuning the default (as on a large batch) and a budget that pays for exactly one fold: 18 fold rows
+# x 5 steps of 8 = 40 rows visited, select_cost 1 x 5 final steps x 8.
+ONE_FOLD = TrainParams(
+    lora_layers=1, min_steps=5, max_steps=5, batch_size=8, select_large_rows=2, select_cost=1.0, select_min_visits=0
+)
+
+
+@pytest.fixture
+def lora_wraps(monkeypatch):
+    """Count the LoRA adapters wrapped around a probe: one per fold, and one for a final run from the probe."""
+    from pipelines.training import objective
+
+    calls = []
+
+    def counted(*args):
+        calls.append(args)
+        return objective.wrap_lora(*args)
+
+    monkeypatch.setattr("pipelines.training.recipe.wrap_lora", counted)
+    return calls
+
+
+def test_a_kept_lora_with_one_fold_continues_that_fold_on_every_row_and_says_so(
+    tiny_base, tmp_path, lora_wraps, monkeypatch
+):
+    from safetensors.torch import load_file
+
+    from pipelines.training import objective
+    from pipelines.training.recipe import train
+    from registry.adapter_folder import WEIGHTS_FILE
+
+    heads = []
+
+    def logreg_head(head, embeddings, *args, **kwargs):
+        heads.append((head, embeddings))
+        return objective.logreg_head(head, embeddings, *args, **kwargs)
+
+    monkeypatch.setattr("pipelines.training.recipe.logreg_head", logreg_head)
+    batch = _three_classes(24, seed=5)
+    first = train(batch, tmp_path / "one", base=tiny_base, params=ONE_FOLD, seed=7)
+    # the last probe fitted is the kept head, on every row's embedding through the fold's adapter
+    refitted, embeddings = heads[-1]
+    assert len(heads) == 2 and len(embeddings) == 24 and refitted.out_features == 3  # the fold's probe, then this
+    sel = first.selection
+    assert (sel.default, sel.kept, sel.folds, sel.folds_planned, sel.fold_steps) == ("lora", "lora", 1, 4, 5), sel
+    # 5 steps left nothing to the recipe's budget: one pass over the 24 rows at 8 a step
+    assert sel.continued_steps == first.params["steps"] == 3 and first.metrics["final_train_loss"] >= 0
+    assert "continues that fold's fine-tuned weights (5 steps on 18 rows)" in sel.reason
+    assert "for 3 more steps over all of them" in sel.reason
+    assert len(lora_wraps) == 1  # the fold's: the final run did not start again from the probe
+    # the head saved is the one refitted (then trained on in place), not the fold's nor a frozen copy
+    saved = [v for k, v in load_file(tmp_path / "one" / WEIGHTS_FILE).items() if k.endswith("classifier.weight")]
+    assert len(saved) == 1 and torch.equal(saved[0], refitted.weight.detach().cpu())
+    second = train(batch, tmp_path / "two", base=tiny_base, params=ONE_FOLD, seed=7)
+    assert second.selection == sel and second.adapter_sha256 == first.adapter_sha256
+
+
+@pytest.mark.parametrize(
+    "case, params, n, folds",
+    [
+        ("two folds ran", ONE_FOLD.model_copy(update={"select_cost": 2.0}), 24, 2),
+        # 60 rows, of which max_steps x batch_size = 40 are cached: the others feed only a fresh head's probe
+        ("kept rows past the cache", ONE_FOLD, 60, 1),
+        ("fine-tuning not chosen but set", ONE_FOLD.model_copy(update={"select": "lora"}), 24, 0),
+    ],
+)
+def test_the_final_run_starts_from_the_probe_unless_exactly_one_fold_ran_on_every_kept_row(
+    tiny_base, tmp_path, lora_wraps, case, params, n, folds
+):
+    from pipelines.training.recipe import train
+
+    result = train(_three_classes(n, seed=5), tmp_path / "adapter", base=tiny_base, params=params, seed=7)
+    sel = result.selection
+    assert sel.kept == "lora" and sel.folds == folds and sel.continued_steps == 0, case
+    assert "continues" not in sel.reason and result.params["steps"] == 5 and len(lora_wraps) == folds + 1, case
+
+
+def test_embeddings_of_cached_rows_come_back_in_the_order_asked_whatever_their_lengths(tiny_base):
+    from peft import get_peft_model
+
+    from pipelines.training.cache import encode_frozen
+    from pipelines.training.objective import embed_cached
+    from pipelines.training.recipe import lora_config
+    from serving.encoder_family import family_of
+    from serving.model import MeanPoolClassifier
+
+    texts = [" ".join(f"w{j}" for j in range(1 + i % 7)) for i in range(70)]  # lengths 1-7, mixed
+    model = MeanPoolClassifier(tiny_base.shared_copy(), 2)
+    data = encode_frozen(model, tiny_base, texts, 1, 16, np.ones(len(texts), dtype=bool))
+    config = lora_config(ONE_FOLD, ["query"], range(1, 2), family_of(model.encoder).layers_pattern)
+    peft_model = get_peft_model(model, config)
+    rows = np.random.default_rng(0).permutation(len(texts))
+    together = embed_cached(peft_model, data, rows, 1)
+    one_by_one = np.concatenate([embed_cached(peft_model, data, rows[i : i + 1], 1) for i in range(len(rows))])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+    np.testing.assert_allclose(together, data.embeddings[rows], atol=1e-6)  # no LoRA delta yet: the frozen ones

@@ -167,3 +167,12 @@ def test_choose_on_folds_left_unscored_reports_the_scored_rows_and_why_the_rest_
     pred["lora"][:] = UNSCORED  # the probe's 6 errors could all go to fine-tuning: not settled
     with pytest.raises(ValueError, match="could still change the outcome"):
         choose(y, pred, z=1.0, default="probe")
+
+
+def test_continuing_the_fold_takes_the_steps_left_but_one_pass_over_every_row_and_never_more_than_the_recipe():
+    from pipelines.training.select import continued_steps
+
+    assert continued_steps(final_steps=77, fold_steps=58, rows=616, batch_size=32) == 20  # Banking77 8/class
+    assert continued_steps(final_steps=100, fold_steps=58, rows=616, batch_size=32) == 42  # the steps left
+    assert continued_steps(final_steps=10, fold_steps=10, rows=616, batch_size=32) == 10  # epochs < 1: the budget
+    assert continued_steps(final_steps=30, fold_steps=30, rows=20, batch_size=32) == 1  # one step holds every row
