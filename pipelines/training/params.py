@@ -54,7 +54,8 @@ class TrainParams(typed_files.YamlRecord):
     noise_filter: Literal["auto", "cleanlab", "none"] = Field(
         "auto",
         description="cleanlab: always act on flagged rows (noise_action); auto: only when at least "
-        "noise_auto_fraction are flagged",
+        "noise_auto_fraction are flagged, and more than a clean batch of that size shows by chance "
+        "(noise_auto_clean_rate)",
     )
     noise_filter_by: Literal["both", "prune_by_noise_rate", "prune_by_class", "confident_learning"] = Field(
         "both", description="cleanlab's find_label_issues filter_by"
@@ -70,7 +71,9 @@ class TrainParams(typed_files.YamlRecord):
     noise_weight_power: float = Field(
         0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger"
     )
-    noise_auto_fraction: float = Field(0.1, ge=0, le=1, description="flagged share above which auto drops them")
+    noise_auto_fraction: float = Field(
+        0.1, ge=0, le=1, description="flagged share from which auto acts on the batch (noise_action)"
+    )
     noise_auto_clean_rate: float = Field(
         0.05,
         ge=0,
