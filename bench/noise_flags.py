@@ -2,8 +2,8 @@
 and its hits (pipelines/training/noise_gate.py, issue 25).
 
 Not a test. Per task, size, flip rate and seed: the sample ``bench/train.py`` trains on, its labels flipped as
-there (``bench.banking77.flip``), frozen embeddings at ``max_length`` 64 as training encodes, out-of-sample
-probabilities and cleanlab's flags as training computes them (``filter_by: both``). Prints one line per
+there (``bench.banking77.flip``), frozen embeddings at the train parameters' ``max_length``, and the rows
+training's ``label_issues`` flags (out-of-sample probabilities, then cleanlab). Prints one line per
 cell (flag counts per seed; how many seeds the 10 % share alone and the whole gate would act on) and saves
 JSON to bench/results/noise_flags.json.
 
@@ -37,18 +37,17 @@ RESULTS = REPO / "bench" / "results" / "noise_flags.json"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", nargs="+", choices=[t for t in TASKS if t != "chabsa"], default=["problem_vs_request"])
+    ap.add_argument("--tasks", nargs="+", choices=TASKS, default=["problem_vs_request"])
     ap.add_argument("--per-class", type=arguments.at_least(2), nargs="+", default=[8, 16])
     ap.add_argument("--noise", type=arguments.fraction, nargs="+", default=[0.0, 0.2, 0.4])
     ap.add_argument("--seeds", type=arguments.at_least(1), default=10)
     args = ap.parse_args()
 
     import torch
-    from cleanlab.filter import find_label_issues
 
-    from pipelines.batches.noise_audit import out_of_sample_proba
     from pipelines.settings import load_settings
     from pipelines.training.noise_gate import why_not_noisy
+    from pipelines.training.objective import label_issues
     from pipelines.training.params import load_params
     from serving.embeddings import embed
 
@@ -62,14 +61,11 @@ def main() -> None:
                 flags, rows = [], 0
                 for seed in range(args.seeds):
                     df = sample(train_df, per_class, seed)
-                    labels = flip(df.category.tolist(), rate, seed)[0] if rate else df.category.tolist()
+                    labels = flip(df.category.tolist(), rate, seed)[0]
                     names = sorted(set(labels))
                     y = np.array([names.index(label) for label in labels])
-                    proba = out_of_sample_proba(
-                        embed(df.text.tolist(), model_dir, max_length=64), y, len(names), seed=seed
-                    )
-                    issues = find_label_issues(y, proba, filter_by="both", min_examples_per_class=2, n_jobs=1)
-                    flags.append(int(issues.sum()))
+                    embeddings = embed(df.text.tolist(), model_dir, max_length=params.max_length)
+                    flags.append(int(label_issues(embeddings, y, len(names), params, seed)[1].sum()))
                     rows = len(y)
                 cells.append(
                     {

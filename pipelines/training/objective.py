@@ -33,6 +33,21 @@ class NoiseWeights:
     note: str
 
 
+def label_issues(
+    embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-sample class probabilities of every row and the rows confident learning flags as mislabelled."""
+    from cleanlab.filter import find_label_issues
+
+    proba = out_of_sample_proba(embeddings, y, num_labels, seed=seed)
+    # n_jobs=1: cleanlab's worker pool costs more than it saves on small batches, and its workers,
+    # forked inside a Prefect task, die with a TerminationSignal traceback when the pool is closed.
+    issues = find_label_issues(
+        y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class, n_jobs=1
+    )
+    return proba, issues
+
+
 def noise_weights(
     embeddings: np.ndarray, y: np.ndarray, num_labels: int, params: TrainParams, seed: int
 ) -> NoiseWeights:
@@ -48,14 +63,7 @@ def noise_weights(
     weights = np.ones(len(y))
     if params.noise_filter == "none":
         return NoiseWeights(weights, 0, "noise_filter none: every row weighs 1")
-    from cleanlab.filter import find_label_issues
-
-    proba = out_of_sample_proba(embeddings, y, num_labels, seed=seed)
-    # n_jobs=1: cleanlab's worker pool costs more than it saves on small batches, and its workers,
-    # forked inside a Prefect task, die with a TerminationSignal traceback when the pool is closed.
-    issues = find_label_issues(
-        y, proba, filter_by=params.noise_filter_by, min_examples_per_class=params.min_per_class, n_jobs=1
-    )
+    proba, issues = label_issues(embeddings, y, num_labels, params, seed)
     found = f"confident learning flagged {int(issues.sum())} of {len(y)} rows ({issues.mean():.0%})"
     # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
     # 8-16 per class is worth more than the little noise removed. "auto" acts only when the
@@ -158,7 +166,7 @@ def batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator)
 
 
 def micro_batches(idx: list[int], lengths: list[int], size: int = MICRO_BATCH) -> list[list[int]]:
-    """One optimiser batch cut into length-sorted parts of ``size``."""
+    """Indices ``idx`` cut into length-sorted parts of ``size`` (an optimiser batch, or rows to embed)."""
     ordered = sorted(idx, key=lambda i: lengths[i])
     return [ordered[s : s + size] for s in range(0, len(ordered), size)]
 

@@ -72,7 +72,7 @@ class TrainParams(typed_files.YamlRecord):
         0.25, gt=0, description="with noise_action weight: lower keeps flagged rows stronger"
     )
     noise_auto_fraction: float = Field(
-        0.1, ge=0, le=1, description="flagged share from which auto acts on the batch (noise_action)"
+        0.1, ge=0, le=1, description="flagged share below which auto leaves the batch alone (see noise_auto_clean_rate)"
     )
     noise_auto_clean_rate: float = Field(
         0.05,

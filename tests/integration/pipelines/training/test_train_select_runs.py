@@ -247,6 +247,27 @@ def test_the_final_run_starts_from_the_probe_unless_exactly_one_fold_ran_on_ever
     assert "continues" not in sel.reason and result.params["steps"] == 5 and len(lora_wraps) == folds + 1, case
 
 
+def test_a_kept_lora_where_the_probe_is_the_default_starts_from_the_probe_even_after_one_fold(
+    tiny_base, tmp_path, lora_wraps, monkeypatch
+):
+    """Continuing was measured only where fine-tuning is the default (a large batch): on a tiny batch the fold
+    and the final run have the same budget, so a kept LoRA trains from the probe as before."""
+    from pipelines.records import Selection
+    from pipelines.training.recipe import train
+
+    # every fold the budget allows runs (one), and fine-tuning is kept whatever it scored
+    monkeypatch.setattr("pipelines.training.recipe.settled", lambda *args: False)
+    monkeypatch.setattr(
+        "pipelines.training.recipe.choose",
+        lambda y, predictions, z, default: Selection(kept="lora", default=default, reason="kept", estimates={}),
+    )
+    params = ONE_FOLD.model_copy(update={"select_large_rows": 10_000})
+    result = train(_three_classes(24, seed=5), tmp_path / "adapter", base=tiny_base, params=params, seed=7)
+    sel = result.selection
+    assert (sel.default, sel.kept, sel.folds, sel.continued_steps) == ("probe", "lora", 1, 0), sel
+    assert "continues" not in sel.reason and result.params["steps"] == 5 and len(lora_wraps) == 2
+
+
 def test_embeddings_of_cached_rows_come_back_in_the_order_asked_whatever_their_lengths(tiny_base):
     from peft import get_peft_model
 
