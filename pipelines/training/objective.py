@@ -274,24 +274,28 @@ def adapted_head(peft_model) -> torch.nn.Linear:
     return wrapper.modules_to_save[wrapper.active_adapter]
 
 
-def embed_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
-    """The model's pooled, normalised embedding of each of ``rows``, from their cached states.
+def _embedded(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> torch.Tensor:
+    """The model's pooled, normalised embedding of each of ``rows`` from their cached states, on its device.
 
     Run in batches of similar length, so little of each is padding (padded positions are masked out of
     the pooling, so the order changes nothing but the rounding)."""
     inner = peft_model.base_model.model
     lengths = [data.hidden[r].shape[0] for r in rows]
-    out = np.empty((len(rows), inner.classifier.in_features), dtype=np.float32)
+    like = inner.classifier.weight
     with torch.inference_mode():
+        out = torch.empty((len(rows), inner.classifier.in_features), dtype=like.dtype, device=like.device)
         for part in micro_batches(list(range(len(rows))), lengths, ENCODE_BATCH):
             hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
-            out[part] = inner.embed_from(hidden, mask, start).float().cpu().numpy()
+            out[part] = inner.embed_from(hidden, mask, start)
     return out
+
+
+def embed_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
+    """:func:`_embedded` as float32 rows for scikit-learn (the head's refit)."""
+    return _embedded(peft_model, data, rows, start).float().cpu().numpy()
 
 
 def predict_cached(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> np.ndarray:
     """Class index the model predicts for each of ``rows``, from their cached states."""
     with torch.inference_mode():
-        head = peft_model.base_model.model.classifier
-        embedded = torch.from_numpy(embed_cached(peft_model, data, rows, start))
-        return head(embedded.to(head.weight)).argmax(-1).cpu().numpy()
+        return peft_model.base_model.model.classifier(_embedded(peft_model, data, rows, start)).argmax(-1).cpu().numpy()
