@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pipelines.batches.noise_audit import out_of_sample_proba
-from pipelines.training.cache import ENCODE_BATCH, EncodedData, pad_batch
+from pipelines.training.cache import ENCODE_BATCH, EncodedData, micro_batches, pad_batch
 from pipelines.training.class_margin import margin_weights
 from pipelines.training.noise_gate import why_not_noisy
 from pipelines.training.params import TrainParams
@@ -165,12 +165,6 @@ def batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator)
     return [flat[s * batch_size : (s + 1) * batch_size] for s in range(steps)]
 
 
-def micro_batches(idx: list[int], lengths: list[int], size: int = MICRO_BATCH) -> list[list[int]]:
-    """Indices ``idx`` cut into length-sorted parts of ``size`` (an optimiser batch, or rows to embed)."""
-    ordered = sorted(idx, key=lambda i: lengths[i])
-    return [ordered[s : s + size] for s in range(0, len(ordered), size)]
-
-
 def backward_in_parts(
     idx: list[int], lengths: list[int], forward, loss_fn, target: torch.Tensor, weight: torch.Tensor
 ) -> float:
@@ -183,7 +177,7 @@ def backward_in_parts(
     ``forward(part) -> logits``; returns the batch loss.
     """
     total = 0.0
-    for part in micro_batches(idx, lengths):
+    for part in micro_batches(idx, lengths, MICRO_BATCH):
         loss = (loss_fn(forward(part), target[part]) * weight[part]).sum() / len(idx)
         loss.backward()
         total += loss.item()

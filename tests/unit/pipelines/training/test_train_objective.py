@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.training.cache import pad_batch
-from pipelines.training.objective import (
-    backward_in_parts,
-    generalized_cross_entropy,
-    logreg_head,
-    micro_batches,
-)
+from pipelines.training.cache import micro_batches, pad_batch
+from pipelines.training.objective import backward_in_parts, generalized_cross_entropy, logreg_head
 from serving.embeddings import mean_pool
 
 
