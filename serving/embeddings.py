@@ -170,9 +170,14 @@ def batches_by_length(texts: list[str], base: FrozenBase, max_length: int, batch
     batch keep their order and cost no extra tokenizer pass (a request at batch 1)."""
     if len(texts) <= batch_size:
         return [list(range(len(texts)))] if texts else []
-    lengths = token_lengths(texts, base, max_length)
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return length_sorted_batches(list(range(len(texts))), token_lengths(texts, base, max_length), batch_size)
+
+
+def length_sorted_batches(rows: list[int], lengths: list[int], size: int) -> list[list[int]]:
+    """``rows`` (indices into ``lengths``) cut into parts of up to ``size`` in length order: each part pads little
+    (a prediction batch; in training an encoding pass, an optimiser batch run in parts, rows to embed)."""
+    ordered = sorted(rows, key=lengths.__getitem__)
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
 def embed(

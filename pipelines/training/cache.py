@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from pipelines.training.params import TrainParams
+from serving.embeddings import length_sorted_batches
 from serving.model import LoadedBase, MeanPoolClassifier
 
 ENCODE_BATCH = 64
@@ -65,7 +66,7 @@ def encode_frozen(
     ]
     embeddings = np.zeros((len(texts), size), dtype=np.float32)
     with torch.inference_mode():
-        for idx in micro_batches(list(range(len(texts))), lengths, ENCODE_BATCH):
+        for idx in length_sorted_batches(list(range(len(texts))), lengths, ENCODE_BATCH):
             enc = base.tokenize([texts[i] for i in idx], max_length)
             states = model.hidden_before(enc["input_ids"], enc["attention_mask"], start)
             pooled = model.embed_from(states, enc["attention_mask"], start)
@@ -76,13 +77,6 @@ def encode_frozen(
             if progress is not None:
                 progress.update(len(idx))
     return EncodedData(hidden=hidden, embeddings=embeddings)
-
-
-def micro_batches(idx: list[int], lengths: list[int], size: int) -> list[list[int]]:
-    """Indices ``idx`` cut into length-sorted parts of ``size``: each part pads little (an encoding pass, an
-    optimiser batch run in parts, rows to embed)."""
-    ordered = sorted(idx, key=lambda i: lengths[i])
-    return [ordered[s : s + size] for s in range(0, len(ordered), size)]
 
 
 def pad_batch(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

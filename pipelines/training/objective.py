@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from pipelines.batches.noise_audit import out_of_sample_proba
-from pipelines.training.cache import ENCODE_BATCH, EncodedData, micro_batches, pad_batch
+from pipelines.training.cache import ENCODE_BATCH, EncodedData, pad_batch
 from pipelines.training.class_margin import margin_weights
 from pipelines.training.noise_gate import why_not_noisy
 from pipelines.training.params import TrainParams
 from registry.errors import RefusedError
+from serving.embeddings import length_sorted_batches
 from serving.model import HEAD_MODULE, MeanPoolClassifier
 
 ABSENT_CLASS_LOGIT = -1e4
@@ -177,7 +178,7 @@ def backward_in_parts(
     ``forward(part) -> logits``; returns the batch loss.
     """
     total = 0.0
-    for part in micro_batches(idx, lengths, MICRO_BATCH):
+    for part in length_sorted_batches(idx, lengths, MICRO_BATCH):
         loss = (loss_fn(forward(part), target[part]) * weight[part]).sum() / len(idx)
         loss.backward()
         total += loss.item()
@@ -278,7 +279,7 @@ def _embedded(peft_model, data: EncodedData, rows: np.ndarray, start: int) -> to
     like = inner.classifier.weight
     with torch.inference_mode():
         out = torch.empty((len(rows), inner.classifier.in_features), dtype=like.dtype, device=like.device)
-        for part in micro_batches(list(range(len(rows))), lengths, ENCODE_BATCH):
+        for part in length_sorted_batches(list(range(len(rows))), lengths, ENCODE_BATCH):
             hidden, mask = pad_batch([data.hidden[rows[i]] for i in part])
             out[part] = inner.embed_from(hidden, mask, start)
     return out

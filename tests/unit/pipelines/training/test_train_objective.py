@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.training.cache import micro_batches, pad_batch
+from pipelines.training.cache import pad_batch
 from pipelines.training.objective import backward_in_parts, generalized_cross_entropy, logreg_head
-from serving.embeddings import mean_pool
+from serving.embeddings import length_sorted_batches, mean_pool
 
 
 @pytest.mark.parametrize("classes", [2, 5])
@@ -72,9 +72,9 @@ def _grads(modules):
     return grads
 
 
-def test_micro_batches_split_a_batch_into_length_sorted_parts_holding_each_example_once():
+def test_length_sorted_batches_split_a_batch_into_length_sorted_parts_holding_each_example_once():
     lengths = [5, 1, 9, 3, 7, 2, 8]
-    parts = micro_batches([6, 0, 2, 4, 1], lengths, size=2)
+    parts = length_sorted_batches([6, 0, 2, 4, 1], lengths, size=2)
     assert parts == [[1, 0], [4, 6], [2]]
 
 
