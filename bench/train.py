@@ -94,9 +94,10 @@ def run_lexical(texts, labels, test_texts, test_labels) -> dict:
 
 
 def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed, iterations=None) -> dict:
-    """SetFit with its defaults (contrastive pairs, 1 epoch, logistic head) on the same MiniLM folder, offline;
-    ``iterations`` (SetFit's ``num_iterations``: that many pairs drawn per row) replaces its default of
-    oversampling every pair, which at hundreds of rows over many classes takes hours on a CPU core."""
+    """SetFit (contrastive pairs, 1 epoch, logistic head) on the same MiniLM folder, offline, with its defaults
+    unless ``iterations``: SetFit's ``num_iterations`` (one positive and one negative pair per row per iteration)
+    replaces its default of oversampling every pair, which at hundreds of rows over many classes takes hours on
+    a CPU core."""
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -112,6 +113,7 @@ def run_setfit(texts, labels, test_texts, test_labels, model_dir, seed, iteratio
     return {
         "macro_f1": quality_metrics(test_labels, pred, sorted(set(labels))).macro_f1,
         "wall_s": meter.usage.wall_seconds,
+        "setfit_iterations": iterations,  # None: SetFit's own oversampling
     }
 
 
@@ -392,7 +394,7 @@ def main() -> None:
         "--setfit-iterations",
         type=arguments.at_least(1),
         default=None,
-        help="SetFit's num_iterations (pairs per row; the SetFit paper's 20): default its own oversampling of all pairs",
+        help="SetFit's num_iterations (2 pairs per row each; the SetFit paper's 20): default its own oversampling of all pairs",
     )
     ap.add_argument("--test-per-class", type=arguments.at_least(1), default=20)
     ap.add_argument(

@@ -35,8 +35,8 @@ import numpy as np
 from registry.errors import RefusedError
 from registry.explanations import Explanation, Faithfulness, Method, Span
 
-# The fewest steps tried that give every row the rationale (top spans) 128 steps give it: at 24, 2 of 36 Banking77
-# holdout rows got another one (bench/explain_steps.py; bench/RESULTS.md, 2026-12-07).
+# The fewest steps tried at which none of 36 holdout rows (sample, Banking77) got another rationale (top spans)
+# than at 128 steps: at 24, 2 Banking77 rows did (bench/explain_steps.py; bench/RESULTS.md, 2026-12-07).
 DEFAULT_STEPS = 32
 TOP_FRACTION = 0.2  # ERASER's rationale: the top fifth of the spans (at least one)
 RANDOM_DRAWS = 4

@@ -14,7 +14,14 @@ import torch
 from registry.errors import RefusedError
 from serving import base_cache
 from serving.base_cache import base_tokenizer, folder_identity, frozen_encoder
-from serving.embeddings import EmbeddingMemo, batches_by_length, embed, frozen_embeddings, token_lengths
+from serving.embeddings import (
+    EmbeddingMemo,
+    batches_by_length,
+    embed,
+    frozen_embeddings,
+    length_sorted_batches,
+    token_lengths,
+)
 from serving.model import MeanPoolClassifier, load_base
 from tests.tiny_encoders import build
 
@@ -58,6 +65,12 @@ def test_the_one_embedding_matches_the_classifiers_own_embedding(tiny_folder):
     assert got.dtype == np.float32 and got.shape == (4, base.encoder.config.hidden_size)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_length_sorted_batches_cut_the_rows_given_into_length_sorted_parts_holding_each_once():
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    parts = length_sorted_batches([6, 0, 2, 4, 1], lengths, size=2)
+    assert parts == [[1, 0], [4, 6], [2]]
 
 
 def test_batches_by_length_hold_every_row_once_shortest_first_and_a_single_batch_keeps_its_order(tiny_folder):

@@ -1,5 +1,6 @@
 """The serving probe runs in its own process: what goes wrong in it fails the load check with the reason, a
-probe never asked ends without timing, and one launched ahead (during training) is the one evaluate takes."""
+probe never asked ends without timing, one launched ahead (during training) is the one evaluate takes, and it
+ends without Python's shutdown, its output flushed."""
 
 import subprocess
 import sys
@@ -64,15 +65,20 @@ def test_a_probe_launched_ahead_that_died_is_replaced_by_a_fresh_one_and_its_end
     assert "the load probe started during training ended (exit -9)" in caplog.text
 
 
-def test_a_probe_ends_without_pythons_shutdown_which_the_evaluator_would_wait_for(tiny_base, tmp_path):
-    # An exit handler stands for the shutdown: the probe's output is flushed, so ending skips ~0.9 s of it.
+def test_a_probe_ends_without_pythons_shutdown_which_the_evaluator_would_wait_for_but_flushes_its_output(
+    tiny_base, tmp_path
+):
+    # An exit handler stands for the shutdown (~0.9 s with torch loaded); output still in the buffer when the
+    # probe ends stands for its result line.
     shutdown = tmp_path / "shutdown-ran"
     script = (
         "import atexit, runpy, sys\n"
         f"atexit.register(lambda: open({str(shutdown)!r}, 'w').close())\n"
+        "sys.stdout.write('unflushed')\n"
         f"sys.argv = ['serving_probe', {str(tiny_base)!r}]\n"
         "runpy.run_module('pipelines.evaluation.checks.serving_probe', run_name='__main__')\n"
     )
     ended = subprocess.run([sys.executable, "-c", script], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     assert ended.returncode == 0, ended.stderr.decode()[-800:]
+    assert ended.stdout == b"unflushed"
     assert not shutdown.exists()

@@ -9,7 +9,7 @@ import torch
 
 from pipelines.training.cache import pad_batch
 from pipelines.training.objective import backward_in_parts, generalized_cross_entropy, logreg_head
-from serving.embeddings import length_sorted_batches, mean_pool
+from serving.embeddings import mean_pool
 
 
 @pytest.mark.parametrize("classes", [2, 5])
@@ -70,12 +70,6 @@ def _grads(modules):
     for m in modules:
         m.zero_grad(set_to_none=True)
     return grads
-
-
-def test_length_sorted_batches_split_a_batch_into_length_sorted_parts_holding_each_example_once():
-    lengths = [5, 1, 9, 3, 7, 2, 8]
-    parts = length_sorted_batches([6, 0, 2, 4, 1], lengths, size=2)
-    assert parts == [[1, 0], [4, 6], [2]]
 
 
 @pytest.mark.parametrize("loss", ["gce", "ce"])
