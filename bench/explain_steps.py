@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "explain_steps.json")
     args = parser.parse_args()
     if DEFAULT_STEPS not in args.steps:
-        parser.error(f"--steps must include the default, {DEFAULT_STEPS}: times are ratios of its")
+        parser.error(f"--steps must include the default, {DEFAULT_STEPS}: times are given as ratios to its time")
 
     import torch
 
