@@ -26,6 +26,14 @@ def sample(df: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
     return pd.concat(rows).reset_index(drop=True)
 
 
+def hold_out(df: pd.DataFrame, per_class: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(rest, held)``: ``per_class`` rows of every class set aside (all of a class that has no more), the rest
+    left to sample training rows from, so no held row is ever trained on."""
+    held = [g.sample(min(per_class, len(g)), random_state=seed).index for _, g in df.groupby("category")]
+    index = held[0].append(held[1:])
+    return df.drop(index).reset_index(drop=True), df.loc[index].reset_index(drop=True)
+
+
 def flip(labels: list[str], rate: float, seed: int) -> tuple[list[str], list[int]]:
     """Replace ``rate`` of the labels by a different, uniformly chosen class; also the flipped positions."""
     rng = np.random.default_rng(seed + 1000)

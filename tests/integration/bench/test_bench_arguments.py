@@ -24,6 +24,7 @@ from tests.conftest import REPO
         ),
         ("train", ["--data", "/nonexistent"], "argument --data: /nonexistent lacks train.csv and test.csv"),
         ("train", ["--full-lr", "0"], "argument --full-lr: must be above 0, got 0.0"),
+        ("train", ["--extra-test-per-class", "0"], "argument --extra-test-per-class: must be at least 1, got 0"),
         ("explain", ["--steps", "1"], "argument --steps: must be at least 2, got 1"),
         ("explain", ["--texts", "many"], "argument --texts: expected a whole number, got 'many'"),
         ("contrastive", ["--batch", "1"], "argument --batch: must be at least 2, got 1"),
@@ -42,3 +43,21 @@ def test_bench_refuses_a_bad_argument_before_it_starts(script, argv, message):
     )
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_bench_refuses_to_hold_out_a_whole_class(tmp_path):
+    rows = ["text,category"] + [f"lost card {i},card_lost" for i in range(3)] + [f"pin {i},pin" for i in range(5)]
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "train.py"), "--data", str(tmp_path), "--extra-test-per-class", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 2
+    assert (
+        "argument --extra-test-per-class: 3 would leave class 'card_lost' (3 rows in train) nothing to train on"
+        in done.stderr
+    )
