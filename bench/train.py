@@ -289,7 +289,7 @@ def run_unit(unit: tuple) -> list[dict]:
         )
         if args.lexical:
             rows.append({**common, "method": "lexical", **run_lexical(texts, labels, ctx.test_texts, ctx.test_labels)})
-        if args.setfit and seed < args.setfit_seeds:
+        if args.setfit and seed - args.first_seed < args.setfit_seeds:
             rows.append(
                 {
                     **common,
@@ -341,7 +341,12 @@ def reuses_size_run(args: argparse.Namespace, params, rate: float, seed: int) ->
     """Training is deterministic: with the default filter (auto) on clean 16/class data, the noise
     run of a seed IS its size run, and so is ``none`` whenever that run's filter flagged nothing
     (the three 0 % ``none`` runs of 2026-11-28 equalled their size runs to the last digit, at ~2 min each)."""
-    return rate == 0.0 and args.noise_per_class in args.sizes and seed < args.seeds and params.noise_filter == "auto"
+    return (
+        rate == 0.0
+        and args.noise_per_class in args.sizes
+        and seed < args.first_seed + args.seeds
+        and params.noise_filter == "auto"
+    )
 
 
 def unit_modes(args: argparse.Namespace, params, rate: float, seed: int) -> list[str]:
@@ -358,7 +363,7 @@ def reuse_clean_runs(rows: list[dict], args: argparse.Namespace, params) -> list
             and r["per_class"] == args.noise_per_class
             and r["method"] == "lora"
             and 0.0 in args.noise
-            and r["seed"] < args.noise_seeds
+            and r["seed"] < args.first_seed + args.noise_seeds
             and reuses_size_run(args, params, 0.0, r["seed"])
         ):
             modes = [m for m in args.noise_modes if m == "auto" or r["dropped"] + r["downweighted"] == 0]
@@ -374,6 +379,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1 seed, 8/16 per class, noise 0/40 %%")
     ap.add_argument("--sizes", type=arguments.at_least(2), nargs="*", default=None)
     ap.add_argument("--seeds", type=arguments.at_least(1), default=None, help="seeds per size (default 3, quick 1)")
+    ap.add_argument(
+        "--first-seed",
+        type=arguments.at_least(0),
+        default=0,
+        help="seeds run from here: samples no earlier run (whose defaults were chosen on seeds 0-2) has seen",
+    )
     ap.add_argument(
         "--seeds-64", type=arguments.at_least(1), default=None, help="seeds at 64 per class (default 2: time budget)"
     )
@@ -451,11 +462,16 @@ def main() -> None:
                 f"argument --extra-test-per-class: {args.extra_test_per_class} would leave class "
                 f"{counts.idxmin()!r} ({counts.min()} rows in train) nothing to train on"
             )
-    units = [("size", n, seed) for n in args.sizes for seed in range(args.seeds_64 if n >= 64 else args.seeds)]
+    first = args.first_seed
+    units = [
+        ("size", n, seed)
+        for n in args.sizes
+        for seed in range(first, first + (args.seeds_64 if n >= 64 else args.seeds))
+    ]
     units += [
         ("noise", rate, seed)
         for rate in args.noise
-        for seed in range(args.noise_seeds)
+        for seed in range(first, first + args.noise_seeds)
         if unit_modes(args, params, rate, seed)
     ]
     units.sort(key=lambda u: (u[0] != "size", -u[1]))  # the longest first, so the workers finish together

@@ -93,11 +93,11 @@ class TrainParams(typed_files.YamlRecord):
     )
     select_min_visits: int = Field(3000, ge=0, description="... but at least this many rows visited (tiny batches)")
     select_z: float = Field(
-        1.0,
+        1.645,
         ge=0,
         description="the default recipe is replaced only when the other leads it out of "
         "fold by more than one row plus this many standard errors of the "
-        "paired difference (McNemar, continuity-corrected)",
+        "paired difference (McNemar, continuity-corrected; 1.645: one-sided 5 %)",
     )
     select_large_rows: int = Field(
         300,

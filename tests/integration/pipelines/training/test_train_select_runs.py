@@ -60,8 +60,9 @@ def _noise_batch():
 
 
 # lr high enough to memorise 30 rows in 10 steps; few steps keep the test cheap. The counts below are of the
-# noise filter's weight action (flagged rows at p^0.25), which these selection tests were written against.
-NOISE_PARAMS = TrainParams(lora_layers=1, lr=5e-2, min_steps=10, max_steps=10, noise_action="weight")
+# noise filter's weight action (flagged rows at p^0.25) and of select_z 1.0, which these tests of when the
+# folds stop were written against (the default's threshold: tests/unit/pipelines/training/test_train_select.py).
+NOISE_PARAMS = TrainParams(lora_layers=1, lr=5e-2, min_steps=10, max_steps=10, noise_action="weight", select_z=1.0)
 
 
 def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(tiny_base, tmp_path):
@@ -171,9 +172,17 @@ def _three_classes(n: int, seed: int):
 
 
 # Fine-tuning the default (as on a large batch) and a budget that pays for exactly one fold: 18 fold rows
-# x 5 steps of 8 = 40 rows visited, select_cost 1 x 5 final steps x 8.
+# x 5 steps of 8 = 40 rows visited, select_cost 1 x 5 final steps x 8. At select_z 1.0 the 6 rows a fold holds
+# out of 24 can still move the outcome after one fold, so a budget of two runs both.
 ONE_FOLD = TrainParams(
-    lora_layers=1, min_steps=5, max_steps=5, batch_size=8, select_large_rows=2, select_cost=1.0, select_min_visits=0
+    lora_layers=1,
+    min_steps=5,
+    max_steps=5,
+    batch_size=8,
+    select_large_rows=2,
+    select_cost=1.0,
+    select_min_visits=0,
+    select_z=1.0,
 )
 
 
