@@ -45,12 +45,16 @@ def test_bench_refuses_a_bad_argument_before_it_starts(script, argv, message):
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_train_bench_refuses_to_hold_out_a_whole_class(tmp_path):
+def test_train_bench_refuses_to_hold_out_rows_a_sample_needs(tmp_path):
     rows = ["text,category"] + [f"lost card {i},card_lost" for i in range(3)] + [f"pin {i},pin" for i in range(5)]
     for split in ("train", "test"):
         (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "train.py"), "--data", str(tmp_path), "--extra-test-per-class", "3"],
+        [
+            sys.executable,
+            str(REPO / "bench" / "train.py"),
+            *("--data", str(tmp_path), "--sizes", "2", "--noise", "--extra-test-per-class", "2"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -58,6 +62,6 @@ def test_train_bench_refuses_to_hold_out_a_whole_class(tmp_path):
     )
     assert done.returncode == 2
     assert (
-        "argument --extra-test-per-class: 3 would leave class 'card_lost' (3 rows in train) nothing to train on"
-        in done.stderr
+        "argument --extra-test-per-class: 2 would leave class 'card_lost' (3 rows in train) fewer than the 2 rows "
+        "a 2-per-class sample takes; at most 1 here" in done.stderr
     )
