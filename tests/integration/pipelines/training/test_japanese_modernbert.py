@@ -34,8 +34,11 @@ def world(s3_server, tmp_path_factory):
     # A random-weight model: the baselines beat it, which is not what this test is about.
     policy["quality"].update(min_macro_f1=0.0, max_loss_to_baseline=1.0)
     policy["bias"]["max_gap"] = 1.0
-    # Nor is load: a tiny model's milliseconds spread widely on a busy machine, which the gate would call "not judged".
-    policy["load"].update(max_p95_ms=60000, max_rss_mb=8192, max_base_spread=1000.0)
+    # Nor is load: a tiny model's milliseconds spread widely on a busy machine, which the gate would call "not judged",
+    # and its ratios to the bare base are not those of a real model (the adapter's fixed cost per layer weighs more).
+    policy["load"].update(
+        max_p95_ms=60000, max_rss_mb=8192, max_p95_ratio=100, min_throughput_ratio=0.01, max_base_spread=1000.0
+    )
     policy["cost"]["max_train_seconds"] = 36000
     (root / "policy.yaml").write_text(yaml.safe_dump(policy))
     (root / "params.yaml").write_text("train:\n  min_steps: 6\n  max_steps: 6\n  noise_filter: none\n  select: lora\n")
