@@ -34,6 +34,20 @@ def hold_out(df: pd.DataFrame, per_class: int, seed: int) -> tuple[pd.DataFrame,
     return df.drop(index).reset_index(drop=True), df.loc[index].reset_index(drop=True)
 
 
+def hold_out_problem(df: pd.DataFrame, per_class: int, largest: int) -> str:
+    """Why ``hold_out(df, per_class, ...)`` would shrink a sample of up to ``largest`` rows per class; empty when
+    it would not. Held-out rows must not shrink a sample: a table would say 64/class of a class trained on fewer."""
+    counts = df.category.value_counts()
+    spare = counts - counts.clip(upper=largest)
+    if per_class <= spare.min():
+        return ""
+    short = spare.idxmin()
+    return (
+        f"{per_class} would leave class {short!r} ({counts[short]} rows in train) fewer than the "
+        f"{min(counts[short], largest)} rows a {largest}-per-class sample takes; at most {spare.min()} here"
+    )
+
+
 def flip(labels: list[str], rate: float, seed: int) -> tuple[list[str], list[int]]:
     """Replace ``rate`` of the labels by a different, uniformly chosen class; also the flipped positions."""
     rng = np.random.default_rng(seed + 1000)

@@ -37,14 +37,15 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import arguments  # noqa: E402
-from bench.banking77 import sample  # noqa: E402
+from bench.banking77 import hold_out, hold_out_problem, sample  # noqa: E402
 from bench.tasks import GROUPS, load  # noqa: E402
-from bench.train import run_probe, run_setfit, save  # noqa: E402
+from bench.train import EXTRA_TEST_SEED, run_probe, run_setfit, save  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.training.cost_meter import CostMeter  # noqa: E402
 
@@ -160,6 +161,13 @@ def main() -> None:
     ap.add_argument("--sizes", type=arguments.at_least(2), nargs="*", default=[8, 16])
     ap.add_argument("--seeds", type=arguments.at_least(1), default=3)
     ap.add_argument("--test-per-class", type=arguments.at_least(1), default=40)
+    ap.add_argument(
+        "--extra-test-per-class",
+        type=arguments.at_least(1),
+        default=None,
+        help="also test on this many rows per class held out of the train split, as bench/train.py does",
+    )
+    ap.add_argument("--first-seed", type=arguments.at_least(0), default=0, help="seeds run from here")
     # 20 (SetFit's num_iterations) moves nothing here: in-batch pairs make it 2-3 steps (bench/RESULTS.md)
     ap.add_argument("--pairs-per-row", type=arguments.positive, default=100, help="pairs each row takes part in")
     ap.add_argument("--batch", type=arguments.at_least(2), default=16, help="rows per step (all their pairs count)")
@@ -175,6 +183,11 @@ def main() -> None:
     ap.add_argument("--threads", type=arguments.at_least(1), default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    if args.extra_test_per_class:
+        for task in args.tasks:
+            problem = hold_out_problem(load(task)[0], args.extra_test_per_class, max(args.sizes, default=0))
+            if problem:
+                ap.error(f"argument --extra-test-per-class: {task}: {problem}")
 
     import torch
     from threadpoolctl import threadpool_limits
@@ -194,10 +207,13 @@ def main() -> None:
     for task in args.tasks:
         train_df, test_df = load(task)
         test_df = sample(test_df, args.test_per_class, seed=0)
+        if args.extra_test_per_class:
+            train_df, extra = hold_out(train_df, args.extra_test_per_class, seed=EXTRA_TEST_SEED)
+            test_df = pd.concat([test_df, extra], ignore_index=True)
         test_texts, test_labels = test_df.text.tolist(), test_df.category.tolist()
         test_emb = embed(test_texts, settings.base_model_dir)
         for per_class in args.sizes:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 df = sample(train_df, per_class, seed)
                 texts, labels = df.text.tolist(), df.category.tolist()
                 common = {"task": task, "per_class": per_class, "seed": seed}
@@ -205,7 +221,7 @@ def main() -> None:
                     {"method": "probe", **run_probe(df, labels, test_emb, test_labels, settings.base_model_dir)},
                     *run_contrastive(texts, labels, test_texts, test_labels, test_emb, base, params, seed, args),
                 ]
-                if seed < args.setfit_seeds and len(texts) <= args.setfit_max_rows:
+                if seed - args.first_seed < args.setfit_seeds and len(texts) <= args.setfit_max_rows:
                     setfit = run_setfit(texts, labels, test_texts, test_labels, settings.base_model_dir, seed)
                     results.append({"method": "setfit", **setfit})
                 for result in results:
@@ -221,7 +237,9 @@ def report(rows: list[dict], args, total: float) -> None:
     variants = ["contrastive", "contrastive+frozen"]
     lines = [
         f"contrastive: loss {args.loss}, {args.pairs_per_row} pairs per row, batch {args.batch}, lr {args.lr}; "
-        f"test {args.test_per_class}/class; total {total / 60:.1f} min",
+        f"test {args.test_per_class}/class"
+        + (f" + {args.extra_test_per_class}/class held out of train" if args.extra_test_per_class else "")
+        + f"; total {total / 60:.1f} min",
         "",
         "| task | per class | seeds | probe | contrastive (− probe) | contrastive+frozen (− probe) | SetFit (seeds run) "
         "| probe wall s | contrastive wall s | contrastive / SetFit wall |",

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import arguments  # noqa: E402
-from bench.banking77 import FOLDER, flip, hold_out, sample  # noqa: E402
+from bench.banking77 import FOLDER, flip, hold_out, hold_out_problem, sample  # noqa: E402
 from bench.tasks import TASKS, load  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
@@ -458,17 +458,10 @@ def main() -> None:
     except ConfigError as err:
         ap.error(f"--set: {err}")
     if args.extra_test_per_class:
-        # Held-out rows must not shrink a sample: the tables would say 64/class of a class trained on fewer.
         largest = max([*args.sizes, *([args.noise_per_class] if args.noise else [])], default=0)
-        counts = load(args.task, args.data)[0].category.value_counts()
-        spare = counts - counts.clip(upper=largest)
-        if args.extra_test_per_class > spare.min():
-            short = spare.idxmin()
-            ap.error(
-                f"argument --extra-test-per-class: {args.extra_test_per_class} would leave class {short!r} "
-                f"({counts[short]} rows in train) fewer than the {min(counts[short], largest)} rows a "
-                f"{largest}-per-class sample takes; at most {spare.min()} here"
-            )
+        problem = hold_out_problem(load(args.task, args.data)[0], args.extra_test_per_class, largest)
+        if problem:
+            ap.error(f"argument --extra-test-per-class: {problem}")
     first = args.first_seed
     units = [
         ("size", n, seed)
