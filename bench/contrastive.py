@@ -175,7 +175,10 @@ def main() -> None:
     ap.add_argument("--loss", choices=["cos", "supcon"], default="cos")
     ap.add_argument("--temperature", type=arguments.positive, default=0.1, help="supcon only")
     ap.add_argument(
-        "--setfit-seeds", type=arguments.at_least(0), default=0, help="seeds SetFit runs on, from 0 (slow; 0 = none)"
+        "--setfit-seeds",
+        type=arguments.at_least(0),
+        default=0,
+        help="seeds SetFit runs on, from --first-seed (slow; 0 = none)",
     )
     ap.add_argument(
         "--setfit-max-rows", type=arguments.at_least(1), default=40, help="SetFit only on samples up to this many rows"
