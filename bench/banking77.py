@@ -26,6 +26,27 @@ def sample(df: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
     return pd.concat(rows).reset_index(drop=True)
 
 
+EXTRA_TEST_SEED = 1234  # fixed apart from the sampling seeds, so every seed tests on the same held-out rows
+
+
+def evaluation_rows(
+    train: pd.DataFrame, test: pd.DataFrame, per_class: int, extra_per_class: int | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(train, test)`` of a benchmark run: ``per_class`` rows of each class of the test split (seed 0), plus
+    ``extra_per_class`` of the train split held out (``hold_out``) and left out of ``train``."""
+    test = sample(test, per_class, seed=0)
+    if not extra_per_class:
+        return train, test
+    train, extra = hold_out(train, extra_per_class, seed=EXTRA_TEST_SEED)
+    return train, pd.concat([test, extra], ignore_index=True)
+
+
+def evaluation_rows_named(per_class: int, extra_per_class: int | None) -> str:
+    """How a report names the test rows of :func:`evaluation_rows`."""
+    held = f" + {extra_per_class}/class held out of train" if extra_per_class else ""
+    return f"test {per_class}/class{held}"
+
+
 def hold_out(df: pd.DataFrame, per_class: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(rest, held)``: ``per_class`` rows of every class set aside (all of a class that has no more), the rest
     left to sample training rows from, so no held row is ever trained on."""

@@ -37,15 +37,14 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import arguments  # noqa: E402
-from bench.banking77 import hold_out, hold_out_problem, sample  # noqa: E402
+from bench.banking77 import evaluation_rows, evaluation_rows_named, hold_out_problem, sample  # noqa: E402
 from bench.tasks import GROUPS, load  # noqa: E402
-from bench.train import EXTRA_TEST_SEED, run_probe, run_setfit, save  # noqa: E402
+from bench.train import run_probe, run_setfit, save  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.training.cost_meter import CostMeter  # noqa: E402
 
@@ -208,11 +207,7 @@ def main() -> None:
     started = time.perf_counter()
     rows: list[dict] = []
     for task in args.tasks:
-        train_df, test_df = load(task)
-        test_df = sample(test_df, args.test_per_class, seed=0)
-        if args.extra_test_per_class:
-            train_df, extra = hold_out(train_df, args.extra_test_per_class, seed=EXTRA_TEST_SEED)
-            test_df = pd.concat([test_df, extra], ignore_index=True)
+        train_df, test_df = evaluation_rows(*load(task), args.test_per_class, args.extra_test_per_class)
         test_texts, test_labels = test_df.text.tolist(), test_df.category.tolist()
         test_emb = embed(test_texts, settings.base_model_dir)
         for per_class in args.sizes:
@@ -240,9 +235,7 @@ def report(rows: list[dict], args, total: float) -> None:
     variants = ["contrastive", "contrastive+frozen"]
     lines = [
         f"contrastive: loss {args.loss}, {args.pairs_per_row} pairs per row, batch {args.batch}, lr {args.lr}; "
-        f"test {args.test_per_class}/class"
-        + (f" + {args.extra_test_per_class}/class held out of train" if args.extra_test_per_class else "")
-        + f"; total {total / 60:.1f} min",
+        f"{evaluation_rows_named(args.test_per_class, args.extra_test_per_class)}; total {total / 60:.1f} min",
         "",
         "| task | per class | seeds | probe | contrastive (− probe) | contrastive+frozen (− probe) | SetFit (seeds run) "
         "| probe wall s | contrastive wall s | contrastive / SetFit wall |",

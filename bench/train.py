@@ -42,13 +42,12 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import arguments  # noqa: E402
-from bench.banking77 import FOLDER, flip, hold_out, hold_out_problem, sample  # noqa: E402
+from bench.banking77 import FOLDER, evaluation_rows, evaluation_rows_named, flip, hold_out_problem, sample  # noqa: E402
 from bench.tasks import TASKS, load  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.records import LabeledBatch  # noqa: E402
@@ -57,7 +56,6 @@ from pipelines.training.cost_meter import CostMeter  # noqa: E402
 from registry.errors import ConfigError  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "train.json"
-EXTRA_TEST_SEED = 1234  # fixed apart from the sampling seeds, so every seed tests on the same held-out rows
 
 
 def to_batch(texts: list[str], labels: list[str]) -> LabeledBatch:
@@ -247,11 +245,9 @@ class Context:
             model_id=self.settings.base_model_id,
             cache_dir=self.settings.home,
         )
-        self.train_df, test_df = load(args.task, args.data)
-        test_df = sample(test_df, args.test_per_class, seed=0)
-        if args.extra_test_per_class:
-            self.train_df, extra = hold_out(self.train_df, args.extra_test_per_class, seed=EXTRA_TEST_SEED)
-            test_df = pd.concat([test_df, extra], ignore_index=True)
+        self.train_df, test_df = evaluation_rows(
+            *load(args.task, args.data), args.test_per_class, args.extra_test_per_class
+        )
         self.test_texts, self.test_labels = test_df.text.tolist(), test_df.category.tolist()
         self.test_emb = embed(self.test_texts, self.settings.base_model_dir)
 
@@ -520,9 +516,7 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
 
     classes = len(set(load(args.task, args.data)[0].category))
     lines = [
-        f"{args.task}, {classes} classes, test subset {args.test_per_class}/class"
-        + (f" + {args.extra_test_per_class}/class held out of train" if args.extra_test_per_class else "")
-        + "; "
+        f"{args.task}, {classes} classes, {evaluation_rows_named(args.test_per_class, args.extra_test_per_class)}; "
         f"macro-F1 mean ± sd over seeds; total {total / 60:.1f} min",
         "",
         "| per class | seeds | probe | lexical | SetFit | full FT | LoRA (default) | kept probe | LoRA − full "
