@@ -44,9 +44,10 @@ sys.path.insert(0, str(REPO))
 from bench import arguments  # noqa: E402
 from bench.banking77 import evaluation_rows, evaluation_rows_named, hold_out_problem, sample  # noqa: E402
 from bench.tasks import GROUPS, load  # noqa: E402
-from bench.train import run_probe, run_setfit, save  # noqa: E402
+from bench.train import load_params_for, run_probe, run_setfit, save  # noqa: E402
 from pipelines.metrics import quality_metrics  # noqa: E402
 from pipelines.training.cost_meter import CostMeter  # noqa: E402
+from registry.errors import ConfigError  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "contrastive.json"
 
@@ -183,8 +184,19 @@ def main() -> None:
         "--setfit-max-rows", type=arguments.at_least(1), default=40, help="SetFit only on samples up to this many rows"
     )
     ap.add_argument("--threads", type=arguments.at_least(1), default=1)
+    ap.add_argument(
+        "--set",
+        type=arguments.key_value,
+        nargs="*",
+        default=[],
+        help="override train params, KEY=VALUE (YAML values), e.g. lora_layers=6 lora_r=16",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    try:
+        params = load_params_for(args)
+    except ConfigError as err:
+        ap.error(f"--set: {err}")
     if args.extra_test_per_class:
         for task in args.tasks:
             problem = hold_out_problem(load(task)[0], args.extra_test_per_class, max(args.sizes, default=0))
@@ -195,14 +207,12 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from pipelines.settings import load_settings
-    from pipelines.training.params import load_params
     from serving.embeddings import embed
     from serving.model import load_base
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     settings = load_settings()
-    params = load_params(REPO / "params.yaml")
     base = load_base(settings.base_model_dir, device="cpu", model_id=settings.base_model_id, cache_dir=settings.home)
     started = time.perf_counter()
     rows: list[dict] = []
@@ -234,7 +244,8 @@ def report(rows: list[dict], args, total: float) -> None:
 
     variants = ["contrastive", "contrastive+frozen"]
     lines = [
-        f"contrastive: loss {args.loss}, {args.pairs_per_row} pairs per row, batch {args.batch}, lr {args.lr}; "
+        f"contrastive: loss {args.loss}, {args.pairs_per_row} pairs per row, batch {args.batch}, lr {args.lr}"
+        f"{', ' + ' '.join(args.set) if args.set else ''}; "
         f"{evaluation_rows_named(args.test_per_class, args.extra_test_per_class)}; total {total / 60:.1f} min",
         "",
         "| task | per class | seeds | probe | contrastive (− probe) | contrastive+frozen (− probe) | SetFit (seeds run) "
