@@ -140,7 +140,7 @@ class CostReport(Record):
 class Selection(Record):
     """Which recipe training kept and the out-of-fold estimates that chose it (pipelines/training/select.py)."""
 
-    kept: Literal["lora", "probe"]
+    kept: Literal["lora", "probe", "contrastive"]  # contrastive: the probe, its features first adapted on pairs of rows
     default: Literal["lora", "probe"] | None = None  # kept unless the other one leads beyond the noise
     reason: str
     estimates: dict[str, float]  # recipe -> out-of-fold macro-F1 on the rows held out

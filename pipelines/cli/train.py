@@ -90,17 +90,19 @@ def train(
             else ""
         )
         + ")\n"
-        + (
-            f"kept: {'fine-tuned LoRA' if result.selection.kept == 'lora' else 'the frozen probe (no LoRA delta)'}"
-            f"; {result.selection.reason}\n"
-            if result.selection
-            else ""
-        )
+        + (f"kept: {KEPT_NAMED[result.selection.kept]}; {result.selection.reason}\n" if result.selection else "")
         + f"cost: {c.wall_seconds:.1f} s wall, {c.cpu_seconds:.1f} s CPU, peak RSS {c.peak_rss_mb:.0f} MB, "
         f"{c.trainable_params} trainable parameters, adapter {c.adapter_bytes / 1e6:.2f} MB, "
         f"{c.money:.4f} {c.currency}\nadapter sha256 {result.adapter_sha256}"
     )
     emit(result, as_json=as_json, text=text)
+
+
+KEPT_NAMED = {
+    "lora": "fine-tuned LoRA",
+    "probe": "the frozen probe (no LoRA delta)",
+    "contrastive": "the probe on features adapted by a contrastive step (LoRA)",
+}
 
 
 def attach(app: typer.Typer) -> None:

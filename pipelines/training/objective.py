@@ -205,6 +205,15 @@ def wrap_lora(model: MeanPoolClassifier, make_config: Callable):
     return get_peft_model(model, make_config())
 
 
+def take_step(optimiser: torch.optim.Optimizer, schedule, loss: float, bar=None) -> None:
+    """The optimiser's step on the gradient just accumulated, the schedule's, and the progress bar's."""
+    optimiser.step()
+    schedule.step()
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+
 def train_steps(
     peft_model,
     params: TrainParams,
@@ -252,11 +261,7 @@ def train_steps(
         loss = backward_in_parts(idx, lengths, forward, loss_fn, y, row_weight)
         if not math.isfinite(loss):
             raise _diverged(f"the training loss became {loss}", params)
-        optimiser.step()
-        schedule.step()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
+        take_step(optimiser, schedule, loss, bar)
     if not all(torch.isfinite(p).all() for p in lora_params + head_params):
         raise _diverged("the adapter's weights are not finite", params)
     peft_model.eval()

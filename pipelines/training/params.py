@@ -82,10 +82,11 @@ class TrainParams(typed_files.YamlRecord):
         "rows than a clean batch of the same size shows by chance (pipelines/training/noise_gate.py)",
     )
     min_per_class: int = Field(2, ge=2, description="fewest examples a class may have")
-    select: Literal["auto", "lora", "probe"] = Field(
+    select: Literal["auto", "lora", "probe", "contrastive"] = Field(
         "auto",
         description="auto: keep the fine-tuned adapter or the frozen probe, whichever scores higher out of "
-        "fold on the batch; lora / probe: always that one",
+        "fold on the batch (a kept probe gets the contrastive step when contrastive is on); lora / probe / "
+        "contrastive: always that one",
     )
     select_folds: int = Field(4, ge=2, description="folds of the out-of-fold estimate (fewer when a class is smaller)")
     select_cost: float = Field(
@@ -106,6 +107,25 @@ class TrainParams(typed_files.YamlRecord):
         "must lead beyond the noise; below, the reverse",
     )
     select_large_classes: int = Field(20, ge=2, description="... or from this many classes")
+    contrastive: bool = Field(
+        True,
+        description="where select auto keeps the probe, first adapt the encoder's features on pairs of rows "
+        "(same label pulled together, different apart) and refit the probe on them; false: the probe itself",
+    )
+    contrastive_max_classes: int = Field(
+        2,
+        ge=2,
+        description="the contrastive step runs on batches of at most this many classes (it gained on two-class "
+        "tasks and lost on five topics the probe already separates)",
+    )
+    contrastive_layers: int | None = Field(
+        None, ge=1, description="upper blocks the contrastive step adapts; None: every block"
+    )
+    contrastive_lr: float = Field(2e-3, gt=0, description="peak learning rate of the contrastive step's LoRA weights")
+    contrastive_pairs_per_row: float = Field(
+        50, gt=0, description="pairs each row takes part in over the contrastive step (sets its steps)"
+    )
+    contrastive_batch_size: int = Field(16, ge=2, description="rows per contrastive step; all their pairs count")
 
     @model_validator(mode="after")
     def _steps_ordered(self) -> "TrainParams":

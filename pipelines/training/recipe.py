@@ -21,8 +21,10 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
   Generalized cross-entropy then keeps the wrong labels from being memorised (cross-entropy pulls
   hardest on exactly those).
 - Kept only where it helps: out-of-fold runs on the batch compare the probe with the fine-tuned
-  model, and when fine-tuning does not clearly lead, the adapter is the probe with no LoRA delta
-  (pipelines/training/select.py says why a small batch can end below its probe).
+  model, and when fine-tuning does not clearly lead, the adapter is the probe
+  (pipelines/training/select.py says why a small batch can end below its probe), refitted on
+  features a contrastive step adapted on pairs of rows where it has few classes
+  (pipelines/training/contrastive.py), or otherwise the probe itself, with no LoRA delta.
 
 The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
 :func:`serving.model.load_classifier`, which runs the full forward pass.
@@ -46,6 +48,7 @@ from safetensors import SafetensorError
 
 from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.training.cache import EncodedData, encode_frozen, rows_to_cache
+from pipelines.training.contrastive import contrastive_adapter, contrastive_steps_for
 from pipelines.training.cost_meter import CostMeter
 from pipelines.training.objective import (
     adapted_head,
@@ -68,6 +71,7 @@ from pipelines.training.select import (
     fold_order,
     plan_folds,
     settled,
+    with_contrastive,
 )
 from registry.adapter_folder import REFERENCE_FILE, TRAIN_RESULT_FILE, WEIGHTS_FILE, AdapterMeta
 from registry.errors import AlreadyExistsError, RefusedError, first_line
@@ -284,6 +288,9 @@ def train(
         start = num_layers - adapted
         known = {name.rsplit(".", 1)[-1] for name, _ in model.layers()[start].named_modules() if name}
         targets = list(params.lora_targets or [t for t in family.lora_targets if t in known])
+        contrastive_blocks = params.contrastive_layers or num_layers
+        if (params.contrastive or params.select == "contrastive") and contrastive_blocks > num_layers:
+            raise RefusedError(f"contrastive_layers={contrastive_blocks} but the base model has {num_layers} blocks")
         unknown = sorted(set(targets) - known)
         if unknown:  # peft says so only after every text was encoded, as a traceback
             raise RefusedError(
@@ -325,6 +332,7 @@ def train(
             bar,
             every_kept_cached=len(rows) == len(kept),
         )
+        selection = with_contrastive(selection, params, len(labels))
         # Fold runs draw from the global RNG (LoRA's initialisation): the final run's steps start from the seed
         # again, so a run from the probe is the same whatever the folds did (one continuing a fold depends on
         # which fold that was, fixed by the seed).
@@ -346,6 +354,23 @@ def train(
                 sample_weight=weights[rows],
             )
             peft_model, loss = train_steps(fold_model, params, start, data, rows, y_all, weights, steps, generator, bar)
+        elif selection.kept == "contrastive":
+            adapted, start = contrastive_blocks, num_layers - contrastive_blocks
+            steps = contrastive_steps_for(len(rows), params)
+            peft_model, loss = contrastive_adapter(
+                model,
+                base,
+                batch.texts,
+                rows,
+                y_all,
+                weights,
+                params,
+                partial(lora_config, params, targets, range(start, num_layers), family.layers_pattern),
+                start,
+                generator,
+                seed,
+                bar,
+            )
         else:
             if selection.kept == "probe":
                 steps = 0
@@ -402,7 +427,10 @@ def train(
         noise_handling=noise.note,
         data_version=data_version,
         encoding=batch.encoding,
-        metrics={} if loss is None else {"final_train_loss": round(loss, 6)},
+        # named for what it measures: the contrastive step's pair loss is on another scale than the classifier's
+        metrics={}
+        if loss is None
+        else {("final_contrastive_loss" if selection.kept == "contrastive" else "final_train_loss"): round(loss, 6)},
         selection=selection,
         cost=meter.report(
             trainable_params=trainable,

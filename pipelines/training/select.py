@@ -105,6 +105,28 @@ def continued_steps(final_steps: int, fold_steps: int, rows: int, batch_size: in
     return min(final_steps, max(final_steps - fold_steps, one_pass))
 
 
+def with_contrastive(selection: Selection, params: TrainParams, classes: int) -> Selection:
+    """``selection`` with a kept probe turned into the contrastive recipe when ``contrastive`` is on, the choice
+    was the batch's own (``select: auto``; a forced ``probe`` stays the probe) and the batch has at most
+    ``contrastive_max_classes`` classes. The out-of-fold test compared fine-tuning with the probe, not with the
+    contrastive step: the step is what a kept probe gets, for the gain it showed over the probe on fresh samples
+    of the two-class tasks; on five topics it lost to the probe, as SetFit does (pipelines/training/contrastive.py).
+    """
+    if params.select != "auto" or not params.contrastive or selection.kept != "probe":
+        return selection
+    if classes > params.contrastive_max_classes:
+        reason = (
+            f"{selection.reason}; no contrastive step: {classes} classes, above contrastive_max_classes "
+            f"({params.contrastive_max_classes})"
+        )
+        return selection.model_copy(update={"reason": reason})
+    reason = (
+        f"{selection.reason}; the probe's features are then adapted by a contrastive step on pairs of rows and "
+        "the probe refitted on them (contrastive: true)"
+    )
+    return selection.model_copy(update={"kept": "contrastive", "reason": reason})
+
+
 UNSCORED = -1  # a held-out row no fine-tuned fold predicted: its fold was never needed (``settled``)
 
 

@@ -62,7 +62,10 @@ def _noise_batch():
 # lr high enough to memorise 30 rows in 10 steps; few steps keep the test cheap. The counts below are of the
 # noise filter's weight action (flagged rows at p^0.25) and of select_z 1.0, which these tests of when the
 # folds stop were written against (the default's threshold: tests/unit/pipelines/training/test_train_select.py).
-NOISE_PARAMS = TrainParams(lora_layers=1, lr=5e-2, min_steps=10, max_steps=10, noise_action="weight", select_z=1.0)
+# contrastive off: a kept probe is then the probe itself, the zero-delta adapter these tests look for.
+NOISE_PARAMS = TrainParams(
+    lora_layers=1, lr=5e-2, min_steps=10, max_steps=10, noise_action="weight", select_z=1.0, contrastive=False
+)
 
 
 def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(tiny_base, tmp_path):
@@ -160,6 +163,62 @@ def test_a_kept_probe_served_from_its_folder_predicts_what_the_frozen_probe_base
     unseen = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(30)]
     served = load_classifier(tmp_path / "adapter", tiny_base).predict(unseen)
     assert served == predict_baselines(batch, unseen, tiny_base, params.max_length)["probe"]
+
+
+def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_serves_its_refitted_head(
+    tiny_base, tmp_path
+):
+    from safetensors.torch import load_file
+
+    from pipelines.training.contrastive import contrastive_steps_for, pair_loss
+    from pipelines.training.objective import logreg_head
+    from pipelines.training.recipe import train
+    from registry.adapter_folder import WEIGHTS_FILE
+    from serving.model import MeanPoolClassifier, load_classifier
+
+    batch = _three_classes(30, seed=6)
+    # three classes: the step's default limit is two (tests/unit/pipelines/training/test_contrastive_step.py)
+    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, noise_filter="none", contrastive_max_classes=3)
+    result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    sel = result.selection
+    assert (sel.default, sel.kept) == ("probe", "contrastive"), sel
+    assert sel.reason.endswith("the probe refitted on them (contrastive: true)")
+    # every block of the 2 adapted, though the classifier's recipe adapts 1; 50 pairs a row: 7 steps of 16
+    assert result.params["lora_layers"] == 2 and result.params["steps"] == contrastive_steps_for(30, params) == 7
+    assert result.metrics["final_contrastive_loss"] >= 0 and "final_train_loss" not in result.metrics
+    weights = load_file(tmp_path / "adapter" / WEIGHTS_FILE)
+    for block in (0, 1):
+        delta = [t for name, t in weights.items() if f"layer.{block}." in name and "lora_B" in name]
+        assert delta and any(torch.count_nonzero(t) for t in delta), block
+    clf = load_classifier(tmp_path / "adapter", tiny_base)
+    tokens = tiny_base.tokenize(batch.texts, params.max_length)
+    with torch.no_grad():
+        tuned = clf.module.base_model.model.embed(**tokens)
+        frozen = MeanPoolClassifier(tiny_base.shared_copy(), 3).embed(**tokens)
+    y = torch.tensor(["abc".index(label) for label in batch.labels])
+    # the step did what it is for: same-label rows closer, different ones further apart, over all 30 rows
+    assert pair_loss(tuned, y, torch.ones(30)) < pair_loss(frozen, y, torch.ones(30))
+    # and the head served is the probe refitted on the tuned features, not the frozen probe it started as
+    refitted, frozen_probe = torch.nn.Linear(16, 3), torch.nn.Linear(16, 3)
+    logreg_head(refitted, tuned.numpy(), y.numpy(), params.head_C, seed=0)
+    logreg_head(frozen_probe, frozen.numpy(), y.numpy(), params.head_C, seed=0)
+    served = clf.module.base_model.model.classifier
+    with torch.no_grad():
+        assert torch.allclose(served(tuned), refitted(tuned), atol=1e-3)
+        assert not torch.allclose(served(tuned), frozen_probe(tuned), atol=1e-2)
+
+
+def test_the_contrastive_step_refuses_more_blocks_than_the_base_model_has(tiny_base, tmp_path):
+    from pipelines.training.recipe import train
+    from registry.errors import RefusedError
+
+    params = TrainParams(lora_layers=1, contrastive_layers=3)
+    with pytest.raises(RefusedError, match="contrastive_layers=3 but the base model has 2 blocks"):
+        train(_three_classes(30, seed=6), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    assert not (tmp_path / "adapter").exists()
+    # nothing to refuse when the step is off
+    off = params.model_copy(update={"contrastive": False, "min_steps": 5, "max_steps": 5})
+    assert train(_three_classes(30, seed=6), tmp_path / "adapter", base=tiny_base, params=off, seed=0).selection
 
 
 def _three_classes(n: int, seed: int):

@@ -35,6 +35,9 @@ def test_an_out_of_range_value_is_refused_by_name(tmp_path):
         ("lora_r: yes", "lora_r: Value error, expected a number, got a boolean"),
         ("epochs: .inf", "epochs: Input should be a finite number"),
         ("lora_targets: ['']", "lora_targets.0: String should have at least 1 character"),
+        ("contrastive_batch_size: 1", "contrastive_batch_size: Input should be greater than or equal to 2"),
+        ("contrastive: maybe", "contrastive: Value error, expected true or false, got 'maybe'"),
+        ("select: contrastiv", "select: Input should be 'auto', 'lora', 'probe' or 'contrastive'"),
     ],
 )
 def test_a_yaml_boolean_an_infinity_or_an_empty_target_is_refused_by_name(tmp_path, line, message):

@@ -1,0 +1,140 @@
+"""The contrastive step a kept probe gets: the encoder's features adapted on pairs of rows, then the probe refitted.
+
+Why (bench/RESULTS.md, "contrastive step on every block"): where the selection keeps the frozen probe (a small
+batch, on which fine-tuning through the classification loss only memorises), SetFit, what practitioners pick
+for 8-64 labels per class, led that probe on binary tasks (18 fresh samples, problem vs request 8/class
++0.008, arrival vs estimate 16/class +0.006). Its gain comes from the pairs: two rows of the same label are
+pulled together, two of different labels apart, which reshapes the features without fitting a head, so a
+handful of rows is not memorised. Done with LoRA and in-batch pairs (a batch of B rows gives B(B-1)/2 pairs
+for B forward passes, where SetFit runs both texts of every pair through the encoder) it costs a fraction
+of SetFit's time.
+
+The loss is SetFit's CosineSimilarityLoss: the cosine of two rows' pooled, normalised embeddings is pulled
+to 1 for the same label and to 0 for different labels, positive and negative pairs weighing half each (a
+binary batch has fewer positive pairs than negative ones only by chance; five classes, four times fewer).
+Each pair weighs the product of its rows' noise weights, so a row the noise gate doubts pulls little.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from pipelines.training.cache import EncodedData, encode_frozen, pad_batch
+from pipelines.training.objective import (
+    adapted_head,
+    batch_order,
+    embed_cached,
+    logreg_head,
+    lr_lambda,
+    take_step,
+    trainable_parts,
+    wrap_lora,
+)
+from pipelines.training.params import TrainParams
+from registry.errors import RefusedError
+from serving.model import LoadedBase, MeanPoolClassifier
+
+
+def _diverged(what: str, params: TrainParams) -> RefusedError:
+    return RefusedError(
+        f"the contrastive step diverged: {what}; lower contrastive_lr ({params.contrastive_lr}); nothing was written"
+    )
+
+
+def pair_loss(embeddings: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared gap between each pair's cosine and its target (1: same label, 0: different), the
+    positive and the negative pairs averaged apart and then together; ``embeddings`` normalised rows."""
+    cosine = embeddings @ embeddings.T
+    same = (y[:, None] == y[None, :]).to(cosine)
+    pair_weight = (weight[:, None] * weight[None, :]) * (1 - torch.eye(len(y), device=cosine.device))
+    error = (cosine - same) ** 2
+    parts = [(error * w).sum() / w.sum() for w in (pair_weight * same, pair_weight * (1 - same)) if w.sum() > 0]
+    return sum(parts) / len(parts) if parts else (embeddings * 0).sum()
+
+
+def contrastive_steps_for(rows: int, params: TrainParams) -> int:
+    """Optimiser steps that give each row about ``contrastive_pairs_per_row`` pairs: a row meets the
+    batch's other B−1 rows at each of its passes, and a pass over the rows takes rows / B steps."""
+    batch = min(params.contrastive_batch_size, rows)
+    return max(1, math.ceil(rows * params.contrastive_pairs_per_row / max(1, batch - 1) / batch))
+
+
+def train_contrastive(
+    peft_model,
+    params: TrainParams,
+    start: int,
+    data: EncodedData,
+    rows: np.ndarray,
+    y_all: np.ndarray,
+    weights: np.ndarray,
+    generator: torch.Generator,
+    bar=None,
+):
+    """Train the LoRA weights of ``peft_model`` (its blocks from ``start``, on the cached states of ``rows``)
+    with :func:`pair_loss` for :func:`contrastive_steps_for` steps; the head is not trained here (the caller
+    refits it on the adapted embeddings). Returns the model and the last batch loss.
+
+    Raises:
+        RefusedError: the loss or the weights stop being finite.
+    """
+    device = next(peft_model.parameters()).device
+    inner = peft_model.base_model.model
+    lora_params, _ = trainable_parts(peft_model)
+    steps = contrastive_steps_for(len(rows), params)
+    optimiser = torch.optim.AdamW(lora_params, lr=params.contrastive_lr, weight_decay=params.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
+    y = torch.from_numpy(y_all[rows]).to(device)
+    row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(device)
+    if bar is not None:
+        bar.total = bar.n + steps
+        bar.set_postfix_str("contrastive")
+    peft_model.train()
+    loss = None
+    for idx in batch_order(len(rows), steps, min(params.contrastive_batch_size, len(rows)), generator):
+        optimiser.zero_grad(set_to_none=True)
+        hidden, mask = pad_batch([data.hidden[rows[i]] for i in idx])
+        batch_loss = pair_loss(inner.embed_from(hidden, mask, start), y[idx], row_weight[idx])
+        batch_loss.backward()
+        loss = batch_loss.item()
+        if not math.isfinite(loss):
+            raise _diverged(f"the loss became {loss}", params)
+        take_step(optimiser, schedule, loss, bar)
+    if not all(torch.isfinite(p).all() for p in lora_params):
+        raise _diverged("the adapter's weights are not finite", params)
+    peft_model.eval()
+    return peft_model, loss
+
+
+def contrastive_adapter(
+    model: MeanPoolClassifier,
+    base: LoadedBase,
+    texts: list[str],
+    rows: np.ndarray,
+    y_all: np.ndarray,
+    weights: np.ndarray,
+    params: TrainParams,
+    make_config: Callable,
+    start: int,
+    generator: torch.Generator,
+    seed: int,
+    bar=None,
+):
+    """The contrastive recipe's adapter: ``model`` (its head the probe) wrapped in LoRA on blocks ``start..``
+    (``make_config``), trained by :func:`train_contrastive` on ``rows``, its head refitted as a probe on their
+    adapted embeddings. Returns the PEFT model and the last batch loss.
+
+    The rows are encoded again, up to block ``start``: the step may adapt more blocks than the recipe's cache
+    holds (every block by default), and a batch small enough to keep its probe takes a fraction of a second.
+    """
+    local = np.arange(len(rows))
+    data = encode_frozen(model, base, [texts[i] for i in rows], start, params.max_length, np.ones(len(rows), bool))
+    y, w = y_all[rows], weights[rows]
+    peft_model, loss = train_contrastive(
+        wrap_lora(model, make_config), params, start, data, local, y, w, generator, bar
+    )
+    logreg_head(adapted_head(peft_model), embed_cached(peft_model, data, local, start), y, params.head_C, seed, w)
+    return peft_model, loss

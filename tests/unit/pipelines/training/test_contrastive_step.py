@@ -1,0 +1,90 @@
+"""The contrastive step's pure parts: its pair loss, its step budget, and when a kept probe gets it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipelines.records import Selection
+from pipelines.training.contrastive import contrastive_steps_for, pair_loss
+from pipelines.training.params import TrainParams
+from pipelines.training.select import with_contrastive
+
+
+def _rows(*vectors):
+    return torch.nn.functional.normalize(torch.tensor(vectors, dtype=torch.float32), dim=1)
+
+
+def test_the_pair_loss_is_zero_when_same_labels_coincide_and_different_ones_are_orthogonal():
+    emb = _rows([1, 0], [1, 0], [0, 1], [0, 1])
+    y = torch.tensor([0, 0, 1, 1])
+    assert pair_loss(emb, y, torch.ones(4)).item() == pytest.approx(0.0, abs=1e-6)
+    # every row the same: the positive pairs are right (0), the negative ones a full unit off (1): half each
+    assert pair_loss(_rows([1, 0], [1, 0], [1, 0], [1, 0]), y, torch.ones(4)).item() == pytest.approx(0.5)
+
+
+def test_positive_and_negative_pairs_weigh_half_each_however_many_there_are():
+    """Five classes of two rows: 5 positive pairs against 40 negative ones; a plain mean over pairs would let the
+    negatives decide. Same-label rows apart (cosine 0) and every row orthogonal to every other: only the
+    positive half is off, by 1."""
+    emb = torch.eye(10)
+    y = torch.arange(5).repeat_interleave(2)
+    assert pair_loss(emb, y, torch.ones(10)).item() == pytest.approx(0.5)
+
+
+def test_a_row_weighted_zero_takes_no_part_in_any_pair():
+    emb = _rows([1, 0], [1, 0], [0, 1], [1, 0])  # the last row sits with class 0 but is labelled 1
+    y = torch.tensor([0, 0, 1, 1])
+    assert pair_loss(emb, y, torch.tensor([1.0, 1.0, 1.0, 0.0])).item() == pytest.approx(0.0, abs=1e-6)
+    assert pair_loss(emb, y, torch.ones(4)).item() > 0.3
+
+
+def test_a_batch_with_no_negative_pair_keeps_the_positive_half_and_stays_differentiable():
+    emb = _rows([1, 0], [0, 1]).requires_grad_()
+    loss = pair_loss(emb, torch.tensor([0, 0]), torch.ones(2))
+    loss.backward()
+    assert loss.item() == pytest.approx(1.0) and emb.grad is not None
+
+
+@pytest.mark.parametrize(
+    "rows, steps",
+    [
+        (16, 4),  # 16 rows, batch 16: a pass gives each row 15 pairs, 50 pairs take 4 passes of one step
+        (32, 7),  # 2 steps a pass: ceil(32 × 50 / 15 / 16)
+        (3, 25),  # a batch of 3 rows: 2 pairs a row a step
+        (2, 50),
+    ],
+)
+def test_the_step_budget_gives_each_row_its_pairs(rows, steps):
+    assert contrastive_steps_for(rows, TrainParams()) == steps
+
+
+def _selection(kept):
+    return Selection(kept=kept, default="probe", reason="out of fold", estimates={})
+
+
+def test_a_probe_the_batch_chose_gets_the_contrastive_step_and_says_so():
+    chosen = with_contrastive(_selection("probe"), TrainParams(), classes=2)
+    assert chosen.kept == "contrastive" and chosen.reason.startswith("out of fold; ") and "contrastive" in chosen.reason
+
+
+def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_itself_and_says_why():
+    """Five topics the probe already separates lost 0.02 with the step (as with SetFit): it is for few classes."""
+    kept = with_contrastive(_selection("probe"), TrainParams(), classes=3)
+    assert kept.kept == "probe"
+    assert kept.reason == "out of fold; no contrastive step: 3 classes, above contrastive_max_classes (2)"
+    assert (
+        with_contrastive(_selection("probe"), TrainParams(contrastive_max_classes=5), classes=5).kept == "contrastive"
+    )
+
+
+@pytest.mark.parametrize(
+    "kept, params",
+    [
+        ("lora", TrainParams()),  # fine-tuning won out of fold: it stays
+        ("probe", TrainParams(contrastive=False)),  # switched off
+        ("probe", TrainParams(select="probe")),  # a probe asked for is the probe itself
+    ],
+)
+def test_anything_else_is_left_as_it_was(kept, params):
+    assert with_contrastive(_selection(kept), params, classes=2) == _selection(kept)
