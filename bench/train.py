@@ -519,7 +519,8 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
         f"{args.task}, {classes} classes, {evaluation_rows_named(args.test_per_class, args.extra_test_per_class)}; "
         f"macro-F1 mean ± sd over seeds; total {total / 60:.1f} min",
         "",
-        "| per class | seeds | probe | lexical | SetFit | full FT | LoRA (default) | kept probe | LoRA − full "
+        "| per class | seeds | probe | lexical | SetFit | full FT | LoRA (default) | kept LoRA / probe / contrastive "
+        "| LoRA − full "
         "| LoRA − probe | LoRA − SetFit | LoRA wall / full wall | LoRA wall / SetFit wall | LoRA peak RSS / full |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -535,12 +536,14 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
         vs_full = paired(lora, full, lambda a, b: a["macro_f1"] - b["macro_f1"])
         vs_probe = paired(lora, probe, lambda a, b: a["macro_f1"] - b["macro_f1"])
         vs_setfit = paired(lora, setfit, lambda a, b: a["macro_f1"] - b["macro_f1"])
-        kept_probe = sum(r.get("kept") == "probe" for r in lora)
+        kept_counts = {
+            recipe: sum(r.get("kept") == recipe for r in lora) for recipe in ("lora", "probe", "contrastive")
+        }
         lines.append(
             f"| {per_class} | {len(lora)} | {mean_sd([r['macro_f1'] for r in probe])} | "
             f"{mean_sd([r['macro_f1'] for r in lexical])} | {mean_sd([r['macro_f1'] for r in setfit])} | "
             f"{mean_sd([r['macro_f1'] for r in full])} | {mean_sd([r['macro_f1'] for r in lora])} | "
-            f"{kept_probe}/{len(lora)} | {mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | "
+            f"{' / '.join(str(n) for n in kept_counts.values())} | {mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | "
             f"{mean_sd(vs_setfit, signed=True)} | {mean_sd(walls)} | {mean_sd(setfit_walls)} | {mean_sd(rss)} |"
         )
         summary["size"][per_class] = {
@@ -550,7 +553,7 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
             "lora": mean_of(lora),
             "lexical": mean_of(lexical),
             "setfit": mean_of(setfit),
-            "kept_probe": kept_probe,
+            "kept": kept_counts,
             "lora_minus_full": statistics.mean(vs_full) if vs_full else None,
             "lora_minus_probe": statistics.mean(vs_probe) if vs_probe else None,
             "lora_minus_setfit": statistics.mean(vs_setfit) if vs_setfit else None,

@@ -27,16 +27,6 @@ from tests.conftest import REPO
         ("train", ["--extra-test-per-class", "0"], "argument --extra-test-per-class: must be at least 1, got 0"),
         ("explain", ["--steps", "1"], "argument --steps: must be at least 2, got 1"),
         ("explain", ["--texts", "many"], "argument --texts: expected a whole number, got 'many'"),
-        ("contrastive", ["--batch", "1"], "argument --batch: must be at least 2, got 1"),
-        ("contrastive", ["--pairs-per-row", "0"], "argument --pairs-per-row: must be above 0, got 0.0"),
-        ("contrastive", ["--setfit-seeds", "-1"], "argument --setfit-seeds: must be at least 0, got -1"),
-        ("contrastive", ["--tasks", "banking77"], "argument --tasks: invalid choice: 'banking77'"),
-        ("contrastive", ["--set", "lora_layers"], "argument --set: expected KEY=VALUE, got 'lora_layers'"),
-        (
-            "contrastive",
-            ["--set", "lora_layers=0"],
-            "--set: " + str(REPO / "params.yaml") + " train parameters invalid: lora_layers:",
-        ),
     ],
 )
 def test_bench_refuses_a_bad_argument_before_it_starts(script, argv, message):
