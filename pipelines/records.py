@@ -174,7 +174,7 @@ class TrainResult(Record):
     metrics: dict[str, float] = Field(default_factory=dict)
     cost: CostReport
     adapter_sha256: str
-    selection: Selection | None = None  # fine-tuned or the frozen probe, and the estimates that chose it
+    selection: Selection | None = None  # fine-tuned, the probe or the contrastive step, and the estimates that chose it
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -15,6 +15,11 @@ from pipelines.cli.state import state
 from pipelines.training.params import MAX_SEED
 
 JSON = typer.Option(False, "--json", help="machine-readable output (no progress bar)")
+KEPT_NAMED = {
+    "lora": "fine-tuned LoRA",
+    "probe": "the frozen probe (no LoRA delta)",
+    "contrastive": "the probe on features adapted by a contrastive step (LoRA)",
+}
 
 
 def train(
@@ -96,13 +101,6 @@ def train(
         f"{c.money:.4f} {c.currency}\nadapter sha256 {result.adapter_sha256}"
     )
     emit(result, as_json=as_json, text=text)
-
-
-KEPT_NAMED = {
-    "lora": "fine-tuned LoRA",
-    "probe": "the frozen probe (no LoRA delta)",
-    "contrastive": "the probe on features adapted by a contrastive step (LoRA)",
-}
 
 
 def attach(app: typer.Typer) -> None:

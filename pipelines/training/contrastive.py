@@ -1,13 +1,14 @@
 """The contrastive step a kept probe gets: the encoder's features adapted on pairs of rows, then the probe refitted.
 
-Why (bench/RESULTS.md, "contrastive step on every block"): where the selection keeps the frozen probe (a small
+Why (bench/RESULTS.md, "2026-12-07 (12:55-14:45)"): where the selection keeps the frozen probe (a small
 batch, on which fine-tuning through the classification loss only memorises), SetFit, what practitioners pick
 for 8-64 labels per class, led that probe on binary tasks (18 fresh samples, problem vs request 8/class
 +0.008, arrival vs estimate 16/class +0.006). Its gain comes from the pairs: two rows of the same label are
 pulled together, two of different labels apart, which reshapes the features without fitting a head, so a
 handful of rows is not memorised. Done with LoRA and in-batch pairs (a batch of B rows gives B(B-1)/2 pairs
 for B forward passes, where SetFit runs both texts of every pair through the encoder) it costs a fraction
-of SetFit's time.
+of SetFit's time. Only on batches of at most ``contrastive_max_classes`` classes: on five topics the probe
+already separates, it lost 0.02 to the probe (``pipelines.training.select.with_contrastive``).
 
 The loss is SetFit's CosineSimilarityLoss: the cosine of two rows' pooled, normalised embeddings is pulled
 to 1 for the same label and to 0 for different labels, positive and negative pairs weighing half each (a
@@ -45,22 +46,32 @@ def _diverged(what: str, params: TrainParams) -> RefusedError:
     )
 
 
-def pair_loss(embeddings: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean squared gap between each pair's cosine and its target (1: same label, 0: different), the
-    positive and the negative pairs averaged apart and then together; ``embeddings`` normalised rows."""
+def pair_loss(embeddings: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """Mean squared gap between each pair's cosine and its target (1: same label, 0: different), the positive
+    and the negative pairs averaged apart and then together; ``embeddings`` are normalised, ``row`` says which
+    row each is: a step's batch can hold a row twice (``batch_order`` fills its last batch from the next pass),
+    and a row paired with itself is no pair."""
     cosine = embeddings @ embeddings.T
     same = (y[:, None] == y[None, :]).to(cosine)
-    pair_weight = (weight[:, None] * weight[None, :]) * (1 - torch.eye(len(y), device=cosine.device))
+    pair_weight = (weight[:, None] * weight[None, :]) * (row[:, None] != row[None, :]).to(cosine)
     error = (cosine - same) ** 2
     parts = [(error * w).sum() / w.sum() for w in (pair_weight * same, pair_weight * (1 - same)) if w.sum() > 0]
     return sum(parts) / len(parts) if parts else (embeddings * 0).sum()
 
 
+def contrastive_blocks(params: TrainParams, num_layers: int) -> int:
+    """How many blocks, from the top, the step adapts: ``contrastive_layers``, or every one."""
+    return params.contrastive_layers or num_layers
+
+
 def contrastive_steps_for(rows: int, params: TrainParams) -> int:
-    """Optimiser steps that give each row about ``contrastive_pairs_per_row`` pairs: a row meets the
-    batch's other B−1 rows at each of its passes, and a pass over the rows takes rows / B steps."""
+    """Optimiser steps that give each row about ``contrastive_pairs_per_row`` pairs: a row meets the batch's
+    other B−1 rows at each of its passes, and a pass over the rows takes rows / B steps. Never more than
+    ``max_steps``: the step on a batch of thousands of rows (``select: contrastive``) would otherwise take
+    thousands of full passes through the encoder."""
     batch = min(params.contrastive_batch_size, rows)
-    return max(1, math.ceil(rows * params.contrastive_pairs_per_row / max(1, batch - 1) / batch))
+    wanted = math.ceil(rows * params.contrastive_pairs_per_row / max(1, batch - 1) / batch)
+    return max(1, min(params.max_steps, wanted))
 
 
 def train_contrastive(
@@ -68,15 +79,15 @@ def train_contrastive(
     params: TrainParams,
     start: int,
     data: EncodedData,
-    rows: np.ndarray,
-    y_all: np.ndarray,
+    y: np.ndarray,
     weights: np.ndarray,
+    steps: int,
     generator: torch.Generator,
     bar=None,
 ):
-    """Train the LoRA weights of ``peft_model`` (its blocks from ``start``, on the cached states of ``rows``)
-    with :func:`pair_loss` for :func:`contrastive_steps_for` steps; the head is not trained here (the caller
-    refits it on the adapted embeddings). Returns the model and the last batch loss.
+    """Train the LoRA weights of ``peft_model`` (its blocks from ``start``, on ``data``'s cached states, one per
+    row of ``y``) with :func:`pair_loss` for ``steps`` steps; the head is not trained here (the caller refits
+    it on the adapted embeddings). Returns the model and the last batch loss.
 
     Raises:
         RefusedError: the loss or the weights stop being finite.
@@ -84,20 +95,19 @@ def train_contrastive(
     device = next(peft_model.parameters()).device
     inner = peft_model.base_model.model
     lora_params, _ = trainable_parts(peft_model)
-    steps = contrastive_steps_for(len(rows), params)
     optimiser = torch.optim.AdamW(lora_params, lr=params.contrastive_lr, weight_decay=params.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(steps, params.warmup_fraction))
-    y = torch.from_numpy(y_all[rows]).to(device)
-    row_weight = torch.from_numpy(weights[rows] / weights[rows].mean()).float().to(device)
+    target = torch.from_numpy(y).to(device)
+    row_weight = torch.from_numpy(weights).float().to(device)
     if bar is not None:
         bar.total = bar.n + steps
-        bar.set_postfix_str("contrastive")
     peft_model.train()
     loss = None
-    for idx in batch_order(len(rows), steps, min(params.contrastive_batch_size, len(rows)), generator):
+    for idx in batch_order(len(y), steps, min(params.contrastive_batch_size, len(y)), generator):
         optimiser.zero_grad(set_to_none=True)
-        hidden, mask = pad_batch([data.hidden[rows[i]] for i in idx])
-        batch_loss = pair_loss(inner.embed_from(hidden, mask, start), y[idx], row_weight[idx])
+        hidden, mask = pad_batch([data.hidden[i] for i in idx])
+        row = torch.tensor(idx, device=device)
+        batch_loss = pair_loss(inner.embed_from(hidden, mask, start), target[row], row_weight[row], row)
         batch_loss.backward()
         loss = batch_loss.item()
         if not math.isfinite(loss):
@@ -117,24 +127,29 @@ def contrastive_adapter(
     y_all: np.ndarray,
     weights: np.ndarray,
     params: TrainParams,
-    make_config: Callable,
-    start: int,
+    configure: Callable[[int], object],
     generator: torch.Generator,
     seed: int,
     bar=None,
 ):
-    """The contrastive recipe's adapter: ``model`` (its head the probe) wrapped in LoRA on blocks ``start..``
-    (``make_config``), trained by :func:`train_contrastive` on ``rows``, its head refitted as a probe on their
-    adapted embeddings. Returns the PEFT model and the last batch loss.
+    """The contrastive recipe's adapter: ``model`` (its head the probe) wrapped in LoRA on its upper
+    :func:`contrastive_blocks` (``configure(start)``: a fresh LoraConfig for blocks ``start..``), trained by
+    :func:`train_contrastive` on ``rows``, its head refitted as a probe on their adapted embeddings. Returns the
+    PEFT model, the last batch loss and the steps taken.
 
-    The rows are encoded again, up to block ``start``: the step may adapt more blocks than the recipe's cache
-    holds (every block by default), and a batch small enough to keep its probe takes a fraction of a second.
+    The rows are encoded again, up to the first adapted block: the step adapts more blocks than the recipe's
+    cache holds (every block by default), and a batch small enough to keep its probe takes a fraction of a second.
+    Only ``rows`` take part, steps and head: on a batch above the step budget's cache (``select: contrastive``
+    forced on thousands of rows) the uncached ones are left out of both.
     """
-    local = np.arange(len(rows))
+    num_layers = len(model.layers())
+    start = num_layers - contrastive_blocks(params, num_layers)
     data = encode_frozen(model, base, [texts[i] for i in rows], start, params.max_length, np.ones(len(rows), bool))
     y, w = y_all[rows], weights[rows]
+    steps = contrastive_steps_for(len(rows), params)
     peft_model, loss = train_contrastive(
-        wrap_lora(model, make_config), params, start, data, local, y, w, generator, bar
+        wrap_lora(model, lambda: configure(start)), params, start, data, y, w, steps, generator, bar
     )
-    logreg_head(adapted_head(peft_model), embed_cached(peft_model, data, local, start), y, params.head_C, seed, w)
-    return peft_model, loss
+    adapted = embed_cached(peft_model, data, np.arange(len(rows)), start)
+    logreg_head(adapted_head(peft_model), adapted, y, params.head_C, seed, w)
+    return peft_model, loss, steps

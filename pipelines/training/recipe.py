@@ -48,7 +48,7 @@ from safetensors import SafetensorError
 
 from pipelines.records import LabeledBatch, Selection, TrainResult, listed
 from pipelines.training.cache import EncodedData, encode_frozen, rows_to_cache
-from pipelines.training.contrastive import contrastive_adapter, contrastive_steps_for
+from pipelines.training.contrastive import contrastive_adapter, contrastive_blocks
 from pipelines.training.cost_meter import CostMeter
 from pipelines.training.objective import (
     adapted_head,
@@ -69,6 +69,7 @@ from pipelines.training.select import (
     continued_steps,
     default_recipe,
     fold_order,
+    may_run_contrastive,
     plan_folds,
     settled,
     with_contrastive,
@@ -288,9 +289,12 @@ def train(
         start = num_layers - adapted
         known = {name.rsplit(".", 1)[-1] for name, _ in model.layers()[start].named_modules() if name}
         targets = list(params.lora_targets or [t for t in family.lora_targets if t in known])
-        contrastive_blocks = params.contrastive_layers or num_layers
-        if (params.contrastive or params.select == "contrastive") and contrastive_blocks > num_layers:
-            raise RefusedError(f"contrastive_layers={contrastive_blocks} but the base model has {num_layers} blocks")
+        contrastive_adapted = contrastive_blocks(params, num_layers)
+        if contrastive_adapted > num_layers and may_run_contrastive(params, len(labels)):
+            raise RefusedError(
+                f"contrastive_layers={contrastive_adapted} but the base model has {num_layers} blocks; "
+                f"set it to at most {num_layers}, or null for every block"
+            )
         unknown = sorted(set(targets) - known)
         if unknown:  # peft says so only after every text was encoded, as a traceback
             raise RefusedError(
@@ -355,9 +359,7 @@ def train(
             )
             peft_model, loss = train_steps(fold_model, params, start, data, rows, y_all, weights, steps, generator, bar)
         elif selection.kept == "contrastive":
-            adapted, start = contrastive_blocks, num_layers - contrastive_blocks
-            steps = contrastive_steps_for(len(rows), params)
-            peft_model, loss = contrastive_adapter(
+            peft_model, loss, steps = contrastive_adapter(
                 model,
                 base,
                 batch.texts,
@@ -365,8 +367,7 @@ def train(
                 y_all,
                 weights,
                 params,
-                partial(lora_config, params, targets, range(start, num_layers), family.layers_pattern),
-                start,
+                lambda first: lora_config(params, targets, range(first, num_layers), family.layers_pattern),
                 generator,
                 seed,
                 bar,
@@ -417,7 +418,8 @@ def train(
         base_model_sha256=fp.weights_sha256,
         labels=labels,
         # The values used, not the None that asked for the family's defaults: a rerun must not depend on them.
-        params=params.model_dump(mode="json") | {"steps": steps, "lora_layers": adapted, "lora_targets": targets},
+        params=params.model_dump(mode="json")
+        | {"steps": steps, "lora_layers": adapted, "lora_targets": targets, "contrastive_layers": contrastive_adapted},
         seed=seed,
         device=base.device,
         train_examples=len(rows),

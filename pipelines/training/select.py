@@ -1,5 +1,6 @@
 """Which recipe training keeps: the frozen probe (head only) or the fine-tuned LoRA adapter, chosen by
-out-of-fold estimates on the batch itself.
+out-of-fold estimates on the batch itself; and whether a kept probe gets the contrastive step
+(``with_contrastive``, pipelines/training/contrastive.py).
 
 Why a choice at all (measured, bench/RESULTS.md): the head starts as a logistic-regression probe
 fitted on the frozen embeddings, and on a small batch that probe already separates every training
@@ -105,15 +106,24 @@ def continued_steps(final_steps: int, fold_steps: int, rows: int, batch_size: in
     return min(final_steps, max(final_steps - fold_steps, one_pass))
 
 
+def may_run_contrastive(params: TrainParams, classes: int) -> bool:
+    """Whether training on a batch of ``classes`` classes can end in the contrastive step: asked for, or a probe
+    the batch may keep (``with_contrastive``)."""
+    auto = params.select == "auto" and params.contrastive and classes <= params.contrastive_max_classes
+    return params.select == "contrastive" or auto
+
+
 def with_contrastive(selection: Selection, params: TrainParams, classes: int) -> Selection:
     """``selection`` with a kept probe turned into the contrastive recipe when ``contrastive`` is on, the choice
-    was the batch's own (``select: auto``; a forced ``probe`` stays the probe) and the batch has at most
-    ``contrastive_max_classes`` classes. The out-of-fold test compared fine-tuning with the probe, not with the
-    contrastive step: the step is what a kept probe gets, for the gain it showed over the probe on fresh samples
-    of the two-class tasks; on five topics it lost to the probe, as SetFit does (pipelines/training/contrastive.py).
+    was the batch's own (``select: auto``; a forced ``probe`` stays the probe), the probe was the default for
+    the batch's size (a small batch: a large one that keeps the probe has shown fine-tuning does not help it)
+    and the batch has at most ``contrastive_max_classes`` classes. The out-of-fold test compared fine-tuning
+    with the probe, not with the contrastive step: the step is what a kept probe gets, for the gain it showed
+    over the probe on fresh samples of the two-class tasks; on five topics it lost to the probe, and SetFit
+    is behind it there too (pipelines/training/contrastive.py).
     """
-    if params.select != "auto" or not params.contrastive or selection.kept != "probe":
-        return selection
+    if selection.kept != "probe" or selection.default != "probe" or not params.contrastive:
+        return selection  # a forced recipe has no default
     if classes > params.contrastive_max_classes:
         reason = (
             f"{selection.reason}; no contrastive step: {classes} classes, above contrastive_max_classes "

@@ -140,7 +140,8 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
     rng = np.random.default_rng(2)
     texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(24)]
     batch = LabeledBatch(source="twice", texts=texts, labels=["a", "b", "c"] * 8, ids=[str(i) for i in range(24)])
-    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, select="auto")
+    # three classes allowed the contrastive step, so a kept probe takes it too
+    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, select="auto", contrastive_max_classes=3)
     first, second = (train(batch, tmp_path / name, base=tiny_base, params=params, seed=3) for name in ("one", "two"))
     assert first.selection == second.selection and first.selection.folds > 0
     assert first.adapter_sha256 == second.adapter_sha256
@@ -183,8 +184,10 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
     sel = result.selection
     assert (sel.default, sel.kept) == ("probe", "contrastive"), sel
     assert sel.reason.endswith("the probe refitted on them (contrastive: true)")
-    # every block of the 2 adapted, though the classifier's recipe adapts 1; 50 pairs a row: 7 steps of 16
-    assert result.params["lora_layers"] == 2 and result.params["steps"] == contrastive_steps_for(30, params) == 7
+    # every block of the 2 adapted, though the classifier's recipe adapts 1; 50 pairs a row would take 7 steps of
+    # 16 rows, capped at this test's max_steps
+    assert (result.params["lora_layers"], result.params["contrastive_layers"]) == (1, 2)
+    assert result.params["steps"] == contrastive_steps_for(30, params) == params.max_steps == 5
     assert result.metrics["final_contrastive_loss"] >= 0 and "final_train_loss" not in result.metrics
     weights = load_file(tmp_path / "adapter" / WEIGHTS_FILE)
     for block in (0, 1):
@@ -197,7 +200,8 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
         frozen = MeanPoolClassifier(tiny_base.shared_copy(), 3).embed(**tokens)
     y = torch.tensor(["abc".index(label) for label in batch.labels])
     # the step did what it is for: same-label rows closer, different ones further apart, over all 30 rows
-    assert pair_loss(tuned, y, torch.ones(30)) < pair_loss(frozen, y, torch.ones(30))
+    rows = torch.arange(30)
+    assert pair_loss(tuned, y, torch.ones(30), rows) < pair_loss(frozen, y, torch.ones(30), rows)
     # and the head served is the probe refitted on the tuned features, not the frozen probe it started as
     refitted, frozen_probe = torch.nn.Linear(16, 3), torch.nn.Linear(16, 3)
     logreg_head(refitted, tuned.numpy(), y.numpy(), params.head_C, seed=0)
@@ -212,13 +216,17 @@ def test_the_contrastive_step_refuses_more_blocks_than_the_base_model_has(tiny_b
     from pipelines.training.recipe import train
     from registry.errors import RefusedError
 
-    params = TrainParams(lora_layers=1, contrastive_layers=3)
-    with pytest.raises(RefusedError, match="contrastive_layers=3 but the base model has 2 blocks"):
+    params = TrainParams(lora_layers=1, contrastive_layers=3, contrastive_max_classes=3, min_steps=5, max_steps=5)
+    message = "contrastive_layers=3 but the base model has 2 blocks; set it to at most 2, or null for every block"
+    with pytest.raises(RefusedError, match=message):
         train(_three_classes(30, seed=6), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     assert not (tmp_path / "adapter").exists()
-    # nothing to refuse when the step is off
-    off = params.model_copy(update={"contrastive": False, "min_steps": 5, "max_steps": 5})
-    assert train(_three_classes(30, seed=6), tmp_path / "adapter", base=tiny_base, params=off, seed=0).selection
+    # nothing to refuse where the step cannot run: switched off, or more classes than it takes
+    for update in ({"contrastive": False}, {"contrastive_max_classes": 2}):
+        result = train(
+            _three_classes(30, seed=6), tmp_path / str(update), base=tiny_base, params=params.model_copy(update=update)
+        )
+        assert result.selection.kept != "contrastive", update
 
 
 def _three_classes(n: int, seed: int):

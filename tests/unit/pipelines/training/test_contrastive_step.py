@@ -8,7 +8,7 @@ import torch
 from pipelines.records import Selection
 from pipelines.training.contrastive import contrastive_steps_for, pair_loss
 from pipelines.training.params import TrainParams
-from pipelines.training.select import with_contrastive
+from pipelines.training.select import may_run_contrastive, with_contrastive
 
 
 def _rows(*vectors):
@@ -18,9 +18,10 @@ def _rows(*vectors):
 def test_the_pair_loss_is_zero_when_same_labels_coincide_and_different_ones_are_orthogonal():
     emb = _rows([1, 0], [1, 0], [0, 1], [0, 1])
     y = torch.tensor([0, 0, 1, 1])
-    assert pair_loss(emb, y, torch.ones(4)).item() == pytest.approx(0.0, abs=1e-6)
+    assert pair_loss(emb, y, torch.ones(4), torch.arange(4)).item() == pytest.approx(0.0, abs=1e-6)
     # every row the same: the positive pairs are right (0), the negative ones a full unit off (1): half each
-    assert pair_loss(_rows([1, 0], [1, 0], [1, 0], [1, 0]), y, torch.ones(4)).item() == pytest.approx(0.5)
+    same = _rows([1, 0], [1, 0], [1, 0], [1, 0])
+    assert pair_loss(same, y, torch.ones(4), torch.arange(4)).item() == pytest.approx(0.5)
 
 
 def test_positive_and_negative_pairs_weigh_half_each_however_many_there_are():
@@ -29,19 +30,29 @@ def test_positive_and_negative_pairs_weigh_half_each_however_many_there_are():
     positive half is off, by 1."""
     emb = torch.eye(10)
     y = torch.arange(5).repeat_interleave(2)
-    assert pair_loss(emb, y, torch.ones(10)).item() == pytest.approx(0.5)
+    assert pair_loss(emb, y, torch.ones(10), torch.arange(10)).item() == pytest.approx(0.5)
 
 
 def test_a_row_weighted_zero_takes_no_part_in_any_pair():
     emb = _rows([1, 0], [1, 0], [0, 1], [1, 0])  # the last row sits with class 0 but is labelled 1
     y = torch.tensor([0, 0, 1, 1])
-    assert pair_loss(emb, y, torch.tensor([1.0, 1.0, 1.0, 0.0])).item() == pytest.approx(0.0, abs=1e-6)
-    assert pair_loss(emb, y, torch.ones(4)).item() > 0.3
+    assert pair_loss(emb, y, torch.tensor([1.0, 1.0, 1.0, 0.0]), torch.arange(4)).item() == pytest.approx(0.0, abs=1e-6)
+    assert pair_loss(emb, y, torch.ones(4), torch.arange(4)).item() > 0.3
+
+
+def test_a_row_twice_in_a_batch_is_not_paired_with_itself():
+    """batch_order fills a step's last batch from the next pass: a row's two copies are one row, not a pair
+    whose cosine of 1 would count as a perfect positive pair."""
+    emb = _rows([1, 0], [0, 1], [1, 0], [1, 0])  # rows 0 and 1 share a label but point apart; row 0 comes back
+    y = torch.tensor([0, 0, 1, 0])
+    twice = pair_loss(emb, y, torch.ones(4), torch.tensor([0, 1, 2, 0]))
+    # positive pairs (0,1), (1,0'): both a unit off; (0,0') is no pair. Negatives (0,2), (0',2): a unit off, (1,2): 0
+    assert twice.item() == pytest.approx((1.0 + 2 / 3) / 2)
 
 
 def test_a_batch_with_no_negative_pair_keeps_the_positive_half_and_stays_differentiable():
     emb = _rows([1, 0], [0, 1]).requires_grad_()
-    loss = pair_loss(emb, torch.tensor([0, 0]), torch.ones(2))
+    loss = pair_loss(emb, torch.tensor([0, 0]), torch.ones(2), torch.arange(2))
     loss.backward()
     assert loss.item() == pytest.approx(1.0) and emb.grad is not None
 
@@ -53,6 +64,7 @@ def test_a_batch_with_no_negative_pair_keeps_the_positive_half_and_stays_differe
         (32, 7),  # 2 steps a pass: ceil(32 × 50 / 15 / 16)
         (3, 25),  # a batch of 3 rows: 2 pairs a row a step
         (2, 50),
+        (9600, 300),  # a forced step on a large batch: capped at max_steps, not 2,000 full passes
     ],
 )
 def test_the_step_budget_gives_each_row_its_pairs(rows, steps):
@@ -79,12 +91,29 @@ def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_it
 
 
 @pytest.mark.parametrize(
-    "kept, params",
+    "selection, params",
     [
-        ("lora", TrainParams()),  # fine-tuning won out of fold: it stays
-        ("probe", TrainParams(contrastive=False)),  # switched off
-        ("probe", TrainParams(select="probe")),  # a probe asked for is the probe itself
+        (_selection("lora"), TrainParams()),  # fine-tuning won out of fold: it stays
+        (_selection("probe"), TrainParams(contrastive=False)),  # switched off
+        # a large batch whose probe beat fine-tuning, the default there: not a small batch's probe
+        (Selection(kept="probe", default="lora", reason="out of fold", estimates={}), TrainParams()),
+        # a probe asked for (select: probe) is the probe itself: a forced recipe has no default
+        (Selection(kept="probe", reason="select: probe in the train parameters", estimates={}), TrainParams()),
     ],
 )
-def test_anything_else_is_left_as_it_was(kept, params):
-    assert with_contrastive(_selection(kept), params, classes=2) == _selection(kept)
+def test_anything_else_is_left_as_it_was(selection, params):
+    assert with_contrastive(selection, params, classes=2) == selection
+
+
+@pytest.mark.parametrize(
+    "params, classes, may",
+    [
+        (TrainParams(), 2, True),
+        (TrainParams(), 3, False),
+        (TrainParams(contrastive=False), 2, False),
+        (TrainParams(select="lora"), 2, False),
+        (TrainParams(select="contrastive", contrastive=False), 9, True),  # asked for, whatever the batch
+    ],
+)
+def test_whether_a_batch_may_end_in_the_contrastive_step(params, classes, may):
+    assert may_run_contrastive(params, classes) is may
