@@ -1,6 +1,6 @@
 """The contrastive step a kept probe gets: the encoder's features adapted on pairs of rows, then the probe refitted.
 
-Why (bench/RESULTS.md, "2026-12-07 (12:55-14:45)"): where the selection keeps the frozen probe (a small
+Why (bench/RESULTS.md, "2026-12-07 (12:55-15:05)"): where the selection keeps the frozen probe (a small
 batch, on which fine-tuning through the classification loss only memorises), SetFit, what practitioners pick
 for 8-64 labels per class, led that probe on binary tasks (18 fresh samples, problem vs request 8/class
 +0.008, arrival vs estimate 16/class +0.006; not at arrival vs estimate 8/class). Its gain comes from the pairs: two rows of the same label are
@@ -13,7 +13,8 @@ already separates, it lost 0.02 to the probe (``pipelines.training.select.with_c
 The loss is SetFit's CosineSimilarityLoss: the cosine of two rows' pooled, normalised embeddings is pulled
 to 1 for the same label and to 0 for different labels, positive and negative pairs weighing half each (a
 binary batch has fewer positive pairs than negative ones only by chance; five classes, four times fewer).
-Each pair weighs the product of its rows' noise weights, so a row the noise gate doubts pulls little.
+Each pair weighs the product of its rows' noise weights; a batch the noise gate weighted at all does not take
+the step (``pipelines.training.select.with_contrastive``): with 40 % of labels flipped it lost 0.032 to the probe.
 """
 
 from __future__ import annotations

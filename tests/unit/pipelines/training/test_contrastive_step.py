@@ -76,17 +76,25 @@ def _selection(kept):
 
 
 def test_a_probe_the_batch_chose_gets_the_contrastive_step_and_says_so():
-    chosen = with_contrastive(_selection("probe"), TrainParams(), classes=2)
+    chosen = with_contrastive(_selection("probe"), TrainParams(), classes=2, noisy=False)
     assert chosen.kept == "contrastive" and chosen.reason.startswith("out of fold; ") and "contrastive" in chosen.reason
+
+
+def test_a_batch_the_noise_gate_weighted_keeps_the_probe_itself_and_says_why():
+    """Pairs with wrong labels pull the wrong rows together: with 40 % of labels flipped the step lost 0.032."""
+    kept = with_contrastive(_selection("probe"), TrainParams(), classes=2, noisy=True)
+    assert kept.kept == "probe"
+    assert kept.reason == "out of fold; no contrastive step: the noise gate weighted this batch's rows"
 
 
 def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_itself_and_says_why():
     """Five topics the probe already separates lost 0.02 with the step (as with SetFit): it is for few classes."""
-    kept = with_contrastive(_selection("probe"), TrainParams(), classes=3)
+    kept = with_contrastive(_selection("probe"), TrainParams(), classes=3, noisy=False)
     assert kept.kept == "probe"
     assert kept.reason == "out of fold; no contrastive step: 3 classes, above contrastive_max_classes (2)"
     assert (
-        with_contrastive(_selection("probe"), TrainParams(contrastive_max_classes=5), classes=5).kept == "contrastive"
+        with_contrastive(_selection("probe"), TrainParams(contrastive_max_classes=5), classes=5, noisy=False).kept
+        == "contrastive"
     )
 
 
@@ -102,7 +110,7 @@ def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_it
     ],
 )
 def test_anything_else_is_left_as_it_was(selection, params):
-    assert with_contrastive(selection, params, classes=2) == selection
+    assert with_contrastive(selection, params, classes=2, noisy=False) == selection
 
 
 @pytest.mark.parametrize(
