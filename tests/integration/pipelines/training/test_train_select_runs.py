@@ -212,6 +212,17 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
         assert not torch.allclose(served(tuned), frozen_probe(tuned), atol=1e-2)
 
 
+def test_a_two_class_batch_the_noise_gate_weighted_keeps_the_probe_itself(tiny_base, tmp_path):
+    from pipelines.training.recipe import train
+
+    # cleanlab: the filter always acts; margin then weights every row, so the batch counts as found noisy
+    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, noise_filter="cleanlab", noise_action="margin")
+    result = train(_noise_batch(), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    assert result.downweighted_examples > 0 and result.selection.kept == "probe", result.selection
+    assert result.selection.reason.endswith("no contrastive step: the noise gate weighted this batch's rows")
+    assert result.params["steps"] == 0
+
+
 def test_the_contrastive_step_refuses_more_blocks_than_the_base_model_has(tiny_base, tmp_path):
     from pipelines.training.recipe import train
     from registry.errors import RefusedError
