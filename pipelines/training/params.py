@@ -85,7 +85,7 @@ class TrainParams(typed_files.YamlRecord):
     select: Literal["auto", "lora", "probe", "contrastive"] = Field(
         "auto",
         description="auto: keep the fine-tuned adapter or the frozen probe, whichever scores higher out of "
-        "fold on the batch (a kept probe gets the contrastive step when contrastive is on); lora / probe / "
+        "fold on the batch (a small batch's kept probe may get the contrastive step: see contrastive); lora / probe / "
         "contrastive: always that one",
     )
     select_folds: int = Field(4, ge=2, description="folds of the out-of-fold estimate (fewer when a class is smaller)")
