@@ -153,8 +153,9 @@ def run_full(train_texts, train_labels, test_texts, test_labels, base, params, s
         logreg_head,
         loss_function,
         lr_lambda,
+        seed_everything,
     )
-    from pipelines.training.recipe import check_batch, seed_everything
+    from pipelines.training.recipe import check_batch
     from serving.model import MeanPoolClassifier
 
     labels = check_batch(to_batch(train_texts, train_labels), params)

@@ -42,7 +42,7 @@ class MeanPoolClassifier(torch.nn.Module):
     """Encoder → mean pooling → L2 normalisation → linear head.
 
     The head sees the same normalised embedding a frozen probe would, so training can start from
-    a probe fitted on it (``pipelines.training.recipe.logreg_head``) and only refine it.
+    a probe fitted on it (``pipelines.training.objective.logreg_head``) and only refine it.
     """
 
     def __init__(self, encoder: torch.nn.Module, num_labels: int) -> None:

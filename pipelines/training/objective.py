@@ -158,6 +158,14 @@ def loss_function(params: TrainParams):
     return torch.nn.CrossEntropyLoss(reduction="none")
 
 
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's and numpy's global generators (LoRA's initialisation draws from torch's) and return a
+    generator of its own for the step order."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
 def batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
     """Index batches for ``steps`` steps: reshuffled each epoch, the last partial batch filled from the next."""
     flat: list[int] = []

@@ -16,8 +16,8 @@ probe and loses the gain where fine-tuning helps (arrival vs estimate 0.794 / 0.
 probe's 0.809 / 0.848; 30 steps: 0.810 / 0.887). Whether fine-tuning helps depends on the data, not
 on a setting: so it is measured on the batch.
 
-Pure parts (fold plan, choice) live here; the training loop that fills the estimates is in
-``pipelines.training.recipe``.
+Pure parts (fold plan, choice) live here; the runs that fill the estimates are in
+``pipelines.training.select_runs``.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def fold_order(probe_right: list[np.ndarray], default: Recipe) -> list[int]:
     probe got each held-out row right): most rows the challenger could still win first, the probe's
     errors when fine-tuning challenges, its right answers when the probe does. The order changes
     which recipe is kept not at all (each fold trains from its own seed), only which fold a kept LoRA
-    continues when one fold settles it (``pipelines.training.recipe.select_recipe``)."""
+    continues when one fold settles it (``pipelines.training.select_runs.select_recipe``)."""
     could_win = [int((~right).sum() if default == "probe" else right.sum()) for right in probe_right]
     return sorted(range(len(probe_right)), key=lambda f: -could_win[f])
 

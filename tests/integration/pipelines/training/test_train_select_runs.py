@@ -46,7 +46,7 @@ def tiny_base(tmp_path_factory):
 @pytest.fixture
 def every_fold(monkeypatch):
     """Fine-tune every planned fold, as training did before it stopped once the outcome was settled."""
-    monkeypatch.setattr("pipelines.training.recipe.settled", lambda *_: False)
+    monkeypatch.setattr("pipelines.training.select_runs.settled", lambda *_: False)
 
 
 def _noise_batch():
@@ -97,7 +97,7 @@ def test_stopping_once_settled_writes_the_adapter_that_fine_tuning_every_fold_wr
     from pipelines.training.recipe import train
 
     stopped = train(_noise_batch(), tmp_path / "stopped", base=tiny_base, params=NOISE_PARAMS, seed=0)
-    monkeypatch.setattr("pipelines.training.recipe.settled", lambda *_: False)
+    monkeypatch.setattr("pipelines.training.select_runs.settled", lambda *_: False)
     every = train(_noise_batch(), tmp_path / "every", base=tiny_base, params=NOISE_PARAMS, seed=0)
     assert (stopped.selection.folds, every.selection.folds, every.selection.rows_scored) == (3, 4, 40)
     assert stopped.selection.kept == every.selection.kept and "not run" not in every.selection.reason
@@ -275,7 +275,8 @@ def lora_wraps(monkeypatch):
         calls.append(args)
         return objective.wrap_lora(*args)
 
-    monkeypatch.setattr("pipelines.training.recipe.wrap_lora", counted)
+    for module in ("recipe", "select_runs"):  # the final run's wrap, and the folds'
+        monkeypatch.setattr(f"pipelines.training.{module}.wrap_lora", counted)
     return calls
 
 
@@ -294,7 +295,8 @@ def test_a_kept_lora_with_one_fold_continues_that_fold_on_every_row_and_says_so(
         heads.append((head, embeddings))
         return objective.logreg_head(head, embeddings, *args, **kwargs)
 
-    monkeypatch.setattr("pipelines.training.recipe.logreg_head", logreg_head)
+    for module in ("recipe", "select_runs"):  # the folds' probes, and the final run's refit
+        monkeypatch.setattr(f"pipelines.training.{module}.logreg_head", logreg_head)
     batch = _three_classes(24, seed=5)
     first = train(batch, tmp_path / "one", base=tiny_base, params=ONE_FOLD, seed=7)
     # the last probe fitted is the kept head, on every row's embedding through the fold's adapter
@@ -343,9 +345,9 @@ def test_a_kept_lora_where_the_probe_is_the_default_starts_from_the_probe_even_a
     from pipelines.training.recipe import train
 
     # every fold the budget allows runs (one), and fine-tuning is kept whatever it scored
-    monkeypatch.setattr("pipelines.training.recipe.settled", lambda *args: False)
+    monkeypatch.setattr("pipelines.training.select_runs.settled", lambda *args: False)
     monkeypatch.setattr(
-        "pipelines.training.recipe.choose",
+        "pipelines.training.select_runs.choose",
         lambda y, predictions, z, default: Selection(kept="lora", default=default, reason="kept", estimates={}),
     )
     params = ONE_FOLD.model_copy(update={"select_large_rows": 10_000})
