@@ -20,7 +20,7 @@ class EncodedData:
     """Each example's hidden states entering the first adapted block, plus its frozen embedding."""
 
     hidden: list[torch.Tensor | None]  # (tokens, hidden) per example, unpadded; None where not cached
-    embeddings: np.ndarray  # (n, hidden) mean-pooled, normalised output of the frozen encoder
+    embeddings: np.ndarray | None  # (n, hidden) mean-pooled, normalised output of the frozen encoder; None: not run
 
 
 def rows_to_cache(n: int, params: TrainParams, seed: int) -> np.ndarray:
@@ -47,9 +47,12 @@ def encode_frozen(
     max_length: int,
     keep: np.ndarray,
     progress=None,
+    *,
+    pool: bool = True,
 ) -> EncodedData:
     """One pass of the frozen encoder: cache block ``start``'s input where ``keep``, and keep every
-    row's final embedding.
+    row's final embedding (unless not ``pool``: then the blocks from ``start`` are not run at all, as for the
+    contrastive step, which trains every block from its input and never reads the frozen embeddings).
 
     Texts are sorted by length so each encoding batch pads little; results go back in input order.
     The cached states are views into one buffer: cloned one by one, small long-lived tensors among
@@ -64,16 +67,16 @@ def encode_frozen(
     hidden: list[torch.Tensor | None] = [
         buffer[offsets[i] : offsets[i + 1]] if keep[i] else None for i in range(len(texts))
     ]
-    embeddings = np.zeros((len(texts), size), dtype=np.float32)
+    embeddings = np.zeros((len(texts), size), dtype=np.float32) if pool else None
     with torch.inference_mode():
         for idx in length_sorted_batches(list(range(len(texts))), lengths, ENCODE_BATCH):
             enc = base.tokenize([texts[i] for i in idx], max_length)
             states = model.hidden_before(enc["input_ids"], enc["attention_mask"], start)
-            pooled = model.embed_from(states, enc["attention_mask"], start)
             for row, i in enumerate(idx):
                 if keep[i]:
                     hidden[i].copy_(states[row, : lengths[i]])
-            embeddings[idx] = pooled.float().cpu().numpy()
+            if embeddings is not None:
+                embeddings[idx] = model.embed_from(states, enc["attention_mask"], start).float().cpu().numpy()
             if progress is not None:
                 progress.update(len(idx))
     return EncodedData(hidden=hidden, embeddings=embeddings)

@@ -138,14 +138,17 @@ def contrastive_adapter(
     :func:`train_contrastive` on ``rows``, its head refitted as a probe on their adapted embeddings. Returns the
     PEFT model, the last batch loss and the steps taken.
 
-    The rows are encoded again, up to the first adapted block: the step adapts more blocks than the recipe's
-    cache holds (every block by default), and a batch small enough to keep its probe takes a fraction of a second.
+    The rows are encoded again, up to the first adapted block only (the embeddings alone, by default): the step
+    adapts more blocks than the recipe's cache holds (every block by default), and on a batch small enough to
+    keep its probe that takes milliseconds.
     Only ``rows`` take part, steps and head: on a batch above the step budget's cache (``select: contrastive``
     forced on thousands of rows) the uncached ones are left out of both.
     """
     num_layers = len(model.layers())
     start = num_layers - contrastive_blocks(params, num_layers)
-    data = encode_frozen(model, base, [texts[i] for i in rows], start, params.max_length, np.ones(len(rows), bool))
+    data = encode_frozen(
+        model, base, [texts[i] for i in rows], start, params.max_length, np.ones(len(rows), bool), pool=False
+    )
     y, w = y_all[rows], weights[rows]
     steps = contrastive_steps_for(len(rows), params)
     peft_model, loss = train_contrastive(
