@@ -177,7 +177,7 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
     from registry.adapter_folder import WEIGHTS_FILE
     from serving.model import MeanPoolClassifier, load_classifier
 
-    batch = _three_classes(30, seed=6)
+    batch = _separable(30, seed=6)
     # three classes: the step's default limit is two (tests/unit/pipelines/training/test_contrastive_step.py)
     params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, noise_filter="none", contrastive_max_classes=3)
     result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
@@ -223,6 +223,20 @@ def test_a_two_class_batch_the_noise_gate_weighted_keeps_the_probe_itself(tiny_b
     assert result.params["steps"] == 0
 
 
+def test_a_clean_two_class_batch_under_the_default_noise_gate_gets_the_contrastive_step(tiny_base, tmp_path):
+    from pipelines.training.recipe import train
+
+    # the gate the default runs (auto) acts only on a batch it finds noisy; this one has no wrong label, so the
+    # step's rule (no step where the gate weighted rows) must not hold it back: a rule on the filter setting
+    # instead of the weights would
+    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5)
+    assert params.noise_filter == "auto" and params.contrastive_max_classes == 2
+    result = train(_separable(24, seed=3, classes="ab"), tmp_path / "adapter", base=tiny_base, params=params)
+    assert result.downweighted_examples == 0 and result.dropped_examples == 0, result.noise_handling
+    assert (result.selection.default, result.selection.kept) == ("probe", "contrastive"), result.selection
+    assert result.params["steps"] > 0 and "final_contrastive_loss" in result.metrics
+
+
 def test_the_contrastive_step_refuses_more_blocks_than_the_base_model_has(tiny_base, tmp_path):
     from pipelines.training.recipe import train
     from registry.errors import RefusedError
@@ -230,23 +244,24 @@ def test_the_contrastive_step_refuses_more_blocks_than_the_base_model_has(tiny_b
     params = TrainParams(lora_layers=1, contrastive_layers=3, contrastive_max_classes=3, min_steps=5, max_steps=5)
     message = "contrastive_layers=3 but the base model has 2 blocks; set it to at most 2, or null for every block"
     with pytest.raises(RefusedError, match=message):
-        train(_three_classes(30, seed=6), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+        train(_separable(30, seed=6), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     assert not (tmp_path / "adapter").exists()
     # nothing to refuse where the step cannot run: switched off, or more classes than it takes
     for update in ({"contrastive": False}, {"contrastive_max_classes": 2}):
         result = train(
-            _three_classes(30, seed=6), tmp_path / str(update), base=tiny_base, params=params.model_copy(update=update)
+            _separable(30, seed=6), tmp_path / str(update), base=tiny_base, params=params.model_copy(update=update)
         )
         assert result.selection.kept != "contrastive", update
 
 
-def _three_classes(n: int, seed: int):
+def _separable(n: int, seed: int, classes: str = "abc"):
+    """``n`` rows of ``classes``, each class drawing its words from a vocabulary of its own: separable."""
     from pipelines.records import LabeledBatch
 
     rng = np.random.default_rng(seed)
-    labels = ["a", "b", "c"] * (n // 3)
-    texts = [" ".join(f"w{(i % 3) * 13 + j}" for j in rng.integers(0, 13, size=5)) for i in range(len(labels))]
-    return LabeledBatch(source="three", texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
+    labels = list(classes) * (n // len(classes))
+    texts = [" ".join(f"w{classes.index(label) * 13 + j}" for j in rng.integers(0, 13, size=5)) for label in labels]
+    return LabeledBatch(source=classes, texts=texts, labels=labels, ids=[str(i) for i in range(len(texts))])
 
 
 # Fine-tuning the default (as on a large batch) and a budget that pays for exactly one fold: 18 fold rows
@@ -297,7 +312,7 @@ def test_a_kept_lora_with_one_fold_continues_that_fold_on_every_row_and_says_so(
 
     for module in ("recipe", "select_runs"):  # the folds' probes, and the final run's refit
         monkeypatch.setattr(f"pipelines.training.{module}.logreg_head", logreg_head)
-    batch = _three_classes(24, seed=5)
+    batch = _separable(24, seed=5)
     first = train(batch, tmp_path / "one", base=tiny_base, params=ONE_FOLD, seed=7)
     # the last probe fitted is the kept head, on every row's embedding through the fold's adapter
     refitted, embeddings = heads[-1]
@@ -330,7 +345,7 @@ def test_the_final_run_starts_from_the_probe_unless_exactly_one_fold_ran_on_ever
 ):
     from pipelines.training.recipe import train
 
-    result = train(_three_classes(n, seed=5), tmp_path / "adapter", base=tiny_base, params=params, seed=7)
+    result = train(_separable(n, seed=5), tmp_path / "adapter", base=tiny_base, params=params, seed=7)
     sel = result.selection
     assert sel.kept == "lora" and sel.folds == folds and sel.continued_steps == 0, case
     assert "continues" not in sel.reason and result.params["steps"] == 5 and len(lora_wraps) == folds + 1, case
@@ -351,7 +366,7 @@ def test_a_kept_lora_where_the_probe_is_the_default_starts_from_the_probe_even_a
         lambda y, predictions, z, default: Selection(kept="lora", default=default, reason="kept", estimates={}),
     )
     params = ONE_FOLD.model_copy(update={"select_large_rows": 10_000})
-    result = train(_three_classes(24, seed=5), tmp_path / "adapter", base=tiny_base, params=params, seed=7)
+    result = train(_separable(24, seed=5), tmp_path / "adapter", base=tiny_base, params=params, seed=7)
     sel = result.selection
     assert (sel.default, sel.kept, sel.folds, sel.continued_steps) == ("probe", "lora", 1, 0), sel
     assert "continues" not in sel.reason and result.params["steps"] == 5 and len(lora_wraps) == 2
