@@ -27,6 +27,7 @@ import torch
 
 from pipelines.training.cache import EncodedData, encode_frozen, pad_batch
 from pipelines.training.objective import (
+    MICRO_BATCH,
     adapted_head,
     batch_order,
     embed_cached,
@@ -38,6 +39,7 @@ from pipelines.training.objective import (
 )
 from pipelines.training.params import TrainParams
 from registry.errors import RefusedError
+from serving.embeddings import length_sorted_batches
 from serving.model import LoadedBase, MeanPoolClassifier
 
 
@@ -102,13 +104,19 @@ def train_contrastive(
     row_weight = torch.from_numpy(weights).float().to(device)
     if bar is not None:
         bar.total = bar.n + steps
+    lengths = [h.shape[0] for h in data.hidden]
     peft_model.train()
     loss = None
     for idx in batch_order(len(y), steps, min(params.contrastive_batch_size, len(y)), generator):
         optimiser.zero_grad(set_to_none=True)
-        hidden, mask = pad_batch([data.hidden[i] for i in idx])
-        row = torch.tensor(idx, device=device)
-        batch_loss = pair_loss(inner.embed_from(hidden, mask, start), target[row], row_weight[row], row)
+        # Run in length-sorted parts, as the classifier's steps are (objective.backward_in_parts): a batch of 16
+        # short messages padded to its longest is half padding (problem vs request: 43-47 % of the tokens useful).
+        # The pair loss couples every row of the batch, so the parts' embeddings are joined before it, in the
+        # parts' order (the loss does not depend on the order), and the batch backpropagates once.
+        parts = length_sorted_batches(idx, lengths, MICRO_BATCH)
+        embedded = torch.cat([inner.embed_from(*pad_batch([data.hidden[i] for i in part]), start) for part in parts])
+        row = torch.tensor([i for part in parts for i in part], device=device)
+        batch_loss = pair_loss(embedded, target[row], row_weight[row], row)
         batch_loss.backward()
         loss = batch_loss.item()
         if not math.isfinite(loss):

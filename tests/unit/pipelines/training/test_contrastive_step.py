@@ -50,6 +50,18 @@ def test_a_row_twice_in_a_batch_is_not_paired_with_itself():
     assert twice.item() == pytest.approx((1.0 + 2 / 3) / 2)
 
 
+def test_the_pair_loss_does_not_depend_on_the_order_of_the_batch_rows():
+    """The step runs a batch in length-sorted parts and joins their embeddings in the parts' order, not the
+    batch's: the loss it backpropagates must be the batch's all the same."""
+    generator = torch.Generator().manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(12, 5, generator=generator), dim=1)
+    y, weight = torch.tensor([0, 1, 1] * 4), torch.rand(12, generator=generator)
+    row = torch.tensor([3, 0, 7, 1, 3, 5, 2, 9, 4, 8, 6, 0])  # rows 3 and 0 twice, as batch_order can give
+    order = torch.randperm(12, generator=generator)
+    whole = pair_loss(emb, y, weight, row)
+    assert pair_loss(emb[order], y[order], weight[order], row[order]).item() == pytest.approx(whole.item(), rel=1e-6)
+
+
 def test_a_batch_with_no_negative_pair_keeps_the_positive_half_and_stays_differentiable():
     emb = _rows([1, 0], [0, 1]).requires_grad_()
     loss = pair_loss(emb, torch.tensor([0, 0]), torch.ones(2), torch.arange(2))
