@@ -230,13 +230,13 @@ class Context:
         import torch
         from threadpoolctl import threadpool_limits
 
+        # Training imports peft, scikit-learn and cleanlab when first called, ~1.5 s inside the first sample's
+        # timed run, where SetFit's imports come before its timer. A scheduled retrain trains in a child of a
+        # fork server that preloaded them (pipelines.training.preload); the bench preloads them too.
         import pipelines.training.preload  # noqa: F401
         from serving.embeddings import embed
         from serving.model import load_base
 
-        # Training imports peft, scikit-learn and cleanlab when first called, ~1.5 s inside the first sample's
-        # timed run, where SetFit's imports come before its timer. A scheduled retrain trains in a child of a
-        # fork server that preloaded them (pipelines.training.preload); the bench preloads them too.
         torch.set_num_threads(args.threads)
         # scikit-learn's BLAS and OpenMP pools (cleanlab's cross-validation, the probes) would otherwise take
         # every core in every worker: 3 workers on a 16-core H200 host, LoRA at 16/class took 53 s, not 31 s.

@@ -17,7 +17,8 @@ ENCODE_BATCH = 64
 
 @dataclass
 class EncodedData:
-    """Each example's hidden states entering the first adapted block, plus its frozen embedding."""
+    """Each example's hidden states entering the first adapted block, plus its frozen embedding (None for an
+    encoding without ``pool``: :func:`encode_frozen`)."""
 
     hidden: list[torch.Tensor | None]  # (tokens, hidden) per example, unpadded; None where not cached
     embeddings: np.ndarray | None  # (n, hidden) mean-pooled, normalised output of the frozen encoder; None: not run
@@ -50,9 +51,9 @@ def encode_frozen(
     *,
     pool: bool = True,
 ) -> EncodedData:
-    """One pass of the frozen encoder: cache block ``start``'s input where ``keep``, and keep every
-    row's final embedding (unless not ``pool``: then the blocks from ``start`` are not run at all, as for the
-    contrastive step, which trains every block from its input and never reads the frozen embeddings).
+    """One pass of the frozen encoder: cache block ``start``'s input where ``keep`` and, with ``pool``, keep
+    every row's final embedding. Without it the blocks from ``start`` are not run: the contrastive step trains
+    them itself and never reads the frozen embeddings.
 
     Texts are sorted by length so each encoding batch pads little; results go back in input order.
     The cached states are views into one buffer: cloned one by one, small long-lived tensors among

@@ -77,6 +77,19 @@ def contrastive_steps_for(rows: int, params: TrainParams) -> int:
     return max(1, min(params.max_steps, wanted))
 
 
+def embed_in_parts(
+    embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], hidden: list[torch.Tensor], idx: list[int]
+) -> tuple[torch.Tensor, list[int]]:
+    """The embeddings of rows ``idx`` (``embed(padded states, mask)``, on ``hidden``'s states), run in
+    length-sorted parts of ``MICRO_BATCH`` as the classifier's steps are (``objective.backward_in_parts``): a
+    batch of 16 short messages padded to its longest is half padding (problem vs request: 43-47 % of the tokens
+    useful). The pair loss couples every row of a batch, so the parts are joined, with the graph kept for one
+    backward; in the parts' order, returned beside them (the loss does not depend on the order)."""
+    by_length = length_sorted_batches(list(range(len(idx))), [hidden[i].shape[0] for i in idx], MICRO_BATCH)
+    parts = [[idx[k] for k in part] for part in by_length]
+    return torch.cat([embed(*pad_batch([hidden[i] for i in part])) for part in parts]), [i for p in parts for i in p]
+
+
 def train_contrastive(
     peft_model,
     params: TrainParams,
@@ -104,18 +117,12 @@ def train_contrastive(
     row_weight = torch.from_numpy(weights).float().to(device)
     if bar is not None:
         bar.total = bar.n + steps
-    lengths = [h.shape[0] for h in data.hidden]
     peft_model.train()
     loss = None
     for idx in batch_order(len(y), steps, min(params.contrastive_batch_size, len(y)), generator):
         optimiser.zero_grad(set_to_none=True)
-        # Run in length-sorted parts, as the classifier's steps are (objective.backward_in_parts): a batch of 16
-        # short messages padded to its longest is half padding (problem vs request: 43-47 % of the tokens useful).
-        # The pair loss couples every row of the batch, so the parts' embeddings are joined before it, in the
-        # parts' order (the loss does not depend on the order), and the batch backpropagates once.
-        parts = length_sorted_batches(idx, lengths, MICRO_BATCH)
-        embedded = torch.cat([inner.embed_from(*pad_batch([data.hidden[i] for i in part]), start) for part in parts])
-        row = torch.tensor([i for part in parts for i in part], device=device)
+        embedded, order = embed_in_parts(lambda hidden, mask: inner.embed_from(hidden, mask, start), data.hidden, idx)
+        row = torch.tensor(order, device=device)
         batch_loss = pair_loss(embedded, target[row], row_weight[row], row)
         batch_loss.backward()
         loss = batch_loss.item()
@@ -146,9 +153,9 @@ def contrastive_adapter(
     :func:`train_contrastive` on ``rows``, its head refitted as a probe on their adapted embeddings. Returns the
     PEFT model, the last batch loss and the steps taken.
 
-    The rows are encoded again, up to the first adapted block only (the embeddings alone, by default): the step
-    adapts more blocks than the recipe's cache holds (every block by default), and on a batch small enough to
-    keep its probe that takes milliseconds.
+    The rows are encoded again up to the first adapted block only: the step adapts more blocks than the recipe's
+    cache holds. By default (every block adapted) that is the token-embedding layer alone, milliseconds on a
+    batch small enough to keep its probe.
     Only ``rows`` take part, steps and head: on a batch above the step budget's cache (``select: contrastive``
     forced on thousands of rows) the uncached ones are left out of both.
     """

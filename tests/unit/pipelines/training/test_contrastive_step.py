@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pipelines.records import Selection
-from pipelines.training.contrastive import contrastive_steps_for, pair_loss
+from pipelines.training.contrastive import contrastive_steps_for, embed_in_parts, pair_loss
+from pipelines.training.objective import MICRO_BATCH
 from pipelines.training.params import TrainParams
 from pipelines.training.select import may_run_contrastive, with_contrastive
 
@@ -54,12 +55,31 @@ def test_the_pair_loss_does_not_depend_on_the_order_of_the_batch_rows():
     """The step runs a batch in length-sorted parts and joins their embeddings in the parts' order, not the
     batch's: the loss it backpropagates must be the batch's all the same."""
     generator = torch.Generator().manual_seed(0)
-    emb = torch.nn.functional.normalize(torch.randn(12, 5, generator=generator), dim=1)
-    y, weight = torch.tensor([0, 1, 1] * 4), torch.rand(12, generator=generator)
     row = torch.tensor([3, 0, 7, 1, 3, 5, 2, 9, 4, 8, 6, 0])  # rows 3 and 0 twice, as batch_order can give
+    emb = torch.nn.functional.normalize(torch.randn(10, 5, generator=generator), dim=1)[row]
+    y, weight = torch.tensor([0, 1, 1, 0, 1, 0, 1, 1, 0, 0])[row], torch.rand(10, generator=generator)[row]
     order = torch.randperm(12, generator=generator)
     whole = pair_loss(emb, y, weight, row)
     assert pair_loss(emb[order], y[order], weight[order], row[order]).item() == pytest.approx(whole.item(), rel=1e-6)
+
+
+def test_a_batch_is_embedded_in_length_sorted_parts_each_embedding_beside_its_row():
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6, 1, 2]
+    hidden = [torch.full((n, 2), float(i)) for i, n in enumerate(lengths)]
+    idx = [4, 0, 10, 2, 7, 0, 9, 5, 1, 8, 3]  # row 0 twice
+    padded = []
+
+    def embed(states, mask):
+        padded.append(states.shape[1])
+        return (states * mask[..., None]).sum(1)
+
+    embedded, order = embed_in_parts(embed, hidden, idx)
+    assert sorted(order) == sorted(idx)
+    assert [lengths[i] for i in order] == sorted(lengths[i] for i in idx)
+    for k, i in enumerate(order):
+        assert torch.equal(embedded[k], hidden[i].sum(0)), (k, i)
+    # two parts of at most 8 rows, each padded only to its own longest row: the 8 shortest to 5 tokens, not 9
+    assert padded == [5, 9] and MICRO_BATCH == 8
 
 
 def test_a_batch_with_no_negative_pair_keeps_the_positive_half_and_stays_differentiable():
