@@ -122,9 +122,9 @@ class TrainParams(typed_files.YamlRecord):
     contrastive_layers: int | None = Field(
         None, ge=1, description="upper blocks the contrastive step adapts; None: every block"
     )
-    contrastive_lr: float = Field(2e-3, gt=0, description="peak learning rate of the contrastive step's LoRA weights")
+    contrastive_lr: float = Field(4e-3, gt=0, description="peak learning rate of the contrastive step's LoRA weights")
     contrastive_pairs_per_row: float = Field(
-        50, gt=0, description="pairs each row takes part in over the contrastive step (sets its steps)"
+        25, gt=0, description="pairs each row takes part in over the contrastive step (sets its steps)"
     )
     contrastive_batch_size: int = Field(16, ge=2, description="rows per contrastive step; all their pairs count")
 

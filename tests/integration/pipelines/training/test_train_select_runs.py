@@ -179,7 +179,14 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
 
     batch = _separable(30, seed=6)
     # three classes: the step's default limit is two (tests/unit/pipelines/training/test_contrastive_step.py)
-    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, noise_filter="none", contrastive_max_classes=3)
+    params = TrainParams(
+        lora_layers=1,
+        min_steps=5,
+        max_steps=5,
+        noise_filter="none",
+        contrastive_max_classes=3,
+        contrastive_pairs_per_row=50,
+    )
     result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     sel = result.selection
     assert (sel.default, sel.kept) == ("probe", "contrastive"), sel

@@ -92,10 +92,10 @@ def test_a_batch_with_no_negative_pair_keeps_the_positive_half_and_stays_differe
 @pytest.mark.parametrize(
     "rows, steps",
     [
-        (16, 4),  # 16 rows, batch 16: a pass gives each row 15 pairs, 50 pairs take 4 passes of one step
-        (32, 7),  # 2 steps a pass: ceil(32 × 50 / 15 / 16)
-        (3, 25),  # a batch of 3 rows: 2 pairs a row a step
-        (2, 50),
+        (16, 2),  # 16 rows, batch 16: a pass gives each row 15 pairs, 25 pairs take 2 passes of one step
+        (32, 4),  # 2 steps a pass: ceil(32 × 25 / 15 / 16)
+        (3, 13),  # a batch of 3 rows: 2 pairs a row a step
+        (2, 25),
         (9600, 300),  # a forced step on a large batch: capped at max_steps, not 2,000 full passes
     ],
 )
