@@ -32,6 +32,9 @@ class NoiseWeights:
     weights: np.ndarray
     downweighted: int  # rows kept at a weight below 1 (weight) or below one half (margin: every row is below 1)
     note: str
+    # The filter acted on the batch (cleanlab always; auto where the gate found it noisy), whatever the weights
+    # came to: with drop, a class the filter would prune below min_per_class gets every row back at weight 1.
+    acted: bool = True
 
 
 def label_issues(
@@ -63,7 +66,7 @@ def noise_weights(
     """
     weights = np.ones(len(y))
     if params.noise_filter == "none":
-        return NoiseWeights(weights, 0, "noise_filter none: every row weighs 1")
+        return NoiseWeights(weights, 0, "noise_filter none: every row weighs 1", acted=False)
     proba, issues = label_issues(embeddings, y, num_labels, params, seed)
     found = f"confident learning flagged {int(issues.sum())} of {len(y)} rows ({issues.mean():.0%})"
     # On clean data cleanlab still flags a few percent: hard but correct examples, whose loss at
@@ -72,7 +75,7 @@ def noise_weights(
     if params.noise_filter == "auto":
         quiet = why_not_noisy(int(issues.sum()), len(y), params)
         if quiet:
-            return NoiseWeights(weights, 0, f"{found}, {quiet}: every row weighs 1")
+            return NoiseWeights(weights, 0, f"{found}, {quiet}: every row weighs 1", acted=False)
     if params.noise_action == "margin":
         weights = margin_weights(embeddings, y, params.noise_margin_temperature)
         below = int((weights < 0.5).sum())

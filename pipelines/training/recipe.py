@@ -216,7 +216,7 @@ def train(
             bar,
             every_kept_cached=len(rows) == len(kept),
         )
-        selection = with_contrastive(selection, params, len(labels), noisy=not np.all(weights == 1))
+        selection = with_contrastive(selection, params, len(labels), noisy=noise.acted)
         # Fold runs draw from the global RNG (LoRA's initialisation): the final run's steps start from the seed
         # again, so a run from the probe is the same whatever the folds did (one continuing a fold depends on
         # which fold that was, fixed by the seed).

@@ -226,8 +226,22 @@ def test_a_two_class_batch_the_noise_gate_weighted_keeps_the_probe_itself(tiny_b
     params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, noise_filter="cleanlab", noise_action="margin")
     result = train(_noise_batch(), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     assert result.downweighted_examples > 0 and result.selection.kept == "probe", result.selection
-    assert result.selection.reason.endswith("no contrastive step: the noise gate weighted this batch's rows")
+    assert result.selection.reason.endswith("no contrastive step: the label-noise filter acted on this batch")
     assert result.params["steps"] == 0
+
+
+def test_a_batch_the_noise_filter_acted_on_keeps_the_probe_even_when_drop_gave_every_row_back(tiny_base, tmp_path):
+    from pipelines.training.recipe import train
+
+    # drop never prunes a class below min_per_class: at 20, each class's flagged rows all come back at weight 1,
+    # so the weights alone would call the batch clean and give it the step
+    params = TrainParams(
+        lora_layers=1, min_steps=5, max_steps=5, noise_filter="cleanlab", noise_action="drop", min_per_class=20
+    )
+    result = train(_noise_batch(), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    assert result.dropped_examples == 0 and result.noise_handling.endswith(": 0 dropped"), result.noise_handling
+    assert result.selection.kept == "probe", result.selection
+    assert result.selection.reason.endswith("no contrastive step: the label-noise filter acted on this batch")
 
 
 def test_a_clean_two_class_batch_under_the_default_noise_gate_gets_the_contrastive_step(tiny_base, tmp_path):

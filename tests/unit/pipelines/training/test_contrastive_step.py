@@ -116,7 +116,7 @@ def test_a_batch_the_noise_gate_weighted_keeps_the_probe_itself_and_says_why():
     """Pairs with wrong labels pull the wrong rows together: with 40 % of labels flipped the step lost 0.032."""
     kept = with_contrastive(_selection("probe"), TrainParams(), classes=2, noisy=True)
     assert kept.kept == "probe"
-    assert kept.reason == "out of fold; no contrastive step: the noise gate weighted this batch's rows"
+    assert kept.reason == "out of fold; no contrastive step: the label-noise filter acted on this batch"
 
 
 def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_itself_and_says_why():
