@@ -34,7 +34,7 @@ class NoiseWeights:
     note: str
     # The filter acted on the batch (cleanlab always; auto where the gate found it noisy), whatever the weights
     # came to: with drop, a class the filter would prune below min_per_class gets every row back at weight 1.
-    acted: bool = True
+    acted: bool
 
 
 def label_issues(
@@ -84,18 +84,19 @@ def noise_weights(
             below,
             f"{found}: every row weighted by its margin to its class mates (mean weight {weights.mean():.2f}; "
             f"{below} rows nearer another class, below one half)",
+            acted=True,
         )
     if params.noise_action == "weight":
         weights[issues] = proba[issues, y[issues]] ** params.noise_weight_power
         return NoiseWeights(
-            weights, int(issues.sum()), f"{found}: weighted down to p(label)^{params.noise_weight_power}"
+            weights, int(issues.sum()), f"{found}: weighted down to p(label)^{params.noise_weight_power}", acted=True
         )
     weights[issues] = 0.0
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         if (weights[members] > 0).sum() < params.min_per_class:
             weights[members] = 1.0
-    return NoiseWeights(weights, 0, f"{found}: {int((weights == 0).sum())} dropped")
+    return NoiseWeights(weights, 0, f"{found}: {int((weights == 0).sum())} dropped", acted=True)
 
 
 def logreg_head(

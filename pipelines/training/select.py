@@ -114,14 +114,14 @@ def may_run_contrastive(params: TrainParams, classes: int) -> bool:
 
 
 def with_contrastive(selection: Selection, params: TrainParams, classes: int, noisy: bool) -> Selection:
-    """``selection`` with a kept probe turned into the contrastive recipe when ``contrastive`` is on, the choice
-    was the batch's own (``select: auto``; a forced ``probe`` stays the probe), the probe was the default for
-    the batch's size (a small batch: a large one that keeps the probe has shown fine-tuning does not help it)
-    and the batch has at most ``contrastive_max_classes`` classes and was not found ``noisy`` (the label-noise
-    filter acted on it, whatever the weights came to: pairs with wrong labels pull the wrong rows together, and with 40 % of labels flipped the
-    step lost 0.032 to the probe on arrival vs estimate 16/class). The out-of-fold test compared fine-tuning
-    with the probe, not with the contrastive step: the step is what a kept probe gets, for the gain it showed
-    over the probe on fresh samples of the two-class tasks; on five topics it lost to the probe, and SetFit
+    """``selection`` with a kept probe turned into the contrastive recipe when ``contrastive`` is on, the choice was
+    the batch's own (``select: auto``; a forced ``probe`` stays the probe), the probe was the default for the
+    batch's size (a small batch: a large one that keeps the probe has shown fine-tuning does not help it) and the
+    batch has at most ``contrastive_max_classes`` classes and was not found ``noisy`` (the label-noise filter acted
+    on it, whatever the weights came to: pairs with wrong labels pull the wrong rows together, and with 40 % of
+    labels flipped the step lost 0.032 to the probe on arrival vs estimate 16/class). The out-of-fold test compared
+    fine-tuning with the probe, not with the contrastive step: the step is what a kept probe gets, for the gain it
+    showed over the probe on fresh samples of the two-class tasks; on five topics it lost to the probe, and SetFit
     is behind it there too (pipelines/training/contrastive.py).
     """
     if selection.kept != "probe" or selection.default != "probe" or not params.contrastive:
