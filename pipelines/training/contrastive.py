@@ -7,14 +7,16 @@ vs estimate 16/class +0.006; not at arrival vs estimate 8/class). Its gain comes
 same label are pulled together, two of different labels apart, which reshapes the features without fitting a
 head, so a handful of rows is not memorised. Done with LoRA and in-batch pairs (a batch of B rows gives B(B-1)/2
 pairs for B forward passes, where SetFit runs both texts of every pair through the encoder) it costs a fraction
-of SetFit's time (0.07-0.17 on the binary tasks, "2026-12-07 (16:10-17:15)"). Only on batches of at most ``contrastive_max_classes`` classes: on five topics the probe
-already separates, it lost 0.02 to the probe (``pipelines.training.select.with_contrastive``).
+of SetFit's time (0.07-0.17 on the binary tasks, "2026-12-07 (16:10-17:15)"). Only on batches of at most
+``contrastive_max_classes`` classes: on five topics the probe already separates, it lost 0.02 to the probe
+(``pipelines.training.select.with_contrastive``).
 
 The loss is SetFit's CosineSimilarityLoss: the cosine of two rows' pooled, normalised embeddings is pulled
 to 1 for the same label and to 0 for different labels, positive and negative pairs weighing half each (a
 binary batch has fewer positive pairs than negative ones only by chance; five classes, four times fewer).
-Each pair weighs the product of its rows' noise weights; a batch the noise gate weighted at all does not take
-the step (``pipelines.training.select.with_contrastive``): with 40 % of labels flipped it lost 0.032 to the probe.
+Each pair weighs the product of its rows' noise weights; a batch the label-noise filter acted on does not take
+the step, whatever its weights came to (``pipelines.training.select.with_contrastive``): with 40 % of labels
+flipped it lost 0.032 to the probe.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
 - Kept only where it helps: out-of-fold runs on the batch compare the probe with the fine-tuned
   model, and when fine-tuning does not clearly lead, the adapter is the probe
   (pipelines/training/select.py says why a small batch can end below its probe), refitted on
-  features a contrastive step adapted on pairs of rows where it has few classes and the noise gate
-  left it alone (pipelines/training/contrastive.py), or otherwise the probe itself, with no LoRA delta.
+  features a contrastive step adapted on pairs of rows where it has few classes and the label-noise
+  filter left it alone (pipelines/training/contrastive.py), or otherwise the probe itself, with no LoRA delta.
 
 The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
 :func:`serving.model.load_classifier`, which runs the full forward pass.

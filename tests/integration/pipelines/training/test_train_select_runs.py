@@ -219,7 +219,7 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
         assert not torch.allclose(served(tuned), frozen_probe(tuned), atol=1e-2)
 
 
-def test_a_two_class_batch_the_noise_gate_weighted_keeps_the_probe_itself(tiny_base, tmp_path):
+def test_a_two_class_batch_the_noise_filter_acted_on_keeps_the_probe_itself(tiny_base, tmp_path):
     from pipelines.training.recipe import train
 
     # cleanlab: the filter always acts; margin then weights every row, so the batch counts as found noisy
@@ -234,11 +234,19 @@ def test_a_batch_the_noise_filter_acted_on_keeps_the_probe_even_when_drop_gave_e
     from pipelines.training.recipe import train
 
     # drop never prunes a class below min_per_class: at 20, each class's flagged rows all come back at weight 1,
-    # so the weights alone would call the batch clean and give it the step
+    # so the weights alone would call the batch clean and give it the step. confident_learning: cleanlab's
+    # default (both) would itself flag no row of a class at min_per_class, and then nothing comes back
     params = TrainParams(
-        lora_layers=1, min_steps=5, max_steps=5, noise_filter="cleanlab", noise_action="drop", min_per_class=20
+        lora_layers=1,
+        min_steps=5,
+        max_steps=5,
+        noise_filter="cleanlab",
+        noise_filter_by="confident_learning",
+        noise_action="drop",
+        min_per_class=20,
     )
     result = train(_noise_batch(), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
+    assert "flagged 0 of" not in result.noise_handling, result.noise_handling
     assert result.dropped_examples == 0 and result.noise_handling.endswith(": 0 dropped"), result.noise_handling
     assert result.selection.kept == "probe", result.selection
     assert result.selection.reason.endswith("no contrastive step: the label-noise filter acted on this batch")
@@ -248,8 +256,8 @@ def test_a_clean_two_class_batch_under_the_default_noise_gate_gets_the_contrasti
     from pipelines.training.recipe import train
 
     # the gate the default runs (auto) acts only on a batch it finds noisy; this one has no wrong label, so the
-    # step's rule (no step where the gate weighted rows) must not hold it back: a rule on the filter setting
-    # instead of the weights would
+    # step's rule (no step where the label-noise filter acted) must not hold it back: a rule on the filter
+    # setting alone would
     params = TrainParams(lora_layers=1, min_steps=5, max_steps=5)
     assert params.noise_filter == "auto" and params.contrastive_max_classes == 2
     result = train(_separable(24, seed=3, classes="ab"), tmp_path / "adapter", base=tiny_base, params=params)

@@ -105,7 +105,7 @@ def test_noise_filter_none_weighs_every_row_one():
 
     noise = noise_weights(emb, y, CLASSES, TrainParams(noise_filter="none"), seed=0)
 
-    assert (noise.weights == 1).all() and noise.note == "noise_filter none: every row weighs 1"
+    assert (noise.weights == 1).all() and noise.note == "noise_filter none: every row weighs 1" and not noise.acted
 
 
 def test_a_tiny_temperature_weights_a_wrong_row_down_but_never_to_zero():

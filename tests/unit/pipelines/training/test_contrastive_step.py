@@ -96,7 +96,7 @@ def test_a_batch_with_no_negative_pair_keeps_the_positive_half_and_stays_differe
         (32, 4),  # 2 steps a pass: ceil(32 × 25 / 15 / 16)
         (3, 13),  # a batch of 3 rows: 2 pairs a row a step
         (2, 25),
-        (9600, 300),  # a forced step on a large batch: capped at max_steps, not 2,000 full passes
+        (9600, 300),  # a forced step on a large batch: capped at max_steps, not 1,000 steps
     ],
 )
 def test_the_step_budget_gives_each_row_its_pairs(rows, steps):
@@ -112,7 +112,7 @@ def test_a_probe_the_batch_chose_gets_the_contrastive_step_and_says_so():
     assert chosen.kept == "contrastive" and chosen.reason.startswith("out of fold; ") and "contrastive" in chosen.reason
 
 
-def test_a_batch_the_noise_gate_weighted_keeps_the_probe_itself_and_says_why():
+def test_a_batch_the_noise_filter_acted_on_keeps_the_probe_itself_and_says_why():
     """Pairs with wrong labels pull the wrong rows together: with 40 % of labels flipped the step lost 0.032."""
     kept = with_contrastive(_selection("probe"), TrainParams(), classes=2, noisy=True)
     assert kept.kept == "probe"

@@ -75,9 +75,9 @@ def test_noise_weights_leave_a_tiny_batch_alone_on_two_flags_and_weigh_it_on_thr
     emb, y = two_classes(16)
     flags["n"] = 2
     quiet = noise_weights(emb, y, 2, DEFAULTS, seed=0)
-    assert (quiet.weights == 1).all()
+    assert (quiet.weights == 1).all() and not quiet.acted
     assert "flagged 2 of 16 rows" in quiet.note and "shows by chance" in quiet.note
     flags["n"] = 3
     noisy = noise_weights(emb, y, 2, DEFAULTS, seed=0)
-    assert (noisy.weights < 1).any()
+    assert (noisy.weights < 1).any() and noisy.acted
     assert "margin to its class mates" in noisy.note
