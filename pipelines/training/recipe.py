@@ -200,7 +200,11 @@ def train(
                 f"(max_steps × batch_size = {params.max_steps * params.batch_size}); raise it"
             )
         steps = params.steps_for(len(rows))
-        make_config = partial(lora_config, params, targets, range(start, num_layers), family.layers_pattern)
+
+        def config_from(first: int):  # a fresh LoraConfig for blocks first.. (peft writes into the one it gets)
+            return lora_config(params, targets, range(first, num_layers), family.layers_pattern)
+
+        make_config = partial(config_from, start)
         selection, fold_model = select_recipe(
             base,
             len(labels),
@@ -247,7 +251,7 @@ def train(
                 y_all,
                 weights,
                 params,
-                lambda first: lora_config(params, targets, range(first, num_layers), family.layers_pattern),
+                config_from,
                 generator,
                 seed,
                 bar,
