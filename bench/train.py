@@ -548,7 +548,8 @@ def report(rows: list[dict], params, args, total: float, out: Path) -> None:
             f"| {per_class} | {len(lora)} | {mean_sd([r['macro_f1'] for r in probe])} | "
             f"{mean_sd([r['macro_f1'] for r in lexical])} | {mean_sd([r['macro_f1'] for r in setfit])} | "
             f"{mean_sd([r['macro_f1'] for r in full])} | {mean_sd([r['macro_f1'] for r in lora])} | "
-            f"{' / '.join(str(n) for n in kept_counts.values())} | {mean_sd(vs_full, signed=True)} | {mean_sd(vs_probe, signed=True)} | "
+            f"{' / '.join(str(n) for n in kept_counts.values())} | {mean_sd(vs_full, signed=True)} | "
+            f"{mean_sd(vs_probe, signed=True)} | "
             f"{mean_sd(vs_setfit, signed=True)} | {mean_sd(walls)} | {mean_sd(setfit_walls)} | {mean_sd(rss)} |"
         )
         summary["size"][per_class] = {

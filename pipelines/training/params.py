@@ -109,9 +109,9 @@ class TrainParams(typed_files.YamlRecord):
     select_large_classes: int = Field(20, ge=2, description="... or from this many classes")
     contrastive: bool = Field(
         True,
-        description="where select auto keeps the probe of a small batch the noise gate left alone, first adapt the "
-        "encoder's features on pairs of rows (same label pulled together, different apart) and refit the probe on "
-        "them; false: the probe itself",
+        description="where select auto keeps the probe of a small batch the label-noise filter left alone, first "
+        "adapt the encoder's features on pairs of rows (same label pulled together, different apart) and refit the "
+        "probe on them; false: the probe itself",
     )
     contrastive_max_classes: int = Field(
         2,
