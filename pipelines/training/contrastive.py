@@ -1,13 +1,20 @@
-"""The contrastive step a kept probe gets: the encoder's features adapted on pairs of rows, then the probe refitted.
+"""The contrastive step a kept probe gets with ``contrastive: true``: the encoder's features adapted on pairs of
+rows, then the probe refitted.
 
-Why (bench/RESULTS.md, "2026-12-07 (12:55-15:05)"): where the selection keeps the frozen probe (a small batch,
-on which fine-tuning through the classification loss only memorises), SetFit, what practitioners pick for 8-64
-labels per class, led that probe on binary tasks (18 fresh samples, problem vs request 8/class +0.008, arrival
+Off by default (bench/RESULTS.md, "2026-12-07 (18:50-19:50)"; docs/decisions/0016): it gained on the task it was
+tuned on (problem vs request) and on one of five binary tasks of bench/tasks.py written after it was tuned, and lost
+to the probe on the other four, where the probe already separated the classes well (SetFit was at or below the
+probe there too). Where a batch's classes are groups of many kinds of text the probe separates poorly, it may pay:
+``tailor evaluate``'s probe baseline shows whether it does on a holdout of the user's own data.
+
+Why it was built (bench/RESULTS.md, "2026-12-07 (12:55-15:05)"): where the selection keeps the frozen probe (a small
+batch, on which fine-tuning through the classification loss only memorises), SetFit, what practitioners pick for
+8-64 labels per class, led that probe on binary tasks (18 fresh samples, problem vs request 8/class +0.008, arrival
 vs estimate 16/class +0.006; not at arrival vs estimate 8/class). Its gain comes from the pairs: two rows of the
-same label are pulled together, two of different labels apart, which reshapes the features without fitting a
-head, so a handful of rows is not memorised. Done with LoRA and in-batch pairs (a batch of B rows gives B(B-1)/2
-pairs for B forward passes, where SetFit runs both texts of every pair through the encoder) it costs a fraction
-of SetFit's time (0.07-0.17 on the binary tasks, "2026-12-07 (16:10-17:15)"). Only on batches of at most
+same label are pulled together, two of different labels apart, which reshapes the features without fitting a head,
+so a handful of rows is not memorised. Done with LoRA and in-batch pairs (a batch of B rows gives B(B-1)/2 pairs for
+B forward passes, where SetFit runs both texts of every pair through the encoder) it costs a fraction of SetFit's
+time (0.07-0.17 on the binary tasks, "2026-12-07 (16:10-17:15)"). Only on batches of at most
 ``contrastive_max_classes`` classes: on five topics the probe already separates, it lost 0.02 to the probe
 (``pipelines.training.select.with_contrastive``).
 

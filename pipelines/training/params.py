@@ -108,10 +108,11 @@ class TrainParams(typed_files.YamlRecord):
     )
     select_large_classes: int = Field(20, ge=2, description="... or from this many classes")
     contrastive: bool = Field(
-        True,
+        False,
         description="where select auto keeps the probe of a small batch the label-noise filter left alone, first "
         "adapt the encoder's features on pairs of rows (same label pulled together, different apart) and refit the "
-        "probe on them; false: the probe itself",
+        "probe on them; false (the default, as it lost to the probe on most tasks it was not tuned on): the probe "
+        "itself",
     )
     contrastive_max_classes: int = Field(
         2,

@@ -22,9 +22,10 @@ What makes it win (measured in bench/train.py on Banking77, 8–64 examples per 
   hardest on exactly those).
 - Kept only where it helps: out-of-fold runs on the batch compare the probe with the fine-tuned
   model, and when fine-tuning does not clearly lead, the adapter is the probe
-  (pipelines/training/select.py says why a small batch can end below its probe), refitted on
-  features a contrastive step adapted on pairs of rows where it has few classes and the label-noise
-  filter left it alone (pipelines/training/contrastive.py), or otherwise the probe itself, with no LoRA delta.
+  (pipelines/training/select.py says why a small batch can end below its probe): the probe itself, with no
+  LoRA delta, or, with ``contrastive: true``, refitted on features a contrastive step adapted on pairs of rows
+  where the batch has few classes and the label-noise filter left it alone (pipelines/training/contrastive.py;
+  off by default: it lost to the probe on most tasks it was not tuned on).
 
 The saved adapter is plain PEFT (LoRA + ``classifier`` as modules_to_save) and loads with
 :func:`serving.model.load_classifier`, which runs the full forward pass.

@@ -1,6 +1,6 @@
 """Which recipe training keeps: the frozen probe (head only) or the fine-tuned LoRA adapter, chosen by
-out-of-fold estimates on the batch itself; and whether a kept probe gets the contrastive step
-(``with_contrastive``, pipelines/training/contrastive.py).
+out-of-fold estimates on the batch itself; and whether a kept probe gets the contrastive step when it is
+switched on (``with_contrastive``, pipelines/training/contrastive.py).
 
 Why a choice at all (measured, bench/RESULTS.md): the head starts as a logistic-regression probe
 fitted on the frozen embeddings, and on a small batch that probe already separates every training
@@ -120,9 +120,10 @@ def with_contrastive(selection: Selection, params: TrainParams, classes: int, no
     batch has at most ``contrastive_max_classes`` classes and was not found ``noisy`` (the label-noise filter acted
     on it, whatever the weights came to: pairs with wrong labels pull the wrong rows together, and with 40 % of
     labels flipped the step lost 0.032 to the probe on arrival vs estimate 16/class). The out-of-fold test compared
-    fine-tuning with the probe, not with the contrastive step: the step is what a kept probe gets, for the gain it
-    showed over the probe on fresh samples of the two-class tasks; on five topics it lost to the probe, and SetFit
-    is behind it there too (pipelines/training/contrastive.py).
+    fine-tuning with the probe, not with the contrastive step (on 16-32 rows a lead of the step's size is noise):
+    the step is what a kept probe gets where the user switched it on. Off by default: it gained on the two-class
+    task it was tuned on and lost to the probe on the fresh ones, and on three and five topics
+    (pipelines/training/contrastive.py).
     """
     if selection.kept != "probe" or selection.default != "probe" or not params.contrastive:
         return selection  # a forced recipe has no default

@@ -60,9 +60,8 @@ def test_default_training_on_eight_examples_per_class_beats_chance_by_far(frames
     # their 36 held-out rows, a lead fine-tuning could never turn into a win: no fold is fine-tuned.
     assert (sel.default, sel.folds, sel.folds_planned, sel.fold_steps, sel.rows_scored) == ("probe", 0, 4, 30, 0)
     assert "fine-tuning was not run on the other 36 held-out rows" in sel.reason
-    # six classes: above contrastive_max_classes, so the kept probe is the probe itself
-    assert sel.kept == "probe" and result.params["steps"] == 0
-    assert sel.reason.endswith("no contrastive step: 6 classes, above contrastive_max_classes (2)")
+    # the contrastive step is off by default (and six classes are above contrastive_max_classes): the probe itself
+    assert sel.kept == "probe" and result.params["steps"] == 0 and "contrastive" not in sel.reason
     assert result.dropped_examples == result.downweighted_examples == 0  # clean data: auto leaves every row be
     assert result.noise_handling.endswith("under noise_auto_fraction 10%: every row weighs 1")
     assert quality.macro_f1 > 0.75, quality.macro_f1  # chance is 1/6

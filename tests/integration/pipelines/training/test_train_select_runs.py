@@ -140,8 +140,10 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
     rng = np.random.default_rng(2)
     texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(24)]
     batch = LabeledBatch(source="twice", texts=texts, labels=["a", "b", "c"] * 8, ids=[str(i) for i in range(24)])
-    # three classes allowed the contrastive step, so a kept probe takes it too
-    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, select="auto", contrastive_max_classes=3)
+    # the contrastive step on, three classes allowed it, so a kept probe takes it too
+    params = TrainParams(
+        lora_layers=1, min_steps=5, max_steps=5, select="auto", contrastive=True, contrastive_max_classes=3
+    )
     first, second = (train(batch, tmp_path / name, base=tiny_base, params=params, seed=3) for name in ("one", "two"))
     assert first.selection == second.selection and first.selection.folds > 0
     assert first.adapter_sha256 == second.adapter_sha256
@@ -184,6 +186,7 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
         min_steps=5,
         max_steps=5,
         noise_filter="none",
+        contrastive=True,
         contrastive_max_classes=3,
         contrastive_pairs_per_row=50,
     )
@@ -223,7 +226,9 @@ def test_a_two_class_batch_the_noise_filter_acted_on_keeps_the_probe_itself(tiny
     from pipelines.training.recipe import train
 
     # cleanlab: the filter always acts; margin then weights every row, so the batch counts as found noisy
-    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5, noise_filter="cleanlab", noise_action="margin")
+    params = TrainParams(
+        lora_layers=1, min_steps=5, max_steps=5, noise_filter="cleanlab", noise_action="margin", contrastive=True
+    )
     result = train(_noise_batch(), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     assert result.downweighted_examples > 0 and result.selection.kept == "probe", result.selection
     assert result.selection.reason.endswith("no contrastive step: the label-noise filter acted on this batch")
@@ -244,6 +249,7 @@ def test_a_batch_the_noise_filter_acted_on_keeps_the_probe_even_when_drop_gave_e
         noise_filter_by="confident_learning",
         noise_action="drop",
         min_per_class=20,
+        contrastive=True,
     )
     result = train(_noise_batch(), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     assert "flagged 0 of" not in result.noise_handling, result.noise_handling
@@ -252,25 +258,31 @@ def test_a_batch_the_noise_filter_acted_on_keeps_the_probe_even_when_drop_gave_e
     assert result.selection.reason.endswith("no contrastive step: the label-noise filter acted on this batch")
 
 
-def test_a_clean_two_class_batch_under_the_default_noise_gate_gets_the_contrastive_step(tiny_base, tmp_path):
+def test_a_clean_two_class_batch_keeps_the_probe_itself_by_default_and_gets_the_step_when_it_is_on(tiny_base, tmp_path):
     from pipelines.training.recipe import train
 
+    batch = _separable(24, seed=3, classes="ab")
+    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5)
+    assert params.noise_filter == "auto" and params.contrastive_max_classes == 2 and not params.contrastive
+    result = train(batch, tmp_path / "default", base=tiny_base, params=params)
+    assert (result.selection.default, result.selection.kept) == ("probe", "probe"), result.selection
+    assert result.params["steps"] == 0 and "contrastive" not in result.selection.reason
     # the gate the default runs (auto) acts only on a batch it finds noisy; this one has no wrong label, so the
     # step's rule (no step where the label-noise filter acted) must not hold it back: a rule on the filter
     # setting alone would
-    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5)
-    assert params.noise_filter == "auto" and params.contrastive_max_classes == 2
-    result = train(_separable(24, seed=3, classes="ab"), tmp_path / "adapter", base=tiny_base, params=params)
-    assert result.noise_handling.endswith("every row weighs 1"), result.noise_handling
-    assert (result.selection.default, result.selection.kept) == ("probe", "contrastive"), result.selection
-    assert result.params["steps"] > 0 and "final_contrastive_loss" in result.metrics
+    on = train(batch, tmp_path / "on", base=tiny_base, params=params.model_copy(update={"contrastive": True}))
+    assert on.noise_handling.endswith("every row weighs 1"), on.noise_handling
+    assert (on.selection.default, on.selection.kept) == ("probe", "contrastive"), on.selection
+    assert on.params["steps"] > 0 and "final_contrastive_loss" in on.metrics
 
 
 def test_the_contrastive_step_refuses_more_blocks_than_the_base_model_has(tiny_base, tmp_path):
     from pipelines.training.recipe import train
     from registry.errors import RefusedError
 
-    params = TrainParams(lora_layers=1, contrastive_layers=3, contrastive_max_classes=3, min_steps=5, max_steps=5)
+    params = TrainParams(
+        lora_layers=1, contrastive=True, contrastive_layers=3, contrastive_max_classes=3, min_steps=5, max_steps=5
+    )
     message = "contrastive_layers=3 but the base model has 2 blocks; set it to at most 2, or null for every block"
     with pytest.raises(RefusedError, match=message):
         train(_separable(30, seed=6), tmp_path / "adapter", base=tiny_base, params=params, seed=0)

@@ -107,25 +107,28 @@ def _selection(kept):
     return Selection(kept=kept, default="probe", reason="out of fold", estimates={})
 
 
+ON = TrainParams(contrastive=True)  # the step is off by default: it lost to the probe on tasks it was not tuned on
+
+
 def test_a_probe_the_batch_chose_gets_the_contrastive_step_and_says_so():
-    chosen = with_contrastive(_selection("probe"), TrainParams(), classes=2, noisy=False)
+    chosen = with_contrastive(_selection("probe"), ON, classes=2, noisy=False)
     assert chosen.kept == "contrastive" and chosen.reason.startswith("out of fold; ") and "contrastive" in chosen.reason
 
 
 def test_a_batch_the_noise_filter_acted_on_keeps_the_probe_itself_and_says_why():
     """Pairs with wrong labels pull the wrong rows together: with 40 % of labels flipped the step lost 0.032."""
-    kept = with_contrastive(_selection("probe"), TrainParams(), classes=2, noisy=True)
+    kept = with_contrastive(_selection("probe"), ON, classes=2, noisy=True)
     assert kept.kept == "probe"
     assert kept.reason == "out of fold; no contrastive step: the label-noise filter acted on this batch"
 
 
 def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_itself_and_says_why():
     """Five topics the probe already separates lost 0.02 with the step (as with SetFit): it is for few classes."""
-    kept = with_contrastive(_selection("probe"), TrainParams(), classes=3, noisy=False)
+    kept = with_contrastive(_selection("probe"), ON, classes=3, noisy=False)
     assert kept.kept == "probe"
     assert kept.reason == "out of fold; no contrastive step: 3 classes, above contrastive_max_classes (2)"
     assert (
-        with_contrastive(_selection("probe"), TrainParams(contrastive_max_classes=5), classes=5, noisy=False).kept
+        with_contrastive(_selection("probe"), ON.model_copy(update={"contrastive_max_classes": 5}), 5, noisy=False).kept
         == "contrastive"
     )
 
@@ -133,12 +136,12 @@ def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_it
 @pytest.mark.parametrize(
     "selection, params",
     [
-        (_selection("lora"), TrainParams()),  # fine-tuning won out of fold: it stays
-        (_selection("probe"), TrainParams(contrastive=False)),  # switched off
+        (_selection("lora"), ON),  # fine-tuning won out of fold: it stays
+        (_selection("probe"), TrainParams()),  # off by default
         # a large batch whose probe beat fine-tuning, the default there: not a small batch's probe
-        (Selection(kept="probe", default="lora", reason="out of fold", estimates={}), TrainParams()),
+        (Selection(kept="probe", default="lora", reason="out of fold", estimates={}), ON),
         # a probe asked for (select: probe) is the probe itself: a forced recipe has no default
-        (Selection(kept="probe", reason="select: probe in the train parameters", estimates={}), TrainParams()),
+        (Selection(kept="probe", reason="select: probe in the train parameters", estimates={}), ON),
     ],
 )
 def test_anything_else_is_left_as_it_was(selection, params):
@@ -148,10 +151,10 @@ def test_anything_else_is_left_as_it_was(selection, params):
 @pytest.mark.parametrize(
     "params, classes, may",
     [
-        (TrainParams(), 2, True),
-        (TrainParams(), 3, False),
-        (TrainParams(contrastive=False), 2, False),
-        (TrainParams(select="lora"), 2, False),
+        (ON, 2, True),
+        (ON, 3, False),
+        (TrainParams(), 2, False),  # off by default
+        (ON.model_copy(update={"select": "lora"}), 2, False),
         (TrainParams(select="contrastive", contrastive=False), 9, True),  # asked for, whatever the batch
     ],
 )
