@@ -106,7 +106,9 @@ FRESH_GROUPS = {
     },
 }
 # Written down beside them, and left untouched until a rule drawn from the tasks above needed checking on tasks it
-# was not drawn from.
+# was not drawn from. Not all of their intents are new: pin_blocked and declined_transfer are two of the twelve
+# intents of problem vs request's "problem" class, Refund_not_showing_up is one of topics3's, and exchange_charge
+# is in both fee_vs_security and rate_vs_charge; no task uses them as classes of their own.
 HELD_OUT_GROUPS = {
     # money the customer wants back vs a rate they think wrong: a few intents each
     "refund_vs_wrong_rate": {

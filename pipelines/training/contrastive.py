@@ -1,11 +1,11 @@
 """The contrastive step a kept probe gets with ``contrastive: true``: the encoder's features adapted on pairs of
 rows, then the probe refitted.
 
-Off by default (bench/RESULTS.md, "2026-12-07 (18:50-19:50)"; docs/decisions/0016): it gained on the task it was
-tuned on (problem vs request) and on one of five binary tasks of bench/tasks.py written after it was tuned, and lost
-to the probe on the other four, where the probe already separated the classes well (SetFit was at or below the
-probe there too). Where a batch's classes are groups of many kinds of text the probe separates poorly, it may pay:
-``tailor evaluate``'s probe baseline shows whether it does on a holdout of the user's own data.
+Off by default (bench/RESULTS.md, "2026-12-07 (18:50-19:50)"; docs/decisions/0016): it gained on problem vs request,
+one of the two tasks it was tuned on (not on the other, arrival vs estimate), and on one of five binary tasks of
+bench/tasks.py written after it was tuned, and lost to the probe on the other four, where the probe already
+separated the classes well (SetFit was at or below the probe there too). No statistic of the batch told where it
+pays: ``tailor evaluate``'s probe baseline shows whether it does on a holdout of the user's own data.
 
 Why it was built (bench/RESULTS.md, "2026-12-07 (12:55-15:05)"): where the selection keeps the frozen probe (a small
 batch, on which fine-tuning through the classification loss only memorises), SetFit, what practitioners pick for

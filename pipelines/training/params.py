@@ -117,8 +117,8 @@ class TrainParams(typed_files.YamlRecord):
     contrastive_max_classes: int = Field(
         2,
         ge=2,
-        description="the contrastive step runs on batches of at most this many classes (it gained on two-class "
-        "tasks and lost on five topics the probe already separates)",
+        description="the contrastive step (when on) runs on batches of at most this many classes (it lost to the "
+        "probe on three and five topics, and on most two-class tasks it was not tuned on)",
     )
     contrastive_layers: int | None = Field(
         None, ge=1, description="upper blocks the contrastive step adapts; None: every block"

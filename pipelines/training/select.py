@@ -121,9 +121,9 @@ def with_contrastive(selection: Selection, params: TrainParams, classes: int, no
     on it, whatever the weights came to: pairs with wrong labels pull the wrong rows together, and with 40 % of
     labels flipped the step lost 0.032 to the probe on arrival vs estimate 16/class). The out-of-fold test compared
     fine-tuning with the probe, not with the contrastive step (on 16-32 rows a lead of the step's size is noise):
-    the step is what a kept probe gets where the user switched it on. Off by default: it gained on the two-class
-    task it was tuned on and lost to the probe on the fresh ones, and on three and five topics
-    (pipelines/training/contrastive.py).
+    the step is what a kept probe gets where the user switched it on. Off by default: it gained on problem vs
+    request (one of the two tasks it was tuned on) and on one of five two-class tasks built after it was tuned,
+    and lost to the probe on the other four and on three and five topics (pipelines/training/contrastive.py).
     """
     if selection.kept != "probe" or selection.default != "probe" or not params.contrastive:
         return selection  # a forced recipe has no default

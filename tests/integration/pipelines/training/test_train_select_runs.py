@@ -62,7 +62,8 @@ def _noise_batch():
 # lr high enough to memorise 30 rows in 10 steps; few steps keep the test cheap. The counts below are of the
 # noise filter's weight action (flagged rows at p^0.25) and of select_z 1.0, which these tests of when the
 # folds stop were written against (the default's threshold: tests/unit/pipelines/training/test_train_select.py).
-# contrastive off: a kept probe is then the probe itself, the zero-delta adapter these tests look for.
+# contrastive pinned off, whatever the default: a kept probe is then the probe itself, the zero-delta adapter these
+# tests look for.
 NOISE_PARAMS = TrainParams(
     lora_layers=1, lr=5e-2, min_steps=10, max_steps=10, noise_action="weight", select_z=1.0, contrastive=False
 )
@@ -140,12 +141,20 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
     rng = np.random.default_rng(2)
     texts = [" ".join(f"w{i}" for i in rng.integers(0, 40, size=6)) for _ in range(24)]
     batch = LabeledBatch(source="twice", texts=texts, labels=["a", "b", "c"] * 8, ids=[str(i) for i in range(24)])
-    # the contrastive step on, three classes allowed it, so a kept probe takes it too
+    # the contrastive step on, three classes allowed it and no label-noise filter to hold it back (these random
+    # texts would look noisy to it), so the kept probe takes it too
     params = TrainParams(
-        lora_layers=1, min_steps=5, max_steps=5, select="auto", contrastive=True, contrastive_max_classes=3
+        lora_layers=1,
+        min_steps=5,
+        max_steps=5,
+        select="auto",
+        noise_filter="none",
+        contrastive=True,
+        contrastive_max_classes=3,
     )
     first, second = (train(batch, tmp_path / name, base=tiny_base, params=params, seed=3) for name in ("one", "two"))
     assert first.selection == second.selection and first.selection.folds > 0
+    assert first.selection.kept == "contrastive", first.selection.reason  # the step's draws are seeded too
     assert first.adapter_sha256 == second.adapter_sha256
 
 

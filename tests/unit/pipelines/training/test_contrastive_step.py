@@ -110,7 +110,7 @@ def _selection(kept):
 ON = TrainParams(contrastive=True)  # the step is off by default: it lost to the probe on tasks it was not tuned on
 
 
-def test_a_probe_the_batch_chose_gets_the_contrastive_step_and_says_so():
+def test_a_probe_the_batch_chose_gets_the_contrastive_step_when_it_is_on_and_says_so():
     chosen = with_contrastive(_selection("probe"), ON, classes=2, noisy=False)
     assert chosen.kept == "contrastive" and chosen.reason.startswith("out of fold; ") and "contrastive" in chosen.reason
 
@@ -128,7 +128,9 @@ def test_a_batch_of_more_classes_than_contrastive_max_classes_keeps_the_probe_it
     assert kept.kept == "probe"
     assert kept.reason == "out of fold; no contrastive step: 3 classes, above contrastive_max_classes (2)"
     assert (
-        with_contrastive(_selection("probe"), ON.model_copy(update={"contrastive_max_classes": 5}), 5, noisy=False).kept
+        with_contrastive(
+            _selection("probe"), ON.model_copy(update={"contrastive_max_classes": 5}), classes=5, noisy=False
+        ).kept
         == "contrastive"
     )
 
