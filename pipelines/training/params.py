@@ -149,7 +149,8 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
 
     Raises:
         NotFoundError: an explicit ``path`` does not exist or is not a regular file.
-        ConfigError: invalid YAML, unknown keys or out-of-range values (every problem named).
+        ConfigError: invalid YAML, unknown keys or out-of-range values (every problem named), training parameters
+            outside the ``train:`` section, or an explicit ``path`` without one.
     """
     if path is not None:
         source = require_file(Path(path), "params file")
@@ -161,6 +162,15 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
         raise ConfigError(f"{source} is not valid YAML: {typed_files.one_line(err)}") from None
     if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
         raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
+    # Read from nowhere else, a parameter written at the top level would leave training on the defaults, silently.
+    stray = sorted(str(key) for key in document if key in TrainParams.model_fields)
+    if stray:
+        raise ConfigError(
+            f"{source}: {', '.join(stray)} {'sits' if len(stray) == 1 else 'sit'} outside the 'train:' section, "
+            "where training never reads them; indent them under 'train:'"
+        )
+    if path is not None and "train" not in document:
+        raise ConfigError(f"{source}: no 'train:' section; training parameters go under it, as in params.yaml")
     values = dict(document.get("train") or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -61,6 +61,30 @@ def test_a_params_file_that_is_not_utf8_yaml_is_named(tmp_path, content):
         load_params(f)
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # the mistake a user makes first: the keys of the section without the section
+        ("contrastive: true\nlr: 0.01\n", "contrastive, lr sit outside the 'train:' section"),
+        ("train:\n  lr: 0.01\ncontrastive: true\n", "contrastive sits outside the 'train:' section"),
+        ("", "no 'train:' section"),
+        ("evaluate:\n  threshold: 1\n", "no 'train:' section"),
+    ],
+)
+def test_a_params_file_whose_parameters_training_would_not_read_is_refused(tmp_path, text, message):
+    f = tmp_path / "params.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_params(f)
+
+
+def test_a_working_params_file_of_other_sections_leaves_training_on_its_defaults(tmp_path, monkeypatch):
+    # ./params.yaml is read unasked, and a DVC project's may hold only its own stages' sections
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("evaluate:\n  threshold: 1\n")
+    assert load_params() == TrainParams()
+
+
 def test_a_missing_params_file_is_named(tmp_path):
     with pytest.raises(NotFoundError, match="does not exist"):
         load_params(tmp_path / "nope.yaml")
