@@ -14,19 +14,22 @@ def test_the_shipped_params_yaml_loads_and_equals_the_code_defaults():
     assert load_params(REPO / "params.yaml") == TrainParams()
 
 
-def test_an_unknown_key_is_refused_by_name(tmp_path):
+def _refused(tmp_path, text: str) -> str:
+    """The message load_params refuses a params file of ``text`` with."""
     f = tmp_path / "params.yaml"
-    f.write_text("train:\n  lora_rank: 8\n")
-    with pytest.raises(ConfigError, match="lora_rank: unknown key"):
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
         load_params(f)
+    return str(err.value)
+
+
+def test_an_unknown_key_is_refused_by_name(tmp_path):
+    assert "lora_rank: unknown key" in _refused(tmp_path, "train:\n  lora_rank: 8\n")
 
 
 def test_an_out_of_range_value_is_refused_by_name(tmp_path):
-    f = tmp_path / "params.yaml"
-    f.write_text("train:\n  lr: -1\n  noise_filter: magic\n")
-    with pytest.raises(ConfigError) as err:
-        load_params(f)
-    assert "lr:" in str(err.value) and "noise_filter:" in str(err.value)
+    message = _refused(tmp_path, "train:\n  lr: -1\n  noise_filter: magic\n")
+    assert "lr:" in message and "noise_filter:" in message
 
 
 @pytest.mark.parametrize(
@@ -41,10 +44,7 @@ def test_an_out_of_range_value_is_refused_by_name(tmp_path):
     ],
 )
 def test_a_yaml_boolean_an_infinity_or_an_empty_target_is_refused_by_name(tmp_path, line, message):
-    f = tmp_path / "params.yaml"
-    f.write_text(f"train:\n  {line}\n")
-    with pytest.raises(ConfigError, match=message):
-        load_params(f)
+    assert message in _refused(tmp_path, f"train:\n  {line}\n")
 
 
 def test_a_number_yaml_reads_as_text_still_parses(tmp_path):
@@ -72,10 +72,7 @@ def test_a_params_file_that_is_not_utf8_yaml_is_named(tmp_path, content):
     ],
 )
 def test_a_params_file_whose_parameters_training_would_not_read_is_refused(tmp_path, text, message):
-    f = tmp_path / "params.yaml"
-    f.write_text(text)
-    with pytest.raises(ConfigError, match=message):
-        load_params(f)
+    assert message in _refused(tmp_path, text)
 
 
 def test_a_working_params_file_of_other_sections_leaves_training_on_its_defaults(tmp_path, monkeypatch):
