@@ -160,15 +160,18 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
         document = typed_files.safe_load(source.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source} is not valid YAML: {typed_files.one_line(err)}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("train", {}), dict):
+    if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
-    # Read from nowhere else, a parameter written at the top level would leave training on the defaults, silently.
+    # Nothing reads a parameter written at the top level: training would run on the defaults without a word. Checked
+    # before the section itself, so that a 'train:' whose lines lost their indent is named for what happened.
     stray = sorted(str(key) for key in document if key in TrainParams.model_fields)
     if stray:
         raise ConfigError(
-            f"{source}: {', '.join(stray)} {'sits' if len(stray) == 1 else 'sit'} outside the 'train:' section, "
-            "where training never reads them; indent them under 'train:'"
+            f"{source}: training parameters outside the 'train:' section, where nothing reads them: "
+            f"{', '.join(stray)}; indent them under 'train:'"
         )
+    if not isinstance(document.get("train", {}), dict):
+        raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
     if path is not None and "train" not in document:
         raise ConfigError(f"{source}: no 'train:' section; training parameters go under it, as in params.yaml")
     values = dict(document.get("train") or {})

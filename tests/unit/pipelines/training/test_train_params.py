@@ -65,8 +65,12 @@ def test_a_params_file_that_is_not_utf8_yaml_is_named(tmp_path, content):
     "text, message",
     [
         # the mistake a user makes first: the keys of the section without the section
-        ("contrastive: true\nlr: 0.01\n", "contrastive, lr sit outside the 'train:' section"),
-        ("train:\n  lr: 0.01\ncontrastive: true\n", "contrastive sits outside the 'train:' section"),
+        ("contrastive: true\nlr: 0.01\n", "outside the 'train:' section, where nothing reads them: contrastive, lr;"),
+        (
+            "train:\n  lr: 0.01\ncontrastive: true\n",
+            "outside the 'train:' section, where nothing reads them: contrastive;",
+        ),
+        ("train:\nlr: 0.01\n", "outside the 'train:' section, where nothing reads them: lr;"),  # the indent lost
         ("", "no 'train:' section"),
         ("evaluate:\n  threshold: 1\n", "no 'train:' section"),
     ],
