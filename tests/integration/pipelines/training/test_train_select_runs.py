@@ -69,6 +69,11 @@ NOISE_PARAMS = TrainParams(
 )
 
 
+def _five_steps(**update) -> TrainParams:
+    """One adapted block and five steps, the cheapest run that still trains, with ``update`` on top."""
+    return TrainParams(lora_layers=1, min_steps=5, max_steps=5, **update)
+
+
 def test_a_batch_whose_labels_are_noise_keeps_the_probe_as_a_zero_delta_adapter(tiny_base, tmp_path):
     """Out of fold fine-tuning loses to the probe, and the probe is what is written; once no fold left
     could change that, the remaining folds are not fine-tuned."""
@@ -143,15 +148,7 @@ def test_the_same_seed_gives_the_same_selection_and_the_same_adapter(tiny_base, 
     batch = LabeledBatch(source="twice", texts=texts, labels=["a", "b", "c"] * 8, ids=[str(i) for i in range(24)])
     # the contrastive step on, three classes allowed it and no label-noise filter to hold it back (these random
     # texts would look noisy to it), so the kept probe takes it too
-    params = TrainParams(
-        lora_layers=1,
-        min_steps=5,
-        max_steps=5,
-        select="auto",
-        noise_filter="none",
-        contrastive=True,
-        contrastive_max_classes=3,
-    )
+    params = _five_steps(select="auto", noise_filter="none", contrastive=True, contrastive_max_classes=3)
     first, second = (train(batch, tmp_path / name, base=tiny_base, params=params, seed=3) for name in ("one", "two"))
     assert first.selection == second.selection and first.selection.folds > 0
     assert first.selection.kept == "contrastive", first.selection.reason  # the step's draws are seeded too
@@ -190,15 +187,7 @@ def test_a_probe_the_batch_keeps_gets_the_contrastive_step_on_every_block_and_se
 
     batch = _separable(30, seed=6)
     # three classes: the step's default limit is two (tests/unit/pipelines/training/test_contrastive_step.py)
-    params = TrainParams(
-        lora_layers=1,
-        min_steps=5,
-        max_steps=5,
-        noise_filter="none",
-        contrastive=True,
-        contrastive_max_classes=3,
-        contrastive_pairs_per_row=50,
-    )
+    params = _five_steps(noise_filter="none", contrastive=True, contrastive_max_classes=3, contrastive_pairs_per_row=50)
     result = train(batch, tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     sel = result.selection
     assert (sel.default, sel.kept) == ("probe", "contrastive"), sel
@@ -235,9 +224,7 @@ def test_a_two_class_batch_the_noise_filter_acted_on_keeps_the_probe_itself(tiny
     from pipelines.training.recipe import train
 
     # cleanlab: the filter always acts; margin then weights every row, so the batch counts as found noisy
-    params = TrainParams(
-        lora_layers=1, min_steps=5, max_steps=5, noise_filter="cleanlab", noise_action="margin", contrastive=True
-    )
+    params = _five_steps(noise_filter="cleanlab", noise_action="margin", contrastive=True)
     result = train(_noise_batch(), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
     assert result.downweighted_examples > 0 and result.selection.kept == "probe", result.selection
     assert result.selection.reason.endswith("no contrastive step: the label-noise filter acted on this batch")
@@ -250,10 +237,7 @@ def test_a_batch_the_noise_filter_acted_on_keeps_the_probe_even_when_drop_gave_e
     # drop never prunes a class below min_per_class: at 20, each class's flagged rows all come back at weight 1,
     # so the weights alone would call the batch clean and give it the step. confident_learning: cleanlab's
     # default (both) would itself flag no row of a class at min_per_class, and then nothing comes back
-    params = TrainParams(
-        lora_layers=1,
-        min_steps=5,
-        max_steps=5,
+    params = _five_steps(
         noise_filter="cleanlab",
         noise_filter_by="confident_learning",
         noise_action="drop",
@@ -271,7 +255,7 @@ def test_a_clean_two_class_batch_keeps_the_probe_itself_by_default_and_gets_the_
     from pipelines.training.recipe import train
 
     batch = _separable(24, seed=3, classes="ab")
-    params = TrainParams(lora_layers=1, min_steps=5, max_steps=5)
+    params = _five_steps()
     assert params.noise_filter == "auto" and params.contrastive_max_classes == 2 and not params.contrastive
     result = train(batch, tmp_path / "default", base=tiny_base, params=params)
     assert (result.selection.default, result.selection.kept) == ("probe", "probe"), result.selection
@@ -289,9 +273,7 @@ def test_the_contrastive_step_refuses_more_blocks_than_the_base_model_has(tiny_b
     from pipelines.training.recipe import train
     from registry.errors import RefusedError
 
-    params = TrainParams(
-        lora_layers=1, contrastive=True, contrastive_layers=3, contrastive_max_classes=3, min_steps=5, max_steps=5
-    )
+    params = _five_steps(contrastive=True, contrastive_layers=3, contrastive_max_classes=3)
     message = "contrastive_layers=3 but the base model has 2 blocks; set it to at most 2, or null for every block"
     with pytest.raises(RefusedError, match=message):
         train(_separable(30, seed=6), tmp_path / "adapter", base=tiny_base, params=params, seed=0)
@@ -317,10 +299,7 @@ def _separable(n: int, seed: int, classes: str = "abc"):
 # Fine-tuning the default (as on a large batch) and a budget that pays for exactly one fold: 18 fold rows
 # x 5 steps of 8 = 40 rows visited, select_cost 1 x 5 final steps x 8. At select_z 1.0 the 6 rows a fold holds
 # out of 24 can still move the outcome after one fold, so a budget of two runs both.
-ONE_FOLD = TrainParams(
-    lora_layers=1,
-    min_steps=5,
-    max_steps=5,
+ONE_FOLD = _five_steps(
     batch_size=8,
     select_large_rows=2,
     select_cost=1.0,
