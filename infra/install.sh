@@ -18,13 +18,23 @@ fi
 echo "setup: installing tailor and its dependencies"
 .venv/bin/pip install --quiet --progress-bar off -e '.[all,test,serve-onnx,docs]' -c infra/constraints.txt
 .venv/bin/pip check
+# PyPI ships these two only as source. uv builds a new copy of each into its cache on every install that reaches
+# the index and keeps them all: unidic-lite (a 250 MB dictionary) cost hundreds of MB a build, five builds a setup,
+# until a full disk failed a CI run. pip builds each once into its own wheel cache; every uv install below takes the
+# wheels from .venv/wheelhouse and is told --no-build, so a new source-only dependency stops setup here, named by uv.
+wheelhouse=.venv/wheelhouse
+for name in unidic-lite antlr4-python3-runtime; do
+  version=$(.venv/bin/python -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$name")
+  .venv/bin/pip wheel --quiet --no-deps -w "$wheelhouse" "$name==$version"
+done
+mapfile -t index_args < <(.venv/bin/python infra/uv_index_args.py)
+index_args+=(--find-links "$wheelhouse" --no-build)
 # tests/integration/project/test_extras.py installs each extra into a fresh venv with uv, offline (UV_OFFLINE=1), from
 # uv's cache (UV_CACHE_DIR, default ~/.cache/uv) through hard links: seconds per venv. Fill that cache now, while
 # the indexes are reachable, by installing each extra the test checks once into a throwaway venv.
 echo "setup: filling uv's cache for the extras test"
 fill=$(mktemp -d)
 .venv/bin/pip wheel --quiet --no-deps --no-build-isolation -w "$fill/dist" . >/dev/null
-mapfile -t index_args < <(.venv/bin/python infra/uv_index_args.py)
 for extra in serve train orchestrate; do  # one at a time, as the test resolves them (alone, versions can differ)
   .venv/bin/uv venv --quiet --python "$(.venv/bin/python -c 'import sys; print(sys._base_executable)')" "$fill/$extra"
   .venv/bin/uv pip install --quiet --python "$fill/$extra/bin/python" --link-mode hardlink "${index_args[@]}" \
@@ -66,7 +76,7 @@ for version in 3.12 3.13; do
   fi
   echo "setup: $venv with $("$python" --version) (torch-free: registry/ and its unit tests)"
   .venv/bin/uv venv --quiet --python "$python" "$venv"
-  .venv/bin/uv pip install --quiet --python "$venv/bin/python" -r pyproject.toml --extra test \
+  .venv/bin/uv pip install --quiet --python "$venv/bin/python" -r pyproject.toml --extra test "${index_args[@]}" \
     --excludes infra/torch-free-excludes.txt -c infra/constraints.txt
 done
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

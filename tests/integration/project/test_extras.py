@@ -68,6 +68,10 @@ def test_an_extra_installs_alone_with_what_it_is_for_and_nothing_else(extra, whe
     install += [
         "hardlink",
         *index,
+        # the source-only packages as install.sh built them; --no-build as there, so no build lands in uv's cache
+        "--find-links",
+        str(Path(sys.prefix) / "wheelhouse"),
+        "--no-build",
         "-c",
         str(REPO / "infra" / "constraints.txt"),
         f"tailor[{extra}] @ {wheel.as_uri()}",
