@@ -170,11 +170,15 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
             f"{source}: training parameters outside the 'train:' section, where nothing reads them: "
             f"{', '.join(stray)}; indent them under 'train:'"
         )
-    if not isinstance(document.get("train", {}), dict):
-        raise ConfigError(f"{source}: expected a mapping with a 'train:' section")
     if path is not None and "train" not in document:
         raise ConfigError(f"{source}: no 'train:' section; training parameters go under it, as in params.yaml")
-    values = dict(document.get("train") or {})
+    section = document.get("train") or {}  # an empty 'train:', every line commented out, means the defaults
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"{source}: 'train:' holds {section!r}, not parameters; write each as 'name: value' on a line of its own, "
+            "indented under it"
+        )
+    values = dict(section)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainParams(**values)

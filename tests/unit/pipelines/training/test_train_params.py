@@ -72,6 +72,8 @@ def test_a_params_file_that_is_not_utf8_yaml_is_named(tmp_path, content):
         ),
         ("train:\nlr: 0.01\n", "outside the 'train:' section, where nothing reads them: lr;"),  # the indent lost
         ("", "no 'train:' section"),
+        ("train: 0.01\n", "'train:' holds 0.01, not parameters; write each as 'name: value'"),
+        ("train: [lr, 0.01]\n", "'train:' holds ['lr', 0.01], not parameters;"),
         ("evaluate:\n  threshold: 1\n", "no 'train:' section"),
     ],
 )
@@ -84,6 +86,12 @@ def test_a_working_params_file_of_other_sections_leaves_training_on_its_defaults
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("evaluate:\n  threshold: 1\n")
     assert load_params() == TrainParams()
+
+
+def test_an_empty_train_section_means_the_defaults(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("train:\n  # lr: 0.01\n")
+    assert load_params(f) == TrainParams()
 
 
 def test_a_missing_params_file_is_named(tmp_path):
