@@ -9,6 +9,7 @@ the whole run, on free ports, in a temporary folder, and stopped at the end; it 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -72,10 +73,28 @@ class RunningStore:
         return store_env(self.cfg, self.home, **extra)
 
 
+# What a whole run writes, measured on 2026-12-07 (4.4 GB: the store's volumes, the extras test's environments,
+# models and reports), with room to spare.
+RUN_WRITES_BYTES = 6 << 30
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> RunningStore:
     """One real SeaweedFS for the whole run, as `tailor store start` runs it."""
     home = tmp_path_factory.mktemp("tailor-home")
+    # SeaweedFS turns its volumes read-only below 1 % free, and sizes how many it may create by the free space
+    # it starts with. A CI run begun on a nearly full disk failed its store writes one by one with "internal
+    # error" for 74 minutes; stop before the first, saying why.
+    disk = shutil.disk_usage(home)
+    need = RUN_WRITES_BYTES + disk.total // 100
+    if disk.free < need:
+        pytest.exit(
+            f"the tests need about {need / 2**30:.1f} GiB free on the disk of {home} (a run writes up to "
+            f"{RUN_WRITES_BYTES / 2**30:.0f} GiB, and the test store turns read-only below 1 % free); "
+            f"{disk.free / 2**30:.1f} GiB is free. Free space first: earlier runs' folders beside {home.parent}, "
+            "`uv cache prune`",
+            returncode=3,
+        )
     cfg = EmbeddedStoreConfig.on_free_ports(home / "store", bucket="tailor-test")
     seaweedfs.start(cfg)
     yield RunningStore(cfg=cfg, home=home)
