@@ -58,12 +58,15 @@ def main() -> None:
         train_df, _ = load(task)
         for per_class in args.per_class:
             for rate in args.noise:
-                flags, rows = [], 0
+                flags, rows, refused = [], 0, []
                 for seed in range(args.seeds):
                     df = sample(train_df, per_class, seed)
                     labels = flip(df.category.tolist(), rate, seed)[0]
                     names = sorted(set(labels))
                     y = np.array([names.index(label) for label in labels])
+                    if np.bincount(y).min() < params.min_per_class:  # flips emptied a class: training refuses it
+                        refused.append(seed)
+                        continue
                     embeddings = embed(df.text.tolist(), model_dir, max_length=params.max_length)
                     flags.append(int(label_issues(embeddings, y, len(names), params, seed)[1].sum()))
                     rows = len(y)
@@ -74,6 +77,7 @@ def main() -> None:
                         "noise": rate,
                         "rows": rows,
                         "flags": flags,
+                        "refused_seeds": refused,
                         "share_acts": sum(f / rows >= params.noise_auto_fraction for f in flags),
                         "gate_acts": sum(not why_not_noisy(f, rows, params) for f in flags),
                     }
