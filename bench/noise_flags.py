@@ -64,7 +64,8 @@ def main() -> None:
                     labels = flip(df.category.tolist(), rate, seed)[0]
                     names = sorted(set(labels))
                     y = np.array([names.index(label) for label in labels])
-                    if np.bincount(y).min() < params.min_per_class:  # flips emptied a class: training refuses it
+                    # flips left a class below min_per_class: training refuses such a batch
+                    if np.bincount(y).min() < params.min_per_class:
                         refused.append(seed)
                         continue
                     embeddings = embed(df.text.tolist(), model_dir, max_length=params.max_length)

@@ -19,12 +19,15 @@ echo "setup: installing tailor and its dependencies"
 .venv/bin/pip install --quiet --progress-bar off -e '.[all,test,serve-onnx,docs]' -c infra/constraints.txt
 .venv/bin/pip check
 # PyPI ships these two only as source. uv builds a new copy of each into its cache on every install that reaches
-# the index and keeps them all: unidic-lite (a 250 MB dictionary) cost hundreds of MB a build, five builds a setup,
-# until a full disk failed a CI run. pip builds each once into its own wheel cache; every uv install below takes the
-# wheels from .venv/wheelhouse and is told --no-build, so a new source-only dependency stops setup here, named by uv.
+# the index and keeps them all: unidic-lite (a 250 MB dictionary) cost hundreds of MB a build, three builds of it
+# and two of antlr4 a setup, until a CI run on a nearly full disk failed. pip builds each once into its own wheel
+# cache; the extras' uv installs below take the wheels from .venv/wheelhouse and are told --no-build: a new
+# source-only dependency stops them, or uv falls back to an older version of it that has a wheel.
 wheelhouse=.venv/wheelhouse
 for name in unidic-lite antlr4-python3-runtime; do
-  version=$(.venv/bin/python -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$name")
+  # the version installed in .venv, which the extras must match; one no longer installed needs no wheel
+  version=$(.venv/bin/python -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$name" \
+    2>/dev/null) || continue
   .venv/bin/pip wheel --quiet --no-deps -w "$wheelhouse" "$name==$version"
 done
 mapfile -t index_args < <(.venv/bin/python infra/uv_index_args.py)
@@ -76,7 +79,7 @@ for version in 3.12 3.13; do
   fi
   echo "setup: $venv with $("$python" --version) (torch-free: registry/ and its unit tests)"
   .venv/bin/uv venv --quiet --python "$python" "$venv"
-  .venv/bin/uv pip install --quiet --python "$venv/bin/python" -r pyproject.toml --extra test "${index_args[@]}" \
+  .venv/bin/uv pip install --quiet --python "$venv/bin/python" -r pyproject.toml --extra test \
     --excludes infra/torch-free-excludes.txt -c infra/constraints.txt
 done
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -78,23 +78,32 @@ class RunningStore:
 RUN_WRITES_BYTES = 6 << 30
 
 
+def disk_short_for_a_run(free: int, total: int) -> str | None:
+    """Why a disk with ``free`` of its ``total`` bytes free cannot hold a test run; None when it can.
+
+    SeaweedFS turns its volumes read-only below 1 % free, and sizes how many it may create by the free space it
+    starts with. A CI run begun on a nearly full disk failed its store writes one by one with "internal error"
+    for 74 minutes: the store fixture stops the run before the first, saying why.
+    """
+    need = RUN_WRITES_BYTES + total // 100
+    if free >= need:
+        return None
+    return (
+        f"the tests need about {need / 2**30:.1f} GiB free (a run writes up to {RUN_WRITES_BYTES / 2**30:.0f} GiB, "
+        f"and the test store turns read-only below 1 % free); {free / 2**30:.1f} GiB is free. Free space first: "
+        "earlier test runs' folders, old caches (`uv cache clean unidic-lite antlr4-python3-runtime` removes the "
+        "builds that setups before 2026-12-07 left in uv's)"
+    )
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> RunningStore:
     """One real SeaweedFS for the whole run, as `tailor store start` runs it."""
     home = tmp_path_factory.mktemp("tailor-home")
-    # SeaweedFS turns its volumes read-only below 1 % free, and sizes how many it may create by the free space
-    # it starts with. A CI run begun on a nearly full disk failed its store writes one by one with "internal
-    # error" for 74 minutes; stop before the first, saying why.
     disk = shutil.disk_usage(home)
-    need = RUN_WRITES_BYTES + disk.total // 100
-    if disk.free < need:
-        pytest.exit(
-            f"the tests need about {need / 2**30:.1f} GiB free on the disk of {home} (a run writes up to "
-            f"{RUN_WRITES_BYTES / 2**30:.0f} GiB, and the test store turns read-only below 1 % free); "
-            f"{disk.free / 2**30:.1f} GiB is free. Free space first: earlier runs' folders beside {home.parent}, "
-            "`uv cache prune`",
-            returncode=3,
-        )
+    short = disk_short_for_a_run(disk.free, disk.total)
+    if short:
+        pytest.exit(f"{home}: {short}")
     cfg = EmbeddedStoreConfig.on_free_ports(home / "store", bucket="tailor-test")
     seaweedfs.start(cfg)
     yield RunningStore(cfg=cfg, home=home)

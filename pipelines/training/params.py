@@ -172,7 +172,9 @@ def load_params(path: Path | None = None, **overrides: object) -> TrainParams:
         )
     if path is not None and "train" not in document:
         raise ConfigError(f"{source}: no 'train:' section; training parameters go under it, as in params.yaml")
-    section = document.get("train") or {}  # an empty 'train:', every line commented out, means the defaults
+    section = document.get("train")
+    if section is None:  # an empty 'train:', every line under it commented out: the defaults
+        section = {}
     if not isinstance(section, dict):
         raise ConfigError(
             f"{source}: 'train:' holds {section!r}, not parameters; write each as 'name: value' on a line of its own, "

@@ -41,5 +41,5 @@ def test_params_come_from_the_working_folder_first_then_the_packaged_file(tmp_pa
     (tmp_path / "params.yaml").write_text("train:\n  lr: 0.001\n")
     assert load_params().lr == 0.001
     (tmp_path / "params.yaml").write_text("train: [1, 2]\n")
-    with pytest.raises(ConfigError, match=r"params.yaml: expected a mapping with a 'train:' section"):
+    with pytest.raises(ConfigError, match=r"params.yaml: 'train:' holds \[1, 2\], not parameters"):
         load_params()

@@ -74,6 +74,8 @@ def test_a_params_file_that_is_not_utf8_yaml_is_named(tmp_path, content):
         ("", "no 'train:' section"),
         ("train: 0.01\n", "'train:' holds 0.01, not parameters; write each as 'name: value'"),
         ("train: [lr, 0.01]\n", "'train:' holds ['lr', 0.01], not parameters;"),
+        ("train: 0\n", "'train:' holds 0, not parameters;"),  # falsy values are no empty section either
+        ("train: []\n", "'train:' holds [], not parameters;"),
         ("evaluate:\n  threshold: 1\n", "no 'train:' section"),
     ],
 )
